@@ -1,0 +1,60 @@
+import { parseArgs } from 'node:util';
+import type { ConfigSources } from './config/load.js';
+
+export const USAGE = `Usage: warren [options]
+
+Warren: a Kubernetes ingress controller with a native Cloudflare Tunnel connector.
+
+Options:
+  -c, --config FILE     settings file (YAML or JSON); also WARREN_CONFIG
+      --set KEY=VALUE   override one setting, e.g. --set proxy.connectTimeout=5s (repeatable)
+      --local DIR       local mode: read manifests from DIR, run the built-in edge simulator and
+                        serve its eyeball entrance on local.eyeballListen (http://127.0.0.1:8080)
+      --log-level LEVEL fatal, error, warn, info, debug, trace or silent
+      --print-config    print the effective settings as JSON and exit
+  -h, --help            show this help and exit
+  -v, --version         print the version and exit
+
+Settings precedence, lowest first: defaults, the settings file, WARREN_* environment variables
+(WARREN_PROXY__CONNECT_TIMEOUT=5s sets proxy.connectTimeout), then flags.
+Secrets come from files or environment only: TUNNEL_TOKEN, CLOUDFLARE_API_TOKEN.
+See docs/configuration.md for every setting.
+`;
+
+export interface CliOptions {
+  help: boolean;
+  version: boolean;
+  printConfig: boolean;
+  local?: string | undefined;
+  sources: ConfigSources;
+}
+
+/** Parses argv into config sources; throws a TypeError naming the bad flag. */
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      config: { type: 'string', short: 'c' },
+      set: { type: 'string', multiple: true },
+      local: { type: 'string' },
+      'log-level': { type: 'string' },
+      'print-config': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  const sets = [...(values.set ?? [])];
+  if (values['log-level']) sets.push(`logLevel=${values['log-level']}`);
+  const overlay: Record<string, unknown> | undefined = values.local
+    ? { source: { kind: 'folder', folder: values.local } }
+    : undefined;
+  return {
+    help: values.help ?? false,
+    version: values.version ?? false,
+    printConfig: values['print-config'] ?? false,
+    local: values.local,
+    sources: { file: values.config ?? env.WARREN_CONFIG, env, sets, ...(overlay ? { overlay } : {}) },
+  };
+}

@@ -1,0 +1,225 @@
+import { z } from 'zod';
+import { duration } from './duration.js';
+
+/**
+ * The single source of truth for Warren's settings. Defaults live here and nowhere else; parsing is strict
+ * (an unknown key is an error naming it) and the parsed result is deep-frozen by `loadConfig`.
+ *
+ * The same schema generates `chart/values.schema.json` and `docs/configuration.md` (`npm run generate`);
+ * tests fail when either is stale.
+ *
+ * Secrets never appear here: the tunnel token and the Cloudflare API token come from files or environment
+ * variables that a Kubernetes Secret provides, and the settings only name those files or variables.
+ *
+ * Each plugin owns `plugins.<name>`; core checks only `enabled` there and hands the subtree to the plugin's
+ * own strict schema (see `plugin-api/manifest.ts`).
+ */
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/]+):\d{1,5}$/, 'host:port such as "127.0.0.1:7844" or "[::1]:7844"');
+
+const listenAddress = hostPort.describe('Address to listen on, host:port');
+
+export const ingressClassSchema = z
+  .object({
+    name: z.string().min(1).default('cloudflare-tunnel').describe('IngressClass name that selects Warren'),
+    controller: z
+      .string()
+      .min(1)
+      .default('warren.dev/ingress-controller')
+      .describe('IngressClass spec.controller value that Warren owns'),
+    watchWithoutClass: z
+      .boolean()
+      .default(false)
+      .describe('Also take Ingresses that name no class at all (and no default class exists)'),
+  })
+  .strict();
+
+export const leaderElectionSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Elect a leader through a coordination.k8s.io Lease'),
+    leaseName: z.string().min(1).default('warren-leader').describe('Lease object name'),
+    leaseNamespace: z
+      .string()
+      .optional()
+      .describe('Lease namespace; defaults to the pod namespace (POD_NAMESPACE) or "default"'),
+    leaseDuration: duration().default(15_000).describe('How long a lease is valid without renewal'),
+    renewDeadline: duration().default(10_000).describe('How long the leader keeps retrying renewal before it steps down'),
+    retryPeriod: duration().default(2_000).describe('Interval between acquire and renew attempts'),
+  })
+  .strict();
+
+export const kubernetesSchema = z
+  .object({
+    kubeconfig: z
+      .string()
+      .optional()
+      .describe('Path of a kubeconfig file; default: in-cluster service account, then $KUBECONFIG, then ~/.kube/config'),
+    namespaces: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Watch only these namespaces (empty: all namespaces)'),
+    leaderElection: leaderElectionSchema.default(leaderElectionSchema.parse({})),
+    publishHostname: z
+      .string()
+      .optional()
+      .describe('Hostname written to Ingress status instead of <tunnel-id>.cfargotunnel.com'),
+    resyncBurstWindow: duration()
+      .default(50)
+      .describe('How long the work queue waits to coalesce a burst of changes into one route-table build'),
+  })
+  .strict();
+
+export const sourceSchema = z
+  .object({
+    kind: z
+      .enum(['kubernetes', 'folder'])
+      .default('kubernetes')
+      .describe('Where Ingress, Service and EndpointSlice objects come from: the cluster, or YAML files in a folder'),
+    folder: z.string().optional().describe('Folder of YAML manifests when kind is "folder" (watched for changes)'),
+  })
+  .strict();
+
+export const tunnelSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Run the in-process Cloudflare Tunnel connector'),
+    tokenFile: z.string().optional().describe('File holding a tunnel token (alternative: env TUNNEL_TOKEN)'),
+    credentialsFile: z
+      .string()
+      .optional()
+      .describe('File holding tunnel credentials JSON (AccountTag, TunnelSecret, TunnelID)'),
+    haConnections: z.number().int().min(1).max(16).default(4).describe('Connections to the edge per replica'),
+    region: z.string().optional().describe('Edge region prefix for SRV discovery, e.g. "us"'),
+    edgeIpVersion: z.enum(['auto', '4', '6']).default('auto').describe('IP family preference for edge addresses'),
+    edgeAddresses: z
+      .array(hostPort)
+      .default([])
+      .describe('Static edge addresses used instead of DNS discovery (tests, unusual networks)'),
+    edgeCaFile: z
+      .string()
+      .optional()
+      .describe('PEM bundle that replaces the trusted roots for the edge (tests, unusual networks)'),
+    rpcTimeout: duration().default(15_000).describe('Timeout for a registration or unregistration RPC'),
+  })
+  .strict();
+
+export const cloudflareSchema = z
+  .object({
+    accountId: z.string().optional().describe('Cloudflare account id (tunnel management mode)'),
+    tunnelName: z.string().optional().describe('Tunnel to find or create by name (tunnel management mode)'),
+    apiTokenFile: z.string().optional().describe('File holding the API token (alternative: env CLOUDFLARE_API_TOKEN)'),
+    apiBaseUrl: z
+      .url()
+      .default('https://api.cloudflare.com/client/v4')
+      .describe('Cloudflare API base URL'),
+    credentialsSecretName: z
+      .string()
+      .default('warren-tunnel-credentials')
+      .describe('Secret (in the controller namespace) where a created tunnel\'s credentials are stored'),
+    deleteTunnelOnUninstall: z
+      .boolean()
+      .default(false)
+      .describe('Delete the tunnel when the controller is uninstalled (never by default)'),
+  })
+  .strict();
+
+export const backendRefSchema = z
+  .object({
+    namespace: z.string().min(1),
+    service: z.string().min(1),
+    port: z.union([z.number().int().min(1).max(65535), z.string().min(1)]),
+  })
+  .strict();
+
+export const proxySchema = z
+  .object({
+    connectTimeout: duration().default(30_000).describe('Upstream connect timeout (cloudflared origin default 30s)'),
+    responseHeaderTimeout: duration()
+      .default(100_000)
+      .describe('Time to wait for the upstream response head (the edge gives up after about 100s)'),
+    idleTimeout: duration().default(90_000).describe('Idle time after which an exchange or pooled connection is closed'),
+    loadBalancing: z
+      .enum(['least-request', 'round-robin'])
+      .default('least-request')
+      .describe('Endpoint choice: least outstanding requests with random tie-break, or round robin'),
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(65_536)
+      .describe('Largest request header block accepted (bytes); larger gets 431'),
+    maxRequestHeaders: z.number().int().positive().default(256).describe('Most request header fields accepted'),
+    preserveHost: z.boolean().default(true).describe('Send the client Host to the upstream'),
+    defaultBackend: backendRefSchema
+      .optional()
+      .describe('Controller-wide default backend for requests no Ingress matches'),
+    retries: z.number().int().min(0).max(5).default(2).describe('Other endpoints tried after a connect failure (safe methods)'),
+    accessLog: z
+      .object({
+        enabled: z.boolean().default(true),
+        sampleRate: z.number().min(0).max(1).default(1).describe('Fraction of requests logged'),
+      })
+      .strict()
+      .default({ enabled: true, sampleRate: 1 }),
+  })
+  .strict();
+
+export const serverSchema = z
+  .object({
+    listen: listenAddress.default('0.0.0.0:10254').describe('Health and metrics endpoint (/healthz, /readyz, /metrics)'),
+    proxyListen: listenAddress
+      .optional()
+      .describe('Plain-HTTP entry point into the proxy pipeline (tests and local debugging; off by default)'),
+  })
+  .strict();
+
+export const localSchema = z
+  .object({
+    eyeballListen: listenAddress
+      .default('127.0.0.1:8080')
+      .describe('Local mode: where the built-in edge simulator accepts client requests'),
+  })
+  .strict();
+
+export const pluginToggleSchema = z
+  .object({ enabled: z.boolean().describe('Register this plugin') })
+  .catchall(z.unknown())
+  .describe('Plugin settings: `enabled` plus the keys of the plugin\'s own schema');
+
+export const extraPluginSchema = z
+  .object({
+    package: z.string().min(1).describe('npm package name whose default export is a Warren plugin module'),
+    config: z.record(z.string(), z.unknown()).default({}).describe('Settings for the plugin\'s own schema'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('Log level'),
+    ingressClass: ingressClassSchema.default(ingressClassSchema.parse({})),
+    source: sourceSchema.default(sourceSchema.parse({})),
+    kubernetes: kubernetesSchema.default(kubernetesSchema.parse({})),
+    tunnel: tunnelSchema.default(tunnelSchema.parse({})),
+    cloudflare: cloudflareSchema.default(cloudflareSchema.parse({})),
+    proxy: proxySchema.default(proxySchema.parse({})),
+    server: serverSchema.default(serverSchema.parse({})),
+    local: localSchema.default(localSchema.parse({})),
+    shutdownGracePeriod: duration()
+      .default(25_000)
+      .describe('How long in-flight requests may finish after SIGTERM'),
+    plugins: z
+      .record(z.string().regex(/^[a-z][a-z0-9-]*$/), pluginToggleSchema)
+      .default({})
+      .describe('Built-in plugin toggles and settings, keyed by plugin name'),
+    extraPlugins: z.array(extraPluginSchema).default([]).describe('Custom plugin packages to load'),
+  })
+  .strict();
+
+/** Settings as written by a user (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** Settings after parsing: defaults applied, durations in milliseconds. Deep-frozen at runtime. */
+export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,28 @@
+import type { RouteTable } from '../routes/types.js';
+import type { PluginLifecycle } from './lifecycle.js';
+
+/**
+ * A plugin that reacts to route tables outside the data plane (DNS records, firewall rules).
+ * Registered under the `CONTROL_PLUGIN` token. Runs on the leader only.
+ *
+ * `onRoutesChanged` gets the whole desired state, never a diff, and must be idempotent: it is called after
+ * every new table generation (coalesced), after leadership is gained, and periodically to repair drift.
+ * Calls for one plugin never overlap. A rejection is logged and retried with backoff.
+ */
+export interface ControlPlugin extends PluginLifecycle {
+  readonly id: string;
+  onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void>;
+  /**
+   * Called when an owned Ingress is being deleted (it carries Warren's finalizer) so the plugin can clean
+   * up external state for it. Resolve when done; reject to retry (bounded by core).
+   */
+  onIngressDeleted?(ingress: { namespace: string; name: string; hosts: readonly string[] }, ctx: ControlContext): Promise<void>;
+  /** True when the plugin manages external state for this Ingress and so needs Warren's finalizer on it. */
+  needsFinalizer?(ingress: { namespace: string; name: string; annotations: Readonly<Record<string, string>> }): boolean;
+}
+
+export interface ControlContext {
+  readonly signal: AbortSignal;
+  /** The tunnel id, once known; DNS targets `<tunnelId>.cfargotunnel.com`. */
+  readonly tunnelId: string | undefined;
+}
