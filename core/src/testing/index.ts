@@ -1,2 +1,2 @@
-/** `@warren/core/testing`: helpers for tests of core and of plugins (loopback servers, fixtures). */
-export {};
+/** `@warren/core/testing`: helpers for tests of core and of plugins (certificates, loopback servers, fixtures). */
+export * from './certs.js';
