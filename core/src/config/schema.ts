@@ -104,6 +104,24 @@ export const tunnelSchema = z
   })
   .strict();
 
+/**
+ * Client-side budget shared by every Cloudflare API call of one replica (tunnel lifecycle, DNS, firewall).
+ * Cloudflare allows 1,200 requests per 5 minutes per user or token; a token bucket holding `burst` requests and
+ * refilled at `(requests - burst) / window` never exceeds `requests` in any window.
+ */
+export const cloudflareRateLimitSchema = z
+  .object({
+    requests: z
+      .number()
+      .int()
+      .min(2)
+      .default(1200)
+      .describe('Most Cloudflare API requests in any window (Cloudflare allows 1,200 per 5 minutes per token)'),
+    window: duration().default(300_000).describe('Length of the rate-limit window'),
+    burst: z.number().int().min(1).default(100).describe('Requests that may be sent back to back before pacing starts'),
+  })
+  .strict();
+
 export const cloudflareSchema = z
   .object({
     accountId: z.string().optional().describe('Cloudflare account id (tunnel management mode)'),
@@ -121,6 +139,8 @@ export const cloudflareSchema = z
       .boolean()
       .default(false)
       .describe('Delete the tunnel when the controller is uninstalled (never by default)'),
+    rateLimit: cloudflareRateLimitSchema.default(cloudflareRateLimitSchema.parse({})),
+    requestTimeout: duration().default(30_000).describe('Timeout of one Cloudflare API request (retried on 429 and 5xx)'),
   })
   .strict();
 

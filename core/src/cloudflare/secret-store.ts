@@ -1,0 +1,103 @@
+import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { ErrorCode, WarrenError } from '../errors.js';
+
+/** Labels and annotations written on the credentials Secret (no secret material). */
+export interface SecretMetadata {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/**
+ * Storage for the credentials of a managed tunnel: exactly one Secret, whose name and namespace the store was
+ * built with. Implemented with the Kubernetes API ({@link KubernetesCredentialsSecretStore}); tests of the tunnel
+ * lifecycle may use an in-memory double of this interface.
+ */
+export interface CredentialsSecretStore {
+  /** `namespace/name`, for logs and errors. */
+  readonly description: string;
+  /** The Secret's data, or undefined when it does not exist. */
+  read(signal?: AbortSignal): Promise<Readonly<Record<string, Buffer>> | undefined>;
+  /** Creates the Secret; `exists` when it was already there (another replica won the race): read it then. */
+  create(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata, signal?: AbortSignal): Promise<'created' | 'exists'>;
+  /** Overwrites the Secret's data (it must exist). */
+  replace(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata, signal?: AbortSignal): Promise<void>;
+  /** Deletes the Secret; absent is fine. */
+  delete(signal?: AbortSignal): Promise<void>;
+}
+
+/** {@link CredentialsSecretStore} on the Kubernetes API (core/v1 Secrets, type Opaque). Needs get/create/update/delete on that Secret. */
+export class KubernetesCredentialsSecretStore implements CredentialsSecretStore {
+  readonly description: string;
+  readonly #api: CoreV1Api;
+  readonly #namespace: string;
+  readonly #name: string;
+
+  constructor(kubeConfig: KubeConfig, namespace: string, name: string) {
+    this.#api = kubeConfig.makeApiClient(CoreV1Api);
+    this.#namespace = namespace;
+    this.#name = name;
+    this.description = `Secret ${namespace}/${name}`;
+  }
+
+  async read(): Promise<Readonly<Record<string, Buffer>> | undefined> {
+    let secret: V1Secret;
+    try {
+      secret = await this.#api.readNamespacedSecret({ name: this.#name, namespace: this.#namespace });
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw this.#error('read', err);
+    }
+    const data: Record<string, Buffer> = {};
+    for (const [key, value] of Object.entries(secret.data ?? {})) data[key] = Buffer.from(value, 'base64');
+    return data;
+  }
+
+  async create(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata): Promise<'created' | 'exists'> {
+    try {
+      await this.#api.createNamespacedSecret({ namespace: this.#namespace, body: this.#body(data, metadata) });
+      return 'created';
+    } catch (err) {
+      if (statusOf(err) === 409) return 'exists';
+      throw this.#error('create', err);
+    }
+  }
+
+  async replace(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata): Promise<void> {
+    try {
+      await this.#api.replaceNamespacedSecret({ name: this.#name, namespace: this.#namespace, body: this.#body(data, metadata) });
+    } catch (err) {
+      throw this.#error('replace', err);
+    }
+  }
+
+  async delete(): Promise<void> {
+    try {
+      await this.#api.deleteNamespacedSecret({ name: this.#name, namespace: this.#namespace });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw this.#error('delete', err);
+    }
+  }
+
+  #body(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata): V1Secret {
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { name: this.#name, namespace: this.#namespace, labels: { ...metadata.labels }, annotations: { ...metadata.annotations } },
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, v.toString('base64')])),
+    };
+  }
+
+  #error(verb: string, err: unknown): WarrenError {
+    const status = statusOf(err);
+    return new WarrenError(ErrorCode.KubernetesApi, `cannot ${verb} ${this.description}: ${status ? `HTTP ${status}` : (err as Error)?.message ?? 'unknown error'}`, {
+      terminal: status === 403,
+    });
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Cloudflare from 'cloudflare';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { ErrorCode, WarrenError } from '../errors.js';
+import { hasApiToken } from './api-token.js';
+import type { CloudflareClientFactory } from './client.js';
+import { CloudflareApiError, callCloudflare } from './errors.js';
+import type { CredentialsSecretStore, SecretMetadata } from './secret-store.js';
+import { credentialsFileJson, decodeTunnelToken, parseCredentialsJson, type ManagedTunnelCredentials } from './tunnel-credentials.js';
+
+/** Key of the credentials JSON inside the credentials Secret. */
+export const CREDENTIALS_SECRET_KEY = 'credentials.json';
+
+/**
+ * Where this replica's tunnel comes from:
+ *  - `disabled`: `tunnel.enabled` is false;
+ *  - `supplied`: a tunnel token or credentials file is configured (`tunnel.tokenFile`, `tunnel.credentialsFile`
+ *    or env `TUNNEL_TOKEN`); the connector reads it, no Cloudflare API call is made;
+ *  - `managed`: `cloudflare.accountId` + `cloudflare.tunnelName` + an API token: the tunnel is found by name or
+ *    created, and its credentials live in the Secret `cloudflare.credentialsSecretName`.
+ */
+export type TunnelMode = 'disabled' | 'supplied' | 'managed';
+
+/** What {@link TunnelLifecycle.resolve} found. */
+export type ResolvedTunnel =
+  | { readonly mode: 'disabled' }
+  | { readonly mode: 'supplied' }
+  | {
+      readonly mode: 'managed';
+      readonly credentials: ManagedTunnelCredentials;
+      /** How this call got them: read from the Secret, adopted by name, or created. */
+      readonly origin: 'secret' | 'adopted' | 'created';
+    };
+
+/** Picks the mode from settings and environment; throws a ConfigInvalid WarrenError when neither way is configured. */
+export function tunnelMode(config: Readonly<Config>, env: NodeJS.ProcessEnv = process.env): TunnelMode {
+  if (!config.tunnel.enabled) return 'disabled';
+  if (config.tunnel.tokenFile || config.tunnel.credentialsFile || env.TUNNEL_TOKEN?.trim()) return 'supplied';
+  const { accountId, tunnelName } = config.cloudflare;
+  if (accountId && tunnelName && hasApiToken(config.cloudflare, env)) return 'managed';
+  const missing = [
+    !accountId && 'cloudflare.accountId',
+    !tunnelName && 'cloudflare.tunnelName',
+    !hasApiToken(config.cloudflare, env) && 'cloudflare.apiTokenFile (or env CLOUDFLARE_API_TOKEN)',
+  ].filter(Boolean);
+  throw new WarrenError(
+    ErrorCode.ConfigInvalid,
+    `no tunnel configured: set tunnel.tokenFile, tunnel.credentialsFile or env TUNNEL_TOKEN, or let Warren manage the tunnel (missing: ${missing.join(', ')})`,
+    { terminal: true },
+  );
+}
+
+export interface TunnelLifecycleOptions {
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  /** The shared SDK client factory (`TOKENS.CloudflareClient`); called only in managed mode. */
+  readonly clientFactory: CloudflareClientFactory;
+  /** Where the credentials Secret lives (usually a {@link KubernetesCredentialsSecretStore}). */
+  readonly secretStore: CredentialsSecretStore;
+  /** True while this replica holds the leader Lease. Only the leader creates or adopts tunnels. */
+  readonly isLeader: () => boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  /** How often a follower looks for the Secret (default 2 s). */
+  readonly pollIntervalMs?: number;
+}
+
+/**
+ * Decides which tunnel this replica runs and, in managed mode, makes sure every replica and every restart uses
+ * the same one:
+ *
+ *  1. the credentials Secret exists → use it (the leader also checks that the tunnel still exists);
+ *  2. else the leader finds a non-deleted tunnel with `cloudflare.tunnelName` (adopting it: its token carries the
+ *     secret) or creates one (`config_src: local`, 32 random bytes of secret), then creates the Secret; if another
+ *     replica created the Secret first, that one wins;
+ *  3. a follower polls for the Secret until it appears (or until it becomes the leader).
+ *
+ * A tunnel is deleted only by {@link uninstall} and only when `cloudflare.deleteTunnelOnUninstall` is true.
+ * Credentials and the API token are never logged.
+ */
+export class TunnelLifecycle {
+  readonly #o: TunnelLifecycleOptions;
+  readonly #log: Logger;
+
+  constructor(options: TunnelLifecycleOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ component: 'tunnel-lifecycle' });
+  }
+
+  /** Resolves the tunnel to run; in managed mode waits (bounded only by `signal`) until credentials exist. */
+  async resolve(signal: AbortSignal): Promise<ResolvedTunnel> {
+    const mode = tunnelMode(this.#o.config, this.#o.env);
+    if (mode !== 'managed') return { mode };
+    let waitingLogged = false;
+    for (;;) {
+      signal.throwIfAborted();
+      const stored = await this.#readSecret(signal);
+      if (stored) {
+        if (this.#o.isLeader()) {
+          const live = await this.#verifyOrReplace(stored, signal);
+          if (live) return live;
+        } else {
+          this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
+          return { mode: 'managed', credentials: stored, origin: 'secret' };
+        }
+      } else if (this.#o.isLeader()) {
+        const obtained = await this.#findOrCreate(signal);
+        const outcome = await this.#o.secretStore.create(secretData(obtained.credentials), secretMetadata(obtained.credentials), signal);
+        if (outcome === 'created') {
+          this.#log.info(
+            { tunnelId: obtained.credentials.tunnelId, tunnelName: obtained.credentials.tunnelName, secret: this.#o.secretStore.description },
+            `tunnel ${obtained.origin}; credentials stored`,
+          );
+          return { mode: 'managed', credentials: obtained.credentials, origin: obtained.origin };
+        }
+        continue; // another replica stored credentials first: use those
+      } else if (!waitingLogged) {
+        this.#log.info({ secret: this.#o.secretStore.description }, 'waiting for the leader to store the tunnel credentials');
+        waitingLogged = true;
+      }
+      await sleep(this.#o.pollIntervalMs ?? 2_000, undefined, { signal });
+    }
+  }
+
+  /**
+   * Uninstall cleanup (run once, e.g. from a Helm pre-delete hook): deletes the tunnel (its connections first)
+   * and the credentials Secret, but only when `cloudflare.deleteTunnelOnUninstall` is true. Otherwise it changes
+   * nothing, so a reinstall adopts the same tunnel.
+   */
+  async uninstall(signal: AbortSignal): Promise<{ readonly tunnelDeleted: boolean }> {
+    if (tunnelMode(this.#o.config, this.#o.env) !== 'managed' || !this.#o.config.cloudflare.deleteTunnelOnUninstall) {
+      this.#log.info('keeping the tunnel (cloudflare.deleteTunnelOnUninstall is false or the tunnel is not managed by Warren)');
+      return { tunnelDeleted: false };
+    }
+    const stored = await this.#readSecret(signal);
+    if (!stored) return { tunnelDeleted: false };
+    const client = this.#o.clientFactory();
+    const account_id = stored.accountTag;
+    try {
+      await callCloudflare('delete tunnel connections', () =>
+        client.zeroTrust.tunnels.cloudflared.connections.delete(stored.tunnelId, { account_id }, { signal }),
+      );
+      await callCloudflare('delete tunnel', () => client.zeroTrust.tunnels.cloudflared.delete(stored.tunnelId, { account_id }, { signal }));
+    } catch (err) {
+      if (!(err instanceof CloudflareApiError && err.httpStatus === 404)) throw err;
+    }
+    await this.#o.secretStore.delete(signal);
+    this.#log.info({ tunnelId: stored.tunnelId }, 'tunnel deleted (cloudflare.deleteTunnelOnUninstall)');
+    return { tunnelDeleted: true };
+  }
+
+  async #readSecret(signal: AbortSignal): Promise<ManagedTunnelCredentials | undefined> {
+    const data = await this.#o.secretStore.read(signal);
+    const json = data?.[CREDENTIALS_SECRET_KEY];
+    if (!data) return undefined;
+    if (!json) {
+      throw new WarrenError(ErrorCode.TunnelCredentials, `${this.#o.secretStore.description} has no "${CREDENTIALS_SECRET_KEY}" key`, { terminal: true });
+    }
+    return parseCredentialsJson(json.toString('utf8'), `${this.#o.secretStore.description} key "${CREDENTIALS_SECRET_KEY}"`);
+  }
+
+  /** Leader with stored credentials: keeps them while the tunnel exists; replaces them when it was deleted. */
+  async #verifyOrReplace(stored: ManagedTunnelCredentials, signal: AbortSignal): Promise<ResolvedTunnel | undefined> {
+    const client = this.#o.clientFactory();
+    let gone = false;
+    try {
+      const tunnel = await callCloudflare('get tunnel', () =>
+        client.zeroTrust.tunnels.cloudflared.get(stored.tunnelId, { account_id: stored.accountTag }, { signal }),
+      );
+      gone = Boolean(tunnel.deleted_at);
+    } catch (err) {
+      if (err instanceof CloudflareApiError && err.httpStatus === 404) gone = true;
+      else throw err;
+    }
+    if (!gone) {
+      this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
+      return { mode: 'managed', credentials: stored, origin: 'secret' };
+    }
+    this.#log.warn({ tunnelId: stored.tunnelId }, 'the stored tunnel was deleted in Cloudflare; finding or creating another one');
+    const obtained = await this.#findOrCreate(signal);
+    await this.#o.secretStore.replace(secretData(obtained.credentials), secretMetadata(obtained.credentials), signal);
+    return { mode: 'managed', credentials: obtained.credentials, origin: obtained.origin };
+  }
+
+  async #findOrCreate(signal: AbortSignal): Promise<{ credentials: ManagedTunnelCredentials; origin: 'adopted' | 'created' }> {
+    const client = this.#o.clientFactory();
+    const accountId = this.#o.config.cloudflare.accountId!;
+    const name = this.#o.config.cloudflare.tunnelName!;
+    const existing = await this.#findByName(client, accountId, name, signal);
+    if (existing) return { credentials: await this.#adopt(client, accountId, existing, name, signal), origin: 'adopted' };
+    const secret = randomBytes(32);
+    try {
+      const created = await callCloudflare('create tunnel', () =>
+        client.zeroTrust.tunnels.cloudflared.create(
+          { account_id: accountId, name, config_src: 'local', tunnel_secret: secret.toString('base64') },
+          { signal, maxRetries: 0 },
+        ),
+      );
+      if (!created.id) throw new CloudflareApiError('Cloudflare API create tunnel returned no tunnel id', undefined, [], true);
+      return { credentials: { accountTag: accountId, tunnelId: created.id, tunnelSecret: secret, tunnelName: name }, origin: 'created' };
+    } catch (err) {
+      // Another leader created the same name a moment ago: adopt that one.
+      if (err instanceof CloudflareApiError && (err.httpStatus === 409 || err.httpStatus === 400)) {
+        const raced = await this.#findByName(client, accountId, name, signal);
+        if (raced) return { credentials: await this.#adopt(client, accountId, raced, name, signal), origin: 'adopted' };
+      }
+      throw err;
+    }
+  }
+
+  async #findByName(client: Cloudflare, accountId: string, name: string, signal: AbortSignal) {
+    const page = await callCloudflare('list tunnels', () =>
+      client.zeroTrust.tunnels.cloudflared.list({ account_id: accountId, name, is_deleted: false, per_page: 50 }, { signal }),
+    );
+    const matches = page.result
+      .filter((t) => t.name === name && !t.deleted_at && t.id)
+      .sort((a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? ''));
+    if (matches.length > 1) this.#log.warn({ tunnelName: name, count: matches.length }, 'several tunnels have this name; adopting the oldest');
+    return matches[0];
+  }
+
+  async #adopt(
+    client: Cloudflare,
+    accountId: string,
+    tunnel: { id?: string | undefined; config_src?: string | undefined },
+    name: string,
+    signal: AbortSignal,
+  ): Promise<ManagedTunnelCredentials> {
+    const id = tunnel.id!;
+    if (tunnel.config_src === 'cloudflare') {
+      this.#log.warn({ tunnelId: id }, 'adopting a remotely managed tunnel; Warren routes from Kubernetes and ignores its remote ingress rules');
+    }
+    const token = await callCloudflare('get tunnel token', () =>
+      client.zeroTrust.tunnels.cloudflared.token.get(id, { account_id: accountId }, { signal }),
+    );
+    const decoded = decodeTunnelToken(String(token), `token of tunnel ${id}`);
+    if (decoded.tunnelId !== id.toLowerCase()) {
+      throw new WarrenError(ErrorCode.TunnelCredentials, `the token of tunnel ${id} names another tunnel`, { terminal: true });
+    }
+    return { ...decoded, tunnelName: name };
+  }
+}
+
+function secretData(c: ManagedTunnelCredentials): Record<string, Buffer> {
+  return { [CREDENTIALS_SECRET_KEY]: Buffer.from(credentialsFileJson(c)) };
+}
+
+function secretMetadata(c: ManagedTunnelCredentials): SecretMetadata {
+  return {
+    labels: { 'app.kubernetes.io/managed-by': 'warren', 'app.kubernetes.io/component': 'tunnel-credentials' },
+    annotations: { 'warren.dev/tunnel-id': c.tunnelId, ...(c.tunnelName ? { 'warren.dev/tunnel-name': c.tunnelName } : {}) },
+  };
+}
