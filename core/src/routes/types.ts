@@ -56,8 +56,15 @@ export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
  * Upstream protocol of a route, from `warren.dev/backend-protocol` (upper-case values, case-insensitive)
  * or the Service port's `appProtocol`. `http` is core's own; every other value is claimed by a plugin
  * manifest's `protocols` list, and a route whose protocol no enabled plugin claims is skipped with a Warning.
+ * The builder resolves `AUTO` from the Service port (see `routes/protocol.ts`), so tables never hold `auto`.
  */
 export type BackendProtocol = 'http' | 'https' | 'h2c' | 'h2' | 'grpc' | 'grpcs' | 'ws' | 'wss' | 'auto';
+
+/**
+ * Where a route comes from: an Ingress rule path, an Ingress `spec.defaultBackend`, or the controller-wide
+ * `proxy.defaultBackend` setting (whose `ingress` is a placeholder with an empty name and uid).
+ */
+export type RouteSource = 'rule' | 'ingress-default' | 'controller-default';
 
 /**
  * One routable (host, path) → backend mapping. `host` undefined means "any host" (a rule without host, or a
@@ -80,6 +87,8 @@ export interface Route {
   readonly annotations: Readonly<Record<string, unknown>>;
   /** Secrets this route references through annotations (`namespace/name`), for the Secret cache. */
   readonly secretRefs: readonly string[];
+  /** Set by the route builder on every route it makes; optional only so hand-made routes (tests) may omit it. */
+  readonly source?: RouteSource | undefined;
 }
 
 /** A problem found while building the table, turned into a Kubernetes Event by the leader. */

@@ -1,0 +1,351 @@
+import type { V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
+import { ANNOTATION_PREFIX } from '../plugin-api/manifest.js';
+import type { BackendResolver, PortRef } from './backends.js';
+import { AUTO_PROTOCOL } from './core-annotations.js';
+import { checkRuleHost } from './hosts.js';
+import { parseIngressAnnotations, show } from './ingress-annotations.js';
+import { classifyIngress, LEGACY_CLASS_ANNOTATION, type IngressClassSettings } from './ingress-class.js';
+import { checkRulePath, type MatchKind } from './paths.js';
+import type { RoutingPlugins } from './plugins.js';
+import { chooseProtocol } from './protocol.js';
+import { snapshotKey } from './snapshot.js';
+import type { Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
+
+/**
+ * Compiles one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
+ * by the builder and recompiled only when the Ingress, a Service or EndpointSlice it uses, or the IngressClasses
+ * change. Conflicts between Ingresses are resolved later, per host.
+ */
+
+/** Most path entries one Ingress may hold; beyond it the whole Ingress is skipped (a hostile object). */
+export const MAX_PATHS_PER_INGRESS = 5000;
+
+/** Host key of Ingress default backends in the per-host candidate lists. */
+export const DEFAULT_HOST_KEY = '#default';
+/** Host key of rules without host. */
+export const HOSTLESS_KEY = '';
+
+/** A route before conflict resolution, with what the per-host index needs. */
+export interface Candidate {
+  readonly route: Route;
+  /** Exact host, `*.parent` for wildcards, {@link HOSTLESS_KEY} or {@link DEFAULT_HOST_KEY}. */
+  readonly hostKey: string;
+  readonly kind: MatchKind;
+  /** Exact path, or the prefix without trailing slash (`''` for `/`). */
+  readonly key: string;
+  /** Where it was declared, e.g. `spec.rules[0].http.paths[1]` or `spec.defaultBackend`. */
+  readonly field: string;
+  readonly ruleIndex: number;
+  readonly pathIndex: number;
+}
+
+export interface Fragment {
+  readonly key: string;
+  /** The object this fragment was compiled from (identity is the cache key). */
+  readonly source: V1Ingress;
+  readonly owned: boolean;
+  readonly ref: IngressRef | undefined;
+  /** Conflict order: older first (ms since epoch; Infinity when unknown), then `namespace/name`. */
+  readonly time: number;
+  readonly candidates: readonly Candidate[];
+  readonly diagnostics: readonly Diagnostic[];
+  /** Keys of the Services this Ingress references (resolved or not). */
+  readonly services: readonly string[];
+}
+
+export interface CompileContext {
+  readonly services: ReadonlyMap<string, V1Service>;
+  readonly classes: ReadonlyMap<string, V1IngressClass>;
+  readonly defaultClasses: readonly V1IngressClass[];
+  readonly resolver: BackendResolver;
+  readonly ingressClass: IngressClassSettings;
+  readonly plugins: RoutingPlugins;
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+/** Compiles an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
+export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+  try {
+    return compile(key, ingress, ctx);
+  } catch (err) {
+    const { namespace, name } = identity(key, ingress);
+    return {
+      key,
+      source: ingress,
+      owned: true,
+      ref: ingressRef(namespace, name, ingress),
+      time: creationTime(ingress),
+      candidates: NONE,
+      services: NONE,
+      diagnostics: [
+        warning(
+          { kind: 'Ingress', namespace, name, uid: stringOr(ingress?.metadata?.uid) },
+          'InvalidObject',
+          `Ingress ${namespace}/${name} could not be processed (${(err as Error)?.message ?? String(err)}); all its routes are skipped`,
+        ),
+      ],
+    };
+  }
+}
+
+function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+  const { namespace, name } = identity(key, ingress);
+  const time = creationTime(ingress);
+  if (typeof ingress !== 'object' || ingress === null) {
+    return { key, source: ingress, owned: false, ref: undefined, time, candidates: NONE, diagnostics: NONE, services: NONE };
+  }
+  const cls = classifyIngress(ingress, ctx.classes, ctx.ingressClass, ctx.defaultClasses);
+  if (!cls.owned) return { key, source: ingress, owned: false, ref: undefined, time, candidates: NONE, diagnostics: NONE, services: NONE };
+
+  const ref = ingressRef(namespace, name, ingress);
+  const object: ObjectRef = { kind: 'Ingress', namespace, name, uid: ref.uid || undefined };
+  const shown = `Ingress ${namespace}/${name}`;
+  const diagnostics: Diagnostic[] = [];
+  const candidates: Candidate[] = [];
+  const services = new Set<string>();
+  const fragment = (): Fragment => ({ key, source: ingress, owned: true, ref, time, candidates, diagnostics, services: [...services] });
+
+  if (cls.conflict) {
+    diagnostics.push(warning(object, 'IngressClassConflict', `${shown}: ${cls.conflict}`, `metadata.annotations["${LEGACY_CLASS_ANNOTATION}"]`));
+  }
+  const spec = ingress.spec;
+  if (spec !== undefined && (typeof spec !== 'object' || spec === null)) {
+    diagnostics.push(warning(object, 'InvalidObject', `${shown}: spec must be an object; all its routes are skipped`, 'spec'));
+    return fragment();
+  }
+  if (Array.isArray(spec?.tls) && spec.tls.length > 0) {
+    diagnostics.push(
+      warning(object, 'TLSIgnored', `${shown}: spec.tls is ignored; Cloudflare's edge terminates TLS with its own certificates`, 'spec.tls'),
+    );
+  }
+
+  // Annotations apply to the whole Ingress: any problem skips every route (fail closed).
+  const annotations = parseIngressAnnotations(ingress.metadata?.annotations, namespace, ctx.plugins);
+  let failClosed = annotations.problems.length > 0;
+  for (const p of annotations.problems) {
+    diagnostics.push(
+      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}; all routes of this Ingress are skipped`, annotationField(p.key)),
+    );
+  }
+  const annotatedProtocol = annotations.values['backend-protocol'] as string | undefined;
+  if (annotatedProtocol !== undefined && annotatedProtocol !== AUTO_PROTOCOL && !ctx.plugins.serves(annotatedProtocol)) {
+    failClosed = true;
+    diagnostics.push(
+      warning(
+        object,
+        'ProtocolUnavailable',
+        `${shown}: backend protocol "${annotatedProtocol}" ${unavailable(annotatedProtocol, ctx.plugins)}; all routes of this Ingress are skipped`,
+        annotationField(`${ANNOTATION_PREFIX}backend-protocol`),
+      ),
+    );
+  }
+
+  const rules = spec?.rules;
+  if (rules !== undefined && rules !== null && !Array.isArray(rules)) {
+    diagnostics.push(warning(object, 'InvalidObject', `${shown}: spec.rules must be a list; all its routes are skipped`, 'spec.rules'));
+    return fragment();
+  }
+  const ruleList = rules ?? [];
+  let pathCount = 0;
+  for (const rule of ruleList) {
+    const paths = rule?.http?.paths;
+    if (Array.isArray(paths)) pathCount += paths.length;
+  }
+  if (pathCount > MAX_PATHS_PER_INGRESS) {
+    diagnostics.push(
+      warning(
+        object,
+        'TooManyPaths',
+        `${shown}: declares ${pathCount} paths, more than the ${MAX_PATHS_PER_INGRESS} one Ingress may hold; all its routes are skipped (split it into several Ingresses)`,
+        'spec.rules',
+      ),
+    );
+    return fragment();
+  }
+  const defaultBackend = spec?.defaultBackend;
+  if (ruleList.length === 0 && (defaultBackend === undefined || defaultBackend === null)) {
+    diagnostics.push(warning(object, 'InvalidObject', `${shown}: has neither spec.rules nor spec.defaultBackend; nothing to route`, 'spec'));
+    return fragment();
+  }
+  if (failClosed) return fragment();
+
+  const base = { ingress: ref, annotations: annotations.values, secretRefs: annotations.secretRefs };
+  const makeRoute = (
+    id: string,
+    host: string | undefined,
+    path: string,
+    pathType: PathType,
+    backend: ServiceBackend,
+    source: RouteSource,
+    field: string,
+  ): Route | undefined => {
+    const protocol = chooseProtocol(annotatedProtocol, backend, ctx.plugins);
+    if (protocol !== 'http' && !ctx.plugins.serves(protocol)) {
+      diagnostics.push(
+        warning(
+          object,
+          'ProtocolUnavailable',
+          `${shown}: ${field}: backend protocol "${protocol}" (from Service ${backend.namespace}/${backend.service} port ${backend.port}${
+            backend.appProtocol ? ` appProtocol "${backend.appProtocol}"` : ''
+          }) ${unavailable(protocol, ctx.plugins)}; ${source === 'rule' ? 'path' : 'default backend'} skipped`,
+          field,
+        ),
+      );
+      return undefined;
+    }
+    return Object.freeze({ id, host, path, pathType, backend, protocol, source, ...base });
+  };
+  const resolve = (backendValue: unknown, field: string, consequence: string): ServiceBackend | undefined => {
+    const result = resolveBackend(backendValue, namespace, ctx, services);
+    if ('problem' in result) {
+      diagnostics.push(warning(object, result.reason, `${shown}: ${field}${result.subField ? `.${result.subField}` : ''}: ${result.problem}; ${consequence}`, `${field}${result.subField ? `.${result.subField}` : ''}`));
+      return undefined;
+    }
+    if (result.noEndpoints) {
+      diagnostics.push(
+        warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${result.noEndpoints}; requests get 503 until endpoints are ready`, field),
+      );
+    }
+    return result.backend;
+  };
+
+  for (const [i, rule] of ruleList.entries()) {
+    const ruleField = `spec.rules[${i}]`;
+    if (typeof rule !== 'object' || rule === null) {
+      diagnostics.push(warning(object, 'InvalidObject', `${shown}: ${ruleField} must be an object; rule skipped`, ruleField));
+      continue;
+    }
+    let host: string | undefined;
+    let hostKey = HOSTLESS_KEY;
+    if (rule.host !== undefined && rule.host !== null && rule.host !== '') {
+      const checked = checkRuleHost(rule.host);
+      if (!checked.ok) {
+        const value = typeof rule.host === 'string' ? `${show(rule.host)} ` : '';
+        diagnostics.push(warning(object, 'InvalidHost', `${shown}: ${ruleField}.host ${value}${checked.problem}; rule skipped`, `${ruleField}.host`));
+        continue;
+      }
+      host = checked.host;
+      hostKey = checked.host;
+    }
+    const paths = rule.http?.paths;
+    if (!Array.isArray(paths) || paths.length === 0) {
+      diagnostics.push(
+        warning(object, 'RuleSkipped', `${shown}: ${ruleField} has no http.paths; rule skipped`, `${ruleField}.http.paths`),
+      );
+      continue;
+    }
+    for (const [j, entry] of paths.entries()) {
+      const field = `${ruleField}.http.paths[${j}]`;
+      if (typeof entry !== 'object' || entry === null) {
+        diagnostics.push(warning(object, 'InvalidObject', `${shown}: ${field} must be an object; path skipped`, field));
+        continue;
+      }
+      const checked = checkRulePath(entry.path, entry.pathType);
+      if (!checked.ok) {
+        const reason = checked.field === 'pathType' ? 'UnsupportedPathType' : 'InvalidPath';
+        diagnostics.push(warning(object, reason, `${shown}: ${field}.${checked.field} ${checked.problem}; path skipped`, `${field}.${checked.field}`));
+        continue;
+      }
+      const backend = resolve(entry.backend, `${field}.backend`, 'path skipped');
+      if (!backend) continue;
+      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, backend, 'rule', `${field}.backend`);
+      if (route) candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, field, ruleIndex: i, pathIndex: j });
+    }
+  }
+  if (defaultBackend !== undefined && defaultBackend !== null) {
+    const backend = resolve(defaultBackend, 'spec.defaultBackend', 'default backend skipped');
+    const route = backend && makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', backend, 'ingress-default', 'spec.defaultBackend');
+    if (route) {
+      candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', field: 'spec.defaultBackend', ruleIndex: -1, pathIndex: -1 });
+    }
+  }
+  return fragment();
+}
+
+type Resolved =
+  | { backend: ServiceBackend; noEndpoints?: string | undefined }
+  | { reason: string; problem: string; subField?: string | undefined };
+
+/** Checks the shape of an Ingress backend reference and resolves it. */
+export function resolveBackend(value: unknown, namespace: string, ctx: Pick<CompileContext, 'resolver' | 'services'>, used?: Set<string>): Resolved {
+  if (typeof value !== 'object' || value === null) return { reason: 'InvalidBackend', problem: 'must be an object with a service' };
+  const b = value as { service?: unknown; resource?: unknown };
+  if (b.resource !== undefined && b.resource !== null) {
+    const kind = (b.resource as { kind?: unknown })?.kind;
+    return {
+      reason: 'UnsupportedBackend',
+      subField: 'resource',
+      problem: `resource backends${typeof kind === 'string' ? ` (kind ${kind})` : ''} are not supported; use a Service`,
+    };
+  }
+  if (typeof b.service !== 'object' || b.service === null) return { reason: 'InvalidBackend', subField: 'service', problem: 'is missing' };
+  const s = b.service as { name?: unknown; port?: unknown };
+  if (typeof s.name !== 'string' || s.name === '') return { reason: 'InvalidBackend', subField: 'service.name', problem: 'must be a non-empty string' };
+  const port = portRef(s.port);
+  if (typeof port === 'string') return { reason: 'InvalidBackend', subField: 'service.port', problem: port };
+  used?.add(snapshotKey(namespace, s.name));
+  const result = ctx.resolver.resolve(ctx.services, namespace, s.name, port);
+  if (!result.ok) return { reason: result.reason, subField: result.field, problem: result.message };
+  return { backend: result.backend, noEndpoints: result.noEndpoints };
+}
+
+function portRef(value: unknown): PortRef | string {
+  if (typeof value !== 'object' || value === null) return 'must name a port by number or by name';
+  const p = value as { number?: unknown; name?: unknown };
+  const hasNumber = p.number !== undefined && p.number !== null;
+  const hasName = p.name !== undefined && p.name !== null && p.name !== '';
+  if (hasNumber === hasName) return 'must set exactly one of number and name';
+  if (hasNumber) {
+    const n = p.number;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) return `number ${JSON.stringify(n)} must be an integer from 1 to 65535`;
+    return { number: n };
+  }
+  if (typeof p.name !== 'string') return `name must be a string, got ${typeof p.name}`;
+  return { name: p.name };
+}
+
+function unavailable(protocol: string, plugins: RoutingPlugins): string {
+  const owner = plugins.disabledProtocolOwner(protocol);
+  return owner ? `needs plugin ${owner}, which is disabled; enable it` : 'is served by no enabled plugin';
+}
+
+function annotationField(key: string): string {
+  return key.startsWith(ANNOTATION_PREFIX) ? `metadata.annotations["${key}"]` : key;
+}
+
+function identity(key: string, ingress: V1Ingress): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  const meta = (typeof ingress === 'object' && ingress !== null ? ingress.metadata : undefined) ?? {};
+  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : slash === -1 ? 'default' : key.slice(0, slash);
+  const name = typeof meta.name === 'string' && meta.name !== '' ? meta.name : key.slice(slash + 1);
+  return { namespace, name };
+}
+
+function ingressRef(namespace: string, name: string, ingress: V1Ingress): IngressRef {
+  const meta = (typeof ingress === 'object' && ingress !== null ? ingress.metadata : undefined) ?? {};
+  const ts = meta.creationTimestamp as unknown;
+  const creationTimestamp =
+    ts instanceof Date ? (Number.isNaN(ts.getTime()) ? '' : ts.toISOString().replace('.000Z', 'Z')) : typeof ts === 'string' ? ts : '';
+  return Object.freeze({
+    namespace,
+    name,
+    uid: stringOr(meta.uid) ?? '',
+    creationTimestamp,
+    generation: typeof meta.generation === 'number' ? meta.generation : 0,
+  });
+}
+
+function creationTime(ingress: V1Ingress): number {
+  const ts = (typeof ingress === 'object' && ingress !== null ? ingress.metadata?.creationTimestamp : undefined) as unknown;
+  const ms = ts instanceof Date ? ts.getTime() : typeof ts === 'string' ? Date.parse(ts) : Number.NaN;
+  return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+}
+
+function stringOr(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function warning(object: ObjectRef, reason: string, message: string, field?: string): Diagnostic {
+  return field === undefined ? { type: 'Warning', reason, message, object } : { type: 'Warning', reason, message, object, field };
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { parseDuration } from '../config/duration.js';
+import type { AnnotationSpec } from '../plugin-api/manifest.js';
+
+/**
+ * The `warren.dev/*` annotations core itself owns (their keys are `CORE_ANNOTATION_KEYS` in
+ * `plugins/registry.ts`, so no plugin can claim them). Each applies to every route of the Ingress that carries
+ * it; the parsed value lands in `Route.annotations[key]`.
+ */
+
+/**
+ * Values of `warren.dev/backend-protocol`, upper-case as written by users (compared case-insensitively).
+ * `AUTO` (alias `AUTO_HTTP`, ingress-nginx's name) is resolved by the builder from the Service port, see
+ * {@link AUTO_PROTOCOL}; every other value names a `BackendProtocol` in lower case.
+ */
+export const BACKEND_PROTOCOL_VALUES = ['HTTP', 'HTTPS', 'H2C', 'H2', 'GRPC', 'GRPCS', 'AUTO', 'AUTO_HTTP'] as const;
+
+/** Parsed value of `backend-protocol` that asks the builder to infer the protocol from the Service port. */
+export const AUTO_PROTOCOL = 'auto';
+
+const backendProtocol = z
+  .string()
+  .transform((v) => v.trim().toUpperCase())
+  .pipe(z.enum(BACKEND_PROTOCOL_VALUES, { error: `one of ${BACKEND_PROTOCOL_VALUES.join(', ')} (case-insensitive)` }))
+  .transform((v) => (v === 'AUTO_HTTP' ? AUTO_PROTOCOL : v.toLowerCase()));
+
+/** A host name (lower-case DNS name, or an IP literal) with an optional port, as sent in the upstream Host header. */
+const upstreamHost = z
+  .string()
+  .trim()
+  .max(261)
+  .regex(
+    /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::\d{1,5})?$/,
+    'a host name with an optional port, such as "app.internal" or "app.internal:8080"',
+  )
+  .refine((v) => {
+    const port = /:(\d{1,5})$/.exec(v);
+    return !port || (Number(port[1]) >= 1 && Number(port[1]) <= 65535);
+  }, 'a port between 1 and 65535');
+
+const DAY = 86_400_000;
+const timeout = () =>
+  z
+    .string()
+    .refine((v) => parseDuration(v) !== undefined, 'a duration such as "500ms", "15s", "2m" or "1h"')
+    .transform((v) => parseDuration(v)!)
+    .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h');
+
+/** Core's annotation specs, in documentation order. */
+export const CORE_ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
+  {
+    key: 'backend-protocol',
+    description:
+      'Protocol spoken to the upstream: HTTP, HTTPS, H2C, H2, GRPC, GRPCS, or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
+    schema: backendProtocol,
+    example: 'GRPC',
+  },
+  {
+    key: 'upstream-host',
+    description: 'Host header sent to the upstream instead of the client\'s.',
+    schema: upstreamHost,
+    example: 'app.internal',
+  },
+  {
+    key: 'connect-timeout',
+    description: 'Upstream connect timeout for these routes (overrides proxy.connectTimeout).',
+    schema: timeout(),
+    example: '5s',
+  },
+  {
+    key: 'response-header-timeout',
+    description: 'Time to wait for the upstream response head (overrides proxy.responseHeaderTimeout).',
+    schema: timeout(),
+    example: '60s',
+  },
+  {
+    key: 'idle-timeout',
+    description: 'Idle time after which an exchange is closed (overrides proxy.idleTimeout); raise it for WebSockets.',
+    schema: timeout(),
+    example: '1h',
+  },
+  {
+    key: 'load-balancing',
+    description: 'Endpoint choice for these routes: least-request or round-robin (overrides proxy.loadBalancing).',
+    schema: z
+      .string()
+      .transform((v) => v.trim().toLowerCase())
+      .pipe(z.enum(['least-request', 'round-robin'], { error: 'least-request or round-robin' })),
+    example: 'round-robin',
+  },
+] satisfies AnnotationSpec[]);

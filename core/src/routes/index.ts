@@ -1,0 +1,11 @@
+/** The routing model: snapshot in, immutable route table out, published through the store. */
+export * from './snapshot.js';
+export { RouteTableBuilder, routeBuildSettings, type RouteBuildSettings, type RouteTableBuilderOptions } from './build.js';
+export { RouteStore, type RouteTableListener, type WaitForOptions } from './store.js';
+export { emptyRouteTable } from './table.js';
+export { RoutingPlugins, CORE_APP_PROTOCOLS, loadBuiltinManifests } from './plugins.js';
+export { CORE_ANNOTATIONS, BACKEND_PROTOCOL_VALUES } from './core-annotations.js';
+export { MAX_PATHS_PER_INGRESS } from './compile.js';
+export { LEGACY_CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, type IngressClassSettings } from './ingress-class.js';
+export { requestHost } from './hosts.js';
+export { requestPath } from './paths.js';

@@ -1,0 +1,125 @@
+import type { z } from 'zod';
+import { ANNOTATION_PREFIX, type AnnotationSpec, type PluginManifest } from '../plugin-api/manifest.js';
+import { BUILTIN_PLUGINS } from '../plugins/builtin.js';
+import { CORE_ANNOTATIONS } from './core-annotations.js';
+
+/**
+ * What the route builder needs to know about plugins: which `warren.dev/*` annotations exist and who parses
+ * them, which backend protocols are served, and which Service `appProtocol` values map to which protocol.
+ *
+ * Built from the manifests of the enabled plugins plus, optionally, the manifests of built-in plugins that are
+ * known but disabled: those only improve messages ("owned by plugin upstream.tls, which is disabled",
+ * "enable plugin upstream.grpc") and never make an annotation or protocol usable.
+ */
+export class RoutingPlugins {
+  readonly #annotations = new Map<string, { spec: AnnotationSpec; owner: string }>();
+  readonly #disabledAnnotations = new Map<string, string>();
+  readonly #protocols = new Set<string>(['http']);
+  readonly #disabledProtocols = new Map<string, string>();
+  readonly #appProtocols = new Map<string, string>();
+
+  /**
+   * @param enabled manifests of the enabled plugins (`TOKENS.EnabledManifests`); assumed already checked by
+   *   `checkManifests` (no duplicate keys or protocols).
+   * @param known manifests of other plugins that exist but are disabled (typically every built-in plugin, see
+   *   {@link loadBuiltinManifests}); entries whose id is enabled are ignored.
+   */
+  constructor(enabled: readonly PluginManifest[], known: readonly PluginManifest[] = []) {
+    for (const spec of CORE_ANNOTATIONS) this.#annotations.set(spec.key, { spec, owner: 'core' });
+    for (const [appProtocol, protocol] of Object.entries(CORE_APP_PROTOCOLS)) this.#appProtocols.set(appProtocol, protocol);
+    const enabledIds = new Set(enabled.map((m) => m.id));
+    for (const m of known) {
+      if (enabledIds.has(m.id)) continue;
+      for (const a of m.annotations ?? []) if (!this.#disabledAnnotations.has(a.key)) this.#disabledAnnotations.set(a.key, m.id);
+      for (const p of m.protocols ?? []) if (!this.#disabledProtocols.has(p)) this.#disabledProtocols.set(p, `${m.id} (plugins.${m.name}.enabled)`);
+      for (const [app, p] of Object.entries(m.appProtocols ?? {})) if (!this.#appProtocols.has(app.toLowerCase())) this.#appProtocols.set(app.toLowerCase(), p);
+    }
+    for (const m of enabled) {
+      for (const a of m.annotations ?? []) if (!this.#annotations.has(a.key)) this.#annotations.set(a.key, { spec: a, owner: m.id });
+      for (const p of m.protocols ?? []) this.#protocols.add(p);
+      // Enabled plugins' mappings win over known-but-disabled ones.
+      for (const [app, p] of Object.entries(m.appProtocols ?? {})) this.#appProtocols.set(app.toLowerCase(), p);
+    }
+  }
+
+  /** The spec and owner (`core` or a plugin id) of an annotation key without prefix, when it is usable. */
+  annotation(key: string): { readonly spec: AnnotationSpec; readonly owner: string } | undefined {
+    return this.#annotations.get(key);
+  }
+
+  /** Id of the disabled plugin that would own this annotation key, if any. */
+  disabledAnnotationOwner(key: string): string | undefined {
+    return this.#disabledAnnotations.get(key);
+  }
+
+  /** Every usable annotation key without prefix, sorted. */
+  annotationKeys(): string[] {
+    return [...this.#annotations.keys()].sort();
+  }
+
+  /** True when `protocol` is `http` or an enabled plugin's manifest claims it. */
+  serves(protocol: string): boolean {
+    return this.#protocols.has(protocol);
+  }
+
+  /** The disabled plugin (id and its settings toggle) that would serve `protocol`, if any. */
+  disabledProtocolOwner(protocol: string): string | undefined {
+    return this.#disabledProtocols.get(protocol);
+  }
+
+  /** The backend protocol a Service port `appProtocol` maps to (case-insensitive), if any. */
+  appProtocol(appProtocol: string): string | undefined {
+    return this.#appProtocols.get(appProtocol.toLowerCase());
+  }
+
+  /** Parses an annotation value with the owner's schema; never throws. */
+  static parse(spec: AnnotationSpec, value: string): { ok: true; value: unknown } | { ok: false; expected: string } {
+    let result: z.ZodSafeParseResult<unknown>;
+    try {
+      result = (spec.schema as z.ZodType<unknown, string>).safeParse(value);
+    } catch (err) {
+      return { ok: false, expected: `a value the schema accepts (it failed: ${(err as Error).message})` };
+    }
+    if (result.success) return { ok: true, value: result.data };
+    return { ok: false, expected: [...new Set(result.error.issues.map((i) => i.message))].join('; ') };
+  }
+}
+
+/**
+ * `appProtocol` values core understands without plugins' help (Kubernetes' standard `kubernetes.io/*` values
+ * and IANA service names). Plugins add more through `PluginManifest.appProtocols`.
+ */
+export const CORE_APP_PROTOCOLS: Readonly<Record<string, string>> = Object.freeze({
+  http: 'http',
+  'kubernetes.io/http': 'http',
+  'kubernetes.io/h2c': 'h2c',
+  'kubernetes.io/ws': 'ws',
+  'kubernetes.io/wss': 'wss',
+  https: 'https',
+  grpc: 'grpc',
+});
+
+/** Full annotation key for a key without prefix. */
+export function annotationKey(key: string): string {
+  return ANNOTATION_PREFIX + key;
+}
+
+/**
+ * Imports every built-in plugin package and returns the manifests that load, without registering anything.
+ * Packages that fail to import are skipped: the result only improves diagnostics for disabled plugins.
+ */
+export async function loadBuiltinManifests(
+  importer: (packageName: string) => Promise<unknown> = (name) => import(name),
+): Promise<PluginManifest[]> {
+  const manifests: PluginManifest[] = [];
+  for (const pkg of Object.values(BUILTIN_PLUGINS)) {
+    try {
+      const imported = (await importer(pkg)) as { default?: { manifest?: PluginManifest }; manifest?: PluginManifest } | undefined;
+      const manifest = imported?.default?.manifest ?? imported?.manifest;
+      if (manifest && typeof manifest.id === 'string') manifests.push(manifest);
+    } catch {
+      // Not installed or broken: that plugin simply gets no better message.
+    }
+  }
+  return manifests;
+}

@@ -1,0 +1,143 @@
+import { emptyRouteTable } from './table.js';
+import type { RouteTable } from './types.js';
+
+/** Called with each newly published table. Must be cheap and must not throw (errors are reported, not rethrown). */
+export type RouteTableListener = (table: RouteTable) => void;
+
+export interface WaitForOptions {
+  /** Reject after this many milliseconds (default: wait forever). */
+  readonly timeout?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * The current route table and its changes. One writer (the reconcile loop) publishes; any number of readers
+ * take `current` for the duration of a request (the swap is a single reference assignment, so a reader never
+ * sees a half-built table) or follow changes through `subscribe` or async iteration.
+ *
+ * Registered under `TOKENS.RouteStore`.
+ */
+export class RouteStore {
+  #current: RouteTable;
+  readonly #listeners = new Set<RouteTableListener>();
+  readonly #onListenerError: (err: unknown) => void;
+
+  /**
+   * @param initial table readers see before the first publish (default: an empty table of generation 0)
+   * @param onListenerError where listener exceptions go (default: `queueMicrotask` rethrow, i.e. unhandled)
+   */
+  constructor(initial: RouteTable = emptyRouteTable(), onListenerError?: (err: unknown) => void) {
+    this.#current = initial;
+    this.#onListenerError = onListenerError ?? ((err) => queueMicrotask(() => { throw err; }));
+  }
+
+  /** The table to use now. */
+  get current(): RouteTable {
+    return this.#current;
+  }
+
+  /**
+   * Makes `table` current and tells every listener, synchronously, in subscription order. Tables must arrive
+   * in increasing generation order; an older or equal generation is refused and `false` is returned.
+   */
+  publish(table: RouteTable): boolean {
+    if (table.generation <= this.#current.generation && table !== this.#current) return false;
+    if (table === this.#current) return true;
+    this.#current = table;
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(table);
+      } catch (err) {
+        this.#onListenerError(err);
+      }
+    }
+    return true;
+  }
+
+  /** Calls `listener` after every publish (not with the current table). Returns an unsubscribe function. */
+  subscribe(listener: RouteTableListener): () => void {
+    const wrapped: RouteTableListener = (t) => listener(t);
+    this.#listeners.add(wrapped);
+    return () => {
+      this.#listeners.delete(wrapped);
+    };
+  }
+
+  /**
+   * Yields the current table, then every newer one. A slow consumer skips intermediate generations and always
+   * gets the latest (level-based, like a reconcile). Ends when `signal` aborts or the consumer stops iterating.
+   */
+  async *changes(signal?: AbortSignal): AsyncGenerator<RouteTable, void, undefined> {
+    let last: RouteTable | undefined;
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.subscribe(() => wake?.());
+    const onAbort = () => wake?.();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal?.aborted) {
+        const table = this.#current;
+        if (table !== last) {
+          last = table;
+          yield table;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Same as {@link changes} without a signal. */
+  [Symbol.asyncIterator](): AsyncGenerator<RouteTable, void, undefined> {
+    return this.changes();
+  }
+
+  /**
+   * Resolves with the first table (current or future) for which `predicate` is true. Mostly for tests:
+   * `await store.waitFor((t) => t.match('a.example', '/') !== undefined, { timeout: 5000 })`.
+   */
+  waitFor(predicate: (table: RouteTable) => boolean, options: WaitForOptions = {}): Promise<RouteTable> {
+    return new Promise<RouteTable>((resolve, reject) => {
+      const check = (table: RouteTable): boolean => {
+        let ok: boolean;
+        try {
+          ok = predicate(table);
+        } catch (err) {
+          finish();
+          reject(err);
+          return true;
+        }
+        if (ok) {
+          finish();
+          resolve(table);
+        }
+        return ok;
+      };
+      const onAbort = () => {
+        finish();
+        reject(options.signal?.reason ?? new Error('waitFor aborted'));
+      };
+      const timer =
+        options.timeout === undefined
+          ? undefined
+          : setTimeout(() => {
+              finish();
+              reject(new Error(`waitFor: no route table matched within ${options.timeout} ms (generation ${this.#current.generation})`));
+            }, options.timeout);
+      const unsubscribe = this.subscribe((t) => void check(t));
+      const finish = () => {
+        unsubscribe();
+        if (timer) clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      check(this.#current);
+    });
+  }
+}
