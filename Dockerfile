@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+#
+# Warren controller image.
+#
+#   docker build -t warren .
+#   docker run --rm warren --help
+#
+# Stage 1 compiles every workspace with the full (dev) dependency set. Stage 2 assembles only what runs —
+# package manifests plus compiled `build/src` of core and the built-in plugins — and installs production
+# dependencies into it. The final stage is distroless: Node 24, no shell, no package manager, numeric non-root
+# user. Custom plugins: build a derived image (`FROM warren`, then copy an installed plugin package into
+# /app/node_modules) and list it under `extraPlugins` in the Helm values.
+
+ARG BUILD_IMAGE=node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
+
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+COPY . .
+RUN npm ci
+# Only the shipped projects: core and the built-in plugins (not bench, not the example plugins).
+RUN npx tsc -b core plugins/*
+# The runtime tree: every workspace manifest (npm ci needs them all to honour the lockfile) and compiled
+# `build/src` of the shipped projects; no sources, tests, maps of tests or dev tooling.
+RUN mkdir -p /out \
+ && cp package.json package-lock.json /out/ \
+ && for dir in core plugins/* examples/plugins/*; do mkdir -p "/out/$dir" && cp "$dir/package.json" "/out/$dir/"; done \
+ && for dir in core plugins/*; do mkdir -p "/out/$dir/build" && cp -R "$dir/build/src" "/out/$dir/build/src"; done
+
+FROM ${BUILD_IMAGE} AS runtime-tree
+WORKDIR /app
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+COPY --from=build /out /app
+# Production dependencies only; no runtime dependency needs an install script.
+RUN npm ci --omit=dev --ignore-scripts && rm -rf /root/.npm
+
+FROM ${RUNTIME_IMAGE}
+WORKDIR /app
+ENV NODE_ENV=production
+# Owned by root and not writable by the process: the pod runs with a read-only root filesystem anyway.
+COPY --from=runtime-tree /app /app
+USER 65532:65532
+# Health (/healthz, /readyz) and metrics (/metrics): setting server.listen.
+EXPOSE 10254
+# Exec form: node is PID 1 and receives SIGTERM directly (graceful drain, then exit).
+ENTRYPOINT ["/nodejs/bin/node", "core/build/src/main.js"]
