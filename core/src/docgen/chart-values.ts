@@ -1,0 +1,197 @@
+import { z } from 'zod';
+import {
+  cloudflareSchema,
+  configSchema,
+  extraPluginSchema,
+  ingressClassSchema,
+  kubernetesSchema,
+  leaderElectionSchema,
+  pluginToggleSchema,
+  proxySchema,
+  tunnelSchema,
+} from '../config/schema.js';
+import type { PluginModule } from '../plugin-api/module.js';
+import { toInputJsonSchema, type JsonSchema } from './json-schema.js';
+
+/**
+ * How the Helm chart's values map onto controller settings. The chart templates (`chart/templates/_helpers.tpl`,
+ * "warren.config") implement this table; the chart tests render values and check the resulting config file
+ * against it, and `docs/configuration.md` shows it in its "Helm value" column.
+ *
+ * Each entry maps a settings path prefix either to a values path prefix, or to a note saying how the chart
+ * fills the setting itself. The longest matching prefix wins.
+ */
+export const CHART_MAPPING: ReadonlyArray<readonly [settingPrefix: string, chart: { values: string } | { note: string }]> = [
+  ['logLevel', { values: 'logLevel' }],
+  ['shutdownGracePeriod', { values: 'shutdownGracePeriod' }],
+  ['ingressClass.name', { values: 'ingressClass.name' }],
+  ['ingressClass.controller', { values: 'ingressClass.controllerValue' }],
+  ['ingressClass.watchWithoutClass', { values: 'watchIngressWithoutClass' }],
+  ['source', { note: 'always `kubernetes` in a cluster' }],
+  ['kubernetes.kubeconfig', { note: 'not used: in-cluster ServiceAccount' }],
+  ['kubernetes.leaderElection.leaseNamespace', { values: 'leaderElection.leaseNamespace' }],
+  ['kubernetes.leaderElection', { values: 'leaderElection' }],
+  ['kubernetes', { values: 'kubernetes' }],
+  ['tunnel.tokenFile', { note: 'set from `cloudflare.tunnelToken` or `cloudflare.secretRef.tunnelTokenKey`' }],
+  ['tunnel.credentialsFile', { note: 'set from `cloudflare.tunnelCredentials` or `cloudflare.secretRef.credentialsKey`' }],
+  ['tunnel', { values: 'tunnel' }],
+  ['cloudflare.apiTokenFile', { note: 'set from `cloudflare.apiToken` or `cloudflare.secretRef.apiTokenKey`' }],
+  ['cloudflare', { values: 'cloudflare' }],
+  ['proxy', { values: 'proxy' }],
+  ['server.listen', { note: 'from `metrics.address` and `metrics.port`' }],
+  ['server.proxyListen', { note: 'not exposed (tests and local debugging)' }],
+  ['local', { note: 'local mode only' }],
+  ['plugins', { values: 'plugins' }],
+  ['extraPlugins', { values: 'extraPlugins' }],
+];
+
+/** The Helm value that sets a controller setting, or a note on how the chart sets it. */
+export function chartValueFor(settingPath: string): { values: string } | { note: string } {
+  let best: (typeof CHART_MAPPING)[number] | undefined;
+  for (const entry of CHART_MAPPING) {
+    const [prefix] = entry;
+    if ((settingPath === prefix || settingPath.startsWith(`${prefix}.`) || settingPath.startsWith(`${prefix}[`)) && (!best || prefix.length > best[0].length)) {
+      best = entry;
+    }
+  }
+  if (!best) return { note: 'not exposed' };
+  const [prefix, target] = best;
+  return 'values' in target ? { values: target.values + settingPath.slice(prefix.length) } : target;
+}
+
+const stringMap = z.record(z.string(), z.string());
+/** A Kubernetes API object written verbatim into a manifest (the API server validates it). */
+const kubeObject = z.record(z.string(), z.unknown());
+const port = z.number().int().min(1).max(65535);
+const intOrPercent = z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/)]);
+const probeTiming = z
+  .object({
+    initialDelaySeconds: z.number().int().min(0).optional(),
+    periodSeconds: z.number().int().min(1).optional(),
+    timeoutSeconds: z.number().int().min(1).optional(),
+    failureThreshold: z.number().int().min(1).optional(),
+    successThreshold: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+/** Settings schema of one built-in plugin as a values block: `enabled` plus the plugin's own keys. */
+function pluginValuesSchema(module: PluginModule): z.ZodType {
+  const enabled = z.boolean().describe(`Register plugin ${module.manifest.id}`);
+  const own = module.configSchema as unknown as { extend?: (shape: Record<string, z.ZodType>) => z.ZodType };
+  const block = typeof own.extend === 'function' ? own.extend({ enabled }) : pluginToggleSchema;
+  return block.describe(module.manifest.description);
+}
+
+/**
+ * The chart's values as a zod schema: chart-only keys (replicas, image, scheduling, Secrets, monitoring) next
+ * to the controller sections taken from `config/schema.ts` itself, laid out as `CHART_MAPPING` says. Keys the
+ * chart sets on its own (credential file paths, the source kind, the listen address) are left out, so a user
+ * cannot set them by accident.
+ */
+export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
+  const pluginBlocks: Record<string, z.ZodType> = {};
+  for (const module of plugins) pluginBlocks[module.manifest.name] = pluginValuesSchema(module);
+  return z
+    .object({
+      global: z.record(z.string(), z.unknown()).optional().describe('Values shared with parent charts (unused by Warren)'),
+      nameOverride: z.string().describe('Replaces the chart name in object names'),
+      fullnameOverride: z.string().describe('Replaces the full object name prefix'),
+      commonLabels: stringMap.describe('Labels added to every rendered object'),
+      replicaCount: z.number().int().min(0).describe('Controller replicas; each runs the tunnel connector'),
+      image: z
+        .object({
+          repository: z.string().min(1),
+          tag: z.string().describe('Empty: the chart appVersion'),
+          digest: z.union([z.literal(''), z.string().regex(/^sha256:[a-f0-9]{64}$/)]).describe('sha256:...; wins over tag'),
+          pullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']),
+        })
+        .strict(),
+      imagePullSecrets: z.array(z.object({ name: z.string().min(1) }).strict()),
+      serviceAccount: z.object({ create: z.boolean(), name: z.string(), annotations: stringMap }).strict(),
+      rbac: z.object({ create: z.boolean() }).strict(),
+      updateStrategy: kubeObject.describe('Deployment spec.strategy'),
+      podAnnotations: stringMap,
+      podLabels: stringMap,
+      podSecurityContext: kubeObject,
+      securityContext: kubeObject,
+      resources: kubeObject,
+      nodeSelector: stringMap,
+      tolerations: z.array(kubeObject),
+      affinity: kubeObject,
+      topologySpreadConstraints: z.array(kubeObject),
+      priorityClassName: z.string(),
+      terminationGracePeriodSeconds: z.number().int().min(0),
+      extraEnv: z.array(z.object({ name: z.string().min(1) }).loose()).describe('Extra container environment variables'),
+      extraVolumes: z.array(z.object({ name: z.string().min(1) }).loose()),
+      extraVolumeMounts: z.array(z.object({ name: z.string().min(1), mountPath: z.string().min(1) }).loose()),
+      livenessProbe: probeTiming,
+      readinessProbe: probeTiming,
+      startupProbe: probeTiming,
+      metrics: z
+        .object({
+          port: port.describe('Port of /healthz, /readyz and /metrics'),
+          address: z
+            .string()
+            .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+)$/, 'an IPv4 address, host name or [IPv6] address')
+            .describe('Listen address'),
+        })
+        .strict(),
+      service: z.object({ type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']), annotations: stringMap, labels: stringMap }).strict(),
+      serviceMonitor: z
+        .object({
+          create: z.boolean(),
+          labels: stringMap,
+          interval: z.string().min(1),
+          scrapeTimeout: z.string().min(1),
+          relabelings: z.array(kubeObject),
+          metricRelabelings: z.array(kubeObject),
+        })
+        .strict(),
+      podDisruptionBudget: z
+        .object({ enabled: z.boolean(), maxUnavailable: intOrPercent.optional(), minAvailable: intOrPercent.optional() })
+        .strict(),
+      ingressClass: z
+        .object({
+          enabled: z.boolean().describe('Create the IngressClass object'),
+          name: ingressClassSchema.shape.name,
+          controllerValue: ingressClassSchema.shape.controller,
+          isDefaultClass: z.boolean().describe('Mark the class as the cluster default'),
+        })
+        .strict(),
+      watchIngressWithoutClass: ingressClassSchema.shape.watchWithoutClass,
+      leaderElection: leaderElectionSchema,
+      logLevel: configSchema.shape.logLevel,
+      shutdownGracePeriod: configSchema.shape.shutdownGracePeriod,
+      kubernetes: kubernetesSchema.omit({ kubeconfig: true, leaderElection: true }),
+      tunnel: tunnelSchema.omit({ tokenFile: true, credentialsFile: true }),
+      cloudflare: cloudflareSchema.omit({ apiTokenFile: true }).extend({
+        tunnelToken: z.string().describe('Tunnel token, stored in the chart\'s Secret'),
+        apiToken: z.string().describe('API token, stored in the chart\'s Secret'),
+        tunnelCredentials: z.string().describe('Tunnel credentials JSON, stored in the chart\'s Secret'),
+        secretRef: z
+          .object({
+            name: z.string().describe('Existing Secret in the release namespace (instead of the values above)'),
+            tunnelTokenKey: z.string().describe('Key holding the tunnel token (empty: none)'),
+            apiTokenKey: z.string().describe('Key holding the API token (empty: none)'),
+            credentialsKey: z.string().describe('Key holding tunnel credentials JSON (empty: none)'),
+          })
+          .strict(),
+      }),
+      proxy: proxySchema,
+      plugins: z.object(pluginBlocks).strict().describe('Built-in plugins: enabled plus their own settings'),
+      extraPlugins: z.array(extraPluginSchema).describe('Custom plugin packages in a derived image'),
+    })
+    .strict();
+}
+
+/** `chart/values.schema.json`: the values schema as draft-07 JSON Schema, with a title. */
+export function buildValuesJsonSchema(plugins: readonly PluginModule[]): JsonSchema {
+  const schema = toInputJsonSchema(chartValuesSchema(plugins));
+  return {
+    $schema: schema.$schema,
+    title: 'Warren Helm chart values',
+    description:
+      'Generated by `npm run generate` from core/src/config/schema.ts and the built-in plugin schemas; do not edit.',
+    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
+  };
+}
