@@ -1,0 +1,226 @@
+import test from 'ava';
+import { Message as CapnpMessage } from 'capnp-es';
+import * as capnpRpc from 'capnp-es/capnp/rpc';
+import { FrameReader } from '../../../src/tunnel/rpc/codec/index.js';
+import {
+  capabilityContent,
+  decodeRpcMessage,
+  encodeAbort,
+  encodeBootstrap,
+  encodeCall,
+  encodeFinish,
+  encodeRelease,
+  encodeReturn,
+  structContent,
+  type RpcMessage,
+} from '../../../src/tunnel/rpc/messages.js';
+import {
+  readRegisterConnectionParams,
+  readRegisterConnectionResults,
+  readUpdateLocalConfigurationParams,
+  writeRegisterConnectionParams,
+  writeRegisterConnectionResults,
+  writeUpdateLocalConfigurationParams,
+} from '../../../src/tunnel/rpc/registration-codec.js';
+import { Layout, REGISTRATION_SERVER_INTERFACE_ID } from '../../../src/tunnel/rpc/schema.js';
+import type { RegistrationRequest, RegistrationResult } from '../../../src/tunnel/rpc/types.js';
+
+// Golden vectors from cloudflared-http2-protocol.md §5.9 (complete framed messages, verified there with capnp 0.9.2).
+const GOLDEN = {
+  bootstrap: '000000000500000000000000010001000800000000000000000000000100010000000000000000000000000000000000',
+  bootstrapReturn:
+    '000000000b00000000000000010001000300000000000000000000000200010000000000000000000000000000000000000000000000020003000000000000000100000017000000040000000100010001000000000000000000000000000000',
+  finish: '00000000040000000000000001000100040000000000000000000000010000000000000001000000',
+  registerCall:
+    '000000003900000000000000010001000200000000000000000000000300030001000000000000009754e87fec9516f70000000000000000080000000100010018000000000002000000000000000000000000000100000000000000010001000000000000000000010000000700000000000000010000000400000001000300a1000000070000000000000000000000080000000000020031000000820000003400000001000200050000000a010000150000000201000030313233343536373839616263646566303132333435363738396162636465660000000000000000000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f111111112222333344445555555555550000000000000000040000000000040049000000820000000d0000008200000011000000160000002d0000004a0000003100000062000000aaaaaaaabbbbccccddddeeeeeeeeeeee050000009a0000000d000000a200000073657269616c697a65645f68656164657273000000000000616c6c6f775f72656d6f74655f636f6e6669670000000000323032362e382e3200000000000000006c696e75785f616d643634000000000000000000000000000000ffff7f0000010000000001000100',
+  detailsReturn:
+    '000000001100000000000000010001000300000000000000000000000200010001000000000000000000000000000000000000000000020004000000000001000000000000000000000000000100010001000000000000000000000001000200000000000000000005000000820000000900000022000000999999998888777766665555555555554c49530000000000',
+  errorReturn:
+    '00000000100000000000000001000100030000000000000000000000020001000100000000000000000000000000000000000000000002000400000000000100000000000000000000000000010001000000000000000000000000000200010000f2052a010000000100000000000000010000004a00000045445550434f4e4e0000000000000000',
+  updateCall:
+    '000000001100000000000000010001000200000000000000000000000300030002000000020000009754e87fec9516f7000000000000000008000000010001000c0000000000020000000000000000000000000000000000000000000000000004000000000001000d0000000700000001000000720000007b22696e6772657373223a5b5d7d00000000000001000100',
+  unregisterCall:
+    '000000000e00000000000000010001000200000000000000000000000300030001000000010000009754e87fec9516f7000000000000000008000000010001000c00000000000200000000000000000000000000000000000000000000000000fcffffff0000000001000000070000000000000001000100',
+  emptyReturn: '0000000008000000000000000100010003000000000000000000000002000100010000000000000000000000000000000000000000000200fcffffff000000000000000000000000',
+  release: '00000000040000000000000001000100060000000000000000000000010000000000000001000000',
+  abort: '0000000007000000000000000100010001000000000000000000000001000100000000000000000001000000720000007270633a2073687574646f776e000000',
+} as const;
+
+const uuidBytes = (uuid: string): Buffer => Buffer.from(uuid.replaceAll('-', ''), 'hex');
+
+const REQUEST: RegistrationRequest = {
+  auth: { accountTag: '0123456789abcdef0123456789abcdef', tunnelSecret: Buffer.from(Array.from({ length: 32 }, (_, i) => i)) },
+  tunnelId: uuidBytes('11111111-2222-3333-4444-555555555555'),
+  connIndex: 0,
+  options: {
+    client: {
+      clientId: uuidBytes('aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'),
+      features: ['serialized_headers', 'allow_remote_config'],
+      version: '2026.8.2',
+      arch: 'linux_amd64',
+    },
+    originLocalIp: Buffer.from('00000000000000000000ffff7f000001', 'hex'),
+    replaceExisting: false,
+    compressionQuality: 0,
+    numPreviousAttempts: 0,
+  },
+};
+const DETAILS: RegistrationResult = {
+  ok: true,
+  details: { uuid: uuidBytes('99999999-8888-7777-6666-555555555555'), locationName: 'LIS', tunnelIsRemotelyManaged: false },
+};
+const EDUPCONN: RegistrationResult = { ok: false, error: { cause: 'EDUPCONN', retryAfterMs: 5000, shouldRetry: true } };
+const CONFIG = Buffer.from('{"ingress":[]}');
+
+function decode(hex: string): ReturnType<typeof decodeRpcMessage> {
+  const frames = new FrameReader().push(Buffer.from(hex, 'hex'));
+  if (frames.length !== 1) throw new Error(`expected one frame, got ${frames.length}`);
+  return decodeRpcMessage(frames[0]!);
+}
+
+function contentStruct(m: RpcMessage) {
+  const payload = m.type === 'call' ? m.params : m.type === 'return' && m.result.kind === 'results' ? m.result.payload : undefined;
+  if (!payload || payload.content.kind !== 'struct') throw new Error('no struct content');
+  return payload.content.value;
+}
+
+const encoders: Record<keyof typeof GOLDEN, () => Buffer> = {
+  bootstrap: () => encodeBootstrap(0),
+  bootstrapReturn: () =>
+    encodeReturn({ answerId: 0, result: { kind: 'results', content: capabilityContent(0), capTable: [{ kind: 'senderHosted', id: 0 }] } }),
+  finish: () => encodeFinish(0, false),
+  registerCall: () =>
+    encodeCall({
+      questionId: 1,
+      target: { kind: 'promisedAnswer', questionId: 0, transform: [] },
+      interfaceId: REGISTRATION_SERVER_INTERFACE_ID,
+      methodId: 0,
+      content: structContent(Layout.RegisterConnectionParams, (p) => writeRegisterConnectionParams(p, REQUEST)),
+    }),
+  detailsReturn: () =>
+    encodeReturn({
+      answerId: 1,
+      result: { kind: 'results', content: structContent(Layout.RegisterConnectionResults, (r) => writeRegisterConnectionResults(r, DETAILS)) },
+    }),
+  errorReturn: () =>
+    encodeReturn({
+      answerId: 1,
+      result: { kind: 'results', content: structContent(Layout.RegisterConnectionResults, (r) => writeRegisterConnectionResults(r, EDUPCONN)) },
+    }),
+  updateCall: () =>
+    encodeCall({
+      questionId: 2,
+      target: { kind: 'importedCap', importId: 0 },
+      interfaceId: REGISTRATION_SERVER_INTERFACE_ID,
+      methodId: 2,
+      content: structContent(Layout.UpdateLocalConfigurationParams, (p) => writeUpdateLocalConfigurationParams(p, CONFIG)),
+    }),
+  unregisterCall: () =>
+    encodeCall({
+      questionId: 1,
+      target: { kind: 'importedCap', importId: 0 },
+      interfaceId: REGISTRATION_SERVER_INTERFACE_ID,
+      methodId: 1,
+      content: structContent([0, 0]),
+    }),
+  emptyReturn: () => encodeReturn({ answerId: 1, result: { kind: 'results', content: structContent([0, 0]) } }),
+  release: () => encodeRelease(0, 1),
+  abort: () => encodeAbort({ reason: 'rpc: shutdown', type: 'failed' }),
+};
+
+for (const [name, hex] of Object.entries(GOLDEN) as [keyof typeof GOLDEN, string][]) {
+  test(`golden ${name}: encodes byte for byte`, (t) => {
+    t.is(encoders[name]().toString('hex'), hex);
+  });
+
+  test(`golden ${name}: the reference decoder (capnp-es rpc.capnp) reads our bytes`, (t) => {
+    const root = new CapnpMessage(encoders[name](), false).getRoot(capnpRpc.Message);
+    const which = root.which();
+    const expected = {
+      bootstrap: capnpRpc.Message.BOOTSTRAP,
+      bootstrapReturn: capnpRpc.Message.RETURN,
+      finish: capnpRpc.Message.FINISH,
+      registerCall: capnpRpc.Message.CALL,
+      detailsReturn: capnpRpc.Message.RETURN,
+      errorReturn: capnpRpc.Message.RETURN,
+      updateCall: capnpRpc.Message.CALL,
+      unregisterCall: capnpRpc.Message.CALL,
+      emptyReturn: capnpRpc.Message.RETURN,
+      release: capnpRpc.Message.RELEASE,
+      abort: capnpRpc.Message.ABORT,
+    }[name];
+    t.is(which, expected);
+    if (which === capnpRpc.Message.CALL) {
+      t.is(root.call.interfaceId, REGISTRATION_SERVER_INTERFACE_ID);
+      t.is(root.call.questionId, name === 'updateCall' ? 2 : 1);
+    }
+    if (which === capnpRpc.Message.RETURN) t.true(root.return.releaseParamCaps);
+    if (which === capnpRpc.Message.FINISH) t.false(root.finish.releaseResultCaps);
+    if (which === capnpRpc.Message.ABORT) t.is(root.abort.reason, 'rpc: shutdown');
+  });
+}
+
+test('golden bootstrap / finish / release / abort decode to their values', (t) => {
+  t.deepEqual(decode(GOLDEN.bootstrap).message, { type: 'bootstrap', questionId: 0 });
+  t.deepEqual(decode(GOLDEN.finish).message, { type: 'finish', questionId: 0, releaseResultCaps: false });
+  t.deepEqual(decode(GOLDEN.release).message, { type: 'release', id: 0, referenceCount: 1 });
+  t.deepEqual(decode(GOLDEN.abort).message, { type: 'abort', exception: { reason: 'rpc: shutdown', type: 'failed' } });
+});
+
+test('golden bootstrap Return decodes to cap #0 with capTable [senderHosted 0]', (t) => {
+  const m = decode(GOLDEN.bootstrapReturn).message;
+  if (m.type !== 'return' || m.result.kind !== 'results') return t.fail(`unexpected ${m.type}`);
+  t.is(m.answerId, 0);
+  t.true(m.releaseParamCaps);
+  t.deepEqual(m.result.payload.content, { kind: 'capability', index: 0 });
+  t.deepEqual(m.result.payload.capTable, [{ kind: 'senderHosted', id: 0 }]);
+});
+
+test('golden registerConnection Call decodes to the pipelined call and the exact request', (t) => {
+  const m = decode(GOLDEN.registerCall).message;
+  if (m.type !== 'call') return t.fail(`unexpected ${m.type}`);
+  t.is(m.questionId, 1);
+  t.is(m.methodId, 0);
+  t.is(m.interfaceId, 0xf71695ec7fe85497n);
+  t.is(m.sendResultsTo, 'caller');
+  t.deepEqual(m.target, { kind: 'promisedAnswer', questionId: 0, transform: [] });
+  t.deepEqual(m.params.capTable, []);
+  t.deepEqual(readRegisterConnectionParams(contentStruct(m)), REQUEST);
+});
+
+test('golden registerConnection Returns decode to connectionDetails and to a retryable EDUPCONN (5 s)', (t) => {
+  t.deepEqual(readRegisterConnectionResults(contentStruct(decode(GOLDEN.detailsReturn).message)), DETAILS);
+  t.deepEqual(readRegisterConnectionResults(contentStruct(decode(GOLDEN.errorReturn).message)), EDUPCONN);
+});
+
+test('golden updateLocalConfiguration / unregisterConnection Calls target import 0 with their params', (t) => {
+  const update = decode(GOLDEN.updateCall).message;
+  if (update.type !== 'call') return t.fail(`unexpected ${update.type}`);
+  t.deepEqual(update.target, { kind: 'importedCap', importId: 0 });
+  t.is(update.methodId, 2);
+  t.is(readUpdateLocalConfigurationParams(contentStruct(update)).toString(), '{"ingress":[]}');
+
+  const unregister = decode(GOLDEN.unregisterCall).message;
+  if (unregister.type !== 'call') return t.fail(`unexpected ${unregister.type}`);
+  t.is(unregister.methodId, 1);
+  t.deepEqual(unregister.target, { kind: 'importedCap', importId: 0 });
+  const params = contentStruct(unregister);
+  t.is(params.dataBytes + params.ptrCount, 0, 'empty params struct');
+});
+
+test('golden empty Return decodes to results with an empty struct and no cap table', (t) => {
+  const m = decode(GOLDEN.emptyReturn).message;
+  if (m.type !== 'return' || m.result.kind !== 'results') return t.fail(`unexpected ${m.type}`);
+  t.is(m.answerId, 1);
+  t.is(m.result.payload.content.kind, 'struct');
+  t.deepEqual(m.result.payload.capTable, []);
+});
+
+test('all golden vectors in one chunk split into the same messages, in order', (t) => {
+  const all = Buffer.concat(Object.values(GOLDEN).map((h) => Buffer.from(h, 'hex')));
+  const frames = new FrameReader().push(all);
+  t.deepEqual(
+    frames.map((segments) => decodeRpcMessage(segments).message.type),
+    ['bootstrap', 'return', 'finish', 'call', 'return', 'return', 'call', 'call', 'return', 'release', 'abort'],
+  );
+});
