@@ -20,6 +20,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS="$ROOT/tools"
 
 export GOTOOLCHAIN=local # never download a toolchain; fail loudly instead
+export GOWORK=off         # the wrapper modules stand alone
 export CGO_ENABLED=0
 
 log() { printf '[test-binaries] %s\n' "$*" >&2; }
