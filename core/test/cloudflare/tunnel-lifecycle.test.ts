@@ -1,0 +1,183 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/load.js';
+import {
+  CREDENTIALS_SECRET_KEY,
+  KubernetesCredentialsSecretStore,
+  TunnelLifecycle,
+  createCloudflareClientFactory,
+  parseCredentialsJson,
+  tunnelMode,
+  type CredentialsSecretStore,
+} from '../../src/cloudflare/index.js';
+import { ErrorCode, isWarrenError } from '../../src/errors.js';
+import { capturingLogger, startFakeCloudflare, type FakeCloudflare } from '../../src/testing/index.js';
+import { useApiServer } from '../support/apiserver.js';
+
+const server = useApiServer(test);
+const ACCOUNT = 'c'.repeat(32);
+const TOKEN = 'lifecycle-api-token-SECRET-0123456789';
+const CREATE = 'POST /accounts/:account/cfd_tunnel';
+
+interface Env {
+  fake: FakeCloudflare;
+  store: CredentialsSecretStore;
+  namespace: string;
+  replica(isLeader: () => boolean, extra?: Record<string, unknown>): { lifecycle: TunnelLifecycle; logs: () => string };
+}
+
+async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<typeof startFakeCloudflare>[0] = {}): Promise<Env> {
+  const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }], ...fakeOptions });
+  t.teardown(() => fake.close());
+  const dir = mkdtempSync(join(tmpdir(), 'warren-cf-'));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+  const namespace = await server().createNamespace('cf');
+  const store = new KubernetesCredentialsSecretStore(server().adminConfig(), namespace, 'warren-tunnel-credentials');
+  return {
+    fake,
+    store,
+    namespace,
+    replica(isLeader, extra = {}) {
+      const { logger, text } = capturingLogger();
+      const config = parseConfig({
+        cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile, ...extra },
+      });
+      const clientFactory = createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 });
+      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore: store, isLeader, env: {}, pollIntervalMs: 50 });
+      return { lifecycle, logs: text };
+    },
+  };
+}
+
+const signal = () => AbortSignal.timeout(20_000);
+
+test('the leader creates a local tunnel once; restarts and followers reuse it through the Secret', async (t) => {
+  const env = await setup(t);
+  const leader = env.replica(() => true);
+  const first = await leader.lifecycle.resolve(signal());
+  if (first.mode !== 'managed') return t.fail('expected managed mode');
+  t.is(first.origin, 'created');
+  t.is(first.credentials.tunnelSecret.length, 32);
+  const [tunnel] = env.fake.tunnels(ACCOUNT);
+  t.is(tunnel?.id, first.credentials.tunnelId);
+  t.is(tunnel?.configSrc, 'local');
+  t.true(tunnel?.secret.equals(first.credentials.tunnelSecret), 'the secret sent at creation is the one stored');
+
+  const data = await env.store.read();
+  const stored = parseCredentialsJson(data![CREDENTIALS_SECRET_KEY]!.toString());
+  t.is(stored.tunnelId, first.credentials.tunnelId);
+  t.true(stored.tunnelSecret.equals(first.credentials.tunnelSecret));
+
+  const restarted = await env.replica(() => true).lifecycle.resolve(signal());
+  const follower = await env.replica(() => false).lifecycle.resolve(signal());
+  for (const again of [restarted, follower]) {
+    if (again.mode !== 'managed') return t.fail('expected managed mode');
+    t.is(again.origin, 'secret');
+    t.is(again.credentials.tunnelId, first.credentials.tunnelId);
+  }
+  t.is(env.fake.count(CREATE), 1, 'exactly one tunnel was ever created');
+  t.is(env.fake.tunnels(ACCOUNT).length, 1);
+});
+
+test('an existing tunnel with the name is adopted through its token, not duplicated', async (t) => {
+  const env = await setup(t);
+  const secret = Buffer.alloc(32, 9);
+  const existing = env.fake.addTunnel(ACCOUNT, 'warren-prod', { secret });
+  env.fake.addTunnel(ACCOUNT, 'someone-else');
+  const resolved = await env.replica(() => true).lifecycle.resolve(signal());
+  if (resolved.mode !== 'managed') return t.fail('expected managed mode');
+  t.is(resolved.origin, 'adopted');
+  t.is(resolved.credentials.tunnelId, existing.id);
+  t.true(resolved.credentials.tunnelSecret.equals(secret));
+  t.is(env.fake.count(CREATE), 0);
+  t.is(env.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel/token'), 1);
+});
+
+test('a follower waits for the Secret and then runs the tunnel the leader stored', async (t) => {
+  const env = await setup(t);
+  const followerDone = env.replica(() => false).lifecycle.resolve(signal());
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(env.fake.count(), 0, 'a follower makes no Cloudflare API call');
+  const leader = await env.replica(() => true).lifecycle.resolve(signal());
+  const follower = await followerDone;
+  if (leader.mode !== 'managed' || follower.mode !== 'managed') return t.fail('expected managed mode');
+  t.is(follower.credentials.tunnelId, leader.credentials.tunnelId);
+});
+
+test('two leaders racing end up on one tunnel and one Secret', async (t) => {
+  const env = await setup(t);
+  const [a, b] = await Promise.all([env.replica(() => true).lifecycle.resolve(signal()), env.replica(() => true).lifecycle.resolve(signal())]);
+  if (a.mode !== 'managed' || b.mode !== 'managed') return t.fail('expected managed mode');
+  t.is(a.credentials.tunnelId, b.credentials.tunnelId);
+  t.is(env.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt).length, 1);
+});
+
+test('when the stored tunnel was deleted in Cloudflare the leader replaces it and the Secret', async (t) => {
+  const env = await setup(t);
+  const first = await env.replica(() => true).lifecycle.resolve(signal());
+  if (first.mode !== 'managed') return t.fail('expected managed mode');
+  const client = createCloudflareClientFactory({
+    settings: parseConfig({ cloudflare: { apiBaseUrl: env.fake.baseUrl } }).cloudflare,
+    logger: capturingLogger().logger,
+    env: { CLOUDFLARE_API_TOKEN: TOKEN },
+  })();
+  await client.zeroTrust.tunnels.cloudflared.delete(first.credentials.tunnelId, { account_id: ACCOUNT });
+  const second = await env.replica(() => true).lifecycle.resolve(signal());
+  if (second.mode !== 'managed') return t.fail('expected managed mode');
+  t.not(second.credentials.tunnelId, first.credentials.tunnelId);
+  const stored = parseCredentialsJson((await env.store.read())![CREDENTIALS_SECRET_KEY]!.toString());
+  t.is(stored.tunnelId, second.credentials.tunnelId);
+});
+
+test('supplied credentials and a disabled tunnel make no Cloudflare API call; missing settings are named', async (t) => {
+  const env = await setup(t);
+  const { logger } = capturingLogger();
+  const make = (raw: Record<string, unknown>, processEnv: NodeJS.ProcessEnv = {}) => {
+    const config = parseConfig(raw);
+    return new TunnelLifecycle({
+      config,
+      logger,
+      env: processEnv,
+      secretStore: env.store,
+      isLeader: () => true,
+      clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: processEnv }),
+    });
+  };
+  t.deepEqual(await make({ tunnel: { tokenFile: '/run/secrets/token' }, cloudflare: { accountId: ACCOUNT, tunnelName: 'x' } }).resolve(signal()), { mode: 'supplied' });
+  t.deepEqual(await make({}, { TUNNEL_TOKEN: 'abc' }).resolve(signal()), { mode: 'supplied' });
+  t.deepEqual(await make({ tunnel: { enabled: false } }).resolve(signal()), { mode: 'disabled' });
+  t.is(env.fake.count(), 0);
+  const err = t.throws(() => tunnelMode(parseConfig({ cloudflare: { accountId: ACCOUNT } }), {}));
+  t.true(isWarrenError(err, ErrorCode.ConfigInvalid));
+  t.regex(err!.message, /cloudflare\.tunnelName/);
+  t.regex(err!.message, /CLOUDFLARE_API_TOKEN/);
+  t.notRegex(err!.message, /cloudflare\.accountId/);
+});
+
+test('the API token never appears in logs or errors, even when the API refuses it', async (t) => {
+  const env = await setup(t, { tokens: [{ value: TOKEN, accounts: ['d'.repeat(32)] }] });
+  const replica = env.replica(() => true);
+  const err = await t.throwsAsync(replica.lifecycle.resolve(signal()));
+  t.true(isWarrenError(err, ErrorCode.CloudflareApi));
+  t.regex(err!.message, /HTTP 403/);
+  t.regex(err!.message, /permissions/);
+  t.false(err!.message.includes(TOKEN));
+  t.false(JSON.stringify(err).includes(TOKEN));
+  t.false(replica.logs().includes(TOKEN));
+  t.is(await env.store.read(), undefined, 'nothing stored after a failure');
+});
+
+test('uninstall keeps the tunnel unless deleteTunnelOnUninstall, and then deletes tunnel and Secret', async (t) => {
+  const env = await setup(t);
+  const first = await env.replica(() => true).lifecycle.resolve(signal());
+  if (first.mode !== 'managed') return t.fail('expected managed mode');
+  t.deepEqual(await env.replica(() => true).lifecycle.uninstall(signal()), { tunnelDeleted: false });
+  t.falsy(env.fake.tunnels(ACCOUNT)[0]?.deletedAt);
+  t.truthy(await env.store.read());
+  t.deepEqual(await env.replica(() => true, { deleteTunnelOnUninstall: true }).lifecycle.uninstall(signal()), { tunnelDeleted: true });
+  t.truthy(env.fake.tunnels(ACCOUNT)[0]?.deletedAt);
+  t.is(await env.store.read(), undefined);
+});
