@@ -1,0 +1,30 @@
+import type { IncomingHttpHeaders } from 'node:http2';
+import {
+  HEADER_CONNECTION_UPGRADE,
+  HEADER_PROXY_SRC,
+  UPGRADE_CONTROL_STREAM,
+  UPGRADE_UPDATE_CONFIGURATION,
+  UPGRADE_WEBSOCKET,
+} from './protocol.js';
+
+/** What an edge-opened stream carries (reference §4.3). */
+export type StreamKind = 'configuration' | 'websocket' | 'tcp' | 'control' | 'http';
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * Classifies a stream by its request headers, in the reference's precedence: configuration update,
+ * WebSocket, raw TCP (any non-empty `cf-cloudflared-proxy-src`), control stream, plain HTTP. Values are
+ * compared exactly (case-sensitive); with repeated headers the first value counts.
+ */
+export function classifyStream(headers: IncomingHttpHeaders): StreamKind {
+  const upgrade = first(headers[HEADER_CONNECTION_UPGRADE]);
+  if (upgrade === UPGRADE_UPDATE_CONFIGURATION) return 'configuration';
+  if (upgrade === UPGRADE_WEBSOCKET) return 'websocket';
+  const src = first(headers[HEADER_PROXY_SRC]);
+  if (src !== undefined && src !== '') return 'tcp';
+  if (upgrade === UPGRADE_CONTROL_STREAM) return 'control';
+  return 'http';
+}

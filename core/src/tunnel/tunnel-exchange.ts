@@ -1,0 +1,170 @@
+import { constants as h2, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { Writable } from 'node:stream';
+import type { Exchange, ExchangeFailure, RawHeaders, RequestHead, ResponseHead } from '../proxy/exchange.js';
+import { serializeHeaders } from './header-serialization.js';
+import { HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED, META_ORIGIN } from './protocol.js';
+
+/**
+ * One tunnel stream as an `Exchange` (the contract in proxy/exchange.ts), answering the edge the way
+ * cloudflared does (reference §4.5–§4.8):
+ *  - `:status` is the origin's, except 101 which becomes 200;
+ *  - the origin's headers travel in `cf-cloudflared-response-headers` (order, case and repeats kept);
+ *  - `cf-cloudflared-response-meta` is `{"src":"origin"}`, or `{"src":"cloudflared"}` for responses Warren
+ *    generated (`source: 'warren'`, `fail()`);
+ *  - a known length is also sent as a real `content-length`;
+ *  - trailers go out as a real trailing HEADERS frame;
+ *  - a failure after the response head resets the stream with INTERNAL_ERROR.
+ * The body sink is the HTTP/2 stream itself, so every write goes out as DATA without extra buffering.
+ */
+
+let sequence = 0;
+const idPrefix = `t${process.pid.toString(36)}`;
+
+/** Statuses whose responses never carry a body (the stream ends with the head). */
+function bodiless(status: number, method: string): boolean {
+  return method === 'HEAD' || status === 204 || status === 205 || status === 304;
+}
+
+/** Swallows writes for responses that cannot have a body, so pipelines can write unconditionally. */
+function discardSink(): Writable {
+  return new Writable({
+    write(_chunk, _enc, cb) {
+      cb();
+    },
+  });
+}
+
+function h2Trailers(trailers: RawHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of trailers) {
+    const lower = name.toLowerCase();
+    const prev = out[lower];
+    out[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+  }
+  return out;
+}
+
+export interface TunnelExchangeHooks {
+  /** Called once when the exchange is over (stream closed), with the status sent (0 when none). */
+  onDone?(status: number, failed: boolean): void;
+}
+
+export class TunnelExchange implements Exchange {
+  readonly id: string;
+  readonly head: RequestHead;
+  readonly body: ServerHttp2Stream;
+  readonly #controller = new AbortController();
+  readonly #stream: ServerHttp2Stream;
+  readonly #hooks: TunnelExchangeHooks;
+  #responded = false;
+  #status = 0;
+  #failed = false;
+  #trailersAllowed = false;
+  #trailers: RawHeaders = [];
+
+  constructor(stream: ServerHttp2Stream, head: RequestHead, hooks: TunnelExchangeHooks = {}) {
+    this.id = `${idPrefix}-${(++sequence).toString(36)}`;
+    this.head = head;
+    this.body = stream;
+    this.#stream = stream;
+    this.#hooks = hooks;
+    stream.once('close', () => {
+      // A stream that closes before its response was completely written was cut off (edge reset,
+      // connection lost, or our own fail()); either way upstream work must stop.
+      if (stream.rstCode !== h2.NGHTTP2_NO_ERROR || !stream.writableFinished) {
+        this.#controller.abort(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
+      }
+      this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== h2.NGHTTP2_NO_ERROR);
+    });
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get responded(): boolean {
+    return this.#responded;
+  }
+
+  respond(head: ResponseHead): Writable {
+    if (this.#responded) throw new Error(`exchange ${this.id}: respond() called twice`);
+    this.#responded = true;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return discardSink();
+    this.#status = head.status;
+    const headers: OutgoingHttpHeaders = {
+      ':status': head.status === 101 ? 200 : head.status,
+      [HEADER_RESPONSE_HEADERS]: serializeHeaders(head.headers),
+      [HEADER_RESPONSE_META]: head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
+    };
+    const length = head.contentLength ?? declaredLength(head.headers);
+    if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers['content-length'] = length;
+    for (const [name, value] of head.headers) {
+      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers['cf-int-cloudflared-tracing'] = value;
+    }
+    const noBody = bodiless(head.status, this.head.method);
+    this.#trailersAllowed = head.trailers === true && !noBody;
+    try {
+      if (this.#trailersAllowed) {
+        stream.respond(headers, { waitForTrailers: true });
+        stream.once('wantTrailers', () => this.#sendTrailers());
+      } else {
+        stream.respond(headers, { endStream: noBody });
+      }
+    } catch (err) {
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      this.#failed = true;
+      void err;
+      return discardSink();
+    }
+    return noBody ? discardSink() : stream;
+  }
+
+  setTrailers(trailers: RawHeaders): void {
+    if (!this.#trailersAllowed) throw new Error(`exchange ${this.id}: setTrailers() needs respond({ trailers: true })`);
+    this.#trailers = trailers;
+  }
+
+  #sendTrailers(): void {
+    try {
+      this.#stream.sendTrailers(h2Trailers(this.#trailers));
+    } catch {
+      // Invalid trailer names/values: the response cannot be completed correctly.
+      this.#failed = true;
+      this.#stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+
+  fail(error: ExchangeFailure): void {
+    this.#failed = true;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    if (this.#responded || stream.headersSent) {
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    this.#responded = true;
+    this.#status = error.status;
+    const headers: OutgoingHttpHeaders = { ':status': error.status, [HEADER_RESPONSE_META]: META_CLOUDFLARED };
+    if (error.headers && error.headers.length > 0) headers[HEADER_RESPONSE_HEADERS] = serializeHeaders(error.headers);
+    const body = error.body === undefined || error.body.length === 0 || bodiless(error.status, this.head.method) ? undefined : error.body;
+    try {
+      stream.respond(headers, { endStream: body === undefined });
+      if (body !== undefined) stream.end(body);
+    } catch {
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+}
+
+function declaredLength(headers: RawHeaders): number | undefined {
+  let found: number | undefined;
+  for (const [name, value] of headers) {
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    if (!/^\d{1,15}$/.test(value)) return undefined;
+    const n = Number(value);
+    if (found !== undefined && found !== n) return undefined;
+    found = n;
+  }
+  return found;
+}
