@@ -1,0 +1,411 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  constants as h2,
+  performServerHandshake,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { TestCert } from '../testing/certs.js';
+import { HEADER_CONNECTION_UPGRADE, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
+import type { SimulatedConnection } from './edge-connection.js';
+import type { EdgeSimulator } from './simulator.js';
+import { decodeTunnelResponse, HOP_BY_HOP, type TunnelResponseHead } from './tunnel-response.js';
+
+/**
+ * The simulator's eyeball entrance: where ordinary clients send requests that the "edge" forwards through the
+ * tunnel. One plain port serves HTTP/1.1 (including WebSocket upgrades) and h2c (prior knowledge); with TLS a
+ * second port negotiates h2 or http/1.1 by ALPN. Each request becomes one tunnel stream on a registered
+ * connection (round robin), carrying the headers an edge adds (`cf-connecting-ip`, `cf-ray`,
+ * `x-forwarded-for`, `x-forwarded-proto`, `cf-visitor`); the response is translated back the way the edge does:
+ * status (200 → 101 for accepted WebSockets), the decoded `cf-cloudflared-response-headers` with hop-by-hop
+ * headers removed, the body as it streams, and trailers.
+ */
+export interface Eyeball {
+  readonly url: string;
+  readonly tlsUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+interface EyeballOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TestCert | undefined;
+  readonly waitMs: number;
+}
+
+const H2_PREFACE_START = Buffer.from('PRI');
+
+export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions): Promise<Eyeball> {
+  const sockets = new Set<Socket | Duplex>();
+  const sessions = new Set<ServerHttp2Session>();
+  const track = <T extends Socket | Duplex>(socket: T): T => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    return socket;
+  };
+  const http1 = createHttpServer({ maxHeaderSize: 64 * 1024 });
+  http1.on('request', (req: IncomingMessage, res: ServerResponse) => void forwardHttp1(sim, options, req, res));
+  http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void forwardUpgrade(sim, options, req, socket, head));
+  http1.on('clientError', (_err, socket: Socket) => socket.destroy());
+  const serveH2 = (socket: Socket | Duplex, scheme: 'http' | 'https', remote: string) => {
+    const session = performServerHandshake(socket as Socket, { maxSessionMemory: 256, maxHeaderListPairs: 4096 });
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    session.on('error', () => undefined);
+    session.on('stream', (stream, headers, flags, rawHeaders) => void forwardH2(sim, options, stream, headers, flags, rawHeaders, scheme, remote));
+  };
+
+  const plain: NetServer = createNetServer((socket) => {
+    track(socket);
+    socket.on('error', () => undefined);
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      if (first.subarray(0, 3).equals(H2_PREFACE_START)) {
+        serveH2(prefixed(socket, first), 'http', socket.remoteAddress ?? '');
+      } else {
+        socket.unshift(first);
+        http1.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  });
+  plain.listen(options.port, options.host);
+  await once(plain, 'listening');
+  const address = plain.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+
+  let secure: TlsServer | undefined;
+  let tlsUrl: string | undefined;
+  if (options.tls) {
+    secure = createTlsServer({ cert: options.tls.certPem, key: options.tls.keyPem, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
+      track(socket);
+      socket.on('error', () => undefined);
+      if (socket.alpnProtocol === 'h2') serveH2(socket, 'https', socket.remoteAddress ?? '');
+      else http1.emit('connection', socket);
+    });
+    secure.on('tlsClientError', () => undefined);
+    secure.listen(0, options.host);
+    await once(secure, 'listening');
+    tlsUrl = `https://${host}:${(secure.address() as AddressInfo).port}`;
+  }
+
+  return {
+    url: `http://${host}:${address.port}`,
+    tlsUrl,
+    async close() {
+      const closing = [new Promise<void>((resolve) => plain.close(() => resolve()))];
+      if (secure) closing.push(new Promise<void>((resolve) => secure.close(() => resolve())));
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(closing);
+    },
+  };
+}
+
+/** A Duplex over `socket` that replays `first` (the sniffed bytes) before the rest of the socket's data. */
+function prefixed(socket: Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, callback) {
+      socket.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(err, callback) {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  duplex.push(first);
+  socket.on('data', (chunk: Buffer) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.once('end', () => duplex.push(null));
+  socket.once('close', () => duplex.destroy());
+  Object.assign(duplex, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+  return duplex;
+}
+
+async function routableConnection(sim: EdgeSimulator, waitMs: number): Promise<SimulatedConnection | undefined> {
+  const delay = sim.faults.streamDelayMs;
+  if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+  let connection = sim.pickConnection();
+  if (connection) return connection;
+  try {
+    await sim.waitFor(() => sim.registeredConnections().length > 0, waitMs, 'a registered connection');
+  } catch {
+    return undefined;
+  }
+  connection = sim.pickConnection();
+  return connection;
+}
+
+/** The request headers an edge sends into the tunnel for an eyeball request (reference §4.4). */
+function tunnelHeaders(
+  method: string,
+  authority: string,
+  path: string,
+  rawHeaders: readonly string[],
+  remote: string,
+  scheme: 'http' | 'https',
+  websocket: boolean,
+): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ':method': method, ':scheme': 'https', ':authority': authority, ':path': path };
+  let forwardedFor: string | undefined;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const value = rawHeaders[i + 1]!;
+    if (name.startsWith(':') || name === 'host' || name.startsWith('cf-cloudflared-')) continue;
+    if (name === 'te' && value.trim().toLowerCase() === 'trailers') {
+      headers.te = 'trailers';
+      continue;
+    }
+    if (HOP_BY_HOP.has(name) || name === 'cf-connecting-ip' || name === 'cf-ray' || name === 'cf-visitor' || name === 'x-forwarded-proto') continue;
+    if (name === 'x-forwarded-for') {
+      forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+      continue;
+    }
+    const prev = headers[name];
+    headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+  }
+  const client = remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+  headers['cf-connecting-ip'] = client;
+  headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${client}` : client;
+  headers['x-forwarded-proto'] = scheme;
+  headers['cf-visitor'] = `{"scheme":"${scheme}"}`;
+  headers['cf-ray'] = `${randomBytes(8).toString('hex')}-SIM`;
+  if (websocket) headers[HEADER_CONNECTION_UPGRADE] = UPGRADE_WEBSOCKET;
+  return headers;
+}
+
+/**
+ * The origin headers as the eyeball gets them: decoded pairs without hop-by-hop names, plus the real
+ * `content-length` when the connector sent one outside the serialized set.
+ */
+function eyeballHeaders(head: TunnelResponseHead, keepUpgrade: boolean): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let hasLength = false;
+  for (const [name, value] of head.headers) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) && !(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
+    if (lower === 'content-length') hasLength = true;
+    out.push([name, value]);
+  }
+  const realLength = head.h2Headers['content-length'];
+  if (!hasLength && typeof realLength === 'string') out.push(['content-length', realLength]);
+  return out;
+}
+
+function decodeOrViolation(sim: EdgeSimulator, headers: IncomingHttpHeaders): TunnelResponseHead | undefined {
+  try {
+    const head = decodeTunnelResponse(headers);
+    if (head.metaRaw === undefined) {
+      sim.recordViolation(`response ${head.status} without cf-cloudflared-response-meta`);
+    }
+    return head;
+  } catch (err) {
+    sim.recordViolation((err as Error).message);
+    return undefined;
+  }
+}
+
+function textError(res: ServerResponse, status: number, text: string): void {
+  if (res.headersSent) return void res.destroy();
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function bindAbort(eyeball: { once(event: 'close', fn: () => void): unknown }, tunnel: ClientHttp2Stream, done: () => boolean): void {
+  eyeball.once('close', () => {
+    if (!done() && !tunnel.closed) tunnel.close(h2.NGHTTP2_CANCEL);
+  });
+}
+
+async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const connection = await routableConnection(sim, options.waitMs);
+  if (!connection) return textError(res, 530, 'error 1033: no tunnel connection is registered\n');
+  const scheme = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
+  const headers = tunnelHeaders(req.method ?? 'GET', req.headers.host ?? '', req.url ?? '/', req.rawHeaders, req.socket.remoteAddress ?? '', scheme, false);
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  let tunnel: ClientHttp2Stream;
+  try {
+    tunnel = connection.request(headers, !hasBody);
+  } catch {
+    return textError(res, 502, 'tunnel stream could not be opened\n');
+  }
+  let finished = false;
+  bindAbort(res, tunnel, () => finished);
+  tunnel.on('error', () => undefined);
+  if (hasBody) req.pipe(tunnel);
+  else req.resume();
+  tunnel.once('response', (h2headers) => {
+    if (sim.faults.resetStreamsAfterHead) {
+      tunnel.close(h2.NGHTTP2_CANCEL);
+      return textError(res, 502, 'stream reset by the edge (fault)\n');
+    }
+    const head = decodeOrViolation(sim, h2headers);
+    if (!head) {
+      tunnel.close(h2.NGHTTP2_PROTOCOL_ERROR);
+      return textError(res, 502, 'unable to deserialize the origin response headers\n');
+    }
+    try {
+      res.writeHead(head.status, eyeballHeaders(head, false).flat());
+    } catch (err) {
+      tunnel.close(h2.NGHTTP2_CANCEL);
+      return textError(res, 502, `origin response headers are not valid HTTP/1.1: ${(err as Error).message}\n`);
+    }
+    res.flushHeaders();
+    tunnel.on('trailers', (trailers: IncomingHttpHeaders) => {
+      const list: Array<[string, string]> = [];
+      for (const [name, value] of Object.entries(trailers)) {
+        if (name.startsWith(':') || value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) list.push([name, String(v)]);
+      }
+      try {
+        res.addTrailers(list);
+      } catch {
+        // Invalid trailer values cannot be forwarded over HTTP/1.1.
+      }
+    });
+    tunnel.pipe(res);
+  });
+  tunnel.once('close', () => {
+    finished = true;
+    if (tunnel.rstCode !== h2.NGHTTP2_NO_ERROR || !tunnel.readableEnded) {
+      if (!res.headersSent) textError(res, 502, `tunnel stream closed (rst code ${tunnel.rstCode})\n`);
+      else if (!res.writableEnded) res.destroy();
+    }
+  });
+}
+
+async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  socket.on('error', () => undefined);
+  const reject = (status: number, text: string) => {
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  };
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return reject(501, 'only WebSocket upgrades are supported\n');
+  const connection = await routableConnection(sim, options.waitMs);
+  if (!connection) return reject(530, 'error 1033: no tunnel connection is registered\n');
+  const scheme = (socket as TLSSocket).encrypted ? 'https' : 'http';
+  const headers = tunnelHeaders(req.method ?? 'GET', req.headers.host ?? '', req.url ?? '/', req.rawHeaders, socket.remoteAddress ?? '', scheme, true);
+  let tunnel: ClientHttp2Stream;
+  try {
+    tunnel = connection.request(headers, false);
+  } catch {
+    return reject(502, 'tunnel stream could not be opened\n');
+  }
+  tunnel.on('error', () => undefined);
+  if (head.length > 0) tunnel.write(head);
+  const closeBoth = () => {
+    if (!tunnel.closed) tunnel.close(h2.NGHTTP2_CANCEL);
+    socket.destroy();
+  };
+  socket.once('close', closeBoth);
+  tunnel.once('response', (h2headers) => {
+    const decoded = decodeOrViolation(sim, h2headers);
+    if (!decoded) return closeBoth();
+    const accepted = decoded.status === 200 && decoded.meta?.src === 'origin';
+    const status = accepted ? 101 : decoded.status;
+    const lines = eyeballHeaders(decoded, accepted).map(([name, value]) => `${name}: ${value}\r\n`);
+    if (!accepted) lines.push('connection: close\r\n');
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}\r\n`);
+    if (accepted) {
+      socket.pipe(tunnel);
+      tunnel.pipe(socket);
+      tunnel.once('end', () => socket.end());
+      socket.once('end', () => tunnel.end());
+    } else {
+      tunnel.pipe(socket);
+    }
+  });
+  tunnel.once('close', () => socket.end());
+}
+
+async function forwardH2(
+  sim: EdgeSimulator,
+  options: EyeballOptions,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  flags: number,
+  rawHeaders: string[],
+  scheme: 'http' | 'https',
+  remote: string,
+): Promise<void> {
+  stream.on('error', () => undefined);
+  const fail = (status: number, text: string) => {
+    if (stream.headersSent || stream.closed) return void stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
+    stream.end(text);
+  };
+  const method = String(headers[':method'] ?? 'GET');
+  if (method === 'CONNECT') return fail(501, 'CONNECT is not supported by the edge simulator\n');
+  const connection = await routableConnection(sim, options.waitMs);
+  if (!connection) return fail(530, 'error 1033: no tunnel connection is registered\n');
+  const endStream = (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
+  const out = tunnelHeaders(method, String(headers[':authority'] ?? headers.host ?? ''), String(headers[':path'] ?? '/'), rawHeaders, remote, scheme, false);
+  let tunnel: ClientHttp2Stream;
+  try {
+    tunnel = connection.request(out, endStream);
+  } catch {
+    return fail(502, 'tunnel stream could not be opened\n');
+  }
+  let finished = false;
+  bindAbort(stream, tunnel, () => finished);
+  tunnel.on('error', () => undefined);
+  if (!endStream) stream.pipe(tunnel);
+  let trailers: OutgoingHttpHeaders | undefined;
+  tunnel.on('trailers', (t: IncomingHttpHeaders) => {
+    trailers = {};
+    for (const [name, value] of Object.entries(t)) if (!name.startsWith(':') && value !== undefined) trailers[name] = value;
+  });
+  tunnel.once('response', (h2headers) => {
+    if (sim.faults.resetStreamsAfterHead) {
+      tunnel.close(h2.NGHTTP2_CANCEL);
+      return fail(502, 'stream reset by the edge (fault)\n');
+    }
+    const head = decodeOrViolation(sim, h2headers);
+    if (!head) {
+      tunnel.close(h2.NGHTTP2_PROTOCOL_ERROR);
+      return fail(502, 'unable to deserialize the origin response headers\n');
+    }
+    const response: OutgoingHttpHeaders = { ':status': head.status };
+    for (const [name, value] of eyeballHeaders(head, false)) {
+      const lower = name.toLowerCase();
+      const prev = response[lower];
+      response[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+    }
+    try {
+      stream.respond(response, { waitForTrailers: true });
+    } catch (err) {
+      tunnel.close(h2.NGHTTP2_CANCEL);
+      return fail(502, `origin response headers are not valid HTTP/2: ${(err as Error).message}\n`);
+    }
+    stream.once('wantTrailers', () => {
+      try {
+        stream.sendTrailers(trailers ?? {});
+      } catch {
+        stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    tunnel.pipe(stream);
+  });
+  tunnel.once('close', () => {
+    finished = true;
+    if (tunnel.rstCode !== h2.NGHTTP2_NO_ERROR || !tunnel.readableEnded) {
+      if (!stream.headersSent) fail(502, `tunnel stream closed (rst code ${tunnel.rstCode})\n`);
+      else if (!stream.closed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  });
+}
