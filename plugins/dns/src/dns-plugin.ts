@@ -1,0 +1,51 @@
+import { ANNOTATION_PREFIX, TOKENS, pluginConfigToken, type ControlContext, type ControlPlugin, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
+import type { CloudflareClientFactory } from '@warren/core';
+import type { Logger } from 'pino';
+import { inject, injectable } from 'tsyringe';
+import { DnsSync } from './dns-sync.js';
+import type { DnsSettings } from './settings.js';
+
+/** Annotation key (without prefix) of the per-Ingress opt-out. */
+export const DNS_MANAGED_ANNOTATION = 'dns-managed';
+
+/** The `cloud.dns` control plugin: wires {@link DnsSync} into core's control-plugin contract. Leader only. */
+@injectable()
+export class DnsPlugin implements ControlPlugin {
+  readonly id = 'cloud.dns';
+  readonly #settings: DnsSettings;
+  readonly #clients: CloudflareClientFactory;
+  #sync: DnsSync | undefined;
+  #log: Logger | undefined;
+
+  constructor(@inject(pluginConfigToken('dns')) settings: DnsSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
+    this.#settings = settings;
+    this.#clients = clients;
+  }
+
+  provision(ctx: ProvisionContext): void {
+    this.#log = ctx.logger;
+    this.#sync = new DnsSync({ settings: this.#settings, client: this.#clients, logger: ctx.logger, events: ctx.events });
+  }
+
+  async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {
+    if (!ctx.tunnelId) {
+      this.#log?.debug('no tunnel id yet; DNS sync waits');
+      return;
+    }
+    await this.#engine().sync(table, ctx.tunnelId, ctx.signal);
+  }
+
+  async onIngressDeleted(ingress: { namespace: string; name: string; hosts: readonly string[] }, ctx: ControlContext): Promise<void> {
+    await this.#engine().releaseIngress(ingress, ctx.tunnelId, ctx.signal);
+  }
+
+  needsFinalizer(ingress: { annotations: Readonly<Record<string, string>> }): boolean {
+    const value = ingress.annotations[`${ANNOTATION_PREFIX}${DNS_MANAGED_ANNOTATION}`] ?? ingress.annotations[DNS_MANAGED_ANNOTATION];
+    return value?.trim().toLowerCase() !== 'false';
+  }
+
+  #engine(): DnsSync {
+    if (!this.#sync) throw new Error('cloud.dns used before provision');
+    return this.#sync;
+  }
+}

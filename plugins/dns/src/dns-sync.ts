@@ -1,0 +1,383 @@
+import { CloudflareApiError, ZoneDirectory, callCloudflare, matchZone, type Cloudflare, type ZoneInfo } from '@warren/core';
+import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
+import type { Logger } from 'pino';
+import { hostClaims, ingressKey, type HostClaim } from './desired.js';
+import { hostOfRegistryName, registryContent, registryName, unquote } from './names.js';
+import type { DnsSettings } from './settings.js';
+
+/** The part of a DNS record the plugin reasons about. */
+interface DnsRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly type: string;
+  readonly content: string;
+  readonly proxied: boolean;
+}
+
+type RecordBody = { type: 'CNAME' | 'TXT'; name: string; content: string; ttl: 1; proxied?: boolean; comment: string };
+
+/** Every change for one host, applied together in one batch so a host is never half done. */
+interface HostChange {
+  readonly host: string;
+  readonly claim: HostClaim | undefined;
+  readonly kind: 'create' | 'update' | 'takeover' | 'delete' | 'release';
+  readonly deletes: string[];
+  readonly patches: Array<RecordBody & { id: string }>;
+  readonly posts: RecordBody[];
+}
+
+/** What one sync did; counts are hosts. */
+export interface DnsSyncReport {
+  created: number;
+  updated: number;
+  deleted: number;
+  released: number;
+  conflicts: number;
+  failed: number;
+  /** Hosts routed by owned Ingresses that no allowed zone contains. */
+  withoutZone: number;
+}
+
+/** A zone's records as last read, kept up to date with the results of Warren's own writes. */
+class ZoneRecords {
+  readonly #byId = new Map<string, DnsRecord>();
+  readonly #byName = new Map<string, Set<string>>();
+  constructor(
+    readonly zone: ZoneInfo,
+    readonly loadedAt: number,
+    records: Iterable<DnsRecord>,
+  ) {
+    for (const r of records) this.put(r);
+  }
+  at(name: string): DnsRecord[] {
+    return [...(this.#byName.get(name) ?? [])].map((id) => this.#byId.get(id)!);
+  }
+  *all(): Iterable<DnsRecord> {
+    yield* this.#byId.values();
+  }
+  put(r: DnsRecord): void {
+    this.remove(r.id);
+    this.#byId.set(r.id, r);
+    let ids = this.#byName.get(r.name);
+    if (!ids) this.#byName.set(r.name, (ids = new Set()));
+    ids.add(r.id);
+  }
+  remove(id: string): void {
+    const old = this.#byId.get(id);
+    if (!old) return;
+    this.#byId.delete(id);
+    this.#byName.get(old.name)?.delete(id);
+  }
+}
+
+export interface DnsSyncOptions {
+  readonly settings: DnsSettings;
+  /** The shared SDK client factory (`TOKENS.CloudflareClient`). */
+  readonly client: () => Cloudflare;
+  readonly logger: Logger;
+  readonly events: EventSink;
+  readonly now?: () => number;
+}
+
+/**
+ * Keeps proxied CNAME records `host → <tunnel-id>.cfargotunnel.com` in step with the hosts of owned Ingresses.
+ *
+ * Ownership: next to each managed name sits a TXT record `<registryPrefix>.<host>` whose content is an HMAC of the
+ * name keyed with the installation's owner key (opaque; see names.ts). Warren changes or deletes only records at
+ * names whose registry record it wrote; any other record at a wanted name is a conflict, reported as a Warning
+ * Event on the Ingresses of that host and otherwise left alone (unless `overwriteUnmanaged` for records nobody
+ * claims). Other installations and external-dns can therefore share a zone.
+ *
+ * Cost: zones are listed once per `zoneCacheTtl` and each zone's records once per `resyncInterval` (or after a
+ * write failed); plans are computed against that cache, so a sync with nothing to change makes no API call.
+ * Changes go out through the batch endpoint, at most `batchSize` record changes per request, all changes of one
+ * host in the same request. A batch refused as invalid is retried host by host, so one bad name affects only
+ * itself. 429 and 5xx answers stop the sync of that zone and make `sync` reject, so core retries with back-off.
+ */
+export class DnsSync {
+  readonly #o: DnsSyncOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #zones: ZoneDirectory;
+  readonly #records = new Map<string, ZoneRecords>();
+  /** Ingresses being deleted: their hosts no longer count even while the table still lists them. */
+  readonly #deleting = new Set<string>();
+  /** Last event per (host, ingress) so that an unchanged problem is reported once. */
+  readonly #reported = new Map<string, string>();
+  /** Host changes the API refused as invalid, by a signature of the change: not retried until something changes. */
+  readonly #refused = new Map<string, string>();
+  #lastTable: RouteTable | undefined;
+
+  constructor(options: DnsSyncOptions) {
+    this.#o = options;
+    this.#log = options.logger;
+    this.#now = options.now ?? Date.now;
+    this.#zones = new ZoneDirectory({ client: options.client, allow: options.settings.zones, ttlMs: options.settings.zoneCacheTtl, now: this.#now });
+  }
+
+  /** Brings DNS in line with `table`. Idempotent; rejects (after doing what it could) when the API failed in a retryable way. */
+  async sync(table: RouteTable, tunnelId: string, signal: AbortSignal): Promise<DnsSyncReport> {
+    this.#lastTable = table;
+    const owned = new Set(table.ownedIngresses.map(ingressKey));
+    for (const key of this.#deleting) if (!owned.has(key)) this.#deleting.delete(key);
+    const ownerKey = this.#o.settings.ownerId ?? tunnelId;
+    const target = `${tunnelId}.cfargotunnel.com`;
+    const report: DnsSyncReport = { created: 0, updated: 0, deleted: 0, released: 0, conflicts: 0, failed: 0, withoutZone: 0 };
+    const { claims, invalid } = hostClaims(table, this.#deleting);
+    for (const [host, ingresses] of invalid) {
+      this.#report(host, ingresses, 'warning', 'DnsInvalidHost', `host ${JSON.stringify(host)} is not a DNS name Warren can publish; no DNS record is managed for it`);
+    }
+    const zones = await this.#zones.zones(signal);
+    if (this.#zones.missingAllowed.length) {
+      this.#log.warn({ zones: this.#zones.missingAllowed }, 'allow-listed zones are not visible to the API token');
+    }
+    const byZone = new Map<string, HostClaim[]>();
+    for (const claim of claims.values()) {
+      const zone = matchZone(claim.host, zones);
+      if (!zone) {
+        report.withoutZone++;
+        if (claim.managed) {
+          this.#report(claim.host, claim.ingresses, 'warning', 'DnsNoZone', `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.settings.zones.length ? ` among the allowed zones (${this.#o.settings.zones.join(', ')})` : ''}; no DNS record is managed for it`);
+        }
+        continue;
+      }
+      const list = byZone.get(zone.id) ?? [];
+      list.push(claim);
+      byZone.set(zone.id, list);
+    }
+    let failure: unknown;
+    for (const zone of zones) {
+      signal.throwIfAborted();
+      try {
+        const records = await this.#zoneRecords(zone, signal);
+        const changes = this.#plan(records, byZone.get(zone.id) ?? [], ownerKey, target, report);
+        await this.#apply(records, changes, report, signal);
+      } catch (err) {
+        this.#records.delete(zone.id);
+        if (!(err instanceof CloudflareApiError)) throw err;
+        this.#log.warn({ zone: zone.name, err: err.message }, 'DNS sync of a zone failed; it will be retried');
+        failure ??= err;
+      }
+    }
+    if (report.created + report.updated + report.deleted + report.released + report.failed > 0) {
+      this.#log.info(report, 'DNS records synced');
+    }
+    if (failure) throw failure;
+    return report;
+  }
+
+  /**
+   * Removes the records of a deleted Ingress's hosts that no other owned Ingress still routes, bounded by
+   * `cleanupTimeout`. The Ingress stops counting for later syncs too, even while the table still lists it.
+   */
+  async releaseIngress(ingress: { namespace: string; name: string; hosts: readonly string[] }, tunnelId: string | undefined, signal: AbortSignal): Promise<void> {
+    this.#deleting.add(ingressKey(ingress));
+    const ownerKey = this.#o.settings.ownerId ?? tunnelId;
+    if (!ownerKey) {
+      this.#log.warn({ ingress: ingressKey(ingress) }, 'no owner key yet (no tunnel id and no plugins.dns.ownerId); records of the deleted Ingress are left for the next sync');
+      return;
+    }
+    const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.#o.settings.cleanupTimeout)]);
+    const stillUsed = this.#lastTable ? hostClaims(this.#lastTable, this.#deleting).claims : new Map<string, HostClaim>();
+    const hosts = ingress.hosts.map((h) => h.toLowerCase()).filter((h) => !stillUsed.get(h)?.managed);
+    const zones = await this.#zones.zones(bounded);
+    const report: DnsSyncReport = { created: 0, updated: 0, deleted: 0, released: 0, conflicts: 0, failed: 0, withoutZone: 0 };
+    for (const zone of zones) {
+      const mine = hosts.filter((h) => matchZone(h, zones)?.id === zone.id);
+      if (!mine.length) continue;
+      const records = await this.#zoneRecords(zone, bounded);
+      const changes = mine.flatMap((host) => {
+        const reg = records.at(registryName(this.#o.settings.registryPrefix, host)).find((r) => r.type === 'TXT' && isOurs(r, ownerKey, host));
+        if (!reg) return [];
+        const cnames = records.at(host).filter((r) => r.type === 'CNAME').map((r) => r.id);
+        return [{ host, claim: undefined, kind: 'delete' as const, deletes: [...cnames, reg.id], patches: [], posts: [] }];
+      });
+      await this.#apply(records, changes, report, bounded);
+    }
+  }
+
+  async #zoneRecords(zone: ZoneInfo, signal: AbortSignal): Promise<ZoneRecords> {
+    const cached = this.#records.get(zone.id);
+    const interval = this.#o.settings.resyncInterval;
+    if (cached && (interval === 0 || this.#now() - cached.loadedAt < interval)) return cached;
+    const client = this.#o.client();
+    const perPage = this.#o.settings.listPageSize;
+    const found: DnsRecord[] = [];
+    for (let page = 1; ; page++) {
+      const result = await callCloudflare(`list DNS records of ${zone.name}`, () =>
+        client.dns.records.list({ zone_id: zone.id, page, per_page: perPage }, { signal }),
+      );
+      for (const r of result.result) {
+        found.push({ id: r.id, name: r.name.toLowerCase(), type: r.type, content: String(r.content ?? ''), proxied: Boolean(r.proxied) });
+      }
+      const info = result.result_info as { total_pages?: number };
+      if (result.result.length < perPage || (info.total_pages !== undefined && page >= info.total_pages)) break;
+    }
+    const records = new ZoneRecords(zone, this.#now(), found);
+    this.#records.set(zone.id, records);
+    this.#refused.clear();
+    return records;
+  }
+
+  #plan(records: ZoneRecords, claims: readonly HostClaim[], ownerKey: string, target: string, report: DnsSyncReport): HostChange[] {
+    const { registryPrefix: prefix, overwriteUnmanaged, comment } = this.#o.settings;
+    const cnameBody = (host: string): RecordBody => ({ type: 'CNAME', name: host, content: target, proxied: true, ttl: 1, comment });
+    const txtBody = (host: string): RecordBody => ({ type: 'TXT', name: registryName(prefix, host), content: registryContent(ownerKey, host), ttl: 1, comment });
+    const changes: HostChange[] = [];
+    const claimed = new Set<string>();
+    for (const claim of claims) {
+      const { host } = claim;
+      claimed.add(host);
+      const registry = records.at(registryName(prefix, host)).filter((r) => r.type === 'TXT');
+      const ours = registry.find((r) => isOurs(r, ownerKey, host));
+      const atHost = records.at(host);
+      const cname = atHost.find((r) => r.type === 'CNAME');
+      const others = atHost.filter((r) => r.type !== 'CNAME');
+      const change = (kind: HostChange['kind'], ops: Partial<Pick<HostChange, 'deletes' | 'patches' | 'posts'>>) =>
+        changes.push({ host, claim, kind, deletes: ops.deletes ?? [], patches: ops.patches ?? [], posts: ops.posts ?? [] });
+      if (!claim.managed) {
+        if (ours) change('release', { deletes: [ours.id] });
+        continue;
+      }
+      if (ours) {
+        if (others.length) {
+          this.#conflict(claim, report, `DNS name ${host} has ${describe(others)} that Warren did not create; a proxied CNAME cannot be added next to them, so the name is left alone`);
+        } else if (!cname) change('create', { posts: [cnameBody(host)] });
+        else if (cname.content !== target || !cname.proxied) change('update', { patches: [{ id: cname.id, ...cnameBody(host) }] });
+        else this.#settled(claim);
+        continue;
+      }
+      if (registry.length) {
+        this.#conflict(claim, report, `DNS name ${host} is claimed by another owner (ownership record ${registryName(prefix, host)}); leaving it alone`);
+      } else if (!cname && !others.length) {
+        change('create', { posts: [txtBody(host), cnameBody(host)] });
+      } else if (overwriteUnmanaged) {
+        change('takeover', {
+          deletes: others.map((r) => r.id),
+          patches: cname ? [{ id: cname.id, ...cnameBody(host) }] : [],
+          posts: cname ? [txtBody(host)] : [txtBody(host), cnameBody(host)],
+        });
+      } else {
+        this.#conflict(claim, report, `DNS name ${host} already has ${describe(atHost)} that this Warren installation does not own; leaving it alone (plugins.dns.overwriteUnmanaged takes over records nobody claims)`);
+      }
+    }
+    for (const record of records.all()) {
+      if (record.type !== 'TXT') continue;
+      const host = hostOfRegistryName(prefix, record.name);
+      if (!host || claimed.has(host) || !isOurs(record, ownerKey, host)) continue;
+      const cnames = records.at(host).filter((r) => r.type === 'CNAME').map((r) => r.id);
+      changes.push({ host, claim: undefined, kind: 'delete', deletes: [...cnames, record.id], patches: [], posts: [] });
+    }
+    return changes.filter((c) => this.#refused.get(c.host) !== signature(c));
+  }
+
+  async #apply(records: ZoneRecords, changes: readonly HostChange[], report: DnsSyncReport, signal: AbortSignal): Promise<void> {
+    const size = this.#o.settings.batchSize;
+    let chunk: HostChange[] = [];
+    let ops = 0;
+    const chunks: HostChange[][] = [];
+    for (const change of changes) {
+      const n = change.deletes.length + change.patches.length + change.posts.length;
+      if (ops + n > size && chunk.length) {
+        chunks.push(chunk);
+        chunk = [];
+        ops = 0;
+      }
+      chunk.push(change);
+      ops += n;
+    }
+    if (chunk.length) chunks.push(chunk);
+    for (const part of chunks) {
+      try {
+        await this.#batch(records, part, signal);
+        for (const change of part) this.#done(change, report);
+      } catch (err) {
+        if (!(err instanceof CloudflareApiError) || err.retryable) throw err;
+        for (const change of part) {
+          try {
+            if (part.length > 1) await this.#batch(records, [change], signal);
+            else throw err;
+            this.#done(change, report);
+          } catch (single) {
+            if (!(single instanceof CloudflareApiError) || single.retryable) throw single;
+            report.failed++;
+            this.#refused.set(change.host, signature(change));
+            const ingresses = change.claim?.ingresses ?? [];
+            this.#report(change.host, ingresses, 'warning', 'DnsRecordFailed', `Cloudflare refused the DNS change for ${change.host}: ${single.message}`);
+            this.#log.warn({ host: change.host, err: single.message }, 'DNS change refused');
+          }
+        }
+      }
+    }
+  }
+
+  async #batch(records: ZoneRecords, part: readonly HostChange[], signal: AbortSignal): Promise<void> {
+    const client = this.#o.client();
+    const body = {
+      zone_id: records.zone.id,
+      deletes: part.flatMap((c) => c.deletes.map((id) => ({ id }))),
+      patches: part.flatMap((c) => c.patches),
+      posts: part.flatMap((c) => c.posts),
+    };
+    const result = await callCloudflare(`batch DNS changes in ${records.zone.name}`, () => client.dns.records.batch(body, { signal }));
+    for (const id of body.deletes) records.remove(id.id);
+    for (const r of [...(result.patches ?? []), ...(result.puts ?? []), ...(result.posts ?? [])]) {
+      records.put({ id: r.id, name: r.name.toLowerCase(), type: r.type, content: String(r.content ?? ''), proxied: Boolean(r.proxied) });
+    }
+  }
+
+  #done(change: HostChange, report: DnsSyncReport): void {
+    this.#refused.delete(change.host);
+    switch (change.kind) {
+      case 'create':
+      case 'takeover':
+        report.created++;
+        this.#report(change.host, change.claim?.ingresses ?? [], 'normal', 'DnsRecordCreated', `proxied CNAME ${change.host} points at the tunnel`);
+        break;
+      case 'update':
+        report.updated++;
+        this.#settled(change.claim);
+        break;
+      case 'delete':
+        report.deleted++;
+        break;
+      case 'release':
+        report.released++;
+        this.#report(change.host, change.claim?.ingresses ?? [], 'normal', 'DnsReleased', `DNS for ${change.host} handed off: the ownership record was removed and the CNAME left in place`);
+        break;
+    }
+  }
+
+  #conflict(claim: HostClaim, report: DnsSyncReport, message: string): void {
+    report.conflicts++;
+    this.#report(claim.host, claim.ingresses, 'warning', 'DnsConflict', message);
+  }
+
+  #settled(claim: HostClaim | undefined): void {
+    if (!claim) return;
+    for (const ing of claim.ingresses) this.#reported.delete(`${claim.host}|${ing.uid}`);
+  }
+
+  #report(host: string, ingresses: readonly IngressRef[], type: 'warning' | 'normal', reason: string, message: string): void {
+    for (const ing of ingresses) {
+      const key = `${host}|${ing.uid}`;
+      const value = `${reason}:${message}`;
+      if (this.#reported.get(key) === value) continue;
+      this.#reported.set(key, value);
+      this.#o.events[type]({ kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid }, reason, message);
+    }
+  }
+}
+
+function isOurs(record: DnsRecord, ownerKey: string, host: string): boolean {
+  return unquote(record.content) === unquote(registryContent(ownerKey, host));
+}
+
+function describe(records: readonly DnsRecord[]): string {
+  const types = [...new Set(records.map((r) => r.type))];
+  return `${types.join('/')} record${records.length > 1 ? 's' : ''}`;
+}
+
+function signature(change: HostChange): string {
+  return JSON.stringify([change.kind, change.deletes, change.patches, change.posts]);
+}

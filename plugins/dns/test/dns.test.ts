@@ -1,0 +1,269 @@
+import test, { type ExecutionContext } from 'ava';
+import 'reflect-metadata';
+import { createCloudflareClientFactory, isWarrenError, ErrorCode, parseConfig, CloudflareApiError } from '@warren/core';
+import {
+  RecordingEventSink,
+  capturingLogger,
+  handBuiltRouteTable,
+  startFakeCloudflare,
+  testProvisionContext,
+  type FakeCloudflare,
+  type HandIngress,
+} from '@warren/core/testing';
+import dnsModule, { DnsPlugin, DnsSync, dnsManagedSchema, dnsSettingsSchema, registryName } from '../src/index.js';
+
+const TOKEN = 'dns-test-api-token-SECRET-0123456789';
+const TUNNEL = '3f7b5a52-9c1e-4d8e-8a51-0e6f0b1c2d3e';
+const TARGET = `${TUNNEL}.cfargotunnel.com`;
+const BATCH = 'POST /zones/:zone/dns_records/batch';
+
+interface Harness {
+  fake: FakeCloudflare;
+  events: RecordingEventSink;
+  logs: () => string;
+  plugin: DnsPlugin;
+  sync(ingresses: readonly HandIngress[], tunnelId?: string): Promise<void>;
+}
+
+async function harness(t: ExecutionContext, settings: Record<string, unknown> = {}, fake?: FakeCloudflare): Promise<Harness> {
+  if (!fake) {
+    fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }] });
+    const f = fake;
+    t.teardown(() => f.close());
+  }
+  const events = new RecordingEventSink();
+  const { logger, text } = capturingLogger();
+  const clients = createCloudflareClientFactory({
+    settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare,
+    logger,
+    env: { CLOUDFLARE_API_TOKEN: TOKEN },
+  });
+  const plugin = new DnsPlugin(dnsSettingsSchema.parse(settings), clients);
+  plugin.provision(testProvisionContext({ logger, events }));
+  let generation = 0;
+  return {
+    fake,
+    events,
+    logs: text,
+    plugin,
+    sync: (ingresses, tunnelId = TUNNEL) =>
+      plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(60_000), tunnelId }),
+  };
+}
+
+const ing = (name: string, hosts: string[], annotations: Record<string, unknown> = {}): HandIngress => ({ namespace: 'default', name, hosts, annotations });
+const cnames = (fake: FakeCloudflare, zone: string) =>
+  Object.fromEntries(fake.records(zone).filter((r) => r.type === 'CNAME').map((r) => [r.name, r.content]));
+
+test('creates proxied CNAMEs with opaque ownership records for exact and wildcard hosts', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([ing('web', ['app.example.com', '*.apps.example.com']), ing('api', ['api.example.com'])]);
+  const records = h.fake.records('example.com');
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'app.example.com': TARGET, '*.apps.example.com': TARGET, 'api.example.com': TARGET });
+  t.true(records.filter((r) => r.type === 'CNAME').every((r) => r.proxied && r.ttl === 1));
+  const txt = records.filter((r) => r.type === 'TXT');
+  t.deepEqual(txt.map((r) => r.name).sort(), ['_warren._wildcard.apps.example.com', '_warren.api.example.com', '_warren.app.example.com']);
+  t.true(txt.every((r) => !r.content.includes(TUNNEL) && /^"warren-owner=[0-9a-f]{32}"$/.test(r.content)), 'registry content is opaque');
+  t.is(new Set(txt.map((r) => r.content)).size, 3, 'one value per name');
+  t.is(h.events.events.filter((e) => e.reason === 'DnsRecordCreated').length, 3);
+  t.is(h.fake.count(BATCH), 1, 'one batch for everything');
+});
+
+test('records follow the Ingress: a new tunnel id updates them, a removed host or a deleted Ingress removes them', async (t) => {
+  const h = await harness(t, { ownerId: 'cluster-a' });
+  h.fake.addZone('example.com');
+  const web = ing('web', ['a.example.com', 'shared.example.com']);
+  const other = ing('other', ['shared.example.com', 'b.example.com']);
+  await h.sync([web, other]);
+  t.is(Object.keys(cnames(h.fake, 'example.com')).length, 3);
+
+  const NEW = '11111111-2222-4333-8444-555555555555';
+  await h.sync([web, other], NEW);
+  t.true(Object.values(cnames(h.fake, 'example.com')).every((c) => c === `${NEW}.cfargotunnel.com`), 'updated in place');
+
+  await h.sync([ing('web', ['shared.example.com']), other], NEW);
+  t.deepEqual(Object.keys(cnames(h.fake, 'example.com')).sort(), ['b.example.com', 'shared.example.com']);
+  t.false(h.fake.records('example.com').some((r) => r.name === '_warren.a.example.com'), 'the ownership record went too');
+
+  await h.plugin.onIngressDeleted({ namespace: 'default', name: 'other', hosts: ['shared.example.com', 'b.example.com'] }, { signal: AbortSignal.timeout(10_000), tunnelId: NEW });
+  t.deepEqual(Object.keys(cnames(h.fake, 'example.com')), ['shared.example.com'], 'a host another Ingress still uses stays');
+  const before = h.fake.count();
+  await h.sync([ing('web', ['shared.example.com']), other], NEW);
+  t.deepEqual(Object.keys(cnames(h.fake, 'example.com')), ['shared.example.com'], 'the deleted Ingress is not recreated while the table still lists it');
+  t.is(h.fake.count(), before, 'and nothing needed an API call');
+  t.true(h.plugin.needsFinalizer({ annotations: {} }));
+  t.false(h.plugin.needsFinalizer({ annotations: { 'warren.dev/dns-managed': 'false' } }));
+});
+
+test('foreign records are never touched: conflicts are Warning events on that Ingress only', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const foreignCname = h.fake.addRecord('example.com', { type: 'CNAME', name: 'taken.example.com', content: 'elsewhere.example.net', proxied: true });
+  const foreignA = h.fake.addRecord('example.com', { type: 'A', name: 'v4.example.com', content: '192.0.2.10' });
+  h.fake.addRecord('example.com', { type: 'TXT', name: 'claimed.example.com', content: '"heritage=external-dns,external-dns/owner=default"' });
+  h.fake.addRecord('example.com', { type: 'TXT', name: '_warren.other.example.com', content: '"warren-owner=0123456789abcdef0123456789abcdef"' });
+  await h.sync([ing('a', ['taken.example.com']), ing('b', ['v4.example.com']), ing('c', ['other.example.com']), ing('d', ['free.example.com'])]);
+  const records = h.fake.records('example.com');
+  t.deepEqual(records.find((r) => r.id === foreignCname.id), { ...foreignCname, modifiedOn: records.find((r) => r.id === foreignCname.id)!.modifiedOn });
+  t.truthy(records.find((r) => r.id === foreignA.id));
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'taken.example.com': 'elsewhere.example.net', 'free.example.com': TARGET });
+  const conflicts = h.events.warnings('DnsConflict');
+  t.deepEqual(conflicts.map((e) => e.object.name).sort(), ['a', 'b', 'c']);
+  t.regex(conflicts.find((e) => e.object.name === 'c')!.message, /claimed by another owner/);
+  t.regex(conflicts.find((e) => e.object.name === 'a')!.message, /taken\.example\.com already has CNAME/);
+  await h.sync([ing('a', ['taken.example.com']), ing('b', ['v4.example.com']), ing('c', ['other.example.com']), ing('d', ['free.example.com'])]);
+  t.is(h.events.warnings('DnsConflict').length, 3, 'an unchanged conflict is reported once');
+});
+
+test('overwriteUnmanaged takes over records nobody claims, never another owner\'s', async (t) => {
+  const h = await harness(t, { overwriteUnmanaged: true });
+  h.fake.addZone('example.com');
+  h.fake.addRecord('example.com', { type: 'CNAME', name: 'old.example.com', content: 'legacy.example.net', proxied: false });
+  h.fake.addRecord('example.com', { type: 'A', name: 'v4.example.com', content: '192.0.2.10' });
+  h.fake.addRecord('example.com', { type: 'TXT', name: '_warren.theirs.example.com', content: '"warren-owner=ffffffffffffffffffffffffffffffff"' });
+  h.fake.addRecord('example.com', { type: 'CNAME', name: 'theirs.example.com', content: 'their-tunnel.cfargotunnel.com', proxied: true });
+  await h.sync([ing('a', ['old.example.com', 'v4.example.com', 'theirs.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'old.example.com': TARGET, 'v4.example.com': TARGET, 'theirs.example.com': 'their-tunnel.cfargotunnel.com' });
+  t.false(h.fake.records('example.com').some((r) => r.type === 'A'));
+  t.is(h.events.warnings('DnsConflict').length, 1);
+});
+
+test('two installations share a zone, each managing only its own names', async (t) => {
+  const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }] });
+  t.teardown(() => fake.close());
+  fake.addZone('example.com');
+  const a = await harness(t, { ownerId: 'cluster-a' }, fake);
+  const b = await harness(t, { ownerId: 'cluster-b', resyncInterval: 0 }, fake);
+  const TUNNEL_B = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+  await a.sync([ing('x', ['x.example.com', 'both.example.com'])]);
+  await b.sync([ing('y', ['y.example.com', 'both.example.com'])], TUNNEL_B);
+  t.deepEqual(cnames(fake, 'example.com'), { 'x.example.com': TARGET, 'both.example.com': TARGET, 'y.example.com': `${TUNNEL_B}.cfargotunnel.com` });
+  t.is(b.events.warnings('DnsConflict').length, 1);
+  await b.sync([], TUNNEL_B);
+  t.deepEqual(cnames(fake, 'example.com'), { 'x.example.com': TARGET, 'both.example.com': TARGET }, 'B removed only its own record');
+  await a.sync([]);
+  t.deepEqual(fake.records('example.com'), []);
+});
+
+test('the zone is chosen by longest suffix, and a host outside every zone affects only itself', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  h.fake.addZone('sub.example.com');
+  await h.sync([ing('deep', ['a.sub.example.com']), ing('top', ['b.example.com']), ing('lost', ['app.elsewhere.org'])]);
+  t.deepEqual(cnames(h.fake, 'sub.example.com'), { 'a.sub.example.com': TARGET });
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET });
+  t.deepEqual(h.events.warnings().map((e) => [e.reason, e.object.name]), [['DnsNoZone', 'lost']]);
+});
+
+test('the zone allow-list limits which zones are touched', async (t) => {
+  const h = await harness(t, { zones: ['sub.example.com'] });
+  h.fake.addZone('example.com');
+  h.fake.addZone('sub.example.com');
+  await h.sync([ing('deep', ['a.sub.example.com']), ing('top', ['b.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'sub.example.com'), { 'a.sub.example.com': TARGET });
+  t.deepEqual(h.fake.records('example.com'), []);
+  t.is(h.fake.count('GET /zones/:zone/dns_records'), 1, 'only the allowed zone was read');
+  t.deepEqual(h.events.warnings('DnsNoZone').map((e) => e.object.name), ['top']);
+});
+
+test('opting out creates nothing, and hands off names Warren already owns', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  t.is(dnsManagedSchema.parse(' False '), false);
+  t.false(dnsManagedSchema.safeParse('maybe').success);
+  await h.sync([ing('a', ['a.example.com'], { 'dns-managed': false }), ing('b', ['b.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET });
+  await h.sync([ing('a', ['a.example.com'], { 'dns-managed': false }), ing('b', ['b.example.com'], { 'dns-managed': false })]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET }, 'the CNAME stays for the next manager');
+  t.deepEqual(h.fake.records('example.com').map((r) => r.type), ['CNAME'], 'the ownership record is gone');
+  t.is(h.events.events.filter((e) => e.reason === 'DnsReleased').length, 1);
+  await h.sync([]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET }, 'a handed-off name is not deleted later');
+});
+
+test('1,000 hosts: initial sync in a dozen calls, steady state makes no call, one change costs one call', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const ingresses = Array.from({ length: 250 }, (_, i) => ing(`app${i}`, [0, 1, 2, 3].map((j) => `h${i}-${j}.example.com`)));
+  await h.sync(ingresses);
+  t.is(h.fake.records('example.com').length, 2000);
+  t.is(h.fake.count('GET /zones'), 1);
+  t.is(h.fake.count('GET /zones/:zone/dns_records'), 1);
+  t.is(h.fake.count(BATCH), 10, '2,000 changes in batches of 200');
+  t.is(h.fake.count(), 12);
+  h.fake.resetLog();
+  for (let i = 0; i < 3; i++) await h.sync(ingresses);
+  t.is(h.fake.count(), 0, 'steady state: zero API calls');
+  await h.sync([...ingresses.slice(1), ing('new', ['new.example.com'])]);
+  t.is(h.fake.count(), 1);
+  t.is(h.fake.records('example.com').length, 2000 - 8 + 2);
+});
+
+test('429 and 5xx: the SDK backs off per retry-after, a persistent outage rejects and the next sync finishes', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  h.fake.faults.rateLimit(1, 1, 'dns_records/batch');
+  await h.sync([ing('a', ['a.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': TARGET });
+  const batches = h.fake.requests.filter((r) => r.route === BATCH);
+  t.deepEqual(batches.map((r) => r.status), [429, 200]);
+  t.true(batches[1]!.at - batches[0]!.at >= 900, 'waited for retry-after');
+
+  h.fake.faults.serverError(10, 503, 'dns_records/batch');
+  const err = await t.throwsAsync(h.sync([ing('a', ['a.example.com', 'b.example.com'])]));
+  t.true(isWarrenError(err, ErrorCode.CloudflareApi));
+  t.true((err as CloudflareApiError).retryable);
+  h.fake.faults.clear();
+  await h.sync([ing('a', ['a.example.com', 'b.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': TARGET, 'b.example.com': TARGET });
+});
+
+test('a name the API refuses fails alone; other hosts of the same batch are created', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(57)}.example.com`; // 252 characters: fits, but its ownership record would not
+  await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com']), ing('bad', [long])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'ok1.example.com': TARGET, 'ok2.example.com': TARGET });
+  const failed = h.events.warnings('DnsRecordFailed');
+  t.deepEqual(failed.map((e) => e.object.name), ['bad']);
+  const calls = h.fake.count();
+  await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com']), ing('bad', [long])]);
+  t.is(h.fake.count(), calls, 'a refused change is not retried until something changes');
+});
+
+test('drift is repaired after resyncInterval, and the API token never reaches logs or events', async (t) => {
+  const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }] });
+  t.teardown(() => fake.close());
+  fake.addZone('example.com');
+  let clock = 0;
+  const events = new RecordingEventSink();
+  const { logger, text } = capturingLogger();
+  const client = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN } });
+  const sync = new DnsSync({ settings: dnsSettingsSchema.parse({ resyncInterval: '10m' }), client, logger, events, now: () => clock });
+  const table = handBuiltRouteTable([ing('a', ['a.example.com'])]);
+  await sync.sync(table, TUNNEL, AbortSignal.timeout(10_000));
+  const cname = fake.records('example.com').find((r) => r.type === 'CNAME')!;
+  fake.editRecord('example.com', cname.id, { content: 'hijacked.example.net' });
+  await sync.sync(table, TUNNEL, AbortSignal.timeout(10_000));
+  t.is(cnames(fake, 'example.com')['a.example.com'], 'hijacked.example.net', 'within the interval the cache is trusted');
+  clock += 10 * 60_000;
+  await sync.sync(table, TUNNEL, AbortSignal.timeout(10_000));
+  t.is(cnames(fake, 'example.com')['a.example.com'], TARGET, 'repaired after the interval');
+  fake.faults.serverError(5, 500);
+  clock += 10 * 60_000;
+  await t.throwsAsync(sync.sync(table, TUNNEL, AbortSignal.timeout(10_000)));
+  t.false(text().includes(TOKEN));
+  t.false(JSON.stringify(events.events).includes(TOKEN));
+  t.true(text().includes('DNS sync of a zone failed') || text().includes('list zones'), 'the failure was logged');
+});
+
+test('the plugin module registers under the control-plugin token with its annotation declared', (t) => {
+  t.is(dnsModule.manifest.id, 'cloud.dns');
+  t.true(dnsModule.manifest.needsLeader);
+  t.false(dnsModule.manifest.enabledByDefault);
+  t.deepEqual(dnsModule.manifest.annotations?.map((a) => a.key), ['dns-managed']);
+  t.is(registryName('_warren', '*.example.com'), '_warren._wildcard.example.com');
+  t.throws(() => dnsSettingsSchema.parse({ batchSize: 5000 }));
+  t.throws(() => dnsSettingsSchema.parse({ unknown: 1 }));
+});
