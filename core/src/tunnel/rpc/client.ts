@@ -230,6 +230,7 @@ export class RegistrationClient {
         this.#onReturn(message);
         return;
       case 'abort':
+        this.#logger?.info({ reason: message.exception.reason }, 'the edge aborted the control stream RPC session');
         this.#teardown(new WarrenError(ErrorCode.TunnelRegistration, `edge aborted the RPC session: ${message.exception.reason}`), 'silent');
         return;
       case 'bootstrap':
@@ -345,7 +346,8 @@ export class RegistrationClient {
     if (!this.#open) return;
     this.#open = false;
     this.#error = error;
-    if (error) this.#logger?.warn({ code: error.code, reason: error.message }, 'control stream RPC session failed');
+    // Malformed input is worth a warning; the edge ending or aborting the session is routine (reconnects follow).
+    if (error) this.#logger?.[mode === 'abort' ? 'warn' : 'debug']({ code: error.code, reason: error.message }, 'control stream RPC session ended');
     const frames: Buffer[] = [];
     const rejection = error ?? new WarrenError(ErrorCode.TunnelRegistration, 'the RPC session was closed before the edge answered');
     for (const q of this.#questions.values()) {

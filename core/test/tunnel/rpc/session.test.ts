@@ -1,7 +1,8 @@
 import test from 'ava';
+import { pino } from 'pino';
 import { ErrorCode, isWarrenError } from '../../../src/errors.js';
-import { msToNs, nsToMs, type RegistrationResult } from '../../../src/tunnel/rpc/index.js';
-import { RecordingHandler, REGISTERED, request, session } from './helpers.js';
+import { msToNs, nsToMs, RegistrationClient, serveRegistration, type RegistrationResult } from '../../../src/tunnel/rpc/index.js';
+import { controlStream, RecordingHandler, REGISTERED, request, session } from './helpers.js';
 
 test('registration succeeds: request arrives intact, details come back, both questions are finished', async (t) => {
   const { client, server, handler } = session(t);
@@ -188,4 +189,21 @@ test('a stream error rejects the pending call with TunnelRegistration and never 
   t.true(isWarrenError(err, ErrorCode.TunnelRegistration));
   await client.closed;
   t.pass();
+});
+
+test('debug logging of a whole session never contains the tunnel secret', async (t) => {
+  const lines: string[] = [];
+  const logger = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+  const secret = Buffer.from('5ecret5ecret5ecret5ecret5ecret5e');
+  const { connector, edge } = controlStream(t);
+  const server = serveRegistration(edge, new RecordingHandler(), { logger });
+  const client = new RegistrationClient(connector, { timeoutMs: 5_000, logger });
+  await client.registerConnection(request({ auth: { accountTag: 'acct', tunnelSecret: secret } }));
+  await client.close();
+  await server.closed;
+  const log = lines.join('\n');
+  t.regex(log, /rpc send/);
+  for (const form of [secret.toString('utf8'), secret.toString('hex'), secret.toString('base64'), String(secret[0]) + ',' + String(secret[1])]) {
+    t.false(log.includes(form), `log contains the secret as ${form}`);
+  }
 });
