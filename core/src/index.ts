@@ -7,3 +7,4 @@ export { CORE_VERSION } from './version.js';
 export type * from './routes/types.js';
 export * from './routes/index.js';
 export * from './cloudflare/index.js';
+export * from './proxy/index.js';

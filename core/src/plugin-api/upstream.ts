@@ -1,54 +1,211 @@
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Route } from '../routes/types.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { PluginLifecycle } from './lifecycle.js';
 
 /**
- * A data-plane plugin (kinds `transport`, `protocol`, `policy`), registered under `UPSTREAM_PLUGIN`.
- * The pipeline compiles every route once per route-table generation (never per request):
+ * A data-plane plugin (kinds `transport`, `protocol`, `policy`), registered under `TOKENS.UpstreamPlugin` with
+ * `Lifecycle.ContainerScoped`. Every route-table generation gets fresh instances (a tsyringe child container
+ * per generation); the pipeline provisions them, compiles every route once, and disposes them after the
+ * generation's last exchange finished. Nothing here runs per request except the interceptor and `onUpgrade`.
  *
- *  1. route phase: `bind(route)` for every plugin; a plugin that returns undefined stays out of this route.
- *     Exactly one plugin serves the route's protocol (manifest `protocols`; `http` is core's own).
- *  2. connection phase: `configureTransport(binding, profile)` for every bound plugin, in chain order; core
- *     keeps one connection pool per distinct profile.
- *  3. exchange phase: `interceptor(binding)` for every bound plugin, composed in chain order around the
- *     undici dispatch (undici's `DispatchHandler` contract covers streaming bodies, trailers and upgrades);
- *     `handleUpgrade` lets a protocol plugin take over upgrade exchanges.
+ * Compilation of one route, in chain order (manifest kind, then `order`, then `id`; never registration order):
+ *
+ *  1. route phase: `bind(route)` on every plugin. `undefined` keeps the plugin out of this route. Throwing a
+ *     `WarrenError` makes the route unavailable: its requests get that error (e.g. a TLS Secret that does not
+ *     exist answers 502 and never silently falls back to an unverified connection).
+ *     Exactly one party serves the route's protocol: core for `http` (and `auto`), otherwise the plugin whose
+ *     manifest `protocols` lists it; a route whose protocol no bound plugin serves is unavailable.
+ *  2. connection phase: `configureTransport(binding, profile)` on every bound plugin, in chain order. Core
+ *     starts from a profile derived from the protocol (scheme, timeouts) and keeps one connection pool per
+ *     endpoint and distinct resulting profile; pools are shared across generations while the profile stays
+ *     the same, so a route-table change does not drop kept-alive connections.
+ *  3. exchange phase: `interceptor(binding)` of every bound plugin, composed once per route so that the first
+ *     plugin in chain order is outermost. Each request flows through the chain to core's dispatch, which picks
+ *     an endpoint, retries connect failures and talks to the pool.
+ *  4. upgrades: an upgrade request (WebSocket) is forwarded only when a bound plugin implements `onUpgrade`
+ *     (the first in chain order wins); after the upstream's 101, core answers the client and hands both byte
+ *     streams to `onUpgrade`. Without such a plugin the Upgrade header is dropped and the request is proxied
+ *     as plain HTTP.
+ *
+ * Implementations must not keep per-request state on the instance (one instance serves every exchange of a
+ * generation concurrently); use {@link ExchangeContext.attributes} instead.
  */
 export interface UpstreamPlugin extends PluginLifecycle {
+  /** The manifest id of the plugin that registered this class. */
   readonly id: string;
   bind?(route: Route): RouteBinding | undefined;
   configureTransport?(binding: RouteBinding, profile: TransportProfile): void;
-  interceptor?(binding: RouteBinding): Dispatcher.DispatcherComposeInterceptor;
-  handleUpgrade?(binding: RouteBinding, exchange: Exchange, upstream: UpstreamTarget): Promise<void>;
+  interceptor?(binding: RouteBinding): UpstreamInterceptor;
+  /**
+   * Takes over an exchange whose upgrade the upstream accepted (101). Core already sent the 101 to the
+   * client. Pipe the bytes both ways and resolve when both sides are closed; reject only for bugs (errors of
+   * either peer are a normal end of the session).
+   */
+  onUpgrade?(binding: RouteBinding, session: UpgradeSession): Promise<void>;
 }
 
-/** Per-route state a plugin computed in `bind`: parsed options, resolved secrets. Immutable. */
-export interface RouteBinding {
+/** Per-route state a plugin computed in `bind`: parsed annotations, resolved secrets. Immutable. */
+export interface RouteBinding<O = Readonly<Record<string, unknown>>> {
   readonly route: Route;
-  readonly options: Readonly<Record<string, unknown>>;
+  readonly options: O;
 }
 
-/** Upstream connection options; plugins fill it in `configureTransport`. */
+/** TLS options of an upstream connection (Node `tls.connect` names). */
+export interface UpstreamTls {
+  /** Trusted CAs; undefined means Node's default roots. */
+  ca?: string | Buffer | Array<string | Buffer> | undefined;
+  /** Client certificate and key for mutual TLS. */
+  cert?: string | Buffer | undefined;
+  key?: string | Buffer | undefined;
+  /** SNI and the name the certificate is verified against. Core's default: `<service>.<namespace>.svc`. */
+  servername?: string | undefined;
+  /** Verify the upstream certificate. Only an explicit opt-out sets this to false. */
+  rejectUnauthorized: boolean;
+  /**
+   * Identity of the TLS material (e.g. a hash of the Secret's data). When absent core hashes the material
+   * itself. A rotated Secret yields a new fingerprint, hence a new pool, while the old pool drains.
+   */
+  fingerprint?: string | undefined;
+}
+
+/**
+ * How core connects to a route's endpoints. Core fills `scheme`, `http2: 'off'`, `connectTimeout` and, for TLS
+ * schemes, `tls` with verification on; plugins adjust it in `configureTransport`. Everything in it is part of
+ * the pool identity, so keep it plain data.
+ */
 export interface TransportProfile {
-  /** `http:` or `https:` */
   scheme: 'http:' | 'https:';
-  /** Speak HTTP/2: over TLS via ALPN, or cleartext with prior knowledge (h2c). */
+  /** Speak HTTP/2: over TLS via ALPN (falls back to HTTP/1.1), or cleartext with prior knowledge (h2c). */
   http2: 'off' | 'alpn' | 'prior-knowledge';
-  tls?: {
-    ca?: string | Buffer | Array<string | Buffer>;
-    cert?: string | Buffer;
-    key?: string | Buffer;
-    servername?: string;
-    rejectUnauthorized: boolean;
-    /** Identity of the TLS material, so a rotated Secret yields a new pool while the old one drains. */
-    fingerprint?: string;
-  };
-  keepAlive?: { timeout: number; maxConnections: number };
-  maxConcurrentStreams?: number;
+  /** Milliseconds for TCP connect plus TLS handshake. */
+  connectTimeout: number;
+  tls?: UpstreamTls | undefined;
+  /**
+   * Reuse idle connections for this long (ms), at most `maxConnections` per endpoint. Without it every HTTP/1.1
+   * request gets its own connection (closed after the response).
+   */
+  keepAlive?: { timeout: number; maxConnections: number } | undefined;
+  /** HTTP/2: streams per connection (the upstream's SETTINGS can only lower it). */
+  maxConcurrentStreams?: number | undefined;
 }
 
-export interface UpstreamTarget {
-  readonly origin: string;
-  readonly endpointKey: string;
+/**
+ * What an interceptor receives: undici's dispatch options plus Warren's per-exchange context. Interceptors may
+ * replace `headers` (an even-length `[name, value, …]` string array, lower-case names), `headersTimeout`,
+ * `path` and `method`; they must not replace `body` once it may have been read.
+ */
+export interface UpstreamDispatchOptions extends Dispatcher.DispatchOptions {
+  headers: string[];
+  readonly context: ExchangeContext;
+}
+
+/** Sends one upstream request; the handler follows undici's `DispatchHandler` contract. */
+export type UpstreamDispatch = (options: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler) => void;
+
+/**
+ * undici's interceptor shape over {@link UpstreamDispatch}: `(next) => (options, handler) => …`. Wrap the
+ * handler (extend {@link ForwardingHandler}) to see the response; call `next` with changed options to change
+ * the request. Created once per route per generation, so validate options when it is created, not per call.
+ */
+export type UpstreamInterceptor = (next: UpstreamDispatch) => UpstreamDispatch;
+
+/** Per-exchange facts and controls handed to interceptors. */
+export interface ExchangeContext {
+  readonly exchange: Exchange;
+  readonly route: Route;
+  /** Scratch space for plugins, keyed by their plugin id. Lives as long as the exchange. */
+  readonly attributes: Map<string, unknown>;
+  /** Endpoint key (`address:port`) of the current attempt; undefined before core picked one. */
+  readonly endpoint: string | undefined;
+  /**
+   * Turns the idle timeout off for the rest of the exchange (long-lived streams such as SSE). The client's
+   * disconnect still ends it.
+   */
+  suspendIdleTimeout(): void;
+  /**
+   * Ends the exchange with a timeout (504, or gRPC DEADLINE_EXCEEDED) `ms` from now unless it finished first.
+   * A later call replaces the earlier deadline.
+   */
+  setDeadline(ms: number): void;
+}
+
+/** An upgraded exchange (after the upstream's 101) as handed to {@link UpstreamPlugin.onUpgrade}. */
+export interface UpgradeSession {
+  readonly exchange: Exchange;
+  /** Bytes from the client (the exchange body). */
+  readonly fromClient: Readable;
+  /** Bytes to the client (the sink `exchange.respond` returned). */
+  readonly toClient: Writable;
+  /** The upstream connection after its 101, already past the response head. */
+  readonly upstream: Duplex;
+  /** The route's `idle-timeout` annotation when set (ms); plugins fall back to their own setting. */
+  readonly idleTimeout: number | undefined;
+}
+
+type Controller = Dispatcher.DispatchController;
+type IncomingHeaders = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2];
+
+/**
+ * Base class for interceptor handlers: forwards every callback to the wrapped handler and enforces undici's
+ * callback order (start once; no data after the end or an error; exactly one terminal callback). Subclasses
+ * override the callbacks they care about and call `super`.
+ *
+ * @example
+ * class StampHandler extends ForwardingHandler {
+ *   override onResponseStart(c, status, headers, message) {
+ *     super.onResponseStart(c, status, { ...headers, 'x-stamp': '1' }, message);
+ *   }
+ * }
+ */
+export class ForwardingHandler implements Dispatcher.DispatchHandler {
+  readonly #next: Dispatcher.DispatchHandler;
+  #started = false;
+  #done = false;
+
+  constructor(next: Dispatcher.DispatchHandler) {
+    this.#next = next;
+  }
+
+  /** True once the response ended, failed or was upgraded. */
+  protected get finished(): boolean {
+    return this.#done;
+  }
+
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#next.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: IncomingHeaders, socket: Duplex): void {
+    this.#finish('onRequestUpgrade');
+    this.#next.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: IncomingHeaders, statusMessage?: string): void {
+    if (this.#done || this.#started) throw new Error(`handler state: onResponseStart after ${this.#done ? 'the end' : 'a start'}`);
+    this.#started = true;
+    this.#next.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#done || !this.#started) throw new Error('handler state: onResponseData outside a response');
+    this.#next.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: Controller, trailers: IncomingHeaders): void {
+    this.#finish('onResponseEnd');
+    this.#next.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: Controller, error: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#next.onResponseError?.(controller, error);
+  }
+
+  #finish(callback: string): void {
+    if (this.#done) throw new Error(`handler state: ${callback} after the end`);
+    this.#done = true;
+  }
 }

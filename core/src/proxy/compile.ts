@@ -1,0 +1,197 @@
+import { ErrorCode, WarrenError, isWarrenError } from '../errors.js';
+import type { PluginManifest } from '../plugin-api/manifest.js';
+import type {
+  RouteBinding,
+  TransportProfile,
+  UpstreamDispatch,
+  UpstreamInterceptor,
+  UpstreamPlugin,
+} from '../plugin-api/upstream.js';
+import type { Route } from '../routes/types.js';
+import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
+import { endpointOrigin, profileKey } from './transport.js';
+
+/**
+ * Compiles a route once per generation: which plugins bind it, its transport profile, its interceptor chain,
+ * its upgrade handler, balancer and timeouts. The per-request path only looks these up.
+ */
+
+/** A plugin instance with its manifest, in chain order. */
+export interface PluginEntry {
+  readonly plugin: UpstreamPlugin;
+  readonly manifest: PluginManifest;
+}
+
+export interface ProxyDefaults {
+  readonly connectTimeout: number;
+  readonly responseHeaderTimeout: number;
+  readonly idleTimeout: number;
+  readonly loadBalancing: BalancingPolicy;
+}
+
+export interface CompiledRoute {
+  readonly route: Route;
+  /** Set when the route cannot be served; every request gets this error. */
+  readonly unavailable: WarrenError | undefined;
+  readonly grpc: boolean;
+  readonly profile: TransportProfile;
+  readonly balancer: Balancer;
+  /** Pool key per endpoint (same index as `balancer.endpoints`). */
+  readonly poolKeys: readonly string[];
+  /** HTTP/1.1 pool key per endpoint for upgrade requests (undefined when the route cannot upgrade). */
+  readonly upgradePoolKeys: readonly string[] | undefined;
+  /** The interceptor chain ending in core's dispatch. */
+  readonly dispatch: UpstreamDispatch;
+  readonly upgrade: { readonly plugin: UpstreamPlugin; readonly binding: RouteBinding } | undefined;
+  readonly responseHeaderTimeout: number;
+  readonly idleTimeout: number;
+  /** The route's `idle-timeout` annotation, when set. */
+  readonly idleTimeoutOverride: number | undefined;
+  readonly hostOverride: string | undefined;
+  /** Close HTTP/1.1 connections after each request (no keep-alive profile). */
+  readonly closeConnections: boolean;
+  /** Labels for metrics, computed once. */
+  readonly labels: { readonly namespace: string; readonly ingress: string; readonly service: string; readonly host: string };
+}
+
+/** Protocols core serves itself, without a plugin claiming them. */
+const CORE_PROTOCOLS = new Set(['http', 'auto']);
+const TLS_PROTOCOLS = new Set(['https', 'h2', 'grpcs', 'wss']);
+
+/** True when the route's upstream speaks TLS. `auto` guesses from the Service port (443, or a name `https…`). */
+export function usesTls(route: Route): boolean {
+  if (TLS_PROTOCOLS.has(route.protocol)) return true;
+  if (route.protocol !== 'auto') return false;
+  const b = route.backend;
+  return b.port === 443 || /^https/i.test(b.portName ?? '') || /^(https|kubernetes\.io\/wss)$/i.test(b.appProtocol ?? '');
+}
+
+/** Default TLS verification name: the Service's cluster DNS name. */
+export function defaultServerName(route: Route): string {
+  return `${route.backend.service}.${route.backend.namespace}.svc`;
+}
+
+/** The profile core starts from, before plugins adjust it. */
+export function baseProfile(route: Route, defaults: ProxyDefaults): TransportProfile {
+  const connectTimeout = (route.annotations['connect-timeout'] as number | undefined) ?? defaults.connectTimeout;
+  return usesTls(route)
+    ? { scheme: 'https:', http2: 'off', connectTimeout, tls: { rejectUnauthorized: true, servername: defaultServerName(route) } }
+    : { scheme: 'http:', http2: 'off', connectTimeout };
+}
+
+export interface CompileEnv {
+  readonly plugins: readonly PluginEntry[];
+  readonly defaults: ProxyDefaults;
+  readonly states: EndpointStates;
+  /** Core's innermost dispatch (endpoint choice, retries, pools). */
+  readonly coreDispatch: UpstreamDispatch;
+  /** Called for every pool key the route may use; the generation retains it. */
+  readonly retainPool: (key: string, origin: string, profile: TransportProfile) => void;
+}
+
+/** Compiles one route. Never throws: problems make the route unavailable with a clear error. */
+export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
+  const ann = route.annotations;
+  const policy = (ann['load-balancing'] as BalancingPolicy | undefined) ?? env.defaults.loadBalancing;
+  const balancer = createBalancer(policy, route.backend.endpoints, env.states);
+  const idleOverride = ann['idle-timeout'] as number | undefined;
+  const labels = {
+    namespace: route.ingress.namespace,
+    ingress: route.ingress.name,
+    service: route.backend.service,
+    host: route.host ?? '*',
+  };
+  const common = {
+    route,
+    grpc: route.protocol === 'grpc' || route.protocol === 'grpcs',
+    balancer,
+    responseHeaderTimeout: (ann['response-header-timeout'] as number | undefined) ?? env.defaults.responseHeaderTimeout,
+    idleTimeout: idleOverride ?? env.defaults.idleTimeout,
+    idleTimeoutOverride: idleOverride,
+    hostOverride: ann['upstream-host'] as string | undefined,
+    labels,
+  };
+  let profile = baseProfile(route, env.defaults);
+  try {
+    const bound: Array<{ entry: PluginEntry; binding: RouteBinding }> = [];
+    for (const entry of env.plugins) {
+      const binding = entry.plugin.bind ? entry.plugin.bind(route) : { route, options: {} };
+      if (binding) bound.push({ entry, binding });
+    }
+    if (!CORE_PROTOCOLS.has(route.protocol) && !bound.some((b) => b.entry.manifest.protocols?.includes(route.protocol))) {
+      throw new WarrenError(
+        ErrorCode.UpstreamConnect,
+        `backend protocol "${route.protocol}" of route ${route.id} is served by no enabled plugin`,
+        { status: 502 },
+      );
+    }
+    for (const { entry, binding } of bound) entry.plugin.configureTransport?.(binding, profile);
+    profile = normalizeProfile(profile, route);
+    const interceptors: UpstreamInterceptor[] = [];
+    for (const { entry, binding } of bound) {
+      const interceptor = entry.plugin.interceptor?.(binding);
+      if (interceptor === undefined) continue;
+      if (typeof interceptor !== 'function') throw new TypeError(`plugin ${entry.manifest.id} returned an interceptor that is not a function`);
+      interceptors.push(interceptor);
+    }
+    let dispatch = env.coreDispatch;
+    for (let i = interceptors.length - 1; i >= 0; i--) {
+      const next = interceptors[i]!(dispatch);
+      if (typeof next !== 'function') throw new TypeError('an interceptor did not return a dispatch function');
+      dispatch = next;
+    }
+    const upgrader = bound.find((b) => typeof b.entry.plugin.onUpgrade === 'function');
+    const poolKeys = poolKeysFor(route, profile, env);
+    const upgradeProfile = profile.http2 === 'off' ? profile : { ...profile, http2: 'off' as const, maxConcurrentStreams: undefined };
+    const upgradePoolKeys = upgrader ? (upgradeProfile === profile ? poolKeys : poolKeysFor(route, upgradeProfile, env)) : undefined;
+    return {
+      ...common,
+      unavailable: undefined,
+      profile,
+      poolKeys,
+      upgradePoolKeys,
+      dispatch,
+      upgrade: upgrader ? { plugin: upgrader.entry.plugin, binding: upgrader.binding } : undefined,
+      closeConnections: profile.keepAlive === undefined && profile.http2 === 'off',
+    };
+  } catch (err) {
+    const error = isWarrenError(err)
+      ? err
+      : new WarrenError(ErrorCode.UpstreamConnect, `route ${route.id} cannot be served: ${(err as Error)?.message ?? String(err)}`, {
+          status: 502,
+          cause: err,
+        });
+    return {
+      ...common,
+      unavailable: error,
+      profile,
+      poolKeys: [],
+      upgradePoolKeys: undefined,
+      dispatch: env.coreDispatch,
+      upgrade: undefined,
+      closeConnections: true,
+    };
+  }
+}
+
+function normalizeProfile(profile: TransportProfile, route: Route): TransportProfile {
+  if (profile.scheme === 'https:') {
+    profile.tls ??= { rejectUnauthorized: true };
+    profile.tls.servername ??= defaultServerName(route);
+  } else {
+    profile.tls = undefined;
+    if (profile.http2 === 'alpn') profile.http2 = 'off';
+  }
+  if (profile.scheme === 'https:' && profile.http2 === 'prior-knowledge') profile.http2 = 'alpn';
+  return profile;
+}
+
+function poolKeysFor(route: Route, profile: TransportProfile, env: CompileEnv): string[] {
+  const pk = profileKey(profile);
+  return route.backend.endpoints.map((e) => {
+    const origin = endpointOrigin(profile.scheme, e.key);
+    const key = `${origin}|${pk}`;
+    env.retainPool(key, origin, profile);
+    return key;
+  });
+}

@@ -1,0 +1,456 @@
+import type { Duplex, Writable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { ErrorCode, WarrenError } from '../errors.js';
+import type { ExchangeContext, UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
+import type { Route } from '../routes/types.js';
+import type { EndpointState, EndpointStates } from './balancer.js';
+import type { CompiledRoute } from './compile.js';
+import { failExchange, failurePhase, toWarrenError } from './errors.js';
+import type { Exchange } from './exchange.js';
+import { downstreamResponseHeaders, type RequestFraming } from './headers.js';
+import type { PoolRegistry } from './transport.js';
+
+/**
+ * One exchange on its way through a compiled route: the interceptor chain, core's dispatch (endpoint choice,
+ * connect retries, ejection), the response written back with backpressure, timeouts, and upgrades.
+ */
+
+type Controller = Dispatcher.DispatchController;
+type Headers = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2];
+
+export interface ForwardEnv {
+  readonly states: EndpointStates;
+  readonly pools: PoolRegistry;
+  /** Other endpoints tried after a connect failure (setting `proxy.retries`). */
+  readonly retries: number;
+  /** Called for each retry and ejection (metrics). */
+  readonly onRetry?: ((run: ExchangeRun, ejected: boolean) => void) | undefined;
+  /** Reports a session that ended with an unexpected error (logs). */
+  readonly onUpgradeError?: ((run: ExchangeRun, err: unknown) => void) | undefined;
+}
+
+/** How an exchange ended, for metrics and the access log. */
+export interface Outcome {
+  /** Status the client saw; 499 when the client went away first. */
+  readonly status: number;
+  readonly error: WarrenError | undefined;
+  readonly endpoint: string | undefined;
+  readonly attempts: number;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CLIENT_GONE = 499;
+
+export class ExchangeRun implements ExchangeContext {
+  readonly attributes = new Map<string, unknown>();
+  readonly route: Route;
+  endpoint: string | undefined;
+  attempts = 0;
+
+  #finished = false;
+  #resolve!: (outcome: Outcome) => void;
+  #abortReason: Error | undefined;
+  #controller: Controller | undefined;
+  #idle: NodeJS.Timeout | undefined;
+  #idleSuspended = false;
+  #deadline: NodeJS.Timeout | undefined;
+  #sink: Writable | undefined;
+  #trailers = false;
+  #upstreamSocket: Duplex | undefined;
+  readonly #onClientAbort = (): void => this.#clientGone();
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly compiled: CompiledRoute,
+    readonly env: ForwardEnv,
+    readonly framing: RequestFraming,
+    readonly headers: string[],
+  ) {
+    this.route = compiled.route;
+  }
+
+  /** Runs the exchange to its end. Never rejects. */
+  run(): Promise<Outcome> {
+    const done = new Promise<Outcome>((resolve) => (this.#resolve = resolve));
+    const ex = this.exchange;
+    if (ex.signal.aborted) {
+      this.#finish(CLIENT_GONE, undefined);
+      return done;
+    }
+    ex.signal.addEventListener('abort', this.#onClientAbort, { once: true });
+    const upgrading = ex.head.upgrade !== undefined && this.compiled.upgrade !== undefined;
+    const options: UpstreamDispatchOptions = {
+      path: ex.head.path,
+      method: ex.head.method as Dispatcher.HttpMethod,
+      headers: this.headers,
+      body: this.framing.contentLength === 0 ? null : ex.body,
+      headersTimeout: this.compiled.responseHeaderTimeout,
+      bodyTimeout: 0,
+      context: this,
+      ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
+    };
+    try {
+      this.compiled.dispatch(options, new ResponseWriter(this));
+    } catch (err) {
+      this.fail(err);
+    }
+    return done;
+  }
+
+  // ExchangeContext
+
+  suspendIdleTimeout(): void {
+    this.#idleSuspended = true;
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = undefined;
+  }
+
+  setDeadline(ms: number): void {
+    if (this.#finished) return;
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#deadline = setTimeout(() => {
+      this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `deadline of ${ms} ms exceeded`));
+    }, ms);
+  }
+
+  // internals used by the handlers below
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  get abortReason(): Error | undefined {
+    return this.#abortReason;
+  }
+
+  get controller(): Controller | undefined {
+    return this.#controller;
+  }
+
+  set controller(c: Controller | undefined) {
+    this.#controller = c;
+    if (c && this.#abortReason && !c.aborted) c.abort(this.#abortReason);
+  }
+
+  /** Stops upstream work with `reason`; the response handler then reports it. */
+  abort(reason: Error): void {
+    if (this.#finished || this.#abortReason) return;
+    this.#abortReason = reason;
+    if (this.#upstreamSocket) {
+      this.#upstreamSocket.destroy();
+      this.#finish(this.exchange.responded ? 101 : CLIENT_GONE, toWarrenError(reason));
+      return;
+    }
+    const c = this.#controller;
+    if (c && !c.aborted) c.abort(reason);
+    else if (!c) this.fail(reason);
+  }
+
+  /** Refreshes the idle timer (response data, request data). */
+  touch(): void {
+    this.#idle?.refresh();
+  }
+
+  startIdleTimer(): void {
+    if (this.#idleSuspended || this.#idle) return;
+    const ms = this.compiled.idleTimeout;
+    this.#idle = setTimeout(() => {
+      this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no data for ${ms} ms (idle timeout)`));
+    }, ms);
+  }
+
+  respond(status: number, headers: Array<[string, string]>, contentLength: number | undefined, trailers: boolean): Writable {
+    this.#trailers = trailers;
+    const sink = this.exchange.respond({ status, headers, contentLength, trailers });
+    this.#sink = sink;
+    sink.on('error', () => this.#clientGone());
+    return sink;
+  }
+
+  /** Ends the exchange with an error, through the one error mapping. */
+  fail(error: unknown): void {
+    if (this.#finished) return;
+    const err = toWarrenError(error);
+    if (this.exchange.signal.aborted) {
+      this.#finish(CLIENT_GONE, err);
+      return;
+    }
+    const status = failExchange(this.exchange, err, { grpc: this.compiled.grpc || this.#grpcResponse, sink: this.#sink, trailers: this.#trailers });
+    this.#finish(status, err);
+  }
+
+  #grpcResponse = false;
+  markGrpcResponse(): void {
+    this.#grpcResponse = true;
+  }
+
+  complete(status: number): void {
+    this.#finish(status, undefined);
+  }
+
+  upgraded(socket: Duplex, session: UpgradeSession): void {
+    this.#upstreamSocket = socket;
+    this.suspendIdleTimeout();
+    const upgrade = this.compiled.upgrade!;
+    let ended: Promise<void>;
+    try {
+      ended = upgrade.plugin.onUpgrade!(upgrade.binding, session);
+    } catch (err) {
+      ended = Promise.reject(err);
+    }
+    ended.then(
+      () => this.#finish(101, undefined),
+      (err) => {
+        this.env.onUpgradeError?.(this, err);
+        socket.destroy();
+        session.toClient.destroy();
+        this.#finish(101, toWarrenError(err));
+      },
+    );
+  }
+
+  #clientGone(): void {
+    if (this.#finished) return;
+    if (!this.#abortReason) this.#abortReason = new WarrenError(ErrorCode.UpstreamProtocol, 'client went away');
+    this.#controller?.abort(this.#abortReason);
+    this.#upstreamSocket?.destroy();
+    if (this.#sink && !this.#sink.destroyed) this.#sink.destroy();
+    this.#finish(this.#upstreamSocket ? 101 : CLIENT_GONE, undefined);
+  }
+
+  #finish(status: number, error: WarrenError | undefined): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#idle) clearTimeout(this.#idle);
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.exchange.signal.removeEventListener('abort', this.#onClientAbort);
+    this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
+  }
+
+  /** Whether a failed attempt may be repeated on another endpoint. */
+  mayRetry(err: Error): 'eject-and-retry' | 'retry' | 'eject' | 'no' {
+    const phase = failurePhase(err);
+    if (phase === 'other' || this.#abortReason) return 'no';
+    const body = this.exchange.body;
+    const bodyUntouched = this.framing.contentLength === 0 || (!body.readableDidRead && !body.destroyed);
+    const allowed = this.attempts <= this.env.retries && IDEMPOTENT.has(this.exchange.head.method) && bodyUntouched;
+    if (phase === 'connect') return allowed ? 'eject-and-retry' : 'eject';
+    return allowed ? 'retry' : 'no';
+  }
+}
+
+/**
+ * Core's innermost dispatch: picks an endpoint, sends the request to its pool, and on a connect failure of a
+ * retryable request ejects that endpoint and tries another one. The handler above it sees one request.
+ */
+export function coreDispatch(options: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  new Attempts(options.context as ExchangeRun, options, handler).next(undefined);
+}
+
+class Attempts implements Dispatcher.DispatchHandler {
+  readonly #run: ExchangeRun;
+  readonly #options: UpstreamDispatchOptions;
+  readonly #next: Dispatcher.DispatchHandler;
+  readonly #tried = new Set<number>();
+  #state: EndpointState | undefined;
+  #started = false;
+  #responding = false;
+  readonly #controller: Controller;
+
+  constructor(run: ExchangeRun, options: UpstreamDispatchOptions, next: Dispatcher.DispatchHandler) {
+    this.#run = run;
+    this.#options = options;
+    this.#next = next;
+    this.#controller = {
+      get aborted() {
+        return run.controller?.aborted ?? run.abortReason !== undefined;
+      },
+      get paused() {
+        return run.controller?.paused ?? false;
+      },
+      get reason() {
+        return run.controller?.reason ?? run.abortReason ?? null;
+      },
+      get rawHeaders() {
+        return run.controller?.rawHeaders;
+      },
+      get rawTrailers() {
+        return run.controller?.rawTrailers;
+      },
+      abort: (reason: Error) => run.abort(reason),
+      pause: () => run.controller?.pause(),
+      resume: () => run.controller?.resume(),
+    };
+  }
+
+  next(lastError: Error | undefined): void {
+    const run = this.#run;
+    const compiled = run.compiled;
+    const upgrade = this.#options.upgrade !== undefined && this.#options.upgrade !== null;
+    const index = compiled.balancer.pick(this.#tried);
+    if (index < 0) {
+      this.#forwardError(lastError ?? new WarrenError(ErrorCode.NoEndpoints, `service ${compiled.route.backend.namespace}/${compiled.route.backend.service} has no ready endpoint`));
+      return;
+    }
+    this.#tried.add(index);
+    const state = compiled.balancer.states[index]!;
+    this.#state = state;
+    state.outstanding++;
+    run.attempts++;
+    run.endpoint = state.key;
+    const key = (upgrade ? compiled.upgradePoolKeys : compiled.poolKeys)![index]!;
+    const options = compiled.closeConnections || upgrade ? { ...this.#options, reset: true } : this.#options;
+    try {
+      run.env.pools.get(key).dispatch(options, this);
+    } catch (err) {
+      this.onResponseError(undefined as unknown as Controller, err as Error);
+    }
+  }
+
+  #release(): void {
+    if (this.#state) {
+      this.#state.outstanding--;
+      this.#state = undefined;
+    }
+  }
+
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#run.controller = controller;
+    if (controller.aborted || this.#started) return;
+    this.#started = true;
+    this.#next.onRequestStart?.(this.#controller, context);
+  }
+
+  onBodySent(): void {
+    this.#run.touch();
+  }
+
+  onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
+    this.#responding = true;
+    if (this.#state) this.#run.env.states.recordSuccess(this.#state);
+    this.#next.onResponseStart?.(this.#controller, status, headers, message);
+  }
+
+  onResponseData(_c: Controller, chunk: Buffer): void {
+    this.#next.onResponseData?.(this.#controller, chunk);
+  }
+
+  onResponseEnd(_c: Controller, trailers: Headers): void {
+    this.#release();
+    this.#next.onResponseEnd?.(this.#controller, trailers);
+  }
+
+  onRequestUpgrade(_c: Controller, status: number, headers: Headers, socket: Duplex): void {
+    if (this.#state) this.#run.env.states.recordSuccess(this.#state);
+    this.#release();
+    this.#next.onRequestUpgrade?.(this.#controller, status, headers, socket);
+  }
+
+  onResponseError(_c: Controller, err: Error): void {
+    const state = this.#state;
+    this.#release();
+    if (!this.#responding && state) {
+      const decision = this.#run.mayRetry(err);
+      if (decision === 'eject' || decision === 'eject-and-retry') this.#run.env.states.recordFailure(state);
+      if (decision === 'eject-and-retry' || decision === 'retry') {
+        this.#run.env.onRetry?.(this.#run, decision === 'eject-and-retry');
+        this.#run.controller = undefined;
+        this.next(err);
+        return;
+      }
+    }
+    this.#forwardError(err);
+  }
+
+  #forwardError(err: Error): void {
+    this.#next.onResponseError?.(this.#controller, err);
+  }
+}
+
+/** The handler at the top of the chain: writes the response into the exchange. */
+class ResponseWriter implements Dispatcher.DispatchHandler {
+  readonly #run: ExchangeRun;
+  #sink: Writable | undefined;
+  #status = 0;
+  #paused: Controller | undefined;
+  readonly #onDrain = (): void => {
+    const c = this.#paused;
+    this.#paused = undefined;
+    c?.resume();
+  };
+
+  constructor(run: ExchangeRun) {
+    this.#run = run;
+  }
+
+  onRequestStart(): void {}
+
+  onResponseStart(controller: Controller, status: number, headers: Headers): void {
+    const run = this.#run;
+    if (run.finished) return;
+    const head = run.exchange.head;
+    this.#status = status;
+    const list = downstreamResponseHeaders(controller.rawHeaders as Buffer[] | null | undefined, headers as Record<string, string>, status);
+    const type = String(headers['content-type'] ?? '');
+    const grpc = type.startsWith('application/grpc');
+    if (grpc) run.markGrpcResponse();
+    const bodyless = head.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    const declared = headers['content-length'];
+    const contentLength = bodyless ? 0 : declared !== undefined ? Number(declared) : undefined;
+    this.#sink = run.respond(status, list, Number.isFinite(contentLength) ? contentLength : undefined, grpc || headers.trailer !== undefined);
+    this.#sink.on('drain', this.#onDrain);
+    run.startIdleTimer();
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    const run = this.#run;
+    if (run.finished || !this.#sink) return;
+    run.touch();
+    if (!this.#sink.write(chunk) && !this.#paused) {
+      this.#paused = controller;
+      controller.pause();
+    }
+  }
+
+  onResponseEnd(_controller: Controller, trailers: Headers): void {
+    const run = this.#run;
+    const sink = this.#sink;
+    if (run.finished || !sink) return;
+    const pairs: Array<[string, string]> = [];
+    for (const [name, value] of Object.entries(trailers ?? {})) {
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) pairs.push([name, v]);
+      else pairs.push([name, value]);
+    }
+    if (pairs.length > 0) {
+      try {
+        run.exchange.setTrailers(pairs);
+      } catch {
+        // the head did not announce trailers: they are dropped (HTTP/1.1 clients without chunked framing)
+      }
+    }
+    const status = this.#status;
+    sink.end(() => run.complete(status));
+  }
+
+  onRequestUpgrade(controller: Controller, status: number, headers: Headers, socket: Duplex): void {
+    const run = this.#run;
+    if (run.finished) {
+      socket.destroy();
+      return;
+    }
+    const list = downstreamResponseHeaders(controller.rawHeaders as Buffer[] | null | undefined, headers as Record<string, string>, status);
+    const toClient = run.respond(status, list, undefined, false);
+    run.upgraded(socket, {
+      exchange: run.exchange,
+      fromClient: run.exchange.body,
+      toClient,
+      upstream: socket,
+      idleTimeout: run.compiled.idleTimeoutOverride,
+    });
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    this.#run.fail(err);
+  }
+}

@@ -1,0 +1,214 @@
+import { ErrorCode, WarrenError } from '../errors.js';
+import type { RawHeaders, RequestHead } from './exchange.js';
+
+/**
+ * Request-head checks and header rewriting between the client and the upstream (RFC 9110 §7.6.1 hop-by-hop
+ * fields, RFC 9112 §6.3 message framing). One pass to validate, one to build the upstream list; no regex per
+ * header on the happy path except the byte checks.
+ */
+
+export interface HeaderLimits {
+  /** Largest header block in bytes (names + values + 4 per field, as on the HTTP/1.1 wire). */
+  readonly maxHeaderBytes: number;
+  readonly maxRequestHeaders: number;
+}
+
+export interface UpstreamHeaderOptions {
+  /** Host sent upstream instead of the client's (annotation `upstream-host`). */
+  readonly hostOverride?: string | undefined;
+  /** Send the client's Host (setting `proxy.preserveHost`); false lets the client library use the endpoint. */
+  readonly preserveHost: boolean;
+  /** Keep `te: trailers` (gRPC needs it). */
+  readonly keepTeTrailers: boolean;
+  /**
+   * Validated body length (`validateRequestHead`), sent as the one `content-length`; undefined sends none
+   * (streamed body, or no body).
+   */
+  readonly contentLength: number | undefined;
+}
+
+/** What the framing headers of a valid request say. */
+export interface RequestFraming {
+  /** Declared body length, or undefined when there is none or it is streamed. */
+  readonly contentLength: number | undefined;
+  readonly chunked: boolean;
+  /** The `content-length` to send upstream: declared by the client, or known and non-zero. */
+  readonly sendLength: number | undefined;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, obs-text, space and tab. CR, LF, NUL and other controls are refused.
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_PATH = /[^\x21-\xff]/;
+
+/**
+ * Request fields never copied as they are: hop-by-hop fields (plus whatever `Connection` names), `host` and
+ * `content-length` (re-emitted once, from the validated framing), and `expect` (the acceptor answers
+ * `100-continue` itself).
+ */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer', 'host', 'content-length', 'expect',
+]);
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+
+function badRequest(message: string, status = 400): WarrenError {
+  return new WarrenError(ErrorCode.BadRequest, message, { status, terminal: true });
+}
+
+/**
+ * Rejects hostile or malformed request heads: too many or too large header fields (431), invalid bytes in
+ * names, values, method or path, and ambiguous framing (request smuggling: conflicting Content-Length values,
+ * Content-Length together with Transfer-Encoding, a Transfer-Encoding that does not end in chunked) (400).
+ * Throws a `WarrenError` (`BadRequest`, with `status`) whose message names the offending field.
+ */
+export function validateRequestHead(head: RequestHead, limits: HeaderLimits): RequestFraming {
+  const headers = head.headers;
+  if (headers.length > limits.maxRequestHeaders) {
+    throw badRequest(`request has ${headers.length} header fields; at most ${limits.maxRequestHeaders} are accepted (proxy.maxRequestHeaders)`, 431);
+  }
+  if (!TOKEN.test(head.method)) throw badRequest(`request method ${JSON.stringify(head.method)} is not a valid token`);
+  if (head.path.length === 0 || BAD_PATH.test(head.path) || (head.path[0] !== '/' && !(head.path === '*' && head.method === 'OPTIONS'))) {
+    throw badRequest(`request path ${JSON.stringify(head.path.slice(0, 200))} must start with "/" and contain no spaces or control characters`);
+  }
+  let bytes = 0;
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  for (const [name, value] of headers) {
+    bytes += name.length + value.length + 4;
+    if (!TOKEN.test(name)) throw badRequest(`request header name ${JSON.stringify(name.slice(0, 100))} contains invalid characters`);
+    if (BAD_VALUE.test(value)) throw badRequest(`request header "${name}" has a value with invalid characters (control characters, CR or LF)`);
+    const lower = name.length === 14 || name.length === 17 ? name.toLowerCase() : name;
+    if (lower === 'content-length') {
+      for (const part of value.split(',')) {
+        const v = part.trim();
+        if (!/^\d{1,15}$/.test(v)) throw badRequest(`request header "content-length" value ${JSON.stringify(value)} is not a number`);
+        if (contentLength !== undefined && contentLength !== v) {
+          throw badRequest(`request has conflicting content-length values ${contentLength} and ${v}`);
+        }
+        contentLength = v;
+      }
+    } else if (lower === 'transfer-encoding') {
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    }
+  }
+  if (bytes > limits.maxHeaderBytes) {
+    throw badRequest(`request header block is ${bytes} bytes; at most ${limits.maxHeaderBytes} are accepted (proxy.maxHeaderBytes)`, 431);
+  }
+  let chunked = false;
+  if (transferEncoding !== undefined) {
+    if (contentLength !== undefined) throw badRequest('request has both content-length and transfer-encoding (ambiguous framing)');
+    const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
+    if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') {
+      throw badRequest(`request transfer-encoding ${JSON.stringify(transferEncoding)} must end with "chunked"`);
+    }
+    chunked = true;
+  }
+  const declared = contentLength === undefined ? undefined : Number(contentLength);
+  if (declared !== undefined && head.contentLength !== undefined && head.contentLength !== declared) {
+    throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
+  }
+  const length = declared ?? head.contentLength;
+  return { contentLength: length, chunked, sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined };
+}
+
+/**
+ * Builds the header list sent upstream as a flat `[name, value, …]` array with lower-case names:
+ * drops hop-by-hop fields (Connection and the fields it names, Keep-Alive, TE unless `te: trailers` is kept,
+ * Transfer-Encoding, Upgrade, Trailer, Proxy-*), sets Host (client's, or the override), appends the client
+ * address to X-Forwarded-For, sets X-Forwarded-Proto and X-Forwarded-Host. Everything else, `cf-*` included,
+ * passes unchanged and in order.
+ */
+export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeaderOptions): string[] {
+  let named: Set<string> | undefined;
+  let forwardedFor: string | undefined;
+  for (const [name, value] of head.headers) {
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      for (const token of value.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t) (named ??= new Set()).add(t);
+      }
+    }
+  }
+  const out: string[] = [];
+  const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
+  if (host !== undefined && host !== '') out.push('host', host);
+  let teTrailers = false;
+  for (const [rawName, value] of head.headers) {
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'te' && options.keepTeTrailers && value.split(',').some((t) => t.trim().toLowerCase() === 'trailers')) teTrailers = true;
+      continue;
+    }
+    if (name.startsWith('proxy-') || named?.has(name)) continue;
+    if (FORWARDED.has(name)) {
+      if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  if (teTrailers) out.push('te', 'trailers');
+  if (options.contentLength !== undefined) out.push('content-length', String(options.contentLength));
+  const client = head.clientAddress;
+  const xff = client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
+  if (xff !== undefined) out.push('x-forwarded-for', xff);
+  out.push('x-forwarded-proto', head.scheme);
+  if (head.authority) out.push('x-forwarded-host', head.authority);
+  return out;
+}
+
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
+/**
+ * Converts an upstream response head to the exchange's raw list, dropping hop-by-hop fields. Names and values
+ * come from the parsed header object (so interceptors that changed it are honoured); the origin's spelling of
+ * each name is restored from the raw list when the client library exposes one. For a 101 the `Connection` and
+ * `Upgrade` fields stay: the acceptor needs them to complete the client's handshake.
+ */
+export function downstreamResponseHeaders(
+  raw: readonly (Buffer | string)[] | null | undefined,
+  parsed: Readonly<Record<string, string | string[] | undefined>>,
+  status: number,
+): Array<[string, string]> {
+  const keepUpgrade = status === 101;
+  let named: Set<string> | undefined;
+  const connection = parsed.connection;
+  if (connection !== undefined && !keepUpgrade) {
+    for (const token of String(connection).split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t) (named ??= new Set()).add(t);
+    }
+  }
+  let spelling: Map<string, string> | undefined;
+  if (Array.isArray(raw)) {
+    spelling = new Map();
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = latin1(raw[i]!);
+      const lower = name.toLowerCase();
+      if (name !== lower && !spelling.has(lower)) spelling.set(lower, name);
+    }
+  }
+  const out: Array<[string, string]> = [];
+  for (const name in parsed) {
+    const value = parsed[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
+    const lower = name.toLowerCase();
+    const drop = keepUpgrade
+      ? lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection' || lower === 'te'
+      : RESPONSE_HOP_BY_HOP.has(lower);
+    if (drop || named?.has(lower)) continue;
+    const shown = spelling?.get(lower) ?? name;
+    if (Array.isArray(value)) for (const v of value) out.push([shown, v]);
+    else out.push([shown, value]);
+  }
+  return out;
+}
+
+function latin1(value: Buffer | string): string {
+  return typeof value === 'string' ? value : value.toString('latin1');
+}
+
+/** First value of a header in a raw list (case-insensitive name). */
+export function headerValue(headers: RawHeaders, name: string): string | undefined {
+  for (const [n, v] of headers) if (n.length === name.length && n.toLowerCase() === name) return v;
+  return undefined;
+}

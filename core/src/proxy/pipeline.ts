@@ -1,0 +1,443 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { inject, injectable, injectAll, type DependencyContainer } from 'tsyringe';
+import type { Config } from '../config/schema.js';
+import { TOKENS } from '../di/tokens.js';
+import { ErrorCode, WarrenError } from '../errors.js';
+import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.js';
+import type { PluginManifest } from '../plugin-api/manifest.js';
+import type { UpstreamPlugin } from '../plugin-api/upstream.js';
+import { compareManifests } from '../plugins/registry.js';
+import type { RouteTable } from '../routes/types.js';
+import { createAccessLog, type AccessLog } from './access-log.js';
+import { EndpointStates } from './balancer.js';
+import { compileRoute, type CompiledRoute, type PluginEntry, type ProxyDefaults } from './compile.js';
+import { failExchange, isGrpc } from './errors.js';
+import type { Exchange, ExchangeHandler } from './exchange.js';
+import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
+import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
+import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
+import { PoolRegistry } from './transport.js';
+
+/**
+ * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls.
+ *
+ * Per route-table generation it builds a tsyringe child container of the root (fresh `ContainerScoped`
+ * plugin instances), provisions and validates the plugins, compiles every route (see `compile.ts`) and then
+ * swaps the live generation in one assignment. An exchange holds the generation it started on until it ends;
+ * a retired generation is released (plugin instances disposed with the child container, its pool references
+ * dropped) once its last exchange ended. A failed build leaves the previous generation serving.
+ *
+ * Plugins are registered at the root only (multi-token registrations in a child would shadow the root's list);
+ * the child only scopes their instances.
+ */
+
+/** The part of the routing model's `RouteStore` the pipeline needs. */
+export interface RouteTableSource {
+  /** The table to serve now, if one was published. */
+  readonly current: RouteTable | undefined;
+  /** Calls `listener` with every newly published table; returns an unsubscribe function. */
+  subscribe(listener: (table: RouteTable) => void): () => void;
+}
+
+export interface PipelineOptions {
+  /** Root container with the enabled plugins registered (`registerPlugins`). */
+  readonly container: DependencyContainer;
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  /** prom-client registry for `warren_*` metrics; none → no metrics. */
+  readonly metrics?: Registry | undefined;
+  readonly secrets?: SecretReader | undefined;
+  readonly events?: EventSink | undefined;
+  /** Followed by `start()`. */
+  readonly routes?: RouteTableSource | undefined;
+}
+
+/** The plugin instances of one generation, resolved from its child container. */
+@injectable()
+export class GenerationPlugins {
+  constructor(
+    @injectAll(TOKENS.UpstreamPlugin, { isOptional: true }) readonly plugins: UpstreamPlugin[],
+    @inject(TOKENS.EnabledManifests, { isOptional: true }) readonly manifests: readonly PluginManifest[] | undefined,
+  ) {}
+}
+
+const NO_SECRETS: SecretReader = { get: () => undefined, onChange: () => () => {} };
+const NO_EVENTS: EventSink = { warning: () => {}, normal: () => {} };
+
+class Generation {
+  inflight = 0;
+  retired = false;
+  #released: Promise<void> | undefined;
+  #onDrained: (() => void) | undefined;
+
+  constructor(
+    readonly serial: number,
+    readonly table: RouteTable,
+    readonly routes: ReadonlyMap<string, CompiledRoute>,
+    readonly poolKeys: readonly string[],
+    readonly container: DependencyContainer,
+    readonly plugins: readonly PluginEntry[],
+    readonly abort: AbortController,
+    readonly release: () => Promise<void>,
+  ) {}
+
+  enter(): void {
+    this.inflight++;
+  }
+
+  leave(): void {
+    if (--this.inflight === 0 && this.retired) void this.#releaseOnce();
+  }
+
+  retire(): Promise<void> {
+    this.retired = true;
+    if (this.inflight === 0) return this.#releaseOnce();
+    return new Promise((resolve) => (this.#onDrained = resolve));
+  }
+
+  #releaseOnce(): Promise<void> {
+    this.#released ??= this.release().finally(() => this.#onDrained?.());
+    return this.#released;
+  }
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export class Pipeline implements ExchangeHandler, Runnable {
+  readonly needsLeader = false;
+  readonly #options: PipelineOptions;
+  readonly #logger: Logger;
+  readonly #limits: HeaderLimits;
+  readonly #defaults: ProxyDefaults;
+  readonly #preserveHost: boolean;
+  readonly #states = new EndpointStates();
+  readonly #pools = new PoolRegistry();
+  readonly #metrics: ProxyMetrics | undefined;
+  readonly #accessLog: AccessLog | undefined;
+  readonly #env: ForwardEnv;
+  readonly #retiring = new Set<Promise<void>>();
+  #live: Generation | undefined;
+  #serial = 0;
+  #wanted: { table: RouteTable; waiters: Waiter[] } | undefined;
+  #building: Promise<void> | undefined;
+  #closed = false;
+  #unsubscribeSecrets: (() => void) | undefined;
+
+  constructor(options: PipelineOptions) {
+    this.#options = options;
+    this.#logger = options.logger.child({ component: 'pipeline' });
+    const proxy = options.config.proxy;
+    this.#limits = { maxHeaderBytes: proxy.maxHeaderBytes, maxRequestHeaders: proxy.maxRequestHeaders };
+    this.#defaults = {
+      connectTimeout: proxy.connectTimeout,
+      responseHeaderTimeout: proxy.responseHeaderTimeout,
+      idleTimeout: proxy.idleTimeout,
+      loadBalancing: proxy.loadBalancing,
+    };
+    this.#preserveHost = proxy.preserveHost;
+    this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
+    this.#accessLog = createAccessLog(options.logger, proxy.accessLog);
+    const metrics = this.#metrics;
+    this.#env = {
+      states: this.#states,
+      pools: this.#pools,
+      retries: proxy.retries,
+      onRetry: metrics
+        ? (run, ejected) => {
+            const l = run.compiled.labels;
+            metrics.retries.inc({ namespace: l.namespace, ingress: l.ingress, service: l.service });
+            if (ejected) metrics.ejections.inc({ namespace: l.namespace, service: l.service });
+          }
+        : undefined,
+      onUpgradeError: (run, err) => this.#logger.warn({ id: run.exchange.id, err }, 'upgraded session ended with an error'),
+    };
+  }
+
+  /**
+   * Builds a pipeline from a root container that holds `TOKENS.Config` and `TOKENS.Logger`, and optionally
+   * `TOKENS.Metrics`, `TOKENS.Secrets`, `TOKENS.Events` and `TOKENS.RouteStore`.
+   */
+  static fromContainer(container: DependencyContainer): Pipeline {
+    const optional = <T>(token: symbol): T | undefined =>
+      container.isRegistered(token, true) ? (container.resolve(token) as T) : undefined;
+    return new Pipeline({
+      container,
+      config: container.resolve(TOKENS.Config) as Readonly<Config>,
+      logger: container.resolve(TOKENS.Logger) as Logger,
+      metrics: optional<Registry>(TOKENS.Metrics as symbol),
+      secrets: optional<SecretReader>(TOKENS.Secrets as symbol),
+      events: optional<EventSink>(TOKENS.Events as symbol),
+      routes: optional<RouteTableSource>(TOKENS.RouteStore as symbol),
+    });
+  }
+
+  /** Generation number of the route table being served, if any. */
+  get generation(): number | undefined {
+    return this.#live?.table.generation;
+  }
+
+  /** Compiled generations not yet released (the live one included). For tests and diagnostics. */
+  get generationsAlive(): number {
+    return (this.#live ? 1 : 0) + this.#retiring.size;
+  }
+
+  /** Pools currently open. For tests and diagnostics. */
+  get openPools(): number {
+    return this.#pools.openPools;
+  }
+
+  /**
+   * Compiles `table` and makes it live. Calls made while a build runs coalesce: only the newest table is
+   * built, and every caller's promise settles with that build. Rejects (leaving the previous generation live)
+   * when a plugin fails to provision or validate.
+   */
+  setTable(table: RouteTable): Promise<void> {
+    if (this.#closed) return Promise.reject(new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed'));
+    this.#watchSecrets();
+    return new Promise<void>((resolve, reject) => {
+      const waiters = this.#wanted?.waiters ?? [];
+      waiters.push({ resolve, reject });
+      this.#wanted = { table, waiters };
+      this.#building ??= this.#buildLoop().finally(() => (this.#building = undefined));
+    });
+  }
+
+  /** Serves `source.current` and every table it publishes later. Returns the unsubscribe function. */
+  follow(source: RouteTableSource): () => void {
+    const apply = (table: RouteTable): void => {
+      this.setTable(table).catch((err) => this.#logger.error({ err, generation: table.generation }, 'route table not applied; the previous one keeps serving'));
+    };
+    const unsubscribe = source.subscribe(apply);
+    if (source.current) apply(source.current);
+    return unsubscribe;
+  }
+
+  /** Runnable: follows the route store until `signal` aborts, then drains and closes. */
+  async start(signal: AbortSignal): Promise<void> {
+    const routes = this.#options.routes;
+    const unsubscribe = routes ? this.follow(routes) : () => {};
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    unsubscribe();
+    await this.close(this.#options.config.shutdownGracePeriod);
+  }
+
+  /**
+   * Stops taking exchanges (new ones get 503), waits up to `graceMs` for the running ones, then releases every
+   * generation and closes all pools.
+   */
+  async close(graceMs = this.#options.config.shutdownGracePeriod): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribeSecrets?.();
+    await this.#building?.catch(() => {});
+    const live = this.#live;
+    this.#live = undefined;
+    if (live) this.#retire(live);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#retiring]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    await this.#pools.closeAll(Math.min(graceMs, 1_000));
+  }
+
+  async handle(exchange: Exchange): Promise<void> {
+    const gen = this.#live;
+    const head = exchange.head;
+    const started = performance.now();
+    if (!gen) {
+      const err = this.#closed
+        ? new WarrenError(ErrorCode.ShuttingDown, 'shutting down')
+        : new WarrenError(ErrorCode.NoRoute, 'routes are not loaded yet', { status: 503 });
+      const status = failExchange(exchange, err, { grpc: isGrpc(head) });
+      this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 });
+      return;
+    }
+    gen.enter();
+    this.#metrics?.inflight.inc();
+    let compiled: CompiledRoute | undefined;
+    let outcome: Outcome;
+    try {
+      const framing = validateRequestHead(head, this.#limits);
+      const q = head.path.indexOf('?');
+      const route = gen.table.match(head.authority, q === -1 ? head.path : head.path.slice(0, q));
+      if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${q === -1 ? head.path : head.path.slice(0, q)}`.slice(0, 300));
+      compiled = gen.routes.get(route.id);
+      if (!compiled) throw new WarrenError(ErrorCode.NoRoute, `route ${route.id} is not part of generation ${gen.table.generation}`);
+      if (compiled.unavailable) throw compiled.unavailable;
+      if (compiled.balancer.endpoints.length === 0) {
+        throw new WarrenError(ErrorCode.NoEndpoints, `service ${route.backend.namespace}/${route.backend.service} has no ready endpoint`);
+      }
+      const headers = upstreamRequestHeaders(head, {
+        hostOverride: compiled.hostOverride,
+        preserveHost: this.#preserveHost,
+        keepTeTrailers: compiled.grpc || isGrpc(head),
+        contentLength: framing.sendLength,
+      });
+      outcome = await new ExchangeRun(exchange, compiled, this.#env, framing, headers).run();
+    } catch (err) {
+      const status = failExchange(exchange, err, { grpc: isGrpc(head, compiled?.route.protocol) });
+      outcome = { status, error: err as WarrenError, endpoint: undefined, attempts: 0 };
+    } finally {
+      gen.leave();
+      this.#metrics?.inflight.dec();
+    }
+    this.#observe(exchange, started, compiled, outcome);
+  }
+
+  #observe(exchange: Exchange, started: number, compiled: CompiledRoute | undefined, outcome: Outcome): void {
+    const ms = performance.now() - started;
+    const m = this.#metrics;
+    if (m) {
+      const l = compiled?.labels;
+      const cls = statusClass(outcome.status);
+      m.requests.inc({
+        namespace: l?.namespace ?? '',
+        ingress: l?.ingress ?? '',
+        service: l?.service ?? '',
+        host: l?.host ?? '',
+        status_class: cls,
+        method: methodLabel(exchange.head.method),
+      });
+      m.duration.observe({ namespace: l?.namespace ?? '', ingress: l?.ingress ?? '', service: l?.service ?? '', status_class: cls }, ms / 1000);
+    }
+    this.#accessLog?.({
+      id: exchange.id,
+      method: exchange.head.method,
+      host: exchange.head.authority,
+      path: exchange.head.path,
+      status: outcome.status,
+      durationMs: ms,
+      route: compiled?.route.id,
+      upstream: outcome.endpoint,
+      attempts: outcome.attempts,
+      error: outcome.error ? `${outcome.error.code}: ${outcome.error.message}` : undefined,
+      clientAddress: exchange.head.clientAddress,
+    });
+  }
+
+  async #buildLoop(): Promise<void> {
+    while (this.#wanted) {
+      const { table, waiters } = this.#wanted;
+      this.#wanted = undefined;
+      try {
+        if (this.#closed) throw new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed');
+        const next = await this.#build(table);
+        if (this.#closed) {
+          this.#retire(next);
+          throw new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed');
+        }
+        const previous = this.#live;
+        this.#live = next;
+        this.#metrics?.generation.set(table.generation);
+        if (previous) this.#retire(previous);
+        this.#pruneStates(table);
+        this.#logger.debug({ generation: table.generation, routes: next.routes.size }, 'route table live');
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+  }
+
+  async #build(table: RouteTable): Promise<Generation> {
+    const serial = ++this.#serial;
+    const child = this.#options.container.createChildContainer();
+    const abort = new AbortController();
+    const poolKeys: string[] = [];
+    let entries: PluginEntry[] = [];
+    try {
+      const resolved = child.resolve(GenerationPlugins);
+      entries = sortPlugins(resolved.plugins, resolved.manifests ?? []);
+      for (const { plugin } of entries) {
+        await plugin.provision?.({
+          logger: this.#options.logger.child({ plugin: plugin.id }),
+          signal: abort.signal,
+          secrets: this.#options.secrets ?? NO_SECRETS,
+          events: this.#options.events ?? NO_EVENTS,
+        });
+      }
+      for (const { plugin } of entries) await plugin.validate?.();
+      const routes = new Map<string, CompiledRoute>();
+      const env = {
+        plugins: entries,
+        defaults: this.#defaults,
+        states: this.#states,
+        coreDispatch,
+        retainPool: (key: string, origin: string, profile: Parameters<PoolRegistry['retain']>[2]) => {
+          this.#pools.retain(key, origin, profile);
+          poolKeys.push(key);
+        },
+      };
+      for (const route of table.routes) {
+        const compiled = compileRoute(route, env);
+        if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
+        routes.set(route.id, compiled);
+      }
+      return new Generation(serial, table, routes, poolKeys, child, entries, abort, () => this.#release(child, abort, poolKeys));
+    } catch (err) {
+      await this.#release(child, abort, poolKeys);
+      throw err;
+    }
+  }
+
+  #retire(gen: Generation): void {
+    const done = gen.retire().finally(() => this.#retiring.delete(done));
+    this.#retiring.add(done);
+  }
+
+  async #release(child: DependencyContainer, abort: AbortController, poolKeys: readonly string[]): Promise<void> {
+    abort.abort();
+    try {
+      await child.dispose();
+    } catch (err) {
+      this.#logger.warn({ err }, 'a plugin failed to dispose');
+    }
+    for (const key of poolKeys) this.#pools.release(key);
+  }
+
+  #pruneStates(table: RouteTable): void {
+    const live = new Set<string>();
+    for (const r of table.routes) for (const e of r.backend.endpoints) live.add(e.key);
+    this.#states.prune(live);
+  }
+
+  /** A rotated Secret that a live route references rebuilds the generation (new connections use it). */
+  #watchSecrets(): void {
+    if (this.#unsubscribeSecrets || !this.#options.secrets) return;
+    this.#unsubscribeSecrets = this.#options.secrets.onChange((namespace, name) => {
+      const live = this.#live;
+      const ref = `${namespace}/${name}`;
+      if (!live || this.#closed || !live.table.routes.some((r) => r.secretRefs.includes(ref))) return;
+      this.#logger.info({ secret: ref }, 'referenced Secret changed; recompiling routes');
+      this.setTable(live.table).catch((err) => this.#logger.error({ err }, 'recompiling after a Secret change failed'));
+    });
+  }
+}
+
+/** Pairs each plugin with its manifest and sorts them in chain order (kind, order, id). */
+export function sortPlugins(plugins: readonly UpstreamPlugin[], manifests: readonly PluginManifest[]): PluginEntry[] {
+  const byId = new Map(manifests.map((m) => [m.id, m]));
+  return plugins
+    .map((plugin) => {
+      const manifest = byId.get(plugin.id);
+      if (!manifest) {
+        throw new WarrenError(ErrorCode.PluginLoad, `upstream plugin ${plugin.id} has no enabled manifest (register plugins with registerPlugins)`, {
+          terminal: true,
+        });
+      }
+      return { plugin, manifest };
+    })
+    .sort((a, b) => compareManifests(a.manifest, b.manifest));
+}

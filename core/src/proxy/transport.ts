@@ -1,0 +1,150 @@
+import { createHash } from 'node:crypto';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { TransportProfile, UpstreamTls } from '../plugin-api/upstream.js';
+
+/**
+ * Connection pools: one undici `Pool` per endpoint origin and transport profile. Pools are shared across
+ * route-table generations through reference counts: each generation retains the pool keys its routes can
+ * use and releases them once it has drained; a pool nobody retains is closed gracefully (in-flight requests
+ * finish, upgraded sockets are already detached from it).
+ */
+
+/** Largest response head accepted from an upstream. */
+const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
+
+/** Plain-data identity of a profile; TLS material is reduced to a fingerprint (never kept in the key). */
+export function profileKey(profile: TransportProfile): string {
+  const tls = profile.tls;
+  return [
+    profile.scheme,
+    profile.http2,
+    profile.connectTimeout,
+    profile.keepAlive ? `${profile.keepAlive.timeout}/${profile.keepAlive.maxConnections}` : 'close',
+    profile.maxConcurrentStreams ?? '',
+    tls ? `${tls.rejectUnauthorized ? 'verify' : 'noverify'}/${tls.servername ?? ''}/${tls.fingerprint ?? tlsFingerprint(tls)}` : '',
+  ].join('|');
+}
+
+/** SHA-256 over the TLS material, for profiles whose plugin gave no fingerprint. */
+export function tlsFingerprint(tls: UpstreamTls): string {
+  const hash = createHash('sha256');
+  const add = (v: string | Buffer | Array<string | Buffer> | undefined): void => {
+    if (v === undefined) hash.update('-');
+    else if (Array.isArray(v)) for (const item of v) add(item);
+    else hash.update(v);
+    hash.update('\0');
+  };
+  add(tls.ca);
+  add(tls.cert);
+  add(tls.key);
+  return hash.digest('base64url').slice(0, 22);
+}
+
+/** Origin URL of an endpoint for a scheme (`address:port`, IPv6 already bracketed in the key). */
+export function endpointOrigin(scheme: 'http:' | 'https:', endpointKey: string): string {
+  return `${scheme}//${endpointKey}`;
+}
+
+/** Creates the pool for one endpoint origin and profile. No sockets are opened until the first request. */
+export function createPool(origin: string, profile: TransportProfile): Dispatcher {
+  const tls = profile.tls;
+  const h2 = profile.http2 !== 'off';
+  const streams = profile.maxConcurrentStreams ?? 100;
+  return new Pool(origin, {
+    connections: profile.keepAlive ? profile.keepAlive.maxConnections : null,
+    connect: {
+      timeout: profile.connectTimeout,
+      ...(tls
+        ? {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            servername: tls.servername,
+            rejectUnauthorized: tls.rejectUnauthorized,
+          }
+        : {}),
+    },
+    allowH2: h2,
+    useH2c: profile.http2 === 'prior-knowledge',
+    ...(h2 ? { maxConcurrentStreams: streams } : {}),
+    pipelining: profile.http2 === 'prior-knowledge' ? streams : 1,
+    keepAliveTimeout: profile.keepAlive?.timeout ?? 1_000,
+    keepAliveMaxTimeout: profile.keepAlive?.timeout ?? 1_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
+    strictContentLength: true,
+  } as Pool.Options);
+}
+
+interface Entry {
+  readonly origin: string;
+  readonly profile: TransportProfile;
+  pool: Dispatcher | undefined;
+  refs: number;
+}
+
+export class PoolRegistry {
+  readonly #entries = new Map<string, Entry>();
+  readonly #closing = new Set<Promise<void>>();
+  readonly #create: (origin: string, profile: TransportProfile) => Dispatcher;
+
+  constructor(create: (origin: string, profile: TransportProfile) => Dispatcher = createPool) {
+    this.#create = create;
+  }
+
+  /** Takes a reference on a pool key (creating nothing yet). */
+  retain(key: string, origin: string, profile: TransportProfile): void {
+    const entry = this.#entries.get(key);
+    if (entry) entry.refs++;
+    else this.#entries.set(key, { origin, profile, pool: undefined, refs: 1 });
+  }
+
+  /** The pool for a retained key, created on first use. */
+  get(key: string): Dispatcher {
+    const entry = this.#entries.get(key);
+    if (!entry) throw new Error(`pool ${key} used without being retained`);
+    return (entry.pool ??= this.#create(entry.origin, entry.profile));
+  }
+
+  /** Drops a reference; the last one closes the pool gracefully. */
+  release(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry || --entry.refs > 0) return;
+    this.#entries.delete(key);
+    if (entry.pool) this.#track(entry.pool.close());
+  }
+
+  /** Pools that currently exist (created on use). */
+  get openPools(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.pool) n++;
+    return n;
+  }
+
+  /** Keys currently retained. */
+  get retainedKeys(): number {
+    return this.#entries.size;
+  }
+
+  /** Closes every pool: gracefully within `graceMs`, then destroys what is left. */
+  async closeAll(graceMs: number): Promise<void> {
+    const pools = [...this.#entries.values()].flatMap((e) => (e.pool ? [e.pool] : []));
+    this.#entries.clear();
+    const closing = Promise.allSettled([...pools.map((p) => p.close()), ...this.#closing]);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), graceMs);
+      timer.unref();
+    });
+    const result = await Promise.race([closing, expired]);
+    clearTimeout(timer);
+    if (result === 'expired') await Promise.allSettled(pools.map((p) => p.destroy()));
+  }
+
+  #track(closing: Promise<void>): void {
+    const p = closing.catch(() => {}).finally(() => this.#closing.delete(p));
+    this.#closing.add(p);
+  }
+}
