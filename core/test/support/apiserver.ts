@@ -353,12 +353,14 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
 }
 
 /**
- * Registers `before`/`after.always` hooks that start one server for the whole test file and stop it afterwards
- * (also when tests fail). Call the returned function inside tests to get the server.
+ * Registers `serial.before`/`after.always` hooks that start one server for the whole test file and stop it
+ * afterwards (also when tests fail). Call the returned function inside tests to get the server. Further setup
+ * hooks in the file that need the server must be `test.serial.before` too (ava runs plain `before` hooks
+ * concurrently).
  */
 export function useApiServer(test: TestFn, options: StartOptions = {}): () => TestApiServer {
   let server: TestApiServer | undefined;
-  test.before(async () => {
+  test.serial.before(async () => {
     server = await startApiServer(options);
   });
   test.after.always(async () => {

@@ -1,0 +1,185 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { ControlPlugin } from '../plugin-api/control.js';
+import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
+import type { HealthCheck } from '../observability/health-server.js';
+import { componentLogger } from '../observability/logger.js';
+import { ControlPlaneMetrics } from '../observability/metrics.js';
+import type { ManagedRunnable } from '../lifecycle/manager.js';
+import type { RouteStore } from '../routes/store.js';
+import { ControlPluginRunner } from '../reconcile/control-plugins.js';
+import { EventRecorder } from '../reconcile/events.js';
+import { FinalizerController } from '../reconcile/finalizer.js';
+import { RouteEventsReporter } from '../reconcile/route-events.js';
+import { RouteSync, type RouteBuilder } from '../reconcile/route-sync.js';
+import { IngressStatusWriter, tunnelHostname } from '../reconcile/status.js';
+import { loadKubeConfig } from './client.js';
+import { ClusterInformers } from './informers.js';
+import { holderIdentity, LeaderElector } from './leader-election.js';
+
+/** The in-cluster file naming the pod's namespace. */
+const POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export interface KubernetesControlPlaneOptions {
+  readonly config: Readonly<Config>;
+  /** Root logger; components log through children (`component: informers`, …). */
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** The routing model's builder (`new RouteTableBuilder(routeBuildSettings(config, manifests, known))`). */
+  readonly routeBuilder: RouteBuilder;
+  readonly routeStore: RouteStore;
+  /** Client configuration; default {@link loadKubeConfig} of `config.kubernetes`. */
+  readonly kubeConfig?: KubeConfig | undefined;
+  /** Enabled control plugins (resolved `TOKENS.ControlPlugin`); drive finalizers and `onRoutesChanged`. */
+  readonly controlPlugins?: readonly ControlPlugin[] | undefined;
+  /** The tunnel id once known (from the connector's credentials or the tunnel lifecycle). */
+  readonly tunnelId?: (() => string | undefined) | undefined;
+  /** Lease holder identity; default pod name + random suffix ({@link holderIdentity}). */
+  readonly identity?: string | undefined;
+  /**
+   * Release the leader Lease on a graceful stop (default true). False makes a stop look like a killed process
+   * to the other replicas (they wait for the Lease to expire); tests use it.
+   */
+  readonly releaseLeaseOnStop?: boolean | undefined;
+  /** Environment (POD_NAME, POD_NAMESPACE); default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+}
+
+/**
+ * The Kubernetes side of Warren, assembled and ready to hand to the lifecycle `Manager`:
+ *
+ * ```ts
+ * const cp = createKubernetesControlPlane({ config, logger, registry, routeBuilder, routeStore, controlPlugins, tunnelId });
+ * for (const r of cp.runnables) manager.add(r);
+ * health.addReadinessCheck('caches', cp.readiness.caches);
+ * // register cp.secrets as TOKENS.Secrets and cp.events as TOKENS.Events; call cp.refreshTunnelId() when the id changes
+ * ```
+ */
+export interface KubernetesControlPlane {
+  readonly kubeConfig: KubeConfig;
+  readonly identity: string;
+  readonly informers: ClusterInformers;
+  /** `TOKENS.Secrets`: Secrets referenced by routes. */
+  readonly secrets: SecretReader;
+  /** `TOKENS.Events`: leader-only, deduplicated Kubernetes Events. */
+  readonly events: EventSink & { flush(): Promise<void> };
+  /** Undefined when `kubernetes.leaderElection.enabled` is false (this replica then always leads). */
+  readonly elector: LeaderElector | undefined;
+  readonly routeSync: RouteSync;
+  readonly status: IngressStatusWriter;
+  readonly finalizers: FinalizerController;
+  readonly controlPluginRunner: ControlPluginRunner;
+  readonly metrics: ControlPlaneMetrics;
+  /** Every runnable, grouped for the `Manager`: informers (caches), route sync (others), the rest leader-only. */
+  readonly runnables: readonly ManagedRunnable[];
+  /** Readiness checks to register on the health server. */
+  readonly readiness: { readonly caches: HealthCheck };
+  /** Call when the tunnel id (and so the published hostname) becomes known or changes. */
+  refreshTunnelId(): void;
+}
+
+/** Assembles informers, route sync, leader election, status, events, finalizers and control plugins. */
+export function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): KubernetesControlPlane {
+  const { config, logger, registry, routeBuilder, routeStore } = options;
+  const env = options.env ?? process.env;
+  const k8s = config.kubernetes;
+  const kubeConfig = options.kubeConfig ?? loadKubeConfig(k8s);
+  const identity = options.identity ?? holderIdentity(env);
+  const metrics = new ControlPlaneMetrics(registry);
+  const tunnelId = options.tunnelId ?? (() => undefined);
+  const plugins = options.controlPlugins ?? [];
+  const log = (component: string) => componentLogger(logger, component);
+
+  const informers = new ClusterInformers({ kubeConfig, namespaces: k8s.namespaces, logger: log('informers'), metrics });
+
+  const le = k8s.leaderElection;
+  const elector = le.enabled
+    ? new LeaderElector({
+        kubeConfig,
+        namespace: le.leaseNamespace ?? podNamespace(env),
+        name: le.leaseName,
+        identity,
+        leaseDurationMs: le.leaseDuration,
+        renewDeadlineMs: le.renewDeadline,
+        retryPeriodMs: le.retryPeriod,
+        releaseOnCancel: options.releaseLeaseOnStop ?? true,
+        logger: log('leader-election'),
+        metrics,
+      })
+    : undefined;
+  if (!elector) metrics.leader.set(1);
+  const isLeader = elector ? () => elector.isLeader : () => true;
+
+  const events = new EventRecorder({ kubeConfig, logger: log('events'), metrics, instance: identity, isLeader });
+  const routeSync = new RouteSync({ source: informers, builder: routeBuilder, store: routeStore, logger: log('routes'), metrics, coalesceMs: k8s.resyncBurstWindow });
+  const hostname = (): string | undefined => {
+    if (k8s.publishHostname) return k8s.publishHostname;
+    const id = tunnelId();
+    return id ? tunnelHostname(id) : undefined;
+  };
+  const status = new IngressStatusWriter({ kubeConfig, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
+  const finalizers = new FinalizerController({
+    kubeConfig,
+    ingresses: informers,
+    store: routeStore,
+    plugins,
+    events,
+    tunnelId,
+    logger: log('finalizer'),
+    metrics,
+    coalesceMs: k8s.resyncBurstWindow,
+  });
+  const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, tunnelId, logger: log('control-plugins'), metrics });
+  const routeEvents = new RouteEventsReporter({ store: routeStore, events, logger: log('events') });
+
+  const runnables: ManagedRunnable[] = [
+    named('informers', 'caches', informers, { waitForSync: (signal: AbortSignal) => informers.waitForSync(signal) }),
+    named('route-sync', 'others', routeSync),
+    named('ingress-status', 'others', status),
+    named('route-events', 'others', routeEvents),
+    named('finalizers', 'others', finalizers),
+    named('control-plugins', 'others', controlPluginRunner),
+  ];
+
+  return {
+    kubeConfig,
+    identity,
+    informers,
+    secrets: informers.secrets,
+    events,
+    elector,
+    routeSync,
+    status,
+    finalizers,
+    controlPluginRunner,
+    metrics,
+    runnables,
+    readiness: { caches: () => (informers.synced ? true : 'informer caches not synced yet') },
+    refreshTunnelId() {
+      status.refresh();
+      controlPluginRunner.refresh();
+    },
+  };
+}
+
+/** Namespace for the Lease when not set: POD_NAMESPACE, the service-account namespace file, else `default`. */
+export function podNamespace(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  try {
+    return readFileSync(POD_NAMESPACE_FILE, 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
+}
+
+function named<R extends { readonly needsLeader: boolean; start(signal: AbortSignal): Promise<void> }>(
+  name: string,
+  group: 'caches' | 'others',
+  runnable: R,
+  extra: Partial<Pick<ManagedRunnable, 'waitForSync'>> = {},
+): ManagedRunnable {
+  return { name, group, needsLeader: runnable.needsLeader, start: (signal) => runnable.start(signal), ...extra };
+}

@@ -1,0 +1,96 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+/** What happened to one key in a store update. */
+export type StoreChange = 'added' | 'updated' | 'deleted';
+
+/**
+ * One kind's object cache, keyed like `ClusterSnapshot` (`namespace/name`, or the name for cluster-scoped kinds).
+ *
+ * Readers never see a half-applied state:
+ *  - every write (a watch event, or a whole relist applied as one diff) is synchronous, so no reader runs in the
+ *    middle of it;
+ *  - {@link snapshot} hands out a map that is never mutated afterwards (copy-on-write: the copy is made lazily,
+ *    once per batch of writes, and reused while nothing changes).
+ *
+ * Objects are stored as received and must be treated as immutable; a changed object is always a new object.
+ */
+export class ObjectStore<T extends KubernetesObject> {
+  readonly #live = new Map<string, T>();
+  #frozen: ReadonlyMap<string, T> | undefined = new Map();
+  readonly #changed = new Set<string>();
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  get(key: string): T | undefined {
+    return this.#live.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#live.has(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#live.keys();
+  }
+
+  /** Inserts or replaces `key`; returns what changed, or undefined when the object is the same version. */
+  upsert(key: string, obj: T): StoreChange | undefined {
+    const old = this.#live.get(key);
+    if (old !== undefined && sameVersion(old, obj)) return undefined;
+    this.#live.set(key, obj);
+    this.#touch(key);
+    return old === undefined ? 'added' : 'updated';
+  }
+
+  /** Removes `key`; returns 'deleted' when it was present. */
+  delete(key: string): StoreChange | undefined {
+    if (!this.#live.delete(key)) return undefined;
+    this.#touch(key);
+    return 'deleted';
+  }
+
+  /**
+   * Replaces every object whose key satisfies `inScope` with `objects` (a relist of that scope), as one
+   * synchronous diff. Returns the changed keys with what happened to each.
+   */
+  replace(objects: ReadonlyMap<string, T>, inScope: (key: string) => boolean = () => true): Map<string, StoreChange> {
+    const changes = new Map<string, StoreChange>();
+    for (const key of [...this.#live.keys()]) {
+      if (inScope(key) && !objects.has(key)) {
+        this.#live.delete(key);
+        this.#touch(key);
+        changes.set(key, 'deleted');
+      }
+    }
+    for (const [key, obj] of objects) {
+      const change = this.upsert(key, obj);
+      if (change) changes.set(key, change);
+    }
+    return changes;
+  }
+
+  /** An immutable view of the current contents. Cheap when nothing changed since the last call. */
+  snapshot(): ReadonlyMap<string, T> {
+    this.#frozen ??= new Map(this.#live);
+    return this.#frozen;
+  }
+
+  /** Keys changed since the previous call (for incremental route builds), then forgets them. */
+  takeChanges(): string[] {
+    const keys = [...this.#changed];
+    this.#changed.clear();
+    return keys;
+  }
+
+  #touch(key: string): void {
+    this.#frozen = undefined;
+    this.#changed.add(key);
+  }
+}
+
+function sameVersion(a: KubernetesObject, b: KubernetesObject): boolean {
+  const va = a.metadata?.resourceVersion;
+  return va !== undefined && va !== '' && va === b.metadata?.resourceVersion;
+}

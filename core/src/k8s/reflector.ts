@@ -1,0 +1,268 @@
+import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ControlPlaneMetrics } from '../observability/metrics.js';
+import { apiFailure, isGone } from './api-errors.js';
+import { objectKey, type KindSpec } from './kinds.js';
+import type { ObjectStore, StoreChange } from './object-store.js';
+
+export interface ReflectorOptions<T extends KubernetesObject> {
+  readonly spec: KindSpec<T>;
+  /** Watch one namespace; undefined watches the whole cluster (or a cluster-scoped kind). */
+  readonly namespace?: string | undefined;
+  readonly store: ObjectStore<T>;
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  readonly metrics?: ControlPlaneMetrics | undefined;
+  /** Called synchronously after each applied batch (one watch event, or one whole relist) with what changed. */
+  readonly onChange: (changes: ReadonlyMap<string, StoreChange>) => void;
+  /**
+   * Whether an object is kept in the store. Objects not kept are removed if present. Default: keep all. Used by
+   * the Secret cache, which holds only Secrets that routes reference.
+   */
+  readonly keep?: ((key: string, obj: T) => boolean) | undefined;
+  /** Sees every watch event's type and key before it is applied (even for objects the store does not keep). */
+  readonly observe?: ((type: 'ADDED' | 'MODIFIED' | 'DELETED', key: string) => void) | undefined;
+  /** Objects per list page. Default 500. */
+  readonly pageSize?: number | undefined;
+  /** Bound on one list page call; a hung apiserver then counts as a failure. Default 60 s. */
+  readonly listTimeoutMs?: number | undefined;
+  /** Backoff after failures: first delay and cap. Default 500 ms and 30 s, with ±20 % jitter. */
+  readonly backoffMs?: { readonly initial: number; readonly max: number } | undefined;
+}
+
+interface WatchOutcome {
+  readonly resourceVersion: string;
+  readonly gone: boolean;
+  readonly error: unknown;
+  readonly events: number;
+  readonly durationMs: number;
+}
+
+/**
+ * Keeps one kind's {@link ObjectStore} in step with the API server (the reflector of client-go):
+ *
+ *  1. list (paginated) and apply the result as one diff — objects missing from the list are deleted;
+ *  2. watch from the list's resourceVersion with bookmarks, applying each event as it arrives;
+ *  3. when the watch ends (server timeout, idle timeout, dropped connection) resume from the last seen
+ *     resourceVersion; on 410 Gone (history compacted) go back to 1;
+ *  4. on errors (apiserver down, 5xx, network) retry with jittered exponential backoff, for ever, until stopped.
+ *
+ * Built on the client library's `Watch` (the streaming request and line parsing); the loop itself is Warren's
+ * because the library's ListWatch stops for good on the first non-410 error, does not paginate, keeps a second
+ * copy of every object and cannot drop objects (Secrets) as they arrive.
+ */
+export class Reflector<T extends KubernetesObject> {
+  readonly #o: ReflectorOptions<T>;
+  readonly #label: string;
+  #synced = false;
+  #syncWaiters: Array<() => void> = [];
+  #relistRequested = false;
+  #abortWatch: (() => void) | undefined;
+
+  constructor(options: ReflectorOptions<T>) {
+    this.#o = options;
+    this.#label = options.namespace ? `${options.spec.kind} in ${options.namespace}` : options.spec.kind;
+  }
+
+  /** True once the first list has been applied. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves once the first list has been applied, or when `signal` aborts. */
+  whenSynced(signal?: AbortSignal): Promise<void> {
+    if (this.#synced || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#syncWaiters.push(resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  /** Drops the current watch and lists again (e.g. after the set of kept objects grew). */
+  requestRelist(): void {
+    this.#relistRequested = true;
+    this.#abortWatch?.();
+  }
+
+  /** Lists and watches until `signal` aborts. Never rejects. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { logger, metrics, spec } = this.#o;
+    let resourceVersion = '';
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        if (this.#relistRequested) {
+          this.#relistRequested = false;
+          resourceVersion = '';
+        }
+        if (!resourceVersion) {
+          resourceVersion = await this.#list(signal);
+          failures = 0;
+          if (signal.aborted) break;
+        }
+        const outcome = await this.#watch(resourceVersion, signal);
+        if (signal.aborted) break;
+        resourceVersion = outcome.gone ? '' : outcome.resourceVersion;
+        const cause = outcome.gone ? 'gone' : outcome.error && !isIdleTimeout(outcome.error) ? 'error' : 'ended';
+        metrics?.informerRestarts.inc({ kind: spec.kind, cause });
+        if (cause === 'error' || (outcome.events === 0 && outcome.durationMs < 1_000 && !this.#relistRequested)) {
+          failures++;
+          if (cause === 'error') logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
+          await this.#backoff(failures, signal);
+        } else {
+          failures = 0;
+          logger.debug({ kind: spec.kind, namespace: this.#o.namespace, cause, events: outcome.events }, 'watch ended; resuming');
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        failures++;
+        if (isGone(err)) resourceVersion = '';
+        logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(err), failures }, 'list failed; retrying after backoff');
+        await this.#backoff(failures, signal);
+      }
+    }
+    this.#resolveSync();
+  }
+
+  async #list(signal: AbortSignal): Promise<string> {
+    const { spec, store, metrics } = this.#o;
+    const keep = this.#o.keep;
+    const objects = new Map<string, T>();
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await withTimeout(
+        spec.list({ namespace: this.#o.namespace, limit: this.#o.pageSize ?? 500, continueToken, fieldSelector: spec.fieldSelector }),
+        this.#o.listTimeoutMs ?? 60_000,
+        signal,
+        `list ${this.#label}`,
+      );
+      if (signal.aborted) return '';
+      for (const item of page.items ?? []) {
+        const key = objectKey(item, spec.namespaced);
+        if (!keep || keep(key, item)) objects.set(key, item);
+      }
+      resourceVersion = page.metadata?.resourceVersion ?? '';
+      continueToken = page.metadata?._continue || undefined;
+    } while (continueToken);
+    const ns = this.#o.namespace;
+    const changes = store.replace(objects, ns ? (key) => key.startsWith(`${ns}/`) : () => true);
+    metrics?.informerEvents.inc({ kind: spec.kind, type: 'RELIST' });
+    metrics?.informerObjects.set({ kind: spec.kind }, store.size);
+    const first = !this.#synced;
+    this.#synced = true;
+    if (changes.size > 0 || first) this.#o.onChange(changes);
+    this.#resolveSync();
+    this.#o.logger.debug({ kind: spec.kind, namespace: ns, objects: objects.size, changes: changes.size, resourceVersion }, 'listed');
+    return resourceVersion;
+  }
+
+  #watch(resourceVersion: string, signal: AbortSignal): Promise<WatchOutcome> {
+    const { spec, store, metrics, kubeConfig } = this.#o;
+    const keep = this.#o.keep;
+    const started = Date.now();
+    return new Promise<WatchOutcome>((resolve) => {
+      let lastVersion = resourceVersion;
+      let gone = false;
+      let statusError: unknown;
+      let events = 0;
+      let controller: AbortController | undefined;
+      let finished = false;
+      const abort = (): void => controller?.abort();
+      const finish = (err: unknown): void => {
+        if (finished) return;
+        finished = true;
+        signal.removeEventListener('abort', abort);
+        this.#abortWatch = undefined;
+        resolve({ resourceVersion: lastVersion, gone: gone || isGone(err), error: err ?? statusError, events, durationMs: Date.now() - started });
+      };
+      signal.addEventListener('abort', abort, { once: true });
+      this.#abortWatch = abort;
+      const watch = new Watch(kubeConfig);
+      // Idle bound: bookmarks arrive about once a minute, so a silent stream for longer means a dead connection.
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 150_000;
+      const params = {
+        resourceVersion,
+        allowWatchBookmarks: true,
+        // client-go picks 5–10 minutes at random so that many clients do not reconnect in step.
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+        fieldSelector: spec.fieldSelector,
+      };
+      const onEvent = (type: string, raw: unknown): void => {
+        events++;
+        const version = (raw as KubernetesObject | undefined)?.metadata?.resourceVersion;
+        if (type === 'ERROR') {
+          const status = raw as { code?: number; reason?: string; message?: string };
+          if (status?.code === 410) gone = true;
+          else statusError = { code: status?.code, body: status, message: status?.message ?? 'watch error event' };
+          return;
+        }
+        metrics?.informerEvents.inc({ kind: spec.kind, type });
+        if (type === 'BOOKMARK') {
+          if (version) lastVersion = version;
+          return;
+        }
+        let obj: T;
+        try {
+          obj = spec.deserialize(raw);
+        } catch (err) {
+          this.#o.logger.warn({ kind: spec.kind, err: apiFailure(err) }, 'ignored a watch event that could not be decoded');
+          return;
+        }
+        if (version) lastVersion = version;
+        const key = objectKey(obj, spec.namespaced);
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#o.observe?.(type, key);
+        let change: StoreChange | undefined;
+        if (type === 'DELETED' || (keep && !keep(key, obj))) change = store.delete(key);
+        else if (type === 'ADDED' || type === 'MODIFIED') change = store.upsert(key, obj);
+        if (change) {
+          metrics?.informerObjects.set({ kind: spec.kind }, store.size);
+          this.#o.onChange(new Map([[key, change]]));
+        }
+      };
+      watch
+        .watch(spec.watchPath(this.#o.namespace), params, onEvent, finish)
+        .then((c) => {
+          controller = c;
+          if (signal.aborted || finished) c.abort();
+        })
+        .catch(finish);
+    });
+  }
+
+  async #backoff(failures: number, signal: AbortSignal): Promise<void> {
+    const { initial, max } = this.#o.backoffMs ?? { initial: 500, max: 30_000 };
+    const base = Math.min(max, initial * 2 ** Math.min(failures - 1, 20));
+    const delay = base * (0.8 + Math.random() * 0.4);
+    await sleep(delay, undefined, { signal }).catch(() => undefined);
+  }
+
+  #resolveSync(): void {
+    const waiters = this.#syncWaiters;
+    this.#syncWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function isIdleTimeout(err: unknown): boolean {
+  return (err as { name?: string } | undefined)?.name === 'TimeoutError';
+}
+
+async function withTimeout<R>(promise: Promise<R>, ms: number, signal: AbortSignal, what: string): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+        onAbort = () => reject(new Error(`${what} aborted`));
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}

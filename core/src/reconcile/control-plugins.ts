@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { ControlPlugin } from '../plugin-api/control.js';
+import type { Runnable } from '../plugin-api/lifecycle.js';
+import type { ControlPlaneMetrics } from '../observability/metrics.js';
+import type { RouteStore } from '../routes/store.js';
+import { WorkQueue } from './workqueue.js';
+
+export interface ControlPluginRunnerOptions {
+  readonly plugins: readonly ControlPlugin[];
+  readonly store: RouteStore;
+  readonly tunnelId: () => string | undefined;
+  readonly logger: Logger;
+  readonly metrics?: ControlPlaneMetrics | undefined;
+  /** Periodic full re-apply to repair drift made outside Warren. Default 10 minutes; 0 disables. */
+  readonly repairIntervalMs?: number | undefined;
+  /** Coalescing window for route-table changes. Default 1 s (Cloudflare API calls are the expensive part). */
+  readonly coalesceMs?: number | undefined;
+  /** First retry delay after a rejection; doubles per consecutive failure. Default 2 s, capped at 5 minutes. */
+  readonly retryBaseMs?: number | undefined;
+}
+
+/**
+ * Drives the control plugins (DNS, firewall) on the leader, as `plugin-api/control.ts` promises:
+ * `onRoutesChanged(currentTable)` after new table generations (coalesced), once after leadership is gained, and
+ * every `repairIntervalMs`; calls for one plugin never overlap; a rejection is logged and retried with backoff.
+ * Each call gets the latest table, never a stale one (level-based).
+ */
+export class ControlPluginRunner implements Runnable {
+  readonly needsLeader = true;
+  readonly #o: ControlPluginRunnerOptions;
+  #queue: WorkQueue<string> | undefined;
+
+  constructor(options: ControlPluginRunnerOptions) {
+    this.#o = options;
+  }
+
+  /** Re-applies every plugin soon (e.g. the tunnel id became known). */
+  refresh(): void {
+    for (const p of this.#o.plugins) this.#queue?.add(p.id);
+  }
+
+  /** Resolves when no plugin call is pending (tests). */
+  idle(): Promise<void> {
+    return this.#queue?.idle() ?? Promise.resolve();
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const plugins = new Map(this.#o.plugins.map((p) => [p.id, p]));
+    if (plugins.size === 0) {
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      return;
+    }
+    const base = this.#o.retryBaseMs ?? 2_000;
+    const queue = new WorkQueue<string>({
+      name: 'control-plugins',
+      coalesceMs: this.#o.coalesceMs ?? 1_000,
+      baseRetryMs: base,
+      maxRetryMs: 300_000,
+      concurrency: plugins.size,
+      logger: this.#o.logger,
+      metrics: this.#o.metrics,
+    });
+    this.#queue = queue;
+    const all = (): void => {
+      for (const id of plugins.keys()) queue.add(id);
+    };
+    const unsubscribe = this.#o.store.subscribe(all);
+    const repair = this.#o.repairIntervalMs ?? 600_000;
+    const timer = repair > 0 ? setInterval(all, repair) : undefined;
+    for (const id of plugins.keys()) queue.addAfter(id, 0);
+    try {
+      await queue.run(async (id, s) => {
+        const plugin = plugins.get(id)!;
+        const table = this.#o.store.current;
+        await plugin.onRoutesChanged(table, { signal: s, tunnelId: this.#o.tunnelId() });
+        this.#o.logger.debug({ plugin: id, generation: table.generation }, 'control plugin applied route table');
+      }, signal);
+    } finally {
+      clearInterval(timer);
+      unsubscribe();
+      if (this.#queue === queue) this.#queue = undefined;
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Ingress } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
+import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
+import type { ControlPlaneMetrics } from '../observability/metrics.js';
+import type { RouteStore } from '../routes/store.js';
+import type { RouteTable } from '../routes/types.js';
+import { apiFailure, isNotFound, kubernetesError } from '../k8s/api-errors.js';
+import type { IngressSource } from './status.js';
+import { WorkQueue } from './workqueue.js';
+
+/** Warren's finalizer, domain-qualified as Kubernetes asks of non-core finalizers. */
+export const CLEANUP_FINALIZER = 'warren.dev/cleanup';
+
+export interface FinalizerOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly ingresses: IngressSource;
+  readonly store: RouteStore;
+  /** Enabled control plugins; only those answering `needsFinalizer` true cause a finalizer. */
+  readonly plugins: readonly ControlPlugin[];
+  readonly events: EventSink;
+  readonly tunnelId: () => string | undefined;
+  readonly logger: Logger;
+  readonly metrics?: ControlPlaneMetrics | undefined;
+  /** Cleanup attempts before the finalizer is removed anyway (with a Warning). Default 5. */
+  readonly maxCleanupAttempts?: number | undefined;
+  /** First retry delay of a failed cleanup; doubles per attempt. Default 1 s. */
+  readonly retryBaseMs?: number | undefined;
+  readonly coalesceMs?: number | undefined;
+}
+
+/**
+ * Puts `warren.dev/cleanup` on owned Ingresses whose external state a control plugin manages (DNS records,
+ * firewall rules: `ControlPlugin.needsFinalizer`) and removes it once that state is cleaned up (leader only).
+ *
+ *  - An owned Ingress that some plugin needs a finalizer for gets it; one that no longer qualifies (class changed,
+ *    plugin opt-out annotation) loses it — the plugins' level-based `onRoutesChanged` already stops managing it.
+ *  - When a finalized Ingress is deleted, every plugin's `onIngressDeleted` runs, then the finalizer is removed.
+ *  - Removal never wedges a namespace deletion: after `maxCleanupAttempts` failed cleanups (exponential backoff
+ *    in between) the finalizer is removed anyway and a `CleanupFailed` Warning says what may be left behind.
+ *
+ * Finalizer edits are JSON patches guarded by a `test` of `metadata.resourceVersion`, so they never overwrite a
+ * concurrent change (a failed test is retried against the newer object).
+ */
+export class FinalizerController implements Runnable {
+  readonly needsLeader = true;
+  readonly #o: FinalizerOptions;
+  readonly #api: NetworkingV1Api;
+  readonly #attempts = new Map<string, number>();
+  #owned = new Set<string>();
+  #queue: WorkQueue<string> | undefined;
+
+  constructor(options: FinalizerOptions) {
+    this.#o = options;
+    this.#api = options.kubeConfig.makeApiClient(NetworkingV1Api);
+  }
+
+  /** Resolves when no finalizer work is pending (tests). */
+  idle(): Promise<void> {
+    return this.#queue?.idle() ?? Promise.resolve();
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const base = this.#o.retryBaseMs ?? 1_000;
+    const queue = new WorkQueue<string>({
+      name: 'finalizer',
+      coalesceMs: this.#o.coalesceMs,
+      baseRetryMs: base,
+      maxRetryMs: base * 64,
+      logger: this.#o.logger,
+      metrics: this.#o.metrics,
+    });
+    this.#queue = queue;
+    this.#owned = ownedKeys(this.#o.store.current);
+    const unsubscribeTable = this.#o.store.subscribe((table) => {
+      const next = ownedKeys(table);
+      for (const key of next) if (!this.#owned.has(key)) queue.add(key);
+      for (const key of this.#owned) if (!next.has(key)) queue.add(key);
+      this.#owned = next;
+    });
+    const unsubscribeIngresses = this.#o.ingresses.onChange((kind, changes) => {
+      if (kind !== 'Ingress') return;
+      for (const [key, change] of changes) if (change !== 'deleted') queue.add(key);
+    });
+    for (const key of this.#o.ingresses.ingresses().keys()) queue.add(key);
+    try {
+      await queue.run((key, s) => this.#reconcile(key, s), signal);
+    } finally {
+      unsubscribeTable();
+      unsubscribeIngresses();
+      if (this.#queue === queue) this.#queue = undefined;
+    }
+  }
+
+  async #reconcile(key: string, signal: AbortSignal): Promise<void> {
+    const ingress = this.#o.ingresses.ingress(key);
+    if (!ingress) {
+      this.#attempts.delete(key);
+      return;
+    }
+    const finalizers = ingress.metadata?.finalizers ?? [];
+    const has = finalizers.includes(CLEANUP_FINALIZER);
+    const deleting = ingress.metadata?.deletionTimestamp !== undefined && ingress.metadata?.deletionTimestamp !== null;
+    if (deleting) {
+      if (has) await this.#cleanup(key, ingress, signal);
+      return;
+    }
+    const needs = this.#owned.has(key) && this.#plugins(ingress).length > 0;
+    if (needs && !has) await this.#setFinalizers(ingress, [...finalizers, CLEANUP_FINALIZER], 'add');
+    else if (!needs && has) await this.#setFinalizers(ingress, finalizers.filter((f) => f !== CLEANUP_FINALIZER), 'remove');
+  }
+
+  #plugins(ingress: V1Ingress): ControlPlugin[] {
+    const ref = { namespace: ingress.metadata?.namespace ?? '', name: ingress.metadata?.name ?? '', annotations: ingress.metadata?.annotations ?? {} };
+    return this.#o.plugins.filter((p) => {
+      try {
+        return p.needsFinalizer?.(ref) === true;
+      } catch (err) {
+        this.#o.logger.warn({ plugin: p.id, ingress: `${ref.namespace}/${ref.name}`, err: apiFailure(err) }, 'needsFinalizer threw; treating as true');
+        return true;
+      }
+    });
+  }
+
+  async #cleanup(key: string, ingress: V1Ingress, signal: AbortSignal): Promise<void> {
+    const namespace = ingress.metadata!.namespace!;
+    const name = ingress.metadata!.name!;
+    const hosts = [...new Set((ingress.spec?.rules ?? []).map((r) => r.host?.toLowerCase()).filter((h): h is string => !!h))];
+    const ctx: ControlContext = { signal, tunnelId: this.#o.tunnelId() };
+    const failures: string[] = [];
+    for (const plugin of this.#o.plugins) {
+      if (!plugin.onIngressDeleted) continue;
+      try {
+        await plugin.onIngressDeleted({ namespace, name, hosts }, ctx);
+      } catch (err) {
+        failures.push(`${plugin.id}: ${apiFailure(err).message}`);
+      }
+    }
+    if (failures.length > 0) {
+      const attempts = (this.#attempts.get(key) ?? 0) + 1;
+      this.#attempts.set(key, attempts);
+      const max = this.#o.maxCleanupAttempts ?? 5;
+      if (attempts < max) {
+        this.#o.logger.warn({ ingress: key, attempts, failures }, 'cleanup of a deleted Ingress failed; retrying');
+        throw new Error(`cleanup of Ingress ${key} failed (attempt ${attempts} of ${max}): ${failures.join('; ')}`);
+      }
+      this.#o.events.warning(
+        { kind: 'Ingress', namespace, name, uid: ingress.metadata?.uid },
+        'CleanupFailed',
+        `removing finalizer ${CLEANUP_FINALIZER} after ${attempts} failed cleanup attempts so deletion can finish; external state may remain: ${failures.join('; ')}`,
+      );
+    }
+    await this.#setFinalizers(ingress, (ingress.metadata?.finalizers ?? []).filter((f) => f !== CLEANUP_FINALIZER), 'remove');
+    this.#attempts.delete(key);
+  }
+
+  async #setFinalizers(ingress: V1Ingress, finalizers: string[], action: 'add' | 'remove'): Promise<void> {
+    const namespace = ingress.metadata!.namespace!;
+    const name = ingress.metadata!.name!;
+    try {
+      await this.#api.patchNamespacedIngress(
+        {
+          namespace,
+          name,
+          body: [
+            { op: 'test', path: '/metadata/resourceVersion', value: ingress.metadata?.resourceVersion },
+            { op: 'add', path: '/metadata/finalizers', value: finalizers },
+          ],
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+      this.#o.logger.info({ ingress: `${namespace}/${name}`, finalizer: CLEANUP_FINALIZER }, action === 'add' ? 'added finalizer' : 'removed finalizer');
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw kubernetesError(`${action} finalizer ${CLEANUP_FINALIZER} on Ingress ${namespace}/${name}`, err);
+    }
+  }
+}
+
+function ownedKeys(table: RouteTable): Set<string> {
+  return new Set(table.ownedIngresses.map((i) => `${i.namespace}/${i.name}`));
+}

@@ -1,0 +1,115 @@
+import type { Logger } from 'pino';
+import type { Runnable } from '../plugin-api/lifecycle.js';
+import type { ControlPlaneMetrics } from '../observability/metrics.js';
+import type { ClusterSnapshot, SnapshotChanges } from '../routes/snapshot.js';
+import type { RouteStore } from '../routes/store.js';
+import type { RouteTable } from '../routes/types.js';
+import type { StoreChange } from '../k8s/object-store.js';
+import type { WatchedKind } from '../k8s/kinds.js';
+import { WorkQueue } from './workqueue.js';
+
+/** What route sync reads: the caches as a snapshot, what changed, and change notifications. */
+export interface SnapshotSource {
+  snapshot(): ClusterSnapshot;
+  takeChanges(): SnapshotChanges;
+  onChange(listener: (kind: WatchedKind, changes: ReadonlyMap<string, StoreChange>) => void): () => void;
+  /** Secrets the current routes reference; the source keeps (and fetches) exactly those. */
+  readonly secrets: { setReferences(refs: Iterable<string>): Promise<void> };
+}
+
+/** Builds route tables (the routing model's `RouteTableBuilder`). */
+export interface RouteBuilder {
+  build(snapshot: ClusterSnapshot, changes?: SnapshotChanges): RouteTable;
+}
+
+export interface RouteSyncOptions {
+  readonly source: SnapshotSource;
+  readonly builder: RouteBuilder;
+  readonly store: RouteStore;
+  readonly logger: Logger;
+  readonly metrics?: ControlPlaneMetrics | undefined;
+  /** Setting `kubernetes.resyncBurstWindow`: changes within this window become one build. */
+  readonly coalesceMs: number;
+}
+
+const ROUTES_KEY = 'routes';
+
+/**
+ * The route reconciler, on every replica (not leader-gated: every replica serves traffic). Cache changes only
+ * mark the single key `routes` dirty; the work queue coalesces a burst (an initial list of 10,000 objects, a
+ * rollout) into one build. A build reads the current snapshot (level-based, never the event), turns it into the
+ * next immutable route table, publishes it to the {@link RouteStore}, and hands the table's Secret references to
+ * the Secret cache (which fetches new ones; their arrival triggers one more build).
+ *
+ * Start it after the caches synced (the manager's order), so the first table is built from complete caches.
+ */
+export class RouteSync implements Runnable {
+  readonly needsLeader = false;
+  readonly #o: RouteSyncOptions;
+  #builds = 0;
+  #fullDiffNext = false;
+  #queue: WorkQueue<string> | undefined;
+
+  constructor(options: RouteSyncOptions) {
+    this.#o = options;
+  }
+
+  /** Route tables built so far by this instance. */
+  get builds(): number {
+    return this.#builds;
+  }
+
+  /** Resolves when no build is pending or running (tests, benchmarks). */
+  idle(): Promise<void> {
+    return this.#queue?.idle() ?? Promise.resolve();
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const queue = new WorkQueue<string>({
+      name: 'routes',
+      coalesceMs: this.#o.coalesceMs,
+      logger: this.#o.logger,
+      metrics: this.#o.metrics,
+    });
+    this.#queue = queue;
+    const unsubscribe = this.#o.source.onChange(() => queue.add(ROUTES_KEY));
+    queue.addAfter(ROUTES_KEY, 0);
+    try {
+      await queue.run(() => this.#build(), signal);
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  async #build(): Promise<void> {
+    const { source, builder, store, metrics, logger } = this.#o;
+    const snapshot = source.snapshot();
+    const changes = source.takeChanges();
+    const started = performance.now();
+    let table: RouteTable;
+    try {
+      table = builder.build(snapshot, this.#fullDiffNext ? undefined : changes);
+      this.#fullDiffNext = false;
+    } catch (err) {
+      // The builder is specified never to throw; if it does, the change hint is lost, so diff in full next time.
+      this.#fullDiffNext = true;
+      throw err;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    this.#builds++;
+    store.publish(table);
+    metrics?.routeTableBuildSeconds.observe(seconds);
+    metrics?.routeTableGeneration.set(table.generation);
+    metrics?.routeTableSize.set({ type: 'routes' }, table.routes.length);
+    metrics?.routeTableSize.set({ type: 'ingresses' }, table.ownedIngresses.length);
+    metrics?.routeTableSize.set({ type: 'hosts' }, table.hosts.length);
+    metrics?.routeTableSize.set({ type: 'diagnostics' }, table.diagnostics.length);
+    logger.debug(
+      { generation: table.generation, routes: table.routes.length, ingresses: table.ownedIngresses.length, diagnostics: table.diagnostics.length, buildMs: Math.round(seconds * 1e4) / 10 },
+      'published route table',
+    );
+    const refs = new Set<string>();
+    for (const route of table.routes) for (const ref of route.secretRefs) refs.add(ref);
+    await source.secrets.setReferences(refs);
+  }
+}

@@ -1,0 +1,146 @@
+import { NetworkingV1Api, type KubeConfig, type V1Ingress, type V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Runnable } from '../plugin-api/lifecycle.js';
+import type { ControlPlaneMetrics } from '../observability/metrics.js';
+import type { RouteStore } from '../routes/store.js';
+import type { RouteTable } from '../routes/types.js';
+import { kubernetesError } from '../k8s/api-errors.js';
+import type { StoreChange } from '../k8s/object-store.js';
+import type { WatchedKind } from '../k8s/kinds.js';
+import { WorkQueue } from './workqueue.js';
+
+/** Read access to the Ingress cache and its changes (implemented by `ClusterInformers`). */
+export interface IngressSource {
+  ingress(key: string): V1Ingress | undefined;
+  ingresses(): ReadonlyMap<string, V1Ingress>;
+  onChange(listener: (kind: WatchedKind, changes: ReadonlyMap<string, StoreChange>) => void): () => void;
+}
+
+export interface IngressStatusOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly ingresses: IngressSource;
+  readonly store: RouteStore;
+  /**
+   * The hostname to publish: `kubernetes.publishHostname`, else `<tunnel-id>.cfargotunnel.com`; undefined while
+   * the tunnel id is not known yet (nothing is written then). Call {@link IngressStatusWriter.refresh} when it
+   * changes.
+   */
+  readonly hostname: () => string | undefined;
+  readonly logger: Logger;
+  readonly metrics?: ControlPlaneMetrics | undefined;
+  readonly coalesceMs?: number | undefined;
+}
+
+/** The tunnel's public name, as Cloudflare DNS CNAMEs point at it. */
+export function tunnelHostname(tunnelId: string): string {
+  return `${tunnelId}.cfargotunnel.com`;
+}
+
+/**
+ * Keeps `status.loadBalancer.ingress` of Ingresses in step with ownership (leader only):
+ *  - every Ingress Warren owns gets exactly `[{hostname}]` — written only when it differs, so steady state
+ *    costs no API calls;
+ *  - an Ingress Warren no longer owns (class changed) loses the entry carrying Warren's hostname; anything else
+ *    in its status, and every Ingress of another class, is never touched;
+ *  - nothing is cleared on shutdown: the tunnel outlives the pod, and the next leader carries on.
+ *
+ * Writes go through the `status` subresource with the cached `resourceVersion` (a conflict means the cache is
+ * behind; the key is retried with backoff and the informer delivers the newer object meanwhile).
+ */
+export class IngressStatusWriter implements Runnable {
+  readonly needsLeader = true;
+  readonly #o: IngressStatusOptions;
+  readonly #api: NetworkingV1Api;
+  #queue: WorkQueue<string> | undefined;
+  #owned = new Set<string>();
+  /** Hostnames this process published; an un-owned Ingress carrying one of them is cleared. */
+  readonly #published = new Set<string>();
+
+  constructor(options: IngressStatusOptions) {
+    this.#o = options;
+    this.#api = options.kubeConfig.makeApiClient(NetworkingV1Api);
+  }
+
+  /** Re-checks every Ingress (after the published hostname changed). */
+  refresh(): void {
+    const q = this.#queue;
+    if (!q) return;
+    for (const key of this.#o.ingresses.ingresses().keys()) q.add(key);
+  }
+
+  /** Resolves when no status work is pending (tests). */
+  idle(): Promise<void> {
+    return this.#queue?.idle() ?? Promise.resolve();
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const queue = new WorkQueue<string>({
+      name: 'status',
+      coalesceMs: this.#o.coalesceMs,
+      logger: this.#o.logger,
+      metrics: this.#o.metrics,
+      concurrency: 2,
+    });
+    this.#queue = queue;
+    this.#owned = ownedKeys(this.#o.store.current);
+    const unsubscribeTable = this.#o.store.subscribe((table) => {
+      const next = ownedKeys(table);
+      for (const key of next) if (!this.#owned.has(key)) queue.add(key);
+      for (const key of this.#owned) if (!next.has(key)) queue.add(key);
+      this.#owned = next;
+    });
+    const unsubscribeIngresses = this.#o.ingresses.onChange((kind, changes) => {
+      if (kind !== 'Ingress') return;
+      for (const [key, change] of changes) if (change !== 'deleted') queue.add(key);
+    });
+    const hostname = this.#o.hostname();
+    if (hostname) this.#published.add(hostname);
+    // Leadership (re)gained: check every Ingress once.
+    for (const key of this.#o.ingresses.ingresses().keys()) queue.add(key);
+    try {
+      await queue.run((key) => this.#reconcile(key), signal);
+    } finally {
+      unsubscribeTable();
+      unsubscribeIngresses();
+      if (this.#queue === queue) this.#queue = undefined;
+    }
+  }
+
+  async #reconcile(key: string): Promise<void> {
+    const ingress = this.#o.ingresses.ingress(key);
+    if (!ingress) return;
+    const hostname = this.#o.hostname();
+    if (!hostname) return;
+    this.#published.add(hostname);
+    const current = ingress.status?.loadBalancer?.ingress ?? [];
+    if (this.#owned.has(key)) {
+      if (current.length === 1 && current[0]!.hostname === hostname && !current[0]!.ip && !current[0]!.ports?.length) return;
+      await this.#write(ingress, [{ hostname }], 'set');
+    } else {
+      const kept = current.filter((e) => !(e.hostname && this.#published.has(e.hostname)));
+      if (kept.length === current.length) return;
+      await this.#write(ingress, kept, 'clear');
+    }
+  }
+
+  async #write(ingress: V1Ingress, entries: V1IngressLoadBalancerIngress[], action: 'set' | 'clear'): Promise<void> {
+    const namespace = ingress.metadata!.namespace!;
+    const name = ingress.metadata!.name!;
+    try {
+      await this.#api.replaceNamespacedIngressStatus({
+        namespace,
+        name,
+        body: { ...ingress, status: { ...ingress.status, loadBalancer: { ...ingress.status?.loadBalancer, ingress: entries } } },
+      });
+      this.#o.metrics?.statusWrites.inc({ action, result: 'success' });
+      this.#o.logger.info({ ingress: `${namespace}/${name}`, action, hostname: entries[0]?.hostname }, action === 'set' ? 'published Ingress status' : 'cleared Ingress status');
+    } catch (err) {
+      this.#o.metrics?.statusWrites.inc({ action, result: 'error' });
+      throw kubernetesError(`${action === 'set' ? 'update' : 'clear'} status of Ingress ${namespace}/${name}`, err);
+    }
+  }
+}
+
+function ownedKeys(table: RouteTable): Set<string> {
+  return new Set(table.ownedIngresses.map((i) => `${i.namespace}/${i.name}`));
+}

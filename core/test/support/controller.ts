@@ -1,0 +1,176 @@
+/**
+ * Runs Warren's Kubernetes control plane in-process against the test apiserver: informers, route sync, leader
+ * election, status, events and finalizers under the lifecycle Manager, with a real RouteTableBuilder and
+ * RouteStore. By default it authenticates with a ServiceAccount token bound only to deploy/rbac.yaml, so every
+ * test that uses it also proves the RBAC is sufficient.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Writable } from 'node:stream';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config, ConfigInput } from '../../src/config/schema.js';
+import { createKubernetesControlPlane, type KubernetesControlPlane } from '../../src/k8s/control-plane.js';
+import { Manager, type ManagedRunnable } from '../../src/lifecycle/manager.js';
+import { HealthServer } from '../../src/observability/health-server.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { ControlPlugin } from '../../src/plugin-api/control.js';
+import type { PluginManifest } from '../../src/plugin-api/manifest.js';
+import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/build.js';
+import { RouteStore } from '../../src/routes/store.js';
+import { CONTROLLER_NAMESPACE, type TestApiServer } from './apiserver.js';
+
+/** Collects pino's JSON lines in memory. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line) this.lines.push(line);
+    cb();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+  parsed(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+export interface TestControllerOptions {
+  /** Settings layered over the test defaults (deep-merged one level into `kubernetes`). */
+  readonly config?: ConfigInput;
+  /** Use this KubeConfig instead of a fresh controller ServiceAccount token. */
+  readonly kubeConfig?: KubeConfig;
+  readonly tunnelId?: () => string | undefined;
+  readonly controlPlugins?: readonly ControlPlugin[];
+  readonly identity?: string;
+  /** Extra runnables (e.g. a leader-only probe). */
+  readonly extraRunnables?: readonly ManagedRunnable[];
+  /** Also run the health server on 127.0.0.1:0. */
+  readonly health?: boolean;
+  /** Manifests of enabled plugins, for their annotations (e.g. a test manifest with a `secretRef` annotation). */
+  readonly manifests?: readonly PluginManifest[];
+  /** Release the Lease on stop (default true); false simulates a killed process. */
+  readonly releaseOnCancel?: boolean;
+}
+
+export interface TestController {
+  readonly cp: KubernetesControlPlane;
+  readonly store: RouteStore;
+  readonly manager: Manager;
+  readonly registry: Registry;
+  readonly logs: LogCapture;
+  readonly logger: Logger;
+  readonly config: Readonly<Config>;
+  readonly health: HealthServer | undefined;
+  /** Resolves when the manager's run ended (after stop). */
+  readonly done: Promise<void>;
+  /** Graceful stop (SIGTERM equivalent). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A policy plugin manifest used only by tests: it owns `warren.dev/test-ca-secret`, an annotation naming a Secret,
+ * so tests can make routes reference Secrets the way the tls plugin's annotations do.
+ */
+export const TEST_MANIFEST: PluginManifest = {
+  id: 'test.secret-user',
+  name: 'test-secret-user',
+  description: 'test-only plugin that references a Secret',
+  coreRange: '*',
+  kind: 'policy',
+  order: 0,
+  annotations: [
+    { key: 'test-ca-secret', description: 'Secret with a CA bundle', example: 'my-ca', secretRef: true, schema: z.string().min(1) },
+  ],
+};
+
+/** Test defaults: tunnel off, Lease in the controller namespace, short coalescing window. */
+export function testConfig(overrides: ConfigInput = {}): Readonly<Config> {
+  const base: ConfigInput = {
+    logLevel: 'debug',
+    tunnel: { enabled: false },
+    kubernetes: {
+      leaderElection: { leaseNamespace: CONTROLLER_NAMESPACE, leaseName: 'warren-leader' },
+      resyncBurstWindow: 20,
+    },
+    server: { listen: '127.0.0.1:0' },
+    shutdownGracePeriod: 5_000,
+  };
+  const merged: Record<string, unknown> = { ...base, ...overrides };
+  merged.kubernetes = {
+    ...(base.kubernetes as object),
+    ...((overrides.kubernetes as object | undefined) ?? {}),
+    leaderElection: { ...(base.kubernetes!.leaderElection as object), ...((overrides.kubernetes?.leaderElection as object | undefined) ?? {}) },
+  };
+  return parseConfig(merged);
+}
+
+export async function startController(server: TestApiServer, options: TestControllerOptions = {}): Promise<TestController> {
+  const config = testConfig(options.config);
+  const kubeConfig = options.kubeConfig ?? server.configForToken(await server.controllerToken());
+  const logs = new LogCapture();
+  const logger = createLogger({ level: 'debug', destination: logs });
+  const registry = new Registry();
+  const store = new RouteStore();
+  const builder = new RouteTableBuilder(routeBuildSettings(config, options.manifests ?? [TEST_MANIFEST]));
+  const cp = createKubernetesControlPlane({
+    config,
+    logger,
+    registry,
+    routeBuilder: builder,
+    routeStore: store,
+    kubeConfig,
+    tunnelId: options.tunnelId ?? (() => 'test-tunnel-0000'),
+    controlPlugins: options.controlPlugins,
+    identity: options.identity,
+    releaseLeaseOnStop: options.releaseOnCancel ?? true,
+  });
+  const manager = new Manager({ logger, shutdownGracePeriodMs: config.shutdownGracePeriod, elector: cp.elector });
+  let health: HealthServer | undefined;
+  if (options.health) {
+    health = new HealthServer({ listen: config.server.listen, registry, logger });
+    health.addReadinessCheck('manager', manager.readinessCheck);
+    health.addReadinessCheck('caches', cp.readiness.caches);
+    manager.add({ name: 'health', group: 'servers', needsLeader: false, start: (s) => health!.start(s) });
+  }
+  for (const r of cp.runnables) manager.add(r);
+  for (const r of options.extraRunnables ?? []) manager.add(r);
+  const controller = new AbortController();
+  const done = manager.run(controller.signal);
+  let stopping: Promise<void> | undefined;
+  return {
+    cp,
+    store,
+    manager,
+    registry,
+    logs,
+    logger,
+    config,
+    health,
+    done,
+    stop() {
+      stopping ??= (async () => {
+        controller.abort();
+        await done;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Polls `check` every 25 ms until it returns a truthy value; fails after `timeoutMs` with `what`. */
+export async function eventually<T>(what: string, check: () => T | Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
