@@ -2,6 +2,7 @@ import test from 'ava';
 import { ErrorCode, isWarrenError } from '../../../src/errors.js';
 import { FrameReader, MessageBuilder, MessageReader, frameSingleSegment } from '../../../src/tunnel/rpc/codec/index.js';
 import { decodeRpcMessage, encodeBootstrap, encodeFinish, encodeUnimplemented } from '../../../src/tunnel/rpc/messages.js';
+import { QuestionIdAllocator } from '../../../src/tunnel/rpc/question-ids.js';
 
 // Pointer words, built from the encoding spec (https://capnproto.org/encoding.html).
 function structPtr(offset: number, dataWords: number, ptrWords: number): Buffer {
@@ -213,4 +214,14 @@ test('builder: grows past its initial size and keeps earlier objects intact', (t
   t.is(r.text(0, 'big').length, 1000);
   const list = r.list(1, 'list');
   t.deepEqual([list.text(0), list.text(1), list.text(2)], ['a', '', 'c']);
+});
+
+test('question ids: freed ids are reused most recently freed first; double frees are ignored', (t) => {
+  const ids = new QuestionIdAllocator();
+  t.deepEqual([ids.allocate(), ids.allocate(), ids.allocate()], [0, 1, 2]);
+  ids.release(0);
+  ids.release(2);
+  ids.release(2);
+  t.is(ids.inUse, 1);
+  t.deepEqual([ids.allocate(), ids.allocate(), ids.allocate()], [2, 0, 3]);
 });

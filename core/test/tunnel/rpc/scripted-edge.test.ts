@@ -229,3 +229,19 @@ test('the edge server records malformed input, aborts and stays quiet afterwards
   t.deepEqual(server.events.sequence(), ['protocolError']);
   t.deepEqual(peer.types(), ['abort']);
 });
+
+test('the edge server frees an answer on Finish, not on Return: reusing an unfinished question id aborts', async (t) => {
+  const { connector: connectorSide, edge } = controlStream(t);
+  const server = serveRegistration(edge, new RecordingHandler());
+  const peer = new ScriptedPeer(connectorSide);
+  peer.send(encodeBootstrap(0));
+  await peer.waitForCount(1);
+  peer.send(encodeFinish(0, false), encodeBootstrap(0)); // finished, so id 0 may be asked again
+  await peer.waitForCount(2);
+  t.deepEqual(peer.types(), ['return', 'return']);
+  peer.send(encodeBootstrap(0)); // answered but not finished: reuse is a protocol violation
+  await peer.waitForEnd();
+  t.deepEqual(peer.types(), ['return', 'return', 'abort']);
+  t.regex((peer.received[2]!.message as { exception: { reason: string } }).exception.reason, /reused question id 0/);
+  t.deepEqual(server.events.sequence(), ['bootstrap', 'finish:0', 'bootstrap', 'bootstrap', 'protocolError']);
+});
