@@ -2,6 +2,8 @@
 // Regenerates docs/configuration.md, docs/annotations.md and chart/values.schema.json from the settings schema,
 // core's annotation specs and the built-in plugin manifests. Run it as `npm run generate` (which builds first).
 // `node scripts/generate.js --check` writes nothing and exits 1 when a generated file is stale.
+// Plugins use tsyringe, which needs the metadata polyfill loaded first (as in core/src/main.ts).
+import 'reflect-metadata';
 import { fileURLToPath } from 'node:url';
 import { syncGeneratedFiles } from '../core/build/src/docgen/index.js';
 

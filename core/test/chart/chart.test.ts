@@ -1,0 +1,310 @@
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { BUILTIN_PLUGINS } from '../../src/plugins/builtin.js';
+import { resolvePlugins } from '../../src/plugins/registry.js';
+import { CHART_DIR, REPO_ROOT, lint, render, template, type Deployment, type K8sObject } from './helm.js';
+
+const TUNNEL_TOKEN = 'eyJhIjoidGVzdC10dW5uZWwtdG9rZW4tdmFsdWUifQ';
+const API_TOKEN = 'test-api-token-value-0123456789';
+const withToken = { cloudflare: { tunnelToken: TUNNEL_TOKEN } };
+const PLUGIN_NAMES = Object.keys(BUILTIN_PLUGINS);
+
+function config(text: string): Readonly<Config> {
+  return parseConfig(parseYaml(text));
+}
+
+function controller(d: Deployment) {
+  return d.spec.template.spec.containers[0]!;
+}
+
+test('helm lint --strict passes with the minimal credentials and with every plugin on', async (t) => {
+  for (const values of [withToken, { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } }]) {
+    const result = await lint(values);
+    t.is(result.code, 0, result.stdout + result.stderr);
+    t.regex(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }
+});
+
+test('defaults render a complete, hardened controller whose config the controller accepts', async (t) => {
+  const out = await render(withToken);
+  t.deepEqual(out.kinds(), [
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'Deployment',
+    'IngressClass',
+    'PodDisruptionBudget',
+    'Role',
+    'RoleBinding',
+    'Secret',
+    'Service',
+    'ServiceAccount',
+  ]);
+  const cfg = config(out.configText());
+  t.is(cfg.source.kind, 'kubernetes');
+  t.is(cfg.ingressClass.name, 'cloudflare-tunnel');
+  t.is(cfg.kubernetes.leaderElection.enabled, true);
+  t.is(cfg.kubernetes.leaderElection.leaseNamespace, 'warren-system');
+
+  const d = out.deployment();
+  t.is(d.spec.replicas, 2);
+  const pod = d.spec.template.spec;
+  const c = controller(d);
+  t.is(pod.securityContext?.runAsNonRoot, true);
+  t.true(Number(pod.securityContext?.runAsUser) > 0);
+  t.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+  t.like(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, privileged: false });
+  t.deepEqual((c.securityContext?.capabilities as { drop: string[] }).drop, ['ALL']);
+  t.is(pod.serviceAccountName, out.get('ServiceAccount').metadata.name);
+
+  // Probes, the Service and the listen address all agree on the one metrics port.
+  const port = c.ports!.find((p) => p.name === 'metrics')!.containerPort;
+  t.is(cfg.server.listen, `0.0.0.0:${port}`);
+  t.deepEqual([c.livenessProbe?.httpGet, c.readinessProbe?.httpGet, c.startupProbe?.httpGet], [
+    { path: '/healthz', port: 'metrics' },
+    { path: '/readyz', port: 'metrics' },
+    { path: '/healthz', port: 'metrics' },
+  ]);
+  const service = out.get('Service') as unknown as { spec: { ports: Array<{ port: number; targetPort: string }>; selector: Record<string, string> } };
+  t.deepEqual(service.spec.ports.map((p) => [p.port, p.targetPort]), [[port, 'metrics']]);
+  t.like(d.spec.template.metadata.labels, service.spec.selector);
+
+  // The config file the pod reads is the one the ConfigMap carries.
+  const configFile = c.args![c.args!.indexOf('--config') + 1]!;
+  const mount = c.volumeMounts!.find((m) => configFile.startsWith(`${m.mountPath}/`))!;
+  t.is(pod.volumes!.find((v) => v.name === mount.name)?.configMap?.name, out.get('ConfigMap').metadata.name);
+  t.is(configFile.slice(mount.mountPath.length + 1), 'config.yaml');
+
+  // The IngressClass and the controller agree on the class.
+  const ingressClass = out.get('IngressClass') as unknown as { metadata: { name: string; annotations?: object }; spec: { controller: string } };
+  t.deepEqual([ingressClass.metadata.name, ingressClass.spec.controller], [cfg.ingressClass.name, cfg.ingressClass.controller]);
+  t.is(ingressClass.metadata.annotations, undefined);
+});
+
+test('credentials reach the pod only as files from the Secret, never in the ConfigMap, args or env', async (t) => {
+  const out = await render({ cloudflare: { tunnelToken: TUNNEL_TOKEN, apiToken: API_TOKEN } });
+  const secret = out.get('Secret') as unknown as { metadata: { name: string }; data: Record<string, string> };
+  t.is(Buffer.from(secret.data['tunnel-token']!, 'base64').toString(), TUNNEL_TOKEN);
+  t.is(Buffer.from(secret.data['api-token']!, 'base64').toString(), API_TOKEN);
+  for (const object of out.objects.filter((o) => o.kind !== 'Secret')) {
+    const text = JSON.stringify(object);
+    t.false(text.includes(TUNNEL_TOKEN), `${object.kind} holds the tunnel token`);
+    t.false(text.includes(API_TOKEN), `${object.kind} holds the API token`);
+  }
+  const cfg = config(out.configText());
+  const d = out.deployment();
+  const volume = d.spec.template.spec.volumes!.find((v) => v.secret)!;
+  t.is(volume.secret!.secretName, secret.metadata.name);
+  const mount = controller(d).volumeMounts!.find((m) => m.name === volume.name)!;
+  t.true(mount.readOnly);
+  const fileOf = (key: string) => `${mount.mountPath}/${volume.secret!.items!.find((i) => i.key === key)!.path}`;
+  t.is(cfg.tunnel.tokenFile, fileOf('tunnel-token'));
+  t.is(cfg.cloudflare.apiTokenFile, fileOf('api-token'));
+  t.is(controller(d).env!.filter((e) => e.value !== undefined).length, 0, 'no literal env values at all');
+});
+
+test('an existing Secret is mounted with the named keys, and the chart renders no Secret of its own', async (t) => {
+  const out = await render({
+    cloudflare: { secretRef: { name: 'my-cloudflare', tunnelTokenKey: 'token', apiTokenKey: 'cf-api', credentialsKey: '' } },
+  });
+  t.is(out.find('Secret'), undefined);
+  const d = out.deployment();
+  const volume = d.spec.template.spec.volumes!.find((v) => v.secret)!;
+  t.is(volume.secret!.secretName, 'my-cloudflare');
+  t.deepEqual(volume.secret!.items, [
+    { key: 'token', path: 'tunnel-token' },
+    { key: 'cf-api', path: 'api-token' },
+  ]);
+  const cfg = config(out.configText());
+  t.truthy(cfg.tunnel.tokenFile);
+  t.truthy(cfg.cloudflare.apiTokenFile);
+  t.is(cfg.tunnel.credentialsFile, undefined);
+  t.false('checksum/credentials' in (d.spec.template.metadata.annotations ?? {}));
+});
+
+test('every plugin on: the controller resolves the same plugin set (dependencies included)', async (t) => {
+  const plugins = Object.fromEntries(PLUGIN_NAMES.map((n) => [n, { enabled: true }]));
+  const out = await render({ cloudflare: { tunnelToken: TUNNEL_TOKEN, apiToken: API_TOKEN }, plugins });
+  const cfg = config(out.configText());
+  const resolved = await resolvePlugins(cfg);
+  t.deepEqual(resolved.map((p) => p.module.manifest.name).sort(), [...PLUGIN_NAMES].sort());
+});
+
+test('every plugin off: none is resolved', async (t) => {
+  const plugins = Object.fromEntries(PLUGIN_NAMES.map((n) => [n, { enabled: false }]));
+  const cfg = config((await render({ ...withToken, plugins })).configText());
+  t.deepEqual(await resolvePlugins(cfg), []);
+});
+
+test('the defaults of values.yaml enable exactly the plugins that are on by default', async (t) => {
+  const cfg = config((await render(withToken)).configText());
+  const fromChart = (await resolvePlugins(cfg)).map((p) => p.module.manifest.name).sort();
+  const byDefault = (await resolvePlugins(parseConfig({}))).map((p) => p.module.manifest.name).sort();
+  t.deepEqual(fromChart, byDefault);
+});
+
+test('no IngressClass: none is rendered, and the controller still claims the configured class', async (t) => {
+  const out = await render({ ...withToken, ingressClass: { enabled: false, name: 'tunnel-b', controllerValue: 'example.com/warren-b' } });
+  t.is(out.find('IngressClass'), undefined);
+  const cfg = config(out.configText());
+  t.deepEqual([cfg.ingressClass.name, cfg.ingressClass.controller], ['tunnel-b', 'example.com/warren-b']);
+});
+
+test('the default-class flag annotates the IngressClass', async (t) => {
+  const out = await render({ ...withToken, ingressClass: { isDefaultClass: true } });
+  t.deepEqual(out.get('IngressClass').metadata.annotations, { 'ingressclass.kubernetes.io/is-default-class': 'true' });
+});
+
+test('replicas 3 keep leader election on and get a PodDisruptionBudget; one replica gets no budget', async (t) => {
+  const three = await render({ ...withToken, replicaCount: 3 });
+  t.is(three.deployment().spec.replicas, 3);
+  t.true(config(three.configText()).kubernetes.leaderElection.enabled);
+  const pdb = three.get('PodDisruptionBudget') as unknown as { spec: { maxUnavailable: number; selector: { matchLabels: object } } };
+  t.is(pdb.spec.maxUnavailable, 1);
+  t.like(three.deployment().spec.template.metadata.labels, pdb.spec.selector.matchLabels);
+  const one = await render({ ...withToken, replicaCount: 1 });
+  t.is(one.find('PodDisruptionBudget'), undefined);
+});
+
+test('a changed setting changes the config checksum on the pod template (pods roll); credentials too', async (t) => {
+  const checksum = async (values: object) => (await render(values)).deployment().spec.template.metadata.annotations!;
+  const a = await checksum(withToken);
+  const b = await checksum({ ...withToken, proxy: { connectTimeout: '5s' } });
+  const c = await checksum({ cloudflare: { tunnelToken: `${TUNNEL_TOKEN}x` } });
+  t.not(a['checksum/config'], b['checksum/config']);
+  t.is(a['checksum/config'], c['checksum/config']);
+  t.not(a['checksum/credentials'], c['checksum/credentials']);
+  const text = (await render(withToken)).configText();
+  t.is(a['checksum/config'], createHash('sha256').update(text.replace(/\n$/, '')).digest('hex'));
+});
+
+test('each controller value lands on its setting, and the controller accepts the result', async (t) => {
+  const values = {
+    ...withToken,
+    logLevel: 'debug',
+    shutdownGracePeriod: '20s',
+    watchIngressWithoutClass: true,
+    leaderElection: { enabled: true, leaseName: 'edge', leaseNamespace: 'ops', leaseDuration: '20s', renewDeadline: '12s', retryPeriod: '3s' },
+    kubernetes: { namespaces: ['shop', 'blog'], publishHostname: 'edge.example.com', resyncBurstWindow: '100ms' },
+    tunnel: { haConnections: 2, region: 'us', edgeIpVersion: '6', edgeAddresses: ['198.18.0.9:7844'], rpcTimeout: '5s' },
+    cloudflare: { tunnelToken: TUNNEL_TOKEN, accountId: 'acct', tunnelName: 'prod', apiBaseUrl: 'https://api.example.com/v4', deleteTunnelOnUninstall: true },
+    proxy: {
+      connectTimeout: '3s',
+      idleTimeout: '2m',
+      loadBalancing: 'round-robin',
+      retries: 0,
+      maxHeaderBytes: 32768,
+      preserveHost: false,
+      defaultBackend: { namespace: 'default', service: 'fallback', port: 'http' },
+      accessLog: { enabled: false, sampleRate: 0.5 },
+    },
+    metrics: { port: 9100, address: '[::]' },
+    extraPlugins: [{ package: '@acme/warren-plugin-x', config: { header: 'x-acme' } }],
+  };
+  const cfg = config((await render(values)).configText());
+  t.is(cfg.logLevel, 'debug');
+  t.is(cfg.shutdownGracePeriod, 20_000);
+  t.true(cfg.ingressClass.watchWithoutClass);
+  t.deepEqual(cfg.kubernetes.leaderElection, { enabled: true, leaseName: 'edge', leaseNamespace: 'ops', leaseDuration: 20_000, renewDeadline: 12_000, retryPeriod: 3000 });
+  t.deepEqual(cfg.kubernetes.namespaces, ['shop', 'blog']);
+  t.is(cfg.kubernetes.publishHostname, 'edge.example.com');
+  t.is(cfg.kubernetes.resyncBurstWindow, 100);
+  t.like(cfg.tunnel, { haConnections: 2, region: 'us', edgeIpVersion: '6', edgeAddresses: ['198.18.0.9:7844'], rpcTimeout: 5000 });
+  t.like(cfg.cloudflare, { accountId: 'acct', tunnelName: 'prod', apiBaseUrl: 'https://api.example.com/v4', deleteTunnelOnUninstall: true });
+  t.like(cfg.proxy, { connectTimeout: 3000, idleTimeout: 120_000, loadBalancing: 'round-robin', retries: 0, maxHeaderBytes: 32768, preserveHost: false });
+  t.deepEqual(cfg.proxy.defaultBackend, { namespace: 'default', service: 'fallback', port: 'http' });
+  t.deepEqual(cfg.proxy.accessLog, { enabled: false, sampleRate: 0.5 });
+  t.is(cfg.server.listen, '[::]:9100');
+  t.deepEqual(cfg.extraPlugins, [{ package: '@acme/warren-plugin-x', config: { header: 'x-acme' } }]);
+  // The Lease Role follows the lease name and namespace.
+  const role = (await render(values)).get('Role') as unknown as { metadata: { namespace: string }; rules: Array<{ resourceNames?: string[] }> };
+  t.is(role.metadata.namespace, 'ops');
+  t.deepEqual(role.rules.flatMap((r) => r.resourceNames ?? []), ['edge']);
+});
+
+test('values the controller would reject are rejected by helm, naming the value', async (t) => {
+  const cases: Array<[object, RegExp]> = [
+    [{ proxy: { connectTimeout: 'fast' } }, /\/proxy\/connectTimeout/],
+    [{ plugins: { grpcc: { enabled: true } } }, /\/plugins.*'grpcc' not allowed/],
+    [{ tunnel: { haConnections: 99 } }, /\/tunnel\/haConnections/],
+    [{ tunnel: { tokenFile: '/tmp/token' } }, /\/tunnel.*'tokenFile' not allowed/],
+    [{ logLevel: 'loud' }, /\/logLevel/],
+    [{ metrics: { port: 0 } }, /\/metrics\/port/],
+    [{ image: { pullPolicy: 'Sometimes' } }, /\/image\/pullPolicy/],
+    [{ plugins: { tls: { enabled: 'yes' } } }, /\/plugins\/tls\/enabled/],
+    [{ replicaCuont: 2 }, /'replicaCuont' not allowed/],
+    [{ extraPlugins: [{ config: {} }] }, /\/extraPlugins\/0.*package/],
+  ];
+  for (const [values, message] of cases) {
+    const result = await template({ ...withToken, ...values });
+    t.not(result.code, 0, JSON.stringify(values));
+    t.regex(result.stderr, message, JSON.stringify(values));
+  }
+});
+
+test('settings that only work together are checked together, with messages naming the values to set', async (t) => {
+  const cases: Array<[object, RegExp]> = [
+    [{}, /the tunnel needs credentials: set cloudflare\.tunnelToken/],
+    [{ cloudflare: { tunnelToken: TUNNEL_TOKEN, secretRef: { name: 'x', tunnelTokenKey: 't' } } }, /use one credential source/],
+    [{ cloudflare: { secretRef: { name: 'x' } } }, /names no key/],
+    [{ ...withToken, plugins: { dns: { enabled: true } } }, /plugins\.dns needs a Cloudflare API token/],
+    [{ ...withToken, replicaCount: 3, leaderElection: { enabled: false } }, /replicaCount > 1 needs leaderElection\.enabled=true/],
+    [{ cloudflare: { apiToken: API_TOKEN, accountId: 'a' } }, /the tunnel needs credentials/],
+  ];
+  for (const [values, message] of cases) {
+    const result = await template(values);
+    t.not(result.code, 0, JSON.stringify(values));
+    t.regex(result.stderr, message, JSON.stringify(values));
+  }
+  // Accepted: management mode, a token from the environment, and no tunnel at all.
+  for (const values of [
+    { cloudflare: { apiToken: API_TOKEN, accountId: 'a', tunnelName: 'prod' } },
+    { extraEnv: [{ name: 'TUNNEL_TOKEN', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] },
+    { tunnel: { enabled: false } },
+  ]) {
+    const result = await template(values);
+    t.is(result.code, 0, `${JSON.stringify(values)}: ${result.stderr}`);
+  }
+});
+
+test('the RBAC rules are exactly those of deploy/rbac.yaml', async (t) => {
+  const reference = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
+  const out = await render(withToken);
+  const rules = (objects: readonly K8sObject[], kind: string) => (objects.find((o) => o.kind === kind) as unknown as { rules: unknown[] }).rules;
+  t.deepEqual(rules(out.objects, 'ClusterRole'), rules(reference, 'ClusterRole'));
+  t.deepEqual(rules(out.objects, 'Role'), rules(reference, 'Role'));
+  // Bindings name the chart's objects and ServiceAccount.
+  const sa = out.get('ServiceAccount').metadata.name;
+  for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
+    const binding = out.get(kind) as unknown as { roleRef: { kind: string; name: string }; subjects: Array<{ name: string; namespace: string }> };
+    t.is(out.get(binding.roleRef.kind, binding.roleRef.name).kind, binding.roleRef.kind);
+    t.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]), [[sa, 'warren-system']]);
+  }
+});
+
+test('values.yaml shows every value the schema knows and agrees with the controller defaults', async (t) => {
+  const valuesText = readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8');
+  const values = parseYaml(valuesText) as Record<string, Record<string, unknown>>;
+  const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8')) as {
+    properties: Record<string, { properties?: Record<string, unknown> }>;
+  };
+  const missing: string[] = [];
+  for (const [key, child] of Object.entries(schema.properties)) {
+    if (key === 'global') continue;
+    if (!new RegExp(`^#?\\s*${key}:`, 'm').test(valuesText)) missing.push(key);
+    if (key === 'plugins') continue;
+    for (const sub of Object.keys(child.properties ?? {})) if (!new RegExp(`^\\s+#?\\s*${sub}:`, 'm').test(valuesText)) missing.push(`${key}.${sub}`);
+  }
+  t.deepEqual(missing, [], 'keys missing from values.yaml (as a value or a commented example)');
+  const defaults = parseConfig({});
+  t.is(values.ingressClass!.name, defaults.ingressClass.name);
+  t.is(values.ingressClass!.controllerValue, defaults.ingressClass.controller);
+  t.is(values.watchIngressWithoutClass as unknown, defaults.ingressClass.watchWithoutClass);
+  t.is(values.leaderElection!.enabled, defaults.kubernetes.leaderElection.enabled);
+  t.is(`${String(values.metrics!.address)}:${String(values.metrics!.port)}`, defaults.server.listen);
+});
