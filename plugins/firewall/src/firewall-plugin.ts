@@ -1,0 +1,36 @@
+import { TOKENS, pluginConfigToken, type ControlContext, type ControlPlugin, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
+import type { CloudflareClientFactory } from '@warren/core';
+import type { Logger } from 'pino';
+import { inject, injectable } from 'tsyringe';
+import { FirewallSync } from './firewall-sync.js';
+import type { FirewallSettings } from './settings.js';
+
+/** The `cloud.firewall` control plugin: wires {@link FirewallSync} into core's control-plugin contract. Leader only. */
+@injectable()
+export class FirewallPlugin implements ControlPlugin {
+  readonly id = 'cloud.firewall';
+  readonly #settings: FirewallSettings;
+  readonly #clients: CloudflareClientFactory;
+  #sync: FirewallSync | undefined;
+  #log: Logger | undefined;
+
+  constructor(@inject(pluginConfigToken('firewall')) settings: FirewallSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
+    this.#settings = settings;
+    this.#clients = clients;
+  }
+
+  provision(ctx: ProvisionContext): void {
+    this.#log = ctx.logger;
+    this.#sync = new FirewallSync({ settings: this.#settings, client: this.#clients, logger: ctx.logger, events: ctx.events });
+  }
+
+  async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {
+    const ownerKey = this.#settings.ownerId ?? ctx.tunnelId;
+    if (!ownerKey) {
+      this.#log?.debug('no tunnel id and no plugins.firewall.ownerId yet; firewall sync waits');
+      return;
+    }
+    if (!this.#sync) throw new Error('cloud.firewall used before provision');
+    await this.#sync.sync(table, ownerKey, ctx.signal);
+  }
+}
