@@ -1,0 +1,190 @@
+/**
+ * There is no container engine here, so the image is checked from its Dockerfile: base images, user, entry point,
+ * the production-only install, and — by running the Dockerfile's own assembly step against this checkout — that the
+ * runtime tree holds everything the entry point and the built-in plugins import, with production dependencies only.
+ */
+import test from 'ava';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+interface Stage {
+  readonly from: string;
+  readonly name: string | undefined;
+  readonly instructions: Array<{ op: string; args: string }>;
+}
+
+/** Parses a Dockerfile into stages (continuation lines joined, comments dropped, global ARG defaults applied). */
+function parseDockerfile(text: string): Stage[] {
+  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const args = new Map<string, string>();
+  const stages: Stage[] = [];
+  for (const line of lines) {
+    const [op, ...rest] = line.split(/\s+/);
+    const argText = rest.join(' ');
+    const upper = op!.toUpperCase();
+    if (upper === 'ARG' && stages.length === 0) {
+      const [key, value] = argText.split('=', 2);
+      args.set(key!, value ?? '');
+      continue;
+    }
+    if (upper === 'FROM') {
+      const expanded = argText.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? '');
+      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(expanded);
+      stages.push({ from: m![1]!, name: m![2], instructions: [] });
+      continue;
+    }
+    stages.at(-1)?.instructions.push({ op: upper, args: argText });
+  }
+  return stages;
+}
+
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const stages = parseDockerfile(dockerfile);
+const final = stages.at(-1)!;
+const NODE_24 = /^(node:24([.-]|$)|gcr\.io\/distroless\/nodejs24-)/;
+
+test('every stage builds on Node 24, and the runtime is a minimal image without npm', (t) => {
+  t.true(stages.length >= 2, 'multi-stage');
+  for (const stage of stages) t.regex(stage.from, NODE_24, `stage ${stage.name ?? '(final)'}`);
+  t.regex(final.from, /^gcr\.io\/distroless\/nodejs24-/);
+  t.false(final.instructions.some((i) => i.op === 'RUN'), 'the final stage runs no shell commands (it has no shell)');
+});
+
+test('the runtime user is a numeric non-root UID and GID', (t) => {
+  const users = final.instructions.filter((i) => i.op === 'USER');
+  t.is(users.length, 1);
+  const m = /^(\d+):(\d+)$/.exec(users[0]!.args);
+  t.truthy(m, `USER ${users[0]!.args} is numeric uid:gid`);
+  t.true(Number(m![1]) > 0 && Number(m![2]) > 0);
+  // The chart runs the pod as the same user.
+  const values = readFileSync(join(ROOT, 'chart', 'values.yaml'), 'utf8');
+  t.regex(values, new RegExp(`runAsUser: ${m![1]}\\b`));
+  t.regex(values, new RegExp(`runAsGroup: ${m![2]}\\b`));
+});
+
+test('the entry point is exec-form node on the compiled main, which exists and runs', async (t) => {
+  const entry = final.instructions.filter((i) => i.op === 'ENTRYPOINT');
+  t.is(entry.length, 1);
+  const argv = JSON.parse(entry[0]!.args) as string[];
+  t.true(Array.isArray(argv), 'exec form, so node is PID 1 and receives SIGTERM');
+  t.regex(argv[0]!, /\/node$/);
+  const workdir = final.instructions.filter((i) => i.op === 'WORKDIR').at(-1)!.args;
+  t.is(workdir, '/app');
+  t.is(argv[1], 'core/build/src/main.js');
+  t.true(existsSync(join(ROOT, argv[1]!)), 'built by tsc -b');
+  const version = await new Promise<string>((done, fail) =>
+    execFile(process.execPath, [join(ROOT, argv[1]!), '--version'], { timeout: 30_000 }, (err, stdout) => (err ? fail(err) : done(stdout))),
+  );
+  const { version: expected } = JSON.parse(readFileSync(join(ROOT, 'core', 'package.json'), 'utf8')) as { version: string };
+  t.is(version.trim(), `warren ${expected}`);
+});
+
+test('the tree copied into the runtime image gets production dependencies only', (t) => {
+  const copy = final.instructions.find((i) => i.op === 'COPY' && i.args.includes('--from='))!;
+  const source = /--from=(\S+)/.exec(copy.args)![1];
+  const stage = stages.find((s) => s.name === source)!;
+  const installs = stage.instructions.filter((i) => i.op === 'RUN' && /\bnpm (ci|install|i)\b/.test(i.args));
+  t.is(installs.length, 1);
+  t.regex(installs[0]!.args, /\bnpm ci\b/);
+  t.regex(installs[0]!.args, /--omit=dev\b/);
+  t.regex(installs[0]!.args, /--ignore-scripts\b/);
+});
+
+test('the assembled runtime tree holds every workspace manifest and only compiled output', (t) => {
+  const out = assembleRuntimeTree(t);
+  const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] };
+  for (const pattern of root.workspaces) {
+    const base = pattern.replace(/\/\*$/, '');
+    const dirs = pattern.endsWith('/*') ? readdirSync(join(ROOT, base)).map((d) => `${base}/${d}`) : [base];
+    for (const dir of dirs.filter((d) => existsSync(join(ROOT, d, 'package.json')))) {
+      t.true(existsSync(join(out, dir, 'package.json')), `${dir}/package.json`);
+    }
+  }
+  t.true(existsSync(join(out, 'package-lock.json')));
+  t.true(existsSync(join(out, 'core/build/src/main.js')));
+  const stray = walk(out).filter((f) => (f.endsWith('.ts') && !f.endsWith('.d.ts')) || f.includes('/test/') || f.includes('/bench/'));
+  t.deepEqual(stray, []);
+});
+
+test('everything the entry point and the built-in plugins import is shipped or a production dependency', (t) => {
+  const out = assembleRuntimeTree(t);
+  const manifests = walk(out).filter((f) => f.endsWith('/package.json') || f === 'package.json');
+  const allowed = new Set<string>();
+  const workspaces = new Map<string, string>();
+  for (const file of manifests) {
+    const pkg = JSON.parse(readFileSync(join(out, file), 'utf8')) as { name: string; dependencies?: object; peerDependencies?: object };
+    workspaces.set(pkg.name, dirname(file));
+    for (const dep of [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]) allowed.add(dep);
+  }
+  const builtins = new Set(builtinModules);
+  const entries = ['core/build/src/main.js', ...readdirSync(join(out, 'plugins')).map((p) => `plugins/${p}/build/src/index.js`)];
+  const seen = new Set<string>();
+  const bare = new Map<string, string>();
+  const queue = entries.map((e) => join(out, e));
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    t.true(existsSync(file), `${relative(out, file)} is shipped`);
+    if (!existsSync(file)) continue;
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      if (spec.startsWith('.')) {
+        queue.push(resolve(dirname(file), spec));
+        continue;
+      }
+      if (spec.startsWith('node:') || builtins.has(spec)) continue;
+      const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+      const workspace = workspaces.get(name);
+      if (workspace !== undefined) {
+        queue.push(join(out, workspace, workspaceEntry(out, workspace, spec.slice(name.length))));
+        continue;
+      }
+      if (!bare.has(name)) bare.set(name, relative(out, file));
+    }
+  }
+  t.true(seen.size > 10, 'the import graph was followed');
+  const missing = [...bare].filter(([name]) => !allowed.has(name)).map(([name, from]) => `${name} (imported by ${from})`);
+  t.deepEqual(missing, [], 'imported but not a production dependency of any workspace');
+});
+
+/** Runs the Dockerfile's own "assemble /out" step against this checkout, writing into a temp folder. */
+function assembleRuntimeTree(t: import('ava').ExecutionContext): string {
+  const build = stages.find((s) => s.name === 'build')!;
+  const step = build.instructions.find((i) => i.op === 'RUN' && i.args.includes('/out'))!;
+  const out = mkdtempSync(join(tmpdir(), 'warren-image-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  execFileSync('sh', ['-c', step.args.replaceAll('/out', out)], { cwd: ROOT, stdio: 'pipe' });
+  return out;
+}
+
+function importsOf(source: string): string[] {
+  const found: string[] = [];
+  const patterns = [/(?:^|[\s;])(?:import|export)\s[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]/g, /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g, /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g];
+  for (const pattern of patterns) for (const m of source.matchAll(pattern)) found.push(m[1]!);
+  return found;
+}
+
+/** The file a package subpath (`''` or `/plugin`) of a workspace resolves to, per its `exports`. */
+function workspaceEntry(out: string, workspace: string, subpath: string): string {
+  const pkg = JSON.parse(readFileSync(join(out, workspace, 'package.json'), 'utf8')) as { exports?: Record<string, { default?: string } | string> };
+  const target = pkg.exports?.[subpath ? `.${subpath}` : '.'];
+  const file = typeof target === 'string' ? target : target?.default;
+  if (!file) throw new Error(`${workspace} does not export ${subpath || '.'}`);
+  return posix.normalize(file);
+}
+
+function walk(dir: string, prefix = ''): string[] {
+  const files: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const rel = prefix ? `${prefix}/${name}` : name;
+    if (statSync(join(dir, name)).isDirectory()) files.push(...walk(join(dir, name), rel));
+    else files.push(rel);
+  }
+  return files;
+}
