@@ -30,24 +30,25 @@ import type { PluginLifecycle } from './lifecycle.js';
  *     as plain HTTP.
  *
  * Implementations must not keep per-request state on the instance (one instance serves every exchange of a
- * generation concurrently); use {@link ExchangeContext.attributes} instead.
+ * generation concurrently); use {@link ExchangeContext.attributes} instead. `O` is the type of the options
+ * the plugin's own `bind` computes; a plugin without `bind` is bound to every route with empty options.
  */
-export interface UpstreamPlugin extends PluginLifecycle {
+export interface UpstreamPlugin<O extends object = object> extends PluginLifecycle {
   /** The manifest id of the plugin that registered this class. */
   readonly id: string;
-  bind?(route: Route): RouteBinding | undefined;
-  configureTransport?(binding: RouteBinding, profile: TransportProfile): void;
-  interceptor?(binding: RouteBinding): UpstreamInterceptor;
+  bind?(route: Route): RouteBinding<O> | undefined;
+  configureTransport?(binding: RouteBinding<O>, profile: TransportProfile): void;
+  interceptor?(binding: RouteBinding<O>): UpstreamInterceptor;
   /**
    * Takes over an exchange whose upgrade the upstream accepted (101). Core already sent the 101 to the
    * client. Pipe the bytes both ways and resolve when both sides are closed; reject only for bugs (errors of
    * either peer are a normal end of the session).
    */
-  onUpgrade?(binding: RouteBinding, session: UpgradeSession): Promise<void>;
+  onUpgrade?(binding: RouteBinding<O>, session: UpgradeSession): Promise<void>;
 }
 
 /** Per-route state a plugin computed in `bind`: parsed annotations, resolved secrets. Immutable. */
-export interface RouteBinding<O = Readonly<Record<string, unknown>>> {
+export interface RouteBinding<O extends object = object> {
   readonly route: Route;
   readonly options: O;
 }

@@ -1,6 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { Readable, Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
@@ -11,6 +12,7 @@ import type { EventObject, EventSink, SecretReader } from '../plugin-api/lifecyc
 import type { PluginModule } from '../plugin-api/module.js';
 import { checkManifests, compareManifests, registerPlugins, type LoadedPlugin } from '../plugins/registry.js';
 import type { BackendProtocol, Endpoint, PathType, Route, RouteTable } from '../routes/types.js';
+import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
 import { HttpEntry } from './http-entry.js';
 import { Pipeline } from './pipeline.js';
 
@@ -337,4 +339,68 @@ export async function startOrigin(options: OriginOptions = {}): Promise<TestOrig
     kill: () => stop(true),
     close: () => stop(false),
   };
+}
+
+/** What {@link runExchange} observed. */
+export interface ExchangeResult {
+  readonly response: ResponseHead | undefined;
+  readonly failure: ExchangeFailure | undefined;
+  readonly body: Buffer;
+  readonly trailers: RawHeaders | undefined;
+}
+
+/**
+ * Feeds one in-memory exchange to a handler (as an acceptor would) and collects what the handler answered.
+ * `head` fields default to a GET of `/` for host `test` from 127.0.0.1 without a body.
+ */
+export async function runExchange(
+  handler: ExchangeHandler,
+  head: Partial<RequestHead> & { body?: Buffer | string },
+): Promise<ExchangeResult> {
+  const chunks: Buffer[] = [];
+  let response: ResponseHead | undefined;
+  let failure: ExchangeFailure | undefined;
+  let trailers: RawHeaders | undefined;
+  const abort = new AbortController();
+  const bodyBytes = head.body === undefined ? undefined : Buffer.from(head.body);
+  const full: RequestHead = {
+    method: head.method ?? 'GET',
+    scheme: head.scheme ?? 'https',
+    authority: head.authority ?? 'test',
+    path: head.path ?? '/',
+    headers: head.headers ?? [],
+    clientAddress: head.clientAddress ?? '127.0.0.1',
+    upgrade: head.upgrade,
+    contentLength: head.contentLength ?? bodyBytes?.length ?? 0,
+  };
+  let responded = false;
+  const exchange: Exchange = {
+    id: `mem-${++routeSerial}`,
+    head: full,
+    body: Readable.from(bodyBytes ? [bodyBytes] : []),
+    signal: abort.signal,
+    get responded() {
+      return responded;
+    },
+    respond(h) {
+      if (responded) throw new Error('respond() called twice');
+      responded = true;
+      response = h;
+      return new Writable({
+        write(chunk: Buffer, _e, cb) {
+          chunks.push(chunk);
+          cb();
+        },
+      });
+    },
+    setTrailers(t) {
+      trailers = t;
+    },
+    fail(f) {
+      responded = true;
+      failure = f;
+    },
+  };
+  await handler.handle(exchange);
+  return { response, failure, body: Buffer.concat(chunks), trailers };
 }

@@ -1,0 +1,193 @@
+import test from 'ava';
+import http from 'node:http';
+import { inject, injectable, Lifecycle } from 'tsyringe';
+import { z } from 'zod';
+import { TOKENS, pluginConfigToken } from '../../src/di/tokens.js';
+import { ErrorCode, WarrenError } from '../../src/errors.js';
+import { definePlugin } from '../../src/plugin-api/module.js';
+import type { ProvisionContext } from '../../src/plugin-api/lifecycle.js';
+import type { PluginKind } from '../../src/plugin-api/manifest.js';
+import type { RouteBinding, UpstreamInterceptor, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
+import type { Route } from '../../src/routes/types.js';
+import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+
+function call(url: string, host = 'x.test'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false, headers: { host } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Shared record of what test plugin instances did. */
+interface Journal {
+  created: number;
+  provisioned: number[];
+  disposed: number[];
+  failProvision: boolean;
+}
+
+/** A test plugin whose interceptor appends `<id>#<instance>` to the `x-chain` request header. */
+function chainPlugin(id: string, kind: PluginKind, order: number, journal: Journal) {
+  const name = id.replace('.', '-');
+  @injectable()
+  class ChainPlugin implements UpstreamPlugin {
+    readonly id = id;
+    readonly serial: number;
+
+    constructor(@inject(pluginConfigToken(name)) readonly config: { tag: string }) {
+      this.serial = ++journal.created;
+    }
+
+    provision(_ctx: ProvisionContext): void {
+      if (journal.failProvision) throw new WarrenError(ErrorCode.ConfigInvalid, `${id} refuses to provision`);
+      journal.provisioned.push(this.serial);
+    }
+
+    dispose(): void {
+      journal.disposed.push(this.serial);
+    }
+
+    bind(route: Route): RouteBinding | undefined {
+      if (route.annotations['test-unbindable'] === id) throw new WarrenError(ErrorCode.UpstreamConnect, `${id} cannot serve ${route.id}`);
+      return { route, options: {} };
+    }
+
+    interceptor(): UpstreamInterceptor {
+      const tag = `${this.config.tag}#${this.serial}`;
+      return (next) =>
+        function chain(options, handler) {
+          const i = options.headers.indexOf('x-chain');
+          if (i === -1) options.headers.push('x-chain', tag);
+          else options.headers[i + 1] += `,${tag}`;
+          next(options, handler);
+        };
+    }
+  }
+  return definePlugin({
+    manifest: { id, name, description: 'test', coreRange: '^0.1.0', kind, order },
+    configSchema: z.object({ tag: z.string().default(id) }).strict(),
+    register(container, config) {
+      container.register(pluginConfigToken(name), { useValue: config });
+      container.register(TOKENS.UpstreamPlugin, { useClass: ChainPlugin }, { lifecycle: Lifecycle.ContainerScoped });
+    },
+  });
+}
+
+const chainOf = (body: string): string => (JSON.parse(body) as { headers: Record<string, string> }).headers['x-chain'] ?? '';
+
+test('interceptors run in manifest order (kind, order, id), never registration order', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  const origin = await startOrigin();
+  const proxy = await startProxyHarness({
+    plugins: [
+      { module: chainPlugin('test.zeta', 'policy', 20, journal), config: { tag: 'zeta' } },
+      { module: chainPlugin('test.beta', 'policy', 10, journal), config: { tag: 'beta' } },
+      { module: chainPlugin('test.alpha', 'policy', 10, journal), config: { tag: 'alpha' } },
+      { module: chainPlugin('test.wire', 'transport', 50, journal), config: { tag: 'wire' } },
+    ],
+    table: testRouteTable([testRoute({ endpoints: [origin.key] })]),
+  });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const reply = await call(`${proxy.url}/`);
+  t.is(chainOf(reply.body).replace(/#\d+/g, ''), 'wire,alpha,beta,zeta');
+});
+
+test('each generation gets fresh plugin instances; the old ones are disposed after their last exchange', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  let releaseHeld: (() => void) | undefined;
+  const origin = await startOrigin({
+    handler: (req, res) => {
+      const body = JSON.stringify({ headers: req.headers });
+      if (req.url === '/hold') releaseHeld = () => res.end(body);
+      else res.end(body);
+    },
+  });
+  const route = (): Route => testRoute({ id: 'r', endpoints: [origin.key] });
+  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.gen', 'policy', 1, journal) }], table: testRouteTable([route()], 1) });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  t.deepEqual(journal.provisioned, [1]);
+  const held = call(`${proxy.url}/hold`);
+  while (!releaseHeld) await new Promise((r) => setTimeout(r, 5));
+
+  await proxy.setTable(testRouteTable([route()], 2));
+  t.deepEqual(journal.provisioned, [1, 2]);
+  t.is(chainOf((await call(`${proxy.url}/`)).body), 'test.gen#2');
+  t.deepEqual(journal.disposed, [], 'generation 1 still has an exchange in flight');
+
+  releaseHeld();
+  t.is(chainOf((await held).body), 'test.gen#1', 'the held request finished on the generation it started on');
+  while (journal.disposed.length === 0) await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(journal.disposed, [1]);
+  t.is(proxy.pipeline.generationsAlive, 1);
+});
+
+test('a generation whose plugins fail to provision is rejected and the previous one keeps serving', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  const origin = await startOrigin();
+  const proxy = await startProxyHarness({
+    plugins: [{ module: chainPlugin('test.flaky', 'policy', 1, journal) }],
+    table: testRouteTable([testRoute({ id: 'r', endpoints: [origin.key] })], 7),
+  });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  journal.failProvision = true;
+  const err = await t.throwsAsync(proxy.setTable(testRouteTable([testRoute({ id: 'r', endpoints: [] })], 8)));
+  t.regex(err!.message, /test\.flaky refuses to provision/);
+  t.is(proxy.pipeline.generation, 7);
+  t.is((await call(`${proxy.url}/`)).status, 200);
+  t.true(journal.disposed.includes(2), 'the half-built generation was disposed');
+});
+
+test('a plugin that cannot bind a route makes only that route unavailable, with its message', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  const origin = await startOrigin();
+  const table = testRouteTable([
+    testRoute({ host: 'bad.test', endpoints: [origin.key], annotations: { 'test-unbindable': 'test.picky' } }),
+    testRoute({ host: 'good.test', endpoints: [origin.key] }),
+  ]);
+  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.picky', 'policy', 1, journal) }], table });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const bad = await call(`${proxy.url}/`, 'bad.test');
+  t.is(bad.status, 502);
+  t.regex(bad.body, /test\.picky cannot serve/);
+  t.is((await call(`${proxy.url}/`, 'good.test')).status, 200);
+  t.is(origin.requests, 1);
+});
+
+test('a route whose protocol no enabled plugin serves is unavailable', async (t) => {
+  const origin = await startOrigin();
+  const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ endpoints: [origin.key], protocol: 'h2c' })]) });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const reply = await call(`${proxy.url}/`);
+  t.is(reply.status, 502);
+  t.regex(reply.body, /backend protocol "h2c" .* is served by no enabled plugin/);
+  t.is(origin.requests, 0);
+});
+
+test('tables published in a burst coalesce: only the newest is built', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  const origin = await startOrigin();
+  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.burst', 'policy', 1, journal) }] });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const tables = Array.from({ length: 10 }, (_, i) => testRouteTable([testRoute({ id: 'r', endpoints: [origin.key] })], i + 1));
+  await Promise.all(tables.map((table) => proxy.setTable(table)));
+  t.is(proxy.pipeline.generation, 10);
+  t.true(journal.provisioned.length <= 3, `built ${journal.provisioned.length} generations for 10 tables`);
+});
+
+test('requests before the first table get 503; after close 503 too', async (t) => {
+  const proxy = await startProxyHarness();
+  t.teardown(() => proxy.close());
+  const early = await call(`${proxy.url}/`);
+  t.is(early.status, 503);
+  t.regex(early.body, /routes are not loaded yet/);
+  await proxy.pipeline.close(100);
+  const late = await call(`${proxy.url}/`);
+  t.is(late.status, 503);
+  t.regex(late.body, /shutting down/);
+});

@@ -1,0 +1,92 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { isWarrenError } from '../../src/errors.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders, validateRequestHead } from '../../src/proxy/headers.js';
+import type { RawHeaders, RequestHead } from '../../src/proxy/exchange.js';
+import { runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+
+const limits = { maxHeaderBytes: 65_536, maxRequestHeaders: 256 };
+const head = (headers: RawHeaders, extra: Partial<RequestHead> = {}): RequestHead => ({
+  method: 'POST',
+  scheme: 'https',
+  authority: 'a.test',
+  path: '/',
+  headers,
+  contentLength: undefined,
+  ...extra,
+});
+
+const smuggling: Array<[string, RawHeaders, RegExp]> = [
+  ['two different content-length values', [['content-length', '5'], ['content-length', '6']], /conflicting content-length values 5 and 6/],
+  ['a content-length list with different values', [['content-length', '5, 7']], /conflicting content-length/],
+  ['content-length together with transfer-encoding', [['content-length', '5'], ['transfer-encoding', 'chunked']], /both content-length and transfer-encoding/],
+  ['a transfer-encoding that does not end in chunked', [['transfer-encoding', 'chunked, gzip']], /must end with "chunked"/],
+  ['a non-numeric content-length', [['content-length', '5x']], /"content-length" value "5x" is not a number/],
+  ['a header value with a line feed', [['x-evil', 'a\r\nx-injected: 1']], /"x-evil" has a value with invalid characters/],
+  ['a header value with NUL', [['x-nul', 'a\u0000b']], /"x-nul" has a value with invalid characters/],
+  ['a header name with a space', [['bad name', 'v']], /header name "bad name" contains invalid characters/],
+  ['a header name with a colon', [['x:y', 'v']], /header name "x:y" contains invalid characters/],
+];
+
+for (const [what, headers, message] of smuggling) {
+  test(`rejects ${what} with 400`, async (t) => {
+    const origin = await startOrigin();
+    const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ endpoints: [origin.key] })]) });
+    t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+    const result = await runExchange(proxy.pipeline, { method: 'POST', headers, body: 'hello', contentLength: undefined });
+    t.is(result.failure?.status, 400);
+    t.regex(result.failure!.message, message);
+    t.is(origin.requests, 0, 'nothing reached the upstream');
+  });
+}
+
+test('identical repeated content-length values are accepted and sent once', (t) => {
+  const framing = validateRequestHead(head([['content-length', '5'], ['content-length', '5']]), limits);
+  t.is(framing.contentLength, 5);
+  const out = upstreamRequestHeaders(head([['content-length', '5'], ['content-length', '5']]), {
+    preserveHost: true,
+    keepTeTrailers: false,
+    contentLength: framing.sendLength,
+  });
+  t.is(out.filter((v, i) => i % 2 === 0 && v === 'content-length').length, 1);
+});
+
+test('rejects invalid methods and paths', (t) => {
+  for (const [method, path] of [['GE T', '/'], ['GET', 'relative'], ['GET', '/a b'], ['GET', '/a\u0001'], ['GET', '*']]) {
+    const err = t.throws(() => validateRequestHead(head([], { method: method!, path: path! }), limits));
+    t.true(isWarrenError(err) && err.status === 400, `${method} ${path}`);
+  }
+  t.notThrows(() => validateRequestHead(head([], { method: 'OPTIONS', path: '*' }), limits));
+});
+
+test('te: trailers is kept only when asked (gRPC); other TE tokens never pass', (t) => {
+  const h = head([['te', 'trailers, deflate'], ['content-type', 'application/grpc']]);
+  t.deepEqual(upstreamRequestHeaders(h, { preserveHost: true, keepTeTrailers: true, contentLength: undefined }).slice(0, 6), [
+    'host', 'a.test', 'content-type', 'application/grpc', 'te', 'trailers',
+  ]);
+  t.false(upstreamRequestHeaders(h, { preserveHost: true, keepTeTrailers: false, contentLength: undefined }).includes('te'));
+});
+
+test('response hop-by-hop fields are dropped except what a 101 needs', (t) => {
+  const parsed = { connection: 'upgrade', upgrade: 'websocket', 'keep-alive': 'x', 'sec-websocket-accept': 'abc', 'transfer-encoding': 'chunked' };
+  t.deepEqual(downstreamResponseHeaders(null, parsed, 101), [['connection', 'upgrade'], ['upgrade', 'websocket'], ['sec-websocket-accept', 'abc']]);
+  t.deepEqual(downstreamResponseHeaders(null, parsed, 200), [['sec-websocket-accept', 'abc']]);
+});
+
+test('garbage request heads never throw anything but a 400/431 WarrenError', (t) => {
+  const text = fc.string({ unit: 'binary', maxLength: 40 });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(text, text), { maxLength: 30 }), text, text, (headers, method, path) => {
+      try {
+        const h = head(headers, { method, path });
+        const framing = validateRequestHead(h, { maxHeaderBytes: 600, maxRequestHeaders: 20 });
+        const out = upstreamRequestHeaders(h, { preserveHost: true, keepTeTrailers: true, contentLength: framing.sendLength });
+        return out.length % 2 === 0;
+      } catch (err) {
+        return isWarrenError(err) && (err.status === 400 || err.status === 431);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
