@@ -243,6 +243,21 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     const limit = zone.plan === 'free' ? 200 : 3500;
     if (total > limit) throw badRequest(81098, `Batch of ${total} changes exceeds the limit of ${limit} for this zone's plan`);
     const working = new Map([...zoneRecords(zone)].map(([id, r]) => [id, { ...r }]));
+    const byName = new Map<string, Set<string>>();
+    const index = (r: FakeDnsRecord, add: boolean) => {
+      let ids = byName.get(r.name);
+      if (!ids) byName.set(r.name, (ids = new Set()));
+      if (add) ids.add(r.id);
+      else ids.delete(r.id);
+    };
+    for (const r of working.values()) index(r, true);
+    const sameName = (name: string) => [...(byName.get(name) ?? [])].map((id) => working.get(id)!);
+    const save = (r: FakeDnsRecord) => {
+      const old = working.get(r.id);
+      if (old) index(old, false);
+      working.set(r.id, r);
+      index(r, true);
+    };
     const result: Record<string, unknown[]> = { deletes: [], patches: [], puts: [], posts: [] };
     const errors: Array<{ code: number; message: string }> = [];
     const step = (kind: string, index: number, run: () => FakeDnsRecord) => {
@@ -258,6 +273,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         const r = working.get(String(d?.id));
         if (!r) throw notFound(81044, 'Record does not exist.');
         working.delete(r.id);
+        index(r, false);
         return r;
       }),
     );
@@ -267,8 +283,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         if (!old) throw notFound(81044, 'Record does not exist.');
         const { id: _id, ...input } = raw;
         const record = buildRecord(kind === 'puts' ? { proxied: false, ttl: 1, comment: null, tags: [], ...input } : input, zone, old);
-        checkConflicts(record, working.values());
-        working.set(record.id, record);
+        checkConflicts(record, sameName(record.name));
+        save(record);
         return record;
       });
     (lists.patches as Array<RecordInput & { id?: string }>).forEach(change('patches'));
@@ -276,8 +292,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     (lists.posts as RecordInput[]).forEach((raw, i) =>
       step('posts', i, () => {
         const record = buildRecord(raw, zone);
-        checkConflicts(record, working.values());
-        working.set(record.id, record);
+        checkConflicts(record, sameName(record.name));
+        save(record);
         return record;
       }),
     );
