@@ -210,10 +210,11 @@ function collectEndpoints(
 function checkSlices(slices: ReadonlyMap<string, V1EndpointSlice> | undefined, into: Diagnostic[]): void {
   if (!slices) return;
   for (const [key, slice] of slices) {
-    const namespace = slice.metadata?.namespace || key.slice(0, key.indexOf('/'));
-    const object = { kind: 'EndpointSlice' as const, namespace, name: slice.metadata?.name ?? key.slice(key.indexOf('/') + 1), uid: slice.metadata?.uid };
     const family = slice.addressType;
+    const namespace = slice.metadata?.namespace || key.slice(0, key.indexOf('/'));
+    const objectRef = () => ({ kind: 'EndpointSlice' as const, namespace, name: slice.metadata?.name ?? key.slice(key.indexOf('/') + 1), uid: slice.metadata?.uid });
     if (family !== 'IPv4' && family !== 'IPv6') {
+      const object = objectRef();
       into.push({
         type: 'Warning',
         reason: 'InvalidEndpoint',
@@ -228,6 +229,7 @@ function checkSlices(slices: ReadonlyMap<string, V1EndpointSlice> | undefined, i
       const addresses = Array.isArray(ep?.addresses) ? ep.addresses : [];
       for (const [j, address] of addresses.entries()) {
         if (typeof address === 'string' && (family === 'IPv4' ? isIPv4(address) : isIPv6(address))) continue;
+        const object = objectRef();
         into.push({
           type: 'Warning',
           reason: 'InvalidEndpoint',

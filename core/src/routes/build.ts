@@ -7,6 +7,7 @@ import { defaultIngressClasses, type IngressClassSettings } from './ingress-clas
 import { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
 import { snapshotKey, type ClusterSnapshot, type SnapshotChanges } from './snapshot.js';
+import { LayeredMap } from './layered-map.js';
 import { CompiledRouteTable, PathIndex } from './table.js';
 import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
 
@@ -43,12 +44,10 @@ export function routeBuildSettings(
   };
 }
 
-/** Per host key: every Ingress's candidates, and the result of conflict resolution. */
+/** Per host key: every Ingress's candidates, and the result of conflict resolution. Builder-private. */
 interface HostEntry {
-  readonly candidates: Map<string, readonly Candidate[]>;
-  winners: readonly Route[];
-  conflicts: readonly Diagnostic[];
-  index: PathIndex | undefined;
+  /** One group per Ingress, in no particular order. */
+  candidates: Array<{ readonly key: string; readonly list: readonly Candidate[] }>;
 }
 
 const CONTROLLER_DEFAULT_ID = '#controller-default';
@@ -59,9 +58,10 @@ const CONTROLLER_DEFAULT_ID = '#controller-default';
  *
  * Builds are incremental: each Ingress is compiled into a cached fragment, recompiled only when the Ingress,
  * a Service or EndpointSlice it uses, or the IngressClasses change; then only the hosts those fragments touch
- * are re-indexed. The result is the same as a fresh build of the same snapshot (except the order of `routes`,
- * `diagnostics`, `hosts` and `ownedIngresses`, which is unspecified). Route objects that did not change are
- * reused across generations, so consumers may cache per-route work by identity.
+ * are re-indexed, and the table shares everything else with the previous generation. The result is the same
+ * as a fresh build of the same snapshot (except the order of `routes`, `diagnostics`, `hosts` and
+ * `ownedIngresses`, which is unspecified). Route objects that did not change are reused across generations, so
+ * consumers may cache per-route work by identity.
  *
  * The builder never throws for any object content; problems become `Diagnostic`s.
  */
@@ -71,26 +71,28 @@ export class RouteTableBuilder {
   #generation: number;
   #built = false;
 
-  readonly #seenIngresses = new Map<string, V1Ingress>();
-  readonly #seenServices = new Map<string, V1Service>();
-  readonly #seenSlices = new Map<string, V1EndpointSlice>();
-  readonly #seenClasses = new Map<string, V1IngressClass>();
+  readonly #seenIngresses = new SeenObjects<V1Ingress>();
+  readonly #seenServices = new SeenObjects<V1Service>();
+  readonly #seenSlices = new SeenObjects<V1EndpointSlice>();
+  readonly #seenClasses = new SeenObjects<V1IngressClass>();
   #defaultClasses: readonly V1IngressClass[] = [];
 
   readonly #fragments = new Map<string, Fragment>();
-  readonly #owned = new Map<string, IngressRef>();
-  readonly #withDiagnostics = new Set<string>();
   /** Service key → Ingress keys whose fragments reference it. */
   readonly #serviceUsers = new Map<string, Set<string>>();
   readonly #hostEntries = new Map<string, HostEntry>();
-  readonly #withConflicts = new Set<string>();
+  #controllerDefault: { route: Route | undefined; diagnostics: readonly Diagnostic[]; service: string } | undefined;
 
-  #exactHosts = new Map<string, PathIndex>();
-  #wildcardHosts = new Map<string, PathIndex>();
+  // Shared with published tables; replaced (never mutated) by each build.
+  #exactHosts = LayeredMap.empty<string, PathIndex>();
+  #wildcardHosts = LayeredMap.empty<string, PathIndex>();
   #hostless: PathIndex | undefined;
   #ingressDefault: Route | undefined;
-  #controllerDefault: { route: Route | undefined; diagnostics: readonly Diagnostic[]; service: string } | undefined;
-  #hosts: readonly string[] = [];
+  #routesByHost = LayeredMap.empty<string, readonly Route[]>();
+  #conflicts = LayeredMap.empty<string, readonly Diagnostic[]>();
+  #ingressDiagnostics = LayeredMap.empty<string, readonly Diagnostic[]>();
+  #serviceDiagnostics = LayeredMap.empty<string, readonly Diagnostic[]>();
+  #owned = LayeredMap.empty<string, IngressRef>();
 
   constructor(settings: RouteBuildSettings, options: RouteTableBuilderOptions = {}) {
     this.#settings = settings;
@@ -108,25 +110,25 @@ export class RouteTableBuilder {
    */
   build(snapshot: ClusterSnapshot, changes?: SnapshotChanges): RouteTable {
     const useHint = this.#built && changes !== undefined;
-    const changedClasses = useHint ? hinted(snapshot.ingressClasses, this.#seenClasses, changes.ingressClasses) : diff(snapshot.ingressClasses, this.#seenClasses);
-    const changedSlices = useHint ? hinted(snapshot.endpointSlices, this.#seenSlices, changes.endpointSlices) : diff(snapshot.endpointSlices, this.#seenSlices);
-    const changedServices = useHint ? hinted(snapshot.services, this.#seenServices, changes.services) : diff(snapshot.services, this.#seenServices);
-    const changedIngresses = useHint ? hinted(snapshot.ingresses, this.#seenIngresses, changes.ingresses) : diff(snapshot.ingresses, this.#seenIngresses);
+    const changedClasses = useHint ? this.#seenClasses.hinted(snapshot.ingressClasses, changes.ingressClasses) : this.#seenClasses.diff(snapshot.ingressClasses);
+    const changedSlices = useHint ? this.#seenSlices.hinted(snapshot.endpointSlices, changes.endpointSlices) : this.#seenSlices.diff(snapshot.endpointSlices);
+    const changedServices = useHint ? this.#seenServices.hinted(snapshot.services, changes.services) : this.#seenServices.diff(snapshot.services);
+    const changedIngresses = useHint ? this.#seenIngresses.hinted(snapshot.ingresses, changes.ingresses) : this.#seenIngresses.diff(snapshot.ingresses);
 
     const dirtyServices = new Set<string>();
     for (const key of changedSlices) {
       const slice = snapshot.endpointSlices.get(key);
-      remember(this.#seenSlices, key, slice);
+      this.#seenSlices.set(key, slice);
       for (const service of this.#resolver.setSlice(key, slice)) dirtyServices.add(service);
     }
     for (const key of changedServices) {
-      remember(this.#seenServices, key, snapshot.services.get(key));
+      this.#seenServices.set(key, snapshot.services.get(key));
       this.#resolver.invalidate(key);
       dirtyServices.add(key);
     }
     const dirtyIngresses = new Set<string>(changedIngresses);
     if (changedClasses.size > 0) {
-      for (const key of changedClasses) remember(this.#seenClasses, key, snapshot.ingressClasses.get(key));
+      for (const key of changedClasses) this.#seenClasses.set(key, snapshot.ingressClasses.get(key));
       this.#defaultClasses = defaultIngressClasses(snapshot.ingressClasses);
       for (const key of snapshot.ingresses.keys()) dirtyIngresses.add(key);
       for (const key of this.#fragments.keys()) dirtyIngresses.add(key);
@@ -144,71 +146,91 @@ export class RouteTableBuilder {
       ingressClass: this.#settings.ingressClass,
       plugins: this.#settings.plugins,
     };
-    const dirtyHosts = new Set<string>();
+    const batch: Batch = { hosts: new Set(), services: new Set(dirtyServices), owned: new Map(), diagnostics: new Map() };
     for (const key of dirtyIngresses) {
       const ingress = snapshot.ingresses.get(key);
-      remember(this.#seenIngresses, key, ingress);
-      this.#removeFragment(key, dirtyHosts);
-      if (ingress !== undefined) this.#addFragment(compileIngress(key, ingress, ctx), dirtyHosts);
+      this.#seenIngresses.set(key, ingress);
+      this.#removeFragment(key, batch);
+      if (ingress !== undefined) this.#addFragment(compileIngress(key, ingress, ctx), batch);
     }
     this.#updateControllerDefault(ctx, dirtyServices);
-    const hostSetChanged = this.#reindex(dirtyHosts);
-    if (hostSetChanged) {
-      const hosts = [...this.#exactHosts.keys()];
-      for (const parent of this.#wildcardHosts.keys()) hosts.push(`*.${parent}`);
-      this.#hosts = Object.freeze(hosts);
-    }
+    this.#reindex(batch.hosts);
+    this.#owned = this.#owned.with(batch.owned);
+    this.#ingressDiagnostics = this.#ingressDiagnostics.with(batch.diagnostics);
+    this.#refreshServiceDiagnostics(batch.services);
     this.#built = true;
     this.#generation++;
-    return this.#assemble();
+    const controller = this.#controllerDefault;
+    return new CompiledRouteTable({
+      generation: this.#generation,
+      exactHosts: this.#exactHosts,
+      wildcardHosts: this.#wildcardHosts,
+      hostless: this.#hostless,
+      fallback: this.#ingressDefault ?? controller?.route,
+      routesByKey: this.#routesByHost,
+      extraRoutes: controller?.route ? [controller.route] : NONE,
+      diagnosticGroups: [this.#ingressDiagnostics, this.#conflicts, this.#serviceDiagnostics],
+      extraDiagnostics: controller?.diagnostics ?? NONE,
+      owned: this.#owned,
+    });
   }
 
-  #removeFragment(key: string, dirtyHosts: Set<string>): void {
+  #removeFragment(key: string, batch: Batch): void {
     const old = this.#fragments.get(key);
     if (!old) return;
     this.#fragments.delete(key);
-    this.#owned.delete(key);
-    this.#withDiagnostics.delete(key);
+    if (!old.owned) return;
+    batch.owned.set(key, undefined);
+    batch.diagnostics.set(key, undefined);
     for (const service of old.services) {
       const users = this.#serviceUsers.get(service);
       users?.delete(key);
       if (users?.size === 0) this.#serviceUsers.delete(service);
+      batch.services.add(service);
     }
+    let last: string | undefined;
     for (const c of old.candidates) {
-      if (this.#hostEntries.get(c.hostKey)?.candidates.delete(key)) dirtyHosts.add(c.hostKey);
+      if (c.hostKey === last) continue;
+      last = c.hostKey;
+      const entry = this.#hostEntries.get(c.hostKey);
+      if (!entry) continue;
+      const before = entry.candidates.length;
+      entry.candidates = entry.candidates.filter((g) => g.key !== key);
+      if (entry.candidates.length !== before) batch.hosts.add(c.hostKey);
     }
   }
 
-  #addFragment(fragment: Fragment, dirtyHosts: Set<string>): void {
+  #addFragment(fragment: Fragment, batch: Batch): void {
     const key = fragment.key;
     this.#fragments.set(key, fragment);
     if (!fragment.owned) return;
-    this.#owned.set(key, fragment.ref!);
-    if (fragment.diagnostics.length > 0) this.#withDiagnostics.add(key);
+    batch.owned.set(key, fragment.ref!);
+    batch.diagnostics.set(key, fragment.diagnostics.length > 0 ? fragment.diagnostics : undefined);
     for (const service of fragment.services) {
       let users = this.#serviceUsers.get(service);
       if (!users) this.#serviceUsers.set(service, (users = new Set()));
       users.add(key);
+      batch.services.add(service);
     }
-    let current: string | undefined;
-    let group: Candidate[] = [];
-    const flush = () => {
-      if (current === undefined) return;
-      let entry = this.#hostEntries.get(current);
-      if (!entry) this.#hostEntries.set(current, (entry = { candidates: new Map(), winners: [], conflicts: [], index: undefined }));
-      const existing = entry.candidates.get(key);
-      entry.candidates.set(key, existing ? [...existing, ...group] : group);
-      dirtyHosts.add(current);
-    };
+    // Candidates arrive grouped by rule; a host may appear in several rules of one Ingress.
+    let hostKey: string | undefined;
+    let list: Candidate[] = [];
     for (const c of fragment.candidates) {
-      if (c.hostKey !== current) {
-        flush();
-        current = c.hostKey;
-        group = [];
+      if (c.hostKey !== hostKey) {
+        hostKey = c.hostKey;
+        let entry = this.#hostEntries.get(hostKey);
+        if (!entry) this.#hostEntries.set(hostKey, (entry = { candidates: [] }));
+        const last = entry.candidates.at(-1);
+        if (last?.key === key) {
+          list = last.list as Candidate[];
+        } else {
+          list = [];
+          entry.candidates.push({ key, list });
+        }
+        batch.hosts.add(hostKey);
       }
-      group.push(c);
+      list.push(c);
     }
-    flush();
   }
 
   #updateControllerDefault(ctx: CompileContext, dirtyServices: ReadonlySet<string>): void {
@@ -261,96 +283,95 @@ export class RouteTableBuilder {
     this.#controllerDefault = { route, diagnostics, service };
   }
 
-  /** Resolves conflicts and rebuilds the path index of every dirty host; returns whether the host set changed. */
-  #reindex(dirtyHosts: ReadonlySet<string>): boolean {
-    if (dirtyHosts.size === 0) return false;
-    let exactHosts: Map<string, PathIndex> | undefined;
-    let wildcardHosts: Map<string, PathIndex> | undefined;
-    let hostSetChanged = false;
+  /** Resolves conflicts and rebuilds the path index of every dirty host, then publishes the new versions. */
+  #reindex(dirtyHosts: ReadonlySet<string>): void {
+    if (dirtyHosts.size === 0) return;
+    const exact = new Map<string, PathIndex | undefined>();
+    const wildcard = new Map<string, PathIndex | undefined>();
+    const routes = new Map<string, readonly Route[] | undefined>();
+    const conflicts = new Map<string, readonly Diagnostic[] | undefined>();
     for (const hostKey of dirtyHosts) {
       const entry = this.#hostEntries.get(hostKey);
-      if (entry) this.#resolve(hostKey, entry);
-      const index = entry && entry.winners.length > 0 ? entry.index : undefined;
-      if (entry && entry.candidates.size === 0) this.#hostEntries.delete(hostKey);
-      if (entry && entry.conflicts.length > 0) this.#withConflicts.add(hostKey);
-      else this.#withConflicts.delete(hostKey);
-      if (hostKey === DEFAULT_HOST_KEY) {
-        this.#ingressDefault = entry?.winners[0];
-      } else if (hostKey === HOSTLESS_KEY) {
-        this.#hostless = index;
-      } else if (hostKey.startsWith('*.')) {
-        // Copy on first write: published tables keep the maps they were given.
-        wildcardHosts ??= new Map(this.#wildcardHosts);
-        hostSetChanged = setOrDelete(wildcardHosts, hostKey.slice(2), index) || hostSetChanged;
-      } else {
-        exactHosts ??= new Map(this.#exactHosts);
-        hostSetChanged = setOrDelete(exactHosts, hostKey, index) || hostSetChanged;
-      }
+      const resolved = entry ? this.#resolve(hostKey, entry) : undefined;
+      if (entry && entry.candidates.length === 0) this.#hostEntries.delete(hostKey);
+      const index = resolved?.index;
+      routes.set(hostKey, resolved && resolved.winners.length > 0 ? resolved.winners : undefined);
+      conflicts.set(hostKey, resolved && resolved.conflicts.length > 0 ? resolved.conflicts : undefined);
+      if (hostKey === DEFAULT_HOST_KEY) this.#ingressDefault = resolved?.winners[0];
+      else if (hostKey === HOSTLESS_KEY) this.#hostless = index;
+      else if (hostKey.startsWith('*.')) wildcard.set(hostKey.slice(2), index);
+      else exact.set(hostKey, index);
     }
-    if (exactHosts) this.#exactHosts = exactHosts;
-    if (wildcardHosts) this.#wildcardHosts = wildcardHosts;
-    return hostSetChanged;
+    this.#exactHosts = this.#exactHosts.with(exact);
+    this.#wildcardHosts = this.#wildcardHosts.with(wildcard);
+    this.#routesByHost = this.#routesByHost.with(routes);
+    this.#conflicts = this.#conflicts.with(conflicts);
   }
 
   /** Conflict resolution for one host: per (match kind, path key) the oldest Ingress wins, then namespace/name. */
-  #resolve(hostKey: string, entry: HostEntry): void {
-    const best = new Map<string, { c: Candidate; f: Fragment }>();
-    const losers: Array<{ c: Candidate; f: Fragment; winner: { c: Candidate; f: Fragment } }> = [];
+  #resolve(hostKey: string, entry: HostEntry): { winners: readonly Route[]; index: PathIndex | undefined; conflicts: Diagnostic[] } {
     const all: Array<{ c: Candidate; f: Fragment }> = [];
-    for (const [ingressKey, list] of entry.candidates) {
-      const f = this.#fragments.get(ingressKey)!;
-      for (const c of list) all.push({ c, f });
+    for (const group of entry.candidates) {
+      const f = this.#fragments.get(group.key)!;
+      for (const c of group.list) all.push({ c, f });
     }
-    for (const item of all) {
-      const slot = `${item.c.kind}\u0000${item.c.key}`;
-      const current = best.get(slot);
-      if (!current) best.set(slot, item);
-      else if (precedes(item, current)) best.set(slot, item);
+    // The common case, one Ingress with distinct paths, needs no conflict map.
+    let best: Map<string, { c: Candidate; f: Fragment }> | undefined;
+    if (entry.candidates.length > 1 || all.length > 16 || hasDuplicates(all)) {
+      best = new Map();
+      for (const item of all) {
+        const slot = `${item.c.kind}\u0000${item.c.key}`;
+        const current = best.get(slot);
+        if (!current || precedes(item, current)) best.set(slot, item);
+      }
     }
     const winners: Route[] = [];
     const exact: Array<[string, Route]> = [];
     const prefixes: Array<[string, Route]> = [];
+    const conflicts: Diagnostic[] = [];
     for (const item of all) {
-      const winner = best.get(`${item.c.kind}\u0000${item.c.key}`)!;
-      if (winner !== item) {
-        losers.push({ ...item, winner });
+      const winner = best?.get(`${item.c.kind}\u0000${item.c.key}`);
+      if (winner !== undefined && winner !== item) {
+        conflicts.push(conflictDiagnostic(hostKey, item.c, item.f, winner.c, winner.f));
         continue;
       }
       winners.push(item.c.route);
       (item.c.kind === 'exact' ? exact : prefixes).push([item.c.key, item.c.route]);
     }
-    entry.winners = winners;
-    entry.index = hostKey === DEFAULT_HOST_KEY || winners.length === 0 ? undefined : new PathIndex(exact, prefixes);
-    entry.conflicts = losers.map(({ c, f, winner }) => conflictDiagnostic(hostKey, c, f, winner.c, winner.f));
+    const index = hostKey === DEFAULT_HOST_KEY || winners.length === 0 ? undefined : new PathIndex(exact, prefixes);
+    return { winners, index, conflicts };
   }
 
-  #assemble(): RouteTable {
-    const routes: Route[] = [];
-    for (const entry of this.#hostEntries.values()) for (const r of entry.winners) routes.push(r);
-    const controllerRoute = this.#controllerDefault?.route;
-    if (controllerRoute) routes.push(controllerRoute);
-    const diagnostics: Diagnostic[] = [];
-    for (const key of this.#withDiagnostics) for (const d of this.#fragments.get(key)!.diagnostics) diagnostics.push(d);
-    for (const hostKey of this.#withConflicts) for (const d of this.#hostEntries.get(hostKey)!.conflicts) diagnostics.push(d);
-    for (const service of this.#serviceUsers.keys()) for (const d of this.#resolver.diagnosticsOf(service)) diagnostics.push(d);
-    if (this.#controllerDefault) {
-      for (const d of this.#controllerDefault.diagnostics) diagnostics.push(d);
-      if (!this.#serviceUsers.has(this.#controllerDefault.service)) {
-        for (const d of this.#resolver.diagnosticsOf(this.#controllerDefault.service)) diagnostics.push(d);
-      }
+  /** Slice-level problems of the Services in use, reported once per Service. */
+  #refreshServiceDiagnostics(services: ReadonlySet<string>): void {
+    if (services.size === 0) return;
+    const changes = new Map<string, readonly Diagnostic[] | undefined>();
+    const controllerService = this.#controllerDefault?.service;
+    for (const service of services) {
+      const used = this.#serviceUsers.has(service) || service === controllerService;
+      const found = used ? this.#resolver.diagnosticsOf(service) : NONE;
+      changes.set(service, found.length > 0 ? found : undefined);
     }
-    return new CompiledRouteTable({
-      generation: this.#generation,
-      routes,
-      diagnostics,
-      ownedIngresses: [...this.#owned.values()],
-      hosts: this.#hosts,
-      exactHosts: this.#exactHosts,
-      wildcardHosts: this.#wildcardHosts,
-      hostless: this.#hostless,
-      fallback: this.#ingressDefault ?? controllerRoute,
-    });
+    this.#serviceDiagnostics = this.#serviceDiagnostics.with(changes);
   }
+}
+
+interface Batch {
+  /** Host keys whose candidates changed. */
+  readonly hosts: Set<string>;
+  /** Services whose users or resolution changed. */
+  readonly services: Set<string>;
+  readonly owned: Map<string, IngressRef | undefined>;
+  readonly diagnostics: Map<string, readonly Diagnostic[] | undefined>;
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+function hasDuplicates(all: ReadonlyArray<{ c: Candidate }>): boolean {
+  for (let i = 1; i < all.length; i++) {
+    for (let j = 0; j < i; j++) if (all[i]!.c.key === all[j]!.c.key && all[i]!.c.kind === all[j]!.c.kind) return true;
+  }
+  return false;
 }
 
 function precedes(a: { c: Candidate; f: Fragment }, b: { c: Candidate; f: Fragment }): boolean {
@@ -387,50 +408,65 @@ function why(loser: Fragment, winner: Fragment): string {
   return loser.time !== winner.time ? 'is older and wins' : 'is as old and wins by namespace/name order';
 }
 
-function setOrDelete(map: Map<string, PathIndex>, key: string, index: PathIndex | undefined): boolean {
-  if (index) {
-    const added = !map.has(key);
-    map.set(key, index);
-    return added;
-  }
-  return map.delete(key);
-}
+/**
+ * The objects the last build used, per key, for change detection: identity first (a WeakSet probe, cheaper
+ * than a keyed lookup), then `resourceVersion` (a relist hands over equal objects with the same version).
+ */
+class SeenObjects<T> {
+  readonly #byKey = new Map<string, T>();
+  readonly #objects = new WeakSet<object>();
 
-function remember<T>(seen: Map<string, T>, key: string, value: T | undefined): void {
-  if (value === undefined) seen.delete(key);
-  else seen.set(key, value);
-}
-
-/** Keys whose object differs from what was seen: identity first, then `resourceVersion`. */
-function diff<T>(current: ReadonlyMap<string, T>, seen: Map<string, T>): Set<string> {
-  const changed = new Set<string>();
-  let matched = 0;
-  for (const [key, value] of current) {
-    const old = seen.get(key);
-    if (old === undefined) {
-      changed.add(key);
-      continue;
+  set(key: string, value: T | undefined): void {
+    const old = this.#byKey.get(key);
+    if (old === value) return;
+    if (isObject(old)) this.#objects.delete(old);
+    if (value === undefined) {
+      this.#byKey.delete(key);
+      return;
     }
-    matched++;
-    if (old === value) continue;
-    if (sameVersion(old, value)) seen.set(key, value);
-    else changed.add(key);
+    this.#byKey.set(key, value);
+    if (isObject(value)) this.#objects.add(value);
   }
-  if (matched !== seen.size) for (const key of seen.keys()) if (!current.has(key)) changed.add(key);
-  return changed;
+
+  /** Keys whose object differs from what was seen, found by scanning `current`. */
+  diff(current: ReadonlyMap<string, T>): Set<string> {
+    const changed = new Set<string>();
+    let matched = 0;
+    current.forEach((value, key) => {
+      if (isObject(value) && this.#objects.has(value)) {
+        matched++;
+        return;
+      }
+      const old = this.#byKey.get(key);
+      if (old === undefined) {
+        changed.add(key);
+        return;
+      }
+      matched++;
+      if (old !== value && sameVersion(old, value)) this.set(key, value);
+      else if (old !== value) changed.add(key);
+    });
+    if (matched !== this.#byKey.size) for (const key of this.#byKey.keys()) if (!current.has(key)) changed.add(key);
+    return changed;
+  }
+
+  /** Keys among `keys` whose object differs from what was seen. */
+  hinted(current: ReadonlyMap<string, T>, keys: Iterable<string> | undefined): Set<string> {
+    const changed = new Set<string>();
+    if (!keys) return changed;
+    for (const key of keys) {
+      const value = current.get(key);
+      const old = this.#byKey.get(key);
+      if (value === old) continue;
+      if (value !== undefined && old !== undefined && sameVersion(old, value)) this.set(key, value);
+      else changed.add(key);
+    }
+    return changed;
+  }
 }
 
-function hinted<T>(current: ReadonlyMap<string, T>, seen: Map<string, T>, keys: Iterable<string> | undefined): Set<string> {
-  const changed = new Set<string>();
-  if (!keys) return changed;
-  for (const key of keys) {
-    const value = current.get(key);
-    const old = seen.get(key);
-    if (value === old) continue;
-    if (value !== undefined && old !== undefined && sameVersion(old, value)) seen.set(key, value);
-    else changed.add(key);
-  }
-  return changed;
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
 }
 
 function sameVersion(a: unknown, b: unknown): boolean {

@@ -1,27 +1,41 @@
 import { requestHost } from './hosts.js';
 import { prefixMatches, requestPath } from './paths.js';
+import { LayeredMap } from './layered-map.js';
 import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
 
 /**
  * Lookup structures of a route table. Everything here is immutable once constructed.
  *
- * Per host (exact, wildcard parent, or hostless) a {@link PathIndex} holds Exact paths in a Map and prefixes
- * either as a short list sorted longest first or, when there are many, in a Map probed once per path element.
+ * Per host (exact, wildcard parent, or hostless) a {@link PathIndex} holds Exact paths and prefixes, each as a
+ * short list (prefixes sorted longest first) or, when there are many, in a Map (prefixes probed once per path
+ * element). The per-host indexes sit in {@link LayeredMap}s shared between generations, and the table's lists
+ * (`routes`, `diagnostics`, `hosts`, `ownedIngresses`) are computed on first use from per-key parts, so an
+ * incremental build costs what changed, not the size of the cluster.
  */
 
-/** Prefix counts up to this are scanned as a list; above it they are probed per path element. */
-const PREFIX_LIST_LIMIT = 8;
+/** Lists up to this length are scanned; longer ones become Maps (prefixes are then probed per path element). */
+const SMALL_LIST_LIMIT = 8;
 
 export class PathIndex {
-  readonly #exact: Map<string, Route> | undefined;
+  readonly #exactKeys: readonly string[] | undefined;
+  readonly #exactRoutes: readonly Route[] | undefined;
+  readonly #exactMap: Map<string, Route> | undefined;
   readonly #prefixKeys: readonly string[] | undefined;
   readonly #prefixRoutes: readonly Route[] | undefined;
   readonly #prefixMap: Map<string, Route> | undefined;
 
-  /** `prefixes` holds `[key, route]` pairs with unique keys (prefix without trailing slash, `''` for `/`). */
+  /**
+   * `exact` holds `[path, route]` pairs and `prefixes` `[key, route]` pairs (prefix without trailing slash,
+   * `''` for `/`); keys are unique within each list.
+   */
   constructor(exact: ReadonlyArray<readonly [string, Route]>, prefixes: ReadonlyArray<readonly [string, Route]>) {
-    this.#exact = exact.length > 0 ? new Map(exact) : undefined;
-    if (prefixes.length > PREFIX_LIST_LIMIT) {
+    if (exact.length > SMALL_LIST_LIMIT) {
+      this.#exactMap = new Map(exact);
+    } else if (exact.length > 0) {
+      this.#exactKeys = exact.map((e) => e[0]);
+      this.#exactRoutes = exact.map((e) => e[1]);
+    }
+    if (prefixes.length > SMALL_LIST_LIMIT) {
       this.#prefixMap = new Map(prefixes);
     } else if (prefixes.length > 0) {
       const sorted = [...prefixes].sort((a, b) => b[0].length - a[0].length);
@@ -33,8 +47,11 @@ export class PathIndex {
 
   /** The best route for a request path (query already stripped): an Exact match, else the longest prefix. */
   match(path: string): Route | undefined {
-    if (this.#exact !== undefined) {
-      const hit = this.#exact.get(path);
+    const exactKeys = this.#exactKeys;
+    if (exactKeys !== undefined) {
+      for (let i = 0; i < exactKeys.length; i++) if (exactKeys[i] === path) return this.#exactRoutes![i];
+    } else if (this.#exactMap !== undefined) {
+      const hit = this.#exactMap.get(path);
       if (hit !== undefined) return hit;
     }
     const keys = this.#prefixKeys;
@@ -59,18 +76,21 @@ export class PathIndex {
 /** Everything {@link CompiledRouteTable} is made of; the builder hands over ownership (no later mutation). */
 export interface RouteTableParts {
   readonly generation: number;
-  readonly routes: readonly Route[];
-  readonly diagnostics: readonly Diagnostic[];
-  readonly ownedIngresses: readonly IngressRef[];
-  readonly hosts: readonly string[];
   /** Exact host → paths. */
-  readonly exactHosts: ReadonlyMap<string, PathIndex>;
+  readonly exactHosts: LayeredMap<string, PathIndex>;
   /** Parent domain (`example.com` for `*.example.com`) → paths. */
-  readonly wildcardHosts: ReadonlyMap<string, PathIndex>;
+  readonly wildcardHosts: LayeredMap<string, PathIndex>;
   /** Rules without host. */
   readonly hostless: PathIndex | undefined;
   /** Winning Ingress `spec.defaultBackend`, else the controller default backend. */
   readonly fallback: Route | undefined;
+  /** Winning routes per host key (any key naming scheme); with `extraRoutes` they make `routes`. */
+  readonly routesByKey: LayeredMap<string, readonly Route[]>;
+  readonly extraRoutes: readonly Route[];
+  /** Diagnostics in groups (per Ingress, per host, per Service); with `extraDiagnostics` they make `diagnostics`. */
+  readonly diagnosticGroups: ReadonlyArray<LayeredMap<string, readonly Diagnostic[]>>;
+  readonly extraDiagnostics: readonly Diagnostic[];
+  readonly owned: LayeredMap<string, IngressRef>;
 }
 
 /**
@@ -80,65 +100,90 @@ export interface RouteTableParts {
  */
 export class CompiledRouteTable implements RouteTable {
   readonly generation: number;
-  readonly routes: readonly Route[];
-  readonly diagnostics: readonly Diagnostic[];
-  readonly ownedIngresses: readonly IngressRef[];
-  readonly hosts: readonly string[];
-  readonly #exactHosts: ReadonlyMap<string, PathIndex>;
-  readonly #wildcardHosts: ReadonlyMap<string, PathIndex>;
-  readonly #hostless: PathIndex | undefined;
-  readonly #fallback: Route | undefined;
+  readonly #parts: RouteTableParts;
+  #routes: readonly Route[] | undefined;
+  #diagnostics: readonly Diagnostic[] | undefined;
+  #owned: readonly IngressRef[] | undefined;
+  #hosts: readonly string[] | undefined;
 
   constructor(parts: RouteTableParts) {
     this.generation = parts.generation;
-    this.routes = Object.freeze(parts.routes);
-    this.diagnostics = Object.freeze(parts.diagnostics);
-    this.ownedIngresses = Object.freeze(parts.ownedIngresses);
-    this.hosts = Object.freeze(parts.hosts);
-    this.#exactHosts = parts.exactHosts;
-    this.#wildcardHosts = parts.wildcardHosts;
-    this.#hostless = parts.hostless;
-    this.#fallback = parts.fallback;
+    this.#parts = parts;
     Object.freeze(this);
   }
 
+  get routes(): readonly Route[] {
+    if (this.#routes === undefined) {
+      const all: Route[] = [];
+      for (const list of this.#parts.routesByKey.values()) for (const r of list) all.push(r);
+      for (const r of this.#parts.extraRoutes) all.push(r);
+      this.#routes = Object.freeze(all);
+    }
+    return this.#routes;
+  }
+
+  get diagnostics(): readonly Diagnostic[] {
+    if (this.#diagnostics === undefined) {
+      const all: Diagnostic[] = [];
+      for (const group of this.#parts.diagnosticGroups) for (const list of group.values()) for (const d of list) all.push(d);
+      for (const d of this.#parts.extraDiagnostics) all.push(d);
+      this.#diagnostics = Object.freeze(all);
+    }
+    return this.#diagnostics;
+  }
+
+  get ownedIngresses(): readonly IngressRef[] {
+    this.#owned ??= Object.freeze([...this.#parts.owned.values()]);
+    return this.#owned;
+  }
+
+  get hosts(): readonly string[] {
+    if (this.#hosts === undefined) {
+      const hosts = [...this.#parts.exactHosts.keys()];
+      for (const parent of this.#parts.wildcardHosts.keys()) hosts.push(`*.${parent}`);
+      this.#hosts = Object.freeze(hosts);
+    }
+    return this.#hosts;
+  }
+
   match(host: string, path: string): Route | undefined {
+    const parts = this.#parts;
     const h = requestHost(host);
     const p = requestPath(path);
-    const exact = this.#exactHosts.get(h);
+    const exact = parts.exactHosts.get(h);
     if (exact !== undefined) {
       const hit = exact.match(p);
       if (hit !== undefined) return hit;
     }
-    const dot = h.indexOf('.');
-    if (dot > 0 && this.#wildcardHosts.size > 0) {
-      const wildcard = this.#wildcardHosts.get(h.slice(dot + 1));
+    if (parts.wildcardHosts.size > 0) {
+      const dot = h.indexOf('.');
+      const wildcard = dot > 0 ? parts.wildcardHosts.get(h.slice(dot + 1)) : undefined;
       if (wildcard !== undefined) {
         const hit = wildcard.match(p);
         if (hit !== undefined) return hit;
       }
     }
-    if (this.#hostless !== undefined) {
-      const hit = this.#hostless.match(p);
+    if (parts.hostless !== undefined) {
+      const hit = parts.hostless.match(p);
       if (hit !== undefined) return hit;
     }
-    return this.#fallback;
+    return parts.fallback;
   }
 }
 
-const EMPTY_MAP: ReadonlyMap<string, PathIndex> = new Map();
-
 /** A table with no routes (generation 0 unless given): what readers see before the first build. */
 export function emptyRouteTable(generation = 0): RouteTable {
+  const none = LayeredMap.empty<string, never>();
   return new CompiledRouteTable({
     generation,
-    routes: [],
-    diagnostics: [],
-    ownedIngresses: [],
-    hosts: [],
-    exactHosts: EMPTY_MAP,
-    wildcardHosts: EMPTY_MAP,
+    exactHosts: none,
+    wildcardHosts: none,
     hostless: undefined,
     fallback: undefined,
+    routesByKey: none,
+    extraRoutes: [],
+    diagnosticGroups: [],
+    extraDiagnostics: [],
+    owned: none,
   });
 }
