@@ -52,7 +52,7 @@ export function parseIngressAnnotations(annotations: unknown, namespace: string,
         key,
         message: disabled
           ? `annotation ${key} is owned by plugin ${disabled}, which is disabled; enable it or remove the annotation`
-          : `annotation ${key} is unknown; known warren.dev/ annotations: ${plugins.annotationKeys().join(', ')}`,
+          : `annotation ${key}${typeof raw === 'string' ? ` (value ${show(raw)})` : ''} is unknown; known warren.dev/ annotations: ${plugins.annotationKeys().join(', ')}`,
       });
       continue;
     }
