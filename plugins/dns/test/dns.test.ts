@@ -267,3 +267,14 @@ test('the plugin module registers under the control-plugin token with its annota
   t.throws(() => dnsSettingsSchema.parse({ batchSize: 5000 }));
   t.throws(() => dnsSettingsSchema.parse({ unknown: 1 }));
 });
+
+test('the container resolves the plugin with explicit tokens only', async (t) => {
+  const { container } = await import('tsyringe');
+  const { TOKENS } = await import('@warren/core/plugin');
+  const child = container.createChildContainer();
+  child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
+  dnsModule.register(child, dnsModule.configSchema.parse({ zones: ['example.com'] }));
+  const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as DnsPlugin[];
+  t.true(plugin instanceof DnsPlugin);
+  t.is(plugin!.id, 'cloud.dns');
+});

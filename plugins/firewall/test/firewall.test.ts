@@ -145,3 +145,14 @@ test('manifest declares the annotations; settings and annotation values are vali
   t.is(ipListSchema.parse('2001:db8::1/32').invalid[0]?.reason, 'host bits are set (did you mean 2001:db8::/32?)');
   t.throws(() => firewallSettingsSchema.parse({ wildcardMatch: 'glob' }));
 });
+
+test('the container resolves the plugin with explicit tokens only', async (t) => {
+  const { container } = await import('tsyringe');
+  const { TOKENS } = await import('@warren/core/plugin');
+  const child = container.createChildContainer();
+  child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
+  firewallModule.register(child, firewallModule.configSchema.parse({}));
+  const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as FirewallPlugin[];
+  t.true(plugin instanceof FirewallPlugin);
+  t.is(plugin!.id, 'cloud.firewall');
+});
