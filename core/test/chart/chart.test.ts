@@ -278,6 +278,7 @@ test('the RBAC rules are exactly those of deploy/rbac.yaml', async (t) => {
   const rules = (objects: readonly K8sObject[], kind: string) => (objects.find((o) => o.kind === kind) as unknown as { rules: unknown[] }).rules;
   t.deepEqual(rules(out.objects, 'ClusterRole'), rules(reference, 'ClusterRole'));
   t.deepEqual(rules(out.objects, 'Role'), rules(reference, 'Role'));
+  t.is(out.objects.filter((o) => o.kind === 'Role').length, 1, 'token mode needs only the Lease Role');
   // Bindings name the chart's objects and ServiceAccount.
   const sa = out.get('ServiceAccount').metadata.name;
   for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
@@ -285,6 +286,19 @@ test('the RBAC rules are exactly those of deploy/rbac.yaml', async (t) => {
     t.is(out.get(binding.roleRef.kind, binding.roleRef.name).kind, binding.roleRef.kind);
     t.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]), [[sa, 'warren-system']]);
   }
+});
+
+test('management mode gets a Role for exactly the tunnel credentials Secret; token mode gets none', async (t) => {
+  const managed = await render({ cloudflare: { apiToken: API_TOKEN, accountId: 'acct', tunnelName: 'prod', credentialsSecretName: 'edge-creds' } });
+  const role = managed.get('Role', 'warren-tunnel-credentials') as unknown as { rules: Array<{ resources: string[]; verbs: string[]; resourceNames?: string[] }> };
+  t.deepEqual(role.rules, [
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    { apiGroups: [''], resources: ['secrets'], resourceNames: ['edge-creds'], verbs: ['get', 'update', 'delete'] },
+  ]);
+  t.is(config(managed.configText()).cloudflare.credentialsSecretName, 'edge-creds');
+  const binding = managed.get('RoleBinding', 'warren-tunnel-credentials') as unknown as { roleRef: { name: string } };
+  t.is(binding.roleRef.name, 'warren-tunnel-credentials');
+  t.is((await render(withToken)).find('Role', 'warren-tunnel-credentials'), undefined);
 });
 
 test('values.yaml shows every value the schema knows and agrees with the controller defaults', async (t) => {

@@ -116,7 +116,7 @@ const matrix: Array<[string, object]> = [
     'every option on',
     {
       replicaCount: 3,
-      cloudflare: { tunnelToken: 'dGVzdA', apiToken: 'api', tunnelCredentials: '{"AccountTag":"a"}' },
+      cloudflare: { tunnelToken: 'dGVzdA', apiToken: 'api', tunnelCredentials: '{"AccountTag":"a"}', accountId: 'acct', tunnelName: 'prod' },
       plugins: Object.fromEntries(['tls', 'http2', 'keepalive', 'websocket', 'grpc', 'sse', 'dns', 'firewall'].map((n) => [n, { enabled: true }])),
       serviceMonitor: { create: true, labels: { release: 'prometheus' }, relabelings: [{ action: 'labeldrop', regex: 'pod' }] },
       podDisruptionBudget: { enabled: true, minAvailable: '50%' },
