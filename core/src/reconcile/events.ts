@@ -157,7 +157,8 @@ export class EventRecorder implements EventSink {
     series.writtenAt = now;
     series.message = message;
     const write = { ...series };
-    this.#enqueue(() => this.#write(object, type, reason, write, now));
+    const live = series;
+    this.#enqueue(() => this.#write(object, type, reason, write, now, live));
     this.#prune(now, interval);
   }
 
@@ -166,7 +167,7 @@ export class EventRecorder implements EventSink {
     this.#chain = this.#chain.then(task).finally(() => void this.#pending--);
   }
 
-  async #write(object: EventObject, type: 'Normal' | 'Warning', reason: string, s: SeriesState, now: number): Promise<void> {
+  async #write(object: EventObject, type: 'Normal' | 'Warning', reason: string, s: SeriesState, now: number, live: SeriesState): Promise<void> {
     const metrics = this.#o.metrics;
     const lastTimestamp = new Date(now);
     try {
@@ -204,7 +205,10 @@ export class EventRecorder implements EventSink {
       } catch (err) {
         if (!isConflict(err)) throw err;
         // Written before (another leader, or before a restart): count on from there.
-        await this.#patch(s, lastTimestamp, true);
+        const previous = await this.#patch(s, lastTimestamp, false);
+        const base = previous.count ?? 1;
+        live.count += base;
+        await this.#patch({ ...s, count: base + s.count }, lastTimestamp);
         metrics?.events.inc({ type, outcome: 'aggregated' });
       }
     } catch (err) {
@@ -213,14 +217,15 @@ export class EventRecorder implements EventSink {
     }
   }
 
-  async #patch(s: SeriesState, lastTimestamp: Date, increment = false): Promise<void> {
-    let count = s.count;
-    if (increment) {
-      const existing = await this.#api.readNamespacedEvent({ namespace: s.namespace, name: s.name });
-      count = (existing.count ?? 1) + s.count;
-    }
-    await this.#api.patchNamespacedEvent(
-      { namespace: s.namespace, name: s.name, body: { count, lastTimestamp: lastTimestamp.toISOString(), message: s.message } },
+  /**
+   * Merge-patches `lastTimestamp`, `message` and (unless `withCount` is false) `count`; returns the Event as
+   * stored. RBAC grants create and patch only, so an existing Event's count is learnt from a patch response.
+   */
+  #patch(s: SeriesState, lastTimestamp: Date, withCount = true): Promise<CoreV1Event> {
+    const body: Record<string, unknown> = { lastTimestamp: lastTimestamp.toISOString(), message: s.message };
+    if (withCount) body.count = s.count;
+    return this.#api.patchNamespacedEvent(
+      { namespace: s.namespace, name: s.name, body },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   }

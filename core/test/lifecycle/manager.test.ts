@@ -1,0 +1,182 @@
+import test from 'ava';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from 'prom-client';
+import { Manager, type Elector, type ManagedRunnable, type RunnableGroup } from '../../src/lifecycle/manager.js';
+import { HealthServer } from '../../src/observability/health-server.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { ControlPlaneMetrics } from '../../src/observability/metrics.js';
+import { LogCapture } from '../support/controller.js';
+
+function logger() {
+  const logs = new LogCapture();
+  return { logs, logger: createLogger({ level: 'debug', destination: logs }) };
+}
+
+/** A runnable that logs its start and stop into `trace`, and can take time to sync or to stop. */
+function traced(trace: string[], name: string, group: RunnableGroup | undefined, options: { needsLeader?: boolean; syncMs?: number; stopMs?: number; fail?: Error } = {}): ManagedRunnable {
+  let synced = false;
+  return {
+    name,
+    group,
+    needsLeader: options.needsLeader ?? false,
+    async start(signal) {
+      trace.push(`start ${name}`);
+      if (options.syncMs !== undefined) setTimeout(() => (synced = true), options.syncMs);
+      if (options.fail) {
+        await sleep(10);
+        throw options.fail;
+      }
+      if (!signal.aborted) await once(signal, 'abort');
+      if (options.stopMs) await sleep(options.stopMs, undefined, { ref: false });
+      trace.push(`stop ${name}`);
+    },
+    ...(options.syncMs !== undefined
+      ? {
+          async waitForSync(signal: AbortSignal) {
+            while (!synced && !signal.aborted) await sleep(5);
+            trace.push(`synced ${name}`);
+          },
+        }
+      : {}),
+  };
+}
+
+/** An elector driven by the test. */
+class ManualElector implements Elector {
+  isLeader = false;
+  readonly #listeners = new Set<(l: boolean) => void>();
+  released = false;
+  onChange(l: (leading: boolean) => void) {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+  set(leading: boolean) {
+    this.isLeader = leading;
+    for (const l of this.#listeners) l(leading);
+  }
+  async run(signal: AbortSignal) {
+    if (!signal.aborted) await once(signal, 'abort');
+    if (this.isLeader) this.set(false);
+    this.released = true;
+  }
+}
+
+test('starts servers, then caches (waiting for sync), then others, then leader-only; stops in reverse', async (t) => {
+  const trace: string[] = [];
+  const { logger: log } = logger();
+  const manager = new Manager({ logger: log, shutdownGracePeriodMs: 5_000 });
+  manager
+    .add(traced(trace, 'leader-work', 'others', { needsLeader: true }))
+    .add(traced(trace, 'route-sync', 'others'))
+    .add(traced(trace, 'informers', 'caches', { syncMs: 40 }))
+    .add(traced(trace, 'health', 'servers'));
+  const stop = new AbortController();
+  const done = manager.run(stop.signal);
+  while (manager.phase !== 'running') await sleep(5);
+  t.deepEqual(trace, ['start health', 'start informers', 'synced informers', 'start route-sync', 'start leader-work']);
+  t.is(manager.readinessCheck(), true);
+  trace.length = 0;
+  stop.abort();
+  await done;
+  t.deepEqual(trace, ['stop leader-work', 'stop route-sync', 'stop informers', 'stop health']);
+  t.is(manager.readinessCheck(), 'shutting down');
+});
+
+test('leader-only runnables start on leadership, stop when it is lost, and restart when regained; the Lease is released after they stop', async (t) => {
+  const trace: string[] = [];
+  const elector = new ManualElector();
+  const manager = new Manager({ logger: logger().logger, shutdownGracePeriodMs: 5_000, elector });
+  manager.add(traced(trace, 'status', 'others', { needsLeader: true, stopMs: 20 })).add(traced(trace, 'sync', 'others'));
+  const stop = new AbortController();
+  const done = manager.run(stop.signal);
+  while (manager.phase !== 'running') await sleep(5);
+  t.deepEqual(trace, ['start sync']);
+  elector.set(true);
+  await sleep(10);
+  t.true(manager.leading);
+  elector.set(false);
+  await sleep(40);
+  t.false(manager.leading);
+  elector.set(true);
+  await sleep(10);
+  t.deepEqual(trace, ['start sync', 'start status', 'stop status', 'start status']);
+  stop.abort();
+  await done;
+  t.true(elector.released);
+  t.deepEqual(trace.slice(4), ['stop status', 'stop sync']);
+});
+
+test('a failing runnable stops everything in order and run rejects with its error', async (t) => {
+  const trace: string[] = [];
+  const { logger: log, logs } = logger();
+  const manager = new Manager({ logger: log, shutdownGracePeriodMs: 5_000 });
+  manager.add(traced(trace, 'health', 'servers')).add(traced(trace, 'broken', 'others', { fail: new Error('boom') }));
+  const err = await t.throwsAsync(manager.run(new AbortController().signal));
+  t.is(err?.message, 'boom');
+  t.deepEqual(trace, ['start health', 'start broken', 'stop health']);
+  t.true(logs.text.includes('runnable failed; stopping the controller'));
+});
+
+test('the stop is bounded by the shutdown grace period', async (t) => {
+  const trace: string[] = [];
+  const { logger: log, logs } = logger();
+  const manager = new Manager({ logger: log, shutdownGracePeriodMs: 100 });
+  manager.add(traced(trace, 'slow-drain', 'servers', { stopMs: 60_000 }));
+  const stop = new AbortController();
+  const done = manager.run(stop.signal);
+  while (manager.phase !== 'running') await sleep(5);
+  stop.abort();
+  await done;
+  t.is(manager.phase as string, 'stopped');
+  t.false(trace.includes('stop slow-drain'));
+  t.true(logs.text.includes('did not stop within the shutdown grace period'));
+});
+
+function get(port: number, path: string): Promise<{ status: number; body: string; type: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: res.headers['content-type'] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the health server answers /healthz, /readyz (with reasons) and /metrics', async (t) => {
+  const registry = new Registry();
+  const metrics = new ControlPlaneMetrics(registry);
+  metrics.routeTableGeneration.set(7);
+  const health = new HealthServer({ listen: '127.0.0.1:0', registry, logger: logger().logger });
+  let synced = false;
+  let connections = 0;
+  health.addReadinessCheck('caches', () => (synced ? true : 'informer caches not synced yet'));
+  health.addReadinessCheck('tunnel', () => (connections >= 1 ? true : 'no registered tunnel connection'));
+  const stop = new AbortController();
+  const running = health.start(stop.signal);
+  t.teardown(async () => {
+    stop.abort();
+    await running;
+  });
+  const { port } = await health.address();
+  t.is((await get(port, '/healthz')).status, 200);
+  const notReady = await get(port, '/readyz?verbose');
+  t.is(notReady.status, 503);
+  t.regex(notReady.body, /\[-\] caches failed: informer caches not synced yet/);
+  t.regex(notReady.body, /\[-\] tunnel failed: no registered tunnel connection/);
+  synced = true;
+  t.is((await get(port, '/readyz')).status, 503);
+  connections = 1;
+  const ready = await get(port, '/readyz?verbose');
+  t.is(ready.status, 200);
+  t.regex(ready.body, /\[\+\] caches ok\n\[\+\] tunnel ok\nok/);
+  const scraped = await get(port, '/metrics');
+  t.is(scraped.status, 200);
+  t.regex(scraped.type ?? '', /text\/plain/);
+  t.regex(scraped.body, /^warren_route_table_generation 7$/m);
+  t.is((await get(port, '/nope')).status, 404);
+});
