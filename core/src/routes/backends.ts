@@ -21,6 +21,7 @@ export interface BackendProblem {
   readonly message: string;
   /** Sub-field of the backend reference (`service.name` or `service.port`). */
   readonly field: 'service.name' | 'service.port';
+  readonly noEndpoints?: undefined;
 }
 
 export interface BackendFound {
@@ -32,12 +33,13 @@ export interface BackendFound {
 
 export type BackendResult = BackendFound | BackendProblem;
 
-/** A backend port reference: `number` or `name` (exactly one). Values are checked by the caller. */
-export type PortRef = { readonly number: number } | { readonly name: string };
+/** A backend port reference: a port number, or a port name. Values are checked by the caller. */
+export type PortRef = number | string;
 
 interface ServiceEntry {
   readonly service: V1Service | undefined;
-  readonly ports: Map<string, BackendResult>;
+  /** Keyed by port number or port name (a number and a string never collide as Map keys). */
+  readonly ports: Map<PortRef, BackendResult>;
   /** Problems of the slices themselves (bad addresses, unsupported address types); reported once. */
   readonly diagnostics: Diagnostic[];
 }
@@ -46,7 +48,8 @@ export class BackendResolver {
   /** Slices per Service key, kept up to date incrementally by {@link setSlice}. */
   readonly #slicesByService = new Map<string, Map<string, V1EndpointSlice>>();
   readonly #serviceOfSlice = new Map<string, string>();
-  readonly #entries = new Map<string, ServiceEntry>();
+  /** Namespace → Service name → entry (two lookups on existing strings instead of building a key per call). */
+  readonly #entries = new Map<string, Map<string, ServiceEntry>>();
 
   /**
    * Records a slice added, changed (`slice` set) or deleted (`slice` undefined) and returns the keys of the
@@ -70,13 +73,14 @@ export class BackendResolver {
       this.#serviceOfSlice.set(key, owner);
       if (owner !== previous) affected.push(owner);
     }
-    for (const service of affected) this.#entries.delete(service);
+    for (const service of affected) this.invalidate(service);
     return affected;
   }
 
   /** Drops the cached resolution of a Service (it changed). */
   invalidate(serviceKey: string): void {
-    this.#entries.delete(serviceKey);
+    const slash = serviceKey.indexOf('/');
+    this.#entries.get(serviceKey.slice(0, slash))?.delete(serviceKey.slice(slash + 1));
   }
 
   /** Forgets everything. */
@@ -88,23 +92,25 @@ export class BackendResolver {
 
   /** Slice-level diagnostics of a Service that has been resolved, if any. */
   diagnosticsOf(serviceKey: string): readonly Diagnostic[] {
-    return this.#entries.get(serviceKey)?.diagnostics ?? [];
+    const slash = serviceKey.indexOf('/');
+    return this.#entries.get(serviceKey.slice(0, slash))?.get(serviceKey.slice(slash + 1))?.diagnostics ?? [];
   }
 
   /** Resolves a Service port to endpoints. The result object is cached and reused while nothing changed. */
   resolve(services: ReadonlyMap<string, V1Service>, namespace: string, name: string, port: PortRef): BackendResult {
-    const serviceKey = snapshotKey(namespace, name);
-    let entry = this.#entries.get(serviceKey);
+    let inNamespace = this.#entries.get(namespace);
+    if (!inNamespace) this.#entries.set(namespace, (inNamespace = new Map()));
+    let entry = inNamespace.get(name);
     if (!entry) {
+      const serviceKey = snapshotKey(namespace, name);
       entry = { service: services.get(serviceKey), ports: new Map(), diagnostics: [] };
-      this.#entries.set(serviceKey, entry);
+      inNamespace.set(name, entry);
       if (entry.service) checkSlices(this.#slicesByService.get(serviceKey), entry.diagnostics);
     }
-    const portKey = 'number' in port ? `#${port.number}` : `@${port.name}`;
-    let result = entry.ports.get(portKey);
+    let result = entry.ports.get(port);
     if (!result) {
-      result = resolvePort(entry.service, namespace, name, port, this.#slicesByService.get(serviceKey));
-      entry.ports.set(portKey, result);
+      result = resolvePort(entry.service, namespace, name, port, this.#slicesByService.get(snapshotKey(namespace, name)));
+      entry.ports.set(port, result);
     }
     return result;
   }
@@ -137,8 +143,8 @@ function resolvePort(
   }
   const ports: V1ServicePort[] = Array.isArray(service.spec?.ports) ? service.spec!.ports : [];
   const tcp = ports.filter((p) => p && (p.protocol === undefined || p.protocol === 'TCP'));
-  const wanted = 'number' in ref ? `port ${ref.number}` : `port named "${ref.name}"`;
-  const found = tcp.find((p) => ('number' in ref ? p.port === ref.number : p.name === ref.name));
+  const wanted = typeof ref === 'number' ? `port ${ref}` : `port named "${ref}"`;
+  const found = tcp.find((p) => (typeof ref === 'number' ? p.port === ref : p.name === ref));
   if (!found || !Number.isInteger(found.port) || found.port < 1 || found.port > 65535) {
     const listed = ports.map((p) => `${p?.name ? `${p.name}=` : ''}${p?.port}/${p?.protocol ?? 'TCP'}`).join(', ') || 'none';
     return { ok: false, reason: 'ServicePortNotFound', field: 'service.port', message: `${shown} has no TCP ${wanted} (ports: ${listed})` };

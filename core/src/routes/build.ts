@@ -2,7 +2,7 @@ import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kub
 import type { Config } from '../config/schema.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import { BackendResolver } from './backends.js';
-import { compileIngress, DEFAULT_HOST_KEY, HOSTLESS_KEY, resolveBackend, type Candidate, type CompileContext, type Fragment } from './compile.js';
+import { candidateField, compileIngress, DEFAULT_HOST_KEY, HOSTLESS_KEY, resolveBackend, type Candidate, type CompileContext, type Fragment } from './compile.js';
 import { defaultIngressClasses, type IngressClassSettings } from './ingress-class.js';
 import { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
@@ -245,8 +245,8 @@ export class RouteTableBuilder {
     const resolved = resolveBackend({ service: { name: ref.service, port } }, ref.namespace, ctx);
     const diagnostics: Diagnostic[] = [];
     let route: Route | undefined;
-    if ('problem' in resolved) {
-      diagnostics.push({ type: 'Warning', reason: resolved.reason, object, field, message: `${shown}: ${resolved.problem}; no controller default backend` });
+    if (!resolved.ok) {
+      diagnostics.push({ type: 'Warning', reason: resolved.reason, object, field, message: `${shown}: ${resolved.message}; no controller default backend` });
     } else {
       if (resolved.noEndpoints) {
         diagnostics.push({ type: 'Warning', reason: 'NoReadyEndpoints', object, field, message: `${shown}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready` });
@@ -309,36 +309,38 @@ export class RouteTableBuilder {
   }
 
   /** Conflict resolution for one host: per (match kind, path key) the oldest Ingress wins, then namespace/name. */
-  #resolve(hostKey: string, entry: HostEntry): { winners: readonly Route[]; index: PathIndex | undefined; conflicts: Diagnostic[] } {
-    const all: Array<{ c: Candidate; f: Fragment }> = [];
-    for (const group of entry.candidates) {
-      const f = this.#fragments.get(group.key)!;
-      for (const c of group.list) all.push({ c, f });
-    }
-    // The common case, one Ingress with distinct paths, needs no conflict map.
-    let best: Map<string, { c: Candidate; f: Fragment }> | undefined;
-    if (entry.candidates.length > 1 || all.length > 16 || hasDuplicates(all)) {
-      best = new Map();
+  #resolve(hostKey: string, entry: HostEntry): { winners: readonly Route[]; index: PathIndex | undefined; conflicts: readonly Diagnostic[] } {
+    let survivors: readonly Candidate[];
+    let conflicts: readonly Diagnostic[] = NONE;
+    const only = entry.candidates.length === 1 ? entry.candidates[0]!.list : undefined;
+    if (only !== undefined && only.length <= 16 && !hasDuplicates(only)) {
+      // The common case: one Ingress with distinct paths; nothing to resolve.
+      survivors = only;
+    } else {
+      const best = new Map<string, { c: Candidate; f: Fragment }>();
+      const all: Array<{ c: Candidate; f: Fragment }> = [];
+      for (const group of entry.candidates) {
+        const f = this.#fragments.get(group.key)!;
+        for (const c of group.list) {
+          const item = { c, f };
+          all.push(item);
+          const slot = `${c.kind}\u0000${c.key}`;
+          const current = best.get(slot);
+          if (!current || precedes(item, current)) best.set(slot, item);
+        }
+      }
+      const kept: Candidate[] = [];
+      const lost: Diagnostic[] = [];
       for (const item of all) {
-        const slot = `${item.c.kind}\u0000${item.c.key}`;
-        const current = best.get(slot);
-        if (!current || precedes(item, current)) best.set(slot, item);
+        const winner = best.get(`${item.c.kind}\u0000${item.c.key}`)!;
+        if (winner === item) kept.push(item.c);
+        else lost.push(conflictDiagnostic(hostKey, item.c, item.f, winner.c, winner.f));
       }
+      survivors = kept;
+      conflicts = lost;
     }
-    const winners: Route[] = [];
-    const exact: Array<[string, Route]> = [];
-    const prefixes: Array<[string, Route]> = [];
-    const conflicts: Diagnostic[] = [];
-    for (const item of all) {
-      const winner = best?.get(`${item.c.kind}\u0000${item.c.key}`);
-      if (winner !== undefined && winner !== item) {
-        conflicts.push(conflictDiagnostic(hostKey, item.c, item.f, winner.c, winner.f));
-        continue;
-      }
-      winners.push(item.c.route);
-      (item.c.kind === 'exact' ? exact : prefixes).push([item.c.key, item.c.route]);
-    }
-    const index = hostKey === DEFAULT_HOST_KEY || winners.length === 0 ? undefined : new PathIndex(exact, prefixes);
+    const winners = survivors.map((c) => c.route);
+    const index = hostKey === DEFAULT_HOST_KEY || winners.length === 0 ? undefined : new PathIndex(survivors);
     return { winners, index, conflicts };
   }
 
@@ -367,9 +369,9 @@ interface Batch {
 
 const NONE: readonly never[] = Object.freeze([]);
 
-function hasDuplicates(all: ReadonlyArray<{ c: Candidate }>): boolean {
-  for (let i = 1; i < all.length; i++) {
-    for (let j = 0; j < i; j++) if (all[i]!.c.key === all[j]!.c.key && all[i]!.c.kind === all[j]!.c.kind) return true;
+function hasDuplicates(list: readonly Candidate[]): boolean {
+  for (let i = 1; i < list.length; i++) {
+    for (let j = 0; j < i; j++) if (list[i]!.key === list[j]!.key && list[i]!.kind === list[j]!.kind) return true;
   }
   return false;
 }
@@ -388,20 +390,21 @@ function precedes(a: { c: Candidate; f: Fragment }, b: { c: Candidate; f: Fragme
 function conflictDiagnostic(hostKey: string, loser: Candidate, lf: Fragment, winner: Candidate, wf: Fragment): Diagnostic {
   const ref = lf.ref!;
   const shown = `Ingress ${ref.namespace}/${ref.name}`;
+  const field = candidateField(loser);
   const object = { kind: 'Ingress' as const, namespace: ref.namespace, name: ref.name, uid: ref.uid || undefined };
   if (hostKey === DEFAULT_HOST_KEY) {
     const message =
       lf === wf
-        ? `${shown}: ${loser.field} is declared twice; ignored`
-        : `${shown}: ${loser.field} is not used: Ingress ${wf.ref!.namespace}/${wf.ref!.name} also sets a default backend and ${why(lf, wf)}`;
-    return { type: 'Warning', reason: 'RouteConflict', object, field: loser.field, message };
+        ? `${shown}: ${field} is declared twice; ignored`
+        : `${shown}: ${field} is not used: Ingress ${wf.ref!.namespace}/${wf.ref!.name} also sets a default backend and ${why(lf, wf)}`;
+    return { type: 'Warning', reason: 'RouteConflict', object, field, message };
   }
   const where = `host ${hostKey === HOSTLESS_KEY ? '(any)' : `"${hostKey}"`}, ${loser.route.pathType} "${loser.route.path}"`;
   const message =
     lf === wf
-      ? `${shown}: ${loser.field} (${where}) duplicates ${winner.field}; ignored`
-      : `${shown}: ${loser.field} (${where}) is also claimed by Ingress ${wf.ref!.namespace}/${wf.ref!.name}, which ${why(lf, wf)}; path not routed`;
-  return { type: 'Warning', reason: 'RouteConflict', object, field: loser.field, message };
+      ? `${shown}: ${field} (${where}) duplicates ${candidateField(winner)}; ignored`
+      : `${shown}: ${field} (${where}) is also claimed by Ingress ${wf.ref!.namespace}/${wf.ref!.name}, which ${why(lf, wf)}; path not routed`;
+  return { type: 'Warning', reason: 'RouteConflict', object, field, message };
 }
 
 function why(loser: Fragment, winner: Fragment): string {

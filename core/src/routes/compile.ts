@@ -1,6 +1,6 @@
 import type { V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import { ANNOTATION_PREFIX } from '../plugin-api/manifest.js';
-import type { BackendResolver, PortRef } from './backends.js';
+import type { BackendFound, BackendResolver, PortRef } from './backends.js';
 import { AUTO_PROTOCOL } from './core-annotations.js';
 import { checkRuleHost } from './hosts.js';
 import { parseIngressAnnotations, show } from './ingress-annotations.js';
@@ -33,10 +33,14 @@ export interface Candidate {
   readonly kind: MatchKind;
   /** Exact path, or the prefix without trailing slash (`''` for `/`). */
   readonly key: string;
-  /** Where it was declared, e.g. `spec.rules[0].http.paths[1]` or `spec.defaultBackend`. */
-  readonly field: string;
+  /** Rule and path position (`-1` for `spec.defaultBackend`); see {@link candidateField}. */
   readonly ruleIndex: number;
   readonly pathIndex: number;
+}
+
+/** Where a candidate was declared, e.g. `spec.rules[0].http.paths[1]` or `spec.defaultBackend`. */
+export function candidateField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string {
+  return c.ruleIndex < 0 ? 'spec.defaultBackend' : `spec.rules[${c.ruleIndex}].http.paths[${c.pathIndex}]`;
 }
 
 export interface Fragment {
@@ -103,8 +107,18 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
   const shown = `Ingress ${namespace}/${name}`;
   const diagnostics: Diagnostic[] = [];
   const candidates: Candidate[] = [];
-  const services = new Set<string>();
-  const fragment = (): Fragment => ({ key, source: ingress, owned: true, ref, time, candidates, diagnostics, services: [...services] });
+  // Backends always live in the Ingress's namespace: collect Service names, make keys once at the end.
+  const serviceNames = new Set<string>();
+  const fragment = (): Fragment => ({
+    key,
+    source: ingress,
+    owned: true,
+    ref,
+    time,
+    candidates,
+    diagnostics,
+    services: serviceNames.size === 0 ? NONE : [...serviceNames].map((n) => snapshotKey(namespace, n)),
+  });
 
   if (cls.conflict) {
     diagnostics.push(warning(object, 'IngressClassConflict', `${shown}: ${cls.conflict}`, `metadata.annotations["${LEGACY_CLASS_ANNOTATION}"]`));
@@ -178,10 +192,11 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     pathType: PathType,
     backend: ServiceBackend,
     source: RouteSource,
-    field: string,
+    position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>,
   ): Route | undefined => {
     const protocol = chooseProtocol(annotatedProtocol, backend, ctx.plugins);
     if (protocol !== 'http' && !ctx.plugins.serves(protocol)) {
+      const field = `${candidateField(position)}.backend`;
       diagnostics.push(
         warning(
           object,
@@ -196,24 +211,25 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     }
     return Object.freeze({ id, host, path, pathType, backend, protocol, source, ...base });
   };
-  const resolve = (backendValue: unknown, field: string, consequence: string): ServiceBackend | undefined => {
-    const result = resolveBackend(backendValue, namespace, ctx, services);
-    if ('problem' in result) {
-      diagnostics.push(warning(object, result.reason, `${shown}: ${field}${result.subField ? `.${result.subField}` : ''}: ${result.problem}; ${consequence}`, `${field}${result.subField ? `.${result.subField}` : ''}`));
+  const resolve = (backendValue: unknown, position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): ServiceBackend | undefined => {
+    const result = resolveBackend(backendValue, namespace, ctx, serviceNames);
+    if (!result.ok) {
+      const field = `${candidateField(position)}.backend${result.field ? `.${result.field}` : ''}`;
+      const consequence = position.ruleIndex < 0 ? 'default backend skipped' : 'path skipped';
+      diagnostics.push(warning(object, result.reason, `${shown}: ${field}: ${result.message}; ${consequence}`, field));
       return undefined;
     }
     if (result.noEndpoints) {
-      diagnostics.push(
-        warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${result.noEndpoints}; requests get 503 until endpoints are ready`, field),
-      );
+      const field = `${candidateField(position)}.backend`;
+      diagnostics.push(warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${result.noEndpoints}; requests get 503 until endpoints are ready`, field));
     }
     return result.backend;
   };
 
-  for (const [i, rule] of ruleList.entries()) {
-    const ruleField = `spec.rules[${i}]`;
+  for (let i = 0; i < ruleList.length; i++) {
+    const rule = ruleList[i];
     if (typeof rule !== 'object' || rule === null) {
-      diagnostics.push(warning(object, 'InvalidObject', `${shown}: ${ruleField} must be an object; rule skipped`, ruleField));
+      diagnostics.push(warning(object, 'InvalidObject', `${shown}: spec.rules[${i}] must be an object; rule skipped`, `spec.rules[${i}]`));
       continue;
     }
     let host: string | undefined;
@@ -222,7 +238,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
       const checked = checkRuleHost(rule.host);
       if (!checked.ok) {
         const value = typeof rule.host === 'string' ? `${show(rule.host)} ` : '';
-        diagnostics.push(warning(object, 'InvalidHost', `${shown}: ${ruleField}.host ${value}${checked.problem}; rule skipped`, `${ruleField}.host`));
+        diagnostics.push(warning(object, 'InvalidHost', `${shown}: spec.rules[${i}].host ${value}${checked.problem}; rule skipped`, `spec.rules[${i}].host`));
         continue;
       }
       host = checked.host;
@@ -230,79 +246,92 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     }
     const paths = rule.http?.paths;
     if (!Array.isArray(paths) || paths.length === 0) {
-      diagnostics.push(
-        warning(object, 'RuleSkipped', `${shown}: ${ruleField} has no http.paths; rule skipped`, `${ruleField}.http.paths`),
-      );
+      diagnostics.push(warning(object, 'RuleSkipped', `${shown}: spec.rules[${i}] has no http.paths; rule skipped`, `spec.rules[${i}].http.paths`));
       continue;
     }
-    for (const [j, entry] of paths.entries()) {
-      const field = `${ruleField}.http.paths[${j}]`;
+    for (let j = 0; j < paths.length; j++) {
+      const entry = paths[j];
+      const position = { ruleIndex: i, pathIndex: j };
       if (typeof entry !== 'object' || entry === null) {
+        const field = candidateField(position);
         diagnostics.push(warning(object, 'InvalidObject', `${shown}: ${field} must be an object; path skipped`, field));
         continue;
       }
       const checked = checkRulePath(entry.path, entry.pathType);
       if (!checked.ok) {
         const reason = checked.field === 'pathType' ? 'UnsupportedPathType' : 'InvalidPath';
-        diagnostics.push(warning(object, reason, `${shown}: ${field}.${checked.field} ${checked.problem}; path skipped`, `${field}.${checked.field}`));
+        const field = `${candidateField(position)}.${checked.field}`;
+        diagnostics.push(warning(object, reason, `${shown}: ${field} ${checked.problem}; path skipped`, field));
         continue;
       }
-      const backend = resolve(entry.backend, `${field}.backend`, 'path skipped');
+      const backend = resolve(entry.backend, position);
       if (!backend) continue;
-      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, backend, 'rule', `${field}.backend`);
-      if (route) candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, field, ruleIndex: i, pathIndex: j });
+      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, backend, 'rule', position);
+      if (route) candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, ruleIndex: i, pathIndex: j });
     }
   }
   if (defaultBackend !== undefined && defaultBackend !== null) {
-    const backend = resolve(defaultBackend, 'spec.defaultBackend', 'default backend skipped');
-    const route = backend && makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', backend, 'ingress-default', 'spec.defaultBackend');
-    if (route) {
-      candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', field: 'spec.defaultBackend', ruleIndex: -1, pathIndex: -1 });
-    }
+    const position = { ruleIndex: -1, pathIndex: -1 };
+    const backend = resolve(defaultBackend, position);
+    const route = backend && makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', backend, 'ingress-default', position);
+    if (route) candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', ruleIndex: -1, pathIndex: -1 });
   }
   return fragment();
 }
 
-type Resolved =
-  | { backend: ServiceBackend; noEndpoints?: string | undefined }
-  | { reason: string; problem: string; subField?: string | undefined };
+/** A backend reference's shape problem, or a resolution result. `field` is relative to the backend. */
+export type Resolved = BackendFound | { readonly ok: false; readonly reason: string; readonly message: string; readonly field?: string | undefined };
 
-/** Checks the shape of an Ingress backend reference and resolves it. */
-export function resolveBackend(value: unknown, namespace: string, ctx: Pick<CompileContext, 'resolver' | 'services'>, used?: Set<string>): Resolved {
-  if (typeof value !== 'object' || value === null) return { reason: 'InvalidBackend', problem: 'must be an object with a service' };
+/**
+ * Checks the shape of an Ingress backend reference and resolves it. Returns the resolver's cached result when
+ * the reference is well-formed. The Service name is added to `usedNames` even when it is not found, so the
+ * Ingress is recompiled when the Service appears.
+ */
+export function resolveBackend(
+  value: unknown,
+  namespace: string,
+  ctx: Pick<CompileContext, 'resolver' | 'services'>,
+  usedNames?: Set<string>,
+): Resolved {
+  if (typeof value !== 'object' || value === null) return { ok: false, reason: 'InvalidBackend', message: 'must be an object with a service' };
   const b = value as { service?: unknown; resource?: unknown };
   if (b.resource !== undefined && b.resource !== null) {
     const kind = (b.resource as { kind?: unknown })?.kind;
     return {
+      ok: false,
       reason: 'UnsupportedBackend',
-      subField: 'resource',
-      problem: `resource backends${typeof kind === 'string' ? ` (kind ${kind})` : ''} are not supported; use a Service`,
+      field: 'resource',
+      message: `resource backends${typeof kind === 'string' ? ` (kind ${kind})` : ''} are not supported; use a Service`,
     };
   }
-  if (typeof b.service !== 'object' || b.service === null) return { reason: 'InvalidBackend', subField: 'service', problem: 'is missing' };
+  if (typeof b.service !== 'object' || b.service === null) return { ok: false, reason: 'InvalidBackend', field: 'service', message: 'is missing' };
   const s = b.service as { name?: unknown; port?: unknown };
-  if (typeof s.name !== 'string' || s.name === '') return { reason: 'InvalidBackend', subField: 'service.name', problem: 'must be a non-empty string' };
+  if (typeof s.name !== 'string' || s.name === '') return { ok: false, reason: 'InvalidBackend', field: 'service.name', message: 'must be a non-empty string' };
   const port = portRef(s.port);
-  if (typeof port === 'string') return { reason: 'InvalidBackend', subField: 'service.port', problem: port };
-  used?.add(snapshotKey(namespace, s.name));
-  const result = ctx.resolver.resolve(ctx.services, namespace, s.name, port);
-  if (!result.ok) return { reason: result.reason, subField: result.field, problem: result.message };
-  return { backend: result.backend, noEndpoints: result.noEndpoints };
+  if (port === undefined) return { ok: false, reason: 'InvalidBackend', field: 'service.port', message: portProblem(s.port) };
+  usedNames?.add(s.name);
+  return ctx.resolver.resolve(ctx.services, namespace, s.name, port);
 }
 
-function portRef(value: unknown): PortRef | string {
+/** A well-formed port reference: the number, or the name; undefined when malformed (see {@link portProblem}). */
+function portRef(value: unknown): PortRef | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const p = value as { number?: unknown; name?: unknown };
+  const hasNumber = p.number !== undefined && p.number !== null;
+  const hasName = p.name !== undefined && p.name !== null && p.name !== '';
+  if (hasNumber === hasName) return undefined;
+  if (hasNumber) return typeof p.number === 'number' && Number.isInteger(p.number) && p.number >= 1 && p.number <= 65535 ? p.number : undefined;
+  return typeof p.name === 'string' ? p.name : undefined;
+}
+
+function portProblem(value: unknown): string {
   if (typeof value !== 'object' || value === null) return 'must name a port by number or by name';
   const p = value as { number?: unknown; name?: unknown };
   const hasNumber = p.number !== undefined && p.number !== null;
   const hasName = p.name !== undefined && p.name !== null && p.name !== '';
   if (hasNumber === hasName) return 'must set exactly one of number and name';
-  if (hasNumber) {
-    const n = p.number;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) return `number ${JSON.stringify(n)} must be an integer from 1 to 65535`;
-    return { number: n };
-  }
-  if (typeof p.name !== 'string') return `name must be a string, got ${typeof p.name}`;
-  return { name: p.name };
+  if (hasNumber) return `number ${JSON.stringify(p.number)} must be an integer from 1 to 65535`;
+  return `name must be a string, got ${typeof p.name}`;
 }
 
 function unavailable(protocol: string, plugins: RoutingPlugins): string {

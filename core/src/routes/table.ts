@@ -1,5 +1,5 @@
 import { requestHost } from './hosts.js';
-import { prefixMatches, requestPath } from './paths.js';
+import { prefixMatches, requestPath, type MatchKind } from './paths.js';
 import { LayeredMap } from './layered-map.js';
 import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
 
@@ -25,22 +25,24 @@ export class PathIndex {
   readonly #prefixMap: Map<string, Route> | undefined;
 
   /**
-   * `exact` holds `[path, route]` pairs and `prefixes` `[key, route]` pairs (prefix without trailing slash,
-   * `''` for `/`); keys are unique within each list.
+   * `entries` are the winning paths of one host: `kind` exact (`key` is the path) or prefix (`key` is the path
+   * without trailing slash, `''` for `/`); (kind, key) pairs are unique.
    */
-  constructor(exact: ReadonlyArray<readonly [string, Route]>, prefixes: ReadonlyArray<readonly [string, Route]>) {
+  constructor(entries: ReadonlyArray<{ readonly kind: MatchKind; readonly key: string; readonly route: Route }>) {
+    const exact = entries.filter((e) => e.kind === 'exact');
+    const prefixes = entries.filter((e) => e.kind !== 'exact');
     if (exact.length > SMALL_LIST_LIMIT) {
-      this.#exactMap = new Map(exact);
+      this.#exactMap = new Map(exact.map((e) => [e.key, e.route]));
     } else if (exact.length > 0) {
-      this.#exactKeys = exact.map((e) => e[0]);
-      this.#exactRoutes = exact.map((e) => e[1]);
+      this.#exactKeys = exact.map((e) => e.key);
+      this.#exactRoutes = exact.map((e) => e.route);
     }
     if (prefixes.length > SMALL_LIST_LIMIT) {
-      this.#prefixMap = new Map(prefixes);
+      this.#prefixMap = new Map(prefixes.map((e) => [e.key, e.route]));
     } else if (prefixes.length > 0) {
-      const sorted = [...prefixes].sort((a, b) => b[0].length - a[0].length);
-      this.#prefixKeys = sorted.map((p) => p[0]);
-      this.#prefixRoutes = sorted.map((p) => p[1]);
+      const sorted = prefixes.sort((a, b) => b.key.length - a.key.length);
+      this.#prefixKeys = sorted.map((e) => e.key);
+      this.#prefixRoutes = sorted.map((e) => e.route);
     }
     Object.freeze(this);
   }
