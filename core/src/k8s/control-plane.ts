@@ -44,6 +44,8 @@ export interface KubernetesControlPlaneOptions {
    * to the other replicas (they wait for the Lease to expire); tests use it.
    */
   readonly releaseLeaseOnStop?: boolean | undefined;
+  /** Finalizer cleanup retries: attempts before giving up (default 5) and the first retry delay (default 1 s). */
+  readonly cleanup?: { readonly maxAttempts?: number | undefined; readonly retryBaseMs?: number | undefined } | undefined;
   /** Environment (POD_NAME, POD_NAMESPACE); default `process.env`. */
   readonly env?: NodeJS.ProcessEnv | undefined;
 }
@@ -131,6 +133,8 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
     logger: log('finalizer'),
     metrics,
     coalesceMs: k8s.resyncBurstWindow,
+    maxCleanupAttempts: options.cleanup?.maxAttempts,
+    retryBaseMs: options.cleanup?.retryBaseMs,
   });
   const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, tunnelId, logger: log('control-plugins'), metrics });
   const routeEvents = new RouteEventsReporter({ store: routeStore, events, logger: log('events') });

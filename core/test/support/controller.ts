@@ -50,6 +50,7 @@ export interface TestControllerOptions {
   readonly health?: boolean;
   /** Manifests of enabled plugins, for their annotations (e.g. a test manifest with a `secretRef` annotation). */
   readonly manifests?: readonly PluginManifest[];
+  readonly cleanup?: { maxAttempts?: number; retryBaseMs?: number };
   /** Release the Lease on stop (default true); false simulates a killed process. */
   readonly releaseOnCancel?: boolean;
 }
@@ -125,6 +126,7 @@ export async function startController(server: TestApiServer, options: TestContro
     controlPlugins: options.controlPlugins,
     identity: options.identity,
     releaseLeaseOnStop: options.releaseOnCancel ?? true,
+    cleanup: options.cleanup,
   });
   const manager = new Manager({ logger, shutdownGracePeriodMs: config.shutdownGracePeriod, elector: cp.elector });
   let health: HealthServer | undefined;
