@@ -105,19 +105,21 @@ export class TunnelExchange implements Exchange {
     const noBody = bodiless(head.status, this.head.method);
     this.#trailersAllowed = head.trailers === true && !noBody;
     try {
-      if (this.#trailersAllowed) {
-        stream.respond(headers, { waitForTrailers: true });
-        stream.once('wantTrailers', () => this.#sendTrailers());
-      } else {
-        stream.respond(headers, { endStream: noBody });
+      if (noBody) {
+        stream.respond(headers, { endStream: true });
+        return discardSink();
       }
-    } catch (err) {
-      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      // Always wait for trailers: the stream then ends only through #finish (trailers, or Node's empty
+      // END_STREAM DATA frame when there are none), so a later fail() can still reset it. Without this,
+      // Node would flush END_STREAM before the RST and the edge would take a truncated body as complete.
+      stream.respond(headers, { waitForTrailers: true });
+      stream.once('wantTrailers', () => this.#finish());
+    } catch {
       this.#failed = true;
-      void err;
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
       return discardSink();
     }
-    return noBody ? discardSink() : stream;
+    return stream;
   }
 
   setTrailers(trailers: RawHeaders): void {
@@ -125,9 +127,10 @@ export class TunnelExchange implements Exchange {
     this.#trailers = trailers;
   }
 
-  #sendTrailers(): void {
+  #finish(): void {
+    if (this.#failed) return;
     try {
-      this.#stream.sendTrailers(h2Trailers(this.#trailers));
+      this.#stream.sendTrailers(this.#trailers.length > 0 ? h2Trailers(this.#trailers) : {});
     } catch {
       // Invalid trailer names/values: the response cannot be completed correctly.
       this.#failed = true;
@@ -136,9 +139,9 @@ export class TunnelExchange implements Exchange {
   }
 
   fail(error: ExchangeFailure): void {
-    this.#failed = true;
     const stream = this.#stream;
-    if (stream.destroyed || stream.closed) return;
+    if (this.#failed || stream.destroyed || stream.closed) return;
+    this.#failed = true;
     if (this.#responded || stream.headersSent) {
       stream.close(h2.NGHTTP2_INTERNAL_ERROR);
       return;

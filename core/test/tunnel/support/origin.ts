@@ -24,9 +24,18 @@ export interface TestOrigin {
   close(): Promise<void>;
 }
 
+const PATTERN_PERIOD = 256;
+const pattern = Buffer.alloc(65536 + PATTERN_PERIOD);
+for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 31) & 0xff;
+
+/**
+ * Deterministic test bytes: byte i of a body is `(i * 31) & 0xff`. Slices of one shared buffer, so streaming
+ * tens of MiB creates no garbage of its own (memory tests measure the tunnel, not the test data).
+ */
 export function patternBytes(offset: number, length: number): Buffer {
+  if (length <= 65536) return pattern.subarray(offset % PATTERN_PERIOD, (offset % PATTERN_PERIOD) + length);
   const out = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) out[i] = (offset + i) * 31 & 0xff;
+  for (let done = 0; done < length; done += 65536) patternBytes(offset + done, Math.min(65536, length - done)).copy(out, done);
   return out;
 }
 

@@ -1,0 +1,109 @@
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { pipeline } from 'node:stream/promises';
+import { patternBytes } from './support/origin.js';
+import { startHarness } from './support/harness.js';
+
+const SIZE = 50 * 1024 * 1024;
+/**
+ * Everything (client, edge simulator, connector, origin) runs in this process, so a component that buffered
+ * a whole 50 MiB body would show up as RSS growth well above this bound.
+ */
+const RSS_BOUND = 25 * 1024 * 1024;
+
+// Collect garbage while sampling, so the measure is live memory rather than how lazily V8 frees buffers.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function sampleRss(): { stop(): number } {
+  gc();
+  const base = process.memoryUsage.rss();
+  let peak = base;
+  const timer = setInterval(() => {
+    gc();
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      gc();
+      peak = Math.max(peak, process.memoryUsage.rss());
+      return peak - base;
+    },
+  };
+}
+
+function expectedHash(): string {
+  const hash = createHash('sha256');
+  for (let done = 0; done < SIZE; done += 65536) hash.update(patternBytes(done, Math.min(65536, SIZE - done)));
+  return hash.digest('hex');
+}
+
+function patternStream(total: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      const size = Math.min(65536, total - sent);
+      this.push(patternBytes(sent, size));
+      sent += size;
+    },
+  });
+}
+
+test.serial('a 50 MiB download streams through the tunnel with flat memory', async (t) => {
+  const h = await startHarness(t);
+  await h.sim.waitForRegistrations(1);
+  // Warm up every component once so lazily allocated buffers do not count as growth.
+  await new Promise<void>((resolve, reject) => request(`${h.sim.eyeballUrl}/bytes?n=4194304`, { headers: { host: 'a' } }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+  const rss = sampleRss();
+  const hash = createHash('sha256');
+  let length = 0;
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${h.sim.eyeballUrl}/bytes?n=${SIZE}`, { headers: { host: 'app.example.com' } }, (res) => {
+      t.is(res.headers['content-length'], String(SIZE));
+      res.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        length += chunk.length;
+      });
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const growth = rss.stop();
+  t.is(length, SIZE);
+  t.is(hash.digest('hex'), expectedHash());
+  t.true(growth < RSS_BOUND, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
+  t.log(`RSS growth while downloading 50 MiB: ${(growth / 1048576).toFixed(1)} MiB`);
+});
+
+test.serial('a 50 MiB upload streams through the tunnel with flat memory', async (t) => {
+  const h = await startHarness(t);
+  await h.sim.waitForRegistrations(1);
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${h.sim.eyeballUrl}/echo`, { method: 'PUT', headers: { host: 'a', 'content-length': String(4194304) } }, (res) => res.resume().on('end', resolve));
+    req.on('error', reject);
+    void pipeline(patternStream(4194304), req);
+  });
+  const rss = sampleRss();
+  const echo = await new Promise<{ body: { length: number; sha256: string } }>((resolve, reject) => {
+    const req = request(`${h.sim.eyeballUrl}/echo`, { method: 'POST', headers: { host: 'app.example.com', 'content-length': String(SIZE) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString()) as { body: { length: number; sha256: string } }));
+    });
+    req.on('error', reject);
+    pipeline(patternStream(SIZE), req).catch(reject);
+  });
+  const growth = rss.stop();
+  t.is(echo.body.length, SIZE);
+  t.is(echo.body.sha256, expectedHash());
+  t.true(growth < RSS_BOUND, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
+  t.log(`RSS growth while uploading 50 MiB: ${(growth / 1048576).toFixed(1)} MiB`);
+});
