@@ -4,6 +4,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCode, WarrenError } from '../errors.js';
+import type { WatchedKind } from '../k8s/kinds.js';
+import type { StoreChange } from '../k8s/object-store.js';
 import type { Runnable, SecretReader } from '../plugin-api/lifecycle.js';
 import { snapshotKey, type ClusterSnapshot, type MutableClusterSnapshot, type SnapshotChanges } from '../routes/snapshot.js';
 import { parseManifestText, type ManifestObject, type ManifestProblem } from './manifest-parser.js';
@@ -32,8 +34,16 @@ export interface FolderLoadResult {
   readonly changed: boolean;
 }
 
-/** Called after a load that changed the snapshot. */
-export type FolderChangeListener = (result: FolderLoadResult) => void;
+/** Called after a read that changed the snapshot, with the whole result. */
+export type FolderLoadListener = (result: FolderLoadResult) => void;
+
+/** Called after a read that changed the snapshot, once per kind that changed (as `ClusterInformers` reports). */
+export type FolderChangeListener = (kind: WatchedKind, changes: ReadonlyMap<string, StoreChange>) => void;
+
+/** The folder's Secrets for plugins, plus the reference hook route sync calls (a no-op: every Secret is in memory). */
+export interface FolderSecrets extends SecretReader {
+  setReferences(refs: Iterable<string>): Promise<void>;
+}
 
 interface FileState {
   readonly hash: string;
@@ -41,6 +51,14 @@ interface FileState {
   readonly objects: readonly ManifestObject[];
   readonly problems: readonly ManifestProblem[];
 }
+
+const KIND_OF: Record<keyof ClusterSnapshot, WatchedKind> = {
+  ingresses: 'Ingress',
+  ingressClasses: 'IngressClass',
+  services: 'Service',
+  endpointSlices: 'EndpointSlice',
+  secrets: 'Secret',
+};
 
 const MAP_OF: Record<LocalKind, keyof ClusterSnapshot> = {
   Ingress: 'ingresses',
@@ -63,20 +81,22 @@ const MAP_OF: Record<LocalKind, keyof ClusterSnapshot> = {
  *  - Secret `stringData` is folded into `data`; `uid`, `creationTimestamp`, `generation` and
  *    `resourceVersion` are filled in when missing (stable across reloads while the object exists).
  *
- * Unchanged files keep their object identities across reloads, and a changed object is always a new object,
- * as the route builder's snapshot contract asks. Like `ClusterInformers`, the source is a Runnable of the
- * caches group: `start` loads once (rejecting with a WarrenError when the folder cannot be read) and then
- * watches until stopped.
+ * Unchanged objects keep their identity across reloads, and a changed object is always a new object, as the
+ * route builder's snapshot contract asks. It offers what route sync reads from `ClusterInformers` (the
+ * `SnapshotSource` of `reconcile/route-sync.ts`: `snapshot`, `takeChanges`, `onChange`, `secrets`), and like
+ * them it is a Runnable of the caches group: `start` reads once (rejecting with a WarrenError when the folder
+ * cannot be read) and then watches until stopped; `waitForSync` resolves after the first read.
  */
 export class FolderSource implements Runnable {
   readonly needsLeader = false;
   /** Secrets of the folder, decoded, for plugins (`ProvisionContext.secrets`). */
-  readonly secrets: SecretReader;
+  readonly secrets: FolderSecrets;
   readonly #folder: string;
   readonly #debounceMs: number;
   readonly #logger: Logger | undefined;
   readonly #files = new Map<string, FileState>();
   readonly #listeners = new Set<FolderChangeListener>();
+  readonly #loadListeners = new Set<FolderLoadListener>();
   readonly #secretListeners = new Set<(namespace: string, name: string) => void>();
   readonly #identity = new Map<string, { uid: string; created: Date; generation: number; spec: string }>();
   #snapshot: ClusterSnapshot = emptyMutableSnapshot();
@@ -101,6 +121,7 @@ export class FolderSource implements Runnable {
         this.#secretListeners.add(listener);
         return () => this.#secretListeners.delete(listener);
       },
+      setReferences: () => Promise.resolve(),
     };
   }
 
@@ -140,10 +161,16 @@ export class FolderSource implements Runnable {
     return changes;
   }
 
-  /** Subscribes to snapshot changes; returns an unsubscribe function. */
+  /** Subscribes to changes per kind (the informers' signature); returns an unsubscribe function. */
   onChange(listener: FolderChangeListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Subscribes to whole read results that changed the snapshot; returns an unsubscribe function. */
+  onLoad(listener: FolderLoadListener): () => void {
+    this.#loadListeners.add(listener);
+    return () => this.#loadListeners.delete(listener);
   }
 
   /**
@@ -310,18 +337,20 @@ export class FolderSource implements Runnable {
       }
     }
     const previous = this.#snapshot;
-    let changed = false;
-    const changedSecrets: string[] = [];
-    for (const map of Object.keys(MAP_OF).map((k) => MAP_OF[k as LocalKind])) {
+    const changes = new Map<WatchedKind, Map<string, StoreChange>>();
+    for (const map of Object.keys(KIND_OF) as Array<keyof ClusterSnapshot>) {
       const before = previous[map] as ReadonlyMap<string, unknown>;
       const after = next[map] as ReadonlyMap<string, unknown>;
+      const kindChanges = new Map<string, StoreChange>();
       for (const key of new Set([...before.keys(), ...after.keys()])) {
-        if (before.get(key) === after.get(key)) continue;
-        changed = true;
+        const [old, now] = [before.get(key), after.get(key)];
+        if (old === now) continue;
+        kindChanges.set(key, old === undefined ? 'added' : now === undefined ? 'deleted' : 'updated');
         this.#pending[map].add(key);
-        if (map === 'secrets') changedSecrets.push(key);
       }
+      if (kindChanges.size > 0) changes.set(KIND_OF[map], kindChanges);
     }
+    const changed = changes.size > 0;
     for (const [id] of this.#identity) if (!origin.has(id)) this.#identity.delete(id);
     this.#snapshot = next;
     this.#report(problems, this.#problems);
@@ -332,14 +361,23 @@ export class FolderSource implements Runnable {
       for (const waiter of this.#syncWaiters.splice(0)) waiter();
     }
     if (changed) {
-      for (const listener of this.#listeners) {
+      for (const [kind, kindChanges] of changes) {
+        for (const listener of this.#listeners) {
+          try {
+            listener(kind, kindChanges);
+          } catch (err) {
+            this.#logger?.error({ err, kind }, 'a folder change listener threw');
+          }
+        }
+      }
+      for (const listener of this.#loadListeners) {
         try {
           listener(result);
         } catch (err) {
-          this.#logger?.error({ err }, 'a folder change listener threw');
+          this.#logger?.error({ err }, 'a folder load listener threw');
         }
       }
-      for (const key of changedSecrets) {
+      for (const key of changes.get('Secret')?.keys() ?? []) {
         const [namespace, name] = key.split('/') as [string, string];
         for (const listener of this.#secretListeners) {
           try {

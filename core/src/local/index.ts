@@ -9,6 +9,8 @@ export {
   type FolderSourceOptions,
   type FolderLoadResult,
   type FolderChangeListener,
+  type FolderLoadListener,
+  type FolderSecrets,
 } from './folder-source.js';
 export { parseManifestText, type ManifestProblem, type ManifestObject, type ParsedManifestFile } from './manifest-parser.js';
 export { LOCAL_KINDS, type LocalKind } from './manifest-schema.js';

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { FolderSource, loadManifestFolder, type FolderLoadResult } from '../../src/local/index.js';
+import type { SnapshotSource } from '../../src/reconcile/route-sync.js';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/local/', import.meta.url));
@@ -39,7 +40,7 @@ function nextChange(source: FolderSource, ms = 5000): Promise<FolderLoadResult> 
       off();
       reject(new Error(`no folder change within ${ms} ms`));
     }, ms);
-    const off = source.onChange((result) => {
+    const off = source.onLoad((result) => {
       clearTimeout(timer);
       off();
       resolve(result);
@@ -201,6 +202,28 @@ test('a folder that does not exist is a configuration error naming source.folder
   const err = await t.throwsAsync(source.start(new AbortController().signal));
   t.true(isWarrenError(err, ErrorCode.ConfigInvalid));
   t.regex(err!.message, /setting "source\.folder": cannot read folder .*warren-no-such-folder-xyz/);
+});
+
+test('the source plugs into route sync as its SnapshotSource: changes per kind, like the informers', async (t) => {
+  const folder = exampleCopy(t);
+  const source: SnapshotSource = await watching(t, folder);
+  const seen: Array<[string, Array<[string, string]>]> = [];
+  const off = source.onChange((kind, changes) => seen.push([kind, [...changes]]));
+  t.teardown(off);
+  const loaded = new Promise<void>((resolve) => {
+    const stop = (source as FolderSource).onLoad(() => {
+      stop();
+      resolve();
+    });
+  });
+  const ingress = join(folder, 'ingress.yaml');
+  writeFileSync(ingress, `${readFileSync(ingress, 'utf8')}---\n${'apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: demo}\nspec: {ports: [{port: 80}]}\n'}`.replace('path: /v1', 'path: /v9'));
+  await withTimeout(loaded);
+  t.deepEqual(seen, [
+    ['Ingress', [['demo/demo', 'updated']]],
+    ['Service', [['demo/extra', 'added']]],
+  ]);
+  await source.secrets.setReferences(['demo/anything']);
 });
 
 test('Secrets of the folder are readable decoded, and their changes are announced', async (t) => {
