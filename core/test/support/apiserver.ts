@@ -62,6 +62,11 @@ export interface TestApiServer {
   /** Stops kube-apiserver only; {@link startApiServerProcess} brings it back. */
   stopApiServerProcess(): Promise<void>;
   startApiServerProcess(): Promise<void>;
+  /**
+   * Compacts etcd's history up to its current revision (physically), so any watch resuming from an older
+   * resourceVersion gets 410 Gone. Returns the revision compacted at.
+   */
+  compactEtcd(): Promise<number>;
   /** Stops everything and removes the temp folder. Idempotent. */
   stop(): Promise<void>;
 }
@@ -304,6 +309,14 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
       await startApi();
     },
     stopApiServerProcess: () => stopProcess(apiserver),
+    async compactEtcd() {
+      const range = await fetch(`${etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) });
+      const revision = Number(((await range.json()) as { header?: { revision?: string } }).header?.revision);
+      if (!Number.isFinite(revision)) throw new Error('etcd did not report its revision');
+      const res = await fetch(`${etcdUrl}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: String(revision), physical: true }) });
+      if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
+      return revision;
+    },
     startApiServerProcess: startApi,
     stop,
   };

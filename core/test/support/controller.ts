@@ -19,6 +19,9 @@ import type { ControlPlugin } from '../../src/plugin-api/control.js';
 import type { PluginManifest } from '../../src/plugin-api/manifest.js';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/build.js';
 import { RouteStore } from '../../src/routes/store.js';
+import { HttpEntry } from '../../src/proxy/http-entry.js';
+import { Pipeline } from '../../src/proxy/pipeline.js';
+import { container } from 'tsyringe';
 import { CONTROLLER_NAMESPACE, type TestApiServer } from './apiserver.js';
 
 /** Collects pino's JSON lines in memory. */
@@ -48,6 +51,8 @@ export interface TestControllerOptions {
   readonly extraRunnables?: readonly ManagedRunnable[];
   /** Also run the health server on 127.0.0.1:0. */
   readonly health?: boolean;
+  /** Also run the proxy pipeline (following the RouteStore) behind the plain-HTTP entry point on 127.0.0.1:0. */
+  readonly proxy?: boolean;
   /** Manifests of enabled plugins, for their annotations (e.g. a test manifest with a `secretRef` annotation). */
   readonly manifests?: readonly PluginManifest[];
   readonly cleanup?: { maxAttempts?: number; retryBaseMs?: number };
@@ -64,6 +69,8 @@ export interface TestController {
   readonly logger: Logger;
   readonly config: Readonly<Config>;
   readonly health: HealthServer | undefined;
+  /** `http://127.0.0.1:<port>` of the plain-HTTP entry point when `proxy` was set. */
+  readonly entryUrl: string | undefined;
   /** Resolves when the manager's run ended (after stop). */
   readonly done: Promise<void>;
   /** Graceful stop (SIGTERM equivalent). Idempotent. */
@@ -136,6 +143,25 @@ export async function startController(server: TestApiServer, options: TestContro
     health.addReadinessCheck('caches', cp.readiness.caches);
     manager.add({ name: 'health', group: 'servers', needsLeader: false, start: (s) => health!.start(s) });
   }
+  let entryUrl: string | undefined;
+  if (options.proxy) {
+    const pipeline = new Pipeline({
+      container: container.createChildContainer(),
+      config,
+      logger,
+      metrics: registry,
+      secrets: cp.secrets,
+      events: cp.events,
+      routes: store,
+    });
+    const entry = new HttpEntry({ handler: pipeline, listen: '127.0.0.1:0', logger });
+    entryUrl = `http://127.0.0.1:${(await entry.listen()).port}`;
+    manager.add({ name: 'proxy-entry', group: 'servers', needsLeader: false, start: async (s) => {
+      if (!s.aborted) await new Promise((r) => s.addEventListener('abort', r, { once: true }));
+      await entry.close(1_000);
+    } });
+    manager.add({ name: 'pipeline', group: 'servers', needsLeader: false, start: (s) => pipeline.start(s) });
+  }
   for (const r of cp.runnables) manager.add(r);
   for (const r of options.extraRunnables ?? []) manager.add(r);
   const controller = new AbortController();
@@ -150,6 +176,7 @@ export async function startController(server: TestApiServer, options: TestContro
     logger,
     config,
     health,
+    entryUrl,
     done,
     stop() {
       stopping ??= (async () => {
