@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { parseConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { BUILTIN_PLUGINS } from '../../src/plugins/builtin.js';
 import { resolvePlugins } from '../../src/plugins/registry.js';
@@ -61,6 +61,11 @@ test('defaults render a complete, hardened controller whose config the controlle
   t.like(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, privileged: false });
   t.deepEqual((c.securityContext?.capabilities as { drop: string[] }).drop, ['ALL']);
   t.is(pod.serviceAccountName, out.get('ServiceAccount').metadata.name);
+  // Kubernetes would otherwise inject WARREN_SERVICE_HOST etc. for the Service named "warren", which the
+  // controller would read as (unknown) settings and refuse to start.
+  t.is(pod.enableServiceLinks, false);
+  const injected = { WARREN_SERVICE_HOST: '10.0.0.1', WARREN_SERVICE_PORT: '10254', WARREN_PORT: 'tcp://10.0.0.1:10254' };
+  t.throws(() => loadConfig({ env: injected }), { message: /unknown setting/ });
 
   // Probes, the Service and the listen address all agree on the one metrics port.
   const port = c.ports!.find((p) => p.name === 'metrics')!.containerPort;
