@@ -138,6 +138,7 @@ export class SimulatedConnection extends EventEmitter {
     const stream = this.session.request(headers, { endStream });
     this.streamsOpened++;
     this.activeStreams++;
+    this.emit('change');
     stream.once('close', () => {
       this.activeStreams--;
       this.emit('change');

@@ -36,6 +36,8 @@ export interface Harness {
   start(): Promise<void>;
   /** Aborts the connector's signal and waits for it to stop. */
   stop(): Promise<void>;
+  /** Resolves once the connector itself counts `n` registered connections (the edge may know earlier). */
+  waitForConnections(n: number, timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions 
   const connector = new TunnelConnector({
     settings: {
       tunnel: tunnelSchema.parse({
-        edgeAddresses: Array.from({ length: ha }, (_, i) => sim.edgeAddresses[i % sim.edgeAddresses.length]),
+        edgeAddresses: Array.from({ length: Math.max(ha, sim.edgeAddresses.length) }, (_, i) => sim.edgeAddresses[i % sim.edgeAddresses.length]),
         edgeCaFile: sim.caFile,
         haConnections: ha,
         rpcTimeout: 2000,
@@ -82,6 +84,21 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions 
       controller.abort();
       await harness.running?.catch(() => undefined);
     },
+    waitForConnections(n, timeoutMs = 10_000) {
+      if (connector.registeredConnections === n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off();
+          reject(new Error(`the connector counts ${connector.registeredConnections} registered connections, not ${n}, after ${timeoutMs} ms`));
+        }, timeoutMs);
+        const off = connector.onConnectionsChange((count) => {
+          if (count !== n) return;
+          clearTimeout(timer);
+          off();
+          resolve();
+        });
+      });
+    },
   };
   t.teardown(async () => {
     await harness.stop();
@@ -91,4 +108,13 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions 
   });
   if (!options.manualStart) await harness.start();
   return harness;
+}
+
+/** Polls `check` every 20 ms until it holds; rejects after `timeoutMs`. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
