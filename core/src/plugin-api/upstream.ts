@@ -99,6 +99,8 @@ export interface TransportProfile {
  */
 export interface UpstreamDispatchOptions extends Dispatcher.DispatchOptions {
   headers: string[];
+  /** TLS name (SNI and verification) set by core from the transport profile; never derived from Host. */
+  servername?: string | undefined;
   readonly context: ExchangeContext;
 }
 

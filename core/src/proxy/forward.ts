@@ -1,4 +1,4 @@
-import type { Duplex, Writable } from 'node:stream';
+import { Readable, type Duplex, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { ExchangeContext, UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
@@ -83,9 +83,11 @@ export class ExchangeRun implements ExchangeContext {
       path: ex.head.path,
       method: ex.head.method as Dispatcher.HttpMethod,
       headers: this.headers,
-      body: this.framing.contentLength === 0 ? null : ex.body,
+      body: null,
       headersTimeout: this.compiled.responseHeaderTimeout,
       bodyTimeout: 0,
+      // undici would otherwise take the TLS name from the Host header, which the client controls.
+      servername: this.compiled.profile.tls?.servername,
       context: this,
       ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
     };
@@ -227,12 +229,22 @@ export class ExchangeRun implements ExchangeContext {
     this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
   }
 
+  /**
+   * The request body for one attempt: a fresh reader over the exchange body. The upstream client may destroy
+   * what it is given (undici does, once written or on error); the exchange body itself must survive that,
+   * because for HTTP/2 acceptors it is the same stream as the response sink.
+   */
+  bodyForAttempt(): Readable | null {
+    if (this.framing.contentLength === 0) return null;
+    return detachedReader(this.exchange.body);
+  }
+
   /** Whether a failed attempt may be repeated on another endpoint. */
   mayRetry(err: Error): 'eject-and-retry' | 'retry' | 'eject' | 'no' {
     const phase = failurePhase(err);
     if (phase === 'other' || this.#abortReason) return 'no';
     const body = this.exchange.body;
-    const bodyUntouched = this.framing.contentLength === 0 || (!body.readableDidRead && !body.destroyed);
+    const bodyUntouched = this.framing.contentLength === 0 || (!body.readableDidRead && !body.readableEnded && !body.destroyed);
     const allowed = this.attempts <= this.env.retries && IDEMPOTENT.has(this.exchange.head.method) && bodyUntouched;
     if (phase === 'connect') return allowed ? 'eject-and-retry' : 'eject';
     return allowed ? 'retry' : 'no';
@@ -299,7 +311,8 @@ class Attempts implements Dispatcher.DispatchHandler {
     run.attempts++;
     run.endpoint = state.key;
     const key = (upgrade ? compiled.upgradePoolKeys : compiled.poolKeys)![index]!;
-    const options = compiled.closeConnections || upgrade ? { ...this.#options, reset: true } : this.#options;
+    const options: UpstreamDispatchOptions = { ...this.#options, body: run.bodyForAttempt() };
+    if (compiled.closeConnections || upgrade) options.reset = true;
     try {
       run.env.pools.get(key).dispatch(options, this);
     } catch (err) {
@@ -397,7 +410,9 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const bodyless = head.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     const declared = headers['content-length'];
     const contentLength = bodyless ? 0 : declared !== undefined ? Number(declared) : undefined;
-    this.#sink = run.respond(status, list, Number.isFinite(contentLength) ? contentLength : undefined, grpc || headers.trailer !== undefined);
+    // Trailers may follow a gRPC response, one that announces them, and any HTTP/2 response.
+    const trailers = grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
+    this.#sink = run.respond(status, list, Number.isFinite(contentLength) ? contentLength : undefined, trailers);
     this.#sink.on('drain', this.#onDrain);
     run.startIdleTimer();
   }
@@ -453,4 +468,40 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Controller, err: Error): void {
     this.#run.fail(err);
   }
+}
+
+/**
+ * A Readable over `source` that starts reading it only when first read, and whose destruction leaves
+ * `source` alone (backpressure is kept: `source` pauses while the reader is full).
+ */
+function detachedReader(source: Readable): Readable {
+  let attached = false;
+  const onData = (chunk: Buffer): void => {
+    if (!reader.push(chunk)) source.pause();
+  };
+  const onEnd = (): void => {
+    reader.push(null);
+  };
+  const onError = (err: Error): void => {
+    reader.destroy(err);
+  };
+  const reader = new Readable({
+    read() {
+      if (!attached) {
+        attached = true;
+        if (source.readableEnded) return void this.push(null);
+        source.on('data', onData);
+        source.once('end', onEnd);
+        source.once('error', onError);
+      }
+      source.resume();
+    },
+    destroy(err, callback) {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      callback(err);
+    },
+  });
+  return reader;
 }

@@ -199,10 +199,11 @@ class StreamExchange implements Exchange {
     this.body = stream;
     this.#stream = stream;
     stream.on('close', () => {
-      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) this.#abort.abort();
+      if (!stream.writableEnded || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) this.#abort.abort();
     });
     stream.on('error', () => this.#abort.abort());
     stream.on('wantTrailers', () => {
+      if (!this.#trailers || this.#trailers.length === 0) return void stream.close();
       const t: Record<string, string | string[]> = {};
       for (const [n, v] of this.#trailers ?? []) {
         const k = n.toLowerCase();
@@ -326,6 +327,8 @@ export class HttpEntry implements Runnable {
   }
 
   #accept(socket: Socket): void {
+    // Node's servers turn Nagle off themselves, but not through the wrapper the HTTP/2 server gets.
+    socket.setNoDelay(true);
     socket.once('data', (first: Buffer) => {
       socket.pause();
       if (first.length >= 3 && first[0] === 0x50 && first[1] === 0x52 && first[2] === 0x49 /* PRI */) {

@@ -55,6 +55,8 @@ export function createPool(origin: string, profile: TransportProfile): Dispatche
     connections: profile.keepAlive ? profile.keepAlive.maxConnections : null,
     connect: {
       timeout: profile.connectTimeout,
+      // ALPN: offer h2 first when HTTP/2 is wanted (undici offers http/1.1 first otherwise).
+      ...(profile.http2 === 'alpn' ? { preferH2: true } : {}),
       ...(tls
         ? {
             ca: tls.ca,

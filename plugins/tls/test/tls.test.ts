@@ -14,10 +14,10 @@ import {
 } from '@warren/core/testing';
 import tls from '../src/index.js';
 
-function get(url: string, path = '/'): Promise<{ status: number; body: string }> {
+function get(url: string, path = '/', host?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get(`${url}${path}`, { agent: false }, (res) => {
+      .get(`${url}${path}`, { agent: false, ...(host ? { headers: { host } } : {}) }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
@@ -63,6 +63,20 @@ test('verifies the upstream against the CA from proxy-ssl-secret and the name fr
   const reply = await get(proxy.url);
   t.is(reply.status, 200);
   t.is(JSON.parse(reply.body).client, null);
+});
+
+test('the client\'s Host never becomes the TLS name: SNI and verification use the configured name', async (t) => {
+  const origin = await startOrigin({
+    tls: { cert: serverCert.certPem, key: serverCert.keyPem },
+    handler: (req, res) => res.end(String((req.socket as TLSSocket).servername)),
+  });
+  t.teardown(() => origin.close());
+  const secrets = new MemorySecrets();
+  secrets.set('default', 'upstream-ca', { 'ca.crt': ca.certPem });
+  const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'upstream-ca', 'proxy-ssl-name': 'origin.test' } }, secrets);
+  for (const host of ['attacker.test', 'svc.default.svc', 'origin.test']) {
+    t.deepEqual(await get(proxy.url, '/', host), { status: 200, body: 'origin.test' });
+  }
 });
 
 test('the default verify name is <service>.<namespace>.svc', async (t) => {
