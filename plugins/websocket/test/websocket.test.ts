@@ -1,0 +1,175 @@
+import test from 'ava';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { MemorySecrets, createTestCa, issueCert, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
+import tls from '@warren/plugin-tls';
+import websocket from '../src/index.js';
+
+interface WsOrigin {
+  key: string;
+  /** Upgrade requests the origin saw (headers). */
+  handshakes: http.IncomingHttpHeaders[];
+  wss: WebSocketServer;
+  close(): Promise<void>;
+}
+
+/** A `ws` echo origin; `/refuse` answers 403 instead of upgrading; `/bye` closes with 4001 after the first message. */
+async function wsOrigin(options: { tls?: { cert: string; key: string } } = {}): Promise<WsOrigin> {
+  const server = options.tls ? https.createServer(options.tls) : http.createServer();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  const handshakes: http.IncomingHttpHeaders[] = [];
+  server.on('upgrade', (req, socket, head) => {
+    handshakes.push(req.headers);
+    if (req.url === '/refuse') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 7\r\nconnection: close\r\n\r\nrefused');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        if (req.url === '/bye') ws.close(4001, 'origin says bye');
+        else ws.send(data, { binary: isBinary });
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    key: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    handshakes,
+    wss,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, extra: { secrets?: MemorySecrets; withTls?: boolean } = {}) {
+  const proxy = await startProxyHarness({
+    plugins: [{ module: websocket }, ...(extra.withTls ? [{ module: tls }] : [])],
+    secrets: extra.secrets,
+    table: testRouteTable([testRoute(route)]),
+  });
+  t.teardown(() => proxy.close());
+  return proxy;
+}
+
+async function open(url: string, path = '/'): Promise<WebSocket> {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}${path}`, { maxPayload: 64 * 1024 * 1024 });
+  await once(ws, 'open');
+  return ws;
+}
+
+function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return new Promise((resolve) => ws.once('message', (data: RawData, isBinary: boolean) => resolve({ data: data as Buffer, isBinary })));
+}
+
+test('echoes text, binary and a 10 MB message through a route with no annotation', async (t) => {
+  const origin = await wsOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key] });
+  const ws = await open(proxy.url);
+  t.teardown(() => ws.terminate());
+
+  ws.send('hello');
+  const text = await nextMessage(ws);
+  t.is(text.data.toString(), 'hello');
+  t.false(text.isBinary);
+
+  ws.send(Buffer.from([0, 1, 2, 255]));
+  const binary = await nextMessage(ws);
+  t.true(binary.isBinary);
+  t.deepEqual([...binary.data], [0, 1, 2, 255]);
+
+  const big = Buffer.alloc(10 * 1024 * 1024);
+  for (let i = 0; i < big.length; i += 4096) big[i] = i % 251;
+  ws.send(big);
+  const echoed = await nextMessage(ws);
+  t.is(echoed.data.length, big.length);
+  t.true(echoed.data.equals(big));
+
+  ws.close(1000, 'done');
+  const [code] = (await once(ws, 'close')) as [number];
+  t.is(code, 1000);
+  const handshake = origin.handshakes[0]!;
+  t.is(handshake.upgrade, 'websocket');
+  t.is(handshake['sec-websocket-version'], '13');
+  t.truthy(handshake['sec-websocket-key']);
+  t.is(handshake['x-forwarded-for'], '127.0.0.1');
+});
+
+test('the origin closing the session reaches the client with its close code and reason', async (t) => {
+  const origin = await wsOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key] });
+  const ws = await open(proxy.url, '/bye');
+  ws.send('x');
+  const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+  t.is(code, 4001);
+  t.is(reason.toString(), 'origin says bye');
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(proxy.pipeline.generationsAlive, 1);
+});
+
+test('an upgrade the origin refuses is answered with the origin\'s response', async (t) => {
+  const origin = await wsOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key] });
+  const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/refuse`);
+  const [, res] = (await once(ws, 'unexpected-response')) as [unknown, http.IncomingMessage];
+  t.is(res.statusCode, 403);
+  res.destroy();
+});
+
+test('wss: upgrades over a verified TLS upstream', async (t) => {
+  const ca = createTestCa('ws CA');
+  const cert = issueCert(ca, { dns: ['ws.internal'] });
+  const origin = await wsOrigin({ tls: { cert: cert.certPem, key: cert.keyPem } });
+  t.teardown(() => origin.close());
+  const secrets = new MemorySecrets();
+  secrets.set('default', 'ca', { 'ca.crt': ca.certPem });
+  const proxy = await harness(
+    t,
+    { endpoints: [origin.key], protocol: 'wss', annotations: { 'proxy-ssl-secret': 'ca', 'proxy-ssl-name': 'ws.internal' } },
+    { secrets, withTls: true },
+  );
+  const ws = await open(proxy.url);
+  t.teardown(() => ws.terminate());
+  ws.send('over tls');
+  t.is((await nextMessage(ws)).data.toString(), 'over tls');
+});
+
+test('an idle session is closed after websocket-idle-timeout', async (t) => {
+  const origin = await wsOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'websocket-idle-timeout': 300 } });
+  const ws = await open(proxy.url);
+  ws.send('ping');
+  await nextMessage(ws);
+  const serverSide = [...origin.wss.clients][0]!;
+  const upstreamClosed = once(serverSide, 'close');
+  const started = Date.now();
+  const [code] = (await once(ws, 'close')) as [number];
+  t.is(code, 1006, 'the connection was cut without a close frame');
+  t.true(Date.now() - started >= 250);
+  await upstreamClosed;
+  t.is(origin.wss.clients.size, 0, 'the upstream side of the session was closed too');
+});
+
+test('a client that goes away ends the upstream session', async (t) => {
+  const origin = await wsOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key] });
+  const ws = await open(proxy.url);
+  ws.send('x');
+  await nextMessage(ws);
+  const [serverSide] = [...origin.wss.clients];
+  const closed = once(serverSide!, 'close');
+  ws.terminate();
+  await closed;
+  t.pass();
+});
