@@ -153,6 +153,24 @@ test('everything the entry point and the built-in plugins import is shipped or a
   t.deepEqual(missing, [], 'imported but not a production dependency of any workspace');
 });
 
+test('the build context keeps the sources and lockfile, and leaves out installed modules and stale builds', (t) => {
+  const patterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  t.false(patterns.some((p) => p.startsWith('!')), 'no re-includes (kept simple on purpose)');
+  const toRegex = (p: string) =>
+    new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '\0').replace(/\*/g, '[^/]*').replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`);
+  const ignored = (path: string) => patterns.some((p) => toRegex(p).test(path));
+  const needed = ['package.json', 'package-lock.json', 'tsconfig.base.json', 'core/package.json', 'core/tsconfig.json', 'core/src/main.ts', 'core/test/chart/helm.ts'];
+  for (const plugin of readdirSync(join(ROOT, 'plugins'))) needed.push(`plugins/${plugin}/package.json`, `plugins/${plugin}/tsconfig.json`);
+  for (const example of readdirSync(join(ROOT, 'examples', 'plugins'))) needed.push(`examples/plugins/${example}/package.json`);
+  t.deepEqual(needed.filter(ignored), []);
+  for (const path of ['.git/HEAD', 'node_modules/zod/package.json', 'core/node_modules/x', 'core/build/src/main.js', 'plugins/tls/build/src/index.js', 'core/build/.tsbuildinfo']) {
+    t.true(ignored(path), `${path} is left out of the context`);
+  }
+});
+
 /** Runs the Dockerfile's own "assemble /out" step against this checkout, writing into a temp folder. */
 function assembleRuntimeTree(t: import('ava').ExecutionContext): string {
   const build = stages.find((s) => s.name === 'build')!;
