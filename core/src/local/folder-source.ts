@@ -249,7 +249,7 @@ export class FolderSource implements Runnable {
     let names: string[];
     try {
       const entries = await readdir(this.#folder, { withFileTypes: true });
-      names = entries.filter((e) => e.isFile() && MANIFEST_FILE.test(e.name)).map((e) => e.name).sort();
+      names = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && MANIFEST_FILE.test(e.name)).map((e) => e.name).sort();
     } catch (err) {
       throw new WarrenError(ErrorCode.ConfigInvalid, `setting "source.folder": cannot read folder ${this.#folder}: ${(err as Error).message}`, {
         terminal: true,

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -195,6 +195,20 @@ test('one bad file does not stop the others from loading, and other files are no
   t.regex(result.problems[0]!.message, /bad\.yaml, document 1 \(line \d+\): invalid YAML/);
   t.is(result.snapshot.services.size, 2);
   t.truthy(builder().build(result.snapshot).match('app.localhost', '/'));
+});
+
+test('symlinked manifests are read; an unreadable entry is reported without stopping the rest', async (t) => {
+  const folder = exampleCopy(t);
+  const elsewhere = mkdtempSync(join(tmpdir(), 'warren-local-target-'));
+  t.teardown(() => rmSync(elsewhere, { recursive: true, force: true }));
+  writeFileSync(join(elsewhere, 'svc.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: linked, namespace: demo}\nspec: {ports: [{port: 80}]}\n');
+  symlinkSync(join(elsewhere, 'svc.yaml'), join(folder, 'linked.yaml'));
+  symlinkSync(elsewhere, join(folder, 'a-directory.yaml'));
+  const result = await loadManifestFolder(folder);
+  t.true(result.snapshot.services.has('demo/linked'));
+  t.is(result.problems.length, 1);
+  t.regex(result.problems[0]!.message, /a-directory\.yaml: cannot read: EISDIR/);
+  t.is(result.snapshot.ingresses.size, 1);
 });
 
 test('a folder that does not exist is a configuration error naming source.folder', async (t) => {
