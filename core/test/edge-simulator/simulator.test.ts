@@ -1,0 +1,205 @@
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
+import { connect as h2connect, performServerHandshake, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { startEdgeSimulator, type EdgeSimulator, type EdgeSimulatorOptions } from '../../src/edge-simulator/index.js';
+import { uuidToBytes } from '../../src/tunnel/credentials.js';
+import { RegistrationClient, type RegistrationResult } from '../../src/tunnel/rpc/index.js';
+
+async function simulator(t: ExecutionContext, options: EdgeSimulatorOptions = {}): Promise<EdgeSimulator> {
+  const sim = await startEdgeSimulator(options);
+  t.teardown(() => sim.close());
+  return sim;
+}
+
+interface FakeConnectorOptions {
+  readonly listener?: number;
+  readonly secret?: Buffer;
+  readonly tunnelId?: string;
+  readonly accountTag?: string;
+  readonly clientId?: Buffer;
+  readonly connIndex?: number;
+  /** Answers request streams (default: 200 with an empty serialized header set). */
+  readonly onStream?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+}
+
+/**
+ * A minimal hand-written connector (TLS, reverse HTTP/2, RPC registration), independent of Warren's
+ * TunnelConnector, to check that the simulator accepts any correct connector and judges bad ones.
+ */
+async function fakeConnector(t: ExecutionContext, sim: EdgeSimulator, options: FakeConnectorOptions = {}): Promise<RegistrationResult> {
+  const [host, port] = sim.edgeAddresses[options.listener ?? 0]!.split(':') as [string, string];
+  const socket = tlsConnect({ host, port: Number(port), servername: 'h2.cftunnel.com', ca: sim.caPem });
+  await once(socket, 'secureConnect');
+  const session = performServerHandshake(socket);
+  t.teardown(() => session.destroy());
+  session.on('error', () => undefined);
+  const control = await new Promise<ServerHttp2Stream>((resolve) => {
+    session.on('stream', (stream, headers) => {
+      stream.on('error', () => undefined);
+      if (headers['cf-cloudflared-proxy-connection-upgrade'] === 'control-stream') {
+        stream.respond({ ':status': 200 });
+        resolve(stream);
+      } else if (options.onStream) options.onStream(stream, headers);
+      else {
+        stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': '', 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+        stream.end('fake');
+      }
+    });
+  });
+  const rpc = new RegistrationClient(control, { timeoutMs: 3000 });
+  t.teardown(() => rpc.close());
+  return rpc.registerConnection({
+    auth: { accountTag: options.accountTag ?? sim.credentials.accountTag, tunnelSecret: options.secret ?? sim.credentials.tunnelSecret },
+    tunnelId: uuidToBytes(options.tunnelId ?? sim.credentials.tunnelId)!,
+    connIndex: options.connIndex ?? 0,
+    options: {
+      client: { clientId: options.clientId ?? randomBytes(16), features: ['serialized_headers'], version: 'fake', arch: 'test' },
+      replaceExisting: false,
+      compressionQuality: 0,
+      numPreviousAttempts: 0,
+    },
+  });
+}
+
+test('the simulator registers any correct connector and refuses wrong credentials as Unauthorized', async (t) => {
+  const sim = await simulator(t, { locationName: 'LIS' });
+  const ok = await fakeConnector(t, sim);
+  t.true(ok.ok);
+  if (ok.ok) {
+    t.is(ok.details.locationName, 'LIS');
+    t.is(ok.details.uuid.length, 16);
+    t.false(ok.details.tunnelIsRemotelyManaged);
+  }
+  for (const wrong of [{ secret: randomBytes(32) }, { tunnelId: '99999999-8888-7777-6666-555555555555' }, { accountTag: 'other' }]) {
+    const refused = await fakeConnector(t, sim, wrong);
+    t.false(refused.ok, JSON.stringify(Object.keys(wrong)));
+    if (!refused.ok) {
+      t.regex(refused.error.cause, /^Unauthorized/);
+      t.false(refused.error.shouldRetry);
+    }
+  }
+  t.is(sim.registeredConnections().length, 1);
+});
+
+test('a second registration of the same connector slot on one edge server is EDUPCONN; another server accepts it', async (t) => {
+  const sim = await simulator(t, { edgeListeners: 2 });
+  const clientId = randomBytes(16);
+  t.true((await fakeConnector(t, sim, { clientId, connIndex: 3 })).ok);
+  const dup = await fakeConnector(t, sim, { clientId, connIndex: 3 });
+  t.deepEqual(dup.ok ? undefined : dup.error.cause, 'EDUPCONN');
+  t.true((await fakeConnector(t, sim, { clientId, connIndex: 4 })).ok, 'another slot is not a duplicate');
+  t.true((await fakeConnector(t, sim, { clientId, connIndex: 3, listener: 1 })).ok, 'another edge server is not a duplicate');
+});
+
+test('refusal and RPC faults are applied to the next registrations', async (t) => {
+  const sim = await simulator(t);
+  sim.faults.refuseRegistration = { cause: 'try later', shouldRetry: true, retryAfterMs: 1500, times: 1 };
+  const refused = await fakeConnector(t, sim);
+  t.deepEqual(refused, { ok: false, error: { cause: 'try later', shouldRetry: true, retryAfterMs: 1500 } });
+  t.true((await fakeConnector(t, sim)).ok, 'times: 1 refuses once');
+  sim.faults.rpc = { exception: 'edge internal error' };
+  await t.throwsAsync(fakeConnector(t, sim), { message: /edge internal error/ });
+});
+
+test('the eyeball entrance answers 530 while no connection is registered', async (t) => {
+  const sim = await simulator(t, { eyeballWaitMs: 50 });
+  const res = await fetch(`${sim.eyeballUrl}/`);
+  t.is(res.status, 530);
+  t.regex(await res.text(), /1033/);
+});
+
+test('origin headers reach HTTP/1.1 eyeballs decoded, with hop-by-hop headers removed', async (t) => {
+  const sim = await simulator(t);
+  const serialized = [
+    ['X-Real', 'one'],
+    ['Keep-Alive', 'timeout=99'],
+    ['Proxy-Connection', 'close'],
+    ['Transfer-Encoding', 'chunked'],
+    ['Set-Cookie', 'a=1'],
+    ['Set-Cookie', 'b=2'],
+  ]
+    .map(([n, v]) => `${Buffer.from(n!).toString('base64').replace(/=+$/, '')}:${Buffer.from(v!).toString('base64').replace(/=+$/, '')}`)
+    .join(';');
+  await fakeConnector(t, sim, {
+    onStream: (stream, headers) => {
+      stream.respond({ ':status': 207, 'cf-cloudflared-response-headers': serialized, 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+      stream.end(`seen ${headers['cf-connecting-ip']} ${headers['x-forwarded-proto']} ${headers[':authority']}`);
+    },
+  });
+  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+    httpRequest(`${sim.eyeballUrl}/x`, { headers: { host: 'app.example.com' } }, resolve).on('error', reject).end(),
+  );
+  const body = await new Promise<string>((resolve) => {
+    let text = '';
+    res.on('data', (c) => (text += c));
+    res.on('end', () => resolve(text));
+  });
+  t.is(res.statusCode, 207);
+  t.is(res.headers['x-real'], 'one');
+  t.deepEqual(res.headers['set-cookie'], ['a=1', 'b=2']);
+  t.not(res.headers['keep-alive'], 'timeout=99', 'the origin\'s Keep-Alive is not forwarded (Node may add its own)');
+  t.is(res.headers['proxy-connection'], undefined);
+  t.is(body, 'seen 127.0.0.1 http app.example.com');
+  t.deepEqual(sim.violations, []);
+});
+
+test('malformed serialized headers and a missing meta are recorded as violations; the eyeball gets 502', async (t) => {
+  const sim = await simulator(t);
+  await fakeConnector(t, sim, {
+    onStream: (stream, headers) => {
+      if (headers[':path'] === '/bad') {
+        stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': 'bW9jawo=:ZGF0YQo=:bW9jawo=', 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+      } else {
+        stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': '' });
+      }
+      stream.end('x');
+    },
+  });
+  const bad = await fetch(`${sim.eyeballUrl}/bad`);
+  t.is(bad.status, 502);
+  t.regex(await bad.text(), /deserialize/);
+  const noMeta = await fetch(`${sim.eyeballUrl}/nometa`);
+  t.is(noMeta.status, 200);
+  t.is(sim.violations.length, 2);
+  t.regex(sim.violations[0]!, /unable to deserialize/);
+  t.regex(sim.violations[1]!, /without cf-cloudflared-response-meta/);
+});
+
+test('the eyeball entrance speaks h2c and, with tls, h2 and HTTP/1.1 over TLS', async (t) => {
+  const sim = await simulator(t, { eyeball: { tls: true } });
+  await fakeConnector(t, sim, {
+    onStream: (stream, headers) => {
+      stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': '', 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+      stream.end(`${headers['x-forwarded-proto']}`);
+    },
+  });
+  const read = (stream: import('node:stream').Readable) =>
+    new Promise<string>((resolve, reject) => {
+      let text = '';
+      stream.on('data', (c) => (text += c));
+      stream.on('end', () => resolve(text));
+      stream.on('error', reject);
+    });
+  const h2c = h2connect(sim.eyeballUrl);
+  t.teardown(() => h2c.close());
+  t.is(await read(h2c.request({ ':path': '/' })), 'http');
+  const h2s = h2connect(sim.eyeballTlsUrl!, { ca: sim.caPem });
+  t.teardown(() => h2s.close());
+  t.is(await read(h2s.request({ ':path': '/' })), 'https');
+  const h1s = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+    httpsRequest(`${sim.eyeballTlsUrl}/`, { ca: sim.caPem }, resolve).on('error', reject).end(),
+  );
+  t.is(await read(h1s), 'https');
+});
+
+test('close() ends every connection and the listeners', async (t) => {
+  const sim = await startEdgeSimulator();
+  await fakeConnector(t, sim);
+  await sim.close();
+  t.true(sim.connections.every((c) => c.closed));
+  await t.throwsAsync(fetch(`${sim.eyeballUrl}/`));
+});
