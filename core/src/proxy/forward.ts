@@ -410,9 +410,12 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const bodyless = head.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     const declared = headers['content-length'];
     const contentLength = bodyless ? 0 : declared !== undefined ? Number(declared) : undefined;
+    // A gRPC response whose head carries grpc-status is trailers-only (gRPC over HTTP/2): it has no body and
+    // must reach the client as one HEADERS frame that ends the stream.
+    const trailersOnly = grpc && headers['grpc-status'] !== undefined;
     // Trailers may follow a gRPC response, one that announces them, and any HTTP/2 response.
-    const trailers = grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
-    this.#sink = run.respond(status, list, Number.isFinite(contentLength) ? contentLength : undefined, trailers);
+    const trailers = !trailersOnly && (grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off');
+    this.#sink = run.respond(status, list, trailersOnly ? 0 : Number.isFinite(contentLength) ? contentLength : undefined, trailers);
     this.#sink.on('drain', this.#onDrain);
     run.startIdleTimer();
   }

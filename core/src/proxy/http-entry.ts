@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { Duplex, type Readable, type Writable } from 'node:stream';
+import { Duplex, Writable, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
@@ -225,8 +225,15 @@ class StreamExchange implements Exchange {
   respond(head: ResponseHead): Writable {
     if (this.#responded) throw new Error('respond() called twice');
     this.#responded = true;
-    this.#stream.respond(h2Headers(head.status, head.headers), { waitForTrailers: head.trailers === true });
-    return this.#stream;
+    const stream = this.#stream;
+    if (stream.destroyed) return new Writable({ write: (_c, _e, cb) => cb() });
+    // A response without body and trailers ends with its HEADERS frame (gRPC trailers-only responses need it).
+    if (head.contentLength === 0 && head.trailers !== true) {
+      stream.respond(h2Headers(head.status, head.headers), { endStream: true });
+      return new Writable({ write: (_c, _e, cb) => cb() });
+    }
+    stream.respond(h2Headers(head.status, head.headers), { waitForTrailers: head.trailers === true });
+    return stream;
   }
 
   setTrailers(trailers: RawHeaders): void {

@@ -1,9 +1,45 @@
-import { definePlugin } from '@warren/core/plugin';
+import { definePlugin, parseDuration, pluginConfigToken, TOKENS, type AnnotationSpec } from '@warren/core/plugin';
+import { Lifecycle } from 'tsyringe';
 import { z } from 'zod';
+import { GrpcPlugin } from './grpc-plugin.js';
+
+/** Settings under `plugins.grpc`. */
+export const grpcConfigSchema = z
+  .object({
+    defaultTimeout: z
+      .union([z.string(), z.number()])
+      .transform((v, ctx) => {
+        const ms = parseDuration(v);
+        if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'a duration such as "30s"' });
+        return ms ?? 0;
+      })
+      .optional()
+      .describe('Deadline for calls whose client sent no grpc-timeout (default: none; the idle timeout does not apply to gRPC calls)'),
+  })
+  .strict();
+export type GrpcConfig = z.output<typeof grpcConfigSchema>;
+
+const DAY = 86_400_000;
+
+/** Annotations this plugin owns (values apply to every route of the Ingress). */
+export const GRPC_ANNOTATIONS: readonly AnnotationSpec[] = [
+  {
+    key: 'grpc-default-timeout',
+    description: 'Deadline for gRPC calls of these routes whose client sent no grpc-timeout (overrides plugins.grpc.defaultTimeout).',
+    schema: z
+      .string()
+      .transform((v) => parseDuration(v) ?? NaN)
+      .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "30s", above 0 and at most 24h'),
+    example: '30s',
+  },
+];
+
+export const GRPC_CONFIG = pluginConfigToken<GrpcConfig>('grpc');
 
 /**
- * gRPC over HTTP/2 with trailers and gRPC status on errors.
- * Placeholder manifest: the implementation lands with its issue.
+ * gRPC upstreams (`GRPC` over h2c, `GRPCS` over TLS): unary and streaming calls, trailers passed through,
+ * `grpc-timeout` enforced as a deadline (DEADLINE_EXCEEDED), and gRPC statuses instead of HTTP errors when
+ * Warren cannot reach the upstream (UNAVAILABLE).
  */
 export default definePlugin({
   manifest: {
@@ -16,7 +52,14 @@ export default definePlugin({
     enabledByDefault: true,
     protocols: ['grpc', 'grpcs'],
     dependsOn: ['upstream.http2'],
+    annotations: GRPC_ANNOTATIONS,
   },
-  configSchema: z.object({}).strict(),
-  register() {},
+  configSchema: grpcConfigSchema,
+  register(container, config) {
+    container.register(GRPC_CONFIG, { useValue: config });
+    container.register(TOKENS.UpstreamPlugin, { useClass: GrpcPlugin }, { lifecycle: Lifecycle.ContainerScoped });
+  },
 });
+
+export { GrpcPlugin };
+export { parseGrpcTimeout } from './grpc-timeout.js';

@@ -1,0 +1,57 @@
+import { pluginConfigToken, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
+import { inject, injectable } from 'tsyringe';
+import { parseGrpcTimeout } from './grpc-timeout.js';
+
+interface GrpcSettings {
+  readonly defaultTimeout?: number | undefined;
+}
+
+export interface GrpcOptions {
+  readonly defaultTimeout: number | undefined;
+}
+
+/**
+ * Binds `grpc`/`grpcs` routes. Core already keeps `te: trailers`, passes trailers through and answers
+ * failures with a trailers-only gRPC status for these routes (see core's `proxy/errors.ts`); this plugin adds
+ * the call deadline: the client's `grpc-timeout` (or the configured default) ends the call with
+ * DEADLINE_EXCEEDED and cancels the upstream stream. The idle timeout does not apply to gRPC calls: streams
+ * may be quiet for long, and the deadline or the client's cancel ends them.
+ */
+@injectable()
+export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
+  readonly id = 'upstream.grpc';
+  readonly #settings: GrpcSettings;
+
+  constructor(@inject(pluginConfigToken('grpc')) settings: GrpcSettings) {
+    this.#settings = settings;
+  }
+
+  bind(route: Route): RouteBinding<GrpcOptions> | undefined {
+    if (route.protocol !== 'grpc' && route.protocol !== 'grpcs') return undefined;
+    const annotated = route.annotations['grpc-default-timeout'] as number | undefined;
+    return { route, options: { defaultTimeout: annotated ?? this.#settings.defaultTimeout } };
+  }
+
+  interceptor(binding: RouteBinding<GrpcOptions>): UpstreamInterceptor {
+    const fallback = binding.options.defaultTimeout;
+    return (next) =>
+      function grpcDeadline(options, handler) {
+        const h = options.headers;
+        let timeout: number | undefined;
+        for (let i = 0; i < h.length; i += 2) {
+          if (h[i] === 'grpc-timeout') {
+            timeout = parseGrpcTimeout(h[i + 1]);
+            break;
+          }
+        }
+        timeout ??= fallback;
+        options.context.suspendIdleTimeout();
+        if (timeout !== undefined) {
+          options.context.setDeadline(timeout);
+          // The response head of a long unary call may legitimately take until the deadline.
+          if (typeof options.headersTimeout === 'number' && options.headersTimeout < timeout) options.headersTimeout = timeout;
+        }
+        next(options, handler);
+      };
+  }
+}

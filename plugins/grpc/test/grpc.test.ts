@@ -1,0 +1,222 @@
+import test from 'ava';
+import http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import {
+  MemorySecrets,
+  createTestCa,
+  issueCert,
+  startProxyHarness,
+  testRoute,
+  testRouteTable,
+  type ProxyHarness,
+  type TestRouteInit,
+} from '@warren/core/testing';
+import http2Plugin from '@warren/plugin-http2';
+import tls from '@warren/plugin-tls';
+import grpcPlugin, { parseGrpcTimeout } from '../src/index.js';
+
+/** A JSON-over-gRPC echo service, defined without .proto files. */
+const json = {
+  requestSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+  requestDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+  responseSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+  responseDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+};
+const service: grpc.ServiceDefinition = {
+  unary: { path: '/warren.test.Echo/Unary', requestStream: false, responseStream: false, ...json },
+  serverStream: { path: '/warren.test.Echo/ServerStream', requestStream: false, responseStream: true, ...json },
+  clientStream: { path: '/warren.test.Echo/ClientStream', requestStream: true, responseStream: false, ...json },
+  bidi: { path: '/warren.test.Echo/Bidi', requestStream: true, responseStream: true, ...json },
+};
+const EchoClient = grpc.makeGenericClientConstructor(service, 'Echo');
+type Echo = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+interface Msg {
+  n?: number;
+  text?: string;
+  fail?: boolean;
+  delayMs?: number;
+}
+
+const seen = { cancelled: 0 };
+
+function startServer(credentials = grpc.ServerCredentials.createInsecure()): Promise<{ server: grpc.Server; key: string }> {
+  const server = new grpc.Server();
+  server.addService(service, {
+    unary: (call: grpc.ServerUnaryCall<Msg, Msg>, callback: grpc.sendUnaryData<Msg>) => {
+      const req = call.request;
+      call.on('cancelled', () => seen.cancelled++);
+      if (req.fail) return callback({ code: grpc.status.NOT_FOUND, details: 'no such thing' });
+      const reply = (): void => {
+        const trailer = new grpc.Metadata();
+        trailer.set('x-trailer', 'from-origin');
+        callback(null, { text: `echo:${req.text}:${call.metadata.get('x-meta')[0] ?? ''}` }, trailer);
+      };
+      if (req.delayMs) setTimeout(reply, req.delayMs);
+      else reply();
+    },
+    serverStream: (call: grpc.ServerWritableStream<Msg, Msg>) => {
+      for (let i = 0; i < call.request.n!; i++) call.write({ n: i });
+      call.end();
+    },
+    clientStream: (call: grpc.ServerReadableStream<Msg, Msg>, callback: grpc.sendUnaryData<Msg>) => {
+      let sum = 0;
+      call.on('data', (m: Msg) => (sum += m.n ?? 0));
+      call.on('end', () => callback(null, { n: sum }));
+    },
+    bidi: (call: grpc.ServerDuplexStream<Msg, Msg>) => {
+      call.on('data', (m: Msg) => call.write({ n: (m.n ?? 0) * 2 }));
+      call.on('end', () => call.end());
+    },
+  });
+  return new Promise((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', credentials, (err, port) => (err ? reject(err) : resolve({ server, key: `127.0.0.1:${port}` })));
+  });
+}
+
+async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, secrets?: MemorySecrets): Promise<{ proxy: ProxyHarness; client: Echo }> {
+  const proxy = await startProxyHarness({
+    plugins: [{ module: grpcPlugin }, { module: http2Plugin }, { module: tls }],
+    secrets,
+    table: testRouteTable([testRoute({ protocol: 'grpc', ...route })]),
+  });
+  const client = new EchoClient(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure()) as unknown as Echo;
+  t.teardown(async () => {
+    client.close();
+    await proxy.close();
+  });
+  return { proxy, client };
+}
+
+function unary(client: Echo, req: Msg, metadata = new grpc.Metadata(), options: grpc.CallOptions = {}): Promise<{ err: grpc.ServiceError | null; res?: Msg; trailers?: grpc.Metadata }> {
+  return new Promise((resolve) => {
+    let trailers: grpc.Metadata | undefined;
+    const call = client.unary(req, metadata, options, (err: grpc.ServiceError | null, res?: Msg) => {
+      setImmediate(() => resolve({ err, res, trailers }));
+    }) as grpc.ClientUnaryCall;
+    call.on('status', (s: grpc.StatusObject) => (trailers = s.metadata));
+  });
+}
+
+test('unary calls pass metadata, trailers and origin statuses', async (t) => {
+  const { server, key } = await startServer();
+  t.teardown(() => server.forceShutdown());
+  const { client } = await harness(t, { endpoints: [key] });
+  const md = new grpc.Metadata();
+  md.set('x-meta', 'm1');
+  const ok = await unary(client, { text: 'hi' }, md);
+  t.is(ok.err, null);
+  t.deepEqual(ok.res, { text: 'echo:hi:m1' });
+  t.deepEqual(ok.trailers?.get('x-trailer'), ['from-origin']);
+  const failed = await unary(client, { fail: true });
+  t.is(failed.err?.code, grpc.status.NOT_FOUND);
+  t.is(failed.err?.details, 'no such thing');
+});
+
+test('server-streaming, client-streaming and bidirectional calls', async (t) => {
+  const { server, key } = await startServer();
+  t.teardown(() => server.forceShutdown());
+  const { client } = await harness(t, { endpoints: [key] });
+
+  const streamed: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const call = client.serverStream({ n: 50 }) as grpc.ClientReadableStream<Msg>;
+    call.on('data', (m: Msg) => streamed.push(m.n!));
+    call.on('error', reject);
+    call.on('end', () => resolve());
+  });
+  t.deepEqual(streamed, Array.from({ length: 50 }, (_, i) => i));
+
+  const sum = await new Promise<Msg>((resolve, reject) => {
+    const call = client.clientStream((err: grpc.ServiceError | null, res: Msg) => (err ? reject(err) : resolve(res))) as grpc.ClientWritableStream<Msg>;
+    for (let i = 1; i <= 10; i++) call.write({ n: i });
+    call.end();
+  });
+  t.deepEqual(sum, { n: 55 });
+
+  const doubled = await new Promise<number[]>((resolve, reject) => {
+    const call = client.bidi() as grpc.ClientDuplexStream<Msg, Msg>;
+    const got: number[] = [];
+    let i = 0;
+    call.on('data', (m: Msg) => {
+      got.push(m.n!);
+      if (++i < 5) call.write({ n: i });
+      else call.end();
+    });
+    call.on('error', reject);
+    call.on('end', () => resolve(got));
+    call.write({ n: 0 });
+  });
+  t.deepEqual(doubled, [0, 2, 4, 6, 8]);
+});
+
+test('an unreachable upstream answers UNAVAILABLE, a route with no endpoint too', async (t) => {
+  const { server, key } = await startServer();
+  server.forceShutdown();
+  const { client } = await harness(t, { endpoints: [key] });
+  const res = await unary(client, { text: 'x' });
+  t.is(res.err?.code, grpc.status.UNAVAILABLE);
+  t.regex(res.err!.details, /cannot connect to upstream/);
+
+  const { client: empty } = await harness(t, { endpoints: [] });
+  const none = await unary(empty, { text: 'x' });
+  t.is(none.err?.code, grpc.status.UNAVAILABLE);
+  t.regex(none.err!.details, /no ready endpoint/);
+});
+
+test('grpc-timeout is enforced by the proxy: DEADLINE_EXCEEDED as a trailers-only response, upstream call cancelled', async (t) => {
+  const { server, key } = await startServer();
+  t.teardown(() => server.forceShutdown());
+  const { proxy } = await harness(t, { endpoints: [key] });
+  // A raw HTTP/2 client that does not enforce the deadline itself, so what it sees comes from the proxy.
+  const session = http2.connect(proxy.url);
+  t.teardown(() => session.close());
+  const body = Buffer.from(JSON.stringify({ text: 'slow', delayMs: 3_000 }));
+  const frame = Buffer.concat([Buffer.alloc(5), body]);
+  frame.writeUInt32BE(body.length, 1);
+  const cancelledBefore = seen.cancelled;
+  const started = Date.now();
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/warren.test.Echo/Unary',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-timeout': '300m',
+  });
+  stream.end(frame);
+  const [headers] = (await new Promise((resolve) => stream.on('response', (h) => resolve([h])))) as [http2.IncomingHttpHeaders];
+  stream.resume();
+  t.is(Number(headers[':status']), 200);
+  t.is(headers['grpc-status'], '4');
+  t.regex(String(headers['grpc-message']), /deadline/);
+  t.true(Date.now() - started < 2_500, 'answered at the deadline, not when the upstream replied');
+  const end = Date.now() + 2_000;
+  while (seen.cancelled === cancelledBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  t.true(seen.cancelled > cancelledBefore, 'the upstream call was cancelled');
+});
+
+test('grpcs: gRPC over verified TLS', async (t) => {
+  const ca = createTestCa('grpc CA');
+  const cert = issueCert(ca, { dns: ['grpc.internal'] });
+  const { server, key } = await startServer(grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(cert.certPem), private_key: Buffer.from(cert.keyPem) }]));
+  t.teardown(() => server.forceShutdown());
+  const secrets = new MemorySecrets();
+  secrets.set('default', 'ca', { 'ca.crt': ca.certPem });
+  const { client } = await harness(t, { endpoints: [key], protocol: 'grpcs', annotations: { 'proxy-ssl-secret': 'ca', 'proxy-ssl-name': 'grpc.internal' } }, secrets);
+  const res = await unary(client, { text: 'secure' });
+  t.is(res.err, null);
+  t.deepEqual(res.res, { text: 'echo:secure:' });
+});
+
+test('grpc-timeout values are parsed per the gRPC spec', (t) => {
+  t.is(parseGrpcTimeout('300m'), 300);
+  t.is(parseGrpcTimeout('2S'), 2000);
+  t.is(parseGrpcTimeout('1H'), 3_600_000);
+  t.is(parseGrpcTimeout('5u'), 1);
+  t.is(parseGrpcTimeout('123456789S'), undefined);
+  t.is(parseGrpcTimeout('10s'), undefined);
+  t.is(parseGrpcTimeout(''), undefined);
+  t.throws(() => grpcPlugin.configSchema.parse({ defaultTimeout: 'later' }));
+  t.is(grpcPlugin.configSchema.parse({ defaultTimeout: '5s' }).defaultTimeout, 5000);
+  t.deepEqual(grpcPlugin.manifest.dependsOn, ['upstream.http2']);
+});
