@@ -147,8 +147,15 @@ export interface UpgradeSession {
   readonly idleTimeout: number | undefined;
 }
 
-type Controller = Dispatcher.DispatchController;
-type IncomingHeaders = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2];
+/** undici's handler contract, re-exported so plugins need no direct undici dependency. */
+export type DispatchHandler = Dispatcher.DispatchHandler;
+/** Pause, resume or abort the upstream response from a handler. */
+export type DispatchController = Dispatcher.DispatchController;
+/** Parsed response headers or trailers (lower-case names; repeats as arrays). */
+export type ResponseHeaders = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2];
+
+type Controller = DispatchController;
+type IncomingHeaders = ResponseHeaders;
 
 /**
  * Base class for interceptor handlers: forwards every callback to the wrapped handler and enforces undici's

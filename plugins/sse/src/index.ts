@@ -1,9 +1,45 @@
-import { definePlugin } from '@warren/core/plugin';
+import { definePlugin, parseDuration, pluginConfigToken, TOKENS, type AnnotationSpec } from '@warren/core/plugin';
+import { Lifecycle } from 'tsyringe';
 import { z } from 'zod';
+import { SsePlugin } from './sse-plugin.js';
+
+const HOUR = 3_600_000;
+
+/** Settings under `plugins.sse`. */
+export const sseConfigSchema = z
+  .object({
+    heartbeat: z
+      .union([z.string(), z.number()])
+      .transform((v, ctx) => {
+        const ms = parseDuration(v);
+        if (ms === undefined || ms > HOUR) ctx.addIssue({ code: 'custom', message: 'a duration such as "30s" (0 turns heartbeats off), at most 1h' });
+        return ms ?? 0;
+      })
+      .default(0)
+      .describe('Send a comment line (": keep-alive") after this much silence on an event stream; 0 = off'),
+  })
+  .strict();
+export type SseConfig = z.output<typeof sseConfigSchema>;
+
+/** Annotations this plugin owns (values apply to every route of the Ingress). */
+export const SSE_ANNOTATIONS: readonly AnnotationSpec[] = [
+  {
+    key: 'sse-heartbeat',
+    description: 'Comment heartbeat on event streams of these routes after this much silence; "0s" turns it off (overrides plugins.sse.heartbeat).',
+    schema: z
+      .string()
+      .transform((v) => parseDuration(v) ?? NaN)
+      .refine((ms) => ms >= 0 && ms <= HOUR, 'a duration such as "15s", at most 1h ("0s" = off)'),
+    example: '15s',
+  },
+];
+
+export const SSE_CONFIG = pluginConfigToken<SseConfig>('sse');
 
 /**
- * Server-sent events flushed event by event, exempt from the idle timeout.
- * Placeholder manifest: the implementation lands with its issue.
+ * Server-sent events: a `text/event-stream` response is passed on chunk by chunk as it arrives (never
+ * buffered), is exempt from the idle timeout while open, and optionally gets a comment heartbeat between
+ * events so that intermediaries keep quiet streams open. Engages per response; needs no annotation.
  */
 export default definePlugin({
   manifest: {
@@ -14,7 +50,13 @@ export default definePlugin({
     kind: 'protocol',
     order: 30,
     enabledByDefault: true,
+    annotations: SSE_ANNOTATIONS,
   },
-  configSchema: z.object({}).strict(),
-  register() {},
+  configSchema: sseConfigSchema,
+  register(container, config) {
+    container.register(SSE_CONFIG, { useValue: config });
+    container.register(TOKENS.UpstreamPlugin, { useClass: SsePlugin }, { lifecycle: Lifecycle.ContainerScoped });
+  },
 });
+
+export { SsePlugin, SseStreamHandler, atEventBoundary } from './sse-plugin.js';

@@ -1,0 +1,124 @@
+import test from 'ava';
+import http from 'node:http';
+import { startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
+import sse, { atEventBoundary } from '../src/index.js';
+
+async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, withPlugin = true) {
+  const proxy = await startProxyHarness({ plugins: withPlugin ? [{ module: sse }] : [], table: testRouteTable([testRoute(route)]) });
+  t.teardown(() => proxy.close());
+  return proxy;
+}
+
+/** Reads an event stream, calling `onText` with everything received so far after each chunk. */
+function stream(url: string, onText: (text: string) => void = () => {}): Promise<{ status: number; text: string; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+          onText(text);
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, text, complete: res.complete }));
+        res.on('error', () => resolve({ status: res.statusCode!, text, complete: false }));
+        res.on('aborted', () => resolve({ status: res.statusCode!, text, complete: false }));
+      })
+      .on('error', reject);
+  });
+}
+
+test('the client receives the first event before the origin sends the second', async (t) => {
+  let clientGotFirst!: () => void;
+  const firstArrived = new Promise<void>((resolve) => (clientGotFirst = resolve));
+  let receivedBeforeSecond = false;
+  const origin = await startOrigin({
+    handler: async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('id: 1\ndata: first\n\n');
+      // Bounded wait: a buffering proxy would never deliver the first event, and the test then fails below.
+      receivedBeforeSecond = await Promise.race([firstArrived.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3_000))]);
+      res.end('id: 2\ndata: second\n\n');
+    },
+  });
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key] });
+  const result = await stream(`${proxy.url}/events`, (text) => {
+    if (text.includes('data: first\n\n')) clientGotFirst();
+  });
+  t.true(receivedBeforeSecond, 'the first event reached the client while the origin held the second');
+  t.is(result.text, 'id: 1\ndata: first\n\nid: 2\ndata: second\n\n');
+});
+
+test('an open event stream is exempt from the idle timeout; without the plugin it is cut', async (t) => {
+  const origin = await startOrigin({
+    handler: (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let n = 0;
+      const tick = setInterval(() => {
+        res.write(`data: ${n}\n\n`);
+        if (++n === 3) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 400);
+      res.on('close', () => clearInterval(tick));
+    },
+  });
+  t.teardown(() => origin.close());
+  const route = { endpoints: [origin.key], annotations: { 'idle-timeout': 250 } };
+  const withPlugin = await harness(t, route);
+  const kept = await stream(`${withPlugin.url}/`);
+  t.true(kept.complete);
+  t.is(kept.text, 'data: 0\n\ndata: 1\n\ndata: 2\n\n');
+
+  const without = await harness(t, route, false);
+  const cut = await stream(`${without.url}/`);
+  t.false(cut.complete, 'the idle timeout ended the stream early');
+  t.is(cut.text, 'data: 0\n\n', 'cut after the first event (the head went out with it)');
+});
+
+test('heartbeat comments fill silences, only between events', async (t) => {
+  const origin = await startOrigin({
+    handler: (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: a');
+      // Half an event, then silence: no heartbeat may land inside it.
+      setTimeout(() => res.write('\n\n'), 350);
+      setTimeout(() => res.end('data: b\n\n'), 900);
+    },
+  });
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'sse-heartbeat': 100 } });
+  const result = await stream(`${proxy.url}/`);
+  t.true(result.text.startsWith('data: a\n\n'), JSON.stringify(result.text));
+  const beats = result.text.split(': keep-alive\n\n').length - 1;
+  t.true(beats >= 2, `${beats} heartbeats`);
+  t.is(result.text.replaceAll(': keep-alive\n\n', ''), 'data: a\n\ndata: b\n\n');
+});
+
+test('other responses are untouched: no heartbeat, idle timeout applies', async (t) => {
+  const origin = await startOrigin({
+    handler: (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+    },
+  });
+  t.teardown(() => origin.kill());
+  const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'sse-heartbeat': 50, 'idle-timeout': 300 } });
+  const result = await stream(`${proxy.url}/`);
+  t.false(result.complete);
+  t.is(result.text, 'partial');
+});
+
+test('event boundaries and settings', (t) => {
+  t.true(atEventBoundary('a\n\n'));
+  t.true(atEventBoundary('\r\n\r\n'));
+  t.true(atEventBoundary('x\r\r'));
+  t.false(atEventBoundary('a\n'));
+  t.false(atEventBoundary('\r\n'));
+  t.is(sse.configSchema.parse({}).heartbeat, 0);
+  t.is(sse.configSchema.parse({ heartbeat: '15s' }).heartbeat, 15_000);
+  t.throws(() => sse.configSchema.parse({ heartbeat: 'often' }));
+  t.false(sse.manifest.annotations![0]!.schema.safeParse('2h').success);
+});
