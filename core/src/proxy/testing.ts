@@ -186,6 +186,10 @@ export function loadTestPlugins(plugins: readonly TestPlugin[]): LoadedPlugin[] 
 
 export interface ProxyHarnessOptions {
   readonly plugins?: readonly TestPlugin[];
+  /** Plugins as `resolvePlugins` returns them (used instead of `plugins`). */
+  readonly loadedPlugins?: readonly LoadedPlugin[];
+  /** Extra values for the root container (e.g. `TOKENS.CloudflareClient` for control plugins). */
+  readonly rootValues?: ReadonlyArray<readonly [symbol, unknown]>;
   /** Raw settings (as in the settings file), parsed with the real schema. */
   readonly settings?: Record<string, unknown>;
   readonly table?: RouteTable;
@@ -226,7 +230,8 @@ export async function startProxyHarness(options: ProxyHarnessOptions = {}): Prom
   container.register(TOKENS.Metrics, { useValue: metrics });
   container.register(TOKENS.Secrets, { useValue: secrets });
   container.register(TOKENS.Events, { useValue: events });
-  registerPlugins(container, loadTestPlugins(options.plugins ?? []));
+  for (const [token, value] of options.rootValues ?? []) container.register(token, { useValue: value });
+  registerPlugins(container, options.loadedPlugins ?? loadTestPlugins(options.plugins ?? []));
   const pipeline = Pipeline.fromContainer(container);
   if (options.table) await pipeline.setTable(options.table);
   const entry = new HttpEntry({ handler: pipeline, listen: '127.0.0.1:0', logger, maxHeaderSize: config.proxy.maxHeaderBytes + 16 * 1024 });
