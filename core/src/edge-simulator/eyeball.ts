@@ -63,7 +63,7 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
     session.on('stream', (stream, headers, flags, rawHeaders) => void forwardH2(sim, options, stream, headers, flags, rawHeaders, scheme, remote));
   };
 
-  const plain: NetServer = createNetServer((socket) => {
+  const plain: NetServer = createNetServer({ noDelay: true }, (socket) => {
     track(socket);
     socket.on('error', () => undefined);
     socket.once('data', (first: Buffer) => {
@@ -87,6 +87,7 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
   if (options.tls) {
     secure = createTlsServer({ cert: options.tls.certPem, key: options.tls.keyPem, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
       track(socket);
+      socket.setNoDelay(true);
       socket.on('error', () => undefined);
       if (socket.alpnProtocol === 'h2') serveH2(socket, 'https', socket.remoteAddress ?? '');
       else http1.emit('connection', socket);

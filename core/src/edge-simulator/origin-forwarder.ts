@@ -54,6 +54,7 @@ export function createOriginForwarder(options: OriginForwarderOptions): Exchange
           resolve();
         };
         req.on('error', fail);
+        req.on('socket', (socket) => socket.setNoDelay(true));
         exchange.signal.addEventListener('abort', () => req.destroy(), { once: true });
         req.on('response', (res: IncomingMessage) => {
           const lengthHeader = res.headers['content-length'];

@@ -212,6 +212,7 @@ export class EdgeSimulator extends EventEmitter {
 
   #accept(listener: number, socket: TLSSocket): void {
     if (this.#closing) return void socket.destroy();
+    socket.setNoDelay(true);
     const id = this.#nextId++;
     const connection = new SimulatedConnection(id, listener, socket, {
       handler: (c) => this.#registrationHandler(c),

@@ -77,7 +77,10 @@ export async function dialEdge(address: EdgeAddress, options: DialOptions): Prom
   const timeoutMs = options.timeoutMs ?? EDGE_DIAL_TIMEOUT_MS;
   const tcp = await step<Socket>(address, 'TCP connect', timeoutMs, options.signal, (done) => {
     const socket = netConnect({ host: address.host, port: address.port, noDelay: true });
-    socket.once('connect', () => done(undefined, socket));
+    socket.once('connect', () => {
+      socket.setNoDelay(true);
+      done(undefined, socket);
+    });
     socket.once('error', (err) => done(err));
     return () => socket.destroy();
   });

@@ -161,3 +161,17 @@ test('the exchange sees the request head the edge sent and its signal aborts whe
   t.false(head.headers.some(([n]) => n.startsWith(':')));
   t.true(seen!.signal.aborted);
 });
+
+test('a request beyond the header-count limit is refused on its own stream; the connection stays up', async (t) => {
+  const h = await startHarness(t, { connector: { limits: { maxHeaderPairs: 64 } } });
+  const [connection] = await h.sim.waitForRegistrations(1);
+  const headers = Array.from({ length: 100 }, (_, i) => [`x-h-${i}`, 'v'] as [string, string]);
+  const outcome = await h.sim.request({ path: '/echo', headers }).then(
+    (reply) => `status ${reply.status}`,
+    (err: Error) => err.message,
+  );
+  t.regex(outcome, /rst code 11\b|status 431/, 'ENHANCE_YOUR_CALM reset (or a 431)');
+  t.is(h.origin.seen.length, 0);
+  t.true(connection!.routable);
+  t.is((await h.sim.request({ path: '/status/200' })).status, 200);
+});
