@@ -24,7 +24,12 @@ export interface ConfigSources {
 }
 
 const ENV_PREFIX = 'WARREN_';
-const NON_SETTING_ENV = new Set(['WARREN_CONFIG', 'WARREN_TOOLS_DIR']);
+const NON_SETTING_ENV = new Set(['WARREN_CONFIG', 'WARREN_TOOLS_DIR', 'WARREN_TEST_BIN', 'WARREN_SKIP_TEST_BINARIES']);
+/**
+ * Variables Kubernetes injects for a Service named `warren` (service links: `WARREN_SERVICE_HOST`,
+ * `WARREN_PORT_10254_TCP_ADDR`, …). They are not settings and must not stop the controller from starting.
+ */
+const SERVICE_LINK_ENV = /^WARREN_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/;
 
 export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   let raw: Record<string, unknown> = {};
@@ -85,7 +90,7 @@ function readConfigFile(file: string): Record<string, unknown> {
 
 function* envAssignments(env: NodeJS.ProcessEnv): Generator<[string[], unknown]> {
   const names = Object.keys(env)
-    .filter((n) => n.startsWith(ENV_PREFIX) && !NON_SETTING_ENV.has(n))
+    .filter((n) => n.startsWith(ENV_PREFIX) && !NON_SETTING_ENV.has(n) && !SERVICE_LINK_ENV.test(n))
     .sort();
   for (const name of names) {
     const path = name

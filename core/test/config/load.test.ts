@@ -59,3 +59,19 @@ test('the config file must be YAML holding a mapping', (t) => {
   t.throws(() => loadConfig({ file: file('- a\n- b\n'), env: {} }), { message: /must hold a mapping/ });
   t.throws(() => loadConfig({ file: '/nonexistent/warren.yaml', env: {} }), { message: /cannot read config file/ });
 });
+
+test('Kubernetes service-link variables for a Service named warren are not settings', (t) => {
+  const config = loadConfig({
+    env: {
+      WARREN_SERVICE_HOST: '10.0.0.1',
+      WARREN_SERVICE_PORT: '10254',
+      WARREN_SERVICE_PORT_METRICS: '10254',
+      WARREN_PORT: 'tcp://10.0.0.1:10254',
+      WARREN_PORT_10254_TCP: 'tcp://10.0.0.1:10254',
+      WARREN_PORT_10254_TCP_ADDR: '10.0.0.1',
+      WARREN_LOG_LEVEL: 'warn',
+    },
+  });
+  t.is(config.logLevel, 'warn');
+  t.throws(() => loadConfig({ env: { WARREN_PROXXY__RETRIES: '1' } }), { message: /unknown setting "proxxy"/ });
+});
