@@ -235,7 +235,8 @@ export class ExchangeRun implements ExchangeContext {
    * because for HTTP/2 acceptors it is the same stream as the response sink.
    */
   bodyForAttempt(): Readable | null {
-    if (this.framing.contentLength === 0) return null;
+    // An upgrade request has no body: the client's bytes after the head belong to the upgraded session.
+    if (this.framing.contentLength === 0 || this.exchange.head.upgrade !== undefined) return null;
     return detachedReader(this.exchange.body);
   }
 
@@ -244,7 +245,7 @@ export class ExchangeRun implements ExchangeContext {
     const phase = failurePhase(err);
     if (phase === 'other' || this.#abortReason) return 'no';
     const body = this.exchange.body;
-    const bodyUntouched = this.framing.contentLength === 0 || (!body.readableDidRead && !body.readableEnded && !body.destroyed);
+    const bodyUntouched = this.framing.contentLength === 0 || this.exchange.head.upgrade !== undefined || (!body.readableDidRead && !body.readableEnded && !body.destroyed);
     const allowed = this.attempts <= this.env.retries && IDEMPOTENT.has(this.exchange.head.method) && bodyUntouched;
     if (phase === 'connect') return allowed ? 'eject-and-retry' : 'eject';
     return allowed ? 'retry' : 'no';

@@ -1,0 +1,242 @@
+import test, { type ExecutionContext } from 'ava';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { parseConfig } from '../../src/config/load.js';
+import { tunnelSchema } from '../../src/config/schema.js';
+import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/simulator.js';
+import { resolvePlugins } from '../../src/plugins/registry.js';
+import type { Route } from '../../src/routes/types.js';
+import { TunnelConnector } from '../../src/tunnel/connector.js';
+import {
+  createTestCa,
+  issueCert,
+  MemorySecrets,
+  startOrigin,
+  startProxyHarness,
+  testRoute,
+  testRouteTable,
+  type ProxyHarness,
+} from '../../src/testing/index.js';
+import { pino } from 'pino';
+
+/**
+ * End to end: client → edge simulator (eyeball entrance) → tunnel connector (HTTP/2 over TLS) → proxy
+ * pipeline with the built-in plugins → origin, everything on loopback.
+ */
+
+interface Stack {
+  sim: EdgeSimulator;
+  proxy: ProxyHarness;
+  url: string;
+  host: string;
+}
+
+async function stack(t: ExecutionContext, routes: Route[], secrets?: MemorySecrets): Promise<Stack> {
+  const sim = await startEdgeSimulator();
+  const proxy = await startProxyHarness({ loadedPlugins: await resolvePlugins(parseConfig({})), secrets, table: testRouteTable(routes) });
+  const controller = new AbortController();
+  const connector = new TunnelConnector({
+    settings: {
+      tunnel: tunnelSchema.parse({ edgeAddresses: [sim.edgeAddress], edgeCaFile: sim.caFile, haConnections: 1, rpcTimeout: 2000 }),
+      shutdownGracePeriod: 1000,
+    },
+    handler: proxy.pipeline,
+    logger: pino({ level: process.env.WARREN_TEST_LOG ?? 'silent' }),
+    env: { TUNNEL_TOKEN: sim.token },
+    registrationIntervalMs: 20,
+    backoff: { baseMs: 20 },
+  });
+  const running = connector.start(controller.signal).catch(() => undefined);
+  t.teardown(async () => {
+    controller.abort();
+    await running;
+    await sim.close();
+    await proxy.close();
+  });
+  await sim.waitForRegistrations(1);
+  const url = new URL(sim.eyeballUrl);
+  return { sim, proxy, url: sim.eyeballUrl, host: url.host };
+}
+
+function request(url: string, options: { method?: string; host: string; body?: string | Buffer }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: options.method ?? 'GET', agent: false, headers: { host: options.host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+test('HTTP: requests, bodies, forwarding headers and Warren-generated errors through the tunnel', async (t) => {
+  const origin = await startOrigin({ host: '127.0.0.2' });
+  const dead = await startOrigin({ host: '127.0.0.3' });
+  await dead.kill();
+  t.teardown(() => origin.close());
+  const s = await stack(t, [
+    testRoute({ host: 'app.example.com', endpoints: [origin.key] }),
+    testRoute({ host: 'down.example.com', endpoints: [dead.key] }),
+  ]);
+  const get = await request(`${s.url}/hello?x=1`, { host: 'app.example.com' });
+  t.is(get.status, 200);
+  const seen = JSON.parse(get.body) as { url: string; headers: Record<string, string> };
+  t.is(seen.url, '/hello?x=1');
+  t.is(seen.headers.host, 'app.example.com');
+  t.is(seen.headers['x-forwarded-proto'], 'https');
+
+  const post = await request(`${s.url}/upload`, { method: 'POST', host: 'app.example.com', body: Buffer.alloc(2_000_000, 3) });
+  t.is((JSON.parse(post.body) as { bodyBytes: number }).bodyBytes, 2_000_000);
+
+  t.is((await request(`${s.url}/`, { host: 'unknown.example.com' })).status, 404);
+  t.is((await request(`${s.url}/`, { host: 'down.example.com' })).status, 502);
+});
+
+test('WebSocket echo (text, binary, 10 MB) through the tunnel', async (t) => {
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server, maxPayload: 32 * 1024 * 1024 });
+  wss.on('connection', (ws) => ws.on('message', (data: RawData, isBinary: boolean) => ws.send(data, { binary: isBinary })));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const c of wss.clients) c.terminate();
+    server.close(() => resolve());
+  }));
+  const s = await stack(t, [testRoute({ host: 'ws.example.com', endpoints: [`127.0.0.1:${(server.address() as AddressInfo).port}`] })]);
+  const ws = new WebSocket(`${s.url.replace('http', 'ws')}/socket`, { headers: { host: 'ws.example.com' }, maxPayload: 32 * 1024 * 1024 });
+  t.teardown(() => ws.terminate());
+  await once(ws, 'open');
+  const next = (): Promise<[Buffer, boolean]> => new Promise((resolve) => ws.once('message', (d: RawData, b: boolean) => resolve([d as Buffer, b])));
+  ws.send('text frame');
+  t.deepEqual((await next()).map(String), ['text frame', 'false']);
+  ws.send(Buffer.from([1, 2, 3]));
+  const [bin, isBinary] = await next();
+  t.true(isBinary);
+  t.deepEqual([...bin], [1, 2, 3]);
+  const big = Buffer.alloc(10 * 1024 * 1024, 9);
+  ws.send(big);
+  t.true((await next())[0].equals(big));
+  ws.close(1000);
+  t.is(((await once(ws, 'close')) as [number])[0], 1000);
+});
+
+test('gRPC unary, server streaming and an unreachable upstream through the tunnel', async (t) => {
+  const json = {
+    requestSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+    requestDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+    responseSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
+    responseDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
+  };
+  const service: grpc.ServiceDefinition = {
+    unary: { path: '/e2e.Echo/Unary', requestStream: false, responseStream: false, ...json },
+    stream: { path: '/e2e.Echo/Stream', requestStream: false, responseStream: true, ...json },
+  };
+  const server = new grpc.Server();
+  server.addService(service, {
+    unary: (call: grpc.ServerUnaryCall<{ v: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { echo: call.request.v }),
+    stream: (call: grpc.ServerWritableStream<{ n: number }, unknown>) => {
+      for (let i = 0; i < call.request.n; i++) call.write({ i });
+      call.end();
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  t.teardown(() => server.forceShutdown());
+  const s = await stack(t, [
+    testRoute({ host: 'grpc.example.com', endpoints: [`127.0.0.1:${port}`], protocol: 'grpc' }),
+    testRoute({ host: 'gone.example.com', endpoints: ['127.0.0.1:1'], protocol: 'grpc' }),
+  ]);
+  const Client = grpc.makeGenericClientConstructor(service, 'Echo');
+  const options = (authority: string) => ({ 'grpc.default_authority': authority });
+  const client = new Client(s.host, grpc.credentials.createInsecure(), options('grpc.example.com')) as unknown as Record<string, (...a: unknown[]) => unknown> & grpc.Client;
+  t.teardown(() => {
+    client.close();
+  });
+  const reply = await new Promise((resolve, reject) => client.unary({ v: 'through the tunnel' }, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
+  t.deepEqual(reply, { echo: 'through the tunnel' });
+  const items: unknown[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const call = client.stream({ n: 20 }) as grpc.ClientReadableStream<unknown>;
+    call.on('data', (d: unknown) => items.push(d));
+    call.on('end', () => resolve());
+    call.on('error', reject);
+  });
+  t.is(items.length, 20);
+  // What goes back into the tunnel for an unreachable gRPC upstream: a trailers-only gRPC status.
+  const frame = Buffer.concat([Buffer.alloc(5), Buffer.from('{"v":"x"}')]);
+  frame.writeUInt32BE(frame.length - 5, 1);
+  const tunnelReply = await s.sim.request({
+    method: 'POST',
+    authority: 'gone.example.com',
+    path: '/e2e.Echo/Unary',
+    headers: [['content-type', 'application/grpc'], ['te', 'trailers']],
+    body: frame,
+  });
+  t.is(tunnelReply.status, 200);
+  const fields = Object.fromEntries(tunnelReply.headers.map(([name, value]) => [name.toLowerCase(), value]));
+  t.is(fields['content-type'], 'application/grpc');
+  t.is(fields['grpc-status'], String(grpc.status.UNAVAILABLE));
+  t.regex(decodeURIComponent(fields['grpc-message'] ?? ''), /cannot connect to upstream/);
+  t.is(tunnelReply.body.length, 0);
+});
+
+test('SSE through the tunnel: the first event arrives before the origin sends the second', async (t) => {
+  let clientGotFirst!: () => void;
+  const first = new Promise<boolean>((resolve) => (clientGotFirst = () => resolve(true)));
+  let inOrder = false;
+  const origin = await startOrigin({
+    handler: async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: one\n\n');
+      inOrder = await Promise.race([first, new Promise<boolean>((r) => setTimeout(() => r(false), 3_000))]);
+      res.end('data: two\n\n');
+    },
+  });
+  t.teardown(() => origin.close());
+  const s = await stack(t, [testRoute({ host: 'sse.example.com', endpoints: [origin.key] })]);
+  const text = await new Promise<string>((resolve, reject) => {
+    http
+      .get(`${s.url}/events`, { agent: false, headers: { host: 'sse.example.com' } }, (res) => {
+        let all = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          all += c;
+          if (all.includes('data: one\n\n')) clientGotFirst();
+        });
+        res.on('end', () => resolve(all));
+      })
+      .on('error', reject);
+  });
+  t.true(inOrder);
+  t.is(text, 'data: one\n\ndata: two\n\n');
+});
+
+test('h2c and verified HTTPS upstreams through the tunnel', async (t) => {
+  const h2 = http2.createServer((req, res) => res.end(`h2:${req.headers[':authority']}`));
+  await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => h2.close(() => resolve())));
+  const ca = createTestCa('e2e CA');
+  const cert = issueCert(ca, { dns: ['api.internal'] });
+  const tlsOrigin = await startOrigin({ tls: { cert: cert.certPem, key: cert.keyPem }, handler: (_q, r) => r.end('tls ok') });
+  t.teardown(() => tlsOrigin.close());
+  const secrets = new MemorySecrets();
+  secrets.set('default', 'ca', { 'ca.crt': ca.certPem });
+  const s = await stack(
+    t,
+    [
+      testRoute({ host: 'h2c.example.com', endpoints: [`127.0.0.1:${(h2.address() as AddressInfo).port}`], protocol: 'h2c' }),
+      testRoute({ host: 'tls.example.com', endpoints: [tlsOrigin.key], protocol: 'https', annotations: { 'proxy-ssl-secret': 'ca', 'proxy-ssl-name': 'api.internal' } }),
+      testRoute({ host: 'bad-tls.example.com', endpoints: [tlsOrigin.key], protocol: 'https', annotations: { 'proxy-ssl-name': 'api.internal' } }),
+    ],
+    secrets,
+  );
+  t.deepEqual(await request(`${s.url}/`, { host: 'h2c.example.com' }).then((r) => [r.status, r.body]), [200, 'h2:h2c.example.com']);
+  t.deepEqual(await request(`${s.url}/`, { host: 'tls.example.com' }).then((r) => [r.status, r.body]), [200, 'tls ok']);
+  t.is((await request(`${s.url}/`, { host: 'bad-tls.example.com' })).status, 502, 'an unverifiable upstream is refused');
+});
