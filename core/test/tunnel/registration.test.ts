@@ -2,8 +2,9 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { bytesToUuid, encodeTunnelToken } from '../../src/tunnel/credentials.js';
-import { DEFAULT_FEATURES, LOCAL_CONFIG_JSON } from '../../src/tunnel/connector.js';
-import { eventually, startHarness } from './support/harness.js';
+import { DEFAULT_FEATURES, LOCAL_CONFIG_JSON, TunnelConnector } from '../../src/tunnel/connector.js';
+import { tunnelSchema } from '../../src/config/schema.js';
+import { eventually, startHarness, testLogger } from './support/harness.js';
 
 test('all HA connections register: index 0 first, the others after it, each with the full request', async (t) => {
   const h = await startHarness(t, { ha: 4 });
@@ -156,4 +157,24 @@ test('an edge with an untrusted certificate is never registered with', async (t)
   t.is(h.connector.registeredConnections, 0);
   const fail = await h.registry.getSingleMetricAsString('warren_tunnel_register_fail');
   t.regex(fail, /error="dial"} [1-9]/);
+});
+
+test('HA connections are capped to the number of edge addresses', async (t) => {
+  const h = await startHarness(t, { manualStart: true, ha: 3 });
+  const single = new TunnelConnector({
+    settings: { tunnel: tunnelSchema.parse({ edgeAddresses: [h.sim.edgeAddress], edgeCaFile: h.sim.caFile, haConnections: 3 }), shutdownGracePeriod: 1000 },
+    handler: { handle: async (e) => e.fail({ status: 502, message: 'unused' }) },
+    logger: testLogger(),
+    env: { TUNNEL_TOKEN: h.sim.token },
+    registrationIntervalMs: 10,
+  });
+  const controller = new AbortController();
+  const running = single.start(controller.signal);
+  t.teardown(() => controller.abort());
+  await h.sim.waitForRegistrations(1);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.is(h.sim.connections.length, 1, 'one address, one connection');
+  t.is(single.registeredConnections, 1);
+  controller.abort();
+  await running;
 });
