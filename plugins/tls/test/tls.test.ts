@@ -205,22 +205,33 @@ test('a rotated CA Secret applies to new connections while requests run, without
   const statuses: number[] = [];
   let stop = false;
   const load = (async () => {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 20_000;
     while (!stop && statuses.length < 400 && Date.now() < deadline) statuses.push((await get(proxy.url)).status);
   })();
+  /** Waits until `n` more requests of the background load completed (bounded). */
+  const progress = async (n: number): Promise<void> => {
+    const target = statuses.length + n;
+    const deadline = Date.now() + 5_000;
+    while (statuses.length < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  };
+  await progress(3);
 
   const held = get(proxy.url, '/hold');
   while (!release) await new Promise((r) => setTimeout(r, 5));
   const generation = proxy.pipeline.generationsAlive;
 
   secrets.set('default', 'upstream-ca', { 'ca.crt': ca.certPem + newCa.certPem });
-  while (proxy.pipeline.generationsAlive === generation) await new Promise((r) => setTimeout(r, 5));
+  const rebuilt = Date.now() + 5_000;
+  while (proxy.pipeline.generationsAlive === generation && Date.now() < rebuilt) await new Promise((r) => setTimeout(r, 5));
+  t.true(proxy.pipeline.generationsAlive > generation, 'the Secret change rebuilt the generation; the old one waits for the held request');
+  await progress(3);
   server.setSecureContext({ cert: newCert.certPem, key: newCert.keyPem });
+  await progress(3);
   secrets.set('default', 'upstream-ca', { 'ca.crt': newCa.certPem });
-  await new Promise((r) => setTimeout(r, 200));
+  await progress(3);
   stop = true;
   await load;
-  t.true(statuses.length > 5, `only ${statuses.length} requests ran during the rotation`);
+  t.true(statuses.length >= 12, `only ${statuses.length} requests ran during the rotation`);
   t.deepEqual([...new Set(statuses)], [200], 'no request failed during the rotation');
 
   release();
