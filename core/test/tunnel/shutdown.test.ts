@@ -26,7 +26,7 @@ test('graceful shutdown unregisters every connection, then releases and aborts t
 });
 
 test('in-flight requests finish during the grace period; requests slower than it are cut', async (t) => {
-  const h = await startHarness(t, { ha: 1, graceMs: 1500, simulator: { eyeballWaitMs: 100 } });
+  const h = await startHarness(t, { ha: 1, graceMs: 3000, simulator: { eyeballWaitMs: 100 } });
   await h.waitForConnections(1);
   const order: string[] = [];
   const quick = eyeballRequest(`${h.sim.eyeballUrl}/slow?ms=400`).finally(() => order.push('quick'));
