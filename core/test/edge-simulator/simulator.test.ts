@@ -203,3 +203,26 @@ test('close() ends every connection and the listeners', async (t) => {
   t.true(sim.connections.every((c) => c.closed));
   await t.throwsAsync(fetch(`${sim.eyeballUrl}/`));
 });
+
+test('stream faults: a delay before each tunnel stream, and resets right after the response head', async (t) => {
+  const sim = await simulator(t);
+  let opened = 0;
+  await fakeConnector(t, sim, {
+    onStream: (stream) => {
+      opened++;
+      stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': '', 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+      stream.end('body');
+    },
+  });
+  sim.faults.streamDelayMs = 250;
+  const started = Date.now();
+  const delayed = await fetch(`${sim.eyeballUrl}/`);
+  t.is(await delayed.text(), 'body');
+  t.true(Date.now() - started >= 250, 'the stream waited for the configured delay');
+  sim.faults.streamDelayMs = 0;
+  sim.faults.resetStreamsAfterHead = true;
+  const reset = await fetch(`${sim.eyeballUrl}/`);
+  t.is(reset.status, 502);
+  t.regex(await reset.text(), /reset by the edge/);
+  t.is(opened, 2);
+});
