@@ -57,13 +57,20 @@ export interface CompiledRoute {
 /** Protocols core serves itself, without a plugin claiming them. */
 const CORE_PROTOCOLS = new Set(['http', 'auto']);
 const TLS_PROTOCOLS = new Set(['https', 'h2', 'grpcs', 'wss']);
+const NAMED_PROTOCOLS = new Set(['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs', 'ws', 'wss']);
 
-/** True when the route's upstream speaks TLS. `auto` guesses from the Service port (443, or a name `https…`). */
+/**
+ * True when the route's upstream speaks TLS. The routing model resolves `AUTO` to a concrete protocol; a route
+ * that still says `auto` is guessed the same way: a port name `https`, `h2`, `grpcs` or `wss` (alone or before a
+ * `-suffix`), else port 443 or 8443.
+ */
 export function usesTls(route: Route): boolean {
   if (TLS_PROTOCOLS.has(route.protocol)) return true;
   if (route.protocol !== 'auto') return false;
   const b = route.backend;
-  return b.port === 443 || /^https/i.test(b.portName ?? '') || /^(https|kubernetes\.io\/wss)$/i.test(b.appProtocol ?? '');
+  const head = (b.portName ?? '').toLowerCase().split('-')[0]!;
+  if (NAMED_PROTOCOLS.has(head)) return TLS_PROTOCOLS.has(head);
+  return b.port === 443 || b.port === 8443;
 }
 
 /** Default TLS verification name: the Service's cluster DNS name. */

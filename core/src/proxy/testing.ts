@@ -196,6 +196,8 @@ export interface ProxyHarnessOptions {
   readonly secrets?: MemorySecrets;
   /** pino level; default `silent` (set WARREN_TEST_LOG=debug to see logs). */
   readonly logLevel?: string;
+  /** A logger to use instead (e.g. one writing to a stream the test reads). */
+  readonly logger?: Logger;
 }
 
 export interface ProxyHarness {
@@ -220,7 +222,7 @@ export interface ProxyHarness {
  */
 export async function startProxyHarness(options: ProxyHarnessOptions = {}): Promise<ProxyHarness> {
   const config = parseConfig(options.settings ?? {});
-  const logger = pino({ level: options.logLevel ?? process.env.WARREN_TEST_LOG ?? 'silent' });
+  const logger = options.logger ?? pino({ level: options.logLevel ?? process.env.WARREN_TEST_LOG ?? 'silent' });
   const metrics = new Registry();
   const secrets = options.secrets ?? new MemorySecrets();
   const events = new MemoryEvents();
