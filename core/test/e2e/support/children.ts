@@ -7,7 +7,7 @@
  * terminal does (`signalGroup`) and can list what is left of it afterwards (`groupMembers`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +23,8 @@ export interface SpawnOptions {
   readonly cwd?: string;
   /** The child's whole environment (nothing is inherited implicitly). */
   readonly env: NodeJS.ProcessEnv;
+  /** Folder for the output files (default: a fresh {@link tempDir}). */
+  readonly dir?: string;
 }
 
 /** A spawned child whose output is captured in files. */
@@ -54,11 +56,31 @@ export interface LoggedChild {
 }
 
 const live = new Set<LoggedChild>();
+const dirs = new Set<string>();
 let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when a worker ends without running hooks: never leave a controller or origin behind. Temp
+  // folders (logs, settings, kubeconfigs) go too, unless WARREN_KEEP_TEST_DIRS asks to keep them.
+  process.once('exit', () => {
+    for (const c of live) c.signalGroup('SIGKILL');
+    if (!process.env.WARREN_KEEP_TEST_DIRS) for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/** A fresh temp folder, removed when the test worker exits (kept with WARREN_KEEP_TEST_DIRS=1). */
+export function tempDir(prefix: string): string {
+  installExitHook();
+  const dir = mkdtempSync(join(tmpdir(), `warren-e2e-${prefix}-`));
+  dirs.add(dir);
+  return dir;
+}
 
 /** Starts `command args` with output captured; see {@link LoggedChild}. */
 export function spawnLogged(name: string, command: string, args: readonly string[], options: SpawnOptions): LoggedChild {
-  const dir = mkdtempSync(join(tmpdir(), `warren-e2e-${name}-`));
+  const dir = options.dir ?? tempDir(name);
   const stdoutFile = join(dir, 'stdout.log');
   const stderrFile = join(dir, 'stderr.log');
   const out = openSync(stdoutFile, 'a');
@@ -142,13 +164,7 @@ export function spawnLogged(name: string, command: string, args: readonly string
   void exited.then(() => {
     if (!processGroupMembers(pid).length) live.delete(handle);
   });
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Last resort when a worker ends without running hooks: never leave a controller or origin behind.
-    process.once('exit', () => {
-      for (const c of live) c.signalGroup('SIGKILL');
-    });
-  }
+  installExitHook();
   return handle;
 }
 

@@ -10,13 +10,12 @@
  * token live in files or the environment, never in arguments.
  */
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startEdgeSimulator, type EdgeSimulator } from '../../../src/edge-simulator/index.js';
 import { CONTROLLER_NAMESPACE, type TestApiServer } from '../../support/apiserver.js';
-import { spawnLogged, waitUntil, type ChildExit, type LoggedChild } from './children.js';
+import { spawnLogged, tempDir, waitUntil, type ChildExit, type LoggedChild } from './children.js';
 import { send } from './http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './paths.js';
 
@@ -84,13 +83,14 @@ export async function startWarren(options: StartWarrenOptions): Promise<WarrenPr
         ? { ...(base as Record<string, unknown>), ...(value as Record<string, unknown>) }
         : value;
   }
-  const dir = mkdtempSync(join(tmpdir(), `warren-e2e-config-${options.podName}-`));
+  const dir = tempDir(options.podName);
   const configFile = join(dir, 'warren.yaml');
   writeFileSync(configFile, stringify(settings));
   const args = [MAIN_JS, '--config', configFile, ...(options.sets ?? []).flatMap((s) => ['--set', s])];
   const child = spawnLogged(options.podName, NODE_BIN, args, {
     cwd: REPO_ROOT,
     env: baseEnv({ TUNNEL_TOKEN: options.edge.token, POD_NAME: options.podName, POD_NAMESPACE: CONTROLLER_NAMESPACE }),
+    dir,
   });
   let healthUrl: string;
   try {
@@ -146,15 +146,17 @@ export async function startWarren(options: StartWarrenOptions): Promise<WarrenPr
  */
 export async function controllerKubeconfig(server: TestApiServer): Promise<string> {
   const token = await server.controllerToken();
-  const dir = mkdtempSync(join(tmpdir(), 'warren-e2e-kubeconfig-'));
-  const file = join(dir, 'kubeconfig');
+  const file = join(tempDir('kubeconfig'), 'kubeconfig');
   writeFileSync(file, server.configForToken(token).exportConfig(), { mode: 0o600 });
   return file;
 }
 
-/** Starts an edge simulator with an eyeball entrance on a free loopback port. */
+/**
+ * Starts an edge simulator with two edge listeners (one per HA connection of each controller, see the
+ * defaults above) and an eyeball entrance on a free loopback port.
+ */
 export function startEdge(): Promise<EdgeSimulator> {
-  return startEdgeSimulator({ eyeball: { host: '127.0.0.1', port: 0 } });
+  return startEdgeSimulator({ edgeListeners: 2, eyeball: { host: '127.0.0.1', port: 0 } });
 }
 
 /** The Lease's current holder identity, or undefined (no Lease, or released). */
