@@ -382,9 +382,13 @@ class Attempts implements Dispatcher.DispatchHandler {
 }
 
 /** The handler at the top of the chain: writes the response into the exchange. */
+const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
+
 class ResponseWriter implements Dispatcher.DispatchHandler {
   readonly #run: ExchangeRun;
   #sink: Writable | undefined;
+  /** Status fields of a trailers-only gRPC response, sent as trailers. */
+  #statusTrailers: Array<[string, string]> | undefined;
   #status = 0;
   #paused: Controller | undefined;
   readonly #onDrain = (): void => {
@@ -404,19 +408,23 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (run.finished) return;
     const head = run.exchange.head;
     this.#status = status;
-    const list = downstreamResponseHeaders(controller.rawHeaders as Buffer[] | null | undefined, headers as Record<string, string>, status);
+    let list = downstreamResponseHeaders(controller.rawHeaders as Buffer[] | null | undefined, headers as Record<string, string>, status);
     const type = String(headers['content-type'] ?? '');
     const grpc = type.startsWith('application/grpc');
     if (grpc) run.markGrpcResponse();
     const bodyless = head.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     const declared = headers['content-length'];
     const contentLength = bodyless ? 0 : declared !== undefined ? Number(declared) : undefined;
-    // A gRPC response whose head carries grpc-status is trailers-only (gRPC over HTTP/2): it has no body and
-    // must reach the client as one HEADERS frame that ends the stream.
-    const trailersOnly = grpc && headers['grpc-status'] !== undefined;
+    // A gRPC response whose head carries grpc-status is trailers-only (no messages). It is passed on as a
+    // head plus trailers carrying the status: equally valid gRPC, and unlike an end-of-stream flag on the head it
+    // survives every hop that forwards trailers (the tunnel and its edge among them).
+    if (grpc && headers['grpc-status'] !== undefined) {
+      this.#statusTrailers = list.filter(([name]) => GRPC_STATUS_FIELDS.has(name.toLowerCase()));
+      list = list.filter(([name]) => !GRPC_STATUS_FIELDS.has(name.toLowerCase()));
+    }
     // Trailers may follow a gRPC response, one that announces them, and any HTTP/2 response.
-    const trailers = !trailersOnly && (grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off');
-    this.#sink = run.respond(status, list, trailersOnly ? 0 : Number.isFinite(contentLength) ? contentLength : undefined, trailers);
+    const trailers = grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
+    this.#sink = run.respond(status, list, this.#statusTrailers ? undefined : Number.isFinite(contentLength) ? contentLength : undefined, trailers);
     this.#sink.on('drain', this.#onDrain);
     run.startIdleTimer();
   }
@@ -435,7 +443,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const run = this.#run;
     const sink = this.#sink;
     if (run.finished || !sink) return;
-    const pairs: Array<[string, string]> = [];
+    const pairs: Array<[string, string]> = this.#statusTrailers ? [...this.#statusTrailers] : [];
     for (const [name, value] of Object.entries(trailers ?? {})) {
       if (value === undefined) continue;
       if (Array.isArray(value)) for (const v of value) pairs.push([name, v]);

@@ -138,7 +138,8 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
   };
   const server = new grpc.Server();
   server.addService(service, {
-    unary: (call: grpc.ServerUnaryCall<{ v: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { echo: call.request.v }),
+    unary: (call: grpc.ServerUnaryCall<{ v: string }, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+      call.request.v === 'missing' ? cb({ code: grpc.status.NOT_FOUND, details: 'not here' }) : cb(null, { echo: call.request.v }),
     stream: (call: grpc.ServerWritableStream<{ n: number }, unknown>) => {
       for (let i = 0; i < call.request.n; i++) call.write({ i });
       call.end();
@@ -160,6 +161,9 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
   });
   const reply = await new Promise((resolve, reject) => client.unary({ v: 'through the tunnel' }, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
   t.deepEqual(reply, { echo: 'through the tunnel' });
+  const notFound = await new Promise<grpc.ServiceError>((resolve) => client.unary({ v: 'missing' }, (e: grpc.ServiceError) => resolve(e)));
+  t.is(notFound.code, grpc.status.NOT_FOUND, 'an origin status in a trailers-only response reaches the client');
+  t.is(notFound.details, 'not here');
   const items: unknown[] = [];
   await new Promise<void>((resolve, reject) => {
     const call = client.stream({ n: 20 }) as grpc.ClientReadableStream<unknown>;
