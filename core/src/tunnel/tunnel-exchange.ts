@@ -109,11 +109,17 @@ export class TunnelExchange implements Exchange {
         stream.respond(headers, { endStream: true });
         return discardSink();
       }
-      // Always wait for trailers: the stream then ends only through #finish (trailers, or Node's empty
-      // END_STREAM DATA frame when there are none), so a later fail() can still reset it. Without this,
-      // Node would flush END_STREAM before the RST and the edge would take a truncated body as complete.
-      stream.respond(headers, { waitForTrailers: true });
-      stream.once('wantTrailers', () => this.#finish());
+      if (this.#trailersAllowed || length === undefined) {
+        // Without a declared length the stream must end only through #finish (trailers, or Node's empty
+        // END_STREAM DATA frame when there are none): a later fail() can then still reset it. Otherwise
+        // Node flushes END_STREAM before the RST and the edge would take a truncated body as complete.
+        // With a declared length a short body is a content-length violation the edge detects by itself,
+        // so those responses skip the extra frame and write.
+        stream.respond(headers, { waitForTrailers: true });
+        stream.once('wantTrailers', () => this.#finish());
+      } else {
+        stream.respond(headers);
+      }
     } catch {
       this.#failed = true;
       stream.close(h2.NGHTTP2_INTERNAL_ERROR);

@@ -175,3 +175,20 @@ test('a request beyond the header-count limit is refused on its own stream; the 
   t.true(connection!.routable);
   t.is((await h.sim.request({ path: '/status/200' })).status, 200);
 });
+
+test('a failure after the head of a response with a declared length never looks complete to the edge', async (t) => {
+  const h = await startHarness(t, {
+    handler: handlerOf((e) => {
+      const sink = e.respond({ status: 200, headers: [['Content-Length', '100']], contentLength: 100 });
+      sink.write('only part of it');
+      setTimeout(() => e.fail({ status: 502, message: 'upstream broke' }), 20);
+    }),
+  });
+  await h.sim.waitForRegistrations(1);
+  const outcome = await h.sim.request({ path: '/x' }).then(
+    (reply) => ({ rst: reply.rstCode, length: reply.body.length }),
+    (err: Error) => ({ rst: -1, length: 0, message: err.message }),
+  );
+  t.not(outcome.rst, 0, 'reset, or refused by HTTP/2 as shorter than content-length');
+  t.true(outcome.length < 100);
+});
