@@ -149,8 +149,11 @@ export function spawnLogged(name: string, command: string, args: readonly string
         const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
         const result = await exited;
         clearTimeout(timer);
-        // Whatever else the child left in its group (e.g. grandchildren) goes too.
-        if (processGroupMembers(pid).length) signalGroup('SIGKILL');
+        // Whatever else the child left in its group (e.g. grandchildren) goes too, ports and all.
+        if (processGroupMembers(pid).length) {
+          signalGroup('SIGKILL');
+          await waitUntil(`the process group of ${name} to end`, () => processGroupMembers(pid).length === 0, 10_000).catch(() => undefined);
+        }
         return result;
       })();
       return stopping;

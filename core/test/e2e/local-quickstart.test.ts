@@ -1,0 +1,180 @@
+/**
+ * The README's local quick start, run exactly as a user runs it: `npm run local` in the repository (build, then
+ * the demo origin and Warren in local mode on examples/local), requests through the built-in edge simulator on
+ * http://127.0.0.1:8080, and stopping it. The repository's files are never edited: the live-edit check runs the
+ * same controller binary on a temp copy of the example, on other ports, and edits the copy.
+ *
+ * `npm run local` uses fixed ports (8080, 3001, 3002, 10254), so this file must run inside the test network
+ * namespace of scripts/test.sh, where nothing else owns them; its tests that start it run one after another.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil, type LoggedChild } from './support/children.js';
+import { send, sendUntil, type HttpAnswer } from './support/http.js';
+import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './support/paths.js';
+
+const EYEBALL = 'http://127.0.0.1:8080';
+const HEALTH = 'http://127.0.0.1:10254';
+const EXAMPLE = join(REPO_ROOT, 'examples', 'local');
+/** `npm run local` builds first (`tsc -b`), which may take a while on a busy machine. */
+const START_MS = 180_000;
+
+const ready = async (url: string) => (await send(url, '/readyz', { timeoutMs: 2_000 }).catch(() => undefined))?.status === 200;
+
+/** Starts `npm run local` in the repository, as the README says, and waits for the banner and readiness. */
+async function npmRunLocal(t: ExecutionContext): Promise<LoggedChild> {
+  const npm = spawnLogged('npm-run-local', 'npm', ['run', 'local'], { cwd: REPO_ROOT, env: baseEnv() });
+  cleanUpAfter(t, npm);
+  await npm.waitForOutput(/Ctrl-C stops\./, START_MS, 'the local-mode banner');
+  await waitUntil('local mode /readyz 200', () => ready(HEALTH), 30_000);
+  return npm;
+}
+
+const get = (host: string, path: string, base = EYEBALL): Promise<HttpAnswer> => send(base, path, { host });
+
+test.serial('npm run local: the demo origin answers through the edge simulator, unrouted requests get 404', async (t) => {
+  await npmRunLocal(t);
+
+  const app = await get('app.localhost', '/hello?x=1');
+  t.is(app.status, 200);
+  t.regex(String(app.headers['content-type']), /^application\/json/);
+  t.is(app.echo?.service, 'web');
+  t.is(app.echo?.method, 'GET');
+  t.is(app.echo?.path, '/hello');
+  t.is(app.echo?.headers?.host, 'app.localhost', 'the client Host reaches the origin');
+  t.truthy(app.echo?.headers?.['cf-ray'], 'the request crossed the (simulated) edge and the tunnel');
+
+  const api = await get('api.localhost', '/v1/items');
+  t.is(api.status, 200);
+  t.is(api.echo?.service, 'api');
+  t.is(api.echo?.path, '/v1/items');
+
+  t.is((await get('api.localhost', '/other')).status, 404, 'no rule for that path');
+  t.is((await get('nothing.localhost', '/')).status, 404, 'no rule for that host');
+});
+
+test.serial('npm run local: the banner shows a curl command for each routed host', async (t) => {
+  const npm = await npmRunLocal(t);
+  const banner = npm.stderr();
+  t.true(banner.includes(`curl -H 'Host: app.localhost' ${EYEBALL}/`), `banner:\n${banner}`);
+  t.true(banner.includes(`curl -H 'Host: api.localhost' ${EYEBALL}/`));
+  t.false(banner.includes('no Ingress routes yet'), 'the example has routes');
+});
+
+test.serial('npm run local: SIGTERM to npm stops Warren and the demo origin, leaving no process behind', async (t) => {
+  const npm = await npmRunLocal(t);
+  t.true(npm.groupMembers().length >= 3, 'npm, the launcher, the origin and Warren run');
+  npm.signal('SIGTERM');
+  await npm.exited;
+  const left = await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 15_000).then(
+    () => [],
+    () => npm.groupMembers().map(describeProcess),
+  );
+  t.deepEqual(left, [], 'processes still running after SIGTERM');
+});
+
+test.serial('npm run local: Ctrl-C (SIGINT to the foreground process group) stops every process', async (t) => {
+  const npm = await npmRunLocal(t);
+  npm.signalGroup('SIGINT');
+  await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 30_000);
+  t.regex(npm.stdout(), /"signal":"SIGINT","msg":"stop signal received; shutting down gracefully"/, 'Warren saw the signal');
+  await t.throwsAsync(send(EYEBALL, '/', { host: 'app.localhost', timeoutMs: 2_000 }), { code: 'ECONNREFUSED' }, 'nothing listens on :8080 any more');
+});
+
+test.serial('the same binary with --local on a copy of the example: routing follows edits of the copy; SIGTERM exits 0', async (t) => {
+  const [webPort, apiPort] = [await freePort(), await freePort()];
+  const origin = spawnLogged('demo-origin', NODE_BIN, [join(EXAMPLE, 'origin', 'server.js')], {
+    cwd: REPO_ROOT,
+    env: baseEnv({ WEB_PORT: String(webPort), API_PORT: String(apiPort) }),
+  });
+  cleanUpAfter(t, origin);
+  await origin.waitForOutput(/demo origin "api" listening/, 20_000, 'the demo origin');
+
+  const folder = tempDir('local-copy');
+  copyFileSync(join(EXAMPLE, 'ingress.yaml'), join(folder, 'ingress.yaml'));
+  writeFileSync(
+    join(folder, 'services.yaml'),
+    readFileSync(join(EXAMPLE, 'services.yaml'), 'utf8').replace('port: 3001', `port: ${webPort}`).replace('port: 3002', `port: ${apiPort}`),
+  );
+  const warren = spawnLogged('warren-local', NODE_BIN, [MAIN_JS, '--local', folder, '--set', 'local.eyeballListen=127.0.0.1:0', '--set', 'server.listen=127.0.0.1:0'], {
+    cwd: REPO_ROOT,
+    env: baseEnv(),
+  });
+  cleanUpAfter(t, warren);
+  const [, eyeball] = await warren.waitForOutput(/Requests enter the built-in edge simulator at (http:\/\/127\.0\.0\.1:\d+)/, 30_000, 'the banner');
+  const [, health] = await warren.waitForOutput(/"address":"([^"]+)","msg":"health and metrics server listening"/, 30_000, 'the health address');
+  await waitUntil('/readyz 200', () => ready(`http://${health}`), 30_000);
+  const via = (host: string, path: string) => get(host, path, eyeball);
+  const follows = (host: string, path: string, accept: (a: HttpAnswer) => boolean, what: string) =>
+    sendUntil(eyeball!, path, { host }, accept, 5_000, `${host}${path}: ${what}`);
+
+  t.is((await via('app.localhost', '/hello')).echo?.service, 'web');
+  t.is((await via('api.localhost', '/v1/items')).echo?.service, 'api');
+  t.is((await via('api.localhost', '/v2/items')).status, 404);
+
+  // Edit the Ingress: app.localhost now goes to the api Service, and api.localhost serves /v2 instead of /v1.
+  const ingressFile = join(folder, 'ingress.yaml');
+  const original = readFileSync(ingressFile, 'utf8');
+  const edited = original.replace(/name: web\n(\s+)port:\n\s+name: http/, 'name: api\n$1port:\n$1  number: 80').replace('path: /v1', 'path: /v2');
+  t.not(edited, original);
+  writeFileSync(ingressFile, edited);
+  await follows('app.localhost', '/hello', (a) => a.echo?.service === 'api', 'app.localhost moved to the api Service');
+  await follows('api.localhost', '/v2/items', (a) => a.status === 200 && a.echo?.service === 'api', '/v2 routed');
+  t.is((await via('api.localhost', '/v1/items')).status, 404, '/v1 no longer routed');
+
+  // A broken edit is not applied: the last good version keeps serving, and the log names the file.
+  writeFileSync(ingressFile, `${edited}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: [not, a, mapping\n`);
+  await warren.waitForOutput(/"level":"warn"[^\n]*"file":"[^"]*ingress\.yaml"/, 10_000, 'a warning naming ingress.yaml');
+  t.is((await via('app.localhost', '/hello')).echo?.service, 'api', 'the last good version stays in effect');
+  t.is((await via('api.localhost', '/v2/items')).status, 200);
+
+  // A new file adds routes; deleting it removes them.
+  writeFileSync(
+    join(folder, 'extra.yaml'),
+    [
+      'apiVersion: networking.k8s.io/v1',
+      'kind: Ingress',
+      'metadata: { name: extra, namespace: demo }',
+      'spec:',
+      '  ingressClassName: cloudflare-tunnel',
+      '  rules:',
+      '    - host: extra.localhost',
+      '      http: { paths: [ { path: /, pathType: Prefix, backend: { service: { name: web, port: { name: http } } } } ] }',
+      '',
+    ].join('\n'),
+  );
+  await follows('extra.localhost', '/', (a) => a.echo?.service === 'web', 'the new file is read');
+  rmSync(join(folder, 'extra.yaml'));
+  await follows('extra.localhost', '/', (a) => a.status === 404, 'the deleted file no longer routes');
+
+  warren.signal('SIGTERM');
+  const exit = await warren.exited;
+  t.is(exit.code, 0, `Warren exits 0 on SIGTERM (${describeExit(exit)})`);
+  t.regex(warren.stdout(), /"msg":"stopped"/);
+  origin.signal('SIGTERM');
+  t.is((await origin.exited).code, 0, 'the demo origin exits 0 on SIGTERM');
+  t.deepEqual(warren.groupMembers(), []);
+  t.deepEqual(origin.groupMembers(), []);
+});
+
+/** `pid command line` of a running process, for messages. */
+function describeProcess(pid: number): string {
+  try {
+    return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()}`;
+  } catch {
+    return String(pid);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
