@@ -240,3 +240,32 @@ test.serial('SIGTERM: an in-flight request finishes, then the process exits 0', 
   t.true(proc.logLines().some((l) => l.msg === 'stopped'), 'the log records a graceful stop');
   warren = undefined;
 });
+
+test.serial('SIGTERM: a request the edge sends before it has processed the unregistration is still served', async (t) => {
+  const proc = warren ?? (await startController('warren-lifecycle-3'));
+  const ns = await server().createNamespace('late');
+  const backend = await echo('late');
+  await admin.core.createNamespacedService({ namespace: ns, body: service(ns, 'late', [{ port: 80, targetPort: backend.port }]) });
+  await admin.discovery.createNamespacedEndpointSlice({ namespace: ns, body: endpointSlice(ns, 'late', backend.addresses, backend.port) });
+  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'late', { rules: [{ host: 'late.example', paths: [{ service: 'late', port: 80 }] }] }) });
+  await follows('late.example', '/', servedBy(backend), 'route to the backend');
+  await edge.waitForRegistrations(2);
+
+  // A distant edge learns of an unregistration one round trip late, and meanwhile keeps sending requests on the
+  // connection. Holding back the edge's reading of the control streams makes that round trip as long as needed.
+  const connections = edge.registeredConnections();
+  for (const c of connections) c.controlStream?.pause();
+  try {
+    proc.child.signal('SIGTERM');
+    await proc.child.waitForOutput(/"msg":"stopping the tunnel connector"/, 10_000, 'the connector to start its drain');
+    t.true(connections.every((c) => c.routable), 'the edge still routes to the connections');
+    const late = await send(edge.eyeballUrl, '/late', { host: 'late.example' });
+    t.is(late.status, 200, `a request arriving during the drain is served (got ${late.status} ${late.body.slice(0, 80)})`);
+    t.is(late.echo?.service, 'late');
+  } finally {
+    for (const c of connections) c.controlStream?.resume();
+  }
+  const exit = await proc.child.exited;
+  t.is(exit.code, 0, describeExit(exit));
+  warren = undefined;
+});
