@@ -118,6 +118,7 @@ test.serial('SIGKILL of the leader: the follower takes over when the Lease expir
 
     const takeoverAt = await leads(follower, LEASE_MS * 4);
     const bound = LEASE_MS + 2 * RETRY_MS;
+    t.log(`SIGKILL: the follower led ${takeoverAt - killedAt} ms after the kill`);
     t.true(takeoverAt - killedAt <= bound + 1_000, `took over ${takeoverAt - killedAt} ms after the kill (bound ${bound} ms + 1 s for observation)`);
     await waitUntil('warren_leader 1 on the new leader', async () => (await follower.metric('warren_leader')) === 1, 5_000);
 
@@ -160,6 +161,7 @@ test.serial('SIGTERM of the leader: it releases the Lease, the follower leads wi
   } finally {
     await traffic.stop();
   }
+  t.log(`SIGTERM: the follower led ${handoverMs} ms after the signal; ${traffic.results.length} requests`);
   t.true(handoverMs < 2_000, `the follower led ${handoverMs} ms after the SIGTERM`);
   t.true(traffic.results.length >= 20, `${traffic.results.length} requests sent`);
   t.deepEqual(traffic.failures(), [], 'every request through the edge succeeded');
