@@ -5,15 +5,18 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const origin = spawn(process.execPath, ['examples/local/origin/server.js'], { cwd: root, stdio: 'inherit' });
+// Children get their own process groups so that Ctrl-C in a terminal reaches them once, through this script,
+// and Warren drains instead of seeing a second stop signal.
+const origin = spawn(process.execPath, ['examples/local/origin/server.js'], { cwd: root, stdio: 'inherit', detached: true });
 const warren = spawn(process.execPath, ['core/build/src/main.js', '--local', 'examples/local', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
+  detached: true,
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
-    warren.kill(signal);
-    origin.kill(signal);
+    warren.kill('SIGTERM');
+    origin.kill('SIGTERM');
   });
 }
 warren.on('exit', (code, signal) => {

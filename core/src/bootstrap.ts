@@ -229,7 +229,6 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   const manager = new Manager({ logger: componentLogger(logger, 'manager'), shutdownGracePeriodMs: effective.shutdownGracePeriod, elector: controlPlane?.elector });
   health.addReadinessCheck('manager', manager.readinessCheck);
   manager.add(named('health', 'servers', health));
-  manager.add(named('pipeline', 'servers', pipeline));
   if (httpEntry) manager.add(named('http-entry', 'servers', httpEntry));
   for (const r of runnables) manager.add(r);
 
@@ -248,7 +247,18 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
     httpEntry,
     controlPlane,
     simulator,
-    run: (signal) => manager.run(signal),
+    async run(signal) {
+      // The pipeline is not a manager runnable: it must outlive every acceptor. The tunnel connector and the
+      // entry point (servers group, stopped last) drain their in-flight exchanges through it; only then is it
+      // closed, so a request the edge sends while it processes our unregistration is still served.
+      const unfollow = pipeline.follow(routes);
+      try {
+        await manager.run(signal);
+      } finally {
+        unfollow();
+        await pipeline.close(2_000);
+      }
+    },
     async close() {
       await simulator?.close();
       await root.dispose();
@@ -274,6 +284,8 @@ async function startLocalEdge(config: Readonly<Config>, logger: Logger): Promise
     ...config,
     tunnel: { ...config.tunnel, enabled: true, edgeAddresses: simulator.edgeAddresses, edgeCaFile: caFile },
     kubernetes: { ...config.kubernetes, leaderElection: { ...config.kubernetes.leaderElection, enabled: false } },
+    // A laptop run keeps its health and metrics endpoint on loopback unless the user chose an address.
+    server: { ...config.server, listen: config.server.listen === DEFAULT_SERVER_LISTEN ? '127.0.0.1:10254' : config.server.listen },
   });
   return { simulator, config: effective, credentials: toTunnelCredentials(simulator.credentials) };
 }
@@ -287,7 +299,7 @@ function toTunnelCredentials(c: { accountTag: string; tunnelSecret: Buffer; tunn
 
 /** Once the first route table is served, tells the user where to point curl or a browser. */
 async function announceLocalMode(warren: Warren, signal: AbortSignal): Promise<void> {
-  const table = await warren.routes.waitFor(() => true, { signal }).catch(() => undefined);
+  const table = await warren.routes.waitFor((t) => t.generation > 0, { signal }).catch(() => undefined);
   if (!table) return;
   const url = warren.simulator!.eyeballUrl;
   const hosts = table.hosts.filter((h) => !h.startsWith('*')).sort();
@@ -303,6 +315,8 @@ async function announceLocalMode(warren: Warren, signal: AbortSignal): Promise<v
   ];
   process.stderr.write(lines.join('\n') + '\n');
 }
+
+const DEFAULT_SERVER_LISTEN = '0.0.0.0:10254';
 
 function splitListen(listen: string): [string, string] {
   const i = listen.lastIndexOf(':');
