@@ -23,6 +23,7 @@ import { cpuTimeMs } from './lib/proc-stats.js';
 import type * as Simulator from '../core/src/edge-simulator/index.js';
 import type * as Tunnel from '../core/src/tunnel/index.js';
 import type * as Schema from '../core/src/config/schema.js';
+import type * as H2 from '../core/src/proxy/h2-pool.js';
 
 /** Core modules that `@warren/core` does not export, loaded from core's build output. */
 const fromCore = <T>(path: string): Promise<T> => import(new URL(`../../core/build/src/${path}`, import.meta.url).href) as Promise<T>;
@@ -33,6 +34,10 @@ const { values: args } = parseArgs({
     role: { type: 'string', default: 'driver' },
     seconds: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '16' },
+    /** Write a V8 CPU profile of the proxy process into this folder. */
+    'profile-proxy': { type: 'string' },
+    /** Run only the cases whose name contains this text. */
+    only: { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -225,8 +230,12 @@ function row(name: string, via: string, r: Run, unit = 'req/s', direct?: Run): v
 }
 
 function forkRole(role: string): ChildProcess {
-  return fork(self, ['--role', role], { execArgv: ['--import=reflect-metadata'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const profile = role === 'proxy' && args['profile-proxy'] ? ['--cpu-prof', `--cpu-prof-dir=${args['profile-proxy']}`] : [];
+  return fork(self, ['--role', role], { execArgv: ['--import=reflect-metadata', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
+
+/** Whether a case runs (`--only`). */
+const wanted = (name: string): boolean => !args.only || name.toLowerCase().includes(args.only.toLowerCase());
 
 async function runDriver(): Promise<void> {
   const originChild = forkRole('origin');
@@ -239,136 +248,169 @@ async function runDriver(): Promise<void> {
   try {
     const direct = (port: number, scheme = 'http') => `${scheme}://127.0.0.1:${port}`;
     const pool = (url: string, options: Pool.Options = {}) => new Pool(url, { connections: CONCURRENCY, keepAliveTimeout: 60_000, ...options });
-
-    // HTTP/1.1 keep-alive
-    const h1Direct = pool(direct(origin.http));
-    const h1Proxy = pool(proxyUrl);
-    const d1 = await closedLoop(() => undiciGet(h1Direct, 'h1.bench'));
-    row('HTTP/1.1 keep-alive, 1 KiB', 'direct', d1);
-    row('HTTP/1.1 keep-alive, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'h1.bench'), proxyPid), 'req/s', d1);
-    const tunnelPool = pool(origin.sim.eyeball);
-    row('HTTP/1.1 keep-alive, 1 KiB', 'simulator → connector → pipeline', await closedLoop(() => undiciGet(tunnelPool, 'h1.bench'), proxyPid), 'req/s', d1);
-
-    // HTTPS upstream (verified)
-    const tlsDirect = pool(direct(origin.https, 'https'), { connect: { ca: origin.caPem, servername: 'origin.bench' } });
-    const dt = await closedLoop(() => undiciGet(tlsDirect, 'origin.bench'));
-    row('HTTPS upstream, 1 KiB', 'direct', dt);
-    row('HTTPS upstream, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'tls.bench'), proxyPid), 'req/s', dt);
-
-    // h2c upstream: undici (what the pipeline uses) and node:http2 straight to the origin, then the pipeline
-    const h2Undici = new Pool(direct(origin.h2c), { connections: 1, allowH2: true, useH2c: true, pipelining: 100, maxConcurrentStreams: 100 } as Pool.Options);
-    const dh = await closedLoop(() => undiciGet(h2Undici, 'h2c.bench'));
-    row('h2c upstream, 1 KiB', 'direct (undici H2C pool)', dh);
-    const session = http2.connect(direct(origin.h2c));
-    const dn = await closedLoop(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const s = session.request({ ':path': '/', ':method': 'GET' });
-          s.on('error', reject);
-          s.resume();
-          s.on('end', () => resolve());
-        }),
-    );
-    session.close();
-    row('h2c upstream, 1 KiB', 'direct (node:http2)', dn);
-    row('h2c upstream, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'h2c.bench'), proxyPid), 'req/s', dh);
-
-    // gRPC unary (grpc-js client; h2c to the pipeline's entry)
-    const { grpc, Client } = await grpcService();
-    const call = (client: InstanceType<typeof Client>) => () =>
-      new Promise<void>((resolve, reject) =>
-        (client as unknown as { unary: (m: unknown, cb: (e: Error | null) => void) => void }).unary({ hello: 'bench' }, (e) => (e ? reject(e) : resolve())),
-      );
-    const gDirect = new Client(`127.0.0.1:${origin.grpc}`, grpc.credentials.createInsecure());
-    const gProxy = new Client(new URL(proxyUrl).host, grpc.credentials.createInsecure(), { 'grpc.default_authority': '127.0.0.1' });
-    const dg = await closedLoop(call(gDirect));
-    row('gRPC unary', 'direct', dg, 'calls/s');
-    row('gRPC unary', 'pipeline', await closedLoop(call(gProxy), proxyPid), 'calls/s', dg);
-    gDirect.close();
-    gProxy.close();
-
-    // WebSocket: round trips of 64-byte messages over CONCURRENCY sessions
-    const { WebSocket } = await import('ws');
-    const wsLoop = async (url: string, host: string, pid?: number) => {
-      const sockets = await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          const ws = new WebSocket(url, { headers: { host } });
-          await once(ws, 'open');
-          return ws;
-        }),
-      );
-      let next = 0;
-      const payload = Buffer.alloc(64, 1);
-      const result = await closedLoop(() => {
-        const ws = sockets[next++ % sockets.length]!;
-        return new Promise<void>((resolve) => {
-          ws.once('message', () => resolve());
-          ws.send(payload);
-        });
-      }, pid, CONCURRENCY);
-      for (const ws of sockets) ws.terminate();
-      return result;
-    };
-    const dw = await wsLoop(`ws://127.0.0.1:${origin.ws}/`, 'ws.bench');
-    row('WebSocket echo, 64 B', 'direct', dw, 'msg/s');
-    row('WebSocket echo, 64 B', 'pipeline', await wsLoop(`${proxyUrl.replace('http', 'ws')}/`, 'ws.bench', proxyPid), 'msg/s', dw);
-
-    // SSE: one stream, an event every 5 ms; latency from the origin's write to the client's read
-    const sse = async (url: string, host: string): Promise<Run> => {
-      const lat: number[] = [];
-      await new Promise<void>((resolve, reject) => {
-        http
-          .get(`${url}/events`, { headers: { host } }, (res) => {
-            let buffered = '';
-            res.setEncoding('utf8');
-            res.on('data', (chunk: string) => {
-              const now = performance.timeOrigin + performance.now();
-              buffered += chunk;
-              let i: number;
-              while ((i = buffered.indexOf('\n\n')) !== -1) {
-                lat.push(now - Number(buffered.slice(6, i)));
-                buffered = buffered.slice(i + 2);
-              }
-            });
-            res.on('end', () => resolve());
-          })
-          .on('error', reject);
-      });
-      const sorted = Float64Array.from(lat).sort();
-      return { ops: lat.length, errors: 0, seconds: 2, p50: pct(sorted, 50), p99: pct(sorted, 99), cpuPerOpUs: undefined };
-    };
-    const ds = await sse(direct(origin.http), 'h1.bench');
-    row('SSE event latency', 'direct', ds, 'events/s');
-    row('SSE event latency', 'pipeline', await sse(proxyUrl, 'h1.bench'), 'events/s', ds);
-
-    // Client library for HTTP/1.1 upstreams: undici Pool versus node:http Agent, CPU of this process
-    const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+    /** A run measuring this (driver) process's CPU per operation: the cost of a client library. */
     const cpuOf = async (op: () => Promise<void>): Promise<Run> => {
       const c0 = process.cpuUsage();
       const r = await closedLoop(op);
       const c = process.cpuUsage(c0);
       return { ...r, cpuPerOpUs: (c.user + c.system) / r.ops };
     };
-    row('client library, HTTP/1.1', 'undici Pool (driver CPU)', await cpuOf(() => undiciGet(h1Direct, 'h1.bench')));
-    row(
-      'client library, HTTP/1.1',
-      'node:http Agent (driver CPU)',
-      await cpuOf(
+
+    // HTTP/1.1 keep-alive
+    const h1Direct = pool(direct(origin.http));
+    const h1Proxy = pool(proxyUrl);
+    const closing: Dispatcher[] = [h1Direct, h1Proxy];
+    if (wanted('HTTP/1.1 keep-alive')) {
+      const d1 = await closedLoop(() => undiciGet(h1Direct, 'h1.bench'));
+      row('HTTP/1.1 keep-alive, 1 KiB', 'direct', d1);
+      row('HTTP/1.1 keep-alive, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'h1.bench'), proxyPid), 'req/s', d1);
+      const tunnelPool = pool(origin.sim.eyeball);
+      closing.push(tunnelPool);
+      row('HTTP/1.1 keep-alive, 1 KiB', 'simulator → connector → pipeline', await closedLoop(() => undiciGet(tunnelPool, 'h1.bench'), proxyPid), 'req/s', d1);
+    }
+
+    // HTTPS upstream (verified)
+    if (wanted('HTTPS upstream')) {
+      const tlsDirect = pool(direct(origin.https, 'https'), { connect: { ca: origin.caPem, servername: 'origin.bench' } });
+      closing.push(tlsDirect);
+      const dt = await closedLoop(() => undiciGet(tlsDirect, 'origin.bench'));
+      row('HTTPS upstream, 1 KiB', 'direct', dt);
+      row('HTTPS upstream, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'tls.bench'), proxyPid), 'req/s', dt);
+    }
+
+    // h2c upstream: undici (what the pipeline uses) and node:http2 straight to the origin, then the pipeline
+    if (wanted('h2c upstream')) {
+      const h2Undici = new Pool(direct(origin.h2c), { connections: 1, allowH2: true, useH2c: true, pipelining: 100, maxConcurrentStreams: 100 } as Pool.Options);
+      closing.push(h2Undici);
+      const dh = await cpuOf(() => undiciGet(h2Undici, 'h2c.bench'));
+      row('h2c upstream, 1 KiB', 'direct (undici H2C pool; CPU: driver)', dh);
+      const session = http2.connect(direct(origin.h2c));
+      const dn = await cpuOf(
         () =>
           new Promise<void>((resolve, reject) => {
-            http
-              .get(direct(origin.http), { agent }, (res) => {
-                res.resume();
-                res.on('end', () => resolve());
-              })
-              .on('error', reject);
+            const s = session.request({ ':path': '/', ':method': 'GET' });
+            s.on('error', reject);
+            s.resume();
+            s.on('end', () => resolve());
           }),
-      ),
-    );
-    agent.destroy();
-    await Promise.all([h1Direct.close(), h1Proxy.close(), tunnelPool.close(), tlsDirect.close(), h2Undici.close()]);
+      );
+      session.close();
+      row('h2c upstream, 1 KiB', 'direct (node:http2 session; CPU: driver)', dn);
+      const { H2cPool } = await fromCore<typeof H2>('proxy/h2-pool.js');
+      const warrenH2 = new H2cPool(direct(origin.h2c), { scheme: 'http:', http2: 'prior-knowledge', connectTimeout: 5_000, maxConcurrentStreams: 100 });
+      const dw = await cpuOf(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            warrenH2.dispatch({ path: '/', method: 'GET', headers: ['host', 'h2c.bench'] } as Dispatcher.DispatchOptions, {
+              onResponseError: (_c, err) => reject(err),
+              onResponseEnd: () => resolve(),
+            });
+          }),
+      );
+      await warrenH2.close();
+      row('h2c upstream, 1 KiB', "direct (core's H2cPool over node:http2; CPU: driver)", dw);
+      row('h2c upstream, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'h2c.bench'), proxyPid), 'req/s', dh);
+    }
+
+    // gRPC unary (grpc-js client; h2c to the pipeline's entry)
+    if (wanted('gRPC unary')) {
+      const { grpc, Client } = await grpcService();
+      const call = (client: InstanceType<typeof Client>) => () =>
+        new Promise<void>((resolve, reject) =>
+          (client as unknown as { unary: (m: unknown, cb: (e: Error | null) => void) => void }).unary({ hello: 'bench' }, (e) => (e ? reject(e) : resolve())),
+        );
+      const gDirect = new Client(`127.0.0.1:${origin.grpc}`, grpc.credentials.createInsecure());
+      const gProxy = new Client(new URL(proxyUrl).host, grpc.credentials.createInsecure(), { 'grpc.default_authority': '127.0.0.1' });
+      const dg = await closedLoop(call(gDirect));
+      row('gRPC unary', 'direct', dg, 'calls/s');
+      row('gRPC unary', 'pipeline', await closedLoop(call(gProxy), proxyPid), 'calls/s', dg);
+      gDirect.close();
+      gProxy.close();
+    }
+
+    // WebSocket: round trips of 64-byte messages over CONCURRENCY sessions
+    if (wanted('WebSocket')) {
+      const { WebSocket } = await import('ws');
+      const wsLoop = async (url: string, host: string, pid?: number) => {
+        const sockets = await Promise.all(
+          Array.from({ length: CONCURRENCY }, async () => {
+            const ws = new WebSocket(url, { headers: { host } });
+            await once(ws, 'open');
+            return ws;
+          }),
+        );
+        let next = 0;
+        const payload = Buffer.alloc(64, 1);
+        const result = await closedLoop(() => {
+          const ws = sockets[next++ % sockets.length]!;
+          return new Promise<void>((resolve) => {
+            ws.once('message', () => resolve());
+            ws.send(payload);
+          });
+        }, pid, CONCURRENCY);
+        for (const ws of sockets) ws.terminate();
+        return result;
+      };
+      const dw = await wsLoop(`ws://127.0.0.1:${origin.ws}/`, 'ws.bench');
+      row('WebSocket echo, 64 B', 'direct', dw, 'msg/s');
+      row('WebSocket echo, 64 B', 'pipeline', await wsLoop(`${proxyUrl.replace('http', 'ws')}/`, 'ws.bench', proxyPid), 'msg/s', dw);
+    }
+
+    // SSE: one stream, an event every 5 ms; latency from the origin's write to the client's read
+    if (wanted('SSE')) {
+      const sse = async (url: string, host: string): Promise<Run> => {
+        const lat: number[] = [];
+        await new Promise<void>((resolve, reject) => {
+          http
+            .get(`${url}/events`, { headers: { host } }, (res) => {
+              let buffered = '';
+              res.setEncoding('utf8');
+              res.on('data', (chunk: string) => {
+                const now = performance.timeOrigin + performance.now();
+                buffered += chunk;
+                let i: number;
+                while ((i = buffered.indexOf('\n\n')) !== -1) {
+                  lat.push(now - Number(buffered.slice(6, i)));
+                  buffered = buffered.slice(i + 2);
+                }
+              });
+              res.on('end', () => resolve());
+            })
+            .on('error', reject);
+        });
+        const sorted = Float64Array.from(lat).sort();
+        return { ops: lat.length, errors: 0, seconds: 2, p50: pct(sorted, 50), p99: pct(sorted, 99), cpuPerOpUs: undefined };
+      };
+      const ds = await sse(direct(origin.http), 'h1.bench');
+      row('SSE event latency', 'direct', ds, 'events/s');
+      row('SSE event latency', 'pipeline', await sse(proxyUrl, 'h1.bench'), 'events/s', ds);
+    }
+
+    // Client library for HTTP/1.1 upstreams: undici Pool versus node:http Agent, CPU of this process
+    if (wanted('client library')) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+      row('client library, HTTP/1.1', 'undici Pool (driver CPU)', await cpuOf(() => undiciGet(h1Direct, 'h1.bench')));
+      row(
+        'client library, HTTP/1.1',
+        'node:http Agent (driver CPU)',
+        await cpuOf(
+          () =>
+            new Promise<void>((resolve, reject) => {
+              http
+                .get(direct(origin.http), { agent }, (res) => {
+                  res.resume();
+                  res.on('end', () => resolve());
+                })
+                .on('error', reject);
+            }),
+        ),
+      );
+      agent.destroy();
+    }
+
+    await Promise.all(closing.map((d) => d.close()));
   } finally {
-    proxyChild.kill();
+    proxyChild.kill('SIGINT');
     originChild.kill();
   }
   process.stdout.write(
@@ -386,5 +428,6 @@ async function runDriver(): Promise<void> {
 if (args.role === 'origin') await runOrigin();
 else if (args.role === 'proxy') {
   const [origin] = (await once(process, 'message')) as [OriginInfo];
+  process.on('SIGINT', () => process.exit(0));
   await runProxy(origin);
 } else await runDriver();

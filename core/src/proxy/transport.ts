@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { TransportProfile, UpstreamTls } from '../plugin-api/upstream.js';
+import { H2cPool } from './h2-pool.js';
 
 /**
  * Connection pools: one undici `Pool` per endpoint origin and transport profile. Pools are shared across
@@ -9,6 +10,13 @@ import type { TransportProfile, UpstreamTls } from '../plugin-api/upstream.js';
  * use and releases them once it has drained; a pool nobody retains is closed gracefully (in-flight requests
  * finish, upgraded sockets are already detached from it).
  */
+
+/** What core needs of a connection pool: undici's `dispatch` contract and a graceful and a hard close. */
+export interface UpstreamPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
 
 /** Largest response head accepted from an upstream. */
 const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
@@ -46,8 +54,12 @@ export function endpointOrigin(scheme: 'http:' | 'https:', endpointKey: string):
   return `${scheme}//${endpointKey}`;
 }
 
-/** Creates the pool for one endpoint origin and profile. No sockets are opened until the first request. */
-export function createPool(origin: string, profile: TransportProfile): Dispatcher {
+/**
+ * Creates the pool for one endpoint origin and profile. No sockets are opened until the first request.
+ * Cleartext HTTP/2 with prior knowledge uses `node:http2` ({@link H2cPool}); everything else undici's `Pool`.
+ */
+export function createPool(origin: string, profile: TransportProfile): UpstreamPool {
+  if (profile.http2 === 'prior-knowledge' && profile.scheme === 'http:') return new H2cPool(origin, profile);
   const tls = profile.tls;
   const h2 = profile.http2 !== 'off';
   const streams = profile.maxConcurrentStreams ?? 100;
@@ -83,16 +95,16 @@ export function createPool(origin: string, profile: TransportProfile): Dispatche
 interface Entry {
   readonly origin: string;
   readonly profile: TransportProfile;
-  pool: Dispatcher | undefined;
+  pool: UpstreamPool | undefined;
   refs: number;
 }
 
 export class PoolRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #closing = new Set<Promise<void>>();
-  readonly #create: (origin: string, profile: TransportProfile) => Dispatcher;
+  readonly #create: (origin: string, profile: TransportProfile) => UpstreamPool;
 
-  constructor(create: (origin: string, profile: TransportProfile) => Dispatcher = createPool) {
+  constructor(create: (origin: string, profile: TransportProfile) => UpstreamPool = createPool) {
     this.#create = create;
   }
 
@@ -104,7 +116,7 @@ export class PoolRegistry {
   }
 
   /** The pool for a retained key, created on first use. */
-  get(key: string): Dispatcher {
+  get(key: string): UpstreamPool {
     const entry = this.#entries.get(key);
     if (!entry) throw new Error(`pool ${key} used without being retained`);
     return (entry.pool ??= this.#create(entry.origin, entry.profile));

@@ -20,8 +20,8 @@ const MODES: Readonly<Record<string, Http2Options['mode']>> = {
 };
 
 /**
- * Sets the HTTP/2 mode of routes whose protocol calls for it. Core's pools do the rest (undici with
- * `allowH2`; `useH2c` for prior knowledge). `AUTO` offers h2 and http/1.1 by ALPN when the upstream speaks
+ * Sets the HTTP/2 mode of routes whose protocol calls for it. Core's pools do the rest (`node:http2` sessions
+ * for prior knowledge, undici with `allowH2` over TLS). `AUTO` offers h2 and http/1.1 by ALPN when the upstream speaks
  * TLS and stays on HTTP/1.1 in cleartext (there is no safe way to discover h2c).
  */
 @injectable()

@@ -17,7 +17,7 @@ interface H2Origin {
 }
 
 /** An HTTP/2 origin (h2c, or h2 over TLS with ALPN h2 only) that reports the protocol version it saw. */
-async function h2Origin(options: { tls?: boolean; delayMs?: number } = {}): Promise<H2Origin> {
+async function h2Origin(options: { tls?: boolean; delayMs?: number; goawayAfterResponse?: boolean } = {}): Promise<H2Origin> {
   const server = options.tls
     ? http2.createSecureServer({ cert: cert.certPem, key: cert.keyPem, allowHTTP1: false })
     : http2.createServer();
@@ -42,6 +42,8 @@ async function h2Origin(options: { tls?: boolean; delayMs?: number } = {}): Prom
         stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-origin-proto': 'h2' }, { waitForTrailers: true });
         stream.on('wantTrailers', () => stream.sendTrailers({ 'x-trailer': 'done' }));
         stream.end(JSON.stringify({ path: headers[':path'], authority: headers[':authority'], bytes }));
+        const session = stream.session;
+        if (options.goawayAfterResponse) stream.once('close', () => session?.close());
       }, options.delayMs ?? 0);
     });
   });
@@ -118,6 +120,14 @@ test('h2 over TLS falls back to HTTP/1.1 when the upstream does not offer h2', a
   const reply = await get(`${proxy.url}/`);
   t.is(reply.status, 200);
   t.is(reply.body, 'http/1.1');
+});
+
+test('h2c: an upstream that closes its connection (GOAWAY) after each response gets a new one for the next request', async (t) => {
+  const origin = await h2Origin({ goawayAfterResponse: true });
+  const proxy = await startProxyHarness({ plugins: [{ module: http2Plugin }], table: testRouteTable([testRoute({ endpoints: [origin.key], protocol: 'h2c' })]) });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  for (let i = 0; i < 4; i++) t.is((await get(`${proxy.url}/${i}`)).status, 200);
+  t.is(origin.sessions, 4);
 });
 
 test('upstream-max-concurrent-streams limits streams per connection', async (t) => {
