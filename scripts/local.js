@@ -5,20 +5,19 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-// Children get their own process groups so that Ctrl-C in a terminal reaches them once, through this script,
-// and Warren drains instead of seeing a second stop signal.
-const origin = spawn(process.execPath, ['examples/local/origin/server.js'], { cwd: root, stdio: 'inherit', detached: true });
+const origin = spawn(process.execPath, ['examples/local/origin/server.js'], { cwd: root, stdio: 'inherit' });
 const warren = spawn(process.execPath, ['core/build/src/main.js', '--local', 'examples/local', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
-  detached: true,
 });
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    warren.kill('SIGTERM');
-    origin.kill('SIGTERM');
-  });
-}
+// Ctrl-C in a terminal sends SIGINT to the whole foreground process group, children included: forwarding it too
+// would be a second stop signal, which makes Warren exit at once instead of draining. SIGTERM (from npm, a
+// supervisor or `kill`) reaches only this process, so it is passed on.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {
+  warren.kill('SIGTERM');
+  origin.kill('SIGTERM');
+});
 warren.on('exit', (code, signal) => {
   origin.kill('SIGTERM');
   process.exitCode = code ?? (signal ? 1 : 0);
