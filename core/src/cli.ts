@@ -12,6 +12,9 @@ Options:
                         serve its eyeball entrance on local.eyeballListen (http://127.0.0.1:8080)
       --log-level LEVEL fatal, error, warn, info, debug, trace or silent
       --print-config    print the effective settings as JSON and exit
+      --uninstall       uninstall cleanup, then exit: deletes a tunnel Warren manages (and its credentials
+                        Secret) only with cloudflare.deleteTunnelOnUninstall=true, otherwise prints what
+                        stays behind and how to remove it (the chart's pre-delete hook runs this)
   -h, --help            show this help and exit
   -v, --version         print the version and exit
 
@@ -25,6 +28,8 @@ export interface CliOptions {
   help: boolean;
   version: boolean;
   printConfig: boolean;
+  /** `--uninstall`: run the uninstall cleanup (see `uninstall.ts`) instead of the controller. */
+  uninstall: boolean;
   local?: string | undefined;
   sources: ConfigSources;
 }
@@ -41,10 +46,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
       local: { type: 'string' },
       'log-level': { type: 'string' },
       'print-config': { type: 'boolean' },
+      uninstall: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
   });
+  if (values.uninstall && values.local !== undefined) throw new TypeError('--uninstall cannot be combined with --local (local mode has no tunnel to clean up)');
   const sets = [...(values.set ?? [])];
   if (values['log-level']) sets.push(`logLevel=${values['log-level']}`);
   const overlay: Record<string, unknown> | undefined = values.local
@@ -54,6 +61,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
     help: values.help ?? false,
     version: values.version ?? false,
     printConfig: values['print-config'] ?? false,
+    uninstall: values.uninstall ?? false,
     local: values.local,
     sources: { file: values.config ?? env.WARREN_CONFIG, env, sets, ...(overlay ? { overlay } : {}) },
   };

@@ -28,6 +28,10 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       return 0;
     }
+    if (cli.uninstall) {
+      const { runUninstall } = await import('./uninstall.js');
+      return await runUninstall(config);
+    }
     const { run } = await import('./bootstrap.js');
     return await run(config, { local: cli.local !== undefined });
   } catch (err) {
