@@ -124,6 +124,13 @@ async function runOrigin(): Promise<void> {
     grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   const sim = await startEdgeSimulator({ eyeballWaitMs: 10_000 });
+  const connections = { http: 0, https: 0, h2c: 0 };
+  h1.on('connection', () => connections.http++);
+  tls.on('secureConnection', () => connections.https++);
+  h2c.on('session', () => connections.h2c++);
+  process.on('message', (m) => {
+    if (m === 'connections') process.send!({ connections });
+  });
   const info: OriginInfo = {
     http: await listen(h1),
     https: await listen(tls),
@@ -219,6 +226,7 @@ async function undiciGet(pool: Dispatcher, host: string): Promise<void> {
 }
 
 const rows: string[] = [];
+const notes: string[] = [];
 function row(name: string, via: string, r: Run, unit = 'req/s', direct?: Run): void {
   const added = direct ? `${(r.p50 - direct.p50).toFixed(2)} / ${(r.p99 - direct.p99).toFixed(2)}` : '';
   rows.push(
@@ -240,6 +248,12 @@ const wanted = (name: string): boolean => !args.only || name.toLowerCase().inclu
 async function runDriver(): Promise<void> {
   const originChild = forkRole('origin');
   const [origin] = (await once(originChild, 'message')) as [OriginInfo];
+  /** Connections the origin accepted so far, per server. */
+  const originConnections = async (): Promise<Record<string, number>> => {
+    originChild.send('connections');
+    const [reply] = (await once(originChild, 'message')) as [{ connections: Record<string, number> }];
+    return reply.connections;
+  };
   const proxyChild = forkRole('proxy');
   proxyChild.send(origin);
   const [proxyInfo] = (await once(proxyChild, 'message')) as [ProxyInfo];
@@ -275,7 +289,9 @@ async function runDriver(): Promise<void> {
       closing.push(tlsDirect);
       const dt = await closedLoop(() => undiciGet(tlsDirect, 'origin.bench'));
       row('HTTPS upstream, 1 KiB', 'direct', dt);
+      const before = (await originConnections()).https!;
       row('HTTPS upstream, 1 KiB', 'pipeline', await closedLoop(() => undiciGet(h1Proxy, 'tls.bench'), proxyPid), 'req/s', dt);
+      notes.push(`HTTPS pipeline run: ${(await originConnections()).https! - before} upstream TLS connections opened.`);
     }
 
     // h2c upstream: undici (what the pipeline uses) and node:http2 straight to the origin, then the pipeline
@@ -420,6 +436,8 @@ async function runDriver(): Promise<void> {
       '| case | path | throughput | p50 ms | p99 ms | added p50 / p99 ms | proxy CPU µs/op | errors |',
       '|---|---|---:|---:|---:|---:|---:|---:|',
       ...rows,
+      '',
+      ...notes,
       '',
     ].join('\n'),
   );
