@@ -1,4 +1,5 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
+import type { Dispatcher } from 'undici';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -36,5 +37,33 @@ export function loadKubeConfig(settings: { readonly kubeconfig?: string | undefi
   if (!kc.getCurrentCluster()) {
     throw new WarrenError(ErrorCode.ConfigInvalid, 'the Kubernetes client configuration has no current cluster', { terminal: true });
   }
+  return shareConnections(kc);
+}
+
+const shared = Symbol.for('warren.k8s.sharedDispatcher');
+
+/**
+ * Makes every request made through `kc` use one connection pool. The client library builds a new undici Agent
+ * for each request, so each API call (a status write, a Lease renewal every 2 s, an Event) would open a fresh
+ * TLS connection: a handshake of latency each time, and native memory that piles up. The TLS settings of one
+ * KubeConfig never change (tokens travel in headers, refreshed per request), so the first Agent serves all.
+ * Idempotent; returns `kc`.
+ */
+export function shareConnections(kc: KubeConfig): KubeConfig {
+  const target = kc as KubeConfig & { [shared]?: true };
+  if (target[shared]) return kc;
+  target[shared] = true;
+  const apply = kc.applySecurityAuthentication.bind(kc);
+  let pool: Dispatcher | undefined;
+  kc.applySecurityAuthentication = async (context: RequestContext): Promise<void> => {
+    await apply(context);
+    const created = context.getDispatcher();
+    if (!created) return;
+    pool ??= created;
+    if (created !== pool) {
+      context.setDispatcher(pool);
+      void created.close().catch(() => undefined);
+    }
+  };
   return kc;
 }

@@ -16,7 +16,7 @@ import { FinalizerController } from '../reconcile/finalizer.js';
 import { RouteEventsReporter } from '../reconcile/route-events.js';
 import { RouteSync, type RouteBuilder } from '../reconcile/route-sync.js';
 import { IngressStatusWriter, tunnelHostname } from '../reconcile/status.js';
-import { loadKubeConfig } from './client.js';
+import { loadKubeConfig, shareConnections } from './client.js';
 import { ClusterInformers } from './informers.js';
 import { holderIdentity, LeaderElector } from './leader-election.js';
 
@@ -31,7 +31,7 @@ export interface KubernetesControlPlaneOptions {
   /** The routing model's builder (`new RouteTableBuilder(routeBuildSettings(config, manifests, known))`). */
   readonly routeBuilder: RouteBuilder;
   readonly routeStore: RouteStore;
-  /** Client configuration; default {@link loadKubeConfig} of `config.kubernetes`. */
+  /** Client configuration; default {@link loadKubeConfig} of `config.kubernetes`. Its requests are made to share one connection pool ({@link shareConnections}). */
   readonly kubeConfig?: KubeConfig | undefined;
   /** Enabled control plugins (resolved `TOKENS.ControlPlugin`); drive finalizers and `onRoutesChanged`. */
   readonly controlPlugins?: readonly ControlPlugin[] | undefined;
@@ -88,7 +88,7 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   const { config, logger, registry, routeBuilder, routeStore } = options;
   const env = options.env ?? process.env;
   const k8s = config.kubernetes;
-  const kubeConfig = options.kubeConfig ?? loadKubeConfig(k8s);
+  const kubeConfig = shareConnections(options.kubeConfig ?? loadKubeConfig(k8s));
   const identity = options.identity ?? holderIdentity(env);
   const metrics = new ControlPlaneMetrics(registry);
   const tunnelId = options.tunnelId ?? (() => undefined);

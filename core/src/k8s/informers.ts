@@ -4,7 +4,7 @@ import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { ClusterSnapshot, SnapshotChanges } from '../routes/snapshot.js';
 import { kindSpecs, type KindSpec, type WatchedKind } from './kinds.js';
-import { ObjectStore, type StoreChange } from './object-store.js';
+import { ObjectStore, onlyStatusChanged, type StoreChange } from './object-store.js';
 import { Reflector } from './reflector.js';
 import { SecretCache } from './secrets.js';
 
@@ -38,9 +38,9 @@ export class ClusterInformers implements Runnable {
   readonly secrets: SecretCache;
   readonly #o: ClusterInformersOptions;
   readonly #stores = {
-    Ingress: new ObjectStore<V1Ingress>(),
-    IngressClass: new ObjectStore<V1IngressClass>(),
-    Service: new ObjectStore<V1Service>(),
+    Ingress: new ObjectStore<V1Ingress>(onlyStatusChanged),
+    IngressClass: new ObjectStore<V1IngressClass>(onlyStatusChanged),
+    Service: new ObjectStore<V1Service>(onlyStatusChanged),
     EndpointSlice: new ObjectStore<V1EndpointSlice>(),
     Secret: new ObjectStore<V1Secret>(),
   };

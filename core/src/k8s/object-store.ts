@@ -1,7 +1,29 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 
-/** What happened to one key in a store update. */
-export type StoreChange = 'added' | 'updated' | 'deleted';
+/**
+ * What happened to one key in a store update. `status-only` is an update that left the spec, annotations, labels
+ * and deletion state alone (a status write, a finalizer or managed-fields change): routes cannot depend on it.
+ */
+export type StoreChange = 'added' | 'updated' | 'status-only' | 'deleted';
+
+/**
+ * True when `next` differs from `old` only outside what routing reads: same `metadata.generation` (the API server
+ * bumps it on every spec change and on deletion), same annotations, labels and deletion timestamp.
+ */
+export function onlyStatusChanged(old: KubernetesObject, next: KubernetesObject): boolean {
+  const a = old.metadata;
+  const b = next.metadata;
+  if (a?.generation === undefined || a.generation !== b?.generation) return false;
+  return sameRecord(a.annotations, b.annotations) && sameRecord(a.labels, b.labels) && String(a.deletionTimestamp ?? '') === String(b.deletionTimestamp ?? '');
+}
+
+function sameRecord(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const ka = a ? Object.keys(a) : [];
+  const kb = b ? Object.keys(b) : [];
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (a![k] !== b?.[k]) return false;
+  return true;
+}
 
 /**
  * One kind's object cache, keyed like `ClusterSnapshot` (`namespace/name`, or the name for cluster-scoped kinds).
@@ -15,9 +37,15 @@ export type StoreChange = 'added' | 'updated' | 'deleted';
  * Objects are stored as received and must be treated as immutable; a changed object is always a new object.
  */
 export class ObjectStore<T extends KubernetesObject> {
+  readonly #statusOnly: ((old: T, next: T) => boolean) | undefined;
   readonly #live = new Map<string, T>();
   #frozen: ReadonlyMap<string, T> | undefined = new Map();
   readonly #changed = new Set<string>();
+
+  /** @param statusOnly classifies updates as `status-only` (e.g. {@link onlyStatusChanged} for kinds with a status). */
+  constructor(statusOnly?: (old: T, next: T) => boolean) {
+    this.#statusOnly = statusOnly;
+  }
 
   get size(): number {
     return this.#live.size;
@@ -41,7 +69,8 @@ export class ObjectStore<T extends KubernetesObject> {
     if (old !== undefined && sameVersion(old, obj)) return undefined;
     this.#live.set(key, obj);
     this.#touch(key);
-    return old === undefined ? 'added' : 'updated';
+    if (old === undefined) return 'added';
+    return this.#statusOnly?.(old, obj) ? 'status-only' : 'updated';
   }
 
   /** Removes `key`; returns 'deleted' when it was present. */

@@ -42,23 +42,29 @@ export class RouteEventsReporter implements Runnable {
       if (d.type === 'Warning') events.warning(d.object, d.reason, message);
       else events.normal(d.object, d.reason, message);
     }
-    const routes = new Map<string, number>();
-    for (const r of table.routes) routes.set(r.ingress.uid, (routes.get(r.ingress.uid) ?? 0) + 1);
-    const warnings = new Map<string, number>();
-    for (const d of table.diagnostics) if (d.type === 'Warning' && d.object.uid) warnings.set(d.object.uid, (warnings.get(d.object.uid) ?? 0) + 1);
     const live = new Set<string>();
+    const changed = [];
     for (const ing of table.ownedIngresses) {
       live.add(ing.uid);
       if (synced.get(ing.uid) === ing.generation) continue;
       synced.set(ing.uid, ing.generation);
-      if (seedOnly) continue;
-      const n = routes.get(ing.uid) ?? 0;
-      const w = warnings.get(ing.uid) ?? 0;
-      events.normal(
-        { kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid },
-        'Synced',
-        `Ingress generation ${ing.generation} is routed: ${n} route${n === 1 ? '' : 's'}${w ? `, ${w} warning${w === 1 ? '' : 's'} (see other events)` : ''}`,
-      );
+      if (!seedOnly) changed.push(ing);
+    }
+    if (changed.length > 0) {
+      // Counting is linear in the table; only pay for it when some Ingress has news.
+      const routes = new Map<string, number>();
+      for (const r of table.routes) routes.set(r.ingress.uid, (routes.get(r.ingress.uid) ?? 0) + 1);
+      const warnings = new Map<string, number>();
+      for (const d of table.diagnostics) if (d.type === 'Warning' && d.object.uid) warnings.set(d.object.uid, (warnings.get(d.object.uid) ?? 0) + 1);
+      for (const ing of changed) {
+        const n = routes.get(ing.uid) ?? 0;
+        const w = warnings.get(ing.uid) ?? 0;
+        events.normal(
+          { kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid },
+          'Synced',
+          `Ingress generation ${ing.generation} is routed: ${n} route${n === 1 ? '' : 's'}${w ? `, ${w} warning${w === 1 ? '' : 's'} (see other events)` : ''}`,
+        );
+      }
     }
     for (const uid of synced.keys()) if (!live.has(uid)) synced.delete(uid);
   }

@@ -72,7 +72,15 @@ export class RouteSync implements Runnable {
       metrics: this.#o.metrics,
     });
     this.#queue = queue;
-    const unsubscribe = this.#o.source.onChange(() => queue.add(ROUTES_KEY));
+    // Status-only updates (Warren's own status writes among them) cannot change routes: no build for those.
+    const unsubscribe = this.#o.source.onChange((_kind, changes) => {
+      for (const change of changes.values()) {
+        if (change !== 'status-only') {
+          queue.add(ROUTES_KEY);
+          return;
+        }
+      }
+    });
     queue.addAfter(ROUTES_KEY, 0);
     try {
       await queue.run(() => this.#build(), signal);

@@ -10,8 +10,11 @@ export interface WorkQueueOptions {
   /** Used in logs and metric labels (`routes`, `status`, …). */
   readonly name: string;
   /**
-   * How long a key that becomes dirty waits before it is processed, so that a burst of changes (an initial list,
-   * a rollout touching many EndpointSlices) becomes one reconcile. Setting `kubernetes.resyncBurstWindow`.
+   * Minimum time between the starts of two reconciles of the same key (setting `kubernetes.resyncBurstWindow`).
+   * A key that becomes dirty after a quiet spell runs at once; changes arriving within the window after a
+   * reconcile started wait for the window's end and then run together, so a burst (a rollout touching many
+   * EndpointSlices) becomes a few reconciles, never one per change. A throttle, not a debounce: isolated
+   * changes pay no delay.
    */
   readonly coalesceMs?: number | undefined;
   /** First retry delay after a failure; doubles per consecutive failure of the same key. Default 100 ms. */
@@ -29,7 +32,8 @@ export interface WorkQueueOptions {
  *
  *  - `add` marks a key dirty. A key is queued at most once however often it is added (dedupe), and while it is
  *    being processed a new `add` only re-marks it, so it runs once more afterwards — never twice at the same time.
- *  - New keys wait `coalesceMs` first: a burst of adds for the same key yields one reconcile.
+ *  - Reconciles of one key start at most once per `coalesceMs`: adds within that window after a reconcile
+ *    started are served together by one more reconcile at the window's end.
  *  - A reconcile that throws is retried after an exponential, per-key backoff (`baseRetryMs` · 2ⁿ, capped);
  *    success resets the key's failure count.
  *  - A reconcile that throws a terminal {@link WarrenError} (invalid user input) is not retried: retrying cannot
@@ -50,6 +54,8 @@ export class WorkQueue<K> {
   readonly #processing = new Set<K>();
   readonly #delayed = new Map<K, { at: number; timer: NodeJS.Timeout }>();
   readonly #failures = new Map<K, number>();
+  /** When the last reconcile of a key started (only keys started within the coalescing window matter). */
+  readonly #lastStart = new Map<K, number>();
   #wake: (() => void) | undefined;
   #idleWaiters: Array<() => void> = [];
   #stopped = false;
@@ -64,9 +70,10 @@ export class WorkQueue<K> {
     this.#metrics = options.metrics;
   }
 
-  /** Marks `key` dirty; it is processed after the coalescing window. */
+  /** Marks `key` dirty; it is processed at once, or at the end of the coalescing window of its last start. */
   add(key: K): void {
-    this.addAfter(key, this.#coalesceMs);
+    const last = this.#lastStart.get(key);
+    this.addAfter(key, last === undefined ? 0 : last + this.#coalesceMs - Date.now());
   }
 
   /** Marks `key` dirty no earlier than `delayMs` from now (an earlier pending time wins). */
@@ -154,6 +161,7 @@ export class WorkQueue<K> {
       if (key !== undefined) {
         this.#dirty.delete(key);
         this.#processing.add(key);
+        if (this.#coalesceMs > 0) this.#noteStart(key);
         this.#updateDepth();
         return key;
       }
@@ -201,6 +209,14 @@ export class WorkQueue<K> {
       this.#updateDepth();
       this.#notifyIdle(false);
     }
+  }
+
+  #noteStart(key: K): void {
+    const now = Date.now();
+    if (this.#lastStart.size >= 10_000) {
+      for (const [k, at] of this.#lastStart) if (now - at >= this.#coalesceMs) this.#lastStart.delete(k);
+    }
+    this.#lastStart.set(key, now);
   }
 
   #makeReady(key: K): void {

@@ -123,3 +123,18 @@ test('addAfter keeps the earliest pending time', async (t) => {
   t.is(times.length, 1);
   t.true(times[0]! < 5_000);
 });
+
+test('the coalescing window throttles: an isolated change runs at once, changes right after wait for the window', async (t) => {
+  const queue = new WorkQueue<string>({ name: 'routes', coalesceMs: 400 });
+  let runs = 0;
+  const r = running(queue, () => void runs++);
+  t.teardown(r.stop);
+  queue.add('routes');
+  await sleep(50);
+  t.is(runs, 1, 'no delay after a quiet spell');
+  for (let i = 0; i < 20; i++) queue.add('routes');
+  await sleep(50);
+  t.is(runs, 1, 'changes within the window wait for its end');
+  await queue.idle();
+  t.is(runs, 2, 'and then run together, once');
+});

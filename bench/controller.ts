@@ -1,0 +1,317 @@
+/**
+ * Control-plane benchmark against a real kube-apiserver + etcd (the test harness, on 127.0.0.1): with 10,000
+ * Ingresses loaded, how long from a change written to the apiserver until the route is in the RouteStore, and
+ * until the proxy pipeline serves the new generation; plus initial sync time and the controller's memory.
+ *
+ * Run: `npx tsc -b core bench && npx node bench/build/controller.js [--ingresses 10000] [--services 1000]
+ * [--iterations 100]` (or `npm run bench -- controller`). Needs the test binaries (scripts/test-binaries.sh).
+ * Every loop is bounded by a count; every wait by a timeout.
+ */
+import 'reflect-metadata';
+import { DiscoveryV1Api, KubeConfig, NetworkingV1Api, type V1EndpointSlice, type V1Ingress } from '@kubernetes/client-node';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { parseArgs } from 'node:util';
+import { Writable } from 'node:stream';
+import type * as Harness from '../core/test/support/apiserver.js';
+import type * as ControlPlane from '../core/src/k8s/control-plane.js';
+import type * as Client from '../core/src/k8s/client.js';
+import type * as Lifecycle from '../core/src/lifecycle/manager.js';
+import type * as Log from '../core/src/observability/logger.js';
+import type * as ConfigLoad from '../core/src/config/load.js';
+import type * as Routes from '../core/src/routes/index.js';
+import type * as Proxy from '../core/src/proxy/index.js';
+import type { RouteTable } from '../core/src/routes/types.js';
+
+const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.url).href;
+const harness = (await import(built('test/support/apiserver.js'))) as typeof Harness;
+const { createKubernetesControlPlane } = (await import(built('src/k8s/control-plane.js'))) as typeof ControlPlane;
+const { shareConnections } = (await import(built('src/k8s/client.js'))) as typeof Client;
+const { Manager } = (await import(built('src/lifecycle/manager.js'))) as typeof Lifecycle;
+const { createLogger } = (await import(built('src/observability/logger.js'))) as typeof Log;
+const { parseConfig } = (await import(built('src/config/load.js'))) as typeof ConfigLoad;
+const { RouteStore, RouteTableBuilder, routeBuildSettings } = (await import(built('src/routes/index.js'))) as typeof Routes;
+const { Pipeline } = (await import(built('src/proxy/index.js'))) as typeof Proxy;
+const { Registry } = await import('prom-client');
+const { container } = await import('tsyringe');
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const { values: args } = parseArgs({
+  options: {
+    ingresses: { type: 'string', default: '10000' },
+    services: { type: 'string', default: '1000' },
+    iterations: { type: 'string', default: '100' },
+    child: { type: 'boolean', default: false },
+    /** Passed to the controller process as --max-semi-space-size (MB); caps V8's young generation. */
+    'semi-space': { type: 'string' },
+    /** Leave the proxy pipeline out (isolates the control plane's own cost). */
+    'no-pipeline': { type: 'boolean', default: false },
+  },
+});
+const INGRESSES = Number(args.ingresses);
+const SERVICES = Number(args.services);
+if (INGRESSES < 3 * SERVICES) throw new RangeError('--ingresses must be at least 3 × --services');
+const ITERATIONS = Number(args.iterations);
+const NAMESPACES = 10;
+const ns = (i: number) => `bench-${i % NAMESPACES}`;
+
+/** A non-loopback address for endpoint `k` of service `s` (198.18.0.0/15; never dialled by this benchmark). */
+const addr = (s: number, k: number) => `198.18.${1 + Math.floor((s * 3 + k) / 250)}.${1 + ((s * 3 + k) % 250)}`;
+
+function serviceBody(s: number) {
+  return { metadata: { name: `svc-${s}`, namespace: ns(s) }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
+}
+
+function sliceBody(s: number, variant = 0): V1EndpointSlice {
+  return {
+    metadata: { name: `svc-${s}-a`, namespace: ns(s), labels: { 'kubernetes.io/service-name': `svc-${s}` } },
+    addressType: 'IPv4',
+    endpoints: [0, 1, 2].map((k) => ({ addresses: [k === 0 && variant > 0 ? `198.19.${Math.floor(variant / 250)}.${1 + (variant % 250)}` : addr(s, k)], conditions: { ready: true } })),
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  };
+}
+
+function ingressBody(i: number, host = `app-${i}.bench.example`): V1Ingress {
+  const s = i % SERVICES;
+  // Same namespace as its Service: Ingress i uses Service i mod SERVICES, and NAMESPACES divides SERVICES.
+  const backend = { service: { name: `svc-${s}`, port: { name: 'http' } } };
+  return {
+    metadata: { name: `app-${i}`, namespace: ns(s) },
+    spec: {
+      ingressClassName: 'cloudflare-tunnel',
+      rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend }, { path: '/api', pathType: 'Prefix', backend }] } }],
+    },
+  };
+}
+
+async function pool<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function summary(name: string, samples: number[]): string {
+  const s = [...samples].sort((a, b) => a - b);
+  const f = (v: number) => v.toFixed(1);
+  return `| ${name} | ${s.length} | ${f(percentile(s, 50))} | ${f(percentile(s, 90))} | ${f(percentile(s, 99))} | ${f(s[s.length - 1]!)} |`;
+}
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+
+/** What the parent hands the child that runs the controller. */
+interface ChildInput {
+  readonly adminConfig: string;
+  readonly controllerConfig: string;
+  readonly setupSeconds: number;
+}
+
+if (args.child) {
+  const input = await new Promise<ChildInput>((resolve) => process.once('message', (m) => resolve(m as ChildInput)));
+  const lines = await runController(input);
+  process.send!({ lines }, () => process.exit(0));
+} else {
+  const server = await harness.startApiServer();
+  try {
+    const admin = harness.adminClients(server);
+    process.stderr.write(`apiserver up at ${server.url}; creating ${SERVICES} Services + EndpointSlices and ${INGRESSES} Ingresses\n`);
+    const setupStarted = performance.now();
+    await admin.networking.createIngressClass({ body: { metadata: { name: 'cloudflare-tunnel' }, spec: { controller: 'warren.dev/ingress-controller' } } });
+    for (let n = 0; n < NAMESPACES; n++) await admin.core.createNamespace({ body: { metadata: { name: `bench-${n}` } } });
+    const serviceIds = Array.from({ length: SERVICES }, (_, s) => s);
+    await pool(serviceIds, 16, (s) => admin.core.createNamespacedService({ namespace: ns(s), body: serviceBody(s) }));
+    await pool(serviceIds, 16, (s) => admin.discovery.createNamespacedEndpointSlice({ namespace: ns(s), body: sliceBody(s) }));
+    await pool(Array.from({ length: INGRESSES }, (_, i) => i), 16, (i) => admin.networking.createNamespacedIngress({ namespace: ns(i % SERVICES), body: ingressBody(i) }));
+    const setupSeconds = (performance.now() - setupStarted) / 1000;
+    // The controller runs in a child process so its memory is measured alone, authenticating with the
+    // least-privilege ServiceAccount token of deploy/rbac.yaml.
+    const controllerConfig = server.configForToken(await server.controllerToken()).exportConfig();
+    const execArgv = args['semi-space'] ? [`--max-semi-space-size=${Number(args['semi-space'])}`] : [];
+    const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--child'], { execArgv });
+    const result = new Promise<{ lines: string[] }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { lines: string[] }));
+      child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
+    });
+    child.send({ adminConfig: server.adminConfig().exportConfig(), controllerConfig, setupSeconds } satisfies ChildInput);
+    const { lines } = await result;
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function runController(input: ChildInput): Promise<string[]> {
+  const adminKc = new KubeConfig();
+  adminKc.loadFromString(input.adminConfig);
+  shareConnections(adminKc);
+  const admin = { networking: adminKc.makeApiClient(NetworkingV1Api), discovery: adminKc.makeApiClient(DiscoveryV1Api) };
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromString(input.controllerConfig);
+  const setupSeconds = input.setupSeconds;
+  const config = parseConfig({
+    logLevel: 'warn',
+    tunnel: { enabled: false },
+    kubernetes: { leaderElection: { leaseNamespace: harness.CONTROLLER_NAMESPACE } },
+  });
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  const logger = createLogger({ level: 'warn', destination: sink });
+  const registry = new Registry();
+  const store = new RouteStore();
+  const cp = createKubernetesControlPlane({
+    config,
+    logger,
+    registry,
+    routeBuilder: new RouteTableBuilder(routeBuildSettings(config, [])),
+    routeStore: store,
+    kubeConfig,
+    tunnelId: () => 'bench-tunnel',
+  });
+  const pipeline = new Pipeline({ container: container.createChildContainer(), config, logger, metrics: registry, routes: store });
+  const manager = new Manager({ logger, shutdownGracePeriodMs: 5_000, elector: cp.elector });
+  const withPipeline = !args['no-pipeline'];
+  if (withPipeline) manager.add({ name: 'pipeline', group: 'servers', needsLeader: false, start: (s) => pipeline.start(s) });
+  for (const r of cp.runnables) manager.add(r);
+  // Subscribed before anything else, so it sees each publish first (listeners run in subscription order).
+  const publishedAt = new Map<number, number>();
+  store.subscribe((t) => publishedAt.set(t.generation, performance.now()));
+  gc();
+  const baseline = process.memoryUsage();
+  const stop = new AbortController();
+  const startedAt = performance.now();
+  const running = manager.run(stop.signal);
+  await cp.informers.waitForSync();
+  const syncedMs = performance.now() - startedAt;
+  const first = await store.waitFor((t) => t.ownedIngresses.length === INGRESSES, { timeout: 120_000 });
+  const firstTableMs = performance.now() - startedAt;
+  await cp.routeSync.idle();
+  const buildsAtStart = cp.routeSync.builds;
+  const buildSeconds = await registry.getSingleMetricAsString('warren_route_table_build_duration_seconds');
+  const firstBuildSum = Number(/_sum (\S+)/.exec(buildSeconds)?.[1] ?? NaN) * 1000;
+  if (withPipeline) await waitFor(() => (pipeline.generation ?? 0) >= first.generation, 60_000, 'the pipeline to compile the first table');
+  gc();
+  const loaded = process.memoryUsage();
+
+  /** Time from just before `write` until the watch delivered it, the store, and the pipeline hold it. */
+  let lastWatchEvent = 0;
+  cp.informers.onChange((kind) => {
+    if (kind === 'Ingress' || kind === 'EndpointSlice') lastWatchEvent = performance.now();
+  });
+  const watchLatency: number[] = [];
+  async function measure(write: () => Promise<unknown>, done: (t: RouteTable) => boolean, prepare?: () => Promise<void>): Promise<[number, number]> {
+    // Isolated changes: let the coalescing window (kubernetes.resyncBurstWindow) of the previous build pass.
+    await new Promise((r) => setTimeout(r, 2 * config.kubernetes.resyncBurstWindow));
+    await cp.status.idle();
+    await prepare?.();
+    const t0 = performance.now();
+    const reached = store.waitFor(done, { timeout: 30_000 });
+    await write();
+    const table = await reached;
+    const inStore = (publishedAt.get(table.generation) ?? performance.now()) - t0;
+    watchLatency.push(lastWatchEvent - t0);
+    if (withPipeline) await waitFor(() => (pipeline.generation ?? 0) >= table.generation, 30_000, 'the pipeline');
+    return [inStore, performance.now() - t0];
+  }
+
+  const results: Record<string, [number[], number[]]> = { create: [[], []], update: [[], []], slice: [[], []] };
+  for (let k = 0; k < ITERATIONS; k++) {
+    const i = INGRESSES + k;
+    const host = `new-${k}.bench.example`;
+    const [a, b] = await measure(
+      () => admin.networking.createNamespacedIngress({ namespace: ns(i % SERVICES), body: ingressBody(i, host) }),
+      (t) => t.match(host, '/') !== undefined,
+    );
+    results.create![0].push(a);
+    results.create![1].push(b);
+
+    // Renamed Ingresses come from above 2·SERVICES; the slice probe below uses Ingress s + SERVICES.
+    const target = 2 * SERVICES + ((k * 97) % (INGRESSES - 2 * SERVICES));
+    const renamed = `moved-${k}.bench.example`;
+    let current: V1Ingress | undefined;
+    const [c, d] = await measure(
+      () => admin.networking.replaceNamespacedIngress({ namespace: ns(target % SERVICES), name: `app-${target}`, body: current! }),
+      (t) => t.match(renamed, '/') !== undefined,
+      async () => {
+        current = await admin.networking.readNamespacedIngress({ namespace: ns(target % SERVICES), name: `app-${target}` });
+        current.spec!.rules![0]!.host = renamed;
+      },
+    );
+    results.update![0].push(c);
+    results.update![1].push(d);
+
+    const s = (k * 31) % SERVICES;
+    const slice = sliceBody(s, k + 1);
+    const wanted = slice.endpoints![0]!.addresses[0]!;
+    const probeHost = `app-${s + SERVICES}.bench.example`; // Ingress s + SERVICES uses Service s
+    const [e, f] = await measure(
+      () => admin.discovery.replaceNamespacedEndpointSlice({ namespace: ns(s), name: `svc-${s}-a`, body: slice }),
+      (t) => t.match(probeHost, '/')?.backend.endpoints.some((x) => x.address === wanted) === true,
+    );
+    results.slice![0].push(e);
+    results.slice![1].push(f);
+  }
+  gc();
+  const after = process.memoryUsage();
+  stop.abort();
+  await running;
+
+  const lines = [
+    `Controller process flags: ${process.execArgv.join(' ') || '(none)'}.`,
+    '',
+    `Setup: ${INGRESSES.toLocaleString('en')} Ingresses (1 host, 2 paths each) over ${SERVICES.toLocaleString('en')} headless Services with one 3-endpoint EndpointSlice each, ${NAMESPACES} namespaces; created in ${setupSeconds.toFixed(0)} s.`,
+    '',
+    '| phase | value |',
+    '|---|---|',
+    `| start → every cache synced (paginated lists) | ${syncedMs.toFixed(0)} ms |`,
+    `| start → first route table published | ${firstTableMs.toFixed(0)} ms |`,
+    `| route tables built for the initial lists | ${buildsAtStart} |`,
+    `| first build (${INGRESSES.toLocaleString('en')} Ingresses) | ${firstBuildSum.toFixed(0)} ms |`,
+    `| process RSS / heap before start (after GC) | ${mb(baseline.rss)} MB / ${mb(baseline.heapUsed)} MB |`,
+    `| process RSS / heap with ${INGRESSES.toLocaleString('en')} Ingresses loaded and compiled (after GC) | ${mb(loaded.rss)} MB / ${mb(loaded.heapUsed)} MB |`,
+    `| process RSS / heap after ${ITERATIONS * 3} changes (after GC) | ${mb(after.rss)} MB / ${mb(after.heapUsed)} MB |`,
+    `| external / arrayBuffers after changes | ${mb(after.external)} MB / ${mb(after.arrayBuffers)} MB |`,
+    `| V8 heap reserved after changes: total / new space / old space | ${mb(after.heapTotal)} MB / ${mb(space('new_space'))} MB / ${mb(space('old_space'))} MB |`,
+    '',
+    'Latency from the API write (client side, before the request) to the change being visible, ms:',
+    '',
+    '| change | n | p50 | p90 | p99 | max |',
+    '|---|---:|---:|---:|---:|---:|',
+    summary('new Ingress → in RouteStore', results.create![0]),
+    summary('new Ingress → compiled in the pipeline', results.create![1]),
+    summary('Ingress host changed → in RouteStore', results.update![0]),
+    summary('Ingress host changed → compiled in the pipeline', results.update![1]),
+    summary('EndpointSlice address changed → in RouteStore', results.slice![0]),
+    summary('EndpointSlice address changed → compiled in the pipeline', results.slice![1]),
+    summary('(any of the above → watch event received)', watchLatency),
+    '',
+    `Route builds during the changes: ${cp.routeSync.builds - buildsAtStart}, mean ${meanBuildMs(await registry.getSingleMetricAsString('warren_route_table_build_duration_seconds'), buildSeconds).toFixed(2)} ms each.`,
+  ];
+  return lines;
+}
+
+/** Mean of the histogram's observations made between two text snapshots, in ms. */
+function meanBuildMs(after: string, before: string): number {
+  const read = (text: string, what: string) => Number(new RegExp(`_${what} (\\S+)`).exec(text)?.[1] ?? 0);
+  return ((read(after, 'sum') - read(before, 'sum')) / Math.max(1, read(after, 'count') - read(before, 'count'))) * 1000;
+}
+
+function space(name: string): number {
+  return getHeapSpaceStatistics().find((x) => x.space_name === name)?.space_size ?? 0;
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
