@@ -150,6 +150,14 @@ export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
       podDisruptionBudget: z
         .object({ enabled: z.boolean(), maxUnavailable: intOrPercent.optional(), minAvailable: intOrPercent.optional() })
         .strict(),
+      uninstall: z
+        .object({
+          activeDeadlineSeconds: z.number().int().min(1).describe('Seconds the pre-delete hook Job may run'),
+          backoffLimit: z.number().int().min(0).describe('Retries of the hook Job after a failed attempt'),
+          resources: kubeObject.describe('Resources of the hook Job container'),
+        })
+        .strict()
+        .describe('Pre-delete hook Job running `warren --uninstall` (only with cloudflare.deleteTunnelOnUninstall in management mode)'),
       ingressClass: z
         .object({
           enabled: z.boolean().describe('Create the IngressClass object'),
