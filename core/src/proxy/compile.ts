@@ -92,8 +92,11 @@ export interface CompileEnv {
   readonly states: EndpointStates;
   /** Core's innermost dispatch (endpoint choice, retries, pools). */
   readonly coreDispatch: UpstreamDispatch;
-  /** Called for every pool key the route may use; the generation retains it. */
-  readonly retainPool: (key: string, origin: string, profile: TransportProfile) => void;
+  /**
+   * Called for every pool key the route may use; the generation retains it. Returns the registry's copy of the
+   * key, so that every generation shares one string per pool.
+   */
+  readonly retainPool: (key: string, origin: string, profile: TransportProfile) => string;
 }
 
 /** Compiles one route. Never throws: problems make the route unavailable with a clear error. */
@@ -197,8 +200,6 @@ function poolKeysFor(route: Route, profile: TransportProfile, env: CompileEnv): 
   const pk = profileKey(profile);
   return route.backend.endpoints.map((e) => {
     const origin = endpointOrigin(profile.scheme, e.key);
-    const key = `${origin}|${pk}`;
-    env.retainPool(key, origin, profile);
-    return key;
+    return env.retainPool(`${origin}|${pk}`, origin, profile);
   });
 }

@@ -51,6 +51,8 @@ export interface PipelineOptions {
   readonly events?: EventSink | undefined;
   /** Followed by `start()`. */
   readonly routes?: RouteTableSource | undefined;
+  /** How long a retired generation may wait for its exchanges (default {@link GENERATION_DRAIN_LIMIT_MS}). */
+  readonly drainLimitMs?: number | undefined;
 }
 
 /** The plugin instances of one generation, resolved from its child container. */
@@ -65,22 +67,38 @@ export class GenerationPlugins {
 const NO_SECRETS: SecretReader = { get: () => undefined, onChange: () => () => {} };
 const NO_EVENTS: EventSink = { warning: () => {}, normal: () => {} };
 
+/**
+ * A retired generation whose exchanges have not all ended after this long is released anyway: long-lived
+ * exchanges (WebSocket sessions, event streams, gRPC streams) must not pin every generation built during their
+ * life. They keep running: each holds its compiled route, an upgraded session no longer uses a pool, and pools
+ * close gracefully (requests in flight finish first) once no live generation uses them.
+ */
+export const GENERATION_DRAIN_LIMIT_MS = 5 * 60_000;
+
+const NO_ROUTES: ReadonlyMap<string, CompiledRoute> = new Map();
+
 class Generation {
   inflight = 0;
   retired = false;
+  #routes: ReadonlyMap<string, CompiledRoute>;
   #released: Promise<void> | undefined;
   #onDrained: (() => void) | undefined;
+  #limit: NodeJS.Timeout | undefined;
 
   constructor(
     readonly serial: number,
     readonly table: RouteTable,
-    readonly routes: ReadonlyMap<string, CompiledRoute>,
-    readonly poolKeys: readonly string[],
+    routes: ReadonlyMap<string, CompiledRoute>,
     readonly container: DependencyContainer,
     readonly plugins: readonly PluginEntry[],
-    readonly abort: AbortController,
     readonly release: () => Promise<void>,
-  ) {}
+  ) {
+    this.#routes = routes;
+  }
+
+  get routes(): ReadonlyMap<string, CompiledRoute> {
+    return this.#routes;
+  }
 
   enter(): void {
     this.inflight++;
@@ -90,13 +108,19 @@ class Generation {
     if (--this.inflight === 0 && this.retired) void this.#releaseOnce();
   }
 
-  retire(): Promise<void> {
+  /** Stops new exchanges (the caller swapped in another generation) and releases once drained. */
+  retire(drainLimitMs: number): Promise<void> {
     this.retired = true;
+    // Exchanges in flight hold their compiled route; the table-sized map is not needed any more.
+    this.#routes = NO_ROUTES;
     if (this.inflight === 0) return this.#releaseOnce();
+    this.#limit = setTimeout(() => void this.#releaseOnce(), drainLimitMs);
+    this.#limit.unref();
     return new Promise((resolve) => (this.#onDrained = resolve));
   }
 
   #releaseOnce(): Promise<void> {
+    clearTimeout(this.#limit);
     this.#released ??= this.release().finally(() => this.#onDrained?.());
     return this.#released;
   }
@@ -126,8 +150,10 @@ export class Pipeline implements ExchangeHandler, Runnable {
   #building: Promise<void> | undefined;
   #closed = false;
   #unsubscribeSecrets: (() => void) | undefined;
+  readonly #drainLimitMs: number;
 
   constructor(options: PipelineOptions) {
+    this.#drainLimitMs = options.drainLimitMs ?? GENERATION_DRAIN_LIMIT_MS;
     this.#options = options;
     this.#logger = options.logger.child({ component: 'pipeline' });
     const proxy = options.config.proxy;
@@ -161,7 +187,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
    * Builds a pipeline from a root container that holds `TOKENS.Config` and `TOKENS.Logger`, and optionally
    * `TOKENS.Metrics`, `TOKENS.Secrets`, `TOKENS.Events` and `TOKENS.RouteStore`.
    */
-  static fromContainer(container: DependencyContainer): Pipeline {
+  static fromContainer(container: DependencyContainer, overrides: Partial<PipelineOptions> = {}): Pipeline {
     const optional = <T>(token: symbol): T | undefined =>
       container.isRegistered(token, true) ? (container.resolve(token) as T) : undefined;
     return new Pipeline({
@@ -172,6 +198,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       secrets: optional<SecretReader>(TOKENS.Secrets as symbol),
       events: optional<EventSink>(TOKENS.Events as symbol),
       routes: optional<RouteTableSource>(TOKENS.RouteStore as symbol),
+      ...overrides,
     });
   }
 
@@ -355,7 +382,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const serial = ++this.#serial;
     const child = this.#options.container.createChildContainer();
     const abort = new AbortController();
-    const poolKeys: string[] = [];
+    const poolKeys = new Set<string>();
     let entries: PluginEntry[] = [];
     try {
       const resolved = child.resolve(GenerationPlugins);
@@ -375,9 +402,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
         defaults: this.#defaults,
         states: this.#states,
         coreDispatch,
-        retainPool: (key: string, origin: string, profile: Parameters<PoolRegistry['retain']>[2]) => {
-          this.#pools.retain(key, origin, profile);
-          poolKeys.push(key);
+        retainPool: (key: string, origin: string, profile: Parameters<PoolRegistry['retain']>[2]): string => {
+          // One reference per generation and distinct pool, however many routes share it.
+          if (poolKeys.has(key)) return this.#pools.canonical(key) ?? key;
+          const canonical = this.#pools.retain(key, origin, profile);
+          poolKeys.add(canonical);
+          return canonical;
         },
       };
       for (const route of table.routes) {
@@ -385,7 +415,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
         if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
         routes.set(route.id, compiled);
       }
-      return new Generation(serial, table, routes, poolKeys, child, entries, abort, () => this.#release(child, abort, poolKeys));
+      return new Generation(serial, table, routes, child, entries, () => this.#release(child, abort, poolKeys));
     } catch (err) {
       await this.#release(child, abort, poolKeys);
       throw err;
@@ -393,11 +423,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
   }
 
   #retire(gen: Generation): void {
-    const done = gen.retire().finally(() => this.#retiring.delete(done));
+    const done = gen.retire(this.#drainLimitMs).finally(() => this.#retiring.delete(done));
     this.#retiring.add(done);
   }
 
-  async #release(child: DependencyContainer, abort: AbortController, poolKeys: readonly string[]): Promise<void> {
+  async #release(child: DependencyContainer, abort: AbortController, poolKeys: ReadonlySet<string>): Promise<void> {
     abort.abort();
     try {
       await child.dispose();

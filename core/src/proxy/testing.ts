@@ -198,6 +198,8 @@ export interface ProxyHarnessOptions {
   readonly logLevel?: string;
   /** A logger to use instead (e.g. one writing to a stream the test reads). */
   readonly logger?: Logger;
+  /** Passed to the pipeline: how long a retired generation may wait for its exchanges. */
+  readonly drainLimitMs?: number;
 }
 
 export interface ProxyHarness {
@@ -234,7 +236,7 @@ export async function startProxyHarness(options: ProxyHarnessOptions = {}): Prom
   container.register(TOKENS.Events, { useValue: events });
   for (const [token, value] of options.rootValues ?? []) container.register(token, { useValue: value });
   registerPlugins(container, options.loadedPlugins ?? loadTestPlugins(options.plugins ?? []));
-  const pipeline = Pipeline.fromContainer(container);
+  const pipeline = Pipeline.fromContainer(container, options.drainLimitMs === undefined ? {} : { drainLimitMs: options.drainLimitMs });
   if (options.table) await pipeline.setTable(options.table);
   const entry = new HttpEntry({ handler: pipeline, listen: '127.0.0.1:0', logger, maxHeaderSize: config.proxy.maxHeaderBytes + 16 * 1024 });
   const address = await entry.listen();

@@ -93,6 +93,7 @@ export function createPool(origin: string, profile: TransportProfile): UpstreamP
 }
 
 interface Entry {
+  readonly key: string;
   readonly origin: string;
   readonly profile: TransportProfile;
   pool: UpstreamPool | undefined;
@@ -108,11 +109,20 @@ export class PoolRegistry {
     this.#create = create;
   }
 
-  /** Takes a reference on a pool key (creating nothing yet). */
-  retain(key: string, origin: string, profile: TransportProfile): void {
+  /** Takes a reference on a pool key (creating nothing yet); returns the registry's copy of the key. */
+  retain(key: string, origin: string, profile: TransportProfile): string {
     const entry = this.#entries.get(key);
-    if (entry) entry.refs++;
-    else this.#entries.set(key, { origin, profile, pool: undefined, refs: 1 });
+    if (entry) {
+      entry.refs++;
+      return entry.key;
+    }
+    this.#entries.set(key, { key, origin, profile, pool: undefined, refs: 1 });
+    return key;
+  }
+
+  /** The registry's copy of a retained key, if any. */
+  canonical(key: string): string | undefined {
+    return this.#entries.get(key)?.key;
   }
 
   /** The pool for a retained key, created on first use. */

@@ -127,6 +127,33 @@ test('each generation gets fresh plugin instances; the old ones are disposed aft
   t.is(proxy.pipeline.generationsAlive, 1);
 });
 
+test('a long-lived exchange does not pin its generation past the drain limit, and still completes', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  let releaseHeld: (() => void) | undefined;
+  const origin = await startOrigin({
+    handler: (req, res) => {
+      if (req.url === '/hold') releaseHeld = () => res.end('late');
+      else res.end('now');
+    },
+  });
+  const route = (): Route => testRoute({ id: 'r', endpoints: [origin.key] });
+  const proxy = await startProxyHarness({
+    plugins: [{ module: chainPlugin('test.pinned', 'policy', 1, journal) }],
+    table: testRouteTable([route()], 1),
+    drainLimitMs: 100,
+  });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const held = call(`${proxy.url}/hold`);
+  while (!releaseHeld) await new Promise((r) => setTimeout(r, 5));
+  await proxy.setTable(testRouteTable([route()], 2));
+  while (journal.disposed.length === 0) await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(journal.disposed, [1], 'generation 1 was released while its exchange still ran');
+  t.is(proxy.pipeline.generationsAlive, 1);
+  releaseHeld();
+  t.deepEqual(await held, { status: 200, body: 'late' });
+  t.is((await call(`${proxy.url}/`)).body, 'now');
+});
+
 test('a generation whose plugins fail to provision is rejected and the previous one keeps serving', async (t) => {
   const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
   const origin = await startOrigin();
