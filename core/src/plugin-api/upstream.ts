@@ -8,7 +8,9 @@ import type { PluginLifecycle } from './lifecycle.js';
  * A data-plane plugin (kinds `transport`, `protocol`, `policy`), registered under `TOKENS.UpstreamPlugin` with
  * `Lifecycle.ContainerScoped`. Every route-table generation gets fresh instances (a tsyringe child container
  * per generation); the pipeline provisions them, compiles every route once, and disposes them after the
- * generation's last exchange finished. Nothing here runs per request except the interceptor and `onUpgrade`.
+ * generation's last exchange finished, or at most 5 minutes after the generation was replaced (long-lived
+ * exchanges may outlive `dispose`, which must therefore not break them). Nothing here runs per request except
+ * the interceptor and `onUpgrade`.
  *
  * Compilation of one route, in chain order (manifest kind, then `order`, then `id`; never registration order):
  *
