@@ -1,5 +1,6 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import test from 'ava';
+import { EventRecorder } from '../../src/reconcile/events.js';
 import { adminClients, useApiServer } from '../support/apiserver.js';
 import { eventually, startController, type TestController } from '../support/controller.js';
 import { createBackend, endpointSlice, ensureIngressClass, ingress, ingressClass, testHost } from '../support/k8s-objects.js';
@@ -176,3 +177,29 @@ test.serial('a new leader counts on from existing Events instead of duplicating 
   t.is(after[0]!.metadata?.name, first.metadata?.name);
 });
 
+
+test.serial('many distinct messages are combined, and each object is rate-limited', async (t) => {
+  const ns = await server().createNamespace('flood');
+  const recorder = new EventRecorder({ kubeConfig: server().adminConfig(), logger: leader.logger, instance: 'flood-test', isLeader: () => true, repeatIntervalMs: 1_000 });
+  const noisy = { kind: 'Ingress', namespace: ns, name: 'noisy', uid: 'uid-noisy' };
+  for (let i = 0; i < 40; i++) recorder.warning(noisy, 'InvalidAnnotation', `value ${i} of warren.dev/connect-timeout is not a duration`);
+  const spammy = { kind: 'Ingress', namespace: ns, name: 'spammy', uid: 'uid-spammy' };
+  for (let i = 0; i < 100; i++) recorder.warning(spammy, `Reason${i}`, 'something else is wrong');
+  await recorder.flush();
+  const list = async (name: string) => (await adminClients(server()).core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items;
+  const noisyEvents = await list('noisy');
+  t.is(noisyEvents.length, 11, '10 distinct messages, then one combined Event');
+  const combined = () => noisyEvents.find((e) => (e.message ?? '').startsWith('(combined from similar events)'));
+  t.regex(combined()?.message ?? '', /value 10 /, 'written at the first message past the limit');
+  t.is(combined()?.count, 1, 'repeats within the interval are held back');
+  t.is((await list('spammy')).length, 25, 'the per-object burst');
+  // An identical event repeated: one write, repeats held back and folded into the next write after the interval.
+  const repeated = { kind: 'Ingress', namespace: ns, name: 'repeated', uid: 'uid-repeated' };
+  for (let i = 0; i < 21; i++) recorder.warning(repeated, 'ServiceNotFound', 'Service flood/web not found');
+  await recorder.flush();
+  t.deepEqual((await list('repeated')).map((e) => e.count), [1]);
+  await new Promise((r) => setTimeout(r, 1_100));
+  recorder.warning(repeated, 'ServiceNotFound', 'Service flood/web not found');
+  await recorder.flush();
+  t.deepEqual((await list('repeated')).map((e) => e.count), [22]);
+});

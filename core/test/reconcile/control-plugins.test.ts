@@ -1,0 +1,83 @@
+import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ControlContext, ControlPlugin } from '../../src/plugin-api/control.js';
+import { ControlPluginRunner } from '../../src/reconcile/control-plugins.js';
+import { RouteStore } from '../../src/routes/store.js';
+import { emptyRouteTable } from '../../src/routes/table.js';
+import type { RouteTable } from '../../src/routes/types.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { LogCapture } from '../support/controller.js';
+
+/** A control plugin whose calls take time and can be told to fail. */
+class SlowPlugin implements ControlPlugin {
+  readonly calls: Array<{ generation: number; tunnelId: string | undefined }> = [];
+  active = 0;
+  maxActive = 0;
+  failures = 0;
+  constructor(readonly id: string) {}
+  async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      await sleep(15);
+      this.calls.push({ generation: table.generation, tunnelId: ctx.tunnelId });
+      if (this.failures > 0) {
+        this.failures--;
+        throw new Error('Cloudflare API answered 503');
+      }
+    } finally {
+      this.active--;
+    }
+  }
+}
+
+function setup(plugins: ControlPlugin[]) {
+  const store = new RouteStore();
+  const logs = new LogCapture();
+  let tunnelId: string | undefined;
+  const runner = new ControlPluginRunner({
+    plugins,
+    store,
+    tunnelId: () => tunnelId,
+    logger: createLogger({ level: 'debug', destination: logs }),
+    coalesceMs: 30,
+    retryBaseMs: 10,
+  });
+  const controller = new AbortController();
+  const done = runner.start(controller.signal);
+  return { store, runner, logs, setTunnel: (id: string) => (tunnelId = id), stop: async () => { controller.abort(); await done; } };
+}
+
+test('runs every plugin once on start, then with the latest table after changes, never overlapping', async (t) => {
+  const dns = new SlowPlugin('cloud.dns');
+  const firewall = new SlowPlugin('cloud.firewall');
+  const { store, runner, stop } = setup([dns, firewall]);
+  t.teardown(stop);
+  await runner.idle();
+  t.deepEqual(dns.calls.map((c) => c.generation), [0]);
+  t.deepEqual(firewall.calls.map((c) => c.generation), [0]);
+  for (let g = 1; g <= 20; g++) store.publish(emptyRouteTable(g));
+  await sleep(5);
+  await runner.idle();
+  t.is(dns.calls.at(-1)?.generation, 20, 'the last call sees the newest table');
+  t.true(dns.calls.length <= 4, `a burst of 20 tables is coalesced (${dns.calls.length} calls)`);
+  t.is(dns.maxActive, 1);
+  t.is(firewall.maxActive, 1);
+});
+
+test('a rejected call is retried with backoff until it succeeds; refresh passes the new tunnel id', async (t) => {
+  const dns = new SlowPlugin('cloud.dns');
+  dns.failures = 3;
+  const { runner, logs, setTunnel, stop } = setup([dns]);
+  t.teardown(stop);
+  await sleep(20);
+  await runner.idle();
+  t.is(dns.calls.length, 4, 'three failures, then success');
+  t.is(dns.failures, 0);
+  t.is((logs.text.match(/reconcile failed; retrying with backoff/g) ?? []).length, 3);
+  setTunnel('6ff42ae2-765d-4adf-8112-31c55c1551ef');
+  runner.refresh();
+  await sleep(40);
+  await runner.idle();
+  t.is(dns.calls.at(-1)?.tunnelId, '6ff42ae2-765d-4adf-8112-31c55c1551ef');
+});
