@@ -84,8 +84,9 @@ test('heartbeat comments fill silences, only between events', async (t) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: a');
       // Half an event, then silence: no heartbeat may land inside it.
-      setTimeout(() => res.write('\n\n'), 350);
-      setTimeout(() => res.end('data: b\n\n'), 900);
+      setTimeout(() => res.write('\n\n'), 200);
+      // A long silence, so that a loaded machine still fits several 100 ms heartbeats into it.
+      setTimeout(() => res.end('data: b\n\n'), 1500);
     },
   });
   t.teardown(() => origin.close());
