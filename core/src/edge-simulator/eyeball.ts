@@ -251,7 +251,7 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
   tunnel.on('error', () => undefined);
   if (hasBody) req.pipe(tunnel);
   else req.resume();
-  tunnel.once('response', (h2headers) => {
+  tunnel.once('response', (h2headers, responseFlags: number) => {
     if (sim.faults.resetStreamsAfterHead) {
       tunnel.close(h2.NGHTTP2_CANCEL);
       return textError(res, 502, 'stream reset by the edge (fault)\n');
@@ -314,7 +314,7 @@ async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: 
     socket.destroy();
   };
   socket.once('close', closeBoth);
-  tunnel.once('response', (h2headers) => {
+  tunnel.once('response', (h2headers, responseFlags: number) => {
     const decoded = decodeOrViolation(sim, h2headers);
     if (!decoded) return closeBoth();
     const accepted = decoded.status === 200 && decoded.meta?.src === 'origin';
@@ -371,7 +371,7 @@ async function forwardH2(
     trailers = {};
     for (const [name, value] of Object.entries(t)) if (!name.startsWith(':') && value !== undefined) trailers[name] = value;
   });
-  tunnel.once('response', (h2headers) => {
+  tunnel.once('response', (h2headers, responseFlags: number) => {
     if (sim.faults.resetStreamsAfterHead) {
       tunnel.close(h2.NGHTTP2_CANCEL);
       return fail(502, 'stream reset by the edge (fault)\n');
@@ -386,6 +386,16 @@ async function forwardH2(
       const lower = name.toLowerCase();
       const prev = response[lower];
       response[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+    }
+    // A head that ends the tunnel stream (a gRPC trailers-only answer, an empty error) ends the eyeball stream
+    // the same way: one HEADERS frame with END_STREAM, which is what gRPC clients read as trailers-only.
+    if ((responseFlags & h2.NGHTTP2_FLAG_END_STREAM) !== 0) {
+      try {
+        stream.respond(response, { endStream: true });
+      } catch (err) {
+        return fail(502, `origin response headers are not valid HTTP/2: ${(err as Error).message}\n`);
+      }
+      return;
     }
     try {
       stream.respond(response, { waitForTrailers: true });

@@ -188,6 +188,12 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
   t.is(fields['grpc-status'], String(grpc.status.UNAVAILABLE));
   t.regex(decodeURIComponent(fields['grpc-message'] ?? ''), /cannot connect to upstream/);
   t.is(tunnelReply.body.length, 0);
+  // And a real gRPC client behind the edge reads it as the gRPC status, not as a broken stream.
+  const gone = new Client(s.host, grpc.credentials.createInsecure(), options('gone.example.com')) as unknown as Record<string, (...a: unknown[]) => unknown> & grpc.Client;
+  t.teardown(() => gone.close());
+  const unavailable = await new Promise<grpc.ServiceError>((resolve) => gone.unary({ v: 'x' }, (e: grpc.ServiceError) => resolve(e)));
+  t.is(unavailable.code, grpc.status.UNAVAILABLE);
+  t.regex(unavailable.details, /cannot connect to upstream/);
 });
 
 test('SSE through the tunnel: the first event arrives before the origin sends the second', async (t) => {
