@@ -42,6 +42,32 @@ function flat(headers: RawHeaders): string[] {
   return out;
 }
 
+/** What the entry's exchanges share: a process-unique id, the client-gone signal and the one-response rule. */
+abstract class EntryExchange {
+  readonly id = exchangeId();
+  readonly #abort = new AbortController();
+  #responded = false;
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get responded(): boolean {
+    return this.#responded;
+  }
+
+  /** Fires `signal`: the client went away. */
+  protected abort(): void {
+    this.#abort.abort();
+  }
+
+  /** Marks the exchange answered; a second claim is a caller bug (`respond()` twice). */
+  protected claimResponse(): void {
+    if (this.#responded) throw new Error('respond() called twice');
+    this.#responded = true;
+  }
+}
+
 function requestHead(req: IncomingMessage, upgrade: boolean): RequestHead {
   const headers = pairs(req.rawHeaders);
   const cl = req.headers['content-length'];
@@ -60,35 +86,24 @@ function requestHead(req: IncomingMessage, upgrade: boolean): RequestHead {
 }
 
 /** An ordinary request answered through Node's `ServerResponse`. */
-class ResponseExchange implements Exchange {
-  readonly id = exchangeId();
+class ResponseExchange extends EntryExchange implements Exchange {
   readonly head: RequestHead;
   readonly body: Readable;
-  readonly #abort = new AbortController();
   readonly #res: ServerResponse;
-  #responded = false;
 
   constructor(req: IncomingMessage, res: ServerResponse) {
+    super();
     this.head = requestHead(req, false);
     this.body = req;
     this.#res = res;
     res.sendDate = false;
     res.on('close', () => {
-      if (!res.writableFinished) this.#abort.abort();
+      if (!res.writableFinished) this.abort();
     });
   }
 
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  get responded(): boolean {
-    return this.#responded;
-  }
-
   respond(head: ResponseHead): Writable {
-    if (this.#responded) throw new Error('respond() called twice');
-    this.#responded = true;
+    this.claimResponse();
     this.#res.writeHead(head.status, flat(head.headers));
     return this.#res;
   }
@@ -99,11 +114,11 @@ class ResponseExchange implements Exchange {
 
   fail(failure: ExchangeFailure): void {
     const res = this.#res;
-    if (this.#responded || res.headersSent) {
+    if (this.responded || res.headersSent) {
       res.destroy();
       return;
     }
-    this.#responded = true;
+    this.claimResponse();
     const body = failure.body === undefined ? undefined : Buffer.from(failure.body);
     const headers = flat(failure.headers ?? []);
     headers.push('content-length', String(body?.length ?? 0));
@@ -115,34 +130,23 @@ class ResponseExchange implements Exchange {
 const STATUS_TEXT = (status: number): string => http.STATUS_CODES[status] ?? 'Unknown';
 
 /** A request that carried `Upgrade`: answered on the raw socket (101 and then bytes, or a normal response). */
-class SocketExchange implements Exchange {
-  readonly id = exchangeId();
+class SocketExchange extends EntryExchange implements Exchange {
   readonly head: RequestHead;
   readonly body: Readable;
-  readonly #abort = new AbortController();
   readonly #socket: Duplex;
-  #responded = false;
 
   constructor(req: IncomingMessage, socket: Duplex, initial: Buffer) {
+    super();
     this.head = requestHead(req, true);
     if (initial.length > 0) socket.unshift(initial);
     this.body = socket;
     this.#socket = socket;
-    socket.on('close', () => this.#abort.abort());
-    socket.on('error', () => this.#abort.abort());
-  }
-
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  get responded(): boolean {
-    return this.#responded;
+    socket.on('close', () => this.abort());
+    socket.on('error', () => this.abort());
   }
 
   respond(head: ResponseHead): Writable {
-    if (this.#responded) throw new Error('respond() called twice');
-    this.#responded = true;
+    this.claimResponse();
     let text = `HTTP/1.1 ${head.status} ${STATUS_TEXT(head.status)}\r\n`;
     for (const [n, v] of head.headers) {
       if (head.status !== 101 && n.toLowerCase() === 'connection') continue;
@@ -158,11 +162,11 @@ class SocketExchange implements Exchange {
   }
 
   fail(failure: ExchangeFailure): void {
-    if (this.#responded) {
+    if (this.responded) {
       this.#socket.destroy();
       return;
     }
-    this.#responded = true;
+    this.claimResponse();
     const body = failure.body === undefined ? Buffer.alloc(0) : Buffer.from(failure.body);
     let text = `HTTP/1.1 ${failure.status} ${STATUS_TEXT(failure.status)}\r\n`;
     for (const [n, v] of failure.headers ?? []) text += `${n}: ${v}\r\n`;
@@ -172,16 +176,14 @@ class SocketExchange implements Exchange {
 }
 
 /** One HTTP/2 stream of an h2c connection. */
-class StreamExchange implements Exchange {
-  readonly id = exchangeId();
+class StreamExchange extends EntryExchange implements Exchange {
   readonly head: RequestHead;
   readonly body: Readable;
-  readonly #abort = new AbortController();
   readonly #stream: ServerHttp2Stream;
-  #responded = false;
   #trailers: RawHeaders | undefined;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], clientAddress: string | undefined) {
+    super();
     const list: Array<[string, string]> = [];
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
       if (rawHeaders[i]!.charCodeAt(0) !== 58 /* : */) list.push([rawHeaders[i]!, rawHeaders[i + 1]!]);
@@ -199,9 +201,9 @@ class StreamExchange implements Exchange {
     this.body = stream;
     this.#stream = stream;
     stream.on('close', () => {
-      if (!stream.writableEnded || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) this.#abort.abort();
+      if (!stream.writableEnded || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) this.abort();
     });
-    stream.on('error', () => this.#abort.abort());
+    stream.on('error', () => this.abort());
     stream.on('wantTrailers', () => {
       if (!this.#trailers || this.#trailers.length === 0) return void stream.close();
       const t: Record<string, string | string[]> = {};
@@ -214,17 +216,8 @@ class StreamExchange implements Exchange {
     });
   }
 
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  get responded(): boolean {
-    return this.#responded;
-  }
-
   respond(head: ResponseHead): Writable {
-    if (this.#responded) throw new Error('respond() called twice');
-    this.#responded = true;
+    this.claimResponse();
     const stream = this.#stream;
     if (stream.destroyed) return new Writable({ write: (_c, _e, cb) => cb() });
     // A response without body and trailers ends with its HEADERS frame (gRPC trailers-only responses need it).
@@ -242,11 +235,11 @@ class StreamExchange implements Exchange {
 
   fail(failure: ExchangeFailure): void {
     const stream = this.#stream;
-    if (this.#responded || stream.headersSent) {
+    if (this.responded || stream.headersSent) {
       stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       return;
     }
-    this.#responded = true;
+    this.claimResponse();
     if (stream.destroyed) return;
     const body = failure.body === undefined ? undefined : Buffer.from(failure.body);
     stream.respond(h2Headers(failure.status, failure.headers ?? []), { endStream: body === undefined });
