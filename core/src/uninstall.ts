@@ -65,22 +65,21 @@ export async function uninstall(config: Readonly<Config>, options: UninstallOpti
     const stored = await readStored(store, options.signal, options.logger, cf.deleteTunnelOnUninstall);
     const tunnel = describeTunnel(stored, cf.tunnelName, cf.accountId);
     tunnelDeleted = (await lifecycle.uninstall(options.signal)).tunnelDeleted;
+    const dashboard = 'the Cloudflare dashboard (Zero Trust > Networks > Tunnels)';
     if (tunnelDeleted) {
       lines.push(`Deleted ${tunnel} (its connections first) and the credentials ${store.description} (cloudflare.deleteTunnelOnUninstall is true).`);
-    } else if (cf.deleteTunnelOnUninstall) {
+    } else if (stored === undefined) {
       lines.push(
-        `Nothing deleted: there is no credentials ${store.description}, so this installation stored no tunnel to delete.`,
-        `If a tunnel named "${cf.tunnelName}" exists in account ${cf.accountId}, it stays: delete it in the Cloudflare dashboard (Zero Trust > Networks > Tunnels) or with \`cloudflared tunnel delete ${cf.tunnelName}\`.`,
+        `Nothing deleted: there is no credentials ${store.description}, so this installation stored no tunnel.`,
+        `If a tunnel named "${cf.tunnelName}" exists in account ${cf.accountId}, it stays: delete it in ${dashboard} or with \`cloudflared tunnel delete ${cf.tunnelName}\`.`,
       );
     } else {
       lines.push(
         `Kept ${tunnel}: cloudflare.deleteTunnelOnUninstall is false, so a reinstall with the same tunnelName adopts it.`,
         stored === null
           ? `Kept the credentials ${store.description} (it could not be read now; see the log).`
-          : stored
-            ? `Kept the credentials ${store.description}, which holds the tunnel's secret.`
-            : `There is no credentials ${store.description}.`,
-        `To remove the tunnel: delete it in the Cloudflare dashboard (Zero Trust > Networks > Tunnels) or with \`cloudflared tunnel delete ${stored?.tunnelId ?? cf.tunnelName}\`, then \`kubectl -n ${namespace} delete secret ${cf.credentialsSecretName}\`; or set cloudflare.deleteTunnelOnUninstall=true and run \`warren --uninstall\` again.`,
+          : `Kept the credentials ${store.description}, which holds the tunnel's secret.`,
+        `To remove both: delete the tunnel in ${dashboard} or with \`cloudflared tunnel delete ${stored?.tunnelId ?? cf.tunnelName}\`, then \`kubectl -n ${namespace} delete secret ${cf.credentialsSecretName}\`; or set cloudflare.deleteTunnelOnUninstall=true and run \`warren --uninstall\` again.`,
       );
     }
   }

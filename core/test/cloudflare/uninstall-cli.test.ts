@@ -97,8 +97,12 @@ function noToken(t: import('ava').ExecutionContext, run: Run): void {
   t.false(run.stderr.includes(TOKEN), 'the API token is not logged');
 }
 
-test('by default the tunnel and its Secret stay, and the report says what stays and how to remove it', async (t) => {
+test('by default the tunnel and its Secret stay (or there is none), and the report says what stays and how to remove it', async (t) => {
   const env = await setup(t);
+  const before = await env.uninstall();
+  t.is(before.code, 0, before.stderr);
+  t.regex(before.stdout, new RegExp(`Nothing deleted: there is no credentials Secret ${env.namespace}/warren-tunnel-credentials`));
+  t.regex(before.stdout, new RegExp(`If a tunnel named "${TUNNEL_NAME}" exists in account ${ACCOUNT}, it stays`));
   const tunnelId = await env.provision();
   const run = await env.uninstall();
   t.is(run.code, 0, run.stderr);
