@@ -11,8 +11,9 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { sniffH2c } from '../http/sniff-h2c.js';
 import type { TestCert } from '../testing/certs.js';
 import { HEADER_CONNECTION_UPGRADE, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
 import type { SimulatedConnection } from './edge-connection.js';
@@ -41,8 +42,6 @@ interface EyeballOptions {
   readonly waitMs: number;
 }
 
-const H2_PREFACE_START = Buffer.from('PRI');
-
 export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions): Promise<Eyeball> {
   const sockets = new Set<Socket | Duplex>();
   const sessions = new Set<ServerHttp2Session>();
@@ -66,15 +65,9 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
   const plain: NetServer = createNetServer({ noDelay: true }, (socket) => {
     track(socket);
     socket.on('error', () => undefined);
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      if (first.subarray(0, 3).equals(H2_PREFACE_START)) {
-        serveH2(prefixed(socket, first), 'http', socket.remoteAddress ?? '');
-      } else {
-        socket.unshift(first);
-        http1.emit('connection', socket);
-        socket.resume();
-      }
+    sniffH2c(socket, {
+      h2c: (stream) => serveH2(stream, 'http', socket.remoteAddress ?? ''),
+      http1: (plain) => http1.emit('connection', plain),
     });
   });
   plain.listen(options.port, options.host);
@@ -109,33 +102,6 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
       await Promise.all(closing);
     },
   };
-}
-
-/** A Duplex over `socket` that replays `first` (the sniffed bytes) before the rest of the socket's data. */
-function prefixed(socket: Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk, encoding, callback) {
-      socket.write(chunk, encoding, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(err, callback) {
-      socket.destroy(err ?? undefined);
-      callback(err);
-    },
-  });
-  duplex.push(first);
-  socket.on('data', (chunk: Buffer) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.once('end', () => duplex.push(null));
-  socket.once('close', () => duplex.destroy());
-  Object.assign(duplex, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
-  return duplex;
 }
 
 async function routableConnection(sim: EdgeSimulator, waitMs: number): Promise<SimulatedConnection | undefined> {

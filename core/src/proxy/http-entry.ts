@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { Duplex, Writable, type Readable } from 'node:stream';
+import { Writable, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { sniffH2c } from '../http/sniff-h2c.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
 
@@ -261,34 +262,6 @@ function h2Headers(status: number, headers: RawHeaders): Record<string, string |
   return out;
 }
 
-/** A socket whose first bytes were already read, as a Duplex that yields them first (for the HTTP/2 server). */
-function withPrefix(socket: Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk, encoding, callback) {
-      socket.write(chunk, encoding, callback);
-    },
-    final(callback) {
-      socket.end();
-      callback();
-    },
-    destroy(err, callback) {
-      socket.destroy(err ?? undefined);
-      callback(err);
-    },
-  });
-  duplex.push(first);
-  socket.on('data', (chunk: Buffer) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.on('end', () => duplex.push(null));
-  socket.on('error', (err) => duplex.destroy(err));
-  socket.on('close', () => duplex.destroy());
-  return duplex;
-}
-
 function parseListen(listen: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
   if (!m) throw new TypeError(`listen address "${listen}" must be host:port`);
@@ -329,17 +302,13 @@ export class HttpEntry implements Runnable {
   #accept(socket: Socket): void {
     // Node's servers turn Nagle off themselves, but not through the wrapper the HTTP/2 server gets.
     socket.setNoDelay(true);
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      if (first.length >= 3 && first[0] === 0x50 && first[1] === 0x52 && first[2] === 0x49 /* PRI */) {
+    sniffH2c(socket, {
+      h2c: (stream) => {
         this.#connecting = socket.remoteAddress;
-        this.#h2.emit('connection', withPrefix(socket, first));
+        this.#h2.emit('connection', stream);
         this.#connecting = undefined;
-      } else {
-        socket.unshift(first);
-        this.#h1.emit('connection', socket);
-        socket.resume();
-      }
+      },
+      http1: (plain) => this.#h1.emit('connection', plain),
     });
     socket.on('error', () => socket.destroy());
   }
