@@ -1,25 +1,23 @@
-import type { MessageTarget, ReturnResult } from './messages.js';
+import type { ReturnResult, RpcMessage } from './messages.js';
 import type { ExceptionTypeName, RegistrationMethodName } from './schema.js';
 import type { RegistrationRequest } from './types.js';
 
-/** One message the edge side received from the connector, decoded. */
+type MessageOf<T extends RpcMessage['type']> = Extract<RpcMessage, { type: T }>;
+
+/**
+ * One message the edge side received from the connector, decoded. Bootstrap, finish and release are recorded
+ * as decoded; a call keeps its addressing fields and gets its params read; the rest are summarized.
+ */
 export type RpcEvent =
-  | { type: 'bootstrap'; questionId: number }
-  | {
-      type: 'call';
-      questionId: number;
-      target: MessageTarget;
-      interfaceId: bigint;
-      methodId: number;
+  | MessageOf<'bootstrap' | 'finish' | 'release'>
+  | (Pick<MessageOf<'call'>, 'type' | 'questionId' | 'target' | 'interfaceId' | 'methodId'> & {
       /** `unknown` when the interface or method id is not a RegistrationServer method. */
       method: RegistrationMethodName | 'unknown';
       /** registerConnection: the request; updateLocalConfiguration: the config bytes; otherwise undefined. */
       params: RegistrationRequest | Buffer | undefined;
       /** Set when the params could not be decoded (the call was answered with an exception). */
       paramsError?: string;
-    }
-  | { type: 'finish'; questionId: number; releaseResultCaps: boolean }
-  | { type: 'release'; id: number; referenceCount: number }
+    })
   | { type: 'abort'; reason: string; exceptionType: ExceptionTypeName }
   | { type: 'return'; answerId: number; kind: ReturnResult['kind'] }
   | { type: 'unimplemented'; echoedType: string | undefined }
