@@ -24,6 +24,7 @@ import {
 } from '../../../src/tunnel/rpc/registration-codec.js';
 import { Layout, REGISTRATION_SERVER_INTERFACE_ID } from '../../../src/tunnel/rpc/schema.js';
 import type { RegistrationRequest, RegistrationResult } from '../../../src/tunnel/rpc/types.js';
+import { REGISTERED, request } from './helpers.js';
 
 // Golden vectors from cloudflared-http2-protocol.md §5.9 (complete framed messages, verified there with capnp 0.9.2).
 const GOLDEN = {
@@ -46,29 +47,9 @@ const GOLDEN = {
   abort: '0000000007000000000000000100010001000000000000000000000001000100000000000000000001000000720000007270633a2073687574646f776e000000',
 } as const;
 
-const uuidBytes = (uuid: string): Buffer => Buffer.from(uuid.replaceAll('-', ''), 'hex');
-
-const REQUEST: RegistrationRequest = {
-  auth: { accountTag: '0123456789abcdef0123456789abcdef', tunnelSecret: Buffer.from(Array.from({ length: 32 }, (_, i) => i)) },
-  tunnelId: uuidBytes('11111111-2222-3333-4444-555555555555'),
-  connIndex: 0,
-  options: {
-    client: {
-      clientId: uuidBytes('aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee'),
-      features: ['serialized_headers', 'allow_remote_config'],
-      version: '2026.8.2',
-      arch: 'linux_amd64',
-    },
-    originLocalIp: Buffer.from('00000000000000000000ffff7f000001', 'hex'),
-    replaceExisting: false,
-    compressionQuality: 0,
-    numPreviousAttempts: 0,
-  },
-};
-const DETAILS: RegistrationResult = {
-  ok: true,
-  details: { uuid: uuidBytes('99999999-8888-7777-6666-555555555555'), locationName: 'LIS', tunnelIsRemotelyManaged: false },
-};
+// The vectors were made with the shared test request, but as a first attempt.
+const REQUEST: RegistrationRequest = request({ options: { ...request().options, numPreviousAttempts: 0 } });
+const DETAILS: RegistrationResult = REGISTERED;
 const EDUPCONN: RegistrationResult = { ok: false, error: { cause: 'EDUPCONN', retryAfterMs: 5000, shouldRetry: true } };
 const CONFIG = Buffer.from('{"ingress":[]}');
 

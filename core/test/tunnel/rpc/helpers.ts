@@ -13,6 +13,10 @@ import { decodeRpcMessage, type DecodedRpcMessage } from '../../../src/tunnel/rp
 
 export const uuidBytes = (uuid: string): Buffer => Buffer.from(uuid.replaceAll('-', ''), 'hex');
 
+/**
+ * A registration request with fixed test values, `overrides` on top. golden.test.ts encodes it (as a first
+ * attempt) against the reference's byte vectors, so changing a value here means new vectors there.
+ */
 export function request(overrides: Partial<RegistrationRequest> = {}): RegistrationRequest {
   return {
     auth: { accountTag: '0123456789abcdef0123456789abcdef', tunnelSecret: Buffer.from(Array.from({ length: 32 }, (_, i) => i)) },
