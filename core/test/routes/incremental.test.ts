@@ -126,6 +126,17 @@ function makeClass(name: string, ours: boolean, isDefault: boolean): V1IngressCl
   };
 }
 
+/** A cluster with no objects but the given IngressClasses. */
+function emptyWorld(...classes: V1IngressClass[]): MutableClusterSnapshot {
+  return {
+    ingresses: new Map(),
+    ingressClasses: new Map(classes.map((c) => [c.metadata!.name!, c])),
+    services: new Map(),
+    endpointSlices: new Map(),
+    secrets: new Map(),
+  };
+}
+
 type SliceSpec = Omit<Spec<typeof sliceArb>, 'service'> & { service: string };
 
 type Mutation =
@@ -197,13 +208,7 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
       fc.array(sliceArb, { maxLength: 6 }),
       fc.array(mutationArb, { minLength: 1, maxLength: 15 }),
       (ingresses, services, slices, mutations) => {
-        const world: MutableClusterSnapshot = {
-          ingresses: new Map(),
-          ingressClasses: new Map([['warren', makeClass('warren', true, false)], ['other', makeClass('other', false, false)]]),
-          services: new Map(),
-          endpointSlices: new Map(),
-          secrets: new Map(),
-        };
+        const world = emptyWorld(makeClass('warren', true, false), makeClass('other', false, false));
         ingresses.forEach((s, i) => world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s)));
         services.forEach((s, i) => world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s)));
         slices.forEach((s, i) => world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s)));
@@ -241,13 +246,7 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
 });
 
 test('published tables never change when later builds happen (copy on write)', (t) => {
-  const world: MutableClusterSnapshot = {
-    ingresses: new Map(),
-    ingressClasses: new Map([['warren', makeClass('warren', true, false)]]),
-    services: new Map(),
-    endpointSlices: new Map(),
-    secrets: new Map(),
-  };
+  const world = emptyWorld(makeClass('warren', true, false));
   const spec = (host: string, service: string): IngressSpec => ({
     rules: [{ host, paths: [{ path: '/', type: 'Prefix', service, port: { number: 80 } }] }],
     defaultBackend: undefined,
@@ -283,13 +282,7 @@ test('published tables never change when later builds happen (copy on write)', (
 });
 
 test('a changed EndpointSlice replaces only the routes of the Ingresses that use its Service', (t) => {
-  const world: MutableClusterSnapshot = {
-    ingresses: new Map(),
-    ingressClasses: new Map([['warren', makeClass('warren', true, false)]]),
-    services: new Map(),
-    endpointSlices: new Map(),
-    secrets: new Map(),
-  };
+  const world = emptyWorld(makeClass('warren', true, false));
   for (const [i, svc] of ['s0', 's1'].entries()) {
     world.services.set(`default/${svc}`, makeService(svc, { named: false, appProtocol: undefined, external: false }));
     world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, { service: svc, portName: '', endpoints: [{ address: `198.18.0.${i + 2}`, ready: true, terminating: false }], bad: false }));
