@@ -8,6 +8,7 @@ import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { FolderSource, loadManifestFolder, type FolderLoadResult } from '../../src/local/index.js';
 import type { SnapshotSource } from '../../src/reconcile/route-sync.js';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
+import { watchFolder } from './watch-folder.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/local/', import.meta.url));
 
@@ -18,19 +19,6 @@ function exampleCopy(t: ExecutionContext): string {
   cpSync(join(EXAMPLE, 'services.yaml'), join(dir, 'services.yaml'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** Starts watching; stops in teardown. */
-async function watching(t: ExecutionContext, folder: string): Promise<FolderSource> {
-  const source = new FolderSource({ folder, debounceMs: 20 });
-  const controller = new AbortController();
-  const running = source.start(controller.signal);
-  t.teardown(async () => {
-    controller.abort();
-    await running;
-  });
-  await source.waitForSync();
-  return source;
 }
 
 /** The next published change, or a rejection after `ms`. */
@@ -66,7 +54,7 @@ test('the example folder loads without problems and routes both demo hosts to th
 
 test('editing a manifest changes the snapshot live, with the changed keys reported', async (t) => {
   const folder = exampleCopy(t);
-  const source = await watching(t, folder);
+  const source = await watchFolder(t, folder);
   const routes = builder();
   let table = routes.build(source.snapshot(), source.takeChanges());
   t.deepEqual(table.match('app.localhost', '/')?.backend.endpoints.map((e) => e.key), ['127.0.0.1:3001']);
@@ -85,7 +73,7 @@ test('editing a manifest changes the snapshot live, with the changed keys report
 
 test('a broken edit keeps the last good version in effect and says so; fixing it applies the fix', async (t) => {
   const folder = exampleCopy(t);
-  const source = await watching(t, folder);
+  const source = await watchFolder(t, folder);
   const before = source.snapshot().ingresses.get('demo/demo');
   const ingress = join(folder, 'ingress.yaml');
   const good = readFileSync(ingress, 'utf8');
@@ -107,7 +95,7 @@ test('a broken edit keeps the last good version in effect and says so; fixing it
 
 test('added and removed files add and remove their objects', async (t) => {
   const folder = exampleCopy(t);
-  const source = await watching(t, folder);
+  const source = await watchFolder(t, folder);
   source.takeChanges(); // the first read reports every key
   const added = nextChange(source);
   writeFileSync(
@@ -127,7 +115,7 @@ test('added and removed files add and remove their objects', async (t) => {
 
 test('an editor-style save (write a temp file, rename over the original) is picked up', async (t) => {
   const folder = exampleCopy(t);
-  const source = await watching(t, folder);
+  const source = await watchFolder(t, folder);
   const change = nextChange(source);
   const temp = join(folder, '.services.yaml.swp');
   writeFileSync(temp, readFileSync(join(folder, 'services.yaml'), 'utf8').replace('port: 3002', 'port: 3009'));
@@ -220,7 +208,7 @@ test('a folder that does not exist is a configuration error naming source.folder
 
 test('the source plugs into route sync as its SnapshotSource: changes per kind, like the informers', async (t) => {
   const folder = exampleCopy(t);
-  const source: SnapshotSource = await watching(t, folder);
+  const source: SnapshotSource = await watchFolder(t, folder);
   const seen: Array<[string, Array<[string, string]>]> = [];
   const off = source.onChange((kind, changes) => seen.push([kind, [...changes]]));
   t.teardown(off);
@@ -244,7 +232,7 @@ test('Secrets of the folder are readable decoded, and their changes are announce
   const folder = exampleCopy(t);
   const secret = join(folder, 'secret.yaml');
   writeFileSync(secret, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: upstream-ca\n  namespace: demo\nstringData:\n  ca.crt: first\n');
-  const source = await watching(t, folder);
+  const source = await watchFolder(t, folder);
   t.is(source.secrets.get('demo', 'upstream-ca')?.['ca.crt']?.toString(), 'first');
   t.is(source.secrets.get('demo', 'missing'), undefined);
   const announced = new Promise<string>((resolve) => {

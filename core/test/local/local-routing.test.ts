@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { FolderSource } from '../../src/local/index.js';
 import { startProxyHarness } from '../../src/proxy/testing.js';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
+import { watchFolder } from './watch-folder.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/local/', import.meta.url));
 const ORIGIN = new URL('../../../../examples/local/origin/server.js', import.meta.url).href;
@@ -35,19 +35,13 @@ test('requests follow the manifests in the folder, and follow an edit without a 
 
   const harness = await startProxyHarness();
   t.teardown(() => harness.close());
-  const source = new FolderSource({ folder, debounceMs: 20 });
   const builder = new RouteTableBuilder(routeBuildSettings(harness.config, []));
   let published = Promise.resolve();
-  source.onLoad(() => {
-    published = harness.setTable(builder.build(source.snapshot(), source.takeChanges()));
-  });
-  const controller = new AbortController();
-  const running = source.start(controller.signal);
-  t.teardown(async () => {
-    controller.abort();
-    await running;
-  });
-  await source.waitForSync();
+  const source = await watchFolder(t, folder, (s) =>
+    s.onLoad(() => {
+      published = harness.setTable(builder.build(s.snapshot(), s.takeChanges()));
+    }),
+  );
   await published;
 
   type Echo = { service: string; path: string; headers: Record<string, string> };
