@@ -48,13 +48,14 @@ test('upstream-keepalive-connections caps concurrent connections per endpoint; e
 
 test('an idle connection is closed after upstream-keepalive-timeout and the next request reconnects', async (t) => {
   const origin = await startOrigin();
-  const route = testRoute({ endpoints: [origin.key], annotations: { 'upstream-keepalive-timeout': 150 } });
+  // Long enough that two back-to-back requests on a loaded machine still share the connection.
+  const route = testRoute({ endpoints: [origin.key], annotations: { 'upstream-keepalive-timeout': 800 } });
   const proxy = await startProxyHarness({ plugins: [{ module: keepalive }], table: testRouteTable([route]) });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   t.is(await get(`${proxy.url}/`), 200);
   t.is(await get(`${proxy.url}/`), 200);
   t.is(origin.connections, 1);
-  await sleep(1_500);
+  await sleep(2_500);
   t.is(await get(`${proxy.url}/`), 200);
   t.is(origin.connections, 2);
 });
