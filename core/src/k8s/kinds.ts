@@ -42,6 +42,27 @@ export interface KindSpec<T extends KubernetesObject> {
   deserialize(raw: unknown): T;
 }
 
+/** The annotation `kubectl apply` keeps: a full copy of the object as JSON, never read by Warren. */
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops what Warren never reads from an object before it is cached: `metadata.managedFields` and the
+ * last-applied-configuration annotation. Together they are often larger than the rest of the object. Objects
+ * written back (status updates, finalizer patches) do not need them: an update without managedFields keeps the
+ * stored ones, and status updates ignore metadata. Mutates and returns `obj`.
+ */
+export function trimForCache<T extends KubernetesObject>(obj: T): T {
+  const meta = obj.metadata;
+  if (meta) {
+    if (meta.managedFields !== undefined) delete meta.managedFields;
+    if (meta.annotations && LAST_APPLIED_ANNOTATION in meta.annotations) {
+      const { [LAST_APPLIED_ANNOTATION]: _dropped, ...rest } = meta.annotations;
+      meta.annotations = rest;
+    }
+  }
+  return obj;
+}
+
 /** Snapshot/cache key of an object: `namespace/name`, or the name for cluster-scoped kinds. */
 export function objectKey(obj: KubernetesObject, namespaced: boolean): string {
   const name = obj.metadata?.name ?? '';

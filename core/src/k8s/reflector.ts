@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import { apiFailure, isGone } from './api-errors.js';
-import { objectKey, type KindSpec } from './kinds.js';
+import { objectKey, trimForCache, type KindSpec } from './kinds.js';
 import type { ObjectStore, StoreChange } from './object-store.js';
 
 export interface ReflectorOptions<T extends KubernetesObject> {
@@ -140,6 +140,7 @@ export class Reflector<T extends KubernetesObject> {
       );
       if (signal.aborted) return '';
       for (const item of page.items ?? []) {
+        trimForCache(item);
         const key = objectKey(item, spec.namespaced);
         if (!keep || keep(key, item)) objects.set(key, item);
       }
@@ -205,7 +206,7 @@ export class Reflector<T extends KubernetesObject> {
         }
         let obj: T;
         try {
-          obj = spec.deserialize(raw);
+          obj = trimForCache(spec.deserialize(raw));
         } catch (err) {
           this.#o.logger.warn({ kind: spec.kind, err: apiFailure(err) }, 'ignored a watch event that could not be decoded');
           return;

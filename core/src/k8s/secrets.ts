@@ -2,6 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-no
 import type { Logger } from 'pino';
 import type { SecretReader } from '../plugin-api/lifecycle.js';
 import { apiFailure, isNotFound } from './api-errors.js';
+import { trimForCache } from './kinds.js';
 import type { ObjectStore, StoreChange } from './object-store.js';
 
 export interface SecretCacheOptions {
@@ -110,7 +111,7 @@ export class SecretCache implements SecretReader {
     const state = { deleted: false };
     this.#pending.set(key, state);
     try {
-      const secret = await this.#core.readNamespacedSecret({ namespace, name });
+      const secret = trimForCache(await this.#core.readNamespacedSecret({ namespace, name }));
       // The watch may have delivered a newer version, or a deletion, while the GET was in flight.
       if (state.deleted || this.#o.store.has(key) || !this.#referenced.has(key)) return;
       const change = this.#o.store.upsert(key, secret);

@@ -89,7 +89,7 @@ export class RouteSync implements Runnable {
     }
   }
 
-  async #build(): Promise<void> {
+  #build(): void {
     const { source, builder, store, metrics, logger } = this.#o;
     const snapshot = source.snapshot();
     const changes = source.takeChanges();
@@ -118,6 +118,8 @@ export class RouteSync implements Runnable {
     );
     const refs = new Set<string>();
     for (const route of table.routes) for (const ref of route.secretRefs) refs.add(ref);
-    await source.secrets.setReferences(refs);
+    // Not awaited: fetching newly referenced Secrets must not hold up the next build. Their arrival is a cache
+    // change like any other and triggers one.
+    source.secrets.setReferences(refs).catch((err: unknown) => logger.warn({ err }, 'updating the referenced Secrets failed'));
   }
 }
