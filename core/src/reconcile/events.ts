@@ -80,6 +80,7 @@ export class EventRecorder implements EventSink {
   readonly #buckets = new Map<string, Bucket>();
   #chain: Promise<void> = Promise.resolve();
   #pending = 0;
+  #calls = 0;
 
   constructor(options: EventRecorderOptions) {
     this.#o = options;
@@ -129,6 +130,7 @@ export class EventRecorder implements EventSink {
 
     const seriesKey = `${objectId}|${type}|${reason}|${message.startsWith('(combined') ? '(combined)' : message}`;
     let series = this.#series.get(seriesKey);
+    this.#prune(now, interval);
     if (series && now - series.writtenAt < interval) {
       series.unsent++;
       series.message = message;
@@ -159,7 +161,6 @@ export class EventRecorder implements EventSink {
     const write = { ...series };
     const live = series;
     this.#enqueue(() => this.#write(object, type, reason, write, now, live));
-    this.#prune(now, interval);
   }
 
   #enqueue(task: () => Promise<void>): void {
@@ -245,11 +246,19 @@ export class EventRecorder implements EventSink {
     return true;
   }
 
-  /** Forgets series idle for longer than a few intervals, so memory stays bounded under churn. */
+  /**
+   * Every 1,000 calls, forgets state idle for longer than a few intervals (series, per-reason message sets, full
+   * buckets), so memory stays bounded when objects come and go.
+   */
   #prune(now: number, interval: number): void {
-    if (this.#series.size < 10_000) return;
+    if (++this.#calls % 1_000 !== 0) return;
     for (const [k, s] of this.#series) if (now - s.writtenAt > 3 * interval) this.#series.delete(k);
-    for (const [k, d] of this.#distinct) if (d.size === 0) this.#distinct.delete(k);
+    for (const [k, d] of this.#distinct) {
+      for (const [m, at] of d) if (now - at > interval) d.delete(m);
+      if (d.size === 0) this.#distinct.delete(k);
+    }
+    const full = (this.#o.perObjectBurst ?? 25) * (this.#o.perObjectRefillMs ?? 10_000);
+    for (const [k, b] of this.#buckets) if (now - b.at > full) this.#buckets.delete(k);
   }
 }
 
