@@ -100,7 +100,7 @@ export class ControlPlaneMetrics {
     this.queueRetries = sharedMetric(registry, `${p}workqueue_retries_total`, () =>
       new Counter({ name: `${p}workqueue_retries_total`, help: 'Keys requeued with backoff after a failure', labelNames: ['queue'], registers: reg }));
     this.events = sharedMetric(registry, `${p}kubernetes_events_total`, () =>
-      new Counter({ name: `${p}kubernetes_events_total`, help: 'Kubernetes Events by type and outcome (created, aggregated, suppressed, failed, dropped)', labelNames: ['type', 'outcome'], registers: reg }));
+      new Counter({ name: `${p}kubernetes_events_total`, help: 'Kubernetes Events by type and outcome (created, aggregated, suppressed, combined, rate-limited, failed, dropped)', labelNames: ['type', 'outcome'], registers: reg }));
     this.statusWrites = sharedMetric(registry, `${p}ingress_status_writes_total`, () =>
       new Counter({ name: `${p}ingress_status_writes_total`, help: 'Ingress status writes by action and result', labelNames: ['action', 'result'], registers: reg }));
   }
