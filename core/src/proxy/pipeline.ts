@@ -6,9 +6,9 @@ import { TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
-import type { UpstreamPlugin } from '../plugin-api/upstream.js';
+import type { TransportProfile, UpstreamPlugin } from '../plugin-api/upstream.js';
 import { compareManifests } from '../plugins/registry.js';
-import type { RouteTable } from '../routes/types.js';
+import type { Route, RouteTable } from '../routes/types.js';
 import { createAccessLog, type AccessLog } from './access-log.js';
 import { EndpointStates } from './balancer.js';
 import { compileRoute, type CompiledRoute, type PluginEntry, type ProxyDefaults } from './compile.js';
@@ -23,8 +23,9 @@ import { PoolRegistry } from './transport.js';
  * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls.
  *
  * Per route-table generation it builds a tsyringe child container of the root (fresh `ContainerScoped`
- * plugin instances), provisions and validates the plugins, compiles every route (see `compile.ts`) and then
- * swaps the live generation in one assignment. An exchange holds the generation it started on until it ends;
+ * plugin instances), provisions and validates the plugins and then swaps the live generation in one
+ * assignment. Routes compile after the swap (see `compile.ts`): on first use by a request, and in the
+ * background in small batches, so a swap costs the same whatever the size of the table. An exchange holds the generation it started on until it ends;
  * a retired generation is released (plugin instances disposed with the child container, its pool references
  * dropped) once its last exchange ended. A failed build leaves the previous generation serving.
  *
@@ -75,12 +76,28 @@ const NO_EVENTS: EventSink = { warning: () => {}, normal: () => {} };
  */
 export const GENERATION_DRAIN_LIMIT_MS = 5 * 60_000;
 
-const NO_ROUTES: ReadonlyMap<string, CompiledRoute> = new Map();
+/** Routes compiled in the background per event-loop turn, so requests and I/O interleave with the compile. */
+export const COMPILE_BATCH = 256;
 
+/** A pool key a generation holds a reference on, with what the registry needs to re-create its entry. */
+interface HeldPool {
+  readonly origin: string;
+  readonly profile: TransportProfile;
+}
+
+/**
+ * One route-table generation. Routes compile lazily: a request compiles its route on first use (memoized), and
+ * the rest compile in the background in batches of {@link COMPILE_BATCH} routes per event-loop turn, so that
+ * warnings and events that plugins raise in `bind` appear without a request. Until every route is compiled the
+ * generation also holds the pools its predecessor held (`carried`), so kept-alive connections survive the swap.
+ */
 class Generation {
   inflight = 0;
   retired = false;
-  #routes: ReadonlyMap<string, CompiledRoute>;
+  #compiled = new Map<string, CompiledRoute>();
+  #next = 0;
+  #complete = false;
+  #whenComplete: Array<() => void> = [];
   #released: Promise<void> | undefined;
   #onDrained: (() => void) | undefined;
   #limit: NodeJS.Timeout | undefined;
@@ -88,16 +105,60 @@ class Generation {
   constructor(
     readonly serial: number,
     readonly table: RouteTable,
-    routes: ReadonlyMap<string, CompiledRoute>,
     readonly container: DependencyContainer,
     readonly plugins: readonly PluginEntry[],
+    /** Pool keys this generation's compiled routes retained. */
+    readonly pools: Map<string, HeldPool>,
+    /** Pool keys taken over from the previous generation until this one is fully compiled. */
+    readonly carried: Map<string, HeldPool>,
+    readonly compile: (route: Route) => CompiledRoute,
+    /** Called once when every route is compiled (not when retired first). */
+    readonly onComplete: () => void,
     readonly release: () => Promise<void>,
-  ) {
-    this.#routes = routes;
+  ) {}
+
+  /** Routes compiled so far. */
+  get compiledRoutes(): number {
+    return this.#compiled.size;
   }
 
-  get routes(): ReadonlyMap<string, CompiledRoute> {
-    return this.#routes;
+  /** True once every route of the table is compiled. */
+  get complete(): boolean {
+    return this.#complete;
+  }
+
+  /** The compiled form of `route` (a route of this generation's table), compiling it now if needed. */
+  route(route: Route): CompiledRoute {
+    let compiled = this.#compiled.get(route.id);
+    if (compiled) return compiled;
+    if (this.retired) throw new WarrenError(ErrorCode.NoRoute, `generation ${this.table.generation} was replaced before route ${route.id} was compiled`);
+    compiled = this.compile(route);
+    this.#compiled.set(route.id, compiled);
+    return compiled;
+  }
+
+  /** Compiles the routes no request needed yet, a batch per event-loop turn, until done or retired. */
+  compileInBackground(): void {
+    const step = (): void => {
+      if (this.retired) return;
+      const routes = this.table.routes;
+      const end = Math.min(routes.length, this.#next + COMPILE_BATCH);
+      for (; this.#next < end; this.#next++) this.route(routes[this.#next]!);
+      if (this.#next < routes.length) {
+        setImmediate(step);
+        return;
+      }
+      this.#complete = true;
+      this.onComplete();
+      for (const resolve of this.#whenComplete.splice(0)) resolve();
+    };
+    setImmediate(step);
+  }
+
+  /** Resolves when every route is compiled, or when the generation is retired first. */
+  whenComplete(): Promise<void> {
+    if (this.#complete || this.retired) return Promise.resolve();
+    return new Promise((resolve) => this.#whenComplete.push(resolve));
   }
 
   enter(): void {
@@ -112,7 +173,8 @@ class Generation {
   retire(drainLimitMs: number): Promise<void> {
     this.retired = true;
     // Exchanges in flight hold their compiled route; the table-sized map is not needed any more.
-    this.#routes = NO_ROUTES;
+    this.#compiled = new Map();
+    for (const resolve of this.#whenComplete.splice(0)) resolve();
     if (this.inflight === 0) return this.#releaseOnce();
     this.#limit = setTimeout(() => void this.#releaseOnce(), drainLimitMs);
     this.#limit.unref();
@@ -212,6 +274,14 @@ export class Pipeline implements ExchangeHandler, Runnable {
     return (this.#live ? 1 : 0) + this.#retiring.size;
   }
 
+  /**
+   * Resolves when the live generation has compiled every route (or was replaced first). Requests never wait for
+   * this: an uncompiled route compiles on first use. For tests and diagnostics.
+   */
+  whenCompiled(): Promise<void> {
+    return this.#live?.whenComplete() ?? Promise.resolve();
+  }
+
   /** Pools currently open. For tests and diagnostics. */
   get openPools(): number {
     return this.#pools.openPools;
@@ -229,7 +299,15 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const waiters = this.#wanted?.waiters ?? [];
       waiters.push({ resolve, reject });
       this.#wanted = { table, waiters };
-      this.#building ??= this.#buildLoop().finally(() => (this.#building = undefined));
+      this.#startBuilding();
+    });
+  }
+
+  #startBuilding(): void {
+    // A table wanted after the loop's last check but before this `finally` ran starts the next loop.
+    this.#building ??= this.#buildLoop().finally(() => {
+      this.#building = undefined;
+      if (this.#wanted) this.#startBuilding();
     });
   }
 
@@ -300,8 +378,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const q = head.path.indexOf('?');
       const route = gen.table.match(head.authority, q === -1 ? head.path : head.path.slice(0, q));
       if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${q === -1 ? head.path : head.path.slice(0, q)}`.slice(0, 300));
-      compiled = gen.routes.get(route.id);
-      if (!compiled) throw new WarrenError(ErrorCode.NoRoute, `route ${route.id} is not part of generation ${gen.table.generation}`);
+      compiled = gen.route(route);
       if (compiled.unavailable) throw compiled.unavailable;
       if (compiled.balancer.endpoints.length === 0) {
         throw new WarrenError(ErrorCode.NoEndpoints, `service ${route.backend.namespace}/${route.backend.service} has no ready endpoint`);
@@ -366,11 +443,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
           throw new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed');
         }
         const previous = this.#live;
+        if (previous) this.#carryPools(previous, next);
         this.#live = next;
         this.#metrics?.generation.set(table.generation);
         if (previous) this.#retire(previous);
-        this.#pruneStates(table);
-        this.#logger.debug({ generation: table.generation, routes: next.routes.size }, 'route table live');
+        next.compileInBackground();
+        this.#logger.debug({ generation: table.generation, compiled: next.compiledRoutes }, 'route table live');
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
@@ -378,15 +456,20 @@ export class Pipeline implements ExchangeHandler, Runnable {
     }
   }
 
+  /**
+   * Builds a generation up to the point where it can serve: child container, plugins provisioned and validated.
+   * Routes are compiled later (see {@link Generation}).
+   */
   async #build(table: RouteTable): Promise<Generation> {
     const serial = ++this.#serial;
     const child = this.#options.container.createChildContainer();
     const abort = new AbortController();
-    const poolKeys = new Set<string>();
-    let entries: PluginEntry[] = [];
+    const held = new Map<string, HeldPool>();
+    const carried = new Map<string, HeldPool>();
+    const release = () => this.#release(child, abort, held, carried);
     try {
       const resolved = child.resolve(GenerationPlugins);
-      entries = sortPlugins(resolved.plugins, resolved.manifests ?? []);
+      const entries = sortPlugins(resolved.plugins, resolved.manifests ?? []);
       for (const { plugin } of entries) {
         await plugin.provision?.({
           logger: this.#options.logger.child({ plugin: plugin.id }),
@@ -396,29 +479,48 @@ export class Pipeline implements ExchangeHandler, Runnable {
         });
       }
       for (const { plugin } of entries) await plugin.validate?.();
-      const routes = new Map<string, CompiledRoute>();
       const env = {
         plugins: entries,
         defaults: this.#defaults,
         states: this.#states,
         coreDispatch,
-        retainPool: (key: string, origin: string, profile: Parameters<PoolRegistry['retain']>[2]): string => {
+        retainPool: (key: string, origin: string, profile: TransportProfile): string => {
           // One reference per generation and distinct pool, however many routes share it.
-          if (poolKeys.has(key)) return this.#pools.canonical(key) ?? key;
+          if (held.has(key)) return this.#pools.canonical(key) ?? key;
           const canonical = this.#pools.retain(key, origin, profile);
-          poolKeys.add(canonical);
+          held.set(canonical, { origin, profile });
           return canonical;
         },
       };
-      for (const route of table.routes) {
+      const compile = (route: Route): CompiledRoute => {
         const compiled = compileRoute(route, env);
         if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
-        routes.set(route.id, compiled);
-      }
-      return new Generation(serial, table, routes, child, entries, () => this.#release(child, abort, poolKeys));
+        return compiled;
+      };
+      const onComplete = (): void => {
+        // Every route now holds its own pools: let go of the predecessor's, and forget endpoints that left.
+        for (const key of carried.keys()) this.#pools.release(key);
+        carried.clear();
+        this.#pruneStates(table);
+      };
+      return new Generation(serial, table, child, entries, held, carried, compile, onComplete, release);
     } catch (err) {
-      await this.#release(child, abort, poolKeys);
+      await release();
       throw err;
+    }
+  }
+
+  /**
+   * `next` takes a reference on every pool `previous` holds (its own and those it still carries), until `next`
+   * has compiled all its routes; otherwise retiring `previous` would close pools whose routes `next` simply has
+   * not compiled yet, dropping their kept-alive connections.
+   */
+  #carryPools(previous: Generation, next: Generation): void {
+    for (const source of [previous.pools, previous.carried]) {
+      for (const [key, pool] of source) {
+        if (next.carried.has(key)) continue;
+        next.carried.set(this.#pools.retain(key, pool.origin, pool.profile), pool);
+      }
     }
   }
 
@@ -427,14 +529,17 @@ export class Pipeline implements ExchangeHandler, Runnable {
     this.#retiring.add(done);
   }
 
-  async #release(child: DependencyContainer, abort: AbortController, poolKeys: ReadonlySet<string>): Promise<void> {
+  async #release(child: DependencyContainer, abort: AbortController, ...held: Array<Map<string, HeldPool>>): Promise<void> {
     abort.abort();
     try {
       await child.dispose();
     } catch (err) {
       this.#logger.warn({ err }, 'a plugin failed to dispose');
     }
-    for (const key of poolKeys) this.#pools.release(key);
+    for (const keys of held) {
+      for (const key of keys.keys()) this.#pools.release(key);
+      keys.clear();
+    }
   }
 
   #pruneStates(table: RouteTable): void {
