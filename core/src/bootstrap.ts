@@ -11,7 +11,7 @@ import { TunnelLifecycle } from './cloudflare/tunnel-lifecycle.js';
 import { parseConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
-import { ErrorCode, WarrenError } from './errors.js';
+import { ErrorCode, isWarrenError, WarrenError } from './errors.js';
 import { startEdgeSimulator, type EdgeSimulator } from './edge-simulator/index.js';
 import { createKubernetesControlPlane, podNamespace, type KubernetesControlPlane } from './k8s/control-plane.js';
 import { Manager, type ManagedRunnable } from './lifecycle/manager.js';
@@ -90,7 +90,13 @@ export async function run(config: Readonly<Config>, options: RunOptions): Promis
     logger.info('stopped');
     return 0;
   } catch (err) {
-    logger.fatal({ err }, 'warren stopped on an error');
+    if (isWarrenError(err) && err.terminal) {
+      // Bad settings or input: one clear line for a human (and the log), no stack trace.
+      logger.fatal({ code: err.code }, err.message);
+      process.stderr.write(`warren: ${err.code}: ${err.message}\n`);
+    } else {
+      logger.fatal({ err }, 'warren stopped on an error');
+    }
     return 1;
   } finally {
     await warren?.close();
