@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
-import type { RouteStore } from '../routes/store.js';
+import { deferredListener, type RouteStore } from '../routes/store.js';
 import type { RouteTable } from '../routes/types.js';
 import { apiFailure, isNotFound, kubernetesError } from '../k8s/api-errors.js';
 import type { IngressSource } from './status.js';
@@ -72,12 +72,15 @@ export class FinalizerController implements Runnable {
     });
     this.#queue = queue;
     this.#owned = ownedKeys(this.#o.store.current);
-    const unsubscribeTable = this.#o.store.subscribe((table) => {
-      const next = ownedKeys(table);
-      for (const key of next) if (!this.#owned.has(key)) queue.add(key);
-      for (const key of this.#owned) if (!next.has(key)) queue.add(key);
-      this.#owned = next;
-    });
+    // Off the publish path: diffing every owned Ingress must not delay the pipeline serving the new table.
+    const unsubscribeTable = this.#o.store.subscribe(
+      deferredListener((table) => {
+        const next = ownedKeys(table);
+        for (const key of next) if (!this.#owned.has(key)) queue.add(key);
+        for (const key of this.#owned) if (!next.has(key)) queue.add(key);
+        this.#owned = next;
+      }),
+    );
     const unsubscribeIngresses = this.#o.ingresses.onChange((kind, changes) => {
       if (kind !== 'Ingress') return;
       for (const [key, change] of changes) if (change !== 'deleted') queue.add(key);

@@ -2,7 +2,7 @@ import { NetworkingV1Api, type KubeConfig, type V1Ingress, type V1IngressLoadBal
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
-import type { RouteStore } from '../routes/store.js';
+import { deferredListener, type RouteStore } from '../routes/store.js';
 import type { RouteTable } from '../routes/types.js';
 import { kubernetesError } from '../k8s/api-errors.js';
 import type { StoreChange } from '../k8s/object-store.js';
@@ -83,12 +83,15 @@ export class IngressStatusWriter implements Runnable {
     });
     this.#queue = queue;
     this.#owned = ownedKeys(this.#o.store.current);
-    const unsubscribeTable = this.#o.store.subscribe((table) => {
-      const next = ownedKeys(table);
-      for (const key of next) if (!this.#owned.has(key)) queue.add(key);
-      for (const key of this.#owned) if (!next.has(key)) queue.add(key);
-      this.#owned = next;
-    });
+    // Off the publish path: diffing every owned Ingress must not delay the pipeline serving the new table.
+    const unsubscribeTable = this.#o.store.subscribe(
+      deferredListener((table) => {
+        const next = ownedKeys(table);
+        for (const key of next) if (!this.#owned.has(key)) queue.add(key);
+        for (const key of this.#owned) if (!next.has(key)) queue.add(key);
+        this.#owned = next;
+      }),
+    );
     const unsubscribeIngresses = this.#o.ingresses.onChange((kind, changes) => {
       if (kind !== 'Ingress') return;
       for (const [key, change] of changes) if (change !== 'deleted') queue.add(key);

@@ -141,3 +141,23 @@ export class RouteStore {
     });
   }
 }
+
+/**
+ * Wraps a listener so that it runs after the current publish has returned, once per burst, with the latest
+ * table. For bookkeeping subscribers (status, finalizers) whose work must not delay the subscribers that make
+ * a table serve (the proxy pipeline), and for which only the newest table matters.
+ */
+export function deferredListener(listener: RouteTableListener): RouteTableListener {
+  let latest: RouteTable | undefined;
+  return function deferred(table) {
+    const scheduled = latest !== undefined;
+    latest = table;
+    if (scheduled) return;
+    setImmediate(() => {
+      const current = latest!;
+      latest = undefined;
+      listener(current);
+    });
+  };
+}
+
