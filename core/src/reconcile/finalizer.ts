@@ -3,10 +3,10 @@ import type { Logger } from 'pino';
 import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
-import { deferredListener, type RouteStore } from '../routes/store.js';
-import type { RouteTable } from '../routes/types.js';
+import type { RouteStore } from '../routes/store.js';
 import { apiFailure, isNotFound, kubernetesError } from '../k8s/api-errors.js';
 import type { IngressSource } from './status.js';
+import { OwnedIngresses } from './owned-ingresses.js';
 import { WorkQueue } from './workqueue.js';
 
 /** Warren's finalizer, domain-qualified as Kubernetes asks of non-core finalizers. */
@@ -47,11 +47,12 @@ export class FinalizerController implements Runnable {
   readonly #o: FinalizerOptions;
   readonly #api: NetworkingV1Api;
   readonly #attempts = new Map<string, number>();
-  #owned = new Set<string>();
+  readonly #owned: OwnedIngresses;
   #queue: WorkQueue<string> | undefined;
 
   constructor(options: FinalizerOptions) {
     this.#o = options;
+    this.#owned = new OwnedIngresses(options.store, options.ingresses);
     this.#api = options.kubeConfig.makeApiClient(NetworkingV1Api);
   }
 
@@ -71,26 +72,12 @@ export class FinalizerController implements Runnable {
       metrics: this.#o.metrics,
     });
     this.#queue = queue;
-    this.#owned = ownedKeys(this.#o.store.current);
-    // Off the publish path: diffing every owned Ingress must not delay the pipeline serving the new table.
-    const unsubscribeTable = this.#o.store.subscribe(
-      deferredListener((table) => {
-        const next = ownedKeys(table);
-        for (const key of next) if (!this.#owned.has(key)) queue.add(key);
-        for (const key of this.#owned) if (!next.has(key)) queue.add(key);
-        this.#owned = next;
-      }),
-    );
-    const unsubscribeIngresses = this.#o.ingresses.onChange((kind, changes) => {
-      if (kind !== 'Ingress') return;
-      for (const [key, change] of changes) if (change !== 'deleted') queue.add(key);
-    });
+    const stopFollowing = this.#owned.follow((key) => queue.add(key));
     for (const key of this.#o.ingresses.ingresses().keys()) queue.add(key);
     try {
       await queue.run((key, s) => this.#reconcile(key, s), signal);
     } finally {
-      unsubscribeTable();
-      unsubscribeIngresses();
+      stopFollowing();
       if (this.#queue === queue) this.#queue = undefined;
     }
   }
@@ -180,6 +167,3 @@ export class FinalizerController implements Runnable {
   }
 }
 
-function ownedKeys(table: RouteTable): Set<string> {
-  return new Set(table.ownedIngresses.map((i) => `${i.namespace}/${i.name}`));
-}

@@ -2,11 +2,11 @@ import { NetworkingV1Api, type KubeConfig, type V1Ingress, type V1IngressLoadBal
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
-import { deferredListener, type RouteStore } from '../routes/store.js';
-import type { RouteTable } from '../routes/types.js';
+import type { RouteStore } from '../routes/store.js';
 import { kubernetesError } from '../k8s/api-errors.js';
 import type { StoreChange } from '../k8s/object-store.js';
 import type { WatchedKind } from '../k8s/kinds.js';
+import { OwnedIngresses } from './owned-ingresses.js';
 import { WorkQueue } from './workqueue.js';
 
 /** Read access to the Ingress cache and its changes (implemented by `ClusterInformers`). */
@@ -52,12 +52,13 @@ export class IngressStatusWriter implements Runnable {
   readonly #o: IngressStatusOptions;
   readonly #api: NetworkingV1Api;
   #queue: WorkQueue<string> | undefined;
-  #owned = new Set<string>();
+  readonly #owned: OwnedIngresses;
   /** Hostnames this process published; an un-owned Ingress carrying one of them is cleared. */
   readonly #published = new Set<string>();
 
   constructor(options: IngressStatusOptions) {
     this.#o = options;
+    this.#owned = new OwnedIngresses(options.store, options.ingresses);
     this.#api = options.kubeConfig.makeApiClient(NetworkingV1Api);
   }
 
@@ -82,20 +83,7 @@ export class IngressStatusWriter implements Runnable {
       concurrency: 2,
     });
     this.#queue = queue;
-    this.#owned = ownedKeys(this.#o.store.current);
-    // Off the publish path: diffing every owned Ingress must not delay the pipeline serving the new table.
-    const unsubscribeTable = this.#o.store.subscribe(
-      deferredListener((table) => {
-        const next = ownedKeys(table);
-        for (const key of next) if (!this.#owned.has(key)) queue.add(key);
-        for (const key of this.#owned) if (!next.has(key)) queue.add(key);
-        this.#owned = next;
-      }),
-    );
-    const unsubscribeIngresses = this.#o.ingresses.onChange((kind, changes) => {
-      if (kind !== 'Ingress') return;
-      for (const [key, change] of changes) if (change !== 'deleted') queue.add(key);
-    });
+    const stopFollowing = this.#owned.follow((key) => queue.add(key));
     const hostname = this.#o.hostname();
     if (hostname) this.#published.add(hostname);
     // Leadership (re)gained: check every Ingress once.
@@ -103,8 +91,7 @@ export class IngressStatusWriter implements Runnable {
     try {
       await queue.run((key) => this.#reconcile(key), signal);
     } finally {
-      unsubscribeTable();
-      unsubscribeIngresses();
+      stopFollowing();
       if (this.#queue === queue) this.#queue = undefined;
     }
   }
@@ -144,6 +131,3 @@ export class IngressStatusWriter implements Runnable {
   }
 }
 
-function ownedKeys(table: RouteTable): Set<string> {
-  return new Set(table.ownedIngresses.map((i) => `${i.namespace}/${i.name}`));
-}
