@@ -122,12 +122,7 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   let named: Set<string> | undefined;
   let forwardedFor: string | undefined;
   for (const [name, value] of head.headers) {
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      for (const token of value.split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t) (named ??= new Set()).add(t);
-      }
-    }
+    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(value, named);
   }
   const out: string[] = [];
   const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
@@ -156,6 +151,15 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   return out;
 }
 
+/** Adds the field names a `Connection` value lists (lower-case) to `into`, creating the set on first use. */
+function connectionTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t) (into ??= new Set()).add(t);
+  }
+  return into;
+}
+
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 /**
@@ -172,12 +176,7 @@ export function downstreamResponseHeaders(
   const keepUpgrade = status === 101;
   let named: Set<string> | undefined;
   const connection = parsed.connection;
-  if (connection !== undefined && !keepUpgrade) {
-    for (const token of String(connection).split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t) (named ??= new Set()).add(t);
-    }
-  }
+  if (connection !== undefined && !keepUpgrade) named = connectionTokens(String(connection), named);
   let spelling: Map<string, string> | undefined;
   if (Array.isArray(raw)) {
     spelling = new Map();
