@@ -14,10 +14,10 @@ import test from 'ava';
 import type { V1Ingress } from '@kubernetes/client-node';
 import type { EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { adminClients, useApiServer, type AdminClients } from '../support/apiserver.js';
-import { ensureIngressClass, ingress, ingressClass, testHost } from '../support/k8s-objects.js';
+import { ensureIngressClass, ingress, ingressClass } from '../support/k8s-objects.js';
 import { waitUntil } from './support/children.js';
 import { createEchoBackend, eventsFor, statusAddresses } from './support/cluster.js';
-import { startEchoService, type EchoService } from './support/echo.js';
+import { EchoPool, type EchoService } from './support/echo.js';
 import { send, sendUntil, type HttpAnswer, type SendOptions } from './support/http.js';
 import { controllerKubeconfig, startEdge, startWarren, tunnelHostname, type WarrenProcess } from './support/warren.js';
 
@@ -25,16 +25,8 @@ const server = useApiServer(test);
 let admin: AdminClients;
 let edge: EdgeSimulator;
 let warren: WarrenProcess;
-const echoes: EchoService[] = [];
-
-/** Test hosts handed out in order, so every echo backend of this file has its own address. */
-let nextHost = 2;
-async function echo(name: string, count = 1): Promise<EchoService> {
-  const addresses = Array.from({ length: count }, () => testHost(nextHost++));
-  const service = await startEchoService(name, addresses);
-  echoes.push(service);
-  return service;
-}
+const echoes = new EchoPool();
+const echo = (name: string, count = 1): Promise<EchoService> => echoes.start(name, count);
 
 test.serial.before(async () => {
   admin = adminClients(server());
@@ -51,7 +43,7 @@ test.afterEach.always((t) => {
 test.after.always(async () => {
   await warren?.stop();
   await edge?.close();
-  await Promise.all(echoes.map((e) => e.close()));
+  await echoes.closeAll();
 });
 
 /** A request through the edge: the eyeball entrance, with `host` as the Host header. */

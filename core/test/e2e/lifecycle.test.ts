@@ -11,10 +11,10 @@ import test from 'ava';
 import type { V1Ingress } from '@kubernetes/client-node';
 import type { EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { adminClients, useApiServer, type AdminClients } from '../support/apiserver.js';
-import { endpointSlice, ensureIngressClass, ingress, ingressClass, service, testHost } from '../support/k8s-objects.js';
+import { endpointSlice, ensureIngressClass, ingress, ingressClass, service } from '../support/k8s-objects.js';
 import { describeExit, waitUntil } from './support/children.js';
 import { eventsFor, statusAddresses } from './support/cluster.js';
-import { startEchoService, type EchoService } from './support/echo.js';
+import { EchoPool, type EchoService } from './support/echo.js';
 import { send, sendUntil, type HttpAnswer } from './support/http.js';
 import { controllerKubeconfig, startEdge, startWarren, tunnelHostname, type WarrenProcess } from './support/warren.js';
 
@@ -26,14 +26,8 @@ let admin: AdminClients;
 let edge: EdgeSimulator;
 let kubeconfigFile: string;
 let warren: WarrenProcess | undefined;
-const echoes: EchoService[] = [];
-let nextHost = 2;
-
-async function echo(name: string, count = 1): Promise<EchoService> {
-  const service = await startEchoService(name, Array.from({ length: count }, () => testHost(nextHost++)));
-  echoes.push(service);
-  return service;
-}
+const echoes = new EchoPool();
+const echo = (name: string, count = 1): Promise<EchoService> => echoes.start(name, count);
 
 async function startController(podName: string, sets: readonly string[] = []): Promise<WarrenProcess> {
   warren = await startWarren({ podName, kubeconfigFile, edge, sets });
@@ -56,7 +50,7 @@ test.afterEach.always((t) => {
 test.after.always(async () => {
   await warren?.stop();
   await edge?.close();
-  await Promise.all(echoes.map((e) => e.close()));
+  await echoes.closeAll();
 });
 
 /** Waits until a request for `host` + `path` through the edge satisfies `accept`, for at most FOLLOW_MS. */

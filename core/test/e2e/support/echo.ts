@@ -11,6 +11,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { testHost } from '../../support/k8s-objects.js';
 
 export interface EchoService {
   readonly name: string;
@@ -115,4 +116,24 @@ function close(server: Server): Promise<void> {
     server.closeAllConnections();
     server.close(() => resolve());
   });
+}
+
+/**
+ * Echo services of one test file, each on its own test-host addresses (handed out in order from 198.18.0.2),
+ * closed together with `closeAll`.
+ */
+export class EchoPool {
+  readonly #services: EchoService[] = [];
+  #nextHost = 2;
+
+  async start(name: string, count = 1): Promise<EchoService> {
+    const addresses = Array.from({ length: count }, () => testHost(this.#nextHost++));
+    const service = await startEchoService(name, addresses);
+    this.#services.push(service);
+    return service;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.#services.map((e) => e.close()));
+  }
 }
