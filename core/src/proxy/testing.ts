@@ -1,4 +1,4 @@
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, get, type RequestListener, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
@@ -412,4 +412,16 @@ export async function runExchange(
   };
   await handler.handle(exchange);
   return { response, failure, body: Buffer.concat(chunks), trailers };
+}
+
+/** One GET on a fresh connection with the given Host; resolves with the status and the body as text. */
+export function getText(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false, headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    }).on('error', reject);
+  });
 }

@@ -1,5 +1,4 @@
 import test from 'ava';
-import http from 'node:http';
 import { inject, injectable, Lifecycle } from 'tsyringe';
 import { z } from 'zod';
 import { TOKENS, pluginConfigToken } from '../../src/di/tokens.js';
@@ -9,20 +8,9 @@ import type { ProvisionContext } from '../../src/plugin-api/lifecycle.js';
 import type { PluginKind } from '../../src/plugin-api/manifest.js';
 import type { RouteBinding, UpstreamInterceptor, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Route } from '../../src/routes/types.js';
-import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
-function call(url: string, host = 'x.test'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false, headers: { host } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      })
-      .on('error', reject);
-  });
-}
+const call = (url: string, host = 'x.test') => getText(url, host);
 
 /** Shared record of what test plugin instances did. */
 interface Journal {

@@ -1,5 +1,4 @@
 import test from 'ava';
-import http from 'node:http';
 import { injectable, Lifecycle } from 'tsyringe';
 import { z } from 'zod';
 import { TOKENS } from '../../src/di/tokens.js';
@@ -7,20 +6,9 @@ import { definePlugin } from '../../src/plugin-api/module.js';
 import type { EventSink, ProvisionContext } from '../../src/plugin-api/lifecycle.js';
 import type { RouteBinding, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Route } from '../../src/routes/types.js';
-import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
-function call(url: string, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false, headers: { host } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      })
-      .on('error', reject);
-  });
-}
+const call = (url: string, host: string) => getText(url, host);
 
 /** Route ids each plugin instance (one per generation, in creation order) bound. */
 type BindJournal = string[][];
