@@ -14,14 +14,14 @@ import { TOKENS } from './di/tokens.js';
 import { ErrorCode, isWarrenError, WarrenError } from './errors.js';
 import { startEdgeSimulator, type EdgeSimulator } from './edge-simulator/index.js';
 import { createKubernetesControlPlane, podNamespace, type KubernetesControlPlane } from './k8s/control-plane.js';
-import { Manager, type ManagedRunnable } from './lifecycle/manager.js';
+import { managed, Manager, type ManagedRunnable } from './lifecycle/manager.js';
 import { shutdownOnSignals } from './lifecycle/signals.js';
 import { FolderSource } from './local/folder-source.js';
 import { HealthServer } from './observability/health-server.js';
 import { componentLogger, createLogger } from './observability/logger.js';
 import { createMetricsRegistry } from './observability/metrics.js';
 import type { ControlPlugin } from './plugin-api/control.js';
-import type { EventSink, Runnable, SecretReader } from './plugin-api/lifecycle.js';
+import type { EventSink, SecretReader } from './plugin-api/lifecycle.js';
 import { HttpEntry } from './proxy/http-entry.js';
 import { Pipeline } from './proxy/pipeline.js';
 import { RouteSync } from './reconcile/route-sync.js';
@@ -154,9 +154,9 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
     const folder = new FolderSource({ folder: effective.source.folder!, logger: componentLogger(logger, 'folder-source') });
     secrets = folder.secrets;
     events = loggingEventSink(componentLogger(logger, 'events'));
-    runnables.push(named('folder-source', 'caches', folder, { waitForSync: (s) => folder.waitForSync(s) }));
+    runnables.push(managed('folder-source', 'caches', folder, { waitForSync: (s) => folder.waitForSync(s) }));
     runnables.push(
-      named('route-sync', 'others', new RouteSync({ source: folder, builder, store: routes, logger: componentLogger(logger, 'routes'), coalesceMs: effective.kubernetes.resyncBurstWindow })),
+      managed('route-sync', 'others', new RouteSync({ source: folder, builder, store: routes, logger: componentLogger(logger, 'routes'), coalesceMs: effective.kubernetes.resyncBurstWindow })),
     );
   } else {
     const controlPlugins = root.isRegistered(TOKENS.ControlPlugin, true) ? (root.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[]) : [];
@@ -218,7 +218,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
             await lateConnector.start(signal);
           },
         }
-      : named('tunnel', 'servers', connector!);
+      : managed('tunnel', 'servers', connector!);
     let lateConnector: TunnelConnector | undefined;
     runnables.push(tunnelRunnable);
     health.addReadinessCheck('tunnel', () => {
@@ -234,8 +234,8 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
 
   const manager = new Manager({ logger: componentLogger(logger, 'manager'), shutdownGracePeriodMs: effective.shutdownGracePeriod, elector: controlPlane?.elector });
   health.addReadinessCheck('manager', manager.readinessCheck);
-  manager.add(named('health', 'servers', health));
-  if (httpEntry) manager.add(named('http-entry', 'servers', httpEntry));
+  manager.add(managed('health', 'servers', health));
+  if (httpEntry) manager.add(managed('http-entry', 'servers', httpEntry));
   for (const r of runnables) manager.add(r);
 
   return {
@@ -327,18 +327,6 @@ const DEFAULT_SERVER_LISTEN = '0.0.0.0:10254';
 function splitListen(listen: string): [string, string] {
   const i = listen.lastIndexOf(':');
   return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
-}
-
-function named(name: string, group: ManagedRunnable['group'], runnable: Runnable, extra: Partial<ManagedRunnable> = {}): ManagedRunnable {
-  return {
-    name,
-    group,
-    get needsLeader() {
-      return runnable.needsLeader;
-    },
-    start: (signal) => runnable.start(signal),
-    ...extra,
-  };
 }
 
 /** Local mode has no API server to record Events in: they go to the log instead. */

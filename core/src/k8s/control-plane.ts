@@ -8,7 +8,7 @@ import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { HealthCheck } from '../observability/health-server.js';
 import { componentLogger } from '../observability/logger.js';
 import { ControlPlaneMetrics } from '../observability/metrics.js';
-import type { ManagedRunnable } from '../lifecycle/manager.js';
+import { managed, type ManagedRunnable } from '../lifecycle/manager.js';
 import type { RouteStore } from '../routes/store.js';
 import { ControlPluginRunner } from '../reconcile/control-plugins.js';
 import { EventRecorder } from '../reconcile/events.js';
@@ -140,12 +140,12 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   const routeEvents = new RouteEventsReporter({ store: routeStore, events, logger: log('events') });
 
   const runnables: ManagedRunnable[] = [
-    named('informers', 'caches', informers, { waitForSync: (signal: AbortSignal) => informers.waitForSync(signal) }),
-    named('route-sync', 'others', routeSync),
-    named('ingress-status', 'others', status),
-    named('route-events', 'others', routeEvents),
-    named('finalizers', 'others', finalizers),
-    named('control-plugins', 'others', controlPluginRunner),
+    managed('informers', 'caches', informers, { waitForSync: (signal: AbortSignal) => informers.waitForSync(signal) }),
+    managed('route-sync', 'others', routeSync),
+    managed('ingress-status', 'others', status),
+    managed('route-events', 'others', routeEvents),
+    managed('finalizers', 'others', finalizers),
+    managed('control-plugins', 'others', controlPluginRunner),
   ];
 
   return {
@@ -177,13 +177,4 @@ export function podNamespace(env: NodeJS.ProcessEnv = process.env): string {
   } catch {
     return 'default';
   }
-}
-
-function named<R extends { readonly needsLeader: boolean; start(signal: AbortSignal): Promise<void> }>(
-  name: string,
-  group: 'caches' | 'others',
-  runnable: R,
-  extra: Partial<Pick<ManagedRunnable, 'waitForSync'>> = {},
-): ManagedRunnable {
-  return { name, group, needsLeader: runnable.needsLeader, start: (signal) => runnable.start(signal), ...extra };
 }

@@ -22,6 +22,11 @@ export interface ManagedRunnable extends Runnable {
   waitForSync?(signal: AbortSignal): Promise<void>;
 }
 
+/** Names a runnable and places it in a group for the manager; `extra` adds e.g. `waitForSync`. */
+export function managed(name: string, group: RunnableGroup, runnable: Runnable, extra: Partial<Pick<ManagedRunnable, 'waitForSync'>> = {}): ManagedRunnable {
+  return { name, group, needsLeader: runnable.needsLeader, start: (signal) => runnable.start(signal), ...extra };
+}
+
 /** What the manager needs from leader election (implemented by `LeaderElector`). */
 export interface Elector {
   readonly isLeader: boolean;
