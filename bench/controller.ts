@@ -8,7 +8,7 @@
  * Every loop is bounded by a count; every wait by a timeout.
  */
 import 'reflect-metadata';
-import { DiscoveryV1Api, KubeConfig, NetworkingV1Api, type V1EndpointSlice, type V1Ingress } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Ingress } from '@kubernetes/client-node';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
@@ -17,7 +17,8 @@ import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
 import type * as Harness from '../core/test/support/apiserver.js';
 import type * as ControlPlane from '../core/src/k8s/control-plane.js';
-import type * as Client from '../core/src/k8s/client.js';
+import type * as Access from '../core/src/k8s/api/access.js';
+import type * as Client from '../core/src/k8s/api/client.js';
 import type * as Lifecycle from '../core/src/lifecycle/manager.js';
 import type * as Log from '../core/src/observability/logger.js';
 import type * as ConfigLoad from '../core/src/config/load.js';
@@ -26,9 +27,10 @@ import type * as Proxy from '../core/src/proxy/index.js';
 import type { RouteTable } from '../core/src/routes/types.js';
 
 const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.url).href;
-const harness = (await import(built('test/support/apiserver.js'))) as typeof Harness;
 const { createKubernetesControlPlane } = (await import(built('src/k8s/control-plane.js'))) as typeof ControlPlane;
-const { shareConnections } = (await import(built('src/k8s/client.js'))) as typeof Client;
+// The controller process loads only Warren's own modules (no client-node), so its memory is Warren's alone.
+const { parseKubeconfig } = (await import(built('src/k8s/api/access.js'))) as typeof Access;
+const { KubeClient, apiPath } = (await import(built('src/k8s/api/client.js'))) as typeof Client;
 const { Manager } = (await import(built('src/lifecycle/manager.js'))) as typeof Lifecycle;
 const { createLogger } = (await import(built('src/observability/logger.js'))) as typeof Log;
 const { parseConfig } = (await import(built('src/config/load.js'))) as typeof ConfigLoad;
@@ -113,6 +115,7 @@ const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 interface ChildInput {
   readonly adminConfig: string;
   readonly controllerConfig: string;
+  readonly controllerNamespace: string;
   readonly setupSeconds: number;
 }
 
@@ -121,6 +124,7 @@ if (args.child) {
   const lines = await runController(input);
   process.send!({ lines }, () => process.exit(0));
 } else {
+  const harness = (await import(built('test/support/apiserver.js'))) as typeof Harness;
   const server = await harness.startApiServer();
   try {
     const admin = harness.adminClients(server);
@@ -142,7 +146,7 @@ if (args.child) {
       child.once('message', (m) => resolve(m as { lines: string[] }));
       child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
     });
-    child.send({ adminConfig: server.adminConfig().exportConfig(), controllerConfig, setupSeconds } satisfies ChildInput);
+    child.send({ adminConfig: server.adminConfig().exportConfig(), controllerConfig, controllerNamespace: harness.CONTROLLER_NAMESPACE, setupSeconds } satisfies ChildInput);
     const { lines } = await result;
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
@@ -151,17 +155,14 @@ if (args.child) {
 }
 
 async function runController(input: ChildInput): Promise<string[]> {
-  const adminKc = new KubeConfig();
-  adminKc.loadFromString(input.adminConfig);
-  shareConnections(adminKc);
-  const admin = { networking: adminKc.makeApiClient(NetworkingV1Api), discovery: adminKc.makeApiClient(DiscoveryV1Api) };
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromString(input.controllerConfig);
+  const admin = new KubeClient(parseKubeconfig([{ path: 'admin.kubeconfig', text: input.adminConfig }]));
+  const client = new KubeClient(parseKubeconfig([{ path: 'controller.kubeconfig', text: input.controllerConfig }]));
+  const ingressPath = (namespace: string, name?: string) => apiPath('networking.k8s.io/v1', 'ingresses', namespace, name);
   const setupSeconds = input.setupSeconds;
   const config = parseConfig({
     logLevel: 'warn',
     tunnel: { enabled: false },
-    kubernetes: { leaderElection: { leaseNamespace: harness.CONTROLLER_NAMESPACE } },
+    kubernetes: { leaderElection: { leaseNamespace: input.controllerNamespace } },
   });
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
   const logger = createLogger({ level: 'warn', destination: sink });
@@ -173,7 +174,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     registry,
     routeBuilder: new RouteTableBuilder(routeBuildSettings(config, [])),
     routeStore: store,
-    kubeConfig,
+    client,
     tunnelId: () => 'bench-tunnel',
   });
   const pipeline = new Pipeline({ container: container.createChildContainer(), config, logger, metrics: registry, routes: store });
@@ -227,7 +228,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     const i = INGRESSES + k;
     const host = `new-${k}.bench.example`;
     const [a, b] = await measure(
-      () => admin.networking.createNamespacedIngress({ namespace: ns(i % SERVICES), body: ingressBody(i, host) }),
+      () => admin.post(ingressPath(ns(i % SERVICES)), ingressBody(i, host)),
       (t) => t.match(host, '/') !== undefined,
     );
     results.create![0].push(a);
@@ -238,10 +239,10 @@ async function runController(input: ChildInput): Promise<string[]> {
     const renamed = `moved-${k}.bench.example`;
     let current: V1Ingress | undefined;
     const [c, d] = await measure(
-      () => admin.networking.replaceNamespacedIngress({ namespace: ns(target % SERVICES), name: `app-${target}`, body: current! }),
+      () => admin.put(ingressPath(ns(target % SERVICES), `app-${target}`), current!),
       (t) => t.match(renamed, '/') !== undefined,
       async () => {
-        current = await admin.networking.readNamespacedIngress({ namespace: ns(target % SERVICES), name: `app-${target}` });
+        current = await admin.get<V1Ingress>(ingressPath(ns(target % SERVICES), `app-${target}`));
         current.spec!.rules![0]!.host = renamed;
       },
     );
@@ -253,7 +254,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     const wanted = slice.endpoints![0]!.addresses[0]!;
     const probeHost = `app-${s + SERVICES}.bench.example`; // Ingress s + SERVICES uses Service s
     const [e, f] = await measure(
-      () => admin.discovery.replaceNamespacedEndpointSlice({ namespace: ns(s), name: `svc-${s}-a`, body: slice }),
+      () => admin.put(apiPath('discovery.k8s.io/v1', 'endpointslices', ns(s), `svc-${s}-a`), slice),
       (t) => t.match(probeHost, '/')?.backend.endpoints.some((x) => x.address === wanted) === true,
     );
     results.slice![0].push(e);

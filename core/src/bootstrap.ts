@@ -13,6 +13,7 @@ import type { Config } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
 import { ErrorCode, isWarrenError, WarrenError } from './errors.js';
 import { startEdgeSimulator, type EdgeSimulator } from './edge-simulator/index.js';
+import type { KubeClient } from './k8s/api/client.js';
 import { createKubernetesControlPlane, podNamespace, type KubernetesControlPlane } from './k8s/control-plane.js';
 import { managed, Manager, type ManagedRunnable } from './lifecycle/manager.js';
 import { shutdownOnSignals } from './lifecycle/signals.js';
@@ -70,8 +71,8 @@ export interface AssembleOptions {
   readonly importer?: PluginImporter | undefined;
   /** Kubernetes mode: lease holder identity (default pod name + random suffix). */
   readonly identity?: string | undefined;
-  /** Kubernetes mode: client configuration (default from `kubernetes.kubeconfig` / in-cluster). */
-  readonly kubeConfig?: import('@kubernetes/client-node').KubeConfig | undefined;
+  /** Kubernetes mode: API client (default: built from `kubernetes.kubeconfig` / in-cluster, closed by `close()`). */
+  readonly kubeClient?: KubeClient | undefined;
 }
 
 /**
@@ -166,7 +167,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
       registry,
       routeBuilder: builder,
       routeStore: routes,
-      kubeConfig: options.kubeConfig,
+      client: options.kubeClient,
       controlPlugins,
       tunnelId: () => tunnelId,
       identity: options.identity,
@@ -192,7 +193,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
             config: effective,
             logger,
             clientFactory: cloudflare,
-            secretStore: new KubernetesCredentialsSecretStore(controlPlane.kubeConfig, podNamespace(env), effective.cloudflare.credentialsSecretName),
+            secretStore: new KubernetesCredentialsSecretStore(controlPlane.client, podNamespace(env), effective.cloudflare.credentialsSecretName),
             isLeader: () => controlPlane!.elector?.isLeader ?? true,
             env,
           })
@@ -267,6 +268,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
     },
     async close() {
       await simulator?.close();
+      if (controlPlane && !options.kubeClient) await controlPlane.client.close();
       await root.dispose();
     },
   };

@@ -4,7 +4,8 @@ import { KubernetesCredentialsSecretStore, type CredentialsSecretStore } from '.
 import { parseCredentialsJson, type ManagedTunnelCredentials } from './cloudflare/tunnel-credentials.js';
 import { CREDENTIALS_SECRET_KEY, TunnelLifecycle, tunnelMode, type TunnelMode } from './cloudflare/tunnel-lifecycle.js';
 import type { Config } from './config/schema.js';
-import { loadKubeConfig } from './k8s/client.js';
+import { loadClusterAccess } from './k8s/api/access.js';
+import { KubeClient } from './k8s/api/client.js';
 import { podNamespace } from './k8s/control-plane.js';
 import { shutdownOnSignals } from './lifecycle/signals.js';
 import { createLogger } from './observability/logger.js';
@@ -52,35 +53,40 @@ export async function uninstall(config: Readonly<Config>, options: UninstallOpti
   } else {
     const cf = config.cloudflare;
     const namespace = podNamespace(env);
-    const store = new KubernetesCredentialsSecretStore(loadKubeConfig(config.kubernetes, env), namespace, cf.credentialsSecretName);
-    const lifecycle = new TunnelLifecycle({
-      config,
-      logger: options.logger,
-      clientFactory: createCloudflareClientFactory({ settings: cf, logger: options.logger, env }),
-      secretStore: store,
-      // Uninstall runs once, outside leader election: nothing else decides for it.
-      isLeader: () => true,
-      env,
-    });
-    const stored = await readStored(store, options.signal, options.logger, cf.deleteTunnelOnUninstall);
-    const tunnel = describeTunnel(stored, cf.tunnelName, cf.accountId);
-    tunnelDeleted = (await lifecycle.uninstall(options.signal)).tunnelDeleted;
-    const dashboard = 'the Cloudflare dashboard (Zero Trust > Networks > Tunnels)';
-    if (tunnelDeleted) {
-      lines.push(`Deleted ${tunnel} (its connections first) and the credentials ${store.description} (cloudflare.deleteTunnelOnUninstall is true).`);
-    } else if (stored === undefined) {
-      lines.push(
-        `Nothing deleted: there is no credentials ${store.description}, so this installation stored no tunnel.`,
-        `If a tunnel named "${cf.tunnelName}" exists in account ${cf.accountId}, it stays: delete it in ${dashboard} or with \`cloudflared tunnel delete ${cf.tunnelName}\`.`,
-      );
-    } else {
-      lines.push(
-        `Kept ${tunnel}: cloudflare.deleteTunnelOnUninstall is false, so a reinstall with the same tunnelName adopts it.`,
-        stored === null
-          ? `Kept the credentials ${store.description} (it could not be read now; see the log).`
-          : `Kept the credentials ${store.description}, which holds the tunnel's secret.`,
-        `To remove both: delete the tunnel in ${dashboard} or with \`cloudflared tunnel delete ${stored?.tunnelId ?? cf.tunnelName}\`, then \`kubectl -n ${namespace} delete secret ${cf.credentialsSecretName}\`; or set cloudflare.deleteTunnelOnUninstall=true and run \`warren --uninstall\` again.`,
-      );
+    const kube = new KubeClient(loadClusterAccess(config.kubernetes, env));
+    try {
+      const store = new KubernetesCredentialsSecretStore(kube, namespace, cf.credentialsSecretName);
+      const lifecycle = new TunnelLifecycle({
+        config,
+        logger: options.logger,
+        clientFactory: createCloudflareClientFactory({ settings: cf, logger: options.logger, env }),
+        secretStore: store,
+        // Uninstall runs once, outside leader election: nothing else decides for it.
+        isLeader: () => true,
+        env,
+      });
+      const stored = await readStored(store, options.signal, options.logger, cf.deleteTunnelOnUninstall);
+      const tunnel = describeTunnel(stored, cf.tunnelName, cf.accountId);
+      tunnelDeleted = (await lifecycle.uninstall(options.signal)).tunnelDeleted;
+      const dashboard = 'the Cloudflare dashboard (Zero Trust > Networks > Tunnels)';
+      if (tunnelDeleted) {
+        lines.push(`Deleted ${tunnel} (its connections first) and the credentials ${store.description} (cloudflare.deleteTunnelOnUninstall is true).`);
+      } else if (stored === undefined) {
+        lines.push(
+          `Nothing deleted: there is no credentials ${store.description}, so this installation stored no tunnel.`,
+          `If a tunnel named "${cf.tunnelName}" exists in account ${cf.accountId}, it stays: delete it in ${dashboard} or with \`cloudflared tunnel delete ${cf.tunnelName}\`.`,
+        );
+      } else {
+        lines.push(
+          `Kept ${tunnel}: cloudflare.deleteTunnelOnUninstall is false, so a reinstall with the same tunnelName adopts it.`,
+          stored === null
+            ? `Kept the credentials ${store.description} (it could not be read now; see the log).`
+            : `Kept the credentials ${store.description}, which holds the tunnel's secret.`,
+          `To remove both: delete the tunnel in ${dashboard} or with \`cloudflared tunnel delete ${stored?.tunnelId ?? cf.tunnelName}\`, then \`kubectl -n ${namespace} delete secret ${cf.credentialsSecretName}\`; or set cloudflare.deleteTunnelOnUninstall=true and run \`warren --uninstall\` again.`,
+        );
+      }
+    } finally {
+      await kube.close();
     }
   }
   const cleanupPlugins = ['dns', 'firewall'].filter((name) => config.plugins[name]?.enabled);

@@ -1,4 +1,6 @@
-import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
+import { apiPath, type KubeClient } from '../k8s/api/client.js';
+import { apiFailure } from '../k8s/api-errors.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 
 /** Labels and annotations written on the credentials Secret (no secret material). */
@@ -28,12 +30,12 @@ export interface CredentialsSecretStore {
 /** {@link CredentialsSecretStore} on the Kubernetes API (core/v1 Secrets, type Opaque). Needs get/create/update/delete on that Secret. */
 export class KubernetesCredentialsSecretStore implements CredentialsSecretStore {
   readonly description: string;
-  readonly #api: CoreV1Api;
+  readonly #client: KubeClient;
   readonly #namespace: string;
   readonly #name: string;
 
-  constructor(kubeConfig: KubeConfig, namespace: string, name: string) {
-    this.#api = kubeConfig.makeApiClient(CoreV1Api);
+  constructor(client: KubeClient, namespace: string, name: string) {
+    this.#client = client;
     this.#namespace = namespace;
     this.#name = name;
     this.description = `Secret ${namespace}/${name}`;
@@ -42,7 +44,7 @@ export class KubernetesCredentialsSecretStore implements CredentialsSecretStore 
   async read(): Promise<Readonly<Record<string, Buffer>> | undefined> {
     let secret: V1Secret;
     try {
-      secret = await this.#api.readNamespacedSecret({ name: this.#name, namespace: this.#namespace });
+      secret = await this.#client.get<V1Secret>(this.#path());
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw this.#error('read', err);
@@ -54,7 +56,7 @@ export class KubernetesCredentialsSecretStore implements CredentialsSecretStore 
 
   async create(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata): Promise<'created' | 'exists'> {
     try {
-      await this.#api.createNamespacedSecret({ namespace: this.#namespace, body: this.#body(data, metadata) });
+      await this.#client.post(apiPath('v1', 'secrets', this.#namespace), this.#body(data, metadata));
       return 'created';
     } catch (err) {
       if (statusOf(err) === 409) return 'exists';
@@ -64,7 +66,7 @@ export class KubernetesCredentialsSecretStore implements CredentialsSecretStore 
 
   async replace(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata): Promise<void> {
     try {
-      await this.#api.replaceNamespacedSecret({ name: this.#name, namespace: this.#namespace, body: this.#body(data, metadata) });
+      await this.#client.put(this.#path(), this.#body(data, metadata));
     } catch (err) {
       throw this.#error('replace', err);
     }
@@ -72,10 +74,14 @@ export class KubernetesCredentialsSecretStore implements CredentialsSecretStore 
 
   async delete(): Promise<void> {
     try {
-      await this.#api.deleteNamespacedSecret({ name: this.#name, namespace: this.#namespace });
+      await this.#client.delete(this.#path());
     } catch (err) {
       if (statusOf(err) !== 404) throw this.#error('delete', err);
     }
+  }
+
+  #path(): string {
+    return apiPath('v1', 'secrets', this.#namespace, this.#name);
   }
 
   #body(data: Readonly<Record<string, Buffer>>, metadata: SecretMetadata): V1Secret {
@@ -97,7 +103,5 @@ export class KubernetesCredentialsSecretStore implements CredentialsSecretStore 
 }
 
 function statusOf(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  const code = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
-  return typeof code === 'number' ? code : undefined;
+  return apiFailure(err).status;
 }

@@ -10,7 +10,7 @@ export interface ApiFailure {
   readonly message: string;
 }
 
-/** Reads an error thrown by @kubernetes/client-node (ApiException, fetch failures, watch errors). */
+/** Reads an error from a Kubernetes API call (`KubeApiError`, connection failures, watch ERROR events). */
 export function apiFailure(err: unknown): ApiFailure {
   const e = (err ?? {}) as { code?: unknown; statusCode?: unknown; body?: unknown; message?: unknown; cause?: unknown };
   const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;

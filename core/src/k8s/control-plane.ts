@@ -1,4 +1,3 @@
-import type { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -16,7 +15,8 @@ import { FinalizerController } from '../reconcile/finalizer.js';
 import { RouteEventsReporter } from '../reconcile/route-events.js';
 import { RouteSync, type RouteBuilder } from '../reconcile/route-sync.js';
 import { IngressStatusWriter, tunnelHostname } from '../reconcile/status.js';
-import { loadKubeConfig, shareConnections } from './client.js';
+import { loadClusterAccess } from './api/access.js';
+import { KubeClient } from './api/client.js';
 import { ClusterInformers } from './informers.js';
 import { holderIdentity, LeaderElector } from './leader-election.js';
 
@@ -31,8 +31,8 @@ export interface KubernetesControlPlaneOptions {
   /** The routing model's builder (`new RouteTableBuilder(routeBuildSettings(config, manifests, known))`). */
   readonly routeBuilder: RouteBuilder;
   readonly routeStore: RouteStore;
-  /** Client configuration; default {@link loadKubeConfig} of `config.kubernetes`. Its requests are made to share one connection pool ({@link shareConnections}). */
-  readonly kubeConfig?: KubeConfig | undefined;
+  /** API client; default one built from {@link loadClusterAccess} of `config.kubernetes`. The caller closes a client it passes. */
+  readonly client?: KubeClient | undefined;
   /** Enabled control plugins (resolved `TOKENS.ControlPlugin`); drive finalizers and `onRoutesChanged`. */
   readonly controlPlugins?: readonly ControlPlugin[] | undefined;
   /** The tunnel id once known (from the connector's credentials or the tunnel lifecycle). */
@@ -61,7 +61,8 @@ export interface KubernetesControlPlaneOptions {
  * ```
  */
 export interface KubernetesControlPlane {
-  readonly kubeConfig: KubeConfig;
+  /** The API client every component uses (one connection pool). */
+  readonly client: KubeClient;
   readonly identity: string;
   readonly informers: ClusterInformers;
   /** `TOKENS.Secrets`: Secrets referenced by routes. */
@@ -88,19 +89,19 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   const { config, logger, registry, routeBuilder, routeStore } = options;
   const env = options.env ?? process.env;
   const k8s = config.kubernetes;
-  const kubeConfig = shareConnections(options.kubeConfig ?? loadKubeConfig(k8s));
+  const client = options.client ?? new KubeClient(loadClusterAccess(k8s));
   const identity = options.identity ?? holderIdentity(env);
   const metrics = new ControlPlaneMetrics(registry);
   const tunnelId = options.tunnelId ?? (() => undefined);
   const plugins = options.controlPlugins ?? [];
   const log = (component: string) => componentLogger(logger, component);
 
-  const informers = new ClusterInformers({ kubeConfig, namespaces: k8s.namespaces, logger: log('informers'), metrics });
+  const informers = new ClusterInformers({ client, namespaces: k8s.namespaces, logger: log('informers'), metrics });
 
   const le = k8s.leaderElection;
   const elector = le.enabled
     ? new LeaderElector({
-        kubeConfig,
+        client,
         namespace: le.leaseNamespace ?? podNamespace(env),
         name: le.leaseName,
         identity,
@@ -115,16 +116,16 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   if (!elector) metrics.leader.set(1);
   const isLeader = elector ? () => elector.isLeader : () => true;
 
-  const events = new EventRecorder({ kubeConfig, logger: log('events'), metrics, instance: identity, isLeader });
+  const events = new EventRecorder({ client, logger: log('events'), metrics, instance: identity, isLeader });
   const routeSync = new RouteSync({ source: informers, builder: routeBuilder, store: routeStore, logger: log('routes'), metrics, coalesceMs: k8s.resyncBurstWindow });
   const hostname = (): string | undefined => {
     if (k8s.publishHostname) return k8s.publishHostname;
     const id = tunnelId();
     return id ? tunnelHostname(id) : undefined;
   };
-  const status = new IngressStatusWriter({ kubeConfig, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
+  const status = new IngressStatusWriter({ client, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
   const finalizers = new FinalizerController({
-    kubeConfig,
+    client,
     ingresses: informers,
     store: routeStore,
     plugins,
@@ -149,7 +150,7 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   ];
 
   return {
-    kubeConfig,
+    client,
     identity,
     informers,
     secrets: informers.secrets,

@@ -1,15 +1,16 @@
-import type { KubeConfig, KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { ClusterSnapshot, SnapshotChanges } from '../routes/snapshot.js';
+import type { KubeClient } from './api/client.js';
 import { kindSpecs, type KindSpec, type WatchedKind } from './kinds.js';
 import { ObjectStore, onlyStatusChanged, type StoreChange } from './object-store.js';
 import { Reflector } from './reflector.js';
 import { SecretCache } from './secrets.js';
 
 export interface ClusterInformersOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   /** Setting `kubernetes.namespaces`: watch only these namespaces (IngressClasses are cluster-scoped and always watched). Empty: all. */
   readonly namespaces: readonly string[];
   readonly logger: Logger;
@@ -50,10 +51,10 @@ export class ClusterInformers implements Runnable {
 
   constructor(options: ClusterInformersOptions) {
     this.#o = options;
-    const specs = kindSpecs(options.kubeConfig);
+    const specs = kindSpecs(options.client);
     this.secrets = new SecretCache({
       store: this.#stores.Secret,
-      kubeConfig: options.kubeConfig,
+      client: options.client,
       logger: options.logger,
       namespaces: options.namespaces,
       onStoreChange: (changes) => this.#changed('Secret', changes),
@@ -65,7 +66,7 @@ export class ClusterInformers implements Runnable {
           spec,
           namespace,
           store,
-          kubeConfig: options.kubeConfig,
+          client: options.client,
           logger: options.logger,
           metrics: options.metrics,
           pageSize: options.pageSize,

@@ -1,19 +1,13 @@
-import {
-  CoreV1Api,
-  DiscoveryV1Api,
-  NetworkingV1Api,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1EndpointSlice,
-  type V1Ingress,
-  type V1IngressClass,
-  type V1Secret,
-  type V1Service,
+import type {
+  KubernetesListObject,
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Ingress,
+  V1IngressClass,
+  V1Secret,
+  V1Service,
 } from '@kubernetes/client-node';
-// The model (de)serializer is not re-exported from the package root; watch events arrive as plain JSON and are
-// turned into the same typed shape the list calls return (e.g. `creationTimestamp` as a Date).
-import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import { apiPath, type KubeClient } from './api/client.js';
 
 /** The kinds Warren watches. */
 export type WatchedKind = 'Ingress' | 'IngressClass' | 'Service' | 'EndpointSlice' | 'Secret';
@@ -26,11 +20,12 @@ export interface ListPage {
   readonly fieldSelector?: string | undefined;
 }
 
-/** How to list, watch and deserialize one kind. */
+/**
+ * How to list and watch one kind. Objects are the JSON the API server sent, typed with the client-node model
+ * interfaces; their timestamp fields hold RFC 3339 strings, not Dates (route code accepts both).
+ */
 export interface KindSpec<T extends KubernetesObject> {
   readonly kind: WatchedKind;
-  /** Model name for the deserializer, e.g. `V1Ingress`. */
-  readonly model: string;
   readonly namespaced: boolean;
   /** Field selector applied to list and watch (e.g. to skip Secret types that can never be referenced). */
   readonly fieldSelector?: string | undefined;
@@ -38,8 +33,6 @@ export interface KindSpec<T extends KubernetesObject> {
   watchPath(namespace?: string): string;
   /** One page of a list call. */
   list(page: ListPage): Promise<KubernetesListObject<T>>;
-  /** Turns a plain JSON object from a watch event into the typed shape. */
-  deserialize(raw: unknown): T;
 }
 
 /** The annotation `kubectl apply` keeps: a full copy of the object as JSON, never read by Warren. */
@@ -75,62 +68,30 @@ export function objectKey(obj: KubernetesObject, namespaced: boolean): string {
  */
 export const SECRET_FIELD_SELECTOR = 'type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token';
 
-/** The specs for every watched kind, bound to one client configuration. */
-export function kindSpecs(kc: KubeConfig): {
+/** The specs for every watched kind, bound to one client. */
+export function kindSpecs(client: KubeClient): {
   Ingress: KindSpec<V1Ingress>;
   IngressClass: KindSpec<V1IngressClass>;
   Service: KindSpec<V1Service>;
   EndpointSlice: KindSpec<V1EndpointSlice>;
   Secret: KindSpec<V1Secret>;
 } {
-  const core = kc.makeApiClient(CoreV1Api);
-  const networking = kc.makeApiClient(NetworkingV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const q = (p: ListPage) => ({ limit: p.limit, _continue: p.continueToken, fieldSelector: p.fieldSelector });
-  const des = <T>(model: string) => (raw: unknown) => ObjectSerializer.deserialize(raw, model) as T;
-  const path = (base: string, resource: string) => (ns?: string) => (ns ? `${base}/namespaces/${encodeURIComponent(ns)}/${resource}` : `${base}/${resource}`);
-  return {
-    Ingress: {
-      kind: 'Ingress',
-      model: 'V1Ingress',
-      namespaced: true,
-      watchPath: path('/apis/networking.k8s.io/v1', 'ingresses'),
-      list: (p) => (p.namespace ? networking.listNamespacedIngress({ namespace: p.namespace, ...q(p) }) : networking.listIngressForAllNamespaces(q(p))),
-      deserialize: des<V1Ingress>('V1Ingress'),
-    },
-    IngressClass: {
-      kind: 'IngressClass',
-      model: 'V1IngressClass',
-      namespaced: false,
-      watchPath: () => '/apis/networking.k8s.io/v1/ingressclasses',
-      list: (p) => networking.listIngressClass(q(p)),
-      deserialize: des<V1IngressClass>('V1IngressClass'),
-    },
-    Service: {
-      kind: 'Service',
-      model: 'V1Service',
-      namespaced: true,
-      watchPath: path('/api/v1', 'services'),
-      list: (p) => (p.namespace ? core.listNamespacedService({ namespace: p.namespace, ...q(p) }) : core.listServiceForAllNamespaces(q(p))),
-      deserialize: des<V1Service>('V1Service'),
-    },
-    EndpointSlice: {
-      kind: 'EndpointSlice',
-      model: 'V1EndpointSlice',
-      namespaced: true,
-      watchPath: path('/apis/discovery.k8s.io/v1', 'endpointslices'),
+  const spec = <T extends KubernetesObject>(kind: WatchedKind, groupVersion: string, resource: string, namespaced: boolean, fieldSelector?: string): KindSpec<T> => {
+    const watchPath = (ns?: string): string => apiPath(groupVersion, resource, namespaced ? ns : undefined);
+    return {
+      kind,
+      namespaced,
+      fieldSelector,
+      watchPath,
       list: (p) =>
-        p.namespace ? discovery.listNamespacedEndpointSlice({ namespace: p.namespace, ...q(p) }) : discovery.listEndpointSliceForAllNamespaces(q(p)),
-      deserialize: des<V1EndpointSlice>('V1EndpointSlice'),
-    },
-    Secret: {
-      kind: 'Secret',
-      model: 'V1Secret',
-      namespaced: true,
-      fieldSelector: SECRET_FIELD_SELECTOR,
-      watchPath: path('/api/v1', 'secrets'),
-      list: (p) => (p.namespace ? core.listNamespacedSecret({ namespace: p.namespace, ...q(p) }) : core.listSecretForAllNamespaces(q(p))),
-      deserialize: des<V1Secret>('V1Secret'),
-    },
+        client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
+    };
+  };
+  return {
+    Ingress: spec<V1Ingress>('Ingress', 'networking.k8s.io/v1', 'ingresses', true),
+    IngressClass: spec<V1IngressClass>('IngressClass', 'networking.k8s.io/v1', 'ingressclasses', false),
+    Service: spec<V1Service>('Service', 'v1', 'services', true),
+    EndpointSlice: spec<V1EndpointSlice>('EndpointSlice', 'discovery.k8s.io/v1', 'endpointslices', true),
+    Secret: spec<V1Secret>('Secret', 'v1', 'secrets', true, SECRET_FIELD_SELECTOR),
   };
 }

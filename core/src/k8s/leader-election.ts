@@ -1,4 +1,4 @@
-import { CoordinationV1Api, V1MicroTime, Watch, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+import { apiPath, type KubeClient } from './api/client.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,7 +7,7 @@ import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import { apiFailure, isConflict, isNotFound } from './api-errors.js';
 
 export interface LeaderElectionOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   /** Namespace of the Lease (setting `kubernetes.leaderElection.leaseNamespace`, else the pod namespace). */
   readonly namespace: string;
   /** Lease name (setting `kubernetes.leaderElection.leaseName`). */
@@ -56,10 +56,10 @@ export function holderIdentity(env: NodeJS.ProcessEnv = process.env): string {
 export class LeaderElector {
   readonly identity: string;
   readonly #o: LeaderElectionOptions;
-  readonly #api: CoordinationV1Api;
+  readonly #path: string;
   readonly #listeners = new Set<LeadershipListener>();
   #leading = false;
-  #lease: V1Lease | undefined;
+  #lease: Lease | undefined;
   #observed: { holder: string; renew: string; acquire: string; transitions: number; durationS: number } | undefined;
   #observedAt = 0;
   #wake: (() => void) | undefined;
@@ -71,7 +71,7 @@ export class LeaderElector {
     }
     this.#o = options;
     this.identity = options.identity;
-    this.#api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.#path = apiPath('coordination.k8s.io/v1', 'leases', options.namespace, options.name);
   }
 
   /** True while this replica holds the Lease. */
@@ -151,13 +151,13 @@ export class LeaderElector {
   /** One acquire-or-renew attempt (client-go `tryAcquireOrRenew`). Resolves false on any failure. */
   async #tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
     const now = Date.now();
-    const desired = (prev: V1LeaseSpec | undefined): V1LeaseSpec => {
+    const desired = (prev: LeaseSpec | undefined): LeaseSpec => {
       const mine = prev?.holderIdentity === this.identity;
       return {
         holderIdentity: this.identity,
         leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
-        acquireTime: mine && prev?.acquireTime ? toMicro(prev.acquireTime) : new V1MicroTime(now),
-        renewTime: new V1MicroTime(now),
+        acquireTime: mine && prev?.acquireTime ? prev.acquireTime : microTime(now),
+        renewTime: microTime(now),
         leaseTransitions: mine ? (prev?.leaseTransitions ?? 0) : (prev?.leaseTransitions ?? 0) + (prev ? 1 : 0),
       };
     };
@@ -172,16 +172,17 @@ export class LeaderElector {
           if (!isConflict(err)) throw err;
         }
       }
-      let lease: V1Lease;
+      let lease: Lease;
       try {
-        lease = await withTimeout(this.#api.readNamespacedLease({ namespace: this.#o.namespace, name: this.#o.name }), timeoutMs);
+        lease = await withTimeout(this.#o.client.get<Lease>(this.#path, { timeoutMs }), timeoutMs);
       } catch (err) {
         if (!isNotFound(err)) throw err;
         const created = await withTimeout(
-          this.#api.createNamespacedLease({
-            namespace: this.#o.namespace,
-            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.#o.name, namespace: this.#o.namespace }, spec: desired(undefined) },
-          }),
+          this.#o.client.post<Lease>(
+            apiPath('coordination.k8s.io/v1', 'leases', this.#o.namespace),
+            { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.#o.name, namespace: this.#o.namespace }, spec: desired(undefined) },
+            { timeoutMs },
+          ),
           timeoutMs,
         );
         this.#remember(created, now);
@@ -199,14 +200,14 @@ export class LeaderElector {
     }
   }
 
-  #replace(lease: V1Lease): Promise<V1Lease> {
-    return this.#api.replaceNamespacedLease({ namespace: this.#o.namespace, name: this.#o.name, body: lease });
+  #replace(lease: Lease): Promise<Lease> {
+    return this.#o.client.put<Lease>(this.#path, lease, { timeoutMs: this.#o.renewDeadlineMs });
   }
 
   /** Gives the Lease up: empty holder and a 1 s duration, so any follower may take it at once. */
   async #release(): Promise<void> {
     if (!this.#lease || this.#lease.spec?.holderIdentity !== this.identity) return;
-    const now = new V1MicroTime(Date.now());
+    const now = microTime(Date.now());
     try {
       await withTimeout(
         this.#replace({
@@ -222,18 +223,18 @@ export class LeaderElector {
     }
   }
 
-  #remember(lease: V1Lease, now: number): void {
+  #remember(lease: Lease, now: number): void {
     this.#lease = lease;
     this.#observe(lease, now);
   }
 
   /** Records the Lease record and, when it changed, the local time of the change (client-go `observedTime`). */
-  #observe(lease: V1Lease, now: number): void {
+  #observe(lease: Lease, now: number): void {
     const s = lease.spec ?? {};
     const record = {
       holder: s.holderIdentity ?? '',
-      renew: stamp(s.renewTime),
-      acquire: stamp(s.acquireTime),
+      renew: s.renewTime ?? '',
+      acquire: s.acquireTime ?? '',
       transitions: s.leaseTransitions ?? 0,
       durationS: s.leaseDurationSeconds ?? Math.ceil(this.#o.leaseDurationMs / 1000),
     };
@@ -286,50 +287,57 @@ export class LeaderElector {
    */
   async #watchLease(signal: AbortSignal): Promise<void> {
     let failures = 0;
+    const collection = apiPath('coordination.k8s.io/v1', 'leases', this.#o.namespace);
+    const query = { fieldSelector: `metadata.name=${this.#o.name}`, timeoutSeconds: 300 + Math.floor(Math.random() * 300) };
     while (!signal.aborted) {
-      const ended = await new Promise<unknown>((resolve) => {
-        const watch = new Watch(this.#o.kubeConfig);
-        let controller: AbortController | undefined;
-        const stop = (): void => controller?.abort();
-        signal.addEventListener('abort', stop, { once: true });
-        watch
-          .watch(
-            `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.#o.namespace)}/leases`,
-            { fieldSelector: `metadata.name=${this.#o.name}`, timeoutSeconds: 300 + Math.floor(Math.random() * 300) },
-            (type, obj: V1Lease) => {
-              failures = 0;
-              if (this.#leading) return;
-              const holder = obj?.spec?.holderIdentity ?? '';
-              if (type === 'DELETED' || holder === '') this.#wake?.();
-            },
-            (err) => {
-              signal.removeEventListener('abort', stop);
-              resolve(err);
-            },
-          )
-          .then((c) => {
-            controller = c;
-            if (signal.aborted) c.abort();
-          })
-          .catch(resolve);
-      });
-      if (signal.aborted) return;
-      if (ended && (ended as { name?: string }).name !== 'TimeoutError') {
+      const started = Date.now();
+      let failed: boolean;
+      try {
+        const end = await this.#o.client.watch(
+          collection,
+          query,
+          (type, obj) => {
+            failures = 0;
+            if (this.#leading) return;
+            const holder = (obj as Lease | undefined)?.spec?.holderIdentity ?? '';
+            if (type === 'DELETED' || holder === '') this.#wake?.();
+          },
+          { signal },
+        );
+        if (end === 'aborted') return;
+        failed = Date.now() - started < 1_000; // a stream that ends at once is a failure too: never spin
+      } catch (err) {
+        if (signal.aborted) return;
+        failed = true;
+        this.#o.logger.debug({ err: apiFailure(err) }, 'Lease watch failed; retrying');
+      }
+      if (failed) {
         failures++;
-        this.#o.logger.debug({ err: apiFailure(ended) }, 'Lease watch ended; retrying');
         await sleep(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)), undefined, { signal }).catch(() => undefined);
       }
     }
   }
 }
 
-function stamp(t: unknown): string {
-  if (t instanceof Date) return t.toISOString();
-  return t === undefined || t === null ? '' : String(t);
+/** The parts of a coordination.k8s.io/v1 Lease that election reads and writes, as JSON (times are MicroTime strings). */
+interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: LeaseSpec;
 }
 
-function toMicro(t: unknown): V1MicroTime {
-  return new V1MicroTime(t instanceof Date ? t.getTime() : Date.parse(String(t)));
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+/** A metav1.MicroTime: RFC 3339 in UTC with six fractional digits, e.g. `2026-11-26T17:32:58.123000Z`. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,4 +1,5 @@
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubeClient } from './api/client.js';
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
@@ -11,7 +12,7 @@ export interface ReflectorOptions<T extends KubernetesObject> {
   /** Watch one namespace; undefined watches the whole cluster (or a cluster-scoped kind). */
   readonly namespace?: string | undefined;
   readonly store: ObjectStore<T>;
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Called synchronously after each applied batch (one watch event, or one whole relist) with what changed. */
@@ -48,9 +49,8 @@ interface WatchOutcome {
  *     resourceVersion; on 410 Gone (history compacted) go back to 1;
  *  4. on errors (apiserver down, 5xx, network) retry with jittered exponential backoff, for ever, until stopped.
  *
- * Built on the client library's `Watch` (the streaming request and line parsing); the loop itself is Warren's
- * because the library's ListWatch stops for good on the first non-410 error, does not paginate, keeps a second
- * copy of every object and cannot drop objects (Secrets) as they arrive.
+ * Warren's own rather than client-node's ListWatch, which stops for good on the first non-410 error, does not
+ * paginate, keeps a second copy of every object and cannot drop objects (Secrets) as they arrive.
  */
 export class Reflector<T extends KubernetesObject> {
   readonly #o: ReflectorOptions<T>;
@@ -104,7 +104,7 @@ export class Reflector<T extends KubernetesObject> {
         const outcome = await this.#watch(resourceVersion, signal);
         if (signal.aborted) break;
         resourceVersion = outcome.gone ? '' : outcome.resourceVersion;
-        const cause = outcome.gone ? 'gone' : outcome.error && !isIdleTimeout(outcome.error) ? 'error' : 'ended';
+        const cause = outcome.gone ? 'gone' : outcome.error ? 'error' : 'ended';
         metrics?.informerRestarts.inc({ kind: spec.kind, cause });
         if (cause === 'error' || (outcome.events === 0 && outcome.durationMs < 1_000 && !this.#relistRequested)) {
           failures++;
@@ -145,7 +145,7 @@ export class Reflector<T extends KubernetesObject> {
         if (!keep || keep(key, item)) objects.set(key, item);
       }
       resourceVersion = page.metadata?.resourceVersion ?? '';
-      continueToken = page.metadata?._continue || undefined;
+      continueToken = (page.metadata as { continue?: string } | undefined)?.continue || undefined;
     } while (continueToken);
     const ns = this.#o.namespace;
     const changes = store.replace(objects, ns ? (key) => key.startsWith(`${ns}/`) : () => true);
@@ -159,77 +159,68 @@ export class Reflector<T extends KubernetesObject> {
     return resourceVersion;
   }
 
-  #watch(resourceVersion: string, signal: AbortSignal): Promise<WatchOutcome> {
-    const { spec, store, metrics, kubeConfig } = this.#o;
+  async #watch(resourceVersion: string, signal: AbortSignal): Promise<WatchOutcome> {
+    const { spec, store, metrics, client } = this.#o;
     const keep = this.#o.keep;
     const started = Date.now();
-    return new Promise<WatchOutcome>((resolve) => {
-      let lastVersion = resourceVersion;
-      let gone = false;
-      let statusError: unknown;
-      let events = 0;
-      let controller: AbortController | undefined;
-      let finished = false;
-      const abort = (): void => controller?.abort();
-      const finish = (err: unknown): void => {
-        if (finished) return;
-        finished = true;
-        signal.removeEventListener('abort', abort);
-        this.#abortWatch = undefined;
-        resolve({ resourceVersion: lastVersion, gone: gone || isGone(err), error: err ?? statusError, events, durationMs: Date.now() - started });
-      };
-      signal.addEventListener('abort', abort, { once: true });
-      this.#abortWatch = abort;
-      const watch = new Watch(kubeConfig);
-      // Idle bound: bookmarks arrive about once a minute, so a silent stream for longer means a dead connection.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 150_000;
-      const params = {
+    let lastVersion = resourceVersion;
+    let gone = false;
+    let statusError: unknown;
+    let events = 0;
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    this.#abortWatch = abort;
+    const onEvent = (type: string, raw: unknown): void => {
+      events++;
+      const obj = raw as T | undefined;
+      const version = obj?.metadata?.resourceVersion;
+      if (type === 'ERROR') {
+        const status = raw as { code?: number; reason?: string; message?: string } | undefined;
+        if (status?.code === 410) gone = true;
+        else statusError = { code: status?.code, body: status, message: status?.message ?? 'watch error event' };
+        controller.abort(); // the server ends the stream after an ERROR event; do not wait for it
+        return;
+      }
+      metrics?.informerEvents.inc({ kind: spec.kind, type });
+      if (type === 'BOOKMARK') {
+        if (version) lastVersion = version;
+        return;
+      }
+      if (!obj || typeof obj !== 'object' || !obj.metadata?.name) {
+        this.#o.logger.warn({ kind: spec.kind, type }, 'ignored a watch event without an object name');
+        return;
+      }
+      trimForCache(obj);
+      if (version) lastVersion = version;
+      const key = objectKey(obj, spec.namespaced);
+      if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#o.observe?.(type, key);
+      let change: StoreChange | undefined;
+      if (type === 'DELETED' || (keep && !keep(key, obj))) change = store.delete(key);
+      else if (type === 'ADDED' || type === 'MODIFIED') change = store.upsert(key, obj);
+      if (change) {
+        metrics?.informerObjects.set({ kind: spec.kind }, store.size);
+        this.#o.onChange(new Map([[key, change]]));
+      }
+    };
+    let error: unknown;
+    try {
+      const query = {
         resourceVersion,
         allowWatchBookmarks: true,
         // client-go picks 5–10 minutes at random so that many clients do not reconnect in step.
         timeoutSeconds: 300 + Math.floor(Math.random() * 300),
         fieldSelector: spec.fieldSelector,
       };
-      const onEvent = (type: string, raw: unknown): void => {
-        events++;
-        const version = (raw as KubernetesObject | undefined)?.metadata?.resourceVersion;
-        if (type === 'ERROR') {
-          const status = raw as { code?: number; reason?: string; message?: string };
-          if (status?.code === 410) gone = true;
-          else statusError = { code: status?.code, body: status, message: status?.message ?? 'watch error event' };
-          return;
-        }
-        metrics?.informerEvents.inc({ kind: spec.kind, type });
-        if (type === 'BOOKMARK') {
-          if (version) lastVersion = version;
-          return;
-        }
-        let obj: T;
-        try {
-          obj = trimForCache(spec.deserialize(raw));
-        } catch (err) {
-          this.#o.logger.warn({ kind: spec.kind, err: apiFailure(err) }, 'ignored a watch event that could not be decoded');
-          return;
-        }
-        if (version) lastVersion = version;
-        const key = objectKey(obj, spec.namespaced);
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#o.observe?.(type, key);
-        let change: StoreChange | undefined;
-        if (type === 'DELETED' || (keep && !keep(key, obj))) change = store.delete(key);
-        else if (type === 'ADDED' || type === 'MODIFIED') change = store.upsert(key, obj);
-        if (change) {
-          metrics?.informerObjects.set({ kind: spec.kind }, store.size);
-          this.#o.onChange(new Map([[key, change]]));
-        }
-      };
-      watch
-        .watch(spec.watchPath(this.#o.namespace), params, onEvent, finish)
-        .then((c) => {
-          controller = c;
-          if (signal.aborted || finished) c.abort();
-        })
-        .catch(finish);
-    });
+      // Idle bound: bookmarks arrive about once a minute, so a silent stream for longer means a dead connection.
+      await client.watch(spec.watchPath(this.#o.namespace), query, onEvent, { signal: controller.signal, idleTimeoutMs: 150_000 });
+    } catch (err) {
+      error = err;
+    } finally {
+      signal.removeEventListener('abort', abort);
+      this.#abortWatch = undefined;
+    }
+    return { resourceVersion: lastVersion, gone: gone || isGone(error), error: error ?? statusError, events, durationMs: Date.now() - started };
   }
 
   async #backoff(failures: number, signal: AbortSignal): Promise<void> {
@@ -244,10 +235,6 @@ export class Reflector<T extends KubernetesObject> {
     this.#syncWaiters = [];
     for (const w of waiters) w();
   }
-}
-
-function isIdleTimeout(err: unknown): boolean {
-  return (err as { name?: string } | undefined)?.name === 'TimeoutError';
 }
 
 async function withTimeout<R>(promise: Promise<R>, ms: number, signal: AbortSignal, what: string): Promise<R> {

@@ -1,4 +1,5 @@
-import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
+import { apiPath, type KubeClient } from './api/client.js';
 import type { Logger } from 'pino';
 import type { SecretReader } from '../plugin-api/lifecycle.js';
 import { apiFailure, isNotFound } from './api-errors.js';
@@ -7,7 +8,7 @@ import type { ObjectStore, StoreChange } from './object-store.js';
 
 export interface SecretCacheOptions {
   readonly store: ObjectStore<V1Secret>;
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly logger: Logger;
   /** Applies store changes made outside the watch (fetches of newly referenced Secrets, dropped references). */
   readonly onStoreChange: (changes: ReadonlyMap<string, StoreChange>) => void;
@@ -25,7 +26,6 @@ export interface SecretCacheOptions {
  */
 export class SecretCache implements SecretReader {
   readonly #o: SecretCacheOptions;
-  readonly #core: CoreV1Api;
   #referenced = new Set<string>();
   /** Keys being fetched; `deleted` is set when the watch reports a deletion meanwhile. */
   readonly #pending = new Map<string, { deleted: boolean }>();
@@ -34,7 +34,6 @@ export class SecretCache implements SecretReader {
 
   constructor(options: SecretCacheOptions) {
     this.#o = options;
-    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
   }
 
   /** The reflector's filter: keep a Secret only while some route references it. */
@@ -111,7 +110,7 @@ export class SecretCache implements SecretReader {
     const state = { deleted: false };
     this.#pending.set(key, state);
     try {
-      const secret = trimForCache(await this.#core.readNamespacedSecret({ namespace, name }));
+      const secret = trimForCache(await this.#o.client.get<V1Secret>(apiPath('v1', 'secrets', namespace, name)));
       // The watch may have delivered a newer version, or a deletion, while the GET was in flight.
       if (state.deleted || this.#o.store.has(key) || !this.#referenced.has(key)) return;
       const change = this.#o.store.upsert(key, secret);

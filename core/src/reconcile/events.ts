@@ -1,4 +1,5 @@
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventObject, EventSink } from '../plugin-api/lifecycle.js';
@@ -13,7 +14,7 @@ export const EVENT_REPORTING_CONTROLLER = 'warren.dev/ingress-controller';
 export const MAX_EVENT_MESSAGE = 1024;
 
 export interface EventRecorderOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** `reportingInstance`: the holder identity of this replica. */
@@ -74,7 +75,6 @@ interface Bucket {
  */
 export class EventRecorder implements EventSink {
   readonly #o: EventRecorderOptions;
-  readonly #api: CoreV1Api;
   readonly #series = new Map<string, SeriesState>();
   readonly #distinct = new Map<string, Map<string, number>>();
   readonly #buckets = new Map<string, Bucket>();
@@ -84,7 +84,6 @@ export class EventRecorder implements EventSink {
 
   constructor(options: EventRecorderOptions) {
     this.#o = options;
-    this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
   }
 
   warning(object: EventObject, reason: string, message: string): void {
@@ -201,7 +200,7 @@ export class EventRecorder implements EventSink {
         reportingInstance: this.#o.instance.slice(0, 128),
       };
       try {
-        await this.#api.createNamespacedEvent({ namespace: s.namespace, body });
+        await this.#o.client.post(apiPath('v1', 'events', s.namespace), body);
         metrics?.events.inc({ type, outcome: 'created' });
       } catch (err) {
         if (!isConflict(err)) throw err;
@@ -225,10 +224,7 @@ export class EventRecorder implements EventSink {
   #patch(s: SeriesState, lastTimestamp: Date, withCount = true): Promise<CoreV1Event> {
     const body: Record<string, unknown> = { lastTimestamp: lastTimestamp.toISOString(), message: s.message };
     if (withCount) body.count = s.count;
-    return this.#api.patchNamespacedEvent(
-      { namespace: s.namespace, name: s.name, body },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    return this.#o.client.patch<CoreV1Event>(apiPath('v1', 'events', s.namespace, s.name), body, 'merge');
   }
 
   #take(objectId: string, now: number): boolean {

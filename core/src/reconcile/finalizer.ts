@@ -1,4 +1,5 @@
-import { NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Ingress } from '@kubernetes/client-node';
+import type { V1Ingress } from '@kubernetes/client-node';
+import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import type { Logger } from 'pino';
 import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
@@ -13,7 +14,7 @@ import { WorkQueue } from './workqueue.js';
 export const CLEANUP_FINALIZER = 'warren.dev/cleanup';
 
 export interface FinalizerOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly ingresses: IngressSource;
   readonly store: RouteStore;
   /** Enabled control plugins; only those answering `needsFinalizer` true cause a finalizer. */
@@ -45,7 +46,6 @@ export interface FinalizerOptions {
 export class FinalizerController implements Runnable {
   readonly needsLeader = true;
   readonly #o: FinalizerOptions;
-  readonly #api: NetworkingV1Api;
   readonly #attempts = new Map<string, number>();
   readonly #owned: OwnedIngresses;
   #queue: WorkQueue<string> | undefined;
@@ -53,7 +53,6 @@ export class FinalizerController implements Runnable {
   constructor(options: FinalizerOptions) {
     this.#o = options;
     this.#owned = new OwnedIngresses(options.store, options.ingresses);
-    this.#api = options.kubeConfig.makeApiClient(NetworkingV1Api);
   }
 
   /** Resolves when no finalizer work is pending (tests). */
@@ -148,16 +147,13 @@ export class FinalizerController implements Runnable {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     try {
-      await this.#api.patchNamespacedIngress(
-        {
-          namespace,
-          name,
-          body: [
-            { op: 'test', path: '/metadata/resourceVersion', value: ingress.metadata?.resourceVersion },
-            { op: 'add', path: '/metadata/finalizers', value: finalizers },
-          ],
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      await this.#o.client.patch(
+        apiPath('networking.k8s.io/v1', 'ingresses', namespace, name),
+        [
+          { op: 'test', path: '/metadata/resourceVersion', value: ingress.metadata?.resourceVersion },
+          { op: 'add', path: '/metadata/finalizers', value: finalizers },
+        ],
+        'json',
       );
       this.#o.logger.info({ ingress: `${namespace}/${name}`, finalizer: CLEANUP_FINALIZER }, action === 'add' ? 'added finalizer' : 'removed finalizer');
     } catch (err) {

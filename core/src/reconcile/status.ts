@@ -1,4 +1,5 @@
-import { NetworkingV1Api, type KubeConfig, type V1Ingress, type V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
+import type { V1Ingress, V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
+import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
@@ -17,7 +18,7 @@ export interface IngressSource {
 }
 
 export interface IngressStatusOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly ingresses: IngressSource;
   readonly store: RouteStore;
   /**
@@ -50,7 +51,6 @@ export function tunnelHostname(tunnelId: string): string {
 export class IngressStatusWriter implements Runnable {
   readonly needsLeader = true;
   readonly #o: IngressStatusOptions;
-  readonly #api: NetworkingV1Api;
   #queue: WorkQueue<string> | undefined;
   readonly #owned: OwnedIngresses;
   /** Hostnames this process published; an un-owned Ingress carrying one of them is cleared. */
@@ -59,7 +59,6 @@ export class IngressStatusWriter implements Runnable {
   constructor(options: IngressStatusOptions) {
     this.#o = options;
     this.#owned = new OwnedIngresses(options.store, options.ingresses);
-    this.#api = options.kubeConfig.makeApiClient(NetworkingV1Api);
   }
 
   /** Re-checks every Ingress (after the published hostname changed). */
@@ -117,10 +116,9 @@ export class IngressStatusWriter implements Runnable {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     try {
-      await this.#api.replaceNamespacedIngressStatus({
-        namespace,
-        name,
-        body: { ...ingress, status: { ...ingress.status, loadBalancer: { ...ingress.status?.loadBalancer, ingress: entries } } },
+      await this.#o.client.put(apiPath('networking.k8s.io/v1', 'ingresses', namespace, name, 'status'), {
+        ...ingress,
+        status: { ...ingress.status, loadBalancer: { ...ingress.status?.loadBalancer, ingress: entries } },
       });
       this.#o.metrics?.statusWrites.inc({ action, result: 'success' });
       this.#o.logger.info({ ingress: `${namespace}/${name}`, action, hostname: entries[0]?.hostname }, action === 'set' ? 'published Ingress status' : 'cleared Ingress status');

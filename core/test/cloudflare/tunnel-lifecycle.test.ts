@@ -35,7 +35,7 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`);
   const namespace = await server().createNamespace('cf');
-  const store = new KubernetesCredentialsSecretStore(server().adminConfig(), namespace, 'warren-tunnel-credentials');
+  const store = new KubernetesCredentialsSecretStore(server().adminClient(), namespace, 'warren-tunnel-credentials');
   return {
     fake,
     store,

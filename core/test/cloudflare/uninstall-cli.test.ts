@@ -51,7 +51,7 @@ async function setup(t: import('ava').ExecutionContext, tokenAccounts?: string[]
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, server().adminConfig().exportConfig(), { mode: 0o600 });
   const namespace = await server().createNamespace('uninstall');
-  const store = new KubernetesCredentialsSecretStore(server().adminConfig(), namespace, 'warren-tunnel-credentials');
+  const store = new KubernetesCredentialsSecretStore(server().adminClient(), namespace, 'warren-tunnel-credentials');
   const cloudflare = { accountId: ACCOUNT, tunnelName: TUNNEL_NAME, apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile };
   const settings = { logLevel: 'info', kubernetes: { kubeconfig }, cloudflare };
   let runs = 0;

@@ -180,7 +180,7 @@ test.serial('a new leader counts on from existing Events instead of duplicating 
 
 test.serial('many distinct messages are combined, and each object is rate-limited', async (t) => {
   const ns = await server().createNamespace('flood');
-  const recorder = new EventRecorder({ kubeConfig: server().adminConfig(), logger: leader.logger, instance: 'flood-test', isLeader: () => true, repeatIntervalMs: 1_000 });
+  const recorder = new EventRecorder({ client: server().adminClient(), logger: leader.logger, instance: 'flood-test', isLeader: () => true, repeatIntervalMs: 1_000 });
   const noisy = { kind: 'Ingress', namespace: ns, name: 'noisy', uid: 'uid-noisy' };
   for (let i = 0; i < 40; i++) recorder.warning(noisy, 'InvalidAnnotation', `value ${i} of warren.dev/connect-timeout is not a duration`);
   const spammy = { kind: 'Ingress', namespace: ns, name: 'spammy', uid: 'uid-spammy' };

@@ -32,6 +32,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
 import { createTestCa, issueCert } from '../../src/testing/certs.js';
+import { staticAccess } from '../../src/k8s/api/access.js';
+import { KubeClient } from '../../src/k8s/api/client.js';
 
 /** Namespace and ServiceAccount that deploy/rbac.yaml binds (the chart templates the same rules). */
 export const CONTROLLER_NAMESPACE = 'warren-system';
@@ -50,6 +52,10 @@ export interface TestApiServer {
   adminConfig(): KubeConfig;
   /** A KubeConfig that authenticates with a bearer token (e.g. a ServiceAccount token). */
   configForToken(token: string): KubeConfig;
+  /** Warren's own API client acting as a `system:masters` user; closed when the server stops. */
+  adminClient(): KubeClient;
+  /** Warren's own API client with a bearer token; closed when the server stops. */
+  clientForToken(token: string): KubeClient;
   /**
    * Applies deploy/rbac.yaml (creating the controller namespace) and mints a token for its ServiceAccount through
    * the TokenRequest API. The token has the rights of that RBAC and nothing more.
@@ -253,9 +259,11 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
   };
 
   let stopped = false;
+  const clients = new Set<KubeClient>();
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    await Promise.all([...clients].map((c) => c.close()));
     await stopProcess(apiserver);
     await stopProcess(etcd);
     if (!process.env.WARREN_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
@@ -280,6 +288,12 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
     return kc;
   };
 
+  const clientForToken = (token: string): KubeClient => {
+    const client = new KubeClient(staticAccess({ server: url, caPem: ca.certPem, token, source: 'test apiserver' }));
+    clients.add(client);
+    return client;
+  };
+
   let nsCounter = 0;
   const server: TestApiServer = {
     url,
@@ -287,6 +301,8 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
     dir,
     adminConfig: () => configForToken(adminToken),
     configForToken,
+    adminClient: () => clientForToken(adminToken),
+    clientForToken,
     async controllerToken(expirationSeconds = 3600) {
       const admin = adminClients(server);
       await applyRbac(admin);

@@ -4,7 +4,7 @@
  * RouteStore. By default it authenticates with a ServiceAccount token bound only to deploy/rbac.yaml, so every
  * test that uses it also proves the RBAC is sufficient.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../../src/k8s/api/client.js';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import type { Logger } from 'pino';
@@ -42,8 +42,8 @@ export class LogCapture extends Writable {
 export interface TestControllerOptions {
   /** Settings layered over the test defaults (deep-merged one level into `kubernetes`). */
   readonly config?: ConfigInput;
-  /** Use this KubeConfig instead of a fresh controller ServiceAccount token. */
-  readonly kubeConfig?: KubeConfig;
+  /** Use this client instead of one with a fresh controller ServiceAccount token. */
+  readonly kubeClient?: KubeClient;
   readonly tunnelId?: () => string | undefined;
   readonly controlPlugins?: readonly ControlPlugin[];
   readonly identity?: string;
@@ -116,7 +116,7 @@ export function testConfig(overrides: ConfigInput = {}): Readonly<Config> {
 
 export async function startController(server: TestApiServer, options: TestControllerOptions = {}): Promise<TestController> {
   const config = testConfig(options.config);
-  const kubeConfig = options.kubeConfig ?? server.configForToken(await server.controllerToken());
+  const client = options.kubeClient ?? server.clientForToken(await server.controllerToken());
   const logs = new LogCapture();
   const logger = createLogger({ level: 'debug', destination: logs });
   const registry = new Registry();
@@ -128,7 +128,7 @@ export async function startController(server: TestApiServer, options: TestContro
     registry,
     routeBuilder: builder,
     routeStore: store,
-    kubeConfig,
+    client,
     tunnelId: options.tunnelId ?? (() => 'test-tunnel-0000'),
     controlPlugins: options.controlPlugins,
     identity: options.identity,
@@ -182,6 +182,7 @@ export async function startController(server: TestApiServer, options: TestContro
       stopping ??= (async () => {
         controller.abort();
         await done;
+        if (!options.kubeClient) await client.close();
       })();
       return stopping;
     },

@@ -1,0 +1,254 @@
+import { StringDecoder } from 'node:string_decoder';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { ClientCertificate, ClusterAccess, Credentials } from './access.js';
+
+/**
+ * A small Kubernetes REST client: JSON over one undici connection pool, for exactly the calls Warren makes
+ * (paginated lists, watches, get/create/replace/patch/delete of a handful of kinds).
+ *
+ * Why not `@kubernetes/client-node` at run time: importing it loads its generated models and APIs as one module
+ * graph, about 80 MB of resident memory before the first object — a third of the controller's budget at 10,000
+ * Ingresses — and it deserializes every object into model classes. Objects here stay the JSON the API server sent
+ * (timestamps are RFC 3339 strings); the client-node model interfaces are still used as types.
+ */
+export class KubeClient {
+  readonly #access: ClusterAccess;
+  readonly #userAgent: string;
+  #agent: Agent | undefined;
+  #agentCert: ClientCertificate | undefined;
+  readonly #retired = new Set<Agent>();
+
+  constructor(access: ClusterAccess, options: { readonly userAgent?: string } = {}) {
+    this.#access = access;
+    this.#userAgent = options.userAgent ?? 'warren';
+  }
+
+  /** Where the connection settings came from (never secrets). */
+  get source(): string {
+    return this.#access.source;
+  }
+
+  get<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>('GET', path, options);
+  }
+
+  post<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>('POST', path, { ...options, body });
+  }
+
+  put<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>('PUT', path, { ...options, body });
+  }
+
+  /** `kind` picks the Content-Type: RFC 6902 JSON patch, RFC 7386 merge patch, or strategic merge patch. */
+  patch<T>(path: string, body: unknown, kind: 'json' | 'merge' | 'strategic', options?: RequestOptions): Promise<T> {
+    return this.request<T>('PATCH', path, { ...options, body, contentType: PATCH_TYPES[kind] });
+  }
+
+  delete<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>('DELETE', path, options);
+  }
+
+  /**
+   * One call; resolves with the parsed JSON body. Non-2xx answers reject with {@link KubeApiError} carrying the
+   * status and the API's Status `reason` and `message`. A 401 is retried once with freshly fetched credentials
+   * (rotated token files, expired exec-plugin tokens).
+   */
+  async request<T>(method: string, path: string, options: RequestOptions & { body?: unknown; contentType?: string } = {}): Promise<T> {
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    for (let attempt = 0; ; attempt++) {
+      const creds = await this.#access.credentials(attempt > 0);
+      const res = await request(this.#url(path, options.query), {
+        method: method as Dispatcher.HttpMethod,
+        headers: this.#headers(creds, payload === undefined ? undefined : (options.contentType ?? 'application/json')),
+        body: payload,
+        dispatcher: this.#dispatcher(creds),
+        signal: options.signal,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+      if (res.statusCode === 401 && attempt === 0) {
+        await res.body.dump();
+        continue;
+      }
+      if (res.statusCode < 200 || res.statusCode >= 300) throw await KubeApiError.from(method, path, res.statusCode, res.body);
+      const text = await res.body.text();
+      return (text ? JSON.parse(text) : undefined) as T;
+    }
+  }
+
+  /**
+   * Streams a watch (`?watch=true`) and calls `onEvent` for each event, in order, synchronously as lines arrive.
+   * Resolves when the server ends the stream (`'ended'`, e.g. its timeoutSeconds), when nothing arrived for
+   * `idleTimeoutMs` (`'idle'`: a silent stream is taken as a dead connection) or when `signal` aborts
+   * (`'aborted'`). Rejects with {@link KubeApiError} when the server refuses the watch, and with the cause when the
+   * connection fails or a line is not JSON or exceeds {@link MAX_WATCH_LINE} characters.
+   */
+  async watch(
+    path: string,
+    query: Query,
+    onEvent: (type: string, object: unknown) => void,
+    options: { readonly signal: AbortSignal; readonly idleTimeoutMs?: number | undefined },
+  ): Promise<'ended' | 'idle' | 'aborted'> {
+    const { signal } = options;
+    const idle = options.idleTimeoutMs ?? 150_000;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const creds = await this.#access.credentials(attempt > 0);
+        const res = await request(this.#url(path, { ...query, watch: true }), {
+          method: 'GET',
+          headers: this.#headers(creds, undefined),
+          dispatcher: this.#dispatcher(creds),
+          signal,
+          headersTimeout: idle,
+          bodyTimeout: idle,
+        });
+        if (res.statusCode === 401 && attempt === 0) {
+          await res.body.dump();
+          continue;
+        }
+        if (res.statusCode !== 200) throw await KubeApiError.from('WATCH', path, res.statusCode, res.body);
+        const decoder = new StringDecoder('utf8');
+        let pending = '';
+        for await (const chunk of res.body) {
+          pending += decoder.write(chunk as Buffer);
+          let start = 0;
+          for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', start)) {
+            const line = pending.slice(start, nl);
+            start = nl + 1;
+            if (line.trim()) {
+              const event = JSON.parse(line) as { type?: unknown; object?: unknown };
+              onEvent(String(event.type), event.object);
+            }
+          }
+          if (start > 0) pending = pending.slice(start);
+          if (pending.length > MAX_WATCH_LINE) throw new Error(`watch ${path}: an event exceeds ${MAX_WATCH_LINE} characters`);
+        }
+        return 'ended';
+      }
+    } catch (err) {
+      if (signal.aborted) return 'aborted';
+      const code = (err as { code?: string }).code;
+      if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') return 'idle';
+      throw err;
+    }
+  }
+
+  /** Closes the connection pool; in-flight requests fail. */
+  async close(): Promise<void> {
+    const agents = [...this.#retired, ...(this.#agent ? [this.#agent] : [])];
+    this.#agent = undefined;
+    this.#retired.clear();
+    await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));
+  }
+
+  #url(path: string, query: Query | undefined): string {
+    let url = this.#access.server + path;
+    if (query) {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') params.set(k, String(v));
+      const qs = params.toString();
+      if (qs) url += `?${qs}`;
+    }
+    return url;
+  }
+
+  #headers(creds: Credentials, contentType: string | undefined): Record<string, string> {
+    const h: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
+    if (creds.authorization) h.authorization = creds.authorization;
+    if (contentType) h['content-type'] = contentType;
+    return h;
+  }
+
+  /** One pool for the client's lifetime; replaced only when an exec plugin hands out a new client certificate. */
+  #dispatcher(creds: Credentials): Agent {
+    const cert = creds.clientCert ?? this.#access.clientCert;
+    if (this.#agent && cert === this.#agentCert) return this.#agent;
+    if (this.#agent) {
+      // Requests in flight (watches) keep the old pool until they end; it is closed when the client closes.
+      const old = this.#agent;
+      this.#retired.add(old);
+      void old.close().then(() => this.#retired.delete(old), () => undefined);
+    }
+    const a = this.#access;
+    this.#agentCert = cert;
+    this.#agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connect: {
+        ...(a.caPem ? { ca: a.caPem } : {}),
+        ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}),
+        ...(a.tlsServerName ? { servername: a.tlsServerName } : {}),
+        rejectUnauthorized: !a.insecureSkipTlsVerify,
+      },
+    });
+    return this.#agent;
+  }
+}
+
+export type Query = Readonly<Record<string, string | number | boolean | undefined>>;
+
+export interface RequestOptions {
+  readonly query?: Query | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Bound on waiting for the response head and between body chunks. Default 30 s. */
+  readonly timeoutMs?: number | undefined;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** The API server stores objects up to ~1.5 MiB; a watch line far beyond that is garbage, not an object. */
+export const MAX_WATCH_LINE = 16 * 1024 * 1024;
+
+const PATCH_TYPES = {
+  json: 'application/json-patch+json',
+  merge: 'application/merge-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+} as const;
+
+/**
+ * A refused API call. `statusCode` is the HTTP status; `body` the API's Status object when it sent one (its
+ * `reason` — `NotFound`, `Conflict`, `Expired`, `Forbidden` … — and `message`). Never holds request headers.
+ */
+export class KubeApiError extends Error {
+  override readonly name = 'KubeApiError';
+  readonly statusCode: number;
+  readonly body: { readonly reason?: string; readonly message?: string; readonly code?: number } | undefined;
+
+  constructor(message: string, statusCode: number, body: KubeApiError['body']) {
+    super(message);
+    this.statusCode = statusCode;
+    this.body = body;
+  }
+
+  static async from(method: string, path: string, statusCode: number, body: Dispatcher.ResponseData['body']): Promise<KubeApiError> {
+    let status: KubeApiError['body'];
+    try {
+      const text = await body.text();
+      const parsed = JSON.parse(text) as Record<string, unknown>;
+      if (parsed && typeof parsed === 'object') {
+        status = {
+          reason: typeof parsed.reason === 'string' ? parsed.reason : undefined,
+          message: typeof parsed.message === 'string' ? parsed.message : undefined,
+          code: typeof parsed.code === 'number' ? parsed.code : undefined,
+        };
+      }
+    } catch {
+      // Not a Status object (a proxy's HTML page, an empty body): the HTTP status says enough.
+    }
+    return new KubeApiError(`${method} ${path}: HTTP ${statusCode}${status?.reason ? ` ${status.reason}` : ''}${status?.message ? `: ${status.message}` : ''}`, statusCode, status);
+  }
+}
+
+/**
+ * The REST path of a resource collection or object: `apiPath('networking.k8s.io/v1', 'ingresses', 'ns', 'x',
+ * 'status')` → `/apis/networking.k8s.io/v1/namespaces/ns/ingresses/x/status`. The core group is `'v1'`.
+ * Namespace and name are URL-encoded.
+ */
+export function apiPath(groupVersion: string, resource: string, namespace?: string, name?: string, subresource?: string): string {
+  let p = groupVersion === 'v1' ? '/api/v1' : `/apis/${groupVersion}`;
+  if (namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
+  p += `/${resource}`;
+  if (name) p += `/${encodeURIComponent(name)}`;
+  if (subresource) p += `/${subresource}`;
+  return p;
+}
