@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -102,6 +103,9 @@ const serverCert = issueCert(ca, { dns: ['localhost'], ips: ['127.0.0.1'] });
 const namedOnlyCert = issueCert(ca, { dns: ['kube-apiserver.test'] });
 const clientCert = issueCert(ca, { client: true, commonName: 'warren-controller' });
 const rotatedClientCert = issueCert(ca, { client: true, commonName: 'warren-rotated' });
+test.after.always(() => {
+  for (const dir of [ca.dir, otherCa.dir]) rmSync(dir, { recursive: true, force: true });
+});
 const asClientCert = (c: { certPem: string; keyPem: string }): ClientCertificate => ({ certPem: c.certPem, keyPem: c.keyPem });
 
 // ---- plain requests ----
