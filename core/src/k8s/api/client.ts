@@ -17,6 +17,7 @@ export class KubeClient {
   #agent: Agent | undefined;
   #agentCert: ClientCertificate | undefined;
   readonly #retired = new Set<Agent>();
+  #closed = false;
 
   constructor(access: ClusterAccess, options: { readonly userAgent?: string } = {}) {
     this.#access = access;
@@ -110,21 +111,29 @@ export class KubeClient {
         }
         if (res.statusCode !== 200) throw await KubeApiError.from('WATCH', path, res.statusCode, res.body);
         const decoder = new StringDecoder('utf8');
+        const emit = (line: string): void => {
+          if (!line.trim()) return;
+          const event = JSON.parse(line) as { type?: unknown; object?: unknown };
+          onEvent(String(event.type), event.object);
+        };
         let pending = '';
         for await (const chunk of res.body) {
-          pending += decoder.write(chunk as Buffer);
-          let start = 0;
-          for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', start)) {
-            const line = pending.slice(start, nl);
-            start = nl + 1;
-            if (line.trim()) {
-              const event = JSON.parse(line) as { type?: unknown; object?: unknown };
-              onEvent(String(event.type), event.object);
+          const text = decoder.write(chunk as Buffer);
+          let nl = text.indexOf('\n'); // search only the new text: a long line is not rescanned per chunk
+          if (nl < 0) {
+            pending += text;
+          } else {
+            emit(pending + text.slice(0, nl));
+            let start = nl + 1;
+            for (nl = text.indexOf('\n', start); nl >= 0; nl = text.indexOf('\n', start)) {
+              emit(text.slice(start, nl));
+              start = nl + 1;
             }
+            pending = text.slice(start);
           }
-          if (start > 0) pending = pending.slice(start);
           if (pending.length > MAX_WATCH_LINE) throw new Error(`watch ${path}: an event exceeds ${MAX_WATCH_LINE} characters`);
         }
+        emit(pending + decoder.end()); // a last event without its newline still counts
         return 'ended';
       }
     } catch (err) {
@@ -135,8 +144,9 @@ export class KubeClient {
     }
   }
 
-  /** Closes the connection pool; in-flight requests fail. */
+  /** Closes the connection pool; in-flight requests fail, later ones reject. */
   async close(): Promise<void> {
+    this.#closed = true;
     const agents = [...this.#retired, ...(this.#agent ? [this.#agent] : [])];
     this.#agent = undefined;
     this.#retired.clear();
@@ -163,6 +173,7 @@ export class KubeClient {
 
   /** One pool for the client's lifetime; replaced only when an exec plugin hands out a new client certificate. */
   #dispatcher(creds: Credentials): Agent {
+    if (this.#closed) throw new Error(`the Kubernetes client for ${this.#access.source} is closed`);
     const cert = creds.clientCert ?? this.#access.clientCert;
     if (this.#agent && cert === this.#agentCert) return this.#agent;
     if (this.#agent) {

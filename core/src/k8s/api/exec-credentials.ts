@@ -65,7 +65,13 @@ async function runPlugin(config: ExecConfig, cluster: ExecClusterInfo, env: Node
       { env: { ...env, ...config.env, KUBERNETES_EXEC_INFO: info }, timeout: EXEC_TIMEOUT_MS, maxBuffer: MAX_OUTPUT_BYTES, encoding: 'utf8', windowsHide: true },
       (err, out, errOut) => {
         if (err) {
-          const detail = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `command not found: ${config.command}` : lastLine(errOut) || err.message.split('\n')[0];
+          // Never err.message: it repeats the command line, and plugin arguments may hold secrets
+          // (e.g. an OIDC client secret).
+          const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: NodeJS.Signals | null };
+          const detail =
+            e.code === 'ENOENT'
+              ? `command not found: ${config.command}`
+              : lastLine(errOut) || (e.killed ? `timed out after ${EXEC_TIMEOUT_MS / 1000} s` : e.signal ? `killed by ${e.signal}` : `exit code ${String(e.code)}`);
           reject(new Error(`exec credential plugin ${config.where} failed: ${detail}`));
         } else resolve(out);
       },

@@ -511,6 +511,30 @@ test('close() ends the pool: the server sees the kept-alive connection closed an
   t.true((await outcome) instanceof Error, 'the in-flight watch fails');
 });
 
+test('watch: a last event without its newline is still delivered when the server ends the stream', async (t) => {
+  const srv = await serve(t, (_req, res) => {
+    watchOpen(res);
+    res.write(`${JSON.stringify({ type: 'ADDED', object: { n: 1 } })}\n${JSON.stringify({ type: 'DELETED', object: { n: 2 } }).slice(0, 10)}`);
+    res.end(JSON.stringify({ type: 'DELETED', object: { n: 2 } }).slice(10));
+  });
+  const got: Event[] = [];
+  const kube = client(t, staticAccess({ server: srv.url }));
+  t.is(await kube.watch('/api/v1/pods', {}, (type, object) => got.push({ type, object }), { signal: new AbortController().signal }), 'ended');
+  t.deepEqual(got, [
+    { type: 'ADDED', object: { n: 1 } },
+    { type: 'DELETED', object: { n: 2 } },
+  ]);
+});
+
+test('after close() a request rejects without opening a connection', async (t) => {
+  const srv = await serve(t, (_req, res) => json(res, 200, {}));
+  const kube = new KubeClient(staticAccess({ server: srv.url }));
+  await kube.close();
+  const err = await t.throwsAsync(kube.get('/api'));
+  t.regex(err!.message, /closed/);
+  t.is(srv.seen.length, 0);
+});
+
 // ---- apiPath ----
 
 test('apiPath builds core, named-group, namespaced, cluster-scoped and subresource paths, URL-encoding namespace and name', (t) => {
