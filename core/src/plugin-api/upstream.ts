@@ -6,9 +6,12 @@ import type { PluginLifecycle } from './lifecycle.js';
 
 /**
  * A data-plane plugin (kinds `transport`, `protocol`, `policy`), registered under `TOKENS.UpstreamPlugin` with
- * `Lifecycle.ContainerScoped`. Every route-table generation gets fresh instances (a tsyringe child container
- * per generation); the pipeline provisions them, compiles every route once, and disposes them after the
- * generation's last exchange finished, or at most 5 minutes after the generation was replaced (long-lived
+ * `Lifecycle.ContainerScoped`. Instances come from a tsyringe child container (a *plugin set*) that the
+ * pipeline provisions and validates once and then shares across route-table generations while nothing it was
+ * provisioned from changed; a rotated Secret that a live route references gets a fresh set. Each route object is
+ * bound once per set: a route the table builder carries over unchanged keeps its binding in the next generation,
+ * a new or changed route object is bound again. The set is disposed once the last generation using it was
+ * released — after that generation's last exchange, or at most 5 minutes after it was replaced (long-lived
  * exchanges may outlive `dispose`, which must therefore not break them). Nothing here runs per request except
  * the interceptor and `onUpgrade`.
  *
@@ -31,8 +34,9 @@ import type { PluginLifecycle } from './lifecycle.js';
  *     streams to `onUpgrade`. Without such a plugin the Upgrade header is dropped and the request is proxied
  *     as plain HTTP.
  *
- * Implementations must not keep per-request state on the instance (one instance serves every exchange of a
- * generation concurrently); use {@link ExchangeContext.attributes} instead. `O` is the type of the options
+ * Implementations must not keep per-request state on the instance (one instance serves every exchange of
+ * several generations concurrently), nor state per route that must be dropped with the route (`bind` has no
+ * counterpart; a set outlives routes removed from the table); use {@link ExchangeContext.attributes} instead. `O` is the type of the options
  * the plugin's own `bind` computes; a plugin without `bind` is bound to every route with empty options.
  */
 export interface UpstreamPlugin<O extends object = object> extends PluginLifecycle {
@@ -112,7 +116,8 @@ export type UpstreamDispatch = (options: UpstreamDispatchOptions, handler: Dispa
 /**
  * undici's interceptor shape over {@link UpstreamDispatch}: `(next) => (options, handler) => …`. Wrap the
  * handler (extend {@link ForwardingHandler}) to see the response; call `next` with changed options to change
- * the request. Created once per route per generation, so validate options when it is created, not per call.
+ * the request. Created once per route binding (see {@link UpstreamPlugin}), so validate options when it is
+ * created, not per call.
  */
 export type UpstreamInterceptor = (next: UpstreamDispatch) => UpstreamDispatch;
 

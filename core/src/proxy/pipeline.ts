@@ -22,12 +22,18 @@ import { PoolRegistry } from './transport.js';
 /**
  * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls.
  *
- * Per route-table generation it builds a tsyringe child container of the root (fresh `ContainerScoped`
- * plugin instances), provisions and validates the plugins and then swaps the live generation in one
- * assignment. Routes compile after the swap (see `compile.ts`): on first use by a request, and in the
- * background in small batches, so a swap costs the same whatever the size of the table. An exchange holds the generation it started on until it ends;
- * a retired generation is released (plugin instances disposed with the child container, its pool references
- * dropped) once its last exchange ended. A failed build leaves the previous generation serving.
+ * Plugin instances live in a tsyringe child container of the root (a {@link PluginSet}: fresh
+ * `ContainerScoped` instances, provisioned and validated). Consecutive generations share one set while what it
+ * was provisioned from stays the same; a rotated Secret that a live route references (or `setTable` with
+ * `freshPlugins`) builds a new set, and a set is disposed when the last generation using it is released.
+ *
+ * Each generation swaps in with one assignment. Routes compile after the swap (see `compile.ts`): on first use
+ * by a request, and in the background in small batches, so a swap costs the same whatever the size of the table.
+ * A generation that shares its predecessor's plugin set takes over the predecessor's compiled form of every
+ * route object the table builder carried over unchanged (its bindings, balancer and pool references), so a
+ * change re-binds only the routes it touched. An exchange holds the generation it started on until it ends; a
+ * retired generation is released (its pool references dropped, its plugin set's use ended) once its last
+ * exchange ended. A failed build leaves the previous generation serving.
  *
  * Plugins are registered at the root only (multi-token registrations in a child would shadow the root's list);
  * the child only scopes their instances.
@@ -56,7 +62,7 @@ export interface PipelineOptions {
   readonly drainLimitMs?: number | undefined;
 }
 
-/** The plugin instances of one generation, resolved from its child container. */
+/** The plugin instances of one plugin set, resolved from its child container. */
 @injectable()
 export class GenerationPlugins {
   constructor(
@@ -78,6 +84,36 @@ export const GENERATION_DRAIN_LIMIT_MS = 5 * 60_000;
 
 /** Routes compiled in the background per event-loop turn, so requests and I/O interleave with the compile. */
 export const COMPILE_BATCH = 256;
+
+/**
+ * Plugin instances from one child container, provisioned and validated once, shared by consecutive generations.
+ * Disposed (child container, provision signal aborted) when the last generation using it is released.
+ */
+class PluginSet {
+  #users = 0;
+
+  constructor(
+    readonly container: DependencyContainer,
+    readonly entries: readonly PluginEntry[],
+    readonly abort: AbortController,
+  ) {}
+
+  use(): this {
+    this.#users++;
+    return this;
+  }
+
+  /** Ends one generation's use; the last one disposes the instances. */
+  async release(logger: Logger): Promise<void> {
+    if (--this.#users > 0) return;
+    this.abort.abort();
+    try {
+      await this.container.dispose();
+    } catch (err) {
+      logger.warn({ err }, 'a plugin failed to dispose');
+    }
+  }
+}
 
 /** A pool key a generation holds a reference on, with what the registry needs to re-create its entry. */
 interface HeldPool {
@@ -105,8 +141,7 @@ class Generation {
   constructor(
     readonly serial: number,
     readonly table: RouteTable,
-    readonly container: DependencyContainer,
-    readonly plugins: readonly PluginEntry[],
+    readonly plugins: PluginSet,
     /** Pool keys this generation's compiled routes retained. */
     readonly pools: Map<string, HeldPool>,
     /** Pool keys taken over from the previous generation until this one is fully compiled. */
@@ -120,6 +155,11 @@ class Generation {
   /** Routes compiled so far. */
   get compiledRoutes(): number {
     return this.#compiled.size;
+  }
+
+  /** The compiled routes by route id (a live map: it grows while this generation compiles). */
+  get compiledMap(): ReadonlyMap<string, CompiledRoute> {
+    return this.#compiled;
   }
 
   /** True once every route of the table is compiled. */
@@ -208,7 +248,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #retiring = new Set<Promise<void>>();
   #live: Generation | undefined;
   #serial = 0;
-  #wanted: { table: RouteTable; waiters: Waiter[] } | undefined;
+  #wanted: { table: RouteTable; waiters: Waiter[]; freshPlugins: boolean } | undefined;
   #building: Promise<void> | undefined;
   #closed = false;
   #unsubscribeSecrets: (() => void) | undefined;
@@ -289,16 +329,17 @@ export class Pipeline implements ExchangeHandler, Runnable {
 
   /**
    * Compiles `table` and makes it live. Calls made while a build runs coalesce: only the newest table is
-   * built, and every caller's promise settles with that build. Rejects (leaving the previous generation live)
-   * when a plugin fails to provision or validate.
+   * built, and every caller's promise settles with that build. The new generation shares the live one's plugin
+   * instances unless `freshPlugins` is set (then they are provisioned anew; used when a referenced Secret
+   * changed). Rejects (leaving the previous generation live) when a plugin fails to provision or validate.
    */
-  setTable(table: RouteTable): Promise<void> {
+  setTable(table: RouteTable, options: { readonly freshPlugins?: boolean } = {}): Promise<void> {
     if (this.#closed) return Promise.reject(new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed'));
     this.#watchSecrets();
     return new Promise<void>((resolve, reject) => {
       const waiters = this.#wanted?.waiters ?? [];
       waiters.push({ resolve, reject });
-      this.#wanted = { table, waiters };
+      this.#wanted = { table, waiters, freshPlugins: (this.#wanted?.freshPlugins ?? false) || options.freshPlugins === true };
       this.#startBuilding();
     });
   }
@@ -433,11 +474,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
 
   async #buildLoop(): Promise<void> {
     while (this.#wanted) {
-      const { table, waiters } = this.#wanted;
+      const { table, waiters, freshPlugins } = this.#wanted;
       this.#wanted = undefined;
       try {
         if (this.#closed) throw new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed');
-        const next = await this.#build(table);
+        const next = await this.#build(table, freshPlugins);
         if (this.#closed) {
           this.#retire(next);
           throw new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed');
@@ -457,55 +498,81 @@ export class Pipeline implements ExchangeHandler, Runnable {
   }
 
   /**
-   * Builds a generation up to the point where it can serve: child container, plugins provisioned and validated.
-   * Routes are compiled later (see {@link Generation}).
+   * Builds a generation up to the point where it can serve: the live generation's plugin set (unless
+   * `freshPlugins` or there is none), else a new one provisioned and validated. Routes are compiled later (see
+   * {@link Generation}); unchanged route objects are taken over from the live generation when the set is shared.
    */
-  async #build(table: RouteTable): Promise<Generation> {
+  async #build(table: RouteTable, freshPlugins: boolean): Promise<Generation> {
     const serial = ++this.#serial;
-    const child = this.#options.container.createChildContainer();
-    const abort = new AbortController();
+    const predecessor = freshPlugins ? undefined : this.#live;
+    const plugins = predecessor ? predecessor.plugins.use() : await this.#provisionPlugins();
     const held = new Map<string, HeldPool>();
     const carried = new Map<string, HeldPool>();
-    const release = () => this.#release(child, abort, held, carried);
+    const release = () => this.#release(plugins, held, carried);
+    const env = {
+      plugins: plugins.entries,
+      defaults: this.#defaults,
+      states: this.#states,
+      coreDispatch,
+      retainPool: (key: string, origin: string, profile: TransportProfile): string => {
+        // One reference per generation and distinct pool, however many routes share it.
+        if (held.has(key)) return this.#pools.canonical(key) ?? key;
+        const canonical = this.#pools.retain(key, origin, profile);
+        held.set(canonical, { origin, profile });
+        return canonical;
+      },
+    };
+    // The predecessor's compiled routes, bound by the same plugin instances. A route object the builder carried
+    // over unchanged keeps its compiled form; this generation takes a reference on that form's pools, which it
+    // carries from the predecessor (see #carryPools) — if one is not carried, the route compiles anew.
+    let inherited = predecessor?.compiledMap;
+    const adopt = (compiled: CompiledRoute): boolean => {
+      for (const keys of [compiled.poolKeys, compiled.upgradePoolKeys ?? []]) {
+        for (const key of keys) {
+          if (held.has(key)) continue;
+          const pool = carried.get(key);
+          if (!pool) return false;
+          held.set(this.#pools.retain(key, pool.origin, pool.profile), pool);
+        }
+      }
+      return true;
+    };
+    const compile = (route: Route): CompiledRoute => {
+      const prior = inherited?.get(route.id);
+      if (prior !== undefined && prior.route === route && adopt(prior)) return prior;
+      const compiled = compileRoute(route, env);
+      if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
+      return compiled;
+    };
+    const onComplete = (): void => {
+      // Every route now holds its own pools: let go of the predecessor's, and forget endpoints that left.
+      inherited = undefined;
+      for (const key of carried.keys()) this.#pools.release(key);
+      carried.clear();
+      this.#pruneStates(table);
+    };
+    return new Generation(serial, table, plugins, held, carried, compile, onComplete, release);
+  }
+
+  /** A new plugin set: child container, every plugin provisioned then validated. Disposed again if one fails. */
+  async #provisionPlugins(): Promise<PluginSet> {
+    const plugins = new PluginSet(this.#options.container.createChildContainer(), [], new AbortController()).use();
     try {
-      const resolved = child.resolve(GenerationPlugins);
+      const resolved = plugins.container.resolve(GenerationPlugins);
       const entries = sortPlugins(resolved.plugins, resolved.manifests ?? []);
+      (plugins.entries as PluginEntry[]).push(...entries);
       for (const { plugin } of entries) {
         await plugin.provision?.({
           logger: this.#options.logger.child({ plugin: plugin.id }),
-          signal: abort.signal,
+          signal: plugins.abort.signal,
           secrets: this.#options.secrets ?? NO_SECRETS,
           events: this.#options.events ?? NO_EVENTS,
         });
       }
       for (const { plugin } of entries) await plugin.validate?.();
-      const env = {
-        plugins: entries,
-        defaults: this.#defaults,
-        states: this.#states,
-        coreDispatch,
-        retainPool: (key: string, origin: string, profile: TransportProfile): string => {
-          // One reference per generation and distinct pool, however many routes share it.
-          if (held.has(key)) return this.#pools.canonical(key) ?? key;
-          const canonical = this.#pools.retain(key, origin, profile);
-          held.set(canonical, { origin, profile });
-          return canonical;
-        },
-      };
-      const compile = (route: Route): CompiledRoute => {
-        const compiled = compileRoute(route, env);
-        if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
-        return compiled;
-      };
-      const onComplete = (): void => {
-        // Every route now holds its own pools: let go of the predecessor's, and forget endpoints that left.
-        for (const key of carried.keys()) this.#pools.release(key);
-        carried.clear();
-        this.#pruneStates(table);
-      };
-      return new Generation(serial, table, child, entries, held, carried, compile, onComplete, release);
+      return plugins;
     } catch (err) {
-      await release();
+      await plugins.release(this.#logger);
       throw err;
     }
   }
@@ -529,13 +596,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
     this.#retiring.add(done);
   }
 
-  async #release(child: DependencyContainer, abort: AbortController, ...held: Array<Map<string, HeldPool>>): Promise<void> {
-    abort.abort();
-    try {
-      await child.dispose();
-    } catch (err) {
-      this.#logger.warn({ err }, 'a plugin failed to dispose');
-    }
+  async #release(plugins: PluginSet, ...held: Array<Map<string, HeldPool>>): Promise<void> {
+    await plugins.release(this.#logger);
     for (const keys of held) {
       for (const key of keys.keys()) this.#pools.release(key);
       keys.clear();
@@ -555,8 +617,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const live = this.#live;
       const ref = `${namespace}/${name}`;
       if (!live || this.#closed || !live.table.routes.some((r) => r.secretRefs.includes(ref))) return;
-      this.#logger.info({ secret: ref }, 'referenced Secret changed; recompiling routes');
-      this.setTable(live.table).catch((err) => this.#logger.error({ err }, 'recompiling after a Secret change failed'));
+      this.#logger.info({ secret: ref }, 'referenced Secret changed; recompiling routes with fresh plugin instances');
+      this.setTable(live.table, { freshPlugins: true }).catch((err) => this.#logger.error({ err }, 'recompiling after a Secret change failed'));
     });
   }
 }

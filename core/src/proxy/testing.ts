@@ -214,7 +214,7 @@ export interface ProxyHarness {
   readonly secrets: MemorySecrets;
   readonly events: MemoryEvents;
   readonly logger: Logger;
-  setTable(table: RouteTable): Promise<void>;
+  setTable(table: RouteTable, options?: { readonly freshPlugins?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -251,7 +251,7 @@ export async function startProxyHarness(options: ProxyHarnessOptions = {}): Prom
     secrets,
     events,
     logger,
-    setTable: (table) => pipeline.setTable(table),
+    setTable: (table, tableOptions) => pipeline.setTable(table, tableOptions),
     async close() {
       await entry.close(100);
       await pipeline.close(1_000);

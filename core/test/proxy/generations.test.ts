@@ -18,6 +18,8 @@ interface Journal {
   provisioned: number[];
   disposed: number[];
   failProvision: boolean;
+  /** `<route id>@<instance>` for every bind call. */
+  bound?: string[];
 }
 
 /** A test plugin whose interceptor appends `<id>#<instance>` to the `x-chain` request header. */
@@ -42,6 +44,7 @@ function chainPlugin(id: string, kind: PluginKind, order: number, journal: Journ
     }
 
     bind(route: Route): RouteBinding | undefined {
+      journal.bound?.push(`${route.id}@${this.serial}`);
       if (route.annotations['test-unbindable'] === id) throw new WarrenError(ErrorCode.UpstreamConnect, `${id} cannot serve ${route.id}`);
       return { route, options: {} };
     }
@@ -86,8 +89,32 @@ test('interceptors run in manifest order (kind, order, id), never registration o
   t.is(chainOf(reply.body).replace(/#\d+/g, ''), 'wire,alpha,beta,zeta');
 });
 
-test('each generation gets fresh plugin instances; the old ones are disposed after their last exchange', async (t) => {
-  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+test('generations share plugin instances; only new or changed route objects are bound again', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false, bound: [] };
+  const origin = await startOrigin();
+  const kept = testRoute({ id: 'kept', host: 'kept.test', endpoints: [origin.key] });
+  const proxy = await startProxyHarness({
+    plugins: [{ module: chainPlugin('test.share', 'policy', 1, journal) }],
+    table: testRouteTable([kept, testRoute({ id: 'changed', host: 'changed.test', endpoints: [origin.key] })], 1),
+  });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  await proxy.pipeline.whenCompiled();
+  t.deepEqual(journal.bound!.sort(), ['changed@1', 'kept@1']);
+
+  // Generation 2 carries `kept` over as the same object and replaces `changed` with a new one.
+  const changed = testRoute({ id: 'changed', host: 'changed.test', endpoints: [origin.key], annotations: { note: 'v2' } });
+  await proxy.setTable(testRouteTable([kept, changed], 2));
+  await proxy.pipeline.whenCompiled();
+  t.deepEqual(journal.provisioned, [1], 'no new plugin instances for a table change');
+  t.deepEqual(journal.bound!.sort(), ['changed@1', 'changed@1', 'kept@1'], 'only the changed route was bound again');
+  t.is(chainOf((await call(`${proxy.url}/`, 'kept.test')).body), 'test.share#1');
+  t.is(chainOf((await call(`${proxy.url}/`, 'changed.test')).body), 'test.share#1');
+  t.deepEqual(journal.disposed, [], 'the shared instances stay while a generation uses them');
+  t.is(proxy.pipeline.generationsAlive, 1, 'generation 1 was released without disposing the shared set');
+});
+
+test('fresh plugin instances bind every route; the old ones are disposed after their last exchange', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false, bound: [] };
   let releaseHeld: (() => void) | undefined;
   const origin = await startOrigin({
     handler: (req, res) => {
@@ -96,15 +123,17 @@ test('each generation gets fresh plugin instances; the old ones are disposed aft
       else res.end(body);
     },
   });
-  const route = (): Route => testRoute({ id: 'r', endpoints: [origin.key] });
-  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.gen', 'policy', 1, journal) }], table: testRouteTable([route()], 1) });
+  const route = testRoute({ id: 'r', endpoints: [origin.key] });
+  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.gen', 'policy', 1, journal) }], table: testRouteTable([route], 1) });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   t.deepEqual(journal.provisioned, [1]);
   const held = call(`${proxy.url}/hold`);
   while (!releaseHeld) await new Promise((r) => setTimeout(r, 5));
 
-  await proxy.setTable(testRouteTable([route()], 2));
+  await proxy.setTable(testRouteTable([route], 2), { freshPlugins: true });
+  await proxy.pipeline.whenCompiled();
   t.deepEqual(journal.provisioned, [1, 2]);
+  t.deepEqual(journal.bound, ['r@1', 'r@2'], 'the unchanged route object was bound by the fresh instances too');
   t.is(chainOf((await call(`${proxy.url}/`)).body), 'test.gen#2');
   t.deepEqual(journal.disposed, [], 'generation 1 still has an exchange in flight');
 
@@ -113,6 +142,32 @@ test('each generation gets fresh plugin instances; the old ones are disposed aft
   while (journal.disposed.length === 0) await new Promise((r) => setTimeout(r, 5));
   t.deepEqual(journal.disposed, [1]);
   t.is(proxy.pipeline.generationsAlive, 1);
+});
+
+test('a shared plugin set is disposed only when the last generation using it is released', async (t) => {
+  const journal: Journal = { created: 0, provisioned: [], disposed: [], failProvision: false };
+  let releaseHeld: (() => void) | undefined;
+  const origin = await startOrigin({
+    handler: (req, res) => {
+      if (req.url === '/hold') releaseHeld = () => res.end('held');
+      else res.end('now');
+    },
+  });
+  const route = testRoute({ id: 'r', endpoints: [origin.key] });
+  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.last', 'policy', 1, journal) }], table: testRouteTable([route], 1) });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  await proxy.setTable(testRouteTable([route], 2)); // shares set 1
+  const held = call(`${proxy.url}/hold`); // on generation 2
+  while (!releaseHeld) await new Promise((r) => setTimeout(r, 5));
+  await proxy.setTable(testRouteTable([route], 3), { freshPlugins: true });
+  t.deepEqual(journal.provisioned, [1, 2]);
+  await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(journal.disposed, [], 'generation 2 still uses set 1');
+  releaseHeld();
+  t.deepEqual(await held, { status: 200, body: 'held' });
+  while (journal.disposed.length === 0) await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(journal.disposed, [1]);
+  t.is((await call(`${proxy.url}/`)).body, 'now');
 });
 
 test('a long-lived exchange does not pin its generation past the drain limit, and still completes', async (t) => {
@@ -133,7 +188,7 @@ test('a long-lived exchange does not pin its generation past the drain limit, an
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   const held = call(`${proxy.url}/hold`);
   while (!releaseHeld) await new Promise((r) => setTimeout(r, 5));
-  await proxy.setTable(testRouteTable([route()], 2));
+  await proxy.setTable(testRouteTable([route()], 2), { freshPlugins: true });
   while (journal.disposed.length === 0) await new Promise((r) => setTimeout(r, 5));
   t.deepEqual(journal.disposed, [1], 'generation 1 was released while its exchange still ran');
   t.is(proxy.pipeline.generationsAlive, 1);
@@ -151,7 +206,7 @@ test('a generation whose plugins fail to provision is rejected and the previous 
   });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   journal.failProvision = true;
-  const err = await t.throwsAsync(proxy.setTable(testRouteTable([testRoute({ id: 'r', endpoints: [] })], 8)));
+  const err = await t.throwsAsync(proxy.setTable(testRouteTable([testRoute({ id: 'r', endpoints: [] })], 8), { freshPlugins: true }));
   t.regex(err!.message, /test\.flaky refuses to provision/);
   t.is(proxy.pipeline.generation, 7);
   t.is((await call(`${proxy.url}/`)).status, 200);
@@ -190,7 +245,7 @@ test('tables published in a burst coalesce: only the newest is built', async (t)
   const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.burst', 'policy', 1, journal) }] });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   const tables = Array.from({ length: 10 }, (_, i) => testRouteTable([testRoute({ id: 'r', endpoints: [origin.key] })], i + 1));
-  await Promise.all(tables.map((table) => proxy.setTable(table)));
+  await Promise.all(tables.map((table) => proxy.setTable(table, { freshPlugins: true })));
   t.is(proxy.pipeline.generation, 10);
   t.true(journal.provisioned.length <= 3, `built ${journal.provisioned.length} generations for 10 tables`);
 });

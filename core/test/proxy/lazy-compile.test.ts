@@ -10,7 +10,7 @@ import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } fr
 
 const call = (url: string, host: string) => getText(url, host);
 
-/** Route ids each plugin instance (one per generation, in creation order) bound. */
+/** Route ids each plugin instance (one per plugin set, in creation order) bound. */
 type BindJournal = string[][];
 
 /** A policy plugin that records every `bind` and raises a Warning for routes annotated `test-warn`. */
@@ -101,9 +101,10 @@ test('a generation replaced before it finished compiling stops compiling and is 
   await proxy.pipeline.whenCompiled();
   // Let any batch the first generation had scheduled run.
   await new Promise((r) => setImmediate(r));
-  t.is(journal.length, 2);
-  t.true(journal[0]!.length < 5_000, 'the replaced generation did not compile its whole table');
-  t.is(journal[1]!.length, 3);
+  t.is(journal.length, 1, 'both generations share one plugin instance');
+  const bound = journal[0]!;
+  t.true(bound.filter((id) => id.startsWith('big-')).length < 5_000, 'the replaced generation did not compile its whole table');
+  t.is(bound.filter((id) => id.startsWith('small-')).length, 3);
   t.is(proxy.pipeline.generationsAlive, 1);
   t.is((await call(`${proxy.url}/`, 'h2.test')).status, 200);
   t.is((await call(`${proxy.url}/`, 'h3.test')).status, 404, 'the route of the replaced generation is gone');
