@@ -10,8 +10,9 @@
 import 'reflect-metadata';
 import type { V1EndpointSlice, V1Ingress } from '@kubernetes/client-node';
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
@@ -52,6 +53,12 @@ const { values: args } = parseArgs({
     'semi-space': { type: 'string' },
     /** Leave the proxy pipeline out (isolates the control plane's own cost). */
     'no-pipeline': { type: 'boolean', default: false },
+    /** Write a V8 heap snapshot of the controller process to this file once memory has settled. */
+    'heap-snapshot': { type: 'string' },
+    /** Also report where the controller's resident memory sits (Linux /proc/self/smaps), after the changes and settled. */
+    smaps: { type: 'boolean', default: false },
+    /** Write a V8 CPU profile of the controller process into this folder (node --cpu-prof). */
+    'cpu-prof': { type: 'string' },
   },
 });
 const INGRESSES = Number(args.ingresses);
@@ -109,6 +116,23 @@ function summary(name: string, samples: number[]): string {
   return `| ${name} | ${s.length} | ${f(percentile(s, 50))} | ${f(percentile(s, 90))} | ${f(percentile(s, 99))} | ${f(s[s.length - 1]!)} |`;
 }
 
+/** Resident MB per kind of mapping: the node binary, other files, glibc's heap, anonymous memory (V8 and malloc arenas). */
+function residentByMapping(): Array<[string, number]> {
+  const totals = new Map<string, number>();
+  let current = 'anonymous';
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const name = head[1]!.trim();
+      current = name === '' ? 'anonymous' : name === '[heap]' ? 'brk heap' : name.endsWith('/node') ? 'node binary' : name.startsWith('[') ? name : 'other files';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) totals.set(current, (totals.get(current) ?? 0) + Number(rss[1]) / 1024);
+  }
+  return [...totals].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 1).map(([k, v]) => [k, Math.round(v)]);
+}
+
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 
 /** What the parent hands the child that runs the controller. */
@@ -140,7 +164,10 @@ if (args.child) {
     // The controller runs in a child process so its memory is measured alone, authenticating with the
     // least-privilege ServiceAccount token of deploy/rbac.yaml.
     const controllerConfig = server.configForToken(await server.controllerToken()).exportConfig();
-    const execArgv = args['semi-space'] ? [`--max-semi-space-size=${Number(args['semi-space'])}`] : [];
+    const execArgv = [
+      ...(args['semi-space'] ? [`--max-semi-space-size=${Number(args['semi-space'])}`] : []),
+      ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []),
+    ];
     const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--child'], { execArgv });
     const result = new Promise<{ lines: string[] }>((resolve, reject) => {
       child.once('message', (m) => resolve(m as { lines: string[] }));
@@ -198,7 +225,10 @@ async function runController(input: ChildInput): Promise<string[]> {
   const buildsAtStart = cp.routeSync.builds;
   const buildSeconds = await registry.getSingleMetricAsString('warren_route_table_build_duration_seconds');
   const firstBuildSum = Number(/_sum (\S+)/.exec(buildSeconds)?.[1] ?? NaN) * 1000;
-  if (withPipeline) await waitFor(() => (pipeline.generation ?? 0) >= first.generation, 60_000, 'the pipeline to compile the first table');
+  if (withPipeline) {
+    await waitFor(() => (pipeline.generation ?? 0) >= first.generation, 60_000, 'the pipeline to compile the first table');
+    await pipeline.whenCompiled(); // every route compiled, not only the generation live
+  }
   gc();
   const loaded = process.memoryUsage();
 
@@ -224,6 +254,8 @@ async function runController(input: ChildInput): Promise<string[]> {
   }
 
   const results: Record<string, [number[], number[]]> = { create: [[], []], update: [[], []], slice: [[], []] };
+  const cpuBefore = process.cpuUsage();
+  const changesStarted = performance.now();
   for (let k = 0; k < ITERATIONS; k++) {
     const i = INGRESSES + k;
     const host = `new-${k}.bench.example`;
@@ -260,13 +292,19 @@ async function runController(input: ChildInput): Promise<string[]> {
     results.slice![0].push(e);
     results.slice![1].push(f);
   }
+  if (withPipeline) await pipeline.whenCompiled();
+  const cpu = process.cpuUsage(cpuBefore);
+  const changesMs = performance.now() - changesStarted;
   gc();
   const after = process.memoryUsage();
+  const smapsAfter = args.smaps ? residentByMapping() : undefined;
   const reservedAfter = { new: space('new_space'), old: space('old_space') };
   // Idle for a while: V8's memory reducer gives pages back once allocation stops.
   await new Promise((r) => setTimeout(r, 15_000));
   gc();
   const settled = process.memoryUsage();
+  const smapsSettled = args.smaps ? residentByMapping() : undefined;
+  if (args['heap-snapshot']) writeHeapSnapshot(args['heap-snapshot']);
   stop.abort();
   await running;
 
@@ -287,6 +325,8 @@ async function runController(input: ChildInput): Promise<string[]> {
     `| process RSS / heap 15 s after the last change (after GC) | ${mb(settled.rss)} MB / ${mb(settled.heapUsed)} MB |`,
     `| external / arrayBuffers after changes | ${mb(after.external)} MB / ${mb(after.arrayBuffers)} MB |`,
     `| V8 heap reserved right after the changes: total / new space / old space | ${mb(after.heapTotal)} MB / ${mb(reservedAfter.new)} MB / ${mb(reservedAfter.old)} MB |`,
+    `| process CPU (user + system) over the ${ITERATIONS * 3} changes, until compiled, incl. the bench's own API writes | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms in ${(changesMs / 1000).toFixed(1)} s: ${((cpu.user + cpu.system) / 1000 / (ITERATIONS * 3)).toFixed(2)} ms per change |`,
+    ...(smapsAfter && smapsSettled ? ['', `Resident memory by mapping, MB (after the changes → settled): ${smapsAfter.map(([k, v]) => `${k} ${v} → ${smapsSettled.find(([n]) => n === k)?.[1] ?? 0}`).join(', ')}`] : []),
     '',
     'Latency from the API write (client side, before the request) to the change being visible, ms:',
     '',
