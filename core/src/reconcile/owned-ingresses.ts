@@ -26,9 +26,22 @@ export class OwnedIngresses {
   }
 
   follow(enqueue: (key: string) => void): () => void {
-    this.#owned = ownedKeys(this.#store.current);
+    let seen = this.#store.current;
+    this.#owned = ownedKeys(seen);
     const unsubscribeTable = this.#store.subscribe(
       deferredListener((table) => {
+        // An incrementally built table names what changed (O(change)); otherwise compare every owned Ingress.
+        const changes = table.ownedChangesSince?.(seen);
+        seen = table;
+        if (changes) {
+          for (const [key, ref] of changes) {
+            if (ref !== undefined ? this.#owned.has(key) : !this.#owned.has(key)) continue;
+            if (ref !== undefined) this.#owned.add(key);
+            else this.#owned.delete(key);
+            enqueue(key);
+          }
+          return;
+        }
         const next = ownedKeys(table);
         for (const key of next) if (!this.#owned.has(key)) enqueue(key);
         for (const key of this.#owned) if (!next.has(key)) enqueue(key);

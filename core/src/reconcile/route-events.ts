@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { RouteStore } from '../routes/store.js';
-import type { RouteTable } from '../routes/types.js';
+import type { IngressRef, RouteTable } from '../routes/types.js';
 
 export interface RouteEventsOptions {
   readonly store: RouteStore;
@@ -26,29 +26,45 @@ export class RouteEventsReporter implements Runnable {
   }
 
   async start(signal: AbortSignal): Promise<void> {
-    const synced = new Map<string, number>();
-    let first = true;
+    const synced = new Map<string, SyncedGeneration>();
+    let previous: RouteTable | undefined;
     for await (const table of this.#o.store.changes(signal)) {
       if (table.generation === 0) continue; // nothing built yet
-      this.#report(table, synced, first);
-      first = false;
+      this.#report(table, previous, synced);
+      previous = table;
     }
   }
 
-  #report(table: RouteTable, synced: Map<string, number>, seedOnly: boolean): void {
+  #report(table: RouteTable, previous: RouteTable | undefined, synced: Map<string, SyncedGeneration>): void {
     const { events } = this.#o;
+    const seedOnly = previous === undefined;
     for (const d of table.diagnostics) {
       const message = d.field && !d.message.includes(d.field) ? `${d.message} (field ${d.field})` : d.message;
       if (d.type === 'Warning') events.warning(d.object, d.reason, message);
       else events.normal(d.object, d.reason, message);
     }
-    const live = new Set<string>();
-    const changed = [];
-    for (const ing of table.ownedIngresses) {
-      live.add(ing.uid);
-      if (synced.get(ing.uid) === ing.generation) continue;
-      synced.set(ing.uid, ing.generation);
+    // Only Ingresses whose entry changed can have news; an incrementally built table names them.
+    const changes = previous ? table.ownedChangesSince?.(previous) : undefined;
+    const changed: IngressRef[] = [];
+    const consider = (key: string, ing: IngressRef): void => {
+      const last = synced.get(key);
+      if (last?.uid === ing.uid && last.generation === ing.generation) return;
+      synced.set(key, { uid: ing.uid, generation: ing.generation });
       if (!seedOnly) changed.push(ing);
+    };
+    if (changes) {
+      for (const [key, ing] of changes) {
+        if (ing) consider(key, ing);
+        else synced.delete(key);
+      }
+    } else {
+      const live = new Set<string>();
+      for (const ing of table.ownedIngresses) {
+        const key = `${ing.namespace}/${ing.name}`;
+        live.add(key);
+        consider(key, ing);
+      }
+      for (const key of synced.keys()) if (!live.has(key)) synced.delete(key);
     }
     if (changed.length > 0) {
       // Counting is linear in the table; only pay for it when some Ingress has news.
@@ -66,6 +82,11 @@ export class RouteEventsReporter implements Runnable {
         );
       }
     }
-    for (const uid of synced.keys()) if (!live.has(uid)) synced.delete(uid);
   }
+}
+
+/** The Ingress generation last announced (or seen at leadership start) under one `namespace/name`. */
+interface SyncedGeneration {
+  readonly uid: string;
+  readonly generation: number;
 }

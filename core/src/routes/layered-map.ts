@@ -63,6 +63,21 @@ export class LayeredMap<K, V> {
     return new LayeredMap(this.#base, overlay.size > 0 ? overlay : undefined, size);
   }
 
+  /**
+   * The keys whose value differs between `older` and this version (added, removed or replaced), in time
+   * proportional to the two overlays, when both are layers over the same base (versions from `with()` between
+   * two folds). Undefined when the bases differ: the caller then compares the maps in full.
+   */
+  changedSince(older: LayeredMap<K, V>): Set<K> | undefined {
+    if (older.#base !== this.#base) return undefined;
+    const keys = new Set<K>();
+    for (const overlay of [this.#overlay, older.#overlay]) {
+      if (overlay === undefined) continue;
+      for (const key of overlay.keys()) if (this.get(key) !== older.get(key)) keys.add(key);
+    }
+    return keys;
+  }
+
   /** Every live value, in no particular order. */
   *values(): IterableIterator<V> {
     for (const [, value] of this.entries()) yield value;

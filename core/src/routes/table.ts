@@ -139,6 +139,15 @@ export class CompiledRouteTable implements RouteTable {
     return this.#owned;
   }
 
+  ownedChangesSince(previous: RouteTable): ReadonlyMap<string, IngressRef | undefined> | undefined {
+    if (!(previous instanceof CompiledRouteTable)) return undefined;
+    const keys = this.#parts.owned.changedSince(previous.#parts.owned);
+    if (keys === undefined) return undefined;
+    const changes = new Map<string, IngressRef | undefined>();
+    for (const key of keys) changes.set(key, this.#parts.owned.get(key));
+    return changes;
+  }
+
   get hosts(): readonly string[] {
     if (this.#hosts === undefined) {
       const hosts = [...this.#parts.exactHosts.keys()];

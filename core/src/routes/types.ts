@@ -112,6 +112,13 @@ export interface RouteTable {
   readonly diagnostics: readonly Diagnostic[];
   /** Ingresses Warren owns (class matched), valid or not: they get status and events. */
   readonly ownedIngresses: readonly IngressRef[];
+  /**
+   * The owned Ingresses (`namespace/name`) whose entry differs from `previous` — newly owned, no longer owned, or
+   * a changed {@link IngressRef} — mapped to their entry in this table (undefined when no longer owned), if this
+   * table can tell without comparing everything (it was built incrementally from `previous`). Undefined
+   * otherwise: compare `ownedIngresses` in full. Optional for other implementations.
+   */
+  ownedChangesSince?(previous: RouteTable): ReadonlyMap<string, IngressRef | undefined> | undefined;
   /** Every distinct host (exact or `*.wildcard`) that owned Ingresses route, lower-case. */
   readonly hosts: readonly string[];
   /**

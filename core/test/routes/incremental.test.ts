@@ -215,7 +215,7 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
         const settings = testSettings({ proxy: { defaultBackend: { namespace: 'default', service: 's3', port: 80 } } });
         const diffing = new RouteTableBuilder(settings);
         const hinted = new RouteTableBuilder(settings);
-        diffing.build(world);
+        let before: RouteTable = diffing.build(world);
         hinted.build(world);
         for (const m of mutations) {
           const changes = apply(world, m);
@@ -223,6 +223,21 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
           const fromHint = hinted.build(world, changes);
           const full = new RouteTableBuilder(settings).build(world);
           const expected = canonical(full);
+          const owned = fromDiff.ownedChangesSince?.(before);
+          const previous = before;
+          before = fromDiff;
+          if (owned) {
+            // What the incremental table reports as changed owned Ingresses must match a full comparison.
+            const key = (i: { namespace: string; name: string }) => `${i.namespace}/${i.name}`;
+            const was = new Map(previous.ownedIngresses.map((i) => [key(i), JSON.stringify(i)]));
+            const now = new Map(fromDiff.ownedIngresses.map((i) => [key(i), JSON.stringify(i)]));
+            const differing = [...new Set([...was.keys(), ...now.keys()])].filter((k) => was.get(k) !== now.get(k)).sort();
+            const reported = [...owned].filter(([k, ref]) => (ref ? JSON.stringify(ref) : undefined) !== was.get(k)).map(([k]) => k).sort();
+            if (JSON.stringify(reported) !== JSON.stringify(differing) || [...owned].some(([k, ref]) => (ref ? JSON.stringify(ref) : undefined) !== now.get(k))) {
+              t.deepEqual(reported, differing, `owned changes after ${JSON.stringify(m)}`);
+              return false;
+            }
+          }
           if (JSON.stringify(canonical(fromDiff)) !== JSON.stringify(expected)) {
             t.deepEqual(canonical(fromDiff), expected, `self-diffed build after ${JSON.stringify(m)}`);
             return false;

@@ -34,3 +34,35 @@ test('with() of no changes returns the same version', (t) => {
   t.is(a.with(new Map()), a);
   t.is(a.with(new Map([['y', undefined]])).size, 1);
 });
+
+test('changedSince names exactly the keys whose value differs between two versions over one base', (t) => {
+  const op = fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined })), { maxLength: 12 });
+  let compared = 0;
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 2, maxLength: 12 }), (batches) => {
+      const versions = [LayeredMap.empty<number, number>()];
+      for (const batch of batches) versions.push(versions[versions.length - 1]!.with(new Map(batch)));
+      for (const older of versions) {
+        for (const newer of versions) {
+          const changed = newer.changedSince(older);
+          if (changed === undefined) continue; // different bases (a fold happened): caller compares in full
+          compared++;
+          const expected = new Set<number>();
+          for (let k = 0; k <= 40; k++) if (newer.get(k) !== older.get(k)) expected.add(k);
+          if (JSON.stringify([...changed].sort((a, b) => a - b)) !== JSON.stringify([...expected].sort((a, b) => a - b))) return false;
+        }
+      }
+      return true;
+    }),
+    { numRuns: 200 },
+  );
+  t.true(compared > 1000, `only ${compared} pairs shared a base`);
+});
+
+test('changedSince is undefined across a fold, when the versions no longer share a base', (t) => {
+  let v = LayeredMap.empty<number, number>().with(new Map(Array.from({ length: 1_000 }, (_, i) => [i, i] as [number, number])));
+  const before = v;
+  for (let i = 0; i < 200; i++) v = v.with(new Map([[i, -i]])); // overlay outgrows 64 + size/8: folded
+  t.is(v.changedSince(before), undefined);
+  t.deepEqual(v.with(new Map([[5, 7]])).changedSince(v), new Set([5]));
+});
