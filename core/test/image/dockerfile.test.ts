@@ -68,7 +68,7 @@ test('the runtime user is a numeric non-root UID and GID', (t) => {
   t.regex(values, new RegExp(`runAsGroup: ${m![2]}\\b`));
 });
 
-test('the entry point is exec-form node on the compiled main, which exists and runs', async (t) => {
+test('the entry point is exec-form node, with a capped young generation, on the compiled main, which exists and runs', async (t) => {
   const entry = final.instructions.filter((i) => i.op === 'ENTRYPOINT');
   t.is(entry.length, 1);
   const argv = JSON.parse(entry[0]!.args) as string[];
@@ -76,10 +76,15 @@ test('the entry point is exec-form node on the compiled main, which exists and r
   t.regex(argv[0]!, /\/node$/);
   const workdir = final.instructions.filter((i) => i.op === 'WORKDIR').at(-1)!.args;
   t.is(workdir, '/app');
-  t.is(argv[1], 'core/build/src/main.js');
-  t.true(existsSync(join(ROOT, argv[1]!)), 'built by tsc -b');
+  const main = argv.at(-1)!;
+  const flags = argv.slice(1, -1);
+  t.is(main, 'core/build/src/main.js');
+  t.true(existsSync(join(ROOT, main)), 'built by tsc -b');
+  t.true(flags.every((f) => f.startsWith('--')), `only node options before the script: ${flags.join(' ')}`);
+  t.true(flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)), 'young generation capped (memory budget, docs/benchmarks.md)');
+  // Node refuses an unknown option, so running with the image's flags proves they are valid for this Node.
   const version = await new Promise<string>((done, fail) =>
-    execFile(process.execPath, [join(ROOT, argv[1]!), '--version'], { timeout: 30_000 }, (err, stdout) => (err ? fail(err) : done(stdout))),
+    execFile(process.execPath, [...flags, join(ROOT, main), '--version'], { timeout: 30_000 }, (err, stdout) => (err ? fail(err) : done(stdout))),
   );
   const { version: expected } = JSON.parse(readFileSync(join(ROOT, 'core', 'package.json'), 'utf8')) as { version: string };
   t.is(version.trim(), `warren ${expected}`);
