@@ -130,7 +130,8 @@ interface HeldPool {
 class Generation {
   inflight = 0;
   retired = false;
-  #compiled = new Map<string, CompiledRoute>();
+  /** Keyed by the Route object (identity hashing; ids are long concatenated strings). */
+  #compiled = new Map<Route, CompiledRoute>();
   #next = 0;
   #complete = false;
   #whenComplete: Array<() => void> = [];
@@ -157,8 +158,8 @@ class Generation {
     return this.#compiled.size;
   }
 
-  /** The compiled routes by route id (a live map: it grows while this generation compiles). */
-  get compiledMap(): ReadonlyMap<string, CompiledRoute> {
+  /** The compiled routes by Route object (a live map: it grows while this generation compiles). */
+  get compiledMap(): ReadonlyMap<Route, CompiledRoute> {
     return this.#compiled;
   }
 
@@ -169,11 +170,11 @@ class Generation {
 
   /** The compiled form of `route` (a route of this generation's table), compiling it now if needed. */
   route(route: Route): CompiledRoute {
-    let compiled = this.#compiled.get(route.id);
+    let compiled = this.#compiled.get(route);
     if (compiled) return compiled;
     if (this.retired) throw new WarrenError(ErrorCode.NoRoute, `generation ${this.table.generation} was replaced before route ${route.id} was compiled`);
     compiled = this.compile(route);
-    this.#compiled.set(route.id, compiled);
+    this.#compiled.set(route, compiled);
     return compiled;
   }
 
@@ -538,8 +539,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
       return true;
     };
     const compile = (route: Route): CompiledRoute => {
-      const prior = inherited?.get(route.id);
-      if (prior !== undefined && prior.route === route && adopt(prior)) return prior;
+      const prior = inherited?.get(route);
+      if (prior !== undefined && adopt(prior)) return prior;
       const compiled = compileRoute(route, env);
       if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
       return compiled;
