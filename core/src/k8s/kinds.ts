@@ -29,6 +29,8 @@ export interface KindSpec<T extends KubernetesObject> {
   readonly namespaced: boolean;
   /** Field selector applied to list and watch (e.g. to skip Secret types that can never be referenced). */
   readonly fieldSelector?: string | undefined;
+  /** Upper bound on objects per list page, for kinds whose objects can be large (Secrets hold up to 1 MiB). */
+  readonly maxPageSize?: number | undefined;
   /** URL path for watch requests, cluster-wide or in one namespace. */
   watchPath(namespace?: string): string;
   /** One page of a list call. */
@@ -68,6 +70,9 @@ export function objectKey(obj: KubernetesObject, namespaced: boolean): string {
  */
 export const SECRET_FIELD_SELECTOR = 'type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token';
 
+/** Secrets per list page: a page is parsed whole, and Secrets can be large. */
+export const SECRET_PAGE_SIZE = 100;
+
 /** The specs for every watched kind, bound to one client. */
 export function kindSpecs(client: KubeClient): {
   Ingress: KindSpec<V1Ingress>;
@@ -76,12 +81,20 @@ export function kindSpecs(client: KubeClient): {
   EndpointSlice: KindSpec<V1EndpointSlice>;
   Secret: KindSpec<V1Secret>;
 } {
-  const spec = <T extends KubernetesObject>(kind: WatchedKind, groupVersion: string, resource: string, namespaced: boolean, fieldSelector?: string): KindSpec<T> => {
+  const spec = <T extends KubernetesObject>(
+    kind: WatchedKind,
+    groupVersion: string,
+    resource: string,
+    namespaced: boolean,
+    fieldSelector?: string,
+    maxPageSize?: number,
+  ): KindSpec<T> => {
     const watchPath = (ns?: string): string => apiPath(groupVersion, resource, namespaced ? ns : undefined);
     return {
       kind,
       namespaced,
       fieldSelector,
+      maxPageSize,
       watchPath,
       list: (p) =>
         client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
@@ -92,6 +105,7 @@ export function kindSpecs(client: KubeClient): {
     IngressClass: spec<V1IngressClass>('IngressClass', 'networking.k8s.io/v1', 'ingressclasses', false),
     Service: spec<V1Service>('Service', 'v1', 'services', true),
     EndpointSlice: spec<V1EndpointSlice>('EndpointSlice', 'discovery.k8s.io/v1', 'endpointslices', true),
-    Secret: spec<V1Secret>('Secret', 'v1', 'secrets', true, SECRET_FIELD_SELECTOR),
+    // Every Secret passes through a list page before the cache drops the unreferenced ones: bound the page.
+    Secret: spec<V1Secret>('Secret', 'v1', 'secrets', true, SECRET_FIELD_SELECTOR, SECRET_PAGE_SIZE),
   };
 }

@@ -133,7 +133,7 @@ export class Reflector<T extends KubernetesObject> {
     let resourceVersion = '';
     do {
       const page = await withTimeout(
-        spec.list({ namespace: this.#o.namespace, limit: this.#o.pageSize ?? 500, continueToken, fieldSelector: spec.fieldSelector }),
+        spec.list({ namespace: this.#o.namespace, limit: Math.min(this.#o.pageSize ?? 500, spec.maxPageSize ?? Infinity), continueToken, fieldSelector: spec.fieldSelector }),
         this.#o.listTimeoutMs ?? 60_000,
         signal,
         `list ${this.#label}`,
