@@ -27,17 +27,15 @@ function pagedSecrets(total: number, pages: ListPage[]): KindSpec<V1Secret> {
   };
 }
 
-test('Secret lists ask for at most SECRET_PAGE_SIZE per page and follow the continue token to the end', async (t) => {
-  const pages: ListPage[] = [];
-  const spec = pagedSecrets(250, pages);
-  t.true(SECRET_PAGE_SIZE < 500);
-  const store = new ObjectStore<V1Secret>();
+/** Runs a reflector until its first list is applied; the watch that follows fails and waits out its backoff. */
+async function listOnce(spec: KindSpec<V1Secret>, store: ObjectStore<V1Secret>, pageSize?: number): Promise<void> {
   const reflector = new Reflector<V1Secret>({
     spec,
     store,
     client: new KubeClient(staticAccess({ server: 'http://127.0.0.1:1' })),
     logger: pino({ level: 'silent' }),
     onChange: () => undefined,
+    pageSize,
     backoffMs: { initial: 60_000, max: 60_000 },
   });
   const stop = new AbortController();
@@ -45,6 +43,14 @@ test('Secret lists ask for at most SECRET_PAGE_SIZE per page and follow the cont
   await reflector.whenSynced();
   stop.abort();
   await running;
+}
+
+test('Secret lists ask for at most SECRET_PAGE_SIZE per page and follow the continue token to the end', async (t) => {
+  const pages: ListPage[] = [];
+  const spec = pagedSecrets(250, pages);
+  t.true(SECRET_PAGE_SIZE < 500);
+  const store = new ObjectStore<V1Secret>();
+  await listOnce(spec, store);
   t.deepEqual(
     pages.map((p) => [p.limit, p.continueToken]),
     [
@@ -59,19 +65,6 @@ test('Secret lists ask for at most SECRET_PAGE_SIZE per page and follow the cont
 
 test('a smaller configured page size wins over the kind bound', async (t) => {
   const pages: ListPage[] = [];
-  const reflector = new Reflector<V1Secret>({
-    spec: pagedSecrets(30, pages),
-    store: new ObjectStore<V1Secret>(),
-    client: new KubeClient(staticAccess({ server: 'http://127.0.0.1:1' })),
-    logger: pino({ level: 'silent' }),
-    onChange: () => undefined,
-    pageSize: 20,
-    backoffMs: { initial: 60_000, max: 60_000 },
-  });
-  const stop = new AbortController();
-  const running = reflector.run(stop.signal);
-  await reflector.whenSynced();
-  stop.abort();
-  await running;
+  await listOnce(pagedSecrets(30, pages), new ObjectStore<V1Secret>(), 20);
   t.deepEqual(pages.map((p) => p.limit), [20, 20]);
 });
