@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { createTestCa, issueCert, type TestCa } from '../testing/certs.js';
-import { encodeCredentialsJson, encodeTunnelToken, uuidToBytes } from '../tunnel/credentials.js';
+import { bytesToUuid, encodeCredentialsJson, encodeTunnelToken, uuidToBytes } from '../tunnel/credentials.js';
 import { EDGE_SERVER_NAME, HEADER_CONNECTION_UPGRADE, HEADER_PROXY_SRC, UPGRADE_UPDATE_CONFIGURATION, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
 import type { RegistrationHandler, RegistrationRequest, RegistrationResult, RpcFaults } from '../tunnel/rpc/index.js';
 import { SimulatedConnection } from './edge-connection.js';
@@ -36,6 +36,11 @@ export interface EdgeSimulatorOptions {
   readonly locationName?: string;
   /** Answer registrations with `tunnelIsRemotelyManaged` (default false). */
   readonly tunnelIsRemotelyManaged?: boolean;
+  /**
+   * Decides which tunnels the edge accepts, instead of exactly `credentials` — e.g. the live tunnels of a fake
+   * Cloudflare API, so that a deleted tunnel is refused and its replacement accepted.
+   */
+  readonly authorize?: (credentials: SimulatorCredentials) => boolean;
   /** How long an eyeball request waits for a registered connection before 530 (default 5000 ms). */
   readonly eyeballWaitMs?: number;
   readonly logger?: Logger;
@@ -284,6 +289,11 @@ export class EdgeSimulator extends EventEmitter {
   }
 
   #credentialsMatch(req: RegistrationRequest): boolean {
+    const authorize = this.#options.authorize;
+    if (authorize) {
+      if (req.tunnelId.length !== 16) return false;
+      return authorize({ accountTag: req.auth.accountTag, tunnelId: bytesToUuid(req.tunnelId), tunnelSecret: Buffer.from(req.auth.tunnelSecret) });
+    }
     const c = this.credentials;
     const expectedId = uuidToBytes(c.tunnelId)!;
     return (
