@@ -7,7 +7,8 @@ import type { Registry } from 'prom-client';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { createCloudflareClientFactory } from './cloudflare/client.js';
 import { KubernetesCredentialsSecretStore } from './cloudflare/secret-store.js';
-import { TunnelLifecycle } from './cloudflare/tunnel-lifecycle.js';
+import { TunnelLifecycle, type ResolvedTunnel } from './cloudflare/tunnel-lifecycle.js';
+import { runResolvedTunnel } from './cloudflare/tunnel-runner.js';
 import { parseConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
@@ -196,6 +197,8 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
             secretStore: new KubernetesCredentialsSecretStore(controlPlane.client, podNamespace(env), effective.cloudflare.credentialsSecretName),
             isLeader: () => controlPlane!.elector?.isLeader ?? true,
             env,
+            existenceCheckMs: effective.cloudflare.tunnelCheckInterval,
+            replacementCheckMs: Math.min(30_000, effective.cloudflare.tunnelCheckInterval),
           })
         : undefined;
     if (!credentials && !lifecycle) credentials = loadTunnelCredentials(effective.tunnel, env);
@@ -210,13 +213,16 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
           group: 'servers',
           needsLeader: false,
           async start(signal) {
-            const resolved = await lifecycle.resolve(signal);
-            if (resolved.mode === 'disabled') return;
-            const creds = resolved.mode === 'managed' ? toTunnelCredentials(resolved.credentials) : loadTunnelCredentials(effective.tunnel, env);
-            tunnelId = creds.tunnelId;
-            controlPlane?.refreshTunnelId();
-            lateConnector = makeConnector(creds);
-            await lateConnector.start(signal);
+            const initial = await lifecycle.resolve(signal);
+            if (initial.mode === 'disabled') return;
+            const runConnector = (tunnel: ResolvedTunnel, run: AbortSignal): Promise<void> => {
+              const creds = tunnel.mode === 'managed' ? toTunnelCredentials(tunnel.credentials) : loadTunnelCredentials(effective.tunnel, env);
+              tunnelId = creds.tunnelId;
+              controlPlane?.refreshTunnelId();
+              lateConnector = makeConnector(creds);
+              return lateConnector.start(run);
+            };
+            await runResolvedTunnel({ lifecycle, initial, runConnector, logger }, signal);
           },
         }
       : managed('tunnel', 'servers', connector!);

@@ -64,6 +64,10 @@ export interface TunnelLifecycleOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** How often a follower looks for the Secret (default 2 s). */
   readonly pollIntervalMs?: number;
+  /** While running: how often every replica re-reads the Secret for a replaced tunnel (default 30 s). */
+  readonly replacementCheckMs?: number;
+  /** While running: how often the leader checks in Cloudflare that the tunnel still exists (default 5 min). */
+  readonly existenceCheckMs?: number;
 }
 
 /**
@@ -75,6 +79,10 @@ export interface TunnelLifecycleOptions {
  *     secret) or creates one (`config_src: local`, 32 random bytes of secret), then creates the Secret; if another
  *     replica created the Secret first, that one wins;
  *  3. a follower polls for the Secret until it appears (or until it becomes the leader).
+ *
+ * While the connector runs, {@link watchForReplacement} notices a tunnel that was deleted in Cloudflare (the leader
+ * replaces it and the Secret) or replaced by another replica (the Secret names another tunnel), so every replica
+ * moves to the new tunnel without a restart.
  *
  * A tunnel is deleted only by {@link uninstall} and only when `cloudflare.deleteTunnelOnUninstall` is true.
  * Credentials and the API token are never logged.
@@ -124,6 +132,38 @@ export class TunnelLifecycle {
   }
 
   /**
+   * Resolves, in managed mode, once the tunnel `running` was replaced: the credentials Secret names another
+   * tunnel (checked by every replica every `replacementCheckMs`), or — checked by the leader every
+   * `existenceCheckMs` — the tunnel was deleted in Cloudflare, which the leader then replaces (adopting another
+   * tunnel of the name or creating one, and rewriting the Secret). The result is the tunnel to run now. Read and
+   * API failures are logged and retried at the next check; never resolves on its own otherwise, and rejects only
+   * when `signal` aborts.
+   */
+  async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal): Promise<ResolvedTunnel> {
+    const checkMs = this.#o.replacementCheckMs ?? 30_000;
+    const existenceMs = this.#o.existenceCheckMs ?? 5 * 60_000;
+    let verifiedAt = Date.now();
+    for (;;) {
+      await sleep(checkMs, undefined, { signal });
+      try {
+        const stored = await this.#readSecret(signal);
+        if (stored && stored.tunnelId !== running.tunnelId) {
+          this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, 'the credentials Secret names another tunnel; switching to it');
+          return { mode: 'managed', credentials: stored, origin: 'secret' };
+        }
+        if (this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
+          verifiedAt = Date.now();
+          const live = await this.#verifyOrReplace(stored ?? running, signal, false);
+          if (live?.mode === 'managed' && live.credentials.tunnelId !== running.tunnelId) return live;
+        }
+      } catch (err) {
+        signal.throwIfAborted();
+        this.#log.warn({ err: (err as Error).message }, 'could not check whether the tunnel was replaced; checking again later');
+      }
+    }
+  }
+
+  /**
    * Uninstall cleanup (run once, e.g. from a Helm pre-delete hook): deletes the tunnel (its connections first)
    * and the credentials Secret, but only when `cloudflare.deleteTunnelOnUninstall` is true. Otherwise it changes
    * nothing, so a reinstall adopts the same tunnel.
@@ -161,7 +201,7 @@ export class TunnelLifecycle {
   }
 
   /** Leader with stored credentials: keeps them while the tunnel exists; replaces them when it was deleted. */
-  async #verifyOrReplace(stored: ManagedTunnelCredentials, signal: AbortSignal): Promise<ResolvedTunnel | undefined> {
+  async #verifyOrReplace(stored: ManagedTunnelCredentials, signal: AbortSignal, logKept = true): Promise<ResolvedTunnel | undefined> {
     const client = this.#o.clientFactory();
     let gone = false;
     try {
@@ -174,7 +214,7 @@ export class TunnelLifecycle {
       else throw err;
     }
     if (!gone) {
-      this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
+      if (logKept) this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
       return { mode: 'managed', credentials: stored, origin: 'secret' };
     }
     this.#log.warn({ tunnelId: stored.tunnelId }, 'the stored tunnel was deleted in Cloudflare; finding or creating another one');

@@ -139,6 +139,11 @@ export const cloudflareSchema = z
       .boolean()
       .default(false)
       .describe('Delete the tunnel when the controller is uninstalled (never by default)'),
+    tunnelCheckInterval: duration()
+      .default(5 * 60_000)
+      .describe(
+        'Managed tunnel: how often the leader checks that the tunnel still exists (replacing it if it was deleted); every replica re-reads the credentials Secret at this interval, at most every 30 s',
+      ),
     rateLimit: cloudflareRateLimitSchema.default(cloudflareRateLimitSchema.parse({})),
     requestTimeout: duration().default(30_000).describe('Timeout of one Cloudflare API request (retried on 429 and 5xx)'),
   })

@@ -46,13 +46,23 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
         cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile, ...extra },
       });
       const clientFactory = createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 });
-      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore: store, isLeader, env: {}, pollIntervalMs: 50 });
+      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore: store, isLeader, env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
       return { lifecycle, logs: text };
     },
   };
 }
 
 const signal = () => AbortSignal.timeout(20_000);
+
+/** Deletes a tunnel through the API, as a user would in the dashboard. */
+async function deleteInCloudflare(env: Env, tunnelId: string): Promise<void> {
+  const client = createCloudflareClientFactory({
+    settings: parseConfig({ cloudflare: { apiBaseUrl: env.fake.baseUrl } }).cloudflare,
+    logger: capturingLogger().logger,
+    env: { CLOUDFLARE_API_TOKEN: TOKEN },
+  })();
+  await client.zeroTrust.tunnels.cloudflared.delete(tunnelId, { account_id: ACCOUNT });
+}
 
 test('the leader creates a local tunnel once; restarts and followers reuse it through the Secret', async (t) => {
   const env = await setup(t);
@@ -119,17 +129,62 @@ test('when the stored tunnel was deleted in Cloudflare the leader replaces it an
   const env = await setup(t);
   const first = await env.replica(() => true).lifecycle.resolve(signal());
   if (first.mode !== 'managed') return t.fail('expected managed mode');
-  const client = createCloudflareClientFactory({
-    settings: parseConfig({ cloudflare: { apiBaseUrl: env.fake.baseUrl } }).cloudflare,
-    logger: capturingLogger().logger,
-    env: { CLOUDFLARE_API_TOKEN: TOKEN },
-  })();
-  await client.zeroTrust.tunnels.cloudflared.delete(first.credentials.tunnelId, { account_id: ACCOUNT });
+  await deleteInCloudflare(env, first.credentials.tunnelId);
   const second = await env.replica(() => true).lifecycle.resolve(signal());
   if (second.mode !== 'managed') return t.fail('expected managed mode');
   t.not(second.credentials.tunnelId, first.credentials.tunnelId);
   const stored = parseCredentialsJson((await env.store.read())![CREDENTIALS_SECRET_KEY]!.toString());
   t.is(stored.tunnelId, second.credentials.tunnelId);
+});
+
+test('while running, a follower switches to the tunnel the leader stored instead, without any API call', async (t) => {
+  const env = await setup(t);
+  const first = await env.replica(() => true).lifecycle.resolve(signal());
+  if (first.mode !== 'managed') return t.fail('expected managed mode');
+  const follower = env.replica(() => false).lifecycle;
+  const watching = new AbortController();
+  t.teardown(() => watching.abort());
+  const callsBefore = env.fake.count();
+  const switched = follower.watchForReplacement(first.credentials, watching.signal);
+  let settled = false;
+  void switched.then(() => (settled = true), () => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  t.false(settled, 'nothing changed: the watch keeps waiting');
+
+  // The leader replaces the tunnel (it was deleted in Cloudflare) and rewrites the Secret.
+  await deleteInCloudflare(env, first.credentials.tunnelId);
+  const replaced = await env.replica(() => true).lifecycle.resolve(signal());
+  if (replaced.mode !== 'managed') return t.fail('expected managed mode');
+  const callsByOthers = env.fake.count() - callsBefore;
+
+  const next = await switched;
+  if (next.mode !== 'managed') return t.fail('expected managed mode');
+  t.is(next.credentials.tunnelId, replaced.credentials.tunnelId);
+  t.not(next.credentials.tunnelId, first.credentials.tunnelId);
+  t.true(next.credentials.tunnelSecret.equals(replaced.credentials.tunnelSecret));
+  t.is(env.fake.count() - callsBefore, callsByOthers, 'the follower made no Cloudflare API call');
+});
+
+test('while running, the leader notices its tunnel was deleted in Cloudflare and replaces it and the Secret', async (t) => {
+  const env = await setup(t);
+  const leader = env.replica(() => true);
+  const first = await leader.lifecycle.resolve(signal());
+  if (first.mode !== 'managed') return t.fail('expected managed mode');
+  const watching = new AbortController();
+  t.teardown(() => watching.abort());
+  const switched = leader.lifecycle.watchForReplacement(first.credentials, watching.signal);
+  await new Promise((r) => setTimeout(r, 400));
+  const checks = env.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel');
+  t.true(checks >= 1, 'the leader checked that the tunnel exists');
+  await deleteInCloudflare(env, first.credentials.tunnelId);
+  const next = await switched;
+  if (next.mode !== 'managed') return t.fail('expected managed mode');
+  t.not(next.credentials.tunnelId, first.credentials.tunnelId);
+  t.is(next.origin, 'created');
+  const stored = parseCredentialsJson((await env.store.read())![CREDENTIALS_SECRET_KEY]!.toString());
+  t.is(stored.tunnelId, next.credentials.tunnelId);
+  t.is(env.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt).length, 1);
+  t.false(leader.logs().includes(next.credentials.tunnelSecret.toString('base64')), 'the new secret is not logged');
 });
 
 test('supplied credentials and a disabled tunnel make no Cloudflare API call; missing settings are named', async (t) => {
