@@ -107,6 +107,13 @@ export class DnsSync {
   /** Host changes the API refused as invalid, by a signature of the change: not retried until something changes. */
   readonly #refused = new Map<string, string>();
   #lastTable: RouteTable | undefined;
+  /**
+   * Owner keys this process synced with before the current one: without `ownerId` the key is the tunnel id, and a
+   * managed tunnel that was deleted in Cloudflare is replaced by another. Records owned under a former key are
+   * ours: they are moved to the new tunnel and key, not reported as another owner's.
+   */
+  readonly #formerOwnerKeys = new Set<string>();
+  #lastOwnerKey: string | undefined;
 
   constructor(options: DnsSyncOptions) {
     this.#o = options;
@@ -121,6 +128,12 @@ export class DnsSync {
     const owned = new Set(table.ownedIngresses.map(ingressKey));
     for (const key of this.#deleting) if (!owned.has(key)) this.#deleting.delete(key);
     const ownerKey = this.#o.settings.ownerId ?? tunnelId;
+    if (this.#lastOwnerKey !== undefined && this.#lastOwnerKey !== ownerKey) {
+      this.#formerOwnerKeys.add(this.#lastOwnerKey);
+      this.#log.info({ tunnelId }, 'the tunnel changed; DNS records of the previous tunnel move to this one');
+    }
+    this.#formerOwnerKeys.delete(ownerKey);
+    this.#lastOwnerKey = ownerKey;
     const target = `${tunnelId}.cfargotunnel.com`;
     const report: DnsSyncReport = { created: 0, updated: 0, deleted: 0, released: 0, conflicts: 0, failed: 0, withoutZone: 0 };
     const { claims, invalid } = hostClaims(table, this.#deleting);
@@ -187,13 +200,18 @@ export class DnsSync {
       if (!mine.length) continue;
       const records = await this.#zoneRecords(zone, bounded);
       const changes = mine.flatMap((host) => {
-        const reg = records.at(registryName(this.#o.settings.registryPrefix, host)).find((r) => r.type === 'TXT' && isOurs(r, ownerKey, host));
+        const reg = records.at(registryName(this.#o.settings.registryPrefix, host)).find((r) => r.type === 'TXT' && this.#ownedByUs(r, ownerKey, host));
         if (!reg) return [];
         const cnames = records.at(host).filter((r) => r.type === 'CNAME').map((r) => r.id);
         return [{ host, claim: undefined, kind: 'delete' as const, deletes: [...cnames, reg.id], patches: [], posts: [] }];
       });
       await this.#apply(records, changes, report, bounded);
     }
+  }
+
+  /** Owned under the current key or a key this process used before (see #formerOwnerKeys). */
+  #ownedByUs(record: DnsRecord, ownerKey: string, host: string): boolean {
+    return isOurs(record, ownerKey, host) || isOursUnder(record, this.#formerOwnerKeys, host);
   }
 
   async #zoneRecords(zone: ZoneInfo, signal: AbortSignal): Promise<ZoneRecords> {
@@ -230,13 +248,22 @@ export class DnsSync {
       claimed.add(host);
       const registry = records.at(registryName(prefix, host)).filter((r) => r.type === 'TXT');
       const ours = registry.find((r) => isOurs(r, ownerKey, host));
+      const formerlyOurs = ours ? undefined : registry.find((r) => this.#ownedByUs(r, ownerKey, host));
       const atHost = records.at(host);
       const cname = atHost.find((r) => r.type === 'CNAME');
       const others = atHost.filter((r) => r.type !== 'CNAME');
       const change = (kind: HostChange['kind'], ops: Partial<Pick<HostChange, 'deletes' | 'patches' | 'posts'>>) =>
         changes.push({ host, claim, kind, deletes: ops.deletes ?? [], patches: ops.patches ?? [], posts: ops.posts ?? [] });
       if (!claim.managed) {
-        if (ours) change('release', { deletes: [ours.id] });
+        if (ours ?? formerlyOurs) change('release', { deletes: [(ours ?? formerlyOurs)!.id] });
+        continue;
+      }
+      if (formerlyOurs && !others.length) {
+        // Ours under a former tunnel: point the CNAME at this tunnel and re-key the ownership record.
+        change('update', {
+          patches: [{ id: formerlyOurs.id, ...txtBody(host) }, ...(cname ? [{ id: cname.id, ...cnameBody(host) }] : [])],
+          posts: cname ? [] : [cnameBody(host)],
+        });
         continue;
       }
       if (ours) {
@@ -264,7 +291,7 @@ export class DnsSync {
     for (const record of records.all()) {
       if (record.type !== 'TXT') continue;
       const host = hostOfRegistryName(prefix, record.name);
-      if (!host || claimed.has(host) || !isOurs(record, ownerKey, host)) continue;
+      if (!host || claimed.has(host) || !this.#ownedByUs(record, ownerKey, host)) continue;
       const cnames = records.at(host).filter((r) => r.type === 'CNAME').map((r) => r.id);
       changes.push({ host, claim: undefined, kind: 'delete', deletes: [...cnames, record.id], patches: [], posts: [] });
     }
@@ -371,6 +398,11 @@ export class DnsSync {
 
 function isOurs(record: DnsRecord, ownerKey: string, host: string): boolean {
   return unquote(record.content) === unquote(registryContent(ownerKey, host));
+}
+
+function isOursUnder(record: DnsRecord, keys: Iterable<string>, host: string): boolean {
+  for (const key of keys) if (isOurs(record, key, host)) return true;
+  return false;
 }
 
 function describe(records: readonly DnsRecord[]): string {

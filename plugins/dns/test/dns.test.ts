@@ -96,6 +96,29 @@ test('records follow the Ingress: a new tunnel id updates them, a removed host o
   t.false(h.plugin.needsFinalizer({ annotations: { 'warren.dev/dns-managed': 'false' } }));
 });
 
+test('without ownerId, a replaced tunnel takes its records over: CNAMEs follow, ownership is re-keyed, nothing conflicts', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const web = ing('web', ['a.example.com', 'b.example.com']);
+  await h.sync([web]);
+  const keyed = (zone: string) => Object.fromEntries(h.fake.records(zone).filter((r) => r.type === 'TXT').map((r) => [r.name, r.content]));
+  const before = keyed('example.com');
+
+  // The managed tunnel was deleted in Cloudflare and replaced: the owner key (the tunnel id) changes.
+  const NEW = '22222222-3333-4444-8555-666666666666';
+  await h.sync([web], NEW);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': `${NEW}.cfargotunnel.com`, 'b.example.com': `${NEW}.cfargotunnel.com` });
+  const after = keyed('example.com');
+  t.deepEqual(Object.keys(after).sort(), Object.keys(before).sort());
+  t.true(Object.keys(after).every((name) => after[name] !== before[name]), 'ownership records now carry the new key');
+  t.false(h.events.events.some((e) => e.reason === 'DnsConflict'), 'no conflict with our own former records');
+
+  // From now on the new key alone owns them: a removed host is cleaned up.
+  await h.sync([ing('web', ['a.example.com'])], NEW);
+  t.deepEqual(Object.keys(cnames(h.fake, 'example.com')), ['a.example.com']);
+  t.false(h.fake.records('example.com').some((r) => r.name === '_warren.b.example.com'));
+});
+
 test('foreign records are never touched: conflicts are Warning events on that Ingress only', async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
