@@ -5,8 +5,9 @@
  * gets. The process runs with the config file from the rendered ConfigMap and must then do everything a
  * production replica does: lead, adopt the tunnel by name and store its credentials Secret, sync, route a
  * request (eyeball → edge simulator → tunnel → pipeline → echo backend on a test host), write Ingress status,
- * record Events, hold the DNS finalizer and release it. Then the hook Job's command runs with the same token
- * and deletes the tunnel and the Secret. A permission missing from the chart fails one of these steps.
+ * record Events, hold the DNS finalizer and release it. When the tunnel is deleted in Cloudflare meanwhile, the
+ * leader replaces it and the Secret, and the same process moves its connections, status and DNS record to the
+ * replacement. Then the hook Job's command runs with the same token and deletes the tunnel and the Secret. A permission missing from the chart fails one of these steps.
  *
  * The static half checks the other direction: the chart grants nothing beyond deploy/rbac.yaml plus the
  * management-mode Role for the tunnel credentials Secret.
@@ -17,8 +18,12 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pino from 'pino';
 import { Agent, request } from 'undici';
+import { createCloudflareClientFactory } from '../../src/cloudflare/client.js';
+import { parseConfig } from '../../src/config/load.js';
 import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
+import { bytesToUuid } from '../../src/tunnel/credentials.js';
 import { startFakeCloudflare, type FakeCloudflare, type FakeTunnel } from '../../src/testing/index.js';
 import { render, type Container, type K8sObject, type Rendered } from '../chart/helm.js';
 import { adminClients, loadRbacObjects, useApiServer, type AdminClients } from '../support/apiserver.js';
@@ -55,7 +60,7 @@ function values(): Record<string, unknown> {
     leaderElection: { enabled: true, leaseDuration: '4s', renewDeadline: '3s', retryPeriod: '500ms' },
     kubernetes: { resyncBurstWindow: '20ms' },
     tunnel: { edgeAddresses: [...edge.edgeAddresses], edgeCaFile: edge.caFile, haConnections: 2, rpcTimeout: '5s' },
-    cloudflare: { apiToken: API_TOKEN, accountId: ACCOUNT, tunnelName: TUNNEL_NAME, apiBaseUrl: fake.baseUrl, deleteTunnelOnUninstall: true },
+    cloudflare: { apiToken: API_TOKEN, accountId: ACCOUNT, tunnelName: TUNNEL_NAME, apiBaseUrl: fake.baseUrl, deleteTunnelOnUninstall: true, tunnelCheckInterval: '1s' },
     plugins: { dns: { enabled: true } },
   };
 }
@@ -65,11 +70,11 @@ test.serial.before(async () => {
   fake = await startFakeCloudflare({ tokens: [{ value: API_TOKEN }] });
   fake.addZone(ZONE, { accountId: ACCOUNT });
   // The tunnel exists already (made in the dashboard, say); the controller adopts it by name, and the edge
-  // simulator accepts exactly its credentials.
+  // simulator accepts exactly the credentials of the account's tunnels that are not deleted.
   const secret = randomBytes(32);
   tunnel = fake.addTunnel(ACCOUNT, TUNNEL_NAME, { secret });
   edge = await startEdgeSimulator({
-    credentials: { accountTag: ACCOUNT, tunnelSecret: secret, tunnelId: tunnel.id },
+    authorize: (c) => c.accountTag === ACCOUNT && fake.tunnels(ACCOUNT).some((x) => !x.deletedAt && x.id === c.tunnelId && x.secret.equals(c.tunnelSecret)),
     edgeListeners: 2,
     eyeball: { host: '127.0.0.1', port: 0 },
   });
@@ -284,6 +289,33 @@ test.serial('with only the chart\'s RBAC the controller syncs, routes, writes st
     20_000,
   );
 
+  // The tunnel is deleted in Cloudflare while the controller runs, and the edge drops its connections. The leader
+  // notices (cloudflare.tunnelCheckInterval), creates a replacement and rewrites the Secret; the same process
+  // reconnects with it, and status and DNS follow — no restart.
+  const cf = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger: pino({ level: 'silent' }), env: { CLOUDFLARE_API_TOKEN: API_TOKEN } })();
+  await cf.zeroTrust.tunnels.cloudflared.delete(tunnel.id, { account_id: ACCOUNT });
+  edge.faults.dropConnection();
+  let replacement = '';
+  await waitUntil(
+    'a replacement tunnel in the credentials Secret',
+    async () => {
+      replacement = (await admin.core.readNamespacedSecret({ namespace, name: CREDENTIALS_SECRET })).metadata?.annotations?.['warren.dev/tunnel-id'] ?? '';
+      return replacement !== '' && replacement !== tunnel.id;
+    },
+    30_000,
+  );
+  t.is(fake.count('POST /accounts/:account/cfd_tunnel'), 1, 'exactly one replacement was created');
+  t.truthy(fake.tunnels(ACCOUNT).find((x) => x.id === replacement && !x.deletedAt));
+  const again = await sendUntil(edge.eyeballUrl, '/again', { host }, (a) => a.status === 200 && a.echo?.service === 'web', 30_000, `${host} served through the replacement`);
+  t.is(again.echo?.path, '/again');
+  t.true(
+    edge.connections.some((c) => !c.closed && c.registeredAt !== undefined && c.registration !== undefined && bytesToUuid(c.registration.tunnelId) === replacement),
+    'a live edge connection is registered for the replacement tunnel',
+  );
+  const replaced = `${replacement}.cfargotunnel.com`;
+  await waitUntil('the Ingress status names the replacement', async () => (await statusAddresses(admin, appNamespace, 'web')).join() === replaced, 20_000);
+  await waitUntil('the CNAME points at the replacement', async () => fake.records(ZONE).find((r) => r.type === 'CNAME' && r.name === host)?.content === replaced, 20_000);
+
   // Deleting the Ingress: the leader removes the record, then its finalizer, so the Ingress goes.
   await admin.networking.deleteNamespacedIngress({ namespace: appNamespace, name: 'web' });
   await waitUntil(
@@ -305,9 +337,9 @@ test.serial('with only the chart\'s RBAC the controller syncs, routes, writes st
   t.is(hook.serviceAccountName, sa);
   const uninstall = await run(argsOf(hook.containers[0]!, files, kubeconfig));
   t.is(uninstall.code, 0, uninstall.stderr);
-  t.regex(uninstall.stdout, new RegExp(`Deleted the tunnel "${TUNNEL_NAME}" \\(${tunnel.id}\\)`));
+  t.regex(uninstall.stdout, new RegExp(`Deleted the tunnel "${TUNNEL_NAME}" \\(${replacement}\\)`));
   t.false(uninstall.stdout.includes(API_TOKEN) || uninstall.stderr.includes(API_TOKEN), 'the API token is never printed');
-  t.truthy(fake.tunnels(ACCOUNT).find((x) => x.id === tunnel.id)?.deletedAt, 'the tunnel is deleted');
+  t.truthy(fake.tunnels(ACCOUNT).find((x) => x.id === replacement)?.deletedAt, 'the tunnel is deleted');
   t.false(await secretExists(CREDENTIALS_SECRET), 'the credentials Secret is deleted');
 
   const exit = await controller.child.stop(15_000);
