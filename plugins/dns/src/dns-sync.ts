@@ -154,6 +154,7 @@ export class DnsSync {
         }
         continue;
       }
+      if (claim.managed) this.#checkUniversalSsl(claim, zone);
       const list = byZone.get(zone.id) ?? [];
       list.push(claim);
       byZone.set(zone.id, list);
@@ -385,15 +386,39 @@ export class DnsSync {
     for (const ing of claim.ingresses) this.#reported.delete(`${claim.host}|${ing.uid}`);
   }
 
-  #report(host: string, ingresses: readonly IngressRef[], type: 'warning' | 'normal', reason: string, message: string): void {
+  /**
+   * Cloudflare's free Universal SSL certificate covers the zone apex and one level below it (`example.com`,
+   * `*.example.com`). A deeper host gets its CNAME, but visitors see a certificate error unless the zone has an
+   * advanced certificate for it: say so once on each Ingress of the host.
+   */
+  #checkUniversalSsl(claim: HostClaim, zone: ZoneInfo): void {
+    const { host } = claim;
+    const wildcard = host.startsWith('*.');
+    const depth = labelCount(wildcard ? host.slice(2) : host) - labelCount(zone.name) + (wildcard ? 1 : 0);
+    if (depth <= 1) return;
+    this.#report(
+      host,
+      claim.ingresses,
+      'warning',
+      'UniversalSslNotCovered',
+      `host ${host} is ${depth} levels below zone ${zone.name}; Cloudflare's Universal SSL certificate covers only ${zone.name} and *.${zone.name}, so visitors get a certificate error unless the zone has an advanced certificate for ${host} (Advanced Certificate Manager or Total TLS)`,
+      'ssl',
+    );
+  }
+
+  #report(host: string, ingresses: readonly IngressRef[], type: 'warning' | 'normal', reason: string, message: string, topic = 'record'): void {
     for (const ing of ingresses) {
-      const key = `${host}|${ing.uid}`;
+      const key = `${host}|${ing.uid}|${topic}`;
       const value = `${reason}:${message}`;
       if (this.#reported.get(key) === value) continue;
       this.#reported.set(key, value);
       this.#o.events[type]({ kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid }, reason, message);
     }
   }
+}
+
+function labelCount(name: string): number {
+  return name.split('.').length;
 }
 
 function isOurs(record: DnsRecord, ownerKey: string, host: string): boolean {

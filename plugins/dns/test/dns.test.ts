@@ -119,6 +119,19 @@ test('without ownerId, a replaced tunnel takes its records over: CNAMEs follow, 
   t.false(h.fake.records('example.com').some((r) => r.name === '_warren.b.example.com'));
 });
 
+test('hosts deeper than Universal SSL covers get their record and one Warning each; shallower hosts none', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const deep = ing('deep', ['a.b.example.com', '*.apps.example.com']);
+  const shallow = ing('shallow', ['example.com', 'app.example.com', '*.example.com']);
+  await h.sync([deep, shallow]);
+  await h.sync([deep, shallow]);
+  t.is(Object.keys(cnames(h.fake, 'example.com')).length, 5, 'every host still gets its CNAME');
+  const warned = h.events.events.filter((e) => e.reason === 'UniversalSslNotCovered');
+  t.deepEqual(warned.map((e) => `${e.object.name}:${/host (\S+)/.exec(e.message)?.[1]}`).sort(), ['deep:*.apps.example.com', 'deep:a.b.example.com'], 'once per host, across syncs');
+  t.true(warned.every((e) => e.type === 'Warning' && /2 levels below zone example\.com/.test(e.message)));
+});
+
 test('foreign records are never touched: conflicts are Warning events on that Ingress only', async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
