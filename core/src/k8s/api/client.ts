@@ -57,7 +57,8 @@ export class KubeClient {
    */
   async request<T>(method: string, path: string, options: RequestOptions & { body?: unknown; contentType?: string } = {}): Promise<T> {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // undici reads 0 as "no timeout": a caller with an almost spent deadline still gets a bound.
+    const timeout = Math.max(1, Math.ceil(options.timeoutMs ?? DEFAULT_TIMEOUT_MS));
     for (let attempt = 0; ; attempt++) {
       const creds = await this.#access.credentials(attempt > 0);
       const res = await request(this.#url(path, options.query), {

@@ -526,6 +526,17 @@ test('watch: a last event without its newline is still delivered when the server
   ]);
 });
 
+test('timeoutMs bounds a call to a server that never answers, also with an already spent deadline (0)', async (t) => {
+  const srv = await serve(t, () => undefined); // accepts the request, never answers
+  const kube = client(t, staticAccess({ server: srv.url }));
+  for (const timeoutMs of [200, 0]) {
+    const started = Date.now();
+    const err = await t.throwsAsync(kube.get('/api', { timeoutMs }));
+    t.regex(String((err as { code?: string }).code ?? err!.name), /TIMEOUT/i);
+    t.true(Date.now() - started < 5_000, `timeoutMs ${timeoutMs} took ${Date.now() - started} ms`);
+  }
+});
+
 test('after close() a request rejects without opening a connection', async (t) => {
   const srv = await serve(t, (_req, res) => json(res, 200, {}));
   const kube = new KubeClient(staticAccess({ server: srv.url }));
