@@ -30,8 +30,11 @@ export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: Ab
         () => ({ error: undefined as unknown }),
         (error: unknown) => ({ error }),
       );
+      // Only managed tunnels can be replaced; for the others this settles (undefined) once the run ends.
       const replaced: Promise<ResolvedTunnel | undefined> =
-        current.mode === 'managed' ? lifecycle.watchForReplacement(current.credentials, watchRun.signal).catch(() => undefined) : new Promise(() => undefined);
+        current.mode === 'managed'
+          ? lifecycle.watchForReplacement(current.credentials, watchRun.signal).catch(() => undefined)
+          : new Promise((resolve) => watchRun.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
       const first = await Promise.race([running, replaced.then((next) => ({ next }))]);
       let next: ResolvedTunnel | undefined;
       if ('next' in first) {
@@ -57,10 +60,18 @@ export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: Ab
   }
 }
 
-/** An AbortController that also aborts when `parent` does. */
+/**
+ * An AbortController that also aborts when `parent` does. Its listener on `parent` goes away when it aborts, so
+ * a long-lived parent does not collect one listener per replacement.
+ */
 function linkedAbort(parent: AbortSignal): AbortController {
   const controller = new AbortController();
-  if (parent.aborted) controller.abort();
-  else parent.addEventListener('abort', () => controller.abort(), { once: true });
+  if (parent.aborted) {
+    controller.abort();
+    return controller;
+  }
+  const forward = (): void => controller.abort();
+  parent.addEventListener('abort', forward, { once: true });
+  controller.signal.addEventListener('abort', () => parent.removeEventListener('abort', forward), { once: true });
   return controller;
 }

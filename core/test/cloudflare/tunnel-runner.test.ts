@@ -89,3 +89,59 @@ test('credentials the edge refuses wait for the replacement instead of failing; 
   t.regex(err!.message, /refused to register/);
   t.deepEqual(started, ['stale', 'fresh']);
 });
+
+test('a supplied tunnel (never replaced): stopping returns at once, a connector failure rejects', async (t) => {
+  const never = { watchForReplacement: () => new Promise<ResolvedTunnel>(() => undefined) };
+  const stop = new AbortController();
+  const running = runResolvedTunnel(
+    {
+      lifecycle: never,
+      initial: { mode: 'supplied' },
+      logger: pino({ level: 'silent' }),
+      runConnector: (_tunnel, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+    },
+    stop.signal,
+  );
+  stop.abort();
+  const outcome = await Promise.race([running.then(() => 'returned'), new Promise((r) => setTimeout(() => r('still running'), 2_000))]);
+  t.is(outcome, 'returned');
+
+  const failing = runResolvedTunnel(
+    {
+      lifecycle: never,
+      initial: { mode: 'supplied' },
+      logger: pino({ level: 'silent' }),
+      runConnector: () => Promise.reject(new WarrenError(ErrorCode.TunnelCredentials, 'the edge rejected the tunnel credentials', { terminal: true })),
+    },
+    new AbortController().signal,
+  );
+  const err = await t.throwsAsync(Promise.race([failing, new Promise((_, reject) => setTimeout(() => reject(new Error('the runner hung')), 2_000))]));
+  t.regex(err!.message, /rejected the tunnel credentials/, 'a supplied tunnel is never waited for: the failure surfaces');
+});
+
+test('replacements do not pile up listeners on the run signal', async (t) => {
+  const r = replacements();
+  const stop = new AbortController();
+  let listeners = 0;
+  const add = stop.signal.addEventListener.bind(stop.signal);
+  const remove = stop.signal.removeEventListener.bind(stop.signal);
+  stop.signal.addEventListener = ((...args: Parameters<AbortSignal['addEventListener']>) => (listeners++, add(...args))) as AbortSignal['addEventListener'];
+  stop.signal.removeEventListener = ((...args: Parameters<AbortSignal['removeEventListener']>) => (listeners--, remove(...args))) as AbortSignal['removeEventListener'];
+  const done = runResolvedTunnel(
+    {
+      lifecycle: r.lifecycle,
+      initial: managed('t0'),
+      logger: pino({ level: 'silent' }),
+      runConnector: (_tunnel, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+    },
+    stop.signal,
+  );
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r2) => setTimeout(r2, 5));
+    r.replace(`t${i}`, `t${i + 1}`);
+  }
+  await new Promise((r2) => setTimeout(r2, 5));
+  t.true(listeners <= 2, `${listeners} listeners left on the run signal after 20 replacements`);
+  stop.abort();
+  await done;
+});
