@@ -151,6 +151,11 @@ export class TunnelLifecycle {
           this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, 'the credentials Secret names another tunnel; switching to it');
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
+        if (!stored && this.#o.isLeader()) {
+          // Someone deleted the Secret: put the running tunnel back, so restarting replicas find it.
+          await this.#writeSecret(running, signal);
+          this.#log.warn({ tunnelId: running.tunnelId, secret: this.#o.secretStore.description }, 'the credentials Secret was missing; stored the running tunnel again');
+        }
         if (this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
           verifiedAt = Date.now();
           const live = await this.#verifyOrReplace(stored ?? running, signal, false);
@@ -219,8 +224,14 @@ export class TunnelLifecycle {
     }
     this.#log.warn({ tunnelId: stored.tunnelId }, 'the stored tunnel was deleted in Cloudflare; finding or creating another one');
     const obtained = await this.#findOrCreate(signal);
-    await this.#o.secretStore.replace(secretData(obtained.credentials), secretMetadata(obtained.credentials), signal);
+    await this.#writeSecret(obtained.credentials, signal);
     return { mode: 'managed', credentials: obtained.credentials, origin: obtained.origin };
+  }
+
+  /** Stores `credentials` in the Secret, creating it when it is missing. */
+  async #writeSecret(credentials: ManagedTunnelCredentials, signal: AbortSignal): Promise<void> {
+    const outcome = await this.#o.secretStore.create(secretData(credentials), secretMetadata(credentials), signal);
+    if (outcome === 'exists') await this.#o.secretStore.replace(secretData(credentials), secretMetadata(credentials), signal);
   }
 
   async #findOrCreate(signal: AbortSignal): Promise<{ credentials: ManagedTunnelCredentials; origin: 'adopted' | 'created' }> {

@@ -140,6 +140,7 @@ export const cloudflareSchema = z
       .default(false)
       .describe('Delete the tunnel when the controller is uninstalled (never by default)'),
     tunnelCheckInterval: duration()
+      .pipe(z.number().min(1_000, 'at least 1s'))
       .default(5 * 60_000)
       .describe(
         'Managed tunnel: how often the leader checks that the tunnel still exists (replacing it if it was deleted); every replica re-reads the credentials Secret at this interval, at most every 30 s',

@@ -54,6 +54,18 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
 
 const signal = () => AbortSignal.timeout(20_000);
 
+/** A leader that resolved its tunnel (created) and now watches for a replacement until the test ends. */
+async function watchingLeader(t: import('ava').ExecutionContext) {
+  const env = await setup(t);
+  const leader = env.replica(() => true);
+  const first = await leader.lifecycle.resolve(signal());
+  if (first.mode !== 'managed') throw new Error('expected managed mode');
+  const watching = new AbortController();
+  t.teardown(() => watching.abort());
+  const switched = leader.lifecycle.watchForReplacement(first.credentials, watching.signal);
+  return { env, leader, first, switched };
+}
+
 /** Deletes a tunnel through the API, as a user would in the dashboard. */
 async function deleteInCloudflare(env: Env, tunnelId: string): Promise<void> {
   const client = createCloudflareClientFactory({
@@ -166,13 +178,7 @@ test('while running, a follower switches to the tunnel the leader stored instead
 });
 
 test('while running, the leader notices its tunnel was deleted in Cloudflare and replaces it and the Secret', async (t) => {
-  const env = await setup(t);
-  const leader = env.replica(() => true);
-  const first = await leader.lifecycle.resolve(signal());
-  if (first.mode !== 'managed') return t.fail('expected managed mode');
-  const watching = new AbortController();
-  t.teardown(() => watching.abort());
-  const switched = leader.lifecycle.watchForReplacement(first.credentials, watching.signal);
+  const { env, leader, first, switched } = await watchingLeader(t);
   await new Promise((r) => setTimeout(r, 400));
   const checks = env.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel');
   t.true(checks >= 1, 'the leader checked that the tunnel exists');
@@ -185,6 +191,20 @@ test('while running, the leader notices its tunnel was deleted in Cloudflare and
   t.is(stored.tunnelId, next.credentials.tunnelId);
   t.is(env.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt).length, 1);
   t.false(leader.logs().includes(next.credentials.tunnelSecret.toString('base64')), 'the new secret is not logged');
+});
+
+test('while running, the leader puts a deleted credentials Secret back; a tunnelCheckInterval under 1s is refused', async (t) => {
+  const { env, first, switched } = await watchingLeader(t);
+  void switched.catch(() => undefined);
+  await env.store.delete();
+  let stored: Awaited<ReturnType<typeof env.store.read>>;
+  for (let i = 0; i < 100 && !(stored = await env.store.read()); i++) await new Promise((r) => setTimeout(r, 50));
+  t.truthy(stored!, 'the Secret is back');
+  t.is(parseCredentialsJson(stored![CREDENTIALS_SECRET_KEY]!.toString()).tunnelId, first.credentials.tunnelId);
+  // A restarting follower finds it instead of waiting for ever.
+  const follower = await env.replica(() => false).lifecycle.resolve(signal());
+  t.is(follower.mode === 'managed' ? follower.credentials.tunnelId : undefined, first.credentials.tunnelId);
+  t.throws(() => parseConfig({ cloudflare: { tunnelCheckInterval: '0s' } }), { message: /cloudflare\.tunnelCheckInterval/ });
 });
 
 test('supplied credentials and a disabled tunnel make no Cloudflare API call; missing settings are named', async (t) => {
