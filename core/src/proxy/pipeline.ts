@@ -619,7 +619,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const ref = `${namespace}/${name}`;
       if (!live || this.#closed || !live.table.routes.some((r) => r.secretRefs.includes(ref))) return;
       this.#logger.info({ secret: ref }, 'referenced Secret changed; recompiling routes with fresh plugin instances');
-      this.setTable(live.table, { freshPlugins: true }).catch((err) => this.#logger.error({ err }, 'recompiling after a Secret change failed'));
+      // A newer table may be waiting for the current build: rebuild that one, not the older live table.
+      this.setTable(this.#wanted?.table ?? live.table, { freshPlugins: true }).catch((err) => this.#logger.error({ err }, 'recompiling after a Secret change failed'));
     });
   }
 }

@@ -383,7 +383,8 @@ export class DnsSync {
 
   #settled(claim: HostClaim | undefined): void {
     if (!claim) return;
-    for (const ing of claim.ingresses) this.#reported.delete(`${claim.host}|${ing.uid}`);
+    // A settled record clears its record-topic report, so the same problem later is reported again.
+    for (const ing of claim.ingresses) this.#reported.delete(`${claim.host}|${ing.uid}|record`);
   }
 
   /**

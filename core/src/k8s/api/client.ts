@@ -76,7 +76,7 @@ export class KubeClient {
       }
       if (res.statusCode < 200 || res.statusCode >= 300) throw await KubeApiError.from(method, path, res.statusCode, res.body);
       const text = await res.body.text();
-      return (text ? JSON.parse(text) : undefined) as T;
+      return (text ? parseJson(text, `${method} ${path}`) : undefined) as T;
     }
   }
 
@@ -114,7 +114,7 @@ export class KubeClient {
         const decoder = new StringDecoder('utf8');
         const emit = (line: string): void => {
           if (!line.trim()) return;
-          const event = JSON.parse(line) as { type?: unknown; object?: unknown };
+          const event = parseJson(line, `watch ${path}`) as { type?: unknown; object?: unknown };
           onEvent(String(event.type), event.object);
         };
         let pending = '';
@@ -248,6 +248,15 @@ export class KubeApiError extends Error {
       // Not a Status object (a proxy's HTML page, an empty body): the HTTP status says enough.
     }
     return new KubeApiError(`${method} ${path}: HTTP ${statusCode}${status?.reason ? ` ${status.reason}` : ''}${status?.message ? `: ${status.message}` : ''}`, statusCode, status);
+  }
+}
+
+/** JSON.parse whose error names the call but never quotes the input (it may hold Secret data). */
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${what}: the API server sent a body that is not valid JSON (${text.length} characters)`);
   }
 }
 
