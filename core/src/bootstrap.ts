@@ -148,6 +148,8 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   const health = new HealthServer({ listen: effective.server.listen, registry, logger: componentLogger(logger, 'health') });
   let controlPlane: KubernetesControlPlane | undefined;
   let tunnelId: string | undefined = credentials ? credentials.tunnelId : undefined;
+  /** Managed tunnels replaced before the current one (bound to the tunnel lifecycle below, when there is one). */
+  let replacedTunnelIds: () => readonly string[] = () => [];
   let secrets: SecretReader;
   let events: EventSink;
   const runnables: ManagedRunnable[] = [];
@@ -171,6 +173,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
       client: options.kubeClient,
       controlPlugins,
       tunnelId: () => tunnelId,
+      formerTunnelIds: () => replacedTunnelIds(),
       identity: options.identity,
       env,
     });
@@ -201,6 +204,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
             replacementCheckMs: Math.min(30_000, effective.cloudflare.tunnelCheckInterval),
           })
         : undefined;
+    if (lifecycle) replacedTunnelIds = () => lifecycle.replacedTunnelIds;
     if (!credentials && !lifecycle) credentials = loadTunnelCredentials(effective.tunnel, env);
     if (credentials) tunnelId = credentials.tunnelId;
     const connectorLogger = logger;

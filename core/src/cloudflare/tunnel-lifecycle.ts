@@ -12,6 +12,10 @@ import { credentialsFileJson, decodeTunnelToken, parseCredentialsJson, type Mana
 
 /** Key of the credentials JSON inside the credentials Secret. */
 export const CREDENTIALS_SECRET_KEY = 'credentials.json';
+/** Key of the comma-separated ids of tunnels this installation replaced, newest first (no secret material). */
+export const REPLACED_TUNNELS_SECRET_KEY = 'replaced-tunnel-ids';
+/** How many replaced tunnel ids the Secret remembers. */
+const REPLACED_TUNNELS_KEPT = 5;
 
 /**
  * Where this replica's tunnel comes from:
@@ -90,10 +94,19 @@ export interface TunnelLifecycleOptions {
 export class TunnelLifecycle {
   readonly #o: TunnelLifecycleOptions;
   readonly #log: Logger;
+  #replaced: readonly string[] = [];
 
   constructor(options: TunnelLifecycleOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'tunnel-lifecycle' });
+  }
+
+  /**
+   * Tunnels this installation replaced (deleted in Cloudflare), newest first, as last read from or written to the
+   * credentials Secret. Control plugins move state recorded under them (DNS ownership) to the current tunnel.
+   */
+  get replacedTunnelIds(): readonly string[] {
+    return this.#replaced;
   }
 
   /** Resolves the tunnel to run; in managed mode waits (bounded only by `signal`) until credentials exist. */
@@ -199,6 +212,7 @@ export class TunnelLifecycle {
     const data = await this.#o.secretStore.read(signal);
     const json = data?.[CREDENTIALS_SECRET_KEY];
     if (!data) return undefined;
+    this.#replaced = parseReplaced(data[REPLACED_TUNNELS_SECRET_KEY]);
     if (!json) {
       throw new WarrenError(ErrorCode.TunnelCredentials, `${this.#o.secretStore.description} has no "${CREDENTIALS_SECRET_KEY}" key`, { terminal: true });
     }
@@ -224,14 +238,19 @@ export class TunnelLifecycle {
     }
     this.#log.warn({ tunnelId: stored.tunnelId }, 'the stored tunnel was deleted in Cloudflare; finding or creating another one');
     const obtained = await this.#findOrCreate(signal);
+    this.#replaced = [stored.tunnelId, ...this.#replaced]
+      .filter((id, i, all) => id !== obtained.credentials.tunnelId && all.indexOf(id) === i)
+      .slice(0, REPLACED_TUNNELS_KEPT);
     await this.#writeSecret(obtained.credentials, signal);
     return { mode: 'managed', credentials: obtained.credentials, origin: obtained.origin };
   }
 
   /** Stores `credentials` in the Secret, creating it when it is missing. */
   async #writeSecret(credentials: ManagedTunnelCredentials, signal: AbortSignal): Promise<void> {
-    const outcome = await this.#o.secretStore.create(secretData(credentials), secretMetadata(credentials), signal);
-    if (outcome === 'exists') await this.#o.secretStore.replace(secretData(credentials), secretMetadata(credentials), signal);
+    const data = secretData(credentials);
+    if (this.#replaced.length) data[REPLACED_TUNNELS_SECRET_KEY] = Buffer.from(this.#replaced.join(','));
+    const outcome = await this.#o.secretStore.create(data, secretMetadata(credentials), signal);
+    if (outcome === 'exists') await this.#o.secretStore.replace(data, secretMetadata(credentials), signal);
   }
 
   async #findOrCreate(signal: AbortSignal): Promise<{ credentials: ManagedTunnelCredentials; origin: 'adopted' | 'created' }> {
@@ -291,6 +310,17 @@ export class TunnelLifecycle {
     }
     return { ...decoded, tunnelName: name };
   }
+}
+
+/** Reads the replaced-tunnels key; anything that is not a list of UUIDs is ignored (it only guides DNS moves). */
+function parseReplaced(value: Buffer | undefined): readonly string[] {
+  if (!value) return [];
+  const ids = value
+    .toString('utf8')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s));
+  return ids.slice(0, REPLACED_TUNNELS_KEPT);
 }
 
 function secretData(c: ManagedTunnelCredentials): Record<string, Buffer> {

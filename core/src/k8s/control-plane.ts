@@ -37,6 +37,8 @@ export interface KubernetesControlPlaneOptions {
   readonly controlPlugins?: readonly ControlPlugin[] | undefined;
   /** The tunnel id once known (from the connector's credentials or the tunnel lifecycle). */
   readonly tunnelId?: (() => string | undefined) | undefined;
+  /** Managed tunnels replaced before the current one, newest first (the tunnel lifecycle's `replacedTunnelIds`). */
+  readonly formerTunnelIds?: (() => readonly string[]) | undefined;
   /** Lease holder identity; default pod name + random suffix ({@link holderIdentity}). */
   readonly identity?: string | undefined;
   /**
@@ -131,13 +133,14 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
     plugins,
     events,
     tunnelId,
+    formerTunnelIds: options.formerTunnelIds,
     logger: log('finalizer'),
     metrics,
     coalesceMs: k8s.resyncBurstWindow,
     maxCleanupAttempts: options.cleanup?.maxAttempts,
     retryBaseMs: options.cleanup?.retryBaseMs,
   });
-  const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, tunnelId, logger: log('control-plugins'), metrics });
+  const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, tunnelId, formerTunnelIds: options.formerTunnelIds, logger: log('control-plugins'), metrics });
   const routeEvents = new RouteEventsReporter({ store: routeStore, events, logger: log('events') });
 
   const runnables: ManagedRunnable[] = [

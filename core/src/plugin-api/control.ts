@@ -25,4 +25,10 @@ export interface ControlContext {
   readonly signal: AbortSignal;
   /** The tunnel id, once known; DNS targets `<tunnelId>.cfargotunnel.com`. */
   readonly tunnelId: string | undefined;
+  /**
+   * Tunnels this installation ran before `tunnelId`, newest first: managed tunnels that were deleted in Cloudflare
+   * and replaced. External state a plugin recorded under one of them is this installation's and should move to
+   * `tunnelId`. Empty when nothing was replaced.
+   */
+  readonly formerTunnelIds?: readonly string[] | undefined;
 }

@@ -9,6 +9,8 @@ export interface ControlPluginRunnerOptions {
   readonly plugins: readonly ControlPlugin[];
   readonly store: RouteStore;
   readonly tunnelId: () => string | undefined;
+  /** Tunnels replaced before the current one, newest first (see `ControlContext.formerTunnelIds`). */
+  readonly formerTunnelIds?: (() => readonly string[]) | undefined;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Periodic full re-apply to repair drift made outside Warren. Default 10 minutes; 0 disables. */
@@ -72,7 +74,7 @@ export class ControlPluginRunner implements Runnable {
       await queue.run(async (id, s) => {
         const plugin = plugins.get(id)!;
         const table = this.#o.store.current;
-        await plugin.onRoutesChanged(table, { signal: s, tunnelId: this.#o.tunnelId() });
+        await plugin.onRoutesChanged(table, { signal: s, tunnelId: this.#o.tunnelId(), formerTunnelIds: this.#o.formerTunnelIds?.() ?? [] });
         this.#o.logger.debug({ plugin: id, generation: table.generation }, 'control plugin applied route table');
       }, signal);
     } finally {

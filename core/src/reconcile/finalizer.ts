@@ -21,6 +21,8 @@ export interface FinalizerOptions {
   readonly plugins: readonly ControlPlugin[];
   readonly events: EventSink;
   readonly tunnelId: () => string | undefined;
+  /** Tunnels replaced before the current one, newest first (see `ControlContext.formerTunnelIds`). */
+  readonly formerTunnelIds?: (() => readonly string[]) | undefined;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Cleanup attempts before the finalizer is removed anyway (with a Warning). Default 5. */
@@ -115,7 +117,7 @@ export class FinalizerController implements Runnable {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     const hosts = [...new Set((ingress.spec?.rules ?? []).map((r) => r.host?.toLowerCase()).filter((h): h is string => !!h))];
-    const ctx: ControlContext = { signal, tunnelId: this.#o.tunnelId() };
+    const ctx: ControlContext = { signal, tunnelId: this.#o.tunnelId(), formerTunnelIds: this.#o.formerTunnelIds?.() ?? [] };
     const failures: string[] = [];
     for (const plugin of this.#o.plugins) {
       if (!plugin.onIngressDeleted) continue;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import {
   CREDENTIALS_SECRET_KEY,
+  REPLACED_TUNNELS_SECRET_KEY,
   KubernetesCredentialsSecretStore,
   TunnelLifecycle,
   createCloudflareClientFactory,
@@ -191,6 +192,12 @@ test('while running, the leader notices its tunnel was deleted in Cloudflare and
   t.is(stored.tunnelId, next.credentials.tunnelId);
   t.is(env.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt).length, 1);
   t.false(leader.logs().includes(next.credentials.tunnelSecret.toString('base64')), 'the new secret is not logged');
+  // The replaced tunnel is remembered, in the Secret too, so that any later leader can move its DNS records.
+  t.deepEqual(leader.lifecycle.replacedTunnelIds, [first.credentials.tunnelId]);
+  t.is((await env.store.read())![REPLACED_TUNNELS_SECRET_KEY]!.toString(), first.credentials.tunnelId);
+  const follower = env.replica(() => false).lifecycle;
+  await follower.resolve(signal());
+  t.deepEqual(follower.replacedTunnelIds, [first.credentials.tunnelId]);
 });
 
 test('while running, the leader puts a deleted credentials Secret back; a tunnelCheckInterval under 1s is refused', async (t) => {

@@ -32,11 +32,11 @@ export class DnsPlugin implements ControlPlugin {
       this.#log?.debug('no tunnel id yet; DNS sync waits');
       return;
     }
-    await this.#engine().sync(table, ctx.tunnelId, ctx.signal);
+    await this.#engine().sync(table, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
   }
 
   async onIngressDeleted(ingress: { namespace: string; name: string; hosts: readonly string[] }, ctx: ControlContext): Promise<void> {
-    await this.#engine().releaseIngress(ingress, ctx.tunnelId, ctx.signal);
+    await this.#engine().releaseIngress(ingress, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
   }
 
   needsFinalizer(ingress: { annotations: Readonly<Record<string, string>> }): boolean {

@@ -108,9 +108,10 @@ export class DnsSync {
   readonly #refused = new Map<string, string>();
   #lastTable: RouteTable | undefined;
   /**
-   * Owner keys this process synced with before the current one: without `ownerId` the key is the tunnel id, and a
-   * managed tunnel that was deleted in Cloudflare is replaced by another. Records owned under a former key are
-   * ours: they are moved to the new tunnel and key, not reported as another owner's.
+   * Owner keys of this installation other than the current one: without `ownerId` the key is the tunnel id, and a
+   * managed tunnel that was deleted in Cloudflare is replaced by another. Learnt from the keys this process synced
+   * with and from `formerTunnelIds` (the replaced tunnels the lifecycle keeps in its Secret). Records owned under a
+   * former key are ours: they are moved to the new tunnel and key, not reported as another owner's.
    */
   readonly #formerOwnerKeys = new Set<string>();
   #lastOwnerKey: string | undefined;
@@ -123,8 +124,9 @@ export class DnsSync {
   }
 
   /** Brings DNS in line with `table`. Idempotent; rejects (after doing what it could) when the API failed in a retryable way. */
-  async sync(table: RouteTable, tunnelId: string, signal: AbortSignal): Promise<DnsSyncReport> {
+  async sync(table: RouteTable, tunnelId: string, signal: AbortSignal, formerTunnelIds: readonly string[] = []): Promise<DnsSyncReport> {
     this.#lastTable = table;
+    this.#learnFormerTunnels(formerTunnelIds);
     const owned = new Set(table.ownedIngresses.map(ingressKey));
     for (const key of this.#deleting) if (!owned.has(key)) this.#deleting.delete(key);
     const ownerKey = this.#o.settings.ownerId ?? tunnelId;
@@ -184,8 +186,14 @@ export class DnsSync {
    * Removes the records of a deleted Ingress's hosts that no other owned Ingress still routes, bounded by
    * `cleanupTimeout`. The Ingress stops counting for later syncs too, even while the table still lists it.
    */
-  async releaseIngress(ingress: { namespace: string; name: string; hosts: readonly string[] }, tunnelId: string | undefined, signal: AbortSignal): Promise<void> {
+  async releaseIngress(
+    ingress: { namespace: string; name: string; hosts: readonly string[] },
+    tunnelId: string | undefined,
+    signal: AbortSignal,
+    formerTunnelIds: readonly string[] = [],
+  ): Promise<void> {
     this.#deleting.add(ingressKey(ingress));
+    this.#learnFormerTunnels(formerTunnelIds);
     const ownerKey = this.#o.settings.ownerId ?? tunnelId;
     if (!ownerKey) {
       this.#log.warn({ ingress: ingressKey(ingress) }, 'no owner key yet (no tunnel id and no plugins.dns.ownerId); records of the deleted Ingress are left for the next sync');
@@ -208,6 +216,15 @@ export class DnsSync {
       });
       await this.#apply(records, changes, report, bounded);
     }
+  }
+
+  /**
+   * Without `ownerId` the owner key is the tunnel id: the tunnels this installation replaced (recorded by the
+   * tunnel lifecycle in its Secret) were owner keys too, even when this process never ran them.
+   */
+  #learnFormerTunnels(ids: readonly string[]): void {
+    if (this.#o.settings.ownerId) return;
+    for (const id of ids) this.#formerOwnerKeys.add(id);
   }
 
   /** Owned under the current key or a key this process used before (see #formerOwnerKeys). */

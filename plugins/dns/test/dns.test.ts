@@ -132,6 +132,26 @@ test('hosts deeper than Universal SSL covers get their record and one Warning ea
   t.true(warned.every((e) => e.type === 'Warning' && /2 levels below zone example\.com/.test(e.message)));
 });
 
+test('a new leader that never ran the old tunnel moves its records when told it was replaced', async (t) => {
+  const before = await harness(t);
+  before.fake.addZone('example.com');
+  const web = ing('web', ['app.example.com']);
+  await before.sync([web]); // owned under TUNNEL
+  const NEW = '33333333-4444-4555-8666-777777777777';
+
+  // Another process (fresh plugin instance, no history) without the hint: the records are another owner's.
+  const blind = await harness(t, {}, before.fake);
+  await blind.sync([web], NEW);
+  t.is(cnames(before.fake, 'example.com')['app.example.com'], TARGET, 'left alone');
+  t.true(blind.events.events.some((e) => e.reason === 'DnsConflict'));
+
+  // With the replaced tunnel named in formerTunnelIds it takes them over.
+  const told = await harness(t, {}, before.fake);
+  await told.plugin.onRoutesChanged(handBuiltRouteTable([web], 9), { signal: AbortSignal.timeout(60_000), tunnelId: NEW, formerTunnelIds: [TUNNEL] });
+  t.is(cnames(before.fake, 'example.com')['app.example.com'], `${NEW}.cfargotunnel.com`);
+  t.false(told.events.events.some((e) => e.reason === 'DnsConflict'));
+});
+
 test('foreign records are never touched: conflicts are Warning events on that Ingress only', async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
