@@ -31,6 +31,7 @@ export class FirewallPlugin implements ControlPlugin {
       return;
     }
     if (!this.#sync) throw new Error('cloud.firewall used before provision');
-    await this.#sync.sync(table, ownerKey, ctx.signal);
+    // Without ownerId the key is the tunnel id: rules under replaced tunnels are ours too.
+    await this.#sync.sync(table, ownerKey, ctx.signal, this.#settings.ownerId ? [] : (ctx.formerTunnelIds ?? []));
   }
 }

@@ -61,7 +61,11 @@ export class FirewallSync {
     this.#zones = new ZoneDirectory({ client: options.client, allow: options.settings.zones, ttlMs: options.settings.zoneCacheTtl, now: this.#now });
   }
 
-  async sync(table: RouteTable, ownerKey: string, signal: AbortSignal): Promise<FirewallSyncReport> {
+  /**
+   * `formerOwnerKeys`: keys this installation owned rules under before (tunnels replaced while `ownerId` is
+   * unset); their rules count as ours, so they are replaced by rules under `ownerKey` instead of being left behind.
+   */
+  async sync(table: RouteTable, ownerKey: string, signal: AbortSignal, formerOwnerKeys: readonly string[] = []): Promise<FirewallSyncReport> {
     const zones = await this.#zones.zones(signal);
     const { rules, problems } = desiredRules(table, zones, ownerKey, this.#o.settings.wildcardMatch);
     const report: FirewallSyncReport = { created: 0, updated: 0, deleted: 0, problems: problems.length };
@@ -74,13 +78,13 @@ export class FirewallSync {
       this.#o.events.warning({ kind: 'Ingress', namespace: p.ingress.namespace, name: p.ingress.name, uid: p.ingress.uid }, p.reason, p.message);
     }
     for (const key of this.#reported.keys()) if (!current.has(key) && !key.endsWith('|FirewallRuleRejected')) this.#reported.delete(key);
-    const prefix = refPrefix(ownerKey);
+    const prefixes = [ownerKey, ...formerOwnerKeys.filter((k) => k !== ownerKey)].map(refPrefix);
     let failure: unknown;
     for (const zone of zones) {
       const wanted = rules.filter((r) => r.zone.id === zone.id);
       try {
-        const state = await this.#load(zone, prefix, signal, wanted.length > 0);
-        if (state) await this.#reconcile(zone, state, wanted, prefix, report, signal);
+        const state = await this.#load(zone, prefixes, signal, wanted.length > 0);
+        if (state) await this.#reconcile(zone, state, wanted, prefixes, report, signal);
       } catch (err) {
         this.#state.delete(zone.id);
         if (!(err instanceof CloudflareApiError)) throw err;
@@ -93,7 +97,7 @@ export class FirewallSync {
     return report;
   }
 
-  async #load(zone: ZoneInfo, prefix: string, signal: AbortSignal, needed: boolean): Promise<ZoneRules | undefined> {
+  async #load(zone: ZoneInfo, prefixes: readonly string[], signal: AbortSignal, needed: boolean): Promise<ZoneRules | undefined> {
     const cached = this.#state.get(zone.id);
     const interval = this.#o.settings.resyncInterval;
     if (cached && (interval === 0 || this.#now() - cached.loadedAt < interval)) return cached;
@@ -111,17 +115,17 @@ export class FirewallSync {
       } else throw err;
     }
     const state: ZoneRules = { loadedAt: this.#now(), rulesetId: undefined, owned: new Map() };
-    this.#absorb(state, ruleset, prefix);
+    this.#absorb(state, ruleset, prefixes);
     this.#state.set(zone.id, state);
     return state;
   }
 
-  #absorb(state: ZoneRules, ruleset: RulesetLike | undefined, prefix: string): void {
+  #absorb(state: ZoneRules, ruleset: RulesetLike | undefined, prefixes: readonly string[]): void {
     state.rulesetId = ruleset?.id;
     state.owned = new Map();
     for (const r of ruleset?.rules ?? []) {
       const ref = typeof r.ref === 'string' ? r.ref : '';
-      if (!ref.startsWith(prefix)) continue;
+      if (!prefixes.some((p) => ref.startsWith(p))) continue;
       state.owned.set(ref, {
         id: String(r.id),
         ref,
@@ -133,7 +137,7 @@ export class FirewallSync {
     }
   }
 
-  async #reconcile(zone: ZoneInfo, state: ZoneRules, wanted: readonly DesiredRule[], prefix: string, report: FirewallSyncReport, signal: AbortSignal): Promise<void> {
+  async #reconcile(zone: ZoneInfo, state: ZoneRules, wanted: readonly DesiredRule[], prefixes: readonly string[], report: FirewallSyncReport, signal: AbortSignal): Promise<void> {
     const client = this.#o.client();
     const body = (r: DesiredRule) => ({ ref: r.ref, action: r.action as 'block', expression: r.expression, description: r.description, enabled: true });
     const wantedRefs = new Set(wanted.map((r) => r.ref));
@@ -146,10 +150,10 @@ export class FirewallSync {
         const created = (await callCloudflare(`create the firewall entrypoint of ${zone.name}`, () =>
           client.rulesets.create({ zone_id: zone.id, kind: 'zone', phase: PHASE, name: 'default', description: 'zone custom firewall rules', rules: [] }, { signal }),
         )) as RulesetLike;
-        this.#absorb(state, created, prefix);
+        this.#absorb(state, created, prefixes);
       } catch (err) {
         if (!(err instanceof CloudflareApiError && err.httpStatus === 400)) throw err;
-        this.#absorb(state, (await client.rulesets.phases.get(PHASE, { zone_id: zone.id }, { signal })) as unknown as RulesetLike, prefix);
+        this.#absorb(state, (await client.rulesets.phases.get(PHASE, { zone_id: zone.id }, { signal })) as unknown as RulesetLike, prefixes);
       }
     }
     for (const rule of pending) {
@@ -160,7 +164,7 @@ export class FirewallSync {
             ? client.rulesets.rules.edit(have.id, { zone_id: zone.id, ruleset_id: state.rulesetId!, ...body(rule) }, { signal })
             : client.rulesets.rules.create(state.rulesetId!, { zone_id: zone.id, ...body(rule) }, { signal }),
         )) as RulesetLike;
-        this.#absorb(state, result, prefix);
+        this.#absorb(state, result, prefixes);
         if (have) report.updated++;
         else report.created++;
         this.#refused.delete(rule.ref);
@@ -176,7 +180,7 @@ export class FirewallSync {
       const result = (await callCloudflare(`delete firewall rule in ${zone.name}`, () =>
         client.rulesets.rules.delete(have.id, { zone_id: zone.id, ruleset_id: state.rulesetId! }, { signal }),
       )) as RulesetLike;
-      this.#absorb(state, result, prefix);
+      this.#absorb(state, result, prefixes);
       report.deleted++;
     }
   }

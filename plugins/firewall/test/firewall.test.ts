@@ -20,8 +20,8 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
     fake,
     events,
     logs: text,
-    sync: (ingresses: readonly HandIngress[], tunnelId = TUNNEL) =>
-      plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(30_000), tunnelId }),
+    sync: (ingresses: readonly HandIngress[], tunnelId = TUNNEL, formerTunnelIds: readonly string[] = []) =>
+      plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(30_000), tunnelId, formerTunnelIds }),
   };
 }
 
@@ -75,6 +75,21 @@ test('rules change with the annotations and disappear with them or with the Ingr
   t.deepEqual(ours(h.fake, 'example.com').map((r) => r.description), ['Warren shop/web: allow-countries']);
   await h.sync([]);
   t.deepEqual(h.fake.ruleset('example.com')!.rules.map((r) => r.ref), ['keep-me']);
+});
+
+test('after a tunnel replacement a new leader replaces the old tunnel\'s rules instead of leaving them behind', async (t) => {
+  const before = await harness(t);
+  before.fake.addZone('example.com');
+  const web = ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7' });
+  await before.sync([web]); // rules under the old tunnel's prefix
+  const NEW = '44444444-5555-4666-8777-888888888888';
+  const refs = () => before.fake.ruleset('example.com')!.rules.map((r) => r.ref.slice(0, refPrefix(NEW).length));
+
+  const later = await harness(t, {}, before.fake); // another process: nothing in memory
+  await later.sync([web], NEW, [TUNNEL]);
+  t.deepEqual(refs(), [refPrefix(NEW)], 'one rule, under the new prefix; the old one is gone');
+  await later.sync([], NEW, [TUNNEL]);
+  t.deepEqual(before.fake.ruleset('example.com')!.rules, [], 'and removing the annotation removes it: nothing stays blocking');
 });
 
 test('an invalid CIDR is a Warning and only that entry is skipped; the entrypoint is created when missing', async (t) => {
