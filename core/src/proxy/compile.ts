@@ -12,8 +12,9 @@ import { createBalancer, type Balancer, type BalancingPolicy, type EndpointState
 import { endpointOrigin, profileKey } from './transport.js';
 
 /**
- * Compiles a route once per generation: which plugins bind it, its transport profile, its interceptor chain,
- * its upgrade handler, balancer and timeouts. The per-request path only looks these up.
+ * Compiles a route once per plugin set (generations sharing a set keep it): which plugins bind it, its transport
+ * profile, its interceptor chain, its upgrade handler, balancer and timeouts. The per-request path only looks these
+ * up.
  */
 
 /** A plugin instance with its manifest, in chain order. */
