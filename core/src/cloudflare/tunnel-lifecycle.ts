@@ -14,6 +14,8 @@ import { credentialsFileJson, decodeTunnelToken, parseCredentialsJson, type Mana
 export const CREDENTIALS_SECRET_KEY = 'credentials.json';
 /** Key of the comma-separated ids of tunnels this installation replaced, newest first (no secret material). */
 export const REPLACED_TUNNELS_SECRET_KEY = 'replaced-tunnel-ids';
+/** Key set in the Secret while `warren --uninstall` deletes the tunnel: running leaders must not replace it. */
+export const UNINSTALLING_SECRET_KEY = 'uninstalling';
 /** How many replaced tunnel ids the Secret remembers. */
 const REPLACED_TUNNELS_KEPT = 5;
 
@@ -95,6 +97,8 @@ export class TunnelLifecycle {
   readonly #o: TunnelLifecycleOptions;
   readonly #log: Logger;
   #replaced: readonly string[] = [];
+  /** The last Secret read carried the uninstall marker. */
+  #uninstalling = false;
 
   constructor(options: TunnelLifecycleOptions) {
     this.#o = options;
@@ -151,6 +155,10 @@ export class TunnelLifecycle {
    * tunnel of the name or creating one, and rewriting the Secret). The result is the tunnel to run now. Read and
    * API failures are logged and retried at the next check; never resolves on its own otherwise, and rejects only
    * when `signal` aborts.
+   *
+   * Without the Secret nothing is replaced or recreated: `warren --uninstall` (the Helm pre-delete hook, which runs
+   * while replicas are still up) deletes the Secret together with the tunnel, and a leader must not undo that by
+   * creating a new tunnel. Replacement happens only while the Secret still names the deleted tunnel.
    */
   async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal): Promise<ResolvedTunnel> {
     const checkMs = this.#o.replacementCheckMs ?? 30_000;
@@ -164,14 +172,9 @@ export class TunnelLifecycle {
           this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, 'the credentials Secret names another tunnel; switching to it');
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
-        if (!stored && this.#o.isLeader()) {
-          // Someone deleted the Secret: put the running tunnel back, so restarting replicas find it.
-          await this.#writeSecret(running, signal);
-          this.#log.warn({ tunnelId: running.tunnelId, secret: this.#o.secretStore.description }, 'the credentials Secret was missing; stored the running tunnel again');
-        }
-        if (this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
+        if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
           verifiedAt = Date.now();
-          const live = await this.#verifyOrReplace(stored ?? running, signal, false);
+          const live = await this.#verifyOrReplace(stored, signal, false, true);
           if (live?.mode === 'managed' && live.credentials.tunnelId !== running.tunnelId) return live;
         }
       } catch (err) {
@@ -193,6 +196,9 @@ export class TunnelLifecycle {
     }
     const stored = await this.#readSecret(signal);
     if (!stored) return { tunnelDeleted: false };
+    // Mark the Secret first: replicas still running (the Helm hook runs before they stop) then see an uninstall,
+    // not a tunnel deleted by accident, and do not create a replacement.
+    await this.#writeSecret(stored, signal, true);
     const client = this.#o.clientFactory();
     const account_id = stored.accountTag;
     try {
@@ -213,6 +219,7 @@ export class TunnelLifecycle {
     const json = data?.[CREDENTIALS_SECRET_KEY];
     if (!data) return undefined;
     this.#replaced = parseReplaced(data[REPLACED_TUNNELS_SECRET_KEY]);
+    this.#uninstalling = data[UNINSTALLING_SECRET_KEY] !== undefined;
     if (!json) {
       throw new WarrenError(ErrorCode.TunnelCredentials, `${this.#o.secretStore.description} has no "${CREDENTIALS_SECRET_KEY}" key`, { terminal: true });
     }
@@ -220,7 +227,7 @@ export class TunnelLifecycle {
   }
 
   /** Leader with stored credentials: keeps them while the tunnel exists; replaces them when it was deleted. */
-  async #verifyOrReplace(stored: ManagedTunnelCredentials, signal: AbortSignal, logKept = true): Promise<ResolvedTunnel | undefined> {
+  async #verifyOrReplace(stored: ManagedTunnelCredentials, signal: AbortSignal, logKept = true, whileRunning = false): Promise<ResolvedTunnel | undefined> {
     const client = this.#o.clientFactory();
     let gone = false;
     try {
@@ -236,6 +243,11 @@ export class TunnelLifecycle {
       if (logKept) this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
       return { mode: 'managed', credentials: stored, origin: 'secret' };
     }
+    if (whileRunning) {
+      // An uninstall deletes the tunnel, then the Secret: if the Secret went meanwhile, leave both alone.
+      const again = await this.#readSecret(signal);
+      if (again?.tunnelId !== stored.tunnelId || this.#uninstalling) return undefined;
+    }
     this.#log.warn({ tunnelId: stored.tunnelId }, 'the stored tunnel was deleted in Cloudflare; finding or creating another one');
     const obtained = await this.#findOrCreate(signal);
     this.#replaced = [stored.tunnelId, ...this.#replaced]
@@ -246,9 +258,10 @@ export class TunnelLifecycle {
   }
 
   /** Stores `credentials` in the Secret, creating it when it is missing. */
-  async #writeSecret(credentials: ManagedTunnelCredentials, signal: AbortSignal): Promise<void> {
+  async #writeSecret(credentials: ManagedTunnelCredentials, signal: AbortSignal, uninstalling = false): Promise<void> {
     const data = secretData(credentials);
     if (this.#replaced.length) data[REPLACED_TUNNELS_SECRET_KEY] = Buffer.from(this.#replaced.join(','));
+    if (uninstalling) data[UNINSTALLING_SECRET_KEY] = Buffer.from('true');
     const outcome = await this.#o.secretStore.create(data, secretMetadata(credentials), signal);
     if (outcome === 'exists') await this.#o.secretStore.replace(data, secretMetadata(credentials), signal);
   }

@@ -26,7 +26,7 @@ interface Env {
   fake: FakeCloudflare;
   store: CredentialsSecretStore;
   namespace: string;
-  replica(isLeader: () => boolean, extra?: Record<string, unknown>): { lifecycle: TunnelLifecycle; logs: () => string };
+  replica(isLeader: () => boolean, extra?: Record<string, unknown>, secretStore?: CredentialsSecretStore): { lifecycle: TunnelLifecycle; logs: () => string };
 }
 
 async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<typeof startFakeCloudflare>[0] = {}): Promise<Env> {
@@ -41,13 +41,13 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
     fake,
     store,
     namespace,
-    replica(isLeader, extra = {}) {
+    replica(isLeader, extra = {}, secretStore = store) {
       const { logger, text } = capturingLogger();
       const config = parseConfig({
         cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile, ...extra },
       });
       const clientFactory = createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 });
-      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore: store, isLeader, env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
+      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore, isLeader, env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
       return { lifecycle, logs: text };
     },
   };
@@ -200,17 +200,30 @@ test('while running, the leader notices its tunnel was deleted in Cloudflare and
   t.deepEqual(follower.replacedTunnelIds, [first.credentials.tunnelId]);
 });
 
-test('while running, the leader puts a deleted credentials Secret back; a tunnelCheckInterval under 1s is refused', async (t) => {
+test('an uninstall running next to a leader is not undone, even while the tunnel is gone and the Secret not yet', async (t) => {
   const { env, first, switched } = await watchingLeader(t);
-  void switched.catch(() => undefined);
-  await env.store.delete();
-  let stored: Awaited<ReturnType<typeof env.store.read>>;
-  for (let i = 0; i < 100 && !(stored = await env.store.read()); i++) await new Promise((r) => setTimeout(r, 50));
-  t.truthy(stored!, 'the Secret is back');
-  t.is(parseCredentialsJson(stored![CREDENTIALS_SECRET_KEY]!.toString()).tunnelId, first.credentials.tunnelId);
-  // A restarting follower finds it instead of waiting for ever.
-  const follower = await env.replica(() => false).lifecycle.resolve(signal());
-  t.is(follower.mode === 'managed' ? follower.credentials.tunnelId : undefined, first.credentials.tunnelId);
+  let settled = false;
+  void switched.then(() => (settled = true), () => undefined);
+  // `warren --uninstall` (Helm's pre-delete hook) runs while the replicas still run; its Secret deletion is slowed
+  // down so that the leader checks several times between the tunnel's deletion and the Secret's.
+  const slow: CredentialsSecretStore = {
+    description: env.store.description,
+    read: (s) => env.store.read(s),
+    create: (d, m, s) => env.store.create(d, m, s),
+    replace: (d, m, s) => env.store.replace(d, m, s),
+    delete: async (s) => {
+      await new Promise((r) => setTimeout(r, 800));
+      await env.store.delete(s);
+    },
+  };
+  const uninstalled = await env.replica(() => true, { deleteTunnelOnUninstall: true }, slow).lifecycle.uninstall(signal());
+  t.deepEqual(uninstalled, { tunnelDeleted: true });
+  t.truthy(env.fake.tunnels(ACCOUNT).find((x) => x.id === first.credentials.tunnelId)?.deletedAt);
+  await new Promise((r) => setTimeout(r, 400)); // more checks after the Secret went
+  t.false(settled, 'the running tunnel is not switched');
+  t.is(await env.store.read(), undefined, 'the Secret stays deleted');
+  t.is(env.fake.count(CREATE), 1, 'no replacement tunnel was created (only the first one)');
+  t.is(env.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt).length, 0);
   t.throws(() => parseConfig({ cloudflare: { tunnelCheckInterval: '0s' } }), { message: /cloudflare\.tunnelCheckInterval/ });
 });
 
