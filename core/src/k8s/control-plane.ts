@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import type { ControlPlugin } from '../plugin-api/control.js';
+import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
 import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { HealthCheck } from '../observability/health-server.js';
 import { componentLogger } from '../observability/logger.js';
@@ -126,21 +126,22 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
     return id ? tunnelHostname(id) : undefined;
   };
   const status = new IngressStatusWriter({ client, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
+  const formerTunnelIds = options.formerTunnelIds ?? (() => []);
+  const context = (signal: AbortSignal): ControlContext => ({ signal, tunnelId: tunnelId(), formerTunnelIds: formerTunnelIds() });
   const finalizers = new FinalizerController({
     client,
     ingresses: informers,
     store: routeStore,
     plugins,
     events,
-    tunnelId,
-    formerTunnelIds: options.formerTunnelIds,
+    context,
     logger: log('finalizer'),
     metrics,
     coalesceMs: k8s.resyncBurstWindow,
     maxCleanupAttempts: options.cleanup?.maxAttempts,
     retryBaseMs: options.cleanup?.retryBaseMs,
   });
-  const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, tunnelId, formerTunnelIds: options.formerTunnelIds, logger: log('control-plugins'), metrics });
+  const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, context, logger: log('control-plugins'), metrics });
   const routeEvents = new RouteEventsReporter({ store: routeStore, events, logger: log('events') });
 
   const runnables: ManagedRunnable[] = [

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ControlPlugin } from '../plugin-api/control.js';
+import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
@@ -8,9 +8,8 @@ import { WorkQueue } from './workqueue.js';
 export interface ControlPluginRunnerOptions {
   readonly plugins: readonly ControlPlugin[];
   readonly store: RouteStore;
-  readonly tunnelId: () => string | undefined;
-  /** Tunnels replaced before the current one, newest first (see `ControlContext.formerTunnelIds`). */
-  readonly formerTunnelIds?: (() => readonly string[]) | undefined;
+  /** The context of one plugin call (tunnel id, replaced tunnels), built when the call starts. */
+  readonly context: (signal: AbortSignal) => ControlContext;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Periodic full re-apply to repair drift made outside Warren. Default 10 minutes; 0 disables. */
@@ -74,7 +73,7 @@ export class ControlPluginRunner implements Runnable {
       await queue.run(async (id, s) => {
         const plugin = plugins.get(id)!;
         const table = this.#o.store.current;
-        await plugin.onRoutesChanged(table, { signal: s, tunnelId: this.#o.tunnelId(), formerTunnelIds: this.#o.formerTunnelIds?.() ?? [] });
+        await plugin.onRoutesChanged(table, this.#o.context(s));
         this.#o.logger.debug({ plugin: id, generation: table.generation }, 'control plugin applied route table');
       }, signal);
     } finally {

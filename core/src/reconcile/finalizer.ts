@@ -20,9 +20,8 @@ export interface FinalizerOptions {
   /** Enabled control plugins; only those answering `needsFinalizer` true cause a finalizer. */
   readonly plugins: readonly ControlPlugin[];
   readonly events: EventSink;
-  readonly tunnelId: () => string | undefined;
-  /** Tunnels replaced before the current one, newest first (see `ControlContext.formerTunnelIds`). */
-  readonly formerTunnelIds?: (() => readonly string[]) | undefined;
+  /** The context of one plugin call (tunnel id, replaced tunnels), built when the call starts. */
+  readonly context: (signal: AbortSignal) => ControlContext;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Cleanup attempts before the finalizer is removed anyway (with a Warning). Default 5. */
@@ -117,7 +116,7 @@ export class FinalizerController implements Runnable {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     const hosts = [...new Set((ingress.spec?.rules ?? []).map((r) => r.host?.toLowerCase()).filter((h): h is string => !!h))];
-    const ctx: ControlContext = { signal, tunnelId: this.#o.tunnelId(), formerTunnelIds: this.#o.formerTunnelIds?.() ?? [] };
+    const ctx = this.#o.context(signal);
     const failures: string[] = [];
     for (const plugin of this.#o.plugins) {
       if (!plugin.onIngressDeleted) continue;

@@ -38,7 +38,7 @@ function setup(plugins: ControlPlugin[]) {
   const runner = new ControlPluginRunner({
     plugins,
     store,
-    tunnelId: () => tunnelId,
+    context: (signal) => ({ signal, tunnelId, formerTunnelIds: [] }),
     logger: createLogger({ level: 'debug', destination: logs }),
     coalesceMs: 30,
     retryBaseMs: 10,
