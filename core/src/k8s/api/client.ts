@@ -57,27 +57,15 @@ export class KubeClient {
    */
   async request<T>(method: string, path: string, options: RequestOptions & { body?: unknown; contentType?: string } = {}): Promise<T> {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    // undici reads 0 as "no timeout": a caller with an almost spent deadline still gets a bound.
-    const timeout = Math.max(1, Math.ceil(options.timeoutMs ?? DEFAULT_TIMEOUT_MS));
-    for (let attempt = 0; ; attempt++) {
-      const creds = await this.#access.credentials(attempt > 0);
-      const res = await request(this.#url(path, options.query), {
-        method: method as Dispatcher.HttpMethod,
-        headers: this.#headers(creds, payload === undefined ? undefined : (options.contentType ?? 'application/json')),
-        body: payload,
-        dispatcher: this.#dispatcher(creds),
-        signal: options.signal,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-      });
-      if (res.statusCode === 401 && attempt === 0) {
-        await res.body.dump();
-        continue;
-      }
-      if (res.statusCode < 200 || res.statusCode >= 300) throw await KubeApiError.from(method, path, res.statusCode, res.body);
-      const text = await res.body.text();
-      return (text ? parseJson(text, `${method} ${path}`) : undefined) as T;
-    }
+    const res = await this.#send(method, this.#url(path, options.query), {
+      body: payload,
+      contentType: payload === undefined ? undefined : (options.contentType ?? 'application/json'),
+      signal: options.signal,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await KubeApiError.from(method, path, res.statusCode, res.body);
+    const text = await res.body.text();
+    return (text ? parseJson(text, `${method} ${path}`) : undefined) as T;
   }
 
   /**
@@ -96,47 +84,33 @@ export class KubeClient {
     const { signal } = options;
     const idle = options.idleTimeoutMs ?? 150_000;
     try {
-      for (let attempt = 0; ; attempt++) {
-        const creds = await this.#access.credentials(attempt > 0);
-        const res = await request(this.#url(path, { ...query, watch: true }), {
-          method: 'GET',
-          headers: this.#headers(creds, undefined),
-          dispatcher: this.#dispatcher(creds),
-          signal,
-          headersTimeout: idle,
-          bodyTimeout: idle,
-        });
-        if (res.statusCode === 401 && attempt === 0) {
-          await res.body.dump();
-          continue;
-        }
-        if (res.statusCode !== 200) throw await KubeApiError.from('WATCH', path, res.statusCode, res.body);
-        const decoder = new StringDecoder('utf8');
-        const emit = (line: string): void => {
-          if (!line.trim()) return;
-          const event = parseJson(line, `watch ${path}`) as { type?: unknown; object?: unknown };
-          onEvent(String(event.type), event.object);
-        };
-        let pending = '';
-        for await (const chunk of res.body) {
-          const text = decoder.write(chunk as Buffer);
-          let nl = text.indexOf('\n'); // search only the new text: a long line is not rescanned per chunk
-          if (nl < 0) {
-            pending += text;
-          } else {
-            emit(pending + text.slice(0, nl));
-            let start = nl + 1;
-            for (nl = text.indexOf('\n', start); nl >= 0; nl = text.indexOf('\n', start)) {
-              emit(text.slice(start, nl));
-              start = nl + 1;
-            }
-            pending = text.slice(start);
+      const res = await this.#send('GET', this.#url(path, { ...query, watch: true }), { signal, timeoutMs: idle });
+      if (res.statusCode !== 200) throw await KubeApiError.from('WATCH', path, res.statusCode, res.body);
+      const decoder = new StringDecoder('utf8');
+      const emit = (line: string): void => {
+        if (!line.trim()) return;
+        const event = parseJson(line, `watch ${path}`) as { type?: unknown; object?: unknown };
+        onEvent(String(event.type), event.object);
+      };
+      let pending = '';
+      for await (const chunk of res.body) {
+        const text = decoder.write(chunk as Buffer);
+        let nl = text.indexOf('\n'); // search only the new text: a long line is not rescanned per chunk
+        if (nl < 0) {
+          pending += text;
+        } else {
+          emit(pending + text.slice(0, nl));
+          let start = nl + 1;
+          for (nl = text.indexOf('\n', start); nl >= 0; nl = text.indexOf('\n', start)) {
+            emit(text.slice(start, nl));
+            start = nl + 1;
           }
-          if (pending.length > MAX_WATCH_LINE) throw new Error(`watch ${path}: an event exceeds ${MAX_WATCH_LINE} characters`);
+          pending = text.slice(start);
         }
-        emit(pending + decoder.end()); // a last event without its newline still counts
-        return 'ended';
+        if (pending.length > MAX_WATCH_LINE) throw new Error(`watch ${path}: an event exceeds ${MAX_WATCH_LINE} characters`);
       }
+      emit(pending + decoder.end()); // a last event without its newline still counts
+      return 'ended';
     } catch (err) {
       if (signal.aborted) return 'aborted';
       const code = (err as { code?: string }).code;
@@ -152,6 +126,33 @@ export class KubeClient {
     this.#agent = undefined;
     this.#retired.clear();
     await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));
+  }
+
+  /**
+   * Sends one request with the current credentials; a 401 is answered once more with freshly fetched ones (rotated
+   * token files, expired exec-plugin tokens). `timeoutMs` bounds the wait for the head and between body chunks.
+   */
+  async #send(
+    method: string,
+    url: string,
+    init: { readonly body?: string | undefined; readonly contentType?: string | undefined; readonly signal?: AbortSignal | undefined; readonly timeoutMs: number },
+  ): Promise<Dispatcher.ResponseData> {
+    // undici reads 0 as "no timeout": a caller with an almost spent deadline still gets a bound.
+    const timeout = Math.max(1, Math.ceil(init.timeoutMs));
+    for (let attempt = 0; ; attempt++) {
+      const creds = await this.#access.credentials(attempt > 0);
+      const res = await request(url, {
+        method: method as Dispatcher.HttpMethod,
+        headers: this.#headers(creds, init.contentType),
+        body: init.body,
+        dispatcher: this.#dispatcher(creds),
+        signal: init.signal,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+      if (res.statusCode !== 401 || attempt > 0) return res;
+      await res.body.dump();
+    }
   }
 
   #url(path: string, query: Query | undefined): string {
