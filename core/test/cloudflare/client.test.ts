@@ -74,8 +74,7 @@ test('API failures become CloudflareApiError with status, codes and retryability
   const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }] });
   t.teardown(() => fake.close());
   const zone = fake.addZone('example.com');
-  const { logger } = capturingLogger();
-  const factory = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN }, maxRetries: 0 });
+  const factory = fake.clients(TOKEN, { logger: capturingLogger().logger, maxRetries: 0 });
   const bad = await t.throwsAsync(callCloudflare('create record', () => factory().dns.records.create({ zone_id: zone.id, type: 'A', name: 'x', content: 'nope', ttl: 1 })));
   t.true(bad instanceof CloudflareApiError);
   const e = bad as CloudflareApiError;
@@ -97,8 +96,7 @@ test('zones: listing is paged and cached, allow-listed, and hosts match the long
   fake.addZone('example.com');
   fake.addZone('sub.example.com');
   fake.addZone('moved.example', { status: 'moved' });
-  const { logger } = capturingLogger();
-  const factory = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN } });
+  const factory = fake.clients(TOKEN, { logger: capturingLogger().logger });
   let clock = 0;
   const directory = new ZoneDirectory({ client: factory, ttlMs: 1000, now: () => clock });
   const zones = await directory.zones();

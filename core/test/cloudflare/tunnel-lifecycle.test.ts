@@ -69,12 +69,7 @@ async function watchingLeader(t: import('ava').ExecutionContext) {
 
 /** Deletes a tunnel through the API, as a user would in the dashboard. */
 async function deleteInCloudflare(env: Env, tunnelId: string): Promise<void> {
-  const client = createCloudflareClientFactory({
-    settings: parseConfig({ cloudflare: { apiBaseUrl: env.fake.baseUrl } }).cloudflare,
-    logger: capturingLogger().logger,
-    env: { CLOUDFLARE_API_TOKEN: TOKEN },
-  })();
-  await client.zeroTrust.tunnels.cloudflared.delete(tunnelId, { account_id: ACCOUNT });
+  await env.fake.clients(TOKEN)().zeroTrust.tunnels.cloudflared.delete(tunnelId, { account_id: ACCOUNT });
 }
 
 test('the leader creates a local tunnel once; restarts and followers reuse it through the Secret', async (t) => {

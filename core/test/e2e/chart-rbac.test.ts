@@ -18,10 +18,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import { Agent, request } from 'undici';
-import { createCloudflareClientFactory } from '../../src/cloudflare/client.js';
-import { parseConfig } from '../../src/config/load.js';
 import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { bytesToUuid } from '../../src/tunnel/credentials.js';
 import { startFakeCloudflare, type FakeCloudflare, type FakeTunnel } from '../../src/testing/index.js';
@@ -292,8 +289,7 @@ test.serial('with only the chart\'s RBAC the controller syncs, routes, writes st
   // The tunnel is deleted in Cloudflare while the controller runs, and the edge drops its connections. The leader
   // notices (cloudflare.tunnelCheckInterval), creates a replacement and rewrites the Secret; the same process
   // reconnects with it, and status and DNS follow — no restart.
-  const cf = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger: pino({ level: 'silent' }), env: { CLOUDFLARE_API_TOKEN: API_TOKEN } })();
-  await cf.zeroTrust.tunnels.cloudflared.delete(tunnel.id, { account_id: ACCOUNT });
+  await fake.clients(API_TOKEN)().zeroTrust.tunnels.cloudflared.delete(tunnel.id, { account_id: ACCOUNT });
   edge.faults.dropConnection();
   let replacement = '';
   await waitUntil(

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import 'reflect-metadata';
-import { createCloudflareClientFactory, isWarrenError, ErrorCode, parseConfig, CloudflareApiError } from '@warren/core';
+import { isWarrenError, ErrorCode, CloudflareApiError } from '@warren/core';
 import {
   RecordingEventSink,
   capturingLogger,
@@ -33,11 +33,7 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
   }
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
-  const clients = createCloudflareClientFactory({
-    settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare,
-    logger,
-    env: { CLOUDFLARE_API_TOKEN: TOKEN },
-  });
+  const clients = fake.clients(TOKEN, { logger });
   const plugin = new DnsPlugin(dnsSettingsSchema.parse(settings), clients);
   plugin.provision(testProvisionContext({ logger, events }));
   let generation = 0;
@@ -295,7 +291,7 @@ test('drift is repaired after resyncInterval, and the API token never reaches lo
   let clock = 0;
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
-  const client = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN } });
+  const client = fake.clients(TOKEN, { logger });
   const sync = new DnsSync({ settings: dnsSettingsSchema.parse({ resyncInterval: '10m' }), client, logger, events, now: () => clock });
   const table = handBuiltRouteTable([ing('a', ['a.example.com'])]);
   await sync.sync(table, TUNNEL, AbortSignal.timeout(10_000));

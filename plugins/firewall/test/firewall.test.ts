@@ -1,6 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
 import 'reflect-metadata';
-import { createCloudflareClientFactory, parseConfig } from '@warren/core';
 import { RecordingEventSink, capturingLogger, handBuiltRouteTable, startFakeCloudflare, testProvisionContext, type FakeCloudflare, type HandIngress } from '@warren/core/testing';
 import firewallModule, { FirewallPlugin, actionSchema, countryListSchema, firewallSettingsSchema, hostCondition, ipListSchema, refPrefix } from '../src/index.js';
 
@@ -12,7 +11,7 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
   if (!shared) t.teardown(() => fake.close());
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
-  const clients = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN } });
+  const clients = fake.clients(TOKEN, { logger });
   const plugin = new FirewallPlugin(firewallSettingsSchema.parse(settings), clients);
   plugin.provision(testProvisionContext({ logger, events }));
   let generation = 0;

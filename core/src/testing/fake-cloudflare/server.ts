@@ -1,5 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { createCloudflareClientFactory, type CloudflareClientFactory } from '../../cloudflare/client.js';
+import { parseConfig } from '../../config/load.js';
 import { buildRecord, checkConflicts, recordJson, type RecordInput } from './dns.js';
 import { checkExpression } from './expression.js';
 import { FakeApiError, badRequest, newId, notFound, now, paginate, textFilter, unroutable } from './http-error.js';
@@ -63,6 +66,11 @@ export interface FakeCloudflare {
   ruleset(zoneName: string, phase?: string): FakeRuleset | undefined;
   /** Adds a rule directly to the entrypoint of `phase` (creating it), as a person would in the dashboard. */
   addRule(zoneName: string, rule: { expression: string; action: string; description?: string; ref?: string }, phase?: string): FakeRule;
+  /**
+   * Warren's SDK client factory pointed at this fake with API token `token` (default settings otherwise): what a
+   * test needs to act as Warren, or as a user in the dashboard.
+   */
+  clients(token: string, options?: { readonly logger?: Logger; readonly maxRetries?: number }): CloudflareClientFactory;
   close(): Promise<void>;
 }
 
@@ -661,6 +669,14 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       clear() {
         pending = [];
       },
+    },
+    clients(token, options = {}) {
+      return createCloudflareClientFactory({
+        settings: parseConfig({ cloudflare: { apiBaseUrl: `http://127.0.0.1:${port}${basePath}` } }).cloudflare,
+        logger: options.logger ?? pino({ level: 'silent' }),
+        env: { CLOUDFLARE_API_TOKEN: token },
+        ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+      });
     },
     count(route) {
       if (route === undefined) return log.length;
