@@ -2,3 +2,4 @@
 export * from './certs.js';
 export * from './fake-cloudflare/index.js';
 export * from '../proxy/testing.js';
+export * from './grpc-json.js';

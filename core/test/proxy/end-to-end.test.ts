@@ -20,6 +20,7 @@ import {
   testRoute,
   testRouteTable,
   type ProxyHarness,
+  grpcJsonCodec,
 } from '../../src/testing/index.js';
 import { pino } from 'pino';
 
@@ -126,12 +127,7 @@ test('WebSocket echo (text, binary, 10 MB) through the tunnel', async (t) => {
 });
 
 test('gRPC unary, server streaming and an unreachable upstream through the tunnel', async (t) => {
-  const json = {
-    requestSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
-    requestDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
-    responseSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
-    responseDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
-  };
+  const json = grpcJsonCodec;
   const service: grpc.ServiceDefinition = {
     unary: { path: '/e2e.Echo/Unary', requestStream: false, responseStream: false, ...json },
     stream: { path: '/e2e.Echo/Stream', requestStream: false, responseStream: true, ...json },

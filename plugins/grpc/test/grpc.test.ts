@@ -10,18 +10,14 @@ import {
   testRouteTable,
   type ProxyHarness,
   type TestRouteInit,
+  grpcJsonCodec,
 } from '@warren/core/testing';
 import http2Plugin from '@warren/plugin-http2';
 import tls from '@warren/plugin-tls';
 import grpcPlugin, { parseGrpcTimeout } from '../src/index.js';
 
 /** A JSON-over-gRPC echo service, defined without .proto files. */
-const json = {
-  requestSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
-  requestDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
-  responseSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
-  responseDeserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown,
-};
+const json = grpcJsonCodec;
 const service: grpc.ServiceDefinition = {
   unary: { path: '/warren.test.Echo/Unary', requestStream: false, responseStream: false, ...json },
   serverStream: { path: '/warren.test.Echo/ServerStream', requestStream: false, responseStream: true, ...json },
