@@ -177,6 +177,24 @@ export const proxySchema = z
       .describe('Largest request header block accepted (bytes); larger gets 431'),
     maxRequestHeaders: z.number().int().positive().default(256).describe('Most request header fields accepted'),
     preserveHost: z.boolean().default(true).describe('Send the client Host to the upstream'),
+    paths: z
+      .object({
+        ambiguousEncodings: z
+          .enum(['reject', 'keep'])
+          .default('reject')
+          .describe('Request paths with %2F, %5C, a raw backslash or a double-encoded dot or slash (%252E…): answer 400, or keep them as data'),
+        mergeSlashes: z.boolean().default(true).describe('Merge runs of "/" in request paths before matching and forwarding'),
+        maxLength: z
+          .number()
+          .int()
+          .min(256)
+          .max(1_048_576)
+          .default(16_384)
+          .describe('Longest request target (path and query) accepted, in characters; longer gets 414'),
+      })
+      .strict()
+      .default({ ambiguousEncodings: 'reject', mergeSlashes: true, maxLength: 16_384 })
+      .describe('How request paths are canonicalised before routing (docs/proxy.md, Security model)'),
     defaultBackend: backendRefSchema
       .optional()
       .describe('Controller-wide default backend for requests no Ingress matches'),

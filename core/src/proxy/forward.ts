@@ -80,7 +80,7 @@ export class ExchangeRun implements ExchangeContext {
     ex.signal.addEventListener('abort', this.#onClientAbort, { once: true });
     const upgrading = ex.head.upgrade !== undefined && this.compiled.upgrade !== undefined;
     const options: UpstreamDispatchOptions = {
-      path: ex.head.path,
+      path: this.framing.target,
       method: ex.head.method as Dispatcher.HttpMethod,
       headers: this.headers,
       body: null,

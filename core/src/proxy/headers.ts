@@ -1,4 +1,5 @@
 import { ErrorCode, WarrenError } from '../errors.js';
+import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
 import type { RawHeaders, RequestHead } from './exchange.js';
 
 /**
@@ -11,6 +12,8 @@ export interface HeaderLimits {
   /** Largest header block in bytes (names + values + 4 per field, as on the HTTP/1.1 wire). */
   readonly maxHeaderBytes: number;
   readonly maxRequestHeaders: number;
+  /** How the path is canonicalised (settings `proxy.paths`); the defaults when absent. */
+  readonly paths?: PathPolicy | undefined;
 }
 
 export interface UpstreamHeaderOptions {
@@ -27,8 +30,12 @@ export interface UpstreamHeaderOptions {
   readonly contentLength: number | undefined;
 }
 
-/** What the framing headers of a valid request say. */
+/** What a valid request head says: its canonical target and its framing. */
 export interface RequestFraming {
+  /** The canonical path (query excluded): what routes are matched on. */
+  readonly path: string;
+  /** The canonical path plus the query as the client sent it: what the upstream receives. */
+  readonly target: string;
   /** Declared body length, or undefined when there is none or it is streamed. */
   readonly contentLength: number | undefined;
   readonly chunked: boolean;
@@ -57,9 +64,11 @@ function badRequest(message: string, status = 400): WarrenError {
 
 /**
  * Rejects hostile or malformed request heads: too many or too large header fields (431), invalid bytes in
- * names, values, method or path, and ambiguous framing (request smuggling: conflicting Content-Length values,
+ * names, values, method or path, a path that canonicalisation refuses (400, or 414 when too long; see
+ * `canonicalRequestTarget`), and ambiguous framing (request smuggling: conflicting Content-Length values,
  * Content-Length together with Transfer-Encoding, a Transfer-Encoding that does not end in chunked) (400).
- * Throws a `WarrenError` (`BadRequest`, with `status`) whose message names the offending field.
+ * Throws a `WarrenError` (`BadRequest`, with `status`) whose message names the offending field; messages go to
+ * logs only, never to the client (see `errors.ts`).
  */
 export function validateRequestHead(head: RequestHead, limits: HeaderLimits): RequestFraming {
   const headers = head.headers;
@@ -70,6 +79,8 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
   if (head.path.length === 0 || BAD_PATH.test(head.path) || (head.path[0] !== '/' && !(head.path === '*' && head.method === 'OPTIONS'))) {
     throw badRequest(`request path ${JSON.stringify(head.path.slice(0, 200))} must start with "/" and contain no spaces or control characters`);
   }
+  const canonical = canonicalRequestTarget(head.path, limits.paths ?? DEFAULT_PATH_POLICY);
+  if (!canonical.ok) throw badRequest(`${canonical.problem}: ${JSON.stringify(head.path.slice(0, 200))}`, canonical.status);
   let bytes = 0;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
@@ -108,7 +119,13 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
     throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
   }
   const length = declared ?? head.contentLength;
-  return { contentLength: length, chunked, sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined };
+  return {
+    path: canonical.path,
+    target: canonical.target,
+    contentLength: length,
+    chunked,
+    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
+  };
 }
 
 /**

@@ -260,7 +260,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
     this.#options = options;
     this.#logger = options.logger.child({ component: 'pipeline' });
     const proxy = options.config.proxy;
-    this.#limits = { maxHeaderBytes: proxy.maxHeaderBytes, maxRequestHeaders: proxy.maxRequestHeaders };
+    this.#limits = { maxHeaderBytes: proxy.maxHeaderBytes, maxRequestHeaders: proxy.maxRequestHeaders, paths: proxy.paths };
     this.#defaults = {
       connectTimeout: proxy.connectTimeout,
       responseHeaderTimeout: proxy.responseHeaderTimeout,
@@ -417,9 +417,9 @@ export class Pipeline implements ExchangeHandler, Runnable {
     let outcome: Outcome;
     try {
       const framing = validateRequestHead(head, this.#limits);
-      const q = head.path.indexOf('?');
-      const route = gen.table.match(head.authority, q === -1 ? head.path : head.path.slice(0, q));
-      if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${q === -1 ? head.path : head.path.slice(0, q)}`.slice(0, 300));
+      // Routes match the canonical path, and the upstream gets that same path (framing.target).
+      const route = gen.table.match(head.authority, framing.path);
+      if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${framing.path}`.slice(0, 300));
       compiled = gen.route(route);
       if (compiled.unavailable) throw compiled.unavailable;
       if (compiled.balancer.endpoints.length === 0) {
