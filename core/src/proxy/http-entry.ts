@@ -6,6 +6,7 @@ import { Writable, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { sniffH2c } from '../http/sniff-h2c.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
+import { ERROR_PAGE_HEADERS } from './errors.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
 
 /**
@@ -362,7 +363,7 @@ export class HttpEntry implements Runnable {
   #dispatch(exchange: Exchange): void {
     this.#options.handler.handle(exchange).catch((err) => {
       this.#options.logger?.error({ err, id: exchange.id }, 'exchange handler failed');
-      if (!exchange.responded) exchange.fail({ status: 500, message: 'internal error', body: 'internal error\n' });
+      if (!exchange.responded) exchange.fail({ status: 500, message: 'internal error', headers: ERROR_PAGE_HEADERS, body: 'internal error\n' });
     });
   }
 }
