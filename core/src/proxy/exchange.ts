@@ -50,7 +50,10 @@ export type RawHeaders = ReadonlyArray<readonly [name: string, value: string]>;
 
 export interface RequestHead {
   readonly method: string;
-  /** `https` for tunnel traffic (the edge terminated TLS), `http` or `https` for the local entry point. */
+  /**
+   * The scheme of the hop that delivered the request: `https` for tunnel traffic (the visitor's own scheme is
+   * what the edge states in X-Forwarded-Proto / Cf-Visitor), `http` or `https` for the local entry point.
+   */
   readonly scheme: string;
   /** Host as the client sent it, possibly with a port. */
   readonly authority: string;
@@ -60,6 +63,11 @@ export interface RequestHead {
   readonly headers: RawHeaders;
   /** The client's address as far as the acceptor knows it (`cf-connecting-ip` for tunnel traffic). */
   readonly clientAddress?: string | undefined;
+  /**
+   * `edge` when Cloudflare's edge forwarded the request (the tunnel): its X-Forwarded-For, X-Forwarded-Proto and
+   * `cf-*` fields are authoritative. Absent for a direct client, whose forwarding fields are its own claims.
+   */
+  readonly forwardedBy?: 'edge' | undefined;
   /** Set for protocol upgrades. */
   readonly upgrade?: 'websocket' | undefined;
   /** Declared body length when known; undefined for streamed bodies; 0 for none. */

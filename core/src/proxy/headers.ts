@@ -56,7 +56,22 @@ const BAD_PATH = /[^\x21-\xff]/;
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer', 'host', 'content-length', 'expect',
 ]);
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+/**
+ * Forwarding fields Warren writes itself (see `upstreamRequestHeaders`): whatever the request carried is
+ * replaced, so a backend can trust them as far as it trusts Warren.
+ */
+const SET_BY_WARREN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip']);
+/**
+ * Fields that frameworks read as statements of a trusted proxy about the client, its scheme, host, port or the
+ * original URL, and that neither Warren nor Cloudflare's edge sets: a visitor sends them at will. Dropped.
+ */
+const SPOOFABLE = new Set([
+  'forwarded', 'x-forwarded', 'forwarded-for', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-ssl',
+  'x-forwarded-scheme', 'x-url-scheme', 'front-end-https', 'x-client-ip', 'x-cluster-client-ip', 'client-ip',
+  'x-original-url', 'x-rewrite-url',
+]);
+/** Fields only Cloudflare's edge may set: passed from the edge, dropped from a direct client. */
+const EDGE_ONLY = new Set(['cf-connecting-ip', 'cf-connecting-ipv6', 'cf-pseudo-ipv4', 'cf-visitor', 'cf-ipcountry']);
 
 function badRequest(message: string, status = 400): WarrenError {
   return new WarrenError(ErrorCode.BadRequest, message, { status, terminal: true });
@@ -130,14 +145,24 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
 
 /**
  * Builds the header list sent upstream as a flat `[name, value, …]` array with lower-case names:
- * drops hop-by-hop fields (Connection and the fields it names, Keep-Alive, TE unless `te: trailers` is kept,
- * Transfer-Encoding, Upgrade, Trailer, Proxy-*), sets Host (client's, or the override), appends the client
- * address to X-Forwarded-For, sets X-Forwarded-Proto and X-Forwarded-Host. Everything else, `cf-*` included,
- * passes unchanged and in order.
+ *  - drops hop-by-hop fields (Connection and the fields it names, Keep-Alive, TE unless `te: trailers` is kept,
+ *    Transfer-Encoding, Upgrade, Trailer, Proxy-*);
+ *  - sets Host (client's, or the override);
+ *  - forwarding fields, by who vouches for them (`head.forwardedBy`). From the edge: X-Forwarded-For as the
+ *    edge sent it (it already appended the visitor), X-Forwarded-Proto as the edge says (its
+ *    X-Forwarded-Proto, else Cf-Visitor's scheme), `cf-*` unchanged. From a direct client: the peer address
+ *    appended to X-Forwarded-For, X-Forwarded-Proto from the connection, the edge-only fields dropped. Always:
+ *    X-Forwarded-Host is the request's Host, X-Real-IP the client address, True-Client-IP only when it equals
+ *    that address, and the spoofable fields (`Forwarded`, `X-Original-URL`, …) dropped.
+ * Everything else passes unchanged and in order.
  */
 export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeaderOptions): string[] {
+  const edge = head.forwardedBy === 'edge';
+  const client = head.clientAddress || undefined;
   let named: Set<string> | undefined;
   let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let visitor: string | undefined;
   for (const [name, value] of head.headers) {
     if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(value, named);
   }
@@ -151,21 +176,40 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
       if (name === 'te' && options.keepTeTrailers && value.split(',').some((t) => t.trim().toLowerCase() === 'trailers')) teTrailers = true;
       continue;
     }
-    if (name.startsWith('proxy-') || named?.has(name)) continue;
-    if (FORWARDED.has(name)) {
+    if (name.startsWith('proxy-') || named?.has(name) || SPOOFABLE.has(name)) continue;
+    if (SET_BY_WARREN.has(name)) {
       if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      else if (name === 'x-forwarded-proto') forwardedProto ??= value;
       continue;
     }
+    if (name === 'true-client-ip' && value.trim() !== client) continue;
+    if (!edge && EDGE_ONLY.has(name)) continue;
+    if (edge && name === 'cf-visitor') visitor ??= value;
     out.push(name, value);
   }
   if (teTrailers) out.push('te', 'trailers');
   if (options.contentLength !== undefined) out.push('content-length', String(options.contentLength));
-  const client = head.clientAddress;
-  const xff = client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
+  const xff = edge ? (forwardedFor ?? client) : client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
   if (xff !== undefined) out.push('x-forwarded-for', xff);
-  out.push('x-forwarded-proto', head.scheme);
+  out.push('x-forwarded-proto', edge ? edgeScheme(forwardedProto, visitor) : head.scheme);
   if (head.authority) out.push('x-forwarded-host', head.authority);
+  if (client !== undefined) out.push('x-real-ip', client);
   return out;
+}
+
+/** The visitor's scheme as the edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */
+function edgeScheme(forwardedProto: string | undefined, visitor: string | undefined): 'http' | 'https' {
+  const stated = forwardedProto?.trim().toLowerCase();
+  if (stated === 'http' || stated === 'https') return stated;
+  if (visitor !== undefined) {
+    try {
+      const scheme = (JSON.parse(visitor) as { scheme?: unknown } | null)?.scheme;
+      if (scheme === 'http' || scheme === 'https') return scheme;
+    } catch {
+      // not JSON: fall through to the tunnel's own scheme
+    }
+  }
+  return 'https';
 }
 
 /** Adds the field names a `Connection` value lists (lower-case) to `into`, creating the set on first use. */
@@ -177,7 +221,11 @@ function connectionTokens(value: string, into: Set<string> | undefined): Set<str
   return into;
 }
 
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+/**
+ * Response fields never passed on: hop-by-hop fields, and `Trailer`, which announces trailers on the origin's
+ * connection; each acceptor sends the trailers itself in its own framing (HTTP/2 trailing HEADERS in the tunnel).
+ */
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer']);
 
 /**
  * Converts an upstream response head to the exchange's raw list, dropping hop-by-hop fields. Names and values
@@ -209,7 +257,7 @@ export function downstreamResponseHeaders(
     if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
     const lower = name.toLowerCase();
     const drop = keepUpgrade
-      ? lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection' || lower === 'te'
+      ? lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection' || lower === 'te' || lower === 'trailer'
       : RESPONSE_HOP_BY_HOP.has(lower);
     if (drop || named?.has(lower)) continue;
     const shown = spelling?.get(lower) ?? name;

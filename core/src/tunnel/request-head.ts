@@ -69,6 +69,7 @@ export function buildRequestHead(rawHeaders: readonly string[], upgrade: 'websoc
       path,
       headers,
       clientAddress,
+      forwardedBy: 'edge',
       upgrade,
       contentLength: upgrade ? undefined : (length ?? (endStream ? 0 : undefined)),
     },

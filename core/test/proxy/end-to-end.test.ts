@@ -90,7 +90,7 @@ test('HTTP: requests, bodies, forwarding headers and Warren-generated errors thr
   const seen = JSON.parse(get.body) as { url: string; headers: Record<string, string> };
   t.is(seen.url, '/hello?x=1');
   t.is(seen.headers.host, 'app.example.com');
-  t.is(seen.headers['x-forwarded-proto'], 'https');
+  t.is(seen.headers['x-forwarded-proto'], 'http', 'the eyeball is plain HTTP: the edge says http');
 
   const post = await request(`${s.url}/upload`, { method: 'POST', host: 'app.example.com', body: Buffer.alloc(2_000_000, 3) });
   t.is((JSON.parse(post.body) as { bodyBytes: number }).bodyBytes, 2_000_000);

@@ -32,7 +32,7 @@ function request(url: string, options: http.RequestOptions & { body?: string | B
   });
 }
 
-test('forwards a request with its Host, forwarding headers and cf-* headers, and drops hop-by-hop fields', async (t) => {
+test('forwards a request from a direct client with its Host and forwarding headers, drops hop-by-hop and edge-only fields', async (t) => {
   const origin = await startOrigin();
   const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ host: 'app.example.com', endpoints: [origin.key] })]) });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
@@ -58,7 +58,8 @@ test('forwards a request with its Host, forwarding headers and cf-* headers, and
   t.is(seen.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
   t.is(seen.headers['x-forwarded-proto'], 'http');
   t.is(seen.headers['x-forwarded-host'], 'app.example.com');
-  t.is(seen.headers['cf-connecting-ip'], '203.0.113.9');
+  t.is(seen.headers['x-real-ip'], '127.0.0.1');
+  t.is(seen.headers['cf-connecting-ip'], undefined, 'no edge vouches for it on the plain-HTTP entry');
   t.is(seen.headers['cf-ray'], 'abc123');
   t.is(seen.headers['x-keep'], 'yes');
   t.is(seen.headers['x-drop-me'], undefined);
