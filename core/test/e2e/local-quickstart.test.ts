@@ -53,6 +53,16 @@ test.serial('npm run local: the demo origin answers through the edge simulator, 
 
   t.is((await get('api.localhost', '/other')).status, 404, 'no rule for that path');
   t.is((await get('nothing.localhost', '/')).status, 404, 'no rule for that host');
+
+  // api.localhost routes only Prefix /v1: no spelling of a path outside it reaches the api Service.
+  for (const [path, status] of [
+    ['/v1/../admin', 404], ['/v1/%2e%2e/admin', 404], ['/v1/%2E%2E/hello', 404], ['/v1/x/../../admin', 404],
+    ['/v1/..\\admin', 400], ['/v1/..%2fadmin', 400], ['/v1/..;/admin', 400],
+  ] as const) {
+    t.is((await get('api.localhost', path)).status, status, path);
+  }
+  const resolved = await get('api.localhost', '/v1/x/../items');
+  t.is(resolved.echo?.path, '/v1/items', 'the api Service gets the path that was matched');
 });
 
 test.serial('npm run local: the banner shows a curl command for each routed host', async (t) => {
