@@ -139,14 +139,17 @@ export function canonicalRequestTarget(target: string, policy: PathPolicy = DEFA
   return { ok: true, path, target: q === -1 ? path : path + target.slice(q) };
 }
 
-/** True when `path` contains anything canonicalisation may change or refuse; false for the common plain path. */
+/**
+ * True when `path` contains anything canonicalisation may change or refuse: `%`, `\`, `#`, bytes outside visible
+ * ASCII, `//`, or an element starting with `.` (a dot in a file name is no dot segment). False for the common
+ * plain path, which is then used as it is.
+ */
 function needsWork(path: string): boolean {
   let previous = 0;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
-    // % . ; \ # and anything outside the visible ASCII range
-    if (c === 37 || c === 46 || c === 59 || c === 92 || c === 35 || c <= 32 || c >= 127) return true;
-    if (c === 47 && previous === 47) return true;
+    if (c === 37 || c === 92 || c === 35 || c <= 32 || c >= 127) return true;
+    if (previous === 47 && (c === 47 || c === 46)) return true;
     previous = c;
   }
   return false;
@@ -170,8 +173,11 @@ type Escapes = { readonly ok: true; readonly path: string } | { readonly ok: fal
 /** Steps 2 and 3 of {@link canonicalRequestTarget}: checks every byte and escape, decodes unreserved ones. */
 function normalizeEscapes(path: string, keepAmbiguous: boolean): Escapes {
   let out = '';
+  // Characters from `run` up to the current one are copied unchanged, in one slice.
+  let run = 0;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
+    if (c > 37 && c !== 92 && c !== 127) continue;
     if (c === 37 /* % */) {
       const hi = hexValue(path.charCodeAt(i + 1));
       const lo = hexValue(path.charCodeAt(i + 2));
@@ -185,16 +191,16 @@ function normalizeEscapes(path: string, keepAmbiguous: boolean): Escapes {
       } else if (b === 0xc0 || b === 0xc1 || ((b === 0xe0 || b === 0xf0) && overlongContinuation(path, i + 3, b === 0xe0 ? 0xa0 : 0x90))) {
         return { ok: false, problem: 'contains an overlong UTF-8 encoding' };
       }
-      out += unreserved(b) ? String.fromCharCode(b) : `%${HEX[hi]}${HEX[lo]}`;
+      out += path.slice(run, i) + (unreserved(b) ? String.fromCharCode(b) : `%${HEX[hi]}${HEX[lo]}`);
       i += 2;
+      run = i + 1;
       continue;
     }
     if (c === 35 /* # */) return { ok: false, problem: 'contains "#" (a fragment is never sent to a server)' };
     if (c === 92 /* \ */ && !keepAmbiguous) return { ok: false, problem: 'contains "\\"; see proxy.paths.ambiguousEncodings' };
     if (c <= 32 || c === 127) return { ok: false, problem: 'contains spaces or control characters' };
-    out += path[i];
   }
-  return { ok: true, path: out };
+  return { ok: true, path: run === 0 ? path : out + path.slice(run) };
 }
 
 /** True when the text at `at` (after a `%25`) is `2E`, `2F` or `5C` in any case. */

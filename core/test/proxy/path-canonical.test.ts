@@ -6,6 +6,7 @@
  * outside the route that matched it, whatever normalisation that backend applies afterwards.
  */
 import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
 import net from 'node:net';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
 import { canonicalRequestTarget, checkRulePath, DEFAULT_PATH_POLICY } from '../../src/routes/paths.js';
@@ -337,4 +338,23 @@ test('rule paths are compared in the canonical form; encoded dot segments in rul
   t.regex(key('/v1%2fx'), /must not contain "%2F"/);
   t.regex(key('/v1/%00'), /encoded NUL/);
   t.regex(key('/v1/%zz'), /percent-encoded byte/);
+});
+
+test('canonical paths are fixed points: stable, no dot segment, nothing left for a WHATWG URL parser to resolve', (t) => {
+  const piece = fc.constantFrom('/', '/', 'a', 'b', '.', '..', '%2e', '%2E', '%2e%2E', '%41', ';', ';x', '%3B', '%2f', '%5C', '\\', '%25', '%252e', '%c3%a9', '%');
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 14 }), fc.constantFrom('', '?q=/../a', '?%2e'), (pieces, query) => {
+      const target = `/${pieces.join('')}${query}`;
+      const c = canonicalRequestTarget(target);
+      if (!c.ok) return;
+      const again = canonicalRequestTarget(c.target);
+      if (!again.ok || again.target !== c.target) throw new Error(`${target}: ${c.target} is not stable`);
+      if (!c.target.endsWith(query)) throw new Error(`${target}: query changed`);
+      if (c.path.split('/').some((s) => s === '.' || s === '..') || c.path.includes('//')) throw new Error(`${target}: ${c.path}`);
+      const whatwg = new URL(c.path, 'http://backend').pathname;
+      if (whatwg !== c.path) throw new Error(`${target}: canonical ${c.path}, WHATWG makes it ${whatwg}`);
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
 });
