@@ -379,6 +379,7 @@ export async function runExchange(
     path: head.path ?? '/',
     headers: head.headers ?? [],
     clientAddress: head.clientAddress ?? '127.0.0.1',
+    forwardedBy: head.forwardedBy,
     upgrade: head.upgrade,
     contentLength: head.contentLength ?? bodyBytes?.length ?? 0,
   };

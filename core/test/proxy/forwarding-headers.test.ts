@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import https from 'node:https';
-import { startOrigin, startProxyHarness, testRoute, testRouteTable, type ProxyHarness, type TestOrigin } from '../../src/testing/index.js';
+import { runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable, type ProxyHarness, type TestOrigin } from '../../src/testing/index.js';
 import { startHarness, type Harness } from '../tunnel/support/harness.js';
 
 type Seen = Record<string, string | undefined>;
@@ -124,4 +124,12 @@ test('the origin\'s Trailer field is not serialized into the tunnel response; th
   t.is(reply.body.toString(), 'body');
   t.deepEqual(reply.headers.filter(([name]) => name.toLowerCase() === 'trailer'), []);
   t.is(reply.trailers?.['x-checksum'], 'abc');
+});
+
+test('runExchange carries forwardedBy, so in-memory exchanges can stand for edge traffic', async (t) => {
+  const { proxy } = await setup(t);
+  const edge = await runExchange(proxy.pipeline, { authority: 'app.example.com', forwardedBy: 'edge', clientAddress: '198.51.100.7', headers: [['x-forwarded-for', '198.51.100.7']] });
+  t.is((JSON.parse(edge.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7');
+  const direct = await runExchange(proxy.pipeline, { authority: 'app.example.com', clientAddress: '198.51.100.7', headers: [['x-forwarded-for', '198.51.100.7']] });
+  t.is((JSON.parse(direct.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7, 198.51.100.7');
 });
