@@ -186,8 +186,6 @@ function normalizeEscapes(path: string, keepAmbiguous: boolean): Escapes {
       if (b === 0) return { ok: false, problem: 'contains an encoded NUL (%00)' };
       if (b === 0x2f || b === 0x5c) {
         if (!keepAmbiguous) return { ok: false, problem: 'contains an encoded "/" or "\\" (%2F, %5C); see proxy.paths.ambiguousEncodings' };
-      } else if (b === 0x25 && !keepAmbiguous && doubleEncodedSeparator(path, i + 3)) {
-        return { ok: false, problem: 'contains a double-encoded dot or slash (%252E, %252F, %255C); see proxy.paths.ambiguousEncodings' };
       } else if (b === 0xc0 || b === 0xc1 || ((b === 0xe0 || b === 0xf0) && overlongContinuation(path, i + 3, b === 0xe0 ? 0xa0 : 0x90))) {
         return { ok: false, problem: 'contains an overlong UTF-8 encoding' };
       }
@@ -200,14 +198,16 @@ function normalizeEscapes(path: string, keepAmbiguous: boolean): Escapes {
     if (c === 92 /* \ */ && !keepAmbiguous) return { ok: false, problem: 'contains "\\"; see proxy.paths.ambiguousEncodings' };
     if (c <= 32 || c === 127) return { ok: false, problem: 'contains spaces or control characters' };
   }
-  return { ok: true, path: run === 0 ? path : out + path.slice(run) };
+  const result = run === 0 ? path : out + path.slice(run);
+  // Checked on the result: `%25%32%65` becomes `%252e` once `%32` and `%65` are decoded.
+  if (!keepAmbiguous && DOUBLE_ENCODED.test(result)) {
+    return { ok: false, problem: 'contains a double-encoded dot or slash (%252E, %252F, %255C); see proxy.paths.ambiguousEncodings' };
+  }
+  return { ok: true, path: result };
 }
 
-/** True when the text at `at` (after a `%25`) is `2E`, `2F` or `5C` in any case. */
-function doubleEncodedSeparator(path: string, at: number): boolean {
-  const pair = path.slice(at, at + 2).toUpperCase();
-  return pair === '2E' || pair === '2F' || pair === '5C';
-}
+/** An escaped `%` followed by the hex of `.`, `/` or `\`: a separator for a backend that decodes twice. */
+const DOUBLE_ENCODED = /%25(?:2[ef]|5c)/i;
 
 /** True when an escape at `at` continues a 3- or 4-byte UTF-8 lead with a byte below `min` (an overlong form). */
 function overlongContinuation(path: string, at: number, min: number): boolean {
