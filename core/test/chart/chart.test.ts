@@ -23,8 +23,17 @@ function controller(d: Deployment) {
   return d.spec.template.spec.containers[0]!;
 }
 
-test('helm lint --strict passes with the minimal credentials and with every plugin on', async (t) => {
-  for (const values of [withToken, { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } }]) {
+test('helm lint --strict passes with the minimal credentials, with every plugin on, and with every new chart object on', async (t) => {
+  const extended = {
+    ...withToken,
+    kubernetes: { namespaces: ['shop'] },
+    autoscaling: { enabled: true },
+    networkPolicy: { enabled: true, egress: { enabled: true } },
+    prometheusRule: { create: true },
+    grafanaDashboard: { create: true },
+    extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'extra' } }],
+  };
+  for (const values of [withToken, { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } }, extended]) {
     const result = await lint(values);
     t.is(result.code, 0, result.stdout + result.stderr);
     t.regex(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
