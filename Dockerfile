@@ -5,6 +5,14 @@
 #   docker build -t warren .
 #   docker run --rm warren --help
 #
+# Multi-arch (linux/amd64 and linux/arm64 in one manifest list; docs/helm.md, "Building the image"):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -t registry.example.com/warren:0.1.0 --push .
+#
+# Nothing here names an architecture. The compile stage runs on the build machine's own platform (its output is
+# JavaScript, the same for every target); the runtime tree is installed and the final image assembled per target
+# platform, from base images published for each.
+#
 # Stage 1 compiles every workspace with the full (dev) dependency set. Stage 2 assembles only what runs —
 # package manifests plus compiled `build/src` of core and the built-in plugins — and installs production
 # dependencies into it. The final stage is distroless: Node 24, no shell, no package manager, numeric non-root
@@ -14,7 +22,7 @@
 ARG BUILD_IMAGE=node:24-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
-FROM ${BUILD_IMAGE} AS build
+FROM --platform=$BUILDPLATFORM ${BUILD_IMAGE} AS build
 WORKDIR /src
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 COPY . .

@@ -167,3 +167,35 @@ supplies the defaults; chart-only keys are removed; file paths of mounted creden
 {{- with $v.extraPlugins }}{{ $_ := set $cfg "extraPlugins" . }}{{ end }}
 {{- toYaml $cfg }}
 {{- end }}
+
+{{/*
+"true" when the controller reads Secrets: an enabled plugin has an annotation naming one (the built-in tls
+plugin), or custom plugins are installed (they may). Otherwise the controller does not watch Secrets at all.
+*/}}
+{{- define "warren.readsSecrets" -}}
+{{- if or ((.Values.plugins).tls).enabled .Values.extraPlugins }}true{{- end }}
+{{- end }}
+
+{{/*
+The routing rules, for the ClusterRole (classes: true, includes IngressClasses) or a per-namespace Role.
+*/}}
+{{- define "warren.routingRules" -}}
+- apiGroups: ["networking.k8s.io"]
+  resources: {{ if .classes }}["ingresses", "ingressclasses"]{{ else }}["ingresses"]{{ end }}
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["patch", "update"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses/status"]
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: {{ if .secrets }}["services", "secrets"]{{ else }}["services"]{{ end }}
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

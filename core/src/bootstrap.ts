@@ -172,6 +172,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
       routeStore: routes,
       client: options.kubeClient,
       controlPlugins,
+      watchSecrets: manifests.some((m) => m.annotations?.some((a) => a.secretRef)),
       tunnelId: () => tunnelId,
       formerTunnelIds: () => replacedTunnelIds(),
       identity: options.identity,

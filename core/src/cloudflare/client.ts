@@ -1,9 +1,10 @@
-import Cloudflare from 'cloudflare';
+import type Cloudflare from 'cloudflare';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { readApiToken } from './api-token.js';
 import { RequestBudget } from './request-budget.js';
+import { cloudflareSdk } from './sdk.js';
 
 /**
  * What `TOKENS.CloudflareClient` holds: returns the official SDK client, configured with the API token, the
@@ -62,7 +63,8 @@ export function createCloudflareClientFactory(options: CloudflareClientFactoryOp
   const factory = (() => {
     const token = readApiToken(settings, env);
     if (cached?.token === token) return cached.client;
-    const client = new Cloudflare({
+    const Sdk = cloudflareSdk();
+    const client = new Sdk({
       apiToken: token,
       apiKey: null,
       apiEmail: null,

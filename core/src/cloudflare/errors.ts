@@ -1,6 +1,7 @@
-import Cloudflare from 'cloudflare';
 import { ErrorCode, WarrenError } from '../errors.js';
+import type Cloudflare from 'cloudflare';
 import { redactSecrets } from './redact.js';
+import { loadedCloudflareSdk } from './sdk.js';
 
 /** One entry of the API's `errors` array. */
 export interface CloudflareErrorDetail {
@@ -37,18 +38,20 @@ export class CloudflareApiError extends WarrenError {
 /** Turns whatever the SDK threw into a {@link CloudflareApiError} naming `operation`. Abort errors pass through. */
 export function cloudflareError(operation: string, err: unknown): CloudflareApiError | Error {
   if (err instanceof CloudflareApiError) return err;
-  if (err instanceof Cloudflare.APIUserAbortError || (err as Error)?.name === 'AbortError') return err as Error;
-  if (err instanceof Cloudflare.APIError && typeof err.status === 'number') {
+  // An SDK error exists only once the SDK is loaded; checking must not load it.
+  const Sdk = loadedCloudflareSdk();
+  if ((Sdk && err instanceof Sdk.APIUserAbortError) || (err as Error)?.name === 'AbortError') return err as Error;
+  if (Sdk && err instanceof Sdk.APIError && typeof err.status === 'number') {
     const details = extractDetails(err);
     const described = details.length ? details.map((d) => `${d.code} ${d.message}`).join('; ') : 'no error details';
     const hint = err.status === 401 || err.status === 403 ? ' (check the API token and its permissions, see docs/cloudflare.md)' : '';
     const retryable = err.status === 429 || err.status >= 500 || err.status === 408;
     return new CloudflareApiError(`Cloudflare API ${operation} failed: HTTP ${err.status}: ${described}${hint}`, err.status, details, retryable);
   }
-  if (err instanceof Cloudflare.APIConnectionTimeoutError) {
+  if (Sdk && err instanceof Sdk.APIConnectionTimeoutError) {
     return new CloudflareApiError(`Cloudflare API ${operation} timed out`, undefined, [], true);
   }
-  if (err instanceof Cloudflare.APIConnectionError) {
+  if (Sdk && err instanceof Sdk.APIConnectionError) {
     return new CloudflareApiError(`Cloudflare API ${operation} failed: cannot connect: ${(err.cause as Error | undefined)?.message ?? err.message}`, undefined, [], true);
   }
   return new CloudflareApiError(`Cloudflare API ${operation} failed: ${(err as Error)?.message ?? String(err)}`, undefined, [], false);

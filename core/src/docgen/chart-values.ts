@@ -66,6 +66,7 @@ const port = z.number().int().min(1).max(65535);
 const intOrPercent = z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/)]);
 const probeTiming = z
   .object({
+    enabled: z.boolean().optional().describe('Render this probe (default true)'),
     initialDelaySeconds: z.number().int().min(0).optional(),
     periodSeconds: z.number().int().min(1).optional(),
     timeoutSeconds: z.number().int().min(1).optional(),
@@ -122,6 +123,34 @@ export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
       priorityClassName: z.string(),
       terminationGracePeriodSeconds: z.number().int().min(0),
       extraEnv: z.array(z.object({ name: z.string().min(1) }).loose()).describe('Extra container environment variables'),
+      envFrom: z.array(kubeObject).describe('Container envFrom sources (ConfigMaps, Secrets)'),
+      extraArgs: z.array(z.string()).describe('Extra controller arguments, e.g. ["--log-level", "debug"]'),
+      initContainers: z.array(z.object({ name: z.string().min(1) }).loose()).describe('Init containers of the pod'),
+      extraContainers: z.array(z.object({ name: z.string().min(1) }).loose()).describe('Sidecar containers of the pod'),
+      extraObjects: z.array(z.union([kubeObject, z.string()])).describe('Extra manifests (objects or template strings) rendered with the release'),
+      minReadySeconds: z.number().int().min(0).describe('Deployment minReadySeconds'),
+      autoscaling: z
+        .object({
+          enabled: z.boolean().describe('Render a HorizontalPodAutoscaler (replicaCount is then left to it)'),
+          minReplicas: z.number().int().min(1),
+          maxReplicas: z.number().int().min(1),
+          targetCPUUtilizationPercentage: z.number().int().min(1).nullable().describe('Average CPU utilization target; null: none'),
+          targetMemoryUtilizationPercentage: z.number().int().min(1).nullable().describe('Average memory utilization target; null: none'),
+          behavior: kubeObject.describe('HPA spec.behavior'),
+        })
+        .strict(),
+      networkPolicy: z
+        .object({
+          enabled: z.boolean().describe('Render a NetworkPolicy for the controller pods'),
+          metricsFrom: z.array(kubeObject).describe('Peers allowed to reach the metrics port (empty: any)'),
+          egress: z
+            .object({
+              enabled: z.boolean().describe('Also restrict egress (then list your backends in extra)'),
+              extra: z.array(kubeObject).describe('Extra egress rules, e.g. to backend pods'),
+            })
+            .strict(),
+        })
+        .strict(),
       extraVolumes: z.array(z.object({ name: z.string().min(1) }).loose()),
       extraVolumeMounts: z.array(z.object({ name: z.string().min(1), mountPath: z.string().min(1) }).loose()),
       livenessProbe: probeTiming,
@@ -145,6 +174,23 @@ export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
           scrapeTimeout: z.string().min(1),
           relabelings: z.array(kubeObject),
           metricRelabelings: z.array(kubeObject),
+        })
+        .strict(),
+      prometheusRule: z
+        .object({
+          create: z.boolean().describe('Render a PrometheusRule with the alerts of docs/metrics.md (needs the monitoring.coreos.com CRDs)'),
+          labels: stringMap,
+          for: z.string().min(1).describe('How long a condition must hold before an alert fires'),
+          errorRatio: z.number().min(0).max(1).describe('5xx share of requests that fires WarrenHighErrorRatio'),
+          extraRules: z.array(kubeObject).describe('More rules in the same group'),
+        })
+        .strict(),
+      grafanaDashboard: z
+        .object({
+          create: z.boolean().describe('Render the Grafana dashboard as a ConfigMap for the Grafana sidecar'),
+          labels: stringMap.describe('Labels the sidecar selects on'),
+          annotations: stringMap.describe('E.g. the sidecar folder annotation'),
+          namespace: z.string().describe('Namespace of the ConfigMap (empty: the release namespace)'),
         })
         .strict(),
       podDisruptionBudget: z
@@ -192,9 +238,34 @@ export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
     .strict();
 }
 
+/**
+ * `plugins.<name>.enabled: true` requires every plugin in its `dependsOn` to be enabled too, as draft-07
+ * `if`/`then`: Helm refuses such values (with the dependency's path) instead of rendering a pod that crash-loops.
+ */
+export function pluginDependencyRules(plugins: readonly PluginModule[]): JsonSchema[] {
+  const nameOf = new Map(plugins.map((m) => [m.manifest.id, m.manifest.name]));
+  const enabled = (name: string): JsonSchema => ({ properties: { [name]: { properties: { enabled: { const: true } }, required: ['enabled'] } }, required: [name] });
+  const rules: JsonSchema[] = [];
+  for (const module of plugins) {
+    for (const dependency of module.manifest.dependsOn ?? []) {
+      const needed = nameOf.get(dependency);
+      if (!needed) continue;
+      rules.push({
+        description: `plugins.${module.manifest.name}.enabled needs plugins.${needed}.enabled (${module.manifest.id} depends on ${dependency})`,
+        if: enabled(module.manifest.name),
+        then: { properties: { [needed]: { properties: { enabled: { const: true, description: `needed by plugins.${module.manifest.name}` } }, required: ['enabled'] } }, required: [needed] },
+      });
+    }
+  }
+  return rules;
+}
+
 /** `chart/values.schema.json`: the values schema as draft-07 JSON Schema, with a title. */
 export function buildValuesJsonSchema(plugins: readonly PluginModule[]): JsonSchema {
   const schema = toInputJsonSchema(chartValuesSchema(plugins));
+  const pluginsSchema = schema.properties?.plugins;
+  const dependencies = pluginDependencyRules(plugins);
+  if (pluginsSchema && dependencies.length) pluginsSchema.allOf = dependencies;
   return {
     $schema: schema.$schema,
     title: 'Warren Helm chart values',

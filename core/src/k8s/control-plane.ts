@@ -35,6 +35,8 @@ export interface KubernetesControlPlaneOptions {
   readonly client?: KubeClient | undefined;
   /** Enabled control plugins (resolved `TOKENS.ControlPlugin`); drive finalizers and `onRoutesChanged`. */
   readonly controlPlugins?: readonly ControlPlugin[] | undefined;
+  /** Watch Secrets (default true); see `ClusterInformersOptions.watchSecrets`. */
+  readonly watchSecrets?: boolean | undefined;
   /** The tunnel id once known (from the connector's credentials or the tunnel lifecycle). */
   readonly tunnelId?: (() => string | undefined) | undefined;
   /** Managed tunnels replaced before the current one, newest first (the tunnel lifecycle's `replacedTunnelIds`). */
@@ -98,7 +100,7 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   const plugins = options.controlPlugins ?? [];
   const log = (component: string) => componentLogger(logger, component);
 
-  const informers = new ClusterInformers({ client, namespaces: k8s.namespaces, logger: log('informers'), metrics });
+  const informers = new ClusterInformers({ client, namespaces: k8s.namespaces, logger: log('informers'), metrics, watchSecrets: options.watchSecrets });
 
   const le = k8s.leaderElection;
   const elector = le.enabled

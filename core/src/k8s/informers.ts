@@ -15,6 +15,11 @@ export interface ClusterInformersOptions {
   readonly namespaces: readonly string[];
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
+  /**
+   * Watch Secrets (default true). False when no enabled plugin has an annotation naming a Secret: then no route
+   * can reference one, and the controller needs no permission to read Secrets.
+   */
+  readonly watchSecrets?: boolean | undefined;
   /** Overrides for tests (smaller pages, faster backoff). */
   readonly pageSize?: number | undefined;
   readonly backoffMs?: { readonly initial: number; readonly max: number } | undefined;
@@ -81,7 +86,7 @@ export class ClusterInformers implements Runnable {
     add(specs.Ingress, this.#stores.Ingress);
     add(specs.Service, this.#stores.Service);
     add(specs.EndpointSlice, this.#stores.EndpointSlice);
-    add(specs.Secret, this.#stores.Secret, { keep: this.secrets.keep, observe: this.secrets.observe });
+    if (options.watchSecrets ?? true) add(specs.Secret, this.#stores.Secret, { keep: this.secrets.keep, observe: this.secrets.observe });
   }
 
   /** Subscribes to changes; returns an unsubscribe function. */

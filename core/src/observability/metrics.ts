@@ -1,16 +1,17 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Every Warren metric name starts with this. */
+/** Every metric of Warren's own starts with this (process, Node and cloudflared-compatible series do not). */
 export const METRIC_PREFIX = 'warren_';
 
 /**
  * Creates the process-wide prom-client registry. With `defaultMetrics` (the default) it also collects Node's
- * process metrics (CPU, RSS, event-loop lag, GC) under the `warren_` prefix. Tests pass `false` to keep
+ * process metrics (CPU, RSS, event-loop lag, GC) under their conventional unprefixed names
+ * (`process_*`, `nodejs_*`), so standard Node.js dashboards and alerts match. Tests pass `false` to keep
  * registries cheap.
  */
 export function createMetricsRegistry(options: { defaultMetrics?: boolean } = {}): Registry {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   return registry;
 }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { RouteTable } from '../routes/types.js';
 
 /**
  * Per-request metrics of the proxy pipeline (prom-client, `warren_` prefix). Label sets are bounded: the
@@ -7,11 +8,18 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
  */
 export interface ProxyMetrics {
   readonly requests: Counter<'namespace' | 'ingress' | 'service' | 'host' | 'status_class' | 'method'>;
+  /** Request latency: request head to the end of the response. Upgraded sessions are not in it. */
   readonly duration: Histogram<'namespace' | 'ingress' | 'service' | 'status_class'>;
+  /** Length of upgraded (WebSocket) sessions, from the request head to the session's end. */
+  readonly upgradedSessions: Histogram<'namespace' | 'ingress' | 'service'>;
   readonly retries: Counter<'namespace' | 'ingress' | 'service'>;
   readonly ejections: Counter<'namespace' | 'service'>;
   readonly inflight: Gauge;
   readonly generation: Gauge;
+  /** Ready endpoints of each Service that a route of the served table points at (0: that route answers 503). */
+  readonly readyEndpoints: Gauge<'namespace' | 'service'>;
+  /** Warning diagnostics in the served table by reason: objects or fields Warren rejected. */
+  readonly routeWarnings: Gauge<'reason'>;
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
@@ -42,9 +50,18 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       existing('warren_request_duration_seconds') ??
       new Histogram({
         name: 'warren_request_duration_seconds',
-        help: 'Time from request head to the end of the response (upgraded sessions: to the 101)',
+        help: 'Time from request head to the end of the response; upgraded sessions are in warren_upgraded_session_duration_seconds instead',
         labelNames: ['namespace', 'ingress', 'service', 'status_class'] as const,
         buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100],
+        registers: [registry],
+      }),
+    upgradedSessions:
+      existing('warren_upgraded_session_duration_seconds') ??
+      new Histogram({
+        name: 'warren_upgraded_session_duration_seconds',
+        help: 'Length of upgraded (WebSocket) sessions, from the request head to the end of the session',
+        labelNames: ['namespace', 'ingress', 'service'] as const,
+        buckets: [0.1, 1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600],
         registers: [registry],
       }),
     retries:
@@ -69,5 +86,41 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
     generation:
       existing('warren_proxy_generation') ??
       new Gauge({ name: 'warren_proxy_generation', help: 'Route-table generation the pipeline serves', registers: [registry] }),
+    readyEndpoints:
+      existing('warren_backend_ready_endpoints') ??
+      new Gauge({
+        name: 'warren_backend_ready_endpoints',
+        help: 'Ready (not terminating) endpoints of each Service routed to by the served route table',
+        labelNames: ['namespace', 'service'] as const,
+        registers: [registry],
+      }),
+    routeWarnings:
+      existing('warren_route_warnings') ??
+      new Gauge({
+        name: 'warren_route_warnings',
+        help: 'Warning diagnostics (rejected objects, annotations or fields) in the served route table, by reason',
+        labelNames: ['reason'] as const,
+        registers: [registry],
+      }),
   };
+}
+
+/**
+ * Sets the table-health gauges from the table now served. Label sets of Services no longer routed to, and of
+ * reasons no longer present, disappear with it.
+ */
+export function recordTableHealth(metrics: ProxyMetrics, table: RouteTable): void {
+  const ready = new Map<string, { namespace: string; service: string; keys: Set<string> }>();
+  for (const { backend } of table.routes) {
+    const id = `${backend.namespace}/${backend.service}`;
+    let entry = ready.get(id);
+    if (!entry) ready.set(id, (entry = { namespace: backend.namespace, service: backend.service, keys: new Set() }));
+    for (const endpoint of backend.endpoints) if (!endpoint.terminating) entry.keys.add(endpoint.key);
+  }
+  metrics.readyEndpoints.reset();
+  for (const { namespace, service, keys } of ready.values()) metrics.readyEndpoints.set({ namespace, service }, keys.size);
+  const warnings = new Map<string, number>();
+  for (const d of table.diagnostics) if (d.type === 'Warning') warnings.set(d.reason, (warnings.get(d.reason) ?? 0) + 1);
+  metrics.routeWarnings.reset();
+  for (const [reason, count] of warnings) metrics.routeWarnings.set({ reason }, count);
 }

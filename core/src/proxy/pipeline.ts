@@ -9,14 +9,14 @@ import type { PluginManifest } from '../plugin-api/manifest.js';
 import type { TransportProfile, UpstreamPlugin } from '../plugin-api/upstream.js';
 import { compareManifests } from '../plugins/registry.js';
 import type { Route, RouteTable } from '../routes/types.js';
-import { createAccessLog, type AccessLog } from './access-log.js';
+import { createAccessLog, type AccessLog, type LoggedExchange } from './access-log.js';
 import { EndpointStates } from './balancer.js';
 import { compileRoute, type CompiledRoute, type PluginEntry, type ProxyDefaults } from './compile.js';
 import { failExchange, isGrpc } from './errors.js';
 import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
-import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
+import { createProxyMetrics, methodLabel, recordTableHealth, statusClass, type ProxyMetrics } from './metrics.js';
 import { PoolRegistry } from './transport.js';
 
 /**
@@ -399,7 +399,9 @@ export class Pipeline implements ExchangeHandler, Runnable {
     await this.#pools.closeAll(Math.min(graceMs, 1_000));
   }
 
-  async handle(exchange: Exchange): Promise<void> {
+  async handle(accepted: Exchange): Promise<void> {
+    const logged = this.#accessLog?.begin(accepted);
+    const exchange = logged?.exchange ?? accepted;
     const gen = this.#live;
     const head = exchange.head;
     const started = performance.now();
@@ -408,7 +410,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
         ? new WarrenError(ErrorCode.ShuttingDown, 'shutting down')
         : new WarrenError(ErrorCode.NoRoute, 'routes are not loaded yet', { status: 503 });
       const status = failExchange(exchange, err, { grpc: isGrpc(head) });
-      this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 });
+      this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 }, logged);
       return;
     }
     gen.enter();
@@ -439,10 +441,10 @@ export class Pipeline implements ExchangeHandler, Runnable {
       gen.leave();
       this.#metrics?.inflight.dec();
     }
-    this.#observe(exchange, started, compiled, outcome);
+    this.#observe(exchange, started, compiled, outcome, logged);
   }
 
-  #observe(exchange: Exchange, started: number, compiled: CompiledRoute | undefined, outcome: Outcome): void {
+  #observe(exchange: Exchange, started: number, compiled: CompiledRoute | undefined, outcome: Outcome, logged: LoggedExchange | undefined): void {
     const ms = performance.now() - started;
     const m = this.#metrics;
     if (m) {
@@ -456,9 +458,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
         status_class: cls,
         method: methodLabel(exchange.head.method),
       });
-      m.duration.observe({ namespace: l?.namespace ?? '', ingress: l?.ingress ?? '', service: l?.service ?? '', status_class: cls }, ms / 1000);
+      const labels = { namespace: l?.namespace ?? '', ingress: l?.ingress ?? '', service: l?.service ?? '' };
+      // An upgraded session lasts as long as the client stays: its length is not a request latency.
+      if (outcome.status === 101) m.upgradedSessions.observe(labels, ms / 1000);
+      else m.duration.observe({ ...labels, status_class: cls }, ms / 1000);
     }
-    this.#accessLog?.({
+    if (logged) this.#accessLog?.write({
       id: exchange.id,
       method: exchange.head.method,
       host: exchange.head.authority,
@@ -470,7 +475,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       attempts: outcome.attempts,
       error: outcome.error ? `${outcome.error.code}: ${outcome.error.message}` : undefined,
       clientAddress: exchange.head.clientAddress,
-    });
+    }, logged);
   }
 
   async #buildLoop(): Promise<void> {
@@ -487,7 +492,10 @@ export class Pipeline implements ExchangeHandler, Runnable {
         const previous = this.#live;
         if (previous) this.#carryPools(previous, next);
         this.#live = next;
-        this.#metrics?.generation.set(table.generation);
+        if (this.#metrics) {
+          this.#metrics.generation.set(table.generation);
+          recordTableHealth(this.#metrics, table);
+        }
         if (previous) this.#retire(previous);
         next.compileInBackground();
         this.#logger.debug({ generation: table.generation, compiled: next.compiledRoutes }, 'route table live');

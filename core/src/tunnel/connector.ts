@@ -42,7 +42,7 @@ export interface TunnelConnectorOptions {
   /** Receives every request stream as an Exchange (the proxy pipeline). */
   readonly handler: ExchangeHandler;
   readonly logger: Logger;
-  /** prom-client registry for the `warren_tunnel_*` series; none registered when omitted. */
+  /** prom-client registry for the connector series (`cloudflared_tunnel_*`); none registered when omitted. */
   readonly registry?: Registry | undefined;
   /** Credentials to use instead of loading them from settings and environment. */
   readonly credentials?: TunnelCredentials | undefined;
@@ -360,7 +360,7 @@ function once(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }
 
-/** Bounded label values for `warren_tunnel_register_fail`. */
+/** Bounded label values for `cloudflared_tunnel_tunnel_register_fail`. */
 function failureLabel(reason: TunnelConnectionError): string {
   if (reason.duplicateConnection) return 'duplicate_connection';
   if (reason.unauthorized) return 'unauthorized';

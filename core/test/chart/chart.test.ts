@@ -1,13 +1,14 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { BUILTIN_PLUGINS } from '../../src/plugins/builtin.js';
 import { resolvePlugins } from '../../src/plugins/registry.js';
-import { CHART_DIR, REPO_ROOT, lint, render, template, type Deployment, type K8sObject } from './helm.js';
+import { CHART_DIR, REPO_ROOT, helm, lint, render, template, type Deployment, type K8sObject } from './helm.js';
 
 const TUNNEL_TOKEN = 'eyJhIjoidGVzdC10dW5uZWwtdG9rZW4tdmFsdWUifQ';
 const API_TOKEN = 'test-api-token-value-0123456789';
@@ -22,8 +23,17 @@ function controller(d: Deployment) {
   return d.spec.template.spec.containers[0]!;
 }
 
-test('helm lint --strict passes with the minimal credentials and with every plugin on', async (t) => {
-  for (const values of [withToken, { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } }]) {
+test('helm lint --strict passes with the minimal credentials, with every plugin on, and with every new chart object on', async (t) => {
+  const extended = {
+    ...withToken,
+    kubernetes: { namespaces: ['shop'] },
+    autoscaling: { enabled: true },
+    networkPolicy: { enabled: true, egress: { enabled: true } },
+    prometheusRule: { create: true },
+    grafanaDashboard: { create: true },
+    extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'extra' } }],
+  };
+  for (const values of [withToken, { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } }, extended]) {
     const result = await lint(values);
     t.is(result.code, 0, result.stdout + result.stderr);
     t.regex(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -228,7 +238,7 @@ test('each controller value lands on its setting, and the controller accepts the
   t.is(cfg.server.listen, '[::]:9100');
   t.deepEqual(cfg.extraPlugins, [{ package: '@acme/warren-plugin-x', config: { header: 'x-acme' } }]);
   // The Lease Role follows the lease name and namespace.
-  const role = (await render(values)).get('Role') as unknown as { metadata: { namespace: string }; rules: Array<{ resourceNames?: string[] }> };
+  const role = (await render(values)).get('Role', 'warren-leader-election') as unknown as { metadata: { namespace: string }; rules: Array<{ resourceNames?: string[] }> };
   t.is(role.metadata.namespace, 'ops');
   t.deepEqual(role.rules.flatMap((r) => r.resourceNames ?? []), ['edge']);
 });
@@ -327,4 +337,130 @@ test('values.yaml shows every value the schema knows and agrees with the control
   t.is(values.watchIngressWithoutClass as unknown, defaults.ingressClass.watchWithoutClass);
   t.is(values.leaderElection!.enabled, defaults.kubernetes.leaderElection.enabled);
   t.is(`${String(values.metrics!.address)}:${String(values.metrics!.port)}`, defaults.server.listen);
+});
+
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+const rulesOf = (o: K8sObject): Rule[] => (o as unknown as { rules: Rule[] }).rules;
+const readsSecrets = (rules: readonly Rule[]) => rules.some((r) => r.resources.includes('secrets'));
+
+test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and nothing namespaced is cluster-wide', async (t) => {
+  const out = await render({ ...withToken, kubernetes: { namespaces: ['shop', 'blog', 'shop'] } });
+  const cluster = out.get('ClusterRole');
+  t.deepEqual(rulesOf(cluster), [{ apiGroups: ['networking.k8s.io'], resources: ['ingressclasses'], verbs: ['get', 'list', 'watch'] }], 'only the cluster-scoped kind');
+  const routing = out.objects.filter((o) => o.kind === 'Role' && o.metadata.name === 'warren');
+  t.deepEqual(routing.map((o) => o.metadata.namespace), ['shop', 'blog'], 'one Role per distinct namespace');
+  const reference = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
+  const clusterWide = rulesOf(reference.find((o) => o.kind === 'ClusterRole')!);
+  // The namespaced Role holds the reference rules minus the cluster-scoped IngressClasses.
+  const expected = clusterWide.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== 'ingressclasses') }));
+  for (const role of routing) t.deepEqual(rulesOf(role), expected);
+  for (const ns of ['shop', 'blog']) {
+    const binding = out.objects.find((o) => o.kind === 'RoleBinding' && o.metadata.name === 'warren' && o.metadata.namespace === ns) as unknown as {
+      roleRef: { kind: string; name: string };
+      subjects: Array<{ name: string; namespace: string }>;
+    };
+    t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'warren' } as unknown as typeof binding.roleRef);
+    t.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]), [['warren', 'warren-system']]);
+  }
+});
+
+test('Secrets are readable only while a plugin can reference one: the tls plugin or custom plugins', async (t) => {
+  const secretsAnywhere = (out: Awaited<ReturnType<typeof render>>) =>
+    out.objects.filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && readsSecrets(rulesOf(o))).map((o) => `${o.kind}/${o.metadata.namespace ?? ''}`);
+  t.deepEqual(secretsAnywhere(await render(withToken)), ['ClusterRole/'], 'default: tls on');
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } } })), [], 'tls off: no Secret read at all');
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } }, kubernetes: { namespaces: ['shop'] } })), []);
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, kubernetes: { namespaces: ['shop'] } })), ['Role/shop'], 'namespaced, never cluster-wide');
+  t.deepEqual(
+    secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } }, extraPlugins: [{ package: '@acme/warren-plugin-x' }] })),
+    ['ClusterRole/'],
+    'custom plugins may reference Secrets',
+  );
+  // The controller makes the same decision: without a plugin whose annotation names a Secret it watches none.
+  const plugins = await resolvePlugins(parseConfig({ plugins: { tls: { enabled: false } } }));
+  t.false(plugins.some((p) => p.module.manifest.annotations?.some((a) => a.secretRef)));
+  const withTls = await resolvePlugins(parseConfig({}));
+  t.true(withTls.some((p) => p.module.manifest.annotations?.some((a) => a.secretRef)));
+});
+
+test('helm refuses a plugin whose dependency is off (gRPC without HTTP/2), naming the dependency', async (t) => {
+  const refused = await template({ ...withToken, plugins: { http2: { enabled: false } } });
+  t.not(refused.code, 0);
+  t.regex(refused.stderr, /plugins\/http2\/enabled/);
+  const bothOff = await template({ ...withToken, plugins: { http2: { enabled: false }, grpc: { enabled: false } } });
+  t.is(bothOff.code, 0, bothOff.stderr);
+  // The controller refuses the same settings, so the schema only moves the error to install time.
+  await t.throwsAsync(resolvePlugins(parseConfig({ plugins: { http2: { enabled: false } } })), { message: /upstream\.http2/ });
+});
+
+test('HPA, NetworkPolicy, extra containers, arguments, environment, objects, probes and minReadySeconds render as set', async (t) => {
+  const plain = await render(withToken);
+  for (const kind of ['HorizontalPodAutoscaler', 'NetworkPolicy', 'PrometheusRule']) t.is(plain.find(kind), undefined, `${kind} is off by default`);
+  t.is(plain.find('ConfigMap', 'warren-dashboard'), undefined);
+  const out = await render({
+    ...withToken,
+    autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 9, targetCPUUtilizationPercentage: 60, targetMemoryUtilizationPercentage: 80 },
+    networkPolicy: { enabled: true, metricsFrom: [{ namespaceSelector: { matchLabels: { name: 'monitoring' } } }], egress: { enabled: true, extra: [{ to: [{ namespaceSelector: {} }] }] } },
+    extraArgs: ['--log-level', 'debug'],
+    envFrom: [{ secretRef: { name: 'warren-env' } }],
+    initContainers: [{ name: 'wait', image: 'busybox' }],
+    extraContainers: [{ name: 'sidecar', image: 'busybox' }],
+    extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{ .Release.Name }}-extra' }, data: { a: 'b' } }, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-templated'],
+    livenessProbe: { enabled: false },
+    readinessProbe: { periodSeconds: 7 },
+    minReadySeconds: 12,
+  });
+  const d = out.deployment();
+  const spec = d.spec as unknown as { replicas?: number; minReadySeconds?: number };
+  t.is(spec.replicas, undefined, 'the HPA owns the replica count');
+  t.is(spec.minReadySeconds, 12);
+  const hpa = out.get('HorizontalPodAutoscaler') as unknown as { spec: { minReplicas: number; maxReplicas: number; scaleTargetRef: { name: string }; metrics: Array<{ resource: { name: string; target: { averageUtilization: number } } }> } };
+  t.like(hpa.spec, { minReplicas: 3, maxReplicas: 9, scaleTargetRef: { name: d.metadata.name } });
+  t.deepEqual(hpa.spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]), [['cpu', 60], ['memory', 80]]);
+  t.is((out.get('PodDisruptionBudget') as unknown as { spec: { maxUnavailable: number } }).spec.maxUnavailable, 1, 'a budget follows the HPA minimum');
+  const np = out.get('NetworkPolicy') as unknown as { spec: { policyTypes: string[]; ingress: Array<{ ports: Array<{ port: string }>; from: unknown[] }>; egress: Array<{ ports?: Array<{ port: number }>; to?: unknown }> } };
+  t.deepEqual(np.spec.policyTypes, ['Ingress', 'Egress']);
+  t.deepEqual(np.spec.ingress.map((r) => r.ports.map((p) => p.port)), [['metrics']], 'inbound: the metrics port only');
+  t.deepEqual(np.spec.ingress[0]!.from, [{ namespaceSelector: { matchLabels: { name: 'monitoring' } } }]);
+  t.true(np.spec.egress.some((r) => r.ports?.some((p) => p.port === 7844)), 'the edge is reachable');
+  t.true(np.spec.egress.some((r) => r.to !== undefined), 'extra egress rules are added');
+  const pod = d.spec.template.spec as unknown as { initContainers: Array<{ name: string }>; containers: Array<{ name: string; args: string[]; envFrom: unknown[]; livenessProbe?: unknown; readinessProbe: { periodSeconds: number; enabled?: boolean } }> };
+  t.deepEqual(pod.initContainers.map((c) => c.name), ['wait']);
+  t.deepEqual(pod.containers.map((c) => c.name), ['controller', 'sidecar']);
+  const c = pod.containers[0]!;
+  t.deepEqual(c.args, ['--config', '/etc/warren/config/config.yaml', '--log-level', 'debug']);
+  t.deepEqual(c.envFrom, [{ secretRef: { name: 'warren-env' } }]);
+  t.is(c.livenessProbe, undefined);
+  t.is(c.readinessProbe.periodSeconds, 7);
+  t.false('enabled' in c.readinessProbe, 'the toggle is not passed to Kubernetes');
+  t.truthy(out.find('ConfigMap', 'warren-extra'));
+  t.truthy(out.find('Secret', 'warren-templated'));
+  const refused = await template({ ...withToken, autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } });
+  t.regex(refused.stderr, /autoscaling\.minReplicas must not exceed autoscaling\.maxReplicas/);
+});
+
+test('the PrometheusRule and the Grafana dashboard render when enabled, with the shipped dashboard JSON', async (t) => {
+  const out = await render({ ...withToken, prometheusRule: { create: true, labels: { release: 'prom' }, errorRatio: 0.1 }, grafanaDashboard: { create: true, namespace: 'monitoring' } });
+  const rule = out.get('PrometheusRule') as unknown as { metadata: { labels: Record<string, string> }; spec: { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> } };
+  t.is(rule.metadata.labels.release, 'prom');
+  const alerts = rule.spec.groups[0]!.rules;
+  t.deepEqual(alerts.map((r) => r.alert), ['WarrenTunnelDown', 'WarrenHighErrorRatio', 'WarrenBackendWithoutReadyEndpoints', 'WarrenLeaderMissing', 'WarrenConfigRejected']);
+  for (const r of alerts) t.regex(r.expr, /job="warren"/, `${r.alert} selects this release's series`);
+  t.regex(alerts[1]!.expr, /> 0\.1$/);
+  const cm = out.get('ConfigMap', 'warren-dashboard') as unknown as { metadata: { namespace: string; labels: Record<string, string> }; data: Record<string, string> };
+  t.is(cm.metadata.namespace, 'monitoring');
+  t.is(cm.metadata.labels.grafana_dashboard, '1');
+  t.deepEqual(JSON.parse(cm.data['warren.json']!), JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', 'warren.json'), 'utf8')));
+});
+
+test('Chart.yaml carries chart-repository metadata and helm package builds the archive', async (t) => {
+  const chart = parseYaml(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { annotations: Record<string, string>; version: string; maintainers: unknown[] };
+  t.is(chart.annotations['artifacthub.io/license'], 'Apache-2.0');
+  t.truthy(chart.annotations['artifacthub.io/changes']);
+  t.true(chart.maintainers.length > 0);
+  const dir = mkdtempSync(join(tmpdir(), 'warren-package-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const packaged = await helm(['package', CHART_DIR, '--destination', dir]);
+  t.is(packaged.code, 0, packaged.stderr);
+  t.true(existsSync(join(dir, `warren-${chart.version}.tgz`)));
 });

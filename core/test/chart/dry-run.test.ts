@@ -62,6 +62,9 @@ const PLURALS: Readonly<Record<string, string>> = {
   RoleBinding: 'rolebindings',
   IngressClass: 'ingressclasses',
   ServiceMonitor: 'servicemonitors',
+  PrometheusRule: 'prometheusrules',
+  HorizontalPodAutoscaler: 'horizontalpodautoscalers',
+  NetworkPolicy: 'networkpolicies',
 };
 
 /** Server-side apply, dry run, strict field validation. */
@@ -86,27 +89,29 @@ test.before(async () => {
     },
     'namespaces',
   );
-  // A minimal ServiceMonitor CRD (the Prometheus Operator's is far larger; the apiVersion and kind are what matter).
-  await ensureCreated(
-    {
-      apiVersion: 'apiextensions.k8s.io/v1',
-      kind: 'CustomResourceDefinition',
-      metadata: { name: 'servicemonitors.monitoring.coreos.com' },
-      spec: {
-        group: 'monitoring.coreos.com',
-        scope: 'Namespaced',
-        names: { plural: 'servicemonitors', singular: 'servicemonitor', kind: 'ServiceMonitor', listKind: 'ServiceMonitorList' },
-        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+  // Minimal Prometheus Operator CRDs (the real ones are far larger; the apiVersion and kind are what matter).
+  for (const [kind, plural] of [['ServiceMonitor', 'servicemonitors'], ['PrometheusRule', 'prometheusrules']] as const) {
+    await ensureCreated(
+      {
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: `${plural}.monitoring.coreos.com` },
+        spec: {
+          group: 'monitoring.coreos.com',
+          scope: 'Namespaced',
+          names: { plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List` },
+          versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+        },
       },
-    },
-    'customresourcedefinitions',
-  );
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const res = await call('GET', '/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors');
-    if (res.status === 200) break;
-    if (Date.now() > deadline) throw new Error(`the ServiceMonitor CRD was not served within 30 s: ${res.status} ${res.body}`);
-    await new Promise((r) => setTimeout(r, 200));
+      'customresourcedefinitions',
+    );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const res = await call('GET', `/apis/monitoring.coreos.com/v1/namespaces/default/${plural}`);
+      if (res.status === 200) break;
+      if (Date.now() > deadline) throw new Error(`the ${kind} CRD was not served within 30 s: ${res.status} ${res.body}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 });
 
@@ -135,6 +140,26 @@ const matrix: Array<[string, object]> = [
       commonLabels: { 'example.com/owner': 'platform' },
       serviceAccount: { annotations: { 'example.com/role': 'edge' } },
       service: { annotations: { 'example.com/scrape': 'true' } },
+    },
+  ],
+  [
+    'autoscaling, a network policy, namespaced RBAC, extensions and monitoring',
+    {
+      cloudflare: { tunnelToken: 'dGVzdA' },
+      kubernetes: { namespaces: [NAMESPACE] },
+      plugins: { tls: { enabled: false } },
+      autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5, targetCPUUtilizationPercentage: 70, behavior: { scaleDown: { stabilizationWindowSeconds: 300 } } },
+      networkPolicy: { enabled: true, metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], egress: { enabled: true, extra: [{ to: [{ namespaceSelector: {} }] }] } },
+      extraArgs: ['--log-level', 'debug'],
+      envFrom: [{ configMapRef: { name: 'warren-env' } }],
+      initContainers: [{ name: 'wait', image: 'busybox', command: ['true'], securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }],
+      extraContainers: [{ name: 'sidecar', image: 'busybox', command: ['sleep', '3600'], securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }],
+      extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{ .Release.Name }}-extra', namespace: '{{ .Release.Namespace }}' }, data: { a: 'b' } }],
+      livenessProbe: { enabled: false },
+      startupProbe: { periodSeconds: 3 },
+      minReadySeconds: 10,
+      prometheusRule: { create: true, labels: { release: 'prometheus' } },
+      grafanaDashboard: { create: true },
     },
   ],
   ['existing Secret, no IngressClass, one replica', { replicaCount: 1, ingressClass: { enabled: false }, cloudflare: { secretRef: { name: 'cf', tunnelTokenKey: 'token' } } }],

@@ -25,10 +25,11 @@ import { startFakeCloudflare, type FakeCloudflare, type FakeTunnel } from '../..
 import { render, type Container, type K8sObject, type Rendered } from '../chart/helm.js';
 import { adminClients, loadRbacObjects, useApiServer, type AdminClients } from '../support/apiserver.js';
 import { ingress, testHost } from '../support/k8s-objects.js';
-import { cleanUpAfter, spawnLogged, tempDir, waitUntil, type LoggedChild } from './support/children.js';
+import { refusedRequests, startChartController } from './support/chart-controller.js';
+import { cleanUpAfter, tempDir, waitUntil } from './support/children.js';
 import { createEchoBackend, eventsFor, statusAddresses } from './support/cluster.js';
 import { startEchoService, type EchoService } from './support/echo.js';
-import { send, sendUntil } from './support/http.js';
+import { sendUntil } from './support/http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './support/paths.js';
 
 const server = useApiServer(test);
@@ -159,11 +160,6 @@ test.serial('the uninstall hook Job passes the API server\'s strict validation a
   t.is(res.headers.warning, undefined, 'no Pod Security or validation warning');
 });
 
-interface ControllerProcess {
-  readonly child: LoggedChild;
-  readonly healthUrl: string;
-}
-
 /** Files the pod would get from its mounts: the rendered config file and the API token from the rendered Secret. */
 function podFiles(dir: string): { configFile: string; apiTokenFile: string } {
   const configFile = join(dir, 'config.yaml');
@@ -186,23 +182,6 @@ function argsOf(container: Container, files: { configFile: string; apiTokenFile:
     '--set',
     `cloudflare.apiTokenFile=${files.apiTokenFile}`,
   ];
-}
-
-async function startController(args: readonly string[]): Promise<ControllerProcess> {
-  const child = spawnLogged('chart-controller', NODE_BIN, [MAIN_JS, ...args, '--set', 'server.listen=127.0.0.1:0'], {
-    cwd: REPO_ROOT,
-    env: baseEnv({ POD_NAME: 'edge-warren-0', POD_NAMESPACE: namespace }),
-  });
-  const [, address] = await child.waitForOutput(/"address":"([^"]+)","msg":"health and metrics server listening"/, 30_000, 'the health server address');
-  const healthUrl = `http://${address}`;
-  await waitUntil(
-    'the controller /readyz 200',
-    async () => (await send(healthUrl, '/readyz', { timeoutMs: 3_000 }).catch(() => ({ status: 0 }))).status === 200,
-    60_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}\n${child.tail()}`);
-  });
-  return { child, healthUrl };
 }
 
 function run(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -239,7 +218,7 @@ test.serial('with only the chart\'s RBAC the controller syncs, routes, writes st
   const files = podFiles(dir);
 
   const deploymentContainer = rendered.deployment().spec.template.spec.containers[0]!;
-  const controller = await startController(argsOf(deploymentContainer, files, kubeconfig));
+  const controller = await startChartController(argsOf(deploymentContainer, files, kubeconfig), { name: 'edge-warren-0', namespace });
   cleanUpAfter(t, controller.child);
 
   // The leader adopted the existing tunnel and stored its credentials in the Secret its Role names.
@@ -340,9 +319,5 @@ test.serial('with only the chart\'s RBAC the controller syncs, routes, writes st
 
   const exit = await controller.child.stop(15_000);
   t.deepEqual(exit, { code: 0, signal: null });
-  const refused = controller.child
-    .stdout()
-    .split('\n')
-    .filter((l) => /forbidden|HTTP 403|"status":403|"code":403/i.test(l));
-  t.deepEqual(refused, [], 'the API server refused nothing the controller asked');
+  t.deepEqual(refusedRequests(controller.child), [], 'the API server refused nothing the controller asked');
 });

@@ -16,6 +16,8 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 interface Stage {
   readonly from: string;
   readonly name: string | undefined;
+  /** `--platform=` of the FROM line, unexpanded; undefined: the target platform. */
+  readonly platform: string | undefined;
   readonly instructions: Array<{ op: string; args: string }>;
 }
 
@@ -34,9 +36,11 @@ function parseDockerfile(text: string): Stage[] {
       continue;
     }
     if (upper === 'FROM') {
-      const expanded = argText.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? '');
+      const platform = /^--platform=(\S+)\s+/.exec(argText);
+      const image = platform ? argText.slice(platform[0].length) : argText;
+      const expanded = image.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? '');
       const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(expanded);
-      stages.push({ from: m![1]!, name: m![2], instructions: [] });
+      stages.push({ from: m![1]!, name: m![2], platform: platform?.[1], instructions: [] });
       continue;
     }
     stages.at(-1)?.instructions.push({ op: upper, args: argText });
@@ -54,6 +58,15 @@ test('every stage builds on Node 24, and the runtime is a minimal image without 
   for (const stage of stages) t.regex(stage.from, NODE_24, `stage ${stage.name ?? '(final)'}`);
   t.regex(final.from, /^gcr\.io\/distroless\/nodejs24-/);
   t.false(final.instructions.some((i) => i.op === 'RUN'), 'the final stage runs no shell commands (it has no shell)');
+});
+
+test('the Dockerfile is architecture-neutral, for a multi-arch buildx build', (t) => {
+  const code = dockerfile.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+  t.notRegex(code, /amd64|arm64|x86_64|aarch64|armv7|ppc64le|s390x/i, 'no architecture is named outside comments');
+  const build = stages.find((s) => s.name === 'build')!;
+  t.is(build.platform, '$BUILDPLATFORM', 'the compile stage runs natively on the build machine (its output is JavaScript)');
+  for (const stage of stages.filter((s) => s !== build)) t.is(stage.platform, undefined, `stage ${stage.name ?? '(final)'} is built per target platform`);
+  t.false(code.includes('--platform=$TARGETPLATFORM'), 'nothing forces a platform on the target stages');
 });
 
 test('the runtime user is a numeric non-root UID and GID', (t) => {

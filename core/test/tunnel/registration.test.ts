@@ -39,8 +39,10 @@ test('all HA connections register: index 0 first, the others after it, each with
     byIndex[0]!.rpc!.events.sequence().slice(0, 2),
     ['bootstrap', 'call:registerConnection'],
   );
-  const metrics = await h.registry.getSingleMetricAsString('warren_tunnel_ha_connections');
-  t.regex(metrics, /warren_tunnel_ha_connections 4/);
+  const metrics = await h.registry.getSingleMetricAsString('cloudflared_tunnel_ha_connections');
+  t.regex(metrics, /cloudflared_tunnel_ha_connections 4/);
+  const registered = await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_success');
+  t.regex(registered, /cloudflared_tunnel_tunnel_register_success\{rpcName="registerConnection"\} 4/, 'the series cloudflared dashboards query');
   t.is(h.connector.connections().length, 4);
   t.is(h.connector.tunnelId, creds.tunnelId);
 });
@@ -62,8 +64,8 @@ test('bad credentials end start-up with a clear credentials error that never sho
   t.false(err!.message.includes(h.sim.credentials.tunnelSecret.toString('base64')));
   t.is(h.sim.connections.filter((c) => c.result?.ok === false).length, 3, 'Unauthorized is retried during start-up, boundedly');
   t.is(h.connector.registeredConnections, 0);
-  const fail = await h.registry.getSingleMetricAsString('warren_tunnel_register_fail');
-  t.regex(fail, /error="unauthorized"} 3/);
+  const fail = await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_fail');
+  t.regex(fail, /error="unauthorized",rpcName="registerConnection"} 3/);
 });
 
 test('a permanent refusal during start-up fails start(); a retryable one is retried no sooner than retryAfter', async (t) => {
@@ -152,11 +154,11 @@ test('malformed RPC answers and RPC exceptions are survived and retried', async 
 test('an edge with an untrusted certificate is never registered with', async (t) => {
   const h = await startHarness(t, { manualStart: true, tunnel: { edgeCaFile: undefined } });
   await h.start();
-  await eventually(async () => /error="dial"} [2-9]/.test(await h.registry.getSingleMetricAsString('warren_tunnel_register_fail')), 5000);
+  await eventually(async () => /error="dial",rpcName="registerConnection"} [2-9]/.test(await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_fail')), 5000);
   t.is(h.sim.connections.length, 0, 'TLS verification failed before HTTP/2 started');
   t.is(h.connector.registeredConnections, 0);
-  const fail = await h.registry.getSingleMetricAsString('warren_tunnel_register_fail');
-  t.regex(fail, /error="dial"} [1-9]/);
+  const fail = await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_fail');
+  t.regex(fail, /error="dial",rpcName="registerConnection"} [1-9]/);
 });
 
 test('HA connections are capped to the number of edge addresses', async (t) => {

@@ -21,8 +21,8 @@ test('graceful shutdown unregisters every connection, then releases and aborts t
     t.true(c.goawayReceived, 'the connector sent GOAWAY');
     await c.closedPromise;
   }
-  const metrics = await h.registry.getSingleMetricAsString('warren_tunnel_ha_connections');
-  t.regex(metrics, /warren_tunnel_ha_connections 0/);
+  const metrics = await h.registry.getSingleMetricAsString('cloudflared_tunnel_ha_connections');
+  t.regex(metrics, /cloudflared_tunnel_ha_connections 0/);
 });
 
 test('in-flight requests finish during the grace period; requests slower than it are cut', async (t) => {
