@@ -4,6 +4,7 @@ export * from './api-token.js';
 export * from './client.js';
 export * from './errors.js';
 export * from './ownership.js';
+export * from './plans.js';
 export * from './redact.js';
 export * from './request-budget.js';
 export * from './secret-store.js';
