@@ -170,3 +170,10 @@ test('the container resolves the plugin with explicit tokens only', async (t) =>
   t.true(plugin instanceof FirewallPlugin);
   t.is(plugin!.id, 'cloud.firewall');
 });
+
+test('country lists take ISO 3166-1 codes plus T1 and XX only: EU, UN, QO, AC and the like are refused', (t) => {
+  const parsed = countryListSchema.parse('EU, UN, QO, AC, ZZ, de, T1, xx, XK');
+  t.deepEqual(parsed.entries, ['DE', 'T1', 'XX']);
+  t.deepEqual(parsed.invalid.map((i) => i.entry), ['EU', 'UN', 'QO', 'AC', 'ZZ', 'XK']);
+  t.deepEqual(countryListSchema.parse('us gb jp br za aq').entries, ['US', 'GB', 'JP', 'BR', 'ZA', 'AQ']);
+});
