@@ -3,6 +3,7 @@ export type { default as Cloudflare } from 'cloudflare';
 export * from './api-token.js';
 export * from './client.js';
 export * from './errors.js';
+export * from './metrics.js';
 export * from './ownership.js';
 export * from './plans.js';
 export * from './redact.js';

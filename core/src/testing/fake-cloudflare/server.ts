@@ -40,6 +40,8 @@ export interface FakeFaults {
   rateLimit(count: number, retryAfterSeconds?: number, route?: string): void;
   /** The next `count` requests (optionally matching `route`) get `status` (default 500) with code 10000-ish errors. */
   serverError(count: number, status?: number, route?: string): void;
+  /** The next `count` requests (optionally matching `route`) fail with `status` and one error `code`/`message`. */
+  apiError(count: number, status: number, code: number, message: string, route?: string): void;
   /** Drops every pending fault. */
   clear(): void;
 }
@@ -131,7 +133,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
   const log: FakeRequestLogEntry[] = [];
   const windows = new Map<string, number[]>();
   const blockedUntil = new Map<string, number>();
-  let pending: Array<{ kind: '429' | '5xx'; status: number; retryAfter: number; route?: string | undefined; left: number }> = [];
+  let pending: Array<{ kind: '429' | '5xx' | 'api'; status: number; retryAfter: number; route?: string | undefined; left: number; code?: number; message?: string }> = [];
 
   const routes: Route[] = [];
   const on = (method: string, template: string, handler: Handler) => {
@@ -684,6 +686,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         if (fault.kind === '429') {
           throw new FakeApiError(429, [{ code: 10000, message: 'Rate limited. Please wait and consider throttling your request speed' }], { 'retry-after': String(fault.retryAfter) });
         }
+        if (fault.kind === 'api') throw new FakeApiError(fault.status, [{ code: fault.code!, message: fault.message! }]);
         throw new FakeApiError(fault.status, [{ code: 10001, message: 'service temporarily unavailable' }]);
       }
       let body: unknown;
@@ -727,6 +730,9 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       },
       serverError(count, status = 500, route) {
         pending.push({ kind: '5xx', status, retryAfter: 0, route, left: count });
+      },
+      apiError(count, status, code, message, route) {
+        pending.push({ kind: 'api', status, retryAfter: 0, route, left: count, code, message });
       },
       clear() {
         pending = [];
