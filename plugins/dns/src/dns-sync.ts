@@ -97,8 +97,9 @@ export interface DnsSyncOptions {
  *
  * Cost: zones are listed once per `zoneCacheTtl` and each zone's records once per `resyncInterval` (or after a
  * write failed); plans are computed against that cache, so a sync with nothing to change makes no API call.
- * Changes go out through the batch endpoint, at most `batchSize` record changes per request, all changes of one
- * host in the same request. A batch refused as invalid is retried host by host, so one bad name affects only
+ * Changes go out through the batch endpoint, at most `batchSize` record changes per request and never more than
+ * the zone's plan allows (Free 200, paid 3,500), all changes of one host in the same request. Records are managed
+ * only in zones of the tunnel's account (see #tunnelAccount). A batch refused as invalid is retried host by host, so one bad name affects only
  * itself. 429 and 5xx answers stop the sync of that zone and make `sync` reject, so core retries with back-off.
  */
 export class DnsSync {
