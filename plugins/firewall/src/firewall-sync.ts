@@ -1,7 +1,7 @@
 import { CloudflareApiError, ZoneDirectory, callCloudflare, planLimits, type Cloudflare, type UnenforcedFirewallGauge, type ZoneInfo } from '@warren/core';
 import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
-import { desiredRules, refPrefix, type DesiredRule } from './rules.js';
+import { desiredRules, packRules, refPrefix, type DesiredRule, type RuleClause } from './rules.js';
 import type { FirewallSettings } from './settings.js';
 
 /** The phase whose zone entrypoint holds WAF custom rules. */
@@ -54,8 +54,10 @@ type RulesetLike = { id: string; rules?: Array<Record<string, unknown>> };
  * concurrent one). Reads are cached (`resyncInterval`), so a sync with nothing to change makes no API call.
  *
  * Cloudflare limits the rules of the phase per plan (Free 5, Pro 20, Business 100, Enterprise 1,000), counting
- * rules people wrote. Rules are packed (see `desiredRules`); when they still do not all fit, allow-list rules get
- * the free slots first and the Ingresses of the rest get a `FirewallRuleLimit` Warning and count in
+ * rules people wrote. Rules are packed (see `desiredRules`); when they do not all fit and their Ingresses ask for
+ * several actions, they are packed again with the strictest, `block` (a `FirewallActionTightened` Warning on the
+ * Ingresses that asked for a challenge): refusing more is safer than enforcing nothing. When they still do not
+ * all fit, allow-list rules get the free slots first and the Ingresses of the rest get a `FirewallRuleLimit` Warning and count in
  * `warren_firewall_unenforced_ingresses`: their lists are not enforced at the edge. Rules that did not fit or that
  * Cloudflare refused are tried again on every sync, and after every re-read of the zone (a slot freed by hand, a
  * plan upgrade).
@@ -83,7 +85,7 @@ export class FirewallSync {
    */
   async sync(table: RouteTable, ownerKey: string, signal: AbortSignal, formerOwnerKeys: readonly string[] = []): Promise<FirewallSyncReport> {
     const zones = await this.#zones.zones(signal);
-    const { rules, problems } = desiredRules(table, zones, ownerKey, this.#o.settings.wildcardMatch);
+    const { rules, clauses, problems } = desiredRules(table, zones, ownerKey, this.#o.settings.wildcardMatch);
     const report: FirewallSyncReport = { created: 0, updated: 0, deleted: 0, problems: problems.length, unenforced: 0 };
     const current = new Set<string>();
     for (const p of problems) {
@@ -100,7 +102,8 @@ export class FirewallSync {
       const wanted = rules.filter((r) => r.zone.id === zone.id);
       try {
         const state = await this.#load(zone, prefixes, signal, wanted.length > 0);
-        if (state) await this.#reconcile(zone, state, wanted, prefixes, report, signal);
+        const zoneClauses = clauses.filter((c) => c.zone.id === zone.id);
+        if (state) await this.#reconcile(zone, state, { wanted, clauses: zoneClauses, ownerKey }, prefixes, report, signal);
       } catch (err) {
         this.#state.delete(zone.id);
         if (!(err instanceof CloudflareApiError)) throw err;
@@ -158,8 +161,31 @@ export class FirewallSync {
     }
   }
 
-  async #reconcile(zone: ZoneInfo, state: ZoneRules, wanted: readonly DesiredRule[], prefixes: readonly string[], report: FirewallSyncReport, signal: AbortSignal): Promise<void> {
+  async #reconcile(
+    zone: ZoneInfo,
+    state: ZoneRules,
+    desired: { readonly wanted: readonly DesiredRule[]; readonly clauses: readonly RuleClause[]; readonly ownerKey: string },
+    prefixes: readonly string[],
+    report: FirewallSyncReport,
+    signal: AbortSignal,
+  ): Promise<void> {
     const client = this.#o.client();
+    const limit = planLimits(zone.plan).customRules;
+    const notices = new Map<string, { ingress: IngressRef; reason: string; message: string }>();
+    let wanted = desired.wanted;
+    if (wanted.length > limit - state.foreign && new Set(wanted.map((r) => r.action)).size > 1) {
+      const strict = packRules(desired.clauses, desired.ownerKey, 'block');
+      if (strict.length < wanted.length) {
+        for (const clause of desired.clauses) {
+          if (clause.action === 'block') continue;
+          const message =
+            `zone ${zone.name} (${zone.plan ?? 'unknown, counted as free'} plan) has room for ${Math.max(0, limit - state.foreign)} of Warren's custom rules: ` +
+            `the firewall lists of this Ingress are enforced with action block instead of ${clause.action}, so that more lists fit`;
+          notices.set(`${clause.ingress.uid}|tightened`, { ingress: clause.ingress, reason: 'FirewallActionTightened', message });
+        }
+        wanted = strict;
+      }
+    }
     const body = (r: DesiredRule) => ({ ref: r.ref, action: r.action as 'block', expression: r.expression, description: r.description, enabled: true });
     const wantedRefs = new Set(wanted.map((r) => r.ref));
     // Deletions first: they free slots for the rules still to be created.
@@ -173,7 +199,6 @@ export class FirewallSync {
     }
     const refused = this.#refused.get(zone.id) ?? new Map<string, string>();
     this.#refused.set(zone.id, refused);
-    const limit = planLimits(zone.plan).customRules;
     const unenforced = new Map<string, { ingress: IngressRef; reason: string; message: string }>();
     const overflow: DesiredRule[] = [];
     const rejected = (rule: DesiredRule, message: string) => {
@@ -220,7 +245,7 @@ export class FirewallSync {
         '(free slots go to allow lists first; remove custom rules or upgrade the plan, and Warren installs them on its next sync)';
       for (const ingress of rule.ingresses) if (!unenforced.has(ingress.uid)) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleLimit', message });
     }
-    this.#reportZone(zone, unenforced);
+    this.#reportZone(zone, [...unenforced.values(), ...notices.values()]);
     report.unenforced += unenforced.size;
     this.#o.unenforced?.set(zone.name, unenforced.size);
   }
@@ -253,16 +278,16 @@ export class FirewallSync {
     }
   }
 
-  /** Warnings for the zone's unenforced Ingresses, once per problem; a solved problem may be reported again later. */
-  #reportZone(zone: ZoneInfo, unenforced: ReadonlyMap<string, { ingress: IngressRef; reason: string; message: string }>): void {
+  /** Warnings for the zone's Ingresses, once per problem; a solved problem may be reported again later. */
+  #reportZone(zone: ZoneInfo, problems: ReadonlyArray<{ ingress: IngressRef; reason: string; message: string }>): void {
     const current = new Set<string>();
-    for (const { ingress, reason, message } of unenforced.values()) {
+    for (const { ingress, reason, message } of problems) {
       const key = `${ingress.uid}|${reason}|${zone.id}`;
       current.add(key);
       if (this.#zoneReported.get(key) === message) continue;
       this.#zoneReported.set(key, message);
       this.#o.events.warning({ kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid }, reason, message);
-      this.#o.logger.warn({ zone: zone.name, ingress: `${ingress.namespace}/${ingress.name}`, reason }, 'firewall lists not enforced at the edge');
+      this.#o.logger.warn({ zone: zone.name, ingress: `${ingress.namespace}/${ingress.name}`, reason }, 'firewall lists not enforced as asked at the edge');
     }
     for (const key of this.#zoneReported.keys()) if (key.endsWith(`|${zone.id}`) && !current.has(key)) this.#zoneReported.delete(key);
   }

@@ -39,7 +39,7 @@ export interface DesiredRule {
 }
 
 /** The lists of one Ingress in one zone, as one `or`-able condition under its host condition. */
-interface Clause {
+export interface RuleClause {
   readonly zone: ZoneInfo;
   readonly action: string;
   readonly ingress: IngressRef;
@@ -109,8 +109,8 @@ export function desiredRules(
   zones: readonly ZoneInfo[],
   ownerKey: string,
   mode: 'suffix' | 'regex',
-): { rules: DesiredRule[]; problems: RuleProblem[] } {
-  const clauses: Clause[] = [];
+): { rules: DesiredRule[]; clauses: RuleClause[]; problems: RuleProblem[] } {
+  const clauses: RuleClause[] = [];
   const problems: RuleProblem[] = [];
   const byIngress = new Map<string, { ref: IngressRef; hosts: Set<string>; hostless: boolean; annotations: Readonly<Record<string, unknown>> }>();
   const routedBy = new Map<string, Set<string>>();
@@ -164,7 +164,7 @@ export function desiredRules(
     const conditions = usable.map(({ kind, list, condition }) => ({ kind, condition: condition(kind.endsWith('countries') ? list!.entries.map(quote).join(' ') : list!.entries.join(' ')) }));
     for (const { zone, hosts: zoneHosts } of perZone.values()) {
       const hostMatch = hostCondition(zoneHosts, table.hosts, mode);
-      const clause = (parts: typeof conditions) => ({
+      const clause = (parts: typeof conditions): RuleClause => ({
         zone,
         action,
         ingress: ref,
@@ -191,16 +191,18 @@ export function desiredRules(
       }
     }
   }
-  return { rules: packRules(clauses, ownerKey), problems };
+  return { rules: packRules(clauses, ownerKey), clauses, problems };
 }
 
 /**
  * Joins the clauses of each zone and action with `or` into as few rules as fit in {@link MAX_EXPRESSION}, allow
  * lists first, then by Ingress name. Refs come from zone, action and position, so an unchanged set keeps its refs.
+ * With `action`, every clause gets that action: one group per zone, so fewer rules.
  */
-function packRules(clauses: readonly Clause[], ownerKey: string): DesiredRule[] {
-  const groups = new Map<string, Clause[]>();
-  for (const clause of clauses) {
+export function packRules(clauses: readonly RuleClause[], ownerKey: string, action?: string): DesiredRule[] {
+  const groups = new Map<string, RuleClause[]>();
+  for (const original of clauses) {
+    const clause = action ? { ...original, action } : original;
     const key = `${clause.zone.id}|${clause.action}`;
     groups.set(key, [...(groups.get(key) ?? []), clause]);
   }
@@ -208,8 +210,8 @@ function packRules(clauses: readonly Clause[], ownerKey: string): DesiredRule[] 
   const rules: DesiredRule[] = [];
   for (const group of groups.values()) {
     group.sort((a, b) => Number(b.allows) - Number(a.allows) || a.name.localeCompare(b.name) || a.expression.localeCompare(b.expression));
-    const joined = (parts: readonly Clause[]) => (parts.length === 1 ? parts[0]!.expression : parts.map((c) => `(${c.expression})`).join(' or '));
-    const chunks: Clause[][] = [];
+    const joined = (parts: readonly RuleClause[]) => (parts.length === 1 ? parts[0]!.expression : parts.map((c) => `(${c.expression})`).join(' or '));
+    const chunks: RuleClause[][] = [];
     for (const clause of group) {
       const last = chunks.at(-1);
       if (last && joined([...last, clause]).length <= MAX_EXPRESSION) last.push(clause);

@@ -212,10 +212,9 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   const { logger } = capturingLogger();
   const plugin = new FirewallPlugin(firewallSettingsSchema.parse({ resyncInterval: 1 }), fake.clients(TOKEN, { logger }), registry);
   plugin.provision(testProvisionContext({ logger, events }));
-  const table = [
-    ing('deny', ['d.example.com'], { 'firewall-deny-ips': '198.51.100.7', 'firewall-action': 'managed_challenge' }),
-    ing('allow', ['a.example.com'], { 'firewall-allow-countries': 'DE' }),
-  ];
+  // Each Ingress has so many hosts that the two clauses cannot share one 4,096-character rule.
+  const hosts = (prefix: string) => Array.from({ length: 90 }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}.example.com`);
+  const table = [ing('deny', hosts('deny'), { 'firewall-deny-ips': '198.51.100.7' }), ing('allow', hosts('allow'), { 'firewall-allow-countries': 'DE' })];
   const sync = (n: number) => plugin.onRoutesChanged(handBuiltRouteTable(table, n), { signal: AbortSignal.timeout(30_000), tunnelId: TUNNEL });
   await sync(1);
   t.deepEqual(ours(fake, 'example.com').map((r) => r.description), ['Warren block 1: shop/allow'], 'the one free slot goes to the allow list');
@@ -231,10 +230,30 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   await fake.clients(TOKEN)().rulesets.rules.delete(set.rules[0]!.id, { zone_id: set.zoneId, ruleset_id: set.id });
   await new Promise((resolve) => setTimeout(resolve, 5));
   await sync(3);
-  t.deepEqual(ours(fake, 'example.com').map((r) => r.description).sort(), ['Warren block 1: shop/allow', 'Warren managed_challenge 1: shop/deny']);
+  t.deepEqual(ours(fake, 'example.com').map((r) => r.description).sort(), ['Warren block 1: shop/allow', 'Warren block 2: shop/deny']);
   t.is(await gauge(), 0, 'everything enforced once a person freed a slot');
-
   t.throws(() => fake.addRule('example.com', { expression: 'ip.src in {192.0.2.99}', action: 'block' }), { message: /maximum number of rules/ }, 'the zone is full');
+});
+
+test('when the actions do not fit side by side, lists are enforced with block rather than not at all', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  for (let i = 0; i < 4; i++) h.fake.addRule('example.com', { expression: `ip.src in {192.0.2.${i}}`, action: 'block', ref: `person-${i}` });
+  const table = [
+    ing('deny', ['d.example.com'], { 'firewall-deny-ips': '198.51.100.7', 'firewall-action': 'managed_challenge' }),
+    ing('allow', ['a.example.com'], { 'firewall-allow-countries': 'DE' }),
+  ];
+  await h.sync(table);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1);
+  t.is(mine[0]!.action, 'block');
+  t.regex(mine[0]!.expression, /d\.example\.com.*198\.51\.100\.7/);
+  t.deepEqual(h.events.warnings('FirewallActionTightened').map((e) => e.object.name), ['deny']);
+  t.is(h.events.warnings('FirewallRuleLimit').length, 0);
+  h.fake.setPlan('example.com', 'pro');
+  const later = await harness(t, {}, h.fake);
+  await later.sync(table);
+  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge'], 'with room, each Ingress gets its own action again');
 });
 
 test('a plan upgrade makes room: rules that did not fit are installed on a later sync', async (t) => {
