@@ -88,7 +88,7 @@ export function buildRecord(input: RecordInput, zone: FakeZone, base?: FakeDnsRe
   if (proxied) ttl = 1;
   const comment = input.comment === undefined ? (base?.comment ?? null) : input.comment;
   if (comment !== null && (typeof comment !== 'string' || comment.length > 100)) throw invalid('comment must be a string of at most 100 characters');
-  // The API refuses line breaks in comments (documented as single-line text; not an observed answer's wording).
+  // The API refuses line breaks in record comments. Not from an observed answer: the code and wording are the fake's.
   if (typeof comment === 'string' && /[\r\n]/.test(comment)) throw invalid('comment must not contain line breaks');
   const tags = input.tags ?? base?.tags ?? [];
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw invalid('tags must be a list of strings');

@@ -279,6 +279,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     const lists = { deletes: body.deletes ?? [], patches: body.patches ?? [], puts: body.puts ?? [], posts: body.posts ?? [] };
     for (const [key, list] of Object.entries(lists)) if (!Array.isArray(list)) throw badRequest(1004, `${key} must be a list`);
     const total = Object.values(lists).reduce<number>((n, l) => n + (l as unknown[]).length, 0);
+    // Documented per-plan batch sizes (Free 200, paid 3,500); the code and wording of the refusal are the fake's.
     const limit = zone.plan === 'free' ? 200 : 3500;
     if (total > limit) throw badRequest(81098, `Batch of ${total} changes exceeds the limit of ${limit} for this zone's plan`);
     const working = new Map([...zoneRecords(zone)].map(([id, r]) => [id, { ...r }]));
@@ -298,8 +299,10 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       index(r, true);
     };
     const result: Record<string, unknown[]> = { deletes: [], patches: [], puts: [], posts: [] };
-    // The API stops at the first failing operation and reports only that one error (not one per bad operation),
-    // and applies nothing of the batch: a caller cannot learn from one answer which other operations would fail.
+    // Documented: one database transaction, run in the order deletes, patches, puts, posts, so nothing of a failed
+    // batch is applied. Modelled after the API's behaviour, not from a documented or observed answer's wording: it
+    // stops at the first failing operation and reports only that error, so a caller cannot learn from one answer
+    // which other operations would fail. The `kind[index]: ` prefix is the fake's own.
     let error: { code: number; message: string } | undefined;
     const step = (kind: string, index: number, run: () => FakeDnsRecord) => {
       if (error) return;
@@ -444,8 +447,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     t.connections = t.deletedAt ? 0 : t.connectors;
     return { result: null };
   });
-  // Without `cascade=true` a tunnel with active connections is not deleted (1022); with it, its connections go too
-  // (what `cloudflared tunnel delete` sends after cleaning up connections).
+  // Without `cascade=true` a tunnel with active connections is not deleted (1022; the code is the fake's choice);
+  // with it, its connections go too (`cascade` is the API's documented query parameter for this).
   on('DELETE', '/accounts/:account/cfd_tunnel/:tunnel', (ctx) => {
     const t = tunnelById(ctx);
     if (t.connections > 0 && ctx.query.get('cascade') !== 'true') {
@@ -558,7 +561,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     if (body.kind !== 'zone') throw badRequest(20021, 'kind must be "zone" for a zone ruleset');
     if (typeof body.phase !== 'string' || !body.phase) throw badRequest(20021, 'phase is required');
     if (typeof body.name !== 'string' || !body.name) throw badRequest(20021, 'name is required');
-    // The API schema lists `rules` as required on create (the SDK's types leave it optional).
+    // The API refuses a create without `rules` (the SDK's types leave it optional). Not an observed answer: the
+    // code and wording here are the fake's own.
     if (!Array.isArray(body.rules)) throw badRequest(20021, 'rules is required');
     if (entrypoint(zone, body.phase)) {
       throw badRequest(20217, "A similar configuration with rules already exists and overwriting will have unintended consequences. If you are trying to update the ruleset, use the PUT method");
