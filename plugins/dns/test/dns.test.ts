@@ -397,3 +397,21 @@ test('the container resolves the plugin with explicit tokens only', async (t) =>
   t.true(plugin instanceof DnsPlugin);
   t.is(plugin!.id, 'cloud.dns');
 });
+
+test('zones of several accounts and a tunnel none of them shows: nothing is published until plugins.dns.accountId names one', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('one.example', { accountId: 'a'.repeat(32) });
+  h.fake.addZone('two.example', { accountId: 'b'.repeat(32) });
+  await h.sync([ing('x', ['app.one.example']), ing('y', ['app.two.example'])]); // TUNNEL exists in neither account
+  t.deepEqual([...h.fake.records('one.example'), ...h.fake.records('two.example')], []);
+  const warnings = h.events.warnings('DnsOtherAccount');
+  t.deepEqual(warnings.map((e) => e.object.name).sort(), ['x', 'y']);
+  t.regex(warnings[0]!.message, /plugins\.dns\.accountId/);
+
+  const pinned = await harness(t, { accountId: 'b'.repeat(32) }, h.fake);
+  h.fake.resetLog();
+  await pinned.sync([ing('x', ['app.one.example']), ing('y', ['app.two.example'])]);
+  t.deepEqual(cnames(h.fake, 'two.example'), { 'app.two.example': TARGET });
+  t.deepEqual(h.fake.records('one.example'), []);
+  t.is(h.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel'), 0, 'no lookup when the account is set');
+});
