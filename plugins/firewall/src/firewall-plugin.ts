@@ -15,11 +15,11 @@ export class FirewallPlugin implements ControlPlugin {
   #sync: FirewallSync | undefined;
   #log: Logger | undefined;
 
-  /** `registry`: the process's prom-client registry (`TOKENS.Metrics`), for `warren_firewall_unenforced_ingresses`. */
+  /** `registry`: the process's prom-client registry (`TOKENS.Metrics`, optional), for `warren_firewall_unenforced_ingresses`. */
   constructor(
     @inject(pluginConfigToken('firewall')) settings: FirewallSettings,
     @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory,
-    @inject(TOKENS.Metrics) registry?: Parameters<typeof unenforcedFirewallGauge>[0],
+    @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof unenforcedFirewallGauge>[0],
   ) {
     this.#settings = settings;
     this.#clients = clients;

@@ -169,10 +169,12 @@ test('the container resolves the plugin with explicit tokens only', async (t) =>
   const { TOKENS } = await import('@warren/core/plugin');
   const child = container.createChildContainer();
   child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
-  child.register(TOKENS.Metrics, { useValue: new Registry() });
   firewallModule.register(child, firewallModule.configSchema.parse({}));
   const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as FirewallPlugin[];
-  t.true(plugin instanceof FirewallPlugin);
+  t.true(plugin instanceof FirewallPlugin, 'the metrics registry is optional');
+  const withMetrics = child.createChildContainer();
+  withMetrics.register(TOKENS.Metrics, { useValue: new Registry() });
+  t.true(withMetrics.resolveAll(TOKENS.ControlPlugin)[0] instanceof FirewallPlugin);
   t.is(plugin!.id, 'cloud.firewall');
 });
 
