@@ -36,11 +36,18 @@ export interface BudgetedClientFactory extends CloudflareClientFactory {
 }
 
 /**
+ * How long Cloudflare blocks a user that went over its global rate limit: every API call of the user (any token,
+ * the dashboard too) gets 429 for the next five minutes. A 429 without `retry-after` pauses the budget this long.
+ */
+export const RATE_LIMIT_BLOCK_MS = 300_000;
+
+/**
  * Builds the {@link CloudflareClientFactory} that bootstrap registers under `TOKENS.CloudflareClient`.
  * No side effects until the factory is called.
  *
  * Every request first takes a token from the shared budget; a 429 answer pauses the budget for its
- * `retry-after` so that all callers back off together (the SDK then retries after the same delay).
+ * `retry-after` (or {@link RATE_LIMIT_BLOCK_MS} without one) so that all callers back off together (the SDK then
+ * retries after the same delay).
  */
 export function createCloudflareClientFactory(options: CloudflareClientFactoryOptions): BudgetedClientFactory {
   const { settings, env = process.env } = options;
@@ -55,7 +62,7 @@ export function createCloudflareClientFactory(options: CloudflareClientFactoryOp
     await budget.acquire(init?.signal ?? undefined);
     const response = await baseFetch(input, init);
     requests?.inc({ method: (init?.method ?? 'GET').toUpperCase(), status: String(response.status) });
-    if (response.status === 429) budget.pauseFor(retryAfterMs(response.headers) ?? 5_000);
+    if (response.status === 429) budget.pauseFor(retryAfterMs(response.headers) ?? RATE_LIMIT_BLOCK_MS);
     return response;
   };
 

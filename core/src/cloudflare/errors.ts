@@ -11,7 +11,8 @@ export interface CloudflareErrorDetail {
 
 /**
  * A failed Cloudflare API call, as a WarrenError with code `WARREN_ERR_CLOUDFLARE_API`. Carries the HTTP status
- * and the API's error codes so callers can branch (e.g. 81053 "record already exists") without parsing text.
+ * and the API's error codes so callers can branch (e.g. 81053 "an A, AAAA or CNAME record with that host already
+ * exists", 81058 "an identical record already exists") without parsing text.
  * The message names the operation and never contains the API token.
  */
 export class CloudflareApiError extends WarrenError {

@@ -40,6 +40,11 @@ export function encodeTunnelToken(c: ManagedTunnelCredentials): string {
   return Buffer.from(JSON.stringify(body)).toString('base64');
 }
 
+/** True when `a` and `b` name the same tunnel with the same secret (a rotated secret makes them differ). */
+export function sameCredentials(a: ManagedTunnelCredentials, b: ManagedTunnelCredentials): boolean {
+  return a.tunnelId.toLowerCase() === b.tunnelId.toLowerCase() && a.tunnelSecret.equals(b.tunnelSecret);
+}
+
 /** cloudflared's credentials-file JSON (`AccountTag`, `TunnelSecret`, `TunnelID`, `TunnelName`, `Endpoint`). */
 export function credentialsFileJson(c: ManagedTunnelCredentials): string {
   return JSON.stringify({

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Cloudflare from 'cloudflare';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import { hasApiToken } from './api-token.js';
 import type { CloudflareClientFactory } from './client.js';
 import { CloudflareApiError, callCloudflare } from './errors.js';
 import type { CredentialsSecretStore, SecretMetadata } from './secret-store.js';
-import { credentialsFileJson, decodeTunnelToken, parseCredentialsJson, type ManagedTunnelCredentials } from './tunnel-credentials.js';
+import { credentialsFileJson, decodeTunnelToken, parseCredentialsJson, sameCredentials, type ManagedTunnelCredentials } from './tunnel-credentials.js';
 
 /** Key of the credentials JSON inside the credentials Secret. */
 export const CREDENTIALS_SECRET_KEY = 'credentials.json';
@@ -159,23 +160,29 @@ export class TunnelLifecycle {
    * Without the Secret nothing is replaced or recreated: `warren --uninstall` (the Helm pre-delete hook, which runs
    * while replicas are still up) deletes the Secret together with the tunnel, and a leader must not undo that by
    * creating a new tunnel. Replacement happens only while the Secret still names the deleted tunnel.
+   *
+   * Rotation: the leader's check also reads the tunnel's token; when its secret is not the stored one ("Refresh
+   * token" in the dashboard, or a new `tunnel_secret`), the leader stores the new credentials and every replica
+   * moves to them like to a replaced tunnel. With `refused` (the edge just refused the running credentials) the
+   * leader checks at once instead of after `existenceCheckMs`.
    */
-  async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal): Promise<ResolvedTunnel> {
+  async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal, options: { readonly refused?: boolean } = {}): Promise<ResolvedTunnel> {
     const checkMs = this.#o.replacementCheckMs ?? 30_000;
     const existenceMs = this.#o.existenceCheckMs ?? 5 * 60_000;
-    let verifiedAt = Date.now();
+    let verifiedAt = options.refused ? 0 : Date.now();
     for (;;) {
       await sleep(checkMs, undefined, { signal });
       try {
         const stored = await this.#readSecret(signal);
-        if (stored && stored.tunnelId !== running.tunnelId) {
-          this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, 'the credentials Secret names another tunnel; switching to it');
+        if (stored && !sameCredentials(stored, running)) {
+          const what = stored.tunnelId === running.tunnelId ? 'new credentials for the tunnel' : 'another tunnel';
+          this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, `the credentials Secret holds ${what}; switching to it`);
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
         if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
           verifiedAt = Date.now();
           const live = await this.#verifyOrReplace(stored, signal, false, true);
-          if (live?.mode === 'managed' && live.credentials.tunnelId !== running.tunnelId) return live;
+          if (live?.mode === 'managed' && !sameCredentials(live.credentials, running)) return live;
         }
       } catch (err) {
         signal.throwIfAborted();
@@ -185,9 +192,47 @@ export class TunnelLifecycle {
   }
 
   /**
-   * Uninstall cleanup (run once, e.g. from a Helm pre-delete hook): deletes the tunnel (its connections first)
-   * and the credentials Secret, but only when `cloudflare.deleteTunnelOnUninstall` is true. Otherwise it changes
-   * nothing, so a reinstall adopts the same tunnel.
+   * Token mode: resolves with `{ mode: 'supplied' }` once `tunnel.tokenFile` (or `tunnel.credentialsFile`) holds
+   * other valid credentials than when the watch began: a rotated token written into the mounted Secret is picked
+   * up without a restart. Checked every `replacementCheckMs`; content that does not parse is logged and ignored
+   * (the running connector keeps its credentials). Env `TUNNEL_TOKEN` cannot change, so then it never resolves;
+   * it rejects only when `signal` aborts. The file's content is never logged.
+   */
+  async watchSuppliedCredentials(signal: AbortSignal): Promise<ResolvedTunnel> {
+    const { tokenFile, credentialsFile } = this.#o.config.tunnel;
+    const env = this.#o.env ?? process.env;
+    const path = env.TUNNEL_TOKEN?.trim() ? undefined : (tokenFile ?? credentialsFile);
+    const read = (): string | undefined => {
+      try {
+        return readFileSync(path!, 'utf8').trim();
+      } catch {
+        return undefined;
+      }
+    };
+    let seen = path ? read() : undefined;
+    for (;;) {
+      await sleep(this.#o.replacementCheckMs ?? 30_000, undefined, { signal });
+      if (!path) continue;
+      const text = read();
+      if (text === undefined || text === seen) continue;
+      seen = text;
+      try {
+        if (tokenFile) decodeTunnelToken(text, `tunnel.tokenFile "${tokenFile}"`);
+        else parseCredentialsJson(text, `tunnel.credentialsFile "${credentialsFile}"`);
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'the tunnel credentials file changed but holds no valid credentials; keeping the running ones');
+        continue;
+      }
+      this.#log.info({ file: path }, 'the tunnel credentials file changed; restarting the connector with the new credentials');
+      return { mode: 'supplied' };
+    }
+  }
+
+  /**
+   * Uninstall cleanup (run once, e.g. from a Helm pre-delete hook): deletes the tunnel and the credentials Secret,
+   * but only when `cloudflare.deleteTunnelOnUninstall` is true. Otherwise it changes nothing, so a reinstall adopts
+   * the same tunnel. The hook runs while replicas are still connected and their connectors reconnect right after a
+   * connection cleanup, so the tunnel is deleted with `cascade=true` (its connections with it), as cloudflared does.
    */
   async uninstall(signal: AbortSignal): Promise<{ readonly tunnelDeleted: boolean }> {
     if (tunnelMode(this.#o.config, this.#o.env) !== 'managed' || !this.#o.config.cloudflare.deleteTunnelOnUninstall) {
@@ -205,7 +250,9 @@ export class TunnelLifecycle {
       await callCloudflare('delete tunnel connections', () =>
         client.zeroTrust.tunnels.cloudflared.connections.delete(stored.tunnelId, { account_id }, { signal }),
       );
-      await callCloudflare('delete tunnel', () => client.zeroTrust.tunnels.cloudflared.delete(stored.tunnelId, { account_id }, { signal }));
+      await callCloudflare('delete tunnel', () =>
+        client.zeroTrust.tunnels.cloudflared.delete(stored.tunnelId, { account_id }, { signal, query: { cascade: true } }),
+      );
     } catch (err) {
       if (!(err instanceof CloudflareApiError && err.httpStatus === 404)) throw err;
     }
@@ -240,6 +287,12 @@ export class TunnelLifecycle {
       else throw err;
     }
     if (!gone) {
+      const rotated = await this.#rotated(client, stored, signal);
+      if (rotated && !this.#uninstalling) {
+        this.#log.warn({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, "the tunnel's token was rotated in Cloudflare; storing the new credentials");
+        await this.#writeSecret(rotated, signal);
+        return { mode: 'managed', credentials: rotated, origin: 'secret' };
+      }
       if (logKept) this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
       return { mode: 'managed', credentials: stored, origin: 'secret' };
     }
@@ -255,6 +308,26 @@ export class TunnelLifecycle {
       .slice(0, REPLACED_TUNNELS_KEPT);
     await this.#writeSecret(obtained.credentials, signal);
     return { mode: 'managed', credentials: obtained.credentials, origin: obtained.origin };
+  }
+
+  /**
+   * The tunnel's current credentials when its token (`GET …/cfd_tunnel/{id}/token`) carries another secret than
+   * `stored`; undefined when they agree or the token cannot be read (the tunnel-existence check decides then).
+   */
+  async #rotated(client: Cloudflare, stored: ManagedTunnelCredentials, signal: AbortSignal): Promise<ManagedTunnelCredentials | undefined> {
+    let token: string;
+    try {
+      token = String(await callCloudflare('get tunnel token', () => client.zeroTrust.tunnels.cloudflared.token.get(stored.tunnelId, { account_id: stored.accountTag }, { signal })));
+    } catch (err) {
+      if (err instanceof CloudflareApiError && !err.retryable) {
+        this.#log.warn({ tunnelId: stored.tunnelId, err: err.message }, 'cannot read the tunnel token to check for a rotation');
+        return undefined;
+      }
+      throw err;
+    }
+    const current = decodeTunnelToken(token, `token of tunnel ${stored.tunnelId}`);
+    if (current.tunnelId !== stored.tunnelId.toLowerCase() || current.tunnelSecret.equals(stored.tunnelSecret)) return undefined;
+    return { ...stored, tunnelSecret: current.tunnelSecret, ...(current.endpoint ? { endpoint: current.endpoint } : {}) };
   }
 
   /** Stores `credentials` in the Secret, creating it when it is missing. */

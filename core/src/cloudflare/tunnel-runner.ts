@@ -4,7 +4,7 @@ import type { ResolvedTunnel, TunnelLifecycle } from './tunnel-lifecycle.js';
 
 /** What {@link runResolvedTunnel} needs from its caller. */
 export interface TunnelRunnerOptions {
-  readonly lifecycle: Pick<TunnelLifecycle, 'watchForReplacement'>;
+  readonly lifecycle: Pick<TunnelLifecycle, 'watchForReplacement'> & Partial<Pick<TunnelLifecycle, 'watchSuppliedCredentials'>>;
   /** The tunnel to run first (the result of `lifecycle.resolve`; not `disabled`). */
   readonly initial: ResolvedTunnel;
   /** Starts a connector for a resolved tunnel and resolves when it stopped (rejects with why it failed). */
@@ -15,8 +15,10 @@ export interface TunnelRunnerOptions {
 /**
  * Runs the tunnel connector until `signal` aborts. For a managed tunnel it also follows replacements: when
  * {@link TunnelLifecycle.watchForReplacement} reports another tunnel (deleted in Cloudflare and replaced by the
- * leader), the running connector is stopped gracefully (unregister, drain) and one is started on the new tunnel.
- * A managed connector whose credentials the edge refuses at start waits for that replacement instead of failing.
+ * leader) or new credentials for it (a rotated token), the running connector is stopped gracefully (unregister,
+ * drain) and one is started with them. A managed connector whose credentials the edge refuses at start asks for
+ * a check right away (the leader re-reads the token) and waits for new credentials instead of failing. A supplied
+ * tunnel follows its token or credentials file the same way ({@link TunnelLifecycle.watchSuppliedCredentials}).
  * Any other connector failure rejects.
  */
 export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: AbortSignal): Promise<void> {
@@ -30,11 +32,7 @@ export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: Ab
         () => ({ error: undefined as unknown }),
         (error: unknown) => ({ error }),
       );
-      // Only managed tunnels can be replaced; for the others this settles (undefined) once the run ends.
-      const replaced: Promise<ResolvedTunnel | undefined> =
-        current.mode === 'managed'
-          ? lifecycle.watchForReplacement(current.credentials, watchRun.signal).catch(() => undefined)
-          : new Promise((resolve) => watchRun.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
+      const replaced = watch(options, current, watchRun.signal);
       const first = await Promise.race([running, replaced.then((next) => ({ next }))]);
       let next: ResolvedTunnel | undefined;
       if ('next' in first) {
@@ -42,8 +40,15 @@ export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: Ab
         connectorRun.abort();
         await running; // the old connector unregisters and drains before the next one starts
       } else if (current.mode === 'managed' && !signal.aborted && isWarrenError(first.error) && first.error.code === ErrorCode.TunnelCredentials) {
-        logger.error({ err: first.error.message }, 'the edge refuses the stored tunnel credentials; waiting for the tunnel to be replaced');
-        next = await replaced;
+        logger.error({ err: first.error.message }, 'the edge refuses the stored tunnel credentials; checking for a rotated token and waiting for new credentials');
+        watchRun.abort();
+        await replaced;
+        const refusedRun = linkedAbort(signal);
+        try {
+          next = await watch(options, current, refusedRun.signal, true);
+        } finally {
+          refusedRun.abort();
+        }
       } else {
         watchRun.abort();
         await replaced;
@@ -58,6 +63,18 @@ export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: Ab
       connectorRun.abort();
     }
   }
+}
+
+/**
+ * What replaces `current`: for a managed tunnel the lifecycle's replacement watch (checking at once when the edge
+ * just `refused` its credentials), for a supplied one the credentials-file watch when the lifecycle offers it.
+ * Settles with undefined when `signal` aborts or the watch fails.
+ */
+function watch(options: TunnelRunnerOptions, current: ResolvedTunnel, signal: AbortSignal, refused = false): Promise<ResolvedTunnel | undefined> {
+  const { lifecycle } = options;
+  if (current.mode === 'managed') return lifecycle.watchForReplacement(current.credentials, signal, { refused }).catch(() => undefined);
+  if (current.mode === 'supplied' && lifecycle.watchSuppliedCredentials) return lifecycle.watchSuppliedCredentials(signal).catch(() => undefined);
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true }));
 }
 
 /**

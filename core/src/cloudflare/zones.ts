@@ -1,11 +1,16 @@
 import type Cloudflare from 'cloudflare';
 import { callCloudflare } from './errors.js';
+import { zonePlan, type ZonePlan } from './plans.js';
 
 /** A zone the API token can see. */
 export interface ZoneInfo {
   readonly id: string;
   /** Lower-case zone apex, e.g. `example.com`. */
   readonly name: string;
+  /** The account that owns the zone (a tunnel routes only from records in its own account). */
+  readonly accountId?: string | undefined;
+  /** The zone's plan; undefined when the API named one Warren does not know (treated as Free). */
+  readonly plan?: ZonePlan | undefined;
 }
 
 export interface ZoneDirectoryOptions {
@@ -68,7 +73,7 @@ export class ZoneDirectory {
         if (zone.status === 'moved') continue;
         const name = zone.name.toLowerCase();
         if (this.#allow.size && !this.#allow.has(name)) continue;
-        found.push({ id: zone.id, name });
+        found.push({ id: zone.id, name, accountId: zone.account?.id ?? undefined, plan: zonePlan(zone.plan) });
       }
       const info = result.result_info as { total_pages?: number };
       if (result.result.length < ZONES_PER_PAGE || (info.total_pages !== undefined && page >= info.total_pages)) break;

@@ -106,8 +106,9 @@ export const tunnelSchema = z
 
 /**
  * Client-side budget shared by every Cloudflare API call of one replica (tunnel lifecycle, DNS, firewall).
- * Cloudflare allows 1,200 requests per 5 minutes per user or token; a token bucket holding `burst` requests and
- * refilled at `(requests - burst) / window` never exceeds `requests` in any window.
+ * Cloudflare allows 1,200 requests per 5 minutes per user, counted over all of the user's tokens and the dashboard,
+ * and blocks a user over it for 5 minutes; a token bucket holding `burst` requests and refilled at
+ * `(requests - burst) / window` never exceeds `requests` in any window.
  */
 export const cloudflareRateLimitSchema = z
   .object({
@@ -116,7 +117,7 @@ export const cloudflareRateLimitSchema = z
       .int()
       .min(2)
       .default(1200)
-      .describe('Most Cloudflare API requests in any window (Cloudflare allows 1,200 per 5 minutes per token)'),
+      .describe('Most Cloudflare API requests in any window (Cloudflare allows 1,200 per 5 minutes per user, over all of its tokens: lower this when other tools act as the same user)'),
     window: duration().default(300_000).describe('Length of the rate-limit window'),
     burst: z.number().int().min(1).default(100).describe('Requests that may be sent back to back before pacing starts'),
   })

@@ -116,3 +116,22 @@ test('zones: listing is paged and cached, allow-listed, and hosts match the long
   t.deepEqual(allowed.missingAllowed, ['absent.example']);
   t.is(matchZone('x.sub.example.com', [{ id: '1', name: 'example.com' }, { id: '2', name: 'sub.example.com' }])?.id, '2');
 });
+
+test('a 429 without retry-after pauses every caller for the five minutes Cloudflare blocks a user, not a few seconds', async (t) => {
+  let clock = 1_000_000;
+  const budget = new RequestBudget({ requests: 1200, windowMs: 300_000, burst: 100, now: () => clock });
+  const { logger } = capturingLogger();
+  const settings = parseConfig({ cloudflare: { apiBaseUrl: 'http://127.0.0.1:9/client/v4' } }).cloudflare;
+  const limited = async () =>
+    new Response(JSON.stringify({ success: false, errors: [{ code: 10000, message: 'Rate limited' }], messages: [], result: null }), {
+      status: 429,
+      headers: { 'content-type': 'application/json' },
+    });
+  const factory = createCloudflareClientFactory({ settings, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN }, budget, fetch: limited, maxRetries: 0 });
+  await t.throwsAsync(factory().zones.list());
+  clock += 60_000;
+  await t.throwsAsync(budget.acquire(AbortSignal.timeout(50)), undefined, 'still paused a minute later');
+  clock += 241_000;
+  await budget.acquire(AbortSignal.timeout(1_000));
+  t.pass('free again after five minutes');
+});

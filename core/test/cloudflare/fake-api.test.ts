@@ -60,7 +60,7 @@ test('DNS records: create, list with filters, overwrite, patch, delete, and vali
 
   const dup = await t.throwsAsync(client.dns.records.create({ zone_id: zone.id, type: 'A', name: 'app.example.com', content: '192.0.2.1', ttl: 1 }));
   t.true(dup instanceof Cloudflare.BadRequestError);
-  t.is((dup as InstanceType<typeof Cloudflare.APIError>).errors[0]?.code, 81053);
+  t.is((dup as InstanceType<typeof Cloudflare.APIError>).errors[0]?.code, 81054, 'an A record next to a CNAME');
   const badContent = await t.throwsAsync(client.dns.records.create({ zone_id: zone.id, type: 'A', name: 'v4', content: 'not-an-ip', ttl: 1 }));
   t.is((badContent as InstanceType<typeof Cloudflare.APIError>).errors[0]?.code, 9005);
   const badName = await t.throwsAsync(client.dns.records.create({ zone_id: zone.id, type: 'CNAME', name: 'bad..name', content: 'x.example.net', ttl: 1 }));
@@ -105,6 +105,16 @@ test('DNS batch runs deletes, patches, puts, posts in one transaction and reject
   );
   t.true(err instanceof Cloudflare.BadRequestError);
   t.regex(err!.message, /posts\[1\]/);
+  const twoBad = await t.throwsAsync(
+    client.dns.records.batch({
+      zone_id: zone.id,
+      posts: [
+        { type: 'A', name: 'a.example.com', content: '192.0.2.1', ttl: 1 },
+        { type: 'A', name: 'b', content: 'not-an-address', ttl: 1 },
+      ],
+    }),
+  );
+  t.deepEqual((twoBad as InstanceType<typeof Cloudflare.APIError>).errors.map((e) => e.code), [81054], 'only the first failure is reported');
   t.deepEqual(fake.records('example.com'), before, 'nothing of a failed batch is applied');
   const tooMany = Array.from({ length: 201 }, (_, i) => ({ type: 'TXT' as const, name: `n${i}`, content: 'x', ttl: 1 as const }));
   await t.throwsAsync(client.dns.records.batch({ zone_id: zone.id, posts: tooMany }), { instanceOf: Cloudflare.BadRequestError });
@@ -180,4 +190,86 @@ test('the global rate limit answers 429 once a token used up its window', async 
   const statuses: number[] = [];
   for (let i = 0; i < 5; i++) statuses.push((await fetch(`${fake.baseUrl}/zones`, { headers: { authorization: `Bearer ${TOKEN}` } })).status);
   t.deepEqual(statuses, [200, 200, 200, 429, 429]);
+});
+
+test('same-name rules: a CNAME clashes only with A, AAAA and CNAME; TXT, MX, CAA and SRV may share its name', async (t) => {
+  const { fake, client } = await setup(t);
+  const zone = fake.addZone('example.com');
+  const code = async (body: Parameters<typeof client.dns.records.create>[0]) =>
+    ((await t.throwsAsync(client.dns.records.create(body))) as InstanceType<typeof Cloudflare.APIError>).errors[0]?.code;
+  await client.dns.records.create({ zone_id: zone.id, type: 'MX', name: 'example.com', content: 'mx.example.net', priority: 10, ttl: 1 });
+  await client.dns.records.create({ zone_id: zone.id, type: 'TXT', name: 'example.com', content: '"v=spf1 -all"', ttl: 1 });
+  await client.dns.records.create({ zone_id: zone.id, type: 'CNAME', name: 'example.com', content: 'apex.example.net', proxied: true, ttl: 1 });
+  t.deepEqual(fake.records('example.com').map((r) => r.type), ['CNAME', 'MX', 'TXT'], 'an apex CNAME next to MX and SPF');
+  fake.addRecord('example.com', { type: 'A', name: 'v4', content: '192.0.2.1' });
+  t.is(await code({ zone_id: zone.id, type: 'CNAME', name: 'v4', content: 'x.example.net', ttl: 1 }), 81053);
+  t.is(await code({ zone_id: zone.id, type: 'CNAME', name: 'example.com', content: 'other.example.net', ttl: 1 }), 81053);
+  t.is(await code({ zone_id: zone.id, type: 'AAAA', name: 'example.com', content: '2001:db8::1', ttl: 1 }), 81054);
+  t.is(await code({ zone_id: zone.id, type: 'TXT', name: 'example.com', content: '"v=spf1 -all"', ttl: 1 }), 81058);
+  t.is(await code({ zone_id: zone.id, type: 'TXT', name: 'c', content: 'x', comment: 'two\nlines', ttl: 1 }), 1004);
+});
+
+test('tunnels: live connectors reconnect after a connection cleanup, so only cascade deletes; a new secret rotates the token', async (t) => {
+  const { fake, client } = await setup(t);
+  const tunnel = fake.addTunnel(ACCOUNT, 'busy');
+  fake.connectTunnel(tunnel.id, 2);
+  await client.zeroTrust.tunnels.cloudflared.connections.delete(tunnel.id, { account_id: ACCOUNT });
+  const refused = await t.throwsAsync(client.zeroTrust.tunnels.cloudflared.delete(tunnel.id, { account_id: ACCOUNT }));
+  t.is((refused as InstanceType<typeof Cloudflare.APIError>).errors[0]?.code, 1022, 'the connectors came back');
+  await client.zeroTrust.tunnels.cloudflared.delete(tunnel.id, { account_id: ACCOUNT }, { query: { cascade: true } });
+  t.truthy(fake.tunnels(ACCOUNT)[0]?.deletedAt);
+
+  const other = fake.addTunnel(ACCOUNT, 'rotating');
+  const tokenSecret = async () => JSON.parse(Buffer.from(await client.zeroTrust.tunnels.cloudflared.token.get(other.id, { account_id: ACCOUNT }), 'base64').toString()).s as string;
+  const before = await tokenSecret();
+  const rotated = fake.rotateTunnelSecret(other.id);
+  t.not(await tokenSecret(), before);
+  t.is(await tokenSecret(), rotated.toString('base64'));
+  const chosen = Buffer.alloc(32, 9).toString('base64');
+  await client.zeroTrust.tunnels.cloudflared.edit(other.id, { account_id: ACCOUNT, tunnel_secret: chosen });
+  t.is(await tokenSecret(), chosen);
+});
+
+test('a tunnel CNAME routes only in a zone of the tunnel\'s own account', async (t) => {
+  const { fake, client } = await setup(t);
+  const mine = fake.addZone('mine.example', { accountId: ACCOUNT });
+  const theirs = fake.addZone('theirs.example', { accountId: 'b'.repeat(32) });
+  const tunnel = fake.addTunnel(ACCOUNT, 'routes');
+  for (const zone of [mine, theirs]) {
+    await client.dns.records.create({ zone_id: zone.id, type: 'CNAME', name: `app.${zone.name}`, content: `${tunnel.id}.cfargotunnel.com`, proxied: true, ttl: 1 });
+  }
+  t.is(fake.routedTunnel('app.mine.example'), tunnel.id);
+  t.is(fake.routedTunnel('app.theirs.example'), undefined, 'accepted by the API, routed nowhere');
+});
+
+test('rulesets: create needs rules; the custom phase holds 5 / 20 / 100 / 1,000 rules by plan, counting everyone\'s', async (t) => {
+  const { fake, client } = await setup(t);
+  const zone = fake.addZone('example.com');
+  const phase = 'http_request_firewall_custom';
+  await t.throwsAsync(client.rulesets.create({ zone_id: zone.id, kind: 'zone', phase, name: 'default' }), { instanceOf: Cloudflare.BadRequestError });
+  for (let i = 0; i < 4; i++) fake.addRule('example.com', { expression: `ip.src in {192.0.2.${i}}`, action: 'block', ref: `person-${i}` });
+  const set = await client.rulesets.phases.get(phase, { zone_id: zone.id });
+  await client.rulesets.rules.create(set.id, { zone_id: zone.id, action: 'block', expression: 'ip.src in {198.51.100.1}', ref: 'fifth' });
+  const sixth = { zone_id: zone.id, action: 'block' as const, expression: 'ip.src in {198.51.100.2}', ref: 'sixth' };
+  await t.throwsAsync(client.rulesets.rules.create(set.id, sixth), { instanceOf: Cloudflare.BadRequestError });
+  t.throws(() => fake.addRule('example.com', { expression: 'ip.src in {198.51.100.3}', action: 'block' }), { message: /maximum number of rules/ });
+  fake.setPlan('example.com', 'pro');
+  await client.rulesets.rules.create(set.id, sixth);
+  t.is(fake.ruleset('example.com')!.rules.length, 6);
+});
+
+test('the rate limit counts per user across tokens and blocks a user over it for the block time', async (t) => {
+  const fake = await startFakeCloudflare({
+    tokens: [{ value: TOKEN, user: 'ops' }, { value: `${TOKEN}-2`, user: 'ops' }, { value: `${TOKEN}-3`, user: 'other' }],
+    rateLimit: { requests: 3, windowMs: 1_000, blockMs: 60_000 },
+  });
+  t.teardown(() => fake.close());
+  const get = async (token: string) => (await fetch(`${fake.baseUrl}/zones`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const statuses = [await get(TOKEN), await get(`${TOKEN}-2`), await get(TOKEN), await get(`${TOKEN}-2`)];
+  t.deepEqual(statuses, [200, 200, 200, 429], 'two tokens of one user share the limit');
+  t.is(await get(`${TOKEN}-3`), 200, 'another user is not affected');
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  const blocked = await fetch(`${fake.baseUrl}/zones`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  t.is(blocked.status, 429, 'still blocked after the window passed');
+  t.true(Number(blocked.headers.get('retry-after')) > 50);
 });

@@ -11,14 +11,17 @@ export interface HostClaim {
 
 export const ingressKey = (ref: { namespace: string; name: string }) => `${ref.namespace}/${ref.name}`;
 
-/** Hosts of the table, grouped with their Ingresses; Ingresses in `excluded` (being deleted) do not count. */
-export function hostClaims(table: RouteTable, excluded: ReadonlySet<string>): { claims: Map<string, HostClaim>; invalid: Map<string, IngressRef[]> } {
+/**
+ * Hosts of the table, grouped with their Ingresses; Ingresses in `excluded` (being deleted) do not count. Hosts
+ * that cannot be published next to an ownership record with `prefix` are returned as `invalid`.
+ */
+export function hostClaims(table: RouteTable, excluded: ReadonlySet<string>, prefix: string): { claims: Map<string, HostClaim>; invalid: Map<string, IngressRef[]> } {
   const byHost = new Map<string, { ingresses: Map<string, IngressRef>; managed: boolean }>();
   const invalid = new Map<string, IngressRef[]>();
   for (const route of table.routes) {
     if (!route.host || excluded.has(ingressKey(route.ingress))) continue;
     const host = route.host.toLowerCase();
-    if (!isPublishableHost(host)) {
+    if (!isPublishableHost(host, prefix)) {
       const list = invalid.get(host) ?? [];
       if (!list.some((r) => r.uid === route.ingress.uid)) list.push(route.ingress);
       invalid.set(host, list);

@@ -1,4 +1,4 @@
-import { CloudflareApiError, ZoneDirectory, callCloudflare, matchZone, type Cloudflare, type ZoneInfo } from '@warren/core';
+import { CloudflareApiError, ZoneDirectory, callCloudflare, matchZone, planLimits, type Cloudflare, type ZoneInfo } from '@warren/core';
 import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
 import { hostClaims, ingressKey, type HostClaim } from './desired.js';
@@ -36,7 +36,14 @@ export interface DnsSyncReport {
   failed: number;
   /** Hosts routed by owned Ingresses that no allowed zone contains. */
   withoutZone: number;
+  /** Hosts whose zone belongs to another account than the tunnel (Cloudflare would not route them). */
+  otherAccount: number;
 }
+
+const emptyReport = (): DnsSyncReport => ({ created: 0, updated: 0, deleted: 0, released: 0, conflicts: 0, failed: 0, withoutZone: 0, otherAccount: 0 });
+
+/** Marks "the tunnel's account could not be told apart": no zone is in it. */
+const UNKNOWN_ACCOUNT = '';
 
 /** A zone's records as last read, kept up to date with the results of Warren's own writes. */
 class ZoneRecords {
@@ -90,8 +97,9 @@ export interface DnsSyncOptions {
  *
  * Cost: zones are listed once per `zoneCacheTtl` and each zone's records once per `resyncInterval` (or after a
  * write failed); plans are computed against that cache, so a sync with nothing to change makes no API call.
- * Changes go out through the batch endpoint, at most `batchSize` record changes per request, all changes of one
- * host in the same request. A batch refused as invalid is retried host by host, so one bad name affects only
+ * Changes go out through the batch endpoint, at most `batchSize` record changes per request and never more than
+ * the zone's plan allows (Free 200, paid 3,500), all changes of one host in the same request. Records are managed
+ * only in zones of the tunnel's account (see #tunnelAccount). A batch refused as invalid is retried host by host, so one bad name affects only
  * itself. 429 and 5xx answers stop the sync of that zone and make `sync` reject, so core retries with back-off.
  */
 export class DnsSync {
@@ -115,6 +123,8 @@ export class DnsSync {
    */
   readonly #formerOwnerKeys = new Set<string>();
   #lastOwnerKey: string | undefined;
+  /** The account each tunnel id was found in (see #tunnelAccount). */
+  readonly #tunnelAccounts = new Map<string, string>();
 
   constructor(options: DnsSyncOptions) {
     this.#o = options;
@@ -137,22 +147,42 @@ export class DnsSync {
     this.#formerOwnerKeys.delete(ownerKey);
     this.#lastOwnerKey = ownerKey;
     const target = `${tunnelId}.cfargotunnel.com`;
-    const report: DnsSyncReport = { created: 0, updated: 0, deleted: 0, released: 0, conflicts: 0, failed: 0, withoutZone: 0 };
-    const { claims, invalid } = hostClaims(table, this.#deleting);
+    const report = emptyReport();
+    const { registryPrefix } = this.#o.settings;
+    const { claims, invalid } = hostClaims(table, this.#deleting, registryPrefix);
     for (const [host, ingresses] of invalid) {
-      this.#report(host, ingresses, 'warning', 'DnsInvalidHost', `host ${JSON.stringify(host)} is not a DNS name Warren can publish; no DNS record is managed for it`);
+      this.#report(
+        host,
+        ingresses,
+        'warning',
+        'DnsInvalidHost',
+        `host ${JSON.stringify(host)} is not a DNS name Warren can publish (or its ownership record ${registryPrefix}.<host> would exceed 253 characters); no DNS record is managed for it`,
+      );
     }
-    const zones = await this.#zones.zones(signal);
+    const listed = await this.#zones.zones(signal);
     if (this.#zones.missingAllowed.length) {
       this.#log.warn({ zones: this.#zones.missingAllowed }, 'allow-listed zones are not visible to the API token');
     }
+    const account = await this.#tunnelAccount(tunnelId, listed, signal);
+    const zones = listed.filter((z) => inAccount(z, account));
     const byZone = new Map<string, HostClaim[]>();
     for (const claim of claims.values()) {
-      const zone = matchZone(claim.host, zones);
+      const zone = matchZone(claim.host, listed);
       if (!zone) {
         report.withoutZone++;
         if (claim.managed) {
           this.#report(claim.host, claim.ingresses, 'warning', 'DnsNoZone', `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.settings.zones.length ? ` among the allowed zones (${this.#o.settings.zones.join(', ')})` : ''}; no DNS record is managed for it`);
+        }
+        continue;
+      }
+      if (!inAccount(zone, account)) {
+        report.otherAccount++;
+        if (claim.managed) {
+          const why =
+            account === UNKNOWN_ACCOUNT
+              ? `the API token sees zones of several accounts and the tunnel's account could not be found (set plugins.dns.accountId)`
+              : `zone ${zone.name} belongs to account ${zone.accountId}, not to the tunnel's account ${account}`;
+          this.#report(claim.host, claim.ingresses, 'warning', 'DnsOtherAccount', `no DNS record is managed for ${claim.host}: ${why}; Cloudflare routes a tunnel only from records in its own account`);
         }
         continue;
       }
@@ -200,10 +230,10 @@ export class DnsSync {
       return;
     }
     const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.#o.settings.cleanupTimeout)]);
-    const stillUsed = this.#lastTable ? hostClaims(this.#lastTable, this.#deleting).claims : new Map<string, HostClaim>();
+    const stillUsed = this.#lastTable ? hostClaims(this.#lastTable, this.#deleting, this.#o.settings.registryPrefix).claims : new Map<string, HostClaim>();
     const hosts = ingress.hosts.map((h) => h.toLowerCase()).filter((h) => !stillUsed.get(h)?.managed);
     const zones = await this.#zones.zones(bounded);
-    const report: DnsSyncReport = { created: 0, updated: 0, deleted: 0, released: 0, conflicts: 0, failed: 0, withoutZone: 0 };
+    const report = emptyReport();
     for (const zone of zones) {
       const mine = hosts.filter((h) => matchZone(h, zones)?.id === zone.id);
       if (!mine.length) continue;
@@ -216,6 +246,36 @@ export class DnsSync {
       });
       await this.#apply(records, changes, report, bounded);
     }
+  }
+
+  /**
+   * The account of tunnel `tunnelId`, whose zones alone can route it: `plugins.dns.accountId` when set; else, when
+   * the visible zones span one account (or name none), that one, with no API call; else the account whose
+   * `GET /accounts/{id}/cfd_tunnel/{tunnel}` finds the tunnel (once per tunnel id). {@link UNKNOWN_ACCOUNT} when
+   * no account claims it, for example because the token may not read tunnels: then no zone is managed.
+   */
+  async #tunnelAccount(tunnelId: string, zones: readonly ZoneInfo[], signal: AbortSignal): Promise<string | undefined> {
+    if (this.#o.settings.accountId) return this.#o.settings.accountId;
+    const accounts = [...new Set(zones.map((z) => z.accountId).filter((a): a is string => Boolean(a)))].sort();
+    if (accounts.length <= 1) return accounts[0];
+    const known = this.#tunnelAccounts.get(tunnelId);
+    if (known !== undefined && accounts.includes(known)) return known;
+    const client = this.#o.client();
+    for (const account of accounts) {
+      try {
+        const tunnel = await callCloudflare(`look up tunnel ${tunnelId} in account ${account}`, () =>
+          client.zeroTrust.tunnels.cloudflared.get(tunnelId, { account_id: account }, { signal }),
+        );
+        if (tunnel.deleted_at) continue;
+        this.#tunnelAccounts.set(tunnelId, account);
+        return account;
+      } catch (err) {
+        // 404: not in this account; 403: the token may not read its tunnels. Either way, not confirmed here.
+        if (!(err instanceof CloudflareApiError) || err.retryable) throw err;
+      }
+    }
+    this.#log.warn({ tunnelId, accounts }, "the API token sees zones of several accounts and none of them shows the tunnel; no DNS record is managed (set plugins.dns.accountId)");
+    return UNKNOWN_ACCOUNT;
   }
 
   /**
@@ -269,14 +329,16 @@ export class DnsSync {
       const formerlyOurs = ours ? undefined : registry.find((r) => this.#ownedByUs(r, ownerKey, host));
       const atHost = records.at(host);
       const cname = atHost.find((r) => r.type === 'CNAME');
-      const others = atHost.filter((r) => r.type !== 'CNAME');
+      // Cloudflare refuses a CNAME only next to A, AAAA or another CNAME: TXT, MX, CAA, SRV… may share the name (an
+      // apex keeps its mail records), so they neither block Warren nor are ever deleted by a takeover.
+      const blocking = atHost.filter((r) => r.type === 'A' || r.type === 'AAAA');
       const change = (kind: HostChange['kind'], ops: Partial<Pick<HostChange, 'deletes' | 'patches' | 'posts'>>) =>
         changes.push({ host, claim, kind, deletes: ops.deletes ?? [], patches: ops.patches ?? [], posts: ops.posts ?? [] });
       if (!claim.managed) {
         if (ours ?? formerlyOurs) change('release', { deletes: [(ours ?? formerlyOurs)!.id] });
         continue;
       }
-      if (formerlyOurs && !others.length) {
+      if (formerlyOurs && !blocking.length) {
         // Ours under a former tunnel: point the CNAME at this tunnel and re-key the ownership record.
         change('update', {
           patches: [{ id: formerlyOurs.id, ...txtBody(host) }, ...(cname ? [{ id: cname.id, ...cnameBody(host) }] : [])],
@@ -285,8 +347,8 @@ export class DnsSync {
         continue;
       }
       if (ours) {
-        if (others.length) {
-          this.#conflict(claim, report, `DNS name ${host} has ${describe(others)} that Warren did not create; a proxied CNAME cannot be added next to them, so the name is left alone`);
+        if (blocking.length) {
+          this.#conflict(claim, report, `DNS name ${host} has ${describe(blocking)} that Warren did not create; a proxied CNAME cannot be added next to them, so the name is left alone`);
         } else if (!cname) change('create', { posts: [cnameBody(host)] });
         else if (cname.content !== target || !cname.proxied) change('update', { patches: [{ id: cname.id, ...cnameBody(host) }] });
         else this.#settled(claim);
@@ -294,16 +356,16 @@ export class DnsSync {
       }
       if (registry.length) {
         this.#conflict(claim, report, `DNS name ${host} is claimed by another owner (ownership record ${registryName(prefix, host)}); leaving it alone`);
-      } else if (!cname && !others.length) {
+      } else if (!cname && !blocking.length) {
         change('create', { posts: [txtBody(host), cnameBody(host)] });
       } else if (overwriteUnmanaged) {
         change('takeover', {
-          deletes: others.map((r) => r.id),
+          deletes: blocking.map((r) => r.id),
           patches: cname ? [{ id: cname.id, ...cnameBody(host) }] : [],
           posts: cname ? [txtBody(host)] : [txtBody(host), cnameBody(host)],
         });
       } else {
-        this.#conflict(claim, report, `DNS name ${host} already has ${describe(atHost)} that this Warren installation does not own; leaving it alone (plugins.dns.overwriteUnmanaged takes over records nobody claims)`);
+        this.#conflict(claim, report, `DNS name ${host} already has ${describe(cname ? [cname, ...blocking] : blocking)} that this Warren installation does not own; leaving it alone (plugins.dns.overwriteUnmanaged takes over records nobody claims)`);
       }
     }
     for (const record of records.all()) {
@@ -317,7 +379,8 @@ export class DnsSync {
   }
 
   async #apply(records: ZoneRecords, changes: readonly HostChange[], report: DnsSyncReport, signal: AbortSignal): Promise<void> {
-    const size = this.#o.settings.batchSize;
+    // The zone's plan caps a batch (Free: 200 changes): a larger one is refused whole.
+    const size = Math.min(this.#o.settings.batchSize, planLimits(records.zone.plan).dnsBatch);
     let chunk: HostChange[] = [];
     let ops = 0;
     const chunks: HostChange[][] = [];
@@ -433,6 +496,11 @@ export class DnsSync {
       this.#o.events[type]({ kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid }, reason, message);
     }
   }
+}
+
+/** True when `zone` can route the tunnel of `account` (undefined: the zones name no account, so all can). */
+function inAccount(zone: ZoneInfo, account: string | undefined): boolean {
+  return account === undefined || zone.accountId === undefined || zone.accountId === account;
 }
 
 function labelCount(name: string): number {

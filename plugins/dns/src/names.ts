@@ -3,8 +3,15 @@ import { ownershipDigest } from '@warren/core';
 /** Host names Warren can publish: lower-case DNS names, optionally with a leading `*.` wildcard label. */
 const HOST = /^(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
-export function isPublishableHost(host: string): boolean {
-  return host.length <= 253 && HOST.test(host);
+/** The longest DNS name Cloudflare accepts. */
+const MAX_NAME = 253;
+
+/**
+ * Host names Warren can publish: valid, and short enough that the ownership record next to them
+ * (`<prefix>.<host>`, see {@link registryName}) is still a valid name.
+ */
+export function isPublishableHost(host: string, prefix: string): boolean {
+  return HOST.test(host) && host.length <= MAX_NAME && registryName(prefix, host).length <= MAX_NAME;
 }
 
 /**

@@ -22,14 +22,30 @@ export const dnsSettingsSchema = z
       .boolean()
       .default(false)
       .describe('Take over records at managed names that carry no ownership record (never those another owner claims)'),
-    batchSize: z.number().int().min(2).max(3500).default(200).describe('Most record changes per batch request (Free plan: 200, paid: 3,500)'),
+    accountId: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/, 'a 32-character hex Cloudflare account id')
+      .optional()
+      .describe("The tunnel's Cloudflare account (default: found through the API); records are managed only in zones of this account"),
+    batchSize: z
+      .number()
+      .int()
+      .min(2)
+      .max(3500)
+      .default(3500)
+      .describe("Most record changes per batch request; each zone's plan caps it further (Free: 200, paid plans: 3,500)"),
     listPageSize: z.number().int().min(100).max(50_000).default(5000).describe('Records per page when reading a zone'),
     zoneCacheTtl: duration().default(3_600_000).describe('How long the zone list is reused before it is listed again'),
     resyncInterval: duration()
       .default(3_600_000)
       .describe('How long a zone\'s records are trusted before they are read again to repair drift (0: only after changes fail)'),
     cleanupTimeout: duration().default(30_000).describe('Bound on removing records when an Ingress is deleted'),
-    comment: z.string().max(100).default('managed by Warren').describe('Comment written on managed records'),
+    comment: z
+      .string()
+      .max(100)
+      .regex(/^[^\r\n]*$/, 'one line: Cloudflare refuses line breaks in record comments')
+      .default('managed by Warren')
+      .describe('Comment written on managed records (one line, at most 100 characters)'),
   })
   .strict();
 

@@ -271,17 +271,84 @@ test('429 and 5xx: the SDK backs off per retry-after, a persistent outage reject
   t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': TARGET, 'b.example.com': TARGET });
 });
 
-test('a name the API refuses fails alone; other hosts of the same batch are created', async (t) => {
+test('a change the API refuses fails alone; other hosts of the same batch are created', async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
-  const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(57)}.example.com`; // 252 characters: fits, but its ownership record would not
-  await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com']), ing('bad', [long])]);
-  t.deepEqual(cnames(h.fake, 'example.com'), { 'ok1.example.com': TARGET, 'ok2.example.com': TARGET });
+  await h.sync([ing('ok', ['ok1.example.com'])]);
+  // Another tool adds an A record after Warren read the zone: Warren's CNAME there is refused (81053).
+  h.fake.addRecord('example.com', { type: 'A', name: 'late.example.com', content: '192.0.2.7' });
+  await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com', 'ok3.example.com']), ing('bad', ['late.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'ok1.example.com': TARGET, 'ok2.example.com': TARGET, 'ok3.example.com': TARGET });
   const failed = h.events.warnings('DnsRecordFailed');
   t.deepEqual(failed.map((e) => e.object.name), ['bad']);
+  t.regex(failed[0]!.message, /81053/);
   const calls = h.fake.count();
-  await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com']), ing('bad', [long])]);
+  await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com', 'ok3.example.com']), ing('bad', ['late.example.com'])]);
   t.is(h.fake.count(), calls, 'a refused change is not retried until something changes');
+});
+
+test('a host whose ownership record would be longer than 253 characters is reported, not sent', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(57)}.example.com`; // 252 characters: fits, but `_warren.` + it does not
+  await h.sync([ing('ok', ['ok1.example.com']), ing('bad', [long])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'ok1.example.com': TARGET });
+  t.deepEqual(h.events.warnings('DnsInvalidHost').map((e) => e.object.name), ['bad']);
+  t.is(h.events.warnings('DnsRecordFailed').length, 0, 'nothing the API would refuse was sent');
+  t.is(h.fake.count(BATCH), 1);
+});
+
+test('record comments must be one line: Cloudflare refuses line breaks', (t) => {
+  t.false(dnsSettingsSchema.safeParse({ comment: 'managed\nby Warren' }).success);
+  t.false(dnsSettingsSchema.safeParse({ comment: 'managed\rby Warren' }).success);
+  t.true(dnsSettingsSchema.safeParse({ comment: 'managed by Warren (prod)' }).success);
+});
+
+test('MX, TXT, CAA and SRV records never block a CNAME, and a takeover deletes only what conflicts (A, AAAA)', async (t) => {
+  const h = await harness(t, { overwriteUnmanaged: true });
+  h.fake.addZone('example.com');
+  h.fake.addRecord('example.com', { type: 'MX', name: 'example.com', content: 'mx.example.net', priority: 10 });
+  h.fake.addRecord('example.com', { type: 'TXT', name: 'example.com', content: '"v=spf1 include:_spf.example.net -all"' });
+  h.fake.addRecord('example.com', { type: 'CAA', name: 'example.com', content: '0 issue "letsencrypt.org"' });
+  h.fake.addRecord('example.com', { type: 'A', name: 'mail.example.com', content: '192.0.2.25' });
+  h.fake.addRecord('example.com', { type: 'MX', name: 'mail.example.com', content: 'mx.example.net', priority: 10 });
+  h.fake.addRecord('example.com', { type: 'TXT', name: 'mail.example.com', content: '"v=spf1 -all"' });
+  await h.sync([ing('apex', ['example.com']), ing('mail', ['mail.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'example.com': TARGET, 'mail.example.com': TARGET });
+  const types = (name: string) => h.fake.records('example.com').filter((r) => r.name === name).map((r) => r.type).sort();
+  t.deepEqual(types('example.com'), ['CAA', 'CNAME', 'MX', 'TXT'], 'the apex keeps its mail records');
+  t.deepEqual(types('mail.example.com'), ['CNAME', 'MX', 'TXT'], 'the takeover deleted only the A record');
+  t.is(h.events.warnings('DnsConflict').length, 0);
+  t.deepEqual(h.events.events.filter((e) => e.reason === 'DnsRecordCreated').map((e) => e.object.name).sort(), ['apex', 'mail']);
+});
+
+test('records are managed only in zones of the tunnel\'s account; a host elsewhere gets a Warning', async (t) => {
+  const h = await harness(t);
+  const mine = 'a'.repeat(32);
+  h.fake.addZone('mine.example', { accountId: mine });
+  h.fake.addZone('theirs.example', { accountId: 'b'.repeat(32) });
+  const tunnel = h.fake.addTunnel(mine, 'prod');
+  await h.sync([ing('here', ['app.mine.example']), ing('there', ['app.theirs.example'])], tunnel.id);
+  t.is(h.fake.routedTunnel('app.mine.example'), tunnel.id, 'routed');
+  t.deepEqual(h.fake.records('theirs.example'), [], 'nothing in a zone of another account');
+  const warnings = h.events.warnings('DnsOtherAccount');
+  t.deepEqual(warnings.map((e) => e.object.name), ['there']);
+  t.regex(warnings[0]!.message, /theirs\.example belongs to account b{32}/);
+  h.fake.resetLog();
+  await h.sync([ing('here', ['app.mine.example']), ing('there', ['app.theirs.example'])], tunnel.id);
+  t.is(h.fake.count(), 0, 'the tunnel\'s account is looked up once');
+});
+
+test('each zone\'s plan caps the batch: 200 changes on Free, 3,500 on paid plans, whatever batchSize allows', async (t) => {
+  const h = await harness(t, { batchSize: 3500 });
+  h.fake.addZone('free.example', { plan: 'free' });
+  h.fake.addZone('paid.example', { plan: 'pro' });
+  const hosts = (zone: string) => Array.from({ length: 250 }, (_, i) => `h${i}.${zone}`);
+  await h.sync([ing('a', hosts('free.example')), ing('b', hosts('paid.example'))]);
+  t.is(h.fake.records('free.example').length, 500);
+  t.is(h.fake.records('paid.example').length, 500);
+  t.is(h.fake.count(BATCH), 4, 'three batches of at most 200 on Free, one on Pro');
+  t.is(h.fake.requests.filter((r) => r.route === BATCH && r.status !== 200).length, 0, 'no batch was refused');
 });
 
 test('drift is repaired after resyncInterval, and the API token never reaches logs or events', async (t) => {
@@ -329,4 +396,22 @@ test('the container resolves the plugin with explicit tokens only', async (t) =>
   const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as DnsPlugin[];
   t.true(plugin instanceof DnsPlugin);
   t.is(plugin!.id, 'cloud.dns');
+});
+
+test('zones of several accounts and a tunnel none of them shows: nothing is published until plugins.dns.accountId names one', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('one.example', { accountId: 'a'.repeat(32) });
+  h.fake.addZone('two.example', { accountId: 'b'.repeat(32) });
+  await h.sync([ing('x', ['app.one.example']), ing('y', ['app.two.example'])]); // TUNNEL exists in neither account
+  t.deepEqual([...h.fake.records('one.example'), ...h.fake.records('two.example')], []);
+  const warnings = h.events.warnings('DnsOtherAccount');
+  t.deepEqual(warnings.map((e) => e.object.name).sort(), ['x', 'y']);
+  t.regex(warnings[0]!.message, /plugins\.dns\.accountId/);
+
+  const pinned = await harness(t, { accountId: 'b'.repeat(32) }, h.fake);
+  h.fake.resetLog();
+  await pinned.sync([ing('x', ['app.one.example']), ing('y', ['app.two.example'])]);
+  t.deepEqual(cnames(h.fake, 'two.example'), { 'app.two.example': TARGET });
+  t.deepEqual(h.fake.records('one.example'), []);
+  t.is(h.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel'), 0, 'no lookup when the account is set');
 });

@@ -1,5 +1,5 @@
 import { TOKENS, pluginConfigToken, type ControlContext, type ControlPlugin, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
-import type { CloudflareClientFactory } from '@warren/core';
+import { unenforcedFirewallGauge, type CloudflareClientFactory, type UnenforcedFirewallGauge } from '@warren/core';
 import type { Logger } from 'pino';
 import { inject, injectable } from 'tsyringe';
 import { FirewallSync } from './firewall-sync.js';
@@ -11,17 +11,24 @@ export class FirewallPlugin implements ControlPlugin {
   readonly id = 'cloud.firewall';
   readonly #settings: FirewallSettings;
   readonly #clients: CloudflareClientFactory;
+  readonly #unenforced: UnenforcedFirewallGauge | undefined;
   #sync: FirewallSync | undefined;
   #log: Logger | undefined;
 
-  constructor(@inject(pluginConfigToken('firewall')) settings: FirewallSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
+  /** `registry`: the process's prom-client registry (`TOKENS.Metrics`, optional), for `warren_firewall_unenforced_ingresses`. */
+  constructor(
+    @inject(pluginConfigToken('firewall')) settings: FirewallSettings,
+    @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory,
+    @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof unenforcedFirewallGauge>[0],
+  ) {
     this.#settings = settings;
     this.#clients = clients;
+    this.#unenforced = registry ? unenforcedFirewallGauge(registry) : undefined;
   }
 
   provision(ctx: ProvisionContext): void {
     this.#log = ctx.logger;
-    this.#sync = new FirewallSync({ settings: this.#settings, client: this.#clients, logger: ctx.logger, events: ctx.events });
+    this.#sync = new FirewallSync({ settings: this.#settings, client: this.#clients, logger: ctx.logger, events: ctx.events, unenforced: this.#unenforced });
   }
 
   async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {

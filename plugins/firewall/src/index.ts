@@ -40,7 +40,7 @@ export default definePlugin({
       },
       {
         key: ANNOTATIONS.allowCountries,
-        description: 'Only clients from these countries (ISO 3166-1 alpha-2; T1 = Tor) may reach the Ingress\'s hosts.',
+        description: 'Only clients from these countries (ISO 3166-1 alpha-2; T1 = Tor, XX = unknown) may reach the Ingress\'s hosts. Other codes (EU, UN, …) are skipped with a Warning.',
         schema: countryListSchema,
         example: 'DE, FR, NL',
       },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { COUNTRY_CODES } from './countries.js';
 
 /** A parsed list annotation: the entries that will be used, and the ones skipped as invalid. */
 export interface ParsedList {
@@ -26,17 +27,13 @@ export const ipListSchema = z.string().transform((value): ParsedList => {
   return { entries, invalid };
 });
 
-const regions = new Intl.DisplayNames(['en'], { type: 'region' });
-/** Cloudflare's extra codes: Tor exit nodes and unknown. */
-const SPECIAL_COUNTRIES = new Set(['T1', 'XX']);
-
 /** ISO 3166-1 alpha-2 country codes (plus Cloudflare's `T1` and `XX`), separated by commas or whitespace. */
 export const countryListSchema = z.string().transform((value): ParsedList => {
   const entries: string[] = [];
   const invalid: Array<{ entry: string; reason: string }> = [];
   for (const raw of split(value)) {
     const code = raw.toUpperCase();
-    const known = SPECIAL_COUNTRIES.has(code) || (/^[A-Z]{2}$/.test(code) && ![code, 'Unknown Region'].includes(regions.of(code) ?? code));
+    const known = COUNTRY_CODES.has(code);
     if (!known) invalid.push({ entry: raw, reason: 'not an ISO 3166-1 alpha-2 country code' });
     else if (!entries.includes(code)) entries.push(code);
   }

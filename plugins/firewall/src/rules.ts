@@ -27,13 +27,29 @@ export const MAX_EXPRESSION = 4096;
 /** A WAF custom rule Warren wants in one zone's `http_request_firewall_custom` entrypoint. */
 export interface DesiredRule {
   readonly zone: ZoneInfo;
-  /** `warren-<owner tag>-<digest>`: marks the rule as this installation's and keeps it stable across syncs. */
+  /** `warren-<owner tag>-<digest of zone, action and position>`: marks the rule as this installation's. */
   readonly ref: string;
   readonly description: string;
   readonly action: string;
   readonly expression: string;
-  readonly ingress: IngressRef;
+  /** The Ingresses whose lists the rule carries. */
+  readonly ingresses: readonly IngressRef[];
+  /** It carries an allow list: such rules get the free slots first when the plan's limit leaves too few. */
+  readonly allows: boolean;
 }
+
+/** The lists of one Ingress in one zone, as one `or`-able condition under its host condition. */
+export interface RuleClause {
+  readonly zone: ZoneInfo;
+  readonly action: string;
+  readonly ingress: IngressRef;
+  readonly name: string;
+  readonly allows: boolean;
+  readonly expression: string;
+}
+
+/** Most characters of a rule description. */
+const MAX_DESCRIPTION = 500;
 
 /** A problem to report as a Warning Event on an Ingress. */
 export interface RuleProblem {
@@ -81,17 +97,20 @@ export function hostCondition(hosts: readonly string[], tableHosts: readonly str
 }
 
 /**
- * Rules for every owned Ingress that carries list annotations: one rule per list kind and zone, scoped to exactly
- * that Ingress's hosts in that zone. Invalid list entries are skipped (and reported); a list with no valid entry,
- * a host in no zone and an expression over the size limit are reported and skipped, never fatal.
+ * Rules for every owned Ingress that carries list annotations, packed to use as few of the zone's custom-rule slots
+ * as Cloudflare's plan limits allow (5 on Free, counting everyone's rules): each Ingress gets one clause per zone,
+ * `(<its hosts>) and (<list 1> or <list 2> …)`, and the clauses of one zone and action are joined with `or` into
+ * rules of at most 4,096 characters. A clause too long on its own is split into one clause per list; a single
+ * list still too long is reported and skipped. Allow-list clauses are packed first. Invalid list entries are
+ * skipped (and reported); a list with no valid entry and a host in no zone are reported, never fatal.
  */
 export function desiredRules(
   table: RouteTable,
   zones: readonly ZoneInfo[],
   ownerKey: string,
   mode: 'suffix' | 'regex',
-): { rules: DesiredRule[]; problems: RuleProblem[] } {
-  const rules: DesiredRule[] = [];
+): { rules: DesiredRule[]; clauses: RuleClause[]; problems: RuleProblem[] } {
+  const clauses: RuleClause[] = [];
   const problems: RuleProblem[] = [];
   const byIngress = new Map<string, { ref: IngressRef; hosts: Set<string>; hostless: boolean; annotations: Readonly<Record<string, unknown>> }>();
   const routedBy = new Map<string, Set<string>>();
@@ -106,7 +125,6 @@ export function desiredRules(
       routedBy.set(route.host.toLowerCase(), set);
     } else entry.hostless = true;
   }
-  const prefix = refPrefix(ownerKey);
   for (const { ref, hosts, hostless, annotations } of byIngress.values()) {
     const lists = KINDS.map((k) => ({ ...k, list: annotations[k.key] as ParsedList | undefined })).filter((k) => k.list);
     if (!lists.length) continue;
@@ -137,33 +155,82 @@ export function desiredRules(
       slot.hosts.push(h);
       perZone.set(zone.id, slot);
     }
+    const usable = lists.filter(({ key, list }) => {
+      if (list!.entries.length) return true;
+      problems.push({ ingress: ref, reason: 'FirewallRuleSkipped', message: `annotation warren.dev/${key} has no valid entry; its rule is skipped` });
+      return false;
+    });
+    if (!usable.length) continue;
+    const conditions = usable.map(({ kind, list, condition }) => ({ kind, condition: condition(kind.endsWith('countries') ? list!.entries.map(quote).join(' ') : list!.entries.join(' ')) }));
     for (const { zone, hosts: zoneHosts } of perZone.values()) {
       const hostMatch = hostCondition(zoneHosts, table.hosts, mode);
-      for (const { kind, key, list, condition } of lists) {
-        const set = kind.endsWith('countries') ? list!.entries.map(quote).join(' ') : list!.entries.join(' ');
-        if (!list!.entries.length) {
-          problems.push({ ingress: ref, reason: 'FirewallRuleSkipped', message: `annotation warren.dev/${key} has no valid entry; its rule is skipped` });
+      const clause = (parts: typeof conditions): RuleClause => ({
+        zone,
+        action,
+        ingress: ref,
+        name,
+        allows: parts.some((p) => p.kind.startsWith('allow')),
+        expression: parts.length === 1 ? `${hostMatch} and ${parts[0]!.condition}` : `${hostMatch} and (${parts.map((p) => p.condition).join(' or ')})`,
+      });
+      const whole = clause(conditions);
+      if (whole.expression.length <= MAX_EXPRESSION) {
+        clauses.push(whole);
+        continue;
+      }
+      for (const part of conditions) {
+        const single = clause([part]);
+        if (single.expression.length <= MAX_EXPRESSION) {
+          clauses.push(single);
           continue;
         }
-        const expression = `${hostMatch} and ${condition(set)}`;
-        if (expression.length > MAX_EXPRESSION) {
-          problems.push({
-            ingress: ref,
-            reason: 'FirewallRuleTooLong',
-            message: `the ${kind} rule for ${name} in zone ${zone.name} would be ${expression.length} characters (limit ${MAX_EXPRESSION}); it is skipped`,
-          });
-          continue;
-        }
-        rules.push({
-          zone,
-          ref: `${prefix}${ownershipDigest(ownerKey, `${name}/${kind}`, 16)}`,
-          description: `Warren ${name}: ${kind}`,
-          action,
-          expression,
+        problems.push({
           ingress: ref,
+          reason: 'FirewallRuleTooLong',
+          message: `the ${part.kind} rule for ${name} in zone ${zone.name} would be ${single.expression.length} characters (limit ${MAX_EXPRESSION}); it is skipped`,
         });
       }
     }
   }
-  return { rules, problems };
+  return { rules: packRules(clauses, ownerKey), clauses, problems };
+}
+
+/**
+ * Joins the clauses of each zone and action with `or` into as few rules as fit in {@link MAX_EXPRESSION}, allow
+ * lists first, then by Ingress name. Refs come from zone, action and position, so an unchanged set keeps its refs.
+ * With `action`, every clause gets that action: one group per zone, so fewer rules.
+ */
+export function packRules(clauses: readonly RuleClause[], ownerKey: string, action?: string): DesiredRule[] {
+  const groups = new Map<string, RuleClause[]>();
+  for (const original of clauses) {
+    const clause = action ? { ...original, action } : original;
+    const key = `${clause.zone.id}|${clause.action}`;
+    groups.set(key, [...(groups.get(key) ?? []), clause]);
+  }
+  const prefix = refPrefix(ownerKey);
+  const rules: DesiredRule[] = [];
+  for (const group of groups.values()) {
+    group.sort((a, b) => Number(b.allows) - Number(a.allows) || a.name.localeCompare(b.name) || a.expression.localeCompare(b.expression));
+    const joined = (parts: readonly RuleClause[]) => (parts.length === 1 ? parts[0]!.expression : parts.map((c) => `(${c.expression})`).join(' or '));
+    const chunks: RuleClause[][] = [];
+    for (const clause of group) {
+      const last = chunks.at(-1);
+      if (last && joined([...last, clause]).length <= MAX_EXPRESSION) last.push(clause);
+      else chunks.push([clause]);
+    }
+    chunks.forEach((chunk, index) => {
+      const { zone, action } = chunk[0]!;
+      const names = [...new Set(chunk.map((c) => c.name))];
+      const description = `Warren ${action} ${index + 1}: ${names.join(', ')}`;
+      rules.push({
+        zone,
+        ref: `${prefix}${ownershipDigest(ownerKey, `${zone.id}/${action}/${index}`, 16)}`,
+        description: description.length > MAX_DESCRIPTION ? `${description.slice(0, MAX_DESCRIPTION - 1)}…` : description,
+        action,
+        expression: joined(chunk),
+        ingresses: [...new Map(chunk.map((c) => [c.ingress.uid, c.ingress])).values()],
+        allows: chunk.some((c) => c.allows),
+      });
+    });
+  }
+  return rules.sort((a, b) => Number(b.allows) - Number(a.allows));
 }

@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { Registry } from 'prom-client';
 import 'reflect-metadata';
 import { RecordingEventSink, capturingLogger, handBuiltRouteTable, startFakeCloudflare, testProvisionContext, type FakeCloudflare, type HandIngress } from '@warren/core/testing';
 import firewallModule, { FirewallPlugin, actionSchema, countryListSchema, firewallSettingsSchema, hostCondition, ipListSchema, refPrefix } from '../src/index.js';
@@ -49,10 +50,12 @@ test('list annotations become WAF custom rules scoped to exactly that Ingress\'s
   const rules = h.fake.ruleset('example.com')!.rules;
   t.deepEqual(rules[0], foreign, 'the hand-written rule is byte for byte the same');
   const mine = ours(h.fake, 'example.com');
-  t.is(mine.length, 2);
-  const byDesc = Object.fromEntries(mine.map((r) => [r.description, r]));
-  t.is(byDesc['Warren shop/web: allow-ips']!.expression, '(lower(http.host) in {"shop.example.com" "www.example.com"}) and not ip.src in {203.0.113.0/24 2001:db8::/32}');
-  t.is(byDesc['Warren shop/web: deny-countries']!.expression, '(lower(http.host) in {"shop.example.com" "www.example.com"}) and ip.src.country in {"T1" "RU"}');
+  t.is(mine.length, 1, 'both lists of the Ingress in one rule');
+  t.is(mine[0]!.description, 'Warren block 1: shop/web');
+  t.is(
+    mine[0]!.expression,
+    '(lower(http.host) in {"shop.example.com" "www.example.com"}) and (ip.src.country in {"T1" "RU"} or not ip.src in {203.0.113.0/24 2001:db8::/32})',
+  );
   t.true(mine.every((r) => r.action === 'block' && r.enabled));
   t.false(mine.some((r) => r.expression.includes('blog.example.com')));
   t.false(mine.some((r) => r.ref.includes(TUNNEL)), 'refs do not reveal the tunnel id');
@@ -63,15 +66,16 @@ test('rules change with the annotations and disappear with them or with the Ingr
   h.fake.addZone('example.com');
   h.fake.addRule('example.com', { expression: 'ip.src in {192.0.2.1}', action: 'block', ref: 'keep-me' });
   await h.sync([ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7', 'firewall-allow-countries': 'DE' })]);
-  t.is(ours(h.fake, 'example.com').length, 2);
+  t.is(ours(h.fake, 'example.com').length, 1);
   h.fake.resetLog();
-  await h.sync([ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7, 198.51.100.8', 'firewall-allow-countries': 'DE', 'firewall-action': 'managed_challenge' })]);
-  t.is(h.fake.count('PATCH /zones/:zone/rulesets/:ruleset/rules/:rule'), 2);
-  t.is(h.fake.count(), 2, 'changed rules are edited in place, nothing else is called');
-  t.true(ours(h.fake, 'example.com').every((r) => r.action === 'managed_challenge'));
-  t.true(ours(h.fake, 'example.com').some((r) => r.expression.endsWith('ip.src in {198.51.100.7 198.51.100.8}')));
+  await h.sync([ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7, 198.51.100.8', 'firewall-allow-countries': 'DE' })]);
+  t.is(h.fake.count('PATCH /zones/:zone/rulesets/:ruleset/rules/:rule'), 1);
+  t.is(h.fake.count(), 1, 'a changed rule is edited in place, nothing else is called');
+  t.true(ours(h.fake, 'example.com')[0]!.expression.includes('ip.src in {198.51.100.7 198.51.100.8}'));
+  await h.sync([ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7', 'firewall-allow-countries': 'DE', 'firewall-action': 'managed_challenge' })]);
+  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.action), ['managed_challenge'], 'another action: the rule moves');
   await h.sync([ing('web', ['shop.example.com'], { 'firewall-allow-countries': 'DE' })]);
-  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.description), ['Warren shop/web: allow-countries']);
+  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.expression), ['(lower(http.host) in {"shop.example.com"}) and not ip.src.country in {"DE"}']);
   await h.sync([]);
   t.deepEqual(h.fake.ruleset('example.com')!.rules.map((r) => r.ref), ['keep-me']);
 });
@@ -97,8 +101,8 @@ test('an invalid CIDR is a Warning and only that entry is skipped; the entrypoin
   await h.sync([ing('web', ['shop.example.com'], { 'firewall-allow-ips': '10.0.0.0/8, 10.1.2.3/8, 300.1.1.1, 192.0.2.9', 'firewall-deny-countries': 'ZZ, DE' })]);
   t.is(h.fake.count('POST /zones/:zone/rulesets'), 1);
   const mine = ours(h.fake, 'example.com');
-  t.is(mine.find((r) => r.description.endsWith('allow-ips'))!.expression, '(lower(http.host) in {"shop.example.com"}) and not ip.src in {10.0.0.0/8 192.0.2.9}');
-  t.true(mine.find((r) => r.description.endsWith('deny-countries'))!.expression.endsWith('ip.src.country in {"DE"}'));
+  t.is(mine.length, 1);
+  t.is(mine[0]!.expression, '(lower(http.host) in {"shop.example.com"}) and (ip.src.country in {"DE"} or not ip.src in {10.0.0.0/8 192.0.2.9})');
   const warnings = h.events.warnings('FirewallInvalidEntry');
   t.is(warnings.length, 2);
   const [ipWarning, countryWarning] = [warnings.find((w) => w.message.includes('allow-ips'))!, warnings.find((w) => w.message.includes('countries'))!];
@@ -147,7 +151,7 @@ test('steady state makes no call; two installations keep their own rules in one 
   for (let i = 0; i < 3; i++) await a.sync([web]);
   t.is(fake.count(), 0);
   await a.sync([]);
-  t.deepEqual(fake.ruleset('example.com')!.rules.map((r) => r.description), ['Warren shop/api: deny-ips'], 'B\'s rule survives A\'s cleanup');
+  t.deepEqual(fake.ruleset('example.com')!.rules.map((r) => r.description), ['Warren block 1: shop/api'], 'B\'s rule survives A\'s cleanup');
   t.false(a.logs().includes(TOKEN));
 });
 
@@ -167,6 +171,120 @@ test('the container resolves the plugin with explicit tokens only', async (t) =>
   child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
   firewallModule.register(child, firewallModule.configSchema.parse({}));
   const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as FirewallPlugin[];
-  t.true(plugin instanceof FirewallPlugin);
+  t.true(plugin instanceof FirewallPlugin, 'the metrics registry is optional');
+  const withMetrics = child.createChildContainer();
+  withMetrics.register(TOKENS.Metrics, { useValue: new Registry() });
+  t.true(withMetrics.resolveAll(TOKENS.ControlPlugin)[0] instanceof FirewallPlugin);
   t.is(plugin!.id, 'cloud.firewall');
+});
+
+test('country lists take ISO 3166-1 codes plus T1 and XX only: EU, UN, QO, AC and the like are refused', (t) => {
+  const parsed = countryListSchema.parse('EU, UN, QO, AC, ZZ, de, T1, xx, XK');
+  t.deepEqual(parsed.entries, ['DE', 'T1', 'XX']);
+  t.deepEqual(parsed.invalid.map((i) => i.entry), ['EU', 'UN', 'QO', 'AC', 'ZZ', 'XK']);
+  t.deepEqual(countryListSchema.parse('us gb jp br za aq').entries, ['US', 'GB', 'JP', 'BR', 'ZA', 'AQ']);
+});
+
+test('the lists of many Ingresses share one rule per zone and action, split only at 4,096 characters', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const many = Array.from({ length: 12 }, (_, i) =>
+    ing(`app${String(i).padStart(2, '0')}`, [`app${i}.example.com`], { 'firewall-allow-ips': '203.0.113.0/24', 'firewall-deny-countries': 'T1' }),
+  );
+  await h.sync(many);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1, 'twelve Ingresses, two lists each: one rule on a Free plan that allows five');
+  t.is(mine[0]!.expression.split(' or (').length, 12);
+  t.true(mine[0]!.expression.length <= 4096);
+  const wide = Array.from({ length: 60 }, (_, i) => ing(`w${String(i).padStart(2, '0')}`, [`host-with-a-long-name-${i}.example.com`], { 'firewall-deny-ips': '198.51.100.0/24, 192.0.2.0/24' }));
+  await h.sync(wide);
+  const split = ours(h.fake, 'example.com');
+  t.true(split.length > 1 && split.length < 5, `${split.length} rules`);
+  t.true(split.every((r) => r.expression.length <= 4096));
+  t.is(split.map((r) => r.expression.split(' or (').length).reduce((a, b) => a + b, 0), 60, 'every Ingress in exactly one rule');
+});
+
+test('beyond the plan\'s custom-rule limit allow lists win the free slots, the rest is a Warning and a metric, and they are installed once a slot frees up', async (t) => {
+  const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }] });
+  t.teardown(() => fake.close());
+  fake.addZone('example.com');
+  for (let i = 0; i < 4; i++) fake.addRule('example.com', { expression: `ip.src in {192.0.2.${i}}`, action: 'block', ref: `person-${i}` });
+  const registry = new Registry();
+  const events = new RecordingEventSink();
+  const { logger } = capturingLogger();
+  const plugin = new FirewallPlugin(firewallSettingsSchema.parse({ resyncInterval: 1 }), fake.clients(TOKEN, { logger }), registry);
+  plugin.provision(testProvisionContext({ logger, events }));
+  // Each Ingress has so many hosts that the two clauses cannot share one 4,096-character rule.
+  const hosts = (prefix: string) => Array.from({ length: 90 }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}.example.com`);
+  const table = [ing('deny', hosts('deny'), { 'firewall-deny-ips': '198.51.100.7' }), ing('allow', hosts('allow'), { 'firewall-allow-countries': 'DE' })];
+  const sync = (n: number) => plugin.onRoutesChanged(handBuiltRouteTable(table, n), { signal: AbortSignal.timeout(30_000), tunnelId: TUNNEL });
+  await sync(1);
+  t.deepEqual(ours(fake, 'example.com').map((r) => r.description), ['Warren block 1: shop/allow'], 'the one free slot goes to the allow list');
+  const limited = events.warnings('FirewallRuleLimit');
+  t.deepEqual(limited.map((e) => e.object.name), ['deny']);
+  t.regex(limited[0]!.message, /allows 5 custom rules and 4 of them are not Warren's.*NOT enforced/);
+  const gauge = async () => (await registry.getSingleMetric('warren_firewall_unenforced_ingresses')!.get()).values.find((v) => v.labels.zone === 'example.com')?.value;
+  t.is(await gauge(), 1);
+  await sync(2);
+  t.is(events.warnings('FirewallRuleLimit').length, 1, 'reported once while unchanged');
+
+  const set = fake.ruleset('example.com')!;
+  await fake.clients(TOKEN)().rulesets.rules.delete(set.rules[0]!.id, { zone_id: set.zoneId, ruleset_id: set.id });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await sync(3);
+  t.deepEqual(ours(fake, 'example.com').map((r) => r.description).sort(), ['Warren block 1: shop/allow', 'Warren block 2: shop/deny']);
+  t.is(await gauge(), 0, 'everything enforced once a person freed a slot');
+  t.throws(() => fake.addRule('example.com', { expression: 'ip.src in {192.0.2.99}', action: 'block' }), { message: /maximum number of rules/ }, 'the zone is full');
+});
+
+test('when the actions do not fit side by side, lists are enforced with block rather than not at all', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  for (let i = 0; i < 4; i++) h.fake.addRule('example.com', { expression: `ip.src in {192.0.2.${i}}`, action: 'block', ref: `person-${i}` });
+  const table = [
+    ing('deny', ['d.example.com'], { 'firewall-deny-ips': '198.51.100.7', 'firewall-action': 'managed_challenge' }),
+    ing('allow', ['a.example.com'], { 'firewall-allow-countries': 'DE' }),
+  ];
+  await h.sync(table);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1);
+  t.is(mine[0]!.action, 'block');
+  t.regex(mine[0]!.expression, /d\.example\.com.*198\.51\.100\.7/);
+  t.deepEqual(h.events.warnings('FirewallActionTightened').map((e) => e.object.name), ['deny']);
+  t.is(h.events.warnings('FirewallRuleLimit').length, 0);
+  h.fake.setPlan('example.com', 'pro');
+  const later = await harness(t, {}, h.fake);
+  await later.sync(table);
+  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge'], 'with room, each Ingress gets its own action again');
+});
+
+test('a plan upgrade makes room: rules that did not fit are installed on a later sync', async (t) => {
+  const h = await harness(t, { zoneCacheTtl: 1, resyncInterval: 1 });
+  h.fake.addZone('example.com');
+  for (let i = 0; i < 5; i++) h.fake.addRule('example.com', { expression: `ip.src in {192.0.2.${i}}`, action: 'block', ref: `person-${i}` });
+  const table = [ing('web', ['w.example.com'], { 'firewall-allow-ips': '203.0.113.0/24' })];
+  await h.sync(table);
+  t.is(ours(h.fake, 'example.com').length, 0);
+  t.is(h.events.warnings('FirewallRuleLimit').length, 1);
+  t.is(h.fake.count('POST /zones/:zone/rulesets/:ruleset/rules'), 0, 'nothing sent that the API would refuse');
+  h.fake.setPlan('example.com', 'pro');
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await h.sync(table);
+  t.is(ours(h.fake, 'example.com').length, 1);
+});
+
+test('a refused entrypoint creation is reported on the Ingress, is not read as "exists", and other zones still sync', async (t) => {
+  const h = await harness(t);
+  const broken = h.fake.addZone('broken.example');
+  h.fake.addZone('fine.example');
+  h.fake.faults.apiError(1, 400, 20021, 'the request was refused', 'POST /zones/:zone/rulesets');
+  await h.sync([ing('one', ['a.broken.example'], { 'firewall-deny-ips': '192.0.2.1' }), ing('two', ['b.fine.example'], { 'firewall-deny-ips': '192.0.2.2' })]);
+  t.is(ours(h.fake, 'fine.example').length, 1, 'the other zone is synced');
+  t.is(h.fake.ruleset('broken.example'), undefined);
+  const rejected = h.events.warnings('FirewallRuleRejected');
+  t.deepEqual(rejected.map((e) => e.object.name), ['one']);
+  t.regex(rejected[0]!.message, /entrypoint of zone broken\.example.*20021/);
+  void broken;
+  await h.sync([ing('one', ['a.broken.example'], { 'firewall-deny-ips': '192.0.2.3' }), ing('two', ['b.fine.example'], { 'firewall-deny-ips': '192.0.2.2' })]);
+  t.is(ours(h.fake, 'broken.example').length, 1, 'a changed rule is tried again and succeeds');
 });

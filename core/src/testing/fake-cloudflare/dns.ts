@@ -88,6 +88,8 @@ export function buildRecord(input: RecordInput, zone: FakeZone, base?: FakeDnsRe
   if (proxied) ttl = 1;
   const comment = input.comment === undefined ? (base?.comment ?? null) : input.comment;
   if (comment !== null && (typeof comment !== 'string' || comment.length > 100)) throw invalid('comment must be a string of at most 100 characters');
+  // The API refuses line breaks in record comments. Not from an observed answer: the code and wording are the fake's.
+  if (typeof comment === 'string' && /[\r\n]/.test(comment)) throw invalid('comment must not contain line breaks');
   const tags = input.tags ?? base?.tags ?? [];
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw invalid('tags must be a list of strings');
   const priority = type === 'MX' ? Number(input.priority ?? base?.priority ?? 10) : undefined;
@@ -108,13 +110,23 @@ export function buildRecord(input: RecordInput, zone: FakeZone, base?: FakeDnsRe
   };
 }
 
-/** Rejects `record` when it clashes with the other records of the zone (CNAME exclusivity, identical records). */
+const ADDRESS_OR_ALIAS = new Set(['A', 'AAAA', 'CNAME']);
+
+/**
+ * Cloudflare's same-name rules, from its documentation ("Records with the same name") and the codes the API is seen
+ * answering: a CNAME may not share its name with an A, AAAA or CNAME record (81053), an A or AAAA record not with a
+ * CNAME (81054). Other types (TXT, MX, CAA, SRV, …) may sit next to a CNAME: the API accepts an MX or SPF TXT at an
+ * apex that has a (flattened) CNAME. A record identical to another (same name, type and content) is refused (81058).
+ */
 export function checkConflicts(record: FakeDnsRecord, records: Iterable<FakeDnsRecord>): void {
   for (const other of records) {
     if (other.id === record.id || other.name !== record.name) continue;
     if (other.type === record.type && other.content === record.content) throw badRequest(81058, 'An identical record already exists.');
-    if (record.type === 'CNAME' || other.type === 'CNAME') {
+    if (record.type === 'CNAME' && ADDRESS_OR_ALIAS.has(other.type)) {
       throw badRequest(81053, 'An A, AAAA, or CNAME record with that host already exists. For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>.');
+    }
+    if ((record.type === 'A' || record.type === 'AAAA') && other.type === 'CNAME') {
+      throw badRequest(81054, 'A CNAME record with that host already exists. For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>.');
     }
   }
 }

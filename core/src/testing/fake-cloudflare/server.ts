@@ -23,8 +23,11 @@ export interface FakeRequestLogEntry {
 export interface FakeCloudflareOptions {
   /** Tokens accepted in `Authorization: Bearer …`; default one token `fake-cloudflare-token` that sees everything. */
   readonly tokens?: readonly FakeToken[];
-  /** Enforce Cloudflare's global limit (default off): at most `requests` per token in any `windowMs`, else 429. */
-  readonly rateLimit?: { readonly requests: number; readonly windowMs: number };
+  /**
+   * Enforce Cloudflare's global limit (default off): at most `requests` per user (see `FakeToken.user`) in any
+   * `windowMs`; a user over it gets 429 on every request for `blockMs` (default 5 minutes), as documented.
+   */
+  readonly rateLimit?: { readonly requests: number; readonly windowMs: number; readonly blockMs?: number };
   /** Added delay per request (benchmarks), ms. */
   readonly latencyMs?: number;
   /** Base path of the API (default `/client/v4`). */
@@ -37,6 +40,8 @@ export interface FakeFaults {
   rateLimit(count: number, retryAfterSeconds?: number, route?: string): void;
   /** The next `count` requests (optionally matching `route`) get `status` (default 500) with code 10000-ish errors. */
   serverError(count: number, status?: number, route?: string): void;
+  /** The next `count` requests (optionally matching `route`) fail with `status` and one error `code`/`message`. */
+  apiError(count: number, status: number, code: number, message: string, route?: string): void;
   /** Drops every pending fault. */
   clear(): void;
 }
@@ -62,6 +67,18 @@ export interface FakeCloudflare {
   tunnels(accountId: string): FakeTunnel[];
   /** Creates a tunnel directly (as the dashboard would). */
   addTunnel(accountId: string, name: string, options?: { configSrc?: 'local' | 'cloudflare'; secret?: Buffer }): FakeTunnel;
+  /** `connectors` connector processes now serve the tunnel (each holding one connection); 0 stops them. */
+  connectTunnel(tunnelId: string, connectors: number): void;
+  /** "Refresh token" in the dashboard: the tunnel gets a new random secret, so its old token stops working. */
+  rotateTunnelSecret(tunnelId: string): Buffer;
+  /**
+   * The tunnel the edge sends `host` to: a proxied CNAME `<id>.cfargotunnel.com` at exactly that name, naming a
+   * live tunnel of the zone's own account. Cloudflare documents that a tunnel routes only records in its account;
+   * the API accepts such a record elsewhere, but it routes nowhere (undefined here).
+   */
+  routedTunnel(host: string): string | undefined;
+  /** Changes a zone's plan (an upgrade or downgrade in the dashboard). */
+  setPlan(zoneName: string, plan: FakeZone['plan']): void;
   /** The zone entrypoint ruleset of `phase`, or undefined. */
   ruleset(zoneName: string, phase?: string): FakeRuleset | undefined;
   /** Adds a rule directly to the entrypoint of `phase` (creating it), as a person would in the dashboard. */
@@ -93,6 +110,19 @@ interface Route {
 }
 
 const FIREWALL_ACTIONS = new Set(['block', 'challenge', 'js_challenge', 'managed_challenge', 'log', 'skip']);
+const CUSTOM_PHASE = 'http_request_firewall_custom';
+/**
+ * Custom rules a zone's `http_request_firewall_custom` phase may hold, by plan (Cloudflare's documented limits; the
+ * count includes every rule of the phase, whoever wrote it). The error code and wording of the refusal below are
+ * the fake's own: no observed answer was at hand.
+ */
+export const CUSTOM_RULE_LIMITS: Readonly<Record<FakeZone['plan'], number>> = { free: 5, pro: 20, business: 100, enterprise: 1000 };
+const checkRuleLimit = (zone: FakeZone, phase: string, rules: readonly unknown[]) => {
+  const limit = CUSTOM_RULE_LIMITS[zone.plan];
+  if (phase === CUSTOM_PHASE && rules.length > limit) {
+    throw badRequest(20021, `exceeded maximum number of rules in phase ${CUSTOM_PHASE}: ${rules.length} rules, the ${zone.plan} plan allows ${limit}`);
+  }
+};
 const DEFAULT_TOKEN: FakeToken = { value: 'fake-cloudflare-token' };
 
 /** Starts the fake on 127.0.0.1 (random port). Close it in `t.teardown`. */
@@ -102,7 +132,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
   const basePath = (options.basePath ?? '/client/v4').replace(/\/$/, '');
   const log: FakeRequestLogEntry[] = [];
   const windows = new Map<string, number[]>();
-  let pending: Array<{ kind: '429' | '5xx'; status: number; retryAfter: number; route?: string | undefined; left: number }> = [];
+  const blockedUntil = new Map<string, number>();
+  let pending: Array<{ kind: '429' | '5xx' | 'api'; status: number; retryAfter: number; route?: string | undefined; left: number; code?: number; message?: string }> = [];
 
   const routes: Route[] = [];
   const on = (method: string, template: string, handler: Handler) => {
@@ -248,6 +279,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     const lists = { deletes: body.deletes ?? [], patches: body.patches ?? [], puts: body.puts ?? [], posts: body.posts ?? [] };
     for (const [key, list] of Object.entries(lists)) if (!Array.isArray(list)) throw badRequest(1004, `${key} must be a list`);
     const total = Object.values(lists).reduce<number>((n, l) => n + (l as unknown[]).length, 0);
+    // Documented per-plan batch sizes (Free 200, paid 3,500); the code and wording of the refusal are the fake's.
     const limit = zone.plan === 'free' ? 200 : 3500;
     if (total > limit) throw badRequest(81098, `Batch of ${total} changes exceeds the limit of ${limit} for this zone's plan`);
     const working = new Map([...zoneRecords(zone)].map(([id, r]) => [id, { ...r }]));
@@ -267,13 +299,19 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       index(r, true);
     };
     const result: Record<string, unknown[]> = { deletes: [], patches: [], puts: [], posts: [] };
-    const errors: Array<{ code: number; message: string }> = [];
+    // Documented: one database transaction, run in the order deletes, patches, puts, posts, so nothing of a failed
+    // batch is applied. Modelled after the API's behaviour, not from a documented or observed answer's wording: it
+    // stops at the first failing operation and reports only that error, so a caller cannot learn from one answer
+    // which other operations would fail. The `kind[index]: ` prefix is the fake's own.
+    let error: { code: number; message: string } | undefined;
     const step = (kind: string, index: number, run: () => FakeDnsRecord) => {
+      if (error) return;
       try {
         result[kind]!.push(recordJson(run(), zone));
       } catch (err) {
         if (!(err instanceof FakeApiError)) throw err;
-        for (const e of err.errors) errors.push({ code: e.code, message: `${kind}[${index}]: ${e.message}` });
+        const first = err.errors[0]!;
+        error = { code: first.code, message: `${kind}[${index}]: ${first.message}` };
       }
     };
     (lists.deletes as Array<{ id?: string }>).forEach((d, i) =>
@@ -305,7 +343,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         return record;
       }),
     );
-    if (errors.length) throw new FakeApiError(400, errors);
+    if (error) throw new FakeApiError(400, [error]);
     state.records.set(zone.id, working);
     return { result };
   });
@@ -341,17 +379,11 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(name)) throw badRequest(1001, 'Tunnel name must not be a UUID');
     const configSrc = body.config_src ?? 'local';
     if (configSrc !== 'local' && configSrc !== 'cloudflare') throw badRequest(1001, 'config_src must be "local" or "cloudflare"');
-    let secret: Buffer;
-    if (body.tunnel_secret === undefined) secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
-    else {
-      if (typeof body.tunnel_secret !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(body.tunnel_secret)) throw badRequest(1001, 'tunnel_secret must be base64');
-      secret = Buffer.from(body.tunnel_secret, 'base64');
-      if (secret.length < 32) throw badRequest(1001, 'tunnel_secret must be at least 32 bytes');
-    }
+    const secret = body.tunnel_secret === undefined ? Buffer.from(crypto.getRandomValues(new Uint8Array(32))) : tunnelSecret(body.tunnel_secret);
     if ([...state.tunnels.values()].some((t) => t.accountId === accountId && t.name === name && !t.deletedAt)) {
       throw new FakeApiError(409, [{ code: 1013, message: 'You already have a tunnel with this name' }], { 'x-should-retry': 'false' });
     }
-    const tunnel: FakeTunnel = { id: crypto.randomUUID(), accountId, name, createdAt: now(), deletedAt: null, configSrc, secret, connections: 0 };
+    const tunnel: FakeTunnel = { id: crypto.randomUUID(), accountId, name, createdAt: now(), deletedAt: null, configSrc, secret, connections: 0, connectors: 0 };
     state.tunnels.set(tunnel.id, tunnel);
     return tunnel;
   };
@@ -385,22 +417,45 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     };
   });
   on('GET', '/accounts/:account/cfd_tunnel/:tunnel', (ctx) => ({ result: tunnelJson(tunnelById(ctx)) }));
+  const tunnelSecret = (raw: unknown): Buffer => {
+    if (typeof raw !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(raw)) throw badRequest(1001, 'tunnel_secret must be base64');
+    const secret = Buffer.from(raw, 'base64');
+    if (secret.length < 32) throw badRequest(1001, 'tunnel_secret must be at least 32 bytes');
+    return secret;
+  };
+  // A new `tunnel_secret` rotates the tunnel's credentials: the old token no longer authenticates at the edge.
+  on('PATCH', '/accounts/:account/cfd_tunnel/:tunnel', (ctx) => {
+    const t = tunnelById(ctx);
+    if (t.deletedAt) throw notFound(1003, 'Tunnel not found');
+    const body = (ctx.body ?? {}) as Record<string, unknown>;
+    if (body.name !== undefined) {
+      if (typeof body.name !== 'string' || body.name.trim() === '') throw badRequest(1001, 'Tunnel name is required');
+      t.name = body.name;
+    }
+    if (body.tunnel_secret !== undefined) t.secret = tunnelSecret(body.tunnel_secret);
+    return { result: tunnelJson(t) };
+  });
   on('GET', '/accounts/:account/cfd_tunnel/:tunnel/token', (ctx) => {
     const t = tunnelById(ctx);
     if (t.deletedAt) throw notFound(1003, 'Tunnel not found');
     return { result: tokenOf(t) };
   });
+  // Cleaning up connections drops them, but connectors still running reconnect straight away (cloudflared's
+  // connectors retry a dropped connection), so the tunnel has active connections again.
   on('DELETE', '/accounts/:account/cfd_tunnel/:tunnel/connections', (ctx) => {
     const t = tunnelById(ctx);
-    t.connections = 0;
+    t.connections = t.deletedAt ? 0 : t.connectors;
     return { result: null };
   });
+  // Without `cascade=true` a tunnel with active connections is not deleted (1022; the code is the fake's choice);
+  // with it, its connections go too (`cascade` is the API's documented query parameter for this).
   on('DELETE', '/accounts/:account/cfd_tunnel/:tunnel', (ctx) => {
     const t = tunnelById(ctx);
     if (t.connections > 0 && ctx.query.get('cascade') !== 'true') {
       throw badRequest(1022, 'Cannot delete tunnel because it has active connections');
     }
     t.deletedAt ??= now();
+    t.connections = 0;
     return { result: tunnelJson(t) };
   });
 
@@ -471,6 +526,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       return buildRule(zone, phase, raw, old);
     });
     checkRefs(rules);
+    checkRuleLimit(zone, phase, rules);
     const set: FakeRuleset = existingSet ?? {
       id: newId(),
       zoneId: zone.id,
@@ -505,6 +561,9 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     if (body.kind !== 'zone') throw badRequest(20021, 'kind must be "zone" for a zone ruleset');
     if (typeof body.phase !== 'string' || !body.phase) throw badRequest(20021, 'phase is required');
     if (typeof body.name !== 'string' || !body.name) throw badRequest(20021, 'name is required');
+    // The API refuses a create without `rules` (the SDK's types leave it optional). Not an observed answer: the
+    // code and wording here are the fake's own.
+    if (!Array.isArray(body.rules)) throw badRequest(20021, 'rules is required');
     if (entrypoint(zone, body.phase)) {
       throw badRequest(20217, "A similar configuration with rules already exists and overwriting will have unintended consequences. If you are trying to update the ruleset, use the PUT method");
     }
@@ -534,6 +593,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     const rules = [...set.rules];
     place(rules, rule, body.position);
     checkRefs(rules);
+    checkRuleLimit(zone, set.phase, rules);
     set.rules = rules;
     set.version++;
     set.lastUpdated = now();
@@ -591,14 +651,22 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       const token = tokens.find((t) => t.value === match[1]);
       if (!token) throw new FakeApiError(401, [{ code: 1000, message: 'Invalid API Token' }]);
       if (options.rateLimit) {
-        const stamps = (windows.get(token.value) ?? []).filter((at) => at > Date.now() - options.rateLimit!.windowMs);
-        if (stamps.length >= options.rateLimit.requests) {
-          windows.set(token.value, stamps);
-          const wait = Math.max(1, Math.ceil((stamps[0]! + options.rateLimit.windowMs - Date.now()) / 1000));
-          throw new FakeApiError(429, [{ code: 10000, message: 'Rate limited. Please wait and consider throttling your request speed' }], { 'retry-after': String(wait) });
+        // Counted per user, whichever of the user's tokens is used; a user over the limit is blocked for blockMs.
+        const user = token.user ?? '';
+        const { requests, windowMs, blockMs = 300_000 } = options.rateLimit;
+        const at = Date.now();
+        const blocked = blockedUntil.get(user) ?? 0;
+        const stamps = (windows.get(user) ?? []).filter((stamp) => stamp > at - windowMs);
+        if (blocked <= at && stamps.length >= requests) blockedUntil.set(user, at + blockMs);
+        const until = blockedUntil.get(user) ?? 0;
+        if (until > at) {
+          windows.set(user, stamps);
+          throw new FakeApiError(429, [{ code: 10000, message: 'Rate limited. Please wait and consider throttling your request speed' }], {
+            'retry-after': String(Math.max(1, Math.ceil((until - at) / 1000))),
+          });
         }
-        stamps.push(Date.now());
-        windows.set(token.value, stamps);
+        stamps.push(at);
+        windows.set(user, stamps);
       }
       let found: { route: Route; params: Params } | undefined;
       let pathMatched = false;
@@ -622,6 +690,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         if (fault.kind === '429') {
           throw new FakeApiError(429, [{ code: 10000, message: 'Rate limited. Please wait and consider throttling your request speed' }], { 'retry-after': String(fault.retryAfter) });
         }
+        if (fault.kind === 'api') throw new FakeApiError(fault.status, [{ code: fault.code!, message: fault.message! }]);
         throw new FakeApiError(fault.status, [{ code: 10001, message: 'service temporarily unavailable' }]);
       }
       let body: unknown;
@@ -665,6 +734,9 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       },
       serverError(count, status = 500, route) {
         pending.push({ kind: '5xx', status, retryAfter: 0, route, left: count });
+      },
+      apiError(count, status, code, message, route) {
+        pending.push({ kind: 'api', status, retryAfter: 0, route, left: count, code, message });
       },
       clear() {
         pending = [];
@@ -726,6 +798,32 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     addTunnel(accountId, name, o = {}) {
       return createTunnel(accountId, { name, config_src: o.configSrc ?? 'local', ...(o.secret ? { tunnel_secret: o.secret.toString('base64') } : {}) });
     },
+    connectTunnel(tunnelId, connectors) {
+      const t = state.tunnels.get(tunnelId);
+      if (!t) throw new Error(`fake Cloudflare: no tunnel ${tunnelId}`);
+      t.connectors = connectors;
+      t.connections = t.deletedAt ? 0 : connectors;
+    },
+    rotateTunnelSecret(tunnelId) {
+      const t = state.tunnels.get(tunnelId);
+      if (!t) throw new Error(`fake Cloudflare: no tunnel ${tunnelId}`);
+      t.secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
+      return Buffer.from(t.secret);
+    },
+    routedTunnel(host) {
+      const name = host.toLowerCase();
+      for (const zone of state.zones.values()) {
+        if (name !== zone.name && !name.endsWith(`.${zone.name}`)) continue;
+        const cname = [...zoneRecords(zone).values()].find((r) => r.name === name && r.type === 'CNAME' && r.proxied);
+        const id = /^([0-9a-f-]{36})\.cfargotunnel\.com$/.exec(cname?.content ?? '')?.[1];
+        const tunnel = id ? state.tunnels.get(id) : undefined;
+        if (tunnel && !tunnel.deletedAt && tunnel.accountId === zone.accountId) return tunnel.id;
+      }
+      return undefined;
+    },
+    setPlan(zoneName, plan) {
+      zoneByName(zoneName).plan = plan;
+    },
     ruleset(zoneName, phase = 'http_request_firewall_custom') {
       const set = entrypoint(zoneByName(zoneName), phase);
       return set ? structuredClone(set) : undefined;
@@ -734,8 +832,10 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       const zone = zoneByName(zoneName);
       const set = entrypoint(zone, phase) ?? saveRuleset(zone, phase, { name: 'default', rules: [] });
       const built = buildRule(zone, phase, rule);
-      set.rules = [...set.rules, built];
-      checkRefs(set.rules);
+      const rules = [...set.rules, built];
+      checkRefs(rules);
+      checkRuleLimit(zone, phase, rules);
+      set.rules = rules;
       set.version++;
       return { ...built };
     },

@@ -5,7 +5,10 @@ export interface FakeZone {
   readonly name: string;
   readonly accountId: string;
   status: 'active' | 'pending' | 'initializing' | 'moved';
-  /** Plan decides the DNS batch size (free: 200, others: 3,500) and the `matches` operator (business and up). */
+  /**
+   * Plan decides the DNS batch size (free: 200, others: 3,500), the `matches` operator (business and up) and how many
+   * custom rules the `http_request_firewall_custom` phase holds (5 / 20 / 100 / 1,000).
+   */
   plan: 'free' | 'pro' | 'business' | 'enterprise';
   readonly createdOn: string;
 }
@@ -33,8 +36,13 @@ export interface FakeTunnel {
   deletedAt: string | null;
   readonly configSrc: 'local' | 'cloudflare';
   secret: Buffer;
-  /** Active connector connections (tests set this to exercise delete refusal). */
+  /** Active connector connections. */
   connections: number;
+  /**
+   * Connector processes still running (replicas). They reconnect right after their connections are cleaned up
+   * (`DELETE …/connections`), as cloudflared's connectors do, so only `cascade=true` deletes a tunnel they serve.
+   */
+  connectors: number;
 }
 
 export interface FakeRule {
@@ -68,6 +76,11 @@ export interface FakeToken {
   readonly accounts?: readonly string[];
   /** Zone names the token may use (list, DNS, rulesets). */
   readonly zones?: readonly string[];
+  /**
+   * The user the token belongs to (default: one shared user). Cloudflare's global rate limit counts requests per
+   * user, whatever token or key they come with, so two tokens of one user share one budget.
+   */
+  readonly user?: string;
 }
 
 export interface FakeState {
