@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
-import type { ConfigSources } from './config/load.js';
+import { loadConfig, type ConfigSources } from './config/load.js';
+import { isWarrenError } from './errors.js';
+import { CORE_VERSION } from './version.js';
 
 export const USAGE = `Usage: warren [options]
 
@@ -65,4 +67,43 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
     local: values.local,
     sources: { file: values.config ?? env.WARREN_CONFIG, env, sets, ...(overlay ? { overlay } : {}) },
   };
+}
+
+/** The command line: parse flags and settings, then run until SIGTERM/SIGINT. Resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let cli;
+  try {
+    cli = parseCli(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`warren: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (cli.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (cli.version) {
+    process.stdout.write(`warren ${CORE_VERSION}\n`);
+    return 0;
+  }
+  try {
+    const config = loadConfig(cli.sources);
+    if (cli.printConfig) {
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      return 0;
+    }
+    if (cli.uninstall) {
+      const { runUninstall } = await import('./uninstall.js');
+      return await runUninstall(config);
+    }
+    const { run } = await import('./bootstrap.js');
+    return await run(config, { local: cli.local !== undefined });
+  } catch (err) {
+    if (isWarrenError(err)) {
+      process.stderr.write(`warren: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`warren: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
 }
