@@ -1,38 +1,34 @@
-import { writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { createCloudflareClientFactory } from './cloudflare/client.js';
 import { KubernetesCredentialsSecretStore } from './cloudflare/secret-store.js';
-import { TunnelLifecycle, type ResolvedTunnel } from './cloudflare/tunnel-lifecycle.js';
+import { TunnelLifecycle, tunnelMode, type ResolvedTunnel } from './cloudflare/tunnel-lifecycle.js';
 import { runResolvedTunnel } from './cloudflare/tunnel-runner.js';
 import { parseConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
 import { ErrorCode, isWarrenError, WarrenError } from './errors.js';
-import { startEdgeSimulator, type EdgeSimulator } from './edge-simulator/index.js';
+import { EdgeSimulator } from './edge-simulator/index.js';
 import type { KubeClient } from './k8s/api/client.js';
 import { createKubernetesControlPlane, podNamespace, type KubernetesControlPlane } from './k8s/control-plane.js';
 import { managed, Manager, type ManagedRunnable } from './lifecycle/manager.js';
 import { shutdownOnSignals } from './lifecycle/signals.js';
-import { FolderSource } from './local/folder-source.js';
+import { createFolderControlPlane, type FolderControlPlane } from './local/folder-control-plane.js';
 import { HealthServer } from './observability/health-server.js';
 import { componentLogger, createLogger } from './observability/logger.js';
 import { createMetricsRegistry } from './observability/metrics.js';
 import type { ControlPlugin } from './plugin-api/control.js';
-import type { EventSink, SecretReader } from './plugin-api/lifecycle.js';
+import type { EventSink, Runnable, SecretReader } from './plugin-api/lifecycle.js';
 import { HttpEntry } from './proxy/http-entry.js';
 import { Pipeline } from './proxy/pipeline.js';
-import { RouteSync } from './reconcile/route-sync.js';
 import { loadBuiltinManifests } from './routes/plugins.js';
 import { RouteTableBuilder, routeBuildSettings } from './routes/build.js';
 import { RouteStore } from './routes/store.js';
+import type { RouteTable } from './routes/types.js';
 import { registerPlugins, resolvePlugins, type PluginImporter } from './plugins/registry.js';
 import { TunnelConnector } from './tunnel/connector.js';
-import { loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from './tunnel/credentials.js';
+import { describeCredentials, loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from './tunnel/credentials.js';
 import { CORE_VERSION } from './version.js';
 
 export interface RunOptions {
@@ -84,27 +80,67 @@ export async function run(config: Readonly<Config>, options: RunOptions): Promis
   const logger = createLogger({ level: config.logLevel, base: { app: 'warren', version: CORE_VERSION } });
   const shutdown = shutdownOnSignals(logger);
   let warren: Warren | undefined;
+  let running = false;
   try {
     warren = await assembleWarren(config, { local: options.local, logger });
-    const running = warren.run(shutdown.signal);
-    if (warren.simulator) void announceLocalMode(warren, shutdown.signal);
-    await running;
+    const done = warren.run(shutdown.signal);
+    running = true;
+    if (warren.simulator) {
+      const stopped = new AbortController();
+      void done.finally(() => stopped.abort()).catch(() => undefined);
+      void announceLocalMode(warren, AbortSignal.any([shutdown.signal, stopped.signal]));
+    }
+    await done;
     logger.info('stopped');
     return 0;
   } catch (err) {
-    if (isWarrenError(err) && err.terminal) {
-      // Bad settings or input: one clear line for a human (and the log), no stack trace.
-      logger.fatal({ code: err.code }, err.message);
-      process.stderr.write(`warren: ${err.code}: ${err.message}\n`);
-    } else {
-      logger.fatal({ err }, 'warren stopped on an error');
-    }
+    // One log record per failure: the manager already logged a component's failure (naming the component, with
+    // code and cause); a failure to assemble is logged here. The line on stderr is the human summary.
+    if (!running) logger.fatal({ err }, 'warren could not start');
+    process.stderr.write(`warren: ${describeFailure(err)}\n`);
     return 1;
   } finally {
     await warren?.close();
     shutdown.dispose();
     logger.flush?.();
   }
+}
+
+/** One line for a human: the code and the message of a WarrenError, else the error's code and message. */
+function describeFailure(err: unknown): string {
+  if (isWarrenError(err)) return `${err.code}: ${err.message}`;
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return typeof e?.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+}
+
+/**
+ * A listener that cannot bind, as one terminal error naming the address, the reason and the setting (flag) that
+ * moves it; other errors pass unchanged.
+ */
+export function listenError(err: unknown, setting: string, address: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why =
+    code === 'EADDRINUSE' ? 'the port is already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : undefined;
+  if (!why) return err;
+  const [host, port] = splitListen(address);
+  const example = `${host.includes(':') ? `[${host}]` : host}:${Number(port) > 0 && Number(port) < 65535 ? Number(port) + 1 : 18080}`;
+  return new WarrenError(ErrorCode.ConfigInvalid, `cannot listen on ${address} (${setting}): ${why}; choose another address with --set ${setting}=${example}`, {
+    terminal: true,
+    cause: err,
+  });
+}
+
+/** `managed(…)` for a server whose listen failure becomes {@link listenError}. */
+function listener(name: string, runnable: Runnable, setting: string, address: string): ManagedRunnable {
+  const m = managed(name, 'servers', runnable);
+  return {
+    ...m,
+    start: (signal) =>
+      m.start(signal).catch((err: unknown) => {
+        throw listenError(err, setting, address);
+      }),
+  };
 }
 
 /**
@@ -132,8 +168,11 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   let simulator: EdgeSimulator | undefined;
   let effective = config;
   let credentials: TunnelCredentials | undefined;
-  if (local) {
+  const folderEdge = local ? folderModeEdge(config, env) : undefined;
+  if (folderEdge === 'simulator') {
     ({ simulator, config: effective, credentials } = await startLocalEdge(config, logger));
+  } else if (local) {
+    effective = folderModeConfig(config);
   }
 
   const root = globalContainer.createChildContainer();
@@ -147,23 +186,30 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
 
   const health = new HealthServer({ listen: effective.server.listen, registry, logger: componentLogger(logger, 'health') });
   let controlPlane: KubernetesControlPlane | undefined;
+  let folderPlane: FolderControlPlane | undefined;
   let tunnelId: string | undefined = credentials ? credentials.tunnelId : undefined;
   /** Managed tunnels replaced before the current one (bound to the tunnel lifecycle below, when there is one). */
   let replacedTunnelIds: () => readonly string[] = () => [];
   let secrets: SecretReader;
   let events: EventSink;
   const runnables: ManagedRunnable[] = [];
+  const controlPlugins = root.isRegistered(TOKENS.ControlPlugin, true) ? (root.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[]) : [];
+  if (simulator && controlPlugins.length) {
+    await simulator.close();
+    throw new WarrenError(
+      ErrorCode.ConfigInvalid,
+      `plugin ${controlPlugins.map((p) => p.id).join(', ')} changes Cloudflare for a real tunnel, but no tunnel is configured and the built-in edge simulator's tunnel does not exist in Cloudflare: give a tunnel token (env TUNNEL_TOKEN or tunnel.tokenFile) or tunnel.credentialsFile, or disable the plugin`,
+      { terminal: true },
+    );
+  }
 
   if (local) {
-    const folder = new FolderSource({ folder: effective.source.folder!, logger: componentLogger(logger, 'folder-source') });
-    secrets = folder.secrets;
-    events = loggingEventSink(componentLogger(logger, 'events'));
-    runnables.push(managed('folder-source', 'caches', folder, { waitForSync: (s) => folder.waitForSync(s) }));
-    runnables.push(
-      managed('route-sync', 'others', new RouteSync({ source: folder, builder, store: routes, logger: componentLogger(logger, 'routes'), coalesceMs: effective.kubernetes.resyncBurstWindow })),
-    );
+    folderPlane = createFolderControlPlane({ config: effective, logger, registry, routeBuilder: builder, routeStore: routes, controlPlugins, tunnelId: () => tunnelId });
+    secrets = folderPlane.secrets;
+    events = folderPlane.events;
+    runnables.push(...folderPlane.runnables);
+    health.addReadinessCheck('caches', folderPlane.readiness.caches);
   } else {
-    const controlPlugins = root.isRegistered(TOKENS.ControlPlugin, true) ? (root.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[]) : [];
     controlPlane = createKubernetesControlPlane({
       config: effective,
       logger,
@@ -181,8 +227,12 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
     events = controlPlane.events;
     runnables.push(...controlPlane.runnables);
     health.addReadinessCheck('caches', controlPlane.readiness.caches);
-    if (controlPlugins.length) runnables.push(controlPluginLifecycle(controlPlugins, logger, secrets, events));
   }
+  if (controlPlugins.length) runnables.push(controlPluginLifecycle(controlPlugins, logger, secrets, events));
+  const refreshTunnelId = (): void => {
+    controlPlane?.refreshTunnelId();
+    folderPlane?.refreshTunnelId();
+  };
   root.register(TOKENS.Secrets, { useValue: secrets });
   root.register(TOKENS.Events, { useValue: events });
 
@@ -222,7 +272,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
             const runConnector = (tunnel: ResolvedTunnel, run: AbortSignal): Promise<void> => {
               const creds = tunnel.mode === 'managed' ? toTunnelCredentials(tunnel.credentials) : loadTunnelCredentials(effective.tunnel, env);
               tunnelId = creds.tunnelId;
-              controlPlane?.refreshTunnelId();
+              refreshTunnelId();
               lateConnector = makeConnector(creds);
               return lateConnector.start(run);
             };
@@ -236,8 +286,9 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
       const c = connector ?? lateConnector;
       return c && c.registeredConnections > 0 ? true : 'no registered tunnel connection';
     });
-    controlPlane?.refreshTunnelId();
+    refreshTunnelId();
   }
+  if (folderEdge) logFolderModeEdge(logger, folderEdge, effective, simulator, credentials);
 
   const httpEntry = effective.server.proxyListen
     ? new HttpEntry({ handler: pipeline, listen: effective.server.proxyListen, logger: componentLogger(logger, 'http-entry') })
@@ -245,8 +296,8 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
 
   const manager = new Manager({ logger: componentLogger(logger, 'manager'), shutdownGracePeriodMs: effective.shutdownGracePeriod, elector: controlPlane?.elector });
   health.addReadinessCheck('manager', manager.readinessCheck);
-  manager.add(managed('health', 'servers', health));
-  if (httpEntry) manager.add(managed('http-entry', 'servers', httpEntry));
+  manager.add(listener('health', health, 'server.listen', effective.server.listen));
+  if (httpEntry) manager.add(listener('http-entry', httpEntry, 'server.proxyListen', effective.server.proxyListen!));
   for (const r of runnables) manager.add(r);
 
   return {
@@ -285,27 +336,85 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
 }
 
 /**
- * Local mode's edge: the built-in edge simulator on loopback with fresh credentials and a test CA, its eyeball
- * entrance on `local.eyeballListen`, and the connector pointed at it (one edge listener per HA connection).
+ * What carries requests into a folder-mode Warren: the tunnel the settings supply (token or credentials file,
+ * exactly as in Kubernetes mode), nothing (`tunnel.enabled` false), or — when no tunnel is configured — the
+ * built-in edge simulator (the demo). A managed tunnel needs a cluster Secret to keep its credentials in, so folder
+ * mode refuses it.
  */
-async function startLocalEdge(config: Readonly<Config>, logger: Logger): Promise<{ simulator: EdgeSimulator; config: Readonly<Config>; credentials: TunnelCredentials }> {
-  const [host, portText] = splitListen(config.local.eyeballListen);
-  const simulator = await startEdgeSimulator({
-    edgeListeners: config.tunnel.haConnections,
-    eyeball: { host, port: Number(portText) },
-    logger: componentLogger(logger, 'edge-simulator'),
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'warren-local-'));
-  const caFile = join(dir, 'edge-ca.pem');
-  writeFileSync(caFile, simulator.caPem);
-  const effective = parseConfig({
+export type FolderModeEdge = 'tunnel' | 'simulator' | 'none';
+
+export function folderModeEdge(config: Readonly<Config>, env: NodeJS.ProcessEnv): FolderModeEdge {
+  let mode;
+  try {
+    mode = tunnelMode(config, env);
+  } catch (err) {
+    if (isWarrenError(err, ErrorCode.ConfigInvalid)) return 'simulator';
+    throw err;
+  }
+  if (mode === 'disabled') return 'none';
+  if (mode === 'supplied') return 'tunnel';
+  throw new WarrenError(
+    ErrorCode.ConfigInvalid,
+    'folder mode cannot run a managed tunnel (cloudflare.tunnelName): its credentials are kept in a cluster Secret. Give the tunnel\'s token (env TUNNEL_TOKEN or tunnel.tokenFile) or tunnel.credentialsFile instead',
+    { terminal: true },
+  );
+}
+
+/** Folder mode's settings: no leader election (one process leads), and health on loopback unless chosen. */
+function folderModeConfig(config: Readonly<Config>, tunnel: Partial<Config['tunnel']> = {}): Readonly<Config> {
+  return parseConfig({
     ...config,
-    tunnel: { ...config.tunnel, enabled: true, edgeAddresses: simulator.edgeAddresses, edgeCaFile: caFile },
+    tunnel: { ...config.tunnel, ...tunnel },
     kubernetes: { ...config.kubernetes, leaderElection: { ...config.kubernetes.leaderElection, enabled: false } },
     // A laptop run keeps its health and metrics endpoint on loopback unless the user chose an address.
     server: { ...config.server, listen: config.server.listen === DEFAULT_SERVER_LISTEN ? '127.0.0.1:10254' : config.server.listen },
   });
+}
+
+/**
+ * The demo's edge: the built-in edge simulator on loopback with fresh credentials and its own CA, its eyeball
+ * entrance on `local.eyeballListen`, and the connector pointed at it (one edge listener per HA connection).
+ */
+async function startLocalEdge(config: Readonly<Config>, logger: Logger): Promise<{ simulator: EdgeSimulator; config: Readonly<Config>; credentials: TunnelCredentials }> {
+  const [host, portText] = splitListen(config.local.eyeballListen);
+  const simulator = new EdgeSimulator({
+    edgeListeners: config.tunnel.haConnections,
+    eyeball: { host, port: Number(portText) },
+    logger: componentLogger(logger, 'edge-simulator'),
+  });
+  try {
+    await simulator.start();
+  } catch (err) {
+    await simulator.close();
+    throw listenError(err, 'local.eyeballListen', config.local.eyeballListen);
+  }
+  const effective = folderModeConfig(config, { enabled: true, edgeAddresses: [...simulator.edgeAddresses], edgeCaFile: simulator.caFile });
   return { simulator, config: effective, credentials: toTunnelCredentials(simulator.credentials) };
+}
+
+/** The startup line that says what carries requests in folder mode. */
+function logFolderModeEdge(logger: Logger, edge: FolderModeEdge, config: Readonly<Config>, simulator: EdgeSimulator | undefined, credentials: TunnelCredentials | undefined): void {
+  const folder = config.source.folder;
+  if (edge === 'simulator') {
+    logger.info(
+      { edge: 'simulator', folder, eyeball: simulator!.eyeballUrl },
+      'folder mode with the built-in edge simulator (demo): no tunnel is configured, so requests enter the simulator and cross a simulated tunnel',
+    );
+  } else if (edge === 'tunnel') {
+    const t = config.tunnel;
+    logger.info(
+      {
+        edge: 'cloudflare',
+        folder,
+        ...(credentials ? describeCredentials(credentials) : {}),
+        edgeAddresses: t.edgeAddresses.length ? t.edgeAddresses : 'discovered by DNS',
+        haConnections: t.haConnections,
+      },
+      'folder mode on the configured tunnel: connecting to the edge; no edge simulator',
+    );
+  } else {
+    logger.info({ edge: 'none', folder, proxyListen: config.server.proxyListen }, 'folder mode without a tunnel (tunnel.enabled is false): requests enter only through server.proxyListen');
+  }
 }
 
 /** Credentials from the tunnel lifecycle or the simulator, in the connector's shape. */
@@ -315,23 +424,33 @@ function toTunnelCredentials(c: { accountTag: string; tunnelSecret: Buffer; tunn
   return makeCredentials(c.accountTag, c.tunnelSecret, { text: c.tunnelId.toLowerCase(), bytes }, c.endpoint);
 }
 
-/** Once the first route table is served, tells the user where to point curl or a browser. */
+/** Once Warren is ready (routes built, tunnel registered), tells the user where to point curl or a browser. */
 async function announceLocalMode(warren: Warren, signal: AbortSignal): Promise<void> {
-  const table = await warren.routes.waitFor((t) => t.generation > 0, { signal }).catch(() => undefined);
-  if (!table) return;
+  while (!signal.aborted && warren.health.readiness() !== true) await new Promise((resolve) => setTimeout(resolve, 50));
+  if (signal.aborted) return;
   const url = warren.simulator!.eyeballUrl;
-  const hosts = table.hosts.filter((h) => !h.startsWith('*')).sort();
+  const folder = warren.config.source.folder;
+  const examples = examplePaths(warren.routes.current);
   const lines = [
     '',
-    `Warren is running in local mode on the manifests in ${warren.config.source.folder}.`,
+    `Warren is running in local mode on the manifests in ${folder}.`,
     `Requests enter the built-in edge simulator at ${url} and travel the tunnel to Warren, then to the Services.`,
-    ...(hosts.length
-      ? hosts.map((h) => `  curl -H 'Host: ${h}' ${url}/`)
-      : [`  (no Ingress routes yet: add manifests to ${warren.config.source.folder})`]),
-    `Edit the manifests in ${warren.config.source.folder} to change routing live. Ctrl-C stops.`,
+    ...(examples.length ? examples.map(([host, path]) => `  curl -H 'Host: ${host}' ${url}${path}`) : [`  (no Ingress routes yet: add manifests to ${folder})`]),
+    `Edit the manifests in ${folder} to change routing live. Ctrl-C stops.`,
     '',
   ];
   process.stderr.write(lines.join('\n') + '\n');
+}
+
+/** One request path per exact host that the table routes: `/` when routed, else the host's shortest rule path. */
+export function examplePaths(table: RouteTable): Array<[host: string, path: string]> {
+  const best = new Map<string, string>();
+  for (const route of table.routes) {
+    if (!route.host || route.host.startsWith('*')) continue;
+    const known = best.get(route.host);
+    if (known === undefined || route.path.length < known.length || (route.path.length === known.length && route.path < known)) best.set(route.host, route.path);
+  }
+  return [...best].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 const DEFAULT_SERVER_LISTEN = '0.0.0.0:10254';
@@ -339,14 +458,6 @@ const DEFAULT_SERVER_LISTEN = '0.0.0.0:10254';
 function splitListen(listen: string): [string, string] {
   const i = listen.lastIndexOf(':');
   return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
-}
-
-/** Local mode has no API server to record Events in: they go to the log instead. */
-function loggingEventSink(logger: Logger): EventSink {
-  return {
-    warning: (object, reason, message) => logger.warn({ object, reason }, message),
-    normal: (object, reason, message) => logger.info({ object, reason }, message),
-  };
 }
 
 /** Provisions and validates the control plugins (DNS, firewall) while leading; disposes them when not. */
