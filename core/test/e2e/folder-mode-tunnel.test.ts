@@ -9,12 +9,10 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { assembleWarren, type Warren } from '../../src/bootstrap.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
-import { startFakeCloudflare } from '../../src/testing/index.js';
+import { capturingLogger, startFakeCloudflare } from '../../src/testing/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil } from './support/children.js';
 import { send, sendUntil } from './support/http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './support/paths.js';
@@ -54,25 +52,6 @@ function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-function capture(): { logger: pino.Logger; lines(): Array<Record<string, unknown>> } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return {
-    logger: pino({ level: 'debug' }, sink),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
 }
 
 /** Runs an assembled Warren until the test ends. */
@@ -154,7 +133,7 @@ test('folder mode with a credentials file trusts only tunnel.edgeCaFile: an edge
   const folder = await exampleFolder(t);
   const edge = await testEdge(t, 1);
   const otherCa = await testEdge(t, 1);
-  const { logger, lines } = capture();
+  const { logger, lines } = capturingLogger();
   const config = parseConfig({
     source: { kind: 'folder', folder },
     tunnel: { credentialsFile: edge.credentialsFile, edgeAddresses: [edge.edgeAddress], edgeCaFile: otherCa.caFile, haConnections: 1 },
@@ -200,7 +179,7 @@ test('folder mode runs the DNS plugin against the Cloudflare API: CNAMEs with ow
     ].join('\n');
   writeFileSync(join(folder, 'ingress.yaml'), ingress(['shop.example.com', 'api.example.com', 'taken.example.com']));
   const edge = await testEdge(t, 1);
-  const { logger, lines } = capture();
+  const { logger, lines } = capturingLogger();
   const config = parseConfig({
     source: { kind: 'folder', folder },
     tunnel: { edgeAddresses: [edge.edgeAddress], edgeCaFile: edge.caFile, haConnections: 1 },
