@@ -10,8 +10,10 @@ Warren: a Kubernetes ingress controller with a native Cloudflare Tunnel connecto
 Options:
   -c, --config FILE     settings file (YAML or JSON); also WARREN_CONFIG
       --set KEY=VALUE   override one setting, e.g. --set proxy.connectTimeout=5s (repeatable)
-      --local DIR       local mode: read manifests from DIR, run the built-in edge simulator and
-                        serve its eyeball entrance on local.eyeballListen (http://127.0.0.1:8080)
+      --local DIR       folder mode: read manifests from DIR instead of a cluster. With a tunnel
+                        configured (TUNNEL_TOKEN, tunnel.tokenFile or tunnel.credentialsFile) connect
+                        to it; without one run the built-in edge simulator, entered on
+                        local.eyeballListen (http://127.0.0.1:8080). See docs/folder-mode.md
       --log-level LEVEL fatal, error, warn, info, debug, trace or silent
       --print-config    print the effective settings as JSON and exit
       --uninstall       uninstall cleanup, then exit: deletes a tunnel Warren manages (and its credentials
