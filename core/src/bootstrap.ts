@@ -32,7 +32,7 @@ import { describeCredentials, loadTunnelCredentials, makeCredentials, uuidToByte
 import { CORE_VERSION } from './version.js';
 
 export interface RunOptions {
-  /** Local mode: folder source, built-in edge simulator as the entrance, no cluster, no Cloudflare account. */
+  /** Folder mode (`--local DIR`): manifests from a folder, no cluster; the built-in edge simulator when no tunnel is configured. */
   readonly local: boolean;
 }
 
@@ -52,7 +52,9 @@ export interface Warren {
   readonly httpEntry: HttpEntry | undefined;
   /** Present in Kubernetes mode. */
   readonly controlPlane: KubernetesControlPlane | undefined;
-  /** Present in local mode. */
+  /** Present in folder mode. */
+  readonly folderPlane: FolderControlPlane | undefined;
+  /** Present in folder mode when no tunnel is configured (the demo). */
   readonly simulator: EdgeSimulator | undefined;
   /** Runs until `signal` aborts, then stops in order; rejects when a component fails. */
   run(signal: AbortSignal): Promise<void>;
@@ -148,7 +150,7 @@ function listener(name: string, runnable: Runnable, setting: string, address: st
  *   settings → plugin registry → root container → object source (informers or folder) → route sync →
  *   route store → proxy pipeline ← tunnel connector (and the optional plain-HTTP entry point),
  * plus the health/metrics server, leader election and leader-only work in Kubernetes mode.
- * Nothing starts listening or connecting until `run`, except the local edge simulator.
+ * Nothing starts listening or connecting until `run`, except the demo's edge simulator (folder mode without a tunnel).
  */
 export async function assembleWarren(config: Readonly<Config>, options: AssembleOptions = {}): Promise<Warren> {
   const env = options.env ?? process.env;
@@ -314,6 +316,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
     },
     httpEntry,
     controlPlane,
+    folderPlane,
     simulator,
     async run(signal) {
       // The pipeline is not a manager runnable: it must outlive every acceptor. The tunnel connector and the

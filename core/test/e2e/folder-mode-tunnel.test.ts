@@ -7,7 +7,6 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { assembleWarren, type Warren } from '../../src/bootstrap.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -16,6 +15,7 @@ import { capturingLogger, startFakeCloudflare } from '../../src/testing/index.js
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil } from './support/children.js';
 import { send, sendUntil } from './support/http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './support/paths.js';
+import { freePort } from '../support/ports.js';
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'local');
 const ORIGIN = new URL('../../../../examples/local/origin/server.js', import.meta.url).href;
@@ -43,16 +43,6 @@ async function testEdge(t: ExecutionContext, listeners: number): Promise<EdgeSim
   return edge;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs an assembled Warren until the test ends. */
 function runUntilTeardown(t: ExecutionContext, warren: Warren): void {

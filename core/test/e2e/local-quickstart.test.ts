@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil, type LoggedChild } from './support/children.js';
 import { send, sendUntil, type HttpAnswer } from './support/http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './support/paths.js';
+import { freePort } from '../support/ports.js';
 
 const EYEBALL = 'http://127.0.0.1:8080';
 const HEALTH = 'http://127.0.0.1:10254';
@@ -201,15 +202,4 @@ function describeProcess(pid: number): string {
   } catch {
     return String(pid);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
