@@ -153,6 +153,17 @@ function listener(name: string, runnable: Runnable, setting: string, address: st
  * Nothing starts listening or connecting until `run`, except the demo's edge simulator (folder mode without a tunnel).
  */
 export async function assembleWarren(config: Readonly<Config>, options: AssembleOptions = {}): Promise<Warren> {
+  // What assembly acquired (the demo's edge simulator, the API client) is released when a later step fails.
+  const acquired: Array<() => Promise<void>> = [];
+  try {
+    return await assemble(config, options, acquired);
+  } catch (err) {
+    for (const release of acquired.reverse()) await release().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function assemble(config: Readonly<Config>, options: AssembleOptions, acquired: Array<() => Promise<void>>): Promise<Warren> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const local = options.local === true || config.source.kind === 'folder';
@@ -173,6 +184,8 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   const folderEdge = local ? folderModeEdge(config, env) : undefined;
   if (folderEdge === 'simulator') {
     ({ simulator, config: effective, credentials } = await startLocalEdge(config, logger));
+    const started = simulator;
+    acquired.push(() => started.close());
   } else if (local) {
     effective = folderModeConfig(config);
   }
@@ -197,7 +210,6 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   const runnables: ManagedRunnable[] = [];
   const controlPlugins = root.isRegistered(TOKENS.ControlPlugin, true) ? (root.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[]) : [];
   if (simulator && controlPlugins.length) {
-    await simulator.close();
     throw new WarrenError(
       ErrorCode.ConfigInvalid,
       `plugin ${controlPlugins.map((p) => p.id).join(', ')} changes Cloudflare for a real tunnel, but no tunnel is configured and the built-in edge simulator's tunnel does not exist in Cloudflare: give a tunnel token (env TUNNEL_TOKEN or tunnel.tokenFile) or tunnel.credentialsFile, or disable the plugin`,
@@ -225,6 +237,10 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
       identity: options.identity,
       env,
     });
+    if (!options.kubeClient) {
+      const client = controlPlane.client;
+      acquired.push(() => client.close());
+    }
     secrets = controlPlane.secrets;
     events = controlPlane.events;
     runnables.push(...controlPlane.runnables);
@@ -351,12 +367,18 @@ export function folderModeEdge(config: Readonly<Config>, env: NodeJS.ProcessEnv)
   try {
     mode = tunnelMode(config, env);
   } catch (err) {
-    if (isWarrenError(err, ErrorCode.ConfigInvalid)) return 'simulator';
-    throw err;
+    // No tunnel at all is the demo; a half-configured managed tunnel is refused below, never silently simulated.
+    if (!isWarrenError(err, ErrorCode.ConfigInvalid)) throw err;
+    if (config.cloudflare.tunnelName) throw refuseManagedTunnel();
+    return 'simulator';
   }
   if (mode === 'disabled') return 'none';
   if (mode === 'supplied') return 'tunnel';
-  throw new WarrenError(
+  throw refuseManagedTunnel();
+}
+
+function refuseManagedTunnel(): WarrenError {
+  return new WarrenError(
     ErrorCode.ConfigInvalid,
     'folder mode cannot run a managed tunnel (cloudflare.tunnelName): its credentials are kept in a cluster Secret. Give the tunnel\'s token (env TUNNEL_TOKEN or tunnel.tokenFile) or tunnel.credentialsFile instead',
     { terminal: true },
