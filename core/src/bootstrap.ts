@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
@@ -185,7 +186,7 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
   if (folderEdge === 'simulator') {
     ({ simulator, config: effective, credentials } = await startLocalEdge(config, logger));
     const started = simulator;
-    acquired.push(() => started.close());
+    acquired.push(() => closeLocalEdge(started));
   } else if (local) {
     effective = folderModeConfig(config);
   }
@@ -347,7 +348,7 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
       }
     },
     async close() {
-      await simulator?.close();
+      if (simulator) await closeLocalEdge(simulator);
       if (controlPlane && !options.kubeClient) await controlPlane.client.close();
       await root.dispose();
     },
@@ -410,11 +411,17 @@ async function startLocalEdge(config: Readonly<Config>, logger: Logger): Promise
   try {
     await simulator.start();
   } catch (err) {
-    await simulator.close();
+    await closeLocalEdge(simulator);
     throw listenError(err, 'local.eyeballListen', config.local.eyeballListen);
   }
   const effective = folderModeConfig(config, { enabled: true, edgeAddresses: [...simulator.edgeAddresses], edgeCaFile: simulator.caFile });
   return { simulator, config: effective, credentials: toTunnelCredentials(simulator.credentials) };
+}
+
+/** Stops the demo's simulator and removes its files (CA key, tunnel token): nothing of a run stays in the temp folder. */
+async function closeLocalEdge(simulator: EdgeSimulator): Promise<void> {
+  await simulator.close();
+  await rm(simulator.ca.dir, { recursive: true, force: true });
 }
 
 /** The startup line that says what carries requests in folder mode. */

@@ -3,7 +3,7 @@
  * tunnel mode, and what it refuses.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,4 +51,15 @@ test('the demo refuses Cloudflare-side plugins (its tunnel does not exist in Clo
   });
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   t.pass();
+});
+
+test('the demo\'s simulator leaves nothing behind: closing Warren removes its CA key and tunnel token files', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-folder-edge-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = parseConfig({ source: { kind: 'folder', folder: dir }, local: { eyeballListen: '127.0.0.1:0' }, server: { listen: '127.0.0.1:0' } });
+  const warren = await assembleWarren(config, { logger: capturingLogger().logger, env: {} });
+  const files = warren.simulator!.ca.dir;
+  t.true(existsSync(join(files, 'ca.key')) && existsSync(warren.simulator!.tokenFile));
+  await warren.close();
+  t.false(existsSync(files));
 });
