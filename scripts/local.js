@@ -1,24 +1,63 @@
 // `npm run local`: Warren's local mode on examples/local, together with the example's demo origin.
-// Runs both as child processes on the same Node that runs this script (Node 24 through npm), forwards Ctrl-C and
-// SIGTERM, and exits when Warren exits. Arguments after `--` go to Warren (e.g. `npm run local -- --log-level debug`).
-import { spawn } from 'node:child_process';
+// Builds first (saying so: the first build takes a while), starts the demo origin and waits until it listens,
+// then starts Warren; both run on the same Node that runs this script (Node 24 through npm). Arguments go to
+// Warren (e.g. `npm run local -- --log-level debug` or `npm run local -- --set local.eyeballListen=127.0.0.1:8081`).
+//
+// Stopping: Ctrl-C or SIGTERM stops Warren, which drains in-flight requests while the origin still serves them;
+// the origin is stopped only after Warren exited. If either fails to start, or the origin dies, everything stops
+// and the exit status is non-zero.
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const origin = spawn(process.execPath, ['examples/local/origin/server.js'], { cwd: root, stdio: 'inherit' });
-const warren = spawn(process.execPath, ['core/build/src/main.js', '--local', 'examples/local', ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: 'inherit',
+const say = (line) => process.stderr.write(`npm run local: ${line}\n`);
+
+const started = Date.now();
+say('building Warren (tsc -b); the first build takes about half a minute, later ones a few seconds');
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+const build = spawnSync(process.execPath, [tsc, '-b'], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) {
+  say(`the build failed (${build.error?.message ?? `exit status ${build.status ?? build.signal}`})`);
+  process.exit(build.status || 1);
+}
+say(`built in ${((Date.now() - started) / 1000).toFixed(1)} s; starting the demo origin, then Warren`);
+
+const origin = spawn(process.execPath, ['examples/local/origin/server.js'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+// Ctrl-C in a terminal sends SIGINT to the whole foreground process group. Warren gets it directly and drains;
+// this launcher ignores it, and the origin (supervised through the IPC channel) ignores it too, so it keeps
+// serving what Warren drains. SIGTERM (from npm, a supervisor or `kill`) reaches only this process: it is
+// passed on to Warren alone.
+let warren;
+let stopping = false;
+process.on('SIGINT', () => {
+  stopping = true;
 });
-// Ctrl-C in a terminal sends SIGINT to the whole foreground process group, children included: forwarding it too
-// would be a second stop signal, which makes Warren exit at once instead of draining. SIGTERM (from npm, a
-// supervisor or `kill`) reaches only this process, so it is passed on.
-process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {
-  warren.kill('SIGTERM');
-  origin.kill('SIGTERM');
+  stopping = true;
+  if (warren) warren.kill('SIGTERM');
+  else origin.kill('SIGTERM');
 });
-warren.on('exit', (code, signal) => {
-  origin.kill('SIGTERM');
-  process.exitCode = code ?? (signal ? 1 : 0);
+
+const originReady = new Promise((resolve) => {
+  origin.once('message', () => resolve(true));
+  origin.once('exit', () => resolve(false));
 });
+if (!(await originReady)) {
+  // The origin printed why (e.g. a port in use); Warren never started.
+  process.exitCode = origin.exitCode || 1;
+} else if (stopping) {
+  origin.kill('SIGTERM');
+} else {
+  origin.on('exit', (code, signal) => {
+    if (!warren || warren.exitCode !== null || warren.signalCode !== null) return;
+    say(`the demo origin stopped unexpectedly (${signal ?? `exit status ${code}`}); stopping Warren`);
+    process.exitCode = 1;
+    warren.kill('SIGTERM');
+  });
+  warren = spawn(process.execPath, ['core/build/src/main.js', '--local', 'examples/local', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+  warren.on('exit', (code, signal) => {
+    if (origin.exitCode === null && origin.signalCode === null) origin.kill('SIGTERM');
+    if (!process.exitCode) process.exitCode = code ?? (signal ? 1 : 0);
+  });
+}

@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
-import type { ConfigSources } from './config/load.js';
+import { loadConfig, type ConfigSources } from './config/load.js';
+import { isWarrenError } from './errors.js';
+import { CORE_VERSION } from './version.js';
 
 export const USAGE = `Usage: warren [options]
 
@@ -8,8 +10,10 @@ Warren: a Kubernetes ingress controller with a native Cloudflare Tunnel connecto
 Options:
   -c, --config FILE     settings file (YAML or JSON); also WARREN_CONFIG
       --set KEY=VALUE   override one setting, e.g. --set proxy.connectTimeout=5s (repeatable)
-      --local DIR       local mode: read manifests from DIR, run the built-in edge simulator and
-                        serve its eyeball entrance on local.eyeballListen (http://127.0.0.1:8080)
+      --local DIR       folder mode: read manifests from DIR instead of a cluster. With a tunnel
+                        configured (TUNNEL_TOKEN, tunnel.tokenFile or tunnel.credentialsFile) connect
+                        to it; without one run the built-in edge simulator, entered on
+                        local.eyeballListen (http://127.0.0.1:8080). See docs/folder-mode.md
       --log-level LEVEL fatal, error, warn, info, debug, trace or silent
       --print-config    print the effective settings as JSON and exit
       --uninstall       uninstall cleanup, then exit: deletes a tunnel Warren manages (and its credentials
@@ -65,4 +69,43 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
     local: values.local,
     sources: { file: values.config ?? env.WARREN_CONFIG, env, sets, ...(overlay ? { overlay } : {}) },
   };
+}
+
+/** The command line: parse flags and settings, then run until SIGTERM/SIGINT. Resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let cli;
+  try {
+    cli = parseCli(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`warren: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (cli.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (cli.version) {
+    process.stdout.write(`warren ${CORE_VERSION}\n`);
+    return 0;
+  }
+  try {
+    const config = loadConfig(cli.sources);
+    if (cli.printConfig) {
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      return 0;
+    }
+    if (cli.uninstall) {
+      const { runUninstall } = await import('./uninstall.js');
+      return await runUninstall(config);
+    }
+    const { run } = await import('./bootstrap.js');
+    return await run(config, { local: cli.local !== undefined });
+  } catch (err) {
+    if (isWarrenError(err)) {
+      process.stderr.write(`warren: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`warren: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
 }

@@ -109,6 +109,9 @@ async function routableConnection(sim: EdgeSimulator, waitMs: number): Promise<S
   if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
   let connection = sim.pickConnection();
   if (connection) return connection;
+  // A connector that unregistered said goodbye (it is draining or gone): like the edge, answer 1033 at once
+  // instead of waiting for a connection that is not coming. Waiting is for connections still being set up.
+  if (sim.connections.some((c) => c.unregistered) && sim.connections.every((c) => c.unregistered || c.closed)) return undefined;
   try {
     await sim.waitFor(() => sim.registeredConnections().length > 0, waitMs, 'a registered connection');
   } catch {

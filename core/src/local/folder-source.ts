@@ -100,6 +100,8 @@ export class FolderSource implements Runnable {
   readonly #secretListeners = new Set<(namespace: string, name: string) => void>();
   readonly #identity = new Map<string, { uid: string; created: Date; generation: number; spec: string }>();
   #snapshot: ClusterSnapshot = emptyMutableSnapshot();
+  /** `Kind key` → the file the object in the snapshot was read from. */
+  #origin: ReadonlyMap<string, string> = new Map();
   #problems: readonly ManifestProblem[] = [];
   #pending: Record<keyof ClusterSnapshot, Set<string>> = emptyChanges();
   #version = 0;
@@ -147,6 +149,11 @@ export class FolderSource implements Runnable {
   /** The objects as of the last read. Never mutated afterwards; the next read builds new maps. */
   snapshot(): ClusterSnapshot {
     return this.#snapshot;
+  }
+
+  /** The manifest file (as shown in messages) an object of the last read came from; undefined when unknown. */
+  fileOf(kind: string, namespace: string | undefined, name: string): string | undefined {
+    return this.#origin.get(`${kind} ${kind === 'IngressClass' || namespace === undefined ? name : snapshotKey(namespace, name)}`);
   }
 
   /** Problems of the files as of the last read. */
@@ -353,6 +360,7 @@ export class FolderSource implements Runnable {
     const changed = changes.size > 0;
     for (const [id] of this.#identity) if (!origin.has(id)) this.#identity.delete(id);
     this.#snapshot = next;
+    this.#origin = origin;
     this.#report(problems, this.#problems);
     this.#problems = problems;
     const result: FolderLoadResult = { snapshot: next, problems, files: names, changed };

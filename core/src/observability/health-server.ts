@@ -86,9 +86,9 @@ export class HealthServer implements Runnable {
     switch (url.pathname) {
       case '/healthz':
       case '/livez':
-        return this.#probe(res, this.#liveness, url.searchParams.has('verbose'));
+        return this.#probe(res, this.#liveness, url.searchParams.has('verbose'), 'failed');
       case '/readyz':
-        return this.#probe(res, this.#readiness, url.searchParams.has('verbose'));
+        return this.#probe(res, this.#readiness, url.searchParams.has('verbose'), 'not ready');
       case '/metrics':
         try {
           const body = await this.#options.registry.metrics();
@@ -104,15 +104,19 @@ export class HealthServer implements Runnable {
     }
   }
 
-  #probe(res: ServerResponse, checks: Map<string, HealthCheck>, verbose: boolean): void {
+  /**
+   * `not` is how a failing check is worded: a liveness check `failed`; a readiness check is `not ready` (it may
+   * be starting or stopping, which is no failure), followed by the check's reason.
+   */
+  #probe(res: ServerResponse, checks: Map<string, HealthCheck>, verbose: boolean, not: 'failed' | 'not ready'): void {
     const lines: string[] = [];
     let ok = true;
     for (const [name, check] of checks) {
       const result = safe(check);
       if (result !== true) ok = false;
-      if (verbose) lines.push(result === true ? `[+] ${name} ok` : `[-] ${name} failed: ${result}`);
+      if (verbose) lines.push(result === true ? `[+] ${name} ok` : `[-] ${name} ${not}: ${result}`);
     }
-    const body = verbose ? `${lines.join('\n')}${lines.length ? '\n' : ''}${ok ? 'ok' : 'failed'}\n` : ok ? 'ok\n' : 'failed\n';
+    const body = verbose ? `${lines.join('\n')}${lines.length ? '\n' : ''}${ok ? 'ok' : not}\n` : ok ? 'ok\n' : `${not}\n`;
     send(res, ok ? 200 : 503, body);
   }
 }

@@ -48,6 +48,7 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
+      serializers: { err: serializeError },
     },
     options.destination ?? pino.destination({ fd: 1, sync: true }),
   );
@@ -56,6 +57,37 @@ export function createLogger(options: LoggerOptions): Logger {
 /** A child logger whose lines carry `component: <name>` (e.g. `informers`, `leader-election`, `status`). */
 export function componentLogger(parent: Logger, component: string, bindings: Readonly<Record<string, unknown>> = {}): Logger {
   return parent.child({ component, ...bindings });
+}
+
+/** Links of a `cause` chain (and members of an AggregateError) written under an error. */
+const MAX_ERROR_DEPTH = 4;
+const MAX_AGGREGATED = 5;
+/** Fields of an error copied into its log record when they are plain values (OS errors, WarrenError, API errors). */
+const ERROR_FIELDS = ['code', 'status', 'statusCode', 'syscall', 'address', 'port', 'path', 'terminal'] as const;
+
+/**
+ * How `err` is written in a log record: `type` (for real errors), `message`, the error's code and the fields that
+ * say what failed (OS errors: `syscall`, `address`, `port`), the `cause` chain as nested records, and the stack
+ * only for unexpected errors — never for a WarrenError or an OS error, whose code and message say all there is.
+ * A plain object (an error summary) keeps just its fields: no invented `"type":"Object"` or empty stack.
+ */
+export function serializeError(err: unknown, depth = 0): Record<string, unknown> {
+  if (err === null || typeof err !== 'object') return { message: String(err) };
+  const e = err as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if (err instanceof Error) out.type = err.name || err.constructor?.name || 'Error';
+  out.message = typeof e.message === 'string' ? e.message : String(err);
+  for (const field of ERROR_FIELDS) {
+    const value = e[field];
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out[field] = value;
+  }
+  if (depth < MAX_ERROR_DEPTH) {
+    if (e.cause !== undefined) out.cause = serializeError(e.cause, depth + 1);
+    if (Array.isArray(e.errors) && e.errors.length > 0) out.errors = e.errors.slice(0, MAX_AGGREGATED).map((x: unknown) => serializeError(x, depth + 1));
+  }
+  const expected = typeof e.syscall === 'string' || (typeof e.code === 'string' && e.code.startsWith('WARREN_ERR_'));
+  if (err instanceof Error && typeof err.stack === 'string' && !expected) out.stack = err.stack;
+  return out;
 }
 
 /**

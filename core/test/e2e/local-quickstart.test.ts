@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil, type LoggedChild } from './support/children.js';
 import { send, sendUntil, type HttpAnswer } from './support/http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './support/paths.js';
+import { freePort } from '../support/ports.js';
 
 const EYEBALL = 'http://127.0.0.1:8080';
 const HEALTH = 'http://127.0.0.1:10254';
@@ -65,12 +66,47 @@ test.serial('npm run local: the demo origin answers through the edge simulator, 
   t.is(resolved.echo?.path, '/v1/items', 'the api Service gets the path that was matched');
 });
 
-test.serial('npm run local: the banner shows a curl command for each routed host', async (t) => {
+test.serial('npm run local: says it builds, and every curl command of the banner works', async (t) => {
   const npm = await npmRunLocal(t);
+  t.regex(npm.stderr(), /npm run local: building Warren \(tsc -b\); the first build takes about half a minute/, 'the build is announced');
   const banner = npm.stderr();
-  t.true(banner.includes(`curl -H 'Host: app.localhost' ${EYEBALL}/`), `banner:\n${banner}`);
-  t.true(banner.includes(`curl -H 'Host: api.localhost' ${EYEBALL}/`));
+  const examples = [...banner.matchAll(/^ {2}curl -H 'Host: ([^']+)' (http:\/\/127\.0\.0\.1:8080)(\/\S*)$/gm)];
+  t.deepEqual(examples.map((m) => m[1]).sort(), ['api.localhost', 'app.localhost'], `banner:\n${banner}`);
+  for (const [line, host, base, path] of examples) {
+    const answer = await send(base!, path!, { host: host! });
+    t.is(answer.status, 200, `${line.trim()} answers ${answer.status}`);
+  }
   t.false(banner.includes('no Ingress routes yet'), 'the example has routes');
+});
+
+test.serial('npm run local: Ctrl-C drains: an open stream still reaches the origin, a new request gets 1033 at once', async (t) => {
+  const npm = await npmRunLocal(t);
+  const stream = send(EYEBALL, '/events?count=6&interval=400', { host: 'app.localhost', timeoutMs: 20_000 });
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  npm.signalGroup('SIGINT');
+  await npm.waitForOutput(/"msg":"unregistered tunnel connection"/, 10_000, 'the connector to unregister');
+  const started = Date.now();
+  const during = await send(EYEBALL, '/hello', { host: 'app.localhost', timeoutMs: 10_000 });
+  t.is(during.status, 530, 'no registered connection while Warren drains');
+  t.true(Date.now() - started < 2_000, `answered after ${Date.now() - started} ms, not held`);
+  const events = await stream;
+  t.is(events.status, 200);
+  t.is(events.body.match(/^event: tick$/gm)?.length, 6, 'the demo origin kept serving the stream Warren drained');
+  await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 30_000);
+});
+
+test.serial('npm run local with the demo origin\'s port taken: exits non-zero with the origin\'s line, Warren never starts', async (t) => {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(3001, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const npm = spawnLogged('npm-run-local-taken', 'npm', ['run', 'local'], { cwd: REPO_ROOT, env: baseEnv() });
+  cleanUpAfter(t, npm);
+  const exit = await npm.exited;
+  t.not(exit.code, 0, describeExit(exit));
+  t.regex(npm.stderr(), /^demo origin: cannot listen on 127\.0\.0\.1:3001 for service "web": the port is already in use\./m);
+  t.notRegex(npm.stderr() + npm.stdout(), /\n\s+at /, 'no stack trace');
+  t.false(npm.stdout().includes('"app":"warren"'), 'Warren did not start');
+  await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 15_000);
 });
 
 test.serial('npm run local: SIGTERM to npm stops Warren and the demo origin, leaving no process behind', async (t) => {
@@ -176,15 +212,4 @@ function describeProcess(pid: number): string {
   } catch {
     return String(pid);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }

@@ -166,8 +166,10 @@ test('the health server answers /healthz, /readyz (with reasons) and /metrics', 
   t.is((await get(port, '/healthz')).status, 200);
   const notReady = await get(port, '/readyz?verbose');
   t.is(notReady.status, 503);
-  t.regex(notReady.body, /\[-\] caches failed: informer caches not synced yet/);
-  t.regex(notReady.body, /\[-\] tunnel failed: no registered tunnel connection/);
+  t.regex(notReady.body, /\[-\] caches not ready: informer caches not synced yet/);
+  t.regex(notReady.body, /\[-\] tunnel not ready: no registered tunnel connection/);
+  t.regex(notReady.body, /\nnot ready\n$/, 'a check that is not passing yet is not called a failure');
+  t.notRegex(notReady.body, /failed/);
   synced = true;
   t.is((await get(port, '/readyz')).status, 503);
   connections = 1;

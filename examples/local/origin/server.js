@@ -61,9 +61,10 @@ function listen(name, host, port) {
     });
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err) => reject(Object.assign(err, { service: name }));
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       const address = server.address();
       resolve({
         name,
@@ -122,14 +123,39 @@ function clamp(value, low, high) {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const origin = await startDemoOrigin({
-    services: [
-      { name: 'web', port: Number(process.env.WEB_PORT ?? 3001) },
-      { name: 'api', port: Number(process.env.API_PORT ?? 3002) },
-    ],
-  });
+  const services = [
+    { name: 'web', port: Number(process.env.WEB_PORT ?? 3001), variable: 'WEB_PORT' },
+    { name: 'api', port: Number(process.env.API_PORT ?? 3002), variable: 'API_PORT' },
+  ];
+  let origin;
+  try {
+    origin = await startDemoOrigin({ services });
+  } catch (err) {
+    process.stderr.write(`${describeStartFailure(err, services)}\n`);
+    process.exit(1);
+  }
   for (const s of origin.servers) process.stdout.write(`demo origin "${s.name}" listening on ${s.url}\n`);
   const stop = () => void origin.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  if (process.send) {
+    // Supervised by `npm run local` (IPC channel): Ctrl-C reaches the whole process group, but the origin must
+    // keep serving while Warren drains; the launcher sends SIGTERM once Warren has stopped (or exits itself).
+    process.on('SIGINT', () => {});
+    process.once('disconnect', stop);
+    process.send({ ready: origin.servers });
+  } else {
+    process.once('SIGINT', stop);
+  }
+}
+
+/** One line saying why the origin could not start and how to move it. */
+function describeStartFailure(err, services) {
+  const service = services.find((s) => s.name === err?.service);
+  if (err?.code === 'EADDRINUSE' && service) {
+    return (
+      `demo origin: cannot listen on ${err.address ?? '127.0.0.1'}:${err.port ?? service.port} for service "${service.name}": the port is already in use. ` +
+      `Stop what uses it, or move the origin with ${service.variable}=<port> and change that Service's EndpointSlice port in examples/local/services.yaml to match.`
+    );
+  }
+  return `demo origin: cannot start${service ? ` service "${service.name}"` : ''}: ${err?.message ?? String(err)}`;
 }
