@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,8 +39,23 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-export function createTestCa(commonName = 'Warren Test CA'): TestCa {
+/** Folders this process made; removed when it exits, so no run leaves key material behind in the temp folder. */
+const madeDirs = new Set<string>();
+
+function removeMadeDirs(): void {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+  madeDirs.clear();
+}
+
+function makeDir(): string {
+  if (madeDirs.size === 0) process.once('exit', removeMadeDirs);
   const dir = mkdtempSync(join(tmpdir(), 'warren-ca-'));
+  madeDirs.add(dir);
+  return dir;
+}
+
+export function createTestCa(commonName = 'Warren Test CA'): TestCa {
+  const dir = makeDir();
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   openssl(
     ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '30', '-subj', `/CN=${commonName}`, '-out', 'ca.crt',
