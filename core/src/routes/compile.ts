@@ -9,7 +9,7 @@ import { checkRulePath, type MatchKind } from './paths.js';
 import type { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
 import { snapshotKey } from './snapshot.js';
-import type { Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
+import type { BackendProtocol, Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
 
 /**
  * Compiles one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
@@ -185,46 +185,59 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
   if (failClosed) return fragment();
 
   const base = { ingress: ref, annotations: annotations.values, secretRefs: annotations.secretRefs };
+  const consequence = (position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string =>
+    position.ruleIndex < 0 ? 'unmatched requests get 503' : 'requests to this path get 503';
+  /**
+   * A route that holds the place of a path whose backend cannot be served: it has no endpoints, so the proxy
+   * answers 503 there rather than letting the request fall through to a broader route.
+   */
+  const placeholder = (
+    id: string,
+    host: string | undefined,
+    path: string,
+    pathType: PathType,
+    source: RouteSource,
+    backend: ServiceBackend,
+    unresolved: { reason: string; message: string },
+  ): Route => {
+    const protocol = annotatedProtocol !== undefined && annotatedProtocol !== AUTO_PROTOCOL ? (annotatedProtocol as BackendProtocol) : 'http';
+    return Object.freeze({ id, host, path, pathType, backend: Object.freeze({ ...backend, endpoints: NONE }), protocol, source, unresolved, ...base });
+  };
   const makeRoute = (
     id: string,
     host: string | undefined,
     path: string,
     pathType: PathType,
-    backend: ServiceBackend,
+    resolved: Resolved,
     source: RouteSource,
     position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>,
-  ): Route | undefined => {
+  ): Route => {
+    if (!resolved.ok) {
+      const field = `${candidateField(position)}.backend${resolved.field ? `.${resolved.field}` : ''}`;
+      const message = `${shown}: ${field}: ${resolved.message}; ${consequence(position)}`;
+      diagnostics.push(warning(object, resolved.reason, message, field));
+      return placeholder(id, host, path, pathType, source, unresolvedBackend(namespace, position.ruleIndex < 0 ? spec?.defaultBackend : pathBackend(position)), {
+        reason: resolved.reason,
+        message,
+      });
+    }
+    const backend = resolved.backend;
+    if (resolved.noEndpoints) {
+      const field = `${candidateField(position)}.backend`;
+      diagnostics.push(warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready`, field));
+    }
     const protocol = chooseProtocol(annotatedProtocol, backend, ctx.plugins);
     if (protocol !== 'http' && !ctx.plugins.serves(protocol)) {
       const field = `${candidateField(position)}.backend`;
-      diagnostics.push(
-        warning(
-          object,
-          'ProtocolUnavailable',
-          `${shown}: ${field}: backend protocol "${protocol}" (from Service ${backend.namespace}/${backend.service} port ${backend.port}${
-            backend.appProtocol ? ` appProtocol "${backend.appProtocol}"` : ''
-          }) ${unavailable(protocol, ctx.plugins)}; ${source === 'rule' ? 'path' : 'default backend'} skipped`,
-          field,
-        ),
-      );
-      return undefined;
+      const message = `${shown}: ${field}: backend protocol "${protocol}" (from Service ${backend.namespace}/${backend.service} port ${backend.port}${
+        backend.appProtocol ? ` appProtocol "${backend.appProtocol}"` : ''
+      }) ${unavailable(protocol, ctx.plugins)}; ${consequence(position)}`;
+      diagnostics.push(warning(object, 'ProtocolUnavailable', message, field));
+      return placeholder(id, host, path, pathType, source, backend, { reason: 'ProtocolUnavailable', message });
     }
     return Object.freeze({ id, host, path, pathType, backend, protocol, source, ...base });
   };
-  const resolve = (backendValue: unknown, position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): ServiceBackend | undefined => {
-    const result = resolveBackend(backendValue, namespace, ctx, serviceNames);
-    if (!result.ok) {
-      const field = `${candidateField(position)}.backend${result.field ? `.${result.field}` : ''}`;
-      const consequence = position.ruleIndex < 0 ? 'default backend skipped' : 'path skipped';
-      diagnostics.push(warning(object, result.reason, `${shown}: ${field}: ${result.message}; ${consequence}`, field));
-      return undefined;
-    }
-    if (result.noEndpoints) {
-      const field = `${candidateField(position)}.backend`;
-      diagnostics.push(warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${result.noEndpoints}; requests get 503 until endpoints are ready`, field));
-    }
-    return result.backend;
-  };
+  const pathBackend = (position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): unknown => ruleList[position.ruleIndex]?.http?.paths?.[position.pathIndex]?.backend;
 
   for (let i = 0; i < ruleList.length; i++) {
     const rule = ruleList[i];
@@ -264,19 +277,34 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
         diagnostics.push(warning(object, reason, `${shown}: ${field} ${checked.problem}; path skipped`, field));
         continue;
       }
-      const backend = resolve(entry.backend, position);
-      if (!backend) continue;
-      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, backend, 'rule', position);
-      if (route) candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, ruleIndex: i, pathIndex: j });
+      const resolved = resolveBackend(entry.backend, namespace, ctx, serviceNames);
+      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, resolved, 'rule', position);
+      candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, ruleIndex: i, pathIndex: j });
     }
   }
   if (defaultBackend !== undefined && defaultBackend !== null) {
     const position = { ruleIndex: -1, pathIndex: -1 };
-    const backend = resolve(defaultBackend, position);
-    const route = backend && makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', backend, 'ingress-default', position);
-    if (route) candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', ruleIndex: -1, pathIndex: -1 });
+    const resolved = resolveBackend(defaultBackend, namespace, ctx, serviceNames);
+    const route = makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', resolved, 'ingress-default', position);
+    candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', ruleIndex: -1, pathIndex: -1 });
   }
   return fragment();
+}
+
+/**
+ * What a placeholder route shows of a backend reference that could not be resolved: the Service name and port as
+ * written, where they have the right type (empty name and port 0 otherwise).
+ */
+function unresolvedBackend(namespace: string, value: unknown): ServiceBackend {
+  const s = (value as { service?: { name?: unknown; port?: { number?: unknown; name?: unknown } } } | null | undefined)?.service;
+  const port = s?.port;
+  return {
+    namespace,
+    service: typeof s?.name === 'string' ? s.name : '',
+    port: typeof port?.number === 'number' && Number.isInteger(port.number) ? port.number : 0,
+    portName: typeof port?.name === 'string' && port.name !== '' ? port.name : undefined,
+    endpoints: NONE,
+  };
 }
 
 /** A backend reference's shape problem, or a resolution result. `field` is relative to the backend. */

@@ -142,8 +142,9 @@ test.serial('a broken Ingress gets its Warning events once, not once per rebuild
     }),
   });
   await follows(host, '/ok', servedBy(a), 'the good path of the broken Ingress');
-  t.is((await send(edge.eyeballUrl, '/missing-service', { host })).status, 404);
-  t.is((await send(edge.eyeballUrl, '/missing-port', { host })).status, 404);
+  // Paths whose backend cannot be resolved hold their place with 503 (fail closed, never a broader route).
+  t.is((await send(edge.eyeballUrl, '/missing-service', { host })).status, 503);
+  t.is((await send(edge.eyeballUrl, '/missing-port', { host })).status, 503);
 
   const warnings = async () => (await eventsFor(admin, ns, 'broken')).filter((e) => e.type === 'Warning');
   await waitUntil('ServiceNotFound and ServicePortNotFound', async () => {
