@@ -55,6 +55,11 @@ export interface Fragment {
   readonly diagnostics: readonly Diagnostic[];
   /** Keys of the Services this Ingress references (resolved or not). */
   readonly services: readonly string[];
+  /**
+   * The Warnings that rejected the whole Ingress for its `warren.dev/` annotations (an invalid or unknown key, or
+   * a backend protocol no enabled plugin serves); set only then. See {@link keepLastGood}.
+   */
+  readonly rejectedBy?: readonly Diagnostic[] | undefined;
 }
 
 export interface CompileContext {
@@ -67,6 +72,29 @@ export interface CompileContext {
 }
 
 const NONE: readonly never[] = Object.freeze([]);
+/** How a Warning that rejects a whole Ingress ends; {@link keepLastGood} rewrites it. */
+const ALL_SKIPPED = '; all routes of this Ingress are skipped';
+
+/**
+ * The fragment to use when the current version of an Ingress was rejected for its annotations (`rejected`) but an
+ * earlier version of the same object (`good`, compiled now, against the current Services and endpoints) was not:
+ * the earlier version's routes and diagnostics, ownership under the current version, and the rejecting Warnings
+ * saying that the last good version is still served.
+ */
+export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
+  const now = rejected.ref?.generation ?? 0;
+  const then = good.ref?.generation ?? 0;
+  const kept = `; generation ${now} is not applied: Warren keeps serving the last good version (generation ${then}) until this is fixed`;
+  const warnings = (rejected.rejectedBy ?? NONE).map((d) => ({ ...d, message: d.message.slice(0, -ALL_SKIPPED.length) + kept }));
+  return {
+    ...good,
+    source: rejected.source,
+    ref: rejected.ref,
+    time: rejected.time,
+    diagnostics: [...warnings, ...good.diagnostics],
+    rejectedBy: rejected.rejectedBy,
+  };
+}
 
 /** Compiles an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
 export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
@@ -139,7 +167,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
   let failClosed = annotations.problems.length > 0;
   for (const p of annotations.problems) {
     diagnostics.push(
-      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}; all routes of this Ingress are skipped`, annotationField(p.key)),
+      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)),
     );
   }
   const annotatedProtocol = annotations.values['backend-protocol'] as string | undefined;
@@ -149,7 +177,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
       warning(
         object,
         'ProtocolUnavailable',
-        `${shown}: backend protocol "${annotatedProtocol}" ${unavailable(annotatedProtocol, ctx.plugins)}; all routes of this Ingress are skipped`,
+        `${shown}: backend protocol "${annotatedProtocol}" ${unavailable(annotatedProtocol, ctx.plugins)}${ALL_SKIPPED}`,
         annotationField(`${ANNOTATION_PREFIX}backend-protocol`),
       ),
     );
@@ -182,7 +210,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     diagnostics.push(warning(object, 'InvalidObject', `${shown}: has neither spec.rules nor spec.defaultBackend; nothing to route`, 'spec'));
     return fragment();
   }
-  if (failClosed) return fragment();
+  if (failClosed) return { ...fragment(), rejectedBy: diagnostics.filter((d) => d.message.endsWith(ALL_SKIPPED)) };
 
   const base = { ingress: ref, annotations: annotations.values, secretRefs: annotations.secretRefs };
   const consequence = (position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string =>
