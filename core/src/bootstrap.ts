@@ -30,6 +30,7 @@ import { RouteSync } from './reconcile/route-sync.js';
 import { loadBuiltinManifests } from './routes/plugins.js';
 import { RouteTableBuilder, routeBuildSettings } from './routes/build.js';
 import { RouteStore } from './routes/store.js';
+import { describeRouteTable, routeViewQuery } from './routes/debug-view.js';
 import { registerPlugins, resolvePlugins, type PluginImporter } from './plugins/registry.js';
 import { TunnelConnector } from './tunnel/connector.js';
 import { loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from './tunnel/credentials.js';
@@ -127,7 +128,8 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   const known = await loadBuiltinManifests(options.importer);
   const registry = createMetricsRegistry({ defaultMetrics: true });
   const routes = new RouteStore(undefined, (err) => logger.error({ err }, 'route table listener failed'));
-  const builder = new RouteTableBuilder(routeBuildSettings(config, manifests, known));
+  const buildSettings = routeBuildSettings(config, manifests, known);
+  const builder = new RouteTableBuilder(buildSettings);
 
   let simulator: EdgeSimulator | undefined;
   let effective = config;
@@ -146,6 +148,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   registerPlugins(root, plugins);
 
   const health = new HealthServer({ listen: effective.server.listen, registry, logger: componentLogger(logger, 'health') });
+  health.serveRouteView((query) => describeRouteTable(routes.current, buildSettings.plugins, routeViewQuery(query)));
   let controlPlane: KubernetesControlPlane | undefined;
   let tunnelId: string | undefined = credentials ? credentials.tunnelId : undefined;
   /** Managed tunnels replaced before the current one (bound to the tunnel lifecycle below, when there is one). */

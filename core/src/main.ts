@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
-import { parseCli, USAGE } from './cli.js';
+import { parseCli, ROUTES_COMMAND, USAGE } from './cli.js';
 import { loadConfig } from './config/load.js';
 import { isWarrenError } from './errors.js';
 import { CORE_VERSION } from './version.js';
 
 /** Process entry point: parse flags and settings, then run until SIGTERM/SIGINT. */
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === ROUTES_COMMAND) return (await import('./cli-routes.js')).runRoutesCommand(argv.slice(1), process.stdout, process.stderr);
   let cli;
   try {
     cli = parseCli(argv, process.env);
