@@ -62,6 +62,8 @@ const PLURALS: Readonly<Record<string, string>> = {
   RoleBinding: 'rolebindings',
   IngressClass: 'ingressclasses',
   ServiceMonitor: 'servicemonitors',
+  ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+  ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
 };
 
 /** Server-side apply, dry run, strict field validation. */
