@@ -148,7 +148,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
   registerPlugins(root, plugins);
 
   const health = new HealthServer({ listen: effective.server.listen, registry, logger: componentLogger(logger, 'health') });
-  health.serveRouteView((query) => describeRouteTable(routes.current, buildSettings.plugins, routeViewQuery(query)));
+  if (effective.server.debugRoutes) health.serveRouteView((query) => describeRouteTable(routes.current, buildSettings.plugins, routeViewQuery(query)));
   let controlPlane: KubernetesControlPlane | undefined;
   let tunnelId: string | undefined = credentials ? credentials.tunnelId : undefined;
   /** Managed tunnels replaced before the current one (bound to the tunnel lifecycle below, when there is one). */

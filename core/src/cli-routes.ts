@@ -92,7 +92,10 @@ export async function runRoutesCommand(argv: readonly string[], out: Output, err
 /** Renders the view as text: a summary line, one line per route (endpoints below it), then the problems. */
 export function formatRouteTableView(view: RouteTableView): string {
   const lines: string[] = [
-    `route table generation ${view.generation}: ${view.totalRoutes} routes, ${view.hosts} hosts, ${view.ingresses} Ingresses, ${view.problems.length + view.truncated.problems} problems`,
+    `route table generation ${view.generation}: ${count(view.totalRoutes, 'route')}, ${count(view.hosts, 'host')}, ${count(view.ingresses, 'Ingress')}, ${count(
+      view.problems.length + view.truncated.problems,
+      'problem',
+    )}`,
   ];
   if (view.match !== undefined) {
     lines.push('', view.match === null ? 'this request gets: no route (404)' : `this request gets: ${routeLine(view.match)}`);
@@ -114,6 +117,10 @@ export function formatRouteTableView(view: RouteTableView): string {
   }
   if (view.truncated.problems > 0) lines.push(`… ${view.truncated.problems} more problems`);
   return `${lines.join('\n')}\n`;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function routeLine(r: RouteView): string {

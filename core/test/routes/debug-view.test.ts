@@ -114,6 +114,18 @@ test('GET /debug/routes shows every route with its source, backend, endpoints, p
   t.false(res.text.includes('ca.crt'));
 });
 
+test('without a view (server.debugRoutes=false) /debug/routes is not found', async (t) => {
+  const health = new HealthServer({ listen: '127.0.0.1:0', registry: new Registry(), logger: pino({ level: 'silent' }) });
+  const stop = new AbortController();
+  const running = health.start(stop.signal);
+  t.teardown(async () => {
+    stop.abort();
+    await running;
+  });
+  const { port } = await health.address();
+  t.is((await getView(`http://127.0.0.1:${port}/debug/routes`)).status, 404);
+});
+
 test('the view filters by host, tells which route a request gets, and bounds its size', async (t) => {
   const { url } = await startHealth(t);
   const filtered = JSON.parse((await getView(`${url}/debug/routes?host=SHOP.example:443&path=/admin/secret`)).text) as RouteTableView;
