@@ -38,6 +38,11 @@ export interface Candidate {
   readonly pathIndex: number;
 }
 
+/** The backend field of a candidate: `spec.rules[0].http.paths[1].backend`, or `spec.defaultBackend` itself. */
+function backendField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string {
+  return c.ruleIndex < 0 ? 'spec.defaultBackend' : `${candidateField(c)}.backend`;
+}
+
 /** Where a candidate was declared, e.g. `spec.rules[0].http.paths[1]` or `spec.defaultBackend`. */
 export function candidateField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string {
   return c.ruleIndex < 0 ? 'spec.defaultBackend' : `spec.rules[${c.ruleIndex}].http.paths[${c.pathIndex}]`;
@@ -241,7 +246,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>,
   ): Route => {
     if (!resolved.ok) {
-      const field = `${candidateField(position)}.backend${resolved.field ? `.${resolved.field}` : ''}`;
+      const field = `${backendField(position)}${resolved.field ? `.${resolved.field}` : ''}`;
       const message = `${shown}: ${field}: ${resolved.message}; ${consequence(position)}`;
       diagnostics.push(warning(object, resolved.reason, message, field));
       return placeholder(id, host, path, pathType, source, unresolvedBackend(namespace, position.ruleIndex < 0 ? spec?.defaultBackend : pathBackend(position)), {
@@ -251,12 +256,12 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     }
     const backend = resolved.backend;
     if (resolved.noEndpoints) {
-      const field = `${candidateField(position)}.backend`;
+      const field = backendField(position);
       diagnostics.push(warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready`, field));
     }
     const protocol = chooseProtocol(annotatedProtocol, backend, ctx.plugins);
     if (protocol !== 'http' && !ctx.plugins.serves(protocol)) {
-      const field = `${candidateField(position)}.backend`;
+      const field = backendField(position);
       const message = `${shown}: ${field}: backend protocol "${protocol}" (from Service ${backend.namespace}/${backend.service} port ${backend.port}${
         backend.appProtocol ? ` appProtocol "${backend.appProtocol}"` : ''
       }) ${unavailable(protocol, ctx.plugins)}; ${consequence(position)}`;
