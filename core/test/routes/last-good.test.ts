@@ -11,6 +11,7 @@ import { RouteTableBuilder } from '../../src/routes/build.js';
 import { RouteStore } from '../../src/routes/store.js';
 import { snapshotFromObjects, type MutableClusterSnapshot } from '../../src/routes/snapshot.js';
 import { RouteEventsReporter } from '../../src/reconcile/route-events.js';
+import { failClosedCounts } from '../../src/reconcile/route-sync.js';
 import { MemoryEvents } from '../../src/proxy/testing.js';
 import { canonical, testSettings } from './support.js';
 
@@ -159,4 +160,16 @@ test('no Synced event for a generation that was rejected while the last good one
   const synced = events.records.filter((r) => r.reason === 'Synced').map((r) => r.message);
   t.deepEqual(synced, ['Ingress generation 3 is routed: 1 route']);
   t.true(events.records.some((r) => r.type === 'Warning' && /generation 2 is not applied/.test(r.message)));
+});
+
+test('the route table gauges count rejected Ingresses and unresolved routes', (t) => {
+  const snapshot = world(ingress(1, '5s'));
+  const builder = new RouteTableBuilder(testSettings());
+  t.deepEqual(failClosedCounts(builder.build(snapshot)), { rejectedIngresses: 0, unresolvedRoutes: 0 });
+  snapshot.ingresses.set(KEY, ingress(2, '5 seconds'));
+  const broken = ingress(1, '5s', { uid: 'uid-9', hosts: ['other.example'] });
+  broken.metadata = { ...broken.metadata, name: 'other', resourceVersion: 'other-1' };
+  broken.spec!.rules![0]!.http!.paths[0]!.backend.service!.name = 'missing';
+  snapshot.ingresses.set('default/other', broken);
+  t.deepEqual(failClosedCounts(builder.build(snapshot)), { rejectedIngresses: 1, unresolvedRoutes: 1 });
 });
