@@ -193,7 +193,7 @@ export const proxySchema = z
 
 export const serverSchema = z
   .object({
-    listen: listenAddress.default('0.0.0.0:10254').describe('Health and metrics endpoint (/healthz, /readyz, /metrics)'),
+    listen: listenAddress.default('0.0.0.0:10254').describe('Health and metrics endpoint (/healthz, /readyz, /metrics, /debug/routes)'),
     debugRoutes: z
       .boolean()
       .default(true)
