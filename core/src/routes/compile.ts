@@ -89,7 +89,9 @@ const ALL_SKIPPED = '; all routes of this Ingress are skipped';
 export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
   const now = rejected.ref?.generation ?? 0;
   const then = good.ref?.generation ?? 0;
-  const kept = `; generation ${now} is not applied: Warren keeps serving the last good version (generation ${then}) until this is fixed`;
+  // Objects from files (local mode) carry no generation: then the message cannot name them.
+  const versions = now > 0 && then > 0 && now !== then ? `generation ${now} is not applied: Warren keeps serving the last good version (generation ${then})` : 'this version is not applied: Warren keeps serving the last good version';
+  const kept = `; ${versions} until this is fixed`;
   const warnings = (rejected.rejectedBy ?? NONE).map((d) => ({ ...d, message: d.message.slice(0, -ALL_SKIPPED.length) + kept }));
   return {
     ...good,

@@ -107,6 +107,24 @@ test('a rejected edit of a routed Ingress keeps its last good version serving, w
   t.regex(table.diagnostics.find((d) => d.reason === 'InvalidAnnotation')?.message ?? '', /generation 4 is not applied.*generation 3/);
 });
 
+test('without generations (objects from files) the Warning does not name any', (t) => {
+  const unversioned = (timeout: string, host: string): V1Ingress => {
+    const object = ingress(1, timeout, { hosts: [host] });
+    delete object.metadata!.generation;
+    delete object.metadata!.uid;
+    object.metadata!.resourceVersion = undefined;
+    return object;
+  };
+  const snapshot = world(unversioned('5s', 'shop.example'));
+  const builder = new RouteTableBuilder(testSettings());
+  builder.build(snapshot);
+  snapshot.ingresses.set(KEY, unversioned('soon', 'new.example'));
+  const table = builder.build(snapshot);
+  t.is(table.match('shop.example', '/')?.annotations['connect-timeout'], 5000);
+  t.is(table.match('new.example', '/'), undefined);
+  t.regex(table.diagnostics.find((d) => d.reason === 'InvalidAnnotation')?.message ?? '', /"soon"; expected .*; this version is not applied: Warren keeps serving the last good version until this is fixed$/);
+});
+
 test('a new Ingress with an invalid annotation stays unrouted', (t) => {
   const table = new RouteTableBuilder(testSettings()).build(world(ingress(1, 'soon')));
   t.is(table.match('shop.example', '/'), undefined);
