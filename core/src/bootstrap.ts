@@ -27,6 +27,7 @@ import { loadBuiltinManifests } from './routes/plugins.js';
 import { RouteTableBuilder, routeBuildSettings } from './routes/build.js';
 import { RouteStore } from './routes/store.js';
 import type { RouteTable } from './routes/types.js';
+import { describeRouteTable, routeViewQuery } from './routes/debug-view.js';
 import { registerPlugins, resolvePlugins, type PluginImporter } from './plugins/registry.js';
 import { TunnelConnector } from './tunnel/connector.js';
 import { describeCredentials, loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from './tunnel/credentials.js';
@@ -177,7 +178,8 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
   const known = await loadBuiltinManifests(options.importer);
   const registry = createMetricsRegistry({ defaultMetrics: true });
   const routes = new RouteStore(undefined, (err) => logger.error({ err }, 'route table listener failed'));
-  const builder = new RouteTableBuilder(routeBuildSettings(config, manifests, known));
+  const buildSettings = routeBuildSettings(config, manifests, known);
+  const builder = new RouteTableBuilder(buildSettings);
 
   let simulator: EdgeSimulator | undefined;
   let effective = config;
@@ -201,6 +203,7 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
   registerPlugins(root, plugins);
 
   const health = new HealthServer({ listen: effective.server.listen, registry, logger: componentLogger(logger, 'health') });
+  if (effective.server.debugRoutes) health.serveRouteView((query) => describeRouteTable(routes.current, buildSettings.plugins, routeViewQuery(query)));
   let controlPlane: KubernetesControlPlane | undefined;
   let folderPlane: FolderControlPlane | undefined;
   let tunnelId: string | undefined = credentials ? credentials.tunnelId : undefined;

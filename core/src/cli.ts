@@ -22,11 +22,19 @@ Options:
   -h, --help            show this help and exit
   -v, --version         print the version and exit
 
+Commands:
+  warren routes [--url URL] [--host HOST [--path PATH]] [--json]
+                        print the live route table of a running Warren from its health port
+                        (warren routes --help)
+
 Settings precedence, lowest first: defaults, the settings file, WARREN_* environment variables
 (WARREN_PROXY__CONNECT_TIMEOUT=5s sets proxy.connectTimeout), then flags.
 Secrets come from files or environment only: TUNNEL_TOKEN, CLOUDFLARE_API_TOKEN.
 See docs/configuration.md for every setting.
 `;
+
+/** First argument that runs the route-table client instead of the controller (see `cli-routes.ts`). */
+export const ROUTES_COMMAND = 'routes';
 
 export interface CliOptions {
   help: boolean;
@@ -73,6 +81,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
 
 /** The command line: parse flags and settings, then run until SIGTERM/SIGINT. Resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === ROUTES_COMMAND) return (await import('./cli-routes.js')).runRoutesCommand(argv.slice(1), process.stdout, process.stderr);
   let cli;
   try {
     cli = parseCli(argv, process.env);

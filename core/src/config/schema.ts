@@ -212,7 +212,11 @@ export const proxySchema = z
 
 export const serverSchema = z
   .object({
-    listen: listenAddress.default('0.0.0.0:10254').describe('Health and metrics endpoint (/healthz, /readyz, /metrics)'),
+    listen: listenAddress.default('0.0.0.0:10254').describe('Health and metrics endpoint (/healthz, /readyz, /metrics, /debug/routes)'),
+    debugRoutes: z
+      .boolean()
+      .default(true)
+      .describe('Serve the read-only route table view GET /debug/routes on server.listen (hosts, Services, pod addresses; never Secret contents)'),
     proxyListen: listenAddress
       .optional()
       .describe('Plain-HTTP entry point into the proxy pipeline (tests and local debugging; off by default)'),

@@ -11,6 +11,7 @@ import {
   tunnelSchema,
 } from '../config/schema.js';
 import type { PluginModule } from '../plugin-api/module.js';
+import { ADMISSION_POLICY_VALUES } from './admission-policy.js';
 import { toInputJsonSchema, type JsonSchema } from './json-schema.js';
 
 /**
@@ -234,6 +235,7 @@ export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
       proxy: proxySchema,
       plugins: z.object(pluginBlocks).strict().describe('Built-in plugins: enabled plus their own settings'),
       extraPlugins: z.array(extraPluginSchema).describe('Custom plugin packages in a derived image'),
+      admissionPolicy: ADMISSION_POLICY_VALUES,
     })
     .strict();
 }

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CORE_ANNOTATIONS } from '../routes/core-annotations.js';
+import { renderAdmissionPolicy } from './admission-policy.js';
 import { renderAnnotationReference } from './annotations.js';
 import { buildValuesJsonSchema } from './chart-values.js';
 import { renderConfigurationReference } from './configuration.js';
@@ -13,7 +14,12 @@ export interface GeneratedFile {
 }
 
 /** The files `npm run generate` writes, relative to the repository root. */
-export const GENERATED_PATHS = ['docs/configuration.md', 'docs/annotations.md', 'chart/values.schema.json'] as const;
+export const GENERATED_PATHS = [
+  'docs/configuration.md',
+  'docs/annotations.md',
+  'chart/values.schema.json',
+  'chart/templates/validating-admission-policy.yaml',
+] as const;
 
 /**
  * Produces every generated reference from the sources of truth: `config/schema.ts`, core's annotation specs
@@ -26,6 +32,7 @@ export async function generateReferences(): Promise<GeneratedFile[]> {
     { path: 'docs/configuration.md', text: renderConfigurationReference(plugins) },
     { path: 'docs/annotations.md', text: renderAnnotationReference(CORE_ANNOTATIONS, plugins) },
     { path: 'chart/values.schema.json', text: `${JSON.stringify(buildValuesJsonSchema(plugins), null, 2)}\n` },
+    { path: 'chart/templates/validating-admission-policy.yaml', text: renderAdmissionPolicy(CORE_ANNOTATIONS, plugins) },
   ];
 }
 

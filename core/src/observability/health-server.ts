@@ -11,6 +11,9 @@ import type { Runnable } from '../plugin-api/lifecycle.js';
  */
 export type HealthCheck = () => true | string;
 
+/** Produces the JSON body of `/debug/routes` from the request's query parameters. Must not throw for any query. */
+export type RouteDebugView = (query: URLSearchParams) => unknown;
+
 export interface HealthServerOptions {
   /** `host:port` from `server.listen`; port 0 picks a free port (tests). */
   readonly listen: string;
@@ -23,7 +26,8 @@ export interface HealthServerOptions {
  *  - `GET /healthz`: 200 while every liveness check passes (the process is not wedged);
  *  - `GET /readyz`: 200 only when every readiness check passes — caches synced, and with the tunnel enabled at
  *    least one registered tunnel connection; 503 otherwise and during shutdown. `?verbose` lists each check;
- *  - `GET /metrics`: Prometheus text format from the registry.
+ *  - `GET /metrics`: Prometheus text format from the registry;
+ *  - `GET /debug/routes`: the live route table as JSON (read-only; see `routes/debug-view.ts`), once wired.
  *
  * A Runnable in the manager's first group: it starts before everything else and stops last, so probes and
  * scrapes keep working while the rest drains.
@@ -33,6 +37,7 @@ export class HealthServer implements Runnable {
   readonly #options: HealthServerOptions;
   readonly #readiness = new Map<string, HealthCheck>();
   readonly #liveness = new Map<string, HealthCheck>();
+  #routeView: RouteDebugView | undefined;
   #server: Server | undefined;
   #listening: Promise<AddressInfo> | undefined;
   #resolveListening: ((a: AddressInfo) => void) | undefined;
@@ -50,6 +55,11 @@ export class HealthServer implements Runnable {
   /** Adds (or replaces) a liveness check. Only for conditions a restart would fix. */
   addLivenessCheck(name: string, check: HealthCheck): void {
     this.#liveness.set(name, check);
+  }
+
+  /** Serves `GET /debug/routes` from `view` (404 until set). */
+  serveRouteView(view: RouteDebugView): void {
+    this.#routeView = view;
   }
 
   /** Resolves with the bound address once listening (useful with port 0). */
@@ -99,9 +109,24 @@ export class HealthServer implements Runnable {
           send(res, 500, 'metrics collection failed\n');
         }
         return;
+      case '/debug/routes':
+        return this.#routes(res, url.searchParams);
       default:
         return send(res, 404, 'not found\n');
     }
+  }
+
+  #routes(res: ServerResponse, query: URLSearchParams): void {
+    if (!this.#routeView) return send(res, 404, 'not found\n');
+    let body: string;
+    try {
+      body = `${JSON.stringify(this.#routeView(query), null, 1)}\n`;
+    } catch (err) {
+      this.#options.logger.error({ err }, 'describing the route table failed');
+      return send(res, 500, 'describing the route table failed\n');
+    }
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    res.end(body);
   }
 
   /**

@@ -13,7 +13,8 @@ export interface RouteEventsOptions {
  * Turns route tables into Kubernetes Events (leader only):
  *  - every `Diagnostic` of the current table becomes a Warning (or Normal) Event on the object it names; the
  *    {@link EventRecorder} deduplicates, so re-reporting the same diagnostics on every rebuild costs nothing;
- *  - `Synced` (Normal) once per Ingress generation that reaches the data plane while this replica leads. On
+ *  - `Synced` (Normal) once per Ingress generation that reaches the data plane while this replica leads (not for a
+ *    generation rejected while its last good version is still served). On
  *    gaining leadership the current generations are recorded silently: a restart or failover changed nothing a
  *    user did, so it does not announce 10,000 Ingresses again.
  */
@@ -69,10 +70,18 @@ export class RouteEventsReporter implements Runnable {
     if (changed.length > 0) {
       // Counting is linear in the table; only pay for it when some Ingress has news.
       const routes = new Map<string, number>();
-      for (const r of table.routes) routes.set(r.ingress.uid, (routes.get(r.ingress.uid) ?? 0) + 1);
+      // Generation the routes of each Ingress come from: an older one than the Ingress's own means its new version
+      // was rejected and the last good version is still served (the Warning says so); that is not "Synced".
+      const routedGeneration = new Map<string, number>();
+      for (const r of table.routes) {
+        routes.set(r.ingress.uid, (routes.get(r.ingress.uid) ?? 0) + 1);
+        routedGeneration.set(r.ingress.uid, r.ingress.generation);
+      }
       const warnings = new Map<string, number>();
       for (const d of table.diagnostics) if (d.type === 'Warning' && d.object.uid) warnings.set(d.object.uid, (warnings.get(d.object.uid) ?? 0) + 1);
       for (const ing of changed) {
+        const served = routedGeneration.get(ing.uid);
+        if (served !== undefined && served !== ing.generation) continue;
         const n = routes.get(ing.uid) ?? 0;
         const w = warnings.get(ing.uid) ?? 0;
         events.normal(

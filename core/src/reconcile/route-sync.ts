@@ -112,6 +112,11 @@ export class RouteSync implements Runnable {
     metrics?.routeTableSize.set({ type: 'ingresses' }, table.ownedIngresses.length);
     metrics?.routeTableSize.set({ type: 'hosts' }, table.hosts.length);
     metrics?.routeTableSize.set({ type: 'diagnostics' }, table.diagnostics.length);
+    if (metrics) {
+      const { rejectedIngresses, unresolvedRoutes } = failClosedCounts(table);
+      metrics.routeTableSize.set({ type: 'rejected_ingresses' }, rejectedIngresses);
+      metrics.routeTableSize.set({ type: 'unresolved_routes' }, unresolvedRoutes);
+    }
     logger.debug(
       { generation: table.generation, routes: table.routes.length, ingresses: table.ownedIngresses.length, diagnostics: table.diagnostics.length, buildMs: Math.round(seconds * 1e4) / 10 },
       'published route table',
@@ -122,4 +127,22 @@ export class RouteSync implements Runnable {
     // change like any other and triggers one.
     source.secrets.setReferences(refs).catch((err: unknown) => logger.warn({ err }, 'updating the referenced Secrets failed'));
   }
+}
+
+/**
+ * What fails closed in a table: owned Ingresses whose current version is not applied (a Warning on one of their
+ * `warren.dev/` annotations; each keeps serving its last good version or stays unrouted), and routes that answer
+ * 503 because their backend cannot be resolved. For alerts; linear in the table.
+ */
+export function failClosedCounts(table: RouteTable): { rejectedIngresses: number; unresolvedRoutes: number } {
+  const rejected = new Set<string>();
+  for (const d of table.diagnostics) {
+    const wholeIngress = d.reason === 'InvalidAnnotation' || (d.reason === 'ProtocolUnavailable' && d.field?.startsWith('metadata.annotations') === true);
+    if (wholeIngress && d.object.kind === 'Ingress') {
+      rejected.add(`${d.object.namespace}/${d.object.name}`);
+    }
+  }
+  let unresolvedRoutes = 0;
+  for (const r of table.routes) if (r.unresolved) unresolvedRoutes++;
+  return { rejectedIngresses: rejected.size, unresolvedRoutes };
 }

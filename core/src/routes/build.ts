@@ -2,7 +2,17 @@ import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kub
 import type { Config } from '../config/schema.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import { BackendResolver } from './backends.js';
-import { candidateField, compileIngress, DEFAULT_HOST_KEY, HOSTLESS_KEY, resolveBackend, type Candidate, type CompileContext, type Fragment } from './compile.js';
+import {
+  candidateField,
+  compileIngress,
+  DEFAULT_HOST_KEY,
+  HOSTLESS_KEY,
+  keepLastGood,
+  resolveBackend,
+  type Candidate,
+  type CompileContext,
+  type Fragment,
+} from './compile.js';
 import { defaultIngressClasses, type IngressClassSettings } from './ingress-class.js';
 import { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
@@ -78,6 +88,13 @@ export class RouteTableBuilder {
   #defaultClasses: readonly V1IngressClass[] = [];
 
   readonly #fragments = new Map<string, Fragment>();
+  /**
+   * Per owned Ingress key, the newest version whose annotations were accepted. While that is the current version
+   * it is the very object the caches hold (no extra memory); only while the current version is rejected does it
+   * keep one older object alive. Dropped when the Ingress is deleted, recreated (new uid) or no longer owned
+   * (class changed); never persisted, so a new builder (restart, changed settings) starts without it.
+   */
+  readonly #lastGood = new Map<string, V1Ingress>();
   /** Service key → Ingress keys whose fragments reference it. */
   readonly #serviceUsers = new Map<string, Set<string>>();
   readonly #hostEntries = new Map<string, HostEntry>();
@@ -151,7 +168,8 @@ export class RouteTableBuilder {
       const ingress = snapshot.ingresses.get(key);
       this.#seenIngresses.set(key, ingress);
       this.#removeFragment(key, batch);
-      if (ingress !== undefined) this.#addFragment(compileIngress(key, ingress, ctx), batch);
+      if (ingress !== undefined) this.#addFragment(this.#compile(key, ingress, ctx), batch);
+      else this.#lastGood.delete(key);
     }
     this.#updateControllerDefault(ctx, dirtyServices);
     this.#reindex(batch.hosts);
@@ -173,6 +191,27 @@ export class RouteTableBuilder {
       extraDiagnostics: controller?.diagnostics ?? NONE,
       owned: this.#owned,
     });
+  }
+
+  /** Compiles an Ingress; a version rejected for its annotations falls back to the last good version of the object. */
+  #compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+    const fragment = compileIngress(key, ingress, ctx);
+    if (!fragment.owned) {
+      this.#lastGood.delete(key);
+      return fragment;
+    }
+    if (fragment.rejectedBy === undefined) {
+      this.#lastGood.set(key, ingress);
+      return fragment;
+    }
+    const good = this.#lastGood.get(key);
+    if (good === undefined) return fragment;
+    if (good.metadata?.uid !== ingress.metadata?.uid) {
+      this.#lastGood.delete(key);
+      return fragment;
+    }
+    const fallback = compileIngress(key, good, ctx);
+    return fallback.owned && fallback.rejectedBy === undefined ? keepLastGood(fragment, fallback) : fragment;
   }
 
   #removeFragment(key: string, batch: Batch): void {

@@ -9,7 +9,7 @@ import { checkRulePath, type MatchKind } from './paths.js';
 import type { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
 import { snapshotKey } from './snapshot.js';
-import type { Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
+import type { BackendProtocol, Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
 
 /**
  * Compiles one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
@@ -38,6 +38,11 @@ export interface Candidate {
   readonly pathIndex: number;
 }
 
+/** The backend field of a candidate: `spec.rules[0].http.paths[1].backend`, or `spec.defaultBackend` itself. */
+function backendField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string {
+  return c.ruleIndex < 0 ? 'spec.defaultBackend' : `${candidateField(c)}.backend`;
+}
+
 /** Where a candidate was declared, e.g. `spec.rules[0].http.paths[1]` or `spec.defaultBackend`. */
 export function candidateField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string {
   return c.ruleIndex < 0 ? 'spec.defaultBackend' : `spec.rules[${c.ruleIndex}].http.paths[${c.pathIndex}]`;
@@ -55,6 +60,11 @@ export interface Fragment {
   readonly diagnostics: readonly Diagnostic[];
   /** Keys of the Services this Ingress references (resolved or not). */
   readonly services: readonly string[];
+  /**
+   * The Warnings that rejected the whole Ingress for its `warren.dev/` annotations (an invalid or unknown key, or
+   * a backend protocol no enabled plugin serves); set only then. See {@link keepLastGood}.
+   */
+  readonly rejectedBy?: readonly Diagnostic[] | undefined;
 }
 
 export interface CompileContext {
@@ -67,6 +77,31 @@ export interface CompileContext {
 }
 
 const NONE: readonly never[] = Object.freeze([]);
+/** How a Warning that rejects a whole Ingress ends; {@link keepLastGood} rewrites it. */
+const ALL_SKIPPED = '; all routes of this Ingress are skipped';
+
+/**
+ * The fragment to use when the current version of an Ingress was rejected for its annotations (`rejected`) but an
+ * earlier version of the same object (`good`, compiled now, against the current Services and endpoints) was not:
+ * the earlier version's routes and diagnostics, ownership under the current version, and the rejecting Warnings
+ * saying that the last good version is still served.
+ */
+export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
+  const now = rejected.ref?.generation ?? 0;
+  const then = good.ref?.generation ?? 0;
+  // Objects from files (local mode) carry no generation: then the message cannot name them.
+  const versions = now > 0 && then > 0 && now !== then ? `generation ${now} is not applied: Warren keeps serving the last good version (generation ${then})` : 'this version is not applied: Warren keeps serving the last good version';
+  const kept = `; ${versions} until this is fixed`;
+  const warnings = (rejected.rejectedBy ?? NONE).map((d) => ({ ...d, message: d.message.slice(0, -ALL_SKIPPED.length) + kept }));
+  return {
+    ...good,
+    source: rejected.source,
+    ref: rejected.ref,
+    time: rejected.time,
+    diagnostics: [...warnings, ...good.diagnostics],
+    rejectedBy: rejected.rejectedBy,
+  };
+}
 
 /** Compiles an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
 export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
@@ -139,7 +174,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
   let failClosed = annotations.problems.length > 0;
   for (const p of annotations.problems) {
     diagnostics.push(
-      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}; all routes of this Ingress are skipped`, annotationField(p.key)),
+      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)),
     );
   }
   const annotatedProtocol = annotations.values['backend-protocol'] as string | undefined;
@@ -149,7 +184,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
       warning(
         object,
         'ProtocolUnavailable',
-        `${shown}: backend protocol "${annotatedProtocol}" ${unavailable(annotatedProtocol, ctx.plugins)}; all routes of this Ingress are skipped`,
+        `${shown}: backend protocol "${annotatedProtocol}" ${unavailable(annotatedProtocol, ctx.plugins)}${ALL_SKIPPED}`,
         annotationField(`${ANNOTATION_PREFIX}backend-protocol`),
       ),
     );
@@ -182,49 +217,62 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     diagnostics.push(warning(object, 'InvalidObject', `${shown}: has neither spec.rules nor spec.defaultBackend; nothing to route`, 'spec'));
     return fragment();
   }
-  if (failClosed) return fragment();
+  if (failClosed) return { ...fragment(), rejectedBy: diagnostics.filter((d) => d.message.endsWith(ALL_SKIPPED)) };
 
   const base = { ingress: ref, annotations: annotations.values, secretRefs: annotations.secretRefs };
+  const consequence = (position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): string =>
+    position.ruleIndex < 0 ? 'unmatched requests get 503' : 'requests to this path get 503';
+  /**
+   * A route that holds the place of a path whose backend cannot be served: it has no endpoints, so the proxy
+   * answers 503 there rather than letting the request fall through to a broader route.
+   */
+  const placeholder = (
+    id: string,
+    host: string | undefined,
+    path: string,
+    pathType: PathType,
+    source: RouteSource,
+    backend: ServiceBackend,
+    unresolved: { reason: string; message: string },
+  ): Route => {
+    const protocol = annotatedProtocol !== undefined && annotatedProtocol !== AUTO_PROTOCOL ? (annotatedProtocol as BackendProtocol) : 'http';
+    return Object.freeze({ id, host, path, pathType, backend: Object.freeze({ ...backend, endpoints: NONE }), protocol, source, unresolved, ...base });
+  };
   const makeRoute = (
     id: string,
     host: string | undefined,
     path: string,
     pathType: PathType,
-    backend: ServiceBackend,
+    resolved: Resolved,
     source: RouteSource,
     position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>,
-  ): Route | undefined => {
+  ): Route => {
+    if (!resolved.ok) {
+      const field = `${backendField(position)}${resolved.field ? `.${resolved.field}` : ''}`;
+      const message = `${shown}: ${field}: ${resolved.message}; ${consequence(position)}`;
+      diagnostics.push(warning(object, resolved.reason, message, field));
+      return placeholder(id, host, path, pathType, source, unresolvedBackend(namespace, position.ruleIndex < 0 ? spec?.defaultBackend : pathBackend(position)), {
+        reason: resolved.reason,
+        message,
+      });
+    }
+    const backend = resolved.backend;
+    if (resolved.noEndpoints) {
+      const field = backendField(position);
+      diagnostics.push(warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready`, field));
+    }
     const protocol = chooseProtocol(annotatedProtocol, backend, ctx.plugins);
     if (protocol !== 'http' && !ctx.plugins.serves(protocol)) {
-      const field = `${candidateField(position)}.backend`;
-      diagnostics.push(
-        warning(
-          object,
-          'ProtocolUnavailable',
-          `${shown}: ${field}: backend protocol "${protocol}" (from Service ${backend.namespace}/${backend.service} port ${backend.port}${
-            backend.appProtocol ? ` appProtocol "${backend.appProtocol}"` : ''
-          }) ${unavailable(protocol, ctx.plugins)}; ${source === 'rule' ? 'path' : 'default backend'} skipped`,
-          field,
-        ),
-      );
-      return undefined;
+      const field = backendField(position);
+      const message = `${shown}: ${field}: backend protocol "${protocol}" (from Service ${backend.namespace}/${backend.service} port ${backend.port}${
+        backend.appProtocol ? ` appProtocol "${backend.appProtocol}"` : ''
+      }) ${unavailable(protocol, ctx.plugins)}; ${consequence(position)}`;
+      diagnostics.push(warning(object, 'ProtocolUnavailable', message, field));
+      return placeholder(id, host, path, pathType, source, backend, { reason: 'ProtocolUnavailable', message });
     }
     return Object.freeze({ id, host, path, pathType, backend, protocol, source, ...base });
   };
-  const resolve = (backendValue: unknown, position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): ServiceBackend | undefined => {
-    const result = resolveBackend(backendValue, namespace, ctx, serviceNames);
-    if (!result.ok) {
-      const field = `${candidateField(position)}.backend${result.field ? `.${result.field}` : ''}`;
-      const consequence = position.ruleIndex < 0 ? 'default backend skipped' : 'path skipped';
-      diagnostics.push(warning(object, result.reason, `${shown}: ${field}: ${result.message}; ${consequence}`, field));
-      return undefined;
-    }
-    if (result.noEndpoints) {
-      const field = `${candidateField(position)}.backend`;
-      diagnostics.push(warning(object, 'NoReadyEndpoints', `${shown}: ${field}: ${result.noEndpoints}; requests get 503 until endpoints are ready`, field));
-    }
-    return result.backend;
-  };
+  const pathBackend = (position: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): unknown => ruleList[position.ruleIndex]?.http?.paths?.[position.pathIndex]?.backend;
 
   for (let i = 0; i < ruleList.length; i++) {
     const rule = ruleList[i];
@@ -264,19 +312,34 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
         diagnostics.push(warning(object, reason, `${shown}: ${field} ${checked.problem}; path skipped`, field));
         continue;
       }
-      const backend = resolve(entry.backend, position);
-      if (!backend) continue;
-      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, backend, 'rule', position);
-      if (route) candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, ruleIndex: i, pathIndex: j });
+      const resolved = resolveBackend(entry.backend, namespace, ctx, serviceNames);
+      const route = makeRoute(`${namespace}/${name}#${i}/${j}`, host, checked.path, checked.pathType, resolved, 'rule', position);
+      candidates.push({ route, hostKey, kind: checked.kind, key: checked.key, ruleIndex: i, pathIndex: j });
     }
   }
   if (defaultBackend !== undefined && defaultBackend !== null) {
     const position = { ruleIndex: -1, pathIndex: -1 };
-    const backend = resolve(defaultBackend, position);
-    const route = backend && makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', backend, 'ingress-default', position);
-    if (route) candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', ruleIndex: -1, pathIndex: -1 });
+    const resolved = resolveBackend(defaultBackend, namespace, ctx, serviceNames);
+    const route = makeRoute(`${namespace}/${name}#default`, undefined, '/', 'Prefix', resolved, 'ingress-default', position);
+    candidates.push({ route, hostKey: DEFAULT_HOST_KEY, kind: 'prefix', key: '', ruleIndex: -1, pathIndex: -1 });
   }
   return fragment();
+}
+
+/**
+ * What a placeholder route shows of a backend reference that could not be resolved: the Service name and port as
+ * written, where they have the right type (empty name and port 0 otherwise).
+ */
+function unresolvedBackend(namespace: string, value: unknown): ServiceBackend {
+  const s = (value as { service?: { name?: unknown; port?: { number?: unknown; name?: unknown } } } | null | undefined)?.service;
+  const port = s?.port;
+  return {
+    namespace,
+    service: typeof s?.name === 'string' ? s.name : '',
+    port: typeof port?.number === 'number' && Number.isInteger(port.number) ? port.number : 0,
+    portName: typeof port?.name === 'string' && port.name !== '' ? port.name : undefined,
+    endpoints: NONE,
+  };
 }
 
 /** A backend reference's shape problem, or a resolution result. `field` is relative to the backend. */

@@ -18,9 +18,12 @@ export const BACKEND_PROTOCOL_VALUES = ['HTTP', 'HTTPS', 'H2C', 'H2', 'GRPC', 'G
 /** Parsed value of `backend-protocol` that asks the builder to infer the protocol from the Service port. */
 export const AUTO_PROTOCOL = 'auto';
 
+// Built from zod's own steps (trim, toUpperCase, enum, regex) rather than free-form transforms, so that the chart's
+// admission policy can check the same rules in CEL (core/src/docgen/admission-policy.ts).
 const backendProtocol = z
   .string()
-  .transform((v) => v.trim().toUpperCase())
+  .trim()
+  .toUpperCase()
   .pipe(z.enum(BACKEND_PROTOCOL_VALUES, { error: `one of ${BACKEND_PROTOCOL_VALUES.join(', ')} (case-insensitive)` }))
   .transform((v) => (v === 'AUTO_HTTP' ? AUTO_PROTOCOL : v.toLowerCase()));
 
@@ -42,7 +45,8 @@ const DAY = 86_400_000;
 const timeout = () =>
   z
     .string()
-    .refine((v) => parseDuration(v) !== undefined, 'a duration such as "500ms", "15s", "2m" or "1h"')
+    .trim()
+    .regex(/^\d+(?:\.\d+)?(?:ms|s|m|h)$/, 'a duration such as "500ms", "15s", "2m" or "1h"')
     .transform((v) => parseDuration(v)!)
     .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h');
 
@@ -84,7 +88,8 @@ export const CORE_ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
     description: 'Endpoint choice for these routes: least-request or round-robin (overrides proxy.loadBalancing).',
     schema: z
       .string()
-      .transform((v) => v.trim().toLowerCase())
+      .trim()
+      .toLowerCase()
       .pipe(z.enum(['least-request', 'round-robin'], { error: 'least-request or round-robin' })),
     example: 'round-robin',
   },

@@ -14,7 +14,8 @@ import { CORE_ANNOTATIONS } from './core-annotations.js';
 export class RoutingPlugins {
   readonly #annotations = new Map<string, { spec: AnnotationSpec; owner: string }>();
   readonly #disabledAnnotations = new Map<string, string>();
-  readonly #protocols = new Set<string>(['http']);
+  /** Protocol → id of the enabled plugin serving it (`core` for http). */
+  readonly #protocols = new Map<string, string>([['http', 'core']]);
   readonly #disabledProtocols = new Map<string, string>();
   readonly #appProtocols = new Map<string, string>();
 
@@ -36,7 +37,7 @@ export class RoutingPlugins {
     }
     for (const m of enabled) {
       for (const a of m.annotations ?? []) if (!this.#annotations.has(a.key)) this.#annotations.set(a.key, { spec: a, owner: m.id });
-      for (const p of m.protocols ?? []) this.#protocols.add(p);
+      for (const p of m.protocols ?? []) if (!this.#protocols.has(p)) this.#protocols.set(p, m.id);
       // Enabled plugins' mappings win over known-but-disabled ones.
       for (const [app, p] of Object.entries(m.appProtocols ?? {})) this.#appProtocols.set(app.toLowerCase(), p);
     }
@@ -60,6 +61,11 @@ export class RoutingPlugins {
   /** True when `protocol` is `http` or an enabled plugin's manifest claims it. */
   serves(protocol: string): boolean {
     return this.#protocols.has(protocol);
+  }
+
+  /** Id of what serves `protocol`: `core` for http, else the enabled plugin claiming it; undefined when none does. */
+  protocolOwner(protocol: string): string | undefined {
+    return this.#protocols.get(protocol);
   }
 
   /** The disabled plugin (id and its settings toggle) that would serve `protocol`, if any. */

@@ -89,6 +89,12 @@ export interface Route {
   readonly secretRefs: readonly string[];
   /** Set by the route builder on every route it makes; optional only so hand-made routes (tests) may omit it. */
   readonly source?: RouteSource | undefined;
+  /**
+   * Set when the path's backend cannot be served (no such Service or port, an unsupported backend, a protocol no
+   * enabled plugin serves). The route still claims its host and path, with no endpoints, so requests there get 503
+   * instead of falling through to a broader route's backend. `reason` is the Warning's reason.
+   */
+  readonly unresolved?: { readonly reason: string; readonly message: string } | undefined;
 }
 
 /** A problem found while building the table, turned into a Kubernetes Event by the leader. */

@@ -54,6 +54,8 @@ test('defaults render a complete, hardened controller whose config the controlle
     'Secret',
     'Service',
     'ServiceAccount',
+    'ValidatingAdmissionPolicy',
+    'ValidatingAdmissionPolicyBinding',
   ]);
   const cfg = config(out.configText());
   t.is(cfg.source.kind, 'kubernetes');

@@ -65,6 +65,8 @@ const PLURALS: Readonly<Record<string, string>> = {
   PrometheusRule: 'prometheusrules',
   HorizontalPodAutoscaler: 'horizontalpodautoscalers',
   NetworkPolicy: 'networkpolicies',
+  ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+  ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
 };
 
 /** Server-side apply, dry run, strict field validation. */

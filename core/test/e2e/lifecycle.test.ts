@@ -78,11 +78,12 @@ test.serial('requests follow create, update and delete of Ingress, Service and E
   await admin.discovery.replaceNamespacedEndpointSlice({ namespace: ns, name: 'web-slice', body: slice(second) });
   await follows(host, '/', servedBy(second), 'EndpointSlice update');
 
-  // Update the Service: its port 80 becomes 81, so the Ingress's backend port no longer exists (404) …
+  // Update the Service: its port 80 becomes 81, so the Ingress's backend port no longer exists (503: the path
+  // holds its place) …
   const svc = await admin.core.readNamespacedService({ namespace: ns, name: 'web' });
   svc.spec!.ports![0]!.port = 81;
   await admin.core.replaceNamespacedService({ namespace: ns, name: 'web', body: svc });
-  await follows(host, '/', status(404), 'Service port renumbered away from the Ingress');
+  await follows(host, '/', status(503), 'Service port renumbered away from the Ingress');
   // … and updating the Ingress to port 81 routes again.
   const ing = await admin.networking.readNamespacedIngress({ namespace: ns, name: 'follow' });
   ing.spec!.rules![0]!.http!.paths[0]!.backend.service!.port = { number: 81 };
@@ -105,9 +106,9 @@ test.serial('requests follow create, update and delete of Ingress, Service and E
   await admin.discovery.createNamespacedEndpointSlice({ namespace: ns, body: slice(first) });
   await follows(host, '/', servedBy(first), 'EndpointSlice created again');
 
-  // Delete the Service: the path is skipped (404); create it again: 200.
+  // Delete the Service: the path answers 503 (it is not handed to a broader route); create it again: 200.
   await admin.core.deleteNamespacedService({ namespace: ns, name: 'web' });
-  await follows(host, '/', status(404), 'Service deleted');
+  await follows(host, '/', status(503), 'Service deleted');
   await admin.core.createNamespacedService({ namespace: ns, body: service(ns, 'web', [{ port: 81, targetPort: first.port }]) });
   await follows(host, '/', servedBy(first), 'Service created again');
 
@@ -142,8 +143,9 @@ test.serial('a broken Ingress gets its Warning events once, not once per rebuild
     }),
   });
   await follows(host, '/ok', servedBy(a), 'the good path of the broken Ingress');
-  t.is((await send(edge.eyeballUrl, '/missing-service', { host })).status, 404);
-  t.is((await send(edge.eyeballUrl, '/missing-port', { host })).status, 404);
+  // Paths whose backend cannot be resolved hold their place with 503 (fail closed, never a broader route).
+  t.is((await send(edge.eyeballUrl, '/missing-service', { host })).status, 503);
+  t.is((await send(edge.eyeballUrl, '/missing-port', { host })).status, 503);
 
   const warnings = async () => (await eventsFor(admin, ns, 'broken')).filter((e) => e.type === 'Warning');
   await waitUntil('ServiceNotFound and ServicePortNotFound', async () => {

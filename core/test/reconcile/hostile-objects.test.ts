@@ -186,7 +186,12 @@ test.serial(`${CASES.length} malformed or hostile objects each get the right War
   const table = controller.store.current;
   for (const c of CASES) if (c.stillRoutes) t.truthy(table.match(c.stillRoutes, '/'), `${c.stillRoutes} still routes`);
   t.is(table.match('contested.example', '/')?.backend.service, 'web', 'the older Ingress wins the conflict');
-  t.is(table.match('unknown-annotation.example', '/'), undefined, 'an Ingress with a bad annotation is skipped whole (fail closed)');
+  // (The request itself now gets the 503 of default-backend-missing's unresolved spec.defaultBackend.)
+  t.false(
+    table.routes.some((r) => r.ingress.name === 'unknown-annotation'),
+    'an Ingress with a bad annotation is skipped whole (fail closed)',
+  );
+  t.is(table.match('unknown-annotation.example', '/')?.unresolved?.reason, 'ServiceNotFound', 'a broken default backend answers 503, not 404');
   t.is(table.match('bystander.example', '/')?.backend.endpoints[0]?.address, testHost(2));
 
   // The controller is still healthy and keeps reconciling new objects.

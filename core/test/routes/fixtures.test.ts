@@ -9,9 +9,10 @@
  *   owned: [ns/name, …]        # exact set of owned Ingresses (optional)
  *   hosts: [host, …]           # exact set of table hosts (optional)
  *   cases:
- *     - {host: a.example.com, path: /x, expect: svc}  # or expect: 404
+ *     - {host: a.example.com, path: /x, expect: svc}  # or expect: 404, or expect: 503 (a route whose backend is
+ *       #   unresolved holds the path: no endpoints, never another route's backend)
  *       # optional: namespace, ingress (ns/name), route (id), endpoints (count), endpointKeys, terminating,
- *       # protocol, port, annotations, secretRefs, source
+ *       # protocol, port, annotations, secretRefs, source, reason (of an unresolved route), service (with 503)
  *   diagnostics:               # the exact multiset of (reason, object, field); `contains` are message substrings
  *     - {reason: TLSIgnored, object: Ingress default/web, field: spec.tls, contains: [...]}
  */
@@ -38,6 +39,8 @@ interface Case {
   annotations?: Record<string, unknown>;
   secretRefs?: string[];
   source?: string;
+  reason?: string;
+  service?: string;
 }
 
 interface ExpectedDiagnostic {
@@ -95,7 +98,15 @@ for (const file of files) {
         t.fail(`${label}: expected ${c.expect}, got 404`);
         continue;
       }
-      t.is(route.backend.service, String(c.expect), `${label}: service (route ${route.id})`);
+      if (c.expect === 503) {
+        t.truthy(route.unresolved, `${label}: expected an unresolved route (503), got ${route.id} → ${route.backend.service}`);
+        t.is(route.backend.endpoints.length, 0, `${label}: an unresolved route has no endpoints`);
+        if (c.reason !== undefined) t.is(route.unresolved?.reason, c.reason, `${label}: reason`);
+        if (c.service !== undefined) t.is(route.backend.service, c.service, `${label}: service as written`);
+      } else {
+        t.is(route.unresolved, undefined, `${label}: route ${route.id} is unresolved: ${route.unresolved?.message}`);
+        t.is(route.backend.service, String(c.expect), `${label}: service (route ${route.id})`);
+      }
       if (c.namespace !== undefined) t.is(route.backend.namespace, c.namespace, `${label}: namespace`);
       if (c.ingress !== undefined) t.is(`${route.ingress.namespace}/${route.ingress.name}`, c.ingress, `${label}: ingress`);
       if (c.route !== undefined) t.is(route.id, c.route, `${label}: route id`);

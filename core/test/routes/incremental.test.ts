@@ -58,7 +58,10 @@ function makeIngress(name: string, s: IngressSpec): V1Ingress {
     metadata: {
       name,
       namespace: 'default',
-      uid: `uid-${name}`,
+      // Each generated version is a new object (as if deleted and recreated): the builder's last-good fallback only
+      // applies to new versions of the same object, and would make the result depend on history, which a fresh
+      // build cannot know. last-good.test.ts covers that fallback.
+      uid: `uid-${name}-${version}`,
       resourceVersion: rv(),
       creationTimestamp: new Date(Date.UTC(2024, 0, 1, 0, 0, s.time)),
       annotations: { ...s.annotations },
