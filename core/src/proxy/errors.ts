@@ -15,6 +15,7 @@ import { headerValue } from './headers.js';
  * | connect / TLS failure (`UpstreamConnect`) | 502 | 14 UNAVAILABLE        |
  * | timeout (`UpstreamTimeout`)             | 504  | 4 DEADLINE_EXCEEDED    |
  * | upstream broke the exchange (`UpstreamProtocol`) | 502 | 14 UNAVAILABLE |
+ * | endpoint's connections busy (`UpstreamBusy`) | 503 + `Retry-After` | 14 UNAVAILABLE |
  * | shutting down (`ShuttingDown`)          | 503  | 14 UNAVAILABLE         |
  *
  * Before the response head went out, the exchange is failed with that status (the tunnel marks it as
@@ -30,6 +31,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.UpstreamConnect]: 502,
   [ErrorCode.UpstreamTimeout]: 504,
   [ErrorCode.UpstreamProtocol]: 502,
+  [ErrorCode.UpstreamBusy]: 503,
   [ErrorCode.ShuttingDown]: 503,
 };
 
@@ -164,7 +166,7 @@ export function failExchange(exchange: Exchange, error: unknown, options: FailOp
     exchange.fail({
       status,
       message: err.message,
-      headers: [['content-type', 'text/plain; charset=utf-8']],
+      headers: err.retryAfter === undefined ? [['content-type', 'text/plain; charset=utf-8']] : [['content-type', 'text/plain; charset=utf-8'], ['retry-after', String(err.retryAfter)]],
       body: `${err.message}\n`,
       cause: err,
     });

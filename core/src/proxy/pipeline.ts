@@ -17,7 +17,7 @@ import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
 import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
-import { PoolRegistry } from './transport.js';
+import { createPool, PoolRegistry } from './transport.js';
 
 /**
  * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls.
@@ -242,7 +242,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #defaults: ProxyDefaults;
   readonly #preserveHost: boolean;
   readonly #states = new EndpointStates();
-  readonly #pools = new PoolRegistry();
+  readonly #pools: PoolRegistry;
   readonly #metrics: ProxyMetrics | undefined;
   readonly #accessLog: AccessLog | undefined;
   readonly #env: ForwardEnv;
@@ -265,8 +265,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
       connectTimeout: proxy.connectTimeout,
       responseHeaderTimeout: proxy.responseHeaderTimeout,
       idleTimeout: proxy.idleTimeout,
+      requestBodyTimeout: proxy.requestBodyTimeout,
+      upstreamQueueTimeout: proxy.upstreamQueueTimeout,
       loadBalancing: proxy.loadBalancing,
     };
+    const admission = { maxQueued: proxy.maxQueuedRequests, queueTimeout: proxy.upstreamQueueTimeout };
+    this.#pools = new PoolRegistry((origin, profile) => createPool(origin, profile, admission));
     this.#preserveHost = proxy.preserveHost;
     this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
     this.#accessLog = createAccessLog(options.logger, proxy.accessLog);
@@ -275,6 +279,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       states: this.#states,
       pools: this.#pools,
       retries: proxy.retries,
+      requestBufferBytes: proxy.requestBufferBytes,
       onRetry: metrics
         ? (run, ejected) => {
             const l = run.compiled.labels;
@@ -283,6 +288,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
           }
         : undefined,
       onUpgradeError: (run, err) => this.#logger.warn({ id: run.exchange.id, err }, 'upgraded session ended with an error'),
+      onBrokenResponse: (run, err) =>
+        this.#logger.error(
+          { id: run.exchange.id, route: run.route.id, upstream: run.endpoint, code: err.code, err: err.message },
+          'response cut off after its head was sent; the client stream was reset',
+        ),
     };
   }
 

@@ -1,0 +1,166 @@
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { ErrorCode, WarrenError } from '../errors.js';
+import { ForwardingHandler, type ResponseHeaders } from '../plugin-api/upstream.js';
+import { RequestController } from './controller.js';
+import type { UpstreamPool } from './transport.js';
+
+/**
+ * Admission in front of one endpoint's pool: at most `capacity` requests run on its connections at once (one
+ * per HTTP/1.1 connection, the stream limit per HTTP/2 connection); the rest wait in a FIFO queue of at most
+ * `maxQueued` requests, each for at most its queue timeout. A request that cannot wait answers 503 with
+ * `Retry-After` (gRPC: UNAVAILABLE) instead of joining the client library's unbounded queue, so a Service whose
+ * connections are all held (slow uploads, a stalled pod) fails fast and visibly rather than piling up requests.
+ */
+
+type Handler = Dispatcher.DispatchHandler;
+type Controller = Dispatcher.DispatchController;
+
+export interface AdmissionLimits {
+  /** Requests that may wait for this pool at once (setting `proxy.maxQueuedRequests`). */
+  readonly maxQueued: number;
+  /** Default wait for a free slot in ms (setting `proxy.upstreamQueueTimeout`). */
+  readonly queueTimeout: number;
+}
+
+/** Dispatch option core sets per request: the route's wait for a free slot (ms). */
+export interface AdmissionDispatchOptions extends Dispatcher.DispatchOptions {
+  queueTimeout?: number | undefined;
+}
+
+interface Waiting {
+  readonly options: AdmissionDispatchOptions;
+  readonly handler: Handler;
+  /** Aborting it while the request waits takes the request out of the queue. */
+  readonly controller: RequestController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class AdmissionPool implements UpstreamPool {
+  readonly #inner: UpstreamPool;
+  readonly #capacity: number;
+  readonly #limits: AdmissionLimits;
+  /** Insertion-ordered, so the first entry is the oldest; deletion on timeout or abort is O(1). */
+  readonly #queue = new Set<Waiting>();
+  #active = 0;
+
+  constructor(inner: UpstreamPool, capacity: number, limits: AdmissionLimits) {
+    this.#inner = inner;
+    this.#capacity = Math.max(1, capacity);
+    this.#limits = limits;
+  }
+
+  /** Requests running on the pool now. For tests and diagnostics. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Requests waiting for a slot now. For tests and diagnostics. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  dispatch(options: AdmissionDispatchOptions, handler: Handler): boolean {
+    if (this.#active < this.#capacity && this.#queue.size === 0) return this.#start(options, handler);
+    const wait = options.queueTimeout ?? this.#limits.queueTimeout;
+    if (this.#queue.size >= this.#limits.maxQueued) {
+      handler.onResponseError?.(new RequestController(() => {}), busy(`all ${this.#capacity} connection slots of the endpoint are busy and ${this.#limits.maxQueued} requests already wait (proxy.maxQueuedRequests)`, wait));
+      return false;
+    }
+    const controller = new RequestController((reason) => {
+      if (!this.#queue.delete(waiting)) return;
+      clearTimeout(waiting.timer);
+      handler.onResponseError?.(controller, reason);
+    });
+    const waiting: Waiting = { options, handler, controller, timer: undefined };
+    this.#queue.add(waiting);
+    waiting.timer = setTimeout(() => {
+      if (!this.#queue.delete(waiting)) return;
+      controller.aborted = true;
+      handler.onResponseError?.(controller, busy(`no free connection to the endpoint within ${wait} ms (proxy.upstreamQueueTimeout)`, wait));
+    }, wait);
+    // The handler gets an abort handle while it waits (the client may go away); the pool gives it the real
+    // controller when the request starts.
+    handler.onRequestStart?.(controller, {});
+    return false;
+  }
+
+  close(): Promise<void> {
+    this.#rejectWaiting();
+    return this.#inner.close();
+  }
+
+  destroy(): Promise<void> {
+    this.#rejectWaiting();
+    return this.#inner.destroy();
+  }
+
+  #start(options: AdmissionDispatchOptions, handler: Handler): boolean {
+    this.#active++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#active--;
+      this.#admit();
+    };
+    try {
+      return this.#inner.dispatch(options, new ReleasingHandler(handler, release));
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  #admit(): void {
+    while (this.#active < this.#capacity && this.#queue.size > 0) {
+      const waiting = this.#queue.values().next().value!;
+      this.#queue.delete(waiting);
+      clearTimeout(waiting.timer);
+      if (waiting.controller.aborted) continue;
+      try {
+        this.#start(waiting.options, waiting.handler);
+      } catch (err) {
+        waiting.handler.onResponseError?.(waiting.controller, err as Error);
+      }
+    }
+  }
+
+  #rejectWaiting(): void {
+    const err = Object.assign(new Error('the upstream pool is closed'), { code: 'UND_ERR_CLOSED' });
+    for (const waiting of [...this.#queue]) {
+      this.#queue.delete(waiting);
+      clearTimeout(waiting.timer);
+      waiting.handler.onResponseError?.(waiting.controller, err);
+    }
+  }
+}
+
+function busy(message: string, waitMs: number): WarrenError {
+  return new WarrenError(ErrorCode.UpstreamBusy, message, { status: 503, retryAfter: Math.min(60, Math.max(1, Math.ceil(waitMs / 1000))) });
+}
+
+/** Frees the slot once, at the request's terminal callback (upgrade, end or error). */
+class ReleasingHandler extends ForwardingHandler {
+  readonly #release: () => void;
+
+  constructor(next: Handler, release: () => void) {
+    super(next);
+    this.#release = release;
+  }
+
+  override onRequestUpgrade(controller: Controller, status: number, headers: ResponseHeaders, socket: Duplex): void {
+    this.#release();
+    super.onRequestUpgrade(controller, status, headers, socket);
+  }
+
+  override onResponseEnd(controller: Controller, trailers: ResponseHeaders): void {
+    this.#release();
+    super.onResponseEnd(controller, trailers);
+  }
+
+  override onResponseError(controller: Controller, err: Error): void {
+    this.#release();
+    super.onResponseError(controller, err);
+  }
+}
