@@ -275,45 +275,56 @@ function fetchBody(url: string, host: string): Promise<{ status: number; bytes: 
 }
 
 /** Origins that send a response head and part of the body, then lose the connection. */
-async function dyingOrigins(t: ExecutionContext): Promise<{ h2c: string; h1Length: string; h1Chunked: string }> {
+async function dyingOrigins(t: ExecutionContext, tls: { cert: string; key: string }): Promise<{ h2c: string; h2: string; h1: string }> {
   const h2 = http2.createServer();
-  h2.on('stream', (stream, headers) => {
+  const h2s = http2.createSecureServer({ ...tls, allowHTTP1: false });
+  const dieMidBody = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     // With and without a declared length: the tunnel sends neither as complete.
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', ...(headers[':path'] === '/sized' ? { 'content-length': '100000' } : {}) });
     stream.write(Buffer.alloc(20_000, 1));
     setTimeout(() => stream.session?.socket.destroy(), 30);
-  });
+  };
+  h2.on('stream', dieMidBody);
+  h2s.on('stream', dieMidBody);
   const h1 = http.createServer((req, res) => {
     if (req.url === '/chunked') res.writeHead(200, { 'content-type': 'application/octet-stream' });
     else res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 100_000 });
     res.write(Buffer.alloc(20_000, 1));
     setTimeout(() => res.socket?.destroy(), 30);
   });
-  for (const server of [h2, h1]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  for (const server of [h2, h2s, h1]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
     h2.close();
+    h2s.close();
     h1.closeAllConnections();
     h1.close();
   });
-  const key = (server: http.Server | http2.Http2Server): string => `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { h2c: key(h2), h1Length: key(h1), h1Chunked: key(h1) };
+  const key = (server: http.Server | http2.Http2Server | http2.Http2SecureServer): string => `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { h2c: key(h2), h2: key(h2s), h1: key(h1) };
 }
 
 test('an upstream that dies mid-body: the tunnel stream is reset, the visitor sees an incomplete response, the log says error', async (t) => {
-  const origins = await dyingOrigins(t);
+  const ca = createTestCa('dying origin CA');
+  const cert = issueCert(ca, { dns: ['origin.internal'] });
+  const origins = await dyingOrigins(t, { cert: cert.certPem, key: cert.keyPem });
+  const secrets = new MemorySecrets();
+  secrets.set('default', 'ca', { 'ca.crt': ca.certPem });
   const { logger, lines } = capturedLogger();
   const s = await stack(
     t,
     [
       testRoute({ host: 'h2c.example.com', endpoints: [origins.h2c], protocol: 'h2c' }),
-      testRoute({ host: 'h1.example.com', endpoints: [origins.h1Length] }),
+      testRoute({ host: 'h2.example.com', endpoints: [origins.h2], protocol: 'h2', annotations: { 'proxy-ssl-secret': 'ca', 'proxy-ssl-name': 'origin.internal' } }),
+      testRoute({ host: 'h1.example.com', endpoints: [origins.h1] }),
     ],
-    undefined,
+    secrets,
     logger,
   );
   const cases = [
     ['h2c.example.com', '/streamed'],
     ['h2c.example.com', '/sized'],
+    ['h2.example.com', '/streamed'],
+    ['h2.example.com', '/sized'],
     ['h1.example.com', '/sized'],
     ['h1.example.com', '/chunked'],
   ] as const;
