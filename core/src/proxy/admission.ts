@@ -43,6 +43,9 @@ export class AdmissionPool implements UpstreamPool {
   /** Insertion-ordered, so the first entry is the oldest; deletion on timeout or abort is O(1). */
   readonly #queue = new Set<Waiting>();
   #active = 0;
+  #closing = false;
+  /** Resolves a graceful close once the queue is empty. */
+  #onDrained: (() => void) | undefined;
 
   constructor(inner: UpstreamPool, capacity: number, limits: AdmissionLimits) {
     this.#inner = inner;
@@ -61,6 +64,10 @@ export class AdmissionPool implements UpstreamPool {
   }
 
   dispatch(options: AdmissionDispatchOptions, handler: Handler): boolean {
+    if (this.#closing) {
+      handler.onResponseError?.(new RequestController(() => {}), closedError());
+      return false;
+    }
     if (this.#active < this.#capacity && this.#queue.size === 0) return this.#start(options, handler);
     const wait = options.queueTimeout ?? this.#limits.queueTimeout;
     if (this.#queue.size >= this.#limits.maxQueued) {
@@ -68,14 +75,13 @@ export class AdmissionPool implements UpstreamPool {
       return false;
     }
     const controller = new RequestController((reason) => {
-      if (!this.#queue.delete(waiting)) return;
-      clearTimeout(waiting.timer);
+      if (!this.#leave(waiting)) return;
       handler.onResponseError?.(controller, reason);
     });
     const waiting: Waiting = { options, handler, controller, timer: undefined };
     this.#queue.add(waiting);
     waiting.timer = setTimeout(() => {
-      if (!this.#queue.delete(waiting)) return;
+      if (!this.#leave(waiting)) return;
       controller.aborted = true;
       handler.onResponseError?.(controller, busy(`no free connection to the endpoint within ${wait} ms (proxy.upstreamQueueTimeout)`, wait));
     }, wait);
@@ -85,12 +91,15 @@ export class AdmissionPool implements UpstreamPool {
     return false;
   }
 
-  close(): Promise<void> {
-    this.#rejectWaiting();
+  /** Takes no new requests; those waiting still get their turn (or their timeout), then the pool closes gracefully. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#queue.size > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
     return this.#inner.close();
   }
 
   destroy(): Promise<void> {
+    this.#closing = true;
     this.#rejectWaiting();
     return this.#inner.destroy();
   }
@@ -112,11 +121,18 @@ export class AdmissionPool implements UpstreamPool {
     }
   }
 
+  /** Takes `waiting` out of the queue; false when it had left already. */
+  #leave(waiting: Waiting): boolean {
+    if (!this.#queue.delete(waiting)) return false;
+    clearTimeout(waiting.timer);
+    if (this.#queue.size === 0) this.#onDrained?.();
+    return true;
+  }
+
   #admit(): void {
     while (this.#active < this.#capacity && this.#queue.size > 0) {
       const waiting = this.#queue.values().next().value!;
-      this.#queue.delete(waiting);
-      clearTimeout(waiting.timer);
+      this.#leave(waiting);
       if (waiting.controller.aborted) continue;
       try {
         this.#start(waiting.options, waiting.handler);
@@ -127,13 +143,16 @@ export class AdmissionPool implements UpstreamPool {
   }
 
   #rejectWaiting(): void {
-    const err = Object.assign(new Error('the upstream pool is closed'), { code: 'UND_ERR_CLOSED' });
     for (const waiting of [...this.#queue]) {
-      this.#queue.delete(waiting);
-      clearTimeout(waiting.timer);
-      waiting.handler.onResponseError?.(waiting.controller, err);
+      this.#leave(waiting);
+      waiting.handler.onResponseError?.(waiting.controller, closedError());
     }
   }
+}
+
+/** The error undici reports for a closed pool, so core's error mapping treats both alike. */
+function closedError(): Error {
+  return Object.assign(new Error('the upstream pool is closed'), { code: 'UND_ERR_CLOSED' });
 }
 
 function busy(message: string, waitMs: number): WarrenError {

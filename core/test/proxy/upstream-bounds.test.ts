@@ -3,6 +3,7 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../../src/config/load.js';
 import { resolvePlugins } from '../../src/plugins/registry.js';
+import { createPool } from '../../src/proxy/transport.js';
 import type { Route } from '../../src/routes/types.js';
 import { startOrigin, startProxyHarness, testRoute, testRouteTable, type ProxyHarness } from '../../src/testing/index.js';
 
@@ -198,4 +199,29 @@ test('waiting for a busy endpoint is bounded: 503 with Retry-After after the que
   held.shift()!.end('released');
   t.deepEqual((await Promise.all(holding)).map((r) => r.status), [200, 200]);
   t.is(origin.requests, 3);
+});
+
+test('closing a pool gracefully still serves the requests waiting for a slot, and refuses new ones', async (t) => {
+  const origin = await startOrigin({ handler: (_req, res) => setTimeout(() => res.end('ok'), 100) });
+  t.teardown(() => origin.kill());
+  const pool = createPool(`http://${origin.key}`, { scheme: 'http:', http2: 'off', connectTimeout: 2_000, keepAlive: { timeout: 2_000, maxConnections: 1 } }, { maxQueued: 10, queueTimeout: 5_000 });
+  t.teardown(() => pool.destroy());
+  const request = (): Promise<number | string> =>
+    new Promise((resolve) => {
+      let status = 0;
+      pool.dispatch(
+        { origin: `http://${origin.key}`, path: '/', method: 'GET', headers: ['host', 'test'] },
+        {
+          onResponseStart: (_c, code) => void (status = code),
+          onResponseData: () => {},
+          onResponseEnd: () => resolve(status),
+          onResponseError: (_c, err) => resolve((err as { code?: string }).code ?? err.message),
+        },
+      );
+    });
+  const answers = [request(), request(), request()];
+  await pool.close();
+  t.deepEqual(await Promise.all(answers), [200, 200, 200]);
+  t.is(origin.connections, 1);
+  t.is(await request(), 'UND_ERR_CLOSED');
 });
