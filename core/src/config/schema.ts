@@ -185,6 +185,12 @@ export const proxySchema = z
       .max(100_000)
       .default(1_024)
       .describe('Requests that may wait for a connection to one endpoint; further ones get 503 with Retry-After at once'),
+    uploadSlotShare: z
+      .number()
+      .min(0.05)
+      .max(1)
+      .default(0.5)
+      .describe('Share of an endpoint\'s connections that requests still streaming their body from the client may hold; the rest stay free for other requests'),
     loadBalancing: z
       .enum(['least-request', 'round-robin'])
       .default('least-request')

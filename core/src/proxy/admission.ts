@@ -7,10 +7,14 @@ import type { UpstreamPool } from './transport.js';
 
 /**
  * Admission in front of one endpoint's pool: at most `capacity` requests run on its connections at once (one
- * per HTTP/1.1 connection, the stream limit per HTTP/2 connection); the rest wait in a FIFO queue of at most
- * `maxQueued` requests, each for at most its queue timeout. A request that cannot wait answers 503 with
+ * per HTTP/1.1 connection, the stream limit per HTTP/2 connection); the rest wait in arrival order, at most
+ * `maxQueued` of them, each for at most its queue timeout. A request that cannot wait answers 503 with
  * `Retry-After` (gRPC: UNAVAILABLE) instead of joining the client library's unbounded queue, so a Service whose
  * connections are all held (slow uploads, a stalled pod) fails fast and visibly rather than piling up requests.
+ *
+ * Requests that stream their body from the client (`streamsBody`) hold a slot for as long as the client takes to
+ * send it, so they may hold at most `uploadShare` of the slots until their response starts: however slowly many
+ * clients upload, the other requests to the Service keep the rest.
  */
 
 type Handler = Dispatcher.DispatchHandler;
@@ -21,14 +25,21 @@ export interface AdmissionLimits {
   readonly maxQueued: number;
   /** Default wait for a free slot in ms (setting `proxy.upstreamQueueTimeout`). */
   readonly queueTimeout: number;
+  /** Share of the slots (0–1) that requests still streaming their body may hold (setting `proxy.uploadSlotShare`). */
+  readonly uploadShare: number;
 }
 
-/** Dispatch option core sets per request: the route's wait for a free slot (ms). */
+/** Dispatch options core sets per request. */
 export interface AdmissionDispatchOptions extends Dispatcher.DispatchOptions {
+  /** The route's wait for a free slot (ms). */
   queueTimeout?: number | undefined;
+  /** The request body streams from the client while the request holds its slot. */
+  streamsBody?: boolean | undefined;
 }
 
 interface Waiting {
+  /** Arrival order across both queues. */
+  readonly serial: number;
   readonly options: AdmissionDispatchOptions;
   readonly handler: Handler;
   /** Aborting it while the request waits takes the request out of the queue. */
@@ -39,10 +50,16 @@ interface Waiting {
 export class AdmissionPool implements UpstreamPool {
   readonly #inner: UpstreamPool;
   readonly #capacity: number;
+  /** Slots requests that stream their body may hold. */
+  readonly #uploadCapacity: number;
   readonly #limits: AdmissionLimits;
   /** Insertion-ordered, so the first entry is the oldest; deletion on timeout or abort is O(1). */
   readonly #queue = new Set<Waiting>();
+  /** Waiting requests that stream their body: they also wait for an upload slot. */
+  readonly #uploadQueue = new Set<Waiting>();
+  #serial = 0;
   #active = 0;
+  #uploading = 0;
   #closing = false;
   /** Resolves a graceful close once the queue is empty. */
   #onDrained: (() => void) | undefined;
@@ -50,6 +67,7 @@ export class AdmissionPool implements UpstreamPool {
   constructor(inner: UpstreamPool, capacity: number, limits: AdmissionLimits) {
     this.#inner = inner;
     this.#capacity = Math.max(1, capacity);
+    this.#uploadCapacity = Math.max(1, Math.floor(this.#capacity * limits.uploadShare));
     this.#limits = limits;
   }
 
@@ -60,7 +78,7 @@ export class AdmissionPool implements UpstreamPool {
 
   /** Requests waiting for a slot now. For tests and diagnostics. */
   get queued(): number {
-    return this.#queue.size;
+    return this.#queue.size + this.#uploadQueue.size;
   }
 
   dispatch(options: AdmissionDispatchOptions, handler: Handler): boolean {
@@ -68,9 +86,11 @@ export class AdmissionPool implements UpstreamPool {
       handler.onResponseError?.(new RequestController(() => {}), closedError());
       return false;
     }
-    if (this.#active < this.#capacity && this.#queue.size === 0) return this.#start(options, handler);
+    const upload = options.streamsBody === true;
+    const queue = upload ? this.#uploadQueue : this.#queue;
+    if (queue.size === 0 && this.#fits(upload)) return this.#start(options, handler);
     const wait = options.queueTimeout ?? this.#limits.queueTimeout;
-    if (this.#queue.size >= this.#limits.maxQueued) {
+    if (this.queued >= this.#limits.maxQueued) {
       handler.onResponseError?.(new RequestController(() => {}), busy(`all ${this.#capacity} connection slots of the endpoint are busy and ${this.#limits.maxQueued} requests already wait (proxy.maxQueuedRequests)`, wait));
       return false;
     }
@@ -78,8 +98,8 @@ export class AdmissionPool implements UpstreamPool {
       if (!this.#leave(waiting)) return;
       handler.onResponseError?.(controller, reason);
     });
-    const waiting: Waiting = { options, handler, controller, timer: undefined };
-    this.#queue.add(waiting);
+    const waiting: Waiting = { serial: this.#serial++, options, handler, controller, timer: undefined };
+    queue.add(waiting);
     waiting.timer = setTimeout(() => {
       if (!this.#leave(waiting)) return;
       controller.aborted = true;
@@ -94,7 +114,7 @@ export class AdmissionPool implements UpstreamPool {
   /** Takes no new requests; those waiting still get their turn (or their timeout), then the pool closes gracefully. */
   async close(): Promise<void> {
     this.#closing = true;
-    if (this.#queue.size > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
+    if (this.queued > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
     return this.#inner.close();
   }
 
@@ -104,34 +124,56 @@ export class AdmissionPool implements UpstreamPool {
     return this.#inner.destroy();
   }
 
+  /** Whether a request (streaming its body or not) may start now. */
+  #fits(upload: boolean): boolean {
+    return this.#active < this.#capacity && (!upload || this.#uploading < this.#uploadCapacity);
+  }
+
   #start(options: AdmissionDispatchOptions, handler: Handler): boolean {
     this.#active++;
+    let uploading = options.streamsBody === true;
+    if (uploading) this.#uploading++;
     let released = false;
+    // The upload slot is given back when the response starts (the body was read by then), the slot at the end.
+    const uploaded = (): void => {
+      if (!uploading) return;
+      uploading = false;
+      this.#uploading--;
+      this.#admit();
+    };
     const release = (): void => {
       if (released) return;
       released = true;
+      if (uploading) {
+        uploading = false;
+        this.#uploading--;
+      }
       this.#active--;
       this.#admit();
     };
     try {
-      return this.#inner.dispatch(options, new ReleasingHandler(handler, release));
+      return this.#inner.dispatch(options, new ReleasingHandler(handler, uploaded, release));
     } catch (err) {
       release();
       throw err;
     }
   }
 
-  /** Takes `waiting` out of the queue; false when it had left already. */
+  /** Takes `waiting` out of its queue; false when it had left already. */
   #leave(waiting: Waiting): boolean {
-    if (!this.#queue.delete(waiting)) return false;
+    if (!this.#queue.delete(waiting) && !this.#uploadQueue.delete(waiting)) return false;
     clearTimeout(waiting.timer);
-    if (this.#queue.size === 0) this.#onDrained?.();
+    if (this.queued === 0) this.#onDrained?.();
     return true;
   }
 
+  /** Starts waiting requests in arrival order while slots are free; uploads only while an upload slot is free. */
   #admit(): void {
-    while (this.#active < this.#capacity && this.#queue.size > 0) {
-      const waiting = this.#queue.values().next().value!;
+    while (this.#active < this.#capacity) {
+      const other = this.#queue.values().next().value;
+      const upload = this.#uploading < this.#uploadCapacity ? this.#uploadQueue.values().next().value : undefined;
+      const waiting = other === undefined ? upload : upload === undefined || other.serial < upload.serial ? other : upload;
+      if (waiting === undefined) return;
       this.#leave(waiting);
       if (waiting.controller.aborted) continue;
       try {
@@ -143,7 +185,7 @@ export class AdmissionPool implements UpstreamPool {
   }
 
   #rejectWaiting(): void {
-    for (const waiting of [...this.#queue]) {
+    for (const waiting of [...this.#queue, ...this.#uploadQueue]) {
       this.#leave(waiting);
       waiting.handler.onResponseError?.(waiting.controller, closedError());
     }
@@ -159,13 +201,20 @@ function busy(message: string, waitMs: number): WarrenError {
   return new WarrenError(ErrorCode.UpstreamBusy, message, { status: 503, retryAfter: Math.min(60, Math.max(1, Math.ceil(waitMs / 1000))) });
 }
 
-/** Frees the slot once, at the request's terminal callback (upgrade, end or error). */
+/** Gives back the upload slot when the response starts, and the slot once, at the terminal callback. */
 class ReleasingHandler extends ForwardingHandler {
+  readonly #uploaded: () => void;
   readonly #release: () => void;
 
-  constructor(next: Handler, release: () => void) {
+  constructor(next: Handler, uploaded: () => void, release: () => void) {
     super(next);
+    this.#uploaded = uploaded;
     this.#release = release;
+  }
+
+  override onResponseStart(controller: Controller, status: number, headers: ResponseHeaders, message?: string): void {
+    this.#uploaded();
+    super.onResponseStart(controller, status, headers, message);
   }
 
   override onRequestUpgrade(controller: Controller, status: number, headers: ResponseHeaders, socket: Duplex): void {

@@ -118,6 +118,9 @@ export class ExchangeRun implements ExchangeContext {
         (err) => this.fail(err),
       );
     } else {
+      // Its body streams from the client while the request holds a connection: admission limits how many
+      // connections such requests may hold.
+      options.streamsBody = !upgrading && ex.head.upgrade === undefined && length !== 0;
       this.#dispatch(options);
     }
     return done;

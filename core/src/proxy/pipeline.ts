@@ -269,7 +269,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       upstreamQueueTimeout: proxy.upstreamQueueTimeout,
       loadBalancing: proxy.loadBalancing,
     };
-    const admission = { maxQueued: proxy.maxQueuedRequests, queueTimeout: proxy.upstreamQueueTimeout };
+    const admission = { maxQueued: proxy.maxQueuedRequests, queueTimeout: proxy.upstreamQueueTimeout, uploadShare: proxy.uploadSlotShare };
     this.#pools = new PoolRegistry((origin, profile) => createPool(origin, profile, admission));
     this.#preserveHost = proxy.preserveHost;
     this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
