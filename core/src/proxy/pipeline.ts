@@ -288,10 +288,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
           }
         : undefined,
       onUpgradeError: (run, err) => this.#logger.warn({ id: run.exchange.id, err }, 'upgraded session ended with an error'),
+      // An upstream that broke a response is an error; a bound Warren enforced (idle, deadline) is a warning.
       onBrokenResponse: (run, err) =>
-        this.#logger.error(
+        this.#logger[err.code === ErrorCode.UpstreamProtocol ? 'error' : 'warn'](
           { id: run.exchange.id, route: run.route.id, upstream: run.endpoint, code: err.code, err: err.message },
-          'response cut off after its head was sent; the client stream was reset',
+          'response cut off after its head was sent; the client gets a reset (gRPC: an error status), never a complete response',
         ),
     };
   }
