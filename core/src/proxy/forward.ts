@@ -92,7 +92,7 @@ export class ExchangeRun implements ExchangeContext {
     }
     ex.signal.addEventListener('abort', this.#onClientAbort, { once: true });
     const upgrading = ex.head.upgrade !== undefined && this.compiled.upgrade !== undefined;
-    const options: UpstreamDispatchOptions & AdmissionDispatchOptions = {
+    const options: UpstreamDispatchOptions = {
       path: ex.head.path,
       method: ex.head.method as Dispatcher.HttpMethod,
       headers: this.headers,
@@ -102,9 +102,10 @@ export class ExchangeRun implements ExchangeContext {
       // undici would otherwise take the TLS name from the Host header, which the client controls.
       servername: this.compiled.profile.tls?.servername,
       context: this,
-      queueTimeout: this.compiled.queueTimeout,
       ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
     };
+    const admission: AdmissionDispatchOptions = options;
+    admission.queueTimeout = this.compiled.queueTimeout;
     const length = this.framing.contentLength;
     if (!upgrading && ex.head.upgrade === undefined && length !== undefined && length > 0 && length <= this.env.requestBufferBytes) {
       // A small body is read whole before a connection is taken: a client that sends it slowly then holds
@@ -120,7 +121,7 @@ export class ExchangeRun implements ExchangeContext {
     } else {
       // Its body streams from the client while the request holds a connection: admission limits how many
       // connections such requests may hold.
-      options.streamsBody = !upgrading && ex.head.upgrade === undefined && length !== 0;
+      admission.streamsBody = !upgrading && ex.head.upgrade === undefined && length !== 0;
       this.#dispatch(options);
     }
     return done;

@@ -17,7 +17,7 @@ import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
 import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
-import { createPool, PoolRegistry } from './transport.js';
+import { PoolRegistry } from './transport.js';
 
 /**
  * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls.
@@ -270,7 +270,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       loadBalancing: proxy.loadBalancing,
     };
     const admission = { maxQueued: proxy.maxQueuedRequests, queueTimeout: proxy.upstreamQueueTimeout, uploadShare: proxy.uploadSlotShare };
-    this.#pools = new PoolRegistry((origin, profile) => createPool(origin, profile, admission));
+    this.#pools = PoolRegistry.admitting(admission);
     this.#preserveHost = proxy.preserveHost;
     this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
     this.#accessLog = createAccessLog(options.logger, proxy.accessLog);

@@ -129,6 +129,11 @@ export class PoolRegistry {
     this.#create = create;
   }
 
+  /** A registry whose pools let requests wait for a connection only within `limits` (see `admission.ts`). */
+  static admitting(limits: AdmissionLimits): PoolRegistry {
+    return new PoolRegistry((origin, profile) => createPool(origin, profile, limits));
+  }
+
   /** Takes a reference on a pool key (creating nothing yet); returns the registry's copy of the key. */
   retain(key: string, origin: string, profile: TransportProfile): string {
     const entry = this.#entries.get(key);
