@@ -271,3 +271,27 @@ test('stream idle settings: 5 minutes by default, annotation bounded', (t) => {
   t.false(spec.schema.safeParse('0s').success);
   t.false(spec.schema.safeParse('2d').success);
 });
+
+test('an origin that dies mid-stream gives the client UNAVAILABLE, never OK with the messages it got so far', async (t) => {
+  // A raw HTTP/2 origin speaking gRPC: one message of a server stream, then its connection is gone.
+  const origin = http2.createServer();
+  origin.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    const body = Buffer.from(JSON.stringify({ n: 0 }));
+    const frame = Buffer.concat([Buffer.alloc(5), body]);
+    frame.writeUInt32BE(body.length, 1);
+    stream.write(frame);
+    setTimeout(() => stream.session?.socket.destroy(), 30);
+  });
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => origin.close());
+  const { client } = await harness(t, { endpoints: [`127.0.0.1:${(origin.address() as import('node:net').AddressInfo).port}`] });
+  const result = await new Promise<{ code: number; got: number[] }>((resolve) => {
+    const got: number[] = [];
+    const call = client.serverStream({ n: 5 }, { deadline: Date.now() + 5_000 }) as grpc.ClientReadableStream<Msg>;
+    call.on('data', (m: Msg) => got.push(m.n!));
+    call.on('error', (err: grpc.ServiceError) => resolve({ code: err.code, got }));
+    call.on('end', () => resolve({ code: grpc.status.OK, got }));
+  });
+  t.deepEqual(result, { code: grpc.status.UNAVAILABLE, got: [0] });
+});

@@ -222,4 +222,9 @@ test('a 101 that does not complete the WebSocket handshake (h2c, wrong or missin
     const closed = await Promise.race([upstreamEnds.at(-1)!, sleep(3_000).then(() => false)]);
     t.true(closed, `${path}: the upstream connection was closed`);
   }
+  // A correct handshake on the same route still works.
+  const ws = await open(proxy.url);
+  t.teardown(() => ws.terminate());
+  ws.send('still fine');
+  t.is((await nextMessage(ws)).data.toString(), 'still fine');
 });
