@@ -70,7 +70,8 @@ export function createPool(origin: string, profile: TransportProfile, limits?: A
 /**
  * Requests the pool of a profile carries at once: one per HTTP/1.1 connection, the stream limit per HTTP/2
  * connection (h2c sessions default to 16 per endpoint). Without keep-alive every request has a connection of its
- * own, so there is no limit to wait for.
+ * own, so there is no limit to wait for. An ALPN profile counts as HTTP/2: should the upstream pick HTTP/1.1,
+ * requests beyond its connections wait in undici's own queue.
  */
 export function concurrencyOf(profile: TransportProfile): number {
   const h2 = profile.http2 !== 'off';
