@@ -34,6 +34,8 @@ export const ErrorCode = {
   UpstreamTimeout: 'WARREN_ERR_UPSTREAM_TIMEOUT',
   /** The upstream broke the exchange after it started (502 or stream reset). */
   UpstreamProtocol: 'WARREN_ERR_UPSTREAM_PROTOCOL',
+  /** Every connection to the endpoint stayed busy for the queue timeout, or its queue is full (503). */
+  UpstreamBusy: 'WARREN_ERR_UPSTREAM_BUSY',
   /** The client's request is malformed or hostile (400/413/431). */
   BadRequest: 'WARREN_ERR_BAD_REQUEST',
   /** A Kubernetes object is invalid for Warren's purposes; never retried (terminal). */
@@ -53,12 +55,15 @@ export interface WarrenErrorOptions {
   status?: number;
   /** True when retrying cannot help (bad user input): reconcilers drop the key instead of requeueing. */
   terminal?: boolean;
+  /** Seconds after which the client may retry; sent as `Retry-After` when this error ends an exchange. */
+  retryAfter?: number;
 }
 
 export class WarrenError extends Error {
   readonly code: ErrorCode;
   readonly status: number | undefined;
   readonly terminal: boolean;
+  readonly retryAfter: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: WarrenErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -66,6 +71,7 @@ export class WarrenError extends Error {
     this.code = code;
     this.status = options.status;
     this.terminal = options.terminal ?? false;
+    this.retryAfter = options.retryAfter;
     (this as unknown as Record<symbol, boolean>)[brand] = true;
   }
 

@@ -166,6 +166,32 @@ export const proxySchema = z
       .default(100_000)
       .describe('Time to wait for the upstream response head (the edge gives up after about 100s)'),
     idleTimeout: duration().default(90_000).describe('Idle time after which an exchange or pooled connection is closed'),
+    requestBodyTimeout: duration()
+      .default(60_000)
+      .describe('Longest wait for the next bytes of a request body the upstream is ready to read; a stall answers 408 (or resets a started response)'),
+    requestBufferBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_048_576)
+      .default(65_536)
+      .describe('Request bodies with a Content-Length up to this size are read whole before an upstream connection is taken, so a slow client holds no pool slot; 0 = always stream'),
+    upstreamQueueTimeout: duration()
+      .default(10_000)
+      .describe('Longest wait for a free connection (or HTTP/2 stream) to an endpoint; then 503 with Retry-After'),
+    maxQueuedRequests: z
+      .number()
+      .int()
+      .min(0)
+      .max(100_000)
+      .default(1_024)
+      .describe('Requests that may wait for a connection to one endpoint; further ones get 503 with Retry-After at once'),
+    uploadSlotShare: z
+      .number()
+      .min(0.05)
+      .max(1)
+      .default(0.5)
+      .describe('Share of an endpoint\'s connections that requests still streaming their body from the client may hold; the rest stay free for other requests'),
     loadBalancing: z
       .enum(['least-request', 'round-robin'])
       .default('least-request')

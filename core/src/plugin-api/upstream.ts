@@ -135,6 +135,12 @@ export interface ExchangeContext {
    */
   suspendIdleTimeout(): void;
   /**
+   * Replaces the idle bound of this exchange (ms without a byte from the upstream or the client once the
+   * response head arrived), e.g. a stream idle timeout for gRPC calls or event streams. Only upstream bytes and
+   * request bytes count as activity, not bytes a plugin inserts. Undoes an earlier `suspendIdleTimeout`.
+   */
+  setIdleTimeout(ms: number): void;
+  /**
    * Ends the exchange with a timeout (504, or gRPC DEADLINE_EXCEEDED) `ms` from now unless it finished first.
    * A later call replaces the earlier deadline.
    */

@@ -127,6 +127,8 @@ export const CORE_ANNOTATION_KEYS: ReadonlySet<string> = new Set([
   'connect-timeout',
   'response-header-timeout',
   'idle-timeout',
+  'request-body-timeout',
+  'upstream-queue-timeout',
   'load-balancing',
 ]);
 

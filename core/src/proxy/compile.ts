@@ -27,6 +27,8 @@ export interface ProxyDefaults {
   readonly connectTimeout: number;
   readonly responseHeaderTimeout: number;
   readonly idleTimeout: number;
+  readonly requestBodyTimeout: number;
+  readonly upstreamQueueTimeout: number;
   readonly loadBalancing: BalancingPolicy;
 }
 
@@ -48,6 +50,10 @@ export interface CompiledRoute {
   readonly idleTimeout: number;
   /** The route's `idle-timeout` annotation, when set. */
   readonly idleTimeoutOverride: number | undefined;
+  /** Longest wait for the client's next request-body bytes while they are wanted. */
+  readonly requestBodyTimeout: number;
+  /** Longest wait for a free connection slot to the chosen endpoint. */
+  readonly queueTimeout: number;
   readonly hostOverride: string | undefined;
   /** Close HTTP/1.1 connections after each request (no keep-alive profile). */
   readonly closeConnections: boolean;
@@ -119,6 +125,8 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     responseHeaderTimeout: (ann['response-header-timeout'] as number | undefined) ?? env.defaults.responseHeaderTimeout,
     idleTimeout: idleOverride ?? env.defaults.idleTimeout,
     idleTimeoutOverride: idleOverride,
+    requestBodyTimeout: (ann['request-body-timeout'] as number | undefined) ?? env.defaults.requestBodyTimeout,
+    queueTimeout: (ann['upstream-queue-timeout'] as number | undefined) ?? env.defaults.upstreamQueueTimeout,
     hostOverride: ann['upstream-host'] as string | undefined,
     labels,
   };

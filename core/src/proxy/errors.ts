@@ -15,6 +15,7 @@ import { headerValue } from './headers.js';
  * | connect / TLS failure (`UpstreamConnect`) | 502 | 14 UNAVAILABLE        |
  * | timeout (`UpstreamTimeout`)             | 504  | 4 DEADLINE_EXCEEDED    |
  * | upstream broke the exchange (`UpstreamProtocol`) | 502 | 14 UNAVAILABLE |
+ * | endpoint's connections busy (`UpstreamBusy`) | 503 + `Retry-After` | 14 UNAVAILABLE |
  * | shutting down (`ShuttingDown`)          | 503  | 14 UNAVAILABLE         |
  *
  * Before the response head went out, the exchange is failed with that status (the tunnel marks it as
@@ -34,6 +35,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.UpstreamConnect]: 502,
   [ErrorCode.UpstreamTimeout]: 504,
   [ErrorCode.UpstreamProtocol]: 502,
+  [ErrorCode.UpstreamBusy]: 503,
   [ErrorCode.ShuttingDown]: 503,
 };
 
@@ -54,6 +56,7 @@ const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|
 
 /** What clients are told about a refused request, by status. */
 const PUBLIC_BAD_REQUEST: Readonly<Record<number, string>> = {
+  408: 'request body stalled (proxy.requestBodyTimeout)',
   414: 'request target too long (proxy.paths.maxLength)',
   431: 'too many request header fields or too large a header block (proxy.maxRequestHeaders, proxy.maxHeaderBytes)',
 };
@@ -190,7 +193,8 @@ export function failExchange(exchange: Exchange, error: unknown, options: FailOp
       return 200;
     }
     const status = httpStatusOf(err);
-    exchange.fail({ status, message: err.message, headers: ERROR_PAGE_HEADERS, body: `${publicMessage(err)}\n`, cause: err });
+    const headers = err.retryAfter === undefined ? ERROR_PAGE_HEADERS : [...ERROR_PAGE_HEADERS, ['retry-after', String(err.retryAfter)] as const];
+    exchange.fail({ status, message: err.message, headers, body: `${publicMessage(err)}\n`, cause: err });
     return status;
   } catch {
     return httpStatusOf(err);

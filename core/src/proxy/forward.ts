@@ -8,6 +8,7 @@ import type { CompiledRoute } from './compile.js';
 import { failExchange, failurePhase, toWarrenError } from './errors.js';
 import type { Exchange } from './exchange.js';
 import { downstreamResponseHeaders, type RequestFraming } from './headers.js';
+import type { AdmissionDispatchOptions } from './admission.js';
 import type { PoolRegistry } from './transport.js';
 
 /**
@@ -27,6 +28,10 @@ export interface ForwardEnv {
   readonly onRetry?: ((run: ExchangeRun, ejected: boolean) => void) | undefined;
   /** Reports a session that ended with an unexpected error (logs). */
   readonly onUpgradeError?: ((run: ExchangeRun, err: unknown) => void) | undefined;
+  /** Reports a response cut off after its head went out: the client gets a reset, never a short body as complete (logs). */
+  readonly onBrokenResponse?: ((run: ExchangeRun, err: WarrenError) => void) | undefined;
+  /** Request bodies with a declared length up to this many bytes are read whole before dispatch (`proxy.requestBufferBytes`). */
+  readonly requestBufferBytes: number;
 }
 
 /** How an exchange ended, for metrics and the access log. */
@@ -53,6 +58,14 @@ export class ExchangeRun implements ExchangeContext {
   #controller: Controller | undefined;
   #idle: NodeJS.Timeout | undefined;
   #idleSuspended = false;
+  /** The idle bound a plugin set for this exchange (`setIdleTimeout`); else the route's. */
+  #idleMs: number | undefined;
+  /** Runs while the upstream waits for request-body bytes the client has not sent (`requestBodyTimeout`). */
+  #bodyTimer: NodeJS.Timeout | undefined;
+  /** The body timeout applies until the response head arrives; then the idle timeout covers both directions. */
+  #bodyWatched = true;
+  /** The whole request body, when it was read before dispatch. */
+  #buffered: Buffer | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #sink: Writable | undefined;
   #trailers = false;
@@ -91,12 +104,35 @@ export class ExchangeRun implements ExchangeContext {
       context: this,
       ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
     };
+    const admission: AdmissionDispatchOptions = options;
+    admission.queueTimeout = this.compiled.queueTimeout;
+    const length = this.framing.contentLength;
+    if (!upgrading && ex.head.upgrade === undefined && length !== undefined && length > 0 && length <= this.env.requestBufferBytes) {
+      // A small body is read whole before a connection is taken: a client that sends it slowly then holds
+      // no upstream connection, only these bytes.
+      readWhole(ex.body, length, this).then(
+        (body) => {
+          if (this.#finished) return;
+          this.#buffered = body;
+          this.#dispatch(options);
+        },
+        (err) => this.fail(err),
+      );
+    } else {
+      // Its body streams from the client while the request holds a connection: admission limits how many
+      // connections such requests may hold.
+      admission.streamsBody = !upgrading && ex.head.upgrade === undefined && length !== 0;
+      this.#dispatch(options);
+    }
+    return done;
+  }
+
+  #dispatch(options: UpstreamDispatchOptions): void {
     try {
       this.compiled.dispatch(options, new ResponseWriter(this));
     } catch (err) {
       this.fail(err);
     }
-    return done;
   }
 
   // ExchangeContext
@@ -105,6 +141,17 @@ export class ExchangeRun implements ExchangeContext {
     this.#idleSuspended = true;
     if (this.#idle) clearTimeout(this.#idle);
     this.#idle = undefined;
+  }
+
+  setIdleTimeout(ms: number): void {
+    if (this.#finished) return;
+    this.#idleMs = ms;
+    this.#idleSuspended = false;
+    if (this.#idle) {
+      clearTimeout(this.#idle);
+      this.#idle = undefined;
+      this.startIdleTimer();
+    }
   }
 
   setDeadline(ms: number): void {
@@ -154,11 +201,44 @@ export class ExchangeRun implements ExchangeContext {
   }
 
   startIdleTimer(): void {
-    if (this.#idleSuspended || this.#idle) return;
-    const ms = this.compiled.idleTimeout;
+    if (this.#idleSuspended || this.#idle || this.#finished) return;
+    const ms = this.#idleMs ?? this.compiled.idleTimeout;
     this.#idle = setTimeout(() => {
       this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no data for ${ms} ms (idle timeout)`));
     }, ms);
+  }
+
+  // request-body watch, driven by the body readers below
+
+  /** The upstream (or the pre-dispatch read) waits for body bytes: the client has `requestBodyTimeout` to send some. */
+  bodyWanted(): void {
+    if (!this.#bodyWatched || this.#finished) return;
+    if (this.#bodyTimer) {
+      this.#bodyTimer.refresh();
+      return;
+    }
+    const ms = this.compiled.requestBodyTimeout;
+    this.#bodyTimer = setTimeout(() => {
+      this.abort(new WarrenError(ErrorCode.BadRequest, `request body stalled: no bytes for ${ms} ms (request body timeout)`, { status: 408 }));
+    }, ms);
+  }
+
+  /** Body bytes arrived: they count as activity for the idle timeout too (gRPC client messages). */
+  bodyReceived(): void {
+    this.#bodyTimer?.refresh();
+    this.touch();
+  }
+
+  /** The body ended, or the upstream stopped reading for now (its backpressure is not the client's stall). */
+  bodyIdle(): void {
+    if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
+    this.#bodyTimer = undefined;
+  }
+
+  /** The response head arrived: from now on the idle timeout watches both directions. */
+  stopBodyWatch(): void {
+    this.#bodyWatched = false;
+    this.bodyIdle();
   }
 
   respond(status: number, headers: Array<[string, string]>, contentLength: number | undefined, trailers: boolean): Writable {
@@ -177,8 +257,10 @@ export class ExchangeRun implements ExchangeContext {
       this.#finish(CLIENT_GONE, err);
       return;
     }
+    const broken = this.exchange.responded;
     const status = failExchange(this.exchange, err, { grpc: this.compiled.grpc || this.#grpcResponse, sink: this.#sink, trailers: this.#trailers });
     this.#finish(status, err);
+    if (broken) this.env.onBrokenResponse?.(this, err);
   }
 
   #grpcResponse = false;
@@ -225,6 +307,7 @@ export class ExchangeRun implements ExchangeContext {
     this.#finished = true;
     if (this.#idle) clearTimeout(this.#idle);
     if (this.#deadline) clearTimeout(this.#deadline);
+    if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
     this.exchange.signal.removeEventListener('abort', this.#onClientAbort);
     this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
   }
@@ -237,7 +320,8 @@ export class ExchangeRun implements ExchangeContext {
   bodyForAttempt(): Readable | null {
     // An upgrade request has no body: the client's bytes after the head belong to the upgraded session.
     if (this.framing.contentLength === 0 || this.exchange.head.upgrade !== undefined) return null;
-    return detachedReader(this.exchange.body);
+    if (this.#buffered) return Readable.from([this.#buffered], { objectMode: false });
+    return detachedReader(this.exchange.body, this);
   }
 
   /** Whether a failed attempt may be repeated on another endpoint. */
@@ -245,7 +329,11 @@ export class ExchangeRun implements ExchangeContext {
     const phase = failurePhase(err);
     if (phase === 'other' || this.#abortReason) return 'no';
     const body = this.exchange.body;
-    const bodyUntouched = this.framing.contentLength === 0 || this.exchange.head.upgrade !== undefined || (!body.readableDidRead && !body.readableEnded && !body.destroyed);
+    const bodyUntouched =
+      this.framing.contentLength === 0 ||
+      this.exchange.head.upgrade !== undefined ||
+      this.#buffered !== undefined ||
+      (!body.readableDidRead && !body.readableEnded && !body.destroyed);
     const allowed = this.attempts <= this.env.retries && IDEMPOTENT.has(this.exchange.head.method) && bodyUntouched;
     if (phase === 'connect') return allowed ? 'eject-and-retry' : 'eject';
     return allowed ? 'retry' : 'no';
@@ -335,17 +423,17 @@ class Attempts implements Dispatcher.DispatchHandler {
     this.#next.onRequestStart?.(this.#controller, context);
   }
 
-  onBodySent(): void {
-    this.#run.touch();
-  }
-
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
     this.#responding = true;
+    this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
     this.#next.onResponseStart?.(this.#controller, status, headers, message);
   }
 
   onResponseData(_c: Controller, chunk: Buffer): void {
+    // Only the upstream's bytes count as activity: bytes a plugin inserts (SSE heartbeats) must not keep a
+    // silent upstream alive.
+    this.#run.touch();
     this.#next.onResponseData?.(this.#controller, chunk);
   }
 
@@ -432,7 +520,6 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   onResponseData(controller: Controller, chunk: Buffer): void {
     const run = this.#run;
     if (run.finished || !this.#sink) return;
-    run.touch();
     if (!this.#sink.write(chunk) && !this.#paused) {
       this.#paused = controller;
       controller.pause();
@@ -482,19 +569,33 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   }
 }
 
+/** What the body readers report, so the exchange can time the client's sending (see `ExchangeRun.bodyWanted`). */
+interface BodyWatch {
+  bodyWanted(): void;
+  bodyReceived(): void;
+  bodyIdle(): void;
+}
+
 /**
  * A Readable over `source` that starts reading it only when first read, and whose destruction leaves
- * `source` alone (backpressure is kept: `source` pauses while the reader is full).
+ * `source` alone (backpressure is kept: `source` pauses while the reader is full). While the reader wants bytes
+ * and `source` has none, `watch` times the client.
  */
-function detachedReader(source: Readable): Readable {
+function detachedReader(source: Readable, watch: BodyWatch): Readable {
   let attached = false;
   const onData = (chunk: Buffer): void => {
-    if (!reader.push(chunk)) source.pause();
+    watch.bodyReceived();
+    if (!reader.push(chunk)) {
+      source.pause();
+      watch.bodyIdle();
+    }
   };
   const onEnd = (): void => {
+    watch.bodyIdle();
     reader.push(null);
   };
   const onError = (err: Error): void => {
+    watch.bodyIdle();
     reader.destroy(err);
   };
   const reader = new Readable({
@@ -506,9 +607,11 @@ function detachedReader(source: Readable): Readable {
         source.once('end', onEnd);
         source.once('error', onError);
       }
+      watch.bodyWanted();
       source.resume();
     },
     destroy(err, callback) {
+      watch.bodyIdle();
       source.off('data', onData);
       source.off('end', onEnd);
       source.off('error', onError);
@@ -516,4 +619,53 @@ function detachedReader(source: Readable): Readable {
     },
   });
   return reader;
+}
+
+/**
+ * Reads a body of declared `length` whole, timed by `watch`. More bytes than declared is a framing error
+ * (400); fewer is one too when the body ends early.
+ */
+function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const body = Buffer.allocUnsafe(length);
+    let filled = 0;
+    const cleanup = (): void => {
+      watch.bodyIdle();
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      source.off('close', onClose);
+      source.pause();
+    };
+    const mismatch = (): void => {
+      cleanup();
+      reject(new WarrenError(ErrorCode.BadRequest, 'request body length does not match its content-length', { status: 400 }));
+    };
+    const onData = (chunk: Buffer): void => {
+      watch.bodyReceived();
+      if (filled + chunk.length > length) return mismatch();
+      chunk.copy(body, filled);
+      filled += chunk.length;
+    };
+    const onEnd = (): void => {
+      if (filled !== length) return mismatch();
+      cleanup();
+      resolve(body);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    // A body that closes without ending was cut off by the client, whose abort ends the exchange.
+    const onClose = (): void => {
+      if (!source.readableEnded) onError(new WarrenError(ErrorCode.BadRequest, 'request body was cut off', { status: 400 }));
+    };
+    if (source.readableEnded) return void (length === 0 ? resolve(body) : mismatch());
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', onError);
+    source.once('close', onClose);
+    watch.bodyWanted();
+    source.resume();
+  });
 }

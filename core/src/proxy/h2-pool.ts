@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { TransportProfile } from '../plugin-api/upstream.js';
+import { RequestController } from './controller.js';
 
 /**
  * Cleartext HTTP/2 with prior knowledge (h2c, gRPC) on `node:http2`, behind the same `dispatch(options,
@@ -12,16 +13,17 @@ import type { TransportProfile } from '../plugin-api/upstream.js';
  *
  * Sessions are opened on demand: a request goes to the first connected session with a free stream (the lower of
  * the profile's `maxConcurrentStreams` and the peer's SETTINGS), a new session is opened when all are full (at
- * most `keepAlive.maxConnections`, default 16), and requests queue beyond that. A session idle for the keep-alive
+ * most `keepAlive.maxConnections`, default 16), and requests queue beyond that (core's admission in front of the pool
+bounds how many may wait, see `admission.ts`). A session idle for the keep-alive
  * timeout, or told GOAWAY, takes no new streams and closes. Errors keep the codes core's error mapping knows
  * (`ECONNREFUSED`…, `UND_ERR_CONNECT_TIMEOUT`, `UND_ERR_HEADERS_TIMEOUT`, `ERR_HTTP2_*`).
  */
 
 type Handler = Dispatcher.DispatchHandler;
-type Controller = Dispatcher.DispatchController;
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
-const DEFAULT_SESSIONS = 16;
+/** Sessions per endpoint when no keep-alive profile sets a connection limit. */
+export const H2C_DEFAULT_SESSIONS = 16;
 const DEFAULT_IDLE_MS = 60_000;
 
 function codedError(code: string, message: string): Error {
@@ -29,30 +31,16 @@ function codedError(code: string, message: string): Error {
 }
 
 /** One request's undici-style controller over an HTTP/2 stream. */
-class StreamController implements Controller {
-  aborted = false;
-  paused = false;
-  reason: Error | null = null;
-  rawHeaders: IncomingHttpHeaders | null = null;
-  rawTrailers: IncomingHttpHeaders | null = null;
+class StreamController extends RequestController {
   stream: ClientHttp2Stream | undefined;
 
-  constructor(private readonly onAbort: (reason: Error) => void) {}
-
-  abort(reason: Error): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.onAbort(reason);
-  }
-
-  pause(): void {
-    this.paused = true;
+  override pause(): void {
+    super.pause();
     this.stream?.pause();
   }
 
-  resume(): void {
-    this.paused = false;
+  override resume(): void {
+    super.resume();
     this.stream?.resume();
   }
 }
@@ -147,7 +135,7 @@ export class H2cPool {
     this.#origin = origin;
     this.#authority = new URL(origin).host;
     this.#limit = profile.maxConcurrentStreams ?? 100;
-    this.#maxSessions = profile.keepAlive?.maxConnections ?? DEFAULT_SESSIONS;
+    this.#maxSessions = profile.keepAlive?.maxConnections ?? H2C_DEFAULT_SESSIONS;
     this.#connectTimeout = profile.connectTimeout;
     this.idleMs = profile.keepAlive?.timeout ?? DEFAULT_IDLE_MS;
   }
@@ -225,12 +213,20 @@ export class H2cPool {
     stream.on('data', (chunk: Buffer) => {
       if (!done) handler.onResponseData?.(controller, chunk);
     });
+    let trailersSeen = false;
     stream.once('trailers', (t: IncomingHttpHeaders) => {
+      trailersSeen = true;
       trailers = t;
       controller.rawTrailers = t;
     });
     stream.once('end', () => {
       if (done) return;
+      // Node also ends the readable side when the stream is reset or its session dies (rstCode CANCEL): that
+      // is a cut-off body, never a complete one. Trailers come with END_STREAM, so they prove completion.
+      if (!trailersSeen && (stream!.destroyed || stream!.rstCode !== http2.constants.NGHTTP2_NO_ERROR)) {
+        fail(codedError('ERR_HTTP2_STREAM_ERROR', `upstream stream ended before the response was complete (code ${stream!.rstCode})`));
+        return;
+      }
       finish();
       handler.onResponseEnd?.(controller, trailers as never);
     });

@@ -242,7 +242,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #defaults: ProxyDefaults;
   readonly #preserveHost: boolean;
   readonly #states = new EndpointStates();
-  readonly #pools = new PoolRegistry();
+  readonly #pools: PoolRegistry;
   readonly #metrics: ProxyMetrics | undefined;
   readonly #accessLog: AccessLog | undefined;
   readonly #env: ForwardEnv;
@@ -265,8 +265,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
       connectTimeout: proxy.connectTimeout,
       responseHeaderTimeout: proxy.responseHeaderTimeout,
       idleTimeout: proxy.idleTimeout,
+      requestBodyTimeout: proxy.requestBodyTimeout,
+      upstreamQueueTimeout: proxy.upstreamQueueTimeout,
       loadBalancing: proxy.loadBalancing,
     };
+    const admission = { maxQueued: proxy.maxQueuedRequests, queueTimeout: proxy.upstreamQueueTimeout, uploadShare: proxy.uploadSlotShare };
+    this.#pools = PoolRegistry.admitting(admission);
     this.#preserveHost = proxy.preserveHost;
     this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
     this.#accessLog = createAccessLog(options.logger, proxy.accessLog);
@@ -275,6 +279,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       states: this.#states,
       pools: this.#pools,
       retries: proxy.retries,
+      requestBufferBytes: proxy.requestBufferBytes,
       onRetry: metrics
         ? (run, ejected) => {
             const l = run.compiled.labels;
@@ -283,6 +288,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
           }
         : undefined,
       onUpgradeError: (run, err) => this.#logger.warn({ id: run.exchange.id, err }, 'upgraded session ended with an error'),
+      // An upstream that broke a response is an error; a bound Warren enforced (idle, deadline) is a warning.
+      onBrokenResponse: (run, err) =>
+        this.#logger[err.code === ErrorCode.UpstreamProtocol ? 'error' : 'warn'](
+          { id: run.exchange.id, route: run.route.id, upstream: run.endpoint, code: err.code, err: err.message },
+          'response cut off after its head was sent; the client gets a reset (gRPC: an error status), never a complete response',
+        ),
     };
   }
 

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { TransportProfile, UpstreamTls } from '../plugin-api/upstream.js';
-import { H2cPool } from './h2-pool.js';
+import { AdmissionPool, type AdmissionLimits } from './admission.js';
+import { H2C_DEFAULT_SESSIONS, H2cPool } from './h2-pool.js';
 
 /**
  * Connection pools: one undici `Pool` per endpoint origin and transport profile. Pools are shared across
@@ -57,8 +58,28 @@ export function endpointOrigin(scheme: 'http:' | 'https:', endpointKey: string):
 /**
  * Creates the pool for one endpoint origin and profile. No sockets are opened until the first request.
  * Cleartext HTTP/2 with prior knowledge uses `node:http2` ({@link H2cPool}); everything else undici's `Pool`.
+ * With `limits`, requests beyond what the pool's connections can carry at once wait in a bounded queue for a
+ * bounded time ({@link AdmissionPool}) instead of the client library's unbounded one.
  */
-export function createPool(origin: string, profile: TransportProfile): UpstreamPool {
+export function createPool(origin: string, profile: TransportProfile, limits?: AdmissionLimits): UpstreamPool {
+  const pool = createClientPool(origin, profile);
+  const capacity = concurrencyOf(profile);
+  return limits && Number.isFinite(capacity) ? new AdmissionPool(pool, capacity, limits) : pool;
+}
+
+/**
+ * Requests the pool of a profile carries at once: one per HTTP/1.1 connection, the stream limit per HTTP/2
+ * connection (h2c sessions default to 16 per endpoint). Without keep-alive every request has a connection of its
+ * own, so there is no limit to wait for. An ALPN profile counts as HTTP/2: should the upstream pick HTTP/1.1,
+ * requests beyond its connections wait in undici's own queue.
+ */
+export function concurrencyOf(profile: TransportProfile): number {
+  const h2 = profile.http2 !== 'off';
+  const connections = profile.keepAlive?.maxConnections ?? (h2 && profile.scheme === 'http:' ? H2C_DEFAULT_SESSIONS : Infinity);
+  return h2 ? connections * (profile.maxConcurrentStreams ?? 100) : connections;
+}
+
+function createClientPool(origin: string, profile: TransportProfile): UpstreamPool {
   if (profile.http2 === 'prior-knowledge' && profile.scheme === 'http:') return new H2cPool(origin, profile);
   const tls = profile.tls;
   const h2 = profile.http2 !== 'off';
@@ -107,6 +128,11 @@ export class PoolRegistry {
 
   constructor(create: (origin: string, profile: TransportProfile) => UpstreamPool = createPool) {
     this.#create = create;
+  }
+
+  /** A registry whose pools let requests wait for a connection only within `limits` (see `admission.ts`). */
+  static admitting(limits: AdmissionLimits): PoolRegistry {
+    return new PoolRegistry((origin, profile) => createPool(origin, profile, limits));
   }
 
   /** Takes a reference on a pool key (creating nothing yet); returns the registry's copy of the key. */

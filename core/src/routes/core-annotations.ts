@@ -84,6 +84,18 @@ export const CORE_ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
     example: '1h',
   },
   {
+    key: 'request-body-timeout',
+    description: 'Longest wait for the next bytes of a request body while the upstream is ready to read them (overrides proxy.requestBodyTimeout); a stall answers 408.',
+    schema: timeout(),
+    example: '30s',
+  },
+  {
+    key: 'upstream-queue-timeout',
+    description: 'Longest wait for a free connection to the chosen endpoint (overrides proxy.upstreamQueueTimeout); then 503 with Retry-After.',
+    schema: timeout(),
+    example: '5s',
+  },
+  {
     key: 'load-balancing',
     description: 'Endpoint choice for these routes: least-request or round-robin (overrides proxy.loadBalancing).',
     schema: z

@@ -126,7 +126,8 @@ test('disabled websocket is absent: an upgrade request reaches the upstream as p
   });
   origin.server.on('upgrade', (req, socket) => {
     seen.push(`upgrade:${req.headers.upgrade}`);
-    socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+    // The accept value RFC 6455 gives for the sample key below.
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n');
   });
   t.teardown(() => origin.kill());
   const upgrade = (url: string): Promise<number> =>

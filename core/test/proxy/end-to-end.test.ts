@@ -22,7 +22,8 @@ import {
   type ProxyHarness,
   grpcJsonCodec,
 } from '../../src/testing/index.js';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import { Writable } from 'node:stream';
 
 /**
  * End to end: client → edge simulator (eyeball entrance) → tunnel connector (HTTP/2 over TLS) → proxy
@@ -36,9 +37,9 @@ interface Stack {
   host: string;
 }
 
-async function stack(t: ExecutionContext, routes: Route[], secrets?: MemorySecrets): Promise<Stack> {
+async function stack(t: ExecutionContext, routes: Route[], secrets?: MemorySecrets, logger?: Logger): Promise<Stack> {
   const sim = await startEdgeSimulator();
-  const proxy = await startProxyHarness({ loadedPlugins: await resolvePlugins(parseConfig({})), secrets, table: testRouteTable(routes) });
+  const proxy = await startProxyHarness({ loadedPlugins: await resolvePlugins(parseConfig({})), secrets, logger, table: testRouteTable(routes) });
   const controller = new AbortController();
   const connector = new TunnelConnector({
     settings: {
@@ -245,4 +246,102 @@ test('h2c and verified HTTPS upstreams through the tunnel', async (t) => {
   t.deepEqual(await request(`${s.url}/`, { host: 'h2c.example.com' }).then((r) => [r.status, r.body]), [200, 'h2:h2c.example.com']);
   t.deepEqual(await request(`${s.url}/`, { host: 'tls.example.com' }).then((r) => [r.status, r.body]), [200, 'tls ok']);
   t.is((await request(`${s.url}/`, { host: 'bad-tls.example.com' })).status, 502, 'an unverifiable upstream is refused');
+});
+
+/** A logger whose JSON lines the test can read. */
+function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+/** A GET through the eyeball entrance that reports whether the body arrived complete. */
+function fetchBody(url: string, host: string): Promise<{ status: number; bytes: number; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers: { host } }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve({ status: res.statusCode!, bytes, complete: res.complete }));
+      res.on('aborted', () => resolve({ status: res.statusCode!, bytes, complete: false }));
+      res.on('error', () => resolve({ status: res.statusCode!, bytes, complete: false }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Origins that send a response head and part of the body, then lose the connection. */
+async function dyingOrigins(t: ExecutionContext, tls: { cert: string; key: string }): Promise<{ h2c: string; h2: string; h1: string }> {
+  const h2 = http2.createServer();
+  const h2s = http2.createSecureServer({ ...tls, allowHTTP1: false });
+  const dieMidBody = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
+    // With and without a declared length: the tunnel sends neither as complete.
+    stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', ...(headers[':path'] === '/sized' ? { 'content-length': '100000' } : {}) });
+    stream.write(Buffer.alloc(20_000, 1));
+    setTimeout(() => stream.session?.socket.destroy(), 30);
+  };
+  h2.on('stream', dieMidBody);
+  h2s.on('stream', dieMidBody);
+  const h1 = http.createServer((req, res) => {
+    if (req.url === '/chunked') res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    else res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 100_000 });
+    res.write(Buffer.alloc(20_000, 1));
+    setTimeout(() => res.socket?.destroy(), 30);
+  });
+  for (const server of [h2, h2s, h1]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    h2.close();
+    h2s.close();
+    h1.closeAllConnections();
+    h1.close();
+  });
+  const key = (server: http.Server | http2.Http2Server | http2.Http2SecureServer): string => `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { h2c: key(h2), h2: key(h2s), h1: key(h1) };
+}
+
+test('an upstream that dies mid-body: the tunnel stream is reset, the visitor sees an incomplete response, the log says error', async (t) => {
+  const ca = createTestCa('dying origin CA');
+  const cert = issueCert(ca, { dns: ['origin.internal'] });
+  const origins = await dyingOrigins(t, { cert: cert.certPem, key: cert.keyPem });
+  const secrets = new MemorySecrets();
+  secrets.set('default', 'ca', { 'ca.crt': ca.certPem });
+  const { logger, lines } = capturedLogger();
+  const s = await stack(
+    t,
+    [
+      testRoute({ host: 'h2c.example.com', endpoints: [origins.h2c], protocol: 'h2c' }),
+      testRoute({ host: 'h2.example.com', endpoints: [origins.h2], protocol: 'h2', annotations: { 'proxy-ssl-secret': 'ca', 'proxy-ssl-name': 'origin.internal' } }),
+      testRoute({ host: 'h1.example.com', endpoints: [origins.h1] }),
+    ],
+    secrets,
+    logger,
+  );
+  const cases = [
+    ['h2c.example.com', '/streamed'],
+    ['h2c.example.com', '/sized'],
+    ['h2.example.com', '/streamed'],
+    ['h2.example.com', '/sized'],
+    ['h1.example.com', '/sized'],
+    ['h1.example.com', '/chunked'],
+  ] as const;
+  for (const [host, path] of cases) {
+    const reply = await fetchBody(`${s.url}${path}`, host);
+    t.is(reply.status, 200, `${host}${path}`);
+    t.false(reply.complete, `${host}${path}: a cut-off body must not arrive as complete`);
+    t.true(reply.bytes < 100_000, `${host}${path}`);
+  }
+  const deadline = Date.now() + 3_000;
+  const access = (): Array<Record<string, unknown>> => lines.filter((l) => l.component === 'access');
+  while (access().length < cases.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const entries = access();
+  t.is(entries.length, cases.length);
+  for (const entry of entries) {
+    t.is(entry.status, 502, JSON.stringify(entry));
+    t.regex(String(entry.error), /WARREN_ERR_UPSTREAM_PROTOCOL/);
+  }
+  t.is(lines.filter((l) => l.level === 50 && /cut off/.test(String(l.msg))).length, cases.length);
 });

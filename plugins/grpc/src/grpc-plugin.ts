@@ -4,18 +4,22 @@ import { parseGrpcTimeout } from './grpc-timeout.js';
 
 interface GrpcSettings {
   readonly defaultTimeout?: number | undefined;
+  readonly idleTimeout: number;
 }
 
 export interface GrpcOptions {
   readonly defaultTimeout: number | undefined;
+  /** Stream idle bound in ms. */
+  readonly idleTimeout: number;
 }
 
 /**
  * Binds `grpc`/`grpcs` routes. Core already keeps `te: trailers`, passes trailers through and answers
  * failures with a trailers-only gRPC status for these routes (see core's `proxy/errors.ts`); this plugin adds
  * the call deadline: the client's `grpc-timeout` (or the configured default) ends the call with
- * DEADLINE_EXCEEDED and cancels the upstream stream. The idle timeout does not apply to gRPC calls: streams
- * may be quiet for long, and the deadline or the client's cancel ends them.
+ * DEADLINE_EXCEEDED and cancels the upstream stream. Instead of the route's idle timeout a call has a stream idle
+ * timeout (default 5 minutes): messages either way reset it, so a long stream that keeps talking lives on while
+ * one whose pod went silent is ended.
  */
 @injectable()
 export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
@@ -29,11 +33,13 @@ export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
   bind(route: Route): RouteBinding<GrpcOptions> | undefined {
     if (route.protocol !== 'grpc' && route.protocol !== 'grpcs') return undefined;
     const annotated = route.annotations['grpc-default-timeout'] as number | undefined;
-    return { route, options: { defaultTimeout: annotated ?? this.#settings.defaultTimeout } };
+    const idle = route.annotations['grpc-idle-timeout'] as number | undefined;
+    return { route, options: { defaultTimeout: annotated ?? this.#settings.defaultTimeout, idleTimeout: idle ?? this.#settings.idleTimeout } };
   }
 
   interceptor(binding: RouteBinding<GrpcOptions>): UpstreamInterceptor {
     const fallback = binding.options.defaultTimeout;
+    const idle = binding.options.idleTimeout;
     return (next) =>
       function grpcDeadline(options, handler) {
         const h = options.headers;
@@ -45,7 +51,7 @@ export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
           }
         }
         timeout ??= fallback;
-        options.context.suspendIdleTimeout();
+        options.context.setIdleTimeout(idle);
         if (timeout !== undefined) {
           options.context.setDeadline(timeout);
           // The response head of a long unary call may legitimately take until the deadline.

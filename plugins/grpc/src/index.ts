@@ -1,9 +1,11 @@
-import { definePlugin, parseDuration, pluginConfigToken, TOKENS, type AnnotationSpec } from '@warren/core/plugin';
+import { definePlugin, duration, parseDuration, pluginConfigToken, TOKENS, type AnnotationSpec } from '@warren/core/plugin';
 import { Lifecycle } from 'tsyringe';
 import { z } from 'zod';
 import { GrpcPlugin } from './grpc-plugin.js';
 
 /** Settings under `plugins.grpc`. */
+const DAY = 86_400_000;
+
 export const grpcConfigSchema = z
   .object({
     defaultTimeout: z
@@ -14,12 +16,14 @@ export const grpcConfigSchema = z
         return ms ?? 0;
       })
       .optional()
-      .describe('Deadline for calls whose client sent no grpc-timeout (default: none; the idle timeout does not apply to gRPC calls)'),
+      .describe('Deadline for calls whose client sent no grpc-timeout (default: none; streaming calls may rightly last for hours, the stream idle timeout bounds silent ones)'),
+    idleTimeout: duration()
+      .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h')
+      .default(300_000)
+      .describe('A call with no message (no byte) in either direction for this long is ended with DEADLINE_EXCEEDED and its upstream stream cancelled'),
   })
   .strict();
 export type GrpcConfig = z.output<typeof grpcConfigSchema>;
-
-const DAY = 86_400_000;
 
 /** Annotations this plugin owns (values apply to every route of the Ingress). */
 export const GRPC_ANNOTATIONS: readonly AnnotationSpec[] = [
@@ -31,6 +35,15 @@ export const GRPC_ANNOTATIONS: readonly AnnotationSpec[] = [
       .transform((v) => parseDuration(v) ?? NaN)
       .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "30s", above 0 and at most 24h'),
     example: '30s',
+  },
+  {
+    key: 'grpc-idle-timeout',
+    description: 'A gRPC call of these routes with no message in either direction for this long is ended (overrides plugins.grpc.idleTimeout).',
+    schema: z
+      .string()
+      .transform((v) => parseDuration(v) ?? NaN)
+      .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "10m", above 0 and at most 24h'),
+    example: '10m',
   },
 ];
 

@@ -61,6 +61,7 @@ function startServer(credentials = grpc.ServerCredentials.createInsecure()): Pro
       call.on('end', () => callback(null, { n: sum }));
     },
     bidi: (call: grpc.ServerDuplexStream<Msg, Msg>) => {
+      call.on('cancelled', () => seen.cancelled++);
       call.on('data', (m: Msg) => call.write({ n: (m.n ?? 0) * 2 }));
       call.on('end', () => call.end());
     },
@@ -213,4 +214,84 @@ test('grpc-timeout values are parsed per the gRPC spec', (t) => {
   t.throws(() => grpcPlugin.configSchema.parse({ defaultTimeout: 'later' }));
   t.is(grpcPlugin.configSchema.parse({ defaultTimeout: '5s' }).defaultTimeout, 5000);
   t.deepEqual(grpcPlugin.manifest.dependsOn, ['upstream.http2']);
+});
+
+/** A bidi call that sends `count` messages `everyMs` apart (the first at once) and then waits; resolves with its status. */
+function bidiCall(client: Echo, count: number, everyMs: number, end: boolean): Promise<{ code: number; replies: number }> {
+  return new Promise((resolve) => {
+    // The client's own deadline only bounds the test; the proxy must end a silent call well before it.
+    const call = client.bidi({ deadline: Date.now() + 5_000 }) as grpc.ClientDuplexStream<Msg, Msg>;
+    let replies = 0;
+    let sent = 0;
+    call.on('data', () => replies++);
+    call.on('error', (err: grpc.ServiceError) => {
+      clearInterval(timer);
+      resolve({ code: err.code, replies });
+    });
+    call.on('status', (s: grpc.StatusObject) => {
+      if (s.code === grpc.status.OK) resolve({ code: s.code, replies });
+    });
+    call.write({ n: sent++ });
+    const timer = setInterval(() => {
+      if (sent < count) call.write({ n: sent++ });
+      else {
+        clearInterval(timer);
+        if (end) call.end();
+      }
+    }, everyMs);
+  });
+}
+
+test('a silent gRPC stream is ended at grpc-idle-timeout (DEADLINE_EXCEEDED, upstream cancelled); an active one is not', async (t) => {
+  const { server, key } = await startServer();
+  t.teardown(() => server.forceShutdown());
+  const { client } = await harness(t, { endpoints: [key], annotations: { 'grpc-idle-timeout': 500 } });
+  // Messages every 150 ms for 1.2 s: longer than the bound, never silent for that long.
+  const active = await bidiCall(client, 8, 150, true);
+  t.deepEqual(active, { code: grpc.status.OK, replies: 8 });
+
+  const cancelledBefore = seen.cancelled;
+  const began = Date.now();
+  const silent = await bidiCall(client, 1, 50, false);
+  const took = Date.now() - began;
+  t.is(silent.code, grpc.status.DEADLINE_EXCEEDED);
+  t.is(silent.replies, 1);
+  t.true(took >= 450 && took < 4_500, `ended after ${took} ms (the client's own deadline is 5 s)`);
+  const end = Date.now() + 2_000;
+  while (seen.cancelled === cancelledBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  t.true(seen.cancelled > cancelledBefore, 'the upstream call was cancelled');
+});
+
+test('stream idle settings: 5 minutes by default, annotation bounded', (t) => {
+  t.is(grpcPlugin.configSchema.parse({}).idleTimeout, 300_000);
+  t.is(grpcPlugin.configSchema.parse({ idleTimeout: '1m' }).idleTimeout, 60_000);
+  t.throws(() => grpcPlugin.configSchema.parse({ idleTimeout: 0 }));
+  const spec = grpcPlugin.manifest.annotations!.find((a) => a.key === 'grpc-idle-timeout')!;
+  t.true(spec.schema.safeParse('10m').success);
+  t.false(spec.schema.safeParse('0s').success);
+  t.false(spec.schema.safeParse('2d').success);
+});
+
+test('an origin that dies mid-stream gives the client UNAVAILABLE, never OK with the messages it got so far', async (t) => {
+  // A raw HTTP/2 origin speaking gRPC: one message of a server stream, then its connection is gone.
+  const origin = http2.createServer();
+  origin.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    const body = Buffer.from(JSON.stringify({ n: 0 }));
+    const frame = Buffer.concat([Buffer.alloc(5), body]);
+    frame.writeUInt32BE(body.length, 1);
+    stream.write(frame);
+    setTimeout(() => stream.session?.socket.destroy(), 30);
+  });
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => origin.close());
+  const { client } = await harness(t, { endpoints: [`127.0.0.1:${(origin.address() as import('node:net').AddressInfo).port}`] });
+  const result = await new Promise<{ code: number; got: number[] }>((resolve) => {
+    const got: number[] = [];
+    const call = client.serverStream({ n: 5 }, { deadline: Date.now() + 5_000 }) as grpc.ClientReadableStream<Msg>;
+    call.on('data', (m: Msg) => got.push(m.n!));
+    call.on('error', (err: grpc.ServiceError) => resolve({ code: err.code, got }));
+    call.on('end', () => resolve({ code: grpc.status.OK, got }));
+  });
+  t.deepEqual(result, { code: grpc.status.UNAVAILABLE, got: [0] });
 });

@@ -13,7 +13,7 @@ export const keepaliveConfigSchema = z
       .min(1)
       .max(4096)
       .default(128)
-      .describe('Most connections open to one endpoint at a time; further requests queue'),
+      .describe('Most connections open to one endpoint at a time; further requests wait (proxy.upstreamQueueTimeout, proxy.maxQueuedRequests)'),
   })
   .strict();
 export type KeepaliveConfig = z.output<typeof keepaliveConfigSchema>;

@@ -14,11 +14,14 @@ import { inject, injectable } from 'tsyringe';
 
 interface SseSettings {
   readonly heartbeat: number;
+  readonly idleTimeout: number;
 }
 
 export interface SseOptions {
   /** Heartbeat interval in ms; 0 = off. */
   readonly heartbeat: number;
+  /** Stream idle bound in ms (upstream bytes only). */
+  readonly idleTimeout: number;
 }
 
 const HEARTBEAT = Buffer.from(': keep-alive\n\n');
@@ -35,41 +38,50 @@ export class SsePlugin implements UpstreamPlugin<SseOptions> {
   }
 
   bind(route: Route): RouteBinding<SseOptions> {
-    return { route, options: { heartbeat: (route.annotations['sse-heartbeat'] as number | undefined) ?? this.#settings.heartbeat } };
+    const a = route.annotations;
+    return {
+      route,
+      options: {
+        heartbeat: (a['sse-heartbeat'] as number | undefined) ?? this.#settings.heartbeat,
+        idleTimeout: (a['sse-idle-timeout'] as number | undefined) ?? this.#settings.idleTimeout,
+      },
+    };
   }
 
   interceptor(binding: RouteBinding<SseOptions>): UpstreamInterceptor {
-    const heartbeat = binding.options.heartbeat;
+    const { heartbeat, idleTimeout } = binding.options;
     return (next) =>
       function sse(options, handler) {
-        next(options, new SseStreamHandler(handler, options.context, heartbeat));
+        next(options, new SseStreamHandler(handler, options.context, heartbeat, idleTimeout));
       };
   }
 }
 
 /**
- * Suspends the idle timeout of event streams and, when configured, inserts a comment after `heartbeat` ms of
- * silence. A heartbeat is only written at an event boundary (after a blank line), never inside an event, and
+ * Gives event streams their own idle bound (`idleTimeout` ms without an upstream byte) and, when configured,
+ * inserts a comment after `heartbeat` ms of silence (it does not count as upstream activity). A heartbeat is only written at an event boundary (after a blank line), never inside an event, and
  * not while the client is applying backpressure.
  */
 export class SseStreamHandler extends ForwardingHandler {
   readonly #context: ExchangeContext;
   readonly #interval: number;
+  readonly #idleTimeout: number;
   #timer: NodeJS.Timeout | undefined;
   #controller: Controller | undefined;
   /** The last bytes passed on (at most 4), to tell whether the stream sits between events. */
   #tail = '\n\n';
 
-  constructor(next: DispatchHandler, context: ExchangeContext, heartbeat: number) {
+  constructor(next: DispatchHandler, context: ExchangeContext, heartbeat: number, idleTimeout: number) {
     super(next);
     this.#context = context;
     this.#interval = heartbeat;
+    this.#idleTimeout = idleTimeout;
   }
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     const type = headers['content-type'];
     if (statusCode === 200 && typeof type === 'string' && type.toLowerCase().startsWith('text/event-stream')) {
-      this.#context.suspendIdleTimeout();
+      this.#context.setIdleTimeout(this.#idleTimeout);
       this.#controller = controller;
       if (this.#interval > 0) this.#timer = setTimeout(() => this.#beat(), this.#interval);
     }

@@ -9,10 +9,13 @@ async function harness(t: { teardown(f: () => unknown): void }, route: TestRoute
   return proxy;
 }
 
-/** Reads an event stream, calling `onText` with everything received so far after each chunk. */
-function stream(url: string, onText: (text: string) => void = () => {}): Promise<{ status: number; text: string; complete: boolean }> {
+/**
+ * Reads an event stream, calling `onText` with everything received so far after each chunk. The client gives up
+ * after `limitMs` (then `complete` is false).
+ */
+function stream(url: string, onText: (text: string) => void = () => {}, limitMs = 10_000): Promise<{ status: number; text: string; complete: boolean }> {
   return new Promise((resolve, reject) => {
-    http
+    const req = http
       .get(url, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -25,6 +28,8 @@ function stream(url: string, onText: (text: string) => void = () => {}): Promise
         res.on('aborted', () => resolve({ status: res.statusCode!, text, complete: false }));
       })
       .on('error', reject);
+    const limit = setTimeout(() => req.destroy(), limitMs);
+    req.on('close', () => clearTimeout(limit));
   });
 }
 
@@ -50,7 +55,7 @@ test('the client receives the first event before the origin sends the second', a
   t.is(result.text, 'id: 1\ndata: first\n\nid: 2\ndata: second\n\n');
 });
 
-test('an open event stream is exempt from the idle timeout; without the plugin it is cut', async (t) => {
+test('an open event stream has its own idle bound instead of the route\'s idle timeout; without the plugin it is cut', async (t) => {
   const origin = await startOrigin({
     handler: (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -119,7 +124,41 @@ test('event boundaries and settings', (t) => {
   t.false(atEventBoundary('a\n'));
   t.false(atEventBoundary('\r\n'));
   t.is(sse.configSchema.parse({}).heartbeat, 0);
+  t.is(sse.configSchema.parse({}).idleTimeout, 300_000);
+  t.throws(() => sse.configSchema.parse({ idleTimeout: 0 }));
   t.is(sse.configSchema.parse({ heartbeat: '15s' }).heartbeat, 15_000);
   t.throws(() => sse.configSchema.parse({ heartbeat: 'often' }));
   t.false(sse.manifest.annotations![0]!.schema.safeParse('2h').success);
+});
+
+test('a silent event stream is ended at sse-idle-timeout even while Warren sends heartbeats; one the origin keeps alive is not', async (t) => {
+  const origin = await startOrigin({
+    handler: (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: hello\n\n');
+      if (req.url === '/silent') return; // a pod that stopped talking but keeps the connection
+      // Origin comments every 150 ms for 1.2 s, then the end: activity that must keep the stream open.
+      let n = 0;
+      const tick = setInterval(() => {
+        if (++n === 8) {
+          clearInterval(tick);
+          res.end('data: bye\n\n');
+        } else res.write(': ping\n\n');
+      }, 150);
+      res.on('close', () => clearInterval(tick));
+    },
+  });
+  t.teardown(() => origin.kill());
+  const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'sse-idle-timeout': 500, 'sse-heartbeat': 100 } });
+  const began = Date.now();
+  const silent = await stream(`${proxy.url}/silent`, undefined, 5_000);
+  const took = Date.now() - began;
+  t.false(silent.complete, 'the silent stream was ended as broken, not as complete');
+  t.true(silent.text.startsWith('data: hello\n\n'));
+  t.true(silent.text.includes(': keep-alive'), 'heartbeats were sent meanwhile');
+  t.true(took >= 450 && took < 4_500, `ended after ${took} ms (the client gives up at 5 s)`);
+
+  const active = await stream(`${proxy.url}/active`);
+  t.true(active.complete);
+  t.true(active.text.endsWith('data: bye\n\n'));
 });

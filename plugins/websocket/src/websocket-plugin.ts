@@ -1,6 +1,13 @@
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
+  ErrorCode,
+  ForwardingHandler,
   pluginConfigToken,
+  WarrenError,
+  type DispatchController,
+  type DispatchHandler,
+  type ResponseHeaders,
   type Route,
   type RouteBinding,
   type UpgradeSession,
@@ -32,12 +39,19 @@ export class WebsocketPlugin implements UpstreamPlugin<WebsocketOptions> {
     return { route, options: { idleTimeout: route.annotations['websocket-idle-timeout'] as number | undefined } };
   }
 
-  /** Upgrade requests carry the handshake fields the client sent; a missing version defaults to 13 (RFC 6455). */
+  /**
+   * Upgrade requests carry the handshake fields the client sent; a missing version defaults to 13 (RFC 6455).
+   * The upstream's 101 must complete that handshake (see {@link HandshakeCheck}).
+   */
   interceptor(): UpstreamInterceptor {
     return (next) =>
       function websocketHandshake(options, handler) {
-        if (options.upgrade && !options.headers.includes('sec-websocket-version')) options.headers.push('sec-websocket-version', '13');
-        next(options, handler);
+        if (!options.upgrade) return next(options, handler);
+        const h = options.headers;
+        if (!h.includes('sec-websocket-version')) h.push('sec-websocket-version', '13');
+        let key: string | undefined;
+        for (let i = 0; i < h.length; i += 2) if (h[i] === 'sec-websocket-key') key = h[i + 1];
+        next(options, new HandshakeCheck(handler, key));
       };
   }
 
@@ -105,4 +119,45 @@ export function pipeSession(session: UpgradeSession, idleMs: number): Promise<vo
       maybeDone();
     });
   });
+}
+
+/** The value a server answers in `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2). */
+export function websocketAccept(key: string): string {
+  return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+}
+
+/**
+ * Accepts the upstream's 101 only when it completes the WebSocket handshake the client started: `Upgrade:
+ * websocket` and `Sec-WebSocket-Accept` derived from the client's key. Anything else (another protocol such as
+ * h2c, a missing or wrong accept value) would hand the client a byte stream it did not ask for: the upstream
+ * connection is closed and the client gets 502.
+ */
+export class HandshakeCheck extends ForwardingHandler {
+  readonly #key: string | undefined;
+
+  constructor(next: DispatchHandler, key: string | undefined) {
+    super(next);
+    this.#key = key;
+  }
+
+  override onRequestUpgrade(controller: DispatchController, statusCode: number, headers: ResponseHeaders, socket: Duplex): void {
+    const problem = handshakeProblem(this.#key, headers);
+    if (problem === undefined) return super.onRequestUpgrade(controller, statusCode, headers, socket);
+    socket.destroy();
+    this.onResponseError(controller, new WarrenError(ErrorCode.UpstreamProtocol, `upstream answered the WebSocket handshake wrongly: ${problem}`, { status: 502 }));
+  }
+}
+
+function handshakeProblem(key: string | undefined, headers: ResponseHeaders): string | undefined {
+  const one = (name: string): string | undefined => {
+    const v = headers[name];
+    return Array.isArray(v) ? (v.length === 1 ? v[0] : undefined) : v;
+  };
+  const upgrade = one('upgrade')?.trim().toLowerCase();
+  // Upstream values are not quoted: error messages reach the client.
+  if (upgrade !== 'websocket') return 'the 101 does not switch to websocket';
+  if (key === undefined) return 'the client sent no Sec-WebSocket-Key';
+  const accept = one('sec-websocket-accept')?.trim();
+  if (accept !== websocketAccept(key)) return accept === undefined ? 'Sec-WebSocket-Accept is missing' : 'Sec-WebSocket-Accept does not match the key';
+  return undefined;
 }

@@ -3,10 +3,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { MemorySecrets, createTestCa, issueCert, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
 import tls from '@warren/plugin-tls';
 import websocket from '../src/index.js';
+import { websocketAccept } from '../src/websocket-plugin.js';
 
 interface WsOrigin {
   key: string;
@@ -16,13 +18,39 @@ interface WsOrigin {
   close(): Promise<void>;
 }
 
-/** A `ws` echo origin; `/refuse` answers 403 instead of upgrading; `/bye` closes with 4001 after the first message. */
+/** 101 heads (after the status line) that do not complete a WebSocket handshake, by request path. */
+const WRONG_HANDSHAKES: Record<string, (key: string) => string> = {
+  '/h2c': () => 'connection: Upgrade\r\nupgrade: h2c\r\n',
+  '/wrong-accept': () => `connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: ${websocketAccept('another key')}\r\n`,
+  '/no-accept': () => 'connection: Upgrade\r\nupgrade: websocket\r\n',
+  '/h2c-with-accept': (key) => `connection: Upgrade\r\nupgrade: h2c\r\nsec-websocket-accept: ${websocketAccept(key)}\r\n`,
+};
+/** Per answer of one of {@link WRONG_HANDSHAKES}: resolves when Warren closed that upstream connection. */
+const upstreamEnds: Array<Promise<boolean>> = [];
+
+/**
+ * A `ws` echo origin; `/refuse` answers 403 instead of upgrading; `/bye` closes with 4001 after the first message;
+ * the paths of {@link WRONG_HANDSHAKES} answer a 101 that does not complete the handshake.
+ */
 async function wsOrigin(options: { tls?: { cert: string; key: string } } = {}): Promise<WsOrigin> {
   const server = options.tls ? https.createServer(options.tls) : http.createServer();
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   const handshakes: http.IncomingHttpHeaders[] = [];
   server.on('upgrade', (req, socket, head) => {
     handshakes.push(req.headers);
+    const wrong = WRONG_HANDSHAKES[req.url ?? ''];
+    if (wrong) {
+      upstreamEnds.push(new Promise((resolve) => {
+        socket.once('end', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('close', () => resolve(true));
+        socket.resume();
+      }));
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\n${wrong(String(req.headers['sec-websocket-key']))}\r\n`);
+      return;
+    }
     if (req.url === '/refuse') {
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 7\r\nconnection: close\r\n\r\nrefused');
       return;
@@ -170,4 +198,33 @@ test('a client that goes away ends the upstream session', async (t) => {
   ws.terminate();
   await closed;
   t.pass();
+});
+
+test('the accept value is the one RFC 6455 gives for its sample key', (t) => {
+  t.is(websocketAccept('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+});
+
+test('a 101 that does not complete the WebSocket handshake (h2c, wrong or missing accept) gives 502 and closes the upstream', async (t) => {
+  const origin = await wsOrigin();
+  t.teardown(() => origin.close());
+  const proxy = await harness(t, { endpoints: [origin.key] });
+  for (const path of Object.keys(WRONG_HANDSHAKES)) {
+    const before = upstreamEnds.length;
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}${path}`);
+    ws.on('error', () => {}); // the refused handshake is what this test expects
+    t.teardown(() => ws.terminate());
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, http.IncomingMessage];
+    t.is(res.statusCode, 502, path);
+    let body = '';
+    for await (const chunk of res) body += String(chunk);
+    t.regex(body, /WebSocket handshake/, path);
+    t.is(upstreamEnds.length, before + 1, path);
+    const closed = await Promise.race([upstreamEnds.at(-1)!, sleep(3_000).then(() => false)]);
+    t.true(closed, `${path}: the upstream connection was closed`);
+  }
+  // A correct handshake on the same route still works.
+  const ws = await open(proxy.url);
+  t.teardown(() => ws.terminate());
+  ws.send('still fine');
+  t.is((await nextMessage(ws)).data.toString(), 'still fine');
 });
