@@ -163,15 +163,21 @@ export class TunnelLifecycle {
    *
    * Rotation: the leader's check also reads the tunnel's token; when its secret is not the stored one ("Refresh
    * token" in the dashboard, or a new `tunnel_secret`), the leader stores the new credentials and every replica
-   * moves to them like to a replaced tunnel. With `refused` (the edge just refused the running credentials) the
-   * leader checks at once instead of after `existenceCheckMs`.
+   * moves to them like to a replaced tunnel. With `refused` (the edge just refused the running credentials) every
+   * replica reads the Secret at once and then again after `pollIntervalMs`, doubling up to `replacementCheckMs`,
+   * so followers pick up what the leader stores within seconds; the leader reads the token at once and then every
+   * `replacementCheckMs` (at most `existenceCheckMs`) instead of every `existenceCheckMs`.
    */
   async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal, options: { readonly refused?: boolean } = {}): Promise<ResolvedTunnel> {
     const checkMs = this.#o.replacementCheckMs ?? 30_000;
-    const existenceMs = this.#o.existenceCheckMs ?? 5 * 60_000;
-    let verifiedAt = options.refused ? 0 : Date.now();
+    const refused = options.refused === true;
+    const existenceMs = refused ? Math.min(checkMs, this.#o.existenceCheckMs ?? 5 * 60_000) : (this.#o.existenceCheckMs ?? 5 * 60_000);
+    let verifiedAt = refused ? -Infinity : Date.now();
+    let wait = refused ? 0 : checkMs;
     for (;;) {
-      await sleep(checkMs, undefined, { signal });
+      if (wait > 0) await sleep(wait, undefined, { signal });
+      else signal.throwIfAborted();
+      wait = refused ? Math.min(checkMs, Math.max(this.#o.pollIntervalMs ?? 2_000, wait * 2)) : checkMs;
       try {
         const stored = await this.#readSecret(signal);
         if (stored && !sameCredentials(stored, running)) {
