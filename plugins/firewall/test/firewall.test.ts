@@ -212,7 +212,7 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   t.deepEqual(ours(fake, 'example.com').map((r) => r.description), ['Warren block 1: shop/allow'], 'the one free slot goes to the allow list');
   const limited = events.warnings('FirewallRuleLimit');
   t.deepEqual(limited.map((e) => e.object.name), ['deny']);
-  t.regex(limited[0]!.message, /allows 5 custom rules and 4 of them are not Warren's.*NOT enforced/);
+  t.regex(limited[0]!.message, /allows 5 custom rules and 4 of them are not Warren's.*NOT enforced at the edge.*Warren's proxy refuses what they refuse meanwhile/);
   const gauge = async () => (await registry.getSingleMetric('warren_firewall_unenforced_ingresses')!.get()).values.find((v) => v.labels.zone === 'example.com')?.value;
   t.is(await gauge(), 1);
   await sync(2);
