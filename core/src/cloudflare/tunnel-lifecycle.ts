@@ -69,7 +69,7 @@ export interface TunnelLifecycleOptions {
   /** True while this replica holds the leader Lease. Only the leader creates or adopts tunnels. */
   readonly isLeader: () => boolean;
   readonly env?: NodeJS.ProcessEnv;
-  /** How often a follower looks for the Secret (default 2 s). */
+  /** How often a follower looks for the Secret (default 2 s); also the first re-read after the edge refused the credentials. */
   readonly pollIntervalMs?: number;
   /** While running: how often every replica re-reads the Secret for a replaced tunnel (default 30 s). */
   readonly replacementCheckMs?: number;
