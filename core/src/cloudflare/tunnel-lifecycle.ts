@@ -165,13 +165,15 @@ export class TunnelLifecycle {
    * token" in the dashboard, or a new `tunnel_secret`), the leader stores the new credentials and every replica
    * moves to them like to a replaced tunnel. With `refused` (the edge just refused the running credentials) every
    * replica reads the Secret at once and then again after `pollIntervalMs`, doubling up to `replacementCheckMs`,
-   * so followers pick up what the leader stores within seconds; the leader reads the token at once and then every
-   * `replacementCheckMs` (at most `existenceCheckMs`) instead of every `existenceCheckMs`.
+   * so followers pick up what the leader stores within seconds; the leader reads the token at once, then after
+   * `replacementCheckMs`, doubling back up to `existenceCheckMs` (a refusal that was not a rotation costs a few
+   * calls, not two every `replacementCheckMs` for as long as the connector runs).
    */
   async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal, options: { readonly refused?: boolean } = {}): Promise<ResolvedTunnel> {
     const checkMs = this.#o.replacementCheckMs ?? 30_000;
     const refused = options.refused === true;
-    const existenceMs = refused ? Math.min(checkMs, this.#o.existenceCheckMs ?? 5 * 60_000) : (this.#o.existenceCheckMs ?? 5 * 60_000);
+    const existenceMs = this.#o.existenceCheckMs ?? 5 * 60_000;
+    let verifyEveryMs = refused ? 0 : existenceMs;
     let verifiedAt = refused ? -Infinity : Date.now();
     let wait = refused ? 0 : checkMs;
     for (;;) {
@@ -185,8 +187,9 @@ export class TunnelLifecycle {
           this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, `the credentials Secret holds ${what}; switching to it`);
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
-        if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
+        if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= verifyEveryMs) {
           verifiedAt = Date.now();
+          verifyEveryMs = Math.min(existenceMs, Math.max(checkMs, verifyEveryMs * 2));
           const live = await this.#verifyOrReplace(stored, signal, false, true);
           if (live?.mode === 'managed' && !sameCredentials(live.credentials, running)) return live;
         }
