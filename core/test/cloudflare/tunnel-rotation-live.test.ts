@@ -135,3 +135,19 @@ test('a follower refused on a reconnect re-reads the Secret within seconds, not 
   follower.stop.abort();
   await running;
 });
+
+test('a refusal that was no rotation costs the leader a few token reads, backing off to the check interval', async (t) => {
+  const env = await setup(t);
+  const leader = replica(t, env, { leader: true, replacementCheckMs: 20, existenceCheckMs: 400 });
+  const initial = await leader.lifecycle.resolve(AbortSignal.timeout(10_000));
+  if (initial.mode !== 'managed') return t.fail('expected managed mode');
+  env.fake.resetLog();
+  const watching = new AbortController();
+  const watch = leader.lifecycle.watchForReplacement(initial.credentials, watching.signal, { refused: true }).catch(() => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  watching.abort();
+  await watch;
+  const reads = env.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel/token');
+  // At once, then after 20, 40, 80, 160, 320 ms and every 400 ms: about 7 in a second, not one per 20 ms (about 50).
+  t.true(reads >= 2 && reads <= 10, `${reads} token reads`);
+});
