@@ -5,7 +5,7 @@ import { container as globalContainer, type DependencyContainer } from 'tsyringe
 import { createCloudflareClientFactory } from './cloudflare/client.js';
 import { KubernetesCredentialsSecretStore } from './cloudflare/secret-store.js';
 import { TunnelLifecycle, tunnelMode, type ResolvedTunnel } from './cloudflare/tunnel-lifecycle.js';
-import { runResolvedTunnel } from './cloudflare/tunnel-runner.js';
+import { runResolvedTunnel, type ConnectorSignals } from './cloudflare/tunnel-runner.js';
 import { parseConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { TOKENS } from './di/tokens.js';
@@ -292,11 +292,12 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
           async start(signal) {
             const initial = await lifecycle.resolve(signal);
             if (initial.mode === 'disabled') return;
-            const runConnector = (tunnel: ResolvedTunnel, run: AbortSignal): Promise<void> => {
+            const runConnector = (tunnel: ResolvedTunnel, run: AbortSignal, signals: ConnectorSignals): Promise<void> => {
               const creds = tunnel.mode === 'managed' ? toTunnelCredentials(tunnel.credentials) : loadTunnelCredentials(effective.tunnel, env);
               tunnelId = creds.tunnelId;
               refreshTunnelId();
               lateConnector = makeConnector(creds);
+              lateConnector.onCredentialsRefused(() => signals.credentialsRefused());
               return lateConnector.start(run);
             };
             await runResolvedTunnel({ lifecycle, initial, runConnector, logger }, signal);

@@ -38,6 +38,8 @@ export const ErrorCode = {
   UpstreamBusy: 'WARREN_ERR_UPSTREAM_BUSY',
   /** The client's request is malformed or hostile (400/413/431). */
   BadRequest: 'WARREN_ERR_BAD_REQUEST',
+  /** An access policy refused the request (403), e.g. a route's firewall lists. */
+  Forbidden: 'WARREN_ERR_FORBIDDEN',
   /** A Kubernetes object is invalid for Warren's purposes; never retried (terminal). */
   InvalidObject: 'WARREN_ERR_INVALID_OBJECT',
   /** A call to the Cloudflare API failed. */

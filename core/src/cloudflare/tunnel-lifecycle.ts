@@ -69,7 +69,7 @@ export interface TunnelLifecycleOptions {
   /** True while this replica holds the leader Lease. Only the leader creates or adopts tunnels. */
   readonly isLeader: () => boolean;
   readonly env?: NodeJS.ProcessEnv;
-  /** How often a follower looks for the Secret (default 2 s). */
+  /** How often a follower looks for the Secret (default 2 s); also the first re-read after the edge refused the credentials. */
   readonly pollIntervalMs?: number;
   /** While running: how often every replica re-reads the Secret for a replaced tunnel (default 30 s). */
   readonly replacementCheckMs?: number;
@@ -163,15 +163,23 @@ export class TunnelLifecycle {
    *
    * Rotation: the leader's check also reads the tunnel's token; when its secret is not the stored one ("Refresh
    * token" in the dashboard, or a new `tunnel_secret`), the leader stores the new credentials and every replica
-   * moves to them like to a replaced tunnel. With `refused` (the edge just refused the running credentials) the
-   * leader checks at once instead of after `existenceCheckMs`.
+   * moves to them like to a replaced tunnel. With `refused` (the edge just refused the running credentials) every
+   * replica reads the Secret at once and then again after `pollIntervalMs`, doubling up to `replacementCheckMs`,
+   * so followers pick up what the leader stores within seconds; the leader reads the token at once, then after
+   * `replacementCheckMs`, doubling back up to `existenceCheckMs` (a refusal that was not a rotation costs a few
+   * calls, not two every `replacementCheckMs` for as long as the connector runs).
    */
   async watchForReplacement(running: ManagedTunnelCredentials, signal: AbortSignal, options: { readonly refused?: boolean } = {}): Promise<ResolvedTunnel> {
     const checkMs = this.#o.replacementCheckMs ?? 30_000;
+    const refused = options.refused === true;
     const existenceMs = this.#o.existenceCheckMs ?? 5 * 60_000;
-    let verifiedAt = options.refused ? 0 : Date.now();
+    let verifyEveryMs = refused ? 0 : existenceMs;
+    let verifiedAt = refused ? -Infinity : Date.now();
+    let wait = refused ? 0 : checkMs;
     for (;;) {
-      await sleep(checkMs, undefined, { signal });
+      if (wait > 0) await sleep(wait, undefined, { signal });
+      else signal.throwIfAborted();
+      wait = refused ? Math.min(checkMs, Math.max(this.#o.pollIntervalMs ?? 2_000, wait * 2)) : checkMs;
       try {
         const stored = await this.#readSecret(signal);
         if (stored && !sameCredentials(stored, running)) {
@@ -179,8 +187,9 @@ export class TunnelLifecycle {
           this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, `the credentials Secret holds ${what}; switching to it`);
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
-        if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= existenceMs) {
+        if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= verifyEveryMs) {
           verifiedAt = Date.now();
+          verifyEveryMs = Math.min(existenceMs, Math.max(checkMs, verifyEveryMs * 2));
           const live = await this.#verifyOrReplace(stored, signal, false, true);
           if (live?.mode === 'managed' && !sameCredentials(live.credentials, running)) return live;
         }

@@ -7,9 +7,18 @@ export interface TunnelRunnerOptions {
   readonly lifecycle: Pick<TunnelLifecycle, 'watchForReplacement'> & Partial<Pick<TunnelLifecycle, 'watchSuppliedCredentials'>>;
   /** The tunnel to run first (the result of `lifecycle.resolve`; not `disabled`). */
   readonly initial: ResolvedTunnel;
-  /** Starts a connector for a resolved tunnel and resolves when it stopped (rejects with why it failed). */
-  readonly runConnector: (tunnel: ResolvedTunnel, signal: AbortSignal) => Promise<void>;
+  /**
+   * Starts a connector for a resolved tunnel and resolves when it stopped (rejects with why it failed). It calls
+   * `signals.credentialsRefused` whenever the edge refuses the credentials on a (re-)registration.
+   */
+  readonly runConnector: (tunnel: ResolvedTunnel, signal: AbortSignal, signals: ConnectorSignals) => Promise<void>;
   readonly logger: Logger;
+}
+
+/** What a running connector reports to the runner. */
+export interface ConnectorSignals {
+  /** The edge refused the connector's credentials (`Unauthorized`), at start or on a reconnect. */
+  credentialsRefused(): void;
 }
 
 /**
@@ -17,7 +26,9 @@ export interface TunnelRunnerOptions {
  * {@link TunnelLifecycle.watchForReplacement} reports another tunnel (deleted in Cloudflare and replaced by the
  * leader) or new credentials for it (a rotated token), the running connector is stopped gracefully (unregister,
  * drain) and one is started with them. A managed connector whose credentials the edge refuses at start asks for
- * a check right away (the leader re-reads the token) and waits for new credentials instead of failing. A supplied
+ * a check right away (the leader re-reads the token) and waits for new credentials instead of failing; so does
+ * one the edge refuses on a reconnect while it runs (a token rotated after it registered), without waiting for
+ * the periodic check, and its registered connections keep serving until the new credentials arrive. A supplied
  * tunnel follows its token or credentials file the same way ({@link TunnelLifecycle.watchSuppliedCredentials}).
  * Any other connector failure rejects.
  */
@@ -26,14 +37,25 @@ export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: Ab
   let current = options.initial;
   while (!signal.aborted) {
     const connectorRun = linkedAbort(signal);
-    const watchRun = linkedAbort(signal);
+    let watchRun = linkedAbort(signal);
     try {
-      const running = options.runConnector(current, connectorRun.signal).then(
+      let refusedOnce!: () => void;
+      const refusal = new Promise<{ refused: true }>((resolve) => (refusedOnce = () => resolve({ refused: true })));
+      const running = options.runConnector(current, connectorRun.signal, { credentialsRefused: () => refusedOnce() }).then(
         () => ({ error: undefined as unknown }),
         (error: unknown) => ({ error }),
       );
-      const replaced = watch(options, current, watchRun.signal);
-      const first = await Promise.race([running, replaced.then((next) => ({ next }))]);
+      let replaced = watch(options, current, watchRun.signal);
+      let first = await Promise.race([running, replaced.then((next) => ({ next })), ...(current.mode === 'managed' ? [refusal] : [])]);
+      if ('refused' in first) {
+        // A rotated token: ask for new credentials now rather than at the next periodic check.
+        logger.warn('the edge refused the tunnel credentials on a registration; checking for new credentials now');
+        watchRun.abort();
+        await replaced;
+        watchRun = linkedAbort(signal);
+        replaced = watch(options, current, watchRun.signal, true);
+        first = await Promise.race([running, replaced.then((next) => ({ next }))]);
+      }
       let next: ResolvedTunnel | undefined;
       if ('next' in first) {
         next = first.next;

@@ -10,6 +10,7 @@ import { headerValue } from './headers.js';
  * | cause                                   | HTTP | gRPC status            |
  * |-----------------------------------------|------|------------------------|
  * | malformed request (`BadRequest`)        | 400 / 431 (from the error) | 13 INTERNAL |
+ * | refused by an access policy (`Forbidden`) | 403 | 7 PERMISSION_DENIED   |
  * | no route (`NoRoute`)                    | 404  | 12 UNIMPLEMENTED       |
  * | no ready endpoint (`NoEndpoints`)       | 503  | 14 UNAVAILABLE         |
  * | connect / TLS failure (`UpstreamConnect`) | 502 | 14 UNAVAILABLE        |
@@ -30,6 +31,7 @@ import { headerValue } from './headers.js';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.BadRequest]: 400,
+  [ErrorCode.Forbidden]: 403,
   [ErrorCode.NoRoute]: 404,
   [ErrorCode.NoEndpoints]: 503,
   [ErrorCode.UpstreamConnect]: 502,
@@ -40,10 +42,11 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
 };
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
-export const GrpcStatus = { DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+export const GrpcStatus = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
 const GRPC_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.BadRequest]: GrpcStatus.INTERNAL,
+  [ErrorCode.Forbidden]: GrpcStatus.PERMISSION_DENIED,
   [ErrorCode.NoRoute]: GrpcStatus.UNIMPLEMENTED,
   [ErrorCode.UpstreamTimeout]: GrpcStatus.DEADLINE_EXCEEDED,
 };
@@ -62,8 +65,9 @@ const PUBLIC_BAD_REQUEST: Readonly<Record<number, string>> = {
 };
 
 /**
- * The sentence a client sees for `err`. A refused request (`BadRequest`) and a missing route (`NoRoute`) get a
- * fixed sentence per status, since their messages quote the host, path or a header for the logs. Other errors
+ * The sentence a client sees for `err`. A refused request (`BadRequest`), a missing route (`NoRoute`) and a
+ * request an access policy refused (`Forbidden`) get a fixed sentence per status, since their messages quote the
+ * host, path or a header, or say which rule refused, for the logs. Other errors
  * describe configuration and upstream facts only (connect failures, timeouts, unavailable routes), never the
  * request, so their message is shown.
  */
@@ -71,6 +75,7 @@ export function publicMessage(err: WarrenError): string {
   const status = httpStatusOf(err);
   if (err.code === ErrorCode.BadRequest) return PUBLIC_BAD_REQUEST[status] ?? 'malformed or disallowed request';
   if (err.code === ErrorCode.NoRoute) return status === 404 ? 'no route matches this request' : 'routes are not loaded yet';
+  if (err.code === ErrorCode.Forbidden) return 'access denied';
   return err.message;
 }
 

@@ -141,6 +141,16 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
     return () => this.off('connections', listener);
   }
 
+  /**
+   * Called each time the edge refuses this connector's credentials (`Unauthorized`) on a registration or a
+   * re-registration — for instance after the tunnel's token was rotated — so that whoever supplied them can
+   * fetch new ones at once. The slot keeps retrying with back-off meanwhile.
+   */
+  onCredentialsRefused(listener: (error: TunnelConnectionError) => void): () => void {
+    this.on('credentials-refused', listener);
+    return () => this.off('credentials-refused', listener);
+  }
+
   /** Details of every registered connection, by slot (for diagnostics). */
   connections(): Array<{ connIndex: number; edge: string; location: string; connectionId: string }> {
     const out = [];
@@ -271,6 +281,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
       slot.connection = undefined;
       if (this.#stopping || !reason) break;
       this.#metrics?.registerFail.inc({ error: failureLabel(reason) });
+      if (reason.unauthorized) this.emit('credentials-refused', reason);
       const fatal = this.#fatalAtStartup(slot, reason);
       if (fatal) {
         this.#fatal = fatal;

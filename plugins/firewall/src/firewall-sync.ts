@@ -58,7 +58,8 @@ type RulesetLike = { id: string; rules?: Array<Record<string, unknown>> };
  * several actions, they are packed again with the strictest, `block` (a `FirewallActionTightened` Warning on the
  * Ingresses that asked for a challenge): refusing more is safer than enforcing nothing. When they still do not
  * all fit, allow-list rules get the free slots first and the Ingresses of the rest get a `FirewallRuleLimit` Warning and count in
- * `warren_firewall_unenforced_ingresses`: their lists are not enforced at the edge. Rules that did not fit or that
+ * `warren_firewall_unenforced_ingresses`: their lists are not enforced at the edge (the proxy's
+ * `FirewallOriginGuard` still enforces them). Rules that did not fit or that
  * Cloudflare refused are tried again on every sync, and after every re-read of the zone (a slot freed by hand, a
  * plan upgrade).
  */
@@ -203,7 +204,7 @@ export class FirewallSync {
     const overflow: DesiredRule[] = [];
     const rejected = (rule: DesiredRule, message: string) => {
       refused.set(rule.ref, signatureOf(rule));
-      for (const ingress of rule.ingresses) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleRejected', message });
+      for (const ingress of rule.ingresses) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleRejected', message: `${message}${this.#meanwhile()}` });
     };
     for (const rule of wanted) {
       const have = state.owned.get(rule.ref);
@@ -242,7 +243,8 @@ export class FirewallSync {
       const message =
         `zone ${zone.name} (${zone.plan ?? 'unknown, counted as free'} plan) allows ${limit} custom rules and ${state.foreign} of them are not Warren's: ` +
         `${overflow.length} of Warren's ${wanted.length} rules for the zone do not fit, so the firewall lists of this Ingress are NOT enforced at the edge ` +
-        '(free slots go to allow lists first; remove custom rules or upgrade the plan, and Warren installs them on its next sync)';
+        '(free slots go to allow lists first; remove custom rules or upgrade the plan, and Warren installs them on its next sync)' +
+        this.#meanwhile();
       for (const ingress of rule.ingresses) if (!unenforced.has(ingress.uid)) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleLimit', message });
     }
     this.#reportZone(zone, [...unenforced.values(), ...notices.values()]);
@@ -276,6 +278,13 @@ export class FirewallSync {
         return err.message;
       }
     }
+  }
+
+  /** What enforces the lists of an Ingress whose rule the edge lacks, for its Warning. */
+  #meanwhile(): string {
+    return this.#o.settings.originEnforcement === 'all'
+      ? "; Warren's proxy refuses what they refuse meanwhile (403)"
+      : "; Warren's proxy enforces them meanwhile unless the Ingress's action is a challenge (plugins.firewall.originEnforcement: block-only)";
   }
 
   /** Warnings for the zone's Ingresses, once per problem; a solved problem may be reported again later. */

@@ -1,11 +1,15 @@
 import { TOKENS, definePlugin, pluginConfigToken } from '@warren/core/plugin';
 import { Lifecycle } from 'tsyringe';
 import { FirewallPlugin } from './firewall-plugin.js';
+import { FirewallOriginGuard } from './origin-guard.js';
 import { actionSchema, countryListSchema, ipListSchema } from './lists.js';
 import { ANNOTATIONS } from './rules.js';
 import { firewallSettingsSchema } from './settings.js';
 
 export { FirewallPlugin } from './firewall-plugin.js';
+export { AddressSet } from './addresses.js';
+export { FirewallOriginGuard, type OriginGuardOptions } from './origin-guard.js';
+export { compileOriginLists, refusalOf, type OriginLists } from './origin-lists.js';
 export { FirewallSync, PHASE, type FirewallSyncOptions, type FirewallSyncReport } from './firewall-sync.js';
 export { actionSchema, countryListSchema, ipListSchema, type ParsedList } from './lists.js';
 export { ANNOTATIONS, MAX_EXPRESSION, desiredRules, hostCondition, refPrefix, type DesiredRule, type RuleKind } from './rules.js';
@@ -13,13 +17,15 @@ export { firewallSettingsSchema, type FirewallSettings } from './settings.js';
 
 /**
  * Per-Ingress IP/CIDR and country allow and deny lists, applied as zone WAF custom rules scoped to exactly that
- * Ingress's hosts. Off by default; leader only. Generated expressions are documented in docs/cloudflare.md.
+ * Ingress's hosts (leader only), and enforced again in every replica's proxy with what the edge states about the
+ * visitor, so that lists the plan's rule limit leaves out of the edge still refuse. Off by default. Generated
+ * expressions are documented in docs/cloudflare.md.
  */
 export default definePlugin({
   manifest: {
     id: 'cloud.firewall',
     name: 'firewall',
-    description: 'Per-Ingress IP, CIDR and country allow and deny lists as zone WAF custom rules.',
+    description: 'Per-Ingress IP, CIDR and country allow and deny lists as zone WAF custom rules (kept by the leader), also enforced in every replica\'s proxy.',
     coreRange: '^0.1.0',
     kind: 'control',
     order: 20,
@@ -62,5 +68,6 @@ export default definePlugin({
   register(container, config) {
     container.register(pluginConfigToken('firewall'), { useValue: config });
     container.register(TOKENS.ControlPlugin, { useClass: FirewallPlugin }, { lifecycle: Lifecycle.ContainerScoped });
+    container.register(TOKENS.UpstreamPlugin, { useClass: FirewallOriginGuard }, { lifecycle: Lifecycle.ContainerScoped });
   },
 });

@@ -14,6 +14,12 @@ export const firewallSettingsSchema = z
       .enum(['suffix', 'regex'])
       .default('suffix')
       .describe('How wildcard hosts are matched: "suffix" (all plans; also covers deeper names no Warren route serves) or "regex" (exactly one label; Business and Enterprise plans)'),
+    originEnforcement: z
+      .enum(['all', 'block-only'])
+      .default('all')
+      .describe(
+        'Which Ingresses\' lists Warren\'s proxy enforces too (403), whether or not the edge holds their rule: "all" (default; a visitor outside the lists is refused even after passing an edge challenge) or "block-only" (Ingresses with a challenge action are left to the edge, and are unprotected while their rule is not installed)',
+      ),
     zoneCacheTtl: duration().default(3_600_000).describe('How long the zone list is reused'),
     resyncInterval: duration()
       .default(3_600_000)

@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import 'reflect-metadata';
 import { RecordingEventSink, capturingLogger, handBuiltRouteTable, startFakeCloudflare, testProvisionContext, type FakeCloudflare, type HandIngress } from '@warren/core/testing';
+import { annotate } from './support.js';
 import firewallModule, { FirewallPlugin, actionSchema, countryListSchema, firewallSettingsSchema, hostCondition, ipListSchema, refPrefix } from '../src/index.js';
 
 const TOKEN = 'firewall-test-token-SECRET-0123456789';
@@ -25,17 +26,6 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
   };
 }
 
-/** Annotations as the route builder would parse them with the manifest's schemas. */
-const annotate = (raw: Record<string, string>) => {
-  const schemas: Record<string, { parse(v: string): unknown }> = {
-    'firewall-allow-ips': ipListSchema,
-    'firewall-deny-ips': ipListSchema,
-    'firewall-allow-countries': countryListSchema,
-    'firewall-deny-countries': countryListSchema,
-    'firewall-action': actionSchema,
-  };
-  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, schemas[k]!.parse(v)]));
-};
 const ing = (name: string, hosts: string[], raw: Record<string, string> = {}): HandIngress => ({ namespace: 'shop', name, hosts, annotations: annotate(raw) });
 const ours = (fake: FakeCloudflare, zone: string) => (fake.ruleset(zone)?.rules ?? []).filter((r) => r.ref.startsWith(refPrefix(TUNNEL)));
 
@@ -222,7 +212,7 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   t.deepEqual(ours(fake, 'example.com').map((r) => r.description), ['Warren block 1: shop/allow'], 'the one free slot goes to the allow list');
   const limited = events.warnings('FirewallRuleLimit');
   t.deepEqual(limited.map((e) => e.object.name), ['deny']);
-  t.regex(limited[0]!.message, /allows 5 custom rules and 4 of them are not Warren's.*NOT enforced/);
+  t.regex(limited[0]!.message, /allows 5 custom rules and 4 of them are not Warren's.*NOT enforced at the edge.*Warren's proxy refuses what they refuse meanwhile/);
   const gauge = async () => (await registry.getSingleMetric('warren_firewall_unenforced_ingresses')!.get()).values.find((v) => v.labels.zone === 'example.com')?.value;
   t.is(await gauge(), 1);
   await sync(2);
