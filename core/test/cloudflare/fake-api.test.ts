@@ -261,14 +261,14 @@ test('rulesets: create needs rules; the custom phase holds 5 / 20 / 100 / 1,000 
 test('the rate limit counts per user across tokens and blocks a user over it for the block time', async (t) => {
   const fake = await startFakeCloudflare({
     tokens: [{ value: TOKEN, user: 'ops' }, { value: `${TOKEN}-2`, user: 'ops' }, { value: `${TOKEN}-3`, user: 'other' }],
-    rateLimit: { requests: 3, windowMs: 1_000, blockMs: 60_000 },
+    rateLimit: { requests: 3, windowMs: 3_000, blockMs: 60_000 },
   });
   t.teardown(() => fake.close());
   const get = async (token: string) => (await fetch(`${fake.baseUrl}/zones`, { headers: { authorization: `Bearer ${token}` } })).status;
   const statuses = [await get(TOKEN), await get(`${TOKEN}-2`), await get(TOKEN), await get(`${TOKEN}-2`)];
   t.deepEqual(statuses, [200, 200, 200, 429], 'two tokens of one user share the limit');
   t.is(await get(`${TOKEN}-3`), 200, 'another user is not affected');
-  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  await new Promise((resolve) => setTimeout(resolve, 3_100));
   const blocked = await fetch(`${fake.baseUrl}/zones`, { headers: { authorization: `Bearer ${TOKEN}` } });
   t.is(blocked.status, 429, 'still blocked after the window passed');
   t.true(Number(blocked.headers.get('retry-after')) > 50);
