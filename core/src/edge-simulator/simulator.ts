@@ -32,6 +32,12 @@ export interface EdgeSimulatorOptions {
   readonly edgePort?: number;
   /** The eyeball entrance (HTTP/1.1 + h2c on one port; TLS h2/HTTP/1.1 with `tls: true`); `false` for none. */
   readonly eyeball?: { readonly port?: number; readonly host?: string; readonly tls?: boolean } | false;
+  /**
+   * Route each edge socket through a JavaScript tap so faults can write raw HTTP/2 frames the client API
+   * cannot produce (`goAwayLikeGoClient`, `SimulatedConnection.writeRawFrame`). Costs some throughput;
+   * default false.
+   */
+  readonly rawFrames?: boolean;
   /** Edge location reported at registration (default "SIM"). */
   readonly locationName?: string;
   /** Answer registrations with `tunnelIsRemotelyManaged` (default false). */
@@ -81,6 +87,13 @@ export class EdgeFaults {
   goAway(connIndex?: number): number {
     const selected = this.#select(connIndex);
     for (const c of selected) c.goAway();
+    return selected.length;
+  }
+
+  /** Sends GOAWAY as Go's HTTP/2 client does on Shutdown: raw frame, odd last_stream_id (see SimulatedConnection). */
+  goAwayLikeGoClient(connIndex?: number): number {
+    const selected = this.#select(connIndex);
+    for (const c of selected) c.goAwayLikeGoClient();
     return selected.length;
   }
 
@@ -223,6 +236,7 @@ export class EdgeSimulator extends EventEmitter {
       handler: (c) => this.#registrationHandler(c),
       rpcFaults: this.faults.rpc,
       openControlStream: !this.faults.noControlStream,
+      rawFrames: this.#options.rawFrames,
       logger: this.#options.logger,
       onProtocolViolation: (message) => this.recordViolation(`connection ${id} (listener ${listener}): ${message}`),
     });

@@ -16,6 +16,7 @@ import type { TunnelCredentials } from './credentials.js';
 import type { EdgeAddress } from './discovery.js';
 import { dialEdge } from './edge-tls.js';
 import { TunnelConnectionError } from './errors.js';
+import { GoawayGuard } from './goaway-guard.js';
 import type { TunnelMetrics } from './metrics.js';
 import { CONNECTOR_CONNECTION_WINDOW, CONNECTOR_H2_SETTINGS, HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
 import { buildRequestHead } from './request-head.js';
@@ -91,6 +92,7 @@ export class EdgeConnection extends EventEmitter {
   readonly #closed: Promise<TunnelConnectionError | undefined>;
   #resolveClosed!: (reason: TunnelConnectionError | undefined) => void;
   #socket: TLSSocket | undefined;
+  #guard: GoawayGuard | undefined;
   #session: ServerHttp2Session | undefined;
   #control: ServerHttp2Stream | undefined;
   #controlWaiter: ((stream: ServerHttp2Stream | Error) => void) | undefined;
@@ -170,7 +172,13 @@ export class EdgeConnection extends EventEmitter {
 
   #startSession(socket: TLSSocket): void {
     const limits = this.#o.limits ?? {};
-    const session = performServerHandshake(socket, {
+    // Every edge GOAWAY must drain, whatever its last_stream_id (see GoawayGuard).
+    const guard = new GoawayGuard(socket);
+    guard.on('error', () => {
+      // The socket's error; reported through the session.
+    });
+    this.#guard = guard;
+    const session = performServerHandshake(guard, {
       settings: {
         ...CONNECTOR_H2_SETTINGS,
         maxConcurrentStreams: limits.maxConcurrentStreams ?? CONNECTOR_H2_SETTINGS.maxConcurrentStreams,
@@ -338,7 +346,8 @@ export class EdgeConnection extends EventEmitter {
 
   #onGoaway(code: number): void {
     if (this.#ending) return;
-    this.#log.info({ code }, 'the edge sent GOAWAY; draining this connection and reconnecting');
+    const sentLastStreamId = this.#guard?.rewritten.at(-1);
+    this.#log.info({ code, ...(sentLastStreamId === undefined ? {} : { sentLastStreamId }) }, 'the edge sent GOAWAY; draining this connection and reconnecting');
     this.#endReason ??= new TunnelConnectionError('closed', `the edge sent GOAWAY (code ${code})`, { retryable: true });
     void this.#drainAndClose(this.#o.rpcTimeoutMs);
   }

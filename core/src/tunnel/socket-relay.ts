@@ -1,0 +1,52 @@
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+
+/**
+ * A Duplex that relays a socket byte for byte, for placing JavaScript between a socket and an HTTP/2
+ * session (which otherwise reads and writes the socket natively). Subclasses may look at, and rewrite in
+ * place, every chunk read before the session sees it (`inspect`). Backpressure and ends pass both ways.
+ */
+export class SocketRelay extends Duplex {
+  protected readonly socket: Socket;
+
+  constructor(socket: Socket) {
+    super({ allowHalfOpen: true });
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.inspect(chunk);
+      if (!this.push(chunk)) socket.pause();
+    });
+    socket.on('end', () => this.push(null));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+  }
+
+  /** Called with every chunk read from the socket, before it is passed on; may change bytes in place. */
+  protected inspect(_chunk: Buffer): void {}
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.socket.write(chunk, callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.socket.cork();
+    for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i]!.chunk);
+    this.socket.write(chunks[chunks.length - 1]!.chunk, callback);
+    this.socket.uncork();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.socket.end(callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
+    this.socket.destroy(error ?? undefined);
+    callback(error);
+  }
+}
