@@ -1,6 +1,8 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 
+type WriteCallback = (error?: Error | null) => void;
+
 /**
  * A Duplex that relays a socket byte for byte, for placing JavaScript between a socket and an HTTP/2
  * session (which otherwise reads and writes the socket natively). Subclasses may look at, and rewrite in
@@ -30,14 +32,20 @@ export class SocketRelay extends Duplex {
     this.socket.resume();
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.socket.write(chunk, callback);
+  /**
+   * Writes go straight to the socket (every response byte passes here, so the relay adds no writable
+   * buffering of its own); `end()` still runs through `_final`, after every write was handed over.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    if (typeof encoding === 'function') return this.socket.write(chunk as Buffer, encoding);
+    return encoding === undefined ? this.socket.write(chunk as Buffer, callback) : this.socket.write(chunk as Buffer, encoding, callback);
   }
 
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+  override cork(): void {
     this.socket.cork();
-    for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i]!.chunk);
-    this.socket.write(chunks[chunks.length - 1]!.chunk, callback);
+  }
+
+  override uncork(): void {
     this.socket.uncork();
   }
 
