@@ -157,20 +157,20 @@ function tunnelHeaders(
 }
 
 /**
- * The origin headers as the eyeball gets them: decoded pairs without hop-by-hop names, plus the real
- * `content-length` when the connector sent one outside the serialized set.
+ * The origin headers as the eyeball gets them: decoded pairs without hop-by-hop names. Content-Length is the
+ * connector's real HTTP/2 `content-length` (the edge frames the response by that one, so a serialized value
+ * that disagrees with it never reaches the eyeball); without one the response is delimited by its end.
  */
 function eyeballHeaders(head: TunnelResponseHead, keepUpgrade: boolean): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  let hasLength = false;
   for (const [name, value] of head.headers) {
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) && !(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
-    if (lower === 'content-length') hasLength = true;
+    if (lower === 'content-length') continue;
     out.push([name, value]);
   }
   const realLength = head.h2Headers['content-length'];
-  if (!hasLength && typeof realLength === 'string') out.push(['content-length', realLength]);
+  if (typeof realLength === 'string') out.push(['content-length', realLength]);
   return out;
 }
 

@@ -3,11 +3,9 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { parseConfig } from '../../src/config/load.js';
-import { resolvePlugins } from '../../src/plugins/registry.js';
-import { startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { testRoute } from '../../src/testing/index.js';
 import { eyeballRequest } from './support/client.js';
-import { startHarness } from './support/harness.js';
+import { startProxiedHarness } from './support/proxied.js';
 
 /**
  * 1xx informational responses (103 Early Hints, 100 Continue) from an origin, through the proxy pipeline and
@@ -45,20 +43,14 @@ async function stack(t: ExecutionContext) {
   const h2c = http2.createServer(informationalHandler);
   const h1Key = await listen(h1);
   const h2cKey = await listen(h2c);
-  const proxy = await startProxyHarness({
-    loadedPlugins: await resolvePlugins(parseConfig({})),
-    table: testRouteTable([
-      testRoute({ host: 'h1.example.com', endpoints: [h1Key] }),
-      testRoute({ host: 'h2c.example.com', endpoints: [h2cKey], protocol: 'h2c' }),
-    ]),
-  });
-  t.teardown(async () => {
-    await proxy.close();
+  t.teardown(() => {
     h1.close();
     h2c.close();
   });
-  const { sim } = await startHarness(t, { handler: proxy.pipeline });
-  await sim.waitForRegistrations(1);
+  const { sim, proxy } = await startProxiedHarness(t, [
+    testRoute({ host: 'h1.example.com', endpoints: [h1Key] }),
+    testRoute({ host: 'h2c.example.com', endpoints: [h2cKey], protocol: 'h2c' }),
+  ]);
   return { sim, proxy };
 }
 

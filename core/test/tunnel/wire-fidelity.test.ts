@@ -1,0 +1,42 @@
+import test from 'ava';
+import http2 from 'node:http2';
+import { testRoute } from '../../src/testing/index.js';
+import { eyeballRequest } from './support/client.js';
+import { startTestOrigin } from './support/origin.js';
+import { startProxiedHarness } from './support/proxied.js';
+
+test('HEAD: the origin content-length travels at the HTTP/2 level too, and the eyeball sees it', async (t) => {
+  const origin = await startTestOrigin();
+  t.teardown(() => origin.close());
+  const h = await startProxiedHarness(t, [testRoute({ host: 'app.example.com', endpoints: [new URL(origin.url).host] })]);
+  const direct = await h.sim.request({ method: 'HEAD', path: '/bytes?n=12345' });
+  t.is(direct.status, 200);
+  t.is(direct.h2Headers['content-length'], '12345', 'HTTP/2 content-length is the origin value');
+  t.deepEqual(direct.headers.filter(([n]) => n.toLowerCase() === 'content-length'), [['Content-Length', '12345']]);
+  t.is(direct.body.length, 0);
+
+  const h1 = await eyeballRequest(`${h.sim.eyeballUrl}/bytes?n=12345`, { method: 'HEAD' });
+  t.is(h1.status, 200);
+  t.is(h1.headers['content-length'], '12345');
+  t.is(h1.body.length, 0);
+
+  const client = http2.connect(h.sim.eyeballUrl);
+  t.teardown(() => client.close());
+  const reply = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+    const req = client.request({ ':method': 'HEAD', ':path': '/bytes?n=12345', ':authority': 'app.example.com' }, { endStream: true });
+    req.on('response', resolve);
+    req.on('error', reject);
+    req.resume();
+  });
+  t.is(Number(reply[':status']), 200);
+  t.is(reply['content-length'], '12345');
+
+  // GET keeps its length, chunked stays without one.
+  const get = await eyeballRequest(`${h.sim.eyeballUrl}/bytes?n=777`);
+  t.is(get.headers['content-length'], '777');
+  t.is(get.body.length, 777);
+  const chunked = await eyeballRequest(`${h.sim.eyeballUrl}/bytes?n=777&chunked=1`);
+  t.is(chunked.headers['content-length'], undefined);
+  t.is(chunked.body.length, 777);
+  t.deepEqual(h.sim.violations, []);
+});
