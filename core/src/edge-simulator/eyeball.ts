@@ -174,6 +174,7 @@ function eyeballHeaders(head: TunnelResponseHead, keepUpgrade: boolean): Array<[
   return out;
 }
 
+const NO_BYTES = Buffer.alloc(0);
 function decodeOrViolation(sim: EdgeSimulator, headers: IncomingHttpHeaders): TunnelResponseHead | undefined {
   try {
     const head = decodeTunnelResponse(headers);
@@ -233,7 +234,9 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
       tunnel.close(h2.NGHTTP2_CANCEL);
       return textError(res, 502, `origin response headers are not valid HTTP/1.1: ${(err as Error).message}\n`);
     }
-    res.flushHeaders();
+    // Not flushHeaders(): that writes the head as UTF-8 text, turning every header byte ≥ 0x80 into two. An
+    // empty body write sends it as latin1, i.e. the origin's bytes unchanged.
+    res.write(NO_BYTES);
     tunnel.on('trailers', (trailers: IncomingHttpHeaders) => {
       const list: Array<[string, string]> = [];
       for (const [name, value] of Object.entries(trailers)) {
@@ -287,7 +290,7 @@ async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: 
     const status = accepted ? 101 : decoded.status;
     const lines = eyeballHeaders(decoded, accepted).map(([name, value]) => `${name}: ${value}\r\n`);
     if (!accepted) lines.push('connection: close\r\n');
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}\r\n`);
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}\r\n`, 'latin1');
     if (accepted) {
       socket.pipe(tunnel);
       tunnel.pipe(socket);

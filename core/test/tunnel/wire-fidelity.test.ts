@@ -2,6 +2,7 @@ import test from 'ava';
 import http2 from 'node:http2';
 import { testRoute } from '../../src/testing/index.js';
 import { eyeballRequest } from './support/client.js';
+import { startHarness } from './support/harness.js';
 import { startTestOrigin } from './support/origin.js';
 import { startProxiedHarness } from './support/proxied.js';
 
@@ -38,5 +39,32 @@ test('HEAD: the origin content-length travels at the HTTP/2 level too, and the e
   const chunked = await eyeballRequest(`${h.sim.eyeballUrl}/bytes?n=777&chunked=1`);
   t.is(chunked.headers['content-length'], undefined);
   t.is(chunked.body.length, 777);
+  t.deepEqual(h.sim.violations, []);
+});
+
+test('non-ASCII response header bytes reach the eyeball unchanged (HTTP/1.1 and h2 eyeballs)', async (t) => {
+  const h = await startHarness(t);
+  await h.waitForConnections(1);
+  // "é €" in UTF-8, and bytes that are not UTF-8. Node's HTTP/1.1 and HTTP/2 APIs read and write header
+  // strings as latin1, one character per byte.
+  const utf8Value = 'c3a920e282ac';
+  const direct = await h.sim.request({ path: `/raw-header?hex=${utf8Value}` });
+  t.is(Buffer.from(direct.headers.find(([n]) => n === 'X-Raw')![1], 'latin1').toString('hex'), utf8Value, 'serialized by the connector unchanged');
+  for (const hex of [utf8Value, '41e942']) {
+    const h1 = await eyeballRequest(`${h.sim.eyeballUrl}/raw-header?hex=${hex}`);
+    const raw = h1.rawHeaders[h1.rawHeaders.findIndex((n) => n === 'X-Raw') + 1]!;
+    t.is(Buffer.from(raw, 'latin1').toString('hex'), hex, `HTTP/1.1 eyeball, ${hex}`);
+  }
+  const client = http2.connect(h.sim.eyeballUrl);
+  t.teardown(() => client.close());
+  for (const hex of [utf8Value, '41e942']) {
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const req = client.request({ ':path': `/raw-header?hex=${hex}`, ':authority': 'app.example.com' }, { endStream: true });
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.resume();
+    });
+    t.is(Buffer.from(String(headers['x-raw']), 'latin1').toString('hex'), hex, `h2 eyeball, ${hex}`);
+  }
   t.deepEqual(h.sim.violations, []);
 });
