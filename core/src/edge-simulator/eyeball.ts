@@ -175,6 +175,7 @@ function eyeballHeaders(head: TunnelResponseHead, keepUpgrade: boolean): Array<[
 }
 
 const NO_BYTES = Buffer.alloc(0);
+const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
 function decodeOrViolation(sim: EdgeSimulator, headers: IncomingHttpHeaders): TunnelResponseHead | undefined {
   try {
     const head = decodeTunnelResponse(headers);
@@ -351,16 +352,22 @@ async function forwardH2(
       return fail(502, 'unable to deserialize the origin response headers\n');
     }
     const response: OutgoingHttpHeaders = { ':status': head.status };
+    const grpc = head.headers.some(([name, value]) => name.toLowerCase() === 'content-type' && value.startsWith('application/grpc'));
+    // cloudflared sends a gRPC trailers-only answer as its head (status included) followed by an empty end.
+    // Over HTTP/2 to a gRPC client the status fields must end the call, so they move to the trailers (unless
+    // real trailers carry them): head, no messages, trailers with the status is equally valid gRPC.
+    const statusFields: OutgoingHttpHeaders = {};
     for (const [name, value] of eyeballHeaders(head, false)) {
       const lower = name.toLowerCase();
-      const prev = response[lower];
-      response[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+      const target = grpc && GRPC_STATUS_FIELDS.has(lower) ? statusFields : response;
+      const prev = target[lower];
+      target[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
     }
     // A head that ends the tunnel stream (a gRPC trailers-only answer, an empty error) ends the eyeball stream
     // the same way: one HEADERS frame with END_STREAM, which is what gRPC clients read as trailers-only.
     if ((responseFlags & h2.NGHTTP2_FLAG_END_STREAM) !== 0) {
       try {
-        stream.respond(response, { endStream: true });
+        stream.respond({ ...response, ...statusFields }, { endStream: true });
       } catch (err) {
         return fail(502, `origin response headers are not valid HTTP/2: ${(err as Error).message}\n`);
       }
@@ -374,7 +381,7 @@ async function forwardH2(
     }
     stream.once('wantTrailers', () => {
       try {
-        stream.sendTrailers(trailers ?? {});
+        stream.sendTrailers(trailers && (!grpc || trailers['grpc-status'] !== undefined) ? trailers : { ...statusFields, ...trailers });
       } catch {
         stream.close(h2.NGHTTP2_INTERNAL_ERROR);
       }

@@ -1,6 +1,8 @@
 import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
-import { testRoute } from '../../src/testing/index.js';
+import type { ExchangeHandler } from '../../src/proxy/exchange.js';
+import { grpcJsonCodec, testRoute } from '../../src/testing/index.js';
 import { eyeballRequest } from './support/client.js';
 import { startHarness } from './support/harness.js';
 import { startTestOrigin } from './support/origin.js';
@@ -66,5 +68,33 @@ test('non-ASCII response header bytes reach the eyeball unchanged (HTTP/1.1 and 
     });
     t.is(Buffer.from(String(headers['x-raw']), 'latin1').toString('hex'), hex, `h2 eyeball, ${hex}`);
   }
+  t.deepEqual(h.sim.violations, []);
+});
+
+test('a gRPC trailers-only error in cloudflared form (status in the serialized head, then an empty end) reaches a gRPC client', async (t) => {
+  // Answers every call the way cloudflared relays an origin's trailers-only error.
+  const handler: ExchangeHandler = {
+    async handle(exchange) {
+      exchange.body.resume();
+      exchange.respond({ status: 200, headers: [['Content-Type', 'application/grpc'], ['Grpc-Status', '5'], ['Grpc-Message', 'no%20such%20thing']] }).end();
+    },
+  };
+  const h = await startHarness(t, { handler });
+  await h.waitForConnections(1);
+  const wire = await h.sim.request({ method: 'POST', path: '/test.Echo/unary', headers: [['content-type', 'application/grpc'], ['te', 'trailers']], body: Buffer.alloc(5) });
+  t.is(wire.status, 200);
+  t.true(wire.headers.some(([n, v]) => n === 'Grpc-Status' && v === '5'), 'the status is in the serialized head');
+  t.is(wire.body.length, 0);
+  t.is(wire.trailers, undefined, 'the stream ends without trailers');
+
+  const service: grpc.ServiceDefinition = { unary: { path: '/test.Echo/unary', requestStream: false, responseStream: false, ...grpcJsonCodec } };
+  const Client = grpc.makeGenericClientConstructor(service, 'Echo');
+  const client = new Client(new URL(h.sim.eyeballUrl).host, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'grpc.example.com' }) as unknown as grpc.Client & {
+    unary(request: unknown, callback: (err: grpc.ServiceError | null) => void): void;
+  };
+  t.teardown(() => client.close());
+  const error = await new Promise<grpc.ServiceError | null>((resolve) => client.unary({ v: 'x' }, resolve));
+  t.is(error?.code, grpc.status.NOT_FOUND, error?.message);
+  t.is(error?.details, 'no such thing');
   t.deepEqual(h.sim.violations, []);
 });
