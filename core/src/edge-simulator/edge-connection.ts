@@ -106,7 +106,16 @@ export class SimulatedConnection extends EventEmitter {
 
   /** Registered and not unregistered, draining or closed: eligible for new eyeball requests. */
   get routable(): boolean {
-    return this.result?.ok === true && !this.unregistered && !this.controlEnded && !this.goawayReceived && !this.goawaySent && !this.closed && !this.session.closed;
+    return (
+      this.result?.ok === true &&
+      !this.unregistered &&
+      !this.controlEnded &&
+      !this.goawayReceived &&
+      !this.goawaySent &&
+      !this.closed &&
+      !this.session.closed &&
+      !this.session.destroyed
+    );
   }
 
   /** The connIndex the connector registered with (undefined before registration). */
@@ -152,6 +161,23 @@ export class SimulatedConnection extends EventEmitter {
       this.emit('change');
     });
     return stream;
+  }
+
+  /** Resolves true when the connector answers a PING within `timeoutMs`, false otherwise (or when closed). */
+  answersPing(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.session.closed || this.session.destroyed) return resolve(false);
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      try {
+        this.session.ping((err) => {
+          clearTimeout(timer);
+          resolve(!err);
+        });
+      } catch {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    });
   }
 
   /** Closes the TCP/TLS connection abruptly (fault). */

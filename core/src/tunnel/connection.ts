@@ -44,7 +44,16 @@ export interface ConnectionLimits {
   readonly maxConcurrentStreams?: number;
   /** Memory nghttp2 may hold for this session, in MB (Node's `maxSessionMemory`). */
   readonly maxSessionMemoryMb?: number;
+  /** RST_STREAM frames from the edge tolerated in a burst (default {@link DEFAULT_STREAM_RESET_BURST}). */
+  readonly streamResetBurst?: number;
+  /** RST_STREAM frames per second that refill the burst budget (default {@link DEFAULT_STREAM_RESET_RATE}). */
+  readonly streamResetRate?: number;
 }
+
+/** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's own default: 1000). */
+export const DEFAULT_STREAM_RESET_BURST = 100_000;
+/** Stream resets per second that refill that budget (nghttp2's own default: 33). */
+export const DEFAULT_STREAM_RESET_RATE = 10_000;
 
 export interface EdgeConnectionOptions {
   readonly connIndex: number;
@@ -187,6 +196,11 @@ export class EdgeConnection extends EventEmitter {
       maxHeaderListPairs: limits.maxHeaderPairs ?? 1024,
       maxSessionMemory: limits.maxSessionMemoryMb ?? 64,
       maxOutstandingPings: 10,
+      // The edge multiplexes every visitor over a few connections, so bursts of cancelled requests arrive as
+      // bursts of RST_STREAM. nghttp2's default budget (1000, refilled at 33/s) made it give up on the whole
+      // connection mid-burst; the edge is an authenticated peer and each stream's work is bounded elsewhere.
+      streamResetBurst: limits.streamResetBurst ?? DEFAULT_STREAM_RESET_BURST,
+      streamResetRate: limits.streamResetRate ?? DEFAULT_STREAM_RESET_RATE,
     });
     this.#session = session;
     try {

@@ -1,16 +1,13 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { once } from 'node:events';
 import http from 'node:http';
-import { performServerHandshake, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { startEdgeSimulator } from '../../src/edge-simulator/simulator.js';
 import { grpcJsonCodec } from '../../src/testing/index.js';
 import { encodeFinish } from '../../src/tunnel/rpc/messages.js';
-import { readRegisterConnectionResults } from '../../src/tunnel/rpc/registration-codec.js';
 import { bytesToUuid } from '../../src/tunnel/credentials.js';
-import { contentStruct, ScriptedPeer } from '../tunnel/rpc/helpers.js';
+import { dialLikeCloudflared, GO_ARTEFACTS, registerLikeCloudflared } from '../tunnel/support/cloudflared-standin.js';
 import { CLOUDFLARED_RPC, GOLDEN_REGISTRATION, SERIALIZED_HEADERS_EXAMPLE } from '../tunnel/support/cloudflared-vectors.js';
 
 /**
@@ -20,8 +17,6 @@ import { CLOUDFLARED_RPC, GOLDEN_REGISTRATION, SERIALIZED_HEADERS_EXAMPLE } from
  */
 
 const hex = (h: string) => Buffer.from(h, 'hex');
-/** What Go's HTTP/2 server adds to every response cloudflared writes (the edge ignores them). */
-const GO_ARTEFACTS = { 'content-type': 'application/octet-stream', date: 'Mon, 07 Dec 2026 06:00:00 GMT' };
 const ORIGIN_META = '{"src":"origin"}';
 const ws = (headers: Array<[string, string]>) => headers.map(([n, v]) => `${Buffer.from(n).toString('base64').replace(/=+$/, '')}:${Buffer.from(v).toString('base64').replace(/=+$/, '')}`).join(';');
 
@@ -79,34 +74,15 @@ test('cloudflared recorded: registration, config push, HTTP, error, WebSocket, t
     locationName: 'LIS',
   });
   t.teardown(() => sim.close());
-  const [host, port] = [sim.edgeAddress.slice(0, sim.edgeAddress.lastIndexOf(':')), Number(sim.edgeAddress.slice(sim.edgeAddress.lastIndexOf(':') + 1))];
-  // cloudflared's dial: TLS with SNI h2.cftunnel.com and no ALPN, then HTTP/2 server on the socket (§3, §4.1).
-  const socket = tlsConnect({ host, port, servername: 'h2.cftunnel.com', ca: sim.caPem });
-  await once(socket, 'secureConnect');
-  t.is(socket.alpnProtocol, false);
-  const session = performServerHandshake(socket, {
-    settings: { maxConcurrentStreams: 4294967295, initialWindowSize: 1048576, maxFrameSize: 1048576, maxHeaderListSize: 1048896 },
-  });
-  t.teardown(() => session.destroy());
-  let control: ServerHttp2Stream | undefined;
-  const controlOpened = new Promise<ServerHttp2Stream>((resolve) => {
-    session.on('stream', (stream, headers) => {
-      if (headers['cf-cloudflared-proxy-connection-upgrade'] === 'control-stream' && !control) {
-        control = stream;
-        resolve(stream);
-      } else serve(stream, headers);
-    });
-  });
-  const stream = await controlOpened;
-  stream.respond({ ':status': 200, ...GO_ARTEFACTS });
-  const edge = new ScriptedPeer(stream);
+  const standIn = await dialLikeCloudflared(sim.edgeAddress, sim.caPem, serve);
+  t.teardown(() => standIn.session.destroy());
+  t.is(standIn.socket.alpnProtocol, false);
+  const { edge, control: stream } = standIn;
 
   // Registration, pipelined on the bootstrap answer (§5.8).
-  edge.send(hex(CLOUDFLARED_RPC.bootstrap), hex(CLOUDFLARED_RPC.registerCall));
-  await edge.waitForCount(2);
-  const byAnswer = new Map(edge.received.map((d) => [(d.message as { answerId: number }).answerId, d]));
-  t.like(byAnswer.get(0)!.message, { type: 'return', result: { kind: 'results', payload: { capTable: [{ kind: 'senderHosted', id: 0 }] } } });
-  const result = readRegisterConnectionResults(contentStruct(byAnswer.get(1)!.message));
+  const result = await registerLikeCloudflared(standIn);
+  const bootstrap = edge.received.find((d) => d.message.type === 'return' && d.message.answerId === 0)!;
+  t.like(bootstrap.message, { type: 'return', result: { kind: 'results', payload: { capTable: [{ kind: 'senderHosted', id: 0 }] } } });
   t.true(result.ok);
   if (result.ok) {
     t.is(result.details.uuid.length, 16);
