@@ -107,6 +107,15 @@ export const tunnelSchema = z
       .optional()
       .describe('PEM bundle that replaces the trusted roots for the edge (tests, unusual networks)'),
     rpcTimeout: duration().default(15_000).describe('Timeout for a registration or unregistration RPC'),
+    maxConcurrentStreams: z
+      .number()
+      .int()
+      .min(1)
+      .max(4_294_967_295)
+      .default(1000)
+      .describe(
+        'HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced on each edge connection: requests one connection carries at once (the edge holds further ones). With a 1 MiB stream window this also bounds what one connection can buffer of unread request bodies (cloudflared announces 4294967295)',
+      ),
     clientVersion: z
       .string()
       .regex(/^[\x21-\x7e]{1,64}$/, 'must be 1-64 printable ASCII characters without spaces')

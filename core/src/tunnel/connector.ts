@@ -255,7 +255,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
         configurationVersions: this.#versions,
         metrics: this.#metrics,
         dialTimeoutMs: this.#o.dialTimeoutMs,
-        limits: this.#o.limits,
+        limits: { maxConcurrentStreams: settings.tunnel.maxConcurrentStreams, ...this.#o.limits },
       });
       slot.connection = connection;
       connection.on('unregistered', () => this.#setRegistered(slot, false));
