@@ -81,6 +81,12 @@ export const sourceSchema = z
   })
   .strict();
 
+/**
+ * `tunnel.features` default: what Warren's connector speaks (`serialized_headers`) plus the two QUIC features
+ * every cloudflared sends, kept for parity.
+ */
+export const DEFAULT_TUNNEL_FEATURES = ['serialized_headers', 'support_datagram_v2', 'support_quic_eof'] as const;
+
 export const tunnelSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Run the in-process Cloudflare Tunnel connector'),
@@ -101,6 +107,30 @@ export const tunnelSchema = z
       .optional()
       .describe('PEM bundle that replaces the trusted roots for the edge (tests, unusual networks)'),
     rpcTimeout: duration().default(15_000).describe('Timeout for a registration or unregistration RPC'),
+    maxConcurrentStreams: z
+      .number()
+      .int()
+      .min(1)
+      .max(4_294_967_295)
+      .default(1000)
+      .describe(
+        'HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced on each edge connection: requests one connection carries at once (the edge holds further ones). With a 1 MiB stream window this also bounds what one connection can buffer of unread request bodies (cloudflared announces 4294967295)',
+      ),
+    clientVersion: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,64}$/, 'must be 1-64 printable ASCII characters without spaces')
+      .optional()
+      .describe(
+        'Version reported to the edge at registration (ClientInfo.version, listed with the connector in the dashboard and API); default "warren/<Warren version>" (cloudflared reports its calendar version, e.g. 2026.8.2)',
+      ),
+    features: z
+      .array(z.string().regex(/^[a-z0-9_]{1,64}$/, 'must be a feature name (a-z, 0-9, _)'))
+      .max(32)
+      .default([...DEFAULT_TUNNEL_FEATURES])
+      .refine((list) => list.includes('serialized_headers'), 'must include "serialized_headers", the only response-header format Warren speaks')
+      .describe(
+        'Features announced to the edge at registration (ClientInfo.features). Warren omits cloudflared\'s "allow_remote_config" (remote configuration is acknowledged, never applied) and "management_logs" (no management service)',
+      ),
   })
   .strict();
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { serveRegistration, type RegistrationHandler, type RegistrationServerSession, type RpcFaults } from '../tunnel/rpc/index.js';
 import type { RegistrationRequest, RegistrationResult } from '../tunnel/rpc/index.js';
 import { HEADER_CONNECTION_UPGRADE, UPGRADE_CONTROL_STREAM } from '../tunnel/protocol.js';
+import { SocketTap } from './socket-tap.js';
 
 /**
  * The edge's side of one connector connection (reference §9.2): the simulator accepted the TLS socket and
@@ -39,6 +40,8 @@ export class SimulatedConnection extends EventEmitter {
   controlEnded = false;
   /** True once the connector sent GOAWAY. */
   goawayReceived = false;
+  /** Error code of the connector's GOAWAY (0 = NO_ERROR; 1 = PROTOCOL_ERROR means it refused something). */
+  goawayCode: number | undefined;
   /** True once the simulator sent GOAWAY (fault). */
   goawaySent = false;
   /** True once the socket closed. */
@@ -48,6 +51,8 @@ export class SimulatedConnection extends EventEmitter {
   /** Request streams currently open. */
   activeStreams = 0;
   readonly closedPromise: Promise<void>;
+  /** The tap raw frames are written through; undefined unless the simulator runs with `rawFrames`. */
+  readonly #tap: SocketTap | undefined;
 
   constructor(
     id: number,
@@ -57,6 +62,7 @@ export class SimulatedConnection extends EventEmitter {
       handler: (connection: SimulatedConnection) => RegistrationHandler;
       rpcFaults?: RpcFaults | undefined;
       openControlStream: boolean;
+      rawFrames?: boolean | undefined;
       logger?: Logger | undefined;
       onProtocolViolation: (message: string) => void;
     },
@@ -65,18 +71,20 @@ export class SimulatedConnection extends EventEmitter {
     this.id = id;
     this.listener = listener;
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#tap = options.rawFrames ? new SocketTap(socket) : undefined;
     socket.on('error', () => {
       // Surfaced through the session's close.
     });
     this.session = h2connect('https://h2.cftunnel.com', {
-      createConnection: () => socket,
+      createConnection: () => this.#tap ?? socket,
       settings: { initialWindowSize: 4 * 1024 * 1024, maxHeaderListSize: 1024 * 1024 },
       maxSessionMemory: 256,
       maxHeaderListPairs: 4096,
     });
     this.session.on('error', (err: Error) => this.options.logger?.debug({ err: err.message, connection: id }, 'edge-side session error'));
-    this.session.on('goaway', () => {
+    this.session.on('goaway', (code: number) => {
       this.goawayReceived = true;
+      this.goawayCode ??= code;
       this.emit('change');
     });
     this.session.on('connect', () => {
@@ -98,7 +106,16 @@ export class SimulatedConnection extends EventEmitter {
 
   /** Registered and not unregistered, draining or closed: eligible for new eyeball requests. */
   get routable(): boolean {
-    return this.result?.ok === true && !this.unregistered && !this.controlEnded && !this.goawayReceived && !this.goawaySent && !this.closed && !this.session.closed;
+    return (
+      this.result?.ok === true &&
+      !this.unregistered &&
+      !this.controlEnded &&
+      !this.goawayReceived &&
+      !this.goawaySent &&
+      !this.closed &&
+      !this.session.closed &&
+      !this.session.destroyed
+    );
   }
 
   /** The connIndex the connector registered with (undefined before registration). */
@@ -146,6 +163,23 @@ export class SimulatedConnection extends EventEmitter {
     return stream;
   }
 
+  /** Resolves true when the connector answers a PING within `timeoutMs`, false otherwise (or when closed). */
+  answersPing(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.session.closed || this.session.destroyed) return resolve(false);
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      try {
+        this.session.ping((err) => {
+          clearTimeout(timer);
+          resolve(!err);
+        });
+      } catch {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    });
+  }
+
   /** Closes the TCP/TLS connection abruptly (fault). */
   drop(): void {
     this.session.destroy();
@@ -156,6 +190,38 @@ export class SimulatedConnection extends EventEmitter {
     if (!this.session.closed && !this.session.destroyed) this.session.goaway(h2.NGHTTP2_NO_ERROR);
     this.goawaySent = true;
     this.emit('change');
+  }
+
+  /**
+   * Sends GOAWAY the way Go's HTTP/2 client does on `ClientConn.Shutdown` (fault / a Go edge draining): a
+   * raw frame, NO_ERROR, whose last_stream_id is the client's own next stream id — odd, which RFC 9113 does
+   * not expect from a client and which Node's client API refuses to send, hence written on the socket
+   * between frames. Open streams continue; no new ones are routed here. Returns the id sent.
+   */
+  goAwayLikeGoClient(): number {
+    const next = this.session.state.nextStreamID ?? 1;
+    const lastStreamId = next % 2 === 1 ? next : next + 1;
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(lastStreamId & 0x7fffffff, 0);
+    payload.writeUInt32BE(h2.NGHTTP2_NO_ERROR, 4);
+    this.writeRawFrame(0x7, 0, 0, payload);
+    this.goawaySent = true;
+    this.emit('change');
+    return lastStreamId;
+  }
+
+  /**
+   * Writes one raw HTTP/2 frame to the connector, between the frames of the HTTP/2 client (needs the
+   * simulator's `rawFrames` option: the client's native writes and a raw write must not interleave).
+   */
+  writeRawFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (!this.#tap) throw new Error('edge simulator: raw frames need the simulator option rawFrames: true');
+    const header = Buffer.alloc(9);
+    header.writeUIntBE(payload.length, 0, 3);
+    header[3] = type;
+    header[4] = flags;
+    header.writeUInt32BE(streamId & 0x7fffffff, 5);
+    this.#tap.inject(Buffer.concat([header, payload]));
   }
 
   /** Resets the control stream (fault). */

@@ -160,23 +160,25 @@ function tunnelHeaders(
 }
 
 /**
- * The origin headers as the eyeball gets them: decoded pairs without hop-by-hop names, plus the real
- * `content-length` when the connector sent one outside the serialized set.
+ * The origin headers as the eyeball gets them: decoded pairs without hop-by-hop names. Content-Length is the
+ * connector's real HTTP/2 `content-length` (the edge frames the response by that one, so a serialized value
+ * that disagrees with it never reaches the eyeball); without one the response is delimited by its end.
  */
 function eyeballHeaders(head: TunnelResponseHead, keepUpgrade: boolean): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  let hasLength = false;
   for (const [name, value] of head.headers) {
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) && !(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
-    if (lower === 'content-length') hasLength = true;
+    if (lower === 'content-length') continue;
     out.push([name, value]);
   }
   const realLength = head.h2Headers['content-length'];
-  if (!hasLength && typeof realLength === 'string') out.push(['content-length', realLength]);
+  if (typeof realLength === 'string') out.push(['content-length', realLength]);
   return out;
 }
 
+const NO_BYTES = Buffer.alloc(0);
+const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
 function decodeOrViolation(sim: EdgeSimulator, headers: IncomingHttpHeaders): TunnelResponseHead | undefined {
   try {
     const head = decodeTunnelResponse(headers);
@@ -236,7 +238,9 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
       tunnel.close(h2.NGHTTP2_CANCEL);
       return textError(res, 502, `origin response headers are not valid HTTP/1.1: ${(err as Error).message}\n`);
     }
-    res.flushHeaders();
+    // Not flushHeaders(): that writes the head as UTF-8 text, turning every header byte ≥ 0x80 into two. An
+    // empty body write sends it as latin1, i.e. the origin's bytes unchanged.
+    res.write(NO_BYTES);
     tunnel.on('trailers', (trailers: IncomingHttpHeaders) => {
       const list: Array<[string, string]> = [];
       for (const [name, value] of Object.entries(trailers)) {
@@ -290,7 +294,7 @@ async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: 
     const status = accepted ? 101 : decoded.status;
     const lines = eyeballHeaders(decoded, accepted).map(([name, value]) => `${name}: ${value}\r\n`);
     if (!accepted) lines.push('connection: close\r\n');
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}\r\n`);
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}\r\n`, 'latin1');
     if (accepted) {
       socket.pipe(tunnel);
       tunnel.pipe(socket);
@@ -351,16 +355,22 @@ async function forwardH2(
       return fail(502, 'unable to deserialize the origin response headers\n');
     }
     const response: OutgoingHttpHeaders = { ':status': head.status };
+    const grpc = head.headers.some(([name, value]) => name.toLowerCase() === 'content-type' && value.startsWith('application/grpc'));
+    // cloudflared sends a gRPC trailers-only answer as its head (status included) followed by an empty end.
+    // Over HTTP/2 to a gRPC client the status fields must end the call, so they move to the trailers (unless
+    // real trailers carry them): head, no messages, trailers with the status is equally valid gRPC.
+    const statusFields: OutgoingHttpHeaders = {};
     for (const [name, value] of eyeballHeaders(head, false)) {
       const lower = name.toLowerCase();
-      const prev = response[lower];
-      response[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+      const target = grpc && GRPC_STATUS_FIELDS.has(lower) ? statusFields : response;
+      const prev = target[lower];
+      target[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
     }
     // A head that ends the tunnel stream (a gRPC trailers-only answer, an empty error) ends the eyeball stream
     // the same way: one HEADERS frame with END_STREAM, which is what gRPC clients read as trailers-only.
     if ((responseFlags & h2.NGHTTP2_FLAG_END_STREAM) !== 0) {
       try {
-        stream.respond(response, { endStream: true });
+        stream.respond({ ...response, ...statusFields }, { endStream: true });
       } catch (err) {
         return fail(502, `origin response headers are not valid HTTP/2: ${(err as Error).message}\n`);
       }
@@ -374,7 +384,7 @@ async function forwardH2(
     }
     stream.once('wantTrailers', () => {
       try {
-        stream.sendTrailers(trailers ?? {});
+        stream.sendTrailers(trailers && (!grpc || trailers['grpc-status'] !== undefined) ? trailers : { ...statusFields, ...trailers });
       } catch {
         stream.close(h2.NGHTTP2_INTERNAL_ERROR);
       }

@@ -32,6 +32,12 @@ export interface EdgeSimulatorOptions {
   readonly edgePort?: number;
   /** The eyeball entrance (HTTP/1.1 + h2c on one port; TLS h2/HTTP/1.1 with `tls: true`); `false` for none. */
   readonly eyeball?: { readonly port?: number; readonly host?: string; readonly tls?: boolean } | false;
+  /**
+   * Route each edge socket through a JavaScript tap so faults can write raw HTTP/2 frames the client API
+   * cannot produce (`goAwayLikeGoClient`, `SimulatedConnection.writeRawFrame`). Costs some throughput;
+   * default false.
+   */
+  readonly rawFrames?: boolean;
   /** Edge location reported at registration (default "SIM"). */
   readonly locationName?: string;
   /** Answer registrations with `tunnelIsRemotelyManaged` (default false). */
@@ -41,6 +47,11 @@ export interface EdgeSimulatorOptions {
    * Cloudflare API, so that a deleted tunnel is refused and its replacement accepted.
    */
   readonly authorize?: (credentials: SimulatorCredentials) => boolean;
+  /**
+   * How long a connection holding a slot gets to answer a PING when the same slot registers again: no answer
+   * releases its registration (default 1000 ms); an answer makes the new one `EDUPCONN`.
+   */
+  readonly livenessTimeoutMs?: number;
   /** How long an eyeball request waits for a registered connection before 530 (default 5000 ms). */
   readonly eyeballWaitMs?: number;
   readonly logger?: Logger;
@@ -84,6 +95,13 @@ export class EdgeFaults {
     return selected.length;
   }
 
+  /** Sends GOAWAY as Go's HTTP/2 client does on Shutdown: raw frame, odd last_stream_id (see SimulatedConnection). */
+  goAwayLikeGoClient(connIndex?: number): number {
+    const selected = this.#select(connIndex);
+    for (const c of selected) c.goAwayLikeGoClient();
+    return selected.length;
+  }
+
   /** Resets the control stream(s). */
   resetControlStream(connIndex?: number): number {
     const selected = this.#select(connIndex);
@@ -119,7 +137,7 @@ export interface TunnelReply extends TunnelResponseHead {
  * TLS listeners with a test CA and an `h2.cftunnel.com` leaf; per accepted socket an HTTP/2 client that opens
  * the control stream first and serves the registration RPC; credential checks (a wrong account, tunnel or
  * secret is refused as `Unauthorized`); `EDUPCONN` for a second registration of the same connector slot on
- * one listener; fault knobs; and an eyeball entrance that turns ordinary client requests (WebSocket
+ * one listener while the first still answers (a dead holder is released); fault knobs; and an eyeball entrance that turns ordinary client requests (WebSocket
  * upgrades included) into tunnel streams spread across registered connections.
  */
 export class EdgeSimulator extends EventEmitter {
@@ -223,6 +241,7 @@ export class EdgeSimulator extends EventEmitter {
       handler: (c) => this.#registrationHandler(c),
       rpcFaults: this.faults.rpc,
       openControlStream: !this.faults.noControlStream,
+      rawFrames: this.#options.rawFrames,
       logger: this.#options.logger,
       onProtocolViolation: (message) => this.recordViolation(`connection ${id} (listener ${listener}): ${message}`),
     });
@@ -240,8 +259,8 @@ export class EdgeSimulator extends EventEmitter {
 
   #registrationHandler(connection: SimulatedConnection): RegistrationHandler {
     return {
-      registerConnection: (req) => {
-        const result = this.#decideRegistration(connection, req);
+      registerConnection: async (req) => {
+        const result = await this.#decideRegistration(connection, req);
         connection.registration = req;
         connection.result = result;
         if (result.ok) connection.registeredAt = Date.now();
@@ -262,7 +281,7 @@ export class EdgeSimulator extends EventEmitter {
     };
   }
 
-  #decideRegistration(connection: SimulatedConnection, req: RegistrationRequest): RegistrationResult {
+  async #decideRegistration(connection: SimulatedConnection, req: RegistrationRequest): Promise<RegistrationResult> {
     const refusal = this.faults.refuseRegistration;
     if (refusal && (refusal.times === undefined || refusal.times > 0)) {
       if (refusal.times !== undefined) refusal.times--;
@@ -271,17 +290,22 @@ export class EdgeSimulator extends EventEmitter {
     if (!this.#credentialsMatch(req)) {
       return { ok: false, error: { cause: 'Unauthorized: tunnel credentials (account tag, tunnel id or secret) are not valid', shouldRetry: false, retryAfterMs: 0 } };
     }
-    const duplicate =
-      this.faults.duplicateOnListeners.includes(connection.listener) ||
-      this.connections.some(
-        (c) =>
-          c !== connection &&
-          c.listener === connection.listener &&
-          c.routable &&
-          c.registration?.connIndex === req.connIndex &&
-          c.registration.options.client.clientId.equals(req.options.client.clientId),
-      );
-    if (duplicate) return { ok: false, error: { cause: 'EDUPCONN', shouldRetry: true, retryAfterMs: 0 } };
+    if (this.faults.duplicateOnListeners.includes(connection.listener)) return { ok: false, error: { cause: 'EDUPCONN', shouldRetry: true, retryAfterMs: 0 } };
+    // The slot is taken while another connection on this listener holds it and still answers; a holder that no
+    // longer answers a PING in time is dead and loses its registration, as at an edge that notices a lost peer.
+    const holders = this.connections.filter(
+      (c) =>
+        c !== connection &&
+        c.listener === connection.listener &&
+        c.routable &&
+        c.registration?.connIndex === req.connIndex &&
+        c.registration.options.client.clientId.equals(req.options.client.clientId),
+    );
+    for (const holder of holders) {
+      if (await holder.answersPing(this.#options.livenessTimeoutMs ?? 1000)) return { ok: false, error: { cause: 'EDUPCONN', shouldRetry: true, retryAfterMs: 0 } };
+      this.#options.logger?.info({ connection: holder.id, connIndex: req.connIndex }, 'edge simulator: releasing the registration of a connection that no longer answers');
+      holder.drop();
+    }
     return {
       ok: true,
       details: { uuid: uuidToBytes(randomUUID())!, locationName: this.#options.locationName ?? 'SIM', tunnelIsRemotelyManaged: this.#options.tunnelIsRemotelyManaged ?? false },

@@ -424,6 +424,9 @@ class Attempts implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
+    // A 1xx informational response (103 Early Hints, an unsolicited 100 Continue) precedes the real one and is
+    // not forwarded, as cloudflared's HTTP client consumes it; the final response follows on this handler.
+    if (status < 200) return;
     this.#responding = true;
     this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);

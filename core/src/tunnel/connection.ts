@@ -16,6 +16,7 @@ import type { TunnelCredentials } from './credentials.js';
 import type { EdgeAddress } from './discovery.js';
 import { dialEdge } from './edge-tls.js';
 import { TunnelConnectionError } from './errors.js';
+import { GoawayGuard } from './goaway-guard.js';
 import type { TunnelMetrics } from './metrics.js';
 import { CONNECTOR_CONNECTION_WINDOW, CONNECTOR_H2_SETTINGS, HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
 import { buildRequestHead } from './request-head.js';
@@ -43,7 +44,16 @@ export interface ConnectionLimits {
   readonly maxConcurrentStreams?: number;
   /** Memory nghttp2 may hold for this session, in MB (Node's `maxSessionMemory`). */
   readonly maxSessionMemoryMb?: number;
+  /** RST_STREAM frames from the edge tolerated in a burst (default {@link DEFAULT_STREAM_RESET_BURST}). */
+  readonly streamResetBurst?: number;
+  /** RST_STREAM frames per second that refill the burst budget (default {@link DEFAULT_STREAM_RESET_RATE}). */
+  readonly streamResetRate?: number;
 }
+
+/** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's own default: 1000). */
+export const DEFAULT_STREAM_RESET_BURST = 100_000;
+/** Stream resets per second that refill that budget (nghttp2's own default: 33). */
+export const DEFAULT_STREAM_RESET_RATE = 10_000;
 
 export interface EdgeConnectionOptions {
   readonly connIndex: number;
@@ -91,6 +101,7 @@ export class EdgeConnection extends EventEmitter {
   readonly #closed: Promise<TunnelConnectionError | undefined>;
   #resolveClosed!: (reason: TunnelConnectionError | undefined) => void;
   #socket: TLSSocket | undefined;
+  #guard: GoawayGuard | undefined;
   #session: ServerHttp2Session | undefined;
   #control: ServerHttp2Stream | undefined;
   #controlWaiter: ((stream: ServerHttp2Stream | Error) => void) | undefined;
@@ -170,7 +181,13 @@ export class EdgeConnection extends EventEmitter {
 
   #startSession(socket: TLSSocket): void {
     const limits = this.#o.limits ?? {};
-    const session = performServerHandshake(socket, {
+    // Every edge GOAWAY must drain, whatever its last_stream_id (see GoawayGuard).
+    const guard = new GoawayGuard(socket);
+    guard.on('error', () => {
+      // The socket's error; reported through the session.
+    });
+    this.#guard = guard;
+    const session = performServerHandshake(guard, {
       settings: {
         ...CONNECTOR_H2_SETTINGS,
         maxConcurrentStreams: limits.maxConcurrentStreams ?? CONNECTOR_H2_SETTINGS.maxConcurrentStreams,
@@ -179,6 +196,11 @@ export class EdgeConnection extends EventEmitter {
       maxHeaderListPairs: limits.maxHeaderPairs ?? 1024,
       maxSessionMemory: limits.maxSessionMemoryMb ?? 64,
       maxOutstandingPings: 10,
+      // The edge multiplexes every visitor over a few connections, so bursts of cancelled requests arrive as
+      // bursts of RST_STREAM. nghttp2's default budget (1000, refilled at 33/s) made it give up on the whole
+      // connection mid-burst; the edge is an authenticated peer and each stream's work is bounded elsewhere.
+      streamResetBurst: limits.streamResetBurst ?? DEFAULT_STREAM_RESET_BURST,
+      streamResetRate: limits.streamResetRate ?? DEFAULT_STREAM_RESET_RATE,
     });
     this.#session = session;
     try {
@@ -338,7 +360,8 @@ export class EdgeConnection extends EventEmitter {
 
   #onGoaway(code: number): void {
     if (this.#ending) return;
-    this.#log.info({ code }, 'the edge sent GOAWAY; draining this connection and reconnecting');
+    const sentLastStreamId = this.#guard?.rewritten.at(-1);
+    this.#log.info({ code, ...(sentLastStreamId === undefined ? {} : { sentLastStreamId }) }, 'the edge sent GOAWAY; draining this connection and reconnecting');
     this.#endReason ??= new TunnelConnectionError('closed', `the edge sent GOAWAY (code ${code})`, { retryable: true });
     void this.#drainAndClose(this.#o.rpcTimeoutMs);
   }

@@ -4,7 +4,7 @@ import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DependencyContainer } from 'tsyringe';
-import type { Config } from '../config/schema.js';
+import { DEFAULT_TUNNEL_FEATURES, type Config } from '../config/schema.js';
 import { TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
@@ -56,7 +56,7 @@ export interface TunnelConnectorOptions {
   readonly registrationIntervalMs?: number | undefined;
   /** Start-up attempts rejected as `Unauthorized` before giving up (default 5). */
   readonly unauthorizedRetries?: number | undefined;
-  /** `ClientInfo.features` (default: serialized_headers, support_datagram_v2, support_quic_eof). */
+  /** `ClientInfo.features` instead of `tunnel.features`. */
   readonly features?: readonly string[] | undefined;
   /** Connector UUID (default: random per process). */
   readonly connectorId?: string | undefined;
@@ -66,12 +66,12 @@ export interface TunnelConnectorOptions {
 }
 
 /**
- * Features announced to the edge. `serialized_headers` is what this connector speaks (§4.5); the two QUIC
- * features are sent by every cloudflared and kept for parity. `allow_remote_config` is left out because
- * Warren acknowledges but never applies remote configuration; `management_logs` because the management
- * service is not implemented.
+ * Features announced to the edge by default (`tunnel.features`). `serialized_headers` is what this connector
+ * speaks (§4.5); the two QUIC features are sent by every cloudflared and kept for parity. `allow_remote_config`
+ * is left out because Warren acknowledges but never applies remote configuration; `management_logs` because the
+ * management service is not implemented.
  */
-export const DEFAULT_FEATURES: readonly string[] = ['serialized_headers', 'support_datagram_v2', 'support_quic_eof'];
+export const DEFAULT_FEATURES: readonly string[] = DEFAULT_TUNNEL_FEATURES;
 
 /**
  * The minimal local configuration pushed on connection 0 (§6.6): Warren routes from Ingress objects, so the
@@ -188,8 +188,8 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
     }
     const client: ClientInfo = {
       clientId: uuidToBytes(this.connectorId)!,
-      features: [...(this.#o.features ?? DEFAULT_FEATURES)],
-      version: `warren/${CORE_VERSION}`,
+      features: [...(this.#o.features ?? settings.features ?? DEFAULT_FEATURES)],
+      version: settings.clientVersion ?? `warren/${CORE_VERSION}`,
       arch: `${process.platform}_${GOARCH[process.arch] ?? process.arch}`,
     };
     const backoff = this.#o.backoff ?? {};
@@ -265,7 +265,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
         configurationVersions: this.#versions,
         metrics: this.#metrics,
         dialTimeoutMs: this.#o.dialTimeoutMs,
-        limits: this.#o.limits,
+        limits: { maxConcurrentStreams: settings.tunnel.maxConcurrentStreams, ...this.#o.limits },
       });
       slot.connection = connection;
       connection.on('unregistered', () => this.#setRegistered(slot, false));

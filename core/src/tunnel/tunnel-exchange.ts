@@ -11,7 +11,7 @@ import { HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED, META_O
  *  - the origin's headers travel in `cf-cloudflared-response-headers` (order, case and repeats kept);
  *  - `cf-cloudflared-response-meta` is `{"src":"origin"}`, or `{"src":"cloudflared"}` for responses Warren
  *    generated (`source: 'warren'`, `fail()`);
- *  - a known length is also sent as a real `content-length`;
+ *  - a known length is also sent as a real `content-length` (for HEAD, the origin's declared one);
  *  - trailers go out as a real trailing HEADERS frame;
  *  - a failure after the response head resets the stream with INTERNAL_ERROR.
  * The body sink is the HTTP/2 stream itself, so every write goes out as DATA without extra buffering.
@@ -97,7 +97,9 @@ export class TunnelExchange implements Exchange {
       [HEADER_RESPONSE_HEADERS]: serializeHeaders(head.headers),
       [HEADER_RESPONSE_META]: head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
     };
-    const length = head.contentLength ?? declaredLength(head.headers);
+    // A HEAD response carries no body but describes one: like cloudflared, the origin's Content-Length goes
+    // out at the HTTP/2 level as well (the edge uses it), not the 0 bytes that follow.
+    const length = this.head.method === 'HEAD' ? declaredLength(head.headers) : (head.contentLength ?? declaredLength(head.headers));
     if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers['content-length'] = length;
     for (const [name, value] of head.headers) {
       if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers['cf-int-cloudflared-tracing'] = value;

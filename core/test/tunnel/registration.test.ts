@@ -180,3 +180,14 @@ test('HA connections are capped to the number of edge addresses', async (t) => {
   controller.abort();
   await running;
 });
+
+test('tunnel.clientVersion and tunnel.features are what the edge receives; features must keep serialized_headers', async (t) => {
+  const h = await startHarness(t, { tunnel: { clientVersion: '2026.8.2', features: ['serialized_headers', 'allow_remote_config'] } });
+  const [c] = await h.sim.waitForRegistrations(1);
+  t.is(c!.registration!.options.client.version, '2026.8.2');
+  t.deepEqual(c!.registration!.options.client.features, ['serialized_headers', 'allow_remote_config']);
+  const refused = tunnelSchema.safeParse({ features: ['support_quic_eof'] });
+  t.false(refused.success);
+  t.regex(JSON.stringify(refused.error?.issues), /must include \\"serialized_headers\\"/);
+  t.false(tunnelSchema.safeParse({ clientVersion: 'has space' }).success);
+});

@@ -9,7 +9,7 @@ import {
   type RegistrationResult,
   type RpcFaults,
 } from '../../../src/tunnel/rpc/index.js';
-import { decodeRpcMessage, type DecodedRpcMessage } from '../../../src/tunnel/rpc/messages.js';
+import { decodeRpcMessage, type DecodedRpcMessage, type RpcMessage } from '../../../src/tunnel/rpc/messages.js';
 
 export const uuidBytes = (uuid: string): Buffer => Buffer.from(uuid.replaceAll('-', ''), 'hex');
 
@@ -159,4 +159,11 @@ export class ScriptedPeer {
       this.#waiters.add(check);
     });
   }
+}
+
+/** The struct content of a Call's params or a Return's results. */
+export function contentStruct(m: RpcMessage) {
+  const payload = m.type === 'call' ? m.params : m.type === 'return' && m.result.kind === 'results' ? m.result.payload : undefined;
+  if (!payload || payload.content.kind !== 'struct') throw new Error('no struct content');
+  return payload.content.value;
 }

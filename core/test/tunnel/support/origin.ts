@@ -13,6 +13,7 @@ import { WebSocketServer } from 'ws';
  *  - `/headers?n=N`: N distinct response headers;
  *  - `/trailers`: a chunked body followed by trailers `grpc-status`/`x-checksum`;
  *  - `/slow?ms=M`: answers after M ms (for drain tests);
+ *  - `/raw-header?hex=H`: a response header `X-Raw` whose value is exactly the bytes H (hex);
  *  - WebSocket upgrades on any path: echo every message.
  */
 export interface TestOrigin {
@@ -111,6 +112,15 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     res.write('part two');
     res.addTrailers({ 'grpc-status': '0', 'x-checksum': 'abc123' });
     res.end();
+    return;
+  }
+  if (path === '/raw-header') {
+    req.resume();
+    // node:http writes the head as latin1 (one character per byte) when the body is a Buffer; with a string
+    // body the head would take the body's encoding.
+    const value = Buffer.from(url.searchParams.get('hex') ?? '', 'hex').toString('latin1');
+    res.writeHead(200, ['X-Raw', value, 'Content-Length', '2']);
+    res.end(Buffer.from('ok'));
     return;
   }
   if (path === '/slow') {
