@@ -207,7 +207,8 @@ export class ForwardingHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Controller, statusCode: number, headers: IncomingHeaders, statusMessage?: string): void {
     if (this.#done || this.#started) throw new Error(`handler state: onResponseStart after ${this.#done ? 'the end' : 'a start'}`);
-    this.#started = true;
+    // A 1xx informational response (103 Early Hints) precedes the final one on the same handler.
+    if (statusCode >= 200) this.#started = true;
     this.#next.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 

@@ -213,7 +213,8 @@ class ReleasingHandler extends ForwardingHandler {
   }
 
   override onResponseStart(controller: Controller, status: number, headers: ResponseHeaders, message?: string): void {
-    this.#uploaded();
+    // A 1xx (100 Continue, 103 Early Hints) is not the response: the upload may still be under way.
+    if (status >= 200) this.#uploaded();
     super.onResponseStart(controller, status, headers, message);
   }
 
