@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the real test binaries (kube-apiserver, etcd, helm) from the Go module
-# proxy, once, into a version-stamped cache folder, and reuses them afterwards.
+# Builds the real test binaries (kube-apiserver, kube-controller-manager, etcd,
+# helm) from the Go module proxy, once, into a version-stamped cache folder, and
+# reuses them afterwards.
 #
 #   BIN=$(bash scripts/test-binaries.sh | tail -1)
 #
@@ -50,7 +51,7 @@ JOBS=${WARREN_BUILD_JOBS:-2}
 # What each binary must report (one line per binary in the stamp file).
 expected() {
   case $1 in
-    kube-apiserver) echo "Kubernetes $KUBE_VERSION" ;;
+    kube-apiserver | kube-controller-manager) echo "Kubernetes $KUBE_VERSION" ;;
     etcd) echo "etcd Version: ${ETCD_VERSION#v}" ;;
     helm) echo "$HELM_VERSION" ;;
   esac
@@ -58,14 +59,14 @@ expected() {
 # What the binary at PATH actually reports.
 reported() {
   case $1 in
-    kube-apiserver) "$2" --version 2>/dev/null | head -1 ;;
+    kube-apiserver | kube-controller-manager) "$2" --version 2>/dev/null | head -1 ;;
     etcd) "$2" --version 2>/dev/null | head -1 ;;
     helm) HELM_CONFIG_HOME=/nonexistent HELM_CACHE_HOME=/nonexistent HELM_DATA_HOME=/nonexistent \
       "$2" version --template '{{.Version}}' 2>/dev/null ;;
   esac
 }
 
-NAMES=(kube-apiserver etcd helm)
+NAMES=(kube-apiserver kube-controller-manager etcd helm)
 
 # true if NAME is present, executable and recorded in the stamp with the expected version
 is_current() {
@@ -142,7 +143,7 @@ for name in "${NAMES[@]}"; do
     continue
   fi
   case $name in
-    kube-apiserver)
+    kube-apiserver | kube-controller-manager)
       # Tags and -X flags as in Kubernetes' hack/lib/golang.sh and hack/lib/version.sh.
       minor=${KUBE_VERSION#v*.}
       minor=${minor%%.*}
@@ -150,7 +151,7 @@ for name in "${NAMES[@]}"; do
       for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ld="$ld -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
       done
-      build kube-apiserver "$TOOLS/kube" k8s.io/kubernetes/cmd/kube-apiserver \
+      build "$name" "$TOOLS/kube" "k8s.io/kubernetes/cmd/$name" \
         -tags selinux,notest,grpcnotrace -ldflags "$ld"
       ;;
     etcd)
