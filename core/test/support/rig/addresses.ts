@@ -7,7 +7,7 @@
  * file in a folder named after the namespace (its inode): claims are shared by every worker of one test run and
  * never by runs in other namespaces. A claim left by a dead process is taken over.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -48,6 +48,7 @@ export class AddressPool {
 
   /** Claims a free address; throws when all 60 are in use. */
   claim(): string {
+    mkdirSync(this.#dir, { recursive: true });
     for (let n = FIRST; n <= LAST; n++) {
       const address = podAddress(n);
       if (this.#tryClaim(address)) {
@@ -63,8 +64,14 @@ export class AddressPool {
     rmSync(join(this.#dir, address), { force: true });
   }
 
+  /** Releases every claim of this pool, and the claims folder once no worker holds a claim in it. */
   releaseAll(): void {
     for (const address of [...this.#mine]) this.release(address);
+    try {
+      rmdirSync(this.#dir);
+    } catch {
+      // Another worker still holds claims.
+    }
   }
 
   #tryClaim(address: string): boolean {

@@ -66,6 +66,7 @@ export class RigPod {
   #terminating: Promise<void> | undefined;
   #stopped = false;
   #writes: Promise<void> = Promise.resolve();
+  #readyAt: number | undefined;
 
   constructor(host: PodHost, pod: V1Pod) {
     this.#host = host;
@@ -79,6 +80,11 @@ export class RigPod {
 
   get ip(): string | undefined {
     return this.#ip;
+  }
+
+  /** Date.now() when the apiserver first accepted a status with Ready=True for this pod, if ever. */
+  get readyAt(): number | undefined {
+    return this.#readyAt;
   }
 
   /** The working directory of container `name` (a test may put files there, as `kubectl exec` would). */
@@ -290,6 +296,7 @@ export class RigPod {
           { namespace: this.#pod.metadata!.namespace!, name: this.#pod.metadata!.name!, body: { metadata: { uid: this.#uid }, status } },
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
         );
+        if (this.#readyAt === undefined && status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) this.#readyAt = Date.now();
       } catch (err) {
         const code = (err as { code?: number }).code;
         if (code !== 404) this.#host.log(`${this.name}: status write failed: ${(err as Error).message}`);

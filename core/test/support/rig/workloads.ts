@@ -12,6 +12,8 @@ export interface DemoDeploymentOptions {
   readonly replicas?: number;
   /** The `service` name the pods report (DEMO_SERVICE); changing it rolls the Deployment. Default `v1`. */
   readonly version?: string;
+  /** Report the pod's name as `service` instead (DEMO_SERVICE from the downward API), to tell pods apart. */
+  readonly reportPodName?: boolean;
   /** preStop sleep seconds; none when undefined. */
   readonly preStopSeconds?: number;
   readonly terminationGracePeriodSeconds?: number;
@@ -40,7 +42,11 @@ export function demoDeployment(namespace: string, name: string, options: DemoDep
             {
               name: 'origin',
               image: options.image ?? `${DEMO_ORIGIN_IMAGE}:1`,
-              env: [{ name: 'DEMO_SERVICE', value: options.version ?? 'v1' }],
+              env: [
+                options.reportPodName
+                  ? { name: 'DEMO_SERVICE', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }
+                  : { name: 'DEMO_SERVICE', value: options.version ?? 'v1' },
+              ],
               ports: [
                 { name: 'http', containerPort: DEMO_HTTP_PORT },
                 { name: 'health', containerPort: DEMO_HEALTH_PORT },
