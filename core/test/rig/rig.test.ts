@@ -8,7 +8,7 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { processGroupMembers, waitUntil } from '../e2e/support/children.js';
-import { send } from '../e2e/support/http.js';
+import { send, sendUntil } from '../e2e/support/http.js';
 import { endpointsOf, isReady, podsOf, rigClients, waitForReadyEndpoints, type RigClients } from '../support/rig/cluster.js';
 import { startRig, useRig } from '../support/rig/index.js';
 import { DEMO_HTTP_PORT, demoDeployment, demoService } from '../support/rig/workloads.js';
@@ -59,6 +59,42 @@ test.serial('a Deployment runs as processes on pod addresses, Ready and publishe
     t.is(answer.echo?.service, 'blue');
     t.is(answer.echo?.path, '/hello');
   }
+});
+
+test.serial('the Gateway API echo backend runs as in the conformance manifests: two pods on port 3000, each in its own network', async (t) => {
+  const ns = await rig().server.createNamespace('rig-echo');
+  const labels = { app: 'infra-backend-v1' };
+  await clients.core.createNamespacedService({
+    namespace: ns,
+    body: { metadata: { name: 'infra-backend-v1' }, spec: { selector: labels, ports: [{ name: 'first-port', port: 8080, targetPort: 3000 }, { name: 'second-port', port: 8081, targetPort: 3001, appProtocol: 'kubernetes.io/h2c' }] } },
+  });
+  const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+  await clients.apps.createNamespacedDeployment({
+    namespace: ns,
+    body: {
+      metadata: { name: 'infra-backend-v1', labels },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: { containers: [{ name: 'infra-backend-v1', image: 'registry.k8s.io/gateway-api/echo-basic:v1.5.1', env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('NAMESPACE', 'metadata.namespace')] }] },
+        },
+      },
+    },
+  });
+  const addresses = await waitForReadyEndpoints(clients, ns, 'infra-backend-v1', 2);
+  const pods = new Set((await podsOf(clients, ns, 'infra-backend-v1')).map((p) => p.metadata!.name!));
+  const answeredBy = new Set<string>();
+  for (const address of addresses) {
+    const answer = await sendUntil(`http://${address}:3000`, '/some/path?x=1', {}, (a) => a.status === 200, 10_000, `echo-basic on ${address}`);
+    const report = JSON.parse(answer.body) as { path?: string; namespace?: string; pod?: string };
+    t.is(report.path, '/some/path?x=1');
+    t.is(report.namespace, ns);
+    t.true(pods.has(report.pod ?? ''), `answered by ${report.pod}`);
+    answeredBy.add(report.pod ?? '');
+  }
+  t.is(answeredBy.size, 2, 'each address is its own pod');
 });
 
 test.serial('a failing readiness probe takes the pod out of the EndpointSlice; passing again puts it back', async (t) => {

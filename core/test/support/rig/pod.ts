@@ -127,9 +127,15 @@ export class RigPod {
   }
 
   #startContainer(run: ContainerRun): void {
-    const proc = containerProcess(run.spec, this.#ip!);
+    let proc: ReturnType<typeof containerProcess>;
+    let missing: string | undefined;
+    try {
+      proc = containerProcess(run.spec, this.#ip!);
+    } catch (err) {
+      missing = (err as Error).message;
+    }
     if (!proc) {
-      const message = `image "${run.spec.image}" is not known to the rig's node (known: ${KNOWN_IMAGES.join(', ')})`;
+      const message = missing ?? `image "${run.spec.image}" is not known to the rig's node (known: ${KNOWN_IMAGES.join(', ')})`;
       run.state = { kind: 'waiting', reason: 'ErrImagePull', message };
       this.#host.event(this.#pod, 'Warning', 'Failed', `Failed to pull image "${run.spec.image}": ${message}`);
       this.#host.log(`${this.name}: container ${run.spec.name}: ${message}`);
