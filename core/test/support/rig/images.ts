@@ -15,10 +15,14 @@ export const DEMO_ORIGIN_IMAGE = 'warren.dev/demo-origin';
  * The Gateway API conformance echo backend, any tag: runs the echo-basic binary that scripts/test-binaries.sh builds
  * (the version pinned in tools/echo-basic), in a network namespace of its own (see pod-network.ts).
  */
+/** Warren itself, as the chart names its image by default (`warren:<appVersion>`): the built controller. */
+export const WARREN_IMAGE = 'warren';
+
 export const ECHO_BASIC_IMAGES: readonly string[] = ['registry.k8s.io/gateway-api/echo-basic', 'gcr.io/k8s-staging-gateway-api/echo-basic'];
 
-const NODE_BIN = fileURLToPath(new URL('../../../../../node_modules/.bin/node', import.meta.url));
+export const NODE_BIN = fileURLToPath(new URL('../../../../../node_modules/.bin/node', import.meta.url));
 const DEMO_ORIGIN_MAIN = fileURLToPath(new URL('./demo-origin-container.js', import.meta.url));
+const WARREN_MAIN = fileURLToPath(new URL('../../../src/main.js', import.meta.url));
 const POD_NETWORK_MAIN = fileURLToPath(new URL('./pod-network.js', import.meta.url));
 
 /** How to start one container: command, arguments and the environment the image adds. */
@@ -56,6 +60,10 @@ export function containerProcess(container: V1Container, podIp: string): Contain
       },
     };
   }
+  if (repository === WARREN_IMAGE) {
+    if (container.command?.length) throw new Error(`image "${container.image}": a command override is not supported by the rig's node`);
+    return { command: NODE_BIN, args: [WARREN_MAIN, ...(container.args ?? [])], env: {} };
+  }
   if (ECHO_BASIC_IMAGES.includes(repository)) {
     const binary = join(dirname(findTestBinaries().apiserver), 'echo-basic');
     if (!existsSync(binary)) throw new Error(`echo-basic not found at ${binary}; run "bash scripts/test-binaries.sh"`);
@@ -69,4 +77,4 @@ export function containerProcess(container: V1Container, podIp: string): Contain
 }
 
 /** Known image repositories, for messages. */
-export const KNOWN_IMAGES: readonly string[] = [DEMO_ORIGIN_IMAGE, ...ECHO_BASIC_IMAGES];
+export const KNOWN_IMAGES: readonly string[] = [DEMO_ORIGIN_IMAGE, WARREN_IMAGE, ...ECHO_BASIC_IMAGES];

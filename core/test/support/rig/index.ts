@@ -43,7 +43,12 @@ export interface RigOptions {
 
 export async function startRig(options: RigOptions = {}): Promise<Rig> {
   const started = Date.now();
-  const server = await startApiServer(options.apiserver);
+  // The ServiceAccount admission plugin (off in the plain test apiserver) gives every pod its token volume, as
+  // in a real cluster; webhooks stay off.
+  const server = await startApiServer({
+    ...options.apiserver,
+    extraArgs: ['--disable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook', ...(options.apiserver?.extraArgs ?? [])],
+  });
   const dir = mkdtempSync(join(tmpdir(), 'warren-rig-'));
   let controllerManager: LoggedChild | undefined;
   let node: RigNode | undefined;

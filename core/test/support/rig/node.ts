@@ -44,8 +44,11 @@ export class RigNode {
   #informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #stopped = false;
+  readonly #apiServer: { host: string; port: string };
 
   private constructor(options: RigNodeOptions) {
+    const server = new URL(options.kubeConfig.getCurrentCluster()!.server);
+    this.#apiServer = { host: server.hostname, port: server.port || '443' };
     this.#options = options;
     this.name = options.name ?? 'rig-node';
     this.logFile = join(options.dir, 'node.log');
@@ -226,6 +229,7 @@ export class RigNode {
     return {
       nodeName: this.name,
       hostIp: '127.0.0.1',
+      apiServer: this.#apiServer,
       core: this.#core,
       addresses: this.#addresses,
       dir: this.#options.dir,

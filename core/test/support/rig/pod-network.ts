@@ -12,12 +12,13 @@
  * Both relays ignore SIGTERM: the node signals the whole process group, the program decides when to exit, and the
  * relays exit with it (so requests in flight finish when the program lets them). SIGKILL ends everything.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { followChild } from './follow.js';
 
 const [role, ...rest] = process.argv.slice(2);
 const dashes = rest.indexOf('--');
@@ -45,22 +46,6 @@ function listen(server: Server, target: { port: number; host: string } | { path:
   });
 }
 
-/** Starts `command`, ignores SIGTERM itself, and exits as the child does (after `cleanup`). */
-function runAndFollow(command: string, args: readonly string[], cleanup: () => void): void {
-  process.on('SIGTERM', () => undefined);
-  const child = spawn(command, [...args], { stdio: 'inherit', env: process.env });
-  child.on('error', (err) => {
-    process.stderr.write(`could not start ${command}: ${err.message}\n`);
-    cleanup();
-    process.exit(127);
-  });
-  child.on('exit', (code, signal) => {
-    for (const s of servers) s.close();
-    cleanup();
-    process.exit(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15));
-  });
-}
-
 if (role === 'outer') {
   const [podIp, portList] = rest as [string, string];
   const ports = portList.split(',').map(Number);
@@ -73,9 +58,10 @@ if (role === 'outer') {
     );
   }
   const self = fileURLToPath(import.meta.url);
-  runAndFollow('unshare', ['-n', '--', process.execPath, self, 'inner', socketDir, portList, '--', program, ...programArgs], () =>
-    rmSync(socketDir, { recursive: true, force: true }),
-  );
+  followChild('unshare', ['-n', '--', process.execPath, self, 'inner', socketDir, portList, '--', program, ...programArgs], () => {
+    for (const s of servers) s.close();
+    rmSync(socketDir, { recursive: true, force: true });
+  });
 } else {
   const [socketDir, portList] = rest as [string, string];
   execFileSync('ip', ['link', 'set', 'lo', 'up']);
@@ -85,5 +71,7 @@ if (role === 'outer') {
       { path: join(socketDir, `${port}.sock`) },
     );
   }
-  runAndFollow(program, programArgs, () => undefined);
+  followChild(program, programArgs, () => {
+    for (const s of servers) s.close();
+  });
 }

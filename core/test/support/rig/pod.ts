@@ -11,21 +11,28 @@
  *    exec, or HTTP GET) within the grace period, then SIGTERM, then SIGKILL when the grace period (at least 2 s
  *    after the hook, as the kubelet gives) runs out; then the final delete with grace 0, and the address is freed.
  *
- * Liveness and startup probes, init containers and volumes are not simulated.
+ * Volumes (volumes.ts) are written into the pod's folder and mounted where the container expects them in a
+ * private mount namespace (pod-mounts.ts). Liveness and startup probes and init containers are not simulated.
  */
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Container, type V1ContainerStatus, type V1Pod, type V1PodCondition, type V1Probe } from '@kubernetes/client-node';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnLogged, type LoggedChild } from '../../e2e/support/children.js';
 import type { AddressPool } from './addresses.js';
-import { containerProcess, KNOWN_IMAGES } from './images.js';
+import { containerProcess, KNOWN_IMAGES, NODE_BIN } from './images.js';
+import { prepareVolumes } from './volumes.js';
+
+const POD_MOUNTS_MAIN = fileURLToPath(new URL('./pod-mounts.js', import.meta.url));
 
 /** What a pod needs from the node it runs on. */
 export interface PodHost {
   readonly nodeName: string;
   readonly hostIp: string;
+  /** Where containers reach the apiserver (KUBERNETES_SERVICE_HOST/PORT). */
+  readonly apiServer: { readonly host: string; readonly port: string };
   readonly core: CoreV1Api;
   readonly addresses: AddressPool;
   /** Folder under which each container gets its own working directory and output files. */
@@ -66,6 +73,7 @@ export class RigPod {
   #terminating: Promise<void> | undefined;
   #stopped = false;
   #writes: Promise<void> = Promise.resolve();
+  #volumes = new Map<string, string>();
   #readyAt: number | undefined;
 
   constructor(host: PodHost, pod: V1Pod) {
@@ -92,17 +100,30 @@ export class RigPod {
     return this.#containers.find((c) => c.spec.name === name)?.dir;
   }
 
-  /** Starts the containers and reports the first status. */
+  /** Claims an address, reports the pod, prepares its volumes, then starts the containers and reports again. */
   start(): void {
     this.#ip = this.#host.addresses.claim();
+    const podDir = join(this.#host.dir, `${this.#pod.metadata!.namespace}_${this.#pod.metadata!.name}_${this.#uid.slice(0, 8)}`);
     for (const spec of this.#pod.spec?.containers ?? []) {
-      const dir = join(this.#host.dir, `${this.#pod.metadata!.namespace}_${this.#pod.metadata!.name}_${this.#uid.slice(0, 8)}`, spec.name);
+      const dir = join(podDir, spec.name);
       mkdirSync(dir, { recursive: true });
-      const run: ContainerRun = { spec, dir, state: { kind: 'waiting', reason: 'ContainerCreating' }, restartCount: 0, ready: false, successes: 0, failures: 0 };
-      this.#containers.push(run);
-      this.#startContainer(run);
+      this.#containers.push({ spec, dir, state: { kind: 'waiting', reason: 'ContainerCreating' }, restartCount: 0, ready: false, successes: 0, failures: 0 });
     }
     this.#writeStatus();
+    void prepareVolumes(this.#pod, this.#host.core, join(podDir, 'volumes')).then(
+      (volumes) => {
+        this.#volumes = volumes;
+        if (this.#stopped || this.#terminating) return;
+        for (const run of this.#containers) this.#startContainer(run);
+        this.#writeStatus();
+      },
+      (err: Error) => {
+        for (const run of this.#containers) run.state = { kind: 'waiting', reason: 'CreateContainerConfigError', message: err.message };
+        this.#host.event(this.#pod, 'Warning', 'FailedMount', err.message);
+        this.#host.log(`${this.name}: ${err.message}`);
+        this.#writeStatus();
+      },
+    );
   }
 
   /** Called with every newer version of the pod; starts termination once it is being deleted. */
@@ -141,10 +162,32 @@ export class RigPod {
       this.#host.log(`${this.name}: container ${run.spec.name}: ${message}`);
       return;
     }
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
-    for (const e of run.spec.env ?? []) env[e.name] = this.#envValue(e);
+    // What a kubelet adds: the apiserver's address (its real one: ClusterIPs are never routed here).
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KUBERNETES_SERVICE_HOST: this.#host.apiServer.host,
+      KUBERNETES_SERVICE_PORT: this.#host.apiServer.port,
+    };
+    for (const e of run.spec.env ?? []) env[e.name] = expandEnv(this.#envValue(e), env);
     Object.assign(env, proc.env);
-    const child = spawnLogged(`${this.#pod.metadata!.name}-${run.spec.name}`, proc.command, proc.args, { cwd: run.dir, env, dir: run.dir });
+    let command = proc.command;
+    let args = proc.args;
+    const mounts = (run.spec.volumeMounts ?? []).map((m) => ({ source: this.#volumes.get(m.name), target: m.mountPath, readOnly: m.readOnly === true, subPath: m.subPath || m.subPathExpr }));
+    const badMount = mounts.find((m) => !m.source || m.subPath);
+    if (badMount) {
+      const message = `volume mount at ${badMount.target}: ${badMount.source ? 'subPath is not supported by the rig\'s node' : 'no such volume'}`;
+      run.state = { kind: 'waiting', reason: 'CreateContainerConfigError', message };
+      this.#host.event(this.#pod, 'Warning', 'Failed', `container ${run.spec.name}: ${message}`);
+      this.#host.log(`${this.name}: container ${run.spec.name}: ${message}`);
+      return;
+    }
+    if (mounts.length) {
+      const file = join(run.dir, 'mounts.json');
+      writeFileSync(file, JSON.stringify(mounts.map(({ source, target, readOnly }) => ({ source, target, readOnly }))));
+      [command, args] = ['unshare', ['-m', '--propagation', 'private', '--', NODE_BIN, POD_MOUNTS_MAIN, file, '--', command, ...args]];
+    }
+    const child = spawnLogged(`${this.#pod.metadata!.name}-${run.spec.name}`, command, args, { cwd: run.dir, env, dir: run.dir });
     run.child = child;
     run.state = { kind: 'running', startedAt: new Date() };
     run.ready = !run.spec.readinessProbe;
@@ -180,6 +223,8 @@ export class RigPod {
     if (field === 'metadata.name') return this.#pod.metadata?.name ?? '';
     if (field === 'metadata.namespace') return this.#pod.metadata?.namespace ?? '';
     if (field === 'spec.nodeName') return this.#host.nodeName;
+    if (field === 'status.hostIP') return this.#host.hostIp;
+    if (field === 'spec.serviceAccountName') return this.#pod.spec?.serviceAccountName ?? 'default';
     return '';
   }
 
@@ -350,9 +395,13 @@ export class RigPod {
         this.#condition('PodScheduled', true),
       ],
       containerStatuses,
-      qosClass: 'BestEffort',
     };
   }
+}
+
+/** `$(NAME)` references to variables defined before, as the kubelet expands them; `$$(` stays a literal `$(`. */
+export function expandEnv(value: string, env: NodeJS.ProcessEnv): string {
+  return value.replace(/\$\$\(|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (match, name: string | undefined) => (name === undefined ? '$(' : (env[name] ?? match)));
 }
 
 /** `["sleep", "5"]`, `["/bin/sleep", "5"]`, `["sh", "-c", "sleep 5"]` → 5; anything else → undefined. */
