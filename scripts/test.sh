@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Warren's test command (`npm test`): builds everything, makes sure the real test binaries exist
-# (kube-apiserver, etcd, helm; built once from the Go module proxy and cached), then runs every test inside
+# (kube-apiserver, kube-controller-manager, etcd, helm, echo-basic; built once from the Go module proxy and cached), then runs every test inside
 # a fresh network namespace whose only interfaces are loopback and a dummy device holding the test-host
 # addresses 198.18.0.2-198.18.0.41 and the rig's pod addresses 198.18.1.2-198.18.1.61 (see
 # core/test/support/rig). Traffic to anything else cannot leave the namespace.
