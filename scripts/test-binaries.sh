@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the real test binaries (kube-apiserver, etcd, helm) from the Go module
-# proxy, once, into a version-stamped cache folder, and reuses them afterwards.
+# Builds the real test binaries (kube-apiserver, kube-controller-manager, etcd,
+# helm, and the Gateway API conformance echo backend echo-basic) from the Go
+# module proxy, once, into a version-stamped cache folder, and reuses them
+# afterwards.
 #
 #   BIN=$(bash scripts/test-binaries.sh | tail -1)
 #
@@ -38,8 +40,9 @@ KUBE_VERSION=$(modver "$TOOLS/kube/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(modver "$TOOLS/etcd/go.mod" go.etcd.io/etcd/server/v3)
 HELM_VERSION=$(modver "$TOOLS/helm/go.mod" helm.sh/helm/v3)
 HELM_CLIENT_GO=$(modver "$TOOLS/helm/go.mod" k8s.io/client-go)
-[[ -n $KUBE_VERSION && -n $ETCD_VERSION && -n $HELM_VERSION && -n $HELM_CLIENT_GO ]] ||
-  die "could not read pinned versions from tools/{kube,etcd,helm}/go.mod"
+ECHO_VERSION=$(modver "$TOOLS/echo-basic/go.mod" sigs.k8s.io/gateway-api/conformance)
+[[ -n $KUBE_VERSION && -n $ETCD_VERSION && -n $HELM_VERSION && -n $HELM_CLIENT_GO && -n $ECHO_VERSION ]] ||
+  die "could not read pinned versions from tools/{kube,etcd,helm,echo-basic}/go.mod"
 
 STAMP_NAME="kube-apiserver-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 CACHE_ROOT=${WARREN_TOOLS_DIR:-$HOME/.cache/warren-tools}
@@ -50,22 +53,25 @@ JOBS=${WARREN_BUILD_JOBS:-2}
 # What each binary must report (one line per binary in the stamp file).
 expected() {
   case $1 in
-    kube-apiserver) echo "Kubernetes $KUBE_VERSION" ;;
+    kube-apiserver | kube-controller-manager) echo "Kubernetes $KUBE_VERSION" ;;
     etcd) echo "etcd Version: ${ETCD_VERSION#v}" ;;
     helm) echo "$HELM_VERSION" ;;
+    echo-basic) echo "sigs.k8s.io/gateway-api/conformance $ECHO_VERSION" ;;
   esac
 }
 # What the binary at PATH actually reports.
 reported() {
   case $1 in
-    kube-apiserver) "$2" --version 2>/dev/null | head -1 ;;
+    kube-apiserver | kube-controller-manager) "$2" --version 2>/dev/null | head -1 ;;
     etcd) "$2" --version 2>/dev/null | head -1 ;;
     helm) HELM_CONFIG_HOME=/nonexistent HELM_CACHE_HOME=/nonexistent HELM_DATA_HOME=/nonexistent \
       "$2" version --template '{{.Version}}' 2>/dev/null ;;
+    # No version flag: read the module it was built from out of the binary's build info.
+    echo-basic) go version -m "$2" 2>/dev/null | awk '$1 == "mod" || $1 == "dep" { if ($2 == "sigs.k8s.io/gateway-api/conformance") { print $2, $3; exit } }' ;;
   esac
 }
 
-NAMES=(kube-apiserver etcd helm)
+NAMES=(kube-apiserver kube-controller-manager etcd helm echo-basic)
 
 # true if NAME is present, executable and recorded in the stamp with the expected version
 is_current() {
@@ -142,7 +148,7 @@ for name in "${NAMES[@]}"; do
     continue
   fi
   case $name in
-    kube-apiserver)
+    kube-apiserver | kube-controller-manager)
       # Tags and -X flags as in Kubernetes' hack/lib/golang.sh and hack/lib/version.sh.
       minor=${KUBE_VERSION#v*.}
       minor=${minor%%.*}
@@ -150,7 +156,7 @@ for name in "${NAMES[@]}"; do
       for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ld="$ld -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
       done
-      build kube-apiserver "$TOOLS/kube" k8s.io/kubernetes/cmd/kube-apiserver \
+      build "$name" "$TOOLS/kube" "k8s.io/kubernetes/cmd/$name" \
         -tags selinux,notest,grpcnotrace -ldflags "$ld"
       ;;
     etcd)
@@ -167,6 +173,9 @@ for name in "${NAMES[@]}"; do
         ld="$ld -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$kminor"
       done
       build helm "$TOOLS/helm" helm.sh/helm/v3/cmd/helm -ldflags "$ld"
+      ;;
+    echo-basic)
+      build echo-basic "$TOOLS/echo-basic" sigs.k8s.io/gateway-api/conformance/echo-basic -ldflags "-s -w"
       ;;
   esac
 done

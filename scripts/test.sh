@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Warren's test command (`npm test`): builds everything, makes sure the real test binaries exist
-# (kube-apiserver, etcd, helm; built once from the Go module proxy and cached), then runs every test inside
+# (kube-apiserver, kube-controller-manager, etcd, helm, echo-basic; built once from the Go module proxy and cached), then runs every test inside
 # a fresh network namespace whose only interfaces are loopback and a dummy device holding the test-host
-# addresses 198.18.0.2-198.18.0.41. Traffic to anything else cannot leave the namespace.
+# addresses 198.18.0.2-198.18.0.41 and the rig's pod addresses 198.18.1.2-198.18.1.61 (see
+# core/test/support/rig). Traffic to anything else cannot leave the namespace.
 #
 # Prints "N passed, N failed" as its last line (skipped and todo tests count as failed) and writes the same
 # line to .cache/test-summary. Extra arguments go to ava (e.g. a file glob to run a subset).
@@ -28,6 +29,7 @@ in_namespace() {
   local setup='ip link set lo up
     if ip link add wt0 type dummy 2>/dev/null; then ip link set wt0 up; dev=wt0; else dev=lo; fi
     for i in $(seq 2 41); do ip addr add 198.18.0.$i/32 dev $dev; done
+    for i in $(seq 2 61); do ip addr add 198.18.1.$i/32 dev $dev; done
     exec "$@"'
   if [[ $(id -u) == 0 ]] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
     unshare -n -- bash -c "$setup" bash "$@"

@@ -162,7 +162,7 @@ function tail(file: string, lines = 30): string {
 }
 
 export interface StartOptions {
-  /** Extra kube-apiserver flags, e.g. `--watch-cache=false`. */
+  /** Extra kube-apiserver flags, e.g. `--watch-cache=false`; a `--disable-admission-plugins=` replaces the default list. */
   extraArgs?: readonly string[];
   /** Bound for /readyz; default 90 s (a cold start on 2 busy cores can be slow). */
   readyTimeoutMs?: number;
@@ -238,7 +238,10 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
         `--service-account-key-file=${saPub}`,
         `--service-account-signing-key-file=${saKey}`,
         '--service-cluster-ip-range=10.0.0.0/24',
-        '--disable-admission-plugins=ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+        // Repeating this list flag would add to it, so a caller's own list replaces the default one.
+        ...((options.extraArgs ?? []).some((a) => a.startsWith('--disable-admission-plugins='))
+          ? []
+          : ['--disable-admission-plugins=ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook']),
         '--allow-privileged=true',
         `--cert-dir=${join(dir, 'certs')}`,
         '--enable-priority-and-fairness=false',

@@ -19,6 +19,8 @@ export interface TrafficOptions {
   readonly baseUrl: string;
   readonly host: string;
   readonly path?: string;
+  /** Request method (default GET). */
+  readonly method?: string;
   /** Hard bounds: the loop stops by itself after this many requests or this long. */
   readonly maxRequests: number;
   readonly maxMs: number;
@@ -49,7 +51,7 @@ export class TrafficLoop {
   }
 
   async #work(): Promise<void> {
-    const { baseUrl, host, path = '/', maxRequests, maxMs, intervalMs = 20 } = this.#options;
+    const { baseUrl, host, path = '/', method, maxRequests, maxMs, intervalMs = 20 } = this.#options;
     const deadline = Date.now() + maxMs;
     while (!this.#stopped && this.results.length + this.#inFlight < maxRequests && Date.now() < deadline) {
       if (this.#gate) {
@@ -58,7 +60,7 @@ export class TrafficLoop {
       }
       this.#inFlight++;
       try {
-        const answer = await send(baseUrl, path, { host, timeoutMs: 10_000 });
+        const answer = await send(baseUrl, path, { host, method, timeoutMs: 10_000 });
         const service = answer.echo?.service;
         this.results.push({ status: answer.status, service, error: service === undefined ? answer.body.slice(0, 120) : undefined, at: Date.now() });
       } catch (err) {
