@@ -1,7 +1,9 @@
 /**
- * Warren's own error answers (404, 400, 414, 431, 502, gRPC statuses) never reflect the request: not the host,
- * not the path, not a header. Plain-text pages carry `x-content-type-options: nosniff`. Checked through the
- * plain-HTTP entry and through the edge simulator and the tunnel.
+ * Warren's own error answers (404, 400, 414, 431, 502, 503, 504, gRPC statuses) never reflect the request: not the
+ * host, not the path, not a header. Nor, by default, do they disclose the cause (namespaces, Services, Ingresses,
+ * endpoint addresses, upstream errors): a fixed sentence and a reference, which leads to the cause in the log.
+ * Plain-text pages carry `x-content-type-options: nosniff`. Checked through the plain-HTTP entry and through the
+ * edge simulator and the tunnel.
  */
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
