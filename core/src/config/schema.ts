@@ -256,6 +256,10 @@ export const proxySchema = z
       .optional()
       .describe('Controller-wide default backend for requests no Ingress matches'),
     retries: z.number().int().min(0).max(5).default(2).describe('Other endpoints tried after a connect failure (safe methods)'),
+    errorDetails: z
+      .boolean()
+      .default(false)
+      .describe('Show the cause of a 502/503/504 (Service, namespace, upstream error) in Warren\'s error pages instead of a fixed sentence; for development only, never on a public hostname'),
     accessLog: z
       .object({
         enabled: z.boolean().default(true),

@@ -24,9 +24,12 @@ import { headerValue } from './headers.js';
  * HTTP 200, `content-type: application/grpc`, `grpc-status` and `grpc-message`. After the head went out, a gRPC
  * response that allows trailers ends with the status in its trailers; anything else is reset.
  *
- * What the client reads (body, `grpc-message`) never reflects the request ({@link publicMessage}): an error page
- * that echoes the host, path or a header invites content sniffing and injection. Plain-text bodies carry
- * `x-content-type-options: nosniff`.
+ * What the client reads (body, `grpc-message`) is a fixed sentence per error code and status, plus a reference
+ * ({@link publicMessage}, {@link errorReference}). It never reflects the request (an error page that echoes the
+ * host, path or a header invites content sniffing and injection) and, by default, never carries the error's
+ * message either: those name namespaces, Services, Ingresses, endpoint addresses and upstream errors, which are
+ * the operator's business, not the visitor's. The message goes to the logs under the same reference. Plain-text
+ * bodies carry `x-content-type-options: nosniff`.
  */
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -64,19 +67,45 @@ const PUBLIC_BAD_REQUEST: Readonly<Record<number, string>> = {
   431: 'too many request header fields or too large a header block (proxy.maxRequestHeaders, proxy.maxHeaderBytes)',
 };
 
+/** What clients are told about every other failure, by error code. */
+const PUBLIC_BY_CODE: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.NoEndpoints]: 'the service for this address is unavailable',
+  [ErrorCode.UpstreamConnect]: 'the origin could not be reached',
+  [ErrorCode.UpstreamTimeout]: 'the origin did not answer in time',
+  [ErrorCode.UpstreamProtocol]: 'the origin sent an invalid or incomplete response',
+  [ErrorCode.UpstreamBusy]: 'the origin is busy; retry later',
+  [ErrorCode.ShuttingDown]: 'the proxy is shutting down; retry later',
+};
+
 /**
- * The sentence a client sees for `err`. A refused request (`BadRequest`), a missing route (`NoRoute`) and a
- * request an access policy refused (`Forbidden`) get a fixed sentence per status, since their messages quote the
- * host, path or a header, or say which rule refused, for the logs. Other errors
- * describe configuration and upstream facts only (connect failures, timeouts, unavailable routes), never the
- * request, so their message is shown.
+ * The sentence a client sees for `err`: fixed per error code (and status, for refused requests). With `details`
+ * (setting `proxy.errorDetails`, for development) an upstream or configuration failure shows its message
+ * instead; a refused request, a missing route and an access-policy refusal never do, since their messages quote
+ * the host, path or a header.
  */
-export function publicMessage(err: WarrenError): string {
+export function publicMessage(err: WarrenError, details = false): string {
   const status = httpStatusOf(err);
   if (err.code === ErrorCode.BadRequest) return PUBLIC_BAD_REQUEST[status] ?? 'malformed or disallowed request';
   if (err.code === ErrorCode.NoRoute) return status === 404 ? 'no route matches this request' : 'routes are not loaded yet';
   if (err.code === ErrorCode.Forbidden) return 'access denied';
-  return err.message;
+  if (details) return err.message;
+  return PUBLIC_BY_CODE[err.code] ?? 'the request could not be served';
+}
+
+/** A Cloudflare Ray ID (`cf-ray`): 16 hex digits and the edge location. */
+const RAY_ID = /^[0-9a-f]{16}(?:-[A-Za-z0-9]{1,8})?$/;
+
+/**
+ * The reference an error page shows, which the access log and error log carry too: the request's Ray ID when
+ * Cloudflare's edge forwarded it (Cloudflare's own logs and support use it), else the exchange id. A `cf-ray`
+ * from a direct client is its own claim and is never shown.
+ */
+export function errorReference(exchange: Pick<Exchange, 'id' | 'head'>): string {
+  if (exchange.head.forwardedBy === 'edge') {
+    const ray = headerValue(exchange.head.headers, 'cf-ray');
+    if (ray !== undefined && RAY_ID.test(ray)) return ray;
+  }
+  return exchange.id;
 }
 
 /** Fields of every plain-text error page Warren writes. */
@@ -100,8 +129,8 @@ export type FailurePhase = 'connect' | 'reset-before-response' | 'other';
 
 /**
  * Turns anything thrown or reported by the upstream client into a `WarrenError` whose message says what
- * happened. Messages may reach clients ({@link publicMessage}), so they never name endpoint addresses or echo
- * request data; logs carry the endpoint separately.
+ * happened. Messages reach clients only with `proxy.errorDetails` ({@link publicMessage}), so they still never
+ * name endpoint addresses or echo request data; logs carry the endpoint separately.
  */
 export function toWarrenError(err: unknown): WarrenError {
   if (isWarrenError(err)) return err;
@@ -155,11 +184,11 @@ export function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-/** Trailer fields carrying a gRPC status. */
-export function grpcStatusFields(err: WarrenError): RawHeaders {
+/** Trailer fields carrying a gRPC status; the message ends with the exchange's reference. */
+export function grpcStatusFields(err: WarrenError, reference: string, details = false): RawHeaders {
   return [
     ['grpc-status', String(grpcStatusOf(err))],
-    ['grpc-message', encodeGrpcMessage(publicMessage(err))],
+    ['grpc-message', encodeGrpcMessage(`${publicMessage(err, details)} (reference: ${reference})`)],
   ];
 }
 
@@ -170,6 +199,8 @@ export interface FailOptions {
   readonly sink?: Writable | undefined;
   /** Whether the sent head allowed trailers (`respond({trailers: true})`). */
   readonly trailers?: boolean | undefined;
+  /** Show upstream and configuration failures' messages to the client (setting `proxy.errorDetails`). */
+  readonly details?: boolean | undefined;
 }
 
 /**
@@ -179,9 +210,10 @@ export interface FailOptions {
 export function failExchange(exchange: Exchange, error: unknown, options: FailOptions): number {
   const err = toWarrenError(error);
   try {
+    const reference = errorReference(exchange);
     if (exchange.responded) {
       if (options.grpc && options.trailers && options.sink && !options.sink.writableEnded && !options.sink.destroyed) {
-        exchange.setTrailers(grpcStatusFields(err));
+        exchange.setTrailers(grpcStatusFields(err, reference, options.details));
         options.sink.end();
         return 200;
       }
@@ -192,14 +224,14 @@ export function failExchange(exchange: Exchange, error: unknown, options: FailOp
       exchange.fail({
         status: 200,
         message: err.message,
-        headers: [['content-type', 'application/grpc'], ...grpcStatusFields(err)],
+        headers: [['content-type', 'application/grpc'], ...grpcStatusFields(err, reference, options.details)],
         cause: err,
       });
       return 200;
     }
     const status = httpStatusOf(err);
     const headers = err.retryAfter === undefined ? ERROR_PAGE_HEADERS : [...ERROR_PAGE_HEADERS, ['retry-after', String(err.retryAfter)] as const];
-    exchange.fail({ status, message: err.message, headers, body: `${publicMessage(err)}\n`, cause: err });
+    exchange.fail({ status, message: err.message, headers, body: `${publicMessage(err, options.details)}\nreference: ${reference}\n`, cause: err });
     return status;
   } catch {
     return httpStatusOf(err);

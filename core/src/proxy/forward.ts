@@ -32,6 +32,8 @@ export interface ForwardEnv {
   readonly onBrokenResponse?: ((run: ExchangeRun, err: WarrenError) => void) | undefined;
   /** Request bodies with a declared length up to this many bytes are read whole before dispatch (`proxy.requestBufferBytes`). */
   readonly requestBufferBytes: number;
+  /** Error pages show the failure's message (`proxy.errorDetails`). */
+  readonly errorDetails: boolean;
 }
 
 /** How an exchange ended, for metrics and the access log. */
@@ -258,7 +260,12 @@ export class ExchangeRun implements ExchangeContext {
       return;
     }
     const broken = this.exchange.responded;
-    const status = failExchange(this.exchange, err, { grpc: this.compiled.grpc || this.#grpcResponse, sink: this.#sink, trailers: this.#trailers });
+    const status = failExchange(this.exchange, err, {
+      grpc: this.compiled.grpc || this.#grpcResponse,
+      sink: this.#sink,
+      trailers: this.#trailers,
+      details: this.env.errorDetails,
+    });
     this.#finish(status, err);
     if (broken) this.env.onBrokenResponse?.(this, err);
   }

@@ -12,7 +12,7 @@ import type { Route, RouteTable } from '../routes/types.js';
 import { createAccessLog, type AccessLog, type LoggedExchange } from './access-log.js';
 import { EndpointStates } from './balancer.js';
 import { compileRoute, type CompiledRoute, type PluginEntry, type ProxyDefaults } from './compile.js';
-import { failExchange, isGrpc } from './errors.js';
+import { errorReference, failExchange, httpStatusOf, isGrpc } from './errors.js';
 import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
@@ -280,6 +280,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       pools: this.#pools,
       retries: proxy.retries,
       requestBufferBytes: proxy.requestBufferBytes,
+      errorDetails: proxy.errorDetails,
       onRetry: metrics
         ? (run, ejected) => {
             const l = run.compiled.labels;
@@ -420,7 +421,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const err = this.#closed
         ? new WarrenError(ErrorCode.ShuttingDown, 'shutting down')
         : new WarrenError(ErrorCode.NoRoute, 'routes are not loaded yet', { status: 503 });
-      const status = failExchange(exchange, err, { grpc: isGrpc(head) });
+      const status = failExchange(exchange, err, { grpc: isGrpc(head), details: this.#env.errorDetails });
       this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 }, logged);
       return;
     }
@@ -435,6 +436,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${framing.path}`.slice(0, 300));
       compiled = gen.route(route);
       if (compiled.unavailable) throw compiled.unavailable;
+      if (route.unresolved) throw new WarrenError(ErrorCode.NoEndpoints, `route ${route.id} is unresolved (${route.unresolved.reason}): ${route.unresolved.message}`);
       if (compiled.balancer.endpoints.length === 0) {
         throw new WarrenError(ErrorCode.NoEndpoints, `service ${route.backend.namespace}/${route.backend.service} has no ready endpoint`);
       }
@@ -446,7 +448,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       });
       outcome = await new ExchangeRun(exchange, compiled, this.#env, framing, headers).run();
     } catch (err) {
-      const status = failExchange(exchange, err, { grpc: isGrpc(head, compiled?.route.protocol) });
+      const status = failExchange(exchange, err, { grpc: isGrpc(head, compiled?.route.protocol), details: this.#env.errorDetails });
       outcome = { status, error: err as WarrenError, endpoint: undefined, attempts: 0 };
     } finally {
       gen.leave();
@@ -487,6 +489,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
       error: outcome.error ? `${outcome.error.code}: ${outcome.error.message}` : undefined,
       clientAddress: exchange.head.clientAddress,
     }, logged);
+    else if (outcome.error && outcome.status !== 499 && httpStatusOf(outcome.error) >= 500) {
+      // Not in the access log (off or sampled out): the reference on the error page must still lead to the cause.
+      const error = `${outcome.error.code}: ${outcome.error.message}`;
+      this.#logger.warn({ id: exchange.id, reference: errorReference(exchange), route: compiled?.route.id, upstream: outcome.endpoint, error }, 'request failed');
+    }
   }
 
   async #buildLoop(): Promise<void> {

@@ -184,6 +184,23 @@ export function loadTestPlugins(plugins: readonly TestPlugin[]): LoadedPlugin[] 
     .sort((a, b) => compareManifests(a.module.manifest, b.module.manifest));
 }
 
+/** A pino logger (level `info`) whose JSON lines a test reads from `lines`. */
+export function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+/** The `error` of the newest access-log record (for `host`, when given) in lines from {@link capturedLogger}: the cause a client is not told. */
+export function loggedError(lines: ReadonlyArray<Record<string, unknown>>, host?: string): string {
+  return String(lines.findLast((l) => l.component === 'access' && (host === undefined || l.host === host))?.error);
+}
+
 export interface ProxyHarnessOptions {
   readonly plugins?: readonly TestPlugin[];
   /** Plugins as `resolvePlugins` returns them (used instead of `plugins`). */

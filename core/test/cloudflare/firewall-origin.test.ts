@@ -86,7 +86,7 @@ test('no rule slot left in the zone: the allow list is enforced by Warren, and s
   t.deepEqual(allowed, { status: 200, body: 'served by the origin' });
   const refused = await visit(s.eyeball, 'shop.example.com', '127.0.0.2');
   t.is(refused.status, 403, 'an address outside the allow list is refused although the edge holds no rule');
-  t.is(refused.body, 'access denied\n');
+  t.regex(refused.body, /^access denied\nreference: [\w-]+\n$/);
   t.is((await visit(s.eyeball, 'blog.example.com', '127.0.0.2')).status, 200, 'an Ingress without lists is open to everyone');
 
   const refusals = async () =>

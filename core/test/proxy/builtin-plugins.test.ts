@@ -10,7 +10,7 @@ import type { ControlPlugin } from '../../src/plugin-api/control.js';
 import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import { registerPlugins, resolvePlugins } from '../../src/plugins/registry.js';
 import { GenerationPlugins } from '../../src/proxy/pipeline.js';
-import { startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '../../src/testing/index.js';
+import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '../../src/testing/index.js';
 
 /**
  * The built-in plugins loaded by package name, exactly as the controller loads them (they must be built:
@@ -71,11 +71,12 @@ test('grpc cannot be enabled without http2', async (t) => {
 async function withPlugins(t: ExecutionContext, disabled: readonly string[], route: TestRouteInit) {
   const plugins = Object.fromEntries(disabled.map((name) => [name, { enabled: false }]));
   const loaded = await resolvePlugins(parseConfig({ plugins }));
-  const proxy = await startProxyHarness({ loadedPlugins: loaded, table: testRouteTable([testRoute(route)]) });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ loadedPlugins: loaded, table: testRouteTable([testRoute(route)]), logger });
   t.teardown(() => proxy.close());
   const ids = proxy.container.createChildContainer().resolve(GenerationPlugins).plugins.map((p) => p.id);
   for (const name of disabled) t.false(ids.includes(`upstream.${name}`), `${name} is not registered`);
-  return proxy;
+  return Object.assign(proxy, { lines });
 }
 
 test('disabled keepalive is absent: one upstream connection per request', async (t) => {
@@ -95,7 +96,8 @@ test('disabled tls is absent: an https route is not served', async (t) => {
   const proxy = await withPlugins(t, ['tls'], { endpoints: [origin.key], protocol: 'https' });
   const reply = await get(proxy.url);
   t.is(reply.status, 502);
-  t.regex(reply.body, /backend protocol "https" .* is served by no enabled plugin/);
+  t.regex(loggedError(proxy.lines), /backend protocol "https" .* is served by no enabled plugin/);
+  t.is(reply.body.split('\n')[0], 'the origin could not be reached', 'the client is not told the route or the protocol');
 });
 
 test('disabled http2 (and grpc) are absent: h2c and grpc routes are not served', async (t) => {
@@ -114,7 +116,8 @@ test('disabled http2 (and grpc) are absent: h2c and grpc routes are not served',
   reply.resume();
   t.is(reply.statusCode, 200, 'gRPC failures are trailers-only responses');
   t.is(reply.headers['grpc-status'], '14');
-  t.regex(String(reply.headers['grpc-message']), /served by no enabled plugin/);
+  t.regex(loggedError(grpcOff.lines), /backend protocol "grpc" .* is served by no enabled plugin/);
+  t.regex(String(reply.headers['grpc-message']), /^the origin could not be reached \(reference: [\w-]+\)$/);
 });
 
 test('disabled websocket is absent: an upgrade request reaches the upstream as plain HTTP', async (t) => {

@@ -21,9 +21,9 @@ import {
   testRouteTable,
   type ProxyHarness,
   grpcJsonCodec,
+  capturedLogger,
 } from '../../src/testing/index.js';
 import { pino, type Logger } from 'pino';
-import { Writable } from 'node:stream';
 
 /**
  * End to end: client → edge simulator (eyeball entrance) → tunnel connector (HTTP/2 over TLS) → proxy
@@ -146,10 +146,11 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   t.teardown(() => server.forceShutdown());
+  const { logger, lines } = capturedLogger();
   const s = await stack(t, [
     testRoute({ host: 'grpc.example.com', endpoints: [`127.0.0.1:${port}`], protocol: 'grpc' }),
     testRoute({ host: 'gone.example.com', endpoints: ['127.0.0.1:1'], protocol: 'grpc' }),
-  ]);
+  ], undefined, logger);
   const Client = grpc.makeGenericClientConstructor(service, 'Echo');
   const options = (authority: string) => ({ 'grpc.default_authority': authority });
   const client = new Client(s.host, grpc.credentials.createInsecure(), options('grpc.example.com')) as unknown as Record<string, (...a: unknown[]) => unknown> & grpc.Client;
@@ -183,14 +184,21 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
   const fields = Object.fromEntries(tunnelReply.headers.map(([name, value]) => [name.toLowerCase(), value]));
   t.is(fields['content-type'], 'application/grpc');
   t.is(fields['grpc-status'], String(grpc.status.UNAVAILABLE));
-  t.regex(decodeURIComponent(fields['grpc-message'] ?? ''), /cannot connect to upstream/);
+  // The client reads a fixed sentence and a reference; the cause is in the access log under that reference.
+  const message = decodeURIComponent(fields['grpc-message'] ?? '');
+  const reference = /^the origin could not be reached \(reference: ([\w-]+)\)$/.exec(message)?.[1];
+  t.truthy(reference, message);
+  t.notRegex(message, /127\.0\.0\.1|cannot connect/, 'no address, no upstream error');
+  const record = lines.find((l) => l.component === 'access' && (l.cfRay === reference || l.id === reference));
+  t.regex(String(record?.error), /cannot connect to upstream: ECONNREFUSED/);
+  t.is(record?.grpcStatus, grpc.status.UNAVAILABLE);
   t.is(tunnelReply.body.length, 0);
   // And a real gRPC client behind the edge reads it as the gRPC status, not as a broken stream.
   const gone = new Client(s.host, grpc.credentials.createInsecure(), options('gone.example.com')) as unknown as Record<string, (...a: unknown[]) => unknown> & grpc.Client;
   t.teardown(() => gone.close());
   const unavailable = await new Promise<grpc.ServiceError>((resolve) => gone.unary({ v: 'x' }, (e: grpc.ServiceError) => resolve(e)));
   t.is(unavailable.code, grpc.status.UNAVAILABLE);
-  t.regex(unavailable.details, /cannot connect to upstream/);
+  t.regex(unavailable.details, /^the origin could not be reached \(reference: [\w-]+\)$/);
 });
 
 test('SSE through the tunnel: the first event arrives before the origin sends the second', async (t) => {
@@ -248,17 +256,6 @@ test('h2c and verified HTTPS upstreams through the tunnel', async (t) => {
   t.is((await request(`${s.url}/`, { host: 'bad-tls.example.com' })).status, 502, 'an unverifiable upstream is refused');
 });
 
-/** A logger whose JSON lines the test can read. */
-function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
 
 /** A GET through the eyeball entrance that reports whether the body arrived complete. */
 function fetchBody(url: string, host: string): Promise<{ status: number; bytes: number; complete: boolean }> {

@@ -1,11 +1,13 @@
 /**
- * Warren's own error answers (404, 400, 414, 431, 502, gRPC statuses) never reflect the request: not the host,
- * not the path, not a header. Plain-text pages carry `x-content-type-options: nosniff`. Checked through the
- * plain-HTTP entry and through the edge simulator and the tunnel.
+ * Warren's own error answers (404, 400, 414, 431, 502, 503, 504, gRPC statuses) never reflect the request: not the
+ * host, not the path, not a header. Nor, by default, do they disclose the cause (namespaces, Services, Ingresses,
+ * endpoint addresses, upstream errors): a fixed sentence and a reference, which leads to the cause in the log.
+ * Plain-text pages carry `x-content-type-options: nosniff`. Checked through the plain-HTTP entry and through the
+ * edge simulator and the tunnel.
  */
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
-import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { capturedLogger, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 import { startHarness } from '../tunnel/support/harness.js';
 
 const MARK = 'zq7reflect';
@@ -94,5 +96,133 @@ test('gRPC failures carry a grpc-message that reflects nothing from the request'
     t.is(reply.status, 200, 'trailers-only gRPC status');
     t.regex(reply.head, /\r\ngrpc-status: \d+/);
     t.false(reply.head.includes(MARK), reply.head);
+  }
+});
+
+const SECRET_NS = 'zq7ns';
+const SECRET_SVC = 'zq7svc';
+const SECRET_INGRESS = 'zq7ing';
+
+/**
+ * Routes that fail in every way a 502/503/504 can come about, each with names an outsider must not learn: a
+ * Service with no ready endpoint, a path whose Service does not exist, a route no plugin can serve, a refused
+ * connection, an origin that never answers.
+ */
+async function failingRoutes(t: ExecutionContext) {
+  const dead = await startOrigin();
+  await dead.kill();
+  const silent = await startOrigin({ handler: () => {} });
+  t.teardown(() => silent.close());
+  const named = { namespace: SECRET_NS, ingress: SECRET_INGRESS, service: SECRET_SVC };
+  const unresolved = {
+    ...testRoute({ ...named, host: 'typo.test', endpoints: [] }),
+    unresolved: { reason: 'ServiceNotFound', message: `Ingress ${SECRET_NS}/${SECRET_INGRESS}: spec.rules[0].http.paths[0].backend.service: Service "${SECRET_SVC}-typo" not found; requests to this path get 503` },
+  };
+  const table = testRouteTable([
+    testRoute({ ...named, host: 'empty.test', endpoints: [] }),
+    unresolved,
+    testRoute({ ...named, host: 'noplugin.test', endpoints: [dead.key], protocol: 'zq7proto' as never }),
+    testRoute({ ...named, host: 'refused.test', endpoints: [dead.key] }),
+    testRoute({ ...named, host: 'silent.test', endpoints: [silent.key], annotations: { 'response-header-timeout': 300 } }),
+  ]);
+  const cases = [
+    { host: 'empty.test', status: 503, sentence: 'the service for this address is unavailable', cause: `${SECRET_NS}/${SECRET_SVC} has no ready endpoint` },
+    { host: 'typo.test', status: 503, sentence: 'the service for this address is unavailable', cause: `(ServiceNotFound): Ingress ${SECRET_NS}/${SECRET_INGRESS}` },
+    { host: 'noplugin.test', status: 502, sentence: 'the origin could not be reached', cause: `route ${SECRET_NS}/${SECRET_INGRESS}` },
+    { host: 'refused.test', status: 502, sentence: 'the origin could not be reached', cause: 'ECONNREFUSED' },
+    { host: 'silent.test', status: 504, sentence: 'the origin did not answer in time', cause: 'no response head in time' },
+  ] as const;
+  return { table, cases, addresses: [dead.key, silent.key, String(dead.port), String(silent.port), '127.0.0.1'] };
+}
+
+function assertDiscloses(t: ExecutionContext, text: string, what: string, secrets: readonly string[]): void {
+  for (const secret of [SECRET_NS, SECRET_SVC, SECRET_INGRESS, ...secrets]) {
+    t.false(text.includes(secret), `${what}: the page discloses ${secret}: ${JSON.stringify(text)}`);
+  }
+}
+
+test('502/503/504 pages name no Service, namespace, Ingress, address or port; the access log has the cause under the page\'s reference', async (t) => {
+  const { table, cases, addresses } = await failingRoutes(t);
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ table, logger, settings: { proxy: { retries: 0 } } });
+  t.teardown(() => proxy.close());
+  for (const c of cases) {
+    const reply = await raw(proxy.url, get('/x', c.host));
+    t.is(reply.status, c.status, c.host);
+    assertDiscloses(t, reply.body, c.host, addresses);
+    const match = /^(.+)\nreference: ([\w-]+)\n$/.exec(reply.body);
+    t.truthy(match, `${c.host}: a fixed sentence and a reference: ${JSON.stringify(reply.body)}`);
+    t.is(match?.[1], c.sentence, c.host);
+    const logged = lines.find((l) => l.component === 'access' && l.id === match?.[2]);
+    t.truthy(logged, `${c.host}: the access log has a record with the page's reference`);
+    t.is(logged?.status, c.status, c.host);
+    t.true(String(logged?.error).includes(c.cause), `${c.host}: the access log names the cause: ${String(logged?.error)}`);
+  }
+  const typo = lines.find((l) => l.component === 'access' && l.host === 'typo.test');
+  t.false(String(typo?.error).includes('has no ready endpoint'), 'an unresolved path logs why it is unresolved, not a missing endpoint');
+});
+
+test('without an access log, a 5xx page\'s reference leads to a warning with the cause', async (t) => {
+  const { table, cases, addresses } = await failingRoutes(t);
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ table, logger, settings: { proxy: { retries: 0, accessLog: { enabled: false } } } });
+  t.teardown(() => proxy.close());
+  for (const c of cases) {
+    const reply = await raw(proxy.url, get('/x', c.host));
+    assertDiscloses(t, reply.body, c.host, addresses);
+    const reference = /reference: ([\w-]+)\n$/.exec(reply.body)?.[1];
+    const logged = lines.find((l) => l.msg === 'request failed' && l.reference === reference);
+    t.truthy(logged, `${c.host}: a 'request failed' line with reference ${reference}`);
+    t.true(String(logged?.error).includes(c.cause), `${c.host}: ${String(logged?.error)}`);
+  }
+  t.false(lines.some((l) => l.component === 'access'), 'the access log stays off');
+});
+
+test('with proxy.errorDetails the page shows the cause, still never the request', async (t) => {
+  const { table, cases } = await failingRoutes(t);
+  const proxy = await startProxyHarness({ table, settings: { proxy: { retries: 0, errorDetails: true } } });
+  t.teardown(() => proxy.close());
+  for (const c of cases) {
+    const reply = await raw(proxy.url, get(`/${MARK}`, c.host));
+    t.is(reply.status, c.status, c.host);
+    t.true(reply.body.includes(c.cause), `${c.host}: ${JSON.stringify(reply.body)}`);
+    t.regex(reply.body, /\nreference: [\w-]+\n$/, c.host);
+    t.false(reply.body.includes(MARK), `${c.host}: reflects the request`);
+  }
+  const missing = await raw(proxy.url, get(`/${MARK}`, HOST));
+  t.is(missing.body.split('\n')[0], 'no route matches this request', 'a missing route keeps its fixed sentence');
+});
+
+test('through the tunnel the reference is the Ray ID; a direct client\'s cf-ray is never shown', async (t) => {
+  const { table } = await failingRoutes(t);
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ table, logger, settings: { proxy: { retries: 0 } } });
+  t.teardown(() => proxy.close());
+  const harness = await startHarness(t, { handler: proxy.pipeline });
+  await harness.sim.waitForRegistrations(1);
+  const viaEdge = await raw(harness.sim.eyeballUrl, get('/x', 'empty.test'));
+  t.is(viaEdge.status, 503);
+  const ray = /reference: ([\w-]+)\n/.exec(viaEdge.body)?.[1];
+  t.regex(ray ?? '', /^[0-9a-f]{16}-SIM$/, viaEdge.body);
+  t.truthy(lines.find((l) => l.component === 'access' && l.cfRay === ray && l.status === 503), 'the access log records that Ray ID');
+
+  const direct = await raw(proxy.url, get('/x', 'empty.test', 'cf-ray: 0123456789abcdef-AMS\r\n'));
+  t.false(direct.body.includes('0123456789abcdef'), direct.body);
+  const id = /reference: ([\w-]+)\n$/.exec(direct.body)?.[1];
+  t.truthy(lines.find((l) => l.component === 'access' && l.id === id), 'a direct request is referenced by its exchange id');
+});
+
+test('gRPC failures carry a fixed grpc-message with the reference, and the same status codes', async (t) => {
+  const { table, cases, addresses } = await failingRoutes(t);
+  const proxy = await startProxyHarness({ table, settings: { proxy: { retries: 0 } } });
+  t.teardown(() => proxy.close());
+  // Failures decided before dispatch; a gRPC route's connect failure is covered end to end (end-to-end.test.ts).
+  for (const c of cases.filter((x) => ['empty.test', 'typo.test', 'noplugin.test'].includes(x.host))) {
+    const reply = await raw(proxy.url, `POST /pkg.Svc/Call HTTP/1.1\r\nHost: ${c.host}\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\nConnection: close\r\n\r\n`);
+    t.is(reply.status, 200, c.host);
+    t.regex(reply.head, /\r\ngrpc-status: 14\r\n/, `${c.host}: UNAVAILABLE, as before`);
+    const message = /\r\ngrpc-message: ([^\r]*)/.exec(reply.head)?.[1] ?? '';
+    t.is(decodeURIComponent(message).replace(/ \(reference: [\w-]+\)$/, ''), c.sentence, `${c.host}: ${message}`);
+    assertDiscloses(t, message, c.host, addresses);
   }
 });

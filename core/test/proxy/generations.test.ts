@@ -8,7 +8,7 @@ import type { ProvisionContext } from '../../src/plugin-api/lifecycle.js';
 import type { PluginKind } from '../../src/plugin-api/manifest.js';
 import type { RouteBinding, UpstreamInterceptor, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Route } from '../../src/routes/types.js';
-import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { capturedLogger, getText, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 const call = (url: string, host = 'x.test') => getText(url, host);
 
@@ -220,22 +220,26 @@ test('a plugin that cannot bind a route makes only that route unavailable, with 
     testRoute({ host: 'bad.test', endpoints: [origin.key], annotations: { 'test-unbindable': 'test.picky' } }),
     testRoute({ host: 'good.test', endpoints: [origin.key] }),
   ]);
-  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.picky', 'policy', 1, journal) }], table });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ plugins: [{ module: chainPlugin('test.picky', 'policy', 1, journal) }], table, logger });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   const bad = await call(`${proxy.url}/`, 'bad.test');
   t.is(bad.status, 502);
-  t.regex(bad.body, /test\.picky cannot serve/);
+  t.regex(loggedError(lines, 'bad.test'), /test\.picky cannot serve/, 'the log has the plugin\'s message');
+  t.notRegex(bad.body, /test\.picky/, 'the client does not');
   t.is((await call(`${proxy.url}/`, 'good.test')).status, 200);
   t.is(origin.requests, 1);
 });
 
 test('a route whose protocol no enabled plugin serves is unavailable', async (t) => {
   const origin = await startOrigin();
-  const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ endpoints: [origin.key], protocol: 'h2c' })]) });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ endpoints: [origin.key], protocol: 'h2c' })]), logger });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   const reply = await call(`${proxy.url}/`);
   t.is(reply.status, 502);
-  t.regex(reply.body, /backend protocol "h2c" .* is served by no enabled plugin/);
+  t.regex(loggedError(lines), /backend protocol "h2c" .* is served by no enabled plugin/);
+  t.notRegex(reply.body, /h2c|plugin/, 'the client is not told the route or the protocol');
   t.is(origin.requests, 0);
 });
 

@@ -7,7 +7,7 @@ import { definePlugin } from '../../src/plugin-api/module.js';
 import { z } from 'zod';
 import { Lifecycle } from 'tsyringe';
 import { TOKENS } from '../../src/di/tokens.js';
-import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 interface Reply {
   status: number;
@@ -111,32 +111,35 @@ test('no route answers 404, a backend without endpoints 503, a refused connectio
   const closed = await startOrigin();
   await closed.close();
   const table = testRouteTable([
-    testRoute({ host: 'empty.test', endpoints: [] }),
+    testRoute({ host: 'empty.test', namespace: 'shop', service: 'cart', endpoints: [] }),
     testRoute({ host: 'down.test', endpoints: [closed.key] }),
   ]);
-  const proxy = await startProxyHarness({ table, settings: { proxy: { retries: 0 } } });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ table, settings: { proxy: { retries: 0 } }, logger });
   t.teardown(() => proxy.close());
   const missing = await request(`${proxy.url}/`, { headers: { host: 'nowhere.test' } });
   t.is(missing.status, 404);
-  t.is(missing.body.toString(), 'no route matches this request\n');
+  t.regex(missing.body.toString(), /^no route matches this request\nreference: [\w-]+\n$/);
   t.is(missing.headers['x-content-type-options'], 'nosniff');
   const empty = await request(`${proxy.url}/`, { headers: { host: 'empty.test' } });
   t.is(empty.status, 503);
-  t.regex(empty.body.toString(), /no ready endpoint/);
+  t.regex(loggedError(lines, 'empty.test'), /service shop\/cart has no ready endpoint/);
+  t.notRegex(empty.body.toString(), /shop|cart/, 'the client is not told the Service');
   const down = await request(`${proxy.url}/`, { headers: { host: 'down.test' } });
   t.is(down.status, 502);
-  t.regex(down.body.toString(), /cannot connect to upstream: ECONNREFUSED/);
-  t.notRegex(down.body.toString(), /127\.0\.0\.1/, 'endpoint addresses never reach the client');
+  t.regex(loggedError(lines, 'down.test'), /cannot connect to upstream: ECONNREFUSED/);
+  t.notRegex(down.body.toString(), /127\.0\.0\.1|ECONNREFUSED/, 'endpoint addresses and upstream errors never reach the client');
 });
 
 test('an upstream that sends no response head in time gives 504 (annotation response-header-timeout)', async (t) => {
   const silent = await startOrigin({ handler: () => {} });
   const route = testRoute({ endpoints: [silent.key], annotations: { 'response-header-timeout': 200 } });
-  const proxy = await startProxyHarness({ table: testRouteTable([route]) });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ table: testRouteTable([route]), logger });
   t.teardown(() => Promise.all([proxy.close(), silent.kill()]));
   const reply = await request(`${proxy.url}/`);
   t.is(reply.status, 504);
-  t.regex(reply.body.toString(), /no response head in time/);
+  t.regex(loggedError(lines), /no response head in time/);
 });
 
 test('a connect that does not complete (TLS handshake never answered) gives 504 (annotation connect-timeout)', async (t) => {
@@ -148,16 +151,18 @@ test('a connect that does not complete (TLS handshake never answered) gives 504 
     mute.close(() => resolve());
     for (const s of accepted) s.destroy();
   }));
+  const { logger, lines } = capturedLogger();
   const route = testRoute({ endpoints: [`127.0.0.1:${port}`], protocol: 'https', annotations: { 'connect-timeout': 200 } });
   const proxy = await startProxyHarness({
     table: testRouteTable([route]),
     settings: { proxy: { retries: 0 } },
     plugins: [{ module: httpsClaim }],
+    logger,
   });
   t.teardown(() => proxy.close());
   const reply = await request(`${proxy.url}/`);
   t.is(reply.status, 504);
-  t.regex(reply.body.toString(), /connecting to upstream timed out/);
+  t.regex(loggedError(lines), /connecting to upstream timed out/);
 });
 
 test('an upstream that stalls mid-body is cut by the idle timeout: the client sees a broken response', async (t) => {

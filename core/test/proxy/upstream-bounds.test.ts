@@ -181,7 +181,8 @@ test('waiting for a busy endpoint is bounded: 503 with Retry-After after the que
   t.teardown(() => origin.kill());
   t.teardown(() => held.forEach((res) => res.end()));
   const route = testRoute({ endpoints: [origin.key], annotations: { 'upstream-keepalive-connections': 2, 'upstream-queue-timeout': 1_500 } });
-  const proxy = await harness(t, route, { proxy: { maxQueuedRequests: 1 } });
+  // Error details on: the page says which bound answered (the queue timeout or the full queue).
+  const proxy = await harness(t, route, { proxy: { maxQueuedRequests: 1, errorDetails: true } });
   const holding = [send(`${proxy.url}/hold`), send(`${proxy.url}/hold`)];
   holding.forEach((p) => p.catch(() => undefined));
   const deadline = Date.now() + 5_000;

@@ -106,7 +106,7 @@ test('the proxy refuses with 403 and a fixed body, counts the refusal and logs t
   t.is(allowed.body.toString(), 'from origin');
   const refused = await runExchange(h.pipeline, { ...edge('198.51.100.1'), authority: 'shop.example.com', path: '/<script>?q=x' });
   t.is(refused.failure?.status, 403);
-  t.is(String(refused.failure?.body), 'access denied\n', 'nothing of the request or the lists is reflected');
+  t.regex(String(refused.failure?.body), /^access denied\nreference: [\w-]+\n$/, 'nothing of the request or the lists is reflected');
   t.is(refused.response, undefined, 'the origin was not asked');
   const direct = await runExchange(h.pipeline, { authority: 'shop.example.com', clientAddress: '203.0.113.5' });
   t.is(direct.failure?.status, 403, 'the plain-HTTP entry has no edge to vouch for the address');

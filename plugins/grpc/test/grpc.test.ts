@@ -3,8 +3,10 @@ import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import {
   MemorySecrets,
+  capturedLogger,
   createTestCa,
   issueCert,
+  loggedError,
   startProxyHarness,
   testRoute,
   testRouteTable,
@@ -71,12 +73,17 @@ function startServer(credentials = grpc.ServerCredentials.createInsecure()): Pro
   });
 }
 
-async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, secrets?: MemorySecrets): Promise<{ proxy: ProxyHarness; client: Echo }> {
-  const proxy = await startProxyHarness({
-    plugins: [{ module: grpcPlugin }, { module: http2Plugin }, { module: tls }],
-    secrets,
-    table: testRouteTable([testRoute({ protocol: 'grpc', ...route })]),
-  });
+async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, secrets?: MemorySecrets): Promise<{ proxy: ProxyHarness & { lines: Array<Record<string, unknown>> }; client: Echo }> {
+  const { logger, lines } = capturedLogger();
+  const proxy = Object.assign(
+    await startProxyHarness({
+      plugins: [{ module: grpcPlugin }, { module: http2Plugin }, { module: tls }],
+      secrets,
+      table: testRouteTable([testRoute({ protocol: 'grpc', ...route })]),
+      logger,
+    }),
+    { lines },
+  );
   const client = new EchoClient(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure()) as unknown as Echo;
   t.teardown(async () => {
     client.close();
@@ -150,15 +157,17 @@ test('server-streaming, client-streaming and bidirectional calls', async (t) => 
 test('an unreachable upstream answers UNAVAILABLE, a route with no endpoint too', async (t) => {
   const { server, key } = await startServer();
   server.forceShutdown();
-  const { client } = await harness(t, { endpoints: [key] });
+  const { client, proxy } = await harness(t, { endpoints: [key] });
   const res = await unary(client, { text: 'x' });
   t.is(res.err?.code, grpc.status.UNAVAILABLE);
-  t.regex(res.err!.details, /cannot connect to upstream/);
+  t.regex(loggedError(proxy.lines), /cannot connect to upstream/);
+  t.regex(res.err!.details, /^the origin could not be reached \(reference: [\w-]+\)$/, 'the client is not told the upstream error');
 
-  const { client: empty } = await harness(t, { endpoints: [] });
+  const { client: empty, proxy: emptyProxy } = await harness(t, { service: 'hidden', endpoints: [] });
   const none = await unary(empty, { text: 'x' });
   t.is(none.err?.code, grpc.status.UNAVAILABLE);
-  t.regex(none.err!.details, /no ready endpoint/);
+  t.regex(loggedError(emptyProxy.lines), /service default\/hidden has no ready endpoint/);
+  t.notRegex(none.err!.details, /hidden|default/, 'the client is not told the Service');
 });
 
 test('grpc-timeout is enforced by the proxy: DEADLINE_EXCEEDED as a trailers-only response, upstream call cancelled', async (t) => {
@@ -184,10 +193,11 @@ test('grpc-timeout is enforced by the proxy: DEADLINE_EXCEEDED as a trailers-onl
   stream.resume();
   t.is(Number(headers[':status']), 200);
   t.is(headers['grpc-status'], '4');
-  t.regex(String(headers['grpc-message']), /deadline/, 'the proxy answered at the deadline; the upstream would have answered OK');
+  t.regex(String(headers['grpc-message']), /^the origin did not answer in time \(reference: [\w-]+\)$/);
   const end = Date.now() + 2_000;
   while (seen.cancelled === cancelledBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   t.true(seen.cancelled > cancelledBefore, 'the upstream call was cancelled');
+  t.regex(loggedError(proxy.lines), /deadline/, 'the proxy answered at the deadline; the upstream would have answered OK');
 });
 
 test('grpcs: gRPC over verified TLS', async (t) => {

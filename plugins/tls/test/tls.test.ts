@@ -4,8 +4,10 @@ import type https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import {
   MemorySecrets,
+  capturedLogger,
   createTestCa,
   issueCert,
+  loggedError,
   startOrigin,
   startProxyHarness,
   testRoute,
@@ -45,13 +47,15 @@ async function httpsOrigin(options: { mtls?: boolean; cert?: { certPem: string; 
 }
 
 async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, secrets: MemorySecrets, config: Record<string, unknown> = {}) {
+  const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({
     plugins: [{ module: tls, config }],
     secrets,
     table: testRouteTable([testRoute({ protocol: 'https', ...route })]),
+    logger,
   });
   t.teardown(() => proxy.close());
-  return proxy;
+  return Object.assign(proxy, { lines });
 }
 
 test('verifies the upstream against the CA from proxy-ssl-secret and the name from proxy-ssl-name', async (t) => {
@@ -96,7 +100,8 @@ test('a certificate from another CA is refused with 502', async (t) => {
   const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'wrong-ca', 'proxy-ssl-name': 'origin.test' } }, secrets);
   const reply = await get(proxy.url);
   t.is(reply.status, 502);
-  t.regex(reply.body, /TLS handshake with upstream failed/);
+  t.regex(loggedError(proxy.lines), /TLS handshake with upstream failed/);
+  t.notRegex(reply.body, /TLS|ERR_/, 'the client is not told the upstream error');
   t.is(origin.requests, 0);
 });
 
@@ -116,7 +121,8 @@ test('a certificate for another name is refused with 502', async (t) => {
   const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'upstream-ca', 'proxy-ssl-name': 'other.test' } }, secrets);
   const reply = await get(proxy.url);
   t.is(reply.status, 502);
-  t.regex(reply.body, /ERR_TLS_CERT_ALTNAME_INVALID/);
+  t.regex(loggedError(proxy.lines), /ERR_TLS_CERT_ALTNAME_INVALID/);
+  t.notRegex(reply.body, /ERR_TLS/);
 });
 
 test('proxy-ssl-verify: off is the only way to skip verification', async (t) => {
@@ -160,7 +166,8 @@ test('a missing Secret makes the route unavailable with a Warning on the Ingress
   const proxy = await harness(t, { ingress: 'web', endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'nope', 'proxy-ssl-verify': 'off' } }, new MemorySecrets());
   const reply = await get(proxy.url);
   t.is(reply.status, 502);
-  t.regex(reply.body, /Secret default\/nope named by warren\.dev\/proxy-ssl-secret does not exist/);
+  t.regex(loggedError(proxy.lines), /Secret default\/nope named by warren\.dev\/proxy-ssl-secret does not exist/);
+  t.notRegex(reply.body, /default|nope|Secret/, 'the client is not told the namespace or the Secret');
   t.is(origin.requests, 0);
   const warning = proxy.events.records.find((e) => e.reason === 'UpstreamTLSInvalid');
   t.deepEqual(warning?.object, { kind: 'Ingress', namespace: 'default', name: 'web', uid: 'uid-web' });
@@ -175,7 +182,8 @@ test('a Secret in another namespace is refused unless crossNamespaceSecrets is o
   const strict = await harness(t, route, secrets);
   const refused = await get(strict.url);
   t.is(refused.status, 502);
-  t.regex(refused.body, /another namespace than the Ingress; set plugins\.tls\.crossNamespaceSecrets/);
+  t.regex(loggedError(strict.lines), /another namespace than the Ingress; set plugins\.tls\.crossNamespaceSecrets/);
+  t.notRegex(refused.body, /shared|upstream-ca/, 'the client is not told the Secret');
   const open = await harness(t, route, secrets, { crossNamespaceSecrets: true });
   t.is((await get(open.url)).status, 200);
 });

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { MemorySecrets, createTestCa, issueCert, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
+import { MemorySecrets, capturedLogger, createTestCa, issueCert, loggedError, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
 import tls from '@warren/plugin-tls';
 import websocket from '../src/index.js';
 import { websocketAccept } from '../src/websocket-plugin.js';
@@ -77,13 +77,15 @@ async function wsOrigin(options: { tls?: { cert: string; key: string } } = {}): 
 }
 
 async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, extra: { secrets?: MemorySecrets; withTls?: boolean } = {}) {
+  const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({
     plugins: [{ module: websocket }, ...(extra.withTls ? [{ module: tls }] : [])],
     secrets: extra.secrets,
     table: testRouteTable([testRoute(route)]),
+    logger,
   });
   t.teardown(() => proxy.close());
-  return proxy;
+  return Object.assign(proxy, { lines });
 }
 
 async function open(url: string, path = '/'): Promise<WebSocket> {
@@ -217,7 +219,8 @@ test('a 101 that does not complete the WebSocket handshake (h2c, wrong or missin
     t.is(res.statusCode, 502, path);
     let body = '';
     for await (const chunk of res) body += String(chunk);
-    t.regex(body, /WebSocket handshake/, path);
+    t.regex(loggedError(proxy.lines), /WebSocket handshake/, path);
+    t.regex(body, /^the origin sent an invalid or incomplete response\n/, `${path}: the client is not told the upstream's mistake`);
     t.is(upstreamEnds.length, before + 1, path);
     const closed = await Promise.race([upstreamEnds.at(-1)!, sleep(3_000).then(() => false)]);
     t.true(closed, `${path}: the upstream connection was closed`);
