@@ -197,7 +197,7 @@ export async function assembleWarren(config: Readonly<Config>, options: Assemble
             config: effective,
             logger,
             clientFactory: cloudflare,
-            secretStore: new KubernetesCredentialsSecretStore(controlPlane.client, podNamespace(env), effective.cloudflare.credentialsSecretName),
+            secretStore: new KubernetesCredentialsSecretStore(controlPlane.leaderClient, podNamespace(env), effective.cloudflare.credentialsSecretName),
             isLeader: () => controlPlane!.elector?.isLeader ?? true,
             env,
             existenceCheckMs: effective.cloudflare.tunnelCheckInterval,
