@@ -30,6 +30,12 @@ export interface ReflectorOptions<T extends KubernetesObject> {
   readonly listTimeoutMs?: number | undefined;
   /** Backoff after failures: first delay and cap. Default 500 ms and 30 s, with ±20 % jitter. */
   readonly backoffMs?: { readonly initial: number; readonly max: number } | undefined;
+  /**
+   * How long 403 Forbidden answers count as transient once the cache had synced: a restarted apiserver refuses
+   * requests while its authorization cache warms up, so within this window after the first 403 the reflector
+   * retries after the first backoff delay instead of backing off exponentially. Default 15 s.
+   */
+  readonly forbiddenGraceMs?: number | undefined;
 }
 
 interface WatchOutcome {
@@ -59,6 +65,8 @@ export class Reflector<T extends KubernetesObject> {
   #syncWaiters: Array<() => void> = [];
   #relistRequested = false;
   #abortWatch: (() => void) | undefined;
+  /** When the current run of 403 answers began (undefined: the last call was not refused). */
+  #forbiddenSince: number | undefined;
 
   constructor(options: ReflectorOptions<T>) {
     this.#o = options;
@@ -99,6 +107,7 @@ export class Reflector<T extends KubernetesObject> {
         if (!resourceVersion) {
           resourceVersion = await this.#list(signal);
           failures = 0;
+          this.#forbiddenSince = undefined;
           if (signal.aborted) break;
         }
         const outcome = await this.#watch(resourceVersion, signal);
@@ -107,17 +116,28 @@ export class Reflector<T extends KubernetesObject> {
         const cause = outcome.gone ? 'gone' : outcome.error ? 'error' : 'ended';
         metrics?.informerRestarts.inc({ kind: spec.kind, cause });
         if (cause === 'error' || (outcome.events === 0 && outcome.durationMs < 1_000 && !this.#relistRequested)) {
+          if (cause === 'error' && this.#transientForbidden(outcome.error)) {
+            logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error) }, 'watch refused (403) right after a reconnect; retrying shortly');
+            await this.#backoff(1, signal);
+            continue;
+          }
           failures++;
           if (cause === 'error') logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
           await this.#backoff(failures, signal);
         } else {
           failures = 0;
+          this.#forbiddenSince = undefined;
           logger.debug({ kind: spec.kind, namespace: this.#o.namespace, cause, events: outcome.events }, 'watch ended; resuming');
         }
       } catch (err) {
         if (signal.aborted) break;
-        failures++;
         if (isGone(err)) resourceVersion = '';
+        if (this.#transientForbidden(err)) {
+          logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(err) }, 'list refused (403) right after a reconnect; retrying shortly');
+          await this.#backoff(1, signal);
+          continue;
+        }
+        failures++;
         logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(err), failures }, 'list failed; retrying after backoff');
         await this.#backoff(failures, signal);
       }
@@ -221,6 +241,22 @@ export class Reflector<T extends KubernetesObject> {
       this.#abortWatch = undefined;
     }
     return { resourceVersion: lastVersion, gone: gone || isGone(error), error: error ?? statusError, events, durationMs: Date.now() - started };
+  }
+
+  /**
+   * True for a 403 within `forbiddenGraceMs` of the first 403 of a run, once the cache had synced: the rights
+   * were there a moment ago, so the refusal is most likely a restarted apiserver's authorizer warming up. A 403
+   * before the first sync, or one that persists past the grace, takes the normal exponential backoff.
+   */
+  #transientForbidden(err: unknown): boolean {
+    if (apiFailure(err).status !== 403) {
+      this.#forbiddenSince = undefined;
+      return false;
+    }
+    if (!this.#synced) return false;
+    const now = Date.now();
+    this.#forbiddenSince ??= now;
+    return now - this.#forbiddenSince < (this.#o.forbiddenGraceMs ?? 15_000);
   }
 
   async #backoff(failures: number, signal: AbortSignal): Promise<void> {
