@@ -31,6 +31,12 @@ export interface ReflectorOptions<T extends KubernetesObject> {
   /** Backoff after failures: first delay and cap. Default 500 ms and 30 s, with ±20 % jitter. */
   readonly backoffMs?: { readonly initial: number; readonly max: number } | undefined;
   /**
+   * Cap of the backoff while the apiserver cannot be reached at all (connection refused or reset: no HTTP answer).
+   * Such a retry costs nothing, and a long one would leave the cache blind for that long after the apiserver is
+   * back (a restart). Default 4 s.
+   */
+  readonly unreachableBackoffMaxMs?: number | undefined;
+  /**
    * How long 403 Forbidden answers count as transient once the cache had synced: a restarted apiserver refuses
    * requests while its authorization cache warms up, so within this window after the first 403 the reflector
    * retries after the first backoff delay instead of backing off exponentially. Default 15 s.
@@ -123,7 +129,7 @@ export class Reflector<T extends KubernetesObject> {
           }
           failures++;
           if (cause === 'error') logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
-          await this.#backoff(failures, signal);
+          await this.#backoff(failures, signal, cause === 'error' && unreachable(outcome.error));
         } else {
           failures = 0;
           this.#forbiddenSince = undefined;
@@ -139,7 +145,7 @@ export class Reflector<T extends KubernetesObject> {
         }
         failures++;
         logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(err), failures }, 'list failed; retrying after backoff');
-        await this.#backoff(failures, signal);
+        await this.#backoff(failures, signal, unreachable(err));
       }
     }
     this.#resolveSync();
@@ -259,8 +265,9 @@ export class Reflector<T extends KubernetesObject> {
     return now - this.#forbiddenSince < (this.#o.forbiddenGraceMs ?? 15_000);
   }
 
-  async #backoff(failures: number, signal: AbortSignal): Promise<void> {
-    const { initial, max } = this.#o.backoffMs ?? { initial: 500, max: 30_000 };
+  async #backoff(failures: number, signal: AbortSignal, noAnswer = false): Promise<void> {
+    const { initial, max: cap } = this.#o.backoffMs ?? { initial: 500, max: 30_000 };
+    const max = noAnswer ? Math.min(cap, this.#o.unreachableBackoffMaxMs ?? 4_000) : cap;
     const base = Math.min(max, initial * 2 ** Math.min(failures - 1, 20));
     const delay = base * (0.8 + Math.random() * 0.4);
     await sleep(delay, undefined, { signal }).catch(() => undefined);
@@ -271,6 +278,11 @@ export class Reflector<T extends KubernetesObject> {
     this.#syncWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** No HTTP answer at all: the connection was refused, reset or closed (an apiserver that is down or restarting). */
+function unreachable(err: unknown): boolean {
+  return apiFailure(err).status === undefined && !/timed out/.test(apiFailure(err).message);
 }
 
 async function withTimeout<R>(promise: Promise<R>, ms: number, signal: AbortSignal, what: string): Promise<R> {
