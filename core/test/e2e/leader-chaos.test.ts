@@ -14,9 +14,9 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { adminClients, useApiServer, type AdminClients } from '../support/apiserver.js';
-import { endpointSlice, ensureIngressClass, ingress, service, testHost } from '../support/k8s-objects.js';
+import { ensureIngressClass, ingress, testHost } from '../support/k8s-objects.js';
 import { waitUntil } from './support/children.js';
-import { statusAddresses } from './support/cluster.js';
+import { createEchoBackend, statusAddresses } from './support/cluster.js';
 import { startEchoService, type EchoService } from './support/echo.js';
 import { controllerKubeconfig, leaseHolder, startEdge, startWarren, tunnelHostname, type WarrenProcess } from './support/warren.js';
 
@@ -43,8 +43,7 @@ test.serial.before(async () => {
   edge = await startEdge();
   backend = await startEchoService('chaos-web', [testHost(5)]);
   ns = await server().createNamespace('chaos');
-  await admin.core.createNamespacedService({ namespace: ns, body: service(ns, 'web', [{ port: 80, targetPort: backend.port }]) });
-  await admin.discovery.createNamespacedEndpointSlice({ namespace: ns, body: endpointSlice(ns, 'web', backend.addresses, backend.port) });
+  await createEchoBackend(admin, ns, backend);
 });
 
 test.after.always(async () => {
@@ -71,7 +70,7 @@ test.serial('30 rounds of freezes, apiserver restarts and etcd compaction: whoev
     return pair.find((w) => id?.startsWith(`${w.podName}_`));
   };
   const create = (name: string) =>
-    admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, name, { rules: [{ host: `${name}.chaos.example`, paths: [{ service: 'web', port: 80 }] }] }) });
+    admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, name, { rules: [{ host: `${name}.chaos.example`, paths: [{ service: backend.name, port: 80 }] }] }) });
 
   const started = Date.now();
   const times: Record<(typeof KINDS)[number], number[]> = { freeze: [], 'freeze+compact': [], 'freeze-all+restart': [] };

@@ -12,9 +12,9 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { adminClients, auditMicros, CONTROLLER_NAMESPACE, useApiServer, type AdminClients, type AuditEvent } from '../support/apiserver.js';
-import { endpointSlice, ensureIngressClass, ingress, service, testHost } from '../support/k8s-objects.js';
+import { ensureIngressClass, ingress, testHost } from '../support/k8s-objects.js';
 import { waitUntil } from './support/children.js';
-import { statusAddresses } from './support/cluster.js';
+import { createEchoBackend, statusAddresses } from './support/cluster.js';
 import { startEchoService, type EchoService } from './support/echo.js';
 import { controllerKubeconfig, LEASE_NAME, leaseHolder, startEdge, startWarren, tunnelHostname, type WarrenProcess } from './support/warren.js';
 
@@ -36,8 +36,7 @@ test.serial.before(async () => {
   edge = await startEdge();
   backend = await startEchoService('fencing-web', [testHost(4)]);
   ns = await server().createNamespace('fencing');
-  await admin.core.createNamespacedService({ namespace: ns, body: service(ns, 'web', [{ port: 80, targetPort: backend.port }]) });
-  await admin.discovery.createNamespacedEndpointSlice({ namespace: ns, body: endpointSlice(ns, 'web', backend.addresses, backend.port) });
+  await createEchoBackend(admin, ns, backend);
 });
 
 test.after.always(async () => {
@@ -94,7 +93,7 @@ test.serial('Lease deleted under a busy leader: it stops at once and sends no le
     const names = Array.from({ length: BURST }, (_, i) => `r${round}-${i}`);
     const burst = (async () => {
       for (const name of names) {
-        await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, name, { rules: [{ host: `${name}.fencing.example`, paths: [{ service: 'web', port: 80 }] }] }) });
+        await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, name, { rules: [{ host: `${name}.fencing.example`, paths: [{ service: backend.name, port: 80 }] }] }) });
         await sleep(30);
       }
     })();
