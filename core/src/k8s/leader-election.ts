@@ -54,10 +54,12 @@ export class NotLeaderError extends Error {
  *    (longer) from when they *saw* that renewal, which is later;
  *  - on a graceful stop the leader releases the Lease (empty holder, duration 1 s).
  *
- * Beyond client-go, every replica watches the Lease all the time: followers take a released or deleted Lease
- * within one round trip, and the leader steps down the moment it sees its Lease deleted or naming another holder,
- * before it does anything else. A replica that lost its Lease waits one retry period before it campaigns again,
- * so the replica that caused the change keeps it.
+ * Beyond client-go, every replica watches the Lease all the time: followers take a released Lease within one
+ * round trip, and the leader steps down the moment it sees its Lease deleted or naming another holder, before it
+ * does anything else. A Lease deleted while another replica held it validly is re-created by a follower only 1.5
+ * retry periods after the deletion: the old holder sees the deletion through its watch or, at the latest, through
+ * its next renewal, so it has stopped writing before anyone else leads. A replica that lost its Lease waits two
+ * retry periods before it campaigns again, so the follower normally takes over.
  *
  * Leader-only writes go through {@link fence}: a write is sent only while this replica leads *and* its last
  * renewal is younger than `renewDeadline` (a process resumed after a freeze refuses to write before it has even
@@ -81,6 +83,8 @@ export class LeaderElector {
   #term: AbortController | undefined;
   /** Local time until which the current term may write: send time of the last successful renewal + renewDeadline. */
   #validUntil = 0;
+  /** A follower does not create the Lease before this local time (set when a validly held Lease was deleted). */
+  #handoverAt = 0;
 
   /**
    * The fence of leader-only writes (see the class comment): `admit` throws {@link NotLeaderError} unless this
@@ -142,14 +146,16 @@ export class LeaderElector {
         // Lease changed.
         const sentAt = Date.now();
         if (!(await this.#tryAcquireOrRenew(this.#o.renewDeadlineMs))) {
-          await this.#pause(retryPeriodMs * (1 + Math.random() * 0.2), signal);
+          // Waiting out a hand-over gap: try again right when it ends.
+          const untilHandover = this.#handoverAt - Date.now();
+          await this.#pause(untilHandover > 0 ? untilHandover + 5 : retryPeriodMs * (1 + Math.random() * 0.2), signal);
           continue;
         }
         if (signal.aborted) break;
         const term = this.#begin(sentAt);
         await this.#renewLoop(AbortSignal.any([signal, term.signal]));
         if (this.#term === term) this.#stepDown(signal.aborted ? 'stopping' : 'renewal failed');
-        if (!signal.aborted) await sleep(retryPeriodMs * (1 + Math.random() * 0.2), undefined, { signal }).catch(() => undefined);
+        if (!signal.aborted) await sleep(2 * retryPeriodMs * (1 + Math.random() * 0.2), undefined, { signal }).catch(() => undefined);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -240,6 +246,7 @@ export class LeaderElector {
         lease = await withTimeout(this.#o.client.get<Lease>(this.#path, { timeoutMs }), timeoutMs);
       } catch (err) {
         if (!isNotFound(err)) throw err;
+        if (now < this.#handoverAt) return false; // give the deleted Lease's holder time to see it is gone
         const created = await withTimeout(
           this.#o.client.post<Lease>(
             apiPath('coordination.k8s.io/v1', 'leases', this.#o.namespace),
@@ -393,7 +400,10 @@ export class LeaderElector {
       }
       return;
     }
-    if (type === 'DELETED' || holder === '') this.#wake?.();
+    if (type === 'DELETED' && holder !== '' && holder !== this.identity && this.#isLeaseValid(Date.now())) {
+      // The old holder learns of the deletion from its watch at once, or from its next renewal within a retry period.
+      this.#handoverAt = Date.now() + Math.round(1.5 * this.#o.retryPeriodMs);
+    } else if (type === 'DELETED' || holder === '') this.#wake?.();
   }
 
   /**
