@@ -270,7 +270,7 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
             config: effective,
             logger,
             clientFactory: cloudflare,
-            secretStore: new KubernetesCredentialsSecretStore(controlPlane.client, podNamespace(env), effective.cloudflare.credentialsSecretName),
+            secretStore: new KubernetesCredentialsSecretStore(controlPlane.leaderClient, podNamespace(env), effective.cloudflare.credentialsSecretName),
             isLeader: () => controlPlane!.elector?.isLeader ?? true,
             env,
             existenceCheckMs: effective.cloudflare.tunnelCheckInterval,

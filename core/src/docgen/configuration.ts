@@ -51,7 +51,7 @@ export function renderConfigurationReference(plugins: readonly PluginModule[]): 
     '(`--config FILE` or `WARREN_CONFIG`), `WARREN_*` environment variables (path segments joined by `__`, words',
     'by `_`; values are read as YAML scalars), and `--set key.path=value` flags. Parsing is strict: an unknown key',
     'or a bad value stops start-up with an error naming the key. Durations are written `500ms`, `15s`, `2m`, `1h`,',
-    'or as a number of milliseconds.',
+    'or as a bare number, which means milliseconds — the same syntax as duration annotations.',
     '',
     'Credentials are never settings: the tunnel token and the API token come from files (`tunnel.tokenFile`,',
     '`cloudflare.apiTokenFile`) or the environment variables `TUNNEL_TOKEN` and `CLOUDFLARE_API_TOKEN`.',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DURATION_PATTERN } from '../config/duration.js';
 
 /** The subset of JSON Schema (draft-07) that zod's `toJSONSchema` emits and the generators read. */
 export interface JsonSchema {
@@ -34,11 +35,11 @@ export function toInputJsonSchema(schema: z.ZodType): JsonSchema {
 }
 
 /** The pattern `config/duration.ts` emits; a schema with it is a duration. */
-const DURATION_PATTERN = toInputJsonSchema(z.string().regex(/^(\d+(?:\.\d+)?)(ms|s|m|h)$/)).pattern;
+const DURATION_JSON_PATTERN = toInputJsonSchema(z.string().regex(DURATION_PATTERN)).pattern;
 
 /** True for the JSON Schema of `duration()`: a duration string or a number of milliseconds. */
 export function isDurationSchema(schema: JsonSchema): boolean {
-  return Array.isArray(schema.anyOf) && schema.anyOf.some((s) => s.type === 'string' && s.pattern === DURATION_PATTERN);
+  return Array.isArray(schema.anyOf) && schema.anyOf.some((s) => s.type === 'string' && s.pattern === DURATION_JSON_PATTERN);
 }
 
 /** Writes milliseconds the way users write durations: `90s`, `2m`, `1h`, `250ms`. */

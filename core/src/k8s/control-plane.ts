@@ -6,6 +6,7 @@ import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
 import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { HealthCheck } from '../observability/health-server.js';
 import { componentLogger } from '../observability/logger.js';
+import { CORE_VERSION } from '../version.js';
 import { ControlPlaneMetrics } from '../observability/metrics.js';
 import { managed, type ManagedRunnable } from '../lifecycle/manager.js';
 import type { RouteStore } from '../routes/store.js';
@@ -67,6 +68,12 @@ export interface KubernetesControlPlaneOptions {
 export interface KubernetesControlPlane {
   /** The API client every component uses (one connection pool). */
   readonly client: KubeClient;
+  /**
+   * The same client for leader-only writes: fenced by the elector (see `LeaderElector.fence`), so none is sent
+   * unless this replica holds a fresh Lease, and each is aborted when the term ends. Equal to `client` without
+   * leader election.
+   */
+  readonly leaderClient: KubeClient;
   readonly identity: string;
   readonly informers: ClusterInformers;
   /** `TOKENS.Secrets`: Secrets referenced by routes. */
@@ -93,8 +100,9 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   const { config, logger, registry, routeBuilder, routeStore } = options;
   const env = options.env ?? process.env;
   const k8s = config.kubernetes;
-  const client = options.client ?? new KubeClient(loadClusterAccess(k8s));
   const identity = options.identity ?? holderIdentity(env);
+  // The identity in the User-Agent lets audit logs tell the replicas (which share one ServiceAccount) apart.
+  const client = options.client ?? new KubeClient(loadClusterAccess(k8s), { userAgent: `warren/${CORE_VERSION} (${identity})` });
   const metrics = new ControlPlaneMetrics(registry);
   const tunnelId = options.tunnelId ?? (() => undefined);
   const plugins = options.controlPlugins ?? [];
@@ -119,19 +127,20 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
     : undefined;
   if (!elector) metrics.leader.set(1);
   const isLeader = elector ? () => elector.isLeader : () => true;
+  const leaderClient = elector ? client.fenced(elector.fence) : client;
 
-  const events = new EventRecorder({ client, logger: log('events'), metrics, instance: identity, isLeader });
+  const events = new EventRecorder({ client: leaderClient, logger: log('events'), metrics, instance: identity, isLeader });
   const routeSync = new RouteSync({ source: informers, builder: routeBuilder, store: routeStore, logger: log('routes'), metrics, coalesceMs: k8s.resyncBurstWindow });
   const hostname = (): string | undefined => {
     if (k8s.publishHostname) return k8s.publishHostname;
     const id = tunnelId();
     return id ? tunnelHostname(id) : undefined;
   };
-  const status = new IngressStatusWriter({ client, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
+  const status = new IngressStatusWriter({ client: leaderClient, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
   const formerTunnelIds = options.formerTunnelIds ?? (() => []);
   const context = (signal: AbortSignal): ControlContext => ({ signal, tunnelId: tunnelId(), formerTunnelIds: formerTunnelIds() });
   const finalizers = new FinalizerController({
-    client,
+    client: leaderClient,
     ingresses: informers,
     store: routeStore,
     plugins,
@@ -157,6 +166,7 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
 
   return {
     client,
+    leaderClient,
     identity,
     informers,
     secrets: informers.secrets,

@@ -1,4 +1,4 @@
-import { apiPath, type KubeClient } from './api/client.js';
+import { apiPath, type KubeClient, type WriteFence } from './api/client.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,6 +37,11 @@ export function holderIdentity(env: NodeJS.ProcessEnv = process.env): string {
   return `${env.POD_NAME || hostname()}_${randomBytes(4).toString('hex')}`;
 }
 
+/** A leader-only write refused because this replica does not (or no longer) hold the Lease. */
+export class NotLeaderError extends Error {
+  override readonly name = 'NotLeaderError';
+}
+
 /**
  * Leader election on a `coordination.k8s.io/v1` Lease with client-go's semantics:
  *
@@ -44,14 +49,24 @@ export function holderIdentity(env: NodeJS.ProcessEnv = process.env): string {
  *    `leaseDurationSeconds` as measured on *this* replica's clock since it last saw the record change (no clock
  *    comparison across machines); taking it over sets `acquireTime` and increments `leaseTransitions`;
  *  - every write is a compare-and-swap on `metadata.resourceVersion`, so two candidates never both win;
- *  - the leader renews every `retryPeriod`; if no renewal succeeds within `renewDeadline` it steps down (stops
- *    leader-only work) before its Lease can expire and another replica takes over;
+ *  - the leader renews every `retryPeriod`; a leader whose last successful renewal was *sent* `renewDeadline`
+ *    ago steps down — before any follower may take the Lease over, since followers count `leaseDuration`
+ *    (longer) from when they *saw* that renewal, which is later;
  *  - on a graceful stop the leader releases the Lease (empty holder, duration 1 s).
  *
- * One improvement over client-go: followers also watch the Lease, so a released Lease is taken over within
- * one round trip instead of after the next retry period.
+ * Beyond client-go, every replica watches the Lease all the time: followers take a released Lease within one
+ * round trip, and the leader steps down the moment it sees its Lease deleted or naming another holder, before it
+ * does anything else. A Lease deleted while another replica held it validly is re-created by a follower only 1.5
+ * retry periods after the deletion: the old holder sees the deletion through its watch or, at the latest, through
+ * its next renewal, so it has stopped writing before anyone else leads. A replica that lost its Lease waits two
+ * retry periods before it campaigns again, so the follower normally takes over.
  *
- * Listeners run synchronously on each transition; leader-only work must start on `true` and stop on `false`.
+ * Leader-only writes go through {@link fence}: a write is sent only while this replica leads *and* its last
+ * renewal is younger than `renewDeadline` (a process resumed after a freeze refuses to write before it has even
+ * read its sockets), and the term's signal aborts it when the term ends.
+ *
+ * Listeners run synchronously on each transition, after the fence has closed and the term's signal aborted;
+ * leader-only work must start on `true` and stop on `false`.
  */
 export class LeaderElector {
   readonly identity: string;
@@ -64,6 +79,19 @@ export class LeaderElector {
   #observedAt = 0;
   #wake: (() => void) | undefined;
   #leader: string | undefined;
+  /** Aborted when the current term ends; undefined while following. */
+  #term: AbortController | undefined;
+  /** Local time until which the current term may write: send time of the last successful renewal + renewDeadline. */
+  #validUntil = 0;
+  /** A follower does not create the Lease before this local time (set when a validly held Lease was deleted). */
+  #handoverAt = 0;
+
+  /**
+   * The fence of leader-only writes (see the class comment): `admit` throws {@link NotLeaderError} unless this
+   * replica leads with a renewal younger than `renewDeadline` (stepping down at once when it is older), and
+   * returns the term's signal otherwise. Each fenced call is also bounded by `renewDeadline`.
+   */
+  readonly fence: WriteFence;
 
   constructor(options: LeaderElectionOptions) {
     if (options.renewDeadlineMs >= options.leaseDurationMs) {
@@ -72,6 +100,14 @@ export class LeaderElector {
     this.#o = options;
     this.identity = options.identity;
     this.#path = apiPath('coordination.k8s.io/v1', 'leases', options.namespace, options.name);
+    this.fence = {
+      admit: () => {
+        if (this.#leading && Date.now() >= this.#validUntil) this.#stepDown('the last Lease renewal is older than renewDeadline');
+        if (!this.#leading || !this.#term) throw new NotLeaderError(`not sent: ${this.identity} does not hold the leader Lease`);
+        return this.#term.signal;
+      },
+      timeoutMs: options.renewDeadlineMs,
+    };
   }
 
   /** True while this replica holds the Lease. */
@@ -108,79 +144,113 @@ export class LeaderElector {
       while (!signal.aborted) {
         // Campaign: try now, then every retryPeriod (jittered as client-go does), or as soon as the watch says the
         // Lease changed.
+        const sentAt = Date.now();
         if (!(await this.#tryAcquireOrRenew(this.#o.renewDeadlineMs))) {
-          await this.#pause(retryPeriodMs * (1 + Math.random() * 0.2), signal);
+          // Waiting out a hand-over gap: try again right when it ends.
+          const untilHandover = this.#handoverAt - Date.now();
+          await this.#pause(untilHandover > 0 ? untilHandover + 5 : retryPeriodMs * (1 + Math.random() * 0.2), signal);
           continue;
         }
-        this.#setLeading(true);
-        await this.#renewLoop(signal);
-        this.#setLeading(false);
+        if (signal.aborted) break;
+        const term = this.#begin(sentAt);
+        await this.#renewLoop(AbortSignal.any([signal, term.signal]));
+        if (this.#term === term) this.#stepDown(signal.aborted ? 'stopping' : 'renewal failed');
+        if (!signal.aborted) await sleep(2 * retryPeriodMs * (1 + Math.random() * 0.2), undefined, { signal }).catch(() => undefined);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
       watcher.abort();
-      if (this.#leading) this.#setLeading(false);
+      if (this.#leading) this.#stepDown('stopping');
       if (this.#o.releaseOnCancel ?? true) await this.#release();
     }
   }
 
-  /** Renews every retryPeriod; returns when renewal failed for renewDeadline or `signal` aborted. */
+  /** Renews every retryPeriod; returns when the term ended, renewal failed until the term's validity ran out, or `signal` aborted. */
   async #renewLoop(signal: AbortSignal): Promise<void> {
-    const { retryPeriodMs, renewDeadlineMs, logger } = this.#o;
+    const { retryPeriodMs, logger } = this.#o;
     while (!signal.aborted) {
       await sleep(retryPeriodMs, undefined, { signal }).catch(() => undefined);
-      if (signal.aborted) return;
-      const deadline = Date.now() + renewDeadlineMs;
       let renewed = false;
-      while (!signal.aborted && Date.now() < deadline) {
-        if (await this.#tryAcquireOrRenew(deadline - Date.now())) {
+      while (!signal.aborted && Date.now() < this.#validUntil) {
+        const sentAt = Date.now();
+        const outcome = await this.#renew(this.#validUntil - sentAt);
+        if (signal.aborted) return;
+        if (outcome === 'renewed') {
+          this.#validUntil = sentAt + this.#o.renewDeadlineMs;
           renewed = true;
           break;
         }
-        if (this.#observed && this.#observed.holder !== this.identity && this.#observed.holder !== '') break; // someone else took it
-        await sleep(Math.min(retryPeriodMs, Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => undefined);
+        if (outcome === 'lost') return; // #renew stepped down already
+        await sleep(Math.min(retryPeriodMs, Math.max(0, this.#validUntil - Date.now())), undefined, { signal }).catch(() => undefined);
       }
       if (signal.aborted) return;
       if (!renewed) {
         logger.warn({ identity: this.identity, holder: this.#observed?.holder }, 'failed to renew the leader Lease within renewDeadline; stepping down');
+        this.#stepDown('renewal failed within renewDeadline');
         return;
       }
     }
   }
 
-  /** One acquire-or-renew attempt (client-go `tryAcquireOrRenew`). Resolves false on any failure. */
-  async #tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
+  /**
+   * One renewal by the leader. `lost` (after stepping down) when the Lease is gone or names another holder;
+   * `failed` when the attempt failed and may be retried within the term's validity.
+   */
+  async #renew(timeoutMs: number): Promise<'renewed' | 'failed' | 'lost'> {
     const now = Date.now();
-    const desired = (prev: LeaseSpec | undefined): LeaseSpec => {
-      const mine = prev?.holderIdentity === this.identity;
-      return {
-        holderIdentity: this.identity,
-        leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
-        acquireTime: mine && prev?.acquireTime ? prev.acquireTime : microTime(now),
-        renewTime: microTime(now),
-        leaseTransitions: mine ? (prev?.leaseTransitions ?? 0) : (prev?.leaseTransitions ?? 0) + (prev ? 1 : 0),
-      };
-    };
     try {
-      // Fast path: the leader renews its cached object without reading it first (conflict → slow path).
-      if (this.#leading && this.#lease && this.#isLeaseValid(now)) {
+      let lease = this.#lease;
+      if (lease) {
         try {
-          const updated = await withTimeout(this.#replace({ ...this.#lease, spec: desired(this.#lease.spec) }), timeoutMs);
-          this.#remember(updated, now);
-          return true;
+          this.#remember(await withTimeout(this.#replace({ ...lease, spec: this.#desired(lease.spec, now) }, timeoutMs), timeoutMs), now);
+          return 'renewed';
         } catch (err) {
+          if (isNotFound(err)) return this.#lost('the leader Lease was deleted');
           if (!isConflict(err)) throw err;
         }
       }
+      try {
+        lease = await withTimeout(this.#o.client.get<Lease>(this.#path, { timeoutMs }), timeoutMs);
+      } catch (err) {
+        if (isNotFound(err)) return this.#lost('the leader Lease was deleted');
+        throw err;
+      }
+      this.#observe(lease, now);
+      const holder = lease.spec?.holderIdentity ?? '';
+      if (holder !== this.identity) return this.#lost(`the leader Lease names ${holder ? `another holder (${holder})` : 'no holder'}`);
+      this.#remember(await withTimeout(this.#replace({ ...lease, spec: this.#desired(lease.spec, now) }, timeoutMs), timeoutMs), now);
+      return 'renewed';
+    } catch (err) {
+      if (!isConflict(err)) this.#o.logger.debug({ err: apiFailure(err) }, 'Lease renewal failed');
+      return 'failed';
+    }
+  }
+
+  #lost(reason: string): 'lost' {
+    this.#forfeit(reason);
+    return 'lost';
+  }
+
+  /** Steps down because the Lease is no longer this replica's: nothing is left to renew or release. */
+  #forfeit(reason: string): void {
+    this.#lease = undefined;
+    this.#stepDown(reason);
+  }
+
+  /** One acquire attempt by a follower (client-go `tryAcquireOrRenew`). Resolves false on any failure. */
+  async #tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
+    const now = Date.now();
+    try {
       let lease: Lease;
       try {
         lease = await withTimeout(this.#o.client.get<Lease>(this.#path, { timeoutMs }), timeoutMs);
       } catch (err) {
         if (!isNotFound(err)) throw err;
+        if (now < this.#handoverAt) return false; // give the deleted Lease's holder time to see it is gone
         const created = await withTimeout(
           this.#o.client.post<Lease>(
             apiPath('coordination.k8s.io/v1', 'leases', this.#o.namespace),
-            { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.#o.name, namespace: this.#o.namespace }, spec: desired(undefined) },
+            { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.#o.name, namespace: this.#o.namespace }, spec: this.#desired(undefined, now) },
             { timeoutMs },
           ),
           timeoutMs,
@@ -191,7 +261,7 @@ export class LeaderElector {
       this.#observe(lease, now);
       const holder = lease.spec?.holderIdentity ?? '';
       if (holder !== '' && holder !== this.identity && this.#isLeaseValid(now)) return false;
-      const updated = await withTimeout(this.#replace({ ...lease, spec: desired(lease.spec) }), timeoutMs);
+      const updated = await withTimeout(this.#replace({ ...lease, spec: this.#desired(lease.spec, now) }, timeoutMs), timeoutMs);
       this.#remember(updated, now);
       return true;
     } catch (err) {
@@ -200,8 +270,20 @@ export class LeaderElector {
     }
   }
 
-  #replace(lease: Lease): Promise<Lease> {
-    return this.#o.client.put<Lease>(this.#path, lease, { timeoutMs: this.#o.renewDeadlineMs });
+  /** The spec this replica writes over `prev` (undefined: a new Lease). */
+  #desired(prev: LeaseSpec | undefined, now: number): LeaseSpec {
+    const mine = prev?.holderIdentity === this.identity;
+    return {
+      holderIdentity: this.identity,
+      leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
+      acquireTime: mine && prev?.acquireTime ? prev.acquireTime : microTime(now),
+      renewTime: microTime(now),
+      leaseTransitions: mine ? (prev?.leaseTransitions ?? 0) : (prev?.leaseTransitions ?? 0) + (prev ? 1 : 0),
+    };
+  }
+
+  #replace(lease: Lease, timeoutMs = this.#o.renewDeadlineMs): Promise<Lease> {
+    return this.#o.client.put<Lease>(this.#path, lease, { timeoutMs: Math.max(1, timeoutMs) });
   }
 
   /** Gives the Lease up: empty holder and a 1 s duration, so any follower may take it at once. */
@@ -253,12 +335,37 @@ export class LeaderElector {
     return this.#observed !== undefined && this.#observedAt + this.#observed.durationS * 1000 > now;
   }
 
-  #setLeading(leading: boolean): void {
-    if (this.#leading === leading) return;
-    this.#leading = leading;
-    this.#o.metrics?.leader.set(leading ? 1 : 0);
-    this.#o.metrics?.leaderTransitions.inc({ event: leading ? 'acquired' : 'lost' });
-    this.#o.logger.info({ identity: this.identity }, leading ? 'became leader' : 'stopped leading');
+  /** Starts a term after a successful acquire sent at `sentAt`: opens the fence, then tells the listeners. */
+  #begin(sentAt: number): AbortController {
+    const term = new AbortController();
+    this.#term = term;
+    this.#validUntil = sentAt + this.#o.renewDeadlineMs;
+    this.#leading = true;
+    this.#o.metrics?.leader.set(1);
+    this.#o.metrics?.leaderTransitions.inc({ event: 'acquired' });
+    this.#o.logger.info({ identity: this.identity }, 'became leader');
+    this.#notify(true);
+    return term;
+  }
+
+  /**
+   * Ends the term at once, in this order: the fence closes (no leader-only write is sent from here on), the
+   * term's signal aborts (writes in flight are cancelled, the renew loop ends), then metrics, log and listeners.
+   * Synchronous, so nothing else runs in between.
+   */
+  #stepDown(reason: string): void {
+    if (!this.#leading) return;
+    this.#leading = false;
+    const term = this.#term;
+    this.#term = undefined;
+    term?.abort(new NotLeaderError(`stepped down: ${reason}`));
+    this.#o.metrics?.leader.set(0);
+    this.#o.metrics?.leaderTransitions.inc({ event: 'lost' });
+    this.#o.logger.info({ identity: this.identity, reason }, 'stopped leading');
+    this.#notify(false);
+  }
+
+  #notify(leading: boolean): void {
     for (const listener of this.#listeners) {
       try {
         listener(leading);
@@ -281,9 +388,27 @@ export class LeaderElector {
     this.#wake = undefined;
   }
 
+  /** Handles one watch event of the Lease: the leader steps down on loss; a follower wakes the campaign. */
+  #onLeaseEvent(type: string, lease: Lease | undefined): void {
+    const holder = lease?.spec?.holderIdentity ?? '';
+    if (this.#leading) {
+      // Only news newer than this replica's own last write counts: the watch may still deliver older records.
+      if (!newerVersion(lease?.metadata?.resourceVersion, this.#lease?.metadata?.resourceVersion)) return;
+      if (type === 'DELETED') this.#forfeit('the leader Lease was deleted');
+      else if ((type === 'ADDED' || type === 'MODIFIED') && holder !== this.identity) {
+        this.#forfeit(`the leader Lease names ${holder ? `another holder (${holder})` : 'no holder'}`);
+      }
+      return;
+    }
+    if (type === 'DELETED' && holder !== '' && holder !== this.identity && this.#isLeaseValid(Date.now())) {
+      // The old holder learns of the deletion from its watch at once, or from its next renewal within a retry period.
+      this.#handoverAt = Date.now() + Math.round(1.5 * this.#o.retryPeriodMs);
+    } else if (type === 'DELETED' || holder === '') this.#wake?.();
+  }
+
   /**
-   * Watches the Lease while campaigning, waking the acquire loop on every change: a released Lease (empty
-   * holder) or a deleted one is taken over without waiting for the retry period.
+   * Watches the Lease for the whole run: the leader learns at once that its Lease was deleted or taken, and a
+   * campaigning follower takes over a released or deleted Lease without waiting for the retry period.
    */
   async #watchLease(signal: AbortSignal): Promise<void> {
     let failures = 0;
@@ -298,9 +423,7 @@ export class LeaderElector {
           query,
           (type, obj) => {
             failures = 0;
-            if (this.#leading) return;
-            const holder = (obj as Lease | undefined)?.spec?.holderIdentity ?? '';
-            if (type === 'DELETED' || holder === '') this.#wake?.();
+            this.#onLeaseEvent(type, obj as Lease | undefined);
           },
           { signal },
         );
@@ -313,10 +436,20 @@ export class LeaderElector {
       }
       if (failed) {
         failures++;
-        await sleep(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)), undefined, { signal }).catch(() => undefined);
+        // Short: while the watch is down a leader learns of a lost Lease only from its next renewal.
+        await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 6)), undefined, { signal }).catch(() => undefined);
       }
     }
   }
+}
+
+/**
+ * True when resourceVersion `a` is newer than `b`. Kubernetes resourceVersions of one resource are comparable
+ * integers; anything else (or a missing `b`) counts as newer, the safe side for a leader checking for loss.
+ */
+export function newerVersion(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return true;
+  return BigInt(a) > BigInt(b);
 }
 
 /** The parts of a coordination.k8s.io/v1 Lease that election reads and writes, as JSON (times are MicroTime strings). */

@@ -30,6 +30,18 @@ export interface ReflectorOptions<T extends KubernetesObject> {
   readonly listTimeoutMs?: number | undefined;
   /** Backoff after failures: first delay and cap. Default 500 ms and 30 s, with ±20 % jitter. */
   readonly backoffMs?: { readonly initial: number; readonly max: number } | undefined;
+  /**
+   * Cap of the backoff while the apiserver cannot be reached at all (connection refused or reset: no HTTP answer).
+   * Such a retry costs nothing, and a long one would leave the cache blind for that long after the apiserver is
+   * back (a restart). Default 4 s.
+   */
+  readonly unreachableBackoffMaxMs?: number | undefined;
+  /**
+   * How long 403 Forbidden answers count as transient once the cache had synced: a restarted apiserver refuses
+   * requests while its authorization cache warms up, so within this window after the first 403 the reflector
+   * retries after the first backoff delay instead of backing off exponentially. Default 15 s.
+   */
+  readonly forbiddenGraceMs?: number | undefined;
 }
 
 interface WatchOutcome {
@@ -59,6 +71,8 @@ export class Reflector<T extends KubernetesObject> {
   #syncWaiters: Array<() => void> = [];
   #relistRequested = false;
   #abortWatch: (() => void) | undefined;
+  /** When the current run of 403 answers began (undefined: the last call was not refused). */
+  #forbiddenSince: number | undefined;
 
   constructor(options: ReflectorOptions<T>) {
     this.#o = options;
@@ -99,6 +113,7 @@ export class Reflector<T extends KubernetesObject> {
         if (!resourceVersion) {
           resourceVersion = await this.#list(signal);
           failures = 0;
+          this.#forbiddenSince = undefined;
           if (signal.aborted) break;
         }
         const outcome = await this.#watch(resourceVersion, signal);
@@ -107,19 +122,30 @@ export class Reflector<T extends KubernetesObject> {
         const cause = outcome.gone ? 'gone' : outcome.error ? 'error' : 'ended';
         metrics?.informerRestarts.inc({ kind: spec.kind, cause });
         if (cause === 'error' || (outcome.events === 0 && outcome.durationMs < 1_000 && !this.#relistRequested)) {
+          if (cause === 'error' && this.#transientForbidden(outcome.error)) {
+            logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error) }, 'watch refused (403) right after a reconnect; retrying shortly');
+            await this.#backoff(1, signal);
+            continue;
+          }
           failures++;
           if (cause === 'error') logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
-          await this.#backoff(failures, signal);
+          await this.#backoff(failures, signal, cause === 'error' && unreachable(outcome.error));
         } else {
           failures = 0;
+          this.#forbiddenSince = undefined;
           logger.debug({ kind: spec.kind, namespace: this.#o.namespace, cause, events: outcome.events }, 'watch ended; resuming');
         }
       } catch (err) {
         if (signal.aborted) break;
-        failures++;
         if (isGone(err)) resourceVersion = '';
+        if (this.#transientForbidden(err)) {
+          logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(err) }, 'list refused (403) right after a reconnect; retrying shortly');
+          await this.#backoff(1, signal);
+          continue;
+        }
+        failures++;
         logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(err), failures }, 'list failed; retrying after backoff');
-        await this.#backoff(failures, signal);
+        await this.#backoff(failures, signal, unreachable(err));
       }
     }
     this.#resolveSync();
@@ -223,8 +249,25 @@ export class Reflector<T extends KubernetesObject> {
     return { resourceVersion: lastVersion, gone: gone || isGone(error), error: error ?? statusError, events, durationMs: Date.now() - started };
   }
 
-  async #backoff(failures: number, signal: AbortSignal): Promise<void> {
-    const { initial, max } = this.#o.backoffMs ?? { initial: 500, max: 30_000 };
+  /**
+   * True for a 403 within `forbiddenGraceMs` of the first 403 of a run, once the cache had synced: the rights
+   * were there a moment ago, so the refusal is most likely a restarted apiserver's authorizer warming up. A 403
+   * before the first sync, or one that persists past the grace, takes the normal exponential backoff.
+   */
+  #transientForbidden(err: unknown): boolean {
+    if (apiFailure(err).status !== 403) {
+      this.#forbiddenSince = undefined;
+      return false;
+    }
+    if (!this.#synced) return false;
+    const now = Date.now();
+    this.#forbiddenSince ??= now;
+    return now - this.#forbiddenSince < (this.#o.forbiddenGraceMs ?? 15_000);
+  }
+
+  async #backoff(failures: number, signal: AbortSignal, noAnswer = false): Promise<void> {
+    const { initial, max: cap } = this.#o.backoffMs ?? { initial: 500, max: 30_000 };
+    const max = noAnswer ? Math.min(cap, this.#o.unreachableBackoffMaxMs ?? 4_000) : cap;
     const base = Math.min(max, initial * 2 ** Math.min(failures - 1, 20));
     const delay = base * (0.8 + Math.random() * 0.4);
     await sleep(delay, undefined, { signal }).catch(() => undefined);
@@ -235,6 +278,11 @@ export class Reflector<T extends KubernetesObject> {
     this.#syncWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** No HTTP answer at all: the connection was refused, reset or closed (an apiserver that is down or restarting). */
+function unreachable(err: unknown): boolean {
+  return apiFailure(err).status === undefined && !/timed out/.test(apiFailure(err).message);
 }
 
 async function withTimeout<R>(promise: Promise<R>, ms: number, signal: AbortSignal, what: string): Promise<R> {

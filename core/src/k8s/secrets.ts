@@ -29,6 +29,8 @@ export class SecretCache implements SecretReader {
   #referenced = new Set<string>();
   /** Keys being fetched; `deleted` is set when the watch reports a deletion meanwhile. */
   readonly #pending = new Map<string, { deleted: boolean }>();
+  /** Referenced keys known not to exist (or not to be readable): a miss of `get` that is real. */
+  readonly #absent = new Set<string>();
   readonly #listeners = new Set<(namespace: string, name: string) => void>();
   readonly #decoded = new WeakMap<V1Secret, Readonly<Record<string, Buffer>>>();
 
@@ -54,6 +56,7 @@ export class SecretCache implements SecretReader {
     const added = [...next].filter((k) => !this.#referenced.has(k));
     const removed = [...this.#referenced].filter((k) => !next.has(k));
     this.#referenced = next;
+    for (const key of removed) this.#absent.delete(key);
     const dropped = new Map<string, StoreChange>();
     for (const key of removed) if (this.#o.store.delete(key)) dropped.set(key, 'deleted');
     if (dropped.size) this.#o.onStoreChange(dropped);
@@ -65,6 +68,8 @@ export class SecretCache implements SecretReader {
   notify(changes: ReadonlyMap<string, StoreChange>): void {
     for (const [key, change] of changes) {
       if (!this.#referenced.has(key)) continue;
+      if (change === 'deleted') this.#absent.add(key);
+      else this.#absent.delete(key);
       const [namespace, name] = splitKey(key);
       for (const listener of this.#listeners) {
         try {
@@ -95,6 +100,12 @@ export class SecretCache implements SecretReader {
     return decoded;
   }
 
+  /** True while a Secret's fetch has not settled: it is neither in the cache nor known to be missing. */
+  loading(namespace: string, name: string): boolean {
+    const key = `${namespace}/${name}`;
+    return !this.#o.store.has(key) && !this.#absent.has(key) && this.#allowed(key);
+  }
+
   onChange(listener: (namespace: string, name: string) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -117,6 +128,12 @@ export class SecretCache implements SecretReader {
       if (change) this.#o.onStoreChange(new Map([[key, change]]));
     } catch (err) {
       if (!isNotFound(err)) this.#o.logger.warn({ secret: key, err: apiFailure(err) }, 'could not fetch a referenced Secret; the watch will deliver it when it changes');
+      // Settled as missing (or unreadable): readers now report it, so tell them to look again.
+      if (this.#referenced.has(key) && !this.#o.store.has(key)) {
+        this.#absent.add(key);
+        this.#pending.delete(key);
+        this.notify(new Map([[key, 'deleted']]));
+      }
     } finally {
       this.#pending.delete(key);
     }

@@ -44,6 +44,11 @@ export interface ManagerOptions {
   readonly shutdownGracePeriodMs: number;
   /** Leader election; without one (setting `kubernetes.leaderElection.enabled: false`) this replica always leads. */
   readonly elector?: Elector | undefined;
+  /**
+   * How long a lost term waits for its leader-only runnables to return before the next term may start anyway
+   * (they were aborted; one that ignores its signal is abandoned with a warning). Default 5 s.
+   */
+  readonly leaderStopTimeoutMs?: number | undefined;
 }
 
 type Phase = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -74,6 +79,8 @@ export class Manager {
   #leaderController: AbortController | undefined;
   #leaderRuns: Running[] = [];
   #leaderChain: Promise<void> = Promise.resolve();
+  /** The newest leadership state the elector reported; transitions queued behind it that no longer apply are skipped. */
+  #wantLeading = false;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
@@ -167,19 +174,34 @@ export class Manager {
     return { runnable, done };
   }
 
+  /**
+   * Applies a leadership transition. Losing leadership aborts the leader-only runnables at once, in the
+   * elector's callback, whatever earlier transition is still in progress; starting and the wait for the aborted
+   * runs are queued, and the wait is bounded, so a runnable that does not return can delay a new term by at most
+   * `leaderStopTimeoutMs` and never keep leader-only work from restarting.
+   */
   #leadership(leading: boolean, runnables: readonly ManagedRunnable[]): void {
+    this.#wantLeading = leading;
+    if (!leading) this.#leaderController?.abort();
     this.#leaderChain = this.#leaderChain.then(async () => {
-      if (leading && !this.#leaderController && this.#phase !== 'stopping' && this.#phase !== 'stopped') {
+      if (leading && this.#wantLeading && !this.#leaderController && this.#phase !== 'stopping' && this.#phase !== 'stopped') {
         const controller = new AbortController();
         this.#leaderController = controller;
         this.#leaderRuns = runnables.map((r) => this.#launch(r, controller.signal));
         this.#o.logger.info({ runnables: runnables.map((r) => r.name) }, 'started leader-only runnables');
       } else if (!leading && this.#leaderController) {
+        const runs = this.#leaderRuns;
         this.#leaderController.abort();
-        await Promise.all(this.#leaderRuns.map((r) => r.done));
+        const pending = new Set(runs.map((r) => r.runnable.name));
+        const waited = runs.map((r) => r.done.then(() => void pending.delete(r.runnable.name)));
+        const timeoutMs = this.#o.leaderStopTimeoutMs ?? 5_000;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all(waited), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+        clearTimeout(timer);
         this.#leaderController = undefined;
         this.#leaderRuns = [];
-        this.#o.logger.info('stopped leader-only runnables');
+        if (pending.size > 0) this.#o.logger.warn({ runnables: [...pending], timeoutMs }, 'leader-only runnables did not stop in time after leadership was lost; abandoning them');
+        else this.#o.logger.info('stopped leader-only runnables');
       }
     });
   }

@@ -30,6 +30,12 @@ export interface ProvisionContext {
 /** Read access to the Secrets that routes reference. Data values are raw bytes. */
 export interface SecretReader {
   get(namespace: string, name: string): Readonly<Record<string, Buffer>> | undefined;
+  /**
+   * True while `get` misses only because the Secret is still being fetched (a route started referencing it a
+   * moment ago): not an error to report yet; `onChange` fires once the fetch settles. Readers that always know
+   * (local files, tests) leave it out.
+   */
+  loading?(namespace: string, name: string): boolean;
   /** Calls `listener` after a referenced Secret changes (rotation); returns an unsubscribe function. */
   onChange(listener: (namespace: string, name: string) => void): () => void;
 }

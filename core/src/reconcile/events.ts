@@ -212,6 +212,12 @@ export class EventRecorder implements EventSink {
         metrics?.events.inc({ type, outcome: 'aggregated' });
       }
     } catch (err) {
+      if ((err as Error | undefined)?.name === 'NotLeaderError') {
+        // Fenced: leadership ended after the Event was queued. The next leader reports what still holds.
+        metrics?.events.inc({ type, outcome: 'dropped' });
+        this.#o.logger.debug({ event: `${s.namespace}/${s.name}`, reason }, 'Event not written: no longer the leader');
+        return;
+      }
       metrics?.events.inc({ type, outcome: 'failed' });
       this.#o.logger.warn({ event: `${s.namespace}/${s.name}`, reason, err: apiFailure(err) }, 'could not write a Kubernetes Event');
     }

@@ -96,8 +96,8 @@ export class FinalizerController implements Runnable {
       return;
     }
     const needs = this.#owned.has(key) && this.#plugins(ingress).length > 0;
-    if (needs && !has) await this.#setFinalizers(ingress, [...finalizers, CLEANUP_FINALIZER], 'add');
-    else if (!needs && has) await this.#setFinalizers(ingress, finalizers.filter((f) => f !== CLEANUP_FINALIZER), 'remove');
+    if (needs && !has) await this.#setFinalizers(ingress, [...finalizers, CLEANUP_FINALIZER], 'add', signal);
+    else if (!needs && has) await this.#setFinalizers(ingress, finalizers.filter((f) => f !== CLEANUP_FINALIZER), 'remove', signal);
   }
 
   #plugins(ingress: V1Ingress): ControlPlugin[] {
@@ -140,11 +140,11 @@ export class FinalizerController implements Runnable {
         `removing finalizer ${CLEANUP_FINALIZER} after ${attempts} failed cleanup attempts so deletion can finish; external state may remain: ${failures.join('; ')}`,
       );
     }
-    await this.#setFinalizers(ingress, (ingress.metadata?.finalizers ?? []).filter((f) => f !== CLEANUP_FINALIZER), 'remove');
+    await this.#setFinalizers(ingress, (ingress.metadata?.finalizers ?? []).filter((f) => f !== CLEANUP_FINALIZER), 'remove', signal);
     this.#attempts.delete(key);
   }
 
-  async #setFinalizers(ingress: V1Ingress, finalizers: string[], action: 'add' | 'remove'): Promise<void> {
+  async #setFinalizers(ingress: V1Ingress, finalizers: string[], action: 'add' | 'remove', signal: AbortSignal): Promise<void> {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     try {
@@ -155,6 +155,7 @@ export class FinalizerController implements Runnable {
           { op: 'add', path: '/metadata/finalizers', value: finalizers },
         ],
         'json',
+        { signal },
       );
       this.#o.logger.info({ ingress: `${namespace}/${name}`, finalizer: CLEANUP_FINALIZER }, action === 'add' ? 'added finalizer' : 'removed finalizer');
     } catch (err) {

@@ -88,14 +88,14 @@ export class IngressStatusWriter implements Runnable {
     // Leadership (re)gained: check every Ingress once.
     for (const key of this.#o.ingresses.ingresses().keys()) queue.add(key);
     try {
-      await queue.run((key) => this.#reconcile(key), signal);
+      await queue.run((key, s) => this.#reconcile(key, s), signal);
     } finally {
       stopFollowing();
       if (this.#queue === queue) this.#queue = undefined;
     }
   }
 
-  async #reconcile(key: string): Promise<void> {
+  async #reconcile(key: string, signal: AbortSignal): Promise<void> {
     const ingress = this.#o.ingresses.ingress(key);
     if (!ingress) return;
     const hostname = this.#o.hostname();
@@ -104,22 +104,26 @@ export class IngressStatusWriter implements Runnable {
     const current = ingress.status?.loadBalancer?.ingress ?? [];
     if (this.#owned.has(key)) {
       if (current.length === 1 && current[0]!.hostname === hostname && !current[0]!.ip && !current[0]!.ports?.length) return;
-      await this.#write(ingress, [{ hostname }], 'set');
+      await this.#write(ingress, [{ hostname }], 'set', signal);
     } else {
       const kept = current.filter((e) => !(e.hostname && this.#published.has(e.hostname)));
       if (kept.length === current.length) return;
-      await this.#write(ingress, kept, 'clear');
+      await this.#write(ingress, kept, 'clear', signal);
     }
   }
 
-  async #write(ingress: V1Ingress, entries: V1IngressLoadBalancerIngress[], action: 'set' | 'clear'): Promise<void> {
+  async #write(ingress: V1Ingress, entries: V1IngressLoadBalancerIngress[], action: 'set' | 'clear', signal: AbortSignal): Promise<void> {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     try {
-      await this.#o.client.put(apiPath('networking.k8s.io/v1', 'ingresses', namespace, name, 'status'), {
-        ...ingress,
-        status: { ...ingress.status, loadBalancer: { ...ingress.status?.loadBalancer, ingress: entries } },
-      });
+      await this.#o.client.put(
+        apiPath('networking.k8s.io/v1', 'ingresses', namespace, name, 'status'),
+        {
+          ...ingress,
+          status: { ...ingress.status, loadBalancer: { ...ingress.status?.loadBalancer, ingress: entries } },
+        },
+        { signal },
+      );
       this.#o.metrics?.statusWrites.inc({ action, result: 'success' });
       this.#o.logger.info({ ingress: `${namespace}/${name}`, action, hostname: entries[0]?.hostname }, action === 'set' ? 'published Ingress status' : 'cleared Ingress status');
     } catch (err) {

@@ -108,6 +108,57 @@ test('leader-only runnables start on leadership, stop when it is lost, and resta
   t.deepEqual(trace.slice(4), ['stop status', 'stop sync']);
 });
 
+test('a leader-only runnable that ignores its abort signal cannot keep leadership work from restarting', async (t) => {
+  const trace: string[] = [];
+  const { logs, logger: log } = logger();
+  const elector = new ManualElector();
+  const manager = new Manager({ logger: log, shutdownGracePeriodMs: 2_000, elector, leaderStopTimeoutMs: 300 });
+  // The first term of "status" hangs in a call that does not take the signal (released only at the end).
+  let release: () => void = () => undefined;
+  const hung = new Promise<void>((resolve) => (release = resolve));
+  let runs = 0;
+  manager.add({
+    name: 'status',
+    needsLeader: true,
+    async start(signal) {
+      const run = ++runs;
+      trace.push(`start status ${run}`);
+      if (run === 1) await hung;
+      else if (!signal.aborted) await once(signal, 'abort');
+      trace.push(`stop status ${run}`);
+    },
+  });
+  const abortedAt: number[] = [];
+  manager.add({
+    name: 'events',
+    needsLeader: true,
+    async start(signal) {
+      if (!signal.aborted) await once(signal, 'abort');
+      abortedAt.push(Date.now());
+    },
+  });
+  const stop = new AbortController();
+  const done = manager.run(stop.signal);
+  t.teardown(() => release());
+  while (manager.phase !== 'running') await sleep(5);
+  elector.set(true);
+  await sleep(20);
+  const lostAt = Date.now();
+  elector.set(false);
+  elector.set(true); // re-acquired while the first term is still winding down
+  await sleep(20);
+  t.true(abortedAt.length === 1 && abortedAt[0]! - lostAt < 50, 'the other leader-only runnable was aborted at once');
+  const deadline = Date.now() + 3_000;
+  while (!trace.includes('start status 2') && Date.now() < deadline) await sleep(10);
+  t.deepEqual(trace, ['start status 1', 'start status 2'], 'the new term started although the old run still hangs');
+  t.true(manager.leading);
+  t.true(logs.parsed().some((l) => l.msg === 'leader-only runnables did not stop in time after leadership was lost; abandoning them'));
+  release();
+  stop.abort();
+  await done;
+  t.deepEqual(trace, ['start status 1', 'start status 2', 'stop status 1', 'stop status 2']);
+});
+
 test('a failing runnable stops everything in order and run rejects with its error', async (t) => {
   const trace: string[] = [];
   const { logger: log, logs } = logger();

@@ -73,9 +73,54 @@ export interface TestApiServer {
    * resourceVersion gets 410 Gone. Returns the revision compacted at.
    */
   compactEtcd(): Promise<number>;
+  /**
+   * The audit log so far, parsed, when started with `audit: true` (else empty): an independent witness of which
+   * client wrote what, and when the apiserver received it. Survives apiserver restarts (one file, appended).
+   */
+  auditEvents(): AuditEvent[];
   /** Stops everything and removes the temp folder. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** One audit.k8s.io/v1 Event as the log backend writes it (the fields tests read). */
+export interface AuditEvent {
+  readonly stage: string;
+  readonly verb: string;
+  readonly userAgent?: string;
+  readonly user?: { readonly username?: string };
+  readonly objectRef?: { readonly resource?: string; readonly subresource?: string; readonly namespace?: string; readonly name?: string; readonly apiGroup?: string };
+  readonly responseStatus?: { readonly code?: number };
+  /** The request body, for the resources the test policy logs at level Request (Leases). */
+  readonly requestObject?: unknown;
+  /** RFC 3339 with microseconds: when the apiserver received the request. */
+  readonly requestReceivedTimestamp: string;
+  /** RFC 3339 with microseconds: when the stage was reached (ResponseComplete: the answer was sent). */
+  readonly stageTimestamp: string;
+}
+
+/** Microseconds since the epoch of an audit timestamp (`2026-12-07T06:50:01.123456Z`), for exact ordering. */
+export function auditMicros(timestamp: string): bigint {
+  const m = /^(.*T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(timestamp);
+  if (!m) throw new Error(`not an audit timestamp: ${timestamp}`);
+  const seconds = BigInt(Date.parse(`${m[1]}Z`)) / 1000n;
+  return seconds * 1_000_000n + BigInt((m[2] ?? '').padEnd(6, '0').slice(0, 6));
+}
+
+/**
+ * The test audit policy: writes only (reads are noise here), at level Request for Leases so the holder each
+ * write names is on record, at level Metadata for everything else (Secret contents never reach the log).
+ */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Request
+    resources: [{ group: coordination.k8s.io, resources: [leases] }]
+    verbs: [create, update, patch, delete]
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`;
 
 /** Typed clients for the admin (test) side. */
 export interface AdminClients {
@@ -166,6 +211,8 @@ export interface StartOptions {
   extraArgs?: readonly string[];
   /** Bound for /readyz; default 90 s (a cold start on 2 busy cores can be slow). */
   readyTimeoutMs?: number;
+  /** Write an audit log of every write (see {@link TestApiServer.auditEvents}). Default false. */
+  audit?: boolean;
 }
 
 /** Starts etcd and kube-apiserver; resolves once /readyz answers ok. */
@@ -186,6 +233,12 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
   const etcdUrl = `http://127.0.0.1:${etcdClient}`;
   const url = `https://127.0.0.1:${apiPort}`;
   mkdirSync(join(dir, 'certs'), { recursive: true });
+  const auditLog = join(dir, 'audit.log');
+  const auditArgs: string[] = [];
+  if (options.audit) {
+    writeFileSync(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
+    auditArgs.push(`--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLog}`, '--audit-log-format=json', '--audit-log-mode=blocking');
+  }
 
   let etcd: ChildProcess | undefined;
   let apiserver: ChildProcess | undefined;
@@ -246,6 +299,7 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
         `--cert-dir=${join(dir, 'certs')}`,
         '--enable-priority-and-fairness=false',
         '--profiling=false',
+        ...auditArgs,
         ...(options.extraArgs ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -337,6 +391,19 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
       return revision;
     },
     startApiServerProcess: startApi,
+    auditEvents() {
+      if (!options.audit || !existsSync(auditLog)) return [];
+      return readFileSync(auditLog, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as AuditEvent];
+          } catch {
+            return []; // a line still being written
+          }
+        });
+    },
     stop,
   };
   return server;

@@ -13,6 +13,7 @@ import {
   type UpstreamTls,
 } from '@warren/core/plugin';
 import { inject, injectable } from 'tsyringe';
+import { checkMaterial, type MaterialProblem } from './material.js';
 
 interface TlsSettings {
   readonly crossNamespaceSecrets: boolean;
@@ -28,12 +29,28 @@ export interface TlsOptions {
 
 const NONE: SecretReader = { get: () => undefined, onChange: () => () => {} };
 
+/** Ingresses remembered with an open upstream TLS problem (for the Normal event when it clears). */
+const MAX_OPEN_PROBLEMS = 10_000;
+
+/**
+ * Open problems per event sink. Plugin instances are provisioned anew when a referenced Secret rotates — exactly
+ * when a problem may clear — while the sink stays, so the record lives with the sink.
+ */
+const OPEN_BY_SINK = new WeakMap<EventSink, Map<string, string>>();
+
+/** Checked material per Secret version (the reader hands out one frozen object per version). */
+const CHECKED = new WeakMap<object, Map<string, MaterialProblem[]>>();
+
 /**
  * Fills the TLS part of the transport profile of every route whose upstream speaks TLS (`https`, `h2`,
  * `grpcs`, `wss`, or `auto` resolved to TLS). Secrets are read when a generation compiles; the pipeline
  * recompiles when a referenced Secret changes, so a rotated CA or client certificate applies to new
- * connections while exchanges in flight keep theirs. A Secret that is missing or lacks a key makes the route
- * unavailable (502) and records a Warning on the Ingress: never a silent fallback to weaker verification.
+ * connections while exchanges in flight keep theirs. A Secret that is missing, lacks a key, or holds material
+ * that does not parse (checked on every compile, so at bind time and on every Secret change; results are cached
+ * per Secret version) makes the route unavailable (502) and records a Warning `UpstreamTLSInvalid` on the
+ * Ingress naming the Secret, the key and the problem: never a silent fallback to weaker verification. A Secret
+ * that is still being fetched also answers 502, without a Warning; and when a reported problem clears, a Normal
+ * `UpstreamTLSValid` event says so.
  */
 @injectable()
 export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
@@ -41,6 +58,8 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
   readonly #settings: TlsSettings;
   #secrets: SecretReader = NONE;
   #events: EventSink | undefined;
+  /** Ingress uid → the problem last reported for it, until a compile of its routes succeeds. */
+  #open = new Map<string, string>();
 
   constructor(@inject(pluginConfigToken('tls')) settings: TlsSettings) {
     this.#settings = settings;
@@ -49,6 +68,9 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
   provision(ctx: ProvisionContext): void {
     this.#secrets = ctx.secrets;
     this.#events = ctx.events;
+    let open = OPEN_BY_SINK.get(ctx.events);
+    if (!open) OPEN_BY_SINK.set(ctx.events, (open = new Map()));
+    this.#open = open;
   }
 
   bind(route: Route): RouteBinding<TlsOptions> {
@@ -84,18 +106,52 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
       if (!data['ca.crt'] && !(data['tls.crt'] && data['tls.key'])) {
         this.#refuse(route, `Secret ${this.#ref(route, options.caSecret)} named by warren.dev/proxy-ssl-secret has neither ca.crt nor tls.crt/tls.key`);
       }
+      const pair = !options.clientSecret && data['tls.crt'] && data['tls.key'];
+      this.#check(route, 'proxy-ssl-secret', options.caSecret, data, { ca: true, pair: !!pair });
     }
     if (options.clientSecret) {
       const data = this.#secret(route, 'proxy-ssl-client-secret', options.clientSecret);
       if (!data['tls.crt'] || !data['tls.key']) {
         this.#refuse(route, `Secret ${this.#ref(route, options.clientSecret)} named by warren.dev/proxy-ssl-client-secret needs both tls.crt and tls.key`);
       }
+      this.#check(route, 'proxy-ssl-client-secret', options.clientSecret, data, { ca: false, pair: true });
       tls.cert = data['tls.crt'];
       tls.key = data['tls.key'];
       hash.update('cert').update(data['tls.crt']!).update(data['tls.key']!);
     }
     tls.fingerprint = hash.digest('base64url').slice(0, 22);
     profile.tls = tls;
+    this.#cleared(route);
+  }
+
+  /** Refuses the route when the material it uses from this Secret is unusable. */
+  #check(route: Route, annotation: string, value: string, data: Readonly<Record<string, Buffer>>, use: { ca: boolean; pair: boolean }): void {
+    const which = `${use.ca ? 'ca' : ''}|${use.pair ? 'pair' : ''}`;
+    let byUse = CHECKED.get(data);
+    if (!byUse) CHECKED.set(data, (byUse = new Map()));
+    let problems = byUse.get(which);
+    if (!problems) {
+      problems = checkMaterial({
+        ca: use.ca ? data['ca.crt'] : undefined,
+        cert: use.pair ? data['tls.crt'] : undefined,
+        key: use.pair ? data['tls.key'] : undefined,
+      });
+      byUse.set(which, problems);
+    }
+    if (problems.length === 0) return;
+    const list = problems.map((p) => `key ${p.key} ${p.problem}`).join('; ');
+    this.#refuse(route, `Secret ${this.#ref(route, value)} named by warren.dev/${annotation} is unusable: ${list}`);
+  }
+
+  /** A route compiled: if its Ingress had a problem reported, say that it cleared. */
+  #cleared(route: Route): void {
+    const ingress = route.ingress;
+    if (!this.#open.delete(ingress.uid)) return;
+    this.#events?.normal(
+      { kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid },
+      'UpstreamTLSValid',
+      'the upstream TLS Secrets named by this Ingress are usable again',
+    );
   }
 
   #ref(route: Route, value: string): string {
@@ -112,13 +168,21 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
         `warren.dev/${annotation} names Secret ${ref} in another namespace than the Ingress; set plugins.tls.crossNamespaceSecrets to allow it`,
       );
     }
-    const data = this.#secrets.get(namespace, ref.slice(slash + 1));
-    if (!data) this.#refuse(route, `Secret ${ref} named by warren.dev/${annotation} does not exist (or is not readable)`);
-    return data;
+    const name = ref.slice(slash + 1);
+    const data = this.#secrets.get(namespace, name);
+    if (data) return data;
+    if (this.#secrets.loading?.(namespace, name)) {
+      // Not a problem yet: the route is compiled again when the fetch completes.
+      throw new WarrenError(ErrorCode.UpstreamConnect, `Secret ${ref} named by warren.dev/${annotation} is still being loaded (Ingress ${route.ingress.namespace}/${route.ingress.name})`, { status: 502 });
+    }
+    this.#refuse(route, `Secret ${ref} named by warren.dev/${annotation} does not exist (or is not readable)`);
   }
 
   #refuse(route: Route, message: string): never {
     const ingress = route.ingress;
+    this.#open.delete(ingress.uid);
+    this.#open.set(ingress.uid, message);
+    if (this.#open.size > MAX_OPEN_PROBLEMS) this.#open.delete(this.#open.keys().next().value!);
     this.#events?.warning({ kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid }, 'UpstreamTLSInvalid', message);
     throw new WarrenError(ErrorCode.UpstreamConnect, `${message} (Ingress ${ingress.namespace}/${ingress.name})`, { status: 502 });
   }

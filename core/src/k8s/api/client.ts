@@ -14,6 +14,9 @@ import type { ClientCertificate, ClusterAccess, Credentials } from './access.js'
 export class KubeClient {
   readonly #access: ClusterAccess;
   readonly #userAgent: string;
+  /** Set on a {@link fenced} view: the client that owns the connection pool. */
+  #base: KubeClient | undefined;
+  #fence: WriteFence | undefined;
   #agent: Agent | undefined;
   #agentCert: ClientCertificate | undefined;
   readonly #retired = new Set<Agent>();
@@ -22,6 +25,18 @@ export class KubeClient {
   constructor(access: ClusterAccess, options: { readonly userAgent?: string } = {}) {
     this.#access = access;
     this.#userAgent = options.userAgent ?? 'warren';
+  }
+
+  /**
+   * A view of this client (same credentials and connection pool) whose writes pass `fence` first: every call
+   * other than GET asks {@link WriteFence.admit} right before it is sent, is refused when the fence throws, and
+   * is aborted by the signal the fence returns. Reads and watches are not fenced. Closing the view is a no-op.
+   */
+  fenced(fence: WriteFence): KubeClient {
+    const view = new KubeClient(this.#access, { userAgent: this.#userAgent });
+    view.#base = this.#base ?? this;
+    view.#fence = fence;
+    return view;
   }
 
   /** Where the connection settings came from (never secrets). */
@@ -121,6 +136,7 @@ export class KubeClient {
 
   /** Closes the connection pool; in-flight requests fail, later ones reject. */
   async close(): Promise<void> {
+    if (this.#base) return;
     this.#closed = true;
     const agents = [...this.#retired, ...(this.#agent ? [this.#agent] : [])];
     this.#agent = undefined;
@@ -137,16 +153,20 @@ export class KubeClient {
     url: string,
     init: { readonly body?: string | undefined; readonly contentType?: string | undefined; readonly signal?: AbortSignal | undefined; readonly timeoutMs: number },
   ): Promise<Dispatcher.ResponseData> {
+    const fence = method === 'GET' ? undefined : this.#fence;
     // undici reads 0 as "no timeout": a caller with an almost spent deadline still gets a bound.
-    const timeout = Math.max(1, Math.ceil(init.timeoutMs));
+    const timeout = Math.max(1, Math.ceil(Math.min(init.timeoutMs, fence?.timeoutMs ?? Infinity)));
     for (let attempt = 0; ; attempt++) {
       const creds = await this.#access.credentials(attempt > 0);
+      // Admitted at the last moment before sending: nothing awaited between the check and the write.
+      const term = fence?.admit();
+      const signal = term && init.signal ? AbortSignal.any([init.signal, term]) : (term ?? init.signal);
       const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
         headers: this.#headers(creds, init.contentType),
         body: init.body,
-        dispatcher: this.#dispatcher(creds),
-        signal: init.signal,
+        dispatcher: (this.#base ?? this).#dispatcher(creds),
+        signal,
         headersTimeout: timeout,
         bodyTimeout: timeout,
       });
@@ -197,6 +217,16 @@ export class KubeClient {
     });
     return this.#agent;
   }
+}
+
+/**
+ * Decides whether a write may be sent now (leader-only work: see `LeaderElector`). `admit` throws when it may
+ * not, and otherwise returns a signal that aborts the write when the permission ends.
+ */
+export interface WriteFence {
+  admit(): AbortSignal;
+  /** Upper bound on each fenced call's wait (head and between body chunks), over the caller's own. */
+  readonly timeoutMs?: number | undefined;
 }
 
 export type Query = Readonly<Record<string, string | number | boolean | undefined>>;
