@@ -10,8 +10,9 @@
  * whose only existing ancestor is `/` is refused.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { followChild } from './follow.js';
 
 interface Mount {
@@ -37,6 +38,18 @@ const overlaid: string[] = [];
 
 const mount = (...argv: string[]) => execFileSync('mount', argv, { stdio: ['ignore', 'ignore', 'inherit'] });
 
+// The repository the container's program runs from (node, Warren's build, their modules). A mount that would hide
+// it (an emptyDir on /tmp while the repository lives under /tmp, as a fresh CI clone may) gets it bound back at
+// the same path, from a descriptor opened before the mount covered it.
+const repository = realpathSync(fileURLToPath(new URL('../../../../../', import.meta.url)));
+
+function keepRepository(covered: number): void {
+  mkdirSync(repository, { recursive: true });
+  // The descriptor is the child's fd 3; --no-canonicalize keeps mount(8) from resolving the path in this namespace.
+  execFileSync('mount', ['--no-canonicalize', '--bind', '/proc/self/fd/3', repository], { stdio: ['ignore', 'ignore', 'inherit', covered] });
+  closeSync(covered);
+}
+
 function deepestExisting(path: string): string {
   let dir = path;
   while (!existsSync(dir)) dir = dirname(dir);
@@ -57,8 +70,11 @@ for (const m of mounts) {
     }
     mkdirSync(m.target, { recursive: true });
   }
+  const hides = repository.startsWith(`${realpathSync(m.target)}/`);
+  const covered = hides ? openSync(repository, 'r') : undefined;
   mount('--bind', m.source, m.target);
   if (m.readOnly) mount('-o', 'remount,bind,ro', m.target);
+  if (covered !== undefined) keepRepository(covered);
 }
 
 followChild(program, programArgs, () => undefined);
