@@ -268,7 +268,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       loadBalancing: proxy.loadBalancing,
     };
     this.#preserveHost = proxy.preserveHost;
-    this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
+    this.#metrics = options.metrics ? createProxyMetrics(options.metrics, proxy.metrics) : undefined;
     this.#accessLog = createAccessLog(options.logger, proxy.accessLog);
     const metrics = this.#metrics;
     this.#env = {
@@ -277,9 +277,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
       retries: proxy.retries,
       onRetry: metrics
         ? (run, ejected) => {
-            const l = run.compiled.labels;
-            metrics.retries.inc({ namespace: l.namespace, ingress: l.ingress, service: l.service });
-            if (ejected) metrics.ejections.inc({ namespace: l.namespace, service: l.service });
+            metrics.retries.inc(metrics.routeLabels.of(run.compiled.labels).route);
+            if (ejected) metrics.ejections.inc({ namespace: run.compiled.labels.namespace, service: run.compiled.labels.service });
           }
         : undefined,
       onUpgradeError: (run, err) => this.#logger.warn({ id: run.exchange.id, err }, 'upgraded session ended with an error'),
@@ -448,20 +447,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const ms = performance.now() - started;
     const m = this.#metrics;
     if (m) {
-      const l = compiled?.labels;
+      const l = m.routeLabels.of(compiled?.labels);
       const cls = statusClass(outcome.status);
-      m.requests.inc({
-        namespace: l?.namespace ?? '',
-        ingress: l?.ingress ?? '',
-        service: l?.service ?? '',
-        host: l?.host ?? '',
-        status_class: cls,
-        method: methodLabel(exchange.head.method),
-      });
-      const labels = { namespace: l?.namespace ?? '', ingress: l?.ingress ?? '', service: l?.service ?? '' };
+      m.requests.inc({ ...l.withHost, status_class: cls, method: methodLabel(exchange.head.method) });
       // An upgraded session lasts as long as the client stays: its length is not a request latency.
-      if (outcome.status === 101) m.upgradedSessions.observe(labels, ms / 1000);
-      else m.duration.observe({ ...labels, status_class: cls }, ms / 1000);
+      if (outcome.status === 101) m.upgradedSessions.observe(l.route, ms / 1000);
+      else m.duration.observe({ ...l.route, status_class: cls }, ms / 1000);
     }
     if (logged) this.#accessLog?.write({
       id: exchange.id,
