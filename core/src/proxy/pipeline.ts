@@ -16,7 +16,7 @@ import { failExchange, isGrpc } from './errors.js';
 import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
-import { createProxyMetrics, methodLabel, recordTableHealth, statusClass, type ProxyMetrics } from './metrics.js';
+import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
 import { PoolRegistry } from './transport.js';
 
 /**
@@ -485,7 +485,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
         this.#live = next;
         if (this.#metrics) {
           this.#metrics.generation.set(table.generation);
-          recordTableHealth(this.#metrics, table);
+          this.#metrics.serveTable(table);
         }
         if (previous) this.#retire(previous);
         next.compileInBackground();

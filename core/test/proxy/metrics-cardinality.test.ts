@@ -81,3 +81,24 @@ test('proxy.metrics.routeLabels labels requests by route, up to maxRouteLabelSet
   t.regex(again, /^warren_requests_total\{namespace="ns-3",ingress="app-3",service="svc-3",host="app-3.test",status_class="2xx",method="GET"\} 2$/m);
   t.regex(again, new RegExp(`^warren_requests_total\\{namespace="${OTHER_ROUTES}"[^}]*method="GET"\\} 71$`, 'm'));
 });
+
+test('table-health gauges follow the served table when scraped: ready endpoints per Service, warnings by reason', async (t) => {
+  const a = testRoute({ host: 'a.test', namespace: 'ns', service: 'two', endpoints: ['127.0.0.1:1', '127.0.0.2:1'] });
+  const b = testRoute({ host: 'b.test', namespace: 'ns', service: 'none', endpoints: [] });
+  const proxy = await startProxyHarness({ table: testRouteTable([a, b], 1) });
+  t.teardown(() => proxy.close());
+  const first = await proxy.metrics.metrics();
+  t.regex(first, /^warren_backend_ready_endpoints\{namespace="ns",service="two"\} 2$/m);
+  t.regex(first, /^warren_backend_ready_endpoints\{namespace="ns",service="none"\} 0$/m);
+
+  // Several swaps between scrapes: the scrape shows the table served last, and nothing of the earlier ones.
+  const c = testRoute({ host: 'c.test', namespace: 'ns', service: 'three', endpoints: ['127.0.0.1:1', '127.0.0.2:1', '127.0.0.3:1'] });
+  await proxy.setTable(testRouteTable([a], 2));
+  const warned = { ...testRouteTable([c], 3), diagnostics: [{ type: 'Warning' as const, reason: 'ServiceNotFound', object: { kind: 'Ingress' as const, namespace: 'ns', name: 'x' }, message: 'm' }] };
+  await proxy.setTable(warned);
+  const last = await proxy.metrics.metrics();
+  t.regex(last, /^warren_backend_ready_endpoints\{namespace="ns",service="three"\} 3$/m);
+  t.notRegex(last, /service="(two|none)"/);
+  t.regex(last, /^warren_route_warnings\{reason="ServiceNotFound"\} 1$/m);
+  t.is(await proxy.metrics.metrics(), last, 'an unchanged table scrapes the same');
+});
