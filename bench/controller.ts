@@ -18,12 +18,13 @@ import type { V1EndpointSlice, V1Ingress } from '@kubernetes/client-node';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
+import { Session } from 'node:inspector/promises';
 import type * as Harness from '../core/test/support/apiserver.js';
 import type * as ControlPlane from '../core/src/k8s/control-plane.js';
 import type * as Access from '../core/src/k8s/api/access.js';
@@ -69,6 +70,8 @@ const { values: args } = parseArgs({
     smaps: { type: 'boolean', default: false },
     /** Write a V8 CPU profile of the controller process into this folder (node --cpu-prof). */
     'cpu-prof': { type: 'string' },
+    /** Write a sampling heap profile of the burst's allocations, collected garbage included, to this file (.heapprofile). */
+    'burst-heap-prof': { type: 'string' },
     /** Paths per Ingress rule (each a route). */
     paths: { type: 'string', default: '2' },
     /** Ingress host changes written at 5 per second after the measured changes (0: none). */
@@ -413,6 +416,11 @@ async function runController(input: ChildInput): Promise<string[]> {
     const burstMs = (BURST / 5) * 1000;
     if (TRAFFIC && withPipeline) quiet = await probe(unrelated, performance.now() + burstMs);
     takePeak();
+    const heapProfile = args['burst-heap-prof'] ? new Session() : undefined;
+    if (heapProfile) {
+      heapProfile.connect();
+      await heapProfile.post('HeapProfiler.startSampling', { samplingInterval: 64 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    }
     const burstCpu = process.cpuUsage();
     const t0 = performance.now();
     const probing = TRAFFIC && withPipeline ? probe(unrelated, t0 + burstMs + 1_000) : Promise.resolve([]);
@@ -430,6 +438,11 @@ async function runController(input: ChildInput): Promise<string[]> {
     if (withPipeline) await pipeline.whenCompiled();
     await cp.status.idle();
     during = await probing;
+    if (heapProfile) {
+      const { profile } = await heapProfile.post('HeapProfiler.stopSampling');
+      writeFileSync(args['burst-heap-prof']!, JSON.stringify(profile));
+      heapProfile.disconnect();
+    }
     burstCpuMs = (() => {
       const u = process.cpuUsage(burstCpu);
       return (u.user + u.system) / 1000;
