@@ -242,6 +242,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #defaults: ProxyDefaults;
   readonly #preserveHost: boolean;
   readonly #states = new EndpointStates();
+  /** Endpoint states left by the last prune (see #pruneStates). */
+  #statesKept = 0;
   readonly #pools = new PoolRegistry();
   readonly #metrics: ProxyMetrics | undefined;
   readonly #accessLog: AccessLog | undefined;
@@ -604,10 +606,21 @@ export class Pipeline implements ExchangeHandler, Runnable {
     }
   }
 
+  /**
+   * Drops the state of endpoints that left. A pass over every endpoint of the table costs (and allocates) as much
+   * as the table, once per generation; a departed endpoint's state is a few numbers (an ejection it carries ends
+   * within `EJECT_MAX_MS`), so the pass runs only once states could outnumber those kept by the last one.
+   */
   #pruneStates(table: RouteTable): void {
+    if (this.#states.size <= 2 * this.#statesKept + 64) return;
     const live = new Set<string>();
-    for (const r of table.routes) for (const e of r.backend.endpoints) live.add(e.key);
+    const routes = table.routes;
+    for (let i = 0; i < routes.length; i++) {
+      const endpoints = routes[i]!.backend.endpoints;
+      for (let j = 0; j < endpoints.length; j++) live.add(endpoints[j]!.key);
+    }
     this.#states.prune(live);
+    this.#statesKept = this.#states.size;
   }
 
   /** A rotated Secret that a live route references rebuilds the generation (new connections use it). */
