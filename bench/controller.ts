@@ -4,18 +4,27 @@
  * until the proxy pipeline serves the new generation; plus initial sync time and the controller's memory.
  *
  * Run: `npx tsc -b core bench && npx node bench/build/controller.js [--ingresses 10000] [--services 1000]
- * [--iterations 100]` (or `npm run bench -- controller`). Needs the test binaries (scripts/test-binaries.sh).
- * Every loop is bounded by a count; every wait by a timeout.
+ * [--iterations 100] [--paths 2] [--burst 300] [--no-traffic] [--route-labels]` (or `npm run bench -- controller`).
+ * Needs the test binaries (scripts/test-binaries.sh). Every loop is bounded by a count; every wait by a timeout.
+ *
+ * With traffic (the default) the endpoints are the test-host addresses 198.18.0.2–4 (and 198.18.0.(4+k) for the
+ * k-th EndpointSlice change), where this process runs one origin each: run it inside the test network namespace
+ * (`bash scripts/in-test-netns.sh npx node bench/build/controller.js …`). The controller sends one request to every
+ * host after the initial sync and again after the changes, and measures requests to unrelated hosts during the
+ * burst of `--burst` Ingress changes (5 per second) against the same traffic without changes.
  */
 import 'reflect-metadata';
 import type { V1EndpointSlice, V1Ingress } from '@kubernetes/client-node';
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import http from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
+import { Session } from 'node:inspector/promises';
 import type * as Harness from '../core/test/support/apiserver.js';
 import type * as ControlPlane from '../core/src/k8s/control-plane.js';
 import type * as Access from '../core/src/k8s/api/access.js';
@@ -25,6 +34,7 @@ import type * as Log from '../core/src/observability/logger.js';
 import type * as ConfigLoad from '../core/src/config/load.js';
 import type * as Routes from '../core/src/routes/index.js';
 import type * as Proxy from '../core/src/proxy/index.js';
+import type * as ProxyTesting from '../core/src/proxy/testing.js';
 import type { RouteTable } from '../core/src/routes/types.js';
 
 const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.url).href;
@@ -37,6 +47,7 @@ const { createLogger } = (await import(built('src/observability/logger.js'))) as
 const { parseConfig } = (await import(built('src/config/load.js'))) as typeof ConfigLoad;
 const { RouteStore, RouteTableBuilder, routeBuildSettings } = (await import(built('src/routes/index.js'))) as typeof Routes;
 const { Pipeline } = (await import(built('src/proxy/index.js'))) as typeof Proxy;
+const { runExchange } = (await import(built('src/proxy/testing.js'))) as typeof ProxyTesting;
 const { Registry } = await import('prom-client');
 const { container } = await import('tsyringe');
 
@@ -59,17 +70,36 @@ const { values: args } = parseArgs({
     smaps: { type: 'boolean', default: false },
     /** Write a V8 CPU profile of the controller process into this folder (node --cpu-prof). */
     'cpu-prof': { type: 'string' },
+    /** Write a sampling heap profile of the burst's allocations, collected garbage included, to this file (.heapprofile). */
+    'burst-heap-prof': { type: 'string' },
+    /** Paths per Ingress rule (each a route). */
+    paths: { type: 'string', default: '2' },
+    /** Ingress host changes written at 5 per second after the measured changes (0: none). */
+    burst: { type: 'string', default: '0' },
+    /** No requests: endpoints are 198.18.0.0/15 addresses that are never dialled. */
+    'no-traffic': { type: 'boolean', default: false },
+    /** Opt in to per-route metric labels (proxy.metrics.routeLabels, no cap): the metric shape before it was opt-in. */
+    'route-labels': { type: 'boolean', default: false },
   },
 });
 const INGRESSES = Number(args.ingresses);
 const SERVICES = Number(args.services);
 if (INGRESSES < 3 * SERVICES) throw new RangeError('--ingresses must be at least 3 × --services');
 const ITERATIONS = Number(args.iterations);
+const PATHS = Number(args.paths);
+const BURST = Number(args.burst);
+const TRAFFIC = !args['no-traffic'];
+/** Port of the loopback origins (set from the parent's input in the controller process). */
+let originPort = 0;
 const NAMESPACES = 10;
 const ns = (i: number) => `bench-${i % NAMESPACES}`;
 
 /** A non-loopback address for endpoint `k` of service `s` (198.18.0.0/15; never dialled by this benchmark). */
-const addr = (s: number, k: number) => `198.18.${1 + Math.floor((s * 3 + k) / 250)}.${1 + ((s * 3 + k) % 250)}`;
+const addr = (s: number, k: number) => (TRAFFIC ? `198.18.0.${2 + k}` : `198.18.${1 + Math.floor((s * 3 + k) / 250)}.${1 + ((s * 3 + k) % 250)}`);
+/** The address endpoint 0 gets in the `variant`-th EndpointSlice change. */
+const variantAddr = (variant: number) => (TRAFFIC ? `198.18.0.${4 + variant}` : `198.19.${Math.floor(variant / 250)}.${1 + (variant % 250)}`);
+// With traffic every endpoint is a test-host address (198.18.0.2–41) with an origin behind it.
+if (TRAFFIC && ITERATIONS > 37) throw new RangeError('with traffic, --iterations is at most 37 (test-host addresses 198.18.0.5–41)');
 
 function serviceBody(s: number) {
   return { metadata: { name: `svc-${s}`, namespace: ns(s) }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
@@ -79,8 +109,8 @@ function sliceBody(s: number, variant = 0): V1EndpointSlice {
   return {
     metadata: { name: `svc-${s}-a`, namespace: ns(s), labels: { 'kubernetes.io/service-name': `svc-${s}` } },
     addressType: 'IPv4',
-    endpoints: [0, 1, 2].map((k) => ({ addresses: [k === 0 && variant > 0 ? `198.19.${Math.floor(variant / 250)}.${1 + (variant % 250)}` : addr(s, k)], conditions: { ready: true } })),
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    endpoints: [0, 1, 2].map((k) => ({ addresses: [k === 0 && variant > 0 ? variantAddr(variant) : addr(s, k)], conditions: { ready: true } })),
+    ports: [{ name: 'http', port: TRAFFIC ? originPort : 8080, protocol: 'TCP' }],
   };
 }
 
@@ -92,7 +122,7 @@ function ingressBody(i: number, host = `app-${i}.bench.example`): V1Ingress {
     metadata: { name: `app-${i}`, namespace: ns(s) },
     spec: {
       ingressClassName: 'cloudflare-tunnel',
-      rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend }, { path: '/api', pathType: 'Prefix', backend }] } }],
+      rules: [{ host, http: { paths: ['/', '/api', '/static', '/v1', '/assets', '/img', '/auth', '/docs'].slice(0, PATHS).map((path) => ({ path, pathType: 'Prefix', backend })) } }],
     },
   };
 }
@@ -141,6 +171,28 @@ interface ChildInput {
   readonly controllerConfig: string;
   readonly controllerNamespace: string;
   readonly setupSeconds: number;
+  readonly originPort: number;
+}
+
+/** One keep-alive origin per address, all on one port. Retries with another port on a clash. */
+async function startOrigins(addresses: readonly string[]): Promise<{ port: number; close: () => void }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const servers: http.Server[] = [];
+    let port = 0;
+    try {
+      for (const address of addresses) {
+        const server = http.createServer({ keepAliveTimeout: 120_000 }, (_req, res) => res.end('ok'));
+        servers.push(server);
+        server.listen(port, address);
+        await once(server, 'listening');
+        port = (server.address() as { port: number }).port;
+      }
+      return { port, close: () => servers.forEach((x) => x.close()) };
+    } catch {
+      servers.forEach((x) => x.close());
+    }
+  }
+  throw new Error('no free port for the loopback origins');
 }
 
 if (args.child) {
@@ -150,6 +202,8 @@ if (args.child) {
 } else {
   const harness = (await import(built('test/support/apiserver.js'))) as typeof Harness;
   const server = await harness.startApiServer();
+  const origins = TRAFFIC ? await startOrigins([addr(0, 0), addr(0, 1), addr(0, 2), ...Array.from({ length: ITERATIONS }, (_, k) => variantAddr(k + 1))]) : undefined;
+  originPort = origins?.port ?? 0;
   try {
     const admin = harness.adminClients(server);
     process.stderr.write(`apiserver up at ${server.url}; creating ${SERVICES} Services + EndpointSlices and ${INGRESSES} Ingresses\n`);
@@ -174,10 +228,11 @@ if (args.child) {
       child.once('message', (m) => resolve(m as { lines: string[] }));
       child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
     });
-    child.send({ adminConfig: server.adminConfig().exportConfig(), controllerConfig, controllerNamespace: harness.CONTROLLER_NAMESPACE, setupSeconds } satisfies ChildInput);
+    child.send({ adminConfig: server.adminConfig().exportConfig(), controllerConfig, controllerNamespace: harness.CONTROLLER_NAMESPACE, setupSeconds, originPort } satisfies ChildInput);
     const { lines } = await result;
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
+    origins?.close();
     await server.stop();
   }
 }
@@ -187,9 +242,11 @@ async function runController(input: ChildInput): Promise<string[]> {
   const client = new KubeClient(parseKubeconfig([{ path: 'controller.kubeconfig', text: input.controllerConfig }]));
   const ingressPath = (namespace: string, name?: string) => apiPath('networking.k8s.io/v1', 'ingresses', namespace, name);
   const setupSeconds = input.setupSeconds;
+  originPort = input.originPort;
   const config = parseConfig({
     logLevel: 'warn',
     tunnel: { enabled: false },
+    proxy: { ...(args['route-labels'] ? { metrics: { routeLabels: true, maxRouteLabelSets: 100_000 } } : {}) },
     kubernetes: { leaderElection: { leaseNamespace: input.controllerNamespace } },
   });
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
@@ -215,6 +272,14 @@ async function runController(input: ChildInput): Promise<string[]> {
   store.subscribe((t) => publishedAt.set(t.generation, performance.now()));
   gc();
   const baseline = process.memoryUsage();
+  // Resident-memory peaks by phase, sampled every 20 ms (no forced GC: what the pod's limit sees).
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
+  const takePeak = (): number => {
+    const peak = Math.max(peakRss, process.memoryUsage.rss());
+    peakRss = 0;
+    return peak;
+  };
   const stop = new AbortController();
   const startedAt = performance.now();
   const running = manager.run(stop.signal);
@@ -230,8 +295,49 @@ async function runController(input: ChildInput): Promise<string[]> {
     await waitFor(() => (pipeline.generation ?? 0) >= first.generation, 60_000, 'the pipeline to compile the first table');
     await pipeline.whenCompiled(); // every route compiled, not only the generation live
   }
+  await cp.status.idle();
+  const statusesWrittenMs = performance.now() - startedAt;
+  const startupPeak = takePeak();
   gc();
   const loaded = process.memoryUsage();
+
+  /** One request to each host (32 at a time); returns how many answered 200 and the /metrics size after. */
+  async function everyHost(hosts: readonly string[]): Promise<{ ok: number; seconds: number; metricsBytes: number; scrapeMs: number }> {
+    let ok = 0;
+    const t0 = performance.now();
+    if (TRAFFIC && withPipeline) {
+      await pool(hosts, 32, async (authority) => {
+        const r = await runExchange(pipeline, { authority, path: '/' });
+        if (r.response?.status === 200) ok++;
+      });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const s0 = performance.now();
+    const metricsBytes = Buffer.byteLength(await registry.metrics());
+    return { ok, seconds, metricsBytes, scrapeMs: performance.now() - s0 };
+  }
+  const hostsAtStart = Array.from({ length: INGRESSES }, (_, i) => `app-${i}.bench.example`);
+  const trafficAtStart = await everyHost(hostsAtStart);
+  const trafficPeak = takePeak();
+  gc();
+  const loadedWithTraffic = process.memoryUsage();
+
+  /** Latency of requests to `hosts` (round robin, `concurrency` at a time) until `deadline`, ms. */
+  async function probe(hosts: readonly string[], deadline: number, concurrency = 4): Promise<number[]> {
+    const samples: number[] = [];
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline && samples.length < 1_000_000) {
+          const t = performance.now();
+          const r = await runExchange(pipeline, { authority: hosts[n++ % hosts.length]!, path: '/' });
+          if (r.response?.status !== 200) throw new Error(`unrelated request answered ${r.response?.status ?? r.failure?.status}`);
+          samples.push(performance.now() - t);
+        }
+      }),
+    );
+    return samples;
+  }
 
   /** Time from just before `write` until the watch delivered it, the store, and the pipeline hold it. */
   let lastWatchEvent = 0;
@@ -296,6 +402,54 @@ async function runController(input: ChildInput): Promise<string[]> {
   if (withPipeline) await pipeline.whenCompiled();
   const cpu = process.cpuUsage(cpuBefore);
   const changesMs = performance.now() - changesStarted;
+
+  // A burst of host changes at 5 per second, with requests to hosts no change touches, against the same
+  // requests for as long without changes. Unrelated: Ingresses below SERVICES, which no change above touches.
+  const unrelated = Array.from({ length: SERVICES }, (_, i) => `app-${i}.bench.example`);
+  let quiet: number[] = [];
+  let during: number[] = [];
+  let burstPeak = 0;
+  let burstCpuMs = 0;
+  if (BURST > 0) {
+    await cp.status.idle();
+    await new Promise((r) => setTimeout(r, 2 * config.kubernetes.resyncBurstWindow));
+    const burstMs = (BURST / 5) * 1000;
+    if (TRAFFIC && withPipeline) quiet = await probe(unrelated, performance.now() + burstMs);
+    takePeak();
+    const heapProfile = args['burst-heap-prof'] ? new Session() : undefined;
+    if (heapProfile) {
+      heapProfile.connect();
+      await heapProfile.post('HeapProfiler.startSampling', { samplingInterval: 64 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    }
+    const burstCpu = process.cpuUsage();
+    const t0 = performance.now();
+    const probing = TRAFFIC && withPipeline ? probe(unrelated, t0 + burstMs + 1_000) : Promise.resolve([]);
+    for (let b = 0; b < BURST; b++) {
+      const wait = t0 + b * 200 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const target = 2 * SERVICES + ((b * 193 + 7) % (INGRESSES - 2 * SERVICES));
+      const path = ingressPath(ns(target % SERVICES), `app-${target}`);
+      const current = await admin.get<V1Ingress>(path);
+      current.spec!.rules![0]!.host = `burst-${b}.bench.example`;
+      await admin.put(path, current);
+    }
+    const lastHost = `burst-${BURST - 1}.bench.example`;
+    await store.waitFor((t) => t.match(lastHost, '/') !== undefined, { timeout: 60_000 });
+    if (withPipeline) await pipeline.whenCompiled();
+    await cp.status.idle();
+    during = await probing;
+    if (heapProfile) {
+      const { profile } = await heapProfile.post('HeapProfiler.stopSampling');
+      writeFileSync(args['burst-heap-prof']!, JSON.stringify(profile));
+      heapProfile.disconnect();
+    }
+    burstCpuMs = (() => {
+      const u = process.cpuUsage(burstCpu);
+      return (u.user + u.system) / 1000;
+    })();
+    burstPeak = takePeak();
+  }
+  const trafficAtEnd = await everyHost([...hostsAtStart, ...Array.from({ length: ITERATIONS }, (_, k) => `new-${k}.bench.example`)]);
   gc();
   const after = process.memoryUsage();
   const smapsAfter = args.smaps ? residentByMapping() : undefined;
@@ -307,12 +461,14 @@ async function runController(input: ChildInput): Promise<string[]> {
   const smapsSettled = args.smaps ? residentByMapping() : undefined;
   if (args['heap-snapshot']) writeHeapSnapshot(args['heap-snapshot']);
   stop.abort();
+  clearInterval(sampler);
   await running;
+  const latency = (name: string, samples: number[]) => (samples.length > 0 ? summary(name, samples) : `| ${name} | 0 | | | | |`);
 
   const lines = [
     `Controller process flags: ${process.execArgv.join(' ') || '(none)'}.`,
     '',
-    `Setup: ${INGRESSES.toLocaleString('en')} Ingresses (1 host, 2 paths each) over ${SERVICES.toLocaleString('en')} headless Services with one 3-endpoint EndpointSlice each, ${NAMESPACES} namespaces; created in ${setupSeconds.toFixed(0)} s.`,
+    `Setup: ${INGRESSES.toLocaleString('en')} Ingresses (1 host, ${PATHS} paths each) over ${SERVICES.toLocaleString('en')} headless Services with one 3-endpoint EndpointSlice each, ${NAMESPACES} namespaces; created in ${setupSeconds.toFixed(0)} s.`,
     '',
     '| phase | value |',
     '|---|---|',
@@ -322,7 +478,14 @@ async function runController(input: ChildInput): Promise<string[]> {
     `| first build (${INGRESSES.toLocaleString('en')} Ingresses) | ${firstBuildSum.toFixed(0)} ms |`,
     `| process RSS / heap before start (after GC) | ${mb(baseline.rss)} MB / ${mb(baseline.heapUsed)} MB |`,
     `| process RSS / heap with ${INGRESSES.toLocaleString('en')} Ingresses loaded and compiled (after GC) | ${mb(loaded.rss)} MB / ${mb(loaded.heapUsed)} MB |`,
-    `| process RSS / heap after ${ITERATIONS * 3} changes (after GC) | ${mb(after.rss)} MB / ${mb(after.heapUsed)} MB |`,
+    `| start → every status written | ${statusesWrittenMs.toFixed(0)} ms |`,
+    `| peak RSS from start until every status was written | ${mb(startupPeak)} MB |`,
+    `| one request to each of the ${INGRESSES.toLocaleString('en')} hosts (32 at a time): answered 200 / time | ${trafficAtStart.ok.toLocaleString('en')} / ${trafficAtStart.seconds.toFixed(1)} s |`,
+    `| peak RSS during that traffic; RSS / heap after it (after GC) | ${mb(trafficPeak)} MB; ${mb(loadedWithTraffic.rss)} MB / ${mb(loadedWithTraffic.heapUsed)} MB |`,
+    `| /metrics size after that traffic (proxy and control-plane series; process series not registered here) / time to render | ${(trafficAtStart.metricsBytes / 1024).toFixed(0)} KiB / ${trafficAtStart.scrapeMs.toFixed(0)} ms |`,
+    `| process RSS / heap after ${ITERATIONS * 3} changes${BURST > 0 ? ` and a burst of ${BURST}` : ''} (after GC) | ${mb(after.rss)} MB / ${mb(after.heapUsed)} MB |`,
+    ...(BURST > 0 ? [`| peak RSS during the burst of ${BURST} host changes (5/s); CPU per burst change | ${mb(burstPeak)} MB; ${(burstCpuMs / BURST).toFixed(1)} ms |`] : []),
+    `| /metrics size after traffic to every host again (${(INGRESSES + ITERATIONS).toLocaleString('en')} hosts; ${trafficAtEnd.ok.toLocaleString('en')} answered 200) | ${(trafficAtEnd.metricsBytes / 1024).toFixed(0)} KiB |`,
     `| process RSS / heap 15 s after the last change (after GC) | ${mb(settled.rss)} MB / ${mb(settled.heapUsed)} MB |`,
     `| external / arrayBuffers after changes | ${mb(after.external)} MB / ${mb(after.arrayBuffers)} MB |`,
     `| V8 heap reserved right after the changes: total / new space / old space | ${mb(after.heapTotal)} MB / ${mb(reservedAfter.new)} MB / ${mb(reservedAfter.old)} MB |`,
@@ -340,6 +503,19 @@ async function runController(input: ChildInput): Promise<string[]> {
     summary('EndpointSlice address changed → in RouteStore', results.slice![0]),
     summary('EndpointSlice address changed → compiled in the pipeline', results.slice![1]),
     summary('(any of the above → watch event received)', watchLatency),
+    ...(BURST > 0
+      ? [
+          '',
+          `Requests to unrelated hosts (4 at a time, in-process exchanges to a loopback origin), ms:`,
+          '',
+          '| phase | n | p50 | p90 | p99 | max |',
+          '|---|---:|---:|---:|---:|---:|',
+          latency(`${BURST / 5} s without changes`, quiet),
+          latency(`during the burst of ${BURST} host changes`, during),
+        ]
+      : []),
+    '',
+    `First change after the initial sync (new Ingress): in RouteStore ${results.create![0][0]!.toFixed(1)} ms, compiled in the pipeline ${results.create![1][0]!.toFixed(1)} ms; second: ${results.create![0][1]?.toFixed(1)} / ${results.create![1][1]?.toFixed(1)} ms.`,
     '',
     `Route builds during the changes: ${cp.routeSync.builds - buildsAtStart}, mean ${meanBuildMs(await registry.getSingleMetricAsString('warren_route_table_build_duration_seconds'), buildSeconds).toFixed(2)} ms each.`,
   ];

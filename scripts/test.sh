@@ -24,27 +24,10 @@ run_ava() {
   npx ava --tap "$@"
 }
 
-in_namespace() {
-  # Runs "$@" in a new network namespace with loopback and the test-host addresses.
-  local setup='ip link set lo up
-    if ip link add wt0 type dummy 2>/dev/null; then ip link set wt0 up; dev=wt0; else dev=lo; fi
-    for i in $(seq 2 41); do ip addr add 198.18.0.$i/32 dev $dev; done
-    for i in $(seq 2 61); do ip addr add 198.18.1.$i/32 dev $dev; done
-    exec "$@"'
-  if [[ $(id -u) == 0 ]] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then
-    unshare -n -- bash -c "$setup" bash "$@"
-  elif command -v unshare >/dev/null && unshare -rn true 2>/dev/null; then
-    unshare -rn -- bash -c "$setup" bash "$@"
-  else
-    echo "warning: cannot create a network namespace; tests that need test hosts (198.18.0.0/15) will fail" >&2
-    "$@"
-  fi
-}
-
 export -f run_ava
 tap=".cache/test-output.tap"
 set +e
-in_namespace bash -c 'run_ava "$@"' bash "$@" | tee "$tap"
+bash scripts/in-test-netns.sh bash -c 'run_ava "$@"' bash "$@" | tee "$tap"
 status=${PIPESTATUS[0]}
 set -e
 

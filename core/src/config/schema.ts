@@ -267,6 +267,25 @@ export const proxySchema = z
       })
       .strict()
       .default({ enabled: true, sampleRate: 1 }),
+    metrics: z
+      .object({
+        routeLabels: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Label request metrics with the route\'s namespace, Ingress, Service and host (series per Ingress and host, up to maxRouteLabelSets); off: one set of series for all traffic',
+          ),
+        maxRouteLabelSets: z
+          .number()
+          .int()
+          .min(1)
+          .max(100_000)
+          .default(200)
+          .describe('With routeLabels: most namespace/Ingress/Service/host combinations labelled; traffic of further ones is counted under the value "_other"'),
+      })
+      .strict()
+      .default({ routeLabels: false, maxRouteLabelSets: 200 })
+      .describe('Cardinality of the proxy\'s request metrics (docs/metrics.md)'),
   })
   .strict();
 

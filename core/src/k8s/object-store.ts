@@ -40,7 +40,8 @@ export class ObjectStore<T extends KubernetesObject> {
   readonly #statusOnly: ((old: T, next: T) => boolean) | undefined;
   readonly #live = new Map<string, T>();
   #frozen: ReadonlyMap<string, T> | undefined = new Map();
-  readonly #changed = new Set<string>();
+  /** Keys changed since the last {@link takeChanges}: true once a change other than status-only touched the key. */
+  readonly #changed = new Map<string, boolean>();
 
   /** @param statusOnly classifies updates as `status-only` (e.g. {@link onlyStatusChanged} for kinds with a status). */
   constructor(statusOnly?: (old: T, next: T) => boolean) {
@@ -68,15 +69,15 @@ export class ObjectStore<T extends KubernetesObject> {
     const old = this.#live.get(key);
     if (old !== undefined && sameVersion(old, obj)) return undefined;
     this.#live.set(key, obj);
-    this.#touch(key);
-    if (old === undefined) return 'added';
-    return this.#statusOnly?.(old, obj) ? 'status-only' : 'updated';
+    const change = old === undefined ? 'added' : this.#statusOnly?.(old, obj) ? 'status-only' : 'updated';
+    this.#touch(key, change !== 'status-only');
+    return change;
   }
 
   /** Removes `key`; returns 'deleted' when it was present. */
   delete(key: string): StoreChange | undefined {
     if (!this.#live.delete(key)) return undefined;
-    this.#touch(key);
+    this.#touch(key, true);
     return 'deleted';
   }
 
@@ -89,7 +90,7 @@ export class ObjectStore<T extends KubernetesObject> {
     for (const key of [...this.#live.keys()]) {
       if (inScope(key) && !objects.has(key)) {
         this.#live.delete(key);
-        this.#touch(key);
+        this.#touch(key, true);
         changes.set(key, 'deleted');
       }
     }
@@ -106,16 +107,21 @@ export class ObjectStore<T extends KubernetesObject> {
     return this.#frozen;
   }
 
-  /** Keys changed since the previous call (for incremental route builds), then forgets them. */
+  /**
+   * Keys changed since the previous call (for incremental route builds), then forgets them. Keys whose every
+   * change was status-only are left out: routes cannot depend on those, and after Warren's own status writes
+   * (one per Ingress at start-up) listing them would make the next build recompile every Ingress.
+   */
   takeChanges(): string[] {
-    const keys = [...this.#changed];
+    const keys: string[] = [];
+    for (const [key, routing] of this.#changed) if (routing) keys.push(key);
     this.#changed.clear();
     return keys;
   }
 
-  #touch(key: string): void {
+  #touch(key: string, routing: boolean): void {
     this.#frozen = undefined;
-    this.#changed.add(key);
+    if (routing || !this.#changed.has(key)) this.#changed.set(key, routing);
   }
 }
 

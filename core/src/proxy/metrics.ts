@@ -1,18 +1,34 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
 import type { RouteTable } from '../routes/types.js';
 
+/** A route's own label values: configured names, never the request's Host or path. */
+export interface RouteLabelValues {
+  readonly namespace: string;
+  readonly ingress: string;
+  readonly service: string;
+  readonly host: string;
+}
+
+type RouteLabel = keyof RouteLabelValues;
+type Labels<T extends string> = Partial<Record<T, string>>;
+
+/** Setting `proxy.metrics`. */
+export type ProxyMetricsSettings = Config['proxy']['metrics'];
+
 /**
- * Per-request metrics of the proxy pipeline (prom-client, `warren_` prefix). Label sets are bounded: the
- * route's namespace, Ingress, Service and configured host (never the request's Host or path), the status
- * class and a method from a fixed list. Requests that match no route carry empty route labels.
+ * Per-request metrics of the proxy pipeline (prom-client, `warren_` prefix). By default their labels are a
+ * status class and a method from a fixed list, so the number of series does not grow with Ingresses, hosts or
+ * Services. With `proxy.metrics.routeLabels` they also carry the route's namespace, Ingress, Service and
+ * configured host, for at most `maxRouteLabelSets` combinations (see {@link RouteLabeler}).
  */
 export interface ProxyMetrics {
-  readonly requests: Counter<'namespace' | 'ingress' | 'service' | 'host' | 'status_class' | 'method'>;
+  readonly requests: Counter<RouteLabel | 'status_class' | 'method'>;
   /** Request latency: request head to the end of the response. Upgraded sessions are not in it. */
-  readonly duration: Histogram<'namespace' | 'ingress' | 'service' | 'status_class'>;
+  readonly duration: Histogram<Exclude<RouteLabel, 'host'> | 'status_class'>;
   /** Length of upgraded (WebSocket) sessions, from the request head to the session's end. */
-  readonly upgradedSessions: Histogram<'namespace' | 'ingress' | 'service'>;
-  readonly retries: Counter<'namespace' | 'ingress' | 'service'>;
+  readonly upgradedSessions: Histogram<Exclude<RouteLabel, 'host'>>;
+  readonly retries: Counter<Exclude<RouteLabel, 'host'>>;
   readonly ejections: Counter<'namespace' | 'service'>;
   readonly inflight: Gauge;
   readonly generation: Gauge;
@@ -20,7 +36,68 @@ export interface ProxyMetrics {
   readonly readyEndpoints: Gauge<'namespace' | 'service'>;
   /** Warning diagnostics in the served table by reason: objects or fields Warren rejected. */
   readonly routeWarnings: Gauge<'reason'>;
+  /** The route labels a request of a route carries (none unless `routeLabels`). */
+  readonly routeLabels: RouteLabeler;
+  /** Sets the table whose health `readyEndpoints` and `routeWarnings` report (computed when scraped). */
+  serveTable(table: RouteTable): void;
 }
+
+/** Label value of every route label for traffic beyond `maxRouteLabelSets` (no Kubernetes name or host has `_`). */
+export const OTHER_ROUTES = '_other';
+
+/** The label sets of one route: with its host (request counter) and without (histograms, retries). */
+export interface RouteLabelSet {
+  readonly withHost: Labels<RouteLabel>;
+  readonly route: Labels<Exclude<RouteLabel, 'host'>>;
+}
+
+const NO_LABELS: RouteLabelSet = Object.freeze({ withHost: Object.freeze({}), route: Object.freeze({}) });
+const NO_ROUTE: RouteLabelSet = routeLabelSet({ namespace: '', ingress: '', service: '', host: '' });
+const OTHER: RouteLabelSet = routeLabelSet({ namespace: OTHER_ROUTES, ingress: OTHER_ROUTES, service: OTHER_ROUTES, host: OTHER_ROUTES });
+
+function routeLabelSet(v: RouteLabelValues): RouteLabelSet {
+  return Object.freeze({
+    withHost: Object.freeze({ namespace: v.namespace, ingress: v.ingress, service: v.service, host: v.host }),
+    route: Object.freeze({ namespace: v.namespace, ingress: v.ingress, service: v.service }),
+  });
+}
+
+/**
+ * Hands out route label sets under a cap. Off: no route labels at all. On: the first `max` distinct
+ * namespace/Ingress/Service/host combinations that see traffic get their own labels for the life of the
+ * process (counters must not go backwards, so a set is never reassigned); traffic of any further combination
+ * is counted under {@link OTHER_ROUTES}. Requests that match no route carry empty route labels.
+ */
+export class RouteLabeler {
+  readonly #sets = new Map<string, RouteLabelSet>();
+  /** Memo per compiled route's label object, so the common case does not build a key string. */
+  readonly #memo = new WeakMap<RouteLabelValues, RouteLabelSet>();
+
+  constructor(readonly settings: ProxyMetricsSettings) {}
+
+  /** Combinations labelled so far (at most `maxRouteLabelSets`). */
+  get size(): number {
+    return this.#sets.size;
+  }
+
+  of(route: RouteLabelValues | undefined): RouteLabelSet {
+    if (!this.settings.routeLabels) return NO_LABELS;
+    if (!route) return NO_ROUTE;
+    let set = this.#memo.get(route);
+    if (set) return set;
+    const key = `${route.namespace}\n${route.ingress}\n${route.service}\n${route.host}`;
+    set = this.#sets.get(key);
+    if (!set) {
+      if (this.#sets.size >= this.settings.maxRouteLabelSets) set = OTHER;
+      else this.#sets.set(key, (set = routeLabelSet(route)));
+    }
+    this.#memo.set(route, set);
+    return set;
+  }
+}
+
+/** Buckets of `warren_request_duration_seconds`: 5 ms to 30 s, 11 buckets (each costs a series per label set). */
+export const REQUEST_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30];
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
 
@@ -34,16 +111,26 @@ export function statusClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
 }
 
-/** Creates the metrics in `registry`, or returns the ones already there (several pipelines, one registry). */
-export function createProxyMetrics(registry: Registry): ProxyMetrics {
+/**
+ * Creates the metrics in `registry`, or returns the ones already there (several pipelines, one registry).
+ * The label names follow `settings.routeLabels` of the first pipeline that created them.
+ */
+export function createProxyMetrics(registry: Registry, settings: ProxyMetricsSettings = { routeLabels: false, maxRouteLabelSets: 200 }): ProxyMetrics {
   const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
+  let health = healthByRegistry.get(registry);
+  if (!health) healthByRegistry.set(registry, (health = new TableHealth()));
+  const served = health;
+  const route = settings.routeLabels ? (['namespace', 'ingress', 'service'] as const) : ([] as const);
+  const withHost = settings.routeLabels ? ([...route, 'host'] as const) : ([] as const);
   return {
+    routeLabels: new RouteLabeler(settings),
+    serveTable: (table) => served.serve(table),
     requests:
       existing('warren_requests_total') ??
       new Counter({
         name: 'warren_requests_total',
         help: 'Requests handled by the proxy pipeline',
-        labelNames: ['namespace', 'ingress', 'service', 'host', 'status_class', 'method'] as const,
+        labelNames: [...withHost, 'status_class', 'method'],
         registers: [registry],
       }),
     duration:
@@ -51,8 +138,8 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       new Histogram({
         name: 'warren_request_duration_seconds',
         help: 'Time from request head to the end of the response; upgraded sessions are in warren_upgraded_session_duration_seconds instead',
-        labelNames: ['namespace', 'ingress', 'service', 'status_class'] as const,
-        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100],
+        labelNames: [...route, 'status_class'],
+        buckets: [...REQUEST_DURATION_BUCKETS],
         registers: [registry],
       }),
     upgradedSessions:
@@ -60,7 +147,7 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       new Histogram({
         name: 'warren_upgraded_session_duration_seconds',
         help: 'Length of upgraded (WebSocket) sessions, from the request head to the end of the session',
-        labelNames: ['namespace', 'ingress', 'service'] as const,
+        labelNames: [...route],
         buckets: [0.1, 1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600],
         registers: [registry],
       }),
@@ -69,7 +156,7 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       new Counter({
         name: 'warren_upstream_retries_total',
         help: 'Requests repeated on another endpoint after a connect failure',
-        labelNames: ['namespace', 'ingress', 'service'] as const,
+        labelNames: [...route],
         registers: [registry],
       }),
     ejections:
@@ -93,6 +180,9 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
         help: 'Ready (not terminating) endpoints of each Service routed to by the served route table',
         labelNames: ['namespace', 'service'] as const,
         registers: [registry],
+        collect() {
+          served.refresh(this, undefined);
+        },
       }),
     routeWarnings:
       existing('warren_route_warnings') ??
@@ -101,26 +191,52 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
         help: 'Warning diagnostics (rejected objects, annotations or fields) in the served route table, by reason',
         labelNames: ['reason'] as const,
         registers: [registry],
+        collect() {
+          served.refresh(undefined, this);
+        },
       }),
   };
 }
 
+const healthByRegistry = new WeakMap<Registry, TableHealth>();
+
 /**
- * Sets the table-health gauges from the table now served. Label sets of Services no longer routed to, and of
- * reasons no longer present, disappear with it.
+ * The table-health gauges, computed from the served table when scraped rather than on every swap: a pass over
+ * the whole table (50,000 routes at 10,000 Ingresses) per change would make each change cost as much as the
+ * table, and block requests meanwhile. A scrape recomputes only when another table was served since the last.
+ * Label sets of Services no longer routed to, and of reasons no longer present, disappear with it.
  */
-export function recordTableHealth(metrics: ProxyMetrics, table: RouteTable): void {
-  const ready = new Map<string, { namespace: string; service: string; keys: Set<string> }>();
-  for (const { backend } of table.routes) {
-    const id = `${backend.namespace}/${backend.service}`;
-    let entry = ready.get(id);
-    if (!entry) ready.set(id, (entry = { namespace: backend.namespace, service: backend.service, keys: new Set() }));
-    for (const endpoint of backend.endpoints) if (!endpoint.terminating) entry.keys.add(endpoint.key);
+class TableHealth {
+  #table: RouteTable | undefined;
+  #readyStale = false;
+  #warningsStale = false;
+
+  serve(table: RouteTable): void {
+    this.#table = table;
+    this.#readyStale = this.#warningsStale = true;
   }
-  metrics.readyEndpoints.reset();
-  for (const { namespace, service, keys } of ready.values()) metrics.readyEndpoints.set({ namespace, service }, keys.size);
-  const warnings = new Map<string, number>();
-  for (const d of table.diagnostics) if (d.type === 'Warning') warnings.set(d.reason, (warnings.get(d.reason) ?? 0) + 1);
-  metrics.routeWarnings.reset();
-  for (const [reason, count] of warnings) metrics.routeWarnings.set({ reason }, count);
+
+  refresh(readyEndpoints: Gauge<'namespace' | 'service'> | undefined, routeWarnings: Gauge<'reason'> | undefined): void {
+    const table = this.#table;
+    if (!table) return;
+    if (readyEndpoints && this.#readyStale) {
+      this.#readyStale = false;
+      const ready = new Map<string, { namespace: string; service: string; keys: Set<string> }>();
+      for (const { backend } of table.routes) {
+        const id = `${backend.namespace}/${backend.service}`;
+        let entry = ready.get(id);
+        if (!entry) ready.set(id, (entry = { namespace: backend.namespace, service: backend.service, keys: new Set() }));
+        for (const endpoint of backend.endpoints) if (!endpoint.terminating) entry.keys.add(endpoint.key);
+      }
+      readyEndpoints.reset();
+      for (const { namespace, service, keys } of ready.values()) readyEndpoints.set({ namespace, service }, keys.size);
+    }
+    if (routeWarnings && this.#warningsStale) {
+      this.#warningsStale = false;
+      const warnings = new Map<string, number>();
+      for (const d of table.diagnostics) if (d.type === 'Warning') warnings.set(d.reason, (warnings.get(d.reason) ?? 0) + 1);
+      routeWarnings.reset();
+      for (const [reason, count] of warnings) routeWarnings.set({ reason }, count);
+    }
+  }
 }

@@ -16,7 +16,7 @@ import { errorReference, failExchange, httpStatusOf, isGrpc } from './errors.js'
 import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
-import { createProxyMetrics, methodLabel, recordTableHealth, statusClass, type ProxyMetrics } from './metrics.js';
+import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
 import { PoolRegistry } from './transport.js';
 
 /**
@@ -242,6 +242,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #defaults: ProxyDefaults;
   readonly #preserveHost: boolean;
   readonly #states = new EndpointStates();
+  /** Endpoint states left by the last prune (see #pruneStates). */
+  #statesKept = 0;
   readonly #pools: PoolRegistry;
   readonly #metrics: ProxyMetrics | undefined;
   readonly #accessLog: AccessLog | undefined;
@@ -272,7 +274,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const admission = { maxQueued: proxy.maxQueuedRequests, queueTimeout: proxy.upstreamQueueTimeout, uploadShare: proxy.uploadSlotShare };
     this.#pools = PoolRegistry.admitting(admission);
     this.#preserveHost = proxy.preserveHost;
-    this.#metrics = options.metrics ? createProxyMetrics(options.metrics) : undefined;
+    this.#metrics = options.metrics ? createProxyMetrics(options.metrics, proxy.metrics) : undefined;
     this.#accessLog = createAccessLog(options.logger, proxy.accessLog);
     const metrics = this.#metrics;
     this.#env = {
@@ -283,9 +285,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
       errorDetails: proxy.errorDetails,
       onRetry: metrics
         ? (run, ejected) => {
-            const l = run.compiled.labels;
-            metrics.retries.inc({ namespace: l.namespace, ingress: l.ingress, service: l.service });
-            if (ejected) metrics.ejections.inc({ namespace: l.namespace, service: l.service });
+            metrics.retries.inc(metrics.routeLabels.of(run.compiled.labels).route);
+            if (ejected) metrics.ejections.inc({ namespace: run.compiled.labels.namespace, service: run.compiled.labels.service });
           }
         : undefined,
       onUpgradeError: (run, err) => this.#logger.warn({ id: run.exchange.id, err }, 'upgraded session ended with an error'),
@@ -461,20 +462,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const ms = performance.now() - started;
     const m = this.#metrics;
     if (m) {
-      const l = compiled?.labels;
+      const l = m.routeLabels.of(compiled?.labels);
       const cls = statusClass(outcome.status);
-      m.requests.inc({
-        namespace: l?.namespace ?? '',
-        ingress: l?.ingress ?? '',
-        service: l?.service ?? '',
-        host: l?.host ?? '',
-        status_class: cls,
-        method: methodLabel(exchange.head.method),
-      });
-      const labels = { namespace: l?.namespace ?? '', ingress: l?.ingress ?? '', service: l?.service ?? '' };
+      m.requests.inc({ ...l.withHost, status_class: cls, method: methodLabel(exchange.head.method) });
       // An upgraded session lasts as long as the client stays: its length is not a request latency.
-      if (outcome.status === 101) m.upgradedSessions.observe(labels, ms / 1000);
-      else m.duration.observe({ ...labels, status_class: cls }, ms / 1000);
+      if (outcome.status === 101) m.upgradedSessions.observe(l.route, ms / 1000);
+      else m.duration.observe({ ...l.route, status_class: cls }, ms / 1000);
     }
     if (logged) this.#accessLog?.write({
       id: exchange.id,
@@ -512,7 +505,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
         this.#live = next;
         if (this.#metrics) {
           this.#metrics.generation.set(table.generation);
-          recordTableHealth(this.#metrics, table);
+          this.#metrics.serveTable(table);
         }
         if (previous) this.#retire(previous);
         next.compileInBackground();
@@ -631,10 +624,21 @@ export class Pipeline implements ExchangeHandler, Runnable {
     }
   }
 
+  /**
+   * Drops the state of endpoints that left. A pass over every endpoint of the table costs (and allocates) as much
+   * as the table, once per generation; a departed endpoint's state is a few numbers (an ejection it carries ends
+   * within `EJECT_MAX_MS`), so the pass runs only once states could outnumber those kept by the last one.
+   */
   #pruneStates(table: RouteTable): void {
+    if (this.#states.size <= 2 * this.#statesKept + 64) return;
     const live = new Set<string>();
-    for (const r of table.routes) for (const e of r.backend.endpoints) live.add(e.key);
+    const routes = table.routes;
+    for (let i = 0; i < routes.length; i++) {
+      const endpoints = routes[i]!.backend.endpoints;
+      for (let j = 0; j < endpoints.length; j++) live.add(endpoints[j]!.key);
+    }
     this.#states.prune(live);
+    this.#statesKept = this.#states.size;
   }
 
   /** A rotated Secret that a live route references rebuilds the generation (new connections use it). */

@@ -28,7 +28,8 @@ export interface ClusterSnapshot {
 
 /**
  * Optional hint for an incremental build: the keys (as in {@link ClusterSnapshot}) that were added, updated
- * or deleted since the previous build of the same builder. When a producer passes it, it must be complete;
+ * or deleted since the previous build of the same builder. When a producer passes it, it must be complete
+ * except for updates that left everything routes read alone (status-only writes: see `onlyStatusChanged`);
  * without it the builder finds the changes itself by comparing object identity and `resourceVersion`
  * (linear in the number of objects, about a millisecond per 10,000).
  */

@@ -1,7 +1,10 @@
-import type { V1Ingress } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import test from 'ava';
 import { trimForCache } from '../../src/k8s/kinds.js';
 import { ObjectStore, onlyStatusChanged } from '../../src/k8s/object-store.js';
+import { RouteTableBuilder } from '../../src/routes/build.js';
+import { testSettings } from '../routes/support.js';
+import { CLASS_NAME, endpointSlice, ingress, ingressClass, service } from '../support/k8s-objects.js';
 
 const ing = (name: string, rv: string, extra: Partial<V1Ingress['metadata']> = {}, status?: string): V1Ingress => ({
   metadata: { name, namespace: 'ns', resourceVersion: rv, generation: 1, annotations: { a: '1' }, ...extra },
@@ -54,4 +57,48 @@ test('cached objects lose managedFields and the last-applied copy, nothing else'
   t.is(obj.metadata?.managedFields, undefined);
   t.deepEqual(obj.metadata?.annotations, { 'warren.dev/connect-timeout': '5s' });
   t.is(obj.metadata?.resourceVersion, '1');
+});
+
+test('status writes are left out of the changes, so the next incremental build keeps every route it had', (t) => {
+  const ingresses = new ObjectStore<V1Ingress>(onlyStatusChanged);
+  const services = new ObjectStore<V1Service>(onlyStatusChanged);
+  const slices = new ObjectStore<V1EndpointSlice>();
+  const classes = new ObjectStore<V1IngressClass>(onlyStatusChanged);
+  classes.upsert(CLASS_NAME, { ...ingressClass(), metadata: { name: CLASS_NAME, resourceVersion: '1', generation: 1 } });
+  services.upsert('ns/web', { ...service('ns', 'web', [{ port: 80 }]), metadata: { name: 'web', namespace: 'ns', resourceVersion: '1', generation: 1 } });
+  slices.upsert('ns/web-slice', endpointSlice('ns', 'web', ['198.18.0.2'], 80));
+  const versioned = (i: number, rv: string, status?: string): V1Ingress => {
+    const obj = ingress('ns', `app-${i}`, { rules: [{ host: `app-${i}.test`, paths: [{ service: 'web', port: 80 }, { path: '/api', service: 'web', port: 80 }] }] });
+    return { ...obj, metadata: { ...obj.metadata, resourceVersion: rv, generation: 1 }, ...(status ? { status: { loadBalancer: { ingress: [{ hostname: status }] } } } : {}) };
+  };
+  const count = 500;
+  for (let i = 0; i < count; i++) ingresses.upsert(`ns/app-${i}`, versioned(i, '1'));
+  const snapshot = () => ({
+    ingresses: ingresses.snapshot(),
+    ingressClasses: classes.snapshot(),
+    services: services.snapshot(),
+    endpointSlices: slices.snapshot(),
+    secrets: new Map(),
+  });
+  const take = () => ({ ingresses: ingresses.takeChanges(), ingressClasses: classes.takeChanges(), services: services.takeChanges(), endpointSlices: slices.takeChanges() });
+  const builder = new RouteTableBuilder(testSettings());
+  take();
+  const first = builder.build(snapshot());
+  t.is(first.routes.length, 2 * count);
+
+  // Status written on every Ingress (as at start-up), then one new Ingress.
+  for (let i = 0; i < count; i++) t.is(ingresses.upsert(`ns/app-${i}`, versioned(i, '2', 'tunnel.cfargotunnel.com')), 'status-only');
+  ingresses.upsert(`ns/app-${count}`, versioned(count, '3'));
+  // A status write after a real change of the same key still lists it.
+  ingresses.upsert('ns/app-7', { ...versioned(7, '4', 'tunnel.cfargotunnel.com'), metadata: { ...versioned(7, '4').metadata, annotations: { changed: 'yes' } } });
+  ingresses.upsert('ns/app-7', { ...versioned(7, '5', 'other.cfargotunnel.com'), metadata: { ...versioned(7, '5').metadata, annotations: { changed: 'yes' } } });
+  const changes = take();
+  t.deepEqual([...changes.ingresses].sort(), [`ns/app-${count}`, 'ns/app-7']);
+
+  const next = builder.build(snapshot(), changes);
+  t.is(next.routes.length, 2 * (count + 1));
+  const before = new Set(first.routes);
+  const kept = next.routes.filter((r) => before.has(r)).length;
+  t.is(kept, 2 * (count - 1), 'only the routes of the Ingress that really changed are new');
+  t.truthy(next.match(`app-${count}.test`, '/'));
 });

@@ -124,7 +124,7 @@ test('a killed endpoint is retried on another one for idempotent requests, with 
   t.true(results.every((r) => r.status === 200), JSON.stringify(results.map((r) => r.status)));
   t.is(o.counts.get('127.0.0.4')!.quick, served);
   const metrics = await proxy.metrics.metrics();
-  const retries = Number(/warren_upstream_retries_total\{namespace="n",ingress="test",service="s"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  const retries = Number(/^warren_upstream_retries_total (\d+)$/m.exec(metrics)?.[1] ?? 0);
   t.true(retries >= 1, 'at least one retry was counted');
   t.regex(metrics, /warren_upstream_ejections_total\{namespace="n",service="s"\} \d+/);
 });

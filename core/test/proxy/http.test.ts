@@ -260,10 +260,10 @@ test('too many header fields or too large a header block is refused with 431 nam
   t.is(fine.status, 200);
 });
 
-test('metrics count requests by route labels and status class; no path label', async (t) => {
+test('metrics count requests by route labels (proxy.metrics.routeLabels) and status class; no path label', async (t) => {
   const origin = await startOrigin();
   const route = testRoute({ host: 'm.test', namespace: 'shop', ingress: 'web', service: 'front', endpoints: [origin.key] });
-  const proxy = await startProxyHarness({ table: testRouteTable([route]) });
+  const proxy = await startProxyHarness({ table: testRouteTable([route]), settings: { proxy: { metrics: { routeLabels: true } } } });
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   for (let i = 0; i < 3; i++) t.is((await request(`${proxy.url}/p${i}`, { headers: { host: 'm.test' } })).status, 200);
   t.is((await request(`${proxy.url}/`, { method: 'PROPFIND', headers: { host: 'other.test' } })).status, 404);
