@@ -631,13 +631,17 @@ function detachedReader(source: Readable, watch: BodyWatch): Readable {
   return reader;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Reads a body of declared `length` whole, timed by `watch`. More bytes than declared is a framing error
- * (400); fewer is one too when the body ends early.
+ * (400); fewer is one too when the body ends early. Memory grows with the bytes received, never with the
+ * declared length: a client that declares a large body and sends none must not make Warren allocate it.
  */
 function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const body = Buffer.allocUnsafe(length);
+    // Grown by doubling as bytes arrive (at most twice what was received), up to the declared length.
+    let body = EMPTY;
     let filled = 0;
     const cleanup = (): void => {
       watch.bodyIdle();
@@ -654,6 +658,11 @@ function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<
     const onData = (chunk: Buffer): void => {
       watch.bodyReceived();
       if (filled + chunk.length > length) return mismatch();
+      if (filled + chunk.length > body.length) {
+        const grown = Buffer.allocUnsafe(Math.min(length, Math.max(filled + chunk.length, body.length * 2, 4096)));
+        body.copy(grown, 0, 0, filled);
+        body = grown;
+      }
       chunk.copy(body, filled);
       filled += chunk.length;
     };
@@ -670,7 +679,7 @@ function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<
     const onClose = (): void => {
       if (!source.readableEnded) onError(new WarrenError(ErrorCode.BadRequest, 'request body was cut off', { status: 400 }));
     };
-    if (source.readableEnded) return void (length === 0 ? resolve(body) : mismatch());
+    if (source.readableEnded) return void (length === 0 ? resolve(EMPTY) : mismatch());
     source.on('data', onData);
     source.once('end', onEnd);
     source.once('error', onError);
