@@ -363,6 +363,8 @@ class Attempts implements Dispatcher.DispatchHandler {
   #state: EndpointState | undefined;
   #started = false;
   #responding = false;
+  /** Runs from the first 1xx until the final response head: the client library restarts its own head timer per 1xx. */
+  #informational: NodeJS.Timeout | undefined;
   readonly #controller: Controller;
 
   constructor(run: ExchangeRun, options: UpstreamDispatchOptions, next: Dispatcher.DispatchHandler) {
@@ -416,7 +418,25 @@ class Attempts implements Dispatcher.DispatchHandler {
     }
   }
 
+  /**
+   * An origin may send 1xx responses for ever without a final one: the response-head timeout then runs from the
+   * first of them and is not restarted by the next.
+   */
+  #awaitFinalResponse(status: number): void {
+    const ms = this.#options.headersTimeout;
+    if (this.#informational || ms === undefined || ms === null || ms <= 0) return;
+    this.#informational = setTimeout(() => {
+      this.#run.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no final response within ${ms} ms of an informational ${status} response (response-head timeout)`));
+    }, ms);
+  }
+
+  #stopInformationalTimer(): void {
+    if (this.#informational) clearTimeout(this.#informational);
+    this.#informational = undefined;
+  }
+
   #release(): void {
+    this.#stopInformationalTimer();
     if (this.#state) {
       this.#state.outstanding--;
       this.#state = undefined;
@@ -433,7 +453,11 @@ class Attempts implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
     // A 1xx informational response (103 Early Hints, an unsolicited 100 Continue) precedes the real one and is
     // not forwarded, as cloudflared's HTTP client consumes it; the final response follows on this handler.
-    if (status < 200) return;
+    if (status < 200) {
+      this.#awaitFinalResponse(status);
+      return;
+    }
+    this.#stopInformationalTimer();
     this.#responding = true;
     this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
