@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { getText, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
@@ -62,3 +63,21 @@ test('an origin that keeps sending 103 Early Hints without a final response gets
   const started = Date.now();
   t.is(await statusWithin8s(url), 504, `answered after ${Date.now() - started} ms`);
 });
+
+for (const [framing, head] of [
+  ['close-delimited', 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n'],
+  ['chunked', 'HTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n3e8\r\n'],
+] as const) {
+  test(`a ${framing} body the origin cuts off with a reset reaches the client as incomplete`, async (t) => {
+    const url = await setup(t, (socket) => socket.write(head + 'x'.repeat(1000), () => setTimeout(() => socket.resetAndDestroy(), 100)));
+    const outcome = await new Promise<string>((resolve) => {
+      const req = http.get(`${url}/`, { headers: { host: 'test' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('incomplete'));
+      });
+      req.on('error', () => resolve('incomplete'));
+    });
+    t.is(outcome, 'incomplete');
+  });
+}
