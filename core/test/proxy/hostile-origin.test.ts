@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { getText, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 /**
- * Origins that answer with informational responses and then nothing: every bound that holds for a silent origin
- * must hold after a 1xx too, since a 1xx is not the response.
+ * Broken or hostile HTTP/1.1 origins on raw sockets. Informational responses and then nothing: every bound that
+ * holds for a silent origin must hold after a 1xx too, since a 1xx is not the response. A body cut off by a
+ * connection reset: the client must see it incomplete, whatever the body's framing.
  */
 
 const HINT = 'HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n';
