@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { ErrorCode, WarrenError, isWarrenError } from '../errors.js';
+import { ORIGIN_RESET } from './reset-visible.js';
 import type { Exchange, RawHeaders, RequestHead } from './exchange.js';
 import { headerValue } from './headers.js';
 
@@ -57,7 +58,7 @@ const GRPC_BY_CODE: Partial<Record<ErrorCode, number>> = {
 const CONNECT_CODES = new Set([
   'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ENETDOWN',
 ]);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_SESSION_ERROR']);
+const RESET_CODES = new Set(['ECONNRESET', ORIGIN_RESET, 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_SESSION_ERROR']);
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|ERR_OSSL_)/;
 
 /** What clients are told about a refused request, by status. */

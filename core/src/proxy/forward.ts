@@ -363,6 +363,8 @@ class Attempts implements Dispatcher.DispatchHandler {
   #state: EndpointState | undefined;
   #started = false;
   #responding = false;
+  /** Runs from the first 1xx until the final response head: the client library restarts its own head timer per 1xx. */
+  #informational: NodeJS.Timeout | undefined;
   readonly #controller: Controller;
 
   constructor(run: ExchangeRun, options: UpstreamDispatchOptions, next: Dispatcher.DispatchHandler) {
@@ -416,7 +418,25 @@ class Attempts implements Dispatcher.DispatchHandler {
     }
   }
 
+  /**
+   * An origin may send 1xx responses for ever without a final one: the response-head timeout then runs from the
+   * first of them and is not restarted by the next.
+   */
+  #awaitFinalResponse(status: number): void {
+    const ms = this.#options.headersTimeout;
+    if (this.#informational || ms === undefined || ms === null || ms <= 0) return;
+    this.#informational = setTimeout(() => {
+      this.#run.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no final response within ${ms} ms of an informational ${status} response (response-head timeout)`));
+    }, ms);
+  }
+
+  #stopInformationalTimer(): void {
+    if (this.#informational) clearTimeout(this.#informational);
+    this.#informational = undefined;
+  }
+
   #release(): void {
+    this.#stopInformationalTimer();
     if (this.#state) {
       this.#state.outstanding--;
       this.#state = undefined;
@@ -433,7 +453,11 @@ class Attempts implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
     // A 1xx informational response (103 Early Hints, an unsolicited 100 Continue) precedes the real one and is
     // not forwarded, as cloudflared's HTTP client consumes it; the final response follows on this handler.
-    if (status < 200) return;
+    if (status < 200) {
+      this.#awaitFinalResponse(status);
+      return;
+    }
+    this.#stopInformationalTimer();
     this.#responding = true;
     this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
@@ -631,13 +655,17 @@ function detachedReader(source: Readable, watch: BodyWatch): Readable {
   return reader;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Reads a body of declared `length` whole, timed by `watch`. More bytes than declared is a framing error
- * (400); fewer is one too when the body ends early.
+ * (400); fewer is one too when the body ends early. Memory grows with the bytes received, never with the
+ * declared length: a client that declares a large body and sends none must not make Warren allocate it.
  */
 function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const body = Buffer.allocUnsafe(length);
+    // Grown by doubling as bytes arrive (at most twice what was received), up to the declared length.
+    let body = EMPTY;
     let filled = 0;
     const cleanup = (): void => {
       watch.bodyIdle();
@@ -654,6 +682,11 @@ function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<
     const onData = (chunk: Buffer): void => {
       watch.bodyReceived();
       if (filled + chunk.length > length) return mismatch();
+      if (filled + chunk.length > body.length) {
+        const grown = Buffer.allocUnsafe(Math.min(length, Math.max(filled + chunk.length, body.length * 2, 4096)));
+        body.copy(grown, 0, 0, filled);
+        body = grown;
+      }
       chunk.copy(body, filled);
       filled += chunk.length;
     };
@@ -670,7 +703,7 @@ function readWhole(source: Readable, length: number, watch: BodyWatch): Promise<
     const onClose = (): void => {
       if (!source.readableEnded) onError(new WarrenError(ErrorCode.BadRequest, 'request body was cut off', { status: 400 }));
     };
-    if (source.readableEnded) return void (length === 0 ? resolve(body) : mismatch());
+    if (source.readableEnded) return void (length === 0 ? resolve(EMPTY) : mismatch());
     source.on('data', onData);
     source.once('end', onEnd);
     source.once('error', onError);

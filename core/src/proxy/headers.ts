@@ -1,4 +1,5 @@
 import { ErrorCode, WarrenError } from '../errors.js';
+import { validAuthority } from '../routes/hosts.js';
 import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
 import type { RawHeaders, RequestHead } from './exchange.js';
 
@@ -79,7 +80,7 @@ function badRequest(message: string, status = 400): WarrenError {
 
 /**
  * Rejects hostile or malformed request heads: too many or too large header fields (431), invalid bytes in
- * names, values, method or path, a path that canonicalisation refuses (400, or 414 when too long; see
+ * names, values, method or path, a Host that is more than a host and port (see `validAuthority`), a path that canonicalisation refuses (400, or 414 when too long; see
  * `canonicalRequestTarget`), and ambiguous framing (request smuggling: conflicting Content-Length values,
  * Content-Length together with Transfer-Encoding, a Transfer-Encoding that does not end in chunked) (400).
  * Throws a `WarrenError` (`BadRequest`, with `status`) whose message names the offending field; messages go to
@@ -93,6 +94,9 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
   if (!TOKEN.test(head.method)) throw badRequest(`request method ${JSON.stringify(head.method)} is not a valid token`);
   if (head.path.length === 0 || BAD_PATH.test(head.path) || (head.path[0] !== '/' && !(head.path === '*' && head.method === 'OPTIONS'))) {
     throw badRequest(`request path ${JSON.stringify(head.path.slice(0, 200))} must start with "/" and contain no spaces or control characters`);
+  }
+  if (!validAuthority(head.authority)) {
+    throw badRequest(`request host ${JSON.stringify(head.authority.slice(0, 200))} is not a host name or address with an optional port`);
   }
   const canonical = canonicalRequestTarget(head.path, limits.paths ?? DEFAULT_PATH_POLICY);
   if (!canonical.ok) throw badRequest(`${canonical.problem}: ${JSON.stringify(head.path.slice(0, 200))}`, canonical.status);

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { TransportProfile, UpstreamTls } from '../plugin-api/upstream.js';
 import { AdmissionPool, type AdmissionLimits } from './admission.js';
 import { H2C_DEFAULT_SESSIONS, H2cPool } from './h2-pool.js';
+import { resetVisibleConnector } from './reset-visible.js';
 
 /**
  * Connection pools: one undici `Pool` per endpoint origin and transport profile. Pools are shared across
@@ -86,8 +87,11 @@ function createClientPool(origin: string, profile: TransportProfile): UpstreamPo
   const streams = profile.maxConcurrentStreams ?? 100;
   return new Pool(origin, {
     connections: profile.keepAlive ? profile.keepAlive.maxConnections : null,
-    connect: {
+    connect: resetVisibleConnector({
       timeout: profile.connectTimeout,
+      allowH2: h2,
+      useH2c: profile.http2 === 'prior-knowledge',
+      maxCachedSessions: 100,
       // ALPN: offer h2 first when HTTP/2 is wanted (undici offers http/1.1 first otherwise).
       ...(profile.http2 === 'alpn' ? { preferH2: true } : {}),
       ...(tls
@@ -99,7 +103,7 @@ function createClientPool(origin: string, profile: TransportProfile): UpstreamPo
             rejectUnauthorized: tls.rejectUnauthorized,
           }
         : {}),
-    },
+    }),
     allowH2: h2,
     useH2c: profile.http2 === 'prior-knowledge',
     ...(h2 ? { maxConcurrentStreams: streams } : {}),

@@ -52,6 +52,20 @@ export function checkRuleHost(value: unknown): CheckedHost {
 }
 
 /**
+ * True when a request's Host or `:authority` is only a host and an optional port: a DNS name or IPv4 address
+ * (letters, digits, `.`, `-`, `_`) or a bracketed IPv6 address, then `:` and at most 5 digits. Anything else
+ * (`a.example:80, evil.example`, `a.example:@evil.example`, `a.example/x`) would be matched on its leading host
+ * while a backend that reads Host or X-Forwarded-Host (the last element of a list, or the part after `@` when it
+ * builds a URL) sees another one. Empty (an HTTP/1.0 request without Host) is accepted: it matches host-less rules
+ * only.
+ */
+export function validAuthority(authority: string): boolean {
+  return authority === '' || AUTHORITY.test(authority);
+}
+
+const AUTHORITY = /^(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{0,5})?$/;
+
+/**
  * The host a request is matched on: lower-case, without port, without a trailing dot. `authority` is the
  * Host header or `:authority` as sent (`Foo.Example.com:443`, `[::1]:8080`).
  */

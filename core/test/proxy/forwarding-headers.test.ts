@@ -133,3 +133,27 @@ test('runExchange carries forwardedBy, so in-memory exchanges can stand for edge
   const direct = await runExchange(proxy.pipeline, { authority: 'app.example.com', clientAddress: '198.51.100.7', headers: [['x-forwarded-for', '198.51.100.7']] });
   t.is((JSON.parse(direct.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7, 198.51.100.7');
 });
+
+/** Sends a GET with `host` as the Host field and resolves with the status; the body is discarded. */
+function statusFor(url: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers: { host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('a Host that is more than a host and a port is refused before routing: a backend would read another host from it', async (t) => {
+  const { origin, proxy } = await setup(t);
+  // Each is matched as app.example.com by its leading host, while a backend that takes the last element of
+  // X-Forwarded-Host, or builds a URL from Host (`http://app.example.com:@evil.test/`), sees evil.test.
+  for (const host of ['app.example.com:80, evil.test', 'app.example.com:@evil.test', 'app.example.com:80/../evil', 'app.example.com:x', 'app.example.com:1@evil.test']) {
+    t.is(await statusFor(`${proxy.url}/`, host), 400, host);
+  }
+  t.is(origin.requests, 0, 'nothing reached the origin');
+  for (const host of ['app.example.com', 'APP.example.com', 'app.example.com:8080']) {
+    t.is(await statusFor(`${proxy.url}/`, host), 200, host);
+  }
+});

@@ -90,3 +90,13 @@ test('garbage request heads never throw anything but a 400/431 WarrenError', (t)
   );
   t.pass();
 });
+
+test('the request authority must be a host with an optional port', (t) => {
+  for (const authority of ['a.test:80, b.test', 'a.test:@b.test', 'user@a.test', 'a.test/x', 'a.test:123456', '[::1', 'a test', 'a.test:80:81']) {
+    const err = t.throws(() => validateRequestHead(head([], { method: 'GET', authority }), limits), undefined, authority);
+    t.true(isWarrenError(err) && err.status === 400, authority);
+  }
+  for (const authority of ['', 'a.test', 'A.Test.', 'a.test:8080', 'a.test:', '127.0.0.1:80', '[::1]:443', '[2001:db8::7]', 'my_svc.ns']) {
+    t.notThrows(() => validateRequestHead(head([], { method: 'GET', authority }), limits), authority);
+  }
+});
