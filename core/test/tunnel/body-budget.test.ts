@@ -2,7 +2,9 @@ import test from 'ava';
 import { fork, type ChildProcess } from 'node:child_process';
 import { request, type ClientRequest } from 'node:http';
 import { startEdgeSimulator } from '../../src/edge-simulator/simulator.js';
+import type { Exchange } from '../../src/proxy/exchange.js';
 import { eyeballRequest } from './support/client.js';
+import { eventually, startHarness } from './support/harness.js';
 
 const UPLOADS = 400;
 const UPLOAD_BYTES = 1.5 * 1048576;
@@ -73,4 +75,71 @@ test('400 stalled 1.5 MiB uploads hold a bounded amount of connector memory, and
   t.is(reply.status, 200);
   t.is(reply.body.toString(), 'ok');
   t.true(Date.now() - started < 5000);
+});
+
+/**
+ * A handler that neither reads an upload nor answers it until `release()` (then it reads the body and answers
+ * 200); requests without a body are answered 200 at once.
+ */
+function stallUploads() {
+  const held: Exchange[] = [];
+  const serve = (exchange: Exchange) => {
+    exchange.body.resume();
+    exchange.body.once('end', () => exchange.respond({ status: 200, headers: [], contentLength: 2 }).end('ok'));
+  };
+  return {
+    handle(exchange: Exchange): Promise<void> {
+      if (exchange.head.method === 'GET') {
+        exchange.respond({ status: 200, headers: [], contentLength: 2 }).end('ok');
+        return Promise.resolve();
+      }
+      held.push(exchange);
+      return new Promise<void>((resolve) => exchange.signal.addEventListener('abort', () => resolve(), { once: true }));
+    },
+    release: () => held.splice(0).forEach(serve),
+  };
+}
+
+function startUploads(url: string, count: number, bytes: number): { requests: ClientRequest[]; statuses: Array<{ status: number; retryAfter: string | undefined }> } {
+  const body = Buffer.alloc(bytes, 0x62);
+  const statuses: Array<{ status: number; retryAfter: string | undefined }> = [];
+  const requests = Array.from({ length: count }, (_, i) => {
+    const req = request(`${url}/upload/${i}`, { method: 'POST', headers: { host: 'uploads.example.com', 'content-length': String(bytes) }, agent: false });
+    req.on('error', () => undefined);
+    req.on('response', (res) => {
+      statuses.push({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] });
+      res.resume();
+    });
+    req.end(body);
+    return req;
+  });
+  return { requests, statuses };
+}
+
+test('the stream window announced to the edge falls while uploads wait unread and is restored once they end', async (t) => {
+  const handler = stallUploads();
+  const h = await startHarness(t, { handler });
+  const [edge] = await h.sim.waitForRegistrations(1);
+  t.is(edge!.session.remoteSettings.initialWindowSize, 1_048_576);
+  const { requests, statuses } = startUploads(h.sim.eyeballUrl, 40, 1_048_576);
+  t.teardown(() => requests.forEach((r) => r.destroy()));
+  // 40 unread bodies × 1 MiB would not fit half of the 16 MiB connection budget.
+  await eventually(() => edge!.session.remoteSettings.initialWindowSize! <= 131_072, 10_000, 'a lowered INITIAL_WINDOW_SIZE');
+  t.is((await eyeballRequest(`${h.sim.eyeballUrl}/`, { headers: { host: 'other.example.com' } })).status, 200);
+  handler.release();
+  await eventually(() => statuses.length === 40, 20_000, 'every upload read and answered');
+  t.deepEqual(new Set(statuses.map((s) => s.status)), new Set([200]), 'the lowered window slows uploads, it refuses none');
+  await eventually(() => edge!.session.remoteSettings.initialWindowSize === 1_048_576, 10_000, 'the window restored');
+});
+
+test('past the request-body budget new uploads get 503 with Retry-After, requests without a body are served', async (t) => {
+  const h = await startHarness(t, { handler: stallUploads(), tunnel: { requestBodyBufferBytes: 1_048_576 } });
+  await h.sim.waitForRegistrations(1);
+  // 1 MiB admits at most 64 unread bodies at the 16 KiB floor.
+  const { requests, statuses } = startUploads(h.sim.eyeballUrl, 100, 65_536);
+  t.teardown(() => requests.forEach((r) => r.destroy()));
+  await eventually(() => statuses.length >= 36, 10_000, 'refused uploads');
+  t.true(statuses.every((s) => s.status === 503 && s.retryAfter === '1'), JSON.stringify(statuses.slice(0, 3)));
+  t.true(statuses.length < 100, 'uploads within the budget wait for the handler');
+  t.is((await eyeballRequest(`${h.sim.eyeballUrl}/`, { headers: { host: 'other.example.com' } })).status, 200);
 });
