@@ -328,7 +328,8 @@ export class EdgeConnection extends EventEmitter {
       refuse(stream, 400);
       return;
     }
-    if ((flags & h2.NGHTTP2_FLAG_END_STREAM) === 0 && this.#bodies && !this.#admitBody(stream)) return;
+    // Bodies still to come count against the budget; a declared empty body (or END_STREAM on HEADERS) does not.
+    if (parsed.head.contentLength !== 0 && this.#bodies && !this.#admitBody(stream)) return;
     const metrics = this.#o.metrics;
     this.#inflight.add(stream);
     metrics?.totalRequests.inc();
