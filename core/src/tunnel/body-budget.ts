@@ -87,6 +87,11 @@ export class BodyBudget {
     return fits(this.limits.connectionBytes, ledger.usage) && fits(this.limits.totalBytes, this.#total);
   }
 
+  /** Counts a new unread body at once, so admissions in the same burst see it before the next re-fit. */
+  noteUnread(): void {
+    this.#total = { held: this.#total.held, unread: this.#total.unread + 1 };
+  }
+
   /** Re-fits every connection's window once the current burst of events has been handled. */
   schedule(): void {
     if (this.#scheduled) return;
@@ -156,6 +161,7 @@ export class BodyLedger {
     this.#streams.add(stream);
     // Counted as unread at once, so a burst of new streams lowers the window before their bytes arrive.
     this.#usage = { held: this.#usage.held, unread: this.#usage.unread + 1 };
+    this.#budget.noteUnread();
     stream.once('close', () => {
       this.#streams.delete(stream);
       this.#budget.schedule();

@@ -143,3 +143,14 @@ test('past the request-body budget new uploads get 503 with Retry-After, request
   t.true(statuses.length < 100, 'uploads within the budget wait for the handler');
   t.is((await eyeballRequest(`${h.sim.eyeballUrl}/`, { headers: { host: 'other.example.com' } })).status, 200);
 });
+
+test('the process-wide request-body budget holds over several edge connections', async (t) => {
+  const h = await startHarness(t, { ha: 2, handler: stallUploads(), tunnel: { requestBodyBufferTotalBytes: 1_048_576 } });
+  await h.sim.waitForRegistrations(2);
+  // Each connection's own 16 MiB budget would take all 100; together they may hold 1 MiB.
+  const { requests, statuses } = startUploads(h.sim.eyeballUrl, 100, 65_536);
+  t.teardown(() => requests.forEach((r) => r.destroy()));
+  await eventually(() => statuses.length >= 36, 10_000, 'refused uploads');
+  t.true(statuses.every((s) => s.status === 503 && s.retryAfter === '1'));
+  t.true(statuses.length < 100);
+});
