@@ -4,7 +4,10 @@
  * origin) so the connector's CPU time and RSS can be read from /proc.
  *
  *   npx tsc -b bench && npx node bench/build/tunnel.js [--duration 3000] [--sizes 1024,1048576]
- *     [--concurrency 1,16,256] [--ha 4] [--connector 'name=command …'] [--no-warren]
+ *     [--concurrency 1,16,256] [--ha 4] [--connector 'name=command …'] [--no-warren] [--upload]
+ *
+ * `--upload` sends each size as a request body (POST, the origin answers with no body) instead of
+ * downloading it.
  *
  * `--connector` (repeatable) benchmarks any other connector in the same run. The command runs through
  * `sh -c "exec …"` with these placeholders replaced: {edge} (host:port of the simulated edge), {caFile}
@@ -27,12 +30,15 @@ const { values } = parseArgs({
     ha: { type: 'string', default: '4' },
     connector: { type: 'string', multiple: true, default: [] },
     'no-warren': { type: 'boolean', default: false },
+    upload: { type: 'boolean', default: false },
   },
 });
 const durationMs = Number(values.duration);
 const sizes = values.sizes.split(',').map(Number);
 const levels = values.concurrency.split(',').map(Number);
 const ha = Number(values.ha);
+const upload = values.upload;
+const uploadBodies = new Map(upload ? sizes.map((size) => [size, Buffer.alloc(size, 'u')]) : []);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
 
@@ -62,7 +68,9 @@ const label = (size: number) => (size >= 1048576 ? `${size / 1048576} MiB` : `${
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
 async function cell(target: string, url: string, size: number, concurrency: number, pid?: number): Promise<Row> {
-  const load = { url, path: `/bytes/${size}`, concurrency, headers: { host: 'bench.example.com' } };
+  const load = upload
+    ? { url, path: '/bytes/0', concurrency, headers: { host: 'bench.example.com' }, body: uploadBodies.get(size)! }
+    : { url, path: `/bytes/${size}`, concurrency, headers: { host: 'bench.example.com' } };
   await runLoad({ ...load, durationMs: 500, maxRequests: 20_000 });
   const cpu0 = pid ? cpuTimeMs(pid) : 0;
   const rss = pid ? peakRss(pid) : undefined;
@@ -109,7 +117,7 @@ const ceiling = new Map(rows.filter((r) => r.target === 'origin (ceiling)').map(
 const lines = [
   `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections.`,
   '',
-  '| target | response | concurrency | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | connector CPU ms/req | connector peak RSS MiB | errors |',
+  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | connector CPU ms/req | connector peak RSS MiB | errors |`,
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
 for (const r of rows) {

@@ -14,6 +14,8 @@ export interface LoadOptions {
   readonly durationMs: number;
   readonly maxRequests: number;
   readonly headers?: Record<string, string>;
+  /** Sent as the body of a POST with every request (default: GETs without a body). */
+  readonly body?: Buffer;
 }
 
 export interface LoadResult {
@@ -41,7 +43,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       issued++;
       const t0 = performance.now();
       try {
-        const res = await pool.request({ path: options.path, method: 'GET', headers: options.headers ?? {} });
+        const res = await pool.request({
+          path: options.path,
+          method: options.body ? 'POST' : 'GET',
+          headers: options.headers ?? {},
+          ...(options.body ? { body: options.body } : {}),
+        });
         for await (const chunk of res.body) bytes += (chunk as Buffer).length;
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
         if (res.statusCode !== 200) errors++;

@@ -116,6 +116,29 @@ export const tunnelSchema = z
       .describe(
         'HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced on each edge connection: requests one connection carries at once (the edge holds further ones). With a 1 MiB stream window this also bounds what one connection can buffer of unread request bodies (cloudflared announces 4294967295)',
       ),
+    streamWindowBytes: z
+      .number()
+      .int()
+      .min(65_535)
+      .max(16_777_216)
+      .default(1_048_576)
+      .describe(
+        'HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE announced on each edge connection while request bodies fit their budgets: how much of one upload may arrive before it is read (cloudflared: 1 MiB). Under pressure the window is halved, down to 16 KiB, on the connections concerned',
+      ),
+    requestBodyBufferBytes: z
+      .number()
+      .int()
+      .min(1_048_576)
+      .default(16_777_216)
+      .describe(
+        'Request-body bytes one edge connection may hold unread (received, or allowed by the stream windows of bodies nobody reads yet). Past it the connection lowers its stream window; when even 16 KiB per unread body does not fit, new uploads on it are answered 503 with Retry-After',
+      ),
+    requestBodyBufferTotalBytes: z
+      .number()
+      .int()
+      .min(1_048_576)
+      .default(33_554_432)
+      .describe('The same bound over every edge connection of the replica together'),
     clientVersion: z
       .string()
       .regex(/^[\x21-\x7e]{1,64}$/, 'must be 1-64 printable ASCII characters without spaces')

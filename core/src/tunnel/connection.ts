@@ -3,22 +3,25 @@ import {
   constants as h2,
   performServerHandshake,
   type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { ExchangeHandler } from '../proxy/exchange.js';
+import type { ExchangeHandler, RawHeaders } from '../proxy/exchange.js';
 import { RegistrationClient, type ClientInfo, type ConnectionDetails, type RegistrationRequest } from './rpc/index.js';
 import { ConfigurationVersions, serveConfigurationUpdate } from './configuration-update.js';
 import type { TunnelCredentials } from './credentials.js';
 import type { EdgeAddress } from './discovery.js';
 import { dialEdge } from './edge-tls.js';
 import { TunnelConnectionError } from './errors.js';
+import type { BodyBudget, BodyLedger } from './body-budget.js';
 import { GoawayGuard } from './goaway-guard.js';
 import type { TunnelMetrics } from './metrics.js';
-import { CONNECTOR_CONNECTION_WINDOW, CONNECTOR_H2_SETTINGS, HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
+import { serializeHeaders } from './header-serialization.js';
+import { CONNECTOR_CONNECTION_WINDOW, CONNECTOR_H2_SETTINGS, HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
 import { buildRequestHead } from './request-head.js';
 import { classifyStream, type StreamKind } from './stream-classifier.js';
 import { TunnelExchange } from './tunnel-exchange.js';
@@ -48,6 +51,11 @@ export interface ConnectionLimits {
   readonly streamResetBurst?: number;
   /** RST_STREAM frames per second that refill the burst budget (default {@link DEFAULT_STREAM_RESET_RATE}). */
   readonly streamResetRate?: number;
+  /**
+   * Bounds unread request bodies, shared by every connection of the process; its window is announced as
+   * SETTINGS_INITIAL_WINDOW_SIZE. Without it the connection announces cloudflared's 1 MiB and no bound.
+   */
+  readonly bodyBudget?: BodyBudget;
 }
 
 /** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's own default: 1000). */
@@ -112,6 +120,8 @@ export class EdgeConnection extends EventEmitter {
   #shutdownRequested = false;
   #endReason: TunnelConnectionError | undefined;
   #tcpWarned = false;
+  #bodies: BodyLedger | undefined;
+  #lastBudgetWarning = 0;
   #dialAbort = new AbortController();
 
   constructor(options: EdgeConnectionOptions) {
@@ -192,6 +202,7 @@ export class EdgeConnection extends EventEmitter {
         ...CONNECTOR_H2_SETTINGS,
         maxConcurrentStreams: limits.maxConcurrentStreams ?? CONNECTOR_H2_SETTINGS.maxConcurrentStreams,
         maxHeaderListSize: limits.maxHeaderListSize ?? CONNECTOR_H2_SETTINGS.maxHeaderListSize,
+        initialWindowSize: limits.bodyBudget?.limits.streamWindow ?? CONNECTOR_H2_SETTINGS.initialWindowSize,
       },
       maxHeaderListPairs: limits.maxHeaderPairs ?? 1024,
       maxSessionMemory: limits.maxSessionMemoryMb ?? 64,
@@ -203,6 +214,7 @@ export class EdgeConnection extends EventEmitter {
       streamResetRate: limits.streamResetRate ?? DEFAULT_STREAM_RESET_RATE,
     });
     this.#session = session;
+    this.#bodies = limits.bodyBudget?.open(session);
     try {
       session.setLocalWindowSize(CONNECTOR_CONNECTION_WINDOW);
     } catch {
@@ -316,6 +328,8 @@ export class EdgeConnection extends EventEmitter {
       refuse(stream, 400);
       return;
     }
+    // Bodies still to come count against the budget; a declared empty body (or END_STREAM on HEADERS) does not.
+    if (parsed.head.contentLength !== 0 && this.#bodies && !this.#admitBody(stream)) return;
     const metrics = this.#o.metrics;
     this.#inflight.add(stream);
     metrics?.totalRequests.inc();
@@ -349,6 +363,29 @@ export class EdgeConnection extends EventEmitter {
         exchange.fail({ status: 502, message: 'handler error', cause: err });
       },
     );
+  }
+
+  /**
+   * Tracks a request whose body is still to come, or answers 503 when the request-body budget cannot take
+   * another unread body even at the smallest window (the edge may retry it elsewhere; Retry-After says when).
+   */
+  #admitBody(stream: ServerHttp2Stream): boolean {
+    const budget = this.#o.limits!.bodyBudget!;
+    if (budget.admits(this.#bodies!)) {
+      this.#bodies!.track(stream);
+      return true;
+    }
+    const now = Date.now();
+    if (now - this.#lastBudgetWarning >= BUDGET_WARNING_INTERVAL_MS) {
+      this.#lastBudgetWarning = now;
+      this.#log.warn(
+        { stream: stream.id, connectionHeld: this.#bodies!.usage.held, totalHeld: budget.held, limits: { connection: budget.limits.connectionBytes, total: budget.limits.totalBytes } },
+        'request-body buffer budget exhausted (tunnel.requestBodyBufferBytes / tunnel.requestBodyBufferTotalBytes); answered 503 to new uploads',
+      );
+    }
+    this.#o.metrics?.requestErrors.inc();
+    refuse(stream, 503, [['Retry-After', '1']]);
+    return false;
   }
 
   #onControlStreamEnded(): void {
@@ -462,9 +499,14 @@ export class EdgeConnection extends EventEmitter {
   }
 }
 
-function refuse(stream: ServerHttp2Stream, status: number): void {
+/** At most one budget-exhaustion warning per connection in this interval. */
+const BUDGET_WARNING_INTERVAL_MS = 10_000;
+
+function refuse(stream: ServerHttp2Stream, status: number, headers: RawHeaders = []): void {
   try {
-    stream.respond({ ':status': status, [HEADER_RESPONSE_META]: META_CLOUDFLARED }, { endStream: true });
+    const h2Headers: OutgoingHttpHeaders = { ':status': status, [HEADER_RESPONSE_META]: META_CLOUDFLARED };
+    if (headers.length > 0) h2Headers[HEADER_RESPONSE_HEADERS] = serializeHeaders(headers);
+    stream.respond(h2Headers, { endStream: true });
   } catch {
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);
   }

@@ -13,6 +13,7 @@ import type { ClientInfo, ConnectionDetails } from './rpc/index.js';
 import { CORE_VERSION } from '../version.js';
 import { Backoff, sleep } from './backoff.js';
 import { ConfigurationVersions } from './configuration-update.js';
+import { BodyBudget } from './body-budget.js';
 import { EdgeConnection, type ConnectionLimits } from './connection.js';
 import { bytesToUuid, describeCredentials, loadTunnelCredentials, uuidToBytes, type TunnelCredentials } from './credentials.js';
 import { discoverEdge, type EdgeAddressPool, type EdgeResolver } from './discovery.js';
@@ -111,6 +112,8 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
   readonly #log: Logger;
   readonly #metrics: TunnelMetrics | undefined;
   readonly #versions = new ConfigurationVersions();
+  /** Unread request bodies over every edge connection of this connector (one per process). */
+  readonly #bodyBudget: BodyBudget;
   readonly #slots: Slot[] = [];
   #credentials: TunnelCredentials | undefined;
   #registered = 0;
@@ -122,6 +125,12 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
   constructor(options: TunnelConnectorOptions) {
     super();
     this.#o = options;
+    const t = options.settings.tunnel;
+    this.#bodyBudget = new BodyBudget({
+      connectionBytes: t.requestBodyBufferBytes,
+      totalBytes: t.requestBodyBufferTotalBytes,
+      streamWindow: t.streamWindowBytes,
+    });
     this.#log = options.logger.child({ component: 'tunnel' });
     this.#metrics = options.registry ? new TunnelMetrics(options.registry) : undefined;
     this.connectorId = options.connectorId ?? randomUUID();
@@ -265,7 +274,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
         configurationVersions: this.#versions,
         metrics: this.#metrics,
         dialTimeoutMs: this.#o.dialTimeoutMs,
-        limits: { maxConcurrentStreams: settings.tunnel.maxConcurrentStreams, ...this.#o.limits },
+        limits: { maxConcurrentStreams: settings.tunnel.maxConcurrentStreams, bodyBudget: this.#bodyBudget, ...this.#o.limits },
       });
       slot.connection = connection;
       connection.on('unregistered', () => this.#setRegistered(slot, false));
