@@ -397,7 +397,7 @@ export class EdgeConnection extends EventEmitter {
 
   #onGoaway(code: number): void {
     if (this.#ending) return;
-    const sentLastStreamId = this.#guard?.rewritten.at(-1);
+    const sentLastStreamId = this.#guard?.lastRewritten;
     this.#log.info({ code, ...(sentLastStreamId === undefined ? {} : { sentLastStreamId }) }, 'the edge sent GOAWAY; draining this connection and reconnecting');
     this.#endReason ??= new TunnelConnectionError('closed', `the edge sent GOAWAY (code ${code})`, { retryable: true });
     void this.#drainAndClose(this.#o.rpcTimeoutMs);

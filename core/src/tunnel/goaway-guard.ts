@@ -33,8 +33,12 @@ export class GoawayGuard extends SocketRelay {
   /** last_stream_id bytes of the current GOAWAY still to rewrite (0 outside GOAWAY frames). */
   #idBytes = 0;
   #originalId = 0;
-  /** The non-zero last_stream_id of every GOAWAY rewritten so far, as the edge sent it (for logs and tests). */
-  readonly rewritten: number[] = [];
+  /**
+   * The last non-zero last_stream_id rewritten, as the edge sent it (for logs and tests), and how many GOAWAYs
+   * were rewritten: a count, not a list, so an edge repeating GOAWAY cannot grow this connection's memory.
+   */
+  lastRewritten: number | undefined;
+  rewrittenCount = 0;
 
   constructor(socket: Socket) {
     super(socket);
@@ -58,7 +62,10 @@ export class GoawayGuard extends SocketRelay {
             chunk[at + i] = 0;
           }
           this.#idBytes -= zero;
-          if (this.#idBytes === 0 && this.#originalId !== 0) this.rewritten.push(this.#originalId);
+          if (this.#idBytes === 0 && this.#originalId !== 0) {
+            this.lastRewritten = this.#originalId;
+            this.rewrittenCount++;
+          }
         }
         this.#payload -= take;
         at += take;
