@@ -136,7 +136,7 @@ function stateText(r: RouteView): string {
   if (r.state === 'unresolved') return `503 ${r.problem?.reason ?? 'unresolved'}`;
   if (r.state === 'no-endpoints') return '503 no ready endpoints';
   const terminating = r.endpoints.filter((e) => e.state === 'terminating').length;
-  return `${r.endpoints.length} endpoints${terminating ? ` (${terminating} terminating)` : ''}`;
+  return `${count(r.endpoints.length, 'endpoint')}${terminating ? ` (${terminating} terminating)` : ''}`;
 }
 
 function columns(rows: readonly (readonly string[])[]): string[] {
