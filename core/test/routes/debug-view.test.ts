@@ -176,4 +176,7 @@ test('warren routes through the real entry point: JSON output, and a clear error
   const bad = await run(['--path', '/x']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--path needs --host/);
+  const badLimit = await run(['--url', url, '--limit', 'ten']);
+  t.is(badLimit.code, 2, 'a --limit that is not a number is refused, not ignored');
+  t.regex(badLimit.stderr, /--limit must be a whole number from 1 to 10000, not "ten"/);
 });
