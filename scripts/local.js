@@ -13,6 +13,17 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const say = (line) => process.stderr.write(`npm run local: ${line}\n`);
 
+const USAGE = `Usage: npm run local [-- WARREN_OPTIONS]
+
+Builds Warren, starts the demo origin (examples/local/origin: web on 127.0.0.1:3001, api on 127.0.0.1:3002;
+WEB_PORT and API_PORT move them, together with the EndpointSlice ports in examples/local/services.yaml), then
+Warren in local mode on examples/local with its edge simulator on http://127.0.0.1:8080.
+Arguments after -- go to Warren, e.g. --set local.eyeballListen=127.0.0.1:8081 --log-level debug.
+Ctrl-C or SIGTERM stops Warren, which drains; the origin stops after it. See examples/local/README.md.
+
+Warren's options:
+`;
+
 const started = Date.now();
 say('building Warren (tsc -b); the first build takes about half a minute, later ones a few seconds');
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -20,6 +31,12 @@ const build = spawnSync(process.execPath, [tsc, '-b'], { cwd: root, stdio: 'inhe
 if (build.status !== 0) {
   say(`the build failed (${build.error?.message ?? `exit status ${build.status ?? build.signal}`})`);
   process.exit(build.status || 1);
+}
+if (process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
+  // Help only: nothing is started, so it works while the demo's ports are taken.
+  process.stdout.write(USAGE);
+  const help = spawnSync(process.execPath, ['core/build/src/main.js', '--help'], { cwd: root, stdio: 'inherit' });
+  process.exit(help.status ?? 1);
 }
 say(`built in ${((Date.now() - started) / 1000).toFixed(1)} s; starting the demo origin, then Warren`);
 

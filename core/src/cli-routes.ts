@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { RouteTableView, RouteView } from './routes/debug-view.js';
+import { DEBUG_VIEW_MAX_LIMIT, type RouteTableView, type RouteView } from './routes/debug-view.js';
 
 /**
  * `warren routes`: prints the live route table of a running Warren, read from its health port's
@@ -16,7 +16,7 @@ Options:
                       in a cluster: kubectl -n warren-system port-forward deploy/warren 10254
       --host HOST     only routes that can answer this request host (and their Ingresses' problems)
       --path PATH     with --host: also show which route a request for this path gets
-      --limit N       list at most N routes and N problems (default 1000)
+      --limit N       list at most N routes and N problems (default 1000, at most 10000)
       --json          print the JSON as served
   -h, --help          show this help and exit
 `;
@@ -56,6 +56,10 @@ export async function runRoutesCommand(argv: readonly string[], out: Output, err
   }
   if (values.path !== undefined && values.host === undefined) {
     err.write('warren routes: --path needs --host (a request is matched on host and path)\n');
+    return 2;
+  }
+  if (values.limit !== undefined && (!/^[1-9]\d*$/.test(values.limit) || Number(values.limit) > DEBUG_VIEW_MAX_LIMIT)) {
+    err.write(`warren routes: --limit must be a whole number from 1 to ${DEBUG_VIEW_MAX_LIMIT}, not ${JSON.stringify(values.limit)}\n`);
     return 2;
   }
   let target: URL;
@@ -136,7 +140,7 @@ function stateText(r: RouteView): string {
   if (r.state === 'unresolved') return `503 ${r.problem?.reason ?? 'unresolved'}`;
   if (r.state === 'no-endpoints') return '503 no ready endpoints';
   const terminating = r.endpoints.filter((e) => e.state === 'terminating').length;
-  return `${r.endpoints.length} endpoints${terminating ? ` (${terminating} terminating)` : ''}`;
+  return `${count(r.endpoints.length, 'endpoint')}${terminating ? ` (${terminating} terminating)` : ''}`;
 }
 
 function columns(rows: readonly (readonly string[])[]): string[] {

@@ -70,7 +70,13 @@ export function createFolderControlPlane(options: FolderControlPlaneOptions): Fo
     routeSync,
     controlPluginRunner,
     runnables: [
-      managed('folder-source', 'caches', source, { waitForSync: (s) => source.waitForSync(s) }),
+      managed('folder-source', 'caches', source, {
+        waitForSync: async (s) => {
+          await source.waitForSync(s);
+          // The folder is this mode's cache: dashboards and alerts read the same gauge as in a cluster.
+          if (source.synced) metrics.cachesSynced.set(1);
+        },
+      }),
       managed('route-sync', 'others', routeSync),
       managed('route-diagnostics', 'others', new RouteDiagnosticsLog(routeStore, events)),
       managed('control-plugins', 'others', controlPluginRunner),

@@ -158,6 +158,8 @@ class MeteredExchange implements Exchange, ExchangeMeter {
   }
 
   #countPushes(body: Readable): void {
+    // Bytes may already wait in the body (through the tunnel a small body often arrives with its head).
+    if (!body.readableObjectMode) this.bytesIn += body.readableLength;
     const push = body.push;
     body.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
       this.bytesIn += byteLength(chunk, encoding);

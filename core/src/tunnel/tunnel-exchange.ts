@@ -70,8 +70,11 @@ export class TunnelExchange implements Exchange {
     this.#hooks = hooks;
     stream.once('close', () => {
       // A stream that closes before its response was completely written was cut off (edge reset,
-      // connection lost, or our own fail()); either way upstream work must stop.
-      if (stream.rstCode !== h2.NGHTTP2_NO_ERROR || !stream.writableFinished) {
+      // connection lost, or our own fail()); either way upstream work must stop. A clean close after the
+      // response was ended is its normal end: once both END_STREAMs are out HTTP/2 may close the stream
+      // before Node reports the writable side finished (typical after a request body).
+      const answered = stream.writableFinished || stream.writableEnded;
+      if (stream.rstCode !== h2.NGHTTP2_NO_ERROR || !answered) {
         this.#controller.abort(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
       }
       this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== h2.NGHTTP2_NO_ERROR);

@@ -109,6 +109,22 @@ test.serial('npm run local with the demo origin\'s port taken: exits non-zero wi
   await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 15_000);
 });
 
+test.serial('npm run local -- --help: prints the launcher\'s usage and Warren\'s options, starting nothing', async (t) => {
+  // The demo origin's port is taken: help must not need it.
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(3001, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const npm = spawnLogged('npm-run-local-help', 'npm', ['run', 'local', '--', '--help'], { cwd: REPO_ROOT, env: baseEnv() });
+  cleanUpAfter(t, npm);
+  const exit = await npm.exited;
+  t.is(exit.code, 0, describeExit(exit));
+  t.regex(npm.stdout(), /^Usage: npm run local \[-- WARREN_OPTIONS\]$/m);
+  t.regex(npm.stdout(), /WEB_PORT and API_PORT/);
+  t.regex(npm.stdout(), /^Usage: warren \[options\]$/m);
+  t.notRegex(npm.stdout() + npm.stderr(), /demo origin ("web" listening|: cannot listen)/, 'the demo origin was not started');
+  await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 15_000);
+});
+
 test.serial('npm run local: SIGTERM to npm stops Warren and the demo origin, leaving no process behind', async (t) => {
   const npm = await npmRunLocal(t);
   t.true(npm.groupMembers().length >= 3, 'npm, the launcher, the origin and Warren run');

@@ -63,3 +63,21 @@ test('the demo\'s simulator leaves nothing behind: closing Warren removes its CA
   await warren.close();
   t.false(existsSync(files));
 });
+
+test('folder mode reports its caches synced once the folder is read, as /readyz does', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-folder-edge-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'empty.yaml'), '');
+  const config = parseConfig({ source: { kind: 'folder', folder: dir }, tunnel: { enabled: false }, server: { listen: '127.0.0.1:0', proxyListen: '127.0.0.1:0' } });
+  const warren = await assembleWarren(config, { logger: capturingLogger().logger, env: {} });
+  const stop = new AbortController();
+  const running = warren.run(stop.signal);
+  t.teardown(async () => {
+    stop.abort();
+    await running.catch(() => undefined);
+  });
+  const synced = async () => (await warren.registry.getSingleMetric('warren_informer_caches_synced')?.get())?.values[0]?.value;
+  const deadline = Date.now() + 10_000;
+  while ((await synced()) !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.is(await synced(), 1);
+});

@@ -2,11 +2,13 @@ import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseConfig } from '../../src/config/load.js';
+import { createAccessLog } from '../../src/proxy/access-log.js';
+import type { Exchange } from '../../src/proxy/exchange.js';
 import { resolvePlugins } from '../../src/plugins/registry.js';
 import type { Route } from '../../src/routes/types.js';
 import { grpcJsonCodec, startOrigin, startProxyHarness, testRoute, testRouteTable, type ProxyHarness } from '../../src/testing/index.js';
@@ -138,4 +140,28 @@ test('a WebSocket session is kept out of the request-latency histogram and measu
   const [line] = access(lines);
   t.is(line?.status, 101);
   t.true((line?.bytesIn as number) > 1000 && (line?.bytesOut as number) > 1000, `session bytes in ${String(line?.bytesIn)}, out ${String(line?.bytesOut)}`);
+});
+
+test('bytesIn counts body bytes that arrived before the exchange reached the log', async (t) => {
+  // Through the tunnel a small body's DATA frame often arrives with its HEADERS: the bytes are buffered in
+  // the body before the pipeline starts on the exchange.
+  const body = new Readable({ read() {} });
+  body.push(Buffer.alloc(16, 1));
+  const exchange = {
+    id: 'x-1',
+    head: { method: 'POST', scheme: 'https', authority: 'early.test', path: '/', headers: [] },
+    body,
+    signal: new AbortController().signal,
+    responded: false,
+    respond: () => new Writable({ write: (_c, _e, cb) => cb() }),
+    setTrailers: () => undefined,
+    fail: () => undefined,
+  } as unknown as Exchange;
+  const log = createAccessLog(pino({ level: 'silent' }), { enabled: true, sampleRate: 1 })!;
+  const logged = log.begin(exchange)!;
+  body.push(Buffer.alloc(10, 2));
+  body.push(null);
+  logged.exchange.body.resume();
+  await once(logged.exchange.body, 'end');
+  t.is(logged.meter.bytesIn, 26);
 });

@@ -138,6 +138,33 @@ test.serial('an unknown image fails the pod visibly: ErrImagePull and a Warning 
   t.pass();
 });
 
+test.serial('a pod with init containers fails visibly: the node does not run them', async (t) => {
+  const ns = await rig().server.createNamespace('rig-init');
+  const body = demoDeployment(ns, 'with-init', { replicas: 1 });
+  const main = body.spec!.template.spec!.containers[0]!;
+  body.spec!.template.spec!.initContainers = [{ name: 'setup', image: main.image }];
+  await clients.apps.createNamespacedDeployment({ namespace: ns, body });
+  let message = '';
+  await waitUntil(
+    'the pod to report CreateContainerConfigError',
+    async () => {
+      const waiting = (await podsOf(clients, ns, 'with-init'))[0]?.status?.containerStatuses?.[0]?.state?.waiting;
+      message = waiting?.message ?? '';
+      return waiting?.reason === 'CreateContainerConfigError';
+    },
+    20_000,
+  );
+  t.regex(message, /init containers \(setup\) are not run/);
+  const [pod] = await podsOf(clients, ns, 'with-init');
+  t.false(isReady(pod!));
+  await waitUntil(
+    'a Warning event on the pod',
+    async () => (await clients.core.listNamespacedEvent({ namespace: ns })).items.some((e) => e.type === 'Warning' && e.involvedObject.name === pod!.metadata!.name && /init containers/.test(e.message ?? '')),
+    10_000,
+  );
+  t.pass();
+});
+
 test.serial('deleting a pod walks the termination sequence: terminating endpoint, preStop, SIGTERM, gone', async (t) => {
   const ns = await rig().server.createNamespace('rig-term');
   await clients.core.createNamespacedService({ namespace: ns, body: demoService(ns, 'web') });

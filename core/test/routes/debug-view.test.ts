@@ -149,7 +149,7 @@ test('warren routes prints the table, the matching route and the problems', asyn
   t.is(code, 0, err);
   t.regex(out, /^route table generation 1: 4 routes/);
   t.regex(out, /this request gets: shop\.example \/admin \(Prefix\) from default\/shop → default\/admin-svc-typo:80, 503 ServiceNotFound/);
-  t.regex(out, /shop\.example\s+\/ \(Prefix\)\s+default\/shop\s+default\/web:https\s+https\s+upstream\.tls\s+1 endpoints/);
+  t.regex(out, /shop\.example\s+\/ \(Prefix\)\s+default\/shop\s+default\/web:https\s+https\s+upstream\.tls\s+1 endpoint$/m);
   t.regex(out, /shop\.example\/: 198\.18\.0\.2:8443 ready \(web-abc\)/);
   t.regex(out, /PROBLEMS\nWarning ServiceNotFound Ingress default\/shop spec\.rules\[0\]\.http\.paths\[0\]\.backend\.service\.name: /);
   t.notRegex(out, /other\.example/);
@@ -176,4 +176,7 @@ test('warren routes through the real entry point: JSON output, and a clear error
   const bad = await run(['--path', '/x']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--path needs --host/);
+  const badLimit = await run(['--url', url, '--limit', 'ten']);
+  t.is(badLimit.code, 2, 'a --limit that is not a number is refused, not ignored');
+  t.regex(badLimit.stderr, /--limit must be a whole number from 1 to 10000, not "ten"/);
 });

@@ -109,6 +109,16 @@ export class RigPod {
       mkdirSync(dir, { recursive: true });
       this.#containers.push({ spec, dir, state: { kind: 'waiting', reason: 'ContainerCreating' }, restartCount: 0, ready: false, successes: 0, failures: 0 });
     }
+    const inits = (this.#pod.spec?.initContainers ?? []).map((c) => c.name);
+    if (inits.length > 0) {
+      // Running the main containers without the init containers would pass a test that depends on them.
+      const message = `init containers (${inits.join(', ')}) are not run by the rig's node`;
+      for (const run of this.#containers) run.state = { kind: 'waiting', reason: 'CreateContainerConfigError', message };
+      this.#host.event(this.#pod, 'Warning', 'Failed', message);
+      this.#host.log(`${this.name}: ${message}`);
+      this.#writeStatus();
+      return;
+    }
     this.#writeStatus();
     void prepareVolumes(this.#pod, this.#host.core, join(podDir, 'volumes')).then(
       (volumes) => {
