@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration } from '../config/duration.js';
+import { DURATION_HINT, DURATION_PATTERN, parseDuration } from '../config/duration.js';
 import type { AnnotationSpec } from '../plugin-api/manifest.js';
 
 /**
@@ -46,7 +46,7 @@ const timeout = () =>
   z
     .string()
     .trim()
-    .regex(/^\d+(?:\.\d+)?(?:ms|s|m|h)$/, 'a duration such as "500ms", "15s", "2m" or "1h"')
+    .regex(DURATION_PATTERN, DURATION_HINT)
     .transform((v) => parseDuration(v)!)
     .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h');
 
