@@ -246,6 +246,8 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
       const client = controlPlane.client;
       acquired.push(() => client.close());
     }
+    // Every Cloudflare write of a replica is leader-only work: fenced by the Lease like its Kubernetes writes.
+    if (controlPlane.elector) cloudflare.fenceWrites(controlPlane.elector.fence);
     secrets = controlPlane.secrets;
     events = controlPlane.events;
     runnables.push(...controlPlane.runnables);
