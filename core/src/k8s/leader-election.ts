@@ -85,6 +85,7 @@ export class LeaderElector {
   #validUntil = 0;
   /** A follower does not create the Lease before this local time (set when a validly held Lease was deleted). */
   #handoverAt = 0;
+  #terms = 0;
 
   /**
    * The fence of leader-only writes (see the class comment): `admit` throws {@link NotLeaderError} unless this
@@ -108,6 +109,11 @@ export class LeaderElector {
       },
       timeoutMs: options.renewDeadlineMs,
     };
+  }
+
+  /** How many terms this replica has begun: 1 during its first, 0 before it ever led. */
+  get term(): number {
+    return this.#terms;
   }
 
   /** True while this replica holds the Lease. */
@@ -339,6 +345,7 @@ export class LeaderElector {
   #begin(sentAt: number): AbortController {
     const term = new AbortController();
     this.#term = term;
+    this.#terms++;
     this.#validUntil = sentAt + this.#o.renewDeadlineMs;
     this.#leading = true;
     this.#o.metrics?.leader.set(1);

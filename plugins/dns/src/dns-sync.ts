@@ -133,6 +133,17 @@ export class DnsSync {
     this.#zones = new ZoneDirectory({ client: options.client, allow: options.settings.zones, ttlMs: options.settings.zoneCacheTtl, now: this.#now });
   }
 
+  /**
+   * Drops everything read from Cloudflare and every report made (another leader may have changed the zones and
+   * reported meanwhile): the next sync lists zones and records again and says again what still holds.
+   */
+  forgetRemoteState(): void {
+    this.#zones.invalidate();
+    this.#records.clear();
+    this.#refused.clear();
+    this.#reported.clear();
+  }
+
   /** Brings DNS in line with `table`. Idempotent; rejects (after doing what it could) when the API failed in a retryable way. */
   async sync(table: RouteTable, tunnelId: string, signal: AbortSignal, formerTunnelIds: readonly string[] = []): Promise<DnsSyncReport> {
     this.#lastTable = table;

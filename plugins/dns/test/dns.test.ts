@@ -415,3 +415,24 @@ test('zones of several accounts and a tunnel none of them shows: nothing is publ
   t.deepEqual(h.fake.records('one.example'), []);
   t.is(h.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel'), 0, 'no lookup when the account is set');
 });
+
+test('a replica that leads again reads the zone afresh: what another leader changed meanwhile is not redone or refused', async (t) => {
+  const first = await harness(t);
+  const second = await harness(t, {}, first.fake);
+  const fake = first.fake;
+  fake.addZone('example.com');
+  const term = (h: Harness, n: number, ingresses: readonly HandIngress[]) =>
+    h.plugin.onRoutesChanged(handBuiltRouteTable(ingresses, n), { signal: AbortSignal.timeout(60_000), tunnelId: TUNNEL, term: n });
+  const web = ing('web', ['a.example.com']);
+  const shop = ing('shop', ['b.example.com']);
+  await term(first, 1, [web]);
+  // The first replica loses the Lease; the second leads and publishes a new Ingress.
+  await term(second, 1, [web, shop]);
+  t.deepEqual(cnames(fake, 'example.com'), { 'a.example.com': TARGET, 'b.example.com': TARGET });
+  const batches = fake.count(BATCH);
+  // The first replica leads again, its cached view of the zone an hour from stale.
+  await term(first, 2, [web, shop]);
+  t.deepEqual(first.events.warnings(), [], 'no refused change and no false conflict');
+  t.is(fake.count(BATCH), batches, 'nothing to change: the records another leader made are seen as they are');
+  t.is(fake.records('example.com').length, 4, 'one CNAME and one ownership record per host');
+});

@@ -81,6 +81,18 @@ export class FirewallSync {
   }
 
   /**
+   * Drops everything read from Cloudflare and every report made (another leader may have changed the rules and
+   * reported meanwhile): the next sync lists zones and rules again and says again what still holds.
+   */
+  forgetRemoteState(): void {
+    this.#zones.invalidate();
+    this.#state.clear();
+    this.#refused.clear();
+    this.#reported.clear();
+    this.#zoneReported.clear();
+  }
+
+  /**
    * `formerOwnerKeys`: keys this installation owned rules under before (tunnels replaced while `ownerId` is
    * unset); their rules count as ours, so they are replaced by rules under `ownerKey` instead of being left behind.
    */
