@@ -248,6 +248,9 @@ export class FirewallSync {
         refused.delete(rule.ref);
       } catch (err) {
         if (!(err instanceof CloudflareApiError) || err.retryable) throw err;
+        // The rule to edit is gone (deleted by hand): the cached view of the zone is stale, so fail this zone's
+        // sync; the retry reads the zone again and creates the rule.
+        if (have && err.httpStatus === 404) throw err;
         rejected(rule, `Cloudflare refused the firewall rule ${rule.description} in zone ${zone.name}: ${err.message}; its lists are not enforced at the edge`);
       }
     }

@@ -105,6 +105,26 @@ test('a replica that leads again reads the rules afresh: a rule another leader r
   t.deepEqual(first.events.warnings(), []);
 });
 
+test('a rule deleted by hand is installed again when its lists change, not refused until the zone is read again', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([ing('web', ['shop.example.com'], { 'firewall-allow-ips': '198.51.100.0/24' })]);
+  const set = h.fake.ruleset('example.com')!;
+  const [installed] = ours(h.fake, 'example.com');
+  // Someone deletes Warren's rule in the dashboard.
+  await h.fake.clients(TOKEN)().rulesets.rules.delete(installed!.id, { zone_id: set.zoneId, ruleset_id: set.id });
+  t.deepEqual(ours(h.fake, 'example.com'), []);
+  const changed = [ing('web', ['shop.example.com'], { 'firewall-allow-ips': '198.51.100.0/24 203.0.113.0/24' })];
+  await h.sync(changed).catch(() => undefined); // the edit finds no rule: this sync may fail and be retried
+  await h.sync(changed);
+  t.deepEqual(
+    ours(h.fake, 'example.com').map((r) => r.expression),
+    ['(lower(http.host) in {"shop.example.com"}) and not ip.src in {198.51.100.0/24 203.0.113.0/24}'],
+    'the allow list is enforced at the edge again',
+  );
+  t.deepEqual(h.events.warnings('FirewallRuleRejected'), []);
+});
+
 test('an invalid CIDR is a Warning and only that entry is skipped; the entrypoint is created when missing', async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
