@@ -436,3 +436,18 @@ test('a replica that leads again reads the zone afresh: what another leader chan
   t.is(fake.count(BATCH), batches, 'nothing to change: the records another leader made are seen as they are');
   t.is(fake.records('example.com').length, 4, 'one CNAME and one ownership record per host');
 });
+
+test('a record deleted by hand is made again on the next sync, not refused until the zone is read again', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const web = ing('web', ['a.example.com']);
+  await h.sync([web]);
+  const cname = h.fake.records('example.com').find((r) => r.type === 'CNAME')!;
+  h.fake.deleteRecord('example.com', cname.id); // someone deletes the CNAME in the dashboard
+  const NEW = '99999999-8888-4777-8666-555555555555';
+  // The tunnel is replaced: Warren patches the record it believes is there. This sync may fail and be retried.
+  await h.sync([web], NEW).catch(() => undefined);
+  await h.sync([web], NEW);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': `${NEW}.cfargotunnel.com` });
+  t.deepEqual(h.events.warnings('DnsRecordFailed'), []);
+});
