@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { createCloudflareClientFactory } from './cloudflare/client.js';
-import { KubernetesCredentialsSecretStore } from './cloudflare/secret-store.js';
+import { KubernetesCredentialsSecretStore, NoCredentialsSecretStore } from './cloudflare/secret-store.js';
 import { TunnelLifecycle, tunnelMode, type ResolvedTunnel } from './cloudflare/tunnel-lifecycle.js';
 import { runResolvedTunnel, type ConnectorSignals } from './cloudflare/tunnel-runner.js';
 import { parseConfig } from './config/load.js';
@@ -246,6 +246,8 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
       const client = controlPlane.client;
       acquired.push(() => client.close());
     }
+    // Every Cloudflare write of a replica is leader-only work: fenced by the Lease like its Kubernetes writes.
+    if (controlPlane.elector) cloudflare.fenceWrites(controlPlane.elector.fence);
     secrets = controlPlane.secrets;
     events = controlPlane.events;
     runnables.push(...controlPlane.runnables);
@@ -264,21 +266,26 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
 
   let connector: TunnelConnector | undefined;
   if (effective.tunnel.enabled) {
+    // A supplied token or credentials file is followed when it changes, in a cluster and in folder mode alike;
+    // only the managed tunnel of a cluster keeps credentials in a Secret (folder mode refused one above).
     const lifecycle =
-      controlPlane && !credentials
+      (controlPlane && !credentials) || folderEdge === 'tunnel'
         ? new TunnelLifecycle({
             config: effective,
             logger,
             clientFactory: cloudflare,
-            secretStore: new KubernetesCredentialsSecretStore(controlPlane.leaderClient, podNamespace(env), effective.cloudflare.credentialsSecretName),
-            isLeader: () => controlPlane!.elector?.isLeader ?? true,
+            secretStore: controlPlane
+              ? new KubernetesCredentialsSecretStore(controlPlane.leaderClient, podNamespace(env), effective.cloudflare.credentialsSecretName)
+              : new NoCredentialsSecretStore(),
+            isLeader: () => controlPlane?.elector?.isLeader ?? true,
             env,
             existenceCheckMs: effective.cloudflare.tunnelCheckInterval,
             replacementCheckMs: Math.min(30_000, effective.cloudflare.tunnelCheckInterval),
           })
         : undefined;
     if (lifecycle) replacedTunnelIds = () => lifecycle.replacedTunnelIds;
-    if (!credentials && !lifecycle) credentials = loadTunnelCredentials(effective.tunnel, env);
+    // Folder mode reads the supplied credentials now too: a bad token fails the start, and the startup line names the tunnel.
+    if (!credentials && (!lifecycle || folderEdge === 'tunnel')) credentials = loadTunnelCredentials(effective.tunnel, env);
     if (credentials) tunnelId = credentials.tunnelId;
     const connectorLogger = logger;
     const makeConnector = (creds: TunnelCredentials | undefined): TunnelConnector =>

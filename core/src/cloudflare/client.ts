@@ -2,6 +2,7 @@ import type Cloudflare from 'cloudflare';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
+import type { WriteFence } from '../k8s/api/client.js';
 import { readApiToken } from './api-token.js';
 import { RequestBudget } from './request-budget.js';
 import { cloudflareSdk } from './sdk.js';
@@ -33,6 +34,13 @@ export interface CloudflareClientFactoryOptions {
 /** The factory plus the budget it shares, for tests and benchmarks. */
 export interface BudgetedClientFactory extends CloudflareClientFactory {
   readonly budget: RequestBudget;
+  /**
+   * From now on, every Cloudflare write (any method but GET and HEAD) of every client of this factory passes
+   * `fence` right before it is sent, as the Kubernetes writes of leader-only work do: refused when the fence
+   * throws, aborted by the signal it returns. Every Cloudflare write of a replica (tunnel, DNS, firewall) is
+   * leader-only work, so a replica that lost its Lease, or was frozen past its renew deadline, changes nothing.
+   */
+  fenceWrites(fence: WriteFence): void;
 }
 
 /**
@@ -58,10 +66,15 @@ export function createCloudflareClientFactory(options: CloudflareClientFactoryOp
   const requests = options.registry ? requestCounter(options.registry) : undefined;
   const sdkLogger = options.logger.child({ component: 'cloudflare-sdk' });
 
+  let fence: WriteFence | undefined;
   const budgetedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     await budget.acquire(init?.signal ?? undefined);
-    const response = await baseFetch(input, init);
-    requests?.inc({ method: (init?.method ?? 'GET').toUpperCase(), status: String(response.status) });
+    const method = (init?.method ?? 'GET').toUpperCase();
+    // Admitted at the last moment before sending: nothing awaited between the check and the write.
+    const term = method === 'GET' || method === 'HEAD' ? undefined : fence?.admit();
+    const signal = term && init?.signal ? AbortSignal.any([init.signal, term]) : (term ?? init?.signal ?? undefined);
+    const response = await baseFetch(input, term ? { ...init, signal } : init);
+    requests?.inc({ method, status: String(response.status) });
     if (response.status === 429) budget.pauseFor(retryAfterMs(response.headers) ?? RATE_LIMIT_BLOCK_MS);
     return response;
   };
@@ -92,6 +105,7 @@ export function createCloudflareClientFactory(options: CloudflareClientFactoryOp
     return client;
   }) as BudgetedClientFactory;
   Object.defineProperty(factory, 'budget', { value: budget });
+  Object.defineProperty(factory, 'fenceWrites', { value: (f: WriteFence) => void (fence = f) });
   return factory;
 }
 

@@ -27,6 +27,32 @@ export interface CredentialsSecretStore {
   delete(signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * The {@link CredentialsSecretStore} where there is no cluster (folder mode): it holds nothing, and every write is
+ * refused, since only a managed tunnel writes credentials and folder mode refuses a managed tunnel at start.
+ */
+export class NoCredentialsSecretStore implements CredentialsSecretStore {
+  readonly description = 'no credentials Secret (folder mode)';
+
+  async read(): Promise<undefined> {
+    return undefined;
+  }
+
+  async create(): Promise<never> {
+    throw this.#refused();
+  }
+
+  async replace(): Promise<never> {
+    throw this.#refused();
+  }
+
+  async delete(): Promise<void> {}
+
+  #refused(): WarrenError {
+    return new WarrenError(ErrorCode.ConfigInvalid, 'folder mode keeps no tunnel credentials Secret: give the tunnel\'s token or credentials file', { terminal: true });
+  }
+}
+
 /** {@link CredentialsSecretStore} on the Kubernetes API (core/v1 Secrets, type Opaque). Needs get/create/update/delete on that Secret. */
 export class KubernetesCredentialsSecretStore implements CredentialsSecretStore {
   readonly description: string;

@@ -138,7 +138,7 @@ export function createKubernetesControlPlane(options: KubernetesControlPlaneOpti
   };
   const status = new IngressStatusWriter({ client: leaderClient, ingresses: informers, store: routeStore, hostname, logger: log('status'), metrics, coalesceMs: k8s.resyncBurstWindow });
   const formerTunnelIds = options.formerTunnelIds ?? (() => []);
-  const context = (signal: AbortSignal): ControlContext => ({ signal, tunnelId: tunnelId(), formerTunnelIds: formerTunnelIds() });
+  const context = (signal: AbortSignal): ControlContext => ({ signal, tunnelId: tunnelId(), formerTunnelIds: formerTunnelIds(), term: elector?.term ?? 1 });
   const finalizers = new FinalizerController({
     client: leaderClient,
     ingresses: informers,

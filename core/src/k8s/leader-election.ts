@@ -58,7 +58,8 @@ export class NotLeaderError extends Error {
  * round trip, and the leader steps down the moment it sees its Lease deleted or naming another holder, before it
  * does anything else. A Lease deleted while another replica held it validly is re-created by a follower only 1.5
  * retry periods after the deletion: the old holder sees the deletion through its watch or, at the latest, through
- * its next renewal, so it has stopped writing before anyone else leads. A replica that lost its Lease waits two
+ * its next renewal, so it has stopped writing before anyone else leads; a replica that finds the Lease gone without
+ * a watch event waits `leaseDuration` instead. A replica that lost its Lease waits two
  * retry periods before it campaigns again, so the follower normally takes over.
  *
  * Leader-only writes go through {@link fence}: a write is sent only while this replica leads *and* its last
@@ -83,8 +84,9 @@ export class LeaderElector {
   #term: AbortController | undefined;
   /** Local time until which the current term may write: send time of the last successful renewal + renewDeadline. */
   #validUntil = 0;
-  /** A follower does not create the Lease before this local time (set when a validly held Lease was deleted). */
+  /** A follower does not create the Lease before this local time (set when a validly held Lease was deleted; 0: no gap). */
   #handoverAt = 0;
+  #terms = 0;
 
   /**
    * The fence of leader-only writes (see the class comment): `admit` throws {@link NotLeaderError} unless this
@@ -108,6 +110,11 @@ export class LeaderElector {
       },
       timeoutMs: options.renewDeadlineMs,
     };
+  }
+
+  /** How many terms this replica has begun: 1 during its first, 0 before it ever led. */
+  get term(): number {
+    return this.#terms;
   }
 
   /** True while this replica holds the Lease. */
@@ -146,9 +153,11 @@ export class LeaderElector {
         // Lease changed.
         const sentAt = Date.now();
         if (!(await this.#tryAcquireOrRenew(this.#o.renewDeadlineMs))) {
-          // Waiting out a hand-over gap: try again right when it ends.
+          // Waiting out a hand-over gap: try again right when it ends, and look every retry period meanwhile, so a
+          // Lease created and gone again during the gap is seen (it starts a gap of its own).
           const untilHandover = this.#handoverAt - Date.now();
-          await this.#pause(untilHandover > 0 ? untilHandover + 5 : retryPeriodMs * (1 + Math.random() * 0.2), signal);
+          const period = retryPeriodMs * (1 + Math.random() * 0.2);
+          await this.#pause(untilHandover > 0 ? Math.min(untilHandover + 5, period) : period, signal);
           continue;
         }
         if (signal.aborted) break;
@@ -246,6 +255,11 @@ export class LeaderElector {
         lease = await withTimeout(this.#o.client.get<Lease>(this.#path, { timeoutMs }), timeoutMs);
       } catch (err) {
         if (!isNotFound(err)) throw err;
+        // No watch event said who held the Lease when it went (the watch is down, or its event is still on the
+        // way), and another replica may have created and held it since this one last looked: wait until any
+        // holder's fence must have closed (renewDeadline after its last renewal; leaseDuration is longer) before
+        // creating it. A replica that never saw a Lease creates it at once (a new installation).
+        if (this.#handoverAt === 0 && this.#observed !== undefined) this.#handoverAt = now + this.#o.leaseDurationMs;
         if (now < this.#handoverAt) return false; // give the deleted Lease's holder time to see it is gone
         const created = await withTimeout(
           this.#o.client.post<Lease>(
@@ -324,6 +338,7 @@ export class LeaderElector {
     if (!o || o.holder !== record.holder || o.renew !== record.renew || o.acquire !== record.acquire || o.transitions !== record.transitions || o.durationS !== record.durationS) {
       this.#observed = record;
       this.#observedAt = now;
+      this.#handoverAt = 0; // a Lease exists again: any hand-over gap is over
       if (record.holder !== this.#leader) {
         this.#leader = record.holder || undefined;
         if (record.holder && record.holder !== this.identity) this.#o.logger.info({ leader: record.holder }, 'observed a new leader');
@@ -339,6 +354,7 @@ export class LeaderElector {
   #begin(sentAt: number): AbortController {
     const term = new AbortController();
     this.#term = term;
+    this.#terms++;
     this.#validUntil = sentAt + this.#o.renewDeadlineMs;
     this.#leading = true;
     this.#o.metrics?.leader.set(1);

@@ -60,7 +60,7 @@ export function createFolderControlPlane(options: FolderControlPlaneOptions): Fo
   const source = new FolderSource({ folder, logger: log('folder-source') });
   const events = new LocalEventLog({ logger: log('events'), fileOf: (o) => source.fileOf(o.kind, o.namespace, o.name) });
   const routeSync = new RouteSync({ source, builder: routeBuilder, store: routeStore, logger: log('routes'), metrics, coalesceMs: config.kubernetes.resyncBurstWindow });
-  const context = (signal: AbortSignal): ControlContext => ({ signal, tunnelId: tunnelId(), formerTunnelIds: [] });
+  const context = (signal: AbortSignal): ControlContext => ({ signal, tunnelId: tunnelId(), formerTunnelIds: [], term: 1 });
   const controlPluginRunner = new ControlPluginRunner({ plugins: options.controlPlugins ?? [], store: routeStore, context, logger: log('control-plugins'), metrics });
 
   return {

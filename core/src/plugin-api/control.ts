@@ -31,4 +31,10 @@ export interface ControlContext {
    * `tunnelId`. Empty when nothing was replaced.
    */
   readonly formerTunnelIds?: readonly string[] | undefined;
+  /**
+   * This replica's leadership term: 1 in its first, one more each time it leads again (undefined: the caller does
+   * not count terms). External state a plugin cached in an earlier term is stale: another replica led meanwhile
+   * and may have changed it, so read it afresh when the term changes.
+   */
+  readonly term?: number | undefined;
 }

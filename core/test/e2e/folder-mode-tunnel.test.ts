@@ -6,10 +6,12 @@
  * built-in simulator must not start. The DNS plugin runs too, against the fake Cloudflare API.
  */
 import test, { type ExecutionContext } from 'ava';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assembleWarren, type Warren } from '../../src/bootstrap.js';
 import { parseConfig } from '../../src/config/load.js';
+import { encodeTunnelToken } from '../../src/tunnel/credentials.js';
 import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { capturingLogger, startFakeCloudflare } from '../../src/testing/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil } from './support/children.js';
@@ -199,4 +201,44 @@ test('folder mode runs the DNS plugin against the Cloudflare API: CNAMEs with ow
   await waitUntil('the records of the removed host to go', () => !('api.example.com' in cnames()), 20_000);
   t.deepEqual(cnames(), { 'shop.example.com': target });
   t.false(fake.records('example.com').some((r) => r.name === '_warren.api.example.com'));
+});
+
+test('folder mode follows a rotated tunnel.tokenFile without a restart, as token mode in a cluster does', async (t) => {
+  const folder = await exampleFolder(t);
+  const accountTag = randomBytes(16).toString('hex');
+  const tunnelId = randomUUID();
+  const secrets = [randomBytes(32), randomBytes(32)];
+  let valid = secrets[0]!;
+  const registeredWith: number[] = [];
+  const edge = await startEdgeSimulator({
+    edgeListeners: 1,
+    eyeball: { host: '127.0.0.1', port: 0 },
+    credentials: { accountTag, tunnelId, tunnelSecret: secrets[0]! },
+    authorize: (c) => {
+      const ok = c.accountTag === accountTag && c.tunnelId === tunnelId && c.tunnelSecret.equals(valid);
+      if (ok) registeredWith.push(secrets.findIndex((s) => s.equals(c.tunnelSecret)));
+      return ok;
+    },
+  });
+  t.teardown(() => edge.close());
+  const tokenFile = join(tempDir('folder-mode-token'), 'token');
+  writeFileSync(tokenFile, encodeTunnelToken({ accountTag, tunnelId, tunnelSecret: secrets[0]! }));
+  const { logger } = capturingLogger();
+  const config = parseConfig({
+    source: { kind: 'folder', folder },
+    tunnel: { tokenFile, edgeAddresses: [edge.edgeAddress], edgeCaFile: edge.caFile, haConnections: 1 },
+    cloudflare: { tunnelCheckInterval: '1s' },
+    server: { listen: '127.0.0.1:0' },
+    shutdownGracePeriod: '2s',
+  });
+  const warren = await assembleWarren(config, { logger, env: {} });
+  runUntilTeardown(t, warren);
+  await waitUntil('a registration with the first secret', () => registeredWith.includes(0), 20_000);
+  t.is((await send(edge.eyeballUrl, '/hello', { host: 'app.localhost' })).echo?.service, 'web');
+
+  // "Rotate token": the edge accepts only the new secret from now on, and the file gets the new token.
+  valid = secrets[1]!;
+  writeFileSync(tokenFile, `${encodeTunnelToken({ accountTag, tunnelId, tunnelSecret: secrets[1]! })}\n`);
+  await waitUntil('a registration with the rotated secret', () => registeredWith.includes(1), 20_000);
+  await sendUntil(edge.eyeballUrl, '/hello', { host: 'app.localhost' }, (a) => a.status === 200 && a.echo?.service === 'web', 10_000, 'requests flow on the new credentials');
 });

@@ -76,7 +76,7 @@ async function waitForEvent(name: string, accept: (e: CoreV1Event) => boolean, w
   return found!;
 }
 
-test.serial('unusable ca.crt, tls.crt or tls.key: a Warning naming Secret, key and problem, a generic 502 page, and a Normal event once fixed', async (t) => {
+test.serial('unusable ca.crt, tls.crt or tls.key: a Warning naming Secret, key and problem, 502 with that reason in the log, and a Normal event once fixed', async (t) => {
   // 900 KB of junk where a CA bundle belongs.
   await putSecret('upstream', { 'ca.crt': randomBytes(675 * 1024).toString('base64') });
   await admin.networking.createNamespacedIngress({ namespace: ns, body: tlsIngress('tls-bad', 'upstream') });
@@ -86,6 +86,7 @@ test.serial('unusable ca.crt, tls.crt or tls.key: a Warning naming Secret, key a
   const answer = await sendUntil(edge.eyeballUrl, '/', { host: 'tls-bad.tls.example' }, (a) => a.status === 502, 10_000, 'a 502');
   // The visitor's page names nothing internal (the reason is in the Warning and the log, found by the reference).
   t.regex(answer.body, /^the origin could not be reached\nreference: \S+\n$/);
+  await warren.child.waitForOutput(/key ca\.crt is not PEM[^\n]*"msg":"route unavailable"/, 10_000, 'the cause of the 502 in the log');
 
   // Every Secret change is checked again: a garbage tls.key, then a key of another certificate.
   await putSecret('upstream', { 'ca.crt': ca.certPem, 'tls.crt': cert.certPem, 'tls.key': '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n' });
@@ -100,7 +101,13 @@ test.serial('unusable ca.crt, tls.crt or tls.key: a Warning naming Secret, key a
   await putSecret('upstream', { 'ca.crt': ca.certPem });
   const cleared = await waitForEvent('tls-bad', (e) => e.reason === 'UpstreamTLSValid', 'the Normal event once the Secret is fixed');
   t.is(cleared.type, 'Normal');
-  const fixed = await sendUntil(edge.eyeballUrl, '/', { host: 'tls-bad.tls.example' }, (a) => !/proxy-ssl-secret/.test(a.body), 10_000, 'a reply that no longer blames the Secret');
+  let mark = warren.child.stdout().length;
+  const blamesNoSecret = (): boolean => {
+    const fresh = warren.child.stdout().slice(mark);
+    mark += fresh.length;
+    return fresh.includes('"level"') && !fresh.includes('proxy-ssl-secret');
+  };
+  const fixed = await sendUntil(edge.eyeballUrl, '/', { host: 'tls-bad.tls.example' }, (a) => a.status !== 200 && blamesNoSecret(), 10_000, 'a failure the log no longer blames on the Secret');
   t.not(fixed.status, 200, 'the echo backend speaks plain HTTP, so the TLS handshake itself still fails');
 });
 

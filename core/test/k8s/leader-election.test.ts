@@ -127,6 +127,7 @@ test.serial('the leader steps down when it cannot renew, and leadership resumes 
   const [leader] = await eventually('a leader', () => leaderOf(a, b));
   const leaderProbeState = leader === a ? probes.a.state : probes.b.state;
   t.true(leaderProbeState.running);
+  const termBefore = leader.cp.elector!.term;
   await server().stopApiServerProcess();
   try {
     // renewDeadline is 3 s: the leader must stop its leader-only work well before its 4 s Lease could expire.
@@ -137,6 +138,8 @@ test.serial('the leader steps down when it cannot renew, and leadership resumes 
   } finally {
     await server().startApiServerProcess();
   }
-  await eventually('a leader again', () => leaderOf(a, b), 20_000);
+  const [again] = await eventually('a leader again', () => leaderOf(a, b), 20_000);
   t.true(probes.a.state.running !== probes.b.state.running);
+  // Control plugins learn from the term that state they read from Cloudflare in an earlier one may be stale.
+  t.true(again === leader ? again.cp.elector!.term > termBefore : again.cp.elector!.term >= 1, 'every term this replica began is counted');
 });

@@ -16,6 +16,7 @@ export class DnsPlugin implements ControlPlugin {
   readonly #clients: CloudflareClientFactory;
   #sync: DnsSync | undefined;
   #log: Logger | undefined;
+  #term: number | undefined;
 
   constructor(@inject(pluginConfigToken('dns')) settings: DnsSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
     this.#settings = settings;
@@ -32,11 +33,11 @@ export class DnsPlugin implements ControlPlugin {
       this.#log?.debug('no tunnel id yet; DNS sync waits');
       return;
     }
-    await this.#engine().sync(table, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
+    await this.#engine(ctx).sync(table, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
   }
 
   async onIngressDeleted(ingress: { namespace: string; name: string; hosts: readonly string[] }, ctx: ControlContext): Promise<void> {
-    await this.#engine().releaseIngress(ingress, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
+    await this.#engine(ctx).releaseIngress(ingress, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
   }
 
   needsFinalizer(ingress: { annotations: Readonly<Record<string, string>> }): boolean {
@@ -44,8 +45,13 @@ export class DnsPlugin implements ControlPlugin {
     return value?.trim().toLowerCase() !== 'false';
   }
 
-  #engine(): DnsSync {
+  /** The sync engine, which forgets what it read from Cloudflare when a new leadership term began. */
+  #engine(ctx: ControlContext): DnsSync {
     if (!this.#sync) throw new Error('cloud.dns used before provision');
+    if (ctx.term !== undefined && ctx.term !== this.#term) {
+      if (this.#term !== undefined) this.#sync.forgetRemoteState();
+      this.#term = ctx.term;
+    }
     return this.#sync;
   }
 }

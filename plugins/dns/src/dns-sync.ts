@@ -133,6 +133,17 @@ export class DnsSync {
     this.#zones = new ZoneDirectory({ client: options.client, allow: options.settings.zones, ttlMs: options.settings.zoneCacheTtl, now: this.#now });
   }
 
+  /**
+   * Drops everything read from Cloudflare and every report made (another leader may have changed the zones and
+   * reported meanwhile): the next sync lists zones and records again and says again what still holds.
+   */
+  forgetRemoteState(): void {
+    this.#zones.invalidate();
+    this.#records.clear();
+    this.#refused.clear();
+    this.#reported.clear();
+  }
+
   /** Brings DNS in line with `table`. Idempotent; rejects (after doing what it could) when the API failed in a retryable way. */
   async sync(table: RouteTable, tunnelId: string, signal: AbortSignal, formerTunnelIds: readonly string[] = []): Promise<DnsSyncReport> {
     this.#lastTable = table;
@@ -408,6 +419,9 @@ export class DnsSync {
             this.#done(change, report);
           } catch (single) {
             if (!(single instanceof CloudflareApiError) || single.retryable) throw single;
+            // A record the change names is gone (deleted by hand): the cached records are stale, so fail this
+            // zone's sync; the retry lists the zone again and plans against what is there.
+            if (recordMissing(single)) throw single;
             report.failed++;
             this.#refused.set(change.host, signature(change));
             const ingresses = change.claim?.ingresses ?? [];
@@ -501,6 +515,11 @@ export class DnsSync {
 /** True when `zone` can route the tunnel of `account` (undefined: the zones name no account, so all can). */
 function inAccount(zone: ZoneInfo, account: string | undefined): boolean {
   return account === undefined || zone.accountId === undefined || zone.accountId === account;
+}
+
+/** Cloudflare's answer to a change naming a record that does not exist (81044 "Record does not exist."). */
+function recordMissing(err: CloudflareApiError): boolean {
+  return err.httpStatus === 404 || err.details.some((d) => d.code === 81044);
 }
 
 function labelCount(name: string): number {

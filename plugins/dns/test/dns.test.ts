@@ -415,3 +415,39 @@ test('zones of several accounts and a tunnel none of them shows: nothing is publ
   t.deepEqual(h.fake.records('one.example'), []);
   t.is(h.fake.count('GET /accounts/:account/cfd_tunnel/:tunnel'), 0, 'no lookup when the account is set');
 });
+
+test('a replica that leads again reads the zone afresh: what another leader changed meanwhile is not redone or refused', async (t) => {
+  const first = await harness(t);
+  const second = await harness(t, {}, first.fake);
+  const fake = first.fake;
+  fake.addZone('example.com');
+  const term = (h: Harness, n: number, ingresses: readonly HandIngress[]) =>
+    h.plugin.onRoutesChanged(handBuiltRouteTable(ingresses, n), { signal: AbortSignal.timeout(60_000), tunnelId: TUNNEL, term: n });
+  const web = ing('web', ['a.example.com']);
+  const shop = ing('shop', ['b.example.com']);
+  await term(first, 1, [web]);
+  // The first replica loses the Lease; the second leads and publishes a new Ingress.
+  await term(second, 1, [web, shop]);
+  t.deepEqual(cnames(fake, 'example.com'), { 'a.example.com': TARGET, 'b.example.com': TARGET });
+  const batches = fake.count(BATCH);
+  // The first replica leads again, its cached view of the zone an hour from stale.
+  await term(first, 2, [web, shop]);
+  t.deepEqual(first.events.warnings(), [], 'no refused change and no false conflict');
+  t.is(fake.count(BATCH), batches, 'nothing to change: the records another leader made are seen as they are');
+  t.is(fake.records('example.com').length, 4, 'one CNAME and one ownership record per host');
+});
+
+test('a record deleted by hand is made again on the next sync, not refused until the zone is read again', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const web = ing('web', ['a.example.com']);
+  await h.sync([web]);
+  const cname = h.fake.records('example.com').find((r) => r.type === 'CNAME')!;
+  h.fake.deleteRecord('example.com', cname.id); // someone deletes the CNAME in the dashboard
+  const NEW = '99999999-8888-4777-8666-555555555555';
+  // The tunnel is replaced: Warren patches the record it believes is there. This sync may fail and be retried.
+  await h.sync([web], NEW).catch(() => undefined);
+  await h.sync([web], NEW);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': `${NEW}.cfargotunnel.com` });
+  t.deepEqual(h.events.warnings('DnsRecordFailed'), []);
+});

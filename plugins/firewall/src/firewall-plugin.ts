@@ -14,6 +14,7 @@ export class FirewallPlugin implements ControlPlugin {
   readonly #unenforced: UnenforcedFirewallGauge | undefined;
   #sync: FirewallSync | undefined;
   #log: Logger | undefined;
+  #term: number | undefined;
 
   /** `registry`: the process's prom-client registry (`TOKENS.Metrics`, optional), for `warren_firewall_unenforced_ingresses`. */
   constructor(
@@ -38,6 +39,11 @@ export class FirewallPlugin implements ControlPlugin {
       return;
     }
     if (!this.#sync) throw new Error('cloud.firewall used before provision');
+    if (ctx.term !== undefined && ctx.term !== this.#term) {
+      // Leading again: another leader may have changed the rules meanwhile.
+      if (this.#term !== undefined) this.#sync.forgetRemoteState();
+      this.#term = ctx.term;
+    }
     // Without ownerId the key is the tunnel id: rules under replaced tunnels are ours too.
     await this.#sync.sync(table, ownerKey, ctx.signal, this.#settings.ownerId ? [] : (ctx.formerTunnelIds ?? []));
   }

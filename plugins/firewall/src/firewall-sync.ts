@@ -81,6 +81,18 @@ export class FirewallSync {
   }
 
   /**
+   * Drops everything read from Cloudflare and every report made (another leader may have changed the rules and
+   * reported meanwhile): the next sync lists zones and rules again and says again what still holds.
+   */
+  forgetRemoteState(): void {
+    this.#zones.invalidate();
+    this.#state.clear();
+    this.#refused.clear();
+    this.#reported.clear();
+    this.#zoneReported.clear();
+  }
+
+  /**
    * `formerOwnerKeys`: keys this installation owned rules under before (tunnels replaced while `ownerId` is
    * unset); their rules count as ours, so they are replaced by rules under `ownerKey` instead of being left behind.
    */
@@ -236,6 +248,9 @@ export class FirewallSync {
         refused.delete(rule.ref);
       } catch (err) {
         if (!(err instanceof CloudflareApiError) || err.retryable) throw err;
+        // The rule to edit is gone (deleted by hand): the cached view of the zone is stale, so fail this zone's
+        // sync; the retry reads the zone again and creates the rule.
+        if (have && err.httpStatus === 404) throw err;
         rejected(rule, `Cloudflare refused the firewall rule ${rule.description} in zone ${zone.name}: ${err.message}; its lists are not enforced at the edge`);
       }
     }

@@ -23,6 +23,9 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
     logs: text,
     sync: (ingresses: readonly HandIngress[], tunnelId = TUNNEL, formerTunnelIds: readonly string[] = []) =>
       plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(30_000), tunnelId, formerTunnelIds }),
+    /** One sync as the leader of leadership term `term`. */
+    syncInTerm: (term: number, ingresses: readonly HandIngress[]) =>
+      plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(30_000), tunnelId: TUNNEL, term }),
   };
 }
 
@@ -83,6 +86,43 @@ test('after a tunnel replacement a new leader replaces the old tunnel\'s rules i
   t.deepEqual(refs(), [refPrefix(NEW)], 'one rule, under the new prefix; the old one is gone');
   await later.sync([], NEW, [TUNNEL]);
   t.deepEqual(before.fake.ruleset('example.com')!.rules, [], 'and removing the annotation removes it: nothing stays blocking');
+});
+
+test('a replica that leads again reads the rules afresh: a rule another leader removed meanwhile is installed again', async (t) => {
+  const first = await harness(t);
+  const second = await harness(t, {}, first.fake);
+  first.fake.addZone('example.com');
+  const web = ing('web', ['shop.example.com'], { 'firewall-allow-ips': '198.51.100.0/24' });
+  const admin = ing('admin', ['admin.example.com'], { 'firewall-deny-countries': 'KP', 'firewall-action': 'managed_challenge' });
+  await first.syncInTerm(1, [web, admin]);
+  t.deepEqual(ours(first.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge']);
+  // The first replica loses the Lease; meanwhile the admin Ingress goes and the second leader removes its rule.
+  await second.syncInTerm(1, [web]);
+  t.deepEqual(ours(first.fake, 'example.com').map((r) => r.action), ['block']);
+  // The admin Ingress comes back while the first replica leads again, its view of the zone from its first term.
+  await first.syncInTerm(2, [web, admin]);
+  t.deepEqual(ours(first.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge'], 'the challenge rule is enforced at the edge again');
+  t.deepEqual(first.events.warnings(), []);
+});
+
+test('a rule deleted by hand is installed again when its lists change, not refused until the zone is read again', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([ing('web', ['shop.example.com'], { 'firewall-allow-ips': '198.51.100.0/24' })]);
+  const set = h.fake.ruleset('example.com')!;
+  const [installed] = ours(h.fake, 'example.com');
+  // Someone deletes Warren's rule in the dashboard.
+  await h.fake.clients(TOKEN)().rulesets.rules.delete(installed!.id, { zone_id: set.zoneId, ruleset_id: set.id });
+  t.deepEqual(ours(h.fake, 'example.com'), []);
+  const changed = [ing('web', ['shop.example.com'], { 'firewall-allow-ips': '198.51.100.0/24 203.0.113.0/24' })];
+  await h.sync(changed).catch(() => undefined); // the edit finds no rule: this sync may fail and be retried
+  await h.sync(changed);
+  t.deepEqual(
+    ours(h.fake, 'example.com').map((r) => r.expression),
+    ['(lower(http.host) in {"shop.example.com"}) and not ip.src in {198.51.100.0/24 203.0.113.0/24}'],
+    'the allow list is enforced at the edge again',
+  );
+  t.deepEqual(h.events.warnings('FirewallRuleRejected'), []);
 });
 
 test('an invalid CIDR is a Warning and only that entry is skipped; the entrypoint is created when missing', async (t) => {

@@ -9,7 +9,8 @@ export interface MaterialProblem {
 /** More certificates than this in one key is not a CA bundle (Mozilla's whole root store has about 150). */
 export const MAX_CERTIFICATES = 1_000;
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----\r?\n([\s\S]*?)-----END CERTIFICATE-----/g;
+const BEGIN = '-----BEGIN CERTIFICATE-----';
+const END = '-----END CERTIFICATE-----';
 
 /**
  * Checks the PEM material Warren hands to the TLS stack, so an unusable Secret is reported once, by name, key and
@@ -42,15 +43,14 @@ export function checkMaterial(material: { readonly ca?: Buffer | undefined; read
 }
 
 function certificateProblem(pem: Buffer, now: number): string | undefined {
-  const text = pem.toString('latin1');
-  const blocks = [...text.matchAll(PEM_CERTIFICATE)];
+  const blocks = certificateBlocks(pem, MAX_CERTIFICATES + 1);
   if (blocks.length === 0) return 'is not PEM: no "-----BEGIN CERTIFICATE-----" block';
-  if (blocks.length > MAX_CERTIFICATES) return `holds ${blocks.length} certificates, more than ${MAX_CERTIFICATES}`;
+  if (blocks.length > MAX_CERTIFICATES) return `holds more than ${MAX_CERTIFICATES} certificates`;
   for (let i = 0; i < blocks.length; i++) {
     const which = blocks.length === 1 ? 'the certificate' : `certificate ${i + 1} of ${blocks.length}`;
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(blocks[i]![0]);
+      cert = new X509Certificate(blocks[i]!);
     } catch (err) {
       return `${which} does not parse (${reason(err)})`;
     }
@@ -60,7 +60,27 @@ function certificateProblem(pem: Buffer, now: number): string | undefined {
 }
 
 function firstBlock(pem: Buffer): string | undefined {
-  return [...pem.toString('latin1').matchAll(PEM_CERTIFICATE)][0]?.[0];
+  return certificateBlocks(pem, 1)[0];
+}
+
+/**
+ * The first `limit` `BEGIN … END CERTIFICATE` blocks, in one pass over the text: a Secret's content is the
+ * tenant's, and a backtracking pattern over up to 1 MiB of unterminated markers would hold the event loop (and
+ * so every route of every tenant) for seconds.
+ */
+function certificateBlocks(pem: Buffer, limit: number): string[] {
+  const text = pem.toString('latin1');
+  const blocks: string[] = [];
+  let from = 0;
+  while (blocks.length < limit) {
+    const begin = text.indexOf(BEGIN, from);
+    if (begin < 0) break;
+    const end = text.indexOf(END, begin + BEGIN.length);
+    if (end < 0) break;
+    from = end + END.length;
+    blocks.push(text.slice(begin, from));
+  }
+  return blocks;
 }
 
 function subject(cert: X509Certificate): string {

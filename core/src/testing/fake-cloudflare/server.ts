@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { createCloudflareClientFactory, type CloudflareClientFactory } from '../../cloudflare/client.js';
+import { createCloudflareClientFactory, type BudgetedClientFactory } from '../../cloudflare/client.js';
 import { parseConfig } from '../../config/load.js';
 import { buildRecord, checkConflicts, recordJson, type RecordInput } from './dns.js';
 import { checkExpression } from './expression.js';
@@ -87,7 +87,7 @@ export interface FakeCloudflare {
    * Warren's SDK client factory pointed at this fake with API token `token` (default settings otherwise): what a
    * test needs to act as Warren, or as a user in the dashboard.
    */
-  clients(token: string, options?: { readonly logger?: Logger; readonly maxRetries?: number }): CloudflareClientFactory;
+  clients(token: string, options?: { readonly logger?: Logger; readonly maxRetries?: number }): BudgetedClientFactory;
   close(): Promise<void>;
 }
 
