@@ -422,6 +422,15 @@ export class Pipeline implements ExchangeHandler, Runnable {
     return this.#live?.whenComplete() ?? Promise.resolve();
   }
 
+  /**
+   * The live generation's compiled routes, how many routes wait to compile, and the pool keys it holds for its
+   * routes. For tests and diagnostics.
+   */
+  get liveCompiled(): { readonly routes: ReadonlyMap<Route, CompiledRoute>; readonly pending: number; readonly pools: ReadonlySet<string> } | undefined {
+    const live = this.#live;
+    return live && { routes: live.compiledMap, pending: live.pendingRoutes, pools: new Set(live.pools.keys()) };
+  }
+
   /** Pools currently open. For tests and diagnostics. */
   get openPools(): number {
     return this.#pools.openPools;
