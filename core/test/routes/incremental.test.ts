@@ -6,7 +6,9 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
+import { RoutedIngresses } from '../../src/reconcile/route-events.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
+import { emptyRouteTable, routeChangesBetween } from '../../src/routes/table.js';
 import type { MutableClusterSnapshot, SnapshotChanges } from '../../src/routes/snapshot.js';
 import type { Route, RouteTable } from '../../src/routes/types.js';
 import { canonical, testSettings } from './support.js';
@@ -221,6 +223,8 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
         const hinted = new RouteTableBuilder(settings);
         let before: RouteTable = diffing.build(world);
         const first = before;
+        const routed = new RoutedIngresses();
+        routed.update(routeChangesBetween(emptyRouteTable(), first));
         hinted.build(world);
         for (const m of mutations) {
           const changes = apply(world, m);
@@ -257,6 +261,19 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
               return false;
             }
             for (const r of routeChanges.added) checkedRouteChanges += now.has(r) ? 1 : 0;
+          }
+          // Routes per Ingress kept from route changes (Synced events) must equal a count over the table.
+          routed.update(routeChangesBetween(previous, fromDiff));
+          const counted = new Map<string, { routes: number; generation: number }>();
+          for (const r of fromDiff.routes) {
+            const entry = counted.get(r.ingress.uid) ?? { routes: 0, generation: r.ingress.generation };
+            counted.set(r.ingress.uid, { routes: entry.routes + 1, generation: r.ingress.generation });
+          }
+          for (const uid of new Set([...counted.keys(), ...previous.routes.map((r) => r.ingress.uid)])) {
+            if (JSON.stringify(routed.get(uid)) !== JSON.stringify(counted.get(uid))) {
+              t.deepEqual(routed.get(uid), counted.get(uid), `routes of Ingress ${uid} after ${JSON.stringify(m)}`);
+              return false;
+            }
           }
           if (JSON.stringify(canonical(fromDiff)) !== JSON.stringify(expected)) {
             t.deepEqual(canonical(fromDiff), expected, `self-diffed build after ${JSON.stringify(m)}`);
