@@ -33,9 +33,9 @@ import { PoolRegistry } from './transport.js';
  * A generation that shares its predecessor's plugin set takes over the predecessor's compiled form of every
  * route object the table builder carried over unchanged (its bindings, balancer and pool references) without
  * visiting it: it is handed the predecessor's compiled routes and applies the table's route changes
- * (`RouteTable.routeChangesSince`), so a change costs — and re-binds — only the routes it touched. An exchange holds the generation it started on until it ends; a
- * retired generation is released (its pool references dropped, its plugin set's use ended) once its last
- * exchange ended. A failed build leaves the previous generation serving.
+ * (`RouteTable.routeChangesSince`), so a change costs — and re-binds — only the routes it touched. An exchange
+ * holds the generation it started on until it ends; a retired generation is released (its pool references
+ * dropped, its plugin set's use ended) once its last exchange ended. A failed build leaves the previous generation serving.
  *
  * Plugins are registered at the root only (multi-token registrations in a child would shadow the root's list);
  * the child only scopes their instances.
