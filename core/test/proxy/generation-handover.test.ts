@@ -144,3 +144,24 @@ test('a generation that takes over its predecessor compiles exactly what a full 
   );
   t.true(takenOver > 0);
 });
+
+test('a generation with a change record never reads its whole route list', async (t) => {
+  const origin = await startOrigin();
+  t.teardown(() => origin.close());
+  const routes = Array.from({ length: 600 }, (_, i) => testRoute({ id: `big-${i}`, host: `b${i}.test`, endpoints: [origin.key] }));
+  const first = recordedTable(routes, 1, undefined, undefined);
+  const proxy = await startProxyHarness({ table: first });
+  t.teardown(() => proxy.close());
+  await proxy.pipeline.whenCompiled();
+
+  const added = testRoute({ id: 'new', host: 'new.test', endpoints: [origin.key] });
+  const next = recordedTable([...routes.slice(1), added], 2, first, { added: [added], removed: [routes[0]!] });
+  let reads = 0;
+  const watched = Object.create(next, { routes: { get: () => (reads++, next.routes) } }) as RecordedTable;
+  await proxy.setTable(watched);
+  await proxy.pipeline.whenCompiled();
+  t.is(reads, 0, 'the hand-over applied the change record instead of visiting every route');
+  t.is(proxy.pipeline.liveCompiled!.routes.size, 600);
+  t.is((await getText(`${proxy.url}/`, 'new.test')).status, 200);
+  t.is((await getText(`${proxy.url}/`, 'b0.test')).status, 404);
+});
