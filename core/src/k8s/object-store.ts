@@ -1,4 +1,5 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { LayeredMap, LayeredMapView } from '../routes/layered-map.js';
 
 /**
  * What happened to one key in a store update. `status-only` is an update that left the spec, annotations, labels
@@ -31,15 +32,19 @@ function sameRecord(a: Record<string, string> | undefined, b: Record<string, str
  * Readers never see a half-applied state:
  *  - every write (a watch event, or a whole relist applied as one diff) is synchronous, so no reader runs in the
  *    middle of it;
- *  - {@link snapshot} hands out a map that is never mutated afterwards (copy-on-write: the copy is made lazily,
- *    once per batch of writes, and reused while nothing changes).
+ *  - {@link snapshot} hands out a map that is never mutated afterwards (a version of a layered map: made lazily,
+ *    once per batch of writes, in proportion to the writes, and reused while nothing changes).
  *
  * Objects are stored as received and must be treated as immutable; a changed object is always a new object.
  */
 export class ObjectStore<T extends KubernetesObject> {
   readonly #statusOnly: ((old: T, next: T) => boolean) | undefined;
   readonly #live = new Map<string, T>();
-  #frozen: ReadonlyMap<string, T> | undefined = new Map();
+  /** The contents as of the last {@link snapshot}, shared with the snapshots handed out (never mutated). */
+  #frozen = LayeredMap.empty<string, T>();
+  #view: ReadonlyMap<string, T> | undefined = new LayeredMapView(this.#frozen);
+  /** Keys written since the last {@link snapshot}. */
+  readonly #unfrozen = new Set<string>();
   /** Keys changed since the last {@link takeChanges}: true once a change other than status-only touched the key. */
   readonly #changed = new Map<string, boolean>();
 
@@ -101,10 +106,17 @@ export class ObjectStore<T extends KubernetesObject> {
     return changes;
   }
 
-  /** An immutable view of the current contents. Cheap when nothing changed since the last call. */
+  /**
+   * An immutable view of the current contents. Costs what was written since the last call (a new version of a
+   * layered map), not a copy of the cache; nothing when nothing changed.
+   */
   snapshot(): ReadonlyMap<string, T> {
-    this.#frozen ??= new Map(this.#live);
-    return this.#frozen;
+    if (this.#view !== undefined) return this.#view;
+    const changes = new Map<string, T | undefined>();
+    for (const key of this.#unfrozen) changes.set(key, this.#live.get(key));
+    this.#unfrozen.clear();
+    this.#frozen = this.#frozen.with(changes);
+    return (this.#view = new LayeredMapView(this.#frozen));
   }
 
   /**
@@ -120,7 +132,8 @@ export class ObjectStore<T extends KubernetesObject> {
   }
 
   #touch(key: string, routing: boolean): void {
-    this.#frozen = undefined;
+    this.#view = undefined;
+    this.#unfrozen.add(key);
     if (routing || !this.#changed.has(key)) this.#changed.set(key, routing);
   }
 }

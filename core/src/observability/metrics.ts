@@ -24,6 +24,9 @@ export function sharedMetric<T>(registry: Registry, name: string, create: () => 
   return (registry.getSingleMetric(name) as T | undefined) ?? create();
 }
 
+/** Per registry, how to count the newest route table for `warren_route_table_objects`, until a scrape did. */
+const pendingCounts = new WeakMap<Registry, () => Record<string, number>>();
+
 /**
  * The control plane's metrics. Label values are bounded: controller names, kinds, results and reasons are
  * fixed vocabularies; no object names appear in labels.
@@ -37,8 +40,12 @@ export class ControlPlaneMetrics {
   readonly routeTableGeneration: Gauge;
   /** Time to build one route table from a snapshot. */
   readonly routeTableBuildSeconds: Histogram;
-  /** Routes, owned Ingresses and diagnostics in the current table, by `type`. */
+  /**
+   * Routes, owned Ingresses and diagnostics in the current table, by `type`. Set through
+   * {@link countRouteTableWhenScraped}: counting walks the whole table, so it runs per scrape, not per change.
+   */
   readonly routeTableSize: Gauge<'type'>;
+  readonly #registry: Registry;
   /** 1 while this replica holds the leader Lease. */
   readonly leader: Gauge;
   /** Leadership transitions observed by this replica (acquired or lost). */
@@ -82,8 +89,20 @@ export class ControlPlaneMetrics {
         buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
         registers: reg,
       }));
+    this.#registry = registry;
     this.routeTableSize = sharedMetric(registry, `${p}route_table_objects`, () =>
-      new Gauge({ name: `${p}route_table_objects`, help: 'Routes, owned Ingresses, hosts and diagnostics in the current route table', labelNames: ['type'], registers: reg }));
+      new Gauge({
+        name: `${p}route_table_objects`,
+        help: 'Routes, owned Ingresses, hosts and diagnostics in the current route table',
+        labelNames: ['type'],
+        registers: reg,
+        collect() {
+          const count = pendingCounts.get(registry);
+          if (count === undefined) return;
+          pendingCounts.delete(registry);
+          for (const [type, value] of Object.entries(count())) this.set({ type }, value);
+        },
+      }));
     this.leader = sharedMetric(registry, `${p}leader`, () =>
       new Gauge({ name: `${p}leader`, help: '1 while this replica holds the leader Lease', registers: reg }));
     this.leaderTransitions = sharedMetric(registry, `${p}leader_transitions_total`, () =>
@@ -105,4 +124,12 @@ export class ControlPlaneMetrics {
     this.statusWrites = sharedMetric(registry, `${p}ingress_status_writes_total`, () =>
       new Counter({ name: `${p}ingress_status_writes_total`, help: 'Ingress status writes by action and result', labelNames: ['action', 'result'], registers: reg }));
   }
+  /**
+   * `warren_route_table_objects` becomes `count()` of the newest table at the next scrape (a newer call replaces an
+   * older one that no scrape used).
+   */
+  countRouteTableWhenScraped(count: () => Record<string, number>): void {
+    pendingCounts.set(this.#registry, count);
+  }
+
 }

@@ -8,7 +8,8 @@ import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import type { TransportProfile, UpstreamPlugin } from '../plugin-api/upstream.js';
 import { compareManifests } from '../plugins/registry.js';
-import type { Route, RouteTable } from '../routes/types.js';
+import { routeChangesBetween } from '../routes/table.js';
+import type { Route, RouteChanges, RouteTable } from '../routes/types.js';
 import { createAccessLog, type AccessLog, type LoggedExchange } from './access-log.js';
 import { EndpointStates } from './balancer.js';
 import { compileRoute, type CompiledRoute, type PluginEntry, type ProxyDefaults } from './compile.js';
@@ -30,10 +31,11 @@ import { PoolRegistry } from './transport.js';
  * Each generation swaps in with one assignment. Routes compile after the swap (see `compile.ts`): on first use
  * by a request, and in the background in small batches, so a swap costs the same whatever the size of the table.
  * A generation that shares its predecessor's plugin set takes over the predecessor's compiled form of every
- * route object the table builder carried over unchanged (its bindings, balancer and pool references), so a
- * change re-binds only the routes it touched. An exchange holds the generation it started on until it ends; a
- * retired generation is released (its pool references dropped, its plugin set's use ended) once its last
- * exchange ended. A failed build leaves the previous generation serving.
+ * route object the table builder carried over unchanged (its bindings, balancer and pool references) without
+ * visiting it: it is handed the predecessor's compiled routes and applies the table's route changes
+ * (`RouteTable.routeChangesSince`), so a change costs — and re-binds — only the routes it touched. An exchange
+ * holds the generation it started on until it ends; a retired generation is released (its pool references
+ * dropped, its plugin set's use ended) once its last exchange ended. A failed build leaves the previous generation serving.
  *
  * Plugins are registered at the root only (multi-token registrations in a child would shadow the root's list);
  * the child only scopes their instances.
@@ -122,6 +124,54 @@ interface HeldPool {
 }
 
 /**
+ * The compiled routes of a generation's table and the pools they use, plus the routes not compiled yet. Handed
+ * from a generation to its successor when both share one plugin set, so that a change costs what it touched:
+ * the successor removes the routes the change removed and compiles the ones it added, and takes over the rest
+ * without visiting them. Owned by one generation at a time. Invariant: `compiled` keys and `pending` are disjoint
+ * and together are exactly the owner's table routes.
+ */
+class CompiledRoutes {
+  /** Keyed by the Route object (identity hashing; ids are long concatenated strings). */
+  readonly compiled = new Map<Route, CompiledRoute>();
+  /** Pool key → the pool and how many routes in `compiled` use it. */
+  readonly poolUsers = new Map<string, { readonly pool: HeldPool; routes: number }>();
+
+  constructor(readonly pending: Set<Route>) {}
+
+  add(route: Route, compiled: CompiledRoute, pools: ReadonlyMap<string, HeldPool>): void {
+    this.compiled.set(route, compiled);
+    this.pending.delete(route);
+    for (const key of poolKeysOf(compiled)) {
+      const users = this.poolUsers.get(key);
+      if (users) users.routes++;
+      else this.poolUsers.set(key, { pool: pools.get(key)!, routes: 1 });
+    }
+  }
+
+  /** Applies a table change: forgets removed routes (and pools no route uses any more), queues added ones. */
+  apply(changes: RouteChanges): void {
+    for (const route of changes.removed) {
+      this.pending.delete(route);
+      const compiled = this.compiled.get(route);
+      if (compiled === undefined) continue;
+      this.compiled.delete(route);
+      for (const key of poolKeysOf(compiled)) {
+        const users = this.poolUsers.get(key)!;
+        if (--users.routes === 0) this.poolUsers.delete(key);
+      }
+    }
+    for (const route of changes.added) if (!this.compiled.has(route)) this.pending.add(route);
+  }
+}
+
+/** The distinct pool keys a compiled route uses (its upgrade pools included). */
+function poolKeysOf(compiled: CompiledRoute): readonly string[] {
+  const upgrade = compiled.upgradePoolKeys;
+  if (upgrade === undefined || upgrade === compiled.poolKeys || upgrade.length === 0) return compiled.poolKeys;
+  return [...new Set([...compiled.poolKeys, ...upgrade])];
+}
+
+/**
  * One route-table generation. Routes compile lazily: a request compiles its route on first use (memoized), and
  * the rest compile in the background in batches of {@link COMPILE_BATCH} routes per event-loop turn, so that
  * warnings and events that plugins raise in `bind` appear without a request. Until every route is compiled the
@@ -130,9 +180,9 @@ interface HeldPool {
 class Generation {
   inflight = 0;
   retired = false;
-  /** Keyed by the Route object (identity hashing; ids are long concatenated strings). */
-  #compiled = new Map<Route, CompiledRoute>();
-  #next = 0;
+  /** Created on first use unless taken over from the predecessor. */
+  #routes: CompiledRoutes | undefined;
+  #cursor: Iterator<Route> | undefined;
   #complete = false;
   #whenComplete: Array<() => void> = [];
   #released: Promise<void> | undefined;
@@ -143,7 +193,7 @@ class Generation {
     readonly serial: number,
     readonly table: RouteTable,
     readonly plugins: PluginSet,
-    /** Pool keys this generation's compiled routes retained. */
+    /** Pool keys this generation retained (for its compiled routes). */
     readonly pools: Map<string, HeldPool>,
     /** Pool keys taken over from the previous generation until this one is fully compiled. */
     readonly carried: Map<string, HeldPool>,
@@ -153,14 +203,24 @@ class Generation {
     readonly release: () => Promise<void>,
   ) {}
 
+  /** Every route of the table pending, unless taken over. */
+  get #own(): CompiledRoutes {
+    return (this.#routes ??= new CompiledRoutes(new Set(this.table.routes)));
+  }
+
   /** Routes compiled so far. */
   get compiledRoutes(): number {
-    return this.#compiled.size;
+    return this.#own.compiled.size;
   }
 
   /** The compiled routes by Route object (a live map: it grows while this generation compiles). */
   get compiledMap(): ReadonlyMap<Route, CompiledRoute> {
-    return this.#compiled;
+    return this.#own.compiled;
+  }
+
+  /** Routes not compiled yet. */
+  get pendingRoutes(): number {
+    return this.#own.pending.size;
   }
 
   /** True once every route of the table is compiled. */
@@ -168,13 +228,31 @@ class Generation {
     return this.#complete;
   }
 
+  /**
+   * Takes over `predecessor`'s compiled routes (same plugin set; `changes` lead from its table to this one's),
+   * leaving it none: call only when this generation replaces it, before it could compile anything itself. Takes a
+   * reference on every pool the routes taken over use.
+   */
+  takeOver(predecessor: Generation, changes: RouteChanges, retain: (key: string, pool: HeldPool) => string): void {
+    const routes = predecessor.#own;
+    predecessor.#routes = new CompiledRoutes(new Set());
+    predecessor.#cursor = undefined;
+    routes.apply(changes);
+    this.#routes = routes;
+    this.#cursor = undefined;
+    for (const [key, { pool }] of routes.poolUsers) {
+      if (!this.pools.has(key)) this.pools.set(retain(key, pool), pool);
+    }
+  }
+
   /** The compiled form of `route` (a route of this generation's table), compiling it now if needed. */
   route(route: Route): CompiledRoute {
-    let compiled = this.#compiled.get(route);
+    const routes = this.#own;
+    let compiled = routes.compiled.get(route);
     if (compiled) return compiled;
     if (this.retired) throw new WarrenError(ErrorCode.NoRoute, `generation ${this.table.generation} was replaced before route ${route.id} was compiled`);
     compiled = this.compile(route);
-    this.#compiled.set(route, compiled);
+    routes.add(route, compiled, this.pools);
     return compiled;
   }
 
@@ -182,13 +260,19 @@ class Generation {
   compileInBackground(): void {
     const step = (): void => {
       if (this.retired) return;
-      const routes = this.table.routes;
-      const end = Math.min(routes.length, this.#next + COMPILE_BATCH);
-      for (; this.#next < end; this.#next++) this.route(routes[this.#next]!);
-      if (this.#next < routes.length) {
+      const pending = this.#own.pending;
+      // A Set iterator survives deletions, so each turn resumes where the last stopped.
+      this.#cursor ??= pending.values();
+      for (let n = 0; n < COMPILE_BATCH; n++) {
+        const next = this.#cursor.next();
+        if (next.done) break;
+        this.route(next.value);
+      }
+      if (pending.size > 0) {
         setImmediate(step);
         return;
       }
+      this.#cursor = undefined;
       this.#complete = true;
       this.onComplete();
       for (const resolve of this.#whenComplete.splice(0)) resolve();
@@ -213,8 +297,10 @@ class Generation {
   /** Stops new exchanges (the caller swapped in another generation) and releases once drained. */
   retire(drainLimitMs: number): Promise<void> {
     this.retired = true;
-    // Exchanges in flight hold their compiled route; the table-sized map is not needed any more.
-    this.#compiled = new Map();
+    // Exchanges in flight hold their compiled route; the table-sized map is not needed any more (and may have
+    // been handed to the successor).
+    this.#routes = new CompiledRoutes(new Set());
+    this.#cursor = undefined;
     for (const resolve of this.#whenComplete.splice(0)) resolve();
     if (this.inflight === 0) return this.#releaseOnce();
     this.#limit = setTimeout(() => void this.#releaseOnce(), drainLimitMs);
@@ -334,6 +420,15 @@ export class Pipeline implements ExchangeHandler, Runnable {
    */
   whenCompiled(): Promise<void> {
     return this.#live?.whenComplete() ?? Promise.resolve();
+  }
+
+  /**
+   * The live generation's compiled routes, how many routes wait to compile, and the pool keys it holds for its
+   * routes. For tests and diagnostics.
+   */
+  get liveCompiled(): { readonly routes: ReadonlyMap<Route, CompiledRoute>; readonly pending: number; readonly pools: ReadonlySet<string> } | undefined {
+    const live = this.#live;
+    return live && { routes: live.compiledMap, pending: live.pendingRoutes, pools: new Set(live.pools.keys()) };
   }
 
   /** Pools currently open. For tests and diagnostics. */
@@ -501,7 +596,13 @@ export class Pipeline implements ExchangeHandler, Runnable {
           throw new WarrenError(ErrorCode.ShuttingDown, 'the pipeline is closed');
         }
         const previous = this.#live;
-        if (previous) this.#carryPools(previous, next);
+        if (previous) {
+          // Same plugin instances: the unchanged routes keep their compiled form without being visited.
+          if (previous.plugins === next.plugins) {
+            next.takeOver(previous, routeChangesBetween(previous.table, table), (key, pool) => this.#pools.retain(key, pool.origin, pool.profile));
+          }
+          this.#carryPools(previous, next);
+        }
         this.#live = next;
         if (this.#metrics) {
           this.#metrics.generation.set(table.generation);
@@ -542,31 +643,13 @@ export class Pipeline implements ExchangeHandler, Runnable {
         return canonical;
       },
     };
-    // The predecessor's compiled routes, bound by the same plugin instances. A route object the builder carried
-    // over unchanged keeps its compiled form; this generation takes a reference on that form's pools, which it
-    // carries from the predecessor (see #carryPools) — if one is not carried, the route compiles anew.
-    let inherited = predecessor?.compiledMap;
-    const adopt = (compiled: CompiledRoute): boolean => {
-      for (const keys of [compiled.poolKeys, compiled.upgradePoolKeys ?? []]) {
-        for (const key of keys) {
-          if (held.has(key)) continue;
-          const pool = carried.get(key);
-          if (!pool) return false;
-          held.set(this.#pools.retain(key, pool.origin, pool.profile), pool);
-        }
-      }
-      return true;
-    };
     const compile = (route: Route): CompiledRoute => {
-      const prior = inherited?.get(route);
-      if (prior !== undefined && adopt(prior)) return prior;
       const compiled = compileRoute(route, env);
       if (compiled.unavailable) this.#logger.warn({ route: route.id, err: compiled.unavailable.message }, 'route unavailable');
       return compiled;
     };
     const onComplete = (): void => {
       // Every route now holds its own pools: let go of the predecessor's, and forget endpoints that left.
-      inherited = undefined;
       for (const key of carried.keys()) this.#pools.release(key);
       carried.clear();
       this.#pruneStates(table);

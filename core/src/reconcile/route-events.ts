@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { RouteStore } from '../routes/store.js';
-import type { IngressRef, RouteTable } from '../routes/types.js';
+import { emptyRouteTable, routeChangesBetween } from '../routes/table.js';
+import type { IngressRef, RouteChanges, RouteTable } from '../routes/types.js';
 
 export interface RouteEventsOptions {
   readonly store: RouteStore;
@@ -28,15 +29,17 @@ export class RouteEventsReporter implements Runnable {
 
   async start(signal: AbortSignal): Promise<void> {
     const synced = new Map<string, SyncedGeneration>();
+    const routed = new RoutedIngresses();
     let previous: RouteTable | undefined;
     for await (const table of this.#o.store.changes(signal)) {
       if (table.generation === 0) continue; // nothing built yet
-      this.#report(table, previous, synced);
+      routed.update(routeChangesBetween(previous ?? EMPTY_TABLE, table));
+      this.#report(table, previous, synced, routed);
       previous = table;
     }
   }
 
-  #report(table: RouteTable, previous: RouteTable | undefined, synced: Map<string, SyncedGeneration>): void {
+  #report(table: RouteTable, previous: RouteTable | undefined, synced: Map<string, SyncedGeneration>, routed: RoutedIngresses): void {
     const { events } = this.#o;
     const seedOnly = previous === undefined;
     for (const d of table.diagnostics) {
@@ -68,21 +71,14 @@ export class RouteEventsReporter implements Runnable {
       for (const key of synced.keys()) if (!live.has(key)) synced.delete(key);
     }
     if (changed.length > 0) {
-      // Counting is linear in the table; only pay for it when some Ingress has news.
-      const routes = new Map<string, number>();
-      // Generation the routes of each Ingress come from: an older one than the Ingress's own means its new version
-      // was rejected and the last good version is still served (the Warning says so); that is not "Synced".
-      const routedGeneration = new Map<string, number>();
-      for (const r of table.routes) {
-        routes.set(r.ingress.uid, (routes.get(r.ingress.uid) ?? 0) + 1);
-        routedGeneration.set(r.ingress.uid, r.ingress.generation);
-      }
       const warnings = new Map<string, number>();
       for (const d of table.diagnostics) if (d.type === 'Warning' && d.object.uid) warnings.set(d.object.uid, (warnings.get(d.object.uid) ?? 0) + 1);
       for (const ing of changed) {
-        const served = routedGeneration.get(ing.uid);
-        if (served !== undefined && served !== ing.generation) continue;
-        const n = routes.get(ing.uid) ?? 0;
+        // Routes from an older generation than the Ingress's own mean its new version was rejected and the last
+        // good version is still served (the Warning says so); that is not "Synced".
+        const served = routed.get(ing.uid);
+        if (served !== undefined && served.generation !== ing.generation) continue;
+        const n = served?.routes ?? 0;
         const w = warnings.get(ing.uid) ?? 0;
         events.normal(
           { kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid },
@@ -98,4 +94,33 @@ export class RouteEventsReporter implements Runnable {
 interface SyncedGeneration {
   readonly uid: string;
   readonly generation: number;
+}
+
+const EMPTY_TABLE = emptyRouteTable();
+
+/**
+ * Per Ingress uid, how many routes the table has from it and from which Ingress generation; kept from the
+ * tables' route changes, so an Event costs what changed rather than a count over the table.
+ */
+export class RoutedIngresses {
+  readonly #byUid = new Map<string, { routes: number; generation: number }>();
+
+  update(changes: RouteChanges): void {
+    for (const r of changes.removed) {
+      const entry = this.#byUid.get(r.ingress.uid);
+      if (entry !== undefined && --entry.routes === 0) this.#byUid.delete(r.ingress.uid);
+    }
+    for (const r of changes.added) {
+      const entry = this.#byUid.get(r.ingress.uid);
+      if (entry === undefined) this.#byUid.set(r.ingress.uid, { routes: 1, generation: r.ingress.generation });
+      else {
+        entry.routes++;
+        entry.generation = r.ingress.generation;
+      }
+    }
+  }
+
+  get(uid: string): { readonly routes: number; readonly generation: number } | undefined {
+    return this.#byUid.get(uid);
+  }
 }

@@ -3,7 +3,8 @@ import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { ClusterSnapshot, SnapshotChanges } from '../routes/snapshot.js';
 import type { RouteStore } from '../routes/store.js';
-import type { RouteTable } from '../routes/types.js';
+import { emptyRouteTable, routeChangesBetween } from '../routes/table.js';
+import type { RouteChanges, RouteTable } from '../routes/types.js';
 import type { StoreChange } from '../k8s/object-store.js';
 import type { WatchedKind } from '../k8s/kinds.js';
 import { WorkQueue } from './workqueue.js';
@@ -49,6 +50,9 @@ export class RouteSync implements Runnable {
   #builds = 0;
   #fullDiffNext = false;
   #queue: WorkQueue<string> | undefined;
+  /** The last table published, and the Secret references of its routes (kept up to date from route changes). */
+  #published: RouteTable | undefined;
+  readonly #secretRefs = new RefCounts();
 
   constructor(options: RouteSyncOptions) {
     this.#o = options;
@@ -108,25 +112,54 @@ export class RouteSync implements Runnable {
     store.publish(table);
     metrics?.routeTableBuildSeconds.observe(seconds);
     metrics?.routeTableGeneration.set(table.generation);
-    metrics?.routeTableSize.set({ type: 'routes' }, table.routes.length);
-    metrics?.routeTableSize.set({ type: 'ingresses' }, table.ownedIngresses.length);
-    metrics?.routeTableSize.set({ type: 'hosts' }, table.hosts.length);
-    metrics?.routeTableSize.set({ type: 'diagnostics' }, table.diagnostics.length);
-    if (metrics) {
-      const { rejectedIngresses, unresolvedRoutes } = failClosedCounts(table);
-      metrics.routeTableSize.set({ type: 'rejected_ingresses' }, rejectedIngresses);
-      metrics.routeTableSize.set({ type: 'unresolved_routes' }, unresolvedRoutes);
+    metrics?.countRouteTableWhenScraped(() => routeTableCounts(table));
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug(
+        { generation: table.generation, routes: table.routes.length, ingresses: table.ownedIngresses.length, diagnostics: table.diagnostics.length, buildMs: Math.round(seconds * 1e4) / 10 },
+        'published route table',
+      );
     }
-    logger.debug(
-      { generation: table.generation, routes: table.routes.length, ingresses: table.ownedIngresses.length, diagnostics: table.diagnostics.length, buildMs: Math.round(seconds * 1e4) / 10 },
-      'published route table',
-    );
-    const refs = new Set<string>();
-    for (const route of table.routes) for (const ref of route.secretRefs) refs.add(ref);
+    this.#secretRefs.update(routeChangesBetween(this.#published ?? EMPTY_TABLE, table));
+    this.#published = table;
     // Not awaited: fetching newly referenced Secrets must not hold up the next build. Their arrival is a cache
     // change like any other and triggers one.
-    source.secrets.setReferences(refs).catch((err: unknown) => logger.warn({ err }, 'updating the referenced Secrets failed'));
+    source.secrets.setReferences(this.#secretRefs.keys()).catch((err: unknown) => logger.warn({ err }, 'updating the referenced Secrets failed'));
   }
+}
+
+const EMPTY_TABLE = emptyRouteTable();
+
+/** How many routes reference each Secret, kept from route changes (in proportion to the change). */
+class RefCounts {
+  readonly #counts = new Map<string, number>();
+
+  update(changes: RouteChanges): void {
+    for (const route of changes.added) for (const ref of route.secretRefs) this.#counts.set(ref, (this.#counts.get(ref) ?? 0) + 1);
+    for (const route of changes.removed) {
+      for (const ref of route.secretRefs) {
+        const n = this.#counts.get(ref)! - 1;
+        if (n === 0) this.#counts.delete(ref);
+        else this.#counts.set(ref, n);
+      }
+    }
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#counts.keys();
+  }
+}
+
+/** `warren_route_table_objects` by type; linear in the table. */
+export function routeTableCounts(table: RouteTable): Record<string, number> {
+  const { rejectedIngresses, unresolvedRoutes } = failClosedCounts(table);
+  return {
+    routes: table.routes.length,
+    ingresses: table.ownedIngresses.length,
+    hosts: table.hosts.length,
+    diagnostics: table.diagnostics.length,
+    rejected_ingresses: rejectedIngresses,
+    unresolved_routes: unresolvedRoutes,
+  };
 }
 
 /**

@@ -99,3 +99,48 @@ export class LayeredMap<K, V> {
     }
   }
 }
+
+/**
+ * One version of a {@link LayeredMap} as a `ReadonlyMap`, for readers written against maps (route builds read
+ * cache snapshots this way). Iteration order is unspecified.
+ */
+export class LayeredMapView<K, V> implements ReadonlyMap<K, V> {
+  readonly #map: LayeredMap<K, V>;
+
+  constructor(map: LayeredMap<K, V>) {
+    this.#map = map;
+    Object.freeze(this);
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  has(key: K): boolean {
+    return this.#map.has(key);
+  }
+
+  forEach(callback: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (const [key, value] of this.#map.entries()) callback.call(thisArg, value, key, this);
+  }
+
+  *entries(): MapIterator<[K, V]> {
+    yield* this.#map.entries();
+  }
+
+  *keys(): MapIterator<K> {
+    yield* this.#map.keys();
+  }
+
+  *values(): MapIterator<V> {
+    yield* this.#map.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+}

@@ -1,7 +1,7 @@
 import { requestHost } from './hosts.js';
 import { prefixMatches, requestPath, type MatchKind } from './paths.js';
 import { LayeredMap } from './layered-map.js';
-import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
+import type { Diagnostic, IngressRef, Route, RouteChanges, RouteTable } from './types.js';
 
 /**
  * Lookup structures of a route table. Everything here is immutable once constructed.
@@ -148,6 +148,25 @@ export class CompiledRouteTable implements RouteTable {
     return changes;
   }
 
+  routeChangesSince(previous: RouteTable): RouteChanges | undefined {
+    if (!(previous instanceof CompiledRouteTable)) return undefined;
+    const now = this.#parts;
+    const before = previous.#parts;
+    const keys = now.routesByKey.changedSince(before.routesByKey);
+    if (keys === undefined) return undefined;
+    const added = new Set<Route>();
+    const removed = new Set<Route>();
+    const compare = (older: readonly Route[], newer: readonly Route[]): void => {
+      for (const r of newer) if (!older.includes(r)) added.add(r);
+      for (const r of older) if (!newer.includes(r)) removed.add(r);
+    };
+    for (const key of keys) compare(before.routesByKey.get(key) ?? NO_ROUTES, now.routesByKey.get(key) ?? NO_ROUTES);
+    if (now.extraRoutes !== before.extraRoutes) compare(before.extraRoutes, now.extraRoutes);
+    // A route object that moved between keys is in neither.
+    for (const r of added) if (removed.delete(r)) added.delete(r);
+    return { added: [...added], removed: [...removed] };
+  }
+
   get hosts(): readonly string[] {
     if (this.#hosts === undefined) {
       const hosts = [...this.#parts.exactHosts.keys()];
@@ -182,6 +201,8 @@ export class CompiledRouteTable implements RouteTable {
   }
 }
 
+const NO_ROUTES: readonly Route[] = Object.freeze([]);
+
 /** A table with no routes (generation 0 unless given): what readers see before the first build. */
 export function emptyRouteTable(generation = 0): RouteTable {
   const none = LayeredMap.empty<string, never>();
@@ -197,4 +218,16 @@ export function emptyRouteTable(generation = 0): RouteTable {
     extraDiagnostics: [],
     owned: none,
   });
+}
+
+/**
+ * The route objects `next` has and `previous` had not, and the reverse: from the table's own change record when
+ * it has one (in proportion to the change), else by comparing both route lists in full.
+ */
+export function routeChangesBetween(previous: RouteTable, next: RouteTable): RouteChanges {
+  const changes = next.routeChangesSince?.(previous);
+  if (changes !== undefined) return changes;
+  const was = new Set(previous.routes);
+  const now = new Set(next.routes);
+  return { added: next.routes.filter((r) => !was.has(r)), removed: previous.routes.filter((r) => !now.has(r)) };
 }

@@ -125,6 +125,12 @@ export interface RouteTable {
    * otherwise: compare `ownedIngresses` in full. Optional for other implementations.
    */
   ownedChangesSince?(previous: RouteTable): ReadonlyMap<string, IngressRef | undefined> | undefined;
+  /**
+   * The routes (by object identity) this table has and `previous` had not (`added`), and the reverse (`removed`),
+   * if this table can tell without comparing everything (it was built incrementally from `previous`). Undefined
+   * otherwise: compare `routes` in full. Optional for other implementations.
+   */
+  routeChangesSince?(previous: RouteTable): RouteChanges | undefined;
   /** Every distinct host (exact or `*.wildcard`) that owned Ingresses route, lower-case. */
   readonly hosts: readonly string[];
   /**
@@ -132,4 +138,10 @@ export interface RouteTable {
    * without query. Returns the default backend route when nothing else matches, or undefined (404).
    */
   match(host: string, path: string): Route | undefined;
+}
+
+/** Route objects that differ between two tables (see {@link RouteTable.routeChangesSince}). */
+export interface RouteChanges {
+  readonly added: readonly Route[];
+  readonly removed: readonly Route[];
 }

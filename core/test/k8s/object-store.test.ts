@@ -1,5 +1,6 @@
 import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import test from 'ava';
+import fc from 'fast-check';
 import { trimForCache } from '../../src/k8s/kinds.js';
 import { ObjectStore, onlyStatusChanged } from '../../src/k8s/object-store.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
@@ -21,6 +22,46 @@ test('snapshots are copy-on-write: later writes never show in a snapshot already
   store.delete('ns/a');
   t.deepEqual([...first.keys()], ['ns/a']);
   t.deepEqual([...store.snapshot().keys()], ['ns/b']);
+});
+
+test('every snapshot equals a full copy of the cache at its time, through many writes and folds', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ key: fc.nat({ max: 150 }), remove: fc.boolean(), snapshot: fc.boolean() }), { minLength: 1, maxLength: 600 }),
+      (writes) => {
+        const store = new ObjectStore<V1Ingress>();
+        const taken: Array<{ view: ReadonlyMap<string, V1Ingress>; copy: Map<string, V1Ingress> }> = [];
+        const live = new Map<string, V1Ingress>();
+        let rv = 0;
+        for (const w of writes) {
+          const key = `ns/i${w.key}`;
+          if (w.remove) {
+            store.delete(key);
+            live.delete(key);
+          } else {
+            const obj = ing(`i${w.key}`, String(++rv));
+            store.upsert(key, obj);
+            live.set(key, obj);
+          }
+          if (w.snapshot) taken.push({ view: store.snapshot(), copy: new Map(live) });
+        }
+        taken.push({ view: store.snapshot(), copy: new Map(live) });
+        for (const { view, copy } of taken) {
+          const entries = new Map<string, V1Ingress>();
+          view.forEach((value, key) => entries.set(key, value));
+          const sorted = (m: Iterable<[string, V1Ingress]>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1));
+          if (view.size !== copy.size || JSON.stringify(sorted(view)) !== JSON.stringify(sorted(copy)) || JSON.stringify(sorted(entries)) !== JSON.stringify(sorted(copy))) {
+            t.deepEqual(sorted(view), sorted(copy));
+            return false;
+          }
+          for (const key of ['ns/i0', 'ns/i1', 'ns/i77', 'ns/missing']) if (view.get(key) !== copy.get(key) || view.has(key) !== copy.has(key)) return false;
+        }
+        return true;
+      },
+    ),
+    { numRuns: 60 },
+  );
+  t.pass();
 });
 
 test('a relist applies as one diff: deletions, additions and updates within its scope only', (t) => {

@@ -6,9 +6,11 @@
 import test from 'ava';
 import fc from 'fast-check';
 import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
+import { RoutedIngresses } from '../../src/reconcile/route-events.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
+import { emptyRouteTable, routeChangesBetween } from '../../src/routes/table.js';
 import type { MutableClusterSnapshot, SnapshotChanges } from '../../src/routes/snapshot.js';
-import type { RouteTable } from '../../src/routes/types.js';
+import type { Route, RouteTable } from '../../src/routes/types.js';
 import { canonical, testSettings } from './support.js';
 
 const HOSTS = ['a.test', 'b.test', '*.w.test', 'x.w.test', undefined] as const;
@@ -204,6 +206,7 @@ function answers(table: RouteTable): string[] {
 }
 
 test('incremental builds (self-diffed and hinted) equal a fresh full build after every change', (t) => {
+  let checkedRouteChanges = 0;
   fc.assert(
     fc.property(
       fc.array(ingressArb, { minLength: 1, maxLength: 8 }),
@@ -219,6 +222,9 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
         const diffing = new RouteTableBuilder(settings);
         const hinted = new RouteTableBuilder(settings);
         let before: RouteTable = diffing.build(world);
+        const first = before;
+        const routed = new RoutedIngresses();
+        routed.update(routeChangesBetween(emptyRouteTable(), first));
         hinted.build(world);
         for (const m of mutations) {
           const changes = apply(world, m);
@@ -241,6 +247,34 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
               return false;
             }
           }
+          // Route changes, between consecutive tables and from the first one, must equal a full comparison.
+          for (const [older, label] of [[previous, 'consecutive'], [first, 'since the first table']] as const) {
+            const routeChanges = fromDiff.routeChangesSince?.(older);
+            if (!routeChanges) continue;
+            const was = new Set(older.routes);
+            const now = new Set(fromDiff.routes);
+            const ids = (rs: Iterable<Route>) => [...rs].map((r) => r.id).sort();
+            const added = ids([...now].filter((r) => !was.has(r)));
+            const removed = ids([...was].filter((r) => !now.has(r)));
+            if (JSON.stringify([ids(routeChanges.added), ids(routeChanges.removed)]) !== JSON.stringify([added, removed])) {
+              t.deepEqual([ids(routeChanges.added), ids(routeChanges.removed)], [added, removed], `route changes (${label}) after ${JSON.stringify(m)}`);
+              return false;
+            }
+            for (const r of routeChanges.added) checkedRouteChanges += now.has(r) ? 1 : 0;
+          }
+          // Routes per Ingress kept from route changes (Synced events) must equal a count over the table.
+          routed.update(routeChangesBetween(previous, fromDiff));
+          const counted = new Map<string, { routes: number; generation: number }>();
+          for (const r of fromDiff.routes) {
+            const entry = counted.get(r.ingress.uid) ?? { routes: 0, generation: r.ingress.generation };
+            counted.set(r.ingress.uid, { routes: entry.routes + 1, generation: r.ingress.generation });
+          }
+          for (const uid of new Set([...counted.keys(), ...previous.routes.map((r) => r.ingress.uid)])) {
+            if (JSON.stringify(routed.get(uid)) !== JSON.stringify(counted.get(uid))) {
+              t.deepEqual(routed.get(uid), counted.get(uid), `routes of Ingress ${uid} after ${JSON.stringify(m)}`);
+              return false;
+            }
+          }
           if (JSON.stringify(canonical(fromDiff)) !== JSON.stringify(expected)) {
             t.deepEqual(canonical(fromDiff), expected, `self-diffed build after ${JSON.stringify(m)}`);
             return false;
@@ -260,7 +294,7 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
     ),
     { numRuns: 80 },
   );
-  t.pass();
+  t.true(checkedRouteChanges > 0, 'incremental route changes were compared with a full comparison');
 });
 
 test('published tables never change when later builds happen (copy on write)', (t) => {
