@@ -1,4 +1,4 @@
-import type { RouteTable } from '../routes/types.js';
+import type { RouteTable } from '../model/routes.js';
 import type { PluginLifecycle } from './lifecycle.js';
 
 /**

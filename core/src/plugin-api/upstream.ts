@@ -1,7 +1,7 @@
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Route } from '../routes/types.js';
-import type { Exchange } from '../proxy/exchange.js';
+import type { Route } from '../model/routes.js';
+import type { Exchange } from '../model/exchange.js';
 import type { PluginLifecycle } from './lifecycle.js';
 
 /**
