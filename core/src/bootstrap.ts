@@ -19,7 +19,7 @@ import { createFolderControlPlane, type FolderControlPlane } from './local/folde
 import { HealthServer } from './observability/health-server.js';
 import { componentLogger, createLogger } from './observability/logger.js';
 import { createMetricsRegistry } from './observability/metrics.js';
-import type { ControlPlugin } from './plugin-api/control.js';
+import type { ControlPluginInstance } from './plugin-api/registered.js';
 import type { EventSink, Runnable, SecretReader } from './plugin-api/lifecycle.js';
 import { HttpEntry } from './proxy/http-entry.js';
 import { Pipeline } from './proxy/pipeline.js';
@@ -212,7 +212,7 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, acqu
   let secrets: SecretReader;
   let events: EventSink;
   const runnables: ManagedRunnable[] = [];
-  const controlPlugins = root.isRegistered(TOKENS.ControlPlugin, true) ? (root.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[]) : [];
+  const controlPlugins = root.isRegistered(TOKENS.ControlPlugin, true) ? root.resolveAll(TOKENS.ControlPlugin) : [];
   if (simulator && controlPlugins.length) {
     throw new WarrenError(
       ErrorCode.ConfigInvalid,
@@ -505,7 +505,7 @@ function splitListen(listen: string): [string, string] {
 }
 
 /** Provisions and validates the control plugins (DNS, firewall) while leading; disposes them when not. */
-function controlPluginLifecycle(plugins: readonly ControlPlugin[], logger: Logger, secrets: SecretReader, events: EventSink): ManagedRunnable {
+function controlPluginLifecycle(plugins: readonly ControlPluginInstance[], logger: Logger, secrets: SecretReader, events: EventSink): ManagedRunnable {
   return {
     name: 'control-plugin-lifecycle',
     needsLeader: false,

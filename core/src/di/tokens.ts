@@ -1,39 +1,33 @@
-import type { InjectionToken } from 'tsyringe';
+import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
+import type { PluginManifest } from '../plugin-api/manifest.js';
+import type { ControlPluginInstance, UpstreamPluginEntry } from '../plugin-api/registered.js';
+import { TOKENS as PLUGIN_TOKENS, token } from '../plugin-api/tokens.js';
 
 /**
- * Injection tokens. `Symbol.for` with a `warren.` namespace so that tokens are the same symbol in every copy
- * of `@warren/core` a process loads. Plugins use only the tokens re-exported by `@warren/core/plugin`.
+ * Injection tokens (see `plugin-api/tokens.ts` for how they are made). Plugins use only the subset
+ * `@warren/core/plugin` exports.
  */
-const token = <T>(name: string): InjectionToken<T> => Symbol.for(`warren.${name}`) as InjectionToken<T>;
-
 export const TOKENS = {
   /** The frozen `Config`. */
   Config: token<unknown>('Config'),
   /** Root pino logger. */
   Logger: token<unknown>('Logger'),
-  /** Multi-token: data-plane plugins (`UpstreamPlugin`). */
-  UpstreamPlugin: token<unknown>('UpstreamPlugin'),
-  /** Multi-token: control plugins (`ControlPlugin`). */
-  ControlPlugin: token<unknown>('ControlPlugin'),
-  /** Manifests of every enabled plugin (`PluginManifest[]`), sorted in chain order. */
-  EnabledManifests: token<unknown>('EnabledManifests'),
+  /** Multi-token: data-plane plugin instances with their manifests (registered by `registerPlugins`). */
+  UpstreamPlugin: token<UpstreamPluginEntry>('UpstreamPlugin'),
+  /** Multi-token: control plugins (registered by `registerPlugins`). */
+  ControlPlugin: token<ControlPluginInstance>('ControlPlugin'),
+  /** Manifests of every enabled plugin, sorted in chain order. */
+  EnabledManifests: token<readonly PluginManifest[]>('EnabledManifests'),
   /** `RouteStore`: the current route table and its changes. */
   RouteStore: token<unknown>('RouteStore'),
-  /** `SecretReader`. */
-  Secrets: token<unknown>('Secrets'),
-  /** `EventSink`. */
-  Events: token<unknown>('Events'),
+  Secrets: token<SecretReader>('Secrets'),
+  Events: token<EventSink>('Events'),
   /** prom-client `Registry`. */
-  Metrics: token<unknown>('Metrics'),
+  Metrics: PLUGIN_TOKENS.Metrics,
   /** `ExchangeHandler`: the proxy pipeline entry. */
   ExchangeHandler: token<unknown>('ExchangeHandler'),
   /** `TunnelInfo`: tunnel id and connection state. */
   TunnelInfo: token<unknown>('TunnelInfo'),
-  /** Factory for the official `cloudflare` SDK client (`() => Cloudflare`). */
-  CloudflareClient: token<unknown>('CloudflareClient'),
+  /** Factory for the official `cloudflare` SDK client. */
+  CloudflareClient: PLUGIN_TOKENS.CloudflareClient,
 } as const;
-
-/** Token under which a plugin's parsed settings are registered: `warren.plugin-config.<name>`. */
-export function pluginConfigToken<T = unknown>(name: string): InjectionToken<T> {
-  return Symbol.for(`warren.plugin-config.${name}`) as InjectionToken<T>;
-}

@@ -79,7 +79,7 @@ const probeTiming = z
 /** Settings schema of one built-in plugin as a values block: `enabled` plus the plugin's own keys. */
 function pluginValuesSchema(module: PluginModule): z.ZodType {
   const enabled = z.boolean().describe(`Register plugin ${module.manifest.id}`);
-  const own = module.configSchema as unknown as { extend?: (shape: Record<string, z.ZodType>) => z.ZodType };
+  const own = module.manifest.configSchema as unknown as { extend?: (shape: Record<string, z.ZodType>) => z.ZodType };
   const block = typeof own.extend === 'function' ? own.extend({ enabled }) : pluginToggleSchema;
   return block.describe(module.manifest.description);
 }

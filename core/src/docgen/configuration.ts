@@ -114,9 +114,9 @@ function pluginSettings(plugins: readonly PluginModule[]): string[] {
   ];
   for (const module of plugins) {
     const m = module.manifest;
-    const schema = toInputJsonSchema(module.configSchema);
+    const schema = toInputJsonSchema(module.manifest.configSchema);
     let parsedDefaults: unknown;
-    const parsed = module.configSchema.safeParse({});
+    const parsed = module.manifest.configSchema.safeParse({});
     if (parsed.success) parsedDefaults = parsed.data;
     const rows = flattenSchema(schema, `plugins.${m.name}`);
     out.push(`### ${m.name} (\`${m.id}\`)`, '', m.description, '');
@@ -125,7 +125,7 @@ function pluginSettings(plugins: readonly PluginModule[]): string[] {
       `kind: ${m.kind}`,
       ...(m.dependsOn?.length ? [`needs: ${m.dependsOn.map((d) => `\`${d}\``).join(', ')}`] : []),
       ...(m.protocols?.length ? [`backend protocols: ${m.protocols.map((p) => `\`${p}\``).join(', ')}`] : []),
-      ...(m.needsLeader ? ['runs on the leader only'] : []),
+      ...(m.kind === 'control' ? ['runs on the leader only'] : []),
     ];
     out.push(`${facts.join(' · ')}.`, '');
     if (rows.length === 0) {

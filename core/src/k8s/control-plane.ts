@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
+import type { ControlContext } from '../plugin-api/control.js';
+import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { HealthCheck } from '../observability/health-server.js';
 import { componentLogger } from '../observability/logger.js';
@@ -35,7 +36,7 @@ export interface KubernetesControlPlaneOptions {
   /** API client; default one built from {@link loadClusterAccess} of `config.kubernetes`. The caller closes a client it passes. */
   readonly client?: KubeClient | undefined;
   /** Enabled control plugins (resolved `TOKENS.ControlPlugin`); drive finalizers and `onRoutesChanged`. */
-  readonly controlPlugins?: readonly ControlPlugin[] | undefined;
+  readonly controlPlugins?: readonly ControlPluginInstance[] | undefined;
   /** Watch Secrets (default true); see `ClusterInformersOptions.watchSecrets`. */
   readonly watchSecrets?: boolean | undefined;
   /** The tunnel id once known (from the connector's credentials or the tunnel lifecycle). */

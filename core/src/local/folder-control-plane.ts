@@ -5,7 +5,8 @@ import { managed, type ManagedRunnable } from '../lifecycle/manager.js';
 import type { HealthCheck } from '../observability/health-server.js';
 import { componentLogger } from '../observability/logger.js';
 import { ControlPlaneMetrics } from '../observability/metrics.js';
-import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
+import type { ControlContext } from '../plugin-api/control.js';
+import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import { ControlPluginRunner } from '../reconcile/control-plugins.js';
 import { RouteSync, type RouteBuilder } from '../reconcile/route-sync.js';
@@ -21,7 +22,7 @@ export interface FolderControlPlaneOptions {
   readonly routeBuilder: RouteBuilder;
   readonly routeStore: RouteStore;
   /** Enabled control plugins (DNS, firewall): driven as on a cluster's leader. */
-  readonly controlPlugins?: readonly ControlPlugin[] | undefined;
+  readonly controlPlugins?: readonly ControlPluginInstance[] | undefined;
   /** The tunnel id once known; control plugins wait for it (DNS targets `<id>.cfargotunnel.com`). */
   readonly tunnelId?: (() => string | undefined) | undefined;
 }

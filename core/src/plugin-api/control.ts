@@ -1,24 +1,34 @@
 import type { RouteTable } from '../model/routes.js';
 import type { PluginLifecycle } from './lifecycle.js';
+import type { Annotated } from './manifest.js';
 
 /**
- * A plugin that reacts to route tables outside the data plane (DNS records, firewall rules).
- * Registered under the `CONTROL_PLUGIN` token. Runs on the leader only.
+ * The class of a `control` plugin: reacts to route tables outside the data plane (DNS records, firewall rules).
+ * Core registers it (its id is the manifest's) and runs it on the leader only.
  *
  * `onRoutesChanged` gets the whole desired state, never a diff, and must be idempotent: it is called after
  * every new table generation (coalesced), after leadership is gained, and periodically to repair drift.
  * Calls for one plugin never overlap. A rejection is logged and retried with backoff.
  */
 export interface ControlPlugin extends PluginLifecycle {
-  readonly id: string;
   onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void>;
   /**
    * Called when an owned Ingress is being deleted (it carries Warren's finalizer) so the plugin can clean
    * up external state for it. Resolve when done; reject to retry (bounded by core).
    */
   onIngressDeleted?(ingress: { namespace: string; name: string; hosts: readonly string[] }, ctx: ControlContext): Promise<void>;
-  /** True when the plugin manages external state for this Ingress and so needs Warren's finalizer on it. */
-  needsFinalizer?(ingress: { namespace: string; name: string; annotations: Readonly<Record<string, string>> }): boolean;
+  /**
+   * True when the plugin manages external state for this Ingress and so needs Warren's finalizer on it. The
+   * Ingress's annotations are parsed as on routes: read them with the plugin's annotation specs (`spec.get(ingress)`);
+   * a value its schema rejects is absent.
+   */
+  needsFinalizer?(ingress: FinalizerCandidate): boolean;
+}
+
+/** An owned Ingress as {@link ControlPlugin.needsFinalizer} sees it. */
+export interface FinalizerCandidate extends Annotated {
+  readonly namespace: string;
+  readonly name: string;
 }
 
 export interface ControlContext {

@@ -7,7 +7,9 @@ export * from './module.js';
 export * from './lifecycle.js';
 export * from './upstream.js';
 export * from './control.js';
-export { TOKENS, pluginConfigToken } from '../di/tokens.js';
+export { TOKENS } from './tokens.js';
+// The DI library's decorators and types, from core's own copy: a plugin needs no tsyringe dependency of its own.
+export { inject, injectable, injectAll, Lifecycle, type DependencyContainer, type InjectionToken } from 'tsyringe';
 export type { Route, RouteTable, ServiceBackend, Endpoint, BackendProtocol, IngressRef, Diagnostic } from '../model/routes.js';
 export type { Exchange, RequestHead, ResponseHead, RawHeaders, ExchangeHandler, ExchangeFailure } from '../model/exchange.js';
 export { WarrenError, ErrorCode, isWarrenError } from '../errors.js';

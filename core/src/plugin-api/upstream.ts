@@ -5,10 +5,10 @@ import type { Exchange } from '../model/exchange.js';
 import type { PluginLifecycle } from './lifecycle.js';
 
 /**
- * A data-plane plugin (kinds `transport`, `protocol`, `policy`), registered under `TOKENS.UpstreamPlugin` with
- * `Lifecycle.ContainerScoped`. Instances come from a tsyringe child container (a *plugin set*) that the
- * pipeline provisions and validates once and then shares across route-table generations while nothing it was
- * provisioned from changed; a rotated Secret that a live route references gets a fresh set. Each route object is
+ * The class of a data-plane plugin (kinds `transport`, `protocol`, `policy`); core registers it (its id is the
+ * manifest's) and refuses a class without at least one of the hooks below. Instances come from a tsyringe child
+ * container (a *plugin set*) that the pipeline provisions and validates once and then shares across route-table
+ * generations while nothing it was provisioned from changed; a rotated Secret that a live route references gets a fresh set. Each route object is
  * bound once per set: a route the table builder carries over unchanged keeps its binding in the next generation,
  * a new or changed route object is bound again. The set is disposed once the last generation using it was
  * released — after that generation's last exchange, or at most 5 minutes after it was replaced (long-lived
@@ -40,8 +40,6 @@ import type { PluginLifecycle } from './lifecycle.js';
  * the plugin's own `bind` computes; a plugin without `bind` is bound to every route with empty options.
  */
 export interface UpstreamPlugin<O extends object = object> extends PluginLifecycle {
-  /** The manifest id of the plugin that registered this class. */
-  readonly id: string;
   bind?(route: Route): RouteBinding<O> | undefined;
   configureTransport?(binding: RouteBinding<O>, profile: TransportProfile): void;
   interceptor?(binding: RouteBinding<O>): UpstreamInterceptor;

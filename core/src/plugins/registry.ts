@@ -1,14 +1,17 @@
-import semver from 'semver';
-import type { DependencyContainer } from 'tsyringe';
-import type { z } from 'zod';
+import { instancePerContainerCachingFactory, type DependencyContainer } from 'tsyringe';
 import type { Config } from '../config/schema.js';
 import { formatIssues } from '../config/load.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { PLUGIN_KINDS, type PluginManifest } from '../plugin-api/manifest.js';
-import type { PluginModule } from '../plugin-api/module.js';
+import type { PluginClass, PluginModule } from '../plugin-api/module.js';
+import type { UpstreamPlugin } from '../plugin-api/upstream.js';
 import { TOKENS } from '../di/tokens.js';
-import { CORE_VERSION } from '../version.js';
 import { BUILTIN_PLUGINS } from './builtin.js';
+import { checkPlugins, loadError } from './checks.js';
+import { HostedControlPlugin } from './control-instance.js';
+
+export { checkPlugins, CORE_ANNOTATION_KEYS, type PluginCandidate } from './checks.js';
+export { HostedControlPlugin } from './control-instance.js';
 
 /** A plugin that passed every check, with its parsed settings. */
 export interface LoadedPlugin {
@@ -22,7 +25,6 @@ export interface LoadedPlugin {
 export type PluginImporter = (packageName: string) => Promise<unknown>;
 
 const defaultImporter: PluginImporter = (name) => import(name);
-const ID_PATTERN = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/;
 
 /**
  * Resolves which plugins run: built-ins enabled in `plugins.<name>` (or on by default), then
@@ -58,15 +60,35 @@ export async function resolvePlugins(config: Readonly<Config>, importer: PluginI
     const module = await importPlugin(extra.package, importer);
     candidates.push({ module, settings: { ...extra.config }, source: extra.package, settingsPath: `extraPlugins[${i}].config` });
   }
-  checkManifests(candidates.map((c) => ({ manifest: c.module.manifest, source: c.source })));
+  checkPlugins(candidates);
   const loaded = candidates.map((c) => ({ module: c.module, config: parseSettings(c.module, c.settings, c.settingsPath), source: c.source }));
   return loaded.sort((a, b) => compareManifests(a.module.manifest, b.module.manifest));
 }
 
-/** Calls `register` of every plugin and records their manifests under `TOKENS.EnabledManifests`. */
+/**
+ * Registers every plugin the way its kind calls for: the parsed settings under `manifest.configToken`, an upstream
+ * class under `TOKENS.UpstreamPlugin` paired with its manifest, a control class under `TOKENS.ControlPlugin` (with
+ * its optional upstream side under `TOKENS.UpstreamPlugin`). One instance per container that resolves it (a
+ * plugin set is a child container). The manifests go under `TOKENS.EnabledManifests`.
+ */
 export function registerPlugins(container: DependencyContainer, plugins: readonly LoadedPlugin[]): void {
-  for (const plugin of plugins) plugin.module.register(container, plugin.config);
+  for (const { module, config } of plugins) {
+    container.register(module.manifest.configToken, { useValue: config });
+    if (module.kind === 'control') {
+      const { manifest, plugin } = module;
+      container.register(TOKENS.ControlPlugin, {
+        useFactory: instancePerContainerCachingFactory((c) => new HostedControlPlugin(manifest, c.resolve(plugin))),
+      });
+      if (module.upstream) registerUpstream(container, manifest, module.upstream);
+    } else {
+      registerUpstream(container, module.manifest, module.plugin);
+    }
+  }
   container.register(TOKENS.EnabledManifests, { useValue: Object.freeze(plugins.map((p) => p.module.manifest)) });
+}
+
+function registerUpstream(container: DependencyContainer, manifest: PluginManifest, plugin: PluginClass<UpstreamPlugin>): void {
+  container.register(TOKENS.UpstreamPlugin, { useFactory: instancePerContainerCachingFactory((c) => ({ plugin: c.resolve(plugin), manifest })) });
 }
 
 /** Chain order: kind (transport, protocol, policy, control), then `order`, then `id`. */
@@ -76,64 +98,8 @@ export function compareManifests(a: PluginManifest, b: PluginManifest): number {
   );
 }
 
-/** Validates a set of manifests as if they were enabled together; throws the first problem found. */
-export function checkManifests(entries: ReadonlyArray<{ manifest: PluginManifest; source: string }>): void {
-  const ids = new Map<string, string>();
-  const annotations = new Map<string, string>();
-  const protocols = new Map<string, string>();
-  for (const { manifest: m, source } of entries) {
-    if (!ID_PATTERN.test(m.id)) throw loadError(source, `manifest.id "${m.id}" must be namespaced and lower-case, like "upstream.websocket"`);
-    if (!PLUGIN_KINDS.includes(m.kind)) throw loadError(source, `manifest.kind "${m.kind}" must be one of ${PLUGIN_KINDS.join(', ')}`);
-    if (!Number.isInteger(m.order)) throw loadError(source, `manifest.order must be an integer`);
-    if (semver.validRange(m.coreRange) === null) throw loadError(source, `manifest.coreRange "${m.coreRange}" is not a semver range`);
-    if (!semver.satisfies(CORE_VERSION, m.coreRange, { includePrerelease: true })) {
-      throw new WarrenError(
-        ErrorCode.PluginVersion,
-        `plugin ${m.id} (${source}) supports @warren/core ${m.coreRange}, but this is ${CORE_VERSION}`,
-        { terminal: true },
-      );
-    }
-    const dup = ids.get(m.id);
-    if (dup) throw new WarrenError(ErrorCode.PluginConflict, `plugin id ${m.id} is provided by both ${dup} and ${source}`, { terminal: true });
-    ids.set(m.id, source);
-    for (const a of m.annotations ?? []) {
-      const owner = annotations.get(a.key) ?? (CORE_ANNOTATION_KEYS.has(a.key) ? 'core' : undefined);
-      if (owner) throw new WarrenError(ErrorCode.PluginConflict, `annotation warren.dev/${a.key} is claimed by ${owner} and ${m.id}`, { terminal: true });
-      annotations.set(a.key, m.id);
-    }
-    for (const p of m.protocols ?? []) {
-      const owner = protocols.get(p) ?? (p === 'http' ? 'core' : undefined);
-      if (owner) throw new WarrenError(ErrorCode.PluginConflict, `backend protocol "${p}" is claimed by ${owner} and ${m.id}`, { terminal: true });
-      protocols.set(p, m.id);
-    }
-  }
-  for (const { manifest: m, source } of entries) {
-    for (const dep of m.dependsOn ?? []) {
-      if (!ids.has(dep)) {
-        throw new WarrenError(
-          ErrorCode.PluginDependency,
-          `plugin ${m.id} (${source}) needs plugin ${dep}, which is not enabled`,
-          { terminal: true },
-        );
-      }
-    }
-  }
-}
-
-/** Annotation keys core itself owns (see `routes/core-annotations.ts`); plugins may not claim them. */
-export const CORE_ANNOTATION_KEYS: ReadonlySet<string> = new Set([
-  'backend-protocol',
-  'upstream-host',
-  'connect-timeout',
-  'response-header-timeout',
-  'idle-timeout',
-  'request-body-timeout',
-  'upstream-queue-timeout',
-  'load-balancing',
-]);
-
 function parseSettings(module: PluginModule, settings: Record<string, unknown>, path: string): unknown {
-  const result = (module.configSchema as z.ZodType).safeParse(settings);
+  const result = module.manifest.configSchema.safeParse(settings);
   if (!result.success) {
     const prefixed = result.error.issues.map((issue) => ({ ...issue, path: [...path.split('.'), ...issue.path] }));
     throw new WarrenError(ErrorCode.ConfigInvalid, `invalid configuration: ${formatIssues(prefixed as never, wrap(path, settings))}`, {
@@ -155,22 +121,24 @@ async function importPlugin(pkg: string, importer: PluginImporter): Promise<Plug
     throw loadError(pkg, `cannot import package: ${(err as Error).message}`, err);
   }
   const module = (imported as { default?: unknown })?.default ?? imported;
-  if (!isPluginModule(module)) throw loadError(pkg, 'default export is not a plugin module (manifest, configSchema, register)');
+  if (!isPluginModule(module)) {
+    throw loadError(pkg, 'default export is not a plugin module: make it with definePlugin({ manifest, plugin }) from @warren/core/plugin');
+  }
   return module;
 }
 
 function isPluginModule(value: unknown): value is PluginModule {
-  const v = value as Partial<PluginModule> | undefined;
+  if (typeof value !== 'object' || value === null) return false;
+  const manifest: unknown = Reflect.get(value, 'manifest');
+  if (typeof manifest !== 'object' || manifest === null) return false;
+  const schema: unknown = Reflect.get(manifest, 'configSchema');
   return (
-    typeof v === 'object' &&
-    v !== null &&
-    typeof v.manifest === 'object' &&
-    typeof v.manifest?.id === 'string' &&
-    typeof v.register === 'function' &&
-    typeof (v.configSchema as { safeParse?: unknown } | undefined)?.safeParse === 'function'
+    typeof Reflect.get(manifest, 'id') === 'string' &&
+    Reflect.get(manifest, 'configToken') !== undefined &&
+    typeof schema === 'object' &&
+    schema !== null &&
+    typeof Reflect.get(schema, 'safeParse') === 'function' &&
+    typeof Reflect.get(value, 'kind') === 'string' &&
+    typeof Reflect.get(value, 'plugin') === 'function'
   );
-}
-
-function loadError(source: string, message: string, cause?: unknown): WarrenError {
-  return new WarrenError(ErrorCode.PluginLoad, `plugin ${source}: ${message}`, { terminal: true, cause });
 }

@@ -8,6 +8,7 @@ import type {
   UpstreamPlugin,
 } from '../plugin-api/upstream.js';
 import type { Route } from '../routes/types.js';
+import { CONNECT_TIMEOUT, IDLE_TIMEOUT, LOAD_BALANCING, REQUEST_BODY_TIMEOUT, RESPONSE_HEADER_TIMEOUT, UPSTREAM_HOST, UPSTREAM_QUEUE_TIMEOUT } from '../routes/core-annotations.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
 import { endpointOrigin, profileKey } from './transport.js';
 
@@ -87,7 +88,7 @@ export function defaultServerName(route: Route): string {
 
 /** The profile core starts from, before plugins adjust it. */
 export function baseProfile(route: Route, defaults: ProxyDefaults): TransportProfile {
-  const connectTimeout = (route.annotations['connect-timeout'] as number | undefined) ?? defaults.connectTimeout;
+  const connectTimeout = CONNECT_TIMEOUT.get(route) ?? defaults.connectTimeout;
   return usesTls(route)
     ? { scheme: 'https:', http2: 'off', connectTimeout, tls: { rejectUnauthorized: true, servername: defaultServerName(route) } }
     : { scheme: 'http:', http2: 'off', connectTimeout };
@@ -108,10 +109,9 @@ export interface CompileEnv {
 
 /** Compiles one route. Never throws: problems make the route unavailable with a clear error. */
 export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
-  const ann = route.annotations;
-  const policy = (ann['load-balancing'] as BalancingPolicy | undefined) ?? env.defaults.loadBalancing;
+  const policy = LOAD_BALANCING.get(route) ?? env.defaults.loadBalancing;
   const balancer = createBalancer(policy, route.backend.endpoints, env.states);
-  const idleOverride = ann['idle-timeout'] as number | undefined;
+  const idleOverride = IDLE_TIMEOUT.get(route);
   const labels = {
     namespace: route.ingress.namespace,
     ingress: route.ingress.name,
@@ -122,12 +122,12 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     route,
     grpc: route.protocol === 'grpc' || route.protocol === 'grpcs',
     balancer,
-    responseHeaderTimeout: (ann['response-header-timeout'] as number | undefined) ?? env.defaults.responseHeaderTimeout,
+    responseHeaderTimeout: RESPONSE_HEADER_TIMEOUT.get(route) ?? env.defaults.responseHeaderTimeout,
     idleTimeout: idleOverride ?? env.defaults.idleTimeout,
     idleTimeoutOverride: idleOverride,
-    requestBodyTimeout: (ann['request-body-timeout'] as number | undefined) ?? env.defaults.requestBodyTimeout,
-    queueTimeout: (ann['upstream-queue-timeout'] as number | undefined) ?? env.defaults.upstreamQueueTimeout,
-    hostOverride: ann['upstream-host'] as string | undefined,
+    requestBodyTimeout: REQUEST_BODY_TIMEOUT.get(route) ?? env.defaults.requestBodyTimeout,
+    queueTimeout: UPSTREAM_QUEUE_TIMEOUT.get(route) ?? env.defaults.upstreamQueueTimeout,
+    hostOverride: UPSTREAM_HOST.get(route),
     labels,
   };
   let profile = baseProfile(route, env.defaults);

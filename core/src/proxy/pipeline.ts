@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { inject, injectable, injectAll, type DependencyContainer } from 'tsyringe';
+import { injectable, injectAll, type DependencyContainer } from 'tsyringe';
 import type { Config } from '../config/schema.js';
 import { TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.js';
-import type { PluginManifest } from '../plugin-api/manifest.js';
-import type { TransportProfile, UpstreamPlugin } from '../plugin-api/upstream.js';
+import type { UpstreamPluginEntry } from '../plugin-api/registered.js';
+import type { TransportProfile } from '../plugin-api/upstream.js';
 import { compareManifests } from '../plugins/registry.js';
 import { routeChangesBetween } from '../routes/table.js';
 import type { Route, RouteChanges, RouteTable } from '../routes/types.js';
@@ -68,8 +68,7 @@ export interface PipelineOptions {
 @injectable()
 export class GenerationPlugins {
   constructor(
-    @injectAll(TOKENS.UpstreamPlugin, { isOptional: true }) readonly plugins: UpstreamPlugin[],
-    @inject(TOKENS.EnabledManifests, { isOptional: true }) readonly manifests: readonly PluginManifest[] | undefined,
+    @injectAll(TOKENS.UpstreamPlugin, { isOptional: true }) readonly plugins: UpstreamPluginEntry[],
   ) {}
 }
 
@@ -662,11 +661,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const plugins = new PluginSet(this.#options.container.createChildContainer(), [], new AbortController()).use();
     try {
       const resolved = plugins.container.resolve(GenerationPlugins);
-      const entries = sortPlugins(resolved.plugins, resolved.manifests ?? []);
+      const entries = sortPlugins(resolved.plugins);
       (plugins.entries as PluginEntry[]).push(...entries);
-      for (const { plugin } of entries) {
+      for (const { plugin, manifest } of entries) {
         await plugin.provision?.({
-          logger: this.#options.logger.child({ plugin: plugin.id }),
+          logger: this.#options.logger.child({ plugin: manifest.id }),
           signal: plugins.abort.signal,
           secrets: this.#options.secrets ?? NO_SECRETS,
           events: this.#options.events ?? NO_EVENTS,
@@ -738,18 +737,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
   }
 }
 
-/** Pairs each plugin with its manifest and sorts them in chain order (kind, order, id). */
-export function sortPlugins(plugins: readonly UpstreamPlugin[], manifests: readonly PluginManifest[]): PluginEntry[] {
-  const byId = new Map(manifests.map((m) => [m.id, m]));
-  return plugins
-    .map((plugin) => {
-      const manifest = byId.get(plugin.id);
-      if (!manifest) {
-        throw new WarrenError(ErrorCode.PluginLoad, `upstream plugin ${plugin.id} has no enabled manifest (register plugins with registerPlugins)`, {
-          terminal: true,
-        });
-      }
-      return { plugin, manifest };
-    })
-    .sort((a, b) => compareManifests(a.manifest, b.manifest));
+/** Sorts registered plugins in chain order (kind, order, id). */
+export function sortPlugins(plugins: readonly UpstreamPluginEntry[]): PluginEntry[] {
+  return [...plugins].sort((a, b) => compareManifests(a.manifest, b.manifest));
 }

@@ -10,7 +10,8 @@ import type { Config } from '../config/schema.js';
 import { TOKENS } from '../di/tokens.js';
 import type { EventObject, EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { PluginModule } from '../plugin-api/module.js';
-import { checkManifests, compareManifests, registerPlugins, type LoadedPlugin } from '../plugins/registry.js';
+import type { ControlPluginInstance } from '../plugin-api/registered.js';
+import { checkPlugins, compareManifests, registerPlugins, type LoadedPlugin } from '../plugins/registry.js';
 import type { BackendProtocol, Endpoint, PathType, Route, RouteTable } from '../routes/types.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
 import { HttpEntry } from './http-entry.js';
@@ -171,17 +172,21 @@ export class MemoryEvents implements EventSink {
 
 /** A plugin module with the settings to enable it with (parsed by its schema). */
 export interface TestPlugin {
-  readonly module: PluginModule<never> | PluginModule;
+  readonly module: PluginModule;
   readonly config?: Record<string, unknown>;
 }
 
 /** Parses, checks (as `resolvePlugins` does) and sorts plugin modules for `registerPlugins`. */
 export function loadTestPlugins(plugins: readonly TestPlugin[]): LoadedPlugin[] {
-  const modules = plugins.map((p) => p.module as PluginModule);
-  checkManifests(modules.map((m) => ({ manifest: m.manifest, source: `test:${m.manifest.id}` })));
+  checkPlugins(plugins.map(({ module }) => ({ module, source: `test:${module.manifest.id}` })));
   return plugins
-    .map((p) => ({ module: p.module as PluginModule, config: Object.freeze((p.module as PluginModule).configSchema.parse(p.config ?? {})), source: 'test' }))
+    .map(({ module, config }) => ({ module, config: Object.freeze(module.manifest.configSchema.parse(config ?? {})), source: 'test' }))
     .sort((a, b) => compareManifests(a.module.manifest, b.module.manifest));
+}
+
+/** The control plugins registered in `container`, as core resolves them (`registerPlugins`). */
+export function registeredControlPlugins(container: DependencyContainer): ControlPluginInstance[] {
+  return container.isRegistered(TOKENS.ControlPlugin, true) ? container.resolveAll(TOKENS.ControlPlugin) : [];
 }
 
 /** A pino logger (level `info`) whose JSON lines a test reads from `lines`. */

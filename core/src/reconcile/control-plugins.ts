@@ -1,12 +1,13 @@
 import type { Logger } from 'pino';
-import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
+import type { ControlContext } from '../plugin-api/control.js';
+import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
 import { WorkQueue } from './workqueue.js';
 
 export interface ControlPluginRunnerOptions {
-  readonly plugins: readonly ControlPlugin[];
+  readonly plugins: readonly ControlPluginInstance[];
   readonly store: RouteStore;
   /** The context of one plugin call (tunnel id, replaced tunnels), built when the call starts. */
   readonly context: (signal: AbortSignal) => ControlContext;

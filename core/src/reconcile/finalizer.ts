@@ -1,7 +1,8 @@
 import type { V1Ingress } from '@kubernetes/client-node';
 import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import type { Logger } from 'pino';
-import type { ControlContext, ControlPlugin } from '../plugin-api/control.js';
+import type { ControlContext } from '../plugin-api/control.js';
+import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
@@ -18,7 +19,7 @@ export interface FinalizerOptions {
   readonly ingresses: IngressSource;
   readonly store: RouteStore;
   /** Enabled control plugins; only those answering `needsFinalizer` true cause a finalizer. */
-  readonly plugins: readonly ControlPlugin[];
+  readonly plugins: readonly ControlPluginInstance[];
   readonly events: EventSink;
   /** The context of one plugin call (tunnel id, replaced tunnels), built when the call starts. */
   readonly context: (signal: AbortSignal) => ControlContext;
@@ -100,7 +101,7 @@ export class FinalizerController implements Runnable {
     else if (!needs && has) await this.#setFinalizers(ingress, finalizers.filter((f) => f !== CLEANUP_FINALIZER), 'remove', signal);
   }
 
-  #plugins(ingress: V1Ingress): ControlPlugin[] {
+  #plugins(ingress: V1Ingress): ControlPluginInstance[] {
     const ref = { namespace: ingress.metadata?.namespace ?? '', name: ingress.metadata?.name ?? '', annotations: ingress.metadata?.annotations ?? {} };
     return this.#o.plugins.filter((p) => {
       try {

@@ -1,7 +1,7 @@
 import type { V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import { ANNOTATION_PREFIX } from '../plugin-api/manifest.js';
 import type { BackendFound, BackendResolver, PortRef } from './backends.js';
-import { AUTO_PROTOCOL } from './core-annotations.js';
+import { AUTO_PROTOCOL, BACKEND_PROTOCOL } from './core-annotations.js';
 import { checkRuleHost } from './hosts.js';
 import { parseIngressAnnotations, show } from './ingress-annotations.js';
 import { classifyIngress, LEGACY_CLASS_ANNOTATION, type IngressClassSettings } from './ingress-class.js';
@@ -177,7 +177,7 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
       warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)),
     );
   }
-  const annotatedProtocol = annotations.values['backend-protocol'] as string | undefined;
+  const annotatedProtocol = BACKEND_PROTOCOL.get({ annotations: annotations.values });
   if (annotatedProtocol !== undefined && annotatedProtocol !== AUTO_PROTOCOL && !ctx.plugins.serves(annotatedProtocol)) {
     failClosed = true;
     diagnostics.push(

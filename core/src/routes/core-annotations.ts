@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DURATION_HINT, DURATION_PATTERN, parseDuration } from '../config/duration.js';
-import type { AnnotationSpec } from '../plugin-api/manifest.js';
+import { defineAnnotation, type AnnotationSpec } from '../plugin-api/manifest.js';
 
 /**
  * The `warren.dev/*` annotations core itself owns (their keys are `CORE_ANNOTATION_KEYS` in
@@ -50,59 +50,76 @@ const timeout = () =>
     .transform((v) => parseDuration(v)!)
     .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h');
 
+/** `warren.dev/<key>` annotations core owns; read them with `.get(route)`. */
+export const BACKEND_PROTOCOL = defineAnnotation({
+  key: 'backend-protocol',
+  description:
+    'Protocol spoken to the upstream: HTTP, HTTPS, H2C, H2, GRPC, GRPCS, or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
+  schema: backendProtocol,
+  example: 'GRPC',
+});
+
+export const UPSTREAM_HOST = defineAnnotation({
+  key: 'upstream-host',
+  description: 'Host header sent to the upstream instead of the client\'s.',
+  schema: upstreamHost,
+  example: 'app.internal',
+});
+
+export const CONNECT_TIMEOUT = defineAnnotation({
+  key: 'connect-timeout',
+  description: 'Upstream connect timeout for these routes (overrides proxy.connectTimeout).',
+  schema: timeout(),
+  example: '5s',
+});
+
+export const RESPONSE_HEADER_TIMEOUT = defineAnnotation({
+  key: 'response-header-timeout',
+  description: 'Time to wait for the upstream response head (overrides proxy.responseHeaderTimeout).',
+  schema: timeout(),
+  example: '60s',
+});
+
+export const IDLE_TIMEOUT = defineAnnotation({
+  key: 'idle-timeout',
+  description: 'Idle time after which an exchange is closed (overrides proxy.idleTimeout); raise it for WebSockets.',
+  schema: timeout(),
+  example: '1h',
+});
+
+export const REQUEST_BODY_TIMEOUT = defineAnnotation({
+  key: 'request-body-timeout',
+  description: 'Longest wait for the next bytes of a request body while the upstream is ready to read them (overrides proxy.requestBodyTimeout); a stall answers 408.',
+  schema: timeout(),
+  example: '30s',
+});
+
+export const UPSTREAM_QUEUE_TIMEOUT = defineAnnotation({
+  key: 'upstream-queue-timeout',
+  description: 'Longest wait for a free connection to the chosen endpoint (overrides proxy.upstreamQueueTimeout); then 503 with Retry-After.',
+  schema: timeout(),
+  example: '5s',
+});
+
+export const LOAD_BALANCING = defineAnnotation({
+  key: 'load-balancing',
+  description: 'Endpoint choice for these routes: least-request or round-robin (overrides proxy.loadBalancing).',
+  schema: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['least-request', 'round-robin'], { error: 'least-request or round-robin' })),
+  example: 'round-robin',
+});
+
 /** Core's annotation specs, in documentation order. */
 export const CORE_ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
-  {
-    key: 'backend-protocol',
-    description:
-      'Protocol spoken to the upstream: HTTP, HTTPS, H2C, H2, GRPC, GRPCS, or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
-    schema: backendProtocol,
-    example: 'GRPC',
-  },
-  {
-    key: 'upstream-host',
-    description: 'Host header sent to the upstream instead of the client\'s.',
-    schema: upstreamHost,
-    example: 'app.internal',
-  },
-  {
-    key: 'connect-timeout',
-    description: 'Upstream connect timeout for these routes (overrides proxy.connectTimeout).',
-    schema: timeout(),
-    example: '5s',
-  },
-  {
-    key: 'response-header-timeout',
-    description: 'Time to wait for the upstream response head (overrides proxy.responseHeaderTimeout).',
-    schema: timeout(),
-    example: '60s',
-  },
-  {
-    key: 'idle-timeout',
-    description: 'Idle time after which an exchange is closed (overrides proxy.idleTimeout); raise it for WebSockets.',
-    schema: timeout(),
-    example: '1h',
-  },
-  {
-    key: 'request-body-timeout',
-    description: 'Longest wait for the next bytes of a request body while the upstream is ready to read them (overrides proxy.requestBodyTimeout); a stall answers 408.',
-    schema: timeout(),
-    example: '30s',
-  },
-  {
-    key: 'upstream-queue-timeout',
-    description: 'Longest wait for a free connection to the chosen endpoint (overrides proxy.upstreamQueueTimeout); then 503 with Retry-After.',
-    schema: timeout(),
-    example: '5s',
-  },
-  {
-    key: 'load-balancing',
-    description: 'Endpoint choice for these routes: least-request or round-robin (overrides proxy.loadBalancing).',
-    schema: z
-      .string()
-      .trim()
-      .toLowerCase()
-      .pipe(z.enum(['least-request', 'round-robin'], { error: 'least-request or round-robin' })),
-    example: 'round-robin',
-  },
-] satisfies AnnotationSpec[]);
+  BACKEND_PROTOCOL,
+  UPSTREAM_HOST,
+  CONNECT_TIMEOUT,
+  RESPONSE_HEADER_TIMEOUT,
+  IDLE_TIMEOUT,
+  REQUEST_BODY_TIMEOUT,
+  UPSTREAM_QUEUE_TIMEOUT,
+  LOAD_BALANCING,
+]);

@@ -7,7 +7,6 @@ import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import { parseConfig } from '../../src/config/load.js';
 import { TOKENS } from '../../src/di/tokens.js';
-import type { ControlPlugin } from '../../src/plugin-api/control.js';
 import { resolvePlugins } from '../../src/plugins/registry.js';
 import type { RouteTable } from '../../src/routes/types.js';
 import {
@@ -57,8 +56,8 @@ async function stack(t: ExecutionContext) {
   const { sim } = await startHarness(t, { handler: proxy.pipeline });
   await sim.waitForRegistrations(1);
 
-  // The leader's side of the same plugin: the control plugin the module registered.
-  const [control] = proxy.container.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[];
+  // The leader's side of the same plugin: the control plugin core registered for the module.
+  const [control] = proxy.container.resolveAll(TOKENS.ControlPlugin);
   const events = new RecordingEventSink();
   await control!.provision?.(testProvisionContext({ logger, events }));
   const routes = [

@@ -4,10 +4,8 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { container as rootContainer } from 'tsyringe';
 import { parseConfig } from '../../src/config/load.js';
-import { TOKENS, pluginConfigToken } from '../../src/di/tokens.js';
+import { TOKENS } from '../../src/di/tokens.js';
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
-import type { ControlPlugin } from '../../src/plugin-api/control.js';
-import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import { registerPlugins, resolvePlugins } from '../../src/plugins/registry.js';
 import { GenerationPlugins } from '../../src/proxy/pipeline.js';
 import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '../../src/testing/index.js';
@@ -47,13 +45,13 @@ test('container smoke test: every built-in plugin enabled, a generation child re
   root.register(TOKENS.CloudflareClient, { useValue: noCloudflare });
   registerPlugins(root, loaded);
   const child = root.createChildContainer();
-  for (const plugin of loaded) t.truthy(child.resolve(pluginConfigToken(plugin.module.manifest.name)), plugin.module.manifest.name);
-  const upstream = child.resolveAll(TOKENS.UpstreamPlugin) as UpstreamPlugin[];
-  const control = child.resolveAll(TOKENS.ControlPlugin) as ControlPlugin[];
+  for (const plugin of loaded) t.is(child.resolve(plugin.module.manifest.configToken), plugin.config, plugin.module.manifest.name);
+  const upstream = child.resolveAll(TOKENS.UpstreamPlugin);
+  const control = child.resolveAll(TOKENS.ControlPlugin);
   // The firewall's lists are enforced in the proxy too, so it is an upstream plugin besides a control plugin.
-  t.deepEqual(upstream.map((p) => p.id).sort(), ['cloud.firewall', ...UPSTREAM.map((n) => `upstream.${n}`)].sort());
+  t.deepEqual(upstream.map((p) => p.manifest.id).sort(), ['cloud.firewall', ...UPSTREAM.map((n) => `upstream.${n}`)].sort());
   t.deepEqual(control.map((p) => p.id).sort(), ['cloud.dns', 'cloud.firewall']);
-  t.is((child.resolve(TOKENS.EnabledManifests) as unknown[]).length, 8);
+  t.is(child.resolve(TOKENS.EnabledManifests).length, 8);
   const generation = child.resolve(GenerationPlugins);
   t.is(generation.plugins.length, 7);
   t.true(generation.plugins.every((p) => upstream.includes(p)), 'one instance per generation: the same objects as resolveAll');
@@ -74,7 +72,7 @@ async function withPlugins(t: ExecutionContext, disabled: readonly string[], rou
   const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({ loadedPlugins: loaded, table: testRouteTable([testRoute(route)]), logger });
   t.teardown(() => proxy.close());
-  const ids = proxy.container.createChildContainer().resolve(GenerationPlugins).plugins.map((p) => p.id);
+  const ids = proxy.container.createChildContainer().resolve(GenerationPlugins).plugins.map((p) => p.manifest.id);
   for (const name of disabled) t.false(ids.includes(`upstream.${name}`), `${name} is not registered`);
   return Object.assign(proxy, { lines });
 }

@@ -1,11 +1,10 @@
 import test from 'ava';
-import { inject, injectable, Lifecycle } from 'tsyringe';
 import { z } from 'zod';
-import { TOKENS, pluginConfigToken } from '../../src/di/tokens.js';
 import { ErrorCode, WarrenError } from '../../src/errors.js';
 import { definePlugin } from '../../src/plugin-api/module.js';
 import type { ProvisionContext } from '../../src/plugin-api/lifecycle.js';
-import type { PluginKind } from '../../src/plugin-api/manifest.js';
+import { defineManifest, type PluginConfig, type UpstreamKind } from '../../src/plugin-api/manifest.js';
+import { inject, injectable } from '../../src/plugin-api/index.js';
 import type { RouteBinding, UpstreamInterceptor, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Route } from '../../src/routes/types.js';
 import { capturedLogger, getText, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
@@ -23,14 +22,21 @@ interface Journal {
 }
 
 /** A test plugin whose interceptor appends `<id>#<instance>` to the `x-chain` request header. */
-function chainPlugin(id: string, kind: PluginKind, order: number, journal: Journal) {
-  const name = id.replace('.', '-');
+function chainPlugin(id: string, kind: UpstreamKind, order: number, journal: Journal) {
+  const manifest = defineManifest({
+    id,
+    name: id.replace('.', '-'),
+    description: 'test',
+    coreRange: '^0.1.0',
+    kind,
+    order,
+    configSchema: z.object({ tag: z.string().default(id) }).strict(),
+  });
   @injectable()
   class ChainPlugin implements UpstreamPlugin {
-    readonly id = id;
     readonly serial: number;
 
-    constructor(@inject(pluginConfigToken(name)) readonly config: { tag: string }) {
+    constructor(@inject(manifest.configToken) readonly config: PluginConfig<typeof manifest>) {
       this.serial = ++journal.created;
     }
 
@@ -60,14 +66,7 @@ function chainPlugin(id: string, kind: PluginKind, order: number, journal: Journ
         };
     }
   }
-  return definePlugin({
-    manifest: { id, name, description: 'test', coreRange: '^0.1.0', kind, order },
-    configSchema: z.object({ tag: z.string().default(id) }).strict(),
-    register(container, config) {
-      container.register(pluginConfigToken(name), { useValue: config });
-      container.register(TOKENS.UpstreamPlugin, { useClass: ChainPlugin }, { lifecycle: Lifecycle.ContainerScoped });
-    },
-  });
+  return definePlugin({ manifest, plugin: ChainPlugin });
 }
 
 const chainOf = (body: string): string => (JSON.parse(body) as { headers: Record<string, string> }).headers['x-chain'] ?? '';

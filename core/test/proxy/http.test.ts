@@ -3,10 +3,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { Writable, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { defineManifest } from '../../src/plugin-api/manifest.js';
 import { definePlugin } from '../../src/plugin-api/module.js';
+import type { RouteBinding, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
+import type { Route } from '../../src/routes/types.js';
 import { z } from 'zod';
-import { Lifecycle } from 'tsyringe';
-import { TOKENS } from '../../src/di/tokens.js';
 import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 interface Reply {
@@ -276,13 +277,21 @@ test('metrics count requests by route labels (proxy.metrics.routeLabels) and sta
 
 /** A protocol plugin that claims `https` without configuring anything: core's default TLS profile applies. */
 
-class HttpsClaim {
-  readonly id = 'test.https-claim';
+class HttpsClaim implements UpstreamPlugin {
+  bind(route: Route): RouteBinding {
+    return { route, options: {} };
+  }
 }
 const httpsClaim = definePlugin({
-  manifest: { id: 'test.https-claim', name: 'https-claim', description: 'claims https', coreRange: '^0.1.0', kind: 'protocol', order: 1, protocols: ['https'] },
-  configSchema: z.object({}).strict(),
-  register(container) {
-    container.register(TOKENS.UpstreamPlugin, { useClass: HttpsClaim }, { lifecycle: Lifecycle.ContainerScoped });
-  },
+  manifest: defineManifest({
+    id: 'test.https-claim',
+    name: 'https-claim',
+    description: 'claims https',
+    coreRange: '^0.1.0',
+    kind: 'protocol',
+    order: 1,
+    protocols: ['https'],
+    configSchema: z.object({}).strict(),
+  }),
+  plugin: HttpsClaim,
 });

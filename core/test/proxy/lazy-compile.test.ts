@@ -1,7 +1,7 @@
 import test from 'ava';
-import { injectable, Lifecycle } from 'tsyringe';
 import { z } from 'zod';
-import { TOKENS } from '../../src/di/tokens.js';
+import { injectable } from '../../src/plugin-api/index.js';
+import { defineManifest } from '../../src/plugin-api/manifest.js';
 import { definePlugin } from '../../src/plugin-api/module.js';
 import type { EventSink, ProvisionContext } from '../../src/plugin-api/lifecycle.js';
 import type { RouteBinding, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
@@ -17,7 +17,6 @@ type BindJournal = string[][];
 function bindRecorder(journal: BindJournal) {
   @injectable()
   class BindRecorder implements UpstreamPlugin {
-    readonly id = 'test.binds';
     readonly #bound: string[] = [];
     #events: EventSink | undefined;
 
@@ -37,13 +36,16 @@ function bindRecorder(journal: BindJournal) {
       return { route, options: {} };
     }
   }
-  return definePlugin({
-    manifest: { id: 'test.binds', name: 'test-binds', description: 'test', coreRange: '^0.1.0', kind: 'policy', order: 1 },
+  const manifest = defineManifest({
+    id: 'test.binds',
+    name: 'test-binds',
+    description: 'test',
+    coreRange: '^0.1.0',
+    kind: 'policy',
+    order: 1,
     configSchema: z.object({}).strict(),
-    register(container) {
-      container.register(TOKENS.UpstreamPlugin, { useClass: BindRecorder }, { lifecycle: Lifecycle.ContainerScoped });
-    },
   });
+  return definePlugin({ manifest, plugin: BindRecorder });
 }
 
 /** `count` routes, one host each (`h<i>.test`), to `endpoint`. */

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ControlContext, ControlPlugin } from '../../src/plugin-api/control.js';
+import type { ControlContext } from '../../src/plugin-api/control.js';
+import type { ControlPluginInstance } from '../../src/plugin-api/registered.js';
 import { ControlPluginRunner } from '../../src/reconcile/control-plugins.js';
 import { RouteStore } from '../../src/routes/store.js';
 import { emptyRouteTable } from '../../src/routes/table.js';
@@ -9,7 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { LogCapture } from '../support/controller.js';
 
 /** A control plugin whose calls take time and can be told to fail. */
-class SlowPlugin implements ControlPlugin {
+class SlowPlugin implements ControlPluginInstance {
   readonly calls: Array<{ generation: number; tunnelId: string | undefined }> = [];
   active = 0;
   maxActive = 0;
@@ -31,7 +32,7 @@ class SlowPlugin implements ControlPlugin {
   }
 }
 
-function setup(plugins: ControlPlugin[]) {
+function setup(plugins: ControlPluginInstance[]) {
   const store = new RouteStore();
   const logs = new LogCapture();
   let tunnelId: string | undefined;

@@ -1,5 +1,6 @@
 import test from 'ava';
-import type { ControlContext, ControlPlugin } from '../../src/plugin-api/control.js';
+import type { ControlContext } from '../../src/plugin-api/control.js';
+import type { ControlPluginInstance } from '../../src/plugin-api/registered.js';
 import type { RouteTable } from '../../src/routes/types.js';
 import { CLEANUP_FINALIZER } from '../../src/reconcile/finalizer.js';
 import { adminClients, useApiServer } from '../support/apiserver.js';
@@ -9,7 +10,7 @@ import { createBackend, ensureIngressClass, ingress, testHost } from '../support
 const server = useApiServer(test);
 
 /** A control plugin that manages (pretend) external state per Ingress, as the DNS plugin does. */
-class ExternalStatePlugin implements ControlPlugin {
+class ExternalStatePlugin implements ControlPluginInstance {
   readonly id = 'test.external-state';
   readonly tables: RouteTable[] = [];
   readonly deleted: Array<{ ingress: string; hosts: readonly string[]; tunnelId: string | undefined }> = [];

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
+import { defineAnnotation } from '../../src/plugin-api/manifest.js';
 import type { V1Ingress } from '@kubernetes/client-node';
 import type { StoreChange } from '../../src/k8s/object-store.js';
 import type { WatchedKind } from '../../src/k8s/kinds.js';
@@ -36,7 +37,7 @@ const plugins = new RoutingPlugins([
     coreRange: '^0.1.0',
     kind: 'policy',
     order: 0,
-    annotations: [{ key: 'auth-secret', description: '', schema: z.string(), example: 'x', secretRef: true }],
+    annotations: [defineAnnotation({ key: 'auth-secret', description: '', schema: z.string(), example: 'x', secretRef: true })],
   },
 ]);
 

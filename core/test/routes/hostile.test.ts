@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import { z } from 'zod';
+import { defineAnnotation } from '../../src/plugin-api/manifest.js';
 import type { V1Ingress } from '@kubernetes/client-node';
 import { CORE_ANNOTATION_KEYS } from '../../src/plugins/registry.js';
 import { BUILTIN_PLUGINS } from '../../src/plugins/builtin.js';
@@ -126,11 +127,11 @@ test('annotation registry: enabled plugins parse, disabled ones are named, relat
         coreRange: '^0.1.0',
         kind: 'policy',
         order: 0,
-        annotations: [{ key: 'auth-secret', description: '', schema: z.string(), example: 'x', secretRef: true }],
+        annotations: [defineAnnotation({ key: 'auth-secret', description: '', schema: z.string(), example: 'x', secretRef: true })],
       },
     ],
     [
-      { id: 'upstream.tls', name: 'tls', description: '', coreRange: '^0.1.0', kind: 'transport', order: 0, protocols: ['https'], annotations: [{ key: 'proxy-ssl-secret', description: '', schema: z.string(), example: 'x' }] },
+      { id: 'upstream.tls', name: 'tls', description: '', coreRange: '^0.1.0', kind: 'transport', order: 0, protocols: ['https'], annotations: [defineAnnotation({ key: 'proxy-ssl-secret', description: '', schema: z.string(), example: 'x' })] },
     ],
   );
   t.is(plugins.annotation('auth-secret')?.owner, 'acme.auth');

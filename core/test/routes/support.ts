@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseConfig } from '../../src/config/load.js';
-import type { PluginManifest } from '../../src/plugin-api/manifest.js';
+import { defineAnnotation, type PluginManifest } from '../../src/plugin-api/manifest.js';
 import { routeBuildSettings, type RouteBuildSettings } from '../../src/routes/build.js';
 import type { Diagnostic, Route, RouteTable } from '../../src/routes/types.js';
 
@@ -19,13 +19,13 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
     enabledByDefault: true,
     protocols: ['https'],
     annotations: [
-      { key: 'proxy-ssl-secret', description: 'CA Secret', schema: z.string().min(1), example: 'ns/ca', secretRef: true },
-      {
+      defineAnnotation({ key: 'proxy-ssl-secret', description: 'CA Secret', schema: z.string().min(1), example: 'ns/ca', secretRef: true }),
+      defineAnnotation({
         key: 'proxy-ssl-verify',
         description: 'verify',
         schema: z.enum(['on', 'off'], { error: 'on or off' }),
         example: 'on',
-      },
+      }),
     ],
   },
   { id: 'upstream.http2', name: 'http2', description: 'h2', coreRange: '^0.1.0', kind: 'transport', order: 20, enabledByDefault: true, protocols: ['h2c', 'h2'] },
@@ -60,12 +60,12 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
     order: 20,
     enabledByDefault: false,
     annotations: [
-      {
+      defineAnnotation({
         key: 'firewall-allow-countries',
         description: 'allowed countries',
         schema: z.string().regex(/^[A-Z]{2}(,[A-Z]{2})*$/, 'comma-separated ISO country codes such as "CH,DE"'),
         example: 'CH,DE',
-      },
+      }),
     ],
   },
   {
@@ -77,12 +77,12 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
     order: 10,
     enabledByDefault: true,
     annotations: [
-      {
+      defineAnnotation({
         key: 'rate-limit',
         description: 'requests per second',
         schema: z.string().regex(/^\d+$/, 'a whole number').transform(Number).pipe(z.number().int().min(1).max(100000)),
         example: '100',
-      },
+      }),
     ],
   },
 ];

@@ -15,8 +15,8 @@ import { createKubernetesControlPlane, type KubernetesControlPlane } from '../..
 import { Manager, type ManagedRunnable } from '../../src/lifecycle/manager.js';
 import { HealthServer } from '../../src/observability/health-server.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { ControlPlugin } from '../../src/plugin-api/control.js';
-import type { PluginManifest } from '../../src/plugin-api/manifest.js';
+import type { ControlPluginInstance } from '../../src/plugin-api/registered.js';
+import { defineAnnotation, type PluginManifest } from '../../src/plugin-api/manifest.js';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/build.js';
 import { RouteStore } from '../../src/routes/store.js';
 import { HttpEntry } from '../../src/proxy/http-entry.js';
@@ -45,7 +45,7 @@ export interface TestControllerOptions {
   /** Use this client instead of one with a fresh controller ServiceAccount token. */
   readonly kubeClient?: KubeClient;
   readonly tunnelId?: () => string | undefined;
-  readonly controlPlugins?: readonly ControlPlugin[];
+  readonly controlPlugins?: readonly ControlPluginInstance[];
   readonly identity?: string;
   /** Extra runnables (e.g. a leader-only probe). */
   readonly extraRunnables?: readonly ManagedRunnable[];
@@ -89,7 +89,7 @@ export const TEST_MANIFEST: PluginManifest = {
   kind: 'policy',
   order: 0,
   annotations: [
-    { key: 'test-ca-secret', description: 'Secret with a CA bundle', example: 'my-ca', secretRef: true, schema: z.string().min(1) },
+    defineAnnotation({ key: 'test-ca-secret', description: 'Secret with a CA bundle', example: 'my-ca', secretRef: true, schema: z.string().min(1) }),
   ],
 };
 

@@ -1,4 +1,5 @@
 import type { IngressRef, RouteTable } from '@warren/core/plugin';
+import { DNS_MANAGED } from './manifest.js';
 import { isPublishableHost } from './names.js';
 
 /** The Ingresses that route one host, and whether any of them wants its DNS managed. */
@@ -30,7 +31,7 @@ export function hostClaims(table: RouteTable, excluded: ReadonlySet<string>, pre
     let entry = byHost.get(host);
     if (!entry) byHost.set(host, (entry = { ingresses: new Map(), managed: false }));
     entry.ingresses.set(route.ingress.uid, route.ingress);
-    if (route.annotations['dns-managed'] !== false) entry.managed = true;
+    if (DNS_MANAGED.get(route) !== false) entry.managed = true;
   }
   const claims = new Map<string, HostClaim>();
   for (const [host, entry] of byHost) claims.set(host, { host, ingresses: [...entry.ingresses.values()], managed: entry.managed });

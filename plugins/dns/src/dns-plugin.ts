@@ -1,24 +1,29 @@
-import { ANNOTATION_PREFIX, TOKENS, pluginConfigToken, type ControlContext, type ControlPlugin, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
+import {
+  TOKENS,
+  inject,
+  injectable,
+  type ControlContext,
+  type ControlPlugin,
+  type FinalizerCandidate,
+  type ProvisionContext,
+  type RouteTable,
+} from '@warren/core/plugin';
 import type { CloudflareClientFactory } from '@warren/core';
 import type { Logger } from 'pino';
-import { inject, injectable } from 'tsyringe';
 import { DnsSync } from './dns-sync.js';
+import { DNS_MANAGED, manifest } from './manifest.js';
 import type { DnsSettings } from './settings.js';
-
-/** Annotation key (without prefix) of the per-Ingress opt-out. */
-export const DNS_MANAGED_ANNOTATION = 'dns-managed';
 
 /** The `cloud.dns` control plugin: wires {@link DnsSync} into core's control-plugin contract. Leader only. */
 @injectable()
 export class DnsPlugin implements ControlPlugin {
-  readonly id = 'cloud.dns';
   readonly #settings: DnsSettings;
   readonly #clients: CloudflareClientFactory;
   #sync: DnsSync | undefined;
   #log: Logger | undefined;
   #term: number | undefined;
 
-  constructor(@inject(pluginConfigToken('dns')) settings: DnsSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
+  constructor(@inject(manifest.configToken) settings: DnsSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
     this.#settings = settings;
     this.#clients = clients;
   }
@@ -40,9 +45,8 @@ export class DnsPlugin implements ControlPlugin {
     await this.#engine(ctx).releaseIngress(ingress, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
   }
 
-  needsFinalizer(ingress: { annotations: Readonly<Record<string, string>> }): boolean {
-    const value = ingress.annotations[`${ANNOTATION_PREFIX}${DNS_MANAGED_ANNOTATION}`] ?? ingress.annotations[DNS_MANAGED_ANNOTATION];
-    return value?.trim().toLowerCase() !== 'false';
+  needsFinalizer(ingress: FinalizerCandidate): boolean {
+    return DNS_MANAGED.get(ingress) !== false;
   }
 
   /** The sync engine, which forgets what it read from Cloudflare when a new leadership term began. */

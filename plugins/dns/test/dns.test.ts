@@ -1,10 +1,12 @@
 import test, { type ExecutionContext } from 'ava';
 import 'reflect-metadata';
-import { isWarrenError, ErrorCode, CloudflareApiError } from '@warren/core';
+import { isWarrenError, ErrorCode, CloudflareApiError, HostedControlPlugin, registerPlugins } from '@warren/core';
 import {
   RecordingEventSink,
   capturingLogger,
   handBuiltRouteTable,
+  loadTestPlugins,
+  registeredControlPlugins,
   startFakeCloudflare,
   testProvisionContext,
   type FakeCloudflare,
@@ -88,8 +90,11 @@ test('records follow the Ingress: a new tunnel id updates them, a removed host o
   await h.sync([ing('web', ['shared.example.com']), other], NEW);
   t.deepEqual(Object.keys(cnames(h.fake, 'example.com')), ['shared.example.com'], 'the deleted Ingress is not recreated while the table still lists it');
   t.is(h.fake.count(), before, 'and nothing needed an API call');
-  t.true(h.plugin.needsFinalizer({ annotations: {} }));
-  t.false(h.plugin.needsFinalizer({ annotations: { 'warren.dev/dns-managed': 'false' } }));
+  // As core asks: the Ingress's raw annotations, parsed with the manifest's specs before the plugin sees them.
+  const hosted = new HostedControlPlugin(dnsModule.manifest, h.plugin);
+  t.true(hosted.needsFinalizer({ namespace: 'default', name: 'web', annotations: {} }));
+  t.false(hosted.needsFinalizer({ namespace: 'default', name: 'web', annotations: { 'warren.dev/dns-managed': ' False ' } }));
+  t.true(hosted.needsFinalizer({ namespace: 'default', name: 'web', annotations: { 'warren.dev/dns-managed': 'maybe' } }), 'a value the schema refuses is absent');
 });
 
 test('without ownerId, a replaced tunnel takes its records over: CNAMEs follow, ownership is re-keyed, nothing conflicts', async (t) => {
@@ -379,7 +384,7 @@ test('drift is repaired after resyncInterval, and the API token never reaches lo
 
 test('the plugin module registers under the control-plugin token with its annotation declared', (t) => {
   t.is(dnsModule.manifest.id, 'cloud.dns');
-  t.true(dnsModule.manifest.needsLeader);
+  t.is(dnsModule.manifest.kind, 'control', 'control plugins run on the leader only');
   t.false(dnsModule.manifest.enabledByDefault);
   t.deepEqual(dnsModule.manifest.annotations?.map((a) => a.key), ['dns-managed']);
   t.is(registryName('_warren', '*.example.com'), '_warren._wildcard.example.com');
@@ -387,15 +392,17 @@ test('the plugin module registers under the control-plugin token with its annota
   t.throws(() => dnsSettingsSchema.parse({ unknown: 1 }));
 });
 
-test('the container resolves the plugin with explicit tokens only', async (t) => {
+test('core registers the plugin under the control-plugin token with its manifest id; it resolves with explicit tokens only', async (t) => {
   const { container } = await import('tsyringe');
   const { TOKENS } = await import('@warren/core/plugin');
   const child = container.createChildContainer();
   child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
-  dnsModule.register(child, dnsModule.configSchema.parse({ zones: ['example.com'] }));
-  const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as DnsPlugin[];
-  t.true(plugin instanceof DnsPlugin);
-  t.is(plugin!.id, 'cloud.dns');
+  registerPlugins(child, loadTestPlugins([{ module: dnsModule, config: { zones: ['example.com'] } }]));
+  const controls = registeredControlPlugins(child);
+  t.is(controls.length, 1);
+  const [control] = controls;
+  t.true(control instanceof HostedControlPlugin && control.plugin instanceof DnsPlugin);
+  t.is(control!.id, 'cloud.dns');
 });
 
 test('zones of several accounts and a tunnel none of them shows: nothing is published until plugins.dns.accountId names one', async (t) => {

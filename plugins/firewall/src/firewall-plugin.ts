@@ -1,14 +1,13 @@
-import { TOKENS, pluginConfigToken, type ControlContext, type ControlPlugin, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
+import { TOKENS, inject, injectable, type ControlContext, type ControlPlugin, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
 import { unenforcedFirewallGauge, type CloudflareClientFactory, type UnenforcedFirewallGauge } from '@warren/core';
 import type { Logger } from 'pino';
-import { inject, injectable } from 'tsyringe';
 import { FirewallSync } from './firewall-sync.js';
+import { manifest } from './manifest.js';
 import type { FirewallSettings } from './settings.js';
 
 /** The `cloud.firewall` control plugin: wires {@link FirewallSync} into core's control-plugin contract. Leader only. */
 @injectable()
 export class FirewallPlugin implements ControlPlugin {
-  readonly id = 'cloud.firewall';
   readonly #settings: FirewallSettings;
   readonly #clients: CloudflareClientFactory;
   readonly #unenforced: UnenforcedFirewallGauge | undefined;
@@ -18,7 +17,7 @@ export class FirewallPlugin implements ControlPlugin {
 
   /** `registry`: the process's prom-client registry (`TOKENS.Metrics`, optional), for `warren_firewall_unenforced_ingresses`. */
   constructor(
-    @inject(pluginConfigToken('firewall')) settings: FirewallSettings,
+    @inject(manifest.configToken) settings: FirewallSettings,
     @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory,
     @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof unenforcedFirewallGauge>[0],
   ) {

@@ -3,13 +3,14 @@ import {
   ErrorCode,
   TOKENS,
   WarrenError,
-  pluginConfigToken,
+  inject,
+  injectable,
   type Route,
   type RouteBinding,
   type UpstreamInterceptor,
   type UpstreamPlugin,
 } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
+import { manifest } from './manifest.js';
 import { compileOriginLists, refusalOf, type OriginLists } from './origin-lists.js';
 import type { FirewallSettings } from './settings.js';
 
@@ -31,12 +32,11 @@ export interface OriginGuardOptions {
  */
 @injectable()
 export class FirewallOriginGuard implements UpstreamPlugin<OriginGuardOptions> {
-  readonly id = 'cloud.firewall';
   readonly #settings: FirewallSettings;
   readonly #counter: OriginRefusalCounter | undefined;
 
   constructor(
-    @inject(pluginConfigToken('firewall')) settings: FirewallSettings,
+    @inject(manifest.configToken) settings: FirewallSettings,
     @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof originRefusalCounter>[0],
   ) {
     this.#settings = settings;
@@ -44,7 +44,7 @@ export class FirewallOriginGuard implements UpstreamPlugin<OriginGuardOptions> {
   }
 
   bind(route: Route): RouteBinding<OriginGuardOptions> | undefined {
-    const lists = compileOriginLists(route.annotations);
+    const lists = compileOriginLists(route);
     if (!lists) return undefined;
     if (this.#settings.originEnforcement === 'block-only' && lists.action !== 'block') return undefined;
     const { namespace, name } = route.ingress;

@@ -1,8 +1,8 @@
 import type { OriginRefusalReason } from '@warren/core';
-import type { RequestHead } from '@warren/core/plugin';
+import type { Annotated, AnnotationSpec, RequestHead } from '@warren/core/plugin';
 import { AddressSet } from './addresses.js';
 import type { ParsedList } from './lists.js';
-import { ANNOTATIONS } from './rules.js';
+import { ACTION, ALLOW_COUNTRIES, ALLOW_IPS, DENY_COUNTRIES, DENY_IPS } from './manifest.js';
 
 /** One Ingress's lists, compiled once per route for the proxy. */
 export interface OriginLists {
@@ -15,25 +15,25 @@ export interface OriginLists {
 }
 
 /** The lists of a route's annotations; undefined when it has no list with a valid entry. */
-export function compileOriginLists(annotations: Readonly<Record<string, unknown>>): OriginLists | undefined {
-  const entries = (key: string) => {
-    const list = annotations[key] as ParsedList | undefined;
+export function compileOriginLists(route: Annotated): OriginLists | undefined {
+  const entries = (annotation: AnnotationSpec<ParsedList>) => {
+    const list = annotation.get(route);
     return list && list.entries.length ? list.entries : undefined;
   };
-  const ips = (key: string) => {
-    const list = entries(key);
+  const ips = (annotation: AnnotationSpec<ParsedList>) => {
+    const list = entries(annotation);
     return list ? new AddressSet(list) : undefined;
   };
-  const countries = (key: string) => {
-    const list = entries(key);
+  const countries = (annotation: AnnotationSpec<ParsedList>) => {
+    const list = entries(annotation);
     return list ? new Set(list) : undefined;
   };
   const lists = {
-    denyIps: ips(ANNOTATIONS.denyIps),
-    allowIps: ips(ANNOTATIONS.allowIps),
-    denyCountries: countries(ANNOTATIONS.denyCountries),
-    allowCountries: countries(ANNOTATIONS.allowCountries),
-    action: typeof annotations[ANNOTATIONS.action] === 'string' ? (annotations[ANNOTATIONS.action] as string) : 'block',
+    denyIps: ips(DENY_IPS),
+    allowIps: ips(ALLOW_IPS),
+    denyCountries: countries(DENY_COUNTRIES),
+    allowCountries: countries(ALLOW_COUNTRIES),
+    action: ACTION.get(route) ?? 'block',
   };
   return lists.denyIps || lists.allowIps || lists.denyCountries || lists.allowCountries ? lists : undefined;
 }

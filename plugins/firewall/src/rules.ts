@@ -1,24 +1,16 @@
 import { ownershipDigest, type ZoneInfo, matchZone } from '@warren/core';
-import type { IngressRef, RouteTable } from '@warren/core/plugin';
+import type { AnnotationSpec, IngressRef, Route, RouteTable } from '@warren/core/plugin';
 import type { ParsedList } from './lists.js';
-
-/** Annotation keys (without prefix) the firewall plugin owns. */
-export const ANNOTATIONS = {
-  allowIps: 'firewall-allow-ips',
-  denyIps: 'firewall-deny-ips',
-  allowCountries: 'firewall-allow-countries',
-  denyCountries: 'firewall-deny-countries',
-  action: 'firewall-action',
-} as const;
+import { ACTION, ALLOW_COUNTRIES, ALLOW_IPS, DENY_COUNTRIES, DENY_IPS } from './manifest.js';
 
 /** The four kinds of generated rule, one per list annotation. */
 export type RuleKind = 'allow-ips' | 'deny-ips' | 'allow-countries' | 'deny-countries';
 
-const KINDS: ReadonlyArray<{ kind: RuleKind; key: string; condition: (set: string) => string }> = [
-  { kind: 'deny-ips', key: ANNOTATIONS.denyIps, condition: (set) => `ip.src in {${set}}` },
-  { kind: 'deny-countries', key: ANNOTATIONS.denyCountries, condition: (set) => `ip.src.country in {${set}}` },
-  { kind: 'allow-ips', key: ANNOTATIONS.allowIps, condition: (set) => `not ip.src in {${set}}` },
-  { kind: 'allow-countries', key: ANNOTATIONS.allowCountries, condition: (set) => `not ip.src.country in {${set}}` },
+const KINDS: ReadonlyArray<{ kind: RuleKind; annotation: AnnotationSpec<ParsedList>; condition: (set: string) => string }> = [
+  { kind: 'deny-ips', annotation: DENY_IPS, condition: (set) => `ip.src in {${set}}` },
+  { kind: 'deny-countries', annotation: DENY_COUNTRIES, condition: (set) => `ip.src.country in {${set}}` },
+  { kind: 'allow-ips', annotation: ALLOW_IPS, condition: (set) => `not ip.src in {${set}}` },
+  { kind: 'allow-countries', annotation: ALLOW_COUNTRIES, condition: (set) => `not ip.src.country in {${set}}` },
 ];
 
 /** The Rules language's limit on one expression. */
@@ -112,12 +104,12 @@ export function desiredRules(
 ): { rules: DesiredRule[]; clauses: RuleClause[]; problems: RuleProblem[] } {
   const clauses: RuleClause[] = [];
   const problems: RuleProblem[] = [];
-  const byIngress = new Map<string, { ref: IngressRef; hosts: Set<string>; hostless: boolean; annotations: Readonly<Record<string, unknown>> }>();
+  const byIngress = new Map<string, { ref: IngressRef; hosts: Set<string>; hostless: boolean; route: Route }>();
   const routedBy = new Map<string, Set<string>>();
   for (const route of table.routes) {
     const key = route.ingress.uid;
     let entry = byIngress.get(key);
-    if (!entry) byIngress.set(key, (entry = { ref: route.ingress, hosts: new Set(), hostless: false, annotations: route.annotations }));
+    if (!entry) byIngress.set(key, (entry = { ref: route.ingress, hosts: new Set(), hostless: false, route }));
     if (route.host) {
       entry.hosts.add(route.host.toLowerCase());
       const set = routedBy.get(route.host.toLowerCase()) ?? new Set<string>();
@@ -125,11 +117,11 @@ export function desiredRules(
       routedBy.set(route.host.toLowerCase(), set);
     } else entry.hostless = true;
   }
-  for (const { ref, hosts, hostless, annotations } of byIngress.values()) {
-    const lists = KINDS.map((k) => ({ ...k, list: annotations[k.key] as ParsedList | undefined })).filter((k) => k.list);
+  for (const { ref, hosts, hostless, route } of byIngress.values()) {
+    const lists = KINDS.map((k) => ({ ...k, key: k.annotation.key, list: k.annotation.get(route) })).filter((k) => k.list);
     if (!lists.length) continue;
     const name = `${ref.namespace}/${ref.name}`;
-    const action = typeof annotations[ANNOTATIONS.action] === 'string' ? (annotations[ANNOTATIONS.action] as string) : 'block';
+    const action = ACTION.get(route) ?? 'block';
     for (const { key, list } of lists) {
       if (list!.invalid.length) {
         problems.push({

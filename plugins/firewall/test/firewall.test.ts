@@ -1,7 +1,18 @@
 import test, { type ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import 'reflect-metadata';
-import { RecordingEventSink, capturingLogger, handBuiltRouteTable, startFakeCloudflare, testProvisionContext, type FakeCloudflare, type HandIngress } from '@warren/core/testing';
+import { HostedControlPlugin, registerPlugins } from '@warren/core';
+import {
+  RecordingEventSink,
+  capturingLogger,
+  handBuiltRouteTable,
+  loadTestPlugins,
+  registeredControlPlugins,
+  startFakeCloudflare,
+  testProvisionContext,
+  type FakeCloudflare,
+  type HandIngress,
+} from '@warren/core/testing';
 import { annotate } from './support.js';
 import firewallModule, { FirewallPlugin, actionSchema, countryListSchema, firewallSettingsSchema, hostCondition, ipListSchema, refPrefix } from '../src/index.js';
 
@@ -187,25 +198,27 @@ test('steady state makes no call; two installations keep their own rules in one 
 
 test('manifest declares the annotations; settings and annotation values are validated', (t) => {
   t.deepEqual(firewallModule.manifest.annotations?.map((a) => a.key), ['firewall-allow-ips', 'firewall-deny-ips', 'firewall-allow-countries', 'firewall-deny-countries', 'firewall-action']);
-  t.true(firewallModule.manifest.needsLeader);
+  t.is(firewallModule.manifest.kind, 'control', 'control plugins run on the leader only');
   t.false(actionSchema.safeParse('drop').success);
   t.deepEqual(ipListSchema.parse(' 2001:DB8::/32,,192.0.2.1 192.0.2.1'), { entries: ['2001:db8::/32', '192.0.2.1'], invalid: [] });
   t.is(ipListSchema.parse('2001:db8::1/32').invalid[0]?.reason, 'host bits are set (did you mean 2001:db8::/32?)');
   t.throws(() => firewallSettingsSchema.parse({ wildcardMatch: 'glob' }));
 });
 
-test('the container resolves the plugin with explicit tokens only', async (t) => {
+test('core registers the plugin under the control-plugin token with its manifest id; it resolves with explicit tokens only', async (t) => {
   const { container } = await import('tsyringe');
   const { TOKENS } = await import('@warren/core/plugin');
   const child = container.createChildContainer();
   child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
-  firewallModule.register(child, firewallModule.configSchema.parse({}));
-  const [plugin] = child.resolveAll(TOKENS.ControlPlugin) as FirewallPlugin[];
-  t.true(plugin instanceof FirewallPlugin, 'the metrics registry is optional');
+  registerPlugins(child, loadTestPlugins([{ module: firewallModule }]));
+  const [control] = registeredControlPlugins(child);
+  t.true(control instanceof HostedControlPlugin && control.plugin instanceof FirewallPlugin, 'the metrics registry is optional');
   const withMetrics = child.createChildContainer();
   withMetrics.register(TOKENS.Metrics, { useValue: new Registry() });
-  t.true(withMetrics.resolveAll(TOKENS.ControlPlugin)[0] instanceof FirewallPlugin);
-  t.is(plugin!.id, 'cloud.firewall');
+  const [again] = registeredControlPlugins(withMetrics);
+  t.true(again instanceof HostedControlPlugin && again.plugin instanceof FirewallPlugin);
+  t.not(again, control, 'one instance per container');
+  t.is(control!.id, 'cloud.firewall');
 });
 
 test('country lists take ISO 3166-1 codes plus T1 and XX only: EU, UN, QO, AC and the like are refused', (t) => {

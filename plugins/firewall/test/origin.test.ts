@@ -52,7 +52,7 @@ const edge = (ip: string | undefined, country?: string): RequestHead => ({
 });
 
 test('verdict: deny lists, allow lists and countries as the edge states them; what nobody vouches for is refused', (t) => {
-  const compiled = compileOriginLists(annotate({ 'firewall-allow-ips': '203.0.113.0/24, 2001:db8::/32', 'firewall-deny-ips': '203.0.113.66', 'firewall-deny-countries': 'T1' }))!;
+  const compiled = compileOriginLists({ annotations: annotate({ 'firewall-allow-ips': '203.0.113.0/24, 2001:db8::/32', 'firewall-deny-ips': '203.0.113.66', 'firewall-deny-countries': 'T1' }) })!;
   t.is(refusalOf(compiled, edge('203.0.113.5', 'DE')), undefined);
   t.is(refusalOf(compiled, edge('2001:db8::5', 'DE')), undefined);
   t.is(refusalOf(compiled, edge('203.0.113.66', 'DE')), 'deny-ips');
@@ -62,16 +62,16 @@ test('verdict: deny lists, allow lists and countries as the edge states them; wh
   t.is(refusalOf(compiled, edge('not-an-address', 'DE')), 'no-client-address');
   t.is(refusalOf(compiled, { ...edge('203.0.113.5', 'DE'), forwardedBy: undefined }), 'not-from-edge', 'a direct client states nothing the lists can use');
 
-  const countries = compileOriginLists(annotate({ 'firewall-allow-countries': 'DE, fr' }))!;
+  const countries = compileOriginLists({ annotations: annotate({ 'firewall-allow-countries': 'DE, fr' }) })!;
   t.is(refusalOf(countries, edge(undefined, 'DE')), undefined, 'country lists need no address');
   t.is(refusalOf(countries, edge('192.0.2.1', 'fr')), undefined);
   t.is(refusalOf(countries, edge('192.0.2.1', 'US')), 'allow-countries');
   t.is(refusalOf(countries, edge('192.0.2.1')), 'allow-countries', 'no cf-ipcountry counts as XX, unknown');
-  t.is(refusalOf(compileOriginLists(annotate({ 'firewall-allow-countries': 'DE XX' }))!, edge('192.0.2.1')), undefined, 'unless XX is allowed');
-  t.is(refusalOf(compileOriginLists(annotate({ 'firewall-deny-countries': 'XX' }))!, edge('192.0.2.1')), 'deny-countries');
+  t.is(refusalOf(compileOriginLists({ annotations: annotate({ 'firewall-allow-countries': 'DE XX' }) })!, edge('192.0.2.1')), undefined, 'unless XX is allowed');
+  t.is(refusalOf(compileOriginLists({ annotations: annotate({ 'firewall-deny-countries': 'XX' }) })!, edge('192.0.2.1')), 'deny-countries');
 
-  t.is(compileOriginLists(annotate({ 'firewall-action': 'challenge' })), undefined, 'no list, nothing to enforce');
-  t.is(compileOriginLists(annotate({ 'firewall-allow-ips': '10.1.2.3/8' })), undefined, 'a list without a valid entry enforces nothing (as at the edge)');
+  t.is(compileOriginLists({ annotations: annotate({ 'firewall-action': 'challenge' }) }), undefined, 'no list, nothing to enforce');
+  t.is(compileOriginLists({ annotations: annotate({ 'firewall-allow-ips': '10.1.2.3/8' }) }), undefined, 'a list without a valid entry enforces nothing (as at the edge)');
 });
 
 async function proxy(t: import('ava').ExecutionContext, annotations: Record<string, string>, settings: Record<string, unknown> = {}) {

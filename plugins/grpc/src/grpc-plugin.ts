@@ -1,11 +1,6 @@
-import { pluginConfigToken, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
+import { inject, injectable, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
 import { parseGrpcTimeout } from './grpc-timeout.js';
-
-interface GrpcSettings {
-  readonly defaultTimeout?: number | undefined;
-  readonly idleTimeout: number;
-}
+import { GRPC_DEFAULT_TIMEOUT, GRPC_IDLE_TIMEOUT, manifest, type GrpcConfig } from './manifest.js';
 
 export interface GrpcOptions {
   readonly defaultTimeout: number | undefined;
@@ -23,17 +18,16 @@ export interface GrpcOptions {
  */
 @injectable()
 export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
-  readonly id = 'upstream.grpc';
-  readonly #settings: GrpcSettings;
+  readonly #settings: GrpcConfig;
 
-  constructor(@inject(pluginConfigToken('grpc')) settings: GrpcSettings) {
+  constructor(@inject(manifest.configToken) settings: GrpcConfig) {
     this.#settings = settings;
   }
 
   bind(route: Route): RouteBinding<GrpcOptions> | undefined {
     if (route.protocol !== 'grpc' && route.protocol !== 'grpcs') return undefined;
-    const annotated = route.annotations['grpc-default-timeout'] as number | undefined;
-    const idle = route.annotations['grpc-idle-timeout'] as number | undefined;
+    const annotated = GRPC_DEFAULT_TIMEOUT.get(route);
+    const idle = GRPC_IDLE_TIMEOUT.get(route);
     return { route, options: { defaultTimeout: annotated ?? this.#settings.defaultTimeout, idleTimeout: idle ?? this.#settings.idleTimeout } };
   }
 

@@ -221,8 +221,8 @@ test('grpc-timeout values are parsed per the gRPC spec', (t) => {
   t.is(parseGrpcTimeout('123456789S'), undefined);
   t.is(parseGrpcTimeout('10s'), undefined);
   t.is(parseGrpcTimeout(''), undefined);
-  t.throws(() => grpcPlugin.configSchema.parse({ defaultTimeout: 'later' }));
-  t.is(grpcPlugin.configSchema.parse({ defaultTimeout: '5s' }).defaultTimeout, 5000);
+  t.throws(() => grpcPlugin.manifest.configSchema.parse({ defaultTimeout: 'later' }));
+  t.is(grpcPlugin.manifest.configSchema.parse({ defaultTimeout: '5s' }).defaultTimeout, 5000);
   t.deepEqual(grpcPlugin.manifest.dependsOn, ['upstream.http2']);
 });
 
@@ -273,9 +273,9 @@ test('a silent gRPC stream is ended at grpc-idle-timeout (DEADLINE_EXCEEDED, ups
 });
 
 test('stream idle settings: 5 minutes by default, annotation bounded', (t) => {
-  t.is(grpcPlugin.configSchema.parse({}).idleTimeout, 300_000);
-  t.is(grpcPlugin.configSchema.parse({ idleTimeout: '1m' }).idleTimeout, 60_000);
-  t.throws(() => grpcPlugin.configSchema.parse({ idleTimeout: 0 }));
+  t.is(grpcPlugin.manifest.configSchema.parse({}).idleTimeout, 300_000);
+  t.is(grpcPlugin.manifest.configSchema.parse({ idleTimeout: '1m' }).idleTimeout, 60_000);
+  t.throws(() => grpcPlugin.manifest.configSchema.parse({ idleTimeout: 0 }));
   const spec = grpcPlugin.manifest.annotations!.find((a) => a.key === 'grpc-idle-timeout')!;
   t.true(spec.schema.safeParse('10m').success);
   t.false(spec.schema.safeParse('0s').success);

@@ -1,9 +1,5 @@
-import { pluginConfigToken, type Route, type RouteBinding, type TransportProfile, type UpstreamPlugin } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
-
-interface Http2Settings {
-  readonly maxConcurrentStreams: number;
-}
+import { inject, injectable, type Route, type RouteBinding, type TransportProfile, type UpstreamPlugin } from '@warren/core/plugin';
+import { MAX_CONCURRENT_STREAMS, manifest, type Http2Config } from './manifest.js';
 
 export interface Http2Options {
   /** `prior-knowledge` for cleartext protocols, `alpn` for TLS ones, `auto` when TLS decides. */
@@ -26,17 +22,16 @@ const MODES: Readonly<Record<string, Http2Options['mode']>> = {
  */
 @injectable()
 export class Http2Plugin implements UpstreamPlugin<Http2Options> {
-  readonly id = 'upstream.http2';
-  readonly #settings: Http2Settings;
+  readonly #settings: Http2Config;
 
-  constructor(@inject(pluginConfigToken('http2')) settings: Http2Settings) {
+  constructor(@inject(manifest.configToken) settings: Http2Config) {
     this.#settings = settings;
   }
 
   bind(route: Route): RouteBinding<Http2Options> | undefined {
     const mode = MODES[route.protocol];
     if (!mode) return undefined;
-    const streams = route.annotations['upstream-max-concurrent-streams'] as number | undefined;
+    const streams = MAX_CONCURRENT_STREAMS.get(route);
     return { route, options: { mode, maxConcurrentStreams: streams ?? this.#settings.maxConcurrentStreams } };
   }
 

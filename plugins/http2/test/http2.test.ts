@@ -180,8 +180,8 @@ test('an h2c client reaches an h2c upstream end to end (HTTP/2 on both sides), t
 });
 
 test('routes of other protocols are left alone and settings are validated', (t) => {
-  t.throws(() => http2Plugin.configSchema.parse({ maxConcurrentStreams: 0 }));
-  t.deepEqual(http2Plugin.configSchema.parse({}), { maxConcurrentStreams: 100 });
+  t.throws(() => http2Plugin.manifest.configSchema.parse({ maxConcurrentStreams: 0 }));
+  t.deepEqual(http2Plugin.manifest.configSchema.parse({}), { maxConcurrentStreams: 100 });
   const spec = http2Plugin.manifest.annotations![0]!;
   t.is(spec.schema.parse('7'), 7);
   t.false(spec.schema.safeParse('many').success);

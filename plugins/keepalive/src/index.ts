@@ -1,70 +1,8 @@
-import { definePlugin, duration, parseDuration, pluginConfigToken, TOKENS, type AnnotationSpec } from '@warren/core/plugin';
-import { Lifecycle } from 'tsyringe';
-import { z } from 'zod';
+import { definePlugin } from '@warren/core/plugin';
 import { KeepalivePlugin } from './keepalive-plugin.js';
+import { manifest } from './manifest.js';
 
-/** Settings under `plugins.keepalive`. */
-export const keepaliveConfigSchema = z
-  .object({
-    idleTimeout: duration().default(60_000).describe('How long an idle upstream connection is kept for reuse'),
-    maxConnectionsPerEndpoint: z
-      .number()
-      .int()
-      .min(1)
-      .max(4096)
-      .default(128)
-      .describe('Most connections open to one endpoint at a time; further requests wait (proxy.upstreamQueueTimeout, proxy.maxQueuedRequests)'),
-  })
-  .strict();
-export type KeepaliveConfig = z.output<typeof keepaliveConfigSchema>;
-
-const HOUR = 3_600_000;
-
-/** Annotations this plugin owns (values apply to every route of the Ingress). */
-export const KEEPALIVE_ANNOTATIONS: readonly AnnotationSpec[] = [
-  {
-    key: 'upstream-keepalive-timeout',
-    description: 'Idle time after which a pooled upstream connection is closed (overrides plugins.keepalive.idleTimeout).',
-    schema: z
-      .string()
-      .transform((v) => parseDuration(v) ?? NaN)
-      .refine((ms) => ms > 0 && ms <= HOUR, 'a duration such as "30s", above 0 and at most 1h'),
-    example: '30s',
-  },
-  {
-    key: 'upstream-keepalive-connections',
-    description: 'Most connections to one endpoint (overrides plugins.keepalive.maxConnectionsPerEndpoint).',
-    schema: z
-      .string()
-      .regex(/^\d{1,4}$/, 'a whole number from 1 to 4096')
-      .transform(Number)
-      .pipe(z.number().int().min(1, 'a whole number from 1 to 4096').max(4096, 'a whole number from 1 to 4096')),
-    example: '32',
-  },
-];
-
-export const KEEPALIVE_CONFIG = pluginConfigToken<KeepaliveConfig>('keepalive');
-
-/**
- * Pooled keep-alive connections per endpoint, with a per-endpoint connection limit and an idle timeout.
- * Without this plugin every HTTP/1.1 upstream request opens its own connection.
- */
-export default definePlugin({
-  manifest: {
-    id: 'upstream.keepalive',
-    name: 'keepalive',
-    description: 'Pooled keep-alive connections per endpoint with limits and idle timeout.',
-    coreRange: '^0.1.0',
-    kind: 'transport',
-    order: 30,
-    enabledByDefault: true,
-    annotations: KEEPALIVE_ANNOTATIONS,
-  },
-  configSchema: keepaliveConfigSchema,
-  register(container, config) {
-    container.register(KEEPALIVE_CONFIG, { useValue: config });
-    container.register(TOKENS.UpstreamPlugin, { useClass: KeepalivePlugin }, { lifecycle: Lifecycle.ContainerScoped });
-  },
-});
+export default definePlugin({ manifest, plugin: KeepalivePlugin });
 
 export { KeepalivePlugin };
+export { KEEPALIVE_CONNECTIONS, KEEPALIVE_TIMEOUT, manifest, type KeepaliveConfig } from './manifest.js';

@@ -1,11 +1,5 @@
-import { pluginConfigToken, type RouteBinding, type TransportProfile, type UpstreamPlugin } from '@warren/core/plugin';
-import type { Route } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
-
-interface KeepaliveSettings {
-  readonly idleTimeout: number;
-  readonly maxConnectionsPerEndpoint: number;
-}
+import { inject, injectable, type Route, type RouteBinding, type TransportProfile, type UpstreamPlugin } from '@warren/core/plugin';
+import { KEEPALIVE_CONNECTIONS, KEEPALIVE_TIMEOUT, manifest, type KeepaliveConfig } from './manifest.js';
 
 interface KeepaliveOptions {
   readonly timeout: number;
@@ -15,20 +9,18 @@ interface KeepaliveOptions {
 /** Turns on connection reuse for every route; annotations tune the limits per Ingress. */
 @injectable()
 export class KeepalivePlugin implements UpstreamPlugin<KeepaliveOptions> {
-  readonly id = 'upstream.keepalive';
-  readonly #settings: KeepaliveSettings;
+  readonly #settings: KeepaliveConfig;
 
-  constructor(@inject(pluginConfigToken('keepalive')) settings: KeepaliveSettings) {
+  constructor(@inject(manifest.configToken) settings: KeepaliveConfig) {
     this.#settings = settings;
   }
 
   bind(route: Route): RouteBinding<KeepaliveOptions> {
-    const a = route.annotations;
     return {
       route,
       options: {
-        timeout: (a['upstream-keepalive-timeout'] as number | undefined) ?? this.#settings.idleTimeout,
-        maxConnections: (a['upstream-keepalive-connections'] as number | undefined) ?? this.#settings.maxConnectionsPerEndpoint,
+        timeout: KEEPALIVE_TIMEOUT.get(route) ?? this.#settings.idleTimeout,
+        maxConnections: KEEPALIVE_CONNECTIONS.get(route) ?? this.#settings.maxConnectionsPerEndpoint,
       },
     };
   }

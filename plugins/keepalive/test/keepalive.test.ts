@@ -2,7 +2,7 @@ import test from 'ava';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '@warren/core/testing';
-import keepalive, { KEEPALIVE_ANNOTATIONS } from '../src/index.js';
+import keepalive, { KEEPALIVE_CONNECTIONS, KEEPALIVE_TIMEOUT } from '../src/index.js';
 
 function get(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -61,11 +61,12 @@ test('an idle connection is closed after upstream-keepalive-timeout and the next
 });
 
 test('settings and annotations are validated with messages that name the value', (t) => {
-  t.throws(() => keepalive.configSchema.parse({ maxConnectionsPerEndpoint: 0 }));
-  t.throws(() => keepalive.configSchema.parse({ idleTimeout: 'soon' }));
-  t.throws(() => keepalive.configSchema.parse({ unknown: 1 }));
-  t.deepEqual(keepalive.configSchema.parse({}), { idleTimeout: 60_000, maxConnectionsPerEndpoint: 128 });
-  const [timeout, connections] = KEEPALIVE_ANNOTATIONS;
+  t.throws(() => keepalive.manifest.configSchema.parse({ maxConnectionsPerEndpoint: 0 }));
+  t.throws(() => keepalive.manifest.configSchema.parse({ idleTimeout: 'soon' }));
+  t.throws(() => keepalive.manifest.configSchema.parse({ unknown: 1 }));
+  t.deepEqual(keepalive.manifest.configSchema.parse({}), { idleTimeout: 60_000, maxConnectionsPerEndpoint: 128 });
+  const [timeout, connections] = [KEEPALIVE_TIMEOUT, KEEPALIVE_CONNECTIONS];
+  t.deepEqual(keepalive.manifest.annotations, [timeout, connections]);
   t.is(timeout!.schema.parse('2s'), 2000);
   t.false(timeout!.schema.safeParse('2 hours').success);
   t.false(timeout!.schema.safeParse('0s').success);

@@ -1,77 +1,8 @@
-import { definePlugin, duration, parseDuration, pluginConfigToken, TOKENS, type AnnotationSpec } from '@warren/core/plugin';
-import { Lifecycle } from 'tsyringe';
-import { z } from 'zod';
+import { definePlugin } from '@warren/core/plugin';
 import { SsePlugin } from './sse-plugin.js';
+import { manifest } from './manifest.js';
 
-const HOUR = 3_600_000;
-const DAY = 86_400_000;
-
-/** Settings under `plugins.sse`. */
-export const sseConfigSchema = z
-  .object({
-    heartbeat: z
-      .union([z.string(), z.number()])
-      .transform((v, ctx) => {
-        const ms = parseDuration(v);
-        if (ms === undefined || ms > HOUR) ctx.addIssue({ code: 'custom', message: 'a duration such as "30s" (0 turns heartbeats off), at most 1h' });
-        return ms ?? 0;
-      })
-      .default(0)
-      .describe('Send a comment line (": keep-alive") after this much silence on an event stream; 0 = off'),
-    idleTimeout: duration()
-      .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h')
-      .default(300_000)
-      .describe('An event stream on which the upstream sent nothing (no event, no comment) for this long is ended; heartbeats Warren inserts do not count'),
-  })
-  .strict();
-export type SseConfig = z.output<typeof sseConfigSchema>;
-
-/** Annotations this plugin owns (values apply to every route of the Ingress). */
-export const SSE_ANNOTATIONS: readonly AnnotationSpec[] = [
-  {
-    key: 'sse-heartbeat',
-    description: 'Comment heartbeat on event streams of these routes after this much silence; "0s" turns it off (overrides plugins.sse.heartbeat).',
-    schema: z
-      .string()
-      .transform((v) => parseDuration(v) ?? NaN)
-      .refine((ms) => ms >= 0 && ms <= HOUR, 'a duration such as "15s", at most 1h ("0s" = off)'),
-    example: '15s',
-  },
-  {
-    key: 'sse-idle-timeout',
-    description: 'An event stream of these routes on which the upstream sent nothing for this long is ended (overrides plugins.sse.idleTimeout).',
-    schema: z
-      .string()
-      .transform((v) => parseDuration(v) ?? NaN)
-      .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "10m", above 0 and at most 24h'),
-    example: '10m',
-  },
-];
-
-export const SSE_CONFIG = pluginConfigToken<SseConfig>('sse');
-
-/**
- * Server-sent events: a `text/event-stream` response is passed on chunk by chunk as it arrives (never
- * buffered), has a stream idle timeout of its own instead of the route's idle timeout (only the upstream's bytes
- * reset it), and optionally gets a comment heartbeat between
- * events so that intermediaries keep quiet streams open. Engages per response; needs no annotation.
- */
-export default definePlugin({
-  manifest: {
-    id: 'upstream.sse',
-    name: 'sse',
-    description: 'Server-sent events flushed event by event, with a stream idle timeout of their own.',
-    coreRange: '^0.1.0',
-    kind: 'protocol',
-    order: 30,
-    enabledByDefault: true,
-    annotations: SSE_ANNOTATIONS,
-  },
-  configSchema: sseConfigSchema,
-  register(container, config) {
-    container.register(SSE_CONFIG, { useValue: config });
-    container.register(TOKENS.UpstreamPlugin, { useClass: SsePlugin }, { lifecycle: Lifecycle.ContainerScoped });
-  },
-});
+export default definePlugin({ manifest, plugin: SsePlugin });
 
 export { SsePlugin, SseStreamHandler, atEventBoundary } from './sse-plugin.js';
+export { SSE_HEARTBEAT, SSE_IDLE_TIMEOUT, manifest, type SseConfig } from './manifest.js';

@@ -1,6 +1,7 @@
 import {
   ForwardingHandler,
-  pluginConfigToken,
+  inject,
+  injectable,
   type DispatchController as Controller,
   type DispatchHandler,
   type ExchangeContext,
@@ -10,12 +11,7 @@ import {
   type UpstreamInterceptor,
   type UpstreamPlugin,
 } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
-
-interface SseSettings {
-  readonly heartbeat: number;
-  readonly idleTimeout: number;
-}
+import { SSE_HEARTBEAT, SSE_IDLE_TIMEOUT, manifest, type SseConfig } from './manifest.js';
 
 export interface SseOptions {
   /** Heartbeat interval in ms; 0 = off. */
@@ -30,20 +26,18 @@ const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 /** Binds every route; the handler acts only on `text/event-stream` responses. */
 @injectable()
 export class SsePlugin implements UpstreamPlugin<SseOptions> {
-  readonly id = 'upstream.sse';
-  readonly #settings: SseSettings;
+  readonly #settings: SseConfig;
 
-  constructor(@inject(pluginConfigToken('sse')) settings: SseSettings) {
+  constructor(@inject(manifest.configToken) settings: SseConfig) {
     this.#settings = settings;
   }
 
   bind(route: Route): RouteBinding<SseOptions> {
-    const a = route.annotations;
     return {
       route,
       options: {
-        heartbeat: (a['sse-heartbeat'] as number | undefined) ?? this.#settings.heartbeat,
-        idleTimeout: (a['sse-idle-timeout'] as number | undefined) ?? this.#settings.idleTimeout,
+        heartbeat: SSE_HEARTBEAT.get(route) ?? this.#settings.heartbeat,
+        idleTimeout: SSE_IDLE_TIMEOUT.get(route) ?? this.#settings.idleTimeout,
       },
     };
   }

@@ -123,11 +123,11 @@ test('event boundaries and settings', (t) => {
   t.true(atEventBoundary('x\r\r'));
   t.false(atEventBoundary('a\n'));
   t.false(atEventBoundary('\r\n'));
-  t.is(sse.configSchema.parse({}).heartbeat, 0);
-  t.is(sse.configSchema.parse({}).idleTimeout, 300_000);
-  t.throws(() => sse.configSchema.parse({ idleTimeout: 0 }));
-  t.is(sse.configSchema.parse({ heartbeat: '15s' }).heartbeat, 15_000);
-  t.throws(() => sse.configSchema.parse({ heartbeat: 'often' }));
+  t.is(sse.manifest.configSchema.parse({}).heartbeat, 0);
+  t.is(sse.manifest.configSchema.parse({}).idleTimeout, 300_000);
+  t.throws(() => sse.manifest.configSchema.parse({ idleTimeout: 0 }));
+  t.is(sse.manifest.configSchema.parse({ heartbeat: '15s' }).heartbeat, 15_000);
+  t.throws(() => sse.manifest.configSchema.parse({ heartbeat: 'often' }));
   t.false(sse.manifest.annotations![0]!.schema.safeParse('2h').success);
 });
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import {
   ErrorCode,
-  pluginConfigToken,
+  inject,
+  injectable,
   WarrenError,
   type EventSink,
   type ProvisionContext,
@@ -12,12 +13,8 @@ import {
   type UpstreamPlugin,
   type UpstreamTls,
 } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
+import { PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_SECRET, PROXY_SSL_VERIFY, manifest, type TlsConfig } from './manifest.js';
 import { checkMaterial, type MaterialProblem } from './material.js';
-
-interface TlsSettings {
-  readonly crossNamespaceSecrets: boolean;
-}
 
 /** Parsed TLS annotations of a route. */
 export interface TlsOptions {
@@ -54,14 +51,13 @@ const CHECKED = new WeakMap<object, Map<string, MaterialProblem[]>>();
  */
 @injectable()
 export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
-  readonly id = 'upstream.tls';
-  readonly #settings: TlsSettings;
+  readonly #settings: TlsConfig;
   #secrets: SecretReader = NONE;
   #events: EventSink | undefined;
   /** Ingress uid → the problem last reported for it, until a compile of its routes succeeds. */
   #open = new Map<string, string>();
 
-  constructor(@inject(pluginConfigToken('tls')) settings: TlsSettings) {
+  constructor(@inject(manifest.configToken) settings: TlsConfig) {
     this.#settings = settings;
   }
 
@@ -74,14 +70,13 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
   }
 
   bind(route: Route): RouteBinding<TlsOptions> {
-    const a = route.annotations;
     return {
       route,
       options: {
-        caSecret: a['proxy-ssl-secret'] as string | undefined,
-        clientSecret: a['proxy-ssl-client-secret'] as string | undefined,
-        serverName: a['proxy-ssl-name'] as string | undefined,
-        verify: a['proxy-ssl-verify'] !== 'off',
+        caSecret: PROXY_SSL_SECRET.get(route),
+        clientSecret: PROXY_SSL_CLIENT_SECRET.get(route),
+        serverName: PROXY_SSL_NAME.get(route),
+        verify: PROXY_SSL_VERIFY.get(route) !== 'off',
       },
     };
   }

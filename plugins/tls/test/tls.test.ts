@@ -251,7 +251,7 @@ test('a rotated CA Secret applies to new connections while requests run, without
 });
 
 test('settings and annotation values are validated', (t) => {
-  t.throws(() => tls.configSchema.parse({ crossNamespaceSecrets: 'yes' }));
+  t.throws(() => tls.manifest.configSchema.parse({ crossNamespaceSecrets: 'yes' }));
   const byKey = Object.fromEntries(tls.manifest.annotations!.map((a) => [a.key, a]));
   t.is(byKey['proxy-ssl-secret']!.schema.parse(' ns/name '), 'ns/name');
   t.false(byKey['proxy-ssl-secret']!.schema.safeParse('a/b/c').success);

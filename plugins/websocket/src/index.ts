@@ -1,59 +1,8 @@
-import { definePlugin, parseDuration, pluginConfigToken, TOKENS, duration, type AnnotationSpec } from '@warren/core/plugin';
-import { Lifecycle } from 'tsyringe';
-import { z } from 'zod';
+import { definePlugin } from '@warren/core/plugin';
 import { WebsocketPlugin } from './websocket-plugin.js';
+import { manifest } from './manifest.js';
 
-/** Settings under `plugins.websocket`. */
-export const websocketConfigSchema = z
-  .object({
-    idleTimeout: duration()
-      .default(3_600_000)
-      .describe('A WebSocket session with no bytes in either direction for this long is closed'),
-  })
-  .strict();
-export type WebsocketConfig = z.output<typeof websocketConfigSchema>;
-
-const DAY = 86_400_000;
-
-/** Annotations this plugin owns (values apply to every route of the Ingress). */
-export const WEBSOCKET_ANNOTATIONS: readonly AnnotationSpec[] = [
-  {
-    key: 'websocket-idle-timeout',
-    description:
-      'Idle time after which a WebSocket session of these routes is closed (overrides idle-timeout and plugins.websocket.idleTimeout).',
-    schema: z
-      .string()
-      .transform((v) => parseDuration(v) ?? NaN)
-      .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "30m", above 0 and at most 24h'),
-    example: '2h',
-  },
-];
-
-export const WEBSOCKET_CONFIG = pluginConfigToken<WebsocketConfig>('websocket');
-
-/**
- * WebSocket: upgrade requests are forwarded (HTTP/1.1, with or without TLS), and after the upstream's 101 the
- * raw bytes are piped both ways until either side closes or the session idles out. Needs no annotation:
- * any route accepts upgrades; `backend-protocol`/`appProtocol` `ws`/`wss` only choose cleartext or TLS.
- */
-export default definePlugin({
-  manifest: {
-    id: 'upstream.websocket',
-    name: 'websocket',
-    description: 'WebSocket upgrades forwarded to the upstream, bytes piped both ways.',
-    coreRange: '^0.1.0',
-    kind: 'protocol',
-    order: 10,
-    enabledByDefault: true,
-    protocols: ['ws', 'wss'],
-    appProtocols: { 'kubernetes.io/ws': 'ws', 'kubernetes.io/wss': 'wss' },
-    annotations: WEBSOCKET_ANNOTATIONS,
-  },
-  configSchema: websocketConfigSchema,
-  register(container, config) {
-    container.register(WEBSOCKET_CONFIG, { useValue: config });
-    container.register(TOKENS.UpstreamPlugin, { useClass: WebsocketPlugin }, { lifecycle: Lifecycle.ContainerScoped });
-  },
-});
+export default definePlugin({ manifest, plugin: WebsocketPlugin });
 
 export { WebsocketPlugin };
+export { WEBSOCKET_IDLE_TIMEOUT, manifest, type WebsocketConfig } from './manifest.js';

@@ -3,7 +3,8 @@ import type { Duplex } from 'node:stream';
 import {
   ErrorCode,
   ForwardingHandler,
-  pluginConfigToken,
+  inject,
+  injectable,
   WarrenError,
   type DispatchController,
   type DispatchHandler,
@@ -14,11 +15,7 @@ import {
   type UpstreamInterceptor,
   type UpstreamPlugin,
 } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
-
-interface WebsocketSettings {
-  readonly idleTimeout: number;
-}
+import { WEBSOCKET_IDLE_TIMEOUT, manifest, type WebsocketConfig } from './manifest.js';
 
 export interface WebsocketOptions {
   /** From `websocket-idle-timeout`, when set. */
@@ -28,15 +25,14 @@ export interface WebsocketOptions {
 /** Pipes upgraded sessions; see the module doc in `index.ts`. */
 @injectable()
 export class WebsocketPlugin implements UpstreamPlugin<WebsocketOptions> {
-  readonly id = 'upstream.websocket';
-  readonly #settings: WebsocketSettings;
+  readonly #settings: WebsocketConfig;
 
-  constructor(@inject(pluginConfigToken('websocket')) settings: WebsocketSettings) {
+  constructor(@inject(manifest.configToken) settings: WebsocketConfig) {
     this.#settings = settings;
   }
 
   bind(route: Route): RouteBinding<WebsocketOptions> {
-    return { route, options: { idleTimeout: route.annotations['websocket-idle-timeout'] as number | undefined } };
+    return { route, options: { idleTimeout: WEBSOCKET_IDLE_TIMEOUT.get(route) } };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
   ForwardingHandler,
-  pluginConfigToken,
+  inject,
+  injectable,
   type DispatchController,
   type DispatchHandler,
   type ResponseHeaders,
@@ -10,8 +11,7 @@ import {
   type UpstreamInterceptor,
   type UpstreamPlugin,
 } from '@warren/core/plugin';
-import { inject, injectable } from 'tsyringe';
-import type { RequestIdConfig } from './index.js';
+import { REQUEST_ID_HEADER, manifest, type RequestIdConfig } from './manifest.js';
 
 /** Per-route options, computed once per route-table generation in `bind`. */
 export interface RequestIdOptions {
@@ -29,16 +29,15 @@ const WELL_FORMED = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 @injectable()
 export class RequestIdPlugin implements UpstreamPlugin<RequestIdOptions> {
-  readonly id = 'example.request-id';
   readonly #config: RequestIdConfig;
 
-  constructor(@inject(pluginConfigToken('request-id')) config: RequestIdConfig) {
+  constructor(@inject(manifest.configToken) config: RequestIdConfig) {
     this.#config = config;
   }
 
-  /** Route phase: read this plugin's annotation (already parsed by its schema) and settle the options. */
+  /** Route phase: read this plugin's annotation (already parsed by its schema, typed) and settle the options. */
   bind(route: Route): RouteBinding<RequestIdOptions> {
-    const header = (route.annotations['request-id-header'] as string | undefined) ?? this.#config.header;
+    const header = REQUEST_ID_HEADER.get(route) ?? this.#config.header;
     return { route, options: { header, trustIncoming: this.#config.trustIncoming, echo: this.#config.echo } };
   }
 
@@ -56,7 +55,7 @@ export class RequestIdPlugin implements UpstreamPlugin<RequestIdOptions> {
         }
         id ??= randomUUID();
         headers.push(header, id);
-        options.context.attributes.set('example.request-id', id);
+        options.context.attributes.set(manifest.id, id);
         next(options, echo ? new EchoIdHandler(handler, header, id) : handler);
       };
   }

@@ -2,7 +2,7 @@ import test from 'ava';
 import http from 'node:http';
 import { parseConfig, resolvePlugins } from '@warren/core';
 import { startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
-import requestId, { REQUEST_ID_ANNOTATIONS } from '../src/index.js';
+import requestId, { REQUEST_ID_HEADER } from '../src/index.js';
 
 /** Loads the plugin exactly as the controller does: `extraPlugins` by package name. */
 async function harness(t: { teardown(f: () => unknown): void }, config: Record<string, unknown>, route: Partial<TestRouteInit> = {}) {
@@ -65,6 +65,6 @@ test('bad settings are refused at load time with the key named', async (t) => {
   const err = await t.throwsAsync(resolvePlugins(settings));
   t.regex(err!.message, /extraPlugins\[0\]\.config\.header": got "not a header"/);
   t.regex(err!.message, /unknown setting "extraPlugins\[0\]\.config\.colour"/);
-  t.is(REQUEST_ID_ANNOTATIONS[0]!.schema.safeParse('x id').success, false);
+  t.is(REQUEST_ID_HEADER.schema.safeParse('x id').success, false);
   t.is(requestId.manifest.kind, 'policy');
 });

@@ -1,0 +1,86 @@
+import { defineAnnotation, defineManifest, type PluginConfig } from '@warren/core/plugin';
+import { z } from 'zod';
+
+/** Settings under `plugins.tls`. */
+const configSchema = z
+  .object({
+    crossNamespaceSecrets: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow proxy-ssl-secret / proxy-ssl-client-secret to name a Secret in another namespace than the Ingress ("namespace/name"). Off by default: a client certificate is an identity, and an Ingress must not borrow another namespace\'s.',
+      ),
+  })
+  .strict();
+
+const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+/** A Secret reference: `name` (the Ingress's namespace) or `namespace/name`. */
+const secretRef = z
+  .string()
+  .transform((v) => v.trim())
+  .refine((v) => {
+    const [a, b, ...rest] = v.split('/');
+    return rest.length === 0 && (b === undefined ? DNS_SUBDOMAIN.test(a!) : DNS_LABEL.test(a!) && DNS_SUBDOMAIN.test(b));
+  }, 'a Secret as "name" or "namespace/name" (lower-case DNS names)');
+
+/** `warren.dev/proxy-ssl-secret` (values apply to every route of the Ingress). */
+export const PROXY_SSL_SECRET = defineAnnotation({
+  key: 'proxy-ssl-secret',
+  description:
+    'Secret ("name" or "namespace/name") whose ca.crt verifies the upstream certificate; its tls.crt/tls.key, when present, are sent as client certificate (mTLS).',
+  schema: secretRef,
+  example: 'upstream-ca',
+  secretRef: true,
+});
+
+/** `warren.dev/proxy-ssl-client-secret`. */
+export const PROXY_SSL_CLIENT_SECRET = defineAnnotation({
+  key: 'proxy-ssl-client-secret',
+  description: 'Secret ("name" or "namespace/name") whose tls.crt/tls.key are sent as client certificate, when it differs from proxy-ssl-secret.',
+  schema: secretRef,
+  example: 'warren-client-cert',
+  secretRef: true,
+});
+
+/** `warren.dev/proxy-ssl-name`. */
+export const PROXY_SSL_NAME = defineAnnotation({
+  key: 'proxy-ssl-name',
+  description: 'Name sent as SNI and verified in the upstream certificate (default: <service>.<namespace>.svc).',
+  schema: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .refine((v) => DNS_SUBDOMAIN.test(v), 'a DNS name such as "api.internal"'),
+  example: 'api.internal',
+});
+
+/** `warren.dev/proxy-ssl-verify`. */
+export const PROXY_SSL_VERIFY = defineAnnotation({
+  key: 'proxy-ssl-verify',
+  description: 'Verify the upstream certificate: "on" (default) or "off" (explicit opt-out, e.g. self-signed upstreams).',
+  schema: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .pipe(z.enum(['on', 'off'], { error: '"on" or "off"' })),
+  example: 'off',
+});
+
+/**
+ * HTTPS upstreams: verification on by default against a CA bundle from a Secret, SNI/verify-name override,
+ * client certificates for mTLS, and Secret rotation without dropping in-flight exchanges.
+ */
+export const manifest = defineManifest({
+  id: 'upstream.tls',
+  name: 'tls',
+  description: 'HTTPS upstreams: CA bundles, SNI and verify name, client certificates from Secrets, hot reload.',
+  coreRange: '^0.1.0',
+  kind: 'transport',
+  order: 10,
+  enabledByDefault: true,
+  protocols: ['https'],
+  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_VERIFY],
+  configSchema,
+});
+
+export type TlsConfig = PluginConfig<typeof manifest>;
