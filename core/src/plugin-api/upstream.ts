@@ -6,7 +6,7 @@ import type { PluginLifecycle } from './lifecycle.js';
 
 /**
  * The class of a data-plane plugin (kinds `transport`, `protocol`, `policy`); core registers it (its id is the
- * manifest's) and refuses a class without at least one of the hooks below. Instances come from a tsyringe child
+ * manifest's) and refuses a class without at least one of the hooks below (declared as methods). Instances come from a tsyringe child
  * container (a *plugin set*) that the pipeline provisions and validates once and then shares across route-table
  * generations while nothing it was provisioned from changed; a rotated Secret that a live route references gets a fresh set. Each route object is
  * bound once per set: a route the table builder carries over unchanged keeps its binding in the next generation,

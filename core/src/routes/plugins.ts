@@ -21,7 +21,7 @@ export class RoutingPlugins {
 
   /**
    * @param enabled manifests of the enabled plugins (`TOKENS.EnabledManifests`); assumed already checked by
-   *   `checkManifests` (no duplicate keys or protocols).
+   *   `checkPlugins` (no duplicate keys or protocols).
    * @param known manifests of other plugins that exist but are disabled (typically every built-in plugin, see
    *   {@link loadBuiltinManifests}); entries whose id is enabled are ignored.
    */
