@@ -82,7 +82,7 @@ export interface Route {
   /**
    * Parsed and validated values of the Ingress's `warren.dev/*` annotations, keyed by the annotation key
    * without the prefix (e.g. `connect-timeout` → 5000). Each value was produced by the schema of the plugin
-   * (or core) that owns the key, so consumers can cast to the owner's type.
+   * (or core) that owns the key; read a value typed with the owner's spec: `CONNECT_TIMEOUT.get(route)` (`defineAnnotation`).
    */
   readonly annotations: Readonly<Record<string, unknown>>;
   /** Secrets this route references through annotations (`namespace/name`), for the Secret cache. */
