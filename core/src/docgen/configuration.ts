@@ -1,17 +1,7 @@
 import { configSchema } from '../config/schema.js';
 import type { PluginModule } from '../plugin-api/module.js';
 import { chartValueFor } from './chart-values.js';
-import {
-  cell,
-  describeType,
-  flattenSchema,
-  formatDuration,
-  isDurationSchema,
-  toInputJsonSchema,
-  valueAtPath,
-  type JsonSchema,
-  type SchemaRow,
-} from './json-schema.js';
+import { cell, describeType, flattenSchema, formatDuration, isDurationSchema, toInputJsonSchema, valueAtPath, type JsonSchema, type SchemaRow } from './json-schema.js';
 
 /** Section titles and intros, in the order of `configSchema`'s top-level keys. */
 const SECTIONS: Readonly<Record<string, string>> = {
@@ -77,7 +67,10 @@ export function renderConfigurationReference(plugins: readonly PluginModule[]): 
     out.push(`## ${key}`, '', SECTIONS[key] ?? '', '', ...table(rows, defaults), '');
   }
   out.push(...pluginSettings(plugins));
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 function table(rows: readonly SchemaRow[], defaults: unknown): string[] {
@@ -108,7 +101,7 @@ function pluginSettings(plugins: readonly PluginModule[]): string[] {
     '## Plugin settings',
     '',
     'Each built-in plugin is switched with `plugins.<name>.enabled` and configured with the other keys of',
-    '`plugins.<name>`, checked by the plugin\'s own strict schema. Custom plugins take the same keys under',
+    "`plugins.<name>`, checked by the plugin's own strict schema. Custom plugins take the same keys under",
     '`extraPlugins[].config`.',
     '',
   ];

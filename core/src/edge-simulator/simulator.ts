@@ -308,7 +308,11 @@ export class EdgeSimulator extends EventEmitter {
     }
     return {
       ok: true,
-      details: { uuid: uuidToBytes(randomUUID())!, locationName: this.#options.locationName ?? 'SIM', tunnelIsRemotelyManaged: this.#options.tunnelIsRemotelyManaged ?? false },
+      details: {
+        uuid: uuidToBytes(randomUUID())!,
+        locationName: this.#options.locationName ?? 'SIM',
+        tunnelIsRemotelyManaged: this.#options.tunnelIsRemotelyManaged ?? false,
+      },
     };
   }
 

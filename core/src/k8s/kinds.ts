@@ -1,12 +1,4 @@
-import type {
-  KubernetesListObject,
-  KubernetesObject,
-  V1EndpointSlice,
-  V1Ingress,
-  V1IngressClass,
-  V1Secret,
-  V1Service,
-} from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
 import { apiPath, type KubeClient } from './api/client.js';
 
 /** The kinds Warren watches. */
@@ -96,8 +88,7 @@ export function kindSpecs(client: KubeClient): {
       fieldSelector,
       maxPageSize,
       watchPath,
-      list: (p) =>
-        client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
+      list: (p) => client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
     };
   };
   return {

@@ -335,7 +335,14 @@ export class LeaderElector {
       durationS: s.leaseDurationSeconds ?? Math.ceil(this.#o.leaseDurationMs / 1000),
     };
     const o = this.#observed;
-    if (!o || o.holder !== record.holder || o.renew !== record.renew || o.acquire !== record.acquire || o.transitions !== record.transitions || o.durationS !== record.durationS) {
+    if (
+      !o ||
+      o.holder !== record.holder ||
+      o.renew !== record.renew ||
+      o.acquire !== record.acquire ||
+      o.transitions !== record.transitions ||
+      o.durationS !== record.durationS
+    ) {
       this.#observed = record;
       this.#observedAt = now;
       this.#handoverAt = 0; // a Lease exists again: any hand-over gap is over

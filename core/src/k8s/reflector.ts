@@ -128,7 +128,8 @@ export class Reflector<T extends KubernetesObject> {
             continue;
           }
           failures++;
-          if (cause === 'error') logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
+          if (cause === 'error')
+            logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
           await this.#backoff(failures, signal, cause === 'error' && unreachable(outcome.error));
         } else {
           failures = 0;

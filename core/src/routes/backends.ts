@@ -123,13 +123,7 @@ function sliceService(key: string, slice: V1EndpointSlice): string | undefined {
   return snapshotKey(namespace, service);
 }
 
-function resolvePort(
-  service: V1Service | undefined,
-  namespace: string,
-  name: string,
-  ref: PortRef,
-  slices: ReadonlyMap<string, V1EndpointSlice> | undefined,
-): BackendResult {
+function resolvePort(service: V1Service | undefined, namespace: string, name: string, ref: PortRef, slices: ReadonlyMap<string, V1EndpointSlice> | undefined): BackendResult {
   const shown = `Service ${namespace}/${name}`;
   if (!service) return { ok: false, reason: 'ServiceNotFound', field: 'service.name', message: `${shown} not found` };
   const type = service.spec?.type;

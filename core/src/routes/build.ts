@@ -288,7 +288,13 @@ export class RouteTableBuilder {
       diagnostics.push({ type: 'Warning', reason: resolved.reason, object, field, message: `${shown}: ${resolved.message}; no controller default backend` });
     } else {
       if (resolved.noEndpoints) {
-        diagnostics.push({ type: 'Warning', reason: 'NoReadyEndpoints', object, field, message: `${shown}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready` });
+        diagnostics.push({
+          type: 'Warning',
+          reason: 'NoReadyEndpoints',
+          object,
+          field,
+          message: `${shown}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready`,
+        });
       }
       const protocol = chooseProtocol(undefined, resolved.backend, this.#settings.plugins);
       if (protocol !== 'http' && !this.#settings.plugins.serves(protocol)) {

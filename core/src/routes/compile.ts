@@ -90,7 +90,10 @@ export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
   const now = rejected.ref?.generation ?? 0;
   const then = good.ref?.generation ?? 0;
   // Objects from files (local mode) carry no generation: then the message cannot name them.
-  const versions = now > 0 && then > 0 && now !== then ? `generation ${now} is not applied: Warren keeps serving the last good version (generation ${then})` : 'this version is not applied: Warren keeps serving the last good version';
+  const versions =
+    now > 0 && then > 0 && now !== then
+      ? `generation ${now} is not applied: Warren keeps serving the last good version (generation ${then})`
+      : 'this version is not applied: Warren keeps serving the last good version';
   const kept = `; ${versions} until this is fixed`;
   const warnings = (rejected.rejectedBy ?? NONE).map((d) => ({ ...d, message: d.message.slice(0, -ALL_SKIPPED.length) + kept }));
   return {
@@ -164,18 +167,14 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     return fragment();
   }
   if (Array.isArray(spec?.tls) && spec.tls.length > 0) {
-    diagnostics.push(
-      warning(object, 'TLSIgnored', `${shown}: spec.tls is ignored; Cloudflare's edge terminates TLS with its own certificates`, 'spec.tls'),
-    );
+    diagnostics.push(warning(object, 'TLSIgnored', `${shown}: spec.tls is ignored; Cloudflare's edge terminates TLS with its own certificates`, 'spec.tls'));
   }
 
   // Annotations apply to the whole Ingress: any problem skips every route (fail closed).
   const annotations = parseIngressAnnotations(ingress.metadata?.annotations, namespace, ctx.plugins);
   let failClosed = annotations.problems.length > 0;
   for (const p of annotations.problems) {
-    diagnostics.push(
-      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)),
-    );
+    diagnostics.push(warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)));
   }
   const annotatedProtocol = annotations.values['backend-protocol'] as string | undefined;
   if (annotatedProtocol !== undefined && annotatedProtocol !== AUTO_PROTOCOL && !ctx.plugins.serves(annotatedProtocol)) {
@@ -350,12 +349,7 @@ export type Resolved = BackendFound | { readonly ok: false; readonly reason: str
  * the reference is well-formed. The Service name is added to `usedNames` even when it is not found, so the
  * Ingress is recompiled when the Service appears.
  */
-export function resolveBackend(
-  value: unknown,
-  namespace: string,
-  ctx: Pick<CompileContext, 'resolver' | 'services'>,
-  usedNames?: Set<string>,
-): Resolved {
+export function resolveBackend(value: unknown, namespace: string, ctx: Pick<CompileContext, 'resolver' | 'services'>, usedNames?: Set<string>): Resolved {
   if (typeof value !== 'object' || value === null) return { ok: false, reason: 'InvalidBackend', message: 'must be an object with a service' };
   const b = value as { service?: unknown; resource?: unknown };
   if (b.resource !== undefined && b.resource !== null) {
@@ -417,8 +411,7 @@ function identity(key: string, ingress: V1Ingress): { namespace: string; name: s
 function ingressRef(namespace: string, name: string, ingress: V1Ingress): IngressRef {
   const meta = (typeof ingress === 'object' && ingress !== null ? ingress.metadata : undefined) ?? {};
   const ts = meta.creationTimestamp as unknown;
-  const creationTimestamp =
-    ts instanceof Date ? (Number.isNaN(ts.getTime()) ? '' : ts.toISOString().replace('.000Z', 'Z')) : typeof ts === 'string' ? ts : '';
+  const creationTimestamp = ts instanceof Date ? (Number.isNaN(ts.getTime()) ? '' : ts.toISOString().replace('.000Z', 'Z')) : typeof ts === 'string' ? ts : '';
   return Object.freeze({
     namespace,
     name,

@@ -49,11 +49,7 @@ export function parseConfigurationUpdate(body: Buffer): ConfigurationUpdate | un
  * Serves one configuration stream: reads the body (bounded), answers 200 with the acknowledgement, or
  * 502 `{"src":"cloudflared"}` for a body that is not valid JSON of the expected shape. Never throws.
  */
-export function serveConfigurationUpdate(
-  stream: ServerHttp2Stream,
-  versions: ConfigurationVersions,
-  onUpdate: (update: ConfigurationUpdate | undefined) => void,
-): void {
+export function serveConfigurationUpdate(stream: ServerHttp2Stream, versions: ConfigurationVersions, onUpdate: (update: ConfigurationUpdate | undefined) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let tooBig = false;

@@ -1,18 +1,11 @@
 import { EventEmitter } from 'node:events';
-import {
-  constants as h2,
-  performServerHandshake,
-  type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import { constants as h2, performServerHandshake, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ExchangeHandler, RawHeaders } from '../proxy/exchange.js';
 import { RegistrationClient, type ClientInfo, type ConnectionDetails, type RegistrationRequest } from './rpc/index.js';
-import { ConfigurationVersions, serveConfigurationUpdate } from './configuration-update.js';
+import { type ConfigurationVersions, serveConfigurationUpdate } from './configuration-update.js';
 import type { TunnelCredentials } from './credentials.js';
 import type { EdgeAddress } from './discovery.js';
 import { dialEdge } from './edge-tls.js';
@@ -96,7 +89,9 @@ export function originLocalIp(address: string | undefined): Buffer | undefined {
   const back = address.includes('::') ? parse(tail) : [];
   const groups = [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
   const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(g, i * 2);
+  });
   return out;
 }
 
@@ -174,15 +169,14 @@ export class EdgeConnection extends EventEmitter {
       this.#registered = true;
       void rpc.closed.then(() => this.#onControlStreamEnded());
       if (this.connIndex === 0 && !details.tunnelIsRemotelyManaged && this.#o.localConfig) {
-        rpc.updateLocalConfiguration(this.#o.localConfig).catch((err: unknown) =>
-          this.#log.warn({ err: (err as Error).message }, 'pushing the local configuration to the edge failed'));
+        rpc
+          .updateLocalConfiguration(this.#o.localConfig)
+          .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'pushing the local configuration to the edge failed'));
       }
       return details;
     } catch (err) {
       const failure =
-        err instanceof TunnelConnectionError
-          ? err
-          : new TunnelConnectionError('rpc', `registration failed: ${(err as Error).message}`, { cause: err, retryable: true });
+        err instanceof TunnelConnectionError ? err : new TunnelConnectionError('rpc', `registration failed: ${(err as Error).message}`, { cause: err, retryable: true });
       this.#endReason ??= failure;
       this.destroy();
       throw failure;
@@ -220,8 +214,7 @@ export class EdgeConnection extends EventEmitter {
     } catch {
       // Not fatal: the default connection window still works, only slower on long fat pipes.
     }
-    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) =>
-      this.#onStream(stream, headers, flags, rawHeaders));
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => this.#onStream(stream, headers, flags, rawHeaders));
     session.on('error', (err: Error) => {
       this.#endReason ??= new TunnelConnectionError('protocol', `HTTP/2 session error: ${err.message}`, { cause: err, retryable: true });
     });
@@ -265,7 +258,7 @@ export class EdgeConnection extends EventEmitter {
         numPreviousAttempts: Math.min(this.#o.numPreviousAttempts, 255),
       },
     };
-    let result;
+    let result: Awaited<ReturnType<RegistrationClient['registerConnection']>>;
     try {
       result = await rpc.registerConnection(request);
     } catch (err) {
@@ -379,7 +372,12 @@ export class EdgeConnection extends EventEmitter {
     if (now - this.#lastBudgetWarning >= BUDGET_WARNING_INTERVAL_MS) {
       this.#lastBudgetWarning = now;
       this.#log.warn(
-        { stream: stream.id, connectionHeld: this.#bodies!.usage.held, totalHeld: budget.held, limits: { connection: budget.limits.connectionBytes, total: budget.limits.totalBytes } },
+        {
+          stream: stream.id,
+          connectionHeld: this.#bodies!.usage.held,
+          totalHeld: budget.held,
+          limits: { connection: budget.limits.connectionBytes, total: budget.limits.totalBytes },
+        },
         'request-body buffer budget exhausted (tunnel.requestBodyBufferBytes / tunnel.requestBodyBufferTotalBytes); answered 503 to new uploads',
       );
     }

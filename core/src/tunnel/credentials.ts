@@ -61,6 +61,7 @@ function decodeSecret(value: unknown, source: string, field: string): Buffer {
 }
 
 function checkAccountTag(value: unknown, source: string, field: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses
   if (typeof value !== 'string' || value.length === 0 || /[\s\u0000-\u001f]/.test(value)) {
     throw credentialError(source, `field "${field}" must be the account id (a non-empty string without spaces)`);
   }
@@ -85,12 +86,7 @@ function checkEndpoint(value: unknown, source: string, field: string): string | 
  * Builds a frozen credentials object whose secret is non-enumerable, so that logging or serializing the
  * object by mistake (pino, JSON.stringify, util.inspect) never prints it.
  */
-export function makeCredentials(
-  accountTag: string,
-  tunnelSecret: Buffer,
-  id: { text: string; bytes: Buffer },
-  endpoint?: string,
-): TunnelCredentials {
+export function makeCredentials(accountTag: string, tunnelSecret: Buffer, id: { text: string; bytes: Buffer }, endpoint?: string): TunnelCredentials {
   const credentials = { accountTag, tunnelId: id.text, tunnelIdBytes: id.bytes, endpoint } as Omit<TunnelCredentials, 'tunnelSecret'>;
   Object.defineProperty(credentials, 'tunnelSecret', { value: tunnelSecret, enumerable: false });
   return Object.freeze(credentials) as TunnelCredentials;
@@ -185,10 +181,7 @@ export function loadTunnelCredentials(
     return parseTunnelToken(readSource(sources.tokenFile, 'tunnel.tokenFile', readFile), `tunnel.tokenFile "${sources.tokenFile}"`);
   }
   if (sources.credentialsFile) {
-    return parseCredentialsJson(
-      readSource(sources.credentialsFile, 'tunnel.credentialsFile', readFile),
-      `tunnel.credentialsFile "${sources.credentialsFile}"`,
-    );
+    return parseCredentialsJson(readSource(sources.credentialsFile, 'tunnel.credentialsFile', readFile), `tunnel.credentialsFile "${sources.credentialsFile}"`);
   }
   throw credentialError(
     'tunnel credentials',

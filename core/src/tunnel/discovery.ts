@@ -95,7 +95,7 @@ export class EdgeRegion {
    */
   constructor(addresses: readonly EdgeAddress[], ipVersion: EdgeIpVersion = 'auto', now: () => number = Date.now, splitFamilies = true) {
     this.#now = now;
-    const wanted = ipVersion === '4' ? 4 : ipVersion === '6' ? 6 : addresses[0]?.family ?? 4;
+    const wanted = ipVersion === '4' ? 4 : ipVersion === '6' ? 6 : (addresses[0]?.family ?? 4);
     if (ipVersion === 'auto' && (wanted === 0 || !splitFamilies)) {
       this.#primary = [...addresses];
       this.#secondary = [];
@@ -232,10 +232,7 @@ export async function discoverEdge(options: DiscoveryOptions): Promise<EdgeAddre
     throw new WarrenError(ErrorCode.TunnelRegistration, `edge discovery: SRV lookup of ${name} failed: ${(err as Error).message}`, { cause: err });
   }
   if (records.length < 2) {
-    throw new WarrenError(
-      ErrorCode.TunnelRegistration,
-      `edge discovery: expected at least 2 Cloudflare regions from SRV ${name}, got ${records.length}`,
-    );
+    throw new WarrenError(ErrorCode.TunnelRegistration, `edge discovery: expected at least 2 Cloudflare regions from SRV ${name}, got ${records.length}`);
   }
   const ordered = [...records].sort((a, b) => a.priority - b.priority);
   const regions: EdgeRegion[] = [];

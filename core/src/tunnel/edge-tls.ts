@@ -30,7 +30,7 @@ export function edgeTrustRoots(edgeCaPem?: string): string[] {
       // A platform without a readable system store still has the bundled roots.
     }
   }
-  for (const root of CLOUDFLARE_EDGE_ROOTS) roots.add(root.pem.trim() + '\n');
+  for (const root of CLOUDFLARE_EDGE_ROOTS) roots.add(`${root.pem.trim()}\n`);
   return [...roots];
 }
 

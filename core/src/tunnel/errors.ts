@@ -40,6 +40,7 @@ export class TunnelConnectionError extends WarrenError {
 
   /** Prototype check: WarrenError's brand check would make every WarrenError look like this subclass. */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class the check runs on, a subclass included
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 

@@ -20,6 +20,7 @@ export function isExcludedResponseHeader(name: string): boolean {
   return false;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of Latin-1, control characters included
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
 
 function toBytes(text: string): Buffer {
@@ -42,7 +43,7 @@ export function serializeHeaders(headers: RawHeaders): string {
   for (const [name, value] of headers) {
     if (name.length === 0 || isExcludedResponseHeader(name)) continue;
     if (out.length > 0) out += ';';
-    out += encode(name) + ':' + encode(value);
+    out += `${encode(name)}:${encode(value)}`;
   }
   return out;
 }

@@ -43,4 +43,3 @@ export const CONNECTOR_H2_SETTINGS = {
 
 /** Connection-level receive window the connector opens to (§4.2: WINDOW_UPDATE to 1 MiB). */
 export const CONNECTOR_CONNECTION_WINDOW = 1_048_576;
-

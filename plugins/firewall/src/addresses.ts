@@ -43,7 +43,9 @@ export class AddressSet {
     this.#v4Ends = Float64Array.from(merged, (r) => r[1]);
     this.#v6Networks = new Uint16Array(v6.length * 8);
     this.#v6Prefixes = Uint8Array.from(v6, (e) => e.prefix);
-    v6.forEach((e, i) => this.#v6Networks.set(e.network, i * 8));
+    v6.forEach((e, i) => {
+      this.#v6Networks.set(e.network, i * 8);
+    });
   }
 
   /**

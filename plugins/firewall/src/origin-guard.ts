@@ -1,14 +1,5 @@
 import { originRefusalCounter, type OriginRefusalCounter, type OriginRefusalReason } from '@warren/core';
-import {
-  ErrorCode,
-  TOKENS,
-  WarrenError,
-  pluginConfigToken,
-  type Route,
-  type RouteBinding,
-  type UpstreamInterceptor,
-  type UpstreamPlugin,
-} from '@warren/core/plugin';
+import { ErrorCode, TOKENS, WarrenError, pluginConfigToken, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
 import { inject, injectable } from 'tsyringe';
 import { compileOriginLists, refusalOf, type OriginLists } from './origin-lists.js';
 import type { FirewallSettings } from './settings.js';

@@ -18,7 +18,7 @@ export interface OriginLists {
 export function compileOriginLists(annotations: Readonly<Record<string, unknown>>): OriginLists | undefined {
   const entries = (key: string) => {
     const list = annotations[key] as ParsedList | undefined;
-    return list && list.entries.length ? list.entries : undefined;
+    return list?.entries.length ? list.entries : undefined;
   };
   const ips = (key: string) => {
     const list = entries(key);

@@ -186,7 +186,11 @@ export function parseKubeconfig(files: readonly KubeconfigFile[], env: NodeJS.Pr
   const tokenFile = str(u, 'tokenFile', uWhere, uFile);
   const username = str(u, 'username', uWhere, uFile);
   if (u.exec !== undefined) {
-    credentials = execCredentialSource(execConfig(u.exec, `${uWhere}.exec`, uFile), { server: url.href.replace(/\/$/, ''), caPem, insecureSkipTlsVerify: c['insecure-skip-tls-verify'] === true }, env);
+    credentials = execCredentialSource(
+      execConfig(u.exec, `${uWhere}.exec`, uFile),
+      { server: url.href.replace(/\/$/, ''), caPem, insecureSkipTlsVerify: c['insecure-skip-tls-verify'] === true },
+      env,
+    );
   } else if (token) {
     const fixed: Credentials = { authorization: `Bearer ${token}` };
     credentials = () => Promise.resolve(fixed);

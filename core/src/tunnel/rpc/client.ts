@@ -19,12 +19,7 @@ import {
   type RpcMessage,
 } from './messages.js';
 import { QuestionIdAllocator } from './question-ids.js';
-import {
-  readRegisterConnectionResults,
-  validateRegistrationRequest,
-  writeRegisterConnectionParams,
-  writeUpdateLocalConfigurationParams,
-} from './registration-codec.js';
+import { readRegisterConnectionResults, validateRegistrationRequest, writeRegisterConnectionParams, writeUpdateLocalConfigurationParams } from './registration-codec.js';
 import { Layout, REGISTRATION_SERVER_INTERFACE_ID, RegistrationMethod, type RegistrationMethodName } from './schema.js';
 import { RpcTransport, type RpcLimits } from './transport.js';
 import type { RegistrationRequest, RegistrationResult } from './types.js';
@@ -173,9 +168,7 @@ export class RegistrationClient {
               }
               return;
             case 'exception':
-              reject(
-                new WarrenError(ErrorCode.TunnelRegistration, `edge returned an exception for ${method}: ${result.exception.reason} (${result.exception.type})`),
-              );
+              reject(new WarrenError(ErrorCode.TunnelRegistration, `edge returned an exception for ${method}: ${result.exception.reason} (${result.exception.type})`));
               return;
             case 'canceled':
               reject(new WarrenError(ErrorCode.TunnelRegistration, `edge canceled ${method}`));

@@ -34,9 +34,7 @@ export const MAX_TRANSFORM = 64;
 export type PromisedAnswerOp = { kind: 'noop' } | { kind: 'getPointerField'; index: number };
 
 /** Whom a call is addressed to. */
-export type MessageTarget =
-  | { kind: 'importedCap'; importId: number }
-  | { kind: 'promisedAnswer'; questionId: number; transform: PromisedAnswerOp[] };
+export type MessageTarget = { kind: 'importedCap'; importId: number } | { kind: 'promisedAnswer'; questionId: number; transform: PromisedAnswerOp[] };
 
 /** One entry of a payload's capability table. */
 export type CapDescriptor =
@@ -331,9 +329,7 @@ export function encodeAbort(exception: RpcException): Buffer {
 /** `Unimplemented` echoing a received message (a deep copy of its root struct). */
 export function encodeUnimplemented(echo: StructReader): Buffer {
   const b = new MessageBuilder();
-  b.initRoot(Layout.Message[0], Layout.Message[1])
-    .setU16(0, MessageTag.unimplemented)
-    .copyPointer(0, { kind: 'struct', value: echo });
+  b.initRoot(Layout.Message[0], Layout.Message[1]).setU16(0, MessageTag.unimplemented).copyPointer(0, { kind: 'struct', value: echo });
   return b.framed();
 }
 

@@ -12,11 +12,7 @@ import {
   type OutgoingReturnResult,
   type RpcMessage,
 } from './messages.js';
-import {
-  readRegisterConnectionParams,
-  readUpdateLocalConfigurationParams,
-  writeRegisterConnectionResults,
-} from './registration-codec.js';
+import { readRegisterConnectionParams, readUpdateLocalConfigurationParams, writeRegisterConnectionResults } from './registration-codec.js';
 import { Layout, MessageTag, REGISTRATION_SERVER_INTERFACE_ID, RegistrationMethod, type RegistrationMethodName } from './schema.js';
 import { RpcTransport, type RpcLimits } from './transport.js';
 import type { RegistrationRequest, RegistrationResult } from './types.js';

@@ -119,9 +119,7 @@ export class RpcTransport {
 
   #fail(err: unknown): void {
     this.#delivering = false;
-    const protocolErr = isWarrenError(err)
-      ? err
-      : protocolError(`failed to process an RPC message: ${(err as Error)?.message ?? String(err)}`, err);
+    const protocolErr = isWarrenError(err) ? err : protocolError(`failed to process an RPC message: ${(err as Error)?.message ?? String(err)}`, err);
     this.#handlers.protocolError(protocolErr);
   }
 

@@ -164,6 +164,6 @@ export class ScriptedPeer {
 /** The struct content of a Call's params or a Return's results. */
 export function contentStruct(m: RpcMessage) {
   const payload = m.type === 'call' ? m.params : m.type === 'return' && m.result.kind === 'results' ? m.result.payload : undefined;
-  if (!payload || payload.content.kind !== 'struct') throw new Error('no struct content');
+  if (payload?.content.kind !== 'struct') throw new Error('no struct content');
   return payload.content.value;
 }

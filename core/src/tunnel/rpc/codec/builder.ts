@@ -215,7 +215,9 @@ function copyStruct(dest: StructBuilder, source: StructReader): void {
 function copyList(builder: MessageBuilder, ptr: number, source: ListReader): void {
   if (source.elementSize === ElementSize.Composite) {
     const elements = linkStructList(builder, ptr, source.length, source.dataWords, source.ptrWords);
-    elements.forEach((e, i) => copyStruct(e, source.struct(i)));
+    elements.forEach((e, i) => {
+      copyStruct(e, source.struct(i));
+    });
     return;
   }
   if (source.elementSize === ElementSize.Pointer) {
@@ -229,4 +231,3 @@ function copyList(builder: MessageBuilder, ptr: number, source: ListReader): voi
   writeListPointer(builder.buffer, ptr, target, source.elementSize, source.length);
   builder.buffer.set(bytes, target * 8);
 }
-
