@@ -22,7 +22,7 @@ if [[ "${WARREN_SKIP_TEST_BINARIES:-}" != 1 ]]; then
 fi
 
 lint_failed=0
-if ! npx biome ci --colors=off .; then
+if ! npx biome ci --colors=off --error-on-warnings .; then
   lint_failed=1
   echo 'lint: FAILED (see the findings above; `npm run lint` repeats them, `npm run format` fixes the formatting)'
 fi

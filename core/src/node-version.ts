@@ -5,7 +5,7 @@
  */
 
 /** The oldest Node.js Warren runs on (the root package's `engines.node`). */
-export const MIN_NODE_VERSION = '24.12.0';
+const MIN_NODE_VERSION = '24.12.0';
 
 /** Undefined when `version` (e.g. `process.versions.node`) is new enough, else the line to print. */
 export function nodeVersionProblem(version: string, min: string = MIN_NODE_VERSION): string | undefined {

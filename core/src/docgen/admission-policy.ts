@@ -15,7 +15,7 @@ import type { PluginModule } from '../plugin-api/module.js';
  */
 
 /** The CEL conditions a value must meet, over the CEL variable `value` of type string; empty when none is known. */
-export function celConditions(schema: z.ZodType, value = 'value'): string[] {
+function celConditions(schema: z.ZodType, value = 'value'): string[] {
   return walk(schema, value).conditions;
 }
 
@@ -137,7 +137,7 @@ function celStringSafe(value: string): boolean {
 }
 
 /** One annotation with its derived checks. */
-export interface AnnotationRule {
+interface AnnotationRule {
   /** Full key, with the prefix. */
   readonly key: string;
   /** Plugin id, or `core`. */
@@ -150,7 +150,7 @@ export interface AnnotationRule {
 }
 
 /** Every known annotation (core's, then each built-in plugin's in the order given) with its CEL checks. */
-export function annotationRules(coreAnnotations: readonly AnnotationSpec[], plugins: readonly PluginModule[]): AnnotationRule[] {
+function annotationRules(coreAnnotations: readonly AnnotationSpec[], plugins: readonly PluginModule[]): AnnotationRule[] {
   const rules: AnnotationRule[] = [];
   const add = (spec: AnnotationSpec, owner: string, toggle?: string) => {
     const key = ANNOTATION_PREFIX + spec.key;

@@ -22,7 +22,7 @@ import { toInputJsonSchema, type JsonSchema } from './json-schema.js';
  * Each entry maps a settings path prefix either to a values path prefix, or to a note saying how the chart
  * fills the setting itself. The longest matching prefix wins.
  */
-export const CHART_MAPPING: ReadonlyArray<readonly [settingPrefix: string, chart: { values: string } | { note: string }]> = [
+const CHART_MAPPING: ReadonlyArray<readonly [settingPrefix: string, chart: { values: string } | { note: string }]> = [
   ['logLevel', { values: 'logLevel' }],
   ['shutdownGracePeriod', { values: 'shutdownGracePeriod' }],
   ['ingressClass.name', { values: 'ingressClass.name' }],
@@ -90,7 +90,7 @@ function pluginValuesSchema(module: PluginModule): z.ZodType {
  * chart sets on its own (credential file paths, the source kind, the listen address) are left out, so a user
  * cannot set them by accident.
  */
-export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
+function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
   const pluginBlocks: Record<string, z.ZodType> = {};
   for (const module of plugins) pluginBlocks[module.manifest.name] = pluginValuesSchema(module);
   return z
@@ -242,7 +242,7 @@ export function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
  * `plugins.<name>.enabled: true` requires every plugin in its `dependsOn` to be enabled too, as draft-07
  * `if`/`then`: Helm refuses such values (with the dependency's path) instead of rendering a pod that crash-loops.
  */
-export function pluginDependencyRules(plugins: readonly PluginModule[]): JsonSchema[] {
+function pluginDependencyRules(plugins: readonly PluginModule[]): JsonSchema[] {
   const nameOf = new Map(plugins.map((m) => [m.manifest.id, m.manifest.name]));
   const enabled = (name: string): JsonSchema => ({ properties: { [name]: { properties: { enabled: { const: true } }, required: ['enabled'] } }, required: [name] });
   const rules: JsonSchema[] = [];

@@ -1,7 +1,7 @@
 import { configSchema } from '../config/schema.js';
 import type { PluginModule } from '../plugin-api/module.js';
 import { chartValueFor } from './chart-values.js';
-import { cell, describeType, flattenSchema, formatDuration, isDurationSchema, toInputJsonSchema, valueAtPath, type JsonSchema, type SchemaRow } from './json-schema.js';
+import { cell, describeType, flattenSchema, formatDuration, isDurationSchema, toInputJsonSchema, valueAtPath, type SchemaRow } from './json-schema.js';
 
 /** Section titles and intros, in the order of `configSchema`'s top-level keys. */
 const SECTIONS: Readonly<Record<string, string>> = {
@@ -130,5 +130,3 @@ function pluginSettings(plugins: readonly PluginModule[]): string[] {
   }
   return out;
 }
-
-export type { JsonSchema };

@@ -411,7 +411,7 @@ export class EdgeSimulator extends EventEmitter {
 }
 
 /** Reads a tunnel stream to its end: decoded head, body, trailers and reset code. */
-export function collectReply(stream: ClientHttp2Stream, timeoutMs: number): Promise<TunnelReply> {
+function collectReply(stream: ClientHttp2Stream, timeoutMs: number): Promise<TunnelReply> {
   return new Promise((resolve, reject) => {
     let head: TunnelResponseHead | undefined;
     let trailers: IncomingHttpHeaders | undefined;

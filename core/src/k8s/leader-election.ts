@@ -470,7 +470,7 @@ export class LeaderElector {
  * True when resourceVersion `a` is newer than `b`. Kubernetes resourceVersions of one resource are comparable
  * integers; anything else (or a missing `b`) counts as newer, the safe side for a leader checking for loss.
  */
-export function newerVersion(a: string | undefined, b: string | undefined): boolean {
+function newerVersion(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return true;
   return BigInt(a) > BigInt(b);
 }
@@ -492,7 +492,7 @@ interface LeaseSpec {
 }
 
 /** A metav1.MicroTime: RFC 3339 in UTC with six fractional digits, e.g. `2026-11-26T17:32:58.123000Z`. */
-export function microTime(ms: number): string {
+function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 

@@ -449,7 +449,7 @@ export async function loadManifestFolder(folder: string): Promise<FolderLoadResu
 }
 
 /** Shown path of a file for messages: relative to the current directory when that is shorter. */
-export function displayPath(folder: string, file: string): string {
+function displayPath(folder: string, file: string): string {
   const full = join(folder, file);
   const rel = relative(process.cwd(), full);
   return rel.length < full.length && !rel.startsWith('..') ? rel : full;

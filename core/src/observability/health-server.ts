@@ -167,7 +167,7 @@ function send(res: ServerResponse, status: number, body: string): void {
 }
 
 /** Splits `host:port` / `[v6]:port`. */
-export function splitHostPort(listen: string): { host: string; port: number } {
+function splitHostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
   return { host, port: Number(listen.slice(i + 1)) };

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Every metric of Warren's own starts with this (process, Node and cloudflared-compatible series do not). */
-export const METRIC_PREFIX = 'warren_';
+const METRIC_PREFIX = 'warren_';
 
 /**
  * Creates the process-wide prom-client registry. With `defaultMetrics` (the default) it also collects Node's
@@ -20,7 +20,7 @@ export function createMetricsRegistry(options: { defaultMetrics?: boolean } = {}
  * components (or several controller instances in one test process) share one registry without
  * "metric already registered" errors.
  */
-export function sharedMetric<T>(registry: Registry, name: string, create: () => T): T {
+function sharedMetric<T>(registry: Registry, name: string, create: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? create();
 }
 

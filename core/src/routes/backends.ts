@@ -15,7 +15,7 @@ import type { Diagnostic, Endpoint, ServiceBackend } from './types.js';
  */
 
 /** A failed resolution: why, and which part of the backend reference is at fault. */
-export interface BackendProblem {
+interface BackendProblem {
   readonly ok: false;
   readonly reason: 'ServiceNotFound' | 'ServicePortNotFound' | 'UnsupportedBackend';
   readonly message: string;

@@ -15,7 +15,7 @@ import type { PathType } from './types.js';
  */
 
 /** The longest rule path accepted. */
-export const MAX_RULE_PATH_LENGTH = 4096;
+const MAX_RULE_PATH_LENGTH = 4096;
 
 /** How a validated rule path is matched: `exact` compares the key; `prefix` matches element-wise on the key. */
 export type MatchKind = 'exact' | 'prefix';

@@ -9,7 +9,7 @@ import { HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
  */
 
 /** Largest configuration body accepted; bigger pushes are answered 502 like unparsable ones. */
-export const MAX_CONFIGURATION_BYTES = 4 * 1024 * 1024;
+const MAX_CONFIGURATION_BYTES = 4 * 1024 * 1024;
 
 /** Remembers the last acknowledged version across all connections of one connector. */
 export class ConfigurationVersions {

@@ -52,9 +52,9 @@ export interface ConnectionLimits {
 }
 
 /** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's own default: 1000). */
-export const DEFAULT_STREAM_RESET_BURST = 100_000;
+const DEFAULT_STREAM_RESET_BURST = 100_000;
 /** Stream resets per second that refill that budget (nghttp2's own default: 33). */
-export const DEFAULT_STREAM_RESET_RATE = 10_000;
+const DEFAULT_STREAM_RESET_RATE = 10_000;
 
 export interface EdgeConnectionOptions {
   readonly connIndex: number;

@@ -42,7 +42,7 @@ export interface EdgeResolver {
 }
 
 /** The system resolver (`node:dns`), addresses in OS preference order. */
-export const systemResolver: EdgeResolver = {
+const systemResolver: EdgeResolver = {
   resolveSrv: (name) => dns.resolveSrv(name),
   lookup: (host) => dns.lookup(host, { all: true, order: 'verbatim' }),
 };

@@ -17,7 +17,7 @@ import { EDGE_SERVER_NAME } from './protocol.js';
 const EDGE_GROUPS = 'X25519MLKEM768:P-256:X25519';
 
 /** TCP connect and TLS handshake each get this long (cloudflared's `dialTimeout`). */
-export const EDGE_DIAL_TIMEOUT_MS = 15_000;
+const EDGE_DIAL_TIMEOUT_MS = 15_000;
 
 /** Root certificates for the edge: `edgeCaPem` alone when given, else system roots + Cloudflare CAs. */
 export function edgeTrustRoots(edgeCaPem?: string): string[] {

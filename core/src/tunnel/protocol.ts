@@ -23,8 +23,6 @@ export const UPGRADE_UPDATE_CONFIGURATION = 'update-configuration';
 export const META_ORIGIN = '{"src":"origin"}';
 /** Exact meta bytes for a response the connector generated itself (errors). */
 export const META_CLOUDFLARED = '{"src":"cloudflared"}';
-/** Exact meta bytes for a raw TCP flow refused by the flow limiter. */
-export const META_FLOW_RATE_LIMITED = '{"src":"cloudflared","flow_rate_limited":true}';
 
 /** The edge adds this with the eyeball's address; Warren uses it as the exchange's client address. */
 export const HEADER_CONNECTING_IP = 'cf-connecting-ip';

@@ -102,7 +102,7 @@ function isV4Mapped(w: Uint16Array): boolean {
 }
 
 /** Dotted-quad IPv4 in `text[start, end)` as a number, or -1. No leading zeros (they read as octal elsewhere). */
-export function parseIpv4(text: string, start: number, end: number): number {
+function parseIpv4(text: string, start: number, end: number): number {
   let value = 0;
   let octet = 0;
   let digits = 0;

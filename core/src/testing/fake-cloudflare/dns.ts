@@ -24,7 +24,7 @@ function invalid(message: string): FakeApiError {
 }
 
 /** Full record name: relative names get the zone appended, `@` is the apex; validated like the API does. */
-export function fullName(raw: unknown, zone: FakeZone): string {
+function fullName(raw: unknown, zone: FakeZone): string {
   if (typeof raw !== 'string' || raw.trim() === '') throw invalid('name is required');
   let name = raw.trim().toLowerCase().replace(/\.$/, '');
   if (name === '@') name = zone.name;

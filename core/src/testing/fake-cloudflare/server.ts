@@ -116,7 +116,7 @@ const CUSTOM_PHASE = 'http_request_firewall_custom';
  * count includes every rule of the phase, whoever wrote it). The error code and wording of the refusal below are
  * the fake's own: no observed answer was at hand.
  */
-export const CUSTOM_RULE_LIMITS: Readonly<Record<FakeZone['plan'], number>> = { free: 5, pro: 20, business: 100, enterprise: 1000 };
+const CUSTOM_RULE_LIMITS: Readonly<Record<FakeZone['plan'], number>> = { free: 5, pro: 20, business: 100, enterprise: 1000 };
 const checkRuleLimit = (zone: FakeZone, phase: string, rules: readonly unknown[]) => {
   const limit = CUSTOM_RULE_LIMITS[zone.plan];
   if (phase === CUSTOM_PHASE && rules.length > limit) {

@@ -33,7 +33,7 @@ export interface RegistrationClientOptions {
 }
 
 /** Reason sent in the `Abort` of a graceful close (what cloudflared sends). */
-export const SHUTDOWN_REASON = 'rpc: shutdown';
+const SHUTDOWN_REASON = 'rpc: shutdown';
 
 interface Question {
   readonly id: number;

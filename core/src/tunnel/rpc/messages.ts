@@ -27,17 +27,17 @@ import {
  */
 
 /** Most entries accepted in a payload's capability table (the tunnel RPC never carries more than one). */
-export const MAX_CAP_TABLE = 64;
+const MAX_CAP_TABLE = 64;
 /** Most ops accepted in a promised answer's transform. */
-export const MAX_TRANSFORM = 64;
+const MAX_TRANSFORM = 64;
 
-export type PromisedAnswerOp = { kind: 'noop' } | { kind: 'getPointerField'; index: number };
+type PromisedAnswerOp = { kind: 'noop' } | { kind: 'getPointerField'; index: number };
 
 /** Whom a call is addressed to. */
 export type MessageTarget = { kind: 'importedCap'; importId: number } | { kind: 'promisedAnswer'; questionId: number; transform: PromisedAnswerOp[] };
 
 /** One entry of a payload's capability table. */
-export type CapDescriptor =
+type CapDescriptor =
   | { kind: 'none' }
   | { kind: 'senderHosted' | 'senderPromise' | 'receiverHosted'; id: number }
   | { kind: 'receiverAnswer'; questionId: number; transform: PromisedAnswerOp[] }
@@ -251,7 +251,7 @@ export function capabilityContent(capIndex: number): ContentWriter {
 }
 
 /** A capability table entry this side can send. */
-export type OutgoingCapDescriptor = { kind: 'none' } | { kind: 'senderHosted' | 'senderPromise' | 'receiverHosted'; id: number };
+type OutgoingCapDescriptor = { kind: 'none' } | { kind: 'senderHosted' | 'senderPromise' | 'receiverHosted'; id: number };
 
 function message(tag: number, layout: readonly [number, number], fill: (s: StructBuilder) => void): Buffer {
   const b = new MessageBuilder();

@@ -10,7 +10,7 @@ import type { ConnectionErrorInfo, RegistrationRequest, RegistrationResult } fro
  */
 
 /** Most entries accepted in `ClientInfo.features` when decoding. */
-export const MAX_FEATURES = 256;
+const MAX_FEATURES = 256;
 const NS_PER_MS = 1_000_000n;
 const INT64_MAX = 2n ** 63n - 1n;
 const V4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');

@@ -55,7 +55,7 @@ export interface ServeRegistrationOptions {
 }
 
 /** Export id under which the edge hosts its RegistrationServer capability. */
-export const REGISTRATION_EXPORT_ID = 0;
+const REGISTRATION_EXPORT_ID = 0;
 
 /**
  * Serves `RegistrationServer` as the bootstrap interface on `stream` (readable = connector→edge bytes), the way

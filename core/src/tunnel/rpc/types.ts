@@ -4,7 +4,7 @@
  */
 
 /** What authenticates a connection: the account tag and the tunnel secret. */
-export interface TunnelAuth {
+interface TunnelAuth {
   accountTag: string;
   /** Raw secret bytes (the credentials file holds them base64-encoded; decode before use). Never log these. */
   tunnelSecret: Buffer;
@@ -22,7 +22,7 @@ export interface ClientInfo {
   arch: string;
 }
 
-export interface ConnectionOptions {
+interface ConnectionOptions {
   client: ClientInfo;
   /** Local IP of the socket to the edge: 16 bytes, IPv4 as `::ffff:a.b.c.d` (4-byte IPv4 is mapped on encode). */
   originLocalIp?: Buffer;
