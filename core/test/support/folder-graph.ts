@@ -47,11 +47,16 @@ export function folderEdges(root: string): FolderEdge[] {
   return [...edges.values()];
 }
 
-/**
- * The import cycles between folders: one cycle per strongly connected group of folders, each as the path
- * of edges that closes it (so a message can name every import on the way round).
- */
-export function folderCycles(edges: readonly FolderEdge[]): FolderEdge[][] {
+/** Folders that import each other in a cycle, and one way round through the first of them. */
+export interface FolderCycle {
+  /** Every folder of the strongly connected group, sorted. */
+  folders: string[];
+  /** The imports of one cycle through `folders[0]`, each with a file that makes it. */
+  path: FolderEdge[];
+}
+
+/** The import cycles between folders: one per strongly connected group of folders. */
+export function folderCycles(edges: readonly FolderEdge[]): FolderCycle[] {
   const out = new Map<string, FolderEdge[]>();
   for (const edge of edges) out.set(edge.from, [...(out.get(edge.from) ?? []), edge]);
   const order = new Map<string, number>();
@@ -77,7 +82,7 @@ export function folderCycles(edges: readonly FolderEdge[]): FolderEdge[][] {
     if (group.length > 1) groups.push(group);
   };
   for (const node of [...out.keys()].sort()) if (!order.has(node)) visit(node);
-  return groups.map((group) => cycleThrough(group.sort(), out));
+  return groups.map((group) => ({ folders: group.sort(), path: cycleThrough(group, out) }));
 }
 
 /** A shortest way round from the group's first folder back to itself, staying inside the group. */
@@ -102,7 +107,7 @@ function cycleThrough(group: readonly string[], out: ReadonlyMap<string, FolderE
   throw new Error(`no cycle through ${start}`);
 }
 
-/** "a -> b (a/x.ts imports ../b/y.js) -> a (...)" */
-export function describeCycle(cycle: readonly FolderEdge[]): string {
-  return [cycle[0]!.from, ...cycle.map((e) => `-> ${e.to} (${e.example})`)].join(' ');
+/** "a, b: a -> b (a/x.ts imports ../b/y.js) -> a (…)" */
+export function describeCycle(cycle: FolderCycle): string {
+  return `${cycle.folders.join(', ')}: ${[cycle.path[0]!.from, ...cycle.path.map((e) => `-> ${e.to} (${e.example})`)].join(' ')}`;
 }
