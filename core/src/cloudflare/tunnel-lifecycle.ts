@@ -241,7 +241,7 @@ export class TunnelLifecycle {
    * Uninstall cleanup (run once, e.g. from a Helm pre-delete hook): deletes the tunnel and the credentials Secret,
    * but only when `cloudflare.deleteTunnelOnUninstall` is true. Otherwise it changes nothing, so a reinstall adopts
    * the same tunnel. The hook runs while replicas are still connected and their connectors reconnect right after a
-   * connection cleanup, so the tunnel is deleted with `cascade=true` (its connections with it), as cloudflared does.
+   * connection cleanup, so the tunnel is deleted with `cascade=true` (its connections with it).
    */
   async uninstall(signal: AbortSignal): Promise<{ readonly tunnelDeleted: boolean }> {
     if (tunnelMode(this.#o.config, this.#o.env) !== 'managed' || !this.#o.config.cloudflare.deleteTunnelOnUninstall) {

@@ -121,7 +121,7 @@ async function routableConnection(sim: EdgeSimulator, waitMs: number): Promise<S
   return connection;
 }
 
-/** The request headers an edge sends into the tunnel for an eyeball request (reference §4.4). */
+/** The request headers an edge sends into the tunnel for an eyeball request. */
 function tunnelHeaders(
   method: string,
   authority: string,

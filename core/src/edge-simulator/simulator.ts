@@ -95,7 +95,7 @@ export class EdgeFaults {
     return selected.length;
   }
 
-  /** Sends GOAWAY as Go's HTTP/2 client does on Shutdown: raw frame, odd last_stream_id (see SimulatedConnection). */
+  /** Sends GOAWAY as the edge does when it shuts a connection down: raw frame, odd last_stream_id (see SimulatedConnection). */
   goAwayLikeGoClient(connIndex?: number): number {
     const selected = this.#select(connIndex);
     for (const c of selected) c.goAwayLikeGoClient();
@@ -133,7 +133,7 @@ export interface TunnelReply extends TunnelResponseHead {
 }
 
 /**
- * Warren's stand-in for Cloudflare's edge (reference §9.2), for tests, benchmarks and local mode:
+ * Warren's stand-in for Cloudflare's edge, for tests, benchmarks and local mode:
  * TLS listeners with a test CA and an `h2.cftunnel.com` leaf; per accepted socket an HTTP/2 client that opens
  * the control stream first and serves the registration RPC; credential checks (a wrong account, tunnel or
  * secret is refused as `Unauthorized`); `EDUPCONN` for a second registration of the same connector slot on

@@ -20,9 +20,9 @@ import { classifyStream, type StreamKind } from './stream-classifier.js';
 import { TunnelExchange } from './tunnel-exchange.js';
 
 /**
- * One HTTP/2 connection to the edge, in cloudflared's reverse roles (reference §4.1, §6.1): Warren dials TLS
+ * One HTTP/2 connection to the edge, in cloudflared's reverse roles: Warren dials TLS
  * but is the HTTP/2 *server*; the edge opens the control stream first, Warren registers over it
- * (RPC, §5.8), then the edge opens request streams that become `Exchange`s.
+ * (RPC), then the edge opens request streams that become `Exchange`s.
  *
  * Lifecycle: `establish()` resolves once registered (or rejects with a `TunnelConnectionError`), `closed`
  * resolves when the connection is over (with the reason, or undefined after our own shutdown),
@@ -30,7 +30,7 @@ import { TunnelExchange } from './tunnel-exchange.js';
  * routes here: shutdown, control stream lost, edge GOAWAY).
  */
 
-/** Limits for edge-opened streams; defaults are at least as permissive as cloudflared (§4.2, §10). */
+/** Limits for edge-opened streams; defaults are at least as permissive as cloudflared. */
 export interface ConnectionLimits {
   /** Header fields per request, pseudo-headers included (Node's `maxHeaderListPairs`). */
   readonly maxHeaderPairs?: number;
@@ -418,7 +418,7 @@ export class EdgeConnection extends EventEmitter {
   }
 
   /**
-   * Graceful end (reference §6.5): unregister (bounded by the grace period and the RPC timeout), GOAWAY so
+   * Graceful end: unregister (bounded by the grace period and the RPC timeout), GOAWAY so
    * the edge opens no new streams, let in-flight streams finish until the grace period ends, then Release +
    * Abort on the RPC, end the control stream and close the connection. Idempotent.
    */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ErrorCode, WarrenError } from '../errors.js';
 
 /**
- * Tunnel credentials (reference §1): what the connector needs to register with the edge. Never log this
+ * Tunnel credentials: what the connector needs to register with the edge. Never log this
  * object: `tunnelSecret` is the shared secret. `describeCredentials` gives a loggable summary.
  */
 export interface TunnelCredentials {
@@ -107,7 +107,7 @@ function parseJsonObject(text: string, source: string): Record<string, unknown> 
 }
 
 /**
- * Parses a tunnel token (§1.2): strict standard base64 (with padding) of JSON `{"a","s","t","e"?}`, where
+ * Parses a tunnel token: strict standard base64 (with padding) of JSON `{"a","s","t","e"?}`, where
  * `s` is itself standard base64 of the secret. Surrounding whitespace is ignored. Throws a terminal
  * WarrenError (TunnelCredentials) naming the field; the message never contains the token or the secret.
  */
@@ -134,15 +134,15 @@ export function encodeTunnelToken(credentials: Pick<TunnelCredentials, 'accountT
 }
 
 /**
- * Parses a credentials file (§1.3): JSON `{"AccountTag","TunnelSecret","TunnelID","Endpoint"?}` with keys
- * matched case-insensitively (as Go's decoder does) and unknown keys ignored.
+ * Parses a credentials file: JSON `{"AccountTag","TunnelSecret","TunnelID","Endpoint"?}` with keys
+ * matched case-insensitively (files written by other tools differ in case) and unknown keys ignored.
  */
 export function parseCredentialsJson(text: string, source = 'tunnel credentials file'): TunnelCredentials {
   const json = parseJsonObject(text, source);
   const byLower = new Map<string, { key: string; value: unknown }>();
   for (const [key, value] of Object.entries(json)) {
     const lower = key.toLowerCase();
-    // Go's decoder prefers an exact match, then the last case-insensitive one; exact spellings win here.
+    // An exact spelling wins over a case-insensitive match; among those, the last one in the file.
     if (!byLower.has(lower) || ['AccountTag', 'TunnelSecret', 'TunnelID', 'Endpoint'].includes(key)) byLower.set(lower, { key, value });
   }
   const field = (name: string) => byLower.get(name.toLowerCase())?.value;

@@ -2,7 +2,7 @@ import { ErrorCode, WarrenError } from '../errors.js';
 import type { RawHeaders } from '../proxy/exchange.js';
 
 /**
- * The `cf-cloudflared-response-headers` format (reference §4.5): each (name, value) pair becomes
+ * The `cf-cloudflared-response-headers` format: each (name, value) pair becomes
  * `B(name) ":" B(value)`, pairs joined by `";"`, where B is standard-alphabet base64 WITHOUT padding.
  * Values are raw bytes; they never pass HTTP/2 header validation, which is the point of the scheme.
  *
@@ -10,7 +10,7 @@ import type { RawHeaders } from '../proxy/exchange.js';
  * HTTP/1.1 header bytes to strings, so origin bytes round-trip exactly) and as UTF-8 otherwise.
  */
 
-/** Lower-case prefixes of header names that are never serialized (transport-internal, §4.5, §10). */
+/** Lower-case prefixes of header names that are never serialized (transport-internal). */
 const EXCLUDED_PREFIXES = [':', 'cf-int-', 'cf-cloudflared-', 'cf-proxy-'] as const;
 
 /** True when a response header must not be carried in the serialized set. */

@@ -5,8 +5,8 @@ import { serializeHeaders } from './header-serialization.js';
 import { HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED, META_ORIGIN } from './protocol.js';
 
 /**
- * One tunnel stream as an `Exchange` (the contract in proxy/exchange.ts), answering the edge the way
- * cloudflared does (reference §4.5–§4.8):
+ * One tunnel stream as an `Exchange` (the contract in proxy/exchange.ts), answering the edge in the form it
+ * expects from a connector:
  *  - `:status` is the origin's, except 101 which becomes 200;
  *  - the origin's headers travel in `cf-cloudflared-response-headers` (order, case and repeats kept);
  *  - `cf-cloudflared-response-meta` is `{"src":"origin"}`, or `{"src":"cloudflared"}` for responses Warren

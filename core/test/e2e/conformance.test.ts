@@ -1,5 +1,5 @@
 /**
- * The Kubernetes ingress-conformance scenarios (reference ingress-conventions.md §6.1, test-environment.md §8),
+ * The Kubernetes ingress-conformance scenarios,
  * re-expressed for Warren and run through the whole system: objects in a real kube-apiserver, Warren's real
  * controller process authenticated with a ServiceAccount token bound only to deploy/rbac.yaml, requests entering
  * the edge simulator's eyeball entrance with the scenario's Host header, crossing the tunnel into Warren's

@@ -41,7 +41,7 @@ export interface Credentials {
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-/** client-go re-reads a service account token file at most once a minute; bound tokens rotate hourly. */
+/** A service account token file is re-read at most once a minute; bound tokens rotate hourly. */
 const TOKEN_FILE_REFRESH_MS = 60_000;
 
 /**

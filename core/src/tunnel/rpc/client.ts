@@ -46,7 +46,7 @@ interface Question {
 }
 
 /**
- * The connector's half of the control-stream RPC (cloudflared-http2-protocol.md §5.8). It bootstraps the edge's
+ * The connector's half of the control-stream RPC. It bootstraps the edge's
  * `RegistrationServer`, pipelines `registerConnection` on the bootstrap answer, then calls the imported capability.
  * The stream's readable side carries edge→connector bytes, its writable side connector→edge bytes.
  *
@@ -228,7 +228,7 @@ export class RegistrationClient {
         return;
       case 'bootstrap':
       case 'call':
-        // The connector exports nothing (cloudflared's vat has no bootstrap interface).
+        // The connector exports nothing: its side of the connection has no bootstrap interface.
         this.#answer(message.questionId, message.type === 'bootstrap' ? 'rpc: no bootstrap interface' : 'rpc: connector exports no capabilities');
         return;
       case 'finish':

@@ -1,5 +1,5 @@
 /**
- * Control-stream Cap'n Proto RPC of the Cloudflare Tunnel connector (cloudflared-http2-protocol.md §5):
+ * Control-stream Cap'n Proto RPC of the Cloudflare Tunnel connector:
  * {@link RegistrationClient} is the connector's half, {@link serveRegistration} the edge's (used by the edge
  * simulator). Both run over any `Duplex` carrying the control stream's bytes.
  */

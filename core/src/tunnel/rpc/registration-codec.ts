@@ -4,7 +4,7 @@ import { Layout } from './schema.js';
 import type { ConnectionErrorInfo, RegistrationRequest, RegistrationResult } from './types.js';
 
 /**
- * Typed encoding of `RegistrationServer` parameters and results (layouts in `cloudflared-http2-protocol.md` §5.3).
+ * Typed encoding of `RegistrationServer` parameters and results.
  * Writers fill the content struct they are given; readers take the content struct and throw `TunnelProtocol`
  * WarrenErrors naming the field for values the schema cannot hold.
  */

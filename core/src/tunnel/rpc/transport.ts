@@ -130,7 +130,7 @@ export class RpcTransport {
     this.#markClosed();
     if (wasDelivering) {
       this.#handlers.ended(cause);
-      // The peer is gone or done: end our side too (without an Abort, as cloudflared does on EOF).
+      // The peer is gone or done: end our side too (without an Abort: there is nobody left to read it).
       const s = this.#stream;
       if (!s.destroyed && !s.writableEnded) s.end();
     }

@@ -1,5 +1,5 @@
 /**
- * Values exchanged through `RegistrationServer` (cloudflared's `tunnelrpc.capnp`), in TypeScript form.
+ * Values exchanged through the tunnel RPC's `RegistrationServer` interface, in TypeScript form.
  * Byte fields are raw bytes, never text encodings of them.
  */
 

@@ -20,7 +20,7 @@ export interface CloudflaredStandIn {
 
 /**
  * Dials `host:port` the way cloudflared does (TLS with SNI h2.cftunnel.com and no ALPN, then HTTP/2 *server* on
- * the socket, §3, §4.1), answers the control stream with 200 and hands every other stream to `onStream`.
+ * the socket), answers the control stream with 200 and hands every other stream to `onStream`.
  */
 export async function dialLikeCloudflared(
   address: string,
