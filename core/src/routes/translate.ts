@@ -4,7 +4,7 @@ import type { BackendFound, BackendResolver, PortRef } from './backends.js';
 import { AUTO_PROTOCOL } from './core-annotations.js';
 import { checkRuleHost } from './hosts.js';
 import { parseIngressAnnotations, show } from './ingress-annotations.js';
-import { classifyIngress, LEGACY_CLASS_ANNOTATION, type IngressClassSettings } from './ingress-class.js';
+import { classifyIngress, LEGACY_CLASS_ANNOTATION, type IngressClassConfig } from './ingress-class.js';
 import { checkRulePath, type MatchKind } from './paths.js';
 import type { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
@@ -12,8 +12,8 @@ import { snapshotKey } from './snapshot.js';
 import type { BackendProtocol, Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
 
 /**
- * Compiles one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
- * by the builder and recompiled only when the Ingress, a Service or EndpointSlice it uses, or the IngressClasses
+ * Translates one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
+ * by the builder and translated again only when the Ingress, a Service or EndpointSlice it uses, or the IngressClasses
  * change. Conflicts between Ingresses are resolved later, per host.
  */
 
@@ -50,7 +50,7 @@ export function candidateField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): s
 
 export interface Fragment {
   readonly key: string;
-  /** The object this fragment was compiled from (identity is the cache key). */
+  /** The object this fragment was translated from (identity is the cache key). */
   readonly source: V1Ingress;
   readonly owned: boolean;
   readonly ref: IngressRef | undefined;
@@ -67,12 +67,12 @@ export interface Fragment {
   readonly rejectedBy?: readonly Diagnostic[] | undefined;
 }
 
-export interface CompileContext {
+export interface TranslateContext {
   readonly services: ReadonlyMap<string, V1Service>;
   readonly classes: ReadonlyMap<string, V1IngressClass>;
   readonly defaultClasses: readonly V1IngressClass[];
   readonly resolver: BackendResolver;
-  readonly ingressClass: IngressClassSettings;
+  readonly ingressClass: IngressClassConfig;
   readonly plugins: RoutingPlugins;
 }
 
@@ -82,7 +82,7 @@ const ALL_SKIPPED = '; all routes of this Ingress are skipped';
 
 /**
  * The fragment to use when the current version of an Ingress was rejected for its annotations (`rejected`) but an
- * earlier version of the same object (`good`, compiled now, against the current Services and endpoints) was not:
+ * earlier version of the same object (`good`, translated now, against the current Services and endpoints) was not:
  * the earlier version's routes and diagnostics, ownership under the current version, and the rejecting Warnings
  * saying that the last good version is still served.
  */
@@ -106,10 +106,10 @@ export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
   };
 }
 
-/** Compiles an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
-export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+/** Translates an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
+export function translateIngress(key: string, ingress: V1Ingress, ctx: TranslateContext): Fragment {
   try {
-    return compile(key, ingress, ctx);
+    return translate(key, ingress, ctx);
   } catch (err) {
     const { namespace, name } = identity(key, ingress);
     return {
@@ -131,7 +131,7 @@ export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileCont
   }
 }
 
-function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+function translate(key: string, ingress: V1Ingress, ctx: TranslateContext): Fragment {
   const { namespace, name } = identity(key, ingress);
   const time = creationTime(ingress);
   if (typeof ingress !== 'object' || ingress === null) {
@@ -347,9 +347,9 @@ export type Resolved = BackendFound | { readonly ok: false; readonly reason: str
 /**
  * Checks the shape of an Ingress backend reference and resolves it. Returns the resolver's cached result when
  * the reference is well-formed. The Service name is added to `usedNames` even when it is not found, so the
- * Ingress is recompiled when the Service appears.
+ * Ingress is translated again when the Service appears.
  */
-export function resolveBackend(value: unknown, namespace: string, ctx: Pick<CompileContext, 'resolver' | 'services'>, usedNames?: Set<string>): Resolved {
+export function resolveBackend(value: unknown, namespace: string, ctx: Pick<TranslateContext, 'resolver' | 'services'>, usedNames?: Set<string>): Resolved {
   if (typeof value !== 'object' || value === null) return { ok: false, reason: 'InvalidBackend', message: 'must be an object with a service' };
   const b = value as { service?: unknown; resource?: unknown };
   if (b.resource !== undefined && b.resource !== null) {
