@@ -83,7 +83,7 @@ const sourceSchema = z
 
 /**
  * `tunnel.features` default: what Warren's connector speaks (`serialized_headers`) plus the two QUIC features
- * every cloudflared sends, kept for parity.
+ * every other connector sends, so the edge sees the set it is used to.
  */
 export const DEFAULT_TUNNEL_FEATURES = ['serialized_headers', 'support_datagram_v2', 'support_quic_eof'] as const;
 

@@ -358,7 +358,7 @@ async function forwardH2(
     }
     const response: OutgoingHttpHeaders = { ':status': head.status };
     const grpc = head.headers.some(([name, value]) => name.toLowerCase() === 'content-type' && value.startsWith('application/grpc'));
-    // cloudflared sends a gRPC trailers-only answer as its head (status included) followed by an empty end.
+    // A connector sends a gRPC trailers-only answer as its head (status included) followed by an empty end.
     // Over HTTP/2 to a gRPC client the status fields must end the call, so they move to the trailers (unless
     // real trailers carry them): head, no messages, trailers with the status is equally valid gRPC.
     const statusFields: OutgoingHttpHeaders = {};

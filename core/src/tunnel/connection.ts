@@ -46,7 +46,7 @@ export interface ConnectionLimits {
   readonly streamResetRate?: number;
   /**
    * Bounds unread request bodies, shared by every connection of the process; its window is announced as
-   * SETTINGS_INITIAL_WINDOW_SIZE. Without it the connection announces cloudflared's 1 MiB and no bound.
+   * SETTINGS_INITIAL_WINDOW_SIZE. Without it the connection announces a 1 MiB window and no bound.
    */
   readonly bodyBudget?: BodyBudget;
 }
@@ -290,7 +290,7 @@ export class EdgeConnection extends EventEmitter {
         return;
       }
       this.#control = stream;
-      // cloudflared answers 200 (Go sniffs application/octet-stream) and then speaks RPC on the body.
+      // The control stream is answered 200 with an octet-stream body, which then carries the RPC.
       stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
       this.#controlWaiter?.(stream);
       return;

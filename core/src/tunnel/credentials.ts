@@ -24,7 +24,7 @@ export interface CredentialSources {
   readonly credentialsFile?: string | undefined;
 }
 
-/** Minimum length of a tunnel secret in bytes (cloudflared refuses shorter user-supplied secrets). */
+/** Minimum length of a tunnel secret in bytes; a shorter user-supplied secret is refused. */
 const MIN_SECRET_BYTES = 32;
 
 const STRICT_STD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

@@ -13,7 +13,7 @@ import { EDGE_SERVER_NAME } from './protocol.js';
  * the PEM file of `tunnel.edgeCaFile` when set (it replaces, never extends, the roots).
  */
 
-/** Key exchange groups: cloudflared's "prefer post-quantum" list (X25519MLKEM768, P-256) plus classic X25519. */
+/** Key exchange groups: post-quantum first (X25519MLKEM768), then P-256, plus classic X25519. */
 const EDGE_GROUPS = 'X25519MLKEM768:P-256:X25519';
 
 /** TCP connect and TLS handshake each get this long. */

@@ -49,7 +49,7 @@ export class TunnelConnectionError extends WarrenError {
     return this.kind === 'registration' && this.edgeCause === 'EDUPCONN';
   }
 
-  /** True when the edge refused the credentials (cloudflared retries these during start-up). */
+  /** True when the edge refused the credentials (the connector retries a few of these: see `unauthorizedRetries`). */
   get unauthorized(): boolean {
     return this.kind === 'registration' && (this.edgeCause ?? '').includes('Unauthorized');
   }

@@ -455,8 +455,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     if (t.deletedAt) throw notFound(1003, 'Tunnel not found');
     return { result: tokenOf(t) };
   });
-  // Cleaning up connections drops them, but connectors still running reconnect straight away (cloudflared's
-  // connectors retry a dropped connection), so the tunnel has active connections again.
+  // Cleaning up connections drops them, but connectors still running reconnect straight away (connectors
+  // retry a dropped connection), so the tunnel has active connections again.
   on('DELETE', '/accounts/:account/cfd_tunnel/:tunnel/connections', (ctx) => {
     const t = tunnelById(ctx);
     t.connections = t.deletedAt ? 0 : t.connectors;

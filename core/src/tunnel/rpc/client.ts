@@ -32,7 +32,7 @@ export interface RegistrationClientOptions {
   limits?: RpcLimits;
 }
 
-/** Reason sent in the `Abort` of a graceful close (what cloudflared sends). */
+/** Reason sent in the `Abort` of a graceful close. */
 const SHUTDOWN_REASON = 'rpc: shutdown';
 
 interface Question {

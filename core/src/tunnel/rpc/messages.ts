@@ -270,7 +270,7 @@ export interface OutgoingCall {
   interfaceId: bigint;
   methodId: number;
   content: ContentWriter;
-  /** Defaults to an empty (non-null) table, as cloudflared sends it. */
+  /** Defaults to an empty (non-null) table. */
   capTable?: readonly OutgoingCapDescriptor[];
 }
 
