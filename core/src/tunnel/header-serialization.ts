@@ -65,7 +65,7 @@ function malformed(detail: string): WarrenError {
 }
 
 /**
- * Decodes a serialized header set (the edge side of §4.5). Empty items are skipped; every other item must
+ * Decodes a serialized header set (what the edge does with the response header). Empty items are skipped; every other item must
  * hold exactly one `:` between two valid unpadded base64 tokens, and the name must not be empty.
  * Throws a WarrenError (TunnelProtocol) naming the offending pair otherwise.
  */

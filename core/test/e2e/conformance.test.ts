@@ -222,7 +222,7 @@ test.serial('default backend: every method and path of any host goes to spec.def
     t.is(answer.echo?.path, path, label);
     t.is(answer.echo?.httpVersion, '1.1', `${label}: HTTP/1.1 upstream`);
     t.is(answer.echo?.headers?.['user-agent'], 'warren-conformance/1', `${label}: request headers pass`);
-    // The suite also wants Server, which nginx adds; in production Cloudflare's edge adds it, neither Warren nor the simulator.
+    // The suite also wants Server, which a web server in front usually adds; in production Cloudflare's edge adds it, neither Warren nor the simulator.
     for (const header of ['content-length', 'content-type', 'date']) t.truthy(answer.headers[header], `${label}: ${header}`);
   }
 
