@@ -370,7 +370,7 @@ export const configSchema = z
   })
   .strict();
 
-/** Settings as written by a user (before defaults). */
+/** Config as written by a user (before defaults). */
 export type ConfigInput = z.input<typeof configSchema>;
-/** Settings after parsing: defaults applied, durations in milliseconds. Deep-frozen at runtime. */
+/** Config after parsing: defaults applied, durations in milliseconds. Deep-frozen at runtime. */
 export type Config = z.output<typeof configSchema>;

@@ -66,7 +66,7 @@ export function renderConfigurationReference(plugins: readonly PluginModule[]): 
   for (const [key, rows] of sections) {
     out.push(`## ${key}`, '', SECTIONS[key] ?? '', '', ...table(rows, defaults), '');
   }
-  out.push(...pluginSettings(plugins));
+  out.push(...pluginConfigReference(plugins));
   return `${out
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
@@ -96,7 +96,7 @@ function defaultText(row: SchemaRow, defaults: unknown): string {
   return `\`${JSON.stringify(value)}\``;
 }
 
-function pluginSettings(plugins: readonly PluginModule[]): string[] {
+function pluginConfigReference(plugins: readonly PluginModule[]): string[] {
   const out = [
     '## Plugin settings',
     '',
