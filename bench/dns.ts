@@ -19,12 +19,21 @@ const TOKEN = 'bench-token-0123456789abcdef';
 const TUNNEL = '3f7b5a52-9c1e-4d8e-8a51-0e6f0b1c2d3e';
 
 const rows: string[] = [];
-for (const [plan, hosts] of [['free', 1_000], ['free', 10_000], ['pro', 1_000], ['pro', 10_000]] as const) {
+for (const [plan, hosts] of [
+  ['free', 1_000],
+  ['free', 10_000],
+  ['pro', 1_000],
+  ['pro', 10_000],
+] as const) {
   const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }], latencyMs });
   try {
     fake.addZone('example.com', { plan });
     const logger = pino({ level: 'silent' });
-    const client = createCloudflareClientFactory({ settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN } });
+    const client = createCloudflareClientFactory({
+      settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare,
+      logger,
+      env: { CLOUDFLARE_API_TOKEN: TOKEN },
+    });
     const sync = new DnsSync({ settings: dnsSettingsSchema.parse({}), client, logger, events: new RecordingEventSink() });
     const perIngress = 5;
     const ingresses = Array.from({ length: hosts / perIngress }, (_, i) => ({

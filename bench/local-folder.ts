@@ -66,7 +66,10 @@ function fileText(f: number, port: number): string {
 
 const folder = mkdtempSync(join(tmpdir(), 'warren-bench-local-'));
 try {
-  writeFileSync(join(folder, '00-class.yaml'), 'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: cloudflare-tunnel}\nspec: {controller: warren.dev/ingress-controller}\n');
+  writeFileSync(
+    join(folder, '00-class.yaml'),
+    'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: cloudflare-tunnel}\nspec: {controller: warren.dev/ingress-controller}\n',
+  );
   for (let f = 0; f < files; f++) writeFileSync(join(folder, `apps-${String(f).padStart(3, '0')}.yaml`), fileText(f, 3000));
 
   const source = new FolderSource({ folder, debounceMs });

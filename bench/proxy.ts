@@ -357,13 +357,17 @@ async function runDriver(): Promise<void> {
         );
         let next = 0;
         const payload = Buffer.alloc(64, 1);
-        const result = await closedLoop(() => {
-          const ws = sockets[next++ % sockets.length]!;
-          return new Promise<void>((resolve) => {
-            ws.once('message', () => resolve());
-            ws.send(payload);
-          });
-        }, pid, CONCURRENCY);
+        const result = await closedLoop(
+          () => {
+            const ws = sockets[next++ % sockets.length]!;
+            return new Promise<void>((resolve) => {
+              ws.once('message', () => resolve());
+              ws.send(payload);
+            });
+          },
+          pid,
+          CONCURRENCY,
+        );
         for (const ws of sockets) ws.terminate();
         return result;
       };

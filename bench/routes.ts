@@ -137,7 +137,8 @@ function run(n: number): Row {
     heap = after.heapUsed - before.heapUsed;
     rss = after.rss - before.rss;
   }
-  if (table.routes.length !== n * 5 || table.diagnostics.length !== 0) throw new Error(`unexpected table: ${table.routes.length} routes, ${table.diagnostics.length} diagnostics`);
+  if (table.routes.length !== n * 5 || table.diagnostics.length !== 0)
+    throw new Error(`unexpected table: ${table.routes.length} routes, ${table.diagnostics.length} diagnostics`);
 
   // Lookups: a fixed mix of hits on exact hosts, hits under wildcards and misses, in batches of 100.
   const requests: Array<[string, string]> = [];
@@ -188,8 +189,20 @@ function run(n: number): Row {
     sliceHint.push(now() - t0);
     if (table.match(`App-${i}.example.com`, '/api/x')?.backend.endpoints.length !== 3 && i % 10 !== 0) throw new Error('incremental result wrong');
   }
-  const med = (xs: number[]) => ms(quantile([...xs].sort((a, b) => a - b), 0.5));
-  const p99 = (xs: number[]) => ms(quantile([...xs].sort((a, b) => a - b), 0.99));
+  const med = (xs: number[]) =>
+    ms(
+      quantile(
+        [...xs].sort((a, b) => a - b),
+        0.5,
+      ),
+    );
+  const p99 = (xs: number[]) =>
+    ms(
+      quantile(
+        [...xs].sort((a, b) => a - b),
+        0.99,
+      ),
+    );
   builds.sort((a, b) => a - b);
   buildCpu.sort((a, b) => a - b);
   return {
@@ -207,7 +220,10 @@ function run(n: number): Row {
   };
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((x) => x > 0);
 const rows = (sizes.length > 0 ? sizes : [1000, 10_000]).map(run);
 process.stdout.write(
   [

@@ -29,23 +29,27 @@ export interface Output {
 const DEFAULT_URL = 'http://127.0.0.1:10254';
 const TIMEOUT_MS = 10_000;
 
+function parseRoutesFlags(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      url: { type: 'string' },
+      host: { type: 'string' },
+      path: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+}
+
 /** Runs the command; returns the exit code (0 ok, 1 Warren unreachable or answered an error, 2 bad flags). */
 export async function runRoutesCommand(argv: readonly string[], out: Output, err: Output): Promise<number> {
-  let values;
+  let values: ReturnType<typeof parseRoutesFlags>;
   try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        url: { type: 'string' },
-        host: { type: 'string' },
-        path: { type: 'string' },
-        limit: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
+    values = parseRoutesFlags(argv);
   } catch (e) {
     err.write(`warren routes: ${(e as Error).message}\n\n${ROUTES_USAGE}`);
     return 2;
@@ -76,7 +80,9 @@ export async function runRoutesCommand(argv: readonly string[], out: Output, err
     const res = await fetch(target, { signal: AbortSignal.timeout(TIMEOUT_MS), headers: { accept: 'application/json' } });
     body = await res.text();
     if (res.status !== 200) {
-      err.write(`warren routes: ${target.origin} answered ${res.status} on /debug/routes${res.status === 404 ? ' (not a Warren health port, or a Warren without the debug view)' : ''}\n`);
+      err.write(
+        `warren routes: ${target.origin} answered ${res.status} on /debug/routes${res.status === 404 ? ' (not a Warren health port, or a Warren without the debug view)' : ''}\n`,
+      );
       return 1;
     }
   } catch (e) {

@@ -66,9 +66,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
   if (values.uninstall && values.local !== undefined) throw new TypeError('--uninstall cannot be combined with --local (local mode has no tunnel to clean up)');
   const sets = [...(values.set ?? [])];
   if (values['log-level']) sets.push(`logLevel=${values['log-level']}`);
-  const overlay: Record<string, unknown> | undefined = values.local
-    ? { source: { kind: 'folder', folder: values.local } }
-    : undefined;
+  const overlay: Record<string, unknown> | undefined = values.local ? { source: { kind: 'folder', folder: values.local } } : undefined;
   return {
     help: values.help ?? false,
     version: values.version ?? false,
@@ -82,7 +80,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliOp
 /** The command line: parse flags and settings, then run until SIGTERM/SIGINT. Resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === ROUTES_COMMAND) return (await import('./cli-routes.js')).runRoutesCommand(argv.slice(1), process.stdout, process.stderr);
-  let cli;
+  let cli: CliOptions;
   try {
     cli = parseCli(argv, process.env);
   } catch (err) {

@@ -5,11 +5,14 @@
  */
 
 /** The oldest Node.js Warren runs on (the root package's `engines.node`). */
-export const MIN_NODE_VERSION = '24.12.0';
+const MIN_NODE_VERSION = '24.12.0';
 
 /** Undefined when `version` (e.g. `process.versions.node`) is new enough, else the line to print. */
 export function nodeVersionProblem(version: string, min: string = MIN_NODE_VERSION): string | undefined {
-  const have = version.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const have = version
+    .replace(/^v/, '')
+    .split('.')
+    .map((n) => Number.parseInt(n, 10) || 0);
   const need = min.split('.').map(Number);
   for (let i = 0; i < need.length; i++) {
     const a = have[i] ?? 0;

@@ -124,12 +124,7 @@ export async function runUninstall(config: Readonly<Config>, out: NodeJS.Writabl
  * The stored credentials: undefined when the Secret does not exist, null when it could not be read. Only a
  * deleting run lets a read failure through (it could not delete anything anyway); a keeping run reports it.
  */
-async function readStored(
-  store: CredentialsSecretStore,
-  signal: AbortSignal,
-  logger: Logger,
-  mustRead: boolean,
-): Promise<ManagedTunnelCredentials | undefined | null> {
+async function readStored(store: CredentialsSecretStore, signal: AbortSignal, logger: Logger, mustRead: boolean): Promise<ManagedTunnelCredentials | undefined | null> {
   try {
     const json = (await store.read(signal))?.[CREDENTIALS_SECRET_KEY];
     return json ? parseCredentialsJson(json.toString('utf8'), `${store.description} key "${CREDENTIALS_SECRET_KEY}"`) : undefined;

@@ -30,11 +30,9 @@ export function readApiToken(config: Readonly<Config>['cloudflare'], env: NodeJS
     token = env.CLOUDFLARE_API_TOKEN?.trim();
   }
   if (!token) {
-    throw new WarrenError(
-      ErrorCode.ConfigInvalid,
-      'no Cloudflare API token: set cloudflare.apiTokenFile or the environment variable CLOUDFLARE_API_TOKEN',
-      { terminal: true },
-    );
+    throw new WarrenError(ErrorCode.ConfigInvalid, 'no Cloudflare API token: set cloudflare.apiTokenFile or the environment variable CLOUDFLARE_API_TOKEN', {
+      terminal: true,
+    });
   }
   if (/\s/.test(token)) {
     throw new WarrenError(ErrorCode.ConfigInvalid, 'the Cloudflare API token contains whitespace; check the Secret it comes from', { terminal: true });

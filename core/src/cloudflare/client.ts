@@ -59,9 +59,7 @@ export const RATE_LIMIT_BLOCK_MS = 300_000;
  */
 export function createCloudflareClientFactory(options: CloudflareClientFactoryOptions): BudgetedClientFactory {
   const { settings, env = process.env } = options;
-  const budget =
-    options.budget ??
-    new RequestBudget({ requests: settings.rateLimit.requests, windowMs: settings.rateLimit.window, burst: settings.rateLimit.burst });
+  const budget = options.budget ?? new RequestBudget({ requests: settings.rateLimit.requests, windowMs: settings.rateLimit.window, burst: settings.rateLimit.burst });
   const baseFetch = options.fetch ?? globalThis.fetch;
   const requests = options.registry ? requestCounter(options.registry) : undefined;
   const sdkLogger = options.logger.child({ component: 'cloudflare-sdk' });

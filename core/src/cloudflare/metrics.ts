@@ -16,7 +16,7 @@ export function unenforcedFirewallGauge(registry: Registry): UnenforcedFirewallG
     (registry.getSingleMetric(name) as Gauge<'zone'> | undefined) ??
     new Gauge({
       name,
-      help: 'Ingresses whose firewall lists are not enforced at the edge (custom-rule limit of the plan, or a rule Cloudflare refused; Warren\'s proxy still enforces them), by zone',
+      help: "Ingresses whose firewall lists are not enforced at the edge (custom-rule limit of the plan, or a rule Cloudflare refused; Warren's proxy still enforces them), by zone",
       labelNames: ['zone'],
       registers: [registry],
     });

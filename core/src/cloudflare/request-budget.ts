@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Settings of a {@link RequestBudget}; see `cloudflare.rateLimit`. */
+/** Options of a {@link RequestBudget}; the controller's come from the config's `cloudflare.rateLimit`. */
 export interface RequestBudgetOptions {
   /** Most requests in any window of `windowMs`. */
   readonly requests: number;

@@ -49,7 +49,7 @@ export class NoCredentialsSecretStore implements CredentialsSecretStore {
   async delete(): Promise<void> {}
 
   #refused(): WarrenError {
-    return new WarrenError(ErrorCode.ConfigInvalid, 'folder mode keeps no tunnel credentials Secret: give the tunnel\'s token or credentials file', { terminal: true });
+    return new WarrenError(ErrorCode.ConfigInvalid, "folder mode keeps no tunnel credentials Secret: give the tunnel's token or credentials file", { terminal: true });
   }
 }
 
@@ -122,7 +122,7 @@ export class KubernetesCredentialsSecretStore implements CredentialsSecretStore 
 
   #error(verb: string, err: unknown): WarrenError {
     const status = statusOf(err);
-    return new WarrenError(ErrorCode.KubernetesApi, `cannot ${verb} ${this.description}: ${status ? `HTTP ${status}` : (err as Error)?.message ?? 'unknown error'}`, {
+    return new WarrenError(ErrorCode.KubernetesApi, `cannot ${verb} ${this.description}: ${status ? `HTTP ${status}` : ((err as Error)?.message ?? 'unknown error')}`, {
       terminal: status === 403,
     });
   }

@@ -56,7 +56,7 @@ export function credentialsFileJson(c: ManagedTunnelCredentials): string {
   });
 }
 
-/** Parses credentials-file JSON; keys are matched case-insensitively like cloudflared does. */
+/** Parses credentials-file JSON; keys are matched case-insensitively (files written by other tools differ in case). */
 export function parseCredentialsJson(text: string, source = 'credentials JSON'): ManagedTunnelCredentials {
   let raw: unknown;
   try {

@@ -241,7 +241,7 @@ export class TunnelLifecycle {
    * Uninstall cleanup (run once, e.g. from a Helm pre-delete hook): deletes the tunnel and the credentials Secret,
    * but only when `cloudflare.deleteTunnelOnUninstall` is true. Otherwise it changes nothing, so a reinstall adopts
    * the same tunnel. The hook runs while replicas are still connected and their connectors reconnect right after a
-   * connection cleanup, so the tunnel is deleted with `cascade=true` (its connections with it), as cloudflared does.
+   * connection cleanup, so the tunnel is deleted with `cascade=true` (its connections with it).
    */
   async uninstall(signal: AbortSignal): Promise<{ readonly tunnelDeleted: boolean }> {
     if (tunnelMode(this.#o.config, this.#o.env) !== 'managed' || !this.#o.config.cloudflare.deleteTunnelOnUninstall) {
@@ -256,12 +256,8 @@ export class TunnelLifecycle {
     const client = this.#o.clientFactory();
     const account_id = stored.accountTag;
     try {
-      await callCloudflare('delete tunnel connections', () =>
-        client.zeroTrust.tunnels.cloudflared.connections.delete(stored.tunnelId, { account_id }, { signal }),
-      );
-      await callCloudflare('delete tunnel', () =>
-        client.zeroTrust.tunnels.cloudflared.delete(stored.tunnelId, { account_id }, { signal, query: { cascade: true } }),
-      );
+      await callCloudflare('delete tunnel connections', () => client.zeroTrust.tunnels.cloudflared.connections.delete(stored.tunnelId, { account_id }, { signal }));
+      await callCloudflare('delete tunnel', () => client.zeroTrust.tunnels.cloudflared.delete(stored.tunnelId, { account_id }, { signal, query: { cascade: true } }));
     } catch (err) {
       if (!(err instanceof CloudflareApiError && err.httpStatus === 404)) throw err;
     }
@@ -287,9 +283,7 @@ export class TunnelLifecycle {
     const client = this.#o.clientFactory();
     let gone = false;
     try {
-      const tunnel = await callCloudflare('get tunnel', () =>
-        client.zeroTrust.tunnels.cloudflared.get(stored.tunnelId, { account_id: stored.accountTag }, { signal }),
-      );
+      const tunnel = await callCloudflare('get tunnel', () => client.zeroTrust.tunnels.cloudflared.get(stored.tunnelId, { account_id: stored.accountTag }, { signal }));
       gone = Boolean(tunnel.deleted_at);
     } catch (err) {
       if (err instanceof CloudflareApiError && err.httpStatus === 404) gone = true;
@@ -326,7 +320,9 @@ export class TunnelLifecycle {
   async #rotated(client: Cloudflare, stored: ManagedTunnelCredentials, signal: AbortSignal): Promise<ManagedTunnelCredentials | undefined> {
     let token: string;
     try {
-      token = String(await callCloudflare('get tunnel token', () => client.zeroTrust.tunnels.cloudflared.token.get(stored.tunnelId, { account_id: stored.accountTag }, { signal })));
+      token = String(
+        await callCloudflare('get tunnel token', () => client.zeroTrust.tunnels.cloudflared.token.get(stored.tunnelId, { account_id: stored.accountTag }, { signal })),
+      );
     } catch (err) {
       if (err instanceof CloudflareApiError && !err.retryable) {
         this.#log.warn({ tunnelId: stored.tunnelId, err: err.message }, 'cannot read the tunnel token to check for a rotation');
@@ -357,10 +353,7 @@ export class TunnelLifecycle {
     const secret = randomBytes(32);
     try {
       const created = await callCloudflare('create tunnel', () =>
-        client.zeroTrust.tunnels.cloudflared.create(
-          { account_id: accountId, name, config_src: 'local', tunnel_secret: secret.toString('base64') },
-          { signal, maxRetries: 0 },
-        ),
+        client.zeroTrust.tunnels.cloudflared.create({ account_id: accountId, name, config_src: 'local', tunnel_secret: secret.toString('base64') }, { signal, maxRetries: 0 }),
       );
       if (!created.id) throw new CloudflareApiError('Cloudflare API create tunnel returned no tunnel id', undefined, [], true);
       return { credentials: { accountTag: accountId, tunnelId: created.id, tunnelSecret: secret, tunnelName: name }, origin: 'created' };
@@ -378,9 +371,7 @@ export class TunnelLifecycle {
     const page = await callCloudflare('list tunnels', () =>
       client.zeroTrust.tunnels.cloudflared.list({ account_id: accountId, name, is_deleted: false, per_page: 50 }, { signal }),
     );
-    const matches = page.result
-      .filter((t) => t.name === name && !t.deleted_at && t.id)
-      .sort((a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? ''));
+    const matches = page.result.filter((t) => t.name === name && !t.deleted_at && t.id).sort((a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? ''));
     if (matches.length > 1) this.#log.warn({ tunnelName: name, count: matches.length }, 'several tunnels have this name; adopting the oldest');
     return matches[0];
   }
@@ -396,9 +387,7 @@ export class TunnelLifecycle {
     if (tunnel.config_src === 'cloudflare') {
       this.#log.warn({ tunnelId: id }, 'adopting a remotely managed tunnel; Warren routes from Kubernetes and ignores its remote ingress rules');
     }
-    const token = await callCloudflare('get tunnel token', () =>
-      client.zeroTrust.tunnels.cloudflared.token.get(id, { account_id: accountId }, { signal }),
-    );
+    const token = await callCloudflare('get tunnel token', () => client.zeroTrust.tunnels.cloudflared.token.get(id, { account_id: accountId }, { signal }));
     const decoded = decodeTunnelToken(String(token), `token of tunnel ${id}`);
     if (decoded.tunnelId !== id.toLowerCase()) {
       throw new WarrenError(ErrorCode.TunnelCredentials, `the token of tunnel ${id} names another tunnel`, { terminal: true });

@@ -28,5 +28,4 @@ export function parseDuration(value: string | number): number | undefined {
  * or strings) of milliseconds, and yields milliseconds. In the generated JSON schema it is a string or a
  * non-negative number.
  */
-export const duration = () =>
-  z.union([z.string().trim().regex(DURATION_PATTERN, DURATION_HINT), z.number().nonnegative()]).transform((v) => parseDuration(v)!);
+export const duration = () => z.union([z.string().trim().regex(DURATION_PATTERN, DURATION_HINT), z.number().nonnegative()]).transform((v) => parseDuration(v)!);

@@ -71,7 +71,7 @@ export const kubernetesSchema = z
   })
   .strict();
 
-export const sourceSchema = z
+const sourceSchema = z
   .object({
     kind: z
       .enum(['kubernetes', 'folder'])
@@ -83,7 +83,7 @@ export const sourceSchema = z
 
 /**
  * `tunnel.features` default: what Warren's connector speaks (`serialized_headers`) plus the two QUIC features
- * every cloudflared sends, kept for parity.
+ * every other connector sends, so the edge sees the set it is used to.
  */
 export const DEFAULT_TUNNEL_FEATURES = ['serialized_headers', 'support_datagram_v2', 'support_quic_eof'] as const;
 
@@ -163,7 +163,7 @@ export const tunnelSchema = z
  * and blocks a user over it for 5 minutes; a token bucket holding `burst` requests and refilled at
  * `(requests - burst) / window` never exceeds `requests` in any window.
  */
-export const cloudflareRateLimitSchema = z
+const cloudflareRateLimitSchema = z
   .object({
     requests: z
       .number()
@@ -204,7 +204,7 @@ export const cloudflareSchema = z
   })
   .strict();
 
-export const backendRefSchema = z
+const backendRefSchema = z
   .object({
     namespace: z.string().min(1),
     service: z.string().min(1),
@@ -312,7 +312,7 @@ export const proxySchema = z
   })
   .strict();
 
-export const serverSchema = z
+const serverSchema = z
   .object({
     listen: listenAddress.default('0.0.0.0:10254').describe('Health and metrics endpoint (/healthz, /readyz, /metrics, /debug/routes)'),
     debugRoutes: z
@@ -325,7 +325,7 @@ export const serverSchema = z
   })
   .strict();
 
-export const localSchema = z
+const localSchema = z
   .object({
     eyeballListen: listenAddress
       .default('127.0.0.1:8080')
@@ -370,7 +370,7 @@ export const configSchema = z
   })
   .strict();
 
-/** Settings as written by a user (before defaults). */
+/** Config as written by a user (before defaults). */
 export type ConfigInput = z.input<typeof configSchema>;
-/** Settings after parsing: defaults applied, durations in milliseconds. Deep-frozen at runtime. */
+/** Config after parsing: defaults applied, durations in milliseconds. Deep-frozen at runtime. */
 export type Config = z.output<typeof configSchema>;

@@ -15,7 +15,7 @@ import type { PluginModule } from '../plugin-api/module.js';
  */
 
 /** The CEL conditions a value must meet, over the CEL variable `value` of type string; empty when none is known. */
-export function celConditions(schema: z.ZodType, value = 'value'): string[] {
+function celConditions(schema: z.ZodType, value = 'value'): string[] {
   return walk(schema, value).conditions;
 }
 
@@ -137,7 +137,7 @@ function celStringSafe(value: string): boolean {
 }
 
 /** One annotation with its derived checks. */
-export interface AnnotationRule {
+interface AnnotationRule {
   /** Full key, with the prefix. */
   readonly key: string;
   /** Plugin id, or `core`. */
@@ -150,7 +150,7 @@ export interface AnnotationRule {
 }
 
 /** Every known annotation (core's, then each built-in plugin's in the order given) with its CEL checks. */
-export function annotationRules(coreAnnotations: readonly AnnotationSpec[], plugins: readonly PluginModule[]): AnnotationRule[] {
+function annotationRules(coreAnnotations: readonly AnnotationSpec[], plugins: readonly PluginModule[]): AnnotationRule[] {
   const rules: AnnotationRule[] = [];
   const add = (spec: AnnotationSpec, owner: string, toggle?: string) => {
     const key = ANNOTATION_PREFIX + spec.key;
@@ -170,7 +170,9 @@ export function annotationRules(coreAnnotations: readonly AnnotationSpec[], plug
 /** Values of the chart's `admissionPolicy` block (the values schema and the template read them). */
 export const ADMISSION_POLICY_VALUES = z
   .object({
-    enabled: z.boolean().describe('Refuse Ingresses of Warren\'s class with unknown or invalid warren.dev/ annotations at apply time (ValidatingAdmissionPolicy, Kubernetes 1.30+)'),
+    enabled: z
+      .boolean()
+      .describe("Refuse Ingresses of Warren's class with unknown or invalid warren.dev/ annotations at apply time (ValidatingAdmissionPolicy, Kubernetes 1.30+)"),
     extraAnnotationKeys: z
       .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'an annotation key without the warren.dev/ prefix'))
       .describe('More warren.dev/ keys (without prefix) to let through unchecked, e.g. those of extraPlugins'),
@@ -182,13 +184,10 @@ export function renderAdmissionPolicy(coreAnnotations: readonly AnnotationSpec[]
   const rules = annotationRules(coreAnnotations, plugins);
   const q = (text: string) => JSON.stringify(text);
   const annotationsOf = (obj: string) => `(has(${obj}.metadata.annotations) ? ${obj}.metadata.annotations : {})`;
-  const warrenPairs = (obj: string) =>
-    `${annotationsOf(obj)}.filter(k, k.startsWith('${ANNOTATION_PREFIX}')).map(k, k + '=' + ${annotationsOf(obj)}[k])`;
+  const warrenPairs = (obj: string) => `${annotationsOf(obj)}.filter(k, k.startsWith('${ANNOTATION_PREFIX}')).map(k, k + '=' + ${annotationsOf(obj)}[k])`;
   // Known keys: core's always, a plugin's only while the plugin is enabled (the controller treats the others as
   // unknown too), plus admissionPolicy.extraAnnotationKeys.
-  const keyList = [
-    ...rules.filter((r) => r.toggle === undefined).map((r) => `'${r.key}'`),
-  ].join(', ');
+  const keyList = [...rules.filter((r) => r.toggle === undefined).map((r) => `'${r.key}'`)].join(', ');
   const pluginKeys = new Map<string, string[]>();
   for (const r of rules) if (r.toggle !== undefined) pluginKeys.set(r.toggle, [...(pluginKeys.get(r.toggle) ?? []), `'${r.key}'`]);
   const knownKeys =
@@ -233,7 +232,7 @@ export function renderAdmissionPolicy(coreAnnotations: readonly AnnotationSpec[]
     '    - name: known',
     `      expression: ${q(knownKeys)}`,
     '  validations:',
-    '    - expression: ' + q(`variables.annotations.all(k, !k.startsWith('${ANNOTATION_PREFIX}') || k in variables.known)`),
+    `    - expression: ${q(`variables.annotations.all(k, !k.startsWith('${ANNOTATION_PREFIX}') || k in variables.known)`)}`,
     '      messageExpression: ' +
       q(
         `'annotation ' + variables.annotations.filter(k, k.startsWith('${ANNOTATION_PREFIX}') && !(k in variables.known))[0] + ' is unknown to Warren (or owned by a disabled plugin); see docs/annotations.md'`,

@@ -52,8 +52,8 @@ export function renderAnnotationReference(coreAnnotations: readonly AnnotationSp
   const other = [...servedBy].filter(([protocol]) => !(BACKEND_PROTOCOL_VALUES as readonly string[]).includes(protocol.toUpperCase()));
   if (other.length > 0) {
     out.push(
-      'Protocols that plugins serve without an annotation value (chosen from the Service port\'s `appProtocol` or per',
-      'exchange): ' + other.map(([protocol, module]) => `\`${protocol}\` (\`${module.manifest.id}\`)`).join(', ') + '.',
+      "Protocols that plugins serve without an annotation value (chosen from the Service port's `appProtocol` or per",
+      `exchange): ${other.map(([protocol, module]) => `\`${protocol}\` (\`${module.manifest.id}\`)`).join(', ')}.`,
       '',
     );
   }

@@ -1,17 +1,7 @@
 import { configSchema } from '../config/schema.js';
 import type { PluginModule } from '../plugin-api/module.js';
 import { chartValueFor } from './chart-values.js';
-import {
-  cell,
-  describeType,
-  flattenSchema,
-  formatDuration,
-  isDurationSchema,
-  toInputJsonSchema,
-  valueAtPath,
-  type JsonSchema,
-  type SchemaRow,
-} from './json-schema.js';
+import { cell, describeType, flattenSchema, formatDuration, isDurationSchema, toInputJsonSchema, valueAtPath, type SchemaRow } from './json-schema.js';
 
 /** Section titles and intros, in the order of `configSchema`'s top-level keys. */
 const SECTIONS: Readonly<Record<string, string>> = {
@@ -76,8 +66,11 @@ export function renderConfigurationReference(plugins: readonly PluginModule[]): 
   for (const [key, rows] of sections) {
     out.push(`## ${key}`, '', SECTIONS[key] ?? '', '', ...table(rows, defaults), '');
   }
-  out.push(...pluginSettings(plugins));
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  out.push(...pluginConfigReference(plugins));
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 function table(rows: readonly SchemaRow[], defaults: unknown): string[] {
@@ -103,12 +96,12 @@ function defaultText(row: SchemaRow, defaults: unknown): string {
   return `\`${JSON.stringify(value)}\``;
 }
 
-function pluginSettings(plugins: readonly PluginModule[]): string[] {
+function pluginConfigReference(plugins: readonly PluginModule[]): string[] {
   const out = [
     '## Plugin settings',
     '',
     'Each built-in plugin is switched with `plugins.<name>.enabled` and configured with the other keys of',
-    '`plugins.<name>`, checked by the plugin\'s own strict schema. Custom plugins take the same keys under',
+    "`plugins.<name>`, checked by the plugin's own strict schema. Custom plugins take the same keys under",
     '`extraPlugins[].config`.',
     '',
   ];
@@ -137,5 +130,3 @@ function pluginSettings(plugins: readonly PluginModule[]): string[] {
   }
   return out;
 }
-
-export type { JsonSchema };

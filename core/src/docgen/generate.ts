@@ -14,12 +14,7 @@ export interface GeneratedFile {
 }
 
 /** The files `npm run generate` writes, relative to the repository root. */
-export const GENERATED_PATHS = [
-  'docs/configuration.md',
-  'docs/annotations.md',
-  'chart/values.schema.json',
-  'chart/templates/validating-admission-policy.yaml',
-] as const;
+export const GENERATED_PATHS = ['docs/configuration.md', 'docs/annotations.md', 'chart/values.schema.json', 'chart/templates/validating-admission-policy.yaml'] as const;
 
 /**
  * Produces every generated reference from the sources of truth: `config/schema.ts`, core's annotation specs

@@ -4,8 +4,6 @@
  * (the settings schema laid out as Helm values). Run them with `npm run generate`; tests fail when a committed
  * file differs from what these functions produce.
  */
-export { generateReferences, syncGeneratedFiles, GENERATED_PATHS, type GeneratedFile, type GeneratedFileStatus } from './generate.js';
-export { renderConfigurationReference, envVarFor } from './configuration.js';
-export { renderAnnotationReference } from './annotations.js';
-export { buildValuesJsonSchema, chartValuesSchema, chartValueFor, CHART_MAPPING } from './chart-values.js';
-export { loadBuiltinPluginModules } from './plugins.js';
+export { generateReferences, syncGeneratedFiles, GENERATED_PATHS } from './generate.js';
+export { envVarFor } from './configuration.js';
+export { chartValueFor } from './chart-values.js';

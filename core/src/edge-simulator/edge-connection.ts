@@ -8,7 +8,7 @@ import { HEADER_CONNECTION_UPGRADE, UPGRADE_CONTROL_STREAM } from '../tunnel/pro
 import { SocketTap } from './socket-tap.js';
 
 /**
- * The edge's side of one connector connection (reference §9.2): the simulator accepted the TLS socket and
+ * The edge's side of one connector connection: the simulator accepted the TLS socket and
  * is the HTTP/2 *client* on it. It opens the control stream first, serves the registration RPC on it, and
  * afterwards originates request streams. Everything the connector sent is recorded here for tests.
  */
@@ -193,7 +193,7 @@ export class SimulatedConnection extends EventEmitter {
   }
 
   /**
-   * Sends GOAWAY the way Go's HTTP/2 client does on `ClientConn.Shutdown` (fault / a Go edge draining): a
+   * Sends GOAWAY the way the edge's HTTP/2 client does when it shuts a connection down (fault / a draining edge): a
    * raw frame, NO_ERROR, whose last_stream_id is the client's own next stream id — odd, which RFC 9113 does
    * not expect from a client and which Node's client API refuses to send, hence written on the socket
    * between frames. Open streams continue; no new ones are routed here. Returns the id sent.

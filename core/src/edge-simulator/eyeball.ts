@@ -121,7 +121,7 @@ async function routableConnection(sim: EdgeSimulator, waitMs: number): Promise<S
   return connection;
 }
 
-/** The request headers an edge sends into the tunnel for an eyeball request (reference §4.4). */
+/** The request headers an edge sends into the tunnel for an eyeball request. */
 function tunnelHeaders(
   method: string,
   authority: string,
@@ -222,7 +222,7 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
   tunnel.on('error', () => undefined);
   if (hasBody) req.pipe(tunnel);
   else req.resume();
-  tunnel.once('response', (h2headers, responseFlags: number) => {
+  tunnel.once('response', (h2headers, _responseFlags: number) => {
     if (sim.faults.resetStreamsAfterHead) {
       tunnel.close(h2.NGHTTP2_CANCEL);
       return textError(res, 502, 'stream reset by the edge (fault)\n');
@@ -267,7 +267,9 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
 async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
   socket.on('error', () => undefined);
   const reject = (status: number, text: string) => {
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    );
   };
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return reject(501, 'only WebSocket upgrades are supported\n');
   const connection = await routableConnection(sim, options.waitMs);
@@ -287,7 +289,7 @@ async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: 
     socket.destroy();
   };
   socket.once('close', closeBoth);
-  tunnel.once('response', (h2headers, responseFlags: number) => {
+  tunnel.once('response', (h2headers, _responseFlags: number) => {
     const decoded = decodeOrViolation(sim, h2headers);
     if (!decoded) return closeBoth();
     const accepted = decoded.status === 200 && decoded.meta?.src === 'origin';
@@ -356,7 +358,7 @@ async function forwardH2(
     }
     const response: OutgoingHttpHeaders = { ':status': head.status };
     const grpc = head.headers.some(([name, value]) => name.toLowerCase() === 'content-type' && value.startsWith('application/grpc'));
-    // cloudflared sends a gRPC trailers-only answer as its head (status included) followed by an empty end.
+    // A connector sends a gRPC trailers-only answer as its head (status included) followed by an empty end.
     // Over HTTP/2 to a gRPC client the status fields must end the call, so they move to the trailers (unless
     // real trailers carry them): head, no messages, trailers with the status is equally valid gRPC.
     const statusFields: OutgoingHttpHeaders = {};

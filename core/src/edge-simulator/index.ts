@@ -10,11 +10,5 @@
  * await fetch(`${sim.eyeballUrl}/hello`, { headers: { host: 'app.example.com' } });
  * await sim.close();
  */
-export { startEdgeSimulator, EdgeSimulator, EdgeFaults, collectReply } from './simulator.js';
-export type { EdgeSimulatorOptions, SimulatorCredentials, TunnelRequestOptions, TunnelReply } from './simulator.js';
-export { SimulatedConnection } from './edge-connection.js';
-export { decodeTunnelResponse, HOP_BY_HOP } from './tunnel-response.js';
-export type { TunnelResponseHead } from './tunnel-response.js';
-export type { Eyeball } from './eyeball.js';
-export { createOriginForwarder } from './origin-forwarder.js';
-export type { OriginForwarderOptions } from './origin-forwarder.js';
+export { startEdgeSimulator, EdgeSimulator } from './simulator.js';
+export type { EdgeSimulatorOptions } from './simulator.js';

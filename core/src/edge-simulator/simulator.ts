@@ -95,7 +95,7 @@ export class EdgeFaults {
     return selected.length;
   }
 
-  /** Sends GOAWAY as Go's HTTP/2 client does on Shutdown: raw frame, odd last_stream_id (see SimulatedConnection). */
+  /** Sends GOAWAY as the edge does when it shuts a connection down: raw frame, odd last_stream_id (see SimulatedConnection). */
   goAwayLikeGoClient(connIndex?: number): number {
     const selected = this.#select(connIndex);
     for (const c of selected) c.goAwayLikeGoClient();
@@ -133,7 +133,7 @@ export interface TunnelReply extends TunnelResponseHead {
 }
 
 /**
- * Warren's stand-in for Cloudflare's edge (reference §9.2), for tests, benchmarks and local mode:
+ * Warren's stand-in for Cloudflare's edge, for tests, benchmarks and local mode:
  * TLS listeners with a test CA and an `h2.cftunnel.com` leaf; per accepted socket an HTTP/2 client that opens
  * the control stream first and serves the registration RPC; credential checks (a wrong account, tunnel or
  * secret is refused as `Unauthorized`); `EDUPCONN` for a second registration of the same connector slot on
@@ -308,7 +308,11 @@ export class EdgeSimulator extends EventEmitter {
     }
     return {
       ok: true,
-      details: { uuid: uuidToBytes(randomUUID())!, locationName: this.#options.locationName ?? 'SIM', tunnelIsRemotelyManaged: this.#options.tunnelIsRemotelyManaged ?? false },
+      details: {
+        uuid: uuidToBytes(randomUUID())!,
+        locationName: this.#options.locationName ?? 'SIM',
+        tunnelIsRemotelyManaged: this.#options.tunnelIsRemotelyManaged ?? false,
+      },
     };
   }
 
@@ -407,7 +411,7 @@ export class EdgeSimulator extends EventEmitter {
 }
 
 /** Reads a tunnel stream to its end: decoded head, body, trailers and reset code. */
-export function collectReply(stream: ClientHttp2Stream, timeoutMs: number): Promise<TunnelReply> {
+function collectReply(stream: ClientHttp2Stream, timeoutMs: number): Promise<TunnelReply> {
   return new Promise((resolve, reject) => {
     let head: TunnelResponseHead | undefined;
     let trailers: IncomingHttpHeaders | undefined;

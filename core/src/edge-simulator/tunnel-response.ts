@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import { deserializeHeaders, type DecodedHeader } from '../tunnel/header-serialization.js';
 import { HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META } from '../tunnel/protocol.js';
 
-/** What the connector answered on a tunnel stream, decoded the way the edge decodes it (reference §4.5). */
+/** What the connector answered on a tunnel stream, decoded the way the edge decodes it. */
 export interface TunnelResponseHead {
   /** `:status` as sent (200 for an accepted WebSocket, never 101). */
   readonly status: number;

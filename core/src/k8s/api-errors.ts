@@ -38,8 +38,6 @@ export const isNotFound = (err: unknown): boolean => apiFailure(err).status === 
 export const isConflict = (err: unknown): boolean => apiFailure(err).status === 409;
 /** 410 Gone: a watch or list resourceVersion is too old; the cache must relist. */
 export const isGone = (err: unknown): boolean => apiFailure(err).status === 410;
-/** 422 from a failed JSON-patch `test` operation (the object changed under us) or invalid content. */
-export const isInvalid = (err: unknown): boolean => apiFailure(err).status === 422;
 
 /** Wraps an API failure as a retryable WarrenError naming the action, e.g. "update status of Ingress ns/x". */
 export function kubernetesError(action: string, err: unknown): WarrenError {

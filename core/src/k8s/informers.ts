@@ -65,7 +65,11 @@ export class ClusterInformers implements Runnable {
       onStoreChange: (changes) => this.#changed('Secret', changes),
     });
     const scopes = options.namespaces.length ? [...new Set(options.namespaces)] : [undefined];
-    const add = <T extends KubernetesObject>(spec: KindSpec<T>, store: ObjectStore<T>, extra: { keep?: (key: string, obj: T) => boolean; observe?: (type: 'ADDED' | 'MODIFIED' | 'DELETED', key: string) => void } = {}) => {
+    const add = <T extends KubernetesObject>(
+      spec: KindSpec<T>,
+      store: ObjectStore<T>,
+      extra: { keep?: (key: string, obj: T) => boolean; observe?: (type: 'ADDED' | 'MODIFIED' | 'DELETED', key: string) => void } = {},
+    ) => {
       for (const namespace of spec.namespaced ? scopes : [undefined]) {
         const reflector = new Reflector<T>({
           spec,

@@ -1,12 +1,4 @@
-import type {
-  KubernetesListObject,
-  KubernetesObject,
-  V1EndpointSlice,
-  V1Ingress,
-  V1IngressClass,
-  V1Secret,
-  V1Service,
-} from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
 import { apiPath, type KubeClient } from './api/client.js';
 
 /** The kinds Warren watches. */
@@ -38,7 +30,7 @@ export interface KindSpec<T extends KubernetesObject> {
 }
 
 /** The annotation `kubectl apply` keeps: a full copy of the object as JSON, never read by Warren. */
-export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /**
  * Drops what Warren never reads from an object before it is cached: `metadata.managedFields` and the
@@ -68,7 +60,7 @@ export function objectKey(obj: KubernetesObject, namespaced: boolean): string {
  * Secret types that never hold routing material (CA bundles, client certificates) and can be large and numerous:
  * Helm release records and legacy service-account tokens. Skipping them server-side keeps relists cheap.
  */
-export const SECRET_FIELD_SELECTOR = 'type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token';
+const SECRET_FIELD_SELECTOR = 'type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token';
 
 /** Secrets per list page: a page is parsed whole, and Secrets can be large. */
 export const SECRET_PAGE_SIZE = 100;
@@ -96,8 +88,7 @@ export function kindSpecs(client: KubeClient): {
       fieldSelector,
       maxPageSize,
       watchPath,
-      list: (p) =>
-        client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
+      list: (p) => client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
     };
   };
   return {

@@ -43,7 +43,7 @@ export class NotLeaderError extends Error {
 }
 
 /**
- * Leader election on a `coordination.k8s.io/v1` Lease with client-go's semantics:
+ * Leader election on a `coordination.k8s.io/v1` Lease, with the semantics Kubernetes' own controllers use:
  *
  *  - acquire: create the Lease, or take it over when its holder is empty or the record has not changed for
  *    `leaseDurationSeconds` as measured on *this* replica's clock since it last saw the record change (no clock
@@ -54,7 +54,7 @@ export class NotLeaderError extends Error {
  *    (longer) from when they *saw* that renewal, which is later;
  *  - on a graceful stop the leader releases the Lease (empty holder, duration 1 s).
  *
- * Beyond client-go, every replica watches the Lease all the time: followers take a released Lease within one
+ * Beyond those, every replica watches the Lease all the time: followers take a released Lease within one
  * round trip, and the leader steps down the moment it sees its Lease deleted or naming another holder, before it
  * does anything else. A Lease deleted while another replica held it validly is re-created by a follower only 1.5
  * retry periods after the deletion: the old holder sees the deletion through its watch or, at the latest, through
@@ -149,7 +149,7 @@ export class LeaderElector {
     void this.#watchLease(watcher.signal);
     try {
       while (!signal.aborted) {
-        // Campaign: try now, then every retryPeriod (jittered as client-go does), or as soon as the watch says the
+        // Campaign: try now, then every retryPeriod (jittered, so replicas do not retry in step), or as soon as the watch says the
         // Lease changed.
         const sentAt = Date.now();
         if (!(await this.#tryAcquireOrRenew(this.#o.renewDeadlineMs))) {
@@ -246,7 +246,7 @@ export class LeaderElector {
     this.#stepDown(reason);
   }
 
-  /** One acquire attempt by a follower (client-go `tryAcquireOrRenew`). Resolves false on any failure. */
+  /** One acquire attempt by a follower. Resolves false on any failure. */
   async #tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
     const now = Date.now();
     try {
@@ -324,7 +324,7 @@ export class LeaderElector {
     this.#observe(lease, now);
   }
 
-  /** Records the Lease record and, when it changed, the local time of the change (client-go `observedTime`). */
+  /** Records the Lease record and, when it changed, the local time of the change (what expiry is measured from). */
   #observe(lease: Lease, now: number): void {
     const s = lease.spec ?? {};
     const record = {
@@ -335,7 +335,14 @@ export class LeaderElector {
       durationS: s.leaseDurationSeconds ?? Math.ceil(this.#o.leaseDurationMs / 1000),
     };
     const o = this.#observed;
-    if (!o || o.holder !== record.holder || o.renew !== record.renew || o.acquire !== record.acquire || o.transitions !== record.transitions || o.durationS !== record.durationS) {
+    if (
+      !o ||
+      o.holder !== record.holder ||
+      o.renew !== record.renew ||
+      o.acquire !== record.acquire ||
+      o.transitions !== record.transitions ||
+      o.durationS !== record.durationS
+    ) {
       this.#observed = record;
       this.#observedAt = now;
       this.#handoverAt = 0; // a Lease exists again: any hand-over gap is over
@@ -463,7 +470,7 @@ export class LeaderElector {
  * True when resourceVersion `a` is newer than `b`. Kubernetes resourceVersions of one resource are comparable
  * integers; anything else (or a missing `b`) counts as newer, the safe side for a leader checking for loss.
  */
-export function newerVersion(a: string | undefined, b: string | undefined): boolean {
+function newerVersion(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return true;
   return BigInt(a) > BigInt(b);
 }
@@ -485,7 +492,7 @@ interface LeaseSpec {
 }
 
 /** A metav1.MicroTime: RFC 3339 in UTC with six fractional digits, e.g. `2026-11-26T17:32:58.123000Z`. */
-export function microTime(ms: number): string {
+function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 

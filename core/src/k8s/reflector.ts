@@ -53,7 +53,7 @@ interface WatchOutcome {
 }
 
 /**
- * Keeps one kind's {@link ObjectStore} in step with the API server (the reflector of client-go):
+ * Keeps one kind's {@link ObjectStore} in step with the API server (list, then watch):
  *
  *  1. list (paginated) and apply the result as one diff — objects missing from the list are deleted;
  *  2. watch from the list's resourceVersion with bookmarks, applying each event as it arrives;
@@ -128,7 +128,8 @@ export class Reflector<T extends KubernetesObject> {
             continue;
           }
           failures++;
-          if (cause === 'error') logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
+          if (cause === 'error')
+            logger.warn({ kind: spec.kind, namespace: this.#o.namespace, err: apiFailure(outcome.error), failures }, 'watch failed; resuming after backoff');
           await this.#backoff(failures, signal, cause === 'error' && unreachable(outcome.error));
         } else {
           failures = 0;
@@ -234,7 +235,7 @@ export class Reflector<T extends KubernetesObject> {
       const query = {
         resourceVersion,
         allowWatchBookmarks: true,
-        // client-go picks 5–10 minutes at random so that many clients do not reconnect in step.
+        // 5–10 minutes at random, so that many clients do not reconnect in step.
         timeoutSeconds: 300 + Math.floor(Math.random() * 300),
         fieldSelector: spec.fieldSelector,
       };

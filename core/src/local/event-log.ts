@@ -63,7 +63,7 @@ export class LocalEventLog implements EventSink {
  * The message of the Event a route-table diagnostic becomes in cluster mode: the diagnostic's message, with the
  * field appended when the message does not name it.
  */
-export function diagnosticEventMessage(d: Diagnostic): string {
+function diagnosticEventMessage(d: Diagnostic): string {
   return d.field && !d.message.includes(d.field) ? `${d.message} (field ${d.field})` : d.message;
 }
 

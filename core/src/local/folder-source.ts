@@ -256,7 +256,10 @@ export class FolderSource implements Runnable {
     let names: string[];
     try {
       const entries = await readdir(this.#folder, { withFileTypes: true });
-      names = entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && MANIFEST_FILE.test(e.name)).map((e) => e.name).sort();
+      names = entries
+        .filter((e) => (e.isFile() || e.isSymbolicLink()) && MANIFEST_FILE.test(e.name))
+        .map((e) => e.name)
+        .sort();
     } catch (err) {
       throw new WarrenError(ErrorCode.ConfigInvalid, `setting "source.folder": cannot read folder ${this.#folder}: ${(err as Error).message}`, {
         terminal: true,
@@ -288,16 +291,17 @@ export class FolderSource implements Runnable {
       const parsed = parseManifestText(text, displayPath(this.#folder, name));
       const failed = parsed.problems.some((p) => p.severity === 'error');
       const kept = failed ? (previous?.objects ?? []) : this.#reuseUnchanged(parsed.objects, previous?.objects ?? []);
-      const problems = failed && previous?.objects.length
-        ? [
-            ...parsed.problems,
-            {
-              file: displayPath(this.#folder, name),
-              severity: 'error' as const,
-              message: `${displayPath(this.#folder, name)}: not applied; its last good version stays in effect until the errors are fixed`,
-            },
-          ]
-        : parsed.problems;
+      const problems =
+        failed && previous?.objects.length
+          ? [
+              ...parsed.problems,
+              {
+                file: displayPath(this.#folder, name),
+                severity: 'error' as const,
+                message: `${displayPath(this.#folder, name)}: not applied; its last good version stays in effect until the errors are fixed`,
+              },
+            ]
+          : parsed.problems;
       this.#files.set(name, { hash, objects: kept, problems });
     }
     return this.#publish(names);
@@ -445,7 +449,7 @@ export async function loadManifestFolder(folder: string): Promise<FolderLoadResu
 }
 
 /** Shown path of a file for messages: relative to the current directory when that is shorter. */
-export function displayPath(folder: string, file: string): string {
+function displayPath(folder: string, file: string): string {
   const full = join(folder, file);
   const rel = relative(process.cwd(), full);
   return rel.length < full.length && !rel.startsWith('..') ? rel : full;

@@ -46,7 +46,7 @@ export function parseManifestText(text: string, file: string): ParsedManifestFil
   const objects: ManifestObject[] = [];
   const problems: ManifestProblem[] = [];
   const lines = new LineCounter();
-  let documents;
+  let documents: ReturnType<typeof parseAllDocuments>;
   try {
     documents = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   } catch (err) {

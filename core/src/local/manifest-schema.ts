@@ -27,8 +27,7 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 const subdomain = z.string().max(253).regex(SUBDOMAIN, 'a lower-case DNS subdomain such as "my-app" or "app.v1"');
 const label = z.string().max(63).regex(LABEL, 'a lower-case DNS label such as "default" or "demo"');
-const stringMap = (what: string) =>
-  z.record(z.string(), z.string({ error: `${what} values must be strings (quote numbers and booleans)` }));
+const stringMap = (what: string) => z.record(z.string(), z.string({ error: `${what} values must be strings (quote numbers and booleans)` }));
 const port = z.number({ error: 'a port number' }).int().min(1).max(65535);
 const intOrName = z.union([port, z.string().min(1)], { error: 'a port number or a port name' });
 
@@ -114,9 +113,7 @@ const endpointSlice = z
       .array(
         z.looseObject({
           addresses: z.array(z.string()).min(1, 'at least one address'),
-          conditions: z
-            .looseObject({ ready: z.boolean().optional(), serving: z.boolean().optional(), terminating: z.boolean().optional() })
-            .optional(),
+          conditions: z.looseObject({ ready: z.boolean().optional(), serving: z.boolean().optional(), terminating: z.boolean().optional() }).optional(),
           hostname: z.string().optional(),
           nodeName: z.string().optional(),
           zone: z.string().optional(),

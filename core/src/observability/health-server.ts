@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
@@ -38,7 +38,6 @@ export class HealthServer implements Runnable {
   readonly #readiness = new Map<string, HealthCheck>();
   readonly #liveness = new Map<string, HealthCheck>();
   #routeView: RouteDebugView | undefined;
-  #server: Server | undefined;
   #listening: Promise<AddressInfo> | undefined;
   #resolveListening: ((a: AddressInfo) => void) | undefined;
 
@@ -78,7 +77,6 @@ export class HealthServer implements Runnable {
     server.keepAliveTimeout = 5_000;
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
-    this.#server = server;
     server.listen(port, host);
     await once(server, 'listening');
     const address = server.address() as AddressInfo;
@@ -169,7 +167,7 @@ function send(res: ServerResponse, status: number, body: string): void {
 }
 
 /** Splits `host:port` / `[v6]:port`. */
-export function splitHostPort(listen: string): { host: string; port: number } {
+function splitHostPort(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
   return { host, port: Number(listen.slice(i + 1)) };

@@ -1,7 +1,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /** Log levels accepted by the `logLevel` setting. */
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface LoggerOptions {
   /** Minimum level written; `silent` writes nothing. */
@@ -16,7 +16,7 @@ export interface LoggerOptions {
  * Paths whose values are never written, wherever they occur one level deep: tokens, Secret payloads and
  * authorization headers. Defence in depth: code must not log them in the first place.
  */
-export const REDACTED_PATHS: readonly string[] = [
+const REDACTED_PATHS: readonly string[] = [
   'token',
   '*.token',
   'apiToken',
@@ -71,7 +71,7 @@ const ERROR_FIELDS = ['code', 'status', 'statusCode', 'syscall', 'address', 'por
  * only for unexpected errors — never for a WarrenError or an OS error, whose code and message say all there is.
  * A plain object (an error summary) keeps just its fields: no invented `"type":"Object"` or empty stack.
  */
-export function serializeError(err: unknown, depth = 0): Record<string, unknown> {
+function serializeError(err: unknown, depth = 0): Record<string, unknown> {
   if (err === null || typeof err !== 'object') return { message: String(err) };
   const e = err as Record<string, unknown>;
   const out: Record<string, unknown> = {};

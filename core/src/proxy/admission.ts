@@ -91,7 +91,10 @@ export class AdmissionPool implements UpstreamPool {
     if (queue.size === 0 && this.#fits(upload)) return this.#start(options, handler);
     const wait = options.queueTimeout ?? this.#limits.queueTimeout;
     if (this.queued >= this.#limits.maxQueued) {
-      handler.onResponseError?.(new RequestController(() => {}), busy(`all ${this.#capacity} connection slots of the endpoint are busy and ${this.#limits.maxQueued} requests already wait (proxy.maxQueuedRequests)`, wait));
+      handler.onResponseError?.(
+        new RequestController(() => {}),
+        busy(`all ${this.#capacity} connection slots of the endpoint are busy and ${this.#limits.maxQueued} requests already wait (proxy.maxQueuedRequests)`, wait),
+      );
       return false;
     }
     const controller = new RequestController((reason) => {

@@ -16,8 +16,8 @@ export class EndpointState {
 }
 
 /** Ejection after a connect failure: 500 ms, doubling per consecutive failure, at most 30 s. */
-export const EJECT_BASE_MS = 500;
-export const EJECT_MAX_MS = 30_000;
+const EJECT_BASE_MS = 500;
+const EJECT_MAX_MS = 30_000;
 
 export class EndpointStates {
   readonly #states = new Map<string, EndpointState>();

@@ -261,9 +261,7 @@ export class H2cPool {
     this.#closed = true;
     const err = codedError('UND_ERR_CLOSED', 'the upstream pool is closed');
     for (const p of this.#queue.splice(0)) p.handler.onResponseError?.(new StreamController(() => {}), err);
-    await Promise.all(
-      [...this.#sessions].map((s) => (s.session.closed ? undefined : new Promise<void>((resolve) => s.session.close(() => resolve())))),
-    );
+    await Promise.all([...this.#sessions].map((s) => (s.session.closed ? undefined : new Promise<void>((resolve) => s.session.close(() => resolve())))));
   }
 
   /** Closes every session at once. */

@@ -15,7 +15,7 @@ import type { Diagnostic, Endpoint, ServiceBackend } from './types.js';
  */
 
 /** A failed resolution: why, and which part of the backend reference is at fault. */
-export interface BackendProblem {
+interface BackendProblem {
   readonly ok: false;
   readonly reason: 'ServiceNotFound' | 'ServicePortNotFound' | 'UnsupportedBackend';
   readonly message: string;
@@ -123,13 +123,7 @@ function sliceService(key: string, slice: V1EndpointSlice): string | undefined {
   return snapshotKey(namespace, service);
 }
 
-function resolvePort(
-  service: V1Service | undefined,
-  namespace: string,
-  name: string,
-  ref: PortRef,
-  slices: ReadonlyMap<string, V1EndpointSlice> | undefined,
-): BackendResult {
+function resolvePort(service: V1Service | undefined, namespace: string, name: string, ref: PortRef, slices: ReadonlyMap<string, V1EndpointSlice> | undefined): BackendResult {
   const shown = `Service ${namespace}/${name}`;
   if (!service) return { ok: false, reason: 'ServiceNotFound', field: 'service.name', message: `${shown} not found` };
   const type = service.spec?.type;

@@ -4,26 +4,26 @@ import type { PluginManifest } from '../plugin-api/manifest.js';
 import { BackendResolver } from './backends.js';
 import {
   candidateField,
-  compileIngress,
+  translateIngress,
   DEFAULT_HOST_KEY,
   HOSTLESS_KEY,
   keepLastGood,
   resolveBackend,
   type Candidate,
-  type CompileContext,
+  type TranslateContext,
   type Fragment,
-} from './compile.js';
-import { defaultIngressClasses, type IngressClassSettings } from './ingress-class.js';
+} from './translate.js';
+import { defaultIngressClasses, type IngressClassConfig } from './ingress-class.js';
 import { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
 import { snapshotKey, type ClusterSnapshot, type SnapshotChanges } from './snapshot.js';
 import { LayeredMap } from './layered-map.js';
-import { CompiledRouteTable, PathIndex } from './table.js';
+import { IndexedRouteTable, PathIndex } from './table.js';
 import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
 
 /** Settings of a {@link RouteTableBuilder}; fixed for its lifetime (changed settings mean a new builder). */
 export interface RouteBuildSettings {
-  readonly ingressClass: IngressClassSettings;
+  readonly ingressClass: IngressClassConfig;
   /** Controller-wide default backend (`proxy.defaultBackend`), used when nothing else matches. */
   readonly defaultBackend?: { readonly namespace: string; readonly service: string; readonly port: number | string } | undefined;
   readonly plugins: RoutingPlugins;
@@ -66,7 +66,7 @@ const CONTROLLER_DEFAULT_ID = '#controller-default';
  * Turns cluster snapshots into immutable {@link RouteTable}s, one generation per `build`. Single writer: call
  * `build` from one place at a time (the reconcile loop).
  *
- * Builds are incremental: each Ingress is compiled into a cached fragment, recompiled only when the Ingress,
+ * Builds are incremental: each Ingress is translated into a cached fragment, translated again only when the Ingress,
  * a Service or EndpointSlice it uses, or the IngressClasses change; then only the hosts those fragments touch
  * are re-indexed, and the table shares everything else with the previous generation. The result is the same
  * as a fresh build of the same snapshot (except the order of `routes`, `diagnostics`, `hosts` and
@@ -155,7 +155,7 @@ export class RouteTableBuilder {
       if (users) for (const key of users) dirtyIngresses.add(key);
     }
 
-    const ctx: CompileContext = {
+    const ctx: TranslateContext = {
       services: snapshot.services,
       classes: snapshot.ingressClasses,
       defaultClasses: this.#defaultClasses,
@@ -168,7 +168,7 @@ export class RouteTableBuilder {
       const ingress = snapshot.ingresses.get(key);
       this.#seenIngresses.set(key, ingress);
       this.#removeFragment(key, batch);
-      if (ingress !== undefined) this.#addFragment(this.#compile(key, ingress, ctx), batch);
+      if (ingress !== undefined) this.#addFragment(this.#translate(key, ingress, ctx), batch);
       else this.#lastGood.delete(key);
     }
     this.#updateControllerDefault(ctx, dirtyServices);
@@ -179,7 +179,7 @@ export class RouteTableBuilder {
     this.#built = true;
     this.#generation++;
     const controller = this.#controllerDefault;
-    return new CompiledRouteTable({
+    return new IndexedRouteTable({
       generation: this.#generation,
       exactHosts: this.#exactHosts,
       wildcardHosts: this.#wildcardHosts,
@@ -193,9 +193,9 @@ export class RouteTableBuilder {
     });
   }
 
-  /** Compiles an Ingress; a version rejected for its annotations falls back to the last good version of the object. */
-  #compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
-    const fragment = compileIngress(key, ingress, ctx);
+  /** Translates an Ingress; a version rejected for its annotations falls back to the last good version of the object. */
+  #translate(key: string, ingress: V1Ingress, ctx: TranslateContext): Fragment {
+    const fragment = translateIngress(key, ingress, ctx);
     if (!fragment.owned) {
       this.#lastGood.delete(key);
       return fragment;
@@ -210,7 +210,7 @@ export class RouteTableBuilder {
       this.#lastGood.delete(key);
       return fragment;
     }
-    const fallback = compileIngress(key, good, ctx);
+    const fallback = translateIngress(key, good, ctx);
     return fallback.owned && fallback.rejectedBy === undefined ? keepLastGood(fragment, fallback) : fragment;
   }
 
@@ -272,7 +272,7 @@ export class RouteTableBuilder {
     }
   }
 
-  #updateControllerDefault(ctx: CompileContext, dirtyServices: ReadonlySet<string>): void {
+  #updateControllerDefault(ctx: TranslateContext, dirtyServices: ReadonlySet<string>): void {
     const ref = this.#settings.defaultBackend;
     if (!ref) return;
     const service = snapshotKey(ref.namespace, ref.service);
@@ -288,7 +288,13 @@ export class RouteTableBuilder {
       diagnostics.push({ type: 'Warning', reason: resolved.reason, object, field, message: `${shown}: ${resolved.message}; no controller default backend` });
     } else {
       if (resolved.noEndpoints) {
-        diagnostics.push({ type: 'Warning', reason: 'NoReadyEndpoints', object, field, message: `${shown}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready` });
+        diagnostics.push({
+          type: 'Warning',
+          reason: 'NoReadyEndpoints',
+          object,
+          field,
+          message: `${shown}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready`,
+        });
       }
       const protocol = chooseProtocol(undefined, resolved.backend, this.#settings.plugins);
       if (protocol !== 'http' && !this.#settings.plugins.serves(protocol)) {

@@ -13,11 +13,11 @@ import type { Diagnostic, Route, RouteTable } from './types.js';
  */
 
 /** Most routes (and problems) one answer lists unless the caller asks for fewer; the rest is counted. */
-export const DEBUG_VIEW_DEFAULT_LIMIT = 1000;
+const DEBUG_VIEW_DEFAULT_LIMIT = 1000;
 /** Upper bound of `limit`: an answer stays a few MB at most, whatever the table's size. */
 export const DEBUG_VIEW_MAX_LIMIT = 10_000;
 
-export interface RouteEndpointView {
+interface RouteEndpointView {
   readonly address: string;
   readonly port: number;
   /** `ready`, or `terminating` for a terminating-but-serving endpoint used because no ready one exists. */
@@ -52,7 +52,7 @@ export interface RouteView {
   readonly problem?: { readonly reason: string; readonly message: string } | undefined;
 }
 
-export interface ProblemView {
+interface ProblemView {
   readonly type: string;
   readonly reason: string;
   /** `Kind namespace/name`. */

@@ -10,15 +10,12 @@ import { domainToASCII } from 'node:url';
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** A rule host after validation: lower-case, and for wildcards the parent domain they cover. */
-export type CheckedHost =
-  | { readonly ok: true; readonly host: string; readonly wildcardParent?: string | undefined }
-  | { readonly ok: false; readonly problem: string };
+export type CheckedHost = { readonly ok: true; readonly host: string; readonly wildcardParent?: string | undefined } | { readonly ok: false; readonly problem: string };
 
 /** Validates and lower-cases a rule host. Never throws. */
 export function checkRuleHost(value: unknown): CheckedHost {
   if (typeof value !== 'string') return { ok: false, problem: `must be a string, got ${typeof value}` };
   if (value.length > 253) return { ok: false, problem: `is ${value.length} characters long; a DNS name has at most 253` };
-  // eslint-disable-next-line no-control-regex
   if (/[^\x21-\x7e]/.test(value)) {
     const ascii = /^[\x21-\x7e\u00a0-\u{10ffff}]+$/u.test(value) ? domainToASCII(value) : '';
     const hint = ascii && ascii !== value ? `; write it in punycode: "${ascii}"` : '';

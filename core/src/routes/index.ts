@@ -5,7 +5,7 @@ export { RouteStore, type RouteTableListener, type WaitForOptions } from './stor
 export { emptyRouteTable } from './table.js';
 export { RoutingPlugins, CORE_APP_PROTOCOLS, loadBuiltinManifests } from './plugins.js';
 export { CORE_ANNOTATIONS, BACKEND_PROTOCOL_VALUES } from './core-annotations.js';
-export { MAX_PATHS_PER_INGRESS } from './compile.js';
-export { LEGACY_CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, type IngressClassSettings } from './ingress-class.js';
+export { MAX_PATHS_PER_INGRESS } from './translate.js';
+export { LEGACY_CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, type IngressClassConfig } from './ingress-class.js';
 export { requestHost } from './hosts.js';
 export { requestPath } from './paths.js';

@@ -6,7 +6,7 @@ export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
 
 /** The `ingressClass` settings the class decision needs. */
-export interface IngressClassSettings {
+export interface IngressClassConfig {
   /** Warren's IngressClass name; the legacy annotation may name it directly. */
   readonly name: string;
   /** IngressClass `spec.controller` value Warren owns. */
@@ -27,7 +27,7 @@ export interface IngressClassSettings {
 export function classifyIngress(
   ingress: V1Ingress,
   classes: ReadonlyMap<string, V1IngressClass>,
-  settings: IngressClassSettings,
+  settings: IngressClassConfig,
   defaultClasses: readonly V1IngressClass[],
 ): { owned: boolean; conflict?: string | undefined } {
   const annotation = ingress.metadata?.annotations?.[LEGACY_CLASS_ANNOTATION];
@@ -54,6 +54,6 @@ export function defaultIngressClasses(classes: ReadonlyMap<string, V1IngressClas
   return found.sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
 }
 
-function isOurs(ingressClass: V1IngressClass | undefined, settings: IngressClassSettings): boolean {
+function isOurs(ingressClass: V1IngressClass | undefined, settings: IngressClassConfig): boolean {
   return ingressClass?.spec?.controller === settings.controller;
 }

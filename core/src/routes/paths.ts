@@ -15,7 +15,7 @@ import type { PathType } from './types.js';
  */
 
 /** The longest rule path accepted. */
-export const MAX_RULE_PATH_LENGTH = 4096;
+const MAX_RULE_PATH_LENGTH = 4096;
 
 /** How a validated rule path is matched: `exact` compares the key; `prefix` matches element-wise on the key. */
 export type MatchKind = 'exact' | 'prefix';
@@ -43,7 +43,6 @@ export function checkRulePath(path: unknown, pathType: unknown): CheckedPath {
   if (typeof p !== 'string') return { ok: false, field: 'path', problem: `must be a string, got ${typeof p}` };
   if (p.length > MAX_RULE_PATH_LENGTH) return { ok: false, field: 'path', problem: `is ${p.length} characters long; at most ${MAX_RULE_PATH_LENGTH}` };
   if (p.charCodeAt(0) !== 47) return { ok: false, field: 'path', problem: `${quote(p)} must start with "/"` };
-  // eslint-disable-next-line no-control-regex
   if (/[^\x21-\x7e]/.test(p)) {
     return { ok: false, field: 'path', problem: `${quote(p)} contains spaces, control or non-ASCII characters; percent-encode them as clients send them` };
   }

@@ -28,7 +28,12 @@ export class RouteStore {
    */
   constructor(initial: RouteTable = emptyRouteTable(), onListenerError?: (err: unknown) => void) {
     this.#current = initial;
-    this.#onListenerError = onListenerError ?? ((err) => queueMicrotask(() => { throw err; }));
+    this.#onListenerError =
+      onListenerError ??
+      ((err) =>
+        queueMicrotask(() => {
+          throw err;
+        }));
   }
 
   /** The table to use now. */
@@ -160,4 +165,3 @@ export function deferredListener(listener: RouteTableListener): RouteTableListen
     });
   };
 }
-

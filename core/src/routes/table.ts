@@ -75,7 +75,7 @@ export class PathIndex {
   }
 }
 
-/** Everything {@link CompiledRouteTable} is made of; the builder hands over ownership (no later mutation). */
+/** Everything {@link IndexedRouteTable} is made of; the builder hands over ownership (no later mutation). */
 export interface RouteTableParts {
   readonly generation: number;
   /** Exact host → paths. */
@@ -100,7 +100,7 @@ export interface RouteTableParts {
  * first label, rules without host, then the default backend. Within each, an Exact path beats any prefix and
  * the longest prefix wins; when a host has no matching path the search goes on with the next level.
  */
-export class CompiledRouteTable implements RouteTable {
+export class IndexedRouteTable implements RouteTable {
   readonly generation: number;
   readonly #parts: RouteTableParts;
   #routes: readonly Route[] | undefined;
@@ -140,7 +140,7 @@ export class CompiledRouteTable implements RouteTable {
   }
 
   ownedChangesSince(previous: RouteTable): ReadonlyMap<string, IngressRef | undefined> | undefined {
-    if (!(previous instanceof CompiledRouteTable)) return undefined;
+    if (!(previous instanceof IndexedRouteTable)) return undefined;
     const keys = this.#parts.owned.changedSince(previous.#parts.owned);
     if (keys === undefined) return undefined;
     const changes = new Map<string, IngressRef | undefined>();
@@ -149,7 +149,7 @@ export class CompiledRouteTable implements RouteTable {
   }
 
   routeChangesSince(previous: RouteTable): RouteChanges | undefined {
-    if (!(previous instanceof CompiledRouteTable)) return undefined;
+    if (!(previous instanceof IndexedRouteTable)) return undefined;
     const now = this.#parts;
     const before = previous.#parts;
     const keys = now.routesByKey.changedSince(before.routesByKey);
@@ -206,7 +206,7 @@ const NO_ROUTES: readonly Route[] = Object.freeze([]);
 /** A table with no routes (generation 0 unless given): what readers see before the first build. */
 export function emptyRouteTable(generation = 0): RouteTable {
   const none = LayeredMap.empty<string, never>();
-  return new CompiledRouteTable({
+  return new IndexedRouteTable({
     generation,
     exactHosts: none,
     wildcardHosts: none,

@@ -1,5 +1,5 @@
 /**
- * cloudflared's randomized exponential backoff (reference §6.4): each wait increments `retries` up to
+ * Randomized exponential backoff between connection attempts: each wait increments `retries` up to
  * `maxRetries` and lasts a uniformly random time in [0, base × 2^retries). With base 1 s and 5 retries the
  * waits are up to 2, 4, 8, 16, 32, 32… s. `reset()` after a success starts over.
  */

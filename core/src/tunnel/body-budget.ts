@@ -31,7 +31,7 @@ export interface BodyBudgetLimits {
 }
 
 /** Smallest stream window announced under pressure: uploads keep moving, 16 KiB per round trip. */
-export const MIN_STREAM_WINDOW = 16_384;
+const MIN_STREAM_WINDOW = 16_384;
 /** How often windows are re-fitted while any body-carrying stream is open. */
 const REFIT_INTERVAL_MS = 100;
 

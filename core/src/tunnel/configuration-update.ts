@@ -2,14 +2,14 @@ import { constants as h2, type ServerHttp2Stream } from 'node:http2';
 import { HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
 
 /**
- * `update-configuration` streams (reference §4.10): the edge pushes remote configuration
+ * `update-configuration` streams: the edge pushes remote configuration
  * `{"version": <int32>, "config": {…}}` and expects `200` with `{"lastAppliedVersion":N,"err":null}`.
  * Warren routes from Ingress objects, so it acknowledges these pushes but never applies them: the
- * acknowledged version advances like cloudflared's would, so the edge does not keep re-sending.
+ * acknowledged version advances with every push, so the edge does not keep re-sending.
  */
 
 /** Largest configuration body accepted; bigger pushes are answered 502 like unparsable ones. */
-export const MAX_CONFIGURATION_BYTES = 4 * 1024 * 1024;
+const MAX_CONFIGURATION_BYTES = 4 * 1024 * 1024;
 
 /** Remembers the last acknowledged version across all connections of one connector. */
 export class ConfigurationVersions {
@@ -19,7 +19,7 @@ export class ConfigurationVersions {
     return this.#last;
   }
 
-  /** Records a push; returns the version to report (cloudflared applies only newer versions). */
+  /** Records a push; returns the version to report (only a newer version replaces the one applied). */
   acknowledge(version: number): number {
     if (version > this.#last) this.#last = version;
     return this.#last;
@@ -49,11 +49,7 @@ export function parseConfigurationUpdate(body: Buffer): ConfigurationUpdate | un
  * Serves one configuration stream: reads the body (bounded), answers 200 with the acknowledgement, or
  * 502 `{"src":"cloudflared"}` for a body that is not valid JSON of the expected shape. Never throws.
  */
-export function serveConfigurationUpdate(
-  stream: ServerHttp2Stream,
-  versions: ConfigurationVersions,
-  onUpdate: (update: ConfigurationUpdate | undefined) => void,
-): void {
+export function serveConfigurationUpdate(stream: ServerHttp2Stream, versions: ConfigurationVersions, onUpdate: (update: ConfigurationUpdate | undefined) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let tooBig = false;

@@ -1,18 +1,11 @@
 import { EventEmitter } from 'node:events';
-import {
-  constants as h2,
-  performServerHandshake,
-  type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import { constants as h2, performServerHandshake, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ExchangeHandler, RawHeaders } from '../proxy/exchange.js';
 import { RegistrationClient, type ClientInfo, type ConnectionDetails, type RegistrationRequest } from './rpc/index.js';
-import { ConfigurationVersions, serveConfigurationUpdate } from './configuration-update.js';
+import { type ConfigurationVersions, serveConfigurationUpdate } from './configuration-update.js';
 import type { TunnelCredentials } from './credentials.js';
 import type { EdgeAddress } from './discovery.js';
 import { dialEdge } from './edge-tls.js';
@@ -27,9 +20,9 @@ import { classifyStream, type StreamKind } from './stream-classifier.js';
 import { TunnelExchange } from './tunnel-exchange.js';
 
 /**
- * One HTTP/2 connection to the edge, in cloudflared's reverse roles (reference §4.1, §6.1): Warren dials TLS
+ * One HTTP/2 connection to the edge, in cloudflared's reverse roles: Warren dials TLS
  * but is the HTTP/2 *server*; the edge opens the control stream first, Warren registers over it
- * (RPC, §5.8), then the edge opens request streams that become `Exchange`s.
+ * (RPC), then the edge opens request streams that become `Exchange`s.
  *
  * Lifecycle: `establish()` resolves once registered (or rejects with a `TunnelConnectionError`), `closed`
  * resolves when the connection is over (with the reason, or undefined after our own shutdown),
@@ -37,7 +30,7 @@ import { TunnelExchange } from './tunnel-exchange.js';
  * routes here: shutdown, control stream lost, edge GOAWAY).
  */
 
-/** Limits for edge-opened streams; defaults are at least as permissive as cloudflared (§4.2, §10). */
+/** Limits for edge-opened streams; defaults are at least as permissive as cloudflared. */
 export interface ConnectionLimits {
   /** Header fields per request, pseudo-headers included (Node's `maxHeaderListPairs`). */
   readonly maxHeaderPairs?: number;
@@ -53,15 +46,15 @@ export interface ConnectionLimits {
   readonly streamResetRate?: number;
   /**
    * Bounds unread request bodies, shared by every connection of the process; its window is announced as
-   * SETTINGS_INITIAL_WINDOW_SIZE. Without it the connection announces cloudflared's 1 MiB and no bound.
+   * SETTINGS_INITIAL_WINDOW_SIZE. Without it the connection announces a 1 MiB window and no bound.
    */
   readonly bodyBudget?: BodyBudget;
 }
 
 /** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's own default: 1000). */
-export const DEFAULT_STREAM_RESET_BURST = 100_000;
+const DEFAULT_STREAM_RESET_BURST = 100_000;
 /** Stream resets per second that refill that budget (nghttp2's own default: 33). */
-export const DEFAULT_STREAM_RESET_RATE = 10_000;
+const DEFAULT_STREAM_RESET_RATE = 10_000;
 
 export interface EdgeConnectionOptions {
   readonly connIndex: number;
@@ -96,7 +89,9 @@ export function originLocalIp(address: string | undefined): Buffer | undefined {
   const back = address.includes('::') ? parse(tail) : [];
   const groups = [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
   const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(g, i * 2);
+  });
   return out;
 }
 
@@ -174,15 +169,14 @@ export class EdgeConnection extends EventEmitter {
       this.#registered = true;
       void rpc.closed.then(() => this.#onControlStreamEnded());
       if (this.connIndex === 0 && !details.tunnelIsRemotelyManaged && this.#o.localConfig) {
-        rpc.updateLocalConfiguration(this.#o.localConfig).catch((err: unknown) =>
-          this.#log.warn({ err: (err as Error).message }, 'pushing the local configuration to the edge failed'));
+        rpc
+          .updateLocalConfiguration(this.#o.localConfig)
+          .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'pushing the local configuration to the edge failed'));
       }
       return details;
     } catch (err) {
       const failure =
-        err instanceof TunnelConnectionError
-          ? err
-          : new TunnelConnectionError('rpc', `registration failed: ${(err as Error).message}`, { cause: err, retryable: true });
+        err instanceof TunnelConnectionError ? err : new TunnelConnectionError('rpc', `registration failed: ${(err as Error).message}`, { cause: err, retryable: true });
       this.#endReason ??= failure;
       this.destroy();
       throw failure;
@@ -220,8 +214,7 @@ export class EdgeConnection extends EventEmitter {
     } catch {
       // Not fatal: the default connection window still works, only slower on long fat pipes.
     }
-    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) =>
-      this.#onStream(stream, headers, flags, rawHeaders));
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => this.#onStream(stream, headers, flags, rawHeaders));
     session.on('error', (err: Error) => {
       this.#endReason ??= new TunnelConnectionError('protocol', `HTTP/2 session error: ${err.message}`, { cause: err, retryable: true });
     });
@@ -265,7 +258,7 @@ export class EdgeConnection extends EventEmitter {
         numPreviousAttempts: Math.min(this.#o.numPreviousAttempts, 255),
       },
     };
-    let result;
+    let result: Awaited<ReturnType<RegistrationClient['registerConnection']>>;
     try {
       result = await rpc.registerConnection(request);
     } catch (err) {
@@ -297,7 +290,7 @@ export class EdgeConnection extends EventEmitter {
         return;
       }
       this.#control = stream;
-      // cloudflared answers 200 (Go sniffs application/octet-stream) and then speaks RPC on the body.
+      // The control stream is answered 200 with an octet-stream body, which then carries the RPC.
       stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
       this.#controlWaiter?.(stream);
       return;
@@ -379,7 +372,12 @@ export class EdgeConnection extends EventEmitter {
     if (now - this.#lastBudgetWarning >= BUDGET_WARNING_INTERVAL_MS) {
       this.#lastBudgetWarning = now;
       this.#log.warn(
-        { stream: stream.id, connectionHeld: this.#bodies!.usage.held, totalHeld: budget.held, limits: { connection: budget.limits.connectionBytes, total: budget.limits.totalBytes } },
+        {
+          stream: stream.id,
+          connectionHeld: this.#bodies!.usage.held,
+          totalHeld: budget.held,
+          limits: { connection: budget.limits.connectionBytes, total: budget.limits.totalBytes },
+        },
         'request-body buffer budget exhausted (tunnel.requestBodyBufferBytes / tunnel.requestBodyBufferTotalBytes); answered 503 to new uploads',
       );
     }
@@ -420,7 +418,7 @@ export class EdgeConnection extends EventEmitter {
   }
 
   /**
-   * Graceful end (reference §6.5): unregister (bounded by the grace period and the RPC timeout), GOAWAY so
+   * Graceful end: unregister (bounded by the grace period and the RPC timeout), GOAWAY so
    * the edge opens no new streams, let in-flight streams finish until the grace period ends, then Release +
    * Abort on the RPC, end the control stream and close the connection. Idempotent.
    */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ErrorCode, WarrenError } from '../errors.js';
 
 /**
- * Tunnel credentials (reference §1): what the connector needs to register with the edge. Never log this
+ * Tunnel credentials: what the connector needs to register with the edge. Never log this
  * object: `tunnelSecret` is the shared secret. `describeCredentials` gives a loggable summary.
  */
 export interface TunnelCredentials {
@@ -24,8 +24,8 @@ export interface CredentialSources {
   readonly credentialsFile?: string | undefined;
 }
 
-/** Minimum length of a tunnel secret in bytes (cloudflared refuses shorter user-supplied secrets). */
-export const MIN_SECRET_BYTES = 32;
+/** Minimum length of a tunnel secret in bytes; a shorter user-supplied secret is refused. */
+const MIN_SECRET_BYTES = 32;
 
 const STRICT_STD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -61,6 +61,7 @@ function decodeSecret(value: unknown, source: string, field: string): Buffer {
 }
 
 function checkAccountTag(value: unknown, source: string, field: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses
   if (typeof value !== 'string' || value.length === 0 || /[\s\u0000-\u001f]/.test(value)) {
     throw credentialError(source, `field "${field}" must be the account id (a non-empty string without spaces)`);
   }
@@ -85,12 +86,7 @@ function checkEndpoint(value: unknown, source: string, field: string): string | 
  * Builds a frozen credentials object whose secret is non-enumerable, so that logging or serializing the
  * object by mistake (pino, JSON.stringify, util.inspect) never prints it.
  */
-export function makeCredentials(
-  accountTag: string,
-  tunnelSecret: Buffer,
-  id: { text: string; bytes: Buffer },
-  endpoint?: string,
-): TunnelCredentials {
+export function makeCredentials(accountTag: string, tunnelSecret: Buffer, id: { text: string; bytes: Buffer }, endpoint?: string): TunnelCredentials {
   const credentials = { accountTag, tunnelId: id.text, tunnelIdBytes: id.bytes, endpoint } as Omit<TunnelCredentials, 'tunnelSecret'>;
   Object.defineProperty(credentials, 'tunnelSecret', { value: tunnelSecret, enumerable: false });
   return Object.freeze(credentials) as TunnelCredentials;
@@ -111,7 +107,7 @@ function parseJsonObject(text: string, source: string): Record<string, unknown> 
 }
 
 /**
- * Parses a tunnel token (§1.2): strict standard base64 (with padding) of JSON `{"a","s","t","e"?}`, where
+ * Parses a tunnel token: strict standard base64 (with padding) of JSON `{"a","s","t","e"?}`, where
  * `s` is itself standard base64 of the secret. Surrounding whitespace is ignored. Throws a terminal
  * WarrenError (TunnelCredentials) naming the field; the message never contains the token or the secret.
  */
@@ -138,15 +134,15 @@ export function encodeTunnelToken(credentials: Pick<TunnelCredentials, 'accountT
 }
 
 /**
- * Parses a credentials file (§1.3): JSON `{"AccountTag","TunnelSecret","TunnelID","Endpoint"?}` with keys
- * matched case-insensitively (as Go's decoder does) and unknown keys ignored.
+ * Parses a credentials file: JSON `{"AccountTag","TunnelSecret","TunnelID","Endpoint"?}` with keys
+ * matched case-insensitively (files written by other tools differ in case) and unknown keys ignored.
  */
 export function parseCredentialsJson(text: string, source = 'tunnel credentials file'): TunnelCredentials {
   const json = parseJsonObject(text, source);
   const byLower = new Map<string, { key: string; value: unknown }>();
   for (const [key, value] of Object.entries(json)) {
     const lower = key.toLowerCase();
-    // Go's decoder prefers an exact match, then the last case-insensitive one; exact spellings win here.
+    // An exact spelling wins over a case-insensitive match; among those, the last one in the file.
     if (!byLower.has(lower) || ['AccountTag', 'TunnelSecret', 'TunnelID', 'Endpoint'].includes(key)) byLower.set(lower, { key, value });
   }
   const field = (name: string) => byLower.get(name.toLowerCase())?.value;
@@ -185,10 +181,7 @@ export function loadTunnelCredentials(
     return parseTunnelToken(readSource(sources.tokenFile, 'tunnel.tokenFile', readFile), `tunnel.tokenFile "${sources.tokenFile}"`);
   }
   if (sources.credentialsFile) {
-    return parseCredentialsJson(
-      readSource(sources.credentialsFile, 'tunnel.credentialsFile', readFile),
-      `tunnel.credentialsFile "${sources.credentialsFile}"`,
-    );
+    return parseCredentialsJson(readSource(sources.credentialsFile, 'tunnel.credentialsFile', readFile), `tunnel.credentialsFile "${sources.credentialsFile}"`);
   }
   throw credentialError(
     'tunnel credentials',

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { ErrorCode, WarrenError } from '../errors.js';
 
 /**
- * Edge discovery and address allocation (reference §2).
+ * Edge discovery and address allocation.
  *
  * With DNS: SRV `_v2-origintunneld._tcp.argotunnel.com` (or `_<region>-v2-origintunneld…`) must return at least
  * two records; the first two become region 1 and 2, each resolved to all its A/AAAA addresses with the SRV
@@ -42,7 +42,7 @@ export interface EdgeResolver {
 }
 
 /** The system resolver (`node:dns`), addresses in OS preference order. */
-export const systemResolver: EdgeResolver = {
+const systemResolver: EdgeResolver = {
   resolveSrv: (name) => dns.resolveSrv(name),
   lookup: (host) => dns.lookup(host, { all: true, order: 'verbatim' }),
 };
@@ -54,7 +54,7 @@ export function srvServiceName(region?: string): string {
   return region ? `_${region}-v2-origintunneld._tcp.argotunnel.com` : '_v2-origintunneld._tcp.argotunnel.com';
 }
 
-/** How long a region stays on its secondary IP family after an IPv6 connectivity failure (§2.2). */
+/** How long a region stays on its secondary IP family after an IPv6 connectivity failure. */
 export const FAMILY_FALLBACK_MS = 10 * 60_000;
 
 function label(host: string, port: number): string {
@@ -81,7 +81,7 @@ export function parseEdgeAddress(text: string, setting = 'tunnel.edgeAddresses',
 }
 
 /**
- * The addresses of one region, split by IP family (§2.2). The primary family is the family of the first
+ * The addresses of one region, split by IP family. The primary family is the family of the first
  * address the resolver returned (`auto`), or the only family allowed (`4`/`6`).
  */
 export class EdgeRegion {
@@ -95,7 +95,7 @@ export class EdgeRegion {
    */
   constructor(addresses: readonly EdgeAddress[], ipVersion: EdgeIpVersion = 'auto', now: () => number = Date.now, splitFamilies = true) {
     this.#now = now;
-    const wanted = ipVersion === '4' ? 4 : ipVersion === '6' ? 6 : addresses[0]?.family ?? 4;
+    const wanted = ipVersion === '4' ? 4 : ipVersion === '6' ? 6 : (addresses[0]?.family ?? 4);
     if (ipVersion === 'auto' && (wanted === 0 || !splitFamilies)) {
       this.#primary = [...addresses];
       this.#secondary = [];
@@ -119,7 +119,7 @@ export class EdgeRegion {
   }
 
   /**
-   * Adjusts the active family after an address came back (§2.2): an IPv6 connectivity failure moves the
+   * Adjusts the active family after an address came back: an IPv6 connectivity failure moves the
    * region to its secondary (IPv4) set for 10 minutes; an IPv4 connectivity failure on the secondary set
    * moves it back at once; after the timeout the next give-back returns to the primary set.
    */
@@ -133,7 +133,7 @@ export class EdgeRegion {
   }
 }
 
-/** Allocates edge addresses to HA connection slots across regions (§2.3). */
+/** Allocates edge addresses to HA connection slots across regions. */
 export class EdgeAddressPool {
   readonly regions: readonly EdgeRegion[];
   readonly #inUse = new Map<EdgeAddress, number>();
@@ -208,7 +208,7 @@ export interface DiscoveryOptions {
 }
 
 /**
- * Builds the address pool: the static list when given (no DNS), otherwise SRV discovery (§2.1) with A/AAAA
+ * Builds the address pool: the static list when given (no DNS), otherwise SRV discovery with A/AAAA
  * resolution of the first two targets. Throws a WarrenError naming what failed.
  */
 export async function discoverEdge(options: DiscoveryOptions): Promise<EdgeAddressPool> {
@@ -232,10 +232,7 @@ export async function discoverEdge(options: DiscoveryOptions): Promise<EdgeAddre
     throw new WarrenError(ErrorCode.TunnelRegistration, `edge discovery: SRV lookup of ${name} failed: ${(err as Error).message}`, { cause: err });
   }
   if (records.length < 2) {
-    throw new WarrenError(
-      ErrorCode.TunnelRegistration,
-      `edge discovery: expected at least 2 Cloudflare regions from SRV ${name}, got ${records.length}`,
-    );
+    throw new WarrenError(ErrorCode.TunnelRegistration, `edge discovery: expected at least 2 Cloudflare regions from SRV ${name}, got ${records.length}`);
   }
   const ordered = [...records].sort((a, b) => a.priority - b.priority);
   const regions: EdgeRegion[] = [];

@@ -8,16 +8,16 @@ import { TunnelConnectionError } from './errors.js';
 import { EDGE_SERVER_NAME } from './protocol.js';
 
 /**
- * TLS to the edge (reference §3): server name and verified name `h2.cftunnel.com`, no ALPN offered, TLS 1.2
+ * TLS to the edge: server name and verified name `h2.cftunnel.com`, no ALPN offered, TLS 1.2
  * minimum, no client certificate. Trusted roots: the system roots plus the three Cloudflare CAs, or exactly
  * the PEM file of `tunnel.edgeCaFile` when set (it replaces, never extends, the roots).
  */
 
-/** Key exchange groups: cloudflared's "prefer post-quantum" list (X25519MLKEM768, P-256) plus classic X25519. */
+/** Key exchange groups: post-quantum first (X25519MLKEM768), then P-256, plus classic X25519. */
 const EDGE_GROUPS = 'X25519MLKEM768:P-256:X25519';
 
-/** TCP connect and TLS handshake each get this long (cloudflared's `dialTimeout`). */
-export const EDGE_DIAL_TIMEOUT_MS = 15_000;
+/** TCP connect and TLS handshake each get this long. */
+const EDGE_DIAL_TIMEOUT_MS = 15_000;
 
 /** Root certificates for the edge: `edgeCaPem` alone when given, else system roots + Cloudflare CAs. */
 export function edgeTrustRoots(edgeCaPem?: string): string[] {
@@ -30,7 +30,7 @@ export function edgeTrustRoots(edgeCaPem?: string): string[] {
       // A platform without a readable system store still has the bundled roots.
     }
   }
-  for (const root of CLOUDFLARE_EDGE_ROOTS) roots.add(root.pem.trim() + '\n');
+  for (const root of CLOUDFLARE_EDGE_ROOTS) roots.add(`${root.pem.trim()}\n`);
   return [...roots];
 }
 

@@ -40,6 +40,7 @@ export class TunnelConnectionError extends WarrenError {
 
   /** Prototype check: WarrenError's brand check would make every WarrenError look like this subclass. */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class the check runs on, a subclass included
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 
@@ -48,7 +49,7 @@ export class TunnelConnectionError extends WarrenError {
     return this.kind === 'registration' && this.edgeCause === 'EDUPCONN';
   }
 
-  /** True when the edge refused the credentials (cloudflared retries these during start-up). */
+  /** True when the edge refused the credentials (the connector retries a few of these: see `unauthorizedRetries`). */
   get unauthorized(): boolean {
     return this.kind === 'registration' && (this.edgeCause ?? '').includes('Unauthorized');
   }

@@ -6,9 +6,9 @@ import { SocketRelay } from './socket-relay.js';
  * edge sends acceptable to nghttp2.
  *
  * In the tunnel the edge is the HTTP/2 client, so the last_stream_id of its GOAWAY names streams the
- * connector opened — and the connector never opens any. A Go client (`ClientConn.Shutdown`) nevertheless
+ * connector opened — and the connector never opens any. When the edge shuts a connection down it nevertheless
  * puts its own next (odd) stream id there; nghttp2 answers that with `PROTOCOL_ERROR "invalid
- * last_stream_id"` and drops the connection with every in-flight request on it, where cloudflared drains.
+ * last_stream_id"` and drops the connection with every in-flight request on it, where the edge expects a drain.
  * Rewriting the field to 0 ("none of your streams were processed") is exactly true for a connector and keeps
  * the GOAWAY graceful: no new streams, in-flight streams finish. It also keeps repeated GOAWAYs from looking
  * like an increasing last_stream_id.

@@ -2,7 +2,7 @@ import { ErrorCode, WarrenError } from '../errors.js';
 import type { RawHeaders } from '../proxy/exchange.js';
 
 /**
- * The `cf-cloudflared-response-headers` format (reference §4.5): each (name, value) pair becomes
+ * The `cf-cloudflared-response-headers` format: each (name, value) pair becomes
  * `B(name) ":" B(value)`, pairs joined by `";"`, where B is standard-alphabet base64 WITHOUT padding.
  * Values are raw bytes; they never pass HTTP/2 header validation, which is the point of the scheme.
  *
@@ -10,7 +10,7 @@ import type { RawHeaders } from '../proxy/exchange.js';
  * HTTP/1.1 header bytes to strings, so origin bytes round-trip exactly) and as UTF-8 otherwise.
  */
 
-/** Lower-case prefixes of header names that are never serialized (transport-internal, §4.5, §10). */
+/** Lower-case prefixes of header names that are never serialized (transport-internal). */
 const EXCLUDED_PREFIXES = [':', 'cf-int-', 'cf-cloudflared-', 'cf-proxy-'] as const;
 
 /** True when a response header must not be carried in the serialized set. */
@@ -20,6 +20,7 @@ export function isExcludedResponseHeader(name: string): boolean {
   return false;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of Latin-1, control characters included
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
 
 function toBytes(text: string): Buffer {
@@ -42,7 +43,7 @@ export function serializeHeaders(headers: RawHeaders): string {
   for (const [name, value] of headers) {
     if (name.length === 0 || isExcludedResponseHeader(name)) continue;
     if (out.length > 0) out += ';';
-    out += encode(name) + ':' + encode(value);
+    out += `${encode(name)}:${encode(value)}`;
   }
   return out;
 }
@@ -64,7 +65,7 @@ function malformed(detail: string): WarrenError {
 }
 
 /**
- * Decodes a serialized header set (the edge side of §4.5). Empty items are skipped; every other item must
+ * Decodes a serialized header set (what the edge does with the response header). Empty items are skipped; every other item must
  * hold exactly one `:` between two valid unpadded base64 tokens, and the name must not be empty.
  * Throws a WarrenError (TunnelProtocol) naming the offending pair otherwise.
  */

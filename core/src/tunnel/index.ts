@@ -15,12 +15,11 @@ export {
   describeCredentials,
   uuidToBytes,
   bytesToUuid,
-  MIN_SECRET_BYTES,
 } from './credentials.js';
 export type { TunnelCredentials, CredentialSources } from './credentials.js';
-export { discoverEdge, parseEdgeAddress, srvServiceName, systemResolver, EdgeAddressPool, EdgeRegion, FAMILY_FALLBACK_MS } from './discovery.js';
+export { discoverEdge, parseEdgeAddress, srvServiceName, EdgeAddressPool, EdgeRegion, FAMILY_FALLBACK_MS } from './discovery.js';
 export type { EdgeAddress, EdgeResolver, EdgeIpVersion, SrvAnswer, DiscoveryOptions } from './discovery.js';
-export { createEdgeSecureContext, edgeTrustRoots, dialEdge, EDGE_DIAL_TIMEOUT_MS } from './edge-tls.js';
+export { createEdgeSecureContext, edgeTrustRoots, dialEdge } from './edge-tls.js';
 export { CLOUDFLARE_EDGE_ROOTS } from './cloudflare-roots.js';
 export { serializeHeaders, deserializeHeaders, isExcludedResponseHeader } from './header-serialization.js';
 export type { DecodedHeader } from './header-serialization.js';
@@ -28,7 +27,7 @@ export { classifyStream } from './stream-classifier.js';
 export type { StreamKind } from './stream-classifier.js';
 export { buildRequestHead } from './request-head.js';
 export { TunnelExchange } from './tunnel-exchange.js';
-export { ConfigurationVersions, parseConfigurationUpdate, MAX_CONFIGURATION_BYTES } from './configuration-update.js';
+export { ConfigurationVersions, parseConfigurationUpdate } from './configuration-update.js';
 export { TunnelConnectionError } from './errors.js';
 export type { ConnectionFailureKind } from './errors.js';
 export { TunnelMetrics } from './metrics.js';

@@ -28,8 +28,7 @@ export class TunnelMetrics {
   readonly timerRetries: Counter;
 
   constructor(registry: Registry) {
-    const gauge = (name: string, help: string): Gauge =>
-      (registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [registry] });
+    const gauge = (name: string, help: string): Gauge => (registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [registry] });
     const counter = <L extends string>(name: string, help: string, labelNames: L[] = []): Counter<L> =>
       (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter<L>({ name, help, labelNames, registers: [registry] });
     this.haConnections = gauge('cloudflared_tunnel_ha_connections', 'Number of active (registered) connections to the Cloudflare edge');

@@ -1,18 +1,18 @@
 /**
- * Wire constants of Cloudflare Tunnel over HTTP/2 (reference: cloudflared-http2-protocol.md §3, §4).
+ * Wire constants of Cloudflare Tunnel over HTTP/2.
  * Header names are lower-case as they travel in HTTP/2; values are compared exactly (case-sensitive).
  */
 
-/** TLS server name the connector verifies the edge certificate against (§3). */
+/** TLS server name the connector verifies the edge certificate against. */
 export const EDGE_SERVER_NAME = 'h2.cftunnel.com';
 
-/** Request header that marks special streams (§4.3). */
+/** Request header that marks special streams. */
 export const HEADER_CONNECTION_UPGRADE = 'cf-cloudflared-proxy-connection-upgrade';
-/** Request header whose non-empty presence marks a raw TCP ("WARP routing") stream (§4.3, §4.9). */
+/** Request header whose non-empty presence marks a raw TCP ("WARP routing") stream. */
 export const HEADER_PROXY_SRC = 'cf-cloudflared-proxy-src';
-/** Response header carrying the origin's headers serialized as unpadded base64 pairs (§4.5). */
+/** Response header carrying the origin's headers serialized as unpadded base64 pairs. */
 export const HEADER_RESPONSE_HEADERS = 'cf-cloudflared-response-headers';
-/** Response header telling the edge who produced the response (§4.5, §4.6). */
+/** Response header telling the edge who produced the response. */
 export const HEADER_RESPONSE_META = 'cf-cloudflared-response-meta';
 
 export const UPGRADE_WEBSOCKET = 'websocket';
@@ -23,15 +23,13 @@ export const UPGRADE_UPDATE_CONFIGURATION = 'update-configuration';
 export const META_ORIGIN = '{"src":"origin"}';
 /** Exact meta bytes for a response the connector generated itself (errors). */
 export const META_CLOUDFLARED = '{"src":"cloudflared"}';
-/** Exact meta bytes for a raw TCP flow refused by the flow limiter. */
-export const META_FLOW_RATE_LIMITED = '{"src":"cloudflared","flow_rate_limited":true}';
 
 /** The edge adds this with the eyeball's address; Warren uses it as the exchange's client address. */
 export const HEADER_CONNECTING_IP = 'cf-connecting-ip';
 
 /**
- * Settings the connector announces as HTTP/2 server (§4.2, §10): at least as permissive as cloudflared's
- * Go server. MAX_CONCURRENT_STREAMS is cloudflared's `math.MaxUint32`.
+ * Settings the connector announces as HTTP/2 server: at least as permissive as what the edge is used to from
+ * other connectors. MAX_CONCURRENT_STREAMS is 2^32 − 1, in effect unlimited.
  */
 export const CONNECTOR_H2_SETTINGS = {
   headerTableSize: 4096,
@@ -41,6 +39,5 @@ export const CONNECTOR_H2_SETTINGS = {
   maxHeaderListSize: 1_048_896,
 } as const;
 
-/** Connection-level receive window the connector opens to (§4.2: WINDOW_UPDATE to 1 MiB). */
+/** Connection-level receive window the connector opens to (WINDOW_UPDATE to 1 MiB). */
 export const CONNECTOR_CONNECTION_WINDOW = 1_048_576;
-

@@ -2,7 +2,7 @@ import type { RequestHead } from '../proxy/exchange.js';
 import { HEADER_CONNECTING_IP } from './protocol.js';
 
 /**
- * Turns the HTTP/2 request headers of a tunnel stream into the pipeline's `RequestHead` (reference §4.4).
+ * Turns the HTTP/2 request headers of a tunnel stream into the pipeline's `RequestHead`.
  * `:method`, `:path` and `:authority` (or `host`) carry the eyeball request; `:scheme` is ignored (the edge
  * terminated TLS, so the scheme is `https`). Every other header is passed in wire order, except the
  * transport-internal `cf-cloudflared-*` ones. Cookie crumbs are joined with "; " (RFC 9113 §8.2.3) because

@@ -1,13 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http2';
-import {
-  HEADER_CONNECTION_UPGRADE,
-  HEADER_PROXY_SRC,
-  UPGRADE_CONTROL_STREAM,
-  UPGRADE_UPDATE_CONFIGURATION,
-  UPGRADE_WEBSOCKET,
-} from './protocol.js';
+import { HEADER_CONNECTION_UPGRADE, HEADER_PROXY_SRC, UPGRADE_CONTROL_STREAM, UPGRADE_UPDATE_CONFIGURATION, UPGRADE_WEBSOCKET } from './protocol.js';
 
-/** What an edge-opened stream carries (reference §4.3). */
+/** What an edge-opened stream carries. */
 export type StreamKind = 'configuration' | 'websocket' | 'tcp' | 'control' | 'http';
 
 function first(value: string | string[] | undefined): string | undefined {

@@ -5,8 +5,8 @@ import { serializeHeaders } from './header-serialization.js';
 import { HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED, META_ORIGIN } from './protocol.js';
 
 /**
- * One tunnel stream as an `Exchange` (the contract in proxy/exchange.ts), answering the edge the way
- * cloudflared does (reference §4.5–§4.8):
+ * One tunnel stream as an `Exchange` (the contract in proxy/exchange.ts), answering the edge in the form it
+ * expects from a connector:
  *  - `:status` is the origin's, except 101 which becomes 200;
  *  - the origin's headers travel in `cf-cloudflared-response-headers` (order, case and repeats kept);
  *  - `cf-cloudflared-response-meta` is `{"src":"origin"}`, or `{"src":"cloudflared"}` for responses Warren
@@ -100,7 +100,7 @@ export class TunnelExchange implements Exchange {
       [HEADER_RESPONSE_HEADERS]: serializeHeaders(head.headers),
       [HEADER_RESPONSE_META]: head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
     };
-    // A HEAD response carries no body but describes one: like cloudflared, the origin's Content-Length goes
+    // A HEAD response carries no body but describes one: the origin's Content-Length goes
     // out at the HTTP/2 level as well (the edge uses it), not the 0 bytes that follow.
     const length = this.head.method === 'HEAD' ? declaredLength(head.headers) : (head.contentLength ?? declaredLength(head.headers));
     if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers['content-length'] = length;

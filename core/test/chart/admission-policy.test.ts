@@ -154,7 +154,6 @@ test.serial('updates: a new bad value is refused; other changes to an Ingress ad
 
 test.serial('no value the controller accepts is refused (each derived check against the controller\'s parser)', async (t) => {
   const modules = await loadBuiltinPluginModules();
-  const parsers = new RoutingPlugins(modules.map((m) => m.manifest));
   const enabled = new Set(modules.filter((m) => m.manifest.enabledByDefault).flatMap((m) => (m.manifest.annotations ?? []).map((a) => a.key)));
   const specs = [...CORE_ANNOTATIONS, ...modules.flatMap((m) => m.manifest.annotations ?? [])].filter((s) => CORE_ANNOTATIONS.includes(s) || enabled.has(s.key));
   let accepted = 0;

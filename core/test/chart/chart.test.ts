@@ -71,7 +71,7 @@ test('defaults render a complete, hardened controller whose config the controlle
   t.true(Number(pod.securityContext?.runAsUser) > 0);
   t.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
   t.like(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, privileged: false });
-  t.deepEqual((c.securityContext?.capabilities as { drop: string[] }).drop, ['ALL']);
+  t.deepEqual((c.securityContext?.capabilities as { drop: string[] } | undefined)?.drop, ['ALL']);
   t.is(pod.serviceAccountName, out.get('ServiceAccount').metadata.name);
   // Kubernetes would otherwise inject WARREN_SERVICE_HOST etc. for the Service named "warren", which the
   // controller would read as (unknown) settings and refuse to start.

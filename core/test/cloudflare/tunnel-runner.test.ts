@@ -47,7 +47,14 @@ test('a replacement stops the running connector, then starts one on the new tunn
       runConnector: (tunnel, signal) => {
         const run = { id: tunnel.mode === 'managed' ? tunnel.credentials.tunnelId : '?', stopped: false };
         runs.push(run);
-        return new Promise((resolve) => signal.addEventListener('abort', () => ((run.stopped = true), resolve()), { once: true }));
+        return new Promise((resolve) => signal.addEventListener(
+            'abort',
+            () => {
+              run.stopped = true;
+              resolve();
+            },
+            { once: true },
+          ));
       },
     },
     stop.signal,
@@ -125,8 +132,14 @@ test('replacements do not pile up listeners on the run signal', async (t) => {
   let listeners = 0;
   const add = stop.signal.addEventListener.bind(stop.signal);
   const remove = stop.signal.removeEventListener.bind(stop.signal);
-  stop.signal.addEventListener = ((...args: Parameters<AbortSignal['addEventListener']>) => (listeners++, add(...args))) as AbortSignal['addEventListener'];
-  stop.signal.removeEventListener = ((...args: Parameters<AbortSignal['removeEventListener']>) => (listeners--, remove(...args))) as AbortSignal['removeEventListener'];
+  stop.signal.addEventListener = ((...args: Parameters<AbortSignal['addEventListener']>) => {
+    listeners++;
+    add(...args);
+  }) as AbortSignal['addEventListener'];
+  stop.signal.removeEventListener = ((...args: Parameters<AbortSignal['removeEventListener']>) => {
+    listeners--;
+    remove(...args);
+  }) as AbortSignal['removeEventListener'];
   const done = runResolvedTunnel(
     {
       lifecycle: r.lifecycle,

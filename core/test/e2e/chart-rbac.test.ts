@@ -22,7 +22,7 @@ import { Agent, request } from 'undici';
 import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { bytesToUuid } from '../../src/tunnel/credentials.js';
 import { startFakeCloudflare, type FakeCloudflare, type FakeTunnel } from '../../src/testing/index.js';
-import { render, type Container, type K8sObject, type Rendered } from '../chart/helm.js';
+import { render, type Container, type Rendered } from '../chart/helm.js';
 import { adminClients, loadRbacObjects, useApiServer, type AdminClients } from '../support/apiserver.js';
 import { ingress, testHost } from '../support/k8s-objects.js';
 import { refusedRequests, startChartController } from './support/chart-controller.js';

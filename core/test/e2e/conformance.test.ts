@@ -1,5 +1,5 @@
 /**
- * The Kubernetes ingress-conformance scenarios (reference ingress-conventions.md §6.1, test-environment.md §8),
+ * The Kubernetes ingress-conformance scenarios,
  * re-expressed for Warren and run through the whole system: objects in a real kube-apiserver, Warren's real
  * controller process authenticated with a ServiceAccount token bound only to deploy/rbac.yaml, requests entering
  * the edge simulator's eyeball entrance with the scenario's Host header, crossing the tunnel into Warren's
@@ -222,7 +222,7 @@ test.serial('default backend: every method and path of any host goes to spec.def
     t.is(answer.echo?.path, path, label);
     t.is(answer.echo?.httpVersion, '1.1', `${label}: HTTP/1.1 upstream`);
     t.is(answer.echo?.headers?.['user-agent'], 'warren-conformance/1', `${label}: request headers pass`);
-    // The suite also wants Server, which nginx adds; in production Cloudflare's edge adds it, neither Warren nor the simulator.
+    // The suite also wants Server, which a web server in front usually adds; in production Cloudflare's edge adds it, neither Warren nor the simulator.
     for (const header of ['content-length', 'content-type', 'date']) t.truthy(answer.headers[header], `${label}: ${header}`);
   }
 

@@ -20,7 +20,7 @@ const hex = (h: string) => Buffer.from(h, 'hex');
 const ORIGIN_META = '{"src":"origin"}';
 const ws = (headers: Array<[string, string]>) => headers.map(([n, v]) => `${Buffer.from(n).toString('base64').replace(/=+$/, '')}:${Buffer.from(v).toString('base64').replace(/=+$/, '')}`).join(';');
 
-/** Answers one request stream the way cloudflared does (§4.5–§4.8). */
+/** Answers one request stream the way cloudflared does. */
 function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
   stream.on('error', () => undefined);
   if (headers['cf-cloudflared-proxy-connection-upgrade'] === 'websocket') {
@@ -79,7 +79,7 @@ test('cloudflared recorded: registration, config push, HTTP, error, WebSocket, t
   t.is(standIn.socket.alpnProtocol, false);
   const { edge, control: stream } = standIn;
 
-  // Registration, pipelined on the bootstrap answer (§5.8).
+  // Registration, pipelined on the bootstrap answer.
   const result = await registerLikeCloudflared(standIn);
   const bootstrap = edge.received.find((d) => d.message.type === 'return' && d.message.answerId === 0)!;
   t.like(bootstrap.message, { type: 'return', result: { kind: 'results', payload: { capTable: [{ kind: 'senderHosted', id: 0 }] } } });
@@ -175,7 +175,7 @@ test('cloudflared recorded: registration, config push, HTTP, error, WebSocket, t
   t.is(status?.code, grpc.status.NOT_FOUND, status?.message);
   t.is(status?.details, 'no such thing');
 
-  // Graceful shutdown: unregister, then Release + Abort, then the end of the control stream (§5.8 step 7).
+  // Graceful shutdown: unregister, then Release + Abort, then the end of the control stream.
   edge.send(hex(CLOUDFLARED_RPC.unregisterCall));
   await edge.waitForCount(4);
   t.like(edge.received[3]!.message, { type: 'return', answerId: 1, result: { kind: 'results' } });

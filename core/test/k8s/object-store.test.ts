@@ -48,7 +48,7 @@ test('every snapshot equals a full copy of the cache at its time, through many w
         taken.push({ view: store.snapshot(), copy: new Map(live) });
         for (const { view, copy } of taken) {
           const entries = new Map<string, V1Ingress>();
-          view.forEach((value, key) => entries.set(key, value));
+          view.forEach((value, key) => { entries.set(key, value); });
           const sorted = (m: Iterable<[string, V1Ingress]>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1));
           if (view.size !== copy.size || JSON.stringify(sorted(view)) !== JSON.stringify(sorted(copy)) || JSON.stringify(sorted(entries)) !== JSON.stringify(sorted(copy))) {
             t.deepEqual(sorted(view), sorted(copy));

@@ -44,7 +44,7 @@ async function holdingOrigins(t: { teardown(fn: () => unknown): void }, hosts: s
     origins,
     counts,
     held,
-    release: () => held.splice(0).forEach((f) => f()),
+    release: () => held.splice(0).forEach((f) => { f(); }),
   };
 }
 

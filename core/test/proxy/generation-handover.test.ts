@@ -157,7 +157,10 @@ test('a generation with a change record never reads its whole route list', async
   const added = testRoute({ id: 'new', host: 'new.test', endpoints: [origin.key] });
   const next = recordedTable([...routes.slice(1), added], 2, first, { added: [added], removed: [routes[0]!] });
   let reads = 0;
-  const watched = Object.create(next, { routes: { get: () => (reads++, next.routes) } }) as RecordedTable;
+  const watched = Object.create(next, { routes: { get: () => {
+        reads++;
+        return next.routes;
+      }, } }) as RecordedTable;
   await proxy.setTable(watched);
   await proxy.pipeline.whenCompiled();
   t.is(reads, 0, 'the hand-over applied the change record instead of visiting every route');

@@ -9,7 +9,7 @@ import type { V1Ingress } from '@kubernetes/client-node';
 import { CORE_ANNOTATION_KEYS } from '../../src/plugins/registry.js';
 import { BUILTIN_PLUGINS } from '../../src/plugins/builtin.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
-import { MAX_PATHS_PER_INGRESS } from '../../src/routes/compile.js';
+import { MAX_PATHS_PER_INGRESS } from '../../src/routes/translate.js';
 import { CORE_ANNOTATIONS } from '../../src/routes/core-annotations.js';
 import { loadBuiltinManifests, RoutingPlugins } from '../../src/routes/plugins.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';

@@ -215,9 +215,9 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
       fc.array(mutationArb, { minLength: 1, maxLength: 15 }),
       (ingresses, services, slices, mutations) => {
         const world = emptyWorld(makeClass('warren', true, false), makeClass('other', false, false));
-        ingresses.forEach((s, i) => world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s)));
-        services.forEach((s, i) => world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s)));
-        slices.forEach((s, i) => world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s)));
+        ingresses.forEach((s, i) => { world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s)); });
+        services.forEach((s, i) => { world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s)); });
+        slices.forEach((s, i) => { world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s)); });
         const settings = testSettings({ proxy: { defaultBackend: { namespace: 'default', service: 's3', port: 80 } } });
         const diffing = new RouteTableBuilder(settings);
         const hinted = new RouteTableBuilder(settings);

@@ -1,6 +1,6 @@
 /**
- * A real etcd + kube-apiserver on 127.0.0.1 for integration tests (envtest style, see
- * /work/shared/reference/test-environment.md §5).
+ * A real etcd + kube-apiserver on 127.0.0.1 for integration tests: the control plane alone, no nodes or
+ * kubelets.
  *
  * Every run gets a fresh temp folder, free ports, a fresh serving certificate signed by a fresh test CA, fresh
  * service-account signing keys and a random static admin token. Authorization is RBAC, so a ServiceAccount token

@@ -52,7 +52,7 @@ test('400 stalled 1.5 MiB uploads hold a bounded amount of connector memory, and
     req.end(body);
     uploads.push(req);
   }
-  t.teardown(() => uploads.forEach((u) => u.destroy()));
+  t.teardown(() => uploads.forEach((u) => { u.destroy(); }));
 
   // The uploads arrive over a few seconds on a loaded machine: sample until the held memory stops growing.
   let peak = before;
@@ -122,7 +122,7 @@ test('the stream window announced to the edge falls while uploads wait unread an
   const [edge] = await h.sim.waitForRegistrations(1);
   t.is(edge!.session.remoteSettings.initialWindowSize, 1_048_576);
   const { requests, statuses } = startUploads(h.sim.eyeballUrl, 40, 1_048_576);
-  t.teardown(() => requests.forEach((r) => r.destroy()));
+  t.teardown(() => requests.forEach((r) => { r.destroy(); }));
   // 40 unread bodies × 1 MiB would not fit half of the 16 MiB connection budget.
   await eventually(() => edge!.session.remoteSettings.initialWindowSize! <= 131_072, 10_000, 'a lowered INITIAL_WINDOW_SIZE');
   t.is((await eyeballRequest(`${h.sim.eyeballUrl}/`, { headers: { host: 'other.example.com' } })).status, 200);
@@ -137,7 +137,7 @@ test('past the request-body budget new uploads get 503 with Retry-After, request
   await h.sim.waitForRegistrations(1);
   // 1 MiB admits at most 64 unread bodies at the 16 KiB floor.
   const { requests, statuses } = startUploads(h.sim.eyeballUrl, 100, 65_536);
-  t.teardown(() => requests.forEach((r) => r.destroy()));
+  t.teardown(() => requests.forEach((r) => { r.destroy(); }));
   await eventually(() => statuses.length >= 36, 10_000, 'refused uploads');
   t.true(statuses.every((s) => s.status === 503 && s.retryAfter === '1'), JSON.stringify(statuses.slice(0, 3)));
   t.true(statuses.length < 100, 'uploads within the budget wait for the handler');
@@ -149,7 +149,7 @@ test('the process-wide request-body budget holds over several edge connections',
   await h.sim.waitForRegistrations(2);
   // Each connection's own 16 MiB budget would take all 100; together they may hold 1 MiB.
   const { requests, statuses } = startUploads(h.sim.eyeballUrl, 100, 65_536);
-  t.teardown(() => requests.forEach((r) => r.destroy()));
+  t.teardown(() => requests.forEach((r) => { r.destroy(); }));
   await eventually(() => statuses.length >= 36, 10_000, 'refused uploads');
   t.true(statuses.every((s) => s.status === 503 && s.retryAfter === '1'));
   t.true(statuses.length < 100);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { once } from 'node:events';
-import { connect as h2connect, constants as h2, type OutgoingHttpHeaders } from 'node:http2';
+import { type ClientHttp2Stream, connect as h2connect, constants as h2, type OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createTestCa, issueCert } from '../../src/testing/certs.js';
@@ -51,7 +51,7 @@ test('property: arbitrary request headers from the edge end in a response or a r
           if (name === 'host' || name === 'te' || ['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding'].includes(name)) continue;
           headers[name] = v;
         }
-        let stream;
+        let stream: ClientHttp2Stream;
         try {
           stream = h.sim.openStream(headers, { endStream: input.body === undefined });
         } catch {

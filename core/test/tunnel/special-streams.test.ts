@@ -1,5 +1,4 @@
 import test from 'ava';
-import { once } from 'node:events';
 import { constants as h2 } from 'node:http2';
 import { META_CLOUDFLARED, META_ORIGIN } from '../../src/tunnel/protocol.js';
 import type { Exchange, ExchangeHandler } from '../../src/proxy/exchange.js';
@@ -10,7 +9,10 @@ const CONFIG_BODY =
 
 test('configuration pushes are acknowledged with the reference answer and never reach the handler', async (t) => {
   let exchanges = 0;
-  const h = await startHarness(t, { handler: { handle: async (e: Exchange) => void (exchanges++, e.fail({ status: 500, message: 'unexpected' })) } });
+  const h = await startHarness(t, { handler: { handle: async (e: Exchange) => {
+        exchanges++;
+        e.fail({ status: 500, message: 'unexpected' });
+      }, } });
   await h.sim.waitForRegistrations(1);
   const first = await h.sim.request({ kind: 'configuration', method: 'PUT', path: '/ok', authority: 'localhost:8080', body: CONFIG_BODY });
   t.is(first.status, 200);

@@ -18,7 +18,11 @@ test('a WebSocket through the eyeball entrance echoes text and binary messages b
   for (let i = 0; i < 20; i++) ws.send(`message ${i}`);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`only ${received.length} echoes`)), 5000);
-    const check = () => received.length >= 22 && (clearTimeout(timer), resolve());
+    const check = () => {
+      if (received.length < 22) return;
+      clearTimeout(timer);
+      resolve();
+    };
     ws.on('message', check);
   });
   t.deepEqual(received[0], { data: 'hello', binary: false });

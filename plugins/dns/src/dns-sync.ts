@@ -182,7 +182,13 @@ export class DnsSync {
       if (!zone) {
         report.withoutZone++;
         if (claim.managed) {
-          this.#report(claim.host, claim.ingresses, 'warning', 'DnsNoZone', `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.settings.zones.length ? ` among the allowed zones (${this.#o.settings.zones.join(', ')})` : ''}; no DNS record is managed for it`);
+          this.#report(
+            claim.host,
+            claim.ingresses,
+            'warning',
+            'DnsNoZone',
+            `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.settings.zones.length ? ` among the allowed zones (${this.#o.settings.zones.join(', ')})` : ''}; no DNS record is managed for it`,
+          );
         }
         continue;
       }
@@ -193,7 +199,13 @@ export class DnsSync {
             account === UNKNOWN_ACCOUNT
               ? `the API token sees zones of several accounts and the tunnel's account could not be found (set plugins.dns.accountId)`
               : `zone ${zone.name} belongs to account ${zone.accountId}, not to the tunnel's account ${account}`;
-          this.#report(claim.host, claim.ingresses, 'warning', 'DnsOtherAccount', `no DNS record is managed for ${claim.host}: ${why}; Cloudflare routes a tunnel only from records in its own account`);
+          this.#report(
+            claim.host,
+            claim.ingresses,
+            'warning',
+            'DnsOtherAccount',
+            `no DNS record is managed for ${claim.host}: ${why}; Cloudflare routes a tunnel only from records in its own account`,
+          );
         }
         continue;
       }
@@ -237,7 +249,10 @@ export class DnsSync {
     this.#learnFormerTunnels(formerTunnelIds);
     const ownerKey = this.#o.settings.ownerId ?? tunnelId;
     if (!ownerKey) {
-      this.#log.warn({ ingress: ingressKey(ingress) }, 'no owner key yet (no tunnel id and no plugins.dns.ownerId); records of the deleted Ingress are left for the next sync');
+      this.#log.warn(
+        { ingress: ingressKey(ingress) },
+        'no owner key yet (no tunnel id and no plugins.dns.ownerId); records of the deleted Ingress are left for the next sync',
+      );
       return;
     }
     const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.#o.settings.cleanupTimeout)]);
@@ -252,7 +267,10 @@ export class DnsSync {
       const changes = mine.flatMap((host) => {
         const reg = records.at(registryName(this.#o.settings.registryPrefix, host)).find((r) => r.type === 'TXT' && this.#ownedByUs(r, ownerKey, host));
         if (!reg) return [];
-        const cnames = records.at(host).filter((r) => r.type === 'CNAME').map((r) => r.id);
+        const cnames = records
+          .at(host)
+          .filter((r) => r.type === 'CNAME')
+          .map((r) => r.id);
         return [{ host, claim: undefined, kind: 'delete' as const, deletes: [...cnames, reg.id], patches: [], posts: [] }];
       });
       await this.#apply(records, changes, report, bounded);
@@ -285,7 +303,10 @@ export class DnsSync {
         if (!(err instanceof CloudflareApiError) || err.retryable) throw err;
       }
     }
-    this.#log.warn({ tunnelId, accounts }, "the API token sees zones of several accounts and none of them shows the tunnel; no DNS record is managed (set plugins.dns.accountId)");
+    this.#log.warn(
+      { tunnelId, accounts },
+      'the API token sees zones of several accounts and none of them shows the tunnel; no DNS record is managed (set plugins.dns.accountId)',
+    );
     return UNKNOWN_ACCOUNT;
   }
 
@@ -311,9 +332,7 @@ export class DnsSync {
     const perPage = this.#o.settings.listPageSize;
     const found: DnsRecord[] = [];
     for (let page = 1; ; page++) {
-      const result = await callCloudflare(`list DNS records of ${zone.name}`, () =>
-        client.dns.records.list({ zone_id: zone.id, page, per_page: perPage }, { signal }),
-      );
+      const result = await callCloudflare(`list DNS records of ${zone.name}`, () => client.dns.records.list({ zone_id: zone.id, page, per_page: perPage }, { signal }));
       for (const r of result.result) {
         found.push({ id: r.id, name: r.name.toLowerCase(), type: r.type, content: String(r.content ?? ''), proxied: Boolean(r.proxied) });
       }
@@ -359,7 +378,11 @@ export class DnsSync {
       }
       if (ours) {
         if (blocking.length) {
-          this.#conflict(claim, report, `DNS name ${host} has ${describe(blocking)} that Warren did not create; a proxied CNAME cannot be added next to them, so the name is left alone`);
+          this.#conflict(
+            claim,
+            report,
+            `DNS name ${host} has ${describe(blocking)} that Warren did not create; a proxied CNAME cannot be added next to them, so the name is left alone`,
+          );
         } else if (!cname) change('create', { posts: [cnameBody(host)] });
         else if (cname.content !== target || !cname.proxied) change('update', { patches: [{ id: cname.id, ...cnameBody(host) }] });
         else this.#settled(claim);
@@ -376,14 +399,21 @@ export class DnsSync {
           posts: cname ? [txtBody(host)] : [txtBody(host), cnameBody(host)],
         });
       } else {
-        this.#conflict(claim, report, `DNS name ${host} already has ${describe(cname ? [cname, ...blocking] : blocking)} that this Warren installation does not own; leaving it alone (plugins.dns.overwriteUnmanaged takes over records nobody claims)`);
+        this.#conflict(
+          claim,
+          report,
+          `DNS name ${host} already has ${describe(cname ? [cname, ...blocking] : blocking)} that this Warren installation does not own; leaving it alone (plugins.dns.overwriteUnmanaged takes over records nobody claims)`,
+        );
       }
     }
     for (const record of records.all()) {
       if (record.type !== 'TXT') continue;
       const host = hostOfRegistryName(prefix, record.name);
       if (!host || claimed.has(host) || !this.#ownedByUs(record, ownerKey, host)) continue;
-      const cnames = records.at(host).filter((r) => r.type === 'CNAME').map((r) => r.id);
+      const cnames = records
+        .at(host)
+        .filter((r) => r.type === 'CNAME')
+        .map((r) => r.id);
       changes.push({ host, claim: undefined, kind: 'delete', deletes: [...cnames, record.id], patches: [], posts: [] });
     }
     return changes.filter((c) => this.#refused.get(c.host) !== signature(c));
@@ -465,7 +495,13 @@ export class DnsSync {
         break;
       case 'release':
         report.released++;
-        this.#report(change.host, change.claim?.ingresses ?? [], 'normal', 'DnsReleased', `DNS for ${change.host} handed off: the ownership record was removed and the CNAME left in place`);
+        this.#report(
+          change.host,
+          change.claim?.ingresses ?? [],
+          'normal',
+          'DnsReleased',
+          `DNS for ${change.host} handed off: the ownership record was removed and the CNAME left in place`,
+        );
         break;
     }
   }

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import 'reflect-metadata';
-import { isWarrenError, ErrorCode, CloudflareApiError, HostedControlPlugin, registerPlugins } from '@warren/core';
+import { isWarrenError, ErrorCode, type CloudflareApiError, HostedControlPlugin, registerPlugins } from '@warren/core';
 import {
   RecordingEventSink,
   capturingLogger,

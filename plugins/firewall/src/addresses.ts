@@ -43,7 +43,9 @@ export class AddressSet {
     this.#v4Ends = Float64Array.from(merged, (r) => r[1]);
     this.#v6Networks = new Uint16Array(v6.length * 8);
     this.#v6Prefixes = Uint8Array.from(v6, (e) => e.prefix);
-    v6.forEach((e, i) => this.#v6Networks.set(e.network, i * 8));
+    v6.forEach((e, i) => {
+      this.#v6Networks.set(e.network, i * 8);
+    });
   }
 
   /**
@@ -100,7 +102,7 @@ function isV4Mapped(w: Uint16Array): boolean {
 }
 
 /** Dotted-quad IPv4 in `text[start, end)` as a number, or -1. No leading zeros (they read as octal elsewhere). */
-export function parseIpv4(text: string, start: number, end: number): number {
+function parseIpv4(text: string, start: number, end: number): number {
   let value = 0;
   let octet = 0;
   let digits = 0;

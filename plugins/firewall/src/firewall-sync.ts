@@ -222,7 +222,10 @@ export class FirewallSync {
       const have = state.owned.get(rule.ref);
       if (have && have.action === rule.action && have.expression === rule.expression && have.description === rule.description && have.enabled) continue;
       if (refused.get(rule.ref) === signatureOf(rule)) {
-        rejected(rule, `Cloudflare refused the firewall rule for this Ingress in zone ${zone.name}; its lists are not enforced at the edge (tried again when the zone is read again)`);
+        rejected(
+          rule,
+          `Cloudflare refused the firewall rule for this Ingress in zone ${zone.name}; its lists are not enforced at the edge (tried again when the zone is read again)`,
+        );
         continue;
       }
       if (!have && state.foreign + state.owned.size >= limit) {

@@ -41,7 +41,11 @@ export const countryListSchema = z.string().transform((value): ParsedList => {
 });
 
 /** What a request that fails the lists gets. */
-export const actionSchema = z.string().trim().toLowerCase().pipe(z.enum(['block', 'managed_challenge', 'js_challenge', 'challenge']));
+export const actionSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['block', 'managed_challenge', 'js_challenge', 'challenge']));
 
 function toBigInt(address: string): { value: bigint; bits: number } {
   if (address.includes('.') && !address.includes(':')) {

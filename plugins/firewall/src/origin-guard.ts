@@ -1,15 +1,5 @@
 import { originRefusalCounter, type OriginRefusalCounter, type OriginRefusalReason } from '@warren/core';
-import {
-  ErrorCode,
-  TOKENS,
-  WarrenError,
-  inject,
-  injectable,
-  type Route,
-  type RouteBinding,
-  type UpstreamInterceptor,
-  type UpstreamPlugin,
-} from '@warren/core/plugin';
+import { ErrorCode, TOKENS, WarrenError, inject, injectable, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
 import { manifest } from './manifest.js';
 import { compileOriginLists, refusalOf, type OriginLists } from './origin-lists.js';
 import type { FirewallSettings } from './settings.js';
@@ -35,10 +25,7 @@ export class FirewallOriginGuard implements UpstreamPlugin<OriginGuardOptions> {
   readonly #settings: FirewallSettings;
   readonly #counter: OriginRefusalCounter | undefined;
 
-  constructor(
-    @inject(manifest.configToken) settings: FirewallSettings,
-    @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof originRefusalCounter>[0],
-  ) {
+  constructor(@inject(manifest.configToken) settings: FirewallSettings, @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof originRefusalCounter>[0]) {
     this.#settings = settings;
     this.#counter = registry ? originRefusalCounter(registry) : undefined;
   }

@@ -18,7 +18,7 @@ export interface OriginLists {
 export function compileOriginLists(route: Annotated): OriginLists | undefined {
   const entries = (annotation: AnnotationSpec<ParsedList>) => {
     const list = annotation.get(route);
-    return list && list.entries.length ? list.entries : undefined;
+    return list?.entries.length ? list.entries : undefined;
   };
   const ips = (annotation: AnnotationSpec<ParsedList>) => {
     const list = entries(annotation);

@@ -76,7 +76,10 @@ export function hostCondition(hosts: readonly string[], tableHosts: readonly str
   for (const wildcard of hosts.filter((h) => h.startsWith('*.')).sort()) {
     const suffix = wildcard.slice(1);
     const routedElsewhere = tableHosts.filter((h) => !h.startsWith('*.') && h.endsWith(suffix)).sort();
-    const deeper = tableHosts.filter((h) => h.startsWith('*.') && h !== wildcard && h.endsWith(suffix)).map((h) => h.slice(1)).sort();
+    const deeper = tableHosts
+      .filter((h) => h.startsWith('*.') && h !== wildcard && h.endsWith(suffix))
+      .map((h) => h.slice(1))
+      .sort();
     const terms =
       mode === 'regex'
         ? [`${host} matches r"^[^.]+${suffix.replace(/\./g, '\\.')}$"`]
@@ -131,10 +134,15 @@ export function desiredRules(
         });
       }
     }
-    if (hostless) problems.push({ ingress: ref, reason: 'FirewallHostless', message: `firewall rules cover only the named hosts of ${name}; its rules without a host are not protected` });
+    if (hostless)
+      problems.push({ ingress: ref, reason: 'FirewallHostless', message: `firewall rules cover only the named hosts of ${name}; its rules without a host are not protected` });
     const shared = [...hosts].filter((h) => (routedBy.get(h)?.size ?? 0) > 1);
     if (shared.length) {
-      problems.push({ ingress: ref, reason: 'FirewallSharedHost', message: `hosts ${shared.join(', ')} are also routed by other Ingresses; firewall rules apply to the whole host` });
+      problems.push({
+        ingress: ref,
+        reason: 'FirewallSharedHost',
+        message: `hosts ${shared.join(', ')} are also routed by other Ingresses; firewall rules apply to the whole host`,
+      });
     }
     const perZone = new Map<string, { zone: ZoneInfo; hosts: string[] }>();
     for (const h of hosts) {
@@ -153,7 +161,10 @@ export function desiredRules(
       return false;
     });
     if (!usable.length) continue;
-    const conditions = usable.map(({ kind, list, condition }) => ({ kind, condition: condition(kind.endsWith('countries') ? list!.entries.map(quote).join(' ') : list!.entries.join(' ')) }));
+    const conditions = usable.map(({ kind, list, condition }) => ({
+      kind,
+      condition: condition(kind.endsWith('countries') ? list!.entries.map(quote).join(' ') : list!.entries.join(' ')),
+    }));
     for (const { zone, hosts: zoneHosts } of perZone.values()) {
       const hostMatch = hostCondition(zoneHosts, table.hosts, mode);
       const clause = (parts: typeof conditions): RuleClause => ({

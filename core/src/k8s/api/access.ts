@@ -41,7 +41,7 @@ export interface Credentials {
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
-/** client-go re-reads a service account token file at most once a minute; bound tokens rotate hourly. */
+/** A service account token file is re-read at most once a minute; bound tokens rotate hourly. */
 const TOKEN_FILE_REFRESH_MS = 60_000;
 
 /**
@@ -186,7 +186,11 @@ export function parseKubeconfig(files: readonly KubeconfigFile[], env: NodeJS.Pr
   const tokenFile = str(u, 'tokenFile', uWhere, uFile);
   const username = str(u, 'username', uWhere, uFile);
   if (u.exec !== undefined) {
-    credentials = execCredentialSource(execConfig(u.exec, `${uWhere}.exec`, uFile), { server: url.href.replace(/\/$/, ''), caPem, insecureSkipTlsVerify: c['insecure-skip-tls-verify'] === true }, env);
+    credentials = execCredentialSource(
+      execConfig(u.exec, `${uWhere}.exec`, uFile),
+      { server: url.href.replace(/\/$/, ''), caPem, insecureSkipTlsVerify: c['insecure-skip-tls-verify'] === true },
+      env,
+    );
   } else if (token) {
     const fixed: Credentials = { authorization: `Bearer ${token}` };
     credentials = () => Promise.resolve(fixed);

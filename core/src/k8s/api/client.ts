@@ -202,7 +202,10 @@ export class KubeClient {
       // Requests in flight (watches) keep the old pool until they end; it is closed when the client closes.
       const old = this.#agent;
       this.#retired.add(old);
-      void old.close().then(() => this.#retired.delete(old), () => undefined);
+      void old.close().then(
+        () => this.#retired.delete(old),
+        () => undefined,
+      );
     }
     const a = this.#access;
     this.#agentCert = cert;
@@ -278,7 +281,11 @@ export class KubeApiError extends Error {
     } catch {
       // Not a Status object (a proxy's HTML page, an empty body): the HTTP status says enough.
     }
-    return new KubeApiError(`${method} ${path}: HTTP ${statusCode}${status?.reason ? ` ${status.reason}` : ''}${status?.message ? `: ${status.message}` : ''}`, statusCode, status);
+    return new KubeApiError(
+      `${method} ${path}: HTTP ${statusCode}${status?.reason ? ` ${status.reason}` : ''}${status?.message ? `: ${status.message}` : ''}`,
+      statusCode,
+      status,
+    );
   }
 }
 

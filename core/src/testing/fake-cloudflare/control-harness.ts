@@ -29,7 +29,7 @@ export function handBuiltRouteTable(ingresses: readonly HandIngress[], generatio
       generation: 1,
     };
     owned.push(ref);
-    ing.hosts.forEach((host, i) =>
+    ing.hosts.forEach((host, i) => {
       routes.push({
         id: `${ing.namespace}/${ing.name}#${i}/0`,
         ingress: ref,
@@ -40,8 +40,8 @@ export function handBuiltRouteTable(ingresses: readonly HandIngress[], generatio
         protocol: 'http',
         annotations: ing.annotations ?? {},
         secretRefs: [],
-      }),
-    );
+      });
+    });
   }
   const hosts = [...new Set(routes.map((r) => r.host!))].sort();
   return {

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { FakeApiError, badRequest, newId, now } from './http-error.js';
+import { type FakeApiError, badRequest, newId, now } from './http-error.js';
 import type { FakeDnsRecord, FakeZone } from './state.js';
 
 const TYPES = new Set(['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'NS', 'CAA', 'SRV']);
@@ -24,7 +24,7 @@ function invalid(message: string): FakeApiError {
 }
 
 /** Full record name: relative names get the zone appended, `@` is the apex; validated like the API does. */
-export function fullName(raw: unknown, zone: FakeZone): string {
+function fullName(raw: unknown, zone: FakeZone): string {
   if (typeof raw !== 'string' || raw.trim() === '') throw invalid('name is required');
   let name = raw.trim().toLowerCase().replace(/\.$/, '');
   if (name === '@') name = zone.name;
@@ -123,10 +123,16 @@ export function checkConflicts(record: FakeDnsRecord, records: Iterable<FakeDnsR
     if (other.id === record.id || other.name !== record.name) continue;
     if (other.type === record.type && other.content === record.content) throw badRequest(81058, 'An identical record already exists.');
     if (record.type === 'CNAME' && ADDRESS_OR_ALIAS.has(other.type)) {
-      throw badRequest(81053, 'An A, AAAA, or CNAME record with that host already exists. For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>.');
+      throw badRequest(
+        81053,
+        'An A, AAAA, or CNAME record with that host already exists. For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>.',
+      );
     }
     if ((record.type === 'A' || record.type === 'AAAA') && other.type === 'CNAME') {
-      throw badRequest(81054, 'A CNAME record with that host already exists. For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>.');
+      throw badRequest(
+        81054,
+        'A CNAME record with that host already exists. For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>.',
+      );
     }
   }
 }

@@ -13,8 +13,7 @@ export const badRequest = (code: number, message: string) => new FakeApiError(40
 export const notFound = (code: number, message: string) => new FakeApiError(404, [{ code, message }]);
 
 /** Cloudflare's answer for a path or identifier it cannot route (code 7003). */
-export const unroutable = (path: string) =>
-  new FakeApiError(404, [{ code: 7003, message: `Could not route to ${path}, perhaps your object identifier is invalid?` }]);
+export const unroutable = (path: string) => new FakeApiError(404, [{ code: 7003, message: `Could not route to ${path}, perhaps your object identifier is invalid?` }]);
 
 export interface PageOptions {
   readonly defaultPerPage: number;

@@ -116,7 +116,7 @@ const CUSTOM_PHASE = 'http_request_firewall_custom';
  * count includes every rule of the phase, whoever wrote it). The error code and wording of the refusal below are
  * the fake's own: no observed answer was at hand.
  */
-export const CUSTOM_RULE_LIMITS: Readonly<Record<FakeZone['plan'], number>> = { free: 5, pro: 20, business: 100, enterprise: 1000 };
+const CUSTOM_RULE_LIMITS: Readonly<Record<FakeZone['plan'], number>> = { free: 5, pro: 20, business: 100, enterprise: 1000 };
 const checkRuleLimit = (zone: FakeZone, phase: string, rules: readonly unknown[]) => {
   const limit = CUSTOM_RULE_LIMITS[zone.plan];
   if (phase === CUSTOM_PHASE && rules.length > limit) {
@@ -138,13 +138,17 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
   const routes: Route[] = [];
   const on = (method: string, template: string, handler: Handler) => {
     const keys: string[] = [];
-    const pattern = new RegExp(`^${template.replace(/:([a-z_]+)/g, (_, k: string) => (keys.push(k), '([^/]+)'))}$`);
+    const pattern = new RegExp(
+      `^${template.replace(/:([a-z_]+)/g, (_, k: string) => {
+        keys.push(k);
+        return '([^/]+)';
+      })}$`,
+    );
     routes.push({ method, template: `${method} ${template}`, pattern, keys, handler });
   };
 
   // ---- access helpers
-  const zoneVisible = (token: FakeToken, zone: FakeZone) =>
-    (!token.zones || token.zones.includes(zone.name)) && (!token.accounts || token.accounts.includes(zone.accountId));
+  const zoneVisible = (token: FakeToken, zone: FakeZone) => (!token.zones || token.zones.includes(zone.name)) && (!token.accounts || token.accounts.includes(zone.accountId));
   const zoneById = (ctx: Ctx): FakeZone => {
     const zone = state.zones.get(ctx.params.zone!);
     if (!zone) throw unroutable(ctx.path);
@@ -180,7 +184,18 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     owner: { id: null, type: 'user', email: null },
     account: { id: z.accountId, name: `account ${z.accountId.slice(0, 6)}` },
     permissions: ['#zone:read', '#dns_records:edit'],
-    plan: { id: z.plan, name: `${z.plan[0]!.toUpperCase()}${z.plan.slice(1)} Website`, price: 0, currency: 'USD', frequency: '', is_subscribed: true, can_subscribe: false, legacy_id: z.plan, legacy_discount: false, externally_managed: false },
+    plan: {
+      id: z.plan,
+      name: `${z.plan[0]!.toUpperCase()}${z.plan.slice(1)} Website`,
+      price: 0,
+      currency: 'USD',
+      frequency: '',
+      is_subscribed: true,
+      can_subscribe: false,
+      legacy_id: z.plan,
+      legacy_discount: false,
+      externally_managed: false,
+    },
   });
 
   // ---- zones
@@ -314,15 +329,15 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         error = { code: first.code, message: `${kind}[${index}]: ${first.message}` };
       }
     };
-    (lists.deletes as Array<{ id?: string }>).forEach((d, i) =>
+    (lists.deletes as Array<{ id?: string }>).forEach((d, i) => {
       step('deletes', i, () => {
         const r = working.get(String(d?.id));
         if (!r) throw notFound(81044, 'Record does not exist.');
         working.delete(r.id);
         index(r, false);
         return r;
-      }),
-    );
+      });
+    });
     const change = (kind: 'patches' | 'puts') => (raw: RecordInput & { id?: string }, i: number) =>
       step(kind, i, () => {
         const old = working.get(String(raw?.id));
@@ -335,14 +350,14 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       });
     (lists.patches as Array<RecordInput & { id?: string }>).forEach(change('patches'));
     (lists.puts as Array<RecordInput & { id?: string }>).forEach(change('puts'));
-    (lists.posts as RecordInput[]).forEach((raw, i) =>
+    (lists.posts as RecordInput[]).forEach((raw, i) => {
       step('posts', i, () => {
         const record = buildRecord(raw, zone);
         checkConflicts(record, sameName(record.name));
         save(record);
         return record;
-      }),
-    );
+      });
+    });
     if (error) throw new FakeApiError(400, [error]);
     state.records.set(zone.id, working);
     return { result };
@@ -440,8 +455,8 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     if (t.deletedAt) throw notFound(1003, 'Tunnel not found');
     return { result: tokenOf(t) };
   });
-  // Cleaning up connections drops them, but connectors still running reconnect straight away (cloudflared's
-  // connectors retry a dropped connection), so the tunnel has active connections again.
+  // Cleaning up connections drops them, but connectors still running reconnect straight away (connectors
+  // retry a dropped connection), so the tunnel has active connections again.
   on('DELETE', '/accounts/:account/cfd_tunnel/:tunnel/connections', (ctx) => {
     const t = tunnelById(ctx);
     t.connections = t.deletedAt ? 0 : t.connectors;
@@ -480,8 +495,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       ...(rule.actionParameters !== undefined ? { action_parameters: rule.actionParameters } : {}),
     })),
   });
-  const entrypoint = (zone: FakeZone, phase: string) =>
-    [...state.rulesets.values()].find((r) => r.zoneId === zone.id && r.phase === phase && r.kind === 'zone');
+  const entrypoint = (zone: FakeZone, phase: string) => [...state.rulesets.values()].find((r) => r.zoneId === zone.id && r.phase === phase && r.kind === 'zone');
   const buildRule = (zone: FakeZone, phase: string, raw: unknown, base?: FakeRule): FakeRule => {
     if (typeof raw !== 'object' || raw === null) throw badRequest(20021, 'a rule must be a JSON object');
     const r = raw as Record<string, unknown>;
@@ -565,7 +579,10 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     // code and wording here are the fake's own.
     if (!Array.isArray(body.rules)) throw badRequest(20021, 'rules is required');
     if (entrypoint(zone, body.phase)) {
-      throw badRequest(20217, "A similar configuration with rules already exists and overwriting will have unintended consequences. If you are trying to update the ruleset, use the PUT method");
+      throw badRequest(
+        20217,
+        'A similar configuration with rules already exists and overwriting will have unintended consequences. If you are trying to update the ruleset, use the PUT method',
+      );
     }
     return { result: rulesetJson(saveRuleset(zone, body.phase, body)) };
   });
@@ -579,10 +596,13 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
   const place = (rules: FakeRule[], rule: FakeRule, position: unknown) => {
     const p = (position ?? {}) as { before?: string; after?: string; index?: number };
     const at =
-      typeof p.index === 'number' ? Math.max(0, Math.min(rules.length, p.index - 1))
-      : p.before !== undefined ? rules.findIndex((r) => r.id === p.before)
-      : p.after !== undefined ? rules.findIndex((r) => r.id === p.after) + 1
-      : rules.length;
+      typeof p.index === 'number'
+        ? Math.max(0, Math.min(rules.length, p.index - 1))
+        : p.before !== undefined
+          ? rules.findIndex((r) => r.id === p.before)
+          : p.after !== undefined
+            ? rules.findIndex((r) => r.id === p.after) + 1
+            : rules.length;
     if (at < 0 || (p.after !== undefined && at === 0)) throw badRequest(20021, 'position refers to a rule that does not exist');
     rules.splice(at, 0, rule);
   };
@@ -646,7 +666,10 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       const match = /^Bearer (\S+)$/.exec(auth ?? '');
       if (!fullPath.startsWith(basePath)) throw unroutable(fullPath);
       if (!match) {
-        throw new FakeApiError(400, [{ code: 6003, message: 'Invalid request headers' }, { code: 6111, message: 'Invalid format for Authorization header' }]);
+        throw new FakeApiError(400, [
+          { code: 6003, message: 'Invalid request headers' },
+          { code: 6111, message: 'Invalid format for Authorization header' },
+        ]);
       }
       const token = tokens.find((t) => t.value === match[1]);
       if (!token) throw new FakeApiError(401, [{ code: 1000, message: 'Invalid API Token' }]);
@@ -688,7 +711,9 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         fault.left--;
         pending = pending.filter((f) => f.left > 0);
         if (fault.kind === '429') {
-          throw new FakeApiError(429, [{ code: 10000, message: 'Rate limited. Please wait and consider throttling your request speed' }], { 'retry-after': String(fault.retryAfter) });
+          throw new FakeApiError(429, [{ code: 10000, message: 'Rate limited. Please wait and consider throttling your request speed' }], {
+            'retry-after': String(fault.retryAfter),
+          });
         }
         if (fault.kind === 'api') throw new FakeApiError(fault.status, [{ code: fault.code!, message: fault.message! }]);
         throw new FakeApiError(fault.status, [{ code: 10001, message: 'service temporarily unavailable' }]);
@@ -778,9 +803,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       return { ...record };
     },
     records(zoneName) {
-      return [...zoneRecords(zoneByName(zoneName)).values()]
-        .map((r) => ({ ...r }))
-        .sort((a, b) => a.name.localeCompare(b.name) || a.type.localeCompare(b.type));
+      return [...zoneRecords(zoneByName(zoneName)).values()].map((r) => ({ ...r })).sort((a, b) => a.name.localeCompare(b.name) || a.type.localeCompare(b.type));
     },
     editRecord(zoneName, id, patch) {
       const zone = zoneByName(zoneName);

@@ -40,7 +40,7 @@ export interface FakeTunnel {
   connections: number;
   /**
    * Connector processes still running (replicas). They reconnect right after their connections are cleaned up
-   * (`DELETE …/connections`), as cloudflared's connectors do, so only `cascade=true` deletes a tunnel they serve.
+   * (`DELETE …/connections`), as connectors do, so only `cascade=true` deletes a tunnel they serve.
    */
   connectors: number;
 }

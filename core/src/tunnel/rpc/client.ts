@@ -19,12 +19,7 @@ import {
   type RpcMessage,
 } from './messages.js';
 import { QuestionIdAllocator } from './question-ids.js';
-import {
-  readRegisterConnectionResults,
-  validateRegistrationRequest,
-  writeRegisterConnectionParams,
-  writeUpdateLocalConfigurationParams,
-} from './registration-codec.js';
+import { readRegisterConnectionResults, validateRegistrationRequest, writeRegisterConnectionParams, writeUpdateLocalConfigurationParams } from './registration-codec.js';
 import { Layout, REGISTRATION_SERVER_INTERFACE_ID, RegistrationMethod, type RegistrationMethodName } from './schema.js';
 import { RpcTransport, type RpcLimits } from './transport.js';
 import type { RegistrationRequest, RegistrationResult } from './types.js';
@@ -37,8 +32,8 @@ export interface RegistrationClientOptions {
   limits?: RpcLimits;
 }
 
-/** Reason sent in the `Abort` of a graceful close (what cloudflared sends). */
-export const SHUTDOWN_REASON = 'rpc: shutdown';
+/** Reason sent in the `Abort` of a graceful close. */
+const SHUTDOWN_REASON = 'rpc: shutdown';
 
 interface Question {
   readonly id: number;
@@ -51,7 +46,7 @@ interface Question {
 }
 
 /**
- * The connector's half of the control-stream RPC (cloudflared-http2-protocol.md §5.8). It bootstraps the edge's
+ * The connector's half of the control-stream RPC. It bootstraps the edge's
  * `RegistrationServer`, pipelines `registerConnection` on the bootstrap answer, then calls the imported capability.
  * The stream's readable side carries edge→connector bytes, its writable side connector→edge bytes.
  *
@@ -173,9 +168,7 @@ export class RegistrationClient {
               }
               return;
             case 'exception':
-              reject(
-                new WarrenError(ErrorCode.TunnelRegistration, `edge returned an exception for ${method}: ${result.exception.reason} (${result.exception.type})`),
-              );
+              reject(new WarrenError(ErrorCode.TunnelRegistration, `edge returned an exception for ${method}: ${result.exception.reason} (${result.exception.type})`));
               return;
             case 'canceled':
               reject(new WarrenError(ErrorCode.TunnelRegistration, `edge canceled ${method}`));
@@ -235,7 +228,7 @@ export class RegistrationClient {
         return;
       case 'bootstrap':
       case 'call':
-        // The connector exports nothing (cloudflared's vat has no bootstrap interface).
+        // The connector exports nothing: its side of the connection has no bootstrap interface.
         this.#answer(message.questionId, message.type === 'bootstrap' ? 'rpc: no bootstrap interface' : 'rpc: connector exports no capabilities');
         return;
       case 'finish':

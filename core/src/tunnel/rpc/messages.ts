@@ -27,19 +27,17 @@ import {
  */
 
 /** Most entries accepted in a payload's capability table (the tunnel RPC never carries more than one). */
-export const MAX_CAP_TABLE = 64;
+const MAX_CAP_TABLE = 64;
 /** Most ops accepted in a promised answer's transform. */
-export const MAX_TRANSFORM = 64;
+const MAX_TRANSFORM = 64;
 
-export type PromisedAnswerOp = { kind: 'noop' } | { kind: 'getPointerField'; index: number };
+type PromisedAnswerOp = { kind: 'noop' } | { kind: 'getPointerField'; index: number };
 
 /** Whom a call is addressed to. */
-export type MessageTarget =
-  | { kind: 'importedCap'; importId: number }
-  | { kind: 'promisedAnswer'; questionId: number; transform: PromisedAnswerOp[] };
+export type MessageTarget = { kind: 'importedCap'; importId: number } | { kind: 'promisedAnswer'; questionId: number; transform: PromisedAnswerOp[] };
 
 /** One entry of a payload's capability table. */
-export type CapDescriptor =
+type CapDescriptor =
   | { kind: 'none' }
   | { kind: 'senderHosted' | 'senderPromise' | 'receiverHosted'; id: number }
   | { kind: 'receiverAnswer'; questionId: number; transform: PromisedAnswerOp[] }
@@ -253,7 +251,7 @@ export function capabilityContent(capIndex: number): ContentWriter {
 }
 
 /** A capability table entry this side can send. */
-export type OutgoingCapDescriptor = { kind: 'none' } | { kind: 'senderHosted' | 'senderPromise' | 'receiverHosted'; id: number };
+type OutgoingCapDescriptor = { kind: 'none' } | { kind: 'senderHosted' | 'senderPromise' | 'receiverHosted'; id: number };
 
 function message(tag: number, layout: readonly [number, number], fill: (s: StructBuilder) => void): Buffer {
   const b = new MessageBuilder();
@@ -272,7 +270,7 @@ export interface OutgoingCall {
   interfaceId: bigint;
   methodId: number;
   content: ContentWriter;
-  /** Defaults to an empty (non-null) table, as cloudflared sends it. */
+  /** Defaults to an empty (non-null) table. */
   capTable?: readonly OutgoingCapDescriptor[];
 }
 
@@ -331,9 +329,7 @@ export function encodeAbort(exception: RpcException): Buffer {
 /** `Unimplemented` echoing a received message (a deep copy of its root struct). */
 export function encodeUnimplemented(echo: StructReader): Buffer {
   const b = new MessageBuilder();
-  b.initRoot(Layout.Message[0], Layout.Message[1])
-    .setU16(0, MessageTag.unimplemented)
-    .copyPointer(0, { kind: 'struct', value: echo });
+  b.initRoot(Layout.Message[0], Layout.Message[1]).setU16(0, MessageTag.unimplemented).copyPointer(0, { kind: 'struct', value: echo });
   return b.framed();
 }
 

@@ -1,6 +1,6 @@
 /**
- * Per-connection question-id allocator. Freed ids are reused most-recently-freed first (LIFO), as go-capnproto2
- * does, so peers must never assume ids grow. An id is freed only when its question is completely done
+ * Per-connection question-id allocator. Freed ids are reused most-recently-freed first (LIFO),
+ * as other implementations of the protocol do, so peers must never assume ids grow. An id is freed only when its question is completely done
  * (Return received and Finish sent); freeing an id that is not in use is ignored.
  */
 export class QuestionIdAllocator {

@@ -4,13 +4,13 @@ import { Layout } from './schema.js';
 import type { ConnectionErrorInfo, RegistrationRequest, RegistrationResult } from './types.js';
 
 /**
- * Typed encoding of `RegistrationServer` parameters and results (layouts in `cloudflared-http2-protocol.md` §5.3).
+ * Typed encoding of `RegistrationServer` parameters and results.
  * Writers fill the content struct they are given; readers take the content struct and throw `TunnelProtocol`
  * WarrenErrors naming the field for values the schema cannot hold.
  */
 
 /** Most entries accepted in `ClientInfo.features` when decoding. */
-export const MAX_FEATURES = 256;
+const MAX_FEATURES = 256;
 const NS_PER_MS = 1_000_000n;
 const INT64_MAX = 2n ** 63n - 1n;
 const V4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');

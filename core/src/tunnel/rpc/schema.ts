@@ -1,6 +1,6 @@
 /**
  * Wire constants of the control-stream RPC: `capnp/rpc.capnp` (the standard RPC protocol) and the
- * `RegistrationServer` interface of cloudflared's `tunnelrpc.capnp`. Offsets are byte offsets into the data
+ * `RegistrationServer` interface of the tunnel's RPC schema. Offsets are byte offsets into the data
  * section unless named `...Bit`; `Layout` gives each struct's size in words as (data, pointers).
  */
 
@@ -78,7 +78,7 @@ export const Layout = {
   Return: [2, 1],
   Finish: [1, 0],
   Release: [1, 0],
-  /** Go's (older) schema: `reason` only; the newer `trace` pointer is read when present, never written. */
+  /** The older schema's layout: `reason` only; the newer `trace` pointer is read when present, never written. */
   Exception: [1, 1],
   RegisterConnectionParams: [1, 3],
   RegisterConnectionResults: [0, 1],

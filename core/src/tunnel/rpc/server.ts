@@ -12,11 +12,7 @@ import {
   type OutgoingReturnResult,
   type RpcMessage,
 } from './messages.js';
-import {
-  readRegisterConnectionParams,
-  readUpdateLocalConfigurationParams,
-  writeRegisterConnectionResults,
-} from './registration-codec.js';
+import { readRegisterConnectionParams, readUpdateLocalConfigurationParams, writeRegisterConnectionResults } from './registration-codec.js';
 import { Layout, MessageTag, REGISTRATION_SERVER_INTERFACE_ID, RegistrationMethod, type RegistrationMethodName } from './schema.js';
 import { RpcTransport, type RpcLimits } from './transport.js';
 import type { RegistrationRequest, RegistrationResult } from './types.js';
@@ -59,7 +55,7 @@ export interface ServeRegistrationOptions {
 }
 
 /** Export id under which the edge hosts its RegistrationServer capability. */
-export const REGISTRATION_EXPORT_ID = 0;
+const REGISTRATION_EXPORT_ID = 0;
 
 /**
  * Serves `RegistrationServer` as the bootstrap interface on `stream` (readable = connector→edge bytes), the way

@@ -119,9 +119,7 @@ export class RpcTransport {
 
   #fail(err: unknown): void {
     this.#delivering = false;
-    const protocolErr = isWarrenError(err)
-      ? err
-      : protocolError(`failed to process an RPC message: ${(err as Error)?.message ?? String(err)}`, err);
+    const protocolErr = isWarrenError(err) ? err : protocolError(`failed to process an RPC message: ${(err as Error)?.message ?? String(err)}`, err);
     this.#handlers.protocolError(protocolErr);
   }
 
@@ -132,7 +130,7 @@ export class RpcTransport {
     this.#markClosed();
     if (wasDelivering) {
       this.#handlers.ended(cause);
-      // The peer is gone or done: end our side too (without an Abort, as cloudflared does on EOF).
+      // The peer is gone or done: end our side too (without an Abort: there is nobody left to read it).
       const s = this.#stream;
       if (!s.destroyed && !s.writableEnded) s.end();
     }

@@ -1,10 +1,10 @@
 /**
- * Values exchanged through `RegistrationServer` (cloudflared's `tunnelrpc.capnp`), in TypeScript form.
+ * Values exchanged through the tunnel RPC's `RegistrationServer` interface, in TypeScript form.
  * Byte fields are raw bytes, never text encodings of them.
  */
 
 /** What authenticates a connection: the account tag and the tunnel secret. */
-export interface TunnelAuth {
+interface TunnelAuth {
   accountTag: string;
   /** Raw secret bytes (the credentials file holds them base64-encoded; decode before use). Never log these. */
   tunnelSecret: Buffer;
@@ -22,7 +22,7 @@ export interface ClientInfo {
   arch: string;
 }
 
-export interface ConnectionOptions {
+interface ConnectionOptions {
   client: ClientInfo;
   /** Local IP of the socket to the edge: 16 bytes, IPv4 as `::ffff:a.b.c.d` (4-byte IPv4 is mapped on encode). */
   originLocalIp?: Buffer;

@@ -4,7 +4,7 @@ import { FrameReader, MessageBuilder, MessageReader, frameSingleSegment } from '
 import { decodeRpcMessage, encodeBootstrap, encodeFinish, encodeUnimplemented } from '../../../src/tunnel/rpc/messages.js';
 import { QuestionIdAllocator } from '../../../src/tunnel/rpc/question-ids.js';
 
-// Pointer words, built from the encoding spec (https://capnproto.org/encoding.html).
+// Pointer words, built by hand from Cap'n Proto's pointer layout.
 function structPtr(offset: number, dataWords: number, ptrWords: number): Buffer {
   const w = Buffer.alloc(8);
   w.writeInt32LE(offset * 4, 0);

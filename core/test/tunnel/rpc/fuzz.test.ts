@@ -57,7 +57,7 @@ const mutated = fc
 const framedGarbage = fc.array(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), { minLength: 1, maxLength: 24 }).map((words) => {
   const frame = Buffer.alloc(8 + words.length * 8);
   frame.writeUInt32LE(words.length, 4);
-  words.forEach((w, i) => frame.writeBigUInt64LE(w, 8 + i * 8));
+  words.forEach((w, i) => { frame.writeBigUInt64LE(w, 8 + i * 8); });
   return frame;
 });
 const anyInput = fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b)), framedGarbage, mutated);

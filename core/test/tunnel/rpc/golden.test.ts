@@ -12,7 +12,6 @@ import {
   encodeRelease,
   encodeReturn,
   structContent,
-  type RpcMessage,
 } from '../../../src/tunnel/rpc/messages.js';
 import {
   readRegisterConnectionParams,

@@ -15,7 +15,7 @@ export const uuidBytes = (uuid: string): Buffer => Buffer.from(uuid.replaceAll('
 
 /**
  * A registration request with fixed test values, `overrides` on top. golden.test.ts encodes it (as a first
- * attempt) against the reference's byte vectors, so changing a value here means new vectors there.
+ * attempt) against the recorded byte vectors (support/cloudflared-vectors.ts), so changing a value here means new vectors there.
  */
 export function request(overrides: Partial<RegistrationRequest> = {}): RegistrationRequest {
   return {
@@ -164,6 +164,6 @@ export class ScriptedPeer {
 /** The struct content of a Call's params or a Return's results. */
 export function contentStruct(m: RpcMessage) {
   const payload = m.type === 'call' ? m.params : m.type === 'return' && m.result.kind === 'results' ? m.result.payload : undefined;
-  if (!payload || payload.content.kind !== 'struct') throw new Error('no struct content');
+  if (payload?.content.kind !== 'struct') throw new Error('no struct content');
   return payload.content.value;
 }

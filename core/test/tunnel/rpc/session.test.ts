@@ -203,7 +203,7 @@ test('debug logging of a whole session never contains the tunnel secret', async 
   await server.closed;
   const log = lines.join('\n');
   t.regex(log, /rpc send/);
-  for (const form of [secret.toString('utf8'), secret.toString('hex'), secret.toString('base64'), String(secret[0]) + ',' + String(secret[1])]) {
+  for (const form of [secret.toString('utf8'), secret.toString('hex'), secret.toString('base64'), `${String(secret[0])},${String(secret[1])}`]) {
     t.false(log.includes(form), `log contains the secret as ${form}`);
   }
 });

@@ -6,7 +6,7 @@ import type { RegistrationResult } from '../../../src/tunnel/rpc/types.js';
 import { contentStruct, ScriptedPeer } from '../rpc/helpers.js';
 import { CLOUDFLARED_RPC } from './cloudflared-vectors.js';
 
-/** What Go's HTTP/2 server adds to every response cloudflared writes (the edge ignores them). */
+/** What the recorded connector's HTTP/2 server adds to every response (the edge ignores them). */
 export const GO_ARTEFACTS = { 'content-type': 'application/octet-stream', date: 'Mon, 07 Dec 2026 06:00:00 GMT' } as const;
 
 /** A connector stand-in that speaks cloudflared's recorded bytes, connected to an edge and holding its control stream. */
@@ -20,7 +20,7 @@ export interface CloudflaredStandIn {
 
 /**
  * Dials `host:port` the way cloudflared does (TLS with SNI h2.cftunnel.com and no ALPN, then HTTP/2 *server* on
- * the socket, §3, §4.1), answers the control stream with 200 and hands every other stream to `onStream`.
+ * the socket), answers the control stream with 200 and hands every other stream to `onStream`.
  */
 export async function dialLikeCloudflared(
   address: string,

@@ -1,7 +1,7 @@
 /**
- * Recorded bytes of cloudflared's side of the tunnel protocol, from cloudflared-http2-protocol.md: the RPC
- * golden vectors (§5.9, complete framed messages, verified there with capnp 0.9.2) and the known-answer header
- * serialization (§4.5). Tests replay them against Warren's implementations.
+ * Recorded bytes of a connector's side of the tunnel protocol: the RPC golden vectors (complete framed
+ * messages, checked with the Cap'n Proto reference compiler 0.9.2) and the known-answer header
+ * serialization. Tests replay them against Warren's implementations.
  */
 
 /** RPC messages (hex). The registerConnection Call carries GOLDEN_REGISTRATION's values. */
@@ -36,5 +36,5 @@ export const GOLDEN_REGISTRATION = {
   arch: 'linux_amd64',
 } as const;
 
-/** `Content-Type: text/plain`, `Set-Cookie: a=1`, `Set-Cookie: b=2`, `X-Empty: ` serialized (§4.5). */
+/** `Content-Type: text/plain`, `Set-Cookie: a=1`, `Set-Cookie: b=2`, `X-Empty: ` serialized. */
 export const SERIALIZED_HEADERS_EXAMPLE = 'Q29udGVudC1UeXBl:dGV4dC9wbGFpbg;U2V0LUNvb2tpZQ:YT0x;U2V0LUNvb2tpZQ:Yj0y;WC1FbXB0eQ:';

@@ -6,7 +6,7 @@ import { ElementSize, type AnyPointerReader, type ListReader, type StructReader 
  *
  * Objects are laid out in the order they are created: the root pointer first, then each struct or list directly
  * when its pointer is set. Writing fields in schema order therefore gives the depth-first canonical-style layout
- * of the reference golden vectors. Empty `Text`/`Data` are written as null pointers (as Go's encoder does) and
+ * of the reference golden vectors. Empty `Text`/`Data` are written as null pointers (the form the edge's decoder is known to accept) and
  * zero-sized structs as the offset −1 pointer `fcffffff 00000000`.
  */
 export class MessageBuilder {
@@ -215,7 +215,9 @@ function copyStruct(dest: StructBuilder, source: StructReader): void {
 function copyList(builder: MessageBuilder, ptr: number, source: ListReader): void {
   if (source.elementSize === ElementSize.Composite) {
     const elements = linkStructList(builder, ptr, source.length, source.dataWords, source.ptrWords);
-    elements.forEach((e, i) => copyStruct(e, source.struct(i)));
+    elements.forEach((e, i) => {
+      copyStruct(e, source.struct(i));
+    });
     return;
   }
   if (source.elementSize === ElementSize.Pointer) {
@@ -229,4 +231,3 @@ function copyList(builder: MessageBuilder, ptr: number, source: ListReader): voi
   writeListPointer(builder.buffer, ptr, target, source.elementSize, source.length);
   builder.buffer.set(bytes, target * 8);
 }
-

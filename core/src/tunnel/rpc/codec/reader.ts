@@ -1,7 +1,7 @@
 import { protocolError } from './protocol-error.js';
 
 /**
- * Schema-less reader for Cap'n Proto messages (binary encoding spec: https://capnproto.org/encoding.html).
+ * Schema-less reader for Cap'n Proto messages in the standard binary encoding (segments, words, pointers).
  *
  * Why not capnp-es: its readers are built around generated classes, its framing allocates per declared segment
  * before checking bounds, and its errors are plain `Error`s. The tunnel RPC needs a dozen fixed structs, exact

@@ -4,7 +4,7 @@ import type { BackendFound, BackendResolver, PortRef } from './backends.js';
 import { AUTO_PROTOCOL, BACKEND_PROTOCOL } from './core-annotations.js';
 import { checkRuleHost } from './hosts.js';
 import { parseIngressAnnotations, show } from './ingress-annotations.js';
-import { classifyIngress, LEGACY_CLASS_ANNOTATION, type IngressClassSettings } from './ingress-class.js';
+import { classifyIngress, LEGACY_CLASS_ANNOTATION, type IngressClassConfig } from './ingress-class.js';
 import { checkRulePath, type MatchKind } from './paths.js';
 import type { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
@@ -12,8 +12,8 @@ import { snapshotKey } from './snapshot.js';
 import type { BackendProtocol, Diagnostic, IngressRef, ObjectRef, PathType, Route, RouteSource, ServiceBackend } from './types.js';
 
 /**
- * Compiles one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
- * by the builder and recompiled only when the Ingress, a Service or EndpointSlice it uses, or the IngressClasses
+ * Translates one Ingress into a {@link Fragment}: its candidate routes and its diagnostics. Fragments are cached
+ * by the builder and translated again only when the Ingress, a Service or EndpointSlice it uses, or the IngressClasses
  * change. Conflicts between Ingresses are resolved later, per host.
  */
 
@@ -50,7 +50,7 @@ export function candidateField(c: Pick<Candidate, 'ruleIndex' | 'pathIndex'>): s
 
 export interface Fragment {
   readonly key: string;
-  /** The object this fragment was compiled from (identity is the cache key). */
+  /** The object this fragment was translated from (identity is the cache key). */
   readonly source: V1Ingress;
   readonly owned: boolean;
   readonly ref: IngressRef | undefined;
@@ -67,12 +67,12 @@ export interface Fragment {
   readonly rejectedBy?: readonly Diagnostic[] | undefined;
 }
 
-export interface CompileContext {
+export interface TranslateContext {
   readonly services: ReadonlyMap<string, V1Service>;
   readonly classes: ReadonlyMap<string, V1IngressClass>;
   readonly defaultClasses: readonly V1IngressClass[];
   readonly resolver: BackendResolver;
-  readonly ingressClass: IngressClassSettings;
+  readonly ingressClass: IngressClassConfig;
   readonly plugins: RoutingPlugins;
 }
 
@@ -82,7 +82,7 @@ const ALL_SKIPPED = '; all routes of this Ingress are skipped';
 
 /**
  * The fragment to use when the current version of an Ingress was rejected for its annotations (`rejected`) but an
- * earlier version of the same object (`good`, compiled now, against the current Services and endpoints) was not:
+ * earlier version of the same object (`good`, translated now, against the current Services and endpoints) was not:
  * the earlier version's routes and diagnostics, ownership under the current version, and the rejecting Warnings
  * saying that the last good version is still served.
  */
@@ -90,7 +90,10 @@ export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
   const now = rejected.ref?.generation ?? 0;
   const then = good.ref?.generation ?? 0;
   // Objects from files (local mode) carry no generation: then the message cannot name them.
-  const versions = now > 0 && then > 0 && now !== then ? `generation ${now} is not applied: Warren keeps serving the last good version (generation ${then})` : 'this version is not applied: Warren keeps serving the last good version';
+  const versions =
+    now > 0 && then > 0 && now !== then
+      ? `generation ${now} is not applied: Warren keeps serving the last good version (generation ${then})`
+      : 'this version is not applied: Warren keeps serving the last good version';
   const kept = `; ${versions} until this is fixed`;
   const warnings = (rejected.rejectedBy ?? NONE).map((d) => ({ ...d, message: d.message.slice(0, -ALL_SKIPPED.length) + kept }));
   return {
@@ -103,10 +106,10 @@ export function keepLastGood(rejected: Fragment, good: Fragment): Fragment {
   };
 }
 
-/** Compiles an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
-export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+/** Translates an Ingress; never throws (an unexpected failure becomes an `InvalidObject` Warning). */
+export function translateIngress(key: string, ingress: V1Ingress, ctx: TranslateContext): Fragment {
   try {
-    return compile(key, ingress, ctx);
+    return translate(key, ingress, ctx);
   } catch (err) {
     const { namespace, name } = identity(key, ingress);
     return {
@@ -128,7 +131,7 @@ export function compileIngress(key: string, ingress: V1Ingress, ctx: CompileCont
   }
 }
 
-function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment {
+function translate(key: string, ingress: V1Ingress, ctx: TranslateContext): Fragment {
   const { namespace, name } = identity(key, ingress);
   const time = creationTime(ingress);
   if (typeof ingress !== 'object' || ingress === null) {
@@ -164,18 +167,14 @@ function compile(key: string, ingress: V1Ingress, ctx: CompileContext): Fragment
     return fragment();
   }
   if (Array.isArray(spec?.tls) && spec.tls.length > 0) {
-    diagnostics.push(
-      warning(object, 'TLSIgnored', `${shown}: spec.tls is ignored; Cloudflare's edge terminates TLS with its own certificates`, 'spec.tls'),
-    );
+    diagnostics.push(warning(object, 'TLSIgnored', `${shown}: spec.tls is ignored; Cloudflare's edge terminates TLS with its own certificates`, 'spec.tls'));
   }
 
   // Annotations apply to the whole Ingress: any problem skips every route (fail closed).
   const annotations = parseIngressAnnotations(ingress.metadata?.annotations, namespace, ctx.plugins);
   let failClosed = annotations.problems.length > 0;
   for (const p of annotations.problems) {
-    diagnostics.push(
-      warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)),
-    );
+    diagnostics.push(warning(object, 'InvalidAnnotation', `${shown}: ${p.message}${ALL_SKIPPED}`, annotationField(p.key)));
   }
   const annotatedProtocol = BACKEND_PROTOCOL.get({ annotations: annotations.values });
   if (annotatedProtocol !== undefined && annotatedProtocol !== AUTO_PROTOCOL && !ctx.plugins.serves(annotatedProtocol)) {
@@ -348,14 +347,9 @@ export type Resolved = BackendFound | { readonly ok: false; readonly reason: str
 /**
  * Checks the shape of an Ingress backend reference and resolves it. Returns the resolver's cached result when
  * the reference is well-formed. The Service name is added to `usedNames` even when it is not found, so the
- * Ingress is recompiled when the Service appears.
+ * Ingress is translated again when the Service appears.
  */
-export function resolveBackend(
-  value: unknown,
-  namespace: string,
-  ctx: Pick<CompileContext, 'resolver' | 'services'>,
-  usedNames?: Set<string>,
-): Resolved {
+export function resolveBackend(value: unknown, namespace: string, ctx: Pick<TranslateContext, 'resolver' | 'services'>, usedNames?: Set<string>): Resolved {
   if (typeof value !== 'object' || value === null) return { ok: false, reason: 'InvalidBackend', message: 'must be an object with a service' };
   const b = value as { service?: unknown; resource?: unknown };
   if (b.resource !== undefined && b.resource !== null) {
@@ -417,8 +411,7 @@ function identity(key: string, ingress: V1Ingress): { namespace: string; name: s
 function ingressRef(namespace: string, name: string, ingress: V1Ingress): IngressRef {
   const meta = (typeof ingress === 'object' && ingress !== null ? ingress.metadata : undefined) ?? {};
   const ts = meta.creationTimestamp as unknown;
-  const creationTimestamp =
-    ts instanceof Date ? (Number.isNaN(ts.getTime()) ? '' : ts.toISOString().replace('.000Z', 'Z')) : typeof ts === 'string' ? ts : '';
+  const creationTimestamp = ts instanceof Date ? (Number.isNaN(ts.getTime()) ? '' : ts.toISOString().replace('.000Z', 'Z')) : typeof ts === 'string' ? ts : '';
   return Object.freeze({
     namespace,
     name,
