@@ -36,7 +36,7 @@ export class FastcgiPlugin implements UpstreamPlugin<ScriptSettings> {
   }
 
   bind(route: Route): RouteBinding<ScriptSettings> | undefined {
-    if ((route.protocol as string) !== FASTCGI_PROTOCOL) return undefined;
+    if (route.protocol !== FASTCGI_PROTOCOL) return undefined;
     const a = route.annotations;
     const params = new Map(Object.entries(this.#config.params));
     for (const [name, value] of (a['fastcgi-params'] as ReadonlyArray<readonly [string, string]> | undefined) ?? []) {

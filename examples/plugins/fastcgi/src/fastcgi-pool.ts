@@ -4,9 +4,10 @@ import {
   ErrorCode,
   WarrenError,
   type DispatchHandler,
+  type PoolDispatchOptions,
   type ProvisionContext,
   type TransportProfile,
-  type UpstreamDispatchOptions,
+  type UpstreamPool,
 } from '@warren/core/plugin';
 import { cgiParams, type ScriptSettings } from './cgi-params.js';
 import { encodedPairsLength } from './records.js';
@@ -44,7 +45,7 @@ function coded(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-export class FastCgiPool implements RequestOwner {
+export class FastCgiPool implements UpstreamPool, RequestOwner {
   readonly #host: string;
   readonly #port: number;
   readonly #connectTimeout: number;
@@ -76,7 +77,7 @@ export class FastCgiPool implements RequestOwner {
     return this.#sockets.size;
   }
 
-  dispatch(options: UpstreamDispatchOptions, handler: DispatchHandler): boolean {
+  dispatch(options: PoolDispatchOptions, handler: DispatchHandler): boolean {
     if (this.#closed) {
       handler.onResponseError?.(new RequestController(() => {}), coded('UND_ERR_CLOSED', 'the FastCGI pool is closed'));
       return false;
@@ -89,14 +90,14 @@ export class FastCgiPool implements RequestOwner {
     const start = (payload: Readable | Buffer | null, bodyLength: number | undefined): void => {
       let params: Array<[string, string]>;
       try {
-        if (!settings) throw new WarrenError(ErrorCode.UpstreamConnect, 'route reached the FastCGI pool without the fastcgi plugin\'s settings');
+        if (!settings || !context) throw new WarrenError(ErrorCode.UpstreamConnect, 'route reached the FastCGI pool without the fastcgi plugin\'s settings');
         params = cgiParams(
           {
             method: options.method,
             target: options.path,
             headers: options.headers,
-            authority: context.exchange.head.authority,
-            clientAddress: context.exchange.head.clientAddress,
+            authority: context!.exchange.head.authority,
+            clientAddress: context!.exchange.head.clientAddress,
             contentLength: bodyLength,
           },
           settings,

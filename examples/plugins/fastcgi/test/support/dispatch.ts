@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { DispatchController, UpstreamDispatchOptions } from '@warren/core/plugin';
+import type { DispatchController, PoolDispatchOptions } from '@warren/core/plugin';
 import type { ScriptSettings } from '../../src/cgi-params.js';
 import { SCRIPT_SETTINGS_ATTRIBUTE, type FastCgiPool } from '../../src/fastcgi-pool.js';
 
@@ -44,7 +44,7 @@ export function poolRequest(pool: FastCgiPool, request: PoolRequest): Promise<Po
     body: body === undefined ? null : Buffer.isBuffer(body) ? Readable.from([body]) : body,
     headersTimeout: request.headersTimeout ?? 10_000,
     context,
-  } as unknown as UpstreamDispatchOptions;
+  } as unknown as PoolDispatchOptions;
   return new Promise((resolve) => {
     const calls: string[] = [];
     const chunks: Buffer[] = [];
