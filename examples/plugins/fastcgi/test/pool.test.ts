@@ -138,7 +138,7 @@ test('big download: streamed, and the script is held back while the handler is p
   const mb = 64;
   let paused = false;
   const progress = join(t.context.fpm.scratch, 'progress');
-  let producedWhilePaused = 0;
+  let producedWhilePaused: Promise<number> | undefined;
   const reply = await poolRequest(p, {
     path: `/big.php?mb=${mb}`,
     settings: scriptSettings(t.context.fpm.root),
@@ -146,23 +146,20 @@ test('big download: streamed, and the script is held back while the handler is p
       if (!paused && total >= 1 << 20) {
         paused = true;
         controller.pause();
-        setTimeout(() => {
-          readFile(progress, 'utf8').then(
-            (text) => {
-              producedWhilePaused = Number(text);
-              controller.resume();
-            },
-            () => controller.resume(),
-          );
-        }, 800);
+        producedWhilePaused = new Promise((resolve) => setTimeout(resolve, 800)).then(async () => {
+          const produced = Number(await readFile(progress, 'utf8').catch(() => '0'));
+          controller.resume();
+          return produced;
+        });
       }
     },
   });
   t.is(reply.error, undefined);
   t.is(reply.body.length, mb << 20);
   t.true(reply.body.every((b) => b === 0x78));
-  t.true(producedWhilePaused > 0, 'the script reported progress');
-  t.true(producedWhilePaused < (mb << 20) / 2, `the script had written ${producedWhilePaused} bytes while the reader was paused`);
+  const produced = await producedWhilePaused!;
+  t.true(produced > 0, 'the script reported progress');
+  t.true(produced < (mb << 20) / 2, `the script had written ${produced} bytes while the reader was paused`);
 });
 
 test('big upload: streamed as STDIN with backpressure while the script does not read', async (t) => {

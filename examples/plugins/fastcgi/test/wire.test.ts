@@ -73,7 +73,7 @@ test('sends BEGIN_REQUEST (Responder, keep-conn), PARAMS with long values, an em
   const pool = new FastCgiPool(peer.origin, PROFILE, LIMITS, undefined);
   t.teardown(() => pool.destroy());
   const body = Buffer.alloc(70_000, 0x62);
-  const reply = await poolRequest(pool, { method: 'PUT', path: '/a.php', headers: ['x-long', 'v'.repeat(300)], body, settings: scriptSettings('/srv') });
+  const reply = await poolRequest(pool, { method: 'PUT', path: '/a.php', headers: ['x-long', 'v'.repeat(300), 'proxy', 'http://evil.test:3128'], body, settings: scriptSettings('/srv') });
   t.is(reply.status, 204);
   const records = peer.received.records;
   t.is(records[0]!.type, RecordType.BeginRequest);
@@ -84,6 +84,7 @@ test('sends BEGIN_REQUEST (Responder, keep-conn), PARAMS with long values, an em
   const vars = decodePairs(Buffer.concat(params.map((r) => r.content)));
   t.is(vars.get('HTTP_X_LONG'), 'v'.repeat(300), 'a value of 300 bytes uses the four-byte length');
   t.is(vars.get('REQUEST_METHOD'), 'PUT');
+  t.false(vars.has('HTTP_PROXY'), 'a client Proxy header is never sent as HTTP_PROXY (httpoxy)');
   t.is(vars.get('CONTENT_LENGTH'), '70000');
   const stdin = records.filter((r) => r.type === RecordType.Stdin);
   t.true(stdin.length >= 3, 'a body above 64 KiB spans several records');

@@ -52,8 +52,15 @@ export function poolRequest(pool: FastCgiPool, request: PoolRequest): Promise<Po
     let replyHeaders: Record<string, string | string[]> = {};
     let rawHeaders: Buffer[] | null = null;
     let total = 0;
-    const done = (error: Error | undefined): void =>
+    const done = (error: Error | undefined): void => {
+      clearTimeout(stuck);
       resolve({ status, headers: replyHeaders, rawHeaders, body: Buffer.concat(chunks), error, calls });
+    };
+    // A pool that never ends a request fails the test instead of hanging it.
+    const stuck = setTimeout(() => {
+      calls.push('stuck');
+      done(undefined);
+    }, 15_000);
     pool.dispatch(options, {
       onRequestStart() {
         calls.push('start');
