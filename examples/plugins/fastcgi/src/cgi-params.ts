@@ -146,7 +146,7 @@ export function cgiParams(request: CgiRequest, settings: ScriptSettings): Array<
   for (const [key, value] of http) vars.set(key, value);
   for (const [key, value] of settings.params) {
     vars.delete(key);
-    vars.set(key, value);
+    vars.set(key, utf8Bytes(value));
   }
   return [...vars];
 }

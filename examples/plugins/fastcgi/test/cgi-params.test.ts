@@ -57,6 +57,8 @@ test('extra params replace computed ones and come last', (t) => {
   const v = [...vars({}, scriptSettings('/srv', { params: [['SCRIPT_FILENAME', '/app/index.php'], ['APP', '1']] }))];
   t.deepEqual(v.slice(-2), [['SCRIPT_FILENAME', '/app/index.php'], ['APP', '1']]);
   t.is(v.filter(([k]) => k === 'SCRIPT_FILENAME').length, 1);
+  const text = vars({}, scriptSettings('/srv', { params: [['GREETING', 'grüße']] })).get('GREETING')!;
+  t.deepEqual(Buffer.from(text, 'latin1'), Buffer.from('grüße', 'utf8'), 'values are sent as UTF-8');
 });
 
 test('annotation schemas parse to what bind uses and refuse with messages that say what is expected', (t) => {
