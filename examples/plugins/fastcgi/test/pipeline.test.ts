@@ -165,6 +165,20 @@ test('PHP-FPM not listening: core ejects the endpoint and retries on the live on
   t.regex(loggedError(lines), /ECONNREFUSED/);
 });
 
+test('a WebSocket upgrade to a FastCGI route is answered by the script as a plain request (FastCGI cannot upgrade)', async (t) => {
+  const { fpm, plugins } = t.context;
+  const proxy = await startProxyHarness({ loadedPlugins: plugins, table: table(plugins, ANNOTATIONS(fpm), [fpm.port]) });
+  t.teardown(() => proxy.close());
+  const reply = await send(proxy.url, {
+    path: '/echo.php',
+    headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+  });
+  t.is(reply.status, 200);
+  const seen = JSON.parse(reply.body.toString()) as { server: Record<string, string> };
+  t.is(seen.server.REQUEST_METHOD, 'GET');
+  t.false('HTTP_UPGRADE' in seen.server, 'hop-by-hop fields are not forwarded');
+});
+
 test('invalid FastCGI annotations skip the Ingress with InvalidAnnotation saying what is expected', (t) => {
   const { fpm, plugins } = t.context;
   const cases: Array<[string, string, RegExp]> = [
