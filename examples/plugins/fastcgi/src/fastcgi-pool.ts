@@ -142,7 +142,7 @@ export class FastCgiPool implements UpstreamPool, RequestOwner {
     const idle = this.#idle.pop();
     if (idle) {
       this.#unwatch(idle);
-      request.attach(idle, this);
+      request.attach(idle, this, true);
       return;
     }
     if (this.#keepAlive && this.#sockets.size >= this.#keepAlive.maxConnections) {
@@ -187,7 +187,7 @@ export class FastCgiPool implements UpstreamPool, RequestOwner {
       const next = this.#queue.shift();
       if (next) {
         next.onEndWhileWaiting = undefined;
-        next.attach(socket, this);
+        next.attach(socket, this, true);
         return;
       }
       this.#idle.push(socket);
@@ -208,6 +208,11 @@ export class FastCgiPool implements UpstreamPool, RequestOwner {
     clearTimeout(watch.timer);
     socket.off('end', watch.close);
     socket.off('data', watch.close);
+  }
+
+  reconnect(request: FastCgiRequest): void {
+    if (this.#closed) request.fail(coded('UND_ERR_CLOSED', 'the FastCGI pool is closed'));
+    else this.#connect(request);
   }
 
   #forget(socket: Socket): void {

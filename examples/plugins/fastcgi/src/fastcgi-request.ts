@@ -45,6 +45,8 @@ export interface RequestLimits {
 export interface RequestOwner {
   /** The request is done with `socket`; `reusable` when it may carry another request. */
   release(socket: Socket, reusable: boolean): void;
+  /** Runs the request again on a new connection (its kept-alive one was closed under it, see `attach`). */
+  reconnect(request: FastCgiRequest): void;
 }
 
 function coded(code: string, message: string): Error {
@@ -111,6 +113,10 @@ export class FastCgiRequest {
   #done = false;
   #socket: Socket | undefined;
   #owner: RequestOwner | undefined;
+  /** The connection carried earlier requests. */
+  #reused = false;
+  /** The application sent bytes for this request. */
+  #heard = false;
   #reader: RecordReader | undefined;
   #head: CgiHeadReader | undefined;
   #responding = false;
@@ -128,8 +134,8 @@ export class FastCgiRequest {
   onEndWhileWaiting: (() => void) | undefined;
 
   readonly #onData = (chunk: Buffer): void => this.#read(chunk);
-  readonly #onEnd = (): void => this.fail(coded('UND_ERR_SOCKET', 'the FastCGI application closed the connection before END_REQUEST'));
-  readonly #onError = (err: Error): void => this.fail(err);
+  readonly #onEnd = (): void => this.#lost(coded('UND_ERR_SOCKET', 'the FastCGI application closed the connection before END_REQUEST'));
+  readonly #onError = (err: Error): void => this.#lost(err);
   readonly #onDrain = (): void => void this.#body?.resume();
 
   constructor(handler: DispatchHandler, init: RequestInit) {
@@ -153,14 +159,18 @@ export class FastCgiRequest {
     this.#headersTimer = setTimeout(() => this.fail(coded('UND_ERR_HEADERS_TIMEOUT', `no response head within ${ms} ms`)), ms);
   }
 
-  /** Runs the request on a connected socket. */
-  attach(socket: Socket, owner: RequestOwner): void {
+  /** Runs the request on a connected socket; `reused` when the connection carried earlier requests. */
+  attach(socket: Socket, owner: RequestOwner, reused = false): void {
     if (this.#done) {
       owner.release(socket, true);
       return;
     }
     this.#socket = socket;
     this.#owner = owner;
+    this.#reused = reused;
+    this.#heard = false;
+    this.#stdinSent = 0;
+    this.#stdinDone = false;
     this.controller.socket = socket;
     this.#reader = new RecordReader({ onRecord: (type, id, content) => this.#record(type, id, content) });
     this.#head = new CgiHeadReader(this.#init.limits.maxResponseHeaderBytes);
@@ -217,6 +227,7 @@ export class FastCgiRequest {
   }
 
   #read(chunk: Buffer): void {
+    this.#heard = true;
     try {
       this.#reader!.push(chunk);
     } catch (err) {
@@ -307,6 +318,23 @@ export class FastCgiRequest {
     this.#handler.onResponseEnd?.(this.controller, {});
   }
 
+  /**
+   * The connection failed. A kept-alive connection the application closed as this request took it (a worker that
+   * reached `pm.max_requests`), before sending a byte for it and while the request can be sent again (no body, or
+   * one read whole), is replaced by a new connection once; everything else is the request's error.
+   */
+  #lost(err: Error): void {
+    const body = this.#payload?.body ?? null;
+    if (this.#done || !this.#reused || this.#heard || !(body === null || Buffer.isBuffer(body))) {
+      this.fail(err);
+      return;
+    }
+    const socket = this.#socket!;
+    this.#detach(socket);
+    this.#owner!.release(socket, false);
+    this.#owner!.reconnect(this);
+  }
+
   /** Ends the request with `err`; the connection is not reused. */
   fail(err: Error): void {
     if (this.#done) return;
@@ -328,17 +356,22 @@ export class FastCgiRequest {
     }
     const socket = this.#socket;
     if (socket) {
-      socket.off('data', this.#onData);
-      socket.off('end', this.#onEnd);
-      socket.off('close', this.#onEnd);
-      socket.off('error', this.#onError);
-      socket.off('drain', this.#onDrain);
-      this.controller.socket = undefined;
+      this.#detach(socket);
       if (reusable) socket.resume();
       this.#owner!.release(socket, reusable);
     } else {
       this.onEndWhileWaiting?.();
     }
+  }
+
+  #detach(socket: Socket): void {
+    socket.off('data', this.#onData);
+    socket.off('end', this.#onEnd);
+    socket.off('close', this.#onEnd);
+    socket.off('error', this.#onError);
+    socket.off('drain', this.#onDrain);
+    this.#socket = undefined;
+    this.controller.socket = undefined;
   }
 
   #logStderr(): void {

@@ -155,3 +155,39 @@ test('END_REQUEST OVERLOADED is the busy answer (503 with Retry-After)', async (
   t.is(reply.error?.code, ErrorCode.UpstreamBusy);
   t.is((reply.error as { retryAfter?: number }).retryAfter, 1);
 });
+
+/** A peer that answers the first request of each connection and closes the connection when a second one comes. */
+async function oneRequestPeer(t: { teardown(f: () => unknown): void }): Promise<{ origin: string; connections: () => number }> {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections++;
+    let requests = 0;
+    const reader = new RecordReader({
+      onRecord(type) {
+        if (type === RecordType.BeginRequest && ++requests === 2) socket.destroy();
+        if (type === RecordType.Stdin && requests === 1) socket.write(Buffer.concat([stdout('Status: 200\r\n\r\nok'), endRequest()]));
+      },
+    });
+    socket.on('data', (c: Buffer) => reader.push(c));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  return { origin: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, connections: () => connections };
+}
+
+test('a kept connection closed under a request that can be sent again is replaced once; a streamed body is not resent', async (t) => {
+  const peer = await oneRequestPeer(t);
+  const pool = new FastCgiPool(peer.origin, PROFILE, LIMITS, undefined);
+  t.teardown(() => pool.destroy());
+  const settings = scriptSettings('/srv');
+  t.is((await poolRequest(pool, { settings })).body.toString(), 'ok');
+  const again = await poolRequest(pool, { settings });
+  t.is(again.error, undefined);
+  t.is(again.body.toString(), 'ok');
+  t.is(peer.connections(), 2);
+  const streamed = await poolRequest(pool, { method: 'POST', body: Buffer.from('form=1'), settings });
+  t.is(streamed.status, undefined);
+  t.true(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'].includes(streamed.error?.code ?? ''), streamed.error?.code);
+  t.is(peer.connections(), 2, 'a body already taken from the client is never sent twice');
+});
