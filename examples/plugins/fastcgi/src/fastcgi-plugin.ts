@@ -10,10 +10,7 @@ import {
 import { inject, injectable } from 'tsyringe';
 import type { ScriptSettings } from './cgi-params.js';
 import { FastCgiPool, SCRIPT_SETTINGS_ATTRIBUTE } from './fastcgi-pool.js';
-import type { FastcgiConfig } from './settings.js';
-
-/** The backend protocol this plugin serves: `warren.dev/backend-protocol: FCGI`. */
-export const FASTCGI_PROTOCOL = 'fcgi';
+import { FASTCGI_INDEX, FASTCGI_PARAMS, FASTCGI_PROTOCOL, FASTCGI_SCRIPT_ROOT, type FastcgiConfig } from './manifest.js';
 
 /**
  * Serves routes whose backend protocol is `fcgi`. `bind` settles the route's script settings (plugin settings,
@@ -39,15 +36,15 @@ export class FastcgiPlugin implements UpstreamPlugin<ScriptSettings> {
     if (route.protocol !== FASTCGI_PROTOCOL) return undefined;
     const a = route.annotations;
     const params = new Map(Object.entries(this.#config.params));
-    for (const [name, value] of (a['fastcgi-params'] as ReadonlyArray<readonly [string, string]> | undefined) ?? []) {
+    for (const [name, value] of (a[FASTCGI_PARAMS.key] as ReadonlyArray<readonly [string, string]> | undefined) ?? []) {
       params.delete(name);
       params.set(name, value);
     }
     return {
       route,
       options: Object.freeze({
-        documentRoot: (a['fastcgi-script-root'] as string | undefined) ?? this.#config.documentRoot,
-        index: (a['fastcgi-index'] as string | undefined) ?? this.#config.index,
+        documentRoot: (a[FASTCGI_SCRIPT_ROOT.key] as string | undefined) ?? this.#config.documentRoot,
+        index: (a[FASTCGI_INDEX.key] as string | undefined) ?? this.#config.index,
         scriptExtension: this.#config.scriptExtension,
         params: Object.freeze([...params]),
       }),

@@ -1,7 +1,7 @@
 import { definePlugin, pluginConfigToken, TOKENS } from '@warren/core/plugin';
 import { Lifecycle } from 'tsyringe';
-import { FASTCGI_PROTOCOL, FastcgiPlugin } from './fastcgi-plugin.js';
-import { FASTCGI_ANNOTATIONS, fastcgiConfigSchema, type FastcgiConfig } from './settings.js';
+import { FastcgiPlugin } from './fastcgi-plugin.js';
+import { fastcgiConfigSchema, manifest, type FastcgiConfig } from './manifest.js';
 
 /** Where the parsed settings are registered; the plugin class injects them from here. */
 export const FASTCGI_CONFIG = pluginConfigToken<FastcgiConfig>('fastcgi');
@@ -16,16 +16,7 @@ export const FASTCGI_CONFIG = pluginConfigToken<FastcgiConfig>('fastcgi');
  *       config: { documentRoot: /var/www/html }
  */
 export default definePlugin({
-  manifest: {
-    id: 'example.fastcgi',
-    name: 'fastcgi',
-    description: 'Serves the FastCGI backend protocol (backend-protocol FCGI), e.g. PHP-FPM.',
-    coreRange: '^0.1.0',
-    kind: 'protocol',
-    order: 50,
-    annotations: FASTCGI_ANNOTATIONS,
-    protocols: [FASTCGI_PROTOCOL],
-  },
+  manifest,
   configSchema: fastcgiConfigSchema,
   register(container, config) {
     container.register(FASTCGI_CONFIG, { useValue: config });
@@ -33,6 +24,6 @@ export default definePlugin({
   },
 });
 
-export { FastcgiPlugin, FASTCGI_PROTOCOL };
+export { FastcgiPlugin };
 export { FastCgiPool } from './fastcgi-pool.js';
-export { FASTCGI_ANNOTATIONS, fastcgiConfigSchema, type FastcgiConfig } from './settings.js';
+export { FASTCGI_ANNOTATIONS, FASTCGI_PROTOCOL, fastcgiConfigSchema, manifest, type FastcgiConfig } from './manifest.js';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { ErrorCode } from '@warren/core/plugin';
 import { cgiParams, splitScript, type CgiRequest } from '../src/cgi-params.js';
-import { FASTCGI_ANNOTATIONS } from '../src/settings.js';
+import { FASTCGI_INDEX, FASTCGI_PARAMS, FASTCGI_SCRIPT_ROOT } from '../src/manifest.js';
 import { scriptSettings } from './support/dispatch.js';
 
 const SPLIT = { index: 'index.php', scriptExtension: '.php' };
@@ -62,7 +62,7 @@ test('extra params replace computed ones and come last', (t) => {
 });
 
 test('annotation schemas parse to what bind uses and refuse with messages that say what is expected', (t) => {
-  const [index, root, params] = FASTCGI_ANNOTATIONS;
+  const [index, root, params] = [FASTCGI_INDEX, FASTCGI_SCRIPT_ROOT, FASTCGI_PARAMS];
   t.is(index!.schema.parse(' app.php '), 'app.php');
   t.is(root!.schema.parse('/var/www/html/public/'), '/var/www/html/public');
   t.deepEqual(params!.schema.parse('A=1\n# note\n\nB = two words \r\nC='), [['A', '1'], ['B', 'two words'], ['C', '']]);

@@ -1,7 +1,7 @@
-import type { AnnotationSpec } from '@warren/core/plugin';
+import type { AnnotationSpec, PluginManifest } from '@warren/core/plugin';
 import { z } from 'zod';
 
-/** Settings and annotations of the fastcgi plugin, with their bounds and defaults (defined here only). */
+/** Who the fastcgi plugin is: its manifest, settings and annotations, with their bounds and defaults (defined here only). */
 
 const absolutePath = z
   .string()
@@ -81,25 +81,44 @@ export const fastcgiConfigSchema = z
   .strict();
 export type FastcgiConfig = z.output<typeof fastcgiConfigSchema>;
 
-/** Annotations this plugin owns, under `warren.dev/`. Values apply to every route of the Ingress. */
-export const FASTCGI_ANNOTATIONS: readonly AnnotationSpec[] = [
-  {
-    key: 'fastcgi-index',
-    description: 'File appended to request paths ending in "/" (overrides the plugin setting `index`; ingress-nginx\'s fastcgi-index).',
-    schema: fileName,
-    example: 'index.php',
-  },
-  {
-    key: 'fastcgi-script-root',
-    description: 'Document root of the scripts in the application\'s file system (overrides the plugin setting `documentRoot`).',
-    schema: absolutePath,
-    example: '/var/www/html/public',
-  },
-  {
-    key: 'fastcgi-params',
-    description:
-      'Extra FastCGI params, one NAME=value per line, replacing computed ones of the same name and the plugin setting `params` (ingress-nginx\'s fastcgi-params-configmap, inline).',
-    schema: paramLines,
-    example: 'SCRIPT_FILENAME=/var/www/html/public/index.php',
-  },
-];
+/** `warren.dev/fastcgi-index` (values of these annotations apply to every route of the Ingress). */
+export const FASTCGI_INDEX: AnnotationSpec<string> = {
+  key: 'fastcgi-index',
+  description: 'File appended to request paths ending in "/" (overrides the plugin setting `index`; ingress-nginx\'s fastcgi-index).',
+  schema: fileName,
+  example: 'index.php',
+};
+
+/** `warren.dev/fastcgi-script-root`. */
+export const FASTCGI_SCRIPT_ROOT: AnnotationSpec<string> = {
+  key: 'fastcgi-script-root',
+  description: 'Document root of the scripts in the application\'s file system (overrides the plugin setting `documentRoot`).',
+  schema: absolutePath,
+  example: '/var/www/html/public',
+};
+
+/** `warren.dev/fastcgi-params`, parsed to `[name, value]` pairs. */
+export const FASTCGI_PARAMS: AnnotationSpec<ReadonlyArray<readonly [string, string]>> = {
+  key: 'fastcgi-params',
+  description:
+    'Extra FastCGI params, one NAME=value per line, replacing computed ones of the same name and the plugin setting `params` (ingress-nginx\'s fastcgi-params-configmap, inline).',
+  schema: paramLines,
+  example: 'SCRIPT_FILENAME=/var/www/html/public/index.php',
+};
+
+/** Annotations this plugin owns, under `warren.dev/`. */
+export const FASTCGI_ANNOTATIONS: readonly AnnotationSpec[] = [FASTCGI_INDEX, FASTCGI_SCRIPT_ROOT, FASTCGI_PARAMS];
+
+/** The backend protocol this plugin serves: `warren.dev/backend-protocol: FCGI`. */
+export const FASTCGI_PROTOCOL = 'fcgi';
+
+export const manifest: PluginManifest = {
+  id: 'example.fastcgi',
+  name: 'fastcgi',
+  description: 'Serves the FastCGI backend protocol (backend-protocol FCGI), e.g. PHP-FPM.',
+  coreRange: '^0.1.0',
+  kind: 'protocol',
+  order: 50,
+  annotations: FASTCGI_ANNOTATIONS,
+  protocols: [FASTCGI_PROTOCOL],
+};
