@@ -216,8 +216,13 @@ export class FastCgiRequest {
   /** Streams the body as STDIN records; pauses it while the socket's buffer is full. */
   #pump(body: Readable): void {
     this.#body = body;
+    const expected = this.#payload!.bodyLength;
     body.on('data', (chunk: Buffer) => {
       if (this.#done) return;
+      if (expected !== undefined && this.#stdinSent + chunk.length > expected) {
+        this.fail(new WarrenError(ErrorCode.BadRequest, 'request body length does not match its content-length', { status: 400 }));
+        return;
+      }
       if (!this.#writeStdin(chunk)) body.pause();
     });
     body.once('end', () => {

@@ -1,5 +1,6 @@
 import test from 'ava';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { ErrorCode, type TransportProfile } from '@warren/core/plugin';
 import { CgiHeadReader } from '../src/cgi-response.js';
 import { FastCgiPool, type PoolLimits } from '../src/fastcgi-pool.js';
@@ -190,4 +191,17 @@ test('a kept connection closed under a request that can be sent again is replace
   t.is(streamed.status, undefined);
   t.true(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'].includes(streamed.error?.code ?? ''), streamed.error?.code);
   t.is(peer.connections(), 2, 'a body already taken from the client is never sent twice');
+});
+
+test('a streamed body that differs from its declared length is refused (400); no byte beyond the declared length is sent', async (t) => {
+  for (const declared of [2, 10]) {
+    const peer = await scriptedPeer(t, Buffer.concat([stdout('Status: 200\r\n\r\n'), endRequest()]));
+    const pool = new FastCgiPool(peer.origin, PROFILE, LIMITS, undefined);
+    t.teardown(() => pool.destroy());
+    const reply = await poolRequest(pool, { method: 'POST', headers: ['content-length', String(declared)], body: Readable.from([Buffer.from('ab'), Buffer.from('cde')]), settings: scriptSettings('/srv') });
+    t.is((reply.error as { status?: number } | undefined)?.status, 400, `declared ${declared}, sent 5`);
+    await new Promise((r) => setTimeout(r, 50));
+    const stdin = peer.received.records.filter((r) => r.type === RecordType.Stdin).reduce((n, r) => n + r.content.length, 0);
+    t.true(stdin <= declared, `${stdin} STDIN bytes for a declared ${declared}`);
+  }
 });
