@@ -1,10 +1,10 @@
 import anyTest, { type TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import { parseConfig, resolvePlugins, RouteTableBuilder, routeBuildSettings, snapshotFromObjects, type LoadedPlugin, type RouteTable } from '@warren/core';
 import { capturedLogger, loggedError, startProxyHarness } from '@warren/core/testing';
 import { startPhpFpm, type PhpFpm } from './support/php-fpm.js';
+import { freePort } from './support/ports.js';
 import { SCRIPTS } from './support/scripts.js';
 
 /**
@@ -24,18 +24,6 @@ test.before(async (t) => {
 test.after.always(async (t) => {
   await t.context.fpm?.stop();
 });
-
-/** A closed port on 127.0.0.1: an endpoint where nothing listens. */
-function deadPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The route table Warren builds for one Ingress to a Service whose endpoints are `ports` on 127.0.0.1. */
 function table(plugins: readonly LoadedPlugin[], annotations: Record<string, string>, ports: readonly number[]): RouteTable {
@@ -145,7 +133,7 @@ test('a worker killed mid-response reaches the client cut off, and the log says 
 
 test('PHP-FPM not listening: core ejects the endpoint and retries on the live one; with none live, 502', async (t) => {
   const { fpm, plugins } = t.context;
-  const dead = await deadPort();
+  const dead = await freePort(); // nothing listens there
   const proxy = await startProxyHarness({ loadedPlugins: plugins, table: table(plugins, ANNOTATIONS(fpm), [dead, fpm.port]) });
   t.teardown(() => proxy.close());
   // The balancer breaks ties at random: send until the dead endpoint was picked once (bounded), then some more.

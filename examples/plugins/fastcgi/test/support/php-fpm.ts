@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { freePort } from './ports.js';
 
 /**
  * A real PHP-FPM for tests: its own php-fpm.conf in a temp folder, listening on 127.0.0.1 and a free port,
@@ -53,17 +54,6 @@ export interface PhpFpmOptions {
   readonly scripts: Readonly<Record<string, string>>;
   /** Worker processes (`pm.max_children`), default 4. */
   readonly workers?: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function accepts(port: number): Promise<boolean> {
