@@ -17,7 +17,14 @@ const NAMES = ['php-fpm', 'php-fpm8.4', 'php-fpm8.3', 'php-fpm8.2', 'php-fpm8.1'
 /** Path of the php-fpm binary (`WARREN_PHP_FPM`, else the first php-fpm* on PATH or in the sbin folders). */
 export function findPhpFpm(): string {
   const explicit = process.env.WARREN_PHP_FPM;
-  if (explicit) return explicit;
+  if (explicit) {
+    try {
+      accessSync(explicit, constants.X_OK);
+      return explicit;
+    } catch {
+      throw new Error(`WARREN_PHP_FPM=${explicit} is not an executable php-fpm binary`);
+    }
+  }
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
   for (const name of NAMES) {
     for (const dir of dirs) {
@@ -103,6 +110,10 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
   let exited: number | null | undefined;
   const exit = new Promise<void>((resolve) => child.once('exit', (code) => ((exited = code), resolve())));
+  child.once('error', (err) => {
+    stderr += `${err.message}\n`;
+    exited ??= null;
+  });
   const log = async (): Promise<string> => readFile(join(dir, 'fpm.log'), 'utf8').catch(() => '');
   const deadline = Date.now() + 15_000;
   while (!(await accepts(port))) {
