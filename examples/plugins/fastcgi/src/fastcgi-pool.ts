@@ -82,59 +82,56 @@ export class FastCgiPool implements UpstreamPool, RequestOwner {
       handler.onResponseError?.(new RequestController(() => {}), coded('UND_ERR_CLOSED', 'the FastCGI pool is closed'));
       return false;
     }
-    const context = options.context;
-    const settings = context?.attributes.get(SCRIPT_SETTINGS_ATTRIBUTE) as ScriptSettings | undefined;
-    const body = (options.body ?? null) as Readable | null;
-    const declared = contentLengthOf(options.headers);
-    let request: FastCgiRequest | undefined;
-    const start = (payload: Readable | Buffer | null, bodyLength: number | undefined): void => {
-      let params: Array<[string, string]>;
-      try {
-        if (!settings || !context) throw new WarrenError(ErrorCode.UpstreamConnect, 'route reached the FastCGI pool without the fastcgi plugin\'s settings');
-        params = cgiParams(
-          {
-            method: options.method,
-            target: options.path,
-            headers: options.headers,
-            authority: context!.exchange.head.authority,
-            clientAddress: context!.exchange.head.clientAddress,
-            contentLength: bodyLength,
-          },
-          settings,
-        );
-        const size = encodedPairsLength(params);
-        if (size > this.#limits.maxParamsBytes) {
-          throw new WarrenError(ErrorCode.BadRequest, `FastCGI params of ${size} bytes exceed maxParamsBytes (${this.#limits.maxParamsBytes})`, { status: 431 });
-        }
-      } catch (err) {
-        request!.fail(err as Error);
-        return;
-      }
-      request!.prepare({ params, body: payload, bodyLength });
-      this.#acquire(request!);
-    };
-    request = new FastCgiRequest(handler, {
+    const request = new FastCgiRequest(handler, {
       method: options.method,
       keepConnection: this.#keepAlive !== undefined,
       limits: this.#limits,
       logger: this.#logger,
-      exchangeId: context?.exchange.id ?? '',
+      exchangeId: options.context?.exchange.id ?? '',
     });
     handler.onRequestStart?.(request.controller, {});
     if (request.done) return true;
     request.startHeadersTimer(options.headersTimeout);
-    if (body === null) start(null, undefined);
-    else if (declared !== undefined) start(body, declared);
+    const body = (options.body ?? null) as Readable | null;
+    const declared = contentLengthOf(options.headers);
+    if (body === null || declared !== undefined) this.#start(request, options, body, declared);
     else {
       // FastCGI applications need CONTENT_LENGTH up front: a body without one is read whole first, bounded.
       readBounded(body, this.#limits.maxUnsizedBodyBytes).then(
         (whole) => {
-          if (!request.done) start(whole, whole.length);
+          if (!request.done) this.#start(request, options, whole, whole.length);
         },
         (err: Error) => request.fail(err),
       );
     }
     return true;
+  }
+
+  #start(request: FastCgiRequest, options: PoolDispatchOptions, body: Readable | Buffer | null, bodyLength: number | undefined): void {
+    try {
+      request.prepare({ params: this.#params(options, bodyLength), body, bodyLength });
+    } catch (err) {
+      request.fail(err as Error);
+      return;
+    }
+    this.#acquire(request);
+  }
+
+  /** The request's meta-variables, from the route settings the interceptor left in the exchange. Throws a WarrenError. */
+  #params(options: PoolDispatchOptions, bodyLength: number | undefined): Array<[string, string]> {
+    const context = options.context;
+    const settings = context?.attributes.get(SCRIPT_SETTINGS_ATTRIBUTE) as ScriptSettings | undefined;
+    if (!context || !settings) throw new WarrenError(ErrorCode.UpstreamConnect, 'route reached the FastCGI pool without the fastcgi plugin\'s settings');
+    const head = context.exchange.head;
+    const params = cgiParams(
+      { method: options.method, target: options.path, headers: options.headers, authority: head.authority, clientAddress: head.clientAddress, contentLength: bodyLength },
+      settings,
+    );
+    const size = encodedPairsLength(params);
+    if (size > this.#limits.maxParamsBytes) {
+      throw new WarrenError(ErrorCode.BadRequest, `FastCGI params of ${size} bytes exceed maxParamsBytes (${this.#limits.maxParamsBytes})`, { status: 431 });
+    }
+    return params;
   }
 
   #acquire(request: FastCgiRequest): void {
