@@ -1,6 +1,6 @@
 import { ANNOTATION_PREFIX, type AnnotationSpec } from '../plugin-api/manifest.js';
 import type { PluginModule } from '../plugin-api/module.js';
-import { AUTO_PROTOCOL, BACKEND_PROTOCOL_VALUES } from '../routes/core-annotations.js';
+import { CORE_PROTOCOL_VALUES } from '../routes/core-annotations.js';
 import { cell } from './json-schema.js';
 
 /**
@@ -31,32 +31,22 @@ export function renderAnnotationReference(coreAnnotations: readonly AnnotationSp
     '',
     '## Backend protocols',
     '',
-    `\`${ANNOTATION_PREFIX}backend-protocol\` values are case-insensitive. \`HTTP\` is core's own; every other value needs the`,
-    'plugin that serves it to be enabled; otherwise the Ingress gets a `ProtocolUnavailable` Warning and that version is',
+    `\`${ANNOTATION_PREFIX}backend-protocol\` values are case-insensitive. \`HTTP\` is core's own; every other value is a protocol a`,
+    "plugin's manifest lists (custom plugins add their own) and needs that plugin to be enabled; otherwise the Ingress gets a",
+    '`ProtocolUnavailable` Warning (a value no plugin lists is an `InvalidAnnotation`) and that version is',
     'not applied (a routed Ingress keeps serving its last good version, a new one stays unrouted).',
     '',
     '| Value | Served by | Enabled by default |',
     '|---|---|---|',
   ];
-  const servedBy = new Map<string, PluginModule>();
-  for (const module of plugins) for (const protocol of module.manifest.protocols ?? []) servedBy.set(protocol, module);
-  for (const value of BACKEND_PROTOCOL_VALUES) {
-    const protocol = value.toLowerCase();
-    const module = servedBy.get(protocol);
-    if (value === 'HTTP') out.push('| `HTTP` | core | yes |');
-    else if (protocol === AUTO_PROTOCOL || value === 'AUTO_HTTP') out.push(`| \`${value}\` | inferred from the Service port (appProtocol, port name, port 443) | — |`);
-    else if (module) out.push(`| \`${value}\` | \`${module.manifest.id}\` (\`plugins.${module.manifest.name}\`) | ${module.manifest.enabledByDefault ? 'yes' : 'no'} |`);
-    else out.push(`| \`${value}\` | no built-in plugin | — |`);
+  const [coreValue, ...inferred] = CORE_PROTOCOL_VALUES;
+  out.push(`| \`${coreValue}\` | core | yes |`);
+  for (const module of plugins) {
+    const m = module.manifest;
+    for (const protocol of m.protocols ?? []) out.push(`| \`${protocol.toUpperCase()}\` | \`${m.id}\` (\`plugins.${m.name}\`) | ${m.enabledByDefault ? 'yes' : 'no'} |`);
   }
+  for (const value of inferred) out.push(`| \`${value}\` | inferred from the Service port (appProtocol, port name, port 443) | — |`);
   out.push('');
-  const other = [...servedBy].filter(([protocol]) => !(BACKEND_PROTOCOL_VALUES as readonly string[]).includes(protocol.toUpperCase()));
-  if (other.length > 0) {
-    out.push(
-      "Protocols that plugins serve without an annotation value (chosen from the Service port's `appProtocol` or per",
-      `exchange): ${other.map(([protocol, module]) => `\`${protocol}\` (\`${module.manifest.id}\`)`).join(', ')}.`,
-      '',
-    );
-  }
   const appProtocols = plugins.flatMap((m) => Object.entries(m.manifest.appProtocols ?? {}).map(([app, proto]) => [app, proto, m.manifest.id] as const));
   if (appProtocols.length > 0) {
     out.push('Service port `appProtocol` values the plugins recognise when no annotation names a protocol:', '');

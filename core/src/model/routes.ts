@@ -53,12 +53,13 @@ export interface ServiceBackend {
 export type PathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
 
 /**
- * Upstream protocol of a route, from `warren.dev/backend-protocol` (upper-case values, case-insensitive)
- * or the Service port's `appProtocol`. `http` is core's own; every other value is claimed by a plugin
- * manifest's `protocols` list, and a route whose protocol no enabled plugin claims is skipped with a Warning.
- * The builder resolves `AUTO` from the Service port (see `routes/protocol.ts`), so tables never hold `auto`.
+ * Upstream protocol of a route (lower case), from `warren.dev/backend-protocol` (case-insensitive) or the Service
+ * port's `appProtocol`. `http` is core's own; every other value is claimed by a plugin manifest's `protocols`
+ * list, and a route whose protocol no enabled plugin claims is skipped with a Warning. An open set: a plugin adds
+ * a protocol by listing it. The builder resolves `AUTO` from the Service port (see `routes/protocol.ts`), so
+ * tables never hold `auto`.
  */
-export type BackendProtocol = 'http' | 'https' | 'h2c' | 'h2' | 'grpc' | 'grpcs' | 'ws' | 'wss' | 'auto';
+export type BackendProtocol = string;
 
 /**
  * Where a route comes from: an Ingress rule path, an Ingress `spec.defaultBackend`, or the controller-wide

@@ -49,6 +49,17 @@ export interface UpstreamPlugin<O extends object = object> extends PluginLifecyc
    * either peer are a normal end of the session).
    */
   onUpgrade?(binding: RouteBinding<O>, session: UpgradeSession): Promise<void>;
+  /**
+   * Opens the connection pool for one endpoint of a route whose backend protocol this plugin serves (its manifest
+   * lists the protocol). Core keeps choosing the endpoint, retrying connect failures, enforcing timeouts and
+   * counting pool references; the pool only speaks the wire protocol. Without it core uses its HTTP pools.
+   *
+   * A pool is keyed by this plugin's id, the endpoint's `origin` and the `profile` (after every plugin's
+   * `configureTransport`), and is shared by every route with the same key, across generations, until the last
+   * one lets go of it: it must depend on nothing else of `binding`. Per-route choices travel with each request
+   * (`options.context.route`, or what an interceptor put in the request).
+   */
+  createPool?(binding: RouteBinding<O>, origin: string, profile: TransportProfile): UpstreamPool;
 }
 
 /** Per-route state a plugin computed in `bind`: parsed annotations, resolved secrets. Immutable. */
@@ -230,4 +241,24 @@ export class ForwardingHandler implements Dispatcher.DispatchHandler {
     if (this.#done) throw new Error(`handler state: ${callback} after the end`);
     this.#done = true;
   }
+}
+
+/**
+ * A connection pool to one endpoint: undici's `dispatch(options, handler)` contract (the handler follows
+ * {@link DispatchHandler}), plus a graceful `close` (requests in flight finish) and a hard `destroy`. Core's HTTP
+ * pools implement it; a plugin's {@link UpstreamPlugin.createPool} returns one for its own wire protocol. `dispatch`
+ * returns false when the caller should wait for the pool's `drain` before sending more (core does not).
+ */
+export interface UpstreamPool {
+  dispatch(options: PoolDispatchOptions, handler: DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** What a pool's `dispatch` receives: the request as the interceptors left it (see {@link UpstreamDispatchOptions}). */
+export interface PoolDispatchOptions extends Dispatcher.DispatchOptions {
+  headers: string[];
+  servername?: string | undefined;
+  /** Set on every request core sends; absent only when a pool is driven directly (tests). */
+  readonly context?: ExchangeContext | undefined;
 }

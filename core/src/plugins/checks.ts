@@ -43,6 +43,7 @@ export const CORE_ANNOTATION_KEYS: ReadonlySet<string> = new Set([
 const UPSTREAM_HOOKS: Readonly<Record<Exclude<keyof UpstreamPlugin, keyof PluginLifecycle>, true>> = {
   bind: true,
   configureTransport: true,
+  createPool: true,
   interceptor: true,
   onUpgrade: true,
 };

@@ -1,9 +1,8 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, WarrenError } from '../errors.js';
-import { ForwardingHandler, type ResponseHeaders } from '../plugin-api/upstream.js';
+import { ForwardingHandler, type ResponseHeaders, type PoolDispatchOptions, type UpstreamPool } from '../plugin-api/upstream.js';
 import { RequestController } from './controller.js';
-import type { UpstreamPool } from './transport.js';
 
 /**
  * Admission in front of one endpoint's pool: at most `capacity` requests run on its connections at once (one
@@ -30,7 +29,7 @@ export interface AdmissionLimits {
 }
 
 /** Dispatch options core sets per request. */
-export interface AdmissionDispatchOptions extends Dispatcher.DispatchOptions {
+export interface AdmissionDispatchOptions extends PoolDispatchOptions {
   /** The route's wait for a free slot (ms). */
   queueTimeout?: number | undefined;
   /** The request body streams from the client while the request holds its slot. */

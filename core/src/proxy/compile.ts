@@ -10,7 +10,7 @@ import type {
 import type { Route } from '../routes/types.js';
 import { CONNECT_TIMEOUT, IDLE_TIMEOUT, LOAD_BALANCING, REQUEST_BODY_TIMEOUT, RESPONSE_HEADER_TIMEOUT, UPSTREAM_HOST, UPSTREAM_QUEUE_TIMEOUT } from '../routes/core-annotations.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
-import { endpointOrigin, profileKey } from './transport.js';
+import { endpointOrigin, poolKey, type PoolOpener } from './transport.js';
 
 /**
  * Compiles a route once per plugin set (generations sharing a set keep it): which plugins bind it, its transport
@@ -102,9 +102,10 @@ export interface CompileEnv {
   readonly coreDispatch: UpstreamDispatch;
   /**
    * Called for every pool key the route may use; the generation retains it. Returns the registry's copy of the
-   * key, so that every generation shares one string per pool.
+   * key, so that every generation shares one string per pool. `open` opens a plugin's pool (see
+   * `UpstreamPlugin.createPool`); without it the pool is one of core's HTTP pools.
    */
-  readonly retainPool: (key: string, origin: string, profile: TransportProfile) => string;
+  readonly retainPool: (key: string, origin: string, profile: TransportProfile, open?: PoolOpener) => string;
 }
 
 /** Compiles one route. Never throws: problems make the route unavailable with a clear error. */
@@ -160,9 +161,10 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
       dispatch = next;
     }
     const upgrader = bound.find((b) => typeof b.entry.plugin.onUpgrade === 'function');
-    const poolKeys = poolKeysFor(route, profile, env);
+    const pools = poolSource(route, bound);
+    const poolKeys = poolKeysFor(route, profile, env, pools);
     const upgradeProfile = profile.http2 === 'off' ? profile : { ...profile, http2: 'off' as const, maxConcurrentStreams: undefined };
-    const upgradePoolKeys = upgrader ? (upgradeProfile === profile ? poolKeys : poolKeysFor(route, upgradeProfile, env)) : undefined;
+    const upgradePoolKeys = upgrader ? (upgradeProfile === profile ? poolKeys : poolKeysFor(route, upgradeProfile, env, pools)) : undefined;
     return {
       ...common,
       unavailable: undefined,
@@ -205,10 +207,23 @@ function normalizeProfile(profile: TransportProfile, route: Route): TransportPro
   return profile;
 }
 
-function poolKeysFor(route: Route, profile: TransportProfile, env: CompileEnv): string[] {
-  const pk = profileKey(profile);
+/** Where a route's pools come from: the `createPool` of the plugin serving its protocol, else core (undefined). */
+interface PoolSource {
+  readonly owner: string;
+  readonly open: PoolOpener;
+}
+
+function poolSource(route: Route, bound: ReadonlyArray<{ entry: PluginEntry; binding: RouteBinding }>): PoolSource | undefined {
+  const server = bound.find((b) => b.entry.manifest.protocols?.includes(route.protocol));
+  const plugin = server?.entry.plugin;
+  if (!server || !plugin?.createPool) return undefined;
+  const binding = server.binding;
+  return { owner: server.entry.manifest.id, open: (origin, profile) => plugin.createPool!(binding, origin, profile) };
+}
+
+function poolKeysFor(route: Route, profile: TransportProfile, env: CompileEnv, source: PoolSource | undefined): string[] {
   return route.backend.endpoints.map((e) => {
     const origin = endpointOrigin(profile.scheme, e.key);
-    return env.retainPool(`${origin}|${pk}`, origin, profile);
+    return env.retainPool(poolKey(origin, profile, source?.owner), origin, profile, source?.open);
   });
 }

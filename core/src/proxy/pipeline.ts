@@ -18,7 +18,7 @@ import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, coreDispatch, type ForwardEnv, type Outcome } from './forward.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
 import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
-import { PoolRegistry } from './transport.js';
+import { PoolRegistry, type PoolOpener } from './transport.js';
 
 /**
  * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls.
@@ -634,10 +634,10 @@ export class Pipeline implements ExchangeHandler, Runnable {
       defaults: this.#defaults,
       states: this.#states,
       coreDispatch,
-      retainPool: (key: string, origin: string, profile: TransportProfile): string => {
+      retainPool: (key: string, origin: string, profile: TransportProfile, open?: PoolOpener): string => {
         // One reference per generation and distinct pool, however many routes share it.
         if (held.has(key)) return this.#pools.canonical(key) ?? key;
-        const canonical = this.#pools.retain(key, origin, profile);
+        const canonical = this.#pools.retain(key, origin, profile, open);
         held.set(canonical, { origin, profile });
         return canonical;
       },

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
-import type { TransportProfile, UpstreamTls } from '../plugin-api/upstream.js';
+import type { TransportProfile, UpstreamPool, UpstreamTls } from '../plugin-api/upstream.js';
 import { AdmissionPool, type AdmissionLimits } from './admission.js';
 import { H2C_DEFAULT_SESSIONS, H2cPool } from './h2-pool.js';
 import { resetVisibleConnector } from './reset-visible.js';
@@ -13,12 +12,10 @@ import { resetVisibleConnector } from './reset-visible.js';
  * finish, upgraded sockets are already detached from it).
  */
 
-/** What core needs of a connection pool: undici's `dispatch` contract and a graceful and a hard close. */
-export interface UpstreamPool {
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
-  close(): Promise<void>;
-  destroy(): Promise<void>;
-}
+export type { UpstreamPool };
+
+/** Opens a plugin's pool for one endpoint (see `UpstreamPlugin.createPool`). */
+export type PoolOpener = (origin: string, profile: TransportProfile) => UpstreamPool;
 
 /** Largest response head accepted from an upstream. */
 const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
@@ -51,6 +48,12 @@ export function tlsFingerprint(tls: UpstreamTls): string {
   return hash.digest('base64url').slice(0, 22);
 }
 
+/** Registry key of the pool of one endpoint origin and profile; `owner` is the id of the plugin whose pool it is. */
+export function poolKey(origin: string, profile: TransportProfile, owner?: string): string {
+  const key = `${origin}|${profileKey(profile)}`;
+  return owner === undefined ? key : `${owner}|${key}`;
+}
+
 /** Origin URL of an endpoint for a scheme (`address:port`, IPv6 already bracketed in the key). */
 export function endpointOrigin(scheme: 'http:' | 'https:', endpointKey: string): string {
   return `${scheme}//${endpointKey}`;
@@ -58,12 +61,13 @@ export function endpointOrigin(scheme: 'http:' | 'https:', endpointKey: string):
 
 /**
  * Creates the pool for one endpoint origin and profile. No sockets are opened until the first request.
- * Cleartext HTTP/2 with prior knowledge uses `node:http2` ({@link H2cPool}); everything else undici's `Pool`.
+ * A plugin's `open` speaks its own wire protocol; otherwise cleartext HTTP/2 with prior knowledge uses
+ * `node:http2` ({@link H2cPool}) and everything else undici's `Pool`.
  * With `limits`, requests beyond what the pool's connections can carry at once wait in a bounded queue for a
  * bounded time ({@link AdmissionPool}) instead of the client library's unbounded one.
  */
-export function createPool(origin: string, profile: TransportProfile, limits?: AdmissionLimits): UpstreamPool {
-  const pool = createClientPool(origin, profile);
+export function createPool(origin: string, profile: TransportProfile, limits?: AdmissionLimits, open?: PoolOpener): UpstreamPool {
+  const pool = open ? open(origin, profile) : createClientPool(origin, profile);
   const capacity = concurrencyOf(profile);
   return limits && Number.isFinite(capacity) ? new AdmissionPool(pool, capacity, limits) : pool;
 }
@@ -121,6 +125,8 @@ interface Entry {
   readonly key: string;
   readonly origin: string;
   readonly profile: TransportProfile;
+  /** The plugin's opener for a plugin pool; core's HTTP pools otherwise. */
+  readonly open: PoolOpener | undefined;
   pool: UpstreamPool | undefined;
   refs: number;
 }
@@ -128,25 +134,29 @@ interface Entry {
 export class PoolRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #closing = new Set<Promise<void>>();
-  readonly #create: (origin: string, profile: TransportProfile) => UpstreamPool;
+  readonly #create: (origin: string, profile: TransportProfile, open?: PoolOpener) => UpstreamPool;
 
-  constructor(create: (origin: string, profile: TransportProfile) => UpstreamPool = createPool) {
+  constructor(create: (origin: string, profile: TransportProfile, open?: PoolOpener) => UpstreamPool = (origin, profile, open) => createPool(origin, profile, undefined, open)) {
     this.#create = create;
   }
 
   /** A registry whose pools let requests wait for a connection only within `limits` (see `admission.ts`). */
   static admitting(limits: AdmissionLimits): PoolRegistry {
-    return new PoolRegistry((origin, profile) => createPool(origin, profile, limits));
+    return new PoolRegistry((origin, profile, open) => createPool(origin, profile, limits, open));
   }
 
-  /** Takes a reference on a pool key (creating nothing yet); returns the registry's copy of the key. */
-  retain(key: string, origin: string, profile: TransportProfile): string {
+  /**
+   * Takes a reference on a pool key (creating nothing yet); returns the registry's copy of the key. `open` is the
+   * plugin's opener of a plugin pool, whose key names the plugin (see `poolKey`), so pools never mix; the first
+   * retain of a key decides.
+   */
+  retain(key: string, origin: string, profile: TransportProfile, open?: PoolOpener): string {
     const entry = this.#entries.get(key);
     if (entry) {
       entry.refs++;
       return entry.key;
     }
-    this.#entries.set(key, { key, origin, profile, pool: undefined, refs: 1 });
+    this.#entries.set(key, { key, origin, profile, open, pool: undefined, refs: 1 });
     return key;
   }
 
@@ -159,7 +169,7 @@ export class PoolRegistry {
   get(key: string): UpstreamPool {
     const entry = this.#entries.get(key);
     if (!entry) throw new Error(`pool ${key} used without being retained`);
-    return (entry.pool ??= this.#create(entry.origin, entry.profile));
+    return (entry.pool ??= this.#create(entry.origin, entry.profile, entry.open));
   }
 
   /** Drops a reference; the last one closes the pool gracefully. */

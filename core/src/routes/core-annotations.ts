@@ -8,24 +8,24 @@ import { defineAnnotation, type AnnotationSpec } from '../plugin-api/manifest.js
  * it; the parsed value lands in `Route.annotations[key]`.
  */
 
-/**
- * Values of `warren.dev/backend-protocol`, upper-case as written by users (compared case-insensitively).
- * `AUTO` (alias `AUTO_HTTP`, ingress-nginx's name) is resolved by the builder from the Service port, see
- * {@link AUTO_PROTOCOL}; every other value names a `BackendProtocol` in lower case.
- */
-export const BACKEND_PROTOCOL_VALUES = ['HTTP', 'HTTPS', 'H2C', 'H2', 'GRPC', 'GRPCS', 'AUTO', 'AUTO_HTTP'] as const;
-
 /** Parsed value of `backend-protocol` that asks the builder to infer the protocol from the Service port. */
 export const AUTO_PROTOCOL = 'auto';
 
-// Built from zod's own steps (trim, toUpperCase, enum, regex) rather than free-form transforms, so that the chart's
-// admission policy can check the same rules in CEL (core/src/docgen/admission-policy.ts).
+/**
+ * `backend-protocol` values core knows itself (`AUTO_HTTP` is ingress-nginx's name for `AUTO`). Every other value
+ * is a protocol some plugin manifest lists (`PluginManifest.protocols`); `RoutingPlugins` refuses the rest.
+ */
+export const CORE_PROTOCOL_VALUES = ['HTTP', 'AUTO', 'AUTO_HTTP'] as const;
+
+// Built from zod's own steps (trim, toLowerCase, regex) rather than free-form transforms, so that the chart's
+// admission policy can check the same rules in CEL (core/src/docgen/admission-policy.ts). Which protocols exist is
+// the enabled plugins' business: `RoutingPlugins` narrows this to them.
 const backendProtocol = z
   .string()
   .trim()
-  .toUpperCase()
-  .pipe(z.enum(BACKEND_PROTOCOL_VALUES, { error: `one of ${BACKEND_PROTOCOL_VALUES.join(', ')} (case-insensitive)` }))
-  .transform((v) => (v === 'AUTO_HTTP' ? AUTO_PROTOCOL : v.toLowerCase()));
+  .toLowerCase()
+  .regex(/^[a-z0-9][a-z0-9_.+-]{0,62}$/, 'a protocol name such as HTTP or AUTO (case-insensitive)')
+  .transform((v) => (v === 'auto_http' ? AUTO_PROTOCOL : v));
 
 /** A host name (lower-case DNS name, or an IP literal) with an optional port, as sent in the upstream Host header. */
 const upstreamHost = z
@@ -54,7 +54,7 @@ const timeout = () =>
 export const BACKEND_PROTOCOL = defineAnnotation({
   key: 'backend-protocol',
   description:
-    'Protocol spoken to the upstream: HTTP, HTTPS, H2C, H2, GRPC, GRPCS, or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
+    'Protocol spoken to the upstream: HTTP, a protocol an enabled plugin serves (listed under Backend protocols in docs/annotations.md), or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
   schema: backendProtocol,
   example: 'GRPC',
 });

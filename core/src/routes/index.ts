@@ -4,7 +4,7 @@ export { RouteTableBuilder, routeBuildSettings, type RouteBuildSettings, type Ro
 export { RouteStore, type RouteTableListener, type WaitForOptions } from './store.js';
 export { emptyRouteTable } from './table.js';
 export { RoutingPlugins, CORE_APP_PROTOCOLS, loadBuiltinManifests } from './plugins.js';
-export { CORE_ANNOTATIONS, BACKEND_PROTOCOL_VALUES } from './core-annotations.js';
+export { CORE_ANNOTATIONS, CORE_PROTOCOL_VALUES } from './core-annotations.js';
 export { MAX_PATHS_PER_INGRESS } from './translate.js';
 export { LEGACY_CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, type IngressClassConfig } from './ingress-class.js';
 export { requestHost } from './hosts.js';

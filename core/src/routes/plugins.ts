@@ -1,7 +1,10 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ANNOTATION_PREFIX, type AnnotationSpec, type PluginManifest } from '../plugin-api/manifest.js';
 import { BUILTIN_PLUGINS } from '../plugins/builtin.js';
-import { CORE_ANNOTATIONS } from './core-annotations.js';
+import { AUTO_PROTOCOL, CORE_ANNOTATIONS, CORE_PROTOCOL_VALUES } from './core-annotations.js';
+
+/** Core's annotation naming the backend protocol, whose values the plugins' manifests decide. */
+const PROTOCOL_ANNOTATION = 'backend-protocol';
 
 /**
  * What the route builder needs to know about plugins: which `warren.dev/*` annotations exist and who parses
@@ -41,6 +44,23 @@ export class RoutingPlugins {
       // Enabled plugins' mappings win over known-but-disabled ones.
       for (const [app, p] of Object.entries(m.appProtocols ?? {})) this.#appProtocols.set(app.toLowerCase(), p);
     }
+    this.#narrowProtocolAnnotation();
+  }
+
+  /**
+   * Narrows core's `backend-protocol` schema (any protocol-like name) to the protocols that exist: core's, the
+   * enabled plugins', and those of known but disabled plugins (those parse, then get `ProtocolUnavailable` naming
+   * the plugin to enable). Anything else is an invalid value.
+   */
+  #narrowProtocolAnnotation(): void {
+    const entry = this.#annotations.get(PROTOCOL_ANNOTATION);
+    if (entry?.owner !== 'core') return;
+    const known = new Set([...this.#protocols.keys(), ...this.#disabledProtocols.keys(), AUTO_PROTOCOL]);
+    const shown = [...new Set([...CORE_PROTOCOL_VALUES.slice(0, 1), ...[...known].map((p) => p.toUpperCase()), ...CORE_PROTOCOL_VALUES.slice(1)])];
+    const schema = (entry.spec.schema as z.ZodType<string, string>).pipe(
+      z.string().refine((v) => known.has(v), { error: `one of ${shown.join(', ')} (case-insensitive)` }),
+    );
+    this.#annotations.set(PROTOCOL_ANNOTATION, { spec: { ...entry.spec, schema }, owner: 'core' });
   }
 
   /** The spec and owner (`core` or a plugin id) of an annotation key without prefix, when it is usable. */
