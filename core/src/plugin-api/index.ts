@@ -6,6 +6,7 @@ export * from './manifest.js';
 export * from './module.js';
 export * from './lifecycle.js';
 export * from './upstream.js';
+export * from './exchange-key.js';
 export * from './control.js';
 export { TOKENS, pluginConfigToken } from '../di/tokens.js';
 export type { Route, RouteTable, ServiceBackend, Endpoint, BackendProtocol, IngressRef, Diagnostic } from '../routes/types.js';

@@ -1,11 +1,12 @@
 import { Readable, type Duplex, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, WarrenError } from '../errors.js';
-import type { ExchangeContext, UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
+import type { UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
 import type { Route } from '../routes/types.js';
 import type { EndpointState, EndpointStates } from './balancer.js';
 import type { CompiledRoute } from './compile.js';
 import { failExchange, failurePhase, toWarrenError } from './errors.js';
+import { PluginContext } from './exchange-context.js';
 import type { Exchange } from './exchange.js';
 import { downstreamResponseHeaders, type RequestFraming } from './headers.js';
 import type { AdmissionDispatchOptions } from './admission.js';
@@ -48,8 +49,9 @@ export interface Outcome {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CLIENT_GONE = 499;
 
-export class ExchangeRun implements ExchangeContext {
-  readonly attributes = new Map<string, unknown>();
+/** Core's state of one exchange. Plugins see it through its {@link PluginContext}, never directly. */
+export class ExchangeRun {
+  readonly context = new PluginContext(this);
   readonly route: Route;
   endpoint: string | undefined;
   attempts = 0;
@@ -103,7 +105,7 @@ export class ExchangeRun implements ExchangeContext {
       bodyTimeout: 0,
       // undici would otherwise take the TLS name from the Host header, which the client controls.
       servername: this.compiled.profile.tls?.servername,
-      context: this,
+      context: this.context,
       ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
     };
     const admission: AdmissionDispatchOptions = options;
@@ -137,7 +139,7 @@ export class ExchangeRun implements ExchangeContext {
     }
   }
 
-  // ExchangeContext
+  // timeout controls, offered to plugins through the context
 
   suspendIdleTimeout(): void {
     this.#idleSuspended = true;
@@ -352,7 +354,7 @@ export class ExchangeRun implements ExchangeContext {
  * retryable request ejects that endpoint and tries another one. The handler above it sees one request.
  */
 export function coreDispatch(options: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): void {
-  new Attempts(options.context as ExchangeRun, options, handler).next(undefined);
+  new Attempts(PluginContext.runOf(options.context), options, handler).next(undefined);
 }
 
 class Attempts implements Dispatcher.DispatchHandler {
