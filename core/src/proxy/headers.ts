@@ -88,8 +88,9 @@ function badRequest(message: string, status = 400): WarrenError {
  */
 export function validateRequestHead(head: RequestHead, limits: HeaderLimits): RequestFraming {
   const headers = head.headers;
-  if (headers.length > limits.maxRequestHeaders) {
-    throw badRequest(`request has ${headers.length} header fields; at most ${limits.maxRequestHeaders} are accepted (proxy.maxRequestHeaders)`, 431);
+  const fields = headers.length >> 1;
+  if (fields > limits.maxRequestHeaders) {
+    throw badRequest(`request has ${fields} header fields; at most ${limits.maxRequestHeaders} are accepted (proxy.maxRequestHeaders)`, 431);
   }
   if (!TOKEN.test(head.method)) throw badRequest(`request method ${JSON.stringify(head.method)} is not a valid token`);
   if (head.path.length === 0 || BAD_PATH.test(head.path) || (head.path[0] !== '/' && !(head.path === '*' && head.method === 'OPTIONS'))) {
@@ -103,7 +104,9 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
   let bytes = 0;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
-  for (const [name, value] of headers) {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
     bytes += name.length + value.length + 4;
     if (!TOKEN.test(name)) throw badRequest(`request header name ${JSON.stringify(name.slice(0, 100))} contains invalid characters`);
     if (BAD_VALUE.test(value)) throw badRequest(`request header "${name}" has a value with invalid characters (control characters, CR or LF)`);
@@ -167,15 +170,18 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let visitor: string | undefined;
-  for (const [name, value] of head.headers) {
-    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(value, named);
+  const headers = head.headers;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(headers[i + 1]!, named);
   }
   const out: string[] = [];
   const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
   if (host !== undefined && host !== '') out.push('host', host);
   let teTrailers = false;
-  for (const [rawName, value] of head.headers) {
-    const name = rawName.toLowerCase();
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    const value = headers[i + 1]!;
     if (HOP_BY_HOP.has(name)) {
       if (name === 'te' && options.keepTeTrailers && value.split(',').some((t) => t.trim().toLowerCase() === 'trailers')) teTrailers = true;
       continue;
@@ -232,7 +238,7 @@ function connectionTokens(value: string, into: Set<string> | undefined): Set<str
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer']);
 
 /**
- * Converts an upstream response head to the exchange's raw list, dropping hop-by-hop fields. Names and values
+ * Converts an upstream response head to the exchange's flat list, dropping hop-by-hop fields. Names and values
  * come from the parsed header object (so interceptors that changed it are honoured); the origin's spelling of
  * each name is restored from the raw list when the client library exposes one. For a 101 the `Connection` and
  * `Upgrade` fields stay: the acceptor needs them to complete the client's handshake.
@@ -241,7 +247,7 @@ export function downstreamResponseHeaders(
   raw: readonly (Buffer | string)[] | null | undefined,
   parsed: Readonly<Record<string, string | string[] | undefined>>,
   status: number,
-): Array<[string, string]> {
+): string[] {
   const keepUpgrade = status === 101;
   let named: Set<string> | undefined;
   const connection = parsed.connection;
@@ -255,7 +261,7 @@ export function downstreamResponseHeaders(
       if (name !== lower && !spelling.has(lower)) spelling.set(lower, name);
     }
   }
-  const out: Array<[string, string]> = [];
+  const out: string[] = [];
   for (const name in parsed) {
     const value = parsed[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
@@ -265,8 +271,8 @@ export function downstreamResponseHeaders(
       : RESPONSE_HOP_BY_HOP.has(lower);
     if (drop || named?.has(lower)) continue;
     const shown = spelling?.get(lower) ?? name;
-    if (Array.isArray(value)) for (const v of value) out.push([shown, v]);
-    else out.push([shown, value]);
+    if (Array.isArray(value)) for (const v of value) out.push(shown, v);
+    else out.push(shown, value);
   }
   return out;
 }
@@ -275,8 +281,25 @@ function latin1(value: Buffer | string): string {
   return typeof value === 'string' ? value : value.toString('latin1');
 }
 
-/** First value of a header in a raw list (case-insensitive name). */
+/** First value of a header in a raw list (`name` lower-case; matched case-insensitively). */
 export function headerValue(headers: RawHeaders, name: string): string | undefined {
-  for (const [n, v] of headers) if (n.length === name.length && n.toLowerCase() === name) return v;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) return headers[i + 1];
+  }
   return undefined;
+}
+
+/**
+ * Flattens a parsed header object (undici's response headers and trailers: lower-case names, repeats as arrays)
+ * into a raw list.
+ */
+export function headersOfObject(parsed: Readonly<Record<string, string | string[] | undefined>> | null | undefined, into: string[] = []): string[] {
+  for (const name in parsed) {
+    const value = parsed[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) into.push(name, v);
+    else into.push(name, value);
+  }
+  return into;
 }
