@@ -51,6 +51,15 @@ test('identical repeated content-length values are accepted and sent once', (t) 
   t.is(out.filter((v, i) => i % 2 === 0 && v === 'content-length').length, 1);
 });
 
+test('the header-count limit counts fields, not list entries', (t) => {
+  const fields = (n: number): string[] => Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']).flat();
+  const at = { maxHeaderBytes: 65_536, maxRequestHeaders: 20 };
+  t.notThrows(() => validateRequestHead(head(fields(20)), at), 'exactly the limit passes');
+  const err = t.throws(() => validateRequestHead(head(fields(21)), at));
+  t.true(isWarrenError(err) && err.status === 431);
+  t.regex(err!.message, /request has 21 header fields; at most 20/);
+});
+
 test('rejects invalid methods and paths', (t) => {
   for (const [method, path] of [['GE T', '/'], ['GET', 'relative'], ['GET', '/a b'], ['GET', '/a\u0001'], ['GET', '*']]) {
     const err = t.throws(() => validateRequestHead(head([], { method: method!, path: path! }), limits));
