@@ -87,11 +87,30 @@ function badRequest(message: string, status = 400): WarrenError {
  * logs only, never to the client (see `errors.ts`).
  */
 export function validateRequestHead(head: RequestHead, limits: HeaderLimits): RequestFraming {
-  const headers = head.headers;
-  const fields = headers.length >> 1;
+  const fields = head.headers.length >> 1;
   if (fields > limits.maxRequestHeaders) {
     throw badRequest(`request has ${fields} header fields; at most ${limits.maxRequestHeaders} are accepted (proxy.maxRequestHeaders)`, 431);
   }
+  const target = checkRequestLine(head, limits.paths ?? DEFAULT_PATH_POLICY);
+  const { contentLength, transferEncoding } = scanFields(head.headers, limits.maxHeaderBytes);
+  if (transferEncoding !== undefined) checkChunked(transferEncoding, contentLength);
+  const chunked = transferEncoding !== undefined;
+  const declared = contentLength === undefined ? undefined : Number(contentLength);
+  if (declared !== undefined && head.contentLength !== undefined && head.contentLength !== declared) {
+    throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
+  }
+  const length = declared ?? head.contentLength;
+  return {
+    path: target.path,
+    target: target.target,
+    contentLength: length,
+    chunked,
+    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
+  };
+}
+
+/** Method, path and Host; returns the canonical target. */
+function checkRequestLine(head: RequestHead, paths: PathPolicy): { readonly path: string; readonly target: string } {
   if (!TOKEN.test(head.method)) throw badRequest(`request method ${JSON.stringify(head.method)} is not a valid token`);
   if (head.path.length === 0 || BAD_PATH.test(head.path) || (head.path[0] !== '/' && !(head.path === '*' && head.method === 'OPTIONS'))) {
     throw badRequest(`request path ${JSON.stringify(head.path.slice(0, 200))} must start with "/" and contain no spaces or control characters`);
@@ -99,8 +118,16 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
   if (!validAuthority(head.authority)) {
     throw badRequest(`request host ${JSON.stringify(head.authority.slice(0, 200))} is not a host name or address with an optional port`);
   }
-  const canonical = canonicalRequestTarget(head.path, limits.paths ?? DEFAULT_PATH_POLICY);
+  const canonical = canonicalRequestTarget(head.path, paths);
   if (!canonical.ok) throw badRequest(`${canonical.problem}: ${JSON.stringify(head.path.slice(0, 200))}`, canonical.status);
+  return canonical;
+}
+
+/**
+ * One pass over the fields: valid names and values, the block within `maxHeaderBytes`, and the framing fields
+ * collected (Content-Length values must agree; Transfer-Encoding values are joined).
+ */
+function scanFields(headers: RawHeaders, maxHeaderBytes: number): { contentLength: string | undefined; transferEncoding: string | undefined } {
   let bytes = 0;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
@@ -124,30 +151,19 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     }
   }
-  if (bytes > limits.maxHeaderBytes) {
-    throw badRequest(`request header block is ${bytes} bytes; at most ${limits.maxHeaderBytes} are accepted (proxy.maxHeaderBytes)`, 431);
+  if (bytes > maxHeaderBytes) {
+    throw badRequest(`request header block is ${bytes} bytes; at most ${maxHeaderBytes} are accepted (proxy.maxHeaderBytes)`, 431);
   }
-  let chunked = false;
-  if (transferEncoding !== undefined) {
-    if (contentLength !== undefined) throw badRequest('request has both content-length and transfer-encoding (ambiguous framing)');
-    const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
-    if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') {
-      throw badRequest(`request transfer-encoding ${JSON.stringify(transferEncoding)} must end with "chunked"`);
-    }
-    chunked = true;
+  return { contentLength, transferEncoding };
+}
+
+/** A Transfer-Encoding is unambiguous only alone (no Content-Length) and ending in chunked. */
+function checkChunked(transferEncoding: string, contentLength: string | undefined): void {
+  if (contentLength !== undefined) throw badRequest('request has both content-length and transfer-encoding (ambiguous framing)');
+  const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
+  if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') {
+    throw badRequest(`request transfer-encoding ${JSON.stringify(transferEncoding)} must end with "chunked"`);
   }
-  const declared = contentLength === undefined ? undefined : Number(contentLength);
-  if (declared !== undefined && head.contentLength !== undefined && head.contentLength !== declared) {
-    throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
-  }
-  const length = declared ?? head.contentLength;
-  return {
-    path: canonical.path,
-    target: canonical.target,
-    contentLength: length,
-    chunked,
-    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
-  };
 }
 
 /**
@@ -166,15 +182,11 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
 export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeaderOptions): string[] {
   const edge = head.forwardedBy === 'edge';
   const client = head.clientAddress || undefined;
-  let named: Set<string> | undefined;
+  const headers = head.headers;
+  const named = namedByConnection(headers);
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let visitor: string | undefined;
-  const headers = head.headers;
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(headers[i + 1]!, named);
-  }
   const out: string[] = [];
   const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
   if (host !== undefined && host !== '') out.push('host', host);
@@ -199,12 +211,31 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   }
   if (teTrailers) out.push('te', 'trailers');
   if (options.contentLength !== undefined) out.push('content-length', String(options.contentLength));
-  const xff = edge ? (forwardedFor ?? client) : client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
+  pushForwarding(out, head, forwardedFor, edge ? edgeScheme(forwardedProto, visitor) : head.scheme);
+  return out;
+}
+
+/** The field names the request's `Connection` fields list (lower-case), if any. */
+function namedByConnection(headers: RawHeaders): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(headers[i + 1]!, named);
+  }
+  return named;
+}
+
+/**
+ * The forwarding fields Warren writes: X-Forwarded-For (the edge's as it sent it; for a direct client the peer
+ * appended to what it claimed), X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP.
+ */
+function pushForwarding(out: string[], head: RequestHead, forwardedFor: string | undefined, scheme: string): void {
+  const client = head.clientAddress || undefined;
+  const xff = head.forwardedBy === 'edge' ? (forwardedFor ?? client) : client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
   if (xff !== undefined) out.push('x-forwarded-for', xff);
-  out.push('x-forwarded-proto', edge ? edgeScheme(forwardedProto, visitor) : head.scheme);
+  out.push('x-forwarded-proto', scheme);
   if (head.authority) out.push('x-forwarded-host', head.authority);
   if (client !== undefined) out.push('x-real-ip', client);
-  return out;
 }
 
 /** The visitor's scheme as the edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */
