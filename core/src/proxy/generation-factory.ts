@@ -27,7 +27,6 @@ export interface GenerationFactoryOptions {
  */
 export class GenerationFactory {
   readonly #options: GenerationFactoryOptions;
-  #serial = 0;
   /** Endpoint states left by the last prune (see #pruneStates). */
   #statesKept = 0;
 
@@ -38,7 +37,6 @@ export class GenerationFactory {
   /** Shares `predecessor`'s plugin set when given, else provisions a new one (rejects if a plugin fails). */
   async build(table: RouteTable, predecessor: Generation | undefined): Promise<Generation> {
     const { logger, defaults, states } = this.#options;
-    const serial = ++this.#serial;
     const plugins = predecessor ? predecessor.plugins.use() : await provisionPluginSet(this.#options.container, this.#options.services, logger);
     const pools = new GenerationPools(this.#options.pools);
     const env: CompileEnv = {
@@ -62,7 +60,7 @@ export class GenerationFactory {
       await plugins.release(logger);
       pools.releaseAll();
     };
-    return new Generation(serial, table, plugins, pools, new RouteCompilation(table, pools, compile, onComplete), release);
+    return new Generation(table, plugins, pools, new RouteCompilation(table, pools, compile, onComplete), release);
   }
 
   /**

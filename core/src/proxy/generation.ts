@@ -25,7 +25,6 @@ export class Generation {
   #limit: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly serial: number,
     readonly table: RouteTable,
     readonly plugins: PluginSet,
     readonly pools: GenerationPools,

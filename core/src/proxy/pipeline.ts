@@ -19,8 +19,6 @@ import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from '
 import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
 import { PoolRegistry } from './transport.js';
 
-export { GenerationPlugins, sortPlugins } from './plugin-set.js';
-
 /**
  * The proxy pipeline: the `ExchangeHandler` every acceptor (tunnel connector, plain-HTTP entry) calls. A façade
  * over the parts of the request path, each with one job:

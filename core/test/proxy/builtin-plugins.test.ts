@@ -9,7 +9,7 @@ import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import type { ControlPlugin } from '../../src/plugin-api/control.js';
 import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import { registerPlugins, resolvePlugins } from '../../src/plugins/registry.js';
-import { GenerationPlugins } from '../../src/proxy/pipeline.js';
+import { GenerationPlugins } from '../../src/proxy/plugin-set.js';
 import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '../../src/testing/index.js';
 
 /**
