@@ -1,6 +1,6 @@
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Exchange, ExchangeHandler, RawHeaders } from '../proxy/exchange.js';
+import type { Exchange, ExchangeHandler } from '../proxy/exchange.js';
 
 /**
  * A minimal `ExchangeHandler` that forwards every exchange to one HTTP/1.1 origin with node:http — enough to
@@ -15,19 +15,6 @@ export interface OriginForwarderOptions {
   readonly maxSockets?: number;
 }
 
-function pairs(raw: readonly string[]): Array<readonly [string, string]> {
-  const out: Array<readonly [string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
-  return out;
-}
-
-function flat(headers: RawHeaders, extra: ReadonlyArray<readonly [string, string]>): string[] {
-  const out: string[] = [];
-  for (const [name, value] of headers) out.push(name, value);
-  for (const [name, value] of extra) out.push(name, value);
-  return out;
-}
-
 export function createOriginForwarder(options: OriginForwarderOptions): ExchangeHandler & { close(): void } {
   const origin = new URL(options.origin);
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
@@ -37,14 +24,14 @@ export function createOriginForwarder(options: OriginForwarderOptions): Exchange
       new Promise<void>((resolve) => {
         const head = exchange.head;
         const upgrade = head.upgrade === 'websocket';
-        const extra: Array<readonly [string, string]> = [['host', head.authority]];
-        if (upgrade) extra.push(['connection', 'Upgrade'], ['upgrade', 'websocket']);
+        const headers = [...head.headers, 'host', head.authority];
+        if (upgrade) headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
         const req = request({
           host: origin.hostname,
           port: origin.port,
           method: head.method,
           path: head.path,
-          headers: flat(head.headers, extra),
+          headers,
           setHost: false,
           agent: upgrade ? false : agent,
         });
@@ -61,11 +48,11 @@ export function createOriginForwarder(options: OriginForwarderOptions): Exchange
           const trailers = res.headers.trailer !== undefined;
           const sink = exchange.respond({
             status: res.statusCode ?? 502,
-            headers: pairs(res.rawHeaders),
+            headers: res.rawHeaders,
             contentLength: lengthHeader === undefined ? undefined : Number(lengthHeader),
             trailers,
           });
-          if (trailers) res.once('end', () => exchange.setTrailers(pairs(res.rawTrailers)));
+          if (trailers) res.once('end', () => exchange.setTrailers(res.rawTrailers));
           res.once('error', fail);
           res.once('end', () => resolve());
           res.once('close', () => resolve());
@@ -73,7 +60,7 @@ export function createOriginForwarder(options: OriginForwarderOptions): Exchange
           res.pipe(sink);
         });
         req.on('upgrade', (res: IncomingMessage, socket: Socket, rest: Buffer) => {
-          const sink = exchange.respond({ status: 101, headers: pairs(res.rawHeaders) });
+          const sink = exchange.respond({ status: 101, headers: res.rawHeaders });
           if (rest.length > 0) sink.write(rest);
           socket.on('error', () => undefined);
           sink.on('error', () => socket.destroy());

@@ -43,10 +43,13 @@ export interface Exchange {
 }
 
 /**
- * Header list in wire order. Names keep their original case (origins' response headers are forwarded with
- * their case); repeated names (`set-cookie`) appear repeatedly. Request header names arrive lower-case.
+ * Header list in wire order, flat: `[name, value, name, value, …]` (even length), the shape HTTP/2 and undici
+ * hand over and take, so a request's and a response's headers keep it from acceptor to upstream and back; they
+ * are converted only where a library wants another shape (Node's HTTP/2 response objects). Names keep their
+ * original case (origins' response headers are forwarded with their case); repeated names (`set-cookie`) appear
+ * repeatedly. Request header names arrive lower-case.
  */
-export type RawHeaders = ReadonlyArray<readonly [name: string, value: string]>;
+export type RawHeaders = readonly string[];
 
 export interface RequestHead {
   readonly method: string;

@@ -6,6 +6,7 @@ export * from './manifest.js';
 export * from './module.js';
 export * from './lifecycle.js';
 export * from './upstream.js';
+export * from './exchange-key.js';
 export * from './control.js';
 export { TOKENS } from './tokens.js';
 // The DI library's decorators and types, from core's own copy: a plugin needs no tsyringe dependency of its own.

@@ -2,6 +2,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Route } from '../model/routes.js';
 import type { Exchange } from '../model/exchange.js';
+import type { ExchangeKey } from './exchange-key.js';
 import type { PluginLifecycle } from './lifecycle.js';
 
 /**
@@ -36,7 +37,7 @@ import type { PluginLifecycle } from './lifecycle.js';
  *
  * Implementations must not keep per-request state on the instance (one instance serves every exchange of
  * several generations concurrently), nor state per route that must be dropped with the route (`bind` has no
- * counterpart; a set outlives routes removed from the table); use {@link ExchangeContext.attributes} instead. `O` is the type of the options
+ * counterpart; a set outlives routes removed from the table); use per-exchange values ({@link ExchangeContext.get}) instead. `O` is the type of the options
  * the plugin's own `bind` computes; a plugin without `bind` is bound to every route with empty options.
  */
 export interface UpstreamPlugin<O extends object = object> extends PluginLifecycle {
@@ -134,8 +135,10 @@ export type UpstreamInterceptor = (next: UpstreamDispatch) => UpstreamDispatch;
 export interface ExchangeContext {
   readonly exchange: Exchange;
   readonly route: Route;
-  /** Scratch space for plugins, keyed by their plugin id. Lives as long as the exchange. */
-  readonly attributes: Map<string, unknown>;
+  /** This exchange's value for `key` (see `defineExchangeKey`), if a plugin set one. */
+  get<T>(key: ExchangeKey<T>): T | undefined;
+  /** Sets this exchange's value for `key`; it lives as long as the exchange. */
+  set<T>(key: ExchangeKey<T>, value: T): void;
   /** Endpoint key (`address:port`) of the current attempt; undefined before core picked one. */
   readonly endpoint: string | undefined;
   /**

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Exchange, ExchangeFailure, RawHeaders, ResponseHead } from './exchange.js';
+import { headerValue } from './headers.js';
 
 /** One access-log record. Paths are logged without their query string (queries often carry tokens). */
 export interface AccessRecord {
@@ -90,16 +91,15 @@ export function createAccessLog(logger: Logger, settings: AccessLogSettings): Ac
 
 /** The edge's request id (`cf-ray`), which Cloudflare's own logs and support tickets use. */
 function cfRay(headers: RawHeaders): string | undefined {
-  for (const [name, value] of headers) if (name === 'cf-ray') return value.slice(0, 64);
+  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i] === 'cf-ray') return headers[i + 1]!.slice(0, 64);
   return undefined;
 }
 
 const GRPC_STATUS = /^\d{1,2}$/;
 
 function grpcStatusOf(headers: RawHeaders | undefined): string | undefined {
-  if (!headers) return undefined;
-  for (const [name, value] of headers) if (name.toLowerCase() === 'grpc-status') return GRPC_STATUS.test(value) ? value : undefined;
-  return undefined;
+  const value = headers && headerValue(headers, 'grpc-status');
+  return value !== undefined && GRPC_STATUS.test(value) ? value : undefined;
 }
 
 function byteLength(chunk: unknown, encoding?: unknown): number {

@@ -110,10 +110,7 @@ export function errorReference(exchange: Pick<Exchange, 'id' | 'head'>): string 
 }
 
 /** Fields of every plain-text error page Warren writes. */
-export const ERROR_PAGE_HEADERS: RawHeaders = Object.freeze([
-  ['content-type', 'text/plain; charset=utf-8'],
-  ['x-content-type-options', 'nosniff'],
-] as const);
+export const ERROR_PAGE_HEADERS: RawHeaders = Object.freeze(['content-type', 'text/plain; charset=utf-8', 'x-content-type-options', 'nosniff']);
 
 /** HTTP status an error maps to. */
 export function httpStatusOf(err: WarrenError): number {
@@ -187,10 +184,7 @@ export function encodeGrpcMessage(message: string): string {
 
 /** Trailer fields carrying a gRPC status; the message ends with the exchange's reference. */
 export function grpcStatusFields(err: WarrenError, reference: string, details = false): RawHeaders {
-  return [
-    ['grpc-status', String(grpcStatusOf(err))],
-    ['grpc-message', encodeGrpcMessage(`${publicMessage(err, details)} (reference: ${reference})`)],
-  ];
+  return ['grpc-status', String(grpcStatusOf(err)), 'grpc-message', encodeGrpcMessage(`${publicMessage(err, details)} (reference: ${reference})`)];
 }
 
 export interface FailOptions {
@@ -225,13 +219,13 @@ export function failExchange(exchange: Exchange, error: unknown, options: FailOp
       exchange.fail({
         status: 200,
         message: err.message,
-        headers: [['content-type', 'application/grpc'], ...grpcStatusFields(err, reference, options.details)],
+        headers: ['content-type', 'application/grpc', ...grpcStatusFields(err, reference, options.details)],
         cause: err,
       });
       return 200;
     }
     const status = httpStatusOf(err);
-    const headers = err.retryAfter === undefined ? ERROR_PAGE_HEADERS : [...ERROR_PAGE_HEADERS, ['retry-after', String(err.retryAfter)] as const];
+    const headers = err.retryAfter === undefined ? ERROR_PAGE_HEADERS : [...ERROR_PAGE_HEADERS, 'retry-after', String(err.retryAfter)];
     exchange.fail({ status, message: err.message, headers, body: `${publicMessage(err, options.details)}\nreference: ${reference}\n`, cause: err });
     return status;
   } catch {

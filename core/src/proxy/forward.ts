@@ -1,13 +1,14 @@
 import { Readable, type Duplex, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, WarrenError } from '../errors.js';
-import type { ExchangeContext, UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
+import type { UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
 import type { Route } from '../routes/types.js';
 import type { EndpointState, EndpointStates } from './balancer.js';
 import type { CompiledRoute } from './compile.js';
 import { failExchange, failurePhase, toWarrenError } from './errors.js';
-import type { Exchange } from './exchange.js';
-import { downstreamResponseHeaders, type RequestFraming } from './headers.js';
+import { PluginContext } from './exchange-context.js';
+import type { Exchange, RawHeaders } from './exchange.js';
+import { downstreamResponseHeaders, headersOfObject, type RequestFraming } from './headers.js';
 import type { AdmissionDispatchOptions } from './admission.js';
 import type { PoolRegistry } from './transport.js';
 
@@ -48,8 +49,9 @@ export interface Outcome {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CLIENT_GONE = 499;
 
-export class ExchangeRun implements ExchangeContext {
-  readonly attributes = new Map<string, unknown>();
+/** Core's state of one exchange. Plugins see it through its {@link PluginContext}, never directly. */
+export class ExchangeRun {
+  readonly context = new PluginContext(this);
   readonly route: Route;
   endpoint: string | undefined;
   attempts = 0;
@@ -103,7 +105,7 @@ export class ExchangeRun implements ExchangeContext {
       bodyTimeout: 0,
       // undici would otherwise take the TLS name from the Host header, which the client controls.
       servername: this.compiled.profile.tls?.servername,
-      context: this,
+      context: this.context,
       ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
     };
     const admission: AdmissionDispatchOptions = options;
@@ -137,7 +139,7 @@ export class ExchangeRun implements ExchangeContext {
     }
   }
 
-  // ExchangeContext
+  // timeout controls, offered to plugins through the context
 
   suspendIdleTimeout(): void {
     this.#idleSuspended = true;
@@ -243,7 +245,7 @@ export class ExchangeRun implements ExchangeContext {
     this.bodyIdle();
   }
 
-  respond(status: number, headers: Array<[string, string]>, contentLength: number | undefined, trailers: boolean): Writable {
+  respond(status: number, headers: RawHeaders, contentLength: number | undefined, trailers: boolean): Writable {
     this.#trailers = trailers;
     const sink = this.exchange.respond({ status, headers, contentLength, trailers });
     this.#sink = sink;
@@ -352,7 +354,7 @@ export class ExchangeRun implements ExchangeContext {
  * retryable request ejects that endpoint and tries another one. The handler above it sees one request.
  */
 export function coreDispatch(options: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): void {
-  new Attempts(options.context as ExchangeRun, options, handler).next(undefined);
+  new Attempts(PluginContext.runOf(options.context), options, handler).next(undefined);
 }
 
 class Attempts implements Dispatcher.DispatchHandler {
@@ -510,7 +512,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   readonly #run: ExchangeRun;
   #sink: Writable | undefined;
   /** Status fields of a trailers-only gRPC response, sent as trailers. */
-  #statusTrailers: Array<[string, string]> | undefined;
+  #statusTrailers: string[] | undefined;
   #status = 0;
   #paused: Controller | undefined;
   readonly #onDrain = (): void => {
@@ -541,8 +543,11 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     // head plus trailers carrying the status: equally valid gRPC, and unlike an end-of-stream flag on the head it
     // survives every hop that forwards trailers (the tunnel and its edge among them).
     if (grpc && headers['grpc-status'] !== undefined) {
-      this.#statusTrailers = list.filter(([name]) => GRPC_STATUS_FIELDS.has(name.toLowerCase()));
-      list = list.filter(([name]) => !GRPC_STATUS_FIELDS.has(name.toLowerCase()));
+      const status: string[] = [];
+      const rest: string[] = [];
+      for (let i = 0; i + 1 < list.length; i += 2) (GRPC_STATUS_FIELDS.has(list[i]!.toLowerCase()) ? status : rest).push(list[i]!, list[i + 1]!);
+      this.#statusTrailers = status;
+      list = rest;
     }
     // Trailers may follow a gRPC response, one that announces them, and any HTTP/2 response.
     const trailers = grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
@@ -564,15 +569,10 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const run = this.#run;
     const sink = this.#sink;
     if (run.finished || !sink) return;
-    const pairs: Array<[string, string]> = this.#statusTrailers ? [...this.#statusTrailers] : [];
-    for (const [name, value] of Object.entries(trailers ?? {})) {
-      if (value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) pairs.push([name, v]);
-      else pairs.push([name, value]);
-    }
-    if (pairs.length > 0) {
+    const fields = headersOfObject(trailers, this.#statusTrailers ? [...this.#statusTrailers] : []);
+    if (fields.length > 0) {
       try {
-        run.exchange.setTrailers(pairs);
+        run.exchange.setTrailers(fields);
       } catch {
         // the head did not announce trailers: they are dropped (HTTP/1.1 clients without chunked framing)
       }

@@ -87,10 +87,30 @@ function badRequest(message: string, status = 400): WarrenError {
  * logs only, never to the client (see `errors.ts`).
  */
 export function validateRequestHead(head: RequestHead, limits: HeaderLimits): RequestFraming {
-  const headers = head.headers;
-  if (headers.length > limits.maxRequestHeaders) {
-    throw badRequest(`request has ${headers.length} header fields; at most ${limits.maxRequestHeaders} are accepted (proxy.maxRequestHeaders)`, 431);
+  const fields = head.headers.length >> 1;
+  if (fields > limits.maxRequestHeaders) {
+    throw badRequest(`request has ${fields} header fields; at most ${limits.maxRequestHeaders} are accepted (proxy.maxRequestHeaders)`, 431);
   }
+  const target = checkRequestLine(head, limits.paths ?? DEFAULT_PATH_POLICY);
+  const { contentLength, transferEncoding } = scanFields(head.headers, limits.maxHeaderBytes);
+  if (transferEncoding !== undefined) checkChunked(transferEncoding, contentLength);
+  const chunked = transferEncoding !== undefined;
+  const declared = contentLength === undefined ? undefined : Number(contentLength);
+  if (declared !== undefined && head.contentLength !== undefined && head.contentLength !== declared) {
+    throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
+  }
+  const length = declared ?? head.contentLength;
+  return {
+    path: target.path,
+    target: target.target,
+    contentLength: length,
+    chunked,
+    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
+  };
+}
+
+/** Method, path and Host; returns the canonical target. */
+function checkRequestLine(head: RequestHead, paths: PathPolicy): { readonly path: string; readonly target: string } {
   if (!TOKEN.test(head.method)) throw badRequest(`request method ${JSON.stringify(head.method)} is not a valid token`);
   if (head.path.length === 0 || BAD_PATH.test(head.path) || (head.path[0] !== '/' && !(head.path === '*' && head.method === 'OPTIONS'))) {
     throw badRequest(`request path ${JSON.stringify(head.path.slice(0, 200))} must start with "/" and contain no spaces or control characters`);
@@ -98,12 +118,22 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
   if (!validAuthority(head.authority)) {
     throw badRequest(`request host ${JSON.stringify(head.authority.slice(0, 200))} is not a host name or address with an optional port`);
   }
-  const canonical = canonicalRequestTarget(head.path, limits.paths ?? DEFAULT_PATH_POLICY);
+  const canonical = canonicalRequestTarget(head.path, paths);
   if (!canonical.ok) throw badRequest(`${canonical.problem}: ${JSON.stringify(head.path.slice(0, 200))}`, canonical.status);
+  return canonical;
+}
+
+/**
+ * One pass over the fields: valid names and values, the block within `maxHeaderBytes`, and the framing fields
+ * collected (Content-Length values must agree; Transfer-Encoding values are joined).
+ */
+function scanFields(headers: RawHeaders, maxHeaderBytes: number): { contentLength: string | undefined; transferEncoding: string | undefined } {
   let bytes = 0;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
-  for (const [name, value] of headers) {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
     bytes += name.length + value.length + 4;
     if (!TOKEN.test(name)) throw badRequest(`request header name ${JSON.stringify(name.slice(0, 100))} contains invalid characters`);
     if (BAD_VALUE.test(value)) throw badRequest(`request header "${name}" has a value with invalid characters (control characters, CR or LF)`);
@@ -121,30 +151,19 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     }
   }
-  if (bytes > limits.maxHeaderBytes) {
-    throw badRequest(`request header block is ${bytes} bytes; at most ${limits.maxHeaderBytes} are accepted (proxy.maxHeaderBytes)`, 431);
+  if (bytes > maxHeaderBytes) {
+    throw badRequest(`request header block is ${bytes} bytes; at most ${maxHeaderBytes} are accepted (proxy.maxHeaderBytes)`, 431);
   }
-  let chunked = false;
-  if (transferEncoding !== undefined) {
-    if (contentLength !== undefined) throw badRequest('request has both content-length and transfer-encoding (ambiguous framing)');
-    const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
-    if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') {
-      throw badRequest(`request transfer-encoding ${JSON.stringify(transferEncoding)} must end with "chunked"`);
-    }
-    chunked = true;
+  return { contentLength, transferEncoding };
+}
+
+/** A Transfer-Encoding is unambiguous only alone (no Content-Length) and ending in chunked. */
+function checkChunked(transferEncoding: string, contentLength: string | undefined): void {
+  if (contentLength !== undefined) throw badRequest('request has both content-length and transfer-encoding (ambiguous framing)');
+  const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
+  if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') {
+    throw badRequest(`request transfer-encoding ${JSON.stringify(transferEncoding)} must end with "chunked"`);
   }
-  const declared = contentLength === undefined ? undefined : Number(contentLength);
-  if (declared !== undefined && head.contentLength !== undefined && head.contentLength !== declared) {
-    throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
-  }
-  const length = declared ?? head.contentLength;
-  return {
-    path: canonical.path,
-    target: canonical.target,
-    contentLength: length,
-    chunked,
-    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
-  };
 }
 
 /**
@@ -163,19 +182,18 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
 export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeaderOptions): string[] {
   const edge = head.forwardedBy === 'edge';
   const client = head.clientAddress || undefined;
-  let named: Set<string> | undefined;
+  const headers = head.headers;
+  const named = namedByConnection(headers);
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let visitor: string | undefined;
-  for (const [name, value] of head.headers) {
-    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(value, named);
-  }
   const out: string[] = [];
   const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
   if (host !== undefined && host !== '') out.push('host', host);
   let teTrailers = false;
-  for (const [rawName, value] of head.headers) {
-    const name = rawName.toLowerCase();
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    const value = headers[i + 1]!;
     if (HOP_BY_HOP.has(name)) {
       if (name === 'te' && options.keepTeTrailers && value.split(',').some((t) => t.trim().toLowerCase() === 'trailers')) teTrailers = true;
       continue;
@@ -193,12 +211,31 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   }
   if (teTrailers) out.push('te', 'trailers');
   if (options.contentLength !== undefined) out.push('content-length', String(options.contentLength));
-  const xff = edge ? (forwardedFor ?? client) : client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
+  pushForwarding(out, head, forwardedFor, edge ? edgeScheme(forwardedProto, visitor) : head.scheme);
+  return out;
+}
+
+/** The field names the request's `Connection` fields list (lower-case), if any. */
+function namedByConnection(headers: RawHeaders): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(headers[i + 1]!, named);
+  }
+  return named;
+}
+
+/**
+ * The forwarding fields Warren writes: X-Forwarded-For (the edge's as it sent it; for a direct client the peer
+ * appended to what it claimed), X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP.
+ */
+function pushForwarding(out: string[], head: RequestHead, forwardedFor: string | undefined, scheme: string): void {
+  const client = head.clientAddress || undefined;
+  const xff = head.forwardedBy === 'edge' ? (forwardedFor ?? client) : client ? (forwardedFor ? `${forwardedFor}, ${client}` : client) : forwardedFor;
   if (xff !== undefined) out.push('x-forwarded-for', xff);
-  out.push('x-forwarded-proto', edge ? edgeScheme(forwardedProto, visitor) : head.scheme);
+  out.push('x-forwarded-proto', scheme);
   if (head.authority) out.push('x-forwarded-host', head.authority);
   if (client !== undefined) out.push('x-real-ip', client);
-  return out;
 }
 
 /** The visitor's scheme as the edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */
@@ -232,7 +269,7 @@ function connectionTokens(value: string, into: Set<string> | undefined): Set<str
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer']);
 
 /**
- * Converts an upstream response head to the exchange's raw list, dropping hop-by-hop fields. Names and values
+ * Converts an upstream response head to the exchange's flat list, dropping hop-by-hop fields. Names and values
  * come from the parsed header object (so interceptors that changed it are honoured); the origin's spelling of
  * each name is restored from the raw list when the client library exposes one. For a 101 the `Connection` and
  * `Upgrade` fields stay: the acceptor needs them to complete the client's handshake.
@@ -241,7 +278,7 @@ export function downstreamResponseHeaders(
   raw: readonly (Buffer | string)[] | null | undefined,
   parsed: Readonly<Record<string, string | string[] | undefined>>,
   status: number,
-): Array<[string, string]> {
+): string[] {
   const keepUpgrade = status === 101;
   let named: Set<string> | undefined;
   const connection = parsed.connection;
@@ -255,7 +292,7 @@ export function downstreamResponseHeaders(
       if (name !== lower && !spelling.has(lower)) spelling.set(lower, name);
     }
   }
-  const out: Array<[string, string]> = [];
+  const out: string[] = [];
   for (const name in parsed) {
     const value = parsed[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
@@ -265,8 +302,8 @@ export function downstreamResponseHeaders(
       : RESPONSE_HOP_BY_HOP.has(lower);
     if (drop || named?.has(lower)) continue;
     const shown = spelling?.get(lower) ?? name;
-    if (Array.isArray(value)) for (const v of value) out.push([shown, v]);
-    else out.push([shown, value]);
+    if (Array.isArray(value)) for (const v of value) out.push(shown, v);
+    else out.push(shown, value);
   }
   return out;
 }
@@ -275,8 +312,25 @@ function latin1(value: Buffer | string): string {
   return typeof value === 'string' ? value : value.toString('latin1');
 }
 
-/** First value of a header in a raw list (case-insensitive name). */
+/** First value of a header in a raw list (`name` lower-case; matched case-insensitively). */
 export function headerValue(headers: RawHeaders, name: string): string | undefined {
-  for (const [n, v] of headers) if (n.length === name.length && n.toLowerCase() === name) return v;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) return headers[i + 1];
+  }
   return undefined;
+}
+
+/**
+ * Flattens a parsed header object (undici's response headers and trailers: lower-case names, repeats as arrays)
+ * into a raw list.
+ */
+export function headersOfObject(parsed: Readonly<Record<string, string | string[] | undefined>> | null | undefined, into: string[] = []): string[] {
+  for (const name in parsed) {
+    const value = parsed[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) into.push(name, v);
+    else into.push(name, value);
+  }
+  return into;
 }

@@ -32,15 +32,10 @@ const ID_PREFIX = randomBytes(3).toString('hex');
 let nextId = 0;
 const exchangeId = (): string => `${ID_PREFIX}-${(++nextId).toString(36)}`;
 
-function pairs(raw: readonly string[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
-  return out;
-}
-
-function flat(headers: RawHeaders): string[] {
-  const out: string[] = [];
-  for (const [n, v] of headers) out.push(n, v);
+/** Node's raw request headers with lower-case names (the exchange's contract). */
+function lowerCaseNames(raw: readonly string[]): string[] {
+  const out = raw.slice();
+  for (let i = 0; i < out.length; i += 2) out[i] = out[i]!.toLowerCase();
   return out;
 }
 
@@ -71,7 +66,7 @@ abstract class EntryExchange {
 }
 
 function requestHead(req: IncomingMessage, upgrade: boolean): RequestHead {
-  const headers = pairs(req.rawHeaders);
+  const headers = lowerCaseNames(req.rawHeaders);
   const cl = req.headers['content-length'];
   const chunked = req.headers['transfer-encoding'] !== undefined;
   const upgradeTo = upgrade && String(req.headers.upgrade ?? '').toLowerCase() === 'websocket' ? 'websocket' : undefined;
@@ -106,12 +101,14 @@ class ResponseExchange extends EntryExchange implements Exchange {
 
   respond(head: ResponseHead): Writable {
     this.claimResponse();
-    this.#res.writeHead(head.status, flat(head.headers));
+    this.#res.writeHead(head.status, head.headers.slice());
     return this.#res;
   }
 
   setTrailers(trailers: RawHeaders): void {
-    this.#res.addTrailers(trailers.map(([n, v]) => [n, v] as [string, string]));
+    const pairs: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < trailers.length; i += 2) pairs.push([trailers[i]!, trailers[i + 1]!]);
+    this.#res.addTrailers(pairs);
   }
 
   fail(failure: ExchangeFailure): void {
@@ -122,8 +119,7 @@ class ResponseExchange extends EntryExchange implements Exchange {
     }
     this.claimResponse();
     const body = failure.body === undefined ? undefined : Buffer.from(failure.body);
-    const headers = flat(failure.headers ?? []);
-    headers.push('content-length', String(body?.length ?? 0));
+    const headers = [...(failure.headers ?? []), 'content-length', String(body?.length ?? 0)];
     res.writeHead(failure.status, headers);
     res.end(body);
   }
@@ -150,9 +146,10 @@ class SocketExchange extends EntryExchange implements Exchange {
   respond(head: ResponseHead): Writable {
     this.claimResponse();
     let text = `HTTP/1.1 ${head.status} ${STATUS_TEXT(head.status)}\r\n`;
-    for (const [n, v] of head.headers) {
-      if (head.status !== 101 && n.toLowerCase() === 'connection') continue;
-      text += `${n}: ${v}\r\n`;
+    const headers = head.headers;
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      if (head.status !== 101 && headers[i]!.toLowerCase() === 'connection') continue;
+      text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     }
     if (head.status !== 101) text += 'connection: close\r\n';
     this.#socket.write(`${text}\r\n`, 'latin1');
@@ -171,7 +168,8 @@ class SocketExchange extends EntryExchange implements Exchange {
     this.claimResponse();
     const body = failure.body === undefined ? Buffer.alloc(0) : Buffer.from(failure.body);
     let text = `HTTP/1.1 ${failure.status} ${STATUS_TEXT(failure.status)}\r\n`;
-    for (const [n, v] of failure.headers ?? []) text += `${n}: ${v}\r\n`;
+    const headers = failure.headers ?? [];
+    for (let i = 0; i + 1 < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     text += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
     this.#socket.end(Buffer.concat([Buffer.from(text, 'latin1'), body]));
   }
@@ -186,9 +184,9 @@ class StreamExchange extends EntryExchange implements Exchange {
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], clientAddress: string | undefined) {
     super();
-    const list: Array<[string, string]> = [];
+    const list: string[] = [];
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-      if (rawHeaders[i]!.charCodeAt(0) !== 58 /* : */) list.push([rawHeaders[i]!, rawHeaders[i + 1]!]);
+      if (rawHeaders[i]!.charCodeAt(0) !== 58 /* : */) list.push(rawHeaders[i]!, rawHeaders[i + 1]!);
     }
     const cl = headers['content-length'];
     this.head = {
@@ -208,13 +206,7 @@ class StreamExchange extends EntryExchange implements Exchange {
     stream.on('error', () => this.abort());
     stream.on('wantTrailers', () => {
       if (!this.#trailers || this.#trailers.length === 0) return void stream.close();
-      const t: Record<string, string | string[]> = {};
-      for (const [n, v] of this.#trailers ?? []) {
-        const k = n.toLowerCase();
-        const prev = t[k];
-        t[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-      }
-      stream.sendTrailers(t);
+      stream.sendTrailers(headerObject(this.#trailers));
     });
   }
 
@@ -253,10 +245,15 @@ class StreamExchange extends EntryExchange implements Exchange {
 const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 
 function h2Headers(status: number, headers: RawHeaders): Record<string, string | string[] | number> {
-  const out: Record<string, string | string[] | number> = { ':status': status };
-  for (const [name, value] of headers) {
-    const k = name.toLowerCase();
-    if (H2_FORBIDDEN.has(k)) continue;
+  return headerObject(headers, { ':status': status }, H2_FORBIDDEN);
+}
+
+/** Adds a raw list to a Node HTTP/2 header object: lower-case names, repeats as arrays, names in `skip` left out. */
+function headerObject(headers: RawHeaders, out: Record<string, string | string[] | number> = {}, skip?: ReadonlySet<string>): Record<string, string | string[] | number> {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const k = headers[i]!.toLowerCase();
+    if (skip?.has(k)) continue;
+    const value = headers[i + 1]!;
     const prev = out[k];
     out[k] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
   }

@@ -382,7 +382,7 @@ export class EdgeConnection extends EventEmitter {
       );
     }
     this.#o.metrics?.requestErrors.inc();
-    refuse(stream, 503, [['Retry-After', '1']]);
+    refuse(stream, 503, ['Retry-After', '1']);
     return false;
   }
 

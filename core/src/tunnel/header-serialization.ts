@@ -40,10 +40,11 @@ function encode(text: string): string {
  */
 export function serializeHeaders(headers: RawHeaders): string {
   let out = '';
-  for (const [name, value] of headers) {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
     if (name.length === 0 || isExcludedResponseHeader(name)) continue;
     if (out.length > 0) out += ';';
-    out += `${encode(name)}:${encode(value)}`;
+    out += `${encode(name)}:${encode(headers[i + 1]!)}`;
   }
   return out;
 }

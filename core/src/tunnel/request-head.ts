@@ -27,7 +27,7 @@ export function buildRequestHead(rawHeaders: readonly string[], upgrade: 'websoc
   let clientAddress: string | undefined;
   let contentLength: string | undefined;
   let cookies: string[] | undefined;
-  const headers: Array<readonly [string, string]> = [];
+  const headers: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
@@ -47,9 +47,9 @@ export function buildRequestHead(rawHeaders: readonly string[], upgrade: 'websoc
       if (contentLength !== undefined && contentLength !== value) return { ok: false, field: 'content-length', problem: 'differing values' };
       contentLength = value;
     } else if (name === HEADER_CONNECTING_IP) clientAddress ??= value;
-    headers.push([name, value]);
+    headers.push(name, value);
   }
-  if (cookies) headers.push(['cookie', cookies.join('; ')]);
+  if (cookies) headers.push('cookie', cookies.join('; '));
   if (method === undefined || !TOKEN.test(method)) return { ok: false, field: ':method', problem: method === undefined ? 'missing' : 'not a token' };
   if (path === undefined || path === '') return { ok: false, field: ':path', problem: 'missing' };
   if (path[0] !== '/' && !(path === '*' && method === 'OPTIONS')) return { ok: false, field: ':path', problem: 'must start with "/"' };

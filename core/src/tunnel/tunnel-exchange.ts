@@ -36,8 +36,9 @@ function discardSink(): Writable {
 
 function h2Trailers(trailers: RawHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of trailers) {
-    const lower = name.toLowerCase();
+  for (let i = 0; i + 1 < trailers.length; i += 2) {
+    const lower = trailers[i]!.toLowerCase();
+    const value = trailers[i + 1]!;
     const prev = out[lower];
     out[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
   }
@@ -104,8 +105,10 @@ export class TunnelExchange implements Exchange {
     // out at the HTTP/2 level as well (the edge uses it), not the 0 bytes that follow.
     const length = this.head.method === 'HEAD' ? declaredLength(head.headers) : (head.contentLength ?? declaredLength(head.headers));
     if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers['content-length'] = length;
-    for (const [name, value] of head.headers) {
-      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers['cf-int-cloudflared-tracing'] = value;
+    const list = head.headers;
+    for (let i = 0; i + 1 < list.length; i += 2) {
+      const name = list[i]!;
+      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers['cf-int-cloudflared-tracing'] = list[i + 1]!;
     }
     const noBody = bodiless(head.status, this.head.method);
     this.#trailersAllowed = head.trailers === true && !noBody;
@@ -173,7 +176,9 @@ export class TunnelExchange implements Exchange {
 
 function declaredLength(headers: RawHeaders): number | undefined {
   let found: number | undefined;
-  for (const [name, value] of headers) {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
     if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
     if (!/^\d{1,15}$/.test(value)) return undefined;
     const n = Number(value);

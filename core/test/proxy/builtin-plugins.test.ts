@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { registerPlugins, resolvePlugins } from '../../src/plugins/registry.js';
-import { GenerationPlugins } from '../../src/proxy/pipeline.js';
+import { GenerationPlugins } from '../../src/proxy/plugin-set.js';
 import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '../../src/testing/index.js';
 
 /**

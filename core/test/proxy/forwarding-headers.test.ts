@@ -128,9 +128,9 @@ test('the origin\'s Trailer field is not serialized into the tunnel response; th
 
 test('runExchange carries forwardedBy, so in-memory exchanges can stand for edge traffic', async (t) => {
   const { proxy } = await setup(t);
-  const edge = await runExchange(proxy.pipeline, { authority: 'app.example.com', forwardedBy: 'edge', clientAddress: '198.51.100.7', headers: [['x-forwarded-for', '198.51.100.7']] });
+  const edge = await runExchange(proxy.pipeline, { authority: 'app.example.com', forwardedBy: 'edge', clientAddress: '198.51.100.7', headers: ['x-forwarded-for', '198.51.100.7'] });
   t.is((JSON.parse(edge.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7');
-  const direct = await runExchange(proxy.pipeline, { authority: 'app.example.com', clientAddress: '198.51.100.7', headers: [['x-forwarded-for', '198.51.100.7']] });
+  const direct = await runExchange(proxy.pipeline, { authority: 'app.example.com', clientAddress: '198.51.100.7', headers: ['x-forwarded-for', '198.51.100.7'] });
   t.is((JSON.parse(direct.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7, 198.51.100.7');
 });
 

@@ -17,15 +17,15 @@ const head = (headers: RawHeaders, extra: Partial<RequestHead> = {}): RequestHea
 });
 
 const smuggling: Array<[string, RawHeaders, RegExp]> = [
-  ['two different content-length values', [['content-length', '5'], ['content-length', '6']], /conflicting content-length values 5 and 6/],
-  ['a content-length list with different values', [['content-length', '5, 7']], /conflicting content-length/],
-  ['content-length together with transfer-encoding', [['content-length', '5'], ['transfer-encoding', 'chunked']], /both content-length and transfer-encoding/],
-  ['a transfer-encoding that does not end in chunked', [['transfer-encoding', 'chunked, gzip']], /must end with "chunked"/],
-  ['a non-numeric content-length', [['content-length', '5x']], /"content-length" value "5x" is not a number/],
-  ['a header value with a line feed', [['x-evil', 'a\r\nx-injected: 1']], /"x-evil" has a value with invalid characters/],
-  ['a header value with NUL', [['x-nul', 'a\u0000b']], /"x-nul" has a value with invalid characters/],
-  ['a header name with a space', [['bad name', 'v']], /header name "bad name" contains invalid characters/],
-  ['a header name with a colon', [['x:y', 'v']], /header name "x:y" contains invalid characters/],
+  ['two different content-length values', ['content-length', '5', 'content-length', '6'], /conflicting content-length values 5 and 6/],
+  ['a content-length list with different values', ['content-length', '5, 7'], /conflicting content-length/],
+  ['content-length together with transfer-encoding', ['content-length', '5', 'transfer-encoding', 'chunked'], /both content-length and transfer-encoding/],
+  ['a transfer-encoding that does not end in chunked', ['transfer-encoding', 'chunked, gzip'], /must end with "chunked"/],
+  ['a non-numeric content-length', ['content-length', '5x'], /"content-length" value "5x" is not a number/],
+  ['a header value with a line feed', ['x-evil', 'a\r\nx-injected: 1'], /"x-evil" has a value with invalid characters/],
+  ['a header value with NUL', ['x-nul', 'a\u0000b'], /"x-nul" has a value with invalid characters/],
+  ['a header name with a space', ['bad name', 'v'], /header name "bad name" contains invalid characters/],
+  ['a header name with a colon', ['x:y', 'v'], /header name "x:y" contains invalid characters/],
 ];
 
 for (const [what, headers, message] of smuggling) {
@@ -41,14 +41,23 @@ for (const [what, headers, message] of smuggling) {
 }
 
 test('identical repeated content-length values are accepted and sent once', (t) => {
-  const framing = validateRequestHead(head([['content-length', '5'], ['content-length', '5']]), limits);
+  const framing = validateRequestHead(head(['content-length', '5', 'content-length', '5']), limits);
   t.is(framing.contentLength, 5);
-  const out = upstreamRequestHeaders(head([['content-length', '5'], ['content-length', '5']]), {
+  const out = upstreamRequestHeaders(head(['content-length', '5', 'content-length', '5']), {
     preserveHost: true,
     keepTeTrailers: false,
     contentLength: framing.sendLength,
   });
   t.is(out.filter((v, i) => i % 2 === 0 && v === 'content-length').length, 1);
+});
+
+test('the header-count limit counts fields, not list entries', (t) => {
+  const fields = (n: number): string[] => Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']).flat();
+  const at = { maxHeaderBytes: 65_536, maxRequestHeaders: 20 };
+  t.notThrows(() => validateRequestHead(head(fields(20)), at), 'exactly the limit passes');
+  const err = t.throws(() => validateRequestHead(head(fields(21)), at));
+  t.true(isWarrenError(err) && err.status === 431);
+  t.regex(err!.message, /request has 21 header fields; at most 20/);
 });
 
 test('rejects invalid methods and paths', (t) => {
@@ -60,7 +69,7 @@ test('rejects invalid methods and paths', (t) => {
 });
 
 test('te: trailers is kept only when asked (gRPC); other TE tokens never pass', (t) => {
-  const h = head([['te', 'trailers, deflate'], ['content-type', 'application/grpc']]);
+  const h = head(['te', 'trailers, deflate', 'content-type', 'application/grpc']);
   t.deepEqual(upstreamRequestHeaders(h, { preserveHost: true, keepTeTrailers: true, contentLength: undefined }).slice(0, 6), [
     'host', 'a.test', 'content-type', 'application/grpc', 'te', 'trailers',
   ]);
@@ -69,8 +78,8 @@ test('te: trailers is kept only when asked (gRPC); other TE tokens never pass', 
 
 test('response hop-by-hop fields are dropped except what a 101 needs', (t) => {
   const parsed = { connection: 'upgrade', upgrade: 'websocket', 'keep-alive': 'x', 'sec-websocket-accept': 'abc', 'transfer-encoding': 'chunked' };
-  t.deepEqual(downstreamResponseHeaders(null, parsed, 101), [['connection', 'upgrade'], ['upgrade', 'websocket'], ['sec-websocket-accept', 'abc']]);
-  t.deepEqual(downstreamResponseHeaders(null, parsed, 200), [['sec-websocket-accept', 'abc']]);
+  t.deepEqual(downstreamResponseHeaders(null, parsed, 101), ['connection', 'upgrade', 'upgrade', 'websocket', 'sec-websocket-accept', 'abc']);
+  t.deepEqual(downstreamResponseHeaders(null, parsed, 200), ['sec-websocket-accept', 'abc']);
 });
 
 test('garbage request heads never throw anything but a 400/431 WarrenError', (t) => {
@@ -78,7 +87,7 @@ test('garbage request heads never throw anything but a 400/431 WarrenError', (t)
   fc.assert(
     fc.property(fc.array(fc.tuple(text, text), { maxLength: 30 }), text, text, (headers, method, path) => {
       try {
-        const h = head(headers, { method, path });
+        const h = head(headers.flat(), { method, path });
         const framing = validateRequestHead(h, { maxHeaderBytes: 600, maxRequestHeaders: 20 });
         const out = upstreamRequestHeaders(h, { preserveHost: true, keepTeTrailers: true, contentLength: framing.sendLength });
         return out.length % 2 === 0;

@@ -13,7 +13,7 @@ test('a completely answered request with a body ends without aborting the exchan
     async handle(exchange: Exchange): Promise<void> {
       exchange.body.resume();
       await once(exchange.body, 'end');
-      const sink = exchange.respond({ status: 200, headers: [['content-type', 'text/plain']], contentLength: 600 });
+      const sink = exchange.respond({ status: 200, headers: ['content-type', 'text/plain'], contentLength: 600 });
       exchange.body.once('close', () => aborted.push(exchange.signal.aborted));
       sink.end(Buffer.alloc(600, 0x61));
     },

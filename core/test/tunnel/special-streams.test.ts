@@ -73,7 +73,7 @@ test('a failure before the response head is a 502 (or the given status) marked a
     handler: handlerOf((e) => {
       if (e.head.path === '/gone') return e.fail({ status: 504, message: 'upstream timeout' });
       if (e.head.path === '/grpc')
-        return e.fail({ status: 200, message: 'unavailable', headers: [['grpc-status', '14'], ['content-type', 'application/grpc']], body: Buffer.alloc(0) });
+        return e.fail({ status: 200, message: 'unavailable', headers: ['grpc-status', '14', 'content-type', 'application/grpc'], body: Buffer.alloc(0) });
       e.fail({ status: 502, message: 'connect refused', body: 'upstream unreachable' });
     }),
   });
@@ -93,7 +93,7 @@ test('a failure before the response head is a 502 (or the given status) marked a
 test('a failure after the response head resets the stream with INTERNAL_ERROR', async (t) => {
   const h = await startHarness(t, {
     handler: handlerOf((e) => {
-      const sink = e.respond({ status: 200, headers: [['Content-Type', 'text/plain']] });
+      const sink = e.respond({ status: 200, headers: ['Content-Type', 'text/plain'] });
       sink.write('partial');
       setTimeout(() => e.fail({ status: 502, message: 'upstream broke' }), 20);
     }),
@@ -110,7 +110,7 @@ test('handlers that throw or finish without responding get a 502; responses Warr
     handler: handlerOf((e) => {
       if (e.head.path === '/throw') throw new Error('boom');
       if (e.head.path === '/silent') return;
-      const sink = e.respond({ status: 404, headers: [['Content-Type', 'text/plain']], source: 'warren', contentLength: 9 });
+      const sink = e.respond({ status: 404, headers: ['Content-Type', 'text/plain'], source: 'warren', contentLength: 9 });
       sink.end('no route\n');
     }),
   });
@@ -159,8 +159,9 @@ test('the exchange sees the request head the edge sent and its signal aborts whe
   t.is(head.clientAddress, '198.18.0.9');
   t.is(head.contentLength, 3);
   t.is(head.upgrade, undefined);
-  t.deepEqual(head.headers.find(([n]) => n === 'cookie'), ['cookie', 'a=1; b=2']);
-  t.false(head.headers.some(([n]) => n.startsWith(':')));
+  const cookie = head.headers.indexOf('cookie');
+  t.true(cookie % 2 === 0 && head.headers[cookie + 1] === 'a=1; b=2', 'the cookie fields arrive joined as one');
+  t.false(head.headers.some((n, i) => i % 2 === 0 && n.startsWith(':')));
   t.true(seen!.signal.aborted);
 });
 
@@ -181,7 +182,7 @@ test('a request beyond the header-count limit is refused on its own stream; the 
 test('a failure after the head of a response with a declared length never looks complete to the edge', async (t) => {
   const h = await startHarness(t, {
     handler: handlerOf((e) => {
-      const sink = e.respond({ status: 200, headers: [['Content-Length', '100']], contentLength: 100 });
+      const sink = e.respond({ status: 200, headers: ['Content-Length', '100'], contentLength: 100 });
       sink.write('only part of it');
       setTimeout(() => e.fail({ status: 502, message: 'upstream broke' }), 20);
     }),

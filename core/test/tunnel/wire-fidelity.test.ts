@@ -76,7 +76,7 @@ test('a gRPC trailers-only error in cloudflared form (status in the serialized h
   const handler: ExchangeHandler = {
     async handle(exchange) {
       exchange.body.resume();
-      exchange.respond({ status: 200, headers: [['Content-Type', 'application/grpc'], ['Grpc-Status', '5'], ['Grpc-Message', 'no%20such%20thing']] }).end();
+      exchange.respond({ status: 200, headers: ['Content-Type', 'application/grpc', 'Grpc-Status', '5', 'Grpc-Message', 'no%20such%20thing'] }).end();
     },
   };
   const h = await startHarness(t, { handler });

@@ -56,10 +56,10 @@ export function refusalOf(lists: OriginLists, head: RequestHead): OriginRefusalR
   let address: string | undefined;
   let country: string | undefined;
   const headers = head.headers;
-  for (let i = 0; i < headers.length && (address === undefined || country === undefined); i++) {
-    const name = headers[i]![0];
-    if (address === undefined && name === CLIENT_IP) address = headers[i]![1].trim();
-    else if (country === undefined && name === COUNTRY) country = headers[i]![1].trim().toUpperCase();
+  for (let i = 0; i + 1 < headers.length && (address === undefined || country === undefined); i += 2) {
+    const name = headers[i];
+    if (address === undefined && name === CLIENT_IP) address = headers[i + 1]!.trim();
+    else if (country === undefined && name === COUNTRY) country = headers[i + 1]!.trim().toUpperCase();
   }
   if (lists.denyIps || lists.allowIps) {
     if (address === undefined) return 'no-client-address';

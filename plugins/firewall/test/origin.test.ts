@@ -45,9 +45,9 @@ const edge = (ip: string | undefined, country?: string): RequestHead => ({
   path: '/',
   forwardedBy: 'edge',
   headers: [
-    ['x-forwarded-for', '203.0.113.9'], // a visitor's claim: never read
-    ...(ip === undefined ? [] : [['cf-connecting-ip', ip] as const]),
-    ...(country === undefined ? [] : [['cf-ipcountry', country] as const]),
+    'x-forwarded-for', '203.0.113.9', // a visitor's claim: never read
+    ...(ip === undefined ? [] : ['cf-connecting-ip', ip]),
+    ...(country === undefined ? [] : ['cf-ipcountry', country]),
   ],
 });
 

@@ -27,7 +27,7 @@ const connector = new TunnelConnector({
   handler: {
     handle(exchange: Exchange): Promise<void> {
       if (exchange.head.authority === 'canary.example.com') {
-        exchange.respond({ status: 200, headers: [['content-type', 'text/plain']], contentLength: 2 }).end('ok');
+        exchange.respond({ status: 200, headers: ['content-type', 'text/plain'], contentLength: 2 }).end('ok');
         return Promise.resolve();
       }
       return new Promise((resolve) => exchange.signal.addEventListener('abort', () => resolve(), { once: true }));

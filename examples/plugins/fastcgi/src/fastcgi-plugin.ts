@@ -9,7 +9,7 @@ import {
   type UpstreamPlugin,
 } from '@warren/core/plugin';
 import type { ScriptSettings } from './cgi-params.js';
-import { FastCgiPool, SCRIPT_SETTINGS_ATTRIBUTE } from './fastcgi-pool.js';
+import { FastCgiPool, SCRIPT_SETTINGS } from './fastcgi-pool.js';
 import { FASTCGI_INDEX, FASTCGI_PARAMS, FASTCGI_PROTOCOL, FASTCGI_SCRIPT_ROOT, manifest, type FastcgiConfig } from './manifest.js';
 
 /**
@@ -53,7 +53,7 @@ export class FastcgiPlugin implements UpstreamPlugin<ScriptSettings> {
     const settings = binding.options;
     return (next) =>
       function fastcgi(options, handler) {
-        options.context.attributes.set(SCRIPT_SETTINGS_ATTRIBUTE, settings);
+        options.context.set(SCRIPT_SETTINGS, settings);
         next(options, handler);
       };
   }

@@ -1,6 +1,7 @@
 import net, { type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import {
+  defineExchangeKey,
   ErrorCode,
   WarrenError,
   type DispatchHandler,
@@ -32,8 +33,8 @@ type Logger = ProvisionContext['logger'];
  * `UND_ERR_CLOSED`; a malformed exchange is a `WarrenError` (UpstreamProtocol, 502).
  */
 
-/** Where the interceptor leaves a route's script settings for the pool, in `ExchangeContext.attributes`. */
-export const SCRIPT_SETTINGS_ATTRIBUTE = 'example.fastcgi';
+/** Where the interceptor leaves a route's script settings for the pool, on the exchange's context. */
+export const SCRIPT_SETTINGS = defineExchangeKey<ScriptSettings>('example.fastcgi.script-settings');
 
 export interface PoolLimits extends RequestLimits {
   readonly maxParamsBytes: number;
@@ -120,7 +121,7 @@ export class FastCgiPool implements UpstreamPool, RequestOwner {
   /** The request's meta-variables, from the route settings the interceptor left in the exchange. Throws a WarrenError. */
   #params(options: PoolDispatchOptions, bodyLength: number | undefined): Array<[string, string]> {
     const context = options.context;
-    const settings = context?.attributes.get(SCRIPT_SETTINGS_ATTRIBUTE) as ScriptSettings | undefined;
+    const settings = context?.get(SCRIPT_SETTINGS);
     if (!context || !settings) throw new WarrenError(ErrorCode.UpstreamConnect, 'route reached the FastCGI pool without the fastcgi plugin\'s settings');
     const head = context.exchange.head;
     const params = cgiParams(

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  defineExchangeKey,
   ForwardingHandler,
   inject,
   injectable,
@@ -22,6 +23,9 @@ export interface RequestIdOptions {
 
 /** What an incoming id may look like to be kept: short, printable, no separators that could smuggle values. */
 const WELL_FORMED = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The request's id, for plugins later in the chain (`options.context.get(REQUEST_ID)`). */
+export const REQUEST_ID = defineExchangeKey<string>('example.request-id');
 
 /**
  * The plugin class. The container builds one instance per route-table generation (never per request), so it
@@ -55,7 +59,7 @@ export class RequestIdPlugin implements UpstreamPlugin<RequestIdOptions> {
         }
         id ??= randomUUID();
         headers.push(header, id);
-        options.context.attributes.set(manifest.id, id);
+        options.context.set(REQUEST_ID, id);
         next(options, echo ? new EchoIdHandler(handler, header, id) : handler);
       };
   }

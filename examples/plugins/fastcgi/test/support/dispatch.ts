@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { DispatchController, PoolDispatchOptions } from '@warren/core/plugin';
 import type { ScriptSettings } from '../../src/cgi-params.js';
-import { SCRIPT_SETTINGS_ATTRIBUTE, type FastCgiPool } from '../../src/fastcgi-pool.js';
+import { SCRIPT_SETTINGS, type FastCgiPool } from '../../src/fastcgi-pool.js';
 
 /** Drives one request through a pool directly, as core's dispatch would, and records every callback. */
 
@@ -34,7 +34,7 @@ export function poolRequest(pool: FastCgiPool, request: PoolRequest): Promise<Po
   const headers = [...(request.headers ?? [])];
   if (Buffer.isBuffer(body)) headers.push('content-length', String(body.length));
   const context = {
-    attributes: new Map<string, unknown>([[SCRIPT_SETTINGS_ATTRIBUTE, request.settings]]),
+    get: (key: unknown) => (key === SCRIPT_SETTINGS ? request.settings : undefined),
     exchange: { id: 'test-exchange', head: { authority: 'php.example', clientAddress: request.clientAddress ?? '198.18.0.9' } },
   };
   const options = {
