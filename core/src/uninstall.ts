@@ -6,7 +6,7 @@ import { CREDENTIALS_SECRET_KEY, TunnelLifecycle, tunnelMode, type TunnelMode } 
 import type { Config } from './config/schema.js';
 import { loadClusterAccess } from './k8s/api/access.js';
 import { KubeClient } from './k8s/api/client.js';
-import { podNamespace } from './k8s/control-plane.js';
+import { podNamespace } from './k8s/namespace.js';
 import { shutdownOnSignals } from './lifecycle/signals.js';
 import { createLogger } from './observability/logger.js';
 import { CORE_VERSION } from './version.js';

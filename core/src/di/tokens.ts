@@ -1,36 +1,49 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { InjectionToken } from 'tsyringe';
+import type { CloudflareClientFactory } from '../cloudflare/client.js';
+import type { Config } from '../config/schema.js';
+import type { ControlPlugin } from '../plugin-api/control.js';
+import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
+import type { PluginManifest } from '../plugin-api/manifest.js';
+import type { UpstreamPlugin } from '../plugin-api/upstream.js';
+import type { ExchangeHandler } from '../proxy/exchange.js';
+import type { RouteStore } from '../routes/store.js';
+import type { Published } from '../state/published.js';
+import type { TunnelState } from '../state/tunnel.js';
 
 /**
  * Injection tokens. `Symbol.for` with a `warren.` namespace so that tokens are the same symbol in every copy
- * of `@warren/core` a process loads. Plugins use only the tokens re-exported by `@warren/core/plugin`.
+ * of `@warren/core` a process loads. Plugins use only the tokens re-exported by `@warren/core/plugin`. Every token
+ * is registered by the composition root (`core/src/composition/`) and read by Warren's own parts.
  */
-const token = <T>(name: string): InjectionToken<T> => Symbol.for(`warren.${name}`) as InjectionToken<T>;
+export const token = <T>(name: string): InjectionToken<T> => Symbol.for(`warren.${name}`) as InjectionToken<T>;
 
 export const TOKENS = {
   /** The frozen `Config`. */
-  Config: token<unknown>('Config'),
+  Config: token<Readonly<Config>>('Config'),
   /** Root pino logger. */
-  Logger: token<unknown>('Logger'),
-  /** Multi-token: data-plane plugins (`UpstreamPlugin`). */
-  UpstreamPlugin: token<unknown>('UpstreamPlugin'),
-  /** Multi-token: control plugins (`ControlPlugin`). */
-  ControlPlugin: token<unknown>('ControlPlugin'),
-  /** Manifests of every enabled plugin (`PluginManifest[]`), sorted in chain order. */
-  EnabledManifests: token<unknown>('EnabledManifests'),
-  /** `RouteStore`: the current route table and its changes. */
-  RouteStore: token<unknown>('RouteStore'),
-  /** `SecretReader`. */
-  Secrets: token<unknown>('Secrets'),
-  /** `EventSink`. */
-  Events: token<unknown>('Events'),
-  /** prom-client `Registry`. */
-  Metrics: token<unknown>('Metrics'),
-  /** `ExchangeHandler`: the proxy pipeline entry. */
-  ExchangeHandler: token<unknown>('ExchangeHandler'),
-  /** `TunnelInfo`: tunnel id and connection state. */
-  TunnelInfo: token<unknown>('TunnelInfo'),
-  /** Factory for the official `cloudflare` SDK client (`() => Cloudflare`). */
-  CloudflareClient: token<unknown>('CloudflareClient'),
+  Logger: token<Logger>('Logger'),
+  /** Multi-token: data-plane plugins. */
+  UpstreamPlugin: token<UpstreamPlugin>('UpstreamPlugin'),
+  /** Multi-token: control plugins. */
+  ControlPlugin: token<ControlPlugin>('ControlPlugin'),
+  /** Manifests of every enabled plugin, sorted in chain order. */
+  EnabledManifests: token<readonly PluginManifest[]>('EnabledManifests'),
+  /** The current route table and its changes. */
+  RouteStore: token<RouteStore>('RouteStore'),
+  /** Secrets referenced by routes. */
+  Secrets: token<SecretReader>('Secrets'),
+  /** Kubernetes Events (log lines in folder mode). */
+  Events: token<EventSink>('Events'),
+  /** prom-client registry. */
+  Metrics: token<Registry>('Metrics'),
+  /** The proxy pipeline entry every acceptor hands its exchanges to. */
+  ExchangeHandler: token<ExchangeHandler>('ExchangeHandler'),
+  /** The tunnel's published state: id, replaced ids, registered connections. */
+  TunnelState: token<Published<TunnelState>>('TunnelState'),
+  /** Factory for the official `cloudflare` SDK client. */
+  CloudflareClient: token<CloudflareClientFactory>('CloudflareClient'),
 } as const;
 
 /** Token under which a plugin's parsed settings are registered: `warren.plugin-config.<name>`. */
