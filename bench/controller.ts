@@ -29,7 +29,7 @@ import type * as Harness from '../core/test/support/apiserver.js';
 import type * as Kubernetes from '../core/src/composition/kubernetes.js';
 import type * as Root from '../core/src/composition/root.js';
 import type * as Servers from '../core/src/composition/servers.js';
-import type * as Parts from '../core/src/di/parts.js';
+import type * as Parts from '../core/src/composition/parts.js';
 import type * as Tokens from '../core/src/di/tokens.js';
 import type * as Access from '../core/src/k8s/api/access.js';
 import type * as Client from '../core/src/k8s/api/client.js';
@@ -43,7 +43,7 @@ const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.
 const { KUBERNETES, provideKubernetes } = (await import(built('src/composition/kubernetes.js'))) as typeof Kubernetes;
 const { createRootContainer } = (await import(built('src/composition/root.js'))) as typeof Root;
 const { PIPELINE, provideProxy } = (await import(built('src/composition/servers.js'))) as typeof Servers;
-const { PARTS } = (await import(built('src/di/parts.js'))) as typeof Parts;
+const { PARTS } = (await import(built('src/composition/parts.js'))) as typeof Parts;
 const { TOKENS } = (await import(built('src/di/tokens.js'))) as typeof Tokens;
 // The controller process loads only Warren's own modules (no client-node), so its memory is Warren's alone.
 const { parseKubeconfig } = (await import(built('src/k8s/api/access.js'))) as typeof Access;

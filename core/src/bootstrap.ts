@@ -9,7 +9,7 @@ import { createRootContainer } from './composition/root.js';
 import { HTTP_ENTRY, PIPELINE, provideProxy, provideServers } from './composition/servers.js';
 import { provideTunnel, TUNNEL } from './composition/tunnel.js';
 import type { Config } from './config/schema.js';
-import { PARTS, provideRunnable, Resources } from './di/parts.js';
+import { PARTS, provideRunnable, Resources } from './composition/parts.js';
 import { TOKENS } from './di/tokens.js';
 import type { EdgeSimulator } from './edge-simulator/index.js';
 import { ErrorCode, isWarrenError, WarrenError } from './errors.js';

@@ -1,5 +1,5 @@
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
-import { PARTS, provide, provideReadiness, provideRunnable } from '../di/parts.js';
+import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
 import { TOKENS } from '../di/tokens.js';
 import { NO_ELECTION } from '../lifecycle/manager.js';
 import { createFolderControlPlane, type FolderControlPlane } from '../local/folder-control-plane.js';

@@ -2,7 +2,7 @@ import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { PARTS, provide, provideReadiness, provideRunnable } from '../di/parts.js';
+import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
 import { TOKENS } from '../di/tokens.js';
 import { loadClusterAccess } from '../k8s/api/access.js';
 import { KubeClient } from '../k8s/api/client.js';

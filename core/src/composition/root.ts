@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { createCloudflareClientFactory } from '../cloudflare/client.js';
 import type { Config } from '../config/schema.js';
-import { PARTS, provide, Resources } from '../di/parts.js';
+import { PARTS, provide, Resources } from './parts.js';
 import { TOKENS } from '../di/tokens.js';
 import { Manager, NO_ELECTION } from '../lifecycle/manager.js';
 import { HealthServer } from '../observability/health-server.js';

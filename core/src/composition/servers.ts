@@ -1,6 +1,6 @@
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { listenError } from './listen.js';
-import { PARTS, provide, provideRunnable } from '../di/parts.js';
+import { PARTS, provide, provideRunnable } from './parts.js';
 import { TOKENS } from '../di/tokens.js';
 import type { Acceptor } from '../lifecycle/manager.js';
 import { componentLogger } from '../observability/logger.js';

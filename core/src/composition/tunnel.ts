@@ -2,7 +2,7 @@ import type { DependencyContainer } from 'tsyringe';
 import { KubernetesCredentialsSecretStore, NoCredentialsSecretStore } from '../cloudflare/secret-store.js';
 import { TunnelLifecycle } from '../cloudflare/tunnel-lifecycle.js';
 import { TunnelPart } from '../cloudflare/tunnel-runner.js';
-import { PARTS, provide, provideReadiness, provideRunnable } from '../di/parts.js';
+import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
 import { TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { podNamespace } from '../k8s/namespace.js';
@@ -46,7 +46,7 @@ export function provideTunnel(container: DependencyContainer, settings: TunnelPr
           secretStore: settings.cluster
             ? new KubernetesCredentialsSecretStore(c.resolve(KUBERNETES).leaderClient, podNamespace(env), config.cloudflare.credentialsSecretName)
             : new NoCredentialsSecretStore(),
-          isLeader: () => elector.leadership.current.leading,
+          leadership: elector.leadership,
           env,
           existenceCheckMs: config.cloudflare.tunnelCheckInterval,
           replacementCheckMs: Math.min(30_000, config.cloudflare.tunnelCheckInterval),

@@ -7,7 +7,7 @@ import type { ControlPlugin } from '../plugin-api/control.js';
 import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import type { UpstreamPlugin } from '../plugin-api/upstream.js';
-import type { ExchangeHandler } from '../proxy/exchange.js';
+import type { ExchangeHandler } from '../plugin-api/index.js';
 import type { RouteStore } from '../routes/store.js';
 import type { Published } from '../state/published.js';
 import type { TunnelState } from '../state/tunnel.js';

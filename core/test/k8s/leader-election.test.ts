@@ -1,7 +1,7 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NamedRunnable } from '../../src/di/parts.js';
+import type { NamedRunnable } from '../../src/composition/parts.js';
 import { adminClients, CONTROLLER_NAMESPACE, useApiServer } from '../support/apiserver.js';
 import { eventually, startController, type TestController } from '../support/controller.js';
 import { ensureIngressClass } from '../support/k8s-objects.js';

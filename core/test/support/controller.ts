@@ -14,7 +14,7 @@ import { createRootContainer } from '../../src/composition/root.js';
 import { HTTP_ENTRY, PIPELINE, provideHealth, provideHttpEntry, provideProxy } from '../../src/composition/servers.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
-import { PARTS, type NamedRunnable } from '../../src/di/parts.js';
+import { PARTS, type NamedRunnable } from '../../src/composition/parts.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import type { Manager } from '../../src/lifecycle/manager.js';
 import type { HealthServer } from '../../src/observability/health-server.js';

@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { configSchema } from '../../src/config/schema.js';
 import { createRootContainer } from '../../src/composition/root.js';
 import { provideTunnel, TUNNEL } from '../../src/composition/tunnel.js';
-import { PARTS } from '../../src/di/parts.js';
+import { PARTS } from '../../src/composition/parts.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import { Backoff } from '../../src/tunnel/backoff.js';
 import { parseConfigurationUpdate } from '../../src/tunnel/configuration-update.js';

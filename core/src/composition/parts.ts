@@ -8,7 +8,7 @@ import type { ControlPlugin } from '../plugin-api/control.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { RouteBuildSettings, RouteTableBuilder } from '../routes/build.js';
 import type { TunnelStateStore } from '../state/tunnel.js';
-import { token } from './tokens.js';
+import { token } from '../di/tokens.js';
 
 /** A runnable part of Warren and the name it carries in logs; the manager groups it by what it is. */
 export interface NamedRunnable {
