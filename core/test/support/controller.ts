@@ -21,6 +21,7 @@ import type { HealthServer } from '../../src/observability/health-server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { ControlPlugin } from '../../src/plugin-api/control.js';
 import type { PluginManifest } from '../../src/plugin-api/manifest.js';
+import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Pipeline } from '../../src/proxy/pipeline.js';
 import type { RouteStore } from '../../src/routes/store.js';
 import type { TunnelStateStore } from '../../src/state/tunnel.js';
@@ -56,6 +57,8 @@ export interface TestControllerOptions {
   readonly health?: boolean;
   /** Also run the proxy pipeline (following the RouteStore) behind the plain-HTTP entry point on 127.0.0.1:0. */
   readonly proxy?: boolean;
+  /** Data-plane plugins the pipeline resolves (fresh instances per plugin set); their manifests must be in `manifests`. */
+  readonly upstreamPlugins?: ReadonlyArray<() => UpstreamPlugin>;
   /** Manifests of enabled plugins, for their annotations (e.g. a test manifest with a `secretRef` annotation). */
   readonly manifests?: readonly PluginManifest[];
   readonly cleanup?: { maxAttempts?: number; retryBaseMs?: number };
@@ -136,6 +139,7 @@ export async function startController(server: TestApiServer, options: TestContro
   root.register(PARTS.KubeClient, { useValue: client });
   if (options.identity !== undefined) root.register(PARTS.Identity, { useValue: options.identity });
   for (const plugin of options.controlPlugins ?? []) root.register(TOKENS.ControlPlugin, { useValue: plugin });
+  for (const make of options.upstreamPlugins ?? []) root.register(TOKENS.UpstreamPlugin, { useFactory: () => make() });
   provideKubernetes(root, { releaseLeaseOnStop: options.releaseOnCancel ?? true, cleanup: options.cleanup });
   if (options.health) provideHealth(root);
   if (options.proxy) {
