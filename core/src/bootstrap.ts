@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { DependencyContainer } from 'tsyringe';
-import { TunnelPart } from './cloudflare/tunnel-runner.js';
+import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { FOLDER, provideFolder } from './composition/folder.js';
 import { KUBERNETES, provideKubernetes, type KubernetesControlPlane } from './composition/kubernetes.js';
 import { closeLocalEdge, folderModeConfig, folderModeEdge, logFolderModeEdge, startLocalEdge, type FolderModeEdge } from './composition/local-edge.js';
@@ -171,8 +170,8 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, reso
 /** The parts of an assembled container, and how to run and release them. */
 function warren(container: DependencyContainer, simulator: EdgeSimulator | undefined): Warren {
   const manager = container.resolve(PARTS.Manager); // builds every runnable part: assembly errors surface here
-  const part = <T>(token: symbol): T | undefined => (container.isRegistered(token, true) ? (container.resolve(token) as T) : undefined);
-  const tunnel = part<TunnelPart>(TUNNEL as symbol);
+  const part = <T>(token: InjectionToken<T>): T | undefined => (container.isRegistered(token, true) ? container.resolve(token) : undefined);
+  const tunnel = part(TUNNEL);
   return {
     config: container.resolve(TOKENS.Config),
     logger: container.resolve(TOKENS.Logger),
@@ -185,9 +184,9 @@ function warren(container: DependencyContainer, simulator: EdgeSimulator | undef
     get connector() {
       return tunnel?.connector;
     },
-    httpEntry: part<HttpEntry>(HTTP_ENTRY as symbol),
-    controlPlane: part<KubernetesControlPlane>(KUBERNETES as symbol),
-    folderPlane: part<FolderControlPlane>(FOLDER as symbol),
+    httpEntry: part(HTTP_ENTRY),
+    controlPlane: part(KUBERNETES),
+    folderPlane: part(FOLDER),
     simulator,
     run: (signal) => manager.run(signal),
     async close() {

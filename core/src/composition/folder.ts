@@ -1,11 +1,11 @@
-import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import type { DependencyContainer } from 'tsyringe';
 import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
-import { TOKENS } from '../di/tokens.js';
+import { token, TOKENS } from '../di/tokens.js';
 import { NO_ELECTION } from '../lifecycle/manager.js';
 import { createFolderControlPlane, type FolderControlPlane } from '../local/folder-control-plane.js';
 
 /** The folder part registered in `container` (built on first use). */
-export const FOLDER = Symbol.for('warren.core.FolderControlPlane') as InjectionToken<FolderControlPlane>;
+export const FOLDER = token<FolderControlPlane>('core.FolderControlPlane');
 
 /**
  * Registers folder mode's object source: the manifest folder, route sync, control plugins, Events as log lines,

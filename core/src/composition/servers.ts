@@ -1,16 +1,16 @@
-import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import type { DependencyContainer } from 'tsyringe';
 import { listenError } from './listen.js';
 import { PARTS, provide, provideRunnable } from './parts.js';
-import { TOKENS } from '../di/tokens.js';
+import { token, TOKENS } from '../di/tokens.js';
 import type { Acceptor } from '../lifecycle/manager.js';
 import { componentLogger } from '../observability/logger.js';
 import { HttpEntry } from '../proxy/http-entry.js';
 import { Pipeline } from '../proxy/pipeline.js';
 
 /** The proxy pipeline registered in `container`; also `TOKENS.ExchangeHandler`. */
-export const PIPELINE = Symbol.for('warren.core.Pipeline') as InjectionToken<Pipeline>;
+export const PIPELINE = token<Pipeline>('core.Pipeline');
 /** The plain-HTTP entry point registered in `container` (with `server.proxyListen`). */
-export const HTTP_ENTRY = Symbol.for('warren.core.HttpEntry') as InjectionToken<HttpEntry>;
+export const HTTP_ENTRY = token<HttpEntry>('core.HttpEntry');
 
 /**
  * Registers the proxy pipeline: the `ExchangeHandler` every acceptor hands its exchanges to. It follows the route

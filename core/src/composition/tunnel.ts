@@ -3,16 +3,15 @@ import { KubernetesCredentialsSecretStore, NoCredentialsSecretStore } from '../c
 import { TunnelLifecycle } from '../cloudflare/tunnel-lifecycle.js';
 import { TunnelPart } from '../cloudflare/tunnel-runner.js';
 import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
-import { TOKENS } from '../di/tokens.js';
+import { token, TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { podNamespace } from '../k8s/namespace.js';
-import type { InjectionToken } from 'tsyringe';
 import { TunnelConnector } from '../tunnel/connector.js';
 import { loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from '../tunnel/credentials.js';
 import { KUBERNETES } from './kubernetes.js';
 
 /** The tunnel part registered in `container` (present with `tunnel.enabled`). */
-export const TUNNEL = Symbol.for('warren.core.TunnelPart') as InjectionToken<TunnelPart>;
+export const TUNNEL = token<TunnelPart>('core.TunnelPart');
 
 export interface TunnelProviderSettings {
   /**
