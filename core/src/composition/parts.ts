@@ -2,19 +2,13 @@ import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { instanceCachingFactory } from 'tsyringe';
 import type { BudgetedClientFactory } from '../cloudflare/client.js';
 import type { KubeClient } from '../k8s/api/client.js';
-import type { Elector, Manager } from '../lifecycle/manager.js';
+import type { Elector, Manager, NamedRunnable } from '../lifecycle/manager.js';
 import type { HealthCheck, HealthServer } from '../observability/health-server.js';
 import type { ControlPlugin } from '../plugin-api/control.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { RouteBuildSettings, RouteTableBuilder } from '../routes/build.js';
 import type { TunnelStateStore } from '../state/tunnel.js';
 import { token } from '../di/tokens.js';
-
-/** A runnable part of Warren and the name it carries in logs; the manager groups it by what it is. */
-export interface NamedRunnable {
-  readonly name: string;
-  readonly runnable: Runnable;
-}
 
 /** A readiness check of the health server. */
 export interface NamedCheck {
@@ -27,6 +21,8 @@ export interface NamedCheck {
  * plugin contract. A test or benchmark replaces a part by registering its own value for the token after the
  * providers ran (the last registration wins).
  */
+export type { NamedRunnable };
+
 export const PARTS = {
   /** Environment (`TUNNEL_TOKEN`, `POD_NAME`, `POD_NAMESPACE`, `CLOUDFLARE_API_TOKEN`, …). */
   Env: token<NodeJS.ProcessEnv>('core.Env'),

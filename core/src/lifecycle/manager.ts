@@ -75,13 +75,14 @@ export interface ManagerOptions {
 
 type Phase = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-interface Named {
+/** A runnable and the name it carries in logs. */
+export interface NamedRunnable {
   readonly name: string;
   readonly runnable: Runnable;
 }
 
 interface Running {
-  readonly runnable: Named;
+  readonly runnable: NamedRunnable;
   readonly done: Promise<void>;
 }
 
@@ -92,14 +93,15 @@ interface Running {
  *   stop:  leader-only group → release the Lease → others → caches → servers (drain) → handlers, bounded by the grace period
  *
  * So on SIGTERM a leader first stops its leader-only work and releases the Lease (a follower takes over at once),
- * while the tunnel connector and the entry point — stopped last — stop taking new streams and drain the ones in
- * flight. Readiness ({@link readinessCheck}) fails from the first moment of the stop.
+ * while the tunnel connector and the entry point — stopped after everything but the pipeline — stop taking new
+ * streams and drain the ones in flight through the pipeline, which is closed last. Readiness
+ * ({@link readinessCheck}) fails from the first moment of the stop.
  *
  * A runnable that rejects is fatal: the manager stops everything in order and `run` rejects with that error.
  */
 export class Manager {
   readonly #o: ManagerOptions;
-  readonly #runnables: Named[] = [];
+  readonly #runnables: NamedRunnable[] = [];
   #phase: Phase = 'idle';
   #failure: unknown;
   readonly #failed = new AbortController();
@@ -139,7 +141,7 @@ export class Manager {
     this.#phase = 'starting';
     const { logger } = this.#o;
     const stop = AbortSignal.any([signal, this.#failed.signal]);
-    const groups: Record<RunnableGroup, Named[]> = { handlers: [], servers: [], caches: [], others: [], leader: [] };
+    const groups: Record<RunnableGroup, NamedRunnable[]> = { handlers: [], servers: [], caches: [], others: [], leader: [] };
     for (const r of this.#runnables) groups[groupOf(r.runnable)].push(r);
     const controllers = { handlers: new AbortController(), servers: new AbortController(), caches: new AbortController(), others: new AbortController(), elector: new AbortController() };
     const running = { handlers: [] as Running[], servers: [] as Running[], caches: [] as Running[], others: [] as Running[] };
@@ -183,7 +185,7 @@ export class Manager {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
-  #launch(runnable: Named, signal: AbortSignal): Running {
+  #launch(runnable: NamedRunnable, signal: AbortSignal): Running {
     const done = (async () => {
       try {
         await runnable.runnable.start(signal);
@@ -201,7 +203,7 @@ export class Manager {
    * runs are queued, and the wait is bounded, so a runnable that does not return can delay a new term by at most
    * `leaderStopTimeoutMs` and never keep leader-only work from restarting.
    */
-  #leadership(leading: boolean, runnables: readonly Named[]): void {
+  #leadership(leading: boolean, runnables: readonly NamedRunnable[]): void {
     this.#wantLeading = leading;
     if (!leading) this.#leaderController?.abort();
     this.#leaderChain = this.#leaderChain.then(async () => {
