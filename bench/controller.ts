@@ -26,30 +26,32 @@ import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
 import { Session } from 'node:inspector/promises';
 import type * as Harness from '../core/test/support/apiserver.js';
-import type * as ControlPlane from '../core/src/k8s/control-plane.js';
+import type * as Kubernetes from '../core/src/composition/kubernetes.js';
+import type * as Root from '../core/src/composition/root.js';
+import type * as Servers from '../core/src/composition/servers.js';
+import type * as Parts from '../core/src/composition/parts.js';
+import type * as Tokens from '../core/src/di/tokens.js';
 import type * as Access from '../core/src/k8s/api/access.js';
 import type * as Client from '../core/src/k8s/api/client.js';
-import type * as Lifecycle from '../core/src/lifecycle/manager.js';
 import type * as Log from '../core/src/observability/logger.js';
 import type * as ConfigLoad from '../core/src/config/load.js';
-import type * as Routes from '../core/src/routes/index.js';
-import type * as Proxy from '../core/src/proxy/index.js';
 import type * as ProxyTesting from '../core/src/proxy/testing.js';
 import type { RouteTable } from '../core/src/routes/types.js';
 
 const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.url).href;
-const { createKubernetesControlPlane } = (await import(built('src/k8s/control-plane.js'))) as typeof ControlPlane;
+const { KUBERNETES, provideKubernetes } = (await import(built('src/composition/kubernetes.js'))) as typeof Kubernetes;
+const { createRootContainer } = (await import(built('src/composition/root.js'))) as typeof Root;
+const { PIPELINE, provideProxy } = (await import(built('src/composition/servers.js'))) as typeof Servers;
+const { PARTS } = (await import(built('src/composition/parts.js'))) as typeof Parts;
+const { TOKENS } = (await import(built('src/di/tokens.js'))) as typeof Tokens;
 // The controller process loads only Warren's own modules (no client-node), so its memory is Warren's alone.
 const { parseKubeconfig } = (await import(built('src/k8s/api/access.js'))) as typeof Access;
 const { KubeClient, apiPath } = (await import(built('src/k8s/api/client.js'))) as typeof Client;
-const { Manager } = (await import(built('src/lifecycle/manager.js'))) as typeof Lifecycle;
 const { createLogger } = (await import(built('src/observability/logger.js'))) as typeof Log;
 const { parseConfig } = (await import(built('src/config/load.js'))) as typeof ConfigLoad;
-const { RouteStore, RouteTableBuilder, routeBuildSettings } = (await import(built('src/routes/index.js'))) as typeof Routes;
-const { Pipeline } = (await import(built('src/proxy/index.js'))) as typeof Proxy;
+
 const { runExchange } = (await import(built('src/proxy/testing.js'))) as typeof ProxyTesting;
 const { Registry } = await import('prom-client');
-const { container } = await import('tsyringe');
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -252,21 +254,17 @@ async function runController(input: ChildInput): Promise<string[]> {
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
   const logger = createLogger({ level: 'warn', destination: sink });
   const registry = new Registry();
-  const store = new RouteStore();
-  const cp = createKubernetesControlPlane({
-    config,
-    logger,
-    registry,
-    routeBuilder: new RouteTableBuilder(routeBuildSettings(config, [])),
-    routeStore: store,
-    client,
-    tunnelId: () => 'bench-tunnel',
-  });
-  const pipeline = new Pipeline({ container: container.createChildContainer(), config, logger, metrics: registry, routes: store });
-  const manager = new Manager({ logger, shutdownGracePeriodMs: 5_000, elector: cp.elector });
+  // Assembled the way production is (the same container providers), with the benchmark's API client.
+  const root = createRootContainer(parseConfig({ ...config, shutdownGracePeriod: 5_000 }), { logger, registry, env: {} });
+  root.register(PARTS.KubeClient, { useValue: client });
+  provideKubernetes(root);
   const withPipeline = !args['no-pipeline'];
-  if (withPipeline) manager.add({ name: 'pipeline', group: 'servers', needsLeader: false, start: (s) => pipeline.start(s) });
-  for (const r of cp.runnables) manager.add(r);
+  if (withPipeline) provideProxy(root);
+  root.resolve(PARTS.TunnelState).identify('bench-tunnel');
+  const cp = root.resolve(KUBERNETES);
+  const store = root.resolve(TOKENS.RouteStore);
+  const manager = root.resolve(PARTS.Manager);
+  const pipeline = withPipeline ? root.resolve(PIPELINE) : undefined;
   // Subscribed before anything else, so it sees each publish first (listeners run in subscription order).
   const publishedAt = new Map<number, number>();
   store.subscribe((t) => publishedAt.set(t.generation, performance.now()));
@@ -292,8 +290,8 @@ async function runController(input: ChildInput): Promise<string[]> {
   const buildSeconds = await registry.getSingleMetricAsString('warren_route_table_build_duration_seconds');
   const firstBuildSum = Number(/_sum (\S+)/.exec(buildSeconds)?.[1] ?? NaN) * 1000;
   if (withPipeline) {
-    await waitFor(() => (pipeline.generation ?? 0) >= first.generation, 60_000, 'the pipeline to compile the first table');
-    await pipeline.whenCompiled(); // every route compiled, not only the generation live
+    await waitFor(() => (pipeline!.generation ?? 0) >= first.generation, 60_000, 'the pipeline to compile the first table');
+    await pipeline!.whenCompiled(); // every route compiled, not only the generation live
   }
   await cp.status.idle();
   const statusesWrittenMs = performance.now() - startedAt;
@@ -307,7 +305,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     const t0 = performance.now();
     if (TRAFFIC && withPipeline) {
       await pool(hosts, 32, async (authority) => {
-        const r = await runExchange(pipeline, { authority, path: '/' });
+        const r = await runExchange(pipeline!, { authority, path: '/' });
         if (r.response?.status === 200) ok++;
       });
     }
@@ -330,7 +328,7 @@ async function runController(input: ChildInput): Promise<string[]> {
       Array.from({ length: concurrency }, async () => {
         while (performance.now() < deadline && samples.length < 1_000_000) {
           const t = performance.now();
-          const r = await runExchange(pipeline, { authority: hosts[n++ % hosts.length]!, path: '/' });
+          const r = await runExchange(pipeline!, { authority: hosts[n++ % hosts.length]!, path: '/' });
           if (r.response?.status !== 200) throw new Error(`unrelated request answered ${r.response?.status ?? r.failure?.status}`);
           samples.push(performance.now() - t);
         }
@@ -356,7 +354,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     const table = await reached;
     const inStore = (publishedAt.get(table.generation) ?? performance.now()) - t0;
     watchLatency.push(lastWatchEvent - t0);
-    if (withPipeline) await waitFor(() => (pipeline.generation ?? 0) >= table.generation, 30_000, 'the pipeline');
+    if (withPipeline) await waitFor(() => (pipeline!.generation ?? 0) >= table.generation, 30_000, 'the pipeline');
     return [inStore, performance.now() - t0];
   }
 
@@ -399,7 +397,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     results.slice![0].push(e);
     results.slice![1].push(f);
   }
-  if (withPipeline) await pipeline.whenCompiled();
+  if (withPipeline) await pipeline!.whenCompiled();
   const cpu = process.cpuUsage(cpuBefore);
   const changesMs = performance.now() - changesStarted;
 
@@ -435,7 +433,7 @@ async function runController(input: ChildInput): Promise<string[]> {
     }
     const lastHost = `burst-${BURST - 1}.bench.example`;
     await store.waitFor((t) => t.match(lastHost, '/') !== undefined, { timeout: 60_000 });
-    if (withPipeline) await pipeline.whenCompiled();
+    if (withPipeline) await pipeline!.whenCompiled();
     await cp.status.idle();
     during = await probing;
     if (heapProfile) {

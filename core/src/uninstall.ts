@@ -6,10 +6,11 @@ import { CREDENTIALS_SECRET_KEY, TunnelLifecycle, tunnelMode, type TunnelMode } 
 import type { Config } from './config/schema.js';
 import { loadClusterAccess } from './k8s/api/access.js';
 import { KubeClient } from './k8s/api/client.js';
-import { podNamespace } from './k8s/control-plane.js';
+import { podNamespace } from './k8s/namespace.js';
 import { shutdownOnSignals } from './lifecycle/signals.js';
 import { createLogger } from './observability/logger.js';
 import { CORE_VERSION } from './version.js';
+import { ALWAYS_LEADING } from './state/leadership.js';
 
 /** Upper bound on one `warren --uninstall` run (a few Kubernetes and Cloudflare calls, each with its own timeout). */
 export const UNINSTALL_TIMEOUT_MS = 120_000;
@@ -62,7 +63,7 @@ export async function uninstall(config: Readonly<Config>, options: UninstallOpti
         clientFactory: createCloudflareClientFactory({ settings: cf, logger: options.logger, env }),
         secretStore: store,
         // Uninstall runs once, outside leader election: nothing else decides for it.
-        isLeader: () => true,
+        leadership: ALWAYS_LEADING,
         env,
       });
       const stored = await readStored(store, options.signal, options.logger, cf.deleteTunnelOnUninstall);

@@ -10,6 +10,8 @@ import type { CloudflareClientFactory } from './client.js';
 import { CloudflareApiError, callCloudflare } from './errors.js';
 import type { CredentialsSecretStore, SecretMetadata } from './secret-store.js';
 import { credentialsFileJson, decodeTunnelToken, parseCredentialsJson, sameCredentials, type ManagedTunnelCredentials } from './tunnel-credentials.js';
+import type { Leadership } from '../state/leadership.js';
+import type { Published } from '../state/published.js';
 
 /** Key of the credentials JSON inside the credentials Secret. */
 export const CREDENTIALS_SECRET_KEY = 'credentials.json';
@@ -66,8 +68,8 @@ export interface TunnelLifecycleOptions {
   readonly clientFactory: CloudflareClientFactory;
   /** Where the credentials Secret lives (usually a {@link KubernetesCredentialsSecretStore}). */
   readonly secretStore: CredentialsSecretStore;
-  /** True while this replica holds the leader Lease. Only the leader creates or adopts tunnels. */
-  readonly isLeader: () => boolean;
+  /** This replica's leadership: only the leader creates, adopts or verifies tunnels. */
+  readonly leadership: Published<Leadership>;
   readonly env?: NodeJS.ProcessEnv;
   /** How often a follower looks for the Secret (default 2 s); also the first re-read after the edge refused the credentials. */
   readonly pollIntervalMs?: number;
@@ -123,14 +125,14 @@ export class TunnelLifecycle {
       signal.throwIfAborted();
       const stored = await this.#readSecret(signal);
       if (stored) {
-        if (this.#o.isLeader()) {
+        if (this.#o.leadership.current.leading) {
           const live = await this.#verifyOrReplace(stored, signal);
           if (live) return live;
         } else {
           this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'using the tunnel stored in the credentials Secret');
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
-      } else if (this.#o.isLeader()) {
+      } else if (this.#o.leadership.current.leading) {
         const obtained = await this.#findOrCreate(signal);
         const outcome = await this.#o.secretStore.create(secretData(obtained.credentials), secretMetadata(obtained.credentials), signal);
         if (outcome === 'created') {
@@ -187,7 +189,7 @@ export class TunnelLifecycle {
           this.#log.warn({ from: running.tunnelId, to: stored.tunnelId, secret: this.#o.secretStore.description }, `the credentials Secret holds ${what}; switching to it`);
           return { mode: 'managed', credentials: stored, origin: 'secret' };
         }
-        if (stored && !this.#uninstalling && this.#o.isLeader() && Date.now() - verifiedAt >= verifyEveryMs) {
+        if (stored && !this.#uninstalling && this.#o.leadership.current.leading && Date.now() - verifiedAt >= verifyEveryMs) {
           verifiedAt = Date.now();
           verifyEveryMs = Math.min(existenceMs, Math.max(checkMs, verifyEveryMs * 2));
           const live = await this.#verifyOrReplace(stored, signal, false, true);

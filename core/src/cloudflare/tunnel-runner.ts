@@ -1,6 +1,75 @@
 import type { Logger } from 'pino';
 import { ErrorCode, isWarrenError } from '../errors.js';
+import type { Acceptor } from '../lifecycle/manager.js';
+import type { TunnelStateStore } from '../state/tunnel.js';
+import type { TunnelConnector } from '../tunnel/connector.js';
+import type { TunnelCredentials } from '../tunnel/credentials.js';
 import type { ResolvedTunnel, TunnelLifecycle } from './tunnel-lifecycle.js';
+
+export interface TunnelPartOptions {
+  /**
+   * Decides which tunnel runs and follows its replacements (managed tunnel) or its changed token or credentials
+   * file (supplied tunnel). Without it, `credentials` run as they are (the demo's edge simulator).
+   */
+  readonly lifecycle?: TunnelLifecycle | undefined;
+  /** Credentials known at assembly: the tunnel's id is published at once. Required without `lifecycle`. */
+  readonly credentials?: TunnelCredentials | undefined;
+  /** The connector's credentials for a tunnel the lifecycle resolved. */
+  readonly credentialsOf: (tunnel: ResolvedTunnel) => TunnelCredentials;
+  readonly connector: (credentials: TunnelCredentials) => TunnelConnector;
+  /** Where the tunnel's id, replaced ids and registered connections are published. */
+  readonly state: TunnelStateStore;
+  readonly logger: Logger;
+}
+
+/**
+ * The tunnel part of Warren: runs a connector for the tunnel this replica serves (one after the other when the
+ * tunnel is replaced or its credentials change, see {@link runResolvedTunnel}) and publishes the tunnel's
+ * state — the one place the tunnel id is written.
+ */
+export class TunnelPart implements Acceptor {
+  readonly needsLeader = false;
+  readonly acceptor = true;
+  readonly #o: TunnelPartOptions;
+  #connector: TunnelConnector | undefined;
+
+  constructor(options: TunnelPartOptions) {
+    if (!options.lifecycle && !options.credentials) throw new TypeError('a tunnel without a lifecycle needs its credentials');
+    this.#o = options;
+    if (options.credentials) options.state.identify(options.credentials.tunnelId);
+  }
+
+  /** The connector running now, if any. */
+  get connector(): TunnelConnector | undefined {
+    return this.#connector;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const { lifecycle, logger } = this.#o;
+    if (!lifecycle) return this.#run(this.#o.credentials!, signal, []);
+    const initial = await lifecycle.resolve(signal);
+    if (initial.mode === 'disabled') return;
+    const runConnector = (tunnel: ResolvedTunnel, run: AbortSignal, signals: ConnectorSignals): Promise<void> =>
+      this.#run(this.#o.credentialsOf(tunnel), run, lifecycle.replacedTunnelIds, () => signals.credentialsRefused());
+    await runResolvedTunnel({ lifecycle, initial, runConnector, logger }, signal);
+  }
+
+  async #run(credentials: TunnelCredentials, signal: AbortSignal, formerIds: readonly string[], refused?: () => void): Promise<void> {
+    const { state } = this.#o;
+    state.identify(credentials.tunnelId, formerIds);
+    const connector = this.#o.connector(credentials);
+    this.#connector = connector;
+    const unsubscribe = connector.onConnectionsChange((registered) => state.connections(registered));
+    const unsubscribeRefused = refused ? connector.onCredentialsRefused(refused) : () => {};
+    try {
+      await connector.start(signal);
+    } finally {
+      unsubscribe();
+      unsubscribeRefused();
+      state.connections(0);
+    }
+  }
+}
 
 /** What {@link runResolvedTunnel} needs from its caller. */
 export interface TunnelRunnerOptions {

@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import { apiFailure, isConflict, isNotFound } from './api-errors.js';
+import { sameLeadership, type Leadership } from '../state/leadership.js';
+import { PublishedValue, type Published } from '../state/published.js';
 
 export interface LeaderElectionOptions {
   readonly client: KubeClient;
@@ -25,9 +27,6 @@ export interface LeaderElectionOptions {
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
 }
-
-/** Leadership change callback: `true` when this replica became leader, `false` when it stopped leading. */
-export type LeadershipListener = (leading: boolean) => void;
 
 /**
  * A unique holder identity: the pod name (env `POD_NAME`, else the host name) plus a random suffix, so two
@@ -66,14 +65,20 @@ export class NotLeaderError extends Error {
  * renewal is younger than `renewDeadline` (a process resumed after a freeze refuses to write before it has even
  * read its sockets), and the term's signal aborts it when the term ends.
  *
- * Listeners run synchronously on each transition, after the fence has closed and the term's signal aborted;
- * leader-only work must start on `true` and stop on `false`.
+ * {@link leadership} is published synchronously on each transition, after the fence has closed and the term's signal
+ * aborted; leader-only work must start when it leads and stop when it does not.
  */
 export class LeaderElector {
   readonly identity: string;
   readonly #o: LeaderElectionOptions;
   readonly #path: string;
-  readonly #listeners = new Set<LeadershipListener>();
+  readonly #leadership = new PublishedValue<Leadership>(
+    { leading: false, term: 0 },
+    {
+      same: sameLeadership,
+      onListenerError: (err) => this.#o.logger.error({ err }, 'a leadership listener threw'),
+    },
+  );
   #leading = false;
   #lease: Lease | undefined;
   #observed: { holder: string; renew: string; acquire: string; transitions: number; durationS: number } | undefined;
@@ -112,25 +117,14 @@ export class LeaderElector {
     };
   }
 
-  /** How many terms this replica has begun: 1 during its first, 0 before it ever led. */
-  get term(): number {
-    return this.#terms;
-  }
-
-  /** True while this replica holds the Lease. */
-  get isLeader(): boolean {
-    return this.#leading;
+  /** Whether this replica holds the Lease, and how many terms it has begun. */
+  get leadership(): Published<Leadership> {
+    return this.#leadership;
   }
 
   /** The holder this replica last observed (possibly itself), if any. */
   get leader(): string | undefined {
     return this.#leader;
-  }
-
-  /** Subscribes to leadership transitions; returns an unsubscribe function. */
-  onChange(listener: LeadershipListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
   }
 
   /**
@@ -367,7 +361,7 @@ export class LeaderElector {
     this.#o.metrics?.leader.set(1);
     this.#o.metrics?.leaderTransitions.inc({ event: 'acquired' });
     this.#o.logger.info({ identity: this.identity }, 'became leader');
-    this.#notify(true);
+    this.#leadership.publish({ leading: true, term: this.#terms });
     return term;
   }
 
@@ -385,17 +379,7 @@ export class LeaderElector {
     this.#o.metrics?.leader.set(0);
     this.#o.metrics?.leaderTransitions.inc({ event: 'lost' });
     this.#o.logger.info({ identity: this.identity, reason }, 'stopped leading');
-    this.#notify(false);
-  }
-
-  #notify(leading: boolean): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(leading);
-      } catch (err) {
-        this.#o.logger.error({ err }, 'a leadership listener threw');
-      }
-    }
+    this.#leadership.publish({ leading: false, term: this.#terms });
   }
 
   async #pause(ms: number, signal: AbortSignal): Promise<void> {

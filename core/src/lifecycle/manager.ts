@@ -1,39 +1,61 @@
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { HealthCheck } from '../observability/health-server.js';
+import { ALWAYS_LEADING, type Leadership } from '../state/leadership.js';
+import type { Published } from '../state/published.js';
 
 /**
- * Where a runnable starts and stops (controller-runtime's runnable groups, architecture §3.2 item 8):
- *  - `servers`: health/metrics endpoint, tunnel connector, plain-HTTP entry point. Start first, stop last (they
- *    may still be serving requests while everything else winds down).
- *  - `caches`: informers. Started after the servers; the manager waits until every cache synced.
+ * Where a runnable starts and stops (architecture §3.2 item 8). As in controller-runtime's runnable groups, the
+ * group follows from what the runnable is, never from how it was added:
+ *  - `handlers`: a runnable that handles what acceptors take in (the proxy pipeline, an {@link ExchangeHandling}).
+ *    Started first and stopped after every acceptor drained, so a request in flight is served to its end.
+ *  - `servers`: an {@link Acceptor} (health/metrics endpoint, tunnel connector, plain-HTTP entry point). Started
+ *    before the caches, stopped after everything but the handlers (they may still be serving requests while
+ *    everything else winds down).
+ *  - `caches`: a {@link Cache} (informers, the manifest folder). The manager waits until every cache synced.
  *  - `others`: everything else that runs on every replica (the route reconciler). Started once caches synced.
- * Runnables with `needsLeader: true` form the leader group whatever `group` says: they start when this replica
- * becomes leader and stop when it stops leading (and may be started again later).
+ *  - `leader`: `needsLeader: true`, whatever else it is: started when this replica becomes leader, stopped when it
+ *    stops leading (and may be started again later).
  */
-export type RunnableGroup = 'servers' | 'caches' | 'others';
+export type RunnableGroup = 'handlers' | 'servers' | 'caches' | 'others' | 'leader';
 
-/** A runnable with a name (for logs) and an optional group; see {@link RunnableGroup}. */
-export interface ManagedRunnable extends Runnable {
-  readonly name: string;
-  /** Default `others`. Ignored for leader-only runnables. */
-  readonly group?: RunnableGroup | undefined;
-  /** For the `caches` group: resolves once the cache holds its first full list (or `signal` aborts). */
-  waitForSync?(signal: AbortSignal): Promise<void>;
+/** Holds a cache the rest of the controller reads: started early, and the manager waits until it synced. */
+export interface Cache extends Runnable {
+  /** Resolves once the cache holds its first full list (or `signal` aborts). */
+  waitForSync(signal: AbortSignal): Promise<void>;
 }
 
-/** Names a runnable and places it in a group for the manager; `extra` adds e.g. `waitForSync`. */
-export function managed(name: string, group: RunnableGroup, runnable: Runnable, extra: Partial<Pick<ManagedRunnable, 'waitForSync'>> = {}): ManagedRunnable {
-  return { name, group, needsLeader: runnable.needsLeader, start: (signal) => runnable.start(signal), ...extra };
+/** Takes requests or connections from outside: started early, stopped late so that what it accepted drains. */
+export interface Acceptor extends Runnable {
+  readonly acceptor: true;
+}
+
+/** Handles what acceptors take in (an `ExchangeHandler` that runs): outlives every acceptor. */
+export interface ExchangeHandling extends Runnable {
+  handle(exchange: never): Promise<void>;
+}
+
+/** The group a runnable belongs to, from what it is; see {@link RunnableGroup}. */
+export function groupOf(runnable: Runnable): RunnableGroup {
+  if (runnable.needsLeader) return 'leader';
+  if (typeof (runnable as Partial<Cache>).waitForSync === 'function') return 'caches';
+  if ((runnable as Partial<Acceptor>).acceptor === true) return 'servers';
+  if (typeof (runnable as Partial<ExchangeHandling>).handle === 'function') return 'handlers';
+  return 'others';
 }
 
 /** What the manager needs from leader election (implemented by `LeaderElector`). */
 export interface Elector {
-  readonly isLeader: boolean;
-  onChange(listener: (leading: boolean) => void): () => void;
+  readonly leadership: Published<Leadership>;
   /** Campaigns until `signal` aborts, then releases leadership. */
   run(signal: AbortSignal): Promise<void>;
 }
+
+/** No leader election (`kubernetes.leaderElection.enabled: false`, folder mode): this replica always leads. */
+export const NO_ELECTION: Elector = {
+  leadership: ALWAYS_LEADING,
+  run: (signal) => new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true }))),
+};
 
 export interface ManagerOptions {
   readonly logger: Logger;
@@ -42,7 +64,7 @@ export interface ManagerOptions {
    * (plus a 2 s margin for closing). Runnables still running then are abandoned and the run resolves anyway.
    */
   readonly shutdownGracePeriodMs: number;
-  /** Leader election; without one (setting `kubernetes.leaderElection.enabled: false`) this replica always leads. */
+  /** Leader election; default {@link NO_ELECTION} (setting `kubernetes.leaderElection.enabled: false`): this replica always leads. */
   readonly elector?: Elector | undefined;
   /**
    * How long a lost term waits for its leader-only runnables to return before the next term may start anyway
@@ -53,26 +75,33 @@ export interface ManagerOptions {
 
 type Phase = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** A runnable and the name it carries in logs. */
+export interface NamedRunnable {
+  readonly name: string;
+  readonly runnable: Runnable;
+}
+
 interface Running {
-  readonly runnable: ManagedRunnable;
+  readonly runnable: NamedRunnable;
   readonly done: Promise<void>;
 }
 
 /**
  * Runs Warren's runnables in order and stops them in reverse (architecture §3.2 item 8):
  *
- *   start: servers → caches (wait for sync) → others → leader election → leader-only group (while leading)
- *   stop:  leader-only group → release the Lease → others → caches → servers (drain), bounded by the grace period
+ *   start: handlers → servers → caches (wait for sync) → others → leader election → leader-only group (while leading)
+ *   stop:  leader-only group → release the Lease → others → caches → servers (drain) → handlers, bounded by the grace period
  *
  * So on SIGTERM a leader first stops its leader-only work and releases the Lease (a follower takes over at once),
- * while the tunnel connector and the entry point — stopped last — stop taking new streams and drain the ones in
- * flight. Readiness ({@link readinessCheck}) fails from the first moment of the stop.
+ * while the tunnel connector and the entry point — stopped after everything but the pipeline — stop taking new
+ * streams and drain the ones in flight through the pipeline, which is closed last. Readiness
+ * ({@link readinessCheck}) fails from the first moment of the stop.
  *
  * A runnable that rejects is fatal: the manager stops everything in order and `run` rejects with that error.
  */
 export class Manager {
   readonly #o: ManagerOptions;
-  readonly #runnables: ManagedRunnable[] = [];
+  readonly #runnables: NamedRunnable[] = [];
   #phase: Phase = 'idle';
   #failure: unknown;
   readonly #failed = new AbortController();
@@ -86,10 +115,10 @@ export class Manager {
     this.#o = options;
   }
 
-  /** Adds a runnable. Only before `run`. */
-  add(runnable: ManagedRunnable): this {
-    if (this.#phase !== 'idle') throw new Error(`cannot add runnable ${runnable.name}: the manager already started`);
-    this.#runnables.push(runnable);
+  /** Adds a runnable, named for logs; its group follows from what it is ({@link groupOf}). Only before `run`. */
+  add(name: string, runnable: Runnable): this {
+    if (this.#phase !== 'idle') throw new Error(`cannot add runnable ${name}: the manager already started`);
+    this.#runnables.push({ name, runnable });
     return this;
   }
 
@@ -112,34 +141,28 @@ export class Manager {
     this.#phase = 'starting';
     const { logger } = this.#o;
     const stop = AbortSignal.any([signal, this.#failed.signal]);
-    const groups = {
-      servers: this.#runnables.filter((r) => !r.needsLeader && r.group === 'servers'),
-      caches: this.#runnables.filter((r) => !r.needsLeader && r.group === 'caches'),
-      others: this.#runnables.filter((r) => !r.needsLeader && (r.group ?? 'others') === 'others'),
-      leader: this.#runnables.filter((r) => r.needsLeader),
-    };
-    const controllers = { servers: new AbortController(), caches: new AbortController(), others: new AbortController(), elector: new AbortController() };
-    const running = { servers: [] as Running[], caches: [] as Running[], others: [] as Running[] };
-    let electorDone: Promise<void> | undefined;
+    const groups: Record<RunnableGroup, NamedRunnable[]> = { handlers: [], servers: [], caches: [], others: [], leader: [] };
+    for (const r of this.#runnables) groups[groupOf(r.runnable)].push(r);
+    const controllers = { handlers: new AbortController(), servers: new AbortController(), caches: new AbortController(), others: new AbortController(), elector: new AbortController() };
+    const running = { handlers: [] as Running[], servers: [] as Running[], caches: [] as Running[], others: [] as Running[] };
+    let electorDone: Promise<void> = Promise.resolve();
     let unsubscribe: (() => void) | undefined;
 
+    running.handlers = groups.handlers.map((r) => this.#launch(r, controllers.handlers.signal));
     running.servers = groups.servers.map((r) => this.#launch(r, controllers.servers.signal));
     running.caches = groups.caches.map((r) => this.#launch(r, controllers.caches.signal));
     if (!stop.aborted) {
-      const synced = Promise.all(groups.caches.map((r) => r.waitForSync?.(stop) ?? Promise.resolve()));
+      const synced = Promise.all(groups.caches.map((r) => (r.runnable as Cache).waitForSync(stop)));
       const waited = Date.now();
       const nag = setInterval(() => logger.warn({ waitedMs: Date.now() - waited }, 'still waiting for caches to sync'), 30_000);
       await synced.finally(() => clearInterval(nag));
     }
     if (!stop.aborted) {
       running.others = groups.others.map((r) => this.#launch(r, controllers.others.signal));
-      const elector = this.#o.elector;
-      if (elector) {
-        unsubscribe = elector.onChange((leading) => this.#leadership(leading, groups.leader));
-        electorDone = elector.run(controllers.elector.signal).catch((err) => this.#fail('leader-election', err));
-      } else {
-        this.#leadership(true, groups.leader);
-      }
+      const elector = this.#o.elector ?? NO_ELECTION;
+      unsubscribe = elector.leadership.subscribe(({ leading }) => this.#leadership(leading, groups.leader));
+      if (elector.leadership.current.leading) this.#leadership(true, groups.leader);
+      electorDone = elector.run(controllers.elector.signal).catch((err) => this.#fail('leader-election', err));
       this.#phase = 'running';
       logger.info({ runnables: this.#runnables.map((r) => r.name) }, 'controller started');
       await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
@@ -152,8 +175,8 @@ export class Manager {
     this.#leadership(false, groups.leader);
     await this.#bounded('leader-only runnables', this.#leaderChain, deadline);
     controllers.elector.abort();
-    if (electorDone) await this.#bounded('leader election (Lease release)', electorDone, deadline);
-    for (const group of ['others', 'caches', 'servers'] as const) {
+    await this.#bounded('leader election (Lease release)', electorDone, deadline);
+    for (const group of ['others', 'caches', 'servers', 'handlers'] as const) {
       controllers[group].abort();
       await this.#bounded(`${group} runnables`, Promise.all(running[group].map((r) => r.done)), deadline);
     }
@@ -162,10 +185,10 @@ export class Manager {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
-  #launch(runnable: ManagedRunnable, signal: AbortSignal): Running {
+  #launch(runnable: NamedRunnable, signal: AbortSignal): Running {
     const done = (async () => {
       try {
-        await runnable.start(signal);
+        await runnable.runnable.start(signal);
         if (!signal.aborted) this.#o.logger.warn({ runnable: runnable.name }, 'runnable returned before it was stopped');
       } catch (err) {
         this.#fail(runnable.name, err);
@@ -180,7 +203,7 @@ export class Manager {
    * runs are queued, and the wait is bounded, so a runnable that does not return can delay a new term by at most
    * `leaderStopTimeoutMs` and never keep leader-only work from restarting.
    */
-  #leadership(leading: boolean, runnables: readonly ManagedRunnable[]): void {
+  #leadership(leading: boolean, runnables: readonly NamedRunnable[]): void {
     this.#wantLeading = leading;
     if (!leading) this.#leaderController?.abort();
     this.#leaderChain = this.#leaderChain.then(async () => {

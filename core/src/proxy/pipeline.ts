@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DependencyContainer } from 'tsyringe';
 import type { Config } from '../config/schema.js';
-import { TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.js';
 import type { Route, RouteTable } from '../routes/types.js';
@@ -118,25 +117,6 @@ export class Pipeline implements ExchangeHandler, Runnable {
     this.#swap = this.#generationSwap();
   }
 
-  /**
-   * Builds a pipeline from a root container that holds `TOKENS.Config` and `TOKENS.Logger`, and optionally
-   * `TOKENS.Metrics`, `TOKENS.Secrets`, `TOKENS.Events` and `TOKENS.RouteStore`.
-   */
-  static fromContainer(container: DependencyContainer, overrides: Partial<PipelineOptions> = {}): Pipeline {
-    const optional = <T>(token: symbol): T | undefined =>
-      container.isRegistered(token, true) ? (container.resolve(token) as T) : undefined;
-    return new Pipeline({
-      container,
-      config: container.resolve(TOKENS.Config) as Readonly<Config>,
-      logger: container.resolve(TOKENS.Logger) as Logger,
-      metrics: optional<Registry>(TOKENS.Metrics as symbol),
-      secrets: optional<SecretReader>(TOKENS.Secrets as symbol),
-      events: optional<EventSink>(TOKENS.Events as symbol),
-      routes: optional<RouteTableSource>(TOKENS.RouteStore as symbol),
-      ...overrides,
-    });
-  }
-
   /** The generation swap over a factory built from the pools, endpoint states and defaults set up above. */
   #generationSwap(): GenerationSwap {
     const factory = new GenerationFactory({
@@ -227,7 +207,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
     return unsubscribe;
   }
 
-  /** Runnable: follows the route store until `signal` aborts, then drains and closes. */
+  /**
+   * Runnable (a handler: the manager starts it before the acceptors and stops it after they drained): follows the
+   * route store until `signal` aborts, then closes. Exchanges still running then were abandoned by their acceptor
+   * (which drained its own already): they get 2 s at most to end.
+   */
   async start(signal: AbortSignal): Promise<void> {
     const routes = this.#options.routes;
     const unsubscribe = routes ? this.follow(routes) : () => {};
@@ -236,7 +220,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       else signal.addEventListener('abort', () => resolve(), { once: true });
     });
     unsubscribe();
-    await this.close(this.#options.config.shutdownGracePeriod);
+    await this.close(Math.min(2_000, this.#options.config.shutdownGracePeriod));
   }
 
   /**

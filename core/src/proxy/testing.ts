@@ -258,7 +258,7 @@ export async function startProxyHarness(options: ProxyHarnessOptions = {}): Prom
   container.register(TOKENS.Events, { useValue: events });
   for (const [token, value] of options.rootValues ?? []) container.register(token, { useValue: value });
   registerPlugins(container, options.loadedPlugins ?? loadTestPlugins(options.plugins ?? []));
-  const pipeline = Pipeline.fromContainer(container, options.drainLimitMs === undefined ? {} : { drainLimitMs: options.drainLimitMs });
+  const pipeline = new Pipeline({ container, config, logger, metrics, secrets, events, drainLimitMs: options.drainLimitMs });
   if (options.table) await pipeline.setTable(options.table);
   const entry = new HttpEntry({ handler: pipeline, listen: '127.0.0.1:0', logger, maxHeaderSize: config.proxy.maxHeaderBytes + 16 * 1024 });
   const address = await entry.listen();

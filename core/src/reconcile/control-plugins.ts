@@ -1,16 +1,17 @@
 import type { Logger } from 'pino';
-import type { ControlContext } from '../plugin-api/control.js';
 import type { ControlPluginInstance } from '../plugin-api/registered.js';
-import type { Runnable } from '../plugin-api/lifecycle.js';
+import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.js';
+import { componentLogger } from '../observability/logger.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
+import { controlContext, onTunnelIdentity, type ControlState } from './control-context.js';
 import { WorkQueue } from './workqueue.js';
 
 export interface ControlPluginRunnerOptions {
   readonly plugins: readonly ControlPluginInstance[];
   readonly store: RouteStore;
-  /** The context of one plugin call (tunnel id, replaced tunnels), built when the call starts. */
-  readonly context: (signal: AbortSignal) => ControlContext;
+  /** The tunnel and leadership each call's context is read from; a new tunnel id re-applies every plugin. */
+  readonly state: ControlState;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Periodic full re-apply to repair drift made outside Warren. Default 10 minutes; 0 disables. */
@@ -23,8 +24,8 @@ export interface ControlPluginRunnerOptions {
 
 /**
  * Drives the control plugins (DNS, firewall) on the leader, as `plugin-api/control.ts` promises:
- * `onRoutesChanged(currentTable)` after new table generations (coalesced), once after leadership is gained, and
- * every `repairIntervalMs`; calls for one plugin never overlap; a rejection is logged and retried with backoff.
+ * `onRoutesChanged(currentTable)` after new table generations (coalesced), once after leadership is gained, when
+ * the tunnel's identity changes, and every `repairIntervalMs`; calls for one plugin never overlap; a rejection is logged and retried with backoff.
  * Each call gets the latest table, never a stale one (level-based).
  */
 export class ControlPluginRunner implements Runnable {
@@ -34,11 +35,6 @@ export class ControlPluginRunner implements Runnable {
 
   constructor(options: ControlPluginRunnerOptions) {
     this.#o = options;
-  }
-
-  /** Re-applies every plugin soon (e.g. the tunnel id became known). */
-  refresh(): void {
-    for (const p of this.#o.plugins) this.#queue?.add(p.id);
   }
 
   /** Resolves when no plugin call is pending (tests). */
@@ -67,6 +63,7 @@ export class ControlPluginRunner implements Runnable {
       for (const id of plugins.keys()) queue.add(id);
     };
     const unsubscribe = this.#o.store.subscribe(all);
+    const unsubscribeTunnel = onTunnelIdentity(this.#o.state.tunnel, all);
     const repair = this.#o.repairIntervalMs ?? 600_000;
     const timer = repair > 0 ? setInterval(all, repair) : undefined;
     for (const id of plugins.keys()) queue.addAfter(id, 0);
@@ -74,13 +71,41 @@ export class ControlPluginRunner implements Runnable {
       await queue.run(async (id, s) => {
         const plugin = plugins.get(id)!;
         const table = this.#o.store.current;
-        await plugin.onRoutesChanged(table, this.#o.context(s));
+        await plugin.onRoutesChanged(table, controlContext(this.#o.state, s));
         this.#o.logger.debug({ plugin: id, generation: table.generation }, 'control plugin applied route table');
       }, signal);
     } finally {
       clearInterval(timer);
       unsubscribe();
+      unsubscribeTunnel();
       if (this.#queue === queue) this.#queue = undefined;
     }
+  }
+}
+
+export interface ControlPluginLifecycleOptions {
+  readonly plugins: readonly ControlPluginInstance[];
+  readonly logger: Logger;
+  readonly secrets: SecretReader;
+  readonly events: EventSink;
+}
+
+/** Provisions and validates the control plugins (DNS, firewall) on every replica while it runs; disposes them at the stop. */
+export class ControlPluginLifecycle implements Runnable {
+  readonly needsLeader = false;
+  readonly #o: ControlPluginLifecycleOptions;
+
+  constructor(options: ControlPluginLifecycleOptions) {
+    this.#o = options;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const { plugins, logger, secrets, events } = this.#o;
+    for (const plugin of plugins) {
+      await plugin.provision?.({ logger: componentLogger(logger, 'plugin', { plugin: plugin.id }), signal, secrets, events });
+      await plugin.validate?.();
+    }
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    for (const plugin of plugins) await plugin.dispose?.();
   }
 }

@@ -3,6 +3,8 @@ import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventObject, EventSink } from '../plugin-api/lifecycle.js';
+import type { Leadership } from '../state/leadership.js';
+import type { Published } from '../state/published.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import { apiFailure, isConflict, isNotFound } from '../k8s/api-errors.js';
 
@@ -19,8 +21,8 @@ export interface EventRecorderOptions {
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** `reportingInstance`: the holder identity of this replica. */
   readonly instance: string;
-  /** Events are written only while this returns true (the leader); others are dropped. */
-  readonly isLeader: () => boolean;
+  /** Events are written only while this replica leads; others are dropped. */
+  readonly leadership: Published<Leadership>;
   /**
    * An identical event (same object, type, reason and message) is written again — as a count/lastTimestamp
    * update of the same Event — at most once per this interval. Default 10 minutes.
@@ -106,7 +108,7 @@ export class EventRecorder implements EventSink {
 
   #record(object: EventObject, type: 'Normal' | 'Warning', reason: string, rawMessage: string): void {
     const metrics = this.#o.metrics;
-    if (!this.#o.isLeader()) {
+    if (!this.#o.leadership.current.leading) {
       metrics?.events.inc({ type, outcome: 'dropped' });
       return;
     }

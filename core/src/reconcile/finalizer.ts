@@ -1,13 +1,13 @@
 import type { V1Ingress } from '@kubernetes/client-node';
 import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import type { Logger } from 'pino';
-import type { ControlContext } from '../plugin-api/control.js';
 import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
 import { apiFailure, isNotFound, kubernetesError } from '../k8s/api-errors.js';
 import type { IngressSource } from './status.js';
+import { controlContext, type ControlState } from './control-context.js';
 import { OwnedIngresses } from './owned-ingresses.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -21,8 +21,8 @@ export interface FinalizerOptions {
   /** Enabled control plugins; only those answering `needsFinalizer` true cause a finalizer. */
   readonly plugins: readonly ControlPluginInstance[];
   readonly events: EventSink;
-  /** The context of one plugin call (tunnel id, replaced tunnels), built when the call starts. */
-  readonly context: (signal: AbortSignal) => ControlContext;
+  /** The tunnel and leadership each call's context is read from. */
+  readonly state: ControlState;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   /** Cleanup attempts before the finalizer is removed anyway (with a Warning). Default 5. */
@@ -117,7 +117,7 @@ export class FinalizerController implements Runnable {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
     const hosts = [...new Set((ingress.spec?.rules ?? []).map((r) => r.host?.toLowerCase()).filter((h): h is string => !!h))];
-    const ctx = this.#o.context(signal);
+    const ctx = controlContext(this.#o.state, signal);
     const failures: string[] = [];
     for (const plugin of this.#o.plugins) {
       if (!plugin.onIngressDeleted) continue;

@@ -40,7 +40,8 @@ const ROUTES_KEY = 'routes';
  * mark the single key `routes` dirty; the work queue coalesces a burst (an initial list of 10,000 objects, a
  * rollout) into one build. A build reads the current snapshot (level-based, never the event), turns it into the
  * next immutable route table, publishes it to the {@link RouteStore}, and hands the table's Secret references to
- * the Secret cache (which fetches new ones; their arrival triggers one more build).
+ * the Secret cache (which fetches new ones; their arrival and later changes reach the Secret reader's listeners,
+ * not route sync: a route table does not depend on what a Secret holds).
  *
  * Start it after the caches synced (the manager's order), so the first table is built from complete caches.
  */
@@ -76,8 +77,11 @@ export class RouteSync implements Runnable {
       metrics: this.#o.metrics,
     });
     this.#queue = queue;
-    // Status-only updates (Warren's own status writes among them) cannot change routes: no build for those.
-    const unsubscribe = this.#o.source.onChange((_kind, changes) => {
+    // Status-only updates (Warren's own status writes among them) cannot change routes: no build for those. Nor
+    // can Secrets: the builder only records which Secrets routes reference. A rotated Secret reaches the plugins
+    // that read it through one path, the pipeline's Secret watch (one generation, freshly provisioned plugins).
+    const unsubscribe = this.#o.source.onChange((kind, changes) => {
+      if (kind === 'Secret') return;
       for (const change of changes.values()) {
         if (change !== 'status-only') {
           queue.add(ROUTES_KEY);

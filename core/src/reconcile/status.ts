@@ -7,6 +7,9 @@ import type { RouteStore } from '../routes/store.js';
 import { kubernetesError } from '../k8s/api-errors.js';
 import type { StoreChange } from '../k8s/object-store.js';
 import type { WatchedKind } from '../k8s/kinds.js';
+import type { Published } from '../state/published.js';
+import type { TunnelState } from '../state/tunnel.js';
+import { onTunnelIdentity } from './control-context.js';
 import { OwnedIngresses } from './owned-ingresses.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -21,12 +24,13 @@ export interface IngressStatusOptions {
   readonly client: KubeClient;
   readonly ingresses: IngressSource;
   readonly store: RouteStore;
+  /** Setting `kubernetes.publishHostname`: the hostname to publish instead of the tunnel's. */
+  readonly publishHostname?: string | undefined;
   /**
-   * The hostname to publish: `kubernetes.publishHostname`, else `<tunnel-id>.cfargotunnel.com`; undefined while
-   * the tunnel id is not known yet (nothing is written then). Call {@link IngressStatusWriter.refresh} when it
-   * changes.
+   * The tunnel: without `publishHostname`, `<tunnel-id>.cfargotunnel.com` is published; nothing is written while the
+   * id is not known yet, and every Ingress is checked again when it changes.
    */
-  readonly hostname: () => string | undefined;
+  readonly tunnel: Published<TunnelState>;
   readonly logger: Logger;
   readonly metrics?: ControlPlaneMetrics | undefined;
   readonly coalesceMs?: number | undefined;
@@ -61,11 +65,11 @@ export class IngressStatusWriter implements Runnable {
     this.#owned = new OwnedIngresses(options.store, options.ingresses);
   }
 
-  /** Re-checks every Ingress (after the published hostname changed). */
-  refresh(): void {
-    const q = this.#queue;
-    if (!q) return;
-    for (const key of this.#o.ingresses.ingresses().keys()) q.add(key);
+  /** The hostname to publish; undefined while the tunnel id is not known yet. */
+  #hostname(): string | undefined {
+    if (this.#o.publishHostname) return this.#o.publishHostname;
+    const id = this.#o.tunnel.current.id;
+    return id ? tunnelHostname(id) : undefined;
   }
 
   /** Resolves when no status work is pending (tests). */
@@ -83,14 +87,20 @@ export class IngressStatusWriter implements Runnable {
     });
     this.#queue = queue;
     const stopFollowing = this.#owned.follow((key) => queue.add(key));
-    const hostname = this.#o.hostname();
+    const all = (): void => {
+      for (const key of this.#o.ingresses.ingresses().keys()) queue.add(key);
+    };
+    // A new tunnel id changes the published hostname: check every Ingress again.
+    const stopFollowingTunnel = this.#o.publishHostname ? () => {} : onTunnelIdentity(this.#o.tunnel, all);
+    const hostname = this.#hostname();
     if (hostname) this.#published.add(hostname);
     // Leadership (re)gained: check every Ingress once.
-    for (const key of this.#o.ingresses.ingresses().keys()) queue.add(key);
+    all();
     try {
       await queue.run((key, s) => this.#reconcile(key, s), signal);
     } finally {
       stopFollowing();
+      stopFollowingTunnel();
       if (this.#queue === queue) this.#queue = undefined;
     }
   }
@@ -98,7 +108,7 @@ export class IngressStatusWriter implements Runnable {
   async #reconcile(key: string, signal: AbortSignal): Promise<void> {
     const ingress = this.#o.ingresses.ingress(key);
     if (!ingress) return;
-    const hostname = this.#o.hostname();
+    const hostname = this.#hostname();
     if (!hostname) return;
     this.#published.add(hostname);
     const current = ingress.status?.loadBalancer?.ingress ?? [];

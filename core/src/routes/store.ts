@@ -1,3 +1,4 @@
+import { PublishedValue, type Published } from '../state/published.js';
 import { emptyRouteTable } from './table.js';
 import type { RouteTable } from './types.js';
 
@@ -17,28 +18,20 @@ export interface WaitForOptions {
  *
  * Registered under `TOKENS.RouteStore`.
  */
-export class RouteStore {
-  #current: RouteTable;
-  readonly #listeners = new Set<RouteTableListener>();
-  readonly #onListenerError: (err: unknown) => void;
+export class RouteStore implements Published<RouteTable> {
+  readonly #table: PublishedValue<RouteTable>;
 
   /**
    * @param initial table readers see before the first publish (default: an empty table of generation 0)
    * @param onListenerError where listener exceptions go (default: `queueMicrotask` rethrow, i.e. unhandled)
    */
   constructor(initial: RouteTable = emptyRouteTable(), onListenerError?: (err: unknown) => void) {
-    this.#current = initial;
-    this.#onListenerError =
-      onListenerError ??
-      ((err) =>
-        queueMicrotask(() => {
-          throw err;
-        }));
+    this.#table = new PublishedValue(initial, onListenerError ? { onListenerError } : {});
   }
 
   /** The table to use now. */
   get current(): RouteTable {
-    return this.#current;
+    return this.#table.current;
   }
 
   /**
@@ -46,26 +39,15 @@ export class RouteStore {
    * in increasing generation order; an older or equal generation is refused and `false` is returned.
    */
   publish(table: RouteTable): boolean {
-    if (table.generation <= this.#current.generation && table !== this.#current) return false;
-    if (table === this.#current) return true;
-    this.#current = table;
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(table);
-      } catch (err) {
-        this.#onListenerError(err);
-      }
-    }
-    return true;
+    const current = this.#table.current;
+    if (table === current) return true;
+    if (table.generation <= current.generation) return false;
+    return this.#table.publish(table);
   }
 
   /** Calls `listener` after every publish (not with the current table). Returns an unsubscribe function. */
   subscribe(listener: RouteTableListener): () => void {
-    const wrapped: RouteTableListener = (t) => listener(t);
-    this.#listeners.add(wrapped);
-    return () => {
-      this.#listeners.delete(wrapped);
-    };
+    return this.#table.subscribe(listener);
   }
 
   /**
@@ -80,7 +62,7 @@ export class RouteStore {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal?.aborted) {
-        const table = this.#current;
+        const table = this.#table.current;
         if (table !== last) {
           last = table;
           yield table;
@@ -132,7 +114,7 @@ export class RouteStore {
           ? undefined
           : setTimeout(() => {
               finish();
-              reject(new Error(`waitFor: no route table matched within ${options.timeout} ms (generation ${this.#current.generation})`));
+              reject(new Error(`waitFor: no route table matched within ${options.timeout} ms (generation ${this.#table.current.generation})`));
             }, options.timeout);
       const unsubscribe = this.subscribe((t) => void check(t));
       const finish = () => {
@@ -142,7 +124,7 @@ export class RouteStore {
       };
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      check(this.#current);
+      check(this.#table.current);
     });
   }
 }

@@ -3,9 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { DependencyContainer } from 'tsyringe';
 import { DEFAULT_TUNNEL_FEATURES, type Config } from '../config/schema.js';
-import { TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ExchangeHandler } from '../proxy/exchange.js';
@@ -22,7 +20,7 @@ import { TunnelConnectionError } from './errors.js';
 import { TunnelMetrics } from './metrics.js';
 
 /**
- * Read-only view of the tunnel for readiness, metrics and control plugins (`TOKENS.TunnelInfo`).
+ * Read-only view of one connector (the tunnel's state is published under `TOKENS.TunnelState`).
  */
 export interface TunnelInfo {
   /** The tunnel UUID once credentials are loaded. */
@@ -385,20 +383,4 @@ function failureLabel(reason: TunnelConnectionError): string {
   if (reason.duplicateConnection) return 'duplicate_connection';
   if (reason.unauthorized) return 'unauthorized';
   return reason.kind;
-}
-
-/**
- * Builds a connector from the root container: `TOKENS.Config`, `TOKENS.Logger`, `TOKENS.Metrics` and
- * `TOKENS.ExchangeHandler`. Register the result under `TOKENS.TunnelInfo` and add it to the manager's
- * server group (started early, stopped last).
- */
-export function tunnelConnectorFromContainer(container: DependencyContainer, overrides: Partial<TunnelConnectorOptions> = {}): TunnelConnector {
-  const config = container.resolve(TOKENS.Config) as Config;
-  return new TunnelConnector({
-    settings: config,
-    handler: container.resolve(TOKENS.ExchangeHandler) as ExchangeHandler,
-    logger: container.resolve(TOKENS.Logger) as Logger,
-    registry: container.isRegistered(TOKENS.Metrics, true) ? (container.resolve(TOKENS.Metrics) as Registry) : undefined,
-    ...overrides,
-  });
 }

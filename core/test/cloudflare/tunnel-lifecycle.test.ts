@@ -16,6 +16,7 @@ import {
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { capturingLogger, startFakeCloudflare, type FakeCloudflare } from '../../src/testing/index.js';
 import { useApiServer } from '../support/apiserver.js';
+import { leadershipFrom } from '../support/leadership.js';
 
 const server = useApiServer(test);
 const ACCOUNT = 'c'.repeat(32);
@@ -47,7 +48,7 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
         cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile, ...extra },
       });
       const clientFactory = createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 });
-      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore, isLeader, env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
+      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore, leadership: leadershipFrom(isLeader), env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
       return { lifecycle, logs: text };
     },
   };
@@ -232,7 +233,7 @@ test('supplied credentials and a disabled tunnel make no Cloudflare API call; mi
       logger,
       env: processEnv,
       secretStore: env.store,
-      isLeader: () => true,
+      leadership: leadershipFrom(() => true),
       clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: processEnv }),
     });
   };

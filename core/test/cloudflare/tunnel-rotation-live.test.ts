@@ -12,6 +12,7 @@ import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator
 import type { ExchangeHandler } from '../../src/proxy/exchange.js';
 import { InMemoryCredentialsSecretStore, capturingLogger, startFakeCloudflare, type FakeCloudflare } from '../../src/testing/index.js';
 import { TunnelConnector } from '../../src/tunnel/connector.js';
+import { leadershipFrom } from '../support/leadership.js';
 
 const ACCOUNT = 'e'.repeat(32);
 const TOKEN = 'live-rotation-api-token-SECRET-0123456789';
@@ -52,7 +53,7 @@ function replica(
     logger,
     clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: processEnv, maxRetries: 0 }),
     secretStore: env.store,
-    isLeader: () => role.leader,
+    leadership: leadershipFrom(() => role.leader),
     env: processEnv,
     pollIntervalMs: 20,
     replacementCheckMs: role.replacementCheckMs,

@@ -11,6 +11,7 @@ import { CREDENTIALS_SECRET_KEY, TunnelLifecycle, createCloudflareClientFactory,
 import { runResolvedTunnel } from '../../src/cloudflare/tunnel-runner.js';
 import { ErrorCode, WarrenError } from '../../src/errors.js';
 import { InMemoryCredentialsSecretStore, capturingLogger, startFakeCloudflare } from '../../src/testing/index.js';
+import { leadershipFrom } from '../support/leadership.js';
 
 const ACCOUNT = 'd'.repeat(32);
 const TOKEN = 'rotation-api-token-SECRET-0123456789';
@@ -29,7 +30,7 @@ async function setup(t: import('ava').ExecutionContext, extra: Record<string, un
       logger,
       clientFactory,
       secretStore: store,
-      isLeader: () => isLeader,
+      leadership: leadershipFrom(() => isLeader),
       env,
       pollIntervalMs: 20,
       replacementCheckMs: 20,
@@ -126,7 +127,7 @@ test('token mode: a rotated token written to the mounted Secret file restarts th
       throw new Error('token mode makes no API call');
     },
     secretStore: new InMemoryCredentialsSecretStore(),
-    isLeader: () => true,
+    leadership: leadershipFrom(() => true),
     env: {},
     replacementCheckMs: 20,
   });

@@ -15,6 +15,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { capturingLogger, startFakeCloudflare, type FakeCloudflare } from '../../src/testing/index.js';
 import { useApiServer } from '../support/apiserver.js';
 import { MAIN_JS, NODE_BIN, baseEnv } from '../e2e/support/paths.js';
+import { leadershipFrom } from '../support/leadership.js';
 
 const server = useApiServer(test);
 const ACCOUNT = 'e'.repeat(32);
@@ -69,7 +70,7 @@ async function setup(t: import('ava').ExecutionContext, tokenAccounts?: string[]
         logger,
         clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 }),
         secretStore: store,
-        isLeader: () => true,
+        leadership: leadershipFrom(() => true),
         env: {},
       });
       const resolved = await lifecycle.resolve(AbortSignal.timeout(20_000));

@@ -47,7 +47,7 @@ test.serial('Cloudflare writes pass the Lease fence: a leader frozen past its re
   const createAsLeader = async (name: string) => {
     const until = Date.now() + 20_000;
     for (;;) {
-      await eventually('leadership', () => elector.isLeader, 10_000);
+      await eventually('leadership', () => elector.leadership.current.leading, 10_000);
       try {
         return await create(name);
       } catch (err) {
@@ -60,13 +60,13 @@ test.serial('Cloudflare writes pass the Lease fence: a leader frozen past its re
   t.is(writes(), 1, 'a leader with a fresh Lease writes');
 
   for (let round = 0; round < 3; round++) {
-    await eventually('leadership', () => elector.isLeader, 10_000);
+    await eventually('leadership', () => elector.leadership.current.leading, 10_000);
     freeze(RENEW_DEADLINE_MS + 300);
     // The first thing the resumed process does: nothing has run since the freeze, not even the elector's timers.
     const refused = await t.throwsAsync(create(`after-freeze-${round}`));
     t.true(refused?.cause instanceof NotLeaderError, `refused by the fence, not by Cloudflare: ${String(refused?.cause ?? refused)}`);
     t.is(writes(), 1, `round ${round}: the write of a replica whose renewal is older than renewDeadline never reaches Cloudflare`);
-    t.false(elector.isLeader, 'the refused write made the replica step down');
+    t.false(elector.leadership.current.leading, 'the refused write made the replica step down');
     await t.notThrowsAsync(factory().zones.list(), 'reads are not fenced');
   }
 

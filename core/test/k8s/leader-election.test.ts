@@ -1,7 +1,7 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ManagedRunnable } from '../../src/lifecycle/manager.js';
+import type { NamedRunnable } from '../../src/composition/parts.js';
 import { adminClients, CONTROLLER_NAMESPACE, useApiServer } from '../support/apiserver.js';
 import { eventually, startController, type TestController } from '../support/controller.js';
 import { ensureIngressClass } from '../support/k8s-objects.js';
@@ -15,15 +15,17 @@ test.serial.before(async () => {
 /** A leader-only runnable that records when it runs. */
 function leaderProbe(name: string) {
   const state = { running: false, starts: 0, stops: 0 };
-  const runnable: ManagedRunnable = {
+  const runnable: NamedRunnable = {
     name: `probe-${name}`,
-    needsLeader: true,
-    async start(signal) {
-      state.running = true;
-      state.starts++;
-      if (!signal.aborted) await once(signal, 'abort');
-      state.running = false;
-      state.stops++;
+    runnable: {
+      needsLeader: true,
+      async start(signal) {
+        state.running = true;
+        state.starts++;
+        if (!signal.aborted) await once(signal, 'abort');
+        state.running = false;
+        state.stops++;
+      },
     },
   };
   return { state, runnable };
@@ -44,8 +46,8 @@ async function pair(settings?: Record<string, string>, releaseOnCancel = true) {
 }
 
 function leaderOf(a: TestController, b: TestController): [TestController, TestController] | undefined {
-  if (a.cp.elector!.isLeader && !b.cp.elector!.isLeader) return [a, b];
-  if (b.cp.elector!.isLeader && !a.cp.elector!.isLeader) return [b, a];
+  if (a.cp.elector!.leadership.current.leading && !b.cp.elector!.leadership.current.leading) return [a, b];
+  if (b.cp.elector!.leadership.current.leading && !a.cp.elector!.leadership.current.leading) return [b, a];
   return undefined;
 }
 
@@ -88,7 +90,7 @@ test.serial('a graceful stop releases the Lease and the follower takes over in u
   const started = Date.now();
   await leader.stop();
   t.false(leaderProbeState.running, 'leader-only work stopped before the process ends');
-  await eventually('the follower to lead', () => follower.cp.elector!.isLeader, 5_000);
+  await eventually('the follower to lead', () => follower.cp.elector!.leadership.current.leading, 5_000);
   const takeoverMs = Date.now() - started;
   t.true(takeoverMs < 2_000, `takeover took ${takeoverMs} ms`);
   t.true(followerProbe.running);
@@ -109,7 +111,7 @@ test.serial('a leader that stops renewing without releasing (killed) is replaced
   const crashed = Date.now();
   await leader.stop(); // no release: the Lease still names the old leader
   t.is((await lease()).spec?.holderIdentity, leader.cp.identity);
-  await eventually('the follower to lead', () => follower.cp.elector!.isLeader, 10_000);
+  await eventually('the follower to lead', () => follower.cp.elector!.leadership.current.leading, 10_000);
   const takeoverMs = Date.now() - crashed;
   // The follower must wait for the Lease to expire (4 s, measured from the last change it saw, at most one retry
   // period before the crash), and must not wait much longer.
@@ -127,11 +129,11 @@ test.serial('the leader steps down when it cannot renew, and leadership resumes 
   const [leader] = await eventually('a leader', () => leaderOf(a, b));
   const leaderProbeState = leader === a ? probes.a.state : probes.b.state;
   t.true(leaderProbeState.running);
-  const termBefore = leader.cp.elector!.term;
+  const termBefore = leader.cp.elector!.leadership.current.term;
   await server().stopApiServerProcess();
   try {
     // renewDeadline is 3 s: the leader must stop its leader-only work well before its 4 s Lease could expire.
-    await eventually('the leader to step down', () => !a.cp.elector!.isLeader && !b.cp.elector!.isLeader, 8_000);
+    await eventually('the leader to step down', () => !a.cp.elector!.leadership.current.leading && !b.cp.elector!.leadership.current.leading, 8_000);
     t.false(probes.a.state.running);
     t.false(probes.b.state.running);
     t.true(leader.logs.text.includes('stepping down'));
@@ -141,5 +143,5 @@ test.serial('the leader steps down when it cannot renew, and leadership resumes 
   const [again] = await eventually('a leader again', () => leaderOf(a, b), 20_000);
   t.true(probes.a.state.running !== probes.b.state.running);
   // Control plugins learn from the term that state they read from Cloudflare in an earlier one may be stale.
-  t.true(again === leader ? again.cp.elector!.term > termBefore : again.cp.elector!.term >= 1, 'every term this replica began is counted');
+  t.true(again === leader ? again.cp.elector!.leadership.current.term > termBefore : again.cp.elector!.leadership.current.term >= 1, 'every term this replica began is counted');
 });

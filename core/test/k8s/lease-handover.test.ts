@@ -35,7 +35,7 @@ test.serial('with every Lease watch down, a deleted Lease is re-created only aft
       retryPeriodMs: RETRY_MS,
       logger: pino({ level: 'silent' }),
     });
-    e.onChange((leading) => transitions.push({ who, leading, at: performance.now() }));
+    e.leadership.subscribe(({ leading }) => transitions.push({ who, leading, at: performance.now() }));
     return e;
   };
   const replicas = { a: elector('a'), b: elector('b') };
@@ -46,7 +46,7 @@ test.serial('with every Lease watch down, a deleted Lease is re-created only aft
     await Promise.all(runs);
   });
   const admin = server().adminClient();
-  const leading = () => Object.values(replicas).filter((e) => e.isLeader).length;
+  const leading = () => Object.values(replicas).filter((e) => e.leadership.current.leading).length;
   for (let round = 0; round < 12; round++) {
     await eventually('a single leader', () => leading() === 1, 15_000);
     // Delete at a random phase of the renewals, once the Lease has lived a few retry periods: without watches, a

@@ -52,7 +52,7 @@ test.serial('after an apiserver outage of 35 s, an Ingress created on its return
   t.teardown(() => controller.stop());
   const ns = await server().createNamespace('outage');
   await createBackend(admin, ns, 'web', [testHost(21)]);
-  await eventually('leadership', () => controller.cp.elector!.isLeader);
+  await eventually('leadership', () => controller.cp.elector!.leadership.current.leading);
 
   await server().stopApiServerProcess();
   await sleep(35_000); // an exponential backoff would be at 16–30 s per retry by now

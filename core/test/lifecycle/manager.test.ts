@@ -3,7 +3,10 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import { Manager, type Elector, type ManagedRunnable, type RunnableGroup } from '../../src/lifecycle/manager.js';
+import { groupOf, Manager, type Elector } from '../../src/lifecycle/manager.js';
+import type { Runnable } from '../../src/plugin-api/lifecycle.js';
+import { sameLeadership, type Leadership } from '../../src/state/leadership.js';
+import { PublishedValue } from '../../src/state/published.js';
 import { HealthServer } from '../../src/observability/health-server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { ControlPlaneMetrics } from '../../src/observability/metrics.js';
@@ -14,14 +17,17 @@ function logger() {
   return { logs, logger: createLogger({ level: 'debug', destination: logs }) };
 }
 
-/** A runnable that logs its start and stop into `trace`, and can take time to sync or to stop. */
-function traced(trace: string[], name: string, group: RunnableGroup | undefined, options: { needsLeader?: boolean; syncMs?: number; stopMs?: number; fail?: Error } = {}): ManagedRunnable {
+/** What a traced runnable is: the manager derives its group from that alone. */
+type Kind = 'handler' | 'acceptor' | 'cache' | 'other';
+
+/** A runnable (named) that logs its start and stop into `trace`, and can take time to sync or to stop. */
+function traced(trace: string[], name: string, kind: Kind, options: { needsLeader?: boolean; syncMs?: number; stopMs?: number; fail?: Error } = {}): [string, Runnable] {
   let synced = false;
-  return {
-    name,
-    group,
+  const runnable = {
+    ...(kind === 'acceptor' ? { acceptor: true as const } : {}),
+    ...(kind === 'handler' ? { handle: async () => undefined } : {}),
     needsLeader: options.needsLeader ?? false,
-    async start(signal) {
+    async start(signal: AbortSignal) {
       trace.push(`start ${name}`);
       if (options.syncMs !== undefined) setTimeout(() => (synced = true), options.syncMs);
       if (options.fail) {
@@ -32,7 +38,7 @@ function traced(trace: string[], name: string, group: RunnableGroup | undefined,
       if (options.stopMs) await sleep(options.stopMs, undefined, { ref: false });
       trace.push(`stop ${name}`);
     },
-    ...(options.syncMs !== undefined
+    ...(kind === 'cache'
       ? {
           async waitForSync(signal: AbortSignal) {
             while (!synced && !signal.aborted) await sleep(5);
@@ -41,46 +47,52 @@ function traced(trace: string[], name: string, group: RunnableGroup | undefined,
         }
       : {}),
   };
+  return [name, runnable];
 }
 
 /** An elector driven by the test. */
 class ManualElector implements Elector {
-  isLeader = false;
-  readonly #listeners = new Set<(l: boolean) => void>();
+  readonly leadership = new PublishedValue<Leadership>({ leading: false, term: 0 }, { same: sameLeadership });
   released = false;
-  onChange(l: (leading: boolean) => void) {
-    this.#listeners.add(l);
-    return () => this.#listeners.delete(l);
-  }
   set(leading: boolean) {
-    this.isLeader = leading;
-    for (const l of this.#listeners) l(leading);
+    const { term } = this.leadership.current;
+    this.leadership.publish({ leading, term: leading ? term + 1 : term });
   }
   async run(signal: AbortSignal) {
     if (!signal.aborted) await once(signal, 'abort');
-    if (this.isLeader) this.set(false);
+    if (this.leadership.current.leading) this.set(false);
     this.released = true;
   }
 }
 
-test('starts servers, then caches (waiting for sync), then others, then leader-only; stops in reverse', async (t) => {
+test('the group of a runnable follows from what it is', (t) => {
+  const trace: string[] = [];
+  t.is(groupOf(traced(trace, 'pipeline', 'handler')[1]), 'handlers');
+  t.is(groupOf(traced(trace, 'health', 'acceptor')[1]), 'servers');
+  t.is(groupOf(traced(trace, 'informers', 'cache', { syncMs: 0 })[1]), 'caches');
+  t.is(groupOf(traced(trace, 'route-sync', 'other')[1]), 'others');
+  t.is(groupOf(traced(trace, 'status', 'cache', { needsLeader: true })[1]), 'leader', 'leader-only whatever else it is');
+});
+
+test('starts handlers, then servers, then caches (waiting for sync), then others, then leader-only; stops in reverse', async (t) => {
   const trace: string[] = [];
   const { logger: log } = logger();
   const manager = new Manager({ logger: log, shutdownGracePeriodMs: 5_000 });
   manager
-    .add(traced(trace, 'leader-work', 'others', { needsLeader: true }))
-    .add(traced(trace, 'route-sync', 'others'))
-    .add(traced(trace, 'informers', 'caches', { syncMs: 40 }))
-    .add(traced(trace, 'health', 'servers'));
+    .add(...traced(trace, 'leader-work', 'other', { needsLeader: true }))
+    .add(...traced(trace, 'route-sync', 'other'))
+    .add(...traced(trace, 'informers', 'cache', { syncMs: 40 }))
+    .add(...traced(trace, 'health', 'acceptor'))
+    .add(...traced(trace, 'pipeline', 'handler'));
   const stop = new AbortController();
   const done = manager.run(stop.signal);
   while (manager.phase !== 'running') await sleep(5);
-  t.deepEqual(trace, ['start health', 'start informers', 'synced informers', 'start route-sync', 'start leader-work']);
+  t.deepEqual(trace, ['start pipeline', 'start health', 'start informers', 'synced informers', 'start route-sync', 'start leader-work']);
   t.is(manager.readinessCheck(), true);
   trace.length = 0;
   stop.abort();
   await done;
-  t.deepEqual(trace, ['stop leader-work', 'stop route-sync', 'stop informers', 'stop health']);
+  t.deepEqual(trace, ['stop leader-work', 'stop route-sync', 'stop informers', 'stop health', 'stop pipeline'], 'the handler outlives every acceptor');
   t.is(manager.readinessCheck(), 'shutting down');
 });
 
@@ -88,7 +100,7 @@ test('leader-only runnables start on leadership, stop when it is lost, and resta
   const trace: string[] = [];
   const elector = new ManualElector();
   const manager = new Manager({ logger: logger().logger, shutdownGracePeriodMs: 5_000, elector });
-  manager.add(traced(trace, 'status', 'others', { needsLeader: true, stopMs: 20 })).add(traced(trace, 'sync', 'others'));
+  manager.add(...traced(trace, 'status', 'other', { needsLeader: true, stopMs: 20 })).add(...traced(trace, 'sync', 'other'));
   const stop = new AbortController();
   const done = manager.run(stop.signal);
   while (manager.phase !== 'running') await sleep(5);
@@ -117,8 +129,7 @@ test('a leader-only runnable that ignores its abort signal cannot keep leadershi
   let release: () => void = () => undefined;
   const hung = new Promise<void>((resolve) => (release = resolve));
   let runs = 0;
-  manager.add({
-    name: 'status',
+  manager.add('status', {
     needsLeader: true,
     async start(signal) {
       const run = ++runs;
@@ -129,8 +140,7 @@ test('a leader-only runnable that ignores its abort signal cannot keep leadershi
     },
   });
   const abortedAt: number[] = [];
-  manager.add({
-    name: 'events',
+  manager.add('events', {
     needsLeader: true,
     async start(signal) {
       if (!signal.aborted) await once(signal, 'abort');
@@ -163,7 +173,7 @@ test('a failing runnable stops everything in order and run rejects with its erro
   const trace: string[] = [];
   const { logger: log, logs } = logger();
   const manager = new Manager({ logger: log, shutdownGracePeriodMs: 5_000 });
-  manager.add(traced(trace, 'health', 'servers')).add(traced(trace, 'broken', 'others', { fail: new Error('boom') }));
+  manager.add(...traced(trace, 'health', 'acceptor')).add(...traced(trace, 'broken', 'other', { fail: new Error('boom') }));
   const err = await t.throwsAsync(manager.run(new AbortController().signal));
   t.is(err?.message, 'boom');
   t.deepEqual(trace, ['start health', 'start broken', 'stop health']);
@@ -174,7 +184,7 @@ test('the stop is bounded by the shutdown grace period', async (t) => {
   const trace: string[] = [];
   const { logger: log, logs } = logger();
   const manager = new Manager({ logger: log, shutdownGracePeriodMs: 100 });
-  manager.add(traced(trace, 'slow-drain', 'servers', { stopMs: 60_000 }));
+  manager.add(...traced(trace, 'slow-drain', 'acceptor', { stopMs: 60_000 }));
   const stop = new AbortController();
   const done = manager.run(stop.signal);
   while (manager.phase !== 'running') await sleep(5);

@@ -7,6 +7,8 @@ import { RouteStore } from '../../src/routes/store.js';
 import { emptyRouteTable } from '../../src/routes/table.js';
 import type { RouteTable } from '../../src/routes/types.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { ALWAYS_LEADING } from '../../src/state/leadership.js';
+import { TunnelStateStore } from '../../src/state/tunnel.js';
 import { LogCapture } from '../support/controller.js';
 
 /** A control plugin whose calls take time and can be told to fail. */
@@ -35,18 +37,18 @@ class SlowPlugin implements ControlPluginInstance {
 function setup(plugins: ControlPluginInstance[]) {
   const store = new RouteStore();
   const logs = new LogCapture();
-  let tunnelId: string | undefined;
+  const tunnel = new TunnelStateStore();
   const runner = new ControlPluginRunner({
     plugins,
     store,
-    context: (signal) => ({ signal, tunnelId, formerTunnelIds: [] }),
+    state: { tunnel, leadership: ALWAYS_LEADING },
     logger: createLogger({ level: 'debug', destination: logs }),
     coalesceMs: 30,
     retryBaseMs: 10,
   });
   const controller = new AbortController();
   const done = runner.start(controller.signal);
-  return { store, runner, logs, setTunnel: (id: string) => (tunnelId = id), stop: async () => { controller.abort(); await done; } };
+  return { store, runner, logs, setTunnel: (id: string) => tunnel.identify(id), stop: async () => { controller.abort(); await done; } };
 }
 
 test('runs every plugin once on start, then with the latest table after changes, never overlapping', async (t) => {
@@ -66,7 +68,7 @@ test('runs every plugin once on start, then with the latest table after changes,
   t.is(firewall.maxActive, 1);
 });
 
-test('a rejected call is retried with backoff until it succeeds; refresh passes the new tunnel id', async (t) => {
+test('a rejected call is retried with backoff until it succeeds; a newly published tunnel id re-applies every plugin with it', async (t) => {
   const dns = new SlowPlugin('cloud.dns');
   dns.failures = 3;
   const { runner, logs, setTunnel, stop } = setup([dns]);
@@ -76,9 +78,10 @@ test('a rejected call is retried with backoff until it succeeds; refresh passes 
   t.is(dns.calls.length, 4, 'three failures, then success');
   t.is(dns.failures, 0);
   t.is((logs.text.match(/reconcile failed; retrying with backoff/g) ?? []).length, 3);
+  const calls = dns.calls.length;
   setTunnel('6ff42ae2-765d-4adf-8112-31c55c1551ef');
-  runner.refresh();
   await sleep(40);
   await runner.idle();
   t.is(dns.calls.at(-1)?.tunnelId, '6ff42ae2-765d-4adf-8112-31c55c1551ef');
+  t.is(dns.calls.length, calls + 1, 'one call for the new tunnel id');
 });

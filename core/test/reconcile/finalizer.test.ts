@@ -36,7 +36,7 @@ let controller: TestController;
 test.serial.before(async () => {
   await ensureIngressClass(adminClients(server()));
   controller = await startController(server(), { controlPlugins: [plugin], cleanup: { maxAttempts: 3, retryBaseMs: 50 } });
-  await eventually('leadership', () => controller.cp.elector!.isLeader);
+  await eventually('leadership', () => controller.cp.elector!.leadership.current.leading);
 });
 test.after.always(async () => {
   await controller?.stop();

@@ -10,7 +10,7 @@ let controller: TestController;
 test.serial.before(async () => {
   await ensureIngressClass(adminClients(server()));
   controller = await startController(server(), { health: true });
-  await eventually('leadership', () => controller.cp.elector!.isLeader);
+  await eventually('leadership', () => controller.cp.elector!.leadership.current.leading);
 });
 test.after.always(async () => {
   await controller?.stop();

@@ -1,6 +1,7 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import test from 'ava';
 import { EventRecorder } from '../../src/reconcile/events.js';
+import { ALWAYS_LEADING } from '../../src/state/leadership.js';
 import { adminClients, useApiServer } from '../support/apiserver.js';
 import { eventually, startController, type TestController } from '../support/controller.js';
 import { createBackend, endpointSlice, ensureIngressClass, ingress, ingressClass, testHost } from '../support/k8s-objects.js';
@@ -8,15 +9,15 @@ import { createBackend, endpointSlice, ensureIngressClass, ingress, ingressClass
 const server = useApiServer(test);
 let leader: TestController;
 let follower: TestController;
-let tunnel = 'tunnel-aaaa';
+const tunnel = 'tunnel-aaaa';
 
 test.serial.before(async () => {
   const admin = adminClients(server());
   await ensureIngressClass(admin);
   await ensureIngressClass(admin, ingressClass('someone-else', { controller: 'example.com/other-controller' }));
-  leader = await startController(server(), { identity: 'leader', tunnelId: () => tunnel });
-  await eventually('the first controller to lead', () => leader.cp.elector!.isLeader);
-  follower = await startController(server(), { identity: 'follower', tunnelId: () => tunnel });
+  leader = await startController(server(), { identity: 'leader', tunnelId: tunnel });
+  await eventually('the first controller to lead', () => leader.cp.elector!.leadership.current.leading);
+  follower = await startController(server(), { identity: 'follower', tunnelId: tunnel });
 });
 test.after.always(async () => {
   await follower?.stop();
@@ -48,8 +49,9 @@ test.serial('owned Ingresses get the tunnel hostname; it follows the tunnel id; 
   const after = await admin.networking.readNamespacedIngress({ namespace: ns, name: 'owned' });
   t.is(after.metadata?.resourceVersion, before.metadata?.resourceVersion, 'no status write without a difference');
 
-  tunnel = 'tunnel-bbbb';
-  leader.cp.refreshTunnelId();
+  // The tunnel was replaced: publishing its id is all it takes.
+  leader.tunnel.identify('tunnel-bbbb');
+  follower.tunnel.identify('tunnel-bbbb');
   await eventually('updated status hostname', async () => (await statusHostnames(ns, 'owned')).join() === 'tunnel-bbbb.cfargotunnel.com');
 
   const current = await admin.networking.readNamespacedIngress({ namespace: ns, name: 'owned' });
@@ -62,7 +64,7 @@ test.serial('owned Ingresses get the tunnel hostname; it follows the tunnel id; 
   again.spec!.ingressClassName = 'cloudflare-tunnel';
   await admin.networking.replaceNamespacedIngress({ namespace: ns, name: 'owned', body: again });
   await eventually('status hostname again', async () => (await statusHostnames(ns, 'owned')).join() === 'tunnel-bbbb.cfargotunnel.com');
-  const extra = await startController(server(), { identity: 'short-lived', config: { kubernetes: { leaderElection: { enabled: false } } }, tunnelId: () => tunnel });
+  const extra = await startController(server(), { identity: 'short-lived', config: { kubernetes: { leaderElection: { enabled: false } } }, tunnelId: 'tunnel-bbbb' });
   await extra.cp.informers.waitForSync();
   await extra.stop();
   t.deepEqual(await statusHostnames(ns, 'owned'), ['tunnel-bbbb.cfargotunnel.com']);
@@ -167,7 +169,7 @@ test.serial('a new leader counts on from existing Events instead of duplicating 
   await eventually('ServiceNotFound', async () => (await eventsFor(ns, 'lonely')).some((e) => e.reason === 'ServiceNotFound'));
   const first = (await eventsFor(ns, 'lonely')).find((e) => e.reason === 'ServiceNotFound')!;
   await leader.stop();
-  await eventually('the follower to lead', () => follower.cp.elector!.isLeader, 5_000);
+  await eventually('the follower to lead', () => follower.cp.elector!.leadership.current.leading, 5_000);
   await eventually('the Event to be counted again', async () => {
     const e = (await eventsFor(ns, 'lonely')).filter((x) => x.reason === 'ServiceNotFound');
     return e.length === 1 && (e[0]!.count ?? 0) >= 2 ? e : undefined;
@@ -180,7 +182,7 @@ test.serial('a new leader counts on from existing Events instead of duplicating 
 
 test.serial('many distinct messages are combined, and each object is rate-limited', async (t) => {
   const ns = await server().createNamespace('flood');
-  const recorder = new EventRecorder({ client: server().adminClient(), logger: leader.logger, instance: 'flood-test', isLeader: () => true, repeatIntervalMs: 1_000 });
+  const recorder = new EventRecorder({ client: server().adminClient(), logger: leader.logger, instance: 'flood-test', leadership: ALWAYS_LEADING, repeatIntervalMs: 1_000 });
   const noisy = { kind: 'Ingress', namespace: ns, name: 'noisy', uid: 'uid-noisy' };
   for (let i = 0; i < 40; i++) recorder.warning(noisy, 'InvalidAnnotation', `value ${i} of warren.dev/connect-timeout is not a duration`);
   const spammy = { kind: 'Ingress', namespace: ns, name: 'spammy', uid: 'uid-spammy' };

@@ -9,19 +9,22 @@ import { Writable } from 'node:stream';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { KUBERNETES, provideKubernetes, type KubernetesControlPlane } from '../../src/composition/kubernetes.js';
+import { createRootContainer } from '../../src/composition/root.js';
+import { HTTP_ENTRY, PIPELINE, provideHealth, provideHttpEntry, provideProxy } from '../../src/composition/servers.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
-import { createKubernetesControlPlane, type KubernetesControlPlane } from '../../src/k8s/control-plane.js';
-import { Manager, type ManagedRunnable } from '../../src/lifecycle/manager.js';
-import { HealthServer } from '../../src/observability/health-server.js';
+import { PARTS, type NamedRunnable } from '../../src/composition/parts.js';
+import { TOKENS } from '../../src/di/tokens.js';
+import type { Manager } from '../../src/lifecycle/manager.js';
+import type { HealthServer } from '../../src/observability/health-server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { ControlPluginInstance } from '../../src/plugin-api/registered.js';
 import { defineAnnotation, type PluginManifest } from '../../src/plugin-api/manifest.js';
-import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/build.js';
-import { RouteStore } from '../../src/routes/store.js';
-import { HttpEntry } from '../../src/proxy/http-entry.js';
-import { Pipeline } from '../../src/proxy/pipeline.js';
-import { container } from 'tsyringe';
+import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
+import type { Pipeline } from '../../src/proxy/pipeline.js';
+import type { RouteStore } from '../../src/routes/store.js';
+import type { TunnelStateStore } from '../../src/state/tunnel.js';
 import { CONTROLLER_NAMESPACE, type TestApiServer } from './apiserver.js';
 
 /** Collects pino's JSON lines in memory. */
@@ -44,15 +47,18 @@ export interface TestControllerOptions {
   readonly config?: ConfigInput;
   /** Use this client instead of one with a fresh controller ServiceAccount token. */
   readonly kubeClient?: KubeClient;
-  readonly tunnelId?: () => string | undefined;
+  /** The tunnel id published at start (default `test-tunnel-0000`); change it through `TestController.tunnel`. */
+  readonly tunnelId?: string;
   readonly controlPlugins?: readonly ControlPluginInstance[];
   readonly identity?: string;
   /** Extra runnables (e.g. a leader-only probe). */
-  readonly extraRunnables?: readonly ManagedRunnable[];
+  readonly extraRunnables?: readonly NamedRunnable[];
   /** Also run the health server on 127.0.0.1:0. */
   readonly health?: boolean;
   /** Also run the proxy pipeline (following the RouteStore) behind the plain-HTTP entry point on 127.0.0.1:0. */
   readonly proxy?: boolean;
+  /** Data-plane plugins the pipeline resolves (fresh instances per plugin set), registered under {@link TEST_MANIFEST}. */
+  readonly upstreamPlugins?: ReadonlyArray<() => UpstreamPlugin>;
   /** Manifests of enabled plugins, for their annotations (e.g. a test manifest with a `secretRef` annotation). */
   readonly manifests?: readonly PluginManifest[];
   readonly cleanup?: { maxAttempts?: number; retryBaseMs?: number };
@@ -63,6 +69,10 @@ export interface TestControllerOptions {
 export interface TestController {
   readonly cp: KubernetesControlPlane;
   readonly store: RouteStore;
+  /** The tunnel's published state (what the tunnel part writes in production). */
+  readonly tunnel: TunnelStateStore;
+  /** The proxy pipeline when `proxy` was set. */
+  readonly pipeline: Pipeline | undefined;
   readonly manager: Manager;
   readonly registry: Registry;
   readonly logs: LogCapture;
@@ -114,62 +124,45 @@ export function testConfig(overrides: ConfigInput = {}): Readonly<Config> {
   return parseConfig(merged);
 }
 
+/**
+ * Assembles the Kubernetes side of Warren the way production does (the same container providers), with the test's
+ * API client, identity, manifests and control plugins registered over the defaults, and runs it.
+ */
 export async function startController(server: TestApiServer, options: TestControllerOptions = {}): Promise<TestController> {
   const config = testConfig(options.config);
   const client = options.kubeClient ?? server.clientForToken(await server.controllerToken());
   const logs = new LogCapture();
   const logger = createLogger({ level: 'debug', destination: logs });
   const registry = new Registry();
-  const store = new RouteStore();
-  const builder = new RouteTableBuilder(routeBuildSettings(config, options.manifests ?? [TEST_MANIFEST]));
-  const cp = createKubernetesControlPlane({
-    config,
-    logger,
-    registry,
-    routeBuilder: builder,
-    routeStore: store,
-    client,
-    tunnelId: options.tunnelId ?? (() => 'test-tunnel-0000'),
-    controlPlugins: options.controlPlugins,
-    identity: options.identity,
-    releaseLeaseOnStop: options.releaseOnCancel ?? true,
-    cleanup: options.cleanup,
-  });
-  const manager = new Manager({ logger, shutdownGracePeriodMs: config.shutdownGracePeriod, elector: cp.elector });
-  let health: HealthServer | undefined;
-  if (options.health) {
-    health = new HealthServer({ listen: config.server.listen, registry, logger });
-    health.addReadinessCheck('manager', manager.readinessCheck);
-    health.addReadinessCheck('caches', cp.readiness.caches);
-    manager.add({ name: 'health', group: 'servers', needsLeader: false, start: (s) => health!.start(s) });
-  }
-  let entryUrl: string | undefined;
+  const root = createRootContainer(config, { logger, registry, env: {} });
+  root.register(TOKENS.EnabledManifests, { useValue: options.manifests ?? [TEST_MANIFEST] });
+  root.register(PARTS.KubeClient, { useValue: client });
+  if (options.identity !== undefined) root.register(PARTS.Identity, { useValue: options.identity });
+  for (const plugin of options.controlPlugins ?? []) root.register(TOKENS.ControlPlugin, { useValue: plugin });
+  for (const make of options.upstreamPlugins ?? []) root.register(TOKENS.UpstreamPlugin, { useFactory: () => ({ plugin: make(), manifest: TEST_MANIFEST }) });
+  provideKubernetes(root, { releaseLeaseOnStop: options.releaseOnCancel ?? true, cleanup: options.cleanup });
+  if (options.health) provideHealth(root);
   if (options.proxy) {
-    const pipeline = new Pipeline({
-      container: container.createChildContainer(),
-      config,
-      logger,
-      metrics: registry,
-      secrets: cp.secrets,
-      events: cp.events,
-      routes: store,
-    });
-    const entry = new HttpEntry({ handler: pipeline, listen: '127.0.0.1:0', logger });
-    entryUrl = `http://127.0.0.1:${(await entry.listen()).port}`;
-    manager.add({ name: 'proxy-entry', group: 'servers', needsLeader: false, start: async (s) => {
-      if (!s.aborted) await new Promise((r) => s.addEventListener('abort', r, { once: true }));
-      await entry.close(1_000);
-    } });
-    manager.add({ name: 'pipeline', group: 'servers', needsLeader: false, start: (s) => pipeline.start(s) });
+    provideProxy(root);
+    provideHttpEntry(root, '127.0.0.1:0');
   }
-  for (const r of cp.runnables) manager.add(r);
-  for (const r of options.extraRunnables ?? []) manager.add(r);
+  for (const r of options.extraRunnables ?? []) root.register(PARTS.Runnable, { useValue: r });
+  const tunnel = root.resolve(PARTS.TunnelState);
+  tunnel.identify(options.tunnelId ?? 'test-tunnel-0000');
+  const manager: Manager = root.resolve(PARTS.Manager);
+  const cp = root.resolve(KUBERNETES);
+  const store = root.resolve(TOKENS.RouteStore);
+  const health: HealthServer | undefined = options.health ? root.resolve(PARTS.Health) : undefined;
+  const pipeline = options.proxy ? root.resolve(PIPELINE) : undefined;
   const controller = new AbortController();
   const done = manager.run(controller.signal);
+  const entryUrl = options.proxy ? await eventually('the plain-HTTP entry to listen', () => root.resolve(HTTP_ENTRY).url, 10_000) : undefined;
   let stopping: Promise<void> | undefined;
   return {
     cp,
     store,
+    tunnel,
+    pipeline,
     manager,
     registry,
     logs,

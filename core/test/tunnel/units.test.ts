@@ -1,13 +1,15 @@
 import test from 'ava';
-import { container } from 'tsyringe';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { configSchema } from '../../src/config/schema.js';
+import { createRootContainer } from '../../src/composition/root.js';
+import { provideTunnel, TUNNEL } from '../../src/composition/tunnel.js';
+import { PARTS } from '../../src/composition/parts.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import { Backoff } from '../../src/tunnel/backoff.js';
 import { parseConfigurationUpdate } from '../../src/tunnel/configuration-update.js';
 import { originLocalIp } from '../../src/tunnel/connection.js';
-import { tunnelConnectorFromContainer } from '../../src/tunnel/connector.js';
+import { encodeTunnelToken } from '../../src/tunnel/credentials.js';
 import { buildRequestHead } from '../../src/tunnel/request-head.js';
 import { classifyStream } from '../../src/tunnel/stream-classifier.js';
 
@@ -71,16 +73,17 @@ test('configuration pushes must be {"version": int32, "config": …}', (t) => {
   for (const bad of ['', 'x', '[]', 'null', '{"version":1.5}', '{"version":"1"}', '{"version":2147483648}']) t.is(parseConfigurationUpdate(Buffer.from(bad)), undefined, bad);
 });
 
-test('the connector can be built from the root container tokens', (t) => {
-  const child = container.createChildContainer();
+test('the tunnel part is built from the root container and publishes the tunnel id before it connects', (t) => {
+  const tunnelId = '11111111-2222-3333-4444-555555555555';
+  const env = { TUNNEL_TOKEN: encodeTunnelToken({ accountTag: 'account', tunnelSecret: Buffer.alloc(32, 7), tunnelId }) };
   const config = configSchema.parse({ tunnel: { edgeAddresses: ['127.0.0.1:7844'], haConnections: 2 } });
-  child.register(TOKENS.Config, { useValue: config });
-  child.register(TOKENS.Logger, { useValue: pino({ level: 'silent' }) });
-  child.register(TOKENS.Metrics, { useValue: new Registry() });
-  child.register(TOKENS.ExchangeHandler, { useValue: { handle: async () => undefined } });
-  const connector = tunnelConnectorFromContainer(child);
-  t.false(connector.needsLeader);
-  t.is(connector.registeredConnections, 0);
-  t.is(connector.tunnelId, undefined);
-  t.regex(connector.connectorId, /^[0-9a-f-]{36}$/);
+  const root = createRootContainer(config, { logger: pino({ level: 'silent' }), registry: new Registry(), env });
+  root.register(TOKENS.ExchangeHandler, { useValue: { handle: async () => undefined } });
+  const credentials = provideTunnel(root, { cluster: false });
+  t.is(credentials?.tunnelId, tunnelId, 'folder mode reads the supplied credentials at assembly');
+  const part = root.resolve(TUNNEL);
+  t.false(part.needsLeader);
+  t.is(part.connector, undefined, 'no connector before the start');
+  t.deepEqual(root.resolve(TOKENS.TunnelState).current, { id: tunnelId, formerIds: [], registeredConnections: 0 });
+  t.is<unknown, unknown>(root.resolve(PARTS.TunnelState), root.resolve(TOKENS.TunnelState), 'one store: the writer side is the published one');
 });

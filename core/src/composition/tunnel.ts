@@ -1,0 +1,78 @@
+import type { DependencyContainer } from 'tsyringe';
+import { KubernetesCredentialsSecretStore, NoCredentialsSecretStore } from '../cloudflare/secret-store.js';
+import { TunnelLifecycle } from '../cloudflare/tunnel-lifecycle.js';
+import { TunnelPart } from '../cloudflare/tunnel-runner.js';
+import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
+import { token, TOKENS } from '../di/tokens.js';
+import { ErrorCode, WarrenError } from '../errors.js';
+import { podNamespace } from '../k8s/namespace.js';
+import { TunnelConnector } from '../tunnel/connector.js';
+import { loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from '../tunnel/credentials.js';
+import { KUBERNETES } from './kubernetes.js';
+
+/** The tunnel part registered in `container` (present with `tunnel.enabled`). */
+export const TUNNEL = token<TunnelPart>('core.TunnelPart');
+
+export interface TunnelProviderSettings {
+  /**
+   * Credentials known at assembly (the demo's edge simulator): run as they are. Otherwise the tunnel lifecycle
+   * decides (managed tunnel) or follows the supplied token or credentials file.
+   */
+  readonly credentials?: TunnelCredentials | undefined;
+  /** Kubernetes mode: a managed tunnel keeps its credentials in a cluster Secret. Folder mode refused one already. */
+  readonly cluster: boolean;
+}
+
+/**
+ * Registers the tunnel part (with `tunnel.enabled`): its connector hands exchanges to `TOKENS.ExchangeHandler`, its
+ * state is published under `TOKENS.TunnelState`, and readiness needs a registered connection. Returns the
+ * credentials known at assembly: folder mode reads the supplied ones now, so that a bad token fails the start.
+ */
+export function provideTunnel(container: DependencyContainer, settings: TunnelProviderSettings): TunnelCredentials | undefined {
+  const config = container.resolve(TOKENS.Config);
+  const env = container.resolve(PARTS.Env);
+  if (!config.tunnel.enabled) return undefined;
+  const follows = settings.credentials === undefined;
+  const credentials = settings.credentials ?? (settings.cluster ? undefined : loadTunnelCredentials(config.tunnel, env));
+  provide(container, TUNNEL, (c) => {
+    const logger = c.resolve(TOKENS.Logger);
+    const elector = c.resolve(PARTS.Elector);
+    const lifecycle = follows
+      ? new TunnelLifecycle({
+          config,
+          logger,
+          clientFactory: c.resolve(TOKENS.CloudflareClient),
+          secretStore: settings.cluster
+            ? new KubernetesCredentialsSecretStore(c.resolve(KUBERNETES).leaderClient, podNamespace(env), config.cloudflare.credentialsSecretName)
+            : new NoCredentialsSecretStore(),
+          leadership: elector.leadership,
+          env,
+          existenceCheckMs: config.cloudflare.tunnelCheckInterval,
+          replacementCheckMs: Math.min(30_000, config.cloudflare.tunnelCheckInterval),
+        })
+      : undefined;
+    const handler = c.resolve(TOKENS.ExchangeHandler);
+    const registry = c.resolve(TOKENS.Metrics);
+    return new TunnelPart({
+      lifecycle,
+      credentials,
+      credentialsOf: (tunnel) => (tunnel.mode === 'managed' ? toTunnelCredentials(tunnel.credentials) : loadTunnelCredentials(config.tunnel, env)),
+      connector: (creds) => new TunnelConnector({ settings: config, handler, logger, registry, env, credentials: creds }),
+      state: c.resolve(PARTS.TunnelState),
+      logger,
+    });
+  });
+  provideRunnable(container, 'tunnel', (c) => c.resolve(TUNNEL));
+  provideReadiness(container, 'tunnel', (c) => {
+    const state = c.resolve(TOKENS.TunnelState);
+    return () => (state.current.registeredConnections > 0 ? true : 'no registered tunnel connection');
+  });
+  return credentials;
+}
+
+/** Credentials from the tunnel lifecycle or the simulator, in the connector's shape. */
+export function toTunnelCredentials(c: { accountTag: string; tunnelSecret: Buffer; tunnelId: string; endpoint?: string | undefined }): TunnelCredentials {
+  const bytes = uuidToBytes(c.tunnelId);
+  if (!bytes) throw new WarrenError(ErrorCode.TunnelCredentials, `tunnel id "${c.tunnelId}" is not a UUID`, { terminal: true });
+  return makeCredentials(c.accountTag, c.tunnelSecret, { text: c.tunnelId.toLowerCase(), bytes }, c.endpoint);
+}
