@@ -1,6 +1,8 @@
 import { ErrorCode, WarrenError, isWarrenError } from '../errors.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import type {
+  ErrorAnswer,
+  FailedExchange,
   RouteBinding,
   TransportProfile,
   UpstreamDispatch,
@@ -8,6 +10,7 @@ import type {
   UpstreamPlugin,
 } from '../plugin-api/upstream.js';
 import type { Route } from '../routes/types.js';
+import type { ErrorMapper } from './errors.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
 import { endpointOrigin, poolKey, type PoolOpener } from './transport.js';
 
@@ -36,12 +39,16 @@ export interface CompiledRoute {
   readonly route: Route;
   /** Set when the route cannot be served; every request gets this error. */
   readonly unavailable: WarrenError | undefined;
-  readonly grpc: boolean;
+  /** The plugins' error mapping for this route (`UpstreamPlugin.mapError`), if any plugin has one. */
+  readonly mapError: ErrorMapper | undefined;
   readonly profile: TransportProfile;
   readonly balancer: Balancer;
   /** Pool key per endpoint (same index as `balancer.endpoints`). */
   readonly poolKeys: readonly string[];
-  /** HTTP/1.1 pool key per endpoint for upgrade requests (undefined when the route cannot upgrade). */
+  /**
+   * Pool key per endpoint for upgrade requests (undefined when the route cannot upgrade): the route's own unless
+   * the upgrading plugin asks for another profile (`UpstreamPlugin.upgradeProfile`).
+   */
   readonly upgradePoolKeys: readonly string[] | undefined;
   /** The interceptor chain ending in core's dispatch. */
   readonly dispatch: UpstreamDispatch;
@@ -59,6 +66,47 @@ export interface CompiledRoute {
   readonly closeConnections: boolean;
   /** Labels for metrics, computed once. */
   readonly labels: { readonly namespace: string; readonly ingress: string; readonly service: string; readonly host: string };
+}
+
+/** A plugin bound to the route being compiled. */
+interface Bound {
+  readonly entry: PluginEntry;
+  readonly binding: RouteBinding;
+}
+
+/**
+ * The error mapping of the plugins that have one, in chain order, each with its binding for the route (undefined
+ * when it did not bind the route, or when there is no route); the first answer wins. A plugin that throws is
+ * passed over: the client then gets the next answer, or core's error page.
+ */
+export function errorMapper(plugins: readonly PluginEntry[], bound: readonly Bound[] = []): ErrorMapper | undefined {
+  const mappers: Array<(failure: FailedExchange) => ErrorAnswer | undefined> = [];
+  for (const entry of plugins) {
+    const plugin = entry.plugin;
+    if (typeof plugin.mapError !== 'function') continue;
+    const binding = bound.find((b) => b.entry === entry)?.binding;
+    mappers.push((failure) => plugin.mapError!(binding, failure));
+  }
+  if (mappers.length === 0) return undefined;
+  return (failure) => {
+    for (const map of mappers) {
+      try {
+        const answer = map(failure);
+        if (answer !== undefined) return answer;
+      } catch {
+        // a broken mapping must not keep the client from getting an answer
+      }
+    }
+    return undefined;
+  };
+}
+
+const unboundMappers = new WeakMap<readonly PluginEntry[], ErrorMapper | undefined>();
+
+/** {@link errorMapper} for failures before a route matched, computed once per plugin set. */
+export function unboundErrorMapper(plugins: readonly PluginEntry[]): ErrorMapper | undefined {
+  if (!unboundMappers.has(plugins)) unboundMappers.set(plugins, errorMapper(plugins));
+  return unboundMappers.get(plugins);
 }
 
 /** Protocols core serves itself, without a plugin claiming them. */
@@ -121,7 +169,6 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
   };
   const common = {
     route,
-    grpc: route.protocol === 'grpc' || route.protocol === 'grpcs',
     balancer,
     responseHeaderTimeout: (ann['response-header-timeout'] as number | undefined) ?? env.defaults.responseHeaderTimeout,
     idleTimeout: idleOverride ?? env.defaults.idleTimeout,
@@ -132,8 +179,8 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     labels,
   };
   let profile = baseProfile(route, env.defaults);
+  const bound: Bound[] = [];
   try {
-    const bound: Array<{ entry: PluginEntry; binding: RouteBinding }> = [];
     for (const entry of env.plugins) {
       const binding = entry.plugin.bind ? entry.plugin.bind(route) : { route, options: {} };
       if (binding) bound.push({ entry, binding });
@@ -163,11 +210,16 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     const upgrader = bound.find((b) => typeof b.entry.plugin.onUpgrade === 'function');
     const pools = poolSource(route, bound);
     const poolKeys = poolKeysFor(route, profile, env, pools);
-    const upgradeProfile = profile.http2 === 'off' ? profile : { ...profile, http2: 'off' as const, maxConcurrentStreams: undefined };
-    const upgradePoolKeys = upgrader ? (upgradeProfile === profile ? poolKeys : poolKeysFor(route, upgradeProfile, env, pools)) : undefined;
+    const upgradeProfile = upgrader?.entry.plugin.upgradeProfile?.(upgrader.binding, profile);
+    const upgradePoolKeys = upgrader
+      ? upgradeProfile === undefined || upgradeProfile === profile
+        ? poolKeys
+        : poolKeysFor(route, normalizeProfile(upgradeProfile, route), env, pools)
+      : undefined;
     return {
       ...common,
       unavailable: undefined,
+      mapError: errorMapper(env.plugins, bound),
       profile,
       poolKeys,
       upgradePoolKeys,
@@ -185,6 +237,7 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     return {
       ...common,
       unavailable: error,
+      mapError: errorMapper(env.plugins, bound),
       profile,
       poolKeys: [],
       upgradePoolKeys: undefined,
@@ -213,7 +266,7 @@ interface PoolSource {
   readonly open: PoolOpener;
 }
 
-function poolSource(route: Route, bound: ReadonlyArray<{ entry: PluginEntry; binding: RouteBinding }>): PoolSource | undefined {
+function poolSource(route: Route, bound: readonly Bound[]): PoolSource | undefined {
   const server = bound.find((b) => b.entry.manifest.protocols?.includes(route.protocol));
   const plugin = server?.entry.plugin;
   if (!server || !plugin?.createPool) return undefined;

@@ -1,5 +1,5 @@
 /** The proxy pipeline's public surface inside `@warren/core` (wiring and tests). */
 export { Pipeline, GenerationPlugins, sortPlugins, type PipelineOptions, type RouteTableSource } from './pipeline.js';
 export { HttpEntry, startHttpEntry, type HttpEntryOptions } from './http-entry.js';
-export { failExchange, toWarrenError, httpStatusOf, grpcStatusOf, GrpcStatus } from './errors.js';
+export { failExchange, toWarrenError, httpStatusOf } from './errors.js';
 export { createProxyMetrics, type ProxyMetrics } from './metrics.js';

@@ -214,3 +214,45 @@ test('a Service port appProtocol maps through the manifest to the plugin protoco
   t.is(chooseProtocol('auto', backend, plugins), 'line');
   t.is(chooseProtocol(undefined, backend, new RoutingPlugins([])), 'http', 'an appProtocol nobody maps is ignored');
 });
+
+test.serial('an upgrading plugin may give upgrade requests pools of another profile', async (t) => {
+  class Upgrader implements UpstreamPlugin {
+    readonly id = 'test.upgrader';
+    upgradeProfile(_binding: RouteBinding, profile: Readonly<TransportProfile>): TransportProfile {
+      return { ...profile, keepAlive: undefined };
+    }
+    onUpgrade(): Promise<void> {
+      return Promise.resolve();
+    }
+  }
+  const upgrader = definePlugin({
+    manifest: { id: 'test.upgrader', name: 'upgrader', description: 'upgrades', coreRange: '^0.1.0', kind: 'protocol', order: 2 },
+    configSchema: z.object({}).strict(),
+    register(container) {
+      container.register(TOKENS.UpstreamPlugin, { useClass: Upgrader }, { lifecycle: Lifecycle.ContainerScoped });
+    },
+  });
+  class KeepAlive implements UpstreamPlugin {
+    readonly id = 'test.keep';
+    configureTransport(_binding: RouteBinding, profile: TransportProfile): void {
+      profile.keepAlive = { timeout: 1_000, maxConnections: 2 };
+    }
+  }
+  const keep = definePlugin({
+    manifest: { id: 'test.keep', name: 'keep', description: 'keeps alive', coreRange: '^0.1.0', kind: 'transport', order: 1 },
+    configSchema: z.object({}).strict(),
+    register(container) {
+      container.register(TOKENS.UpstreamPlugin, { useClass: KeepAlive }, { lifecycle: Lifecycle.ContainerScoped });
+    },
+  });
+  const route = testRoute({ host: 'u.test', endpoints: ['127.0.0.1:9'] });
+  const proxy = await startProxyHarness({ plugins: [{ module: upgrader }, { module: keep }], table: testRouteTable([route]) });
+  t.teardown(() => proxy.close());
+  await proxy.pipeline.whenCompiled();
+  const compiled = proxy.pipeline.liveCompiled!.routes.get(route)!;
+  t.is(compiled.upgradePoolKeys!.length, 1);
+  t.not(compiled.upgradePoolKeys![0], compiled.poolKeys[0]);
+  t.regex(compiled.poolKeys[0]!, /\|1000\/2\|/, 'requests keep their kept-alive pool');
+  t.regex(compiled.upgradePoolKeys![0]!, /\|close\|/, 'upgrades get the profile the plugin asked for');
+  t.deepEqual(new Set(proxy.pipeline.liveCompiled!.pools), new Set([compiled.poolKeys[0], compiled.upgradePoolKeys![0]]), 'the generation holds both');
+});
