@@ -59,4 +59,19 @@ export interface PluginManifest {
   readonly enabledByDefault?: boolean;
   /** Runs only on the elected leader (DNS, firewall). */
   readonly needsLeader?: boolean;
+  /**
+   * How the protocols in `protocols` travel, keyed by protocol (lower case). Core starts a route's connection
+   * profile from them and guesses `AUTO` with them; a protocol not listed here is cleartext HTTP/1.1.
+   */
+  readonly protocolTraits?: Readonly<Record<string, ProtocolTraits>>;
+}
+
+/** What core and the transport plugins need to know of a backend protocol (see `PluginManifest.protocolTraits`). */
+export interface ProtocolTraits {
+  /** The upstream speaks TLS: routes start from a verified TLS profile (e.g. `https`, `grpcs`, `wss`). */
+  readonly tls?: boolean;
+  /** The protocol needs HTTP/2 (over TLS by ALPN, else cleartext with prior knowledge), e.g. `h2c`, `grpc`. */
+  readonly http2?: boolean;
+  /** Service ports `AUTO` takes for this protocol when the port name names none (443 and 8443 for `https`). */
+  readonly ports?: readonly number[];
 }

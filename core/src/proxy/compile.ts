@@ -9,6 +9,8 @@ import type {
   UpstreamInterceptor,
   UpstreamPlugin,
 } from '../plugin-api/upstream.js';
+import { AUTO_PROTOCOL } from '../routes/core-annotations.js';
+import { HTTP_PROTOCOL, ProtocolCatalog } from '../routes/protocol.js';
 import type { Route } from '../routes/types.js';
 import type { ErrorMapper } from './errors.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
@@ -110,22 +112,24 @@ export function unboundErrorMapper(plugins: readonly PluginEntry[]): ErrorMapper
 }
 
 /** Protocols core serves itself, without a plugin claiming them. */
-const CORE_PROTOCOLS = new Set(['http', 'auto']);
-const TLS_PROTOCOLS = new Set(['https', 'h2', 'grpcs', 'wss']);
-const NAMED_PROTOCOLS = new Set(['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs', 'ws', 'wss']);
+const CORE_PROTOCOLS = new Set([HTTP_PROTOCOL, AUTO_PROTOCOL]);
+
+const catalogs = new WeakMap<readonly PluginEntry[], ProtocolCatalog>();
+
+/** The protocols a plugin set's manifests declare, computed once per set. */
+export function protocolCatalog(plugins: readonly PluginEntry[]): ProtocolCatalog {
+  let catalog = catalogs.get(plugins);
+  if (!catalog) catalogs.set(plugins, (catalog = new ProtocolCatalog(plugins.map((p) => p.manifest))));
+  return catalog;
+}
 
 /**
- * True when the route's upstream speaks TLS. The routing model resolves `AUTO` to a concrete protocol; a route
- * that still says `auto` is guessed the same way: a port name `https`, `h2`, `grpcs` or `wss` (alone or before a
- * `-suffix`), else port 443 or 8443.
+ * True when the route's upstream speaks TLS, as the manifest of its protocol says (`protocolTraits`). The routing
+ * model resolves `AUTO` to a concrete protocol; a route that still says `auto` is guessed the same way
+ * ({@link ProtocolCatalog.infer}).
  */
-export function usesTls(route: Route): boolean {
-  if (TLS_PROTOCOLS.has(route.protocol)) return true;
-  if (route.protocol !== 'auto') return false;
-  const b = route.backend;
-  const head = (b.portName ?? '').toLowerCase().split('-')[0]!;
-  if (NAMED_PROTOCOLS.has(head)) return TLS_PROTOCOLS.has(head);
-  return b.port === 443 || b.port === 8443;
+export function usesTls(route: Route, protocols: ProtocolCatalog): boolean {
+  return protocols.traits(protocols.resolve(route.protocol, route.backend))?.tls === true;
 }
 
 /** Default TLS verification name: the Service's cluster DNS name. */
@@ -134,9 +138,9 @@ export function defaultServerName(route: Route): string {
 }
 
 /** The profile core starts from, before plugins adjust it. */
-export function baseProfile(route: Route, defaults: ProxyDefaults): TransportProfile {
+export function baseProfile(route: Route, defaults: ProxyDefaults, protocols: ProtocolCatalog): TransportProfile {
   const connectTimeout = (route.annotations['connect-timeout'] as number | undefined) ?? defaults.connectTimeout;
-  return usesTls(route)
+  return usesTls(route, protocols)
     ? { scheme: 'https:', http2: 'off', connectTimeout, tls: { rejectUnauthorized: true, servername: defaultServerName(route) } }
     : { scheme: 'http:', http2: 'off', connectTimeout };
 }
@@ -178,7 +182,7 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     hostOverride: ann['upstream-host'] as string | undefined,
     labels,
   };
-  let profile = baseProfile(route, env.defaults);
+  let profile = baseProfile(route, env.defaults, protocolCatalog(env.plugins));
   const bound: Bound[] = [];
   try {
     for (const entry of env.plugins) {

@@ -274,13 +274,16 @@ test('metrics count requests by route labels (proxy.metrics.routeLabels) and sta
   t.regex(text, /warren_request_duration_seconds_count\{namespace="shop",ingress="web",service="front",status_class="2xx"\} 3/);
 });
 
-/** A protocol plugin that claims `https` without configuring anything: core's default TLS profile applies. */
+/**
+ * A protocol plugin that claims `https` (declaring it TLS) without configuring anything: core's default TLS profile
+ * applies.
+ */
 
 class HttpsClaim {
   readonly id = 'test.https-claim';
 }
 const httpsClaim = definePlugin({
-  manifest: { id: 'test.https-claim', name: 'https-claim', description: 'claims https', coreRange: '^0.1.0', kind: 'protocol', order: 1, protocols: ['https'] },
+  manifest: { id: 'test.https-claim', name: 'https-claim', description: 'claims https', coreRange: '^0.1.0', kind: 'protocol', order: 1, protocols: ['https'], protocolTraits: { https: { tls: true } } },
   configSchema: z.object({}).strict(),
   register(container) {
     container.register(TOKENS.UpstreamPlugin, { useClass: HttpsClaim }, { lifecycle: Lifecycle.ContainerScoped });

@@ -9,7 +9,8 @@ import { definePlugin } from '../../src/plugin-api/module.js';
 import type { DispatchHandler, PoolDispatchOptions, RouteBinding, TransportProfile, UpstreamPlugin, UpstreamPool } from '../../src/plugin-api/upstream.js';
 import { RequestController } from '../../src/proxy/controller.js';
 import { RoutingPlugins } from '../../src/routes/plugins.js';
-import { chooseProtocol } from '../../src/routes/protocol.js';
+import { usesTls } from '../../src/proxy/compile.js';
+import { ProtocolCatalog, chooseProtocol } from '../../src/routes/protocol.js';
 import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 /**
@@ -255,4 +256,20 @@ test.serial('an upgrading plugin may give upgrade requests pools of another prof
   t.regex(compiled.poolKeys[0]!, /\|1000\/2\|/, 'requests keep their kept-alive pool');
   t.regex(compiled.upgradePoolKeys![0]!, /\|close\|/, 'upgrades get the profile the plugin asked for');
   t.deepEqual(new Set(proxy.pipeline.liveCompiled!.pools), new Set([compiled.poolKeys[0], compiled.upgradePoolKeys![0]]), 'the generation holds both');
+});
+
+test('AUTO and TLS come from manifest data: a plugin protocol is guessed from its port name or port, and its traits pick TLS', (t) => {
+  const manifest: PluginManifest = { ...lineManifest, protocols: ['line', 'lines'], protocolTraits: { lines: { tls: true, ports: [7443] } } };
+  const catalog = new ProtocolCatalog([manifest]);
+  t.is(catalog.infer('line', 80), 'line');
+  t.is(catalog.infer('Lines-admin', 80), 'lines', 'Istio-style <protocol>-<suffix>, the longest declared head');
+  t.is(catalog.infer(undefined, 7443), 'lines', 'a port the manifest declares');
+  t.is(catalog.infer('web', 443), 'http', 'nothing declares 443 here: core knows no https');
+  t.is(catalog.infer('example.com/line', 80), 'line', 'a mapped appProtocol value names the protocol too');
+  const route = (protocol: string, port = 80, portName?: string) => testRoute({ endpoints: [`127.0.0.1:${port}`], port, portName, protocol });
+  t.true(usesTls(route('lines'), catalog));
+  t.false(usesTls(route('line'), catalog));
+  t.true(usesTls(route('auto', 7443), catalog));
+  t.false(usesTls(route('auto', 443), catalog));
+  t.true(new ProtocolCatalog([], [manifest]).traits('lines')?.tls, 'a disabled plugin\'s protocols are known, to name the plugin');
 });

@@ -49,6 +49,8 @@ export default definePlugin({
     order: 20,
     enabledByDefault: true,
     protocols: ['h2c', 'h2'],
+    protocolTraits: { h2c: { http2: true }, h2: { http2: true, tls: true } },
+    appProtocols: { 'kubernetes.io/h2c': 'h2c' },
     annotations: HTTP2_ANNOTATIONS,
   },
   configSchema: http2ConfigSchema,

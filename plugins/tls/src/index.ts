@@ -81,6 +81,8 @@ export default definePlugin({
     order: 10,
     enabledByDefault: true,
     protocols: ['https'],
+    protocolTraits: { https: { tls: true, ports: [443, 8443] } },
+    appProtocols: { https: 'https' },
     annotations: TLS_ANNOTATIONS,
   },
   configSchema: tlsConfigSchema,

@@ -46,6 +46,7 @@ export default definePlugin({
     order: 10,
     enabledByDefault: true,
     protocols: ['ws', 'wss'],
+    protocolTraits: { wss: { tls: true } },
     appProtocols: { 'kubernetes.io/ws': 'ws', 'kubernetes.io/wss': 'wss' },
     annotations: WEBSOCKET_ANNOTATIONS,
   },
