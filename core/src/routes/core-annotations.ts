@@ -57,7 +57,7 @@ export const CORE_ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
     description:
       'Protocol spoken to the upstream: HTTP, a protocol an enabled plugin serves (listed under Backend protocols in docs/annotations.md), or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
     schema: backendProtocol,
-    example: 'GRPC',
+    example: 'AUTO',
   },
   {
     key: 'upstream-host',

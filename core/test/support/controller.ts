@@ -18,6 +18,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import type { ControlPlugin } from '../../src/plugin-api/control.js';
 import type { PluginManifest } from '../../src/plugin-api/manifest.js';
 import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/build.js';
+import { loadBuiltinManifests } from '../../src/routes/plugins.js';
 import { RouteStore } from '../../src/routes/store.js';
 import { HttpEntry } from '../../src/proxy/http-entry.js';
 import { Pipeline } from '../../src/proxy/pipeline.js';
@@ -121,7 +122,8 @@ export async function startController(server: TestApiServer, options: TestContro
   const logger = createLogger({ level: 'debug', destination: logs });
   const registry = new Registry();
   const store = new RouteStore();
-  const builder = new RouteTableBuilder(routeBuildSettings(config, options.manifests ?? [TEST_MANIFEST]));
+  // Like production: the built-in manifests are known, so a disabled plugin's protocol is named as unavailable.
+  const builder = new RouteTableBuilder(routeBuildSettings(config, options.manifests ?? [TEST_MANIFEST], await loadBuiltinManifests()));
   const cp = createKubernetesControlPlane({
     config,
     logger,
