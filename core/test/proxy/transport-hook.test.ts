@@ -11,7 +11,7 @@ import { RequestController } from '../../src/proxy/controller.js';
 import { RoutingPlugins } from '../../src/routes/plugins.js';
 import { usesTls } from '../../src/proxy/compile.js';
 import { ProtocolCatalog, chooseProtocol } from '../../src/routes/protocol.js';
-import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { capturedLogger, getText, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 /**
  * The transport hook: a plugin that serves a backend protocol of its own (here a made-up one, `line`: the request
@@ -21,6 +21,8 @@ import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } fr
  */
 
 const opened: Array<{ origin: string; profile: TransportProfile; route: string }> = [];
+/** Every connection a LinePool opened. */
+const connections: Socket[] = [];
 
 /** One connection per request: writes `METHOD PATH ROUTE-ID\n`, reads until the server closes. */
 class LinePool implements UpstreamPool {
@@ -41,6 +43,7 @@ class LinePool implements UpstreamPool {
     const socket = connect({ host: this.#host, port: this.#port, timeout: this.#connectTimeout });
     const controller = new RequestController((reason) => socket.destroy(reason));
     this.#sockets.add(socket);
+    connections.push(socket);
     handler.onRequestStart?.(controller, {});
     if (this.#closed) socket.destroy(Object.assign(new Error('pool closed'), { code: 'UND_ERR_CLOSED' }));
     const chunks: Buffer[] = [];
@@ -272,4 +275,30 @@ test('AUTO and TLS come from manifest data: a plugin protocol is guessed from it
   t.true(usesTls(route('auto', 7443), catalog));
   t.false(usesTls(route('auto', 443), catalog));
   t.true(new ProtocolCatalog([], [manifest]).traits('lines')?.tls, 'a disabled plugin\'s protocols are known, to name the plugin');
+});
+
+test.serial('core bounds the wait for a plugin pool\'s response head (response-header-timeout)', async (t) => {
+  const held: Socket[] = [];
+  const silent = createServer((socket) => {
+    held.push(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const key = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const route = testRoute({ host: 's.test', endpoints: [key], protocol: 'line', annotations: { 'response-header-timeout': 300 } });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ plugins: [{ module: linePlugin }], table: testRouteTable([route]), logger });
+  t.teardown(() => proxy.close());
+  const started = Date.now();
+  const reply = await getText(`${proxy.url}/`, 's.test');
+  const elapsed = Date.now() - started;
+  t.is(reply.status, 504);
+  t.true(elapsed >= 250 && elapsed < 3_000, `answered after ${elapsed} ms`);
+  t.regex(loggedError(lines), /no response head in time/);
+  t.is(held.length, 1);
+  t.true(connections.at(-1)!.destroyed, 'the pool\'s request was aborted: its connection is closed');
 });
