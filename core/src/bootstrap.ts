@@ -23,7 +23,7 @@ import { resolvePlugins, type PluginImporter } from './plugins/registry.js';
 import type { HttpEntry } from './proxy/http-entry.js';
 import type { Pipeline } from './proxy/pipeline.js';
 import { ControlPluginLifecycle } from './reconcile/control-plugins.js';
-import { loadBuiltinManifests } from './routes/plugins.js';
+import { loadBuiltinManifests } from './plugins/builtin.js';
 import type { RouteStore } from './routes/store.js';
 import type { RouteTable } from './routes/types.js';
 import type { TunnelConnector } from './tunnel/connector.js';

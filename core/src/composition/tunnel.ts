@@ -41,7 +41,7 @@ export function provideTunnel(container: DependencyContainer, settings: TunnelPr
       ? new TunnelLifecycle({
           config,
           logger,
-          clientFactory: c.resolve(TOKENS.CloudflareClient),
+          clientFactory: c.resolve(PARTS.CloudflareClients),
           secretStore: settings.cluster
             ? new KubernetesCredentialsSecretStore(c.resolve(KUBERNETES).leaderClient, podNamespace(env), config.cloudflare.credentialsSecretName)
             : new NoCredentialsSecretStore(),

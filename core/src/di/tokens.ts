@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
-import type { CloudflareClientFactory } from '../cloudflare/client.js';
 import type { Config } from '../config/schema.js';
 import type { ExchangeHandler } from '../model/exchange.js';
 import type { EventSink, SecretReader } from '../plugin-api/lifecycle.js';
-import type { PluginManifest } from '../plugin-api/manifest.js';
 import type { ControlPluginInstance, UpstreamPluginEntry } from '../plugin-api/registered.js';
 import { TOKENS as PLUGIN_TOKENS, token } from '../plugin-api/tokens.js';
 
@@ -27,7 +25,7 @@ export const TOKENS = {
   /** Multi-token: control plugins (registered by `registerPlugins`). */
   ControlPlugin: token<ControlPluginInstance>('ControlPlugin'),
   /** Manifests of every enabled plugin, sorted in chain order. */
-  EnabledManifests: token<readonly PluginManifest[]>('EnabledManifests'),
+  EnabledManifests: PLUGIN_TOKENS.EnabledManifests,
   /** The current route table and its changes. */
   RouteStore: token<RouteStore>('RouteStore'),
   /** Secrets referenced by routes. */
@@ -41,5 +39,5 @@ export const TOKENS = {
   /** The tunnel's published state: id, replaced ids, registered connections. */
   TunnelState: token<Published<TunnelState>>('TunnelState'),
   /** Factory for the official `cloudflare` SDK client. */
-  CloudflareClient: token<CloudflareClientFactory>('CloudflareClient'),
+  CloudflareClient: PLUGIN_TOKENS.CloudflareClient,
 } as const;

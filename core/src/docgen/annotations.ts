@@ -36,16 +36,20 @@ export function renderAnnotationReference(coreAnnotations: readonly AnnotationSp
     '`ProtocolUnavailable` Warning (a value no plugin lists is an `InvalidAnnotation`) and that version is',
     'not applied (a routed Ingress keeps serving its last good version, a new one stays unrouted).',
     '',
-    '| Value | Served by | Enabled by default |',
-    '|---|---|---|',
+    '| Value | Served by | Enabled by default | Upstream speaks |',
+    '|---|---|---|---|',
   ];
   const [coreValue, ...inferred] = CORE_PROTOCOL_VALUES;
-  out.push(`| \`${coreValue}\` | core | yes |`);
+  out.push(`| \`${coreValue}\` | core | yes | HTTP/1.1 |`);
   for (const module of plugins) {
     const m = module.manifest;
-    for (const protocol of m.protocols ?? []) out.push(`| \`${protocol.toUpperCase()}\` | \`${m.id}\` (\`plugins.${m.name}\`) | ${m.enabledByDefault ? 'yes' : 'no'} |`);
+    for (const protocol of m.protocols ?? []) {
+      const traits = m.protocolTraits?.[protocol];
+      const speaks = `${traits?.http2 ? 'HTTP/2' : 'HTTP/1.1'}${traits?.tls ? ' over TLS' : ''}${traits?.ports?.length ? ` (\`AUTO\`: ports ${traits.ports.join(', ')})` : ''}`;
+      out.push(`| \`${protocol.toUpperCase()}\` | \`${m.id}\` (\`plugins.${m.name}\`) | ${m.enabledByDefault ? 'yes' : 'no'} | ${speaks} |`);
+    }
   }
-  for (const value of inferred) out.push(`| \`${value}\` | inferred from the Service port (appProtocol, port name, port 443) | — |`);
+  for (const value of inferred) out.push(`| \`${value}\` | inferred from the Service port (appProtocol, port name, a port a protocol declares) | — | — |`);
   out.push('');
   const appProtocols = plugins.flatMap((m) => Object.entries(m.manifest.appProtocols ?? {}).map(([app, proto]) => [app, proto, m.manifest.id] as const));
   if (appProtocols.length > 0) {

@@ -84,7 +84,23 @@ export interface PluginManifest<K extends PluginKind = PluginKind> {
   readonly appProtocols?: Readonly<Record<string, string>> | undefined;
   /** Whether a built-in plugin is on when the settings do not mention it. */
   readonly enabledByDefault?: boolean | undefined;
+  /**
+   * How the protocols in `protocols` travel, keyed by protocol (lower case). Core starts a route's connection
+   * profile from them and guesses `AUTO` with them; a protocol not listed here is cleartext HTTP/1.1.
+   */
+  readonly protocolTraits?: Readonly<Record<string, ProtocolTraits>>;
 }
+
+/** What core and the transport plugins need to know of a backend protocol (see `PluginManifest.protocolTraits`). */
+export interface ProtocolTraits {
+  /** The upstream speaks TLS: routes start from a verified TLS profile (e.g. `https`, `grpcs`, `wss`). */
+  readonly tls?: boolean;
+  /** The protocol needs HTTP/2 (over TLS by ALPN, else cleartext with prior knowledge), e.g. `h2c`, `grpc`. */
+  readonly http2?: boolean;
+  /** Service ports `AUTO` takes for this protocol when the port name names none (443 and 8443 for `https`). */
+  readonly ports?: readonly number[];
+}
+
 
 /** A manifest with the schema of the plugin's settings and the token its class injects them through. */
 export interface DeclaredManifest<K extends PluginKind = PluginKind, S extends z.ZodType = z.ZodType> extends PluginManifest<K> {

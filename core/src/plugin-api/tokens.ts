@@ -1,6 +1,7 @@
 import type Cloudflare from 'cloudflare';
 import type { Registry } from 'prom-client';
 import type { InjectionToken } from 'tsyringe';
+import type { PluginManifest } from './manifest.js';
 
 /** `Symbol.for` with a `warren.` namespace, so that a token is the same symbol in every copy of `@warren/core` a process loads. */
 export const token = <T>(name: string): InjectionToken<T> => Symbol.for(`warren.${name}`);
@@ -11,4 +12,6 @@ export const TOKENS = Object.freeze({
   CloudflareClient: token<() => Cloudflare>('CloudflareClient'),
   /** The process's prom-client registry. Inject it with `{ isOptional: true }`: some hosts (tests) have none. */
   Metrics: token<Registry>('Metrics'),
+  /** Manifests of every enabled plugin, in chain order: what protocols exist and how they travel (`protocolTraits`). */
+  EnabledManifests: token<readonly PluginManifest[]>('EnabledManifests'),
 });

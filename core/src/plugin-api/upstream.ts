@@ -1,7 +1,8 @@
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Route } from '../model/routes.js';
-import type { Exchange } from '../model/exchange.js';
+import type { Exchange, RawHeaders, RequestHead } from '../model/exchange.js';
+import type { WarrenError } from '../errors.js';
 import type { ExchangeKey } from './exchange-key.js';
 import type { PluginLifecycle } from './lifecycle.js';
 
@@ -31,8 +32,8 @@ import type { PluginLifecycle } from './lifecycle.js';
  *     plugin in chain order is outermost. Each request flows through the chain to core's dispatch, which picks
  *     an endpoint, retries connect failures and talks to the pool.
  *  4. upgrades: an upgrade request (WebSocket) is forwarded only when a bound plugin implements `onUpgrade`
- *     (the first in chain order wins); after the upstream's 101, core answers the client and hands both byte
- *     streams to `onUpgrade`. Without such a plugin the Upgrade header is dropped and the request is proxied
+ *     (the first in chain order wins), over the pools of its `upgradeProfile` when it has one; after the
+ *     upstream's 101, core answers the client and hands both byte streams to `onUpgrade`. Without such a plugin the Upgrade header is dropped and the request is proxied
  *     as plain HTTP.
  *
  * Implementations must not keep per-request state on the instance (one instance serves every exchange of
@@ -61,6 +62,22 @@ export interface UpstreamPlugin<O extends object = object> extends PluginLifecyc
    * (`options.context.route`, or what an interceptor put in the request).
    */
   createPool?(binding: RouteBinding<O>, origin: string, profile: TransportProfile): UpstreamPool;
+  /**
+   * Answers a failed exchange in the plugin's protocol instead of core's HTTP error page (e.g. a gRPC status).
+   * Asked only when Warren itself fails an exchange (no route, no endpoint, connect failure, timeout, a policy's
+   * refusal, an upstream that broke its response), of every plugin that implements it, in chain order, with the
+   * plugin's binding for the route, or `undefined` when it is not bound to it or no route matched (so a plugin
+   * can classify the request by itself, e.g. by its content type); the first answer wins, `undefined` passes.
+   * Runs per failure: keep it cheap, and never put request data into what the client reads.
+   */
+  mapError?(binding: RouteBinding<O> | undefined, failure: FailedExchange): ErrorAnswer | undefined;
+  /**
+   * The transport profile of this route's upgrade requests, asked of the plugin that takes the upgrade (the first
+   * bound plugin with `onUpgrade`) after every `configureTransport`: e.g. HTTP/1.1 for a route that otherwise
+   * speaks HTTP/2, since an upgraded connection is handed over whole. Return a new object (the route's profile is
+   * shared); upgrade requests then get pools of their own. Without it they use the route's pools.
+   */
+  upgradeProfile?(binding: RouteBinding<O>, profile: Readonly<TransportProfile>): TransportProfile;
 }
 
 /** Per-route state a plugin computed in `bind`: parsed annotations, resolved secrets. Immutable. */
@@ -265,3 +282,34 @@ export interface PoolDispatchOptions extends Dispatcher.DispatchOptions {
   /** Set on every request core sends; absent only when a pool is driven directly (tests). */
   readonly context?: ExchangeContext | undefined;
 }
+
+/** A failed exchange as {@link UpstreamPlugin.mapError} sees it. */
+export interface FailedExchange {
+  readonly error: WarrenError;
+  readonly request: RequestHead;
+  /** The matched route; undefined when the request failed before one matched. */
+  readonly route: Route | undefined;
+  /** The response head already sent to the client, if any: then only trailers can still carry an answer. */
+  readonly response: SentResponse | undefined;
+  /** What the client may read about the failure: a fixed sentence per error (setting `proxy.errorDetails`). */
+  readonly publicMessage: string;
+  /** The reference the logs carry for this exchange (the Ray ID through Cloudflare, else the exchange id). */
+  readonly reference: string;
+}
+
+/** A response head as it went to the client. */
+export interface SentResponse {
+  readonly status: number;
+  readonly headers: RawHeaders;
+  /** Whether trailers may still follow it. */
+  readonly trailers: boolean;
+}
+
+/**
+ * A plugin's answer to a failure: before the response head went out, a response of its own (`status`, `headers`,
+ * optional plain `body`); after it, `trailers` that end the response (used only when the sent head allows
+ * trailers; otherwise the response is reset, as without an answer).
+ */
+export type ErrorAnswer =
+  | { readonly status: number; readonly headers: RawHeaders; readonly body?: string | undefined }
+  | { readonly trailers: RawHeaders };

@@ -1,3 +1,5 @@
+import type { PluginManifest } from '../plugin-api/manifest.js';
+
 /**
  * Built-in plugins, by settings name, with the package that provides each. Like Caddy's standard module list:
  * core does not import them statically, it loads them by package name exactly as it loads custom plugins.
@@ -12,3 +14,23 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = Object.freeze({
   dns: '@warren/plugin-dns',
   firewall: '@warren/plugin-firewall',
 });
+
+/**
+ * Imports every built-in plugin package and returns the manifests that load, without registering anything.
+ * Packages that fail to import are skipped: the result only improves diagnostics for disabled plugins.
+ */
+export async function loadBuiltinManifests(
+  importer: (packageName: string) => Promise<unknown> = (name) => import(name),
+): Promise<PluginManifest[]> {
+  const manifests: PluginManifest[] = [];
+  for (const pkg of Object.values(BUILTIN_PLUGINS)) {
+    try {
+      const imported = (await importer(pkg)) as { default?: { manifest?: PluginManifest }; manifest?: PluginManifest } | undefined;
+      const manifest = imported?.default?.manifest ?? imported?.manifest;
+      if (manifest && typeof manifest.id === 'string') manifests.push(manifest);
+    } catch {
+      // Not installed or broken: that plugin simply gets no better message.
+    }
+  }
+  return manifests;
+}

@@ -45,7 +45,9 @@ const UPSTREAM_HOOKS: Readonly<Record<Exclude<keyof UpstreamPlugin, keyof Plugin
   configureTransport: true,
   createPool: true,
   interceptor: true,
+  mapError: true,
   onUpgrade: true,
+  upgradeProfile: true,
 };
 
 function checkId({ module: { manifest: m }, source }: PluginCandidate): void {

@@ -1,14 +1,19 @@
 import { ErrorCode, WarrenError, isWarrenError } from '../errors.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import type {
+  ErrorAnswer,
+  FailedExchange,
   RouteBinding,
   TransportProfile,
   UpstreamDispatch,
   UpstreamInterceptor,
   UpstreamPlugin,
 } from '../plugin-api/upstream.js';
+import { AUTO_PROTOCOL } from '../routes/core-annotations.js';
+import { HTTP_PROTOCOL, ProtocolCatalog } from '../routes/protocol.js';
 import type { Route } from '../routes/types.js';
 import { CONNECT_TIMEOUT, IDLE_TIMEOUT, LOAD_BALANCING, REQUEST_BODY_TIMEOUT, RESPONSE_HEADER_TIMEOUT, UPSTREAM_HOST, UPSTREAM_QUEUE_TIMEOUT } from '../routes/core-annotations.js';
+import type { ErrorMapper } from './errors.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
 import { endpointOrigin, poolKey, type PoolOpener } from './transport.js';
 
@@ -37,12 +42,16 @@ export interface CompiledRoute {
   readonly route: Route;
   /** Set when the route cannot be served; every request gets this error. */
   readonly unavailable: WarrenError | undefined;
-  readonly grpc: boolean;
+  /** The plugins' error mapping for this route (`UpstreamPlugin.mapError`), if any plugin has one. */
+  readonly mapError: ErrorMapper | undefined;
   readonly profile: TransportProfile;
   readonly balancer: Balancer;
   /** Pool key per endpoint (same index as `balancer.endpoints`). */
   readonly poolKeys: readonly string[];
-  /** HTTP/1.1 pool key per endpoint for upgrade requests (undefined when the route cannot upgrade). */
+  /**
+   * Pool key per endpoint for upgrade requests (undefined when the route cannot upgrade): the route's own unless
+   * the upgrading plugin asks for another profile (`UpstreamPlugin.upgradeProfile`).
+   */
   readonly upgradePoolKeys: readonly string[] | undefined;
   /** The interceptor chain ending in core's dispatch. */
   readonly dispatch: UpstreamDispatch;
@@ -62,23 +71,66 @@ export interface CompiledRoute {
   readonly labels: { readonly namespace: string; readonly ingress: string; readonly service: string; readonly host: string };
 }
 
-/** Protocols core serves itself, without a plugin claiming them. */
-const CORE_PROTOCOLS = new Set(['http', 'auto']);
-const TLS_PROTOCOLS = new Set(['https', 'h2', 'grpcs', 'wss']);
-const NAMED_PROTOCOLS = new Set(['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs', 'ws', 'wss']);
+/** A plugin bound to the route being compiled. */
+interface Bound {
+  readonly entry: PluginEntry;
+  readonly binding: RouteBinding;
+}
 
 /**
- * True when the route's upstream speaks TLS. The routing model resolves `AUTO` to a concrete protocol; a route
- * that still says `auto` is guessed the same way: a port name `https`, `h2`, `grpcs` or `wss` (alone or before a
- * `-suffix`), else port 443 or 8443.
+ * The error mapping of the plugins that have one, in chain order, each with its binding for the route (undefined
+ * when it did not bind the route, or when there is no route); the first answer wins. A plugin that throws is
+ * passed over: the client then gets the next answer, or core's error page.
  */
-export function usesTls(route: Route): boolean {
-  if (TLS_PROTOCOLS.has(route.protocol)) return true;
-  if (route.protocol !== 'auto') return false;
-  const b = route.backend;
-  const head = (b.portName ?? '').toLowerCase().split('-')[0]!;
-  if (NAMED_PROTOCOLS.has(head)) return TLS_PROTOCOLS.has(head);
-  return b.port === 443 || b.port === 8443;
+export function errorMapper(plugins: readonly PluginEntry[], bound: readonly Bound[] = []): ErrorMapper | undefined {
+  const mappers: Array<(failure: FailedExchange) => ErrorAnswer | undefined> = [];
+  for (const entry of plugins) {
+    const plugin = entry.plugin;
+    if (typeof plugin.mapError !== 'function') continue;
+    const binding = bound.find((b) => b.entry === entry)?.binding;
+    mappers.push((failure) => plugin.mapError!(binding, failure));
+  }
+  if (mappers.length === 0) return undefined;
+  return (failure) => {
+    for (const map of mappers) {
+      try {
+        const answer = map(failure);
+        if (answer !== undefined) return answer;
+      } catch {
+        // a broken mapping must not keep the client from getting an answer
+      }
+    }
+    return undefined;
+  };
+}
+
+const unboundMappers = new WeakMap<readonly PluginEntry[], ErrorMapper | undefined>();
+
+/** {@link errorMapper} for failures before a route matched, computed once per plugin set. */
+export function unboundErrorMapper(plugins: readonly PluginEntry[]): ErrorMapper | undefined {
+  if (!unboundMappers.has(plugins)) unboundMappers.set(plugins, errorMapper(plugins));
+  return unboundMappers.get(plugins);
+}
+
+/** Protocols core serves itself, without a plugin claiming them. */
+const CORE_PROTOCOLS = new Set([HTTP_PROTOCOL, AUTO_PROTOCOL]);
+
+const catalogs = new WeakMap<readonly PluginEntry[], ProtocolCatalog>();
+
+/** The protocols a plugin set's manifests declare, computed once per set. */
+export function protocolCatalog(plugins: readonly PluginEntry[]): ProtocolCatalog {
+  let catalog = catalogs.get(plugins);
+  if (!catalog) catalogs.set(plugins, (catalog = new ProtocolCatalog(plugins.map((p) => p.manifest))));
+  return catalog;
+}
+
+/**
+ * True when the route's upstream speaks TLS, as the manifest of its protocol says (`protocolTraits`). The routing
+ * model resolves `AUTO` to a concrete protocol; a route that still says `auto` is guessed the same way
+ * ({@link ProtocolCatalog.infer}).
+ */
+export function usesTls(route: Route, protocols: ProtocolCatalog): boolean {
+  return protocols.traits(protocols.resolve(route.protocol, route.backend))?.tls === true;
 }
 
 /** Default TLS verification name: the Service's cluster DNS name. */
@@ -87,9 +139,9 @@ export function defaultServerName(route: Route): string {
 }
 
 /** The profile core starts from, before plugins adjust it. */
-export function baseProfile(route: Route, defaults: ProxyDefaults): TransportProfile {
+export function baseProfile(route: Route, defaults: ProxyDefaults, protocols: ProtocolCatalog): TransportProfile {
   const connectTimeout = CONNECT_TIMEOUT.get(route) ?? defaults.connectTimeout;
-  return usesTls(route)
+  return usesTls(route, protocols)
     ? { scheme: 'https:', http2: 'off', connectTimeout, tls: { rejectUnauthorized: true, servername: defaultServerName(route) } }
     : { scheme: 'http:', http2: 'off', connectTimeout };
 }
@@ -121,7 +173,6 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
   };
   const common = {
     route,
-    grpc: route.protocol === 'grpc' || route.protocol === 'grpcs',
     balancer,
     responseHeaderTimeout: RESPONSE_HEADER_TIMEOUT.get(route) ?? env.defaults.responseHeaderTimeout,
     idleTimeout: idleOverride ?? env.defaults.idleTimeout,
@@ -131,9 +182,9 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     hostOverride: UPSTREAM_HOST.get(route),
     labels,
   };
-  let profile = baseProfile(route, env.defaults);
+  let profile = baseProfile(route, env.defaults, protocolCatalog(env.plugins));
+  const bound: Bound[] = [];
   try {
-    const bound: Array<{ entry: PluginEntry; binding: RouteBinding }> = [];
     for (const entry of env.plugins) {
       const binding = entry.plugin.bind ? entry.plugin.bind(route) : { route, options: {} };
       if (binding) bound.push({ entry, binding });
@@ -163,11 +214,16 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     const upgrader = bound.find((b) => typeof b.entry.plugin.onUpgrade === 'function');
     const pools = poolSource(route, bound);
     const poolKeys = poolKeysFor(route, profile, env, pools);
-    const upgradeProfile = profile.http2 === 'off' ? profile : { ...profile, http2: 'off' as const, maxConcurrentStreams: undefined };
-    const upgradePoolKeys = upgrader ? (upgradeProfile === profile ? poolKeys : poolKeysFor(route, upgradeProfile, env, pools)) : undefined;
+    const upgradeProfile = upgrader?.entry.plugin.upgradeProfile?.(upgrader.binding, profile);
+    const upgradePoolKeys = upgrader
+      ? upgradeProfile === undefined || upgradeProfile === profile
+        ? poolKeys
+        : poolKeysFor(route, normalizeProfile(upgradeProfile, route), env, pools)
+      : undefined;
     return {
       ...common,
       unavailable: undefined,
+      mapError: errorMapper(env.plugins, bound),
       profile,
       poolKeys,
       upgradePoolKeys,
@@ -185,6 +241,7 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     return {
       ...common,
       unavailable: error,
+      mapError: errorMapper(env.plugins, bound),
       profile,
       poolKeys: [],
       upgradePoolKeys: undefined,
@@ -213,7 +270,7 @@ interface PoolSource {
   readonly open: PoolOpener;
 }
 
-function poolSource(route: Route, bound: ReadonlyArray<{ entry: PluginEntry; binding: RouteBinding }>): PoolSource | undefined {
+function poolSource(route: Route, bound: readonly Bound[]): PoolSource | undefined {
   const server = bound.find((b) => b.entry.manifest.protocols?.includes(route.protocol));
   const plugin = server?.entry.plugin;
   if (!server || !plugin?.createPool) return undefined;

@@ -1,7 +1,7 @@
 import { Readable, type Duplex, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, WarrenError } from '../errors.js';
-import type { UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
+import type { SentResponse, UpgradeSession, UpstreamDispatchOptions } from '../plugin-api/upstream.js';
 import type { Route } from '../routes/types.js';
 import type { EndpointState, EndpointStates } from './balancer.js';
 import type { CompiledRoute } from './compile.js';
@@ -71,8 +71,8 @@ export class ExchangeRun {
   /** The whole request body, when it was read before dispatch. */
   #buffered: Buffer | undefined;
   #deadline: NodeJS.Timeout | undefined;
-  #sink: Writable | undefined;
-  #trailers = false;
+  /** The response head sent to the client and its body sink, once `respond` was called. */
+  #sent: { readonly head: SentResponse; readonly sink: Writable } | undefined;
   #upstreamSocket: Duplex | undefined;
   readonly #onClientAbort = (): void => this.#clientGone();
 
@@ -246,9 +246,8 @@ export class ExchangeRun {
   }
 
   respond(status: number, headers: RawHeaders, contentLength: number | undefined, trailers: boolean): Writable {
-    this.#trailers = trailers;
     const sink = this.exchange.respond({ status, headers, contentLength, trailers });
-    this.#sink = sink;
+    this.#sent = { head: { status, headers, trailers }, sink };
     sink.on('error', () => this.#clientGone());
     return sink;
   }
@@ -263,18 +262,13 @@ export class ExchangeRun {
     }
     const broken = this.exchange.responded;
     const status = failExchange(this.exchange, err, {
-      grpc: this.compiled.grpc || this.#grpcResponse,
-      sink: this.#sink,
-      trailers: this.#trailers,
+      mapError: this.compiled.mapError,
+      route: this.route,
+      sent: this.#sent,
       details: this.env.errorDetails,
     });
     this.#finish(status, err);
     if (broken) this.env.onBrokenResponse?.(this, err);
-  }
-
-  #grpcResponse = false;
-  markGrpcResponse(): void {
-    this.#grpcResponse = true;
   }
 
   complete(status: number): void {
@@ -307,7 +301,8 @@ export class ExchangeRun {
     if (!this.#abortReason) this.#abortReason = new WarrenError(ErrorCode.UpstreamProtocol, 'client went away');
     this.#controller?.abort(this.#abortReason);
     this.#upstreamSocket?.destroy();
-    if (this.#sink && !this.#sink.destroyed) this.#sink.destroy();
+    const sink = this.#sent?.sink;
+    if (sink && !sink.destroyed) sink.destroy();
     this.#finish(this.#upstreamSocket ? 101 : CLIENT_GONE, undefined);
   }
 
@@ -506,13 +501,9 @@ class Attempts implements Dispatcher.DispatchHandler {
 }
 
 /** The handler at the top of the chain: writes the response into the exchange. */
-const GRPC_STATUS_FIELDS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
-
 class ResponseWriter implements Dispatcher.DispatchHandler {
   readonly #run: ExchangeRun;
   #sink: Writable | undefined;
-  /** Status fields of a trailers-only gRPC response, sent as trailers. */
-  #statusTrailers: string[] | undefined;
   #status = 0;
   #paused: Controller | undefined;
   readonly #onDrain = (): void => {
@@ -532,26 +523,14 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (run.finished) return;
     const head = run.exchange.head;
     this.#status = status;
-    let list = downstreamResponseHeaders(controller.rawHeaders as Buffer[] | null | undefined, headers as Record<string, string>, status);
-    const type = String(headers['content-type'] ?? '');
-    const grpc = type.startsWith('application/grpc');
-    if (grpc) run.markGrpcResponse();
+    const list = downstreamResponseHeaders(controller.rawHeaders as Buffer[] | null | undefined, headers as Record<string, string>, status);
     const bodyless = head.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     const declared = headers['content-length'];
     const contentLength = bodyless ? 0 : declared !== undefined ? Number(declared) : undefined;
-    // A gRPC response whose head carries grpc-status is trailers-only (no messages). It is passed on as a
-    // head plus trailers carrying the status: equally valid gRPC, and unlike an end-of-stream flag on the head it
-    // survives every hop that forwards trailers (the tunnel and its edge among them).
-    if (grpc && headers['grpc-status'] !== undefined) {
-      const status: string[] = [];
-      const rest: string[] = [];
-      for (let i = 0; i + 1 < list.length; i += 2) (GRPC_STATUS_FIELDS.has(list[i]!.toLowerCase()) ? status : rest).push(list[i]!, list[i + 1]!);
-      this.#statusTrailers = status;
-      list = rest;
-    }
-    // Trailers may follow a gRPC response, one that announces them, and any HTTP/2 response.
-    const trailers = grpc || headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
-    this.#sink = run.respond(status, list, this.#statusTrailers ? undefined : Number.isFinite(contentLength) ? contentLength : undefined, trailers);
+    // Trailers may follow a response that announces them (`Trailer`; an interceptor may announce the trailers it
+    // will add) and any HTTP/2 response.
+    const trailers = headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
+    this.#sink = run.respond(status, list, Number.isFinite(contentLength) ? contentLength : undefined, trailers);
     this.#sink.on('drain', this.#onDrain);
     run.startIdleTimer();
   }
@@ -569,7 +548,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     const run = this.#run;
     const sink = this.#sink;
     if (run.finished || !sink) return;
-    const fields = headersOfObject(trailers, this.#statusTrailers ? [...this.#statusTrailers] : []);
+    const fields = headersOfObject(trailers, []);
     if (fields.length > 0) {
       try {
         run.exchange.setTrailers(fields);

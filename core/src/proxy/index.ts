@@ -2,5 +2,5 @@
 export { Pipeline, type PipelineOptions, type RouteTableSource } from './pipeline.js';
 export { GenerationPlugins, sortPlugins } from './plugin-set.js';
 export { HttpEntry, startHttpEntry, type HttpEntryOptions } from './http-entry.js';
-export { failExchange, toWarrenError, httpStatusOf, grpcStatusOf, GrpcStatus } from './errors.js';
+export { failExchange, toWarrenError, httpStatusOf } from './errors.js';
 export { createProxyMetrics, type ProxyMetrics } from './metrics.js';

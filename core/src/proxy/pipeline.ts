@@ -7,8 +7,8 @@ import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.
 import type { Route, RouteTable } from '../routes/types.js';
 import { createAccessLog, type AccessLog, type LoggedExchange } from './access-log.js';
 import { EndpointStates } from './balancer.js';
-import type { CompiledRoute, ProxyDefaults } from './compile.js';
-import { errorReference, failExchange, httpStatusOf, isGrpc } from './errors.js';
+import { unboundErrorMapper, type CompiledRoute, type ProxyDefaults } from './compile.js';
+import { errorReference, failExchange, httpStatusOf } from './errors.js';
 import type { Exchange, ExchangeHandler } from './exchange.js';
 import { ExchangeRun, type ForwardEnv, type Outcome } from './forward.js';
 import { GenerationFactory } from './generation-factory.js';
@@ -244,7 +244,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const err = this.#closed
         ? new WarrenError(ErrorCode.ShuttingDown, 'shutting down')
         : new WarrenError(ErrorCode.NoRoute, 'routes are not loaded yet', { status: 503 });
-      const status = failExchange(exchange, err, { grpc: isGrpc(head), details: this.#env.errorDetails });
+      // No generation, so no plugin instance to answer in another protocol: core's error page.
+      const status = failExchange(exchange, err, { details: this.#env.errorDetails });
       this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 }, logged);
       return;
     }
@@ -266,12 +267,17 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const headers = upstreamRequestHeaders(head, {
         hostOverride: compiled.hostOverride,
         preserveHost: this.#preserveHost,
-        keepTeTrailers: compiled.grpc || isGrpc(head),
+        // Plugins whose protocol needs `te: trailers` put it back (their interceptor reads the client's head).
+        keepTeTrailers: false,
         contentLength: framing.sendLength,
       });
       outcome = await new ExchangeRun(exchange, compiled, this.#env, framing, headers).run();
     } catch (err) {
-      const status = failExchange(exchange, err, { grpc: isGrpc(head, compiled?.route.protocol), details: this.#env.errorDetails });
+      const status = failExchange(exchange, err, {
+        mapError: compiled ? compiled.mapError : unboundErrorMapper(gen.plugins.entries),
+        route: compiled?.route,
+        details: this.#env.errorDetails,
+      });
       outcome = { status, error: err as WarrenError, endpoint: undefined, attempts: 0 };
     } finally {
       gen.leave();

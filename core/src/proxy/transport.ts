@@ -3,6 +3,7 @@ import { Pool } from 'undici';
 import type { TransportProfile, UpstreamPool, UpstreamTls } from '../plugin-api/upstream.js';
 import { AdmissionPool, type AdmissionLimits } from './admission.js';
 import { H2C_DEFAULT_SESSIONS, H2cPool } from './h2-pool.js';
+import { HeadTimeoutPool } from './head-timeout.js';
 import { resetVisibleConnector } from './reset-visible.js';
 
 /**
@@ -61,13 +62,14 @@ export function endpointOrigin(scheme: 'http:' | 'https:', endpointKey: string):
 
 /**
  * Creates the pool for one endpoint origin and profile. No sockets are opened until the first request.
- * A plugin's `open` speaks its own wire protocol; otherwise cleartext HTTP/2 with prior knowledge uses
- * `node:http2` ({@link H2cPool}) and everything else undici's `Pool`.
+ * A plugin's `open` speaks its own wire protocol (core bounds its wait for a response head,
+ * {@link HeadTimeoutPool}); otherwise cleartext HTTP/2 with prior knowledge uses `node:http2` ({@link H2cPool})
+ * and everything else undici's `Pool`.
  * With `limits`, requests beyond what the pool's connections can carry at once wait in a bounded queue for a
  * bounded time ({@link AdmissionPool}) instead of the client library's unbounded one.
  */
 export function createPool(origin: string, profile: TransportProfile, limits?: AdmissionLimits, open?: PoolOpener): UpstreamPool {
-  const pool = open ? open(origin, profile) : createClientPool(origin, profile);
+  const pool = open ? new HeadTimeoutPool(open(origin, profile)) : createClientPool(origin, profile);
   const capacity = concurrencyOf(profile);
   return limits && Number.isFinite(capacity) ? new AdmissionPool(pool, capacity, limits) : pool;
 }

@@ -56,7 +56,7 @@ export const BACKEND_PROTOCOL = defineAnnotation({
   description:
     'Protocol spoken to the upstream: HTTP, a protocol an enabled plugin serves (listed under Backend protocols in docs/annotations.md), or AUTO to infer it from the Service port (appProtocol, port name, port 443).',
   schema: backendProtocol,
-  example: 'GRPC',
+  example: 'AUTO',
 });
 
 export const UPSTREAM_HOST = defineAnnotation({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ANNOTATION_PREFIX, type AnnotationSpec, type PluginManifest } from '../plugin-api/manifest.js';
-import { BUILTIN_PLUGINS } from '../plugins/builtin.js';
 import { AUTO_PROTOCOL, CORE_ANNOTATIONS, CORE_PROTOCOL_VALUES } from './core-annotations.js';
+import { HTTP_PROTOCOL, ProtocolCatalog } from './protocol.js';
 
 /** Core's annotation naming the backend protocol, whose values the plugins' manifests decide. */
 const PROTOCOL_ANNOTATION = 'backend-protocol';
@@ -18,9 +18,10 @@ export class RoutingPlugins {
   readonly #annotations = new Map<string, { spec: AnnotationSpec; owner: string }>();
   readonly #disabledAnnotations = new Map<string, string>();
   /** Protocol → id of the enabled plugin serving it (`core` for http). */
-  readonly #protocols = new Map<string, string>([['http', 'core']]);
+  readonly #protocols = new Map<string, string>([[HTTP_PROTOCOL, 'core']]);
   readonly #disabledProtocols = new Map<string, string>();
-  readonly #appProtocols = new Map<string, string>();
+  /** Every protocol the enabled and known manifests declare, with how it travels and what names it. */
+  readonly protocols: ProtocolCatalog;
 
   /**
    * @param enabled manifests of the enabled plugins (`TOKENS.EnabledManifests`); assumed already checked by
@@ -30,19 +31,16 @@ export class RoutingPlugins {
    */
   constructor(enabled: readonly PluginManifest[], known: readonly PluginManifest[] = []) {
     for (const spec of CORE_ANNOTATIONS) this.#annotations.set(spec.key, { spec, owner: 'core' });
-    for (const [appProtocol, protocol] of Object.entries(CORE_APP_PROTOCOLS)) this.#appProtocols.set(appProtocol, protocol);
+    this.protocols = new ProtocolCatalog(enabled, known);
     const enabledIds = new Set(enabled.map((m) => m.id));
     for (const m of known) {
       if (enabledIds.has(m.id)) continue;
       for (const a of m.annotations ?? []) if (!this.#disabledAnnotations.has(a.key)) this.#disabledAnnotations.set(a.key, m.id);
       for (const p of m.protocols ?? []) if (!this.#disabledProtocols.has(p)) this.#disabledProtocols.set(p, `${m.id} (plugins.${m.name}.enabled)`);
-      for (const [app, p] of Object.entries(m.appProtocols ?? {})) if (!this.#appProtocols.has(app.toLowerCase())) this.#appProtocols.set(app.toLowerCase(), p);
     }
     for (const m of enabled) {
       for (const a of m.annotations ?? []) if (!this.#annotations.has(a.key)) this.#annotations.set(a.key, { spec: a, owner: m.id });
       for (const p of m.protocols ?? []) if (!this.#protocols.has(p)) this.#protocols.set(p, m.id);
-      // Enabled plugins' mappings win over known-but-disabled ones.
-      for (const [app, p] of Object.entries(m.appProtocols ?? {})) this.#appProtocols.set(app.toLowerCase(), p);
     }
     this.#narrowProtocolAnnotation();
   }
@@ -95,7 +93,7 @@ export class RoutingPlugins {
 
   /** The backend protocol a Service port `appProtocol` maps to (case-insensitive), if any. */
   appProtocol(appProtocol: string): string | undefined {
-    return this.#appProtocols.get(appProtocol.toLowerCase());
+    return this.protocols.appProtocol(appProtocol);
   }
 
   /** Parses an annotation value with the owner's schema; never throws. */
@@ -111,41 +109,7 @@ export class RoutingPlugins {
   }
 }
 
-/**
- * `appProtocol` values core understands without plugins' help (Kubernetes' standard `kubernetes.io/*` values
- * and IANA service names). Plugins add more through `PluginManifest.appProtocols`.
- */
-export const CORE_APP_PROTOCOLS: Readonly<Record<string, string>> = Object.freeze({
-  http: 'http',
-  'kubernetes.io/http': 'http',
-  'kubernetes.io/h2c': 'h2c',
-  'kubernetes.io/ws': 'ws',
-  'kubernetes.io/wss': 'wss',
-  https: 'https',
-  grpc: 'grpc',
-});
-
 /** Full annotation key for a key without prefix. */
 export function annotationKey(key: string): string {
   return ANNOTATION_PREFIX + key;
-}
-
-/**
- * Imports every built-in plugin package and returns the manifests that load, without registering anything.
- * Packages that fail to import are skipped: the result only improves diagnostics for disabled plugins.
- */
-export async function loadBuiltinManifests(
-  importer: (packageName: string) => Promise<unknown> = (name) => import(name),
-): Promise<PluginManifest[]> {
-  const manifests: PluginManifest[] = [];
-  for (const pkg of Object.values(BUILTIN_PLUGINS)) {
-    try {
-      const imported = (await importer(pkg)) as { default?: { manifest?: PluginManifest }; manifest?: PluginManifest } | undefined;
-      const manifest = imported?.default?.manifest ?? imported?.manifest;
-      if (manifest && typeof manifest.id === 'string') manifests.push(manifest);
-    } catch {
-      // Not installed or broken: that plugin simply gets no better message.
-    }
-  }
-  return manifests;
 }

@@ -112,7 +112,7 @@ test('the kind selects the class: a control plugin needs onRoutesChanged, an ups
   }
   const hookless = definePlugin({ manifest: policy, plugin: Hookless });
   t.throws(() => check(hookless), {
-    message: 'plugin acme.policy (src0): plugin must be an UpstreamPlugin class with at least one of bind, configureTransport, createPool, interceptor, onUpgrade; class Hookless has none',
+    message: 'plugin acme.policy (src0): plugin must be an UpstreamPlugin class with at least one of bind, configureTransport, createPool, interceptor, mapError, onUpgrade, upgradeProfile; class Hookless has none',
   });
   t.throws(() => check(definePlugin({ manifest: policy, plugin: Reacts as never })), { message: /class Reacts has none/ });
   t.throws(() => check(definePlugin({ manifest: control, plugin: Reacts, upstream: Hookless })), {

@@ -107,15 +107,13 @@ test('disabled http2 (and grpc) are absent: h2c and grpc routes are not served',
   t.deepEqual(await get(on.url), { status: 200, body: 'h2', complete: true });
   const off = await withPlugins(t, ['http2', 'grpc'], { endpoints: [key], protocol: 'h2c' });
   t.is((await get(off.url)).status, 502);
+  // Without the gRPC plugin nothing in Warren speaks gRPC: the failure is core's HTTP error page (gRPC clients
+  // read a 502 as UNAVAILABLE). With it, the same failure is a trailers-only gRPC status (error-pages.test.ts).
   const grpcOff = await withPlugins(t, ['grpc'], { endpoints: [key], protocol: 'grpc' });
-  const reply = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    http.get(grpcOff.url, { agent: false, headers: { 'content-type': 'application/grpc' } }, resolve).on('error', reject);
-  });
-  reply.resume();
-  t.is(reply.statusCode, 200, 'gRPC failures are trailers-only responses');
-  t.is(reply.headers['grpc-status'], '14');
+  const reply = await get(grpcOff.url, { 'content-type': 'application/grpc' });
+  t.is(reply.status, 502);
+  t.is(reply.body.split('\n')[0], 'the origin could not be reached');
   t.regex(loggedError(grpcOff.lines), /backend protocol "grpc" .* is served by no enabled plugin/);
-  t.regex(String(reply.headers['grpc-message']), /^the origin could not be reached \(reference: [\w-]+\)$/);
 });
 
 test('disabled websocket is absent: an upgrade request reaches the upstream as plain HTTP', async (t) => {

@@ -7,6 +7,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
+import { parseConfig } from '../../src/config/load.js';
+import { resolvePlugins } from '../../src/plugins/registry.js';
 import { capturedLogger, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 import { startHarness } from '../tunnel/support/harness.js';
 
@@ -85,8 +87,11 @@ test('error pages through the edge simulator and the tunnel reflect nothing from
   await assertNoReflection(t, harness.sim.eyeballUrl, 'app.test');
 });
 
+/** The built-in plugins as the controller loads them by default: gRPC answers are the gRPC plugin's. */
+const builtinPlugins = () => resolvePlugins(parseConfig({}));
+
 test('gRPC failures carry a grpc-message that reflects nothing from the request', async (t) => {
-  const proxy = await startProxyHarness({ table: await routes(t, 'app.test') });
+  const proxy = await startProxyHarness({ table: await routes(t, 'app.test'), loadedPlugins: await builtinPlugins() });
   t.teardown(() => proxy.close());
   for (const request of [
     `POST /${MARK}.Svc/Method HTTP/1.1\r\nHost: ${HOST}\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\nConnection: close\r\n\r\n`,
@@ -214,7 +219,7 @@ test('through the tunnel the reference is the Ray ID; a direct client\'s cf-ray 
 
 test('gRPC failures carry a fixed grpc-message with the reference, and the same status codes', async (t) => {
   const { table, cases, addresses } = await failingRoutes(t);
-  const proxy = await startProxyHarness({ table, settings: { proxy: { retries: 0 } } });
+  const proxy = await startProxyHarness({ table, settings: { proxy: { retries: 0 } }, loadedPlugins: await builtinPlugins() });
   t.teardown(() => proxy.close());
   // Failures decided before dispatch; a gRPC route's connect failure is covered end to end (end-to-end.test.ts).
   for (const c of cases.filter((x) => ['empty.test', 'typo.test', 'noplugin.test'].includes(x.host))) {

@@ -275,7 +275,10 @@ test('metrics count requests by route labels (proxy.metrics.routeLabels) and sta
   t.regex(text, /warren_request_duration_seconds_count\{namespace="shop",ingress="web",service="front",status_class="2xx"\} 3/);
 });
 
-/** A protocol plugin that claims `https` without configuring anything: core's default TLS profile applies. */
+/**
+ * A protocol plugin that claims `https` (declaring it TLS) without configuring anything: core's default TLS profile
+ * applies.
+ */
 
 class HttpsClaim implements UpstreamPlugin {
   bind(route: Route): RouteBinding {
@@ -291,6 +294,7 @@ const httpsClaim = definePlugin({
     kind: 'protocol',
     order: 1,
     protocols: ['https'],
+    protocolTraits: { https: { tls: true } },
     configSchema: z.object({}).strict(),
   }),
   plugin: HttpsClaim,

@@ -2,7 +2,10 @@ import test from 'ava';
 import http from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { usesTls } from '../../src/proxy/compile.js';
+import { usesTls as usesTlsOf } from '../../src/proxy/compile.js';
+import { loadBuiltinManifests } from '../../src/plugins/builtin.js';
+import { ProtocolCatalog } from '../../src/routes/protocol.js';
+import type { Route } from '../../src/routes/types.js';
 import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 function get(url: string, path = '/'): Promise<number> {
@@ -56,7 +59,9 @@ test('access log sampling: rate 0 and disabled log nothing; a fraction logs abou
   t.true(lines.length > 40 && lines.length < 160, `${lines.length} of 200 logged at rate 0.5`);
 });
 
-test('AUTO routes: TLS is guessed from the port name, then the port number', (t) => {
+test('AUTO routes: TLS is guessed from the port name, then the port number (as the built-in manifests declare)', async (t) => {
+  const catalog = new ProtocolCatalog(await loadBuiltinManifests());
+  const usesTls = (route: Route) => usesTlsOf(route, catalog);
   const auto = (port: number, portName?: string) => testRoute({ endpoints: [`127.0.0.1:${port}`], port, portName, protocol: 'auto' });
   t.true(usesTls(auto(443)));
   t.true(usesTls(auto(8443)));

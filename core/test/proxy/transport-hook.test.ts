@@ -2,13 +2,14 @@ import test from 'ava';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { defineManifest } from '../../src/plugin-api/manifest.js';
+import { defineManifest, type PluginManifest } from '../../src/plugin-api/manifest.js';
 import { definePlugin } from '../../src/plugin-api/module.js';
 import type { DispatchHandler, PoolDispatchOptions, RouteBinding, TransportProfile, UpstreamPlugin, UpstreamPool } from '../../src/plugin-api/upstream.js';
 import { RequestController } from '../../src/proxy/controller.js';
 import { RoutingPlugins } from '../../src/routes/plugins.js';
-import { chooseProtocol } from '../../src/routes/protocol.js';
-import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
+import { usesTls } from '../../src/proxy/compile.js';
+import { ProtocolCatalog, chooseProtocol } from '../../src/routes/protocol.js';
+import { capturedLogger, getText, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 /**
  * The transport hook: a plugin that serves a backend protocol of its own (here a made-up one, `line`: the request
@@ -18,6 +19,8 @@ import { getText, startOrigin, startProxyHarness, testRoute, testRouteTable } fr
  */
 
 const opened: Array<{ origin: string; profile: TransportProfile; route: string }> = [];
+/** Every connection a LinePool opened. */
+const connections: Socket[] = [];
 
 /** One connection per request: writes `METHOD PATH ROUTE-ID\n`, reads until the server closes. */
 class LinePool implements UpstreamPool {
@@ -38,6 +41,7 @@ class LinePool implements UpstreamPool {
     const socket = connect({ host: this.#host, port: this.#port, timeout: this.#connectTimeout });
     const controller = new RequestController((reason) => socket.destroy(reason));
     this.#sockets.add(socket);
+    connections.push(socket);
     handler.onRequestStart?.(controller, {});
     if (this.#closed) socket.destroy(Object.assign(new Error('pool closed'), { code: 'UND_ERR_CLOSED' }));
     const chunks: Buffer[] = [];
@@ -205,4 +209,80 @@ test('a Service port appProtocol maps through the manifest to the plugin protoco
   t.is(chooseProtocol(undefined, backend, plugins), 'line');
   t.is(chooseProtocol('auto', backend, plugins), 'line');
   t.is(chooseProtocol(undefined, backend, new RoutingPlugins([])), 'http', 'an appProtocol nobody maps is ignored');
+});
+
+test.serial('an upgrading plugin may give upgrade requests pools of another profile', async (t) => {
+  class Upgrader implements UpstreamPlugin {
+    upgradeProfile(_binding: RouteBinding, profile: Readonly<TransportProfile>): TransportProfile {
+      return { ...profile, keepAlive: undefined };
+    }
+    onUpgrade(): Promise<void> {
+      return Promise.resolve();
+    }
+  }
+  const upgrader = definePlugin({
+    manifest: defineManifest({ id: 'test.upgrader', name: 'upgrader', description: 'upgrades', coreRange: '^0.1.0', kind: 'protocol', order: 2, configSchema: z.object({}).strict() }),
+    plugin: Upgrader,
+  });
+  class KeepAlive implements UpstreamPlugin {
+    configureTransport(_binding: RouteBinding, profile: TransportProfile): void {
+      profile.keepAlive = { timeout: 1_000, maxConnections: 2 };
+    }
+  }
+  const keep = definePlugin({
+    manifest: defineManifest({ id: 'test.keep', name: 'keep', description: 'keeps alive', coreRange: '^0.1.0', kind: 'transport', order: 1, configSchema: z.object({}).strict() }),
+    plugin: KeepAlive,
+  });
+  const route = testRoute({ host: 'u.test', endpoints: ['127.0.0.1:9'] });
+  const proxy = await startProxyHarness({ plugins: [{ module: upgrader }, { module: keep }], table: testRouteTable([route]) });
+  t.teardown(() => proxy.close());
+  await proxy.pipeline.whenCompiled();
+  const compiled = proxy.pipeline.liveCompiled!.routes.get(route)!;
+  t.is(compiled.upgradePoolKeys!.length, 1);
+  t.not(compiled.upgradePoolKeys![0], compiled.poolKeys[0]);
+  t.regex(compiled.poolKeys[0]!, /\|1000\/2\|/, 'requests keep their kept-alive pool');
+  t.regex(compiled.upgradePoolKeys![0]!, /\|close\|/, 'upgrades get the profile the plugin asked for');
+  t.deepEqual(new Set(proxy.pipeline.liveCompiled!.pools), new Set([compiled.poolKeys[0], compiled.upgradePoolKeys![0]]), 'the generation holds both');
+});
+
+test('AUTO and TLS come from manifest data: a plugin protocol is guessed from its port name or port, and its traits pick TLS', (t) => {
+  const manifest: PluginManifest = { ...lineManifest, protocols: ['line', 'lines'], protocolTraits: { lines: { tls: true, ports: [7443] } } };
+  const catalog = new ProtocolCatalog([manifest]);
+  t.is(catalog.infer('line', 80), 'line');
+  t.is(catalog.infer('Lines-admin', 80), 'lines', 'Istio-style <protocol>-<suffix>, the longest declared head');
+  t.is(catalog.infer(undefined, 7443), 'lines', 'a port the manifest declares');
+  t.is(catalog.infer('web', 443), 'http', 'nothing declares 443 here: core knows no https');
+  t.is(catalog.infer('example.com/line', 80), 'line', 'a mapped appProtocol value names the protocol too');
+  const route = (protocol: string, port = 80, portName?: string) => testRoute({ endpoints: [`127.0.0.1:${port}`], port, portName, protocol });
+  t.true(usesTls(route('lines'), catalog));
+  t.false(usesTls(route('line'), catalog));
+  t.true(usesTls(route('auto', 7443), catalog));
+  t.false(usesTls(route('auto', 443), catalog));
+  t.true(new ProtocolCatalog([], [manifest]).traits('lines')?.tls, 'a disabled plugin\'s protocols are known, to name the plugin');
+});
+
+test.serial('core bounds the wait for a plugin pool\'s response head (response-header-timeout)', async (t) => {
+  const held: Socket[] = [];
+  const silent = createServer((socket) => {
+    held.push(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const key = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const route = testRoute({ host: 's.test', endpoints: [key], protocol: 'line', annotations: { 'response-header-timeout': 300 } });
+  const { logger, lines } = capturedLogger();
+  const proxy = await startProxyHarness({ plugins: [{ module: linePlugin }], table: testRouteTable([route]), logger });
+  t.teardown(() => proxy.close());
+  const started = Date.now();
+  const reply = await getText(`${proxy.url}/`, 's.test');
+  const elapsed = Date.now() - started;
+  t.is(reply.status, 504);
+  t.true(elapsed >= 250 && elapsed < 3_000, `answered after ${elapsed} ms`);
+  t.regex(loggedError(lines), /no response head in time/);
+  t.is(held.length, 1);
+  t.true(connections.at(-1)!.destroyed, 'the pool\'s request was aborted: its connection is closed');
 });

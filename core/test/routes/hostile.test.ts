@@ -11,7 +11,8 @@ import { BUILTIN_PLUGINS } from '../../src/plugins/builtin.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
 import { MAX_PATHS_PER_INGRESS } from '../../src/routes/translate.js';
 import { CORE_ANNOTATIONS } from '../../src/routes/core-annotations.js';
-import { loadBuiltinManifests, RoutingPlugins } from '../../src/routes/plugins.js';
+import { loadBuiltinManifests } from '../../src/plugins/builtin.js';
+import { RoutingPlugins } from '../../src/routes/plugins.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
 import { testSettings } from './support.js';
 

@@ -18,6 +18,8 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
     order: 10,
     enabledByDefault: true,
     protocols: ['https'],
+    protocolTraits: { https: { tls: true, ports: [443, 8443] } },
+    appProtocols: { https: 'https' },
     annotations: [
       defineAnnotation({ key: 'proxy-ssl-secret', description: 'CA Secret', schema: z.string().min(1), example: 'ns/ca', secretRef: true }),
       defineAnnotation({
@@ -28,7 +30,7 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
       }),
     ],
   },
-  { id: 'upstream.http2', name: 'http2', description: 'h2', coreRange: '^0.1.0', kind: 'transport', order: 20, enabledByDefault: true, protocols: ['h2c', 'h2'] },
+  { id: 'upstream.http2', name: 'http2', description: 'h2', coreRange: '^0.1.0', kind: 'transport', order: 20, enabledByDefault: true, protocols: ['h2c', 'h2'], protocolTraits: { h2c: { http2: true }, h2: { http2: true, tls: true } }, appProtocols: { 'kubernetes.io/h2c': 'h2c' } },
   {
     id: 'upstream.websocket',
     name: 'websocket',
@@ -38,6 +40,8 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
     order: 10,
     enabledByDefault: true,
     protocols: ['ws', 'wss'],
+    protocolTraits: { wss: { tls: true } },
+    appProtocols: { 'kubernetes.io/ws': 'ws', 'kubernetes.io/wss': 'wss' },
   },
   {
     id: 'upstream.grpc',
@@ -48,7 +52,8 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
     order: 20,
     enabledByDefault: true,
     protocols: ['grpc', 'grpcs'],
-    appProtocols: { 'example.com/grpc-tls': 'grpcs' },
+    protocolTraits: { grpc: { http2: true }, grpcs: { http2: true, tls: true } },
+    appProtocols: { 'example.com/grpc-tls': 'grpcs', grpc: 'grpc', 'grpc-web': 'http' },
     dependsOn: ['upstream.http2'],
   },
   {

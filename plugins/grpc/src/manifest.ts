@@ -58,6 +58,9 @@ export const manifest = defineManifest({
   order: 20,
   enabledByDefault: true,
   protocols: ['grpc', 'grpcs'],
+  protocolTraits: { grpc: { http2: true }, grpcs: { http2: true, tls: true } },
+  // Istio names gRPC-Web ports `grpc-web`: that is HTTP/1.1-compatible traffic, not gRPC.
+  appProtocols: { grpc: 'grpc', 'grpc-web': 'http' },
   dependsOn: ['upstream.http2'],
   annotations: [GRPC_DEFAULT_TIMEOUT, GRPC_IDLE_TIMEOUT],
   configSchema,

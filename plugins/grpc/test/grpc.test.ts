@@ -16,7 +16,8 @@ import {
 } from '@warren/core/testing';
 import http2Plugin from '@warren/plugin-http2';
 import tls from '@warren/plugin-tls';
-import grpcPlugin, { parseGrpcTimeout } from '../src/index.js';
+import { ErrorCode, WarrenError, type ErrorAnswer, type FailedExchange } from '@warren/core/plugin';
+import grpcPlugin, { GrpcPlugin, parseGrpcTimeout } from '../src/index.js';
 
 /** A JSON-over-gRPC echo service, defined without .proto files. */
 const json = grpcJsonCodec;
@@ -304,4 +305,56 @@ test('an origin that dies mid-stream gives the client UNAVAILABLE, never OK with
     call.on('end', () => resolve({ code: grpc.status.OK, got }));
   });
   t.deepEqual(result, { code: grpc.status.UNAVAILABLE, got: [0] });
+});
+
+test('failures Warren answers map to gRPC statuses; other routes and requests keep core\'s error page', (t) => {
+  const plugin = new GrpcPlugin({ idleTimeout: 300_000 });
+  const grpcRoute = plugin.bind(testRoute({ protocol: 'grpc', endpoints: [] }));
+  const httpRoute = plugin.bind(testRoute({ endpoints: [] }));
+  const grpcRequest = { method: 'POST', path: '/a.B/C', authority: 'x', scheme: 'http' as const, headers: ['Content-Type', 'application/grpc+proto'] };
+  const plainRequest = { ...grpcRequest, headers: ['content-type', 'text/plain'] };
+  const failure = (code: ErrorCode, request: typeof grpcRequest | typeof plainRequest, response?: FailedExchange['response']) =>
+    ({ error: new WarrenError(code, 'secret detail'), request, route: undefined, response, publicMessage: 'fixed sentence', reference: 'ref-1' }) as unknown as FailedExchange;
+  const statusOf = (answer: ErrorAnswer | undefined) => (answer && 'status' in answer ? answer.headers[answer.headers.indexOf('grpc-status') + 1] : undefined);
+  t.is(statusOf(plugin.mapError(grpcRoute, failure(ErrorCode.Forbidden, plainRequest))), '7', 'a refusal is PERMISSION_DENIED, not a retryable UNAVAILABLE');
+  t.is(statusOf(plugin.mapError(undefined, failure(ErrorCode.NoRoute, grpcRequest))), '12', 'no route: UNIMPLEMENTED, classified by the content type alone');
+  t.is(statusOf(plugin.mapError(grpcRoute, failure(ErrorCode.BadRequest, grpcRequest))), '13');
+  t.is(statusOf(plugin.mapError(grpcRoute, failure(ErrorCode.UpstreamTimeout, grpcRequest))), '4');
+  t.is(statusOf(plugin.mapError(httpRoute, failure(ErrorCode.UpstreamConnect, grpcRequest))), '14');
+  t.deepEqual(plugin.mapError(grpcRoute, failure(ErrorCode.NoEndpoints, grpcRequest)), {
+    status: 200,
+    headers: ['content-type', 'application/grpc', 'grpc-status', '14', 'grpc-message', 'fixed sentence (reference: ref-1)'],
+  });
+  t.is(plugin.mapError(httpRoute, failure(ErrorCode.UpstreamConnect, plainRequest)), undefined);
+  t.is(plugin.mapError(undefined, failure(ErrorCode.NoRoute, plainRequest)), undefined);
+  const sentGrpc = { status: 200, headers: ['content-type', 'application/grpc'], trailers: true };
+  const sentHtml = { status: 200, headers: ['content-type', 'text/html'], trailers: true };
+  t.deepEqual(plugin.mapError(httpRoute, failure(ErrorCode.UpstreamProtocol, plainRequest, sentGrpc)), {
+    trailers: ['grpc-status', '14', 'grpc-message', 'fixed sentence (reference: ref-1)'],
+  });
+  t.is(plugin.mapError(httpRoute, failure(ErrorCode.UpstreamProtocol, grpcRequest, sentHtml)), undefined, 'once a head went out, its content type decides');
+});
+
+test('gRPC over an h2c route: te: trailers reaches the origin, trailers-only statuses reach the client, failures are gRPC statuses', async (t) => {
+  // A raw HTTP/2 origin: records the TE it got and answers trailers-only NOT_FOUND.
+  const te: Array<string | string[] | undefined> = [];
+  const origin = http2.createServer();
+  origin.on('stream', (stream, headers) => {
+    te.push(headers.te);
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no such thing' }, { endStream: true });
+  });
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => origin.close());
+  const { client } = await harness(t, { endpoints: [`127.0.0.1:${(origin.address() as import('node:net').AddressInfo).port}`], protocol: 'h2c' });
+  const missing = await unary(client, { text: 'x' });
+  t.is(missing.err?.code, grpc.status.NOT_FOUND);
+  t.is(missing.err?.details, 'no such thing');
+  t.deepEqual(te, ['trailers']);
+
+  const gone = await startServer();
+  gone.server.forceShutdown();
+  const { client: down } = await harness(t, { endpoints: [gone.key], protocol: 'h2c' });
+  const unavailable = await unary(down, { text: 'x' });
+  t.is(unavailable.err?.code, grpc.status.UNAVAILABLE);
+  t.regex(unavailable.err!.details, /^the origin could not be reached \(reference: [\w-]+\)$/);
 });

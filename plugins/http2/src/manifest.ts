@@ -39,6 +39,8 @@ export const manifest = defineManifest({
   order: 20,
   enabledByDefault: true,
   protocols: ['h2c', 'h2'],
+  protocolTraits: { h2c: { http2: true }, h2: { http2: true, tls: true } },
+  appProtocols: { 'kubernetes.io/h2c': 'h2c' },
   annotations: [MAX_CONCURRENT_STREAMS],
   configSchema,
 });

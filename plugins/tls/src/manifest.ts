@@ -79,6 +79,8 @@ export const manifest = defineManifest({
   order: 10,
   enabledByDefault: true,
   protocols: ['https'],
+  protocolTraits: { https: { tls: true, ports: [443, 8443] } },
+  appProtocols: { https: 'https' },
   annotations: [PROXY_SSL_SECRET, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_VERIFY],
   configSchema,
 });

@@ -38,6 +38,7 @@ export const manifest = defineManifest({
   order: 10,
   enabledByDefault: true,
   protocols: ['ws', 'wss'],
+  protocolTraits: { wss: { tls: true } },
   appProtocols: { 'kubernetes.io/ws': 'ws', 'kubernetes.io/wss': 'wss' },
   annotations: [WEBSOCKET_IDLE_TIMEOUT],
   configSchema,

@@ -11,6 +11,7 @@ import {
   type ResponseHeaders,
   type Route,
   type RouteBinding,
+  type TransportProfile,
   type UpgradeSession,
   type UpstreamInterceptor,
   type UpstreamPlugin,
@@ -49,6 +50,14 @@ export class WebsocketPlugin implements UpstreamPlugin<WebsocketOptions> {
         for (let i = 0; i < h.length; i += 2) if (h[i] === 'sec-websocket-key') key = h[i + 1];
         next(options, new HandshakeCheck(handler, key));
       };
+  }
+
+  /**
+   * The WebSocket handshake is an HTTP/1.1 upgrade, and the upgraded connection leaves its pool: a route that
+   * otherwise speaks HTTP/2 sends its upgrade requests over HTTP/1.1 connections of their own.
+   */
+  upgradeProfile(_binding: RouteBinding<WebsocketOptions>, profile: Readonly<TransportProfile>): TransportProfile {
+    return profile.http2 === 'off' ? profile : { ...profile, http2: 'off', maxConcurrentStreams: undefined };
   }
 
   onUpgrade(binding: RouteBinding<WebsocketOptions>, session: UpgradeSession): Promise<void> {

@@ -8,7 +8,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { MemorySecrets, capturedLogger, createTestCa, issueCert, loggedError, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '@warren/core/testing';
 import tls from '@warren/plugin-tls';
 import websocket from '../src/index.js';
-import { websocketAccept } from '../src/websocket-plugin.js';
+import { WebsocketPlugin, websocketAccept } from '../src/websocket-plugin.js';
 
 interface WsOrigin {
   key: string;
@@ -230,4 +230,14 @@ test('a 101 that does not complete the WebSocket handshake (h2c, wrong or missin
   t.teardown(() => ws.terminate());
   ws.send('still fine');
   t.is((await nextMessage(ws)).data.toString(), 'still fine');
+});
+
+test('upgrade requests of a route that speaks HTTP/2 get HTTP/1.1 pools of their own; other routes share the route\'s', (t) => {
+  const plugin = new WebsocketPlugin({ idleTimeout: 60_000 });
+  const binding = plugin.bind(testRoute({ endpoints: [] }));
+  const h2 = { scheme: 'http:', http2: 'prior-knowledge', connectTimeout: 1_000, maxConcurrentStreams: 50 } as const;
+  t.deepEqual(plugin.upgradeProfile(binding, h2), { scheme: 'http:', http2: 'off', connectTimeout: 1_000, maxConcurrentStreams: undefined });
+  t.is(h2.http2, 'prior-knowledge', 'the route\'s profile is left alone');
+  const h1 = { scheme: 'https:', http2: 'off', connectTimeout: 1_000 } as const;
+  t.is(plugin.upgradeProfile(binding, h1), h1, 'an HTTP/1.1 route upgrades over its own pools');
 });
