@@ -19,6 +19,7 @@ import { TOKENS } from '../../src/di/tokens.js';
 import type { Manager } from '../../src/lifecycle/manager.js';
 import type { HealthServer } from '../../src/observability/health-server.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { loadBuiltinManifests } from '../../src/plugins/builtin.js';
 import type { ControlPluginInstance } from '../../src/plugin-api/registered.js';
 import { defineAnnotation, type PluginManifest } from '../../src/plugin-api/manifest.js';
 import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
@@ -134,7 +135,8 @@ export async function startController(server: TestApiServer, options: TestContro
   const logs = new LogCapture();
   const logger = createLogger({ level: 'debug', destination: logs });
   const registry = new Registry();
-  const root = createRootContainer(config, { logger, registry, env: {} });
+  // Like production: the built-in manifests are known, so a disabled plugin's protocol is named as unavailable.
+  const root = createRootContainer(config, { logger, registry, env: {}, knownManifests: await loadBuiltinManifests() });
   root.register(TOKENS.EnabledManifests, { useValue: options.manifests ?? [TEST_MANIFEST] });
   root.register(PARTS.KubeClient, { useValue: client });
   if (options.identity !== undefined) root.register(PARTS.Identity, { useValue: options.identity });
