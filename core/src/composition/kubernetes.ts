@@ -32,7 +32,7 @@ export interface KubernetesControlPlaneOptions {
   /** Root logger; components log through children (`component: informers`, …). */
   readonly logger: Logger;
   readonly registry: Registry;
-  /** The routing model's builder (`new RouteTableBuilder(routeBuildSettings(config, manifests, known))`). */
+  /** The routing model's builder (`new RouteTableBuilder(routingConfig(config, manifests, known))`). */
   readonly routeBuilder: RouteBuilder;
   readonly routeStore: RouteStore;
   readonly client: KubeClient;

@@ -61,7 +61,7 @@ export async function resolvePlugins(config: Readonly<Config>, importer: PluginI
     candidates.push({ module, settings: { ...extra.config }, source: extra.package, settingsPath: `extraPlugins[${i}].config` });
   }
   checkPlugins(candidates);
-  const loaded = candidates.map((c) => ({ module: c.module, config: parseSettings(c.module, c.settings, c.settingsPath), source: c.source }));
+  const loaded = candidates.map((c) => ({ module: c.module, config: parsePluginConfig(c.module, c.settings, c.settingsPath), source: c.source }));
   return loaded.sort((a, b) => compareManifests(a.module.manifest, b.module.manifest));
 }
 
@@ -98,7 +98,7 @@ export function compareManifests(a: PluginManifest, b: PluginManifest): number {
   );
 }
 
-function parseSettings(module: PluginModule, settings: Record<string, unknown>, path: string): unknown {
+function parsePluginConfig(module: PluginModule, settings: Record<string, unknown>, path: string): unknown {
   const result = module.manifest.configSchema.safeParse(settings);
   if (!result.success) {
     const prefixed = result.error.issues.map((issue) => ({ ...issue, path: [...path.split('.'), ...issue.path] }));

@@ -19,7 +19,7 @@ export interface AccessRecord {
   readonly clientAddress: string | undefined;
 }
 
-export interface AccessLogSettings {
+export interface AccessLogConfig {
   readonly enabled: boolean;
   /** Fraction of exchanges logged, 0–1. */
   readonly sampleRate: number;
@@ -53,10 +53,10 @@ export interface AccessLog {
 }
 
 /** Structured access log through pino at `info`, sampled per exchange (setting `proxy.accessLog`). */
-export function createAccessLog(logger: Logger, settings: AccessLogSettings): AccessLog | undefined {
-  if (!settings.enabled || settings.sampleRate <= 0) return undefined;
+export function createAccessLog(logger: Logger, config: AccessLogConfig): AccessLog | undefined {
+  if (!config.enabled || config.sampleRate <= 0) return undefined;
   const log = logger.child({ component: 'access' });
-  const rate = settings.sampleRate;
+  const rate = config.sampleRate;
   return {
     begin(exchange) {
       if (rate < 1 && Math.random() >= rate) return undefined;

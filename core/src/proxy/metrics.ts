@@ -14,7 +14,7 @@ type RouteLabel = keyof RouteLabelValues;
 type Labels<T extends string> = Partial<Record<T, string>>;
 
 /** Setting `proxy.metrics`. */
-export type ProxyMetricsSettings = Config['proxy']['metrics'];
+export type ProxyMetricsConfig = Config['proxy']['metrics'];
 
 /**
  * Per-request metrics of the proxy pipeline (prom-client, `warren_` prefix). By default their labels are a
@@ -73,7 +73,7 @@ export class RouteLabeler {
   /** Memo per compiled route's label object, so the common case does not build a key string. */
   readonly #memo = new WeakMap<RouteLabelValues, RouteLabelSet>();
 
-  constructor(readonly settings: ProxyMetricsSettings) {}
+  constructor(readonly config: ProxyMetricsConfig) {}
 
   /** Combinations labelled so far (at most `maxRouteLabelSets`). */
   get size(): number {
@@ -81,14 +81,14 @@ export class RouteLabeler {
   }
 
   of(route: RouteLabelValues | undefined): RouteLabelSet {
-    if (!this.settings.routeLabels) return NO_LABELS;
+    if (!this.config.routeLabels) return NO_LABELS;
     if (!route) return NO_ROUTE;
     let set = this.#memo.get(route);
     if (set) return set;
     const key = `${route.namespace}\n${route.ingress}\n${route.service}\n${route.host}`;
     set = this.#sets.get(key);
     if (!set) {
-      if (this.#sets.size >= this.settings.maxRouteLabelSets) set = OTHER;
+      if (this.#sets.size >= this.config.maxRouteLabelSets) set = OTHER;
       else this.#sets.set(key, (set = routeLabelSet(route)));
     }
     this.#memo.set(route, set);
@@ -113,17 +113,17 @@ export function statusClass(status: number): string {
 
 /**
  * Creates the metrics in `registry`, or returns the ones already there (several pipelines, one registry).
- * The label names follow `settings.routeLabels` of the first pipeline that created them.
+ * The label names follow `config.routeLabels` of the first pipeline that created them.
  */
-export function createProxyMetrics(registry: Registry, settings: ProxyMetricsSettings = { routeLabels: false, maxRouteLabelSets: 200 }): ProxyMetrics {
+export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfig = { routeLabels: false, maxRouteLabelSets: 200 }): ProxyMetrics {
   const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
   let health = healthByRegistry.get(registry);
   if (!health) healthByRegistry.set(registry, (health = new TableHealth()));
   const served = health;
-  const route = settings.routeLabels ? (['namespace', 'ingress', 'service'] as const) : ([] as const);
-  const withHost = settings.routeLabels ? ([...route, 'host'] as const) : ([] as const);
+  const route = config.routeLabels ? (['namespace', 'ingress', 'service'] as const) : ([] as const);
+  const withHost = config.routeLabels ? ([...route, 'host'] as const) : ([] as const);
   return {
-    routeLabels: new RouteLabeler(settings),
+    routeLabels: new RouteLabeler(config),
     serveTable: (table) => served.serve(table),
     requests:
       existing('warren_requests_total') ??

@@ -34,10 +34,10 @@ export interface TunnelInfo {
 }
 
 /** Settings the connector reads: the `tunnel` section and the shutdown grace period. */
-export type TunnelSettings = Pick<Config, 'tunnel' | 'shutdownGracePeriod'>;
+export type TunnelConfig = Pick<Config, 'tunnel' | 'shutdownGracePeriod'>;
 
 export interface TunnelConnectorOptions {
-  readonly settings: TunnelSettings;
+  readonly settings: TunnelConfig;
   /** Receives every request stream as an Exchange (the proxy pipeline). */
   readonly handler: ExchangeHandler;
   readonly logger: Logger;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const DAY = 86_400_000;
 
-/** Settings under `plugins.grpc`. */
+/** Config under `plugins.grpc`. */
 const configSchema = z
   .object({
     defaultTimeout: z
