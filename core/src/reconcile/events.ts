@@ -30,7 +30,7 @@ export interface EventRecorderOptions {
   readonly repeatIntervalMs?: number | undefined;
   /**
    * More distinct messages than this for one object and reason within `repeatIntervalMs` are combined into one
-   * Event ("combined from similar events"), as client-go's aggregator does. Default 10.
+   * Event whose message starts with "(combined from similar events)", the form Kubernetes users know. Default 10.
    */
   readonly maxDistinctPerReason?: number | undefined;
   /** Per-object token bucket: burst and refill interval. Default 25 events, one more every 10 s. */

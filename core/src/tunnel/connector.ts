@@ -49,9 +49,9 @@ export interface TunnelConnectorOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** DNS for edge discovery (default: the system resolver). Unused with `tunnel.edgeAddresses`. */
   readonly resolver?: EdgeResolver | undefined;
-  /** Per-slot backoff base (default 1000 ms, cloudflared's) and cap exponent (default 5). */
+  /** Per-slot backoff base (default 1000 ms) and cap exponent (default 5). */
   readonly backoff?: { readonly baseMs?: number; readonly maxRetries?: number } | undefined;
-  /** Delay between starting HA slots after slot 0 registered (default 1000 ms, cloudflared's). */
+  /** Delay between starting HA slots after slot 0 registered (default 1000 ms). */
   readonly registrationIntervalMs?: number | undefined;
   /** Start-up attempts rejected as `Unauthorized` before giving up (default 5). */
   readonly unauthorizedRetries?: number | undefined;
@@ -66,14 +66,14 @@ export interface TunnelConnectorOptions {
 
 /**
  * Features announced to the edge by default (`tunnel.features`). `serialized_headers` is what this connector
- * speaks (§4.5); the two QUIC features are sent by every cloudflared and kept for parity. `allow_remote_config`
+ * speaks (response headers serialized into one header); the two QUIC features are sent by every cloudflared and kept for parity. `allow_remote_config`
  * is left out because Warren acknowledges but never applies remote configuration; `management_logs` because the
  * management service is not implemented.
  */
 export const DEFAULT_FEATURES: readonly string[] = DEFAULT_TUNNEL_FEATURES;
 
 /**
- * The minimal local configuration pushed on connection 0 (§6.6): Warren routes from Ingress objects, so the
+ * The minimal local configuration pushed on connection 0: Warren routes from Ingress objects, so the
  * edge only learns that the connector answers unknown requests itself.
  */
 export const LOCAL_CONFIG_JSON = '{"ingress":[{"service":"http_status:404","originRequest":{}}],"warp-routing":{}}';
@@ -89,7 +89,7 @@ interface Slot {
 }
 
 /**
- * The native Cloudflare Tunnel connector (reference §2, §6): keeps `tunnel.haConnections` registered HTTP/2
+ * The native Cloudflare Tunnel connector: keeps `tunnel.haConnections` registered HTTP/2
  * connections to the edge, spread over the two edge regions, and hands every request stream to the
  * `ExchangeHandler`. A Runnable that every replica runs (`needsLeader` false).
  *
@@ -312,7 +312,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
     if (held) pool.giveBack(held, false);
   }
 
-  /** Before the first registration, decides which failures end start-up (reference §6.2). */
+  /** Before the first registration, decides which failures end start-up. */
   #fatalAtStartup(slot: Slot, reason: TunnelConnectionError): WarrenError | undefined {
     if (this.#everRegistered) return undefined;
     if (reason.unauthorized) {
