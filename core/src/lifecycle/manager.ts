@@ -31,7 +31,7 @@ export interface Acceptor extends Runnable {
 }
 
 /** Handles what acceptors take in (an `ExchangeHandler` that runs): outlives every acceptor. */
-export interface ExchangeHandling extends Runnable {
+interface ExchangeHandling extends Runnable {
   handle(exchange: never): Promise<void>;
 }
 

@@ -4,7 +4,7 @@ import type { Exchange, ExchangeFailure, RawHeaders, ResponseHead } from './exch
 import { headerValue } from './headers.js';
 
 /** One access-log record. Paths are logged without their query string (queries often carry tokens). */
-export interface AccessRecord {
+interface AccessRecord {
   readonly id: string;
   readonly method: string;
   readonly host: string;
@@ -30,7 +30,7 @@ export interface AccessLogConfig {
  * bytes) and the gRPC status the client was sent, from the response head, its trailers or a Warren-generated
  * error.
  */
-export interface ExchangeMeter {
+interface ExchangeMeter {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly grpcStatus: string | undefined;

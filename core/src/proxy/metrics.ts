@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { RouteTable } from '../routes/types.js';
 
 /** A route's own label values: configured names, never the request's Host or path. */
-export interface RouteLabelValues {
+interface RouteLabelValues {
   readonly namespace: string;
   readonly ingress: string;
   readonly service: string;
@@ -46,7 +46,7 @@ export interface ProxyMetrics {
 export const OTHER_ROUTES = '_other';
 
 /** The label sets of one route: with its host (request counter) and without (histograms, retries). */
-export interface RouteLabelSet {
+interface RouteLabelSet {
   readonly withHost: Labels<RouteLabel>;
   readonly route: Labels<Exclude<RouteLabel, 'host'>>;
 }
@@ -68,7 +68,7 @@ function routeLabelSet(v: RouteLabelValues): RouteLabelSet {
  * process (counters must not go backwards, so a set is never reassigned); traffic of any further combination
  * is counted under {@link OTHER_ROUTES}. Requests that match no route carry empty route labels.
  */
-export class RouteLabeler {
+class RouteLabeler {
   readonly #sets = new Map<string, RouteLabelSet>();
   /** Memo per compiled route's label object, so the common case does not build a key string. */
   readonly #memo = new WeakMap<RouteLabelValues, RouteLabelSet>();
@@ -97,7 +97,7 @@ export class RouteLabeler {
 }
 
 /** Buckets of `warren_request_duration_seconds`: 5 ms to 30 s, 11 buckets (each costs a series per label set). */
-export const REQUEST_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30];
+const REQUEST_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30];
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
 

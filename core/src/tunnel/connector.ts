@@ -19,21 +19,7 @@ import { createEdgeSecureContext } from './edge-tls.js';
 import { TunnelConnectionError } from './errors.js';
 import { TunnelMetrics } from './metrics.js';
 
-/**
- * Read-only view of one connector (the tunnel's state is published under `TOKENS.TunnelState`).
- */
-export interface TunnelInfo {
-  /** The tunnel UUID once credentials are loaded. */
-  readonly tunnelId: string | undefined;
-  /** This process's connector UUID (`ClientInfo.clientId`), constant for the process lifetime. */
-  readonly connectorId: string;
-  /** Connections currently registered with the edge. Ready means ≥ 1. */
-  readonly registeredConnections: number;
-  /** Calls `listener` with the new count whenever it changes; returns an unsubscribe function. */
-  onConnectionsChange(listener: (registered: number) => void): () => void;
-}
-
-/** Settings the connector reads: the `tunnel` section and the shutdown grace period. */
+/** Config the connector reads: the `tunnel` section and the shutdown grace period. */
 export type TunnelConfig = Pick<Config, 'tunnel' | 'shutdownGracePeriod'>;
 
 export interface TunnelConnectorOptions {
@@ -103,7 +89,7 @@ interface Slot {
  * Shutdown (signal aborted): every connection unregisters, sends GOAWAY, lets in-flight streams finish
  * within `shutdownGracePeriod`, then releases the RPC capability, aborts the RPC and closes.
  */
-export class TunnelConnector extends EventEmitter implements Runnable, TunnelInfo {
+export class TunnelConnector extends EventEmitter implements Runnable {
   readonly needsLeader = false;
   readonly connectorId: string;
   readonly #o: TunnelConnectorOptions;
