@@ -29,7 +29,7 @@ export interface TunnelConnectorOptions {
   readonly logger: Logger;
   /** prom-client registry for the connector series (`cloudflared_tunnel_*`); none registered when omitted. */
   readonly registry?: Registry | undefined;
-  /** Credentials to use instead of loading them from settings and environment. */
+  /** Credentials to use instead of loading them from the config and environment. */
   readonly credentials?: TunnelCredentials | undefined;
   /** Environment for `TUNNEL_TOKEN` (default `process.env`). */
   readonly env?: NodeJS.ProcessEnv | undefined;
@@ -158,31 +158,31 @@ export class TunnelConnector extends EventEmitter implements Runnable {
 
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
-    const settings = this.#o.settings.tunnel;
+    const config = this.#o.settings.tunnel;
     const credentials = (this.#credentials ??= loadTunnelCredentials(
-      { tokenFile: settings.tokenFile, credentialsFile: settings.credentialsFile },
+      { tokenFile: config.tokenFile, credentialsFile: config.credentialsFile },
       this.#o.env ?? process.env,
     ));
-    if (settings.region && credentials.endpoint) {
+    if (config.region && credentials.endpoint) {
       throw new WarrenError(
         ErrorCode.ConfigInvalid,
-        `tunnel.region "${settings.region}" is set but the tunnel credentials name the endpoint "${credentials.endpoint}"; remove one of them`,
+        `tunnel.region "${config.region}" is set but the tunnel credentials name the endpoint "${credentials.endpoint}"; remove one of them`,
         { terminal: true },
       );
     }
-    const secureContext = createEdgeSecureContext(settings.edgeCaFile);
+    const secureContext = createEdgeSecureContext(config.edgeCaFile);
     this.#log.info({ ...describeCredentials(credentials), connectorId: this.connectorId }, 'starting the tunnel connector');
     const pool = await this.#discover(signal);
     if (!pool) return;
-    const wanted = settings.haConnections;
+    const wanted = config.haConnections;
     const count = Math.min(wanted, pool.capacity);
     if (count < wanted) {
       this.#log.warn({ requested: wanted, available: pool.capacity }, `requested ${wanted} HA connections but the edge offers at most ${pool.capacity} addresses`);
     }
     const client: ClientInfo = {
       clientId: uuidToBytes(this.connectorId)!,
-      features: [...(this.#o.features ?? settings.features ?? DEFAULT_FEATURES)],
-      version: settings.clientVersion ?? `warren/${CORE_VERSION}`,
+      features: [...(this.#o.features ?? config.features ?? DEFAULT_FEATURES)],
+      version: config.clientVersion ?? `warren/${CORE_VERSION}`,
       arch: `${process.platform}_${GOARCH[process.arch] ?? process.arch}`,
     };
     const backoff = this.#o.backoff ?? {};
@@ -213,14 +213,14 @@ export class TunnelConnector extends EventEmitter implements Runnable {
   }
 
   async #discover(signal: AbortSignal): Promise<EdgeAddressPool | undefined> {
-    const settings = this.#o.settings.tunnel;
+    const config = this.#o.settings.tunnel;
     const backoff = new Backoff(this.#o.backoff?.baseMs, this.#o.backoff?.maxRetries, this.#o.random);
     for (;;) {
       try {
         return await discoverEdge({
-          staticAddresses: settings.edgeAddresses,
-          region: settings.region ?? this.#credentials?.endpoint,
-          ipVersion: settings.edgeIpVersion,
+          staticAddresses: config.edgeAddresses,
+          region: config.region ?? this.#credentials?.endpoint,
+          ipVersion: config.edgeIpVersion,
           resolver: this.#o.resolver,
           random: this.#o.random,
         });
@@ -235,7 +235,7 @@ export class TunnelConnector extends EventEmitter implements Runnable {
   }
 
   async #runSlot(slot: Slot, pool: EdgeAddressPool, secureContext: SecureContext, credentials: TunnelCredentials, client: ClientInfo): Promise<void> {
-    const settings = this.#o.settings;
+    const config = this.#o.settings;
     while (!this.#stopping) {
       const address = pool.take(slot.index);
       if (!address) {
@@ -252,13 +252,13 @@ export class TunnelConnector extends EventEmitter implements Runnable {
         secureContext,
         handler: this.#o.handler,
         logger: this.#log,
-        rpcTimeoutMs: settings.tunnel.rpcTimeout,
+        rpcTimeoutMs: config.tunnel.rpcTimeout,
         numPreviousAttempts: slot.backoff.retries,
         localConfig: slot.index === 0 ? Buffer.from(LOCAL_CONFIG_JSON) : undefined,
         configurationVersions: this.#versions,
         metrics: this.#metrics,
         dialTimeoutMs: this.#o.dialTimeoutMs,
-        limits: { maxConcurrentStreams: settings.tunnel.maxConcurrentStreams, bodyBudget: this.#bodyBudget, ...this.#o.limits },
+        limits: { maxConcurrentStreams: config.tunnel.maxConcurrentStreams, bodyBudget: this.#bodyBudget, ...this.#o.limits },
       });
       slot.connection = connection;
       connection.on('unregistered', () => this.#setRegistered(slot, false));
