@@ -120,7 +120,7 @@ function describeFailure(err: unknown): string {
 }
 
 /**
- * Assembles Warren in a container (architecture §3.2):
+ * Assembles Warren in a container:
  *   settings → plugin registry → root container → object source (informers or folder) → route sync →
  *   route store → proxy pipeline ← tunnel connector (and the optional plain-HTTP entry point),
  * plus the health/metrics server, leader election and leader-only work in Kubernetes mode. Each area's provider

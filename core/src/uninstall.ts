@@ -60,7 +60,7 @@ export async function uninstall(config: Readonly<Config>, options: UninstallOpti
       const lifecycle = new TunnelLifecycle({
         config,
         logger: options.logger,
-        clientFactory: createCloudflareClientFactory({ settings: cf, logger: options.logger, env }),
+        clientFactory: createCloudflareClientFactory({ config: cf, logger: options.logger, env }),
         secretStore: store,
         // Uninstall runs once, outside leader election: nothing else decides for it.
         leadership: ALWAYS_LEADING,

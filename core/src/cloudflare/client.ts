@@ -16,12 +16,12 @@ import { cloudflareSdk } from './sdk.js';
 export type CloudflareClientFactory = () => Cloudflare;
 
 export interface CloudflareClientFactoryOptions {
-  /** The `cloudflare` settings section. */
-  readonly settings: Readonly<Config>['cloudflare'];
+  /** The `cloudflare` config section. */
+  readonly config: Readonly<Config>['cloudflare'];
   readonly logger: Logger;
   /** Environment for `CLOUDFLARE_API_TOKEN` (default `process.env`). */
   readonly env?: NodeJS.ProcessEnv;
-  /** Shared budget; default: one built from `settings.rateLimit`. */
+  /** Shared budget; default: one built from `config.rateLimit`. */
   readonly budget?: RequestBudget;
   /** When given, `warren_cloudflare_api_requests_total{method,status}` is registered here. */
   readonly registry?: Registry;
@@ -30,6 +30,9 @@ export interface CloudflareClientFactoryOptions {
   /** Underlying fetch (default the global one). */
   readonly fetch?: typeof fetch;
 }
+
+/** @deprecated The options with `config` under its former name `settings`; goes once bench/dns.ts passes `config`. */
+type FormerClientFactoryOptions = Omit<CloudflareClientFactoryOptions, 'config'> & { readonly settings: Readonly<Config>['cloudflare'] };
 
 /** The factory plus the budget it shares, for tests and benchmarks. */
 export interface BudgetedClientFactory extends CloudflareClientFactory {
@@ -57,9 +60,10 @@ export const RATE_LIMIT_BLOCK_MS = 300_000;
  * `retry-after` (or {@link RATE_LIMIT_BLOCK_MS} without one) so that all callers back off together (the SDK then
  * retries after the same delay).
  */
-export function createCloudflareClientFactory(options: CloudflareClientFactoryOptions): BudgetedClientFactory {
-  const { settings, env = process.env } = options;
-  const budget = options.budget ?? new RequestBudget({ requests: settings.rateLimit.requests, windowMs: settings.rateLimit.window, burst: settings.rateLimit.burst });
+export function createCloudflareClientFactory(options: CloudflareClientFactoryOptions | FormerClientFactoryOptions): BudgetedClientFactory {
+  const config = 'config' in options ? options.config : options.settings;
+  const { env = process.env } = options;
+  const budget = options.budget ?? new RequestBudget({ requests: config.rateLimit.requests, windowMs: config.rateLimit.window, burst: config.rateLimit.burst });
   const baseFetch = options.fetch ?? globalThis.fetch;
   const requests = options.registry ? requestCounter(options.registry) : undefined;
   const sdkLogger = options.logger.child({ component: 'cloudflare-sdk' });
@@ -79,7 +83,7 @@ export function createCloudflareClientFactory(options: CloudflareClientFactoryOp
 
   let cached: { token: string; client: Cloudflare } | undefined;
   const factory = (() => {
-    const token = readApiToken(settings, env);
+    const token = readApiToken(config, env);
     if (cached?.token === token) return cached.client;
     const Sdk = cloudflareSdk();
     const client = new Sdk({
@@ -87,8 +91,8 @@ export function createCloudflareClientFactory(options: CloudflareClientFactoryOp
       apiKey: null,
       apiEmail: null,
       userServiceKey: null,
-      baseURL: settings.apiBaseUrl,
-      timeout: settings.requestTimeout,
+      baseURL: config.apiBaseUrl,
+      timeout: config.requestTimeout,
       maxRetries: options.maxRetries ?? 2,
       fetch: budgetedFetch,
       logLevel: 'warn',

@@ -85,7 +85,7 @@ export interface TunnelRunnerOptions {
 }
 
 /** What a running connector reports to the runner. */
-export interface ConnectorSignals {
+interface ConnectorSignals {
   /** The edge refused the connector's credentials (`Unauthorized`), at start or on a reconnect. */
   credentialsRefused(): void;
 }

@@ -27,12 +27,12 @@ import type { Published } from '../state/published.js';
 import type { TunnelState } from '../state/tunnel.js';
 import { CORE_VERSION } from '../version.js';
 
-export interface KubernetesControlPlaneOptions {
+interface KubernetesControlPlaneOptions {
   readonly config: Readonly<Config>;
   /** Root logger; components log through children (`component: informers`, …). */
   readonly logger: Logger;
   readonly registry: Registry;
-  /** The routing model's builder (`new RouteTableBuilder(routeBuildSettings(config, manifests, known))`). */
+  /** The routing model's builder (`new RouteTableBuilder(routingConfig(config, manifests, known))`). */
   readonly routeBuilder: RouteBuilder;
   readonly routeStore: RouteStore;
   readonly client: KubeClient;
@@ -81,7 +81,7 @@ export interface KubernetesControlPlane {
 }
 
 /** Builds the Kubernetes side; {@link provideKubernetes} registers it and its runnables. */
-export function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): KubernetesControlPlane {
+function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): KubernetesControlPlane {
   const { config, logger, registry, routeBuilder, routeStore, client, identity } = options;
   const env = options.env ?? process.env;
   const k8s = config.kubernetes;

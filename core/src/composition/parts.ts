@@ -6,7 +6,7 @@ import type { Elector, Manager, NamedRunnable } from '../lifecycle/manager.js';
 import type { HealthCheck, HealthServer } from '../observability/health-server.js';
 import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
-import type { RouteBuildSettings, RouteTableBuilder } from '../routes/build.js';
+import type { RoutingConfig, RouteTableBuilder } from '../routes/build.js';
 import type { TunnelStateStore } from '../state/tunnel.js';
 import { token } from '../di/tokens.js';
 
@@ -36,7 +36,7 @@ export const PARTS = {
   CloudflareClients: token<BudgetedClientFactory>('core.CloudflareClients'),
   /** The enabled control plugins, one instance each, shared by the parts that drive them. */
   ControlPlugins: token<readonly ControlPluginInstance[]>('core.ControlPlugins'),
-  RouteBuildSettings: token<RouteBuildSettings>('core.RouteBuildSettings'),
+  RoutingConfig: token<RoutingConfig>('core.RoutingConfig'),
   RouteBuilder: token<RouteTableBuilder>('core.RouteBuilder'),
   /** Kubernetes mode: the API client (default built from `kubernetes.kubeconfig` or in-cluster). */
   KubeClient: token<KubeClient>('core.KubeClient'),

@@ -10,7 +10,7 @@ import { HealthServer } from '../observability/health-server.js';
 import { componentLogger } from '../observability/logger.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import { registerPlugins, type LoadedPlugin } from '../plugins/registry.js';
-import { RouteTableBuilder, routeBuildSettings } from '../routes/build.js';
+import { RouteTableBuilder, routingConfig } from '../routes/build.js';
 import { describeRouteTable, routeViewQuery } from '../routes/debug-view.js';
 import { RouteStore } from '../routes/store.js';
 import { TunnelStateStore } from '../state/tunnel.js';
@@ -45,18 +45,18 @@ export function createRootContainer(config: Readonly<Config>, options: RootOptio
   root.register(PARTS.TunnelState, { useValue: new TunnelStateStore(undefined, (err) => logger.error({ err }, 'tunnel state listener failed')) });
   root.register(TOKENS.TunnelState, { useToken: PARTS.TunnelState });
   root.register(PARTS.Elector, { useValue: NO_ELECTION });
-  provide(root, PARTS.CloudflareClients, (c) => createCloudflareClientFactory({ settings: config.cloudflare, logger, env, registry: c.resolve(TOKENS.Metrics) }));
+  provide(root, PARTS.CloudflareClients, (c) => createCloudflareClientFactory({ config: config.cloudflare, logger, env, registry: c.resolve(TOKENS.Metrics) }));
   root.register(TOKENS.CloudflareClient, { useToken: PARTS.CloudflareClients });
   registerPlugins(root, options.plugins ?? []);
   provide(root, PARTS.ControlPlugins, (c) => (c.isRegistered(TOKENS.ControlPlugin, true) ? c.resolveAll(TOKENS.ControlPlugin) : []));
-  provide(root, PARTS.RouteBuildSettings, (c) => routeBuildSettings(config, c.resolve(TOKENS.EnabledManifests), options.knownManifests ?? []));
-  provide(root, PARTS.RouteBuilder, (c) => new RouteTableBuilder(c.resolve(PARTS.RouteBuildSettings)));
+  provide(root, PARTS.RoutingConfig, (c) => routingConfig(config, c.resolve(TOKENS.EnabledManifests), options.knownManifests ?? []));
+  provide(root, PARTS.RouteBuilder, (c) => new RouteTableBuilder(c.resolve(PARTS.RoutingConfig)));
   provide(root, PARTS.Health, (c) => {
     const health = new HealthServer({ listen: config.server.listen, registry: c.resolve(TOKENS.Metrics), logger: componentLogger(logger, 'health') });
     if (config.server.debugRoutes) {
       const routes = c.resolve(TOKENS.RouteStore);
-      const settings = c.resolve(PARTS.RouteBuildSettings);
-      health.serveRouteView((query) => describeRouteTable(routes.current, settings.plugins, routeViewQuery(query)));
+      const routing = c.resolve(PARTS.RoutingConfig);
+      health.serveRouteView((query) => describeRouteTable(routes.current, routing.plugins, routeViewQuery(query)));
     }
     for (const { name, check } of c.isRegistered(PARTS.Readiness, true) ? c.resolveAll(PARTS.Readiness) : []) health.addReadinessCheck(name, check);
     let manager: Manager | undefined;

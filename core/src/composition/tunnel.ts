@@ -13,7 +13,7 @@ import { KUBERNETES } from './kubernetes.js';
 /** The tunnel part registered in `container` (present with `tunnel.enabled`). */
 export const TUNNEL = token<TunnelPart>('core.TunnelPart');
 
-export interface TunnelProviderSettings {
+export interface TunnelProviderOptions {
   /**
    * Credentials known at assembly (the demo's edge simulator): run as they are. Otherwise the tunnel lifecycle
    * decides (managed tunnel) or follows the supplied token or credentials file.
@@ -28,12 +28,12 @@ export interface TunnelProviderSettings {
  * state is published under `TOKENS.TunnelState`, and readiness needs a registered connection. Returns the
  * credentials known at assembly: folder mode reads the supplied ones now, so that a bad token fails the start.
  */
-export function provideTunnel(container: DependencyContainer, settings: TunnelProviderSettings): TunnelCredentials | undefined {
+export function provideTunnel(container: DependencyContainer, options: TunnelProviderOptions): TunnelCredentials | undefined {
   const config = container.resolve(TOKENS.Config);
   const env = container.resolve(PARTS.Env);
   if (!config.tunnel.enabled) return undefined;
-  const follows = settings.credentials === undefined;
-  const credentials = settings.credentials ?? (settings.cluster ? undefined : loadTunnelCredentials(config.tunnel, env));
+  const follows = options.credentials === undefined;
+  const credentials = options.credentials ?? (options.cluster ? undefined : loadTunnelCredentials(config.tunnel, env));
   provide(container, TUNNEL, (c) => {
     const logger = c.resolve(TOKENS.Logger);
     const elector = c.resolve(PARTS.Elector);
@@ -42,7 +42,7 @@ export function provideTunnel(container: DependencyContainer, settings: TunnelPr
           config,
           logger,
           clientFactory: c.resolve(PARTS.CloudflareClients),
-          secretStore: settings.cluster
+          secretStore: options.cluster
             ? new KubernetesCredentialsSecretStore(c.resolve(KUBERNETES).leaderClient, podNamespace(env), config.cloudflare.credentialsSecretName)
             : new NoCredentialsSecretStore(),
           leadership: elector.leadership,

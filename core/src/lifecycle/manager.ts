@@ -5,8 +5,8 @@ import { ALWAYS_LEADING, type Leadership } from '../state/leadership.js';
 import type { Published } from '../state/published.js';
 
 /**
- * Where a runnable starts and stops (architecture §3.2 item 8). As in controller-runtime's runnable groups, the
- * group follows from what the runnable is, never from how it was added:
+ * Where a runnable starts and stops. The group follows from what the runnable is, never from how it was added,
+ * so no caller can put one in the wrong group:
  *  - `handlers`: a runnable that handles what acceptors take in (the proxy pipeline, an {@link ExchangeHandling}).
  *    Started first and stopped after every acceptor drained, so a request in flight is served to its end.
  *  - `servers`: an {@link Acceptor} (health/metrics endpoint, tunnel connector, plain-HTTP entry point). Started
@@ -31,7 +31,7 @@ export interface Acceptor extends Runnable {
 }
 
 /** Handles what acceptors take in (an `ExchangeHandler` that runs): outlives every acceptor. */
-export interface ExchangeHandling extends Runnable {
+interface ExchangeHandling extends Runnable {
   handle(exchange: never): Promise<void>;
 }
 
@@ -87,7 +87,7 @@ interface Running {
 }
 
 /**
- * Runs Warren's runnables in order and stops them in reverse (architecture §3.2 item 8):
+ * Runs Warren's runnables in order and stops them in reverse:
  *
  *   start: handlers → servers → caches (wait for sync) → others → leader election → leader-only group (while leading)
  *   stop:  leader-only group → release the Lease → others → caches → servers (drain) → handlers, bounded by the grace period

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 
 /**
- * Lifecycle of a plugin instance, in this order (Caddy's module lifecycle):
+ * Lifecycle of a plugin instance, in this order:
  *   1. construction by the container: no side effects (no sockets, timers, API calls);
  *   2. `provision(ctx)`: acquire resources; should be fast;
  *   3. `validate()`: cross-field checks after provisioning; throw a WarrenError to refuse;
@@ -53,8 +53,8 @@ export interface EventObject {
 }
 
 /**
- * Anything long-running. `start` resolves only when `signal` aborts and the work has stopped
- * (controller-runtime's Runnable contract); rejecting means the component failed.
+ * Anything long-running. `start` resolves only when `signal` aborts and the work has stopped, so the manager
+ * knows when a stop is complete; rejecting means the component failed.
  */
 export interface Runnable {
   /** Leader-only work (status, DNS, firewall) runs only while this replica leads. */

@@ -66,7 +66,7 @@ export function defineAnnotation<T>(spec: {
 export interface PluginManifest<K extends PluginKind = PluginKind> {
   /** Namespaced, lower-case id: `<namespace>.<name>`, e.g. `upstream.websocket`, `cloud.dns`, `acme.request-id`. */
   readonly id: string;
-  /** Settings key: the plugin's settings live under `plugins.<name>` (built-in) or `extraPlugins[].config`. */
+  /** Config key: the plugin's config lives under `plugins.<name>` (built-in) or `extraPlugins[].config`. */
   readonly name: string;
   readonly description: string;
   /** semver range of `@warren/core` the plugin works with, e.g. `^0.1.0`. */
@@ -82,7 +82,7 @@ export interface PluginManifest<K extends PluginKind = PluginKind> {
   readonly protocols?: readonly string[] | undefined;
   /** Service port `appProtocol` values this plugin serves, mapped to a backend protocol. */
   readonly appProtocols?: Readonly<Record<string, string>> | undefined;
-  /** Whether a built-in plugin is on when the settings do not mention it. */
+  /** Whether a built-in plugin is on when the config does not mention it. */
   readonly enabledByDefault?: boolean | undefined;
   /**
    * How the protocols in `protocols` travel, keyed by protocol (lower case). Core starts a route's connection
@@ -102,18 +102,18 @@ export interface ProtocolTraits {
 }
 
 
-/** A manifest with the schema of the plugin's settings and the token its class injects them through. */
+/** A manifest with the schema of the plugin's config and the token its class injects it through. */
 export interface DeclaredManifest<K extends PluginKind = PluginKind, S extends z.ZodType = z.ZodType> extends PluginManifest<K> {
-  /** Settings schema (strict, defaults here and nowhere else). Core parses the settings with it; `enabled` is removed first. */
+  /** Config schema (strict, defaults here and nowhere else). Core parses the config with it; `enabled` is removed first. */
   readonly configSchema: S;
-  /** Core registers the parsed settings under this token: `constructor(@inject(manifest.configToken) config: PluginConfig<typeof manifest>)`. */
+  /** Core registers the parsed config under this token: `constructor(@inject(manifest.configToken) config: PluginConfig<typeof manifest>)`. */
   readonly configToken: InjectionToken<z.output<S>>;
 }
 
-/** The parsed settings type of a declared manifest. */
+/** The parsed config type of a declared manifest. */
 export type PluginConfig<M extends { readonly configSchema: z.ZodType }> = z.output<M['configSchema']>;
 
-/** Declares a plugin's identity once: the manifest and its settings schema, with the typed settings token. */
+/** Declares a plugin's identity once: the manifest and its config schema, with the typed config token. */
 export function defineManifest<const K extends PluginKind, S extends z.ZodType>(manifest: PluginManifest<K> & { readonly configSchema: S }): DeclaredManifest<K, S> {
   // A private symbol: two plugins can never share it, whatever their names.
   const configToken: InjectionToken<z.output<S>> = Symbol(`warren.plugin-config.${manifest.id}`);

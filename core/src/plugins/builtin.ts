@@ -1,8 +1,8 @@
 import type { PluginManifest } from '../plugin-api/manifest.js';
 
 /**
- * Built-in plugins, by settings name, with the package that provides each. Like Caddy's standard module list:
- * core does not import them statically, it loads them by package name exactly as it loads custom plugins.
+ * Built-in plugins, by config key, with the package that provides each. Core does not import them statically: it
+ * loads them by package name exactly as it loads custom plugins, so a built-in has no access a custom one lacks.
  */
 export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = Object.freeze({
   tls: '@warren/plugin-tls',

@@ -13,7 +13,7 @@ import { HostedControlPlugin } from './control-instance.js';
 export { checkPlugins, CORE_ANNOTATION_KEYS, type PluginCandidate } from './checks.js';
 export { HostedControlPlugin } from './control-instance.js';
 
-/** A plugin that passed every check, with its parsed settings. */
+/** A plugin that passed every check, with its parsed config. */
 export interface LoadedPlugin {
   readonly module: PluginModule;
   readonly config: unknown;
@@ -30,7 +30,7 @@ const defaultImporter: PluginImporter = (name) => import(name);
  * Resolves which plugins run: built-ins enabled in `plugins.<name>` (or on by default), then
  * `extraPlugins`. Every check happens before any plugin code runs, and every failure is a WarrenError that
  * stops start-up: unknown plugin names, packages that do not load, bad manifests, duplicate ids,
- * annotations or protocols claimed twice, `coreRange` mismatches, unmet `dependsOn`, invalid settings.
+ * annotations or protocols claimed twice, `coreRange` mismatches, unmet `dependsOn`, invalid config.
  * The result is sorted in chain order (kind, order, id).
  */
 export async function resolvePlugins(config: Readonly<Config>, importer: PluginImporter = defaultImporter): Promise<LoadedPlugin[]> {
@@ -43,7 +43,7 @@ export async function resolvePlugins(config: Readonly<Config>, importer: PluginI
       );
     }
   }
-  const candidates: Array<{ module: PluginModule; settings: Record<string, unknown>; source: string; settingsPath: string }> = [];
+  const candidates: Array<{ module: PluginModule; raw: Record<string, unknown>; source: string; configPath: string }> = [];
   for (const [name, pkg] of Object.entries(BUILTIN_PLUGINS)) {
     const toggle = config.plugins[name];
     if (toggle && !toggle.enabled) continue;
@@ -53,20 +53,20 @@ export async function resolvePlugins(config: Readonly<Config>, importer: PluginI
     }
     const enabled = toggle ? toggle.enabled : module.manifest.enabledByDefault === true;
     if (!enabled) continue;
-    const { enabled: _enabled, ...settings } = toggle ?? { enabled: true };
-    candidates.push({ module, settings, source: 'builtin', settingsPath: `plugins.${name}` });
+    const { enabled: _enabled, ...raw } = toggle ?? { enabled: true };
+    candidates.push({ module, raw, source: 'builtin', configPath: `plugins.${name}` });
   }
   for (const [i, extra] of config.extraPlugins.entries()) {
     const module = await importPlugin(extra.package, importer);
-    candidates.push({ module, settings: { ...extra.config }, source: extra.package, settingsPath: `extraPlugins[${i}].config` });
+    candidates.push({ module, raw: { ...extra.config }, source: extra.package, configPath: `extraPlugins[${i}].config` });
   }
   checkPlugins(candidates);
-  const loaded = candidates.map((c) => ({ module: c.module, config: parseSettings(c.module, c.settings, c.settingsPath), source: c.source }));
+  const loaded = candidates.map((c) => ({ module: c.module, config: parsePluginConfig(c.module, c.raw, c.configPath), source: c.source }));
   return loaded.sort((a, b) => compareManifests(a.module.manifest, b.module.manifest));
 }
 
 /**
- * Registers every plugin the way its kind calls for: the parsed settings under `manifest.configToken`, an upstream
+ * Registers every plugin the way its kind calls for: the parsed config under `manifest.configToken`, an upstream
  * class under `TOKENS.UpstreamPlugin` paired with its manifest, a control class under `TOKENS.ControlPlugin` (with
  * its optional upstream side under `TOKENS.UpstreamPlugin`). One instance per container that resolves it (a
  * plugin set is a child container). The manifests go under `TOKENS.EnabledManifests`.
@@ -98,11 +98,11 @@ export function compareManifests(a: PluginManifest, b: PluginManifest): number {
   );
 }
 
-function parseSettings(module: PluginModule, settings: Record<string, unknown>, path: string): unknown {
-  const result = module.manifest.configSchema.safeParse(settings);
+function parsePluginConfig(module: PluginModule, raw: Record<string, unknown>, path: string): unknown {
+  const result = module.manifest.configSchema.safeParse(raw);
   if (!result.success) {
     const prefixed = result.error.issues.map((issue) => ({ ...issue, path: [...path.split('.'), ...issue.path] }));
-    throw new WarrenError(ErrorCode.ConfigInvalid, `invalid configuration: ${formatIssues(prefixed as never, wrap(path, settings))}`, {
+    throw new WarrenError(ErrorCode.ConfigInvalid, `invalid configuration: ${formatIssues(prefixed as never, wrap(path, raw))}`, {
       terminal: true,
     });
   }

@@ -4,7 +4,7 @@ import type { Exchange, ExchangeFailure, RawHeaders, ResponseHead } from './exch
 import { headerValue } from './headers.js';
 
 /** One access-log record. Paths are logged without their query string (queries often carry tokens). */
-export interface AccessRecord {
+interface AccessRecord {
   readonly id: string;
   readonly method: string;
   readonly host: string;
@@ -19,7 +19,7 @@ export interface AccessRecord {
   readonly clientAddress: string | undefined;
 }
 
-export interface AccessLogSettings {
+export interface AccessLogConfig {
   readonly enabled: boolean;
   /** Fraction of exchanges logged, 0–1. */
   readonly sampleRate: number;
@@ -30,7 +30,7 @@ export interface AccessLogSettings {
  * bytes) and the gRPC status the client was sent, from the response head, its trailers or a Warren-generated
  * error.
  */
-export interface ExchangeMeter {
+interface ExchangeMeter {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly grpcStatus: string | undefined;
@@ -53,10 +53,10 @@ export interface AccessLog {
 }
 
 /** Structured access log through pino at `info`, sampled per exchange (setting `proxy.accessLog`). */
-export function createAccessLog(logger: Logger, settings: AccessLogSettings): AccessLog | undefined {
-  if (!settings.enabled || settings.sampleRate <= 0) return undefined;
+export function createAccessLog(logger: Logger, config: AccessLogConfig): AccessLog | undefined {
+  if (!config.enabled || config.sampleRate <= 0) return undefined;
   const log = logger.child({ component: 'access' });
-  const rate = settings.sampleRate;
+  const rate = config.sampleRate;
   return {
     begin(exchange) {
       if (rate < 1 && Math.random() >= rate) return undefined;

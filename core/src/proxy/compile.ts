@@ -82,7 +82,7 @@ interface Bound {
  * when it did not bind the route, or when there is no route); the first answer wins. A plugin that throws is
  * passed over: the client then gets the next answer, or core's error page.
  */
-export function errorMapper(plugins: readonly PluginEntry[], bound: readonly Bound[] = []): ErrorMapper | undefined {
+function errorMapper(plugins: readonly PluginEntry[], bound: readonly Bound[] = []): ErrorMapper | undefined {
   const mappers: Array<(failure: FailedExchange) => ErrorAnswer | undefined> = [];
   for (const entry of plugins) {
     const plugin = entry.plugin;
@@ -118,7 +118,7 @@ const CORE_PROTOCOLS = new Set([HTTP_PROTOCOL, AUTO_PROTOCOL]);
 const catalogs = new WeakMap<readonly PluginEntry[], ProtocolCatalog>();
 
 /** The protocols a plugin set's manifests declare, computed once per set. */
-export function protocolCatalog(plugins: readonly PluginEntry[]): ProtocolCatalog {
+function protocolCatalog(plugins: readonly PluginEntry[]): ProtocolCatalog {
   let catalog = catalogs.get(plugins);
   if (!catalog) catalogs.set(plugins, (catalog = new ProtocolCatalog(plugins.map((p) => p.manifest))));
   return catalog;
@@ -134,12 +134,12 @@ export function usesTls(route: Route, protocols: ProtocolCatalog): boolean {
 }
 
 /** Default TLS verification name: the Service's cluster DNS name. */
-export function defaultServerName(route: Route): string {
+function defaultServerName(route: Route): string {
   return `${route.backend.service}.${route.backend.namespace}.svc`;
 }
 
 /** The profile core starts from, before plugins adjust it. */
-export function baseProfile(route: Route, defaults: ProxyDefaults, protocols: ProtocolCatalog): TransportProfile {
+function baseProfile(route: Route, defaults: ProxyDefaults, protocols: ProtocolCatalog): TransportProfile {
   const connectTimeout = CONNECT_TIMEOUT.get(route) ?? defaults.connectTimeout;
   return usesTls(route, protocols)
     ? { scheme: 'https:', http2: 'off', connectTimeout, tls: { rejectUnauthorized: true, servername: defaultServerName(route) } }

@@ -76,7 +76,7 @@ const PUBLIC_BY_CODE: Partial<Record<ErrorCode, string>> = {
  * instead; a refused request, a missing route and an access-policy refusal never do, since their messages quote
  * the host, path or a header.
  */
-export function publicMessage(err: WarrenError, details = false): string {
+function publicMessage(err: WarrenError, details = false): string {
   const status = httpStatusOf(err);
   if (err.code === ErrorCode.BadRequest) return PUBLIC_BAD_REQUEST[status] ?? 'malformed or disallowed request';
   if (err.code === ErrorCode.NoRoute) return status === 404 ? 'no route matches this request' : 'routes are not loaded yet';

@@ -449,7 +449,7 @@ class Attempts implements Dispatcher.DispatchHandler {
 
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
     // A 1xx informational response (103 Early Hints, an unsolicited 100 Continue) precedes the real one and is
-    // not forwarded, as cloudflared's HTTP client consumes it; the final response follows on this handler.
+    // not forwarded (the edge expects none from a connector); the final response follows on this handler.
     if (status < 200) {
       this.#awaitFinalResponse(status);
       return;

@@ -22,8 +22,6 @@ export interface UpstreamHeaderOptions {
   readonly hostOverride?: string | undefined;
   /** Send the client's Host (setting `proxy.preserveHost`); false lets the client library use the endpoint. */
   readonly preserveHost: boolean;
-  /** Keep `te: trailers` (gRPC needs it). */
-  readonly keepTeTrailers: boolean;
   /**
    * Validated body length (`validateRequestHead`), sent as the one `content-length`; undefined sends none
    * (streamed body, or no body).
@@ -190,14 +188,11 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   const out: string[] = [];
   const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
   if (host !== undefined && host !== '') out.push('host', host);
-  let teTrailers = false;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!.toLowerCase();
     const value = headers[i + 1]!;
-    if (HOP_BY_HOP.has(name)) {
-      if (name === 'te' && options.keepTeTrailers && value.split(',').some((t) => t.trim().toLowerCase() === 'trailers')) teTrailers = true;
-      continue;
-    }
+    // `te` is hop-by-hop too: a protocol plugin that needs `te: trailers` upstream puts it back itself.
+    if (HOP_BY_HOP.has(name)) continue;
     if (name.startsWith('proxy-') || named?.has(name) || SPOOFABLE.has(name)) continue;
     if (SET_BY_WARREN.has(name)) {
       if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -209,7 +204,6 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
     if (edge && name === 'cf-visitor') visitor ??= value;
     out.push(name, value);
   }
-  if (teTrailers) out.push('te', 'trailers');
   if (options.contentLength !== undefined) out.push('content-length', String(options.contentLength));
   pushForwarding(out, head, forwardedFor, edge ? edgeScheme(forwardedProto, visitor) : head.scheme);
   return out;

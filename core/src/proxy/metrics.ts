@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { RouteTable } from '../routes/types.js';
 
 /** A route's own label values: configured names, never the request's Host or path. */
-export interface RouteLabelValues {
+interface RouteLabelValues {
   readonly namespace: string;
   readonly ingress: string;
   readonly service: string;
@@ -14,7 +14,7 @@ type RouteLabel = keyof RouteLabelValues;
 type Labels<T extends string> = Partial<Record<T, string>>;
 
 /** Setting `proxy.metrics`. */
-export type ProxyMetricsSettings = Config['proxy']['metrics'];
+export type ProxyMetricsConfig = Config['proxy']['metrics'];
 
 /**
  * Per-request metrics of the proxy pipeline (prom-client, `warren_` prefix). By default their labels are a
@@ -46,7 +46,7 @@ export interface ProxyMetrics {
 export const OTHER_ROUTES = '_other';
 
 /** The label sets of one route: with its host (request counter) and without (histograms, retries). */
-export interface RouteLabelSet {
+interface RouteLabelSet {
   readonly withHost: Labels<RouteLabel>;
   readonly route: Labels<Exclude<RouteLabel, 'host'>>;
 }
@@ -68,12 +68,12 @@ function routeLabelSet(v: RouteLabelValues): RouteLabelSet {
  * process (counters must not go backwards, so a set is never reassigned); traffic of any further combination
  * is counted under {@link OTHER_ROUTES}. Requests that match no route carry empty route labels.
  */
-export class RouteLabeler {
+class RouteLabeler {
   readonly #sets = new Map<string, RouteLabelSet>();
   /** Memo per compiled route's label object, so the common case does not build a key string. */
   readonly #memo = new WeakMap<RouteLabelValues, RouteLabelSet>();
 
-  constructor(readonly settings: ProxyMetricsSettings) {}
+  constructor(readonly config: ProxyMetricsConfig) {}
 
   /** Combinations labelled so far (at most `maxRouteLabelSets`). */
   get size(): number {
@@ -81,14 +81,14 @@ export class RouteLabeler {
   }
 
   of(route: RouteLabelValues | undefined): RouteLabelSet {
-    if (!this.settings.routeLabels) return NO_LABELS;
+    if (!this.config.routeLabels) return NO_LABELS;
     if (!route) return NO_ROUTE;
     let set = this.#memo.get(route);
     if (set) return set;
     const key = `${route.namespace}\n${route.ingress}\n${route.service}\n${route.host}`;
     set = this.#sets.get(key);
     if (!set) {
-      if (this.#sets.size >= this.settings.maxRouteLabelSets) set = OTHER;
+      if (this.#sets.size >= this.config.maxRouteLabelSets) set = OTHER;
       else this.#sets.set(key, (set = routeLabelSet(route)));
     }
     this.#memo.set(route, set);
@@ -97,7 +97,7 @@ export class RouteLabeler {
 }
 
 /** Buckets of `warren_request_duration_seconds`: 5 ms to 30 s, 11 buckets (each costs a series per label set). */
-export const REQUEST_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30];
+const REQUEST_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30];
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
 
@@ -113,17 +113,17 @@ export function statusClass(status: number): string {
 
 /**
  * Creates the metrics in `registry`, or returns the ones already there (several pipelines, one registry).
- * The label names follow `settings.routeLabels` of the first pipeline that created them.
+ * The label names follow `config.routeLabels` of the first pipeline that created them.
  */
-export function createProxyMetrics(registry: Registry, settings: ProxyMetricsSettings = { routeLabels: false, maxRouteLabelSets: 200 }): ProxyMetrics {
+export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfig = { routeLabels: false, maxRouteLabelSets: 200 }): ProxyMetrics {
   const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
   let health = healthByRegistry.get(registry);
   if (!health) healthByRegistry.set(registry, (health = new TableHealth()));
   const served = health;
-  const route = settings.routeLabels ? (['namespace', 'ingress', 'service'] as const) : ([] as const);
-  const withHost = settings.routeLabels ? ([...route, 'host'] as const) : ([] as const);
+  const route = config.routeLabels ? (['namespace', 'ingress', 'service'] as const) : ([] as const);
+  const withHost = config.routeLabels ? ([...route, 'host'] as const) : ([] as const);
   return {
-    routeLabels: new RouteLabeler(settings),
+    routeLabels: new RouteLabeler(config),
     serveTable: (table) => served.serve(table),
     requests:
       existing('warren_requests_total') ??

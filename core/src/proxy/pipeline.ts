@@ -267,8 +267,6 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const headers = upstreamRequestHeaders(head, {
         hostOverride: compiled.hostOverride,
         preserveHost: this.#preserveHost,
-        // Plugins whose protocol needs `te: trailers` put it back (their interceptor reads the client's head).
-        keepTeTrailers: false,
         contentLength: framing.sendLength,
       });
       outcome = await new ExchangeRun(exchange, compiled, this.#env, framing, headers).run();

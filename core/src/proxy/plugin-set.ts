@@ -17,7 +17,7 @@ import type { PluginEntry } from './compile.js';
 
 /** The plugin instances of one plugin set, resolved from its child container. */
 @injectable()
-export class GenerationPlugins {
+export class PluginSetMembers {
   constructor(@injectAll(TOKENS.UpstreamPlugin, { isOptional: true }) readonly plugins: UpstreamPluginEntry[]) {}
 }
 
@@ -69,7 +69,7 @@ const NO_EVENTS: EventSink = { warning: () => {}, normal: () => {} };
 export async function provisionPluginSet(root: DependencyContainer, services: ProvisionServices, logger: Logger): Promise<PluginSet> {
   const plugins = new PluginSet(root.createChildContainer(), [], new AbortController()).use();
   try {
-    const resolved = plugins.container.resolve(GenerationPlugins);
+    const resolved = plugins.container.resolve(PluginSetMembers);
     const entries = sortPlugins(resolved.plugins);
     (plugins.entries as PluginEntry[]).push(...entries);
     for (const { plugin, manifest } of entries) {

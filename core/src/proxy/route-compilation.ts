@@ -12,7 +12,7 @@ import type { GenerationPools, HeldPool } from './pool-references.js';
  */
 
 /** Routes compiled in the background per event-loop turn, so requests and I/O interleave with the compile. */
-export const COMPILE_BATCH = 256;
+const COMPILE_BATCH = 256;
 
 /**
  * The compiled routes of a generation's table and the pools they use, plus the routes not compiled yet. Handed

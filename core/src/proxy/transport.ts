@@ -22,7 +22,7 @@ export type PoolOpener = (origin: string, profile: TransportProfile) => Upstream
 const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
 
 /** Plain-data identity of a profile; TLS material is reduced to a fingerprint (never kept in the key). */
-export function profileKey(profile: TransportProfile): string {
+function profileKey(profile: TransportProfile): string {
   const tls = profile.tls;
   return [
     profile.scheme,
@@ -35,7 +35,7 @@ export function profileKey(profile: TransportProfile): string {
 }
 
 /** SHA-256 over the TLS material, for profiles whose plugin gave no fingerprint. */
-export function tlsFingerprint(tls: UpstreamTls): string {
+function tlsFingerprint(tls: UpstreamTls): string {
   const hash = createHash('sha256');
   const add = (v: string | Buffer | Array<string | Buffer> | undefined): void => {
     if (v === undefined) hash.update('-');
@@ -80,7 +80,7 @@ export function createPool(origin: string, profile: TransportProfile, limits?: A
  * own, so there is no limit to wait for. An ALPN profile counts as HTTP/2: should the upstream pick HTTP/1.1,
  * requests beyond its connections wait in undici's own queue.
  */
-export function concurrencyOf(profile: TransportProfile): number {
+function concurrencyOf(profile: TransportProfile): number {
   const h2 = profile.http2 !== 'off';
   const connections = profile.keepAlive?.maxConnections ?? (h2 && profile.scheme === 'http:' ? H2C_DEFAULT_SESSIONS : Infinity);
   return h2 ? connections * (profile.maxConcurrentStreams ?? 100) : connections;

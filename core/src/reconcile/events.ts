@@ -9,11 +9,11 @@ import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import { apiFailure, isConflict, isNotFound } from '../k8s/api-errors.js';
 
 /** `source.component` and `reportingComponent` of Warren's Events. */
-export const EVENT_COMPONENT = 'warren';
-export const EVENT_REPORTING_CONTROLLER = 'warren.dev/ingress-controller';
+const EVENT_COMPONENT = 'warren';
+const EVENT_REPORTING_CONTROLLER = 'warren.dev/ingress-controller';
 
 /** Longest Event message written; longer ones are cut with an ellipsis (the API allows 1 KiB in events.k8s.io). */
-export const MAX_EVENT_MESSAGE = 1024;
+const MAX_EVENT_MESSAGE = 1024;
 
 export interface EventRecorderOptions {
   readonly client: KubeClient;
@@ -30,7 +30,7 @@ export interface EventRecorderOptions {
   readonly repeatIntervalMs?: number | undefined;
   /**
    * More distinct messages than this for one object and reason within `repeatIntervalMs` are combined into one
-   * Event ("combined from similar events"), as client-go's aggregator does. Default 10.
+   * Event whose message starts with "(combined from similar events)", the form Kubernetes users know. Default 10.
    */
   readonly maxDistinctPerReason?: number | undefined;
   /** Per-object token bucket: burst and refill interval. Default 25 events, one more every 10 s. */
@@ -267,7 +267,7 @@ export class EventRecorder implements EventSink {
 }
 
 /** `<object name>.<16 hex>`; deterministic per series so repeats find the same Event. At most 253 characters. */
-export function eventName(objectName: string, seriesKey: string): string {
+function eventName(objectName: string, seriesKey: string): string {
   const hash = createHash('sha256').update(seriesKey).digest('hex').slice(0, 16);
   return `${objectName.slice(0, 253 - 17)}.${hash}`;
 }

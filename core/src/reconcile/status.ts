@@ -37,7 +37,7 @@ export interface IngressStatusOptions {
 }
 
 /** The tunnel's public name, as Cloudflare DNS CNAMEs point at it. */
-export function tunnelHostname(tunnelId: string): string {
+function tunnelHostname(tunnelId: string): string {
   return `${tunnelId}.cfargotunnel.com`;
 }
 

@@ -28,7 +28,7 @@ export interface WorkQueueOptions {
 }
 
 /**
- * A level-based work queue in the manner of client-go's rate-limiting queue:
+ * A level-based, rate-limited work queue:
  *
  *  - `add` marks a key dirty. A key is queued at most once however often it is added (dedupe), and while it is
  *    being processed a new `add` only re-marks it, so it runs once more afterwards — never twice at the same time.

@@ -21,8 +21,8 @@ import { LayeredMap } from './layered-map.js';
 import { IndexedRouteTable, PathIndex } from './table.js';
 import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
 
-/** Settings of a {@link RouteTableBuilder}; fixed for its lifetime (changed settings mean a new builder). */
-export interface RouteBuildSettings {
+/** Routing config of a {@link RouteTableBuilder}; fixed for its lifetime (changed config means a new builder). */
+export interface RoutingConfig {
   readonly ingressClass: IngressClassConfig;
   /** Controller-wide default backend (`proxy.defaultBackend`), used when nothing else matches. */
   readonly defaultBackend?: { readonly namespace: string; readonly service: string; readonly port: number | string } | undefined;
@@ -38,21 +38,26 @@ export interface RouteTableBuilderOptions {
 }
 
 /**
- * Builder settings from the parsed configuration and the plugin manifests.
+ * Routing config from the parsed configuration and the plugin manifests.
  * @param enabled manifests of enabled plugins (`TOKENS.EnabledManifests`)
  * @param known manifests of known but disabled plugins (see `loadBuiltinManifests`), for better messages
  */
-export function routeBuildSettings(
+export function routingConfig(
   config: Pick<Readonly<Config>, 'ingressClass' | 'proxy'>,
   enabled: readonly PluginManifest[],
   known: readonly PluginManifest[] = [],
-): RouteBuildSettings {
+): RoutingConfig {
   return {
     ingressClass: config.ingressClass,
     defaultBackend: config.proxy.defaultBackend,
     plugins: new RoutingPlugins(enabled, known),
   };
 }
+
+/** @deprecated Former name of {@link RoutingConfig}; goes once bench/routes.ts follows the rename. */
+export type RouteBuildSettings = RoutingConfig;
+/** @deprecated Former name of {@link routingConfig}; goes once bench/local-folder.ts follows the rename. */
+export const routeBuildSettings = routingConfig;
 
 /** Per host key: every Ingress's candidates, and the result of conflict resolution. Builder-private. */
 interface HostEntry {
@@ -76,7 +81,7 @@ const CONTROLLER_DEFAULT_ID = '#controller-default';
  * The builder never throws for any object content; problems become `Diagnostic`s.
  */
 export class RouteTableBuilder {
-  readonly #settings: RouteBuildSettings;
+  readonly #config: RoutingConfig;
   readonly #resolver = new BackendResolver();
   #generation: number;
   #built = false;
@@ -111,8 +116,8 @@ export class RouteTableBuilder {
   #serviceDiagnostics = LayeredMap.empty<string, readonly Diagnostic[]>();
   #owned = LayeredMap.empty<string, IngressRef>();
 
-  constructor(settings: RouteBuildSettings, options: RouteTableBuilderOptions = {}) {
-    this.#settings = settings;
+  constructor(config: RoutingConfig, options: RouteTableBuilderOptions = {}) {
+    this.#config = config;
     this.#generation = (options.firstGeneration ?? 1) - 1;
   }
 
@@ -160,8 +165,8 @@ export class RouteTableBuilder {
       classes: snapshot.ingressClasses,
       defaultClasses: this.#defaultClasses,
       resolver: this.#resolver,
-      ingressClass: this.#settings.ingressClass,
-      plugins: this.#settings.plugins,
+      ingressClass: this.#config.ingressClass,
+      plugins: this.#config.plugins,
     };
     const batch: Batch = { hosts: new Set(), services: new Set(dirtyServices), owned: new Map(), diagnostics: new Map() };
     for (const key of dirtyIngresses) {
@@ -273,7 +278,7 @@ export class RouteTableBuilder {
   }
 
   #updateControllerDefault(ctx: TranslateContext, dirtyServices: ReadonlySet<string>): void {
-    const ref = this.#settings.defaultBackend;
+    const ref = this.#config.defaultBackend;
     if (!ref) return;
     const service = snapshotKey(ref.namespace, ref.service);
     if (this.#controllerDefault && !dirtyServices.has(service)) return;
@@ -296,9 +301,9 @@ export class RouteTableBuilder {
           message: `${shown}: ${resolved.noEndpoints}; requests get 503 until endpoints are ready`,
         });
       }
-      const protocol = chooseProtocol(undefined, resolved.backend, this.#settings.plugins);
-      if (protocol !== 'http' && !this.#settings.plugins.serves(protocol)) {
-        const owner = this.#settings.plugins.disabledProtocolOwner(protocol);
+      const protocol = chooseProtocol(undefined, resolved.backend, this.#config.plugins);
+      if (protocol !== 'http' && !this.#config.plugins.serves(protocol)) {
+        const owner = this.#config.plugins.disabledProtocolOwner(protocol);
         diagnostics.push({
           type: 'Warning',
           reason: 'ProtocolUnavailable',

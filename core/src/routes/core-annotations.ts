@@ -12,7 +12,8 @@ import { defineAnnotation, type AnnotationSpec } from '../plugin-api/manifest.js
 export const AUTO_PROTOCOL = 'auto';
 
 /**
- * `backend-protocol` values core knows itself (`AUTO_HTTP` is ingress-nginx's name for `AUTO`). Every other value
+ * `backend-protocol` values core knows itself (`AUTO_HTTP` means `AUTO`; it is accepted so that
+ * Ingresses written for other controllers keep working). Every other value
  * is a protocol some plugin manifest lists (`PluginManifest.protocols`); `RoutingPlugins` refuses the rest.
  */
 export const CORE_PROTOCOL_VALUES = ['HTTP', 'AUTO', 'AUTO_HTTP'] as const;

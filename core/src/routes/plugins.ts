@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ANNOTATION_PREFIX, type AnnotationSpec, type PluginManifest } from '../plugin-api/manifest.js';
+import type { AnnotationSpec, PluginManifest } from '../plugin-api/manifest.js';
 import { AUTO_PROTOCOL, CORE_ANNOTATIONS, CORE_PROTOCOL_VALUES } from './core-annotations.js';
 import { HTTP_PROTOCOL, ProtocolCatalog } from './protocol.js';
 
@@ -109,7 +109,3 @@ export class RoutingPlugins {
   }
 }
 
-/** Full annotation key for a key without prefix. */
-export function annotationKey(key: string): string {
-  return ANNOTATION_PREFIX + key;
-}

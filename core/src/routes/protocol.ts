@@ -60,7 +60,7 @@ export class ProtocolCatalog {
   }
 
   /**
-   * `AUTO` without a mapped `appProtocol`: the Service port name, Istio-style `<protocol>` or `<protocol>-<suffix>`
+   * `AUTO` without a mapped `appProtocol`: the Service port name, `<protocol>` or `<protocol>-<suffix>`
    * (the longest leading part that is a declared protocol or a mapped `appProtocol` value, so `grpc-web` can mean
    * something else than `grpc`); then a port some protocol declares (443 and 8443 for `https`); else `http`.
    */

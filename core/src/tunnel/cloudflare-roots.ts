@@ -1,8 +1,8 @@
 /**
- * The three Cloudflare CA certificates cloudflared trusts for the edge in addition to the system roots
- * (reference §3; public CA certificates, as published in cloudflared's `tlsconfig/cloudflare_ca.go`).
+ * The three public Cloudflare CA certificates a tunnel connector trusts for the edge in addition to the system
+ * roots.
  * It is not known which of them (if any) the production edge chains to, so all three are trusted next to
- * the system roots. Each entry lists the SHA-256 fingerprint the reference gives; a test checks them.
+ * the system roots. Each entry lists its SHA-256 fingerprint; a test checks them.
  */
 export interface PinnedRoot {
   readonly name: string;

@@ -19,39 +19,25 @@ import { createEdgeSecureContext } from './edge-tls.js';
 import { TunnelConnectionError } from './errors.js';
 import { TunnelMetrics } from './metrics.js';
 
-/**
- * Read-only view of one connector (the tunnel's state is published under `TOKENS.TunnelState`).
- */
-export interface TunnelInfo {
-  /** The tunnel UUID once credentials are loaded. */
-  readonly tunnelId: string | undefined;
-  /** This process's connector UUID (`ClientInfo.clientId`), constant for the process lifetime. */
-  readonly connectorId: string;
-  /** Connections currently registered with the edge. Ready means ≥ 1. */
-  readonly registeredConnections: number;
-  /** Calls `listener` with the new count whenever it changes; returns an unsubscribe function. */
-  onConnectionsChange(listener: (registered: number) => void): () => void;
-}
-
-/** Settings the connector reads: the `tunnel` section and the shutdown grace period. */
-export type TunnelSettings = Pick<Config, 'tunnel' | 'shutdownGracePeriod'>;
+/** Config the connector reads: the `tunnel` section and the shutdown grace period. */
+export type TunnelConfig = Pick<Config, 'tunnel' | 'shutdownGracePeriod'>;
 
 export interface TunnelConnectorOptions {
-  readonly settings: TunnelSettings;
+  readonly settings: TunnelConfig;
   /** Receives every request stream as an Exchange (the proxy pipeline). */
   readonly handler: ExchangeHandler;
   readonly logger: Logger;
   /** prom-client registry for the connector series (`cloudflared_tunnel_*`); none registered when omitted. */
   readonly registry?: Registry | undefined;
-  /** Credentials to use instead of loading them from settings and environment. */
+  /** Credentials to use instead of loading them from the config and environment. */
   readonly credentials?: TunnelCredentials | undefined;
   /** Environment for `TUNNEL_TOKEN` (default `process.env`). */
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** DNS for edge discovery (default: the system resolver). Unused with `tunnel.edgeAddresses`. */
   readonly resolver?: EdgeResolver | undefined;
-  /** Per-slot backoff base (default 1000 ms, cloudflared's) and cap exponent (default 5). */
+  /** Per-slot backoff base (default 1000 ms) and cap exponent (default 5). */
   readonly backoff?: { readonly baseMs?: number; readonly maxRetries?: number } | undefined;
-  /** Delay between starting HA slots after slot 0 registered (default 1000 ms, cloudflared's). */
+  /** Delay between starting HA slots after slot 0 registered (default 1000 ms). */
   readonly registrationIntervalMs?: number | undefined;
   /** Start-up attempts rejected as `Unauthorized` before giving up (default 5). */
   readonly unauthorizedRetries?: number | undefined;
@@ -66,14 +52,14 @@ export interface TunnelConnectorOptions {
 
 /**
  * Features announced to the edge by default (`tunnel.features`). `serialized_headers` is what this connector
- * speaks (§4.5); the two QUIC features are sent by every cloudflared and kept for parity. `allow_remote_config`
+ * speaks (response headers serialized into one header); the two QUIC features are sent by every cloudflared and kept for parity. `allow_remote_config`
  * is left out because Warren acknowledges but never applies remote configuration; `management_logs` because the
  * management service is not implemented.
  */
 export const DEFAULT_FEATURES: readonly string[] = DEFAULT_TUNNEL_FEATURES;
 
 /**
- * The minimal local configuration pushed on connection 0 (§6.6): Warren routes from Ingress objects, so the
+ * The minimal local configuration pushed on connection 0: Warren routes from Ingress objects, so the
  * edge only learns that the connector answers unknown requests itself.
  */
 export const LOCAL_CONFIG_JSON = '{"ingress":[{"service":"http_status:404","originRequest":{}}],"warp-routing":{}}';
@@ -89,7 +75,7 @@ interface Slot {
 }
 
 /**
- * The native Cloudflare Tunnel connector (reference §2, §6): keeps `tunnel.haConnections` registered HTTP/2
+ * The native Cloudflare Tunnel connector: keeps `tunnel.haConnections` registered HTTP/2
  * connections to the edge, spread over the two edge regions, and hands every request stream to the
  * `ExchangeHandler`. A Runnable that every replica runs (`needsLeader` false).
  *
@@ -103,7 +89,7 @@ interface Slot {
  * Shutdown (signal aborted): every connection unregisters, sends GOAWAY, lets in-flight streams finish
  * within `shutdownGracePeriod`, then releases the RPC capability, aborts the RPC and closes.
  */
-export class TunnelConnector extends EventEmitter implements Runnable, TunnelInfo {
+export class TunnelConnector extends EventEmitter implements Runnable {
   readonly needsLeader = false;
   readonly connectorId: string;
   readonly #o: TunnelConnectorOptions;
@@ -172,31 +158,31 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
 
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
-    const settings = this.#o.settings.tunnel;
+    const config = this.#o.settings.tunnel;
     const credentials = (this.#credentials ??= loadTunnelCredentials(
-      { tokenFile: settings.tokenFile, credentialsFile: settings.credentialsFile },
+      { tokenFile: config.tokenFile, credentialsFile: config.credentialsFile },
       this.#o.env ?? process.env,
     ));
-    if (settings.region && credentials.endpoint) {
+    if (config.region && credentials.endpoint) {
       throw new WarrenError(
         ErrorCode.ConfigInvalid,
-        `tunnel.region "${settings.region}" is set but the tunnel credentials name the endpoint "${credentials.endpoint}"; remove one of them`,
+        `tunnel.region "${config.region}" is set but the tunnel credentials name the endpoint "${credentials.endpoint}"; remove one of them`,
         { terminal: true },
       );
     }
-    const secureContext = createEdgeSecureContext(settings.edgeCaFile);
+    const secureContext = createEdgeSecureContext(config.edgeCaFile);
     this.#log.info({ ...describeCredentials(credentials), connectorId: this.connectorId }, 'starting the tunnel connector');
     const pool = await this.#discover(signal);
     if (!pool) return;
-    const wanted = settings.haConnections;
+    const wanted = config.haConnections;
     const count = Math.min(wanted, pool.capacity);
     if (count < wanted) {
       this.#log.warn({ requested: wanted, available: pool.capacity }, `requested ${wanted} HA connections but the edge offers at most ${pool.capacity} addresses`);
     }
     const client: ClientInfo = {
       clientId: uuidToBytes(this.connectorId)!,
-      features: [...(this.#o.features ?? settings.features ?? DEFAULT_FEATURES)],
-      version: settings.clientVersion ?? `warren/${CORE_VERSION}`,
+      features: [...(this.#o.features ?? config.features ?? DEFAULT_FEATURES)],
+      version: config.clientVersion ?? `warren/${CORE_VERSION}`,
       arch: `${process.platform}_${GOARCH[process.arch] ?? process.arch}`,
     };
     const backoff = this.#o.backoff ?? {};
@@ -227,14 +213,14 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
   }
 
   async #discover(signal: AbortSignal): Promise<EdgeAddressPool | undefined> {
-    const settings = this.#o.settings.tunnel;
+    const config = this.#o.settings.tunnel;
     const backoff = new Backoff(this.#o.backoff?.baseMs, this.#o.backoff?.maxRetries, this.#o.random);
     for (;;) {
       try {
         return await discoverEdge({
-          staticAddresses: settings.edgeAddresses,
-          region: settings.region ?? this.#credentials?.endpoint,
-          ipVersion: settings.edgeIpVersion,
+          staticAddresses: config.edgeAddresses,
+          region: config.region ?? this.#credentials?.endpoint,
+          ipVersion: config.edgeIpVersion,
           resolver: this.#o.resolver,
           random: this.#o.random,
         });
@@ -249,7 +235,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
   }
 
   async #runSlot(slot: Slot, pool: EdgeAddressPool, secureContext: SecureContext, credentials: TunnelCredentials, client: ClientInfo): Promise<void> {
-    const settings = this.#o.settings;
+    const config = this.#o.settings;
     while (!this.#stopping) {
       const address = pool.take(slot.index);
       if (!address) {
@@ -266,13 +252,13 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
         secureContext,
         handler: this.#o.handler,
         logger: this.#log,
-        rpcTimeoutMs: settings.tunnel.rpcTimeout,
+        rpcTimeoutMs: config.tunnel.rpcTimeout,
         numPreviousAttempts: slot.backoff.retries,
         localConfig: slot.index === 0 ? Buffer.from(LOCAL_CONFIG_JSON) : undefined,
         configurationVersions: this.#versions,
         metrics: this.#metrics,
         dialTimeoutMs: this.#o.dialTimeoutMs,
-        limits: { maxConcurrentStreams: settings.tunnel.maxConcurrentStreams, bodyBudget: this.#bodyBudget, ...this.#o.limits },
+        limits: { maxConcurrentStreams: config.tunnel.maxConcurrentStreams, bodyBudget: this.#bodyBudget, ...this.#o.limits },
       });
       slot.connection = connection;
       connection.on('unregistered', () => this.#setRegistered(slot, false));
@@ -312,7 +298,7 @@ export class TunnelConnector extends EventEmitter implements Runnable, TunnelInf
     if (held) pool.giveBack(held, false);
   }
 
-  /** Before the first registration, decides which failures end start-up (reference §6.2). */
+  /** Before the first registration, decides which failures end start-up. */
   #fatalAtStartup(slot: Slot, reason: TunnelConnectionError): WarrenError | undefined {
     if (this.#everRegistered) return undefined;
     if (reason.unauthorized) {

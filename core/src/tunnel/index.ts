@@ -2,7 +2,7 @@
  * The native Cloudflare Tunnel connector (HTTP/2 transport). See docs/tunnel.md.
  */
 export { TunnelConnector, DEFAULT_FEATURES, LOCAL_CONFIG_JSON } from './connector.js';
-export type { TunnelConnectorOptions, TunnelInfo, TunnelSettings } from './connector.js';
+export type { TunnelConnectorOptions, TunnelConfig } from './connector.js';
 export { EdgeConnection, originLocalIp } from './connection.js';
 export type { EdgeConnectionOptions, ConnectionLimits } from './connection.js';
 export {

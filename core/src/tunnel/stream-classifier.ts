@@ -9,7 +9,7 @@ function first(value: string | string[] | undefined): string | undefined {
 }
 
 /**
- * Classifies a stream by its request headers, in the reference's precedence: configuration update,
+ * Classifies a stream by its request headers, in this precedence: configuration update,
  * WebSocket, raw TCP (any non-empty `cf-cloudflared-proxy-src`), control stream, plain HTTP. Values are
  * compared exactly (case-sensitive); with repeated headers the first value counts.
  */

@@ -35,8 +35,8 @@ test('every SDK client of a factory shares the budget; 429 pauses it and the SDK
   fake.addZone('example.com');
   const registry = new Registry();
   const { logger, text } = capturingLogger();
-  const settings = parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl, rateLimit: { requests: 1200, window: '5m', burst: 100 } } }).cloudflare;
-  const factory = createCloudflareClientFactory({ settings, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN }, registry });
+  const config = parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl, rateLimit: { requests: 1200, window: '5m', burst: 100 } } }).cloudflare;
+  const factory = createCloudflareClientFactory({ config, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN }, registry });
   fake.faults.rateLimit(1, 1);
   const started = Date.now();
   const zones = await factory().zones.list();
@@ -58,13 +58,13 @@ test('the token file is read on each factory call, and a missing token is a clea
   const file = join(dir, 'token');
   writeFileSync(file, TOKEN);
   const { logger } = capturingLogger();
-  const settings = parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl, apiTokenFile: file } }).cloudflare;
-  const factory = createCloudflareClientFactory({ settings, logger, env: {} });
+  const config = parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl, apiTokenFile: file } }).cloudflare;
+  const factory = createCloudflareClientFactory({ config, logger, env: {} });
   const before = factory();
   writeFileSync(file, `${TOKEN}-rotated\n`);
   t.not(factory(), before);
   await t.notThrowsAsync(factory().zones.list());
-  const none = createCloudflareClientFactory({ settings: parseConfig({}).cloudflare, logger, env: {} });
+  const none = createCloudflareClientFactory({ config: parseConfig({}).cloudflare, logger, env: {} });
   const err = t.throws(() => none());
   t.true(isWarrenError(err, ErrorCode.ConfigInvalid));
   t.regex(err!.message, /cloudflare\.apiTokenFile or the environment variable CLOUDFLARE_API_TOKEN/);
@@ -121,13 +121,13 @@ test('a 429 without retry-after pauses every caller for the five minutes Cloudfl
   let clock = 1_000_000;
   const budget = new RequestBudget({ requests: 1200, windowMs: 300_000, burst: 100, now: () => clock });
   const { logger } = capturingLogger();
-  const settings = parseConfig({ cloudflare: { apiBaseUrl: 'http://127.0.0.1:9/client/v4' } }).cloudflare;
+  const config = parseConfig({ cloudflare: { apiBaseUrl: 'http://127.0.0.1:9/client/v4' } }).cloudflare;
   const limited = async () =>
     new Response(JSON.stringify({ success: false, errors: [{ code: 10000, message: 'Rate limited' }], messages: [], result: null }), {
       status: 429,
       headers: { 'content-type': 'application/json' },
     });
-  const factory = createCloudflareClientFactory({ settings, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN }, budget, fetch: limited, maxRetries: 0 });
+  const factory = createCloudflareClientFactory({ config, logger, env: { CLOUDFLARE_API_TOKEN: TOKEN }, budget, fetch: limited, maxRetries: 0 });
   await t.throwsAsync(factory().zones.list());
   clock += 60_000;
   await t.throwsAsync(budget.acquire(AbortSignal.timeout(50)), undefined, 'still paused a minute later');

@@ -47,7 +47,7 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
       const config = parseConfig({
         cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile, ...extra },
       });
-      const clientFactory = createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 });
+      const clientFactory = createCloudflareClientFactory({ config: config.cloudflare, logger, env: {}, maxRetries: 0 });
       const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore, leadership: leadershipFrom(isLeader), env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
       return { lifecycle, logs: text };
     },
@@ -234,7 +234,7 @@ test('supplied credentials and a disabled tunnel make no Cloudflare API call; mi
       env: processEnv,
       secretStore: env.store,
       leadership: leadershipFrom(() => true),
-      clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: processEnv }),
+      clientFactory: createCloudflareClientFactory({ config: config.cloudflare, logger, env: processEnv }),
     });
   };
   t.deepEqual(await make({ tunnel: { tokenFile: '/run/secrets/token' }, cloudflare: { accountId: ACCOUNT, tunnelName: 'x' } }).resolve(signal()), { mode: 'supplied' });

@@ -51,7 +51,7 @@ function replica(
   const lifecycle = new TunnelLifecycle({
     config,
     logger,
-    clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: processEnv, maxRetries: 0 }),
+    clientFactory: createCloudflareClientFactory({ config: config.cloudflare, logger, env: processEnv, maxRetries: 0 }),
     secretStore: env.store,
     leadership: leadershipFrom(() => role.leader),
     env: processEnv,

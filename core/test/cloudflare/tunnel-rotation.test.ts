@@ -24,7 +24,7 @@ async function setup(t: import('ava').ExecutionContext, extra: Record<string, un
     const { logger, text } = capturingLogger();
     const config = parseConfig({ cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, ...extra } });
     const env = { CLOUDFLARE_API_TOKEN: TOKEN };
-    const clientFactory = createCloudflareClientFactory({ settings: config.cloudflare, logger, env, maxRetries: 0 });
+    const clientFactory = createCloudflareClientFactory({ config: config.cloudflare, logger, env, maxRetries: 0 });
     const lifecycle = new TunnelLifecycle({
       config,
       logger,

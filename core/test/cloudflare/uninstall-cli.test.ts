@@ -68,7 +68,7 @@ async function setup(t: import('ava').ExecutionContext, tokenAccounts?: string[]
       const lifecycle = new TunnelLifecycle({
         config,
         logger,
-        clientFactory: createCloudflareClientFactory({ settings: config.cloudflare, logger, env: {}, maxRetries: 0 }),
+        clientFactory: createCloudflareClientFactory({ config: config.cloudflare, logger, env: {}, maxRetries: 0 }),
         secretStore: store,
         leadership: leadershipFrom(() => true),
         env: {},

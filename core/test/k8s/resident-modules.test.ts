@@ -100,7 +100,7 @@ test('the check detects the cloudflare SDK once a client is made', async (t) => 
     const { createCloudflareClientFactory } = await import(${JSON.stringify(client)});
     const { pino } = await import('pino');
     const { parseConfig } = await import(${JSON.stringify(new URL('../../src/config/load.js', import.meta.url).href)});
-    createCloudflareClientFactory({ settings: parseConfig({}).cloudflare, logger: pino({ level: 'silent' }), env: { CLOUDFLARE_API_TOKEN: 'x' } })();
+    createCloudflareClientFactory({ config: parseConfig({}).cloudflare, logger: pino({ level: 'silent' }), env: { CLOUDFLARE_API_TOKEN: 'x' } })();
     process.stdout.write(JSON.stringify([...seen]));
   `;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });

@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { FolderSource, loadManifestFolder, type FolderLoadResult } from '../../src/local/index.js';
 import type { SnapshotSource } from '../../src/reconcile/route-sync.js';
-import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
+import { RouteTableBuilder, routingConfig } from '../../src/routes/index.js';
 import { watchFolder } from './watch-folder.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/local/', import.meta.url));
@@ -36,7 +36,7 @@ function nextChange(source: FolderSource, ms = 5000): Promise<FolderLoadResult> 
   });
 }
 
-const builder = () => new RouteTableBuilder(routeBuildSettings(parseConfig({}), []));
+const builder = () => new RouteTableBuilder(routingConfig(parseConfig({}), []));
 
 test('the example folder loads without problems and routes both demo hosts to the local origin', async (t) => {
   const result = await loadManifestFolder(EXAMPLE);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { startProxyHarness } from '../../src/proxy/testing.js';
-import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
+import { RouteTableBuilder, routingConfig } from '../../src/routes/index.js';
 import { watchFolder } from './watch-folder.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/local/', import.meta.url));
@@ -35,7 +35,7 @@ test('requests follow the manifests in the folder, and follow an edit without a 
 
   const harness = await startProxyHarness();
   t.teardown(() => harness.close());
-  const builder = new RouteTableBuilder(routeBuildSettings(harness.config, []));
+  const builder = new RouteTableBuilder(routingConfig(harness.config, []));
   let published = Promise.resolve();
   const source = await watchFolder(t, folder, (s) =>
     s.onLoad(() => {

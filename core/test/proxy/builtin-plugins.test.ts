@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { registerPlugins, resolvePlugins } from '../../src/plugins/registry.js';
-import { GenerationPlugins } from '../../src/proxy/plugin-set.js';
+import { PluginSetMembers } from '../../src/proxy/plugin-set.js';
 import { capturedLogger, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable, type TestRouteInit } from '../../src/testing/index.js';
 
 /**
@@ -52,10 +52,10 @@ test('container smoke test: every built-in plugin enabled, a generation child re
   t.deepEqual(upstream.map((p) => p.manifest.id).sort(), ['cloud.firewall', ...UPSTREAM.map((n) => `upstream.${n}`)].sort());
   t.deepEqual(control.map((p) => p.id).sort(), ['cloud.dns', 'cloud.firewall']);
   t.is(child.resolve(TOKENS.EnabledManifests).length, 8);
-  const generation = child.resolve(GenerationPlugins);
+  const generation = child.resolve(PluginSetMembers);
   t.is(generation.plugins.length, 7);
   t.true(generation.plugins.every((p) => upstream.includes(p)), 'one instance per generation: the same objects as resolveAll');
-  const next = root.createChildContainer().resolve(GenerationPlugins);
+  const next = root.createChildContainer().resolve(PluginSetMembers);
   t.false(next.plugins.some((p) => generation.plugins.includes(p)), 'the next generation gets fresh instances');
   await child.dispose();
 });
@@ -72,7 +72,7 @@ async function withPlugins(t: ExecutionContext, disabled: readonly string[], rou
   const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({ loadedPlugins: loaded, table: testRouteTable([testRoute(route)]), logger });
   t.teardown(() => proxy.close());
-  const ids = proxy.container.createChildContainer().resolve(GenerationPlugins).plugins.map((p) => p.manifest.id);
+  const ids = proxy.container.createChildContainer().resolve(PluginSetMembers).plugins.map((p) => p.manifest.id);
   for (const name of disabled) t.false(ids.includes(`upstream.${name}`), `${name} is not registered`);
   return Object.assign(proxy, { lines });
 }

@@ -8,7 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import net from 'node:net';
-import { RouteTableBuilder, routeBuildSettings } from '../../src/routes/index.js';
+import { RouteTableBuilder, routingConfig } from '../../src/routes/index.js';
 import { canonicalRequestTarget, checkRulePath, DEFAULT_PATH_POLICY } from '../../src/routes/paths.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
 import { startOrigin, startProxyHarness, type ProxyHarness, type TestOrigin } from '../../src/testing/index.js';
@@ -241,7 +241,7 @@ async function backends(t: ExecutionContext): Promise<Backends> {
 async function proxyFor(t: ExecutionContext, b: Backends, settings: Record<string, unknown> = {}): Promise<ProxyHarness> {
   const proxy = await startProxyHarness({ settings });
   t.teardown(() => proxy.close());
-  const table = new RouteTableBuilder(routeBuildSettings(proxy.config, [])).build(snapshotFromObjects(b.objects).snapshot);
+  const table = new RouteTableBuilder(routingConfig(proxy.config, [])).build(snapshotFromObjects(b.objects).snapshot);
   t.deepEqual(table.diagnostics, [], 'every test route is valid');
   await proxy.setTable(table);
   return proxy;

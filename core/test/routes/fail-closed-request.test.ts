@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { getText, startOrigin, startProxyHarness } from '../../src/proxy/testing.js';
-import { RouteTableBuilder, routeBuildSettings, snapshotFromObjects } from '../../src/routes/index.js';
+import { RouteTableBuilder, routingConfig, snapshotFromObjects } from '../../src/routes/index.js';
 
 test('a path whose Service is missing answers 503 and is never served by the broader route', async (t) => {
   const web = await startOrigin();
@@ -42,7 +42,7 @@ test('a path whose Service is missing answers 503 and is never served by the bro
       endpoints: [{ addresses: ['127.0.0.1'] }],
     },
   ]);
-  const table = new RouteTableBuilder(routeBuildSettings(harness.config, [])).build(snapshot);
+  const table = new RouteTableBuilder(routingConfig(harness.config, [])).build(snapshot);
   t.true(
     table.diagnostics.some((d) => d.reason === 'ServiceNotFound' && d.message.includes('admin-svc-typo')),
     'the Warning is kept',

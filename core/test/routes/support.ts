@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseConfig } from '../../src/config/load.js';
 import { defineAnnotation, type PluginManifest } from '../../src/plugin-api/manifest.js';
-import { routeBuildSettings, type RouteBuildSettings } from '../../src/routes/build.js';
+import { routingConfig, type RoutingConfig } from '../../src/routes/build.js';
 import type { Diagnostic, Route, RouteTable } from '../../src/routes/types.js';
 
 /**
@@ -93,12 +93,12 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
 ];
 
 /** Builder settings from raw settings plus the names of test plugins to switch on or off. */
-export function testSettings(config: unknown = {}, plugins: { enable?: readonly string[]; disable?: readonly string[] } = {}): RouteBuildSettings {
+export function testSettings(config: unknown = {}, plugins: { enable?: readonly string[]; disable?: readonly string[] } = {}): RoutingConfig {
   const parsed = parseConfig(config);
   const enabled = TEST_MANIFESTS.filter((m) =>
     plugins.disable?.includes(m.name) ? false : plugins.enable?.includes(m.name) ? true : m.enabledByDefault === true,
   );
-  return routeBuildSettings(parsed, enabled, TEST_MANIFESTS);
+  return routingConfig(parsed, enabled, TEST_MANIFESTS);
 }
 
 /** `Kind namespace/name` of a diagnostic's object. */

@@ -12,25 +12,25 @@ import type { CloudflareClientFactory } from '@warren/core';
 import type { Logger } from 'pino';
 import { DnsSync } from './dns-sync.js';
 import { DNS_MANAGED, manifest } from './manifest.js';
-import type { DnsSettings } from './settings.js';
+import type { DnsConfig } from './config.js';
 
 /** The `cloud.dns` control plugin: wires {@link DnsSync} into core's control-plugin contract. Leader only. */
 @injectable()
 export class DnsPlugin implements ControlPlugin {
-  readonly #settings: DnsSettings;
+  readonly #config: DnsConfig;
   readonly #clients: CloudflareClientFactory;
   #sync: DnsSync | undefined;
   #log: Logger | undefined;
   #term: number | undefined;
 
-  constructor(@inject(manifest.configToken) settings: DnsSettings, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
-    this.#settings = settings;
+  constructor(@inject(manifest.configToken) config: DnsConfig, @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory) {
+    this.#config = config;
     this.#clients = clients;
   }
 
   provision(ctx: ProvisionContext): void {
     this.#log = ctx.logger;
-    this.#sync = new DnsSync({ settings: this.#settings, client: this.#clients, logger: ctx.logger, events: ctx.events });
+    this.#sync = new DnsSync({ settings: this.#config, client: this.#clients, logger: ctx.logger, events: ctx.events });
   }
 
   async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {

@@ -3,7 +3,7 @@ import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
 import { hostClaims, ingressKey, type HostClaim } from './desired.js';
 import { hostOfRegistryName, registryContent, registryName, unquote } from './names.js';
-import type { DnsSettings } from './settings.js';
+import type { DnsConfig } from './config.js';
 
 /** The part of a DNS record the plugin reasons about. */
 interface DnsRecord {
@@ -78,7 +78,7 @@ class ZoneRecords {
 }
 
 export interface DnsSyncOptions {
-  readonly settings: DnsSettings;
+  readonly settings: DnsConfig;
   /** The shared SDK client factory (`TOKENS.CloudflareClient`). */
   readonly client: () => Cloudflare;
   readonly logger: Logger;

@@ -1,6 +1,6 @@
 import { defineAnnotation, defineManifest } from '@warren/core/plugin';
 import { z } from 'zod';
-import { dnsSettingsSchema } from './settings.js';
+import { dnsConfigSchema } from './config.js';
 
 /** `warren.dev/dns-managed`: `"false"` hands the Ingress's names off (no records created; ownership released). */
 export const dnsManagedSchema = z
@@ -32,5 +32,5 @@ export const manifest = defineManifest({
   order: 10,
   enabledByDefault: false,
   annotations: [DNS_MANAGED],
-  configSchema: dnsSettingsSchema,
+  configSchema: dnsConfigSchema,
 });

@@ -12,7 +12,7 @@ import {
   type FakeCloudflare,
   type HandIngress,
 } from '@warren/core/testing';
-import dnsModule, { DnsPlugin, DnsSync, dnsManagedSchema, dnsSettingsSchema, registryName } from '../src/index.js';
+import dnsModule, { DnsPlugin, DnsSync, dnsManagedSchema, dnsConfigSchema, registryName } from '../src/index.js';
 
 const TOKEN = 'dns-test-api-token-SECRET-0123456789';
 const TUNNEL = '3f7b5a52-9c1e-4d8e-8a51-0e6f0b1c2d3e';
@@ -36,7 +36,7 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
   const clients = fake.clients(TOKEN, { logger });
-  const plugin = new DnsPlugin(dnsSettingsSchema.parse(settings), clients);
+  const plugin = new DnsPlugin(dnsConfigSchema.parse(settings), clients);
   plugin.provision(testProvisionContext({ logger, events }));
   let generation = 0;
   return {
@@ -304,9 +304,9 @@ test('a host whose ownership record would be longer than 253 characters is repor
 });
 
 test('record comments must be one line: Cloudflare refuses line breaks', (t) => {
-  t.false(dnsSettingsSchema.safeParse({ comment: 'managed\nby Warren' }).success);
-  t.false(dnsSettingsSchema.safeParse({ comment: 'managed\rby Warren' }).success);
-  t.true(dnsSettingsSchema.safeParse({ comment: 'managed by Warren (prod)' }).success);
+  t.false(dnsConfigSchema.safeParse({ comment: 'managed\nby Warren' }).success);
+  t.false(dnsConfigSchema.safeParse({ comment: 'managed\rby Warren' }).success);
+  t.true(dnsConfigSchema.safeParse({ comment: 'managed by Warren (prod)' }).success);
 });
 
 test('MX, TXT, CAA and SRV records never block a CNAME, and a takeover deletes only what conflicts (A, AAAA)', async (t) => {
@@ -364,7 +364,7 @@ test('drift is repaired after resyncInterval, and the API token never reaches lo
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
   const client = fake.clients(TOKEN, { logger });
-  const sync = new DnsSync({ settings: dnsSettingsSchema.parse({ resyncInterval: '10m' }), client, logger, events, now: () => clock });
+  const sync = new DnsSync({ settings: dnsConfigSchema.parse({ resyncInterval: '10m' }), client, logger, events, now: () => clock });
   const table = handBuiltRouteTable([ing('a', ['a.example.com'])]);
   await sync.sync(table, TUNNEL, AbortSignal.timeout(10_000));
   const cname = fake.records('example.com').find((r) => r.type === 'CNAME')!;
@@ -388,8 +388,8 @@ test('the plugin module registers under the control-plugin token with its annota
   t.false(dnsModule.manifest.enabledByDefault);
   t.deepEqual(dnsModule.manifest.annotations?.map((a) => a.key), ['dns-managed']);
   t.is(registryName('_warren', '*.example.com'), '_warren._wildcard.example.com');
-  t.throws(() => dnsSettingsSchema.parse({ batchSize: 5000 }));
-  t.throws(() => dnsSettingsSchema.parse({ unknown: 1 }));
+  t.throws(() => dnsConfigSchema.parse({ batchSize: 5000 }));
+  t.throws(() => dnsConfigSchema.parse({ unknown: 1 }));
 });
 
 test('core registers the plugin under the control-plugin token with its manifest id; it resolves with explicit tokens only', async (t) => {

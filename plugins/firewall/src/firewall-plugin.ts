@@ -3,12 +3,12 @@ import { unenforcedFirewallGauge, type CloudflareClientFactory, type UnenforcedF
 import type { Logger } from 'pino';
 import { FirewallSync } from './firewall-sync.js';
 import { manifest } from './manifest.js';
-import type { FirewallSettings } from './settings.js';
+import type { FirewallConfig } from './config.js';
 
 /** The `cloud.firewall` control plugin: wires {@link FirewallSync} into core's control-plugin contract. Leader only. */
 @injectable()
 export class FirewallPlugin implements ControlPlugin {
-  readonly #settings: FirewallSettings;
+  readonly #config: FirewallConfig;
   readonly #clients: CloudflareClientFactory;
   readonly #unenforced: UnenforcedFirewallGauge | undefined;
   #sync: FirewallSync | undefined;
@@ -17,22 +17,22 @@ export class FirewallPlugin implements ControlPlugin {
 
   /** `registry`: the process's prom-client registry (`TOKENS.Metrics`, optional), for `warren_firewall_unenforced_ingresses`. */
   constructor(
-    @inject(manifest.configToken) settings: FirewallSettings,
+    @inject(manifest.configToken) config: FirewallConfig,
     @inject(TOKENS.CloudflareClient) clients: CloudflareClientFactory,
     @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof unenforcedFirewallGauge>[0],
   ) {
-    this.#settings = settings;
+    this.#config = config;
     this.#clients = clients;
     this.#unenforced = registry ? unenforcedFirewallGauge(registry) : undefined;
   }
 
   provision(ctx: ProvisionContext): void {
     this.#log = ctx.logger;
-    this.#sync = new FirewallSync({ settings: this.#settings, client: this.#clients, logger: ctx.logger, events: ctx.events, unenforced: this.#unenforced });
+    this.#sync = new FirewallSync({ settings: this.#config, client: this.#clients, logger: ctx.logger, events: ctx.events, unenforced: this.#unenforced });
   }
 
   async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {
-    const ownerKey = this.#settings.ownerId ?? ctx.tunnelId;
+    const ownerKey = this.#config.ownerId ?? ctx.tunnelId;
     if (!ownerKey) {
       this.#log?.debug('no tunnel id and no plugins.firewall.ownerId yet; firewall sync waits');
       return;
@@ -44,6 +44,6 @@ export class FirewallPlugin implements ControlPlugin {
       this.#term = ctx.term;
     }
     // Without ownerId the key is the tunnel id: rules under replaced tunnels are ours too.
-    await this.#sync.sync(table, ownerKey, ctx.signal, this.#settings.ownerId ? [] : (ctx.formerTunnelIds ?? []));
+    await this.#sync.sync(table, ownerKey, ctx.signal, this.#config.ownerId ? [] : (ctx.formerTunnelIds ?? []));
   }
 }

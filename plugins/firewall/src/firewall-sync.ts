@@ -2,7 +2,7 @@ import { CloudflareApiError, ZoneDirectory, callCloudflare, planLimits, type Clo
 import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
 import { desiredRules, packRules, refPrefix, type DesiredRule, type RuleClause } from './rules.js';
-import type { FirewallSettings } from './settings.js';
+import type { FirewallConfig } from './config.js';
 
 /** The phase whose zone entrypoint holds WAF custom rules. */
 export const PHASE = 'http_request_firewall_custom';
@@ -35,7 +35,7 @@ export interface FirewallSyncReport {
 }
 
 export interface FirewallSyncOptions {
-  readonly settings: FirewallSettings;
+  readonly settings: FirewallConfig;
   readonly client: () => Cloudflare;
   readonly logger: Logger;
   readonly events: EventSink;

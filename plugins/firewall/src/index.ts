@@ -14,4 +14,4 @@ export { FirewallSync, PHASE, type FirewallSyncOptions, type FirewallSyncReport 
 export { actionSchema, countryListSchema, ipListSchema, type ParsedList } from './lists.js';
 export { ACTION, ALLOW_COUNTRIES, ALLOW_IPS, DENY_COUNTRIES, DENY_IPS, manifest } from './manifest.js';
 export { MAX_EXPRESSION, desiredRules, hostCondition, refPrefix, type DesiredRule, type RuleKind } from './rules.js';
-export { firewallSettingsSchema, type FirewallSettings } from './settings.js';
+export { firewallConfigSchema, type FirewallConfig } from './config.js';

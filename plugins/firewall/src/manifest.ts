@@ -1,6 +1,6 @@
 import { defineAnnotation, defineManifest } from '@warren/core/plugin';
 import { actionSchema, countryListSchema, ipListSchema } from './lists.js';
-import { firewallSettingsSchema } from './settings.js';
+import { firewallConfigSchema } from './config.js';
 
 /** `warren.dev/firewall-allow-ips` (values apply to every route of the Ingress). */
 export const ALLOW_IPS = defineAnnotation({
@@ -57,5 +57,5 @@ export const manifest = defineManifest({
   order: 20,
   enabledByDefault: false,
   annotations: [ALLOW_IPS, DENY_IPS, ALLOW_COUNTRIES, DENY_COUNTRIES, ACTION],
-  configSchema: firewallSettingsSchema,
+  configSchema: firewallConfigSchema,
 });

@@ -2,7 +2,7 @@ import { originRefusalCounter, type OriginRefusalCounter, type OriginRefusalReas
 import { ErrorCode, TOKENS, WarrenError, inject, injectable, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
 import { manifest } from './manifest.js';
 import { compileOriginLists, refusalOf, type OriginLists } from './origin-lists.js';
-import type { FirewallSettings } from './settings.js';
+import type { FirewallConfig } from './config.js';
 
 /** A route's compiled lists and its refusal counters, one per reason. */
 export interface OriginGuardOptions {
@@ -22,18 +22,18 @@ export interface OriginGuardOptions {
  */
 @injectable()
 export class FirewallOriginGuard implements UpstreamPlugin<OriginGuardOptions> {
-  readonly #settings: FirewallSettings;
+  readonly #config: FirewallConfig;
   readonly #counter: OriginRefusalCounter | undefined;
 
-  constructor(@inject(manifest.configToken) settings: FirewallSettings, @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof originRefusalCounter>[0]) {
-    this.#settings = settings;
+  constructor(@inject(manifest.configToken) config: FirewallConfig, @inject(TOKENS.Metrics, { isOptional: true }) registry?: Parameters<typeof originRefusalCounter>[0]) {
+    this.#config = config;
     this.#counter = registry ? originRefusalCounter(registry) : undefined;
   }
 
   bind(route: Route): RouteBinding<OriginGuardOptions> | undefined {
     const lists = compileOriginLists(route);
     if (!lists) return undefined;
-    if (this.#settings.originEnforcement === 'block-only' && lists.action !== 'block') return undefined;
+    if (this.#config.originEnforcement === 'block-only' && lists.action !== 'block') return undefined;
     const { namespace, name } = route.ingress;
     const counters = new Map<OriginRefusalReason, { inc(): void }>();
     const counter = this.#counter;

@@ -14,7 +14,7 @@ import {
   type HandIngress,
 } from '@warren/core/testing';
 import { annotate } from './support.js';
-import firewallModule, { FirewallPlugin, actionSchema, countryListSchema, firewallSettingsSchema, hostCondition, ipListSchema, refPrefix } from '../src/index.js';
+import firewallModule, { FirewallPlugin, actionSchema, countryListSchema, firewallConfigSchema, hostCondition, ipListSchema, refPrefix } from '../src/index.js';
 
 const TOKEN = 'firewall-test-token-SECRET-0123456789';
 const TUNNEL = '3f7b5a52-9c1e-4d8e-8a51-0e6f0b1c2d3e';
@@ -25,7 +25,7 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
   const clients = fake.clients(TOKEN, { logger });
-  const plugin = new FirewallPlugin(firewallSettingsSchema.parse(settings), clients);
+  const plugin = new FirewallPlugin(firewallConfigSchema.parse(settings), clients);
   plugin.provision(testProvisionContext({ logger, events }));
   let generation = 0;
   return {
@@ -202,7 +202,7 @@ test('manifest declares the annotations; settings and annotation values are vali
   t.false(actionSchema.safeParse('drop').success);
   t.deepEqual(ipListSchema.parse(' 2001:DB8::/32,,192.0.2.1 192.0.2.1'), { entries: ['2001:db8::/32', '192.0.2.1'], invalid: [] });
   t.is(ipListSchema.parse('2001:db8::1/32').invalid[0]?.reason, 'host bits are set (did you mean 2001:db8::/32?)');
-  t.throws(() => firewallSettingsSchema.parse({ wildcardMatch: 'glob' }));
+  t.throws(() => firewallConfigSchema.parse({ wildcardMatch: 'glob' }));
 });
 
 test('core registers the plugin under the control-plugin token with its manifest id; it resolves with explicit tokens only', async (t) => {
@@ -255,7 +255,7 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   const registry = new Registry();
   const events = new RecordingEventSink();
   const { logger } = capturingLogger();
-  const plugin = new FirewallPlugin(firewallSettingsSchema.parse({ resyncInterval: 1 }), fake.clients(TOKEN, { logger }), registry);
+  const plugin = new FirewallPlugin(firewallConfigSchema.parse({ resyncInterval: 1 }), fake.clients(TOKEN, { logger }), registry);
   plugin.provision(testProvisionContext({ logger, events }));
   // Each Ingress has so many hosts that the two clauses cannot share one 4,096-character rule.
   const hosts = (prefix: string) => Array.from({ length: 90 }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}.example.com`);

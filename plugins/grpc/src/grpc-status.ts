@@ -1,7 +1,7 @@
 import { ErrorCode, type FailedExchange, type RawHeaders } from '@warren/core/plugin';
 
 /** gRPC status codes Warren answers with (the gRPC status code list). */
-export const GrpcStatus = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+const GrpcStatus = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.BadRequest]: GrpcStatus.INTERNAL,
@@ -15,12 +15,12 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
  * malformed request INTERNAL, a timeout DEADLINE_EXCEEDED, everything else (no endpoint, connect failure, busy,
  * broken upstream, shutting down) the retryable UNAVAILABLE.
  */
-export function grpcStatusOf(code: ErrorCode): number {
+function grpcStatusOf(code: ErrorCode): number {
   return BY_CODE[code] ?? GrpcStatus.UNAVAILABLE;
 }
 
 /** Percent-encodes a grpc-message value (gRPC over HTTP/2: bytes outside 0x20–0x7E and `%`). */
-export function encodeGrpcMessage(message: string): string {
+function encodeGrpcMessage(message: string): string {
   let out = '';
   for (const byte of Buffer.from(message, 'utf8')) {
     out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const DAY = 86_400_000;
 
-/** Settings under `plugins.grpc`. */
+/** Config under `plugins.grpc`. */
 const configSchema = z
   .object({
     defaultTimeout: z
@@ -59,7 +59,7 @@ export const manifest = defineManifest({
   enabledByDefault: true,
   protocols: ['grpc', 'grpcs'],
   protocolTraits: { grpc: { http2: true }, grpcs: { http2: true, tls: true } },
-  // Istio names gRPC-Web ports `grpc-web`: that is HTTP/1.1-compatible traffic, not gRPC.
+  // A port named or marked `grpc-web` carries gRPC-Web, which is HTTP/1.1-compatible traffic, not gRPC.
   appProtocols: { grpc: 'grpc', 'grpc-web': 'http' },
   dependsOn: ['upstream.http2'],
   annotations: [GRPC_DEFAULT_TIMEOUT, GRPC_IDLE_TIMEOUT],

@@ -1,7 +1,7 @@
 import { defineAnnotation, defineManifest, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
-/** Settings under `plugins.http2`. */
+/** Config under `plugins.http2`. */
 const configSchema = z
   .object({
     maxConcurrentStreams: z

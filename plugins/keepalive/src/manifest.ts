@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const HOUR = 3_600_000;
 
-/** Settings under `plugins.keepalive`. */
+/** Config under `plugins.keepalive`. */
 const configSchema = z
   .object({
     idleTimeout: duration().default(60_000).describe('How long an idle upstream connection is kept for reuse'),

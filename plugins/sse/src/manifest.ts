@@ -4,7 +4,7 @@ import { z } from 'zod';
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
-/** Settings under `plugins.sse`. */
+/** Config under `plugins.sse`. */
 const configSchema = z
   .object({
     heartbeat: z

@@ -1,7 +1,7 @@
 import { defineAnnotation, defineManifest, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
-/** Settings under `plugins.tls`. */
+/** Config under `plugins.tls`. */
 const configSchema = z
   .object({
     crossNamespaceSecrets: z

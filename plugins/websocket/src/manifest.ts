@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const DAY = 86_400_000;
 
-/** Settings under `plugins.websocket`. */
+/** Config under `plugins.websocket`. */
 const configSchema = z
   .object({
     idleTimeout: duration()

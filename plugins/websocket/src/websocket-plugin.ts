@@ -71,7 +71,7 @@ export class WebsocketPlugin implements UpstreamPlugin<WebsocketOptions> {
  * once its last bytes are written; the client going away, an error on either side or `idleMs` without a byte
  * destroys both. Resolves when both sides are done.
  */
-export function pipeSession(session: UpgradeSession, idleMs: number): Promise<void> {
+function pipeSession(session: UpgradeSession, idleMs: number): Promise<void> {
   const { fromClient, toClient, upstream, exchange } = session;
   (upstream as Duplex & { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
   return new Promise<void>((resolve) => {
@@ -137,7 +137,7 @@ export function websocketAccept(key: string): string {
  * h2c, a missing or wrong accept value) would hand the client a byte stream it did not ask for: the upstream
  * connection is closed and the client gets 502.
  */
-export class HandshakeCheck extends ForwardingHandler {
+class HandshakeCheck extends ForwardingHandler {
   readonly #key: string | undefined;
 
   constructor(next: DispatchHandler, key: string | undefined) {

@@ -769,7 +769,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     },
     clients(token, options = {}) {
       return createCloudflareClientFactory({
-        settings: parseConfig({ cloudflare: { apiBaseUrl: `http://127.0.0.1:${port}${basePath}` } }).cloudflare,
+        config: parseConfig({ cloudflare: { apiBaseUrl: `http://127.0.0.1:${port}${basePath}` } }).cloudflare,
         logger: options.logger ?? pino({ level: 'silent' }),
         env: { CLOUDFLARE_API_TOKEN: token },
         ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),

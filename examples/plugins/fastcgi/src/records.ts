@@ -6,7 +6,7 @@ import { ErrorCode, WarrenError } from '@warren/core/plugin';
  * incremental reader for what the application sends back. Nothing here knows about HTTP or sockets.
  */
 
-export const FCGI_VERSION_1 = 1;
+const FCGI_VERSION_1 = 1;
 
 export const RecordType = {
   BeginRequest: 1,
@@ -26,20 +26,20 @@ export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 /** `protocolStatus` of END_REQUEST. */
 export const ProtocolStatus = { RequestComplete: 0, CantMpxConn: 1, Overloaded: 2, UnknownRole: 3 } as const;
 
-export const ROLE_RESPONDER = 1;
+const ROLE_RESPONDER = 1;
 /** BEGIN_REQUEST flag: the application keeps the connection open after the request. */
-export const FLAG_KEEP_CONN = 1;
+const FLAG_KEEP_CONN = 1;
 
-export const HEADER_BYTES = 8;
+const HEADER_BYTES = 8;
 /** Largest content of one record (16-bit length). */
-export const MAX_CONTENT_BYTES = 0xffff;
+const MAX_CONTENT_BYTES = 0xffff;
 /** Content per record when splitting a stream: a multiple of 8, so full records need no padding. */
-export const STREAM_CHUNK_BYTES = 0xfff8;
+const STREAM_CHUNK_BYTES = 0xfff8;
 
 const PADDING = Buffer.alloc(8);
 
 /** Header of a record with `contentLength` bytes of content, padded to a multiple of 8. */
-export function recordHeader(type: RecordType, requestId: number, contentLength: number): Buffer {
+function recordHeader(type: RecordType, requestId: number, contentLength: number): Buffer {
   if (contentLength > MAX_CONTENT_BYTES) throw new RangeError(`record content of ${contentLength} bytes exceeds ${MAX_CONTENT_BYTES}`);
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   header[0] = FCGI_VERSION_1;
@@ -52,7 +52,7 @@ export function recordHeader(type: RecordType, requestId: number, contentLength:
 }
 
 /** Padding bytes after `contentLength` bytes of content. */
-export function paddingFor(contentLength: number): number {
+function paddingFor(contentLength: number): number {
   return (8 - (contentLength % 8)) % 8;
 }
 

@@ -1,7 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { parseConfig, resolvePlugins, RouteTableBuilder, routeBuildSettings, snapshotFromObjects, type LoadedPlugin, type RouteTable } from '@warren/core';
+import { parseConfig, resolvePlugins, RouteTableBuilder, routingConfig, snapshotFromObjects, type LoadedPlugin, type RouteTable } from '@warren/core';
 import { capturedLogger, loggedError, startProxyHarness } from '@warren/core/testing';
 import { startPhpFpm, type PhpFpm } from './support/php-fpm.js';
 import { freePort } from './support/ports.js';
@@ -49,7 +49,7 @@ function table(plugins: readonly LoadedPlugin[], annotations: Record<string, str
   const { snapshot, problems } = snapshotFromObjects(objects);
   if (problems.length > 0) throw new Error(JSON.stringify(problems));
   const config = parseConfig({});
-  return new RouteTableBuilder(routeBuildSettings(config, plugins.map((p) => p.module.manifest))).build(snapshot);
+  return new RouteTableBuilder(routingConfig(config, plugins.map((p) => p.module.manifest))).build(snapshot);
 }
 
 interface Reply {

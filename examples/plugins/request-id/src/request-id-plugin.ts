@@ -25,7 +25,7 @@ export interface RequestIdOptions {
 const WELL_FORMED = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The request's id, for plugins later in the chain (`options.context.get(REQUEST_ID)`). */
-export const REQUEST_ID = defineExchangeKey<string>('example.request-id');
+const REQUEST_ID = defineExchangeKey<string>('example.request-id');
 
 /**
  * The plugin class. The container builds one instance per route-table generation (never per request), so it

@@ -6,7 +6,7 @@ import { ElementSize, type AnyPointerReader, type ListReader, type StructReader 
  *
  * Objects are laid out in the order they are created: the root pointer first, then each struct or list directly
  * when its pointer is set. Writing fields in schema order therefore gives the depth-first canonical-style layout
- * of the reference golden vectors. Empty `Text`/`Data` are written as null pointers (the form the edge's decoder is known to accept) and
+ * of the recorded byte vectors `golden.test.ts` compares against. Empty `Text`/`Data` are written as null pointers (the form the edge's decoder is known to accept) and
  * zero-sized structs as the offset −1 pointer `fcffffff 00000000`.
  */
 export class MessageBuilder {

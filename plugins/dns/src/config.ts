@@ -1,8 +1,8 @@
 import { duration } from '@warren/core/plugin';
 import { z } from 'zod';
 
-/** Settings under `plugins.dns`. */
-export const dnsSettingsSchema = z
+/** Config under `plugins.dns`. */
+export const dnsConfigSchema = z
   .object({
     zones: z
       .array(z.string().min(1).toLowerCase())
@@ -49,4 +49,7 @@ export const dnsSettingsSchema = z
   })
   .strict();
 
-export type DnsSettings = z.output<typeof dnsSettingsSchema>;
+export type DnsConfig = z.output<typeof dnsConfigSchema>;
+
+/** @deprecated Former name of {@link dnsConfigSchema}; goes once bench/dns.ts follows the rename. */
+export const dnsSettingsSchema = dnsConfigSchema;

@@ -1,8 +1,8 @@
 import { duration } from '@warren/core/plugin';
 import { z } from 'zod';
 
-/** Settings under `plugins.firewall`. */
-export const firewallSettingsSchema = z
+/** Config under `plugins.firewall`. */
+export const firewallConfigSchema = z
   .object({
     zones: z.array(z.string().min(1).toLowerCase()).default([]).describe('Zone allow-list (empty: every zone the API token can see)'),
     ownerId: z
@@ -27,4 +27,4 @@ export const firewallSettingsSchema = z
   })
   .strict();
 
-export type FirewallSettings = z.output<typeof firewallSettingsSchema>;
+export type FirewallConfig = z.output<typeof firewallConfigSchema>;
