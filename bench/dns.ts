@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createCloudflareClientFactory, parseConfig } from '@warren/core';
 import { RecordingEventSink, handBuiltRouteTable, startFakeCloudflare } from '@warren/core/testing';
-import { DnsSync, dnsSettingsSchema } from '@warren/plugin-dns';
+import { DnsSync, dnsConfigSchema } from '@warren/plugin-dns';
 
 const { values } = parseArgs({ options: { 'latency-ms': { type: 'string', default: '0' } } });
 const latencyMs = Number(values['latency-ms']);
@@ -30,11 +30,11 @@ for (const [plan, hosts] of [
     fake.addZone('example.com', { plan });
     const logger = pino({ level: 'silent' });
     const client = createCloudflareClientFactory({
-      settings: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare,
+      config: parseConfig({ cloudflare: { apiBaseUrl: fake.baseUrl } }).cloudflare,
       logger,
       env: { CLOUDFLARE_API_TOKEN: TOKEN },
     });
-    const sync = new DnsSync({ settings: dnsSettingsSchema.parse({}), client, logger, events: new RecordingEventSink() });
+    const sync = new DnsSync({ settings: dnsConfigSchema.parse({}), client, logger, events: new RecordingEventSink() });
     const perIngress = 5;
     const ingresses = Array.from({ length: hosts / perIngress }, (_, i) => ({
       namespace: 'bench',

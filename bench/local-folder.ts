@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseConfig, RouteTableBuilder, routeBuildSettings } from '@warren/core';
+import { parseConfig, RouteTableBuilder, routingConfig } from '@warren/core';
 import type * as Local from '../core/src/local/index.js';
 
 // The folder source is internal to core (not exported from @warren/core), so it is loaded from the build output.
@@ -73,7 +73,7 @@ try {
   for (let f = 0; f < files; f++) writeFileSync(join(folder, `apps-${String(f).padStart(3, '0')}.yaml`), fileText(f, 3000));
 
   const source = new FolderSource({ folder, debounceMs });
-  const builder = new RouteTableBuilder(routeBuildSettings(parseConfig({}), []));
+  const builder = new RouteTableBuilder(routingConfig(parseConfig({}), []));
   const t0 = performance.now();
   const controller = new AbortController();
   const running = source.start(controller.signal);

@@ -20,7 +20,7 @@ const { snapshotKey } = (await import(core('snapshot.js'))) as typeof Snapshot;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-const settings: Build.RouteBuildSettings = {
+const settings: Build.RoutingConfig = {
   ingressClass: { name: 'cloudflare-tunnel', controller: 'warren.dev/ingress-controller', watchWithoutClass: false },
   plugins: new RoutingPlugins([]),
 };

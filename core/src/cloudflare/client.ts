@@ -31,9 +31,6 @@ export interface CloudflareClientFactoryOptions {
   readonly fetch?: typeof fetch;
 }
 
-/** @deprecated The options with `config` under its former name `settings`; goes once bench/dns.ts passes `config`. */
-type FormerClientFactoryOptions = Omit<CloudflareClientFactoryOptions, 'config'> & { readonly settings: Readonly<Config>['cloudflare'] };
-
 /** The factory plus the budget it shares, for tests and benchmarks. */
 export interface BudgetedClientFactory extends CloudflareClientFactory {
   readonly budget: RequestBudget;
@@ -60,8 +57,8 @@ export const RATE_LIMIT_BLOCK_MS = 300_000;
  * `retry-after` (or {@link RATE_LIMIT_BLOCK_MS} without one) so that all callers back off together (the SDK then
  * retries after the same delay).
  */
-export function createCloudflareClientFactory(options: CloudflareClientFactoryOptions | FormerClientFactoryOptions): BudgetedClientFactory {
-  const config = 'config' in options ? options.config : options.settings;
+export function createCloudflareClientFactory(options: CloudflareClientFactoryOptions): BudgetedClientFactory {
+  const config = options.config;
   const { env = process.env } = options;
   const budget = options.budget ?? new RequestBudget({ requests: config.rateLimit.requests, windowMs: config.rateLimit.window, burst: config.rateLimit.burst });
   const baseFetch = options.fetch ?? globalThis.fetch;

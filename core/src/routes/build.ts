@@ -54,11 +54,6 @@ export function routingConfig(
   };
 }
 
-/** @deprecated Former name of {@link RoutingConfig}; goes once bench/routes.ts follows the rename. */
-export type RouteBuildSettings = RoutingConfig;
-/** @deprecated Former name of {@link routingConfig}; goes once bench/local-folder.ts follows the rename. */
-export const routeBuildSettings = routingConfig;
-
 /** Per host key: every Ingress's candidates, and the result of conflict resolution. Builder-private. */
 interface HostEntry {
   /** One group per Ingress, in no particular order. */

@@ -1,6 +1,6 @@
 /** The routing model: snapshot in, immutable route table out, published through the store. */
 export * from './snapshot.js';
-export { RouteTableBuilder, routeBuildSettings, routingConfig, type RoutingConfig, type RouteTableBuilderOptions } from './build.js';
+export { RouteTableBuilder, routingConfig, type RoutingConfig, type RouteTableBuilderOptions } from './build.js';
 export { RouteStore, type RouteTableListener, type WaitForOptions } from './store.js';
 export { emptyRouteTable } from './table.js';
 export { RoutingPlugins } from './plugins.js';

@@ -51,5 +51,3 @@ export const dnsConfigSchema = z
 
 export type DnsConfig = z.output<typeof dnsConfigSchema>;
 
-/** @deprecated Former name of {@link dnsConfigSchema}; goes once bench/dns.ts follows the rename. */
-export const dnsSettingsSchema = dnsConfigSchema;
