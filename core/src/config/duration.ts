@@ -29,3 +29,17 @@ export function parseDuration(value: string | number): number | undefined {
  * non-negative number.
  */
 export const duration = () => z.union([z.string().trim().regex(DURATION_PATTERN, DURATION_HINT), z.number().nonnegative()]).transform((v) => parseDuration(v)!);
+
+/**
+ * Schema of a duration annotation value (`"30s"`, `"10m"`) parsed to milliseconds, above 0 (or 0 too, meaning off,
+ * with `zeroIsOff`) and at most `max` (itself a duration such as `"24h"`). `example` goes into the message a user
+ * reads when the value is refused.
+ */
+export function durationAnnotation(options: { readonly example: string; readonly max: string; readonly zeroIsOff?: boolean }): z.ZodType<number, string> {
+  const max = parseDuration(options.max)!;
+  const allowed = options.zeroIsOff ? `at most ${options.max} ("0s" = off)` : `above 0 and at most ${options.max}`;
+  return z
+    .string()
+    .transform((v) => parseDuration(v) ?? Number.NaN)
+    .refine((ms) => (options.zeroIsOff ? ms >= 0 : ms > 0) && ms <= max, `a duration such as "${options.example}", ${allowed}`);
+}

@@ -14,4 +14,4 @@ export { inject, injectable, injectAll, Lifecycle, type DependencyContainer, typ
 export type { Route, RouteTable, ServiceBackend, Endpoint, BackendProtocol, IngressRef, Diagnostic } from '../model/routes.js';
 export type { Exchange, RequestHead, ResponseHead, RawHeaders, ExchangeHandler, ExchangeFailure } from '../model/exchange.js';
 export { WarrenError, ErrorCode, isWarrenError } from '../errors.js';
-export { duration, parseDuration } from '../config/duration.js';
+export { duration, durationAnnotation, parseDuration } from '../config/duration.js';

@@ -1,4 +1,5 @@
-import { defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
+import {
+  durationAnnotation, defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
 const DAY = 86_400_000;
@@ -26,10 +27,7 @@ const configSchema = z
 export const GRPC_DEFAULT_TIMEOUT = defineAnnotation({
   key: 'grpc-default-timeout',
   description: 'Deadline for gRPC calls of these routes whose client sent no grpc-timeout (overrides plugins.grpc.defaultTimeout).',
-  schema: z
-    .string()
-    .transform((v) => parseDuration(v) ?? NaN)
-    .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "30s", above 0 and at most 24h'),
+  schema: durationAnnotation({ example: '30s', max: '24h' }),
   example: '30s',
 });
 
@@ -37,10 +35,7 @@ export const GRPC_DEFAULT_TIMEOUT = defineAnnotation({
 export const GRPC_IDLE_TIMEOUT = defineAnnotation({
   key: 'grpc-idle-timeout',
   description: 'A gRPC call of these routes with no message in either direction for this long is ended (overrides plugins.grpc.idleTimeout).',
-  schema: z
-    .string()
-    .transform((v) => parseDuration(v) ?? NaN)
-    .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "10m", above 0 and at most 24h'),
+  schema: durationAnnotation({ example: '10m', max: '24h' }),
   example: '10m',
 });
 

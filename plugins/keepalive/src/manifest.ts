@@ -1,7 +1,8 @@
-import { defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
+import {
+  durationAnnotation, defineAnnotation, defineManifest, duration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
-const HOUR = 3_600_000;
+const _HOUR = 3_600_000;
 
 /** Config under `plugins.keepalive`. */
 const configSchema = z
@@ -21,10 +22,7 @@ const configSchema = z
 export const KEEPALIVE_TIMEOUT = defineAnnotation({
   key: 'upstream-keepalive-timeout',
   description: 'Idle time after which a pooled upstream connection is closed (overrides plugins.keepalive.idleTimeout).',
-  schema: z
-    .string()
-    .transform((v) => parseDuration(v) ?? NaN)
-    .refine((ms) => ms > 0 && ms <= HOUR, 'a duration such as "30s", above 0 and at most 1h'),
+  schema: durationAnnotation({ example: '30s', max: '1h' }),
   example: '30s',
 });
 

@@ -1,4 +1,5 @@
-import { defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
+import {
+  durationAnnotation, defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
 const HOUR = 3_600_000;
@@ -27,10 +28,7 @@ const configSchema = z
 export const SSE_HEARTBEAT = defineAnnotation({
   key: 'sse-heartbeat',
   description: 'Comment heartbeat on event streams of these routes after this much silence; "0s" turns it off (overrides plugins.sse.heartbeat).',
-  schema: z
-    .string()
-    .transform((v) => parseDuration(v) ?? NaN)
-    .refine((ms) => ms >= 0 && ms <= HOUR, 'a duration such as "15s", at most 1h ("0s" = off)'),
+  schema: durationAnnotation({ example: '15s', max: '1h', zeroIsOff: true }),
   example: '15s',
 });
 
@@ -38,10 +36,7 @@ export const SSE_HEARTBEAT = defineAnnotation({
 export const SSE_IDLE_TIMEOUT = defineAnnotation({
   key: 'sse-idle-timeout',
   description: 'An event stream of these routes on which the upstream sent nothing for this long is ended (overrides plugins.sse.idleTimeout).',
-  schema: z
-    .string()
-    .transform((v) => parseDuration(v) ?? NaN)
-    .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "10m", above 0 and at most 24h'),
+  schema: durationAnnotation({ example: '10m', max: '24h' }),
   example: '10m',
 });
 

@@ -1,7 +1,8 @@
-import { defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
+import {
+  durationAnnotation, defineAnnotation, defineManifest, duration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
-const DAY = 86_400_000;
+const _DAY = 86_400_000;
 
 /** Config under `plugins.websocket`. */
 const configSchema = z
@@ -17,10 +18,7 @@ export const WEBSOCKET_IDLE_TIMEOUT = defineAnnotation({
   key: 'websocket-idle-timeout',
   description:
     'Idle time after which a WebSocket session of these routes is closed (overrides idle-timeout and plugins.websocket.idleTimeout).',
-  schema: z
-    .string()
-    .transform((v) => parseDuration(v) ?? NaN)
-    .refine((ms) => ms > 0 && ms <= DAY, 'a duration such as "30m", above 0 and at most 24h'),
+  schema: durationAnnotation({ example: '30m', max: '24h' }),
   example: '2h',
 });
 
