@@ -2,4 +2,5 @@
 export * from '../edge-simulator/certs.js';
 export * from './fake-cloudflare/index.js';
 export * from '../proxy/testing.js';
+export * from './proxy-harness.js';
 export * from './grpc-json.js';
