@@ -12,11 +12,16 @@ export const PIPELINE = token<Pipeline>('core.Pipeline');
 /** The plain-HTTP entry point registered in `container` (with `server.proxyListen`). */
 export const HTTP_ENTRY = token<HttpEntry>('core.HttpEntry');
 
+export interface ProxyOptions {
+  /** How long a retired generation may wait for its exchanges (default `GENERATION_DRAIN_LIMIT_MS`). */
+  readonly drainLimitMs?: number | undefined;
+}
+
 /**
  * Registers the proxy pipeline: the `ExchangeHandler` every acceptor hands its exchanges to. It follows the route
  * store while it runs, and as a handler it is stopped only after every acceptor drained.
  */
-export function provideProxy(container: DependencyContainer): void {
+export function provideProxy(container: DependencyContainer, options: ProxyOptions = {}): void {
   provide(
     container,
     PIPELINE,
@@ -29,6 +34,7 @@ export function provideProxy(container: DependencyContainer): void {
         secrets: c.resolve(TOKENS.Secrets),
         events: c.resolve(TOKENS.Events),
         routes: c.resolve(TOKENS.RouteStore),
+        drainLimitMs: options.drainLimitMs,
       }),
   );
   container.register(TOKENS.ExchangeHandler, { useToken: PIPELINE });
@@ -50,12 +56,21 @@ export function provideHealth(container: DependencyContainer): void {
   provideRunnable(container, 'health', (c) => listening(c.resolve(PARTS.Health), 'server.listen', c.resolve(TOKENS.Config).server.listen));
 }
 
+/** Headroom of the entry's HTTP parser over `proxy.maxHeaderBytes`, so that the pipeline answers an oversize head itself, naming the setting. */
+const PARSER_HEADER_HEADROOM = 16 * 1024;
+
 /** Registers the plain-HTTP entry point on `listen` (`server.proxyListen`). */
 export function provideHttpEntry(container: DependencyContainer, listen: string): void {
   provide(
     container,
     HTTP_ENTRY,
-    (c) => new HttpEntry({ handler: c.resolve(TOKENS.ExchangeHandler), listen, logger: componentLogger(c.resolve(TOKENS.Logger), 'http-entry') }),
+    (c) =>
+      new HttpEntry({
+        handler: c.resolve(TOKENS.ExchangeHandler),
+        listen,
+        logger: componentLogger(c.resolve(TOKENS.Logger), 'http-entry'),
+        maxHeaderSize: c.resolve(TOKENS.Config).proxy.maxHeaderBytes + PARSER_HEADER_HEADROOM,
+      }),
   );
   provideRunnable(container, 'http-entry', (c) => listening(c.resolve(HTTP_ENTRY), 'server.proxyListen', listen));
 }

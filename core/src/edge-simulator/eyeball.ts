@@ -14,7 +14,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { sniffH2c } from '../http/sniff-h2c.js';
-import type { TestCert } from '../testing/certs.js';
+import type { TestCert } from './certs.js';
 import { HEADER_CONNECTION_UPGRADE, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
 import type { SimulatedConnection } from './edge-connection.js';
 import type { EdgeSimulator } from './simulator.js';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { createTestCa, issueCert, type TestCa } from '../testing/certs.js';
+import { createTestCa, issueCert, type TestCa } from './certs.js';
 import { bytesToUuid, encodeCredentialsJson, encodeTunnelToken, uuidToBytes } from '../tunnel/credentials.js';
 import { EDGE_SERVER_NAME, HEADER_CONNECTION_UPGRADE, HEADER_PROXY_SRC, UPGRADE_UPDATE_CONFIGURATION, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
 import type { RegistrationHandler, RegistrationRequest, RegistrationResult, RpcFaults } from '../tunnel/rpc/index.js';

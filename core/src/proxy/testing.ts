@@ -3,24 +3,19 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import { Registry } from 'prom-client';
-import { container as globalContainer, type DependencyContainer } from 'tsyringe';
-import { parseConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import type { DependencyContainer } from 'tsyringe';
 import { TOKENS } from '../di/tokens.js';
 import type { EventObject, EventSink, SecretReader } from '../plugin-api/lifecycle.js';
 import type { PluginModule } from '../plugin-api/module.js';
 import type { ControlPluginInstance } from '../plugin-api/registered.js';
-import { checkPlugins, compareManifests, registerPlugins, type LoadedPlugin } from '../plugins/registry.js';
+import { checkPlugins, compareManifests, type LoadedPlugin } from '../plugins/registry.js';
 import type { BackendProtocol, Endpoint, PathType, Route, RouteTable } from '../routes/types.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
-import { HttpEntry } from './http-entry.js';
-import { Pipeline } from './pipeline.js';
 
 /**
  * Test helpers for the proxy pipeline and upstream plugins (exported through `@warren/core/testing`): a
- * hand-built route table, in-memory Secrets and Events, and a harness that runs the real pipeline behind the
- * real plain-HTTP entry point on loopback.
+ * hand-built route table, in-memory Secrets and Events, loopback origins and in-memory exchanges. The harness
+ * that runs the real pipeline behind the real plain-HTTP entry point is `testing/proxy-harness.ts`.
  */
 
 export interface TestRouteInit {
@@ -204,81 +199,6 @@ export function capturedLogger(): { logger: Logger; lines: Array<Record<string, 
 /** The `error` of the newest access-log record (for `host`, when given) in lines from {@link capturedLogger}: the cause a client is not told. */
 export function loggedError(lines: ReadonlyArray<Record<string, unknown>>, host?: string): string {
   return String(lines.findLast((l) => l.component === 'access' && (host === undefined || l.host === host))?.error);
-}
-
-export interface ProxyHarnessOptions {
-  readonly plugins?: readonly TestPlugin[];
-  /** Plugins as `resolvePlugins` returns them (used instead of `plugins`). */
-  readonly loadedPlugins?: readonly LoadedPlugin[];
-  /** Extra values for the root container (e.g. `TOKENS.CloudflareClient` for control plugins). */
-  readonly rootValues?: ReadonlyArray<readonly [symbol, unknown]>;
-  /** Raw settings (as in the settings file), parsed with the real schema. */
-  readonly settings?: Record<string, unknown>;
-  readonly table?: RouteTable;
-  readonly secrets?: MemorySecrets;
-  /** pino level; default `silent` (set WARREN_TEST_LOG=debug to see logs). */
-  readonly logLevel?: string;
-  /** A logger to use instead (e.g. one writing to a stream the test reads). */
-  readonly logger?: Logger;
-  /** Passed to the pipeline: how long a retired generation may wait for its exchanges. */
-  readonly drainLimitMs?: number;
-}
-
-export interface ProxyHarness {
-  /** `http://127.0.0.1:port` of the entry point. */
-  readonly url: string;
-  readonly port: number;
-  readonly pipeline: Pipeline;
-  readonly entry: HttpEntry;
-  readonly container: DependencyContainer;
-  readonly config: Readonly<Config>;
-  readonly metrics: Registry;
-  readonly secrets: MemorySecrets;
-  readonly events: MemoryEvents;
-  readonly logger: Logger;
-  setTable(table: RouteTable, options?: { readonly freshPlugins?: boolean }): Promise<void>;
-  close(): Promise<void>;
-}
-
-/**
- * Runs the real pipeline with the given plugins behind a plain-HTTP entry point on 127.0.0.1 (random port).
- * Call `close()` in `t.teardown`.
- */
-export async function startProxyHarness(options: ProxyHarnessOptions = {}): Promise<ProxyHarness> {
-  const config = parseConfig(options.settings ?? {});
-  const logger = options.logger ?? pino({ level: options.logLevel ?? process.env.WARREN_TEST_LOG ?? 'silent' });
-  const metrics = new Registry();
-  const secrets = options.secrets ?? new MemorySecrets();
-  const events = new MemoryEvents();
-  const container = globalContainer.createChildContainer();
-  container.register(TOKENS.Config, { useValue: config });
-  container.register(TOKENS.Logger, { useValue: logger });
-  container.register(TOKENS.Metrics, { useValue: metrics });
-  container.register(TOKENS.Secrets, { useValue: secrets });
-  container.register(TOKENS.Events, { useValue: events });
-  for (const [token, value] of options.rootValues ?? []) container.register(token, { useValue: value });
-  registerPlugins(container, options.loadedPlugins ?? loadTestPlugins(options.plugins ?? []));
-  const pipeline = new Pipeline({ container, config, logger, metrics, secrets, events, drainLimitMs: options.drainLimitMs });
-  if (options.table) await pipeline.setTable(options.table);
-  const entry = new HttpEntry({ handler: pipeline, listen: '127.0.0.1:0', logger, maxHeaderSize: config.proxy.maxHeaderBytes + 16 * 1024 });
-  const address = await entry.listen();
-  return {
-    url: entry.url,
-    port: address.port,
-    pipeline,
-    entry,
-    container,
-    config,
-    metrics,
-    secrets,
-    events,
-    logger,
-    setTable: (table, tableOptions) => pipeline.setTable(table, tableOptions),
-    async close() {
-      await entry.close(100);
-      await pipeline.close(1_000);
-    },
-  };
 }
 
 /** A loopback origin server started by {@link startOrigin}. */

@@ -11,7 +11,7 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EdgeSimulator } from '../../src/edge-simulator/index.js';
-import { createTestCa, issueCert } from '../../src/testing/certs.js';
+import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 import { adminClients, useApiServer, type AdminClients } from '../support/apiserver.js';
 import { ensureIngressClass, ingress, testHost } from '../support/k8s-objects.js';
 import { waitUntil } from './support/children.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { startProxyHarness } from '../../src/proxy/testing.js';
+import { startProxyHarness } from '../../src/testing/proxy-harness.js';
 import { RouteTableBuilder, routingConfig } from '../../src/routes/index.js';
 import { watchFolder } from './watch-folder.js';
 

@@ -261,6 +261,19 @@ test('too many header fields or too large a header block is refused with 431 nam
   t.is(fine.status, 200);
 });
 
+test('a header block above the parser default but over a raised proxy.maxHeaderBytes is refused by the pipeline, naming the limit', async (t) => {
+  const origin = await startOrigin();
+  const proxy = await startProxyHarness({
+    table: testRouteTable([testRoute({ endpoints: [origin.key] })]),
+    settings: { proxy: { maxHeaderBytes: 100_000 } },
+  });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const tooBig = await request(`${proxy.url}/`, { headers: { 'x-big': 'a'.repeat(110_000) } });
+  t.is(tooBig.status, 431);
+  t.regex(tooBig.body.toString(), /proxy\.maxHeaderBytes/, 'the entry point leaves the answer to the pipeline');
+  t.is(origin.requests, 0);
+});
+
 test('metrics count requests by route labels (proxy.metrics.routeLabels) and status class; no path label', async (t) => {
   const origin = await startOrigin();
   const route = testRoute({ host: 'm.test', namespace: 'shop', ingress: 'web', service: 'front', endpoints: [origin.key] });

@@ -3,7 +3,8 @@
  * `GET /admin/secret` must get 503 and never reach web; other paths keep reaching web.
  */
 import test from 'ava';
-import { getText, startOrigin, startProxyHarness } from '../../src/proxy/testing.js';
+import { getText, startOrigin } from '../../src/proxy/testing.js';
+import { startProxyHarness } from '../../src/testing/proxy-harness.js';
 import { RouteTableBuilder, routingConfig, snapshotFromObjects } from '../../src/routes/index.js';
 
 test('a path whose Service is missing answers 503 and is never served by the broader route', async (t) => {

@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
-import { createTestCa, issueCert } from '../../src/testing/certs.js';
+import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 import { staticAccess } from '../../src/k8s/api/access.js';
 import { KubeClient } from '../../src/k8s/api/client.js';
 

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { type ClientHttp2Stream, connect as h2connect, constants as h2, type OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { createTestCa, issueCert } from '../../src/testing/certs.js';
+import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 import { ConfigurationVersions } from '../../src/tunnel/configuration-update.js';
 import { EdgeConnection } from '../../src/tunnel/connection.js';
 import { makeCredentials, uuidToBytes } from '../../src/tunnel/credentials.js';

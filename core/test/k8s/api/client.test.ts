@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import { staticAccess, type ClientCertificate, type ClusterAccess, type Credentials } from '../../../src/k8s/api/access.js';
 import { apiPath, KubeApiError, KubeClient, MAX_WATCH_LINE } from '../../../src/k8s/api/client.js';
-import { createTestCa, issueCert } from '../../../src/testing/certs.js';
+import { createTestCa, issueCert } from '../../../src/edge-simulator/certs.js';
 
 // Every server here listens on 127.0.0.1 and is closed when its test ends.
 

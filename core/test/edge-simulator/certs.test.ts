@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:tls';
-import { createTestCa, issueCert } from '../../src/testing/certs.js';
+import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 
 test('a leaf issued by the test CA verifies against it, and not without it', async (t) => {
   const ca = createTestCa();
@@ -25,7 +25,7 @@ test('a leaf issued by the test CA verifies against it, and not without it', asy
 });
 
 test('a process removes the CA folders it made when it exits', async (t) => {
-  const certs = new URL('../../src/testing/certs.js', import.meta.url).href;
+  const certs = new URL('../../src/edge-simulator/certs.js', import.meta.url).href;
   const script = `import { createTestCa, issueCert } from ${JSON.stringify(certs)};
     const ca = createTestCa(); issueCert(ca, { dns: ['a.test'] }); console.log(ca.dir);`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
