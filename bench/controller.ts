@@ -60,8 +60,8 @@ const { values: args } = parseArgs({
     services: { type: 'string', default: '1000' },
     iterations: { type: 'string', default: '100' },
     child: { type: 'boolean', default: false },
-    /** Passed to the controller process as --max-semi-space-size (MB); caps V8's young generation. */
-    'semi-space': { type: 'string', default: '16' },
+    /** Passed to the controller process as --max-semi-space-size (MB), as the image's entry point does; caps V8's young generation. */
+    'semi-space': { type: 'string', default: '8' },
     /** Leave the proxy pipeline out (isolates the control plane's own cost). */
     'no-pipeline': { type: 'boolean', default: false },
     /** Write a V8 heap snapshot of the controller process to this file once memory has settled. */
@@ -219,7 +219,7 @@ if (args.child) {
     // least-privilege ServiceAccount token of deploy/rbac.yaml.
     const controllerConfig = server.configForToken(await server.controllerToken()).exportConfig();
     const execArgv = [
-      // The image's entry point caps the young generation at 16 MB; `--semi-space 0` measures Node's defaults.
+      // The image's entry point caps the young generation at 8 MB; `--semi-space 0` measures Node's defaults.
       ...(Number(args['semi-space']) > 0 ? [`--max-semi-space-size=${Number(args['semi-space'])}`] : []),
       ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []),
     ];
