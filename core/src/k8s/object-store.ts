@@ -151,8 +151,9 @@ function shareUnchanged<T extends KubernetesObject>(old: T, next: T): T {
   const a = old.metadata;
   const b = next.metadata;
   if (a && b) {
-    if (b.annotations) b.annotations = a.annotations;
-    if (b.labels) b.labels = a.labels;
+    // Equal records (onlyStatusChanged); an empty record is not replaced by an absent one.
+    if (b.annotations && a.annotations) b.annotations = a.annotations;
+    if (b.labels && a.labels) b.labels = a.labels;
     if (b.name === a.name) b.name = a.name;
     if (b.namespace === a.namespace) b.namespace = a.namespace;
     if (b.uid === a.uid) b.uid = a.uid;
