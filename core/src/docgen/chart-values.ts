@@ -117,6 +117,12 @@ function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
       podSecurityContext: kubeObject,
       securityContext: kubeObject,
       resources: kubeObject,
+      oldSpaceLimitPercent: z
+        .number()
+        .int()
+        .min(0)
+        .max(90)
+        .describe("V8's old-generation limit (NODE_OPTIONS=--max-old-space-size) as a percentage of resources.limits.memory; 0: Node's own"),
       nodeSelector: stringMap,
       tolerations: z.array(kubeObject),
       affinity: kubeObject,

@@ -36,16 +36,20 @@ const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuratio
  * Drops what Warren never reads from an object before it is cached: `metadata.managedFields` and the
  * last-applied-configuration annotation. Together they are often larger than the rest of the object. Objects
  * written back (status updates, finalizer patches) do not need them: an update without managedFields keeps the
- * stored ones, and status updates ignore metadata. Mutates and returns `obj`.
+ * stored ones, and status updates ignore metadata. Replaces `obj.metadata` and returns `obj`.
+ *
+ * The metadata is rebuilt without the field rather than `delete`d from: a deletion turns the object into a hash
+ * table, about 400 bytes more per cached object (10 MB of heap at 10,000 Ingresses, docs/benchmarks.md).
  */
 export function trimForCache<T extends KubernetesObject>(obj: T): T {
   const meta = obj.metadata;
   if (meta) {
-    if (meta.managedFields !== undefined) delete meta.managedFields;
+    const { managedFields: _fields, ...rest } = meta;
     if (meta.annotations && LAST_APPLIED_ANNOTATION in meta.annotations) {
-      const { [LAST_APPLIED_ANNOTATION]: _dropped, ...rest } = meta.annotations;
-      meta.annotations = rest;
+      const { [LAST_APPLIED_ANNOTATION]: _dropped, ...annotations } = meta.annotations;
+      rest.annotations = annotations;
     }
+    obj.metadata = rest;
   }
   return obj;
 }

@@ -123,7 +123,12 @@ test('credentials reach the pod only as files from the Secret, never in the Conf
   const fileOf = (key: string) => `${mount.mountPath}/${volume.secret!.items!.find((i) => i.key === key)!.path}`;
   t.is(cfg.tunnel.tokenFile, fileOf('tunnel-token'));
   t.is(cfg.cloudflare.apiTokenFile, fileOf('api-token'));
-  t.is(controller(d).env!.filter((e) => e.value !== undefined).length, 0, 'no literal env values at all');
+  // The one literal value is the heap limit the chart derives from the memory limit (a number, never a credential).
+  t.deepEqual(
+    controller(d).env!.filter((e) => e.value !== undefined),
+    [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=256' }],
+    'no other literal env values',
+  );
 });
 
 test('an existing Secret is mounted with the named keys, and the chart renders no Secret of its own', async (t) => {
@@ -465,4 +470,27 @@ test('Chart.yaml carries chart-repository metadata and helm package builds the a
   const packaged = await helm(['package', CHART_DIR, '--destination', dir]);
   t.is(packaged.code, 0, packaged.stderr);
   t.true(existsSync(join(dir, `warren-${chart.version}.tgz`)));
+});
+
+test("V8's old-generation limit follows the container's memory limit, and a user's NODE_OPTIONS replaces it", async (t) => {
+  const nodeOptions = async (values: object): Promise<Array<string | undefined>> =>
+    controller((await render({ ...withToken, ...values })).deployment())
+      .env!.filter((e) => e.name === 'NODE_OPTIONS')
+      .map((e) => e.value);
+  t.deepEqual(await nodeOptions({}), ['--max-old-space-size=256'], 'the default limit (512Mi) at the default 50 %');
+  const limit = (memory: unknown, extra: object = {}) => nodeOptions({ resources: { limits: { memory } }, ...extra });
+  t.deepEqual(await limit('1Gi'), ['--max-old-space-size=512']);
+  t.deepEqual(await limit('1.5Gi'), ['--max-old-space-size=768']);
+  t.deepEqual(await limit('1G'), ['--max-old-space-size=476'], 'decimal units: 10^9 bytes is 953 MiB');
+  t.deepEqual(await limit(805306368), ['--max-old-space-size=384'], 'plain bytes');
+  t.deepEqual(await limit('2Gi', { oldSpaceLimitPercent: 70 }), ['--max-old-space-size=1433']);
+  t.deepEqual(await limit('1Gi', { oldSpaceLimitPercent: 0 }), [], 'off: Node picks its own limit');
+  t.deepEqual(await limit(null), [], 'no memory limit: nothing to derive from');
+  t.deepEqual(await limit('1Gi', { extraEnv: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=300' }] }), ['--max-old-space-size=300'], "the user's, alone");
+  const unreadable = await template({ ...withToken, resources: { limits: { memory: '1Gb' } } });
+  t.not(unreadable.code, 0);
+  t.regex(unreadable.stderr, /resources\.limits\.memory "1Gb" is not a memory quantity/);
+  const tooSmall = await template({ ...withToken, resources: { limits: { memory: '128Mi' } } });
+  t.not(tooSmall.code, 0);
+  t.regex(tooSmall.stderr, /old generation of 64 MiB; Warren needs at least 96/);
 });

@@ -165,6 +165,7 @@ test.serial('the installed Deployment is hardened, runs two replicas and rolls o
     [
       ['POD_NAME', undefined],
       ['POD_NAMESPACE', undefined],
+      ['NODE_OPTIONS', '--max-old-space-size=256'],
     ],
   );
   const credentials = pod.volumes?.find((v) => v.name === 'credentials');

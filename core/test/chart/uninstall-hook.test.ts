@@ -111,7 +111,11 @@ test('the Job is a pre-delete hook that runs --uninstall with the Deployment\'s 
 
   // Same config file and credentials as the controller, plus --uninstall.
   t.deepEqual(container.args, [...controller.args!, '--uninstall']);
-  t.deepEqual(container.env, controller.env);
+  // The same environment, except the heap limit, which follows the Job's own memory limit (200Mi here).
+  const withoutHeap = (env: typeof container.env) => env?.filter((e) => e.name !== 'NODE_OPTIONS');
+  t.deepEqual(withoutHeap(container.env), withoutHeap(controller.env));
+  t.deepEqual(container.env?.find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=100' });
+  t.deepEqual(controller.env?.find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=256' });
   t.deepEqual(container.volumeMounts, controller.volumeMounts);
   t.deepEqual(hook.volumes, pod.volumes);
   const credentials = hook.volumes.find((v) => v.name === 'credentials') as { secret: { secretName: string } } | undefined;

@@ -1,10 +1,11 @@
 import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import test from 'ava';
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
 import { trimForCache } from '../../src/k8s/kinds.js';
 import { ObjectStore, onlyStatusChanged } from '../../src/k8s/object-store.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
-import { testSettings } from '../routes/support.js';
+import { testRoutingConfig } from '../routes/support.js';
 import { CLASS_NAME, endpointSlice, ingress, ingressClass, service } from '../support/k8s-objects.js';
 
 const ing = (name: string, rv: string, extra: Partial<V1Ingress['metadata']> = {}, status?: string): V1Ingress => ({
@@ -89,6 +90,25 @@ test('updates that cannot change routes are classified status-only', (t) => {
   t.is(store.upsert('ns/a', ing('a', '7', { annotations: { a: '2' }, generation: 2, labels: { team: 'x' }, deletionTimestamp: new Date() })), 'updated');
 });
 
+test('a status-only update shares the unchanged spec and metadata with the version the route builder holds', (t) => {
+  const store = new ObjectStore<V1Ingress>(onlyStatusChanged);
+  const before = ing('a', '1', { uid: 'u-1', labels: { team: 'x' } });
+  store.upsert('ns/a', before);
+  const written = ing('a', '2', { uid: 'u-1', labels: { team: 'x' } }, 'x.cfargotunnel.com');
+  t.is(store.upsert('ns/a', written), 'status-only');
+  const cached = store.get('ns/a')!;
+  t.is(cached.spec, before.spec, 'one spec for both versions');
+  t.is(cached.metadata!.annotations, before.metadata!.annotations);
+  t.is(cached.metadata!.labels, before.metadata!.labels);
+  t.is(cached.metadata!.resourceVersion, '2');
+  t.deepEqual(cached.status, { loadBalancer: { ingress: [{ hostname: 'x.cfargotunnel.com' }] } });
+  // A routing change keeps its own spec.
+  const changed = ing('a', '3', { uid: 'u-1', labels: { team: 'x' }, generation: 2 });
+  t.is(store.upsert('ns/a', changed), 'updated');
+  t.is(store.get('ns/a')!.spec, changed.spec);
+  t.not(store.get('ns/a')!.spec, before.spec);
+});
+
 test('cached objects lose managedFields and the last-applied copy, nothing else', (t) => {
   const obj = ing('a', '1', {
     managedFields: [{ manager: 'kubectl', operation: 'Apply' }],
@@ -98,6 +118,33 @@ test('cached objects lose managedFields and the last-applied copy, nothing else'
   t.is(obj.metadata?.managedFields, undefined);
   t.deepEqual(obj.metadata?.annotations, { 'warren.dev/connect-timeout': '5s' });
   t.is(obj.metadata?.resourceVersion, '1');
+});
+
+test('trimming keeps cached metadata a plain fast object (no hash-table properties), as the API server sent it', (t) => {
+  setFlagsFromString('--allow-natives-syntax');
+  const hasFastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean;
+  // Property order as the API server writes it: managedFields last but one.
+  const wire = JSON.parse(
+    JSON.stringify({
+      metadata: {
+        name: 'a',
+        namespace: 'ns',
+        uid: 'u-1',
+        resourceVersion: '7',
+        generation: 1,
+        creationTimestamp: '2026-01-01T00:00:00Z',
+        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}', 'warren.dev/connect-timeout': '5s' },
+        managedFields: [{ manager: 'kubectl', operation: 'Apply' }],
+        finalizers: ['warren.dev/cleanup'],
+      },
+      spec: { ingressClassName: CLASS_NAME },
+    }),
+  ) as V1Ingress;
+  t.true(hasFastProperties(wire.metadata!), 'parsed JSON starts fast');
+  trimForCache(wire);
+  t.true(hasFastProperties(wire.metadata!), 'metadata without managedFields');
+  t.true(hasFastProperties(wire.metadata!.annotations!), 'annotations without the last-applied copy');
+  t.deepEqual(Object.keys(wire.metadata!), ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'annotations', 'finalizers']);
 });
 
 test('status writes are left out of the changes, so the next incremental build keeps every route it had', (t) => {
@@ -122,7 +169,7 @@ test('status writes are left out of the changes, so the next incremental build k
     secrets: new Map(),
   });
   const take = () => ({ ingresses: ingresses.takeChanges(), ingressClasses: classes.takeChanges(), services: services.takeChanges(), endpointSlices: slices.takeChanges() });
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   take();
   const first = builder.build(snapshot());
   t.is(first.routes.length, 2 * count);

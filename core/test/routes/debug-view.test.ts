@@ -15,7 +15,7 @@ import { describeRouteTable, routeViewQuery, type RouteTableView } from '../../s
 import { RouteStore } from '../../src/routes/store.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
 import { runRoutesCommand } from '../../src/cli-routes.js';
-import { testSettings } from './support.js';
+import { testRoutingConfig } from './support.js';
 
 const SECRET_VALUE = 'c3VwZXItc2VjcmV0LWtleS1tYXRlcmlhbA==';
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
@@ -62,7 +62,7 @@ const OBJECTS = [
 ];
 
 async function startHealth(t: import('ava').ExecutionContext): Promise<{ url: string; store: RouteStore }> {
-  const settings = testSettings();
+  const settings = testRoutingConfig();
   const { snapshot } = snapshotFromObjects(OBJECTS);
   const store = new RouteStore();
   store.publish(new RouteTableBuilder(settings).build(snapshot));

@@ -22,7 +22,7 @@ import test from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { RouteTableBuilder } from '../../src/routes/build.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
-import { objectName, testSettings } from './support.js';
+import { objectName, testRoutingConfig } from './support.js';
 
 interface Case {
   host: string;
@@ -85,7 +85,7 @@ for (const file of files) {
   test(`${file}: ${s.description}`, (t) => {
     const { snapshot, problems } = snapshotFromObjects(objects);
     t.deepEqual(problems, [], 'fixture objects load');
-    const table = new RouteTableBuilder(testSettings(s.config ?? {}, s.plugins ?? {})).build(snapshot);
+    const table = new RouteTableBuilder(testRoutingConfig(s.config ?? {}, s.plugins ?? {})).build(snapshot);
 
     for (const c of s.cases ?? []) {
       const label = `${c.host} ${c.path}`;

@@ -14,7 +14,7 @@ import { CORE_ANNOTATIONS } from '../../src/routes/core-annotations.js';
 import { loadBuiltinManifests } from '../../src/plugins/builtin.js';
 import { RoutingPlugins } from '../../src/routes/plugins.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
-import { testSettings } from './support.js';
+import { testRoutingConfig } from './support.js';
 
 const CLASS = { kind: 'IngressClass', metadata: { name: 'cloudflare-tunnel' }, spec: { controller: 'warren.dev/ingress-controller' } };
 const SERVICE = { kind: 'Service', metadata: { name: 'echo', namespace: 'default' }, spec: { ports: [{ port: 80 }] } };
@@ -47,7 +47,7 @@ test('an Ingress with more paths than allowed is skipped whole with TooManyPaths
     ingress('large', 'large.test', 3000),
     ingress('small', 'small.test', 1),
   ]);
-  const table = new RouteTableBuilder(testSettings()).build(snapshot);
+  const table = new RouteTableBuilder(testRoutingConfig()).build(snapshot);
   t.deepEqual(
     table.diagnostics.map((d) => `${d.reason} ${d.object.name}`),
     ['TooManyPaths flood'],
@@ -70,7 +70,7 @@ test('a megabyte annotation value is refused with a short message and does not a
     ingress('huge', 'huge.test', 1, { 'warren.dev/idle-timeout': `${huge}s`, 'warren.dev/upstream-host': huge }),
     ingress('fine', 'fine.test', 1),
   ]);
-  const table = new RouteTableBuilder(testSettings()).build(snapshot);
+  const table = new RouteTableBuilder(testRoutingConfig()).build(snapshot);
   t.is(table.diagnostics.length, 2);
   for (const d of table.diagnostics) {
     t.is(d.reason, 'InvalidAnnotation');
@@ -87,7 +87,7 @@ test('thousands of Ingresses on one host resolve conflicts deterministically', (
     ing.metadata!.creationTimestamp = new Date(Date.UTC(2024, 0, 1, 0, 0, (i * 7919) % 2000));
     objects.push(ing);
   }
-  const table = new RouteTableBuilder(testSettings()).build(snapshotFromObjects(objects).snapshot);
+  const table = new RouteTableBuilder(testRoutingConfig()).build(snapshotFromObjects(objects).snapshot);
   t.is(table.match('crowded.test', '/p0')?.ingress.name, 'same-0000', 'the oldest (time 0) wins');
   t.is(table.diagnostics.filter((d) => d.reason === 'RouteConflict').length, 1999);
 });

@@ -11,7 +11,7 @@ import { RouteTableBuilder } from '../../src/routes/build.js';
 import { emptyRouteTable, routeChangesBetween } from '../../src/routes/table.js';
 import type { MutableClusterSnapshot, SnapshotChanges } from '../../src/routes/snapshot.js';
 import type { Route, RouteTable } from '../../src/routes/types.js';
-import { canonical, testSettings } from './support.js';
+import { canonical, testRoutingConfig } from './support.js';
 
 const HOSTS = ['a.test', 'b.test', '*.w.test', 'x.w.test', undefined] as const;
 const PATHS = ['/', '/api', '/api/', '/api/v1', '/static'] as const;
@@ -218,7 +218,7 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
         ingresses.forEach((s, i) => { world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s)); });
         services.forEach((s, i) => { world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s)); });
         slices.forEach((s, i) => { world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s)); });
-        const settings = testSettings({ proxy: { defaultBackend: { namespace: 'default', service: 's3', port: 80 } } });
+        const settings = testRoutingConfig({ proxy: { defaultBackend: { namespace: 'default', service: 's3', port: 80 } } });
         const diffing = new RouteTableBuilder(settings);
         const hinted = new RouteTableBuilder(settings);
         let before: RouteTable = diffing.build(world);
@@ -311,7 +311,7 @@ test('published tables never change when later builds happen (copy on write)', (
   world.endpointSlices.set('default/slice-0', makeSlice('slice-0', { service: 's0', portName: 'http', endpoints: [{ address: '198.18.0.2', ready: true, terminating: false }], bad: false }));
   world.ingresses.set('default/one', makeIngress('one', spec('a.test', 's0')));
   world.ingresses.set('default/two', makeIngress('two', spec('*.w.test', 's0')));
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   const first = builder.build(world);
   const before = answers(first);
   const firstRoutes = [...first.routes];
@@ -343,7 +343,7 @@ test('a changed EndpointSlice replaces only the routes of the Ingresses that use
       makeIngress(`ing-${i}`, { rules: [{ host: `h${i}.test`, paths: [{ path: '/', type: 'Prefix', service: svc, port: { number: 80 } }] }], defaultBackend: undefined, annotations: {}, className: 'warren', time: 0, tls: false }),
     );
   }
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   const first = builder.build(world);
   world.endpointSlices.set('default/slice-1', makeSlice('slice-1', { service: 's1', portName: '', endpoints: [{ address: '198.18.0.9', ready: true, terminating: false }], bad: false }));
   const second = builder.build(world, { endpointSlices: ['default/slice-1'] });

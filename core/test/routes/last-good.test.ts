@@ -13,7 +13,7 @@ import { snapshotFromObjects, type MutableClusterSnapshot } from '../../src/rout
 import { RouteEventsReporter } from '../../src/reconcile/route-events.js';
 import { failClosedCounts } from '../../src/reconcile/route-sync.js';
 import { MemoryEvents } from '../../src/proxy/testing.js';
-import { canonical, testSettings } from './support.js';
+import { canonical, testRoutingConfig } from './support.js';
 
 const KEY = 'default/shop';
 
@@ -64,7 +64,7 @@ const endpointsOf = (route: { backend: { endpoints: readonly { key: string }[] }
 
 test('a rejected edit of a routed Ingress keeps its last good version serving, with current endpoints', (t) => {
   const snapshot = world(ingress(1, '5s'));
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   let table = builder.build(snapshot);
   t.is(table.match('shop.example', '/')?.annotations['connect-timeout'], 5000);
 
@@ -85,7 +85,7 @@ test('a rejected edit of a routed Ingress keeps its last good version serving, w
 
   // The same routes a fresh build of the last good version gives.
   const routesOf = (x: ReturnType<typeof canonical>) => (x as { routes: unknown }).routes;
-  t.deepEqual(routesOf(canonical(table)), routesOf(canonical(new RouteTableBuilder(testSettings()).build(world(ingress(1, '5s'))))));
+  t.deepEqual(routesOf(canonical(table)), routesOf(canonical(new RouteTableBuilder(testRoutingConfig()).build(world(ingress(1, '5s'))))));
 
   // Endpoints keep following the cluster while the rejected version stands.
   snapshot.endpointSlices.set('default/web-1', slice('198.18.0.3', '198.18.0.4'));
@@ -116,7 +116,7 @@ test('without generations (objects from files) the Warning does not name any', (
     return object;
   };
   const snapshot = world(unversioned('5s', 'shop.example'));
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   builder.build(snapshot);
   snapshot.ingresses.set(KEY, unversioned('soon', 'new.example'));
   const table = builder.build(snapshot);
@@ -126,7 +126,7 @@ test('without generations (objects from files) the Warning does not name any', (
 });
 
 test('a new Ingress with an invalid annotation stays unrouted', (t) => {
-  const table = new RouteTableBuilder(testSettings()).build(world(ingress(1, 'soon')));
+  const table = new RouteTableBuilder(testRoutingConfig()).build(world(ingress(1, 'soon')));
   t.is(table.match('shop.example', '/'), undefined);
   t.regex(table.diagnostics.find((d) => d.reason === 'InvalidAnnotation')?.message ?? '', /all routes of this Ingress are skipped/);
 });
@@ -147,7 +147,7 @@ test('the last good version is dropped when the Ingress is deleted, recreated or
   ];
   for (const [name, change] of cases) {
     const snapshot = world(ingress(1, '5s'));
-    const builder = new RouteTableBuilder(testSettings());
+    const builder = new RouteTableBuilder(testRoutingConfig());
     t.truthy(builder.build(snapshot).match('shop.example', '/'), name);
     change(snapshot, builder);
     const table = builder.build(snapshot);
@@ -158,7 +158,7 @@ test('the last good version is dropped when the Ingress is deleted, recreated or
 
 test('no Synced event for a generation that was rejected while the last good one serves', async (t) => {
   const snapshot = world(ingress(1, '5s'));
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   const store = new RouteStore();
   const events = new MemoryEvents();
   const controller = new AbortController();
@@ -182,7 +182,7 @@ test('no Synced event for a generation that was rejected while the last good one
 
 test('the route table gauges count rejected Ingresses and unresolved routes', (t) => {
   const snapshot = world(ingress(1, '5s'));
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   t.deepEqual(failClosedCounts(builder.build(snapshot)), { rejectedIngresses: 0, unresolvedRoutes: 0 });
   snapshot.ingresses.set(KEY, ingress(2, '5 seconds'));
   const broken = ingress(1, '5s', { uid: 'uid-9', hosts: ['other.example'] });

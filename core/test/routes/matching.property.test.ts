@@ -9,7 +9,7 @@ import { RouteTableBuilder } from '../../src/routes/build.js';
 import { checkRuleHost, requestHost } from '../../src/routes/hosts.js';
 import { canonicalRequestTarget, checkRulePath } from '../../src/routes/paths.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
-import { testSettings } from './support.js';
+import { testRoutingConfig } from './support.js';
 
 type RuleHost = { kind: 'exact' | 'wildcard'; name: string } | { kind: 'none' };
 interface Rule {
@@ -160,7 +160,7 @@ function buildTable(rules: readonly Rule[], withDefault: boolean) {
       spec: { ingressClassName: 'cloudflare-tunnel', defaultBackend: backend },
     });
   }
-  return new RouteTableBuilder(testSettings()).build(snapshotFromObjects(objects).snapshot);
+  return new RouteTableBuilder(testRoutingConfig()).build(snapshotFromObjects(objects).snapshot);
 }
 
 function winnerIndex(id: string | undefined): number | undefined {
@@ -270,7 +270,7 @@ test('the builder never throws for arbitrary Ingress content, and every diagnost
         { kind: 'IngressClass', metadata: { name: 'cloudflare-tunnel' }, spec: { controller: 'warren.dev/ingress-controller' } },
         ...ingresses.map((ing, i) => ({ ...ing, metadata: typeof ing.metadata === 'object' && ing.metadata ? { ...ing.metadata, name: `i${i}` } : { name: `i${i}` } })),
       ];
-      const table = new RouteTableBuilder(testSettings()).build(snapshotFromObjects(objects).snapshot);
+      const table = new RouteTableBuilder(testRoutingConfig()).build(snapshotFromObjects(objects).snapshot);
       table.match(host, path);
       for (const d of table.diagnostics) {
         if (!d.object.name || !d.message.includes(d.object.name)) throw new Error(`diagnostic without object: ${JSON.stringify(d)}`);

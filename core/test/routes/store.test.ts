@@ -4,7 +4,7 @@ import { snapshotFromObjects } from '../../src/routes/snapshot.js';
 import { RouteStore } from '../../src/routes/store.js';
 import { emptyRouteTable } from '../../src/routes/table.js';
 import type { RouteTable } from '../../src/routes/types.js';
-import { testSettings } from './support.js';
+import { testRoutingConfig } from './support.js';
 
 function world(hosts: readonly string[]) {
   return snapshotFromObjects([
@@ -25,7 +25,7 @@ test('starts with an empty table of generation 0 and swaps to each published tab
   const store = new RouteStore();
   t.is(store.current.generation, 0);
   t.is(store.current.match('a.test', '/'), undefined);
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   const first = builder.build(world(['a.test']));
   t.true(store.publish(first));
   t.is(store.current, first);
@@ -94,7 +94,7 @@ test('breaking out of iteration unsubscribes', async (t) => {
 
 test('waitFor resolves with the first matching table, now or later, and times out otherwise', async (t) => {
   const store = new RouteStore();
-  const builder = new RouteTableBuilder(testSettings());
+  const builder = new RouteTableBuilder(testRoutingConfig());
   const immediate = await store.waitFor((table) => table.generation === 0);
   t.is(immediate.generation, 0);
 
@@ -122,8 +122,8 @@ test('waitFor resolves with the first matching table, now or later, and times ou
 
 test('builders started later continue the generation sequence', (t) => {
   const store = new RouteStore();
-  store.publish(new RouteTableBuilder(testSettings()).build(world(['a.test'])));
-  const replacement = new RouteTableBuilder(testSettings({ ingressClass: { watchWithoutClass: true } }), {
+  store.publish(new RouteTableBuilder(testRoutingConfig()).build(world(['a.test'])));
+  const replacement = new RouteTableBuilder(testRoutingConfig({ ingressClass: { watchWithoutClass: true } }), {
     firstGeneration: store.current.generation + 1,
   });
   t.true(store.publish(replacement.build(world(['a.test']))));

@@ -93,7 +93,7 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
 ];
 
 /** Builder settings from raw settings plus the names of test plugins to switch on or off. */
-export function testSettings(config: unknown = {}, plugins: { enable?: readonly string[]; disable?: readonly string[] } = {}): RoutingConfig {
+export function testRoutingConfig(config: unknown = {}, plugins: { enable?: readonly string[]; disable?: readonly string[] } = {}): RoutingConfig {
   const parsed = parseConfig(config);
   const enabled = TEST_MANIFESTS.filter((m) =>
     plugins.disable?.includes(m.name) ? false : plugins.enable?.includes(m.name) ? true : m.enabledByDefault === true,
