@@ -130,7 +130,9 @@ function ingressBody(i: number, host = `app-${i}.bench.example`): V1Ingress {
     metadata: { name: `app-${i}`, namespace: ns(s) },
     spec: {
       ingressClassName: 'cloudflare-tunnel',
-      rules: [{ host, http: { paths: ['/', '/api', '/static', '/v1', '/assets', '/img', '/auth', '/docs'].slice(0, PATHS).map((path) => ({ path, pathType: 'Prefix', backend })) } }],
+      rules: [
+        { host, http: { paths: ['/', '/api', '/static', '/v1', '/assets', '/img', '/auth', '/docs'].slice(0, PATHS).map((path) => ({ path, pathType: 'Prefix', backend })) } },
+      ],
     },
   };
 }
@@ -168,7 +170,10 @@ function residentByMapping(): Array<[string, number]> {
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
     if (rss) totals.set(current, (totals.get(current) ?? 0) + Number(rss[1]) / 1024);
   }
-  return [...totals].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 1).map(([k, v]) => [k, Math.round(v)]);
+  return [...totals]
+    .sort((a, b) => b[1] - a[1])
+    .filter(([, v]) => v >= 1)
+    .map(([k, v]) => [k, Math.round(v)]);
 }
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
@@ -195,9 +200,14 @@ async function startOrigins(addresses: readonly string[]): Promise<{ port: numbe
         await once(server, 'listening');
         port = (server.address() as { port: number }).port;
       }
-      return { port, close: () => servers.forEach((x) => x.close()) };
+      return {
+        port,
+        close: () => {
+          for (const x of servers) x.close();
+        },
+      };
     } catch {
-      servers.forEach((x) => x.close());
+      for (const x of servers) x.close();
     }
   }
   throw new Error('no free port for the loopback origins');
@@ -221,7 +231,11 @@ if (args.child) {
     const serviceIds = Array.from({ length: SERVICES }, (_, s) => s);
     await pool(serviceIds, 16, (s) => admin.core.createNamespacedService({ namespace: ns(s), body: serviceBody(s) }));
     await pool(serviceIds, 16, (s) => admin.discovery.createNamespacedEndpointSlice({ namespace: ns(s), body: sliceBody(s) }));
-    await pool(Array.from({ length: INGRESSES }, (_, i) => i), 16, (i) => admin.networking.createNamespacedIngress({ namespace: ns(i % SERVICES), body: ingressBody(i) }));
+    await pool(
+      Array.from({ length: INGRESSES }, (_, i) => i),
+      16,
+      (i) => admin.networking.createNamespacedIngress({ namespace: ns(i % SERVICES), body: ingressBody(i) }),
+    );
     const setupSeconds = (performance.now() - setupStarted) / 1000;
     // The controller runs in a child process so its memory is measured alone, authenticating with the
     // least-privilege ServiceAccount token of deploy/rbac.yaml.
@@ -236,7 +250,13 @@ if (args.child) {
       child.once('message', (m) => resolve(m as { lines: string[] }));
       child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
     });
-    child.send({ adminConfig: server.adminConfig().exportConfig(), controllerConfig, controllerNamespace: harness.CONTROLLER_NAMESPACE, setupSeconds, originPort } satisfies ChildInput);
+    child.send({
+      adminConfig: server.adminConfig().exportConfig(),
+      controllerConfig,
+      controllerNamespace: harness.CONTROLLER_NAMESPACE,
+      setupSeconds,
+      originPort,
+    } satisfies ChildInput);
     const { lines } = await result;
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
@@ -344,8 +364,7 @@ async function runController(input: ChildInput): Promise<string[]> {
           if (status === 200) {
             samples.push(performance.now() - t);
             startedAt.push(t);
-          }
-          else failed.set(status, (failed.get(status) ?? 0) + 1);
+          } else failed.set(status, (failed.get(status) ?? 0) + 1);
         }
       }),
     );
@@ -488,7 +507,11 @@ async function runController(input: ChildInput): Promise<string[]> {
       (w % 2 === 0 ? alternated.withChanges : alternated.without)[w >> 1]!.push(samples[i]!);
     }
   }
-  const p99 = (samples: readonly number[]) => percentile([...samples].sort((a, b) => a - b), 99);
+  const p99 = (samples: readonly number[]) =>
+    percentile(
+      [...samples].sort((a, b) => a - b),
+      99,
+    );
 
   const trafficAtEnd = await everyHost([...hostsAtStart, ...Array.from({ length: ITERATIONS }, (_, k) => `new-${k}.bench.example`)]);
   gc();
@@ -532,7 +555,12 @@ async function runController(input: ChildInput): Promise<string[]> {
     `| external / arrayBuffers after changes | ${mb(after.external)} MB / ${mb(after.arrayBuffers)} MB |`,
     `| V8 heap reserved right after the changes: total / new space / old space | ${mb(after.heapTotal)} MB / ${mb(reservedAfter.new)} MB / ${mb(reservedAfter.old)} MB |`,
     `| process CPU (user + system) over the ${ITERATIONS * 3} changes, until compiled, incl. the bench's own API writes | ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms in ${(changesMs / 1000).toFixed(1)} s: ${((cpu.user + cpu.system) / 1000 / (ITERATIONS * 3)).toFixed(2)} ms per change |`,
-    ...(smapsAfter && smapsSettled ? ['', `Resident memory by mapping, MB (after the changes → settled): ${smapsAfter.map(([k, v]) => `${k} ${v} → ${smapsSettled.find(([n]) => n === k)?.[1] ?? 0}`).join(', ')}`] : []),
+    ...(smapsAfter && smapsSettled
+      ? [
+          '',
+          `Resident memory by mapping, MB (after the changes → settled): ${smapsAfter.map(([k, v]) => `${k} ${v} → ${smapsSettled.find(([n]) => n === k)?.[1] ?? 0}`).join(', ')}`,
+        ]
+      : []),
     '',
     'Latency from the API write (client side, before the request) to the change being visible, ms:',
     '',
@@ -568,7 +596,10 @@ async function runController(input: ChildInput): Promise<string[]> {
           summary('with changes', alternated.withChanges.flat()),
           summary('without changes', alternated.without.flat()),
           '',
-          `p99 per round, with / without changes: ${alternated.withChanges.map((w, r) => `${p99(w).toFixed(1)} / ${p99(alternated!.without[r]!).toFixed(1)}`).join(', ')}; median ratio ${percentile(alternated.withChanges.map((w, r) => p99(w) / p99(alternated!.without[r]!)).sort((a, b) => a - b), 50).toFixed(2)}. Not answered 200: ${failures(alternated.failed)}.`,
+          `p99 per round, with / without changes: ${alternated.withChanges.map((w, r) => `${p99(w).toFixed(1)} / ${p99(alternated!.without[r]!).toFixed(1)}`).join(', ')}; median ratio ${percentile(
+            alternated.withChanges.map((w, r) => p99(w) / p99(alternated!.without[r]!)).sort((a, b) => a - b),
+            50,
+          ).toFixed(2)}. Not answered 200: ${failures(alternated.failed)}.`,
         ]
       : []),
     '',

@@ -159,8 +159,10 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, reso
   else provideKubernetes(container);
   provideServers(container);
   provideProxy(container);
-  provideRunnable(container, 'control-plugin-lifecycle', (c) =>
-    new ControlPluginLifecycle({ plugins: c.resolve(PARTS.ControlPlugins), logger, secrets: c.resolve(TOKENS.Secrets), events: c.resolve(TOKENS.Events) }),
+  provideRunnable(
+    container,
+    'control-plugin-lifecycle',
+    (c) => new ControlPluginLifecycle({ plugins: c.resolve(PARTS.ControlPlugins), logger, secrets: c.resolve(TOKENS.Secrets), events: c.resolve(TOKENS.Events) }),
   );
   const credentials = provideTunnel(container, { credentials: edge?.credentials, cluster: !local });
   if (edge) logFolderModeEdge(logger, edge.kind, effective, edge.simulator, credentials);
@@ -236,7 +238,7 @@ async function announceLocalMode(warren: Warren, signal: AbortSignal): Promise<v
     `Edit the manifests in ${folder} to change routing live. Ctrl-C stops.`,
     '',
   ];
-  process.stderr.write(lines.join('\n') + '\n');
+  process.stderr.write(`${lines.join('\n')}\n`);
 }
 
 /** One request path per exact host that the table routes: `/` when routed, else the host's shortest rule path. */
@@ -249,4 +251,3 @@ export function examplePaths(table: RouteTable): Array<[host: string, path: stri
   }
   return [...best].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
-

@@ -102,7 +102,7 @@ interface ConnectorSignals {
  * Any other connector failure rejects.
  */
 export async function runResolvedTunnel(options: TunnelRunnerOptions, signal: AbortSignal): Promise<void> {
-  const { lifecycle, logger } = options;
+  const { logger } = options;
   let current = options.initial;
   while (!signal.aborted) {
     const connectorRun = linkedAbort(signal);

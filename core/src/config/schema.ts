@@ -15,24 +15,15 @@ import { duration } from './duration.js';
  * own strict schema (see `plugin-api/manifest.ts`).
  */
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/]+):\d{1,5}$/, 'host:port such as "127.0.0.1:7844" or "[::1]:7844"');
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/]+):\d{1,5}$/, 'host:port such as "127.0.0.1:7844" or "[::1]:7844"');
 
 const listenAddress = hostPort.describe('Address to listen on, host:port');
 
 export const ingressClassSchema = z
   .object({
     name: z.string().min(1).default('cloudflare-tunnel').describe('IngressClass name that selects Warren'),
-    controller: z
-      .string()
-      .min(1)
-      .default('warren.dev/ingress-controller')
-      .describe('IngressClass spec.controller value that Warren owns'),
-    watchWithoutClass: z
-      .boolean()
-      .default(false)
-      .describe('Also take Ingresses that name no class at all (and no default class exists)'),
+    controller: z.string().min(1).default('warren.dev/ingress-controller').describe('IngressClass spec.controller value that Warren owns'),
+    watchWithoutClass: z.boolean().default(false).describe('Also take Ingresses that name no class at all (and no default class exists)'),
   })
   .strict();
 
@@ -40,10 +31,7 @@ export const leaderElectionSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Elect a leader through a coordination.k8s.io Lease'),
     leaseName: z.string().min(1).default('warren-leader').describe('Lease object name'),
-    leaseNamespace: z
-      .string()
-      .optional()
-      .describe('Lease namespace; defaults to the pod namespace (POD_NAMESPACE) or "default"'),
+    leaseNamespace: z.string().optional().describe('Lease namespace; defaults to the pod namespace (POD_NAMESPACE) or "default"'),
     leaseDuration: duration().default(15_000).describe('How long a lease is valid without renewal'),
     renewDeadline: duration().default(10_000).describe('How long the leader keeps retrying renewal before it steps down'),
     retryPeriod: duration().default(2_000).describe('Interval between acquire and renew attempts'),
@@ -52,22 +40,11 @@ export const leaderElectionSchema = z
 
 export const kubernetesSchema = z
   .object({
-    kubeconfig: z
-      .string()
-      .optional()
-      .describe('Path of a kubeconfig file; default: in-cluster service account, then $KUBECONFIG, then ~/.kube/config'),
-    namespaces: z
-      .array(z.string().min(1))
-      .default([])
-      .describe('Watch only these namespaces (empty: all namespaces)'),
+    kubeconfig: z.string().optional().describe('Path of a kubeconfig file; default: in-cluster service account, then $KUBECONFIG, then ~/.kube/config'),
+    namespaces: z.array(z.string().min(1)).default([]).describe('Watch only these namespaces (empty: all namespaces)'),
     leaderElection: leaderElectionSchema.default(leaderElectionSchema.parse({})),
-    publishHostname: z
-      .string()
-      .optional()
-      .describe('Hostname written to Ingress status instead of <tunnel-id>.cfargotunnel.com'),
-    resyncBurstWindow: duration()
-      .default(50)
-      .describe('How long the work queue waits to coalesce a burst of changes into one route-table build'),
+    publishHostname: z.string().optional().describe('Hostname written to Ingress status instead of <tunnel-id>.cfargotunnel.com'),
+    resyncBurstWindow: duration().default(50).describe('How long the work queue waits to coalesce a burst of changes into one route-table build'),
   })
   .strict();
 
@@ -91,21 +68,12 @@ export const tunnelSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Run the in-process Cloudflare Tunnel connector'),
     tokenFile: z.string().optional().describe('File holding a tunnel token (alternative: env TUNNEL_TOKEN)'),
-    credentialsFile: z
-      .string()
-      .optional()
-      .describe('File holding tunnel credentials JSON (AccountTag, TunnelSecret, TunnelID)'),
+    credentialsFile: z.string().optional().describe('File holding tunnel credentials JSON (AccountTag, TunnelSecret, TunnelID)'),
     haConnections: z.number().int().min(1).max(16).default(4).describe('Connections to the edge per replica'),
     region: z.string().optional().describe('Edge region prefix for SRV discovery, e.g. "us"'),
     edgeIpVersion: z.enum(['auto', '4', '6']).default('auto').describe('IP family preference for edge addresses'),
-    edgeAddresses: z
-      .array(hostPort)
-      .default([])
-      .describe('Static edge addresses used instead of DNS discovery (tests, unusual networks)'),
-    edgeCaFile: z
-      .string()
-      .optional()
-      .describe('PEM bundle that replaces the trusted roots for the edge (tests, unusual networks)'),
+    edgeAddresses: z.array(hostPort).default([]).describe('Static edge addresses used instead of DNS discovery (tests, unusual networks)'),
+    edgeCaFile: z.string().optional().describe('PEM bundle that replaces the trusted roots for the edge (tests, unusual networks)'),
     rpcTimeout: duration().default(15_000).describe('Timeout for a registration or unregistration RPC'),
     maxConcurrentStreams: z
       .number()
@@ -133,12 +101,7 @@ export const tunnelSchema = z
       .describe(
         'Request-body bytes one edge connection may hold unread (received, or allowed by the stream windows of bodies nobody reads yet). Past it the connection lowers its stream window; when even 16 KiB per unread body does not fit, new uploads on it are answered 503 with Retry-After',
       ),
-    requestBodyBufferTotalBytes: z
-      .number()
-      .int()
-      .min(1_048_576)
-      .default(33_554_432)
-      .describe('The same bound over every edge connection of the replica together'),
+    requestBodyBufferTotalBytes: z.number().int().min(1_048_576).default(33_554_432).describe('The same bound over every edge connection of the replica together'),
     clientVersion: z
       .string()
       .regex(/^[\x21-\x7e]{1,64}$/, 'must be 1-64 printable ASCII characters without spaces')
@@ -170,7 +133,9 @@ const cloudflareRateLimitSchema = z
       .int()
       .min(2)
       .default(1200)
-      .describe('Most Cloudflare API requests in any window (Cloudflare allows 1,200 per 5 minutes per user, over all of its tokens: lower this when other tools act as the same user)'),
+      .describe(
+        'Most Cloudflare API requests in any window (Cloudflare allows 1,200 per 5 minutes per user, over all of its tokens: lower this when other tools act as the same user)',
+      ),
     window: duration().default(300_000).describe('Length of the rate-limit window'),
     burst: z.number().int().min(1).default(100).describe('Requests that may be sent back to back before pacing starts'),
   })
@@ -181,18 +146,9 @@ export const cloudflareSchema = z
     accountId: z.string().optional().describe('Cloudflare account id (tunnel management mode)'),
     tunnelName: z.string().optional().describe('Tunnel to find or create by name (tunnel management mode)'),
     apiTokenFile: z.string().optional().describe('File holding the API token (alternative: env CLOUDFLARE_API_TOKEN)'),
-    apiBaseUrl: z
-      .url()
-      .default('https://api.cloudflare.com/client/v4')
-      .describe('Cloudflare API base URL'),
-    credentialsSecretName: z
-      .string()
-      .default('warren-tunnel-credentials')
-      .describe('Secret (in the controller namespace) where a created tunnel\'s credentials are stored'),
-    deleteTunnelOnUninstall: z
-      .boolean()
-      .default(false)
-      .describe('Delete the tunnel when the controller is uninstalled (never by default)'),
+    apiBaseUrl: z.url().default('https://api.cloudflare.com/client/v4').describe('Cloudflare API base URL'),
+    credentialsSecretName: z.string().default('warren-tunnel-credentials').describe("Secret (in the controller namespace) where a created tunnel's credentials are stored"),
+    deleteTunnelOnUninstall: z.boolean().default(false).describe('Delete the tunnel when the controller is uninstalled (never by default)'),
     tunnelCheckInterval: duration()
       .pipe(z.number().min(1_000, 'at least 1s'))
       .default(5 * 60_000)
@@ -215,9 +171,7 @@ const backendRefSchema = z
 export const proxySchema = z
   .object({
     connectTimeout: duration().default(30_000).describe('Upstream connect timeout (cloudflared origin default 30s)'),
-    responseHeaderTimeout: duration()
-      .default(100_000)
-      .describe('Time to wait for the upstream response head (the edge gives up after about 100s)'),
+    responseHeaderTimeout: duration().default(100_000).describe('Time to wait for the upstream response head (the edge gives up after about 100s)'),
     idleTimeout: duration().default(90_000).describe('Idle time after which an exchange or pooled connection is closed'),
     requestBodyTimeout: duration()
       .default(60_000)
@@ -228,10 +182,10 @@ export const proxySchema = z
       .min(0)
       .max(1_048_576)
       .default(65_536)
-      .describe('Request bodies with a Content-Length up to this size are read whole before an upstream connection is taken, so a slow client holds no pool slot; 0 = always stream'),
-    upstreamQueueTimeout: duration()
-      .default(10_000)
-      .describe('Longest wait for a free connection (or HTTP/2 stream) to an endpoint; then 503 with Retry-After'),
+      .describe(
+        'Request bodies with a Content-Length up to this size are read whole before an upstream connection is taken, so a slow client holds no pool slot; 0 = always stream',
+      ),
+    upstreamQueueTimeout: duration().default(10_000).describe('Longest wait for a free connection (or HTTP/2 stream) to an endpoint; then 503 with Retry-After'),
     maxQueuedRequests: z
       .number()
       .int()
@@ -244,17 +198,12 @@ export const proxySchema = z
       .min(0.05)
       .max(1)
       .default(0.5)
-      .describe('Share of an endpoint\'s connections that requests still streaming their body from the client may hold; the rest stay free for other requests'),
+      .describe("Share of an endpoint's connections that requests still streaming their body from the client may hold; the rest stay free for other requests"),
     loadBalancing: z
       .enum(['least-request', 'round-robin'])
       .default('least-request')
       .describe('Endpoint choice: least outstanding requests with random tie-break, or round robin'),
-    maxHeaderBytes: z
-      .number()
-      .int()
-      .positive()
-      .default(65_536)
-      .describe('Largest request header block accepted (bytes); larger gets 431'),
+    maxHeaderBytes: z.number().int().positive().default(65_536).describe('Largest request header block accepted (bytes); larger gets 431'),
     maxRequestHeaders: z.number().int().positive().default(256).describe('Most request header fields accepted'),
     preserveHost: z.boolean().default(true).describe('Send the client Host to the upstream'),
     paths: z
@@ -264,25 +213,19 @@ export const proxySchema = z
           .default('reject')
           .describe('Request paths with %2F, %5C, a raw backslash or a double-encoded dot or slash (%252E…): answer 400, or keep them as data'),
         mergeSlashes: z.boolean().default(true).describe('Merge runs of "/" in request paths before matching and forwarding'),
-        maxLength: z
-          .number()
-          .int()
-          .min(256)
-          .max(1_048_576)
-          .default(16_384)
-          .describe('Longest request target (path and query) accepted, in characters; longer gets 414'),
+        maxLength: z.number().int().min(256).max(1_048_576).default(16_384).describe('Longest request target (path and query) accepted, in characters; longer gets 414'),
       })
       .strict()
       .default({ ambiguousEncodings: 'reject', mergeSlashes: true, maxLength: 16_384 })
       .describe('How request paths are canonicalised before routing (docs/proxy.md, Security model)'),
-    defaultBackend: backendRefSchema
-      .optional()
-      .describe('Controller-wide default backend for requests no Ingress matches'),
+    defaultBackend: backendRefSchema.optional().describe('Controller-wide default backend for requests no Ingress matches'),
     retries: z.number().int().min(0).max(5).default(2).describe('Other endpoints tried after a connect failure (safe methods)'),
     errorDetails: z
       .boolean()
       .default(false)
-      .describe('Show the cause of a 502/503/504 (Service, namespace, upstream error) in Warren\'s error pages instead of a fixed sentence; for development only, never on a public hostname'),
+      .describe(
+        "Show the cause of a 502/503/504 (Service, namespace, upstream error) in Warren's error pages instead of a fixed sentence; for development only, never on a public hostname",
+      ),
     accessLog: z
       .object({
         enabled: z.boolean().default(true),
@@ -296,7 +239,7 @@ export const proxySchema = z
           .boolean()
           .default(false)
           .describe(
-            'Label request metrics with the route\'s namespace, Ingress, Service and host (series per Ingress and host, up to maxRouteLabelSets); off: one set of series for all traffic',
+            "Label request metrics with the route's namespace, Ingress, Service and host (series per Ingress and host, up to maxRouteLabelSets); off: one set of series for all traffic",
           ),
         maxRouteLabelSets: z
           .number()
@@ -308,7 +251,7 @@ export const proxySchema = z
       })
       .strict()
       .default({ routeLabels: false, maxRouteLabelSets: 200 })
-      .describe('Cardinality of the proxy\'s request metrics (docs/metrics.md)'),
+      .describe("Cardinality of the proxy's request metrics (docs/metrics.md)"),
   })
   .strict();
 
@@ -319,38 +262,31 @@ const serverSchema = z
       .boolean()
       .default(true)
       .describe('Serve the read-only route table view GET /debug/routes on server.listen (hosts, Services, pod addresses; never Secret contents)'),
-    proxyListen: listenAddress
-      .optional()
-      .describe('Plain-HTTP entry point into the proxy pipeline (tests and local debugging; off by default)'),
+    proxyListen: listenAddress.optional().describe('Plain-HTTP entry point into the proxy pipeline (tests and local debugging; off by default)'),
   })
   .strict();
 
 const localSchema = z
   .object({
-    eyeballListen: listenAddress
-      .default('127.0.0.1:8080')
-      .describe('Local mode: where the built-in edge simulator accepts client requests'),
+    eyeballListen: listenAddress.default('127.0.0.1:8080').describe('Local mode: where the built-in edge simulator accepts client requests'),
   })
   .strict();
 
 export const pluginToggleSchema = z
   .object({ enabled: z.boolean().describe('Register this plugin') })
   .catchall(z.unknown())
-  .describe('Plugin settings: `enabled` plus the keys of the plugin\'s own schema');
+  .describe("Plugin settings: `enabled` plus the keys of the plugin's own schema");
 
 export const extraPluginSchema = z
   .object({
     package: z.string().min(1).describe('npm package name whose default export is a Warren plugin module'),
-    config: z.record(z.string(), z.unknown()).default({}).describe('Settings for the plugin\'s own schema'),
+    config: z.record(z.string(), z.unknown()).default({}).describe("Settings for the plugin's own schema"),
   })
   .strict();
 
 export const configSchema = z
   .object({
-    logLevel: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-      .default('info')
-      .describe('Log level'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
     ingressClass: ingressClassSchema.default(ingressClassSchema.parse({})),
     source: sourceSchema.default(sourceSchema.parse({})),
     kubernetes: kubernetesSchema.default(kubernetesSchema.parse({})),
@@ -359,9 +295,7 @@ export const configSchema = z
     proxy: proxySchema.default(proxySchema.parse({})),
     server: serverSchema.default(serverSchema.parse({})),
     local: localSchema.default(localSchema.parse({})),
-    shutdownGracePeriod: duration()
-      .default(25_000)
-      .describe('How long in-flight requests may finish after SIGTERM'),
+    shutdownGracePeriod: duration().default(25_000).describe('How long in-flight requests may finish after SIGTERM'),
     plugins: z
       .record(z.string().regex(/^[a-z][a-z0-9-]*$/), pluginToggleSchema)
       .default({})

@@ -132,8 +132,7 @@ export class Manager {
   }
 
   /** Readiness check for the health server: fails until started and as soon as the stop begins. */
-  readonly readinessCheck: HealthCheck = () =>
-    this.#phase === 'running' ? true : this.#phase === 'stopping' || this.#phase === 'stopped' ? 'shutting down' : 'starting';
+  readonly readinessCheck: HealthCheck = () => (this.#phase === 'running' ? true : this.#phase === 'stopping' || this.#phase === 'stopped' ? 'shutting down' : 'starting');
 
   /** Starts everything, runs until `signal` aborts (or a runnable fails), then stops everything in order. */
   async run(signal: AbortSignal): Promise<void> {
@@ -143,7 +142,13 @@ export class Manager {
     const stop = AbortSignal.any([signal, this.#failed.signal]);
     const groups: Record<RunnableGroup, NamedRunnable[]> = { handlers: [], servers: [], caches: [], others: [], leader: [] };
     for (const r of this.#runnables) groups[groupOf(r.runnable)].push(r);
-    const controllers = { handlers: new AbortController(), servers: new AbortController(), caches: new AbortController(), others: new AbortController(), elector: new AbortController() };
+    const controllers = {
+      handlers: new AbortController(),
+      servers: new AbortController(),
+      caches: new AbortController(),
+      others: new AbortController(),
+      elector: new AbortController(),
+    };
     const running = { handlers: [] as Running[], servers: [] as Running[], caches: [] as Running[], others: [] as Running[] };
     let electorDone: Promise<void> = Promise.resolve();
     let unsubscribe: (() => void) | undefined;
@@ -223,7 +228,8 @@ export class Manager {
         clearTimeout(timer);
         this.#leaderController = undefined;
         this.#leaderRuns = [];
-        if (pending.size > 0) this.#o.logger.warn({ runnables: [...pending], timeoutMs }, 'leader-only runnables did not stop in time after leadership was lost; abandoning them');
+        if (pending.size > 0)
+          this.#o.logger.warn({ runnables: [...pending], timeoutMs }, 'leader-only runnables did not stop in time after leadership was lost; abandoning them');
         else this.#o.logger.info('stopped leader-only runnables');
       }
     });
@@ -238,10 +244,7 @@ export class Manager {
   async #bounded(what: string, work: Promise<unknown>, deadline: number): Promise<void> {
     const remaining = deadline - Date.now();
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      work.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, remaining)))),
-    ]);
+    const timedOut = await Promise.race([work.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, remaining))))]);
     clearTimeout(timer);
     if (timedOut) this.#o.logger.warn({ step: what }, 'did not stop within the shutdown grace period; continuing');
   }

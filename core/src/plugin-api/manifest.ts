@@ -101,7 +101,6 @@ export interface ProtocolTraits {
   readonly ports?: readonly number[];
 }
 
-
 /** A manifest with the schema of the plugin's config and the token its class injects it through. */
 export interface DeclaredManifest<K extends PluginKind = PluginKind, S extends z.ZodType = z.ZodType> extends PluginManifest<K> {
   /** Config schema (strict, defaults here and nowhere else). Core parses the config with it; `enabled` is removed first. */

@@ -37,7 +37,10 @@ export type PluginModule<S extends z.ZodType = z.ZodType> = UpstreamPluginModule
  * @example
  * export default definePlugin({ manifest, plugin: RequestIdPlugin });
  */
-export function definePlugin<S extends z.ZodType>(module: { readonly manifest: DeclaredManifest<UpstreamKind, S>; readonly plugin: PluginClass<UpstreamPlugin> }): UpstreamPluginModule<S>;
+export function definePlugin<S extends z.ZodType>(module: {
+  readonly manifest: DeclaredManifest<UpstreamKind, S>;
+  readonly plugin: PluginClass<UpstreamPlugin>;
+}): UpstreamPluginModule<S>;
 export function definePlugin<S extends z.ZodType>(module: {
   readonly manifest: DeclaredManifest<'control', S>;
   readonly plugin: PluginClass<ControlPlugin>;

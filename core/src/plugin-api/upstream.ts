@@ -310,6 +310,4 @@ export interface SentResponse {
  * optional plain `body`); after it, `trailers` that end the response (used only when the sent head allows
  * trailers; otherwise the response is reset, as without an answer).
  */
-export type ErrorAnswer =
-  | { readonly status: number; readonly headers: RawHeaders; readonly body?: string | undefined }
-  | { readonly trailers: RawHeaders };
+export type ErrorAnswer = { readonly status: number; readonly headers: RawHeaders; readonly body?: string | undefined } | { readonly trailers: RawHeaders };

@@ -19,9 +19,7 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = Object.freeze({
  * Imports every built-in plugin package and returns the manifests that load, without registering anything.
  * Packages that fail to import are skipped: the result only improves diagnostics for disabled plugins.
  */
-export async function loadBuiltinManifests(
-  importer: (packageName: string) => Promise<unknown> = (name) => import(name),
-): Promise<PluginManifest[]> {
+export async function loadBuiltinManifests(importer: (packageName: string) => Promise<unknown> = (name) => import(name)): Promise<PluginManifest[]> {
   const manifests: PluginManifest[] = [];
   for (const pkg of Object.values(BUILTIN_PLUGINS)) {
     try {

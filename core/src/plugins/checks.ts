@@ -124,7 +124,10 @@ const CHECKS: readonly Check[] = [checkId, checkKind, checkOrder, checkCoreRange
 export function checkPlugins(candidates: readonly PluginCandidate[]): void {
   const claims: Claims = { ids: new Map(), annotations: new Map(), protocols: new Map() };
   for (const candidate of candidates) for (const check of CHECKS) check(candidate, claims);
-  for (const { module: { manifest: m }, source } of candidates) {
+  for (const {
+    module: { manifest: m },
+    source,
+  } of candidates) {
     for (const dep of m.dependsOn ?? []) {
       if (!claims.ids.has(dep)) {
         throw new WarrenError(ErrorCode.PluginDependency, `plugin ${m.id} (${source}) needs plugin ${dep}, which is not enabled`, { terminal: true });

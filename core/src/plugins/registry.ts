@@ -93,9 +93,7 @@ function registerUpstream(container: DependencyContainer, manifest: PluginManife
 
 /** Chain order: kind (transport, protocol, policy, control), then `order`, then `id`. */
 export function compareManifests(a: PluginManifest, b: PluginManifest): number {
-  return (
-    PLUGIN_KINDS.indexOf(a.kind) - PLUGIN_KINDS.indexOf(b.kind) || a.order - b.order || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-  );
+  return PLUGIN_KINDS.indexOf(a.kind) - PLUGIN_KINDS.indexOf(b.kind) || a.order - b.order || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function parsePluginConfig(module: PluginModule, raw: Record<string, unknown>, path: string): unknown {

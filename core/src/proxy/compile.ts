@@ -1,18 +1,18 @@
 import { ErrorCode, WarrenError, isWarrenError } from '../errors.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
-import type {
-  ErrorAnswer,
-  FailedExchange,
-  RouteBinding,
-  TransportProfile,
-  UpstreamDispatch,
-  UpstreamInterceptor,
-  UpstreamPlugin,
-} from '../plugin-api/upstream.js';
+import type { ErrorAnswer, FailedExchange, RouteBinding, TransportProfile, UpstreamDispatch, UpstreamInterceptor, UpstreamPlugin } from '../plugin-api/upstream.js';
 import { AUTO_PROTOCOL } from '../routes/core-annotations.js';
 import { HTTP_PROTOCOL, ProtocolCatalog } from '../routes/protocol.js';
 import type { Route } from '../routes/types.js';
-import { CONNECT_TIMEOUT, IDLE_TIMEOUT, LOAD_BALANCING, REQUEST_BODY_TIMEOUT, RESPONSE_HEADER_TIMEOUT, UPSTREAM_HOST, UPSTREAM_QUEUE_TIMEOUT } from '../routes/core-annotations.js';
+import {
+  CONNECT_TIMEOUT,
+  IDLE_TIMEOUT,
+  LOAD_BALANCING,
+  REQUEST_BODY_TIMEOUT,
+  RESPONSE_HEADER_TIMEOUT,
+  UPSTREAM_HOST,
+  UPSTREAM_QUEUE_TIMEOUT,
+} from '../routes/core-annotations.js';
 import type { ErrorMapper } from './errors.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
 import { endpointOrigin, poolKey, type PoolOpener } from './transport.js';
@@ -190,11 +190,7 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
       if (binding) bound.push({ entry, binding });
     }
     if (!CORE_PROTOCOLS.has(route.protocol) && !bound.some((b) => b.entry.manifest.protocols?.includes(route.protocol))) {
-      throw new WarrenError(
-        ErrorCode.UpstreamConnect,
-        `backend protocol "${route.protocol}" of route ${route.id} is served by no enabled plugin`,
-        { status: 502 },
-      );
+      throw new WarrenError(ErrorCode.UpstreamConnect, `backend protocol "${route.protocol}" of route ${route.id} is served by no enabled plugin`, { status: 502 });
     }
     for (const { entry, binding } of bound) entry.plugin.configureTransport?.(binding, profile);
     profile = normalizeProfile(profile, route);

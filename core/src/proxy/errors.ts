@@ -47,9 +47,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.ShuttingDown]: 503,
 };
 
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ENETDOWN',
-]);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ENETDOWN']);
 const RESET_CODES = new Set(['ECONNRESET', ORIGIN_RESET, 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_SESSION_ERROR']);
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|ERR_OSSL_)/;
 
@@ -185,7 +183,7 @@ export function failExchange(exchange: Exchange, error: unknown, options: FailOp
       reference,
     });
     if (exchange.responded) {
-      if (answer && 'trailers' in answer && sent && sent.head.trailers && !sent.sink.writableEnded && !sent.sink.destroyed) {
+      if (answer && 'trailers' in answer && sent?.head.trailers && !sent.sink.writableEnded && !sent.sink.destroyed) {
         exchange.setTrailers(answer.trailers);
         sent.sink.end();
         return sent.head.status;

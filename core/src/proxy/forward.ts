@@ -396,7 +396,9 @@ class Attempts implements Dispatcher.DispatchHandler {
     const upgrade = this.#options.upgrade !== undefined && this.#options.upgrade !== null;
     const index = compiled.balancer.pick(this.#tried);
     if (index < 0) {
-      this.#forwardError(lastError ?? new WarrenError(ErrorCode.NoEndpoints, `service ${compiled.route.backend.namespace}/${compiled.route.backend.service} has no ready endpoint`));
+      this.#forwardError(
+        lastError ?? new WarrenError(ErrorCode.NoEndpoints, `service ${compiled.route.backend.namespace}/${compiled.route.backend.service} has no ready endpoint`),
+      );
       return;
     }
     this.#tried.add(index);

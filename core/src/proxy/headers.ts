@@ -52,9 +52,7 @@ const BAD_PATH = /[^\x21-\xff]/;
  * `content-length` (re-emitted once, from the validated framing), and `expect` (the acceptor answers
  * `100-continue` itself).
  */
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer', 'host', 'content-length', 'expect',
-]);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer', 'host', 'content-length', 'expect']);
 /**
  * Forwarding fields Warren writes itself (see `upstreamRequestHeaders`): whatever the request carried is
  * replaced, so a backend can trust them as far as it trusts Warren.
@@ -65,9 +63,20 @@ const SET_BY_WARREN = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwar
  * original URL, and that neither Warren nor Cloudflare's edge sets: a visitor sends them at will. Dropped.
  */
 const SPOOFABLE = new Set([
-  'forwarded', 'x-forwarded', 'forwarded-for', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-ssl',
-  'x-forwarded-scheme', 'x-url-scheme', 'front-end-https', 'x-client-ip', 'x-cluster-client-ip', 'client-ip',
-  'x-original-url', 'x-rewrite-url',
+  'forwarded',
+  'x-forwarded',
+  'forwarded-for',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-ssl',
+  'x-forwarded-scheme',
+  'x-url-scheme',
+  'front-end-https',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'client-ip',
+  'x-original-url',
+  'x-rewrite-url',
 ]);
 /** Fields only Cloudflare's edge may set: passed from the edge, dropped from a direct client. */
 const EDGE_ONLY = new Set(['cf-connecting-ip', 'cf-connecting-ipv6', 'cf-pseudo-ipv4', 'cf-visitor', 'cf-ipcountry']);
@@ -158,7 +167,10 @@ function scanFields(headers: RawHeaders, maxHeaderBytes: number): { contentLengt
 /** A Transfer-Encoding is unambiguous only alone (no Content-Length) and ending in chunked. */
 function checkChunked(transferEncoding: string, contentLength: string | undefined): void {
   if (contentLength !== undefined) throw badRequest('request has both content-length and transfer-encoding (ambiguous framing)');
-  const codings = transferEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
+  const codings = transferEncoding
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c.length > 0);
   if (codings.length === 0 || codings[codings.length - 1] !== 'chunked') {
     throw badRequest(`request transfer-encoding ${JSON.stringify(transferEncoding)} must end with "chunked"`);
   }

@@ -171,8 +171,7 @@ export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfi
       existing('warren_inflight_requests') ??
       new Gauge({ name: 'warren_inflight_requests', help: 'Exchanges in progress (upgraded sessions included)', registers: [registry] }),
     generation:
-      existing('warren_proxy_generation') ??
-      new Gauge({ name: 'warren_proxy_generation', help: 'Route-table generation the pipeline serves', registers: [registry] }),
+      existing('warren_proxy_generation') ?? new Gauge({ name: 'warren_proxy_generation', help: 'Route-table generation the pipeline serves', registers: [registry] }),
     readyEndpoints:
       existing('warren_backend_ready_endpoints') ??
       new Gauge({

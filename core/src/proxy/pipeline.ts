@@ -241,9 +241,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const head = exchange.head;
     const started = performance.now();
     if (!gen) {
-      const err = this.#closed
-        ? new WarrenError(ErrorCode.ShuttingDown, 'shutting down')
-        : new WarrenError(ErrorCode.NoRoute, 'routes are not loaded yet', { status: 503 });
+      const err = this.#closed ? new WarrenError(ErrorCode.ShuttingDown, 'shutting down') : new WarrenError(ErrorCode.NoRoute, 'routes are not loaded yet', { status: 503 });
       // No generation, so no plugin instance to answer in another protocol: core's error page.
       const status = failExchange(exchange, err, { details: this.#env.errorDetails });
       this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 }, logged);
@@ -295,19 +293,23 @@ export class Pipeline implements ExchangeHandler, Runnable {
       if (outcome.status === 101) m.upgradedSessions.observe(l.route, ms / 1000);
       else m.duration.observe({ ...l.route, status_class: cls }, ms / 1000);
     }
-    if (logged) this.#accessLog?.write({
-      id: exchange.id,
-      method: exchange.head.method,
-      host: exchange.head.authority,
-      path: exchange.head.path,
-      status: outcome.status,
-      durationMs: ms,
-      route: compiled?.route.id,
-      upstream: outcome.endpoint,
-      attempts: outcome.attempts,
-      error: outcome.error ? `${outcome.error.code}: ${outcome.error.message}` : undefined,
-      clientAddress: exchange.head.clientAddress,
-    }, logged);
+    if (logged)
+      this.#accessLog?.write(
+        {
+          id: exchange.id,
+          method: exchange.head.method,
+          host: exchange.head.authority,
+          path: exchange.head.path,
+          status: outcome.status,
+          durationMs: ms,
+          route: compiled?.route.id,
+          upstream: outcome.endpoint,
+          attempts: outcome.attempts,
+          error: outcome.error ? `${outcome.error.code}: ${outcome.error.message}` : undefined,
+          clientAddress: exchange.head.clientAddress,
+        },
+        logged,
+      );
     else if (outcome.error && outcome.status !== 499 && httpStatusOf(outcome.error) >= 500) {
       // Not in the access log (off or sampled out): the reference on the error page must still lead to the cause.
       const error = `${outcome.error.code}: ${outcome.error.message}`;

@@ -255,7 +255,16 @@ export async function startOrigin(options: OriginOptions = {}): Promise<TestOrig
     (handler ?? echoHandler(key))(req, res);
   };
   const server = options.tls
-    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: options.tls.requestCert ?? false, rejectUnauthorized: options.tls.requestCert ?? false }, listener)
+    ? createTlsServer(
+        {
+          cert: options.tls.cert,
+          key: options.tls.key,
+          ca: options.tls.ca,
+          requestCert: options.tls.requestCert ?? false,
+          rejectUnauthorized: options.tls.requestCert ?? false,
+        },
+        listener,
+      )
     : createServer(listener);
   server.on('connection', (socket: Socket) => {
     connections++;
@@ -304,10 +313,7 @@ export interface ExchangeResult {
  * Feeds one in-memory exchange to a handler (as an acceptor would) and collects what the handler answered.
  * `head` fields default to a GET of `/` for host `test` from 127.0.0.1 without a body.
  */
-export async function runExchange(
-  handler: ExchangeHandler,
-  head: Partial<RequestHead> & { body?: Buffer | string },
-): Promise<ExchangeResult> {
+export async function runExchange(handler: ExchangeHandler, head: Partial<RequestHead> & { body?: Buffer | string }): Promise<ExchangeResult> {
   const chunks: Buffer[] = [];
   let response: ResponseHead | undefined;
   let failure: ExchangeFailure | undefined;

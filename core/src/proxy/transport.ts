@@ -138,7 +138,9 @@ export class PoolRegistry {
   readonly #closing = new Set<Promise<void>>();
   readonly #create: (origin: string, profile: TransportProfile, open?: PoolOpener) => UpstreamPool;
 
-  constructor(create: (origin: string, profile: TransportProfile, open?: PoolOpener) => UpstreamPool = (origin, profile, open) => createPool(origin, profile, undefined, open)) {
+  constructor(
+    create: (origin: string, profile: TransportProfile, open?: PoolOpener) => UpstreamPool = (origin, profile, open) => createPool(origin, profile, undefined, open),
+  ) {
     this.#create = create;
   }
 

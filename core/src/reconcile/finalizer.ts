@@ -98,7 +98,13 @@ export class FinalizerController implements Runnable {
     }
     const needs = this.#owned.has(key) && this.#plugins(ingress).length > 0;
     if (needs && !has) await this.#setFinalizers(ingress, [...finalizers, CLEANUP_FINALIZER], 'add', signal);
-    else if (!needs && has) await this.#setFinalizers(ingress, finalizers.filter((f) => f !== CLEANUP_FINALIZER), 'remove', signal);
+    else if (!needs && has)
+      await this.#setFinalizers(
+        ingress,
+        finalizers.filter((f) => f !== CLEANUP_FINALIZER),
+        'remove',
+        signal,
+      );
   }
 
   #plugins(ingress: V1Ingress): ControlPluginInstance[] {
@@ -141,7 +147,12 @@ export class FinalizerController implements Runnable {
         `removing finalizer ${CLEANUP_FINALIZER} after ${attempts} failed cleanup attempts so deletion can finish; external state may remain: ${failures.join('; ')}`,
       );
     }
-    await this.#setFinalizers(ingress, (ingress.metadata?.finalizers ?? []).filter((f) => f !== CLEANUP_FINALIZER), 'remove', signal);
+    await this.#setFinalizers(
+      ingress,
+      (ingress.metadata?.finalizers ?? []).filter((f) => f !== CLEANUP_FINALIZER),
+      'remove',
+      signal,
+    );
     this.#attempts.delete(key);
   }
 
@@ -165,4 +176,3 @@ export class FinalizerController implements Runnable {
     }
   }
 }
-

@@ -119,7 +119,13 @@ export class RouteSync implements Runnable {
     metrics?.countRouteTableWhenScraped(() => routeTableCounts(table));
     if (logger.isLevelEnabled('debug')) {
       logger.debug(
-        { generation: table.generation, routes: table.routes.length, ingresses: table.ownedIngresses.length, diagnostics: table.diagnostics.length, buildMs: Math.round(seconds * 1e4) / 10 },
+        {
+          generation: table.generation,
+          routes: table.routes.length,
+          ingresses: table.ownedIngresses.length,
+          diagnostics: table.diagnostics.length,
+          buildMs: Math.round(seconds * 1e4) / 10,
+        },
         'published route table',
       );
     }

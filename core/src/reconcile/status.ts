@@ -135,11 +135,13 @@ export class IngressStatusWriter implements Runnable {
         { signal },
       );
       this.#o.metrics?.statusWrites.inc({ action, result: 'success' });
-      this.#o.logger.info({ ingress: `${namespace}/${name}`, action, hostname: entries[0]?.hostname }, action === 'set' ? 'published Ingress status' : 'cleared Ingress status');
+      this.#o.logger.info(
+        { ingress: `${namespace}/${name}`, action, hostname: entries[0]?.hostname },
+        action === 'set' ? 'published Ingress status' : 'cleared Ingress status',
+      );
     } catch (err) {
       this.#o.metrics?.statusWrites.inc({ action, result: 'error' });
       throw kubernetesError(`${action === 'set' ? 'update' : 'clear'} status of Ingress ${namespace}/${name}`, err);
     }
   }
 }
-

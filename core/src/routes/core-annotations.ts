@@ -62,7 +62,7 @@ export const BACKEND_PROTOCOL = defineAnnotation({
 
 export const UPSTREAM_HOST = defineAnnotation({
   key: 'upstream-host',
-  description: 'Host header sent to the upstream instead of the client\'s.',
+  description: "Host header sent to the upstream instead of the client's.",
   schema: upstreamHost,
   example: 'app.internal',
 });

@@ -55,9 +55,7 @@ export class RoutingPlugins {
     if (entry?.owner !== 'core') return;
     const known = new Set([...this.#protocols.keys(), ...this.#disabledProtocols.keys(), AUTO_PROTOCOL]);
     const shown = [...new Set([...CORE_PROTOCOL_VALUES.slice(0, 1), ...[...known].map((p) => p.toUpperCase()), ...CORE_PROTOCOL_VALUES.slice(1)])];
-    const schema = (entry.spec.schema as z.ZodType<string, string>).pipe(
-      z.string().refine((v) => known.has(v), { error: `one of ${shown.join(', ')} (case-insensitive)` }),
-    );
+    const schema = (entry.spec.schema as z.ZodType<string, string>).pipe(z.string().refine((v) => known.has(v), { error: `one of ${shown.join(', ')} (case-insensitive)` }));
     this.#annotations.set(PROTOCOL_ANNOTATION, { spec: { ...entry.spec, schema }, owner: 'core' });
   }
 
@@ -108,4 +106,3 @@ export class RoutingPlugins {
     return { ok: false, expected: [...new Set(result.error.issues.map((i) => i.message))].join('; ') };
   }
 }
-

@@ -159,10 +159,7 @@ export class TunnelConnector extends EventEmitter implements Runnable {
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     const config = this.#o.settings.tunnel;
-    const credentials = (this.#credentials ??= loadTunnelCredentials(
-      { tokenFile: config.tokenFile, credentialsFile: config.credentialsFile },
-      this.#o.env ?? process.env,
-    ));
+    const credentials = (this.#credentials ??= loadTunnelCredentials({ tokenFile: config.tokenFile, credentialsFile: config.credentialsFile }, this.#o.env ?? process.env));
     if (config.region && credentials.endpoint) {
       throw new WarrenError(
         ErrorCode.ConfigInvalid,
@@ -187,7 +184,13 @@ export class TunnelConnector extends EventEmitter implements Runnable {
     };
     const backoff = this.#o.backoff ?? {};
     for (let i = 0; i < count; i++) {
-      this.#slots.push({ index: i, backoff: new Backoff(backoff.baseMs, backoff.maxRetries, this.#o.random), connection: undefined, registered: false, unauthorizedFailures: 0 });
+      this.#slots.push({
+        index: i,
+        backoff: new Backoff(backoff.baseMs, backoff.maxRetries, this.#o.random),
+        connection: undefined,
+        registered: false,
+        unauthorizedFailures: 0,
+      });
     }
     const onAbort = () => void this.#stop();
     signal.addEventListener('abort', onAbort, { once: true });

@@ -85,7 +85,9 @@ test.serial('admissionPolicy.enabled=false renders neither object; extraAnnotati
   t.is(off.find('ValidatingAdmissionPolicy'), undefined);
   t.is(off.find('ValidatingAdmissionPolicyBinding'), undefined);
   const on = await render({ ...VALUES, admissionPolicy: { extraAnnotationKeys: ['acme-limit'] }, plugins: { grpc: { enabled: false }, tls: { enabled: false } } });
-  const known = (on.get('ValidatingAdmissionPolicy') as unknown as { spec: { variables: Array<{ name: string; expression: string }> } }).spec.variables.find((v) => v.name === 'known')!.expression;
+  const known = (on.get('ValidatingAdmissionPolicy') as unknown as { spec: { variables: Array<{ name: string; expression: string }> } }).spec.variables.find(
+    (v) => v.name === 'known',
+  )!.expression;
   t.regex(known, /'warren\.dev\/acme-limit'/);
   t.regex(known, /'warren\.dev\/sse-heartbeat'/);
   t.regex(known, /'warren\.dev\/connect-timeout'/);
@@ -106,7 +108,7 @@ test.serial('a bad value is refused with a message naming the key', async (t) =>
   t.regex(protocol.message, /warren\.dev\/backend-protocol/);
 });
 
-test.serial('an unknown key under the prefix is refused, naming it; a disabled plugin\'s key counts as unknown', async (t) => {
+test.serial("an unknown key under the prefix is refused, naming it; a disabled plugin's key counts as unknown", async (t) => {
   const unknown = await tryCreate(namespace, ingress(namespace, 'typo', { 'warren.dev/conect-timeout': '5s', 'example.com/other': 'anything' }));
   t.is(unknown.status, 422);
   t.regex(unknown.message, /annotation warren\.dev\/conect-timeout is unknown to Warren/);
@@ -152,10 +154,13 @@ test.serial('updates: a new bad value is refused; other changes to an Ingress ad
   t.is((await call(server(), 'PUT', path, { ...last, metadata: { ...last.metadata, finalizers: [] } })).status, 200);
 });
 
-test.serial('no value the controller accepts is refused (each derived check against the controller\'s parser)', async (t) => {
+test.serial("no value the controller accepts is refused (each derived check against the controller's parser)", async (t) => {
   const modules = await loadBuiltinPluginModules();
   // The controller as the chart runs it: the plugins enabled by default, the others known.
-  const parsers = new RoutingPlugins(modules.filter((m) => m.manifest.enabledByDefault).map((m) => m.manifest), modules.map((m) => m.manifest));
+  const parsers = new RoutingPlugins(
+    modules.filter((m) => m.manifest.enabledByDefault).map((m) => m.manifest),
+    modules.map((m) => m.manifest),
+  );
   const enabled = new Set(modules.filter((m) => m.manifest.enabledByDefault).flatMap((m) => (m.manifest.annotations ?? []).map((a) => a.key)));
   const specs = [...CORE_ANNOTATIONS, ...modules.flatMap((m) => m.manifest.annotations ?? [])].filter((s) => CORE_ANNOTATIONS.includes(s) || enabled.has(s.key));
   let accepted = 0;
@@ -163,7 +168,29 @@ test.serial('no value the controller accepts is refused (each derived check agai
   let n = 0;
   for (const spec of specs) {
     const e = spec.example;
-    const values = [e, ` ${e} `, e.toUpperCase(), e.toLowerCase(), `${e}x`, '', '0', '1', '1000', '99999', '5 seconds', '1.5m', '250ms', 'on', 'OFF', 'grpc', ' Round-Robin', 'app.internal:8080', '[::1]:80', 'a_b', 'x'.repeat(300)];
+    const values = [
+      e,
+      ` ${e} `,
+      e.toUpperCase(),
+      e.toLowerCase(),
+      `${e}x`,
+      '',
+      '0',
+      '1',
+      '1000',
+      '99999',
+      '5 seconds',
+      '1.5m',
+      '250ms',
+      'on',
+      'OFF',
+      'grpc',
+      ' Round-Robin',
+      'app.internal:8080',
+      '[::1]:80',
+      'a_b',
+      'x'.repeat(300),
+    ];
     for (const value of [...new Set(values)]) {
       // What the controller parses with: the spec as RoutingPlugins hands it out (backend-protocol narrowed to the manifests' protocols).
       const controller = RoutingPlugins.parse(parsers.annotation(spec.key)?.spec ?? spec, value).ok;

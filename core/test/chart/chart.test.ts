@@ -33,7 +33,11 @@ test('helm lint --strict passes with the minimal credentials, with every plugin 
     grafanaDashboard: { create: true },
     extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'extra' } }],
   };
-  for (const values of [withToken, { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } }, extended]) {
+  for (const values of [
+    withToken,
+    { cloudflare: { apiToken: API_TOKEN, tunnelToken: TUNNEL_TOKEN }, plugins: { dns: { enabled: true }, firewall: { enabled: true } } },
+    extended,
+  ]) {
     const result = await lint(values);
     t.is(result.code, 0, result.stdout + result.stderr);
     t.regex(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -83,13 +87,19 @@ test('defaults render a complete, hardened controller whose config the controlle
   // Probes, the Service and the listen address all agree on the one metrics port.
   const port = c.ports!.find((p) => p.name === 'metrics')!.containerPort;
   t.is(cfg.server.listen, `0.0.0.0:${port}`);
-  t.deepEqual([c.livenessProbe?.httpGet, c.readinessProbe?.httpGet, c.startupProbe?.httpGet], [
-    { path: '/healthz', port: 'metrics' },
-    { path: '/readyz', port: 'metrics' },
-    { path: '/healthz', port: 'metrics' },
-  ]);
+  t.deepEqual(
+    [c.livenessProbe?.httpGet, c.readinessProbe?.httpGet, c.startupProbe?.httpGet],
+    [
+      { path: '/healthz', port: 'metrics' },
+      { path: '/readyz', port: 'metrics' },
+      { path: '/healthz', port: 'metrics' },
+    ],
+  );
   const service = out.get('Service') as unknown as { spec: { ports: Array<{ port: number; targetPort: string }>; selector: Record<string, string> } };
-  t.deepEqual(service.spec.ports.map((p) => [p.port, p.targetPort]), [[port, 'metrics']]);
+  t.deepEqual(
+    service.spec.ports.map((p) => [p.port, p.targetPort]),
+    [[port, 'metrics']],
+  );
   t.like(d.spec.template.metadata.labels, service.spec.selector);
 
   // The config file the pod reads is the one the ConfigMap carries.
@@ -247,7 +257,10 @@ test('each controller value lands on its setting, and the controller accepts the
   // The Lease Role follows the lease name and namespace.
   const role = (await render(values)).get('Role', 'warren-leader-election') as unknown as { metadata: { namespace: string }; rules: Array<{ resourceNames?: string[] }> };
   t.is(role.metadata.namespace, 'ops');
-  t.deepEqual(role.rules.flatMap((r) => r.resourceNames ?? []), ['edge']);
+  t.deepEqual(
+    role.rules.flatMap((r) => r.resourceNames ?? []),
+    ['edge'],
+  );
 });
 
 test('values the controller would reject are rejected by helm, naming the value', async (t) => {
@@ -307,7 +320,10 @@ test('the RBAC rules are exactly those of deploy/rbac.yaml', async (t) => {
   for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
     const binding = out.get(kind) as unknown as { roleRef: { kind: string; name: string }; subjects: Array<{ name: string; namespace: string }> };
     t.is(out.get(binding.roleRef.kind, binding.roleRef.name).kind, binding.roleRef.kind);
-    t.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]), [[sa, 'warren-system']]);
+    t.deepEqual(
+      binding.subjects.map((s) => [s.name, s.namespace]),
+      [[sa, 'warren-system']],
+    );
   }
 });
 
@@ -355,7 +371,11 @@ test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and
   const cluster = out.get('ClusterRole');
   t.deepEqual(rulesOf(cluster), [{ apiGroups: ['networking.k8s.io'], resources: ['ingressclasses'], verbs: ['get', 'list', 'watch'] }], 'only the cluster-scoped kind');
   const routing = out.objects.filter((o) => o.kind === 'Role' && o.metadata.name === 'warren');
-  t.deepEqual(routing.map((o) => o.metadata.namespace), ['shop', 'blog'], 'one Role per distinct namespace');
+  t.deepEqual(
+    routing.map((o) => o.metadata.namespace),
+    ['shop', 'blog'],
+    'one Role per distinct namespace',
+  );
   const reference = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
   const clusterWide = rulesOf(reference.find((o) => o.kind === 'ClusterRole')!);
   // The namespaced Role holds the reference rules minus the cluster-scoped IngressClasses.
@@ -367,7 +387,10 @@ test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and
       subjects: Array<{ name: string; namespace: string }>;
     };
     t.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'warren' } as unknown as typeof binding.roleRef);
-    t.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]), [['warren', 'warren-system']]);
+    t.deepEqual(
+      binding.subjects.map((s) => [s.name, s.namespace]),
+      [['warren', 'warren-system']],
+    );
   }
 });
 
@@ -407,12 +430,19 @@ test('HPA, NetworkPolicy, extra containers, arguments, environment, objects, pro
   const out = await render({
     ...withToken,
     autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 9, targetCPUUtilizationPercentage: 60, targetMemoryUtilizationPercentage: 80 },
-    networkPolicy: { enabled: true, metricsFrom: [{ namespaceSelector: { matchLabels: { name: 'monitoring' } } }], egress: { enabled: true, extra: [{ to: [{ namespaceSelector: {} }] }] } },
+    networkPolicy: {
+      enabled: true,
+      metricsFrom: [{ namespaceSelector: { matchLabels: { name: 'monitoring' } } }],
+      egress: { enabled: true, extra: [{ to: [{ namespaceSelector: {} }] }] },
+    },
     extraArgs: ['--log-level', 'debug'],
     envFrom: [{ secretRef: { name: 'warren-env' } }],
     initContainers: [{ name: 'wait', image: 'busybox' }],
     extraContainers: [{ name: 'sidecar', image: 'busybox' }],
-    extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{ .Release.Name }}-extra' }, data: { a: 'b' } }, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-templated'],
+    extraObjects: [
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{ .Release.Name }}-extra' }, data: { a: 'b' } },
+      'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-templated',
+    ],
     livenessProbe: { enabled: false },
     readinessProbe: { periodSeconds: 7 },
     minReadySeconds: 12,
@@ -421,19 +451,53 @@ test('HPA, NetworkPolicy, extra containers, arguments, environment, objects, pro
   const spec = d.spec as unknown as { replicas?: number; minReadySeconds?: number };
   t.is(spec.replicas, undefined, 'the HPA owns the replica count');
   t.is(spec.minReadySeconds, 12);
-  const hpa = out.get('HorizontalPodAutoscaler') as unknown as { spec: { minReplicas: number; maxReplicas: number; scaleTargetRef: { name: string }; metrics: Array<{ resource: { name: string; target: { averageUtilization: number } } }> } };
+  const hpa = out.get('HorizontalPodAutoscaler') as unknown as {
+    spec: {
+      minReplicas: number;
+      maxReplicas: number;
+      scaleTargetRef: { name: string };
+      metrics: Array<{ resource: { name: string; target: { averageUtilization: number } } }>;
+    };
+  };
   t.like(hpa.spec, { minReplicas: 3, maxReplicas: 9, scaleTargetRef: { name: d.metadata.name } });
-  t.deepEqual(hpa.spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]), [['cpu', 60], ['memory', 80]]);
+  t.deepEqual(
+    hpa.spec.metrics.map((m) => [m.resource.name, m.resource.target.averageUtilization]),
+    [
+      ['cpu', 60],
+      ['memory', 80],
+    ],
+  );
   t.is((out.get('PodDisruptionBudget') as unknown as { spec: { maxUnavailable: number } }).spec.maxUnavailable, 1, 'a budget follows the HPA minimum');
-  const np = out.get('NetworkPolicy') as unknown as { spec: { policyTypes: string[]; ingress: Array<{ ports: Array<{ port: string }>; from: unknown[] }>; egress: Array<{ ports?: Array<{ port: number }>; to?: unknown }> } };
+  const np = out.get('NetworkPolicy') as unknown as {
+    spec: { policyTypes: string[]; ingress: Array<{ ports: Array<{ port: string }>; from: unknown[] }>; egress: Array<{ ports?: Array<{ port: number }>; to?: unknown }> };
+  };
   t.deepEqual(np.spec.policyTypes, ['Ingress', 'Egress']);
-  t.deepEqual(np.spec.ingress.map((r) => r.ports.map((p) => p.port)), [['metrics']], 'inbound: the metrics port only');
+  t.deepEqual(
+    np.spec.ingress.map((r) => r.ports.map((p) => p.port)),
+    [['metrics']],
+    'inbound: the metrics port only',
+  );
   t.deepEqual(np.spec.ingress[0]!.from, [{ namespaceSelector: { matchLabels: { name: 'monitoring' } } }]);
-  t.true(np.spec.egress.some((r) => r.ports?.some((p) => p.port === 7844)), 'the edge is reachable');
-  t.true(np.spec.egress.some((r) => r.to !== undefined), 'extra egress rules are added');
-  const pod = d.spec.template.spec as unknown as { initContainers: Array<{ name: string }>; containers: Array<{ name: string; args: string[]; envFrom: unknown[]; livenessProbe?: unknown; readinessProbe: { periodSeconds: number; enabled?: boolean } }> };
-  t.deepEqual(pod.initContainers.map((c) => c.name), ['wait']);
-  t.deepEqual(pod.containers.map((c) => c.name), ['controller', 'sidecar']);
+  t.true(
+    np.spec.egress.some((r) => r.ports?.some((p) => p.port === 7844)),
+    'the edge is reachable',
+  );
+  t.true(
+    np.spec.egress.some((r) => r.to !== undefined),
+    'extra egress rules are added',
+  );
+  const pod = d.spec.template.spec as unknown as {
+    initContainers: Array<{ name: string }>;
+    containers: Array<{ name: string; args: string[]; envFrom: unknown[]; livenessProbe?: unknown; readinessProbe: { periodSeconds: number; enabled?: boolean } }>;
+  };
+  t.deepEqual(
+    pod.initContainers.map((c) => c.name),
+    ['wait'],
+  );
+  t.deepEqual(
+    pod.containers.map((c) => c.name),
+    ['controller', 'sidecar'],
+  );
   const c = pod.containers[0]!;
   t.deepEqual(c.args, ['--config', '/etc/warren/config/config.yaml', '--log-level', 'debug']);
   t.deepEqual(c.envFrom, [{ secretRef: { name: 'warren-env' } }]);
@@ -447,11 +511,21 @@ test('HPA, NetworkPolicy, extra containers, arguments, environment, objects, pro
 });
 
 test('the PrometheusRule and the Grafana dashboard render when enabled, with the shipped dashboard JSON', async (t) => {
-  const out = await render({ ...withToken, prometheusRule: { create: true, labels: { release: 'prom' }, errorRatio: 0.1 }, grafanaDashboard: { create: true, namespace: 'monitoring' } });
-  const rule = out.get('PrometheusRule') as unknown as { metadata: { labels: Record<string, string> }; spec: { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> } };
+  const out = await render({
+    ...withToken,
+    prometheusRule: { create: true, labels: { release: 'prom' }, errorRatio: 0.1 },
+    grafanaDashboard: { create: true, namespace: 'monitoring' },
+  });
+  const rule = out.get('PrometheusRule') as unknown as {
+    metadata: { labels: Record<string, string> };
+    spec: { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+  };
   t.is(rule.metadata.labels.release, 'prom');
   const alerts = rule.spec.groups[0]!.rules;
-  t.deepEqual(alerts.map((r) => r.alert), ['WarrenTunnelDown', 'WarrenHighErrorRatio', 'WarrenBackendWithoutReadyEndpoints', 'WarrenLeaderMissing', 'WarrenConfigRejected']);
+  t.deepEqual(
+    alerts.map((r) => r.alert),
+    ['WarrenTunnelDown', 'WarrenHighErrorRatio', 'WarrenBackendWithoutReadyEndpoints', 'WarrenLeaderMissing', 'WarrenConfigRejected'],
+  );
   for (const r of alerts) t.regex(r.expr, /job="warren"/, `${r.alert} selects this release's series`);
   t.regex(alerts[1]!.expr, /> 0\.1$/);
   const cm = out.get('ConfigMap', 'warren-dashboard') as unknown as { metadata: { namespace: string; labels: Record<string, string> }; data: Record<string, string> };

@@ -92,7 +92,10 @@ test.before(async () => {
     'namespaces',
   );
   // Minimal Prometheus Operator CRDs (the real ones are far larger; the apiVersion and kind are what matter).
-  for (const [kind, plural] of [['ServiceMonitor', 'servicemonitors'], ['PrometheusRule', 'prometheusrules']] as const) {
+  for (const [kind, plural] of [
+    ['ServiceMonitor', 'servicemonitors'],
+    ['PrometheusRule', 'prometheusrules'],
+  ] as const) {
     await ensureCreated(
       {
         apiVersion: 'apiextensions.k8s.io/v1',
@@ -133,8 +136,21 @@ const matrix: Array<[string, object]> = [
       priorityClassName: 'system-cluster-critical',
       nodeSelector: { 'kubernetes.io/os': 'linux' },
       tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'edge', effect: 'NoSchedule' }],
-      affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'warren' } } } }] } },
-      topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'warren' } } }],
+      affinity: {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'warren' } } } },
+          ],
+        },
+      },
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'warren' } },
+        },
+      ],
       extraEnv: [{ name: 'WARREN_PROXY__RETRIES', value: '1' }],
       extraVolumes: [{ name: 'edge-ca', configMap: { name: 'edge-ca' } }],
       extraVolumeMounts: [{ name: 'edge-ca', mountPath: '/etc/warren/edge-ca', readOnly: true }],
@@ -151,11 +167,29 @@ const matrix: Array<[string, object]> = [
       kubernetes: { namespaces: [NAMESPACE] },
       plugins: { tls: { enabled: false } },
       autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5, targetCPUUtilizationPercentage: 70, behavior: { scaleDown: { stabilizationWindowSeconds: 300 } } },
-      networkPolicy: { enabled: true, metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], egress: { enabled: true, extra: [{ to: [{ namespaceSelector: {} }] }] } },
+      networkPolicy: {
+        enabled: true,
+        metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        egress: { enabled: true, extra: [{ to: [{ namespaceSelector: {} }] }] },
+      },
       extraArgs: ['--log-level', 'debug'],
       envFrom: [{ configMapRef: { name: 'warren-env' } }],
-      initContainers: [{ name: 'wait', image: 'busybox', command: ['true'], securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }],
-      extraContainers: [{ name: 'sidecar', image: 'busybox', command: ['sleep', '3600'], securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }],
+      initContainers: [
+        {
+          name: 'wait',
+          image: 'busybox',
+          command: ['true'],
+          securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+        },
+      ],
+      extraContainers: [
+        {
+          name: 'sidecar',
+          image: 'busybox',
+          command: ['sleep', '3600'],
+          securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+        },
+      ],
       extraObjects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: '{{ .Release.Name }}-extra', namespace: '{{ .Release.Namespace }}' }, data: { a: 'b' } }],
       livenessProbe: { enabled: false },
       startupProbe: { periodSeconds: 3 },
@@ -187,7 +221,10 @@ test('the dry run is strict: an unknown field and a pod below the restricted pro
   const deployment = out.get('Deployment');
   const weak = await dryRunApply(deployment);
   t.is(weak.status, 201);
-  t.true(weak.warnings.some((w) => /restricted/.test(w)), `warnings: ${weak.warnings.join(' | ')}`);
+  t.true(
+    weak.warnings.some((w) => /restricted/.test(w)),
+    `warnings: ${weak.warnings.join(' | ')}`,
+  );
   const typo = await dryRunApply({ ...deployment, spec: { ...(deployment.spec as object), replica: 2 } } as K8sObject);
   // Server-side apply refuses a field its schema does not declare, naming it.
   t.true(typo.status >= 400, typo.body);

@@ -110,7 +110,11 @@ for (const [value, message, other] of [
     t.notRegex(result.stderr, other, 'only the bad value is named');
 
     t.true(await isAbsent(() => k8s().core.readNamespace({ name: NS })), '--create-namespace did not create the namespace');
-    t.deepEqual(await absentObjects(), RELEASE_OBJECTS.map(([kind]) => kind), 'no object of the release exists');
+    t.deepEqual(
+      await absentObjects(),
+      RELEASE_OBJECTS.map(([kind]) => kind),
+      'no object of the release exists',
+    );
     t.deepEqual(await releaseRecords(), [], 'helm recorded no release');
   });
 }
@@ -170,7 +174,10 @@ test.serial('the installed Deployment is hardened, runs two replicas and rolls o
   );
   const credentials = pod.volumes?.find((v) => v.name === 'credentials');
   t.deepEqual(plain(credentials?.secret), { secretName: SECRET, defaultMode: 0o440, items: [{ key: 'tunnel-token', path: 'tunnel-token' }] });
-  t.like(container.volumeMounts?.find((m) => m.name === 'credentials'), { mountPath: SECRETS_DIR, readOnly: true });
+  t.like(
+    container.volumeMounts?.find((m) => m.name === 'credentials'),
+    { mountPath: SECRETS_DIR, readOnly: true },
+  );
   t.is(pod.volumes?.find((v) => v.name === 'config')?.configMap?.name, FULLNAME);
   t.false(JSON.stringify(d).includes(TUNNEL_TOKEN), 'the token is not in the Deployment');
 });
@@ -243,8 +250,18 @@ test.serial('the installed Service, PodDisruptionBudget and IngressClass select 
 test.serial('helm upgrade with the dns plugin, an API token and 3 replicas changes the config, credentials and replicas', async (t) => {
   t.truthy(firstChecksums, 'the install test recorded the first checksums');
   const result = await run([
-    'upgrade', RELEASE, CHART_DIR, '-n', NS, '--reuse-values',
-    '--set', 'plugins.dns.enabled=true', '--set', `cloudflare.apiToken=${API_TOKEN}`, '--set', 'replicaCount=3',
+    'upgrade',
+    RELEASE,
+    CHART_DIR,
+    '-n',
+    NS,
+    '--reuse-values',
+    '--set',
+    'plugins.dns.enabled=true',
+    '--set',
+    `cloudflare.apiToken=${API_TOKEN}`,
+    '--set',
+    'replicaCount=3',
   ]);
   t.is(result.code, 0, result.stderr);
   t.deepEqual(await releaseStatus(), { status: 'deployed', version: 2 });
@@ -277,7 +294,10 @@ test.serial('helm uninstall removes every object of the release and its record',
   const result = await run(['uninstall', RELEASE, '-n', NS]);
   t.is(result.code, 0, result.stderr);
   t.regex(result.stdout, new RegExp(`release "${RELEASE}" uninstalled`));
-  t.deepEqual(await absentObjects(), RELEASE_OBJECTS.map(([kind]) => kind));
+  t.deepEqual(
+    await absentObjects(),
+    RELEASE_OBJECTS.map(([kind]) => kind),
+  );
   t.deepEqual(await releaseRecords(), []);
   t.false(await saMay({ group: 'networking.k8s.io', resource: 'ingresses', verb: 'watch' }), 'the bindings are gone');
   const status = await run(['status', RELEASE, '-n', NS]);

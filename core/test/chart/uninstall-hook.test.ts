@@ -45,12 +45,7 @@ const cases: Array<[string, Record<string, unknown>, NodeJS.ProcessEnv, boolean]
   ['management mode, tunnel kept (the default)', { cloudflare: managed }, {}, false],
   ['management mode, deleteTunnelOnUninstall false', { cloudflare: { ...managed, deleteTunnelOnUninstall: false } }, {}, false],
   ['token mode with deleteTunnelOnUninstall', { cloudflare: { tunnelToken: TUNNEL_TOKEN, deleteTunnelOnUninstall: true } }, {}, false],
-  [
-    'a tunnel token next to management settings (the token wins)',
-    { cloudflare: { ...managed, tunnelToken: TUNNEL_TOKEN, deleteTunnelOnUninstall: true } },
-    {},
-    false,
-  ],
+  ['a tunnel token next to management settings (the token wins)', { cloudflare: { ...managed, tunnelToken: TUNNEL_TOKEN, deleteTunnelOnUninstall: true } }, {}, false],
   ['tunnel disabled', { tunnel: { enabled: false }, cloudflare: { ...managed, deleteTunnelOnUninstall: true } }, {}, false],
   [
     'an existing Secret holding the API token',
@@ -75,7 +70,7 @@ for (const [name, values, env, expected] of cases) {
   });
 }
 
-test('the Job is a pre-delete hook that runs --uninstall with the Deployment\'s account, config, credentials and hardening', async (t) => {
+test("the Job is a pre-delete hook that runs --uninstall with the Deployment's account, config, credentials and hardening", async (t) => {
   const out = await render({
     cloudflare: { ...managed, deleteTunnelOnUninstall: true },
     imagePullSecrets: [{ name: 'regcred' }],
@@ -114,8 +109,14 @@ test('the Job is a pre-delete hook that runs --uninstall with the Deployment\'s 
   // The same environment, except the heap limit, which follows the Job's own memory limit (200Mi here).
   const withoutHeap = (env: typeof container.env) => env?.filter((e) => e.name !== 'NODE_OPTIONS');
   t.deepEqual(withoutHeap(container.env), withoutHeap(controller.env));
-  t.deepEqual(container.env?.find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=100' });
-  t.deepEqual(controller.env?.find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=256' });
+  t.deepEqual(
+    container.env?.find((e) => e.name === 'NODE_OPTIONS'),
+    { name: 'NODE_OPTIONS', value: '--max-old-space-size=100' },
+  );
+  t.deepEqual(
+    controller.env?.find((e) => e.name === 'NODE_OPTIONS'),
+    { name: 'NODE_OPTIONS', value: '--max-old-space-size=256' },
+  );
   t.deepEqual(container.volumeMounts, controller.volumeMounts);
   t.deepEqual(hook.volumes, pod.volumes);
   const credentials = hook.volumes.find((v) => v.name === 'credentials') as { secret: { secretName: string } } | undefined;
@@ -128,7 +129,10 @@ test('the Job is a pre-delete hook that runs --uninstall with the Deployment\'s 
   for (const kind of ['Service', 'PodDisruptionBudget']) {
     const spec = out.get(kind).spec as { selector: Record<string, string> & { matchLabels?: Record<string, string> } };
     const selector = spec.selector.matchLabels ?? spec.selector;
-    t.false(Object.entries(selector).every(([k, v]) => labels[k] === v), `the ${kind} selects the hook pod`);
+    t.false(
+      Object.entries(selector).every(([k, v]) => labels[k] === v),
+      `the ${kind} selects the hook pod`,
+    );
   }
   t.is(labels['app.kubernetes.io/instance'], 'warren');
   t.is(labels['app.kubernetes.io/component'], 'uninstall');
@@ -139,7 +143,7 @@ test('helm lint --strict passes with the hook on', async (t) => {
   t.is(result.code, 0, result.stdout + result.stderr);
 });
 
-test('the hook\'s values are checked by the schema', async (t) => {
+test("the hook's values are checked by the schema", async (t) => {
   for (const [values, message] of [
     [{ uninstall: { backoffLimit: -1 } }, /\/uninstall\/backoffLimit/],
     [{ uninstall: { activeDeadlineSeconds: 0 } }, /\/uninstall\/activeDeadlineSeconds/],

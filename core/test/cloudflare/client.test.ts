@@ -112,9 +112,18 @@ test('zones: listing is paged and cached, allow-listed, and hosts match the long
   await directory.zones();
   t.is(fake.count('GET /zones'), 4, 'listed again after the TTL');
   const allowed = new ZoneDirectory({ client: factory, ttlMs: 1000, allow: ['example.com', 'absent.example'] });
-  t.deepEqual((await allowed.zones()).map((z) => z.name), ['example.com']);
+  t.deepEqual(
+    (await allowed.zones()).map((z) => z.name),
+    ['example.com'],
+  );
   t.deepEqual(allowed.missingAllowed, ['absent.example']);
-  t.is(matchZone('x.sub.example.com', [{ id: '1', name: 'example.com' }, { id: '2', name: 'sub.example.com' }])?.id, '2');
+  t.is(
+    matchZone('x.sub.example.com', [
+      { id: '1', name: 'example.com' },
+      { id: '2', name: 'sub.example.com' },
+    ])?.id,
+    '2',
+  );
 });
 
 test('a 429 without retry-after pauses every caller for the five minutes Cloudflare blocks a user, not a few seconds', async (t) => {

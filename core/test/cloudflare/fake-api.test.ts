@@ -24,9 +24,15 @@ test('zones list pages through the SDK with result_info and honours the name fil
   t.is(all.length, 12);
   t.deepEqual(all, [...all].sort());
   const one = await client.zones.list({ name: 'zone03.example' });
-  t.deepEqual(one.result.map((z) => z.name), ['zone03.example']);
+  t.deepEqual(
+    one.result.map((z) => z.name),
+    ['zone03.example'],
+  );
   const suffix = await client.zones.list({ name: 'ends_with:1.example' });
-  t.deepEqual(suffix.result.map((z) => z.name), ['zone01.example', 'zone11.example']);
+  t.deepEqual(
+    suffix.result.map((z) => z.name),
+    ['zone01.example', 'zone11.example'],
+  );
   await t.throwsAsync(client.zones.list({ per_page: 51 }), { instanceOf: Cloudflare.BadRequestError });
 });
 
@@ -42,7 +48,10 @@ test('authentication: a missing header, an unknown token and a token without acc
   const err = await t.throwsAsync(bad.zones.list());
   t.true(err instanceof Cloudflare.AuthenticationError);
   const client = new Cloudflare({ apiToken: TOKEN, baseURL: fake.baseUrl, maxRetries: 0 });
-  t.deepEqual((await client.zones.list()).result.map((z) => z.name), ['allowed.example']);
+  t.deepEqual(
+    (await client.zones.list()).result.map((z) => z.name),
+    ['allowed.example'],
+  );
   await t.throwsAsync(client.dns.records.list({ zone_id: hidden.id }), { instanceOf: Cloudflare.PermissionDeniedError });
 });
 
@@ -54,7 +63,10 @@ test('DNS records: create, list with filters, overwrite, patch, delete, and vali
   t.true(cname.proxied);
   await client.dns.records.create({ zone_id: zone.id, type: 'TXT', name: '_x.app.example.com', content: '"hello"', ttl: 1 });
   const listed = await client.dns.records.list({ zone_id: zone.id, type: 'CNAME', name: { exact: 'app.example.com' } });
-  t.deepEqual(listed.result.map((r) => r.id), [cname.id]);
+  t.deepEqual(
+    listed.result.map((r) => r.id),
+    [cname.id],
+  );
   const prefixed = await client.dns.records.list({ zone_id: zone.id, name: { startswith: '_x.' } });
   t.is(prefixed.result.length, 1);
 
@@ -76,7 +88,10 @@ test('DNS records: create, list with filters, overwrite, patch, delete, and vali
   const put = await client.dns.records.update(cname.id, { zone_id: zone.id, type: 'CNAME', name: 'app.example.com', content: 'third.example.net', ttl: 1 });
   t.false(put.proxied, 'PUT replaces the whole record');
   await client.dns.records.delete(cname.id, { zone_id: zone.id });
-  t.deepEqual(fake.records('example.com').map((r) => r.type), ['TXT']);
+  t.deepEqual(
+    fake.records('example.com').map((r) => r.type),
+    ['TXT'],
+  );
   await t.throwsAsync(client.dns.records.delete(cname.id, { zone_id: zone.id }), { instanceOf: Cloudflare.NotFoundError });
 });
 
@@ -114,7 +129,11 @@ test('DNS batch runs deletes, patches, puts, posts in one transaction and reject
       ],
     }),
   );
-  t.deepEqual((twoBad as InstanceType<typeof Cloudflare.APIError>).errors.map((e) => e.code), [81054], 'only the first failure is reported');
+  t.deepEqual(
+    (twoBad as InstanceType<typeof Cloudflare.APIError>).errors.map((e) => e.code),
+    [81054],
+    'only the first failure is reported',
+  );
   t.deepEqual(fake.records('example.com'), before, 'nothing of a failed batch is applied');
   const tooMany = Array.from({ length: 201 }, (_, i) => ({ type: 'TXT' as const, name: `n${i}`, content: 'x', ttl: 1 as const }));
   await t.throwsAsync(client.dns.records.batch({ zone_id: zone.id, posts: tooMany }), { instanceOf: Cloudflare.BadRequestError });
@@ -133,7 +152,10 @@ test('tunnels: create with a secret, list with name and is_deleted filters, get,
   const decoded = JSON.parse(Buffer.from(token, 'base64').toString()) as Record<string, string>;
   t.deepEqual(decoded, { a: ACCOUNT, t: created.id, s: secret });
   const found = await client.zeroTrust.tunnels.cloudflared.list({ account_id: ACCOUNT, name: 'prod', is_deleted: false });
-  t.deepEqual(found.result.map((x) => x.id), [created.id]);
+  t.deepEqual(
+    found.result.map((x) => x.id),
+    [created.id],
+  );
   await client.zeroTrust.tunnels.cloudflared.delete(created.id!, { account_id: ACCOUNT });
   t.is((await client.zeroTrust.tunnels.cloudflared.list({ account_id: ACCOUNT, name: 'prod', is_deleted: false })).result.length, 0);
   t.truthy((await client.zeroTrust.tunnels.cloudflared.get(created.id!, { account_id: ACCOUNT })).deleted_at);
@@ -156,9 +178,18 @@ test('rulesets: entrypoint 404, create, rule create/edit/delete keep other rules
     ref: 'mine',
     description: 'mine',
   })) as Set;
-  t.deepEqual(afterCreate.rules.map((r) => r.ref), ['someone-else', 'mine']);
+  t.deepEqual(
+    afterCreate.rules.map((r) => r.ref),
+    ['someone-else', 'mine'],
+  );
   const mine = afterCreate.rules[1]!;
-  const edited = (await client.rulesets.rules.edit(mine.id!, { ruleset_id: set.id, zone_id: zone.id, action: 'managed_challenge', expression: mine.expression!, ref: 'mine' })) as Set;
+  const edited = (await client.rulesets.rules.edit(mine.id!, {
+    ruleset_id: set.id,
+    zone_id: zone.id,
+    action: 'managed_challenge',
+    expression: mine.expression!,
+    ref: 'mine',
+  })) as Set;
   t.is(edited.rules[1]?.action, 'managed_challenge');
   t.is(edited.rules[0]?.expression, foreign.expression);
   for (const bad of ['ip.src in {10.0.0.1/8}', 'http.host eq', 'nosuch.field eq "x"', 'http.host matches "^a"', 'ip.src in {}']) {
@@ -167,7 +198,10 @@ test('rulesets: entrypoint 404, create, rule create/edit/delete keep other rules
   }
   await t.throwsAsync(client.rulesets.create({ zone_id: zone.id, kind: 'zone', phase, name: 'again', rules: [] }), { instanceOf: Cloudflare.BadRequestError });
   const afterDelete = (await client.rulesets.rules.delete(mine.id!, { ruleset_id: set.id, zone_id: zone.id })) as Set;
-  t.deepEqual(afterDelete.rules.map((r) => r.ref), ['someone-else']);
+  t.deepEqual(
+    afterDelete.rules.map((r) => r.ref),
+    ['someone-else'],
+  );
 });
 
 test('faults: 429 carries retry-after, 5xx bursts, and the request log records routes without secrets', async (t) => {
@@ -200,7 +234,11 @@ test('same-name rules: a CNAME clashes only with A, AAAA and CNAME; TXT, MX, CAA
   await client.dns.records.create({ zone_id: zone.id, type: 'MX', name: 'example.com', content: 'mx.example.net', priority: 10, ttl: 1 });
   await client.dns.records.create({ zone_id: zone.id, type: 'TXT', name: 'example.com', content: '"v=spf1 -all"', ttl: 1 });
   await client.dns.records.create({ zone_id: zone.id, type: 'CNAME', name: 'example.com', content: 'apex.example.net', proxied: true, ttl: 1 });
-  t.deepEqual(fake.records('example.com').map((r) => r.type), ['CNAME', 'MX', 'TXT'], 'an apex CNAME next to MX and SPF');
+  t.deepEqual(
+    fake.records('example.com').map((r) => r.type),
+    ['CNAME', 'MX', 'TXT'],
+    'an apex CNAME next to MX and SPF',
+  );
   fake.addRecord('example.com', { type: 'A', name: 'v4', content: '192.0.2.1' });
   t.is(await code({ zone_id: zone.id, type: 'CNAME', name: 'v4', content: 'x.example.net', ttl: 1 }), 81053);
   t.is(await code({ zone_id: zone.id, type: 'CNAME', name: 'example.com', content: 'other.example.net', ttl: 1 }), 81053);
@@ -220,7 +258,8 @@ test('tunnels: live connectors reconnect after a connection cleanup, so only cas
   t.truthy(fake.tunnels(ACCOUNT)[0]?.deletedAt);
 
   const other = fake.addTunnel(ACCOUNT, 'rotating');
-  const tokenSecret = async () => JSON.parse(Buffer.from(await client.zeroTrust.tunnels.cloudflared.token.get(other.id, { account_id: ACCOUNT }), 'base64').toString()).s as string;
+  const tokenSecret = async () =>
+    JSON.parse(Buffer.from(await client.zeroTrust.tunnels.cloudflared.token.get(other.id, { account_id: ACCOUNT }), 'base64').toString()).s as string;
   const before = await tokenSecret();
   const rotated = fake.rotateTunnelSecret(other.id);
   t.not(await tokenSecret(), before);
@@ -230,7 +269,7 @@ test('tunnels: live connectors reconnect after a connection cleanup, so only cas
   t.is(await tokenSecret(), chosen);
 });
 
-test('a tunnel CNAME routes only in a zone of the tunnel\'s own account', async (t) => {
+test("a tunnel CNAME routes only in a zone of the tunnel's own account", async (t) => {
   const { fake, client } = await setup(t);
   const mine = fake.addZone('mine.example', { accountId: ACCOUNT });
   const theirs = fake.addZone('theirs.example', { accountId: 'b'.repeat(32) });
@@ -242,7 +281,7 @@ test('a tunnel CNAME routes only in a zone of the tunnel\'s own account', async 
   t.is(fake.routedTunnel('app.theirs.example'), undefined, 'accepted by the API, routed nowhere');
 });
 
-test('rulesets: create needs rules; the custom phase holds 5 / 20 / 100 / 1,000 rules by plan, counting everyone\'s', async (t) => {
+test("rulesets: create needs rules; the custom phase holds 5 / 20 / 100 / 1,000 rules by plan, counting everyone's", async (t) => {
   const { fake, client } = await setup(t);
   const zone = fake.addZone('example.com');
   const phase = 'http_request_firewall_custom';
@@ -260,7 +299,11 @@ test('rulesets: create needs rules; the custom phase holds 5 / 20 / 100 / 1,000 
 
 test('the rate limit counts per user across tokens and blocks a user over it for the block time', async (t) => {
   const fake = await startFakeCloudflare({
-    tokens: [{ value: TOKEN, user: 'ops' }, { value: `${TOKEN}-2`, user: 'ops' }, { value: `${TOKEN}-3`, user: 'other' }],
+    tokens: [
+      { value: TOKEN, user: 'ops' },
+      { value: `${TOKEN}-2`, user: 'ops' },
+      { value: `${TOKEN}-3`, user: 'other' },
+    ],
     rateLimit: { requests: 3, windowMs: 3_000, blockMs: 60_000 },
   });
   t.teardown(() => fake.close());

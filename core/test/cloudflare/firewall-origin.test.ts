@@ -62,7 +62,13 @@ async function stack(t: ExecutionContext) {
   await control!.provision?.(testProvisionContext({ logger, events }));
   const routes = [
     // The allow list names the one loopback visitor that may come in.
-    testRoute({ host: 'shop.example.com', namespace: 'shop', ingress: 'web', endpoints: [origin.key], annotations: { 'firewall-allow-ips': { entries: ['127.0.0.1'], invalid: [] } } }),
+    testRoute({
+      host: 'shop.example.com',
+      namespace: 'shop',
+      ingress: 'web',
+      endpoints: [origin.key],
+      annotations: { 'firewall-allow-ips': { entries: ['127.0.0.1'], invalid: [] } },
+    }),
     testRoute({ host: 'blog.example.com', namespace: 'shop', ingress: 'blog', endpoints: [origin.key] }),
   ];
   let generation = 0;
@@ -78,8 +84,12 @@ async function stack(t: ExecutionContext) {
 test('no rule slot left in the zone: the allow list is enforced by Warren, and stays enforced once the edge rule is installed', async (t) => {
   const s = await stack(t);
   await s.publish();
-  t.is(s.fake.ruleset('example.com')!.rules.length, 5, 'no slot: Warren\'s rule is not in the zone');
-  t.deepEqual(s.events.warnings('FirewallRuleLimit').map((e) => e.object.name), ['web'], 'the Ingress is told its lists are not enforced at the edge');
+  t.is(s.fake.ruleset('example.com')!.rules.length, 5, "no slot: Warren's rule is not in the zone");
+  t.deepEqual(
+    s.events.warnings('FirewallRuleLimit').map((e) => e.object.name),
+    ['web'],
+    'the Ingress is told its lists are not enforced at the edge',
+  );
 
   const allowed = await visit(s.eyeball, 'shop.example.com', '127.0.0.1');
   t.deepEqual(allowed, { status: 200, body: 'served by the origin' });
@@ -89,7 +99,8 @@ test('no rule slot left in the zone: the allow list is enforced by Warren, and s
   t.is((await visit(s.eyeball, 'blog.example.com', '127.0.0.2')).status, 200, 'an Ingress without lists is open to everyone');
 
   const refusals = async () =>
-    (await s.proxy.metrics.getSingleMetric('warren_firewall_origin_refusals_total')!.get()).values.find((v) => v.labels.ingress === 'web' && v.labels.reason === 'allow-ips')?.value;
+    (await s.proxy.metrics.getSingleMetric('warren_firewall_origin_refusals_total')!.get()).values.find((v) => v.labels.ingress === 'web' && v.labels.reason === 'allow-ips')
+      ?.value;
   t.is(await refusals(), 1);
 
   // A person deletes one of their rules: the next sync installs Warren's.

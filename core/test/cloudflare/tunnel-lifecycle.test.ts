@@ -48,7 +48,17 @@ async function setup(t: import('ava').ExecutionContext, fakeOptions: Parameters<
         cloudflare: { accountId: ACCOUNT, tunnelName: 'warren-prod', apiBaseUrl: fake.baseUrl, apiTokenFile: tokenFile, ...extra },
       });
       const clientFactory = createCloudflareClientFactory({ config: config.cloudflare, logger, env: {}, maxRetries: 0 });
-      const lifecycle = new TunnelLifecycle({ config, logger, clientFactory, secretStore, leadership: leadershipFrom(isLeader), env: {}, pollIntervalMs: 50, replacementCheckMs: 50, existenceCheckMs: 150 });
+      const lifecycle = new TunnelLifecycle({
+        config,
+        logger,
+        clientFactory,
+        secretStore,
+        leadership: leadershipFrom(isLeader),
+        env: {},
+        pollIntervalMs: 50,
+        replacementCheckMs: 50,
+        existenceCheckMs: 150,
+      });
       return { lifecycle, logs: text };
     },
   };
@@ -156,7 +166,10 @@ test('while running, a follower switches to the tunnel the leader stored instead
   const callsBefore = env.fake.count();
   const switched = follower.watchForReplacement(first.credentials, watching.signal);
   let settled = false;
-  void switched.then(() => (settled = true), () => undefined);
+  void switched.then(
+    () => (settled = true),
+    () => undefined,
+  );
   await new Promise((r) => setTimeout(r, 300));
   t.false(settled, 'nothing changed: the watch keeps waiting');
 
@@ -199,7 +212,10 @@ test('while running, the leader notices its tunnel was deleted in Cloudflare and
 test('an uninstall running next to a leader is not undone, even while the tunnel is gone and the Secret not yet', async (t) => {
   const { env, first, switched } = await watchingLeader(t);
   let settled = false;
-  void switched.then(() => (settled = true), () => undefined);
+  void switched.then(
+    () => (settled = true),
+    () => undefined,
+  );
   // `warren --uninstall` (Helm's pre-delete hook) runs while the replicas still run; its Secret deletion is slowed
   // down so that the leader checks several times between the tunnel's deletion and the Secret's.
   const slow: CredentialsSecretStore = {

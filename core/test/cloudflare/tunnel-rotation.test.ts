@@ -7,7 +7,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
-import { CREDENTIALS_SECRET_KEY, TunnelLifecycle, createCloudflareClientFactory, encodeTunnelToken, parseCredentialsJson, type ResolvedTunnel } from '../../src/cloudflare/index.js';
+import {
+  CREDENTIALS_SECRET_KEY,
+  TunnelLifecycle,
+  createCloudflareClientFactory,
+  encodeTunnelToken,
+  parseCredentialsJson,
+  type ResolvedTunnel,
+} from '../../src/cloudflare/index.js';
 import { runResolvedTunnel } from '../../src/cloudflare/tunnel-runner.js';
 import { ErrorCode, WarrenError } from '../../src/errors.js';
 import { InMemoryCredentialsSecretStore, capturingLogger, startFakeCloudflare } from '../../src/testing/index.js';
@@ -41,8 +48,7 @@ async function setup(t: import('ava').ExecutionContext, extra: Record<string, un
   return { fake, store, replica };
 }
 
-const storedSecret = async (store: InMemoryCredentialsSecretStore) =>
-  parseCredentialsJson((await store.read())![CREDENTIALS_SECRET_KEY]!.toString()).tunnelSecret;
+const storedSecret = async (store: InMemoryCredentialsSecretStore) => parseCredentialsJson((await store.read())![CREDENTIALS_SECRET_KEY]!.toString()).tunnelSecret;
 
 test('uninstall deletes the tunnel while replicas are still connected: their connectors reconnect after the cleanup', async (t) => {
   const { fake, store, replica } = await setup(t, { deleteTunnelOnUninstall: true });

@@ -47,14 +47,16 @@ test('a replacement stops the running connector, then starts one on the new tunn
       runConnector: (tunnel, signal) => {
         const run = { id: tunnel.mode === 'managed' ? tunnel.credentials.tunnelId : '?', stopped: false };
         runs.push(run);
-        return new Promise((resolve) => signal.addEventListener(
+        return new Promise((resolve) =>
+          signal.addEventListener(
             'abort',
             () => {
               run.stopped = true;
               resolve();
             },
             { once: true },
-          ));
+          ),
+        );
       },
     },
     stop.signal,
@@ -62,7 +64,10 @@ test('a replacement stops the running connector, then starts one on the new tunn
   await new Promise((r2) => setTimeout(r2, 20));
   r.replace('t1', 't2');
   await new Promise((r2) => setTimeout(r2, 20));
-  t.deepEqual(runs, [{ id: 't1', stopped: true }, { id: 't2', stopped: false }]);
+  t.deepEqual(runs, [
+    { id: 't1', stopped: true },
+    { id: 't2', stopped: false },
+  ]);
   t.deepEqual(r.watched, ['t1', 't2']);
   stop.abort();
   await done;
@@ -88,7 +93,10 @@ test('credentials the edge refuses wait for the replacement instead of failing; 
     stop.signal,
   );
   let settled = false;
-  void done.then(() => (settled = true), () => (settled = true));
+  void done.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   await new Promise((r2) => setTimeout(r2, 30));
   t.false(settled, 'still waiting for a replacement');
   r.replace('stale', 'fresh');

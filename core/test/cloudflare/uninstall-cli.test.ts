@@ -116,7 +116,10 @@ test('by default the tunnel and its Secret stay (or there is none), and the repo
   t.is(env.fake.count(), 0, 'no Cloudflare API call at all');
   t.falsy(env.fake.tunnels(ACCOUNT).find((x) => x.id === tunnelId)?.deletedAt);
   t.truthy(await env.store.read(), 'the Secret is still there');
-  t.true(run.stderr.split('\n').some((l) => l.startsWith('{') && JSON.parse(l).command === 'uninstall'), 'JSON logs go to stderr');
+  t.true(
+    run.stderr.split('\n').some((l) => l.startsWith('{') && JSON.parse(l).command === 'uninstall'),
+    'JSON logs go to stderr',
+  );
 });
 
 test('with deleteTunnelOnUninstall the tunnel (connections first) and its Secret are deleted', async (t) => {
@@ -143,7 +146,7 @@ test('with deleteTunnelOnUninstall the tunnel (connections first) and its Secret
   t.is(env.fake.count(DELETES), 0);
 });
 
-test('a supplied tunnel is never Warren\'s to delete, even with deleteTunnelOnUninstall', async (t) => {
+test("a supplied tunnel is never Warren's to delete, even with deleteTunnelOnUninstall", async (t) => {
   const env = await setup(t);
   const run = await env.uninstall(['--set', 'cloudflare.deleteTunnelOnUninstall=true'], { TUNNEL_TOKEN: 'eyJhIjoic3VwcGxpZWQifQ' });
   t.is(run.code, 0, run.stderr);
@@ -152,11 +155,15 @@ test('a supplied tunnel is never Warren\'s to delete, even with deleteTunnelOnUn
   t.is(env.fake.count(), 0, 'no Cloudflare API call at all');
 });
 
-test('a refused API call fails the run with the API\'s reason and no token, and keeps the Secret', async (t) => {
+test("a refused API call fails the run with the API's reason and no token, and keeps the Secret", async (t) => {
   const env = await setup(t, ['f'.repeat(32)]);
   // The leader's Secret exists, but this token may not touch the tunnel's account.
   await env.store.create(
-    { 'credentials.json': Buffer.from(JSON.stringify({ AccountTag: ACCOUNT, TunnelID: '6f1c1a2e-7c53-4d6e-9a55-2f1b8f6e1c11', TunnelSecret: Buffer.alloc(32, 7).toString('base64') })) },
+    {
+      'credentials.json': Buffer.from(
+        JSON.stringify({ AccountTag: ACCOUNT, TunnelID: '6f1c1a2e-7c53-4d6e-9a55-2f1b8f6e1c11', TunnelSecret: Buffer.alloc(32, 7).toString('base64') }),
+      ),
+    },
     { labels: {}, annotations: {} },
   );
   const run = await env.uninstall(['--set', 'cloudflare.deleteTunnelOnUninstall=true']);

@@ -11,7 +11,10 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 test('the committed generated files are up to date (run `npm run generate` after changing a schema or manifest)', async (t) => {
   const files = await generateReferences();
-  t.deepEqual(files.map((f) => f.path), [...GENERATED_PATHS]);
+  t.deepEqual(
+    files.map((f) => f.path),
+    [...GENERATED_PATHS],
+  );
   for (const file of files) {
     const committed = readFileSync(join(ROOT, file.path), 'utf8');
     t.true(committed === file.text, `${file.path} is stale: run \`npm run generate\``);

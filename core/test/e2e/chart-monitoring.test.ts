@@ -86,7 +86,10 @@ test.serial('namespaced RBAC without Secret access is enough to lead, sync and r
   const rbac = rendered.objects.filter((o) => RBAC_KINDS.has(o.kind));
   const rules = (o: unknown) => (o as { rules: Array<{ resources: string[] }> }).rules;
   t.false(rbac.some((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && rules(o).some((r) => r.resources.includes('secrets'))));
-  t.deepEqual(rules(rendered.get('ClusterRole')).flatMap((r) => r.resources), ['ingressclasses']);
+  t.deepEqual(
+    rules(rendered.get('ClusterRole')).flatMap((r) => r.resources),
+    ['ingressclasses'],
+  );
 
   for (const object of rendered.objects.filter((o) => o.kind === 'ServiceAccount' || o.kind === 'IngressClass' || RBAC_KINDS.has(o.kind))) {
     await admin.objects.create(object as KubernetesObject);
@@ -94,7 +97,11 @@ test.serial('namespaced RBAC without Secret access is enough to lead, sync and r
   const sa = rendered.get('ServiceAccount').metadata.name;
   const minted = await admin.core.createNamespacedServiceAccountToken({ namespace, name: sa, body: { spec: { audiences: [server().url], expirationSeconds: 3600 } } });
   const asController = server().configForToken(minted.status!.token!);
-  const forbidden = async (list: () => Promise<unknown>) => list().then(() => 200, (err: { code?: number }) => err.code);
+  const forbidden = async (list: () => Promise<unknown>) =>
+    list().then(
+      () => 200,
+      (err: { code?: number }) => err.code,
+    );
   const core = asController.makeApiClient(CoreV1Api);
   t.is(await forbidden(() => core.listNamespacedSecret({ namespace: appNamespace })), 403, 'no Secret read in the watched namespace');
   t.is(await forbidden(() => core.listSecretForAllNamespaces()), 403, 'no Secret read cluster-wide');
@@ -146,7 +153,14 @@ test.serial('namespaced RBAC without Secret access is enough to lead, sync and r
   const templating = dashboard.templating.list.map((v) => JSON.stringify(v.query ?? ''));
   const queried = queriedMetrics([...alertExprs, ...panelExprs, ...templating]);
   t.true(queried.size >= 20, `found ${queried.size} queried metrics`);
-  for (const name of ['cloudflared_tunnel_ha_connections', 'warren_requests_total', 'warren_backend_ready_endpoints', 'warren_leader', 'warren_route_warnings', 'process_resident_memory_bytes']) {
+  for (const name of [
+    'cloudflared_tunnel_ha_connections',
+    'warren_requests_total',
+    'warren_backend_ready_endpoints',
+    'warren_leader',
+    'warren_route_warnings',
+    'process_resident_memory_bytes',
+  ]) {
     t.true(queried.has(name), `${name} is queried`);
   }
   const missing = [...queried].filter((name) => !exposed.has(name)).sort();

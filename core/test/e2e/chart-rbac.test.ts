@@ -141,7 +141,7 @@ test.serial('the chart grants exactly deploy/rbac.yaml plus the tunnel credentia
   }
 });
 
-test.serial('the uninstall hook Job passes the API server\'s strict validation and the restricted Pod Security profile', async (t) => {
+test.serial("the uninstall hook Job passes the API server's strict validation and the restricted Pod Security profile", async (t) => {
   const job = rendered.get('Job');
   const token = server().adminConfig().getCurrentUser()?.token;
   const agent = new Agent({ connect: { ca: server().caPem } });
@@ -186,8 +186,11 @@ function argsOf(container: Container, files: { configFile: string; apiTokenFile:
 
 function run(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(NODE_BIN, [MAIN_JS, ...args], { cwd: REPO_ROOT, env: baseEnv({ POD_NAME: 'edge-warren-uninstall', POD_NAMESPACE: namespace }), timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    execFile(
+      NODE_BIN,
+      [MAIN_JS, ...args],
+      { cwd: REPO_ROOT, env: baseEnv({ POD_NAME: 'edge-warren-uninstall', POD_NAMESPACE: namespace }), timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
     );
   });
 }
@@ -202,7 +205,7 @@ async function secretExists(name: string): Promise<boolean> {
   }
 }
 
-test.serial('with only the chart\'s RBAC the controller syncs, routes, writes status and Events, and the hook deletes the tunnel', async (t) => {
+test.serial("with only the chart's RBAC the controller syncs, routes, writes status and Events, and the hook deletes the tunnel", async (t) => {
   // Create what the chart grants, for real, and nothing else.
   const applied = rendered.objects.filter((o) => o.kind === 'ServiceAccount' || o.kind === 'IngressClass' || RBAC_KINDS.has(o.kind));
   for (const object of applied) await admin.objects.create(object as KubernetesObject);
@@ -305,7 +308,10 @@ test.serial('with only the chart\'s RBAC the controller syncs, routes, writes st
     },
     20_000,
   );
-  t.false(fake.records(ZONE).some((r) => r.name === host), 'the DNS record went with the Ingress');
+  t.false(
+    fake.records(ZONE).some((r) => r.name === host),
+    'the DNS record went with the Ingress',
+  );
 
   // helm uninstall: the pre-delete hook runs while the controller still runs, with the same ServiceAccount.
   const hook = (rendered.get('Job') as unknown as { spec: { template: { spec: { serviceAccountName: string; containers: Container[] } } } }).spec.template.spec;

@@ -51,7 +51,12 @@ test('local mode with the eyeball port taken: exit 1, one stderr line naming the
   t.is(await exitOf(t, warren), 1);
   const stderr = warren.stderr().trim().split('\n');
   t.is(stderr.length, 1, warren.stderr());
-  t.regex(stderr[0]!, new RegExp(`^warren: WARREN_ERR_CONFIG_INVALID: cannot listen on 127\\.0\\.0\\.1:${port} \\(local\\.eyeballListen\\): the port is already in use; choose another address with --set local\\.eyeballListen=127\\.0\\.0\\.1:${port + 1}$`));
+  t.regex(
+    stderr[0]!,
+    new RegExp(
+      `^warren: WARREN_ERR_CONFIG_INVALID: cannot listen on 127\\.0\\.0\\.1:${port} \\(local\\.eyeballListen\\): the port is already in use; choose another address with --set local\\.eyeballListen=127\\.0\\.0\\.1:${port + 1}$`,
+    ),
+  );
   const failures = records(warren).filter((r) => r.level === 'error' || r.level === 'fatal');
   t.is(failures.length, 1, warren.stdout());
   t.is(failures[0]!.err?.code, 'WARREN_ERR_CONFIG_INVALID');
@@ -66,7 +71,10 @@ test('the health port taken: exit 1 after a clean stop, one stderr line naming s
   t.is(await exitOf(t, warren), 1);
   const stderr = warren.stderr().trim().split('\n');
   t.is(stderr.length, 1, warren.stderr());
-  t.regex(stderr[0]!, /^warren: WARREN_ERR_CONFIG_INVALID: cannot listen on 127\.0\.0\.1:\d+ \(server\.listen\): the port is already in use; choose another address with --set server\.listen=/);
+  t.regex(
+    stderr[0]!,
+    /^warren: WARREN_ERR_CONFIG_INVALID: cannot listen on 127\.0\.0\.1:\d+ \(server\.listen\): the port is already in use; choose another address with --set server\.listen=/,
+  );
   const failures = records(warren).filter((r) => r.level === 'error' || r.level === 'fatal');
   t.is(failures.length, 1, `one record for one failure:\n${warren.stdout()}`);
   t.like(failures[0]!, { msg: 'runnable failed; stopping the controller' });
@@ -81,7 +89,10 @@ test('the demo origin with its port taken: exit 1 with one line naming the varia
   t.is(await exitOf(t, origin, 15_000), 1);
   const stderr = origin.stderr().trim().split('\n');
   t.is(stderr.length, 1, origin.stderr());
-  t.regex(stderr[0]!, new RegExp(`^demo origin: cannot listen on 127\\.0\\.0\\.1:${port} for service "web": the port is already in use\\. .*WEB_PORT=<port>.*examples/local/services\\.yaml`));
+  t.regex(
+    stderr[0]!,
+    new RegExp(`^demo origin: cannot listen on 127\\.0\\.0\\.1:${port} for service "web": the port is already in use\\. .*WEB_PORT=<port>.*examples/local/services\\.yaml`),
+  );
 });
 
 /** An installed Node.js older than 24 on PATH, if the machine has one. */
@@ -106,7 +117,10 @@ test('a Node.js older than 24 gets one line saying which version is needed, befo
   cleanUpAfter(t, faked);
   t.is(await exitOf(t, faked, 15_000), 1);
   t.is(faked.stdout(), '', 'nothing ran');
-  t.is(faked.stderr(), 'warren: Warren needs Node.js 24.12.0 or newer, but runs on Node.js 22.3.0. Install Node.js 24 LTS, or in the repository use the pinned one: npm run … scripts and npx node use it.\n');
+  t.is(
+    faked.stderr(),
+    'warren: Warren needs Node.js 24.12.0 or newer, but runs on Node.js 22.3.0. Install Node.js 24 LTS, or in the repository use the pinned one: npm run … scripts and npx node use it.\n',
+  );
 
   // A real older Node.js, where the rest of Warren cannot even be linked.
   const old = olderNode();

@@ -180,8 +180,14 @@ test.serial('ingress class: Ingresses of a foreign or unknown class get no route
   const ns = await server().createNamespace('ingress-class');
   const backend = await echo('class-echo');
   await createEchoBackend(admin, ns, backend);
-  await createIngress(ns, ingress(ns, 'invalid-class', { className: 'some-invalid-class-name', rules: [{ host: 'ingress-class', paths: [{ service: 'class-echo', port: 80 }] }] }));
-  await createIngress(ns, ingress(ns, 'other-controller', { className: 'someone-else', rules: [{ host: 'other-controller.example', paths: [{ service: 'class-echo', port: 80 }] }] }));
+  await createIngress(
+    ns,
+    ingress(ns, 'invalid-class', { className: 'some-invalid-class-name', rules: [{ host: 'ingress-class', paths: [{ service: 'class-echo', port: 80 }] }] }),
+  );
+  await createIngress(
+    ns,
+    ingress(ns, 'other-controller', { className: 'someone-else', rules: [{ host: 'other-controller.example', paths: [{ service: 'class-echo', port: 80 }] }] }),
+  );
   // Created after the foreign ones: once it is routed and has its status, Warren has seen them too.
   await createIngress(ns, ingress(ns, 'marker', { rules: [{ host: 'class-marker.example', paths: [{ service: 'class-echo', port: 80 }] }] }));
   await routed('class-marker.example', '/', 'class-echo');

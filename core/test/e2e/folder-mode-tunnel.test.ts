@@ -30,12 +30,20 @@ interface DemoOrigin {
 /** The demo origin on free ports and a copy of examples/local whose EndpointSlices point at it. */
 async function exampleFolder(t: ExecutionContext): Promise<string> {
   const { startDemoOrigin } = (await import(ORIGIN)) as { startDemoOrigin: (o: unknown) => Promise<DemoOrigin> };
-  const origin = await startDemoOrigin({ services: [{ name: 'web', port: 0 }, { name: 'api', port: 0 }] });
+  const origin = await startDemoOrigin({
+    services: [
+      { name: 'web', port: 0 },
+      { name: 'api', port: 0 },
+    ],
+  });
   t.teardown(() => origin.close());
   const [web, api] = origin.servers.map((s) => s.port) as [number, number];
   const folder = tempDir('folder-mode');
   writeFileSync(join(folder, 'ingress.yaml'), readFileSync(join(EXAMPLE, 'ingress.yaml')));
-  writeFileSync(join(folder, 'services.yaml'), readFileSync(join(EXAMPLE, 'services.yaml'), 'utf8').replace('port: 3001', `port: ${web}`).replace('port: 3002', `port: ${api}`));
+  writeFileSync(
+    join(folder, 'services.yaml'),
+    readFileSync(join(EXAMPLE, 'services.yaml'), 'utf8').replace('port: 3001', `port: ${web}`).replace('port: 3002', `port: ${api}`),
+  );
   return folder;
 }
 
@@ -44,7 +52,6 @@ async function testEdge(t: ExecutionContext, listeners: number): Promise<EdgeSim
   t.teardown(() => edge.close());
   return edge;
 }
-
 
 /** Runs an assembled Warren until the test ends. */
 function runUntilTeardown(t: ExecutionContext, warren: Warren): void {
@@ -118,7 +125,10 @@ test('the CLI in folder mode with a tunnel token connects to the configured edge
   warren.signal('SIGTERM');
   const exit = await warren.exited;
   t.is(exit.code, 0, `Warren exits 0 on SIGTERM (${describeExit(exit)})`);
-  t.true(edge.connections.every((c) => c.unregistered), 'every connection unregistered from the test edge');
+  t.true(
+    edge.connections.every((c) => c.unregistered),
+    'every connection unregistered from the test edge',
+  );
 });
 
 test('folder mode with a credentials file trusts only tunnel.edgeCaFile: an edge with another CA is refused', async (t) => {
@@ -137,13 +147,17 @@ test('folder mode with a credentials file trusts only tunnel.edgeCaFile: an edge
   t.deepEqual(warren.config.tunnel.edgeAddresses, [edge.edgeAddress], 'the settings are not rewritten');
   runUntilTeardown(t, warren);
 
-  await waitUntil('a failed edge connection attempt in the log', () => lines().some((l) => l.component === 'tunnel' && /certificate|self.signed|unable to verify/i.test(JSON.stringify(l))), 15_000);
+  await waitUntil(
+    'a failed edge connection attempt in the log',
+    () => lines().some((l) => l.component === 'tunnel' && /certificate|self.signed|unable to verify/i.test(JSON.stringify(l))),
+    15_000,
+  );
   t.is(edge.registeredConnections().length, 0, 'the connector did not register with an edge its CA file does not vouch for');
   const readiness = warren.health.readiness();
   t.true(readiness !== true && readiness.some((r) => r.startsWith('tunnel:')), `readiness: ${JSON.stringify(readiness)}`);
 });
 
-test('folder mode runs the DNS plugin against the Cloudflare API: CNAMEs with ownership for the folder\'s hosts, released when a host goes', async (t) => {
+test("folder mode runs the DNS plugin against the Cloudflare API: CNAMEs with ownership for the folder's hosts, released when a host goes", async (t) => {
   const API_TOKEN = 'folder-mode-dns-token-0123456789';
   const fake = await startFakeCloudflare({ tokens: [{ value: API_TOKEN }] });
   t.teardown(() => fake.close());
@@ -184,10 +198,20 @@ test('folder mode runs the DNS plugin against the Cloudflare API: CNAMEs with ow
   runUntilTeardown(t, warren);
 
   const target = `${edge.credentials.tunnelId}.cfargotunnel.com`;
-  const cnames = () => Object.fromEntries(fake.records('example.com').filter((r) => r.type === 'CNAME').map((r) => [r.name, r.content]));
-  await waitUntil('CNAMEs for the folder\'s hosts', () => Object.keys(cnames()).length === 2, 20_000);
+  const cnames = () =>
+    Object.fromEntries(
+      fake
+        .records('example.com')
+        .filter((r) => r.type === 'CNAME')
+        .map((r) => [r.name, r.content]),
+    );
+  await waitUntil("CNAMEs for the folder's hosts", () => Object.keys(cnames()).length === 2, 20_000);
   t.deepEqual(cnames(), { 'shop.example.com': target, 'api.example.com': target }, 'the tunnel of the token is the target');
-  const owners = fake.records('example.com').filter((r) => r.type === 'TXT').map((r) => r.name).sort();
+  const owners = fake
+    .records('example.com')
+    .filter((r) => r.type === 'TXT')
+    .map((r) => r.name)
+    .sort();
   t.deepEqual(owners, ['_warren.api.example.com', '_warren.shop.example.com'], 'ownership records, as in Kubernetes mode');
   t.deepEqual(fake.records('example.com').find((r) => r.name === 'taken.example.com')?.type, 'A', 'a record Warren does not own is left alone');
   await waitUntil('the DnsConflict warning in the log', () => lines().some((l) => l.reason === 'DnsConflict'), 10_000);

@@ -64,13 +64,20 @@ test.serial('30 rounds of freezes, apiserver restarts and etcd compaction: whoev
     await Promise.all(pair.map((w) => w.stop()));
   });
   const hostname = tunnelHostname(edge);
-  const published = (name: string): Promise<string> => statusAddresses(admin, ns, name).then((a) => a.join(), () => '');
+  const published = (name: string): Promise<string> =>
+    statusAddresses(admin, ns, name).then(
+      (a) => a.join(),
+      () => '',
+    );
   const holder = async (): Promise<WarrenProcess | undefined> => {
     const id = await leaseHolder(server().adminConfig()).catch(() => undefined);
     return pair.find((w) => id?.startsWith(`${w.podName}_`));
   };
   const create = (name: string) =>
-    admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, name, { rules: [{ host: `${name}.chaos.example`, paths: [{ service: backend.name, port: 80 }] }] }) });
+    admin.networking.createNamespacedIngress({
+      namespace: ns,
+      body: ingress(ns, name, { rules: [{ host: `${name}.chaos.example`, paths: [{ service: backend.name, port: 80 }] }] }),
+    });
 
   const started = Date.now();
   const times: Record<(typeof KINDS)[number], number[]> = { freeze: [], 'freeze+compact': [], 'freeze-all+restart': [] };
@@ -101,11 +108,15 @@ test.serial('30 rounds of freezes, apiserver restarts and etcd compaction: whoev
     const tookMs = Date.now() - backAt;
     times[kind].push(tookMs);
     // One leader, and it is the one holding the Lease.
-    await waitUntil(`round ${round} (${kind}): one warren_leader 1, on the Lease holder`, async () => {
-      const h = await holder();
-      const gauges = await Promise.all(pair.map((w) => w.metric('warren_leader').catch(() => undefined)));
-      return !!h && gauges.filter((g) => g === 1).length === 1 && gauges[pair.indexOf(h)] === 1;
-    }, 10_000);
+    await waitUntil(
+      `round ${round} (${kind}): one warren_leader 1, on the Lease holder`,
+      async () => {
+        const h = await holder();
+        const gauges = await Promise.all(pair.map((w) => w.metric('warren_leader').catch(() => undefined)));
+        return !!h && gauges.filter((g) => g === 1).length === 1 && gauges[pair.indexOf(h)] === 1;
+      },
+      10_000,
+    );
     rounds++;
   }
   const summary = Object.entries(times)

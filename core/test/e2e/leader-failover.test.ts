@@ -21,7 +21,11 @@ import { controllerKubeconfig, leaseHolder, startEdge, startWarren, tunnelHostna
 const LEASE_MS = 4_000;
 const RETRY_MS = 500;
 /** The lease settings both replicas run with. */
-const LEASE_SETS = [`kubernetes.leaderElection.leaseDuration=${LEASE_MS}ms`, 'kubernetes.leaderElection.renewDeadline=3s', `kubernetes.leaderElection.retryPeriod=${RETRY_MS}ms`];
+const LEASE_SETS = [
+  `kubernetes.leaderElection.leaseDuration=${LEASE_MS}ms`,
+  'kubernetes.leaderElection.renewDeadline=3s',
+  `kubernetes.leaderElection.retryPeriod=${RETRY_MS}ms`,
+];
 const HOST = 'failover.example';
 
 const server = useApiServer(test);
@@ -69,15 +73,19 @@ async function startPair(t: ExecutionContext, a: string, b: string): Promise<[Wa
 /** Waits until exactly one of `pair` holds the Lease and both metrics agree; returns [leader, follower]. */
 async function electedOf(pair: readonly [WarrenProcess, WarrenProcess]): Promise<[WarrenProcess, WarrenProcess]> {
   let result: [WarrenProcess, WarrenProcess] | undefined;
-  await waitUntil('one leader, agreed by the Lease and both warren_leader gauges', async () => {
-    const holder = await leaseHolder(server().adminConfig());
-    const leader = pair.find((w) => holder?.startsWith(`${w.podName}_`));
-    if (!leader) return false;
-    const follower = pair.find((w) => w !== leader)!;
-    if ((await leader.metric('warren_leader')) !== 1 || (await follower.metric('warren_leader')) !== 0) return false;
-    result = [leader, follower];
-    return true;
-  }, LEASE_MS * 3);
+  await waitUntil(
+    'one leader, agreed by the Lease and both warren_leader gauges',
+    async () => {
+      const holder = await leaseHolder(server().adminConfig());
+      const leader = pair.find((w) => holder?.startsWith(`${w.podName}_`));
+      if (!leader) return false;
+      const follower = pair.find((w) => w !== leader)!;
+      if ((await leader.metric('warren_leader')) !== 1 || (await follower.metric('warren_leader')) !== 0) return false;
+      result = [leader, follower];
+      return true;
+    },
+    LEASE_MS * 3,
+  );
   return result!;
 }
 
@@ -113,7 +121,7 @@ test.serial('SIGKILL of the leader: the follower takes over when the Lease expir
     const exit = await leader.child.exited;
     running.delete(leader);
     t.is(exit.signal, 'SIGKILL', describeExit(exit));
-    await edge.waitFor(() => edge.registeredConnections().length === 2, 10_000, 'the killed connector\'s connections to close');
+    await edge.waitFor(() => edge.registeredConnections().length === 2, 10_000, "the killed connector's connections to close");
     traffic.resume();
 
     const takeoverAt = await leads(follower, LEASE_MS * 4);
@@ -123,7 +131,10 @@ test.serial('SIGKILL of the leader: the follower takes over when the Lease expir
     await waitUntil('warren_leader 1 on the new leader', async () => (await follower.metric('warren_leader')) === 1, 5_000);
 
     // The new leader does the leader's work: a new Ingress gets its status.
-    await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'after-failover', { rules: [{ host: 'after.example', paths: [{ service: 'web', port: 80 }] }] }) });
+    await admin.networking.createNamespacedIngress({
+      namespace: ns,
+      body: ingress(ns, 'after-failover', { rules: [{ host: 'after.example', paths: [{ service: 'web', port: 80 }] }] }),
+    });
     await waitUntil('status written by the new leader', async () => (await statusAddresses(admin, ns, 'after-failover')).join() === tunnelHostname(edge), 20_000);
     await sendUntil(edge.eyeballUrl, '/', { host: 'after.example' }, (a) => a.status === 200, 10_000, 'after.example routed');
     await traffic.next(20);

@@ -58,11 +58,15 @@ function describe(e: AuditEvent): string {
 }
 
 /** The Ingress's published hostnames; none while it does not exist yet. */
-const published = (name: string): Promise<string> => statusAddresses(admin, ns, name).then((a) => a.join(), () => '');
+const published = (name: string): Promise<string> =>
+  statusAddresses(admin, ns, name).then(
+    (a) => a.join(),
+    () => '',
+  );
 
 const holderOf = (e: AuditEvent): string | undefined => (e.requestObject as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity;
 
-test.serial('Lease deleted under a busy leader: it stops at once and sends no leader-only write after the new holder\'s Lease write (audit log, 20 rounds)', async (t) => {
+test.serial("Lease deleted under a busy leader: it stops at once and sends no leader-only write after the new holder's Lease write (audit log, 20 rounds)", async (t) => {
   t.timeout(MAX_LOOP_MS + 60_000);
   const kubeconfigFile = await controllerKubeconfig(server());
   const pair = await Promise.all(['fence-a', 'fence-b'].map((podName) => startWarren({ podName, kubeconfigFile, edge })));
@@ -79,12 +83,16 @@ test.serial('Lease deleted under a busy leader: it stops at once and sends no le
     // The current leader, agreed by the Lease and both gauges.
     let holder: string | undefined;
     let leader: WarrenProcess | undefined;
-    await waitUntil(`round ${round}: one leader`, async () => {
-      holder = await leaseHolder(server().adminConfig());
-      leader = pair.find((w) => holder?.startsWith(`${w.podName}_`));
-      const follower = pair.find((w) => w !== leader);
-      return !!leader && (await leader.metric('warren_leader')) === 1 && (await follower!.metric('warren_leader')) === 0;
-    }, 15_000);
+    await waitUntil(
+      `round ${round}: one leader`,
+      async () => {
+        holder = await leaseHolder(server().adminConfig());
+        leader = pair.find((w) => holder?.startsWith(`${w.podName}_`));
+        const follower = pair.find((w) => w !== leader);
+        return !!leader && (await leader.metric('warren_leader')) === 1 && (await follower!.metric('warren_leader')) === 0;
+      },
+      15_000,
+    );
     const oldLeader = leader!;
     const oldIdentity = holder!;
     const newLeader = pair.find((w) => w !== oldLeader)!;
@@ -93,7 +101,10 @@ test.serial('Lease deleted under a busy leader: it stops at once and sends no le
     const names = Array.from({ length: BURST }, (_, i) => `r${round}-${i}`);
     const burst = (async () => {
       for (const name of names) {
-        await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, name, { rules: [{ host: `${name}.fencing.example`, paths: [{ service: backend.name, port: 80 }] }] }) });
+        await admin.networking.createNamespacedIngress({
+          namespace: ns,
+          body: ingress(ns, name, { rules: [{ host: `${name}.fencing.example`, paths: [{ service: backend.name, port: 80 }] }] }),
+        });
         await sleep(30);
       }
     })();
@@ -109,10 +120,14 @@ test.serial('Lease deleted under a busy leader: it stops at once and sends no le
     await waitUntil(`round ${round}: warren_leader 0 on the old leader`, async () => (await oldLeader.metric('warren_leader')) === 0, 1_000);
 
     await burst;
-    await waitUntil(`round ${round}: the new leader to publish every status`, async () => {
-      for (const name of names) if ((await published(name)) !== hostname) return false;
-      return true;
-    }, 15_000);
+    await waitUntil(
+      `round ${round}: the new leader to publish every status`,
+      async () => {
+        for (const name of names) if ((await published(name)) !== hostname) return false;
+        return true;
+      },
+      15_000,
+    );
 
     // The witness.
     const audit = server().auditEvents();

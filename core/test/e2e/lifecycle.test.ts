@@ -148,10 +148,14 @@ test.serial('a broken Ingress gets its Warning events once, not once per rebuild
   t.is((await send(edge.eyeballUrl, '/missing-port', { host })).status, 503);
 
   const warnings = async () => (await eventsFor(admin, ns, 'broken')).filter((e) => e.type === 'Warning');
-  await waitUntil('ServiceNotFound and ServicePortNotFound', async () => {
-    const reasons = new Set((await warnings()).map((e) => e.reason));
-    return reasons.has('ServiceNotFound') && reasons.has('ServicePortNotFound');
-  }, 20_000);
+  await waitUntil(
+    'ServiceNotFound and ServicePortNotFound',
+    async () => {
+      const reasons = new Set((await warnings()).map((e) => e.reason));
+      return reasons.has('ServiceNotFound') && reasons.has('ServicePortNotFound');
+    },
+    20_000,
+  );
   const notFound = (await warnings()).find((e) => e.reason === 'ServiceNotFound')!;
   t.regex(notFound.message ?? '', /does-not-exist/, 'the event names the missing Service');
   t.is(notFound.involvedObject.kind, 'Ingress');
@@ -187,7 +191,10 @@ test.serial('status: written, follows publishHostname across a restart, kept on 
   const backend = await echo('status-web');
   await admin.core.createNamespacedService({ namespace: ns, body: service(ns, 'web', [{ port: 80, targetPort: backend.port }]) });
   await admin.discovery.createNamespacedEndpointSlice({ namespace: ns, body: endpointSlice(ns, 'web', backend.addresses, backend.port) });
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'owned', { rules: [{ host: 'status.example', paths: [{ service: 'web', port: 80 }] }] }) });
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'owned', { rules: [{ host: 'status.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
   const statusIs = (want: string[]) => waitUntil(`status ${want.join() || '(empty)'}`, async () => (await statusAddresses(admin, ns, 'owned')).join() === want.join(), 20_000);
   await statusIs([tunnelHostname(edge)]);
   t.deepEqual(await statusAddresses(admin, ns, 'owned'), [tunnelHostname(edge)]);
@@ -228,12 +235,12 @@ test.serial('SIGTERM: an in-flight request finishes, then the process exits 0', 
   t.is(answer.echo?.service, 'slow');
   t.is(answer.echo?.path, '/download?delay=2000');
 
-  const exit = await Promise.race([
-    proc.child.exited,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit within 20 s of SIGTERM')), 20_000)),
-  ]);
+  const exit = await Promise.race([proc.child.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit within 20 s of SIGTERM')), 20_000))]);
   t.is(exit.code, 0, `exit after SIGTERM: ${describeExit(exit)}`);
-  t.true(proc.logLines().some((l) => l.msg === 'stopped'), 'the log records a graceful stop');
+  t.true(
+    proc.logLines().some((l) => l.msg === 'stopped'),
+    'the log records a graceful stop',
+  );
   warren = undefined;
 });
 
@@ -254,7 +261,10 @@ test.serial('SIGTERM: a request the edge sends before it has processed the unreg
   try {
     proc.child.signal('SIGTERM');
     await proc.child.waitForOutput(/"msg":"stopping the tunnel connector"/, 10_000, 'the connector to start its drain');
-    t.true(connections.every((c) => c.routable), 'the edge still routes to the connections');
+    t.true(
+      connections.every((c) => c.routable),
+      'the edge still routes to the connections',
+    );
     const late = await send(edge.eyeballUrl, '/late', { host: 'late.example' });
     t.is(late.status, 200, `a request arriving during the drain is served (got ${late.status} ${late.body.slice(0, 80)})`);
     t.is(late.echo?.service, 'late');

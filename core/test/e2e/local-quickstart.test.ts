@@ -57,8 +57,13 @@ test.serial('npm run local: the demo origin answers through the edge simulator, 
 
   // api.localhost routes only Prefix /v1: no spelling of a path outside it reaches the api Service.
   for (const [path, status] of [
-    ['/v1/../admin', 404], ['/v1/%2e%2e/admin', 404], ['/v1/%2E%2E/hello', 404], ['/v1/x/../../admin', 404],
-    ['/v1/..\\admin', 400], ['/v1/..%2fadmin', 400], ['/v1/..;/admin', 400],
+    ['/v1/../admin', 404],
+    ['/v1/%2e%2e/admin', 404],
+    ['/v1/%2E%2E/hello', 404],
+    ['/v1/x/../../admin', 404],
+    ['/v1/..\\admin', 400],
+    ['/v1/..%2fadmin', 400],
+    ['/v1/..;/admin', 400],
   ] as const) {
     t.is((await get('api.localhost', path)).status, status, path);
   }
@@ -95,7 +100,7 @@ test.serial('npm run local: Ctrl-C drains: an open stream still reaches the orig
   await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 30_000);
 });
 
-test.serial('npm run local with the demo origin\'s port taken: exits non-zero with the origin\'s line, Warren never starts', async (t) => {
+test.serial("npm run local with the demo origin's port taken: exits non-zero with the origin's line, Warren never starts", async (t) => {
   const holder = createServer();
   await new Promise<void>((resolve) => holder.listen(3001, '127.0.0.1', () => resolve()));
   t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
@@ -109,7 +114,7 @@ test.serial('npm run local with the demo origin\'s port taken: exits non-zero wi
   await waitUntil('every process of npm run local to exit', () => npm.groupMembers().length === 0, 15_000);
 });
 
-test.serial('npm run local -- --help: prints the launcher\'s usage and Warren\'s options, starting nothing', async (t) => {
+test.serial("npm run local -- --help: prints the launcher's usage and Warren's options, starting nothing", async (t) => {
   // The demo origin's port is taken: help must not need it.
   const holder = createServer();
   await new Promise<void>((resolve) => holder.listen(3001, '127.0.0.1', () => resolve()));

@@ -101,10 +101,13 @@ test.serial('two replicas installed by helm run on the rig; deleting the leader 
   const ns = await rig().server.createNamespace('rig-helm');
   await clients.core.createNamespacedService({ namespace: ns, body: demoService(ns, 'web') });
   await clients.apps.createNamespacedDeployment({ namespace: ns, body: demoDeployment(ns, 'web', { replicas: 2 }) });
-  await rig().server.adminConfig().makeApiClient((await import('@kubernetes/client-node')).NetworkingV1Api).createNamespacedIngress({
-    namespace: ns,
-    body: ingress(ns, 'web', { rules: [{ host: HOST, paths: [{ path: '/', service: 'web', port: 80 }] }] }),
-  });
+  await rig()
+    .server.adminConfig()
+    .makeApiClient((await import('@kubernetes/client-node')).NetworkingV1Api)
+    .createNamespacedIngress({
+      namespace: ns,
+      body: ingress(ns, 'web', { rules: [{ host: HOST, paths: [{ path: '/', service: 'web', port: 80 }] }] }),
+    });
   await waitForReadyEndpoints(clients, ns, 'web', 2);
   await sendUntil(edge.eyeballUrl, '/', { host: HOST }, (a) => a.status === 200 && a.echo?.service === 'v1', 30_000, 'served through the chart-installed controllers');
 
@@ -113,7 +116,8 @@ test.serial('two replicas installed by helm run on the rig; deleting the leader 
   const pods = (await controllerPods()).map((p) => p.metadata!.name!);
   t.true(pods.includes(old!), `leader ${old} is one of ${pods.join(', ')}`);
 
-  const loop = (method: string) => new TrafficLoop({ baseUrl: edge.eyeballUrl, host: HOST, method, maxRequests: 20_000, maxMs: 90_000, concurrency: 2, intervalMs: 5 }).start();
+  const loop = (method: string) =>
+    new TrafficLoop({ baseUrl: edge.eyeballUrl, host: HOST, method, maxRequests: 20_000, maxMs: 90_000, concurrency: 2, intervalMs: 5 }).start();
   const get = loop('GET');
   const post = loop('POST');
   await Promise.all([get.next(20), post.next(20)]);

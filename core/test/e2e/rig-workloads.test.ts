@@ -154,7 +154,10 @@ test.serial('a rolling update with maxUnavailable 0 and a preStop sleep loses no
   t.deepEqual(traffic.streams.failures(), [], 'no stream cut during the rollout');
   const versions = [...traffic.get.results, ...traffic.post.results].map((r) => r.service);
   t.true(versions.includes('v1') && versions.includes('v2'), 'both versions answered');
-  t.true(traffic.get.results.slice(-10).every((r) => r.service === 'v2'), 'only v2 at the end');
+  t.true(
+    traffic.get.results.slice(-10).every((r) => r.service === 'v2'),
+    'only v2 at the end',
+  );
   t.true(traffic.get.results.length + traffic.post.results.length >= 200, 'enough requests to mean something');
 });
 
@@ -164,7 +167,10 @@ test.serial('a rolling update without preStop: measured', async (t) => {
   const traffic = await rollUnderLoad(ns, host);
   t.log(`without preStop: ${describe(traffic)}`);
   for (const f of [...traffic.get.failures(), ...traffic.post.failures(), ...traffic.streams.failures()].slice(0, 10)) t.log(`  ${f}`);
-  t.true(traffic.get.results.slice(-10).every((r) => r.service === 'v2'), 'only v2 at the end');
+  t.true(
+    traffic.get.results.slice(-10).every((r) => r.service === 'v2'),
+    'only v2 at the end',
+  );
 });
 
 test.serial('scaled to 0 the host answers 503; scaled back it is served within 1 s of the first pod Ready', async (t) => {
@@ -205,8 +211,11 @@ test.serial('a pod whose readiness probe fails leaves rotation without a failed 
   t.deepEqual(traffic.failures(), [], 'no failed request');
   const before = traffic.results.filter((r) => r.at < unreadyAt);
   const settled = traffic.results.filter((r) => r.at > unreadyAt + 1_000);
-  t.true(before.some((r) => r.service === leaving), 'the leaving pod served before');
+  t.true(
+    before.some((r) => r.service === leaving),
+    'the leaving pod served before',
+  );
   t.true(settled.length > 20, `only ${settled.length} requests after the change settled`);
   t.deepEqual([...new Set(settled.map((r) => r.service))], [staying], 'only the ready pod serves once the change settled');
-  t.false(isReady((await clients.core.readNamespacedPod({ namespace: ns, name: leaving }))));
+  t.false(isReady(await clients.core.readNamespacedPod({ namespace: ns, name: leaving })));
 });

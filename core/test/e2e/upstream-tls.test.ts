@@ -107,7 +107,14 @@ test.serial('unusable ca.crt, tls.crt or tls.key: a Warning naming Secret, key a
     mark += fresh.length;
     return fresh.includes('"level"') && !fresh.includes('proxy-ssl-secret');
   };
-  const fixed = await sendUntil(edge.eyeballUrl, '/', { host: 'tls-bad.tls.example' }, (a) => a.status !== 200 && blamesNoSecret(), 10_000, 'a failure the log no longer blames on the Secret');
+  const fixed = await sendUntil(
+    edge.eyeballUrl,
+    '/',
+    { host: 'tls-bad.tls.example' },
+    (a) => a.status !== 200 && blamesNoSecret(),
+    10_000,
+    'a failure the log no longer blames on the Secret',
+  );
   t.not(fixed.status, 200, 'the echo backend speaks plain HTTP, so the TLS handshake itself still fails');
 });
 
@@ -126,6 +133,10 @@ test.serial('a Secret created just before the Ingress naming it gives no false "
   await sleep(1_000);
   for (const name of names) {
     const warnings = (await events(name)).filter((e) => e.type === 'Warning');
-    t.deepEqual(warnings.map((e) => e.message), [], `no Warning for ${name}`);
+    t.deepEqual(
+      warnings.map((e) => e.message),
+      [],
+      `no Warning for ${name}`,
+    );
   }
 });

@@ -18,7 +18,8 @@ import { CLOUDFLARED_RPC, GOLDEN_REGISTRATION, SERIALIZED_HEADERS_EXAMPLE } from
 
 const hex = (h: string) => Buffer.from(h, 'hex');
 const ORIGIN_META = '{"src":"origin"}';
-const ws = (headers: Array<[string, string]>) => headers.map(([n, v]) => `${Buffer.from(n).toString('base64').replace(/=+$/, '')}:${Buffer.from(v).toString('base64').replace(/=+$/, '')}`).join(';');
+const ws = (headers: Array<[string, string]>) =>
+  headers.map(([n, v]) => `${Buffer.from(n).toString('base64').replace(/=+$/, '')}:${Buffer.from(v).toString('base64').replace(/=+$/, '')}`).join(';');
 
 /** Answers one request stream the way cloudflared does. */
 function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
@@ -121,19 +122,27 @@ test('cloudflared recorded: registration, config push, HTTP, error, WebSocket, t
   t.is(reply.body, 'hello');
   const pairs = [];
   for (let i = 0; i < reply.raw.length; i += 2) pairs.push([reply.raw[i]!.toLowerCase(), reply.raw[i + 1]!]);
-  t.deepEqual(pairs.filter(([n]) => n === 'set-cookie').map(([, v]) => v), ['a=1', 'b=2']);
-  t.deepEqual(pairs.filter(([n]) => ['content-type', 'x-empty', 'content-length'].includes(n!)), [
-    ['content-type', 'text/plain'],
-    ['x-empty', ''],
-    ['content-length', '5'],
-  ]);
+  t.deepEqual(
+    pairs.filter(([n]) => n === 'set-cookie').map(([, v]) => v),
+    ['a=1', 'b=2'],
+  );
+  t.deepEqual(
+    pairs.filter(([n]) => ['content-type', 'x-empty', 'content-length'].includes(n!)),
+    [
+      ['content-type', 'text/plain'],
+      ['x-empty', ''],
+      ['content-length', '5'],
+    ],
+  );
 
   // A cloudflared-generated error: 502, meta src cloudflared, no serialized headers.
   const error = await new Promise<number>((resolve, reject) => {
-    http.get(`${sim.eyeballUrl}/error`, { headers: { host: 'app.example.com' }, agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    }).on('error', reject);
+    http
+      .get(`${sim.eyeballUrl}/error`, { headers: { host: 'app.example.com' }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      })
+      .on('error', reject);
   });
   t.is(error, 502);
 

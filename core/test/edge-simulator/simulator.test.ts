@@ -131,7 +131,9 @@ test('origin headers reach HTTP/1.1 eyeballs decoded, with hop-by-hop headers re
     },
   });
   const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
-    httpRequest(`${sim.eyeballUrl}/x`, { headers: { host: 'app.example.com' } }, resolve).on('error', reject).end(),
+    httpRequest(`${sim.eyeballUrl}/x`, { headers: { host: 'app.example.com' } }, resolve)
+      .on('error', reject)
+      .end(),
   );
   const body = await new Promise<string>((resolve) => {
     let text = '';
@@ -141,7 +143,7 @@ test('origin headers reach HTTP/1.1 eyeballs decoded, with hop-by-hop headers re
   t.is(res.statusCode, 207);
   t.is(res.headers['x-real'], 'one');
   t.deepEqual(res.headers['set-cookie'], ['a=1', 'b=2']);
-  t.not(res.headers['keep-alive'], 'timeout=99', 'the origin\'s Keep-Alive is not forwarded (Node may add its own)');
+  t.not(res.headers['keep-alive'], 'timeout=99', "the origin's Keep-Alive is not forwarded (Node may add its own)");
   t.is(res.headers['proxy-connection'], undefined);
   t.is(body, 'seen 127.0.0.1 http app.example.com');
   t.deepEqual(sim.violations, []);

@@ -23,7 +23,11 @@ interface Stage {
 
 /** Parses a Dockerfile into stages (continuation lines joined, comments dropped, global ARG defaults applied). */
 function parseDockerfile(text: string): Stage[] {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const args = new Map<string, string>();
   const stages: Stage[] = [];
   for (const line of lines) {
@@ -57,11 +61,17 @@ test('every stage builds on Node 24, and the runtime is a minimal image without 
   t.true(stages.length >= 2, 'multi-stage');
   for (const stage of stages) t.regex(stage.from, NODE_24, `stage ${stage.name ?? '(final)'}`);
   t.regex(final.from, /^gcr\.io\/distroless\/nodejs24-/);
-  t.false(final.instructions.some((i) => i.op === 'RUN'), 'the final stage runs no shell commands (it has no shell)');
+  t.false(
+    final.instructions.some((i) => i.op === 'RUN'),
+    'the final stage runs no shell commands (it has no shell)',
+  );
 });
 
 test('the Dockerfile is architecture-neutral, for a multi-arch buildx build', (t) => {
-  const code = dockerfile.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+  const code = dockerfile
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('#'))
+    .join('\n');
   t.notRegex(code, /amd64|arm64|x86_64|aarch64|armv7|ppc64le|s390x/i, 'no architecture is named outside comments');
   const build = stages.find((s) => s.name === 'build')!;
   t.is(build.platform, '$BUILDPLATFORM', 'the compile stage runs natively on the build machine (its output is JavaScript)');
@@ -93,8 +103,14 @@ test('the entry point is exec-form node, with a capped young generation, on the 
   const flags = argv.slice(1, -1);
   t.is(main, 'core/build/src/main.js');
   t.true(existsSync(join(ROOT, main)), 'built by tsc -b');
-  t.true(flags.every((f) => f.startsWith('--')), `only node options before the script: ${flags.join(' ')}`);
-  t.true(flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)), 'young generation capped (memory budget, docs/benchmarks.md)');
+  t.true(
+    flags.every((f) => f.startsWith('--')),
+    `only node options before the script: ${flags.join(' ')}`,
+  );
+  t.true(
+    flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)),
+    'young generation capped (memory budget, docs/benchmarks.md)',
+  );
   // Node refuses an unknown option, so running with the image's flags proves they are valid for this Node.
   const version = await new Promise<string>((done, fail) =>
     execFile(process.execPath, [...flags, join(ROOT, main), '--version'], { timeout: 30_000 }, (err, stdout) => (err ? fail(err) : done(stdout))),
@@ -176,15 +192,31 @@ test('the build context keeps the sources and lockfile, and leaves out installed
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  t.false(patterns.some((p) => p.startsWith('!')), 'no re-includes (kept simple on purpose)');
+  t.false(
+    patterns.some((p) => p.startsWith('!')),
+    'no re-includes (kept simple on purpose)',
+  );
   const toRegex = (p: string) =>
-    new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '\0').replace(/\*/g, '[^/]*').replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`);
+    new RegExp(
+      `^${p
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*\//g, '\0')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`,
+    );
   const ignored = (path: string) => patterns.some((p) => toRegex(p).test(path));
   const needed = ['package.json', 'package-lock.json', 'tsconfig.base.json', 'core/package.json', 'core/tsconfig.json', 'core/src/main.ts', 'core/test/chart/helm.ts'];
   for (const plugin of readdirSync(join(ROOT, 'plugins'))) needed.push(`plugins/${plugin}/package.json`, `plugins/${plugin}/tsconfig.json`);
   for (const example of readdirSync(join(ROOT, 'examples', 'plugins'))) needed.push(`examples/plugins/${example}/package.json`);
   t.deepEqual(needed.filter(ignored), []);
-  for (const path of ['.git/HEAD', 'node_modules/zod/package.json', 'core/node_modules/x', 'core/build/src/main.js', 'plugins/tls/build/src/index.js', 'core/build/.tsbuildinfo']) {
+  for (const path of [
+    '.git/HEAD',
+    'node_modules/zod/package.json',
+    'core/node_modules/x',
+    'core/build/src/main.js',
+    'plugins/tls/build/src/index.js',
+    'core/build/.tsbuildinfo',
+  ]) {
     t.true(ignored(path), `${path} is left out of the context`);
   }
 });

@@ -143,5 +143,8 @@ test.serial('the leader steps down when it cannot renew, and leadership resumes 
   const [again] = await eventually('a leader again', () => leaderOf(a, b), 20_000);
   t.true(probes.a.state.running !== probes.b.state.running);
   // Control plugins learn from the term that state they read from Cloudflare in an earlier one may be stale.
-  t.true(again === leader ? again.cp.elector!.leadership.current.term > termBefore : again.cp.elector!.leadership.current.term >= 1, 'every term this replica began is counted');
+  t.true(
+    again === leader ? again.cp.elector!.leadership.current.term > termBefore : again.cp.elector!.leadership.current.term >= 1,
+    'every term this replica began is counted',
+  );
 });

@@ -27,39 +27,38 @@ test('snapshots are copy-on-write: later writes never show in a snapshot already
 
 test('every snapshot equals a full copy of the cache at its time, through many writes and folds', (t) => {
   fc.assert(
-    fc.property(
-      fc.array(fc.record({ key: fc.nat({ max: 150 }), remove: fc.boolean(), snapshot: fc.boolean() }), { minLength: 1, maxLength: 600 }),
-      (writes) => {
-        const store = new ObjectStore<V1Ingress>();
-        const taken: Array<{ view: ReadonlyMap<string, V1Ingress>; copy: Map<string, V1Ingress> }> = [];
-        const live = new Map<string, V1Ingress>();
-        let rv = 0;
-        for (const w of writes) {
-          const key = `ns/i${w.key}`;
-          if (w.remove) {
-            store.delete(key);
-            live.delete(key);
-          } else {
-            const obj = ing(`i${w.key}`, String(++rv));
-            store.upsert(key, obj);
-            live.set(key, obj);
-          }
-          if (w.snapshot) taken.push({ view: store.snapshot(), copy: new Map(live) });
+    fc.property(fc.array(fc.record({ key: fc.nat({ max: 150 }), remove: fc.boolean(), snapshot: fc.boolean() }), { minLength: 1, maxLength: 600 }), (writes) => {
+      const store = new ObjectStore<V1Ingress>();
+      const taken: Array<{ view: ReadonlyMap<string, V1Ingress>; copy: Map<string, V1Ingress> }> = [];
+      const live = new Map<string, V1Ingress>();
+      let rv = 0;
+      for (const w of writes) {
+        const key = `ns/i${w.key}`;
+        if (w.remove) {
+          store.delete(key);
+          live.delete(key);
+        } else {
+          const obj = ing(`i${w.key}`, String(++rv));
+          store.upsert(key, obj);
+          live.set(key, obj);
         }
-        taken.push({ view: store.snapshot(), copy: new Map(live) });
-        for (const { view, copy } of taken) {
-          const entries = new Map<string, V1Ingress>();
-          view.forEach((value, key) => { entries.set(key, value); });
-          const sorted = (m: Iterable<[string, V1Ingress]>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1));
-          if (view.size !== copy.size || JSON.stringify(sorted(view)) !== JSON.stringify(sorted(copy)) || JSON.stringify(sorted(entries)) !== JSON.stringify(sorted(copy))) {
-            t.deepEqual(sorted(view), sorted(copy));
-            return false;
-          }
-          for (const key of ['ns/i0', 'ns/i1', 'ns/i77', 'ns/missing']) if (view.get(key) !== copy.get(key) || view.has(key) !== copy.has(key)) return false;
+        if (w.snapshot) taken.push({ view: store.snapshot(), copy: new Map(live) });
+      }
+      taken.push({ view: store.snapshot(), copy: new Map(live) });
+      for (const { view, copy } of taken) {
+        const entries = new Map<string, V1Ingress>();
+        view.forEach((value, key) => {
+          entries.set(key, value);
+        });
+        const sorted = (m: Iterable<[string, V1Ingress]>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1));
+        if (view.size !== copy.size || JSON.stringify(sorted(view)) !== JSON.stringify(sorted(copy)) || JSON.stringify(sorted(entries)) !== JSON.stringify(sorted(copy))) {
+          t.deepEqual(sorted(view), sorted(copy));
+          return false;
         }
-        return true;
-      },
-    ),
+        for (const key of ['ns/i0', 'ns/i1', 'ns/i77', 'ns/missing']) if (view.get(key) !== copy.get(key) || view.has(key) !== copy.has(key)) return false;
+      }
+      return true;
+    }),
     { numRuns: 60 },
   );
   t.pass();
@@ -71,7 +70,13 @@ test('a relist applies as one diff: deletions, additions and updates within its 
   store.upsert('ns/b', ing('b', '1'));
   store.upsert('other/c', ing('c', '1'));
   store.takeChanges();
-  const changes = store.replace(new Map([['ns/b', ing('b', '2')], ['ns/d', ing('d', '1')]]), (k) => k.startsWith('ns/'));
+  const changes = store.replace(
+    new Map([
+      ['ns/b', ing('b', '2')],
+      ['ns/d', ing('d', '1')],
+    ]),
+    (k) => k.startsWith('ns/'),
+  );
   t.deepEqual(Object.fromEntries(changes), { 'ns/a': 'deleted', 'ns/b': 'updated', 'ns/d': 'added' });
   t.deepEqual([...store.snapshot().keys()].sort(), ['ns/b', 'ns/d', 'other/c']);
   t.deepEqual(store.takeChanges().sort(), ['ns/a', 'ns/b', 'ns/d']);
@@ -156,7 +161,17 @@ test('status writes are left out of the changes, so the next incremental build k
   services.upsert('ns/web', { ...service('ns', 'web', [{ port: 80 }]), metadata: { name: 'web', namespace: 'ns', resourceVersion: '1', generation: 1 } });
   slices.upsert('ns/web-slice', endpointSlice('ns', 'web', ['198.18.0.2'], 80));
   const versioned = (i: number, rv: string, status?: string): V1Ingress => {
-    const obj = ingress('ns', `app-${i}`, { rules: [{ host: `app-${i}.test`, paths: [{ service: 'web', port: 80 }, { path: '/api', service: 'web', port: 80 }] }] });
+    const obj = ingress('ns', `app-${i}`, {
+      rules: [
+        {
+          host: `app-${i}.test`,
+          paths: [
+            { service: 'web', port: 80 },
+            { path: '/api', service: 'web', port: 80 },
+          ],
+        },
+      ],
+    });
     return { ...obj, metadata: { ...obj.metadata, resourceVersion: rv, generation: 1 }, ...(status ? { status: { loadBalancer: { ingress: [{ hostname: status }] } } } : {}) };
   };
   const count = 500;

@@ -19,12 +19,14 @@ test('deploy/rbac.yaml grants exactly the documented rules, without wildcards', 
   const grants = new Set<string>();
   for (const o of objects) {
     for (const r of o.rules ?? []) {
-      for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs ?? []) {
-        t.not(g, '*');
-        t.not(res, '*');
-        t.not(v, '*');
-        grants.add(`${o.kind}:${g || 'core'}/${res}:${v}${r.resourceNames ? `[${r.resourceNames.join(',')}]` : ''}`);
-      }
+      for (const g of r.apiGroups ?? [])
+        for (const res of r.resources ?? [])
+          for (const v of r.verbs ?? []) {
+            t.not(g, '*');
+            t.not(res, '*');
+            t.not(v, '*');
+            grants.add(`${o.kind}:${g || 'core'}/${res}:${v}${r.resourceNames ? `[${r.resourceNames.join(',')}]` : ''}`);
+          }
     }
   }
   t.deepEqual([...grants].sort(), [

@@ -26,7 +26,10 @@ test.serial('403 answers right after a reconnect are retried shortly: the caches
   t.teardown(() => controller.stop());
   const ns = await server().createNamespace('forbidden');
   await createBackend(admin, ns, 'web', [testHost(20)]);
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'before', { rules: [{ host: 'before.example', paths: [{ service: 'web', port: 80 }] }] }) });
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'before', { rules: [{ host: 'before.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
   await eventually('the first Ingress in the route table', () => controller.store.current.hosts.includes('before.example'));
 
   const binding = loadRbacObjects().find((o): o is KubernetesObject => o.kind === 'ClusterRoleBinding')!;
@@ -61,10 +64,14 @@ test.serial('after an apiserver outage of 35 s, an Ingress created on its return
   await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'back', { rules: [{ host: 'back.example', paths: [{ service: 'web', port: 80 }] }] }) });
   await eventually('the new Ingress in the route table', () => controller.store.current.hosts.includes('back.example'), 60_000);
   const routedMs = Date.now() - backAt;
-  await eventually('its status', async () => {
-    const ing = await admin.networking.readNamespacedIngressStatus({ namespace: ns, name: 'back' });
-    return ing.status?.loadBalancer?.ingress?.[0]?.hostname === 'test-tunnel-0000.cfargotunnel.com';
-  }, 60_000);
+  await eventually(
+    'its status',
+    async () => {
+      const ing = await admin.networking.readNamespacedIngressStatus({ namespace: ns, name: 'back' });
+      return ing.status?.loadBalancer?.ingress?.[0]?.hostname === 'test-tunnel-0000.cfargotunnel.com';
+    },
+    60_000,
+  );
   const statusMs = Date.now() - backAt;
   t.log(`after the apiserver was ready: routed in ${routedMs} ms, status in ${statusMs} ms (Lease in ${CONTROLLER_NAMESPACE})`);
   t.true(routedMs < 6_000, `routed ${routedMs} ms after the apiserver was back`);

@@ -22,7 +22,12 @@ function pagedSecrets(total: number, pages: ListPage[]): KindSpec<V1Secret> {
       const start = page.continueToken ? Number(page.continueToken) : 0;
       const end = Math.min(total, start + page.limit);
       const items = Array.from({ length: end - start }, (_, i) => ({ metadata: { namespace: 'ns', name: `s-${start + i}`, resourceVersion: '1' } }));
-      return { apiVersion: 'v1', kind: 'SecretList', items, metadata: { resourceVersion: '7', ...(end < total ? { continue: String(end) } : {}) } } as KubernetesListObject<V1Secret>;
+      return {
+        apiVersion: 'v1',
+        kind: 'SecretList',
+        items,
+        metadata: { resourceVersion: '7', ...(end < total ? { continue: String(end) } : {}) },
+      } as KubernetesListObject<V1Secret>;
     },
   };
 }
@@ -66,5 +71,8 @@ test('Secret lists ask for at most SECRET_PAGE_SIZE per page and follow the cont
 test('a smaller configured page size wins over the kind bound', async (t) => {
   const pages: ListPage[] = [];
   await listOnce(pagedSecrets(30, pages), new ObjectStore<V1Secret>(), 20);
-  t.deepEqual(pages.map((p) => p.limit), [20, 20]);
+  t.deepEqual(
+    pages.map((p) => p.limit),
+    [20, 20],
+  );
 });

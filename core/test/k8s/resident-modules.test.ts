@@ -46,8 +46,14 @@ async function loadedModules(entries: readonly string[]): Promise<string[]> {
 test('the controller and its built-in plugins load without @kubernetes/client-node', async (t) => {
   const modules = await loadedModules([bootstrap, uninstall, ...Object.values(BUILTIN_PLUGINS)]);
   // The graph was really walked: Warren's own API client and each plugin package are in it.
-  t.true(modules.some((m) => m.endsWith('/k8s/api/client.js')), 'own Kubernetes client loaded');
-  t.true(modules.some((m) => m.includes('/plugins/tls/')), 'tls plugin loaded');
+  t.true(
+    modules.some((m) => m.endsWith('/k8s/api/client.js')),
+    'own Kubernetes client loaded',
+  );
+  t.true(
+    modules.some((m) => m.includes('/plugins/tls/')),
+    'tls plugin loaded',
+  );
   t.true(modules.length > 50, `only ${modules.length} modules seen`);
   t.deepEqual(
     modules.filter((m) => m.includes('@kubernetes/client-node')),
@@ -87,7 +93,10 @@ process.on('exit', () => writeFileSync(${JSON.stringify(list)}, JSON.stringify([
   const exit = await warren.stop(15_000);
   t.is(exit.code, 0, warren.tail());
   const modules = JSON.parse(readFileSync(list, 'utf8')) as string[];
-  t.true(modules.some((m) => m.endsWith('/tunnel/connector.js')), 'the connector ran');
+  t.true(
+    modules.some((m) => m.endsWith('/tunnel/connector.js')),
+    'the connector ran',
+  );
   t.deepEqual(modules.filter(isCloudflareSdk), []);
 });
 

@@ -36,7 +36,11 @@ test.serial('requests follow Ingress and EndpointSlice changes, before and after
   await server().restartApiServer();
 
   // Changes made after the restart reach the caches and the data plane.
-  await admin.discovery.replaceNamespacedEndpointSlice({ namespace: ns, name: 'echo-slice', body: endpointSlice(ns, 'echo', [testHost(13)], 8080, { sliceName: 'echo-slice' }) });
+  await admin.discovery.replaceNamespacedEndpointSlice({
+    namespace: ns,
+    name: 'echo-slice',
+    body: endpointSlice(ns, 'echo', [testHost(13)], 8080, { sliceName: 'echo-slice' }),
+  });
   await eventually('traffic to .13', async () => (await answeredBy('echo.example')) === testHost(13), 30_000);
   await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'late', { rules: [{ host: 'late.example', paths: [{ service: 'echo', port: 80 }] }] }) });
   await eventually('the new Ingress to route', async () => (await answeredBy('late.example')) === testHost(13));
@@ -57,9 +61,15 @@ test.serial('history compacted while the apiserver was away: 410 Gone leads to a
   await server().stopApiServerProcess();
   await server().compactEtcd();
   await server().startApiServerProcess();
-  await eventually('a relist after 410 Gone', async () =>
-    /kind="Ingress",cause="gone"\} [1-9]/.test(await controller.registry.getSingleMetricAsString('warren_informer_watch_restarts_total')), 30_000);
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'second', { rules: [{ host: 'second.example', paths: [{ service: 'svc', port: 80 }] }] }) });
+  await eventually(
+    'a relist after 410 Gone',
+    async () => /kind="Ingress",cause="gone"\} [1-9]/.test(await controller.registry.getSingleMetricAsString('warren_informer_watch_restarts_total')),
+    30_000,
+  );
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'second', { rules: [{ host: 'second.example', paths: [{ service: 'svc', port: 80 }] }] }),
+  });
   await eventually('second routes', async () => (await answeredBy('second.example')) === testHost(14), 30_000);
   t.is(await answeredBy('first.example'), testHost(14));
   t.true(controller.cp.informers.synced);

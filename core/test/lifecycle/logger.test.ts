@@ -30,7 +30,12 @@ test('errors are written with their code and cause chain; a stack only for unexp
   const { WarrenError, ErrorCode } = await import('../../src/errors.js');
   const logs = new LogCapture();
   const log = createLogger({ level: 'info', destination: logs });
-  const inUse = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:8080'), { code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: 8080 });
+  const inUse = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:8080'), {
+    code: 'EADDRINUSE',
+    syscall: 'listen',
+    address: '127.0.0.1',
+    port: 8080,
+  });
   log.error({ err: new WarrenError(ErrorCode.ConfigInvalid, 'cannot listen on 127.0.0.1:8080 (local.eyeballListen)', { terminal: true, cause: inUse }) }, 'expected');
   log.error({ err: errorSummary(Object.assign(new Error('HTTP-Code: 500'), { code: 500 })) }, 'summary');
   log.error({ err: new TypeError('x is not a function') }, 'bug');

@@ -42,7 +42,13 @@ test.serial.before(async () => {
   await ensureIngressClass(adminClients(server()));
   dir = mkdtempSync(join(tmpdir(), 'warren-two-processes-'));
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, server().configForToken(await server().controllerToken()).exportConfig(), { mode: 0o600 });
+  writeFileSync(
+    kubeconfig,
+    server()
+      .configForToken(await server().controllerToken())
+      .exportConfig(),
+    { mode: 0o600 },
+  );
   configFile = join(dir, 'warren.yaml');
   writeFileSync(
     configFile,

@@ -23,7 +23,10 @@ async function startOrigin(t: import('ava').ExecutionContext): Promise<DemoOrigi
 
 test('every demo service answers with JSON describing the request', async (t) => {
   const origin = await startOrigin(t);
-  t.deepEqual(origin.servers.map((s) => s.name), ['web', 'api']);
+  t.deepEqual(
+    origin.servers.map((s) => s.name),
+    ['web', 'api'],
+  );
   for (const server of origin.servers) {
     const res = await request(`${server.url}/v1/items?page=2`, { method: 'POST', headers: { 'x-demo': 'yes' }, body: 'hi' });
     t.is(res.statusCode, 200);
@@ -46,7 +49,15 @@ test('GET /events streams the requested number of server-sent events, then ends'
   const events = text.trim().split('\n\n');
   t.is(events.length, 3);
   t.deepEqual(
-    events.map((e) => JSON.parse(e.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as unknown),
+    events.map(
+      (e) =>
+        JSON.parse(
+          e
+            .split('\n')
+            .find((l) => l.startsWith('data: '))!
+            .slice(6),
+        ) as unknown,
+    ),
     [1, 2, 3].map((n) => ({ service: 'api', n, of: 3 })),
   );
 });

@@ -39,7 +39,12 @@ test('the demo refuses Cloudflare-side plugins (its tunnel does not exist in Clo
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'empty.yaml'), '');
   const port = await freePort();
-  const config = parseConfig({ source: { kind: 'folder', folder: dir }, local: { eyeballListen: `127.0.0.1:${port}` }, server: { listen: '127.0.0.1:0' }, plugins: { dns: { enabled: true } } });
+  const config = parseConfig({
+    source: { kind: 'folder', folder: dir },
+    local: { eyeballListen: `127.0.0.1:${port}` },
+    server: { listen: '127.0.0.1:0' },
+    plugins: { dns: { enabled: true } },
+  });
   const err = await t.throwsAsync(assembleWarren(config, { logger: capturingLogger().logger, env: {} }));
   t.is((err as { code?: string }).code, ErrorCode.ConfigInvalid);
   t.regex(err!.message, /plugin cloud\.dns changes Cloudflare for a real tunnel, but no tunnel is configured/);
@@ -53,7 +58,7 @@ test('the demo refuses Cloudflare-side plugins (its tunnel does not exist in Clo
   t.pass();
 });
 
-test('the demo\'s simulator leaves nothing behind: closing Warren removes its CA key and tunnel token files', async (t) => {
+test("the demo's simulator leaves nothing behind: closing Warren removes its CA key and tunnel token files", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'warren-folder-edge-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const config = parseConfig({ source: { kind: 'folder', folder: dir }, local: { eyeballListen: '127.0.0.1:0' }, server: { listen: '127.0.0.1:0' } });

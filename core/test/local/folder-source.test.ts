@@ -46,9 +46,15 @@ test('the example folder loads without problems and routes both demo hosts to th
   t.deepEqual(table.diagnostics, []);
   const app = table.match('app.localhost:8080', '/ws');
   t.is(app?.backend.service, 'web');
-  t.deepEqual(app?.backend.endpoints.map((e) => e.key), ['127.0.0.1:3001']);
+  t.deepEqual(
+    app?.backend.endpoints.map((e) => e.key),
+    ['127.0.0.1:3001'],
+  );
   t.is(app?.annotations['idle-timeout'], 3_600_000);
-  t.deepEqual(table.match('api.localhost', '/v1/items')?.backend.endpoints.map((e) => e.key), ['127.0.0.1:3002']);
+  t.deepEqual(
+    table.match('api.localhost', '/v1/items')?.backend.endpoints.map((e) => e.key),
+    ['127.0.0.1:3002'],
+  );
   t.is(table.match('api.localhost', '/other'), undefined);
 });
 
@@ -57,7 +63,10 @@ test('editing a manifest changes the snapshot live, with the changed keys report
   const source = await watchFolder(t, folder);
   const routes = builder();
   let table = routes.build(source.snapshot(), source.takeChanges());
-  t.deepEqual(table.match('app.localhost', '/')?.backend.endpoints.map((e) => e.key), ['127.0.0.1:3001']);
+  t.deepEqual(
+    table.match('app.localhost', '/')?.backend.endpoints.map((e) => e.key),
+    ['127.0.0.1:3001'],
+  );
 
   const change = nextChange(source);
   const services = join(folder, 'services.yaml');
@@ -68,7 +77,10 @@ test('editing a manifest changes the snapshot live, with the changed keys report
   t.deepEqual([...(changes.endpointSlices ?? [])], ['demo/web-local']);
   t.deepEqual([...(changes.ingresses ?? [])], []);
   table = routes.build(source.snapshot(), changes);
-  t.deepEqual(table.match('app.localhost', '/')?.backend.endpoints.map((e) => e.key), ['127.0.0.1:3005']);
+  t.deepEqual(
+    table.match('app.localhost', '/')?.backend.endpoints.map((e) => e.key),
+    ['127.0.0.1:3005'],
+  );
 });
 
 test('a broken edit keeps the last good version in effect and says so; fixing it applies the fix', async (t) => {
@@ -98,10 +110,7 @@ test('added and removed files add and remove their objects', async (t) => {
   const source = await watchFolder(t, folder);
   source.takeChanges(); // the first read reports every key
   const added = nextChange(source);
-  writeFileSync(
-    join(folder, 'extra.yml'),
-    'apiVersion: v1\nkind: Service\nmetadata:\n  name: extra\n  namespace: demo\nspec:\n  ports:\n    - port: 81\n',
-  );
+  writeFileSync(join(folder, 'extra.yml'), 'apiVersion: v1\nkind: Service\nmetadata:\n  name: extra\n  namespace: demo\nspec:\n  ports:\n    - port: 81\n');
   await added;
   t.true(source.snapshot().services.has('demo/extra'));
   t.deepEqual([...(source.takeChanges().services ?? [])], ['demo/extra']);
@@ -219,7 +228,13 @@ test('the source plugs into route sync as its SnapshotSource: changes per kind, 
     });
   });
   const ingress = join(folder, 'ingress.yaml');
-  writeFileSync(ingress, `${readFileSync(ingress, 'utf8')}---\n${'apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: demo}\nspec: {ports: [{port: 80}]}\n'}`.replace('path: /v1', 'path: /v9'));
+  writeFileSync(
+    ingress,
+    `${readFileSync(ingress, 'utf8')}---\n${'apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: demo}\nspec: {ports: [{port: 80}]}\n'}`.replace(
+      'path: /v1',
+      'path: /v9',
+    ),
+  );
   await withTimeout(loaded);
   t.deepEqual(seen, [
     ['Ingress', [['demo/demo', 'updated']]],

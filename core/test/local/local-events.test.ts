@@ -12,7 +12,9 @@ import { parseConfig } from '../../src/config/load.js';
 import { RouteEventsReporter } from '../../src/reconcile/route-events.js';
 import { capturingLogger, RecordingEventSink } from '../../src/testing/index.js';
 
-const CLASS = ['apiVersion: networking.k8s.io/v1', 'kind: IngressClass', 'metadata: { name: cloudflare-tunnel }', 'spec: { controller: warren.dev/ingress-controller }'].join('\n');
+const CLASS = ['apiVersion: networking.k8s.io/v1', 'kind: IngressClass', 'metadata: { name: cloudflare-tunnel }', 'spec: { controller: warren.dev/ingress-controller }'].join(
+  '\n',
+);
 const SERVICE = [
   'apiVersion: v1',
   'kind: Service',
@@ -70,12 +72,18 @@ test('every route Warning cluster mode records is logged in folder mode with the
   await new Promise((resolve) => setTimeout(resolve, 100));
   reporterStop.abort();
   await reporting;
-  const expected = cluster.warnings().map((e) => `${e.object.name} ${e.reason}: ${e.message}`).sort();
+  const expected = cluster
+    .warnings()
+    .map((e) => `${e.object.name} ${e.reason}: ${e.message}`)
+    .sort();
   t.true(expected.length >= 3, `cluster warnings: ${expected.join('\n')}`);
   t.deepEqual(new Set(cluster.warnings().map((e) => e.object.name)), new Set(['bad-path', 'bad-annotation', 'missing-service']));
 
   const logged = () => lines().filter((l) => l.component === 'events' && l.event === 'Warning');
-  const shown = () => logged().map((l) => `${(l.object as { name: string }).name} ${String(l.reason)}: ${String(l.msg)}`).sort();
+  const shown = () =>
+    logged()
+      .map((l) => `${(l.object as { name: string }).name} ${String(l.reason)}: ${String(l.msg)}`)
+      .sort();
   t.deepEqual(shown(), expected, 'the same reasons and messages');
   for (const line of logged()) {
     t.is(line.level, 40);
@@ -87,7 +95,7 @@ test('every route Warning cluster mode records is logged in folder mode with the
   writeFileSync(join(folder, 'good.yaml'), `${ingress('good', 'd.localhost')}\n`);
   await warren.routes.waitFor((table) => table.generation > generation && table.hosts.includes('d.localhost'), { signal: AbortSignal.timeout(10_000) });
   await new Promise((resolve) => setTimeout(resolve, 200));
-  t.is(logged().length, expected.length, shown().join("\n"));
+  t.is(logged().length, expected.length, shown().join('\n'));
 
   // Fixing the missing Service clears its warning; breaking it again logs it again.
   const count = (name: string) => logged().filter((l) => (l.object as { name: string }).name === name).length;

@@ -23,7 +23,12 @@ interface DemoOrigin {
 
 test('requests follow the manifests in the folder, and follow an edit without a restart', async (t) => {
   const { startDemoOrigin } = (await import(ORIGIN)) as { startDemoOrigin: (o: unknown) => Promise<DemoOrigin> };
-  const origin = await startDemoOrigin({ services: [{ name: 'web', port: 0 }, { name: 'api', port: 0 }] });
+  const origin = await startDemoOrigin({
+    services: [
+      { name: 'web', port: 0 },
+      { name: 'api', port: 0 },
+    ],
+  });
   t.teardown(() => origin.close());
   const [web, api] = origin.servers.map((s) => s.port) as [number, number];
 
@@ -74,7 +79,12 @@ test('requests follow the manifests in the folder, and follow an edit without a 
     });
   });
   const ingress = join(folder, 'ingress.yaml');
-  writeFileSync(ingress, readFileSync(ingress, 'utf8').replace('name: web', 'name: api').replace(/port:\n\s+name: http/, 'port:\n                  number: 80'));
+  writeFileSync(
+    ingress,
+    readFileSync(ingress, 'utf8')
+      .replace('name: web', 'name: api')
+      .replace(/port:\n\s+name: http/, 'port:\n                  number: 80'),
+  );
   await changed;
   await published;
   t.is((await get('app.localhost', '/hello')).body?.service, 'api');

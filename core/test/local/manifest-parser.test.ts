@@ -45,7 +45,10 @@ test('JSON files and v1 Lists are read', (t) => {
 test('a YAML syntax error names the file, the document and the line, and other documents still parse', (t) => {
   const text = `${service('good')}---\napiVersion: v1\nkind: Service\nmetadata: {name: bad\n`;
   const { objects, problems } = parseManifestText(text, 'broken.yaml');
-  t.deepEqual(objects.map((o) => o.name), ['good']);
+  t.deepEqual(
+    objects.map((o) => o.name),
+    ['good'],
+  );
   t.is(problems.length, 1);
   t.is(problems[0]!.severity, 'error');
   t.is(problems[0]!.document, 2);
@@ -102,10 +105,7 @@ test('duplicate mapping keys are rejected (the API server would reject the JSON)
 });
 
 test('Secret stringData is folded into base64 data; bad base64 in data is an error', (t) => {
-  const ok = parseManifestText(
-    'apiVersion: v1\nkind: Secret\nmetadata:\n  name: ca\ndata:\n  a: aGVsbG8=\nstringData:\n  b: world\n',
-    's.yaml',
-  );
+  const ok = parseManifestText('apiVersion: v1\nkind: Secret\nmetadata:\n  name: ca\ndata:\n  a: aGVsbG8=\nstringData:\n  b: world\n', 's.yaml');
   t.deepEqual(ok.problems, []);
   t.deepEqual(ok.objects[0]!.object.data, { a: 'aGVsbG8=', b: Buffer.from('world').toString('base64') });
   t.false('stringData' in ok.objects[0]!.object);

@@ -48,7 +48,10 @@ test('built-in plugins load by package name; defaults decide which run', async (
   t.true(ids.includes('upstream.tls'));
   t.false(ids.includes('cloud.dns'), 'dns is off by default');
   const kinds = loaded.map((p) => p.module.manifest.kind);
-  t.deepEqual(kinds, [...kinds].sort((a, b) => ['transport', 'protocol', 'policy', 'control'].indexOf(a) - ['transport', 'protocol', 'policy', 'control'].indexOf(b)));
+  t.deepEqual(
+    kinds,
+    [...kinds].sort((a, b) => ['transport', 'protocol', 'policy', 'control'].indexOf(a) - ['transport', 'protocol', 'policy', 'control'].indexOf(b)),
+  );
 });
 
 test('a plugin whose dependency is disabled stops start-up with a clear error', async (t) => {
@@ -71,9 +74,7 @@ test('custom plugins load by package name with their own strict settings', async
   const loaded = await resolvePlugins(parseConfig({ extraPlugins: [{ package: 'acme-header', config: {} }] }), importer);
   const found = loaded.find((p) => p.module.manifest.id === 'acme.header');
   t.deepEqual(found?.config, { header: 'x-a' });
-  const err = await t.throwsAsync(
-    resolvePlugins(parseConfig({ extraPlugins: [{ package: 'acme-header', config: { headr: 'x' } }] }), importer),
-  );
+  const err = await t.throwsAsync(resolvePlugins(parseConfig({ extraPlugins: [{ package: 'acme-header', config: { headr: 'x' } }] }), importer));
   t.regex(err!.message, /unknown setting "extraPlugins\[0\]\.config\.headr"/);
   const missing = await t.throwsAsync(resolvePlugins(parseConfig({ extraPlugins: [{ package: 'no-such-plugin-pkg' }] })));
   t.true(isWarrenError(missing, ErrorCode.PluginLoad));
@@ -112,7 +113,8 @@ test('the kind selects the class: a control plugin needs onRoutesChanged, an ups
   }
   const hookless = definePlugin({ manifest: policy, plugin: Hookless });
   t.throws(() => check(hookless), {
-    message: 'plugin acme.policy (src0): plugin must be an UpstreamPlugin class with at least one of bind, configureTransport, createPool, interceptor, mapError, onUpgrade, upgradeProfile; class Hookless has none',
+    message:
+      'plugin acme.policy (src0): plugin must be an UpstreamPlugin class with at least one of bind, configureTransport, createPool, interceptor, mapError, onUpgrade, upgradeProfile; class Hookless has none',
   });
   t.throws(() => check(definePlugin({ manifest: policy, plugin: Reacts as never })), { message: /class Reacts has none/ });
   t.throws(() => check(definePlugin({ manifest: control, plugin: Reacts, upstream: Hookless })), {
@@ -132,7 +134,11 @@ test('a default export that is not a definePlugin module is refused by name', as
 
 test('core registers each class under the token its kind calls for, with typed settings and its manifest id', (t) => {
   const seen: Array<PluginConfig<typeof manifest>> = [];
-  const manifest = defineManifest({ ...fields({ id: 'acme.greeter', name: 'greeter' }), kind: 'policy', configSchema: z.object({ greeting: z.string().default('hi') }).strict() });
+  const manifest = defineManifest({
+    ...fields({ id: 'acme.greeter', name: 'greeter' }),
+    kind: 'policy',
+    configSchema: z.object({ greeting: z.string().default('hi') }).strict(),
+  });
   @injectable()
   class Greeter implements UpstreamPlugin {
     constructor(@inject(manifest.configToken) config: PluginConfig<typeof manifest>) {
@@ -153,7 +159,11 @@ test('core registers each class under the token its kind calls for, with typed s
   );
   const child = root.createChildContainer();
   const upstream = child.resolveAll(TOKENS.UpstreamPlugin);
-  t.deepEqual(upstream.map((e) => e.manifest.id), ['acme.greeter', 'acme.watcher'], 'the control plugin\'s upstream side too, under its manifest');
+  t.deepEqual(
+    upstream.map((e) => e.manifest.id),
+    ['acme.greeter', 'acme.watcher'],
+    "the control plugin's upstream side too, under its manifest",
+  );
   t.true(upstream[0]!.plugin instanceof Greeter);
   t.true(upstream[1]!.plugin instanceof Binds);
   t.deepEqual(seen, [{ greeting: 'hello' }], 'the settings reached the class typed, parsed by its schema');
@@ -165,7 +175,16 @@ test('core registers each class under the token its kind calls for, with typed s
 });
 
 test('a control plugin sees annotations parsed in needsFinalizer, as on routes in onRoutesChanged', async (t) => {
-  const KEEP = defineAnnotation({ key: 'test-keep', description: '', example: 'true', schema: z.string().trim().pipe(z.enum(['true', 'false'])).transform((v) => v === 'true') });
+  const KEEP = defineAnnotation({
+    key: 'test-keep',
+    description: '',
+    example: 'true',
+    schema: z
+      .string()
+      .trim()
+      .pipe(z.enum(['true', 'false']))
+      .transform((v) => v === 'true'),
+  });
   const manifest = defineManifest({ ...fields({ id: 'acme.keeper' }), kind: 'control', annotations: [KEEP], configSchema: z.object({}).strict() });
   const asked: FinalizerCandidate[] = [];
   const keeper = {
@@ -178,7 +197,7 @@ test('a control plugin sees annotations parsed in needsFinalizer, as on routes i
   const hosted = new HostedControlPlugin(manifest, keeper);
   t.false(hosted.needsFinalizer({ namespace: 'ns', name: 'a', annotations: { 'warren.dev/test-keep': ' false', other: 'x' } }));
   t.true(hosted.needsFinalizer({ namespace: 'ns', name: 'b', annotations: { 'warren.dev/test-keep': 'nope' } }), 'a value the schema refuses is absent');
-  t.true(hosted.needsFinalizer({ namespace: 'ns', name: 'c', annotations: { 'test-keep': 'false' } }), 'only prefixed keys are Warren\'s');
+  t.true(hosted.needsFinalizer({ namespace: 'ns', name: 'c', annotations: { 'test-keep': 'false' } }), "only prefixed keys are Warren's");
   t.deepEqual(asked, [
     { namespace: 'ns', name: 'a', annotations: { 'test-keep': false } },
     { namespace: 'ns', name: 'b', annotations: {} },

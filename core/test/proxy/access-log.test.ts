@@ -115,10 +115,13 @@ test('a WebSocket session is kept out of the request-latency histogram and measu
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => ws.on('message', (data: RawData, isBinary: boolean) => ws.send(data, { binary: isBinary })));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const c of wss.clients) c.terminate();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        server.close(() => resolve());
+      }),
+  );
   const route = testRoute({ host: 'ws.test', namespace: 'chat', ingress: 'web', service: 'socket', endpoints: [`127.0.0.1:${(server.address() as AddressInfo).port}`] });
   const { proxy, lines } = await loggingProxy(t, [route]);
   const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/socket`, { headers: { host: 'ws.test' } });

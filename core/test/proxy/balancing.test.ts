@@ -44,7 +44,10 @@ async function holdingOrigins(t: { teardown(fn: () => unknown): void }, hosts: s
     origins,
     counts,
     held,
-    release: () => held.splice(0).forEach((f) => { f(); }),
+    release: () =>
+      held.splice(0).forEach((f) => {
+        f();
+      }),
   };
 }
 
@@ -72,7 +75,10 @@ test('round robin (annotation load-balancing) gives each endpoint the same share
   const proxy = await startProxyHarness({ table: testRouteTable([route]) });
   t.teardown(() => proxy.close());
   for (let i = 0; i < 30; i++) t.is((await call(`${proxy.url}/`)).status, 200);
-  t.deepEqual(hosts.map((h) => o.counts.get(h)!.quick), [10, 10, 10]);
+  t.deepEqual(
+    hosts.map((h) => o.counts.get(h)!.quick),
+    [10, 10, 10],
+  );
 });
 
 test('least-request sends new requests to the endpoint with fewer outstanding ones', async (t) => {
@@ -121,7 +127,10 @@ test('a killed endpoint is retried on another one for idempotent requests, with 
   const served = o.counts.get('127.0.0.4')!.quick;
   const results = [];
   for (let i = 0; i < 30; i++) results.push(await call(`${proxy.url}/`));
-  t.true(results.every((r) => r.status === 200), JSON.stringify(results.map((r) => r.status)));
+  t.true(
+    results.every((r) => r.status === 200),
+    JSON.stringify(results.map((r) => r.status)),
+  );
   t.is(o.counts.get('127.0.0.4')!.quick, served);
   const metrics = await proxy.metrics.metrics();
   const retries = Number(/^warren_upstream_retries_total (\d+)$/m.exec(metrics)?.[1] ?? 0);

@@ -39,7 +39,14 @@ test('container smoke test: every built-in plugin enabled, a generation child re
   const config = parseConfig({ plugins: { dns: { enabled: true }, firewall: { enabled: true } } });
   const loaded = await resolvePlugins(config);
   t.deepEqual(loaded.map((p) => p.module.manifest.id).sort(), [
-    'cloud.dns', 'cloud.firewall', 'upstream.grpc', 'upstream.http2', 'upstream.keepalive', 'upstream.sse', 'upstream.tls', 'upstream.websocket',
+    'cloud.dns',
+    'cloud.firewall',
+    'upstream.grpc',
+    'upstream.http2',
+    'upstream.keepalive',
+    'upstream.sse',
+    'upstream.tls',
+    'upstream.websocket',
   ]);
   const root = rootContainer.createChildContainer();
   root.register(TOKENS.CloudflareClient, { useValue: noCloudflare });
@@ -54,9 +61,15 @@ test('container smoke test: every built-in plugin enabled, a generation child re
   t.is(child.resolve(TOKENS.EnabledManifests).length, 8);
   const generation = child.resolve(PluginSetMembers);
   t.is(generation.plugins.length, 7);
-  t.true(generation.plugins.every((p) => upstream.includes(p)), 'one instance per generation: the same objects as resolveAll');
+  t.true(
+    generation.plugins.every((p) => upstream.includes(p)),
+    'one instance per generation: the same objects as resolveAll',
+  );
   const next = root.createChildContainer().resolve(PluginSetMembers);
-  t.false(next.plugins.some((p) => generation.plugins.includes(p)), 'the next generation gets fresh instances');
+  t.false(
+    next.plugins.some((p) => generation.plugins.includes(p)),
+    'the next generation gets fresh instances',
+  );
   await child.dispose();
 });
 
@@ -72,7 +85,10 @@ async function withPlugins(t: ExecutionContext, disabled: readonly string[], rou
   const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({ loadedPlugins: loaded, table: testRouteTable([testRoute(route)]), logger });
   t.teardown(() => proxy.close());
-  const ids = proxy.container.createChildContainer().resolve(PluginSetMembers).plugins.map((p) => p.manifest.id);
+  const ids = proxy.container
+    .createChildContainer()
+    .resolve(PluginSetMembers)
+    .plugins.map((p) => p.manifest.id);
   for (const name of disabled) t.false(ids.includes(`upstream.${name}`), `${name} is not registered`);
   return Object.assign(proxy, { lines });
 }
@@ -132,7 +148,10 @@ test('disabled websocket is absent: an upgrade request reaches the upstream as p
   t.teardown(() => origin.kill());
   const upgrade = (url: string): Promise<number> =>
     new Promise((resolve, reject) => {
-      const req = http.get(url, { agent: false, headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } });
+      const req = http.get(url, {
+        agent: false,
+        headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+      });
       req.on('upgrade', (res, socket) => {
         socket.destroy();
         resolve(res.statusCode!);

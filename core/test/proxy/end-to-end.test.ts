@@ -64,7 +64,10 @@ async function stack(t: ExecutionContext, routes: Route[], secrets?: MemorySecre
   return { sim, proxy, url: sim.eyeballUrl, host: url.host };
 }
 
-function request(url: string, options: { method?: string; host: string; body?: string | Buffer }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function request(
+  url: string,
+  options: { method?: string; host: string; body?: string | Buffer },
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: options.method ?? 'GET', agent: false, headers: { host: options.host } }, (res) => {
       let body = '';
@@ -82,10 +85,7 @@ test('HTTP: requests, bodies, forwarding headers and Warren-generated errors thr
   const dead = await startOrigin({ host: '127.0.0.3' });
   await dead.kill();
   t.teardown(() => origin.close());
-  const s = await stack(t, [
-    testRoute({ host: 'app.example.com', endpoints: [origin.key] }),
-    testRoute({ host: 'down.example.com', endpoints: [dead.key] }),
-  ]);
+  const s = await stack(t, [testRoute({ host: 'app.example.com', endpoints: [origin.key] }), testRoute({ host: 'down.example.com', endpoints: [dead.key] })]);
   const get = await request(`${s.url}/hello?x=1`, { host: 'app.example.com' });
   t.is(get.status, 200);
   const seen = JSON.parse(get.body) as { url: string; headers: Record<string, string> };
@@ -105,10 +105,13 @@ test('WebSocket echo (text, binary, 10 MB) through the tunnel', async (t) => {
   const wss = new WebSocketServer({ server, maxPayload: 32 * 1024 * 1024 });
   wss.on('connection', (ws) => ws.on('message', (data: RawData, isBinary: boolean) => ws.send(data, { binary: isBinary })));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const c of wss.clients) c.terminate();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        server.close(() => resolve());
+      }),
+  );
   const s = await stack(t, [testRoute({ host: 'ws.example.com', endpoints: [`127.0.0.1:${(server.address() as AddressInfo).port}`] })]);
   const ws = new WebSocket(`${s.url.replace('http', 'ws')}/socket`, { headers: { host: 'ws.example.com' }, maxPayload: 32 * 1024 * 1024 });
   t.teardown(() => ws.terminate());
@@ -147,10 +150,15 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
   );
   t.teardown(() => server.forceShutdown());
   const { logger, lines } = capturedLogger();
-  const s = await stack(t, [
-    testRoute({ host: 'grpc.example.com', endpoints: [`127.0.0.1:${port}`], protocol: 'grpc' }),
-    testRoute({ host: 'gone.example.com', endpoints: ['127.0.0.1:1'], protocol: 'grpc' }),
-  ], undefined, logger);
+  const s = await stack(
+    t,
+    [
+      testRoute({ host: 'grpc.example.com', endpoints: [`127.0.0.1:${port}`], protocol: 'grpc' }),
+      testRoute({ host: 'gone.example.com', endpoints: ['127.0.0.1:1'], protocol: 'grpc' }),
+    ],
+    undefined,
+    logger,
+  );
   const Client = grpc.makeGenericClientConstructor(service, 'Echo');
   const options = (authority: string) => ({ 'grpc.default_authority': authority });
   const client = new Client(s.host, grpc.credentials.createInsecure(), options('grpc.example.com')) as unknown as Record<string, (...a: unknown[]) => unknown> & grpc.Client;
@@ -177,7 +185,10 @@ test('gRPC unary, server streaming and an unreachable upstream through the tunne
     method: 'POST',
     authority: 'gone.example.com',
     path: '/e2e.Echo/Unary',
-    headers: [['content-type', 'application/grpc'], ['te', 'trailers']],
+    headers: [
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+    ],
     body: frame,
   });
   t.is(tunnelReply.status, 200);
@@ -255,7 +266,6 @@ test('h2c and verified HTTPS upstreams through the tunnel', async (t) => {
   t.deepEqual(await request(`${s.url}/`, { host: 'tls.example.com' }).then((r) => [r.status, r.body]), [200, 'tls ok']);
   t.is((await request(`${s.url}/`, { host: 'bad-tls.example.com' })).status, 502, 'an unverifiable upstream is refused');
 });
-
 
 /** A GET through the eyeball entrance that reports whether the body arrived complete. */
 function fetchBody(url: string, host: string): Promise<{ status: number; bytes: number; complete: boolean }> {

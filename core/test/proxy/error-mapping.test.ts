@@ -15,7 +15,12 @@ import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../..
 
 const asked: Array<{ plugin: string; bound: boolean; route: string | undefined; code: string; sent: number | undefined }> = [];
 
-function mapper(id: string, order: number, answer: (binding: RouteBinding | undefined, failure: FailedExchange) => ErrorAnswer | undefined, binds: (routeHost: string | undefined) => boolean) {
+function mapper(
+  id: string,
+  order: number,
+  answer: (binding: RouteBinding | undefined, failure: FailedExchange) => ErrorAnswer | undefined,
+  binds: (routeHost: string | undefined) => boolean,
+) {
   class Mapper implements UpstreamPlugin {
     bind(route: Parameters<NonNullable<UpstreamPlugin['bind']>>[0]): RouteBinding | undefined {
       return binds(route.host) ? { route, options: {} } : undefined;
@@ -25,7 +30,15 @@ function mapper(id: string, order: number, answer: (binding: RouteBinding | unde
       return answer(binding, failure);
     }
   }
-  const manifest = defineManifest({ id, name: id.split('.')[1]!, description: 'maps errors', coreRange: '^0.1.0', kind: 'policy', order, configSchema: z.object({}).strict() });
+  const manifest = defineManifest({
+    id,
+    name: id.split('.')[1]!,
+    description: 'maps errors',
+    coreRange: '^0.1.0',
+    kind: 'policy',
+    order,
+    configSchema: z.object({}).strict(),
+  });
   return definePlugin({ manifest, plugin: Mapper });
 }
 
@@ -36,13 +49,28 @@ const header = (failure: FailedExchange, name: string): string | undefined => {
 };
 
 /** Throws for everything: must be passed over. */
-const broken = mapper('test.broken', 1, () => {
-  throw new Error('bug');
-}, () => true);
+const broken = mapper(
+  'test.broken',
+  1,
+  () => {
+    throw new Error('bug');
+  },
+  () => true,
+);
 /** Answers 418 to requests that ask for it, bound or not. */
-const teapot = mapper('test.teapot', 2, (_b, failure) => (header(failure, 'x-teapot') ? { status: 418, headers: ['content-type', 'text/plain'], body: `${failure.publicMessage}|${failure.reference}` } : undefined), () => false);
+const teapot = mapper(
+  'test.teapot',
+  2,
+  (_b, failure) => (header(failure, 'x-teapot') ? { status: 418, headers: ['content-type', 'text/plain'], body: `${failure.publicMessage}|${failure.reference}` } : undefined),
+  () => false,
+);
 /** Answers 299 only on routes it bound (host bound.test). */
-const boundOnly = mapper('test.bound', 3, (binding) => (binding ? { status: 299, headers: [] } : undefined), (host) => host === 'bound.test');
+const boundOnly = mapper(
+  'test.bound',
+  3,
+  (binding) => (binding ? { status: 299, headers: [] } : undefined),
+  (host) => host === 'bound.test',
+);
 
 function get(url: string, host: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -57,40 +85,48 @@ function get(url: string, host: string, headers: http.OutgoingHttpHeaders = {}):
   });
 }
 
-test.serial('plugins answer failures in chain order; unbound plugins are asked too; no answer leaves core\'s page', async (t) => {
+test.serial("plugins answer failures in chain order; unbound plugins are asked too; no answer leaves core's page", async (t) => {
   const dead = await startOrigin();
   await dead.kill();
-  const table = testRouteTable([
-    testRoute({ host: 'bound.test', endpoints: [] }),
-    testRoute({ host: 'down.test', endpoints: [dead.key] }),
-  ]);
+  const table = testRouteTable([testRoute({ host: 'bound.test', endpoints: [] }), testRoute({ host: 'down.test', endpoints: [dead.key] })]);
   const proxy = await startProxyHarness({ plugins: [{ module: broken }, { module: teapot }, { module: boundOnly }], table, settings: { proxy: { retries: 0 } } });
   t.teardown(() => proxy.close());
 
   asked.length = 0;
   const noRoute = await get(proxy.url, 'nowhere.test', { 'x-teapot': '1' });
   t.is(noRoute.status, 418, 'a failure before any route matched reaches the plugins');
-  t.regex(noRoute.body, /^no route matches this request\|[\w-]+$/, 'the plugin gets core\'s public sentence and the reference');
-  t.deepEqual(asked.map((a) => [a.plugin, a.bound, a.route, a.code]), [
-    ['test.broken', false, undefined, ErrorCode.NoRoute],
-    ['test.teapot', false, undefined, ErrorCode.NoRoute],
-  ], 'chain order, the broken one passed over, the first answer wins');
+  t.regex(noRoute.body, /^no route matches this request\|[\w-]+$/, "the plugin gets core's public sentence and the reference");
+  t.deepEqual(
+    asked.map((a) => [a.plugin, a.bound, a.route, a.code]),
+    [
+      ['test.broken', false, undefined, ErrorCode.NoRoute],
+      ['test.teapot', false, undefined, ErrorCode.NoRoute],
+    ],
+    'chain order, the broken one passed over, the first answer wins',
+  );
 
   asked.length = 0;
   t.is((await get(proxy.url, 'bound.test')).status, 299, 'the bound plugin answers on its route');
-  t.deepEqual(asked.map((a) => [a.plugin, a.bound, a.route]), [
-    ['test.broken', true, 'bound.test'],
-    ['test.teapot', false, 'bound.test'],
-    ['test.bound', true, 'bound.test'],
-  ]);
+  t.deepEqual(
+    asked.map((a) => [a.plugin, a.bound, a.route]),
+    [
+      ['test.broken', true, 'bound.test'],
+      ['test.teapot', false, 'bound.test'],
+      ['test.bound', true, 'bound.test'],
+    ],
+  );
 
   asked.length = 0;
   const down = await get(proxy.url, 'down.test');
-  t.is(down.status, 502, 'nobody answered: core\'s HTTP error page');
+  t.is(down.status, 502, "nobody answered: core's HTTP error page");
   t.regex(down.body, /^the origin could not be reached\nreference: [\w-]+\n$/);
-  t.deepEqual(asked.map((a) => [a.plugin, a.code, a.sent]), [
-    ['test.broken', ErrorCode.UpstreamConnect, undefined],
-    ['test.teapot', ErrorCode.UpstreamConnect, undefined],
-    ['test.bound', ErrorCode.UpstreamConnect, undefined],
-  ], 'a failure after dispatch is mapped the same way');
+  t.deepEqual(
+    asked.map((a) => [a.plugin, a.code, a.sent]),
+    [
+      ['test.broken', ErrorCode.UpstreamConnect, undefined],
+      ['test.teapot', ErrorCode.UpstreamConnect, undefined],
+      ['test.bound', ErrorCode.UpstreamConnect, undefined],
+    ],
+    'a failure after dispatch is mapped the same way',
+  );
 });

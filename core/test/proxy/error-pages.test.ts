@@ -67,10 +67,7 @@ async function routes(t: ExecutionContext, host: string) {
   const dead = await startOrigin();
   await dead.kill();
   t.teardown(() => origin.close());
-  return testRouteTable([
-    testRoute({ host, path: '/', endpoints: [origin.key] }),
-    testRoute({ host: host.replace('app', 'down'), endpoints: [dead.key] }),
-  ]);
+  return testRouteTable([testRoute({ host, path: '/', endpoints: [origin.key] }), testRoute({ host: host.replace('app', 'down'), endpoints: [dead.key] })]);
 }
 
 test('error pages from the plain-HTTP entry reflect nothing from the request and are not sniffed', async (t) => {
@@ -121,7 +118,10 @@ async function failingRoutes(t: ExecutionContext) {
   const named = { namespace: SECRET_NS, ingress: SECRET_INGRESS, service: SECRET_SVC };
   const unresolved = {
     ...testRoute({ ...named, host: 'typo.test', endpoints: [] }),
-    unresolved: { reason: 'ServiceNotFound', message: `Ingress ${SECRET_NS}/${SECRET_INGRESS}: spec.rules[0].http.paths[0].backend.service: Service "${SECRET_SVC}-typo" not found; requests to this path get 503` },
+    unresolved: {
+      reason: 'ServiceNotFound',
+      message: `Ingress ${SECRET_NS}/${SECRET_INGRESS}: spec.rules[0].http.paths[0].backend.service: Service "${SECRET_SVC}-typo" not found; requests to this path get 503`,
+    },
   };
   const table = testRouteTable([
     testRoute({ ...named, host: 'empty.test', endpoints: [] }),
@@ -146,7 +146,7 @@ function assertDiscloses(t: ExecutionContext, text: string, what: string, secret
   }
 }
 
-test('502/503/504 pages name no Service, namespace, Ingress, address or port; the access log has the cause under the page\'s reference', async (t) => {
+test("502/503/504 pages name no Service, namespace, Ingress, address or port; the access log has the cause under the page's reference", async (t) => {
   const { table, cases, addresses } = await failingRoutes(t);
   const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({ table, logger, settings: { proxy: { retries: 0 } } });
@@ -167,7 +167,7 @@ test('502/503/504 pages name no Service, namespace, Ingress, address or port; th
   t.false(String(typo?.error).includes('has no ready endpoint'), 'an unresolved path logs why it is unresolved, not a missing endpoint');
 });
 
-test('without an access log, a 5xx page\'s reference leads to a warning with the cause', async (t) => {
+test("without an access log, a 5xx page's reference leads to a warning with the cause", async (t) => {
   const { table, cases, addresses } = await failingRoutes(t);
   const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({ table, logger, settings: { proxy: { retries: 0, accessLog: { enabled: false } } } });
@@ -180,7 +180,10 @@ test('without an access log, a 5xx page\'s reference leads to a warning with the
     t.truthy(logged, `${c.host}: a 'request failed' line with reference ${reference}`);
     t.true(String(logged?.error).includes(c.cause), `${c.host}: ${String(logged?.error)}`);
   }
-  t.false(lines.some((l) => l.component === 'access'), 'the access log stays off');
+  t.false(
+    lines.some((l) => l.component === 'access'),
+    'the access log stays off',
+  );
 });
 
 test('with proxy.errorDetails the page shows the cause, still never the request', async (t) => {
@@ -198,7 +201,7 @@ test('with proxy.errorDetails the page shows the cause, still never the request'
   t.is(missing.body.split('\n')[0], 'no route matches this request', 'a missing route keeps its fixed sentence');
 });
 
-test('through the tunnel the reference is the Ray ID; a direct client\'s cf-ray is never shown', async (t) => {
+test("through the tunnel the reference is the Ray ID; a direct client's cf-ray is never shown", async (t) => {
   const { table } = await failingRoutes(t);
   const { logger, lines } = capturedLogger();
   const proxy = await startProxyHarness({ table, logger, settings: { proxy: { retries: 0 } } });
@@ -209,12 +212,18 @@ test('through the tunnel the reference is the Ray ID; a direct client\'s cf-ray 
   t.is(viaEdge.status, 503);
   const ray = /reference: ([\w-]+)\n/.exec(viaEdge.body)?.[1];
   t.regex(ray ?? '', /^[0-9a-f]{16}-SIM$/, viaEdge.body);
-  t.truthy(lines.find((l) => l.component === 'access' && l.cfRay === ray && l.status === 503), 'the access log records that Ray ID');
+  t.truthy(
+    lines.find((l) => l.component === 'access' && l.cfRay === ray && l.status === 503),
+    'the access log records that Ray ID',
+  );
 
   const direct = await raw(proxy.url, get('/x', 'empty.test', 'cf-ray: 0123456789abcdef-AMS\r\n'));
   t.false(direct.body.includes('0123456789abcdef'), direct.body);
   const id = /reference: ([\w-]+)\n$/.exec(direct.body)?.[1];
-  t.truthy(lines.find((l) => l.component === 'access' && l.id === id), 'a direct request is referenced by its exchange id');
+  t.truthy(
+    lines.find((l) => l.component === 'access' && l.id === id),
+    'a direct request is referenced by its exchange id',
+  );
 });
 
 test('gRPC failures carry a fixed grpc-message with the reference, and the same status codes', async (t) => {

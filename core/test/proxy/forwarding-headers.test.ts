@@ -71,7 +71,7 @@ test('through the edge: X-Forwarded-For once as the edge sent it, X-Forwarded-Pr
   t.is(plain['x-forwarded-for'], '203.0.113.9, 127.0.0.1', 'the edge appended the visitor; Warren adds nothing');
   t.is(plain['x-forwarded-proto'], 'http', 'a plain-HTTP visitor, as the edge says');
   t.is(plain['cf-visitor'], '{"scheme":"http"}');
-  t.is(plain['cf-connecting-ip'], '127.0.0.1', 'the edge overwrote the visitor\'s value');
+  t.is(plain['cf-connecting-ip'], '127.0.0.1', "the edge overwrote the visitor's value");
   assertSpoofsDropped(t, plain, '127.0.0.1');
 
   const secure = await echo(`${edge.sim.eyeballTlsUrl!}/`, { host: 'app.example.com', ...SPOOFED, 'x-forwarded-proto': 'http' });
@@ -90,23 +90,39 @@ test('through the edge: the scheme falls back to Cf-Visitor, then https; True-Cl
   t.is(visitor['x-forwarded-proto'], 'http');
   t.is(visitor['x-forwarded-for'], '198.51.100.7', 'no X-Forwarded-For from the edge: the connecting address');
   t.is((await seen([]))['x-forwarded-proto'], 'https');
-  t.is((await seen([['x-forwarded-proto', 'bogus'], ['cf-visitor', '{"scheme":"https"}']]))['x-forwarded-proto'], 'https');
+  t.is(
+    (
+      await seen([
+        ['x-forwarded-proto', 'bogus'],
+        ['cf-visitor', '{"scheme":"https"}'],
+      ])
+    )['x-forwarded-proto'],
+    'https',
+  );
   t.is((await seen([['true-client-ip', '198.51.100.7']]))['true-client-ip'], '198.51.100.7');
   t.is((await seen([['true-client-ip', '6.6.6.6']]))['true-client-ip'], undefined);
-  t.is((await seen([['x-forwarded-for', '10.0.0.1'], ['x-forwarded-for', '198.51.100.7']]))['x-forwarded-for'], '10.0.0.1, 198.51.100.7');
+  t.is(
+    (
+      await seen([
+        ['x-forwarded-for', '10.0.0.1'],
+        ['x-forwarded-for', '198.51.100.7'],
+      ])
+    )['x-forwarded-for'],
+    '10.0.0.1, 198.51.100.7',
+  );
 });
 
 test('from a direct client (plain-HTTP entry): the peer is appended, its cf-* claims and spoofs dropped', async (t) => {
   const { proxy } = await setup(t);
   const seen = await echo(`${proxy.url}/`, { host: 'app.example.com', ...SPOOFED });
   t.is(seen['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
-  t.is(seen['x-forwarded-proto'], 'http', 'the scheme of the connection, not the client\'s claim');
+  t.is(seen['x-forwarded-proto'], 'http', "the scheme of the connection, not the client's claim");
   t.is(seen['cf-connecting-ip'], undefined);
   t.is(seen['cf-visitor'], undefined);
   assertSpoofsDropped(t, seen, '127.0.0.1');
 });
 
-test('the origin\'s Trailer field is not serialized into the tunnel response; the trailers still arrive', async (t) => {
+test("the origin's Trailer field is not serialized into the tunnel response; the trailers still arrive", async (t) => {
   const origin = await startOrigin({
     handler: (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
@@ -122,13 +138,21 @@ test('the origin\'s Trailer field is not serialized into the tunnel response; th
   const reply = await edge.sim.request({ authority: 'app.example.com', path: '/' });
   t.is(reply.status, 200);
   t.is(reply.body.toString(), 'body');
-  t.deepEqual(reply.headers.filter(([name]) => name.toLowerCase() === 'trailer'), []);
+  t.deepEqual(
+    reply.headers.filter(([name]) => name.toLowerCase() === 'trailer'),
+    [],
+  );
   t.is(reply.trailers?.['x-checksum'], 'abc');
 });
 
 test('runExchange carries forwardedBy, so in-memory exchanges can stand for edge traffic', async (t) => {
   const { proxy } = await setup(t);
-  const edge = await runExchange(proxy.pipeline, { authority: 'app.example.com', forwardedBy: 'edge', clientAddress: '198.51.100.7', headers: ['x-forwarded-for', '198.51.100.7'] });
+  const edge = await runExchange(proxy.pipeline, {
+    authority: 'app.example.com',
+    forwardedBy: 'edge',
+    clientAddress: '198.51.100.7',
+    headers: ['x-forwarded-for', '198.51.100.7'],
+  });
   t.is((JSON.parse(edge.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7');
   const direct = await runExchange(proxy.pipeline, { authority: 'app.example.com', clientAddress: '198.51.100.7', headers: ['x-forwarded-for', '198.51.100.7'] });
   t.is((JSON.parse(direct.body.toString()) as { headers: Seen }).headers['x-forwarded-for'], '198.51.100.7, 198.51.100.7');

@@ -127,8 +127,7 @@ test('a generation that takes over its predecessor compiles exactly what a full 
         try {
           await fresh.pipeline.whenCompiled();
           const full = fresh.pipeline.liveCompiled!;
-          const keysById = (m: ReadonlyMap<Route, { poolKeys: readonly string[] }>) =>
-            Object.fromEntries([...m].map(([r, c]) => [r.id, [...c.poolKeys].sort()]).sort());
+          const keysById = (m: ReadonlyMap<Route, { poolKeys: readonly string[] }>) => Object.fromEntries([...m].map(([r, c]) => [r.id, [...c.poolKeys].sort()]).sort());
           t.deepEqual(keysById(live.routes), keysById(full.routes));
           t.deepEqual([...live.pools].sort(), [...full.pools].sort());
         } finally {
@@ -157,10 +156,14 @@ test('a generation with a change record never reads its whole route list', async
   const added = testRoute({ id: 'new', host: 'new.test', endpoints: [origin.key] });
   const next = recordedTable([...routes.slice(1), added], 2, first, { added: [added], removed: [routes[0]!] });
   let reads = 0;
-  const watched = Object.create(next, { routes: { get: () => {
+  const watched = Object.create(next, {
+    routes: {
+      get: () => {
         reads++;
         return next.routes;
-      }, } }) as RecordedTable;
+      },
+    },
+  }) as RecordedTable;
   await proxy.setTable(watched);
   await proxy.pipeline.whenCompiled();
   t.is(reads, 0, 'the hand-over applied the change record instead of visiting every route');

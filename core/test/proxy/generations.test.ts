@@ -224,7 +224,7 @@ test('a plugin that cannot bind a route makes only that route unavailable, with 
   t.teardown(() => Promise.all([proxy.close(), origin.close()]));
   const bad = await call(`${proxy.url}/`, 'bad.test');
   t.is(bad.status, 502);
-  t.regex(loggedError(lines, 'bad.test'), /test\.picky cannot serve/, 'the log has the plugin\'s message');
+  t.regex(loggedError(lines, 'bad.test'), /test\.picky cannot serve/, "the log has the plugin's message");
   t.notRegex(bad.body, /test\.picky/, 'the client does not');
   t.is((await call(`${proxy.url}/`, 'good.test')).status, 200);
   t.is(origin.requests, 1);

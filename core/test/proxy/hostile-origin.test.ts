@@ -35,10 +35,7 @@ async function setup(t: ExecutionContext, answer: (socket: net.Socket) => void):
 
 /** The status of a GET through the proxy, or -1 when none came within 8 s. */
 async function statusWithin8s(url: string): Promise<number> {
-  const answer = await Promise.race([
-    getText(`${url}/`, 'test'),
-    new Promise<{ status: number }>((resolve) => setTimeout(() => resolve({ status: -1 }), 8_000).unref()),
-  ]);
+  const answer = await Promise.race([getText(`${url}/`, 'test'), new Promise<{ status: number }>((resolve) => setTimeout(() => resolve({ status: -1 }), 8_000).unref())]);
   return answer.status;
 }
 

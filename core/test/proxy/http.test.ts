@@ -23,9 +23,7 @@ function request(url: string, options: http.RequestOptions & { body?: string | B
     const req = http.request(url, { agent: false, ...options }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, trailers: res.trailers, body: Buffer.concat(chunks) }),
-      );
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, trailers: res.trailers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -148,10 +146,13 @@ test('a connect that does not complete (TLS handshake never answered) gives 504 
   const mute = net.createServer((socket) => accepted.add(socket));
   await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
   const port = (mute.address() as net.AddressInfo).port;
-  t.teardown(() => new Promise<void>((resolve) => {
-    mute.close(() => resolve());
-    for (const s of accepted) s.destroy();
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        mute.close(() => resolve());
+        for (const s of accepted) s.destroy();
+      }),
+  );
   const { logger, lines } = capturedLogger();
   const route = testRoute({ endpoints: [`127.0.0.1:${port}`], protocol: 'https', annotations: { 'connect-timeout': 200 } });
   const proxy = await startProxyHarness({
@@ -226,7 +227,15 @@ test('bodies stream both ways with backpressure: a stalled reader holds back the
       setTimeout(() => {
         const sentWhileStalled = originSent;
         let bytes = 0;
-        pipeline(res, new Writable({ write(c: Buffer, _e, cb) { bytes += c.length; cb(); } }))
+        pipeline(
+          res,
+          new Writable({
+            write(c: Buffer, _e, cb) {
+              bytes += c.length;
+              cb();
+            },
+          }),
+        )
           .then(() => resolve({ status: res.statusCode!, received: String(res.headers['x-received']), bytes, sentWhileStalled }))
           .catch(reject);
       }, 500);

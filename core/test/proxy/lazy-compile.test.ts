@@ -31,7 +31,11 @@ function bindRecorder(journal: BindJournal) {
     bind(route: Route): RouteBinding {
       this.#bound.push(route.id);
       if (route.annotations['test-warn']) {
-        this.#events?.warning({ kind: 'Ingress', namespace: route.ingress.namespace, name: route.ingress.name, uid: route.ingress.uid }, 'TestBindWarning', `route ${route.id} warned`);
+        this.#events?.warning(
+          { kind: 'Ingress', namespace: route.ingress.namespace, name: route.ingress.name, uid: route.ingress.uid },
+          'TestBindWarning',
+          `route ${route.id} warned`,
+        );
       }
       return { route, options: {} };
     }

@@ -68,7 +68,10 @@ test('proxy.metrics.routeLabels labels requests by route, up to maxRouteLabelSet
   t.regex(text, /^warren_requests_total\{namespace="ns-0",ingress="app-0",service="svc-0",host="app-0.test",status_class="2xx",method="POST"\} 1$/m);
   t.regex(
     text,
-    new RegExp(`^warren_requests_total\\{namespace="${OTHER_ROUTES}",ingress="${OTHER_ROUTES}",service="${OTHER_ROUTES}",host="${OTHER_ROUTES}",status_class="2xx",method="GET"\\} 70$`, 'm'),
+    new RegExp(
+      `^warren_requests_total\\{namespace="${OTHER_ROUTES}",ingress="${OTHER_ROUTES}",service="${OTHER_ROUTES}",host="${OTHER_ROUTES}",status_class="2xx",method="GET"\\} 70$`,
+      'm',
+    ),
     'the 70 routes beyond the cap share one label set',
   );
   t.regex(text, /^warren_requests_total\{namespace="",ingress="",service="",host="",status_class="4xx",method="GET"\} 1$/m);
@@ -94,7 +97,10 @@ test('table-health gauges follow the served table when scraped: ready endpoints 
   // Several swaps between scrapes: the scrape shows the table served last, and nothing of the earlier ones.
   const c = testRoute({ host: 'c.test', namespace: 'ns', service: 'three', endpoints: ['127.0.0.1:1', '127.0.0.2:1', '127.0.0.3:1'] });
   await proxy.setTable(testRouteTable([a], 2));
-  const warned = { ...testRouteTable([c], 3), diagnostics: [{ type: 'Warning' as const, reason: 'ServiceNotFound', object: { kind: 'Ingress' as const, namespace: 'ns', name: 'x' }, message: 'm' }] };
+  const warned = {
+    ...testRouteTable([c], 3),
+    diagnostics: [{ type: 'Warning' as const, reason: 'ServiceNotFound', object: { kind: 'Ingress' as const, namespace: 'ns', name: 'x' }, message: 'm' }],
+  };
   await proxy.setTable(warned);
   const last = await proxy.metrics.metrics();
   t.regex(last, /^warren_backend_ready_endpoints\{namespace="ns",service="three"\} 3$/m);

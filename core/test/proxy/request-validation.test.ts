@@ -60,7 +60,13 @@ test('the header-count limit counts fields, not list entries', (t) => {
 });
 
 test('rejects invalid methods and paths', (t) => {
-  for (const [method, path] of [['GE T', '/'], ['GET', 'relative'], ['GET', '/a b'], ['GET', '/a\u0001'], ['GET', '*']]) {
+  for (const [method, path] of [
+    ['GE T', '/'],
+    ['GET', 'relative'],
+    ['GET', '/a b'],
+    ['GET', '/a\u0001'],
+    ['GET', '*'],
+  ]) {
     const err = t.throws(() => validateRequestHead(head([], { method: method!, path: path! }), limits));
     t.true(isWarrenError(err) && err.status === 400, `${method} ${path}`);
   }

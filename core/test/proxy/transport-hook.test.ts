@@ -74,7 +74,6 @@ class LinePool implements UpstreamPool {
 }
 
 class LinePlugin implements UpstreamPlugin {
-
   createPool(binding: RouteBinding, origin: string, profile: TransportProfile): UpstreamPool {
     opened.push({ origin, profile, route: binding.route.id });
     return new LinePool(origin, profile);
@@ -198,7 +197,7 @@ test('backend-protocol accepts what an enabled manifest lists, and nothing else'
   const without = new RoutingPlugins([]);
   t.false(RoutingPlugins.parse(without.annotation('backend-protocol')!.spec, 'LINE').ok, 'no enabled or known plugin lists it');
   const disabled = new RoutingPlugins([], [lineManifest]);
-  t.true(RoutingPlugins.parse(disabled.annotation('backend-protocol')!.spec, 'LINE').ok, 'a known but disabled plugin\'s protocol parses, to be reported as unavailable');
+  t.true(RoutingPlugins.parse(disabled.annotation('backend-protocol')!.spec, 'LINE').ok, "a known but disabled plugin's protocol parses, to be reported as unavailable");
   t.false(disabled.serves('line'));
   t.is(disabled.disabledProtocolOwner('line'), 'test.line (plugins.line.enabled)');
 });
@@ -221,7 +220,15 @@ test.serial('an upgrading plugin may give upgrade requests pools of another prof
     }
   }
   const upgrader = definePlugin({
-    manifest: defineManifest({ id: 'test.upgrader', name: 'upgrader', description: 'upgrades', coreRange: '^0.1.0', kind: 'protocol', order: 2, configSchema: z.object({}).strict() }),
+    manifest: defineManifest({
+      id: 'test.upgrader',
+      name: 'upgrader',
+      description: 'upgrades',
+      coreRange: '^0.1.0',
+      kind: 'protocol',
+      order: 2,
+      configSchema: z.object({}).strict(),
+    }),
     plugin: Upgrader,
   });
   class KeepAlive implements UpstreamPlugin {
@@ -230,7 +237,15 @@ test.serial('an upgrading plugin may give upgrade requests pools of another prof
     }
   }
   const keep = definePlugin({
-    manifest: defineManifest({ id: 'test.keep', name: 'keep', description: 'keeps alive', coreRange: '^0.1.0', kind: 'transport', order: 1, configSchema: z.object({}).strict() }),
+    manifest: defineManifest({
+      id: 'test.keep',
+      name: 'keep',
+      description: 'keeps alive',
+      coreRange: '^0.1.0',
+      kind: 'transport',
+      order: 1,
+      configSchema: z.object({}).strict(),
+    }),
     plugin: KeepAlive,
   });
   const route = testRoute({ host: 'u.test', endpoints: ['127.0.0.1:9'] });
@@ -258,10 +273,10 @@ test('AUTO and TLS come from manifest data: a plugin protocol is guessed from it
   t.false(usesTls(route('line'), catalog));
   t.true(usesTls(route('auto', 7443), catalog));
   t.false(usesTls(route('auto', 443), catalog));
-  t.true(new ProtocolCatalog([], [manifest]).traits('lines')?.tls, 'a disabled plugin\'s protocols are known, to name the plugin');
+  t.true(new ProtocolCatalog([], [manifest]).traits('lines')?.tls, "a disabled plugin's protocols are known, to name the plugin");
 });
 
-test.serial('core bounds the wait for a plugin pool\'s response head (response-header-timeout)', async (t) => {
+test.serial("core bounds the wait for a plugin pool's response head (response-header-timeout)", async (t) => {
   const held: Socket[] = [];
   const silent = createServer((socket) => {
     held.push(socket);
@@ -284,5 +299,5 @@ test.serial('core bounds the wait for a plugin pool\'s response head (response-h
   t.true(elapsed >= 250 && elapsed < 3_000, `answered after ${elapsed} ms`);
   t.regex(loggedError(lines), /no response head in time/);
   t.is(held.length, 1);
-  t.true(connections.at(-1)!.destroyed, 'the pool\'s request was aborted: its connection is closed');
+  t.true(connections.at(-1)!.destroyed, "the pool's request was aborted: its connection is closed");
 });

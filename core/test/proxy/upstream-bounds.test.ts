@@ -112,7 +112,11 @@ test('slow uploaders do not starve a canary on the same Service', async (t) => {
     ...Array.from({ length: 6 }, () => slowUpload(`${proxy.url}/chunked`, undefined, 250)),
     ...Array.from({ length: 6 }, () => slowUpload(`${proxy.url}/large`, 1_000_000, 250)),
   ];
-  t.teardown(() => uploaders.forEach((u) => { u.stop(); }));
+  t.teardown(() =>
+    uploaders.forEach((u) => {
+      u.stop();
+    }),
+  );
   await sleep(300);
   let ok = 0;
   const tries = 60;
@@ -179,12 +183,18 @@ test('waiting for a busy endpoint is bounded: 503 with Retry-After after the que
     },
   });
   t.teardown(() => origin.kill());
-  t.teardown(() => held.forEach((res) => { res.end(); }));
+  t.teardown(() =>
+    held.forEach((res) => {
+      res.end();
+    }),
+  );
   const route = testRoute({ endpoints: [origin.key], annotations: { 'upstream-keepalive-connections': 2, 'upstream-queue-timeout': 1_500 } });
   // Error details on: the page says which bound answered (the queue timeout or the full queue).
   const proxy = await harness(t, route, { proxy: { maxQueuedRequests: 1, errorDetails: true } });
   const holding = [send(`${proxy.url}/hold`), send(`${proxy.url}/hold`)];
-  holding.forEach((p) => { p.catch(() => undefined); });
+  holding.forEach((p) => {
+    p.catch(() => undefined);
+  });
   const deadline = Date.now() + 5_000;
   while (held.length < 2 && Date.now() < deadline) await sleep(10);
   t.is(held.length, 2);
@@ -212,14 +222,21 @@ test('waiting for a busy endpoint is bounded: 503 with Retry-After after the que
   held.shift()!.end('released');
   t.is((await served).status, 200);
   held.shift()!.end('released');
-  t.deepEqual((await Promise.all(holding)).map((r) => r.status), [200, 200]);
+  t.deepEqual(
+    (await Promise.all(holding)).map((r) => r.status),
+    [200, 200],
+  );
   t.is(origin.requests, 3);
 });
 
 test('closing a pool gracefully still serves the requests waiting for a slot, and refuses new ones', async (t) => {
   const origin = await startOrigin({ handler: (_req, res) => setTimeout(() => res.end('ok'), 100) });
   t.teardown(() => origin.kill());
-  const pool = createPool(`http://${origin.key}`, { scheme: 'http:', http2: 'off', connectTimeout: 2_000, keepAlive: { timeout: 2_000, maxConnections: 1 } }, { maxQueued: 10, queueTimeout: 5_000, uploadShare: 0.5 });
+  const pool = createPool(
+    `http://${origin.key}`,
+    { scheme: 'http:', http2: 'off', connectTimeout: 2_000, keepAlive: { timeout: 2_000, maxConnections: 1 } },
+    { maxQueued: 10, queueTimeout: 5_000, uploadShare: 0.5 },
+  );
   t.teardown(() => pool.destroy());
   const request = (): Promise<number | string> =>
     new Promise((resolve) => {

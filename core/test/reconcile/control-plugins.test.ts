@@ -48,7 +48,16 @@ function setup(plugins: ControlPluginInstance[]) {
   });
   const controller = new AbortController();
   const done = runner.start(controller.signal);
-  return { store, runner, logs, setTunnel: (id: string) => tunnel.identify(id), stop: async () => { controller.abort(); await done; } };
+  return {
+    store,
+    runner,
+    logs,
+    setTunnel: (id: string) => tunnel.identify(id),
+    stop: async () => {
+      controller.abort();
+      await done;
+    },
+  };
 }
 
 test('runs every plugin once on start, then with the latest table after changes, never overlapping', async (t) => {
@@ -57,8 +66,14 @@ test('runs every plugin once on start, then with the latest table after changes,
   const { store, runner, stop } = setup([dns, firewall]);
   t.teardown(stop);
   await runner.idle();
-  t.deepEqual(dns.calls.map((c) => c.generation), [0]);
-  t.deepEqual(firewall.calls.map((c) => c.generation), [0]);
+  t.deepEqual(
+    dns.calls.map((c) => c.generation),
+    [0],
+  );
+  t.deepEqual(
+    firewall.calls.map((c) => c.generation),
+    [0],
+  );
   for (let g = 1; g <= 20; g++) store.publish(emptyRouteTable(g));
   await sleep(5);
   await runner.idle();

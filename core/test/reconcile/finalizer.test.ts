@@ -57,7 +57,12 @@ test.serial('an Ingress with external state gets the finalizer; deletion cleans 
   await createBackend(admin, ns, 'web', [testHost(2)]);
   await admin.networking.createNamespacedIngress({
     namespace: ns,
-    body: ingress(ns, 'managed', { rules: [{ host: 'a.managed.example', paths: [{ service: 'web', port: 80 }] }, { host: 'b.managed.example', paths: [{ service: 'web', port: 80 }] }] }),
+    body: ingress(ns, 'managed', {
+      rules: [
+        { host: 'a.managed.example', paths: [{ service: 'web', port: 80 }] },
+        { host: 'b.managed.example', paths: [{ service: 'web', port: 80 }] },
+      ],
+    }),
   });
   await eventually('the finalizer', async () => (await finalizersOf(ns, 'managed'))?.includes(CLEANUP_FINALIZER));
   await eventually('the plugin to see the route table', () => plugin.tables.some((tb) => tb.match('b.managed.example', '/') !== undefined));
@@ -78,8 +83,14 @@ test.serial('no finalizer when the plugin does not manage the Ingress, or for an
     namespace: ns,
     body: ingress(ns, 'unmanaged', { annotations: { 'test.example/external-state': 'off' }, rules: [{ host: 'unmanaged.example', paths: [{ service: 'web', port: 80 }] }] }),
   });
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'foreign', { className: 'elsewhere', rules: [{ host: 'foreign.example', paths: [{ service: 'web', port: 80 }] }] }) });
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'later-off', { rules: [{ host: 'later.example', paths: [{ service: 'web', port: 80 }] }] }) });
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'foreign', { className: 'elsewhere', rules: [{ host: 'foreign.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'later-off', { rules: [{ host: 'later.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
   await eventually('the finalizer on later-off', async () => (await finalizersOf(ns, 'later-off'))?.includes(CLEANUP_FINALIZER));
   await controller.cp.finalizers.idle();
   t.deepEqual(await finalizersOf(ns, 'unmanaged'), []);

@@ -33,18 +33,78 @@ const createIngress = (admin: AdminClients, ns: string, body: V1Ingress) => admi
 const annotated = (ns: string, name: string, annotations: Record<string, string>) => ingress(ns, name, { annotations, rules: rule(`${name}.example`) });
 
 const CASES: HostileCase[] = [
-  { name: 'unknown-annotation', reason: 'InvalidAnnotation', mentions: /no-such-key/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'unknown-annotation', { 'warren.dev/no-such-key': 'x' })) },
-  { name: 'uppercase-annotation', reason: 'InvalidAnnotation', mentions: /Backend-Protocol/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'uppercase-annotation', { 'warren.dev/Backend-Protocol': 'HTTP' })) },
-  { name: 'bad-protocol', reason: 'InvalidAnnotation', mentions: /backend-protocol.*FTP/s, create: (a, ns) => createIngress(a, ns, annotated(ns, 'bad-protocol', { 'warren.dev/backend-protocol': 'FTP' })) },
-  { name: 'bad-timeout', reason: 'InvalidAnnotation', mentions: /connect-timeout/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'bad-timeout', { 'warren.dev/connect-timeout': 'forever' })) },
-  { name: 'negative-timeout', reason: 'InvalidAnnotation', mentions: /idle-timeout/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'negative-timeout', { 'warren.dev/idle-timeout': '-5s' })) },
-  { name: 'bad-balancing', reason: 'InvalidAnnotation', mentions: /load-balancing/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'bad-balancing', { 'warren.dev/load-balancing': 'random-walk' })) },
-  { name: 'huge-annotation', reason: 'InvalidAnnotation', mentions: /upstream-host/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'huge-annotation', { 'warren.dev/upstream-host': `${'a'.repeat(60)}.`.repeat(1_500) })) },
-  { name: 'injection-annotation', reason: 'InvalidAnnotation', mentions: /upstream-host/, create: (a, ns) => createIngress(a, ns, annotated(ns, 'injection-annotation', { 'warren.dev/upstream-host': 'evil.example\r\nX-Injected: 1' })) },
-  { name: 'grpc-without-plugin', reason: 'ProtocolUnavailable', mentions: /grpc/i, create: (a, ns) => createIngress(a, ns, annotated(ns, 'grpc-without-plugin', { 'warren.dev/backend-protocol': 'GRPC' })) },
-  { name: 'missing-service', reason: 'ServiceNotFound', mentions: /ghost/, create: (a, ns) => createIngress(a, ns, ingress(ns, 'missing-service', { rules: rule('missing-service.example', 'ghost') })) },
-  { name: 'missing-port-number', reason: 'ServicePortNotFound', mentions: /9999/, create: (a, ns) => createIngress(a, ns, ingress(ns, 'missing-port-number', { rules: rule('missing-port-number.example', 'web', 9999) })) },
-  { name: 'missing-port-name', reason: 'ServicePortNotFound', mentions: /grpc-port/, create: (a, ns) => createIngress(a, ns, ingress(ns, 'missing-port-name', { rules: rule('missing-port-name.example', 'web', 'grpc-port') })) },
+  {
+    name: 'unknown-annotation',
+    reason: 'InvalidAnnotation',
+    mentions: /no-such-key/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'unknown-annotation', { 'warren.dev/no-such-key': 'x' })),
+  },
+  {
+    name: 'uppercase-annotation',
+    reason: 'InvalidAnnotation',
+    mentions: /Backend-Protocol/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'uppercase-annotation', { 'warren.dev/Backend-Protocol': 'HTTP' })),
+  },
+  {
+    name: 'bad-protocol',
+    reason: 'InvalidAnnotation',
+    mentions: /backend-protocol.*FTP/s,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'bad-protocol', { 'warren.dev/backend-protocol': 'FTP' })),
+  },
+  {
+    name: 'bad-timeout',
+    reason: 'InvalidAnnotation',
+    mentions: /connect-timeout/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'bad-timeout', { 'warren.dev/connect-timeout': 'forever' })),
+  },
+  {
+    name: 'negative-timeout',
+    reason: 'InvalidAnnotation',
+    mentions: /idle-timeout/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'negative-timeout', { 'warren.dev/idle-timeout': '-5s' })),
+  },
+  {
+    name: 'bad-balancing',
+    reason: 'InvalidAnnotation',
+    mentions: /load-balancing/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'bad-balancing', { 'warren.dev/load-balancing': 'random-walk' })),
+  },
+  {
+    name: 'huge-annotation',
+    reason: 'InvalidAnnotation',
+    mentions: /upstream-host/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'huge-annotation', { 'warren.dev/upstream-host': `${'a'.repeat(60)}.`.repeat(1_500) })),
+  },
+  {
+    name: 'injection-annotation',
+    reason: 'InvalidAnnotation',
+    mentions: /upstream-host/,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'injection-annotation', { 'warren.dev/upstream-host': 'evil.example\r\nX-Injected: 1' })),
+  },
+  {
+    name: 'grpc-without-plugin',
+    reason: 'ProtocolUnavailable',
+    mentions: /grpc/i,
+    create: (a, ns) => createIngress(a, ns, annotated(ns, 'grpc-without-plugin', { 'warren.dev/backend-protocol': 'GRPC' })),
+  },
+  {
+    name: 'missing-service',
+    reason: 'ServiceNotFound',
+    mentions: /ghost/,
+    create: (a, ns) => createIngress(a, ns, ingress(ns, 'missing-service', { rules: rule('missing-service.example', 'ghost') })),
+  },
+  {
+    name: 'missing-port-number',
+    reason: 'ServicePortNotFound',
+    mentions: /9999/,
+    create: (a, ns) => createIngress(a, ns, ingress(ns, 'missing-port-number', { rules: rule('missing-port-number.example', 'web', 9999) })),
+  },
+  {
+    name: 'missing-port-name',
+    reason: 'ServicePortNotFound',
+    mentions: /grpc-port/,
+    create: (a, ns) => createIngress(a, ns, ingress(ns, 'missing-port-name', { rules: rule('missing-port-name.example', 'web', 'grpc-port') })),
+  },
   {
     name: 'resource-backend',
     reason: 'UnsupportedBackend',
@@ -110,7 +170,9 @@ const CASES: HostileCase[] = [
       createIngress(
         a,
         ns,
-        ingress(ns, 'too-many-paths', { rules: [{ host: 'too-many-paths.example', paths: Array.from({ length: 5_001 }, (_, i) => ({ path: `/p${i}`, pathType: 'Exact', service: 'web', port: 80 })) }] }),
+        ingress(ns, 'too-many-paths', {
+          rules: [{ host: 'too-many-paths.example', paths: Array.from({ length: 5_001 }, (_, i) => ({ path: `/p${i}`, pathType: 'Exact', service: 'web', port: 80 })) }],
+        }),
       ),
   },
   {
@@ -129,7 +191,8 @@ const CASES: HostileCase[] = [
     reason: 'ServiceNotFound',
     mentions: /phantom/,
     stillRoutes: 'default-backend-missing.example',
-    create: (a, ns) => createIngress(a, ns, ingress(ns, 'default-backend-missing', { defaultBackend: { service: 'phantom', port: 80 }, rules: rule('default-backend-missing.example') })),
+    create: (a, ns) =>
+      createIngress(a, ns, ingress(ns, 'default-backend-missing', { defaultBackend: { service: 'phantom', port: 80 }, rules: rule('default-backend-missing.example') })),
   },
   {
     name: 'class-conflict',
@@ -153,7 +216,17 @@ const CASES: HostileCase[] = [
       createIngress(
         a,
         ns,
-        ingress(ns, 'partly-broken', { rules: [{ host: 'partly-broken.example', paths: [{ path: '/', service: 'web', port: 80 }, { path: '/broken', service: 'nowhere', port: 80 }] }] }),
+        ingress(ns, 'partly-broken', {
+          rules: [
+            {
+              host: 'partly-broken.example',
+              paths: [
+                { path: '/', service: 'web', port: 80 },
+                { path: '/broken', service: 'nowhere', port: 80 },
+              ],
+            },
+          ],
+        }),
       ),
   },
 ];

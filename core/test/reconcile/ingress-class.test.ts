@@ -58,7 +58,10 @@ test.serial('a default IngressClass of Warren claims class-less Ingresses, old a
   await ensureIngressClass(admin);
   const ns = await server().createNamespace('default-class');
   await createBackend(admin, ns, 'web', [testHost(3)]);
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'before', { className: null, rules: [{ host: 'before.example', paths: [{ service: 'web', port: 80 }] }] }) });
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'before', { className: null, rules: [{ host: 'before.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
   const controller = await startController(server(), { identity: 'default-class' });
   t.teardown(async () => {
     await controller.stop();
@@ -76,7 +79,10 @@ test.serial('a default IngressClass of Warren claims class-less Ingresses, old a
   await controller.store.waitFor((tb) => owned(['before'], ns, tb), { timeout: 15_000 });
 
   // New class-less Ingresses get the default class from the API server's admission, and so are ours too.
-  const created = await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'after', { className: null, rules: [{ host: 'after.example', paths: [{ service: 'web', port: 80 }] }] }) });
+  const created = await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'after', { className: null, rules: [{ host: 'after.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
   t.is(created.spec?.ingressClassName, 'cloudflare-tunnel');
   await controller.store.waitFor((tb) => owned(['before', 'after'], ns, tb), { timeout: 15_000 });
   await eventually('status on both', async () => (await statusHostnames(ns, 'before')).length === 1 && (await statusHostnames(ns, 'after')).length === 1);

@@ -38,7 +38,11 @@ test.serial('a typo in an annotation of a live Ingress keeps its last good versi
   // Generation 2: a typo, and a new host.
   const current = await admin.networking.readNamespacedIngress({ namespace: ns, name: 'shop' });
   const edited = ingress(ns, 'shop', spec('5 seconds', ['shop.example', 'new.example']));
-  await admin.networking.replaceNamespacedIngress({ namespace: ns, name: 'shop', body: { ...edited, metadata: { ...edited.metadata, resourceVersion: current.metadata!.resourceVersion } } });
+  await admin.networking.replaceNamespacedIngress({
+    namespace: ns,
+    name: 'shop',
+    body: { ...edited, metadata: { ...edited.metadata, resourceVersion: current.metadata!.resourceVersion } },
+  });
   const event = await eventually('the InvalidAnnotation Warning', async () => {
     const list = await admin.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=shop' });
     return list.items.find((e) => e.reason === 'InvalidAnnotation');

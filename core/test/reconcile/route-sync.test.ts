@@ -48,7 +48,12 @@ function ingress(name: string, host: string, paths: number, secret: string | und
     metadata: { name, namespace: 'default', resourceVersion: String(++version), generation: version, annotations: secret ? { 'warren.dev/auth-secret': secret } : {} },
     spec: {
       ingressClassName: 'warren',
-      rules: [{ host, http: { paths: Array.from({ length: paths }, (_, i) => ({ path: `/p${i}`, pathType: 'Prefix', backend: { service: { name: 'echo', port: { number: 80 } } } })) } }],
+      rules: [
+        {
+          host,
+          http: { paths: Array.from({ length: paths }, (_, i) => ({ path: `/p${i}`, pathType: 'Prefix', backend: { service: { name: 'echo', port: { number: 80 } } } })) },
+        },
+      ],
     },
   } as V1Ingress;
 }
@@ -108,7 +113,7 @@ test('referenced Secrets and table counts follow the route changes exactly as a 
             t.deepEqual(references.at(-1), full, `referenced Secrets ${label}`);
             return false;
           }
-          const scraped = Object.fromEntries(((await registry.getSingleMetric('warren_route_table_objects')!.get()).values).map((v) => [v.labels.type, v.value]));
+          const scraped = Object.fromEntries((await registry.getSingleMetric('warren_route_table_objects')!.get()).values.map((v) => [v.labels.type, v.value]));
           if (JSON.stringify(scraped) !== JSON.stringify(routeTableCounts(table))) {
             t.deepEqual(scraped, routeTableCounts(table), `table counts ${label}`);
             return false;

@@ -3,7 +3,7 @@ import type { ProvisionContext, SecretReader } from '../../src/plugin-api/lifecy
 import type { RouteBinding, UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Route } from '../../src/routes/types.js';
 import { adminClients, useApiServer } from '../support/apiserver.js';
-import { eventually, startController, } from '../support/controller.js';
+import { eventually, startController } from '../support/controller.js';
 import { createBackend, ensureIngressClass, ingress, testHost } from '../support/k8s-objects.js';
 
 const server = useApiServer(test);

@@ -86,7 +86,10 @@ test.serial('Ingresses of another class are never touched: no status, events or 
   theirs.status = { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } };
   const theirsAfterStatus = await admin.networking.replaceNamespacedIngressStatus({ namespace: ns, name: 'theirs', body: theirs });
   // Let Warren see both and build (a marker Ingress of our own proves the build happened after them).
-  await admin.networking.createNamespacedIngress({ namespace: ns, body: ingress(ns, 'marker', { rules: [{ host: 'marker.example', paths: [{ service: 'web', port: 80 }] }] }) });
+  await admin.networking.createNamespacedIngress({
+    namespace: ns,
+    body: ingress(ns, 'marker', { rules: [{ host: 'marker.example', paths: [{ service: 'web', port: 80 }] }] }),
+  });
   await eventually('marker status', async () => (await statusHostnames(ns, 'marker')).length === 1);
   await leader.cp.status.idle();
   await leader.cp.finalizers.idle();
@@ -139,11 +142,19 @@ test.serial('Warning events for problems and Normal Synced, written by the leade
   t.is(leader.store.current.match('broken.example', '/ok')?.backend.service, 'web');
 
   // 30 more rebuilds (endpoint churn) re-report the same diagnostics: no new Events, no count bumps.
-  const snapshotOf = async () => (await eventsFor(ns, 'broken')).map((e) => `${e.metadata?.name}:${e.count}`).sort().join();
+  const snapshotOf = async () =>
+    (await eventsFor(ns, 'broken'))
+      .map((e) => `${e.metadata?.name}:${e.count}`)
+      .sort()
+      .join();
   const before = await snapshotOf();
   const generation = leader.store.current.generation;
   for (let i = 0; i < 30; i++) {
-    await admin.discovery.replaceNamespacedEndpointSlice({ namespace: ns, name: 'web-slice', body: endpointSlice(ns, 'web', [testHost(6 + (i % 2))], 8080, { sliceName: 'web-slice' }) });
+    await admin.discovery.replaceNamespacedEndpointSlice({
+      namespace: ns,
+      name: 'web-slice',
+      body: endpointSlice(ns, 'web', [testHost(6 + (i % 2))], 8080, { sliceName: 'web-slice' }),
+    });
   }
   await leader.store.waitFor((tb) => tb.generation >= generation + 5, { timeout: 15_000 });
   await leader.cp.routeSync.idle();
@@ -179,7 +190,6 @@ test.serial('a new leader counts on from existing Events instead of duplicating 
   t.is(after[0]!.metadata?.name, first.metadata?.name);
 });
 
-
 test.serial('many distinct messages are combined, and each object is rate-limited', async (t) => {
   const ns = await server().createNamespace('flood');
   const recorder = new EventRecorder({ client: server().adminClient(), logger: leader.logger, instance: 'flood-test', leadership: ALWAYS_LEADING, repeatIntervalMs: 1_000 });
@@ -199,9 +209,15 @@ test.serial('many distinct messages are combined, and each object is rate-limite
   const repeated = { kind: 'Ingress', namespace: ns, name: 'repeated', uid: 'uid-repeated' };
   for (let i = 0; i < 21; i++) recorder.warning(repeated, 'ServiceNotFound', 'Service flood/web not found');
   await recorder.flush();
-  t.deepEqual((await list('repeated')).map((e) => e.count), [1]);
+  t.deepEqual(
+    (await list('repeated')).map((e) => e.count),
+    [1],
+  );
   await new Promise((r) => setTimeout(r, 1_100));
   recorder.warning(repeated, 'ServiceNotFound', 'Service flood/web not found');
   await recorder.flush();
-  t.deepEqual((await list('repeated')).map((e) => e.count), [22]);
+  t.deepEqual(
+    (await list('repeated')).map((e) => e.count),
+    [22],
+  );
 });

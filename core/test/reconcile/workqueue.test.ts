@@ -6,7 +6,13 @@ import { WorkQueue } from '../../src/reconcile/workqueue.js';
 function running<K>(queue: WorkQueue<K>, reconcile: (key: K, signal: AbortSignal) => void | Promise<void>) {
   const controller = new AbortController();
   const done = queue.run(reconcile, controller.signal);
-  return { stop: async () => { controller.abort(); await done; }, done };
+  return {
+    stop: async () => {
+      controller.abort();
+      await done;
+    },
+    done,
+  };
 }
 
 test('a burst of 10,000 adds of one key yields one reconcile', async (t) => {

@@ -40,7 +40,10 @@ test.serial('a Deployment runs as processes on pod addresses, Ready and publishe
   await clients.core.createNamespacedService({ namespace: ns, body: demoService(ns, 'web') });
   await clients.apps.createNamespacedDeployment({ namespace: ns, body: demoDeployment(ns, 'web', { replicas: 2, version: 'blue' }) });
   const addresses = await waitForReadyEndpoints(clients, ns, 'web', 2);
-  t.true(addresses.every((a) => /^198\.18\.1\.\d+$/.test(a)), addresses.join(', '));
+  t.true(
+    addresses.every((a) => /^198\.18\.1\.\d+$/.test(a)),
+    addresses.join(', '),
+  );
   t.is(new Set(addresses).size, 2, 'one address per pod');
 
   const pods = await podsOf(clients, ns, 'web');
@@ -66,7 +69,16 @@ test.serial('the Gateway API echo backend runs as in the conformance manifests: 
   const labels = { app: 'infra-backend-v1' };
   await clients.core.createNamespacedService({
     namespace: ns,
-    body: { metadata: { name: 'infra-backend-v1' }, spec: { selector: labels, ports: [{ name: 'first-port', port: 8080, targetPort: 3000 }, { name: 'second-port', port: 8081, targetPort: 3001, appProtocol: 'kubernetes.io/h2c' }] } },
+    body: {
+      metadata: { name: 'infra-backend-v1' },
+      spec: {
+        selector: labels,
+        ports: [
+          { name: 'first-port', port: 8080, targetPort: 3000 },
+          { name: 'second-port', port: 8081, targetPort: 3001, appProtocol: 'kubernetes.io/h2c' },
+        ],
+      },
+    },
   });
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
   await clients.apps.createNamespacedDeployment({
@@ -78,7 +90,15 @@ test.serial('the Gateway API echo backend runs as in the conformance manifests: 
         selector: { matchLabels: labels },
         template: {
           metadata: { labels },
-          spec: { containers: [{ name: 'infra-backend-v1', image: 'registry.k8s.io/gateway-api/echo-basic:v1.5.1', env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('NAMESPACE', 'metadata.namespace')] }] },
+          spec: {
+            containers: [
+              {
+                name: 'infra-backend-v1',
+                image: 'registry.k8s.io/gateway-api/echo-basic:v1.5.1',
+                env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('NAMESPACE', 'metadata.namespace')],
+              },
+            ],
+          },
         },
       },
     },
@@ -132,7 +152,10 @@ test.serial('an unknown image fails the pod visibly: ErrImagePull and a Warning 
   t.false(isReady(pod!));
   await waitUntil(
     'a Warning event on the pod',
-    async () => (await clients.core.listNamespacedEvent({ namespace: ns })).items.some((e) => e.type === 'Warning' && e.involvedObject.name === pod!.metadata!.name && /not-known/.test(e.message ?? '')),
+    async () =>
+      (await clients.core.listNamespacedEvent({ namespace: ns })).items.some(
+        (e) => e.type === 'Warning' && e.involvedObject.name === pod!.metadata!.name && /not-known/.test(e.message ?? ''),
+      ),
     10_000,
   );
   t.pass();
@@ -159,7 +182,10 @@ test.serial('a pod with init containers fails visibly: the node does not run the
   t.false(isReady(pod!));
   await waitUntil(
     'a Warning event on the pod',
-    async () => (await clients.core.listNamespacedEvent({ namespace: ns })).items.some((e) => e.type === 'Warning' && e.involvedObject.name === pod!.metadata!.name && /init containers/.test(e.message ?? '')),
+    async () =>
+      (await clients.core.listNamespacedEvent({ namespace: ns })).items.some(
+        (e) => e.type === 'Warning' && e.involvedObject.name === pod!.metadata!.name && /init containers/.test(e.message ?? ''),
+      ),
     10_000,
   );
   t.pass();

@@ -24,7 +24,13 @@ const OBJECTS = [
   { kind: 'IngressClass', metadata: { name: 'cloudflare-tunnel' }, spec: { controller: 'warren.dev/ingress-controller' } },
   {
     kind: 'Ingress',
-    metadata: { name: 'shop', namespace: 'default', uid: 'u1', generation: 3, annotations: { 'warren.dev/proxy-ssl-secret': 'upstream-ca', 'warren.dev/backend-protocol': 'HTTPS' } },
+    metadata: {
+      name: 'shop',
+      namespace: 'default',
+      uid: 'u1',
+      generation: 3,
+      annotations: { 'warren.dev/proxy-ssl-secret': 'upstream-ca', 'warren.dev/backend-protocol': 'HTTPS' },
+    },
     spec: {
       ingressClassName: 'cloudflare-tunnel',
       rules: [
@@ -44,7 +50,10 @@ const OBJECTS = [
   {
     kind: 'Ingress',
     metadata: { name: 'other', namespace: 'team', uid: 'u2', generation: 1 },
-    spec: { ingressClassName: 'cloudflare-tunnel', rules: [{ host: 'other.example', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
+    spec: {
+      ingressClassName: 'cloudflare-tunnel',
+      rules: [{ host: 'other.example', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }],
+    },
   },
   { kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { ports: [{ name: 'https', port: 443 }] } },
   { kind: 'Service', metadata: { name: 'idle', namespace: 'default' }, spec: { ports: [{ port: 80 }] } },
@@ -129,7 +138,10 @@ test('without a view (server.debugRoutes=false) /debug/routes is not found', asy
 test('the view filters by host, tells which route a request gets, and bounds its size', async (t) => {
   const { url } = await startHealth(t);
   const filtered = JSON.parse((await getView(`${url}/debug/routes?host=SHOP.example:443&path=/admin/secret`)).text) as RouteTableView;
-  t.deepEqual(filtered.routes.map((r) => r.path), ['/', '/admin', '/idle']);
+  t.deepEqual(
+    filtered.routes.map((r) => r.path),
+    ['/', '/admin', '/idle'],
+  );
   t.is(filtered.match?.path, '/admin');
   t.is(filtered.match?.state, 'unresolved');
   t.true(filtered.problems.every((p) => p.object === 'Ingress default/shop'));
@@ -145,7 +157,11 @@ test('warren routes prints the table, the matching route and the problems', asyn
   const { url } = await startHealth(t);
   let out = '';
   let err = '';
-  const code = await runRoutesCommand(['--url', url, '--host', 'shop.example', '--path', '/admin/x'], { write: (s: string) => (out += s) }, { write: (s: string) => (err += s) });
+  const code = await runRoutesCommand(
+    ['--url', url, '--host', 'shop.example', '--path', '/admin/x'],
+    { write: (s: string) => (out += s) },
+    { write: (s: string) => (err += s) },
+  );
   t.is(code, 0, err);
   t.regex(out, /^route table generation 1: 4 routes/);
   t.regex(out, /this request gets: shop\.example \/admin \(Prefix\) from default\/shop → default\/admin-svc-typo:80, 503 ServiceNotFound/);

@@ -7,10 +7,12 @@ test('a deferred listener runs after publish returns, once per burst, with the n
   const store = new RouteStore();
   const seen: number[] = [];
   const order: string[] = [];
-  store.subscribe(deferredListener((table) => {
-    seen.push(table.generation);
-    order.push('deferred');
-  }));
+  store.subscribe(
+    deferredListener((table) => {
+      seen.push(table.generation);
+      order.push('deferred');
+    }),
+  );
   store.subscribe(() => order.push('direct'));
   store.publish(emptyRouteTable(1));
   store.publish(emptyRouteTable(2));

@@ -63,7 +63,9 @@ interface RouteTest {
 }
 
 const dir = fileURLToPath(new URL('../../../test/fixtures/routes/', import.meta.url));
-const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 test('the fixture folder holds the routing fixtures', (t) => {
   t.true(files.length >= 12, `found ${files.join(', ')}`);
@@ -111,9 +113,17 @@ for (const file of files) {
       if (c.ingress !== undefined) t.is(`${route.ingress.namespace}/${route.ingress.name}`, c.ingress, `${label}: ingress`);
       if (c.route !== undefined) t.is(route.id, c.route, `${label}: route id`);
       if (c.endpoints !== undefined) t.is(route.backend.endpoints.length, c.endpoints, `${label}: endpoint count`);
-      if (c.endpointKeys !== undefined) t.deepEqual(route.backend.endpoints.map((e) => e.key), c.endpointKeys, `${label}: endpoints`);
+      if (c.endpointKeys !== undefined)
+        t.deepEqual(
+          route.backend.endpoints.map((e) => e.key),
+          c.endpointKeys,
+          `${label}: endpoints`,
+        );
       if (c.terminating !== undefined) {
-        t.true(route.backend.endpoints.every((e) => e.terminating === c.terminating), `${label}: terminating flags`);
+        t.true(
+          route.backend.endpoints.every((e) => e.terminating === c.terminating),
+          `${label}: terminating flags`,
+        );
       }
       if (c.protocol !== undefined) t.is(route.protocol as string, c.protocol, `${label}: protocol`);
       if (c.port !== undefined) t.is(route.backend.port, c.port, `${label}: service port`);
@@ -131,9 +141,7 @@ for (const file of files) {
     const actual = table.diagnostics.map((d) => `${d.type} ${d.reason} ${objectName(d)}${d.field ? ` ${d.field}` : ''}`).sort();
     t.deepEqual(actual, expected, 'diagnostics (type reason object field)');
     for (const d of s.diagnostics ?? []) {
-      const found = table.diagnostics.find(
-        (a) => a.reason === d.reason && objectName(a) === d.object && (d.field === undefined || a.field === d.field),
-      );
+      const found = table.diagnostics.find((a) => a.reason === d.reason && objectName(a) === d.object && (d.field === undefined || a.field === d.field));
       for (const text of d.contains ?? []) {
         t.true(found?.message.includes(text), `${d.reason} ${d.object}: message ${JSON.stringify(found?.message)} should contain ${JSON.stringify(text)}`);
       }

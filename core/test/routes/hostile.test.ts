@@ -132,7 +132,16 @@ test('annotation registry: enabled plugins parse, disabled ones are named, relat
       },
     ],
     [
-      { id: 'upstream.tls', name: 'tls', description: '', coreRange: '^0.1.0', kind: 'transport', order: 0, protocols: ['https'], annotations: [defineAnnotation({ key: 'proxy-ssl-secret', description: '', schema: z.string(), example: 'x' })] },
+      {
+        id: 'upstream.tls',
+        name: 'tls',
+        description: '',
+        coreRange: '^0.1.0',
+        kind: 'transport',
+        order: 0,
+        protocols: ['https'],
+        annotations: [defineAnnotation({ key: 'proxy-ssl-secret', description: '', schema: z.string(), example: 'x' })],
+      },
     ],
   );
   t.is(plugins.annotation('auth-secret')?.owner, 'acme.auth');

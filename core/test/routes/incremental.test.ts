@@ -92,7 +92,12 @@ function makeService(name: string, s: { named: boolean; appProtocol: string | un
     metadata: { name, namespace: 'default', resourceVersion: rv() },
     spec: s.external
       ? { type: 'ExternalName', externalName: 'example.org' }
-      : { ports: [{ name: s.named ? 'http' : undefined, port: 80, appProtocol: s.appProtocol }, { name: 'grpc', port: 9000, appProtocol: 'grpc' }] },
+      : {
+          ports: [
+            { name: s.named ? 'http' : undefined, port: 80, appProtocol: s.appProtocol },
+            { name: 'grpc', port: 9000, appProtocol: 'grpc' },
+          ],
+        },
   };
 }
 
@@ -147,7 +152,7 @@ type SliceSpec = Omit<Spec<typeof sliceArb>, 'service'> & { service: string };
 type Mutation =
   | { op: 'ingress'; index: number; spec: IngressSpec | undefined }
   | { op: 'service'; index: number; spec: { named: boolean; appProtocol: string | undefined; external: boolean } | undefined }
-  | { op: 'slice'; index: number; spec: (SliceSpec) | undefined }
+  | { op: 'slice'; index: number; spec: SliceSpec | undefined }
   | { op: 'class'; ours: boolean; isDefault: boolean }
   | { op: 'touch'; index: number };
 
@@ -215,9 +220,15 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
       fc.array(mutationArb, { minLength: 1, maxLength: 15 }),
       (ingresses, services, slices, mutations) => {
         const world = emptyWorld(makeClass('warren', true, false), makeClass('other', false, false));
-        ingresses.forEach((s, i) => { world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s)); });
-        services.forEach((s, i) => { world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s)); });
-        slices.forEach((s, i) => { world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s)); });
+        ingresses.forEach((s, i) => {
+          world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s));
+        });
+        services.forEach((s, i) => {
+          world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s));
+        });
+        slices.forEach((s, i) => {
+          world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s));
+        });
         const settings = testRoutingConfig({ proxy: { defaultBackend: { namespace: 'default', service: 's3', port: 80 } } });
         const diffing = new RouteTableBuilder(settings);
         const hinted = new RouteTableBuilder(settings);
@@ -241,14 +252,20 @@ test('incremental builds (self-diffed and hinted) equal a fresh full build after
             const was = new Map(previous.ownedIngresses.map((i) => [key(i), JSON.stringify(i)]));
             const now = new Map(fromDiff.ownedIngresses.map((i) => [key(i), JSON.stringify(i)]));
             const differing = [...new Set([...was.keys(), ...now.keys()])].filter((k) => was.get(k) !== now.get(k)).sort();
-            const reported = [...owned].filter(([k, ref]) => (ref ? JSON.stringify(ref) : undefined) !== was.get(k)).map(([k]) => k).sort();
+            const reported = [...owned]
+              .filter(([k, ref]) => (ref ? JSON.stringify(ref) : undefined) !== was.get(k))
+              .map(([k]) => k)
+              .sort();
             if (JSON.stringify(reported) !== JSON.stringify(differing) || [...owned].some(([k, ref]) => (ref ? JSON.stringify(ref) : undefined) !== now.get(k))) {
               t.deepEqual(reported, differing, `owned changes after ${JSON.stringify(m)}`);
               return false;
             }
           }
           // Route changes, between consecutive tables and from the first one, must equal a full comparison.
-          for (const [older, label] of [[previous, 'consecutive'], [first, 'since the first table']] as const) {
+          for (const [older, label] of [
+            [previous, 'consecutive'],
+            [first, 'since the first table'],
+          ] as const) {
             const routeChanges = fromDiff.routeChangesSince?.(older);
             if (!routeChanges) continue;
             const was = new Set(older.routes);
@@ -308,7 +325,10 @@ test('published tables never change when later builds happen (copy on write)', (
     tls: false,
   });
   world.services.set('default/s0', makeService('s0', { named: true, appProtocol: undefined, external: false }));
-  world.endpointSlices.set('default/slice-0', makeSlice('slice-0', { service: 's0', portName: 'http', endpoints: [{ address: '198.18.0.2', ready: true, terminating: false }], bad: false }));
+  world.endpointSlices.set(
+    'default/slice-0',
+    makeSlice('slice-0', { service: 's0', portName: 'http', endpoints: [{ address: '198.18.0.2', ready: true, terminating: false }], bad: false }),
+  );
   world.ingresses.set('default/one', makeIngress('one', spec('a.test', 's0')));
   world.ingresses.set('default/two', makeIngress('two', spec('*.w.test', 's0')));
   const builder = new RouteTableBuilder(testRoutingConfig());
@@ -318,7 +338,10 @@ test('published tables never change when later builds happen (copy on write)', (
 
   world.ingresses.set('default/one', makeIngress('one', spec('b.test', 's0')));
   world.ingresses.delete('default/two');
-  world.endpointSlices.set('default/slice-0', makeSlice('slice-0', { service: 's0', portName: 'http', endpoints: [{ address: '198.18.0.3', ready: true, terminating: false }], bad: false }));
+  world.endpointSlices.set(
+    'default/slice-0',
+    makeSlice('slice-0', { service: 's0', portName: 'http', endpoints: [{ address: '198.18.0.3', ready: true, terminating: false }], bad: false }),
+  );
   const second = builder.build(world);
 
   t.deepEqual(answers(first), before, 'the first table answers as before');
@@ -337,19 +360,35 @@ test('a changed EndpointSlice replaces only the routes of the Ingresses that use
   const world = emptyWorld(makeClass('warren', true, false));
   for (const [i, svc] of ['s0', 's1'].entries()) {
     world.services.set(`default/${svc}`, makeService(svc, { named: false, appProtocol: undefined, external: false }));
-    world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, { service: svc, portName: '', endpoints: [{ address: `198.18.0.${i + 2}`, ready: true, terminating: false }], bad: false }));
+    world.endpointSlices.set(
+      `default/slice-${i}`,
+      makeSlice(`slice-${i}`, { service: svc, portName: '', endpoints: [{ address: `198.18.0.${i + 2}`, ready: true, terminating: false }], bad: false }),
+    );
     world.ingresses.set(
       `default/ing-${i}`,
-      makeIngress(`ing-${i}`, { rules: [{ host: `h${i}.test`, paths: [{ path: '/', type: 'Prefix', service: svc, port: { number: 80 } }] }], defaultBackend: undefined, annotations: {}, className: 'warren', time: 0, tls: false }),
+      makeIngress(`ing-${i}`, {
+        rules: [{ host: `h${i}.test`, paths: [{ path: '/', type: 'Prefix', service: svc, port: { number: 80 } }] }],
+        defaultBackend: undefined,
+        annotations: {},
+        className: 'warren',
+        time: 0,
+        tls: false,
+      }),
     );
   }
   const builder = new RouteTableBuilder(testRoutingConfig());
   const first = builder.build(world);
-  world.endpointSlices.set('default/slice-1', makeSlice('slice-1', { service: 's1', portName: '', endpoints: [{ address: '198.18.0.9', ready: true, terminating: false }], bad: false }));
+  world.endpointSlices.set(
+    'default/slice-1',
+    makeSlice('slice-1', { service: 's1', portName: '', endpoints: [{ address: '198.18.0.9', ready: true, terminating: false }], bad: false }),
+  );
   const second = builder.build(world, { endpointSlices: ['default/slice-1'] });
   t.is(second.match('h0.test', '/'), first.match('h0.test', '/'), 'the untouched route is the same object');
   t.not(second.match('h1.test', '/'), first.match('h1.test', '/'));
-  t.deepEqual(second.match('h1.test', '/')?.backend.endpoints.map((e) => e.key), ['198.18.0.9:8080']);
+  t.deepEqual(
+    second.match('h1.test', '/')?.backend.endpoints.map((e) => e.key),
+    ['198.18.0.9:8080'],
+  );
   // Nothing changed at all: same routes again, new generation.
   const third = builder.build(world);
   t.is(third.generation, second.generation + 1);

@@ -76,7 +76,11 @@ test('a rejected edit of a routed Ingress keeps its last good version serving, w
   t.is(route?.annotations['connect-timeout'], 5000);
   t.is(route?.ingress.generation, 1, 'the route comes from the last good generation');
   t.is(table.match('new.example', '/'), undefined, "the rejected version's new host is not routed");
-  t.deepEqual(table.ownedIngresses.map((r) => r.generation), [2], 'ownership (status) follows the current version');
+  t.deepEqual(
+    table.ownedIngresses.map((r) => r.generation),
+    [2],
+    'ownership (status) follows the current version',
+  );
   const warning = table.diagnostics.find((d) => d.reason === 'InvalidAnnotation');
   t.is(warning?.field, 'metadata.annotations["warren.dev/connect-timeout"]');
   t.regex(warning?.message ?? '', /Ingress default\/shop: annotation warren\.dev\/connect-timeout has value "5 seconds"/);
@@ -122,7 +126,10 @@ test('without generations (objects from files) the Warning does not name any', (
   const table = builder.build(snapshot);
   t.is(table.match('shop.example', '/')?.annotations['connect-timeout'], 5000);
   t.is(table.match('new.example', '/'), undefined);
-  t.regex(table.diagnostics.find((d) => d.reason === 'InvalidAnnotation')?.message ?? '', /"soon"; expected .*; this version is not applied: Warren keeps serving the last good version until this is fixed$/);
+  t.regex(
+    table.diagnostics.find((d) => d.reason === 'InvalidAnnotation')?.message ?? '',
+    /"soon"; expected .*; this version is not applied: Warren keeps serving the last good version until this is fixed$/,
+  );
 });
 
 test('a new Ingress with an invalid annotation stays unrouted', (t) => {
@@ -133,17 +140,23 @@ test('a new Ingress with an invalid annotation stays unrouted', (t) => {
 
 test('the last good version is dropped when the Ingress is deleted, recreated or leaves the class', (t) => {
   const cases: Array<[string, (s: MutableClusterSnapshot, b: RouteTableBuilder) => void]> = [
-    ['deleted, then created again with a typo', (s, b) => {
-      s.ingresses.delete(KEY);
-      b.build(s);
-      s.ingresses.set(KEY, ingress(1, 'soon', { uid: 'uid-1' }));
-    }],
+    [
+      'deleted, then created again with a typo',
+      (s, b) => {
+        s.ingresses.delete(KEY);
+        b.build(s);
+        s.ingresses.set(KEY, ingress(1, 'soon', { uid: 'uid-1' }));
+      },
+    ],
     ['replaced by a new object (new uid) with a typo', (s) => s.ingresses.set(KEY, ingress(1, 'soon', { uid: 'uid-2' }))],
-    ['moved to another class, then back with a typo', (s, b) => {
-      s.ingresses.set(KEY, ingress(2, '5s', { className: 'other' }));
-      b.build(s);
-      s.ingresses.set(KEY, ingress(3, 'soon'));
-    }],
+    [
+      'moved to another class, then back with a typo',
+      (s, b) => {
+        s.ingresses.set(KEY, ingress(2, '5s', { className: 'other' }));
+        b.build(s);
+        s.ingresses.set(KEY, ingress(3, 'soon'));
+      },
+    ],
   ];
   for (const [name, change] of cases) {
     const snapshot = world(ingress(1, '5s'));

@@ -28,9 +28,7 @@ const ruleHost: fc.Arbitrary<RuleHost> = fc.oneof(
   fc.constant({ kind: 'none' as const }),
 );
 const segment = fc.constantFrom('a', 'b', 'ab', 'A', 'c-d', '%41');
-const rulePath = fc
-  .tuple(fc.array(segment, { maxLength: 3 }), fc.boolean())
-  .map(([segs, slash]) => (segs.length === 0 ? '/' : `/${segs.join('/')}${slash ? '/' : ''}`));
+const rulePath = fc.tuple(fc.array(segment, { maxLength: 3 }), fc.boolean()).map(([segs, slash]) => (segs.length === 0 ? '/' : `/${segs.join('/')}${slash ? '/' : ''}`));
 const rule: fc.Arbitrary<Rule> = fc.record({
   host: ruleHost,
   path: rulePath,
@@ -39,15 +37,11 @@ const rule: fc.Arbitrary<Rule> = fc.record({
 });
 const requestSegment = fc.constantFrom('a', 'b', 'ab', 'A', 'c-d', '%41', '', '.', 'abc', '%2F');
 const request = fc.record({
-  host: fc.tuple(fc.array(label, { minLength: 1, maxLength: 4 }), fc.boolean(), fc.constantFrom('', ':8443', '.')).map(
-    ([labels, upper, suffix]) => {
-      const h = labels.join('.');
-      return (upper ? h.toUpperCase() : h) + suffix;
-    },
-  ),
-  path: fc
-    .tuple(fc.array(requestSegment, { maxLength: 4 }), fc.constantFrom('', '/', '?q=/a', '/?x'))
-    .map(([segs, tail]) => `/${segs.join('/')}${tail}`),
+  host: fc.tuple(fc.array(label, { minLength: 1, maxLength: 4 }), fc.boolean(), fc.constantFrom('', ':8443', '.')).map(([labels, upper, suffix]) => {
+    const h = labels.join('.');
+    return (upper ? h.toUpperCase() : h) + suffix;
+  }),
+  path: fc.tuple(fc.array(requestSegment, { maxLength: 4 }), fc.constantFrom('', '/', '?q=/a', '/?x')).map(([segs, tail]) => `/${segs.join('/')}${tail}`),
 });
 
 // ---- the reference: scan every rule, score, pick the best -------------------------------------------------
@@ -195,7 +189,10 @@ test('many prefixes on one host (the per-element probe index) agree with the ref
   fc.assert(
     fc.property(
       fc.array(rulePath, { minLength: 9, maxLength: 40 }),
-      fc.array(request.map((r) => r.path), { minLength: 1, maxLength: 40 }),
+      fc.array(
+        request.map((r) => r.path),
+        { minLength: 1, maxLength: 40 },
+      ),
       (paths, requests) => {
         const rules: Rule[] = paths.map((path, i) => ({ host: { kind: 'exact', name: 'many.test' }, path, type: i % 5 === 0 ? 'Exact' : 'Prefix', time: 0 }));
         const table = buildTable(rules, false);
@@ -244,7 +241,17 @@ test('the builder never throws for arbitrary Ingress content, and every diagnost
     kind: fc.constant('Ingress'),
     metadata: fc.oneof(
       junk,
-      fc.record({ name: fc.string(), namespace: fc.string(), annotations: fc.oneof(junk, fc.dictionary(fc.constantFrom('warren.dev/connect-timeout', 'warren.dev/x', 'kubernetes.io/ingress.class', 'warren.dev/backend-protocol'), fc.oneof(fc.string(), junk))) }),
+      fc.record({
+        name: fc.string(),
+        namespace: fc.string(),
+        annotations: fc.oneof(
+          junk,
+          fc.dictionary(
+            fc.constantFrom('warren.dev/connect-timeout', 'warren.dev/x', 'kubernetes.io/ingress.class', 'warren.dev/backend-protocol'),
+            fc.oneof(fc.string(), junk),
+          ),
+        ),
+      }),
     ),
     spec: fc.oneof(
       junk,
@@ -257,7 +264,10 @@ test('the builder never throws for arbitrary Ingress content, and every diagnost
           fc.array(
             fc.record({
               host: fc.oneof(fc.string(), junk),
-              http: fc.oneof(junk, fc.record({ paths: fc.oneof(junk, fc.array(fc.record({ path: fc.oneof(fc.string(), junk), pathType: fc.oneof(fc.string(), junk), backend: junk }))) })),
+              http: fc.oneof(
+                junk,
+                fc.record({ paths: fc.oneof(junk, fc.array(fc.record({ path: fc.oneof(fc.string(), junk), pathType: fc.oneof(fc.string(), junk), backend: junk }))) }),
+              ),
             }),
           ),
         ),

@@ -30,7 +30,18 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
       }),
     ],
   },
-  { id: 'upstream.http2', name: 'http2', description: 'h2', coreRange: '^0.1.0', kind: 'transport', order: 20, enabledByDefault: true, protocols: ['h2c', 'h2'], protocolTraits: { h2c: { http2: true }, h2: { http2: true, tls: true } }, appProtocols: { 'kubernetes.io/h2c': 'h2c' } },
+  {
+    id: 'upstream.http2',
+    name: 'http2',
+    description: 'h2',
+    coreRange: '^0.1.0',
+    kind: 'transport',
+    order: 20,
+    enabledByDefault: true,
+    protocols: ['h2c', 'h2'],
+    protocolTraits: { h2c: { http2: true }, h2: { http2: true, tls: true } },
+    appProtocols: { 'kubernetes.io/h2c': 'h2c' },
+  },
   {
     id: 'upstream.websocket',
     name: 'websocket',
@@ -95,9 +106,7 @@ export const TEST_MANIFESTS: readonly PluginManifest[] = [
 /** Builder settings from raw settings plus the names of test plugins to switch on or off. */
 export function testRoutingConfig(config: unknown = {}, plugins: { enable?: readonly string[]; disable?: readonly string[] } = {}): RoutingConfig {
   const parsed = parseConfig(config);
-  const enabled = TEST_MANIFESTS.filter((m) =>
-    plugins.disable?.includes(m.name) ? false : plugins.enable?.includes(m.name) ? true : m.enabledByDefault === true,
-  );
+  const enabled = TEST_MANIFESTS.filter((m) => (plugins.disable?.includes(m.name) ? false : plugins.enable?.includes(m.name) ? true : m.enabledByDefault === true));
   return routingConfig(parsed, enabled, TEST_MANIFESTS);
 }
 

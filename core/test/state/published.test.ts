@@ -14,7 +14,10 @@ test('a published value tells each subscriber about every change, in order, and 
   t.false(leadership.publish({ leading: true, term: 1 }), 'an equal value is no change');
   unsubscribe();
   t.true(leadership.publish({ leading: false, term: 1 }));
-  t.deepEqual(a, [{ leading: true, term: 1 }, { leading: false, term: 1 }]);
+  t.deepEqual(a, [
+    { leading: true, term: 1 },
+    { leading: false, term: 1 },
+  ]);
   t.deepEqual(b, [true], 'an unsubscribed listener hears nothing more');
   t.deepEqual(leadership.current, { leading: false, term: 1 });
 });

@@ -12,15 +12,7 @@
  * Binaries come from `$WARREN_TEST_BIN` (set by scripts/test.sh), else from the newest folder under
  * `${WARREN_TOOLS_DIR:-~/.cache/warren-tools}` that has both kube-apiserver and etcd.
  */
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  KubernetesObjectApi,
-  NetworkingV1Api,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, NetworkingV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import type { TestFn } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -159,11 +151,8 @@ export function findTestBinaries(): { apiserver: string; etcd: string } {
     const etcd = join(dir, 'etcd');
     if (existsSync(apiserver) && existsSync(etcd)) return { apiserver, etcd };
   }
-  throw new Error(
-    `kube-apiserver and etcd not found (looked in ${candidates.join(', ') || root}); run "bash scripts/test-binaries.sh" or "npm test"`,
-  );
+  throw new Error(`kube-apiserver and etcd not found (looked in ${candidates.join(', ') || root}); run "bash scripts/test-binaries.sh" or "npm test"`);
 }
-
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;

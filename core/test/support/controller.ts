@@ -99,9 +99,7 @@ export const TEST_MANIFEST: PluginManifest = {
   coreRange: '*',
   kind: 'policy',
   order: 0,
-  annotations: [
-    defineAnnotation({ key: 'test-ca-secret', description: 'Secret with a CA bundle', example: 'my-ca', secretRef: true, schema: z.string().min(1) }),
-  ],
+  annotations: [defineAnnotation({ key: 'test-ca-secret', description: 'Secret with a CA bundle', example: 'my-ca', secretRef: true, schema: z.string().min(1) })],
 };
 
 /** Test defaults: tunnel off, Lease in the controller namespace, short coalescing window. */

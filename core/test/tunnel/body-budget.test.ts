@@ -52,7 +52,11 @@ test('400 stalled 1.5 MiB uploads hold a bounded amount of connector memory, and
     req.end(body);
     uploads.push(req);
   }
-  t.teardown(() => uploads.forEach((u) => { u.destroy(); }));
+  t.teardown(() =>
+    uploads.forEach((u) => {
+      u.destroy();
+    }),
+  );
 
   // The uploads arrive over a few seconds on a loaded machine: sample until the held memory stops growing.
   let peak = before;
@@ -65,10 +69,15 @@ test('400 stalled 1.5 MiB uploads hold a bounded amount of connector memory, and
     peak = Math.max(peak, rss);
   }
   const growthMiB = (peak - before) / MiB;
-  t.log(`connector RSS ${Math.round(before / MiB)} → ${Math.round(peak / MiB)} MiB (+${growthMiB.toFixed(1)}); ${statuses.length} uploads answered early (${[...new Set(statuses)].join(', ') || 'none'})`);
+  t.log(
+    `connector RSS ${Math.round(before / MiB)} → ${Math.round(peak / MiB)} MiB (+${growthMiB.toFixed(1)}); ${statuses.length} uploads answered early (${[...new Set(statuses)].join(', ') || 'none'})`,
+  );
   // The bound is 32 MiB of bodies (tunnel.requestBodyBufferTotalBytes) plus per-stream state; unbounded it was ~1 MiB per upload.
   t.true(growthMiB <= 64, `RSS grew by ${growthMiB.toFixed(1)} MiB`);
-  t.true(statuses.every((s) => s === 503), 'an upload answered early is one refused by the budget');
+  t.true(
+    statuses.every((s) => s === 503),
+    'an upload answered early is one refused by the budget',
+  );
 
   const started = Date.now();
   const reply = await canary();
@@ -122,7 +131,11 @@ test('the stream window announced to the edge falls while uploads wait unread an
   const [edge] = await h.sim.waitForRegistrations(1);
   t.is(edge!.session.remoteSettings.initialWindowSize, 1_048_576);
   const { requests, statuses } = startUploads(h.sim.eyeballUrl, 40, 1_048_576);
-  t.teardown(() => requests.forEach((r) => { r.destroy(); }));
+  t.teardown(() =>
+    requests.forEach((r) => {
+      r.destroy();
+    }),
+  );
   // 40 unread bodies × 1 MiB would not fit half of the 16 MiB connection budget.
   await eventually(() => edge!.session.remoteSettings.initialWindowSize! <= 131_072, 10_000, 'a lowered INITIAL_WINDOW_SIZE');
   t.is((await eyeballRequest(`${h.sim.eyeballUrl}/`, { headers: { host: 'other.example.com' } })).status, 200);
@@ -137,9 +150,16 @@ test('past the request-body budget new uploads get 503 with Retry-After, request
   await h.sim.waitForRegistrations(1);
   // 1 MiB admits at most 64 unread bodies at the 16 KiB floor.
   const { requests, statuses } = startUploads(h.sim.eyeballUrl, 100, 65_536);
-  t.teardown(() => requests.forEach((r) => { r.destroy(); }));
+  t.teardown(() =>
+    requests.forEach((r) => {
+      r.destroy();
+    }),
+  );
   await eventually(() => statuses.length >= 36, 10_000, 'refused uploads');
-  t.true(statuses.every((s) => s.status === 503 && s.retryAfter === '1'), JSON.stringify(statuses.slice(0, 3)));
+  t.true(
+    statuses.every((s) => s.status === 503 && s.retryAfter === '1'),
+    JSON.stringify(statuses.slice(0, 3)),
+  );
   t.true(statuses.length < 100, 'uploads within the budget wait for the handler');
   t.is((await eyeballRequest(`${h.sim.eyeballUrl}/`, { headers: { host: 'other.example.com' } })).status, 200);
 });
@@ -149,7 +169,11 @@ test('the process-wide request-body budget holds over several edge connections',
   await h.sim.waitForRegistrations(2);
   // Each connection's own 16 MiB budget would take all 100; together they may hold 1 MiB.
   const { requests, statuses } = startUploads(h.sim.eyeballUrl, 100, 65_536);
-  t.teardown(() => requests.forEach((r) => { r.destroy(); }));
+  t.teardown(() =>
+    requests.forEach((r) => {
+      r.destroy();
+    }),
+  );
   await eventually(() => statuses.length >= 36, 10_000, 'refused uploads');
   t.true(statuses.every((s) => s.status === 503 && s.retryAfter === '1'));
   t.true(statuses.length < 100);

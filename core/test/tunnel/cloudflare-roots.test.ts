@@ -16,6 +16,10 @@ test('the three Cloudflare CAs match the SHA-256 fingerprints of the reference a
 test('default roots include the system roots and the Cloudflare CAs; a custom CA replaces them all', (t) => {
   const roots = edgeTrustRoots();
   t.true(roots.length > 3);
-  for (const root of CLOUDFLARE_EDGE_ROOTS) t.true(roots.some((r) => r.trim() === root.pem.trim()), root.name);
+  for (const root of CLOUDFLARE_EDGE_ROOTS)
+    t.true(
+      roots.some((r) => r.trim() === root.pem.trim()),
+      root.name,
+    );
   t.deepEqual(edgeTrustRoots('custom-pem'), ['custom-pem']);
 });

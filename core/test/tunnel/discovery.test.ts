@@ -93,21 +93,33 @@ test('malformed static addresses name the setting', (t) => {
 
 test('the primary family is the family of the first resolved address; 4/6 drop the other family', async (t) => {
   const mixed = [...v6('2606:4700:a0', 2), ...v4('198.18.1', 2)];
-  const { resolver } = fakeResolver({ '_v2-origintunneld._tcp.argotunnel.com': regionRecords }, {
-    'region1.v2.argotunnel.com': mixed,
-    'region2.v2.argotunnel.com': [...v4('198.18.2', 2), ...v6('2606:4700:a8', 2)],
-  });
+  const { resolver } = fakeResolver(
+    { '_v2-origintunneld._tcp.argotunnel.com': regionRecords },
+    {
+      'region1.v2.argotunnel.com': mixed,
+      'region2.v2.argotunnel.com': [...v4('198.18.2', 2), ...v6('2606:4700:a8', 2)],
+    },
+  );
   const auto = await discoverEdge({ resolver });
-  t.deepEqual(auto.regions[0]!.active.map((a) => a.family), [6, 6]);
-  t.deepEqual(auto.regions[1]!.active.map((a) => a.family), [4, 4]);
+  t.deepEqual(
+    auto.regions[0]!.active.map((a) => a.family),
+    [6, 6],
+  );
+  t.deepEqual(
+    auto.regions[1]!.active.map((a) => a.family),
+    [4, 4],
+  );
   const only4 = await discoverEdge({ resolver, ipVersion: '4' });
   t.true(only4.regions.every((r) => r.active.every((a) => a.family === 4)));
   const only6 = await discoverEdge({ resolver, ipVersion: '6' });
   t.true(only6.regions.every((r) => r.active.every((a) => a.family === 6)));
-  const noV6 = fakeResolver({ '_v2-origintunneld._tcp.argotunnel.com': regionRecords }, {
-    'region1.v2.argotunnel.com': v4('198.18.1', 2),
-    'region2.v2.argotunnel.com': v4('198.18.2', 2),
-  });
+  const noV6 = fakeResolver(
+    { '_v2-origintunneld._tcp.argotunnel.com': regionRecords },
+    {
+      'region1.v2.argotunnel.com': v4('198.18.1', 2),
+      'region2.v2.argotunnel.com': v4('198.18.2', 2),
+    },
+  );
   await t.throwsAsync(discoverEdge({ resolver: noV6.resolver, ipVersion: '6' }), { message: /has no IPv6 addresses/ });
 });
 
@@ -150,10 +162,13 @@ test('rotation moves a slot to a different free address and keeps it when none i
 });
 
 test('the region with more unused addresses is preferred, ties are random', async (t) => {
-  const { resolver } = fakeResolver({ '_v2-origintunneld._tcp.argotunnel.com': regionRecords }, {
-    'region1.v2.argotunnel.com': v4('198.18.1', 3),
-    'region2.v2.argotunnel.com': v4('198.18.2', 1),
-  });
+  const { resolver } = fakeResolver(
+    { '_v2-origintunneld._tcp.argotunnel.com': regionRecords },
+    {
+      'region1.v2.argotunnel.com': v4('198.18.1', 3),
+      'region2.v2.argotunnel.com': v4('198.18.2', 1),
+    },
+  );
   const pool = await discoverEdge({ resolver, random: () => 0.9 });
   t.is(pool.take(0)!.region, 1, 'region 1 has more unused');
   t.is(pool.take(1)!.region, 1, '2 unused against 1: still region 1');

@@ -4,12 +4,7 @@ import { ErrorCode, isWarrenError } from '../../src/errors.js';
 import { deserializeHeaders, isExcludedResponseHeader, serializeHeaders } from '../../src/tunnel/header-serialization.js';
 
 test('the known-answer example of the reference serializes exactly', (t) => {
-  const serialized = serializeHeaders([
-    'Content-Type', 'text/plain',
-    'Set-Cookie', 'a=1',
-    'Set-Cookie', 'b=2',
-    'X-Empty', '',
-  ]);
+  const serialized = serializeHeaders(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'X-Empty', '']);
   t.is(serialized, 'Q29udGVudC1UeXBl:dGV4dC9wbGFpbg;U2V0LUNvb2tpZQ:YT0x;U2V0LUNvb2tpZQ:Yj0y;WC1FbXB0eQ:');
   t.deepEqual(deserializeHeaders(serialized), [
     ['Content-Type', 'text/plain'],
@@ -21,13 +16,20 @@ test('the known-answer example of the reference serializes exactly', (t) => {
 
 test('transport-internal names are dropped case-insensitively, everything else kept in order', (t) => {
   const serialized = serializeHeaders([
-    ':status', '200',
-    'CF-Int-Cloudflared-Tracing', 'x',
-    'cf-cloudflared-response-meta', 'x',
-    'Cf-Proxy-Thing', 'x',
-    'Connection', 'Upgrade',
-    'cf-ray', 'kept',
-    'Sec-WebSocket-Accept', 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
+    ':status',
+    '200',
+    'CF-Int-Cloudflared-Tracing',
+    'x',
+    'cf-cloudflared-response-meta',
+    'x',
+    'Cf-Proxy-Thing',
+    'x',
+    'Connection',
+    'Upgrade',
+    'cf-ray',
+    'kept',
+    'Sec-WebSocket-Accept',
+    's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
   ]);
   t.deepEqual(deserializeHeaders(serialized), [
     ['Connection', 'Upgrade'],

@@ -69,12 +69,18 @@ test('origin responses carry status, serialized headers in order with case and r
     names.filter((n) => n !== 'Date' && n !== 'Connection' && n !== 'Keep-Alive'),
     ['X-Mixed-Case', 'Set-Cookie', 'Set-Cookie', 'Set-Cookie', 'X-Empty', 'Content-Length'],
   );
-  t.deepEqual(reply.headers.filter(([n]) => n === 'Set-Cookie').map(([, v]) => v), ['c0=v0; Path=/; HttpOnly', 'c1=v1; Path=/; HttpOnly', 'c2=v2; Path=/; HttpOnly']);
-  t.deepEqual(reply.headers.find(([n]) => n === 'X-Empty'), ['X-Empty', '']);
+  t.deepEqual(
+    reply.headers.filter(([n]) => n === 'Set-Cookie').map(([, v]) => v),
+    ['c0=v0; Path=/; HttpOnly', 'c1=v1; Path=/; HttpOnly', 'c2=v2; Path=/; HttpOnly'],
+  );
+  t.deepEqual(
+    reply.headers.find(([n]) => n === 'X-Empty'),
+    ['X-Empty', ''],
+  );
   t.is(reply.body.toString(), 'ok');
   const eyeball = await eyeballRequest(`${h.sim.eyeballUrl}/cookies?n=5`);
   t.is(eyeball.headers['set-cookie']?.length, 5);
-  t.true(eyeball.rawHeaders.includes('X-Mixed-Case'), 'the eyeball gets the origin\'s header case');
+  t.true(eyeball.rawHeaders.includes('X-Mixed-Case'), "the eyeball gets the origin's header case");
   t.is(eyeball.headers['x-mixed-case'], 'Value One');
 });
 
@@ -101,7 +107,10 @@ test('many request and response headers pass within the limits', async (t) => {
   const reply = await h.sim.request({ path: '/headers?n=300' });
   t.is(reply.status, 200);
   t.is(reply.headers.filter(([n]) => n.startsWith('X-Header-')).length, 300);
-  t.deepEqual(reply.headers.find(([n]) => n === 'X-Header-299'), ['X-Header-299', `value-299-${'x'.repeat(20)}`]);
+  t.deepEqual(
+    reply.headers.find(([n]) => n === 'X-Header-299'),
+    ['X-Header-299', `value-299-${'x'.repeat(20)}`],
+  );
 });
 
 test('trailers travel as a real trailing HEADERS frame, to HTTP/2 and HTTP/1.1 eyeballs', async (t) => {
@@ -111,7 +120,10 @@ test('trailers travel as a real trailing HEADERS frame, to HTTP/2 and HTTP/1.1 e
   t.is(reply.body.toString(), 'part one;part two');
   t.is(reply.trailers?.['grpc-status'], '0');
   t.is(reply.trailers?.['x-checksum'], 'abc123');
-  t.false(reply.headers.some(([n]) => n.toLowerCase() === 'grpc-status'), 'trailers are not serialized headers');
+  t.false(
+    reply.headers.some(([n]) => n.toLowerCase() === 'grpc-status'),
+    'trailers are not serialized headers',
+  );
 
   const session = h2connect(h.sim.eyeballUrl);
   t.teardown(() => session.close());

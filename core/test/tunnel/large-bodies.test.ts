@@ -59,7 +59,11 @@ test.serial('a 50 MiB download streams through the tunnel with flat memory', asy
   const h = await startHarness(t);
   await h.sim.waitForRegistrations(1);
   // Warm up every component once so lazily allocated buffers do not count as growth.
-  await new Promise<void>((resolve, reject) => request(`${h.sim.eyeballUrl}/bytes?n=4194304`, { headers: { host: 'a' } }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+  await new Promise<void>((resolve, reject) =>
+    request(`${h.sim.eyeballUrl}/bytes?n=4194304`, { headers: { host: 'a' } }, (res) => res.resume().on('end', resolve))
+      .on('error', reject)
+      .end(),
+  );
   const rss = sampleRss();
   const hash = createHash('sha256');
   let length = 0;

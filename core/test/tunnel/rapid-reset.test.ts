@@ -34,6 +34,9 @@ test('8,000 stream opens with immediate cancels in ~4 s end no connection; reque
   await new Promise((resolve) => setTimeout(resolve, 300));
   t.deepEqual(counts, [], 'the connector never lost a registered connection');
   t.deepEqual(h.sim.registeredConnections(), before, 'the same four connections are still registered');
-  t.true(before.every((c) => !c.closed && c.goawayCode === undefined), 'no GOAWAY from the connector');
+  t.true(
+    before.every((c) => !c.closed && c.goawayCode === undefined),
+    'no GOAWAY from the connector',
+  );
   t.deepEqual(h.sim.violations, []);
 });

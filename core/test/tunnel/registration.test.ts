@@ -14,7 +14,10 @@ test('all HA connections register: index 0 first, the others after it, each with
   await h.waitForConnections(4);
   t.deepEqual(counts.slice(-1), [4]);
   const byIndex = [...conns].sort((a, b) => a.connIndex! - b.connIndex!);
-  t.deepEqual(byIndex.map((c) => c.connIndex), [0, 1, 2, 3]);
+  t.deepEqual(
+    byIndex.map((c) => c.connIndex),
+    [0, 1, 2, 3],
+  );
   for (const later of byIndex.slice(1)) t.true(later.acceptedAt >= byIndex[0]!.registeredAt!, 'later slots dial only after slot 0 registered');
   const creds = h.sim.credentials;
   for (const c of byIndex) {
@@ -35,10 +38,7 @@ test('all HA connections register: index 0 first, the others after it, each with
   await h.sim.waitFor(() => byIndex[0]!.localConfigs.length === 1, 5000, 'the local configuration');
   t.deepEqual(JSON.parse(byIndex[0]!.localConfigs[0]!.toString()), JSON.parse(LOCAL_CONFIG_JSON));
   for (const c of byIndex.slice(1)) t.is(c.localConfigs.length, 0, 'only connection 0 pushes configuration');
-  t.deepEqual(
-    byIndex[0]!.rpc!.events.sequence().slice(0, 2),
-    ['bootstrap', 'call:registerConnection'],
-  );
+  t.deepEqual(byIndex[0]!.rpc!.events.sequence().slice(0, 2), ['bootstrap', 'call:registerConnection']);
   const metrics = await h.registry.getSingleMetricAsString('cloudflared_tunnel_ha_connections');
   t.regex(metrics, /cloudflared_tunnel_ha_connections 4/);
   const registered = await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_success');
@@ -104,7 +104,11 @@ test('a dropped connection is re-established and the count follows', async (t) =
   const counts: number[] = [];
   h.connector.onConnectionsChange((n) => counts.push(n));
   t.is(h.sim.faults.dropConnection(1), 1);
-  await h.sim.waitFor(() => h.sim.connections.filter((c) => c.connIndex === 1 && c.result?.ok).length === 2 && h.sim.registeredConnections().length === 2, 5000, 'slot 1 back');
+  await h.sim.waitFor(
+    () => h.sim.connections.filter((c) => c.connIndex === 1 && c.result?.ok).length === 2 && h.sim.registeredConnections().length === 2,
+    5000,
+    'slot 1 back',
+  );
   const again = h.sim.registeredConnections().find((c) => c.connIndex === 1)!;
   t.is(again.registration!.options.numPreviousAttempts, 1);
   await h.waitForConnections(2);
@@ -154,7 +158,10 @@ test('malformed RPC answers and RPC exceptions are survived and retried', async 
 test('an edge with an untrusted certificate is never registered with', async (t) => {
   const h = await startHarness(t, { manualStart: true, tunnel: { edgeCaFile: undefined } });
   await h.start();
-  await eventually(async () => /error="dial",rpcName="registerConnection"} [2-9]/.test(await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_fail')), 5000);
+  await eventually(
+    async () => /error="dial",rpcName="registerConnection"} [2-9]/.test(await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_fail')),
+    5000,
+  );
   t.is(h.sim.connections.length, 0, 'TLS verification failed before HTTP/2 started');
   t.is(h.connector.registeredConnections, 0);
   const fail = await h.registry.getSingleMetricAsString('cloudflared_tunnel_tunnel_register_fail');

@@ -40,7 +40,10 @@ test('property: arbitrary request headers from the edge end in a response or a r
     fc.asyncProperty(
       fc.record({
         method: fc.oneof(fc.constantFrom('GET', 'POST', 'PUT', 'HEAD', 'OPTIONS', 'PATCH'), fc.stringMatching(/^[A-Z]{1,8}$/)),
-        path: fc.oneof(fc.constantFrom('/echo', '/status/200', '/bytes?n=10', '*'), fc.string({ maxLength: 30 }).map((p) => `/${encodeURIComponent(p)}`)),
+        path: fc.oneof(
+          fc.constantFrom('/echo', '/status/200', '/bytes?n=10', '*'),
+          fc.string({ maxLength: 30 }).map((p) => `/${encodeURIComponent(p)}`),
+        ),
         authority: fc.oneof(fc.constant('app.example.com'), token),
         headers: fc.array(fc.oneof(fc.tuple(token, value), specials), { maxLength: 12 }),
         body: fc.option(fc.uint8Array({ maxLength: 64 }), { nil: undefined }),
@@ -104,7 +107,10 @@ async function scriptedEdge(t: import('ava').ExecutionContext) {
   t.teardown(() => server.close());
   const port = (server.address() as AddressInfo).port;
   const secureContext = createEdgeSecureContext(ca.certFile);
-  const credentials = makeCredentials('acct', Buffer.alloc(32, 7), { text: '11111111-2222-3333-4444-555555555555', bytes: uuidToBytes('11111111-2222-3333-4444-555555555555')! });
+  const credentials = makeCredentials('acct', Buffer.alloc(32, 7), {
+    text: '11111111-2222-3333-4444-555555555555',
+    bytes: uuidToBytes('11111111-2222-3333-4444-555555555555')!,
+  });
   const connect = (script: (socket: TLSSocket) => void) => {
     scripts.push(script);
     return new EdgeConnection({

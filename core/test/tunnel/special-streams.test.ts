@@ -9,10 +9,14 @@ const CONFIG_BODY =
 
 test('configuration pushes are acknowledged with the reference answer and never reach the handler', async (t) => {
   let exchanges = 0;
-  const h = await startHarness(t, { handler: { handle: async (e: Exchange) => {
+  const h = await startHarness(t, {
+    handler: {
+      handle: async (e: Exchange) => {
         exchanges++;
         e.fail({ status: 500, message: 'unexpected' });
-      }, } });
+      },
+    },
+  });
   await h.sim.waitForRegistrations(1);
   const first = await h.sim.request({ kind: 'configuration', method: 'PUT', path: '/ok', authority: 'localhost:8080', body: CONFIG_BODY });
   t.is(first.status, 200);
@@ -68,7 +72,7 @@ function handlerOf(fn: (e: Exchange) => Promise<void> | void): ExchangeHandler {
   return { handle: async (e) => fn(e) };
 }
 
-test('a failure before the response head is a 502 (or the given status) marked as the connector\'s', async (t) => {
+test("a failure before the response head is a 502 (or the given status) marked as the connector's", async (t) => {
   const h = await startHarness(t, {
     handler: handlerOf((e) => {
       if (e.head.path === '/gone') return e.fail({ status: 504, message: 'upstream timeout' });
@@ -87,7 +91,10 @@ test('a failure before the response head is a 502 (or the given status) marked a
   t.is(timeout.status, 504);
   const grpc = await h.sim.request({ path: '/grpc' });
   t.is(grpc.status, 200);
-  t.deepEqual(grpc.headers, [['grpc-status', '14'], ['content-type', 'application/grpc']]);
+  t.deepEqual(grpc.headers, [
+    ['grpc-status', '14'],
+    ['content-type', 'application/grpc'],
+  ]);
 });
 
 test('a failure after the response head resets the stream with INTERNAL_ERROR', async (t) => {
@@ -105,7 +112,7 @@ test('a failure after the response head resets the stream with INTERNAL_ERROR', 
   t.is(reply.body.toString(), 'partial');
 });
 
-test('handlers that throw or finish without responding get a 502; responses Warren made are marked as the connector\'s', async (t) => {
+test("handlers that throw or finish without responding get a 502; responses Warren made are marked as the connector's", async (t) => {
   const h = await startHarness(t, {
     handler: handlerOf((e) => {
       if (e.head.path === '/throw') throw new Error('boom');
@@ -141,7 +148,16 @@ test('the exchange sees the request head the edge sent and its signal aborts whe
     }).then(async (h) => {
       await h.sim.waitForRegistrations(1);
       const stream = h.sim.openStream(
-        { ':method': 'POST', ':scheme': 'https', ':authority': 'app.example.com:443', ':path': '/p?q=1', cookie: ['a=1', 'b=2'], 'cf-connecting-ip': '198.18.0.9', 'content-length': '3', 'x-a': '1' },
+        {
+          ':method': 'POST',
+          ':scheme': 'https',
+          ':authority': 'app.example.com:443',
+          ':path': '/p?q=1',
+          cookie: ['a=1', 'b=2'],
+          'cf-connecting-ip': '198.18.0.9',
+          'content-length': '3',
+          'x-a': '1',
+        },
         {},
       );
       stream.on('error', () => undefined);

@@ -18,7 +18,11 @@ test('tunnel.maxConcurrentStreams is announced to the edge (default 1000) and bo
     res.once('finish', () => current--);
   });
   const replies = await Promise.all(Array.from({ length: 8 }, () => eyeballRequest(`${h.sim.eyeballUrl}/slow?ms=150`)));
-  t.deepEqual(replies.map((r) => r.status), new Array(8).fill(200), 'requests beyond the limit wait at the edge, none fails');
+  t.deepEqual(
+    replies.map((r) => r.status),
+    new Array(8).fill(200),
+    'requests beyond the limit wait at the edge, none fails',
+  );
   t.true(peak <= 3, `at most 3 at once reached the origin (saw ${peak})`);
   t.true(peak >= 2, `requests did run concurrently (saw ${peak})`);
 });

@@ -35,7 +35,11 @@ test('the tunnel part publishes its id at assembly, then its registered connecti
   stop.abort();
   await running;
   t.is(state.current.registeredConnections, 0);
-  t.deepEqual(seen.slice(0, 2).map((s) => s.registeredConnections), [1, 2], 'connections are published as they register');
+  t.deepEqual(
+    seen.slice(0, 2).map((s) => s.registeredConnections),
+    [1, 2],
+    'connections are published as they register',
+  );
   t.is(seen.at(-1)?.registeredConnections, 0);
   t.true(seen.every((s) => s.id === credentials.tunnelId));
 });

@@ -26,7 +26,30 @@ test('stream classification follows the reference precedence and compares values
 });
 
 test('request heads keep header order, join cookies, drop transport headers and validate the pseudo-headers', (t) => {
-  const raw = [':method', 'PUT', ':scheme', 'http', ':authority', 'a.example:8443', ':path', '/x?y=1', 'b', '1', 'cookie', 'c=1', 'cf-cloudflared-proxy-connection-upgrade', 'websocket', 'a', '2', 'cookie', 'd=2', 'content-length', '4', 'cf-connecting-ip', '198.18.0.3'];
+  const raw = [
+    ':method',
+    'PUT',
+    ':scheme',
+    'http',
+    ':authority',
+    'a.example:8443',
+    ':path',
+    '/x?y=1',
+    'b',
+    '1',
+    'cookie',
+    'c=1',
+    'cf-cloudflared-proxy-connection-upgrade',
+    'websocket',
+    'a',
+    '2',
+    'cookie',
+    'd=2',
+    'content-length',
+    '4',
+    'cf-connecting-ip',
+    '198.18.0.3',
+  ];
   const r = buildRequestHead(raw, undefined);
   if (!r.ok) return t.fail(r.problem);
   t.deepEqual(r.head.headers, ['b', '1', 'a', '2', 'content-length', '4', 'cf-connecting-ip', '198.18.0.3', 'cookie', 'c=1; d=2']);
@@ -44,7 +67,10 @@ test('request heads keep header order, join cookies, drop transport headers and 
   t.like(buildRequestHead([':method', 'GET', ':path', '*', ':authority', 'h'], undefined), { ok: false, field: ':path' });
   t.true(buildRequestHead([':method', 'OPTIONS', ':path', '*', ':authority', 'h'], undefined).ok);
   t.like(buildRequestHead([':method', 'GET', ':path', '/'], undefined), { ok: false, field: ':authority' });
-  t.like(buildRequestHead([':method', 'GET', ':path', '/', ':authority', 'h', 'content-length', '1', 'content-length', '2'], undefined), { ok: false, field: 'content-length' });
+  t.like(buildRequestHead([':method', 'GET', ':path', '/', ':authority', 'h', 'content-length', '1', 'content-length', '2'], undefined), {
+    ok: false,
+    field: 'content-length',
+  });
   t.like(buildRequestHead([':method', 'GET', ':path', '/', ':authority', 'h', 'content-length', '0x10'], undefined), { ok: false, field: 'content-length' });
 });
 

@@ -27,7 +27,10 @@ test('a WebSocket through the eyeball entrance echoes text and binary messages b
   });
   t.deepEqual(received[0], { data: 'hello', binary: false });
   t.deepEqual(received[1], { data: binary.toString('latin1'), binary: true });
-  t.deepEqual(received.slice(2).map((m) => m.data), Array.from({ length: 20 }, (_, i) => `message ${i}`));
+  t.deepEqual(
+    received.slice(2).map((m) => m.data),
+    Array.from({ length: 20 }, (_, i) => `message ${i}`),
+  );
   ws.close(1000, 'bye');
   const [code] = (await once(ws, 'close')) as [number];
   t.is(code, 1000);

@@ -15,7 +15,10 @@ test('HEAD: the origin content-length travels at the HTTP/2 level too, and the e
   const direct = await h.sim.request({ method: 'HEAD', path: '/bytes?n=12345' });
   t.is(direct.status, 200);
   t.is(direct.h2Headers['content-length'], '12345', 'HTTP/2 content-length is the origin value');
-  t.deepEqual(direct.headers.filter(([n]) => n.toLowerCase() === 'content-length'), [['Content-Length', '12345']]);
+  t.deepEqual(
+    direct.headers.filter(([n]) => n.toLowerCase() === 'content-length'),
+    [['Content-Length', '12345']],
+  );
   t.is(direct.body.length, 0);
 
   const h1 = await eyeballRequest(`${h.sim.eyeballUrl}/bytes?n=12345`, { method: 'HEAD' });
@@ -81,9 +84,20 @@ test('a gRPC trailers-only error in cloudflared form (status in the serialized h
   };
   const h = await startHarness(t, { handler });
   await h.waitForConnections(1);
-  const wire = await h.sim.request({ method: 'POST', path: '/test.Echo/unary', headers: [['content-type', 'application/grpc'], ['te', 'trailers']], body: Buffer.alloc(5) });
+  const wire = await h.sim.request({
+    method: 'POST',
+    path: '/test.Echo/unary',
+    headers: [
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+    ],
+    body: Buffer.alloc(5),
+  });
   t.is(wire.status, 200);
-  t.true(wire.headers.some(([n, v]) => n === 'Grpc-Status' && v === '5'), 'the status is in the serialized head');
+  t.true(
+    wire.headers.some(([n, v]) => n === 'Grpc-Status' && v === '5'),
+    'the status is in the serialized head',
+  );
   t.is(wire.body.length, 0);
   t.is(wire.trailers, undefined, 'the stream ends without trailers');
 

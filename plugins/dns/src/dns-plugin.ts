@@ -1,13 +1,4 @@
-import {
-  TOKENS,
-  inject,
-  injectable,
-  type ControlContext,
-  type ControlPlugin,
-  type FinalizerCandidate,
-  type ProvisionContext,
-  type RouteTable,
-} from '@warren/core/plugin';
+import { TOKENS, inject, injectable, type ControlContext, type ControlPlugin, type FinalizerCandidate, type ProvisionContext, type RouteTable } from '@warren/core/plugin';
 import type { CloudflareClientFactory } from '@warren/core';
 import type { Logger } from 'pino';
 import { DnsSync } from './dns-sync.js';

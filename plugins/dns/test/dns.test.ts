@@ -44,14 +44,18 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
     events,
     logs: text,
     plugin,
-    sync: (ingresses, tunnelId = TUNNEL) =>
-      plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(60_000), tunnelId }),
+    sync: (ingresses, tunnelId = TUNNEL) => plugin.onRoutesChanged(handBuiltRouteTable(ingresses, ++generation), { signal: AbortSignal.timeout(60_000), tunnelId }),
   };
 }
 
 const ing = (name: string, hosts: string[], annotations: Record<string, unknown> = {}): HandIngress => ({ namespace: 'default', name, hosts, annotations });
 const cnames = (fake: FakeCloudflare, zone: string) =>
-  Object.fromEntries(fake.records(zone).filter((r) => r.type === 'CNAME').map((r) => [r.name, r.content]));
+  Object.fromEntries(
+    fake
+      .records(zone)
+      .filter((r) => r.type === 'CNAME')
+      .map((r) => [r.name, r.content]),
+  );
 
 test('creates proxied CNAMEs with opaque ownership records for exact and wildcard hosts', async (t) => {
   const h = await harness(t);
@@ -62,7 +66,10 @@ test('creates proxied CNAMEs with opaque ownership records for exact and wildcar
   t.true(records.filter((r) => r.type === 'CNAME').every((r) => r.proxied && r.ttl === 1));
   const txt = records.filter((r) => r.type === 'TXT');
   t.deepEqual(txt.map((r) => r.name).sort(), ['_warren._wildcard.apps.example.com', '_warren.api.example.com', '_warren.app.example.com']);
-  t.true(txt.every((r) => !r.content.includes(TUNNEL) && /^"warren-owner=[0-9a-f]{32}"$/.test(r.content)), 'registry content is opaque');
+  t.true(
+    txt.every((r) => !r.content.includes(TUNNEL) && /^"warren-owner=[0-9a-f]{32}"$/.test(r.content)),
+    'registry content is opaque',
+  );
   t.is(new Set(txt.map((r) => r.content)).size, 3, 'one value per name');
   t.is(h.events.events.filter((e) => e.reason === 'DnsRecordCreated').length, 3);
   t.is(h.fake.count(BATCH), 1, 'one batch for everything');
@@ -78,13 +85,22 @@ test('records follow the Ingress: a new tunnel id updates them, a removed host o
 
   const NEW = '11111111-2222-4333-8444-555555555555';
   await h.sync([web, other], NEW);
-  t.true(Object.values(cnames(h.fake, 'example.com')).every((c) => c === `${NEW}.cfargotunnel.com`), 'updated in place');
+  t.true(
+    Object.values(cnames(h.fake, 'example.com')).every((c) => c === `${NEW}.cfargotunnel.com`),
+    'updated in place',
+  );
 
   await h.sync([ing('web', ['shared.example.com']), other], NEW);
   t.deepEqual(Object.keys(cnames(h.fake, 'example.com')).sort(), ['b.example.com', 'shared.example.com']);
-  t.false(h.fake.records('example.com').some((r) => r.name === '_warren.a.example.com'), 'the ownership record went too');
+  t.false(
+    h.fake.records('example.com').some((r) => r.name === '_warren.a.example.com'),
+    'the ownership record went too',
+  );
 
-  await h.plugin.onIngressDeleted({ namespace: 'default', name: 'other', hosts: ['shared.example.com', 'b.example.com'] }, { signal: AbortSignal.timeout(10_000), tunnelId: NEW });
+  await h.plugin.onIngressDeleted(
+    { namespace: 'default', name: 'other', hosts: ['shared.example.com', 'b.example.com'] },
+    { signal: AbortSignal.timeout(10_000), tunnelId: NEW },
+  );
   t.deepEqual(Object.keys(cnames(h.fake, 'example.com')), ['shared.example.com'], 'a host another Ingress still uses stays');
   const before = h.fake.count();
   await h.sync([ing('web', ['shared.example.com']), other], NEW);
@@ -102,7 +118,13 @@ test('without ownerId, a replaced tunnel takes its records over: CNAMEs follow, 
   h.fake.addZone('example.com');
   const web = ing('web', ['a.example.com', 'b.example.com']);
   await h.sync([web]);
-  const keyed = (zone: string) => Object.fromEntries(h.fake.records(zone).filter((r) => r.type === 'TXT').map((r) => [r.name, r.content]));
+  const keyed = (zone: string) =>
+    Object.fromEntries(
+      h.fake
+        .records(zone)
+        .filter((r) => r.type === 'TXT')
+        .map((r) => [r.name, r.content]),
+    );
   const before = keyed('example.com');
 
   // The managed tunnel was deleted in Cloudflare and replaced: the owner key (the tunnel id) changes.
@@ -111,8 +133,14 @@ test('without ownerId, a replaced tunnel takes its records over: CNAMEs follow, 
   t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': `${NEW}.cfargotunnel.com`, 'b.example.com': `${NEW}.cfargotunnel.com` });
   const after = keyed('example.com');
   t.deepEqual(Object.keys(after).sort(), Object.keys(before).sort());
-  t.true(Object.keys(after).every((name) => after[name] !== before[name]), 'ownership records now carry the new key');
-  t.false(h.events.events.some((e) => e.reason === 'DnsConflict'), 'no conflict with our own former records');
+  t.true(
+    Object.keys(after).every((name) => after[name] !== before[name]),
+    'ownership records now carry the new key',
+  );
+  t.false(
+    h.events.events.some((e) => e.reason === 'DnsConflict'),
+    'no conflict with our own former records',
+  );
 
   // From now on the new key alone owns them: a removed host is cleaned up.
   await h.sync([ing('web', ['a.example.com'])], NEW);
@@ -129,7 +157,11 @@ test('hosts deeper than Universal SSL covers get their record and one Warning ea
   await h.sync([deep, shallow]);
   t.is(Object.keys(cnames(h.fake, 'example.com')).length, 5, 'every host still gets its CNAME');
   const warned = h.events.events.filter((e) => e.reason === 'UniversalSslNotCovered');
-  t.deepEqual(warned.map((e) => `${e.object.name}:${/host (\S+)/.exec(e.message)?.[1]}`).sort(), ['deep:*.apps.example.com', 'deep:a.b.example.com'], 'once per host, across syncs');
+  t.deepEqual(
+    warned.map((e) => `${e.object.name}:${/host (\S+)/.exec(e.message)?.[1]}`).sort(),
+    ['deep:*.apps.example.com', 'deep:a.b.example.com'],
+    'once per host, across syncs',
+  );
   t.true(warned.every((e) => e.type === 'Warning' && /2 levels below zone example\.com/.test(e.message)));
 });
 
@@ -162,7 +194,10 @@ test('foreign records are never touched: conflicts are Warning events on that In
   h.fake.addRecord('example.com', { type: 'TXT', name: '_warren.other.example.com', content: '"warren-owner=0123456789abcdef0123456789abcdef"' });
   await h.sync([ing('a', ['taken.example.com']), ing('b', ['v4.example.com']), ing('c', ['other.example.com']), ing('d', ['free.example.com'])]);
   const records = h.fake.records('example.com');
-  t.deepEqual(records.find((r) => r.id === foreignCname.id), { ...foreignCname, modifiedOn: records.find((r) => r.id === foreignCname.id)!.modifiedOn });
+  t.deepEqual(
+    records.find((r) => r.id === foreignCname.id),
+    { ...foreignCname, modifiedOn: records.find((r) => r.id === foreignCname.id)!.modifiedOn },
+  );
   t.truthy(records.find((r) => r.id === foreignA.id));
   t.deepEqual(cnames(h.fake, 'example.com'), { 'taken.example.com': 'elsewhere.example.net', 'free.example.com': TARGET });
   const conflicts = h.events.warnings('DnsConflict');
@@ -173,7 +208,7 @@ test('foreign records are never touched: conflicts are Warning events on that In
   t.is(h.events.warnings('DnsConflict').length, 3, 'an unchanged conflict is reported once');
 });
 
-test('overwriteUnmanaged takes over records nobody claims, never another owner\'s', async (t) => {
+test("overwriteUnmanaged takes over records nobody claims, never another owner's", async (t) => {
   const h = await harness(t, { overwriteUnmanaged: true });
   h.fake.addZone('example.com');
   h.fake.addRecord('example.com', { type: 'CNAME', name: 'old.example.com', content: 'legacy.example.net', proxied: false });
@@ -210,7 +245,10 @@ test('the zone is chosen by longest suffix, and a host outside every zone affect
   await h.sync([ing('deep', ['a.sub.example.com']), ing('top', ['b.example.com']), ing('lost', ['app.elsewhere.org'])]);
   t.deepEqual(cnames(h.fake, 'sub.example.com'), { 'a.sub.example.com': TARGET });
   t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET });
-  t.deepEqual(h.events.warnings().map((e) => [e.reason, e.object.name]), [['DnsNoZone', 'lost']]);
+  t.deepEqual(
+    h.events.warnings().map((e) => [e.reason, e.object.name]),
+    [['DnsNoZone', 'lost']],
+  );
 });
 
 test('the zone allow-list limits which zones are touched', async (t) => {
@@ -221,7 +259,10 @@ test('the zone allow-list limits which zones are touched', async (t) => {
   t.deepEqual(cnames(h.fake, 'sub.example.com'), { 'a.sub.example.com': TARGET });
   t.deepEqual(h.fake.records('example.com'), []);
   t.is(h.fake.count('GET /zones/:zone/dns_records'), 1, 'only the allowed zone was read');
-  t.deepEqual(h.events.warnings('DnsNoZone').map((e) => e.object.name), ['top']);
+  t.deepEqual(
+    h.events.warnings('DnsNoZone').map((e) => e.object.name),
+    ['top'],
+  );
 });
 
 test('opting out creates nothing, and hands off names Warren already owns', async (t) => {
@@ -233,7 +274,11 @@ test('opting out creates nothing, and hands off names Warren already owns', asyn
   t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET });
   await h.sync([ing('a', ['a.example.com'], { 'dns-managed': false }), ing('b', ['b.example.com'], { 'dns-managed': false })]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET }, 'the CNAME stays for the next manager');
-  t.deepEqual(h.fake.records('example.com').map((r) => r.type), ['CNAME'], 'the ownership record is gone');
+  t.deepEqual(
+    h.fake.records('example.com').map((r) => r.type),
+    ['CNAME'],
+    'the ownership record is gone',
+  );
   t.is(h.events.events.filter((e) => e.reason === 'DnsReleased').length, 1);
   await h.sync([]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET }, 'a handed-off name is not deleted later');
@@ -242,7 +287,12 @@ test('opting out creates nothing, and hands off names Warren already owns', asyn
 test('1,000 hosts: initial sync in a dozen calls, steady state makes no call, one change costs one call', async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
-  const ingresses = Array.from({ length: 250 }, (_, i) => ing(`app${i}`, [0, 1, 2, 3].map((j) => `h${i}-${j}.example.com`)));
+  const ingresses = Array.from({ length: 250 }, (_, i) =>
+    ing(
+      `app${i}`,
+      [0, 1, 2, 3].map((j) => `h${i}-${j}.example.com`),
+    ),
+  );
   await h.sync(ingresses);
   t.is(h.fake.records('example.com').length, 2000);
   t.is(h.fake.count('GET /zones'), 1);
@@ -264,7 +314,10 @@ test('429 and 5xx: the SDK backs off per retry-after, a persistent outage reject
   await h.sync([ing('a', ['a.example.com'])]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': TARGET });
   const batches = h.fake.requests.filter((r) => r.route === BATCH);
-  t.deepEqual(batches.map((r) => r.status), [429, 200]);
+  t.deepEqual(
+    batches.map((r) => r.status),
+    [429, 200],
+  );
   t.true(batches[1]!.at - batches[0]!.at >= 900, 'waited for retry-after');
 
   h.fake.faults.serverError(10, 503, 'dns_records/batch');
@@ -285,7 +338,10 @@ test('a change the API refuses fails alone; other hosts of the same batch are cr
   await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com', 'ok3.example.com']), ing('bad', ['late.example.com'])]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'ok1.example.com': TARGET, 'ok2.example.com': TARGET, 'ok3.example.com': TARGET });
   const failed = h.events.warnings('DnsRecordFailed');
-  t.deepEqual(failed.map((e) => e.object.name), ['bad']);
+  t.deepEqual(
+    failed.map((e) => e.object.name),
+    ['bad'],
+  );
   t.regex(failed[0]!.message, /81053/);
   const calls = h.fake.count();
   await h.sync([ing('ok', ['ok1.example.com', 'ok2.example.com', 'ok3.example.com']), ing('bad', ['late.example.com'])]);
@@ -298,7 +354,10 @@ test('a host whose ownership record would be longer than 253 characters is repor
   const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(57)}.example.com`; // 252 characters: fits, but `_warren.` + it does not
   await h.sync([ing('ok', ['ok1.example.com']), ing('bad', [long])]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'ok1.example.com': TARGET });
-  t.deepEqual(h.events.warnings('DnsInvalidHost').map((e) => e.object.name), ['bad']);
+  t.deepEqual(
+    h.events.warnings('DnsInvalidHost').map((e) => e.object.name),
+    ['bad'],
+  );
   t.is(h.events.warnings('DnsRecordFailed').length, 0, 'nothing the API would refuse was sent');
   t.is(h.fake.count(BATCH), 1);
 });
@@ -320,14 +379,25 @@ test('MX, TXT, CAA and SRV records never block a CNAME, and a takeover deletes o
   h.fake.addRecord('example.com', { type: 'TXT', name: 'mail.example.com', content: '"v=spf1 -all"' });
   await h.sync([ing('apex', ['example.com']), ing('mail', ['mail.example.com'])]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'example.com': TARGET, 'mail.example.com': TARGET });
-  const types = (name: string) => h.fake.records('example.com').filter((r) => r.name === name).map((r) => r.type).sort();
+  const types = (name: string) =>
+    h.fake
+      .records('example.com')
+      .filter((r) => r.name === name)
+      .map((r) => r.type)
+      .sort();
   t.deepEqual(types('example.com'), ['CAA', 'CNAME', 'MX', 'TXT'], 'the apex keeps its mail records');
   t.deepEqual(types('mail.example.com'), ['CNAME', 'MX', 'TXT'], 'the takeover deleted only the A record');
   t.is(h.events.warnings('DnsConflict').length, 0);
-  t.deepEqual(h.events.events.filter((e) => e.reason === 'DnsRecordCreated').map((e) => e.object.name).sort(), ['apex', 'mail']);
+  t.deepEqual(
+    h.events.events
+      .filter((e) => e.reason === 'DnsRecordCreated')
+      .map((e) => e.object.name)
+      .sort(),
+    ['apex', 'mail'],
+  );
 });
 
-test('records are managed only in zones of the tunnel\'s account; a host elsewhere gets a Warning', async (t) => {
+test("records are managed only in zones of the tunnel's account; a host elsewhere gets a Warning", async (t) => {
   const h = await harness(t);
   const mine = 'a'.repeat(32);
   h.fake.addZone('mine.example', { accountId: mine });
@@ -337,14 +407,17 @@ test('records are managed only in zones of the tunnel\'s account; a host elsewhe
   t.is(h.fake.routedTunnel('app.mine.example'), tunnel.id, 'routed');
   t.deepEqual(h.fake.records('theirs.example'), [], 'nothing in a zone of another account');
   const warnings = h.events.warnings('DnsOtherAccount');
-  t.deepEqual(warnings.map((e) => e.object.name), ['there']);
+  t.deepEqual(
+    warnings.map((e) => e.object.name),
+    ['there'],
+  );
   t.regex(warnings[0]!.message, /theirs\.example belongs to account b{32}/);
   h.fake.resetLog();
   await h.sync([ing('here', ['app.mine.example']), ing('there', ['app.theirs.example'])], tunnel.id);
-  t.is(h.fake.count(), 0, 'the tunnel\'s account is looked up once');
+  t.is(h.fake.count(), 0, "the tunnel's account is looked up once");
 });
 
-test('each zone\'s plan caps the batch: 200 changes on Free, 3,500 on paid plans, whatever batchSize allows', async (t) => {
+test("each zone's plan caps the batch: 200 changes on Free, 3,500 on paid plans, whatever batchSize allows", async (t) => {
   const h = await harness(t, { batchSize: 3500 });
   h.fake.addZone('free.example', { plan: 'free' });
   h.fake.addZone('paid.example', { plan: 'pro' });
@@ -386,7 +459,10 @@ test('the plugin module registers under the control-plugin token with its annota
   t.is(dnsModule.manifest.id, 'cloud.dns');
   t.is(dnsModule.manifest.kind, 'control', 'control plugins run on the leader only');
   t.false(dnsModule.manifest.enabledByDefault);
-  t.deepEqual(dnsModule.manifest.annotations?.map((a) => a.key), ['dns-managed']);
+  t.deepEqual(
+    dnsModule.manifest.annotations?.map((a) => a.key),
+    ['dns-managed'],
+  );
   t.is(registryName('_warren', '*.example.com'), '_warren._wildcard.example.com');
   t.throws(() => dnsConfigSchema.parse({ batchSize: 5000 }));
   t.throws(() => dnsConfigSchema.parse({ unknown: 1 }));
@@ -396,7 +472,11 @@ test('core registers the plugin under the control-plugin token with its manifest
   const { container } = await import('tsyringe');
   const { TOKENS } = await import('@warren/core/plugin');
   const child = container.createChildContainer();
-  child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
+  child.register(TOKENS.CloudflareClient, {
+    useValue: () => {
+      throw new Error('not called while resolving');
+    },
+  });
   registerPlugins(child, loadTestPlugins([{ module: dnsModule, config: { zones: ['example.com'] } }]));
   const controls = registeredControlPlugins(child);
   t.is(controls.length, 1);

@@ -5,7 +5,7 @@ import { firewallConfigSchema } from './config.js';
 /** `warren.dev/firewall-allow-ips` (values apply to every route of the Ingress). */
 export const ALLOW_IPS = defineAnnotation({
   key: 'firewall-allow-ips',
-  description: 'Only these client IPs/CIDRs may reach the Ingress\'s hosts; others get the firewall action. Invalid entries are skipped with a Warning.',
+  description: "Only these client IPs/CIDRs may reach the Ingress's hosts; others get the firewall action. Invalid entries are skipped with a Warning.",
   schema: ipListSchema,
   example: '203.0.113.0/24, 2001:db8::/32',
 });
@@ -13,7 +13,7 @@ export const ALLOW_IPS = defineAnnotation({
 /** `warren.dev/firewall-deny-ips`. */
 export const DENY_IPS = defineAnnotation({
   key: 'firewall-deny-ips',
-  description: 'Client IPs/CIDRs that get the firewall action on the Ingress\'s hosts. Invalid entries are skipped with a Warning.',
+  description: "Client IPs/CIDRs that get the firewall action on the Ingress's hosts. Invalid entries are skipped with a Warning.",
   schema: ipListSchema,
   example: '198.51.100.7, 192.0.2.0/24',
 });
@@ -21,7 +21,8 @@ export const DENY_IPS = defineAnnotation({
 /** `warren.dev/firewall-allow-countries`. */
 export const ALLOW_COUNTRIES = defineAnnotation({
   key: 'firewall-allow-countries',
-  description: 'Only clients from these countries (ISO 3166-1 alpha-2; T1 = Tor, XX = unknown) may reach the Ingress\'s hosts. Other codes (EU, UN, …) are skipped with a Warning.',
+  description:
+    "Only clients from these countries (ISO 3166-1 alpha-2; T1 = Tor, XX = unknown) may reach the Ingress's hosts. Other codes (EU, UN, …) are skipped with a Warning.",
   schema: countryListSchema,
   example: 'DE, FR, NL',
 });
@@ -51,7 +52,7 @@ export const ACTION = defineAnnotation({
 export const manifest = defineManifest({
   id: 'cloud.firewall',
   name: 'firewall',
-  description: 'Per-Ingress IP, CIDR and country allow and deny lists as zone WAF custom rules (kept by the leader), also enforced in every replica\'s proxy.',
+  description: "Per-Ingress IP, CIDR and country allow and deny lists as zone WAF custom rules (kept by the leader), also enforced in every replica's proxy.",
   coreRange: '^0.1.0',
   kind: 'control',
   order: 20,

@@ -43,7 +43,7 @@ async function harness(t: ExecutionContext, settings: Record<string, unknown> = 
 const ing = (name: string, hosts: string[], raw: Record<string, string> = {}): HandIngress => ({ namespace: 'shop', name, hosts, annotations: annotate(raw) });
 const ours = (fake: FakeCloudflare, zone: string) => (fake.ruleset(zone)?.rules ?? []).filter((r) => r.ref.startsWith(refPrefix(TUNNEL)));
 
-test('list annotations become WAF custom rules scoped to exactly that Ingress\'s hosts; foreign rules stay untouched', async (t) => {
+test("list annotations become WAF custom rules scoped to exactly that Ingress's hosts; foreign rules stay untouched", async (t) => {
   const h = await harness(t);
   h.fake.addZone('example.com');
   const foreign = h.fake.addRule('example.com', { expression: 'http.request.uri.path eq "/wp-admin"', action: 'block', ref: 'ops-team-rule', description: 'by hand' });
@@ -62,7 +62,10 @@ test('list annotations become WAF custom rules scoped to exactly that Ingress\'s
   );
   t.true(mine.every((r) => r.action === 'block' && r.enabled));
   t.false(mine.some((r) => r.expression.includes('blog.example.com')));
-  t.false(mine.some((r) => r.ref.includes(TUNNEL)), 'refs do not reveal the tunnel id');
+  t.false(
+    mine.some((r) => r.ref.includes(TUNNEL)),
+    'refs do not reveal the tunnel id',
+  );
 });
 
 test('rules change with the annotations and disappear with them or with the Ingress', async (t) => {
@@ -77,14 +80,24 @@ test('rules change with the annotations and disappear with them or with the Ingr
   t.is(h.fake.count(), 1, 'a changed rule is edited in place, nothing else is called');
   t.true(ours(h.fake, 'example.com')[0]!.expression.includes('ip.src in {198.51.100.7 198.51.100.8}'));
   await h.sync([ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7', 'firewall-allow-countries': 'DE', 'firewall-action': 'managed_challenge' })]);
-  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.action), ['managed_challenge'], 'another action: the rule moves');
+  t.deepEqual(
+    ours(h.fake, 'example.com').map((r) => r.action),
+    ['managed_challenge'],
+    'another action: the rule moves',
+  );
   await h.sync([ing('web', ['shop.example.com'], { 'firewall-allow-countries': 'DE' })]);
-  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.expression), ['(lower(http.host) in {"shop.example.com"}) and not ip.src.country in {"DE"}']);
+  t.deepEqual(
+    ours(h.fake, 'example.com').map((r) => r.expression),
+    ['(lower(http.host) in {"shop.example.com"}) and not ip.src.country in {"DE"}'],
+  );
   await h.sync([]);
-  t.deepEqual(h.fake.ruleset('example.com')!.rules.map((r) => r.ref), ['keep-me']);
+  t.deepEqual(
+    h.fake.ruleset('example.com')!.rules.map((r) => r.ref),
+    ['keep-me'],
+  );
 });
 
-test('after a tunnel replacement a new leader replaces the old tunnel\'s rules instead of leaving them behind', async (t) => {
+test("after a tunnel replacement a new leader replaces the old tunnel's rules instead of leaving them behind", async (t) => {
   const before = await harness(t);
   before.fake.addZone('example.com');
   const web = ing('web', ['shop.example.com'], { 'firewall-deny-ips': '198.51.100.7' });
@@ -106,13 +119,27 @@ test('a replica that leads again reads the rules afresh: a rule another leader r
   const web = ing('web', ['shop.example.com'], { 'firewall-allow-ips': '198.51.100.0/24' });
   const admin = ing('admin', ['admin.example.com'], { 'firewall-deny-countries': 'KP', 'firewall-action': 'managed_challenge' });
   await first.syncInTerm(1, [web, admin]);
-  t.deepEqual(ours(first.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge']);
+  t.deepEqual(
+    ours(first.fake, 'example.com')
+      .map((r) => r.action)
+      .sort(),
+    ['block', 'managed_challenge'],
+  );
   // The first replica loses the Lease; meanwhile the admin Ingress goes and the second leader removes its rule.
   await second.syncInTerm(1, [web]);
-  t.deepEqual(ours(first.fake, 'example.com').map((r) => r.action), ['block']);
+  t.deepEqual(
+    ours(first.fake, 'example.com').map((r) => r.action),
+    ['block'],
+  );
   // The admin Ingress comes back while the first replica leads again, its view of the zone from its first term.
   await first.syncInTerm(2, [web, admin]);
-  t.deepEqual(ours(first.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge'], 'the challenge rule is enforced at the edge again');
+  t.deepEqual(
+    ours(first.fake, 'example.com')
+      .map((r) => r.action)
+      .sort(),
+    ['block', 'managed_challenge'],
+    'the challenge rule is enforced at the edge again',
+  );
   t.deepEqual(first.events.warnings(), []);
 });
 
@@ -159,9 +186,15 @@ test('wildcard hosts exclude names other routes serve; regex mode matches exactl
   const table = ['*.apps.example.com', 'special.apps.example.com', '*.eu.apps.example.com', 'x.example.com'];
   t.is(
     hostCondition(['*.apps.example.com'], table, 'suffix'),
-    '((ends_with(lower(http.host), ".apps.example.com") and not ends_with(lower(http.host), ".eu.apps.example.com") and not lower(http.host) in {"special.apps.example.com"}))'.slice(1, -1),
+    '((ends_with(lower(http.host), ".apps.example.com") and not ends_with(lower(http.host), ".eu.apps.example.com") and not lower(http.host) in {"special.apps.example.com"}))'.slice(
+      1,
+      -1,
+    ),
   );
-  t.is(hostCondition(['*.apps.example.com'], table, 'regex'), '(lower(http.host) matches r"^[^.]+\\.apps\\.example\\.com$" and not lower(http.host) in {"special.apps.example.com"})');
+  t.is(
+    hostCondition(['*.apps.example.com'], table, 'regex'),
+    '(lower(http.host) matches r"^[^.]+\\.apps\\.example\\.com$" and not lower(http.host) in {"special.apps.example.com"})',
+  );
   const free = await harness(t, { wildcardMatch: 'regex' });
   free.fake.addZone('example.com');
   await free.sync([ing('wild', ['*.apps.example.com'], { 'firewall-deny-countries': 'T1' })]);
@@ -187,17 +220,27 @@ test('steady state makes no call; two installations keep their own rules in one 
   await b.sync([ing('api', ['api.example.com'], { 'firewall-deny-ips': '198.51.100.0/24' })]);
   t.is(fake.ruleset('example.com')!.rules.length, 2);
   t.is(ours(fake, 'other.org').length, 1, 'one rule per zone the Ingress has hosts in');
-  t.deepEqual(a.events.warnings('FirewallNoZone').map((e) => e.object.name), ['web']);
+  t.deepEqual(
+    a.events.warnings('FirewallNoZone').map((e) => e.object.name),
+    ['web'],
+  );
   fake.resetLog();
   for (let i = 0; i < 3; i++) await a.sync([web]);
   t.is(fake.count(), 0);
   await a.sync([]);
-  t.deepEqual(fake.ruleset('example.com')!.rules.map((r) => r.description), ['Warren block 1: shop/api'], 'B\'s rule survives A\'s cleanup');
+  t.deepEqual(
+    fake.ruleset('example.com')!.rules.map((r) => r.description),
+    ['Warren block 1: shop/api'],
+    "B's rule survives A's cleanup",
+  );
   t.false(a.logs().includes(TOKEN));
 });
 
 test('manifest declares the annotations; settings and annotation values are validated', (t) => {
-  t.deepEqual(firewallModule.manifest.annotations?.map((a) => a.key), ['firewall-allow-ips', 'firewall-deny-ips', 'firewall-allow-countries', 'firewall-deny-countries', 'firewall-action']);
+  t.deepEqual(
+    firewallModule.manifest.annotations?.map((a) => a.key),
+    ['firewall-allow-ips', 'firewall-deny-ips', 'firewall-allow-countries', 'firewall-deny-countries', 'firewall-action'],
+  );
   t.is(firewallModule.manifest.kind, 'control', 'control plugins run on the leader only');
   t.false(actionSchema.safeParse('drop').success);
   t.deepEqual(ipListSchema.parse(' 2001:DB8::/32,,192.0.2.1 192.0.2.1'), { entries: ['2001:db8::/32', '192.0.2.1'], invalid: [] });
@@ -209,7 +252,11 @@ test('core registers the plugin under the control-plugin token with its manifest
   const { container } = await import('tsyringe');
   const { TOKENS } = await import('@warren/core/plugin');
   const child = container.createChildContainer();
-  child.register(TOKENS.CloudflareClient, { useValue: () => { throw new Error('not called while resolving'); } });
+  child.register(TOKENS.CloudflareClient, {
+    useValue: () => {
+      throw new Error('not called while resolving');
+    },
+  });
   registerPlugins(child, loadTestPlugins([{ module: firewallModule }]));
   const [control] = registeredControlPlugins(child);
   t.true(control instanceof HostedControlPlugin && control.plugin instanceof FirewallPlugin, 'the metrics registry is optional');
@@ -224,7 +271,10 @@ test('core registers the plugin under the control-plugin token with its manifest
 test('country lists take ISO 3166-1 codes plus T1 and XX only: EU, UN, QO, AC and the like are refused', (t) => {
   const parsed = countryListSchema.parse('EU, UN, QO, AC, ZZ, de, T1, xx, XK');
   t.deepEqual(parsed.entries, ['DE', 'T1', 'XX']);
-  t.deepEqual(parsed.invalid.map((i) => i.entry), ['EU', 'UN', 'QO', 'AC', 'ZZ', 'XK']);
+  t.deepEqual(
+    parsed.invalid.map((i) => i.entry),
+    ['EU', 'UN', 'QO', 'AC', 'ZZ', 'XK'],
+  );
   t.deepEqual(countryListSchema.parse('us gb jp br za aq').entries, ['US', 'GB', 'JP', 'BR', 'ZA', 'AQ']);
 });
 
@@ -239,15 +289,21 @@ test('the lists of many Ingresses share one rule per zone and action, split only
   t.is(mine.length, 1, 'twelve Ingresses, two lists each: one rule on a Free plan that allows five');
   t.is(mine[0]!.expression.split(' or (').length, 12);
   t.true(mine[0]!.expression.length <= 4096);
-  const wide = Array.from({ length: 60 }, (_, i) => ing(`w${String(i).padStart(2, '0')}`, [`host-with-a-long-name-${i}.example.com`], { 'firewall-deny-ips': '198.51.100.0/24, 192.0.2.0/24' }));
+  const wide = Array.from({ length: 60 }, (_, i) =>
+    ing(`w${String(i).padStart(2, '0')}`, [`host-with-a-long-name-${i}.example.com`], { 'firewall-deny-ips': '198.51.100.0/24, 192.0.2.0/24' }),
+  );
   await h.sync(wide);
   const split = ours(h.fake, 'example.com');
   t.true(split.length > 1 && split.length < 5, `${split.length} rules`);
   t.true(split.every((r) => r.expression.length <= 4096));
-  t.is(split.map((r) => r.expression.split(' or (').length).reduce((a, b) => a + b, 0), 60, 'every Ingress in exactly one rule');
+  t.is(
+    split.map((r) => r.expression.split(' or (').length).reduce((a, b) => a + b, 0),
+    60,
+    'every Ingress in exactly one rule',
+  );
 });
 
-test('beyond the plan\'s custom-rule limit allow lists win the free slots, the rest is a Warning and a metric, and they are installed once a slot frees up', async (t) => {
+test("beyond the plan's custom-rule limit allow lists win the free slots, the rest is a Warning and a metric, and they are installed once a slot frees up", async (t) => {
   const fake = await startFakeCloudflare({ tokens: [{ value: TOKEN }] });
   t.teardown(() => fake.close());
   fake.addZone('example.com');
@@ -262,9 +318,16 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   const table = [ing('deny', hosts('deny'), { 'firewall-deny-ips': '198.51.100.7' }), ing('allow', hosts('allow'), { 'firewall-allow-countries': 'DE' })];
   const sync = (n: number) => plugin.onRoutesChanged(handBuiltRouteTable(table, n), { signal: AbortSignal.timeout(30_000), tunnelId: TUNNEL });
   await sync(1);
-  t.deepEqual(ours(fake, 'example.com').map((r) => r.description), ['Warren block 1: shop/allow'], 'the one free slot goes to the allow list');
+  t.deepEqual(
+    ours(fake, 'example.com').map((r) => r.description),
+    ['Warren block 1: shop/allow'],
+    'the one free slot goes to the allow list',
+  );
   const limited = events.warnings('FirewallRuleLimit');
-  t.deepEqual(limited.map((e) => e.object.name), ['deny']);
+  t.deepEqual(
+    limited.map((e) => e.object.name),
+    ['deny'],
+  );
   t.regex(limited[0]!.message, /allows 5 custom rules and 4 of them are not Warren's.*NOT enforced at the edge.*Warren's proxy refuses what they refuse meanwhile/);
   const gauge = async () => (await registry.getSingleMetric('warren_firewall_unenforced_ingresses')!.get()).values.find((v) => v.labels.zone === 'example.com')?.value;
   t.is(await gauge(), 1);
@@ -275,7 +338,12 @@ test('beyond the plan\'s custom-rule limit allow lists win the free slots, the r
   await fake.clients(TOKEN)().rulesets.rules.delete(set.rules[0]!.id, { zone_id: set.zoneId, ruleset_id: set.id });
   await new Promise((resolve) => setTimeout(resolve, 5));
   await sync(3);
-  t.deepEqual(ours(fake, 'example.com').map((r) => r.description).sort(), ['Warren block 1: shop/allow', 'Warren block 2: shop/deny']);
+  t.deepEqual(
+    ours(fake, 'example.com')
+      .map((r) => r.description)
+      .sort(),
+    ['Warren block 1: shop/allow', 'Warren block 2: shop/deny'],
+  );
   t.is(await gauge(), 0, 'everything enforced once a person freed a slot');
   t.throws(() => fake.addRule('example.com', { expression: 'ip.src in {192.0.2.99}', action: 'block' }), { message: /maximum number of rules/ }, 'the zone is full');
 });
@@ -293,12 +361,21 @@ test('when the actions do not fit side by side, lists are enforced with block ra
   t.is(mine.length, 1);
   t.is(mine[0]!.action, 'block');
   t.regex(mine[0]!.expression, /d\.example\.com.*198\.51\.100\.7/);
-  t.deepEqual(h.events.warnings('FirewallActionTightened').map((e) => e.object.name), ['deny']);
+  t.deepEqual(
+    h.events.warnings('FirewallActionTightened').map((e) => e.object.name),
+    ['deny'],
+  );
   t.is(h.events.warnings('FirewallRuleLimit').length, 0);
   h.fake.setPlan('example.com', 'pro');
   const later = await harness(t, {}, h.fake);
   await later.sync(table);
-  t.deepEqual(ours(h.fake, 'example.com').map((r) => r.action).sort(), ['block', 'managed_challenge'], 'with room, each Ingress gets its own action again');
+  t.deepEqual(
+    ours(h.fake, 'example.com')
+      .map((r) => r.action)
+      .sort(),
+    ['block', 'managed_challenge'],
+    'with room, each Ingress gets its own action again',
+  );
 });
 
 test('a plan upgrade makes room: rules that did not fit are installed on a later sync', async (t) => {
@@ -325,7 +402,10 @@ test('a refused entrypoint creation is reported on the Ingress, is not read as "
   t.is(ours(h.fake, 'fine.example').length, 1, 'the other zone is synced');
   t.is(h.fake.ruleset('broken.example'), undefined);
   const rejected = h.events.warnings('FirewallRuleRejected');
-  t.deepEqual(rejected.map((e) => e.object.name), ['one']);
+  t.deepEqual(
+    rejected.map((e) => e.object.name),
+    ['one'],
+  );
   t.regex(rejected[0]!.message, /entrypoint of zone broken\.example.*20021/);
   void broken;
   await h.sync([ing('one', ['a.broken.example'], { 'firewall-deny-ips': '192.0.2.3' }), ing('two', ['b.fine.example'], { 'firewall-deny-ips': '192.0.2.2' })]);

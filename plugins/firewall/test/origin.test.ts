@@ -17,7 +17,18 @@ import { parseIpv6 } from '../src/addresses.js';
 
 test('addresses: IPv4 ranges merge and bisect, IPv6 prefixes match on any bit boundary, mapped IPv4 counts as IPv4', (t) => {
   const set = new AddressSet(['10.0.0.0/8', '10.1.0.0/16', '192.0.2.7', '198.51.100.0/25', '2001:db8::/32', '2001:db8:ff00::/41', '::1', '2a00:1450:4001:81b::200e']);
-  for (const yes of ['10.0.0.0', '10.255.255.255', '192.0.2.7', '198.51.100.127', '2001:db8::', '2001:DB8:ffff::1', '::1', '2a00:1450:4001:81b::200e', '::ffff:10.2.3.4', '::ffff:c000:207']) {
+  for (const yes of [
+    '10.0.0.0',
+    '10.255.255.255',
+    '192.0.2.7',
+    '198.51.100.127',
+    '2001:db8::',
+    '2001:DB8:ffff::1',
+    '::1',
+    '2a00:1450:4001:81b::200e',
+    '::ffff:10.2.3.4',
+    '::ffff:c000:207',
+  ]) {
     t.true(set.has(yes), yes);
   }
   for (const no of ['11.0.0.0', '9.255.255.255', '192.0.2.6', '192.0.2.8', '198.51.100.128', '2001:db9::', '::2', '::', '2a00:1450:4001:81b::200f', '::ffff:11.0.0.1']) {
@@ -26,7 +37,22 @@ test('addresses: IPv4 ranges merge and bisect, IPv6 prefixes match on any bit bo
   const narrow = new AddressSet(['2001:db8:ff00::/41']);
   t.true(narrow.has('2001:db8:ff7f:ffff::'), 'the 41st bit and below are free');
   t.false(narrow.has('2001:db8:ff80::'), 'the 41st bit is part of the network');
-  for (const junk of ['', 'localhost', '10.0.0', '10.0.0.0.1', '010.0.0.1', '256.0.0.1', '1.2.3.4:80', '[::1]', 'fe80::1%eth0', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '12345::', ' 10.0.0.1']) {
+  for (const junk of [
+    '',
+    'localhost',
+    '10.0.0',
+    '10.0.0.0.1',
+    '010.0.0.1',
+    '256.0.0.1',
+    '1.2.3.4:80',
+    '[::1]',
+    'fe80::1%eth0',
+    ':::',
+    '1::2::3',
+    '1:2:3:4:5:6:7:8:9',
+    '12345::',
+    ' 10.0.0.1',
+  ]) {
     t.is(set.has(junk), undefined, `"${junk}" is not an address`);
   }
   const words = new Uint16Array(8);
@@ -37,7 +63,6 @@ test('addresses: IPv4 ranges merge and bisect, IPv6 prefixes match on any bit bo
   t.false(parseIpv6('1:2:3:4:5:6:7:8::', words), ':: must stand for at least one group');
 });
 
-
 const edge = (ip: string | undefined, country?: string): RequestHead => ({
   method: 'GET',
   scheme: 'https',
@@ -45,14 +70,17 @@ const edge = (ip: string | undefined, country?: string): RequestHead => ({
   path: '/',
   forwardedBy: 'edge',
   headers: [
-    'x-forwarded-for', '203.0.113.9', // a visitor's claim: never read
+    'x-forwarded-for',
+    '203.0.113.9', // a visitor's claim: never read
     ...(ip === undefined ? [] : ['cf-connecting-ip', ip]),
     ...(country === undefined ? [] : ['cf-ipcountry', country]),
   ],
 });
 
 test('verdict: deny lists, allow lists and countries as the edge states them; what nobody vouches for is refused', (t) => {
-  const compiled = compileOriginLists({ annotations: annotate({ 'firewall-allow-ips': '203.0.113.0/24, 2001:db8::/32', 'firewall-deny-ips': '203.0.113.66', 'firewall-deny-countries': 'T1' }) })!;
+  const compiled = compileOriginLists({
+    annotations: annotate({ 'firewall-allow-ips': '203.0.113.0/24, 2001:db8::/32', 'firewall-deny-ips': '203.0.113.66', 'firewall-deny-countries': 'T1' }),
+  })!;
   t.is(refusalOf(compiled, edge('203.0.113.5', 'DE')), undefined);
   t.is(refusalOf(compiled, edge('2001:db8::5', 'DE')), undefined);
   t.is(refusalOf(compiled, edge('203.0.113.66', 'DE')), 'deny-ips');

@@ -78,8 +78,7 @@ export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
   mapError(binding: RouteBinding<GrpcOptions> | undefined, failure: FailedExchange): ErrorAnswer | undefined {
     const sent = failure.response;
     const grpc =
-      binding?.options.grpcRoute === true ||
-      (sent ? isGrpcType(fieldOf(sent.headers, 'content-type')) : isGrpcType(fieldOf(failure.request.headers, 'content-type')));
+      binding?.options.grpcRoute === true || (sent ? isGrpcType(fieldOf(sent.headers, 'content-type')) : isGrpcType(fieldOf(failure.request.headers, 'content-type')));
     if (!grpc) return undefined;
     const status = grpcStatusFields(failure);
     return sent ? { trailers: status } : { status: 200, headers: ['content-type', 'application/grpc', ...status] };

@@ -1,5 +1,4 @@
-import {
-  durationAnnotation, defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
+import { durationAnnotation, defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
 const DAY = 86_400_000;
@@ -15,7 +14,9 @@ const configSchema = z
         return ms ?? 0;
       })
       .optional()
-      .describe('Deadline for calls whose client sent no grpc-timeout (default: none; streaming calls may rightly last for hours, the stream idle timeout bounds silent ones)'),
+      .describe(
+        'Deadline for calls whose client sent no grpc-timeout (default: none; streaming calls may rightly last for hours, the stream idle timeout bounds silent ones)',
+      ),
     idleTimeout: duration()
       .refine((ms) => ms > 0 && ms <= DAY, 'a duration above 0 and at most 24h')
       .default(300_000)

@@ -74,7 +74,11 @@ function startServer(credentials = grpc.ServerCredentials.createInsecure()): Pro
   });
 }
 
-async function harness(t: { teardown(f: () => unknown): void }, route: TestRouteInit, secrets?: MemorySecrets): Promise<{ proxy: ProxyHarness & { lines: Array<Record<string, unknown>> }; client: Echo }> {
+async function harness(
+  t: { teardown(f: () => unknown): void },
+  route: TestRouteInit,
+  secrets?: MemorySecrets,
+): Promise<{ proxy: ProxyHarness & { lines: Array<Record<string, unknown>> }; client: Echo }> {
   const { logger, lines } = capturedLogger();
   const proxy = Object.assign(
     await startProxyHarness({
@@ -93,7 +97,12 @@ async function harness(t: { teardown(f: () => unknown): void }, route: TestRoute
   return { proxy, client };
 }
 
-function unary(client: Echo, req: Msg, metadata = new grpc.Metadata(), options: grpc.CallOptions = {}): Promise<{ err: grpc.ServiceError | null; res?: Msg; trailers?: grpc.Metadata }> {
+function unary(
+  client: Echo,
+  req: Msg,
+  metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
+): Promise<{ err: grpc.ServiceError | null; res?: Msg; trailers?: grpc.Metadata }> {
   return new Promise((resolve) => {
     let trailers: grpc.Metadata | undefined;
     const call = client.unary(req, metadata, options, (err: grpc.ServiceError | null, res?: Msg) => {
@@ -130,7 +139,10 @@ test('server-streaming, client-streaming and bidirectional calls', async (t) => 
     call.on('error', reject);
     call.on('end', () => resolve());
   });
-  t.deepEqual(streamed, Array.from({ length: 50 }, (_, i) => i));
+  t.deepEqual(
+    streamed,
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 
   const sum = await new Promise<Msg>((resolve, reject) => {
     const call = client.clientStream((err: grpc.ServiceError | null, res: Msg) => (err ? reject(err) : resolve(res))) as grpc.ClientWritableStream<Msg>;
@@ -307,7 +319,7 @@ test('an origin that dies mid-stream gives the client UNAVAILABLE, never OK with
   t.deepEqual(result, { code: grpc.status.UNAVAILABLE, got: [0] });
 });
 
-test('failures Warren answers map to gRPC statuses; other routes and requests keep core\'s error page', (t) => {
+test("failures Warren answers map to gRPC statuses; other routes and requests keep core's error page", (t) => {
   const plugin = new GrpcPlugin({ idleTimeout: 300_000 });
   const grpcRoute = plugin.bind(testRoute({ protocol: 'grpc', endpoints: [] }));
   const httpRoute = plugin.bind(testRoute({ endpoints: [] }));

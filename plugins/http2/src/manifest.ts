@@ -10,7 +10,7 @@ const configSchema = z
       .min(1)
       .max(1000)
       .default(100)
-      .describe('Streams per upstream HTTP/2 connection (the upstream\'s SETTINGS can only lower it); more requests open another connection or queue'),
+      .describe("Streams per upstream HTTP/2 connection (the upstream's SETTINGS can only lower it); more requests open another connection or queue"),
   })
   .strict();
 

@@ -20,9 +20,7 @@ interface H2Origin {
 
 /** An HTTP/2 origin (h2c, or h2 over TLS with ALPN h2 only) that reports the protocol version it saw. */
 async function h2Origin(options: { tls?: boolean; delayMs?: number; goawayAfterResponse?: boolean } = {}): Promise<H2Origin> {
-  const server = options.tls
-    ? http2.createSecureServer({ cert: cert.certPem, key: cert.keyPem, allowHTTP1: false })
-    : http2.createServer();
+  const server = options.tls ? http2.createSecureServer({ cert: cert.certPem, key: cert.keyPem, allowHTTP1: false }) : http2.createServer();
   let sessions = 0;
   let active = 0;
   let maxConcurrent = 0;

@@ -1,5 +1,4 @@
-import {
-  durationAnnotation, defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
+import { durationAnnotation, defineAnnotation, defineManifest, duration, parseDuration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
 const HOUR = 3_600_000;

@@ -22,7 +22,6 @@ export interface SseOptions {
 
 const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 
-
 /** Binds every route; the handler acts only on `text/event-stream` responses. */
 @injectable()
 export class SsePlugin implements UpstreamPlugin<SseOptions> {

@@ -55,7 +55,7 @@ test('the client receives the first event before the origin sends the second', a
   t.is(result.text, 'id: 1\ndata: first\n\nid: 2\ndata: second\n\n');
 });
 
-test('an open event stream has its own idle bound instead of the route\'s idle timeout; without the plugin it is cut', async (t) => {
+test("an open event stream has its own idle bound instead of the route's idle timeout; without the plugin it is cut", async (t) => {
   const origin = await startOrigin({
     handler: (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });

@@ -28,8 +28,7 @@ const secretRef = z
 /** `warren.dev/proxy-ssl-secret` (values apply to every route of the Ingress). */
 export const PROXY_SSL_SECRET = defineAnnotation({
   key: 'proxy-ssl-secret',
-  description:
-    'Secret ("name" or "namespace/name") whose ca.crt verifies the upstream certificate; its tls.crt/tls.key, when present, are sent as client certificate (mTLS).',
+  description: 'Secret ("name" or "namespace/name") whose ca.crt verifies the upstream certificate; its tls.crt/tls.key, when present, are sent as client certificate (mTLS).',
   schema: secretRef,
   example: 'upstream-ca',
   secretRef: true,

@@ -18,7 +18,10 @@ const END = '-----END CERTIFICATE-----';
  * have not expired, `tls.key` a PEM private key (unencrypted) that matches the first certificate of `tls.crt`.
  * Only the keys given are checked. Messages never quote the material.
  */
-export function checkMaterial(material: { readonly ca?: Buffer | undefined; readonly cert?: Buffer | undefined; readonly key?: Buffer | undefined }, now = Date.now()): MaterialProblem[] {
+export function checkMaterial(
+  material: { readonly ca?: Buffer | undefined; readonly cert?: Buffer | undefined; readonly key?: Buffer | undefined },
+  now = Date.now(),
+): MaterialProblem[] {
   const problems: MaterialProblem[] = [];
   if (material.ca) {
     const problem = certificateProblem(material.ca, now);

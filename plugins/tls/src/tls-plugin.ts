@@ -158,17 +158,18 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     const slash = ref.indexOf('/');
     const namespace = ref.slice(0, slash);
     if (namespace !== route.ingress.namespace && !this.#settings.crossNamespaceSecrets) {
-      this.#refuse(
-        route,
-        `warren.dev/${annotation} names Secret ${ref} in another namespace than the Ingress; set plugins.tls.crossNamespaceSecrets to allow it`,
-      );
+      this.#refuse(route, `warren.dev/${annotation} names Secret ${ref} in another namespace than the Ingress; set plugins.tls.crossNamespaceSecrets to allow it`);
     }
     const name = ref.slice(slash + 1);
     const data = this.#secrets.get(namespace, name);
     if (data) return data;
     if (this.#secrets.loading?.(namespace, name)) {
       // Not a problem yet: the route is compiled again when the fetch completes.
-      throw new WarrenError(ErrorCode.UpstreamConnect, `Secret ${ref} named by warren.dev/${annotation} is still being loaded (Ingress ${route.ingress.namespace}/${route.ingress.name})`, { status: 502 });
+      throw new WarrenError(
+        ErrorCode.UpstreamConnect,
+        `Secret ${ref} named by warren.dev/${annotation} is still being loaded (Ingress ${route.ingress.namespace}/${route.ingress.name})`,
+        { status: 502 },
+      );
     }
     this.#refuse(route, `Secret ${ref} named by warren.dev/${annotation} does not exist (or is not readable)`);
   }

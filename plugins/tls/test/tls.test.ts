@@ -63,13 +63,17 @@ test('verifies the upstream against the CA from proxy-ssl-secret and the name fr
   t.teardown(() => origin.close());
   const secrets = new MemorySecrets();
   secrets.set('default', 'upstream-ca', { 'ca.crt': ca.certPem });
-  const proxy = await harness(t, { endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'upstream-ca', 'proxy-ssl-name': 'origin.test' }, secretRefs: ['default/upstream-ca'] }, secrets);
+  const proxy = await harness(
+    t,
+    { endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'upstream-ca', 'proxy-ssl-name': 'origin.test' }, secretRefs: ['default/upstream-ca'] },
+    secrets,
+  );
   const reply = await get(proxy.url);
   t.is(reply.status, 200);
   t.is(JSON.parse(reply.body).client, null);
 });
 
-test('the client\'s Host never becomes the TLS name: SNI and verification use the configured name', async (t) => {
+test("the client's Host never becomes the TLS name: SNI and verification use the configured name", async (t) => {
   const origin = await startOrigin({
     tls: { cert: serverCert.certPem, key: serverCert.keyPem },
     handler: (req, res) => res.end(String((req.socket as TLSSocket).servername)),

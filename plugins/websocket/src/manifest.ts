@@ -1,5 +1,4 @@
-import {
-  durationAnnotation, defineAnnotation, defineManifest, duration, type PluginConfig } from '@warren/core/plugin';
+import { durationAnnotation, defineAnnotation, defineManifest, duration, type PluginConfig } from '@warren/core/plugin';
 import { z } from 'zod';
 
 const _DAY = 86_400_000;
@@ -7,17 +6,14 @@ const _DAY = 86_400_000;
 /** Config under `plugins.websocket`. */
 const configSchema = z
   .object({
-    idleTimeout: duration()
-      .default(3_600_000)
-      .describe('A WebSocket session with no bytes in either direction for this long is closed'),
+    idleTimeout: duration().default(3_600_000).describe('A WebSocket session with no bytes in either direction for this long is closed'),
   })
   .strict();
 
 /** `warren.dev/websocket-idle-timeout` (values apply to every route of the Ingress). */
 export const WEBSOCKET_IDLE_TIMEOUT = defineAnnotation({
   key: 'websocket-idle-timeout',
-  description:
-    'Idle time after which a WebSocket session of these routes is closed (overrides idle-timeout and plugins.websocket.idleTimeout).',
+  description: 'Idle time after which a WebSocket session of these routes is closed (overrides idle-timeout and plugins.websocket.idleTimeout).',
   schema: durationAnnotation({ example: '30m', max: '24h' }),
   example: '2h',
 });

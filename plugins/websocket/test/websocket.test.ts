@@ -40,14 +40,16 @@ async function wsOrigin(options: { tls?: { cert: string; key: string } } = {}): 
     handshakes.push(req.headers);
     const wrong = WRONG_HANDSHAKES[req.url ?? ''];
     if (wrong) {
-      upstreamEnds.push(new Promise((resolve) => {
-        socket.once('end', () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once('close', () => resolve(true));
-        socket.resume();
-      }));
+      upstreamEnds.push(
+        new Promise((resolve) => {
+          socket.once('end', () => {
+            socket.destroy();
+            resolve(true);
+          });
+          socket.once('close', () => resolve(true));
+          socket.resume();
+        }),
+      );
       socket.write(`HTTP/1.1 101 Switching Protocols\r\n${wrong(String(req.headers['sec-websocket-key']))}\r\n`);
       return;
     }
@@ -145,7 +147,7 @@ test('the origin closing the session reaches the client with its close code and 
   t.is(proxy.pipeline.generationsAlive, 1);
 });
 
-test('an upgrade the origin refuses is answered with the origin\'s response', async (t) => {
+test("an upgrade the origin refuses is answered with the origin's response", async (t) => {
   const origin = await wsOrigin();
   t.teardown(() => origin.close());
   const proxy = await harness(t, { endpoints: [origin.key] });
@@ -232,12 +234,12 @@ test('a 101 that does not complete the WebSocket handshake (h2c, wrong or missin
   t.is((await nextMessage(ws)).data.toString(), 'still fine');
 });
 
-test('upgrade requests of a route that speaks HTTP/2 get HTTP/1.1 pools of their own; other routes share the route\'s', (t) => {
+test("upgrade requests of a route that speaks HTTP/2 get HTTP/1.1 pools of their own; other routes share the route's", (t) => {
   const plugin = new WebsocketPlugin({ idleTimeout: 60_000 });
   const binding = plugin.bind(testRoute({ endpoints: [] }));
   const h2 = { scheme: 'http:', http2: 'prior-knowledge', connectTimeout: 1_000, maxConcurrentStreams: 50 } as const;
   t.deepEqual(plugin.upgradeProfile(binding, h2), { scheme: 'http:', http2: 'off', connectTimeout: 1_000, maxConcurrentStreams: undefined });
-  t.is(h2.http2, 'prior-knowledge', 'the route\'s profile is left alone');
+  t.is(h2.http2, 'prior-knowledge', "the route's profile is left alone");
   const h1 = { scheme: 'https:', http2: 'off', connectTimeout: 1_000 } as const;
   t.is(plugin.upgradeProfile(binding, h1), h1, 'an HTTP/1.1 route upgrades over its own pools');
 });

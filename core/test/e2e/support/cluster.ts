@@ -20,12 +20,7 @@ export async function eventsFor(admin: AdminClients, namespace: string, name: st
  * Creates Service `echo.name` (port `servicePort`, default 80, named `portName` if given) and its EndpointSlice
  * listing every address of `echo` on the echo port.
  */
-export function createEchoBackend(
-  admin: AdminClients,
-  namespace: string,
-  echo: EchoService,
-  options: { servicePort?: number; portName?: string } = {},
-): Promise<void> {
+export function createEchoBackend(admin: AdminClients, namespace: string, echo: EchoService, options: { servicePort?: number; portName?: string } = {}): Promise<void> {
   return createBackend(admin, namespace, echo.name, echo.addresses, {
     port: options.servicePort ?? 80,
     targetPort: echo.port,

@@ -66,7 +66,10 @@ export async function startEchoService(name: string, addresses: readonly string[
     try {
       for (const address of addresses) {
         const server = createServer();
-        server.on('request', handler(address, () => port));
+        server.on(
+          'request',
+          handler(address, () => port),
+        );
         await listen(server, address, port);
         servers.push(server);
         port = (server.address() as AddressInfo).port;

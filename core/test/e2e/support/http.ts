@@ -43,25 +43,22 @@ export function send(baseUrl: string, path: string, options: SendOptions = {}): 
   if (options.body !== undefined) headers['content-length'] = String(Buffer.byteLength(options.body));
   const timeoutMs = options.timeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers, agent: false, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          let echo: EchoReport | undefined;
-          try {
-            const parsed: unknown = JSON.parse(body);
-            echo = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as EchoReport) : undefined;
-          } catch {
-            echo = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, echo });
-        });
-      },
-    );
+    const req = request({ host: url.hostname, port: url.port, path, method: options.method ?? 'GET', headers, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        let echo: EchoReport | undefined;
+        try {
+          const parsed: unknown = JSON.parse(body);
+          echo = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as EchoReport) : undefined;
+        } catch {
+          echo = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, echo });
+      });
+    });
     req.on('timeout', () => req.destroy(new Error(`${options.method ?? 'GET'} ${baseUrl}${path} (Host ${options.host ?? url.host}) timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(options.body);

@@ -100,9 +100,7 @@ export class TrafficLoop {
 
   /** Results that were not a 200 from a backend, described for an assertion message. */
   failures(): string[] {
-    return this.results
-      .filter((r) => r.status !== 200 || r.service === undefined)
-      .map((r) => `${new Date(r.at).toISOString()} ${r.status} ${r.error ?? ''}`.trim());
+    return this.results.filter((r) => r.status !== 200 || r.service === undefined).map((r) => `${new Date(r.at).toISOString()} ${r.status} ${r.error ?? ''}`.trim());
   }
 
   /** Resolves once at least `count` more results than now have arrived; throws after `timeoutMs`. */

@@ -95,7 +95,10 @@ test('client certificate and key come from relative files or from -data, and -da
 });
 
 test('username and password become a Basic header', async (t) => {
-  const access = parseKubeconfig([{ path: '/k/config', text: kubeconfigYaml(single({ server: 'https://127.0.0.1:6443' }, { username: 'admin', password: 'p:ss wörd' })) }], {});
+  const access = parseKubeconfig(
+    [{ path: '/k/config', text: kubeconfigYaml(single({ server: 'https://127.0.0.1:6443' }, { username: 'admin', password: 'p:ss wörd' })) }],
+    {},
+  );
   const { authorization } = await access.credentials();
   t.truthy(authorization?.startsWith('Basic '));
   t.is(Buffer.from(authorization!.slice('Basic '.length), 'base64').toString('utf8'), 'admin:p:ss wörd');
@@ -227,14 +230,26 @@ const badConfigs: ReadonlyArray<{ title: string; yaml: string | Parts; context?:
   { title: 'non-URL server', yaml: single({ server: '127.0.0.1 port 6443' }), message: /clusters\[c\]\.cluster\.server is not a URL: "127\.0\.0\.1 port 6443"/ },
   { title: 'non-http server', yaml: single({ server: 'ftp://127.0.0.1' }), message: /clusters\[c\]\.cluster\.server must be http\(s\)/ },
   { title: 'server not a string', yaml: single({ server: 6443 }), message: /clusters\[c\]\.cluster\.server must be a string/ },
-  { title: 'proxy-url', yaml: single({ server: 'https://127.0.0.1:6443', 'proxy-url': 'http://127.0.0.1:3128' }), message: /clusters\[c\]\.cluster\.proxy-url is not supported/ },
+  {
+    title: 'proxy-url',
+    yaml: single({ server: 'https://127.0.0.1:6443', 'proxy-url': 'http://127.0.0.1:3128' }),
+    message: /clusters\[c\]\.cluster\.proxy-url is not supported/,
+  },
   {
     title: 'auth-provider',
     yaml: single({ server: 'https://127.0.0.1:6443' }, { 'auth-provider': { name: 'gcp', config: {} } }),
     message: /users\[u\]\.user\.auth-provider is not supported.*exec credential plugin/,
   },
-  { title: 'certificate without key', yaml: single({ server: 'https://127.0.0.1:6443' }, { 'client-certificate-data': b64(CERT_PEM) }), message: /users\[u\]\.user needs both client-certificate and client-key/ },
-  { title: 'key without certificate', yaml: single({ server: 'https://127.0.0.1:6443' }, { 'client-key-data': b64(KEY_PEM) }), message: /users\[u\]\.user needs both client-certificate and client-key/ },
+  {
+    title: 'certificate without key',
+    yaml: single({ server: 'https://127.0.0.1:6443' }, { 'client-certificate-data': b64(CERT_PEM) }),
+    message: /users\[u\]\.user needs both client-certificate and client-key/,
+  },
+  {
+    title: 'key without certificate',
+    yaml: single({ server: 'https://127.0.0.1:6443' }, { 'client-key-data': b64(KEY_PEM) }),
+    message: /users\[u\]\.user needs both client-certificate and client-key/,
+  },
   { title: 'token not a string', yaml: single({ server: 'https://127.0.0.1:6443' }, { token: 12345 }), message: /users\[u\]\.user\.token must be a string/ },
   { title: 'invalid YAML', yaml: 'clusters: [\n  - name: c\n    cluster: {server: "https://127.0.0.1"\n', message: /is not valid YAML/ },
   { title: 'a list document', yaml: '- a\n- b\n', message: /is not a kubeconfig \(expected a mapping\)/ },
@@ -247,16 +262,32 @@ const badConfigs: ReadonlyArray<{ title: string; yaml: string | Parts; context?:
     yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { apiVersion: 'client.authentication.k8s.io/v1alpha1', command: 'plugin' } }),
     message: /users\[u\]\.user\.exec\.apiVersion "client\.authentication\.k8s\.io\/v1alpha1" is not supported/,
   },
-  { title: 'exec without command', yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { apiVersion: 'client.authentication.k8s.io/v1' } }), message: /users\[u\]\.user\.exec\.command is missing/ },
+  {
+    title: 'exec without command',
+    yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { apiVersion: 'client.authentication.k8s.io/v1' } }),
+    message: /users\[u\]\.user\.exec\.command is missing/,
+  },
   { title: 'exec not a mapping', yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: 'plugin --token' }), message: /users\[u\]\.user\.exec must be a mapping/ },
-  { title: 'exec args not strings', yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', args: ['ok', 3] } }), message: /users\[u\]\.user\.exec\.args must be a list of strings/ },
-  { title: 'exec env not a list', yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', env: { A: 'b' } } }), message: /users\[u\]\.user\.exec\.env must be a list/ },
+  {
+    title: 'exec args not strings',
+    yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', args: ['ok', 3] } }),
+    message: /users\[u\]\.user\.exec\.args must be a list of strings/,
+  },
+  {
+    title: 'exec env not a list',
+    yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', env: { A: 'b' } } }),
+    message: /users\[u\]\.user\.exec\.env must be a list/,
+  },
   {
     title: 'exec env entry without value',
     yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', env: [{ name: 'OK', value: 'v' }, { name: 'A' }] } }),
     message: /users\[u\]\.user\.exec\.env\[1\] needs a string name and value/,
   },
-  { title: 'exec env entry a string', yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', env: ['A=b'] } }), message: /users\[u\]\.user\.exec\.env\[0\] needs a string name and value/ },
+  {
+    title: 'exec env entry a string',
+    yaml: single({ server: 'https://127.0.0.1:6443' }, { exec: { command: 'plugin', env: ['A=b'] } }),
+    message: /users\[u\]\.user\.exec\.env\[0\] needs a string name and value/,
+  },
 ];
 
 for (const bad of badConfigs) {

@@ -122,7 +122,14 @@ test('GET sends path, query without empty parameters, Accept, User-Agent and Aut
   t.is(req!.method, 'GET');
   const url = new URL(req!.url, srv.url);
   t.is(url.pathname, '/apis/networking.k8s.io/v1/ingresses');
-  t.deepEqual([...url.searchParams.entries()], [['labelSelector', 'app in (a,b)'], ['limit', '500'], ['allowWatchBookmarks', 'false']]);
+  t.deepEqual(
+    [...url.searchParams.entries()],
+    [
+      ['labelSelector', 'app in (a,b)'],
+      ['limit', '500'],
+      ['allowWatchBookmarks', 'false'],
+    ],
+  );
   t.is(req!.headers.accept, 'application/json');
   t.is(req!.headers['user-agent'], 'warren-test/1.0');
   t.is(req!.headers.authorization, 'Bearer tok-get');
@@ -275,7 +282,9 @@ test('a non-JSON error body still gives the status code', async (t) => {
 });
 
 test('a 401 is retried once with refreshed credentials, resending the body', async (t) => {
-  const srv = await serve(t, (_req, res, seen) => (seen.headers.authorization === 'Bearer fresh' ? json(res, 201, { created: true }) : json(res, 401, { kind: 'Status', reason: 'Unauthorized' })));
+  const srv = await serve(t, (_req, res, seen) =>
+    seen.headers.authorization === 'Bearer fresh' ? json(res, 201, { created: true }) : json(res, 401, { kind: 'Status', reason: 'Unauthorized' }),
+  );
   const { access, refreshes } = refreshingAccess(srv.url, (refresh) => ({ authorization: refresh ? 'Bearer fresh' : 'Bearer stale' }));
   const kube = client(t, access);
   t.deepEqual(await kube.post('/api/v1/namespaces/ns/configmaps', { metadata: { name: 'x' } }), { created: true });
@@ -483,9 +492,12 @@ test('watch: a line longer than MAX_WATCH_LINE without a newline rejects', async
     if (!res.destroyed) res.end('"}}\n');
   });
   const kube = client(t, staticAccess({ server: srv.url }));
-  await t.throwsAsync(kube.watch('/api/v1/configmaps', {}, () => t.fail('no event expected'), { signal: new AbortController().signal, idleTimeoutMs: 10_000 }), {
-    message: `watch /api/v1/configmaps: an event exceeds ${MAX_WATCH_LINE} characters`,
-  });
+  await t.throwsAsync(
+    kube.watch('/api/v1/configmaps', {}, () => t.fail('no event expected'), { signal: new AbortController().signal, idleTimeoutMs: 10_000 }),
+    {
+      message: `watch /api/v1/configmaps: an event exceeds ${MAX_WATCH_LINE} characters`,
+    },
+  );
   t.true(written > MAX_WATCH_LINE, 'the server had to send more than the limit before the client gave up');
 });
 

@@ -54,16 +54,16 @@ function config(command: string, overrides: Partial<ExecConfig> = {}): ExecConfi
   return { apiVersion: V1, command, args: [], env: {}, provideClusterInfo: false, where: 'users[u].user.exec (/k/config)', ...overrides };
 }
 
-const credential = (status: Record<string, unknown>, apiVersion = V1) => `write({ apiVersion: ${JSON.stringify(apiVersion)}, kind: 'ExecCredential', status: ${JSON.stringify(status)} });`;
+const credential = (status: Record<string, unknown>, apiVersion = V1) =>
+  `write({ apiVersion: ${JSON.stringify(apiVersion)}, kind: 'ExecCredential', status: ${JSON.stringify(status)} });`;
 const inOneHour = () => new Date(Date.now() + 3_600_000).toISOString();
 
 test('the plugin gets KUBERNETES_EXEC_INFO (non-interactive, no cluster), its args and env; a token becomes Bearer', async (t) => {
   const p = plugin(t, credential({ token: TOKEN }));
-  const source = execCredentialSource(
-    config(p.command, { args: ['get-token', '--cluster', 'kind warren'], env: { PLUGIN_MODE: 'test', SHARED: 'from-exec-env' } }),
-    CLUSTER,
-    { BASE_ONLY: 'from-base', SHARED: 'from-base' },
-  );
+  const source = execCredentialSource(config(p.command, { args: ['get-token', '--cluster', 'kind warren'], env: { PLUGIN_MODE: 'test', SHARED: 'from-exec-env' } }), CLUSTER, {
+    BASE_ONLY: 'from-base',
+    SHARED: 'from-base',
+  });
   t.deepEqual(await source(), { authorization: `Bearer ${TOKEN}`, clientCert: undefined });
   const seen = p.lastSeen();
   t.deepEqual(seen.info, { apiVersion: V1, kind: 'ExecCredential', spec: { interactive: false } });
@@ -75,7 +75,11 @@ test('the plugin gets KUBERNETES_EXEC_INFO (non-interactive, no cluster), its ar
 
 test('provideClusterInfo passes server, CA data and insecure-skip-tls-verify in the exec info', async (t) => {
   const p = plugin(t, credential({ token: TOKEN }, V1BETA1));
-  const source = execCredentialSource(config(p.command, { apiVersion: V1BETA1, provideClusterInfo: true }), { server: 'https://127.0.0.1:6443/prefix', caPem: CA_PEM, insecureSkipTlsVerify: true }, {});
+  const source = execCredentialSource(
+    config(p.command, { apiVersion: V1BETA1, provideClusterInfo: true }),
+    { server: 'https://127.0.0.1:6443/prefix', caPem: CA_PEM, insecureSkipTlsVerify: true },
+    {},
+  );
   await source();
   const { info } = p.lastSeen();
   t.is(info.apiVersion, V1BETA1);
@@ -98,7 +102,9 @@ test('through a kubeconfig: a relative command resolves against its folder, and 
     file,
     stringify({
       clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:6443/k8s/', 'certificate-authority-data': Buffer.from(CA_PEM).toString('base64') } }],
-      users: [{ name: 'u', user: { exec: { apiVersion: V1, command: './bin/auth', args: ['--x'], env: [{ name: 'FROM_KUBECONFIG', value: 'yes' }], provideClusterInfo: true } } }],
+      users: [
+        { name: 'u', user: { exec: { apiVersion: V1, command: './bin/auth', args: ['--x'], env: [{ name: 'FROM_KUBECONFIG', value: 'yes' }], provideClusterInfo: true } } },
+      ],
       contexts: [{ name: 'main', context: { cluster: 'c', user: 'u' } }],
       'current-context': 'main',
     }),
@@ -150,8 +156,14 @@ test('a credential without expirationTimestamp is kept until a refresh', async (
 });
 
 test('an expired credential, or one expiring within the renewal margin, is fetched again on the next call', async (t) => {
-  for (const [label, offsetMs] of [['expired a minute ago', -60_000], ['expires in 5 s', 5_000]] as const) {
-    const p = plugin(t, `write({ apiVersion: '${V1}', kind: 'ExecCredential', status: { token: 'tok-' + runs, expirationTimestamp: new Date(Date.now() + ${offsetMs}).toISOString() } });`);
+  for (const [label, offsetMs] of [
+    ['expired a minute ago', -60_000],
+    ['expires in 5 s', 5_000],
+  ] as const) {
+    const p = plugin(
+      t,
+      `write({ apiVersion: '${V1}', kind: 'ExecCredential', status: { token: 'tok-' + runs, expirationTimestamp: new Date(Date.now() + ${offsetMs}).toISOString() } });`,
+    );
     const source = execCredentialSource(config(p.command), CLUSTER, {});
     t.is((await source()).authorization, 'Bearer tok-1', label);
     t.is((await source()).authorization, 'Bearer tok-2', label);
@@ -172,7 +184,10 @@ test('concurrent callers share one run', async (t) => {
 });
 
 test('a failed run is not cached: the next call runs the plugin again', async (t) => {
-  const p = plugin(t, `if (runs === 1) { process.stderr.write('temporary failure\\n'); process.exit(1); } write({ apiVersion: '${V1}', kind: 'ExecCredential', status: { token: 'tok-' + runs } });`);
+  const p = plugin(
+    t,
+    `if (runs === 1) { process.stderr.write('temporary failure\\n'); process.exit(1); } write({ apiVersion: '${V1}', kind: 'ExecCredential', status: { token: 'tok-' + runs } });`,
+  );
   const source = execCredentialSource(config(p.command), CLUSTER, {});
   await t.throwsAsync(source(), { message: /temporary failure/ });
   t.is((await source()).authorization, 'Bearer tok-2');

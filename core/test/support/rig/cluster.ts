@@ -24,7 +24,11 @@ export async function podsOf(clients: RigClients, namespace: string, app: string
 export const isReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 
 /** Every endpoint the EndpointSlice controller publishes for `service`, with its conditions. */
-export async function endpointsOf(clients: RigClients, namespace: string, service: string): Promise<Array<{ address: string; ready: boolean; serving: boolean; terminating: boolean; pod?: string }>> {
+export async function endpointsOf(
+  clients: RigClients,
+  namespace: string,
+  service: string,
+): Promise<Array<{ address: string; ready: boolean; serving: boolean; terminating: boolean; pod?: string }>> {
   const slices: V1EndpointSlice[] = (await clients.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` })).items;
   return slices.flatMap((s) =>
     (s.endpoints ?? []).map((e) => ({

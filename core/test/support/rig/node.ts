@@ -7,7 +7,18 @@
  * the node uses the same `pods/binding` subresource the scheduler writes, so the apiserver sees the same
  * requests. Pods naming another `schedulerName` or another node are left alone.
  */
-import { CoreV1Api, CoordinationV1Api, makeInformer, PatchStrategy, setHeaderOptions, type Informer, type KubeConfig, type ObjectCache, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CoordinationV1Api,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  type Informer,
+  type KubeConfig,
+  type ObjectCache,
+  type V1Node,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AddressPool } from './addresses.js';
@@ -134,7 +145,11 @@ export class RigNode {
     await this.#coordination.createNamespacedLease({
       namespace: LEASE_NAMESPACE,
       body: {
-        metadata: { name: this.name, namespace: LEASE_NAMESPACE, ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.name, uid: (await this.#core.readNode({ name: this.name })).metadata!.uid! }] },
+        metadata: {
+          name: this.name,
+          namespace: LEASE_NAMESPACE,
+          ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.name, uid: (await this.#core.readNode({ name: this.name })).metadata!.uid! }],
+        },
         spec: { holderIdentity: this.name, leaseDurationSeconds: LEASE_SECONDS, renewTime: microTime() as unknown as Date },
       },
     });
@@ -184,7 +199,9 @@ export class RigNode {
     }
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
     if (pod.metadata?.deletionTimestamp) {
-      void this.#core.deleteNamespacedPod({ namespace: pod.metadata.namespace!, name: pod.metadata.name!, body: { gracePeriodSeconds: 0, preconditions: { uid } } }).catch(() => undefined);
+      void this.#core
+        .deleteNamespacedPod({ namespace: pod.metadata.namespace!, name: pod.metadata.name!, body: { gracePeriodSeconds: 0, preconditions: { uid } } })
+        .catch(() => undefined);
       return;
     }
     const rigPod = new RigPod(this.#podHost(), pod);

@@ -14,7 +14,16 @@
  * Volumes (volumes.ts) are written into the pod's folder and mounted where the container expects them in a
  * private mount namespace (pod-mounts.ts). Liveness and startup probes and init containers are not simulated.
  */
-import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Container, type V1ContainerStatus, type V1Pod, type V1PodCondition, type V1Probe } from '@kubernetes/client-node';
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Api,
+  type V1Container,
+  type V1ContainerStatus,
+  type V1Pod,
+  type V1PodCondition,
+  type V1Probe,
+} from '@kubernetes/client-node';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -52,7 +61,10 @@ interface ContainerRun {
   readonly spec: V1Container;
   readonly dir: string;
   child?: LoggedChild;
-  state: { kind: 'waiting'; reason: string; message?: string } | { kind: 'running'; startedAt: Date } | { kind: 'terminated'; exitCode: number; reason: string; startedAt?: Date; finishedAt: Date };
+  state:
+    | { kind: 'waiting'; reason: string; message?: string }
+    | { kind: 'running'; startedAt: Date }
+    | { kind: 'terminated'; exitCode: number; reason: string; startedAt?: Date; finishedAt: Date };
   restartCount: number;
   ready: boolean;
   probeTimer?: NodeJS.Timeout;
@@ -183,10 +195,15 @@ export class RigPod {
     Object.assign(env, proc.env);
     let command = proc.command;
     let args = proc.args;
-    const mounts = (run.spec.volumeMounts ?? []).map((m) => ({ source: this.#volumes.get(m.name), target: m.mountPath, readOnly: m.readOnly === true, subPath: m.subPath || m.subPathExpr }));
+    const mounts = (run.spec.volumeMounts ?? []).map((m) => ({
+      source: this.#volumes.get(m.name),
+      target: m.mountPath,
+      readOnly: m.readOnly === true,
+      subPath: m.subPath || m.subPathExpr,
+    }));
     const badMount = mounts.find((m) => !m.source || m.subPath);
     if (badMount) {
-      const message = `volume mount at ${badMount.target}: ${badMount.source ? 'subPath is not supported by the rig\'s node' : 'no such volume'}`;
+      const message = `volume mount at ${badMount.target}: ${badMount.source ? "subPath is not supported by the rig's node" : 'no such volume'}`;
       run.state = { kind: 'waiting', reason: 'CreateContainerConfigError', message };
       this.#host.event(this.#pod, 'Warning', 'Failed', `container ${run.spec.name}: ${message}`);
       this.#host.log(`${this.name}: container ${run.spec.name}: ${message}`);

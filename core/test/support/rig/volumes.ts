@@ -36,7 +36,13 @@ const base64 = (data: Record<string, string> | undefined) => Object.fromEntries(
 const notFound = (err: unknown) => (err as { code?: number }).code === 404;
 
 /** The data of a ConfigMap or Secret as bytes; undefined when it is missing and `optional`. */
-async function objectData(kind: 'ConfigMap' | 'Secret', read: () => Promise<Record<string, Buffer>>, name: string, optional: boolean | undefined, what: string): Promise<Record<string, Buffer> | undefined> {
+async function objectData(
+  kind: 'ConfigMap' | 'Secret',
+  read: () => Promise<Record<string, Buffer>>,
+  name: string,
+  optional: boolean | undefined,
+  what: string,
+): Promise<Record<string, Buffer> | undefined> {
   try {
     return await read();
   } catch (err) {
@@ -46,20 +52,35 @@ async function objectData(kind: 'ConfigMap' | 'Secret', read: () => Promise<Reco
 }
 
 const configMapData = (core: CoreV1Api, namespace: string, name: string, optional: boolean | undefined, what: string) =>
-  objectData('ConfigMap', async () => {
-    const cm = await core.readNamespacedConfigMap({ namespace, name });
-    return { ...utf8(cm.data), ...base64(cm.binaryData) };
-  }, name, optional, what);
+  objectData(
+    'ConfigMap',
+    async () => {
+      const cm = await core.readNamespacedConfigMap({ namespace, name });
+      return { ...utf8(cm.data), ...base64(cm.binaryData) };
+    },
+    name,
+    optional,
+    what,
+  );
 
 const secretData = (core: CoreV1Api, namespace: string, name: string, optional: boolean | undefined, what: string) =>
-  objectData('Secret', async () => {
-    const secret = await core.readNamespacedSecret({ namespace, name });
-    return { ...base64(secret.data), ...utf8(secret.stringData) };
-  }, name, optional, what);
+  objectData(
+    'Secret',
+    async () => {
+      const secret = await core.readNamespacedSecret({ namespace, name });
+      return { ...base64(secret.data), ...utf8(secret.stringData) };
+    },
+    name,
+    optional,
+    what,
+  );
 
 function fieldValue(pod: V1Pod, fieldPath: string, what: string): string {
   const m = pod.metadata!;
-  const labels = (o: Record<string, string> | undefined) => Object.entries(o ?? {}).map(([k, v]) => `${k}="${v}"`).join('\n');
+  const labels = (o: Record<string, string> | undefined) =>
+    Object.entries(o ?? {})
+      .map(([k, v]) => `${k}="${v}"`)
+      .join('\n');
   switch (fieldPath) {
     case 'metadata.name':
       return m.name ?? '';
@@ -117,7 +138,7 @@ export async function prepareVolumes(pod: V1Pod, core: CoreV1Api, root: string):
               },
             },
           });
-          writeKeys(dir, { token: Buffer.from(res.status?.token ?? "") }, [{ key: 'token', path: t.path }], mode, what);
+          writeKeys(dir, { token: Buffer.from(res.status?.token ?? '') }, [{ key: 'token', path: t.path }], mode, what);
         } else if (source.configMap) {
           const data = await configMapData(core, namespace, source.configMap.name!, source.configMap.optional, what);
           if (data) writeKeys(dir, data, source.configMap.items, mode, what);

@@ -43,24 +43,25 @@ const registerCall = encodeCall({
 const VALID = [bootstrapReturn, registeredReturn, registerCall];
 
 /** Valid messages with random bytes overwritten: reaches deep decoder paths random bytes never reach. */
-const mutated = fc
-  .tuple(
-    fc.constantFrom(...VALID),
-    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
-  )
-  .map(([valid, edits]) => {
-    const copy = Buffer.from(valid);
-    for (const [at, value] of edits) copy[8 + (at % (copy.length - 8))] = value; // keep the frame header intact
-    return copy;
-  });
+const mutated = fc.tuple(fc.constantFrom(...VALID), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 })).map(([valid, edits]) => {
+  const copy = Buffer.from(valid);
+  for (const [at, value] of edits) copy[8 + (at % (copy.length - 8))] = value; // keep the frame header intact
+  return copy;
+});
 /** A well-formed frame header around random words. */
 const framedGarbage = fc.array(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), { minLength: 1, maxLength: 24 }).map((words) => {
   const frame = Buffer.alloc(8 + words.length * 8);
   frame.writeUInt32LE(words.length, 4);
-  words.forEach((w, i) => { frame.writeBigUInt64LE(w, 8 + i * 8); });
+  words.forEach((w, i) => {
+    frame.writeBigUInt64LE(w, 8 + i * 8);
+  });
   return frame;
 });
-const anyInput = fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b)), framedGarbage, mutated);
+const anyInput = fc.oneof(
+  fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b)),
+  framedGarbage,
+  mutated,
+);
 
 /** Reads everything a peer could make the client or server read from a decoded message. */
 function readDeeply(decoded: DecodedRpcMessage): void {

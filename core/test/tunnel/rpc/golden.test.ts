@@ -26,7 +26,6 @@ import type { RegistrationRequest, RegistrationResult } from '../../../src/tunne
 import { CLOUDFLARED_RPC as GOLDEN } from '../support/cloudflared-vectors.js';
 import { contentStruct, REGISTERED, request } from './helpers.js';
 
-
 // The vectors were made with the shared test request, but as a first attempt.
 const REQUEST: RegistrationRequest = request({ options: { ...request().options, numPreviousAttempts: 0 } });
 const DETAILS: RegistrationResult = REGISTERED;
@@ -41,8 +40,7 @@ function decode(hex: string): ReturnType<typeof decodeRpcMessage> {
 
 const encoders: Record<keyof typeof GOLDEN, () => Buffer> = {
   bootstrap: () => encodeBootstrap(0),
-  bootstrapReturn: () =>
-    encodeReturn({ answerId: 0, result: { kind: 'results', content: capabilityContent(0), capTable: [{ kind: 'senderHosted', id: 0 }] } }),
+  bootstrapReturn: () => encodeReturn({ answerId: 0, result: { kind: 'results', content: capabilityContent(0), capTable: [{ kind: 'senderHosted', id: 0 }] } }),
   finish: () => encodeFinish(0, false),
   registerCall: () =>
     encodeCall({

@@ -72,10 +72,7 @@ export function controlStream(t: ExecutionContext): { connector: Duplex; edge: D
 }
 
 /** A RegistrationClient talking to serveRegistration over an in-memory stream. */
-export function session(
-  t: ExecutionContext,
-  options: { handler?: RecordingHandler; faults?: RpcFaults; timeoutMs?: number; split?: 'bytes' } = {},
-) {
+export function session(t: ExecutionContext, options: { handler?: RecordingHandler; faults?: RpcFaults; timeoutMs?: number; split?: 'bytes' } = {}) {
   const { connector, edge } = options.split === 'bytes' ? byteSplitStream(t) : controlStream(t);
   const handler = options.handler ?? new RecordingHandler();
   const server = serveRegistration(edge, handler, options.faults ? { faults: options.faults } : {});

@@ -133,10 +133,7 @@ const protocolViolations: [string, () => Buffer][] = [
       return b.framed();
     },
   ],
-  [
-    'a bootstrap answer that is not a capability',
-    () => encodeReturn({ answerId: 0, result: { kind: 'results', content: structContent([1, 0]) } }),
-  ],
+  ['a bootstrap answer that is not a capability', () => encodeReturn({ answerId: 0, result: { kind: 'results', content: structContent([1, 0]) } })],
   [
     'a bootstrap capability the connector would host',
     () => encodeReturn({ answerId: 0, result: { kind: 'results', content: capabilityContent(0), capTable: [{ kind: 'receiverHosted', id: 0 }] } }),

@@ -6,7 +6,6 @@ import { protocolError } from './records.js';
  * and no `Status`); every other field becomes a response header.
  */
 
-
 export interface CgiHead {
   readonly status: number;
   readonly statusText: string;

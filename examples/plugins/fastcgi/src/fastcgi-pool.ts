@@ -122,7 +122,7 @@ export class FastCgiPool implements UpstreamPool, RequestOwner {
   #params(options: PoolDispatchOptions, bodyLength: number | undefined): Array<[string, string]> {
     const context = options.context;
     const settings = context?.get(SCRIPT_SETTINGS);
-    if (!context || !settings) throw new WarrenError(ErrorCode.UpstreamConnect, 'route reached the FastCGI pool without the fastcgi plugin\'s settings');
+    if (!context || !settings) throw new WarrenError(ErrorCode.UpstreamConnect, "route reached the FastCGI pool without the fastcgi plugin's settings");
     const head = context.exchange.head;
     const params = cgiParams(
       { method: options.method, target: options.path, headers: options.headers, authority: head.authority, clientAddress: head.clientAddress, contentLength: bodyLength },

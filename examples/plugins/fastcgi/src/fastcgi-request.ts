@@ -1,24 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import {
-  ErrorCode,
-  WarrenError,
-  type DispatchController,
-  type DispatchHandler,
-  type ProvisionContext,
-} from '@warren/core/plugin';
+import { ErrorCode, WarrenError, type DispatchController, type DispatchHandler, type ProvisionContext } from '@warren/core/plugin';
 import { CgiHeadReader } from './cgi-response.js';
-import {
-  abortRequest,
-  beginRequest,
-  encodePairs,
-  parseEndRequest,
-  ProtocolStatus,
-  protocolError,
-  RecordReader,
-  RecordType,
-  streamRecords,
-} from './records.js';
+import { abortRequest, beginRequest, encodePairs, parseEndRequest, ProtocolStatus, protocolError, RecordReader, RecordType, streamRecords } from './records.js';
 
 /** The plugin's logger (pino, from `ProvisionContext`). */
 type Logger = ProvisionContext['logger'];

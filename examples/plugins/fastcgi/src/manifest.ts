@@ -62,7 +62,7 @@ export const fastcgiConfigSchema = z
   .object({
     documentRoot: absolutePath
       .default('/var/www/html')
-      .describe('Where the scripts are in the application\'s file system: DOCUMENT_ROOT, and SCRIPT_FILENAME = documentRoot + SCRIPT_NAME'),
+      .describe("Where the scripts are in the application's file system: DOCUMENT_ROOT, and SCRIPT_FILENAME = documentRoot + SCRIPT_NAME"),
     index: fileName.default('index.php').describe('File appended to request paths ending in "/"'),
     scriptExtension: z
       .string()
@@ -92,7 +92,7 @@ export const FASTCGI_INDEX = defineAnnotation({
 /** `warren.dev/fastcgi-script-root`. */
 export const FASTCGI_SCRIPT_ROOT = defineAnnotation({
   key: 'fastcgi-script-root',
-  description: 'Document root of the scripts in the application\'s file system (overrides the plugin setting `documentRoot`).',
+  description: "Document root of the scripts in the application's file system (overrides the plugin setting `documentRoot`).",
   schema: absolutePath,
   example: '/var/www/html/public',
 });
@@ -101,7 +101,7 @@ export const FASTCGI_SCRIPT_ROOT = defineAnnotation({
 export const FASTCGI_PARAMS = defineAnnotation({
   key: 'fastcgi-params',
   description:
-    'Extra FastCGI params, one NAME=value per line, replacing computed ones of the same name and the plugin setting `params` (ingress-nginx\'s fastcgi-params-configmap, inline).',
+    "Extra FastCGI params, one NAME=value per line, replacing computed ones of the same name and the plugin setting `params` (ingress-nginx's fastcgi-params-configmap, inline).",
   schema: paramLines,
   example: 'SCRIPT_FILENAME=/var/www/html/public/index.php',
 });

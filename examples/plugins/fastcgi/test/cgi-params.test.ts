@@ -54,8 +54,21 @@ test('Host, scheme and port; Proxy and underscore names are never forwarded; the
 });
 
 test('extra params replace computed ones and come last', (t) => {
-  const v = [...vars({}, scriptSettings('/srv', { params: [['SCRIPT_FILENAME', '/app/index.php'], ['APP', '1']] }))];
-  t.deepEqual(v.slice(-2), [['SCRIPT_FILENAME', '/app/index.php'], ['APP', '1']]);
+  const v = [
+    ...vars(
+      {},
+      scriptSettings('/srv', {
+        params: [
+          ['SCRIPT_FILENAME', '/app/index.php'],
+          ['APP', '1'],
+        ],
+      }),
+    ),
+  ];
+  t.deepEqual(v.slice(-2), [
+    ['SCRIPT_FILENAME', '/app/index.php'],
+    ['APP', '1'],
+  ]);
   t.is(v.filter(([k]) => k === 'SCRIPT_FILENAME').length, 1);
   const text = vars({}, scriptSettings('/srv', { params: [['GREETING', 'grüße']] })).get('GREETING')!;
   t.deepEqual(Buffer.from(text, 'latin1'), Buffer.from('grüße', 'utf8'), 'values are sent as UTF-8');
@@ -65,7 +78,11 @@ test('annotation schemas parse to what bind uses and refuse with messages that s
   const [index, root, params] = [FASTCGI_INDEX, FASTCGI_SCRIPT_ROOT, FASTCGI_PARAMS];
   t.is(index!.schema.parse(' app.php '), 'app.php');
   t.is(root!.schema.parse('/var/www/html/public/'), '/var/www/html/public');
-  t.deepEqual(params!.schema.parse('A=1\n# note\n\nB = two words \r\nC='), [['A', '1'], ['B', 'two words'], ['C', '']]);
+  t.deepEqual(params!.schema.parse('A=1\n# note\n\nB = two words \r\nC='), [
+    ['A', '1'],
+    ['B', 'two words'],
+    ['C', ''],
+  ]);
   const tooMany = Array.from({ length: 65 }, (_, i) => `P${i}=x`).join('\n');
   t.regex(params!.schema.safeParse(tooMany).error!.issues[0]!.message, /65 params; at most 64/);
   t.regex(params!.schema.safeParse('A=\u0001').error!.issues[0]!.message, /control characters/);

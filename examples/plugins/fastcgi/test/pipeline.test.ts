@@ -49,7 +49,12 @@ function table(plugins: readonly LoadedPlugin[], annotations: Record<string, str
   const { snapshot, problems } = snapshotFromObjects(objects);
   if (problems.length > 0) throw new Error(JSON.stringify(problems));
   const config = parseConfig({});
-  return new RouteTableBuilder(routingConfig(config, plugins.map((p) => p.module.manifest))).build(snapshot);
+  return new RouteTableBuilder(
+    routingConfig(
+      config,
+      plugins.map((p) => p.module.manifest),
+    ),
+  ).build(snapshot);
 }
 
 interface Reply {
@@ -62,19 +67,14 @@ interface Reply {
 
 function send(url: string, options: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${url}${options.path ?? '/'}`,
-      { method: options.method ?? 'GET', agent: false, headers: { host: 'php.test', ...options.headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        const done = (error?: string): void =>
-          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), ...(error ? { error } : {}) });
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => done());
-        res.on('error', (err) => done(err.message));
-        res.on('aborted', () => done('aborted'));
-      },
-    );
+    const req = http.request(`${url}${options.path ?? '/'}`, { method: options.method ?? 'GET', agent: false, headers: { host: 'php.test', ...options.headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      const done = (error?: string): void => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), ...(error ? { error } : {}) });
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done());
+      res.on('error', (err) => done(err.message));
+      res.on('aborted', () => done('aborted'));
+    });
     req.on('error', reject);
     req.end(options.body);
   });
@@ -99,7 +99,7 @@ test('backend-protocol FCGI: routing model, pipeline and PHP-FPM; annotations ch
   t.is(index.status, 200);
   const seen = JSON.parse(index.body.toString()) as { server: Record<string, string>; get: Record<string, string> };
   t.like(seen.server, { SCRIPT_NAME: '/echo.php', DOCUMENT_ROOT: fpm.root, APP_MODE: 'cluster', QUERY_STRING: 'q=1', HTTP_HOST: 'php.test', REMOTE_ADDR: '127.0.0.1' });
-  t.is(seen.server.HTTP_X_FORWARDED_FOR, '127.0.0.1', 'core\'s forwarding fields reach the script');
+  t.is(seen.server.HTTP_X_FORWARDED_FOR, '127.0.0.1', "core's forwarding fields reach the script");
 
   const body = randomBytes(2 << 20);
   const upload = await send(proxy.url, { method: 'POST', path: '/echo.php', body, headers: { 'content-type': 'application/octet-stream' } });
@@ -113,7 +113,7 @@ test('backend-protocol FCGI: routing model, pipeline and PHP-FPM; annotations ch
   const moved = await send(proxy.url, { path: '/redirect.php' });
   t.is(moved.status, 302);
   t.is(moved.headers.location, '/elsewhere?from=php');
-  t.is((await send(proxy.url, { path: '/nope.php' })).status, 404, 'PHP-FPM\'s own 404 for an unknown script');
+  t.is((await send(proxy.url, { path: '/nope.php' })).status, 404, "PHP-FPM's own 404 for an unknown script");
 
   const download = await send(proxy.url, { path: '/big.php?mb=16' });
   t.is(download.body.length, 16 << 20);

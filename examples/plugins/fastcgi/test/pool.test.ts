@@ -41,7 +41,22 @@ test('GET: CGI variables per RFC 3875, query, request headers as HTTP_*, and no 
   const settings = scriptSettings(t.context.fpm.root);
   const reply = await poolRequest(p, {
     path: '/echo.php/extra/path?a=1&b=two%20words',
-    headers: ['host', 'php.example:8443', 'x-forwarded-proto', 'https', 'accept', 'text/html', 'proxy', 'http://evil.example:3128', 'x-under_score', 'dropped', 'cookie', 'a=1', 'cookie', 'b=2'],
+    headers: [
+      'host',
+      'php.example:8443',
+      'x-forwarded-proto',
+      'https',
+      'accept',
+      'text/html',
+      'proxy',
+      'http://evil.example:3128',
+      'x-under_score',
+      'dropped',
+      'cookie',
+      'a=1',
+      'cookie',
+      'b=2',
+    ],
     settings,
   });
   t.is(reply.error, undefined);
@@ -70,7 +85,10 @@ test('GET: CGI variables per RFC 3875, query, request headers as HTTP_*, and no 
   });
   t.deepEqual(get, { a: '1', b: 'two words' });
   t.false('HTTP_PROXY' in server, 'a client Proxy header never becomes HTTP_PROXY (httpoxy)');
-  t.false(Object.keys(server).some((k) => k.startsWith('HTTP_X_UNDER')), 'names with underscores are not forwarded');
+  t.false(
+    Object.keys(server).some((k) => k.startsWith('HTTP_X_UNDER')),
+    'names with underscores are not forwarded',
+  );
 });
 
 test('a path ending in "/" gets the index; extra params replace computed ones', async (t) => {
@@ -80,7 +98,17 @@ test('a path ending in "/" gets the index; extra params replace computed ones', 
   t.is(index.server.SCRIPT_NAME, '/index.php');
   t.is(index.server.SCRIPT_FILENAME, join(root, 'index.php'));
   const front = json(
-    (await poolRequest(p, { path: '/users/7', settings: scriptSettings(root, { params: [['SCRIPT_FILENAME', join(root, 'echo.php')], ['APP_MODE', 'test']] }) })).body,
+    (
+      await poolRequest(p, {
+        path: '/users/7',
+        settings: scriptSettings(root, {
+          params: [
+            ['SCRIPT_FILENAME', join(root, 'echo.php')],
+            ['APP_MODE', 'test'],
+          ],
+        }),
+      })
+    ).body,
   );
   t.is(front.server.SCRIPT_FILENAME, join(root, 'echo.php'), 'one front controller for every path');
   t.is(front.server.APP_MODE, 'test');
@@ -116,13 +144,16 @@ test('status, headers and repeated Set-Cookie from the script; Location without 
   t.is(created.headers['x-custom'], 'yes');
   t.deepEqual(created.headers['set-cookie'], ['a=1', 'b=2']);
   t.is(created.body.toString(), 'created');
-  t.true(created.rawHeaders!.some((b) => b.toString() === 'X-Custom'), 'the script\'s spelling of names is kept');
+  t.true(
+    created.rawHeaders!.some((b) => b.toString() === 'X-Custom'),
+    "the script's spelling of names is kept",
+  );
   const moved = await poolRequest(p, { path: '/redirect.php', settings });
   t.is(moved.status, 302);
   t.is(moved.headers.location, '/elsewhere?from=php');
 });
 
-test('an unknown script is the application\'s 404; a HEAD response has no body', async (t) => {
+test("an unknown script is the application's 404; a HEAD response has no body", async (t) => {
   const p = pool(t);
   const missing = await poolRequest(p, { path: '/nope.php', settings: scriptSettings(t.context.fpm.root) });
   t.is(missing.error, undefined);
@@ -198,7 +229,7 @@ test('a worker killed mid-response is an error after the head, never a complete 
   t.true(['ECONNRESET', 'UND_ERR_SOCKET'].includes(reply.error?.code ?? ''), reply.error?.code);
 });
 
-test('a body shorter than the script\'s Content-Length is an error even with END_REQUEST', async (t) => {
+test("a body shorter than the script's Content-Length is an error even with END_REQUEST", async (t) => {
   const p = pool(t);
   const reply = await poolRequest(p, { path: '/short.php', settings: scriptSettings(t.context.fpm.root) });
   t.deepEqual(reply.calls, ['start', 'head', 'data', 'error']);
@@ -237,7 +268,10 @@ test('at most keepAlive.maxConnections at once; further requests wait their turn
   const watch = setInterval(() => (peak = Math.max(peak, p.openConnections)), 5);
   const replies = await Promise.all(Array.from({ length: 6 }, () => poolRequest(p, { path: '/slow.php?ms=150', settings })));
   clearInterval(watch);
-  t.deepEqual(replies.map((r) => r.body.toString()), Array(6).fill('late'));
+  t.deepEqual(
+    replies.map((r) => r.body.toString()),
+    Array(6).fill('late'),
+  );
   t.is(peak, 2);
 });
 
@@ -256,7 +290,7 @@ test('no response head within the response-head timeout', async (t) => {
   t.is(reply.error?.code, 'UND_ERR_HEADERS_TIMEOUT');
 });
 
-test('nothing listening: the socket\'s ECONNREFUSED, which core treats as a connect failure', async (t) => {
+test("nothing listening: the socket's ECONNREFUSED, which core treats as a connect failure", async (t) => {
   const p = new FastCgiPool('http://127.0.0.1:1', PER_REQUEST, LIMITS, undefined);
   t.teardown(() => p.destroy());
   const reply = await poolRequest(p, { settings: scriptSettings('/srv') });

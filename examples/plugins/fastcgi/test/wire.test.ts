@@ -74,7 +74,13 @@ test('sends BEGIN_REQUEST (Responder, keep-conn), PARAMS with long values, an em
   const pool = new FastCgiPool(peer.origin, PROFILE, LIMITS, undefined);
   t.teardown(() => pool.destroy());
   const body = Buffer.alloc(70_000, 0x62);
-  const reply = await poolRequest(pool, { method: 'PUT', path: '/a.php', headers: ['x-long', 'v'.repeat(300), 'proxy', 'http://evil.test:3128'], body, settings: scriptSettings('/srv') });
+  const reply = await poolRequest(pool, {
+    method: 'PUT',
+    path: '/a.php',
+    headers: ['x-long', 'v'.repeat(300), 'proxy', 'http://evil.test:3128'],
+    body,
+    settings: scriptSettings('/srv'),
+  });
   t.is(reply.status, 204);
   const records = peer.received.records;
   t.is(records[0]!.type, RecordType.BeginRequest);
@@ -111,7 +117,10 @@ test('records split into single bytes are read whole', (t) => {
   const reader = new RecordReader({ onRecord: (type, _id, content) => seen.push([type, content.toString()]) });
   const bytes = Buffer.concat([stdout('hello'), record(RecordType.Stderr, 1, Buffer.from('warn')), endRequest()]);
   for (const b of bytes) reader.push(Buffer.from([b]));
-  t.deepEqual(seen.slice(0, 2), [[RecordType.Stdout, 'hello'], [RecordType.Stderr, 'warn']]);
+  t.deepEqual(seen.slice(0, 2), [
+    [RecordType.Stdout, 'hello'],
+    [RecordType.Stderr, 'warn'],
+  ]);
   t.is(seen[2]![0], RecordType.EndRequest);
   t.is(seen.length, 3);
   t.false(reader.midRecord);
@@ -128,7 +137,12 @@ const MALFORMED: Array<[string, Buffer, boolean, RegExp | string]> = [
   ['a folded head line', Buffer.concat([stdout('X-A: 1\r\n  more\r\n\r\n'), endRequest()]), false, /folded/],
   ['a head larger than the bound', Buffer.concat([stdout(`X-Big: ${'b'.repeat(5000)}\r\n\r\n`), endRequest()]), false, /exceeds 4096 bytes/],
   ['a body longer than its Content-Length', Buffer.concat([stdout('Content-Length: 2\r\n\r\nabc'), endRequest()]), false, /longer than its Content-Length/],
-  ['a connection closed mid-record', Buffer.concat([stdout('Status: 200\r\n\r\nabc'), streamRecords(RecordType.Stdout, 1, Buffer.alloc(100))[0]!, Buffer.alloc(10)]), true, 'UND_ERR_SOCKET'],
+  [
+    'a connection closed mid-record',
+    Buffer.concat([stdout('Status: 200\r\n\r\nabc'), streamRecords(RecordType.Stdout, 1, Buffer.alloc(100))[0]!, Buffer.alloc(10)]),
+    true,
+    'UND_ERR_SOCKET',
+  ],
   ['a connection closed before END_REQUEST', stdout('Status: 200\r\n\r\nabc'), true, 'UND_ERR_SOCKET'],
 ];
 
@@ -198,7 +212,12 @@ test('a streamed body that differs from its declared length is refused (400); no
     const peer = await scriptedPeer(t, Buffer.concat([stdout('Status: 200\r\n\r\n'), endRequest()]));
     const pool = new FastCgiPool(peer.origin, PROFILE, LIMITS, undefined);
     t.teardown(() => pool.destroy());
-    const reply = await poolRequest(pool, { method: 'POST', headers: ['content-length', String(declared)], body: Readable.from([Buffer.from('ab'), Buffer.from('cde')]), settings: scriptSettings('/srv') });
+    const reply = await poolRequest(pool, {
+      method: 'POST',
+      headers: ['content-length', String(declared)],
+      body: Readable.from([Buffer.from('ab'), Buffer.from('cde')]),
+      settings: scriptSettings('/srv'),
+    });
     t.is((reply.error as { status?: number } | undefined)?.status, 400, `declared ${declared}, sent 5`);
     await new Promise((r) => setTimeout(r, 50));
     const stdin = peer.received.records.filter((r) => r.type === RecordType.Stdin).reduce((n, r) => n + r.content.length, 0);

@@ -37,10 +37,7 @@ export const manifest = defineManifest({
   configSchema: z
     .object({
       header: headerName.default('x-request-id').describe('Header that carries the request id'),
-      trustIncoming: z
-        .boolean()
-        .default(true)
-        .describe('Keep a well-formed id the client (or the edge) already sent instead of making a new one'),
+      trustIncoming: z.boolean().default(true).describe('Keep a well-formed id the client (or the edge) already sent instead of making a new one'),
       echo: z.boolean().default(true).describe('Also return the id to the client in the response'),
     })
     .strict(),

@@ -109,10 +109,12 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
   let exited: number | null | undefined;
-  const exit = new Promise<void>((resolve) => child.once('exit', (code) => {
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', (code) => {
       exited = code;
       resolve();
-    }));
+    }),
+  );
   child.once('error', (err) => {
     stderr += `${err.message}\n`;
     exited ??= null;
