@@ -2,7 +2,7 @@
  * Start-up cost of the whole Warren process: CPU time (utime + stime) from exec until its first
  * "Registered tunnel connection" log line, and RSS after it has sat idle (no traffic) for a while.
  *
- *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args '--cpu-prof …']
+ *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …']
  *
  * Warren runs exactly as a user starts it (`node core/build/src/main.js`), in folder mode on a folder holding
  * one Ingress, with a supplied tunnel token, connecting to the edge simulator in a separate process (so the
