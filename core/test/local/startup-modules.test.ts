@@ -25,7 +25,7 @@ spec:
   rules: [{host: app.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}}]
 `;
 
-test('folder mode with a supplied tunnel registers without loading the edge simulator', async (t) => {
+test('folder mode with a supplied tunnel registers without loading the edge simulator or the Kubernetes control plane', async (t) => {
   const edge = await startEdgeSimulator();
   t.teardown(() => edge.close());
   const dir = tempDir('warren-startup-modules-');
@@ -57,4 +57,9 @@ test('folder mode with a supplied tunnel registers without loading the edge simu
 
   t.is(matching(/\/tunnel\/connector\.js$/).length, 1, 'the hook sees what is loaded: the connector ran');
   t.deepEqual(matching(/\/edge-simulator\//), [], 'the built-in edge simulator is loaded only for the demo');
+  t.deepEqual(
+    matching(/\/composition\/kubernetes\.js$|\/k8s\/(informers|leader-election|reflector)\.js$/),
+    [],
+    'the Kubernetes control plane is loaded only in Kubernetes mode',
+  );
 });
