@@ -11,7 +11,7 @@
  * core `--cpu` with taskset, the simulator to the other cores. Prints one row per run and the median with the
  * spread (min–max).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -76,13 +76,16 @@ const median = (xs: readonly number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-const dir = mkdtempSync(join(tmpdir(), 'warren-bench-startup-'));
+// The settings file sits next to the manifests folder, not in it: folder mode would read it as a manifest.
+const root = mkdtempSync(join(tmpdir(), 'warren-bench-startup-'));
+const dir = join(root, 'manifests');
+mkdirSync(dir);
 const sim = spawnJsonChild(...pin(otherCpus.length ? otherCpus : [warrenCpu], node, [`${here}lib/simulator-process.js`]));
 const results: Run[] = [];
 try {
   const info = await sim.next<{ edge: string; caFile: string; tokenFile: string }>((m) => typeof m.edge === 'string');
   writeFileSync(join(dir, 'app.yaml'), MANIFESTS);
-  const configFile = join(dir, '..', `${dir.split('/').pop()}-config.json`);
+  const configFile = join(root, 'config.json');
   writeFileSync(
     configFile,
     JSON.stringify({
@@ -108,10 +111,9 @@ try {
       await warren.stop();
     }
   }
-  rmSync(configFile, { force: true });
 } finally {
   await sim.stop();
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
 }
 
 const row = (label: string, pick: (r: Run) => number, digits: number) => {
