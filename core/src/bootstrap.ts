@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { FOLDER, provideFolder } from './composition/folder.js';
-import { KUBERNETES, provideKubernetes, type KubernetesControlPlane } from './composition/kubernetes.js';
+import type { KubernetesControlPlane } from './composition/kubernetes.js';
 import { closeLocalEdge, folderModeConfig, folderModeEdge, logFolderModeEdge, startLocalEdge, type FolderModeEdge } from './composition/local-edge.js';
 import { createRootContainer } from './composition/root.js';
 import { HTTP_ENTRY, PIPELINE, provideProxy, provideServers } from './composition/servers.js';
 import { provideTunnel, TUNNEL } from './composition/tunnel.js';
 import type { Config } from './config/schema.js';
-import { PARTS, provideRunnable, Resources } from './composition/parts.js';
+import { KUBERNETES, PARTS, provideRunnable, Resources } from './composition/parts.js';
 import { TOKENS } from './di/tokens.js';
 import type { EdgeSimulator } from './edge-simulator/index.js';
 import { ErrorCode, isWarrenError, WarrenError } from './errors.js';
@@ -156,7 +156,8 @@ async function assemble(config: Readonly<Config>, options: AssembleOptions, reso
   if (options.identity !== undefined) container.register(PARTS.Identity, { useValue: options.identity });
   if (edge?.simulator) refuseControlPlugins(container);
   if (local) provideFolder(container);
-  else provideKubernetes(container);
+  // Loaded only in Kubernetes mode: folder mode never runs the API client, informers, leader election or writers.
+  else (await import('./composition/kubernetes.js')).provideKubernetes(container);
   provideServers(container);
   provideProxy(container);
   provideRunnable(

@@ -2,8 +2,8 @@ import type { DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
-import { token, TOKENS } from '../di/tokens.js';
+import { KUBERNETES, PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
+import { TOKENS } from '../di/tokens.js';
 import { loadClusterAccess } from '../k8s/api/access.js';
 import { KubeClient } from '../k8s/api/client.js';
 import { ClusterInformers } from '../k8s/informers.js';
@@ -147,7 +147,7 @@ export interface KubernetesPartOptions {
 }
 
 /** The Kubernetes part registered in `container` (built on first use). */
-export const KUBERNETES = token<KubernetesControlPlane>('core.KubernetesControlPlane');
+export { KUBERNETES };
 
 /**
  * Registers the Kubernetes side of Warren: the API client (unless one is registered under `PARTS.KubeClient`

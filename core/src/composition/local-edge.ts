@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { tunnelMode } from '../cloudflare/tunnel-lifecycle.js';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { EdgeSimulator } from '../edge-simulator/index.js';
+import type { EdgeSimulator } from '../edge-simulator/index.js';
 import { ErrorCode, isWarrenError, WarrenError } from '../errors.js';
 import { componentLogger } from '../observability/logger.js';
 import { describeCredentials, type TunnelCredentials } from '../tunnel/credentials.js';
@@ -61,6 +61,8 @@ export async function startLocalEdge(
   logger: Logger,
 ): Promise<{ simulator: EdgeSimulator; config: Readonly<Config>; credentials: TunnelCredentials }> {
   const [host, portText] = splitListen(config.local.eyeballListen);
+  // Loaded only for the demo: a supplied tunnel or Kubernetes mode never runs the simulator.
+  const { EdgeSimulator } = await import('../edge-simulator/index.js');
   const simulator = new EdgeSimulator({
     edgeListeners: config.tunnel.haConnections,
     eyeball: { host, port: Number(portText) },

@@ -8,6 +8,7 @@ import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { RoutingConfig, RouteTableBuilder } from '../routes/build.js';
 import type { TunnelStateStore } from '../state/tunnel.js';
+import type { KubernetesControlPlane } from './kubernetes.js';
 import { token } from '../di/tokens.js';
 
 /** A readiness check of the health server. */
@@ -22,6 +23,12 @@ export interface NamedCheck {
  * providers ran (the last registration wins).
  */
 export type { NamedRunnable };
+
+/**
+ * Kubernetes mode: the control plane, registered by `provideKubernetes` (composition/kubernetes.ts). The token lives
+ * here so that folder mode, which never loads that module and the Kubernetes code behind it, can still ask for it.
+ */
+export const KUBERNETES = token<KubernetesControlPlane>('core.KubernetesControlPlane');
 
 export const PARTS = {
   /** Environment (`TUNNEL_TOKEN`, `POD_NAME`, `POD_NAMESPACE`, `CLOUDFLARE_API_TOKEN`, …). */

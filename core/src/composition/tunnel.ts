@@ -2,13 +2,12 @@ import type { DependencyContainer } from 'tsyringe';
 import { KubernetesCredentialsSecretStore, NoCredentialsSecretStore } from '../cloudflare/secret-store.js';
 import { TunnelLifecycle } from '../cloudflare/tunnel-lifecycle.js';
 import { TunnelPart } from '../cloudflare/tunnel-runner.js';
-import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
+import { KUBERNETES, PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
 import { token, TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { podNamespace } from '../k8s/namespace.js';
 import { TunnelConnector } from '../tunnel/connector.js';
 import { loadTunnelCredentials, makeCredentials, uuidToBytes, type TunnelCredentials } from '../tunnel/credentials.js';
-import { KUBERNETES } from './kubernetes.js';
 
 /** The tunnel part registered in `container` (present with `tunnel.enabled`). */
 export const TUNNEL = token<TunnelPart>('core.TunnelPart');

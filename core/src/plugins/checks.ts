@@ -1,4 +1,6 @@
-import semver from 'semver';
+// Two functions of semver, not its entry, which loads the whole package (a few ms of every start-up).
+import satisfies from 'semver/functions/satisfies.js';
+import validRange from 'semver/ranges/valid.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { PLUGIN_KINDS, type PluginManifest } from '../plugin-api/manifest.js';
 import type { PluginClass, PluginModule } from '../plugin-api/module.js';
@@ -63,8 +65,8 @@ function checkOrder({ module: { manifest: m }, source }: PluginCandidate): void 
 }
 
 function checkCoreRange({ module: { manifest: m }, source }: PluginCandidate): void {
-  if (semver.validRange(m.coreRange) === null) throw loadError(source, `manifest.coreRange "${m.coreRange}" is not a semver range`);
-  if (!semver.satisfies(CORE_VERSION, m.coreRange, { includePrerelease: true })) {
+  if (validRange(m.coreRange) === null) throw loadError(source, `manifest.coreRange "${m.coreRange}" is not a semver range`);
+  if (!satisfies(CORE_VERSION, m.coreRange, { includePrerelease: true })) {
     throw new WarrenError(ErrorCode.PluginVersion, `plugin ${m.id} (${source}) supports @warren/core ${m.coreRange}, but this is ${CORE_VERSION}`, {
       terminal: true,
     });

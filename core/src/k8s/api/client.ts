@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from '../../http/undici.js';
 import type { ClientCertificate, ClusterAccess, Credentials } from './access.js';
 
 /**
@@ -161,11 +162,13 @@ export class KubeClient {
       // Admitted at the last moment before sending: nothing awaited between the check and the write.
       const term = fence?.admit();
       const signal = term && init.signal ? AbortSignal.any([init.signal, term]) : (term ?? init.signal);
-      const res = await request(url, {
+      const target = new URL(url);
+      const res = await (this.#base ?? this).#dispatcher(creds).request({
+        origin: target.origin,
+        path: target.pathname + target.search,
         method: method as Dispatcher.HttpMethod,
         headers: this.#headers(creds, init.contentType),
         body: init.body,
-        dispatcher: (this.#base ?? this).#dispatcher(creds),
         signal,
         headersTimeout: timeout,
         bodyTimeout: timeout,

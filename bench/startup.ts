@@ -1,0 +1,134 @@
+/**
+ * Start-up cost of the whole Warren process: CPU time (utime + stime) from exec until its first
+ * "Registered tunnel connection" log line, and RSS after it has sat idle (no traffic) for a while.
+ *
+ *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …']
+ *
+ * Warren runs exactly as a user starts it (`node core/build/src/main.js`), in folder mode on a folder holding
+ * one Ingress, with a supplied tunnel token, connecting to the edge simulator in a separate process (so the
+ * simulator's own TLS and key generation are not counted). Folder mode is Kubernetes mode minus the object
+ * source: the same config loading, plugins, pipeline, metrics, health server and connector. Warren is pinned to
+ * core `--cpu` with taskset, the simulator to the other cores. Prints one row per run and the median with the
+ * spread (min–max).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { spawnJsonChild } from './lib/child.js';
+import { cpuTimeMs, rssBytes } from './lib/proc-stats.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    'idle-ms': { type: 'string', default: '10000' },
+    cpu: { type: 'string', default: '1' },
+    'node-args': { type: 'string', default: '' },
+  },
+});
+const runs = Math.min(Number(values.runs), 50);
+const idleMs = Number(values['idle-ms']);
+const warrenCpu = Number(values.cpu);
+const otherCpus = cpus()
+  .map((_, i) => i)
+  .filter((i) => i !== warrenCpu);
+const nodeArgs = values['node-args'].split(' ').filter(Boolean);
+const node = process.execPath;
+const here = new URL('.', import.meta.url).pathname;
+const main = new URL('../../core/build/src/main.js', import.meta.url).pathname;
+
+const MANIFESTS = `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: cloudflare-tunnel}
+spec: {controller: warren.dev/ingress-controller}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app, namespace: bench}
+spec:
+  ingressClassName: cloudflare-tunnel
+  rules:
+    - host: bench.example.com
+      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: bench}
+spec: {ports: [{name: http, port: 80, targetPort: 3000}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: app-1, namespace: bench, labels: {kubernetes.io/service-name: app}}
+addressType: IPv4
+endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
+ports: [{name: http, port: 3000}]
+`;
+
+interface Run {
+  cpuMs: number;
+  wallMs: number;
+  idleRssMiB: number;
+}
+
+const pin = (cores: readonly number[], command: string, args: readonly string[]) => ['taskset', ['-c', cores.join(','), command, ...args]] as const;
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+// The settings file sits next to the manifests folder, not in it: folder mode would read it as a manifest.
+const root = mkdtempSync(join(tmpdir(), 'warren-bench-startup-'));
+const dir = join(root, 'manifests');
+mkdirSync(dir);
+const sim = spawnJsonChild(...pin(otherCpus.length ? otherCpus : [warrenCpu], node, [`${here}lib/simulator-process.js`]));
+const results: Run[] = [];
+try {
+  const info = await sim.next<{ edge: string; caFile: string; tokenFile: string }>((m) => typeof m.edge === 'string');
+  writeFileSync(join(dir, 'app.yaml'), MANIFESTS);
+  const configFile = join(root, 'config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      logLevel: 'info',
+      tunnel: { tokenFile: info.tokenFile, edgeCaFile: info.caFile, edgeAddresses: [info.edge] },
+      server: { listen: '127.0.0.1:0' },
+    }),
+  );
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const [command, args] = pin([warrenCpu], node, [...nodeArgs, main, '--local', dir, '--config', configFile]);
+    const { TUNNEL_TOKEN: _, ...env } = process.env;
+    const warren = spawnJsonChild(command, args, { env });
+    try {
+      await warren.next((m) => m.msg === 'Registered tunnel connection', 30_000);
+      const cpuMs = cpuTimeMs(warren.pid);
+      const wallMs = performance.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, idleMs));
+      const idleRssMiB = rssBytes(warren.pid) / 2 ** 20;
+      results.push({ cpuMs, wallMs, idleRssMiB });
+      process.stderr.write(`run ${i + 1}: ${cpuMs} ms CPU, ${wallMs.toFixed(0)} ms wall, ${idleRssMiB.toFixed(1)} MiB idle RSS\n`);
+    } finally {
+      await warren.stop();
+    }
+  }
+} finally {
+  await sim.stop();
+  rmSync(root, { recursive: true, force: true });
+}
+
+const row = (label: string, pick: (r: Run) => number, digits: number) => {
+  const xs = results.map(pick);
+  return `| ${label} | ${median(xs).toFixed(digits)} | ${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)} | ${xs.map((x) => x.toFixed(digits)).join(', ')} |`;
+};
+process.stdout.write(
+  [
+    `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; Warren pinned to core ${warrenCpu}; ${results.length} runs; idle ${idleMs} ms${nodeArgs.length ? `; node ${nodeArgs.join(' ')}` : ''}.`,
+    '',
+    '| measure | median | spread | runs |',
+    '|---|---:|---:|---|',
+    row('CPU from exec to the first registration, ms', (r) => r.cpuMs, 0),
+    row('wall time from spawn to the first registration, ms', (r) => r.wallMs, 0),
+    row(`RSS ${idleMs / 1000} s after it, idle, MiB`, (r) => r.idleRssMiB, 1),
+    '',
+  ].join('\n'),
+);
