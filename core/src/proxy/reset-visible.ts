@@ -1,5 +1,4 @@
-import type { buildConnector as BuildConnector } from 'undici';
-import { buildConnector } from '../http/undici.js';
+import { buildConnector } from 'undici';
 
 /**
  * The code an origin's connection reset carries once it has passed {@link resetVisibleConnector}. Warren counts
@@ -15,9 +14,9 @@ export const ORIGIN_RESET = 'WARREN_ORIGIN_RESET';
  * reports it as the error it is. Bodies with a length or chunked framing were never affected: their end is
  * explicit.
  */
-export function resetVisibleConnector(options: BuildConnector.BuildOptions & { useH2c?: boolean }): BuildConnector.connector {
+export function resetVisibleConnector(options: buildConnector.BuildOptions & { useH2c?: boolean }): buildConnector.connector {
   // `useH2c` is read by undici's connector although its types omit it.
-  const connect = buildConnector(options as BuildConnector.BuildOptions);
+  const connect = buildConnector(options as buildConnector.BuildOptions);
   return (opts, callback) =>
     connect(opts, (...args) => {
       const socket = args[1];

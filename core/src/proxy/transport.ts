@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type * as Undici from 'undici';
-import { Pool } from '../http/undici.js';
+import { Pool } from 'undici';
 import type { TransportProfile, UpstreamPool, UpstreamTls } from '../plugin-api/upstream.js';
 import { AdmissionPool, type AdmissionLimits } from './admission.js';
 import { H2C_DEFAULT_SESSIONS, H2cPool } from './h2-pool.js';
@@ -121,7 +120,7 @@ function createClientPool(origin: string, profile: TransportProfile): UpstreamPo
     bodyTimeout: 0,
     maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
     strictContentLength: true,
-  } as Undici.Pool.Options);
+  } as Pool.Options);
 }
 
 interface Entry {

@@ -4,8 +4,6 @@
  * 10,000 Ingresses. Warren talks to the API server through its own client (core/src/k8s/api); client-node is a
  * type-only dependency at run time (a devDependency) and a test driver in tests.
  *
- * Nor undici's package entry, which loads every feature undici has (see core/src/http/undici.ts).
- *
  * Nor the `cloudflare` SDK, until the Cloudflare API is used: token mode without the DNS or firewall plugin never
  * calls it, and its module graph costs tens of MB of RSS.
  *
@@ -62,14 +60,6 @@ test('the controller and its built-in plugins load without @kubernetes/client-no
     [],
   );
   t.deepEqual(modules.filter(isCloudflareSdk), [], 'the cloudflare SDK is not loaded by importing Warren');
-  // undici's package entry loads fetch, WebSocket, EventSource, caches and mocks: ~50 ms of start-up CPU and
-  // ~12 MiB that Warren never uses. Its dispatchers come from core/src/http/undici.ts instead.
-  t.true(modules.some((m) => m.endsWith('/undici/lib/dispatcher/pool.js')), 'undici pools loaded');
-  t.deepEqual(
-    modules.filter((m) => m.endsWith('/undici/index.js')),
-    [],
-    "undici's package entry is not loaded",
-  );
 });
 
 const isCloudflareSdk = (url: string): boolean => url.includes('/node_modules/cloudflare/');

@@ -1,6 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
-import type { Dispatcher } from 'undici';
-import { Agent } from '../../http/undici.js';
+import { Agent, request, type Dispatcher } from 'undici';
 import type { ClientCertificate, ClusterAccess, Credentials } from './access.js';
 
 /**
@@ -162,13 +161,11 @@ export class KubeClient {
       // Admitted at the last moment before sending: nothing awaited between the check and the write.
       const term = fence?.admit();
       const signal = term && init.signal ? AbortSignal.any([init.signal, term]) : (term ?? init.signal);
-      const target = new URL(url);
-      const res = await (this.#base ?? this).#dispatcher(creds).request({
-        origin: target.origin,
-        path: target.pathname + target.search,
+      const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
         headers: this.#headers(creds, init.contentType),
         body: init.body,
+        dispatcher: (this.#base ?? this).#dispatcher(creds),
         signal,
         headersTimeout: timeout,
         bodyTimeout: timeout,
