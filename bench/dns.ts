@@ -34,7 +34,7 @@ for (const [plan, hosts] of [
       logger,
       env: { CLOUDFLARE_API_TOKEN: TOKEN },
     });
-    const sync = new DnsSync({ settings: dnsConfigSchema.parse({}), client, logger, events: new RecordingEventSink() });
+    const sync = new DnsSync({ config: dnsConfigSchema.parse({}), client, logger, events: new RecordingEventSink() });
     const perIngress = 5;
     const ingresses = Array.from({ length: hosts / perIngress }, (_, i) => ({
       namespace: 'bench',

@@ -165,7 +165,7 @@ async function runProxy(origin: OriginInfo): Promise<void> {
   const loaded = await core.resolvePlugins(core.parseConfig({}));
   const proxy = await startProxyHarness({ loadedPlugins: loaded, secrets, table, settings: { proxy: { accessLog: { enabled: false } } } });
   const connector = new TunnelConnector({
-    settings: { tunnel: tunnelSchema.parse({ edgeAddresses: [origin.sim.edge], edgeCaFile: origin.sim.caFile, haConnections: 1 }), shutdownGracePeriod: 1000 },
+    config: { tunnel: tunnelSchema.parse({ edgeAddresses: [origin.sim.edge], edgeCaFile: origin.sim.caFile, haConnections: 1 }), shutdownGracePeriod: 1000 },
     handler: proxy.pipeline,
     logger: pino({ level: 'silent' }),
     env: { TUNNEL_TOKEN: origin.sim.token },

@@ -32,7 +32,7 @@ const edges = values.edge ?? [];
 const forwarder = createOriginForwarder({ origin: values.origin! });
 const controller = new AbortController();
 const connector = new TunnelConnector({
-  settings: {
+  config: {
     tunnel: tunnelSchema.parse({
       edgeAddresses: Array.from({ length: ha }, (_, i) => edges[i % edges.length]),
       edgeCaFile: values.ca,

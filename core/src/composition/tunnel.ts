@@ -56,7 +56,7 @@ export function provideTunnel(container: DependencyContainer, options: TunnelPro
       lifecycle,
       credentials,
       credentialsOf: (tunnel) => (tunnel.mode === 'managed' ? toTunnelCredentials(tunnel.credentials) : loadTunnelCredentials(config.tunnel, env)),
-      connector: (creds) => new TunnelConnector({ settings: config, handler, logger, registry, env, credentials: creds }),
+      connector: (creds) => new TunnelConnector({ config: config, handler, logger, registry, env, credentials: creds }),
       state: c.resolve(PARTS.TunnelState),
       logger,
     });

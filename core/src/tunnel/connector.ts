@@ -23,7 +23,7 @@ import { TunnelMetrics } from './metrics.js';
 export type TunnelConfig = Pick<Config, 'tunnel' | 'shutdownGracePeriod'>;
 
 export interface TunnelConnectorOptions {
-  readonly settings: TunnelConfig;
+  readonly config: TunnelConfig;
   /** Receives every request stream as an Exchange (the proxy pipeline). */
   readonly handler: ExchangeHandler;
   readonly logger: Logger;
@@ -109,7 +109,7 @@ export class TunnelConnector extends EventEmitter implements Runnable {
   constructor(options: TunnelConnectorOptions) {
     super();
     this.#o = options;
-    const t = options.settings.tunnel;
+    const t = options.config.tunnel;
     this.#bodyBudget = new BodyBudget({
       connectionBytes: t.requestBodyBufferBytes,
       totalBytes: t.requestBodyBufferTotalBytes,
@@ -158,7 +158,7 @@ export class TunnelConnector extends EventEmitter implements Runnable {
 
   async start(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
-    const config = this.#o.settings.tunnel;
+    const config = this.#o.config.tunnel;
     const credentials = (this.#credentials ??= loadTunnelCredentials({ tokenFile: config.tokenFile, credentialsFile: config.credentialsFile }, this.#o.env ?? process.env));
     if (config.region && credentials.endpoint) {
       throw new WarrenError(
@@ -216,7 +216,7 @@ export class TunnelConnector extends EventEmitter implements Runnable {
   }
 
   async #discover(signal: AbortSignal): Promise<EdgeAddressPool | undefined> {
-    const config = this.#o.settings.tunnel;
+    const config = this.#o.config.tunnel;
     const backoff = new Backoff(this.#o.backoff?.baseMs, this.#o.backoff?.maxRetries, this.#o.random);
     for (;;) {
       try {
@@ -238,7 +238,7 @@ export class TunnelConnector extends EventEmitter implements Runnable {
   }
 
   async #runSlot(slot: Slot, pool: EdgeAddressPool, secureContext: SecureContext, credentials: TunnelCredentials, client: ClientInfo): Promise<void> {
-    const config = this.#o.settings;
+    const config = this.#o.config;
     while (!this.#stopping) {
       const address = pool.take(slot.index);
       if (!address) {
@@ -356,9 +356,9 @@ export class TunnelConnector extends EventEmitter implements Runnable {
     if (!this.#stopping) {
       this.#stopping = true;
       this.#wake.abort();
-      this.#log.info({ graceMs: this.#o.settings.shutdownGracePeriod }, 'stopping the tunnel connector');
+      this.#log.info({ graceMs: this.#o.config.shutdownGracePeriod }, 'stopping the tunnel connector');
     }
-    const grace = this.#o.settings.shutdownGracePeriod;
+    const grace = this.#o.config.shutdownGracePeriod;
     await Promise.all(this.#slots.map((slot) => slot.connection?.shutdown(grace)));
   }
 }

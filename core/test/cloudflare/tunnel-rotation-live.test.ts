@@ -64,7 +64,7 @@ function replica(
   const runConnector: TunnelRunnerOptions['runConnector'] = (tunnel, signal, signals) => {
     if (tunnel.mode !== 'managed') throw new Error('expected managed mode');
     const connector = new TunnelConnector({
-      settings: {
+      config: {
         tunnel: tunnelSchema.parse({ edgeAddresses: env.sim.edgeAddresses, edgeCaFile: env.sim.caFile, haConnections: 1, rpcTimeout: 2000 }),
         shutdownGracePeriod: 200,
       },

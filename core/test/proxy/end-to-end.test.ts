@@ -42,7 +42,7 @@ async function stack(t: ExecutionContext, routes: Route[], secrets?: MemorySecre
   const proxy = await startProxyHarness({ loadedPlugins: await resolvePlugins(parseConfig({})), secrets, logger, table: testRouteTable(routes) });
   const controller = new AbortController();
   const connector = new TunnelConnector({
-    settings: {
+    config: {
       tunnel: tunnelSchema.parse({ edgeAddresses: [sim.edgeAddress], edgeCaFile: sim.caFile, haConnections: 1, rpcTimeout: 2000 }),
       shutdownGracePeriod: 1000,
     },

@@ -171,7 +171,7 @@ test('an edge with an untrusted certificate is never registered with', async (t)
 test('HA connections are capped to the number of edge addresses', async (t) => {
   const h = await startHarness(t, { manualStart: true, ha: 3 });
   const single = new TunnelConnector({
-    settings: { tunnel: tunnelSchema.parse({ edgeAddresses: [h.sim.edgeAddress], edgeCaFile: h.sim.caFile, haConnections: 3 }), shutdownGracePeriod: 1000 },
+    config: { tunnel: tunnelSchema.parse({ edgeAddresses: [h.sim.edgeAddress], edgeCaFile: h.sim.caFile, haConnections: 3 }), shutdownGracePeriod: 1000 },
     handler: { handle: async (e) => e.fail({ status: 502, message: 'unused' }) },
     logger: testLogger(),
     env: { TUNNEL_TOKEN: h.sim.token },

@@ -21,7 +21,7 @@ export class DnsPlugin implements ControlPlugin {
 
   provision(ctx: ProvisionContext): void {
     this.#log = ctx.logger;
-    this.#sync = new DnsSync({ settings: this.#config, client: this.#clients, logger: ctx.logger, events: ctx.events });
+    this.#sync = new DnsSync({ config: this.#config, client: this.#clients, logger: ctx.logger, events: ctx.events });
   }
 
   async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {

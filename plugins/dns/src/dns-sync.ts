@@ -78,7 +78,7 @@ class ZoneRecords {
 }
 
 export interface DnsSyncOptions {
-  readonly settings: DnsConfig;
+  readonly config: DnsConfig;
   /** The shared SDK client factory (`TOKENS.CloudflareClient`). */
   readonly client: () => Cloudflare;
   readonly logger: Logger;
@@ -130,7 +130,7 @@ export class DnsSync {
     this.#o = options;
     this.#log = options.logger;
     this.#now = options.now ?? Date.now;
-    this.#zones = new ZoneDirectory({ client: options.client, allow: options.settings.zones, ttlMs: options.settings.zoneCacheTtl, now: this.#now });
+    this.#zones = new ZoneDirectory({ client: options.client, allow: options.config.zones, ttlMs: options.config.zoneCacheTtl, now: this.#now });
   }
 
   /**
@@ -150,7 +150,7 @@ export class DnsSync {
     this.#learnFormerTunnels(formerTunnelIds);
     const owned = new Set(table.ownedIngresses.map(ingressKey));
     for (const key of this.#deleting) if (!owned.has(key)) this.#deleting.delete(key);
-    const ownerKey = this.#o.settings.ownerId ?? tunnelId;
+    const ownerKey = this.#o.config.ownerId ?? tunnelId;
     if (this.#lastOwnerKey !== undefined && this.#lastOwnerKey !== ownerKey) {
       this.#formerOwnerKeys.add(this.#lastOwnerKey);
       this.#log.info({ tunnelId }, 'the tunnel changed; DNS records of the previous tunnel move to this one');
@@ -159,7 +159,7 @@ export class DnsSync {
     this.#lastOwnerKey = ownerKey;
     const target = `${tunnelId}.cfargotunnel.com`;
     const report = emptyReport();
-    const { registryPrefix } = this.#o.settings;
+    const { registryPrefix } = this.#o.config;
     const { claims, invalid } = hostClaims(table, this.#deleting, registryPrefix);
     for (const [host, ingresses] of invalid) {
       this.#report(
@@ -187,7 +187,7 @@ export class DnsSync {
             claim.ingresses,
             'warning',
             'DnsNoZone',
-            `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.settings.zones.length ? ` among the allowed zones (${this.#o.settings.zones.join(', ')})` : ''}; no DNS record is managed for it`,
+            `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.config.zones.length ? ` among the allowed zones (${this.#o.config.zones.join(', ')})` : ''}; no DNS record is managed for it`,
           );
         }
         continue;
@@ -247,7 +247,7 @@ export class DnsSync {
   ): Promise<void> {
     this.#deleting.add(ingressKey(ingress));
     this.#learnFormerTunnels(formerTunnelIds);
-    const ownerKey = this.#o.settings.ownerId ?? tunnelId;
+    const ownerKey = this.#o.config.ownerId ?? tunnelId;
     if (!ownerKey) {
       this.#log.warn(
         { ingress: ingressKey(ingress) },
@@ -255,8 +255,8 @@ export class DnsSync {
       );
       return;
     }
-    const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.#o.settings.cleanupTimeout)]);
-    const stillUsed = this.#lastTable ? hostClaims(this.#lastTable, this.#deleting, this.#o.settings.registryPrefix).claims : new Map<string, HostClaim>();
+    const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.#o.config.cleanupTimeout)]);
+    const stillUsed = this.#lastTable ? hostClaims(this.#lastTable, this.#deleting, this.#o.config.registryPrefix).claims : new Map<string, HostClaim>();
     const hosts = ingress.hosts.map((h) => h.toLowerCase()).filter((h) => !stillUsed.get(h)?.managed);
     const zones = await this.#zones.zones(bounded);
     const report = emptyReport();
@@ -265,7 +265,7 @@ export class DnsSync {
       if (!mine.length) continue;
       const records = await this.#zoneRecords(zone, bounded);
       const changes = mine.flatMap((host) => {
-        const reg = records.at(registryName(this.#o.settings.registryPrefix, host)).find((r) => r.type === 'TXT' && this.#ownedByUs(r, ownerKey, host));
+        const reg = records.at(registryName(this.#o.config.registryPrefix, host)).find((r) => r.type === 'TXT' && this.#ownedByUs(r, ownerKey, host));
         if (!reg) return [];
         const cnames = records
           .at(host)
@@ -284,7 +284,7 @@ export class DnsSync {
    * no account claims it, for example because the token may not read tunnels: then no zone is managed.
    */
   async #tunnelAccount(tunnelId: string, zones: readonly ZoneInfo[], signal: AbortSignal): Promise<string | undefined> {
-    if (this.#o.settings.accountId) return this.#o.settings.accountId;
+    if (this.#o.config.accountId) return this.#o.config.accountId;
     const accounts = [...new Set(zones.map((z) => z.accountId).filter((a): a is string => Boolean(a)))].sort();
     if (accounts.length <= 1) return accounts[0];
     const known = this.#tunnelAccounts.get(tunnelId);
@@ -315,7 +315,7 @@ export class DnsSync {
    * tunnel lifecycle in its Secret) were owner keys too, even when this process never ran them.
    */
   #learnFormerTunnels(ids: readonly string[]): void {
-    if (this.#o.settings.ownerId) return;
+    if (this.#o.config.ownerId) return;
     for (const id of ids) this.#formerOwnerKeys.add(id);
   }
 
@@ -326,10 +326,10 @@ export class DnsSync {
 
   async #zoneRecords(zone: ZoneInfo, signal: AbortSignal): Promise<ZoneRecords> {
     const cached = this.#records.get(zone.id);
-    const interval = this.#o.settings.resyncInterval;
+    const interval = this.#o.config.resyncInterval;
     if (cached && (interval === 0 || this.#now() - cached.loadedAt < interval)) return cached;
     const client = this.#o.client();
-    const perPage = this.#o.settings.listPageSize;
+    const perPage = this.#o.config.listPageSize;
     const found: DnsRecord[] = [];
     for (let page = 1; ; page++) {
       const result = await callCloudflare(`list DNS records of ${zone.name}`, () => client.dns.records.list({ zone_id: zone.id, page, per_page: perPage }, { signal }));
@@ -346,7 +346,7 @@ export class DnsSync {
   }
 
   #plan(records: ZoneRecords, claims: readonly HostClaim[], ownerKey: string, target: string, report: DnsSyncReport): HostChange[] {
-    const { registryPrefix: prefix, overwriteUnmanaged, comment } = this.#o.settings;
+    const { registryPrefix: prefix, overwriteUnmanaged, comment } = this.#o.config;
     const cnameBody = (host: string): RecordBody => ({ type: 'CNAME', name: host, content: target, proxied: true, ttl: 1, comment });
     const txtBody = (host: string): RecordBody => ({ type: 'TXT', name: registryName(prefix, host), content: registryContent(ownerKey, host), ttl: 1, comment });
     const changes: HostChange[] = [];
@@ -421,7 +421,7 @@ export class DnsSync {
 
   async #apply(records: ZoneRecords, changes: readonly HostChange[], report: DnsSyncReport, signal: AbortSignal): Promise<void> {
     // The zone's plan caps a batch (Free: 200 changes): a larger one is refused whole.
-    const size = Math.min(this.#o.settings.batchSize, planLimits(records.zone.plan).dnsBatch);
+    const size = Math.min(this.#o.config.batchSize, planLimits(records.zone.plan).dnsBatch);
     let chunk: HostChange[] = [];
     let ops = 0;
     const chunks: HostChange[][] = [];

@@ -437,7 +437,7 @@ test('drift is repaired after resyncInterval, and the API token never reaches lo
   const events = new RecordingEventSink();
   const { logger, text } = capturingLogger();
   const client = fake.clients(TOKEN, { logger });
-  const sync = new DnsSync({ settings: dnsConfigSchema.parse({ resyncInterval: '10m' }), client, logger, events, now: () => clock });
+  const sync = new DnsSync({ config: dnsConfigSchema.parse({ resyncInterval: '10m' }), client, logger, events, now: () => clock });
   const table = handBuiltRouteTable([ing('a', ['a.example.com'])]);
   await sync.sync(table, TUNNEL, AbortSignal.timeout(10_000));
   const cname = fake.records('example.com').find((r) => r.type === 'CNAME')!;

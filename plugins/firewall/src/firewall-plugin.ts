@@ -28,7 +28,7 @@ export class FirewallPlugin implements ControlPlugin {
 
   provision(ctx: ProvisionContext): void {
     this.#log = ctx.logger;
-    this.#sync = new FirewallSync({ settings: this.#config, client: this.#clients, logger: ctx.logger, events: ctx.events, unenforced: this.#unenforced });
+    this.#sync = new FirewallSync({ config: this.#config, client: this.#clients, logger: ctx.logger, events: ctx.events, unenforced: this.#unenforced });
   }
 
   async onRoutesChanged(table: RouteTable, ctx: ControlContext): Promise<void> {

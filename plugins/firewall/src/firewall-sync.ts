@@ -35,7 +35,7 @@ export interface FirewallSyncReport {
 }
 
 export interface FirewallSyncOptions {
-  readonly settings: FirewallConfig;
+  readonly config: FirewallConfig;
   readonly client: () => Cloudflare;
   readonly logger: Logger;
   readonly events: EventSink;
@@ -77,7 +77,7 @@ export class FirewallSync {
   constructor(options: FirewallSyncOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
-    this.#zones = new ZoneDirectory({ client: options.client, allow: options.settings.zones, ttlMs: options.settings.zoneCacheTtl, now: this.#now });
+    this.#zones = new ZoneDirectory({ client: options.client, allow: options.config.zones, ttlMs: options.config.zoneCacheTtl, now: this.#now });
   }
 
   /**
@@ -98,7 +98,7 @@ export class FirewallSync {
    */
   async sync(table: RouteTable, ownerKey: string, signal: AbortSignal, formerOwnerKeys: readonly string[] = []): Promise<FirewallSyncReport> {
     const zones = await this.#zones.zones(signal);
-    const { rules, clauses, problems } = desiredRules(table, zones, ownerKey, this.#o.settings.wildcardMatch);
+    const { rules, clauses, problems } = desiredRules(table, zones, ownerKey, this.#o.config.wildcardMatch);
     const report: FirewallSyncReport = { created: 0, updated: 0, deleted: 0, problems: problems.length, unenforced: 0 };
     const current = new Set<string>();
     for (const p of problems) {
@@ -131,7 +131,7 @@ export class FirewallSync {
 
   async #load(zone: ZoneInfo, prefixes: readonly string[], signal: AbortSignal, needed: boolean): Promise<ZoneRules | undefined> {
     const cached = this.#state.get(zone.id);
-    const interval = this.#o.settings.resyncInterval;
+    const interval = this.#o.config.resyncInterval;
     if (cached && (interval === 0 || this.#now() - cached.loadedAt < interval)) return cached;
     const client = this.#o.client();
     let ruleset: RulesetLike | undefined;
@@ -300,7 +300,7 @@ export class FirewallSync {
 
   /** What enforces the lists of an Ingress whose rule the edge lacks, for its Warning. */
   #meanwhile(): string {
-    return this.#o.settings.originEnforcement === 'all'
+    return this.#o.config.originEnforcement === 'all'
       ? "; Warren's proxy refuses what they refuse meanwhile (403)"
       : "; Warren's proxy enforces them meanwhile unless the Ingress's action is a challenge (plugins.firewall.originEnforcement: block-only)";
   }

@@ -52,7 +52,7 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions 
   const registry = new Registry();
   const controller = new AbortController();
   const connector = new TunnelConnector({
-    settings: {
+    config: {
       tunnel: tunnelSchema.parse({
         edgeAddresses: Array.from({ length: Math.max(ha, sim.edgeAddresses.length) }, (_, i) => sim.edgeAddresses[i % sim.edgeAddresses.length]),
         edgeCaFile: sim.caFile,

@@ -14,7 +14,7 @@ const [edge, caFile, token, ha = '1', extra = '{}'] = process.argv.slice(2);
 const haConnections = Number(ha);
 const controller = new AbortController();
 const connector = new TunnelConnector({
-  settings: {
+  config: {
     tunnel: tunnelSchema.parse({
       edgeAddresses: Array.from({ length: haConnections }, () => edge),
       edgeCaFile: caFile,
