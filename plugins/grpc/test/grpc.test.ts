@@ -169,7 +169,8 @@ test('server-streaming, client-streaming and bidirectional calls', async (t) => 
 
 test('an unreachable upstream answers UNAVAILABLE, a route with no endpoint too', async (t) => {
   const { server, key } = await startServer();
-  server.forceShutdown();
+  // Wait until the listener is closed: a request that reached it first would be served, not refused.
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   const { client, proxy } = await harness(t, { endpoints: [key] });
   const res = await unary(client, { text: 'x' });
   t.is(res.err?.code, grpc.status.UNAVAILABLE);
@@ -364,7 +365,7 @@ test('gRPC over an h2c route: te: trailers reaches the origin, trailers-only sta
   t.deepEqual(te, ['trailers']);
 
   const gone = await startServer();
-  gone.server.forceShutdown();
+  await new Promise<void>((resolve) => gone.server.tryShutdown(() => resolve()));
   const { client: down } = await harness(t, { endpoints: [gone.key], protocol: 'h2c' });
   const unavailable = await unary(down, { text: 'x' });
   t.is(unavailable.err?.code, grpc.status.UNAVAILABLE);
