@@ -51,6 +51,15 @@ export interface Exchange {
  */
 export type RawHeaders = readonly string[];
 
+/** First value of a header in a raw list (`name` lower-case; matched case-insensitively). */
+export function headerValue(headers: RawHeaders, name: string): string | undefined {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) return headers[i + 1];
+  }
+  return undefined;
+}
+
 export interface RequestHead {
   readonly method: string;
   /**

@@ -13,5 +13,6 @@ export { TOKENS } from './tokens.js';
 export { inject, injectable, injectAll, Lifecycle, type DependencyContainer, type InjectionToken } from 'tsyringe';
 export type { Route, RouteTable, ServiceBackend, Endpoint, BackendProtocol, IngressRef, Diagnostic } from '../model/routes.js';
 export type { Exchange, RequestHead, ResponseHead, RawHeaders, ExchangeHandler, ExchangeFailure } from '../model/exchange.js';
+export { headerValue } from '../model/exchange.js';
 export { WarrenError, ErrorCode, isWarrenError } from '../errors.js';
 export { duration, durationAnnotation, parseDuration } from '../config/duration.js';

@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Exchange, ExchangeFailure, RawHeaders, ResponseHead } from './exchange.js';
-import { headerValue } from './headers.js';
+import { headerValue } from '../model/exchange.js';
 
 /** One access-log record. Paths are logged without their query string (queries often carry tokens). */
 interface AccessRecord {

@@ -4,7 +4,7 @@ import { ORIGIN_RESET } from './reset-visible.js';
 import type { ErrorAnswer, FailedExchange, SentResponse } from '../plugin-api/upstream.js';
 import type { Route } from '../routes/types.js';
 import type { Exchange, RawHeaders } from './exchange.js';
-import { headerValue } from './headers.js';
+import { headerValue } from '../model/exchange.js';
 
 /**
  * The one place where failures become what the client sees. Everything that ends an exchange with an error

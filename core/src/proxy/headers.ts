@@ -318,15 +318,6 @@ function latin1(value: Buffer | string): string {
   return typeof value === 'string' ? value : value.toString('latin1');
 }
 
-/** First value of a header in a raw list (`name` lower-case; matched case-insensitively). */
-export function headerValue(headers: RawHeaders, name: string): string | undefined {
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    const n = headers[i]!;
-    if (n.length === name.length && n.toLowerCase() === name) return headers[i + 1];
-  }
-  return undefined;
-}
-
 /**
  * Flattens a parsed header object (undici's response headers and trailers: lower-case names, repeats as arrays)
  * into a raw list.

@@ -1,4 +1,5 @@
 import {
+  headerValue,
   inject,
   injectable,
   type ErrorAnswer,
@@ -10,7 +11,7 @@ import {
   type UpstreamPlugin,
 } from '@warren/core/plugin';
 import { GrpcResponseHandler } from './grpc-response.js';
-import { fieldOf, grpcStatusFields, isGrpcType } from './grpc-status.js';
+import { grpcStatusFields, isGrpcType } from './grpc-status.js';
 import { parseGrpcTimeout } from './grpc-timeout.js';
 import { GRPC_DEFAULT_TIMEOUT, GRPC_IDLE_TIMEOUT, manifest, type GrpcConfig } from './manifest.js';
 
@@ -60,7 +61,7 @@ export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
     const { grpcRoute, defaultTimeout, idleTimeout } = binding.options;
     return (next) =>
       function grpc(options, handler) {
-        if (!grpcRoute && !isGrpcType(fieldOf(options.context.exchange.head.headers, 'content-type'))) {
+        if (!grpcRoute && !isGrpcType(headerValue(options.context.exchange.head.headers, 'content-type'))) {
           next(options, handler);
           return;
         }
@@ -78,7 +79,7 @@ export class GrpcPlugin implements UpstreamPlugin<GrpcOptions> {
   mapError(binding: RouteBinding<GrpcOptions> | undefined, failure: FailedExchange): ErrorAnswer | undefined {
     const sent = failure.response;
     const grpc =
-      binding?.options.grpcRoute === true || (sent ? isGrpcType(fieldOf(sent.headers, 'content-type')) : isGrpcType(fieldOf(failure.request.headers, 'content-type')));
+      binding?.options.grpcRoute === true || (sent ? isGrpcType(headerValue(sent.headers, 'content-type')) : isGrpcType(headerValue(failure.request.headers, 'content-type')));
     if (!grpc) return undefined;
     const status = grpcStatusFields(failure);
     return sent ? { trailers: status } : { status: 200, headers: ['content-type', 'application/grpc', ...status] };

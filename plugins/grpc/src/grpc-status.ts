@@ -38,12 +38,3 @@ export function isGrpcType(value: string | readonly string[] | undefined): boole
   const type = Array.isArray(value) ? value[0] : value;
   return typeof type === 'string' && type.toLowerCase().startsWith('application/grpc');
 }
-
-/** The first value of `name` (lower case) in a flat `[name, value, …]` header list. */
-export function fieldOf(headers: RawHeaders, name: string): string | undefined {
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    const n = headers[i]!;
-    if (n.length === name.length && n.toLowerCase() === name) return headers[i + 1];
-  }
-  return undefined;
-}
