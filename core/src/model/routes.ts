@@ -1,22 +1,44 @@
 /**
- * The routing model: what Ingress objects mean, as immutable data.
+ * The routing model: what Ingress and Gateway API route objects mean, as immutable data.
  *
  * A {@link RouteTable} is built from a snapshot of the object caches (Ingress, IngressClass, Service,
- * EndpointSlice, Secret) by `routes/build.ts`. Each build yields a new table with a higher `generation`;
+ * EndpointSlice, Secret, and the Gateway API kinds) by `routes/build.ts`. Ingress rules and HTTPRoute/GRPCRoute
+ * rules become the same {@link Route}s in the same table, matched by one matcher and served by one plugin chain. Each build yields a new table with a higher `generation`;
  * readers hold a table for the duration of a request and swap to the next one atomically
  * (see `routes/store.ts`). Nothing in a table is ever mutated after it is published.
  */
 
 /** Reference to a Kubernetes object, used in diagnostics, events and status. */
 export interface ObjectRef {
-  readonly kind: 'Ingress' | 'IngressClass' | 'Service' | 'EndpointSlice' | 'Secret';
+  readonly kind: ObjectKind;
   readonly namespace?: string | undefined;
   readonly name: string;
   readonly uid?: string | undefined;
 }
 
-/** The Ingress a route came from. */
+/** Kinds a diagnostic, event or status can name. */
+export type ObjectKind =
+  | 'Ingress'
+  | 'IngressClass'
+  | 'Service'
+  | 'EndpointSlice'
+  | 'Secret'
+  | 'GatewayClass'
+  | 'Gateway'
+  | 'HTTPRoute'
+  | 'GRPCRoute'
+  | 'ReferenceGrant'
+  | 'BackendTLSPolicy';
+
+/** The kinds of object that declare routes. */
+export type RouteOwnerKind = 'Ingress' | 'HTTPRoute' | 'GRPCRoute';
+
+/**
+ * The object a route came from: an Ingress, or (with `kind` set) an HTTPRoute or GRPCRoute. Undefined `kind`
+ * means Ingress, so every Ingress-only producer stays as it was.
+ */
 export interface IngressRef {
+  readonly kind?: RouteOwnerKind | undefined;
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
@@ -67,6 +89,65 @@ export type BackendProtocol = string;
  */
 export type RouteSource = 'rule' | 'ingress-default' | 'controller-default';
 
+/** A condition on one request header or query parameter (Gateway API matches). */
+export interface ValueMatch {
+  /** Header names lower-case; query parameter names exactly as declared (they are case-sensitive). */
+  readonly name: string;
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly value: string;
+}
+
+/**
+ * What a request must carry besides host and path for a route to match; every listed condition must hold. Routes
+ * from Ingresses have none. Among routes on the same host and path key, more specific conditions are tried first:
+ * a method, then more header matches, then more query matches (the Gateway API precedence).
+ */
+export interface RequestConditions {
+  /** Upper-case HTTP method. */
+  readonly method?: string | undefined;
+  readonly headers?: readonly ValueMatch[] | undefined;
+  readonly query?: readonly ValueMatch[] | undefined;
+}
+
+/** The request facts conditions are checked against. */
+export interface RequestFacts {
+  readonly method: string;
+  /** Flat `[name, value, …]` list with lower-case names, as on the exchange's request head. */
+  readonly headers: readonly string[];
+  /** The raw query string without `?` (`''` when there is none). */
+  readonly query: string;
+}
+
+/** Header edits, applied in this order: set (replace), add (append), remove. Names lower-case. */
+export interface HeaderEdits {
+  readonly set?: readonly (readonly [name: string, value: string])[] | undefined;
+  readonly add?: readonly (readonly [name: string, value: string])[] | undefined;
+  readonly remove?: readonly string[] | undefined;
+}
+
+/** A path replacement: the whole path, or the part the route's prefix matched. */
+export type PathReplacement = { readonly type: 'ReplaceFullPath'; readonly value: string } | { readonly type: 'ReplacePrefixMatch'; readonly value: string };
+
+/** What happens to a request on its route besides forwarding (Gateway API filters; annotations may map here too). */
+export interface RouteFilters {
+  /** Edits of the request headers sent upstream. */
+  readonly requestHeaders?: HeaderEdits | undefined;
+  /** Edits of the response headers sent to the client. */
+  readonly responseHeaders?: HeaderEdits | undefined;
+  /** Answer with a redirect instead of forwarding; unset parts keep the request's own. */
+  readonly redirect?:
+    | {
+        readonly scheme?: 'http' | 'https' | undefined;
+        readonly hostname?: string | undefined;
+        readonly port?: number | undefined;
+        readonly path?: PathReplacement | undefined;
+        readonly statusCode: 301 | 302 | 303 | 307 | 308;
+      }
+    | undefined;
+  /** Rewrite host and/or path before forwarding. */
+  readonly rewrite?: { readonly hostname?: string | undefined; readonly path?: PathReplacement | undefined } | undefined;
+}
+
 /**
  * One routable (host, path) → backend mapping. `host` undefined means "any host" (a rule without host, or a
  * default backend). Wildcard hosts are stored as `*.example.com`.
@@ -95,7 +176,19 @@ export interface Route {
    * enabled plugin serves). The route still claims its host and path, with no endpoints, so requests there get 503
    * instead of falling through to a broader route's backend. `reason` is the Warning's reason.
    */
-  readonly unresolved?: { readonly reason: string; readonly message: string } | undefined;
+  readonly unresolved?: { readonly reason: string; readonly message: string /** HTTP status to answer (default 503). */; readonly status?: number | undefined } | undefined;
+  /** Conditions beyond host and path (Gateway API matches); none for Ingress routes. */
+  readonly conditions?: RequestConditions | undefined;
+  /** Filters of the rule (Gateway API); none for plain Ingress routes. */
+  readonly filters?: RouteFilters | undefined;
+  /**
+   * Set on each route of a rule that splits traffic by weight (Gateway API `backendRefs[].weight`): the routes of
+   * one rule share `group` (the rule's id) and the matcher picks one per request in proportion to `weight`; a
+   * weight of 0 is never picked. Unset: the route is the rule's only backend.
+   */
+  readonly weight?: { readonly group: string; readonly weight: number } | undefined;
+  /** Timeouts of the rule, ms (Gateway API `timeouts`); unset: the controller's and annotations' defaults. */
+  readonly timeouts?: { readonly request?: number | undefined; readonly backendRequest?: number | undefined } | undefined;
 }
 
 /** A problem found while building the table, turned into a Kubernetes Event by the leader. */
@@ -136,9 +229,10 @@ export interface RouteTable {
   readonly hosts: readonly string[];
   /**
    * Finds the route for a request. `host` may carry a port and any case; `path` is the request path
-   * without query. Returns the default backend route when nothing else matches, or undefined (404).
+   * without query. Routes with {@link RequestConditions} match only when `request` is given and satisfies them.
+   * Returns the default backend route when nothing else matches, or undefined (404).
    */
-  match(host: string, path: string): Route | undefined;
+  match(host: string, path: string, request?: RequestFacts): Route | undefined;
 }
 
 /** Route objects that differ between two tables (see {@link RouteTable.routeChangesSince}). */
