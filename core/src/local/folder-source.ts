@@ -7,7 +7,7 @@ import { ErrorCode, WarrenError } from '../errors.js';
 import type { WatchedKind } from '../k8s/kinds.js';
 import type { StoreChange } from '../k8s/object-store.js';
 import type { Runnable, SecretReader } from '../plugin-api/lifecycle.js';
-import { snapshotKey, type ClusterSnapshot, type MutableClusterSnapshot, type SnapshotChanges } from '../routes/snapshot.js';
+import { snapshotKey, type ClusterSnapshot, type CoreSnapshotField, type MutableClusterSnapshot, type SnapshotChanges } from '../routes/snapshot.js';
 import { parseManifestText, type ManifestObject, type ManifestProblem } from './manifest-parser.js';
 import type { LocalKind } from './manifest-schema.js';
 
@@ -52,7 +52,7 @@ interface FileState {
   readonly problems: readonly ManifestProblem[];
 }
 
-const KIND_OF: Record<keyof ClusterSnapshot, WatchedKind> = {
+const KIND_OF: Record<CoreSnapshotField, WatchedKind> = {
   ingresses: 'Ingress',
   ingressClasses: 'IngressClass',
   services: 'Service',
@@ -60,7 +60,7 @@ const KIND_OF: Record<keyof ClusterSnapshot, WatchedKind> = {
   secrets: 'Secret',
 };
 
-const MAP_OF: Record<LocalKind, keyof ClusterSnapshot> = {
+const MAP_OF: Record<LocalKind, CoreSnapshotField> = {
   Ingress: 'ingresses',
   IngressClass: 'ingressClasses',
   Service: 'services',
@@ -103,7 +103,7 @@ export class FolderSource implements Runnable {
   /** `Kind key` → the file the object in the snapshot was read from. */
   #origin: ReadonlyMap<string, string> = new Map();
   #problems: readonly ManifestProblem[] = [];
-  #pending: Record<keyof ClusterSnapshot, Set<string>> = emptyChanges();
+  #pending: Record<CoreSnapshotField, Set<string>> = emptyChanges();
   #version = 0;
   #synced = false;
   #syncWaiters: Array<() => void> = [];
@@ -349,7 +349,7 @@ export class FolderSource implements Runnable {
     }
     const previous = this.#snapshot;
     const changes = new Map<WatchedKind, Map<string, StoreChange>>();
-    for (const map of Object.keys(KIND_OF) as Array<keyof ClusterSnapshot>) {
+    for (const map of Object.keys(KIND_OF) as Array<CoreSnapshotField>) {
       const before = previous[map] as ReadonlyMap<string, unknown>;
       const after = next[map] as ReadonlyMap<string, unknown>;
       const kindChanges = new Map<string, StoreChange>();
@@ -459,7 +459,7 @@ function emptyMutableSnapshot(): MutableClusterSnapshot {
   return { ingresses: new Map(), ingressClasses: new Map(), services: new Map(), endpointSlices: new Map(), secrets: new Map() };
 }
 
-function emptyChanges(): Record<keyof ClusterSnapshot, Set<string>> {
+function emptyChanges(): Record<CoreSnapshotField, Set<string>> {
   return { ingresses: new Set(), ingressClasses: new Set(), services: new Set(), endpointSlices: new Set(), secrets: new Set() };
 }
 

@@ -1,4 +1,4 @@
-import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
 
 /**
  * The input of a route-table build: the object caches at one moment, as plain maps.
@@ -24,7 +24,15 @@ export interface ClusterSnapshot {
   readonly services: ReadonlyMap<string, V1Service>;
   readonly endpointSlices: ReadonlyMap<string, V1EndpointSlice>;
   readonly secrets: ReadonlyMap<string, V1Secret>;
+  /**
+   * Objects of further kinds (e.g. `HTTPRoute`), keyed by kind then by {@link snapshotKey} (the bare name for
+   * cluster-scoped kinds); read by the builder's extra route sources (`routes/sources.ts`). Absent: none.
+   */
+  readonly extra?: ReadonlyMap<string, ReadonlyMap<string, KubernetesObject>> | undefined;
 }
+
+/** The snapshot fields of the core kinds (everything but {@link ClusterSnapshot.extra}). */
+export type CoreSnapshotField = Exclude<keyof ClusterSnapshot, 'extra'>;
 
 /**
  * Optional hint for an incremental build: the keys (as in {@link ClusterSnapshot}) that were added, updated
@@ -39,6 +47,8 @@ export interface SnapshotChanges {
   readonly services?: Iterable<string> | undefined;
   readonly endpointSlices?: Iterable<string> | undefined;
   readonly secrets?: Iterable<string> | undefined;
+  /** Per kind in {@link ClusterSnapshot.extra}, the keys that changed. */
+  readonly extra?: ReadonlyMap<string, Iterable<string>> | undefined;
 }
 
 /** EndpointSlice label naming the Service a slice belongs to. */
