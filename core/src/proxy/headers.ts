@@ -1,6 +1,7 @@
 import { ErrorCode, WarrenError } from '../errors.js';
 import { validAuthority } from '../routes/hosts.js';
 import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
+import type { RequestFacts } from '../routes/types.js';
 import type { RawHeaders, RequestHead } from './exchange.js';
 
 /**
@@ -29,17 +30,41 @@ export interface UpstreamHeaderOptions {
   readonly contentLength: number | undefined;
 }
 
-/** What a valid request head says: its canonical target and its framing. */
-export interface RequestFraming {
-  /** The canonical path (query excluded): what routes are matched on. */
-  readonly path: string;
-  /** The canonical path plus the query as the client sent it: what the upstream receives. */
-  readonly target: string;
-  /** Declared body length, or undefined when there is none or it is streamed. */
-  readonly contentLength: number | undefined;
-  readonly chunked: boolean;
-  /** The `content-length` to send upstream: declared by the client, or known and non-zero. */
-  readonly sendLength: number | undefined;
+/**
+ * What a valid request head says: its canonical target and its framing, and the facts route conditions are
+ * checked against (method, header list, raw query). It is the `RequestFacts` the route table's `match` receives,
+ * so matching allocates nothing more; the query is cut from the target only when a condition asks for it.
+ */
+export class RequestFraming implements RequestFacts {
+  readonly method: string;
+  /** The request's flat header list (lower-case names), as on the exchange head. */
+  readonly headers: RawHeaders;
+  #query: string | undefined;
+
+  constructor(
+    head: RequestHead,
+    /** The canonical path (query excluded): what routes are matched on. */
+    readonly path: string,
+    /** The canonical path plus the query as the client sent it: what the upstream receives. */
+    readonly target: string,
+    /** Declared body length, or undefined when there is none or it is streamed. */
+    readonly contentLength: number | undefined,
+    readonly chunked: boolean,
+    /** The `content-length` to send upstream: declared by the client, or known and non-zero. */
+    readonly sendLength: number | undefined,
+  ) {
+    this.method = head.method;
+    this.headers = head.headers;
+  }
+
+  /** The raw query string without `?` (`''` when there is none). */
+  get query(): string {
+    if (this.#query === undefined) {
+      const q = this.target.indexOf('?');
+      this.#query = q === -1 ? '' : this.target.slice(q + 1);
+    }
+    return this.#query;
+  }
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -107,13 +132,8 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
     throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
   }
   const length = declared ?? head.contentLength;
-  return {
-    path: target.path,
-    target: target.target,
-    contentLength: length,
-    chunked,
-    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
-  };
+  const sendLength = declared !== undefined || (length !== undefined && length > 0) ? length : undefined;
+  return new RequestFraming(head, target.path, target.target, length, chunked, sendLength);
 }
 
 /** Method, path and Host; returns the canonical target. */

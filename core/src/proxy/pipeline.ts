@@ -253,8 +253,9 @@ export class Pipeline implements ExchangeHandler, Runnable {
     let outcome: Outcome;
     try {
       const framing = validateRequestHead(head, this.#limits);
-      // Routes match the canonical path, and the upstream gets that same path (framing.target).
-      const route = gen.table.match(head.authority, framing.path);
+      // Routes match the canonical path, and the upstream gets that same path (framing.target). The framing is
+      // also the request facts that route conditions (method, headers, query) are checked against.
+      const route = gen.table.match(head.authority, framing.path, framing);
       if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${framing.path}`.slice(0, 300));
       compiled = gen.route(route);
       if (compiled.unavailable) throw compiled.unavailable;
