@@ -1,6 +1,7 @@
 import { ErrorCode, WarrenError } from '../errors.js';
 import { validAuthority } from '../routes/hosts.js';
 import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
+import { headerValue } from '../model/exchange.js';
 import type { RequestFacts } from '../routes/types.js';
 import type { RawHeaders, RequestHead } from './exchange.js';
 
@@ -103,6 +104,29 @@ const SPOOFABLE = new Set([
   'x-original-url',
   'x-rewrite-url',
 ]);
+/**
+ * True for a request field that the proxy itself owns on the upstream request — framing, hop-by-hop, `host` and
+ * `expect` (see `HOP_BY_HOP`) and `proxy-*` — which a configured header edit therefore may not touch.
+ */
+export function proxyOwnedRequestField(name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
+}
+
+/** True for a response field that the proxy owns towards the client: hop-by-hop fields and `content-length` (framing). */
+export function proxyOwnedResponseField(name: string): boolean {
+  return RESPONSE_HOP_BY_HOP.has(name) || name === 'content-length';
+}
+
+/** True when `name` is an HTTP token (a valid field name). */
+export function validFieldName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** True when `value` is a valid field value: no CR, LF, NUL or other control bytes. */
+export function validFieldValue(value: string): boolean {
+  return !BAD_VALUE.test(value);
+}
+
 /** Fields only Cloudflare's edge may set: passed from the edge, dropped from a direct client. */
 const EDGE_ONLY = new Set(['cf-connecting-ip', 'cf-connecting-ipv6', 'cf-pseudo-ipv4', 'cf-visitor', 'cf-ipcountry']);
 
@@ -262,6 +286,15 @@ function pushForwarding(out: string[], head: RequestHead, forwardedFor: string |
   out.push('x-forwarded-proto', scheme);
   if (head.authority) out.push('x-forwarded-host', head.authority);
   if (client !== undefined) out.push('x-real-ip', client);
+}
+
+/**
+ * The scheme the visitor used: for a request the edge forwarded, what the edge states ({@link edgeScheme}); for a
+ * direct client, the scheme of its connection.
+ */
+export function visitorScheme(head: RequestHead): string {
+  if (head.forwardedBy !== 'edge') return head.scheme;
+  return edgeScheme(headerValue(head.headers, 'x-forwarded-proto'), headerValue(head.headers, 'cf-visitor'));
 }
 
 /** The visitor's scheme as the edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */
