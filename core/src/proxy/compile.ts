@@ -67,6 +67,10 @@ export interface CompiledRoute {
   readonly requestBodyTimeout: number;
   /** Longest wait for a free connection slot to the chosen endpoint. */
   readonly queueTimeout: number;
+  /** Bound of the whole exchange until the response ended (the route's `timeouts.request`); undefined: none. */
+  readonly requestTimeout: number | undefined;
+  /** Bound of each upstream attempt until its response ended (the route's `timeouts.backendRequest`); undefined: none. */
+  readonly backendRequestTimeout: number | undefined;
   readonly hostOverride: string | undefined;
   /** Close HTTP/1.1 connections after each request (no keep-alive profile). */
   readonly closeConnections: boolean;
@@ -185,6 +189,9 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     hostOverride: UPSTREAM_HOST.get(route),
     labels,
     answersItself: route.filters?.redirect !== undefined,
+    // Zero turns a route timeout off (Gateway API), as does leaving it out.
+    requestTimeout: positive(route.timeouts?.request),
+    backendRequestTimeout: positive(route.timeouts?.backendRequest),
   };
   let profile = baseProfile(route, env.defaults, protocolCatalog(env.plugins));
   const bound: Bound[] = [];
@@ -252,6 +259,10 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
       closeConnections: true,
     };
   }
+}
+
+function positive(ms: number | undefined): number | undefined {
+  return ms !== undefined && ms > 0 ? ms : undefined;
 }
 
 function normalizeProfile(profile: TransportProfile, route: Route): TransportProfile {
