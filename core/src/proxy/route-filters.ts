@@ -215,7 +215,8 @@ function splitAuthority(authority: string): { readonly host: string; readonly po
  * (an HTTP/1.0 request without Host, and no hostname in the filter) the Location is the path alone.
  */
 export function redirectLocation(route: Route, redirect: Redirect, head: RequestHead, target: string): string {
-  const { path, query } = splitTarget(target);
+  // `OPTIONS *` names no resource: it is sent to the root.
+  const { path, query } = splitTarget(target === '*' ? '/' : target);
   const location = uriSafe((redirect.path ? replacePath(path, route, redirect.path) : path) + query);
   const requested = splitAuthority(head.authority);
   const host = redirect.hostname ?? requested.host;

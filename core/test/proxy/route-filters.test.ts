@@ -27,9 +27,10 @@ interface Reply {
   readonly body: string;
 }
 
-function send(url: string, path: string, headers: Record<string, string | string[]> | Array<[string, string]>, method = 'GET'): Promise<Reply> {
+function send(url: string, path: string, headers: Record<string, string | string[]> | Array<[string, string]>, method = 'GET', target?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { method, headers: Array.isArray(headers) ? headers.flat() : headers, agent: false }, (res) => {
+    const options = { method, headers: Array.isArray(headers) ? headers.flat() : headers, agent: false, ...(target ? { path: target } : {}) };
+    const req = http.request(`${url}${path}`, options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -199,6 +200,13 @@ test('a redirect escapes what a Location may not carry and never echoes the requ
   t.is(reply.status, 302);
   t.is(reply.headers.location, 'http://example.org/a%22b%3Cc%3Ed%60e%7Bf%7D%7Cg%5Eh?x=%22%3Cscript%3E%22');
   t.is(reply.body, '');
+});
+
+test('a redirect of OPTIONS * points at the root', async (t) => {
+  const { proxy } = await proxyWith(t, [testRoute({ host: 'redirect.test', endpoints: [], filters: { redirect: { hostname: 'example.org', statusCode: 302 } } })]);
+  const redirected = await send(proxy.url, '', { host: 'redirect.test' }, 'OPTIONS', '*');
+  t.is(redirected.status, 302);
+  t.is(redirected.headers.location, 'http://example.org/');
 });
 
 test('through the tunnel a redirect keeps the visitor scheme the edge states', async (t) => {
