@@ -5,6 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import http, { type IncomingHttpHeaders } from 'node:http';
+import net from 'node:net';
 import { replacePath } from '../../src/proxy/route-filters.js';
 import type { Route } from '../../src/routes/types.js';
 import {
@@ -207,6 +208,26 @@ test('a redirect of OPTIONS * points at the root', async (t) => {
   const redirected = await send(proxy.url, '', { host: 'redirect.test' }, 'OPTIONS', '*');
   t.is(redirected.status, 302);
   t.is(redirected.headers.location, 'http://example.org/');
+});
+
+test('a redirect keeps a bracketed IPv6 host, and without any Host sends the path alone', async (t) => {
+  const { proxy } = await proxyWith(t, [
+    testRoute({ path: '/secure', endpoints: [], filters: { redirect: { scheme: 'https', statusCode: 302 } } }),
+    testRoute({ path: '/same', endpoints: [], filters: { redirect: { path: { type: 'ReplacePrefixMatch', value: '/moved' }, statusCode: 302 } } }),
+  ]);
+  t.is((await send(proxy.url, '/secure/x', { host: '[::1]:8080' })).headers.location, 'https://[::1]/secure/x');
+  t.is((await send(proxy.url, '/same/x', { host: '[::1]:8080' })).headers.location, 'http://[::1]:8080/moved/x');
+  const { hostname, port } = new URL(proxy.url);
+  const head = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => socket.write('GET /same/y?z HTTP/1.0\r\n\r\n'));
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+  t.regex(head, /^HTTP\/1\.[01] 302 /);
+  t.regex(head, /\r\nlocation: \/moved\/y\?z\r\n/i);
 });
 
 test('through the tunnel a redirect keeps the visitor scheme the edge states', async (t) => {
