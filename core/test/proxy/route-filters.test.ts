@@ -6,6 +6,12 @@
 import test, { type ExecutionContext } from 'ava';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
+import { injectable } from 'tsyringe';
+import { z } from 'zod';
+import { headerValue } from '../../src/model/exchange.js';
+import { defineManifest } from '../../src/plugin-api/manifest.js';
+import { definePlugin } from '../../src/plugin-api/module.js';
+import { ForwardingHandler, type DispatchController, type ResponseHeaders, type UpstreamInterceptor, type UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import { replacePath } from '../../src/proxy/route-filters.js';
 import type { Route } from '../../src/routes/types.js';
 import {
@@ -308,4 +314,61 @@ test('routes that cannot be served: unresolved with its status (default 503), no
     t.regex(loggedError(lines, host), cause, host);
   }
   t.is(o.requests, 0);
+});
+
+test('filters are innermost: plugins see the client request, the origin gets the edits, plugins see the edited response', async (t) => {
+  const o = await origin(t);
+  const seen: { request?: { authorization?: string; path: string; plugin?: string }; response?: string | string[] } = {};
+  const watch: UpstreamInterceptor = (next) => (options, handler) => {
+    seen.request = { authorization: headerValue(options.headers, 'authorization'), path: options.path as string };
+    options.headers.push('x-plugin', 'added');
+    next(
+      options,
+      new (class extends ForwardingHandler {
+        override onResponseStart(c: DispatchController, status: number, headers: ResponseHeaders, message?: string): void {
+          seen.response = headers['x-filtered'];
+          super.onResponseStart(c, status, headers, message);
+        }
+      })(handler),
+    );
+  };
+  @injectable()
+  class Watcher implements UpstreamPlugin {
+    interceptor(): UpstreamInterceptor {
+      return watch;
+    }
+  }
+  const manifest = defineManifest({
+    id: 'test.watcher',
+    name: 'test-watcher',
+    description: 'test',
+    coreRange: '^0.1.0',
+    kind: 'policy',
+    order: 10,
+    configSchema: z.object({}).strict(),
+  });
+  const proxy = await startProxyHarness({
+    plugins: [{ module: definePlugin({ manifest, plugin: Watcher }) }],
+    table: testRouteTable([
+      route({
+        path: '/api',
+        endpoints: [o.key],
+        filters: {
+          requestHeaders: { remove: ['authorization', 'x-plugin'] },
+          responseHeaders: { set: [['x-filtered', 'yes']] },
+          rewrite: { path: { type: 'ReplacePrefixMatch', value: '/v2' } },
+        },
+      }),
+    ]),
+  });
+  t.teardown(() => proxy.close());
+  const reply = await send(proxy.url, '/api/items?x=1', { host: 'app.example.com', authorization: 'Basic dTpw' });
+  t.is(reply.status, 200);
+  const echoed = JSON.parse(reply.body) as Echoed;
+  t.deepEqual(seen.request, { authorization: 'Basic dTpw', path: '/api/items?x=1' }, "the plugin saw the client's request");
+  t.is(echoed.url, '/v2/items?x=1', 'the origin got the rewritten path');
+  t.is(echoed.headers.authorization, undefined, 'and the edited headers');
+  t.is(echoed.headers['x-plugin'], undefined, "the edits apply to the plugin's additions too");
+  t.is(seen.response, 'yes', 'the plugin saw the edited response head');
+  t.is(reply.headers['x-filtered'], 'yes');
 });
