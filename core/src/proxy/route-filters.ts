@@ -51,17 +51,16 @@ export function filtersInterceptor(route: Route): UpstreamInterceptor | undefine
   const host = rewrite?.hostname;
   if (host !== undefined && !validHostname(host)) throw refused(route, 'rewrite.hostname', 'is not a host name');
   const path = rewrite?.path;
-  if (!request && !response && host === undefined && path === undefined) return undefined;
+  // Request edits may not name Host, so the rewritten Host joins them as one more replacement.
+  const upstream = host === undefined ? request : { drop: new Set([...(request?.drop ?? []), 'host']), append: [...(request?.append ?? []), 'host', host] };
+  if (!upstream && !response && path === undefined) return undefined;
   return (next) =>
     function routeFilters(options, handler) {
-      if (request) options.headers = editList(options.headers, request);
-      if (host !== undefined) options.headers = editList(options.headers, { drop: HOST, append: ['host', host] });
+      if (upstream) options.headers = editList(options.headers, upstream);
       if (path !== undefined) options.path = rewriteTarget(options.path, route, path);
       next(options, response ? new ResponseEdits(handler, response) : handler);
     };
 }
-
-const HOST: ReadonlySet<string> = new Set(['host']);
 
 function refused(route: Route, field: string, problem: string): WarrenError {
   return new WarrenError(ErrorCode.InvalidObject, `route ${route.id}: filter ${field} ${problem}`, { status: 500 });
@@ -93,20 +92,18 @@ function compileEdits(route: Route, edits: HeaderEdits, side: 'request' | 'respo
     if (owned(name)) throw refused(route, `${field}.${where}`, `names "${name}", which the proxy sets itself (framing, hop-by-hop or Host)`);
     return name;
   };
-  const removed = new Set((edits.remove ?? []).map((n) => check(n, 'remove')));
-  const drop = new Set(removed);
-  const append: string[] = [];
-  for (const [kind, pairs] of [
-    ['set', edits.set],
-    ['add', edits.add],
-  ] as const) {
-    for (const [raw, value] of pairs ?? []) {
+  const checked = (kind: 'set' | 'add', pairs: HeaderEdits['set']): Array<readonly [string, string]> =>
+    (pairs ?? []).map(([raw, value]) => {
       const name = check(raw, kind);
       if (!validFieldValue(value)) throw refused(route, `${field}.${kind}`, `gives "${name}" a value with control characters`);
-      if (kind === 'set') drop.add(name);
-      if (!removed.has(name)) append.push(name, value);
-    }
-  }
+      return [name, value] as const;
+    });
+  const removed = new Set((edits.remove ?? []).map((n) => check(n, 'remove')));
+  // A name set twice keeps its last value: set replaces.
+  const set = new Map(checked('set', edits.set));
+  const drop = new Set([...removed, ...set.keys()]);
+  const append: string[] = [];
+  for (const [name, value] of [...set, ...checked('add', edits.add)]) if (!removed.has(name)) append.push(name, value);
   return drop.size === 0 && append.length === 0 ? undefined : { drop, append };
 }
 

@@ -82,7 +82,10 @@ test('request header edits: set replaces every field of the name, add appends, r
       endpoints: [o.key],
       filters: {
         requestHeaders: {
-          set: [['X-Set', 'new']],
+          set: [
+            ['X-Set', 'first'],
+            ['x-set', 'new'],
+          ],
           add: [
             ['x-add', 'added'],
             ['X-Gone-Too', 'never'],
@@ -104,7 +107,7 @@ test('request header edits: set replaces every field of the name, add appends, r
   ]);
   t.is(reply.status, 200);
   const seen = JSON.parse(reply.body) as Echoed;
-  t.deepEqual(fields(seen.rawHeaders, 'x-set'), ['new'], 'set replaces all values');
+  t.deepEqual(fields(seen.rawHeaders, 'x-set'), ['new'], 'set replaces all values (a name set twice: the last)');
   t.deepEqual(fields(seen.rawHeaders, 'x-add'), ['kept', 'added'], 'add appends after the present values');
   t.deepEqual(fields(seen.rawHeaders, 'x-remove'), [], 'remove drops every field of the name, whatever its case');
   t.deepEqual(fields(seen.rawHeaders, 'x-gone-too'), [], 'remove wins over add');
