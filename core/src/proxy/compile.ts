@@ -15,6 +15,7 @@ import {
 } from '../routes/core-annotations.js';
 import type { ErrorMapper } from './errors.js';
 import { createBalancer, type Balancer, type BalancingPolicy, type EndpointStates } from './balancer.js';
+import { filtersInterceptor } from './route-filters.js';
 import { endpointOrigin, poolKey, type PoolOpener } from './transport.js';
 
 /**
@@ -55,6 +56,8 @@ export interface CompiledRoute {
   readonly upgradePoolKeys: readonly string[] | undefined;
   /** The interceptor chain ending in core's dispatch. */
   readonly dispatch: UpstreamDispatch;
+  /** The chain answers every request itself (a redirect filter): the route needs no backend endpoint. */
+  readonly answersItself: boolean;
   readonly upgrade: { readonly plugin: UpstreamPlugin; readonly binding: RouteBinding } | undefined;
   readonly responseHeaderTimeout: number;
   readonly idleTimeout: number;
@@ -64,6 +67,10 @@ export interface CompiledRoute {
   readonly requestBodyTimeout: number;
   /** Longest wait for a free connection slot to the chosen endpoint. */
   readonly queueTimeout: number;
+  /** Bound of the whole exchange until the response ended (the route's `timeouts.request`); undefined: none. */
+  readonly requestTimeout: number | undefined;
+  /** Bound of each upstream attempt until its response ended (the route's `timeouts.backendRequest`); undefined: none. */
+  readonly backendRequestTimeout: number | undefined;
   readonly hostOverride: string | undefined;
   /** Close HTTP/1.1 connections after each request (no keep-alive profile). */
   readonly closeConnections: boolean;
@@ -181,6 +188,10 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
     queueTimeout: UPSTREAM_QUEUE_TIMEOUT.get(route) ?? env.defaults.upstreamQueueTimeout,
     hostOverride: UPSTREAM_HOST.get(route),
     labels,
+    answersItself: route.filters?.redirect !== undefined,
+    // Zero turns a route timeout off (Gateway API), as does leaving it out.
+    requestTimeout: positive(route.timeouts?.request),
+    backendRequestTimeout: positive(route.timeouts?.backendRequest),
   };
   let profile = baseProfile(route, env.defaults, protocolCatalog(env.plugins));
   const bound: Bound[] = [];
@@ -201,7 +212,9 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
       if (typeof interceptor !== 'function') throw new TypeError(`plugin ${entry.manifest.id} returned an interceptor that is not a function`);
       interceptors.push(interceptor);
     }
-    let dispatch = env.coreDispatch;
+    // Core's own interceptor, innermost: the route's filters apply to the request as it goes upstream.
+    const filters = filtersInterceptor(route);
+    let dispatch = filters ? filters(env.coreDispatch) : env.coreDispatch;
     for (let i = interceptors.length - 1; i >= 0; i--) {
       const next = interceptors[i]!(dispatch);
       if (typeof next !== 'function') throw new TypeError('an interceptor did not return a dispatch function');
@@ -246,6 +259,10 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
       closeConnections: true,
     };
   }
+}
+
+function positive(ms: number | undefined): number | undefined {
+  return ms !== undefined && ms > 0 ? ms : undefined;
 }
 
 function normalizeProfile(profile: TransportProfile, route: Route): TransportProfile {

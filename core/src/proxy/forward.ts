@@ -71,6 +71,8 @@ export class ExchangeRun {
   /** The whole request body, when it was read before dispatch. */
   #buffered: Buffer | undefined;
   #deadline: NodeJS.Timeout | undefined;
+  /** The route's bound of the whole exchange (`timeouts.request`); unlike a plugin's deadline, never replaced. */
+  #requestTimer: NodeJS.Timeout | undefined;
   /** The response head sent to the client and its body sink, once `respond` was called. */
   #sent: { readonly head: SentResponse; readonly sink: Writable } | undefined;
   #upstreamSocket: Duplex | undefined;
@@ -95,6 +97,12 @@ export class ExchangeRun {
       return done;
     }
     ex.signal.addEventListener('abort', this.#onClientAbort, { once: true });
+    const limit = this.compiled.requestTimeout;
+    if (limit !== undefined) {
+      this.#requestTimer = setTimeout(() => {
+        this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no complete response within ${limit} ms (route timeouts.request)`));
+      }, limit);
+    }
     const upgrading = ex.head.upgrade !== undefined && this.compiled.upgrade !== undefined;
     const options: UpstreamDispatchOptions = {
       path: this.framing.target,
@@ -277,6 +285,8 @@ export class ExchangeRun {
 
   upgraded(socket: Duplex, session: UpgradeSession): void {
     this.#upstreamSocket = socket;
+    // The upgrade answered the request: the session that follows is no request the route's timeout bounds.
+    if (this.#requestTimer) clearTimeout(this.#requestTimer);
     this.suspendIdleTimeout();
     const upgrade = this.compiled.upgrade!;
     let ended: Promise<void>;
@@ -311,6 +321,7 @@ export class ExchangeRun {
     this.#finished = true;
     if (this.#idle) clearTimeout(this.#idle);
     if (this.#deadline) clearTimeout(this.#deadline);
+    if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
     this.exchange.signal.removeEventListener('abort', this.#onClientAbort);
     this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
@@ -362,6 +373,8 @@ class Attempts implements Dispatcher.DispatchHandler {
   #responding = false;
   /** Runs from the first 1xx until the final response head: the client library restarts its own head timer per 1xx. */
   #informational: NodeJS.Timeout | undefined;
+  /** Bounds the current attempt until its response ended (the route's `timeouts.backendRequest`). */
+  #attemptTimer: NodeJS.Timeout | undefined;
   readonly #controller: Controller;
 
   constructor(run: ExchangeRun, options: UpstreamDispatchOptions, next: Dispatcher.DispatchHandler) {
@@ -410,6 +423,12 @@ class Attempts implements Dispatcher.DispatchHandler {
     const key = (upgrade ? compiled.upgradePoolKeys : compiled.poolKeys)![index]!;
     const options: UpstreamDispatchOptions = { ...this.#options, body: run.bodyForAttempt() };
     if (compiled.closeConnections || upgrade) options.reset = true;
+    const limit = compiled.backendRequestTimeout;
+    if (limit !== undefined) {
+      this.#attemptTimer = setTimeout(() => {
+        run.abort(new WarrenError(ErrorCode.UpstreamTimeout, `upstream request not complete within ${limit} ms (route timeouts.backendRequest)`));
+      }, limit);
+    }
     try {
       run.env.pools.get(key).dispatch(options, this);
     } catch (err) {
@@ -436,6 +455,8 @@ class Attempts implements Dispatcher.DispatchHandler {
 
   #release(): void {
     this.#stopInformationalTimer();
+    if (this.#attemptTimer) clearTimeout(this.#attemptTimer);
+    this.#attemptTimer = undefined;
     if (this.#state) {
       this.#state.outstanding--;
       this.#state = undefined;

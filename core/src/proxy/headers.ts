@@ -1,6 +1,8 @@
 import { ErrorCode, WarrenError } from '../errors.js';
 import { validAuthority } from '../routes/hosts.js';
 import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
+import { headerValue } from '../model/exchange.js';
+import type { RequestFacts } from '../routes/types.js';
 import type { RawHeaders, RequestHead } from './exchange.js';
 
 /**
@@ -29,17 +31,41 @@ export interface UpstreamHeaderOptions {
   readonly contentLength: number | undefined;
 }
 
-/** What a valid request head says: its canonical target and its framing. */
-export interface RequestFraming {
-  /** The canonical path (query excluded): what routes are matched on. */
-  readonly path: string;
-  /** The canonical path plus the query as the client sent it: what the upstream receives. */
-  readonly target: string;
-  /** Declared body length, or undefined when there is none or it is streamed. */
-  readonly contentLength: number | undefined;
-  readonly chunked: boolean;
-  /** The `content-length` to send upstream: declared by the client, or known and non-zero. */
-  readonly sendLength: number | undefined;
+/**
+ * What a valid request head says: its canonical target and its framing, and the facts route conditions are
+ * checked against (method, header list, raw query). It is the `RequestFacts` the route table's `match` receives,
+ * so matching allocates nothing more; the query is cut from the target only when a condition asks for it.
+ */
+export class RequestFraming implements RequestFacts {
+  readonly method: string;
+  /** The request's flat header list (lower-case names), as on the exchange head. */
+  readonly headers: RawHeaders;
+  #query: string | undefined;
+
+  constructor(
+    head: RequestHead,
+    /** The canonical path (query excluded): what routes are matched on. */
+    readonly path: string,
+    /** The canonical path plus the query as the client sent it: what the upstream receives. */
+    readonly target: string,
+    /** Declared body length, or undefined when there is none or it is streamed. */
+    readonly contentLength: number | undefined,
+    readonly chunked: boolean,
+    /** The `content-length` to send upstream: declared by the client, or known and non-zero. */
+    readonly sendLength: number | undefined,
+  ) {
+    this.method = head.method;
+    this.headers = head.headers;
+  }
+
+  /** The raw query string without `?` (`''` when there is none). */
+  get query(): string {
+    if (this.#query === undefined) {
+      const q = this.target.indexOf('?');
+      this.#query = q === -1 ? '' : this.target.slice(q + 1);
+    }
+    return this.#query;
+  }
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -78,6 +104,29 @@ const SPOOFABLE = new Set([
   'x-original-url',
   'x-rewrite-url',
 ]);
+/**
+ * True for a request field that the proxy itself owns on the upstream request — framing, hop-by-hop, `host` and
+ * `expect` (see `HOP_BY_HOP`) and `proxy-*` — which a configured header edit therefore may not touch.
+ */
+export function proxyOwnedRequestField(name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
+}
+
+/** True for a response field that the proxy owns towards the client: hop-by-hop fields and `content-length` (framing). */
+export function proxyOwnedResponseField(name: string): boolean {
+  return RESPONSE_HOP_BY_HOP.has(name) || name === 'content-length';
+}
+
+/** True when `name` is an HTTP token (a valid field name). */
+export function validFieldName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** True when `value` is a valid field value: no CR, LF, NUL or other control bytes. */
+export function validFieldValue(value: string): boolean {
+  return !BAD_VALUE.test(value);
+}
+
 /** Fields only Cloudflare's edge may set: passed from the edge, dropped from a direct client. */
 const EDGE_ONLY = new Set(['cf-connecting-ip', 'cf-connecting-ipv6', 'cf-pseudo-ipv4', 'cf-visitor', 'cf-ipcountry']);
 
@@ -107,13 +156,8 @@ export function validateRequestHead(head: RequestHead, limits: HeaderLimits): Re
     throw badRequest(`request content-length ${declared} differs from the body length ${head.contentLength}`);
   }
   const length = declared ?? head.contentLength;
-  return {
-    path: target.path,
-    target: target.target,
-    contentLength: length,
-    chunked,
-    sendLength: declared !== undefined || (length !== undefined && length > 0) ? length : undefined,
-  };
+  const sendLength = declared !== undefined || (length !== undefined && length > 0) ? length : undefined;
+  return new RequestFraming(head, target.path, target.target, length, chunked, sendLength);
 }
 
 /** Method, path and Host; returns the canonical target. */
@@ -242,6 +286,15 @@ function pushForwarding(out: string[], head: RequestHead, forwardedFor: string |
   out.push('x-forwarded-proto', scheme);
   if (head.authority) out.push('x-forwarded-host', head.authority);
   if (client !== undefined) out.push('x-real-ip', client);
+}
+
+/**
+ * The scheme the visitor used: for a request the edge forwarded, what the edge states ({@link edgeScheme}); for a
+ * direct client, the scheme of its connection.
+ */
+export function visitorScheme(head: RequestHead): string {
+  if (head.forwardedBy !== 'edge') return head.scheme;
+  return edgeScheme(headerValue(head.headers, 'x-forwarded-proto'), headerValue(head.headers, 'cf-visitor'));
 }
 
 /** The visitor's scheme as the edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */

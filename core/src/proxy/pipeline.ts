@@ -35,6 +35,17 @@ import { PoolRegistry } from './transport.js';
  * generation it started on until it ends; a failed build leaves the previous generation serving.
  */
 
+/** A route whose backend cannot be served: its own status (500 for an invalid Gateway API backendRef), else 503. */
+function unresolved(route: Route, why: NonNullable<Route['unresolved']>): WarrenError {
+  return new WarrenError(ErrorCode.NoEndpoints, `route ${route.id} is unresolved (${why.reason}): ${why.message}`, { status: why.status });
+}
+
+/** No endpoint to send to: 503, or 500 for a route that names no backend at all (a Gateway API rule without backendRefs). */
+function noEndpoint(route: Route): WarrenError {
+  if (route.backend.service === '') return new WarrenError(ErrorCode.NoEndpoints, `route ${route.id} has no backend`, { status: 500 });
+  return new WarrenError(ErrorCode.NoEndpoints, `service ${route.backend.namespace}/${route.backend.service} has no ready endpoint`);
+}
+
 /** The part of the routing model's `RouteStore` the pipeline needs. */
 export interface RouteTableSource {
   /** The table to serve now, if one was published. */
@@ -253,14 +264,15 @@ export class Pipeline implements ExchangeHandler, Runnable {
     let outcome: Outcome;
     try {
       const framing = validateRequestHead(head, this.#limits);
-      // Routes match the canonical path, and the upstream gets that same path (framing.target).
-      const route = gen.table.match(head.authority, framing.path);
+      // Routes match the canonical path, and the upstream gets that same path (framing.target). The framing is
+      // also the request facts that route conditions (method, headers, query) are checked against.
+      const route = gen.table.match(head.authority, framing.path, framing);
       if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${framing.path}`.slice(0, 300));
       compiled = gen.route(route);
       if (compiled.unavailable) throw compiled.unavailable;
-      if (route.unresolved) throw new WarrenError(ErrorCode.NoEndpoints, `route ${route.id} is unresolved (${route.unresolved.reason}): ${route.unresolved.message}`);
-      if (compiled.balancer.endpoints.length === 0) {
-        throw new WarrenError(ErrorCode.NoEndpoints, `service ${route.backend.namespace}/${route.backend.service} has no ready endpoint`);
+      if (!compiled.answersItself) {
+        if (route.unresolved) throw unresolved(route, route.unresolved);
+        if (compiled.balancer.endpoints.length === 0) throw noEndpoint(route);
       }
       const headers = upstreamRequestHeaders(head, {
         hostOverride: compiled.hostOverride,

@@ -35,6 +35,11 @@ export interface TestRouteInit {
   /** Parsed annotation values, keyed without the `warren.dev/` prefix. */
   readonly annotations?: Readonly<Record<string, unknown>>;
   readonly secretRefs?: readonly string[];
+  /** Gateway API parts of a route (see `Route`). */
+  readonly filters?: Route['filters'];
+  readonly conditions?: Route['conditions'];
+  readonly timeouts?: Route['timeouts'];
+  readonly unresolved?: Route['unresolved'];
 }
 
 /** Parses `address:port` / `[v6]:port` into an endpoint. */
@@ -69,6 +74,10 @@ export function testRoute(init: TestRouteInit): Route {
     protocol: init.protocol ?? 'http',
     annotations: init.annotations ?? {},
     secretRefs: init.secretRefs ?? [],
+    ...(init.filters && { filters: init.filters }),
+    ...(init.conditions && { conditions: init.conditions }),
+    ...(init.timeouts && { timeouts: init.timeouts }),
+    ...(init.unresolved && { unresolved: init.unresolved }),
   });
 }
 
