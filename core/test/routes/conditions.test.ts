@@ -8,6 +8,7 @@ import { compileConditions } from '../../src/routes/conditions.js';
 import { LayeredMap } from '../../src/routes/layered-map.js';
 import { IndexedRouteTable, PathIndex, type PathEntry } from '../../src/routes/table.js';
 import type { RequestConditions, RequestFacts, Route } from '../../src/routes/types.js';
+import { seededRandom } from './support.js';
 
 function route(id: string, extra: Partial<Route> = {}): Route {
   return {
@@ -30,35 +31,6 @@ const exact = (key: string, r: Route): PathEntry => ({ kind: 'exact', key, route
 function facts(method = 'GET', headers: string[] = [], query = ''): RequestFacts {
   return { method, headers, query };
 }
-
-/** A deterministic generator in [0, 1) (mulberry32), so the weight bounds below hold for every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-test('alternatives on one path are tried in the given order; the first the request satisfies answers', (t) => {
-  const both = route('both', { conditions: { method: 'POST', headers: [{ name: 'x-env', type: 'Exact', value: 'canary' }] } });
-  const header = route('header', { conditions: { headers: [{ name: 'x-env', type: 'Exact', value: 'canary' }] } });
-  const query = route('query', { conditions: { query: [{ name: 'v', type: 'Exact', value: '2' }] } });
-  const plain = route('plain');
-  const index = new PathIndex([prefix('/api', both), prefix('/api', header), prefix('/api', query), prefix('/api', plain)]);
-  t.is(index.match('/api/x', facts('POST', ['x-env', 'canary']))?.id, 'both');
-  t.is(index.match('/api/x', facts('GET', ['x-env', 'canary'], 'v=2'))?.id, 'header');
-  t.is(index.match('/api/x', facts('GET', ['X-Env', 'canary'], 'v=2'))?.id, 'header', 'header names are case-insensitive');
-  t.is(index.match('/api/x', facts('GET', ['x-env', 'Canary'], 'v=2'))?.id, 'query', 'header values are case-sensitive');
-  t.is(index.match('/api/x', facts('post', ['x-env', 'canary']))?.id, 'header', 'the method is compared exactly');
-  t.is(index.match('/api/x', facts('GET', [], 'V=2'))?.id, 'plain', 'query names are case-sensitive');
-  t.is(index.match('/api/x', facts('GET', [], 'v=3&v=2'))?.id, 'plain', 'only the first value of a query parameter counts');
-  t.is(index.match('/api/x', facts('GET', [], 'a=1&v=%32'))?.id, 'query', 'query values are decoded');
-  t.is(index.match('/api/x')?.id, 'plain', 'without request facts no condition holds');
-});
 
 /** A table with one exact host `a.test`, optional rules without host, and a default route. */
 function hostTable(hostIndex: PathIndex, hostless: PathIndex | undefined): IndexedRouteTable {
@@ -134,7 +106,7 @@ test('a weighted group is one alternative, picked in proportion to the weights; 
   const never = route('never', { weight: { group, weight: 0 }, conditions });
   // A route of another group between the members does not split them.
   const between = route('between', { conditions: { headers: [{ name: 'x-split', type: 'Exact', value: 'no' }] } });
-  const index = new PathIndex([prefix('', a), prefix('', between), prefix('', never), prefix('', b), prefix('', route('rest'))], seeded(42));
+  const index = new PathIndex([prefix('', a), prefix('', between), prefix('', never), prefix('', b), prefix('', route('rest'))], seededRandom(42));
   const counts = new Map<string, number>();
   const draws = 4000;
   for (let i = 0; i < draws; i++) {
