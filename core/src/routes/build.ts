@@ -62,8 +62,11 @@ export function routingConfig(
 
 /** Per host key: every declaring object's candidates. Builder-private. */
 interface HostEntry {
-  /** Groups per Ingress or per object of a route source, in no particular order. */
-  candidates: Array<{ readonly key: string; readonly list: readonly Candidate[]; readonly claimant: Claimant }>;
+  /**
+   * Groups per Ingress or per object of a route source, in no particular order. Ingress groups have no
+   * `claimant`: it is made from the fragment when a conflict needs it, so Ingress-only builds hold no more memory.
+   */
+  candidates: Array<{ readonly key: string; readonly list: readonly Candidate[]; readonly claimant: Claimant | undefined }>;
 }
 
 /** The object behind a group of candidates, with what conflict resolution and its Warnings need. */
@@ -299,9 +302,14 @@ export class RouteTableBuilder {
       users.add(key);
       batch.services.add(service);
     }
-    if (fragment.candidates.length === 0) return;
+    this.#addCandidates(key, fragment.candidates, undefined, batch);
+  }
+
+  /** The claimant of an owned Ingress's candidates. */
+  #ingressClaimant(key: string): Claimant {
+    const fragment = this.#fragments.get(key)!;
     const ref = fragment.ref!;
-    const claimant: Claimant = {
+    return {
       kind: 'Ingress',
       time: fragment.time,
       name: `Ingress/${ref.namespace}/${ref.name}`,
@@ -309,11 +317,10 @@ export class RouteTableBuilder {
       object: { kind: 'Ingress', namespace: ref.namespace, name: ref.name, uid: ref.uid || undefined },
       shown: `Ingress ${ref.namespace}/${ref.name}`,
     };
-    this.#addCandidates(key, fragment.candidates, claimant, batch);
   }
 
   /** Puts the candidates of group `key` into their hosts' entries. */
-  #addCandidates(key: string, candidates: readonly Candidate[], claimant: Claimant, batch: Batch): void {
+  #addCandidates(key: string, candidates: readonly Candidate[], claimant: Claimant | undefined, batch: Batch): void {
     // Candidates arrive grouped by rule; a host may appear in several rules of one object.
     let hostKey: string | undefined;
     let list: Candidate[] = [];
@@ -495,8 +502,9 @@ export class RouteTableBuilder {
       const all: Array<{ item: Claim; slot: string }> = [];
       let conditional = false;
       for (const group of entry.candidates) {
+        const o = group.claimant ?? this.#ingressClaimant(group.key);
         for (const c of group.list) {
-          const item = { c, o: group.claimant };
+          const item = { c, o };
           if (c.route.conditions !== undefined) conditional = true;
           const slot = `${c.kind}\u0000${c.key}\u0000${conditionsKey(c.route.conditions)}`;
           all.push({ item, slot });
