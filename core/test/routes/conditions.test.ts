@@ -32,6 +32,23 @@ function facts(method = 'GET', headers: string[] = [], query = ''): RequestFacts
   return { method, headers, query };
 }
 
+test('alternatives on one path are tried in the given order; the first the request satisfies answers', (t) => {
+  const both = route('both', { conditions: { method: 'POST', headers: [{ name: 'x-env', type: 'Exact', value: 'canary' }] } });
+  const header = route('header', { conditions: { headers: [{ name: 'x-env', type: 'Exact', value: 'canary' }] } });
+  const query = route('query', { conditions: { query: [{ name: 'v', type: 'Exact', value: '2' }] } });
+  const plain = route('plain');
+  const index = new PathIndex([prefix('/api', both), prefix('/api', header), prefix('/api', query), prefix('/api', plain)]);
+  t.is(index.match('/api/x', facts('POST', ['x-env', 'canary']))?.id, 'both');
+  t.is(index.match('/api/x', facts('GET', ['x-env', 'canary'], 'v=2'))?.id, 'header');
+  t.is(index.match('/api/x', facts('GET', ['X-Env', 'canary'], 'v=2'))?.id, 'header', 'header names are case-insensitive');
+  t.is(index.match('/api/x', facts('GET', ['x-env', 'Canary'], 'v=2'))?.id, 'query', 'header values are case-sensitive');
+  t.is(index.match('/api/x', facts('post', ['x-env', 'canary']))?.id, 'header', 'the method is compared exactly');
+  t.is(index.match('/api/x', facts('GET', [], 'V=2'))?.id, 'plain', 'query names are case-sensitive');
+  t.is(index.match('/api/x', facts('GET', [], 'v=3&v=2'))?.id, 'plain', 'only the first value of a query parameter counts');
+  t.is(index.match('/api/x', facts('GET', [], 'a=1&v=%32'))?.id, 'query', 'query values are decoded');
+  t.is(index.match('/api/x')?.id, 'plain', 'without request facts no condition holds');
+});
+
 /** A table with one exact host `a.test`, optional rules without host, and a default route. */
 function hostTable(hostIndex: PathIndex, hostless: PathIndex | undefined): IndexedRouteTable {
   return new IndexedRouteTable({
