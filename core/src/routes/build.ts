@@ -1,7 +1,8 @@
-import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import type { Config } from '../config/schema.js';
 import type { PluginManifest } from '../plugin-api/manifest.js';
 import { BackendResolver } from './backends.js';
+import { compileConditions, conditionsKey, specificity } from './conditions.js';
 import {
   candidateField,
   translateIngress,
@@ -18,8 +19,9 @@ import { RoutingPlugins } from './plugins.js';
 import { chooseProtocol } from './protocol.js';
 import { snapshotKey, type ClusterSnapshot, type SnapshotChanges } from './snapshot.js';
 import { LayeredMap } from './layered-map.js';
+import type { RouteSource, SourcedCandidate } from './sources.js';
 import { IndexedRouteTable, PathIndex } from './table.js';
-import type { Diagnostic, IngressRef, Route, RouteTable } from './types.js';
+import type { Diagnostic, IngressRef, ObjectRef, Route, RouteOwnerKind, RouteTable } from './types.js';
 
 /** Routing config of a {@link RouteTableBuilder}; fixed for its lifetime (changed config means a new builder). */
 export interface RoutingConfig {
@@ -27,6 +29,10 @@ export interface RoutingConfig {
   /** Controller-wide default backend (`proxy.defaultBackend`), used when nothing else matches. */
   readonly defaultBackend?: { readonly namespace: string; readonly service: string; readonly port: number | string } | undefined;
   readonly plugins: RoutingPlugins;
+  /** Route sources besides Ingress (the Gateway API translation); their routes share the table and its conflict rule. */
+  readonly sources?: readonly RouteSource[] | undefined;
+  /** Source of randomness for weighted routes (default `Math.random`; tests pass a seeded one). */
+  readonly random?: (() => number) | undefined;
 }
 
 export interface RouteTableBuilderOptions {
@@ -54,10 +60,46 @@ export function routingConfig(
   };
 }
 
-/** Per host key: every Ingress's candidates, and the result of conflict resolution. Builder-private. */
+/** Per host key: every declaring object's candidates. Builder-private. */
 interface HostEntry {
-  /** One group per Ingress, in no particular order. */
-  candidates: Array<{ readonly key: string; readonly list: readonly Candidate[] }>;
+  /**
+   * Groups per Ingress or per object of a route source, in no particular order. Ingress groups have no
+   * `claimant`: it is made from the fragment when a conflict needs it, so Ingress-only builds hold no more memory.
+   */
+  candidates: Array<{ readonly key: string; readonly list: readonly Candidate[]; readonly claimant: Claimant | undefined }>;
+}
+
+/** The object behind a group of candidates, with what conflict resolution and its Warnings need. */
+interface Claimant {
+  readonly kind: RouteOwnerKind;
+  /** Creation time, ms since epoch (Infinity when unknown): older wins. */
+  readonly time: number;
+  /** `Kind/namespace/name`: breaks a tie of `time`. */
+  readonly name: string;
+  /** The group key (Ingress snapshot key, or source and owner): equal for candidates of one object. */
+  readonly key: string;
+  readonly object: ObjectRef;
+  /** `Kind namespace/name`, for messages. */
+  readonly shown: string;
+}
+
+/** What the builder keeps of one route source between builds. */
+interface SourceState {
+  readonly source: RouteSource;
+  /** Objects of the source's kinds as last translated, per kind. */
+  readonly seen: Map<string, SeenObjects<KubernetesObject>>;
+  translated: boolean;
+  services: ReadonlySet<string>;
+  /** The last result's candidates per declaring object (`SourcedCandidate.owner`). */
+  owners: Map<string, OwnerGroup>;
+}
+
+interface OwnerGroup {
+  readonly key: string;
+  readonly candidates: readonly SourcedCandidate[];
+  readonly claimant: Claimant;
+  /** Structural text of the candidates: an unchanged object keeps its route objects across translations. */
+  readonly signature: string;
 }
 
 const CONTROLLER_DEFAULT_ID = '#controller-default';
@@ -98,6 +140,7 @@ export class RouteTableBuilder {
   /** Service key → Ingress keys whose fragments reference it. */
   readonly #serviceUsers = new Map<string, Set<string>>();
   readonly #hostEntries = new Map<string, HostEntry>();
+  readonly #sources: readonly SourceState[];
   #controllerDefault: { route: Route | undefined; diagnostics: readonly Diagnostic[]; service: string } | undefined;
 
   // Shared with published tables; replaced (never mutated) by each build.
@@ -109,11 +152,13 @@ export class RouteTableBuilder {
   #conflicts = LayeredMap.empty<string, readonly Diagnostic[]>();
   #ingressDiagnostics = LayeredMap.empty<string, readonly Diagnostic[]>();
   #serviceDiagnostics = LayeredMap.empty<string, readonly Diagnostic[]>();
+  #sourceDiagnostics = LayeredMap.empty<string, readonly Diagnostic[]>();
   #owned = LayeredMap.empty<string, IngressRef>();
 
   constructor(config: RoutingConfig, options: RouteTableBuilderOptions = {}) {
     this.#config = config;
     this.#generation = (options.firstGeneration ?? 1) - 1;
+    this.#sources = (config.sources ?? []).map((source) => ({ source, seen: new Map(), translated: false, services: new Set(), owners: new Map() }));
   }
 
   /** Generation of the last table built (0 before the first build when starting at 1). */
@@ -171,6 +216,7 @@ export class RouteTableBuilder {
       if (ingress !== undefined) this.#addFragment(this.#translate(key, ingress, ctx), batch);
       else this.#lastGood.delete(key);
     }
+    this.#updateSources(snapshot, useHint ? changes : undefined, dirtyServices, batch);
     this.#updateControllerDefault(ctx, dirtyServices);
     this.#reindex(batch.hosts);
     this.#owned = this.#owned.with(batch.owned);
@@ -187,7 +233,7 @@ export class RouteTableBuilder {
       fallback: this.#ingressDefault ?? controller?.route,
       routesByKey: this.#routesByHost,
       extraRoutes: controller?.route ? [controller.route] : NONE,
-      diagnosticGroups: [this.#ingressDiagnostics, this.#conflicts, this.#serviceDiagnostics],
+      diagnosticGroups: [this.#ingressDiagnostics, this.#conflicts, this.#serviceDiagnostics, this.#sourceDiagnostics],
       extraDiagnostics: controller?.diagnostics ?? NONE,
       owned: this.#owned,
     });
@@ -227,8 +273,13 @@ export class RouteTableBuilder {
       if (users?.size === 0) this.#serviceUsers.delete(service);
       batch.services.add(service);
     }
+    this.#removeCandidates(key, old.candidates, batch);
+  }
+
+  /** Takes the candidates of group `key` out of their hosts' entries. */
+  #removeCandidates(key: string, candidates: readonly Candidate[], batch: Batch): void {
     let last: string | undefined;
-    for (const c of old.candidates) {
+    for (const c of candidates) {
       if (c.hostKey === last) continue;
       last = c.hostKey;
       const entry = this.#hostEntries.get(c.hostKey);
@@ -251,10 +302,29 @@ export class RouteTableBuilder {
       users.add(key);
       batch.services.add(service);
     }
-    // Candidates arrive grouped by rule; a host may appear in several rules of one Ingress.
+    this.#addCandidates(key, fragment.candidates, undefined, batch);
+  }
+
+  /** The claimant of an owned Ingress's candidates. */
+  #ingressClaimant(key: string): Claimant {
+    const fragment = this.#fragments.get(key)!;
+    const ref = fragment.ref!;
+    return {
+      kind: 'Ingress',
+      time: fragment.time,
+      name: `Ingress/${ref.namespace}/${ref.name}`,
+      key,
+      object: { kind: 'Ingress', namespace: ref.namespace, name: ref.name, uid: ref.uid || undefined },
+      shown: `Ingress ${ref.namespace}/${ref.name}`,
+    };
+  }
+
+  /** Puts the candidates of group `key` into their hosts' entries. */
+  #addCandidates(key: string, candidates: readonly Candidate[], claimant: Claimant | undefined, batch: Batch): void {
+    // Candidates arrive grouped by rule; a host may appear in several rules of one object.
     let hostKey: string | undefined;
     let list: Candidate[] = [];
-    for (const c of fragment.candidates) {
+    for (const c of candidates) {
       if (c.hostKey !== hostKey) {
         hostKey = c.hostKey;
         let entry = this.#hostEntries.get(hostKey);
@@ -264,12 +334,74 @@ export class RouteTableBuilder {
           list = last.list as Candidate[];
         } else {
           list = [];
-          entry.candidates.push({ key, list });
+          entry.candidates.push({ key, list, claimant });
         }
         batch.hosts.add(hostKey);
       }
       list.push(c);
     }
+  }
+
+  /**
+   * Translates again each route source whose kinds changed (as hinted, or found by comparing the `extra` maps) or
+   * whose Services or EndpointSlices changed, and swaps in the candidates of the objects whose result differs.
+   */
+  #updateSources(snapshot: ClusterSnapshot, hint: SnapshotChanges | undefined, dirtyServices: ReadonlySet<string>, batch: Batch): void {
+    const sourceDiagnostics = new Map<string, readonly Diagnostic[] | undefined>();
+    this.#sources.forEach((state, index) => {
+      let changed = !state.translated;
+      for (const kind of state.source.kinds) {
+        let seen = state.seen.get(kind);
+        if (!seen) state.seen.set(kind, (seen = new SeenObjects()));
+        const current = snapshot.extra?.get(kind) ?? NO_OBJECTS;
+        const keys = hint ? seen.hinted(current, hint.extra?.get(kind)) : seen.diff(current);
+        for (const key of keys) seen.set(key, current.get(key));
+        if (keys.size > 0) changed = true;
+      }
+      if (!changed) for (const service of dirtyServices) if (state.services.has(service)) changed = true;
+      if (!changed) return;
+      state.translated = true;
+      const result = state.source.translate(snapshot, { services: snapshot.services, resolver: this.#resolver, plugins: this.#config.plugins });
+      const diagnostics = [...result.diagnostics];
+      const byOwner = new Map<string, SourcedCandidate[]>();
+      for (const c of result.candidates) {
+        const problem = c.route.conditions === undefined ? undefined : compileConditions(c.route.conditions);
+        if (problem !== undefined && !problem.ok) {
+          const claimant = sourceClaimant(index, c);
+          diagnostics.push({
+            type: 'Warning',
+            reason: 'InvalidMatch',
+            object: claimant.object,
+            message: `${claimant.shown}: route ${c.route.id}: ${problem.message}; this match is not routed`,
+          });
+          continue;
+        }
+        let list = byOwner.get(c.owner);
+        if (!list) byOwner.set(c.owner, (list = []));
+        list.push(c);
+      }
+      const owners = new Map<string, OwnerGroup>();
+      for (const [owner, candidates] of byOwner) {
+        const previous = state.owners.get(owner);
+        const signature = JSON.stringify(candidates);
+        if (previous !== undefined && previous.signature === signature) {
+          owners.set(owner, previous);
+          continue;
+        }
+        const claimant = sourceClaimant(index, candidates[0]!);
+        if (previous !== undefined) this.#removeCandidates(previous.key, previous.candidates, batch);
+        this.#addCandidates(claimant.key, candidates, claimant, batch);
+        owners.set(owner, { key: claimant.key, candidates, claimant, signature });
+      }
+      for (const [owner, previous] of state.owners) if (!owners.has(owner)) this.#removeCandidates(previous.key, previous.candidates, batch);
+      state.owners = owners;
+      const services = new Set(result.services);
+      for (const service of state.services) if (!services.has(service)) batch.services.add(service);
+      for (const service of services) if (!state.services.has(service)) batch.services.add(service);
+      state.services = services;
+      sourceDiagnostics.set(String(index), diagnostics.length > 0 ? Object.freeze(diagnostics) : undefined);
+    });
+    if (sourceDiagnostics.size > 0) this.#sourceDiagnostics = this.#sourceDiagnostics.with(sourceDiagnostics);
   }
 
   #updateControllerDefault(ctx: TranslateContext, dirtyServices: ReadonlySet<string>): void {
@@ -353,39 +485,57 @@ export class RouteTableBuilder {
     this.#conflicts = this.#conflicts.with(conflicts);
   }
 
-  /** Conflict resolution for one host: per (match kind, path key) the oldest Ingress wins, then namespace/name. */
+  /**
+   * Conflict resolution for one host: per (match kind, path key, conditions) the oldest object wins, then
+   * `Kind/namespace/name`, then declaration order; a winner's weighted group wins with it. Survivors with
+   * conditions are put in matching precedence (see {@link PathIndex}).
+   */
   #resolve(hostKey: string, entry: HostEntry): { winners: readonly Route[]; index: PathIndex | undefined; conflicts: readonly Diagnostic[] } {
     let survivors: readonly Candidate[];
     let conflicts: readonly Diagnostic[] = NONE;
     const only = entry.candidates.length === 1 ? entry.candidates[0]!.list : undefined;
     if (only !== undefined && only.length <= 16 && !hasDuplicates(only)) {
-      // The common case: one Ingress with distinct paths; nothing to resolve.
+      // The common case: one object with distinct paths; nothing to resolve.
       survivors = only;
     } else {
-      const best = new Map<string, { c: Candidate; f: Fragment }>();
-      const all: Array<{ c: Candidate; f: Fragment }> = [];
+      const best = new Map<string, Claim>();
+      const all: Array<{ item: Claim; slot: string }> = [];
+      let conditional = false;
       for (const group of entry.candidates) {
-        const f = this.#fragments.get(group.key)!;
+        const o = group.claimant ?? this.#ingressClaimant(group.key);
         for (const c of group.list) {
-          const item = { c, f };
-          all.push(item);
-          const slot = `${c.kind}\u0000${c.key}`;
+          const item = { c, o };
+          if (c.route.conditions !== undefined) conditional = true;
+          const slot = `${c.kind}\u0000${c.key}\u0000${conditionsKey(c.route.conditions)}`;
+          all.push({ item, slot });
           const current = best.get(slot);
           if (!current || precedes(item, current)) best.set(slot, item);
         }
       }
-      const kept: Candidate[] = [];
+      const kept: Claim[] = [];
       const lost: Diagnostic[] = [];
-      for (const item of all) {
-        const winner = best.get(`${item.c.kind}\u0000${item.c.key}`)!;
-        if (winner === item) kept.push(item.c);
-        else lost.push(conflictDiagnostic(hostKey, item.c, item.f, winner.c, winner.f));
+      const reported = new Set<string>();
+      for (const { item, slot } of all) {
+        const winner = best.get(slot)!;
+        if (winner === item || sameWeightedGroup(item, winner)) {
+          kept.push(item);
+          continue;
+        }
+        // A losing weighted group is reported once.
+        const group = item.c.route.weight?.group;
+        if (group !== undefined) {
+          const id = `${slot}\u0000${item.o.key}\u0000${group}`;
+          if (reported.has(id)) continue;
+          reported.add(id);
+        }
+        lost.push(conflictDiagnostic(hostKey, item, winner));
       }
-      survivors = kept;
+      if (conditional) kept.sort(matchingOrder);
+      survivors = kept.map((k) => k.c);
       conflicts = lost;
     }
     const winners = survivors.map((c) => c.route);
-    const index = hostKey === DEFAULT_HOST_KEY || winners.length === 0 ? undefined : new PathIndex(survivors);
+    const index = hostKey === DEFAULT_HOST_KEY || winners.length === 0 ? undefined : new PathIndex(survivors, this.#config.random);
     return { winners, index, conflicts };
   }
 
@@ -395,7 +545,7 @@ export class RouteTableBuilder {
     const changes = new Map<string, readonly Diagnostic[] | undefined>();
     const controllerService = this.#controllerDefault?.service;
     for (const service of services) {
-      const used = this.#serviceUsers.has(service) || service === controllerService;
+      const used = this.#serviceUsers.has(service) || service === controllerService || this.#sources.some((s) => s.services.has(service));
       const found = used ? this.#resolver.diagnosticsOf(service) : NONE;
       changes.set(service, found.length > 0 ? found : undefined);
     }
@@ -413,6 +563,7 @@ interface Batch {
 }
 
 const NONE: readonly never[] = Object.freeze([]);
+const NO_OBJECTS: ReadonlyMap<string, KubernetesObject> = new Map();
 
 function hasDuplicates(list: readonly Candidate[]): boolean {
   for (let i = 1; i < list.length; i++) {
@@ -421,39 +572,82 @@ function hasDuplicates(list: readonly Candidate[]): boolean {
   return false;
 }
 
-function precedes(a: { c: Candidate; f: Fragment }, b: { c: Candidate; f: Fragment }): boolean {
-  if (a.f.time !== b.f.time) return a.f.time < b.f.time;
-  if (a.f !== b.f) {
-    const an = `${a.f.ref!.namespace}/${a.f.ref!.name}`;
-    const bn = `${b.f.ref!.namespace}/${b.f.ref!.name}`;
-    if (an !== bn) return an < bn;
-    return a.f.key < b.f.key;
-  }
+/** A candidate with the object that declares it. */
+interface Claim {
+  readonly c: Candidate;
+  readonly o: Claimant;
+}
+
+/** Conflict order: older object first, then `Kind/namespace/name`, then group key, then declaration order. */
+function precedes(a: Claim, b: Claim): boolean {
+  if (a.o.time !== b.o.time) return a.o.time < b.o.time;
+  if (a.o.name !== b.o.name) return a.o.name < b.o.name;
+  if (a.o.key !== b.o.key) return a.o.key < b.o.key;
+  const ao = declarationOrder(a.c);
+  const bo = declarationOrder(b.c);
+  if (ao !== bo) return ao < bo;
   return a.c.ruleIndex !== b.c.ruleIndex ? a.c.ruleIndex < b.c.ruleIndex : a.c.pathIndex < b.c.pathIndex;
 }
 
-function conflictDiagnostic(hostKey: string, loser: Candidate, lf: Fragment, winner: Candidate, wf: Fragment): Diagnostic {
-  const ref = lf.ref!;
-  const shown = `Ingress ${ref.namespace}/${ref.name}`;
-  const field = candidateField(loser);
-  const object = { kind: 'Ingress' as const, namespace: ref.namespace, name: ref.name, uid: ref.uid || undefined };
+/** Position inside the declaring object: a route source's `order`, else the Ingress rule (paths break a tie). */
+function declarationOrder(c: Candidate): number {
+  return (c as Partial<SourcedCandidate>).order ?? c.ruleIndex;
+}
+
+/** Matching precedence of survivors on one host: more specific conditions first, then the conflict order. */
+function matchingOrder(a: Claim, b: Claim): number {
+  const d = specificity(b.c.route.conditions) - specificity(a.c.route.conditions);
+  if (d !== 0) return d;
+  return precedes(a, b) ? -1 : precedes(b, a) ? 1 : 0;
+}
+
+/** True when `item` belongs to the weighted group of `winner` (same object, same group). */
+function sameWeightedGroup(item: Claim, winner: Claim): boolean {
+  const group = item.c.route.weight?.group;
+  return group !== undefined && item.o.key === winner.o.key && winner.c.route.weight?.group === group;
+}
+
+/** The claimant of a route source's candidate; its group key cannot collide with an Ingress key (`namespace/name`). */
+function sourceClaimant(index: number, c: SourcedCandidate): Claimant {
+  const ref = c.route.ingress;
+  const kind = ref.kind ?? 'Ingress';
+  return {
+    kind,
+    time: c.time,
+    name: c.owner,
+    key: `#source${index}\u0000${c.owner}`,
+    object: { kind, namespace: ref.namespace, name: ref.name, uid: ref.uid || undefined },
+    shown: `${kind} ${ref.namespace}/${ref.name}`,
+  };
+}
+
+/** Where a candidate was declared in its object: an Ingress path, or a Gateway API rule match. */
+function declaredField(c: Candidate, o: Claimant): string {
+  if (o.kind === 'Ingress') return candidateField(c);
+  return c.ruleIndex < 0 ? 'spec.rules' : `spec.rules[${c.ruleIndex}].matches[${c.pathIndex}]`;
+}
+
+function conflictDiagnostic(hostKey: string, loser: Claim, winner: Claim): Diagnostic {
+  const { shown, object } = loser.o;
+  const field = declaredField(loser.c, loser.o);
+  const same = loser.o.key === winner.o.key;
   if (hostKey === DEFAULT_HOST_KEY) {
-    const message =
-      lf === wf
-        ? `${shown}: ${field} is declared twice; ignored`
-        : `${shown}: ${field} is not used: Ingress ${wf.ref!.namespace}/${wf.ref!.name} also sets a default backend and ${why(lf, wf)}`;
+    const message = same
+      ? `${shown}: ${field} is declared twice; ignored`
+      : `${shown}: ${field} is not used: ${winner.o.shown} also sets a default backend and ${why(loser.o, winner.o)}`;
     return { type: 'Warning', reason: 'RouteConflict', object, field, message };
   }
-  const where = `host ${hostKey === HOSTLESS_KEY ? '(any)' : `"${hostKey}"`}, ${loser.route.pathType} "${loser.route.path}"`;
-  const message =
-    lf === wf
-      ? `${shown}: ${field} (${where}) duplicates ${candidateField(winner)}; ignored`
-      : `${shown}: ${field} (${where}) is also claimed by Ingress ${wf.ref!.namespace}/${wf.ref!.name}, which ${why(lf, wf)}; path not routed`;
+  const conditions = loser.c.route.conditions !== undefined ? ' with the same method, header and query conditions' : '';
+  const where = `host ${hostKey === HOSTLESS_KEY ? '(any)' : `"${hostKey}"`}, ${loser.c.route.pathType} "${loser.c.route.path}"${conditions}`;
+  const message = same
+    ? `${shown}: ${field} (${where}) duplicates ${declaredField(winner.c, winner.o)}; ignored`
+    : `${shown}: ${field} (${where}) is also claimed by ${winner.o.shown}, which ${why(loser.o, winner.o)}; path not routed`;
   return { type: 'Warning', reason: 'RouteConflict', object, field, message };
 }
 
-function why(loser: Fragment, winner: Fragment): string {
-  return loser.time !== winner.time ? 'is older and wins' : 'is as old and wins by namespace/name order';
+function why(loser: Claimant, winner: Claimant): string {
+  if (loser.time !== winner.time) return 'is older and wins';
+  return loser.kind === winner.kind ? 'is as old and wins by namespace/name order' : 'is as old and wins by kind/namespace/name order';
 }
 
 /**

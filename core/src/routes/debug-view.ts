@@ -1,7 +1,7 @@
 import { ANNOTATION_PREFIX } from '../plugin-api/manifest.js';
 import { requestHost } from './hosts.js';
 import type { RoutingPlugins } from './plugins.js';
-import type { Diagnostic, Route, RouteTable } from './types.js';
+import type { Diagnostic, RequestConditions, Route, RouteOwnerKind, RouteTable } from './types.js';
 
 /**
  * The read-only debug view of a route table (served as JSON on the health port at `/debug/routes`, printed by
@@ -33,8 +33,14 @@ export interface RouteView {
   readonly path: string;
   readonly pathType: string;
   readonly source: string;
-  /** `namespace/name` of the Ingress, or `setting proxy.defaultBackend`. */
+  /** `namespace/name` of the Ingress (or of the object named by `kind`), or `setting proxy.defaultBackend`. */
   readonly ingress: string;
+  /** Set when the route comes from another kind than Ingress (`HTTPRoute`, `GRPCRoute`). */
+  readonly kind?: RouteOwnerKind | undefined;
+  /** What a request must carry besides host and path (Gateway API matches). */
+  readonly conditions?: RequestConditions | undefined;
+  /** The rule's weighted group and this backend's weight. */
+  readonly weight?: { readonly group: string; readonly weight: number } | undefined;
   /** Generation of the Ingress the route was built from (older than the Ingress's own when its last good version is kept). */
   readonly ingressGeneration: number;
   readonly backend: { readonly namespace: string; readonly service: string; readonly port: number; readonly portName?: string | undefined };
@@ -46,10 +52,10 @@ export interface RouteView {
   /** Secrets referenced through annotations (`namespace/name`); names only. */
   readonly secretRefs: readonly string[];
   readonly endpoints: readonly RouteEndpointView[];
-  /** `serving`; `no-endpoints` (503 until one is ready); `unresolved` (503: the backend cannot be resolved). */
+  /** `serving`; `no-endpoints` (503 until one is ready); `unresolved` (503, or `problem.status`: the backend cannot be resolved). */
   readonly state: 'serving' | 'no-endpoints' | 'unresolved';
-  /** Why the route is unresolved. */
-  readonly problem?: { readonly reason: string; readonly message: string } | undefined;
+  /** Why the route is unresolved, and the status it answers when not 503. */
+  readonly problem?: { readonly reason: string; readonly message: string; readonly status?: number | undefined } | undefined;
 }
 
 interface ProblemView {
@@ -71,7 +77,7 @@ export interface RouteTableView {
   readonly routes: readonly RouteView[];
   /** With `host` and `path`: the route that request gets, or null (404). */
   readonly match?: RouteView | null | undefined;
-  /** Warnings and notices of the table (of the filtered routes' Ingresses when filtered); at most `limit`. */
+  /** Warnings and notices of the table (of the filtered routes' objects when filtered); at most `limit`. */
   readonly problems: readonly ProblemView[];
   /** Routes or problems left out by `limit`. */
   readonly truncated: { readonly routes: number; readonly problems: number };
@@ -80,7 +86,7 @@ export interface RouteTableView {
 export interface RouteViewQuery {
   /** Only routes that can answer this request host (its exact host, the wildcard covering it, or any host). */
   readonly host?: string | undefined;
-  /** With `host`: also report which route a request for this path gets. */
+  /** With `host`: also report which route a plain `GET` for this path (and query) gets. */
   readonly path?: string | undefined;
   readonly limit?: number | undefined;
 }
@@ -101,13 +107,12 @@ export function describeRouteTable(table: RouteTable, plugins: RoutingPlugins | 
   const host = query.host === undefined ? undefined : requestHost(query.host);
   const selected = host === undefined ? [...table.routes] : table.routes.filter((r) => answersHost(r, host));
   selected.sort(byHostThenPath);
-  const ingresses = new Set(selected.map((r) => `${r.ingress.namespace}/${r.ingress.name}`));
-  const problems = table.diagnostics
-    .filter((d) => host === undefined || (d.object.kind === 'Ingress' && ingresses.has(`${d.object.namespace}/${d.object.name}`)))
-    .sort(byObject);
+  const owners = new Set(selected.map((r) => `${r.ingress.kind ?? 'Ingress'}/${r.ingress.namespace}/${r.ingress.name}`));
+  const problems = table.diagnostics.filter((d) => host === undefined || owners.has(`${d.object.kind}/${d.object.namespace}/${d.object.name}`)).sort(byObject);
   let match: RouteView | null | undefined;
   if (host !== undefined && query.path !== undefined) {
-    const hit = table.match(host, query.path);
+    const q = query.path.indexOf('?');
+    const hit = table.match(host, query.path, { method: 'GET', headers: [], query: q < 0 ? '' : query.path.slice(q + 1) });
     match = hit ? describeRoute(hit, plugins) : null;
   }
   return {
@@ -141,6 +146,9 @@ function describeRoute(route: Route, plugins: RoutingPlugins | undefined): Route
     source: route.source ?? 'rule',
     ingress: route.source === 'controller-default' ? 'setting proxy.defaultBackend' : `${route.ingress.namespace}/${route.ingress.name}`,
     ingressGeneration: route.ingress.generation,
+    ...(route.ingress.kind ? { kind: route.ingress.kind } : {}),
+    ...(route.conditions ? { conditions: route.conditions } : {}),
+    ...(route.weight ? { weight: route.weight } : {}),
     backend: { namespace: b.namespace, service: b.service, port: b.port, ...(b.portName ? { portName: b.portName } : {}) },
     protocol: route.protocol,
     plugins: [...owners],
@@ -154,7 +162,9 @@ function describeRoute(route: Route, plugins: RoutingPlugins | undefined): Route
       ...(e.zone ? { zone: e.zone } : {}),
     })),
     state,
-    ...(route.unresolved ? { problem: { reason: route.unresolved.reason, message: route.unresolved.message } } : {}),
+    ...(route.unresolved
+      ? { problem: { reason: route.unresolved.reason, message: route.unresolved.message, ...(route.unresolved.status ? { status: route.unresolved.status } : {}) } }
+      : {}),
   };
 }
 

@@ -1,7 +1,8 @@
 import { requestHost } from './hosts.js';
 import { prefixMatches, requestPath, type MatchKind } from './paths.js';
 import { LayeredMap } from './layered-map.js';
-import type { Diagnostic, IngressRef, Route, RouteChanges, RouteTable } from './types.js';
+import { compileConditions, conditionsHold, conditionsKey, RequestView, type CompiledConditions } from './conditions.js';
+import type { Diagnostic, IngressRef, RequestFacts, Route, RouteChanges, RouteTable } from './types.js';
 
 /**
  * Lookup structures of a route table. Everything here is immutable once constructed.
@@ -16,49 +17,84 @@ import type { Diagnostic, IngressRef, Route, RouteChanges, RouteTable } from './
 /** Lists up to this length are scanned; longer ones become Maps (prefixes are then probed per path element). */
 const SMALL_LIST_LIMIT = 8;
 
+/** One entry of a {@link PathIndex}: `kind` exact (`key` is the path) or prefix (`key` is the path without trailing slash, `''` for `/`). */
+export interface PathEntry {
+  readonly kind: MatchKind;
+  readonly key: string;
+  readonly route: Route;
+}
+
+/**
+ * Paths of one host. When no route has conditions or weights (Ingress only), each (kind, key) holds one route and
+ * a lookup is a plain search. Otherwise each (kind, key) holds a {@link Slot} of alternatives tried in order, and a
+ * request that satisfies none of them goes on to the next shorter prefix.
+ */
 export class PathIndex {
+  /** True when the values are {@link Slot}s rather than routes. */
+  readonly #slots: boolean;
   readonly #exactKeys: readonly string[] | undefined;
-  readonly #exactRoutes: readonly Route[] | undefined;
-  readonly #exactMap: Map<string, Route> | undefined;
+  readonly #exactValues: readonly (Route | Slot)[] | undefined;
+  readonly #exactMap: Map<string, Route | Slot> | undefined;
   readonly #prefixKeys: readonly string[] | undefined;
-  readonly #prefixRoutes: readonly Route[] | undefined;
-  readonly #prefixMap: Map<string, Route> | undefined;
+  readonly #prefixValues: readonly (Route | Slot)[] | undefined;
+  readonly #prefixMap: Map<string, Route | Slot> | undefined;
 
   /**
-   * `entries` are the winning paths of one host: `kind` exact (`key` is the path) or prefix (`key` is the path
-   * without trailing slash, `''` for `/`); (kind, key) pairs are unique.
+   * `entries` are the winning routes of one host. Routes sharing a (kind, key) must come in precedence order
+   * (see `routes/build.ts`); without conditions or weights, (kind, key) pairs are unique. `random` picks among
+   * weighted routes (tests pass a seeded one).
    */
-  constructor(entries: ReadonlyArray<{ readonly kind: MatchKind; readonly key: string; readonly route: Route }>) {
-    const exact = entries.filter((e) => e.kind === 'exact');
-    const prefixes = entries.filter((e) => e.kind !== 'exact');
+  constructor(entries: readonly PathEntry[], random: () => number = Math.random) {
+    this.#slots = entries.some((e) => e.route.conditions !== undefined || e.route.weight !== undefined);
+    let exact: Array<readonly [string, Route | Slot]>;
+    let prefixes: Array<readonly [string, Route | Slot]>;
+    if (this.#slots) {
+      const grouped = new Map<string, { kind: MatchKind; key: string; routes: Route[] }>();
+      for (const e of entries) {
+        const slot = `${e.kind}\u0000${e.key}`;
+        let group = grouped.get(slot);
+        if (!group) grouped.set(slot, (group = { kind: e.kind, key: e.key, routes: [] }));
+        group.routes.push(e.route);
+      }
+      const all = [...grouped.values()].map((g) => ({ kind: g.kind, key: g.key, value: new Slot(g.routes, random) }));
+      exact = all.filter((e) => e.kind === 'exact').map((e) => [e.key, e.value] as const);
+      prefixes = all.filter((e) => e.kind !== 'exact').map((e) => [e.key, e.value] as const);
+    } else {
+      exact = entries.filter((e) => e.kind === 'exact').map((e) => [e.key, e.route] as const);
+      prefixes = entries.filter((e) => e.kind !== 'exact').map((e) => [e.key, e.route] as const);
+    }
     if (exact.length > SMALL_LIST_LIMIT) {
-      this.#exactMap = new Map(exact.map((e) => [e.key, e.route]));
+      this.#exactMap = new Map(exact);
     } else if (exact.length > 0) {
-      this.#exactKeys = exact.map((e) => e.key);
-      this.#exactRoutes = exact.map((e) => e.route);
+      this.#exactKeys = exact.map((e) => e[0]);
+      this.#exactValues = exact.map((e) => e[1]);
     }
     if (prefixes.length > SMALL_LIST_LIMIT) {
-      this.#prefixMap = new Map(prefixes.map((e) => [e.key, e.route]));
+      this.#prefixMap = new Map(prefixes);
     } else if (prefixes.length > 0) {
-      const sorted = prefixes.sort((a, b) => b.key.length - a.key.length);
-      this.#prefixKeys = sorted.map((e) => e.key);
-      this.#prefixRoutes = sorted.map((e) => e.route);
+      const sorted = prefixes.sort((a, b) => b[0].length - a[0].length);
+      this.#prefixKeys = sorted.map((e) => e[0]);
+      this.#prefixValues = sorted.map((e) => e[1]);
     }
     Object.freeze(this);
   }
 
-  /** The best route for a request path (query already stripped): an Exact match, else the longest prefix. */
-  match(path: string): Route | undefined {
+  /**
+   * The best route for a request path (query already stripped): an Exact match, else the longest prefix; with
+   * conditions, the first alternative the request satisfies, trying Exact, then ever shorter prefixes.
+   */
+  match(path: string, request?: RequestFacts): Route | undefined {
+    if (this.#slots) return this.#matchSlots(path, new RequestView(request));
     const exactKeys = this.#exactKeys;
     if (exactKeys !== undefined) {
-      for (let i = 0; i < exactKeys.length; i++) if (exactKeys[i] === path) return this.#exactRoutes![i];
+      for (let i = 0; i < exactKeys.length; i++) if (exactKeys[i] === path) return this.#exactValues![i] as Route;
     } else if (this.#exactMap !== undefined) {
       const hit = this.#exactMap.get(path);
-      if (hit !== undefined) return hit;
+      if (hit !== undefined) return hit as Route;
     }
     const keys = this.#prefixKeys;
     if (keys !== undefined) {
-      for (let i = 0; i < keys.length; i++) if (prefixMatches(path, keys[i]!)) return this.#prefixRoutes![i];
+      for (let i = 0; i < keys.length; i++) if (prefixMatches(path, keys[i]!)) return this.#prefixValues![i] as Route;
       return undefined;
     }
     const map = this.#prefixMap;
@@ -67,12 +103,154 @@ export class PathIndex {
     let end = path.length;
     for (;;) {
       const hit = map.get(end === path.length ? path : path.slice(0, end));
+      if (hit !== undefined) return hit as Route;
+      if (end === 0) return undefined;
+      end = path.lastIndexOf('/', end - 1);
+      if (end < 0) return undefined;
+    }
+  }
+
+  /** {@link match} over slots: each matching key in turn, until an alternative accepts the request. */
+  #matchSlots(path: string, view: RequestView): Route | undefined {
+    const exactKeys = this.#exactKeys;
+    let slot: Slot | undefined;
+    if (exactKeys !== undefined) {
+      for (let i = 0; i < exactKeys.length; i++) {
+        if (exactKeys[i] === path) {
+          slot = this.#exactValues![i] as Slot;
+          break;
+        }
+      }
+    } else if (this.#exactMap !== undefined) {
+      slot = this.#exactMap.get(path) as Slot | undefined;
+    }
+    const exactHit = slot?.pick(view);
+    if (exactHit !== undefined) return exactHit;
+    const keys = this.#prefixKeys;
+    if (keys !== undefined) {
+      for (let i = 0; i < keys.length; i++) {
+        if (!prefixMatches(path, keys[i]!)) continue;
+        const hit = (this.#prefixValues![i] as Slot).pick(view);
+        if (hit !== undefined) return hit;
+      }
+      return undefined;
+    }
+    const map = this.#prefixMap;
+    if (map === undefined) return undefined;
+    let end = path.length;
+    for (;;) {
+      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view);
       if (hit !== undefined) return hit;
       if (end === 0) return undefined;
       end = path.lastIndexOf('/', end - 1);
       if (end < 0) return undefined;
     }
   }
+}
+
+/**
+ * The routes of one host and path key, as alternatives in precedence order. Routes of one weighted group with the
+ * same conditions form one alternative, which picks one of them per request in proportion to the weights.
+ */
+class Slot {
+  readonly #choices: readonly Choice[];
+
+  constructor(routes: readonly Route[], random: () => number) {
+    const choices: Choice[] = [];
+    const groups = new Map<string, Route[]>();
+    for (const route of routes) {
+      const group = route.weight?.group;
+      if (group === undefined) {
+        choices.push(new Choice([route], random));
+        continue;
+      }
+      // Members of a group need not be adjacent: they join the alternative of the first one.
+      const id = `${group}\u0000${conditionsKey(route.conditions)}`;
+      const members = groups.get(id);
+      if (members) {
+        members.push(route);
+        continue;
+      }
+      const list = [route];
+      groups.set(id, list);
+      choices.push(new Choice(list, random));
+    }
+    for (const c of choices) c.seal();
+    this.#choices = choices;
+    Object.freeze(this);
+  }
+
+  /** The route of the first alternative whose conditions the request satisfies. */
+  pick(view: RequestView): Route | undefined {
+    for (const c of this.#choices) {
+      if (c.conditions === null) continue;
+      if (c.conditions === undefined || conditionsHold(c.conditions, view)) return c.pick();
+    }
+    return undefined;
+  }
+}
+
+/** One alternative: a route, or a weighted group of routes sharing conditions. */
+class Choice {
+  /** Undefined: no conditions; null: conditions that do not compile (never hold; the builder reports them). */
+  readonly conditions: CompiledConditions | undefined | null;
+  readonly #routes: Route[];
+  readonly #random: () => number;
+  /** Running sums of the weights (weighted groups only). */
+  #cumulative: number[] | undefined;
+  /** What a group whose weights are all 0 answers: unavailable (500). */
+  #unavailable: Route | undefined;
+
+  constructor(routes: Route[], random: () => number) {
+    this.#routes = routes;
+    this.#random = random;
+    const conditions = routes[0]!.conditions;
+    if (conditions === undefined) this.conditions = undefined;
+    else {
+      const check = compileConditions(conditions);
+      this.conditions = check.ok ? check.compiled : null;
+    }
+  }
+
+  /** Called once all members joined. */
+  seal(): void {
+    if (this.#routes[0]!.weight === undefined) return;
+    let total = 0;
+    this.#cumulative = this.#routes.map((r) => (total += weightOf(r)));
+    if (total === 0) this.#unavailable = unavailableRoute(this.#routes[0]!);
+  }
+
+  pick(): Route {
+    const cumulative = this.#cumulative;
+    if (cumulative === undefined) return this.#routes[0]!;
+    if (this.#unavailable !== undefined) return this.#unavailable;
+    const r = this.#random() * cumulative.at(-1)!;
+    for (let i = 0; i < cumulative.length; i++) if (r < cumulative[i]!) return this.#routes[i]!;
+    // random() is below 1, so only rounding lands here: the last route with a weight.
+    for (let i = cumulative.length - 1; i >= 0; i--) if (weightOf(this.#routes[i]!) > 0) return this.#routes[i]!;
+    return this.#routes[0]!;
+  }
+}
+
+function weightOf(route: Route): number {
+  const w = route.weight?.weight ?? 0;
+  return Number.isFinite(w) && w > 0 ? w : 0;
+}
+
+/**
+ * The route a weighted group whose weights are all 0 answers with: the group's id, no endpoints, and
+ * `unresolved` with status 500 (the Gateway API's answer when no backend may receive the request). Not part of
+ * the table's `routes`.
+ */
+function unavailableRoute(first: Route): Route {
+  const group = first.weight!.group;
+  return Object.freeze({
+    ...first,
+    id: group,
+    weight: undefined,
+    backend: Object.freeze({ ...first.backend, endpoints: Object.freeze([]) }),
+    unresolved: Object.freeze({ reason: 'NoWeight', status: 500, message: `every backend of ${group} has weight 0` }),
+  });
 }
 
 /** Everything {@link IndexedRouteTable} is made of; the builder hands over ownership (no later mutation). */
@@ -98,7 +276,9 @@ export interface RouteTableParts {
 /**
  * The published, immutable table. `match` tries, in order: the exact host, the wildcard covering the host's
  * first label, rules without host, then the default backend. Within each, an Exact path beats any prefix and
- * the longest prefix wins; when a host has no matching path the search goes on with the next level.
+ * the longest prefix wins; routes with conditions on the same path are tried in precedence order, and when the
+ * request satisfies none of them the search goes on with the next shorter prefix. When a host has no matching
+ * path the search goes on with the next level.
  */
 export class IndexedRouteTable implements RouteTable {
   readonly generation: number;
@@ -176,25 +356,25 @@ export class IndexedRouteTable implements RouteTable {
     return this.#hosts;
   }
 
-  match(host: string, path: string): Route | undefined {
+  match(host: string, path: string, request?: RequestFacts): Route | undefined {
     const parts = this.#parts;
     const h = requestHost(host);
     const p = requestPath(path);
     const exact = parts.exactHosts.get(h);
     if (exact !== undefined) {
-      const hit = exact.match(p);
+      const hit = exact.match(p, request);
       if (hit !== undefined) return hit;
     }
     if (parts.wildcardHosts.size > 0) {
       const dot = h.indexOf('.');
       const wildcard = dot > 0 ? parts.wildcardHosts.get(h.slice(dot + 1)) : undefined;
       if (wildcard !== undefined) {
-        const hit = wildcard.match(p);
+        const hit = wildcard.match(p, request);
         if (hit !== undefined) return hit;
       }
     }
     if (parts.hostless !== undefined) {
-      const hit = parts.hostless.match(p);
+      const hit = parts.hostless.match(p, request);
       if (hit !== undefined) return hit;
     }
     return parts.fallback;

@@ -2,6 +2,7 @@
  * The read-only debug view of the live route table: `GET /debug/routes` on the health server (real HTTP), and the
  * `warren routes` command that prints it (in-process and through the real entry point).
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
@@ -15,7 +16,7 @@ import { describeRouteTable, routeViewQuery, type RouteTableView } from '../../s
 import { RouteStore } from '../../src/routes/store.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
 import { runRoutesCommand } from '../../src/cli-routes.js';
-import { testRoutingConfig } from './support.js';
+import { FAKE_KIND, type FakeRoute, fakeRouteSource, testRoutingConfig } from './support.js';
 
 const SECRET_VALUE = 'c3VwZXItc2VjcmV0LWtleS1tYXRlcmlhbA==';
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
@@ -195,4 +196,38 @@ test('warren routes through the real entry point: JSON output, and a clear error
   const badLimit = await run(['--url', url, '--limit', 'ten']);
   t.is(badLimit.code, 2, 'a --limit that is not a number is refused, not ignored');
   t.regex(badLimit.stderr, /--limit must be a whole number from 1 to 10000, not "ten"/);
+});
+
+test('the view shows Gateway API routes with their kind, conditions, weights and problems, and matches a plain GET', (t) => {
+  const fake: FakeRoute = {
+    kind: 'FakeRoute',
+    metadata: { name: 'split', namespace: 'team', creationTimestamp: '2024-01-01T00:00:00Z' },
+    spec: {
+      hostname: 'other.example',
+      rules: [
+        { path: '/api', headers: [{ name: 'x-env', value: 'canary' }], backends: [{ service: 'web', port: 80 }] },
+        { path: '/api', query: [{ name: 'v', value: '2' }], backends: [{ service: 'web', port: 80, weight: 0 }] },
+        { path: '/missing', backends: [{ service: 'ghost', port: 80 }] },
+      ],
+    },
+  };
+  const { snapshot } = snapshotFromObjects(OBJECTS);
+  const settings = { ...testRoutingConfig(), sources: [fakeRouteSource] };
+  const table = new RouteTableBuilder(settings).build({ ...snapshot, extra: new Map([[FAKE_KIND, new Map([['team/split', fake as KubernetesObject]])]]) });
+  const view = describeRouteTable(table, settings.plugins, { host: 'other.example', path: '/api?v=2' });
+  const byId = new Map(view.routes.map((r) => [r.id, r]));
+  t.like(byId.get('HTTPRoute:team/split#r0/m0/b0'), {
+    kind: 'HTTPRoute',
+    ingress: 'team/split',
+    conditions: { headers: [{ name: 'x-env', type: 'Exact', value: 'canary' }] },
+  });
+  t.like(byId.get('HTTPRoute:team/split#r1/m0/b0'), { weight: { group: 'HTTPRoute:team/split#r1', weight: 0 } });
+  t.like(byId.get('HTTPRoute:team/split#r2/m0/b0'), { state: 'unresolved', problem: { status: 500 } });
+  t.is(byId.get('team/other#0/0')?.kind, undefined, 'Ingress routes carry no kind');
+  // A plain GET with ?v=2 gets the query match, whose only backend has weight 0: unavailable (500).
+  t.like(view.match, { id: 'HTTPRoute:team/split#r1', state: 'unresolved', problem: { reason: 'NoWeight', status: 500 } });
+  t.true(
+    view.problems.some((p) => p.object === 'HTTPRoute team/split' && p.reason === 'BackendNotFound'),
+    'problems of the host include the HTTPRoute',
+  );
 });

@@ -10,19 +10,26 @@
  *   hosts: [host, …]           # exact set of table hosts (optional)
  *   cases:
  *     - {host: a.example.com, path: /x, expect: svc}  # or expect: 404, or expect: 503 (a route whose backend is
- *       #   unresolved holds the path: no endpoints, never another route's backend)
+ *       #   unresolved holds the path: no endpoints, never another route's backend), or 500 (unresolved, status 500)
  *       # optional: namespace, ingress (ns/name), route (id), endpoints (count), endpointKeys, terminating,
  *       # protocol, port, annotations, secretRefs, source, reason (of an unresolved route), service (with 503)
+ *       # request facts: method (default GET), headers ({name: value or [values]}), the query from the path (`/x?a=1`)
+ *       # weights: draws (count) and shares ({service: [low, high]}) bound each backend's share of the answers
  *   diagnostics:               # the exact multiset of (reason, object, field); `contains` are message substrings
  *     - {reason: TLSIgnored, object: Ingress default/web, field: spec.tls, contains: [...]}
+ *
+ * Objects of kind `FakeRoute` go to the snapshot's `extra` and become routes through the test route source
+ * (`fakeRouteSource` in support.ts, reported as HTTPRoute); weighted picks use a seeded generator.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { RouteTableBuilder } from '../../src/routes/build.js';
 import { snapshotFromObjects } from '../../src/routes/snapshot.js';
-import { objectName, testRoutingConfig } from './support.js';
+import type { RequestFacts, Route } from '../../src/routes/types.js';
+import { FAKE_KIND, type FakeRoute, fakeRouteSource, objectName, seededRandom, testRoutingConfig } from './support.js';
 
 interface Case {
   host: string;
@@ -41,6 +48,16 @@ interface Case {
   source?: string;
   reason?: string;
   service?: string;
+  method?: string;
+  headers?: Record<string, string | string[]>;
+  draws?: number;
+  shares?: Record<string, [number, number]>;
+}
+
+function requestFacts(c: Case): RequestFacts {
+  const q = c.path.indexOf('?');
+  const headers = Object.entries(c.headers ?? {}).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).flatMap((v) => [name.toLowerCase(), v]));
+  return { method: c.method ?? 'GET', headers, query: q < 0 ? '' : c.path.slice(q + 1) };
 }
 
 interface ExpectedDiagnostic {
@@ -87,11 +104,29 @@ for (const file of files) {
   test(`${file}: ${s.description}`, (t) => {
     const { snapshot, problems } = snapshotFromObjects(objects);
     t.deepEqual(problems, [], 'fixture objects load');
-    const table = new RouteTableBuilder(testRoutingConfig(s.config ?? {}, s.plugins ?? {})).build(snapshot);
+    const fakes = objects.filter((o): o is FakeRoute => (o as { kind?: unknown }).kind === FAKE_KIND);
+    const extra = new Map([[FAKE_KIND, new Map(fakes.map((f) => [`${f.metadata.namespace ?? 'default'}/${f.metadata.name}`, f as KubernetesObject]))]]);
+    const settings = { ...testRoutingConfig(s.config ?? {}, s.plugins ?? {}), sources: [fakeRouteSource], random: seededRandom(7) };
+    const table = new RouteTableBuilder(settings).build({ ...snapshot, extra });
 
     for (const c of s.cases ?? []) {
-      const label = `${c.host} ${c.path}`;
-      const route = table.match(c.host, c.path);
+      const label = `${c.host} ${c.method ?? ''} ${c.path} ${JSON.stringify(c.headers ?? {})}`;
+      const facts = requestFacts(c);
+      if (c.shares !== undefined) {
+        const draws = c.draws ?? 1000;
+        const counts = new Map<string, number>();
+        for (let i = 0; i < draws; i++) {
+          const service = table.match(c.host, c.path, facts)?.backend.service ?? '404';
+          counts.set(service, (counts.get(service) ?? 0) + 1);
+        }
+        t.deepEqual([...counts.keys()].sort(), Object.keys(c.shares).sort(), `${label}: services answering`);
+        for (const [service, [low, high]] of Object.entries(c.shares)) {
+          const share = (counts.get(service) ?? 0) / draws;
+          t.true(share >= low && share <= high, `${label}: share of ${service} is ${share}, expected ${low}–${high}`);
+        }
+        continue;
+      }
+      const route: Route | undefined = table.match(c.host, c.path, facts);
       if (c.expect === 404) {
         t.is(route, undefined, `${label}: expected 404, got ${route?.id}`);
         continue;
@@ -100,8 +135,9 @@ for (const file of files) {
         t.fail(`${label}: expected ${c.expect}, got 404`);
         continue;
       }
-      if (c.expect === 503) {
-        t.truthy(route.unresolved, `${label}: expected an unresolved route (503), got ${route.id} → ${route.backend.service}`);
+      if (c.expect === 503 || c.expect === 500) {
+        t.truthy(route.unresolved, `${label}: expected an unresolved route (${c.expect}), got ${route.id} → ${route.backend.service}`);
+        t.is(route.unresolved?.status ?? 503, c.expect, `${label}: status of the unresolved route`);
         t.is(route.backend.endpoints.length, 0, `${label}: an unresolved route has no endpoints`);
         if (c.reason !== undefined) t.is(route.unresolved?.reason, c.reason, `${label}: reason`);
         if (c.service !== undefined) t.is(route.backend.service, c.service, `${label}: service as written`);

@@ -1,17 +1,18 @@
 /**
  * Incremental builds must give exactly the table a fresh build of the same snapshot gives, whether the builder
- * finds the changes itself or is handed them; published tables must never change afterwards; unchanged routes
- * keep their identity.
+ * finds the changes itself or is handed them, with and without a route source besides Ingress; published tables
+ * must never change afterwards; unchanged routes keep their identity.
  */
 import test from 'ava';
 import fc from 'fast-check';
-import type { V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Service } from '@kubernetes/client-node';
 import { RoutedIngresses } from '../../src/reconcile/route-events.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
 import { emptyRouteTable, routeChangesBetween } from '../../src/routes/table.js';
 import type { MutableClusterSnapshot, SnapshotChanges } from '../../src/routes/snapshot.js';
-import type { Route, RouteTable } from '../../src/routes/types.js';
-import { canonical, testRoutingConfig } from './support.js';
+import type { RouteSource } from '../../src/routes/sources.js';
+import type { RequestFacts, Route, RouteTable } from '../../src/routes/types.js';
+import { canonical, FAKE_KIND, type FakeRoute, type FakeRule, fakeRouteSource, testRoutingConfig } from './support.js';
 
 const HOSTS = ['a.test', 'b.test', '*.w.test', 'x.w.test', undefined] as const;
 const PATHS = ['/', '/api', '/api/', '/api/v1', '/static'] as const;
@@ -393,4 +394,185 @@ test('a changed EndpointSlice replaces only the routes of the Ingresses that use
   const third = builder.build(world);
   t.is(third.generation, second.generation + 1);
   t.is(third.match('h1.test', '/'), second.match('h1.test', '/'));
+});
+
+// ---- with a route source besides Ingress ------------------------------------------------------------------
+
+interface FakeSpec {
+  hostname: string | undefined;
+  time: number;
+  rules: FakeRule[];
+}
+
+const fakeRouteArb: fc.Arbitrary<FakeSpec> = fc
+  .record({
+    hostname: fc.constantFrom(...HOSTS),
+    time: fc.integer({ min: 0, max: 3 }),
+    rules: fc.array(
+      fc.record({
+        path: fc.constantFrom(...PATHS),
+        type: fc.constantFrom('Exact' as const, 'Prefix' as const),
+        method: fc.option(fc.constant('POST'), { nil: undefined }),
+        headers: fc.option(fc.constant([{ name: 'x-env', value: 'canary' }]), { nil: undefined }),
+        backends: fc.array(
+          fc.record({
+            service: fc.constantFrom(...SERVICES, 'missing'),
+            port: fc.constantFrom(80, 81),
+            weight: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+          }),
+          { minLength: 1, maxLength: 2 },
+        ),
+      }),
+      { minLength: 1, maxLength: 3 },
+    ),
+  })
+  .map((s) => ({ ...s, rules: s.rules.map((r) => ({ ...r, headers: r.headers ? [...r.headers] : undefined })) }));
+
+function makeFake(name: string, s: FakeSpec): FakeRoute {
+  return {
+    kind: 'FakeRoute',
+    metadata: { name, namespace: 'default', uid: `uid-${name}-${version}`, resourceVersion: rv(), creationTimestamp: new Date(Date.UTC(2024, 0, 1, 0, 0, s.time)) },
+    spec: { hostname: s.hostname, rules: s.rules },
+  };
+}
+
+type SourceMutation = Mutation | { op: 'fake'; index: number; spec: FakeSpec | undefined } | { op: 'touch-fake'; index: number };
+
+const sourceMutationArb: fc.Arbitrary<SourceMutation> = fc.oneof(
+  mutationArb,
+  fc.record({ op: fc.constant('fake' as const), index: fc.integer({ min: 0, max: 3 }), spec: fc.option(fakeRouteArb, { nil: undefined, freq: 4 }) }),
+  fc.record({ op: fc.constant('touch-fake' as const), index: fc.integer({ min: 0, max: 3 }) }),
+);
+
+const FACTS: RequestFacts[] = [
+  { method: 'GET', headers: [], query: '' },
+  { method: 'POST', headers: ['x-env', 'canary'], query: '' },
+  { method: 'GET', headers: ['x-env', 'canary'], query: 'a=1' },
+];
+
+function answersWithFacts(table: RouteTable): string[] {
+  return REQUESTS.flatMap(([h, p]) =>
+    FACTS.map((f) => {
+      const r = table.match(h, p, f);
+      return r ? `${r.id} ${r.unresolved?.status ?? ''} ${r.backend.endpoints.map((e) => e.key).join(',')}` : '404';
+    }),
+  );
+}
+
+test('with a route source, incremental builds (self-diffed and hinted) equal a fresh full build after every change', (t) => {
+  let sourceRoutes = 0;
+  fc.assert(
+    fc.property(
+      fc.array(ingressArb, { maxLength: 4 }),
+      fc.array(fakeRouteArb, { minLength: 1, maxLength: 4 }),
+      fc.array(serviceArb, { minLength: 4, maxLength: 4 }),
+      fc.array(sliceArb, { maxLength: 4 }),
+      fc.array(sourceMutationArb, { minLength: 1, maxLength: 12 }),
+      (ingresses, fakes, services, slices, mutations) => {
+        const fakeObjects = new Map<string, KubernetesObject>();
+        const world: MutableClusterSnapshot = { ...emptyWorld(makeClass('warren', true, false)), extra: new Map([[FAKE_KIND, fakeObjects]]) };
+        ingresses.forEach((s, i) => {
+          world.ingresses.set(`default/ing-${i}`, makeIngress(`ing-${i}`, s));
+        });
+        fakes.forEach((s, i) => {
+          fakeObjects.set(`default/fake-${i}`, makeFake(`fake-${i}`, s) as KubernetesObject);
+        });
+        services.forEach((s, i) => {
+          world.services.set(`default/${SERVICES[i]}`, makeService(SERVICES[i]!, s));
+        });
+        slices.forEach((s, i) => {
+          world.endpointSlices.set(`default/slice-${i}`, makeSlice(`slice-${i}`, s));
+        });
+        // A fixed "random" value: weighted picks are deterministic, so answers can be compared.
+        const settings = { ...testRoutingConfig(), sources: [fakeRouteSource], random: () => 0.6 };
+        const diffing = new RouteTableBuilder(settings);
+        const hinted = new RouteTableBuilder(settings);
+        diffing.build(world);
+        hinted.build(world);
+        for (const m of mutations) {
+          let changes: SnapshotChanges;
+          if (m.op === 'fake' || m.op === 'touch-fake') {
+            const key = `default/fake-${m.index}`;
+            const old = fakeObjects.get(key);
+            if (m.op === 'touch-fake') {
+              if (old) fakeObjects.set(key, structuredClone(old));
+            } else if (m.spec) fakeObjects.set(key, makeFake(`fake-${m.index}`, m.spec) as KubernetesObject);
+            else fakeObjects.delete(key);
+            changes = { extra: new Map([[FAKE_KIND, [key]]]) };
+          } else {
+            changes = apply(world, m);
+          }
+          const fromDiff = diffing.build(world);
+          const fromHint = hinted.build(world, changes);
+          const full = new RouteTableBuilder(settings).build(world);
+          sourceRoutes += full.routes.filter((r) => r.ingress.kind === 'HTTPRoute').length;
+          const expected = JSON.stringify(canonical(full));
+          for (const [table, label] of [
+            [fromDiff, 'self-diffed'],
+            [fromHint, 'hinted'],
+          ] as const) {
+            if (JSON.stringify(canonical(table)) !== expected) {
+              t.deepEqual(canonical(table), canonical(full), `${label} build after ${JSON.stringify(m)}`);
+              return false;
+            }
+            if (JSON.stringify(answersWithFacts(table)) !== JSON.stringify(answersWithFacts(full))) {
+              t.deepEqual(answersWithFacts(table), answersWithFacts(full), `${label} match results after ${JSON.stringify(m)}`);
+              return false;
+            }
+          }
+        }
+        return true;
+      },
+    ),
+    { numRuns: 60 },
+  );
+  t.true(sourceRoutes > 0, 'the source contributed routes');
+});
+
+test('a route source is translated again only when its kinds, or Services and EndpointSlices it uses, change', (t) => {
+  let calls = 0;
+  const counting: RouteSource = {
+    kinds: fakeRouteSource.kinds,
+    translate(snapshot, ctx) {
+      calls++;
+      return fakeRouteSource.translate(snapshot, ctx);
+    },
+  };
+  const fakeObjects = new Map<string, KubernetesObject>();
+  const world: MutableClusterSnapshot = { ...emptyWorld(makeClass('warren', true, false)), extra: new Map([[FAKE_KIND, fakeObjects]]) };
+  world.services.set('default/s0', makeService('s0', { named: false, appProtocol: undefined, external: false }));
+  world.services.set('default/s1', makeService('s1', { named: false, appProtocol: undefined, external: false }));
+  const rule: FakeRule = { path: '/', type: 'Prefix', backends: [{ service: 's0', port: 80 }] };
+  fakeObjects.set('default/fake-0', makeFake('fake-0', { hostname: 'a.test', time: 0, rules: [rule] }) as KubernetesObject);
+  const builder = new RouteTableBuilder({ ...testRoutingConfig(), sources: [counting] });
+  const first = builder.build(world);
+  t.is(calls, 1);
+  const route = first.match('a.test', '/');
+  t.is(route?.backend.service, 's0');
+
+  world.services.set('default/s1', makeService('s1', { named: true, appProtocol: undefined, external: false }));
+  t.is(builder.build(world).match('a.test', '/'), route, 'an unrelated Service: not translated, same route');
+  t.is(calls, 1);
+  world.endpointSlices.set(
+    'default/slice-0',
+    makeSlice('slice-0', { service: 's0', portName: '', endpoints: [{ address: '198.18.0.5', ready: true, terminating: false }], bad: false }),
+  );
+  const third = builder.build(world, { endpointSlices: ['default/slice-0'] });
+  t.is(calls, 2, 'an EndpointSlice of a Service in use: translated again');
+  t.deepEqual(
+    third.match('a.test', '/')?.backend.endpoints.map((e) => e.key),
+    ['198.18.0.5:8080'],
+  );
+  fakeObjects.set('default/fake-0', structuredClone(fakeObjects.get('default/fake-0')!));
+  const fourth = builder.build(world);
+  t.is(calls, 2, 'a relisted copy with the same resourceVersion is no change');
+  fakeObjects.set('default/fake-1', makeFake('fake-1', { hostname: 'b.test', time: 0, rules: [rule] }) as KubernetesObject);
+  const fifth = builder.build(world, { extra: new Map([[FAKE_KIND, ['default/fake-1']]]) });
+  t.is(calls, 3, 'a new object of its kind: translated again');
+  t.is(fifth.match('a.test', '/'), fourth.match('a.test', '/'), 'an unchanged object keeps its route objects');
+  t.is(fifth.match('b.test', '/')?.backend.service, 's0');
+  t.deepEqual(
+    routeChangesBetween(fourth, fifth).added.map((r) => r.id),
+    ['HTTPRoute:default/fake-1#r0/m0/b0'],
+  );
 });
