@@ -36,7 +36,7 @@ export interface ListenerInfo {
   /** Set when another listener of the Gateway claims the same port with another protocol, or the same hostname. */
   readonly conflict?: Problem | undefined;
   readonly namespaces: { readonly from: string; readonly selector?: LabelSelector | undefined };
-  /** Routes may attach: accepted, not conflicted, references resolved. */
+  /** Routes may attach: accepted and not conflicted (unresolved references do not detach routes). */
   readonly attachable: boolean;
 }
 
@@ -124,7 +124,9 @@ function analyzeListener(l: Listener, index: number, namespace: string, grants: 
     notAccepted,
     unresolved,
     namespaces: { from, selector: l?.allowedRoutes?.namespaces?.selector },
-    attachable: notAccepted === undefined && (unresolved === undefined || unresolved.reason === 'InvalidRouteKinds'),
+    // Unresolved references (certificates, route kinds) leave routes attached: status then counts them, and TLS is
+    // terminated at Cloudflare's edge, never with the listener's certificate.
+    attachable: notAccepted === undefined,
   };
 }
 

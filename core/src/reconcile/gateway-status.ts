@@ -90,8 +90,11 @@ export class GatewayStatusWriter implements Runnable {
   }
 
   async #reconcile(signal: AbortSignal): Promise<void> {
-    const snapshot = this.#o.source.snapshot();
+    let snapshot = this.#o.source.snapshot();
     if (!snapshot.extra?.get('GatewayClass')) return;
+    // Certificate Secrets first (fetched once when newly named), so status never reports one missing that exists.
+    await this.#o.source.secrets.setReferences(certificateRefs(gatewayObjects(snapshot.extra)), 'gateway');
+    snapshot = this.#o.source.snapshot();
     const objects = gatewayObjects(snapshot.extra);
     const secrets = snapshot.secrets as ReadonlyMap<string, V1Secret>;
     const desired = desiredGatewayStatus({
@@ -100,7 +103,6 @@ export class GatewayStatusWriter implements Runnable {
       secret: (ns, name) => secrets.get(`${ns}/${name}`),
       address: this.#address(),
     });
-    await this.#o.source.secrets.setReferences(certificateRefs(objects), 'gateway');
     await this.#write(desired, objects, signal);
   }
 
