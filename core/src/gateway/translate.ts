@@ -1,4 +1,6 @@
 import type { BackendFound } from '../routes/backends.js';
+import { BACKEND_PROTOCOL } from '../routes/core-annotations.js';
+import { parseIngressAnnotations, type ParsedAnnotations } from '../routes/ingress-annotations.js';
 import { checkRulePath, type MatchKind } from '../routes/paths.js';
 import { chooseProtocol } from '../routes/protocol.js';
 import type { RouteSourceContext, SourcedCandidate, SourcedRoutes } from '../routes/sources.js';
@@ -38,6 +40,10 @@ interface RouteContext {
   readonly services: Set<string>;
   readonly ctx: RouteSourceContext;
   readonly objects: GatewayObjects;
+  /** The object's `warren.dev/` annotations: plugin settings, as on an Ingress. */
+  readonly annotations: ParsedAnnotations;
+  /** Set when an annotation is invalid: every route of the object answers 500 (fail closed, as for Ingress). */
+  readonly rejected: Problem | undefined;
 }
 
 /** One match of a rule, in the terms of the route model. */
@@ -67,6 +73,12 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
         diagnostics.push(warning(object, p.problem.reason, `${kind} ${namespace}/${name}: spec.parentRefs[${p.index}]: ${p.problem.message}`, `spec.parentRefs[${p.index}]`));
     }
     if (hosts.length === 0) continue;
+    // The same `warren.dev/` annotations as on an Ingress configure the plugins for this route's requests.
+    const annotations = parseIngressAnnotations(route.metadata?.annotations, namespace, ctx.plugins);
+    for (const p of annotations.problems) {
+      diagnostics.push(warning(object, 'InvalidAnnotation', `${kind} ${namespace}/${name}: ${p.message}; all its routes answer 500`, `metadata.annotations["${p.key}"]`));
+    }
+    const rejected = annotations.problems.length > 0 ? { reason: 'InvalidAnnotation', message: annotations.problems.map((p) => p.message).join('; ') } : undefined;
     const rc: RouteContext = {
       attachment,
       ref: Object.freeze({ kind, namespace, name, uid, creationTimestamp: creationStampOf(route), generation: generationOf(route) }),
@@ -78,6 +90,8 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
       services,
       ctx,
       objects,
+      annotations,
+      rejected,
     };
     const rules = (Array.isArray(route.spec?.rules) ? route.spec.rules : []) as Array<HTTPRouteRule | GRPCRouteRule>;
     for (const [i, rule] of rules.entries()) translateRule(rc, rule, i, candidates);
@@ -91,14 +105,15 @@ function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i:
   const field = `spec.rules[${i}]`;
   const ruleId = `${kind}:${namespace}/${name}#r${i}`;
   const matches = kind === 'GRPCRoute' ? grpcMatches(rule as GRPCRouteRule, field) : httpMatches(rule as HTTPRouteRule, field);
-  let problem: Problem | undefined = matches.ok ? undefined : matches;
+  let problem: Problem | undefined = rc.rejected ?? (matches.ok ? undefined : matches);
   const specs = matches.ok ? matches.specs : [{ path: '/', pathType: 'Prefix' as const, kind: 'prefix' as const, key: '', conditions: undefined }];
   const prefixOnly = specs.every((m) => m.kind === 'prefix');
   const converted = convertFilters(rule?.filters as HTTPRouteFilter[] | undefined, `${field}.filters`, prefixOnly);
   if (!problem && !converted.ok) problem = converted;
   const ruleFilters = converted.ok ? converted.filters : undefined;
   const timeouts = kind === 'HTTPRoute' ? ruleTimeouts(rc, rule as HTTPRouteRule, field) : undefined;
-  if (problem) rc.diagnostics.push(warning(rc.object, problem.reason === 'UnsupportedValue' ? 'UnsupportedFeature' : problem.reason, `${shown}: ${problem.message}`, field));
+  if (problem && !rc.rejected)
+    rc.diagnostics.push(warning(rc.object, problem.reason === 'UnsupportedValue' ? 'UnsupportedFeature' : problem.reason, `${shown}: ${problem.message}`, field));
 
   // Each backendRef: a served backend, or why it answers 500.
   const refs = (Array.isArray(rule?.backendRefs) ? rule.backendRefs : []) as Array<BackendRef & { filters?: HTTPRouteFilter[] }>;
@@ -119,8 +134,8 @@ function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i:
       host,
       path: m.path,
       pathType: m.pathType,
-      annotations: {},
-      secretRefs: NONE,
+      annotations: rc.annotations.values,
+      secretRefs: rc.annotations.secretRefs,
       source: 'rule',
       conditions: m.conditions,
       timeouts,
@@ -179,7 +194,7 @@ function backendOf(rc: RouteContext, ref: BackendRef & { filters?: HTTPRouteFilt
   if (!checked.ok) return fail(checked.reason, checked.message, refNs, typeof ref?.name === 'string' ? ref.name : '', typeof ref?.port === 'number' ? ref.port : 0);
   const found = rc.ctx.resolver.resolve(rc.ctx.services, checked.namespace, checked.name, checked.port);
   if (!found.ok) return fail('BackendNotFound', `${field}: ${found.message}`, checked.namespace, checked.name, checked.port);
-  let protocol = chooseProtocol(undefined, found.backend, rc.ctx.plugins);
+  let protocol = chooseProtocol(BACKEND_PROTOCOL.get({ annotations: rc.annotations.values }), found.backend, rc.ctx.plugins);
   if (kind === 'GRPCRoute' && protocol === 'http') protocol = GRPC_PROTOCOL;
   if (!rc.ctx.plugins.serves(protocol)) {
     const owner = rc.ctx.plugins.disabledProtocolOwner(protocol);

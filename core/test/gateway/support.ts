@@ -49,6 +49,7 @@ export function showCandidate(c: SourcedCandidate): string {
   if (r.weight) line += ` w=${r.weight.weight}`;
   if (r.filters) line += ` f=${JSON.stringify(r.filters)}`;
   if (r.timeouts) line += ` t=${JSON.stringify(r.timeouts)}`;
+  if (Object.keys(r.annotations).length > 0) line += ` a=${JSON.stringify(r.annotations)}`;
   return line;
 }
 
