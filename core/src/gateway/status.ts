@@ -3,7 +3,7 @@ import { analyzeAttachments, type GatewayAnalysis, type RouteAttachment } from '
 import { checkBackendRef } from './backend-refs.js';
 import type { GatewayInfo, ListenerInfo, Problem, SecretLookup } from './listeners.js';
 import { generationOf, type GatewayObjects } from './objects.js';
-import { CONTROLLER_NAME, GATEWAY_API_VERSION, GATEWAY_GROUP, type GatewayAddress, type ListenerStatus, type ParentReference } from './types.js';
+import { CONTROLLER_NAME, GATEWAY_API_VERSION, GATEWAY_GROUP, SUPPORTED_FEATURES, type GatewayAddress, type ListenerStatus, type ParentReference } from './types.js';
 
 /**
  * The status Warren's objects should carry, computed from the same analysis as the routes (pure; the leader's
@@ -29,6 +29,8 @@ export interface DesiredListenerStatus extends Omit<ListenerStatus, 'conditions'
 export interface GatewayClassDesired {
   readonly name: string;
   readonly conditions: readonly DesiredCondition[];
+  /** Set for accepted classes only. */
+  readonly supportedFeatures: readonly { readonly name: string }[] | undefined;
 }
 
 export interface GatewayDesired {
@@ -79,6 +81,7 @@ export function desiredGatewayStatus(input: GatewayStatusInput): DesiredStatus {
             : condition('Accepted', true, 'Accepted', `Warren (${CONTROLLER_NAME}) accepts this GatewayClass`, g),
           condition('SupportedVersion', true, 'SupportedVersion', `Warren implements Gateway API ${GATEWAY_API_VERSION} (standard channel)`, g),
         ],
+        supportedFeatures: c.problem ? undefined : [...SUPPORTED_FEATURES].sort().map((name) => ({ name })),
       };
     }),
     gateways: [...analysis.gateways.values()].map((gw) => gatewayStatus(gw, analysis, input.address)),

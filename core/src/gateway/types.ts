@@ -14,6 +14,12 @@ export const BUNDLE_VERSION_ANNOTATION = 'gateway.networking.k8s.io/bundle-versi
 /** `spec.controllerName` of the GatewayClasses Warren implements. */
 export const CONTROLLER_NAME = 'warren.dev/gateway-controller';
 
+/**
+ * Conformance features GatewayClass status announces (`status.supportedFeatures`, sorted by name): the core features
+ * of the profiles Warren implements. Extended features join this list once the conformance run proves them.
+ */
+export const SUPPORTED_FEATURES: readonly string[] = ['GRPCRoute', 'Gateway', 'HTTPRoute', 'ReferenceGrant'];
+
 /** The Gateway API kinds Warren watches, as `ClusterSnapshot.extra` keys. */
 export const GATEWAY_KINDS = ['GatewayClass', 'Gateway', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'BackendTLSPolicy'] as const;
 export type GatewayKind = (typeof GATEWAY_KINDS)[number];

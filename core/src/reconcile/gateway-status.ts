@@ -122,7 +122,8 @@ export class GatewayStatusWriter implements Runnable {
       const cls = objects.classes.get(c.name);
       if (!cls) continue;
       const conditions = merge(cls.status?.conditions, c.conditions, now);
-      if (!same(cls.status?.conditions, conditions)) await attempt('GatewayClass', cls, { ...cls.status, conditions });
+      const next = { ...cls.status, conditions, supportedFeatures: c.supportedFeatures };
+      if (!sameJson(comparableClass(cls.status), comparableClass(next))) await attempt('GatewayClass', cls, next);
     }
     for (const g of desired.gateways) {
       const gw = objects.gateways.get(g.key);
@@ -194,8 +195,9 @@ function merge(current: readonly Condition[] | undefined, desired: readonly Desi
   });
 }
 
-function same(a: readonly Condition[] | undefined, b: readonly Condition[]): boolean {
-  return sameJson(a ?? [], b);
+function comparableClass(status: unknown): unknown {
+  const s = (status ?? {}) as { conditions?: unknown; supportedFeatures?: unknown };
+  return { conditions: s.conditions ?? [], supportedFeatures: s.supportedFeatures ?? [] };
 }
 
 function comparable(status: unknown): unknown {

@@ -66,6 +66,10 @@ test('the leader writes GatewayClass, Gateway and HTTPRoute status; unchanged st
     return c.status?.conditions?.length ? c : undefined;
   });
   t.deepEqual(shown(cls.status?.conditions, cls.metadata?.generation), ['Accepted=True/Accepted', 'SupportedVersion=True/SupportedVersion']);
+  t.deepEqual(
+    cls.status?.supportedFeatures?.map((f) => f.name),
+    ['GRPCRoute', 'Gateway', 'HTTPRoute', 'ReferenceGrant'],
+  );
 
   const gw = await eventually('Gateway status with two attached routes', async () => {
     const g = await api.get<Gateway>(`${GROUP}/namespaces/${ns}/gateways/edge`);
