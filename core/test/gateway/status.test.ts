@@ -118,12 +118,33 @@ test('the leader writes GatewayClass, Gateway and HTTPRoute status; unchanged st
   const again = await parents('good');
   t.is(again.resourceVersion, good.resourceVersion, 'no status write without a difference');
 
-  // A spec change bumps the generation; every condition follows it.
+  // Another controller's entry in status.parents is left alone.
+  const withOther = await api.get<HTTPRoute>(`${GROUP}/namespaces/${ns}/httproutes/good`);
+  const ours = withOther.status!.parents!;
+  const other = {
+    parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'elsewhere' },
+    controllerName: 'example.com/other',
+    conditions: [{ type: 'Accepted', status: 'True' as const, reason: 'Accepted', message: 'theirs', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' }],
+  };
+  withOther.status!.parents = [other, ...ours];
+  await api.put(`${GROUP}/namespaces/${ns}/httproutes/good/status`, withOther);
+
+  // A spec change bumps the generation; every condition follows it, and keeps its lastTransitionTime.
   const current = await api.get<HTTPRoute>(`${GROUP}/namespaces/${ns}/httproutes/good`);
   current.spec!.hostnames = ['good.example.com', 'also.example.com'];
   await api.put(`${GROUP}/namespaces/${ns}/httproutes/good`, current);
-  await expectParent('good', ['Accepted=True/Accepted', 'ResolvedRefs=True/ResolvedRefs']);
-  t.true((await parents('good')).generation! >= 2);
+  const bumped = await eventually('conditions at generation 2', async () => {
+    const r = await api.get<HTTPRoute>(`${GROUP}/namespaces/${ns}/httproutes/good`);
+    const mine = r.status?.parents?.find((p) => p.controllerName === 'warren.dev/gateway-controller');
+    return mine?.conditions.every((c) => c.observedGeneration === 2) ? r : undefined;
+  });
+  t.deepEqual(
+    bumped.status?.parents?.map((p) => p.controllerName),
+    ['example.com/other', 'warren.dev/gateway-controller'],
+  );
+  t.is(bumped.status?.parents?.[0]?.conditions[0]?.message, 'theirs');
+  const before = Object.fromEntries(ours[0]!.conditions.map((c) => [c.type, c.lastTransitionTime]));
+  for (const c of bumped.status!.parents![1]!.conditions) t.is(c.lastTransitionTime, before[c.type], `${c.type} did not transition`);
   t.true(controller.cp.informers.extraKinds.includes('HTTPRoute'));
   t.true(controller.logs.text.includes('watching the Gateway API kinds the API server serves'));
 });
