@@ -7,6 +7,7 @@ import type { RouteSourceContext, SourcedCandidate, SourcedRoutes } from '../rou
 import type { Diagnostic, IngressRef, ObjectRef, PathType, RequestConditions, Route, RouteFilters, ServiceBackend, ValueMatch } from '../routes/types.js';
 import type { GatewayAnalysis, RouteAttachment } from './attach.js';
 import { checkBackendRef } from './backend-refs.js';
+import { policiesByService, policyFor } from './backend-tls.js';
 import { combineFilters, convertFilters, parseGatewayDuration } from './filters.js';
 import type { Problem } from './listeners.js';
 import { creationStampOf, creationTimeOf, generationOf, type GatewayObjects } from './objects.js';
@@ -44,6 +45,8 @@ interface RouteContext {
   readonly annotations: ParsedAnnotations;
   /** Set when an annotation is invalid: every route of the object answers 500 (fail closed, as for Ingress). */
   readonly rejected: Problem | undefined;
+  /** BackendTLSPolicies by target Service. */
+  readonly tlsPolicies: ReturnType<typeof policiesByService>;
 }
 
 /** One match of a rule, in the terms of the route model. */
@@ -59,6 +62,7 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
   const candidates: SourcedCandidate[] = [];
   const diagnostics: Diagnostic[] = [];
   const services = new Set<string>();
+  const tlsPolicies = policiesByService(objects.tlsPolicies);
   for (const attachment of analysis.routes) {
     const hosts = [...new Set(attachment.parents.filter((p) => !p.problem).flatMap((p) => p.hosts))];
     const { kind, namespace, name, route } = attachment;
@@ -92,6 +96,7 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
       objects,
       annotations,
       rejected,
+      tlsPolicies,
     };
     const rules = (Array.isArray(route.spec?.rules) ? route.spec.rules : []) as Array<HTTPRouteRule | GRPCRouteRule>;
     for (const [i, rule] of rules.entries()) translateRule(rc, rule, i, candidates);
@@ -159,7 +164,15 @@ function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i:
       const filters = combineFilters(ruleFilters, backend.filters);
       emit(id, (host) =>
         backend.ok
-          ? { ...base(id, host), backend: backend.found.backend, protocol: backend.protocol, filters, weight }
+          ? {
+              ...base(id, host),
+              annotations: backend.annotations.values,
+              secretRefs: backend.annotations.secretRefs,
+              backend: backend.found.backend,
+              protocol: backend.protocol,
+              filters,
+              weight,
+            }
           : { ...base(id, host), ...failed(namespace, backend.reason, backend.message, backend.placeholder), filters, weight },
       );
     }
@@ -167,7 +180,15 @@ function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i:
 }
 
 type BackendOutcome =
-  | { readonly ok: true; readonly found: BackendFound; readonly protocol: string; readonly weight: number; readonly filters: RouteFilters | undefined }
+  | {
+      readonly ok: true;
+      readonly found: BackendFound;
+      readonly protocol: string;
+      readonly weight: number;
+      readonly filters: RouteFilters | undefined;
+      /** The object's annotations, with a BackendTLSPolicy's settings for this backend when one applies. */
+      readonly annotations: ParsedAnnotations;
+    }
   | {
       readonly ok: false;
       readonly reason: string;
@@ -194,7 +215,23 @@ function backendOf(rc: RouteContext, ref: BackendRef & { filters?: HTTPRouteFilt
   if (!checked.ok) return fail(checked.reason, checked.message, refNs, typeof ref?.name === 'string' ? ref.name : '', typeof ref?.port === 'number' ? ref.port : 0);
   const found = rc.ctx.resolver.resolve(rc.ctx.services, checked.namespace, checked.name, checked.port);
   if (!found.ok) return fail('BackendNotFound', `${field}: ${found.message}`, checked.namespace, checked.name, checked.port);
-  let protocol = chooseProtocol(BACKEND_PROTOCOL.get({ annotations: rc.annotations.values }), found.backend, rc.ctx.plugins);
+  let annotations = rc.annotations;
+  const policy = policyFor(rc.tlsPolicies, `${checked.namespace}/${checked.name}`, found.backend.portName);
+  if (policy && !policy.ok) return fail(policy.reason, `${field}: ${policy.message}`, checked.namespace, checked.name, checked.port);
+  if (policy?.ok) {
+    // The policy's settings join the route's own annotations, checked by the tls plugin's schemas.
+    annotations = parseIngressAnnotations({ ...rc.attachment.route.metadata?.annotations, ...policy.annotations }, namespace, rc.ctx.plugins);
+    if (annotations.problems.length > 0) {
+      return fail(
+        'InvalidBackendTLSPolicy',
+        `${field}: ${policy.policy} cannot apply: ${annotations.problems.map((p) => p.message).join('; ')}`,
+        checked.namespace,
+        checked.name,
+        checked.port,
+      );
+    }
+  }
+  let protocol = chooseProtocol(BACKEND_PROTOCOL.get({ annotations: annotations.values }), found.backend, rc.ctx.plugins);
   if (kind === 'GRPCRoute' && protocol === 'http') protocol = GRPC_PROTOCOL;
   if (!rc.ctx.plugins.serves(protocol)) {
     const owner = rc.ctx.plugins.disabledProtocolOwner(protocol);
@@ -206,7 +243,7 @@ function backendOf(rc: RouteContext, ref: BackendRef & { filters?: HTTPRouteFilt
       checked.port,
     );
   }
-  return { ok: true, found, protocol, weight, filters };
+  return { ok: true, found, protocol, weight, filters, annotations };
 }
 
 function httpMatches(rule: HTTPRouteRule, field: string): { ok: true; specs: MatchSpec[] } | ({ ok: false } & Problem) {

@@ -16,7 +16,9 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { GatewayRouteSource } from '../../src/gateway/source.js';
 import { desiredGatewayStatus } from '../../src/gateway/status.js';
 import { gatewayObjects } from '../../src/gateway/objects.js';
+import { loadBuiltinManifests } from '../../src/plugins/builtin.js';
 import { BackendResolver } from '../../src/routes/backends.js';
+import { RoutingPlugins } from '../../src/routes/plugins.js';
 import { testRoutingConfig } from '../routes/support.js';
 import { gatewaySnapshot, showCandidate, showConditions } from './support.js';
 
@@ -27,7 +29,8 @@ interface GatewayTest {
   classes?: Record<string, string[]>;
   gateways?: Record<string, { conditions?: string[]; addresses?: string[]; listeners?: Record<string, { attachedRoutes: number; conditions?: string[] }> }>;
   routes?: Record<string, Record<string, string[]>>;
-  plugins?: { disable?: string[] };
+  /** `builtin: true` uses the built-in plugins' real manifests (all enabled) instead of the routing tests' ones. */
+  plugins?: { disable?: string[]; builtin?: boolean };
 }
 
 const DIR = fileURLToPath(new URL('../../../test/gateway/fixtures/', import.meta.url));
@@ -39,11 +42,11 @@ for (const file of readdirSync(DIR)
   const spec = docs.find((d) => d?.kind === 'GatewayTest') as unknown as GatewayTest;
   const objects = docs.filter((d) => d?.kind !== 'GatewayTest');
 
-  test(`${file}: ${spec.description}`, (t) => {
+  test(`${file}: ${spec.description}`, async (t) => {
     const snapshot = gatewaySnapshot(objects);
     const resolver = new BackendResolver();
     for (const [key, slice] of snapshot.endpointSlices) resolver.setSlice(key, slice);
-    const plugins = testRoutingConfig({}, { disable: spec.plugins?.disable ?? [] }).plugins;
+    const plugins = spec.plugins?.builtin ? new RoutingPlugins(await loadBuiltinManifests()) : testRoutingConfig({}, { disable: spec.plugins?.disable ?? [] }).plugins;
     const result = new GatewayRouteSource().translate(snapshot, { services: snapshot.services, resolver, plugins });
 
     t.deepEqual(result.candidates.map(showCandidate).sort(), [...spec.candidates].sort(), 'candidates');
