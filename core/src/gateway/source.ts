@@ -19,3 +19,8 @@ export class GatewayRouteSource implements RouteSource {
     return translateGatewayRoutes(analyzeAttachments(objects), objects, context);
   }
 }
+
+/** The route sources the settings ask for: the Gateway API's unless `gateway.enabled` is false. */
+export function gatewayRouteSources(config: { readonly gateway: { readonly enabled: boolean } }): RouteSource[] {
+  return config.gateway.enabled ? [new GatewayRouteSource()] : [];
+}
