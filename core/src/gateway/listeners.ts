@@ -111,6 +111,8 @@ function analyzeListener(l: Listener, index: number, namespace: string, grants: 
     if (invalid.length)
       unresolved = { reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${invalid.join(', ')} not supported; Warren serves HTTPRoute and GRPCRoute` };
   }
+  // A listener of a protocol Warren does not serve supports no route kind at all.
+  if (!SUPPORTED_PROTOCOLS.has(protocol)) supportedKinds = [];
   if (!unresolved && protocol === 'HTTPS' && !notAccepted) unresolved = certificateProblem(l, field, namespace, grants, secret);
 
   const from = typeof l?.allowedRoutes?.namespaces?.from === 'string' ? l.allowedRoutes.namespaces.from : 'Same';

@@ -4,7 +4,8 @@
  *
  *   candidates:   the exact candidate routes, one line each (see `showCandidate` in support.ts)
  *   diagnostics:  the exact multiset of `Reason Kind ns/name`
- *   gateways:     per Gateway key: its conditions, addresses, and per listener attachedRoutes and conditions
+ *   gateways:     per Gateway key: its conditions, addresses, and per listener attachedRoutes, conditions and
+ *                 supportedKinds
  *   routes:       per `Kind ns/name`: per parent (by name[/sectionName]) its conditions (`Type=Status/Reason`)
  *   classes:      per GatewayClass: its conditions
  */
@@ -27,7 +28,10 @@ interface GatewayTest {
   candidates: string[];
   diagnostics?: string[];
   classes?: Record<string, string[]>;
-  gateways?: Record<string, { conditions?: string[]; addresses?: string[]; listeners?: Record<string, { attachedRoutes: number; conditions?: string[] }> }>;
+  gateways?: Record<
+    string,
+    { conditions?: string[]; addresses?: string[]; listeners?: Record<string, { attachedRoutes: number; conditions?: string[]; supportedKinds?: string[] }> }
+  >;
   routes?: Record<string, Record<string, string[]>>;
   /** `builtin: true` uses the built-in plugins' real manifests (all enabled) instead of the routing tests' ones. */
   plugins?: { disable?: string[]; builtin?: boolean };
@@ -81,6 +85,12 @@ for (const file of readdirSync(DIR)
         const l = found.listeners.find((x) => x.name === listener);
         t.is(l?.attachedRoutes, want.attachedRoutes, `Gateway ${key} listener ${listener} attachedRoutes`);
         if (want.conditions) t.deepEqual(l && showConditions(l.conditions), [...want.conditions].sort(), `Gateway ${key} listener ${listener}`);
+        if (want.supportedKinds)
+          t.deepEqual(
+            l?.supportedKinds.map((k) => k.kind),
+            want.supportedKinds,
+            `Gateway ${key} listener ${listener} supportedKinds`,
+          );
       }
     }
     for (const [route, parents] of Object.entries(spec.routes ?? {})) {
