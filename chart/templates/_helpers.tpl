@@ -161,6 +161,8 @@ supplies the defaults; chart-only keys are removed; file paths of mounted creden
 {{- $cloudflare := omit $v.cloudflare "tunnelToken" "apiToken" "tunnelCredentials" "secretRef" }}
 {{- if hasKey $paths "api-token" }}{{ $_ := set $cloudflare "apiTokenFile" (printf "%s/api-token" $dir) }}{{ end }}
 {{- if $cloudflare }}{{ $_ := set $cfg "cloudflare" $cloudflare }}{{ end }}
+{{- $gateway := omit ($v.gateway | default dict) "installCRDs" }}
+{{- if $gateway }}{{ $_ := set $cfg "gateway" $gateway }}{{ end }}
 {{- with $v.proxy }}{{ $_ := set $cfg "proxy" . }}{{ end }}
 {{- $_ := set $cfg "server" (dict "listen" (printf "%s:%d" $v.metrics.address (int $v.metrics.port))) }}
 {{- with $v.plugins }}{{ $_ := set $cfg "plugins" . }}{{ end }}
@@ -173,7 +175,40 @@ supplies the defaults; chart-only keys are removed; file paths of mounted creden
 plugin), or custom plugins are installed (they may). Otherwise the controller does not watch Secrets at all.
 */}}
 {{- define "warren.readsSecrets" -}}
-{{- if or ((.Values.plugins).tls).enabled .Values.extraPlugins }}true{{- end }}
+{{- if or ((.Values.plugins).tls).enabled .Values.extraPlugins (include "warren.gatewayApi" .) }}true{{- end }}
+{{- end }}
+
+{{/*
+"true" when the controller serves the Gateway API (setting gateway.enabled, default true): it then reads the Gateway
+API kinds and Namespaces, writes their status, and reads listener certificate Secrets.
+*/}}
+{{- define "warren.gatewayApi" -}}
+{{- if ne (toString ((.Values.gateway).enabled)) "false" }}true{{- end }}
+{{- end }}
+
+{{/*
+The Gateway API rules: read the kinds (namespaced ones only with .namespaced, cluster-scoped ones only with
+.cluster), write only their status subresources.
+*/}}
+{{- define "warren.gatewayRules" -}}
+{{- if .cluster }}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: {{ if .namespaced }}["gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants", "backendtlspolicies"]{{ else }}["gatewayclasses"]{{ end }}
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: {{ if .namespaced }}["gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status"]{{ else }}["gatewayclasses/status"]{{ end }}
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- else }}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways", "httproutes", "grpcroutes", "referencegrants", "backendtlspolicies"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways/status", "httproutes/status", "grpcroutes/status"]
+  verbs: ["update"]
+{{- end }}
 {{- end }}
 
 {{/*

@@ -18,6 +18,7 @@ import { ControlPluginRunner } from '../reconcile/control-plugins.js';
 import type { ControlState } from '../reconcile/control-context.js';
 import { EventRecorder } from '../reconcile/events.js';
 import { FinalizerController } from '../reconcile/finalizer.js';
+import { GatewayStatusWriter } from '../reconcile/gateway-status.js';
 import { RouteEventsReporter } from '../reconcile/route-events.js';
 import { RouteSync, type RouteBuilder } from '../reconcile/route-sync.js';
 import { IngressStatusWriter } from '../reconcile/status.js';
@@ -75,6 +76,8 @@ export interface KubernetesControlPlane {
   readonly elector: LeaderElector | undefined;
   readonly routeSync: RouteSync;
   readonly status: IngressStatusWriter;
+  /** Undefined when `gateway.enabled` is false. */
+  readonly gatewayStatus: GatewayStatusWriter | undefined;
   readonly finalizers: FinalizerController;
   readonly controlPluginRunner: ControlPluginRunner;
   readonly metrics: ControlPlaneMetrics;
@@ -89,7 +92,16 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
   const plugins = options.controlPlugins;
   const log = (component: string) => componentLogger(logger, component);
 
-  const informers = new ClusterInformers({ client, namespaces: k8s.namespaces, logger: log('informers'), metrics, watchSecrets: options.watchSecrets });
+  const gateway = config.gateway.enabled;
+  // Gateway listeners name certificate Secrets: with the Gateway API on, Secrets are watched (only referenced ones are kept).
+  const informers = new ClusterInformers({
+    client,
+    namespaces: k8s.namespaces,
+    logger: log('informers'),
+    metrics,
+    watchSecrets: (options.watchSecrets ?? true) || gateway,
+    gatewayApi: gateway,
+  });
 
   const le = k8s.leaderElection;
   const elector = le.enabled
@@ -123,6 +135,16 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
     metrics,
     coalesceMs: k8s.resyncBurstWindow,
   });
+  const gatewayStatus = gateway
+    ? new GatewayStatusWriter({
+        client: leaderClient,
+        source: informers,
+        publishAddress: config.gateway.publishAddress,
+        tunnel: options.tunnel,
+        logger: log('gateway-status'),
+        coalesceMs: k8s.resyncBurstWindow,
+      })
+    : undefined;
   const finalizers = new FinalizerController({
     client: leaderClient,
     ingresses: informers,
@@ -137,7 +159,21 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
     retryBaseMs: options.cleanup?.retryBaseMs,
   });
   const controlPluginRunner = new ControlPluginRunner({ plugins, store: routeStore, state, logger: log('control-plugins'), metrics });
-  return { client, leaderClient, identity, informers, secrets: informers.secrets, events, elector, routeSync, status, finalizers, controlPluginRunner, metrics };
+  return {
+    client,
+    leaderClient,
+    identity,
+    informers,
+    secrets: informers.secrets,
+    events,
+    elector,
+    routeSync,
+    status,
+    gatewayStatus,
+    finalizers,
+    controlPluginRunner,
+    metrics,
+  };
 }
 
 /** Test and benchmark settings of the Kubernetes part. */
@@ -192,6 +228,7 @@ export function provideKubernetes(container: DependencyContainer, options: Kuber
   provideRunnable(container, 'informers', (c) => cp(c).informers);
   provideRunnable(container, 'route-sync', (c) => cp(c).routeSync);
   provideRunnable(container, 'ingress-status', (c) => cp(c).status);
+  if (container.resolve(TOKENS.Config).gateway.enabled) provideRunnable(container, 'gateway-status', (c) => cp(c).gatewayStatus!);
   provideRunnable(
     container,
     'route-events',

@@ -48,6 +48,22 @@ export const kubernetesSchema = z
   })
   .strict();
 
+export const gatewaySchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Serve the Gateway API (GatewayClasses with controllerName warren.dev/gateway-controller) when its CRDs are installed; checked at start and every minute after while missing',
+      ),
+    publishAddress: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Address written to Gateway status instead of <tunnel-id>.cfargotunnel.com: an IP address (type IPAddress) or a hostname (type Hostname)'),
+  })
+  .strict();
+
 const sourceSchema = z
   .object({
     kind: z
@@ -290,6 +306,7 @@ export const configSchema = z
     ingressClass: ingressClassSchema.default(ingressClassSchema.parse({})),
     source: sourceSchema.default(sourceSchema.parse({})),
     kubernetes: kubernetesSchema.default(kubernetesSchema.parse({})),
+    gateway: gatewaySchema.default(gatewaySchema.parse({})),
     tunnel: tunnelSchema.default(tunnelSchema.parse({})),
     cloudflare: cloudflareSchema.default(cloudflareSchema.parse({})),
     proxy: proxySchema.default(proxySchema.parse({})),

@@ -3,6 +3,7 @@ import {
   cloudflareSchema,
   configSchema,
   extraPluginSchema,
+  gatewaySchema,
   ingressClassSchema,
   kubernetesSchema,
   leaderElectionSchema,
@@ -33,6 +34,7 @@ const CHART_MAPPING: ReadonlyArray<readonly [settingPrefix: string, chart: { val
   ['kubernetes.leaderElection.leaseNamespace', { values: 'leaderElection.leaseNamespace' }],
   ['kubernetes.leaderElection', { values: 'leaderElection' }],
   ['kubernetes', { values: 'kubernetes' }],
+  ['gateway', { values: 'gateway' }],
   ['tunnel.tokenFile', { note: 'set from `cloudflare.tunnelToken` or `cloudflare.secretRef.tunnelTokenKey`' }],
   ['tunnel.credentialsFile', { note: 'set from `cloudflare.tunnelCredentials` or `cloudflare.secretRef.credentialsKey`' }],
   ['tunnel', { values: 'tunnel' }],
@@ -222,6 +224,9 @@ function chartValuesSchema(plugins: readonly PluginModule[]): z.ZodType {
       logLevel: configSchema.shape.logLevel,
       shutdownGracePeriod: configSchema.shape.shutdownGracePeriod,
       kubernetes: kubernetesSchema.omit({ kubeconfig: true, leaderElection: true }),
+      gateway: gatewaySchema.extend({
+        installCRDs: z.boolean().optional().describe('Install the Gateway API standard-channel CRDs (v1.6.3) with the chart; leave off when the cluster manages them'),
+      }),
       tunnel: tunnelSchema.omit({ tokenFile: true, credentialsFile: true }),
       cloudflare: cloudflareSchema.omit({ apiTokenFile: true }).extend({
         tunnelToken: z.string().describe("Tunnel token, stored in the chart's Secret"),

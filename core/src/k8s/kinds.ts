@@ -1,8 +1,13 @@
 import type { KubernetesListObject, KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { GatewayKind } from '../gateway/types.js';
 import { apiPath, type KubeClient } from './api/client.js';
 
+/** The kinds Warren always watches. */
+export type CoreKind = 'Ingress' | 'IngressClass' | 'Service' | 'EndpointSlice' | 'Secret';
+/** Kinds watched only when served and enabled: the Gateway API kinds, and Namespaces (their labels select routes). */
+export type ExtraKind = GatewayKind | 'Namespace';
 /** The kinds Warren watches. */
-export type WatchedKind = 'Ingress' | 'IngressClass' | 'Service' | 'EndpointSlice' | 'Secret';
+export type WatchedKind = CoreKind | ExtraKind;
 
 /** Options for one page of a list call. */
 export interface ListPage {
@@ -69,7 +74,28 @@ const SECRET_FIELD_SELECTOR = 'type!=helm.sh/release.v1,type!=kubernetes.io/serv
 /** Secrets per list page: a page is parsed whole, and Secrets can be large. */
 export const SECRET_PAGE_SIZE = 100;
 
-/** The specs for every watched kind, bound to one client. */
+/** The spec of a kind found by discovery (or a fixed core kind), bound to one client. */
+export function kindSpec<T extends KubernetesObject>(
+  client: KubeClient,
+  kind: WatchedKind,
+  groupVersion: string,
+  resource: string,
+  namespaced: boolean,
+  fieldSelector?: string,
+  maxPageSize?: number,
+): KindSpec<T> {
+  const watchPath = (ns?: string): string => apiPath(groupVersion, resource, namespaced ? ns : undefined);
+  return {
+    kind,
+    namespaced,
+    fieldSelector,
+    maxPageSize,
+    watchPath,
+    list: (p) => client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
+  };
+}
+
+/** The specs for every core kind, bound to one client. */
 export function kindSpecs(client: KubeClient): {
   Ingress: KindSpec<V1Ingress>;
   IngressClass: KindSpec<V1IngressClass>;
@@ -77,24 +103,8 @@ export function kindSpecs(client: KubeClient): {
   EndpointSlice: KindSpec<V1EndpointSlice>;
   Secret: KindSpec<V1Secret>;
 } {
-  const spec = <T extends KubernetesObject>(
-    kind: WatchedKind,
-    groupVersion: string,
-    resource: string,
-    namespaced: boolean,
-    fieldSelector?: string,
-    maxPageSize?: number,
-  ): KindSpec<T> => {
-    const watchPath = (ns?: string): string => apiPath(groupVersion, resource, namespaced ? ns : undefined);
-    return {
-      kind,
-      namespaced,
-      fieldSelector,
-      maxPageSize,
-      watchPath,
-      list: (p) => client.get<KubernetesListObject<T>>(watchPath(p.namespace), { query: { limit: p.limit, continue: p.continueToken, fieldSelector: p.fieldSelector } }),
-    };
-  };
+  const spec = <T extends KubernetesObject>(kind: CoreKind, groupVersion: string, resource: string, namespaced: boolean, fieldSelector?: string, maxPageSize?: number) =>
+    kindSpec<T>(client, kind, groupVersion, resource, namespaced, fieldSelector, maxPageSize);
   return {
     Ingress: spec<V1Ingress>('Ingress', 'networking.k8s.io/v1', 'ingresses', true),
     IngressClass: spec<V1IngressClass>('IngressClass', 'networking.k8s.io/v1', 'ingressclasses', false),

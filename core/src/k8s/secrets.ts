@@ -27,6 +27,8 @@ export interface SecretCacheOptions {
 export class SecretCache implements SecretReader {
   readonly #o: SecretCacheOptions;
   #referenced = new Set<string>();
+  /** References per owner (`routes`: the route table; `gateway`: Gateway listener certificates); kept: the union. */
+  readonly #owners = new Map<string, ReadonlySet<string>>();
   /** Keys being fetched; `deleted` is set when the watch reports a deletion meanwhile. */
   readonly #pending = new Map<string, { deleted: boolean }>();
   /** Referenced keys known not to exist (or not to be readable): a miss of `get` that is real. */
@@ -47,12 +49,14 @@ export class SecretCache implements SecretReader {
   }
 
   /**
-   * Sets the referenced Secrets (the union of `secretRefs` over the current route table). Drops Secrets no longer
-   * referenced and fetches newly referenced ones. Resolves when the fetches are done (failures are logged; the
+   * Sets the Secrets `owner` references (for `routes`, the union of `secretRefs` over the current route table);
+   * the cache keeps the union over all owners. Drops Secrets no longer referenced and fetches newly referenced ones. Resolves when the fetches are done (failures are logged; the
    * watch will deliver the Secret when it changes, and the next reference update retries).
    */
-  async setReferences(refs: Iterable<string>): Promise<void> {
-    const next = new Set(refs);
+  async setReferences(refs: Iterable<string>, owner = 'routes'): Promise<void> {
+    this.#owners.set(owner, new Set(refs));
+    const next = new Set<string>();
+    for (const set of this.#owners.values()) for (const key of set) next.add(key);
     const added = [...next].filter((k) => !this.#referenced.has(k));
     const removed = [...this.#referenced].filter((k) => !next.has(k));
     this.#referenced = next;

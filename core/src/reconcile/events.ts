@@ -279,6 +279,14 @@ function apiVersionOf(kind: string): string {
       return 'networking.k8s.io/v1';
     case 'EndpointSlice':
       return 'discovery.k8s.io/v1';
+    case 'GatewayClass':
+    case 'Gateway':
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+    case 'BackendTLSPolicy':
+      return 'gateway.networking.k8s.io/v1';
+    case 'ReferenceGrant':
+      return 'gateway.networking.k8s.io/v1beta1';
     default:
       return 'v1';
   }

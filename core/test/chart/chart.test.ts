@@ -369,7 +369,16 @@ const readsSecrets = (rules: readonly Rule[]) => rules.some((r) => r.resources.i
 test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and nothing namespaced is cluster-wide', async (t) => {
   const out = await render({ ...withToken, kubernetes: { namespaces: ['shop', 'blog', 'shop'] } });
   const cluster = out.get('ClusterRole');
-  t.deepEqual(rulesOf(cluster), [{ apiGroups: ['networking.k8s.io'], resources: ['ingressclasses'], verbs: ['get', 'list', 'watch'] }], 'only the cluster-scoped kind');
+  t.deepEqual(
+    rulesOf(cluster),
+    [
+      { apiGroups: ['networking.k8s.io'], resources: ['ingressclasses'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses/status'], verbs: ['update'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+    ],
+    'only the cluster-scoped kinds',
+  );
   const routing = out.objects.filter((o) => o.kind === 'Role' && o.metadata.name === 'warren');
   t.deepEqual(
     routing.map((o) => o.metadata.namespace),
@@ -378,8 +387,9 @@ test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and
   );
   const reference = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
   const clusterWide = rulesOf(reference.find((o) => o.kind === 'ClusterRole')!);
-  // The namespaced Role holds the reference rules minus the cluster-scoped IngressClasses.
-  const expected = clusterWide.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== 'ingressclasses') }));
+  // The namespaced Role holds the reference rules minus the cluster-scoped kinds.
+  const clusterScoped = new Set(['ingressclasses', 'gatewayclasses', 'gatewayclasses/status', 'namespaces']);
+  const expected = clusterWide.map((r) => ({ ...r, resources: r.resources.filter((x) => !clusterScoped.has(x)) })).filter((r) => r.resources.length > 0);
   for (const role of routing) t.deepEqual(rulesOf(role), expected);
   for (const ns of ['shop', 'blog']) {
     const binding = out.objects.find((o) => o.kind === 'RoleBinding' && o.metadata.name === 'warren' && o.metadata.namespace === ns) as unknown as {
@@ -394,15 +404,17 @@ test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and
   }
 });
 
-test('Secrets are readable only while a plugin can reference one: the tls plugin or custom plugins', async (t) => {
+test('Secrets are readable only while something can reference one: the tls plugin, custom plugins or Gateway listeners', async (t) => {
   const secretsAnywhere = (out: Awaited<ReturnType<typeof render>>) =>
     out.objects.filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && readsSecrets(rulesOf(o))).map((o) => `${o.kind}/${o.metadata.namespace ?? ''}`);
   t.deepEqual(secretsAnywhere(await render(withToken)), ['ClusterRole/'], 'default: tls on');
-  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } } })), [], 'tls off: no Secret read at all');
-  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } }, kubernetes: { namespaces: ['shop'] } })), []);
+  const noGateway = { gateway: { enabled: false } };
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, ...noGateway, plugins: { tls: { enabled: false } } })), [], 'tls and Gateway API off: no Secret read at all');
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, ...noGateway, plugins: { tls: { enabled: false } }, kubernetes: { namespaces: ['shop'] } })), []);
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } } })), ['ClusterRole/'], 'Gateway listeners name certificate Secrets');
   t.deepEqual(secretsAnywhere(await render({ ...withToken, kubernetes: { namespaces: ['shop'] } })), ['Role/shop'], 'namespaced, never cluster-wide');
   t.deepEqual(
-    secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } }, extraPlugins: [{ package: '@acme/warren-plugin-x' }] })),
+    secretsAnywhere(await render({ ...withToken, ...noGateway, plugins: { tls: { enabled: false } }, extraPlugins: [{ package: '@acme/warren-plugin-x' }] })),
     ['ClusterRole/'],
     'custom plugins may reference Secrets',
   );

@@ -29,9 +29,12 @@ test('deploy/rbac.yaml grants exactly the documented rules, without wildcards', 
           }
     }
   }
-  t.deepEqual([...grants].sort(), [
+  const expected = [
     'ClusterRole:core/events:create',
     'ClusterRole:core/events:patch',
+    'ClusterRole:core/namespaces:get',
+    'ClusterRole:core/namespaces:list',
+    'ClusterRole:core/namespaces:watch',
     'ClusterRole:core/secrets:get',
     'ClusterRole:core/secrets:list',
     'ClusterRole:core/secrets:watch',
@@ -41,6 +44,10 @@ test('deploy/rbac.yaml grants exactly the documented rules, without wildcards', 
     'ClusterRole:discovery.k8s.io/endpointslices:get',
     'ClusterRole:discovery.k8s.io/endpointslices:list',
     'ClusterRole:discovery.k8s.io/endpointslices:watch',
+    ...['backendtlspolicies', 'gatewayclasses', 'gateways', 'grpcroutes', 'httproutes', 'referencegrants'].flatMap((r) =>
+      ['get', 'list', 'watch'].map((v) => `ClusterRole:gateway.networking.k8s.io/${r}:${v}`),
+    ),
+    ...['gatewayclasses', 'gateways', 'grpcroutes', 'httproutes'].map((r) => `ClusterRole:gateway.networking.k8s.io/${r}/status:update`),
     'ClusterRole:networking.k8s.io/ingressclasses:get',
     'ClusterRole:networking.k8s.io/ingressclasses:list',
     'ClusterRole:networking.k8s.io/ingressclasses:watch',
@@ -54,7 +61,8 @@ test('deploy/rbac.yaml grants exactly the documented rules, without wildcards', 
     'Role:coordination.k8s.io/leases:get[warren-leader]',
     'Role:coordination.k8s.io/leases:update[warren-leader]',
     'Role:coordination.k8s.io/leases:watch[warren-leader]',
-  ]);
+  ];
+  t.deepEqual([...grants].sort(), expected.sort());
 });
 
 test('the controller ServiceAccount may do what Warren needs and nothing else', async (t) => {
@@ -83,6 +91,10 @@ test('the controller ServiceAccount may do what Warren needs and nothing else', 
     ['create', 'coordination.k8s.io', 'leases', { namespace: CONTROLLER_NAMESPACE }],
     ['update', 'coordination.k8s.io', 'leases', { namespace: CONTROLLER_NAMESPACE, name: 'warren-leader' }],
     ['watch', 'coordination.k8s.io', 'leases', { namespace: CONTROLLER_NAMESPACE, name: 'warren-leader' }],
+    ['watch', 'gateway.networking.k8s.io', 'httproutes'],
+    ['update', 'gateway.networking.k8s.io', 'httproutes', { namespace: ns, name: 'r', subresource: 'status' }],
+    ['update', 'gateway.networking.k8s.io', 'gatewayclasses', { name: 'c', subresource: 'status' }],
+    ['watch', '', 'namespaces'],
   ];
   const denied: Array<[string, string, string, { namespace?: string; name?: string; subresource?: string }?]> = [
     ['list', '', 'pods'],
@@ -103,6 +115,11 @@ test('the controller ServiceAccount may do what Warren needs and nothing else', 
     ['list', 'coordination.k8s.io', 'leases', { namespace: CONTROLLER_NAMESPACE }],
     ['list', '', 'nodes'],
     ['create', 'rbac.authorization.k8s.io', 'clusterrolebindings'],
+    ['update', 'gateway.networking.k8s.io', 'httproutes', { namespace: ns, name: 'r' }],
+    ['update', 'gateway.networking.k8s.io', 'gateways', { namespace: ns, name: 'g' }],
+    ['patch', 'gateway.networking.k8s.io', 'gateways', { namespace: ns, name: 'g', subresource: 'status' }],
+    ['create', 'gateway.networking.k8s.io', 'gatewayclasses'],
+    ['update', '', 'namespaces', { name: 'n' }],
   ];
   for (const [verb, group, resource, opts] of allowed) t.true(await can(verb, group, resource, opts), `may ${verb} ${group}/${resource} ${JSON.stringify(opts ?? {})}`);
   for (const [verb, group, resource, opts] of denied) t.false(await can(verb, group, resource, opts), `must not ${verb} ${group}/${resource} ${JSON.stringify(opts ?? {})}`);

@@ -1,0 +1,231 @@
+import { isIP } from 'node:net';
+import type { KubernetesObject, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { desiredGatewayStatus, type DesiredCondition, type DesiredStatus } from '../gateway/status.js';
+import { gatewayObjects } from '../gateway/objects.js';
+import { CONTROLLER_NAME, GATEWAY_GROUP, type Condition, type GatewayAddress, type ParentReference, type RouteParentStatus } from '../gateway/types.js';
+import { apiPath, type KubeClient } from '../k8s/api/client.js';
+import { kubernetesError } from '../k8s/api-errors.js';
+import type { ExtraKind, WatchedKind } from '../k8s/kinds.js';
+import type { StoreChange } from '../k8s/object-store.js';
+import type { Runnable } from '../plugin-api/lifecycle.js';
+import type { ClusterSnapshot } from '../routes/snapshot.js';
+import type { Published } from '../state/published.js';
+import type { TunnelState } from '../state/tunnel.js';
+import { onTunnelIdentity } from './control-context.js';
+import { WorkQueue } from './workqueue.js';
+
+/** What the Gateway status writer reads (implemented by `ClusterInformers`). */
+export interface GatewayStatusSource {
+  snapshot(): ClusterSnapshot;
+  served(kind: ExtraKind): { readonly groupVersion: string; readonly resource: string } | undefined;
+  onChange(listener: (kind: WatchedKind, changes: ReadonlyMap<string, StoreChange>) => void): () => void;
+  /** The Secret cache: the writer names the certificate Secrets it needs (owner `gateway`) and reads them. */
+  readonly secrets: { setReferences(refs: Iterable<string>, owner?: string): Promise<void> };
+}
+
+export interface GatewayStatusOptions {
+  readonly client: KubeClient;
+  readonly source: GatewayStatusSource;
+  /** Setting `gateway.publishAddress`: published instead of the tunnel's hostname. */
+  readonly publishAddress?: string | undefined;
+  readonly tunnel: Published<TunnelState>;
+  readonly logger: Logger;
+  readonly coalesceMs?: number | undefined;
+  /** Clock for `lastTransitionTime` (tests). */
+  readonly now?: (() => Date) | undefined;
+}
+
+/** Most entries `status.parents` holds (the CRD's bound); Warren's entries give way to other controllers' ones. */
+const MAX_PARENTS = 32;
+const KEY = 'gateway-status';
+/** Kinds whose changes can change some Gateway API status. */
+const RELEVANT: ReadonlySet<WatchedKind> = new Set<WatchedKind>(['GatewayClass', 'Gateway', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'Namespace', 'Service', 'Secret']);
+
+/**
+ * Keeps the status of Warren's GatewayClasses, their Gateways and the HTTPRoutes and GRPCRoutes attached to them
+ * in step with the objects (leader only). Level-based: every pass computes the whole desired status from the
+ * caches ({@link desiredGatewayStatus}, the same analysis the route translation uses) and writes only objects whose
+ * status differs, through the `status` subresource with the cached `resourceVersion` (a conflict retries the pass
+ * once the cache caught up). Conditions keep their `lastTransitionTime` while their status does not change; route
+ * parent entries of other controllers are never touched.
+ */
+export class GatewayStatusWriter implements Runnable {
+  readonly needsLeader = true;
+  readonly #o: GatewayStatusOptions;
+  #queue: WorkQueue<string> | undefined;
+
+  constructor(options: GatewayStatusOptions) {
+    this.#o = options;
+  }
+
+  /** Resolves when no status work is pending (tests). */
+  idle(): Promise<void> {
+    return this.#queue?.idle() ?? Promise.resolve();
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const queue = new WorkQueue<string>({ name: 'gateway-status', coalesceMs: this.#o.coalesceMs, logger: this.#o.logger, concurrency: 1 });
+    this.#queue = queue;
+    const stop = this.#o.source.onChange((kind) => {
+      if (RELEVANT.has(kind)) queue.add(KEY);
+    });
+    const stopTunnel = this.#o.publishAddress ? () => {} : onTunnelIdentity(this.#o.tunnel, () => queue.add(KEY));
+    queue.add(KEY);
+    try {
+      await queue.run((_key, s) => this.#reconcile(s), signal);
+    } finally {
+      stop();
+      stopTunnel();
+      if (this.#queue === queue) this.#queue = undefined;
+    }
+  }
+
+  /** The address Gateways publish; undefined while the tunnel id is not known yet. */
+  #address(): GatewayAddress | undefined {
+    const value = this.#o.publishAddress;
+    if (value) return { type: isIP(value) ? 'IPAddress' : 'Hostname', value };
+    const id = this.#o.tunnel.current.id;
+    return id ? { type: 'Hostname', value: `${id}.cfargotunnel.com` } : undefined;
+  }
+
+  async #reconcile(signal: AbortSignal): Promise<void> {
+    let snapshot = this.#o.source.snapshot();
+    if (!snapshot.extra?.get('GatewayClass')) return;
+    // Certificate Secrets first (fetched once when newly named), so status never reports one missing that exists.
+    await this.#o.source.secrets.setReferences(certificateRefs(gatewayObjects(snapshot.extra)), 'gateway');
+    snapshot = this.#o.source.snapshot();
+    const objects = gatewayObjects(snapshot.extra);
+    const secrets = snapshot.secrets as ReadonlyMap<string, V1Secret>;
+    const desired = desiredGatewayStatus({
+      objects,
+      services: snapshot.services as ReadonlyMap<string, V1Service>,
+      secret: (ns, name) => secrets.get(`${ns}/${name}`),
+      address: this.#address(),
+    });
+    await this.#write(desired, objects, signal);
+  }
+
+  async #write(desired: DesiredStatus, objects: ReturnType<typeof gatewayObjects>, signal: AbortSignal): Promise<void> {
+    const now = (this.#o.now ?? (() => new Date()))()
+      .toISOString()
+      .replace(/\.\d{3}Z$/, 'Z');
+    let failure: unknown;
+    const attempt = async (kind: ExtraKind, object: KubernetesObject, status: unknown) => {
+      try {
+        await this.#put(kind, object, status, signal);
+      } catch (err) {
+        failure ??= err;
+      }
+    };
+    for (const c of desired.classes) {
+      const cls = objects.classes.get(c.name);
+      if (!cls) continue;
+      const conditions = merge(cls.status?.conditions, c.conditions, now);
+      const next = { ...cls.status, conditions, supportedFeatures: c.supportedFeatures };
+      if (!sameJson(comparableClass(cls.status), comparableClass(next))) await attempt('GatewayClass', cls, next);
+    }
+    for (const g of desired.gateways) {
+      const gw = objects.gateways.get(g.key);
+      if (!gw) continue;
+      const current = gw.status;
+      const listeners = g.listeners.map((l) => ({
+        ...l,
+        conditions: merge(current?.listeners?.find((x) => x.name === l.name)?.conditions, l.conditions, now),
+      }));
+      const next = { ...current, addresses: [...g.addresses], conditions: merge(current?.conditions, g.conditions, now), listeners };
+      if (!sameJson(comparable(current), comparable(next))) await attempt('Gateway', gw, next);
+    }
+    const wanted = new Map(desired.routes.map((r) => [`${r.kind}/${r.key}`, r]));
+    for (const [kind, map] of [
+      ['HTTPRoute', objects.httpRoutes],
+      ['GRPCRoute', objects.grpcRoutes],
+    ] as const) {
+      for (const [key, route] of map) {
+        const all: RouteParentStatus[] = Array.isArray(route.status?.parents) ? route.status.parents : [];
+        const others = all.filter((p) => p?.controllerName !== CONTROLLER_NAME);
+        const ours = all.filter((p) => p?.controllerName === CONTROLLER_NAME);
+        const want = wanted.get(`${kind}/${key}`)?.parents ?? [];
+        if (want.length === 0 && ours.length === 0) continue;
+        const next = want.slice(0, Math.max(0, MAX_PARENTS - others.length)).map((p) => ({
+          parentRef: p.parentRef,
+          controllerName: p.controllerName,
+          conditions: merge(ours.find((o) => sameJson(normalRef(o.parentRef), normalRef(p.parentRef)))?.conditions, p.conditions, now),
+        }));
+        if (!sameJson(ours.map(comparableParent), next.map(comparableParent))) await attempt(kind, route, { ...route.status, parents: [...others, ...next] });
+      }
+    }
+    if (failure) throw failure;
+  }
+
+  async #put(kind: ExtraKind, object: KubernetesObject, status: unknown, signal: AbortSignal): Promise<void> {
+    const served = this.#o.source.served(kind);
+    const namespace = object.metadata?.namespace;
+    const name = object.metadata?.name ?? '';
+    const shown = `${kind} ${namespace ? `${namespace}/` : ''}${name}`;
+    if (!served) return;
+    try {
+      await this.#o.client.put(apiPath(served.groupVersion, served.resource, namespace, name, 'status'), { ...object, status }, { signal });
+      this.#o.logger.info({ object: shown }, 'updated Gateway API status');
+    } catch (err) {
+      throw kubernetesError(`update status of ${shown}`, err);
+    }
+  }
+}
+
+/** `namespace/name` of every Secret that a listener of a Gateway names. */
+function certificateRefs(objects: ReturnType<typeof gatewayObjects>): string[] {
+  const refs = new Set<string>();
+  for (const gw of objects.gateways.values()) {
+    for (const l of Array.isArray(gw?.spec?.listeners) ? gw.spec.listeners : []) {
+      for (const ref of Array.isArray(l?.tls?.certificateRefs) ? l.tls.certificateRefs : []) {
+        if ((ref?.group ?? '') !== '' || (ref?.kind ?? 'Secret') !== 'Secret' || !ref.name) continue;
+        refs.add(`${ref.namespace || gw.metadata?.namespace || 'default'}/${ref.name}`);
+      }
+    }
+  }
+  return [...refs];
+}
+
+/** The desired conditions, keeping `lastTransitionTime` of those whose status did not change. */
+function merge(current: readonly Condition[] | undefined, desired: readonly DesiredCondition[], now: string): Condition[] {
+  return desired.map((d) => {
+    const before = Array.isArray(current) ? current.find((c) => c?.type === d.type) : undefined;
+    return { ...d, lastTransitionTime: before && before.status === d.status && before.lastTransitionTime ? before.lastTransitionTime : now };
+  });
+}
+
+function comparableClass(status: unknown): unknown {
+  const s = (status ?? {}) as { conditions?: unknown; supportedFeatures?: unknown };
+  return { conditions: s.conditions ?? [], supportedFeatures: s.supportedFeatures ?? [] };
+}
+
+function comparable(status: unknown): unknown {
+  const s = (status ?? {}) as { addresses?: unknown; conditions?: unknown; listeners?: unknown };
+  return { addresses: s.addresses ?? [], conditions: s.conditions ?? [], listeners: s.listeners ?? [] };
+}
+
+function comparableParent(p: RouteParentStatus): unknown {
+  return { parentRef: normalRef(p.parentRef), controllerName: p.controllerName, conditions: p.conditions };
+}
+
+/** A parentRef with the defaults the CRD schema fills in (group and kind), so written and read copies compare equal. */
+function normalRef(ref: ParentReference | undefined): ParentReference {
+  return { group: GATEWAY_GROUP, kind: 'Gateway', ...ref };
+}
+
+/** Deep equality of JSON values, ignoring key order. */
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+}
+
+function sorted(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sorted);
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+    );
+  return v;
+}
