@@ -14,6 +14,7 @@ import { RouteTableBuilder, routingConfig } from '../routes/build.js';
 import { describeRouteTable, routeViewQuery } from '../routes/debug-view.js';
 import { RouteStore } from '../routes/store.js';
 import { TunnelStateStore } from '../state/tunnel.js';
+import { gatewayRouteSources } from '../gateway/source.js';
 
 export interface RootOptions {
   readonly logger: Logger;
@@ -49,7 +50,11 @@ export function createRootContainer(config: Readonly<Config>, options: RootOptio
   root.register(TOKENS.CloudflareClient, { useToken: PARTS.CloudflareClients });
   registerPlugins(root, options.plugins ?? []);
   provide(root, PARTS.ControlPlugins, (c) => (c.isRegistered(TOKENS.ControlPlugin, true) ? c.resolveAll(TOKENS.ControlPlugin) : []));
-  provide(root, PARTS.RoutingConfig, (c) => routingConfig(config, c.resolve(TOKENS.EnabledManifests), options.knownManifests ?? []));
+  // Ingress is the builder's own source; the Gateway API joins it through the route-source seam.
+  provide(root, PARTS.RoutingConfig, (c) => ({
+    ...routingConfig(config, c.resolve(TOKENS.EnabledManifests), options.knownManifests ?? []),
+    sources: gatewayRouteSources(config),
+  }));
   provide(root, PARTS.RouteBuilder, (c) => new RouteTableBuilder(c.resolve(PARTS.RoutingConfig)));
   provide(root, PARTS.Health, (c) => {
     const health = new HealthServer({ listen: config.server.listen, registry: c.resolve(TOKENS.Metrics), logger: componentLogger(logger, 'health') });

@@ -30,6 +30,11 @@ export interface PathEntry {
  * request that satisfies none of them goes on to the next shorter prefix.
  */
 export class PathIndex {
+  /**
+   * True when a route here is a Gateway API route: as a wildcard (`*.example.com`) it covers hosts of any depth
+   * below its parent, where an Ingress wildcard covers exactly one label.
+   */
+  readonly coversDeeper: boolean;
   /** True when the values are {@link Slot}s rather than routes. */
   readonly #slots: boolean;
   readonly #exactKeys: readonly string[] | undefined;
@@ -45,7 +50,10 @@ export class PathIndex {
    * weighted routes (tests pass a seeded one).
    */
   constructor(entries: readonly PathEntry[], random: () => number = Math.random) {
-    this.#slots = entries.some((e) => e.route.conditions !== undefined || e.route.weight !== undefined);
+    // Gateway routes always take the slot path: a wildcard index must be able to skip Ingress routes when asked
+    // for a deeper host (see matchDeep).
+    this.#slots = entries.some((e) => e.route.conditions !== undefined || e.route.weight !== undefined || e.route.ingress.kind !== undefined);
+    this.coversDeeper = entries.some((e) => coversDeeper(e.route));
     let exact: Array<readonly [string, Route | Slot]>;
     let prefixes: Array<readonly [string, Route | Slot]>;
     if (this.#slots) {
@@ -110,8 +118,16 @@ export class PathIndex {
     }
   }
 
+  /**
+   * {@link match} for a host more than one label below this wildcard index's parent: only routes whose wildcards
+   * cover any depth (Gateway API) may answer.
+   */
+  matchDeep(path: string, request?: RequestFacts): Route | undefined {
+    return this.coversDeeper ? this.#matchSlots(path, new RequestView(request), true) : undefined;
+  }
+
   /** {@link match} over slots: each matching key in turn, until an alternative accepts the request. */
-  #matchSlots(path: string, view: RequestView): Route | undefined {
+  #matchSlots(path: string, view: RequestView, deepOnly = false): Route | undefined {
     const exactKeys = this.#exactKeys;
     let slot: Slot | undefined;
     if (exactKeys !== undefined) {
@@ -124,13 +140,13 @@ export class PathIndex {
     } else if (this.#exactMap !== undefined) {
       slot = this.#exactMap.get(path) as Slot | undefined;
     }
-    const exactHit = slot?.pick(view);
+    const exactHit = slot?.pick(view, deepOnly);
     if (exactHit !== undefined) return exactHit;
     const keys = this.#prefixKeys;
     if (keys !== undefined) {
       for (let i = 0; i < keys.length; i++) {
         if (!prefixMatches(path, keys[i]!)) continue;
-        const hit = (this.#prefixValues![i] as Slot).pick(view);
+        const hit = (this.#prefixValues![i] as Slot).pick(view, deepOnly);
         if (hit !== undefined) return hit;
       }
       return undefined;
@@ -139,7 +155,7 @@ export class PathIndex {
     if (map === undefined) return undefined;
     let end = path.length;
     for (;;) {
-      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view);
+      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view, deepOnly);
       if (hit !== undefined) return hit;
       if (end === 0) return undefined;
       end = path.lastIndexOf('/', end - 1);
@@ -181,9 +197,9 @@ class Slot {
   }
 
   /** The route of the first alternative whose conditions the request satisfies. */
-  pick(view: RequestView): Route | undefined {
+  pick(view: RequestView, deepOnly = false): Route | undefined {
     for (const c of this.#choices) {
-      if (c.conditions === null) continue;
+      if (c.conditions === null || (deepOnly && !c.coversDeeper)) continue;
       if (c.conditions === undefined || conditionsHold(c.conditions, view)) return c.pick();
     }
     return undefined;
@@ -201,8 +217,12 @@ class Choice {
   /** What a group whose weights are all 0 answers: unavailable (500). */
   #unavailable: Route | undefined;
 
+  /** See {@link PathIndex.coversDeeper}. */
+  readonly coversDeeper: boolean;
+
   constructor(routes: Route[], random: () => number) {
     this.#routes = routes;
+    this.coversDeeper = coversDeeper(routes[0]!);
     this.#random = random;
     const conditions = routes[0]!.conditions;
     if (conditions === undefined) this.conditions = undefined;
@@ -230,6 +250,11 @@ class Choice {
     for (let i = cumulative.length - 1; i >= 0; i--) if (weightOf(this.#routes[i]!) > 0) return this.#routes[i]!;
     return this.#routes[0]!;
   }
+}
+
+/** Gateway API wildcards cover one or more labels; Ingress wildcards exactly one. */
+function coversDeeper(route: Route): boolean {
+  return route.ingress.kind !== undefined;
 }
 
 function weightOf(route: Route): number {
@@ -275,7 +300,7 @@ export interface RouteTableParts {
 
 /**
  * The published, immutable table. `match` tries, in order: the exact host, the wildcard covering the host's
- * first label, rules without host, then the default backend. Within each, an Exact path beats any prefix and
+ * first label, Gateway API wildcards covering more labels (nearest parent first), rules without host, then the default backend. Within each, an Exact path beats any prefix and
  * the longest prefix wins; routes with conditions on the same path are tried in precedence order, and when the
  * request satisfies none of them the search goes on with the next shorter prefix. When a host has no matching
  * path the search goes on with the next level.
@@ -370,6 +395,11 @@ export class IndexedRouteTable implements RouteTable {
       const wildcard = dot > 0 ? parts.wildcardHosts.get(h.slice(dot + 1)) : undefined;
       if (wildcard !== undefined) {
         const hit = wildcard.match(p, request);
+        if (hit !== undefined) return hit;
+      }
+      // Deeper hosts: `x.y.example.com` is covered by a Gateway API `*.example.com` (nearest parent first).
+      for (let at = dot > 0 ? h.indexOf('.', dot + 1) : -1; at > 0; at = h.indexOf('.', at + 1)) {
+        const hit = parts.wildcardHosts.get(h.slice(at + 1))?.matchDeep(p, request);
         if (hit !== undefined) return hit;
       }
     }
