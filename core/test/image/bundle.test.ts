@@ -76,6 +76,12 @@ test('the bundled core runs the built-in plugins from the bundle and a custom pl
   t.regex(String(id), /^[0-9a-f-]{36}$/, 'the custom plugin, built with its settings injected, added the header upstream');
   t.is(answer.headers['x-bundle-request-id'], id, 'and returned it');
   t.truthy(answer.echo?.headers?.['cf-ray'], 'the request crossed the tunnel');
+  // The metrics endpoint collects prom-client's default metrics, whose CPU counters are where the bundle leaves
+  // @opentelemetry/api out.
+  const [, health] = await warren.waitForOutput(/"address":"([^"]+)","msg":"health and metrics server listening"/, 10_000, 'the health address');
+  const metrics = await send(`http://${health}`, '/metrics');
+  t.is(metrics.status, 200);
+  t.regex(metrics.body, /^process_cpu_seconds_total \d/m);
   t.false(warren.stdout().includes('"level":50'), 'no error logged');
 
   warren.signal('SIGTERM');
