@@ -2,7 +2,8 @@ import type { PluginManifest } from '../plugin-api/manifest.js';
 
 /**
  * Built-in plugins, by config key, with the package that provides each. Core does not import them statically: it
- * loads them by package name exactly as it loads custom plugins, so a built-in has no access a custom one lacks.
+ * loads them by package name exactly as it loads custom plugins (or, in the image's bundle, from the loaders the
+ * bundle links in, see {@link linkBuiltinPlugins}), so a built-in has no access a custom one lacks.
  */
 export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = Object.freeze({
   tls: '@warren/plugin-tls',
