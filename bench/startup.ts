@@ -2,7 +2,7 @@
  * Start-up cost of the whole Warren process: CPU time (utime + stime) from exec until its first
  * "Registered tunnel connection" log line, and RSS after it has sat idle (no traffic) for a while.
  *
- *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …'] [--entry FILE]…
+ *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …'] [--entry='[NODE-OPTION…] FILE']…
  *
  * Warren runs exactly as a user starts it (`node <entry>`: by default the image's bundled entry,
  * core/build/bundle/main.js from `node scripts/bundle.js`), in folder mode on a folder holding
@@ -11,7 +11,8 @@
  * source: the same config loading, plugins, pipeline, metrics, health server and connector. Warren is pinned to
  * core `--cpu` with taskset, the simulator to the other cores. Prints one row per run and the median with the
  * spread (min–max). With `--entry` given more than once (e.g. the bundle and the compiled tree,
- * core/build/src/main.js), the entries take turns run by run, for an A/B in the same minutes, one table each.
+ * core/build/src/main.js), the entries take turns run by run, for an A/B in the same minutes, one table each. Node
+ * options may precede an entry's file, to compare flags the same way (`--entry='--max-semi-space-size=8 FILE'`).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -39,7 +40,10 @@ const nodeArgs = values['node-args'].split(' ').filter(Boolean);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
 const repo = new URL('../../', import.meta.url).pathname;
-const entries = values.entry.map((e) => ({ label: e, path: join(repo, e) }));
+const entries = values.entry.map((e) => {
+  const words = e.split(' ').filter(Boolean);
+  return { label: e, path: join(repo, words.at(-1) ?? ''), nodeArgs: words.slice(0, -1) };
+});
 for (const { label, path } of entries) {
   if (!existsSync(path)) throw new Error(`${label} does not exist: build it (npx tsc -b, then node scripts/bundle.js for the bundle)`);
 }
@@ -105,7 +109,7 @@ try {
   for (let i = 0; i < runs * entries.length; i++) {
     const entry = entries[i % entries.length]!;
     const started = performance.now();
-    const [command, args] = pin([warrenCpu], node, [...nodeArgs, entry.path, '--local', dir, '--config', configFile]);
+    const [command, args] = pin([warrenCpu], node, [...nodeArgs, ...entry.nodeArgs, entry.path, '--local', dir, '--config', configFile]);
     const { TUNNEL_TOKEN: _, ...env } = process.env;
     const warren = spawnJsonChild(command, args, { env });
     try {
