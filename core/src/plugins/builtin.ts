@@ -28,10 +28,9 @@ const linked = new Map<string, () => Promise<unknown>>();
  * by name.
  */
 export function linkBuiltinPlugins(loaders: Readonly<Record<string, () => Promise<unknown>>>): void {
-  for (const [pkg, load] of Object.entries(loaders)) {
-    if (!Object.values(BUILTIN_PLUGINS).includes(pkg)) throw new Error(`${pkg} is not a built-in plugin`);
-    linked.set(pkg, load);
-  }
+  const unknown = Object.keys(loaders).filter((pkg) => !Object.values(BUILTIN_PLUGINS).includes(pkg));
+  if (unknown.length > 0) throw new Error(`${unknown.join(', ')} is not a built-in plugin`);
+  for (const [pkg, load] of Object.entries(loaders)) linked.set(pkg, load);
 }
 
 /** Imports a plugin package: a built-in linked into the bundle, else by package name. */
