@@ -165,7 +165,16 @@ test('the build context keeps the sources and lockfile, and leaves out installed
         .replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`,
     );
   const ignored = (path: string) => patterns.some((p) => toRegex(p).test(path));
-  const needed = ['package.json', 'package-lock.json', 'tsconfig.base.json', 'core/package.json', 'core/tsconfig.json', 'core/src/main.ts', 'core/test/chart/helm.ts'];
+  const needed = [
+    'package.json',
+    'package-lock.json',
+    'tsconfig.base.json',
+    'core/package.json',
+    'core/tsconfig.json',
+    'core/src/main.ts',
+    'core/test/chart/helm.ts',
+    'scripts/bundle.js',
+  ];
   for (const plugin of readdirSync(join(ROOT, 'plugins'))) needed.push(`plugins/${plugin}/package.json`, `plugins/${plugin}/tsconfig.json`);
   for (const example of readdirSync(join(ROOT, 'examples', 'plugins'))) needed.push(`examples/plugins/${example}/package.json`);
   t.deepEqual(needed.filter(ignored), []);
