@@ -2,17 +2,20 @@
  * Start-up cost of the whole Warren process: CPU time (utime + stime) from exec until its first
  * "Registered tunnel connection" log line, and RSS after it has sat idle (no traffic) for a while.
  *
- *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …']
+ *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …'] [--entry='[NODE-OPTION…] FILE']…
  *
- * Warren runs exactly as a user starts it (`node core/build/src/main.js`), in folder mode on a folder holding
+ * Warren runs exactly as a user starts it (`node <entry>`: by default the image's bundled entry,
+ * core/build/bundle/main.js from `node scripts/bundle.js`), in folder mode on a folder holding
  * one Ingress, with a supplied tunnel token, connecting to the edge simulator in a separate process (so the
  * simulator's own TLS and key generation are not counted). Folder mode is Kubernetes mode minus the object
  * source: the same config loading, plugins, pipeline, metrics, health server and connector. Warren is pinned to
  * core `--cpu` with taskset, the simulator to the other cores. Prints one row per run and the median with the
- * spread (min–max).
+ * spread (min–max). With `--entry` given more than once (e.g. the bundle and the compiled tree,
+ * core/build/src/main.js), the entries take turns run by run, for an A/B in the same minutes, one table each. Node
+ * options may precede an entry's file, to compare flags the same way (`--entry='--max-semi-space-size=8 FILE'`).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnJsonChild } from './lib/child.js';
@@ -24,6 +27,7 @@ const { values } = parseArgs({
     'idle-ms': { type: 'string', default: '10000' },
     cpu: { type: 'string', default: '1' },
     'node-args': { type: 'string', default: '' },
+    entry: { type: 'string', multiple: true, default: ['core/build/bundle/main.js'] },
   },
 });
 const runs = Math.min(Number(values.runs), 50);
@@ -35,7 +39,14 @@ const otherCpus = cpus()
 const nodeArgs = values['node-args'].split(' ').filter(Boolean);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
-const main = new URL('../../core/build/src/main.js', import.meta.url).pathname;
+const repo = new URL('../../', import.meta.url).pathname;
+const entries = values.entry.map((e) => {
+  const words = e.split(' ').filter(Boolean);
+  return { label: e, path: join(repo, words.at(-1) ?? ''), nodeArgs: words.slice(0, -1) };
+});
+for (const { label, path } of entries) {
+  if (!existsSync(path)) throw new Error(`${label} does not exist: build it (npx tsc -b, then node scripts/bundle.js for the bundle)`);
+}
 
 const MANIFESTS = `apiVersion: networking.k8s.io/v1
 kind: IngressClass
@@ -65,6 +76,7 @@ ports: [{name: http, port: 3000}]
 `;
 
 interface Run {
+  entry: string;
   cpuMs: number;
   wallMs: number;
   idleRssMiB: number;
@@ -94,9 +106,10 @@ try {
       server: { listen: '127.0.0.1:0' },
     }),
   );
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < runs * entries.length; i++) {
+    const entry = entries[i % entries.length]!;
     const started = performance.now();
-    const [command, args] = pin([warrenCpu], node, [...nodeArgs, main, '--local', dir, '--config', configFile]);
+    const [command, args] = pin([warrenCpu], node, [...nodeArgs, ...entry.nodeArgs, entry.path, '--local', dir, '--config', configFile]);
     const { TUNNEL_TOKEN: _, ...env } = process.env;
     const warren = spawnJsonChild(command, args, { env });
     try {
@@ -105,8 +118,8 @@ try {
       const wallMs = performance.now() - started;
       await new Promise((resolve) => setTimeout(resolve, idleMs));
       const idleRssMiB = rssBytes(warren.pid) / 2 ** 20;
-      results.push({ cpuMs, wallMs, idleRssMiB });
-      process.stderr.write(`run ${i + 1}: ${cpuMs} ms CPU, ${wallMs.toFixed(0)} ms wall, ${idleRssMiB.toFixed(1)} MiB idle RSS\n`);
+      results.push({ entry: entry.label, cpuMs, wallMs, idleRssMiB });
+      process.stderr.write(`run ${i + 1} (${entry.label}): ${cpuMs} ms CPU, ${wallMs.toFixed(0)} ms wall, ${idleRssMiB.toFixed(1)} MiB idle RSS\n`);
     } finally {
       await warren.stop();
     }
@@ -116,19 +129,29 @@ try {
   rmSync(root, { recursive: true, force: true });
 }
 
-const row = (label: string, pick: (r: Run) => number, digits: number) => {
-  const xs = results.map(pick);
+const row = (runsOf: readonly Run[], label: string, pick: (r: Run) => number, digits: number) => {
+  const xs = runsOf.map(pick);
   return `| ${label} | ${median(xs).toFixed(digits)} | ${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)} | ${xs.map((x) => x.toFixed(digits)).join(', ')} |`;
 };
-process.stdout.write(
-  [
-    `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; Warren pinned to core ${warrenCpu}; ${results.length} runs; idle ${idleMs} ms${nodeArgs.length ? `; node ${nodeArgs.join(' ')}` : ''}.`,
+const table = (label: string) => {
+  const runsOf = results.filter((r) => r.entry === label);
+  return [
+    `\`node ${label}\`: ${runsOf.length} runs`,
     '',
     '| measure | median | spread | runs |',
     '|---|---:|---:|---|',
-    row('CPU from exec to the first registration, ms', (r) => r.cpuMs, 0),
-    row('wall time from spawn to the first registration, ms', (r) => r.wallMs, 0),
-    row(`RSS ${idleMs / 1000} s after it, idle, MiB`, (r) => r.idleRssMiB, 1),
+    row(runsOf, 'CPU from exec to the first registration, ms', (r) => r.cpuMs, 0),
+    row(runsOf, 'wall time from spawn to the first registration, ms', (r) => r.wallMs, 0),
+    row(runsOf, `RSS ${idleMs / 1000} s after it, idle, MiB`, (r) => r.idleRssMiB, 1),
     '',
+  ];
+};
+process.stdout.write(
+  [
+    `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} at the end; Warren pinned to core ${warrenCpu}; idle ${idleMs} ms${nodeArgs.length ? `; node ${nodeArgs.join(' ')}` : ''}.`,
+    '',
+    ...entries.flatMap((e) => table(e.label)),
   ].join('\n'),
 );

@@ -6,7 +6,7 @@ import { PLUGIN_KINDS, type PluginManifest } from '../plugin-api/manifest.js';
 import type { PluginClass, PluginModule } from '../plugin-api/module.js';
 import type { UpstreamPlugin } from '../plugin-api/upstream.js';
 import { TOKENS } from '../di/tokens.js';
-import { BUILTIN_PLUGINS } from './builtin.js';
+import { BUILTIN_PLUGINS, importPluginPackage, type PluginImporter } from './builtin.js';
 import { checkPlugins, loadError } from './checks.js';
 import { HostedControlPlugin } from './control-instance.js';
 
@@ -21,10 +21,7 @@ export interface LoadedPlugin {
   readonly source: string;
 }
 
-/** Imports a plugin package; injectable so tests can load modules that are not installed packages. */
-export type PluginImporter = (packageName: string) => Promise<unknown>;
-
-const defaultImporter: PluginImporter = (name) => import(name);
+export type { PluginImporter } from './builtin.js';
 
 /**
  * Resolves which plugins run: built-ins enabled in `plugins.<name>` (or on by default), then
@@ -33,7 +30,7 @@ const defaultImporter: PluginImporter = (name) => import(name);
  * annotations or protocols claimed twice, `coreRange` mismatches, unmet `dependsOn`, invalid config.
  * The result is sorted in chain order (kind, order, id).
  */
-export async function resolvePlugins(config: Readonly<Config>, importer: PluginImporter = defaultImporter): Promise<LoadedPlugin[]> {
+export async function resolvePlugins(config: Readonly<Config>, importer: PluginImporter = importPluginPackage): Promise<LoadedPlugin[]> {
   for (const name of Object.keys(config.plugins)) {
     if (!(name in BUILTIN_PLUGINS)) {
       throw new WarrenError(

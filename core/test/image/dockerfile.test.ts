@@ -1,60 +1,16 @@
 /**
  * There is no container engine here, so the image is checked from its Dockerfile: base images, user, entry point,
  * the production-only install, and — by running the Dockerfile's own assembly step against this checkout — that the
- * runtime tree holds everything the entry point and the built-in plugins import, with production dependencies only.
+ * runtime tree (the bundle of core and the built-in plugins) holds everything its entries import, with production
+ * dependencies only.
  */
 import test from 'ava';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assembleRuntimeTree, dockerfile, final, ROOT, stages, walk } from './dockerfile.js';
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-interface Stage {
-  readonly from: string;
-  readonly name: string | undefined;
-  /** `--platform=` of the FROM line, unexpanded; undefined: the target platform. */
-  readonly platform: string | undefined;
-  readonly instructions: Array<{ op: string; args: string }>;
-}
-
-/** Parses a Dockerfile into stages (continuation lines joined, comments dropped, global ARG defaults applied). */
-function parseDockerfile(text: string): Stage[] {
-  const lines = text
-    .replace(/\\\n/g, ' ')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'));
-  const args = new Map<string, string>();
-  const stages: Stage[] = [];
-  for (const line of lines) {
-    const [op, ...rest] = line.split(/\s+/);
-    const argText = rest.join(' ');
-    const upper = op!.toUpperCase();
-    if (upper === 'ARG' && stages.length === 0) {
-      const [key, value] = argText.split('=', 2);
-      args.set(key!, value ?? '');
-      continue;
-    }
-    if (upper === 'FROM') {
-      const platform = /^--platform=(\S+)\s+/.exec(argText);
-      const image = platform ? argText.slice(platform[0].length) : argText;
-      const expanded = image.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string, b: string) => args.get(a ?? b) ?? '');
-      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(expanded);
-      stages.push({ from: m![1]!, name: m![2], platform: platform?.[1], instructions: [] });
-      continue;
-    }
-    stages.at(-1)?.instructions.push({ op: upper, args: argText });
-  }
-  return stages;
-}
-
-const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
-const stages = parseDockerfile(dockerfile);
-const final = stages.at(-1)!;
 const NODE_24 = /^(node:24([.-]|$)|gcr\.io\/distroless\/nodejs24-)/;
 
 test('every stage builds on Node 24, and the runtime is a minimal image without npm', (t) => {
@@ -91,7 +47,7 @@ test('the runtime user is a numeric non-root UID and GID', (t) => {
   t.regex(values, new RegExp(`runAsGroup: ${m![2]}\\b`));
 });
 
-test('the entry point is exec-form node, with a capped young generation, on the compiled main, which exists and runs', async (t) => {
+test('the entry point is exec-form node, with a capped young generation, on the bundled main, which the build makes and which runs', async (t) => {
   const entry = final.instructions.filter((i) => i.op === 'ENTRYPOINT');
   t.is(entry.length, 1);
   const argv = JSON.parse(entry[0]!.args) as string[];
@@ -102,18 +58,20 @@ test('the entry point is exec-form node, with a capped young generation, on the 
   const main = argv.at(-1)!;
   const flags = argv.slice(1, -1);
   t.is(main, 'core/build/src/main.js');
-  t.true(existsSync(join(ROOT, main)), 'built by tsc -b');
+  const out = assembleRuntimeTree(t);
+  t.true(existsSync(join(out, main)), 'made by the assembly step (the bundle)');
+  t.regex(readFileSync(join(out, main), 'utf8'), /linkBuiltinPlugins\(/, 'the bundled entry, not the compiled one');
   t.true(
     flags.every((f) => f.startsWith('--')),
     `only node options before the script: ${flags.join(' ')}`,
   );
-  t.true(
-    flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)),
-    'young generation capped (memory budget, docs/benchmarks.md)',
-  );
-  // Node refuses an unknown option, so running with the image's flags proves they are valid for this Node.
+  const semiSpace = (bound: string) => Number(flags.find((f) => f.startsWith(`--${bound}-semi-space-size=`))?.split('=')[1]);
+  t.true(semiSpace('max') > 0, 'young generation capped (memory budget, docs/benchmarks.md)');
+  t.true(semiSpace('min') > 0 && semiSpace('min') <= semiSpace('max'), 'young generation started larger than V8 would, below the cap (start-up CPU)');
+  // Node refuses an unknown option, so running with the image's flags proves they are valid for this Node. The
+  // version comes from core/package.json, found relative to the bundle's files as to the compiled ones.
   const version = await new Promise<string>((done, fail) =>
-    execFile(process.execPath, [...flags, join(ROOT, main), '--version'], { timeout: 30_000 }, (err, stdout) => (err ? fail(err) : done(stdout))),
+    execFile(process.execPath, [...flags, join(out, main), '--version'], { timeout: 30_000 }, (err, stdout) => (err ? fail(err) : done(stdout))),
   );
   const { version: expected } = JSON.parse(readFileSync(join(ROOT, 'core', 'package.json'), 'utf8')) as { version: string };
   t.is(version.trim(), `warren ${expected}`);
@@ -146,7 +104,7 @@ test('the assembled runtime tree holds every workspace manifest and only compile
   t.deepEqual(stray, []);
 });
 
-test('everything the entry point and the built-in plugins import is shipped or a production dependency', (t) => {
+test('everything the entries of the bundle import is shipped or a production dependency', (t) => {
   const out = assembleRuntimeTree(t);
   const manifests = walk(out).filter((f) => f.endsWith('/package.json') || f === 'package.json');
   const allowed = new Set<string>();
@@ -157,7 +115,9 @@ test('everything the entry point and the built-in plugins import is shipped or a
     for (const dep of [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]) allowed.add(dep);
   }
   const builtins = new Set(builtinModules);
-  const entries = ['core/build/src/main.js', ...readdirSync(join(out, 'plugins')).map((p) => `plugins/${p}/build/src/index.js`)];
+  // The bin and every path core exports: the built-in plugins are inside the bundle.
+  const core = JSON.parse(readFileSync(join(out, 'core', 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  const entries = [...Object.values(core.bin), workspaceEntry(out, 'core', ''), workspaceEntry(out, 'core', '/plugin')].map((e) => posix.join('core', e));
   const seen = new Set<string>();
   const bare = new Map<string, string>();
   const queue = entries.map((e) => join(out, e));
@@ -205,7 +165,16 @@ test('the build context keeps the sources and lockfile, and leaves out installed
         .replace(/\0/g, '(?:.*/)?')}(?:/.*)?$`,
     );
   const ignored = (path: string) => patterns.some((p) => toRegex(p).test(path));
-  const needed = ['package.json', 'package-lock.json', 'tsconfig.base.json', 'core/package.json', 'core/tsconfig.json', 'core/src/main.ts', 'core/test/chart/helm.ts'];
+  const needed = [
+    'package.json',
+    'package-lock.json',
+    'tsconfig.base.json',
+    'core/package.json',
+    'core/tsconfig.json',
+    'core/src/main.ts',
+    'core/test/chart/helm.ts',
+    'scripts/bundle.js',
+  ];
   for (const plugin of readdirSync(join(ROOT, 'plugins'))) needed.push(`plugins/${plugin}/package.json`, `plugins/${plugin}/tsconfig.json`);
   for (const example of readdirSync(join(ROOT, 'examples', 'plugins'))) needed.push(`examples/plugins/${example}/package.json`);
   t.deepEqual(needed.filter(ignored), []);
@@ -221,17 +190,12 @@ test('the build context keeps the sources and lockfile, and leaves out installed
   }
 });
 
-/** Runs the Dockerfile's own "assemble /out" step against this checkout, writing into a temp folder. */
-function assembleRuntimeTree(t: import('ava').ExecutionContext): string {
-  const build = stages.find((s) => s.name === 'build')!;
-  const step = build.instructions.find((i) => i.op === 'RUN' && i.args.includes('/out'))!;
-  const out = mkdtempSync(join(tmpdir(), 'warren-image-'));
-  t.teardown(() => rmSync(out, { recursive: true, force: true }));
-  execFileSync('sh', ['-c', step.args.replaceAll('/out', out)], { cwd: ROOT, stdio: 'pipe' });
-  return out;
-}
-
-function importsOf(source: string): string[] {
+/** Import specifiers of a module, leaving out comment lines (bundled libraries name modules in their JSDoc). */
+function importsOf(text: string): string[] {
+  const source = text
+    .split('\n')
+    .filter((line) => !/^\s*(\*|\/\*|\/\/)/.test(line))
+    .join('\n');
   const found: string[] = [];
   const patterns = [/(?:^|[\s;])(?:import|export)\s[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]/g, /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g, /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g];
   for (const pattern of patterns) for (const m of source.matchAll(pattern)) found.push(m[1]!);
@@ -245,14 +209,4 @@ function workspaceEntry(out: string, workspace: string, subpath: string): string
   const file = typeof target === 'string' ? target : target?.default;
   if (!file) throw new Error(`${workspace} does not export ${subpath || '.'}`);
   return posix.normalize(file);
-}
-
-function walk(dir: string, prefix = ''): string[] {
-  const files: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const rel = prefix ? `${prefix}/${name}` : name;
-    if (statSync(join(dir, name)).isDirectory()) files.push(...walk(join(dir, name), rel));
-    else files.push(rel);
-  }
-  return files;
 }

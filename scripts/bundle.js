@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Bundles @warren/core with the built-in plugins into one module graph: the code the image runs. Input is the
+// compiled tree (`tsc -b core plugins/*` first), so the bundle holds exactly the code the tests ran. Why: start-up is
+// mostly resolving, reading and compiling ~850 modules, and one tree-shaken graph costs far less (docs/benchmarks.md,
+// "Start-up").
+//
+//   node scripts/bundle.js [--out DIR] [--metafile FILE]
+//
+// DIR (default core/build/bundle) takes the place of core's compiled `build/src`: the Dockerfile writes the bundle
+// into the image's /app/core/build/src, so every path core/package.json exports points into it.
+// - Entries, one per export: `main.js` (the `warren` bin), `index.js` (`@warren/core`), `plugin-api/index.js`
+//   (`@warren/core/plugin`); code they share sits in chunks beside main.js, loaded on demand. A custom plugin
+//   (`extraPlugins`, loaded by package name from node_modules) that imports `@warren/core/plugin` therefore gets
+//   the very modules the bundled core runs: one tsyringe registry (its `@injectable()` metadata is module state),
+//   one copy of the contract. (`@warren/core/testing` is for tests and is not bundled.)
+// - The built-in plugins are linked into the bundle (`linkBuiltinPlugins`), a chunk each.
+// - Chunks sit two folders below core/package.json, as the compiled files do: version.js reads the version from
+//   `../../package.json` relative to itself.
+// - zod's locales (64 modules, a third of zod) are left out but for English, the default: Warren's messages are
+//   English and nothing selects another locale (`z.config`). Custom plugins bring their own zod (a peer dependency).
+// - prom-client's one use of @opentelemetry/api (51 modules, ~6 ms at start) is for exemplars, which Warren does not
+//   enable: in prom-client it is replaced by an object that throws, naming why, if it is ever used.
+// - Node's built-in modules are loaded with require(), not import: Node 24's ESM view of `node:http` reads every
+//   export, including the lazy WebSocket getters that load Node's own copy of undici (~30 ms of CPU at start).
+// - Whitespace and syntax are minified (identifiers are not, so stack traces keep function names): ~4 MiB less
+//   resident memory. Source maps chain through tsc's own maps back to the TypeScript sources; Node reads them only
+//   with `--enable-source-maps` (NODE_OPTIONS), which costs ~60 ms of CPU and ~20 MiB at start, so it is not the default.
+import { build } from 'esbuild';
+import { rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BUILTIN_PLUGINS } from '../core/build/src/plugins/builtin.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const compiled = join(root, 'core/build/src');
+const { values } = parseArgs({ options: { out: { type: 'string', default: join(root, 'core/build/bundle') }, metafile: { type: 'string' } } });
+
+/** The `warren` bin: links the built-in plugins, then runs core's own entry (which checks the Node.js version first). */
+const MAIN_ENTRY = 'warren-main-entry';
+const mainEntry = `#!/usr/bin/env node
+import { linkBuiltinPlugins } from './plugins/builtin.js';
+linkBuiltinPlugins({
+${Object.values(BUILTIN_PLUGINS)
+  .map((pkg) => `  ${JSON.stringify(pkg)}: () => import(${JSON.stringify(pkg)}),`)
+  .join('\n')}
+});
+await import('./main.js');
+`;
+const mainEntryPlugin = {
+  name: 'main-entry',
+  setup(bundler) {
+    bundler.onResolve({ filter: new RegExp(`^${MAIN_ENTRY}$`) }, () => ({ path: MAIN_ENTRY, namespace: MAIN_ENTRY }));
+    bundler.onLoad({ filter: /.*/, namespace: MAIN_ENTRY }, () => ({ contents: mainEntry, resolveDir: compiled, loader: 'js' }));
+  },
+};
+
+/** Resolves zod's locale index (`export * as locales`, from two of its modules) to English only; fails the build if zod no longer imports it. */
+const englishOnlyZod = {
+  name: 'english-only-zod',
+  setup(bundler) {
+    let replaced = 0;
+    bundler.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
+      if (!/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)) return undefined;
+      replaced++;
+      return { path: join(dirname(args.importer), '../locales/index.js'), namespace: 'english-only-zod' };
+    });
+    bundler.onLoad({ filter: /.*/, namespace: 'english-only-zod' }, (args) => ({
+      contents: "export { default as en } from './en.js';",
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+    bundler.onEnd((result) => {
+      if (replaced === 0 && result.errors.length === 0) {
+        result.errors.push({ text: "zod no longer imports '../locales/index.js': update the english-only-zod step in scripts/bundle.js" });
+      }
+    });
+  },
+};
+
+/** Gives prom-client an @opentelemetry/api that throws on use (see above); anyone else gets the real one. */
+const promClientWithoutOpenTelemetry = {
+  name: 'prom-client-without-opentelemetry',
+  setup(bundler) {
+    bundler.onResolve({ filter: /^@opentelemetry\/api$/ }, (args) =>
+      /[\\/]node_modules[\\/]prom-client[\\/]/.test(args.importer) ? { path: args.path, namespace: 'prom-client-without-opentelemetry' } : undefined,
+    );
+    bundler.onLoad({ filter: /.*/, namespace: 'prom-client-without-opentelemetry' }, () => ({
+      contents: `module.exports = new Proxy({}, { get(_, key) {
+  throw new Error('@opentelemetry/api.' + String(key) + ': not in this build of Warren (scripts/bundle.js), as prom-client uses it only for exemplars');
+} });`,
+      loader: 'js',
+    }));
+  },
+};
+
+/** Turns `import … from 'node:x'` into a require() of it (the banner's), see above. */
+const builtinsByRequire = {
+  name: 'builtins-by-require',
+  setup(bundler) {
+    const builtins = new Set(builtinModules);
+    const isBuiltin = (path) => path.startsWith('node:') || builtins.has(path);
+    bundler.onResolve({ filter: /.*/ }, (args) => {
+      if (!isBuiltin(args.path)) return undefined;
+      if (args.kind === 'require-call' || args.kind === 'dynamic-import') return { path: args.path, external: true };
+      return { path: args.path, namespace: 'builtins-by-require' };
+    });
+    bundler.onLoad({ filter: /.*/, namespace: 'builtins-by-require' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+// A clean folder: chunk names carry content hashes, so stale chunks would pile up.
+rmSync(values.out, { recursive: true, force: true });
+const result = await build({
+  entryPoints: [
+    { in: MAIN_ENTRY, out: 'main' },
+    { in: join(compiled, 'index.js'), out: 'index' },
+    { in: join(compiled, 'plugin-api/index.js'), out: 'plugin-api/index' },
+  ],
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  outdir: values.out,
+  chunkNames: '[name]-[hash]',
+  plugins: [mainEntryPlugin, englishOnlyZod, promClientWithoutOpenTelemetry, builtinsByRequire],
+  // Bundled CommonJS packages (pino, prom-client, undici, tsyringe) call require() for Node's built-in modules.
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+  metafile: values.metafile !== undefined,
+});
+if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
