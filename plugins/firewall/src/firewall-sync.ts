@@ -1,5 +1,5 @@
 import { CloudflareApiError, ZoneDirectory, callCloudflare, planLimits, type Cloudflare, type UnenforcedFirewallGauge, type ZoneInfo } from '@warren/core';
-import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
+import { routeOwnerRef, type EventSink, type IngressRef, type RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
 import { desiredRules, packRules, refPrefix, type DesiredRule, type RuleClause } from './rules.js';
 import type { FirewallConfig } from './config.js';
@@ -106,7 +106,7 @@ export class FirewallSync {
       current.add(key);
       if (this.#reported.get(key) === p.message) continue;
       this.#reported.set(key, p.message);
-      this.#o.events.warning({ kind: 'Ingress', namespace: p.ingress.namespace, name: p.ingress.name, uid: p.ingress.uid }, p.reason, p.message);
+      this.#o.events.warning(routeOwnerRef(p.ingress), p.reason, p.message);
     }
     for (const key of this.#reported.keys()) if (!current.has(key)) this.#reported.delete(key);
     const prefixes = [ownerKey, ...formerOwnerKeys.filter((k) => k !== ownerKey)].map(refPrefix);
@@ -313,7 +313,7 @@ export class FirewallSync {
       current.add(key);
       if (this.#zoneReported.get(key) === message) continue;
       this.#zoneReported.set(key, message);
-      this.#o.events.warning({ kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid }, reason, message);
+      this.#o.events.warning(routeOwnerRef(ingress), reason, message);
       this.#o.logger.warn({ zone: zone.name, ingress: `${ingress.namespace}/${ingress.name}`, reason }, 'firewall lists not enforced as asked at the edge');
     }
     for (const key of this.#zoneReported.keys()) if (key.endsWith(`|${zone.id}`) && !current.has(key)) this.#zoneReported.delete(key);

@@ -411,3 +411,28 @@ test('a refused entrypoint creation is reported on the Ingress, is not read as "
   await h.sync([ing('one', ['a.broken.example'], { 'firewall-deny-ips': '192.0.2.3' }), ing('two', ['b.fine.example'], { 'firewall-deny-ips': '192.0.2.2' })]);
   t.is(ours(h.fake, 'broken.example').length, 1, 'a changed rule is tried again and succeeds');
 });
+
+test('Gateway API routes get the defaults (no lists, no rules), count as other routes of a host, and are named by their kind', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const gateway = (kind: 'HTTPRoute' | 'GRPCRoute', name: string, hosts: string[]): HandIngress => ({ kind, namespace: 'shop', name, hosts });
+  await h.sync([
+    ing('web', ['shop.example.com', '*.apps.example.com'], { 'firewall-deny-countries': 'T1' }),
+    // Same namespace and name as the Ingress: a different object, never confused with it.
+    gateway('HTTPRoute', 'web', ['shop.example.com', 'special.apps.example.com']),
+    gateway('GRPCRoute', 'rpc', ['rpc.example.com']),
+  ]);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1, 'only the Ingress has lists');
+  t.is(mine[0]!.description, 'Warren block 1: shop/web');
+  t.regex(mine[0]!.expression, /not lower\(http\.host\) in \{"special\.apps\.example\.com"\}/, "the HTTPRoute's host under the wildcard is excluded");
+  t.notRegex(mine[0]!.expression, /rpc\.example\.com/);
+  const shared = h.events.warnings('FirewallSharedHost');
+  t.is(shared.length, 1);
+  t.like(shared[0]!.object, { kind: 'Ingress', namespace: 'shop', name: 'web', uid: 'uid-shop-web' });
+  t.regex(shared[0]!.message, /^hosts shop\.example\.com are also routed by HTTPRoute shop\/web; firewall rules apply to the whole host, their traffic included$/);
+  t.false(
+    h.events.events.some((e) => e.object.kind !== 'Ingress'),
+    'Gateway API routes have no lists, so nothing is reported on them',
+  );
+});
