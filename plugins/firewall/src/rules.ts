@@ -1,5 +1,5 @@
 import { ownershipDigest, type ZoneInfo, matchZone } from '@warren/core';
-import { routeOwnerText, type AnnotationSpec, type IngressRef, type Route, type RouteTable } from '@warren/core/plugin';
+import { routeOwnerKey, routeOwnerText, type AnnotationSpec, type IngressRef, type Route, type RouteTable } from '@warren/core/plugin';
 import type { ParsedList } from './lists.js';
 import { ACTION, ALLOW_COUNTRIES, ALLOW_IPS, DENY_COUNTRIES, DENY_IPS } from './manifest.js';
 
@@ -108,8 +108,8 @@ export function desiredRules(
   const clauses: RuleClause[] = [];
   const problems: RuleProblem[] = [];
   const byIngress = new Map<string, { ref: IngressRef; hosts: Set<string>; hostless: boolean; route: Route }>();
-  // Every object of the table counts here, HTTPRoutes and GRPCRoutes too: they carry no annotations, so they never
-  // have lists of their own, but a host they share with an Ingress that has lists is covered by its edge rule.
+  // Every object of the table counts here, HTTPRoutes and GRPCRoutes too (their `warren.dev/` annotations are
+  // lists as an Ingress's are), keyed by uid: an HTTPRoute never shares an entry with the Ingress of its name.
   const routedBy = new Map<string, Map<string, IngressRef>>();
   for (const route of table.routes) {
     const key = route.ingress.uid;
@@ -125,7 +125,8 @@ export function desiredRules(
   for (const { ref, hosts, hostless, route } of byIngress.values()) {
     const lists = KINDS.map((k) => ({ ...k, key: k.annotation.key, list: k.annotation.get(route) })).filter((k) => k.list);
     if (!lists.length) continue;
-    const name = `${ref.namespace}/${ref.name}`;
+    // `namespace/name` for an Ingress (as its rules always said), `HTTPRoute:namespace/name` for the others.
+    const name = routeOwnerKey(ref);
     const action = ACTION.get(route) ?? 'block';
     for (const { key, list } of lists) {
       if (list!.invalid.length) {

@@ -436,3 +436,22 @@ test('Gateway API routes get the defaults (no lists, no rules), count as other r
     'Gateway API routes have no lists, so nothing is reported on them',
   );
 });
+
+test('lists on an HTTPRoute make its own clause and Events, never merged with the Ingress of the same name', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([
+    ing('web', ['shop.example.com'], { 'firewall-deny-countries': 'T1' }),
+    { kind: 'HTTPRoute', namespace: 'shop', name: 'web', hosts: ['api.example.com', 'bad host'], annotations: annotate({ 'firewall-deny-ips': '198.51.100.7, 10.0.0.0/33' }) },
+  ]);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1);
+  t.is(mine[0]!.description, 'Warren block 1: HTTPRoute:shop/web, shop/web', 'two objects, told apart by kind');
+  t.is(
+    mine[0]!.expression,
+    '((lower(http.host) in {"api.example.com"}) and ip.src in {198.51.100.7}) or ((lower(http.host) in {"shop.example.com"}) and ip.src.country in {"T1"})',
+  );
+  const invalid = h.events.warnings('FirewallInvalidEntry');
+  t.is(invalid.length, 1);
+  t.like(invalid[0]!.object, { kind: 'HTTPRoute', namespace: 'shop', name: 'web', uid: 'uid-HTTPRoute-shop-web' });
+});
