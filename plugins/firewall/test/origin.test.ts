@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import 'reflect-metadata';
 import { pino } from 'pino';
 import { ErrorCode, WarrenError, httpStatusOf } from '@warren/core';
-import { runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '@warren/core/testing';
+import { capturingLogger, runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '@warren/core/testing';
 import type { RequestHead } from '@warren/core/plugin';
 import firewallModule, { AddressSet, compileOriginLists, refusalOf } from '../src/index.js';
 import { annotate } from './support.js';
@@ -153,16 +153,7 @@ test('the proxy refuses with 403 and a fixed body, counts the refusal and logs t
 
 test('an HTTPRoute with lists is refused in the proxy under its own kind: metric label and access-log reason name it', async (t) => {
   const origin = await startOrigin({ handler: (_req, res) => res.end('from origin') });
-  const lines: string[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        lines.push(chunk.toString());
-        cb();
-      },
-    }),
-  );
+  const { logger, lines } = capturingLogger();
   const gatewayRoute = (() => {
     const r = testRoute({
       host: 'api.example.com',
@@ -186,7 +177,7 @@ test('an HTTPRoute with lists is refused in the proxy under its own kind: metric
     metric.values.map((v) => v.labels),
     [{ namespace: 'shop', kind: 'HTTPRoute', ingress: 'web', reason: 'deny-ips' }],
   );
-  const access = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.component === 'access' && l.status === 403);
+  const access = lines().filter((l) => l.component === 'access' && l.status === 403);
   t.is(access.length, 1);
   t.regex(String(access[0]!.error), /refused by the firewall lists of HTTPRoute shop\/web \(deny-ips\)/);
   t.is(access[0]!.route, 'HTTPRoute:shop/web#r0/m0');
