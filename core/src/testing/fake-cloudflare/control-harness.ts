@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { isIngressOwned } from '../../model/route-owner.js';
 import type { EventObject, EventSink, ProvisionContext, SecretReader } from '../../plugin-api/lifecycle.js';
 import type { IngressRef, Route, RouteOwnerKind, RouteTable } from '../../routes/types.js';
 
@@ -25,7 +26,7 @@ export function handBuiltRouteTable(ingresses: readonly HandIngress[], generatio
   const owned: IngressRef[] = [];
   const routes: Route[] = [];
   for (const ing of ingresses) {
-    const gateway = ing.kind !== undefined && ing.kind !== 'Ingress';
+    const gateway = !isIngressOwned(ing);
     const ref: IngressRef = {
       ...(gateway ? { kind: ing.kind } : {}),
       namespace: ing.namespace,
