@@ -588,3 +588,11 @@ test('a host that moves from an Ingress to an HTTPRoute keeps its records: owner
   await h.sync([]);
   t.deepEqual(h.fake.records('example.com'), []);
 });
+
+test('dns-managed "false" on an HTTPRoute hands its hosts off as on an Ingress; another object of the host still wants them', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const optOut = (name: string, hosts: string[]): HandIngress => ({ ...route('HTTPRoute', name, hosts), annotations: { 'dns-managed': false } });
+  await h.sync([optOut('quiet', ['quiet.example.com', 'shared.example.com']), ing('web', ['shared.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'shared.example.com': TARGET });
+});
