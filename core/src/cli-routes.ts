@@ -8,13 +8,14 @@ import { DEBUG_VIEW_MAX_LIMIT, type RouteTableView, type RouteView } from './rou
 
 export const ROUTES_USAGE = `Usage: warren routes [options]
 
-Prints the live route table of a running Warren: host, path, source Ingress, backend, endpoints with their
-state, protocol and plugins, and current problems. Reads GET /debug/routes on Warren's health port.
+Prints the live route table of a running Warren: host, path (with the conditions and weight of Gateway API
+routes), the object it comes from (an Ingress, HTTPRoute or GRPCRoute), backend, endpoints with their state,
+protocol and plugins, and current problems. Reads GET /debug/routes on Warren's health port.
 
 Options:
       --url URL       Warren's health server (default http://127.0.0.1:10254, the default server.listen);
                       in a cluster: kubectl -n warren-system port-forward deploy/warren 10254
-      --host HOST     only routes that can answer this request host (and their Ingresses' problems)
+      --host HOST     only routes that can answer this request host (and their objects' problems)
       --path PATH     with --host: also show which route a request for this path gets
       --limit N       list at most N routes and N problems (default 1000, at most 10000)
       --json          print the JSON as served
@@ -113,8 +114,8 @@ export function formatRouteTableView(view: RouteTableView): string {
   lines.push('');
   if (view.routes.length === 0) lines.push('no routes');
   else {
-    const rows = view.routes.map((r) => [r.host, `${r.path} (${r.pathType})`, r.ingress, backendText(r), r.protocol, r.plugins.join(',') || '-', stateText(r)]);
-    lines.push(...columns([['HOST', 'PATH', 'INGRESS', 'BACKEND', 'PROTOCOL', 'PLUGINS', 'STATE'], ...rows]));
+    const rows = view.routes.map((r) => [r.host, pathText(r), ownerText(r), backendText(r), r.protocol, r.plugins.join(',') || '-', stateText(r)]);
+    lines.push(...columns([['HOST', 'PATH', 'FROM', 'BACKEND', 'PROTOCOL', 'PLUGINS', 'STATE'], ...rows]));
     for (const r of view.routes) {
       const eps = r.endpoints.map((e) => `${e.address}:${e.port} ${e.state}${e.pod ? ` (${e.pod})` : ''}`);
       if (eps.length > 0) lines.push(`  ${r.host}${r.path}: ${eps.join(', ')}`);
@@ -134,7 +135,23 @@ function count(n: number, noun: string): string {
 }
 
 function routeLine(r: RouteView): string {
-  return `${r.host} ${r.path} (${r.pathType}) from ${r.ingress} → ${backendText(r)}, ${stateText(r)}`;
+  return `${r.host} ${pathText(r)} from ${ownerText(r)} → ${backendText(r)}, ${stateText(r)}`;
+}
+
+/** An Ingress as `namespace/name` (as always); other kinds name themselves, so an HTTPRoute never reads as an Ingress. */
+function ownerText(r: RouteView): string {
+  return r.kind === undefined || r.kind === 'Ingress' ? r.ingress : `${r.kind} ${r.ingress}`;
+}
+
+/** Path and type, then what else the request must carry (`[GET x-env=canary ?v=2]`, `~` for a regex) and the weight. */
+function pathText(r: RouteView): string {
+  const c = r.conditions;
+  const terms = [
+    ...(c?.method ? [c.method] : []),
+    ...(c?.headers ?? []).map((h) => `${h.name}${h.type === 'Exact' ? '=' : '~'}${h.value}`),
+    ...(c?.query ?? []).map((q) => `?${q.name}${q.type === 'Exact' ? '=' : '~'}${q.value}`),
+  ];
+  return `${r.path} (${r.pathType})${terms.length ? ` [${terms.join(' ')}]` : ''}${r.weight ? ` weight ${r.weight.weight}` : ''}`;
 }
 
 function backendText(r: RouteView): string {
@@ -143,8 +160,9 @@ function backendText(r: RouteView): string {
 }
 
 function stateText(r: RouteView): string {
-  if (r.state === 'unresolved') return `503 ${r.problem?.reason ?? 'unresolved'}`;
-  if (r.state === 'no-endpoints') return '503 no ready endpoints';
+  if (r.state === 'unresolved') return `${r.problem?.status ?? 503} ${r.problem?.reason ?? 'unresolved'}`;
+  // A Gateway API rule without backendRefs names no Service: the proxy answers 500 there.
+  if (r.state === 'no-endpoints') return r.backend.service === '' ? '500 no backend' : '503 no ready endpoints';
   const terminating = r.endpoints.filter((e) => e.state === 'terminating').length;
   return `${count(r.endpoints.length, 'endpoint')}${terminating ? ` (${terminating} terminating)` : ''}`;
 }

@@ -27,20 +27,27 @@ export function unenforcedFirewallGauge(registry: Registry): UnenforcedFirewallG
 export type OriginRefusalReason = 'deny-ips' | 'allow-ips' | 'deny-countries' | 'allow-countries' | 'no-client-address' | 'not-from-edge';
 
 /** Counts refusals of one Ingress for one reason; bound once per route so that a refusal costs one increment. */
-export type OriginRefusalCounter = (labels: { readonly namespace: string; readonly ingress: string; readonly reason: OriginRefusalReason }) => { inc(): void };
+export type OriginRefusalCounter = (labels: {
+  readonly namespace: string;
+  /** `Ingress`, `HTTPRoute` or `GRPCRoute`: the kind of the object named by `ingress`. */
+  readonly kind: string;
+  readonly ingress: string;
+  readonly reason: OriginRefusalReason;
+}) => { inc(): void };
 
 /**
- * `warren_firewall_origin_refusals_total{namespace,ingress,reason}` in `registry` (created once per registry): requests
- * Warren's proxy refused with 403 by an Ingress's firewall lists. Labels are bounded by the configuration.
+ * `warren_firewall_origin_refusals_total{namespace,kind,ingress,reason}` in `registry` (created once per registry):
+ * requests Warren's proxy refused with 403 by the firewall lists of an Ingress, HTTPRoute or GRPCRoute (`kind`;
+ * `ingress` is the object's name). Labels are bounded by the configuration.
  */
 export function originRefusalCounter(registry: Registry): OriginRefusalCounter {
   const name = 'warren_firewall_origin_refusals_total';
   const counter =
-    (registry.getSingleMetric(name) as Counter<'namespace' | 'ingress' | 'reason'> | undefined) ??
+    (registry.getSingleMetric(name) as Counter<'namespace' | 'kind' | 'ingress' | 'reason'> | undefined) ??
     new Counter({
       name,
-      help: 'Requests Warren refused (403) by the firewall lists of their Ingress, by Ingress and reason',
-      labelNames: ['namespace', 'ingress', 'reason'],
+      help: 'Requests Warren refused (403) by the firewall lists of their Ingress (or HTTPRoute, GRPCRoute), by object and reason',
+      labelNames: ['namespace', 'kind', 'ingress', 'reason'],
       registers: [registry],
     });
   return (labels) => counter.labels(labels);

@@ -4,6 +4,8 @@ import type { ErrorAnswer, FailedExchange, RouteBinding, TransportProfile, Upstr
 import { AUTO_PROTOCOL } from '../routes/core-annotations.js';
 import { HTTP_PROTOCOL, ProtocolCatalog } from '../routes/protocol.js';
 import type { Route } from '../routes/types.js';
+import { routeOwnerKind } from '../model/route-owner.js';
+import type { RouteLabelValues } from './metrics.js';
 import {
   CONNECT_TIMEOUT,
   IDLE_TIMEOUT,
@@ -75,7 +77,7 @@ export interface CompiledRoute {
   /** Close HTTP/1.1 connections after each request (no keep-alive profile). */
   readonly closeConnections: boolean;
   /** Labels for metrics, computed once. */
-  readonly labels: { readonly namespace: string; readonly ingress: string; readonly service: string; readonly host: string };
+  readonly labels: RouteLabelValues;
 }
 
 /** A plugin bound to the route being compiled. */
@@ -174,6 +176,7 @@ export function compileRoute(route: Route, env: CompileEnv): CompiledRoute {
   const idleOverride = IDLE_TIMEOUT.get(route);
   const labels = {
     namespace: route.ingress.namespace,
+    kind: routeOwnerKind(route.ingress),
     ingress: route.ingress.name,
     service: route.backend.service,
     host: route.host ?? '*',

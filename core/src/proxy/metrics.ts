@@ -2,9 +2,15 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { RouteTable } from '../routes/types.js';
 
-/** A route's own label values: configured names, never the request's Host or path. */
-interface RouteLabelValues {
+/**
+ * A route's own label values: configured names, never the request's Host or path. `ingress` is the name of the
+ * object the route came from and `kind` its kind (`Ingress`, `HTTPRoute`, `GRPCRoute`), so an HTTPRoute is never
+ * counted as the Ingress of the same name. `kind` takes three values and is part of the capped combination, so
+ * it adds no series beyond `maxRouteLabelSets`.
+ */
+export interface RouteLabelValues {
   readonly namespace: string;
+  readonly kind: string;
   readonly ingress: string;
   readonly service: string;
   readonly host: string;
@@ -19,8 +25,8 @@ export type ProxyMetricsConfig = Config['proxy']['metrics'];
 /**
  * Per-request metrics of the proxy pipeline (prom-client, `warren_` prefix). By default their labels are a
  * status class and a method from a fixed list, so the number of series does not grow with Ingresses, hosts or
- * Services. With `proxy.metrics.routeLabels` they also carry the route's namespace, Ingress, Service and
- * configured host, for at most `maxRouteLabelSets` combinations (see {@link RouteLabeler}).
+ * Services. With `proxy.metrics.routeLabels` they also carry the route's namespace, object kind and name (Ingress,
+ * HTTPRoute or GRPCRoute), Service and configured host, for at most `maxRouteLabelSets` combinations (see {@link RouteLabeler}).
  */
 export interface ProxyMetrics {
   readonly requests: Counter<RouteLabel | 'status_class' | 'method'>;
@@ -52,19 +58,19 @@ interface RouteLabelSet {
 }
 
 const NO_LABELS: RouteLabelSet = Object.freeze({ withHost: Object.freeze({}), route: Object.freeze({}) });
-const NO_ROUTE: RouteLabelSet = routeLabelSet({ namespace: '', ingress: '', service: '', host: '' });
-const OTHER: RouteLabelSet = routeLabelSet({ namespace: OTHER_ROUTES, ingress: OTHER_ROUTES, service: OTHER_ROUTES, host: OTHER_ROUTES });
+const NO_ROUTE: RouteLabelSet = routeLabelSet({ namespace: '', kind: '', ingress: '', service: '', host: '' });
+const OTHER: RouteLabelSet = routeLabelSet({ namespace: OTHER_ROUTES, kind: OTHER_ROUTES, ingress: OTHER_ROUTES, service: OTHER_ROUTES, host: OTHER_ROUTES });
 
 function routeLabelSet(v: RouteLabelValues): RouteLabelSet {
   return Object.freeze({
-    withHost: Object.freeze({ namespace: v.namespace, ingress: v.ingress, service: v.service, host: v.host }),
-    route: Object.freeze({ namespace: v.namespace, ingress: v.ingress, service: v.service }),
+    withHost: Object.freeze({ namespace: v.namespace, kind: v.kind, ingress: v.ingress, service: v.service, host: v.host }),
+    route: Object.freeze({ namespace: v.namespace, kind: v.kind, ingress: v.ingress, service: v.service }),
   });
 }
 
 /**
  * Hands out route label sets under a cap. Off: no route labels at all. On: the first `max` distinct
- * namespace/Ingress/Service/host combinations that see traffic get their own labels for the life of the
+ * namespace/kind/object/Service/host combinations that see traffic get their own labels for the life of the
  * process (counters must not go backwards, so a set is never reassigned); traffic of any further combination
  * is counted under {@link OTHER_ROUTES}. Requests that match no route carry empty route labels.
  */
@@ -85,7 +91,7 @@ class RouteLabeler {
     if (!route) return NO_ROUTE;
     let set = this.#memo.get(route);
     if (set) return set;
-    const key = `${route.namespace}\n${route.ingress}\n${route.service}\n${route.host}`;
+    const key = `${route.namespace}\n${route.kind}\n${route.ingress}\n${route.service}\n${route.host}`;
     set = this.#sets.get(key);
     if (!set) {
       if (this.#sets.size >= this.config.maxRouteLabelSets) set = OTHER;
@@ -120,7 +126,7 @@ export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfi
   let health = healthByRegistry.get(registry);
   if (!health) healthByRegistry.set(registry, (health = new TableHealth()));
   const served = health;
-  const route = config.routeLabels ? (['namespace', 'ingress', 'service'] as const) : ([] as const);
+  const route = config.routeLabels ? (['namespace', 'kind', 'ingress', 'service'] as const) : ([] as const);
   const withHost = config.routeLabels ? ([...route, 'host'] as const) : ([] as const);
   return {
     routeLabels: new RouteLabeler(config),

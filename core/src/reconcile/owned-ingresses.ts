@@ -1,3 +1,4 @@
+import { isIngressOwned } from '../model/route-owner.js';
 import { deferredListener, type RouteStore } from '../routes/store.js';
 import type { RouteTable } from '../routes/types.js';
 import type { IngressSource } from './status.js';
@@ -6,6 +7,9 @@ import type { IngressSource } from './status.js';
  * The Ingresses the current route table owns, for reconcilers that act per owned Ingress (status, finalizers).
  * `follow(enqueue)` feeds every Ingress whose ownership changed with a new table, and every Ingress object that
  * changed in the cache, into `enqueue`; it returns a function that stops following.
+ *
+ * Only Ingresses: a table's HTTPRoutes and GRPCRoutes never count, even one named like an Ingress, so status and
+ * finalizers are never written to an Ingress on their account.
  *
  * Table diffs run after `RouteStore.publish` returned, once per burst with the newest table: diffing every owned
  * Ingress must not delay the subscribers that make a table serve (the proxy pipeline).
@@ -35,6 +39,7 @@ export class OwnedIngresses {
         seen = table;
         if (changes) {
           for (const [key, ref] of changes) {
+            if (ref !== undefined && !isIngressOwned(ref)) continue;
             if (ref !== undefined ? this.#owned.has(key) : !this.#owned.has(key)) continue;
             if (ref !== undefined) this.#owned.add(key);
             else this.#owned.delete(key);
@@ -60,5 +65,5 @@ export class OwnedIngresses {
 }
 
 function ownedKeys(table: RouteTable): Set<string> {
-  return new Set(table.ownedIngresses.map((i) => `${i.namespace}/${i.name}`));
+  return new Set(table.ownedIngresses.filter(isIngressOwned).map((i) => `${i.namespace}/${i.name}`));
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isIngressOwned } from '../model/route-owner.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { RouteStore } from '../routes/store.js';
 import { emptyRouteTable, routeChangesBetween } from '../routes/table.js';
@@ -15,7 +16,8 @@ export interface RouteEventsOptions {
  *  - every `Diagnostic` of the current table becomes a Warning (or Normal) Event on the object it names; the
  *    {@link EventRecorder} deduplicates, so re-reporting the same diagnostics on every rebuild costs nothing;
  *  - `Synced` (Normal) once per Ingress generation that reaches the data plane while this replica leads (not for a
- *    generation rejected while its last good version is still served). On
+ *    generation rejected while its last good version is still served); only ever on Ingresses: HTTPRoutes and
+ *    GRPCRoutes report through their own status, and none may be taken for the Ingress of its name. On
  *    gaining leadership the current generations are recorded silently: a restart or failover changed nothing a
  *    user did, so it does not announce 10,000 Ingresses again.
  */
@@ -51,6 +53,7 @@ export class RouteEventsReporter implements Runnable {
     const changes = previous ? table.ownedChangesSince?.(previous) : undefined;
     const changed: IngressRef[] = [];
     const consider = (key: string, ing: IngressRef): void => {
+      if (!isIngressOwned(ing)) return;
       const last = synced.get(key);
       if (last?.uid === ing.uid && last.generation === ing.generation) return;
       synced.set(key, { uid: ing.uid, generation: ing.generation });
@@ -100,17 +103,20 @@ const EMPTY_TABLE = emptyRouteTable();
 
 /**
  * Per Ingress uid, how many routes the table has from it and from which Ingress generation; kept from the
- * tables' route changes, so an Event costs what changed rather than a count over the table.
+ * tables' route changes, so an Event costs what changed rather than a count over the table. Routes of other
+ * kinds (HTTPRoute, GRPCRoute) are not counted: no Ingress Event is about them.
  */
 export class RoutedIngresses {
   readonly #byUid = new Map<string, { routes: number; generation: number }>();
 
   update(changes: RouteChanges): void {
     for (const r of changes.removed) {
+      if (!isIngressOwned(r.ingress)) continue;
       const entry = this.#byUid.get(r.ingress.uid);
       if (entry !== undefined && --entry.routes === 0) this.#byUid.delete(r.ingress.uid);
     }
     for (const r of changes.added) {
+      if (!isIngressOwned(r.ingress)) continue;
       const entry = this.#byUid.get(r.ingress.uid);
       if (entry === undefined) this.#byUid.set(r.ingress.uid, { routes: 1, generation: r.ingress.generation });
       else {

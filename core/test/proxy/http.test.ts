@@ -291,10 +291,10 @@ test('metrics count requests by route labels (proxy.metrics.routeLabels) and sta
   for (let i = 0; i < 3; i++) t.is((await request(`${proxy.url}/p${i}`, { headers: { host: 'm.test' } })).status, 200);
   t.is((await request(`${proxy.url}/`, { method: 'PROPFIND', headers: { host: 'other.test' } })).status, 404);
   const text = await proxy.metrics.metrics();
-  t.regex(text, /warren_requests_total\{namespace="shop",ingress="web",service="front",host="m.test",status_class="2xx",method="GET"\} 3/);
-  t.regex(text, /warren_requests_total\{namespace="",ingress="",service="",host="",status_class="4xx",method="OTHER"\} 1/);
+  t.regex(text, /warren_requests_total\{namespace="shop",kind="Ingress",ingress="web",service="front",host="m.test",status_class="2xx",method="GET"\} 3/);
+  t.regex(text, /warren_requests_total\{namespace="",kind="",ingress="",service="",host="",status_class="4xx",method="OTHER"\} 1/);
   t.notRegex(text, /\/p0/);
-  t.regex(text, /warren_request_duration_seconds_count\{namespace="shop",ingress="web",service="front",status_class="2xx"\} 3/);
+  t.regex(text, /warren_request_duration_seconds_count\{namespace="shop",kind="Ingress",ingress="web",service="front",status_class="2xx"\} 3/);
 });
 
 /**

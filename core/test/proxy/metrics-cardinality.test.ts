@@ -64,24 +64,24 @@ test('proxy.metrics.routeLabels labels requests by route, up to maxRouteLabelSet
   // 50 labelled, the rest as _other, and the empty set of the request that matched no route.
   t.is(ingresses.size, 52, [...ingresses].join(' '));
   t.true(ingresses.has(OTHER_ROUTES));
-  t.regex(text, /^warren_requests_total\{namespace="ns-0",ingress="app-0",service="svc-0",host="app-0.test",status_class="2xx",method="GET"\} 1$/m);
-  t.regex(text, /^warren_requests_total\{namespace="ns-0",ingress="app-0",service="svc-0",host="app-0.test",status_class="2xx",method="POST"\} 1$/m);
+  t.regex(text, /^warren_requests_total\{namespace="ns-0",kind="Ingress",ingress="app-0",service="svc-0",host="app-0.test",status_class="2xx",method="GET"\} 1$/m);
+  t.regex(text, /^warren_requests_total\{namespace="ns-0",kind="Ingress",ingress="app-0",service="svc-0",host="app-0.test",status_class="2xx",method="POST"\} 1$/m);
   t.regex(
     text,
     new RegExp(
-      `^warren_requests_total\\{namespace="${OTHER_ROUTES}",ingress="${OTHER_ROUTES}",service="${OTHER_ROUTES}",host="${OTHER_ROUTES}",status_class="2xx",method="GET"\\} 70$`,
+      `^warren_requests_total\\{namespace="${OTHER_ROUTES}",kind="${OTHER_ROUTES}",ingress="${OTHER_ROUTES}",service="${OTHER_ROUTES}",host="${OTHER_ROUTES}",status_class="2xx",method="GET"\\} 70$`,
       'm',
     ),
     'the 70 routes beyond the cap share one label set',
   );
-  t.regex(text, /^warren_requests_total\{namespace="",ingress="",service="",host="",status_class="4xx",method="GET"\} 1$/m);
-  t.regex(text, /^warren_request_duration_seconds_count\{namespace="ns-1",ingress="app-1",service="svc-1",status_class="2xx"\} 1$/m);
+  t.regex(text, /^warren_requests_total\{namespace="",kind="",ingress="",service="",host="",status_class="4xx",method="GET"\} 1$/m);
+  t.regex(text, /^warren_request_duration_seconds_count\{namespace="ns-1",kind="Ingress",ingress="app-1",service="svc-1",status_class="2xx"\} 1$/m);
 
   // A labelled route keeps its labels, and a new one still counts as _other.
   await traffic(proxy, 1, 3);
   await traffic(proxy, 1, 100);
   const again = (await exposition(proxy.metrics)).text;
-  t.regex(again, /^warren_requests_total\{namespace="ns-3",ingress="app-3",service="svc-3",host="app-3.test",status_class="2xx",method="GET"\} 2$/m);
+  t.regex(again, /^warren_requests_total\{namespace="ns-3",kind="Ingress",ingress="app-3",service="svc-3",host="app-3.test",status_class="2xx",method="GET"\} 2$/m);
   t.regex(again, new RegExp(`^warren_requests_total\\{namespace="${OTHER_ROUTES}"[^}]*method="GET"\\} 71$`, 'm'));
 });
 
@@ -107,4 +107,26 @@ test('table-health gauges follow the served table when scraped: ready endpoints 
   t.notRegex(last, /service="(two|none)"/);
   t.regex(last, /^warren_route_warnings\{reason="ServiceNotFound"\} 1$/m);
   t.is(await proxy.metrics.metrics(), last, 'an unchanged table scrapes the same');
+});
+
+test('route labels name the kind of the routing object: an HTTPRoute and a GRPCRoute are never counted as the Ingress of their name', async (t) => {
+  const origin = await startOrigin();
+  const ingressRoute = testRoute({ host: 'i.test', namespace: 'shop', ingress: 'web', service: 'front', endpoints: [origin.key] });
+  const owned = (kind: 'HTTPRoute' | 'GRPCRoute', host: string) => {
+    const r = testRoute({ host, namespace: 'shop', ingress: 'web', service: 'front', endpoints: [origin.key] });
+    return { ...r, id: `${kind}:shop/web#r0/m0`, ingress: { ...r.ingress, kind, uid: `uid-${kind}-web` } };
+  };
+  const proxy = await startProxyHarness({
+    table: testRouteTable([ingressRoute, owned('HTTPRoute', 'h.test'), owned('GRPCRoute', 'g.test')]),
+    settings: { proxy: { metrics: { routeLabels: true, maxRouteLabelSets: 2 } } },
+  });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  for (const host of ['h.test', 'i.test', 'h.test', 'g.test']) t.is((await runExchange(proxy.pipeline, { authority: host, path: '/' })).response?.status, 200);
+  const { text } = await exposition(proxy.metrics);
+  t.regex(text, /^warren_requests_total\{namespace="shop",kind="HTTPRoute",ingress="web",service="front",host="h.test",status_class="2xx",method="GET"\} 2$/m);
+  t.regex(text, /^warren_requests_total\{namespace="shop",kind="Ingress",ingress="web",service="front",host="i.test",status_class="2xx",method="GET"\} 1$/m);
+  t.regex(text, /^warren_request_duration_seconds_count\{namespace="shop",kind="HTTPRoute",ingress="web",service="front",status_class="2xx"\} 2$/m);
+  // The kind is part of the capped combination: the third object counts as _other, it adds no series.
+  t.regex(text, new RegExp(`^warren_requests_total\\{namespace="${OTHER_ROUTES}",kind="${OTHER_ROUTES}"[^}]*method="GET"\\} 1$`, 'm'));
+  t.notRegex(text, /kind="GRPCRoute"/);
 });

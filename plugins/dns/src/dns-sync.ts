@@ -1,7 +1,7 @@
 import { CloudflareApiError, ZoneDirectory, callCloudflare, matchZone, planLimits, type Cloudflare, type ZoneInfo } from '@warren/core';
-import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
+import { routeOwnerKey, routeOwnerRef, type EventSink, type IngressRef, type RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
-import { hostClaims, ingressKey, type HostClaim } from './desired.js';
+import { hostClaims, type HostClaim } from './desired.js';
 import { hostOfRegistryName, registryContent, registryName, unquote } from './names.js';
 import type { DnsConfig } from './config.js';
 
@@ -34,7 +34,7 @@ export interface DnsSyncReport {
   released: number;
   conflicts: number;
   failed: number;
-  /** Hosts routed by owned Ingresses that no allowed zone contains. */
+  /** Routed hosts (of owned Ingresses and Gateway API routes) that no allowed zone contains. */
   withoutZone: number;
   /** Hosts whose zone belongs to another account than the tunnel (Cloudflare would not route them). */
   otherAccount: number;
@@ -87,12 +87,14 @@ export interface DnsSyncOptions {
 }
 
 /**
- * Keeps proxied CNAME records `host → <tunnel-id>.cfargotunnel.com` in step with the hosts of owned Ingresses.
+ * Keeps proxied CNAME records `host → <tunnel-id>.cfargotunnel.com` in step with the hosts of the route table: those
+ * of owned Ingresses and of attached HTTPRoutes and GRPCRoutes alike. Records do not name the object that routes
+ * them (see below), so a host that moves from an Ingress to an HTTPRoute keeps its records untouched.
  *
  * Ownership: next to each managed name sits a TXT record `<registryPrefix>.<host>` whose content is an HMAC of the
  * name keyed with the installation's owner key (opaque; see names.ts). Warren changes or deletes only records at
  * names whose registry record it wrote; any other record at a wanted name is a conflict, reported as a Warning
- * Event on the Ingresses of that host and otherwise left alone (unless `overwriteUnmanaged` for records nobody
+ * Event on the objects (Ingresses, HTTPRoutes, GRPCRoutes) of that host and otherwise left alone (unless `overwriteUnmanaged` for records nobody
  * claims). Other installations and external-dns can therefore share a zone.
  *
  * Cost: zones are listed once per `zoneCacheTtl` and each zone's records once per `resyncInterval` (or after a
@@ -108,7 +110,10 @@ export class DnsSync {
   readonly #now: () => number;
   readonly #zones: ZoneDirectory;
   readonly #records = new Map<string, ZoneRecords>();
-  /** Ingresses being deleted: their hosts no longer count even while the table still lists them. */
+  /**
+   * Ingresses being deleted (by `namespace/name`, the key {@link routeOwnerKey} gives an Ingress and no other kind):
+   * their hosts no longer count even while the table still lists them; an HTTPRoute of the same name still does.
+   */
   readonly #deleting = new Set<string>();
   /** Last event per (host, ingress) so that an unchanged problem is reported once. */
   readonly #reported = new Map<string, string>();
@@ -148,7 +153,7 @@ export class DnsSync {
   async sync(table: RouteTable, tunnelId: string, signal: AbortSignal, formerTunnelIds: readonly string[] = []): Promise<DnsSyncReport> {
     this.#lastTable = table;
     this.#learnFormerTunnels(formerTunnelIds);
-    const owned = new Set(table.ownedIngresses.map(ingressKey));
+    const owned = new Set(table.ownedIngresses.map(routeOwnerKey));
     for (const key of this.#deleting) if (!owned.has(key)) this.#deleting.delete(key);
     const ownerKey = this.#o.config.ownerId ?? tunnelId;
     if (this.#lastOwnerKey !== undefined && this.#lastOwnerKey !== ownerKey) {
@@ -161,10 +166,10 @@ export class DnsSync {
     const report = emptyReport();
     const { registryPrefix } = this.#o.config;
     const { claims, invalid } = hostClaims(table, this.#deleting, registryPrefix);
-    for (const [host, ingresses] of invalid) {
+    for (const [host, owners] of invalid) {
       this.#report(
         host,
-        ingresses,
+        owners,
         'warning',
         'DnsInvalidHost',
         `host ${JSON.stringify(host)} is not a DNS name Warren can publish (or its ownership record ${registryPrefix}.<host> would exceed 253 characters); no DNS record is managed for it`,
@@ -184,7 +189,7 @@ export class DnsSync {
         if (claim.managed) {
           this.#report(
             claim.host,
-            claim.ingresses,
+            claim.owners,
             'warning',
             'DnsNoZone',
             `host ${claim.host} is in no Cloudflare zone the API token can see${this.#o.config.zones.length ? ` among the allowed zones (${this.#o.config.zones.join(', ')})` : ''}; no DNS record is managed for it`,
@@ -201,7 +206,7 @@ export class DnsSync {
               : `zone ${zone.name} belongs to account ${zone.accountId}, not to the tunnel's account ${account}`;
           this.#report(
             claim.host,
-            claim.ingresses,
+            claim.owners,
             'warning',
             'DnsOtherAccount',
             `no DNS record is managed for ${claim.host}: ${why}; Cloudflare routes a tunnel only from records in its own account`,
@@ -236,7 +241,7 @@ export class DnsSync {
   }
 
   /**
-   * Removes the records of a deleted Ingress's hosts that no other owned Ingress still routes, bounded by
+   * Removes the records of a deleted Ingress's hosts that no other object of the table still routes, bounded by
    * `cleanupTimeout`. The Ingress stops counting for later syncs too, even while the table still lists it.
    */
   async releaseIngress(
@@ -245,12 +250,12 @@ export class DnsSync {
     signal: AbortSignal,
     formerTunnelIds: readonly string[] = [],
   ): Promise<void> {
-    this.#deleting.add(ingressKey(ingress));
+    this.#deleting.add(routeOwnerKey(ingress));
     this.#learnFormerTunnels(formerTunnelIds);
     const ownerKey = this.#o.config.ownerId ?? tunnelId;
     if (!ownerKey) {
       this.#log.warn(
-        { ingress: ingressKey(ingress) },
+        { ingress: routeOwnerKey(ingress) },
         'no owner key yet (no tunnel id and no plugins.dns.ownerId); records of the deleted Ingress are left for the next sync',
       );
       return;
@@ -454,8 +459,7 @@ export class DnsSync {
             if (recordMissing(single)) throw single;
             report.failed++;
             this.#refused.set(change.host, signature(change));
-            const ingresses = change.claim?.ingresses ?? [];
-            this.#report(change.host, ingresses, 'warning', 'DnsRecordFailed', `Cloudflare refused the DNS change for ${change.host}: ${single.message}`);
+            this.#report(change.host, change.claim?.owners ?? [], 'warning', 'DnsRecordFailed', `Cloudflare refused the DNS change for ${change.host}: ${single.message}`);
             this.#log.warn({ host: change.host, err: single.message }, 'DNS change refused');
           }
         }
@@ -484,7 +488,7 @@ export class DnsSync {
       case 'create':
       case 'takeover':
         report.created++;
-        this.#report(change.host, change.claim?.ingresses ?? [], 'normal', 'DnsRecordCreated', `proxied CNAME ${change.host} points at the tunnel`);
+        this.#report(change.host, change.claim?.owners ?? [], 'normal', 'DnsRecordCreated', `proxied CNAME ${change.host} points at the tunnel`);
         break;
       case 'update':
         report.updated++;
@@ -497,7 +501,7 @@ export class DnsSync {
         report.released++;
         this.#report(
           change.host,
-          change.claim?.ingresses ?? [],
+          change.claim?.owners ?? [],
           'normal',
           'DnsReleased',
           `DNS for ${change.host} handed off: the ownership record was removed and the CNAME left in place`,
@@ -508,19 +512,19 @@ export class DnsSync {
 
   #conflict(claim: HostClaim, report: DnsSyncReport, message: string): void {
     report.conflicts++;
-    this.#report(claim.host, claim.ingresses, 'warning', 'DnsConflict', message);
+    this.#report(claim.host, claim.owners, 'warning', 'DnsConflict', message);
   }
 
   #settled(claim: HostClaim | undefined): void {
     if (!claim) return;
     // A settled record clears its record-topic report, so the same problem later is reported again.
-    for (const ing of claim.ingresses) this.#reported.delete(`${claim.host}|${ing.uid}|record`);
+    for (const owner of claim.owners) this.#reported.delete(`${claim.host}|${owner.uid}|record`);
   }
 
   /**
    * Cloudflare's free Universal SSL certificate covers the zone apex and one level below it (`example.com`,
    * `*.example.com`). A deeper host gets its CNAME, but visitors see a certificate error unless the zone has an
-   * advanced certificate for it: say so once on each Ingress of the host.
+   * advanced certificate for it: say so once on each object of the host.
    */
   #checkUniversalSsl(claim: HostClaim, zone: ZoneInfo): void {
     const { host } = claim;
@@ -529,7 +533,7 @@ export class DnsSync {
     if (depth <= 1) return;
     this.#report(
       host,
-      claim.ingresses,
+      claim.owners,
       'warning',
       'UniversalSslNotCovered',
       `host ${host} is ${depth} levels below zone ${zone.name}; Cloudflare's Universal SSL certificate covers only ${zone.name} and *.${zone.name}, so visitors get a certificate error unless the zone has an advanced certificate for ${host} (Advanced Certificate Manager or Total TLS)`,
@@ -537,13 +541,14 @@ export class DnsSync {
     );
   }
 
-  #report(host: string, ingresses: readonly IngressRef[], type: 'warning' | 'normal', reason: string, message: string, topic = 'record'): void {
-    for (const ing of ingresses) {
-      const key = `${host}|${ing.uid}|${topic}`;
+  /** Reports on each object of the host, under its own kind (an HTTPRoute's Event names the HTTPRoute). */
+  #report(host: string, owners: readonly IngressRef[], type: 'warning' | 'normal', reason: string, message: string, topic = 'record'): void {
+    for (const owner of owners) {
+      const key = `${host}|${owner.uid}|${topic}`;
       const value = `${reason}:${message}`;
       if (this.#reported.get(key) === value) continue;
       this.#reported.set(key, value);
-      this.#o.events[type]({ kind: 'Ingress', namespace: ing.namespace, name: ing.name, uid: ing.uid }, reason, message);
+      this.#o.events[type](routeOwnerRef(owner), reason, message);
     }
   }
 }

@@ -19,13 +19,14 @@ export const DNS_MANAGED = defineAnnotation({
 });
 
 /**
- * Proxied CNAME records `host → <tunnel-id>.cfargotunnel.com` for the hosts of owned Ingresses, with a TXT
+ * Proxied CNAME records `host → <tunnel-id>.cfargotunnel.com` for the hosts of owned Ingresses and attached
+ * HTTPRoutes and GRPCRoutes (which carry no annotations, so always managed), with a TXT
  * ownership registry so that several installations and external-dns can share a zone. Off by default; leader only.
  */
 export const manifest = defineManifest({
   id: 'cloud.dns',
   name: 'dns',
-  description: 'Proxied CNAME records for Ingress hosts, with an ownership registry.',
+  description: 'Proxied CNAME records for the hosts of Ingresses and Gateway API routes, with an ownership registry.',
   coreRange: '^0.1.0',
   kind: 'control',
   order: 10,

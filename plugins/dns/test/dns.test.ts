@@ -538,3 +538,61 @@ test('a record deleted by hand is made again on the next sync, not refused until
   t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': `${NEW}.cfargotunnel.com` });
   t.deepEqual(h.events.warnings('DnsRecordFailed'), []);
 });
+
+const route = (kind: 'HTTPRoute' | 'GRPCRoute', name: string, hosts: string[]): HandIngress => ({ kind, namespace: 'default', name, hosts });
+
+test('hosts of HTTPRoutes and GRPCRoutes get records like Ingress hosts, and their Events name their own kind', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([
+    route('HTTPRoute', 'web', ['gw.example.com']),
+    route('GRPCRoute', 'rpc', ['rpc.example.com', 'deep.er.example.com']),
+    route('HTTPRoute', 'lost', ['x.nowhere.test']),
+  ]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'gw.example.com': TARGET, 'rpc.example.com': TARGET, 'deep.er.example.com': TARGET });
+  const subjects = (reason: string) => h.events.events.filter((e) => e.reason === reason).map((e) => `${e.object.kind} ${e.object.namespace}/${e.object.name}`);
+  t.deepEqual(subjects('DnsRecordCreated').sort(), ['GRPCRoute default/rpc', 'GRPCRoute default/rpc', 'HTTPRoute default/web']);
+  t.deepEqual(subjects('UniversalSslNotCovered'), ['GRPCRoute default/rpc']);
+  t.deepEqual(subjects('DnsNoZone'), ['HTTPRoute default/lost']);
+  t.false(
+    h.events.events.some((e) => e.object.kind === 'Ingress'),
+    'no Event is addressed to an Ingress',
+  );
+});
+
+test('an Ingress being deleted takes only its own hosts: an HTTPRoute of the same namespace and name keeps its records', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const ingress = ing('app', ['a.example.com']);
+  const httpRoute = route('HTTPRoute', 'app', ['b.example.com']);
+  await h.sync([ingress, httpRoute]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'a.example.com': TARGET, 'b.example.com': TARGET });
+  await h.plugin.onIngressDeleted({ namespace: 'default', name: 'app', hosts: ['a.example.com'] }, { signal: AbortSignal.timeout(10_000), tunnelId: TUNNEL });
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET });
+  // The table still lists the Ingress until its finalizer is gone; the HTTPRoute's host must not go with it.
+  await h.sync([ingress, httpRoute]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'b.example.com': TARGET });
+  t.true(h.fake.records('example.com').some((r) => r.name === '_warren.b.example.com'));
+});
+
+test('a host that moves from an Ingress to an HTTPRoute keeps its records: ownership does not name the kind, so nothing churns', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([ing('web', ['shop.example.com'])]);
+  const before = h.fake.records('example.com');
+  const calls = h.fake.count();
+  await h.sync([route('HTTPRoute', 'web', ['shop.example.com'])]);
+  t.is(h.fake.count(), calls, 'no API call');
+  t.deepEqual(h.fake.records('example.com'), before);
+  // The HTTPRoute goes too: its records are removed by the next sync (Gateway API routes carry no finalizer).
+  await h.sync([]);
+  t.deepEqual(h.fake.records('example.com'), []);
+});
+
+test('dns-managed "false" on an HTTPRoute hands its hosts off as on an Ingress; another object of the host still wants them', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const optOut = (name: string, hosts: string[]): HandIngress => ({ ...route('HTTPRoute', name, hosts), annotations: { 'dns-managed': false } });
+  await h.sync([optOut('quiet', ['quiet.example.com', 'shared.example.com']), ing('web', ['shared.example.com'])]);
+  t.deepEqual(cnames(h.fake, 'example.com'), { 'shared.example.com': TARGET });
+});

@@ -1,5 +1,5 @@
 import { CloudflareApiError, ZoneDirectory, callCloudflare, planLimits, type Cloudflare, type UnenforcedFirewallGauge, type ZoneInfo } from '@warren/core';
-import type { EventSink, IngressRef, RouteTable } from '@warren/core/plugin';
+import { routeOwnerKey, routeOwnerKind, routeOwnerRef, type EventSink, type IngressRef, type RouteTable } from '@warren/core/plugin';
 import type { Logger } from 'pino';
 import { desiredRules, packRules, refPrefix, type DesiredRule, type RuleClause } from './rules.js';
 import type { FirewallConfig } from './config.js';
@@ -106,7 +106,7 @@ export class FirewallSync {
       current.add(key);
       if (this.#reported.get(key) === p.message) continue;
       this.#reported.set(key, p.message);
-      this.#o.events.warning({ kind: 'Ingress', namespace: p.ingress.namespace, name: p.ingress.name, uid: p.ingress.uid }, p.reason, p.message);
+      this.#o.events.warning(routeOwnerRef(p.ingress), p.reason, p.message);
     }
     for (const key of this.#reported.keys()) if (!current.has(key)) this.#reported.delete(key);
     const prefixes = [ownerKey, ...formerOwnerKeys.filter((k) => k !== ownerKey)].map(refPrefix);
@@ -193,7 +193,7 @@ export class FirewallSync {
           if (clause.action === 'block') continue;
           const message =
             `zone ${zone.name} (${zone.plan ?? 'unknown, counted as free'} plan) has room for ${Math.max(0, limit - state.foreign)} of Warren's custom rules: ` +
-            `the firewall lists of this Ingress are enforced with action block instead of ${clause.action}, so that more lists fit`;
+            `the firewall lists of this ${routeOwnerKind(clause.ingress)} are enforced with action block instead of ${clause.action}, so that more lists fit`;
           notices.set(`${clause.ingress.uid}|tightened`, { ingress: clause.ingress, reason: 'FirewallActionTightened', message });
         }
         wanted = strict;
@@ -214,9 +214,12 @@ export class FirewallSync {
     this.#refused.set(zone.id, refused);
     const unenforced = new Map<string, { ingress: IngressRef; reason: string; message: string }>();
     const overflow: DesiredRule[] = [];
-    const rejected = (rule: DesiredRule, message: string) => {
+    // Messages name the object they are reported on by its kind ("this HTTPRoute").
+    const rejected = (rule: DesiredRule, message: (kind: string) => string) => {
       refused.set(rule.ref, signatureOf(rule));
-      for (const ingress of rule.ingresses) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleRejected', message: `${message}${this.#meanwhile()}` });
+      for (const ingress of rule.ingresses) {
+        unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleRejected', message: `${message(routeOwnerKind(ingress))}${this.#meanwhile()}` });
+      }
     };
     for (const rule of wanted) {
       const have = state.owned.get(rule.ref);
@@ -224,7 +227,8 @@ export class FirewallSync {
       if (refused.get(rule.ref) === signatureOf(rule)) {
         rejected(
           rule,
-          `Cloudflare refused the firewall rule for this Ingress in zone ${zone.name}; its lists are not enforced at the edge (tried again when the zone is read again)`,
+          (kind) =>
+            `Cloudflare refused the firewall rule for this ${kind} in zone ${zone.name}; its lists are not enforced at the edge (tried again when the zone is read again)`,
         );
         continue;
       }
@@ -235,7 +239,7 @@ export class FirewallSync {
       if (!state.rulesetId) {
         const problem = await this.#createEntrypoint(zone, state, prefixes, signal);
         if (problem) {
-          rejected(rule, `Cloudflare refused to create the custom-rules entrypoint of zone ${zone.name}: ${problem}; the firewall lists are not enforced at the edge`);
+          rejected(rule, () => `Cloudflare refused to create the custom-rules entrypoint of zone ${zone.name}: ${problem}; the firewall lists are not enforced at the edge`);
           continue;
         }
       }
@@ -254,16 +258,18 @@ export class FirewallSync {
         // The rule to edit is gone (deleted by hand): the cached view of the zone is stale, so fail this zone's
         // sync; the retry reads the zone again and creates the rule.
         if (have && err.httpStatus === 404) throw err;
-        rejected(rule, `Cloudflare refused the firewall rule ${rule.description} in zone ${zone.name}: ${err.message}; its lists are not enforced at the edge`);
+        rejected(rule, () => `Cloudflare refused the firewall rule ${rule.description} in zone ${zone.name}: ${err.message}; its lists are not enforced at the edge`);
       }
     }
     for (const rule of overflow) {
-      const message =
+      const message = (kind: string) =>
         `zone ${zone.name} (${zone.plan ?? 'unknown, counted as free'} plan) allows ${limit} custom rules and ${state.foreign} of them are not Warren's: ` +
-        `${overflow.length} of Warren's ${wanted.length} rules for the zone do not fit, so the firewall lists of this Ingress are NOT enforced at the edge ` +
+        `${overflow.length} of Warren's ${wanted.length} rules for the zone do not fit, so the firewall lists of this ${kind} are NOT enforced at the edge ` +
         '(free slots go to allow lists first; remove custom rules or upgrade the plan, and Warren installs them on its next sync)' +
         this.#meanwhile();
-      for (const ingress of rule.ingresses) if (!unenforced.has(ingress.uid)) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleLimit', message });
+      for (const ingress of rule.ingresses) {
+        if (!unenforced.has(ingress.uid)) unenforced.set(ingress.uid, { ingress, reason: 'FirewallRuleLimit', message: message(routeOwnerKind(ingress)) });
+      }
     }
     this.#reportZone(zone, [...unenforced.values(), ...notices.values()]);
     report.unenforced += unenforced.size;
@@ -313,8 +319,8 @@ export class FirewallSync {
       current.add(key);
       if (this.#zoneReported.get(key) === message) continue;
       this.#zoneReported.set(key, message);
-      this.#o.events.warning({ kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid }, reason, message);
-      this.#o.logger.warn({ zone: zone.name, ingress: `${ingress.namespace}/${ingress.name}`, reason }, 'firewall lists not enforced as asked at the edge');
+      this.#o.events.warning(routeOwnerRef(ingress), reason, message);
+      this.#o.logger.warn({ zone: zone.name, ingress: routeOwnerKey(ingress), reason }, 'firewall lists not enforced as asked at the edge');
     }
     for (const key of this.#zoneReported.keys()) if (key.endsWith(`|${zone.id}`) && !current.has(key)) this.#zoneReported.delete(key);
   }

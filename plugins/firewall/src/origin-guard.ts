@@ -1,5 +1,17 @@
 import { originRefusalCounter, type OriginRefusalCounter, type OriginRefusalReason } from '@warren/core';
-import { ErrorCode, TOKENS, WarrenError, inject, injectable, type Route, type RouteBinding, type UpstreamInterceptor, type UpstreamPlugin } from '@warren/core/plugin';
+import {
+  ErrorCode,
+  TOKENS,
+  WarrenError,
+  inject,
+  injectable,
+  routeOwnerKind,
+  routeOwnerText,
+  type Route,
+  type RouteBinding,
+  type UpstreamInterceptor,
+  type UpstreamPlugin,
+} from '@warren/core/plugin';
 import { manifest } from './manifest.js';
 import { compileOriginLists, refusalOf, type OriginLists } from './origin-lists.js';
 import type { FirewallConfig } from './config.js';
@@ -7,7 +19,8 @@ import type { FirewallConfig } from './config.js';
 /** A route's compiled lists and its refusal counters, one per reason. */
 export interface OriginGuardOptions {
   readonly lists: OriginLists;
-  readonly ingress: string;
+  /** `Ingress ns/name`, `HTTPRoute ns/name`: the object whose lists refused, for the access log. */
+  readonly owner: string;
   readonly count: (reason: OriginRefusalReason) => void;
 }
 
@@ -35,27 +48,28 @@ export class FirewallOriginGuard implements UpstreamPlugin<OriginGuardOptions> {
     if (!lists) return undefined;
     if (this.#config.originEnforcement === 'block-only' && lists.action !== 'block') return undefined;
     const { namespace, name } = route.ingress;
+    const kind = routeOwnerKind(route.ingress);
     const counters = new Map<OriginRefusalReason, { inc(): void }>();
     const counter = this.#counter;
     const count = counter
       ? (reason: OriginRefusalReason) => {
           let child = counters.get(reason);
-          if (!child) counters.set(reason, (child = counter({ namespace, ingress: name, reason })));
+          if (!child) counters.set(reason, (child = counter({ namespace, kind, ingress: name, reason })));
           child.inc();
         }
       : () => undefined;
-    return { route, options: { lists, ingress: `${namespace}/${name}`, count } };
+    return { route, options: { lists, owner: routeOwnerText(route.ingress), count } };
   }
 
   interceptor(binding: RouteBinding<OriginGuardOptions>): UpstreamInterceptor {
-    const { lists, ingress, count } = binding.options;
+    const { lists, owner, count } = binding.options;
     return (next) =>
       function firewallLists(options, handler) {
         const refusal = refusalOf(lists, options.context.exchange.head);
         if (refusal === undefined) return next(options, handler);
         count(refusal);
         // The client sees a fixed sentence (Forbidden); the reason is for the access log.
-        throw new WarrenError(ErrorCode.Forbidden, `refused by the firewall lists of Ingress ${ingress} (${refusal})`);
+        throw new WarrenError(ErrorCode.Forbidden, `refused by the firewall lists of ${owner} (${refusal})`);
       };
   }
 }

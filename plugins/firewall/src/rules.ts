@@ -1,5 +1,5 @@
 import { ownershipDigest, type ZoneInfo, matchZone } from '@warren/core';
-import type { AnnotationSpec, IngressRef, Route, RouteTable } from '@warren/core/plugin';
+import { routeOwnerKey, routeOwnerText, type AnnotationSpec, type IngressRef, type Route, type RouteTable } from '@warren/core/plugin';
 import type { ParsedList } from './lists.js';
 import { ACTION, ALLOW_COUNTRIES, ALLOW_IPS, DENY_COUNTRIES, DENY_IPS } from './manifest.js';
 
@@ -108,22 +108,25 @@ export function desiredRules(
   const clauses: RuleClause[] = [];
   const problems: RuleProblem[] = [];
   const byIngress = new Map<string, { ref: IngressRef; hosts: Set<string>; hostless: boolean; route: Route }>();
-  const routedBy = new Map<string, Set<string>>();
+  // Every object of the table counts here, HTTPRoutes and GRPCRoutes too (their `warren.dev/` annotations are
+  // lists as an Ingress's are), keyed by uid: an HTTPRoute never shares an entry with the Ingress of its name.
+  const routedBy = new Map<string, Map<string, IngressRef>>();
   for (const route of table.routes) {
     const key = route.ingress.uid;
     let entry = byIngress.get(key);
     if (!entry) byIngress.set(key, (entry = { ref: route.ingress, hosts: new Set(), hostless: false, route }));
     if (route.host) {
       entry.hosts.add(route.host.toLowerCase());
-      const set = routedBy.get(route.host.toLowerCase()) ?? new Set<string>();
-      set.add(key);
-      routedBy.set(route.host.toLowerCase(), set);
+      const owners = routedBy.get(route.host.toLowerCase()) ?? new Map<string, IngressRef>();
+      owners.set(key, route.ingress);
+      routedBy.set(route.host.toLowerCase(), owners);
     } else entry.hostless = true;
   }
   for (const { ref, hosts, hostless, route } of byIngress.values()) {
     const lists = KINDS.map((k) => ({ ...k, key: k.annotation.key, list: k.annotation.get(route) })).filter((k) => k.list);
     if (!lists.length) continue;
-    const name = `${ref.namespace}/${ref.name}`;
+    // `namespace/name` for an Ingress (as its rules always said), `HTTPRoute:namespace/name` for the others.
+    const name = routeOwnerKey(ref);
     const action = ACTION.get(route) ?? 'block';
     for (const { key, list } of lists) {
       if (list!.invalid.length) {
@@ -138,10 +141,12 @@ export function desiredRules(
       problems.push({ ingress: ref, reason: 'FirewallHostless', message: `firewall rules cover only the named hosts of ${name}; its rules without a host are not protected` });
     const shared = [...hosts].filter((h) => (routedBy.get(h)?.size ?? 0) > 1);
     if (shared.length) {
+      const others = new Map<string, string>();
+      for (const h of shared) for (const [uid, owner] of routedBy.get(h)!) if (uid !== ref.uid) others.set(uid, routeOwnerText(owner));
       problems.push({
         ingress: ref,
         reason: 'FirewallSharedHost',
-        message: `hosts ${shared.join(', ')} are also routed by other Ingresses; firewall rules apply to the whole host`,
+        message: `hosts ${shared.join(', ')} are also routed by ${namesOf([...others.values()].sort())}; firewall rules apply to the whole host, their traffic included`,
       });
     }
     const perZone = new Map<string, { zone: ZoneInfo; hosts: string[] }>();
@@ -236,4 +241,9 @@ export function packRules(clauses: readonly RuleClause[], ownerKey: string, acti
     });
   }
   return rules.sort((a, b) => Number(b.allows) - Number(a.allows));
+}
+
+/** At most three names, then how many more: a message stays short whatever shares the host. */
+function namesOf(names: readonly string[]): string {
+  return names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
 }

@@ -411,3 +411,47 @@ test('a refused entrypoint creation is reported on the Ingress, is not read as "
   await h.sync([ing('one', ['a.broken.example'], { 'firewall-deny-ips': '192.0.2.3' }), ing('two', ['b.fine.example'], { 'firewall-deny-ips': '192.0.2.2' })]);
   t.is(ours(h.fake, 'broken.example').length, 1, 'a changed rule is tried again and succeeds');
 });
+
+test('Gateway API routes get the defaults (no lists, no rules), count as other routes of a host, and are named by their kind', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const gateway = (kind: 'HTTPRoute' | 'GRPCRoute', name: string, hosts: string[]): HandIngress => ({ kind, namespace: 'shop', name, hosts });
+  await h.sync([
+    ing('web', ['shop.example.com', '*.apps.example.com'], { 'firewall-deny-countries': 'T1' }),
+    // Same namespace and name as the Ingress: a different object, never confused with it.
+    gateway('HTTPRoute', 'web', ['shop.example.com', 'special.apps.example.com']),
+    gateway('GRPCRoute', 'rpc', ['rpc.example.com']),
+  ]);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1, 'only the Ingress has lists');
+  t.is(mine[0]!.description, 'Warren block 1: shop/web');
+  t.regex(mine[0]!.expression, /not lower\(http\.host\) in \{"special\.apps\.example\.com"\}/, "the HTTPRoute's host under the wildcard is excluded");
+  t.notRegex(mine[0]!.expression, /rpc\.example\.com/);
+  const shared = h.events.warnings('FirewallSharedHost');
+  t.is(shared.length, 1);
+  t.like(shared[0]!.object, { kind: 'Ingress', namespace: 'shop', name: 'web', uid: 'uid-shop-web' });
+  t.regex(shared[0]!.message, /^hosts shop\.example\.com are also routed by HTTPRoute shop\/web; firewall rules apply to the whole host, their traffic included$/);
+  t.false(
+    h.events.events.some((e) => e.object.kind !== 'Ingress'),
+    'Gateway API routes have no lists, so nothing is reported on them',
+  );
+});
+
+test('lists on an HTTPRoute make its own clause and Events, never merged with the Ingress of the same name', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  await h.sync([
+    ing('web', ['shop.example.com'], { 'firewall-deny-countries': 'T1' }),
+    { kind: 'HTTPRoute', namespace: 'shop', name: 'web', hosts: ['api.example.com', 'bad host'], annotations: annotate({ 'firewall-deny-ips': '198.51.100.7, 10.0.0.0/33' }) },
+  ]);
+  const mine = ours(h.fake, 'example.com');
+  t.is(mine.length, 1);
+  t.is(mine[0]!.description, 'Warren block 1: HTTPRoute:shop/web, shop/web', 'two objects, told apart by kind');
+  t.is(
+    mine[0]!.expression,
+    '((lower(http.host) in {"api.example.com"}) and ip.src in {198.51.100.7}) or ((lower(http.host) in {"shop.example.com"}) and ip.src.country in {"T1"})',
+  );
+  const invalid = h.events.warnings('FirewallInvalidEntry');
+  t.is(invalid.length, 1);
+  t.like(invalid[0]!.object, { kind: 'HTTPRoute', namespace: 'shop', name: 'web', uid: 'uid-HTTPRoute-shop-web' });
+});

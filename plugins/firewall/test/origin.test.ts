@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import 'reflect-metadata';
 import { pino } from 'pino';
 import { ErrorCode, WarrenError, httpStatusOf } from '@warren/core';
-import { runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '@warren/core/testing';
+import { capturingLogger, runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '@warren/core/testing';
 import type { RequestHead } from '@warren/core/plugin';
 import firewallModule, { AddressSet, compileOriginLists, refusalOf } from '../src/index.js';
 import { annotate } from './support.js';
@@ -149,6 +149,38 @@ test('the proxy refuses with 403 and a fixed body, counts the refusal and logs t
   const access = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.component === 'access' && l.status === 403);
   t.is(access.length, 2);
   t.true(JSON.stringify(access[0]).includes('refused by the firewall lists of Ingress shop/web (allow-ips)'));
+});
+
+test('an HTTPRoute with lists is refused in the proxy under its own kind: metric label and access-log reason name it', async (t) => {
+  const origin = await startOrigin({ handler: (_req, res) => res.end('from origin') });
+  const { logger, lines } = capturingLogger();
+  const gatewayRoute = (() => {
+    const r = testRoute({
+      host: 'api.example.com',
+      namespace: 'shop',
+      ingress: 'web',
+      endpoints: [origin.key],
+      annotations: annotate({ 'firewall-deny-ips': '198.51.100.0/24' }),
+    });
+    return { ...r, id: 'HTTPRoute:shop/web#r0/m0', ingress: { ...r.ingress, kind: 'HTTPRoute' as const, uid: 'uid-httproute-web' } };
+  })();
+  const h = await startProxyHarness({
+    plugins: [{ module: firewallModule, config: {} }],
+    settings: { proxy: { accessLog: { enabled: true } } },
+    logger,
+    table: testRouteTable([gatewayRoute]),
+  });
+  t.teardown(() => Promise.all([h.close(), origin.close()]));
+  t.is((await runExchange(h.pipeline, { ...edge('198.51.100.1'), authority: 'api.example.com' })).failure?.status, 403);
+  const metric = await h.metrics.getSingleMetric('warren_firewall_origin_refusals_total')!.get();
+  t.deepEqual(
+    metric.values.map((v) => v.labels),
+    [{ namespace: 'shop', kind: 'HTTPRoute', ingress: 'web', reason: 'deny-ips' }],
+  );
+  const access = lines().filter((l) => l.component === 'access' && l.status === 403);
+  t.is(access.length, 1);
+  t.regex(String(access[0]!.error), /refused by the firewall lists of HTTPRoute shop\/web \(deny-ips\)/);
+  t.is(access[0]!.route, 'HTTPRoute:shop/web#r0/m0');
 });
 
 test('originEnforcement block-only leaves Ingresses with a challenge action to the edge; all (default) refuses them too', async (t) => {

@@ -4,6 +4,9 @@ import {
   inject,
   injectable,
   WarrenError,
+  routeOwnerKind,
+  routeOwnerRef,
+  routeOwnerText,
   type EventSink,
   type ProvisionContext,
   type Route,
@@ -138,15 +141,11 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     this.#refuse(route, `Secret ${this.#ref(route, value)} named by warren.dev/${annotation} is unusable: ${list}`);
   }
 
-  /** A route compiled: if its Ingress had a problem reported, say that it cleared. */
+  /** A route compiled: if its object (Ingress, HTTPRoute, GRPCRoute) had a problem reported, say that it cleared. */
   #cleared(route: Route): void {
     const ingress = route.ingress;
     if (!this.#open.delete(ingress.uid)) return;
-    this.#events?.normal(
-      { kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid },
-      'UpstreamTLSValid',
-      'the upstream TLS Secrets named by this Ingress are usable again',
-    );
+    this.#events?.normal(routeOwnerRef(ingress), 'UpstreamTLSValid', `the upstream TLS Secrets named by this ${routeOwnerKind(ingress)} are usable again`);
   }
 
   #ref(route: Route, value: string): string {
@@ -158,18 +157,19 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     const slash = ref.indexOf('/');
     const namespace = ref.slice(0, slash);
     if (namespace !== route.ingress.namespace && !this.#settings.crossNamespaceSecrets) {
-      this.#refuse(route, `warren.dev/${annotation} names Secret ${ref} in another namespace than the Ingress; set plugins.tls.crossNamespaceSecrets to allow it`);
+      this.#refuse(
+        route,
+        `warren.dev/${annotation} names Secret ${ref} in another namespace than the ${routeOwnerKind(route.ingress)}; set plugins.tls.crossNamespaceSecrets to allow it`,
+      );
     }
     const name = ref.slice(slash + 1);
     const data = this.#secrets.get(namespace, name);
     if (data) return data;
     if (this.#secrets.loading?.(namespace, name)) {
       // Not a problem yet: the route is compiled again when the fetch completes.
-      throw new WarrenError(
-        ErrorCode.UpstreamConnect,
-        `Secret ${ref} named by warren.dev/${annotation} is still being loaded (Ingress ${route.ingress.namespace}/${route.ingress.name})`,
-        { status: 502 },
-      );
+      throw new WarrenError(ErrorCode.UpstreamConnect, `Secret ${ref} named by warren.dev/${annotation} is still being loaded (${routeOwnerText(route.ingress)})`, {
+        status: 502,
+      });
     }
     this.#refuse(route, `Secret ${ref} named by warren.dev/${annotation} does not exist (or is not readable)`);
   }
@@ -179,7 +179,8 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     this.#open.delete(ingress.uid);
     this.#open.set(ingress.uid, message);
     if (this.#open.size > MAX_OPEN_PROBLEMS) this.#open.delete(this.#open.keys().next().value!);
-    this.#events?.warning({ kind: 'Ingress', namespace: ingress.namespace, name: ingress.name, uid: ingress.uid }, 'UpstreamTLSInvalid', message);
-    throw new WarrenError(ErrorCode.UpstreamConnect, `${message} (Ingress ${ingress.namespace}/${ingress.name})`, { status: 502 });
+    // On the object that names the Secret: an HTTPRoute's problem is never reported on the Ingress of its name.
+    this.#events?.warning(routeOwnerRef(ingress), 'UpstreamTLSInvalid', message);
+    throw new WarrenError(ErrorCode.UpstreamConnect, `${message} (${routeOwnerText(ingress)})`, { status: 502 });
   }
 }

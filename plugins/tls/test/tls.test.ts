@@ -265,3 +265,19 @@ test('settings and annotation values are validated', (t) => {
   t.false(byKey['proxy-ssl-verify']!.schema.safeParse('no').success);
   t.false(byKey['proxy-ssl-name']!.schema.safeParse('not a name').success);
 });
+
+test('a problem on an HTTPRoute (its own annotations or a BackendTLSPolicy) is reported on the HTTPRoute, never on the Ingress of its name', async (t) => {
+  const origin = await httpsOrigin();
+  t.teardown(() => origin.close());
+  const { logger, lines } = capturedLogger();
+  const secrets = new MemorySecrets();
+  const base = testRoute({ protocol: 'https', ingress: 'web', endpoints: [origin.key], annotations: { 'proxy-ssl-secret': 'nope', 'proxy-ssl-name': 'origin.test' } });
+  const route = { ...base, id: 'HTTPRoute:default/web#r0/m0', ingress: { ...base.ingress, kind: 'HTTPRoute' as const, uid: 'uid-httproute-web' } };
+  const proxy = await startProxyHarness({ plugins: [{ module: tls, config: {} }], secrets, table: testRouteTable([route]), logger });
+  t.teardown(() => proxy.close());
+  t.is((await get(proxy.url)).status, 502);
+  t.regex(loggedError(lines), /Secret default\/nope named by warren\.dev\/proxy-ssl-secret does not exist \(or is not readable\) \(HTTPRoute default\/web\)/);
+  const warning = proxy.events.records.find((e) => e.reason === 'UpstreamTLSInvalid');
+  t.deepEqual(warning?.object, { kind: 'HTTPRoute', namespace: 'default', name: 'web', uid: 'uid-httproute-web' });
+  t.false(proxy.events.records.some((e) => e.object.kind === 'Ingress'));
+});

@@ -1,10 +1,15 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { isIngressOwned } from '../../model/route-owner.js';
 import type { EventObject, EventSink, ProvisionContext, SecretReader } from '../../plugin-api/lifecycle.js';
-import type { IngressRef, Route, RouteTable } from '../../routes/types.js';
+import type { IngressRef, Route, RouteOwnerKind, RouteTable } from '../../routes/types.js';
 
-/** An Ingress for a hand-built {@link RouteTable}: its hosts and its parsed `warren.dev/*` annotation values. */
+/**
+ * An Ingress for a hand-built {@link RouteTable}: its hosts and its parsed `warren.dev/*` annotation values; with
+ * `kind`, an HTTPRoute or GRPCRoute instead (not among the table's owned Ingresses, as the route builder makes it).
+ */
 export interface HandIngress {
+  readonly kind?: RouteOwnerKind;
   readonly namespace: string;
   readonly name: string;
   readonly hosts: readonly string[];
@@ -21,17 +26,19 @@ export function handBuiltRouteTable(ingresses: readonly HandIngress[], generatio
   const owned: IngressRef[] = [];
   const routes: Route[] = [];
   for (const ing of ingresses) {
+    const gateway = !isIngressOwned(ing);
     const ref: IngressRef = {
+      ...(gateway ? { kind: ing.kind } : {}),
       namespace: ing.namespace,
       name: ing.name,
-      uid: `uid-${ing.namespace}-${ing.name}`,
+      uid: gateway ? `uid-${ing.kind}-${ing.namespace}-${ing.name}` : `uid-${ing.namespace}-${ing.name}`,
       creationTimestamp: ing.creationTimestamp ?? '2026-01-01T00:00:00Z',
       generation: 1,
     };
-    owned.push(ref);
+    if (!gateway) owned.push(ref);
     ing.hosts.forEach((host, i) => {
       routes.push({
-        id: `${ing.namespace}/${ing.name}#${i}/0`,
+        id: gateway ? `${ing.kind}:${ing.namespace}/${ing.name}#r0/m${i}` : `${ing.namespace}/${ing.name}#${i}/0`,
         ingress: ref,
         host: host.toLowerCase(),
         path: '/',
