@@ -162,7 +162,8 @@ supplies the defaults; chart-only keys are removed; file paths of mounted creden
 {{- if hasKey $paths "api-token" }}{{ $_ := set $cloudflare "apiTokenFile" (printf "%s/api-token" $dir) }}{{ end }}
 {{- if $cloudflare }}{{ $_ := set $cfg "cloudflare" $cloudflare }}{{ end }}
 {{- $gateway := omit ($v.gateway | default dict) "installCRDs" }}
-{{- if $gateway }}{{ $_ := set $cfg "gateway" $gateway }}{{ end }}
+{{- $_ := set $gateway "enabled" (eq (include "warren.gatewayApi" .) "true") }}
+{{- $_ := set $cfg "gateway" $gateway }}
 {{- with $v.proxy }}{{ $_ := set $cfg "proxy" . }}{{ end }}
 {{- $_ := set $cfg "server" (dict "listen" (printf "%s:%d" $v.metrics.address (int $v.metrics.port))) }}
 {{- with $v.plugins }}{{ $_ := set $cfg "plugins" . }}{{ end }}
@@ -179,11 +180,11 @@ plugin), or custom plugins are installed (they may). Otherwise the controller do
 {{- end }}
 
 {{/*
-"true" when the controller serves the Gateway API (setting gateway.enabled, default true): it then reads the Gateway
-API kinds and Namespaces, writes their status, and reads listener certificate Secrets.
+"true" when the chart turns the Gateway API on (gateway.enabled, off unless set: it widens the rights): the controller
+then reads the Gateway API kinds and Namespaces, writes their status, and reads listener certificate Secrets.
 */}}
 {{- define "warren.gatewayApi" -}}
-{{- if ne (toString ((.Values.gateway).enabled)) "false" }}true{{- end }}
+{{- if eq (toString ((.Values.gateway).enabled)) "true" }}true{{- end }}
 {{- end }}
 
 {{/*

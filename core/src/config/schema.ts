@@ -255,7 +255,7 @@ export const proxySchema = z
           .boolean()
           .default(false)
           .describe(
-            "Label request metrics with the route's namespace, Ingress, Service and host (series per Ingress and host, up to maxRouteLabelSets); off: one set of series for all traffic",
+            "Label request metrics with the route's namespace, object kind and name (Ingress, HTTPRoute or GRPCRoute), Service and host (series per object and host, up to maxRouteLabelSets); off: one set of series for all traffic",
           ),
         maxRouteLabelSets: z
           .number()
@@ -263,7 +263,7 @@ export const proxySchema = z
           .min(1)
           .max(100_000)
           .default(200)
-          .describe('With routeLabels: most namespace/Ingress/Service/host combinations labelled; traffic of further ones is counted under the value "_other"'),
+          .describe('With routeLabels: most namespace/kind/object/Service/host combinations labelled; traffic of further ones is counted under the value "_other"'),
       })
       .strict()
       .default({ routeLabels: false, maxRouteLabelSets: 200 })

@@ -308,9 +308,9 @@ test('settings that only work together are checked together, with messages namin
   }
 });
 
-test('the RBAC rules are exactly those of deploy/rbac.yaml', async (t) => {
+test('the RBAC rules are exactly those of deploy/rbac.yaml (with the Gateway API on)', async (t) => {
   const reference = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as K8sObject);
-  const out = await render(withToken);
+  const out = await render({ ...withToken, gateway: { enabled: true } });
   const rules = (objects: readonly K8sObject[], kind: string) => (objects.find((o) => o.kind === kind) as unknown as { rules: unknown[] }).rules;
   t.deepEqual(rules(out.objects, 'ClusterRole'), rules(reference, 'ClusterRole'));
   t.deepEqual(rules(out.objects, 'Role'), rules(reference, 'Role'));
@@ -367,7 +367,7 @@ const rulesOf = (o: K8sObject): Rule[] => (o as unknown as { rules: Rule[] }).ru
 const readsSecrets = (rules: readonly Rule[]) => rules.some((r) => r.resources.includes('secrets'));
 
 test('with kubernetes.namespaces set, RBAC is one Role per watched namespace and nothing namespaced is cluster-wide', async (t) => {
-  const out = await render({ ...withToken, kubernetes: { namespaces: ['shop', 'blog', 'shop'] } });
+  const out = await render({ ...withToken, gateway: { enabled: true }, kubernetes: { namespaces: ['shop', 'blog', 'shop'] } });
   const cluster = out.get('ClusterRole');
   t.deepEqual(
     rulesOf(cluster),
@@ -409,9 +409,13 @@ test('Secrets are readable only while something can reference one: the tls plugi
     out.objects.filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && readsSecrets(rulesOf(o))).map((o) => `${o.kind}/${o.metadata.namespace ?? ''}`);
   t.deepEqual(secretsAnywhere(await render(withToken)), ['ClusterRole/'], 'default: tls on');
   const noGateway = { gateway: { enabled: false } };
-  t.deepEqual(secretsAnywhere(await render({ ...withToken, ...noGateway, plugins: { tls: { enabled: false } } })), [], 'tls and Gateway API off: no Secret read at all');
+  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } } })), [], 'tls off, Gateway API off by default: no Secret read at all');
   t.deepEqual(secretsAnywhere(await render({ ...withToken, ...noGateway, plugins: { tls: { enabled: false } }, kubernetes: { namespaces: ['shop'] } })), []);
-  t.deepEqual(secretsAnywhere(await render({ ...withToken, plugins: { tls: { enabled: false } } })), ['ClusterRole/'], 'Gateway listeners name certificate Secrets');
+  t.deepEqual(
+    secretsAnywhere(await render({ ...withToken, gateway: { enabled: true }, plugins: { tls: { enabled: false } } })),
+    ['ClusterRole/'],
+    'Gateway listeners name certificate Secrets',
+  );
   t.deepEqual(secretsAnywhere(await render({ ...withToken, kubernetes: { namespaces: ['shop'] } })), ['Role/shop'], 'namespaced, never cluster-wide');
   t.deepEqual(
     secretsAnywhere(await render({ ...withToken, ...noGateway, plugins: { tls: { enabled: false } }, extraPlugins: [{ package: '@acme/warren-plugin-x' }] })),

@@ -60,6 +60,8 @@ function values(): Record<string, unknown> {
     tunnel: { edgeAddresses: [...edge.edgeAddresses], edgeCaFile: edge.caFile, haConnections: 2, rpcTimeout: '5s' },
     cloudflare: { apiToken: API_TOKEN, accountId: ACCOUNT, tunnelName: TUNNEL_NAME, apiBaseUrl: fake.baseUrl, deleteTunnelOnUninstall: true, tunnelCheckInterval: '1s' },
     plugins: { dns: { enabled: true } },
+    // Every right deploy/rbac.yaml lists, the Gateway API's included.
+    gateway: { enabled: true },
   };
 }
 

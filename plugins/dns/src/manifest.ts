@@ -13,7 +13,8 @@ export const dnsManagedSchema = z
 /** The per-Ingress opt-out. */
 export const DNS_MANAGED = defineAnnotation({
   key: 'dns-managed',
-  description: 'Set to "false" to keep Warren from managing DNS for this Ingress; names it already owns are handed off (ownership record removed, CNAME kept).',
+  description:
+    'Set to "false" to keep Warren from managing DNS for this Ingress (or HTTPRoute/GRPCRoute); names it already owns are handed off (ownership record removed, CNAME kept).',
   schema: dnsManagedSchema,
   example: 'false',
 });
