@@ -52,7 +52,7 @@ function parseObjects(text: string): KubernetesObject[] {
     .filter((obj): obj is KubernetesObject => obj !== null && typeof obj === 'object');
 }
 
-/** The standard-channel CRDs (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, BackendTLSPolicy…). */
+/** The standard-channel CRD bundle: the CRDs (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, BackendTLSPolicy…) and its admission policy. */
 export function standardCrds(module: SuiteModule): KubernetesObject[] {
   const dir = join(module.apiDir, 'config', 'crd', 'standard');
   return readdirSync(dir)
