@@ -126,7 +126,10 @@ test.serial(`the Gateway API conformance suite (${PROFILES.join(', ')}) runs aga
       timeouts: TIMEOUTS,
       budgetMs: RUN_BUDGET_MS,
     });
+    const byAction = (action: TestOutcome['action']) => selected.filter((st) => run!.outcomes.get(st.name)?.action === action).map((st) => st.name);
     t.log(`suite run: ${Math.round(run.ms / 1_000)} s, ${run.outcomes.size} tests reported, go test -json in ${run.logFile}`);
+    t.log(`passed (${byAction('pass').length}): ${byAction('pass').join(', ') || '-'}`);
+    t.log(`failed (${byAction('fail').length}): ${byAction('fail').join(', ') || '-'}`);
     if (existsSync(reportFile) && run.outcomes.size > 0) {
       // Only a real run that got past the suite's setup writes a report worth keeping: with the suite version and
       // the date of the run.
@@ -152,7 +155,8 @@ for (const st of selected) {
   test.serial(`conformance: ${st.name}${extra.length ? ` [${extra.join(', ')}]` : ''}`, (t) => {
     if (!run) return void t.fail(`the suite did not run: ${runError ?? moduleError ?? 'see the first test'}`);
     const outcome = run.outcomes.get(st.name);
-    if (!outcome) return void t.fail(run.unfinished.includes(st.name) ? 'cut off by the run bound' : 'not run by the suite (see the first test)');
+    if (!outcome)
+      return void t.fail(run.unfinished.includes(st.name) ? `cut off by the ${RUN_BUDGET_MS / 60_000} min run bound` : 'not run by the suite (see the first test)');
     if (outcome.action === 'skip') return void t.fail(`skipped by the suite although its features are declared:\n${excerpt(outcome, 10)}`);
     t.is(outcome.action, 'pass', `failed after ${outcome.seconds} s:\n${excerpt(outcome)}`);
   });
