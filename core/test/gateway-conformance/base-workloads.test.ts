@@ -4,6 +4,10 @@
  * it (echo-basic over HTTP/1.1, h2c, gRPC, HTTPS with its Secret volume, the TCP echo with and without TLS; the
  * CoreDNS placeholder answers REFUSED). The Secrets are created after the Deployments, in the suite's order, so
  * the pods mounting them first wait for them as they would on a kubelet.
+ *
+ * Then the path the conformance run's requests take, short of Gateway routes: the edge simulator's entrance on the
+ * Gateway address (HTTP/1.1 and h2c gRPC on port 80, HTTPS on 443 with a certificate the harness gives per server
+ * name), the tunnel, Warren, and these pods, routed by Ingresses.
  */
 import * as grpc from '@grpc/grpc-js';
 import { AppsV1Api, CoreV1Api, type KubernetesObject, KubernetesObjectApi, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
@@ -16,18 +20,29 @@ import { request as httpsRequest } from 'node:https';
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
+import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
 import { waitUntil } from '../e2e/support/children.js';
+import { controllerKubeconfig, startWarren, type WarrenProcess } from '../e2e/support/warren.js';
+import { adminClients } from '../support/apiserver.js';
+import { ensureIngressClass, ingress, testHost } from '../support/k8s-objects.js';
 import { useRig } from '../support/rig/index.js';
 import { baseManifests, suiteModule } from './support/suite-module.js';
 
 const rig = useRig(test);
+let pods: V1Pod[] = [];
+let edge: EdgeSimulator | undefined;
+let warren: WarrenProcess | undefined;
+test.after.always(async () => {
+  await warren?.stop();
+  await edge?.close();
+});
 const NAMESPACES = ['gateway-conformance-infra', 'gateway-conformance-app-backend', 'gateway-conformance-web-backend'];
 /** Pods of the base manifests becoming Ready on a busy 2-core machine (about 23 pods, four processes each). */
 const READY_TIMEOUT_MS = 240_000;
 
 const isReady = (pod: V1Pod) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 
-function get(url: string, options: { ca?: string; servername?: string } = {}): Promise<{ status: number; body: string }> {
+function get(url: string, options: { ca?: string; servername?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
   const send = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(url, { agent: false, timeout: 5_000, ...options }, (res) => {
@@ -56,8 +71,8 @@ async function h2cGet(origin: string, path: string): Promise<string> {
 }
 
 /** A unary call with an empty request message; the raw response bytes (protobuf strings appear in them as is). */
-function grpcEcho(address: string): Promise<Buffer> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+function grpcEcho(address: string, authority?: string): Promise<Buffer> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), authority ? { 'grpc.default_authority': authority } : {});
   return new Promise<Buffer>((resolve, reject) => {
     client.makeUnaryRequest(
       '/gateway_api_conformance.echo_basic.grpcecho.GrpcEcho/Echo',
@@ -123,7 +138,6 @@ test.serial("the base manifests' workloads run Ready on the rig and answer as th
 
   const deployments = manifests.filter((o): o is V1Deployment & KubernetesObject => o.kind === 'Deployment');
   const expected = deployments.reduce((n, d) => n + (d.spec?.replicas ?? 1), 0);
-  let pods: V1Pod[] = [];
   try {
     await waitUntil(
       `${expected} pods Ready in ${NAMESPACES.join(', ')}`,
@@ -171,3 +185,51 @@ test.serial("the base manifests' workloads run Ready on the rig and answer as th
   t.is(dns.readUInt16BE(0), 0x1234, 'the DNS placeholder answers the query id');
   t.is(dns[3]! & 0x0f, 5, 'with REFUSED');
 });
+
+test.serial(
+  "the conformance run's traffic path reaches them: the edge entrance on the Gateway address (HTTP/1.1 and h2c gRPC on 80, HTTPS on 443), the tunnel, Warren",
+  async (t) => {
+    if (pods.length === 0) return void t.fail('the workloads did not start (see the first test)');
+    // The same entrance the conformance run gives the suite, here routed by Ingresses (Gateway routes are the run's).
+    const address = testHost(40);
+    const ca = createTestCa('entrance');
+    const cert = issueCert(ca, { dns: ['secure.conformance.test'] });
+    edge = await startEdgeSimulator({
+      edgeListeners: 2,
+      eyeball: { host: address, port: 80, tls: { port: 443, certificate: (name) => (name === 'secure.conformance.test' ? cert : undefined) } },
+    });
+    const server = rig().server;
+    const admin = adminClients(server);
+    await ensureIngressClass(admin);
+    const route = (name: string, host: string, service: string, port: number) =>
+      admin.networking.createNamespacedIngress({
+        namespace: 'gateway-conformance-infra',
+        body: ingress('gateway-conformance-infra', name, { rules: [{ host, paths: [{ service, port }] }] }),
+      });
+    await route('plain', 'plain.conformance.test', 'infra-backend-v1', 8080);
+    await route('secure', 'secure.conformance.test', 'infra-backend-v2', 8080);
+    await route('grpc', 'grpc.conformance.test', 'grpc-infra-backend-v1', 8080);
+    warren = await startWarren({ podName: 'warren-entrance', kubeconfigFile: await controllerKubeconfig(server), edge });
+    const names = (app: string) => pods.filter((p) => p.metadata?.labels?.app === app).map((p) => p.metadata!.name!);
+
+    let plain = { status: 0, body: '' };
+    await waitUntil(
+      'HTTP/1.1 through the entrance',
+      async () => (plain = await get(`http://${address}/one`, { headers: { host: 'plain.conformance.test' } })).status === 200,
+      20_000,
+    );
+    const echo = JSON.parse(plain.body) as { pod: string; host: string; path: string };
+    t.true(names('infra-backend-v1').includes(echo.pod), `answered by an infra-backend-v1 pod, not ${echo.pod}`);
+    t.like(echo, { host: 'plain.conformance.test', path: '/one' });
+
+    const secure = await get(`https://${address}/two`, { ca: ca.certPem, servername: 'secure.conformance.test', headers: { host: 'secure.conformance.test' } });
+    t.true(names('infra-backend-v2').includes((JSON.parse(secure.body) as { pod: string }).pod), 'HTTPS on 443 with the certificate the harness gave for the name');
+    await t.throwsAsync(get(`https://${address}/`, { ca: ca.certPem, servername: 'unknown.conformance.test' }), undefined, 'no certificate for another name');
+
+    const reply = await grpcEcho(`${address}:80`, 'grpc.conformance.test');
+    t.true(
+      names('grpc-infra-backend-v1').some((pod) => reply.includes(Buffer.from(pod))),
+      'gRPC over h2c prior knowledge on 80 reaches a grpc-infra-backend-v1 pod (appProtocol kubernetes.io/h2c)',
+    );
+  },
+);
