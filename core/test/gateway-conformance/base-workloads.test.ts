@@ -40,6 +40,34 @@ const NAMESPACES = ['gateway-conformance-infra', 'gateway-conformance-app-backen
 /** Pods of the base manifests becoming Ready on a busy 2-core machine (about 23 pods, four processes each). */
 const READY_TIMEOUT_MS = 240_000;
 
+/**
+ * The result of `attempt` once it succeeds, retrying for up to 15 s: a pod without a readiness probe (as in the
+ * base manifests) is Ready once its process started, which may be a moment before the process listens.
+ */
+async function answered<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** A TCP (or TLS, with `tls` options) connection that has connected. */
+async function connected(host: string, port: number, tls?: { ca: string; servername: string }): Promise<import('node:net').Socket> {
+  const socket = tls ? tlsConnect({ host, port, ...tls }) : tcpConnect({ host, port });
+  try {
+    await once(socket, tls ? 'secureConnect' : 'connect');
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  return socket;
+}
+
 const isReady = (pod: V1Pod) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 
 function get(url: string, options: { ca?: string; servername?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
@@ -161,27 +189,29 @@ test.serial("the base manifests' workloads run Ready on the rig and answer as th
 
   const podOf = (namespace: string, app: string) => pods.find((p) => p.metadata?.namespace === namespace && p.metadata.labels?.app === app)!;
   const infra = podOf('gateway-conformance-infra', 'infra-backend-v1');
-  const echo = JSON.parse((await get(`http://${infra.status!.podIP}:3000/some/path`)).body) as { pod: string; namespace: string; path: string };
+  const echo = JSON.parse((await answered('HTTP', () => get(`http://${infra.status!.podIP}:3000/some/path`))).body) as { pod: string; namespace: string; path: string };
   t.like(echo, { pod: infra.metadata!.name, namespace: 'gateway-conformance-infra', path: '/some/path' }, 'echo-basic over HTTP/1.1 names its pod');
-  t.like(JSON.parse(await h2cGet(`http://${infra.status!.podIP}:3001`, '/h2c')) as object, { pod: infra.metadata!.name, path: '/h2c' }, 'echo-basic over h2c');
+  t.like(
+    JSON.parse(await answered('h2c', () => h2cGet(`http://${infra.status!.podIP}:3001`, '/h2c'))) as object,
+    { pod: infra.metadata!.name, path: '/h2c' },
+    'echo-basic over h2c',
+  );
 
   const grpcPod = podOf('gateway-conformance-infra', 'grpc-infra-backend-v1');
-  const reply = await grpcEcho(`${grpcPod.status!.podIP}:3000`);
+  const reply = await answered('gRPC', () => grpcEcho(`${grpcPod.status!.podIP}:3000`));
   t.true(reply.includes(Buffer.from(grpcPod.metadata!.name!)), 'echo-basic in gRPC mode answers Echo naming its pod');
 
   const tlsPod = podOf('gateway-conformance-infra', 'tls-backend');
-  const secure = await get(`https://${tlsPod.status!.podIP}:8443/tls`, { ca: ca.certPem, servername: 'abc.example.com' });
+  const secure = await answered('HTTPS', () => get(`https://${tlsPod.status!.podIP}:8443/tls`, { ca: ca.certPem, servername: 'abc.example.com' }));
   t.like(JSON.parse(secure.body) as object, { pod: tlsPod.metadata!.name, path: '/tls' }, 'echo-basic over HTTPS with the certificate from its Secret volume');
 
   const tcpPod = podOf('gateway-conformance-infra', 'tcp-backend');
-  const plain = tcpConnect({ host: tcpPod.status!.podIP!, port: 3000 });
-  await once(plain, 'connect');
+  const plain = await answered('TCP', () => connected(tcpPod.status!.podIP!, 3000));
   t.regex(await lineExchange(plain, 'TEST', /\}\s*$/), new RegExp(tcpPod.metadata!.name!), 'the TCP echo names its pod');
-  const tcpTls = tlsConnect({ host: tcpPod.status!.podIP!, port: 8443, ca: ca.certPem, servername: 'abc.example.com' });
-  await once(tcpTls, 'secureConnect');
+  const tcpTls = await answered('TCP over TLS', () => connected(tcpPod.status!.podIP!, 8443, { ca: ca.certPem, servername: 'abc.example.com' }));
   t.regex(await lineExchange(tcpTls, 'IS_TLS', /true|false/), /true/, 'the TCP echo over TLS with the certificate from its Secret volume');
 
-  const dns = await dnsQuery(podOf('gateway-conformance-infra', 'udp').status!.podIP!);
+  const dns = await answered('DNS', () => dnsQuery(podOf('gateway-conformance-infra', 'udp').status!.podIP!));
   t.is(dns.readUInt16BE(0), 0x1234, 'the DNS placeholder answers the query id');
   t.is(dns[3]! & 0x0f, 5, 'with REFUSED');
 });
