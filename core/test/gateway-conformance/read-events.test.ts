@@ -8,7 +8,7 @@ import { readEvents } from './support/run-suite.js';
 const line = (event: Record<string, unknown>) => JSON.stringify({ Package: 'conformance', ...event });
 const out = (name: string, text: string) => line({ Action: 'output', Test: name, Output: `${text}\n` });
 
-test('each suite test gets its outcome and the output of its subtests; a test that never ended is unfinished', (t) => {
+test('each suite test gets its outcome and the output of its subtests; a test cut off by the bound is unfinished', (t) => {
   const stream = [
     '{"Action":"start","Package":"conformance"}',
     line({ Action: 'run', Test: 'TestConformance' }),
@@ -21,13 +21,16 @@ test('each suite test gets its outcome and the output of its subtests; a test th
     line({ Action: 'run', Test: 'TestConformance/HTTPRouteWeight' }),
     out('TestConformance/HTTPRouteWeight/weights', 'expected 70/30, got 50/50'),
     line({ Action: 'fail', Test: 'TestConformance/HTTPRouteWeight/weights', Elapsed: 3 }),
-    line({ Action: 'fail', Test: 'TestConformance/HTTPRouteWeight', Elapsed: 4 }),
+    out('TestConformance/HTTPRouteWeight', '--- FAIL: TestConformance/HTTPRouteWeight (4.50s)'),
+    line({ Action: 'fail', Test: 'TestConformance/HTTPRouteWeight' }),
     line({ Action: 'run', Test: 'TestConformance/TLSRouteSimpleSameNamespace' }),
     out('TestConformance/TLSRouteSimpleSameNamespace', 'Skipping: not supported'),
     line({ Action: 'skip', Test: 'TestConformance/TLSRouteSimpleSameNamespace', Elapsed: 0 }),
     'not json: a line the binary printed outside test2json',
     line({ Action: 'run', Test: 'TestConformance/HTTPRouteMatching' }),
-    out('TestConformance/HTTPRouteMatching', 'panic: test timed out after 15m0s'),
+    line({ Action: 'run', Test: 'TestConformance/HTTPRouteNoBackendRefs' }),
+    out('TestConformance/HTTPRouteNoBackendRefs', 'panic: test timed out after 15m0s'),
+    line({ Action: 'fail', Test: 'TestConformance/HTTPRouteNoBackendRefs' }),
     line({ Action: 'fail', Test: 'TestConformance', Elapsed: 900 }),
     line({ Action: 'run', Test: 'TestOther' }),
     line({ Action: 'pass', Test: 'TestOther' }),
@@ -35,10 +38,10 @@ test('each suite test gets its outcome and the output of its subtests; a test th
   const { outcomes, unfinished, top } = readEvents(stream);
   t.deepEqual([...outcomes.keys()], ['HTTPRouteSimpleSameNamespace', 'HTTPRouteWeight', 'TLSRouteSimpleSameNamespace']);
   t.deepEqual(outcomes.get('HTTPRouteSimpleSameNamespace'), { action: 'pass', seconds: 2.25, output: ['request ok'] });
-  t.is(outcomes.get('HTTPRouteWeight')?.action, 'fail');
-  t.deepEqual(outcomes.get('HTTPRouteWeight')?.output, ['expected 70/30, got 50/50']);
+  t.like(outcomes.get('HTTPRouteWeight'), { action: 'fail', seconds: 4.5 }, 'without Elapsed, the time of its own verdict line');
+  t.deepEqual(outcomes.get('HTTPRouteWeight')?.output, ['expected 70/30, got 50/50', '--- FAIL: TestConformance/HTTPRouteWeight (4.50s)']);
   t.is(outcomes.get('TLSRouteSimpleSameNamespace')?.action, 'skip');
-  t.deepEqual(unfinished, ['HTTPRouteMatching']);
+  t.deepEqual(unfinished, ['HTTPRouteMatching', 'HTTPRouteNoBackendRefs'], 'a paused test, and the one the timeout panic struck');
   t.is(top?.action, 'fail');
   t.deepEqual(top?.output, ['Running conformance tests with:']);
 });
@@ -50,4 +53,24 @@ test('a test keeps only its last 80 lines of output', (t) => {
   t.is(output.length, 80);
   t.is(output[0], 'line 20');
   t.is(output.at(-1), 'line 99');
+});
+
+test('lines that differ only in their timestamp from one of the last few fold into it with a count, as the suite polls ten times a second', (t) => {
+  const poll = (at: string) => out('TestConformance/GatewayWithAttachedRoutes', `    helpers.go:1057: 2026-12-07T12:29:${at}Z: Expected 1 Gateway status listeners, got 0`);
+  const { outcomes } = readEvents(
+    [
+      poll('54.827592101'),
+      out('TestConformance/GatewayWithAttachedRoutes', '    helpers.go:279: 2026-12-07T12:29:54.83Z: gateway not Accepted yet'),
+      poll('54.927662905'),
+      out('TestConformance/GatewayWithAttachedRoutes', '    helpers.go:279: 2026-12-07T12:29:54.93Z: gateway not Accepted yet'),
+      poll('55.027433796'),
+      out('TestConformance/GatewayWithAttachedRoutes', '        Error: context deadline exceeded'),
+      line({ Action: 'fail', Test: 'TestConformance/GatewayWithAttachedRoutes', Elapsed: 30 }),
+    ].join('\n'),
+  );
+  t.deepEqual(outcomes.get('GatewayWithAttachedRoutes')?.output, [
+    '    helpers.go:1057: 2026-12-07T12:29:54.827592101Z: Expected 1 Gateway status listeners, got 0   [and 2 more like it]',
+    '    helpers.go:279: 2026-12-07T12:29:54.83Z: gateway not Accepted yet   [and 1 more like it]',
+    '        Error: context deadline exceeded',
+  ]);
 });

@@ -36,14 +36,19 @@ export interface SuiteRunOptions {
 /** How one suite test ended, and the last lines it wrote (its own and its subtests'). */
 export interface TestOutcome {
   readonly action: 'pass' | 'fail' | 'skip';
-  readonly seconds: number;
+  /** As go test reports it; undefined for tests it gives no time for (parallel tests that waited for the rest). */
+  readonly seconds: number | undefined;
   readonly output: readonly string[];
 }
 
 export interface SuiteRun {
   /** Suite test name (without `TestConformance/`) → outcome, for every test that ended. */
   readonly outcomes: ReadonlyMap<string, TestOutcome>;
-  /** Tests that started but never ended (the run was cut off by its bound). */
+  /**
+   * Tests that started but never ended: the run was cut off by its bound. Parallel tests wait for the sequential
+   * ones, so they are among them; the test running when the bound struck counts here too (go test reports it
+   * failed, with the timeout panic as its output).
+   */
   readonly unfinished: readonly string[];
   /** TestConformance itself: its outcome (setup failures end up here) and the lines it wrote outside any test. */
   readonly top: TestOutcome | undefined;
@@ -63,17 +68,59 @@ interface TestEvent {
   readonly Elapsed?: number;
 }
 
+/** The time in a test's own `--- PASS: <test> (1.23s)` line, for events that carry no Elapsed. */
+function reportedSeconds(lines: readonly string[], test: string): number | undefined {
+  const verdict = /^\s*--- (?:PASS|FAIL|SKIP): (\S+) \((\d+(?:\.\d+)?)s\)/;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const match = verdict.exec(lines[i]!);
+    if (match?.[1] === test) return Number(match[2]);
+  }
+  return undefined;
+}
+
+/** How many of the latest lines a repeated line may fold into. */
+const FOLD_WINDOW = 4;
+
+/** A timestamp as the suite's log lines carry them, so that repeated poll lines compare equal. */
+const TIMESTAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g;
+
+/**
+ * The last KEEP_LINES lines a test wrote, with lines that differ only in their timestamp from one of the last few
+ * (the suite's polling, ten rounds a second) folded into that one with a count; and whether the timeout panic struck it.
+ */
+class TestLog {
+  readonly #lines: Array<{ text: string; same: string; repeats: number }> = [];
+  timedOut = false;
+
+  add(output: string): void {
+    const text = output.replace(/\n$/, '');
+    if (text.startsWith('panic: test timed out after')) this.timedOut = true;
+    const same = text.replace(TIMESTAMP, '');
+    // A poll often writes two or three lines per round: fold into any of the last few.
+    const earlier = this.#lines.slice(-FOLD_WINDOW).find((l) => l.same === same);
+    if (earlier) {
+      earlier.repeats++;
+      return;
+    }
+    this.#lines.push({ text, same, repeats: 0 });
+    if (this.#lines.length > KEEP_LINES) this.#lines.shift();
+  }
+
+  lines(): string[] {
+    return this.#lines.map((l) => (l.repeats ? `${l.text}   [and ${l.repeats} more like it]` : l.text));
+  }
+}
+
 /** Reads a `go test -json` stream (one JSON event per line; other lines are ignored) into per-test outcomes. */
 export function readEvents(text: string): Pick<SuiteRun, 'outcomes' | 'unfinished' | 'top'> {
-  const output = new Map<string, string[]>();
+  const logs = new Map<string, TestLog>();
   const outcomes = new Map<string, TestOutcome>();
   const started = new Set<string>();
   let top: TestOutcome | undefined;
-  const append = (key: string, line: string) => {
-    let lines = output.get(key);
-    if (!lines) output.set(key, (lines = []));
-    lines.push(line.replace(/\n$/, ''));
-    if (lines.length > KEEP_LINES) lines.shift();
+  const log = (key: string) => {
+    let found = logs.get(key);
+    if (!found) logs.set(key, (found = new TestLog()));
+    return found;
   };
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
@@ -86,13 +133,16 @@ export function readEvents(text: string): Pick<SuiteRun, 'outcomes' | 'unfinishe
     if (!event.Test?.startsWith('TestConformance')) continue;
     const [, name] = /^TestConformance(?:\/([^/]+))?/.exec(event.Test)!;
     const key = name ?? '';
-    if (event.Action === 'output' && event.Output !== undefined) append(key, event.Output);
+    if (event.Action === 'output' && event.Output !== undefined) log(key).add(event.Output);
     if (event.Action === 'run' && name && event.Test === `TestConformance/${name}`) started.add(name);
     const ended = event.Action === 'pass' || event.Action === 'fail' || event.Action === 'skip';
-    if (!ended) continue;
-    const outcome = { action: event.Action as TestOutcome['action'], seconds: event.Elapsed ?? 0, output: output.get(key) ?? [] };
-    if (!name) top = outcome;
-    else if (event.Test === `TestConformance/${name}`) outcomes.set(name, outcome);
+    if (!ended || (name && event.Test !== `TestConformance/${name}`)) continue;
+    // The test the timeout panic struck is reported failed by go test; it was cut off, not judged.
+    if (log(key).timedOut) continue;
+    const lines = log(key).lines();
+    const outcome = { action: event.Action as TestOutcome['action'], seconds: event.Elapsed ?? reportedSeconds(lines, event.Test), output: lines };
+    if (name) outcomes.set(name, outcome);
+    else top = outcome;
   }
   return { outcomes, unfinished: [...started].filter((n) => !outcomes.has(n)), top };
 }
@@ -142,8 +192,8 @@ export async function runSuite(options: SuiteRunOptions): Promise<SuiteRun> {
   const ended = await Promise.race([child.exited, sleep(options.budgetMs + 30_000, cutOff, { ref: false })]);
   const exit = ended === cutOff ? await child.stop(5_000) : (ended as ChildExit);
   const events = readEvents(readFileSync(child.stdoutFile, 'utf8'));
-  if (!events.top && exit.code !== 0) {
-    throw new Error(`the suite binary ended (${describeExit(exit)}) without reporting TestConformance:\n${child.tail(40)}`);
+  if (!events.top && events.outcomes.size === 0 && events.unfinished.length === 0) {
+    throw new Error(`the suite binary ended (${describeExit(exit)}) without running a test:\n${child.tail(40)}`);
   }
   return { ...events, exit, ms: Date.now() - started, logFile: child.stdoutFile };
 }
