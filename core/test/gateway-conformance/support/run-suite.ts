@@ -36,8 +36,6 @@ export interface SuiteRunOptions {
 /** How one suite test ended, and the last lines it wrote (its own and its subtests'). */
 export interface TestOutcome {
   readonly action: 'pass' | 'fail' | 'skip';
-  /** As go test reports it; undefined for tests it gives no time for (parallel tests that waited for the rest). */
-  readonly seconds: number | undefined;
   readonly output: readonly string[];
 }
 
@@ -65,27 +63,16 @@ interface TestEvent {
   readonly Action: string;
   readonly Test?: string;
   readonly Output?: string;
-  readonly Elapsed?: number;
-}
-
-/** The time in a test's own `--- PASS: <test> (1.23s)` line, for events that carry no Elapsed. */
-function reportedSeconds(lines: readonly string[], test: string): number | undefined {
-  const verdict = /^\s*--- (?:PASS|FAIL|SKIP): (\S+) \((\d+(?:\.\d+)?)s\)/;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const match = verdict.exec(lines[i]!);
-    if (match?.[1] === test) return Number(match[2]);
-  }
-  return undefined;
 }
 
 /** How many of the latest lines a repeated line may fold into. */
 const FOLD_WINDOW = 4;
 
-/** A timestamp as the suite's log lines carry them, so that repeated poll lines compare equal. */
-const TIMESTAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g;
+/** Timestamps and elapsed times (`after 1.008034844s`) as the suite's log lines carry them: ignored when comparing. */
+const TIMESTAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z|\b\d+(?:\.\d+)?(?:ns|µs|ms|s|m)\b/g;
 
 /**
- * The last KEEP_LINES lines a test wrote, with lines that differ only in their timestamp from one of the last few
+ * The last KEEP_LINES lines a test wrote, with lines that differ only in their times from one of the last few
  * (the suite's polling, ten rounds a second) folded into that one with a count; and whether the timeout panic struck it.
  */
 class TestLog {
@@ -139,8 +126,7 @@ export function readEvents(text: string): Pick<SuiteRun, 'outcomes' | 'unfinishe
     if (!ended || (name && event.Test !== `TestConformance/${name}`)) continue;
     // The test the timeout panic struck is reported failed by go test; it was cut off, not judged.
     if (log(key).timedOut) continue;
-    const lines = log(key).lines();
-    const outcome = { action: event.Action as TestOutcome['action'], seconds: event.Elapsed ?? reportedSeconds(lines, event.Test), output: lines };
+    const outcome = { action: event.Action as TestOutcome['action'], output: log(key).lines() };
     if (name) outcomes.set(name, outcome);
     else top = outcome;
   }
