@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the real test binaries (kube-apiserver, kube-controller-manager, etcd,
-# helm, and the Gateway API conformance echo backend echo-basic) from the Go
-# module proxy, once, into a version-stamped cache folder, and reuses them
-# afterwards.
+# helm, the Gateway API conformance echo backend echo-basic, and the Gateway API
+# conformance suite's test binary gateway-conformance) from the Go module proxy,
+# once, into a version-stamped cache folder, and reuses them afterwards.
 #
 #   BIN=$(bash scripts/test-binaries.sh | tail -1)
 #
-# Versions are pinned by the wrapper modules in tools/kube, tools/etcd and
-# tools/helm (go.mod + go.sum). Cache folder:
+# Versions are pinned by the wrapper modules in tools/kube, tools/etcd,
+# tools/helm, tools/echo-basic and tools/gateway-conformance (go.mod + go.sum). Cache folder:
 #   ${WARREN_TOOLS_DIR:-$HOME/.cache/warren-tools}/<version-stamp>/
 # The last line of stdout is always that folder. Progress goes to stderr.
 #
@@ -41,8 +41,9 @@ ETCD_VERSION=$(modver "$TOOLS/etcd/go.mod" go.etcd.io/etcd/server/v3)
 HELM_VERSION=$(modver "$TOOLS/helm/go.mod" helm.sh/helm/v3)
 HELM_CLIENT_GO=$(modver "$TOOLS/helm/go.mod" k8s.io/client-go)
 ECHO_VERSION=$(modver "$TOOLS/echo-basic/go.mod" sigs.k8s.io/gateway-api/conformance)
-[[ -n $KUBE_VERSION && -n $ETCD_VERSION && -n $HELM_VERSION && -n $HELM_CLIENT_GO && -n $ECHO_VERSION ]] ||
-  die "could not read pinned versions from tools/{kube,etcd,helm,echo-basic}/go.mod"
+SUITE_VERSION=$(modver "$TOOLS/gateway-conformance/go.mod" sigs.k8s.io/gateway-api/conformance)
+[[ -n $KUBE_VERSION && -n $ETCD_VERSION && -n $HELM_VERSION && -n $HELM_CLIENT_GO && -n $ECHO_VERSION && -n $SUITE_VERSION ]] ||
+  die "could not read pinned versions from tools/{kube,etcd,helm,echo-basic,gateway-conformance}/go.mod"
 
 STAMP_NAME="kube-apiserver-${KUBE_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}"
 CACHE_ROOT=${WARREN_TOOLS_DIR:-$HOME/.cache/warren-tools}
@@ -57,6 +58,7 @@ expected() {
     etcd) echo "etcd Version: ${ETCD_VERSION#v}" ;;
     helm) echo "$HELM_VERSION" ;;
     echo-basic) echo "sigs.k8s.io/gateway-api/conformance $ECHO_VERSION" ;;
+    gateway-conformance) echo "sigs.k8s.io/gateway-api/conformance $SUITE_VERSION" ;;
   esac
 }
 # What the binary at PATH actually reports.
@@ -67,11 +69,11 @@ reported() {
     helm) HELM_CONFIG_HOME=/nonexistent HELM_CACHE_HOME=/nonexistent HELM_DATA_HOME=/nonexistent \
       "$2" version --template '{{.Version}}' 2>/dev/null ;;
     # No version flag: read the module it was built from out of the binary's build info.
-    echo-basic) go version -m "$2" 2>/dev/null | awk '$1 == "mod" || $1 == "dep" { if ($2 == "sigs.k8s.io/gateway-api/conformance") { print $2, $3; exit } }' ;;
+    echo-basic | gateway-conformance) go version -m "$2" 2>/dev/null | awk '$1 == "mod" || $1 == "dep" { if ($2 == "sigs.k8s.io/gateway-api/conformance") { print $2, $3; exit } }' ;;
   esac
 }
 
-NAMES=(kube-apiserver kube-controller-manager etcd helm echo-basic)
+NAMES=(kube-apiserver kube-controller-manager etcd helm echo-basic gateway-conformance)
 
 # true if NAME is present, executable and recorded in the stamp with the expected version
 is_current() {
@@ -124,8 +126,11 @@ cleanup() { [[ -z $TMP_OUT ]] || rm -f "$TMP_OUT"; }
 trap cleanup EXIT
 
 # build NAME MODULE_DIR PACKAGE [go build flags...]
+# With GO_CMD="test -c" the package's test binary is built instead (go test -c).
 build() {
   local name=$1 dir=$2 pkg=$3 start got want
+  local -a gocmd
+  read -r -a gocmd <<<"${GO_CMD:-build}"
   shift 3
   want=$(expected "$name")
   log "$name: go mod download all (tools/$(basename "$dir"))"
@@ -133,7 +138,7 @@ build() {
   log "$name: building $pkg (-p $JOBS)"
   start=$(date +%s)
   TMP_OUT="$BIN/.$name.tmp.$$"
-  (cd "$dir" && go build -p "$JOBS" -trimpath "$@" -o "$TMP_OUT" "$pkg") || die "$name: build failed"
+  (cd "$dir" && go "${gocmd[@]}" -p "$JOBS" -trimpath "$@" -o "$TMP_OUT" "$pkg") || die "$name: build failed"
   got=$(reported "$name" "$TMP_OUT" || true)
   [[ $got == "$want" ]] || die "$name: built binary reports '$got', expected '$want'"
   mv -f "$TMP_OUT" "$BIN/$name"
@@ -176,6 +181,11 @@ for name in "${NAMES[@]}"; do
       ;;
     echo-basic)
       build echo-basic "$TOOLS/echo-basic" sigs.k8s.io/gateway-api/conformance/echo-basic -ldflags "-s -w"
+      ;;
+    gateway-conformance)
+      # The suite is a Go test (TestConformance in the module's root package): its test binary, run by
+      # core/test/gateway-conformance with -test.run and the suite's own flags.
+      GO_CMD="test -c" build gateway-conformance "$TOOLS/gateway-conformance" sigs.k8s.io/gateway-api/conformance -ldflags "-s -w"
       ;;
   esac
 done

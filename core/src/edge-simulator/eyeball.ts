@@ -12,9 +12,8 @@ import {
 } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { sniffH2c } from '../http/sniff-h2c.js';
-import type { TestCert } from './certs.js';
 import { HEADER_CONNECTION_UPGRADE, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
 import type { SimulatedConnection } from './edge-connection.js';
 import type { EdgeSimulator } from './simulator.js';
@@ -35,11 +34,50 @@ export interface Eyeball {
   close(): Promise<void>;
 }
 
+/** A certificate chain and its key, PEM. */
+export interface EyeballCertificate {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** The TLS entrance of the eyeball: its port and the certificate it presents for each server name. */
+export interface EyeballTls {
+  /** Port to listen on (default 0: any free port). */
+  readonly port?: number;
+  /**
+   * The certificate for a client hello's server name (undefined when the client sent none); undefined fails the
+   * handshake, as the edge does for a name it holds no certificate for.
+   */
+  readonly certificate: (serverName: string | undefined) => EyeballCertificate | undefined | Promise<EyeballCertificate | undefined>;
+}
+
+/** An {@link EyeballTls} certificate lookup that presents `cert` for every name. */
+export function fixedCertificate(cert: EyeballCertificate): EyeballTls['certificate'] {
+  return () => cert;
+}
+
 interface EyeballOptions {
   readonly host: string;
   readonly port: number;
-  readonly tls: TestCert | undefined;
+  readonly tls: EyeballTls | undefined;
   readonly waitMs: number;
+}
+
+/** Secure contexts by certificate and key, so a handshake does not parse PEM again; at most this many kept. */
+const MAX_CONTEXTS = 64;
+
+function contextCache(): (cert: EyeballCertificate) => SecureContext {
+  const contexts = new Map<string, SecureContext>();
+  return (cert) => {
+    const key = `${cert.certPem}\n${cert.keyPem}`;
+    let context = contexts.get(key);
+    if (!context) {
+      context = createSecureContext({ cert: cert.certPem, key: cert.keyPem });
+      if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
+      contexts.set(key, context);
+    }
+    return context;
+  };
 }
 
 export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions): Promise<Eyeball> {
@@ -78,15 +116,32 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
   let secure: TlsServer | undefined;
   let tlsUrl: string | undefined;
   if (options.tls) {
-    secure = createTlsServer({ cert: options.tls.certPem, key: options.tls.keyPem, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
-      track(socket);
-      socket.setNoDelay(true);
-      socket.on('error', () => undefined);
-      if (socket.alpnProtocol === 'h2') serveH2(socket, 'https', socket.remoteAddress ?? '');
-      else http1.emit('connection', socket);
-    });
+    const { certificate } = options.tls;
+    const contextFor = contextCache();
+    const lookup = async (name: string | undefined) => {
+      const cert = await certificate(name);
+      return cert && contextFor(cert);
+    };
+    // A hello without a server name never reaches SNICallback: it gets the certificate for "no name", if any.
+    const unnamed = await certificate(undefined);
+    const sni = (name: string, done: (err: Error | null, context?: SecureContext) => void) => {
+      lookup(name).then(
+        (context) => (context ? done(null, context) : done(new Error(`no certificate for ${JSON.stringify(name)}`))),
+        (err: Error) => done(err),
+      );
+    };
+    secure = createTlsServer(
+      { ...(unnamed ? { cert: unnamed.certPem, key: unnamed.keyPem } : {}), SNICallback: sni, ALPNProtocols: ['h2', 'http/1.1'] },
+      (socket: TLSSocket) => {
+        track(socket);
+        socket.setNoDelay(true);
+        socket.on('error', () => undefined);
+        if (socket.alpnProtocol === 'h2') serveH2(socket, 'https', socket.remoteAddress ?? '');
+        else http1.emit('connection', socket);
+      },
+    );
     secure.on('tlsClientError', () => undefined);
-    secure.listen(0, options.host);
+    secure.listen(options.tls.port ?? 0, options.host);
     await once(secure, 'listening');
     tlsUrl = `https://${host}:${(secure.address() as AddressInfo).port}`;
   }

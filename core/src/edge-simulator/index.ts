@@ -12,3 +12,4 @@
  */
 export { startEdgeSimulator, EdgeSimulator } from './simulator.js';
 export type { EdgeSimulatorOptions } from './simulator.js';
+export type { EyeballCertificate, EyeballTls } from './eyeball.js';

@@ -11,7 +11,7 @@ import { bytesToUuid, encodeCredentialsJson, encodeTunnelToken, uuidToBytes } fr
 import { EDGE_SERVER_NAME, HEADER_CONNECTION_UPGRADE, HEADER_PROXY_SRC, UPGRADE_UPDATE_CONFIGURATION, UPGRADE_WEBSOCKET } from '../tunnel/protocol.js';
 import type { RegistrationHandler, RegistrationRequest, RegistrationResult, RpcFaults } from '../tunnel/rpc/index.js';
 import { SimulatedConnection } from './edge-connection.js';
-import { startEyeball, type Eyeball } from './eyeball.js';
+import { fixedCertificate, startEyeball, type Eyeball, type EyeballTls } from './eyeball.js';
 import { decodeTunnelResponse, type TunnelResponseHead } from './tunnel-response.js';
 
 /** Credentials the simulated edge accepts. */
@@ -30,8 +30,12 @@ export interface EdgeSimulatorOptions {
   readonly edgeListeners?: number;
   /** Port of the first edge listener (default 0: any free port). */
   readonly edgePort?: number;
-  /** The eyeball entrance (HTTP/1.1 + h2c on one port; TLS h2/HTTP/1.1 with `tls: true`); `false` for none. */
-  readonly eyeball?: { readonly port?: number; readonly host?: string; readonly tls?: boolean } | false;
+  /**
+   * The eyeball entrance (HTTP/1.1 + h2c on one port; TLS h2/HTTP/1.1 on a second port with `tls`); `false` for
+   * none. `tls: true` serves the simulator's own `localhost` certificate on a free port; an {@link EyeballTls}
+   * picks the port and the certificate per server name, as the edge holds each zone's certificate.
+   */
+  readonly eyeball?: { readonly port?: number; readonly host?: string; readonly tls?: boolean | EyeballTls } | false;
   /**
    * Route each edge socket through a JavaScript tap so faults can write raw HTTP/2 frames the client API
    * cannot produce (`goAwayLikeGoClient`, `SimulatedConnection.writeRawFrame`). Costs some throughput;
@@ -226,7 +230,7 @@ export class EdgeSimulator extends EventEmitter {
       this.#eyeball = await startEyeball(this, {
         host: eyeball.host ?? host,
         port: eyeball.port ?? 0,
-        tls: eyeball.tls ? issueCert(this.ca, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] }) : undefined,
+        tls: eyeball.tls === true ? { certificate: fixedCertificate(issueCert(this.ca, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] })) } : eyeball.tls || undefined,
         waitMs: this.#options.eyeballWaitMs ?? 5000,
       });
     }

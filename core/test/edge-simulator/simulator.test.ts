@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { connect as h2connect, performServerHandshake, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 import { startEdgeSimulator, type EdgeSimulator, type EdgeSimulatorOptions } from '../../src/edge-simulator/index.js';
 import { uuidToBytes } from '../../src/tunnel/credentials.js';
 import { RegistrationClient, type RegistrationResult } from '../../src/tunnel/rpc/index.js';
@@ -169,6 +170,48 @@ test('malformed serialized headers and a missing meta are recorded as violations
   t.is(sim.violations.length, 2);
   t.regex(sim.violations[0]!, /unable to deserialize/);
   t.regex(sim.violations[1]!, /without cf-cloudflared-response-meta/);
+});
+
+test('the TLS eyeball presents the certificate the harness gives for each server name, and refuses unknown names', async (t) => {
+  const ca = createTestCa('names');
+  const certs = new Map([
+    ['a.example', issueCert(ca, { dns: ['a.example'] })],
+    ['b.example', issueCert(ca, { dns: ['*.b.example'] })],
+  ]);
+  const asked: Array<string | undefined> = [];
+  const sim = await simulator(t, {
+    eyeball: {
+      tls: {
+        certificate: async (name) => {
+          asked.push(name);
+          return name?.endsWith('b.example') ? certs.get('b.example') : name ? certs.get(name) : undefined;
+        },
+      },
+    },
+  });
+  await fakeConnector(t, sim, {
+    onStream: (stream, headers) => {
+      stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': '', 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+      stream.end(`${headers[':authority']} ${headers['x-forwarded-proto']}`);
+    },
+  });
+  const port = Number(new URL(sim.eyeballTlsUrl!).port);
+  const get = (servername: string) =>
+    new Promise<string>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, servername, path: '/', headers: { host: servername }, ca: ca.certPem, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.is(await get('a.example'), 'a.example https');
+  t.is(await get('x.b.example'), 'x.b.example https');
+  // A name the harness has no certificate for fails the handshake rather than getting some other name's.
+  await t.throwsAsync(get('c.example'));
+  t.true(asked.includes(undefined), 'the certificate for hellos without a name is asked for at start');
+  t.deepEqual(asked.filter(Boolean).sort(), ['a.example', 'c.example', 'x.b.example']);
 });
 
 test('the eyeball entrance speaks h2c and, with tls, h2 and HTTP/1.1 over TLS', async (t) => {

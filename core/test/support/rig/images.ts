@@ -11,19 +11,27 @@ import { findTestBinaries } from '../apiserver.js';
 /** Warren's demo origin (examples/local/origin); any tag. Reports `DEMO_SERVICE` (else `demo`) as its service. */
 export const DEMO_ORIGIN_IMAGE = 'warren.dev/demo-origin';
 
+/** Warren itself, as the chart names its image by default (`warren:<appVersion>`): the built controller. */
+export const WARREN_IMAGE = 'warren';
+
 /**
  * The Gateway API conformance echo backend, any tag: runs the echo-basic binary that scripts/test-binaries.sh builds
  * (the version pinned in tools/echo-basic), in a network namespace of its own (see pod-network.ts).
  */
-/** Warren itself, as the chart names its image by default (`warren:<appVersion>`): the built controller. */
-export const WARREN_IMAGE = 'warren';
-
 export const ECHO_BASIC_IMAGES: readonly string[] = ['registry.k8s.io/gateway-api/echo-basic', 'gcr.io/k8s-staging-gateway-api/echo-basic'];
+
+/**
+ * CoreDNS, as the Gateway API conformance base manifests deploy it for UDPRoute tests: NOT run. A placeholder
+ * (dns-placeholder.ts) holds UDP port 53 on the pod address and answers every query REFUSED, so the pod can be
+ * Ready like the rest of the suite's namespace; nothing resolves through it.
+ */
+export const COREDNS_IMAGE = 'registry.k8s.io/coredns/coredns';
 
 export const NODE_BIN = fileURLToPath(new URL('../../../../../node_modules/.bin/node', import.meta.url));
 const DEMO_ORIGIN_MAIN = fileURLToPath(new URL('./demo-origin-container.js', import.meta.url));
 const WARREN_MAIN = fileURLToPath(new URL('../../../src/main.js', import.meta.url));
 const POD_NETWORK_MAIN = fileURLToPath(new URL('./pod-network.js', import.meta.url));
+const DNS_PLACEHOLDER_MAIN = fileURLToPath(new URL('./dns-placeholder.js', import.meta.url));
 
 /** How to start one container: command, arguments and the environment the image adds. */
 export interface ContainerProcess {
@@ -67,14 +75,32 @@ export function containerProcess(container: V1Container, podIp: string): Contain
   if (ECHO_BASIC_IMAGES.includes(repository)) {
     const binary = join(dirname(findTestBinaries().apiserver), 'echo-basic');
     if (!existsSync(binary)) throw new Error(`echo-basic not found at ${binary}; run "bash scripts/test-binaries.sh"`);
-    const env = (name: string, fallback: string) => container.env?.find((e) => e.name === name)?.value ?? fallback;
-    // echo-basic listens on HTTP_PORT and H2C_PORT (and HTTPS_PORT with a certificate, which needs volumes the
-    // rig does not have); declared container ports are relayed too.
-    const ports = new Set([Number(env('HTTP_PORT', '3000')), Number(env('H2C_PORT', '3001')), ...(container.ports ?? []).map((p) => p.containerPort)]);
+    const ports = new Set([...echoBasicPorts(container), ...(container.ports ?? []).map((p) => p.containerPort)]);
     return { command: NODE_BIN, args: [POD_NETWORK_MAIN, 'outer', podIp, [...ports].join(','), '--', binary], env: {} };
+  }
+  if (repository === COREDNS_IMAGE) {
+    return { command: NODE_BIN, args: [DNS_PLACEHOLDER_MAIN], env: { POD_IP: podIp } };
   }
   return undefined;
 }
 
+/**
+ * The TCP ports echo-basic listens on in the mode the container's env selects (read from echo-basic's sources at
+ * the pinned version): HTTP on HTTP_PORT (3000) and h2c on H2C_PORT (3001), plus HTTPS on HTTPS_PORT (8443) when
+ * TLS_SERVER_CERT and TLS_SERVER_PRIVKEY are set; with GRPC_ECHO_SERVER gRPC over h2c on HTTP_PORT (and TLS on
+ * HTTPS_PORT with TLS_SERVER_CERT and TLS_SERVER_PRIV_KEY); with TCP_ECHO_SERVER a TCP echo on TCP_PORT (3000)
+ * and TLS on TLS_PORT (8443). UDP mode is not relayed (the relay is TCP only).
+ */
+export function echoBasicPorts(container: V1Container): number[] {
+  const env = (name: string) => container.env?.find((e) => e.name === name)?.value;
+  const port = (name: string, fallback: number) => Number(env(name) || fallback);
+  if (env('GRPC_ECHO_SERVER')) {
+    return [port('HTTP_PORT', 3000), ...(env('TLS_SERVER_CERT') && env('TLS_SERVER_PRIV_KEY') ? [port('HTTPS_PORT', 8443)] : [])];
+  }
+  if (env('TCP_ECHO_SERVER')) return [port('TCP_PORT', 3000), port('TLS_PORT', 8443)];
+  const tls = env('TLS_SERVER_CERT') && env('TLS_SERVER_PRIVKEY');
+  return [port('HTTP_PORT', 3000), port('H2C_PORT', 3001), ...(tls ? [port('HTTPS_PORT', 8443)] : [])];
+}
+
 /** Known image repositories, for messages. */
-export const KNOWN_IMAGES: readonly string[] = [DEMO_ORIGIN_IMAGE, WARREN_IMAGE, ...ECHO_BASIC_IMAGES];
+export const KNOWN_IMAGES: readonly string[] = [DEMO_ORIGIN_IMAGE, WARREN_IMAGE, ...ECHO_BASIC_IMAGES, COREDNS_IMAGE];

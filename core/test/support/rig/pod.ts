@@ -132,7 +132,16 @@ export class RigPod {
       return;
     }
     this.#writeStatus();
-    void prepareVolumes(this.#pod, this.#host.core, join(podDir, 'volumes')).then(
+    this.#mountAndStart(join(podDir, 'volumes'), 0, undefined);
+  }
+
+  /**
+   * Prepares the volumes, then starts the containers. A failure (a Secret or ConfigMap not created yet, as when
+   * manifests are applied before the objects they mount) is retried with the restart backoff until the pod goes,
+   * as a kubelet keeps retrying a mount; the Warning event is repeated only when the message changes.
+   */
+  #mountAndStart(root: string, attempt: number, lastMessage: string | undefined): void {
+    void prepareVolumes(this.#pod, this.#host.core, root).then(
       (volumes) => {
         this.#volumes = volumes;
         if (this.#stopped || this.#terminating) return;
@@ -140,10 +149,15 @@ export class RigPod {
         this.#writeStatus();
       },
       (err: Error) => {
+        if (this.#stopped || this.#terminating) return;
         for (const run of this.#containers) run.state = { kind: 'waiting', reason: 'CreateContainerConfigError', message: err.message };
-        this.#host.event(this.#pod, 'Warning', 'FailedMount', err.message);
-        this.#host.log(`${this.name}: ${err.message}`);
-        this.#writeStatus();
+        if (err.message !== lastMessage) {
+          this.#host.event(this.#pod, 'Warning', 'FailedMount', err.message);
+          this.#host.log(`${this.name}: ${err.message} (retrying)`);
+          this.#writeStatus();
+        }
+        const delay = RESTART_BACKOFF_MS[Math.min(attempt, RESTART_BACKOFF_MS.length - 1)]!;
+        setTimeout(() => this.#mountAndStart(root, attempt + 1, err.message), delay).unref();
       },
     );
   }

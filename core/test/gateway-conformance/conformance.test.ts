@@ -1,0 +1,173 @@
+/**
+ * The upstream Gateway API conformance suite (the version pinned in tools/gateway-conformance) against Warren:
+ *
+ *   suite binary ──admin──▶ kube-apiserver (rig) ◀──ServiceAccount token (deploy/rbac.yaml)── Warren process
+ *   suite binary ──HTTP, h2c gRPC, HTTPS──▶ edge simulator eyeball on GATEWAY_ADDRESS:80/443
+ *        ══tunnel══▶ Warren ──▶ echo-basic pods on the rig
+ *
+ * Warren publishes GATEWAY_ADDRESS in Gateway status (setting `gateway.publishAddress`), so the suite sends its
+ * requests to the edge simulator, which presents the Gateway listeners' certificates for HTTPS as Cloudflare's edge
+ * would. The suite runs the GATEWAY-HTTP and GATEWAY-GRPC profiles with the features declared below, once, within
+ * RUN_BUDGET_MS; then each suite test the declared features select is one ava test here, passing or failing with
+ * the suite's own verdict and output. The suite's conformance report is copied to docs/conformance/.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
+import { describeExit, tempDir } from '../e2e/support/children.js';
+import { REPO_ROOT } from '../e2e/support/paths.js';
+import { controllerKubeconfig, startWarren, type WarrenProcess } from '../e2e/support/warren.js';
+import { testHost } from '../support/k8s-objects.js';
+import { useRig } from '../support/rig/index.js';
+import { createGatewayClass, installCrds, listenerCertificates } from './support/gateway-objects.js';
+import { runSuite, type SuiteRun, type TestOutcome } from './support/run-suite.js';
+import { standardCrds, suiteModule, suiteTests, testsFor, type SuiteModule, type SuiteTest } from './support/suite-module.js';
+
+const GATEWAY_CLASS = 'warren';
+/** The Gateway address the suite sends traffic to: the eyeball entrance, on ports 80 and 443. */
+const GATEWAY_ADDRESS = testHost(40);
+const PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC'];
+/** The profiles' core features (the suite implies them; listed to select the tests it will run). */
+const CORE_FEATURES = ['Gateway', 'HTTPRoute', 'ReferenceGrant', 'GRPCRoute'];
+/** The extended features Warren claims: declared to the suite, and each must pass. The single list to edit. */
+const EXTENDED_FEATURES = [
+  'HTTPRouteQueryParamMatching',
+  'HTTPRouteMethodMatching',
+  'HTTPRouteResponseHeaderModification',
+  'HTTPRoutePortRedirect',
+  'HTTPRouteSchemeRedirect',
+  'HTTPRoutePathRedirect',
+  'HTTPRouteHostRewrite',
+  'HTTPRoutePathRewrite',
+];
+const IMPLEMENTATION = {
+  organization: 'warren.dev',
+  project: 'warren',
+  url: 'https://warren.dev',
+  version: (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+  contact: ['Warren maintainers'],
+};
+/**
+ * The suite's waits, shortened from its defaults (60–300 s) so that a run where Warren fails every test still ends
+ * inside RUN_BUDGET_MS; each is far above what a working implementation needs on the rig. MaxTimeToConsistency
+ * keeps the suite's maximum for conformance (30 s).
+ */
+const TIMEOUTS = {
+  GWCMustBeAccepted: 60,
+  NamespacesMustBeReady: 240,
+  GatewayMustHaveAddress: 30,
+  GatewayMustHaveCondition: 30,
+  GatewayStatusMustHaveListeners: 30,
+  GatewayListenersMustHaveConditions: 30,
+  HTTPRouteMustHaveCondition: 30,
+  HTTPRouteMustNotHaveParents: 30,
+  RouteMustHaveParents: 30,
+  LatestObservedGenerationSet: 30,
+  MaxTimeToConsistency: 30,
+};
+/** The whole suite run (the binary's -test.timeout); rig, CRDs and Warren come on top (about a minute). */
+const RUN_BUDGET_MS = 15 * 60_000;
+
+const rig = useRig(test);
+let module: SuiteModule | undefined;
+let moduleError: string | undefined;
+let selected: SuiteTest[] = [];
+try {
+  module = suiteModule();
+  selected = testsFor(suiteTests(module), new Set([...CORE_FEATURES, ...EXTENDED_FEATURES]));
+} catch (err) {
+  moduleError = (err as Error).message;
+}
+
+let run: SuiteRun | undefined;
+let runError: string | undefined;
+let edge: EdgeSimulator | undefined;
+let warren: WarrenProcess | undefined;
+
+test.after.always(async () => {
+  await warren?.stop();
+  await edge?.close();
+});
+
+/** The last lines of a failed test's output, for its ava failure message. */
+const excerpt = (outcome: TestOutcome, lines = 40) => outcome.output.slice(-lines).join('\n');
+
+test.serial(`the Gateway API conformance suite (${PROFILES.join(', ')}) runs against Warren on the rig to its end`, async (t) => {
+  t.timeout(RUN_BUDGET_MS + 5 * 60_000);
+  if (!module) return void t.fail(moduleError);
+  try {
+    const server = rig().server;
+    const admin = server.adminConfig();
+    await installCrds(admin, standardCrds(module));
+    await createGatewayClass(admin, GATEWAY_CLASS);
+    edge = await startEdgeSimulator({
+      edgeListeners: 2,
+      eyeball: { host: GATEWAY_ADDRESS, port: 80, tls: { port: 443, certificate: listenerCertificates(admin, GATEWAY_CLASS, 443) } },
+    });
+    warren = await startWarren({
+      podName: 'warren-gateway',
+      kubeconfigFile: await controllerKubeconfig(server),
+      edge,
+      settings: { gateway: { publishAddress: GATEWAY_ADDRESS } },
+    });
+    const dir = tempDir('conformance-run');
+    const kubeconfigFile = join(dir, 'admin.kubeconfig');
+    writeFileSync(kubeconfigFile, admin.exportConfig(), { mode: 0o600 });
+    const reportFile = join(dir, 'report.yaml');
+    run = await runSuite({
+      binary: module.binary,
+      kubeconfigFile,
+      gatewayClass: GATEWAY_CLASS,
+      profiles: PROFILES,
+      supportedFeatures: EXTENDED_FEATURES,
+      implementation: IMPLEMENTATION,
+      reportFile,
+      timeouts: TIMEOUTS,
+      budgetMs: RUN_BUDGET_MS,
+    });
+    const byAction = (action: TestOutcome['action']) => selected.filter((st) => run!.outcomes.get(st.name)?.action === action).map((st) => st.name);
+    t.log(`suite run: ${Math.round(run.ms / 1_000)} s, ${run.outcomes.size} tests reported, go test -json in ${run.logFile}`);
+    t.log(`passed (${byAction('pass').length}): ${byAction('pass').join(', ') || '-'}`);
+    t.log(`failed (${byAction('fail').length}): ${byAction('fail').join(', ') || '-'}`);
+    if (existsSync(reportFile) && run.outcomes.size > 0) {
+      // Only a real run that got past the suite's setup writes a report worth keeping: with the suite version and
+      // the date of the run.
+      const kept = join(REPO_ROOT, 'docs', 'conformance', `gateway-api-${module.version}-${new Date().toISOString().slice(0, 10)}.yaml`);
+      mkdirSync(join(REPO_ROOT, 'docs', 'conformance'), { recursive: true });
+      copyFileSync(reportFile, kept);
+      t.log(`conformance report: ${kept}`);
+    }
+  } catch (err) {
+    runError = `${(err as Error).message}\n${warren?.child.tail(30) ?? ''}`;
+    return void t.fail(runError);
+  }
+  // Unsupported tests are skipped, but parallel ones only once the sequential ones are done: name the selected ones.
+  const cutOff = run.unfinished.filter((name) => selected.some((st) => st.name === name));
+  t.deepEqual(cutOff, [], `tests cut off by the ${RUN_BUDGET_MS / 60_000} min bound (${describeExit(run.exit)})`);
+  t.truthy(run.top, 'the suite reported the end of TestConformance');
+  const setupFailed = run.top?.action === 'fail' && run.outcomes.size === 0;
+  t.false(setupFailed, `the suite failed before its first test (setup: GatewayClass, base manifests, Gateways ready):\n${run.top ? excerpt(run.top, 60) : ''}`);
+});
+
+const extraFeatures = (st: SuiteTest) => st.features.filter((f) => !CORE_FEATURES.includes(f));
+
+for (const st of selected) {
+  const extra = extraFeatures(st);
+  test.serial(`conformance: ${st.name}${extra.length ? ` [${extra.join(', ')}]` : ''}`, (t) => {
+    if (!run) return void t.fail(`the suite did not run: ${runError ?? moduleError ?? 'see the first test'}`);
+    const outcome = run.outcomes.get(st.name);
+    if (!outcome) {
+      const bound = `the ${RUN_BUDGET_MS / 60_000} min run bound`;
+      return void t.fail(run.unfinished.includes(st.name) ? `cut off by ${bound}` : run.top ? 'not run by the suite (see the first test)' : `not reached within ${bound}`);
+    }
+    if (outcome.action === 'skip') return void t.fail(`skipped by the suite although its features are declared:\n${excerpt(outcome, 10)}`);
+    t.is(outcome.action, 'pass', `failed:\n${excerpt(outcome)}`);
+  });
+}
+
+test.serial('the suite ran exactly the tests the declared features select', (t) => {
+  if (!run || run.outcomes.size === 0) return void t.fail('no suite test ran');
+  const ran = [...run.outcomes].filter(([, o]) => o.action !== 'skip').map(([name]) => name);
+  t.deepEqual(ran.sort(), selected.map((s) => s.name).sort());
+});
