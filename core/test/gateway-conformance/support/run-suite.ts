@@ -24,6 +24,8 @@ export interface SuiteRunOptions {
   readonly profiles: readonly string[];
   /** Features declared as supported (the profiles' core features are implied by the suite). */
   readonly supportedFeatures: readonly string[];
+  /** Suite tests not run (`-skip-tests`): each with its reason in the README's test section. */
+  readonly skipTests?: readonly string[] | undefined;
   readonly implementation: Implementation;
   /** Where the suite writes its conformance report (YAML). */
   readonly reportFile: string;
@@ -140,6 +142,7 @@ export function suiteFlags(options: SuiteRunOptions): string[] {
     `-gateway-class=${options.gatewayClass}`,
     `-conformance-profiles=${options.profiles.join(',')}`,
     `-supported-features=${options.supportedFeatures.join(',')}`,
+    ...(options.skipTests?.length ? [`-skip-tests=${options.skipTests.join(',')}`] : []),
     `-report-output=${options.reportFile}`,
     `-organization=${i.organization}`,
     `-project=${i.project}`,
