@@ -40,6 +40,15 @@ const EXTENDED_FEATURES = [
   'HTTPRoutePathRedirect',
   'HTTPRouteHostRewrite',
   'HTTPRoutePathRewrite',
+  'HTTPRoute303RedirectStatusCode',
+  'HTTPRoute307RedirectStatusCode',
+  'HTTPRoute308RedirectStatusCode',
+  'HTTPRouteBackendProtocolH2C',
+  'HTTPRouteBackendProtocolWebSocket',
+  'HTTPRouteBackendRequestHeaderModification',
+  'HTTPRouteRequestTimeout',
+  'HTTPRouteBackendTimeout',
+  'HTTPRouteNamedRouteRule',
 ];
 /**
  * Core tests Warren is known to fail, not run (`-skip-tests`) so that the test command stays green, each with why.
