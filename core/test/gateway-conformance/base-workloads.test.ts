@@ -5,7 +5,7 @@
  * CoreDNS placeholder answers REFUSED). The Secrets are created after the Deployments, in the suite's order, so
  * the pods mounting them first wait for them as they would on a kubelet.
  *
- * Then the path the conformance run's requests take, short of Gateway routes: an edge simulator entrance like the
+ * Then the path the conformance run's requests take, short of Gateway routes: the edge simulator's entrance on the
  * Gateway address (HTTP/1.1 and h2c gRPC on port 80, HTTPS on 443 with a certificate the harness gives per server
  * name), the tunnel, Warren, and these pods, routed by Ingresses.
  */
@@ -217,11 +217,11 @@ test.serial("the base manifests' workloads run Ready on the rig and answer as th
 });
 
 test.serial(
-  "the conformance run's traffic path reaches them: an edge entrance like the Gateway address (HTTP/1.1 and h2c gRPC on 80, HTTPS on 443), the tunnel, Warren",
+  "the conformance run's traffic path reaches them: the edge entrance on the Gateway address (HTTP/1.1 and h2c gRPC on 80, HTTPS on 443), the tunnel, Warren",
   async (t) => {
     if (pods.length === 0) return void t.fail('the workloads did not start (see the first test)');
-    // The kind of entrance the conformance run gives the suite, here routed by Ingresses (Gateway routes are the
-    // run's), on an address of its own: conformance.test.ts may hold ports 80 and 443 of 198.18.0.40 meanwhile.
+    // The same entrance the conformance run gives the suite, here routed by Ingresses (Gateway routes are the run's).
+    // Not the conformance run's address (testHost(40)): ava runs that file at the same time.
     const address = testHost(39);
     const ca = createTestCa('entrance');
     const cert = issueCert(ca, { dns: ['secure.conformance.test'] });
