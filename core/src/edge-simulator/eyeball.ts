@@ -116,34 +116,40 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
   let secure: TlsServer | undefined;
   let tlsUrl: string | undefined;
   if (options.tls) {
-    const { certificate } = options.tls;
-    const contextFor = contextCache();
-    const lookup = async (name: string | undefined) => {
-      const cert = await certificate(name);
-      return cert && contextFor(cert);
-    };
-    // A hello without a server name never reaches SNICallback: it gets the certificate for "no name", if any.
-    const unnamed = await certificate(undefined);
-    const sni = (name: string, done: (err: Error | null, context?: SecureContext) => void) => {
-      lookup(name).then(
-        (context) => (context ? done(null, context) : done(new Error(`no certificate for ${JSON.stringify(name)}`))),
-        (err: Error) => done(err),
+    // A TLS listener that cannot start (a port in use) must not leave the plain one listening.
+    try {
+      const { certificate } = options.tls;
+      const contextFor = contextCache();
+      const lookup = async (name: string | undefined) => {
+        const cert = await certificate(name);
+        return cert && contextFor(cert);
+      };
+      // A hello without a server name never reaches SNICallback: it gets the certificate for "no name", if any.
+      const unnamed = await certificate(undefined);
+      const sni = (name: string, done: (err: Error | null, context?: SecureContext) => void) => {
+        lookup(name).then(
+          (context) => (context ? done(null, context) : done(new Error(`no certificate for ${JSON.stringify(name)}`))),
+          (err: Error) => done(err),
+        );
+      };
+      secure = createTlsServer(
+        { ...(unnamed ? { cert: unnamed.certPem, key: unnamed.keyPem } : {}), SNICallback: sni, ALPNProtocols: ['h2', 'http/1.1'] },
+        (socket: TLSSocket) => {
+          track(socket);
+          socket.setNoDelay(true);
+          socket.on('error', () => undefined);
+          if (socket.alpnProtocol === 'h2') serveH2(socket, 'https', socket.remoteAddress ?? '');
+          else http1.emit('connection', socket);
+        },
       );
-    };
-    secure = createTlsServer(
-      { ...(unnamed ? { cert: unnamed.certPem, key: unnamed.keyPem } : {}), SNICallback: sni, ALPNProtocols: ['h2', 'http/1.1'] },
-      (socket: TLSSocket) => {
-        track(socket);
-        socket.setNoDelay(true);
-        socket.on('error', () => undefined);
-        if (socket.alpnProtocol === 'h2') serveH2(socket, 'https', socket.remoteAddress ?? '');
-        else http1.emit('connection', socket);
-      },
-    );
-    secure.on('tlsClientError', () => undefined);
-    secure.listen(options.tls.port ?? 0, options.host);
-    await once(secure, 'listening');
-    tlsUrl = `https://${host}:${(secure.address() as AddressInfo).port}`;
+      secure.on('tlsClientError', () => undefined);
+      secure.listen(options.tls.port ?? 0, options.host);
+      await once(secure, 'listening');
+      tlsUrl = `https://${host}:${(secure.address() as AddressInfo).port}`;
+    } catch (err) {
+      plain.close();
+      throw err;
+    }
   }
 
   return {

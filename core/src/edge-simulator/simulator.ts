@@ -210,7 +210,18 @@ export class EdgeSimulator extends EventEmitter {
     return this.connections.filter((c) => c.routable);
   }
 
+  /** Listens; when any listener cannot (a port in use), closes the ones already open and rejects. */
   async start(): Promise<this> {
+    try {
+      await this.#listen();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this;
+  }
+
+  async #listen(): Promise<void> {
     const leaf = issueCert(this.ca, { dns: [EDGE_SERVER_NAME, 'quic.cftunnel.com', 'probe.cftunnel.com'] });
     const host = this.#options.host ?? '127.0.0.1';
     const count = this.#options.edgeListeners ?? 1;
@@ -234,7 +245,6 @@ export class EdgeSimulator extends EventEmitter {
         waitMs: this.#options.eyeballWaitMs ?? 5000,
       });
     }
-    return this;
   }
 
   #accept(listener: number, socket: TLSSocket): void {

@@ -1,6 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer as createNetServer } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { connect as h2connect, performServerHandshake, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
@@ -170,6 +171,26 @@ test('malformed serialized headers and a missing meta are recorded as violations
   t.is(sim.violations.length, 2);
   t.regex(sim.violations[0]!, /unable to deserialize/);
   t.regex(sim.violations[1]!, /without cf-cloudflared-response-meta/);
+});
+
+test.serial('a simulator that cannot listen on a port rejects and leaves none of its other listeners open', async (t) => {
+  const taken = createNetServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as import('node:net').AddressInfo).port;
+  const listeners = async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+    return process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+  };
+  const before = await listeners();
+  await t.throwsAsync(startEdgeSimulator({ edgeListeners: 2, eyeball: { host: '127.0.0.1', port } }), { code: 'EADDRINUSE' }, 'the plain eyeball port');
+  t.is(await listeners(), before, 'the two edge listeners are closed again');
+  await t.throwsAsync(
+    startEdgeSimulator({ eyeball: { host: '127.0.0.1', port: 0, tls: { port, certificate: () => undefined } } }),
+    { code: 'EADDRINUSE' },
+    'the TLS eyeball port',
+  );
+  t.is(await listeners(), before, 'the edge listener and the plain eyeball are closed again');
 });
 
 test('the TLS eyeball presents the certificate the harness gives for each server name, and refuses unknown names', async (t) => {
