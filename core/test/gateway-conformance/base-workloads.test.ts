@@ -180,12 +180,13 @@ test.serial("the base manifests' workloads run Ready on the rig and answer as th
     t.fail(`${(err as Error).message}\nnot ready:\n${waiting.join('\n')}\n${rig().tail(60)}`);
     return;
   }
-  const deploymentsReady = await Promise.all(deployments.map((d) => apps.readNamespacedDeployment({ namespace: d.metadata!.namespace!, name: d.metadata!.name! })));
-  t.deepEqual(
-    deploymentsReady.filter((d) => d.status?.readyReplicas !== (d.spec?.replicas ?? 1)).map((d) => d.metadata?.name),
-    [],
-    'every Deployment reports all its replicas ready',
-  );
+  // The Deployment controller counts Ready pods after the fact: wait for its status rather than read it once.
+  const notReadyDeployments = async () =>
+    (await Promise.all(deployments.map((d) => apps.readNamespacedDeployment({ namespace: d.metadata!.namespace!, name: d.metadata!.name! }))))
+      .filter((d) => d.status?.readyReplicas !== (d.spec?.replicas ?? 1))
+      .map((d) => d.metadata?.name);
+  await waitUntil('every Deployment reports all its replicas ready', async () => (await notReadyDeployments()).length === 0, 30_000).catch(() => {});
+  t.deepEqual(await notReadyDeployments(), [], 'every Deployment reports all its replicas ready');
 
   const podOf = (namespace: string, app: string) => pods.find((p) => p.metadata?.namespace === namespace && p.metadata.labels?.app === app)!;
   const infra = podOf('gateway-conformance-infra', 'infra-backend-v1');
