@@ -65,6 +65,8 @@ async function connected(host: string, port: number, tls?: { ca: string; servern
     socket.destroy();
     throw err;
   }
+  // A reset after connecting must not crash the test worker: lineExchange reports it as the missing answer.
+  socket.on('error', () => undefined);
   return socket;
 }
 
@@ -116,10 +118,19 @@ function grpcEcho(address: string, authority?: string): Promise<Buffer> {
 /** Sends `line` on a (TLS) TCP connection and collects what comes back until `until` matches or 5 s pass. */
 async function lineExchange(socket: import('node:net').Socket, line: string, until: RegExp): Promise<string> {
   let text = '';
+  let failure: Error | undefined;
   socket.on('data', (c) => (text += c));
+  socket.on('error', (err) => (failure = err));
   socket.write(`${line}\n`);
   try {
-    await waitUntil(`an answer to ${line}`, async () => until.test(text), 5_000);
+    await waitUntil(
+      `an answer to ${line}`,
+      async () => {
+        if (failure) throw new Error(`the connection failed before an answer to ${line}: ${failure.message}`);
+        return until.test(text);
+      },
+      5_000,
+    );
   } finally {
     socket.destroy();
   }
