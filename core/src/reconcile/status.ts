@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
-import { kubernetesError } from '../k8s/api-errors.js';
+import { isConflict, kubernetesError } from '../k8s/api-errors.js';
 import type { StoreChange } from '../k8s/object-store.js';
 import type { WatchedKind } from '../k8s/kinds.js';
 import type { Published } from '../state/published.js';
@@ -49,8 +49,9 @@ function tunnelHostname(tunnelId: string): string {
  *    in its status, and every Ingress of another class, is never touched;
  *  - nothing is cleared on shutdown: the tunnel outlives the pod, and the next leader carries on.
  *
- * Writes go through the `status` subresource with the cached `resourceVersion` (a conflict means the cache is
- * behind; the key is retried with backoff and the informer delivers the newer object meanwhile).
+ * Writes go through the `status` subresource with the cached `resourceVersion`. A conflict means the cache is behind:
+ * the writer then reads the live object once and writes against it (if it still needs the change); should that
+ * fail too, the key is retried with backoff while the informer delivers the newer object.
  */
 export class IngressStatusWriter implements Runnable {
   readonly needsLeader = true;
@@ -111,20 +112,37 @@ export class IngressStatusWriter implements Runnable {
     const hostname = this.#hostname();
     if (!hostname) return;
     this.#published.add(hostname);
-    const current = ingress.status?.loadBalancer?.ingress ?? [];
-    if (this.#owned.has(key)) {
-      if (current.length === 1 && current[0]!.hostname === hostname && !current[0]!.ip && !current[0]!.ports?.length) return;
-      await this.#write(ingress, [{ hostname }], 'set', signal);
-    } else {
-      const kept = current.filter((e) => !(e.hostname && this.#published.has(e.hostname)));
-      if (kept.length === current.length) return;
-      await this.#write(ingress, kept, 'clear', signal);
+    const change = this.#change(key, ingress, hostname);
+    if (!change) return;
+    try {
+      await this.#write(ingress, change, signal);
+    } catch (err) {
+      // A conflict means the cache is behind the API server. Its watch may take long to catch up (a relist after a
+      // compaction, an API server under load), so decide once more on the live object instead of waiting for it.
+      if (!isConflict((err as Error).cause)) throw err;
+      const [namespace, name] = [ingress.metadata!.namespace!, ingress.metadata!.name!];
+      const live = await this.#o.client.get<V1Ingress>(apiPath('networking.k8s.io/v1', 'ingresses', namespace, name), { signal }).catch(() => undefined);
+      const again = live ? this.#change(key, live, hostname) : undefined;
+      if (!live || !again) throw err;
+      await this.#write(live, again, signal);
     }
   }
 
-  async #write(ingress: V1Ingress, entries: V1IngressLoadBalancerIngress[], action: 'set' | 'clear', signal: AbortSignal): Promise<void> {
+  /** The status entries `ingress` should get, or undefined when it already has what it should. */
+  #change(key: string, ingress: V1Ingress, hostname: string): { entries: V1IngressLoadBalancerIngress[]; action: 'set' | 'clear' } | undefined {
+    const current = ingress.status?.loadBalancer?.ingress ?? [];
+    if (this.#owned.has(key)) {
+      if (current.length === 1 && current[0]!.hostname === hostname && !current[0]!.ip && !current[0]!.ports?.length) return undefined;
+      return { entries: [{ hostname }], action: 'set' };
+    }
+    const kept = current.filter((e) => !(e.hostname && this.#published.has(e.hostname)));
+    return kept.length === current.length ? undefined : { entries: kept, action: 'clear' };
+  }
+
+  async #write(ingress: V1Ingress, change: { entries: V1IngressLoadBalancerIngress[]; action: 'set' | 'clear' }, signal: AbortSignal): Promise<void> {
     const namespace = ingress.metadata!.namespace!;
     const name = ingress.metadata!.name!;
+    const { entries, action } = change;
     try {
       await this.#o.client.put(
         apiPath('networking.k8s.io/v1', 'ingresses', namespace, name, 'status'),
