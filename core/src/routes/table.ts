@@ -25,7 +25,7 @@ export interface PathEntry {
 }
 
 /**
- * Paths of one host. When no route has conditions or weights (Ingress only), each (kind, key) holds one route and
+ * Paths of one host. When no route has conditions or weights and none is a Gateway API route (Ingress only), each (kind, key) holds one route and
  * a lookup is a plain search. Otherwise each (kind, key) holds a {@link Slot} of alternatives tried in order, and a
  * request that satisfies none of them goes on to the next shorter prefix.
  */
