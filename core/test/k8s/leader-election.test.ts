@@ -77,7 +77,7 @@ test.serial('two replicas: exactly one leads, and leader-only work runs only the
   t.true((await follower.registry.getSingleMetricAsString('warren_leader')).includes('warren_leader 0'));
 });
 
-test.serial('a graceful stop releases the Lease and the follower takes over in under 2 s', async (t) => {
+test.serial('a graceful stop releases the Lease and the follower takes over at its next retry, not after expiry', async (t) => {
   const { a, b, probes } = await pair();
   t.teardown(async () => {
     await a.stop();
@@ -90,9 +90,11 @@ test.serial('a graceful stop releases the Lease and the follower takes over in u
   const started = Date.now();
   await leader.stop();
   t.false(leaderProbeState.running, 'leader-only work stopped before the process ends');
-  await eventually('the follower to lead', () => follower.cp.elector!.leadership.current.leading, 5_000);
+  await eventually('the follower to lead', () => follower.cp.elector!.leadership.current.leading, 10_000);
   const takeoverMs = Date.now() - started;
-  t.true(takeoverMs < 2_000, `takeover took ${takeoverMs} ms`);
+  // Defaults: 15 s Lease, 2 s retry period. A follower that had to wait for the Lease to expire would need about 15 s;
+  // after a release it takes over at its next retry. The margin over one retry period absorbs a loaded machine.
+  t.true(takeoverMs < 7_500, `takeover took ${takeoverMs} ms, as if the Lease had not been released`);
   t.true(followerProbe.running);
   const after = await lease();
   t.is(after.spec?.holderIdentity, follower.cp.identity);
