@@ -2,8 +2,9 @@
 # Warren's test command (`npm test`): builds everything, makes sure the real test binaries exist
 # (kube-apiserver, kube-controller-manager, etcd, helm, echo-basic; built once from the Go module proxy and cached), then runs every test inside
 # a fresh network namespace whose only interfaces are loopback and a dummy device holding the test-host
-# addresses 198.18.0.2-198.18.0.41 and the rig's pod addresses 198.18.1.2-198.18.1.61 (see
-# core/test/support/rig). Traffic to anything else cannot leave the namespace.
+# addresses 198.18.0.2-198.18.0.41, the rig's pod addresses 198.18.1.2-198.18.1.61 (see core/test/support/rig)
+# and the Gateway conformance run's tunnel entrances 198.18.2.2-198.18.2.81 (see core/test/gateway-conformance).
+# Traffic to anything else cannot leave the namespace.
 #
 # Before the tests it runs the linter and formatter check (`npm run lint`, configured in biome.jsonc), which
 # counts as one test of the summary: a finding fails the run even when every ava test passes.

@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { serveRegistration, type RegistrationHandler, type RegistrationServerSession, type RpcFaults } from '../tunnel/rpc/index.js';
 import type { RegistrationRequest, RegistrationResult } from '../tunnel/rpc/index.js';
+import { bytesToUuid } from '../tunnel/credentials.js';
 import { HEADER_CONNECTION_UPGRADE, UPGRADE_CONTROL_STREAM } from '../tunnel/protocol.js';
 import { SocketTap } from './socket-tap.js';
 
@@ -121,6 +122,12 @@ export class SimulatedConnection extends EventEmitter {
   /** The connIndex the connector registered with (undefined before registration). */
   get connIndex(): number | undefined {
     return this.registration?.connIndex;
+  }
+
+  /** The tunnel (UUID) the connector registered for (undefined before registration or for a malformed id). */
+  get tunnelId(): string | undefined {
+    const id = this.registration?.tunnelId;
+    return id?.length === 16 ? bytesToUuid(id) : undefined;
   }
 
   #openControlStream(): void {

@@ -61,6 +61,8 @@ interface EyeballOptions {
   readonly port: number;
   readonly tls: EyeballTls | undefined;
   readonly waitMs: number;
+  /** Send requests only to connections registered for this tunnel (default: any registered connection). */
+  readonly tunnelId?: string | undefined;
 }
 
 /** Secure contexts by certificate and key, so a handshake does not parse PEM again; at most this many kept. */
@@ -165,20 +167,23 @@ export async function startEyeball(sim: EdgeSimulator, options: EyeballOptions):
   };
 }
 
-async function routableConnection(sim: EdgeSimulator, waitMs: number): Promise<SimulatedConnection | undefined> {
+async function routableConnection(sim: EdgeSimulator, options: EyeballOptions): Promise<SimulatedConnection | undefined> {
+  const { tunnelId, waitMs } = options;
   const delay = sim.faults.streamDelayMs;
   if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-  let connection = sim.pickConnection();
+  let connection = sim.pickConnection(undefined, tunnelId);
   if (connection) return connection;
   // A connector that unregistered said goodbye (it is draining or gone): like the edge, answer 1033 at once
-  // instead of waiting for a connection that is not coming. Waiting is for connections still being set up.
-  if (sim.connections.some((c) => c.unregistered) && sim.connections.every((c) => c.unregistered || c.closed)) return undefined;
+  // instead of waiting for a connection that is not coming. Waiting is for connections still being set up (of
+  // this entrance's tunnel, or not registered yet).
+  const relevant = tunnelId === undefined ? sim.connections : sim.connections.filter((c) => c.tunnelId === tunnelId || (!c.registration && !c.closed));
+  if (relevant.some((c) => c.unregistered) && relevant.every((c) => c.unregistered || c.closed)) return undefined;
   try {
-    await sim.waitFor(() => sim.registeredConnections().length > 0, waitMs, 'a registered connection');
+    await sim.waitFor(() => sim.registeredConnections(tunnelId).length > 0, waitMs, 'a registered connection');
   } catch {
     return undefined;
   }
-  connection = sim.pickConnection();
+  connection = sim.pickConnection(undefined, tunnelId);
   return connection;
 }
 
@@ -266,7 +271,7 @@ function bindAbort(eyeball: { once(event: 'close', fn: () => void): unknown }, t
 }
 
 async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const connection = await routableConnection(sim, options.waitMs);
+  const connection = await routableConnection(sim, options);
   if (!connection) return textError(res, 530, 'error 1033: no tunnel connection is registered\n');
   const scheme = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
   const headers = tunnelHeaders(req.method ?? 'GET', req.headers.host ?? '', req.url ?? '/', req.rawHeaders, req.socket.remoteAddress ?? '', scheme, false);
@@ -333,7 +338,7 @@ async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: 
     );
   };
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return reject(501, 'only WebSocket upgrades are supported\n');
-  const connection = await routableConnection(sim, options.waitMs);
+  const connection = await routableConnection(sim, options);
   if (!connection) return reject(530, 'error 1033: no tunnel connection is registered\n');
   const scheme = (socket as TLSSocket).encrypted ? 'https' : 'http';
   const headers = tunnelHeaders(req.method ?? 'GET', req.headers.host ?? '', req.url ?? '/', req.rawHeaders, socket.remoteAddress ?? '', scheme, true);
@@ -388,7 +393,7 @@ async function forwardH2(
   };
   const method = String(headers[':method'] ?? 'GET');
   if (method === 'CONNECT') return fail(501, 'CONNECT is not supported by the edge simulator\n');
-  const connection = await routableConnection(sim, options.waitMs);
+  const connection = await routableConnection(sim, options);
   if (!connection) return fail(530, 'error 1033: no tunnel connection is registered\n');
   const endStream = (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
   const out = tunnelHeaders(method, String(headers[':authority'] ?? headers.host ?? ''), String(headers[':path'] ?? '/'), rawHeaders, remote, scheme, false);

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter, on, once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +12,7 @@ import { EDGE_SERVER_NAME, HEADER_CONNECTION_UPGRADE, HEADER_PROXY_SRC, UPGRADE_
 import type { RegistrationHandler, RegistrationRequest, RegistrationResult, RpcFaults } from '../tunnel/rpc/index.js';
 import { SimulatedConnection } from './edge-connection.js';
 import { fixedCertificate, startEyeball, type Eyeball, type EyeballTls } from './eyeball.js';
+import { TunnelEntrances, type TunnelEntrance, type TunnelEntrancesOptions } from './tunnel-entrances.js';
 import { decodeTunnelResponse, type TunnelResponseHead } from './tunnel-response.js';
 
 /** Credentials the simulated edge accepts. */
@@ -36,6 +37,12 @@ export interface EdgeSimulatorOptions {
    * picks the port and the certificate per server name, as the edge holds each zone's certificate.
    */
   readonly eyeball?: { readonly port?: number; readonly host?: string; readonly tls?: boolean | EyeballTls } | false;
+  /**
+   * An entrance of its own for each tunnel that registers (see {@link TunnelEntrancesOptions}), next to `eyeball`
+   * (which sends to every tunnel's connections): what a client resolving `<tunnel-id>.cfargotunnel.com` reaches.
+   * Default none.
+   */
+  readonly tunnelEntrances?: TunnelEntrancesOptions;
   /**
    * Route each edge socket through a JavaScript tap so faults can write raw HTTP/2 frames the client API
    * cannot produce (`goAwayLikeGoClient`, `SimulatedConnection.writeRawFrame`). Costs some throughput;
@@ -126,6 +133,8 @@ export interface TunnelRequestOptions {
   readonly kind?: 'http' | 'websocket' | 'configuration' | 'tcp';
   /** Send on the registered connection with this connIndex (default: round robin). */
   readonly connIndex?: number;
+  /** Send only on a connection registered for this tunnel (default: any tunnel's). */
+  readonly tunnelId?: string;
   readonly timeoutMs?: number;
 }
 
@@ -142,7 +151,8 @@ export interface TunnelReply extends TunnelResponseHead {
  * the control stream first and serves the registration RPC; credential checks (a wrong account, tunnel or
  * secret is refused as `Unauthorized`); `EDUPCONN` for a second registration of the same connector slot on
  * one listener while the first still answers (a dead holder is released); fault knobs; and an eyeball entrance that turns ordinary client requests (WebSocket
- * upgrades included) into tunnel streams spread across registered connections.
+ * upgrades included) into tunnel streams spread across registered connections — and, with `tunnelEntrances`, one
+ * entrance per tunnel that sends only to that tunnel's connections (event `entrance` when one opens).
  */
 export class EdgeSimulator extends EventEmitter {
   readonly credentials: SimulatorCredentials;
@@ -164,6 +174,7 @@ export class EdgeSimulator extends EventEmitter {
   readonly #servers: TlsServer[] = [];
   #edgeAddresses: string[] = [];
   #eyeball: Eyeball | undefined;
+  readonly #entrances: TunnelEntrances | undefined;
   #nextId = 1;
   #roundRobin = 0;
   #closing = false;
@@ -182,6 +193,13 @@ export class EdgeSimulator extends EventEmitter {
     this.credentialsFile = join(this.ca.dir, 'tunnel-credentials.json');
     writeFileSync(this.credentialsFile, encodeCredentialsJson(this.credentials), { mode: 0o600 });
     this.faults = new EdgeFaults(this);
+    this.#entrances =
+      options.tunnelEntrances &&
+      new TunnelEntrances(this, this.ca, options.tunnelEntrances, {
+        waitMs: options.eyeballWaitMs ?? 5000,
+        onOpen: (entrance) => this.emit('entrance', entrance),
+        logger: options.logger,
+      });
   }
 
   /** `host:port` of every edge listener. */
@@ -205,9 +223,43 @@ export class EdgeSimulator extends EventEmitter {
     return this.#eyeball?.tlsUrl;
   }
 
-  /** Connections currently registered and accepting new requests. */
-  registeredConnections(): SimulatedConnection[] {
-    return this.connections.filter((c) => c.routable);
+  /** Connections currently registered and accepting new requests (only those of `tunnelId` when given). */
+  registeredConnections(tunnelId?: string): SimulatedConnection[] {
+    return this.connections.filter((c) => c.routable && (tunnelId === undefined || c.tunnelId === tunnelId));
+  }
+
+  /** The entrance of a tunnel (option `tunnelEntrances`), once its first connection registered and it opened. */
+  entranceOf(tunnelId: string): TunnelEntrance | undefined {
+    return this.#entrances?.of(tunnelId);
+  }
+
+  /** Every open tunnel entrance, in the order they opened. */
+  get entrances(): TunnelEntrance[] {
+    return this.#entrances?.list() ?? [];
+  }
+
+  /** Resolves with the entrance of `tunnelId` once it is open, rejecting after `timeoutMs`. */
+  async waitForEntrance(tunnelId: string, timeoutMs = 10_000): Promise<TunnelEntrance> {
+    if (!this.#entrances) throw new Error('edge simulator: started without tunnelEntrances');
+    const open = this.entranceOf(tunnelId);
+    if (open) return open;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      for await (const [entrance] of on(this, 'entrance', { signal: ac.signal }) as AsyncIterable<[TunnelEntrance]>) {
+        if (entrance.tunnelId === tunnelId) return entrance;
+      }
+    } catch (err) {
+      if (!ac.signal.aborted) throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    throw new Error(`edge simulator: timed out after ${timeoutMs} ms waiting for the entrance of tunnel ${tunnelId}`);
+  }
+
+  /** Why tunnels got no entrance (every host of the pool taken, a port in use), in order. */
+  get entranceFailures(): readonly string[] {
+    return this.#entrances?.failures ?? [];
   }
 
   /** Listens; when any listener cannot (a port in use), closes the ones already open and rejects. */
@@ -278,6 +330,7 @@ export class EdgeSimulator extends EventEmitter {
         connection.registration = req;
         connection.result = result;
         if (result.ok) connection.registeredAt = Date.now();
+        if (result.ok && connection.tunnelId) void this.#entrances?.open(connection.tunnelId);
         connection.emit('change');
         this.emit(result.ok ? 'registered' : 'refused', connection);
         return result;
@@ -378,18 +431,18 @@ export class EdgeSimulator extends EventEmitter {
 
   /**
    * Picks a connection for a new request: the registered one with `connIndex`, or the next in round-robin
-   * order. Undefined when none is routable.
+   * order; only among those of `tunnelId` when given. Undefined when none is routable.
    */
-  pickConnection(connIndex?: number): SimulatedConnection | undefined {
-    const candidates = this.registeredConnections().filter((c) => connIndex === undefined || c.connIndex === connIndex);
+  pickConnection(connIndex?: number, tunnelId?: string): SimulatedConnection | undefined {
+    const candidates = this.registeredConnections(tunnelId).filter((c) => connIndex === undefined || c.connIndex === connIndex);
     if (candidates.length === 0) return undefined;
     return candidates[this.#roundRobin++ % candidates.length];
   }
 
   /** Opens a raw tunnel stream with exactly these headers (no defaults), for protocol-level tests. */
-  openStream(headers: OutgoingHttpHeaders, options: { connIndex?: number; endStream?: boolean } = {}): ClientHttp2Stream {
-    const connection = this.pickConnection(options.connIndex);
-    if (!connection) throw new Error('edge simulator: no registered connection');
+  openStream(headers: OutgoingHttpHeaders, options: { connIndex?: number; tunnelId?: string; endStream?: boolean } = {}): ClientHttp2Stream {
+    const connection = this.pickConnection(options.connIndex, options.tunnelId);
+    if (!connection) throw new Error(`edge simulator: no registered connection${options.tunnelId ? ` of tunnel ${options.tunnelId}` : ''}`);
     return connection.request(headers, options.endStream ?? false);
   }
 
@@ -409,15 +462,20 @@ export class EdgeSimulator extends EventEmitter {
       headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
     }
     const body = options.body === undefined ? undefined : Buffer.from(options.body);
-    const stream = this.openStream(headers, { ...(options.connIndex === undefined ? {} : { connIndex: options.connIndex }), endStream: body === undefined });
+    const stream = this.openStream(headers, {
+      ...(options.connIndex === undefined ? {} : { connIndex: options.connIndex }),
+      ...(options.tunnelId === undefined ? {} : { tunnelId: options.tunnelId }),
+      endStream: body === undefined,
+    });
     if (body !== undefined) stream.end(body);
     return collectReply(stream, options.timeoutMs ?? 10_000);
   }
 
-  /** Stops listening, closes every connection and the eyeball entrance. */
+  /** Stops listening, closes every connection and the eyeball entrances. */
   async close(): Promise<void> {
     this.#closing = true;
     await this.#eyeball?.close();
+    await this.#entrances?.close();
     for (const server of this.#servers) server.close();
     for (const c of this.connections) if (!c.closed) c.drop();
     await Promise.all(this.connections.map((c) => c.closedPromise));

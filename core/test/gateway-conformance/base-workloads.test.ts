@@ -232,14 +232,15 @@ test.serial(
   "the conformance run's traffic path reaches them: the edge entrance on the Gateway address (HTTP/1.1 and h2c gRPC on 80, HTTPS on 443), the tunnel, Warren",
   async (t) => {
     if (pods.length === 0) return void t.fail('the workloads did not start (see the first test)');
-    // The same entrance the conformance run gives the suite, here routed by Ingresses (Gateway routes are the run's).
-    // Not the conformance run's address (testHost(40)): ava runs that file at the same time.
+    // The same kind of entrance the conformance run gives each tunnel, here for the one tunnel of a token and routed
+    // by Ingresses (Gateway routes are the run's), on a shared test host: the run's entrances are on 198.18.2.x.
     const address = testHost(39);
     const ca = createTestCa('entrance');
     const cert = issueCert(ca, { dns: ['secure.conformance.test'] });
     edge = await startEdgeSimulator({
       edgeListeners: 2,
-      eyeball: { host: address, port: 80, tls: { port: 443, certificate: (name) => (name === 'secure.conformance.test' ? cert : undefined) } },
+      eyeball: false,
+      tunnelEntrances: { hosts: [address], port: 80, tls: { port: 443, certificate: (name) => (name === 'secure.conformance.test' ? cert : undefined) } },
     });
     const server = rig().server;
     const admin = adminClients(server);
@@ -253,6 +254,7 @@ test.serial(
     await route('secure', 'secure.conformance.test', 'infra-backend-v2', 8080);
     await route('grpc', 'grpc.conformance.test', 'grpc-infra-backend-v1', 8080);
     warren = await startWarren({ podName: 'warren-entrance', kubeconfigFile: await controllerKubeconfig(server), edge });
+    t.is((await edge.waitForEntrance(edge.credentials.tunnelId)).host, address);
     const names = (app: string) => pods.filter((p) => p.metadata?.labels?.app === app).map((p) => p.metadata!.name!);
 
     let plain = { status: 0, body: '' };

@@ -1,32 +1,37 @@
 /**
  * The upstream Gateway API conformance suite (the version pinned in tools/gateway-conformance) against Warren:
  *
- *   suite binary ──admin──▶ kube-apiserver (rig) ◀──ServiceAccount token (deploy/rbac.yaml)── Warren process
- *   suite binary ──HTTP, h2c gRPC, HTTPS──▶ edge simulator eyeball on GATEWAY_ADDRESS:80/443
- *        ══tunnel══▶ Warren ──▶ echo-basic pods on the rig
+ *   suite binary ──admin──▶ kube-apiserver (rig) ◀──ServiceAccount token (deploy/rbac.yaml + the chart's
+ *                                                    management-mode rights)── Warren process ──▶ fake Cloudflare API
+ *   suite binary ──HTTP, h2c gRPC, HTTPS──▶ <tunnel-id>.cfargotunnel.com:80/443 = that tunnel's edge simulator entrance
+ *        ══that tunnel══▶ Warren ──▶ echo-basic pods on the rig
  *
- * Warren publishes GATEWAY_ADDRESS in Gateway status (setting `gateway.publishAddress`), so the suite sends its
- * requests to the edge simulator, which presents the Gateway listeners' certificates for HTTPS as Cloudflare's edge
- * would. The suite runs the GATEWAY-HTTP and GATEWAY-GRPC profiles with the features declared below, once, within
- * RUN_BUDGET_MS; then each suite test the declared features select is one ava test here, passing or failing with
- * the suite's own verdict and output. The suite's conformance report is copied to docs/conformance/.
+ * Warren runs in management mode against the fake Cloudflare API and publishes each Gateway's tunnel hostname in
+ * its status, as in production. The edge simulator accepts the account's live tunnels and opens an entrance per
+ * tunnel (an address of ENTRANCE_HOSTS) that reaches only that tunnel; the suite runs in a mount namespace of its
+ * own whose /etc/hosts maps each tunnel hostname to its entrance, rewritten as entrances open. Entrances present the
+ * Gateway listeners' certificates for HTTPS as Cloudflare's edge would. The suite runs the GATEWAY-HTTP and
+ * GATEWAY-GRPC profiles with the features declared below, once, within RUN_BUDGET_MS; then each suite test the
+ * declared features select is one ava test here, passing or failing with the suite's own verdict and output. The
+ * suite's conformance report is copied to docs/conformance/.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { startEdgeSimulator, type EdgeSimulator } from '../../src/edge-simulator/index.js';
+import { startFakeCloudflare, type FakeCloudflare } from '../../src/testing/index.js';
 import { describeExit, tempDir } from '../e2e/support/children.js';
 import { REPO_ROOT } from '../e2e/support/paths.js';
 import { controllerKubeconfig, startWarren, type WarrenProcess } from '../e2e/support/warren.js';
-import { testHost } from '../support/k8s-objects.js';
 import { useRig } from '../support/rig/index.js';
 import { createGatewayClass, installCrds, listenerCertificates } from './support/gateway-objects.js';
 import { runSuite, type SuiteRun, type TestOutcome } from './support/run-suite.js';
 import { standardCrds, suiteModule, suiteTests, testsFor, type SuiteModule, type SuiteTest } from './support/suite-module.js';
+import { ENTRANCE_HOSTS, grantManagementModeRbac, liveTunnelsOf, TunnelHostsFile } from './support/tunnel-edge.js';
 
 const GATEWAY_CLASS = 'warren';
-/** The Gateway address the suite sends traffic to: the eyeball entrance, on ports 80 and 443. */
-const GATEWAY_ADDRESS = testHost(40);
+/** The Cloudflare account and tunnel name of management mode, in the fake API; the API token Warren gets. */
+const CLOUDFLARE = { accountId: 'c0'.repeat(16), tunnelName: 'warren-conformance', apiToken: 'conformance-api-token' };
 const PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC'];
 /** The profiles' core features (the suite implies them; listed to select the tests it will run). */
 const CORE_FEATURES = ['Gateway', 'HTTPRoute', 'ReferenceGrant', 'GRPCRoute'];
@@ -100,12 +105,16 @@ try {
 
 let run: SuiteRun | undefined;
 let runError: string | undefined;
+let fake: FakeCloudflare | undefined;
 let edge: EdgeSimulator | undefined;
+let hosts: TunnelHostsFile | undefined;
 let warren: WarrenProcess | undefined;
 
 test.after.always(async () => {
   await warren?.stop();
+  hosts?.close();
   await edge?.close();
+  await fake?.close();
 });
 
 /** The last lines of a failed test's output, for its ava failure message. */
@@ -119,17 +128,24 @@ test.serial(`the Gateway API conformance suite (${PROFILES.join(', ')}) runs aga
     const admin = server.adminConfig();
     await installCrds(admin, standardCrds(module));
     await createGatewayClass(admin, GATEWAY_CLASS);
+    fake = await startFakeCloudflare({ tokens: [{ value: CLOUDFLARE.apiToken }] });
     edge = await startEdgeSimulator({
       edgeListeners: 2,
-      eyeball: { host: GATEWAY_ADDRESS, port: 80, tls: { port: 443, certificate: listenerCertificates(admin, GATEWAY_CLASS, 443) } },
-    });
-    warren = await startWarren({
-      podName: 'warren-gateway',
-      kubeconfigFile: await controllerKubeconfig(server),
-      edge,
-      settings: { gateway: { publishAddress: GATEWAY_ADDRESS } },
+      authorize: liveTunnelsOf(fake, CLOUDFLARE.accountId),
+      eyeball: false,
+      tunnelEntrances: { hosts: ENTRANCE_HOSTS, port: 80, tls: { port: 443, certificate: listenerCertificates(admin, GATEWAY_CLASS, 443) } },
     });
     const dir = tempDir('conformance-run');
+    hosts = new TunnelHostsFile(dir, edge);
+    const controllerKubeconfigFile = await controllerKubeconfig(server);
+    const granted = await grantManagementModeRbac(admin, CLOUDFLARE);
+    t.log(`management mode: ${granted.join(', ')} from the chart, for the controller's ServiceAccount`);
+    warren = await startWarren({
+      podName: 'warren-gateway',
+      kubeconfigFile: controllerKubeconfigFile,
+      edge,
+      managed: { ...CLOUDFLARE, apiBaseUrl: fake.baseUrl },
+    });
     const kubeconfigFile = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfigFile, admin.exportConfig(), { mode: 0o600 });
     const reportFile = join(dir, 'report.yaml');
@@ -144,11 +160,13 @@ test.serial(`the Gateway API conformance suite (${PROFILES.join(', ')}) runs aga
       reportFile,
       timeouts: TIMEOUTS,
       budgetMs: RUN_BUDGET_MS,
+      hostsFile: hosts.path,
     });
     const byAction = (action: TestOutcome['action']) => selected.filter((st) => run!.outcomes.get(st.name)?.action === action).map((st) => st.name);
     t.log(`suite run: ${Math.round(run.ms / 1_000)} s, ${run.outcomes.size} tests reported, go test -json in ${run.logFile}`);
     t.log(`passed (${byAction('pass').length}): ${byAction('pass').join(', ') || '-'}`);
     t.log(`failed (${byAction('fail').length}): ${byAction('fail').join(', ') || '-'}`);
+    t.log(`tunnel entrances (${edge.entrances.length}): ${TunnelHostsFile.lines(edge.entrances).join(', ')}`);
     if (existsSync(reportFile) && run.outcomes.size > 0) {
       // Only a real run that got past the suite's setup writes a report worth keeping: with the suite version and
       // the date of the run.
@@ -167,6 +185,7 @@ test.serial(`the Gateway API conformance suite (${PROFILES.join(', ')}) runs aga
   t.truthy(run.top, 'the suite reported the end of TestConformance');
   const setupFailed = run.top?.action === 'fail' && run.outcomes.size === 0;
   t.false(setupFailed, `the suite failed before its first test (setup: GatewayClass, base manifests, Gateways ready):\n${run.top ? excerpt(run.top, 60) : ''}`);
+  t.deepEqual(edge?.entranceFailures ?? [], [], `every tunnel got an entrance (${ENTRANCE_HOSTS.length} hosts)`);
 });
 
 const extraFeatures = (st: SuiteTest) => st.features.filter((f) => !CORE_FEATURES.includes(f));

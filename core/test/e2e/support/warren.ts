@@ -6,8 +6,9 @@
  *
  * The edge simulator runs inside the test worker; the controller connects to it through the settings
  * `tunnel.edgeAddresses` and `tunnel.edgeCaFile` with the simulator's token in env `TUNNEL_TOKEN`, exactly as an
- * operator would point it at an unusual edge. Settings go in a YAML file (`--config`); the kubeconfig and the
- * token live in files or the environment, never in arguments.
+ * operator would point it at an unusual edge — or, with `managed`, with no token: it finds or creates its tunnel
+ * through a (fake) Cloudflare API, as in management mode. Settings go in a YAML file (`--config`); the kubeconfig
+ * and the tokens live in files or the environment, never in arguments.
  */
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { writeFileSync } from 'node:fs';
@@ -48,6 +49,13 @@ export interface StartWarrenOptions {
   /** A kubeconfig file for the controller (see {@link controllerKubeconfig}). */
   readonly kubeconfigFile: string;
   readonly edge: EdgeSimulator;
+  /**
+   * Management mode instead of the simulator's token: the tunnel `tunnelName` of `accountId` is found or created
+   * through the Cloudflare API at `apiBaseUrl` (settings `cloudflare.*`), with `apiToken` in env
+   * CLOUDFLARE_API_TOKEN. The edge must accept that account's tunnels (`authorize`), and the controller's token
+   * needs the chart's management-mode rights on the credentials Secret.
+   */
+  readonly managed?: { readonly apiBaseUrl: string; readonly apiToken: string; readonly accountId: string; readonly tunnelName: string };
   /** Settings layered over the e2e defaults (merged one level deep per top-level section). */
   readonly settings?: Record<string, Record<string, unknown> | unknown>;
   /** Extra `--set` flags. */
@@ -58,7 +66,10 @@ export interface StartWarrenOptions {
   readonly noWait?: boolean;
 }
 
-/** The e2e defaults: health on a free loopback port, the test Lease, short coalescing, two HA connections. */
+/**
+ * The e2e defaults: health on a free loopback port, the test Lease, short coalescing, two HA connections; with
+ * `managed`, the Cloudflare account, tunnel name and API.
+ */
 function defaultSettings(options: StartWarrenOptions): Record<string, Record<string, unknown>> {
   return {
     server: { listen: '127.0.0.1:0' },
@@ -68,6 +79,7 @@ function defaultSettings(options: StartWarrenOptions): Record<string, Record<str
       resyncBurstWindow: '20ms',
     },
     tunnel: { edgeAddresses: [...options.edge.edgeAddresses], edgeCaFile: options.edge.caFile, haConnections: 2, rpcTimeout: '5s' },
+    ...(options.managed ? { cloudflare: { accountId: options.managed.accountId, tunnelName: options.managed.tunnelName, apiBaseUrl: options.managed.apiBaseUrl } } : {}),
   };
 }
 
@@ -89,7 +101,11 @@ export async function startWarren(options: StartWarrenOptions): Promise<WarrenPr
   const args = [MAIN_JS, '--config', configFile, ...(options.sets ?? []).flatMap((s) => ['--set', s])];
   const child = spawnLogged(options.podName, NODE_BIN, args, {
     cwd: REPO_ROOT,
-    env: baseEnv({ TUNNEL_TOKEN: options.edge.token, POD_NAME: options.podName, POD_NAMESPACE: CONTROLLER_NAMESPACE }),
+    env: baseEnv({
+      ...(options.managed ? { CLOUDFLARE_API_TOKEN: options.managed.apiToken } : { TUNNEL_TOKEN: options.edge.token }),
+      POD_NAME: options.podName,
+      POD_NAMESPACE: CONTROLLER_NAMESPACE,
+    }),
     dir,
   });
   let healthUrl: string;

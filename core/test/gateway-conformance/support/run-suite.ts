@@ -33,6 +33,12 @@ export interface SuiteRunOptions {
   readonly timeouts: Readonly<Record<string, number>>;
   /** The whole run's bound: `-test.timeout` (the binary panics naming the running tests), then SIGKILL 30 s later. */
   readonly budgetMs: number;
+  /**
+   * A hosts file the suite resolves names with instead of /etc/hosts: bind-mounted over it in a mount namespace of
+   * the suite's own (`unshare -m`, inside the test network namespace), so that rewrites in place reach the suite;
+   * Go's resolver (the binary is built without cgo; GODEBUG=netdns=go says so again) re-reads it within 5 s.
+   */
+  readonly hostsFile?: string | undefined;
 }
 
 /** How one suite test ended, and the last lines it wrote (its own and its subtests'). */
@@ -157,6 +163,15 @@ export function suiteFlags(options: SuiteRunOptions): string[] {
   ];
 }
 
+/**
+ * The command and arguments that run `command` with `hostsFile` bind-mounted over /etc/hosts in a mount namespace
+ * of its own (needs the rights the test network namespace gives): the file is the same inode in there, so it sees
+ * every rewrite in place, and nothing outside it sees the file.
+ */
+export function withHostsFile(hostsFile: string, command: string, args: readonly string[]): [string, string[]] {
+  return ['unshare', ['-m', '--', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hostsFile, command, ...args]];
+}
+
 /** Runs the suite to its end (or its bound) and returns what each test did. */
 export async function runSuite(options: SuiteRunOptions): Promise<SuiteRun> {
   const started = Date.now();
@@ -172,9 +187,10 @@ export async function runSuite(options: SuiteRunOptions): Promise<SuiteRun> {
     `-test.timeout=${budgetS}s`,
     ...suiteFlags(options),
   ];
-  const child = spawnLogged('gateway-conformance', 'go', args, {
+  const [command, commandArgs] = options.hostsFile ? withHostsFile(options.hostsFile, 'go', args) : ['go', args];
+  const child = spawnLogged('gateway-conformance', command, commandArgs, {
     cwd: REPO_ROOT,
-    env: baseEnv({ KUBECONFIG: options.kubeconfigFile, GOTOOLCHAIN: 'local', GOWORK: 'off' }),
+    env: baseEnv({ KUBECONFIG: options.kubeconfigFile, GOTOOLCHAIN: 'local', GOWORK: 'off', GODEBUG: 'netdns=go' }),
     dir: tempDir('gateway-conformance'),
   });
   const cutOff = Symbol('cut off');
