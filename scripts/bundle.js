@@ -25,10 +25,14 @@
 // - Whitespace and syntax are minified (identifiers are not, so stack traces keep function names): ~4 MiB less
 //   resident memory. Source maps chain through tsc's own maps back to the TypeScript sources; Node reads them only
 //   with `--enable-source-maps` (NODE_OPTIONS), which costs ~60 ms of CPU and ~20 MiB at start, so it is not the default.
+// - `warm-compile-cache.js` beside main.js loads every module of the bundle except the two that start Warren (the
+//   bin and core's main.js) without starting anything: the Dockerfile runs it once with
+//   NODE_COMPILE_CACHE set, so that the image carries V8's compiled code for them and a start skips compiling
+//   ~2 MB of source (docs/benchmarks.md, "Start-up").
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BUILTIN_PLUGINS } from '../core/build/src/plugins/builtin.js';
@@ -136,6 +140,33 @@ const result = await build({
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
-  metafile: values.metafile !== undefined,
+  metafile: true,
 });
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
+
+// esbuild's metafile names files relative to the working folder, and the generated entry as `namespace:path`.
+const metaPath = (path) => relative(process.cwd(), path).replaceAll('\\', '/');
+/** Entries whose evaluation starts Warren: the bin and core's own main.js. */
+const starters = new Set([`${MAIN_ENTRY}:${MAIN_ENTRY}`, metaPath(join(compiled, 'main.js'))]);
+const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'));
+const warmed = outputs.filter(([, output]) => !starters.has(output.entryPoint ?? '')).map(([file]) => `./${relative(values.out, file).replaceAll('\\', '/')}`);
+if (outputs.length - warmed.length !== starters.size) {
+  throw new Error(`scripts/bundle.js: expected ${[...starters].join(' and ')} among the entries: update the warm-compile-cache step`);
+}
+writeFileSync(
+  join(values.out, 'warm-compile-cache.js'),
+  `// Made by scripts/bundle.js. Loads the bundle's modules without starting Warren, so that a run with
+// NODE_COMPILE_CACHE set stores V8's compiled code for each: the Dockerfile bakes that cache into the image. Node
+// writes the cache for its own user only; made readable by all, it can be copied into the image owned by root.
+import { chmodSync, readdirSync } from 'node:fs';
+import { flushCompileCache, getCompileCacheDir } from 'node:module';
+import { join } from 'node:path';
+for (const file of ${JSON.stringify(warmed.sort(), null, 2)}) await import(file);
+const cache = getCompileCacheDir();
+if (cache === undefined) throw new Error('warm-compile-cache.js: the compile cache is not enabled (NODE_COMPILE_CACHE)');
+flushCompileCache();
+for (const entry of readdirSync(cache, { withFileTypes: true, recursive: true })) {
+  chmodSync(join(entry.parentPath, entry.name), entry.isDirectory() ? 0o755 : 0o644);
+}
+`,
+);
