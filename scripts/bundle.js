@@ -26,9 +26,9 @@
 //   resident memory. Source maps chain through tsc's own maps back to the TypeScript sources; Node reads them only
 //   with `--enable-source-maps` (NODE_OPTIONS), which costs ~60 ms of CPU and ~20 MiB at start, so it is not the default.
 // - `warm-compile-cache.js` beside main.js loads every module of the bundle except the two that start Warren (the
-//   bin and core's main.js) without starting anything: the Dockerfile runs it once with
-//   NODE_COMPILE_CACHE set, so that the image carries V8's compiled code for them and a start skips compiling
-//   ~2 MB of source (docs/benchmarks.md, "Start-up").
+//   bin and core's main.js) without starting anything: the Dockerfile runs it once with NODE_COMPILE_CACHE set, so
+//   that the image carries V8's compiled code for them and a start skips compiling ~2 MB of source
+//   (docs/benchmarks.md, "Start-up").
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -157,7 +157,8 @@ writeFileSync(
   join(values.out, 'warm-compile-cache.js'),
   `// Made by scripts/bundle.js. Loads the bundle's modules without starting Warren, so that a run with
 // NODE_COMPILE_CACHE set stores V8's compiled code for each: the Dockerfile bakes that cache into the image. Node
-// writes the cache for its own user only; made readable by all, it can be copied into the image owned by root.
+// writes the cache readable by its own user only; made readable by all (not writable), it can be copied into the
+// image owned by root.
 import { chmodSync, readdirSync } from 'node:fs';
 import { flushCompileCache, getCompileCacheDir } from 'node:module';
 import { join } from 'node:path';
@@ -165,6 +166,7 @@ for (const file of ${JSON.stringify(warmed.sort(), null, 2)}) await import(file)
 const cache = getCompileCacheDir();
 if (cache === undefined) throw new Error('warm-compile-cache.js: the compile cache is not enabled (NODE_COMPILE_CACHE)');
 flushCompileCache();
+chmodSync(cache, 0o755);
 for (const entry of readdirSync(cache, { withFileTypes: true, recursive: true })) {
   chmodSync(join(entry.parentPath, entry.name), entry.isDirectory() ? 0o755 : 0o644);
 }

@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEdgeSimulator } from '../../src/edge-simulator/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir } from '../e2e/support/children.js';
@@ -53,6 +53,8 @@ test('Warren started from the image tree compiles every bundled module it loads 
   t.is(warm, '', 'the warm step starts nothing and prints nothing');
   const entries = readdirSync(cache, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
   t.true(entries.length > 20, `${entries.length} cache entries`);
+  const modes = new Set(entries.map((e) => (statSync(join(e.parentPath, e.name)).mode & 0o777).toString(8)));
+  t.deepEqual([...modes], ['644'], 'readable by the pod user once copied in owned by root, writable by no one else');
 
   const edge = await startEdgeSimulator({ edgeListeners: 1, eyeball: { host: '127.0.0.1', port: 0 } });
   t.teardown(() => edge.close());
