@@ -46,11 +46,24 @@ COPY --from=build /out /app
 # Production dependencies only; no runtime dependency needs an install script.
 RUN npm ci --omit=dev --ignore-scripts && rm -rf /root/.npm
 
+# V8's compiled code for the bundle (Node's compile cache), made by the final image's own Node as the user the pod
+# runs as: Node keys the cache by its version, V8's flags and the user id, and checks each entry against the source
+# it was made from (anything else is compiled as usual). A start then skips compiling ~2 MB of source: 40–60 ms less
+# CPU before the first tunnel registration for ~1.6 MiB more RSS (docs/benchmarks.md, "Start-up").
+FROM ${RUNTIME_IMAGE} AS compile-cache
+WORKDIR /app
+COPY --from=runtime-tree /app /app
+USER 65532:65532
+ENV NODE_COMPILE_CACHE=/tmp/compile-cache
+RUN ["/nodejs/bin/node", "core/build/src/warm-compile-cache.js"]
+
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
-ENV NODE_ENV=production
-# Owned by root and not writable by the process: the pod runs with a read-only root filesystem anyway.
+ENV NODE_ENV=production NODE_COMPILE_CACHE=/app/compile-cache
+# Owned by root and not writable by the process: the pod runs with a read-only root filesystem anyway. (Node does
+# not write to a compile cache it cannot write to: the two files left out of it, the entry points, compile as usual.)
 COPY --from=runtime-tree /app /app
+COPY --from=compile-cache /tmp/compile-cache /app/compile-cache
 USER 65532:65532
 # Health (/healthz, /readyz) and metrics (/metrics): setting server.listen.
 EXPOSE 10254

@@ -21,14 +21,21 @@
 // - prom-client's one use of @opentelemetry/api (51 modules, ~6 ms at start) is for exemplars, which Warren does not
 //   enable: in prom-client it is replaced by an object that throws, naming why, if it is ever used.
 // - Node's built-in modules are loaded with require(), not import: Node 24's ESM view of `node:http` reads every
-//   export, including the lazy WebSocket getters that load Node's own copy of undici (~30 ms of CPU at start).
+//   export, including the lazy WebSocket getters that load Node's own copy of undici (~30 ms of CPU at start). An
+//   import that names what it takes reads just those names, once: through esbuild's CommonJS interop, every export
+//   would be copied into a getter per importing module, and reading their descriptors loads what `node:util` hides
+//   behind lazy getters (~4 MiB of resident memory and a few ms at start).
 // - Whitespace and syntax are minified (identifiers are not, so stack traces keep function names): ~4 MiB less
 //   resident memory. Source maps chain through tsc's own maps back to the TypeScript sources; Node reads them only
 //   with `--enable-source-maps` (NODE_OPTIONS), which costs ~60 ms of CPU and ~20 MiB at start, so it is not the default.
+// - `warm-compile-cache.js` beside main.js loads every module of the bundle except the two that start Warren (the
+//   bin and core's main.js) without starting anything: the Dockerfile runs it once with NODE_COMPILE_CACHE set, so
+//   that the image carries V8's compiled code for them and a start skips compiling ~2 MB of source
+//   (docs/benchmarks.md, "Start-up").
 import { build } from 'esbuild';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BUILTIN_PLUGINS } from '../core/build/src/plugins/builtin.js';
@@ -95,7 +102,35 @@ const promClientWithoutOpenTelemetry = {
   },
 };
 
-/** Turns `import … from 'node:x'` into a require() of it (the banner's), see above. */
+/**
+ * The names a module imports from `specifier` (`import a, { b, c as d } from '…'`): `{ hasDefault, names }`, or
+ * undefined when it takes the whole namespace (`import * as`, `export * from`) or the statement is not found.
+ */
+function importedNames(source, specifier) {
+  const quoted = `['"]${specifier.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}['"]`;
+  const statements = [...source.matchAll(new RegExp(`(?:^|[;\\s])(import|export)\\s*([^'";]*?)\\s*from\\s*${quoted}`, 'g'))];
+  if (statements.length === 0) return undefined;
+  let hasDefault = false;
+  const names = new Set();
+  for (const [, keyword, clause] of statements) {
+    if (!/^(?:[\w$]+\s*,?\s*)?(?:\{[^}]*\})?$/.test(clause)) return undefined;
+    const braces = /\{([^}]*)\}/.exec(clause);
+    if (keyword === 'import' && /^[\w$]/.test(clause)) hasDefault = true;
+    for (const item of braces?.[1].split(',') ?? []) {
+      const name = item.trim().split(/\s+as\s+/)[0];
+      if (name === 'default') hasDefault = true;
+      else if (name) names.add(name);
+    }
+  }
+  return { hasDefault, names: [...names].sort() };
+}
+
+/**
+ * Turns `import … from 'node:x'` into a require() of it (the banner's), see above. An import that names what it
+ * takes gets a module exporting just those names, read once: otherwise esbuild's CommonJS interop copies every
+ * export of the built-in module into a wrapper for each importing module, and reading their descriptors makes Node
+ * load what some of them hide behind lazy getters (`node:util`'s, ~8 ms at start).
+ */
 const builtinsByRequire = {
   name: 'builtins-by-require',
   setup(bundler) {
@@ -104,10 +139,21 @@ const builtinsByRequire = {
     bundler.onResolve({ filter: /.*/ }, (args) => {
       if (!isBuiltin(args.path)) return undefined;
       if (args.kind === 'require-call' || args.kind === 'dynamic-import') return { path: args.path, external: true };
-      return { path: args.path, namespace: 'builtins-by-require' };
+      const imported = args.kind === 'import-statement' ? importedNames(readFileSync(args.importer, 'utf8'), args.path) : undefined;
+      if (imported === undefined) return { path: args.path, namespace: 'builtins-by-require' };
+      const key = `${imported.hasDefault ? 'default,' : ''}${imported.names.join(',')}`;
+      return { path: `${args.path}?${key}`, namespace: 'builtins-by-name', pluginData: { builtin: args.path, ...imported } };
     });
     bundler.onLoad({ filter: /.*/, namespace: 'builtins-by-require' }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+    bundler.onLoad({ filter: /.*/, namespace: 'builtins-by-name' }, ({ pluginData: { builtin, hasDefault, names } }) => ({
+      contents: [
+        `const builtin = require(${JSON.stringify(builtin)});`,
+        ...(hasDefault ? ['export default builtin;'] : []),
+        ...(names.length > 0 ? [`export const { ${names.join(', ')} } = builtin;`] : []),
+      ].join('\n'),
       loader: 'js',
     }));
   },
@@ -136,6 +182,35 @@ const result = await build({
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
-  metafile: values.metafile !== undefined,
+  metafile: true,
 });
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
+
+// esbuild's metafile names files relative to the working folder, and the generated entry as `namespace:path`.
+const metaPath = (path) => relative(process.cwd(), path).replaceAll('\\', '/');
+/** Entries whose evaluation starts Warren: the bin and core's own main.js. */
+const starters = new Set([`${MAIN_ENTRY}:${MAIN_ENTRY}`, metaPath(join(compiled, 'main.js'))]);
+const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'));
+const warmed = outputs.filter(([, output]) => !starters.has(output.entryPoint ?? '')).map(([file]) => `./${relative(values.out, file).replaceAll('\\', '/')}`);
+if (outputs.length - warmed.length !== starters.size) {
+  throw new Error(`scripts/bundle.js: expected ${[...starters].join(' and ')} among the entries: update the warm-compile-cache step`);
+}
+writeFileSync(
+  join(values.out, 'warm-compile-cache.js'),
+  `// Made by scripts/bundle.js. Loads the bundle's modules without starting Warren, so that a run with
+// NODE_COMPILE_CACHE set stores V8's compiled code for each: the Dockerfile bakes that cache into the image. Node
+// writes the cache readable by its own user only; made readable by all (not writable), it can be copied into the
+// image owned by root.
+import { chmodSync, readdirSync } from 'node:fs';
+import { flushCompileCache, getCompileCacheDir } from 'node:module';
+import { join } from 'node:path';
+for (const file of ${JSON.stringify(warmed.sort(), null, 2)}) await import(file);
+const cache = getCompileCacheDir();
+if (cache === undefined) throw new Error('warm-compile-cache.js: the compile cache is not enabled (NODE_COMPILE_CACHE)');
+flushCompileCache();
+chmodSync(cache, 0o755);
+for (const entry of readdirSync(cache, { withFileTypes: true, recursive: true })) {
+  chmodSync(join(entry.parentPath, entry.name), entry.isDirectory() ? 0o755 : 0o644);
+}
+`,
+);

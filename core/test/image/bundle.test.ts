@@ -6,7 +6,7 @@
  * built by the bundled container (tsyringe keeps `@injectable()` metadata in module state).
  */
 import test from 'ava';
-import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEdgeSimulator } from '../../src/edge-simulator/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil } from '../e2e/support/children.js';
@@ -87,4 +87,15 @@ test('the bundled core runs the built-in plugins from the bundle and a custom pl
   warren.signal('SIGTERM');
   const exit = await warren.exited;
   t.is(exit.code, 0, describeExit(exit));
+});
+
+test("the bundle takes from Node's built-in modules only the names it imports, without esbuild's CommonJS interop copy", (t) => {
+  const out = assembleRuntimeTree(t);
+  const dir = join(out, 'core/build/src');
+  const chunks = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
+  const code = chunks.map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+  // Such a copy defines a getter per export of the built-in module for every importing module, and reading the
+  // exports' descriptors makes Node load what some of them hide behind lazy getters (scripts/bundle.js).
+  t.deepEqual([...new Set(code.match(/__toESM\(require_node_\w+\(\)/g) ?? [])], []);
+  t.regex(code, /=__require\("node:util"\),\{parseArgs\}=/, "the CLI's one import from node:util, by name");
 });
