@@ -34,6 +34,21 @@ export const PROXY_SSL_SECRET = defineAnnotation({
   secretRef: true,
 });
 
+/** Longest inline CA bundle accepted (Kubernetes caps all annotations of an object at 256 KiB together). */
+const MAX_CA_BUNDLE = 256 * 1024;
+
+/** `warren.dev/proxy-ssl-ca`: the CA bundle itself, as a BackendTLSPolicy's ConfigMap CA is handed over. */
+export const PROXY_SSL_CA = defineAnnotation({
+  key: 'proxy-ssl-ca',
+  description:
+    "PEM CA bundle (the certificates themselves) that verifies the upstream certificate, instead of a Secret's ca.crt; what a BackendTLSPolicy's ConfigMap CA becomes. When proxy-ssl-secret also names a ca.crt, both are trusted.",
+  schema: z
+    .string()
+    .refine((v) => v.length <= MAX_CA_BUNDLE, `at most ${MAX_CA_BUNDLE} characters`)
+    .refine((v) => v.includes('-----BEGIN CERTIFICATE-----'), 'PEM certificates ("-----BEGIN CERTIFICATE-----" blocks)'),
+  example: '-----BEGIN CERTIFICATE-----\\n…\\n-----END CERTIFICATE-----',
+});
+
 /** `warren.dev/proxy-ssl-client-secret`. */
 export const PROXY_SSL_CLIENT_SECRET = defineAnnotation({
   key: 'proxy-ssl-client-secret',
@@ -80,7 +95,7 @@ export const manifest = defineManifest({
   protocols: ['https'],
   protocolTraits: { https: { tls: true, ports: [443, 8443] } },
   appProtocols: { https: 'https' },
-  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_VERIFY],
+  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CA, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_VERIFY],
   configSchema,
 });
 
