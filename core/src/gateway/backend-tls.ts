@@ -16,7 +16,8 @@ import type { BackendTLSPolicy } from './types.js';
  *   route build. Several ConfigMaps give one bundle.
  * - a Secret (key `ca.crt`, Warren's own extension): named to the plugin (`proxy-ssl-secret`), which reads it.
  *
- * A reference of another kind is `InvalidKind`; one that does not resolve (missing object, no `ca.crt`, not PEM
+ * `validation.subjectAltNames` become the names the certificate must carry one of (`proxy-ssl-subject-alt-names`),
+ * `hostname` then only the SNI. A reference of another kind is `InvalidKind`; one that does not resolve (missing object, no `ca.crt`, not PEM
  * certificates) is `InvalidCACertificateRef`. Any invalid reference makes the policy's backends answer 500.
  */
 
@@ -151,6 +152,14 @@ export function evaluatePolicy(key: string, policy: BackendTLSPolicy, configMap:
     [`${ANNOTATION_PREFIX}proxy-ssl-name`]: v.hostname,
     [`${ANNOTATION_PREFIX}proxy-ssl-verify`]: 'on',
   };
+  const sans: string[] = [];
+  for (const [i, san] of (Array.isArray(v.subjectAltNames) ? v.subjectAltNames : []).entries()) {
+    if (san?.type === 'Hostname' && san.hostname) sans.push(`DNS:${san.hostname}`);
+    else if (san?.type === 'URI' && san.uri) sans.push(`URI:${san.uri}`);
+    else return invalid(`spec.validation.subjectAltNames[${i}] needs type Hostname with hostname, or type URI with uri`);
+  }
+  // With subjectAltNames the certificate is checked against them; hostname stays the SNI.
+  if (sans.length > 0) annotations[`${ANNOTATION_PREFIX}proxy-ssl-subject-alt-names`] = sans.join(',');
   const problems: RefProblem[] = [];
   const bundles: string[] = [];
   const secrets: string[] = [];

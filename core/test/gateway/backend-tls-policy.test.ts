@@ -259,3 +259,24 @@ test('a Secret CA keeps working (named to the tls plugin); status resolves it wh
   t.deepEqual(statusOf([...objects, secret]), { secure: { 'Gateway/apps/gw': ACCEPTED } });
   t.deepEqual(statusOf(objects), { secure: { 'Gateway/apps/gw': ['Accepted=False/NoValidCACertificate', 'ResolvedRefs=False/InvalidCACertificateRef'] } });
 });
+
+test('subjectAltNames become the names the certificate must carry one of; an entry without its value makes the policy Invalid', async (t) => {
+  const objects = (sans: unknown[]) => [
+    ...base,
+    configMap('ca', { 'ca.crt': ca.certPem }),
+    svc('secure', [{ port: 443 }]),
+    policy('secure', { targetRefs: [target('secure')], validation: { hostname: 'abc.example.com', caCertificateRefs: [cmRef('ca')], subjectAltNames: sans } }),
+    route('r', ['gw'], [['secure', 443]]),
+  ];
+  const good = objects([
+    { type: 'Hostname', hostname: 'abc.example.com' },
+    { type: 'URI', uri: 'spiffe://abc.example.com/test-identity' },
+  ]);
+  const r = (await translate(good)).byPath.get('/secure-443')!;
+  t.deepEqual(r.annotations['proxy-ssl-subject-alt-names'], ['DNS:abc.example.com', 'URI:spiffe://abc.example.com/test-identity'], 'parsed by the tls plugin schema');
+  t.is(r.annotations['proxy-ssl-name'], 'abc.example.com', 'still the SNI');
+  t.deepEqual(statusOf(good), { secure: { 'Gateway/apps/gw': ACCEPTED } });
+  const bad = objects([{ type: 'URI' }]);
+  t.deepEqual((await translate(bad)).byPath.get('/secure-443')!.unresolved?.reason, 'Invalid');
+  t.deepEqual(statusOf(bad), { secure: { 'Gateway/apps/gw': ['Accepted=False/Invalid', 'ResolvedRefs=True/ResolvedRefs'] } });
+});

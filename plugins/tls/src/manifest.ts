@@ -69,6 +69,27 @@ export const PROXY_SSL_NAME = defineAnnotation({
   example: 'api.internal',
 });
 
+/** One subject alternative name: `DNS:<name>` (a leading `*.` allowed) or `URI:<scheme>:<rest>` (no spaces or commas). */
+const SAN = /^(?:DNS:(?:\*\.)?[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)*|URI:[a-z][a-z0-9+.-]*:[^\s,]+)$/;
+
+/** `warren.dev/proxy-ssl-subject-alt-names`. */
+export const PROXY_SSL_SUBJECT_ALT_NAMES = defineAnnotation({
+  key: 'proxy-ssl-subject-alt-names',
+  description:
+    'Comma-separated subject alternative names ("DNS:name" or "URI:uri") of which the upstream certificate must carry one; when set, proxy-ssl-name is sent as SNI but no longer checked against the certificate.',
+  schema: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+        .map((x) => (x.slice(0, 4).toUpperCase() === 'DNS:' ? `DNS:${x.slice(4).toLowerCase()}` : x)),
+    )
+    .refine((list) => list.length > 0 && list.length <= 32 && list.every((x) => SAN.test(x)), '1 to 32 names such as "DNS:api.internal" or "URI:spiffe://example.org/api"'),
+  example: 'DNS:api.internal,URI:spiffe://example.org/api',
+});
+
 /** `warren.dev/proxy-ssl-verify`. */
 export const PROXY_SSL_VERIFY = defineAnnotation({
   key: 'proxy-ssl-verify',
@@ -95,7 +116,7 @@ export const manifest = defineManifest({
   protocols: ['https'],
   protocolTraits: { https: { tls: true, ports: [443, 8443] } },
   appProtocols: { https: 'https' },
-  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CA, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_VERIFY],
+  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CA, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_SUBJECT_ALT_NAMES, PROXY_SSL_VERIFY],
   configSchema,
 });
 

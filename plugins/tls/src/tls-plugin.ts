@@ -16,7 +16,16 @@ import {
   type UpstreamPlugin,
   type UpstreamTls,
 } from '@warren/core/plugin';
-import { PROXY_SSL_CA, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_SECRET, PROXY_SSL_VERIFY, manifest, type TlsConfig } from './manifest.js';
+import {
+  PROXY_SSL_CA,
+  PROXY_SSL_CLIENT_SECRET,
+  PROXY_SSL_NAME,
+  PROXY_SSL_SECRET,
+  PROXY_SSL_SUBJECT_ALT_NAMES,
+  PROXY_SSL_VERIFY,
+  manifest,
+  type TlsConfig,
+} from './manifest.js';
 import { checkMaterial, type MaterialProblem } from './material.js';
 
 /** Parsed TLS annotations of a route. */
@@ -26,6 +35,8 @@ export interface TlsOptions {
   readonly ca: Readonly<Record<string, Buffer>> | undefined;
   readonly clientSecret: string | undefined;
   readonly serverName: string | undefined;
+  /** Names of which the certificate must carry one, instead of `serverName`. */
+  readonly subjectAltNames: readonly string[] | undefined;
   readonly verify: boolean;
 }
 
@@ -87,6 +98,7 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
         ca: inlineBundle(PROXY_SSL_CA.get(route)),
         clientSecret: PROXY_SSL_CLIENT_SECRET.get(route),
         serverName: PROXY_SSL_NAME.get(route),
+        subjectAltNames: PROXY_SSL_SUBJECT_ALT_NAMES.get(route),
         verify: PROXY_SSL_VERIFY.get(route) !== 'off',
       },
     };
@@ -97,6 +109,7 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     const { route, options } = binding;
     const tls: UpstreamTls = { ...(profile.tls ?? { rejectUnauthorized: true }), rejectUnauthorized: options.verify };
     if (options.serverName) tls.servername = options.serverName;
+    if (options.subjectAltNames) tls.subjectAltNames = options.subjectAltNames;
     const hash = createHash('sha256');
     const cas: Buffer[] = [];
     if (options.ca) {
