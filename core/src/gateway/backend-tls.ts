@@ -96,7 +96,8 @@ export function policyFor(
   if (!chosen) return undefined;
   const e = evaluatePolicy(chosen.key, chosen.policy, configMap);
   if (e.annotations) return { ok: true, policy: e.shown, annotations: e.annotations };
-  const problem = e.invalid ?? e.refProblems[0]!;
+  // Events name an unusable policy as such; its status says `Invalid`.
+  const problem = e.invalid ? { reason: 'InvalidBackendTLSPolicy', message: e.invalid.message } : e.refProblems[0]!;
   return { ok: false, policy: e.shown, reason: problem.reason, message: `${e.shown}: ${problem.message}` };
 }
 

@@ -277,6 +277,6 @@ test('subjectAltNames become the names the certificate must carry one of; an ent
   t.is(r.annotations['proxy-ssl-name'], 'abc.example.com', 'still the SNI');
   t.deepEqual(statusOf(good), { secure: { 'Gateway/apps/gw': ACCEPTED } });
   const bad = objects([{ type: 'URI' }]);
-  t.deepEqual((await translate(bad)).byPath.get('/secure-443')!.unresolved?.reason, 'Invalid');
+  t.deepEqual((await translate(bad)).byPath.get('/secure-443')!.unresolved?.reason, 'InvalidBackendTLSPolicy');
   t.deepEqual(statusOf(bad), { secure: { 'Gateway/apps/gw': ['Accepted=False/Invalid', 'ResolvedRefs=True/ResolvedRefs'] } });
 });
