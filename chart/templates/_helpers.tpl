@@ -197,18 +197,26 @@ The Gateway API rules: read the kinds (namespaced ones only with .namespaced, cl
   resources: {{ if .namespaced }}["gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants", "backendtlspolicies"]{{ else }}["gatewayclasses"]{{ end }}
   verbs: ["get", "list", "watch"]
 - apiGroups: ["gateway.networking.k8s.io"]
-  resources: {{ if .namespaced }}["gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status"]{{ else }}["gatewayclasses/status"]{{ end }}
+  resources: {{ if .namespaced }}["gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status", "backendtlspolicies/status"]{{ else }}["gatewayclasses/status"]{{ end }}
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
+{{- if .namespaced }}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- else }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["gateways", "httproutes", "grpcroutes", "referencegrants", "backendtlspolicies"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["gateway.networking.k8s.io"]
-  resources: ["gateways/status", "httproutes/status", "grpcroutes/status"]
+  resources: ["gateways/status", "httproutes/status", "grpcroutes/status", "backendtlspolicies/status"]
   verbs: ["update"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 {{- end }}
 

@@ -18,6 +18,7 @@ import { ControlPluginRunner } from '../reconcile/control-plugins.js';
 import type { ControlState } from '../reconcile/control-context.js';
 import { EventRecorder } from '../reconcile/events.js';
 import { FinalizerController } from '../reconcile/finalizer.js';
+import { BackendTLSPolicyStatusWriter } from '../reconcile/backend-tls-status.js';
 import { GatewayStatusWriter } from '../reconcile/gateway-status.js';
 import { RouteEventsReporter } from '../reconcile/route-events.js';
 import { RouteSync, type RouteBuilder } from '../reconcile/route-sync.js';
@@ -78,6 +79,8 @@ export interface KubernetesControlPlane {
   readonly status: IngressStatusWriter;
   /** Undefined when `gateway.enabled` is false. */
   readonly gatewayStatus: GatewayStatusWriter | undefined;
+  /** Undefined when `gateway.enabled` is false. */
+  readonly policyStatus: BackendTLSPolicyStatusWriter | undefined;
   readonly finalizers: FinalizerController;
   readonly controlPluginRunner: ControlPluginRunner;
   readonly metrics: ControlPlaneMetrics;
@@ -145,6 +148,9 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
         coalesceMs: k8s.resyncBurstWindow,
       })
     : undefined;
+  const policyStatus = gateway
+    ? new BackendTLSPolicyStatusWriter({ client: leaderClient, source: informers, logger: log('backend-tls-policy-status'), coalesceMs: k8s.resyncBurstWindow })
+    : undefined;
   const finalizers = new FinalizerController({
     client: leaderClient,
     ingresses: informers,
@@ -170,6 +176,7 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
     routeSync,
     status,
     gatewayStatus,
+    policyStatus,
     finalizers,
     controlPluginRunner,
     metrics,
@@ -229,6 +236,7 @@ export function provideKubernetes(container: DependencyContainer, options: Kuber
   provideRunnable(container, 'route-sync', (c) => cp(c).routeSync);
   provideRunnable(container, 'ingress-status', (c) => cp(c).status);
   if (container.resolve(TOKENS.Config).gateway.enabled) provideRunnable(container, 'gateway-status', (c) => cp(c).gatewayStatus!);
+  if (container.resolve(TOKENS.Config).gateway.enabled) provideRunnable(container, 'backend-tls-policy-status', (c) => cp(c).policyStatus!);
   provideRunnable(
     container,
     'route-events',

@@ -27,6 +27,8 @@ export interface IssueOptions {
   dns?: readonly string[];
   /** IP addresses for subjectAltName. */
   ips?: readonly string[];
+  /** URIs for subjectAltName (e.g. SPIFFE ids). */
+  uris?: readonly string[];
   /** Common name; defaults to the first DNS name or "warren-test". */
   commonName?: string;
   /** Issue a client certificate (extendedKeyUsage clientAuth) instead of a server one. */
@@ -92,7 +94,7 @@ let serial = 0;
 export function issueCert(ca: TestCa, options: IssueOptions = {}): TestCert {
   const name = `leaf-${process.pid}-${++serial}`;
   const dir = ca.dir;
-  const san = [...(options.dns ?? []).map((d) => `DNS:${d}`), ...(options.ips ?? []).map((i) => `IP:${i}`)];
+  const san = [...(options.dns ?? []).map((d) => `DNS:${d}`), ...(options.ips ?? []).map((i) => `IP:${i}`), ...(options.uris ?? []).map((u) => `URI:${u}`)];
   const cn = options.commonName ?? options.dns?.[0] ?? 'warren-test';
   const ext = [
     'basicConstraints=CA:FALSE',

@@ -1,5 +1,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ExtraObjects } from '../routes/sources.js';
+import type { ConfigMapLike } from './backend-tls.js';
 import { GATEWAY_GROUP, type BackendTLSPolicy, type Gateway, type GatewayClass, type GRPCRoute, type HTTPRoute, type ReferenceGrant } from './types.js';
 
 /** Typed views of the Gateway API objects in `ClusterSnapshot.extra` (empty maps for kinds not present). */
@@ -12,6 +13,8 @@ export interface GatewayObjects {
   readonly tlsPolicies: ReadonlyMap<string, BackendTLSPolicy>;
   /** Namespaces by name (for `allowedRoutes.namespaces.from: Selector`). */
   readonly namespaces: ReadonlyMap<string, KubernetesObject>;
+  /** The ConfigMaps BackendTLSPolicies name as CA bundles (only those are cached), by `namespace/name`. */
+  readonly configMaps: ReadonlyMap<string, ConfigMapLike>;
 }
 
 const EMPTY: ReadonlyMap<string, unknown> = new Map<string, unknown>();
@@ -26,6 +29,7 @@ export function gatewayObjects(extra: ExtraObjects | undefined): GatewayObjects 
     grants: get('ReferenceGrant'),
     tlsPolicies: get('BackendTLSPolicy'),
     namespaces: get('Namespace'),
+    configMaps: get('ConfigMap'),
   };
 }
 

@@ -11,7 +11,7 @@ import { GATEWAY_KINDS } from './types.js';
  * Pure: the same snapshot gives the same routes.
  */
 export class GatewayRouteSource implements RouteSource {
-  readonly kinds: readonly string[] = [...GATEWAY_KINDS, 'Namespace'];
+  readonly kinds: readonly string[] = [...GATEWAY_KINDS, 'Namespace', 'ConfigMap'];
 
   translate(snapshot: ClusterSnapshot, context: RouteSourceContext): SourcedRoutes {
     const objects = gatewayObjects(snapshot.extra);

@@ -182,6 +182,6 @@ function parentRefOf(ref: ParentReference): ParentReference {
   return out;
 }
 
-function condition(type: string, ok: boolean, reason: string, message: string, observedGeneration: number): DesiredCondition {
+export function condition(type: string, ok: boolean, reason: string, message: string, observedGeneration: number): DesiredCondition {
   return { type, status: ok ? 'True' : 'False', reason, message: message.slice(0, 32_000), observedGeneration };
 }

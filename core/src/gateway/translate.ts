@@ -216,7 +216,7 @@ function backendOf(rc: RouteContext, ref: BackendRef & { filters?: HTTPRouteFilt
   const found = rc.ctx.resolver.resolve(rc.ctx.services, checked.namespace, checked.name, checked.port);
   if (!found.ok) return fail('BackendNotFound', `${field}: ${found.message}`, checked.namespace, checked.name, checked.port);
   let annotations = rc.annotations;
-  const policy = policyFor(rc.tlsPolicies, `${checked.namespace}/${checked.name}`, found.backend.portName);
+  const policy = policyFor(rc.tlsPolicies, `${checked.namespace}/${checked.name}`, found.backend.portName, (ns, n) => rc.objects.configMaps.get(`${ns}/${n}`));
   if (policy && !policy.ok) return fail(policy.reason, `${field}: ${policy.message}`, checked.namespace, checked.name, checked.port);
   if (policy?.ok) {
     // The policy's settings join the route's own annotations, checked by the tls plugin's schemas.

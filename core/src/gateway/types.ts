@@ -182,8 +182,21 @@ export interface ReferenceGrant extends KubernetesObject {
 export interface BackendTLSPolicy extends KubernetesObject {
   spec?: {
     targetRefs?: Array<{ group?: string; kind?: string; name?: string; sectionName?: string }>;
-    validation?: { hostname?: string; wellKnownCACertificates?: string; caCertificateRefs?: Array<{ group?: string; kind?: string; name?: string }> };
+    validation?: {
+      hostname?: string;
+      wellKnownCACertificates?: string;
+      caCertificateRefs?: Array<{ group?: string; kind?: string; name?: string }>;
+      subjectAltNames?: Array<{ type?: string; hostname?: string; uri?: string }>;
+    };
   };
+  status?: { ancestors?: PolicyAncestorStatus[] };
+}
+
+/** One entry of a policy's `status.ancestors`. */
+export interface PolicyAncestorStatus {
+  ancestorRef: ParentReference;
+  controllerName: string;
+  conditions: Condition[];
 }
 
 /** Either route kind, with the fields both share. */

@@ -1,15 +1,17 @@
-import type { KubernetesObject, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { ClusterSnapshot, SnapshotChanges } from '../routes/snapshot.js';
 import type { KubeClient } from './api/client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { caConfigMapRefs } from '../gateway/backend-tls.js';
 import { GATEWAY_KINDS } from '../gateway/types.js';
 import { apiFailure } from './api-errors.js';
 import { discoverGatewayKinds, type ServedKind } from './discovery.js';
 import { kindSpec, kindSpecs, type CoreKind, type ExtraKind, type KindSpec, type WatchedKind } from './kinds.js';
 import { ObjectStore, onlyStatusChanged, type StoreChange } from './object-store.js';
+import { ReferencedCache } from './referenced.js';
 import { Reflector } from './reflector.js';
 import { SecretCache } from './secrets.js';
 
@@ -56,6 +58,8 @@ export type ClusterChangeListener = (kind: WatchedKind, changes: ReadonlyMap<str
 export class ClusterInformers implements Runnable {
   readonly needsLeader = false;
   readonly secrets: SecretCache;
+  /** The ConfigMaps BackendTLSPolicies name as CA bundles; watched (filtered to those) while policies are. */
+  readonly configMaps: ReferencedCache<V1ConfigMap>;
   readonly #o: ClusterInformersOptions;
   readonly #stores = {
     Ingress: new ObjectStore<V1Ingress>(onlyStatusChanged),
@@ -64,6 +68,8 @@ export class ClusterInformers implements Runnable {
     EndpointSlice: new ObjectStore<V1EndpointSlice>(),
     Secret: new ObjectStore<V1Secret>(),
   };
+  /** The ConfigMap store, in {@link #extra} once BackendTLSPolicies are watched. */
+  readonly #configMapStore = new ObjectStore<V1ConfigMap>();
   /** Stores of the extra kinds being watched (added as discovery finds them). */
   readonly #extra = new Map<ExtraKind, ObjectStore<KubernetesObject>>();
   /** Where each extra kind is served (its status subresource is written at the same path). */
@@ -90,6 +96,15 @@ export class ClusterInformers implements Runnable {
       logger: options.logger,
       namespaces: options.namespaces,
       onStoreChange: (changes) => this.#changed('Secret', changes),
+    });
+    this.configMaps = new ReferencedCache<V1ConfigMap>({
+      store: this.#configMapStore,
+      client: options.client,
+      logger: options.logger,
+      kind: 'ConfigMap',
+      resource: 'configmaps',
+      namespaces: options.namespaces,
+      onStoreChange: (changes) => this.#changed('ConfigMap', changes),
     });
     const add = <T extends KubernetesObject>(
       spec: KindSpec<T>,
@@ -165,6 +180,13 @@ export class ClusterInformers implements Runnable {
       if (found.length > 0) {
         this.#watchExtra('Namespace', kindSpec(o.client, 'Namespace', 'v1', 'namespaces', false), { groupVersion: 'v1', resource: 'namespaces' });
         for (const f of found) this.#watchExtra(f.kind, kindSpec(o.client, f.kind, f.groupVersion, f.resource, f.namespaced), f);
+        // Policies name CA ConfigMaps: watch ConfigMaps, keeping only those named (permission comes with the policies').
+        if (found.some((f) => f.kind === 'BackendTLSPolicy')) {
+          this.#watchExtra('ConfigMap', kindSpec(o.client, 'ConfigMap', 'v1', 'configmaps', true), { groupVersion: 'v1', resource: 'configmaps' }, this.#configMapStore, {
+            keep: this.configMaps.keep,
+            observe: this.configMaps.observe,
+          });
+        }
       }
       if (found.length > 0 || !logged) {
         const served = GATEWAY_KINDS.filter((k) => this.#extra.has(k));
@@ -179,12 +201,17 @@ export class ClusterInformers implements Runnable {
     }
   }
 
-  #watchExtra(kind: ExtraKind, spec: KindSpec<KubernetesObject>, served: { groupVersion: string; resource: string }): void {
+  #watchExtra(
+    kind: ExtraKind,
+    spec: KindSpec<KubernetesObject>,
+    served: { groupVersion: string; resource: string },
+    store: ObjectStore<KubernetesObject> = new ObjectStore<KubernetesObject>(onlyStatusChanged),
+    extra: { keep?: (key: string, obj: KubernetesObject) => boolean; observe?: (type: 'ADDED' | 'MODIFIED' | 'DELETED', key: string) => void } = {},
+  ): void {
     if (this.#extra.has(kind)) return;
     this.#served.set(kind, served);
-    const store = new ObjectStore<KubernetesObject>(onlyStatusChanged);
     this.#extra.set(kind, store);
-    for (const reflector of this.#reflectorsFor(spec, store)) {
+    for (const reflector of this.#reflectorsFor(spec, store, extra)) {
       this.#reflectors.push(reflector);
       if (this.#launch) this.#late.push(this.#launch(reflector));
     }
@@ -205,6 +232,8 @@ export class ClusterInformers implements Runnable {
   async waitForSync(signal?: AbortSignal): Promise<void> {
     await (signal ? Promise.race([this.#discovered, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]) : this.#discovered);
     await Promise.all(this.#reflectors.map((r) => r.whenSynced(signal)));
+    // The CA ConfigMaps the listed policies name are fetched by then, so the first build sees them.
+    await this.configMaps.settled();
     if (!signal?.aborted) this.#o.metrics?.cachesSynced.set(1);
   }
 
@@ -288,6 +317,18 @@ export class ClusterInformers implements Runnable {
 
   #changed(kind: WatchedKind, changes: ReadonlyMap<string, StoreChange>): void {
     if (kind === 'Secret') this.secrets.notify(changes);
+    if (kind === 'ConfigMap') this.configMaps.notify(changes);
+    if (kind === 'BackendTLSPolicy' && this.#extra.has('ConfigMap')) {
+      // Listeners hear of the policy change once the ConfigMaps it names are fetched, so that a build never
+      // reports a CA ConfigMap missing that exists.
+      const refs = caConfigMapRefs(this.#extra.get('BackendTLSPolicy')?.snapshot() ?? EMPTY);
+      void this.configMaps.setReferences(refs, 'backend-tls').then(() => this.#tell(kind, changes));
+      return;
+    }
+    this.#tell(kind, changes);
+  }
+
+  #tell(kind: WatchedKind, changes: ReadonlyMap<string, StoreChange>): void {
     for (const listener of this.#listeners) {
       try {
         listener(kind, changes);

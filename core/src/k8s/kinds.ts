@@ -4,8 +4,11 @@ import { apiPath, type KubeClient } from './api/client.js';
 
 /** The kinds Warren always watches. */
 export type CoreKind = 'Ingress' | 'IngressClass' | 'Service' | 'EndpointSlice' | 'Secret';
-/** Kinds watched only when served and enabled: the Gateway API kinds, and Namespaces (their labels select routes). */
-export type ExtraKind = GatewayKind | 'Namespace';
+/**
+ * Kinds watched only when served and enabled: the Gateway API kinds, Namespaces (their labels select routes) and,
+ * with BackendTLSPolicy, the ConfigMaps policies name as CA bundles (only those are kept).
+ */
+export type ExtraKind = GatewayKind | 'Namespace' | 'ConfigMap';
 /** The kinds Warren watches. */
 export type WatchedKind = CoreKind | ExtraKind;
 

@@ -95,6 +95,11 @@ export interface UpstreamTls {
   key?: string | Buffer | undefined;
   /** SNI and the name the certificate is verified against. Core's default: `<service>.<namespace>.svc`. */
   servername?: string | undefined;
+  /**
+   * When set, the certificate must carry one of these subject alternative names (`DNS:<name>`, wildcards as TLS
+   * clients match them, or `URI:<uri>`, exactly) and `servername` is no longer checked against it (SNI only).
+   */
+  subjectAltNames?: readonly string[] | undefined;
   /** Verify the upstream certificate. Only an explicit opt-out sets this to false. */
   rejectUnauthorized: boolean;
   /**

@@ -5,6 +5,7 @@ import { AdmissionPool, type AdmissionLimits } from './admission.js';
 import { H2C_DEFAULT_SESSIONS, H2cPool } from './h2-pool.js';
 import { HeadTimeoutPool } from './head-timeout.js';
 import { resetVisibleConnector } from './reset-visible.js';
+import { subjectAltNameCheck } from './subject-alt-names.js';
 
 /**
  * Connection pools: one undici `Pool` per endpoint origin and transport profile. Pools are shared across
@@ -30,7 +31,7 @@ function profileKey(profile: TransportProfile): string {
     profile.connectTimeout,
     profile.keepAlive ? `${profile.keepAlive.timeout}/${profile.keepAlive.maxConnections}` : 'close',
     profile.maxConcurrentStreams ?? '',
-    tls ? `${tls.rejectUnauthorized ? 'verify' : 'noverify'}/${tls.servername ?? ''}/${tls.fingerprint ?? tlsFingerprint(tls)}` : '',
+    tls ? `${tls.rejectUnauthorized ? 'verify' : 'noverify'}/${tls.servername ?? ''}/${tls.subjectAltNames?.join(',') ?? ''}/${tls.fingerprint ?? tlsFingerprint(tls)}` : '',
   ].join('|');
 }
 
@@ -107,6 +108,7 @@ function createClientPool(origin: string, profile: TransportProfile): UpstreamPo
             key: tls.key,
             servername: tls.servername,
             rejectUnauthorized: tls.rejectUnauthorized,
+            ...(tls.subjectAltNames?.length ? { checkServerIdentity: subjectAltNameCheck(tls.subjectAltNames) } : {}),
           }
         : {}),
     }),

@@ -188,7 +188,7 @@ function certificateRefs(objects: ReturnType<typeof gatewayObjects>): string[] {
 }
 
 /** The desired conditions, keeping `lastTransitionTime` of those whose status did not change. */
-function merge(current: readonly Condition[] | undefined, desired: readonly DesiredCondition[], now: string): Condition[] {
+export function merge(current: readonly Condition[] | undefined, desired: readonly DesiredCondition[], now: string): Condition[] {
   return desired.map((d) => {
     const before = Array.isArray(current) ? current.find((c) => c?.type === d.type) : undefined;
     return { ...d, lastTransitionTime: before && before.status === d.status && before.lastTransitionTime ? before.lastTransitionTime : now };
@@ -210,12 +210,12 @@ function comparableParent(p: RouteParentStatus): unknown {
 }
 
 /** A parentRef with the defaults the CRD schema fills in (group and kind), so written and read copies compare equal. */
-function normalRef(ref: ParentReference | undefined): ParentReference {
+export function normalRef(ref: ParentReference | undefined): ParentReference {
   return { group: GATEWAY_GROUP, kind: 'Gateway', ...ref };
 }
 
 /** Deep equality of JSON values, ignoring key order. */
-function sameJson(a: unknown, b: unknown): boolean {
+export function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 }
 

@@ -429,6 +429,25 @@ test('Secrets are readable only while something can reference one: the tls plugi
   t.true(withTls.some((p) => p.module.manifest.annotations?.some((a) => a.secretRef)));
 });
 
+test('ConfigMaps are readable only with the Gateway API on (BackendTLSPolicy CA bundles), namespaced when namespaces are', async (t) => {
+  const readsConfigMaps = (out: Awaited<ReturnType<typeof render>>) =>
+    out.objects
+      .filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && rulesOf(o).some((r) => r.resources.includes('configmaps')))
+      .map(
+        (o) =>
+          `${o.kind}/${o.metadata.namespace ?? ''}:${rulesOf(o)
+            .find((r) => r.resources.includes('configmaps'))!
+            .verbs.join(',')}`,
+      );
+  t.deepEqual(readsConfigMaps(await render(withToken)), [], 'Gateway API off by default: no ConfigMap read');
+  t.deepEqual(readsConfigMaps(await render({ ...withToken, gateway: { enabled: true } })), ['ClusterRole/:get,list,watch']);
+  t.deepEqual(
+    readsConfigMaps(await render({ ...withToken, gateway: { enabled: true }, kubernetes: { namespaces: ['shop'] } })),
+    ['Role/shop:get,list,watch'],
+    'never cluster-wide',
+  );
+});
+
 test('helm refuses a plugin whose dependency is off (gRPC without HTTP/2), naming the dependency', async (t) => {
   const refused = await template({ ...withToken, plugins: { http2: { enabled: false } } });
   t.not(refused.code, 0);

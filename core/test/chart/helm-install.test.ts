@@ -90,12 +90,12 @@ const plain = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 /**
  * The rules of `kind` in deploy/rbac.yaml as the chart's defaults grant them: without the Gateway API rules (its
- * kinds and Namespaces), which the chart adds only with gateway.enabled=true.
+ * kinds, Namespaces and the ConfigMaps BackendTLSPolicies name), which the chart adds only with gateway.enabled=true.
  */
 function referenceRules(kind: 'ClusterRole' | 'Role'): V1PolicyRule[] {
   const object = loadRbacObjects().find((o) => o.kind === kind) as { rules?: V1PolicyRule[] } | undefined;
   if (!object?.rules) throw new Error(`deploy/rbac.yaml has no ${kind}`);
-  return object.rules.filter((r) => !r.apiGroups?.includes('gateway.networking.k8s.io') && !r.resources?.includes('namespaces'));
+  return object.rules.filter((r) => !r.apiGroups?.includes('gateway.networking.k8s.io') && !r.resources?.includes('namespaces') && !r.resources?.includes('configmaps'));
 }
 
 const saMay = (attributes: Parameters<typeof serviceAccountMay>[3]) => serviceAccountMay(k8s(), NS, FULLNAME, attributes);

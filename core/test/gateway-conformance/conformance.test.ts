@@ -54,6 +54,8 @@ const EXTENDED_FEATURES = [
   'HTTPRouteRequestTimeout',
   'HTTPRouteBackendTimeout',
   'HTTPRouteNamedRouteRule',
+  'BackendTLSPolicy',
+  'BackendTLSPolicySANValidation',
 ];
 /**
  * Core tests Warren is known to fail, not run (`-skip-tests`) so that the test command stays green, each with why.

@@ -34,6 +34,21 @@ export const PROXY_SSL_SECRET = defineAnnotation({
   secretRef: true,
 });
 
+/** Longest inline CA bundle accepted (Kubernetes caps all annotations of an object at 256 KiB together). */
+const MAX_CA_BUNDLE = 256 * 1024;
+
+/** `warren.dev/proxy-ssl-ca`: the CA bundle itself, as a BackendTLSPolicy's ConfigMap CA is handed over. */
+export const PROXY_SSL_CA = defineAnnotation({
+  key: 'proxy-ssl-ca',
+  description:
+    "PEM CA bundle (the certificates themselves) that verifies the upstream certificate, instead of a Secret's ca.crt; what a BackendTLSPolicy's ConfigMap CA becomes. When proxy-ssl-secret also names a ca.crt, both are trusted.",
+  schema: z
+    .string()
+    .refine((v) => v.length <= MAX_CA_BUNDLE, `at most ${MAX_CA_BUNDLE} characters`)
+    .refine((v) => v.includes('-----BEGIN CERTIFICATE-----'), 'PEM certificates ("-----BEGIN CERTIFICATE-----" blocks)'),
+  example: '-----BEGIN CERTIFICATE-----\\n…\\n-----END CERTIFICATE-----',
+});
+
 /** `warren.dev/proxy-ssl-client-secret`. */
 export const PROXY_SSL_CLIENT_SECRET = defineAnnotation({
   key: 'proxy-ssl-client-secret',
@@ -52,6 +67,27 @@ export const PROXY_SSL_NAME = defineAnnotation({
     .transform((v) => v.trim().toLowerCase())
     .refine((v) => DNS_SUBDOMAIN.test(v), 'a DNS name such as "api.internal"'),
   example: 'api.internal',
+});
+
+/** One subject alternative name: `DNS:<name>` (a leading `*.` allowed) or `URI:<scheme>:<rest>` (no spaces or commas). */
+const SAN = /^(?:DNS:(?:\*\.)?[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)*|URI:[a-z][a-z0-9+.-]*:[^\s,]+)$/;
+
+/** `warren.dev/proxy-ssl-subject-alt-names`. */
+export const PROXY_SSL_SUBJECT_ALT_NAMES = defineAnnotation({
+  key: 'proxy-ssl-subject-alt-names',
+  description:
+    'Comma-separated subject alternative names ("DNS:name" or "URI:uri") of which the upstream certificate must carry one; when set, proxy-ssl-name is sent as SNI but no longer checked against the certificate.',
+  schema: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+        .map((x) => (x.slice(0, 4).toUpperCase() === 'DNS:' ? `DNS:${x.slice(4).toLowerCase()}` : x)),
+    )
+    .refine((list) => list.length > 0 && list.length <= 32 && list.every((x) => SAN.test(x)), '1 to 32 names such as "DNS:api.internal" or "URI:spiffe://example.org/api"'),
+  example: 'DNS:api.internal,URI:spiffe://example.org/api',
 });
 
 /** `warren.dev/proxy-ssl-verify`. */
@@ -80,7 +116,7 @@ export const manifest = defineManifest({
   protocols: ['https'],
   protocolTraits: { https: { tls: true, ports: [443, 8443] } },
   appProtocols: { https: 'https' },
-  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_VERIFY],
+  annotations: [PROXY_SSL_SECRET, PROXY_SSL_CA, PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_SUBJECT_ALT_NAMES, PROXY_SSL_VERIFY],
   configSchema,
 });
 

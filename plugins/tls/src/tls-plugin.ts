@@ -16,15 +16,33 @@ import {
   type UpstreamPlugin,
   type UpstreamTls,
 } from '@warren/core/plugin';
-import { PROXY_SSL_CLIENT_SECRET, PROXY_SSL_NAME, PROXY_SSL_SECRET, PROXY_SSL_VERIFY, manifest, type TlsConfig } from './manifest.js';
+import {
+  PROXY_SSL_CA,
+  PROXY_SSL_CLIENT_SECRET,
+  PROXY_SSL_NAME,
+  PROXY_SSL_SECRET,
+  PROXY_SSL_SUBJECT_ALT_NAMES,
+  PROXY_SSL_VERIFY,
+  manifest,
+  type TlsConfig,
+} from './manifest.js';
 import { checkMaterial, type MaterialProblem } from './material.js';
 
 /** Parsed TLS annotations of a route. */
 export interface TlsOptions {
   readonly caSecret: string | undefined;
+  /** An inline CA bundle (`proxy-ssl-ca`), as `ca.crt` of a Secret-like record (checked once per binding). */
+  readonly ca: Readonly<Record<string, Buffer>> | undefined;
   readonly clientSecret: string | undefined;
   readonly serverName: string | undefined;
+  /** Names of which the certificate must carry one, instead of `serverName`. */
+  readonly subjectAltNames: readonly string[] | undefined;
   readonly verify: boolean;
+}
+
+/** The inline bundle as the record material checks read. */
+function inlineBundle(pem: string | undefined): Readonly<Record<string, Buffer>> | undefined {
+  return pem === undefined ? undefined : Object.freeze({ 'ca.crt': Buffer.from(pem, 'utf8') });
 }
 
 const NONE: SecretReader = { get: () => undefined, onChange: () => () => {} };
@@ -77,8 +95,10 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
       route,
       options: {
         caSecret: PROXY_SSL_SECRET.get(route),
+        ca: inlineBundle(PROXY_SSL_CA.get(route)),
         clientSecret: PROXY_SSL_CLIENT_SECRET.get(route),
         serverName: PROXY_SSL_NAME.get(route),
+        subjectAltNames: PROXY_SSL_SUBJECT_ALT_NAMES.get(route),
         verify: PROXY_SSL_VERIFY.get(route) !== 'off',
       },
     };
@@ -89,11 +109,18 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     const { route, options } = binding;
     const tls: UpstreamTls = { ...(profile.tls ?? { rejectUnauthorized: true }), rejectUnauthorized: options.verify };
     if (options.serverName) tls.servername = options.serverName;
+    if (options.subjectAltNames) tls.subjectAltNames = options.subjectAltNames;
     const hash = createHash('sha256');
+    const cas: Buffer[] = [];
+    if (options.ca) {
+      this.#check(route, 'proxy-ssl-ca', 'the CA bundle', options.ca, { ca: true, pair: false });
+      cas.push(options.ca['ca.crt']!);
+      hash.update('ca').update(options.ca['ca.crt']!);
+    }
     if (options.caSecret) {
       const data = this.#secret(route, 'proxy-ssl-secret', options.caSecret);
       if (data['ca.crt']) {
-        tls.ca = data['ca.crt'];
+        cas.push(data['ca.crt']);
         hash.update('ca').update(data['ca.crt']);
       }
       if (!options.clientSecret && data['tls.crt'] && data['tls.key']) {
@@ -105,25 +132,26 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
         this.#refuse(route, `Secret ${this.#ref(route, options.caSecret)} named by warren.dev/proxy-ssl-secret has neither ca.crt nor tls.crt/tls.key`);
       }
       const pair = !options.clientSecret && data['tls.crt'] && data['tls.key'];
-      this.#check(route, 'proxy-ssl-secret', options.caSecret, data, { ca: true, pair: !!pair });
+      this.#check(route, 'proxy-ssl-secret', `Secret ${this.#ref(route, options.caSecret)}`, data, { ca: true, pair: !!pair });
     }
     if (options.clientSecret) {
       const data = this.#secret(route, 'proxy-ssl-client-secret', options.clientSecret);
       if (!data['tls.crt'] || !data['tls.key']) {
         this.#refuse(route, `Secret ${this.#ref(route, options.clientSecret)} named by warren.dev/proxy-ssl-client-secret needs both tls.crt and tls.key`);
       }
-      this.#check(route, 'proxy-ssl-client-secret', options.clientSecret, data, { ca: false, pair: true });
+      this.#check(route, 'proxy-ssl-client-secret', `Secret ${this.#ref(route, options.clientSecret)}`, data, { ca: false, pair: true });
       tls.cert = data['tls.crt'];
       tls.key = data['tls.key'];
       hash.update('cert').update(data['tls.crt']!).update(data['tls.key']!);
     }
+    if (cas.length > 0) tls.ca = cas.length === 1 ? cas[0] : cas;
     tls.fingerprint = hash.digest('base64url').slice(0, 22);
     profile.tls = tls;
     this.#cleared(route);
   }
 
-  /** Refuses the route when the material it uses from this Secret is unusable. */
-  #check(route: Route, annotation: string, value: string, data: Readonly<Record<string, Buffer>>, use: { ca: boolean; pair: boolean }): void {
+  /** Refuses the route when the material it uses from this Secret (or inline bundle, `shown`) is unusable. */
+  #check(route: Route, annotation: string, shown: string, data: Readonly<Record<string, Buffer>>, use: { ca: boolean; pair: boolean }): void {
     const which = `${use.ca ? 'ca' : ''}|${use.pair ? 'pair' : ''}`;
     let byUse = CHECKED.get(data);
     if (!byUse) CHECKED.set(data, (byUse = new Map()));
@@ -138,7 +166,7 @@ export class TlsPlugin implements UpstreamPlugin<TlsOptions> {
     }
     if (problems.length === 0) return;
     const list = problems.map((p) => `key ${p.key} ${p.problem}`).join('; ');
-    this.#refuse(route, `Secret ${this.#ref(route, value)} named by warren.dev/${annotation} is unusable: ${list}`);
+    this.#refuse(route, `${shown} named by warren.dev/${annotation} is unusable: ${list}`);
   }
 
   /** A route compiled: if its object (Ingress, HTTPRoute, GRPCRoute) had a problem reported, say that it cleared. */
