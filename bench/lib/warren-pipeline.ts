@@ -8,7 +8,7 @@
  *
  * `--core` loads Warren from another build (a tree's `core/build/src`, beside that tree's node_modules), so two
  * builds run under the same harness in one bench run. On SIGUSR2 it prints one JSON line with the garbage
- * collections so far (`{"gc":{"count":n,"ms":t,"major":m}}`), which the tunnel bench reads around each cell.
+ * collections so far and `process.memoryUsage()` (`{"gc":{"count":n,"ms":t,"major":m},"memory":{…}}`), which the tunnel bench reads around each cell.
  * Logs go to stderr at `warn`. Stops gracefully on SIGTERM.
  */
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -50,7 +50,7 @@ new PerformanceObserver((list) => {
     if ((entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
   }
 }).observe({ entryTypes: ['gc'] });
-process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ gc })}\n`));
+process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ gc, memory: process.memoryUsage() })}\n`));
 
 const originUrl = new URL(values.origin!);
 const ha = Number(values.ha);
