@@ -30,7 +30,8 @@
  * runs a 500 ms warm-up (at most 20 000 requests), then `--duration` ms of closed-loop load (at most 200 000
  * requests). `--upload` sends each size as a request body (POST, the origin answers with no body) instead.
  *
- * Per cell, for connectors that report it (the Warren targets), "GC ms/req" is the connector's garbage-collection
+ * Per cell, for connectors that report it (the Warren targets, and `--connector` commands that run
+ * `lib/warren-pipeline.js`), "GC ms/req" is the connector's garbage-collection
  * pause time divided by the requests of the cell (V8's `gc` performance entries, read on SIGUSR2).
  */
 import { execFileSync } from 'node:child_process';
@@ -96,7 +97,8 @@ for (const spec of [...values.build.map((b) => ({ b })), ...values.connector.map
   const eq = text.indexOf('=');
   if (eq <= 0) throw new Error(`"${text}": expected name=${'b' in spec ? 'tree' : 'command'}`);
   const value = text.slice(eq + 1);
-  targets.push({ name: text.slice(0, eq), command: 'b' in spec ? pipelineCommand(value) : value, reportsGc: 'b' in spec });
+  // A connector command that runs the pipeline harness (another build's, other flags) answers SIGUSR2 too.
+  targets.push({ name: text.slice(0, eq), command: 'b' in spec ? pipelineCommand(value) : value, reportsGc: 'b' in spec || /warren-pipeline\.js\b/.test(value) });
 }
 
 interface Sample {
