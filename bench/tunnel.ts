@@ -239,7 +239,8 @@ for (const name of names) {
       const added = ss.map((s, i) => (base[i] ? percentile(s.result.latencies, 99) - percentile(base[i]!.result.latencies, 99) : NaN));
       lines.push(
         `| ${name} | ${label(size)} | ${c} | ${spread(ss.map(rate), 0)} | ${spread(
-          ss.map((s) => (s.result.bytes * 1000) / s.result.elapsedMs / 1048576),
+          // Body bytes moved: the responses', or with `--upload` the requests'.
+          ss.map((s) => ((upload ? s.result.requests * size : s.result.bytes) * 1000) / s.result.elapsedMs / 1048576),
           0,
         )} | ${spread(
           ss.map((s) => percentile(s.result.latencies, 50)),
