@@ -4,19 +4,38 @@
  * origin) so the connector's CPU time and RSS can be read from /proc.
  *
  *   npx tsc -b bench && npx node bench/build/tunnel.js [--duration 3000] [--sizes 1024,1048576]
- *     [--concurrency 1,16,256] [--ha 4] [--connector 'name=command …'] [--no-warren] [--upload]
+ *     [--concurrency 1,16,256] [--ha 4] [--repeat 1] [--no-pin] [--forwarder] [--no-warren]
+ *     [--build 'name=<tree>'] [--connector 'name=command …'] [--node-flags '…'] [--upload]
  *
- * `--upload` sends each size as a request body (POST, the origin answers with no body) instead of
- * downloading it.
+ * Targets: `warren` is Warren's data path (connector + proxy pipeline with every built-in plugin,
+ * `lib/warren-pipeline.js`) run with the image's V8 flags and the old-space limit the chart derives from its
+ * default 512Mi memory limit (`--node-flags` replaces them); `--forwarder` adds the connector alone with a minimal
+ * forwarder to the origin (`lib/warren-connector.js`); `--no-warren` leaves Warren out.
+ *
+ * `--build name=<tree>` (repeatable) adds the data path of another build: the same harness loading the core
+ * of `<tree>` (a checkout with `npm ci` and `npx tsc -b core plugins/*` done). Before/after in one run:
+ *   node bench/build/tunnel.js --no-warren --build before=/tmp/base --build after=$PWD --repeat 5
  *
  * `--connector` (repeatable) benchmarks any other connector in the same run. The command runs through
  * `sh -c "exec …"` with these placeholders replaced: {edge} (host:port of the simulated edge), {caFile}
  * (PEM of the edge's CA), {token} and {tokenFile} (tunnel token), {origin} (origin URL), {ha}. It must
  * register with the edge; the benchmark waits for {ha} registered connections (30 s at most).
  *
- * Each cell runs a 500 ms warm-up, then `--duration` ms of closed-loop load (at most 200 000 requests).
+ * Pinning (default when `taskset` exists and the machine has at least two cores; `--no-pin` turns it off):
+ * every connector runs on core 0, this load generator, the simulators and the origin on core 1, so the
+ * connector's CPU time is not shared with the load it serves.
+ *
+ * `--repeat N` runs every cell N times, the targets interleaved within each round (their order reversed every
+ * other round), all targets registered for the whole run; the table gives the median with [min–max]. Each cell
+ * runs a 500 ms warm-up (at most 20 000 requests), then `--duration` ms of closed-loop load (at most 200 000
+ * requests). `--upload` sends each size as a request body (POST, the origin answers with no body) instead.
+ *
+ * Per cell, for connectors that report it (the Warren targets, and `--connector` commands that run
+ * `lib/warren-pipeline.js`), "GC ms/req" is the connector's garbage-collection
+ * pause time divided by the requests of the cell (V8's `gc` performance entries, read on SIGUSR2).
  */
-import { cpus, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { spawnJsonChild, type JsonChild } from './lib/child.js';
 import { percentile, runLoad, type LoadResult } from './lib/load.js';
@@ -28,8 +47,13 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '1024,1048576' },
     concurrency: { type: 'string', default: '1,16,256' },
     ha: { type: 'string', default: '4' },
+    repeat: { type: 'string', default: '1' },
     connector: { type: 'string', multiple: true, default: [] },
+    build: { type: 'string', multiple: true, default: [] },
+    'node-flags': { type: 'string', default: '--max-semi-space-size=8 --min-semi-space-size=4 --max-old-space-size=256' },
     'no-warren': { type: 'boolean', default: false },
+    forwarder: { type: 'boolean', default: false },
+    'no-pin': { type: 'boolean', default: false },
     upload: { type: 'boolean', default: false },
   },
 });
@@ -37,96 +61,208 @@ const durationMs = Number(values.duration);
 const sizes = values.sizes.split(',').map(Number);
 const levels = values.concurrency.split(',').map(Number);
 const ha = Number(values.ha);
+const repeat = Math.max(1, Math.min(50, Number(values.repeat)));
 const upload = values.upload;
 const uploadBodies = new Map(upload ? sizes.map((size) => [size, Buffer.alloc(size, 'u')]) : []);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
+const args = '--edge {edge} --ca {caFile} --token-file {tokenFile} --origin {origin} --ha {ha}';
 
-const connectors: Array<{ name: string; command: string }> = [];
-if (!values['no-warren']) {
-  connectors.push({
-    name: 'warren',
-    command: `${node} ${here}lib/warren-connector.js --edge {edge} --ca {caFile} --token-file {tokenFile} --origin {origin} --ha {ha}`,
-  });
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
-for (const spec of values.connector) {
-  const eq = spec.indexOf('=');
-  if (eq <= 0) throw new Error(`--connector "${spec}": expected name=command`);
-  connectors.push({ name: spec.slice(0, eq), command: spec.slice(eq + 1) });
+const pin = !values['no-pin'] && cpus().length >= 2 && hasTaskset();
+/** Core 0 for connectors, core 1 for everything else (this process's threads included). */
+const onConnectorCore = (command: string) => (pin ? `taskset -c 0 ${command}` : command);
+const loadSide = (command: string, argv: string[]): [string, string[]] => (pin ? ['taskset', ['-c', '1', command, ...argv]] : [command, argv]);
+if (pin) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+
+interface Target {
+  readonly name: string;
+  readonly command: string;
+  /** Answers SIGUSR2 with its GC totals (the pipeline harness); other connectors are never sent the signal. */
+  readonly reportsGc?: boolean;
+}
+const targets: Target[] = [];
+const pipelineCommand = (coreDir?: string) => `${node} ${values['node-flags']} ${here}lib/warren-pipeline.js ${args}${coreDir ? ` --core ${coreDir}/core/build/src` : ''}`;
+if (!values['no-warren']) targets.push({ name: 'warren', command: pipelineCommand(), reportsGc: true });
+if (values.forwarder) targets.push({ name: 'warren (connector + forwarder)', command: `${node} ${here}lib/warren-connector.js ${args}` });
+for (const spec of [...values.build.map((b) => ({ b })), ...values.connector.map((c) => ({ c }))]) {
+  const text = 'b' in spec ? spec.b : spec.c;
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new Error(`"${text}": expected name=${'b' in spec ? 'tree' : 'command'}`);
+  const value = text.slice(eq + 1);
+  // A connector command that runs the pipeline harness (another build's, other flags) answers SIGUSR2 too.
+  targets.push({ name: text.slice(0, eq), command: 'b' in spec ? pipelineCommand(value) : value, reportsGc: 'b' in spec || /warren-pipeline\.js\b/.test(value) });
 }
 
-interface Row {
-  target: string;
-  size: number;
-  concurrency: number;
+interface Sample {
   result: LoadResult;
   cpuPerRequestMs?: number;
   peakRssMiB?: number;
+  gcMsPerRequest?: number;
+  majorGcPerRequest?: number;
 }
 
 const label = (size: number) => (size >= 1048576 ? `${size / 1048576} MiB` : `${size / 1024} KiB`);
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
-async function cell(target: string, url: string, size: number, concurrency: number, pid?: number): Promise<Row> {
+interface GcTotals {
+  count: number;
+  ms: number;
+  major: number;
+}
+/** The connector's GC totals, when it reports them on SIGUSR2 (within 2 s); else undefined. */
+async function gcTotals(child: JsonChild): Promise<GcTotals | undefined> {
+  const answer = child.nextNew<{ gc: GcTotals }>((msg) => typeof msg.gc === 'object', 2_000);
+  child.process.kill('SIGUSR2');
+  try {
+    return (await answer).gc;
+  } catch {
+    return undefined;
+  }
+}
+
+async function cell(url: string, size: number, concurrency: number, connector?: Running['proc']): Promise<Sample> {
   const load = upload
     ? { url, path: '/bytes/0', concurrency, headers: { host: 'bench.example.com' }, body: uploadBodies.get(size)! }
     : { url, path: `/bytes/${size}`, concurrency, headers: { host: 'bench.example.com' } };
   await runLoad({ ...load, durationMs: 500, maxRequests: 20_000 });
+  const pid = connector?.pid;
+  const gc0 = connector?.reportsGc ? await gcTotals(connector) : undefined;
   const cpu0 = pid ? cpuTimeMs(pid) : 0;
-  const rss = pid ? peakRss(pid) : undefined;
+  const rss = pid ? peakRss(pid, 20) : undefined;
   const result = await runLoad({ ...load, durationMs, maxRequests: 200_000 });
-  const row: Row = { target, size, concurrency, result };
+  const sample: Sample = { result };
   if (pid) {
-    row.cpuPerRequestMs = (cpuTimeMs(pid) - cpu0) / Math.max(1, result.requests);
-    row.peakRssMiB = rss!.stop() / 1048576;
+    const requests = Math.max(1, result.requests);
+    sample.cpuPerRequestMs = (cpuTimeMs(pid) - cpu0) / requests;
+    sample.peakRssMiB = rss!.stop() / 1048576;
+    const gc1 = gc0 ? await gcTotals(connector!) : undefined;
+    if (gc0 && gc1) {
+      sample.gcMsPerRequest = (gc1.ms - gc0.ms) / requests;
+      sample.majorGcPerRequest = (gc1.major - gc0.major) / requests;
+    }
   }
-  process.stderr.write(`${target} ${label(size)} c=${concurrency}: ${Math.round((result.requests * 1000) / result.elapsedMs)} req/s, ${result.errors} errors\n`);
-  return row;
+  return sample;
 }
 
-const origin = spawnJsonChild(node, [`${here}lib/origin-server.js`]);
+interface Running {
+  readonly target: Target;
+  readonly sim: JsonChild;
+  readonly proc: JsonChild & { reportsGc?: boolean };
+  readonly eyeball: string;
+}
+
+const [originCmd, originArgs] = loadSide(node, [`${here}lib/origin-server.js`]);
+const origin = spawnJsonChild(originCmd, originArgs);
 const children: JsonChild[] = [origin];
-const rows: Row[] = [];
+const samples = new Map<string, Sample[]>();
+const key = (target: string, size: number, c: number) => `${target}\0${size}\0${c}`;
+const record = (target: string, size: number, c: number, s: Sample) => {
+  const k = key(target, size, c);
+  samples.set(k, [...(samples.get(k) ?? []), s]);
+  const r = s.result;
+  process.stderr.write(
+    `${target} ${label(size)} c=${c}: ${Math.round((r.requests * 1000) / r.elapsedMs)} req/s, ${r.errors} errors${s.cpuPerRequestMs === undefined ? '' : `, ${fmt(s.cpuPerRequestMs, 3)} ms CPU/req, ${fmt(s.peakRssMiB!, 0)} MiB peak`}\n`,
+  );
+};
+const loads: number[] = [loadavg()[0]!];
 try {
   const { listening: originUrl } = await origin.next<{ listening: string }>((m) => typeof m.listening === 'string');
-  for (const size of sizes) for (const c of levels) rows.push(await cell('origin (ceiling)', originUrl, size, c));
-
-  for (const connector of connectors) {
-    const sim = spawnJsonChild(node, [`${here}lib/simulator-process.js`]);
+  const running: Running[] = [];
+  for (const target of targets) {
+    const [simCmd, simArgs] = loadSide(node, [`${here}lib/simulator-process.js`]);
+    const sim = spawnJsonChild(simCmd, simArgs);
     children.push(sim);
     const info = await sim.next<{ edge: string; caFile: string; token: string; tokenFile: string; eyeball: string }>((m) => typeof m.edge === 'string');
-    const command = connector.command
+    const command = target.command
       .replaceAll('{edge}', info.edge)
       .replaceAll('{caFile}', info.caFile)
       .replaceAll('{token}', info.token)
       .replaceAll('{tokenFile}', info.tokenFile)
       .replaceAll('{origin}', originUrl)
       .replaceAll('{ha}', String(ha));
-    const proc = spawnJsonChild('sh', ['-c', `exec ${command}`], { quiet: false });
+    const proc: Running['proc'] = spawnJsonChild('sh', ['-c', `exec ${onConnectorCore(command)}`], { quiet: false });
     children.push(proc);
-    await sim.next((m) => typeof m.registered === 'number' && m.registered >= ha, 30_000);
-    for (const size of sizes) for (const c of levels) rows.push(await cell(connector.name, info.eyeball, size, c, proc.pid));
-    await proc.stop();
-    await sim.stop();
+    // Fails at once if the connector exits instead of registering.
+    await Promise.race([sim.next((m) => typeof m.registered === 'number' && m.registered >= ha, 30_000), proc.next(() => false, 30_000)]);
+    proc.reportsGc = target.reportsGc === true && (await gcTotals(proc)) !== undefined;
+    running.push({ target, sim, proc, eyeball: info.eyeball });
+  }
+  for (let round = 0; round < repeat; round++) {
+    for (const size of sizes) {
+      for (const c of levels) {
+        record('origin (ceiling)', size, c, await cell(originUrl, size, c));
+        const order = round % 2 === 0 ? running : [...running].reverse();
+        for (const r of order) record(r.target.name, size, c, await cell(r.eyeball, size, c, r.proc));
+      }
+    }
+    loads.push(loadavg()[0]!);
   }
 } finally {
-  for (const child of children) await child.stop();
+  for (const child of children.reverse()) await child.stop();
 }
 
-const ceiling = new Map(rows.filter((r) => r.target === 'origin (ceiling)').map((r) => [`${r.size}/${r.concurrency}`, r.result]));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** Median, with [min–max] when there is more than one sample. */
+const spread = (xs: Array<number | undefined>, digits: number) => {
+  const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
+  if (v.length === 0) return '–';
+  if (v.length === 1) return fmt(v[0]!, digits);
+  return `${fmt(median(v), digits)} [${fmt(Math.min(...v), digits)}–${fmt(Math.max(...v), digits)}]`;
+};
+
+const names = ['origin (ceiling)', ...targets.map((t) => t.name)];
 const lines = [
-  `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections.`,
+  `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
   '',
-  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | connector CPU ms/req | connector peak RSS MiB | errors |`,
-  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | errors |`,
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
-for (const r of rows) {
-  const base = ceiling.get(`${r.size}/${r.concurrency}`)!;
-  const p50 = percentile(r.result.latencies, 50);
-  const p99 = percentile(r.result.latencies, 99);
-  const isCeiling = r.target === 'origin (ceiling)';
-  lines.push(
-    `| ${r.target} | ${label(r.size)} | ${r.concurrency} | ${Math.round((r.result.requests * 1000) / r.result.elapsedMs)} | ${fmt(p50)} | ${fmt(p99)} | ${isCeiling ? '–' : fmt(p50 - percentile(base.latencies, 50))} | ${isCeiling ? '–' : fmt(p99 - percentile(base.latencies, 99))} | ${r.cpuPerRequestMs === undefined ? '–' : fmt(r.cpuPerRequestMs, 3)} | ${r.peakRssMiB === undefined ? '–' : fmt(r.peakRssMiB, 0)} | ${r.result.errors} |`,
-  );
+for (const name of names) {
+  for (const size of sizes) {
+    for (const c of levels) {
+      const ss = samples.get(key(name, size, c)) ?? [];
+      const base = samples.get(key('origin (ceiling)', size, c)) ?? [];
+      const isCeiling = name === 'origin (ceiling)';
+      const rate = (s: Sample) => (s.result.requests * 1000) / s.result.elapsedMs;
+      // Added p99: each sample against the ceiling's sample of the same round.
+      const added = ss.map((s, i) => (base[i] ? percentile(s.result.latencies, 99) - percentile(base[i]!.result.latencies, 99) : NaN));
+      lines.push(
+        `| ${name} | ${label(size)} | ${c} | ${spread(ss.map(rate), 0)} | ${spread(
+          // Body bytes moved: the responses', or with `--upload` the requests'.
+          ss.map((s) => ((upload ? s.result.requests * size : s.result.bytes) * 1000) / s.result.elapsedMs / 1048576),
+          0,
+        )} | ${spread(
+          ss.map((s) => percentile(s.result.latencies, 50)),
+          2,
+        )} | ${spread(
+          ss.map((s) => percentile(s.result.latencies, 99)),
+          2,
+        )} | ${isCeiling ? '–' : spread(added, 2)} | ${spread(
+          ss.map((s) => s.cpuPerRequestMs),
+          3,
+        )} | ${spread(
+          ss.map((s) => s.gcMsPerRequest),
+          3,
+        )} | ${spread(
+          ss.map((s) => (s.majorGcPerRequest === undefined ? undefined : s.majorGcPerRequest * 100)),
+          1,
+        )} | ${spread(
+          ss.map((s) => s.peakRssMiB),
+          0,
+        )} | ${ss.reduce((n, s) => n + s.result.errors, 0)} |`,
+      );
+    }
+  }
 }
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -9,6 +9,8 @@ export interface JsonChild {
   readonly process: ChildProcess;
   readonly pid: number;
   next<T = Record<string, unknown>>(predicate: (message: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<T>;
+  /** Like `next`, but only for messages that arrive after the call (answers to a request just made). */
+  nextNew<T = Record<string, unknown>>(predicate: (message: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,9 @@ export function spawnJsonChild(command: string, args: readonly string[], options
     next<T>(predicate: (m: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<T> {
       const found = messages.find(predicate);
       if (found) return Promise.resolve(found as T);
+      return this.nextNew<T>(predicate, timeoutMs);
+    },
+    nextNew<T>(predicate: (m: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(waiter);

@@ -14,8 +14,16 @@ export const ORIGIN_RESET = 'WARREN_ORIGIN_RESET';
  * reports it as the error it is. Bodies with a length or chunked framing were never affected: their end is
  * explicit.
  */
-export function resetVisibleConnector(options: buildConnector.BuildOptions & { useH2c?: boolean }): buildConnector.connector {
-  // `useH2c` is read by undici's connector although its types omit it.
+/**
+ * Options undici's connector reads or passes on to `net.connect` / `tls.connect` although its types omit them.
+ */
+interface SocketOptions {
+  useH2c?: boolean;
+  highWaterMark?: number | undefined;
+  readableHighWaterMark?: number;
+}
+
+export function resetVisibleConnector(options: buildConnector.BuildOptions & SocketOptions): buildConnector.connector {
   const connect = buildConnector(options as buildConnector.BuildOptions);
   return (opts, callback) =>
     connect(opts, (...args) => {

@@ -22,6 +22,14 @@ export type PoolOpener = (origin: string, profile: TransportProfile) => Upstream
 /** Largest response head accepted from an upstream. */
 const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
 
+/**
+ * Bytes a plain-TCP upstream socket reads ahead of the response handler: one read. A response waits for a slower
+ * client after nearly every chunk; meanwhile undici's read-ahead (64 KiB) lets the socket take a second read, and
+ * the next `read()` joins the two into a fresh copy. With one read ahead, each read is handed on as it is.
+ * (undici's own `highWaterMark` would win over the readable one, so it is cleared; writes keep Node's default.)
+ */
+const UPSTREAM_READ_AHEAD = { highWaterMark: undefined, readableHighWaterMark: 1 } as const;
+
 /** Plain-data identity of a profile; TLS material is reduced to a fingerprint (never kept in the key). */
 function profileKey(profile: TransportProfile): string {
   const tls = profile.tls;
@@ -96,6 +104,7 @@ function createClientPool(origin: string, profile: TransportProfile): UpstreamPo
     connections: profile.keepAlive ? profile.keepAlive.maxConnections : null,
     connect: resetVisibleConnector({
       timeout: profile.connectTimeout,
+      ...UPSTREAM_READ_AHEAD,
       allowH2: h2,
       useH2c: profile.http2 === 'prior-knowledge',
       maxCachedSessions: 100,

@@ -3,6 +3,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseConfig } from '../../src/config/load.js';
@@ -351,4 +352,57 @@ test('an upstream that dies mid-body: the tunnel stream is reset, the visitor se
     t.regex(String(entry.error), /WARREN_ERR_UPSTREAM_PROTOCOL/);
   }
   t.is(lines.filter((l) => l.level === 50 && /cut off/.test(String(l.msg))).length, cases.length);
+});
+
+test('a visitor that stops reading holds the origin back through the tunnel and the pipeline, and then gets the whole body', async (t) => {
+  const size = 256 * 1024 * 1024;
+  // What the hops between origin and visitor may hold: kernel buffers of three connections and the HTTP/2 windows.
+  const bound = 48 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 'b');
+  let sent = 0;
+  const origin = await startOrigin({
+    handler: (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+      const pump = (): void => {
+        while (sent < size) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    },
+  });
+  t.teardown(() => origin.kill());
+  const s = await stack(t, [testRoute({ host: 'slow.example.com', endpoints: [origin.key] })]);
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.request(s.url, { agent: false, headers: { host: 'slow.example.com' } }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+  t.is(res.statusCode, 200);
+  res.pause();
+
+  // Every buffer on the way fills; then the origin must have stalled well short of the body.
+  let before = -1;
+  for (let i = 0; i < 100 && sent !== before; i++) {
+    before = sent;
+    await sleep(300);
+  }
+  t.is(sent, before, 'the origin kept sending while the visitor read nothing');
+  t.true(sent < bound, `the origin sent ${(sent / 1048576).toFixed(1)} MiB to a visitor that read nothing`);
+  t.log(`held back after ${(sent / 1048576).toFixed(1)} MiB of ${size / 1048576} MiB`);
+
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} bytes within 60 s`)), 60_000);
+    res.on('data', (c: Buffer) => (received += c.length));
+    res.on('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    res.on('error', reject);
+    res.resume();
+  });
+  t.is(received, size);
 });

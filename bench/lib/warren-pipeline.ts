@@ -1,0 +1,82 @@
+/**
+ * Warren's data path as a standalone process: the tunnel connector handing every exchange to the real proxy
+ * pipeline (every built-in plugin, the HTTP/1.1 upstream pool, access log off), with one route for
+ * `bench.example.com` to the origin. What a replica runs per request, without a control plane.
+ *
+ *   node [flags] bench/build/lib/warren-pipeline.js --edge 127.0.0.1:7844 --ca ca.crt --token-file token \
+ *     --origin http://127.0.0.1:3000 [--ha 4] [--core <dir>]
+ *
+ * `--core` loads Warren from another build (a tree's `core/build/src`, beside that tree's node_modules), so two
+ * builds run under the same harness in one bench run. On SIGUSR2 it prints one JSON line with the garbage
+ * collections so far and `process.memoryUsage()` (`{"gc":{"count":n,"ms":t,"major":m},"memory":{…}}`), which the tunnel bench reads around each cell.
+ * Logs go to stderr at `warn`. Stops gracefully on SIGTERM.
+ */
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type * as Core from '../../core/src/index.js';
+import type * as Schema from '../../core/src/config/schema.js';
+import type * as Testing from '../../core/src/testing/index.js';
+import type * as Tunnel from '../../core/src/tunnel/connector.js';
+
+// tsyringe (the composition root) needs the metadata polyfill before Warren's modules load.
+await import('reflect-metadata');
+
+const { values } = parseArgs({
+  options: {
+    edge: { type: 'string', multiple: true },
+    ca: { type: 'string' },
+    'token-file': { type: 'string' },
+    origin: { type: 'string' },
+    ha: { type: 'string', default: '4' },
+    core: { type: 'string' },
+  },
+});
+
+const coreDir = values.core ? pathToFileURL(`${resolve(values.core)}/`).href : new URL('../../../core/build/src/', import.meta.url).href;
+const load = <T>(path: string): Promise<T> => import(new URL(path, coreDir).href) as Promise<T>;
+const core = await load<typeof Core>('index.js');
+const { startProxyHarness, testRoute, testRouteTable } = await load<typeof Testing>('testing/index.js');
+const { tunnelSchema } = await load<typeof Schema>('config/schema.js');
+const { TunnelConnector } = await load<typeof Tunnel>('tunnel/connector.js');
+const { pino } = await import('pino');
+
+const gc = { count: 0, ms: 0, major: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gc.count++;
+    gc.ms += entry.duration;
+    if ((entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+  }
+}).observe({ entryTypes: ['gc'] });
+process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ gc, memory: process.memoryUsage() })}\n`));
+
+const originUrl = new URL(values.origin!);
+const ha = Number(values.ha);
+const edges = values.edge ?? [];
+const logger = pino({ level: 'warn' }, pino.destination(2));
+const proxy = await startProxyHarness({
+  loadedPlugins: await core.resolvePlugins(core.parseConfig({})),
+  logger,
+  settings: { proxy: { accessLog: { enabled: false } } },
+  table: testRouteTable([testRoute({ host: 'bench.example.com', endpoints: [originUrl.host] })]),
+});
+const controller = new AbortController();
+const connector = new TunnelConnector({
+  config: {
+    tunnel: tunnelSchema.parse({
+      edgeAddresses: Array.from({ length: ha }, (_, i) => edges[i % edges.length]),
+      edgeCaFile: values.ca,
+      tokenFile: values['token-file'],
+      haConnections: ha,
+    }),
+    shutdownGracePeriod: 5000,
+  },
+  handler: proxy.pipeline,
+  logger,
+  env: {},
+});
+process.on('SIGTERM', () => controller.abort());
+await connector.start(controller.signal);
+await proxy.close();
