@@ -110,6 +110,8 @@ export class GatewayTunnels implements Runnable {
       wake();
     };
     const stopGateways = gateways.onChange(poke);
+    const onAbort = (): void => wake();
+    signal.addEventListener('abort', onAbort, { once: true });
     let leading = leadership.current.leading;
     const stopLeadership = leadership.subscribe((now) => {
       if (now.leading && !leading) this.#chore(signal, 'clean up the tunnels of deleted Gateways', (s) => this.#cleanUpOrphans(s));
@@ -123,14 +125,12 @@ export class GatewayTunnels implements Runnable {
           await this.#reconcile(signal);
           continue;
         }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+        await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
       stopGateways();
       stopLeadership();
+      signal.removeEventListener('abort', onAbort);
       for (const run of this.#runs.values()) run.abort.abort();
       await Promise.all([...this.#runs.values()].map((r) => r.done));
       this.#runs.clear();
@@ -222,6 +222,11 @@ export class GatewayTunnels implements Runnable {
       } catch (err) {
         if (signal.aborted) return;
         log.warn({ err: (err as Error).message, retryInMs: delay }, "the Gateway's tunnel failed; retrying");
+        if (!this.#o.state.current.get(key)?.tunnelId) {
+          // The status says why the Gateway has no address; the details (API answers) stay in the controller's log.
+          const message = "the Gateway's tunnel could not be created or read yet; retrying (see the controller log)";
+          this.#o.state.set(key, { tunnelId: undefined, registeredConnections: 0, problem: { reason: 'AddressNotAssigned', message } });
+        }
         await sleep(delay, undefined, { signal }).catch(() => undefined);
         delay = Math.min(delay * 2, 60_000);
       }
