@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import { kubernetesError } from '../k8s/api-errors.js';
+import type { GatewayRef, GatewaySet } from '../gateway/gateway-set.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
 import type { GatewayTunnel, GatewayTunnelsStore } from '../state/gateway-tunnels.js';
 import type { Leadership } from '../state/leadership.js';
@@ -22,27 +23,6 @@ export const GATEWAY_TUNNEL_LABEL = 'warren.dev/gateway-tunnel';
 export const GATEWAY_ANNOTATION = 'warren.dev/gateway';
 /** Longest tunnel name Warren gives a Gateway's tunnel; longer ones are cut and end in a hash. */
 const MAX_TUNNEL_NAME = 90;
-
-/** One of Warren's Gateways, as the Gateway tunnels part needs it. */
-export interface GatewayRef {
-  /** `namespace/name`. */
-  readonly key: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid?: string | undefined;
-  /** Creation time, ms since epoch (Infinity when unknown): older Gateways get tunnels first. */
-  readonly created: number;
-}
-
-/** Where the Gateways come from (the informers, in Kubernetes mode). */
-export interface GatewaySet {
-  /** Resolves once the caches hold every Gateway. */
-  waitForSync(signal: AbortSignal): Promise<void>;
-  /** The Gateways of Warren's accepted GatewayClasses; undefined while the Gateway kind is not watched (CRDs missing). */
-  gateways(): readonly GatewayRef[] | undefined;
-  /** Calls `listener` when Gateways or GatewayClasses may have changed. */
-  onChange(listener: () => void): () => void;
-}
 
 /** The credentials Secrets of Gateway tunnels, in the controller namespace. */
 export interface GatewayTunnelSecrets {
@@ -353,4 +333,4 @@ export class KubernetesGatewayTunnelSecrets implements GatewayTunnelSecrets {
   }
 }
 
-export type { GatewayTunnel };
+export type { GatewayRef, GatewaySet, GatewayTunnel };

@@ -1,8 +1,27 @@
-import type { GatewayRef, GatewaySet } from '../cloudflare/gateway-tunnels.js';
-import type { WatchedKind } from '../k8s/kinds.js';
 import type { ClusterSnapshot } from '../routes/snapshot.js';
 import { classProblem, isOwnClass } from './listeners.js';
 import { creationTimeOf, gatewayObjects, identityOf } from './objects.js';
+
+/** One of Warren's Gateways, as the Gateway tunnels part needs it. */
+export interface GatewayRef {
+  /** `namespace/name`. */
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid?: string | undefined;
+  /** Creation time, ms since epoch (Infinity when unknown): older Gateways get tunnels first. */
+  readonly created: number;
+}
+
+/** Where the Gateways come from (the informers, in Kubernetes mode). */
+export interface GatewaySet {
+  /** Resolves once the caches hold every Gateway. */
+  waitForSync(signal: AbortSignal): Promise<void>;
+  /** The Gateways of Warren's accepted GatewayClasses; undefined while the Gateway kind is not watched (CRDs missing). */
+  gateways(): readonly GatewayRef[] | undefined;
+  /** Calls `listener` when Gateways or GatewayClasses may have changed. */
+  onChange(listener: () => void): () => void;
+}
 
 /** The Gateways of Warren's accepted GatewayClasses in a snapshot; undefined while the Gateway kind is not watched. */
 export function warrenGateways(snapshot: ClusterSnapshot): GatewayRef[] | undefined {
@@ -23,7 +42,7 @@ export function warrenGateways(snapshot: ClusterSnapshot): GatewayRef[] | undefi
 export interface GatewayInformers {
   snapshot(): ClusterSnapshot;
   waitForSync(signal?: AbortSignal): Promise<void>;
-  onChange(listener: (kind: WatchedKind) => void): () => void;
+  onChange(listener: (kind: string) => void): () => void;
 }
 
 /** The Gateways of Warren's classes as the informers see them. */
