@@ -7,7 +7,8 @@ import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import { kubernetesError } from '../k8s/api-errors.js';
 import type { GatewayRef, GatewaySet } from '../gateway/gateway-set.js';
 import type { EventSink, Runnable } from '../plugin-api/lifecycle.js';
-import type { GatewayTunnel, GatewayTunnelsStore } from '../state/gateway-tunnels.js';
+import { Gauge, type Registry } from 'prom-client';
+import type { GatewayTunnel, GatewayTunnels as PublishedTunnels, GatewayTunnelsStore } from '../state/gateway-tunnels.js';
 import type { Leadership } from '../state/leadership.js';
 import type { Published } from '../state/published.js';
 import type { TunnelConnector } from '../tunnel/connector.js';
@@ -51,6 +52,8 @@ export interface GatewayTunnelsOptions {
   readonly existenceCheckMs?: number | undefined;
   /** First retry delay after a failed resolve, delete or cleanup (default 1 s), doubled up to 60 s. */
   readonly retryBaseMs?: number | undefined;
+  /** Where `warren_gateway_tunnels` and `warren_gateway_tunnel_connections` are registered; none when omitted. */
+  readonly registry?: Registry | undefined;
 }
 
 /**
@@ -81,8 +84,18 @@ export class GatewayTunnels implements Runnable {
   }
 
   async start(signal: AbortSignal): Promise<void> {
+    const { gateways } = this.#o;
+    const stopMetrics = this.#o.registry ? followInMetrics(this.#o.state, this.#o.registry) : () => {};
+    try {
+      await gateways.waitForSync(signal);
+      await this.#loop(signal);
+    } finally {
+      stopMetrics();
+    }
+  }
+
+  async #loop(signal: AbortSignal): Promise<void> {
     const { gateways, leadership } = this.#o;
-    await gateways.waitForSync(signal);
     let wake: () => void = () => {};
     let pending = true;
     const poke = (): void => {
@@ -268,6 +281,25 @@ export class GatewayTunnels implements Runnable {
     this.#chores.add(task);
     void task.finally(() => this.#chores.delete(task));
   }
+}
+
+/** Keeps the Gateway tunnel gauges in step with `state` until the returned function is called. */
+function followInMetrics(state: GatewayTunnelsStore, registry: Registry): () => void {
+  const gauge = (name: string, help: string): Gauge => (registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [registry] });
+  const tunnels = gauge('warren_gateway_tunnels', 'Gateways whose own tunnel (managed tunnel) is known to this replica');
+  const connections = gauge('warren_gateway_tunnel_connections', "Edge connections of this replica registered for Gateways' own tunnels");
+  const update = (now: PublishedTunnels): void => {
+    let known = 0;
+    let registered = 0;
+    for (const t of now.values()) {
+      if (t.tunnelId) known++;
+      registered += t.registeredConnections;
+    }
+    tunnels.set(known);
+    connections.set(registered);
+  };
+  update(state.current);
+  return state.subscribe(update);
 }
 
 /** Sha-256 of a Gateway key, hex: tells Gateways apart in bounded names. */

@@ -100,6 +100,7 @@ export function provideGatewayTunnels(container: DependencyContainer): void {
       events: kubernetes.events,
       existenceCheckMs: config.cloudflare.tunnelCheckInterval,
       replacementCheckMs: Math.min(30_000, config.cloudflare.tunnelCheckInterval),
+      registry: c.resolve(TOKENS.Metrics),
     });
   });
 }

@@ -4,6 +4,7 @@
  * says so (without the API's answer) and gets its tunnel once the API works again.
  */
 import test from 'ava';
+import { Registry } from 'prom-client';
 import { parseConfig } from '../../src/config/load.js';
 import { GatewayTunnels, type GatewayRef, type GatewayTunnelSecrets } from '../../src/cloudflare/gateway-tunnels.js';
 import { createCloudflareClientFactory } from '../../src/cloudflare/index.js';
@@ -42,6 +43,7 @@ test('a Gateway whose tunnel cannot be created reports why in its state, then ge
   };
   const gateway: GatewayRef = { key: 'apps/edge', namespace: 'apps', name: 'edge', created: 0 };
   const state = new GatewayTunnelsStore();
+  const registry = new Registry();
   const part = new GatewayTunnels({
     config,
     logger,
@@ -61,6 +63,7 @@ test('a Gateway whose tunnel cannot be created reports why in its state, then ge
     state,
     events: new RecordingEventSink(),
     retryBaseMs: 50,
+    registry,
   });
   // Tunnel creation is refused for a while.
   fake.faults.apiError(4, 403, 10000, 'Authentication error: SECRET-DETAIL', 'cfd_tunnel');
@@ -77,6 +80,9 @@ test('a Gateway whose tunnel cannot be created reports why in its state, then ge
   });
   t.is(tunnel.problem, undefined, 'the problem is cleared');
   t.is(fake.tunnels(ACCOUNT).find((x) => x.id === tunnel.tunnelId)?.name, 'unit-gw-apps-edge');
+  const metrics = await registry.metrics();
+  t.regex(metrics, /^warren_gateway_tunnels 1$/m);
+  t.regex(metrics, /^warren_gateway_tunnel_connections 1$/m);
   stop.abort();
   await running;
 });
