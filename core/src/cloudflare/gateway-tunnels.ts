@@ -75,6 +75,10 @@ export class GatewayTunnels implements Runnable {
   readonly #log: Logger;
   readonly #runs = new Map<string, { readonly abort: AbortController; readonly done: Promise<void>; readonly lifecycle: TunnelLifecycle }>();
   readonly #refused = new Set<string>();
+  /** Runs being stopped (unregister, drain), by Gateway: a Gateway that comes back starts once its old run ended. */
+  readonly #stopping = new Map<string, Promise<void>>();
+  /** Asks the loop for another pass. */
+  #poke: () => void = () => {};
   /** Background deletions and cleanups, awaited on stop. */
   readonly #chores = new Set<Promise<void>>();
 
@@ -102,6 +106,7 @@ export class GatewayTunnels implements Runnable {
       pending = true;
       wake();
     };
+    this.#poke = poke;
     const stopGateways = gateways.onChange(poke);
     const onAbort = (): void => wake();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -125,7 +130,7 @@ export class GatewayTunnels implements Runnable {
       stopLeadership();
       signal.removeEventListener('abort', onAbort);
       for (const run of this.#runs.values()) run.abort.abort();
-      await Promise.all([...this.#runs.values()].map((r) => r.done));
+      await Promise.all([...[...this.#runs.values()].map((r) => r.done), ...this.#stopping.values()]);
       this.#runs.clear();
       await Promise.all(this.#chores);
     }
@@ -142,17 +147,12 @@ export class GatewayTunnels implements Runnable {
     for (const [key, run] of [...this.#runs]) {
       if (served.has(key)) continue;
       this.#runs.delete(key);
-      run.abort.abort();
-      await run.done;
-      this.#o.state.set(key, undefined);
-      if (!exists.has(key)) {
-        this.#log.info({ gateway: key }, 'the Gateway was deleted; stopping its tunnel');
-        if (this.#o.leadership.current.leading) this.#chore(signal, `delete the tunnel of Gateway ${key}`, (s) => run.lifecycle.deleteTunnel(s).then(() => undefined));
-      }
+      if (!exists.has(key)) this.#log.info({ gateway: key }, 'the Gateway was deleted; stopping its tunnel');
+      this.#stop(key, run, signal);
     }
     for (const g of served.values()) {
       this.#refused.delete(g.key);
-      if (!this.#runs.has(g.key)) this.#startRun(g, signal);
+      if (!this.#runs.has(g.key) && !this.#stopping.has(g.key)) this.#startRun(g, signal);
     }
     for (const g of ordered.slice(max)) {
       const message = `Gateway ${g.key} gets no tunnel: gateway.maxTunnels (${max}) older Gateways have one; delete one or raise the setting`;
@@ -168,6 +168,23 @@ export class GatewayTunnels implements Runnable {
       this.#refused.delete(key);
       this.#o.state.set(key, undefined);
     }
+  }
+
+  /**
+   * Stops Gateway `key`'s run without holding up the others; then, when the Gateway no longer exists, the leader
+   * deletes its tunnel and Secret (not when it exists again by then: same name, same Secret).
+   */
+  #stop(key: string, run: { readonly abort: AbortController; readonly done: Promise<void>; readonly lifecycle: TunnelLifecycle }, signal: AbortSignal): void {
+    run.abort.abort();
+    const stopped = run.done.then(() => {
+      this.#stopping.delete(key);
+      if (!this.#runs.has(key) && !this.#refused.has(key)) this.#o.state.set(key, undefined);
+      const exists = this.#o.gateways.gateways()?.some((g) => g.key === key) ?? true;
+      if (!exists && this.#o.leadership.current.leading)
+        this.#chore(signal, `delete the tunnel of Gateway ${key}`, (s) => run.lifecycle.deleteTunnel(s).then(() => undefined));
+      this.#poke();
+    });
+    this.#stopping.set(key, stopped);
   }
 
   #startRun(g: GatewayRef, parent: AbortSignal): void {
