@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { GatewayRouteSource } from '../../src/gateway/source.js';
 import { RouteTableBuilder } from '../../src/routes/build.js';
+import { describeRouteTable, routeViewQuery } from '../../src/routes/debug-view.js';
+import { formatRouteTableView, runRoutesCommand } from '../../src/cli-routes.js';
 import type { RequestFacts } from '../../src/routes/types.js';
 import { testRoutingConfig } from '../routes/support.js';
 import { gatewaySnapshot } from './support.js';
@@ -115,4 +117,28 @@ test('a tunnel per Gateway: each entrance matches only its own Gateway’s route
   const shared = new RouteTableBuilder({ ...testRoutingConfig(), sources: [new GatewayRouteSource()] }).build(gatewaySnapshot(twoGateways()));
   t.is(shared.match('any.example', '/', get())?.ingress.name, 'r1');
   t.true(shared.diagnostics.some((d) => d.reason === 'RouteConflict' && d.object.name === 'r2'));
+});
+
+test('the route table view matches as a request on a Gateway’s own tunnel when asked, and names each route’s Gateway', (t) => {
+  const table = new RouteTableBuilder({ ...testRoutingConfig(), sources: [new GatewayRouteSource({ perGatewayTunnels: true })] }).build(gatewaySnapshot(twoGateways()));
+  const view = (gateway?: string) => describeRouteTable(table, undefined, { host: 'any.example', path: '/', gateway });
+  t.is(view('apps/g2').match?.ingress, 'apps/r2');
+  t.is(view('apps/g1').match?.ingress, 'apps/r1');
+  t.is(view().match?.ingress, 'apps/ing', 'the main tunnel: the Ingress default backend');
+  t.deepEqual(
+    view()
+      .routes.filter((r) => r.ingress === 'apps/r3')
+      .map((r) => r.gateway)
+      .sort(),
+    ['apps/g1', 'apps/g2'],
+  );
+  t.is(routeViewQuery(new URLSearchParams('host=a&path=/&gateway=apps/g1')).gateway, 'apps/g1');
+  t.regex(formatRouteTableView(view('apps/g2')), /this request gets: \* \/ \(Prefix\) from HTTPRoute apps\/r2 via Gateway apps\/g2 → apps\/two:80/);
+});
+
+test('warren routes --gateway needs --path', async (t) => {
+  const err: string[] = [];
+  const code = await runRoutesCommand(['--host', 'a.example', '--gateway', 'apps/g1'], { write: () => true }, { write: (s: string) => err.push(s) });
+  t.is(code, 2);
+  t.regex(err.join(''), /--gateway needs --host and --path/);
 });
