@@ -112,7 +112,10 @@ export class GatewayTunnels implements Runnable {
     signal.addEventListener('abort', onAbort, { once: true });
     let leading = leadership.current.leading;
     const stopLeadership = leadership.subscribe((now) => {
-      if (now.leading && !leading) this.#chore(signal, 'clean up the tunnels of deleted Gateways', (s) => this.#cleanUpOrphans(s));
+      if (now.leading && !leading) {
+        this.#chore(signal, 'clean up the tunnels of deleted Gateways', (s) => this.#cleanUpOrphans(s));
+        poke(); // a new leader reports the Gateways left without a tunnel
+      }
       leading = now.leading;
     });
     if (leading) this.#chore(signal, 'clean up the tunnels of deleted Gateways', (s) => this.#cleanUpOrphans(s));
