@@ -275,3 +275,34 @@ test.serial('a restarted leader deletes the tunnels of Gateways deleted meanwhil
   t.true(event.message?.includes('gateway.maxTunnels (1)'));
   t.is(w.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt && x.name.includes(`-gw-${ns}-`)).length, 1, 'no tunnel for the refused Gateway');
 });
+
+test.serial('every replica runs a connector for each Gateway tunnel: the follower uses the Secret the leader stored', async (t) => {
+  const w = await world(t);
+  const ns = await server().createNamespace('gwr');
+  const o = objects(ns);
+  await backend(t, ns, 'one', testHost(34));
+  await o.gatewayClass(`c-${ns}`);
+  const first = await controller(t, w, ns, 'creds-three');
+  const second = await controller(t, w, ns, 'creds-three');
+  await o.gateway('shared', `c-${ns}`);
+  await o.route('r', 'shared', 'one');
+  const key = `${ns}/shared`;
+  const ids = await eventually(
+    'both replicas connected to the Gateway tunnel',
+    () => {
+      const a = first.gatewayTunnels.current.get(key);
+      const b = second.gatewayTunnels.current.get(key);
+      return a?.tunnelId && b?.tunnelId && a.registeredConnections > 0 && b.registeredConnections > 0 ? [a.tunnelId, b.tunnelId] : undefined;
+    },
+    30_000,
+  );
+  t.is(ids[0], ids[1], 'one tunnel for the Gateway, whichever replica leads');
+  t.is(w.fake.tunnels(ACCOUNT).filter((x) => !x.deletedAt && x.name === gatewayTunnelName(TUNNEL_NAME, ns, 'shared')).length, 1);
+  const id = uuidToBytes(ids[0]!)!;
+  t.is(w.sim.registeredConnections().filter((c) => c.registration?.tunnelId.equals(id)).length, 2, 'one connection per replica (haConnections 1)');
+  t.true((await requestOnTunnel(w.sim, ids[0]!, 'x.example')).body.includes(testHost(34)));
+
+  await o.deleteGateway('shared');
+  await eventually('the tunnel deleted', () => w.fake.tunnels(ACCOUNT).find((x) => x.id === ids[0])?.deletedAt, 20_000);
+  await eventually('both replicas stopped it', () => !first.gatewayTunnels.current.has(key) && !second.gatewayTunnels.current.has(key), 20_000);
+});
