@@ -17,6 +17,7 @@ Options:
                       in a cluster: kubectl -n warren-system port-forward deploy/warren 10254
       --host HOST     only routes that can answer this request host (and their objects' problems)
       --path PATH     with --host: also show which route a request for this path gets
+      --gateway NS/NAME  with --path: as a request that arrived on this Gateway's own tunnel (managed tunnel)
       --limit N       list at most N routes and N problems (default 1000, at most 10000)
       --json          print the JSON as served
   -h, --help          show this help and exit
@@ -39,6 +40,7 @@ function parseRoutesFlags(argv: readonly string[]) {
       url: { type: 'string' },
       host: { type: 'string' },
       path: { type: 'string' },
+      gateway: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -63,6 +65,10 @@ export async function runRoutesCommand(argv: readonly string[], out: Output, err
     err.write('warren routes: --path needs --host (a request is matched on host and path)\n');
     return 2;
   }
+  if (values.gateway !== undefined && values.path === undefined) {
+    err.write('warren routes: --gateway needs --host and --path (it says which tunnel the request arrived on)\n');
+    return 2;
+  }
   if (values.limit !== undefined && (!/^[1-9]\d*$/.test(values.limit) || Number(values.limit) > DEBUG_VIEW_MAX_LIMIT)) {
     err.write(`warren routes: --limit must be a whole number from 1 to ${DEBUG_VIEW_MAX_LIMIT}, not ${JSON.stringify(values.limit)}\n`);
     return 2;
@@ -74,7 +80,7 @@ export async function runRoutesCommand(argv: readonly string[], out: Output, err
     err.write(`warren routes: --url ${JSON.stringify(values.url)} is not a URL such as ${DEFAULT_URL}\n`);
     return 2;
   }
-  for (const key of ['host', 'path', 'limit'] as const) if (values[key] !== undefined) target.searchParams.set(key, values[key]);
+  for (const key of ['host', 'path', 'gateway', 'limit'] as const) if (values[key] !== undefined) target.searchParams.set(key, values[key]);
 
   let body: string;
   try {
@@ -140,7 +146,8 @@ function routeLine(r: RouteView): string {
 
 /** An Ingress as `namespace/name` (as always); other kinds name themselves, so an HTTPRoute never reads as an Ingress. */
 function ownerText(r: RouteView): string {
-  return r.kind === undefined || r.kind === 'Ingress' ? r.ingress : `${r.kind} ${r.ingress}`;
+  const owner = r.kind === undefined || r.kind === 'Ingress' ? r.ingress : `${r.kind} ${r.ingress}`;
+  return r.gateway ? `${owner} via Gateway ${r.gateway}` : owner;
 }
 
 /** Path and type, then what else the request must carry (`[GET x-env=canary ?v=2]`, `~` for a regex) and the weight. */

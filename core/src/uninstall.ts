@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { createCloudflareClientFactory } from './cloudflare/client.js';
+import { KubernetesGatewayTunnelSecrets } from './cloudflare/gateway-tunnels.js';
 import { KubernetesCredentialsSecretStore, type CredentialsSecretStore } from './cloudflare/secret-store.js';
 import { parseCredentialsJson, type ManagedTunnelCredentials } from './cloudflare/tunnel-credentials.js';
 import { CREDENTIALS_SECRET_KEY, TunnelLifecycle, tunnelMode, type TunnelMode } from './cloudflare/tunnel-lifecycle.js';
@@ -86,6 +87,7 @@ export async function uninstall(config: Readonly<Config>, options: UninstallOpti
           `To remove both: delete the tunnel in ${dashboard} or with \`cloudflared tunnel delete ${stored?.tunnelId ?? cf.tunnelName}\`, then \`kubectl -n ${namespace} delete secret ${cf.credentialsSecretName}\`; or set cloudflare.deleteTunnelOnUninstall=true and run \`warren --uninstall\` again.`,
         );
       }
+      if (config.gateway.enabled) lines.push(...(await uninstallGatewayTunnels(config, kube, namespace, options)));
     } finally {
       await kube.close();
     }
@@ -119,6 +121,44 @@ export async function runUninstall(config: Readonly<Config>, out: NodeJS.Writabl
   } finally {
     shutdown.dispose();
   }
+}
+
+/**
+ * The tunnels Warren created for Gateways (one per Gateway, see `GatewayTunnels`): deleted with their Secrets when
+ * `cloudflare.deleteTunnelOnUninstall` is true, else reported as kept. Replicas still running do not replace them:
+ * each Secret is marked before its tunnel is deleted, as for the main tunnel.
+ */
+async function uninstallGatewayTunnels(config: Readonly<Config>, kube: KubeClient, namespace: string, options: UninstallOptions): Promise<string[]> {
+  const cf = config.cloudflare;
+  const secrets = new KubernetesGatewayTunnelSecrets(kube, namespace, cf.credentialsSecretName);
+  let found: Array<{ readonly name: string; readonly gateway: string | undefined }>;
+  try {
+    found = await secrets.list(options.signal);
+  } catch (err) {
+    if (cf.deleteTunnelOnUninstall) throw err;
+    options.logger.warn({ err: { message: (err as Error).message } }, 'cannot list the Gateway tunnel Secrets');
+    return [`The Gateway tunnels' Secrets of namespace ${namespace} could not be listed (see the log); their tunnels are kept.`];
+  }
+  if (found.length === 0) return [];
+  const shown = found.map((s) => `${s.name}${s.gateway ? ` (Gateway ${s.gateway})` : ''}`).join(', ');
+  if (!cf.deleteTunnelOnUninstall) {
+    return [
+      `Kept the tunnels of ${found.length} Gateway(s) and their credentials Secrets in ${namespace}: ${shown}. Deleting a Gateway while Warren runs deletes its tunnel; or set cloudflare.deleteTunnelOnUninstall=true and run \`warren --uninstall\` again.`,
+    ];
+  }
+  const clientFactory = createCloudflareClientFactory({ config: cf, logger: options.logger, env: options.env ?? process.env });
+  for (const secret of found) {
+    const lifecycle = new TunnelLifecycle({
+      config,
+      logger: options.logger,
+      clientFactory,
+      secretStore: secrets.store(secret.name),
+      leadership: ALWAYS_LEADING,
+      env: options.env,
+    });
+    await lifecycle.deleteTunnel(options.signal);
+  }
+  return [`Deleted the tunnels of ${found.length} Gateway(s) (their connections first) and their credentials Secrets: ${shown}.`];
 }
 
 /**

@@ -61,6 +61,20 @@ export function tunnelMode(config: Readonly<Config>, env: NodeJS.ProcessEnv = pr
   );
 }
 
+/**
+ * True when each Gateway of Warren's classes gets a tunnel of its own (see `GatewayTunnels`): the Gateway API is
+ * on, the source is the cluster and the tunnel is managed (Warren can create tunnels). A supplied tunnel is shared
+ * by every Gateway.
+ */
+export function perGatewayTunnels(config: Readonly<Config>, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!config.gateway.enabled || config.source.kind !== 'kubernetes') return false;
+  try {
+    return tunnelMode(config, env) === 'managed';
+  } catch {
+    return false;
+  }
+}
+
 export interface TunnelLifecycleOptions {
   readonly config: Readonly<Config>;
   readonly logger: Logger;
@@ -77,6 +91,10 @@ export interface TunnelLifecycleOptions {
   readonly replacementCheckMs?: number;
   /** While running: how often the leader checks in Cloudflare that the tunnel still exists (default 5 min). */
   readonly existenceCheckMs?: number;
+  /** The tunnel's name in Cloudflare (default `cloudflare.tunnelName`; a Gateway's tunnel has its own). */
+  readonly tunnelName?: string | undefined;
+  /** Labels and annotations written on the credentials Secret besides Warren's own (a Gateway tunnel names its Gateway). */
+  readonly secretMetadata?: SecretMetadata | undefined;
 }
 
 /**
@@ -134,7 +152,7 @@ export class TunnelLifecycle {
         }
       } else if (this.#o.leadership.current.leading) {
         const obtained = await this.#findOrCreate(signal);
-        const outcome = await this.#o.secretStore.create(secretData(obtained.credentials), secretMetadata(obtained.credentials), signal);
+        const outcome = await this.#o.secretStore.create(secretData(obtained.credentials), this.#metadata(obtained.credentials), signal);
         if (outcome === 'created') {
           this.#log.info(
             { tunnelId: obtained.credentials.tunnelId, tunnelName: obtained.credentials.tunnelName, secret: this.#o.secretStore.description },
@@ -250,10 +268,18 @@ export class TunnelLifecycle {
       this.#log.info('keeping the tunnel (cloudflare.deleteTunnelOnUninstall is false or the tunnel is not managed by Warren)');
       return { tunnelDeleted: false };
     }
+    return { tunnelDeleted: await this.deleteTunnel(signal) };
+  }
+
+  /**
+   * Deletes the tunnel named in the credentials Secret (with its connections; one already gone is fine), then the
+   * Secret; false when there is no Secret. Marks the Secret first, so that replicas still running see a deletion,
+   * not a tunnel deleted by accident, and create no replacement. For the uninstall and for a deleted Gateway's
+   * tunnel, which has no other owner.
+   */
+  async deleteTunnel(signal: AbortSignal): Promise<boolean> {
     const stored = await this.#readSecret(signal);
-    if (!stored) return { tunnelDeleted: false };
-    // Mark the Secret first: replicas still running (the Helm hook runs before they stop) then see an uninstall,
-    // not a tunnel deleted by accident, and do not create a replacement.
+    if (!stored) return false;
     await this.#writeSecret(stored, signal, true);
     const client = this.#o.clientFactory();
     const account_id = stored.accountTag;
@@ -264,8 +290,8 @@ export class TunnelLifecycle {
       if (!(err instanceof CloudflareApiError && err.httpStatus === 404)) throw err;
     }
     await this.#o.secretStore.delete(signal);
-    this.#log.info({ tunnelId: stored.tunnelId }, 'tunnel deleted (cloudflare.deleteTunnelOnUninstall)');
-    return { tunnelDeleted: true };
+    this.#log.info({ tunnelId: stored.tunnelId, secret: this.#o.secretStore.description }, 'tunnel and credentials Secret deleted');
+    return true;
   }
 
   async #readSecret(signal: AbortSignal): Promise<ManagedTunnelCredentials | undefined> {
@@ -342,14 +368,20 @@ export class TunnelLifecycle {
     const data = secretData(credentials);
     if (this.#replaced.length) data[REPLACED_TUNNELS_SECRET_KEY] = Buffer.from(this.#replaced.join(','));
     if (uninstalling) data[UNINSTALLING_SECRET_KEY] = Buffer.from('true');
-    const outcome = await this.#o.secretStore.create(data, secretMetadata(credentials), signal);
-    if (outcome === 'exists') await this.#o.secretStore.replace(data, secretMetadata(credentials), signal);
+    const outcome = await this.#o.secretStore.create(data, this.#metadata(credentials), signal);
+    if (outcome === 'exists') await this.#o.secretStore.replace(data, this.#metadata(credentials), signal);
+  }
+
+  #metadata(c: ManagedTunnelCredentials): SecretMetadata {
+    const own = secretMetadata(c);
+    const extra = this.#o.secretMetadata;
+    return extra ? { labels: { ...own.labels, ...extra.labels }, annotations: { ...extra.annotations, ...own.annotations } } : own;
   }
 
   async #findOrCreate(signal: AbortSignal): Promise<{ credentials: ManagedTunnelCredentials; origin: 'adopted' | 'created' }> {
     const client = this.#o.clientFactory();
     const accountId = this.#o.config.cloudflare.accountId!;
-    const name = this.#o.config.cloudflare.tunnelName!;
+    const name = this.#o.tunnelName ?? this.#o.config.cloudflare.tunnelName!;
     const existing = await this.#findByName(client, accountId, name, signal);
     if (existing) return { credentials: await this.#adopt(client, accountId, existing, name, signal), origin: 'adopted' };
     const secret = randomBytes(32);

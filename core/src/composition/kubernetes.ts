@@ -26,6 +26,7 @@ import { IngressStatusWriter } from '../reconcile/status.js';
 import type { RouteStore } from '../routes/store.js';
 import { ALWAYS_LEADING } from '../state/leadership.js';
 import type { Published } from '../state/published.js';
+import type { GatewayTunnels } from '../state/gateway-tunnels.js';
 import type { TunnelState } from '../state/tunnel.js';
 import { CORE_VERSION } from '../version.js';
 
@@ -44,6 +45,8 @@ interface KubernetesControlPlaneOptions {
   readonly watchSecrets?: boolean | undefined;
   /** The tunnel's published state (its id is the published hostname and what control plugins target). */
   readonly tunnel: Published<TunnelState>;
+  /** Managed tunnel with a tunnel per Gateway: the Gateways' own tunnels (their addresses and DNS targets). */
+  readonly gatewayTunnels?: Published<GatewayTunnels> | undefined;
   /** Lease holder identity. */
   readonly identity: string;
   /**
@@ -124,7 +127,7 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
   if (!elector) metrics.leader.set(1);
   const leadership = elector?.leadership ?? ALWAYS_LEADING;
   const leaderClient = elector ? client.fenced(elector.fence) : client;
-  const state: ControlState = { tunnel: options.tunnel, leadership };
+  const state: ControlState = { tunnel: options.tunnel, leadership, gatewayTunnels: options.gatewayTunnels };
 
   const events = new EventRecorder({ client: leaderClient, logger: log('events'), metrics, instance: identity, leadership });
   const routeSync = new RouteSync({ source: informers, builder: routeBuilder, store: routeStore, logger: log('routes'), metrics, coalesceMs: k8s.resyncBurstWindow });
@@ -144,6 +147,7 @@ function createKubernetesControlPlane(options: KubernetesControlPlaneOptions): K
         source: informers,
         publishAddress: config.gateway.publishAddress,
         tunnel: options.tunnel,
+        gatewayTunnels: options.gatewayTunnels,
         logger: log('gateway-status'),
         coalesceMs: k8s.resyncBurstWindow,
       })
@@ -219,6 +223,7 @@ export function provideKubernetes(container: DependencyContainer, options: Kuber
       controlPlugins: c.resolve(PARTS.ControlPlugins),
       watchSecrets: manifests.some((m) => m.annotations?.some((a) => a.secretRef)),
       tunnel: c.resolve(TOKENS.TunnelState),
+      gatewayTunnels: c.resolve(PARTS.PerGatewayTunnels) ? c.resolve(PARTS.GatewayTunnels) : undefined,
       identity: c.resolve(PARTS.Identity),
       env: c.resolve(PARTS.Env),
       releaseLeaseOnStop: options.releaseLeaseOnStop,

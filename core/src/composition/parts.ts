@@ -7,6 +7,7 @@ import type { HealthCheck, HealthServer } from '../observability/health-server.j
 import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { RoutingConfig, RouteTableBuilder } from '../routes/build.js';
+import type { GatewayTunnelsStore } from '../state/gateway-tunnels.js';
 import type { TunnelStateStore } from '../state/tunnel.js';
 import type { KubernetesControlPlane } from './kubernetes.js';
 import { token } from '../di/tokens.js';
@@ -37,6 +38,10 @@ export const PARTS = {
   Resources: token<Resources>('core.Resources'),
   /** The writer's side of `TOKENS.TunnelState`. */
   TunnelState: token<TunnelStateStore>('core.TunnelState'),
+  /** The Gateways' own tunnels (managed tunnel; empty otherwise), written by the Gateway tunnels part. */
+  GatewayTunnels: token<GatewayTunnelsStore>('core.GatewayTunnels'),
+  /** True when each Gateway gets a tunnel of its own (`perGatewayTunnels`). */
+  PerGatewayTunnels: token<boolean>('core.PerGatewayTunnels'),
   /** Leader election (or none: this replica always leads); its `leadership` is the one published leadership. */
   Elector: token<Elector>('core.Elector'),
   /** The Cloudflare client factory with its write fence (`TOKENS.CloudflareClient` is this). */

@@ -14,6 +14,8 @@ import { RouteTableBuilder, routingConfig } from '../routes/build.js';
 import { describeRouteTable, routeViewQuery } from '../routes/debug-view.js';
 import { RouteStore } from '../routes/store.js';
 import { TunnelStateStore } from '../state/tunnel.js';
+import { GatewayTunnelsStore } from '../state/gateway-tunnels.js';
+import { perGatewayTunnels } from '../cloudflare/tunnel-lifecycle.js';
 import { gatewayRouteSources } from '../gateway/source.js';
 
 export interface RootOptions {
@@ -45,6 +47,9 @@ export function createRootContainer(config: Readonly<Config>, options: RootOptio
   root.register(TOKENS.RouteStore, { useValue: new RouteStore(undefined, (err) => logger.error({ err }, 'route table listener failed')) });
   root.register(PARTS.TunnelState, { useValue: new TunnelStateStore(undefined, (err) => logger.error({ err }, 'tunnel state listener failed')) });
   root.register(TOKENS.TunnelState, { useToken: PARTS.TunnelState });
+  root.register(PARTS.GatewayTunnels, { useValue: new GatewayTunnelsStore((err) => logger.error({ err }, 'Gateway tunnels listener failed')) });
+  const perGateway = config.tunnel.enabled && perGatewayTunnels(config, env);
+  root.register(PARTS.PerGatewayTunnels, { useValue: perGateway });
   root.register(PARTS.Elector, { useValue: NO_ELECTION });
   provide(root, PARTS.CloudflareClients, (c) => createCloudflareClientFactory({ config: config.cloudflare, logger, env, registry: c.resolve(TOKENS.Metrics) }));
   root.register(TOKENS.CloudflareClient, { useToken: PARTS.CloudflareClients });
@@ -53,7 +58,7 @@ export function createRootContainer(config: Readonly<Config>, options: RootOptio
   // Ingress is the builder's own source; the Gateway API joins it through the route-source seam.
   provide(root, PARTS.RoutingConfig, (c) => ({
     ...routingConfig(config, c.resolve(TOKENS.EnabledManifests), options.knownManifests ?? []),
-    sources: gatewayRouteSources(config),
+    sources: gatewayRouteSources(config, perGateway),
   }));
   provide(root, PARTS.RouteBuilder, (c) => new RouteTableBuilder(c.resolve(PARTS.RoutingConfig)));
   provide(root, PARTS.Health, (c) => {

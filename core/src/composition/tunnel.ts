@@ -2,6 +2,9 @@ import type { DependencyContainer } from 'tsyringe';
 import { KubernetesCredentialsSecretStore, NoCredentialsSecretStore } from '../cloudflare/secret-store.js';
 import { TunnelLifecycle } from '../cloudflare/tunnel-lifecycle.js';
 import { TunnelPart } from '../cloudflare/tunnel-runner.js';
+import { GatewayTunnels, KubernetesGatewayTunnelSecrets } from '../cloudflare/gateway-tunnels.js';
+import { informerGatewaySet } from '../gateway/gateway-set.js';
+import { gatewayEntrance } from '../model/entrance.js';
 import { KUBERNETES, PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
 import { token, TOKENS } from '../di/tokens.js';
 import { ErrorCode, WarrenError } from '../errors.js';
@@ -62,11 +65,44 @@ export function provideTunnel(container: DependencyContainer, options: TunnelPro
     });
   });
   provideRunnable(container, 'tunnel', (c) => c.resolve(TUNNEL));
+  if (options.cluster && follows && container.resolve(PARTS.PerGatewayTunnels)) provideGatewayTunnels(container);
   provideReadiness(container, 'tunnel', (c) => {
     const state = c.resolve(TOKENS.TunnelState);
     return () => (state.current.registeredConnections > 0 ? true : 'no registered tunnel connection');
   });
   return credentials;
+}
+
+/**
+ * Managed tunnel with the Gateway API: the Gateway tunnels part (a tunnel per Gateway, see {@link GatewayTunnels}).
+ * Each Gateway's connector hands its exchanges to `TOKENS.ExchangeHandler` marked with the Gateway as their
+ * entrance, so they match only that Gateway's routes.
+ */
+export function provideGatewayTunnels(container: DependencyContainer): void {
+  provideRunnable(container, 'gateway-tunnels', (c) => {
+    const config = c.resolve(TOKENS.Config);
+    const env = c.resolve(PARTS.Env);
+    const logger = c.resolve(TOKENS.Logger);
+    const handler = c.resolve(TOKENS.ExchangeHandler);
+    const kubernetes = c.resolve(KUBERNETES);
+    return new GatewayTunnels({
+      config,
+      logger,
+      clientFactory: c.resolve(PARTS.CloudflareClients),
+      leadership: c.resolve(PARTS.Elector).leadership,
+      env,
+      gateways: informerGatewaySet(kubernetes.informers),
+      secrets: new KubernetesGatewayTunnelSecrets(kubernetes.leaderClient, podNamespace(env), config.cloudflare.credentialsSecretName),
+      // No connector metrics: the cloudflared_tunnel_* series describe the main tunnel.
+      connector: (gateway, creds) =>
+        new TunnelConnector({ config, handler: gatewayEntrance(gateway, handler), logger: logger.child({ gateway }), env, credentials: toTunnelCredentials(creds) }),
+      state: c.resolve(PARTS.GatewayTunnels),
+      events: kubernetes.events,
+      existenceCheckMs: config.cloudflare.tunnelCheckInterval,
+      replacementCheckMs: Math.min(30_000, config.cloudflare.tunnelCheckInterval),
+      registry: c.resolve(TOKENS.Metrics),
+    });
+  });
 }
 
 /** Credentials from the tunnel lifecycle or the simulator, in the connector's shape. */

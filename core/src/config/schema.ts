@@ -60,7 +60,18 @@ export const gatewaySchema = z
       .string()
       .min(1)
       .optional()
-      .describe('Address written to Gateway status instead of <tunnel-id>.cfargotunnel.com: an IP address (type IPAddress) or a hostname (type Hostname)'),
+      .describe(
+        "Address written to every Gateway's status instead of its tunnel's <tunnel-id>.cfargotunnel.com: an IP address (type IPAddress) or a hostname (type Hostname)",
+      ),
+    maxTunnels: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(32)
+      .describe(
+        'Managed tunnel: most Gateways that get a tunnel of their own (each replica runs tunnel.haConnections connections per Gateway tunnel); further Gateways, newest first, stay unprogrammed with a Warning',
+      ),
   })
   .strict();
 

@@ -58,9 +58,17 @@ export interface GatewayStatusInput {
   readonly services: ReadonlyMap<string, V1Service>;
   /** Certificate Secrets, for HTTPS listeners' `ResolvedRefs`. */
   readonly secret: SecretLookup;
-  /** What Gateways publish as their address; undefined while unknown (then Gateways are not yet Programmed). */
-  readonly address: GatewayAddress | undefined;
+  /**
+   * What each Gateway (by `namespace/name`) publishes as its address: one for all (a shared tunnel or
+   * `gateway.publishAddress`), or per Gateway (its own tunnel). Without an address a Gateway is not Programmed yet.
+   */
+  readonly address: GatewayAddress | undefined | ((gateway: string) => GatewayAddressing);
 }
+
+/** A Gateway's address, or why it has none (a Gateway API `Programmed` reason and a message). */
+export type GatewayAddressing = { readonly address: GatewayAddress } | { readonly reason: string; readonly message: string };
+
+const NO_TUNNEL_ID: GatewayAddressing = { reason: 'AddressNotAssigned', message: 'the tunnel has no id yet' };
 
 export interface DesiredStatus {
   readonly classes: readonly GatewayClassDesired[];
@@ -84,12 +92,18 @@ export function desiredGatewayStatus(input: GatewayStatusInput): DesiredStatus {
         supportedFeatures: c.problem ? undefined : [...SUPPORTED_FEATURES].sort().map((name) => ({ name })),
       };
     }),
-    gateways: [...analysis.gateways.values()].map((gw) => gatewayStatus(gw, analysis, input.address)),
+    gateways: [...analysis.gateways.values()].map((gw) => gatewayStatus(gw, analysis, addressingOf(input.address, gw.key))),
     routes: analysis.routes.map((r) => routeStatus(r, input)),
   };
 }
 
-function gatewayStatus(gw: GatewayInfo, analysis: GatewayAnalysis, address: GatewayAddress | undefined): GatewayDesired {
+function addressingOf(address: GatewayStatusInput['address'], gateway: string): GatewayAddressing {
+  if (typeof address === 'function') return address(gateway);
+  return address ? { address } : NO_TUNNEL_ID;
+}
+
+function gatewayStatus(gw: GatewayInfo, analysis: GatewayAnalysis, addressing: GatewayAddressing): GatewayDesired {
+  const address = 'address' in addressing ? addressing.address : undefined;
   const g = generationOf(gw.gateway);
   const attached = new Map<ListenerInfo, number>();
   for (const r of analysis.routes) {
@@ -98,7 +112,7 @@ function gatewayStatus(gw: GatewayInfo, analysis: GatewayAnalysis, address: Gate
       for (const l of p.listeners) attached.set(l, (attached.get(l) ?? 0) + 1);
     }
   }
-  const listeners = gw.listeners.map((l) => listenerStatus(l, g, attached.get(l) ?? 0, address !== undefined));
+  const listeners = gw.listeners.map((l) => listenerStatus(l, g, attached.get(l) ?? 0, 'address' in addressing ? undefined : addressing.message));
   const valid = gw.listeners.filter((l) => !l.notAccepted && !l.conflict);
   const allValid = valid.length === gw.listeners.length && gw.listeners.every((l) => !l.unresolved);
   const requested = Array.isArray(gw.gateway.spec?.addresses) ? gw.gateway.spec.addresses : [];
@@ -115,12 +129,13 @@ function gatewayStatus(gw: GatewayInfo, analysis: GatewayAnalysis, address: Gate
     );
   }
   if (conditions[0]!.status === 'False') conditions.push(condition('Programmed', false, 'Invalid', 'the Gateway is not accepted', g));
-  else if (!address) conditions.push(condition('Programmed', false, 'AddressNotAssigned', 'the tunnel has no id yet', g));
-  else conditions.push(condition('Programmed', true, 'Programmed', `served through ${address.value}`, g));
+  else if (!('address' in addressing)) conditions.push(condition('Programmed', false, addressing.reason, addressing.message, g));
+  else conditions.push(condition('Programmed', true, 'Programmed', `served through ${addressing.address.value}`, g));
   return { key: gw.key, addresses: address && conditions[0]!.status === 'True' ? [address] : [], conditions, listeners };
 }
 
-function listenerStatus(l: ListenerInfo, g: number, attachedRoutes: number, addressed: boolean): DesiredListenerStatus {
+/** `pending`: why the Gateway has no address yet (undefined once it has one). */
+function listenerStatus(l: ListenerInfo, g: number, attachedRoutes: number, pending: string | undefined): DesiredListenerStatus {
   const conditions: DesiredCondition[] = [];
   conditions.push(
     l.notAccepted ? condition('Accepted', false, l.notAccepted.reason, l.notAccepted.message, g) : condition('Accepted', true, 'Accepted', 'listener accepted', g),
@@ -131,7 +146,7 @@ function listenerStatus(l: ListenerInfo, g: number, attachedRoutes: number, addr
   conditions.push(l.conflict ? condition('Conflicted', true, l.conflict.reason, l.conflict.message, g) : condition('Conflicted', false, 'NoConflicts', 'no conflict', g));
   const problem: Problem | undefined = l.notAccepted ?? l.conflict ?? (l.unresolved && l.unresolved.reason !== 'InvalidRouteKinds' ? l.unresolved : undefined);
   if (problem) conditions.push(condition('Programmed', false, 'Invalid', problem.message, g));
-  else if (!addressed) conditions.push(condition('Programmed', false, 'Pending', 'the tunnel has no id yet', g));
+  else if (pending !== undefined) conditions.push(condition('Programmed', false, 'Pending', pending, g));
   else conditions.push(condition('Programmed', true, 'Programmed', 'listener programmed', g));
   return {
     name: l.name,

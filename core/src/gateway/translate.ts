@@ -36,7 +36,8 @@ interface RouteContext {
   readonly object: ObjectRef;
   readonly time: number;
   readonly owner: string;
-  readonly hosts: readonly (string | undefined)[];
+  /** Where the route's requests come in: each hostname, per Gateway when Gateways have tunnels of their own. */
+  readonly targets: readonly Target[];
   readonly diagnostics: Diagnostic[];
   readonly services: Set<string>;
   readonly ctx: RouteSourceContext;
@@ -49,6 +50,18 @@ interface RouteContext {
   readonly tlsPolicies: ReturnType<typeof policiesByService>;
 }
 
+/** A hostname the route serves (undefined: any) and the Gateway whose own tunnel serves it (undefined: shared). */
+interface Target {
+  readonly host: string | undefined;
+  readonly gateway: string | undefined;
+}
+
+/** How the translation scopes routes: see {@link translateGatewayRoutes}. */
+export interface GatewayTranslateOptions {
+  /** Each Gateway has a tunnel of its own: every route is emitted per parent Gateway, with {@link Route.gateway}. */
+  readonly perGatewayTunnels?: boolean | undefined;
+}
+
 /** One match of a rule, in the terms of the route model. */
 interface MatchSpec {
   readonly path: string;
@@ -58,13 +71,13 @@ interface MatchSpec {
   readonly conditions: RequestConditions | undefined;
 }
 
-export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: GatewayObjects, ctx: RouteSourceContext): SourcedRoutes {
+export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: GatewayObjects, ctx: RouteSourceContext, options: GatewayTranslateOptions = {}): SourcedRoutes {
   const candidates: SourcedCandidate[] = [];
   const diagnostics: Diagnostic[] = [];
   const services = new Set<string>();
   const tlsPolicies = policiesByService(objects.tlsPolicies);
   for (const attachment of analysis.routes) {
-    const hosts = [...new Set(attachment.parents.filter((p) => !p.problem).flatMap((p) => p.hosts))];
+    const targets = targetsOf(attachment, options.perGatewayTunnels === true);
     const { kind, namespace, name, route } = attachment;
     const uid = typeof route.metadata?.uid === 'string' ? route.metadata.uid : '';
     const object: ObjectRef = { kind, namespace, name, uid: uid || undefined };
@@ -76,7 +89,7 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
       if (p.problem)
         diagnostics.push(warning(object, p.problem.reason, `${kind} ${namespace}/${name}: spec.parentRefs[${p.index}]: ${p.problem.message}`, `spec.parentRefs[${p.index}]`));
     }
-    if (hosts.length === 0) continue;
+    if (targets.length === 0) continue;
     // The same `warren.dev/` annotations as on an Ingress configure the plugins for this route's requests.
     const annotations = parseIngressAnnotations(route.metadata?.annotations, namespace, ctx.plugins);
     for (const p of annotations.problems) {
@@ -89,7 +102,7 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
       object,
       time: creationTimeOf(route),
       owner: `${kind}/${namespace}/${name}`,
-      hosts,
+      targets,
       diagnostics,
       services,
       ctx,
@@ -102,6 +115,21 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
     for (const [i, rule] of rules.entries()) translateRule(rc, rule, i, candidates);
   }
   return { candidates, diagnostics, services: [...services] };
+}
+
+/**
+ * The hostnames a route serves through its accepted parents. Shared tunnel: each hostname once. Tunnel per
+ * Gateway: each (Gateway, hostname) once, so a route attached to two Gateways is served through both tunnels and a
+ * Gateway's tunnel serves nothing of a route that is not attached to it.
+ */
+function targetsOf(attachment: RouteAttachment, perGateway: boolean): Target[] {
+  const seen = new Map<string, Target>();
+  for (const p of attachment.parents) {
+    if (p.problem) continue;
+    const gateway = perGateway ? p.gateway.key : undefined;
+    for (const host of p.hosts) seen.set(`${gateway ?? ''}\u0000${host ?? ''}`, { host, gateway });
+  }
+  return [...seen.values()];
 }
 
 function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i: number, out: SourcedCandidate[]): void {
@@ -128,8 +156,9 @@ function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i:
   for (const [j, m] of specs.entries()) {
     const matchId = `${ruleId}/m${j}`;
     const emit = (id: string, make: (host: string | undefined) => Route) => {
-      for (const host of rc.hosts) {
-        out.push({ route: make(host), hostKey: host ?? '', kind: m.kind, key: m.key, ruleIndex: i, pathIndex: j, time: rc.time, owner: rc.owner, order: i * RULE_STRIDE + j });
+      for (const { host, gateway } of rc.targets) {
+        const route = gateway === undefined ? make(host) : { ...make(host), gateway };
+        out.push({ route, hostKey: host ?? '', kind: m.kind, key: m.key, ruleIndex: i, pathIndex: j, time: rc.time, owner: rc.owner, order: i * RULE_STRIDE + j });
       }
       void id;
     };

@@ -189,6 +189,13 @@ export interface Route {
   readonly weight?: { readonly group: string; readonly weight: number } | undefined;
   /** Timeouts of the rule, ms (Gateway API `timeouts`); unset: the controller's and annotations' defaults. */
   readonly timeouts?: { readonly request?: number | undefined; readonly backendRequest?: number | undefined } | undefined;
+  /**
+   * The Gateway (`namespace/name`) whose own tunnel serves this route, set when each Gateway has a tunnel of its
+   * own (managed tunnel): only exchanges that arrived on that tunnel match it, and it never matches one that
+   * arrived elsewhere. Unset: the route is served through the installation's main tunnel (Ingress routes, and every
+   * Gateway's routes when all Gateways share the tunnel).
+   */
+  readonly gateway?: string | undefined;
 }
 
 /** A problem found while building the table, turned into a Kubernetes Event by the leader. */
@@ -231,8 +238,12 @@ export interface RouteTable {
    * Finds the route for a request. `host` may carry a port and any case; `path` is the request path
    * without query. Routes with {@link RequestConditions} match only when `request` is given and satisfies them.
    * Returns the default backend route when nothing else matches, or undefined (404).
+   *
+   * `gateway` is the entrance the request arrived through: a Gateway's own tunnel (`namespace/name`) matches only
+   * that Gateway's routes (no default backend); undefined — the main tunnel or any other entrance — matches only
+   * routes without {@link Route.gateway}.
    */
-  match(host: string, path: string, request?: RequestFacts): Route | undefined;
+  match(host: string, path: string, request?: RequestFacts, gateway?: string): Route | undefined;
 }
 
 /** Route objects that differ between two tables (see {@link RouteTable.routeChangesSince}). */

@@ -42,6 +42,12 @@ export interface ControlContext {
    */
   readonly formerTunnelIds?: readonly string[] | undefined;
   /**
+   * Managed tunnel: the tunnel id of each Gateway (`namespace/name`) that has a tunnel of its own. A route with
+   * `Route.gateway` is served through that Gateway's tunnel, so DNS for its hostname targets that tunnel (and
+   * waits while the Gateway has none yet).
+   */
+  readonly gatewayTunnelIds?: ReadonlyMap<string, string> | undefined;
+  /**
    * This replica's leadership term: 1 in its first, one more each time it leads again (undefined: the caller does
    * not count terms). External state a plugin cached in an earlier term is stale: another replica led meanwhile
    * and may have changed it, so read it afresh when the term changes.

@@ -10,6 +10,7 @@ import { EndpointStates } from './balancer.js';
 import { unboundErrorMapper, type CompiledRoute, type ProxyDefaults } from './compile.js';
 import { errorReference, failExchange, httpStatusOf } from './errors.js';
 import type { Exchange, ExchangeHandler } from './exchange.js';
+import { gatewayEntranceOf } from '../model/entrance.js';
 import { ExchangeRun, type ForwardEnv, type Outcome } from './forward.js';
 import { GenerationFactory } from './generation-factory.js';
 import { GenerationSwap } from './generation-swap.js';
@@ -266,7 +267,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
       const framing = validateRequestHead(head, this.#limits);
       // Routes match the canonical path, and the upstream gets that same path (framing.target). The framing is
       // also the request facts that route conditions (method, headers, query) are checked against.
-      const route = gen.table.match(head.authority, framing.path, framing);
+      const route = gen.table.match(head.authority, framing.path, framing, gatewayEntranceOf(accepted));
       if (!route) throw new WarrenError(ErrorCode.NoRoute, `no route for ${head.authority}${framing.path}`.slice(0, 300));
       compiled = gen.route(route);
       if (compiled.unavailable) throw compiled.unavailable;

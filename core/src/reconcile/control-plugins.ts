@@ -5,6 +5,7 @@ import { componentLogger } from '../observability/logger.js';
 import type { ControlPlaneMetrics } from '../observability/metrics.js';
 import type { RouteStore } from '../routes/store.js';
 import { controlContext, onTunnelIdentity, type ControlState } from './control-context.js';
+import { onGatewayTunnelIdentity } from '../state/gateway-tunnels.js';
 import { WorkQueue } from './workqueue.js';
 
 export interface ControlPluginRunnerOptions {
@@ -64,6 +65,8 @@ export class ControlPluginRunner implements Runnable {
     };
     const unsubscribe = this.#o.store.subscribe(all);
     const unsubscribeTunnel = onTunnelIdentity(this.#o.state.tunnel, all);
+    const gatewayTunnels = this.#o.state.gatewayTunnels;
+    const unsubscribeGateways = gatewayTunnels ? onGatewayTunnelIdentity(gatewayTunnels, all) : () => {};
     const repair = this.#o.repairIntervalMs ?? 600_000;
     const timer = repair > 0 ? setInterval(all, repair) : undefined;
     for (const id of plugins.keys()) queue.addAfter(id, 0);
@@ -78,6 +81,7 @@ export class ControlPluginRunner implements Runnable {
       clearInterval(timer);
       unsubscribe();
       unsubscribeTunnel();
+      unsubscribeGateways();
       if (this.#queue === queue) this.#queue = undefined;
     }
   }

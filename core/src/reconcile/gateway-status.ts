@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
 import type { KubernetesObject, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { desiredGatewayStatus, type DesiredCondition, type DesiredStatus } from '../gateway/status.js';
+import { desiredGatewayStatus, type DesiredCondition, type DesiredStatus, type GatewayAddressing, type GatewayStatusInput } from '../gateway/status.js';
 import { gatewayObjects } from '../gateway/objects.js';
-import { CONTROLLER_NAME, GATEWAY_GROUP, type Condition, type GatewayAddress, type ParentReference, type RouteParentStatus } from '../gateway/types.js';
+import { CONTROLLER_NAME, GATEWAY_GROUP, type Condition, type ParentReference, type RouteParentStatus } from '../gateway/types.js';
 import { apiPath, type KubeClient } from '../k8s/api/client.js';
 import { kubernetesError } from '../k8s/api-errors.js';
 import type { ExtraKind, WatchedKind } from '../k8s/kinds.js';
@@ -11,6 +11,7 @@ import type { StoreChange } from '../k8s/object-store.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
 import type { ClusterSnapshot } from '../routes/snapshot.js';
 import type { Published } from '../state/published.js';
+import { onGatewayTunnelIdentity, type GatewayTunnel, type GatewayTunnels } from '../state/gateway-tunnels.js';
 import type { TunnelState } from '../state/tunnel.js';
 import { onTunnelIdentity } from './control-context.js';
 import { WorkQueue } from './workqueue.js';
@@ -30,6 +31,11 @@ export interface GatewayStatusOptions {
   /** Setting `gateway.publishAddress`: published instead of the tunnel's hostname. */
   readonly publishAddress?: string | undefined;
   readonly tunnel: Published<TunnelState>;
+  /**
+   * Managed tunnel: each Gateway's own tunnel. Given, a Gateway publishes its own tunnel's hostname (unless
+   * `publishAddress`) and is Programmed only once that tunnel exists.
+   */
+  readonly gatewayTunnels?: Published<GatewayTunnels> | undefined;
   readonly logger: Logger;
   readonly coalesceMs?: number | undefined;
   /** Clock for `lastTransitionTime` (tests). */
@@ -71,20 +77,25 @@ export class GatewayStatusWriter implements Runnable {
       if (RELEVANT.has(kind)) queue.add(KEY);
     });
     const stopTunnel = this.#o.publishAddress ? () => {} : onTunnelIdentity(this.#o.tunnel, () => queue.add(KEY));
+    const gatewayTunnels = this.#o.gatewayTunnels;
+    const stopGateways = gatewayTunnels && !this.#o.publishAddress ? onGatewayTunnelIdentity(gatewayTunnels, () => queue.add(KEY)) : () => {};
     queue.add(KEY);
     try {
       await queue.run((_key, s) => this.#reconcile(s), signal);
     } finally {
       stop();
       stopTunnel();
+      stopGateways();
       if (this.#queue === queue) this.#queue = undefined;
     }
   }
 
-  /** The address Gateways publish; undefined while the tunnel id is not known yet. */
-  #address(): GatewayAddress | undefined {
+  /** The address Gateways publish: one for all (undefined while the tunnel id is not known yet), or per Gateway. */
+  #address(): GatewayStatusInput['address'] {
     const value = this.#o.publishAddress;
     if (value) return { type: isIP(value) ? 'IPAddress' : 'Hostname', value };
+    const gateways = this.#o.gatewayTunnels?.current;
+    if (gateways) return (key) => gatewayAddressing(gateways.get(key));
     const id = this.#o.tunnel.current.id;
     return id ? { type: 'Hostname', value: `${id}.cfargotunnel.com` } : undefined;
   }
@@ -171,6 +182,13 @@ export class GatewayStatusWriter implements Runnable {
       throw kubernetesError(`update status of ${shown}`, err);
     }
   }
+}
+
+/** A Gateway's own tunnel as its address, or why it has none yet. */
+function gatewayAddressing(tunnel: GatewayTunnel | undefined): GatewayAddressing {
+  if (tunnel?.problem) return tunnel.problem;
+  if (tunnel?.tunnelId) return { address: { type: 'Hostname', value: `${tunnel.tunnelId}.cfargotunnel.com` } };
+  return { reason: 'AddressNotAssigned', message: "the Gateway's tunnel is not created yet" };
 }
 
 /** `namespace/name` of every Secret that a listener of a Gateway names. */

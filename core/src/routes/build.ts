@@ -486,7 +486,7 @@ export class RouteTableBuilder {
   }
 
   /**
-   * Conflict resolution for one host: per (match kind, path key, conditions) the oldest object wins, then
+   * Conflict resolution for one host: per (match kind, path key, conditions, entrance) the oldest object wins, then
    * `Kind/namespace/name`, then declaration order; a winner's weighted group wins with it. Survivors with
    * conditions are put in matching precedence (see {@link PathIndex}).
    */
@@ -506,7 +506,8 @@ export class RouteTableBuilder {
         for (const c of group.list) {
           const item = { c, o };
           if (c.route.conditions !== undefined) conditional = true;
-          const slot = `${c.kind}\u0000${c.key}\u0000${conditionsKey(c.route.conditions)}`;
+          // Routes served through different Gateways' own tunnels never meet a request together: no conflict.
+          const slot = `${c.kind}\u0000${c.key}\u0000${conditionsKey(c.route.conditions)}\u0000${c.route.gateway ?? ''}`;
           all.push({ item, slot });
           const current = best.get(slot);
           if (!current || precedes(item, current)) best.set(slot, item);

@@ -41,6 +41,8 @@ export interface RouteView {
   readonly conditions?: RequestConditions | undefined;
   /** The rule's weighted group and this backend's weight. */
   readonly weight?: { readonly group: string; readonly weight: number } | undefined;
+  /** The Gateway (`namespace/name`) whose own tunnel alone serves this route (managed tunnel; see `Route.gateway`). */
+  readonly gateway?: string | undefined;
   /** Generation of the Ingress the route was built from (older than the Ingress's own when its last good version is kept). */
   readonly ingressGeneration: number;
   readonly backend: { readonly namespace: string; readonly service: string; readonly port: number; readonly portName?: string | undefined };
@@ -88,15 +90,18 @@ export interface RouteViewQuery {
   readonly host?: string | undefined;
   /** With `host`: also report which route a plain `GET` for this path (and query) gets. */
   readonly path?: string | undefined;
+  /** With `path`: match as a request that arrived on this Gateway's own tunnel (`namespace/name`; managed tunnel). */
+  readonly gateway?: string | undefined;
   readonly limit?: number | undefined;
 }
 
-/** Reads a query from URL search parameters (`host`, `path`, `limit`); bad values are ignored. */
+/** Reads a query from URL search parameters (`host`, `path`, `gateway`, `limit`); bad values are ignored. */
 export function routeViewQuery(params: URLSearchParams): RouteViewQuery {
   const limit = Number(params.get('limit'));
   return {
     host: params.get('host') || undefined,
     path: params.get('path') || undefined,
+    gateway: params.get('gateway') || undefined,
     limit: Number.isInteger(limit) && limit > 0 ? limit : undefined,
   };
 }
@@ -112,7 +117,7 @@ export function describeRouteTable(table: RouteTable, plugins: RoutingPlugins | 
   let match: RouteView | null | undefined;
   if (host !== undefined && query.path !== undefined) {
     const q = query.path.indexOf('?');
-    const hit = table.match(host, query.path, { method: 'GET', headers: [], query: q < 0 ? '' : query.path.slice(q + 1) });
+    const hit = table.match(host, query.path, { method: 'GET', headers: [], query: q < 0 ? '' : query.path.slice(q + 1) }, query.gateway);
     match = hit ? describeRoute(hit, plugins) : null;
   }
   return {
@@ -149,6 +154,7 @@ function describeRoute(route: Route, plugins: RoutingPlugins | undefined): Route
     ...(route.ingress.kind ? { kind: route.ingress.kind } : {}),
     ...(route.conditions ? { conditions: route.conditions } : {}),
     ...(route.weight ? { weight: route.weight } : {}),
+    ...(route.gateway ? { gateway: route.gateway } : {}),
     backend: { namespace: b.namespace, service: b.service, port: b.port, ...(b.portName ? { portName: b.portName } : {}) },
     protocol: route.protocol,
     plugins: [...owners],

@@ -89,10 +89,13 @@ export class PathIndex {
 
   /**
    * The best route for a request path (query already stripped): an Exact match, else the longest prefix; with
-   * conditions, the first alternative the request satisfies, trying Exact, then ever shorter prefixes.
+   * conditions, the first alternative the request satisfies, trying Exact, then ever shorter prefixes. Only
+   * routes of the entrance `gateway` take part (see {@link RouteTable.match}).
    */
-  match(path: string, request?: RequestFacts): Route | undefined {
-    if (this.#slots) return this.#matchSlots(path, new RequestView(request));
+  match(path: string, request?: RequestFacts, gateway?: string): Route | undefined {
+    if (this.#slots) return this.#matchSlots(path, new RequestView(request), gateway);
+    // Without slots every route here is an Ingress route: none is served through a Gateway's own tunnel.
+    if (gateway !== undefined) return undefined;
     const exactKeys = this.#exactKeys;
     if (exactKeys !== undefined) {
       for (let i = 0; i < exactKeys.length; i++) if (exactKeys[i] === path) return this.#exactValues![i] as Route;
@@ -122,12 +125,12 @@ export class PathIndex {
    * {@link match} for a host more than one label below this wildcard index's parent: only routes whose wildcards
    * cover any depth (Gateway API) may answer.
    */
-  matchDeep(path: string, request?: RequestFacts): Route | undefined {
-    return this.coversDeeper ? this.#matchSlots(path, new RequestView(request), true) : undefined;
+  matchDeep(path: string, request?: RequestFacts, gateway?: string): Route | undefined {
+    return this.coversDeeper ? this.#matchSlots(path, new RequestView(request), gateway, true) : undefined;
   }
 
   /** {@link match} over slots: each matching key in turn, until an alternative accepts the request. */
-  #matchSlots(path: string, view: RequestView, deepOnly = false): Route | undefined {
+  #matchSlots(path: string, view: RequestView, gateway: string | undefined, deepOnly = false): Route | undefined {
     const exactKeys = this.#exactKeys;
     let slot: Slot | undefined;
     if (exactKeys !== undefined) {
@@ -140,13 +143,13 @@ export class PathIndex {
     } else if (this.#exactMap !== undefined) {
       slot = this.#exactMap.get(path) as Slot | undefined;
     }
-    const exactHit = slot?.pick(view, deepOnly);
+    const exactHit = slot?.pick(view, gateway, deepOnly);
     if (exactHit !== undefined) return exactHit;
     const keys = this.#prefixKeys;
     if (keys !== undefined) {
       for (let i = 0; i < keys.length; i++) {
         if (!prefixMatches(path, keys[i]!)) continue;
-        const hit = (this.#prefixValues![i] as Slot).pick(view, deepOnly);
+        const hit = (this.#prefixValues![i] as Slot).pick(view, gateway, deepOnly);
         if (hit !== undefined) return hit;
       }
       return undefined;
@@ -155,7 +158,7 @@ export class PathIndex {
     if (map === undefined) return undefined;
     let end = path.length;
     for (;;) {
-      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view, deepOnly);
+      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view, gateway, deepOnly);
       if (hit !== undefined) return hit;
       if (end === 0) return undefined;
       end = path.lastIndexOf('/', end - 1);
@@ -181,7 +184,7 @@ class Slot {
         continue;
       }
       // Members of a group need not be adjacent: they join the alternative of the first one.
-      const id = `${group}\u0000${conditionsKey(route.conditions)}`;
+      const id = `${group}\u0000${conditionsKey(route.conditions)}\u0000${route.gateway ?? ''}`;
       const members = groups.get(id);
       if (members) {
         members.push(route);
@@ -196,10 +199,10 @@ class Slot {
     Object.freeze(this);
   }
 
-  /** The route of the first alternative whose conditions the request satisfies. */
-  pick(view: RequestView, deepOnly = false): Route | undefined {
+  /** The route of the first alternative of the entrance `gateway` whose conditions the request satisfies. */
+  pick(view: RequestView, gateway: string | undefined, deepOnly = false): Route | undefined {
     for (const c of this.#choices) {
-      if (c.conditions === null || (deepOnly && !c.coversDeeper)) continue;
+      if (c.conditions === null || c.gateway !== gateway || (deepOnly && !c.coversDeeper)) continue;
       if (c.conditions === undefined || conditionsHold(c.conditions, view)) return c.pick();
     }
     return undefined;
@@ -219,10 +222,13 @@ class Choice {
 
   /** See {@link PathIndex.coversDeeper}. */
   readonly coversDeeper: boolean;
+  /** The entrance whose exchanges may take this alternative ({@link Route.gateway}, shared by its routes). */
+  readonly gateway: string | undefined;
 
   constructor(routes: Route[], random: () => number) {
     this.#routes = routes;
     this.coversDeeper = coversDeeper(routes[0]!);
+    this.gateway = routes[0]!.gateway;
     this.#random = random;
     const conditions = routes[0]!.conditions;
     if (conditions === undefined) this.conditions = undefined;
@@ -381,33 +387,34 @@ export class IndexedRouteTable implements RouteTable {
     return this.#hosts;
   }
 
-  match(host: string, path: string, request?: RequestFacts): Route | undefined {
+  match(host: string, path: string, request?: RequestFacts, gateway?: string): Route | undefined {
     const parts = this.#parts;
     const h = requestHost(host);
     const p = requestPath(path);
     const exact = parts.exactHosts.get(h);
     if (exact !== undefined) {
-      const hit = exact.match(p, request);
+      const hit = exact.match(p, request, gateway);
       if (hit !== undefined) return hit;
     }
     if (parts.wildcardHosts.size > 0) {
       const dot = h.indexOf('.');
       const wildcard = dot > 0 ? parts.wildcardHosts.get(h.slice(dot + 1)) : undefined;
       if (wildcard !== undefined) {
-        const hit = wildcard.match(p, request);
+        const hit = wildcard.match(p, request, gateway);
         if (hit !== undefined) return hit;
       }
       // Deeper hosts: `x.y.example.com` is covered by a Gateway API `*.example.com` (nearest parent first).
       for (let at = dot > 0 ? h.indexOf('.', dot + 1) : -1; at > 0; at = h.indexOf('.', at + 1)) {
-        const hit = parts.wildcardHosts.get(h.slice(at + 1))?.matchDeep(p, request);
+        const hit = parts.wildcardHosts.get(h.slice(at + 1))?.matchDeep(p, request, gateway);
         if (hit !== undefined) return hit;
       }
     }
     if (parts.hostless !== undefined) {
-      const hit = parts.hostless.match(p, request);
+      const hit = parts.hostless.match(p, request, gateway);
       if (hit !== undefined) return hit;
     }
-    return parts.fallback;
+    // Default backends are Ingress (and controller) settings: never served through a Gateway's own tunnel.
+    return gateway === undefined ? parts.fallback : undefined;
   }
 }
 

@@ -327,7 +327,7 @@ test('the RBAC rules are exactly those of deploy/rbac.yaml (with the Gateway API
   }
 });
 
-test('management mode gets a Role for exactly the tunnel credentials Secret; token mode gets none', async (t) => {
+test('management mode gets a Role for exactly the tunnel credentials Secret, and with the Gateway API for Secrets of its namespace; token mode gets none', async (t) => {
   const managed = await render({ cloudflare: { apiToken: API_TOKEN, accountId: 'acct', tunnelName: 'prod', credentialsSecretName: 'edge-creds' } });
   const role = managed.get('Role', 'warren-tunnel-credentials') as unknown as { rules: Array<{ resources: string[]; verbs: string[]; resourceNames?: string[] }> };
   t.deepEqual(role.rules, [
@@ -338,6 +338,17 @@ test('management mode gets a Role for exactly the tunnel credentials Secret; tok
   const binding = managed.get('RoleBinding', 'warren-tunnel-credentials') as unknown as { roleRef: { name: string } };
   t.is(binding.roleRef.name, 'warren-tunnel-credentials');
   t.is((await render(withToken)).find('Role', 'warren-tunnel-credentials'), undefined);
+  // With the Gateway API, a tunnel per Gateway: its Secrets, in the release namespace only, are named after Gateways.
+  const gateways = await render({
+    gateway: { enabled: true },
+    cloudflare: { apiToken: API_TOKEN, accountId: 'acct', tunnelName: 'prod', credentialsSecretName: 'edge-creds' },
+  });
+  const gatewayRole = gateways.get('Role', 'warren-tunnel-credentials') as unknown as {
+    metadata: { namespace: string };
+    rules: Array<{ resources: string[]; verbs: string[] }>;
+  };
+  t.deepEqual(gatewayRole.rules.at(-1), { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'update', 'delete'] });
+  t.is(gatewayRole.metadata.namespace, 'warren-system');
 });
 
 test('values.yaml shows every value the schema knows and agrees with the controller defaults', async (t) => {

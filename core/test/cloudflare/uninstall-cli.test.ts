@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { KubernetesCredentialsSecretStore, TunnelLifecycle, createCloudflareClientFactory } from '../../src/cloudflare/index.js';
+import { KubernetesCredentialsSecretStore, TunnelLifecycle, createCloudflareClientFactory, credentialsFileJson } from '../../src/cloudflare/index.js';
+import { gatewaySecretName, gatewayTunnelName } from '../../src/cloudflare/gateway-tunnels.js';
 import { parseConfig } from '../../src/config/load.js';
 import { capturingLogger, startFakeCloudflare, type FakeCloudflare } from '../../src/testing/index.js';
 import { useApiServer } from '../support/apiserver.js';
@@ -181,4 +182,27 @@ test('settings that name no tunnel fail, naming what is missing; --uninstall wit
   const local = await env.uninstall(['--local', env.dir]);
   t.is(local.code, 2);
   t.regex(local.stderr, /--uninstall cannot be combined with --local/);
+});
+
+test("the Gateways' own tunnels and their Secrets stay by default and go with deleteTunnelOnUninstall", async (t) => {
+  const env = await setup(t);
+  await env.provision();
+  const gatewayTunnel = env.fake.addTunnel(ACCOUNT, gatewayTunnelName(TUNNEL_NAME, 'apps', 'edge'));
+  const secretName = gatewaySecretName('warren-tunnel-credentials', 'apps/edge');
+  const gatewayStore = new KubernetesCredentialsSecretStore(server().adminClient(), env.namespace, secretName);
+  await gatewayStore.create(
+    { 'credentials.json': Buffer.from(credentialsFileJson({ accountTag: ACCOUNT, tunnelId: gatewayTunnel.id, tunnelSecret: gatewayTunnel.secret })) },
+    { labels: { 'warren.dev/gateway-tunnel': 'true' }, annotations: { 'warren.dev/gateway': 'apps/edge' } },
+  );
+  const kept = await env.uninstall();
+  t.is(kept.code, 0, kept.stderr);
+  t.true(kept.stdout.includes(`Kept the tunnels of 1 Gateway(s) and their credentials Secrets in ${env.namespace}: ${secretName} (Gateway apps/edge)`), kept.stdout);
+  t.falsy(env.fake.tunnels(ACCOUNT).find((x) => x.id === gatewayTunnel.id)?.deletedAt);
+
+  const run = await env.uninstall(['--set', 'cloudflare.deleteTunnelOnUninstall=true']);
+  t.is(run.code, 0, run.stderr);
+  noToken(t, run);
+  t.true(run.stdout.includes(`Deleted the tunnels of 1 Gateway(s)`), run.stdout);
+  t.truthy(env.fake.tunnels(ACCOUNT).find((x) => x.id === gatewayTunnel.id)?.deletedAt, "the Gateway's tunnel is deleted");
+  t.is(await gatewayStore.read(), undefined, "the Gateway's Secret is gone");
 });

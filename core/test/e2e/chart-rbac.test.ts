@@ -112,9 +112,13 @@ function grants(objects: readonly KubernetesObject[]): string[] {
   return [...out].sort();
 }
 
-/** deploy/rbac.yaml plus the management-mode Role: create Secrets, and get/update/delete the credentials Secret. */
+/**
+ * deploy/rbac.yaml plus the management-mode Role: create Secrets, and get/update/delete the credentials Secret; with
+ * the Gateway API also get/list/update/delete of the release namespace's Secrets (the Gateways' tunnel credentials).
+ */
 function allowedGrants(): string[] {
-  const secretRole = ['create (any)', ...['get', 'update', 'delete'].map((v) => `${v} ${CREDENTIALS_SECRET}`)].map((g) => `namespace core/secrets ${g}`);
+  const gatewayTunnels = ['get', 'list', 'update', 'delete'].map((v) => `${v} (any)`);
+  const secretRole = ['create (any)', ...['get', 'update', 'delete'].map((v) => `${v} ${CREDENTIALS_SECRET}`), ...gatewayTunnels].map((g) => `namespace core/secrets ${g}`);
   return [...new Set([...grants(loadRbacObjects()), ...secretRole])].sort();
 }
 

@@ -26,6 +26,8 @@ import type { UpstreamPlugin } from '../../src/plugin-api/upstream.js';
 import type { Pipeline } from '../../src/proxy/pipeline.js';
 import type { RouteStore } from '../../src/routes/store.js';
 import type { TunnelStateStore } from '../../src/state/tunnel.js';
+import type { GatewayTunnelsStore } from '../../src/state/gateway-tunnels.js';
+import { provideGatewayTunnels } from '../../src/composition/tunnel.js';
 import { CONTROLLER_NAMESPACE, type TestApiServer } from './apiserver.js';
 
 /** Collects pino's JSON lines in memory. */
@@ -65,6 +67,10 @@ export interface TestControllerOptions {
   readonly cleanup?: { maxAttempts?: number; retryBaseMs?: number };
   /** Release the Lease on stop (default true); false simulates a killed process. */
   readonly releaseOnCancel?: boolean;
+  /** Run the Gateway tunnels part (a managed tunnel per Gateway; needs `proxy` and managed-tunnel settings). */
+  readonly gatewayTunnels?: boolean;
+  /** Environment of the controller (default empty). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface TestController {
@@ -72,6 +78,8 @@ export interface TestController {
   readonly store: RouteStore;
   /** The tunnel's published state (what the tunnel part writes in production). */
   readonly tunnel: TunnelStateStore;
+  /** The Gateways' own tunnels (written by the Gateway tunnels part when `gatewayTunnels` is set). */
+  readonly gatewayTunnels: GatewayTunnelsStore;
   /** The proxy pipeline when `proxy` was set. */
   readonly pipeline: Pipeline | undefined;
   readonly manager: Manager;
@@ -134,7 +142,7 @@ export async function startController(server: TestApiServer, options: TestContro
   const logger = createLogger({ level: 'debug', destination: logs });
   const registry = new Registry();
   // Like production: the built-in manifests are known, so a disabled plugin's protocol is named as unavailable.
-  const root = createRootContainer(config, { logger, registry, env: {}, knownManifests: await loadBuiltinManifests() });
+  const root = createRootContainer(config, { logger, registry, env: options.env ?? {}, knownManifests: await loadBuiltinManifests() });
   root.register(TOKENS.EnabledManifests, { useValue: options.manifests ?? [TEST_MANIFEST] });
   root.register(PARTS.KubeClient, { useValue: client });
   if (options.identity !== undefined) root.register(PARTS.Identity, { useValue: options.identity });
@@ -146,6 +154,7 @@ export async function startController(server: TestApiServer, options: TestContro
     provideProxy(root);
     provideHttpEntry(root, '127.0.0.1:0');
   }
+  if (options.gatewayTunnels) provideGatewayTunnels(root);
   for (const r of options.extraRunnables ?? []) root.register(PARTS.Runnable, { useValue: r });
   const tunnel = root.resolve(PARTS.TunnelState);
   tunnel.identify(options.tunnelId ?? 'test-tunnel-0000');
@@ -162,6 +171,7 @@ export async function startController(server: TestApiServer, options: TestContro
     cp,
     store,
     tunnel,
+    gatewayTunnels: root.resolve(PARTS.GatewayTunnels),
     pipeline,
     manager,
     registry,

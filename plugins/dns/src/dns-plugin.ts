@@ -29,7 +29,7 @@ export class DnsPlugin implements ControlPlugin {
       this.#log?.debug('no tunnel id yet; DNS sync waits');
       return;
     }
-    await this.#engine(ctx).sync(table, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds);
+    await this.#engine(ctx).sync(table, ctx.tunnelId, ctx.signal, ctx.formerTunnelIds, ctx.gatewayTunnelIds);
   }
 
   async onIngressDeleted(ingress: { namespace: string; name: string; hosts: readonly string[] }, ctx: ControlContext): Promise<void> {

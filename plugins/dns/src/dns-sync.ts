@@ -89,7 +89,8 @@ export interface DnsSyncOptions {
 /**
  * Keeps proxied CNAME records `host → <tunnel-id>.cfargotunnel.com` in step with the hosts of the route table: those
  * of owned Ingresses and of attached HTTPRoutes and GRPCRoutes alike. Records do not name the object that routes
- * them (see below), so a host that moves from an Ingress to an HTTPRoute keeps its records untouched.
+ * them (see below), so a host that moves from an Ingress to an HTTPRoute keeps its records untouched. With a tunnel
+ * per Gateway (managed tunnel), the names of a Gateway's routes point at that Gateway's own tunnel instead.
  *
  * Ownership: next to each managed name sits a TXT record `<registryPrefix>.<host>` whose content is an HMAC of the
  * name keyed with the installation's owner key (opaque; see names.ts). Warren changes or deletes only records at
@@ -150,7 +151,17 @@ export class DnsSync {
   }
 
   /** Brings DNS in line with `table`. Idempotent; rejects (after doing what it could) when the API failed in a retryable way. */
-  async sync(table: RouteTable, tunnelId: string, signal: AbortSignal, formerTunnelIds: readonly string[] = []): Promise<DnsSyncReport> {
+  /**
+   * `gatewayTunnelIds`: the tunnel of each Gateway that has its own (managed tunnel); the names of its routes point
+   * there, and wait (records left as they are) while the Gateway has no tunnel yet.
+   */
+  async sync(
+    table: RouteTable,
+    tunnelId: string,
+    signal: AbortSignal,
+    formerTunnelIds: readonly string[] = [],
+    gatewayTunnelIds: ReadonlyMap<string, string> = new Map(),
+  ): Promise<DnsSyncReport> {
     this.#lastTable = table;
     this.#learnFormerTunnels(formerTunnelIds);
     const owned = new Set(table.ownedIngresses.map(routeOwnerKey));
@@ -162,7 +173,10 @@ export class DnsSync {
     }
     this.#formerOwnerKeys.delete(ownerKey);
     this.#lastOwnerKey = ownerKey;
-    const target = `${tunnelId}.cfargotunnel.com`;
+    const targetOf = (claim: HostClaim): string | undefined => {
+      const id = claim.gateway === undefined ? tunnelId : gatewayTunnelIds.get(claim.gateway);
+      return id === undefined ? undefined : `${id}.cfargotunnel.com`;
+    };
     const report = emptyReport();
     const { registryPrefix } = this.#o.config;
     const { claims, invalid } = hostClaims(table, this.#deleting, registryPrefix);
@@ -224,7 +238,7 @@ export class DnsSync {
       signal.throwIfAborted();
       try {
         const records = await this.#zoneRecords(zone, signal);
-        const changes = this.#plan(records, byZone.get(zone.id) ?? [], ownerKey, target, report);
+        const changes = this.#plan(records, byZone.get(zone.id) ?? [], ownerKey, targetOf, report);
         await this.#apply(records, changes, report, signal);
       } catch (err) {
         this.#records.delete(zone.id);
@@ -350,8 +364,9 @@ export class DnsSync {
     return records;
   }
 
-  #plan(records: ZoneRecords, claims: readonly HostClaim[], ownerKey: string, target: string, report: DnsSyncReport): HostChange[] {
+  #plan(records: ZoneRecords, claims: readonly HostClaim[], ownerKey: string, targetOf: (claim: HostClaim) => string | undefined, report: DnsSyncReport): HostChange[] {
     const { registryPrefix: prefix, overwriteUnmanaged, comment } = this.#o.config;
+    let target = '';
     const cnameBody = (host: string): RecordBody => ({ type: 'CNAME', name: host, content: target, proxied: true, ttl: 1, comment });
     const txtBody = (host: string): RecordBody => ({ type: 'TXT', name: registryName(prefix, host), content: registryContent(ownerKey, host), ttl: 1, comment });
     const changes: HostChange[] = [];
@@ -373,6 +388,10 @@ export class DnsSync {
         if (ours ?? formerlyOurs) change('release', { deletes: [(ours ?? formerlyOurs)!.id] });
         continue;
       }
+      // A Gateway whose tunnel is not created yet: its names wait, and what they point at now stays.
+      const wanted = targetOf(claim);
+      if (wanted === undefined) continue;
+      target = wanted;
       if (formerlyOurs && !blocking.length) {
         // Ours under a former tunnel: point the CNAME at this tunnel and re-key the ownership record.
         change('update', {

@@ -596,3 +596,30 @@ test('dns-managed "false" on an HTTPRoute hands its hosts off as on an Ingress; 
   await h.sync([optOut('quiet', ['quiet.example.com', 'shared.example.com']), ing('web', ['shared.example.com'])]);
   t.deepEqual(cnames(h.fake, 'example.com'), { 'shared.example.com': TARGET });
 });
+
+test('with a tunnel per Gateway, names of a Gateway’s routes point at its own tunnel, and wait while it has none', async (t) => {
+  const h = await harness(t);
+  h.fake.addZone('example.com');
+  const G1 = '11111111-2222-4333-8444-555555555555';
+  const G2 = '66666666-7777-4888-9999-aaaaaaaaaaaa';
+  const base = handBuiltRouteTable([
+    route('HTTPRoute', 'one', ['one.example.com', 'shared.example.com']),
+    route('HTTPRoute', 'two', ['two.example.com']),
+    ing('web', ['web.example.com', 'shared.example.com']),
+  ]);
+  const gatewayOf: Record<string, string> = { one: 'default/g1', two: 'default/g2' };
+  const table = { ...base, routes: base.routes.map((r) => (r.ingress.kind ? { ...r, gateway: gatewayOf[r.ingress.name] } : r)) };
+  const sync = (ids: Array<[string, string]>) => h.plugin.onRoutesChanged(table, { signal: AbortSignal.timeout(60_000), tunnelId: TUNNEL, gatewayTunnelIds: new Map(ids) });
+  await sync([['default/g1', G1]]);
+  t.deepEqual(cnames(h.fake, 'example.com'), {
+    'one.example.com': `${G1}.cfargotunnel.com`,
+    'web.example.com': TARGET,
+    // Routed through the main tunnel (an Ingress) and g1's: the main tunnel keeps the name.
+    'shared.example.com': TARGET,
+  });
+  await sync([
+    ['default/g1', G1],
+    ['default/g2', G2],
+  ]);
+  t.is(cnames(h.fake, 'example.com')['two.example.com'], `${G2}.cfargotunnel.com`, 'created once g2 has its tunnel');
+});
