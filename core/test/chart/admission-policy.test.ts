@@ -60,6 +60,11 @@ const createWarnings: string[] = [];
 test.before(async () => {
   const s = server();
   const rendered = await render(VALUES);
+  namespace = await s.createNamespace('vap');
+  // An Ingress admitted before the policy existed (it carries a bad value and an unknown key). Created before the
+  // policy, not merely before it loads: the API server may load a new policy at once.
+  const old = await call(s, 'POST', ingressesPath(namespace), ingress(namespace, 'admitted-before', { 'warren.dev/connect-timeout': 'soon', 'warren.dev/typo': 'x' }));
+  if (old.status !== 201) throw new Error(`creating the earlier Ingress failed: ${old.status} ${old.message}`);
   for (const kind of ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'] as const) {
     const object = rendered.get(kind);
     const plural = kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings';
@@ -67,10 +72,6 @@ test.before(async () => {
     if (created.status !== 201) throw new Error(`creating the ${kind} failed: ${created.status} ${created.message}`);
     createWarnings.push(...created.warnings);
   }
-  namespace = await s.createNamespace('vap');
-  // An Ingress admitted before the policy took effect (it carries a bad value and an unknown key).
-  const old = await call(s, 'POST', ingressesPath(namespace), ingress(namespace, 'admitted-before', { 'warren.dev/connect-timeout': 'soon', 'warren.dev/typo': 'x' }));
-  if (old.status !== 201) throw new Error(`creating the earlier Ingress failed: ${old.status} ${old.message}`);
   // The API server loads new policies asynchronously: wait (bounded) until the policy refuses a bad Ingress.
   const deadline = Date.now() + 30_000;
   for (let i = 0; i < 300 && Date.now() < deadline; i++) {
