@@ -16,6 +16,11 @@ export interface TunnelEntrancesOptions {
   /** Plain port of every entrance (default 80; 0: any free port). */
   readonly port?: number;
   /**
+   * Further plain ports of every entrance (HTTP/1.1 and h2c, like `port`; default none), as Cloudflare's edge also
+   * serves HTTP on 8080 and other ports. A request's Host reaches the tunnel as the client sent it, `:port` included.
+   */
+  readonly extraPorts?: readonly number[];
+  /**
    * HTTPS on `port` (default 443; 0: any free port), presenting `certificate` per server name, as the edge holds each
    * zone's certificate whichever tunnel serves it (default: a certificate of the simulator's CA for
    * `<tunnel-id>.cfargotunnel.com` and the entrance host); `false` serves no HTTPS. Default: on, as described.
@@ -31,6 +36,8 @@ export interface TunnelEntrance {
   readonly url: string;
   /** `https://host:port`, unless the entrances serve no HTTPS. */
   readonly tlsUrl: string | undefined;
+  /** `http://host:port` of each of the extra plain ports, in their order. */
+  readonly extraUrls: readonly string[];
 }
 
 /** The standard tunnel hostname, `<tunnel-id>.cfargotunnel.com`. */
@@ -102,13 +109,20 @@ export class TunnelEntrances {
         tunnelId,
       });
       this.#eyeballs.push(eyeball);
+      const extraUrls: string[] = [];
+      for (const port of this.#options.extraPorts ?? []) {
+        if (this.#closed) break;
+        const extra = await startEyeball(this.#sim, { host, port, tls: undefined, waitMs: this.#waitMs, tunnelId });
+        this.#eyeballs.push(extra);
+        extraUrls.push(extra.url);
+      }
       if (this.#closed) {
         await eyeball.close();
         return undefined;
       }
-      const entrance: TunnelEntrance = { tunnelId, host, url: eyeball.url, tlsUrl: eyeball.tlsUrl };
+      const entrance: TunnelEntrance = { tunnelId, host, url: eyeball.url, tlsUrl: eyeball.tlsUrl, extraUrls };
       this.#open.set(tunnelId, entrance);
-      this.#logger?.info({ tunnelId, url: entrance.url, tlsUrl: entrance.tlsUrl }, 'edge simulator: tunnel entrance open');
+      this.#logger?.info({ tunnelId, url: entrance.url, tlsUrl: entrance.tlsUrl, extraUrls }, 'edge simulator: tunnel entrance open');
       this.#onOpen(entrance);
       return entrance;
     } catch (err) {

@@ -19,6 +19,8 @@ export interface ParentAttachment {
   readonly listeners: readonly ListenerInfo[];
   /** The hostnames the route serves through this parent (lower-case; undefined: any host). */
   readonly hosts: readonly (string | undefined)[];
+  /** The hostnames it serves through each of `listeners`, in the same order. */
+  readonly listenerHosts: ReadonlyArray<readonly (string | undefined)[]>;
 }
 
 export interface RouteAttachment {
@@ -110,21 +112,23 @@ function attachParent(
   const allowed = named.filter((l) => l.attachable && l.supportedKinds.includes(kind) && namespaceAllowed(l, gateway.namespace, namespace, objects.namespaces));
   if (allowed.length === 0) return refused(index, ref, gateway, 'NotAllowedByListeners', `no listener of ${shown} allows ${kind}s from namespace ${namespace}`);
   const listeners: ListenerInfo[] = [];
+  const listenerHosts: (string | undefined)[][] = [];
   const hosts = new Set<string | undefined>();
   for (const l of allowed) {
     const served = intersectHostnames(l.hostname, hostnames);
     if (served.length === 0) continue;
     listeners.push(l);
+    listenerHosts.push(served);
     for (const h of served) hosts.add(h);
   }
   if (listeners.length === 0) {
     return refused(index, ref, gateway, 'NoMatchingListenerHostname', `no hostname of this ${kind} intersects the hostnames of the listeners of ${shown}`);
   }
-  return { index, ref, gateway, listeners, hosts: [...hosts] };
+  return { index, ref, gateway, listeners, hosts: [...hosts], listenerHosts };
 }
 
 function refused(index: number, ref: ParentReference, gateway: GatewayInfo, reason: string, message: string): ParentAttachment {
-  return { index, ref, gateway, problem: { reason, message }, listeners: [], hosts: [] };
+  return { index, ref, gateway, problem: { reason, message }, listeners: [], hosts: [], listenerHosts: [] };
 }
 
 /**
@@ -151,7 +155,7 @@ function narrower(a: string, b: string): string | undefined {
 }
 
 /** True when wildcard `pattern` (`*.example.com`) covers `host` (exact or a narrower wildcard). */
-function covers(pattern: string, host: string): boolean {
+export function covers(pattern: string, host: string): boolean {
   if (!pattern.startsWith('*.')) return false;
   const suffix = pattern.slice(1);
   const rest = host.startsWith('*.') ? host.slice(1) : host;

@@ -6,9 +6,10 @@ import { identityOf, isCoreGroup } from './objects.js';
 import { CONTROLLER_NAME, GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayRouteKind, type LabelSelector, type Listener, type ReferenceGrant } from './types.js';
 
 /**
- * What Warren makes of a Gateway's listeners. All Gateways of Warren's classes share one data plane (the tunnel:
- * Cloudflare's edge terminates TLS and forwards every request), so a listener's port and TLS settings do not
- * change how requests are served; they are checked so that status says truthfully what is accepted.
+ * What Warren makes of a Gateway's listeners. Cloudflare's edge terminates TLS and forwards every request through
+ * the tunnel, so a listener's TLS settings do not change how requests are served; they are checked so that status
+ * says truthfully what is accepted. Which listener a request reaches (its hostname and port) is decided per request
+ * on a Gateway's own tunnel (see `listener-precedence.ts`).
  */
 
 /** The route kinds a listener of each supported protocol accepts when `allowedRoutes.kinds` is empty. */

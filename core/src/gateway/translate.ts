@@ -4,11 +4,12 @@ import { parseIngressAnnotations, type ParsedAnnotations } from '../routes/ingre
 import { checkRulePath, type MatchKind } from '../routes/paths.js';
 import { chooseProtocol } from '../routes/protocol.js';
 import type { RouteSourceContext, SourcedCandidate, SourcedRoutes } from '../routes/sources.js';
-import type { Diagnostic, IngressRef, ObjectRef, PathType, RequestConditions, Route, RouteFilters, ServiceBackend, ValueMatch } from '../routes/types.js';
+import type { Diagnostic, IngressRef, ListenerScope, ObjectRef, PathType, RequestConditions, Route, RouteFilters, ServiceBackend, ValueMatch } from '../routes/types.js';
 import type { GatewayAnalysis, RouteAttachment } from './attach.js';
 import { checkBackendRef } from './backend-refs.js';
 import { policiesByService, policyFor } from './backend-tls.js';
 import { combineFilters, convertFilters, parseGatewayDuration } from './filters.js';
+import { listenerScope } from './listener-precedence.js';
 import type { Problem } from './listeners.js';
 import { creationStampOf, creationTimeOf, generationOf, type GatewayObjects } from './objects.js';
 import type { BackendRef, GRPCRouteRule, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, ValueMatchSpec } from './types.js';
@@ -50,10 +51,14 @@ interface RouteContext {
   readonly tlsPolicies: ReturnType<typeof policiesByService>;
 }
 
-/** A hostname the route serves (undefined: any) and the Gateway whose own tunnel serves it (undefined: shared). */
+/**
+ * A hostname the route serves (undefined: any), the Gateway whose own tunnel serves it (undefined: shared) and the
+ * listeners of that Gateway it is attached through for that hostname.
+ */
 interface Target {
   readonly host: string | undefined;
   readonly gateway: string | undefined;
+  readonly listeners: readonly ListenerScope[] | undefined;
 }
 
 /** How the translation scopes routes: see {@link translateGatewayRoutes}. */
@@ -118,16 +123,25 @@ export function translateGatewayRoutes(analysis: GatewayAnalysis, objects: Gatew
 }
 
 /**
- * The hostnames a route serves through its accepted parents. Shared tunnel: each hostname once. Tunnel per
- * Gateway: each (Gateway, hostname) once, so a route attached to two Gateways is served through both tunnels and a
- * Gateway's tunnel serves nothing of a route that is not attached to it.
+ * The hostnames a route serves through its accepted parents. Shared tunnel: each hostname once (listeners are not
+ * told apart: which Gateway a request was sent to is unknown). Tunnel per Gateway: each (Gateway, hostname) once,
+ * with the listeners it is attached through for that hostname, so a route attached to two Gateways is served
+ * through both tunnels, a Gateway's tunnel serves nothing of a route that is not attached to it, and a request
+ * takes the route only through one of those listeners.
  */
 function targetsOf(attachment: RouteAttachment, perGateway: boolean): Target[] {
-  const seen = new Map<string, Target>();
+  const seen = new Map<string, { host: string | undefined; gateway: string | undefined; listeners: ListenerScope[] | undefined }>();
   for (const p of attachment.parents) {
     if (p.problem) continue;
     const gateway = perGateway ? p.gateway.key : undefined;
-    for (const host of p.hosts) seen.set(`${gateway ?? ''}\u0000${host ?? ''}`, { host, gateway });
+    for (const [i, listener] of p.listeners.entries()) {
+      for (const host of p.listenerHosts[i] ?? NONE) {
+        const key = `${gateway ?? ''}\u0000${host ?? ''}`;
+        let target = seen.get(key);
+        if (!target) seen.set(key, (target = { host, gateway, listeners: gateway === undefined ? undefined : [] }));
+        if (target.listeners && !target.listeners.some((s) => s.name === listener.name)) target.listeners.push(listenerScope(p.gateway, listener));
+      }
+    }
   }
   return [...seen.values()];
 }
@@ -156,8 +170,8 @@ function translateRule(rc: RouteContext, rule: HTTPRouteRule | GRPCRouteRule, i:
   for (const [j, m] of specs.entries()) {
     const matchId = `${ruleId}/m${j}`;
     const emit = (id: string, make: (host: string | undefined) => Route) => {
-      for (const { host, gateway } of rc.targets) {
-        const route = gateway === undefined ? make(host) : { ...make(host), gateway };
+      for (const { host, gateway, listeners } of rc.targets) {
+        const route = gateway === undefined ? make(host) : { ...make(host), gateway, listeners };
         out.push({ route, hostKey: host ?? '', kind: m.kind, key: m.key, ruleIndex: i, pathIndex: j, time: rc.time, owner: rc.owner, order: i * RULE_STRIDE + j });
       }
       void id;

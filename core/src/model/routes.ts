@@ -196,6 +196,29 @@ export interface Route {
    * Gateway's routes when all Gateways share the tunnel).
    */
   readonly gateway?: string | undefined;
+  /**
+   * The listeners of {@link gateway} this route is attached through for its host (set with `gateway`): a request
+   * takes the route only when one of them is the listener the Gateway picks for the request's host and port (see
+   * {@link ListenerScope}). Unset: no listener scoping (Ingress routes, and Gateway routes on a shared tunnel).
+   */
+  readonly listeners?: readonly ListenerScope[] | undefined;
+}
+
+/**
+ * One listener of a Gateway, as far as picking it for a request goes. A Gateway hands each request to exactly one
+ * listener: among those on the request's port whose hostname matches its host, the most specific (an exact
+ * hostname, then the wildcard with the longest suffix, then none); only routes attached to that listener may
+ * answer it (Gateway API listener isolation).
+ */
+export interface ListenerScope {
+  /** `spec.listeners[].name`. */
+  readonly name: string;
+  /** The request ports it receives (the port of the request's Host, else 80 for http and 443 for https). */
+  readonly ports: readonly number[];
+  /** Lower-case; a wildcard (`*.example.com`) matches one or more labels; undefined matches every host. */
+  readonly hostname: string | undefined;
+  /** Hostnames of the Gateway's more specific listeners on the same ports: a host one of them matches is theirs. */
+  readonly yieldsTo: readonly string[];
 }
 
 /** A problem found while building the table, turned into a Kubernetes Event by the leader. */
@@ -241,7 +264,8 @@ export interface RouteTable {
    *
    * `gateway` is the entrance the request arrived through: a Gateway's own tunnel (`namespace/name`) matches only
    * that Gateway's routes (no default backend); undefined — the main tunnel or any other entrance — matches only
-   * routes without {@link Route.gateway}.
+   * routes without {@link Route.gateway}. Within a Gateway, routes with {@link Route.listeners} match only when one of
+   * their listeners is the one the Gateway picks for the request's host and port.
    */
   match(host: string, path: string, request?: RequestFacts, gateway?: string): Route | undefined;
 }

@@ -1,5 +1,6 @@
 import { ErrorCode, WarrenError } from '../errors.js';
 import { validAuthority } from '../routes/hosts.js';
+import { edgeScheme } from '../routes/listener-scope.js';
 import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
 import { headerValue } from '../model/exchange.js';
 import type { RequestFacts } from '../routes/types.js';
@@ -295,21 +296,6 @@ function pushForwarding(out: string[], head: RequestHead, forwardedFor: string |
 export function visitorScheme(head: RequestHead): string {
   if (head.forwardedBy !== 'edge') return head.scheme;
   return edgeScheme(headerValue(head.headers, 'x-forwarded-proto'), headerValue(head.headers, 'cf-visitor'));
-}
-
-/** The visitor's scheme as the edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */
-function edgeScheme(forwardedProto: string | undefined, visitor: string | undefined): 'http' | 'https' {
-  const stated = forwardedProto?.trim().toLowerCase();
-  if (stated === 'http' || stated === 'https') return stated;
-  if (visitor !== undefined) {
-    try {
-      const scheme = (JSON.parse(visitor) as { scheme?: unknown } | null)?.scheme;
-      if (scheme === 'http' || scheme === 'https') return scheme;
-    } catch {
-      // not JSON: fall through to the tunnel's own scheme
-    }
-  }
-  return 'https';
 }
 
 /** Adds the field names a `Connection` value lists (lower-case) to `into`, creating the set on first use. */

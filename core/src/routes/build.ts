@@ -20,7 +20,7 @@ import { chooseProtocol } from './protocol.js';
 import { snapshotKey, type ClusterSnapshot, type SnapshotChanges } from './snapshot.js';
 import { LayeredMap } from './layered-map.js';
 import type { RouteSource, SourcedCandidate } from './sources.js';
-import { IndexedRouteTable, PathIndex } from './table.js';
+import { IndexedRouteTable, listenersKey, PathIndex } from './table.js';
 import type { Diagnostic, IngressRef, ObjectRef, Route, RouteOwnerKind, RouteTable } from './types.js';
 
 /** Routing config of a {@link RouteTableBuilder}; fixed for its lifetime (changed config means a new builder). */
@@ -505,9 +505,11 @@ export class RouteTableBuilder {
         const o = group.claimant ?? this.#ingressClaimant(group.key);
         for (const c of group.list) {
           const item = { c, o };
-          if (c.route.conditions !== undefined) conditional = true;
-          // Routes served through different Gateways' own tunnels never meet a request together: no conflict.
-          const slot = `${c.kind}\u0000${c.key}\u0000${conditionsKey(c.route.conditions)}\u0000${c.route.gateway ?? ''}`;
+          // Routes of overlapping listener sets may both meet a request: they too are tried in precedence order.
+          if (c.route.conditions !== undefined || c.route.listeners !== undefined) conditional = true;
+          // Routes served through different Gateways' own tunnels (or different listeners of one Gateway) never meet
+          // a request together: no conflict.
+          const slot = `${c.kind}\u0000${c.key}\u0000${conditionsKey(c.route.conditions)}\u0000${c.route.gateway ?? ''}\u0000${listenersKey(c.route)}`;
           all.push({ item, slot });
           const current = best.get(slot);
           if (!current || precedes(item, current)) best.set(slot, item);

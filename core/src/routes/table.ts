@@ -1,8 +1,9 @@
 import { requestHost } from './hosts.js';
+import { edgeRequestPort, listenerPicked } from './listener-scope.js';
 import { prefixMatches, requestPath, type MatchKind } from './paths.js';
 import { LayeredMap } from './layered-map.js';
 import { compileConditions, conditionsHold, conditionsKey, RequestView, type CompiledConditions } from './conditions.js';
-import type { Diagnostic, IngressRef, RequestFacts, Route, RouteChanges, RouteTable } from './types.js';
+import type { Diagnostic, IngressRef, ListenerScope, RequestFacts, Route, RouteChanges, RouteTable } from './types.js';
 
 /**
  * Lookup structures of a route table. Everything here is immutable once constructed.
@@ -16,6 +17,32 @@ import type { Diagnostic, IngressRef, RequestFacts, Route, RouteChanges, RouteTa
 
 /** Lists up to this length are scanned; longer ones become Maps (prefixes are then probed per path element). */
 const SMALL_LIST_LIMIT = 8;
+
+/**
+ * The Gateway whose own tunnel delivered a request, and which of its listeners the request reaches there: routes
+ * are matched only among that Gateway's, and only among those attached to that listener (see {@link ListenerScope}).
+ */
+export class Entrance {
+  readonly gateway: string;
+  readonly #host: string;
+  readonly #authority: string;
+  readonly #request: RequestFacts | undefined;
+  #port: number | undefined;
+
+  /** `host` as matched (lower-case, no port); `authority` as sent, for its port. */
+  constructor(gateway: string, host: string, authority: string, request: RequestFacts | undefined) {
+    this.gateway = gateway;
+    this.#host = host;
+    this.#authority = authority;
+    this.#request = request;
+  }
+
+  /** True when one of `scopes` is the listener the Gateway picks for this request. */
+  picks(scopes: readonly ListenerScope[]): boolean {
+    this.#port ??= edgeRequestPort(this.#authority, this.#request);
+    return listenerPicked(scopes, this.#host, this.#port);
+  }
+}
 
 /** One entry of a {@link PathIndex}: `kind` exact (`key` is the path) or prefix (`key` is the path without trailing slash, `''` for `/`). */
 export interface PathEntry {
@@ -90,12 +117,12 @@ export class PathIndex {
   /**
    * The best route for a request path (query already stripped): an Exact match, else the longest prefix; with
    * conditions, the first alternative the request satisfies, trying Exact, then ever shorter prefixes. Only
-   * routes of the entrance `gateway` take part (see {@link RouteTable.match}).
+   * routes of the `entrance` Gateway take part (see {@link RouteTable.match}).
    */
-  match(path: string, request?: RequestFacts, gateway?: string): Route | undefined {
-    if (this.#slots) return this.#matchSlots(path, new RequestView(request), gateway);
+  match(path: string, request?: RequestFacts, entrance?: Entrance): Route | undefined {
+    if (this.#slots) return this.#matchSlots(path, new RequestView(request), entrance);
     // Without slots every route here is an Ingress route: none is served through a Gateway's own tunnel.
-    if (gateway !== undefined) return undefined;
+    if (entrance !== undefined) return undefined;
     const exactKeys = this.#exactKeys;
     if (exactKeys !== undefined) {
       for (let i = 0; i < exactKeys.length; i++) if (exactKeys[i] === path) return this.#exactValues![i] as Route;
@@ -125,12 +152,12 @@ export class PathIndex {
    * {@link match} for a host more than one label below this wildcard index's parent: only routes whose wildcards
    * cover any depth (Gateway API) may answer.
    */
-  matchDeep(path: string, request?: RequestFacts, gateway?: string): Route | undefined {
-    return this.coversDeeper ? this.#matchSlots(path, new RequestView(request), gateway, true) : undefined;
+  matchDeep(path: string, request?: RequestFacts, entrance?: Entrance): Route | undefined {
+    return this.coversDeeper ? this.#matchSlots(path, new RequestView(request), entrance, true) : undefined;
   }
 
   /** {@link match} over slots: each matching key in turn, until an alternative accepts the request. */
-  #matchSlots(path: string, view: RequestView, gateway: string | undefined, deepOnly = false): Route | undefined {
+  #matchSlots(path: string, view: RequestView, entrance: Entrance | undefined, deepOnly = false): Route | undefined {
     const exactKeys = this.#exactKeys;
     let slot: Slot | undefined;
     if (exactKeys !== undefined) {
@@ -143,13 +170,13 @@ export class PathIndex {
     } else if (this.#exactMap !== undefined) {
       slot = this.#exactMap.get(path) as Slot | undefined;
     }
-    const exactHit = slot?.pick(view, gateway, deepOnly);
+    const exactHit = slot?.pick(view, entrance, deepOnly);
     if (exactHit !== undefined) return exactHit;
     const keys = this.#prefixKeys;
     if (keys !== undefined) {
       for (let i = 0; i < keys.length; i++) {
         if (!prefixMatches(path, keys[i]!)) continue;
-        const hit = (this.#prefixValues![i] as Slot).pick(view, gateway, deepOnly);
+        const hit = (this.#prefixValues![i] as Slot).pick(view, entrance, deepOnly);
         if (hit !== undefined) return hit;
       }
       return undefined;
@@ -158,7 +185,7 @@ export class PathIndex {
     if (map === undefined) return undefined;
     let end = path.length;
     for (;;) {
-      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view, gateway, deepOnly);
+      const hit = (map.get(end === path.length ? path : path.slice(0, end)) as Slot | undefined)?.pick(view, entrance, deepOnly);
       if (hit !== undefined) return hit;
       if (end === 0) return undefined;
       end = path.lastIndexOf('/', end - 1);
@@ -184,7 +211,7 @@ class Slot {
         continue;
       }
       // Members of a group need not be adjacent: they join the alternative of the first one.
-      const id = `${group}\u0000${conditionsKey(route.conditions)}\u0000${route.gateway ?? ''}`;
+      const id = `${group}\u0000${conditionsKey(route.conditions)}\u0000${route.gateway ?? ''}\u0000${listenersKey(route)}`;
       const members = groups.get(id);
       if (members) {
         members.push(route);
@@ -199,10 +226,11 @@ class Slot {
     Object.freeze(this);
   }
 
-  /** The route of the first alternative of the entrance `gateway` whose conditions the request satisfies. */
-  pick(view: RequestView, gateway: string | undefined, deepOnly = false): Route | undefined {
+  /** The route of the first alternative of the `entrance` Gateway (and listener) whose conditions the request satisfies. */
+  pick(view: RequestView, entrance: Entrance | undefined, deepOnly = false): Route | undefined {
     for (const c of this.#choices) {
-      if (c.conditions === null || c.gateway !== gateway || (deepOnly && !c.coversDeeper)) continue;
+      if (c.conditions === null || c.gateway !== entrance?.gateway || (deepOnly && !c.coversDeeper)) continue;
+      if (c.listeners !== undefined && !entrance!.picks(c.listeners)) continue;
       if (c.conditions === undefined || conditionsHold(c.conditions, view)) return c.pick();
     }
     return undefined;
@@ -224,11 +252,15 @@ class Choice {
   readonly coversDeeper: boolean;
   /** The entrance whose exchanges may take this alternative ({@link Route.gateway}, shared by its routes). */
   readonly gateway: string | undefined;
+  /** The listeners of {@link gateway} the alternative is attached through ({@link Route.listeners}, shared by its routes). */
+  readonly listeners: readonly ListenerScope[] | undefined;
 
   constructor(routes: Route[], random: () => number) {
     this.#routes = routes;
     this.coversDeeper = coversDeeper(routes[0]!);
     this.gateway = routes[0]!.gateway;
+    // Listener scoping applies within a Gateway's own tunnel only: without a Gateway there is no listener to pick.
+    this.listeners = this.gateway === undefined ? undefined : routes[0]!.listeners;
     this.#random = random;
     const conditions = routes[0]!.conditions;
     if (conditions === undefined) this.conditions = undefined;
@@ -256,6 +288,12 @@ class Choice {
     for (let i = cumulative.length - 1; i >= 0; i--) if (weightOf(this.#routes[i]!) > 0) return this.#routes[i]!;
     return this.#routes[0]!;
   }
+}
+
+/** What tells routes attached through different listeners apart ({@link Route.listeners}); `''` when unscoped. */
+export function listenersKey(route: Route): string {
+  const scopes = route.listeners;
+  return scopes === undefined ? '' : scopes.map((s) => s.name).join('\u0000');
 }
 
 /** Gateway API wildcards cover one or more labels; Ingress wildcards exactly one. */
@@ -391,26 +429,27 @@ export class IndexedRouteTable implements RouteTable {
     const parts = this.#parts;
     const h = requestHost(host);
     const p = requestPath(path);
+    const entrance = gateway === undefined ? undefined : new Entrance(gateway, h, host, request);
     const exact = parts.exactHosts.get(h);
     if (exact !== undefined) {
-      const hit = exact.match(p, request, gateway);
+      const hit = exact.match(p, request, entrance);
       if (hit !== undefined) return hit;
     }
     if (parts.wildcardHosts.size > 0) {
       const dot = h.indexOf('.');
       const wildcard = dot > 0 ? parts.wildcardHosts.get(h.slice(dot + 1)) : undefined;
       if (wildcard !== undefined) {
-        const hit = wildcard.match(p, request, gateway);
+        const hit = wildcard.match(p, request, entrance);
         if (hit !== undefined) return hit;
       }
       // Deeper hosts: `x.y.example.com` is covered by a Gateway API `*.example.com` (nearest parent first).
       for (let at = dot > 0 ? h.indexOf('.', dot + 1) : -1; at > 0; at = h.indexOf('.', at + 1)) {
-        const hit = parts.wildcardHosts.get(h.slice(at + 1))?.matchDeep(p, request, gateway);
+        const hit = parts.wildcardHosts.get(h.slice(at + 1))?.matchDeep(p, request, entrance);
         if (hit !== undefined) return hit;
       }
     }
     if (parts.hostless !== undefined) {
-      const hit = parts.hostless.match(p, request, gateway);
+      const hit = parts.hostless.match(p, request, entrance);
       if (hit !== undefined) return hit;
     }
     // Default backends are Ingress (and controller) settings: never served through a Gateway's own tunnel.

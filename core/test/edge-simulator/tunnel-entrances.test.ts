@@ -125,3 +125,43 @@ test('a tunnel that registers when every entrance host is taken gets none, and s
   // The tunnel is still served by the direct request.
   t.is((await sim.request({ tunnelId: tunnels[2]!.id })).body.toString(), 'T2 direct');
 });
+
+test('an entrance’s extra plain ports reach the same tunnel, with the Host and its port as the client sent them', async (t) => {
+  const [a, b] = [newTunnel(), newTunnel()];
+  const sim = await startEdgeSimulator({
+    authorize: (c) => c.accountTag === ACCOUNT && [a, b].some((x) => x.id === c.tunnelId && x.secret.equals(c.tunnelSecret)),
+    eyeballWaitMs: 300,
+    tunnelEntrances: { hosts: HOSTS, port: 0, extraPorts: [0], tls: false },
+  });
+  t.teardown(() => sim.close());
+  for (const [i, [tunnel, name]] of (
+    [
+      [a, 'A'],
+      [b, 'B'],
+    ] as const
+  ).entries()) {
+    const result = await fakeConnector(t, sim, {
+      accountTag: ACCOUNT,
+      tunnelId: tunnel.id,
+      secret: tunnel.secret,
+      connIndex: i,
+      onStream: (stream, headers) => {
+        stream.respond({ ':status': 200, 'cf-cloudflared-response-headers': '', 'cf-cloudflared-response-meta': '{"src":"origin"}' });
+        stream.end(`${name} ${headers[':authority']} ${headers['x-forwarded-proto']}`);
+      },
+    });
+    t.true(result.ok);
+  }
+  const [entranceA, entranceB] = [await sim.waitForEntrance(a.id), await sim.waitForEntrance(b.id)];
+  t.is(entranceA.extraUrls.length, 1);
+  t.not(entranceA.extraUrls[0], entranceA.url);
+  const get = (url: string, host: string) =>
+    new Promise<string>((resolve, reject) =>
+      httpRequest(`${url}/`, { agent: false, headers: { host } }, (res) => read(res).then(resolve, reject))
+        .on('error', reject)
+        .end(),
+    );
+  t.is(await get(entranceA.extraUrls[0]!, 'app.example.com:8080'), 'A app.example.com:8080 http');
+  t.is(await get(entranceB.extraUrls[0]!, 'app.example.com:8080'), 'B app.example.com:8080 http');
+  t.is(await get(entranceA.url, 'app.example.com'), 'A app.example.com http');
+});

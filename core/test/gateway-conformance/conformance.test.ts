@@ -56,6 +56,8 @@ const EXTENDED_FEATURES = [
   'HTTPRouteNamedRouteRule',
   'BackendTLSPolicy',
   'BackendTLSPolicySANValidation',
+  'GatewayHTTPListenerIsolation',
+  'GatewayPort8080',
 ];
 /**
  * Core tests Warren is known to fail, not run (`-skip-tests`) so that the test command stays green, each with why.
@@ -132,7 +134,8 @@ test.serial(`the Gateway API conformance suite (${PROFILES.join(', ')}) runs aga
       edgeListeners: 2,
       authorize: liveTunnelsOf(fake, CLOUDFLARE.accountId),
       eyeball: false,
-      tunnelEntrances: { hosts: ENTRANCE_HOSTS, port: 80, tls: { port: 443, certificate: listenerCertificates(admin, GATEWAY_CLASS, 443) } },
+      // Cloudflare's edge serves HTTP on 8080 too (among other ports), which listeners on port 8080 are reached by.
+      tunnelEntrances: { hosts: ENTRANCE_HOSTS, port: 80, extraPorts: [8080], tls: { port: 443, certificate: listenerCertificates(admin, GATEWAY_CLASS, 443) } },
     });
     const dir = tempDir('conformance-run');
     hosts = new TunnelHostsFile(dir, edge);

@@ -130,11 +130,11 @@ async function gatewaySecrets(): Promise<V1Secret[]> {
 }
 
 /** Sends one request straight into a registered connection of tunnel `tunnelId` (as the edge does for that tunnel's hostname). */
-async function requestOnTunnel(sim: EdgeSimulator, tunnelId: string, authority: string): Promise<{ status: number; body: string }> {
+async function requestOnTunnel(sim: EdgeSimulator, tunnelId: string, authority: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const id = uuidToBytes(tunnelId)!;
   const connection = sim.registeredConnections().find((c) => c.registration?.tunnelId.equals(id));
   if (!connection) throw new Error(`no registered connection of tunnel ${tunnelId}`);
-  const stream = connection.request({ ':method': 'GET', ':scheme': 'https', ':authority': authority, ':path': '/' }, true);
+  const stream = connection.request({ ':method': 'GET', ':scheme': 'https', ':authority': authority, ':path': '/', ...headers }, true);
   return new Promise((resolve, reject) => {
     let head: IncomingHttpHeaders | undefined;
     const chunks: Buffer[] = [];
@@ -305,4 +305,53 @@ test.serial('every replica runs a connector for each Gateway tunnel: the followe
   await o.deleteGateway('shared');
   await eventually('the tunnel deleted', () => w.fake.tunnels(ACCOUNT).find((x) => x.id === ids[0])?.deletedAt, 20_000);
   await eventually('both replicas stopped it', () => !first.gatewayTunnels.current.has(key) && !second.gatewayTunnels.current.has(key), 20_000);
+});
+
+test.serial('through a Gateway’s tunnel a request reaches one listener, by hostname precedence and the port of its Host', async (t) => {
+  const w = await world(t);
+  const ns = await server().createNamespace('gwl');
+  const c = await controller(t, w, ns, 'creds-four');
+  const o = objects(ns);
+  await backend(t, ns, 'any', testHost(35));
+  await backend(t, ns, 'wild', testHost(36));
+  await backend(t, ns, 'alt', testHost(37));
+  await o.gatewayClass(`c-${ns}`);
+  const listener = (name: string, port: number, hostname?: string) => ({ name, port, protocol: 'HTTP', ...(hostname ? { hostname } : {}) });
+  await server()
+    .adminClient()
+    .post(`${GROUP}/namespaces/${ns}/gateways`, {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'gw', namespace: ns },
+      spec: { gatewayClassName: `c-${ns}`, listeners: [listener('any', 80), listener('wild', 80, '*.example.com'), listener('alt', 8080)] },
+    });
+  for (const name of ['any', 'wild', 'alt']) {
+    await server()
+      .adminClient()
+      .post(`${GROUP}/namespaces/${ns}/httproutes`, {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name, namespace: ns },
+        spec: { parentRefs: [{ name: 'gw', sectionName: name }], rules: [{ backendRefs: [{ name, port: 80 }] }] },
+      });
+  }
+  const id = await eventually('the Gateway tunnel connected', () => {
+    const tunnel = c.gatewayTunnels.current.get(`${ns}/gw`);
+    return tunnel?.tunnelId && tunnel.registeredConnections > 0 ? tunnel.tunnelId : undefined;
+  });
+  const http = { 'x-forwarded-proto': 'http' };
+  /** The backend (by test host) that answers `authority`, once every route is in the table. */
+  const served = async (authority: string, headers: Record<string, string> = http) => {
+    const reply = await requestOnTunnel(w.sim, id, authority, headers);
+    return [testHost(35), testHost(36), testHost(37)].find((h) => reply.body.includes(h)) ?? reply.status;
+  };
+  await eventually('every route served', async () => (await served('a.example.com:8080')) === testHost(37));
+  t.is(await served('plain.test'), testHost(35));
+  t.is(await served('shop.example.com'), testHost(36), 'the wildcard listener takes its hosts from the listener without hostname');
+  t.is(await served('a.b.example.com'), testHost(36));
+  t.is(await served('plain.test:8080'), testHost(37), 'port 8080 reaches the listener on 8080');
+  t.is(await served('shop.example.com:8080'), testHost(37));
+  t.is(await served('plain.test:8880'), 404, 'a port the edge serves, but no listener of the Gateway');
+  t.is(await served('plain.test:1234'), testHost(35), 'a port the edge does not serve: the request came to 80');
+  t.is(await served('shop.example.com', { 'x-forwarded-proto': 'https' }), testHost(36), 'HTTPS on 443 without a listener there: the port-80 listeners');
 });
