@@ -15,10 +15,40 @@ export const BUNDLE_VERSION_ANNOTATION = 'gateway.networking.k8s.io/bundle-versi
 export const CONTROLLER_NAME = 'warren.dev/gateway-controller';
 
 /**
- * Conformance features GatewayClass status announces (`status.supportedFeatures`, sorted by name): the core features
- * of the profiles Warren implements. Extended features join this list once the conformance run proves them.
+ * The core features of the conformance profiles Warren implements (GATEWAY-HTTP, GATEWAY-GRPC).
  */
-export const SUPPORTED_FEATURES: readonly string[] = ['GRPCRoute', 'Gateway', 'HTTPRoute', 'ReferenceGrant'];
+export const CORE_FEATURES: readonly string[] = ['Gateway', 'HTTPRoute', 'ReferenceGrant', 'GRPCRoute'];
+
+/**
+ * The extended features Warren implements: announced in GatewayClass status and declared to the conformance run, in
+ * which each must pass. The single list to edit when a feature is added.
+ */
+export const EXTENDED_FEATURES: readonly string[] = [
+  'HTTPRouteQueryParamMatching',
+  'HTTPRouteMethodMatching',
+  'HTTPRouteResponseHeaderModification',
+  'HTTPRoutePortRedirect',
+  'HTTPRouteSchemeRedirect',
+  'HTTPRoutePathRedirect',
+  'HTTPRouteHostRewrite',
+  'HTTPRoutePathRewrite',
+  'HTTPRoute303RedirectStatusCode',
+  'HTTPRoute307RedirectStatusCode',
+  'HTTPRoute308RedirectStatusCode',
+  'HTTPRouteBackendProtocolH2C',
+  'HTTPRouteBackendProtocolWebSocket',
+  'HTTPRouteBackendRequestHeaderModification',
+  'HTTPRouteRequestTimeout',
+  'HTTPRouteBackendTimeout',
+  'HTTPRouteNamedRouteRule',
+  'BackendTLSPolicy',
+  'BackendTLSPolicySANValidation',
+  'GatewayHTTPListenerIsolation',
+  'GatewayPort8080',
+];
+
+/** Conformance features GatewayClass status announces (`status.supportedFeatures`, sorted by name). */
+export const SUPPORTED_FEATURES: readonly string[] = [...CORE_FEATURES, ...EXTENDED_FEATURES];
 
 /** The Gateway API kinds Warren watches, as `ClusterSnapshot.extra` keys. */
 export const GATEWAY_KINDS = ['GatewayClass', 'Gateway', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'BackendTLSPolicy'] as const;

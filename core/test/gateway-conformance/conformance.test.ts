@@ -27,38 +27,13 @@ import { useRig } from '../support/rig/index.js';
 import { createGatewayClass, installCrds, listenerCertificates } from './support/gateway-objects.js';
 import { runSuite, type SuiteRun, type TestOutcome } from './support/run-suite.js';
 import { standardCrds, suiteModule, suiteTests, testsFor, type SuiteModule, type SuiteTest } from './support/suite-module.js';
+import { CORE_FEATURES, EXTENDED_FEATURES } from '../../src/gateway/types.js';
 import { ENTRANCE_HOSTS, grantManagementModeRbac, liveTunnelsOf, TunnelHostsFile } from './support/tunnel-edge.js';
 
 const GATEWAY_CLASS = 'warren';
 /** The Cloudflare account and tunnel name of management mode, in the fake API; the API token Warren gets. */
 const CLOUDFLARE = { accountId: 'c0'.repeat(16), tunnelName: 'warren-conformance', apiToken: 'conformance-api-token' };
 const PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC'];
-/** The profiles' core features (the suite implies them; listed to select the tests it will run). */
-const CORE_FEATURES = ['Gateway', 'HTTPRoute', 'ReferenceGrant', 'GRPCRoute'];
-/** The extended features Warren claims: declared to the suite, and each must pass. The single list to edit. */
-const EXTENDED_FEATURES = [
-  'HTTPRouteQueryParamMatching',
-  'HTTPRouteMethodMatching',
-  'HTTPRouteResponseHeaderModification',
-  'HTTPRoutePortRedirect',
-  'HTTPRouteSchemeRedirect',
-  'HTTPRoutePathRedirect',
-  'HTTPRouteHostRewrite',
-  'HTTPRoutePathRewrite',
-  'HTTPRoute303RedirectStatusCode',
-  'HTTPRoute307RedirectStatusCode',
-  'HTTPRoute308RedirectStatusCode',
-  'HTTPRouteBackendProtocolH2C',
-  'HTTPRouteBackendProtocolWebSocket',
-  'HTTPRouteBackendRequestHeaderModification',
-  'HTTPRouteRequestTimeout',
-  'HTTPRouteBackendTimeout',
-  'HTTPRouteNamedRouteRule',
-  'BackendTLSPolicy',
-  'BackendTLSPolicySANValidation',
-  'GatewayHTTPListenerIsolation',
-  'GatewayPort8080',
-];
 /**
  * Core tests Warren is known to fail, not run (`-skip-tests`) so that the test command stays green, each with why.
  * The README's test section names them; the conformance report lists them as skipped. Remove an entry as soon as

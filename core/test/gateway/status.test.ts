@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Condition, Gateway, GatewayClass, HTTPRoute } from '../../src/gateway/types.js';
+import { SUPPORTED_FEATURES, type Condition, type Gateway, type GatewayClass, type HTTPRoute } from '../../src/gateway/types.js';
 import { adminClients, useApiServer } from '../support/apiserver.js';
 import { eventually, startController, type TestController } from '../support/controller.js';
 import { createBackend, testHost } from '../support/k8s-objects.js';
@@ -68,7 +68,13 @@ test('the leader writes GatewayClass, Gateway and HTTPRoute status; unchanged st
   t.deepEqual(shown(cls.status?.conditions, cls.metadata?.generation), ['Accepted=True/Accepted', 'SupportedVersion=True/SupportedVersion']);
   t.deepEqual(
     cls.status?.supportedFeatures?.map((f) => f.name),
-    ['GRPCRoute', 'Gateway', 'HTTPRoute', 'ReferenceGrant'],
+    [...SUPPORTED_FEATURES].sort(),
+  );
+  t.true(
+    ['GRPCRoute', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'HTTPRouteMethodMatching', 'GatewayPort8080'].every((f) =>
+      cls.status?.supportedFeatures?.some((s) => s.name === f),
+    ),
+    'the core features and the declared extended ones',
   );
 
   const gw = await eventually('Gateway status with two attached routes', async () => {
