@@ -111,7 +111,12 @@ export function folderGatewayProblems(snapshot: ClusterSnapshot): Diagnostic[] {
         const problem = unserved(`${gwNamespace}/${ref.name ?? ''}`);
         if (!problem) continue;
         out.push(
-          warning(object, problem.reason, `${kind} ${namespace}/${name}: ${field}: Gateway ${gwNamespace}/${ref.name ?? ''} ${problem.why}; the route is not served through it`, field),
+          warning(
+            object,
+            problem.reason,
+            `${kind} ${namespace}/${name}: ${field}: Gateway ${gwNamespace}/${ref.name ?? ''} ${problem.why}; the route is not served through it`,
+            field,
+          ),
         );
       }
     }

@@ -20,7 +20,14 @@ const kind = z.string().min(1).max(63);
 const str = z.string();
 const array = <T extends z.ZodType>(item: T, max: number) => z.array(item).max(max);
 
-const parentRef = z.looseObject({ group: group.optional(), kind: kind.optional(), namespace: str.optional(), name, sectionName: sectionName.optional(), port: port.optional() });
+const parentRef = z.looseObject({
+  group: group.optional(),
+  kind: kind.optional(),
+  namespace: str.optional(),
+  name,
+  sectionName: sectionName.optional(),
+  port: port.optional(),
+});
 const headerModifier = z.looseObject({
   set: array(z.looseObject({ name: str.min(1), value: str }), 16).optional(),
   add: array(z.looseObject({ name: str.min(1), value: str }), 16).optional(),
