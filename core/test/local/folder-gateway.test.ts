@@ -66,7 +66,8 @@ interface Running {
 }
 
 /** Starts the origins, writes the fixture (ports filled in) into a new folder and runs Warren in folder mode on it. */
-async function start(t: ExecutionContext): Promise<{ running: Running; spec: FolderRouteTest; text: string }> {
+/** `gateway`: setting `gateway.enabled` (default true). */
+async function start(t: ExecutionContext, gateway = true): Promise<{ running: Running; spec: FolderRouteTest; text: string }> {
   const origins: Record<string, TestOrigin> = { v1: await startOrigin(), v2: await startOrigin() };
   t.teardown(() => Promise.all(Object.values(origins).map((o) => o.close())));
   const grpcPort = await startGrpcOrigin(t);
@@ -85,6 +86,7 @@ async function start(t: ExecutionContext): Promise<{ running: Running; spec: Fol
     tunnel: { enabled: false },
     server: { listen: '127.0.0.1:0', proxyListen: '127.0.0.1:0' },
     kubernetes: { resyncBurstWindow: '10ms' },
+    gateway: { enabled: gateway },
   });
   const warren = await assembleWarren(config, { logger, env: {} });
   const stop = new AbortController();
@@ -94,7 +96,7 @@ async function start(t: ExecutionContext): Promise<{ running: Running; spec: Fol
     await run;
     await warren.close();
   });
-  await warren.routes.waitFor((table) => hostsOf(table).has('shop.example.test'), wait());
+  await warren.routes.waitFor((table) => table.generation > 0 && (!gateway || hostsOf(table).has('shop.example.test')), wait());
   const names = new Map(Object.entries(origins).map(([name, o]) => [o.key, name]));
   return { running: { warren, folder, lines, names, grpcPort }, spec, text };
 }
@@ -301,4 +303,16 @@ test('editing the folder re-routes live; a malformed Gateway API object is left 
   rmSync(join(folder, 'more.yaml'));
   await warren.routes.waitFor((table) => table.generation > before && !hostsOf(table).has('good.example.org'), wait());
   t.is((await send(running, { host: 'good.example.org', path: '/' })).status, 404);
+});
+
+test("with gateway.enabled false the folder's Gateway API objects are not served, and the log says so once", async (t) => {
+  const { running } = await start(t, false);
+  t.is((await send(running, { host: 'shop.example.test', path: '/api/items' })).status, 404);
+  t.deepEqual(hostsOf(running.warren.routes.current), new Set());
+  const deadline = Date.now() + 10_000;
+  const told = () => running.lines().filter((l) => String(l.msg).includes('gateway.enabled is false'));
+  while (told().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  t.is(told().length, 1);
+  t.is(told()[0]!.level, 40);
+  t.deepEqual(warnings(running), [], 'no Gateway problems are reported for objects that are not read');
 });
