@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parseAllDocuments } from 'yaml';
 import { assembleWarren, type Warren } from '../../src/bootstrap.js';
+import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startOrigin, type TestOrigin } from '../../src/proxy/testing.js';
 import type { RouteTable } from '../../src/routes/types.js';
@@ -315,4 +316,64 @@ test("with gateway.enabled false the folder's Gateway API objects are not served
   t.is(told().length, 1);
   t.is(told()[0]!.level, 40);
   t.deepEqual(warnings(running), [], 'no Gateway problems are reported for objects that are not read');
+});
+
+test('a BackendTLSPolicy with its CA bundle in a folder ConfigMap verifies a real HTTPS origin; a ConfigMap edit applies live', async (t) => {
+  const ca = createTestCa('Folder Backend CA');
+  const other = createTestCa('Another CA');
+  const cert = issueCert(ca, { dns: ['secure.backend.test'] });
+  const origin = await startOrigin({ tls: { cert: cert.certPem, key: cert.keyPem } });
+  t.teardown(() => origin.close());
+  const { running } = await start(t);
+  const { warren, folder } = running;
+  const indent = (pem: string) => pem.trim().replaceAll('\n', '\n    ');
+  const objects = (caPem: string) => `apiVersion: v1
+kind: ConfigMap
+metadata: {name: backend-ca, namespace: shop}
+data:
+  ca.crt: |
+    ${indent(caPem)}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: secure, namespace: shop}
+spec:
+  targetRefs: [{group: "", kind: Service, name: secure}]
+  validation: {hostname: secure.backend.test, caCertificateRefs: [{group: "", kind: ConfigMap, name: backend-ca}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: secure, namespace: shop}
+spec: {ports: [{name: https, port: 443, targetPort: ${origin.port}}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: secure-local, namespace: shop, labels: {kubernetes.io/service-name: secure}}
+addressType: IPv4
+endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
+ports: [{name: https, port: ${origin.port}, protocol: TCP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: secure, namespace: shop}
+spec:
+  parentRefs: [{name: edge, namespace: infra, sectionName: web}]
+  hostnames: [secure.example.test]
+  rules: [{backendRefs: [{name: secure, port: 443}]}]
+`;
+  let before = warren.routes.current.generation;
+  writeFileSync(join(folder, 'secure.yaml'), objects(ca.certPem));
+  await warren.routes.waitFor((table) => table.generation > before && hostsOf(table).has('secure.example.test'), wait());
+  const served = await send(running, { host: 'secure.example.test', path: '/tls' });
+  t.is(served.status, 200);
+  t.is(served.url, '/tls');
+  t.is(origin.requests, 1);
+
+  // The bundle now holds another CA: the origin's certificate no longer verifies, and no request reaches it.
+  before = warren.routes.current.generation;
+  writeFileSync(join(folder, 'secure.yaml'), objects(other.certPem));
+  await warren.routes.waitFor((table) => table.generation > before, wait());
+  const refused = await send(running, { host: 'secure.example.test', path: '/tls' });
+  t.true(refused.status >= 500, `status ${refused.status}`);
+  t.is(origin.requests, 1);
 });
