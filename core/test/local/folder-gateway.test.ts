@@ -211,7 +211,7 @@ async function checkProblems(t: ExecutionContext, running: Running, expected: re
   }
 }
 
-test('HTTPRoutes from a folder serve real origins through the one route table: matches, filters, weights', async (t) => {
+test('HTTPRoutes from a folder serve real origins through the one route table: matches, filters, weights, ReferenceGrants', async (t) => {
   const { running, spec } = await start(t);
   for (const c of spec.cases) await checkCase(t, running, c);
 });
