@@ -377,3 +377,64 @@ spec:
   t.true(refused.status >= 500, `status ${refused.status}`);
   t.is(origin.requests, 1);
 });
+
+test("all Gateways of a folder share its one tunnel: two Gateways' routes answer through the demo edge, and their host-less routes meet the conflict rule", async (t) => {
+  const v1 = await startOrigin();
+  const v2 = await startOrigin();
+  t.teardown(() => Promise.all([v1.close(), v2.close()]));
+  const names = new Map([
+    [v1.key, 'v1'],
+    [v2.key, 'v2'],
+  ]);
+  const folder = mkdtempSync(join(tmpdir(), 'warren-folder-gateway-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const gateway = (name: string) =>
+    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: ${name}, namespace: infra}\nspec: {gatewayClassName: cloudflare-tunnel, listeners: [{name: web, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]}`;
+  const route = (name: string, parent: string, backend: string, match: string, created: string) =>
+    `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: ${name}, namespace: apps, creationTimestamp: "${created}"}\nspec: {parentRefs: [{name: ${parent}, namespace: infra}], ${match}rules: [{matches: [{path: {type: PathPrefix, value: /shared}}], backendRefs: [{name: ${backend}, port: 80}]}]}`;
+  const service = (name: string, port: number) =>
+    `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: apps}\nspec: {ports: [{port: 80, targetPort: ${port}}]}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: ${name}-local, namespace: apps, labels: {kubernetes.io/service-name: ${name}}}\naddressType: IPv4\nendpoints: [{addresses: ["127.0.0.1"]}]\nports: [{port: ${port}, protocol: TCP}]`;
+  writeFileSync(
+    join(folder, 'gateways.yaml'),
+    [
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: cloudflare-tunnel}\nspec: {controllerName: warren.dev/gateway-controller}',
+      gateway('one'),
+      gateway('two'),
+      route('one-host', 'one', 'v1', 'hostnames: [one.example.test], ', '2026-01-01T00:00:00Z'),
+      route('two-host', 'two', 'v2', 'hostnames: [two.example.test], ', '2026-01-01T00:00:00Z'),
+      route('one-any', 'one', 'v1', '', '2026-01-01T00:00:00Z'),
+      route('two-any', 'two', 'v2', '', '2026-01-02T00:00:00Z'),
+      service('v1', v1.port),
+      service('v2', v2.port),
+    ].join('\n---\n'),
+  );
+  const { logger, lines } = capturingLogger();
+  const config = parseConfig({ source: { kind: 'folder', folder }, local: { eyeballListen: '127.0.0.1:0' }, server: { listen: '127.0.0.1:0' } });
+  const warren = await assembleWarren(config, { logger, env: {} });
+  const stop = new AbortController();
+  const run = warren.run(stop.signal);
+  t.teardown(async () => {
+    stop.abort();
+    await run;
+    await warren.close();
+  });
+  await warren.routes.waitFor((table) => hostsOf(table).has('two.example.test'), wait());
+  const through = async (host: string): Promise<string | number> => {
+    const res = await request(`${warren.simulator!.eyeballUrl}/shared/x`, { headers: { host } });
+    const body = await res.body.text();
+    return res.statusCode === 200 ? (names.get((JSON.parse(body) as { origin: string }).origin) ?? 'unknown') : res.statusCode;
+  };
+  // The edge connects after the first route table: wait (bounded) until a request goes through.
+  const deadline = Date.now() + 10_000;
+  let first = await through('one.example.test');
+  while (first !== 'v1' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    first = await through('one.example.test');
+  }
+  t.is(first, 'v1');
+  t.is(await through('two.example.test'), 'v2', "the other Gateway's route, through the same tunnel");
+  t.is(await through('elsewhere.example.test'), 'v1', 'host-less routes of both Gateways: the older one wins for both');
+  const conflict = () => lines().find((l) => l.component === 'events' && l.reason === 'RouteConflict' && objectName(l) === 'HTTPRoute apps/two-any');
+  while (!conflict() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  t.regex(String(conflict()?.msg), /HTTPRoute apps\/one-any/);
+});
