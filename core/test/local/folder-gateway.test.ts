@@ -7,6 +7,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { parseAllDocuments } from 'yaml';
 import { assembleWarren, type Warren } from '../../src/bootstrap.js';
 import { createTestCa, issueCert } from '../../src/edge-simulator/certs.js';
 import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { startOrigin, type TestOrigin } from '../../src/proxy/testing.js';
 import type { RouteTable } from '../../src/routes/types.js';
 import { capturingLogger, grpcJsonCodec } from '../../src/testing/index.js';
@@ -89,6 +91,14 @@ async function start(t: ExecutionContext, gateway = true): Promise<{ running: Ru
     kubernetes: { resyncBurstWindow: '10ms' },
     gateway: { enabled: gateway },
   });
+  const warren = await runWarren(t, config, logger);
+  await warren.routes.waitFor((table) => table.generation > 0 && (!gateway || hostsOf(table).has('shop.example.test')), wait());
+  const names = new Map(Object.entries(origins).map(([name, o]) => [o.key, name]));
+  return { running: { warren, folder, lines, names, grpcPort }, spec, text };
+}
+
+/** Assembles and runs Warren until the test ends. */
+async function runWarren(t: ExecutionContext, config: Config, logger: Logger): Promise<Warren> {
   const warren = await assembleWarren(config, { logger, env: {} });
   const stop = new AbortController();
   const run = warren.run(stop.signal);
@@ -97,9 +107,7 @@ async function start(t: ExecutionContext, gateway = true): Promise<{ running: Ru
     await run;
     await warren.close();
   });
-  await warren.routes.waitFor((table) => table.generation > 0 && (!gateway || hostsOf(table).has('shop.example.test')), wait());
-  const names = new Map(Object.entries(origins).map(([name, o]) => [o.key, name]));
-  return { running: { warren, folder, lines, names, grpcPort }, spec, text };
+  return warren;
 }
 
 function hostsOf(table: RouteTable): Set<string> {
@@ -410,14 +418,7 @@ test("all Gateways of a folder share its one tunnel: two Gateways' routes answer
   );
   const { logger, lines } = capturingLogger();
   const config = parseConfig({ source: { kind: 'folder', folder }, local: { eyeballListen: '127.0.0.1:0' }, server: { listen: '127.0.0.1:0' } });
-  const warren = await assembleWarren(config, { logger, env: {} });
-  const stop = new AbortController();
-  const run = warren.run(stop.signal);
-  t.teardown(async () => {
-    stop.abort();
-    await run;
-    await warren.close();
-  });
+  const warren = await runWarren(t, config, logger);
   await warren.routes.waitFor((table) => hostsOf(table).has('two.example.test'), wait());
   const through = async (host: string): Promise<string | number> => {
     const res = await request(`${warren.simulator!.eyeballUrl}/shared/x`, { headers: { host } });
