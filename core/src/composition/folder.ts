@@ -30,6 +30,7 @@ export function provideFolder(container: DependencyContainer): void {
   provideRunnable(container, 'folder-source', (c) => plane(c).cache);
   provideRunnable(container, 'route-sync', (c) => plane(c).routeSync);
   provideRunnable(container, 'route-diagnostics', (c) => plane(c).diagnostics);
+  provideRunnable(container, 'gateway-report', (c) => plane(c).gatewayReport);
   provideRunnable(container, 'control-plugins', (c) => plane(c).controlPluginRunner);
   provideReadiness(container, 'caches', (c) => {
     const source = plane(c).source;

@@ -68,6 +68,32 @@ function diagnosticEventMessage(d: Diagnostic): string {
 }
 
 /**
+ * Logs the problems of each new set that the set before it did not have, through the event log: fixing a manifest
+ * and breaking it again logs the problem again, and an unchanged problem is not logged twice.
+ */
+export class NewProblemsLog {
+  readonly #log: LocalEventLog;
+  #previous = new Set<string>();
+
+  constructor(log: LocalEventLog) {
+    this.#log = log;
+  }
+
+  /** Logs the problems of `diagnostics` that the previous call did not have. */
+  report(diagnostics: Iterable<Diagnostic>): void {
+    const current = new Set<string>();
+    for (const d of diagnostics) {
+      const message = diagnosticEventMessage(d);
+      const key = `${d.type}\0${d.object.kind}\0${d.object.namespace ?? ''}\0${d.object.name}\0${d.reason}\0${message}`;
+      if (current.has(key)) continue;
+      current.add(key);
+      if (!this.#previous.has(key)) this.#log.write(d.type, d.object, d.reason, message);
+    }
+    this.#previous = current;
+  }
+}
+
+/**
  * Folder mode's counterpart of the cluster's route Events: logs every diagnostic of a new route table that the
  * table before it did not have (so fixing a manifest and breaking it again logs the problem again, and an
  * unrelated rebuild logs nothing). Runs in every folder-mode process: the one process is the leader.
@@ -83,18 +109,10 @@ export class RouteDiagnosticsLog implements Runnable {
   }
 
   async start(signal: AbortSignal): Promise<void> {
-    let previous = new Set<string>();
+    const problems = new NewProblemsLog(this.#log);
     for await (const table of this.#store.changes(signal)) {
       if (table.generation === 0) continue;
-      const current = new Set<string>();
-      for (const d of table.diagnostics) {
-        const message = diagnosticEventMessage(d);
-        const key = `${d.type}\0${d.object.kind}\0${d.object.namespace ?? ''}\0${d.object.name}\0${d.reason}\0${message}`;
-        if (current.has(key)) continue;
-        current.add(key);
-        if (!previous.has(key)) this.#log.write(d.type, d.object, d.reason, message);
-      }
-      previous = current;
+      problems.report(table.diagnostics);
     }
   }
 }

@@ -14,6 +14,7 @@ import type { Published } from '../state/published.js';
 import type { TunnelState } from '../state/tunnel.js';
 import { LocalEventLog, RouteDiagnosticsLog } from './event-log.js';
 import { FolderSource } from './folder-source.js';
+import { FolderGatewayReport } from './gateway-report.js';
 
 export interface FolderControlPlaneOptions {
   /** Settings; `source.folder` names the folder. */
@@ -45,6 +46,8 @@ export interface FolderControlPlane {
   readonly events: EventSink;
   readonly routeSync: RouteSync;
   readonly diagnostics: RouteDiagnosticsLog;
+  /** Gateway API problems a cluster's status would show, as log lines. */
+  readonly gatewayReport: FolderGatewayReport;
   readonly controlPluginRunner: ControlPluginRunner;
 }
 
@@ -70,5 +73,6 @@ export function createFolderControlPlane(options: FolderControlPlaneOptions): Fo
       if (source.synced) metrics.cachesSynced.set(1);
     },
   };
-  return { source, cache, secrets: source.secrets, events, routeSync, diagnostics: new RouteDiagnosticsLog(routeStore, events), controlPluginRunner };
+  const gatewayReport = new FolderGatewayReport({ source, events, logger: log('gateway'), enabled: config.gateway.enabled });
+  return { source, cache, secrets: source.secrets, events, routeSync, diagnostics: new RouteDiagnosticsLog(routeStore, events), gatewayReport, controlPluginRunner };
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { WatchedKind } from '../k8s/kinds.js';
@@ -9,7 +10,7 @@ import type { StoreChange } from '../k8s/object-store.js';
 import type { Runnable, SecretReader } from '../plugin-api/lifecycle.js';
 import { snapshotKey, type ClusterSnapshot, type CoreSnapshotField, type MutableClusterSnapshot, type SnapshotChanges } from '../routes/snapshot.js';
 import { parseManifestText, type ManifestObject, type ManifestProblem } from './manifest-parser.js';
-import type { LocalKind } from './manifest-schema.js';
+import { CLUSTER_SCOPED_KINDS, LOCAL_KINDS, type LocalKind } from './manifest-schema.js';
 
 /** File names the folder source reads; everything else (and dot-files, editor backups) is ignored. */
 const MANIFEST_FILE = /^[^.].*\.(ya?ml|json)$/i;
@@ -60,7 +61,7 @@ const KIND_OF: Record<CoreSnapshotField, WatchedKind> = {
   secrets: 'Secret',
 };
 
-const MAP_OF: Record<LocalKind, CoreSnapshotField> = {
+const CORE_FIELD: Partial<Record<LocalKind, CoreSnapshotField>> = {
   Ingress: 'ingresses',
   IngressClass: 'ingressClasses',
   Service: 'services',
@@ -68,15 +69,26 @@ const MAP_OF: Record<LocalKind, CoreSnapshotField> = {
   Secret: 'secrets',
 };
 
+/** The kinds that go into `ClusterSnapshot.extra` (the Gateway API's, and the Namespaces and ConfigMaps it reads). */
+const EXTRA_KINDS = (Object.keys(LOCAL_KINDS) as LocalKind[]).filter((kind) => CORE_FIELD[kind] === undefined);
+
+/** Keys per snapshot field that changed since the last `takeChanges`. */
+interface PendingChanges extends Record<CoreSnapshotField, Set<string>> {
+  readonly extra: Map<string, Set<string>>;
+}
+
 /**
  * Local mode's replacement for the informers: reads Ingress, IngressClass, Service, EndpointSlice and Secret
- * manifests from a folder (multi-document `.yaml`/`.yml`/`.json`, `v1 List`s too) into a `ClusterSnapshot`,
+ * manifests from a folder (multi-document `.yaml`/`.yml`/`.json`, `v1 List`s too) into a `ClusterSnapshot`, and
+ * the Gateway API kinds with the Namespaces and ConfigMaps they read into its `extra` maps (as the informers do),
  * and watches the folder so that editing a manifest changes routing live.
  *
  * Behaviour, chosen to match `kubectl apply -f DIR` against a real API server:
  *  - a namespaced object without `metadata.namespace` lands in `default`;
  *  - a file with an error (bad YAML, wrong field type, bad name) is not applied: its last good version stays
  *    in effect, and the problem names the file, the document, the object and the field; other files load;
+ *  - a Gateway API object that breaks its CRD's schema is left out on its own (the API server refuses it and
+ *    applies the rest), so its routes are not served; the rest of its file applies;
  *  - an object defined twice (same kind, namespace and name) is taken from the first file in name order;
  *  - Secret `stringData` is folded into `data`; `uid`, `creationTimestamp`, `generation` and
  *    `resourceVersion` are filled in when missing (stable across reloads while the object exists).
@@ -99,11 +111,11 @@ export class FolderSource implements Runnable {
   readonly #loadListeners = new Set<FolderLoadListener>();
   readonly #secretListeners = new Set<(namespace: string, name: string) => void>();
   readonly #identity = new Map<string, { uid: string; created: Date; generation: number; spec: string }>();
-  #snapshot: ClusterSnapshot = emptyMutableSnapshot();
+  #snapshot: FolderSnapshot = emptyMutableSnapshot();
   /** `Kind key` → the file the object in the snapshot was read from. */
   #origin: ReadonlyMap<string, string> = new Map();
   #problems: readonly ManifestProblem[] = [];
-  #pending: Record<CoreSnapshotField, Set<string>> = emptyChanges();
+  #pending: PendingChanges = emptyChanges();
   #version = 0;
   #synced = false;
   #syncWaiters: Array<() => void> = [];
@@ -153,7 +165,7 @@ export class FolderSource implements Runnable {
 
   /** The manifest file (as shown in messages) an object of the last read came from; undefined when unknown. */
   fileOf(kind: string, namespace: string | undefined, name: string): string | undefined {
-    return this.#origin.get(`${kind} ${kind === 'IngressClass' || namespace === undefined ? name : snapshotKey(namespace, name)}`);
+    return this.#origin.get(`${kind} ${CLUSTER_SCOPED_KINDS.has(kind as LocalKind) || namespace === undefined ? name : snapshotKey(namespace, name)}`);
   }
 
   /** Problems of the files as of the last read. */
@@ -330,7 +342,7 @@ export class FolderSource implements Runnable {
       if (!state) continue;
       problems.push(...state.problems);
       for (const entry of state.objects) {
-        const key = entry.kind === 'IngressClass' ? entry.name : snapshotKey(entry.namespace!, entry.name);
+        const key = CLUSTER_SCOPED_KINDS.has(entry.kind) ? entry.name : snapshotKey(entry.namespace!, entry.name);
         const id = `${entry.kind} ${key}`;
         const first = origin.get(id);
         if (first !== undefined) {
@@ -344,22 +356,26 @@ export class FolderSource implements Runnable {
           continue;
         }
         origin.set(id, entry.file);
-        (next[MAP_OF[entry.kind]] as Map<string, unknown>).set(key, this.#withIdentity(id, entry));
+        mapOf(next, entry.kind).set(key, this.#withIdentity(id, entry));
       }
     }
     const previous = this.#snapshot;
     const changes = new Map<WatchedKind, Map<string, StoreChange>>();
-    for (const map of Object.keys(KIND_OF) as Array<CoreSnapshotField>) {
-      const before = previous[map] as ReadonlyMap<string, unknown>;
-      const after = next[map] as ReadonlyMap<string, unknown>;
+    const compare = (kind: WatchedKind, before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>, pending: Set<string>) => {
       const kindChanges = new Map<string, StoreChange>();
       for (const key of new Set([...before.keys(), ...after.keys()])) {
         const [old, now] = [before.get(key), after.get(key)];
         if (old === now) continue;
         kindChanges.set(key, old === undefined ? 'added' : now === undefined ? 'deleted' : 'updated');
-        this.#pending[map].add(key);
+        pending.add(key);
       }
-      if (kindChanges.size > 0) changes.set(KIND_OF[map], kindChanges);
+      if (kindChanges.size > 0) changes.set(kind, kindChanges);
+    };
+    for (const map of Object.keys(KIND_OF) as Array<CoreSnapshotField>) {
+      compare(KIND_OF[map], previous[map] as ReadonlyMap<string, unknown>, next[map] as ReadonlyMap<string, unknown>, this.#pending[map]);
+    }
+    for (const kind of EXTRA_KINDS) {
+      compare(kind, previous.extra?.get(kind) ?? NONE, next.extra.get(kind)!, this.#pending.extra.get(kind)!);
     }
     const changed = changes.size > 0;
     for (const [id] of this.#identity) if (!origin.has(id)) this.#identity.delete(id);
@@ -455,12 +471,39 @@ function displayPath(folder: string, file: string): string {
   return rel.length < full.length && !rel.startsWith('..') ? rel : full;
 }
 
-function emptyMutableSnapshot(): MutableClusterSnapshot {
-  return { ingresses: new Map(), ingressClasses: new Map(), services: new Map(), endpointSlices: new Map(), secrets: new Map() };
+/** A snapshot being filled, whose `extra` holds a (possibly empty) map for every kind of {@link EXTRA_KINDS}. */
+interface FolderSnapshot extends MutableClusterSnapshot {
+  readonly extra: Map<string, Map<string, KubernetesObject>>;
 }
 
-function emptyChanges(): Record<CoreSnapshotField, Set<string>> {
-  return { ingresses: new Set(), ingressClasses: new Set(), services: new Set(), endpointSlices: new Set(), secrets: new Set() };
+const NONE: ReadonlyMap<string, unknown> = new Map();
+
+function emptyMutableSnapshot(): FolderSnapshot {
+  return {
+    ingresses: new Map(),
+    ingressClasses: new Map(),
+    services: new Map(),
+    endpointSlices: new Map(),
+    secrets: new Map(),
+    extra: new Map(EXTRA_KINDS.map((kind) => [kind, new Map()])),
+  };
+}
+
+/** The map of `snapshot` that holds objects of `kind`. */
+function mapOf(snapshot: FolderSnapshot, kind: LocalKind): Map<string, unknown> {
+  const field = CORE_FIELD[kind];
+  return (field ? snapshot[field] : snapshot.extra.get(kind)!) as Map<string, unknown>;
+}
+
+function emptyChanges(): PendingChanges {
+  return {
+    ingresses: new Set(),
+    ingressClasses: new Set(),
+    services: new Set(),
+    endpointSlices: new Set(),
+    secrets: new Set(),
+    extra: new Map(EXTRA_KINDS.map((kind) => [kind, new Set()])),
+  };
 }
 
 /** A UUID-shaped id derived from the object's identity, so it is the same in every run. */

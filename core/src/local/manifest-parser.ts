@@ -1,5 +1,5 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
-import { fieldPath, LOCAL_KIND_SCHEMAS, LOCAL_KINDS, type LocalKind } from './manifest-schema.js';
+import { CLUSTER_SCOPED_KINDS, fieldPath, LOCAL_KIND_SCHEMAS, LOCAL_KINDS, OBJECT_SCOPED_KINDS, type LocalKind } from './manifest-schema.js';
 
 /** A problem found in a manifest file. Messages name the file, the document and, where known, the object and field. */
 export interface ManifestProblem {
@@ -11,9 +11,10 @@ export interface ManifestProblem {
   /**
    * `error`: the file is not applied (its last good version stays in effect);
    * `warning`: applied, but probably not what was meant;
+   * `rejected`: the object is left out (a Gateway API object breaking its CRD's schema); the rest of the file applies;
    * `ignored`: a document of a kind local mode does not read.
    */
-  readonly severity: 'error' | 'warning' | 'ignored';
+  readonly severity: 'error' | 'rejected' | 'warning' | 'ignored';
   /** Full human-readable message, including file and document. */
   readonly message: string;
 }
@@ -21,7 +22,7 @@ export interface ManifestProblem {
 /** One accepted object and where it came from. */
 export interface ManifestObject {
   readonly kind: LocalKind;
-  /** Namespace as written, or `default` (namespaced kinds) / undefined (IngressClass). */
+  /** Namespace as written, or `default` (namespaced kinds) / undefined (cluster-scoped kinds). */
   readonly namespace: string | undefined;
   readonly name: string;
   /** The object as parsed: plain data, Secret `stringData` folded into `data`. */
@@ -108,18 +109,22 @@ function accept(value: unknown, where: string, file: string, document: number, o
   const localKind = kind as LocalKind;
   const metadata = raw.metadata as { name?: unknown; namespace?: unknown } | undefined;
   const shownName = typeof metadata?.name === 'string' ? metadata.name : '(no name)';
-  const namespaced = localKind !== 'IngressClass';
+  const namespaced = !CLUSTER_SCOPED_KINDS.has(localKind);
   const namespace = namespaced ? (typeof metadata?.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default') : undefined;
   const object = `${kind} ${namespace ? `${namespace}/` : ''}${shownName}`;
-  if (apiVersion !== LOCAL_KINDS[localKind]) {
-    problems.push({ file, document, object, severity: 'error', message: `${where} (${object}): apiVersion must be ${LOCAL_KINDS[localKind]} for ${kind}, got ${apiVersion}` });
+  const versions: readonly string[] = LOCAL_KINDS[localKind];
+  const severity = OBJECT_SCOPED_KINDS.has(localKind) ? 'rejected' : 'error';
+  const left = severity === 'rejected' ? '; this object is left out (not served), the rest of the file applies' : '';
+  if (!versions.includes(apiVersion)) {
+    const wanted = versions.length === 1 ? versions[0] : `one of ${versions.join(', ')}`;
+    problems.push({ file, document, object, severity, message: `${where} (${object}): apiVersion must be ${wanted} for ${kind}, got ${apiVersion}${left}` });
     return;
   }
   const result = LOCAL_KIND_SCHEMAS[localKind].safeParse(raw);
   if (!result.success) {
     const details = result.error.issues.slice(0, 5).map((issue) => `${fieldPath(issue.path)}: ${issue.message}`);
     const more = result.error.issues.length > 5 ? `; and ${result.error.issues.length - 5} more` : '';
-    problems.push({ file, document, object, severity: 'error', message: `${where} (${object}): ${details.join('; ')}${more}` });
+    problems.push({ file, document, object, severity, message: `${where} (${object}): ${details.join('; ')}${more}${left}` });
     return;
   }
   const parsed: Record<string, unknown> = { ...raw, metadata: { ...(raw.metadata as object), ...(namespace ? { namespace } : {}) } };

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { GATEWAY_KIND_SCHEMAS, GATEWAY_MANIFEST_KINDS, type GatewayManifestKind } from './gateway-schema.js';
 
 /**
  * Structural checks for manifests read from files. In a cluster the API server validates objects before
@@ -10,15 +11,27 @@ import { z } from 'zod';
  * objects.
  */
 
-/** The kinds local mode reads, each with the one apiVersion Warren understands. */
+/** The kinds local mode reads, each with the apiVersions Warren understands (the first is the preferred one). */
 export const LOCAL_KINDS = {
-  Ingress: 'networking.k8s.io/v1',
-  IngressClass: 'networking.k8s.io/v1',
-  Service: 'v1',
-  EndpointSlice: 'discovery.k8s.io/v1',
-  Secret: 'v1',
-} as const;
+  Ingress: ['networking.k8s.io/v1'],
+  IngressClass: ['networking.k8s.io/v1'],
+  Service: ['v1'],
+  EndpointSlice: ['discovery.k8s.io/v1'],
+  Secret: ['v1'],
+  ConfigMap: ['v1'],
+  Namespace: ['v1'],
+  ...GATEWAY_MANIFEST_KINDS,
+} as const satisfies Record<string, readonly string[]>;
 export type LocalKind = keyof typeof LOCAL_KINDS;
+
+/** Kinds without a namespace: keyed by name alone. */
+export const CLUSTER_SCOPED_KINDS: ReadonlySet<LocalKind> = new Set<LocalKind>(['IngressClass', 'GatewayClass', 'Namespace']);
+
+/**
+ * Kinds whose structural errors leave out only the object, as the API server refuses one object of an apply and
+ * keeps the rest; errors in objects of the other kinds hold back the whole file (its last good version stays).
+ */
+export const OBJECT_SCOPED_KINDS: ReadonlySet<LocalKind> = new Set<LocalKind>(Object.keys(GATEWAY_MANIFEST_KINDS) as GatewayManifestKind[]);
 
 const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -150,6 +163,16 @@ const secret = z.looseObject({
   stringData: stringMap('stringData').optional(),
 });
 
+const configMap = z.looseObject({
+  metadata: metadata(subdomain),
+  data: stringMap('data').optional(),
+  binaryData: z.record(z.string(), z.string().regex(BASE64, 'base64 text')).optional(),
+});
+
+const namespace = z.looseObject({ metadata: metadata(label) });
+
+const withMetadata = (schema: z.ZodType) => z.intersection(z.looseObject({ metadata: metadata(subdomain) }), schema);
+
 /** Structural schema per kind (apiVersion and kind are checked before these run). */
 export const LOCAL_KIND_SCHEMAS: Readonly<Record<LocalKind, z.ZodType>> = {
   Ingress: ingress,
@@ -157,6 +180,14 @@ export const LOCAL_KIND_SCHEMAS: Readonly<Record<LocalKind, z.ZodType>> = {
   Service: service,
   EndpointSlice: endpointSlice,
   Secret: secret,
+  ConfigMap: configMap,
+  Namespace: namespace,
+  GatewayClass: withMetadata(GATEWAY_KIND_SCHEMAS.GatewayClass),
+  Gateway: withMetadata(GATEWAY_KIND_SCHEMAS.Gateway),
+  HTTPRoute: withMetadata(GATEWAY_KIND_SCHEMAS.HTTPRoute),
+  GRPCRoute: withMetadata(GATEWAY_KIND_SCHEMAS.GRPCRoute),
+  ReferenceGrant: withMetadata(GATEWAY_KIND_SCHEMAS.ReferenceGrant),
+  BackendTLSPolicy: withMetadata(GATEWAY_KIND_SCHEMAS.BackendTLSPolicy),
 };
 
 /** `spec.rules[0].http.paths[1].path`-style rendering of an issue path. */

@@ -134,3 +134,47 @@ test('garbage never throws', (t) => {
     t.deepEqual(objects, []);
   }
 });
+
+test('Gateway API objects are read; a malformed one is rejected alone, naming the object and the field', (t) => {
+  const text = [
+    'apiVersion: gateway.networking.k8s.io/v1',
+    'kind: GatewayClass',
+    'metadata: {name: cloudflare-tunnel, namespace: ignored}',
+    'spec: {controllerName: warren.dev/gateway-controller}',
+    '---',
+    'apiVersion: gateway.networking.k8s.io/v1',
+    'kind: Gateway',
+    'metadata: {name: edge}',
+    'spec: {gatewayClassName: cloudflare-tunnel, listeners: [{name: web, port: "80", protocol: HTTP}]}',
+    '---',
+    'apiVersion: gateway.networking.k8s.io/v1beta1',
+    'kind: HTTPRoute',
+    'metadata: {name: shop, namespace: apps}',
+    'spec: {parentRefs: [{name: edge}], rules: [{backendRefs: [{name: web, port: 80, weight: -1}]}]}',
+    '---',
+    'apiVersion: gateway.networking.k8s.io/v1alpha2',
+    'kind: GRPCRoute',
+    'metadata: {name: old}',
+    '---',
+    'apiVersion: v1',
+    'kind: ConfigMap',
+    'metadata: {name: ca, namespace: apps}',
+    'data: {ca.crt: "-----BEGIN CERTIFICATE-----"}',
+  ].join('\n');
+  const { objects, problems } = parseManifestText(text, 'gw.yaml');
+  t.deepEqual(
+    objects.map((o) => `${o.kind} ${o.namespace ?? '-'} ${o.name}`),
+    ['GatewayClass - cloudflare-tunnel', 'ConfigMap apps ca'],
+  );
+  t.deepEqual(
+    problems.map((p) => [p.severity, p.object]),
+    [
+      ['rejected', 'Gateway default/edge'],
+      ['rejected', 'HTTPRoute apps/shop'],
+      ['rejected', 'GRPCRoute default/old'],
+    ],
+  );
+  t.regex(problems[0]!.message, /^gw\.yaml, document 2 \(Gateway default\/edge\): spec\.listeners\[0\]\.port: .*left out/);
+  t.regex(problems[1]!.message, /spec\.rules\[0\]\.backendRefs\[0\]\.weight: /);
+  t.regex(problems[2]!.message, /apiVersion must be gateway\.networking\.k8s\.io\/v1 for GRPCRoute, got gateway\.networking\.k8s\.io\/v1alpha2/);
+});
