@@ -8,6 +8,7 @@ import {
   type UpstreamInterceptor,
 } from '../plugin-api/upstream.js';
 import { validAuthority } from '../routes/hosts.js';
+import { edgeRequestPort } from '../routes/listener-scope.js';
 import type { HeaderEdits, PathReplacement, Route, RouteFilters } from '../routes/types.js';
 import { RequestController } from './controller.js';
 import type { RequestHead } from './exchange.js';
@@ -208,8 +209,10 @@ function splitAuthority(authority: string): { readonly host: string; readonly po
 /**
  * The `Location` of a redirect: each part the filter does not set is the request's (scheme as the visitor used it,
  * host as it sent it, path and query). The port: the filter's; else the default port of the filter's scheme when
- * it sets one; else the request's own. A default port (80 for http, 443 for https) is left out. Without any host
- * (an HTTP/1.0 request without Host, and no hostname in the filter) the Location is the path alone.
+ * it sets one; else the port the request came to — through the tunnel the edge port it reached (the listener's
+ * port, see `edgeRequestPort`: a Host port the edge serves no connection on is not it), else its Host's port. A
+ * default port (80 for http, 443 for https) is left out. Without any host (an HTTP/1.0 request without Host, and no
+ * hostname in the filter) the Location is the path alone.
  */
 export function redirectLocation(route: Route, redirect: Redirect, head: RequestHead, target: string): string {
   // `OPTIONS *` names no resource: it is sent to the root.
@@ -219,9 +222,14 @@ export function redirectLocation(route: Route, redirect: Redirect, head: Request
   const host = redirect.hostname ?? requested.host;
   if (host === '') return location;
   const scheme = redirect.scheme ?? visitorScheme(head);
-  const port = redirect.port ?? (redirect.scheme === undefined ? requested.port : undefined);
+  const port = redirect.port ?? (redirect.scheme === undefined ? arrivalPort(head, requested.port) : undefined);
   const shown = port === undefined || port === DEFAULT_PORT[scheme] ? '' : `:${port}`;
   return `${scheme}://${host}${shown}${location}`;
+}
+
+/** The port a request came to: through the tunnel the edge port it reached (the Gateway listener's), else its Host's. */
+function arrivalPort(head: RequestHead, hostPort: number | undefined): number | undefined {
+  return head.forwardedBy === 'edge' ? edgeRequestPort(head.authority, { method: head.method, headers: head.headers, query: '' }) : hostPort;
 }
 
 /** A dispatch that answers every request with the route's redirect: an empty body, the `Location` and the response edits. */

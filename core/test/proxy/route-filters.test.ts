@@ -246,6 +246,12 @@ test('through the tunnel a redirect keeps the visitor scheme the edge states', a
   const plain = await send(edge.sim.eyeballUrl, '/x?y=1', { host: 'app.example.com' });
   t.is(plain.status, 302);
   t.is(plain.headers.location, 'http://example.org/x?y=1', 'a plain-HTTP visitor is sent to http although the tunnel hop is https');
+  // The port a visitor reached at the edge is the listener's port: kept when the edge serves it, not when the Host
+  // names one the edge accepts no connection on (the visitor came to the scheme's default port).
+  const served = await send(edge.sim.eyeballUrl, '/x', { host: 'app.example.com:8080' });
+  t.is(served.headers.location, 'http://example.org:8080/x');
+  const unserved = await send(edge.sim.eyeballUrl, '/x', { host: 'app.example.com:1234' });
+  t.is(unserved.headers.location, 'http://example.org/x', 'no port the edge does not serve');
 });
 
 test('URL rewrite: Host and path (prefix and full) replaced before forwarding, query kept', async (t) => {
