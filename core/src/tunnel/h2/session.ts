@@ -234,6 +234,10 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
     this.#write(frame(FrameType.WINDOW_UPDATE, 0, streamId, payload));
   }
 
+  get socketFull(): boolean {
+    return this.#socket.writableNeedDrain;
+  }
+
   whenWritable(callback: () => void): void {
     if (this.#socket.writableNeedDrain && !this.#socket.destroyed) this.#drainWaiters.push(callback);
     else callback();

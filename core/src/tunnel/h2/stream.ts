@@ -8,6 +8,8 @@ import { ErrorCode } from './frames.js';
 export interface StreamHost {
   readonly peerMaxFrameSize: number;
   connectionSendWindow: number;
+  /** The socket holds as much as it should until it drains. */
+  readonly socketFull: boolean;
   writeHeaders(streamId: number, headers: readonly string[], endStream: boolean): void;
   writeData(streamId: number, data: Buffer, endStream: boolean): void;
   writeReset(streamId: number, code: number): void;
@@ -147,7 +149,13 @@ export class H2Stream extends Duplex {
   }
 
   override _read(): void {
-    this.#refill();
+    // Data is pushed as it arrives; the window is returned in read(), once bytes have left the buffer.
+  }
+
+  override read(size?: number): unknown {
+    const chunk: unknown = super.read(size);
+    if (chunk !== null) this.#refill();
+    return chunk;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -172,6 +180,12 @@ export class H2Stream extends Duplex {
       this.#sendWindow -= room;
       host.connectionSendWindow -= room;
       at += room;
+      if (at < data.length && host.socketFull) {
+        // However large the windows, no more than the socket's buffer is queued at a time.
+        this.#pending = data.subarray(at);
+        host.whenWritable(() => this.flush());
+        return;
+      }
     }
     const callback = this.#pendingCallback!;
     this.#pending = undefined;
