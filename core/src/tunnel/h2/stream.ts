@@ -116,8 +116,10 @@ export class H2Stream extends Duplex {
     else this.#host.writeData(this.id, EMPTY, true);
     const callback = this.#finalCallback;
     this.#finalCallback = undefined;
-    this.#afterLocalEnd();
+    // Writable first (end() callbacks, 'finish'), then the stream may close: destroyed first, it would
+    // drop the callbacks end() registers.
     callback?.();
+    this.#afterLocalEnd();
   }
 
   /** Resets the stream with `code` (RST_STREAM) unless it is closed already. */
@@ -144,8 +146,8 @@ export class H2Stream extends Duplex {
     }
     this.#localEnded = true;
     this.#host.writeData(this.id, EMPTY, true);
-    this.#afterLocalEnd();
     callback();
+    this.#afterLocalEnd();
   }
 
   override _read(): void {

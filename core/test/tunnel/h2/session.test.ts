@@ -339,3 +339,25 @@ test('limit: bytes queued for a peer that does not read', async (t) => {
   t.is((errors[0] as { code?: number } | undefined)?.code, ErrorCode.ENHANCE_YOUR_CALM);
   t.regex(errors[0]!.message, /queued for a peer that does not read/);
 });
+
+test('end(callback) completes when the response ends the stream (request already complete), with and without trailers', async (t) => {
+  const { session, peer } = await rawPair(t);
+  peer.handshake();
+  for (const [id, trailers] of [
+    [1, false],
+    [3, true],
+  ] as const) {
+    const opened = nextStream(session);
+    peer.send(headersFrame(id, requestHeaders('/'), 0x5));
+    const [stream] = await opened;
+    stream.respond([':status', '200'], { waitForTrailers: trailers });
+    if (trailers) stream.once('wantTrailers', () => stream.sendTrailers(['grpc-status', '0']));
+    stream.write('body');
+    const ended = await new Promise<string>((resolve) => {
+      stream.end((err?: Error | null) => resolve(err ? `error ${err.message}` : 'finished'));
+      setTimeout(() => resolve('end callback never called'), 2000);
+    });
+    t.is(ended, 'finished', `stream ${id}`);
+    t.is(stream.rstCode, ErrorCode.NO_ERROR);
+  }
+});
