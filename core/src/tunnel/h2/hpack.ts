@@ -227,12 +227,15 @@ function latin1(bytes: Uint8Array, from: number, to: number): string {
   return Buffer.prototype.latin1Slice.call(bytes, from, to) as string;
 }
 
-/** Static-table index of each name (first occurrence) and of each full `name\0value` pair. */
+/** Static-table index of each name (first occurrence), and of each name's full pairs where it has some. */
 const NAME_INDEX = new Map<string, number>();
-const PAIR_INDEX = new Map<string, number>();
+const PAIR_INDEX = new Map<string, Map<string, number>>();
 STATIC_TABLE.forEach(([name, value], i) => {
   if (!NAME_INDEX.has(name)) NAME_INDEX.set(name, i + 1);
-  if (value !== '') PAIR_INDEX.set(`${name}\0${value}`, i + 1);
+  if (value === '') return;
+  let values = PAIR_INDEX.get(name);
+  if (!values) PAIR_INDEX.set(name, (values = new Map()));
+  values.set(value, i + 1);
 });
 
 function writeInteger(out: Buffer, at: number, value: number, prefixBits: number, flags: number): number {
@@ -265,7 +268,7 @@ export function encodeHeaderBlock(headers: readonly string[]): Buffer {
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    const pair = PAIR_INDEX.get(`${name}\0${value}`);
+    const pair = PAIR_INDEX.get(name)?.get(value);
     if (pair !== undefined) {
       out[at++] = 0x80 | pair;
       continue;

@@ -257,7 +257,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
 
   #write(head: Buffer, body?: Buffer): void {
     const socket = this.#socket;
-    if (socket.destroyed || this.#destroyed) return;
+    if (socket.destroyed || socket.writableEnded || this.#destroyed) return;
     if (!this.#corked) {
       // Frames written in one turn of the event loop leave in one socket write.
       this.#corked = true;
@@ -675,6 +675,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
 
   #endSocket(): void {
     const socket = this.#socket;
+    if (socket.writableEnded) return;
     if (this.#corked) {
       this.#corked = false;
       socket.uncork();

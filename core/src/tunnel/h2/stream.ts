@@ -172,6 +172,13 @@ export class H2Stream extends Duplex {
     const host = this.#host;
     let at = 0;
     while (at < data.length) {
+      if (host.socketFull) {
+        // However many streams write and however large their windows, the socket holds about its own
+        // buffer at a time; the rest waits in the writers, under their backpressure.
+        this.#pending = at === 0 ? data : data.subarray(at);
+        host.whenWritable(() => this.flush());
+        return;
+      }
       const room = Math.min(this.#sendWindow, host.connectionSendWindow, host.peerMaxFrameSize, data.length - at);
       if (room <= 0) {
         this.#pending = at === 0 ? data : data.subarray(at);
@@ -182,12 +189,6 @@ export class H2Stream extends Duplex {
       this.#sendWindow -= room;
       host.connectionSendWindow -= room;
       at += room;
-      if (at < data.length && host.socketFull) {
-        // However large the windows, no more than the socket's buffer is queued at a time.
-        this.#pending = data.subarray(at);
-        host.whenWritable(() => this.flush());
-        return;
-      }
     }
     const callback = this.#pendingCallback!;
     this.#pending = undefined;
