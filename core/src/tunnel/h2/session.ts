@@ -69,6 +69,12 @@ const DEFAULT_MAX_CONTINUATIONS = 8;
 const DEFAULT_MAX_OWED_ACKS = 1000;
 /** Our SETTINGS frames awaiting acknowledgement (Node's default `maxOutstandingSettings`). */
 const MAX_PENDING_SETTINGS = 10;
+/**
+ * Bytes queued on the socket beyond which response DATA waits for it to drain. Well above the socket's own
+ * buffer, so that concurrent responses leave in large socket writes (fewer event-loop turns per byte), and
+ * about one connection window, so that what waits is bounded whatever the edge's windows.
+ */
+const WRITE_QUEUE_BYTES = 1_048_576;
 /** How long a closing socket may take to flush before it is destroyed. */
 const CLOSE_FLUSH_MS = 1000;
 
@@ -235,7 +241,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   }
 
   get socketFull(): boolean {
-    return this.#socket.writableNeedDrain;
+    return this.#socket.writableLength >= WRITE_QUEUE_BYTES;
   }
 
   whenWritable(callback: () => void): void {

@@ -8,7 +8,7 @@ import { ErrorCode } from './frames.js';
 export interface StreamHost {
   readonly peerMaxFrameSize: number;
   connectionSendWindow: number;
-  /** The socket holds as much as it should until it drains. */
+  /** The socket holds as much as DATA should queue until it drains. */
   readonly socketFull: boolean;
   writeHeaders(streamId: number, headers: readonly string[], endStream: boolean): void;
   writeData(streamId: number, data: Buffer, endStream: boolean): void;
@@ -173,8 +173,8 @@ export class H2Stream extends Duplex {
     let at = 0;
     while (at < data.length) {
       if (host.socketFull) {
-        // However many streams write and however large their windows, the socket holds about its own
-        // buffer at a time; the rest waits in the writers, under their backpressure.
+        // However many streams write and however large their windows, the socket holds a bounded amount
+        // at a time; the rest waits in the writers, under their backpressure.
         this.#pending = at === 0 ? data : data.subarray(at);
         host.whenWritable(() => this.flush());
         return;
