@@ -681,7 +681,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
 
   #endSocket(): void {
     const socket = this.#socket;
-    if (socket.writableEnded) return;
+    if (socket.writableEnded || socket.destroyed) return;
     if (this.#corked) {
       this.#corked = false;
       socket.uncork();
