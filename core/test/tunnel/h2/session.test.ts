@@ -361,3 +361,27 @@ test('end(callback) completes when the response ends the stream (request already
     t.is(stream.rstCode, ErrorCode.NO_ERROR);
   }
 });
+
+test('responses to a peer that reads slowly wait in their writers, not in the socket, whatever the windows', async (t) => {
+  t.timeout(20_000);
+  const { session, peer, errors } = await rawPair(t, { ...DEFAULT_TEST_OPTIONS, limits: { ...DEFAULT_TEST_OPTIONS.limits, maxQueuedBytes: 4 * 1024 * 1024 } });
+  const streams: H2Stream[] = [];
+  session.on('stream', (s: H2Stream) => streams.push(s));
+  // Windows far larger than anything queued: 16 MiB per stream, 256 MiB for the connection.
+  peer.handshake(setting(0x4, 16 * 1024 * 1024));
+  peer.send(frame(FrameType.WINDOW_UPDATE, 0, 0, u32(256 * 1024 * 1024)));
+  peer.socket.pause();
+  const count = 12;
+  for (let i = 0; i < count; i++) peer.send(headersFrame(1 + 2 * i, requestHeaders('/'), 0x5));
+  await eventually(() => streams.length === count, 5000, 'all streams open');
+  const body = Buffer.alloc(1024 * 1024, 0x61);
+  const finished = streams.map((s) => {
+    s.respond([':status', '200']);
+    return new Promise<void>((resolve) => s.end(body, () => resolve()));
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.deepEqual(errors, [], '12 MiB of responses did not pile up on a socket bounded at 4 MiB');
+  peer.socket.resume();
+  await Promise.all(finished);
+  for (let i = 0; i < count; i++) t.is((await response(peer, 1 + 2 * i)).data.length, body.length);
+});
