@@ -1,11 +1,12 @@
-import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { H2ServerSession } from './h2/session.js';
+import type { H2Stream } from './h2/stream.js';
 
 /**
  * Bounds the request-body bytes the edge can make the connector hold before anything reads them.
  *
- * Node returns a stream's flow-control window only as its body is read, but the connection's window as soon
- * as bytes arrive. So every unread stream can hold up to SETTINGS_INITIAL_WINDOW_SIZE, and a connection
- * streams × that (400 queued 1.5 MiB uploads held ~1 MiB each). Nothing in Node lets one stream's window
+ * The HTTP/2 session returns a stream's flow-control window only as its body is read, but the connection's
+ * window as soon as bytes arrive. So every unread stream can hold up to SETTINGS_INITIAL_WINDOW_SIZE, and a connection
+ * streams × that (400 queued 1.5 MiB uploads held ~1 MiB each). Nothing in HTTP/2 lets one stream's window
  * shrink, but lowering INITIAL_WINDOW_SIZE lowers the window of every open stream by the difference
  * (RFC 9113 §6.9.2), which the edge applies as soon as it reads the SETTINGS.
  *
@@ -65,7 +66,7 @@ export class BodyBudget {
   }
 
   /** Starts accounting for one edge connection's session. */
-  open(session: ServerHttp2Session): BodyLedger {
+  open(session: H2ServerSession): BodyLedger {
     const ledger = new BodyLedger(this, session);
     this.#ledgers.add(ledger);
     session.once('close', () => {
@@ -128,13 +129,13 @@ export class BodyBudget {
 /** One edge connection's body-carrying streams and the window it announces. */
 export class BodyLedger {
   readonly #budget: BodyBudget;
-  readonly #session: ServerHttp2Session;
-  readonly #streams = new Set<ServerHttp2Stream>();
+  readonly #session: H2ServerSession;
+  readonly #streams = new Set<H2Stream>();
   #usage: Usage = { held: 0, unread: 0 };
   #announced: number;
   #wanted: number;
 
-  constructor(budget: BodyBudget, session: ServerHttp2Session) {
+  constructor(budget: BodyBudget, session: H2ServerSession) {
     this.#budget = budget;
     this.#session = session;
     this.#announced = this.#wanted = budget.limits.streamWindow;
@@ -157,7 +158,7 @@ export class BodyLedger {
   }
 
   /** Accounts for a stream whose body is still to come, until it closes. */
-  track(stream: ServerHttp2Stream): void {
+  track(stream: H2Stream): void {
     this.#streams.add(stream);
     // Counted as unread at once, so a burst of new streams lowers the window before their bytes arrive.
     this.#usage = { held: this.#usage.held, unread: this.#usage.unread + 1 };

@@ -1,4 +1,5 @@
-import { constants as h2, type ServerHttp2Stream } from 'node:http2';
+import { ErrorCode } from './h2/frames.js';
+import type { H2Stream } from './h2/stream.js';
 import { HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
 
 /**
@@ -49,7 +50,7 @@ export function parseConfigurationUpdate(body: Buffer): ConfigurationUpdate | un
  * Serves one configuration stream: reads the body (bounded), answers 200 with the acknowledgement, or
  * 502 `{"src":"cloudflared"}` for a body that is not valid JSON of the expected shape. Never throws.
  */
-export function serveConfigurationUpdate(stream: ServerHttp2Stream, versions: ConfigurationVersions, onUpdate: (update: ConfigurationUpdate | undefined) => void): void {
+export function serveConfigurationUpdate(stream: H2Stream, versions: ConfigurationVersions, onUpdate: (update: ConfigurationUpdate | undefined) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let tooBig = false;
@@ -64,14 +65,14 @@ export function serveConfigurationUpdate(stream: ServerHttp2Stream, versions: Co
     onUpdate(update);
     try {
       if (!update) {
-        stream.respond({ ':status': 502, [HEADER_RESPONSE_META]: META_CLOUDFLARED }, { endStream: true });
+        stream.respond([':status', '502', HEADER_RESPONSE_META, META_CLOUDFLARED], { endStream: true });
         return;
       }
       const applied = versions.acknowledge(update.version);
-      stream.respond({ ':status': 200 });
+      stream.respond([':status', '200']);
       stream.end(`{"lastAppliedVersion":${applied},"err":null}`);
     } catch {
-      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      stream.close(ErrorCode.INTERNAL_ERROR);
     }
   });
 }

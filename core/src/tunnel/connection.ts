@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { constants as h2, performServerHandshake, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -11,12 +10,14 @@ import type { EdgeAddress } from './discovery.js';
 import { dialEdge } from './edge-tls.js';
 import { TunnelConnectionError } from './errors.js';
 import type { BodyBudget, BodyLedger } from './body-budget.js';
-import { GoawayGuard } from './goaway-guard.js';
 import type { TunnelMetrics } from './metrics.js';
 import { serializeHeaders } from './header-serialization.js';
 import { CONNECTOR_CONNECTION_WINDOW, CONNECTOR_H2_SETTINGS, HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED } from './protocol.js';
 import { buildRequestHead } from './request-head.js';
-import { classifyStream, type StreamKind } from './stream-classifier.js';
+import { classifyRawHeaders, type StreamKind } from './stream-classifier.js';
+import { ErrorCode, type H2ConnectionError } from './h2/frames.js';
+import { H2ServerSession } from './h2/session.js';
+import type { H2Stream } from './h2/stream.js';
 import { TunnelExchange } from './tunnel-exchange.js';
 
 /**
@@ -32,13 +33,13 @@ import { TunnelExchange } from './tunnel-exchange.js';
 
 /** Limits for edge-opened streams; defaults are at least as permissive as cloudflared. */
 export interface ConnectionLimits {
-  /** Header fields per request, pseudo-headers included (Node's `maxHeaderListPairs`). */
+  /** Header fields per request, pseudo-headers included; more resets the stream (ENHANCE_YOUR_CALM). Default 1024. */
   readonly maxHeaderPairs?: number;
   /** HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE announced to the edge. */
   readonly maxHeaderListSize?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced to the edge. */
   readonly maxConcurrentStreams?: number;
-  /** Memory nghttp2 may hold for this session, in MB (Node's `maxSessionMemory`). */
+  /** Bytes queued for the edge's socket, in MB, beyond which the edge is taken as not reading and the connection ends. Default 64. */
   readonly maxSessionMemoryMb?: number;
   /** RST_STREAM frames from the edge tolerated in a burst (default {@link DEFAULT_STREAM_RESET_BURST}). */
   readonly streamResetBurst?: number;
@@ -51,9 +52,13 @@ export interface ConnectionLimits {
   readonly bodyBudget?: BodyBudget;
 }
 
-/** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's own default: 1000). */
+/** Header fields per request unless `maxHeaderPairs` says otherwise. */
+const DEFAULT_MAX_HEADER_PAIRS = 1024;
+/** Bytes queued for the edge's socket unless `maxSessionMemoryMb` says otherwise, in MB. */
+const DEFAULT_SESSION_MEMORY_MB = 64;
+/** Stream resets from the edge tolerated in a burst before the session gives up (nghttp2's default was 1000). */
 const DEFAULT_STREAM_RESET_BURST = 100_000;
-/** Stream resets per second that refill that budget (nghttp2's own default: 33). */
+/** Stream resets per second that refill that budget (nghttp2's default was 33). */
 const DEFAULT_STREAM_RESET_RATE = 10_000;
 
 export interface EdgeConnectionOptions {
@@ -100,14 +105,13 @@ export class EdgeConnection extends EventEmitter {
   readonly address: EdgeAddress;
   readonly #o: EdgeConnectionOptions;
   readonly #log: Logger;
-  readonly #inflight = new Set<ServerHttp2Stream>();
+  readonly #inflight = new Set<H2Stream>();
   readonly #closed: Promise<TunnelConnectionError | undefined>;
   #resolveClosed!: (reason: TunnelConnectionError | undefined) => void;
   #socket: TLSSocket | undefined;
-  #guard: GoawayGuard | undefined;
-  #session: ServerHttp2Session | undefined;
-  #control: ServerHttp2Stream | undefined;
-  #controlWaiter: ((stream: ServerHttp2Stream | Error) => void) | undefined;
+  #session: H2ServerSession | undefined;
+  #control: H2Stream | undefined;
+  #controlWaiter: ((stream: H2Stream | Error) => void) | undefined;
   #rpc: RegistrationClient | undefined;
   #details: ConnectionDetails | undefined;
   #registered = false;
@@ -185,55 +189,46 @@ export class EdgeConnection extends EventEmitter {
 
   #startSession(socket: TLSSocket): void {
     const limits = this.#o.limits ?? {};
-    // Every edge GOAWAY must drain, whatever its last_stream_id (see GoawayGuard).
-    const guard = new GoawayGuard(socket);
-    guard.on('error', () => {
-      // The socket's error; reported through the session.
-    });
-    this.#guard = guard;
-    const session = performServerHandshake(guard, {
+    const session = new H2ServerSession(socket, {
       settings: {
         ...CONNECTOR_H2_SETTINGS,
         maxConcurrentStreams: limits.maxConcurrentStreams ?? CONNECTOR_H2_SETTINGS.maxConcurrentStreams,
         maxHeaderListSize: limits.maxHeaderListSize ?? CONNECTOR_H2_SETTINGS.maxHeaderListSize,
         initialWindowSize: limits.bodyBudget?.limits.streamWindow ?? CONNECTOR_H2_SETTINGS.initialWindowSize,
       },
-      maxHeaderListPairs: limits.maxHeaderPairs ?? 1024,
-      maxSessionMemory: limits.maxSessionMemoryMb ?? 64,
-      maxOutstandingPings: 10,
-      // The edge multiplexes every visitor over a few connections, so bursts of cancelled requests arrive as
-      // bursts of RST_STREAM. nghttp2's default budget (1000, refilled at 33/s) made it give up on the whole
-      // connection mid-burst; the edge is an authenticated peer and each stream's work is bounded elsewhere.
-      streamResetBurst: limits.streamResetBurst ?? DEFAULT_STREAM_RESET_BURST,
-      streamResetRate: limits.streamResetRate ?? DEFAULT_STREAM_RESET_RATE,
+      connectionWindow: CONNECTOR_CONNECTION_WINDOW,
+      limits: {
+        maxHeaderPairs: limits.maxHeaderPairs ?? DEFAULT_MAX_HEADER_PAIRS,
+        maxQueuedBytes: (limits.maxSessionMemoryMb ?? DEFAULT_SESSION_MEMORY_MB) * 1024 * 1024,
+        // The edge multiplexes every visitor over a few connections, so bursts of cancelled requests arrive as
+        // bursts of RST_STREAM. nghttp2's default budget (1000, refilled at 33/s) gave up on the whole
+        // connection mid-burst; the edge is an authenticated peer and each stream's work is bounded elsewhere.
+        streamResetBurst: limits.streamResetBurst ?? DEFAULT_STREAM_RESET_BURST,
+        streamResetRate: limits.streamResetRate ?? DEFAULT_STREAM_RESET_RATE,
+      },
     });
     this.#session = session;
     this.#bodies = limits.bodyBudget?.open(session);
-    try {
-      session.setLocalWindowSize(CONNECTOR_CONNECTION_WINDOW);
-    } catch {
-      // Not fatal: the default connection window still works, only slower on long fat pipes.
-    }
-    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => this.#onStream(stream, headers, flags, rawHeaders));
-    session.on('error', (err: Error) => {
+    session.on('stream', (stream: H2Stream, headers: string[], endStream: boolean) => this.#onStream(stream, headers, endStream));
+    session.on('error', (err: H2ConnectionError) => {
+      this.#log.debug({ code: err.code, err: err.message }, 'HTTP/2 connection error');
       this.#endReason ??= new TunnelConnectionError('protocol', `HTTP/2 session error: ${err.message}`, { cause: err, retryable: true });
     });
-    session.on('frameError', (type: number, code: number, id: number) => this.#log.debug({ type, code, id }, 'HTTP/2 frame error'));
-    session.on('goaway', (code: number) => this.#onGoaway(code));
+    session.on('goaway', (code: number, lastStreamId: number) => this.#onGoaway(code, lastStreamId));
     session.once('close', () => this.#onSessionClosed());
     socket.on('error', () => {
       // Reported through the session; the listener keeps an unhandled socket error from crashing the process.
     });
   }
 
-  #waitForControlStream(): Promise<ServerHttp2Stream> {
+  #waitForControlStream(): Promise<H2Stream> {
     if (this.#control) return Promise.resolve(this.#control);
-    return new Promise<ServerHttp2Stream>((resolve, reject) => {
+    return new Promise<H2Stream>((resolve, reject) => {
       const timer = setTimeout(
         () => settle(new TunnelConnectionError('rpc', `the edge opened no control stream within ${this.#o.rpcTimeoutMs} ms`, { retryable: true })),
         this.#o.rpcTimeoutMs,
       );
-      const settle = (result: ServerHttp2Stream | Error) => {
+      const settle = (result: H2Stream | Error) => {
         clearTimeout(timer);
         this.#controlWaiter = undefined;
         if (result instanceof Error) reject(result);
@@ -275,14 +270,9 @@ export class EdgeConnection extends EventEmitter {
     return result.details;
   }
 
-  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): void {
+  #onStream(stream: H2Stream, headers: string[], endStream: boolean): void {
     stream.on('error', (err: Error) => this.#log.debug({ err: err.message, stream: stream.id }, 'tunnel stream error'));
-    let kind: StreamKind;
-    try {
-      kind = classifyStream(headers);
-    } catch {
-      kind = 'http';
-    }
+    const kind: StreamKind = classifyRawHeaders(headers);
     if (kind === 'control') {
       if (this.#control) {
         this.#log.warn({ stream: stream.id }, 'the edge opened a second control stream; refused');
@@ -291,7 +281,7 @@ export class EdgeConnection extends EventEmitter {
       }
       this.#control = stream;
       // The control stream is answered 200 with an octet-stream body, which then carries the RPC.
-      stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+      stream.respond([':status', '200', 'content-type', 'application/octet-stream']);
       this.#controlWaiter?.(stream);
       return;
     }
@@ -306,16 +296,16 @@ export class EdgeConnection extends EventEmitter {
     if (kind === 'tcp') {
       if (!this.#tcpWarned) {
         this.#tcpWarned = true;
-        this.#log.warn({ destination: headers[':authority'] }, 'raw TCP streams (WARP routing) are not supported by Warren; answered 502');
+        this.#log.warn({ destination: authorityOf(headers) }, 'raw TCP streams (WARP routing) are not supported by Warren; answered 502');
       }
       refuse(stream, 502);
       return;
     }
-    this.#serveExchange(stream, kind, flags, rawHeaders);
+    this.#serveExchange(stream, kind, endStream, headers);
   }
 
-  #serveExchange(stream: ServerHttp2Stream, kind: 'http' | 'websocket', flags: number, rawHeaders: string[]): void {
-    const parsed = buildRequestHead(rawHeaders, kind === 'websocket' ? 'websocket' : undefined, (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0);
+  #serveExchange(stream: H2Stream, kind: 'http' | 'websocket', endStream: boolean, rawHeaders: string[]): void {
+    const parsed = buildRequestHead(rawHeaders, kind === 'websocket' ? 'websocket' : undefined, endStream);
     if (!parsed.ok) {
       this.#log.warn({ stream: stream.id, field: parsed.field }, `malformed request from the edge: ${parsed.field} ${parsed.problem}; answered 400`);
       refuse(stream, 400);
@@ -346,7 +336,7 @@ export class EdgeConnection extends EventEmitter {
     }
     settled.then(
       () => {
-        if (!exchange.responded && !stream.closed) {
+        if (!exchange.responded && !stream.destroyed) {
           this.#log.warn({ exchange: exchange.id }, 'the exchange handler finished without responding; answered 502');
           exchange.fail({ status: 502, message: 'no response' });
         }
@@ -362,7 +352,7 @@ export class EdgeConnection extends EventEmitter {
    * Tracks a request whose body is still to come, or answers 503 when the request-body budget cannot take
    * another unread body even at the smallest window (the edge may retry it elsewhere; Retry-After says when).
    */
-  #admitBody(stream: ServerHttp2Stream): boolean {
+  #admitBody(stream: H2Stream): boolean {
     const budget = this.#o.limits!.bodyBudget!;
     if (budget.admits(this.#bodies!)) {
       this.#bodies!.track(stream);
@@ -393,10 +383,12 @@ export class EdgeConnection extends EventEmitter {
     void this.#drainAndClose(this.#o.rpcTimeoutMs);
   }
 
-  #onGoaway(code: number): void {
+  #onGoaway(code: number, lastStreamId: number): void {
     if (this.#ending) return;
-    const sentLastStreamId = this.#guard?.lastRewritten;
-    this.#log.info({ code, ...(sentLastStreamId === undefined ? {} : { sentLastStreamId }) }, 'the edge sent GOAWAY; draining this connection and reconnecting');
+    // In the tunnel the edge is the client, so last_stream_id names streams this side opened, and it opens
+    // none: whatever the edge puts there (its own next stream id, when it shuts down like Go's client), the
+    // GOAWAY means "no new streams" and the connection drains.
+    this.#log.info({ code, lastStreamId }, 'the edge sent GOAWAY; draining this connection and reconnecting');
     this.#endReason ??= new TunnelConnectionError('closed', `the edge sent GOAWAY (code ${code})`, { retryable: true });
     void this.#drainAndClose(this.#o.rpcTimeoutMs);
   }
@@ -446,16 +438,9 @@ export class EdgeConnection extends EventEmitter {
       }
     }
     this.#markUnregistered();
-    const session = this.#session;
-    if (session && !session.closed && !session.destroyed) {
-      try {
-        session.close();
-      } catch {
-        // Already closing.
-      }
-    }
+    this.#session?.close();
     await this.#waitForInflight(deadline);
-    for (const stream of this.#inflight) stream.close(h2.NGHTTP2_CANCEL);
+    for (const stream of this.#inflight) stream.close(ErrorCode.CANCEL);
     if (rpc) await rpc.close();
     this.#control?.end();
     // The session ends by itself once every stream closed; do not wait on a peer that never acknowledges.
@@ -488,8 +473,8 @@ export class EdgeConnection extends EventEmitter {
   destroy(): void {
     this.#dialAbort.abort();
     if (this.#rpc) void this.#rpc.close();
-    if (this.#session && !this.#session.destroyed) this.#session.destroy();
-    else if (!this.#session) {
+    if (this.#session) this.#session.destroy();
+    else {
       this.#socket?.destroy();
       this.#markUnregistered();
       this.#resolveClosed(this.#shutdownRequested ? undefined : this.#endReason);
@@ -500,14 +485,19 @@ export class EdgeConnection extends EventEmitter {
 /** At most one budget-exhaustion warning per connection in this interval. */
 const BUDGET_WARNING_INTERVAL_MS = 10_000;
 
-function refuse(stream: ServerHttp2Stream, status: number, headers: RawHeaders = []): void {
+function refuse(stream: H2Stream, status: number, headers: RawHeaders = []): void {
   try {
-    const h2Headers: OutgoingHttpHeaders = { ':status': status, [HEADER_RESPONSE_META]: META_CLOUDFLARED };
-    if (headers.length > 0) h2Headers[HEADER_RESPONSE_HEADERS] = serializeHeaders(headers);
-    stream.respond(h2Headers, { endStream: true });
+    const head = [':status', String(status), HEADER_RESPONSE_META, META_CLOUDFLARED];
+    if (headers.length > 0) head.push(HEADER_RESPONSE_HEADERS, serializeHeaders(headers));
+    stream.respond(head, { endStream: true });
   } catch {
-    stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    stream.close(ErrorCode.INTERNAL_ERROR);
   }
+}
+
+function authorityOf(headers: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i] === ':authority') return headers[i + 1];
+  return undefined;
 }
 
 function delay(ms: number): Promise<void> {

@@ -22,3 +22,15 @@ export function classifyStream(headers: IncomingHttpHeaders): StreamKind {
   if (upgrade === UPGRADE_CONTROL_STREAM) return 'control';
   return 'http';
 }
+
+/** {@link classifyStream} over a flat `[name, value, …]` list (names lower-case, as HTTP/2 delivers them). */
+export function classifyRawHeaders(headers: readonly string[]): StreamKind {
+  let upgrade: string | undefined;
+  let src: string | undefined;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name === HEADER_CONNECTION_UPGRADE) upgrade ??= headers[i + 1];
+    else if (name === HEADER_PROXY_SRC) src ??= headers[i + 1];
+  }
+  return classifyStream({ [HEADER_CONNECTION_UPGRADE]: upgrade, [HEADER_PROXY_SRC]: src });
+}

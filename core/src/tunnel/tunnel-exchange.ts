@@ -1,6 +1,7 @@
-import { constants as h2, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Writable } from 'node:stream';
 import type { Exchange, ExchangeFailure, RawHeaders, RequestHead, ResponseHead } from '../proxy/exchange.js';
+import { ErrorCode } from './h2/frames.js';
+import type { H2Stream } from './h2/stream.js';
 import { serializeHeaders } from './header-serialization.js';
 import { HEADER_RESPONSE_HEADERS, HEADER_RESPONSE_META, META_CLOUDFLARED, META_ORIGIN } from './protocol.js';
 
@@ -34,14 +35,10 @@ function discardSink(): Writable {
   });
 }
 
-function h2Trailers(trailers: RawHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (let i = 0; i + 1 < trailers.length; i += 2) {
-    const lower = trailers[i]!.toLowerCase();
-    const value = trailers[i + 1]!;
-    const prev = out[lower];
-    out[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
-  }
+/** Trailers with HTTP/2's lower-case names, order and repeats kept. */
+function h2Trailers(trailers: RawHeaders): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < trailers.length; i += 2) out.push(trailers[i]!.toLowerCase(), trailers[i + 1]!);
   return out;
 }
 
@@ -53,9 +50,9 @@ export interface TunnelExchangeHooks {
 export class TunnelExchange implements Exchange {
   readonly id: string;
   readonly head: RequestHead;
-  readonly body: ServerHttp2Stream;
+  readonly body: H2Stream;
   readonly #controller = new AbortController();
-  readonly #stream: ServerHttp2Stream;
+  readonly #stream: H2Stream;
   readonly #hooks: TunnelExchangeHooks;
   #responded = false;
   #status = 0;
@@ -63,7 +60,7 @@ export class TunnelExchange implements Exchange {
   #trailersAllowed = false;
   #trailers: RawHeaders = [];
 
-  constructor(stream: ServerHttp2Stream, head: RequestHead, hooks: TunnelExchangeHooks = {}) {
+  constructor(stream: H2Stream, head: RequestHead, hooks: TunnelExchangeHooks = {}) {
     this.id = `${idPrefix}-${(++sequence).toString(36)}`;
     this.head = head;
     this.body = stream;
@@ -73,12 +70,12 @@ export class TunnelExchange implements Exchange {
       // A stream that closes before its response was completely written was cut off (edge reset,
       // connection lost, or our own fail()); either way upstream work must stop. A clean close after the
       // response was ended is its normal end: once both END_STREAMs are out HTTP/2 may close the stream
-      // before Node reports the writable side finished (typical after a request body).
+      // before the writable side reports finished (typical after a request body).
       const answered = stream.writableFinished || stream.writableEnded;
-      if (stream.rstCode !== h2.NGHTTP2_NO_ERROR || !answered) {
+      if (stream.rstCode !== ErrorCode.NO_ERROR || !answered) {
         this.#controller.abort(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
       }
-      this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== h2.NGHTTP2_NO_ERROR);
+      this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
     });
   }
 
@@ -94,21 +91,24 @@ export class TunnelExchange implements Exchange {
     if (this.#responded) throw new Error(`exchange ${this.id}: respond() called twice`);
     this.#responded = true;
     const stream = this.#stream;
-    if (stream.destroyed || stream.closed) return discardSink();
+    if (stream.destroyed) return discardSink();
     this.#status = head.status;
-    const headers: OutgoingHttpHeaders = {
-      ':status': head.status === 101 ? 200 : head.status,
-      [HEADER_RESPONSE_HEADERS]: serializeHeaders(head.headers),
-      [HEADER_RESPONSE_META]: head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
-    };
+    const headers = [
+      ':status',
+      String(head.status === 101 ? 200 : head.status),
+      HEADER_RESPONSE_HEADERS,
+      serializeHeaders(head.headers),
+      HEADER_RESPONSE_META,
+      head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
+    ];
     // A HEAD response carries no body but describes one: the origin's Content-Length goes
     // out at the HTTP/2 level as well (the edge uses it), not the 0 bytes that follow.
     const length = this.head.method === 'HEAD' ? declaredLength(head.headers) : (head.contentLength ?? declaredLength(head.headers));
-    if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers['content-length'] = length;
+    if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers.push('content-length', String(length));
     const list = head.headers;
     for (let i = 0; i + 1 < list.length; i += 2) {
       const name = list[i]!;
-      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers['cf-int-cloudflared-tracing'] = list[i + 1]!;
+      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers.push('cf-int-cloudflared-tracing', list[i + 1]!);
     }
     const noBody = bodiless(head.status, this.head.method);
     this.#trailersAllowed = head.trailers === true && !noBody;
@@ -117,20 +117,19 @@ export class TunnelExchange implements Exchange {
         stream.respond(headers, { endStream: true });
         return discardSink();
       }
-      if (this.#trailersAllowed || length === undefined) {
-        // Without a declared length the stream must end only through #finish (trailers, or Node's empty
-        // END_STREAM DATA frame when there are none): a later fail() can then still reset it. Otherwise
-        // Node flushes END_STREAM before the RST and the edge would take a truncated body as complete.
-        // With a declared length a short body is a content-length violation the edge detects by itself,
-        // so those responses skip the extra frame and write.
+      if (this.#trailersAllowed) {
+        // Trailers end the stream through #finish: a HEADERS frame, or an empty END_STREAM DATA frame when
+        // there are none.
         stream.respond(headers, { waitForTrailers: true });
         stream.once('wantTrailers', () => this.#finish());
       } else {
+        // END_STREAM follows the last write only, so a fail() before the body's end still resets the
+        // stream and the edge never takes a truncated body as complete.
         stream.respond(headers);
       }
     } catch {
       this.#failed = true;
-      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      stream.close(ErrorCode.INTERNAL_ERROR);
       return discardSink();
     }
     return stream;
@@ -144,32 +143,32 @@ export class TunnelExchange implements Exchange {
   #finish(): void {
     if (this.#failed) return;
     try {
-      this.#stream.sendTrailers(this.#trailers.length > 0 ? h2Trailers(this.#trailers) : {});
+      this.#stream.sendTrailers(h2Trailers(this.#trailers));
     } catch {
       // Invalid trailer names/values: the response cannot be completed correctly.
       this.#failed = true;
-      this.#stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      this.#stream.close(ErrorCode.INTERNAL_ERROR);
     }
   }
 
   fail(error: ExchangeFailure): void {
     const stream = this.#stream;
-    if (this.#failed || stream.destroyed || stream.closed) return;
+    if (this.#failed || stream.destroyed) return;
     this.#failed = true;
     if (this.#responded || stream.headersSent) {
-      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      stream.close(ErrorCode.INTERNAL_ERROR);
       return;
     }
     this.#responded = true;
     this.#status = error.status;
-    const headers: OutgoingHttpHeaders = { ':status': error.status, [HEADER_RESPONSE_META]: META_CLOUDFLARED };
-    if (error.headers && error.headers.length > 0) headers[HEADER_RESPONSE_HEADERS] = serializeHeaders(error.headers);
+    const headers = [':status', String(error.status), HEADER_RESPONSE_META, META_CLOUDFLARED];
+    if (error.headers && error.headers.length > 0) headers.push(HEADER_RESPONSE_HEADERS, serializeHeaders(error.headers));
     const body = error.body === undefined || error.body.length === 0 || bodiless(error.status, this.head.method) ? undefined : error.body;
     try {
       stream.respond(headers, { endStream: body === undefined });
       if (body !== undefined) stream.end(body);
     } catch {
-      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      stream.close(ErrorCode.INTERNAL_ERROR);
     }
   }
 }
