@@ -363,11 +363,18 @@ export function coreDispatch(options: UpstreamDispatchOptions, handler: Dispatch
   new Attempts(PluginContext.runOf(options.context), options, handler).next(undefined);
 }
 
-class Attempts implements Dispatcher.DispatchHandler {
+/**
+ * One exchange's attempts. It is also the controller the handlers above it see (one per exchange, across
+ * attempts): it reads through to the current attempt's controller, so no closures are made per request.
+ */
+class Attempts implements Dispatcher.DispatchHandler, Controller {
   readonly #run: ExchangeRun;
   readonly #options: UpstreamDispatchOptions;
   readonly #next: Dispatcher.DispatchHandler;
-  readonly #tried = new Set<number>();
+  /** Endpoint indexes tried before the current attempt; made on the first retry. */
+  #tried: Set<number> | undefined;
+  /** Endpoint index of the current attempt; -1 before the first. */
+  #index = -1;
   #state: EndpointState | undefined;
   #started = false;
   #responding = false;
@@ -375,38 +382,54 @@ class Attempts implements Dispatcher.DispatchHandler {
   #informational: NodeJS.Timeout | undefined;
   /** Bounds the current attempt until its response ended (the route's `timeouts.backendRequest`). */
   #attemptTimer: NodeJS.Timeout | undefined;
-  readonly #controller: Controller;
 
   constructor(run: ExchangeRun, options: UpstreamDispatchOptions, next: Dispatcher.DispatchHandler) {
     this.#run = run;
     this.#options = options;
     this.#next = next;
-    this.#controller = {
-      get aborted() {
-        return run.controller?.aborted ?? run.abortReason !== undefined;
-      },
-      get paused() {
-        return run.controller?.paused ?? false;
-      },
-      get reason() {
-        return run.controller?.reason ?? run.abortReason ?? null;
-      },
-      get rawHeaders() {
-        return run.controller?.rawHeaders;
-      },
-      get rawTrailers() {
-        return run.controller?.rawTrailers;
-      },
-      abort: (reason: Error) => run.abort(reason),
-      pause: () => run.controller?.pause(),
-      resume: () => run.controller?.resume(),
-    };
+  }
+
+  // the controller the handlers above see
+
+  get aborted(): boolean {
+    const run = this.#run;
+    return run.controller?.aborted ?? run.abortReason !== undefined;
+  }
+
+  get paused(): boolean {
+    return this.#run.controller?.paused ?? false;
+  }
+
+  get reason(): Error | null {
+    const run = this.#run;
+    return run.controller?.reason ?? run.abortReason ?? null;
+  }
+
+  get rawHeaders(): Controller['rawHeaders'] {
+    return this.#run.controller?.rawHeaders;
+  }
+
+  get rawTrailers(): Controller['rawTrailers'] {
+    return this.#run.controller?.rawTrailers;
+  }
+
+  abort(reason: Error): void {
+    this.#run.abort(reason);
+  }
+
+  pause(): void {
+    this.#run.controller?.pause();
+  }
+
+  resume(): void {
+    this.#run.controller?.resume();
   }
 
   next(lastError: Error | undefined): void {
     const run = this.#run;
     const compiled = run.compiled;
     const upgrade = this.#options.upgrade !== undefined && this.#options.upgrade !== null;
+    if (this.#index >= 0) (this.#tried ??= new Set()).add(this.#index);
     const index = compiled.balancer.pick(this.#tried);
     if (index < 0) {
       this.#forwardError(
@@ -414,7 +437,7 @@ class Attempts implements Dispatcher.DispatchHandler {
       );
       return;
     }
-    this.#tried.add(index);
+    this.#index = index;
     const state = compiled.balancer.states[index]!;
     this.#state = state;
     state.outstanding++;
@@ -467,7 +490,7 @@ class Attempts implements Dispatcher.DispatchHandler {
     this.#run.controller = controller;
     if (controller.aborted || this.#started) return;
     this.#started = true;
-    this.#next.onRequestStart?.(this.#controller, context);
+    this.#next.onRequestStart?.(this, context);
   }
 
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
@@ -481,25 +504,25 @@ class Attempts implements Dispatcher.DispatchHandler {
     this.#responding = true;
     this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
-    this.#next.onResponseStart?.(this.#controller, status, headers, message);
+    this.#next.onResponseStart?.(this, status, headers, message);
   }
 
   onResponseData(_c: Controller, chunk: Buffer): void {
     // Only the upstream's bytes count as activity: bytes a plugin inserts (SSE heartbeats) must not keep a
     // silent upstream alive.
     this.#run.touch();
-    this.#next.onResponseData?.(this.#controller, chunk);
+    this.#next.onResponseData?.(this, chunk);
   }
 
   onResponseEnd(_c: Controller, trailers: Headers): void {
     this.#release();
-    this.#next.onResponseEnd?.(this.#controller, trailers);
+    this.#next.onResponseEnd?.(this, trailers);
   }
 
   onRequestUpgrade(_c: Controller, status: number, headers: Headers, socket: Duplex): void {
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
     this.#release();
-    this.#next.onRequestUpgrade?.(this.#controller, status, headers, socket);
+    this.#next.onRequestUpgrade?.(this, status, headers, socket);
   }
 
   onResponseError(_c: Controller, err: Error): void {
@@ -519,7 +542,7 @@ class Attempts implements Dispatcher.DispatchHandler {
   }
 
   #forwardError(err: Error): void {
-    this.#next.onResponseError?.(this.#controller, err);
+    this.#next.onResponseError?.(this, err);
   }
 }
 
