@@ -10,6 +10,7 @@ import { PluginContext } from './exchange-context.js';
 import type { Exchange, RawHeaders } from './exchange.js';
 import { downstreamResponseHeaders, headersOfObject, type RequestFraming } from './headers.js';
 import type { AdmissionDispatchOptions } from './admission.js';
+import { Deadline } from './deadlines.js';
 import type { PoolRegistry } from './transport.js';
 
 /**
@@ -60,7 +61,8 @@ export class ExchangeRun {
   #resolve!: (outcome: Outcome) => void;
   #abortReason: Error | undefined;
   #controller: Controller | undefined;
-  #idle: NodeJS.Timeout | undefined;
+  /** The idle timeout (a shared deadline list's entry rather than a timer of its own: it is refreshed per chunk). */
+  #idle: Deadline | undefined;
   #idleSuspended = false;
   /** The idle bound a plugin set for this exchange (`setIdleTimeout`); else the route's. */
   #idleMs: number | undefined;
@@ -151,7 +153,7 @@ export class ExchangeRun {
 
   suspendIdleTimeout(): void {
     this.#idleSuspended = true;
-    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle?.cancel();
     this.#idle = undefined;
   }
 
@@ -160,7 +162,7 @@ export class ExchangeRun {
     this.#idleMs = ms;
     this.#idleSuspended = false;
     if (this.#idle) {
-      clearTimeout(this.#idle);
+      this.#idle.cancel();
       this.#idle = undefined;
       this.startIdleTimer();
     }
@@ -215,9 +217,8 @@ export class ExchangeRun {
   startIdleTimer(): void {
     if (this.#idleSuspended || this.#idle || this.#finished) return;
     const ms = this.#idleMs ?? this.compiled.idleTimeout;
-    this.#idle = setTimeout(() => {
-      this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no data for ${ms} ms (idle timeout)`));
-    }, ms);
+    this.#idle = new Deadline(() => this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no data for ${ms} ms (idle timeout)`)));
+    this.#idle.start(ms);
   }
 
   // request-body watch, driven by the body readers below
@@ -319,7 +320,7 @@ export class ExchangeRun {
   #finish(status: number, error: WarrenError | undefined): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle?.cancel();
     if (this.#deadline) clearTimeout(this.#deadline);
     if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
