@@ -341,7 +341,8 @@ export function downstreamResponseHeaders(
   const keepUpgrade = status === 101;
   let named: Set<string> | undefined;
   const connection = parsed.connection;
-  if (connection !== undefined && !keepUpgrade) named = connectionTokens(String(connection), named);
+  // `keep-alive`, what nearly every origin sends, names only a field dropped anyway: no set to build per response.
+  if (connection !== undefined && !keepUpgrade && connection !== 'keep-alive' && connection !== 'Keep-Alive') named = connectionTokens(String(connection), named);
   let spelling: Map<string, string> | undefined;
   if (Array.isArray(raw)) {
     spelling = new Map();

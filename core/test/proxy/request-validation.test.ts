@@ -88,6 +88,14 @@ test('response hop-by-hop fields are dropped except what a 101 needs', (t) => {
   t.deepEqual(downstreamResponseHeaders(null, parsed, 200), ['sec-websocket-accept', 'abc']);
 });
 
+test('a response whose Connection is only keep-alive loses the same fields as one that names more', (t) => {
+  for (const connection of ['keep-alive', 'Keep-Alive']) {
+    const parsed = { connection, 'keep-alive': 'timeout=5', 'x-hop': '1', 'content-type': 'text/plain' };
+    t.deepEqual(downstreamResponseHeaders(null, parsed, 200), ['x-hop', '1', 'content-type', 'text/plain'], connection);
+    t.deepEqual(downstreamResponseHeaders(null, { ...parsed, connection: `${connection}, X-Hop` }, 200), ['content-type', 'text/plain'], connection);
+  }
+});
+
 test('garbage request heads never throw anything but a 400/431 WarrenError', (t) => {
   const text = fc.string({ unit: 'binary', maxLength: 40 });
   fc.assert(
