@@ -100,10 +100,17 @@ class DeadlineList {
     }
     this.#armed = false;
     if (d) this.#arm(Math.max(1, Math.ceil(d.at - now)));
+    // An empty list goes once its timer has fired: durations a plugin picks per exchange must not pile up lists.
+    else if (lists.get(this.ms) === this) lists.delete(this.ms);
   }
 }
 
 const lists = new Map<number, DeadlineList>();
+
+/** Durations that have a list (with entries, or emptied and waiting for its timer). For tests and diagnostics. */
+export function deadlineListCount(): number {
+  return lists.size;
+}
 
 function listFor(ms: number): DeadlineList {
   let list = lists.get(ms);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Deadline } from '../../src/proxy/deadlines.js';
+import { Deadline, deadlineListCount } from '../../src/proxy/deadlines.js';
 
 /**
  * The shared deadline lists behind the exchanges' idle timeouts: an entry expires no earlier than its duration after
@@ -90,4 +90,20 @@ test('a restart with another duration moves the entry to that duration', async (
   deadline.start(40);
   const at = await elapsed;
   t.true(at >= 40 && at < 380, `expired after ${at} ms`);
+});
+
+test.serial('lists of durations no longer in use go away once their timer fired', async (t) => {
+  const before = deadlineListCount();
+  const fired: number[] = [];
+  // Fifty durations nothing else uses: half expire, half are cancelled at once.
+  for (let i = 0; i < 50; i++) {
+    const d = new Deadline(() => fired.push(i));
+    d.start(1_000 + i);
+    if (i % 2 === 1) d.cancel();
+  }
+  t.is(deadlineListCount(), before + 50);
+  const until = performance.now() + 5_000;
+  while ((fired.length < 25 || deadlineListCount() > before) && performance.now() < until) await sleep(50);
+  t.is(fired.length, 25);
+  t.is(deadlineListCount(), before);
 });
