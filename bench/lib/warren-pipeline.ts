@@ -4,15 +4,19 @@
  * `bench.example.com` to the origin. What a replica runs per request, without a control plane.
  *
  *   node [flags] bench/build/lib/warren-pipeline.js --edge 127.0.0.1:7844 --ca ca.crt --token-file token \
- *     --origin http://127.0.0.1:3000 [--ha 4] [--core <dir>]
+ *     --origin http://127.0.0.1:3000 [--ha 4] [--core <dir>] [--alloc-prof <dir>]
  *
  * `--core` loads Warren from another build (a tree's `core/build/src`, beside that tree's node_modules), so two
  * builds run under the same harness in one bench run. On SIGUSR2 it prints one JSON line with the garbage
  * collections so far and `process.memoryUsage()` (`{"gc":{"count":n,"ms":t,"major":m},"memory":{…}}`), which the tunnel bench reads around each cell.
+ * `--alloc-prof <dir>` samples allocations for the whole run, collected objects included (what a request allocates,
+ * not what stays), and writes `<dir>/alloc-<pid>.heapprofile` at exit (`lib/profile-buckets.js` reads it).
  * Logs go to stderr at `warn`. Stops gracefully on SIGTERM.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type * as Core from '../../core/src/index.js';
@@ -31,8 +35,27 @@ const { values } = parseArgs({
     origin: { type: 'string' },
     ha: { type: 'string', default: '4' },
     core: { type: 'string' },
+    'alloc-prof': { type: 'string' },
   },
 });
+
+if (values['alloc-prof']) sampleAllocations(values['alloc-prof']);
+
+/** V8's sampling heap profiler, keeping the samples of objects the GC already collected; written at exit. */
+function sampleAllocations(dir: string): void {
+  const session = new Session();
+  session.connect();
+  session.post('HeapProfiler.enable');
+  // One sample per 4 KiB allocated on average; collected objects stay in the profile.
+  session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  process.on('exit', () => {
+    // The main thread's session answers synchronously, so the profile is written before the process ends.
+    session.post('HeapProfiler.stopSampling', (err, result) => {
+      if (err) process.stderr.write(`allocation profile not written: ${err.message}\n`);
+      else writeFileSync(join(dir, `alloc-${process.pid}.heapprofile`), JSON.stringify(result.profile));
+    });
+  });
+}
 
 const coreDir = values.core ? pathToFileURL(`${resolve(values.core)}/`).href : new URL('../../../core/build/src/', import.meta.url).href;
 const load = <T>(path: string): Promise<T> => import(new URL(path, coreDir).href) as Promise<T>;

@@ -133,35 +133,30 @@ export class AdmissionPool implements UpstreamPool {
 
   #start(options: AdmissionDispatchOptions, handler: Handler): boolean {
     this.#active++;
-    let uploading = options.streamsBody === true;
+    const uploading = options.streamsBody === true;
     if (uploading) this.#uploading++;
-    let released = false;
-    // The upload slot is given back when the response starts (the body was read by then), the slot at the end.
-    const uploaded = (): void => {
-      if (!uploading) return;
-      uploading = false;
-      this.#uploading--;
-      this.#admit();
-    };
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      if (uploading) {
-        uploading = false;
-        this.#uploading--;
-      }
-      this.#active--;
-      this.#admit();
-    };
+    const releasing = new ReleasingHandler(handler, this, uploading);
     try {
-      return this.#inner.dispatch(options, new ReleasingHandler(handler, uploaded, release));
+      return this.#inner.dispatch(options, releasing);
     } catch (err) {
-      release();
+      releasing.release();
       throw err;
     }
   }
 
-  /** Takes `waiting` out of its queue; false when it had left already. */
+  /** An upload gave back its upload slot (its response started: the body was read by then). */
+  uploadSlotFreed(): void {
+    this.#uploading--;
+    this.#admit();
+  }
+
+  /** A request gave back its slot (and its upload slot, if it still held one). */
+  slotFreed(uploading: boolean): void {
+    if (uploading) this.#uploading--;
+    this.#active--;
+    this.#admit();
+  }
+
   #leave(waiting: Waiting): boolean {
     if (!this.#queue.delete(waiting) && !this.#uploadQueue.delete(waiting)) return false;
     clearTimeout(waiting.timer);
@@ -204,14 +199,30 @@ function busy(message: string, waitMs: number): WarrenError {
 }
 
 /** Gives back the upload slot when the response starts, and the slot once, at the terminal callback. */
+/** Gives a started request's slots back to its pool: the upload slot when the response starts, the slot at the end. */
 class ReleasingHandler extends ForwardingHandler {
-  readonly #uploaded: () => void;
-  readonly #release: () => void;
+  readonly #pool: AdmissionPool;
+  #uploading: boolean;
+  #released = false;
 
-  constructor(next: Handler, uploaded: () => void, release: () => void) {
+  constructor(next: Handler, pool: AdmissionPool, uploading: boolean) {
     super(next);
-    this.#uploaded = uploaded;
-    this.#release = release;
+    this.#pool = pool;
+    this.#uploading = uploading;
+  }
+
+  #uploaded(): void {
+    if (!this.#uploading) return;
+    this.#uploading = false;
+    this.#pool.uploadSlotFreed();
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    const uploading = this.#uploading;
+    this.#uploading = false;
+    this.#pool.slotFreed(uploading);
   }
 
   override onResponseStart(controller: Controller, status: number, headers: ResponseHeaders, message?: string): void {
@@ -221,17 +232,17 @@ class ReleasingHandler extends ForwardingHandler {
   }
 
   override onRequestUpgrade(controller: Controller, status: number, headers: ResponseHeaders, socket: Duplex): void {
-    this.#release();
+    this.release();
     super.onRequestUpgrade(controller, status, headers, socket);
   }
 
   override onResponseEnd(controller: Controller, trailers: ResponseHeaders): void {
-    this.#release();
+    this.release();
     super.onResponseEnd(controller, trailers);
   }
 
   override onResponseError(controller: Controller, err: Error): void {
-    this.#release();
+    this.release();
     super.onResponseError(controller, err);
   }
 }

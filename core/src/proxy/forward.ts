@@ -10,6 +10,7 @@ import { PluginContext } from './exchange-context.js';
 import type { Exchange, RawHeaders } from './exchange.js';
 import { downstreamResponseHeaders, headersOfObject, type RequestFraming } from './headers.js';
 import type { AdmissionDispatchOptions } from './admission.js';
+import { Deadline } from './deadlines.js';
 import type { PoolRegistry } from './transport.js';
 
 /**
@@ -60,7 +61,8 @@ export class ExchangeRun {
   #resolve!: (outcome: Outcome) => void;
   #abortReason: Error | undefined;
   #controller: Controller | undefined;
-  #idle: NodeJS.Timeout | undefined;
+  /** The idle timeout (a shared deadline list's entry rather than a timer of its own: it is refreshed per chunk). */
+  #idle: Deadline | undefined;
   #idleSuspended = false;
   /** The idle bound a plugin set for this exchange (`setIdleTimeout`); else the route's. */
   #idleMs: number | undefined;
@@ -151,7 +153,7 @@ export class ExchangeRun {
 
   suspendIdleTimeout(): void {
     this.#idleSuspended = true;
-    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle?.cancel();
     this.#idle = undefined;
   }
 
@@ -160,7 +162,7 @@ export class ExchangeRun {
     this.#idleMs = ms;
     this.#idleSuspended = false;
     if (this.#idle) {
-      clearTimeout(this.#idle);
+      this.#idle.cancel();
       this.#idle = undefined;
       this.startIdleTimer();
     }
@@ -215,9 +217,8 @@ export class ExchangeRun {
   startIdleTimer(): void {
     if (this.#idleSuspended || this.#idle || this.#finished) return;
     const ms = this.#idleMs ?? this.compiled.idleTimeout;
-    this.#idle = setTimeout(() => {
-      this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no data for ${ms} ms (idle timeout)`));
-    }, ms);
+    this.#idle = new Deadline(() => this.abort(new WarrenError(ErrorCode.UpstreamTimeout, `no data for ${ms} ms (idle timeout)`)));
+    this.#idle.start(ms);
   }
 
   // request-body watch, driven by the body readers below
@@ -319,7 +320,7 @@ export class ExchangeRun {
   #finish(status: number, error: WarrenError | undefined): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle?.cancel();
     if (this.#deadline) clearTimeout(this.#deadline);
     if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
@@ -363,11 +364,18 @@ export function coreDispatch(options: UpstreamDispatchOptions, handler: Dispatch
   new Attempts(PluginContext.runOf(options.context), options, handler).next(undefined);
 }
 
-class Attempts implements Dispatcher.DispatchHandler {
+/**
+ * One exchange's attempts. It is also the controller the handlers above it see (one per exchange, across
+ * attempts): it reads through to the current attempt's controller, so no closures are made per request.
+ */
+class Attempts implements Dispatcher.DispatchHandler, Controller {
   readonly #run: ExchangeRun;
   readonly #options: UpstreamDispatchOptions;
   readonly #next: Dispatcher.DispatchHandler;
-  readonly #tried = new Set<number>();
+  /** Endpoint indexes tried before the current attempt; made on the first retry. */
+  #tried: Set<number> | undefined;
+  /** Endpoint index of the current attempt; -1 before the first. */
+  #index = -1;
   #state: EndpointState | undefined;
   #started = false;
   #responding = false;
@@ -375,38 +383,54 @@ class Attempts implements Dispatcher.DispatchHandler {
   #informational: NodeJS.Timeout | undefined;
   /** Bounds the current attempt until its response ended (the route's `timeouts.backendRequest`). */
   #attemptTimer: NodeJS.Timeout | undefined;
-  readonly #controller: Controller;
 
   constructor(run: ExchangeRun, options: UpstreamDispatchOptions, next: Dispatcher.DispatchHandler) {
     this.#run = run;
     this.#options = options;
     this.#next = next;
-    this.#controller = {
-      get aborted() {
-        return run.controller?.aborted ?? run.abortReason !== undefined;
-      },
-      get paused() {
-        return run.controller?.paused ?? false;
-      },
-      get reason() {
-        return run.controller?.reason ?? run.abortReason ?? null;
-      },
-      get rawHeaders() {
-        return run.controller?.rawHeaders;
-      },
-      get rawTrailers() {
-        return run.controller?.rawTrailers;
-      },
-      abort: (reason: Error) => run.abort(reason),
-      pause: () => run.controller?.pause(),
-      resume: () => run.controller?.resume(),
-    };
+  }
+
+  // the controller the handlers above see
+
+  get aborted(): boolean {
+    const run = this.#run;
+    return run.controller?.aborted ?? run.abortReason !== undefined;
+  }
+
+  get paused(): boolean {
+    return this.#run.controller?.paused ?? false;
+  }
+
+  get reason(): Error | null {
+    const run = this.#run;
+    return run.controller?.reason ?? run.abortReason ?? null;
+  }
+
+  get rawHeaders(): Controller['rawHeaders'] {
+    return this.#run.controller?.rawHeaders;
+  }
+
+  get rawTrailers(): Controller['rawTrailers'] {
+    return this.#run.controller?.rawTrailers;
+  }
+
+  abort(reason: Error): void {
+    this.#run.abort(reason);
+  }
+
+  pause(): void {
+    this.#run.controller?.pause();
+  }
+
+  resume(): void {
+    this.#run.controller?.resume();
   }
 
   next(lastError: Error | undefined): void {
     const run = this.#run;
     const compiled = run.compiled;
     const upgrade = this.#options.upgrade !== undefined && this.#options.upgrade !== null;
+    if (this.#index >= 0) (this.#tried ??= new Set()).add(this.#index);
     const index = compiled.balancer.pick(this.#tried);
     if (index < 0) {
       this.#forwardError(
@@ -414,7 +438,7 @@ class Attempts implements Dispatcher.DispatchHandler {
       );
       return;
     }
-    this.#tried.add(index);
+    this.#index = index;
     const state = compiled.balancer.states[index]!;
     this.#state = state;
     state.outstanding++;
@@ -467,7 +491,7 @@ class Attempts implements Dispatcher.DispatchHandler {
     this.#run.controller = controller;
     if (controller.aborted || this.#started) return;
     this.#started = true;
-    this.#next.onRequestStart?.(this.#controller, context);
+    this.#next.onRequestStart?.(this, context);
   }
 
   onResponseStart(_c: Controller, status: number, headers: Headers, message?: string): void {
@@ -481,25 +505,25 @@ class Attempts implements Dispatcher.DispatchHandler {
     this.#responding = true;
     this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
-    this.#next.onResponseStart?.(this.#controller, status, headers, message);
+    this.#next.onResponseStart?.(this, status, headers, message);
   }
 
   onResponseData(_c: Controller, chunk: Buffer): void {
     // Only the upstream's bytes count as activity: bytes a plugin inserts (SSE heartbeats) must not keep a
     // silent upstream alive.
     this.#run.touch();
-    this.#next.onResponseData?.(this.#controller, chunk);
+    this.#next.onResponseData?.(this, chunk);
   }
 
   onResponseEnd(_c: Controller, trailers: Headers): void {
     this.#release();
-    this.#next.onResponseEnd?.(this.#controller, trailers);
+    this.#next.onResponseEnd?.(this, trailers);
   }
 
   onRequestUpgrade(_c: Controller, status: number, headers: Headers, socket: Duplex): void {
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
     this.#release();
-    this.#next.onRequestUpgrade?.(this.#controller, status, headers, socket);
+    this.#next.onRequestUpgrade?.(this, status, headers, socket);
   }
 
   onResponseError(_c: Controller, err: Error): void {
@@ -519,7 +543,7 @@ class Attempts implements Dispatcher.DispatchHandler {
   }
 
   #forwardError(err: Error): void {
-    this.#next.onResponseError?.(this.#controller, err);
+    this.#next.onResponseError?.(this, err);
   }
 }
 

@@ -327,16 +327,12 @@ export function downstreamResponseHeaders(
   const keepUpgrade = status === 101;
   let named: Set<string> | undefined;
   const connection = parsed.connection;
-  if (connection !== undefined && !keepUpgrade) named = connectionTokens(String(connection), named);
-  let spelling: Map<string, string> | undefined;
-  if (Array.isArray(raw)) {
-    spelling = new Map();
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = latin1(raw[i]!);
-      const lower = name.toLowerCase();
-      if (name !== lower && !spelling.has(lower)) spelling.set(lower, name);
-    }
-  }
+  // `keep-alive`, what nearly every origin sends, names only a field dropped anyway: no set to build per response.
+  if (connection !== undefined && !keepUpgrade && connection !== 'keep-alive' && connection !== 'Keep-Alive') named = connectionTokens(String(connection), named);
+  // Short raw lists (nearly every response) are searched per name without decoding (see `rawSpelling`); longer
+  // ones are decoded once into a map, so the work per name stays bounded.
+  const names = Array.isArray(raw) ? raw : undefined;
+  const spelling = names && names.length > MAX_SEARCHED ? spellingMap(names) : undefined;
   const out: string[] = [];
   for (const name in parsed) {
     const value = parsed[name];
@@ -346,7 +342,7 @@ export function downstreamResponseHeaders(
       ? lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection' || lower === 'te' || lower === 'trailer'
       : RESPONSE_HOP_BY_HOP.has(lower);
     if (drop || named?.has(lower)) continue;
-    const shown = spelling?.get(lower) ?? name;
+    const shown = (spelling ? spelling.get(lower) : names && rawSpelling(names, lower)) ?? name;
     if (Array.isArray(value)) for (const v of value) out.push(shown, v);
     else out.push(shown, value);
   }
@@ -355,6 +351,73 @@ export function downstreamResponseHeaders(
 
 function latin1(value: Buffer | string): string {
   return typeof value === 'string' ? value : value.toString('latin1');
+}
+
+/** Each response field name's first spelling that is not all lower-case, by lower-case name. */
+function spellingMap(raw: readonly (Buffer | string)[]): Map<string, string> {
+  const spelling = new Map<string, string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = latin1(raw[i]!);
+    const lower = name.toLowerCase();
+    if (name !== lower && !spelling.has(lower)) spelling.set(lower, name);
+  }
+  return spelling;
+}
+
+/** Raw lists up to this many entries (32 fields) are searched per name; longer ones go through {@link spellingMap}. */
+const MAX_SEARCHED = 64;
+
+/**
+ * What {@link spellingMap} would give for `lower`: its first spelling in `raw` that is not all lower-case, found by
+ * comparing the names' bytes instead of decoding them (and the decoded name reused, see {@link knownSpelling}).
+ */
+function rawSpelling(raw: readonly (Buffer | string)[], lower: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (sameName(name, lower) && hasUpperCase(name)) return knownSpelling(name, lower);
+  }
+  return undefined;
+}
+
+/** Whether a raw field name is `lower` in any letter case. */
+function sameName(name: Buffer | string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  if (typeof name === 'string') return name.toLowerCase() === lower;
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i]!;
+    if ((b >= 65 && b <= 90 ? b + 32 : b) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+function hasUpperCase(name: Buffer | string): boolean {
+  if (typeof name === 'string') return name !== name.toLowerCase();
+  for (let i = 0; i < name.length; i++) if (name[i]! >= 65 && name[i]! <= 90) return true;
+  return false;
+}
+
+/**
+ * Capitalised field names seen in responses, each decoded once (`Content-Type` on every response is the same
+ * string). Bounded in count and name length, since an origin chooses the names.
+ */
+const SPELLINGS = new Map<string, string>();
+const MAX_SPELLINGS = 256;
+const MAX_SPELLING_LENGTH = 64;
+
+/** `name` as a string, reusing the copy decoded before when its bytes are the same. */
+function knownSpelling(name: Buffer | string, lower: string): string {
+  if (typeof name === 'string') return name;
+  const known = SPELLINGS.get(lower);
+  if (known !== undefined && sameBytes(name, known)) return known;
+  const decoded = name.toString('latin1');
+  if (name.length <= MAX_SPELLING_LENGTH && (known !== undefined || SPELLINGS.size < MAX_SPELLINGS)) SPELLINGS.set(lower, decoded);
+  return decoded;
+}
+
+function sameBytes(name: Buffer, text: string): boolean {
+  if (name.length !== text.length) return false;
+  for (let i = 0; i < name.length; i++) if (name[i] !== text.charCodeAt(i)) return false;
+  return true;
 }
 
 /**

@@ -55,9 +55,35 @@ export const OTHER_ROUTES = '_other';
 interface RouteLabelSet {
   readonly withHost: Labels<RouteLabel>;
   readonly route: Labels<Exclude<RouteLabel, 'host'>>;
+  /**
+   * The full label objects of a request's counter and histogram, per status class and method, made once: a request
+   * only looks them up (status classes and methods come from fixed lists, so this stays small).
+   */
+  readonly outcomes: Map<string, Map<string, OutcomeLabels>>;
 }
 
-const NO_LABELS: RouteLabelSet = Object.freeze({ withHost: Object.freeze({}), route: Object.freeze({}) });
+/** Labels of one request's counter and latency observation. */
+export interface OutcomeLabels {
+  readonly requests: Labels<RouteLabel | 'status_class' | 'method'>;
+  readonly duration: Labels<Exclude<RouteLabel, 'host'> | 'status_class'>;
+}
+
+/** The counter's and the histogram's labels of a request of `set` that ended with `statusClass` and `method` labels. */
+export function outcomeLabels(set: RouteLabelSet, statusClass: string, method: string): OutcomeLabels {
+  let byMethod = set.outcomes.get(statusClass);
+  if (!byMethod) set.outcomes.set(statusClass, (byMethod = new Map()));
+  let labels = byMethod.get(method);
+  if (!labels) {
+    labels = Object.freeze({
+      requests: Object.freeze({ ...set.withHost, status_class: statusClass, method }),
+      duration: Object.freeze({ ...set.route, status_class: statusClass }),
+    });
+    byMethod.set(method, labels);
+  }
+  return labels;
+}
+
+const NO_LABELS: RouteLabelSet = Object.freeze({ withHost: Object.freeze({}), route: Object.freeze({}), outcomes: new Map() });
 const NO_ROUTE: RouteLabelSet = routeLabelSet({ namespace: '', kind: '', ingress: '', service: '', host: '' });
 const OTHER: RouteLabelSet = routeLabelSet({ namespace: OTHER_ROUTES, kind: OTHER_ROUTES, ingress: OTHER_ROUTES, service: OTHER_ROUTES, host: OTHER_ROUTES });
 
@@ -65,6 +91,7 @@ function routeLabelSet(v: RouteLabelValues): RouteLabelSet {
   return Object.freeze({
     withHost: Object.freeze({ namespace: v.namespace, kind: v.kind, ingress: v.ingress, service: v.service, host: v.host }),
     route: Object.freeze({ namespace: v.namespace, kind: v.kind, ingress: v.ingress, service: v.service }),
+    outcomes: new Map(),
   });
 }
 
@@ -114,8 +141,10 @@ export function methodLabel(method: string): string {
 
 /** `2xx`, `4xx`, … */
 export function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+  return status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100) - 1]! : 'other';
 }
+
+const STATUS_CLASSES: readonly string[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
 
 /**
  * Creates the metrics in `registry`, or returns the ones already there (several pipelines, one registry).

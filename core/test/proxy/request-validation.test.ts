@@ -88,6 +88,90 @@ test('response hop-by-hop fields are dropped except what a 101 needs', (t) => {
   t.deepEqual(downstreamResponseHeaders(null, parsed, 200), ['sec-websocket-accept', 'abc']);
 });
 
+test('a response whose Connection is only keep-alive loses the same fields as one that names more', (t) => {
+  for (const connection of ['keep-alive', 'Keep-Alive']) {
+    const parsed = { connection, 'keep-alive': 'timeout=5', 'x-hop': '1', 'content-type': 'text/plain' };
+    t.deepEqual(downstreamResponseHeaders(null, parsed, 200), ['x-hop', '1', 'content-type', 'text/plain'], connection);
+    t.deepEqual(downstreamResponseHeaders(null, { ...parsed, connection: `${connection}, X-Hop` }, 200), ['content-type', 'text/plain'], connection);
+  }
+});
+
+test('response field names keep the spelling the origin sent: the first capitalised one of each name, whatever the order, repeats or interceptors', (t) => {
+  // What the origin sends: names in varied case, repeated, in any order; values.
+  const names = [
+    'content-type',
+    'Content-Type',
+    'CONTENT-TYPE',
+    'set-cookie',
+    'Set-Cookie',
+    'X-Trace',
+    'x-trace',
+    'Connection',
+    'keep-alive',
+    'Keep-Alive',
+    'Trailer',
+    '123',
+    'Upgrade',
+    'x-hop',
+    'X-Hop',
+  ];
+  const field = fc.tuple(fc.constantFrom(...names), fc.string({ maxLength: 4 }));
+  fc.assert(
+    fc.property(
+      fc.array(field, { maxLength: 40 }),
+      fc.option(fc.constantFrom(...names.map((n) => n.toLowerCase()))),
+      fc.option(fc.constantFrom('X-Added', 'content-type', '7')),
+      fc.constantFrom(200, 101),
+      (fields, deleted, added, status) => {
+        const raw = fields.flatMap(([n, v]) => [Buffer.from(n, 'latin1'), Buffer.from(v, 'latin1')]);
+        // Parsed as the client library does: lower-case keys in first-occurrence order, repeats as arrays.
+        const parsed: Record<string, string | string[]> = {};
+        for (const [n, v] of fields) {
+          const key = n.toLowerCase();
+          const seen = parsed[key];
+          parsed[key] = seen === undefined ? v : Array.isArray(seen) ? [...seen, v] : [seen, v];
+        }
+        // An interceptor may delete fields and add (or move to the end) others.
+        if (deleted) delete parsed[deleted];
+        if (added) {
+          delete parsed[added];
+          parsed[added] = 'i';
+        }
+        const expected = referenceResponseHeaders(raw, parsed, status);
+        const got = downstreamResponseHeaders(raw, parsed, status);
+        if (JSON.stringify(got) !== JSON.stringify(expected)) t.log({ fields, deleted, added, status, got, expected });
+        return JSON.stringify(got) === JSON.stringify(expected);
+      },
+    ),
+    { numRuns: 2_000 },
+  );
+  t.pass();
+});
+
+/** The conversion as specified: every raw name decoded, the first capitalised spelling of each name kept in a map. */
+function referenceResponseHeaders(raw: readonly Buffer[], parsed: Record<string, string | string[]>, status: number): string[] {
+  const keepUpgrade = status === 101;
+  const hop = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer']);
+  const named = new Set<string>();
+  const connection = parsed.connection;
+  if (connection !== undefined && !keepUpgrade) for (const token of String(connection).split(',')) if (token.trim()) named.add(token.trim().toLowerCase());
+  const spelling = new Map<string, string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    if (name !== name.toLowerCase() && !spelling.has(name.toLowerCase())) spelling.set(name.toLowerCase(), name);
+  }
+  const out: string[] = [];
+  for (const name in parsed) {
+    const value = parsed[name]!;
+    const lower = name.toLowerCase();
+    const drop = keepUpgrade ? ['keep-alive', 'transfer-encoding', 'proxy-connection', 'te', 'trailer'].includes(lower) : hop.has(lower);
+    if (drop || named.has(lower)) continue;
+    const shown = spelling.get(lower) ?? name;
+    for (const v of Array.isArray(value) ? value : [value]) out.push(shown, v);
+  }
+  return out;
+}
+
 test('garbage request heads never throw anything but a 400/431 WarrenError', (t) => {
   const text = fc.string({ unit: 'binary', maxLength: 40 });
   fc.assert(
