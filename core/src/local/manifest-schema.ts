@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { GATEWAY_KIND_SCHEMAS, GATEWAY_MANIFEST_KINDS, type GatewayManifestKind } from './gateway-schema.js';
+import { GATEWAY_MANIFEST_KINDS, gatewayKindSchema, type GatewayManifestKind } from './gateway-schema.js';
 
 /**
  * Structural checks for manifests read from files. In a cluster the API server validates objects before
@@ -174,7 +174,7 @@ const namespace = z.looseObject({ metadata: metadata(label) });
 const withMetadata = (schema: z.ZodType) => z.intersection(z.looseObject({ metadata: metadata(subdomain) }), schema);
 
 /** Structural schema per kind (apiVersion and kind are checked before these run). */
-export const LOCAL_KIND_SCHEMAS: Readonly<Record<LocalKind, z.ZodType>> = {
+const KIND_SCHEMAS: Partial<Record<LocalKind, z.ZodType>> = {
   Ingress: ingress,
   IngressClass: ingressClass,
   Service: service,
@@ -182,13 +182,14 @@ export const LOCAL_KIND_SCHEMAS: Readonly<Record<LocalKind, z.ZodType>> = {
   Secret: secret,
   ConfigMap: configMap,
   Namespace: namespace,
-  GatewayClass: withMetadata(GATEWAY_KIND_SCHEMAS.GatewayClass),
-  Gateway: withMetadata(GATEWAY_KIND_SCHEMAS.Gateway),
-  HTTPRoute: withMetadata(GATEWAY_KIND_SCHEMAS.HTTPRoute),
-  GRPCRoute: withMetadata(GATEWAY_KIND_SCHEMAS.GRPCRoute),
-  ReferenceGrant: withMetadata(GATEWAY_KIND_SCHEMAS.ReferenceGrant),
-  BackendTLSPolicy: withMetadata(GATEWAY_KIND_SCHEMAS.BackendTLSPolicy),
 };
+
+/** The structural schema of `kind`; a Gateway API kind's is built on first use (see `gatewayKindSchema`). */
+export function localKindSchema(kind: LocalKind): z.ZodType {
+  let schema = KIND_SCHEMAS[kind];
+  if (!schema) KIND_SCHEMAS[kind] = schema = withMetadata(gatewayKindSchema(kind as GatewayManifestKind));
+  return schema;
+}
 
 /** `spec.rules[0].http.paths[1].path`-style rendering of an issue path. */
 export function fieldPath(path: readonly PropertyKey[]): string {
