@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { CONNECTOR_OPTIONS, connectorConfig } from './connector-args.js';
 import type * as Schema from '../../core/src/config/schema.js';
 import type * as Forwarder from '../../core/src/edge-simulator/origin-forwarder.js';
 import type * as Connector from '../../core/src/tunnel/connector.js';
@@ -20,27 +21,13 @@ const { TunnelConnector } = (await import(core('tunnel/connector.js'))) as typeo
 
 const { values } = parseArgs({
   options: {
-    edge: { type: 'string', multiple: true },
-    ca: { type: 'string' },
-    'token-file': { type: 'string' },
-    origin: { type: 'string' },
-    ha: { type: 'string', default: '4' },
+    ...CONNECTOR_OPTIONS,
   },
 });
-const ha = Number(values.ha);
-const edges = values.edge ?? [];
 const forwarder = createOriginForwarder({ origin: values.origin! });
 const controller = new AbortController();
 const connector = new TunnelConnector({
-  config: {
-    tunnel: tunnelSchema.parse({
-      edgeAddresses: Array.from({ length: ha }, (_, i) => edges[i % edges.length]),
-      edgeCaFile: values.ca,
-      tokenFile: values['token-file'],
-      haConnections: ha,
-    }),
-    shutdownGracePeriod: 5000,
-  },
+  config: connectorConfig(tunnelSchema, values),
   handler: forwarder,
   logger: pino({ level: 'warn' }, pino.destination(2)),
   env: {},

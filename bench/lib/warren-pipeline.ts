@@ -23,17 +23,14 @@ import type * as Core from '../../core/src/index.js';
 import type * as Schema from '../../core/src/config/schema.js';
 import type * as Testing from '../../core/src/testing/index.js';
 import type * as Tunnel from '../../core/src/tunnel/connector.js';
+import { CONNECTOR_OPTIONS, connectorConfig } from './connector-args.js';
 
 // tsyringe (the composition root) needs the metadata polyfill before Warren's modules load.
 await import('reflect-metadata');
 
 const { values } = parseArgs({
   options: {
-    edge: { type: 'string', multiple: true },
-    ca: { type: 'string' },
-    'token-file': { type: 'string' },
-    origin: { type: 'string' },
-    ha: { type: 'string', default: '4' },
+    ...CONNECTOR_OPTIONS,
     core: { type: 'string' },
     'alloc-prof': { type: 'string' },
   },
@@ -76,8 +73,6 @@ new PerformanceObserver((list) => {
 process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ gc, memory: process.memoryUsage() })}\n`));
 
 const originUrl = new URL(values.origin!);
-const ha = Number(values.ha);
-const edges = values.edge ?? [];
 const logger = pino({ level: 'warn' }, pino.destination(2));
 const proxy = await startProxyHarness({
   loadedPlugins: await core.resolvePlugins(core.parseConfig({})),
@@ -87,15 +82,7 @@ const proxy = await startProxyHarness({
 });
 const controller = new AbortController();
 const connector = new TunnelConnector({
-  config: {
-    tunnel: tunnelSchema.parse({
-      edgeAddresses: Array.from({ length: ha }, (_, i) => edges[i % edges.length]),
-      edgeCaFile: values.ca,
-      tokenFile: values['token-file'],
-      haConnections: ha,
-    }),
-    shutdownGracePeriod: 5000,
-  },
+  config: connectorConfig(tunnelSchema, values),
   handler: proxy.pipeline,
   logger,
   env: {},
