@@ -5,7 +5,7 @@ import { desiredGatewayStatus, type DesiredCondition, type DesiredStatus, type G
 import { gatewayObjects } from '../gateway/objects.js';
 import { CONTROLLER_NAME, GATEWAY_GROUP, type Condition, type ParentReference, type RouteParentStatus } from '../gateway/types.js';
 import { apiPath, type KubeClient } from '../k8s/api/client.js';
-import { kubernetesError } from '../k8s/api-errors.js';
+import { isConflict, isNotFound, kubernetesError } from '../k8s/api-errors.js';
 import type { ExtraKind, WatchedKind } from '../k8s/kinds.js';
 import type { StoreChange } from '../k8s/object-store.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
@@ -52,8 +52,8 @@ const RELEVANT: ReadonlySet<WatchedKind> = new Set<WatchedKind>(['GatewayClass',
  * Keeps the status of Warren's GatewayClasses, their Gateways and the HTTPRoutes and GRPCRoutes attached to them
  * in step with the objects (leader only). Level-based: every pass computes the whole desired status from the
  * caches ({@link desiredGatewayStatus}, the same analysis the route translation uses) and writes only objects whose
- * status differs, through the `status` subresource with the cached `resourceVersion` (a conflict retries the pass
- * once the cache caught up). Conditions keep their `lastTransitionTime` while their status does not change; route
+ * status differs, through the `status` subresource with the cached `resourceVersion`; a write that conflicts with a
+ * newer object is decided once more on the live object, read back, instead of waiting for the cache to catch up. Conditions keep their `lastTransitionTime` while their status does not change; route
  * parent entries of other controllers are never touched.
  */
 export class GatewayStatusWriter implements Runnable {
@@ -122,30 +122,49 @@ export class GatewayStatusWriter implements Runnable {
       .toISOString()
       .replace(/\.\d{3}Z$/, 'Z');
     let failure: unknown;
-    const attempt = async (kind: ExtraKind, object: KubernetesObject, status: unknown) => {
+    /**
+     * Writes the status `nextOf` makes of `object` (undefined: nothing to change). On a conflict the cache is behind:
+     * the live object is read and `nextOf` decides once more on it (its status may hold newer entries of others).
+     */
+    const attempt = async <T extends KubernetesObject>(kind: ExtraKind, object: T, nextOf: (o: T) => unknown) => {
+      const next = nextOf(object);
+      if (next === undefined) return;
       try {
-        await this.#put(kind, object, status, signal);
+        await this.#put(kind, object, next, signal);
       } catch (err) {
-        failure ??= err;
+        if (!isConflict((err as Error).cause)) {
+          failure ??= err;
+          return;
+        }
+        try {
+          const live = await this.#get<T>(kind, object, signal);
+          const again = live ? nextOf(live) : undefined;
+          if (live && again !== undefined) await this.#put(kind, live, again, signal);
+        } catch (retryErr) {
+          failure ??= retryErr;
+        }
       }
     };
     for (const c of desired.classes) {
       const cls = objects.classes.get(c.name);
       if (!cls) continue;
-      const conditions = merge(cls.status?.conditions, c.conditions, now);
-      const next = { ...cls.status, conditions, supportedFeatures: c.supportedFeatures };
-      if (!sameJson(comparableClass(cls.status), comparableClass(next))) await attempt('GatewayClass', cls, next);
+      await attempt('GatewayClass', cls, (o) => {
+        const next = { ...o.status, conditions: merge(o.status?.conditions, c.conditions, now), supportedFeatures: c.supportedFeatures };
+        return sameJson(comparableClass(o.status), comparableClass(next)) ? undefined : next;
+      });
     }
     for (const g of desired.gateways) {
       const gw = objects.gateways.get(g.key);
       if (!gw) continue;
-      const current = gw.status;
-      const listeners = g.listeners.map((l) => ({
-        ...l,
-        conditions: merge(current?.listeners?.find((x) => x.name === l.name)?.conditions, l.conditions, now),
-      }));
-      const next = { ...current, addresses: [...g.addresses], conditions: merge(current?.conditions, g.conditions, now), listeners };
-      if (!sameJson(comparable(current), comparable(next))) await attempt('Gateway', gw, next);
+      await attempt('Gateway', gw, (o) => {
+        const current = o.status;
+        const listeners = g.listeners.map((l) => ({
+          ...l,
+          conditions: merge(current?.listeners?.find((x) => x.name === l.name)?.conditions, l.conditions, now),
+        }));
+        const next = { ...current, addresses: [...g.addresses], conditions: merge(current?.conditions, g.conditions, now), listeners };
+        return sameJson(comparable(current), comparable(next)) ? undefined : next;
+      });
     }
     const wanted = new Map(desired.routes.map((r) => [`${r.kind}/${r.key}`, r]));
     for (const [kind, map] of [
@@ -153,20 +172,34 @@ export class GatewayStatusWriter implements Runnable {
       ['GRPCRoute', objects.grpcRoutes],
     ] as const) {
       for (const [key, route] of map) {
-        const all: RouteParentStatus[] = Array.isArray(route.status?.parents) ? route.status.parents : [];
-        const others = all.filter((p) => p?.controllerName !== CONTROLLER_NAME);
-        const ours = all.filter((p) => p?.controllerName === CONTROLLER_NAME);
         const want = wanted.get(`${kind}/${key}`)?.parents ?? [];
-        if (want.length === 0 && ours.length === 0) continue;
-        const next = want.slice(0, Math.max(0, MAX_PARENTS - others.length)).map((p) => ({
-          parentRef: p.parentRef,
-          controllerName: p.controllerName,
-          conditions: merge(ours.find((o) => sameJson(normalRef(o.parentRef), normalRef(p.parentRef)))?.conditions, p.conditions, now),
-        }));
-        if (!sameJson(ours.map(comparableParent), next.map(comparableParent))) await attempt(kind, route, { ...route.status, parents: [...others, ...next] });
+        await attempt(kind, route, (o) => {
+          const all: RouteParentStatus[] = Array.isArray(o.status?.parents) ? o.status.parents : [];
+          const others = all.filter((p) => p?.controllerName !== CONTROLLER_NAME);
+          const ours = all.filter((p) => p?.controllerName === CONTROLLER_NAME);
+          if (want.length === 0 && ours.length === 0) return undefined;
+          const next = want.slice(0, Math.max(0, MAX_PARENTS - others.length)).map((p) => ({
+            parentRef: p.parentRef,
+            controllerName: p.controllerName,
+            conditions: merge(ours.find((x) => sameJson(normalRef(x.parentRef), normalRef(p.parentRef)))?.conditions, p.conditions, now),
+          }));
+          return sameJson(ours.map(comparableParent), next.map(comparableParent)) ? undefined : { ...o.status, parents: [...others, ...next] };
+        });
       }
     }
     if (failure) throw failure;
+  }
+
+  /** The object as the API server has it now; undefined when it is gone or its kind is no longer served. */
+  async #get<T extends KubernetesObject>(kind: ExtraKind, object: KubernetesObject, signal: AbortSignal): Promise<T | undefined> {
+    const served = this.#o.source.served(kind);
+    if (!served) return undefined;
+    try {
+      return await this.#o.client.get<T>(apiPath(served.groupVersion, served.resource, object.metadata?.namespace, object.metadata?.name ?? ''), { signal });
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw kubernetesError(`read ${kind} ${object.metadata?.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata?.name ?? ''}`, err);
+    }
   }
 
   async #put(kind: ExtraKind, object: KubernetesObject, status: unknown, signal: AbortSignal): Promise<void> {
