@@ -563,6 +563,8 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
     if (decoded.overLimit) return this.#resetStream(streamId, ErrorCode.ENHANCE_YOUR_CALM);
     const check = checkRequestHeaders(decoded.headers);
     if (check === false) return this.#resetStream(streamId, ErrorCode.PROTOCOL_ERROR);
+    // END_STREAM on HEADERS is a body of 0 bytes: another declared content-length makes the request malformed.
+    if (endStream && check !== undefined && check !== 0) return this.#resetStream(streamId, ErrorCode.PROTOCOL_ERROR);
     if (this.#streams.size >= this.#settings.maxConcurrentStreams) return this.#resetStream(streamId, ErrorCode.REFUSED_STREAM);
     const stream = new H2Stream(this, streamId, this.#localInitialWindow, this.#peerInitialWindow, endStream ? undefined : check);
     this.#streams.set(streamId, stream);

@@ -194,6 +194,9 @@ test('a body that does not match its content-length resets the stream (PROTOCOL_
   t.is(await peer.reset(1), ErrorCode.PROTOCOL_ERROR);
   peer.send(headersFrame(3, requestHeaders('/', ['content-length', '2']), 0x4), dataFrame(3, Buffer.from('abc')));
   t.is(await peer.reset(3), ErrorCode.PROTOCOL_ERROR);
+  // END_STREAM on HEADERS is an empty body: a declared length other than 0 is malformed too.
+  peer.send(headersFrame(5, requestHeaders('/', ['content-length', '5']), 0x5));
+  t.is(await peer.reset(5), ErrorCode.PROTOCOL_ERROR);
   await peer.ping(1);
 });
 
