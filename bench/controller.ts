@@ -37,6 +37,7 @@ import type * as Log from '../core/src/observability/logger.js';
 import type * as ConfigLoad from '../core/src/config/load.js';
 import type * as ProxyTesting from '../core/src/proxy/testing.js';
 import type { RouteTable } from '../core/src/routes/types.js';
+import { imageNodeFlags } from './lib/image-flags.js';
 
 const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.url).href;
 const { KUBERNETES, provideKubernetes } = (await import(built('src/composition/kubernetes.js'))) as typeof Kubernetes;
@@ -62,8 +63,8 @@ const { values: args } = parseArgs({
     services: { type: 'string', default: '1000' },
     iterations: { type: 'string', default: '100' },
     child: { type: 'boolean', default: false },
-    /** Passed to the controller process as --max-semi-space-size (MB), as the image's entry point does; caps V8's young generation. */
-    'semi-space': { type: 'string', default: '8' },
+    /** Node options of the controller process; by default the image entry point's (`''` measures Node's defaults). */
+    'node-flags': { type: 'string' },
     /** Leave the proxy pipeline out (isolates the control plane's own cost). */
     'no-pipeline': { type: 'boolean', default: false },
     /** Write a V8 heap snapshot of the controller process to this file once memory has settled. */
@@ -241,8 +242,7 @@ if (args.child) {
     // least-privilege ServiceAccount token of deploy/rbac.yaml.
     const controllerConfig = server.configForToken(await server.controllerToken()).exportConfig();
     const execArgv = [
-      // The image's entry point caps the young generation at 8 MB; `--semi-space 0` measures Node's defaults.
-      ...(Number(args['semi-space']) > 0 ? [`--max-semi-space-size=${Number(args['semi-space'])}`] : []),
+      ...(args['node-flags'] === undefined ? imageNodeFlags() : args['node-flags'].split(' ').filter(Boolean)),
       ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []),
     ];
     const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--child'], { execArgv });

@@ -39,6 +39,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { spawnJsonChild, type JsonChild } from './lib/child.js';
 import { percentile, runLoad, type LoadResult } from './lib/load.js';
+import { CHART_DEFAULT_OLD_SPACE, imageNodeFlags } from './lib/image-flags.js';
 import { cpuTimeMs, peakRss } from './lib/proc-stats.js';
 
 const { values } = parseArgs({
@@ -50,7 +51,7 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '1' },
     connector: { type: 'string', multiple: true, default: [] },
     build: { type: 'string', multiple: true, default: [] },
-    'node-flags': { type: 'string', default: '--max-semi-space-size=8 --min-semi-space-size=4 --max-old-space-size=256' },
+    'node-flags': { type: 'string', default: [...imageNodeFlags(), CHART_DEFAULT_OLD_SPACE].join(' ') },
     'no-warren': { type: 'boolean', default: false },
     forwarder: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
