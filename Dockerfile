@@ -68,10 +68,11 @@ USER 65532:65532
 # Health (/healthz, /readyz) and metrics (/metrics): setting server.listen.
 EXPOSE 10254
 # Exec form: node is PID 1 and receives SIGTERM directly (graceful drain, then exit).
-# The young generation is capped at 8 MB semi-spaces: without a cap V8 grows it to 64 MB on large nodes during
-# bursts of route-table changes (+40 MB RSS at 10,000 Ingresses); 8 instead of 16 MB keeps another 15-25 MB off RSS
-# at 10,000 Ingresses, for perhaps 5-10 % more proxy CPU per request (docs/benchmarks.md, "Scale with traffic").
-# It starts at 4 MB semi-spaces instead of 1 MB: half the scavenges while loading, ~30 ms less CPU before the first
-# tunnel registration for ~1 MiB more RSS at idle (docs/benchmarks.md, "Start-up").
+# V8's heap is sized for a proxy that streams bodies (docs/operations.md#memory, docs/benchmarks.md "The V8 heap
+# for streamed bodies"): young generation at 2 MB semi-spaces, old generation's first limit at 64 MB. A larger young
+# generation makes V8 mark the old generation without pause while that holds little (it starts marking whenever
+# the room left under the old limit is below the young generation's size) and keeps every upstream read's buffer
+# until a scavenge: with 8 MB semi-spaces a 1 MiB response cost twice the CPU. The floor keeps a small old
+# generation from being collected after every few MiB of bodies; it is below the chart's smallest old-space limit.
 # The old generation's limit comes from NODE_OPTIONS, which the Helm chart derives from the memory limit.
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=8", "--min-semi-space-size=4", "core/build/src/main.js"]
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "--min-semi-space-size=2", "--initial-old-space-size=64", "core/build/src/main.js"]

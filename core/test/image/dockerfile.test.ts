@@ -47,7 +47,7 @@ test('the runtime user is a numeric non-root UID and GID', (t) => {
   t.regex(values, new RegExp(`runAsGroup: ${m![2]}\\b`));
 });
 
-test('the entry point is exec-form node, with a capped young generation, on the bundled main, which the build makes and which runs', async (t) => {
+test('the entry point is exec-form node, with a capped young generation and an old generation floor, on the bundled main, which the build makes and which runs', async (t) => {
   const entry = final.instructions.filter((i) => i.op === 'ENTRYPOINT');
   t.is(entry.length, 1);
   const argv = JSON.parse(entry[0]!.args) as string[];
@@ -68,6 +68,12 @@ test('the entry point is exec-form node, with a capped young generation, on the 
   const semiSpace = (bound: string) => Number(flags.find((f) => f.startsWith(`--${bound}-semi-space-size=`))?.split('=')[1]);
   t.true(semiSpace('max') > 0, 'young generation capped (memory budget, docs/benchmarks.md)');
   t.true(semiSpace('min') > 0 && semiSpace('min') <= semiSpace('max'), 'young generation started larger than V8 would, below the cap (start-up CPU)');
+  // The old generation's first limit: a floor under which streamed bodies do not make V8 collect it again and
+  // again. Above the smallest old-space limit the chart allows (its NODE_OPTIONS), it would be a limit V8 cannot keep.
+  const initialOld = Number(flags.find((f) => f.startsWith('--initial-old-space-size='))?.split('=')[1]);
+  const chartMinimum = Number(/if lt \$oldSpace (\d+)/.exec(readFileSync(join(ROOT, 'chart', 'templates', '_node-options.tpl'), 'utf8'))?.[1]);
+  t.true(initialOld > 0, 'old generation floor set (docs/benchmarks.md, "The V8 heap for streamed bodies")');
+  t.true(initialOld <= chartMinimum, `old generation floor ${initialOld} MiB within the chart's smallest old-space limit ${chartMinimum} MiB`);
   // Node refuses an unknown option, so running with the image's flags proves they are valid for this Node. The
   // version comes from core/package.json, found relative to the bundle's files as to the compiled ones.
   const version = await new Promise<string>((done, fail) =>
