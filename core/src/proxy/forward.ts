@@ -448,6 +448,9 @@ class Attempts implements Dispatcher.DispatchHandler, Controller {
     run.endpoint = state.key;
     const key = (upgrade ? compiled.upgradePoolKeys : compiled.poolKeys)![index]!;
     const options: UpstreamDispatchOptions = { ...this.#options, body: run.bodyForAttempt() };
+    // A cleartext connection verifies no name; without one undici would derive one per request from the Host
+    // header (which the client controls) and hand it to its connect.
+    options.servername ??= state.host;
     if (compiled.closeConnections || upgrade) options.reset = true;
     const limit = compiled.backendRequestTimeout;
     if (limit !== undefined) {
