@@ -558,7 +558,11 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #sink: Writable | undefined;
   #status = 0;
   #paused: Controller | undefined;
-  /** Listens only while the upstream is paused for the sink: most responses never fill it. */
+  /**
+   * Listens from the first time the sink fills, then for the rest of the response: most responses never fill it,
+   * and one that does usually fills it again (a `once` per pause would cost a wrapper each time).
+   */
+  #drainWatched = false;
   readonly #onDrain = (): void => {
     const c = this.#paused;
     this.#paused = undefined;
@@ -594,7 +598,10 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (!this.#sink.write(chunk) && !this.#paused) {
       this.#paused = controller;
       controller.pause();
-      this.#sink.once('drain', this.#onDrain);
+      if (!this.#drainWatched) {
+        this.#drainWatched = true;
+        this.#sink.on('drain', this.#onDrain);
+      }
     }
   }
 
