@@ -166,7 +166,8 @@ export class AdmissionPool implements UpstreamPool {
 
   /** Starts waiting requests in arrival order while slots are free; uploads only while an upload slot is free. */
   #admit(): void {
-    while (this.#active < this.#capacity) {
+    // (Most calls find both queues empty: no iterators made for them.)
+    while (this.#active < this.#capacity && this.#queue.size + this.#uploadQueue.size > 0) {
       const other = this.#queue.values().next().value;
       const upload = this.#uploading < this.#uploadCapacity ? this.#uploadQueue.values().next().value : undefined;
       const waiting = other === undefined ? upload : upload === undefined || other.serial < upload.serial ? other : upload;

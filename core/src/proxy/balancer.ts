@@ -11,8 +11,13 @@ export class EndpointState {
   outstanding = 0;
   failures = 0;
   ejectedUntil = 0;
+  /** The address (or name) of `key` without its port and an IPv6 address's brackets. */
+  readonly host: string;
 
-  constructor(readonly key: string) {}
+  constructor(readonly key: string) {
+    const colon = key.lastIndexOf(':');
+    this.host = key.startsWith('[') ? key.slice(1, key.indexOf(']')) : colon < 0 ? key : key.slice(0, colon);
+  }
 }
 
 /** Ejection after a connect failure: 500 ms, doubling per consecutive failure, at most 30 s. */

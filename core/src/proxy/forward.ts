@@ -98,7 +98,10 @@ export class ExchangeRun {
       this.#finish(CLIENT_GONE, undefined);
       return done;
     }
-    ex.signal.addEventListener('abort', this.#onClientAbort, { once: true });
+    // Never removed: the signal is this exchange's own and goes with it, and after the end the listener does
+    // nothing (`#clientGone` returns). Removing it costs more per request than the rest of the exchange's
+    // bookkeeping (EventTarget's list search and its listener records).
+    ex.signal.addEventListener('abort', this.#onClientAbort);
     const limit = this.compiled.requestTimeout;
     if (limit !== undefined) {
       this.#requestTimer = setTimeout(() => {
@@ -257,7 +260,7 @@ export class ExchangeRun {
   respond(status: number, headers: RawHeaders, contentLength: number | undefined, trailers: boolean): Writable {
     const sink = this.exchange.respond({ status, headers, contentLength, trailers });
     this.#sent = { head: { status, headers, trailers }, sink };
-    sink.on('error', () => this.#clientGone());
+    sink.on('error', this.#onClientAbort);
     return sink;
   }
 
@@ -324,7 +327,6 @@ export class ExchangeRun {
     if (this.#deadline) clearTimeout(this.#deadline);
     if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
-    this.exchange.signal.removeEventListener('abort', this.#onClientAbort);
     this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
   }
 
@@ -446,6 +448,9 @@ class Attempts implements Dispatcher.DispatchHandler, Controller {
     run.endpoint = state.key;
     const key = (upgrade ? compiled.upgradePoolKeys : compiled.poolKeys)![index]!;
     const options: UpstreamDispatchOptions = { ...this.#options, body: run.bodyForAttempt() };
+    // A cleartext connection verifies no name; without one undici would derive one per request from the Host
+    // header (which the client controls) and hand it to its connect.
+    options.servername ??= state.host;
     if (compiled.closeConnections || upgrade) options.reset = true;
     const limit = compiled.backendRequestTimeout;
     if (limit !== undefined) {
@@ -553,11 +558,17 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #sink: Writable | undefined;
   #status = 0;
   #paused: Controller | undefined;
+  /**
+   * Listens from the first time the sink fills, then for the rest of the response: most responses never fill it,
+   * and one that does usually fills it again (a `once` per pause would cost a wrapper each time).
+   */
+  #drainWatched = false;
   readonly #onDrain = (): void => {
     const c = this.#paused;
     this.#paused = undefined;
     c?.resume();
   };
+  readonly #onEnded = (): void => this.#run.complete(this.#status);
 
   constructor(run: ExchangeRun) {
     this.#run = run;
@@ -578,7 +589,6 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     // will add) and any HTTP/2 response.
     const trailers = headers.trailer !== undefined || run.compiled.profile.http2 !== 'off';
     this.#sink = run.respond(status, list, Number.isFinite(contentLength) ? contentLength : undefined, trailers);
-    this.#sink.on('drain', this.#onDrain);
     run.startIdleTimer();
   }
 
@@ -588,6 +598,10 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (!this.#sink.write(chunk) && !this.#paused) {
       this.#paused = controller;
       controller.pause();
+      if (!this.#drainWatched) {
+        this.#drainWatched = true;
+        this.#sink.on('drain', this.#onDrain);
+      }
     }
   }
 
@@ -603,8 +617,7 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
         // the head did not announce trailers: they are dropped (HTTP/1.1 clients without chunked framing)
       }
     }
-    const status = this.#status;
-    sink.end(() => run.complete(status));
+    sink.end(this.#onEnded);
   }
 
   onRequestUpgrade(controller: Controller, status: number, headers: Headers, socket: Duplex): void {

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { CounterCell, HistogramCell } from './metric-cells.js';
 import type { Config } from '../config/schema.js';
 import type { RouteTable } from '../routes/types.js';
 
@@ -36,7 +37,8 @@ export interface ProxyMetrics {
   readonly upgradedSessions: Histogram<Exclude<RouteLabel, 'host'>>;
   readonly retries: Counter<Exclude<RouteLabel, 'host'>>;
   readonly ejections: Counter<'namespace' | 'service'>;
-  readonly inflight: Gauge;
+  /** Exchanges in progress: counted here, read into `warren_inflight_requests` when scraped. */
+  readonly inflight: InflightCount;
   readonly generation: Gauge;
   /** Ready endpoints of each Service that a route of the served table points at (0: that route answers 503). */
   readonly readyEndpoints: Gauge<'namespace' | 'service'>;
@@ -46,6 +48,14 @@ export interface ProxyMetrics {
   readonly routeLabels: RouteLabeler;
   /** Sets the table whose health `readyEndpoints` and `routeWarnings` report (computed when scraped). */
   serveTable(table: RouteTable): void;
+  /** The counter's and the histogram's series of a request of `set` that ended with `statusClass` and `method` labels. */
+  outcome(set: RouteLabelSet, statusClass: string, method: string): OutcomeCells;
+}
+
+/** One request's series: its counter and its latency histogram, bound to their label sets (see `metric-cells.ts`). */
+export interface OutcomeCells {
+  readonly requests: CounterCell;
+  readonly duration: HistogramCell;
 }
 
 /** Label value of every route label for traffic beyond `maxRouteLabelSets` (no Kubernetes name or host has `_`). */
@@ -55,35 +65,9 @@ export const OTHER_ROUTES = '_other';
 interface RouteLabelSet {
   readonly withHost: Labels<RouteLabel>;
   readonly route: Labels<Exclude<RouteLabel, 'host'>>;
-  /**
-   * The full label objects of a request's counter and histogram, per status class and method, made once: a request
-   * only looks them up (status classes and methods come from fixed lists, so this stays small).
-   */
-  readonly outcomes: Map<string, Map<string, OutcomeLabels>>;
 }
 
-/** Labels of one request's counter and latency observation. */
-export interface OutcomeLabels {
-  readonly requests: Labels<RouteLabel | 'status_class' | 'method'>;
-  readonly duration: Labels<Exclude<RouteLabel, 'host'> | 'status_class'>;
-}
-
-/** The counter's and the histogram's labels of a request of `set` that ended with `statusClass` and `method` labels. */
-export function outcomeLabels(set: RouteLabelSet, statusClass: string, method: string): OutcomeLabels {
-  let byMethod = set.outcomes.get(statusClass);
-  if (!byMethod) set.outcomes.set(statusClass, (byMethod = new Map()));
-  let labels = byMethod.get(method);
-  if (!labels) {
-    labels = Object.freeze({
-      requests: Object.freeze({ ...set.withHost, status_class: statusClass, method }),
-      duration: Object.freeze({ ...set.route, status_class: statusClass }),
-    });
-    byMethod.set(method, labels);
-  }
-  return labels;
-}
-
-const NO_LABELS: RouteLabelSet = Object.freeze({ withHost: Object.freeze({}), route: Object.freeze({}), outcomes: new Map() });
+const NO_LABELS: RouteLabelSet = Object.freeze({ withHost: Object.freeze({}), route: Object.freeze({}) });
 const NO_ROUTE: RouteLabelSet = routeLabelSet({ namespace: '', kind: '', ingress: '', service: '', host: '' });
 const OTHER: RouteLabelSet = routeLabelSet({ namespace: OTHER_ROUTES, kind: OTHER_ROUTES, ingress: OTHER_ROUTES, service: OTHER_ROUTES, host: OTHER_ROUTES });
 
@@ -91,7 +75,6 @@ function routeLabelSet(v: RouteLabelValues): RouteLabelSet {
   return Object.freeze({
     withHost: Object.freeze({ namespace: v.namespace, kind: v.kind, ingress: v.ingress, service: v.service, host: v.host }),
     route: Object.freeze({ namespace: v.namespace, kind: v.kind, ingress: v.ingress, service: v.service }),
-    outcomes: new Map(),
   });
 }
 
@@ -152,31 +135,51 @@ const STATUS_CLASSES: readonly string[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
  */
 export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfig = { routeLabels: false, maxRouteLabelSets: 200 }): ProxyMetrics {
   const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
-  let health = healthByRegistry.get(registry);
-  if (!health) healthByRegistry.set(registry, (health = new TableHealth()));
-  const served = health;
+  let shared = sharedByRegistry.get(registry);
+  if (!shared) sharedByRegistry.set(registry, (shared = { health: new TableHealth(), inflight: new InflightCount() }));
+  const { health: served, inflight } = shared;
   const route = config.routeLabels ? (['namespace', 'kind', 'ingress', 'service'] as const) : ([] as const);
   const withHost = config.routeLabels ? ([...route, 'host'] as const) : ([] as const);
+  const requests: ProxyMetrics['requests'] =
+    existing('warren_requests_total') ??
+    new Counter({
+      name: 'warren_requests_total',
+      help: 'Requests handled by the proxy pipeline',
+      labelNames: [...withHost, 'status_class', 'method'],
+      registers: [registry],
+    });
+  const duration: ProxyMetrics['duration'] =
+    existing('warren_request_duration_seconds') ??
+    new Histogram({
+      name: 'warren_request_duration_seconds',
+      help: 'Time from request head to the end of the response; upgraded sessions are in warren_upgraded_session_duration_seconds instead',
+      labelNames: [...route, 'status_class'],
+      buckets: [...REQUEST_DURATION_BUCKETS],
+      registers: [registry],
+    });
+  // Made once per label set, status class and method (fixed lists, so this stays small); a request only looks
+  // its cells up.
+  const outcomes = new WeakMap<RouteLabelSet, Map<string, Map<string, OutcomeCells>>>();
   return {
     routeLabels: new RouteLabeler(config),
     serveTable: (table) => served.serve(table),
-    requests:
-      existing('warren_requests_total') ??
-      new Counter({
-        name: 'warren_requests_total',
-        help: 'Requests handled by the proxy pipeline',
-        labelNames: [...withHost, 'status_class', 'method'],
-        registers: [registry],
-      }),
-    duration:
-      existing('warren_request_duration_seconds') ??
-      new Histogram({
-        name: 'warren_request_duration_seconds',
-        help: 'Time from request head to the end of the response; upgraded sessions are in warren_upgraded_session_duration_seconds instead',
-        labelNames: [...route, 'status_class'],
-        buckets: [...REQUEST_DURATION_BUCKETS],
-        registers: [registry],
-      }),
+    outcome(set, statusClass, method) {
+      let byClass = outcomes.get(set);
+      if (!byClass) outcomes.set(set, (byClass = new Map()));
+      let byMethod = byClass.get(statusClass);
+      if (!byMethod) byClass.set(statusClass, (byMethod = new Map()));
+      let cells = byMethod.get(method);
+      if (!cells) {
+        cells = Object.freeze({
+          requests: new CounterCell(requests, Object.freeze({ ...set.withHost, status_class: statusClass, method })),
+          duration: new HistogramCell(duration, Object.freeze({ ...set.route, status_class: statusClass })),
+        });
+        byMethod.set(method, cells);
+      }
+      return cells;
+    },
+    requests,
+    duration,
     upgradedSessions:
       existing('warren_upgraded_session_duration_seconds') ??
       new Histogram({
@@ -202,9 +205,8 @@ export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfi
         labelNames: ['namespace', 'service'] as const,
         registers: [registry],
       }),
-    inflight:
-      existing('warren_inflight_requests') ??
-      new Gauge({ name: 'warren_inflight_requests', help: 'Exchanges in progress (upgraded sessions included)', registers: [registry] }),
+    // (Registered here, in this order, so the exposition lists the metrics as it always did.)
+    inflight: existing('warren_inflight_requests') ? inflight : inflightGauge(registry, inflight),
     generation:
       existing('warren_proxy_generation') ?? new Gauge({ name: 'warren_proxy_generation', help: 'Route-table generation the pipeline serves', registers: [registry] }),
     readyEndpoints:
@@ -232,7 +234,42 @@ export function createProxyMetrics(registry: Registry, config: ProxyMetricsConfi
   };
 }
 
-const healthByRegistry = new WeakMap<Registry, TableHealth>();
+/** Registers `warren_inflight_requests`, which reads `count` when scraped; returns `count`. */
+function inflightGauge(registry: Registry, count: InflightCount): InflightCount {
+  new Gauge({
+    name: 'warren_inflight_requests',
+    help: 'Exchanges in progress (upgraded sessions included)',
+    registers: [registry],
+    collect() {
+      count.report(this);
+    },
+  });
+  return count;
+}
+
+/** What every pipeline that reports into one registry shares. */
+const sharedByRegistry = new WeakMap<Registry, { readonly health: TableHealth; readonly inflight: InflightCount }>();
+
+/**
+ * Exchanges in progress, a plain count that the gauge reads when scraped: a gauge's `inc`/`dec` looks its series
+ * up by labels on every call, twice per request.
+ */
+export class InflightCount {
+  #count = 0;
+
+  inc(): void {
+    this.#count++;
+  }
+
+  dec(): void {
+    this.#count--;
+  }
+
+  /** Sets `gauge` to the count (its `collect`, when scraped). */
+  report(gauge: Gauge): void {
+    gauge.set(this.#count);
+  }
+}
 
 /**
  * The table-health gauges, computed from the served table when scraped rather than on every swap: a pass over

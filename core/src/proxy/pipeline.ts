@@ -16,7 +16,7 @@ import { GenerationFactory } from './generation-factory.js';
 import { GenerationSwap } from './generation-swap.js';
 import { GENERATION_DRAIN_LIMIT_MS, type Generation } from './generation.js';
 import { upstreamRequestHeaders, validateRequestHead, type HeaderLimits } from './headers.js';
-import { createProxyMetrics, methodLabel, outcomeLabels, statusClass, type ProxyMetrics } from './metrics.js';
+import { createProxyMetrics, methodLabel, statusClass, type ProxyMetrics } from './metrics.js';
 import { PoolRegistry } from './transport.js';
 
 /**
@@ -300,11 +300,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const m = this.#metrics;
     if (m) {
       const l = m.routeLabels.of(compiled?.labels);
-      const labels = outcomeLabels(l, statusClass(outcome.status), methodLabel(exchange.head.method));
-      m.requests.inc(labels.requests);
+      const cells = m.outcome(l, statusClass(outcome.status), methodLabel(exchange.head.method));
+      cells.requests.inc();
       // An upgraded session lasts as long as the client stays: its length is not a request latency.
       if (outcome.status === 101) m.upgradedSessions.observe(l.route, ms / 1000);
-      else m.duration.observe(labels.duration, ms / 1000);
+      else cells.duration.observe(ms / 1000);
     }
     if (logged)
       this.#accessLog?.write(

@@ -320,14 +320,14 @@ export interface ExchangeResult {
 
 /**
  * Feeds one in-memory exchange to a handler (as an acceptor would) and collects what the handler answered.
- * `head` fields default to a GET of `/` for host `test` from 127.0.0.1 without a body.
+ * `head` fields default to a GET of `/` for host `test` from 127.0.0.1 without a body; `signal` is the
+ * exchange's client-gone signal (default: one that never aborts).
  */
-export async function runExchange(handler: ExchangeHandler, head: Partial<RequestHead> & { body?: Buffer | string }): Promise<ExchangeResult> {
+export async function runExchange(handler: ExchangeHandler, head: Partial<RequestHead> & { body?: Buffer | string; signal?: AbortSignal }): Promise<ExchangeResult> {
   const chunks: Buffer[] = [];
   let response: ResponseHead | undefined;
   let failure: ExchangeFailure | undefined;
   let trailers: RawHeaders | undefined;
-  const abort = new AbortController();
   const bodyBytes = head.body === undefined ? undefined : Buffer.from(head.body);
   const full: RequestHead = {
     method: head.method ?? 'GET',
@@ -345,7 +345,7 @@ export async function runExchange(handler: ExchangeHandler, head: Partial<Reques
     id: `mem-${++routeSerial}`,
     head: full,
     body: Readable.from(bodyBytes ? [bodyBytes] : []),
-    signal: abort.signal,
+    signal: head.signal ?? new AbortController().signal,
     get responded() {
       return responded;
     },
