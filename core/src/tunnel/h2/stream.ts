@@ -255,11 +255,20 @@ export class H2Stream extends Duplex {
     if (this.#closed) return;
     this.#closed = true;
     this.#rstCode = code;
+    const waiting = this.#pendingCallback ?? this.#finalCallback;
     this.#pending = undefined;
     this.#pendingCallback = undefined;
     this.#finalCallback = undefined;
     this.#host.streamClosed(this);
-    if (!this.destroyed) this.destroy();
+    // A clean end may come from inside Writable's own bookkeeping (_final, or an end() called from a 'drain'
+    // listener while the last write completes), before it has emitted 'finish' (queued for the next tick).
+    // Destroyed now, the stream would fail end()'s callbacks with ERR_STREAM_DESTROYED and never finish, so
+    // it is destroyed after that.
+    if (code === ErrorCode.NO_ERROR && this.#localEnded && !this.writableFinished) process.nextTick(destroyStream, this);
+    else if (!this.destroyed) this.destroy();
+    // A write (or the end, awaiting trailers) cut off by a reset fails, and with it end()'s callbacks: left
+    // uncalled, the writer would wait for ever.
+    waiting?.(new Error(`stream ${this.id} was closed (code ${code}) before the response was sent`));
   }
 
   // ---- internals ----
@@ -290,3 +299,7 @@ export class H2Stream extends Duplex {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function destroyStream(stream: H2Stream): void {
+  if (!stream.destroyed) stream.destroy();
+}

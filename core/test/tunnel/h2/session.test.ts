@@ -25,10 +25,25 @@ function nextStream(session: import('../../../src/tunnel/h2/session.js').H2Serve
   return new Promise((resolve) => session.once('stream', (s: H2Stream, h: string[], e: boolean) => resolve([s, h, e])));
 }
 
+/** Opens stream `id` with a request that HEADERS complete (END_STREAM), and returns it. */
+async function openComplete(session: import('../../../src/tunnel/h2/session.js').H2ServerSession, peer: RawPeer, id: number): Promise<H2Stream> {
+  const opened = nextStream(session);
+  peer.send(headersFrame(id, requestHeaders('/'), 0x5));
+  return (await opened)[0];
+}
+
 async function body(stream: H2Stream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** What `end(callback)` reports: 'ended', the error's code or message, or that it was never called (3 s). */
+function endOutcome(stream: H2Stream): Promise<string> {
+  return new Promise((resolve) => {
+    stream.end((err?: Error | null) => resolve(err ? `error ${(err as { code?: string }).code ?? err.message}` : 'ended'));
+    setTimeout(() => resolve('end callback never called'), 3000);
+  });
 }
 
 /** Response frames on `streamId` until END_STREAM: status, body bytes, trailers. */
@@ -350,17 +365,11 @@ test('end(callback) completes when the response ends the stream (request already
     [1, false],
     [3, true],
   ] as const) {
-    const opened = nextStream(session);
-    peer.send(headersFrame(id, requestHeaders('/'), 0x5));
-    const [stream] = await opened;
+    const stream = await openComplete(session, peer, id);
     stream.respond([':status', '200'], { waitForTrailers: trailers });
     if (trailers) stream.once('wantTrailers', () => stream.sendTrailers(['grpc-status', '0']));
     stream.write('body');
-    const ended = await new Promise<string>((resolve) => {
-      stream.end((err?: Error | null) => resolve(err ? `error ${err.message}` : 'finished'));
-      setTimeout(() => resolve('end callback never called'), 2000);
-    });
-    t.is(ended, 'finished', `stream ${id}`);
+    t.is(await endOutcome(stream), 'ended', `stream ${id}`);
     t.is(stream.rstCode, ErrorCode.NO_ERROR);
   }
 });
@@ -387,4 +396,45 @@ test('responses to a peer that reads slowly wait in their writers, not in the so
   peer.socket.resume();
   await Promise.all(finished);
   for (let i = 0; i < count; i++) t.is((await response(peer, 1 + 2 * i)).data.length, body.length);
+});
+
+test("end(callback) from a 'drain' listener ends the response cleanly: no error for the callback, 'finish' emitted; a reset still errors it", async (t) => {
+  const { session, peer, errors } = await rawPair(t);
+  peer.handshake(setting(0x4, 1024 * 1024));
+  peer.send(frame(FrameType.WINDOW_UPDATE, 0, 0, u32(4 * 1024 * 1024)));
+  for (const [id, reset] of [
+    [1, false],
+    [3, true],
+  ] as const) {
+    const stream = await openComplete(session, peer, id);
+    stream.respond([':status', '200']);
+    let finishEmitted = false;
+    stream.on('finish', () => (finishEmitted = true));
+    const body = Buffer.alloc(64 * 1024, 0x61);
+    // A pipeline that waits for 'drain' and then finds the body complete ends the stream from the listener.
+    t.false(stream.write(body), 'the write is over the highWaterMark');
+    const ended = new Promise<string>((resolve) => {
+      stream.once('drain', () => {
+        if (reset) {
+          // More than the stream window: still pending when the peer resets the stream.
+          stream.write(Buffer.alloc(2 * 1024 * 1024));
+          peer.send(frame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+        }
+        resolve(endOutcome(stream));
+      });
+    });
+    const closed = new Promise((resolve) => stream.once('close', resolve));
+    if (reset) {
+      t.regex(await ended, /^error /, `stream ${id}: a reset fails the end callback`);
+      await closed;
+      t.is(stream.rstCode, ErrorCode.CANCEL);
+      continue;
+    }
+    t.is(await ended, 'ended', `stream ${id}`);
+    await closed;
+    t.true(finishEmitted, `stream ${id}: 'finish' was emitted`);
+    t.is(stream.rstCode, ErrorCode.NO_ERROR);
+    t.is((await response(peer, id)).data.length, body.length);
+  }
+  t.deepEqual(errors, []);
 });
