@@ -14,6 +14,7 @@ import {
   MAX_FRAME_SIZE_LIMIT,
   MAX_WINDOW,
   SettingId,
+  writeFrameHeader,
 } from './frames.js';
 import { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
 import { H2Stream, type StreamHost } from './stream.js';
@@ -209,15 +210,19 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   // ---- StreamHost ----
 
   writeHeaders(streamId: number, headers: readonly string[], endStream: boolean): void {
-    const block = encodeHeaderBlock(headers);
+    // Encoded after room for the frame header: a block that fits one frame leaves as one buffer.
+    const out = encodeHeaderBlock(headers, FRAME_HEADER_LENGTH);
+    const length = out.length - FRAME_HEADER_LENGTH;
     const max = this.peerMaxFrameSize;
-    if (block.length <= max) {
-      this.#write(frameHeader(block.length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId), block);
+    if (length <= max) {
+      writeFrameHeader(out, length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId);
+      this.#write(out);
       return;
     }
-    for (let at = 0; at < block.length; at += max) {
+    const block = out.subarray(FRAME_HEADER_LENGTH);
+    for (let at = 0; at < length; at += max) {
       const part = block.subarray(at, at + max);
-      const last = at + max >= block.length;
+      const last = at + max >= length;
       const type = at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
       const flags = (last ? Flag.END_HEADERS : 0) | (at === 0 && endStream ? Flag.END_STREAM : 0);
       this.#write(frameHeader(part.length, type, flags, streamId), part);
