@@ -438,3 +438,27 @@ test("end(callback) from a 'drain' listener ends the response cleanly: no error 
   }
   t.deepEqual(errors, []);
 });
+
+test('a request that HEADERS end has an empty body that ends for whoever reads it, however it is read', async (t) => {
+  const { session, peer, errors } = await rawPair(t);
+  peer.handshake();
+  const iterated = await openComplete(session, peer, 1);
+  t.is((await body(iterated)).length, 0, 'async iteration ends');
+  const resumed = await openComplete(session, peer, 3);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  resumed.resume();
+  await new Promise((resolve) => resumed.once('end', resolve));
+  const readable = await openComplete(session, peer, 5);
+  const ended = new Promise((resolve) => readable.once('end', resolve));
+  readable.on('readable', () => readable.read());
+  await ended;
+  for (const [stream, id] of [
+    [iterated, 1],
+    [resumed, 3],
+    [readable, 5],
+  ] as const) {
+    stream.respond([':status', '204'], { endStream: true });
+    t.deepEqual((await response(peer, id)).head, [':status', '204']);
+  }
+  t.deepEqual(errors, []);
+});
