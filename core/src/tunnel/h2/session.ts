@@ -250,7 +250,9 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   }
 
   whenWritable(callback: () => void): void {
-    if (this.#socket.writableNeedDrain && !this.#socket.destroyed) this.#drainWaiters.push(callback);
+    // Below the queue bound the socket accepts more at once: a writer waits for 'drain' (the socket empty)
+    // only once the bound is reached, not whenever the socket holds more than its own small buffer.
+    if (this.socketFull && !this.#socket.destroyed) this.#drainWaiters.push(callback);
     else callback();
   }
 
