@@ -275,10 +275,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
       // Frames written in one turn of the event loop leave in one socket write.
       this.#corked = true;
       socket.cork();
-      setImmediate(() => {
-        this.#corked = false;
-        socket.uncork();
-      });
+      setImmediate(this.#uncork);
     }
     socket.write(head);
     if (body) socket.write(body);
@@ -286,6 +283,12 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
       this.#fail(new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `over ${this.#limits.maxQueuedBytes} bytes queued for a peer that does not read`), false);
     }
   }
+
+  /** Ends the turn's cork (one function for the session, not a closure per turn). */
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   #writeAck(out: Buffer): void {
     if (this.#socket.writableNeedDrain && ++this.#owedAcks > this.#limits.maxOwedAcks) {
