@@ -111,6 +111,8 @@ export class EdgeConnection extends EventEmitter {
   #socket: TLSSocket | undefined;
   #session: H2ServerSession | undefined;
   #control: H2Stream | undefined;
+  /** Every stream's 'error' listener (one function per connection; `this` is the stream). */
+  readonly #onStreamError: (this: H2Stream, err: Error) => void;
   #controlWaiter: ((stream: H2Stream | Error) => void) | undefined;
   #rpc: RegistrationClient | undefined;
   #details: ConnectionDetails | undefined;
@@ -129,6 +131,7 @@ export class EdgeConnection extends EventEmitter {
     this.address = options.address;
     this.#o = options;
     this.#log = options.logger.child({ connIndex: options.connIndex, edge: options.address.label });
+    this.#onStreamError = streamErrorLogger(this.#log);
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
@@ -271,7 +274,7 @@ export class EdgeConnection extends EventEmitter {
   }
 
   #onStream(stream: H2Stream, headers: string[], endStream: boolean): void {
-    stream.on('error', (err: Error) => this.#log.debug({ err: err.message, stream: stream.id }, 'tunnel stream error'));
+    stream.on('error', this.#onStreamError);
     const kind: StreamKind = classifyRawHeaders(headers);
     if (kind === 'control') {
       if (this.#control) {
@@ -502,4 +505,10 @@ function authorityOf(headers: readonly string[]): string | undefined {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function streamErrorLogger(log: Logger): (this: H2Stream, err: Error) => void {
+  return function logStreamError(this: H2Stream, err: Error): void {
+    log.debug({ err: err.message, stream: this.id }, 'tunnel stream error');
+  };
 }

@@ -15,6 +15,10 @@ const EXCLUDED_PREFIXES = [':', 'cf-int-', 'cf-cloudflared-', 'cf-proxy-'] as co
 
 /** True when a response header must not be carried in the serialized set. */
 export function isExcludedResponseHeader(name: string): boolean {
+  // Every excluded prefix is ':' or starts with 'cf': most names are decided by their first two characters.
+  const first = name.charCodeAt(0);
+  if (first === 58 /* : */) return true;
+  if ((first | 0x20) !== 99 /* c */ || (name.charCodeAt(1) | 0x20) !== 102 /* f */) return false;
   const lower = name.toLowerCase();
   for (const prefix of EXCLUDED_PREFIXES) if (lower.startsWith(prefix)) return true;
   return false;
@@ -23,15 +27,42 @@ export function isExcludedResponseHeader(name: string): boolean {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of Latin-1, control characters included
 const NON_LATIN1 = /[^\u0000-\u00ff]/;
 
-function toBytes(text: string): Buffer {
-  return Buffer.from(text, NON_LATIN1.test(text) ? 'utf8' : 'latin1');
+/** The standard base64 alphabet, by 6-bit value. */
+const BASE64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
+
+/** Where the serialized set is built (grown as needed, up to the largest set serialized). */
+let scratch = Buffer.allocUnsafe(4096);
+
+/**
+ * Writes the unpadded base64 of `text`'s bytes at `at` and returns where it ends. `text` is one byte per
+ * character (latin1); `out` has room for 4 characters per 3 of `text`, rounded up.
+ */
+function writeBase64(text: string, out: Buffer, at: number): number {
+  const n = text.length;
+  let i = 0;
+  for (; i + 2 < n; i += 3) {
+    const v = (text.charCodeAt(i) << 16) | (text.charCodeAt(i + 1) << 8) | text.charCodeAt(i + 2);
+    out[at++] = BASE64[v >>> 18]!;
+    out[at++] = BASE64[(v >>> 12) & 63]!;
+    out[at++] = BASE64[(v >>> 6) & 63]!;
+    out[at++] = BASE64[v & 63]!;
+  }
+  if (n - i === 2) {
+    const v = (text.charCodeAt(i) << 8) | text.charCodeAt(i + 1);
+    out[at++] = BASE64[v >>> 10]!;
+    out[at++] = BASE64[(v >>> 4) & 63]!;
+    out[at++] = BASE64[(v << 2) & 63]!;
+  } else if (n - i === 1) {
+    const v = text.charCodeAt(i);
+    out[at++] = BASE64[v >>> 2]!;
+    out[at++] = BASE64[(v << 4) & 63]!;
+  }
+  return at;
 }
 
-function encode(text: string): string {
-  const b64 = toBytes(text).toString('base64');
-  let end = b64.length;
-  while (end > 0 && b64.charCodeAt(end - 1) === 61 /* = */) end--;
-  return end === b64.length ? b64 : b64.slice(0, end);
+/** The string's bytes, one per character: itself when it is latin1, else its UTF-8 bytes. */
+function byteString(text: string): string {
+  return NON_LATIN1.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }
 
 /**
@@ -39,14 +70,25 @@ function encode(text: string): string {
  * excluded names and empty names. Returns `""` for an empty set.
  */
 export function serializeHeaders(headers: RawHeaders): string {
-  let out = '';
+  let out = scratch;
+  let at = 0;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     if (name.length === 0 || isExcludedResponseHeader(name)) continue;
-    if (out.length > 0) out += ';';
-    out += `${encode(name)}:${encode(headers[i + 1]!)}`;
+    const nameBytes = byteString(name);
+    const valueBytes = byteString(headers[i + 1]!);
+    const need = at + 2 + Math.ceil(nameBytes.length / 3) * 4 + Math.ceil(valueBytes.length / 3) * 4;
+    if (need > out.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * out.length));
+      out.copy(grown, 0, 0, at);
+      scratch = out = grown;
+    }
+    if (at > 0) out[at++] = 59; /* ; */
+    at = writeBase64(nameBytes, out, at);
+    out[at++] = 58; /* : */
+    at = writeBase64(valueBytes, out, at);
   }
-  return out;
+  return out.toString('latin1', 0, at);
 }
 
 /** One decoded pair; `name`/`value` are the bytes as latin1 strings, so they round-trip byte for byte. */

@@ -66,7 +66,8 @@ export class TunnelExchange implements Exchange {
     this.body = stream;
     this.#stream = stream;
     this.#hooks = hooks;
-    stream.once('close', () => {
+    // 'close' comes once: `on` spares the once-wrapper per exchange.
+    stream.on('close', () => {
       // A stream that closes before its response was completely written was cut off (edge reset,
       // connection lost, or our own fail()); either way upstream work must stop. A clean close after the
       // response was ended is its normal end: once both END_STREAMs are out HTTP/2 may close the stream

@@ -88,3 +88,13 @@ test('property: arbitrary input either decodes or throws a WarrenError, never an
   );
   t.pass();
 });
+
+test('a set larger than any before it serializes whole, and the next small one is not polluted by it', (t) => {
+  const long = 'é'.repeat(5000) + '\u{1F600}'.repeat(3000);
+  const big = serializeHeaders(['X-Long', long, 'X-Short', 'a']);
+  t.deepEqual(deserializeHeaders(big), [
+    ['X-Long', Buffer.from(long, 'utf8').toString('latin1')],
+    ['X-Short', 'a'],
+  ]);
+  t.is(serializeHeaders(['A', 'b']), 'QQ:Yg');
+});

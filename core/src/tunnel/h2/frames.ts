@@ -58,7 +58,8 @@ export const DEFAULT_WINDOW = 65_535;
 export const DEFAULT_MAX_FRAME_SIZE = 16_384;
 export const MAX_FRAME_SIZE_LIMIT = 16_777_215;
 
-function writeFrameHeader(out: Buffer, length: number, type: number, flags: number, streamId: number): void {
+/** Writes a frame header into the first 9 bytes of `out`. */
+export function writeFrameHeader(out: Buffer, length: number, type: number, flags: number, streamId: number): void {
   out[0] = length >>> 16;
   out[1] = (length >>> 8) & 0xff;
   out[2] = length & 0xff;

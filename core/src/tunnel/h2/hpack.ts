@@ -1,4 +1,4 @@
-import { huffmanDecode } from './huffman.js';
+import { huffmanDecodedBound, huffmanDecodeInto } from './huffman.js';
 
 /**
  * HPACK (RFC 7541) for the tunnel's HTTP/2 server: a decoder with a bounded dynamic table for the edge's
@@ -104,10 +104,17 @@ export interface DecodedHeaders {
 export class HpackDecoder {
   readonly #maxTableSize: number;
   #capacity: number;
-  /** Newest first: `#names[0]` is dynamic index 62. */
+  /**
+   * The dynamic table, oldest first from `#oldest` (entries before it are evicted, dropped in bulk now and
+   * then): the newest entry, dynamic index 62, is the last. Inserting and evicting are then O(1).
+   */
   #names: string[] = [];
   #values: string[] = [];
+  #oldest = 0;
   #size = 0;
+  // The block being decoded.
+  #block: Uint8Array = EMPTY_BLOCK;
+  #at = 0;
 
   constructor(maxTableSize: number) {
     this.#maxTableSize = maxTableSize;
@@ -121,107 +128,141 @@ export class HpackDecoder {
 
   decode(block: Uint8Array, limits: DecodeLimits): DecodedHeaders {
     const headers: string[] = [];
+    const maxFields = limits.maxPairs * 2;
+    const maxListSize = limits.maxListSize;
     let listSize = 0;
     let overLimit = false;
-    let at = 0;
-    const end = block.length;
     let sawField = false;
-    const keep = (name: string, value: string) => {
-      if (overLimit) return;
-      listSize += name.length + value.length + ENTRY_OVERHEAD;
-      if (headers.length / 2 >= limits.maxPairs || listSize > limits.maxListSize) {
-        overLimit = true;
-        return;
-      }
-      headers.push(name, value);
-    };
-    const integer = (prefixBits: number): number => {
-      const mask = (1 << prefixBits) - 1;
-      let value = block[at++]! & mask;
-      if (value < mask) return value;
-      let shift = 0;
-      for (;;) {
-        if (at >= end) throw new HpackError('truncated integer');
-        const byte = block[at++]!;
-        value += (byte & 0x7f) * 2 ** shift;
-        shift += 7;
-        if (value > 0x7fffffff) throw new HpackError('integer overflow');
-        if ((byte & 0x80) === 0) return value;
-      }
-    };
-    const string = (): string => {
-      if (at >= end) throw new HpackError('truncated string');
-      const huffman = (block[at]! & 0x80) !== 0;
-      const length = integer(7);
-      if (end - at < length) throw new HpackError('truncated string');
-      const from = at;
-      at += length;
-      if (!huffman) return latin1(block, from, at);
-      const decoded = huffmanDecode(block, from, at);
-      if (!decoded) throw new HpackError('invalid Huffman code');
-      return latin1(decoded, 0, decoded.length);
-    };
-    while (at < end) {
-      const byte = block[at]!;
-      if (byte & 0x80) {
-        // Indexed field (§6.1).
-        const index = integer(7);
-        const [name, value] = this.#entry(index);
-        keep(name, value);
+    const end = block.length;
+    this.#block = block;
+    this.#at = 0;
+    try {
+      while (this.#at < end) {
+        const byte = block[this.#at]!;
+        let name: string;
+        let value: string;
+        if (byte & 0x80) {
+          // Indexed field (§6.1).
+          const index = this.#integer(7);
+          name = this.#nameAt(index);
+          value = this.#valueAt(index);
+        } else if (byte & 0x40) {
+          // Literal with incremental indexing (§6.2.1).
+          const index = this.#integer(6);
+          name = index === 0 ? this.#string() : this.#nameAt(index);
+          value = this.#string();
+          this.#insert(name, value);
+        } else if (byte & 0x20) {
+          // Dynamic table size update (§6.3): only before the first field of a block.
+          if (sawField) throw new HpackError('table size update after a header field');
+          const size = this.#integer(5);
+          if (size > this.#maxTableSize) throw new HpackError(`table size update to ${size} exceeds ${this.#maxTableSize}`);
+          this.#capacity = size;
+          this.#evict(0);
+          continue;
+        } else {
+          // Literal without indexing (§6.2.2) or never indexed (§6.2.3): both 4-bit prefixes.
+          const index = this.#integer(4);
+          name = index === 0 ? this.#string() : this.#nameAt(index);
+          value = this.#string();
+        }
         sawField = true;
-      } else if (byte & 0x40) {
-        // Literal with incremental indexing (§6.2.1).
-        const index = integer(6);
-        const name = index === 0 ? string() : this.#entry(index)[0];
-        const value = string();
-        this.#insert(name, value);
-        keep(name, value);
-        sawField = true;
-      } else if (byte & 0x20) {
-        // Dynamic table size update (§6.3): only before the first field of a block.
-        if (sawField) throw new HpackError('table size update after a header field');
-        const size = integer(5);
-        if (size > this.#maxTableSize) throw new HpackError(`table size update to ${size} exceeds ${this.#maxTableSize}`);
-        this.#capacity = size;
-        this.#evict(0);
-      } else {
-        // Literal without indexing (§6.2.2) or never indexed (§6.2.3): both 4-bit prefixes.
-        const index = integer(4);
-        const name = index === 0 ? string() : this.#entry(index)[0];
-        const value = string();
-        keep(name, value);
-        sawField = true;
+        if (overLimit) continue;
+        listSize += name.length + value.length + ENTRY_OVERHEAD;
+        if (headers.length >= maxFields || listSize > maxListSize) overLimit = true;
+        else headers.push(name, value);
       }
+    } finally {
+      this.#block = EMPTY_BLOCK;
     }
     return { headers, overLimit };
   }
 
-  #entry(index: number): readonly [string, string] {
+  #integer(prefixBits: number): number {
+    const block = this.#block;
+    const mask = (1 << prefixBits) - 1;
+    let value = block[this.#at++]! & mask;
+    if (value < mask) return value;
+    let shift = 0;
+    for (;;) {
+      if (this.#at >= block.length) throw new HpackError('truncated integer');
+      const byte = block[this.#at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (value > 0x7fffffff) throw new HpackError('integer overflow');
+      if ((byte & 0x80) === 0) return value;
+    }
+  }
+
+  #string(): string {
+    const block = this.#block;
+    if (this.#at >= block.length) throw new HpackError('truncated string');
+    const huffman = (block[this.#at]! & 0x80) !== 0;
+    const length = this.#integer(7);
+    const from = this.#at;
+    if (block.length - from < length) throw new HpackError('truncated string');
+    this.#at = from + length;
+    if (!huffman) return latin1(block, from, from + length);
+    const bound = huffmanDecodedBound(length);
+    if (huffmanScratch.length < bound) huffmanScratch = Buffer.allocUnsafe(Math.max(bound, 2 * huffmanScratch.length));
+    const written = huffmanDecodeInto(block, from, from + length, huffmanScratch);
+    if (written < 0) throw new HpackError('invalid Huffman code');
+    return latin1(huffmanScratch, 0, written);
+  }
+
+  /** Position in `#names`/`#values` of a dynamic-table index (62 and up), or a static index's negative. */
+  #dynamic(index: number): number {
     if (index === 0) throw new HpackError('index 0');
-    if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]!;
-    const i = index - STATIC_TABLE.length - 1;
-    if (i >= this.#names.length) throw new HpackError(`index ${index} beyond the table`);
-    return [this.#names[i]!, this.#values[i]!];
+    const i = this.#names.length - 1 - (index - STATIC_TABLE.length - 1);
+    if (i < this.#oldest) throw new HpackError(`index ${index} beyond the table`);
+    return i;
+  }
+
+  #nameAt(index: number): string {
+    if (index > 0 && index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]![0];
+    return this.#names[this.#dynamic(index)]!;
+  }
+
+  #valueAt(index: number): string {
+    if (index > 0 && index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]![1];
+    return this.#values[this.#dynamic(index)]!;
   }
 
   #insert(name: string, value: string): void {
     const size = name.length + value.length + ENTRY_OVERHEAD;
     this.#evict(size);
     if (size > this.#capacity) return; // An entry larger than the table empties it (§4.4).
-    this.#names.unshift(name);
-    this.#values.unshift(value);
+    this.#names.push(name);
+    this.#values.push(value);
     this.#size += size;
   }
 
   /** Evicts oldest entries until `incoming` more bytes fit the capacity. */
   #evict(incoming: number): void {
-    while (this.#names.length > 0 && this.#size + incoming > this.#capacity) {
-      const name = this.#names.pop()!;
-      const value = this.#values.pop()!;
-      this.#size -= name.length + value.length + ENTRY_OVERHEAD;
+    const names = this.#names;
+    const values = this.#values;
+    let oldest = this.#oldest;
+    while (oldest < names.length && this.#size + incoming > this.#capacity) {
+      this.#size -= names[oldest]!.length + values[oldest]!.length + ENTRY_OVERHEAD;
+      oldest++;
     }
+    if (oldest === names.length) {
+      names.length = 0;
+      values.length = 0;
+      oldest = 0;
+    } else if (oldest >= 64 && oldest * 2 >= names.length) {
+      // Evicted entries are dropped in bulk, once they are at least half of the arrays.
+      names.splice(0, oldest);
+      values.splice(0, oldest);
+      oldest = 0;
+    }
+    this.#oldest = oldest;
   }
 }
+
+const EMPTY_BLOCK = new Uint8Array(0);
+/** Where Huffman-coded strings are decoded before they become strings (grown as needed). */
+let huffmanScratch = Buffer.allocUnsafe(4096);
 
 function latin1(bytes: Uint8Array, from: number, to: number): string {
   return Buffer.prototype.latin1Slice.call(bytes, from, to) as string;
@@ -257,14 +298,16 @@ function writeInteger(out: Buffer, at: number, value: number, prefixBits: number
 /**
  * Encodes a header list (`[name, value, …]`, names lower-case) as one header block: fully indexed when
  * the static table has the pair (`:status: 200`), else a literal without indexing, with the static table's
- * name index where it has the name. Strings are Latin-1, not Huffman-coded.
+ * name index where it has the name. Strings are Latin-1, not Huffman-coded. The block starts after `reserve`
+ * bytes left for the caller (a frame header), in a Buffer of exactly the size needed.
  */
-export function encodeHeaderBlock(headers: readonly string[]): Buffer {
+export function encodeHeaderBlock(headers: readonly string[], reserve = 0): Buffer {
   // Each field takes at most its strings plus a prefix byte and two 5-byte integers.
-  let bound = 0;
+  let bound = reserve;
   for (let i = 0; i < headers.length; i++) bound += headers[i]!.length + 6;
-  const out = Buffer.allocUnsafe(bound);
-  let at = 0;
+  if (encodeScratch.length < bound) encodeScratch = Buffer.allocUnsafe(Math.max(bound, 2 * encodeScratch.length));
+  const out = encodeScratch;
+  let at = reserve;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -282,5 +325,11 @@ export function encodeHeaderBlock(headers: readonly string[]): Buffer {
     at = writeInteger(out, at, value.length, 7, 0);
     at += out.write(value, at, 'latin1');
   }
-  return out.subarray(0, at);
+  // The scratch is reused by the next block: the result is a copy of exactly the bytes written.
+  const block = Buffer.allocUnsafe(at);
+  out.copy(block, 0, 0, at);
+  return block;
 }
+
+/** Where header blocks are encoded (grown as needed, up to the largest block sent). */
+let encodeScratch = Buffer.allocUnsafe(4096);

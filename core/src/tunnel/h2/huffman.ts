@@ -114,26 +114,38 @@ const MACHINE: Machine = (() => {
 
 /** Decodes a Huffman-coded string literal into bytes; undefined when the input is not valid (RFC 7541 §5.2). */
 export function huffmanDecode(input: Uint8Array, start: number, end: number): Buffer | undefined {
+  const out = Buffer.allocUnsafe(huffmanDecodedBound(end - start));
+  const written = huffmanDecodeInto(input, start, end, out);
+  return written < 0 ? undefined : out.subarray(0, written);
+}
+
+/** The most bytes `length` Huffman-coded bytes decode to: every code is at least 5 bits. */
+export function huffmanDecodedBound(length: number): number {
+  return Math.ceil((length * 8) / 5);
+}
+
+/**
+ * Decodes into `out` (at least {@link huffmanDecodedBound} bytes) and returns the bytes written, or −1 when
+ * the input is not valid.
+ */
+export function huffmanDecodeInto(input: Uint8Array, start: number, end: number, out: Uint8Array): number {
   const { next, emit, fail, accept } = MACHINE;
-  // Every code is at least 5 bits: at most 8 symbols per 5 input bytes.
-  const out = Buffer.allocUnsafe(Math.ceil(((end - start) * 8) / 5));
   let written = 0;
   let state = 0;
   for (let i = start; i < end; i++) {
     const byte = input[i]!;
     let index = state * 16 + (byte >> 4);
-    if (fail[index]) return undefined;
+    if (fail[index]) return -1;
     let sym = emit[index]!;
     if (sym >= 0) out[written++] = sym;
     state = next[index]!;
     index = state * 16 + (byte & 0x0f);
-    if (fail[index]) return undefined;
+    if (fail[index]) return -1;
     sym = emit[index]!;
     if (sym >= 0) out[written++] = sym;
     state = next[index]!;
   }
-  if (!accept[state]) return undefined;
-  return out.subarray(0, written);
+  return accept[state] ? written : -1;
 }
 
 /** Huffman-encodes bytes (used by tests and peers written in this project; responses go out as plain literals). */

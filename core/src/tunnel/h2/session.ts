@@ -14,6 +14,7 @@ import {
   MAX_FRAME_SIZE_LIMIT,
   MAX_WINDOW,
   SettingId,
+  writeFrameHeader,
 } from './frames.js';
 import { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
 import { H2Stream, type StreamHost } from './stream.js';
@@ -209,15 +210,19 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   // ---- StreamHost ----
 
   writeHeaders(streamId: number, headers: readonly string[], endStream: boolean): void {
-    const block = encodeHeaderBlock(headers);
+    // Encoded after room for the frame header: a block that fits one frame leaves as one buffer.
+    const out = encodeHeaderBlock(headers, FRAME_HEADER_LENGTH);
+    const length = out.length - FRAME_HEADER_LENGTH;
     const max = this.peerMaxFrameSize;
-    if (block.length <= max) {
-      this.#write(frameHeader(block.length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId), block);
+    if (length <= max) {
+      writeFrameHeader(out, length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId);
+      this.#write(out);
       return;
     }
-    for (let at = 0; at < block.length; at += max) {
+    const block = out.subarray(FRAME_HEADER_LENGTH);
+    for (let at = 0; at < length; at += max) {
       const part = block.subarray(at, at + max);
-      const last = at + max >= block.length;
+      const last = at + max >= length;
       const type = at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
       const flags = (last ? Flag.END_HEADERS : 0) | (at === 0 && endStream ? Flag.END_STREAM : 0);
       this.#write(frameHeader(part.length, type, flags, streamId), part);
@@ -245,7 +250,9 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   }
 
   whenWritable(callback: () => void): void {
-    if (this.#socket.writableNeedDrain && !this.#socket.destroyed) this.#drainWaiters.push(callback);
+    // Below the queue bound the socket accepts more at once: a writer waits for 'drain' (the socket empty)
+    // only once the bound is reached, not whenever the socket holds more than its own small buffer.
+    if (this.socketFull && !this.#socket.destroyed) this.#drainWaiters.push(callback);
     else callback();
   }
 
@@ -268,10 +275,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
       // Frames written in one turn of the event loop leave in one socket write.
       this.#corked = true;
       socket.cork();
-      setImmediate(() => {
-        this.#corked = false;
-        socket.uncork();
-      });
+      setImmediate(this.#uncork);
     }
     socket.write(head);
     if (body) socket.write(body);
@@ -279,6 +283,12 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
       this.#fail(new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `over ${this.#limits.maxQueuedBytes} bytes queued for a peer that does not read`), false);
     }
   }
+
+  /** Ends the turn's cork (one function for the session, not a closure per turn). */
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   #writeAck(out: Buffer): void {
     if (this.#socket.writableNeedDrain && ++this.#owedAcks > this.#limits.maxOwedAcks) {

@@ -59,6 +59,10 @@ export class H2Stream extends Duplex {
   /** content-length of the request, when it declared one: DATA must match it (RFC 9113 §8.1.1). */
   #expectedLength: number | undefined;
   #remoteEnded = false;
+  /** Someone asked for the body (`_read` was called). */
+  #readRequested = false;
+  /** The request ended before anyone asked for its body: the end is pushed on the first `_read`. */
+  #endPending = false;
   #localEnded = false;
   #closed = false;
   #headersSent = false;
@@ -152,6 +156,11 @@ export class H2Stream extends Duplex {
 
   override _read(): void {
     // Data is pushed as it arrives; the window is returned in read(), once bytes have left the buffer.
+    this.#readRequested = true;
+    if (this.#endPending) {
+      this.#endPending = false;
+      this.push(null);
+    }
   }
 
   override read(size?: number): unknown {
@@ -224,7 +233,10 @@ export class H2Stream extends Duplex {
     if (this.#remoteEnded) return true;
     this.#remoteEnded = true;
     if (this.#expectedLength !== undefined && this.#received !== this.#expectedLength) return false;
-    this.push(null);
+    // A body nobody has asked for yet (most requests have none) ends when someone does (`_read`): pushed now,
+    // the end would cost Readable a 'readable' round on the next tick for every such request.
+    if (this.#readRequested || this.readableFlowing !== null || this.readableLength > 0) this.push(null);
+    else this.#endPending = true;
     if (this.#localEnded) this.closeWith(ErrorCode.NO_ERROR);
     return true;
   }
@@ -255,11 +267,20 @@ export class H2Stream extends Duplex {
     if (this.#closed) return;
     this.#closed = true;
     this.#rstCode = code;
+    const waiting = this.#pendingCallback ?? this.#finalCallback;
     this.#pending = undefined;
     this.#pendingCallback = undefined;
     this.#finalCallback = undefined;
     this.#host.streamClosed(this);
-    if (!this.destroyed) this.destroy();
+    // A clean end may come from inside Writable's own bookkeeping (_final, or an end() called from a 'drain'
+    // listener while the last write completes), before it has emitted 'finish' (queued for the next tick).
+    // Destroyed now, the stream would fail end()'s callbacks with ERR_STREAM_DESTROYED and never finish, so
+    // it is destroyed after that.
+    if (code === ErrorCode.NO_ERROR && this.#localEnded && !this.writableFinished) process.nextTick(destroyStream, this);
+    else if (!this.destroyed) this.destroy();
+    // A write (or the end, awaiting trailers) cut off by a reset fails, and with it end()'s callbacks: left
+    // uncalled, the writer would wait for ever.
+    waiting?.(new Error(`stream ${this.id} was closed (code ${code}) before the response was sent`));
   }
 
   // ---- internals ----
@@ -290,3 +311,7 @@ export class H2Stream extends Duplex {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function destroyStream(stream: H2Stream): void {
+  if (!stream.destroyed) stream.destroy();
+}

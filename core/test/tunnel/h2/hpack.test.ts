@@ -137,3 +137,48 @@ test('an HPACK bomb: a block expanding past the list limit is cut, the table sti
   t.true(pairs.overLimit, 'more fields than maxPairs');
   t.is(pairs.headers.length, 16);
 });
+
+/** An HPACK integer (RFC 7541 §5.1) with `flags` in the first byte's high bits. */
+function integer(value: number, prefixBits: number, flags: number): Buffer {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return Buffer.from([flags | value]);
+  const bytes = [flags | max];
+  let rest = value - max;
+  while (rest >= 128) {
+    bytes.push((rest % 128) | 0x80);
+    rest = Math.floor(rest / 128);
+  }
+  bytes.push(rest);
+  return Buffer.from(bytes);
+}
+
+test('the dynamic table follows a long run of insertions, evictions and size updates', (t) => {
+  const decoder = new HpackDecoder(4096);
+  // The reference: newest first, as RFC 7541 §2.3.3 numbers them.
+  const model: Array<[string, string]> = [];
+  let capacity = 4096;
+  const size = () => model.reduce((sum, [n, v]) => sum + n.length + v.length + 32, 0);
+  const fit = () => {
+    while (size() > capacity) model.pop();
+  };
+  const string = (text: string) => Buffer.concat([integer(text.length, 7, 0), Buffer.from(text, 'latin1')]);
+  for (let i = 0; i < 2000; i++) {
+    const parts: Buffer[] = [];
+    if (i % 250 === 249) {
+      // The table shrinks and grows back in turn: a size update at the start of the block.
+      capacity = capacity === 4096 ? 1500 : 4096;
+      parts.push(integer(capacity, 5, 0x20));
+      fit();
+    }
+    const name = `x-h${i % 37}`;
+    const value = 'v'.repeat(i % 90) + i;
+    parts.push(Buffer.from([0x40]), string(name), string(value));
+    model.unshift([name, value]);
+    fit();
+    // The oldest entry, by the highest index the table has.
+    parts.push(integer(61 + model.length, 7, 0x80));
+    const oldest = model[model.length - 1]!;
+    t.deepEqual(decoder.decode(Buffer.concat(parts), wide).headers, [name, value, ...oldest], `block ${i}`);
+    t.is(decoder.tableSize, size(), `table size after block ${i}`);
+  }
+});

@@ -25,10 +25,25 @@ function nextStream(session: import('../../../src/tunnel/h2/session.js').H2Serve
   return new Promise((resolve) => session.once('stream', (s: H2Stream, h: string[], e: boolean) => resolve([s, h, e])));
 }
 
+/** Opens stream `id` with a request that HEADERS complete (END_STREAM), and returns it. */
+async function openComplete(session: import('../../../src/tunnel/h2/session.js').H2ServerSession, peer: RawPeer, id: number): Promise<H2Stream> {
+  const opened = nextStream(session);
+  peer.send(headersFrame(id, requestHeaders('/'), 0x5));
+  return (await opened)[0];
+}
+
 async function body(stream: H2Stream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** What `end(callback)` reports: 'ended', the error's code or message, or that it was never called (3 s). */
+function endOutcome(stream: H2Stream): Promise<string> {
+  return new Promise((resolve) => {
+    stream.end((err?: Error | null) => resolve(err ? `error ${(err as { code?: string }).code ?? err.message}` : 'ended'));
+    setTimeout(() => resolve('end callback never called'), 3000);
+  });
 }
 
 /** Response frames on `streamId` until END_STREAM: status, body bytes, trailers. */
@@ -350,17 +365,11 @@ test('end(callback) completes when the response ends the stream (request already
     [1, false],
     [3, true],
   ] as const) {
-    const opened = nextStream(session);
-    peer.send(headersFrame(id, requestHeaders('/'), 0x5));
-    const [stream] = await opened;
+    const stream = await openComplete(session, peer, id);
     stream.respond([':status', '200'], { waitForTrailers: trailers });
     if (trailers) stream.once('wantTrailers', () => stream.sendTrailers(['grpc-status', '0']));
     stream.write('body');
-    const ended = await new Promise<string>((resolve) => {
-      stream.end((err?: Error | null) => resolve(err ? `error ${err.message}` : 'finished'));
-      setTimeout(() => resolve('end callback never called'), 2000);
-    });
-    t.is(ended, 'finished', `stream ${id}`);
+    t.is(await endOutcome(stream), 'ended', `stream ${id}`);
     t.is(stream.rstCode, ErrorCode.NO_ERROR);
   }
 });
@@ -387,4 +396,123 @@ test('responses to a peer that reads slowly wait in their writers, not in the so
   peer.socket.resume();
   await Promise.all(finished);
   for (let i = 0; i < count; i++) t.is((await response(peer, 1 + 2 * i)).data.length, body.length);
+});
+
+test("end(callback) from a 'drain' listener ends the response cleanly: no error for the callback, 'finish' emitted; a reset still errors it", async (t) => {
+  const { session, peer, errors } = await rawPair(t);
+  // A stream window smaller than the first write: it completes when the peer opens the window.
+  peer.handshake(setting(0x4, 32 * 1024));
+  peer.send(frame(FrameType.WINDOW_UPDATE, 0, 0, u32(4 * 1024 * 1024)));
+  for (const [id, reset] of [
+    [1, false],
+    [3, true],
+  ] as const) {
+    const stream = await openComplete(session, peer, id);
+    stream.respond([':status', '200']);
+    let finishEmitted = false;
+    stream.on('finish', () => (finishEmitted = true));
+    const body = Buffer.alloc(64 * 1024, 0x61);
+    // A pipeline that waits for 'drain' and then finds the body complete ends the stream from the listener.
+    t.false(stream.write(body), 'the write waits for the stream window');
+    const ended = new Promise<string>((resolve) => {
+      stream.once('drain', () => {
+        if (reset) {
+          // More than the stream window: still pending when the peer resets the stream.
+          stream.write(Buffer.alloc(2 * 1024 * 1024));
+          peer.send(frame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+        }
+        resolve(endOutcome(stream));
+      });
+    });
+    peer.send(frame(FrameType.WINDOW_UPDATE, 0, id, u32(1024 * 1024)));
+    const closed = new Promise((resolve) => stream.once('close', resolve));
+    if (reset) {
+      t.regex(await ended, /^error /, `stream ${id}: a reset fails the end callback`);
+      await closed;
+      t.is(stream.rstCode, ErrorCode.CANCEL);
+      continue;
+    }
+    t.is(await ended, 'ended', `stream ${id}`);
+    await closed;
+    t.true(finishEmitted, `stream ${id}: 'finish' was emitted`);
+    t.is(stream.rstCode, ErrorCode.NO_ERROR);
+    t.is((await response(peer, id)).data.length, body.length);
+  }
+  t.deepEqual(errors, []);
+});
+
+test('a request that HEADERS end has an empty body that ends for whoever reads it, however it is read', async (t) => {
+  const { session, peer, errors } = await rawPair(t);
+  peer.handshake();
+  const iterated = await openComplete(session, peer, 1);
+  t.is((await body(iterated)).length, 0, 'async iteration ends');
+  const resumed = await openComplete(session, peer, 3);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  resumed.resume();
+  await new Promise((resolve) => resumed.once('end', resolve));
+  const readable = await openComplete(session, peer, 5);
+  const ended = new Promise((resolve) => readable.once('end', resolve));
+  readable.on('readable', () => readable.read());
+  await ended;
+  for (const [stream, id] of [
+    [iterated, 1],
+    [resumed, 3],
+    [readable, 5],
+  ] as const) {
+    stream.respond([':status', '204'], { endStream: true });
+    t.deepEqual((await response(peer, id)).head, [':status', '204']);
+  }
+  t.deepEqual(errors, []);
+});
+
+test('streams that wait for the socket to drain take turns: none finishes while another has sent little', async (t) => {
+  t.timeout(30_000);
+  const { session, peer, errors } = await rawPair(t);
+  const streams: H2Stream[] = [];
+  session.on('stream', (s: H2Stream) => streams.push(s));
+  peer.handshake(setting(0x4, 16 * 1024 * 1024));
+  peer.send(frame(FrameType.WINDOW_UPDATE, 0, 0, u32(256 * 1024 * 1024)));
+  const count = 16;
+  for (let i = 0; i < count; i++) peer.send(headersFrame(1 + 2 * i, requestHeaders('/'), 0x5));
+  await eventually(() => streams.length === count, 5000, 'all streams open');
+  // Each response is 16 writes of 64 KiB, as a pipeline writes what it reads from its origin: together
+  // 16 MiB, many times what the session queues on the socket at once.
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  // The peer reads in bursts, so the socket fills up and writers wait for it to drain.
+  let bursts = true;
+  peer.socket.pause();
+  const reader = setInterval(() => {
+    peer.socket.resume();
+    setTimeout(() => bursts && peer.socket.pause(), 1);
+  }, 5);
+  t.teardown(() => clearInterval(reader));
+  const done = streams.map(async (s) => {
+    s.respond([':status', '200']);
+    for (let i = 0; i < 16; i++) {
+      // The next chunk comes from the origin's socket, on a later turn.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!s.write(chunk)) await new Promise((resolve) => s.once('drain', resolve));
+    }
+    await new Promise<void>((resolve) => s.end(() => resolve()));
+  });
+  await Promise.all(done);
+  clearInterval(reader);
+  bursts = false;
+  peer.socket.resume();
+  await peer.waitFor((f) => f.type === 0 && (f.flags & 1) === 1 && f.streamId === 2 * count - 1, 'the last END_STREAM', 20_000);
+  // Where in the connection's bytes each response's body was complete.
+  const sent = new Map<number, number>();
+  let total = 0;
+  let firstComplete = 0;
+  for (const f of peer.frames) {
+    if (f.type !== 0) continue;
+    total += f.payload.length;
+    const mine = (sent.get(f.streamId) ?? 0) + f.payload.length;
+    sent.set(f.streamId, mine);
+    if (mine === 16 * chunk.length && firstComplete === 0) firstComplete = total;
+  }
+  t.is(total, count * 16 * chunk.length);
+  t.log(`the first response body was complete after ${firstComplete} of ${total} bytes`);
+  t.true(firstComplete >= total / 2, `no response complete before half of all bytes were sent (first: after ${firstComplete} bytes)`);
+  t.deepEqual(errors, []);
 });
