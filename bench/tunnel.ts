@@ -33,6 +33,11 @@
  * Per cell, for connectors that report it (the Warren targets, and `--connector` commands that run
  * `lib/warren-pipeline.js`), "GC ms/req" is the connector's garbage-collection
  * pause time divided by the requests of the cell (V8's `gc` performance entries, read on SIGUSR2).
+ *
+ * "Load side" is everything but the connector: this load generator, the target's simulator and the origin (all on
+ * core 1 when pinned). Its CPU per request (from /proc, and this process's own) and its busy share (CPU time over
+ * the cell's wall time; 100 % is one core) tell whether a cell measured the connector: at 85 % or more the cell is
+ * marked †, its req/s and latencies bounded by the load side. stderr gives the split per process for every cell.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
