@@ -59,7 +59,7 @@ function declaredLength(headers: IncomingHttpHeaders): number {
  * One connection's worth of closed loop: sends a request, counts its answer as it arrives, records it when the
  * last byte is in, sends the next. One instance is the dispatch handler of each of its requests in turn.
  */
-class Worker implements Dispatcher.DispatchHandler {
+class ClosedLoop implements Dispatcher.DispatchHandler {
   readonly #pool: Pool;
   readonly #request: Dispatcher.DispatchOptions;
   readonly #more: () => boolean;
@@ -78,7 +78,7 @@ class Worker implements Dispatcher.DispatchHandler {
     this.#tally = tally;
   }
 
-  /** Resolves once the worker stopped sending and its last request finished. */
+  /** Resolves once the loop stopped sending and its last request finished. */
   run(): Promise<void> {
     return new Promise((resolve) => {
       this.#resolve = resolve;
@@ -136,7 +136,7 @@ class Worker implements Dispatcher.DispatchHandler {
     } else {
       tally.errors++;
     }
-    // Not from within undici's callback: the next request starts on a fresh tick, as an awaited one did.
+    // Once undici's callback has returned, as after an awaited request: never re-entering its dispatch.
     queueMicrotask(() => this.#next());
   }
 }
@@ -163,7 +163,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     issued++;
     return true;
   };
-  await Promise.all(Array.from({ length: options.concurrency }, () => new Worker(pool, request, more, tally).run()));
+  await Promise.all(Array.from({ length: options.concurrency }, () => new ClosedLoop(pool, request, more, tally).run()));
   const elapsedMs = performance.now() - started;
   await pool.close();
   const used = tally.latencies.subarray(0, tally.done).sort();
