@@ -33,6 +33,11 @@
  * Per cell, for connectors that report it (the Warren targets, and `--connector` commands that run
  * `lib/warren-pipeline.js`), "GC ms/req" is the connector's garbage-collection
  * pause time divided by the requests of the cell (V8's `gc` performance entries, read on SIGUSR2).
+ *
+ * "Load side" is everything but the connector: this load generator, the target's simulator and the origin (all on
+ * core 1 when pinned). Its CPU per request (from /proc, and this process's own) and its busy share (CPU time over
+ * the cell's wall time; 100 % is one core) tell whether a cell measured the connector: at 85 % or more the cell is
+ * marked †, its req/s and latencies bounded by the load side. stderr gives the split per process for every cell.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -102,8 +107,17 @@ for (const spec of [...values.build.map((b) => ({ b })), ...values.connector.map
   targets.push({ name: text.slice(0, eq), command: 'b' in spec ? pipelineCommand(value) : value, reportsGc: 'b' in spec || /warren-pipeline\.js\b/.test(value) });
 }
 
+/** CPU time of the load side in one cell, ms per request: this generator, the edge simulator, the origin. */
+interface LoadSideCpu {
+  generator: number;
+  simulator: number;
+  origin: number;
+}
 interface Sample {
   result: LoadResult;
+  loadSide: LoadSideCpu;
+  /** The load side's CPU time over the cell's wall time: 1 is one core fully busy. */
+  loadSideBusy: number;
   cpuPerRequestMs?: number;
   peakRssMiB?: number;
   gcMsPerRequest?: number;
@@ -112,6 +126,7 @@ interface Sample {
 
 const label = (size: number) => (size >= 1048576 ? `${size / 1048576} MiB` : `${size / 1024} KiB`);
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+const loadSideMs = (l: LoadSideCpu) => l.generator + l.simulator + l.origin;
 
 interface GcTotals {
   count: number;
@@ -129,7 +144,15 @@ async function gcTotals(child: JsonChild): Promise<GcTotals | undefined> {
   }
 }
 
-async function cell(url: string, size: number, concurrency: number, connector?: Running['proc']): Promise<Sample> {
+/** Above this share of a core busy, the load side (not the connector) bounds a cell's throughput. */
+const LOAD_BOUND_BUSY = 0.85;
+const ownCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+async function cell(url: string, size: number, concurrency: number, running?: Running): Promise<Sample> {
+  const connector = running?.proc;
   const load = upload
     ? { url, path: '/bytes/0', concurrency, headers: { host: 'bench.example.com' }, body: uploadBodies.get(size)! }
     : { url, path: `/bytes/${size}`, concurrency, headers: { host: 'bench.example.com' } };
@@ -138,10 +161,17 @@ async function cell(url: string, size: number, concurrency: number, connector?: 
   const gc0 = connector?.reportsGc ? await gcTotals(connector) : undefined;
   const cpu0 = pid ? cpuTimeMs(pid) : 0;
   const rss = pid ? peakRss(pid, 20) : undefined;
+  const side0 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
   const result = await runLoad({ ...load, durationMs, maxRequests: 200_000 });
-  const sample: Sample = { result };
+  const requests = Math.max(1, result.requests);
+  const side1 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
+  const loadSide = {
+    generator: (side1.generator - side0.generator) / requests,
+    simulator: (side1.simulator - side0.simulator) / requests,
+    origin: (side1.origin - side0.origin) / requests,
+  };
+  const sample: Sample = { result, loadSide, loadSideBusy: (loadSideMs(loadSide) * requests) / result.elapsedMs };
   if (pid) {
-    const requests = Math.max(1, result.requests);
     sample.cpuPerRequestMs = (cpuTimeMs(pid) - cpu0) / requests;
     sample.peakRssMiB = rss!.stop() / 1048576;
     const gc1 = gc0 ? await gcTotals(connector!) : undefined;
@@ -169,8 +199,9 @@ const record = (target: string, size: number, c: number, s: Sample) => {
   const k = key(target, size, c);
   samples.set(k, [...(samples.get(k) ?? []), s]);
   const r = s.result;
+  const l = s.loadSide;
   process.stderr.write(
-    `${target} ${label(size)} c=${c}: ${Math.round((r.requests * 1000) / r.elapsedMs)} req/s, ${r.errors} errors${s.cpuPerRequestMs === undefined ? '' : `, ${fmt(s.cpuPerRequestMs, 3)} ms CPU/req, ${fmt(s.peakRssMiB!, 0)} MiB peak`}\n`,
+    `${target} ${label(size)} c=${c}: ${Math.round((r.requests * 1000) / r.elapsedMs)} req/s, ${r.errors} errors${s.cpuPerRequestMs === undefined ? '' : `, ${fmt(s.cpuPerRequestMs, 3)} ms CPU/req, ${fmt(s.peakRssMiB!, 0)} MiB peak`}; load side ${fmt(loadSideMs(l), 3)} ms CPU/req (generator ${fmt(l.generator, 3)}, simulator ${fmt(l.simulator, 3)}, origin ${fmt(l.origin, 3)}), ${Math.round(s.loadSideBusy * 100)} % of a core busy\n`,
   );
 };
 const loads: number[] = [loadavg()[0]!];
@@ -201,7 +232,7 @@ try {
       for (const c of levels) {
         record('origin (ceiling)', size, c, await cell(originUrl, size, c));
         const order = round % 2 === 0 ? running : [...running].reverse();
-        for (const r of order) record(r.target.name, size, c, await cell(r.eyeball, size, c, r.proc));
+        for (const r of order) record(r.target.name, size, c, await cell(r.eyeball, size, c, r));
       }
     }
     loads.push(loadavg()[0]!);
@@ -222,13 +253,23 @@ const spread = (xs: Array<number | undefined>, digits: number) => {
   return `${fmt(median(v), digits)} [${fmt(Math.min(...v), digits)}–${fmt(Math.max(...v), digits)}]`;
 };
 
+/** The load side's median busy share in percent, marked † when it bounds the cell. */
+function busy(shares: number[]): string {
+  const m = median(shares);
+  if (!Number.isFinite(m)) return '–';
+  const bound = m >= LOAD_BOUND_BUSY;
+  loadBound ||= bound;
+  return `${Math.round(m * 100)} %${bound ? ' †' : ''}`;
+}
+
 const names = ['origin (ceiling)', ...targets.map((t) => t.name)];
 const lines = [
   `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
   '',
-  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | errors |`,
-  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | load side CPU ms/req | load side busy | errors |`,
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
+let loadBound = false;
 for (const name of names) {
   for (const size of sizes) {
     for (const c of levels) {
@@ -261,9 +302,18 @@ for (const name of names) {
         )} | ${spread(
           ss.map((s) => s.peakRssMiB),
           0,
-        )} | ${ss.reduce((n, s) => n + s.result.errors, 0)} |`,
+        )} | ${spread(
+          ss.map((s) => loadSideMs(s.loadSide)),
+          3,
+        )} | ${busy(ss.map((s) => s.loadSideBusy))} | ${ss.reduce((n, s) => n + s.result.errors, 0)} |`,
       );
     }
   }
+}
+if (loadBound) {
+  lines.push(
+    '',
+    `† The load side (this generator, the simulator and the origin${pin ? ', on core 1' : ''}) was at least ${LOAD_BOUND_BUSY * 100} % of a core busy: that cell's req/s and latencies are bounded by the load side, not by the connector.`,
+  );
 }
 process.stdout.write(`${lines.join('\n')}\n`);

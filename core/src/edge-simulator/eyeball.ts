@@ -319,7 +319,7 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
         // Invalid trailer values cannot be forwarded over HTTP/1.1.
       }
     });
-    tunnel.pipe(res);
+    pipeCoalesced(tunnel, res);
   });
   tunnel.once('close', () => {
     finished = true;
@@ -328,6 +328,34 @@ async function forwardHttp1(sim: EdgeSimulator, options: EyeballOptions, req: In
       else if (!res.writableEnded) res.destroy();
     }
   });
+}
+
+/**
+ * `tunnel.pipe(res)`, with the body chunks of one event-loop turn written together. Node's HTTP/2 client hands
+ * over a DATA frame in pieces cut at the TLS record boundaries (16,375 + 9 bytes, 16,366 + 18, …), each piece
+ * from its own native callback, so an HTTP/1.1 response's own per-tick cork does not join them: without this,
+ * a 1 MiB body leaves in ~128 writes (half of them tiny) and wakes the client as often. Corked until the
+ * event loop's check phase, the pieces of every read from the connector leave in one write. Same bytes, same
+ * order.
+ */
+function pipeCoalesced(tunnel: ClientHttp2Stream, res: ServerResponse): void {
+  // The socket is corked, not the response: a corked ServerResponse holds chunked-encoding pieces back and
+  // would write them after the terminating chunk if end() came first.
+  let corked: Socket | undefined;
+  const uncork = () => {
+    const socket = corked;
+    corked = undefined;
+    // end() uncorks the socket fully by itself.
+    if (socket && !res.writableEnded) socket.uncork();
+  };
+  // Before pipe's own listener, so the first chunk of a turn is already corked.
+  tunnel.on('data', () => {
+    if (corked || res.writableEnded || !res.socket) return;
+    corked = res.socket;
+    corked.cork();
+    setImmediate(uncork);
+  });
+  tunnel.pipe(res);
 }
 
 async function forwardUpgrade(sim: EdgeSimulator, options: EyeballOptions, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {

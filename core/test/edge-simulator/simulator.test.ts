@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer as createNetServer } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { connect as h2connect } from 'node:http2';
@@ -95,6 +96,55 @@ test('origin headers reach HTTP/1.1 eyeballs decoded, with hop-by-hop headers re
   t.not(res.headers['keep-alive'], 'timeout=99', "the origin's Keep-Alive is not forwarded (Node may add its own)");
   t.is(res.headers['proxy-connection'], undefined);
   t.is(body, 'seen 127.0.0.1 http app.example.com');
+  t.deepEqual(sim.violations, []);
+});
+
+test('large bodies reach HTTP/1.1 eyeballs whole and in order, framed by content-length or chunked with trailers', async (t) => {
+  const sim = await simulator(t);
+  // 3 MiB + 7 bytes of a pattern no shifted or reordered piece repeats, written in uneven pieces.
+  const body = Buffer.alloc(3 * 1024 * 1024 + 7);
+  for (let i = 0; i + 4 <= body.length; i += 4) body.writeUInt32BE(i, i);
+  await fakeConnector(t, sim, {
+    onStream: (stream, headers) => {
+      const chunked = headers[':path'] === '/chunked';
+      stream.respond(
+        {
+          ':status': 200,
+          'cf-cloudflared-response-headers': '',
+          'cf-cloudflared-response-meta': '{"src":"origin"}',
+          ...(chunked ? {} : { 'content-length': body.length }),
+        },
+        { waitForTrailers: chunked },
+      );
+      if (chunked) stream.once('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'done' }));
+      let at = 0;
+      const more = () => {
+        while (at < body.length) {
+          const piece = body.subarray(at, (at += 40_000 + (at % 7_000)));
+          if (!stream.write(piece)) return void stream.once('drain', more);
+        }
+        stream.end();
+      };
+      more();
+    },
+  });
+  for (const path of ['/length', '/chunked']) {
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+      httpRequest(`${sim.eyeballUrl}${path}`, { headers: { host: 'app.example.com' } }, resolve)
+        .on('error', reject)
+        .end(),
+    );
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    await once(res, 'end');
+    const got = Buffer.concat(chunks);
+    t.is(got.length, body.length, path);
+    t.true(got.equals(body), `${path}: the body arrives byte for byte`);
+    if (path === '/chunked') {
+      t.is(res.headers['transfer-encoding'], 'chunked');
+      t.is(res.trailers['x-checksum'], 'done');
+    } else t.is(res.headers['content-length'], String(body.length));
+  }
   t.deepEqual(sim.violations, []);
 });
 
