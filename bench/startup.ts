@@ -15,7 +15,8 @@
  * core/build/src/main.js), the entries take turns run by run, for an A/B in the same minutes, one table each. Node
  * options may precede an entry's file, to compare flags the same way (`--entry='--max-semi-space-size=8 FILE'`), and
  * so may environment variables (`--entry='NODE_COMPILE_CACHE=DIR FILE'`: the image's compile cache, made beforehand
- * with `NODE_COMPILE_CACHE=DIR node core/build/bundle/warm-compile-cache.js`, as the Dockerfile does).
+ * with `NODE_COMPILE_CACHE=DIR node <the same Node options> core/build/bundle/warm-compile-cache.js`, as the Dockerfile
+ * does: V8 rejects code cached under other flags, and the entry then compiles everything).
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
