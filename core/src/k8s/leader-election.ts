@@ -407,6 +407,9 @@ export class LeaderElector {
       }
       return;
     }
+    // A record the watch shows is as good as one read: a follower whose own attempt lost the race to create the
+    // Lease (a conflict, nothing read) knows the holder only from here, and must count its term as valid.
+    if ((type === 'ADDED' || type === 'MODIFIED') && lease) this.#observe(lease, Date.now());
     if (type === 'DELETED' && holder !== '' && holder !== this.identity && this.#isLeaseValid(Date.now())) {
       // The old holder learns of the deletion from its watch at once, or from its next renewal within a retry period.
       this.#handoverAt = Date.now() + Math.round(1.5 * this.#o.retryPeriodMs);

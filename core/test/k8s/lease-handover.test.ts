@@ -65,3 +65,66 @@ test.serial('with every Lease watch down, a deleted Lease is re-created only aft
   }
   t.true(transitions.filter((x) => x.leading).length >= 13, 'leadership moved on after every deletion');
 });
+
+test.serial("a replica whose create of the Lease conflicted still leaves a deleted Lease's holder the hand-over gap", async (t) => {
+  // b finds no Lease and sends its create only once a has created the Lease and leads, so the create conflicts and
+  // b reads nothing: it knows of a's term only from its watch. A deletion right after must not let b take the Lease
+  // at once, while a may still have a write on the way; b waits the gap of a validly held Lease (1.5 retry periods).
+  const name = `race-${randomBytes(3).toString('hex')}`;
+  const admin = server().adminClient();
+  const leasePath = apiPath('coordination.k8s.io/v1', 'leases', 'default', name);
+  let aLeads = (): void => {};
+  const aLed = new Promise<void>((resolve) => {
+    aLeads = resolve;
+  });
+  let bCreateDone = (): void => {};
+  const bCreateAnswered = new Promise<void>((resolve) => {
+    bCreateDone = resolve;
+  });
+  const lateCreate = {
+    get: admin.get.bind(admin),
+    put: admin.put.bind(admin),
+    watch: admin.watch.bind(admin),
+    post: async (...args: Parameters<KubeClient['post']>) => {
+      await aLed;
+      try {
+        return await admin.post(...args);
+      } finally {
+        bCreateDone();
+      }
+    },
+  } as unknown as KubeClient;
+  const elector = (who: string, client: KubeClient) =>
+    new LeaderElector({
+      client,
+      namespace: 'default',
+      name,
+      identity: `race-${who}`,
+      leaseDurationMs: 4_000,
+      renewDeadlineMs: 3_000,
+      retryPeriodMs: RETRY_MS,
+      logger: pino({ level: 'silent' }),
+    });
+  const b = elector('b', lateCreate);
+  const a = elector('a', admin);
+  a.leadership.subscribe(({ leading }) => {
+    if (leading) aLeads();
+  });
+  const stop = new AbortController();
+  const runs = [b.run(stop.signal)];
+  t.teardown(async () => {
+    stop.abort();
+    await Promise.all(runs);
+  });
+  // b's first attempt is waiting on its create before a starts.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  runs.push(a.run(stop.signal));
+  await bCreateAnswered;
+  t.false(b.leadership.current.leading, "b's create conflicted");
+  const deletedAt = performance.now();
+  await admin.delete(leasePath);
+  await eventually('b to lead after the deletion', () => b.leadership.current.leading, 10_000);
+  const takeoverMs = performance.now() - deletedAt;
+  t.true(takeoverMs >= 1.5 * RETRY_MS - 50, `b re-created the deleted Lease ${Math.round(takeoverMs)} ms after the deletion, inside the hand-over gap`);
+  t.false(a.leadership.current.leading);
+});
