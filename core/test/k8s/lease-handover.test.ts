@@ -21,20 +21,24 @@ function blindClient(client: KubeClient): KubeClient {
   } as unknown as KubeClient;
 }
 
+/** A replica on Lease `name` in `default` with the short timings of these tests. */
+const replica = (client: KubeClient, name: string, identity: string) =>
+  new LeaderElector({
+    client,
+    namespace: 'default',
+    name,
+    identity,
+    leaseDurationMs: 4_000,
+    renewDeadlineMs: 3_000,
+    retryPeriodMs: RETRY_MS,
+    logger: pino({ level: 'silent' }),
+  });
+
 test.serial('with every Lease watch down, a deleted Lease is re-created only after its old holder stopped leading', async (t) => {
   const name = `handover-${randomBytes(3).toString('hex')}`;
   const transitions: Array<{ who: string; leading: boolean; at: number }> = [];
   const elector = (who: string) => {
-    const e = new LeaderElector({
-      client: blindClient(server().adminClient()),
-      namespace: 'default',
-      name,
-      identity: `handover-${who}`,
-      leaseDurationMs: 4_000,
-      renewDeadlineMs: 3_000,
-      retryPeriodMs: RETRY_MS,
-      logger: pino({ level: 'silent' }),
-    });
+    const e = replica(blindClient(server().adminClient()), name, `handover-${who}`);
     e.leadership.subscribe(({ leading }) => transitions.push({ who, leading, at: performance.now() }));
     return e;
   };
@@ -94,19 +98,8 @@ test.serial("a replica whose create of the Lease conflicted still leaves a delet
       }
     },
   } as unknown as KubeClient;
-  const elector = (who: string, client: KubeClient) =>
-    new LeaderElector({
-      client,
-      namespace: 'default',
-      name,
-      identity: `race-${who}`,
-      leaseDurationMs: 4_000,
-      renewDeadlineMs: 3_000,
-      retryPeriodMs: RETRY_MS,
-      logger: pino({ level: 'silent' }),
-    });
-  const b = elector('b', lateCreate);
-  const a = elector('a', admin);
+  const b = replica(lateCreate, name, 'race-b');
+  const a = replica(admin, name, 'race-a');
   a.leadership.subscribe(({ leading }) => {
     if (leading) aLeads();
   });
