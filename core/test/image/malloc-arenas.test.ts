@@ -1,7 +1,7 @@
 /**
  * The image bounds glibc's malloc arenas (`MALLOC_ARENA_MAX` in the final stage's `ENV`): by default glibc gives
  * every thread that allocates its own arena, up to eight per core, and each keeps the memory it once held (V8's
- * compiler and GC threads, libuv's pool). Serving 1 MiB responses that was ~10–20 MiB of the peak RSS
+ * compiler and GC threads, libuv's pool). Serving 1 MiB responses that was 20–28 MiB of the peak RSS
  * (docs/benchmarks.md, "Where the peak RSS goes"). Here a Node process with several threads allocating at once
  * counts the arenas it ended up with, without the bound and with the image's environment and flags.
  */
