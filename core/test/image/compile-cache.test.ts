@@ -13,18 +13,10 @@ import { join } from 'node:path';
 import { startEdgeSimulator } from '../../src/edge-simulator/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir } from '../e2e/support/children.js';
 import { baseEnv, NODE_BIN } from '../e2e/support/paths.js';
-import { assembleRuntimeTree, final, ROOT, type Stage, stages } from './dockerfile.js';
+import { assembleRuntimeTree, envOf, final, ROOT, type Stage, stages } from './dockerfile.js';
 
 const WARM = 'core/build/src/warm-compile-cache.js';
 
-/** `ENV` pairs of a stage (`KEY=VALUE …` form). */
-const envOf = (stage: Stage) =>
-  new Map(
-    stage.instructions
-      .filter((i) => i.op === 'ENV')
-      .flatMap((i) => i.args.split(/\s+/))
-      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const),
-  );
 const argsOf = (stage: Stage, op: string) => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
 const warmStage = () => stages.find((s) => argsOf(s, 'RUN').some((run) => run.includes(WARM)));
 /** The warm step's exec-form command line. */

@@ -55,6 +55,15 @@ export const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 export const stages = parseDockerfile(dockerfile);
 export const final = stages.at(-1)!;
 
+/** `ENV` pairs of a stage (`KEY=VALUE …` form). */
+export const envOf = (stage: Stage) =>
+  new Map(
+    stage.instructions
+      .filter((i) => i.op === 'ENV')
+      .flatMap((i) => i.args.split(/\s+/))
+      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const),
+  );
+
 /**
  * Runs the Dockerfile's own "assemble /out" step against this checkout, writing into a temp folder removed when the
  * test ends. The step's `node` is this Node 24 (the machine's own may be older).
