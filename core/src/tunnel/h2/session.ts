@@ -76,6 +76,12 @@ const MAX_PENDING_SETTINGS = 10;
  * about one connection window, so that what waits is bounded whatever the edge's windows.
  */
 const WRITE_QUEUE_BYTES = 1_048_576;
+/**
+ * A turn's frames up to this many bytes are joined into one buffer before the socket: one socket write (and one
+ * TLS record) whatever the number of frames, where the socket's own path would take a write per frame and join
+ * them natively anyway. Larger batches (bodies) go to the socket frame by frame, uncopied.
+ */
+const JOIN_BYTES = 16_384;
 /** How long a closing socket may take to flush before it is destroyed. */
 const CLOSE_FLUSH_MS = 1000;
 
@@ -138,7 +144,14 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   #ending = false;
   #destroyed = false;
   #closeEmitted = false;
-  #corked = false;
+
+  // Writing: the frames of one event-loop turn, handed to the socket together at the turn's end.
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+  #flushScheduled = false;
+  /** The batch's last frame when it is a DATA frame without END_STREAM (its header), and its stream. */
+  #tailData: Buffer | undefined;
+  #tailDataStream = 0;
 
   constructor(socket: Socket, options: H2SessionOptions) {
     super();
@@ -203,6 +216,8 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#closeStreams(ErrorCode.CANCEL);
+    this.#batch = [];
+    this.#batchBytes = 0;
     this.#socket.destroy();
     if (this.#socket.closed) this.#emitClose();
   }
@@ -230,7 +245,20 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   }
 
   writeData(streamId: number, data: Buffer, endStream: boolean): void {
-    this.#write(frameHeader(data.length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId), data.length > 0 ? data : undefined);
+    const head = frameHeader(data.length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId);
+    if (!this.#write(head, data.length > 0 ? data : undefined) || endStream) return;
+    this.#tailData = head;
+    this.#tailDataStream = streamId;
+  }
+
+  endData(streamId: number): void {
+    // The stream's last DATA frame has not left yet: END_STREAM rides on it instead of on a frame of its own.
+    if (this.#tailData !== undefined && this.#tailDataStream === streamId) {
+      this.#tailData[4] = Flag.END_STREAM; // its flags byte, 0 until now (no padding)
+      this.#tailData = undefined;
+      return;
+    }
+    this.writeData(streamId, EMPTY, true);
   }
 
   writeReset(streamId: number, code: number): void {
@@ -246,7 +274,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   }
 
   get socketFull(): boolean {
-    return this.#socket.writableLength >= WRITE_QUEUE_BYTES;
+    return this.#socket.writableLength + this.#batchBytes >= WRITE_QUEUE_BYTES;
   }
 
   whenWritable(callback: () => void): void {
@@ -268,26 +296,45 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
 
   // ---- writing ----
 
-  #write(head: Buffer, body?: Buffer): void {
+  /** Queues a frame for the turn's socket write; false when the socket takes no more. */
+  #write(head: Buffer, body?: Buffer): boolean {
     const socket = this.#socket;
-    if (socket.destroyed || socket.writableEnded || this.#destroyed) return;
-    if (!this.#corked) {
-      // Frames written in one turn of the event loop leave in one socket write.
-      this.#corked = true;
-      socket.cork();
-      setImmediate(this.#uncork);
+    if (socket.destroyed || socket.writableEnded || this.#destroyed) return false;
+    this.#batch.push(head);
+    this.#batchBytes += head.length;
+    if (body) {
+      this.#batch.push(body);
+      this.#batchBytes += body.length;
     }
-    socket.write(head);
-    if (body) socket.write(body);
-    if (socket.writableLength > this.#limits.maxQueuedBytes) {
+    this.#tailData = undefined;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+    if (socket.writableLength + this.#batchBytes > this.#limits.maxQueuedBytes) {
       this.#fail(new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `over ${this.#limits.maxQueuedBytes} bytes queued for a peer that does not read`), false);
     }
+    return true;
   }
 
-  /** Ends the turn's cork (one function for the session, not a closure per turn). */
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    this.#socket.uncork();
+  /** Hands the turn's frames to the socket (one function for the session, not a closure per turn). */
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const batch = this.#batch;
+    const bytes = this.#batchBytes;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#tailData = undefined;
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (batch.length === 1) socket.write(batch[0]!);
+    else if (bytes <= JOIN_BYTES) socket.write(Buffer.concat(batch, bytes));
+    else {
+      socket.cork();
+      for (const piece of batch) socket.write(piece);
+      socket.uncork();
+    }
   };
 
   #writeAck(out: Buffer): void {
@@ -694,10 +741,7 @@ export class H2ServerSession extends EventEmitter implements StreamHost {
   #endSocket(): void {
     const socket = this.#socket;
     if (socket.writableEnded || socket.destroyed) return;
-    if (this.#corked) {
-      this.#corked = false;
-      socket.uncork();
-    }
+    this.#flush();
     socket.end();
     setTimeout(() => this.destroy(), CLOSE_FLUSH_MS).unref();
   }
@@ -773,3 +817,5 @@ function validTrailers(headers: readonly string[]): boolean {
   }
   return true;
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -12,6 +12,8 @@ export interface StreamHost {
   readonly socketFull: boolean;
   writeHeaders(streamId: number, headers: readonly string[], endStream: boolean): void;
   writeData(streamId: number, data: Buffer, endStream: boolean): void;
+  /** Ends the stream's response body: END_STREAM on its last DATA frame while that is still queued, else an empty DATA frame. */
+  endData(streamId: number): void;
   writeReset(streamId: number, code: number): void;
   writeWindowUpdate(streamId: number, increment: number): void;
   /** Runs `callback` once the socket accepts more (at once when it does already). */
@@ -111,13 +113,13 @@ export class H2Stream extends Duplex {
     }
   }
 
-  /** Ends the response with trailers (a HEADERS frame), or with an empty END_STREAM DATA frame when there are none. */
+  /** Ends the response with trailers (a HEADERS frame), or with END_STREAM on DATA when there are none. */
   sendTrailers(trailers: readonly string[]): void {
     if (this.#closed || this.#localEnded) throw new Error(`stream ${this.id}: cannot send trailers now`);
     checkHeaders(trailers, false);
     this.#localEnded = true;
     if (trailers.length > 0) this.#host.writeHeaders(this.id, trailers, true);
-    else this.#host.writeData(this.id, EMPTY, true);
+    else this.#host.endData(this.id);
     const callback = this.#finalCallback;
     this.#finalCallback = undefined;
     // Writable first (end() callbacks, 'finish'), then the stream may close: destroyed first, it would
@@ -149,7 +151,7 @@ export class H2Stream extends Duplex {
       return;
     }
     this.#localEnded = true;
-    this.#host.writeData(this.id, EMPTY, true);
+    this.#host.endData(this.id);
     callback();
     this.#afterLocalEnd();
   }
@@ -309,8 +311,6 @@ export class H2Stream extends Duplex {
     if (!this.readableDidRead && this.readableFlowing === null) setImmediate(() => this.close(ErrorCode.NO_ERROR));
   }
 }
-
-const EMPTY = Buffer.alloc(0);
 
 function destroyStream(stream: H2Stream): void {
   if (!stream.destroyed) stream.destroy();

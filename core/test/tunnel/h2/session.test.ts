@@ -516,3 +516,94 @@ test('streams that wait for the socket to drain take turns: none finishes while 
   t.true(firstComplete >= total / 2, `no response complete before half of all bytes were sent (first: after ${firstComplete} bytes)`);
   t.deepEqual(errors, []);
 });
+
+/** Counts what the session hands its socket: one entry (bytes) per `write()` call. */
+function countWrites(socket: import('node:net').Socket): number[] {
+  const writes: number[] = [];
+  const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
+  socket.write = ((chunk: Buffer, ...rest: unknown[]) => {
+    writes.push(chunk.length);
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof socket.write;
+  return writes;
+}
+
+/** The frames on `streamId` as [type, flags, payload length], in wire order. */
+const framesOf = (peer: RawPeer, streamId: number) => peer.frames.filter((f) => f.streamId === streamId).map((f) => [f.type, f.flags, f.payload.length]);
+
+test('a small response leaves in one socket write: HEADERS, then its body as DATA carrying END_STREAM', async (t) => {
+  const { session, socket, peer } = await rawPair(t);
+  peer.handshake();
+  await peer.waitFor((f) => f.type === 0x4 && f.flags === 1, 'SETTINGS ack');
+  const stream = await openComplete(session, peer, 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  const writes = countWrites(socket);
+  const body = Buffer.alloc(1024, 'b');
+  stream.respond([':status', '200', 'content-type', 'application/octet-stream']);
+  stream.write(body);
+  stream.end();
+  const reply = await response(peer, 1);
+  t.deepEqual(reply.data, body);
+  const frames = framesOf(peer, 1);
+  t.is(writes.length, 1, `one socket write for the whole response (writes: ${writes.join(', ')})`);
+  t.is(writes[0], 9 + frames[0]![2]! + 9 + 1024);
+  t.deepEqual(
+    frames.map(([type, flags]) => [type, flags]),
+    [
+      [0x1, 0x4],
+      [0x0, 0x1],
+    ],
+    'HEADERS (END_HEADERS), then one DATA frame with END_STREAM: no empty DATA frame to end the stream',
+  );
+  // end(chunk) in one call, and an end that comes a turn after the last write (its DATA frame has left by then).
+  const second = await openComplete(session, peer, 3);
+  second.respond([':status', '200']);
+  second.end(Buffer.from('all at once'));
+  t.is((await response(peer, 3)).data.toString(), 'all at once');
+  t.deepEqual(
+    framesOf(peer, 3).map(([type, flags]) => [type, flags]),
+    [
+      [0x1, 0x4],
+      [0x0, 0x1],
+    ],
+  );
+  const third = await openComplete(session, peer, 5);
+  third.respond([':status', '200']);
+  third.write('early');
+  await peer.waitFor((f) => f.streamId === 5 && f.type === 0x0, 'DATA on 5');
+  third.end();
+  t.is((await response(peer, 5)).data.toString(), 'early');
+  t.deepEqual(framesOf(peer, 5), [
+    [0x1, 0x4, framesOf(peer, 5)[0]![2]],
+    [0x0, 0x0, 5],
+    [0x0, 0x1, 0],
+  ]);
+});
+
+test('END_STREAM goes on the right stream’s frame when streams write and end in the same turn', async (t) => {
+  const { session, peer } = await rawPair(t);
+  peer.handshake();
+  const a = await openComplete(session, peer, 1);
+  const b = await openComplete(session, peer, 3);
+  a.respond([':status', '200']);
+  b.respond([':status', '200']);
+  a.write('a1');
+  b.write('b1');
+  a.end(); // a's DATA is no longer the last frame queued: its end is a frame of its own
+  b.end('b2');
+  t.is((await response(peer, 1)).data.toString(), 'a1');
+  t.is((await response(peer, 3)).data.toString(), 'b1b2');
+  for (const id of [1, 3]) {
+    const frames = framesOf(peer, id);
+    t.is(frames.filter(([, flags]) => (flags! & 1) === 1).length, 1, `stream ${id}: one END_STREAM`);
+    t.is(frames.at(-1)![1]! & 1, 1, `stream ${id}: END_STREAM on its last frame`);
+  }
+  t.deepEqual(framesOf(peer, 1).slice(1), [
+    [0x0, 0x0, 2],
+    [0x0, 0x1, 0],
+  ]);
+  t.deepEqual(framesOf(peer, 3).slice(1), [
+    [0x0, 0x0, 2],
+    [0x0, 0x1, 2],
+  ]);
+});

@@ -122,6 +122,8 @@ export function requestHeaders(path = '/', extra: string[] = []): Buffer {
 
 export interface RawPair {
   readonly session: H2ServerSession;
+  /** The session's end of the connection. */
+  readonly socket: Socket;
   readonly peer: RawPeer;
   readonly errors: Error[];
 }
@@ -141,5 +143,5 @@ export async function rawPair(t: ExecutionContext, options: H2SessionOptions = D
     session.destroy();
     client.destroy();
   });
-  return { session, peer: new RawPeer(client), errors };
+  return { session, socket, peer: new RawPeer(client), errors };
 }
