@@ -61,6 +61,8 @@ const { values } = parseArgs({
     forwarder: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     upload: { type: 'boolean', default: false },
+    load: { type: 'string', default: 'edge' },
+    'load-node-flags': { type: 'string', default: '' },
   },
 });
 const durationMs = Number(values.duration);
@@ -69,6 +71,29 @@ const levels = values.concurrency.split(',').map(Number);
 const ha = Number(values.ha);
 const repeat = Math.max(1, Math.min(50, Number(values.repeat)));
 const upload = values.upload;
+const LOAD_MODES = {
+  edge: 'edge (closed-loop tunnel streams opened inside each simulator, latency from stream open to last byte; the ceiling is the HTTP/1.1 generator straight to the origin)',
+  eyeball: "eyeball (closed-loop HTTP/1.1 from this process through each simulator's eyeball entrance; the ceiling is the same generator straight to the origin)",
+} as const;
+type LoadMode = keyof typeof LOAD_MODES;
+const loadModes = values.load.split(',').map((mode) => {
+  if (!(mode in LOAD_MODES)) throw new Error(`--load ${mode}: expected ${Object.keys(LOAD_MODES).join(' or ')}`);
+  return mode as LoadMode;
+});
+for (const mode of loadModes) process.stderr.write(`load: ${LOAD_MODES[mode]}\n`);
+/** A target's row: its name, with the load mode when the run has more than one. */
+const rowName = (target: string, mode: LoadMode) => (loadModes.length > 1 ? `${target} [${mode}]` : target);
+/** The Host (`:authority`) of every request. */
+const BENCH_HOST = 'bench.example.com';
+/** A simulator's answer to a `streamLoad` command (see lib/simulator-process.ts). */
+interface StreamLoadAnswer {
+  requests: number;
+  errors: number;
+  bytes: number;
+  elapsedMs: number;
+  statuses: Array<[number, number]>;
+  latencies: string;
+}
 const uploadBodies = new Map(upload ? sizes.map((size) => [size, Buffer.alloc(size, 'u')]) : []);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
@@ -85,7 +110,12 @@ function hasTaskset(): boolean {
 const pin = !values['no-pin'] && cpus().length >= 2 && hasTaskset();
 /** Core 0 for connectors, core 1 for everything else (this process's threads included). */
 const onConnectorCore = (command: string) => (pin ? `taskset -c 0 ${command}` : command);
-const loadSide = (command: string, argv: string[]): [string, string[]] => (pin ? ['taskset', ['-c', '1', command, ...argv]] : [command, argv]);
+/** Node flags for the load side's own processes (simulator, origin), e.g. `--cpu-prof --cpu-prof-dir=…`. */
+const loadNodeFlags = values['load-node-flags'].split(' ').filter(Boolean);
+const loadSide = (command: string, argv: string[]): [string, string[]] => {
+  const full = [...loadNodeFlags, ...argv];
+  return pin ? ['taskset', ['-c', '1', command, ...full]] : [command, full];
+};
 if (pin) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
 interface Target {
@@ -151,18 +181,30 @@ const ownCpuMs = () => {
   return (user + system) / 1000;
 };
 
-async function cell(url: string, size: number, concurrency: number, running?: Running): Promise<Sample> {
+/** Requests and latencies of one stretch of closed-loop load, for the ceiling (`running` undefined) or a target. */
+async function drive(url: string, size: number, concurrency: number, durationMs: number, maxRequests: number, running?: Running, mode?: LoadMode): Promise<LoadResult> {
+  const path = upload ? '/bytes/0' : `/bytes/${size}`;
+  if (running && mode === 'edge') {
+    const answer = running.sim.nextNew<{ streamLoadResult: StreamLoadAnswer }>((m) => typeof m.streamLoadResult === 'object', durationMs + 60_000);
+    running.sim.send({ streamLoad: { authority: BENCH_HOST, path, concurrency, durationMs, maxRequests, ...(upload ? { bodySize: size } : {}) } });
+    const r = (await answer).streamLoadResult;
+    // Copied out: a Float64Array needs an aligned buffer, which a decoded Buffer need not be.
+    const latencies = new Float64Array(new Uint8Array(Buffer.from(r.latencies, 'base64')).buffer);
+    return { requests: r.requests, errors: r.errors, bytes: r.bytes, elapsedMs: r.elapsedMs, latencies, statuses: new Map(r.statuses) };
+  }
+  const load = { url, path, concurrency, headers: { host: BENCH_HOST }, ...(upload ? { body: uploadBodies.get(size)! } : {}) };
+  return runLoad({ ...load, durationMs, maxRequests });
+}
+
+async function cell(url: string, size: number, concurrency: number, running?: Running, mode?: LoadMode): Promise<Sample> {
   const connector = running?.proc;
-  const load = upload
-    ? { url, path: '/bytes/0', concurrency, headers: { host: 'bench.example.com' }, body: uploadBodies.get(size)! }
-    : { url, path: `/bytes/${size}`, concurrency, headers: { host: 'bench.example.com' } };
-  await runLoad({ ...load, durationMs: 500, maxRequests: 20_000 });
+  await drive(url, size, concurrency, 500, 20_000, running, mode);
   const pid = connector?.pid;
   const gc0 = connector?.reportsGc ? await gcTotals(connector) : undefined;
   const cpu0 = pid ? cpuTimeMs(pid) : 0;
   const rss = pid ? peakRss(pid, 20) : undefined;
   const side0 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
-  const result = await runLoad({ ...load, durationMs, maxRequests: 200_000 });
+  const result = await drive(url, size, concurrency, durationMs, 200_000, running, mode);
   const requests = Math.max(1, result.requests);
   const side1 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
   const loadSide = {
@@ -210,7 +252,7 @@ try {
   const running: Running[] = [];
   for (const target of targets) {
     const [simCmd, simArgs] = loadSide(node, [`${here}lib/simulator-process.js`]);
-    const sim = spawnJsonChild(simCmd, simArgs);
+    const sim = spawnJsonChild(simCmd, simArgs, { input: true });
     children.push(sim);
     const info = await sim.next<{ edge: string; caFile: string; token: string; tokenFile: string; eyeball: string }>((m) => typeof m.edge === 'string');
     const command = target.command
@@ -232,7 +274,7 @@ try {
       for (const c of levels) {
         record('origin (ceiling)', size, c, await cell(originUrl, size, c));
         const order = round % 2 === 0 ? running : [...running].reverse();
-        for (const r of order) record(r.target.name, size, c, await cell(r.eyeball, size, c, r));
+        for (const r of order) for (const mode of loadModes) record(rowName(r.target.name, mode), size, c, await cell(r.eyeball, size, c, r, mode));
       }
     }
     loads.push(loadavg()[0]!);
@@ -262,8 +304,10 @@ function busy(shares: number[]): string {
   return `${Math.round(m * 100)} %${bound ? ' †' : ''}`;
 }
 
-const names = ['origin (ceiling)', ...targets.map((t) => t.name)];
+const names = ['origin (ceiling)', ...targets.flatMap((t) => loadModes.map((mode) => rowName(t.name, mode)))];
 const lines = [
+  ...loadModes.map((mode) => `Load${loadModes.length > 1 ? ` [${mode}]` : ''}: ${LOAD_MODES[mode]}.`),
+  '',
   `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
   '',
   `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | load side CPU ms/req | load side busy | errors |`,
