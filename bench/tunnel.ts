@@ -1,11 +1,26 @@
 /**
- * Tunnel connector benchmark: eyeball load → edge simulator → connector → origin, against the same load
- * straight to the origin (the ceiling). Every process is separate (load generator, simulator, connector,
- * origin) so the connector's CPU time and RSS can be read from /proc.
+ * Tunnel connector benchmark: load → edge simulator → connector → origin, against the same load straight to
+ * the origin (the ceiling). Every process is separate (simulator, connector, origin, and this process) so the
+ * connector's CPU time and RSS can be read from /proc.
  *
  *   npx tsc -b bench && npx node bench/build/tunnel.js [--duration 3000] [--sizes 1024,1048576]
  *     [--concurrency 1,16,256] [--ha 4] [--repeat 1] [--no-pin] [--forwarder] [--no-warren]
  *     [--build 'name=<tree>'] [--connector 'name=command …'] [--node-flags '…'] [--upload]
+ *     [--load edge|eyeball|edge,eyeball] [--load-node-flags='…']
+ *
+ * `--load` picks where the load comes from (the table's first line says which ran):
+ * - `edge` (default): each simulator opens the tunnel streams itself (`runStreamLoad`), the streams its eyeball
+ *   entrance would open for the same HTTP/1.1 request — the edge's headers, a fresh `cf-ray` each — so the
+ *   connector receives what a real edge sends; a latency runs from the stream's opening to its last body byte.
+ *   No eyeball client and no eyeball HTTP/1.1 hop share the load side's core, which in `eyeball` mode bounded
+ *   the 1 MiB cells and 1 KiB at high concurrency (docs/benchmarks.md, "The load side: tunnel streams from
+ *   inside the simulator").
+ * - `eyeball`: this process sends HTTP/1.1 (undici, closed loop, keep-alive) to each simulator's eyeball
+ *   entrance, which turns every request into a tunnel stream and the answer back into HTTP/1.1: end to end,
+ *   as a browser's request travels, but the load side costs 2–3 times the connector per MiB.
+ * Both at once (`edge,eyeball`) give each target a row per mode, interleaved within each round. The ceiling is
+ * always this process's HTTP/1.1 generator straight to the origin, so "added p99" is what the tunnel path adds
+ * to an origin request in either mode.
  *
  * Targets: `warren` is Warren's data path (connector + proxy pipeline with every built-in plugin,
  * `lib/warren-pipeline.js`) run with the image's V8 flags and the old-space limit the chart derives from its
@@ -23,7 +38,8 @@
  *
  * Pinning (default when `taskset` exists and the machine has at least two cores; `--no-pin` turns it off):
  * every connector runs on core 0, this load generator, the simulators and the origin on core 1, so the
- * connector's CPU time is not shared with the load it serves.
+ * connector's CPU time is not shared with the load it serves. `--load-node-flags` (written with `=`, e.g.
+ * `--load-node-flags='--cpu-prof --cpu-prof-dir=/tmp/p'`) are given to the simulators and the origin.
  *
  * `--repeat N` runs every cell N times, the targets interleaved within each round (their order reversed every
  * other round), all targets registered for the whole run; the table gives the median with [min–max]. Each cell
@@ -34,10 +50,11 @@
  * `lib/warren-pipeline.js`), "GC ms/req" is the connector's garbage-collection
  * pause time divided by the requests of the cell (V8's `gc` performance entries, read on SIGUSR2).
  *
- * "Load side" is everything but the connector: this load generator, the target's simulator and the origin (all on
- * core 1 when pinned). Its CPU per request (from /proc, and this process's own) and its busy share (CPU time over
- * the cell's wall time; 100 % is one core) tell whether a cell measured the connector: at 85 % or more the cell is
- * marked †, its req/s and latencies bounded by the load side. stderr gives the split per process for every cell.
+ * "Load side" is everything but the connector: this process (the generator in `eyeball` mode), the target's
+ * simulator (the generator in `edge` mode) and the origin (all on core 1 when pinned). Its CPU per request (from
+ * /proc, and this process's own) and its busy share (CPU time over the cell's wall time; 100 % is one core) tell
+ * whether a cell measured the connector: at 85 % or more the cell is marked †, its req/s and latencies bounded by
+ * the load side. stderr gives the split per process for every cell.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -273,8 +290,9 @@ try {
     for (const size of sizes) {
       for (const c of levels) {
         record('origin (ceiling)', size, c, await cell(originUrl, size, c));
-        const order = round % 2 === 0 ? running : [...running].reverse();
-        for (const r of order) for (const mode of loadModes) record(rowName(r.target.name, mode), size, c, await cell(r.eyeball, size, c, r, mode));
+        const pairs = running.flatMap((r) => loadModes.map((mode) => ({ r, mode })));
+        const order = round % 2 === 0 ? pairs : pairs.reverse();
+        for (const { r, mode } of order) record(rowName(r.target.name, mode), size, c, await cell(r.eyeball, size, c, r, mode));
       }
     }
     loads.push(loadavg()[0]!);
