@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { type ClosedLoopResult, ClosedLoopTally, runClosedLoop } from './closed-loop.js';
 import { tunnelHeaders } from './eyeball.js';
@@ -41,14 +41,15 @@ function rayIds(): () => string {
 /** One worker of the closed loop: a stream, read to its end, then the next. */
 class StreamLoop {
   readonly #sim: EdgeSimulator;
-  readonly #headers: OutgoingHttpHeaders;
+  /** Names and values in order, `cf-ray`'s value last (replaced per stream). */
+  readonly #headers: readonly string[];
   readonly #ray: () => string;
   readonly #body: Buffer | undefined;
   readonly #more: () => boolean;
   readonly #tally: ClosedLoopTally;
   #resolve: () => void = () => undefined;
 
-  constructor(sim: EdgeSimulator, headers: OutgoingHttpHeaders, ray: () => string, body: Buffer | undefined, more: () => boolean, tally: ClosedLoopTally) {
+  constructor(sim: EdgeSimulator, headers: readonly string[], ray: () => string, body: Buffer | undefined, more: () => boolean, tally: ClosedLoopTally) {
     this.#sim = sim;
     this.#headers = headers;
     this.#ray = ray;
@@ -71,7 +72,9 @@ class StreamLoop {
     let stream: ClientHttp2Stream;
     try {
       if (!connection) throw new Error('no registered connection');
-      stream = connection.request({ ...this.#headers, 'cf-ray': this.#ray() }, this.#body === undefined);
+      const headers = this.#headers.slice();
+      headers[headers.length - 1] = this.#ray();
+      stream = connection.request(headers, this.#body === undefined);
     } catch {
       // Not at once: a loop without a connection must not spin through its requests in one turn.
       return this.#record(started, performance.now(), 0, 0, false, () => setTimeout(() => this.#next(), 1));
@@ -112,8 +115,12 @@ class StreamLoop {
 export async function runStreamLoad(sim: EdgeSimulator, options: StreamLoadOptions): Promise<StreamLoadResult> {
   const raw = ['host', options.authority];
   if (options.body) raw.push('content-length', String(options.body.length));
-  // The headers the eyeball entrance sends for this request from a loopback HTTP/1.1 client; cf-ray per stream.
-  const { 'cf-ray': _ray, ...headers } = tunnelHeaders(options.body ? 'POST' : 'GET', options.authority, options.path, raw, '127.0.0.1', 'http', false);
+  // The headers the eyeball entrance sends for this request from a loopback HTTP/1.1 client, as a raw list in their
+  // order (cheaper per stream for node:http2 than an object; the same HEADERS frame), cf-ray last and per stream.
+  const { 'cf-ray': _ray, ...fields } = tunnelHeaders(options.body ? 'POST' : 'GET', options.authority, options.path, raw, '127.0.0.1', 'http', false);
+  const headers: string[] = [];
+  for (const [name, value] of Object.entries(fields)) for (const v of Array.isArray(value) ? value : [value]) headers.push(name, String(v));
+  headers.push('cf-ray', '');
   const tally = new ClosedLoopTally(options.maxRequests);
   const ray = rayIds();
   const elapsedMs = await runClosedLoop(options, (more) => new StreamLoop(sim, headers, ray, options.body, more, tally).run());
