@@ -63,6 +63,7 @@ import { spawnJsonChild, type JsonChild } from './lib/child.js';
 import { percentile, runLoad, type LoadResult } from './lib/load.js';
 import { CHART_DEFAULT_OLD_SPACE, imageNodeFlags } from './lib/image-flags.js';
 import { cpuTimeMs, peakRss } from './lib/proc-stats.js';
+import { streamLoadIn } from './lib/stream-load-client.js';
 
 const { values } = parseArgs({
   options: {
@@ -102,15 +103,6 @@ for (const mode of loadModes) process.stderr.write(`load: ${LOAD_MODES[mode]}\n`
 const rowName = (target: string, mode: LoadMode) => (loadModes.length > 1 ? `${target} [${mode}]` : target);
 /** The Host (`:authority`) of every request. */
 const BENCH_HOST = 'bench.example.com';
-/** A simulator's answer to a `streamLoad` command (see lib/simulator-process.ts). */
-interface StreamLoadAnswer {
-  requests: number;
-  errors: number;
-  bytes: number;
-  elapsedMs: number;
-  statuses: Array<[number, number]>;
-  latencies: string;
-}
 const uploadBodies = new Map(upload ? sizes.map((size) => [size, Buffer.alloc(size, 'u')]) : []);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
@@ -202,12 +194,7 @@ const ownCpuMs = () => {
 async function drive(url: string, size: number, concurrency: number, durationMs: number, maxRequests: number, running?: Running, mode?: LoadMode): Promise<LoadResult> {
   const path = upload ? '/bytes/0' : `/bytes/${size}`;
   if (running && mode === 'edge') {
-    const answer = running.sim.nextNew<{ streamLoadResult: StreamLoadAnswer }>((m) => typeof m.streamLoadResult === 'object', durationMs + 60_000);
-    running.sim.send({ streamLoad: { authority: BENCH_HOST, path, concurrency, durationMs, maxRequests, ...(upload ? { bodySize: size } : {}) } });
-    const r = (await answer).streamLoadResult;
-    // Copied out: a Float64Array needs an aligned buffer, which a decoded Buffer need not be.
-    const latencies = new Float64Array(new Uint8Array(Buffer.from(r.latencies, 'base64')).buffer);
-    return { requests: r.requests, errors: r.errors, bytes: r.bytes, elapsedMs: r.elapsedMs, latencies, statuses: new Map(r.statuses) };
+    return streamLoadIn(running.sim, { authority: BENCH_HOST, path, concurrency, durationMs, maxRequests, ...(upload ? { bodySize: size } : {}) });
   }
   const load = { url, path, concurrency, headers: { host: BENCH_HOST }, ...(upload ? { body: uploadBodies.get(size)! } : {}) };
   return runLoad({ ...load, durationMs, maxRequests });

@@ -3,12 +3,13 @@
  * token, token file and eyeball URL, then a `{"registered": n}` line whenever the number of registered
  * connections changes. Exits on SIGTERM.
  *
- * On stdin it takes `{"streamLoad": StreamLoadOptions}` lines (the body given as `bodySize`, bytes of 'u'):
- * it runs that closed loop of tunnel streams inside this process and prints `{"streamLoadResult": …}` with
- * the latencies as base64 of their Float64Array. One load at a time.
+ * On stdin it takes `{"streamLoad": StreamLoadCommand}` lines: it runs that closed loop of tunnel streams inside
+ * this process and prints `{"streamLoadResult": …}` with the latencies as base64 of their Float64Array
+ * (`streamLoadIn` in stream-load-client.ts is the other end). One load at a time.
  */
 import { createInterface } from 'node:readline';
 import type * as Simulator from '../../core/src/edge-simulator/index.js';
+import type { StreamLoadCommand } from './stream-load-client.js';
 
 const { startEdgeSimulator, runStreamLoad } = (await import(new URL('../../../core/build/src/edge-simulator/index.js', import.meta.url).href)) as typeof Simulator;
 
@@ -24,7 +25,7 @@ sim.on('change', () => {
 /** Request bodies by size, built once. */
 const bodies = new Map<number, Buffer>();
 createInterface({ input: process.stdin }).on('line', (line) => {
-  let command: { streamLoad?: Omit<Simulator.StreamLoadOptions, 'body'> & { bodySize?: number } };
+  let command: { streamLoad?: StreamLoadCommand };
   try {
     command = JSON.parse(line) as typeof command;
   } catch {
