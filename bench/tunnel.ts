@@ -1,11 +1,26 @@
 /**
- * Tunnel connector benchmark: eyeball load → edge simulator → connector → origin, against the same load
- * straight to the origin (the ceiling). Every process is separate (load generator, simulator, connector,
- * origin) so the connector's CPU time and RSS can be read from /proc.
+ * Tunnel connector benchmark: load → edge simulator → connector → origin, against the same load straight to
+ * the origin (the ceiling). Every process is separate (simulator, connector, origin, and this process) so the
+ * connector's CPU time and RSS can be read from /proc.
  *
  *   npx tsc -b bench && npx node bench/build/tunnel.js [--duration 3000] [--sizes 1024,1048576]
  *     [--concurrency 1,16,256] [--ha 4] [--repeat 1] [--no-pin] [--forwarder] [--no-warren]
  *     [--build 'name=<tree>'] [--connector 'name=command …'] [--node-flags '…'] [--upload]
+ *     [--load edge|eyeball|edge,eyeball] [--load-node-flags='…']
+ *
+ * `--load` picks where the load comes from (the table's first line says which ran):
+ * - `edge` (default): each simulator opens the tunnel streams itself (`runStreamLoad`), the streams its eyeball
+ *   entrance would open for the same HTTP/1.1 request — the edge's headers, a fresh `cf-ray` each — so the
+ *   connector receives what a real edge sends; a latency runs from the stream's opening to its last body byte.
+ *   No eyeball client and no eyeball HTTP/1.1 hop share the load side's core, which in `eyeball` mode bounded
+ *   the 1 MiB cells and 1 KiB at high concurrency (docs/benchmarks.md, "The load side: tunnel streams from
+ *   inside the simulator").
+ * - `eyeball`: this process sends HTTP/1.1 (undici, closed loop, keep-alive) to each simulator's eyeball
+ *   entrance, which turns every request into a tunnel stream and the answer back into HTTP/1.1: end to end,
+ *   as a browser's request travels, but the load side costs 2–3 times the connector per MiB.
+ * Both at once (`edge,eyeball`) give each target a row per mode, interleaved within each round. The ceiling is
+ * always this process's HTTP/1.1 generator straight to the origin, so "added p99" is what the tunnel path adds
+ * to an origin request in either mode.
  *
  * Targets: `warren` is Warren's data path (connector + proxy pipeline with every built-in plugin,
  * `lib/warren-pipeline.js`) run with the image's V8 flags and the old-space limit the chart derives from its
@@ -23,7 +38,8 @@
  *
  * Pinning (default when `taskset` exists and the machine has at least two cores; `--no-pin` turns it off):
  * every connector runs on core 0, this load generator, the simulators and the origin on core 1, so the
- * connector's CPU time is not shared with the load it serves.
+ * connector's CPU time is not shared with the load it serves. `--load-node-flags` (written with `=`, e.g.
+ * `--load-node-flags='--cpu-prof --cpu-prof-dir=/tmp/p'`) are given to the simulators and the origin.
  *
  * `--repeat N` runs every cell N times, the targets interleaved within each round (their order reversed every
  * other round), all targets registered for the whole run; the table gives the median with [min–max]. Each cell
@@ -34,10 +50,11 @@
  * `lib/warren-pipeline.js`), "GC ms/req" is the connector's garbage-collection
  * pause time divided by the requests of the cell (V8's `gc` performance entries, read on SIGUSR2).
  *
- * "Load side" is everything but the connector: this load generator, the target's simulator and the origin (all on
- * core 1 when pinned). Its CPU per request (from /proc, and this process's own) and its busy share (CPU time over
- * the cell's wall time; 100 % is one core) tell whether a cell measured the connector: at 85 % or more the cell is
- * marked †, its req/s and latencies bounded by the load side. stderr gives the split per process for every cell.
+ * "Load side" is everything but the connector: this process (the generator in `eyeball` mode), the target's
+ * simulator (the generator in `edge` mode) and the origin (all on core 1 when pinned). Its CPU per request (from
+ * /proc, and this process's own) and its busy share (CPU time over the cell's wall time; 100 % is one core) tell
+ * whether a cell measured the connector: at 85 % or more the cell is marked †, its req/s and latencies bounded by
+ * the load side. stderr gives the split per process for every cell.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -46,6 +63,7 @@ import { spawnJsonChild, type JsonChild } from './lib/child.js';
 import { percentile, runLoad, type LoadResult } from './lib/load.js';
 import { CHART_DEFAULT_OLD_SPACE, imageNodeFlags } from './lib/image-flags.js';
 import { cpuTimeMs, peakRss } from './lib/proc-stats.js';
+import { streamLoadIn } from './lib/stream-load-client.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,6 +79,8 @@ const { values } = parseArgs({
     forwarder: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     upload: { type: 'boolean', default: false },
+    load: { type: 'string', default: 'edge' },
+    'load-node-flags': { type: 'string', default: '' },
   },
 });
 const durationMs = Number(values.duration);
@@ -69,6 +89,20 @@ const levels = values.concurrency.split(',').map(Number);
 const ha = Number(values.ha);
 const repeat = Math.max(1, Math.min(50, Number(values.repeat)));
 const upload = values.upload;
+const LOAD_MODES = {
+  edge: 'edge (closed-loop tunnel streams opened inside each simulator, latency from stream open to last byte; the ceiling is the HTTP/1.1 generator straight to the origin)',
+  eyeball: "eyeball (closed-loop HTTP/1.1 from this process through each simulator's eyeball entrance; the ceiling is the same generator straight to the origin)",
+} as const;
+type LoadMode = keyof typeof LOAD_MODES;
+const loadModes = values.load.split(',').map((mode) => {
+  if (!(mode in LOAD_MODES)) throw new Error(`--load ${mode}: expected ${Object.keys(LOAD_MODES).join(' or ')}`);
+  return mode as LoadMode;
+});
+for (const mode of loadModes) process.stderr.write(`load: ${LOAD_MODES[mode]}\n`);
+/** A target's row: its name, with the load mode when the run has more than one. */
+const rowName = (target: string, mode: LoadMode) => (loadModes.length > 1 ? `${target} [${mode}]` : target);
+/** The Host (`:authority`) of every request. */
+const BENCH_HOST = 'bench.example.com';
 const uploadBodies = new Map(upload ? sizes.map((size) => [size, Buffer.alloc(size, 'u')]) : []);
 const node = process.execPath;
 const here = new URL('.', import.meta.url).pathname;
@@ -85,7 +119,12 @@ function hasTaskset(): boolean {
 const pin = !values['no-pin'] && cpus().length >= 2 && hasTaskset();
 /** Core 0 for connectors, core 1 for everything else (this process's threads included). */
 const onConnectorCore = (command: string) => (pin ? `taskset -c 0 ${command}` : command);
-const loadSide = (command: string, argv: string[]): [string, string[]] => (pin ? ['taskset', ['-c', '1', command, ...argv]] : [command, argv]);
+/** Node flags for the load side's own processes (simulator, origin), e.g. `--cpu-prof --cpu-prof-dir=…`. */
+const loadNodeFlags = values['load-node-flags'].split(' ').filter(Boolean);
+const loadSide = (command: string, argv: string[]): [string, string[]] => {
+  const full = [...loadNodeFlags, ...argv];
+  return pin ? ['taskset', ['-c', '1', command, ...full]] : [command, full];
+};
 if (pin) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
 interface Target {
@@ -151,18 +190,25 @@ const ownCpuMs = () => {
   return (user + system) / 1000;
 };
 
-async function cell(url: string, size: number, concurrency: number, running?: Running): Promise<Sample> {
+/** Requests and latencies of one stretch of closed-loop load, for the ceiling (`running` undefined) or a target. */
+async function drive(url: string, size: number, concurrency: number, durationMs: number, maxRequests: number, running?: Running, mode?: LoadMode): Promise<LoadResult> {
+  const path = upload ? '/bytes/0' : `/bytes/${size}`;
+  if (running && mode === 'edge') {
+    return streamLoadIn(running.sim, { authority: BENCH_HOST, path, concurrency, durationMs, maxRequests, ...(upload ? { bodySize: size } : {}) });
+  }
+  const load = { url, path, concurrency, headers: { host: BENCH_HOST }, ...(upload ? { body: uploadBodies.get(size)! } : {}) };
+  return runLoad({ ...load, durationMs, maxRequests });
+}
+
+async function cell(url: string, size: number, concurrency: number, running?: Running, mode?: LoadMode): Promise<Sample> {
   const connector = running?.proc;
-  const load = upload
-    ? { url, path: '/bytes/0', concurrency, headers: { host: 'bench.example.com' }, body: uploadBodies.get(size)! }
-    : { url, path: `/bytes/${size}`, concurrency, headers: { host: 'bench.example.com' } };
-  await runLoad({ ...load, durationMs: 500, maxRequests: 20_000 });
+  await drive(url, size, concurrency, 500, 20_000, running, mode);
   const pid = connector?.pid;
   const gc0 = connector?.reportsGc ? await gcTotals(connector) : undefined;
   const cpu0 = pid ? cpuTimeMs(pid) : 0;
   const rss = pid ? peakRss(pid, 20) : undefined;
   const side0 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
-  const result = await runLoad({ ...load, durationMs, maxRequests: 200_000 });
+  const result = await drive(url, size, concurrency, durationMs, 200_000, running, mode);
   const requests = Math.max(1, result.requests);
   const side1 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
   const loadSide = {
@@ -210,7 +256,7 @@ try {
   const running: Running[] = [];
   for (const target of targets) {
     const [simCmd, simArgs] = loadSide(node, [`${here}lib/simulator-process.js`]);
-    const sim = spawnJsonChild(simCmd, simArgs);
+    const sim = spawnJsonChild(simCmd, simArgs, { input: true });
     children.push(sim);
     const info = await sim.next<{ edge: string; caFile: string; token: string; tokenFile: string; eyeball: string }>((m) => typeof m.edge === 'string');
     const command = target.command
@@ -231,8 +277,9 @@ try {
     for (const size of sizes) {
       for (const c of levels) {
         record('origin (ceiling)', size, c, await cell(originUrl, size, c));
-        const order = round % 2 === 0 ? running : [...running].reverse();
-        for (const r of order) record(r.target.name, size, c, await cell(r.eyeball, size, c, r));
+        const pairs = running.flatMap((r) => loadModes.map((mode) => ({ r, mode })));
+        const order = round % 2 === 0 ? pairs : pairs.reverse();
+        for (const { r, mode } of order) record(rowName(r.target.name, mode), size, c, await cell(r.eyeball, size, c, r, mode));
       }
     }
     loads.push(loadavg()[0]!);
@@ -262,8 +309,10 @@ function busy(shares: number[]): string {
   return `${Math.round(m * 100)} %${bound ? ' †' : ''}`;
 }
 
-const names = ['origin (ceiling)', ...targets.map((t) => t.name)];
+const names = ['origin (ceiling)', ...targets.flatMap((t) => loadModes.map((mode) => rowName(t.name, mode)))];
 const lines = [
+  ...loadModes.map((mode) => `Load${loadModes.length > 1 ? ` [${mode}]` : ''}: ${LOAD_MODES[mode]}.`),
+  '',
   `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
   '',
   `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | load side CPU ms/req | load side busy | errors |`,

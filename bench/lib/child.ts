@@ -3,7 +3,8 @@ import { createInterface } from 'node:readline';
 
 /**
  * A child process that reports to its parent with JSON lines on stdout. `next(predicate)` waits (bounded)
- * for a matching message; stderr is passed through so failures are visible.
+ * for a matching message; stderr is passed through so failures are visible. With `input`, `send` writes JSON
+ * lines to its stdin.
  */
 export interface JsonChild {
   readonly process: ChildProcess;
@@ -11,13 +12,19 @@ export interface JsonChild {
   next<T = Record<string, unknown>>(predicate: (message: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<T>;
   /** Like `next`, but only for messages that arrive after the call (answers to a request just made). */
   nextNew<T = Record<string, unknown>>(predicate: (message: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<T>;
+  /** Writes one JSON line to the child's stdin (needs the `input` option). */
+  send(message: unknown): void;
   stop(): Promise<void>;
 }
 
-export function spawnJsonChild(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; shell?: boolean; quiet?: boolean } = {}): JsonChild {
+export function spawnJsonChild(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; shell?: boolean; quiet?: boolean; input?: boolean } = {},
+): JsonChild {
   const child = spawn(command, args, {
     env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', options.quiet ? 'ignore' : 'inherit'],
+    stdio: [options.input ? 'pipe' : 'ignore', 'pipe', options.quiet ? 'ignore' : 'inherit'],
     shell: options.shell ?? false,
   });
   const messages: Array<Record<string, unknown>> = [];
@@ -61,6 +68,10 @@ export function spawnJsonChild(command: string, args: readonly string[], options
           reject(new Error(`${command} exited (code ${child.exitCode}) before the expected message`));
         });
       });
+    },
+    send(message: unknown) {
+      if (!child.stdin) throw new Error(`${command}: started without input`);
+      child.stdin.write(`${JSON.stringify(message)}\n`);
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

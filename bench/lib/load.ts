@@ -1,6 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { type Dispatcher, Pool } from 'undici';
+import type * as Simulator from '../../core/src/edge-simulator/index.js';
+import type { ClosedLoopResult, ClosedLoopTally as Tally } from '../../core/src/edge-simulator/index.js';
+
+const { ClosedLoopTally, runClosedLoop } = (await import(new URL('../../../core/build/src/edge-simulator/index.js', import.meta.url).href)) as typeof Simulator;
 
 /**
  * A closed-loop HTTP/1.1 load generator: `concurrency` workers, each on its own keep-alive connection,
@@ -22,31 +26,12 @@ export interface LoadOptions {
   readonly body?: Buffer;
 }
 
-export interface LoadResult {
-  /** Requests finished, answered or failed. */
-  readonly requests: number;
-  /**
-   * Requests that failed (connection error, body shorter than its content-length) or were not answered 200, and
-   * responses followed by bytes beyond their declared end (a body longer than its content-length).
-   */
-  readonly errors: number;
-  /** Body bytes received, of complete responses only. */
-  readonly bytes: number;
-  readonly elapsedMs: number;
-  /** Per-request latencies in ms (request start to the last body byte), sorted ascending. */
-  readonly latencies: Float64Array;
-  /** Responses by status code (failed requests have none). */
-  readonly statuses: ReadonlyMap<number, number>;
-}
-
-/** What every worker adds to. */
-interface Tally {
-  done: number;
-  errors: number;
-  bytes: number;
-  readonly latencies: Float64Array;
-  readonly statuses: Map<number, number>;
-}
+/**
+ * `errors` counts requests that failed (connection error, body shorter than its content-length) or were not
+ * answered 200, and responses followed by bytes beyond their declared end (a body longer than its
+ * content-length); a latency runs from the request's start to its last body byte.
+ */
+export type LoadResult = ClosedLoopResult;
 
 /** The declared body length of a response, or -1 when it has none (or an unreadable one). */
 function declaredLength(headers: IncomingHttpHeaders): number {
@@ -127,15 +112,7 @@ class ClosedLoop implements Dispatcher.DispatchHandler {
   #finish(complete: boolean): void {
     if (this.#settled) return;
     this.#settled = true;
-    const tally = this.#tally;
-    tally.latencies[tally.done++] = performance.now() - this.#started;
-    if (complete && this.#status !== 0) {
-      tally.bytes += this.#received;
-      tally.statuses.set(this.#status, (tally.statuses.get(this.#status) ?? 0) + 1);
-      if (this.#status !== 200) tally.errors++;
-    } else {
-      tally.errors++;
-    }
+    this.#tally.record(performance.now() - this.#started, this.#status, this.#received, complete);
     // Once undici's callback has returned, as after an awaited request: never re-entering its dispatch.
     queueMicrotask(() => this.#next());
   }
@@ -143,11 +120,11 @@ class ClosedLoop implements Dispatcher.DispatchHandler {
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const pool = new Pool(options.url, { connections: options.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
-  const tally: Tally = { done: 0, errors: 0, bytes: 0, latencies: new Float64Array(options.maxRequests), statuses: new Map() };
+  const tally = new ClosedLoopTally(options.maxRequests);
   pool.on('disconnect', (_origin, _targets, err: Error) => {
     // Bytes after a response's declared end (a body longer than its content-length) reach a connection with no
     // request running: undici drops the connection. The response they belong to was not what it declared.
-    if (err.name === 'SocketError' && err.message === 'bad response') tally.errors++;
+    if (err.name === 'SocketError' && err.message === 'bad response') tally.error();
   });
   const request: Dispatcher.DispatchOptions = {
     path: options.path,
@@ -155,19 +132,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     headers: options.headers ?? {},
     ...(options.body ? { body: options.body } : {}),
   };
-  let issued = 0;
-  const started = performance.now();
-  const deadline = started + options.durationMs;
-  const more = () => {
-    if (issued >= options.maxRequests || performance.now() >= deadline) return false;
-    issued++;
-    return true;
-  };
-  await Promise.all(Array.from({ length: options.concurrency }, () => new ClosedLoop(pool, request, more, tally).run()));
-  const elapsedMs = performance.now() - started;
+  const elapsedMs = await runClosedLoop(options, (more) => new ClosedLoop(pool, request, more, tally).run());
   await pool.close();
-  const used = tally.latencies.subarray(0, tally.done).sort();
-  return { requests: tally.done, errors: tally.errors, bytes: tally.bytes, elapsedMs, latencies: used, statuses: tally.statuses };
+  return tally.result(elapsedMs);
 }
 
 /** The p-th percentile (0–100) of ascending `sorted` values; NaN when empty. */

@@ -157,8 +157,8 @@ export class SimulatedConnection extends EventEmitter {
     });
   }
 
-  /** Opens a request stream with the given HTTP/2 headers. */
-  request(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
+  /** Opens a request stream with the given HTTP/2 headers (an object, or a raw list of names and values in order). */
+  request(headers: OutgoingHttpHeaders | readonly string[], endStream: boolean): ClientHttp2Stream {
     const stream = this.session.request(headers, { endStream });
     this.streamsOpened++;
     this.activeStreams++;

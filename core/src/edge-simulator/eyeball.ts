@@ -188,7 +188,7 @@ async function routableConnection(sim: EdgeSimulator, options: EyeballOptions): 
 }
 
 /** The request headers an edge sends into the tunnel for an eyeball request. */
-function tunnelHeaders(
+export function tunnelHeaders(
   method: string,
   authority: string,
   path: string,
