@@ -37,7 +37,7 @@ import type * as Log from '../core/src/observability/logger.js';
 import type * as ConfigLoad from '../core/src/config/load.js';
 import type * as ProxyTesting from '../core/src/proxy/testing.js';
 import type { RouteTable } from '../core/src/routes/types.js';
-import { imageNodeFlags } from './lib/image-flags.js';
+import { imageMallocEnv, imageNodeFlags } from './lib/image-flags.js';
 
 const built = (path: string) => new URL(`../../core/build/${path}`, import.meta.url).href;
 const { KUBERNETES, provideKubernetes } = (await import(built('src/composition/kubernetes.js'))) as typeof Kubernetes;
@@ -239,13 +239,14 @@ if (args.child) {
     );
     const setupSeconds = (performance.now() - setupStarted) / 1000;
     // The controller runs in a child process so its memory is measured alone, authenticating with the
-    // least-privilege ServiceAccount token of deploy/rbac.yaml.
+    // least-privilege ServiceAccount token of deploy/rbac.yaml, under the image's Node flags (unless --node-flags)
+    // and allocator environment.
     const controllerConfig = server.configForToken(await server.controllerToken()).exportConfig();
     const execArgv = [
       ...(args['node-flags'] === undefined ? imageNodeFlags() : args['node-flags'].split(' ').filter(Boolean)),
       ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : []),
     ];
-    const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--child'], { execArgv });
+    const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--child'], { execArgv, env: { ...process.env, ...imageMallocEnv() } });
     const result = new Promise<{ lines: string[] }>((resolve, reject) => {
       child.once('message', (m) => resolve(m as { lines: string[] }));
       child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));

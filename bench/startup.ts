@@ -5,7 +5,7 @@
  *   npx node bench/build/startup.js [--runs 5] [--idle-ms 10000] [--cpu 1] [--node-args='--cpu-prof …'] [--entry='[VAR=VALUE…] [NODE-OPTION…] FILE']…
  *
  * Warren runs exactly as a user starts it (`node <entry>`: by default the image's bundled entry with the image's
- * Node flags (read from the Dockerfile's ENTRYPOINT),
+ * Node flags (read from the Dockerfile's ENTRYPOINT) and allocator environment (its final stage's `MALLOC_*`),
  * core/build/bundle/main.js from `node scripts/bundle.js`), in folder mode on a folder holding
  * one Ingress, with a supplied tunnel token, connecting to the edge simulator in a separate process (so the
  * simulator's own TLS and key generation are not counted). Folder mode is Kubernetes mode minus the object
@@ -23,7 +23,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnJsonChild } from './lib/child.js';
-import { imageNodeFlags } from './lib/image-flags.js';
+import { imageMallocEnvWords, imageNodeFlags } from './lib/image-flags.js';
 import { cpuTimeMs, rssBytes } from './lib/proc-stats.js';
 
 const { values } = parseArgs({
@@ -32,7 +32,7 @@ const { values } = parseArgs({
     'idle-ms': { type: 'string', default: '10000' },
     cpu: { type: 'string', default: '1' },
     'node-args': { type: 'string', default: '' },
-    entry: { type: 'string', multiple: true, default: [[...imageNodeFlags(), 'core/build/bundle/main.js'].join(' ')] },
+    entry: { type: 'string', multiple: true, default: [[...imageMallocEnvWords(), ...imageNodeFlags(), 'core/build/bundle/main.js'].join(' ')] },
   },
 });
 const runs = Math.min(Number(values.runs), 50);

@@ -5,7 +5,7 @@
  *
  *   npx tsc -b bench && npx node bench/build/tunnel.js [--duration 3000] [--sizes 1024,1048576]
  *     [--concurrency 1,16,256] [--ha 4] [--repeat 1] [--no-pin] [--forwarder] [--no-warren]
- *     [--build 'name=<tree>'] [--connector 'name=command …'] [--node-flags '…'] [--upload]
+ *     [--build 'name=<tree>'] [--connector 'name=command …'] [--node-flags '…'] [--node-env '…'] [--upload]
  *     [--load edge|eyeball|edge,eyeball] [--load-node-flags='…']
  *
  * `--load` picks where the load comes from (the table's first line says which ran):
@@ -24,7 +24,8 @@
  *
  * Targets: `warren` is Warren's data path (connector + proxy pipeline with every built-in plugin,
  * `lib/warren-pipeline.js`) run with the image's V8 flags and the old-space limit the chart derives from its
- * default 512Mi memory limit (`--node-flags` replaces them); `--forwarder` adds the connector alone with a minimal
+ * default 512Mi memory limit (`--node-flags` replaces them), under the image's allocator environment (`MALLOC_ARENA_MAX`;
+ * `--node-env 'KEY=VALUE …'` replaces it, `--node-env ''` drops it); `--forwarder` adds the connector alone with a minimal
  * forwarder to the origin (`lib/warren-connector.js`); `--no-warren` leaves Warren out.
  *
  * `--build name=<tree>` (repeatable) adds the data path of another build: the same harness loading the core
@@ -61,7 +62,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { spawnJsonChild, type JsonChild } from './lib/child.js';
 import { percentile, runLoad, type LoadResult } from './lib/load.js';
-import { CHART_DEFAULT_OLD_SPACE, imageNodeFlags } from './lib/image-flags.js';
+import { CHART_DEFAULT_OLD_SPACE, imageMallocEnvWords, imageNodeFlags } from './lib/image-flags.js';
 import { cpuTimeMs, peakRss } from './lib/proc-stats.js';
 import { streamLoadIn } from './lib/stream-load-client.js';
 
@@ -81,6 +82,7 @@ const { values } = parseArgs({
     upload: { type: 'boolean', default: false },
     load: { type: 'string', default: 'edge' },
     'load-node-flags': { type: 'string', default: '' },
+    'node-env': { type: 'string', default: imageMallocEnvWords().join(' ') },
   },
 });
 const durationMs = Number(values.duration);
@@ -134,7 +136,9 @@ interface Target {
   readonly reportsGc?: boolean;
 }
 const targets: Target[] = [];
-const pipelineCommand = (coreDir?: string) => `${node} ${values['node-flags']} ${here}lib/warren-pipeline.js ${args}${coreDir ? ` --core ${coreDir}/core/build/src` : ''}`;
+const nodeEnv = values['node-env'].trim() ? `env ${values['node-env'].trim()} ` : '';
+const pipelineCommand = (coreDir?: string) =>
+  `${nodeEnv}${node} ${values['node-flags']} ${here}lib/warren-pipeline.js ${args}${coreDir ? ` --core ${coreDir}/core/build/src` : ''}`;
 if (!values['no-warren']) targets.push({ name: 'warren', command: pipelineCommand(), reportsGc: true });
 if (values.forwarder) targets.push({ name: 'warren (connector + forwarder)', command: `${node} ${here}lib/warren-connector.js ${args}` });
 for (const spec of [...values.build.map((b) => ({ b })), ...values.connector.map((c) => ({ c }))]) {
