@@ -310,14 +310,23 @@ export class ExchangeRun {
     );
   }
 
-  #clientGone(): void {
+  /**
+   * The response sink failed to take the end of the body (the client's stream broke): the response is truncated,
+   * so the exchange ends as the client's going away, with the sink's error, never as complete.
+   */
+  sinkFailed(err: Error): void {
+    if (this.#finished) return;
+    this.#clientGone(toWarrenError(err));
+  }
+
+  #clientGone(error?: WarrenError): void {
     if (this.#finished) return;
     if (!this.#abortReason) this.#abortReason = new WarrenError(ErrorCode.UpstreamProtocol, 'client went away');
     this.#controller?.abort(this.#abortReason);
     this.#upstreamSocket?.destroy();
     const sink = this.#sent?.sink;
     if (sink && !sink.destroyed) sink.destroy();
-    this.#finish(this.#upstreamSocket ? 101 : CLIENT_GONE, undefined);
+    this.#finish(this.#upstreamSocket ? 101 : CLIENT_GONE, error);
   }
 
   #finish(status: number, error: WarrenError | undefined): void {
@@ -568,7 +577,11 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     this.#paused = undefined;
     c?.resume();
   };
-  readonly #onEnded = (): void => this.#run.complete(this.#status);
+  /** The sink's end: only a response the acceptor took whole is complete; one it failed to end is the client's loss. */
+  readonly #onEnded = (err?: Error | null): void => {
+    if (err) this.#run.sinkFailed(err);
+    else this.#run.complete(this.#status);
+  };
 
   constructor(run: ExchangeRun) {
     this.#run = run;
