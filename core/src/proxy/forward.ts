@@ -58,7 +58,7 @@ export class ExchangeRun {
   attempts = 0;
 
   #finished = false;
-  #resolve!: (outcome: Outcome) => void;
+  #resolve!: () => void;
   #abortReason: Error | undefined;
   #controller: Controller | undefined;
   /** The idle timeout (a shared deadline list's entry rather than a timer of its own: it is refreshed per chunk). */
@@ -86,13 +86,18 @@ export class ExchangeRun {
     readonly env: ForwardEnv,
     readonly framing: RequestFraming,
     readonly headers: string[],
+    /** Told how the exchange ended, once, before `run`'s promise settles (metrics, the access log). */
+    readonly onEnd: (outcome: Outcome) => void,
   ) {
     this.route = compiled.route;
   }
 
-  /** Runs the exchange to its end. Never rejects. */
-  run(): Promise<Outcome> {
-    const done = new Promise<Outcome>((resolve) => (this.#resolve = resolve));
+  /**
+   * Runs the exchange to its end; the promise settles after `onEnd`. Never rejects. The acceptor's promise itself,
+   * rather than an async caller awaiting this one: a request makes one promise, not three.
+   */
+  run(): Promise<void> {
+    const done = new Promise<void>((resolve) => (this.#resolve = resolve));
     const ex = this.exchange;
     if (ex.signal.aborted) {
       this.#finish(CLIENT_GONE, undefined);
@@ -336,7 +341,11 @@ export class ExchangeRun {
     if (this.#deadline) clearTimeout(this.#deadline);
     if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
-    this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
+    try {
+      this.onEnd({ status, error, endpoint: this.endpoint, attempts: this.attempts });
+    } finally {
+      this.#resolve();
+    }
   }
 
   /**
@@ -568,15 +577,11 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #status = 0;
   #paused: Controller | undefined;
   /**
-   * Listens from the first time the sink fills, then for the rest of the response: most responses never fill it,
-   * and one that does usually fills it again (a `once` per pause would cost a wrapper each time).
+   * Made and listening from the first time the sink fills, then for the rest of the response: most responses
+   * never fill it (they make no listener), and one that does usually fills it again (a `once` per pause would
+   * cost a wrapper each time).
    */
-  #drainWatched = false;
-  readonly #onDrain = (): void => {
-    const c = this.#paused;
-    this.#paused = undefined;
-    c?.resume();
-  };
+  #onDrain: (() => void) | undefined;
   /** The sink's end: only a response the acceptor took whole is complete; one it failed to end is the client's loss. */
   readonly #onEnded = (err?: Error | null): void => {
     if (err) this.#run.sinkFailed(err);
@@ -611,8 +616,12 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (!this.#sink.write(chunk) && !this.#paused) {
       this.#paused = controller;
       controller.pause();
-      if (!this.#drainWatched) {
-        this.#drainWatched = true;
+      if (!this.#onDrain) {
+        this.#onDrain = () => {
+          const c = this.#paused;
+          this.#paused = undefined;
+          c?.resume();
+        };
         this.#sink.on('drain', this.#onDrain);
       }
     }
