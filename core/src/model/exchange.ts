@@ -23,7 +23,11 @@ export interface Exchange {
   readonly head: RequestHead;
   /** Request body (or, after an accepted upgrade, the client's byte stream). Honour backpressure. */
   readonly body: Readable;
-  /** Aborted when the client disconnects or the stream is reset. */
+  /**
+   * Aborted when the client disconnects or the stream is reset. It belongs to this one exchange: an acceptor
+   * never hands the same signal to another exchange (the pipeline leaves its abort listener on it after the end
+   * instead of removing it per request, which is only sound because nothing else listens through it later).
+   */
   readonly signal: AbortSignal;
   /** True once `respond()` or `fail()` was called. */
   readonly responded: boolean;

@@ -58,7 +58,7 @@ export class ExchangeRun {
   attempts = 0;
 
   #finished = false;
-  #resolve!: (outcome: Outcome) => void;
+  #resolve!: () => void;
   #abortReason: Error | undefined;
   #controller: Controller | undefined;
   /** The idle timeout (a shared deadline list's entry rather than a timer of its own: it is refreshed per chunk). */
@@ -86,13 +86,18 @@ export class ExchangeRun {
     readonly env: ForwardEnv,
     readonly framing: RequestFraming,
     readonly headers: string[],
+    /** Told how the exchange ended, once, before `run`'s promise settles (metrics, the access log). */
+    readonly onEnd: (outcome: Outcome) => void,
   ) {
     this.route = compiled.route;
   }
 
-  /** Runs the exchange to its end. Never rejects. */
-  run(): Promise<Outcome> {
-    const done = new Promise<Outcome>((resolve) => (this.#resolve = resolve));
+  /**
+   * Runs the exchange to its end; the promise settles after `onEnd`. Never rejects. The acceptor's promise itself,
+   * rather than an async caller awaiting this one: a request makes one promise, not three.
+   */
+  run(): Promise<void> {
+    const done = new Promise<void>((resolve) => (this.#resolve = resolve));
     const ex = this.exchange;
     if (ex.signal.aborted) {
       this.#finish(CLIENT_GONE, undefined);
@@ -109,7 +114,12 @@ export class ExchangeRun {
       }, limit);
     }
     const upgrading = ex.head.upgrade !== undefined && this.compiled.upgrade !== undefined;
-    const options: UpstreamDispatchOptions = {
+    const length = this.framing.contentLength;
+    // A small body is read whole before a connection is taken: a client that sends it slowly then holds no
+    // upstream connection, only these bytes.
+    const readFirst = !upgrading && ex.head.upgrade === undefined && length !== undefined && length > 0 && length <= this.env.requestBufferBytes;
+    // Every field in one literal, present in every request: one object of one shape, which the attempts copy cheaply.
+    const options: UpstreamDispatchOptions & AdmissionDispatchOptions = {
       path: this.framing.target,
       method: ex.head.method as Dispatcher.HttpMethod,
       headers: this.headers,
@@ -119,14 +129,13 @@ export class ExchangeRun {
       // undici would otherwise take the TLS name from the Host header, which the client controls.
       servername: this.compiled.profile.tls?.servername,
       context: this.context,
-      ...(upgrading ? { upgrade: ex.head.upgrade } : {}),
+      upgrade: upgrading ? ex.head.upgrade : null,
+      queueTimeout: this.compiled.queueTimeout,
+      // A body that streams from the client while the request holds a connection: admission limits how many
+      // connections such requests may hold.
+      streamsBody: !readFirst && !upgrading && ex.head.upgrade === undefined && length !== 0,
     };
-    const admission: AdmissionDispatchOptions = options;
-    admission.queueTimeout = this.compiled.queueTimeout;
-    const length = this.framing.contentLength;
-    if (!upgrading && ex.head.upgrade === undefined && length !== undefined && length > 0 && length <= this.env.requestBufferBytes) {
-      // A small body is read whole before a connection is taken: a client that sends it slowly then holds
-      // no upstream connection, only these bytes.
+    if (readFirst) {
       readWhole(ex.body, length, this).then(
         (body) => {
           if (this.#finished) return;
@@ -136,9 +145,6 @@ export class ExchangeRun {
         (err) => this.fail(err),
       );
     } else {
-      // Its body streams from the client while the request holds a connection: admission limits how many
-      // connections such requests may hold.
-      admission.streamsBody = !upgrading && ex.head.upgrade === undefined && length !== 0;
       this.#dispatch(options);
     }
     return done;
@@ -310,14 +316,23 @@ export class ExchangeRun {
     );
   }
 
-  #clientGone(): void {
+  /**
+   * The response sink failed to take the end of the body (the client's stream broke): the response is truncated,
+   * so the exchange ends as the client's going away, with the sink's error, never as complete.
+   */
+  sinkFailed(err: Error): void {
+    if (this.#finished) return;
+    this.#clientGone(toWarrenError(err));
+  }
+
+  #clientGone(error?: WarrenError): void {
     if (this.#finished) return;
     if (!this.#abortReason) this.#abortReason = new WarrenError(ErrorCode.UpstreamProtocol, 'client went away');
     this.#controller?.abort(this.#abortReason);
     this.#upstreamSocket?.destroy();
     const sink = this.#sent?.sink;
     if (sink && !sink.destroyed) sink.destroy();
-    this.#finish(this.#upstreamSocket ? 101 : CLIENT_GONE, undefined);
+    this.#finish(this.#upstreamSocket ? 101 : CLIENT_GONE, error);
   }
 
   #finish(status: number, error: WarrenError | undefined): void {
@@ -327,7 +342,11 @@ export class ExchangeRun {
     if (this.#deadline) clearTimeout(this.#deadline);
     if (this.#requestTimer) clearTimeout(this.#requestTimer);
     if (this.#bodyTimer) clearTimeout(this.#bodyTimer);
-    this.#resolve({ status, error, endpoint: this.endpoint, attempts: this.attempts });
+    try {
+      this.onEnd({ status, error, endpoint: this.endpoint, attempts: this.attempts });
+    } finally {
+      this.#resolve();
+    }
   }
 
   /**
@@ -559,16 +578,16 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
   #status = 0;
   #paused: Controller | undefined;
   /**
-   * Listens from the first time the sink fills, then for the rest of the response: most responses never fill it,
-   * and one that does usually fills it again (a `once` per pause would cost a wrapper each time).
+   * Made and listening from the first time the sink fills, then for the rest of the response: most responses
+   * never fill it (they make no listener), and one that does usually fills it again (a `once` per pause would
+   * cost a wrapper each time).
    */
-  #drainWatched = false;
-  readonly #onDrain = (): void => {
-    const c = this.#paused;
-    this.#paused = undefined;
-    c?.resume();
+  #onDrain: (() => void) | undefined;
+  /** The sink's end: only a response the acceptor took whole is complete; one it failed to end is the client's loss. */
+  readonly #onEnded = (err?: Error | null): void => {
+    if (err) this.#run.sinkFailed(err);
+    else this.#run.complete(this.#status);
   };
-  readonly #onEnded = (): void => this.#run.complete(this.#status);
 
   constructor(run: ExchangeRun) {
     this.#run = run;
@@ -598,8 +617,12 @@ class ResponseWriter implements Dispatcher.DispatchHandler {
     if (!this.#sink.write(chunk) && !this.#paused) {
       this.#paused = controller;
       controller.pause();
-      if (!this.#drainWatched) {
-        this.#drainWatched = true;
+      if (!this.#onDrain) {
+        this.#onDrain = () => {
+          const c = this.#paused;
+          this.#paused = undefined;
+          c?.resume();
+        };
         this.#sink.on('drain', this.#onDrain);
       }
     }

@@ -36,6 +36,9 @@ import { PoolRegistry } from './transport.js';
  * generation it started on until it ends; a failed build leaves the previous generation serving.
  */
 
+/** What `handle` returns for an exchange it ended before running it. */
+const DONE = Promise.resolve();
+
 /** A route whose backend cannot be served: its own status (500 for an invalid Gateway API backendRef), else 503. */
 function unresolved(route: Route, why: NonNullable<Route['unresolved']>): WarrenError {
   return new WarrenError(ErrorCode.NoEndpoints, `route ${route.id} is unresolved (${why.reason}): ${why.message}`, { status: why.status });
@@ -246,7 +249,16 @@ export class Pipeline implements ExchangeHandler, Runnable {
     await this.#pools.closeAll(Math.min(graceMs, 1_000));
   }
 
-  async handle(accepted: Exchange): Promise<void> {
+  handle(accepted: Exchange): Promise<void> {
+    try {
+      return this.#handle(accepted);
+    } catch (err) {
+      // The contract: a handler never throws; what would (the bookkeeping of an exchange that failed early) rejects.
+      return Promise.reject(err);
+    }
+  }
+
+  #handle(accepted: Exchange): Promise<void> {
     const logged = this.#accessLog?.begin(accepted);
     const exchange = logged?.exchange ?? accepted;
     const gen = this.#live;
@@ -257,12 +269,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
       // No generation, so no plugin instance to answer in another protocol: core's error page.
       const status = failExchange(exchange, err, { details: this.#env.errorDetails });
       this.#observe(exchange, started, undefined, { status, error: err, endpoint: undefined, attempts: 0 }, logged);
-      return;
+      return DONE;
     }
     gen.enter();
     this.#metrics?.inflight.inc();
     let compiled: CompiledRoute | undefined;
-    let outcome: Outcome;
     try {
       const framing = validateRequestHead(head, this.#limits);
       // Routes match the canonical path, and the upstream gets that same path (framing.target). The framing is
@@ -280,18 +291,23 @@ export class Pipeline implements ExchangeHandler, Runnable {
         preserveHost: this.#preserveHost,
         contentLength: framing.sendLength,
       });
-      outcome = await new ExchangeRun(exchange, compiled, this.#env, framing, headers).run();
+      const routed = compiled;
+      return new ExchangeRun(exchange, routed, this.#env, framing, headers, (outcome) => this.#ended(gen, exchange, started, routed, outcome, logged)).run();
     } catch (err) {
       const status = failExchange(exchange, err, {
         mapError: compiled ? compiled.mapError : unboundErrorMapper(gen.plugins.entries),
         route: compiled?.route,
         details: this.#env.errorDetails,
       });
-      outcome = { status, error: err as WarrenError, endpoint: undefined, attempts: 0 };
-    } finally {
-      gen.leave();
-      this.#metrics?.inflight.dec();
+      this.#ended(gen, exchange, started, compiled, { status, error: err as WarrenError, endpoint: undefined, attempts: 0 }, logged);
+      return DONE;
     }
+  }
+
+  /** An exchange that entered `gen` ended: it leaves the generation and is observed. */
+  #ended(gen: Generation, exchange: Exchange, started: number, compiled: CompiledRoute | undefined, outcome: Outcome, logged: LoggedExchange | undefined): void {
+    gen.leave();
+    this.#metrics?.inflight.dec();
     this.#observe(exchange, started, compiled, outcome, logged);
   }
 

@@ -1,5 +1,7 @@
 import test from 'ava';
 import type { IncomingMessage } from 'node:http';
+import { Readable, Writable } from 'node:stream';
+import type { Exchange } from '../../src/proxy/exchange.js';
 import { runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 test('a client that goes away while the upstream works stops the upstream request and counts as 499; going away after the end changes nothing', async (t) => {
@@ -39,5 +41,52 @@ test('a client that goes away while the upstream works stops the upstream reques
   const text = await proxy.metrics.metrics();
   t.regex(text, /^warren_requests_total\{status_class="4xx",method="GET"\} 1$/m);
   t.regex(text, /^warren_requests_total\{status_class="2xx",method="GET"\} 1$/m);
+  t.regex(text, /^warren_inflight_requests 0$/m);
+});
+
+test('a response whose end the client-side sink fails to take is not counted complete: it ends as the client going away', async (t) => {
+  t.timeout(30_000);
+  const origin = await startOrigin({ handler: (_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok') });
+  const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ host: 'cut.test', endpoints: [origin.key] })]) });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+
+  let responded = false;
+  let written = 0;
+  const exchange: Exchange = {
+    id: 'sink-end-fails',
+    head: { method: 'GET', scheme: 'https', authority: 'cut.test', path: '/', headers: [], clientAddress: '127.0.0.1', contentLength: 0 },
+    body: Readable.from([]),
+    signal: new AbortController().signal,
+    get responded() {
+      return responded;
+    },
+    respond() {
+      responded = true;
+      const sink: Writable = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          written += chunk.length;
+          callback();
+        },
+        // As the tunnel's stream does when a reset cuts off its end: destroyed without an error (so no 'error'
+        // event), then the pending end fails. The exchange's signal does not abort.
+        final(callback) {
+          setImmediate(() => {
+            sink.destroy();
+            callback(new Error('stream reset before the end of the body'));
+          });
+        },
+      });
+      return sink;
+    },
+    setTrailers() {},
+    fail() {
+      responded = true;
+    },
+  };
+  await proxy.pipeline.handle(exchange);
+  t.is(written, 2);
+  const text = await proxy.metrics.metrics();
+  t.notRegex(text, /^warren_requests_total\{status_class="2xx",method="GET"\} [1-9]/m);
+  t.regex(text, /^warren_requests_total\{status_class="4xx",method="GET"\} 1$/m);
   t.regex(text, /^warren_inflight_requests 0$/m);
 });
