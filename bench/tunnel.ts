@@ -56,6 +56,11 @@
  * /proc, and this process's own) and its busy share (CPU time over the cell's wall time; 100 % is one core) tell
  * whether a cell measured the connector: at 85 % or more the cell is marked †, its req/s and latencies bounded by
  * the load side. stderr gives the split per process for every cell.
+ *
+ * "Waited for CPU" is the run-queue wait of the connector's main thread, then of the load side's processes' main
+ * threads summed, over the cell's wall time (`/proc/<pid>/task/<pid>/schedstat`): time an event loop had work
+ * while other threads held its core. On a shared machine that wait, not the connector, makes most of a tail
+ * (docs/benchmarks.md, "Added latency at 1 KiB"); compare latencies only between cells whose waits are alike.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -63,7 +68,7 @@ import { parseArgs } from 'node:util';
 import { spawnJsonChild, type JsonChild } from './lib/child.js';
 import { percentile, runLoad, type LoadResult } from './lib/load.js';
 import { CHART_DEFAULT_OLD_SPACE, imageMallocEnvWords, imageNodeFlags } from './lib/image-flags.js';
-import { cpuTimeMs, peakRss } from './lib/proc-stats.js';
+import { cpuTimeMs, peakRss, runQueueWaitMs } from './lib/proc-stats.js';
 import { streamLoadIn } from './lib/stream-load-client.js';
 
 const { values } = parseArgs({
@@ -161,6 +166,10 @@ interface Sample {
   loadSide: LoadSideCpu;
   /** The load side's CPU time over the cell's wall time: 1 is one core fully busy. */
   loadSideBusy: number;
+  /** Run-queue wait of the connector's main thread over the cell's wall time (other work had its core). */
+  connectorWaited?: number;
+  /** The same for the load side's processes, summed. */
+  loadSideWaited: number;
   cpuPerRequestMs?: number;
   peakRssMiB?: number;
   gcMsPerRequest?: number;
@@ -212,16 +221,21 @@ async function cell(url: string, size: number, concurrency: number, running?: Ru
   const cpu0 = pid ? cpuTimeMs(pid) : 0;
   const rss = pid ? peakRss(pid, 20) : undefined;
   const side0 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
+  const sidePids = [process.pid, origin.pid, ...(running ? [running.sim.pid] : [])];
+  const sideWait = () => sidePids.reduce((sum, p) => sum + runQueueWaitMs(p), 0);
+  const wait0 = { connector: pid ? runQueueWaitMs(pid) : 0, side: sideWait() };
   const result = await drive(url, size, concurrency, durationMs, 200_000, running, mode);
   const requests = Math.max(1, result.requests);
   const side1 = { generator: ownCpuMs(), simulator: running ? cpuTimeMs(running.sim.pid) : 0, origin: cpuTimeMs(origin.pid) };
+  const loadSideWaited = (sideWait() - wait0.side) / result.elapsedMs;
   const loadSide = {
     generator: (side1.generator - side0.generator) / requests,
     simulator: (side1.simulator - side0.simulator) / requests,
     origin: (side1.origin - side0.origin) / requests,
   };
-  const sample: Sample = { result, loadSide, loadSideBusy: (loadSideMs(loadSide) * requests) / result.elapsedMs };
+  const sample: Sample = { result, loadSide, loadSideBusy: (loadSideMs(loadSide) * requests) / result.elapsedMs, loadSideWaited };
   if (pid) {
+    sample.connectorWaited = (runQueueWaitMs(pid) - wait0.connector) / result.elapsedMs;
     sample.cpuPerRequestMs = (cpuTimeMs(pid) - cpu0) / requests;
     sample.peakRssMiB = rss!.stop() / 1048576;
     const gc1 = gc0 ? await gcTotals(connector!) : undefined;
@@ -251,7 +265,7 @@ const record = (target: string, size: number, c: number, s: Sample) => {
   const r = s.result;
   const l = s.loadSide;
   process.stderr.write(
-    `${target} ${label(size)} c=${c}: ${Math.round((r.requests * 1000) / r.elapsedMs)} req/s, ${r.errors} errors${s.cpuPerRequestMs === undefined ? '' : `, ${fmt(s.cpuPerRequestMs, 3)} ms CPU/req, ${fmt(s.peakRssMiB!, 0)} MiB peak`}; load side ${fmt(loadSideMs(l), 3)} ms CPU/req (generator ${fmt(l.generator, 3)}, simulator ${fmt(l.simulator, 3)}, origin ${fmt(l.origin, 3)}), ${Math.round(s.loadSideBusy * 100)} % of a core busy\n`,
+    `${target} ${label(size)} c=${c}: ${Math.round((r.requests * 1000) / r.elapsedMs)} req/s, ${r.errors} errors${s.cpuPerRequestMs === undefined ? '' : `, ${fmt(s.cpuPerRequestMs, 3)} ms CPU/req, ${fmt(s.peakRssMiB!, 0)} MiB peak`}; load side ${fmt(loadSideMs(l), 3)} ms CPU/req (generator ${fmt(l.generator, 3)}, simulator ${fmt(l.simulator, 3)}, origin ${fmt(l.origin, 3)}), ${Math.round(s.loadSideBusy * 100)} % of a core busy; waited for CPU: ${s.connectorWaited === undefined ? '' : `connector ${Math.round(s.connectorWaited * 100)} %, `}load side ${Math.round(s.loadSideWaited * 100)} % of the cell\n`,
   );
 };
 const loads: number[] = [loadavg()[0]!];
@@ -313,14 +327,23 @@ function busy(shares: number[]): string {
   return `${Math.round(m * 100)} %${bound ? ' †' : ''}`;
 }
 
+/** Median run-queue waits of a cell's samples, in percent of its wall time: the connector's, then the load side's. */
+function waited(ss: Sample[]): string {
+  const pct = (xs: Array<number | undefined>) => {
+    const m = median(xs.filter((x): x is number => x !== undefined));
+    return Number.isFinite(m) ? `${Math.round(m * 100)} %` : '–';
+  };
+  return `${pct(ss.map((s) => s.connectorWaited))} · ${pct(ss.map((s) => s.loadSideWaited))}`;
+}
+
 const names = ['origin (ceiling)', ...targets.flatMap((t) => loadModes.map((mode) => rowName(t.name, mode)))];
 const lines = [
   ...loadModes.map((mode) => `Load${loadModes.length > 1 ? ` [${mode}]` : ''}: ${LOAD_MODES[mode]}.`),
   '',
   `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
   '',
-  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | load side CPU ms/req | load side busy | errors |`,
-  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | load side CPU ms/req | load side busy | waited for CPU: connector · load side | errors |`,
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
 let loadBound = false;
 for (const name of names) {
@@ -358,7 +381,7 @@ for (const name of names) {
         )} | ${spread(
           ss.map((s) => loadSideMs(s.loadSide)),
           3,
-        )} | ${busy(ss.map((s) => s.loadSideBusy))} | ${ss.reduce((n, s) => n + s.result.errors, 0)} |`,
+        )} | ${busy(ss.map((s) => s.loadSideBusy))} | ${waited(ss)} | ${ss.reduce((n, s) => n + s.result.errors, 0)} |`,
       );
     }
   }

@@ -14,6 +14,22 @@ export function cpuTimeMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
 }
 
+/**
+ * Run-queue wait of `pid`'s main thread in milliseconds: the time it was ready to run but another thread had its
+ * core (`/proc/<pid>/task/<pid>/schedstat`, second field, ns). For a Node process that is time its event loop had
+ * work and could not do it — latency that neither it nor its peers caused, when other work shares the core.
+ */
+export function runQueueWaitMs(pid: number): number {
+  return parseSchedstat(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8')).waitMs;
+}
+
+/** A schedstat line (`<on-CPU ns> <run-queue wait ns> <timeslices>`) in milliseconds. */
+export function parseSchedstat(line: string): { cpuMs: number; waitMs: number } {
+  const [cpu, wait] = line.trim().split(/\s+/).map(Number);
+  if (!Number.isFinite(cpu) || !Number.isFinite(wait)) throw new Error(`schedstat: cannot read "${line.trim()}"`);
+  return { cpuMs: cpu! / 1e6, waitMs: wait! / 1e6 };
+}
+
 /** Resident set size of `pid` in bytes. */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
