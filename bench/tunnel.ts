@@ -39,8 +39,13 @@
  *
  * Pinning (default when `taskset` exists and the machine has at least two cores; `--no-pin` turns it off):
  * every connector runs on core 0, this load generator, the simulators and the origin on core 1, so the
- * connector's CPU time is not shared with the load it serves. `--load-node-flags` (written with `=`, e.g.
- * `--load-node-flags='--cpu-prof --cpu-prof-dir=/tmp/p'`) are given to the simulators and the origin.
+ * connector's CPU time is not shared with the load it serves. The load side is Node too, and runs under the image's
+ * heap flags by default, for the connector's reason: a large young generation makes 10–27 ms scavenges, which
+ * become the load side's tail, not the connector's (docs/benchmarks.md, "Added latency at 1 KiB"). This process
+ * (the generator of the ceiling and of eyeball load) restarts itself under the image's heap flags when started
+ * without them, so the ceiling's p99 is taken under the same heap as the rest of the load side. `--load-node-flags`
+ * (written with `=`, e.g. `--load-node-flags='--cpu-prof --cpu-prof-dir=/tmp/p'`) replace the simulators' and the
+ * origin's flags.
  *
  * `--repeat N` runs every cell N times, the targets interleaved within each round (their order reversed every
  * other round), all targets registered for the whole run; the table gives the median with [min–max]. Each cell
@@ -62,7 +67,7 @@
  * while other threads held its core. On a shared machine that wait, not the connector, makes most of a tail
  * (docs/benchmarks.md, "Added latency at 1 KiB"); compare latencies only between cells whose waits are alike.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { spawnJsonChild, type JsonChild } from './lib/child.js';
@@ -86,10 +91,15 @@ const { values } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     upload: { type: 'boolean', default: false },
     load: { type: 'string', default: 'edge' },
-    'load-node-flags': { type: 'string', default: '' },
+    'load-node-flags': { type: 'string', default: imageNodeFlags().join(' ') },
     'node-env': { type: 'string', default: imageMallocEnvWords().join(' ') },
   },
 });
+// The ceiling's and eyeball mode's generator is this process: the same heap as the rest of the load side.
+if (!imageNodeFlags().every((flag) => process.execArgv.includes(flag))) {
+  const run = spawnSync(process.execPath, [...process.execArgv, ...imageNodeFlags(), ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exit(run.status ?? 1);
+}
 const durationMs = Number(values.duration);
 const sizes = values.sizes.split(',').map(Number);
 const levels = values.concurrency.split(',').map(Number);
