@@ -4,7 +4,9 @@ import { type Dispatcher, Pool } from 'undici';
 import type * as Simulator from '../../core/src/edge-simulator/index.js';
 import type { ClosedLoopResult, ClosedLoopTally as Tally } from '../../core/src/edge-simulator/index.js';
 
-const { ClosedLoopTally, runClosedLoop } = (await import(new URL('../../../core/build/src/edge-simulator/index.js', import.meta.url).href)) as typeof Simulator;
+const { ClosedLoopTally, ClosedLoopWorker, declaredLength, runClosedLoop } = (await import(
+  new URL('../../../core/build/src/edge-simulator/index.js', import.meta.url).href
+)) as typeof Simulator;
 
 /**
  * A closed-loop HTTP/1.1 load generator: `concurrency` workers, each on its own keep-alive connection,
@@ -33,23 +35,13 @@ export interface LoadOptions {
  */
 export type LoadResult = ClosedLoopResult;
 
-/** The declared body length of a response, or -1 when it has none (or an unreadable one). */
-function declaredLength(headers: IncomingHttpHeaders): number {
-  const value = headers['content-length'];
-  if (typeof value !== 'string' || !/^\d+$/.test(value)) return -1;
-  return Number(value);
-}
-
 /**
  * One connection's worth of closed loop: sends a request, counts its answer as it arrives, records it when the
  * last byte is in, sends the next. One instance is the dispatch handler of each of its requests in turn.
  */
-class ClosedLoop implements Dispatcher.DispatchHandler {
+class ClosedLoop extends ClosedLoopWorker implements Dispatcher.DispatchHandler {
   readonly #pool: Pool;
   readonly #request: Dispatcher.DispatchOptions;
-  readonly #more: () => boolean;
-  readonly #tally: Tally;
-  #resolve: () => void = () => undefined;
   #started = 0;
   #status = 0;
   #expected = -1;
@@ -57,22 +49,12 @@ class ClosedLoop implements Dispatcher.DispatchHandler {
   #settled = true;
 
   constructor(pool: Pool, request: Dispatcher.DispatchOptions, more: () => boolean, tally: Tally) {
+    super(more, tally);
     this.#pool = pool;
     this.#request = request;
-    this.#more = more;
-    this.#tally = tally;
   }
 
-  /** Resolves once the loop stopped sending and its last request finished. */
-  run(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#next();
-    });
-  }
-
-  #next(): void {
-    if (!this.#more()) return this.#resolve();
+  protected start(): void {
     this.#status = 0;
     this.#expected = -1;
     this.#received = 0;
@@ -91,7 +73,7 @@ class ClosedLoop implements Dispatcher.DispatchHandler {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     this.#status = statusCode;
-    this.#expected = declaredLength(headers);
+    this.#expected = declaredLength(headers['content-length']);
     this.#received = 0;
   }
 
@@ -112,9 +94,9 @@ class ClosedLoop implements Dispatcher.DispatchHandler {
   #finish(complete: boolean): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#tally.record(performance.now() - this.#started, this.#status, this.#received, complete);
+    this.tally.record(performance.now() - this.#started, this.#status, this.#received, complete);
     // Once undici's callback has returned, as after an awaited request: never re-entering its dispatch.
-    queueMicrotask(() => this.#next());
+    queueMicrotask(() => this.next());
   }
 }
 

@@ -61,6 +61,42 @@ export class ClosedLoopTally {
 }
 
 /**
+ * One worker of a closed loop: a request, then the next as soon as it finished, until the loop's bounds say no.
+ * A generator supplies `start`, which sends one request, records it in `tally` once, and then calls `next()`.
+ */
+export abstract class ClosedLoopWorker {
+  readonly #more: () => boolean;
+  protected readonly tally: ClosedLoopTally;
+  #resolve: () => void = () => undefined;
+
+  constructor(more: () => boolean, tally: ClosedLoopTally) {
+    this.#more = more;
+    this.tally = tally;
+  }
+
+  /** Resolves once the loop stopped sending and this worker's last request finished. */
+  run(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#resolve = resolve;
+      this.next();
+    });
+  }
+
+  /** Starts the next request, or ends the worker once the loop's bounds are reached. */
+  protected next(): void {
+    if (this.#more()) this.start();
+    else this.#resolve();
+  }
+
+  protected abstract start(): void;
+}
+
+/** A response's declared body length (its `content-length`), or -1 when it has none or an unreadable one. */
+export function declaredLength(value: string | string[] | undefined): number {
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : -1;
+}
+
+/**
  * Runs `bounds.concurrency` workers until `bounds.durationMs` passed or `bounds.maxRequests` were started; each
  * worker resolves once `more()` said no and its last request finished. Resolves with the elapsed time.
  */

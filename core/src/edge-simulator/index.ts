@@ -17,5 +17,5 @@ export { tunnelHostname } from './tunnel-entrances.js';
 export type { TunnelEntrance, TunnelEntrancesOptions } from './tunnel-entrances.js';
 export { runStreamLoad } from './stream-load.js';
 export type { StreamLoadOptions, StreamLoadResult } from './stream-load.js';
-export { ClosedLoopTally, runClosedLoop } from './closed-loop.js';
+export { ClosedLoopTally, ClosedLoopWorker, declaredLength, runClosedLoop } from './closed-loop.js';
 export type { ClosedLoopBounds, ClosedLoopResult } from './closed-loop.js';

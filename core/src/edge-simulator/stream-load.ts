@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { type ClosedLoopResult, ClosedLoopTally, runClosedLoop } from './closed-loop.js';
+import { type ClosedLoopResult, ClosedLoopTally, ClosedLoopWorker, declaredLength, runClosedLoop } from './closed-loop.js';
 import { tunnelHeaders } from './eyeball.js';
 import type { EdgeSimulator } from './simulator.js';
 
@@ -39,34 +39,22 @@ function rayIds(): () => string {
 }
 
 /** One worker of the closed loop: a stream, read to its end, then the next. */
-class StreamLoop {
+class StreamLoop extends ClosedLoopWorker {
   readonly #sim: EdgeSimulator;
   /** Names and values in order, `cf-ray`'s value last (replaced per stream). */
   readonly #headers: readonly string[];
   readonly #ray: () => string;
   readonly #body: Buffer | undefined;
-  readonly #more: () => boolean;
-  readonly #tally: ClosedLoopTally;
-  #resolve: () => void = () => undefined;
 
   constructor(sim: EdgeSimulator, headers: readonly string[], ray: () => string, body: Buffer | undefined, more: () => boolean, tally: ClosedLoopTally) {
+    super(more, tally);
     this.#sim = sim;
     this.#headers = headers;
     this.#ray = ray;
     this.#body = body;
-    this.#more = more;
-    this.#tally = tally;
   }
 
-  run(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#next();
-    });
-  }
-
-  #next(): void {
-    if (!this.#more()) return this.#resolve();
+  protected start(): void {
     const started = performance.now();
     const connection = this.#sim.pickConnection();
     let stream: ClientHttp2Stream;
@@ -77,7 +65,7 @@ class StreamLoop {
       stream = connection.request(headers, this.#body === undefined);
     } catch {
       // Not at once: a loop without a connection must not spin through its requests in one turn.
-      return this.#record(started, performance.now(), 0, 0, false, () => setTimeout(() => this.#next(), 1));
+      return this.#record(started, performance.now(), 0, 0, false, () => setTimeout(() => this.next(), 1));
     }
     if (this.#body !== undefined) stream.end(this.#body);
     let status = 0;
@@ -89,8 +77,7 @@ class StreamLoop {
     });
     stream.once('response', (headers: IncomingHttpHeaders) => {
       status = Number(headers[':status']);
-      const length = headers['content-length'];
-      expected = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : -1;
+      expected = declaredLength(headers['content-length']);
     });
     stream.on('data', (chunk: Buffer) => {
       received += chunk.length;
@@ -101,12 +88,12 @@ class StreamLoop {
     stream.once('close', () => {
       // Complete only when the stream ended cleanly (END_STREAM, no reset) with every declared byte.
       const complete = endedAt !== 0 && stream.rstCode === h2.NGHTTP2_NO_ERROR && status !== 0 && (expected === -1 || received === expected);
-      this.#record(started, endedAt || performance.now(), status, received, complete, () => this.#next());
+      this.#record(started, endedAt || performance.now(), status, received, complete, () => this.next());
     });
   }
 
   #record(started: number, finished: number, status: number, received: number, complete: boolean, next: () => void): void {
-    this.#tally.record(finished - started, status, received, complete);
+    this.tally.record(finished - started, status, received, complete);
     next();
   }
 }
