@@ -274,6 +274,8 @@ export class Pipeline implements ExchangeHandler, Runnable {
     gen.enter();
     this.#metrics?.inflight.inc();
     let compiled: CompiledRoute | undefined;
+    // Set once the run reported its end: a throw after that must not end the exchange a second time.
+    let ended = false;
     try {
       const framing = validateRequestHead(head, this.#limits);
       // Routes match the canonical path, and the upstream gets that same path (framing.target). The framing is
@@ -292,8 +294,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
         contentLength: framing.sendLength,
       });
       const routed = compiled;
-      return new ExchangeRun(exchange, routed, this.#env, framing, headers, (outcome) => this.#ended(gen, exchange, started, routed, outcome, logged)).run();
+      return new ExchangeRun(exchange, routed, this.#env, framing, headers, (outcome) => {
+        ended = true;
+        this.#ended(gen, exchange, started, routed, outcome, logged);
+      }).run();
     } catch (err) {
+      if (ended) throw err;
       const status = failExchange(exchange, err, {
         mapError: compiled ? compiled.mapError : unboundErrorMapper(gen.plugins.entries),
         route: compiled?.route,
