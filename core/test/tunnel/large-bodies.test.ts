@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
@@ -11,9 +11,16 @@ import { startHarness } from './support/harness.js';
 const SIZE = 50 * 1024 * 1024;
 /**
  * Everything (client, edge simulator, connector, origin) runs in this process, so a component that buffered
- * a whole 50 MiB body would show up as RSS growth well above this bound.
+ * a whole 50 MiB upload would show up as RSS growth well above this bound.
  */
 const RSS_BOUND = 25 * 1024 * 1024;
+/** Download sizes compared, and what the larger may add to the smaller's growth (a buffered body adds 80 MiB). */
+const SMALL = 16 * 1024 * 1024;
+const LARGE = 96 * 1024 * 1024;
+const SCALING_BOUND = 16 * 1024 * 1024;
+/** Well under the larger body: buffering it whole cannot pass. */
+const RSS_BOUND_LARGE = 64 * 1024 * 1024;
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 // Collect garbage while sampling, so the measure is live memory rather than how lazily V8 frees buffers.
 setFlagsFromString('--expose-gc');
@@ -37,9 +44,9 @@ function sampleRss(): { stop(): number } {
   };
 }
 
-function expectedHash(): string {
+function expectedHash(size = SIZE): string {
   const hash = createHash('sha256');
-  for (let done = 0; done < SIZE; done += 65536) hash.update(patternBytes(done, Math.min(65536, SIZE - done)));
+  for (let done = 0; done < size; done += 65536) hash.update(patternBytes(done, Math.min(65536, size - done)));
   return hash.digest('hex');
 }
 
@@ -55,21 +62,14 @@ function patternStream(total: number): Readable {
   });
 }
 
-test.serial('a 50 MiB download streams through the tunnel with flat memory', async (t) => {
-  const h = await startHarness(t);
-  await h.sim.waitForRegistrations(1);
-  // Warm up every component once so lazily allocated buffers do not count as growth.
-  await new Promise<void>((resolve, reject) =>
-    request(`${h.sim.eyeballUrl}/bytes?n=4194304`, { headers: { host: 'a' } }, (res) => res.resume().on('end', resolve))
-      .on('error', reject)
-      .end(),
-  );
+/** Downloads `size` bytes through the tunnel, checks them whole and in order, and returns the RSS growth meanwhile. */
+async function download(t: ExecutionContext, eyeballUrl: string, size: number): Promise<number> {
   const rss = sampleRss();
   const hash = createHash('sha256');
   let length = 0;
   await new Promise<void>((resolve, reject) => {
-    const req = request(`${h.sim.eyeballUrl}/bytes?n=${SIZE}`, { headers: { host: 'app.example.com' } }, (res) => {
-      t.is(res.headers['content-length'], String(SIZE));
+    const req = request(`${eyeballUrl}/bytes?n=${size}`, { headers: { host: 'app.example.com' } }, (res) => {
+      t.is(res.headers['content-length'], String(size));
       res.on('data', (chunk: Buffer) => {
         hash.update(chunk);
         length += chunk.length;
@@ -81,10 +81,29 @@ test.serial('a 50 MiB download streams through the tunnel with flat memory', asy
     req.end();
   });
   const growth = rss.stop();
-  t.is(length, SIZE);
-  t.is(hash.digest('hex'), expectedHash());
-  t.true(growth < RSS_BOUND, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
-  t.log(`RSS growth while downloading 50 MiB: ${(growth / 1048576).toFixed(1)} MiB`);
+  t.is(length, size);
+  t.is(hash.digest('hex'), expectedHash(size));
+  return growth;
+}
+
+test.serial('downloads stream through the tunnel with flat memory: what is in flight does not grow with the body', async (t) => {
+  const h = await startHarness(t);
+  await h.sim.waitForRegistrations(1);
+  // Warm up every component once so lazily allocated buffers do not count as growth.
+  await new Promise<void>((resolve, reject) =>
+    request(`${h.sim.eyeballUrl}/bytes?n=4194304`, { headers: { host: 'a' } }, (res) => res.resume().on('end', resolve))
+      .on('error', reject)
+      .end(),
+  );
+  // Everything (client, simulated edge with its 4 MiB stream windows, connector, origin) is in this process, so
+  // the growth holds every component's bytes in flight, 10-35 MiB across runs whatever the body's size (a single
+  // 25 MiB bound on a 50 MiB download failed in about half the runs). A component that buffered the body instead
+  // of flowing under backpressure would grow with it.
+  const small = await download(t, h.sim.eyeballUrl, SMALL);
+  const large = await download(t, h.sim.eyeballUrl, LARGE);
+  t.log(`RSS growth while downloading ${SMALL / 1048576} MiB: ${mib(small)}, ${LARGE / 1048576} MiB: ${mib(large)}`);
+  t.true(large - small < SCALING_BOUND, `RSS grew ${mib(large - small)} more for ${(LARGE - SMALL) / 1048576} MiB more body`);
+  t.true(large < RSS_BOUND_LARGE, `RSS grew by ${mib(large)} while downloading ${LARGE / 1048576} MiB`);
 });
 
 test.serial('a 50 MiB upload streams through the tunnel with flat memory', async (t) => {
