@@ -1,6 +1,6 @@
 import type { DependencyContainer } from 'tsyringe';
 import { listenError } from './listen.js';
-import { PARTS, provide, provideRunnable } from './parts.js';
+import { PARTS, provide, provideReadiness, provideRunnable } from './parts.js';
 import { token, TOKENS } from '../di/tokens.js';
 import type { Acceptor } from '../lifecycle/manager.js';
 import { componentLogger } from '../observability/logger.js';
@@ -39,6 +39,10 @@ export function provideProxy(container: DependencyContainer, options: ProxyOptio
   );
   container.register(TOKENS.ExchangeHandler, { useToken: PIPELINE });
   provideRunnable(container, 'pipeline', (c) => c.resolve(PIPELINE));
+  provideReadiness(container, 'routes', (c) => {
+    const pipeline = c.resolve(PIPELINE);
+    return () => (pipeline.generation !== undefined ? true : 'no route table live yet');
+  });
 }
 
 /**

@@ -11,7 +11,7 @@
  * await sim.close();
  */
 export { startEdgeSimulator, EdgeSimulator } from './simulator.js';
-export type { EdgeSimulatorOptions } from './simulator.js';
+export type { EdgeSimulatorOptions, TunnelReply } from './simulator.js';
 export type { EyeballCertificate, EyeballTls } from './eyeball.js';
 export { tunnelHostname } from './tunnel-entrances.js';
 export type { TunnelEntrance, TunnelEntrancesOptions } from './tunnel-entrances.js';

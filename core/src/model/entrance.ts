@@ -19,5 +19,6 @@ export function gatewayEntrance(gateway: string, inner: ExchangeHandler): Exchan
       entrances.set(exchange, gateway);
       return inner.handle(exchange);
     },
+    whenRouting: inner.whenRouting?.bind(inner),
   };
 }

@@ -110,4 +110,11 @@ export interface ExchangeFailure {
 /** Implemented by the proxy pipeline; called by acceptors for every exchange. Must not throw. */
 export interface ExchangeHandler {
   handle(exchange: Exchange): Promise<void>;
+  /**
+   * Resolves once the handler routes requests (its first route table is live), or when `signal` aborts. An
+   * acceptor that a peer starts sending requests to the moment it is up (the tunnel connector, once registered at
+   * the edge) waits for it, so that a starting replica never answers traffic it has no routes for while the other
+   * replicas could. Absent: the handler routes at once.
+   */
+  whenRouting?(signal: AbortSignal): Promise<void>;
 }

@@ -52,7 +52,7 @@ function noEndpoint(route: Route): WarrenError {
 
 /** The part of the routing model's `RouteStore` the pipeline needs. */
 export interface RouteTableSource {
-  /** The table to serve now, if one was published. */
+  /** The table to serve now; undefined, or the placeholder of generation 0, while none was published. */
   readonly current: RouteTable | undefined;
   /** Calls `listener` with every newly published table; returns an unsubscribe function. */
   subscribe(listener: (table: RouteTable) => void): () => void;
@@ -88,6 +88,9 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #swap: GenerationSwap;
   #unsubscribeSecrets: (() => void) | undefined;
   readonly #drainLimitMs: number;
+  /** Resolves when the first generation goes live. */
+  readonly #routing: Promise<void>;
+  #routed!: () => void;
 
   constructor(options: PipelineOptions) {
     this.#drainLimitMs = options.drainLimitMs ?? GENERATION_DRAIN_LIMIT_MS;
@@ -129,6 +132,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
           'response cut off after its head was sent; the client gets a reset (gRPC: an error status), never a complete response',
         ),
     };
+    this.#routing = new Promise<void>((resolve) => (this.#routed = resolve));
     this.#swap = this.#generationSwap();
   }
 
@@ -145,12 +149,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const metrics = this.#metrics;
     return new GenerationSwap({
       build: (table, predecessor) => factory.build(table, predecessor),
-      onLive: metrics
-        ? ({ table }) => {
-            metrics.generation.set(table.generation);
-            metrics.serveTable(table);
-          }
-        : undefined,
+      onLive: ({ table }) => {
+        this.#routed();
+        metrics?.generation.set(table.generation);
+        metrics?.serveTable(table);
+      },
       logger: this.#logger,
       drainLimitMs: this.#drainLimitMs,
     });
@@ -166,6 +169,22 @@ export class Pipeline implements ExchangeHandler, Runnable {
 
   get #wanted(): { readonly table: RouteTable } | undefined {
     return this.#swap.wanted;
+  }
+
+  /**
+   * Resolves once a route table is live (see `ExchangeHandler.whenRouting`), or when `signal` aborts. Until then
+   * every request is answered 503 `routes are not loaded yet`.
+   */
+  whenRouting(signal: AbortSignal): Promise<void> {
+    if (this.#live || signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      void this.#routing.then(done);
+    });
   }
 
   /** Generation number of the route table being served, if any. */
@@ -218,7 +237,9 @@ export class Pipeline implements ExchangeHandler, Runnable {
       this.setTable(table).catch((err) => this.#logger.error({ err, generation: table.generation }, 'route table not applied; the previous one keeps serving'));
     };
     const unsubscribe = source.subscribe(apply);
-    if (source.current) apply(source.current);
+    // Generation 0 is the route store's placeholder before its first build, not routes: serving it would answer
+    // every request 404 `no route matches` instead of 503 `routes are not loaded yet`.
+    if (source.current && source.current.generation > 0) apply(source.current);
     return unsubscribe;
   }
 

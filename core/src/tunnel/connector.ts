@@ -79,7 +79,9 @@ interface Slot {
  * connections to the edge, spread over the two edge regions, and hands every request stream to the
  * `ExchangeHandler`. A Runnable that every replica runs (`needsLeader` false).
  *
- * Start-up: slot 0 connects first and is retried until it registers; the other slots start after it, one
+ * Start-up: after edge discovery, the connector waits until the handler routes requests (its first route table
+ * is live, `ExchangeHandler.whenRouting`), since the edge sends requests to a connection as soon as it registers.
+ * Then slot 0 connects first and is retried until it registers; the other slots start after it, one
  * per `registrationIntervalMs`. A registration refused with `shouldRetry=false` (other than `EDUPCONN`), or
  * refused as `Unauthorized` more than `unauthorizedRetries` times, fails `start()` with a terminal
  * WarrenError before the first registration; afterwards every failure is retried with per-slot randomized
@@ -171,6 +173,8 @@ export class TunnelConnector extends EventEmitter implements Runnable {
     this.#log.info({ ...describeCredentials(credentials), connectorId: this.connectorId }, 'starting the tunnel connector');
     const pool = await this.#discover(signal);
     if (!pool) return;
+    // The edge sends a registered connection requests at once: register only when they can be routed.
+    if (!(await this.#routing(signal))) return;
     const wanted = config.haConnections;
     const count = Math.min(wanted, pool.capacity);
     if (count < wanted) {
@@ -213,6 +217,22 @@ export class TunnelConnector extends EventEmitter implements Runnable {
       await Promise.all(loops);
     }
     if (this.#fatal) throw this.#fatal;
+  }
+
+  /** Waits until the handler routes requests (`ExchangeHandler.whenRouting`); false when `signal` aborted first. */
+  async #routing(signal: AbortSignal): Promise<boolean> {
+    const whenRouting = this.#o.handler.whenRouting?.(signal);
+    if (!whenRouting) return true;
+    const waited = performance.now();
+    const nag = setInterval(() => this.#log.warn({ waitedMs: Math.round(performance.now() - waited) }, 'still waiting for the first route table before registering'), 30_000);
+    try {
+      await whenRouting;
+    } finally {
+      clearInterval(nag);
+    }
+    if (signal.aborted) return false;
+    this.#log.debug({ waitedMs: Math.round(performance.now() - waited) }, 'routes are live; registering');
+    return true;
   }
 
   async #discover(signal: AbortSignal): Promise<EdgeAddressPool | undefined> {

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { z } from 'zod';
+import { TOKENS } from '../../src/di/tokens.js';
 import { ErrorCode, WarrenError } from '../../src/errors.js';
 import { definePlugin } from '../../src/plugin-api/module.js';
 import type { ProvisionContext } from '../../src/plugin-api/lifecycle.js';
@@ -263,4 +264,41 @@ test('requests before the first table get 503; after close 503 too', async (t) =
   const late = await call(`${proxy.url}/`);
   t.is(late.status, 503);
   t.regex(late.body, /shutting down/);
+});
+
+test('following the route store, nothing routes before its first build: 503 "not loaded", and whenRouting waits for it', async (t) => {
+  const origin = await startOrigin();
+  const proxy = await startProxyHarness();
+  const store = proxy.container.resolve(TOKENS.RouteStore);
+  const stop = new AbortController();
+  const serving = proxy.pipeline.start(stop.signal);
+  t.teardown(async () => {
+    stop.abort();
+    await serving;
+    await Promise.all([proxy.close(), origin.close()]);
+  });
+  let routing = false;
+  const whenRouting = proxy.pipeline.whenRouting(stop.signal).then(() => (routing = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  // The store's placeholder (generation 0) is not a table: a 404 would say the host has no route.
+  const early = await call(`${proxy.url}/`);
+  t.is(early.status, 503);
+  t.regex(early.body, /routes are not loaded yet/);
+  t.false(routing);
+  t.is(proxy.pipeline.generation, undefined);
+
+  store.publish(testRouteTable([testRoute({ host: 'x.test', endpoints: [origin.key] })], 1));
+  await whenRouting;
+  t.is(proxy.pipeline.generation, 1);
+  t.is((await call(`${proxy.url}/`)).status, 200);
+});
+
+test('whenRouting settles when its signal aborts, without a route table', async (t) => {
+  const proxy = await startProxyHarness();
+  t.teardown(() => proxy.close());
+  const abort = new AbortController();
+  const waiting = proxy.pipeline.whenRouting(abort.signal);
+  abort.abort();
+  await waiting;
+  t.is(proxy.pipeline.generation, undefined);
 });
