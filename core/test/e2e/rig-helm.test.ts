@@ -93,7 +93,10 @@ test.after.always(async () => {
 });
 
 test.afterEach.always((t) => {
-  if (!t.passed) t.log(rig().tail(120));
+  if (t.passed) return;
+  t.log(rig().tail(120));
+  // The controllers' own account, without the access log lines of answered requests.
+  t.log(rig().podLogs(NAMESPACE, { lines: 60, keep: (line) => !/"component":"access".*"status":[23]\d\d,/.test(line) }));
 });
 
 test.serial('two replicas installed by helm run on the rig; deleting the leader pod under load fails no request', async (t) => {

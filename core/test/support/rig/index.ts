@@ -12,7 +12,7 @@
  */
 import { VersionApi } from '@kubernetes/client-node';
 import type { TestFn } from 'ava';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoggedChild } from '../../e2e/support/children.js';
@@ -31,6 +31,11 @@ export interface Rig {
   readonly startupMs: number;
   /** The last lines of the controller manager's and the node's logs, for failure messages. */
   tail(lines?: number): string;
+  /**
+   * For failure messages: the last `lines` lines that `keep` accepts (default all) of the output of every container
+   * of every pod in `namespace`, including pods already gone.
+   */
+  podLogs(namespace: string, options?: { readonly lines?: number; readonly keep?: (line: string) => boolean }): string;
   /** Stops the node (and every pod process), the controller manager, the apiserver and etcd. Idempotent. */
   stop(): Promise<void>;
 }
@@ -85,6 +90,25 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
         nodeLog = '(no node log)';
       }
       return `${cm.tail(lines)}\n--- node (${rigNode.logFile}) ---\n${nodeLog}`;
+    },
+    podLogs(namespace, { lines = 40, keep = () => true } = {}) {
+      const out: string[] = [];
+      // The node gives each pod `<namespace>_<name>_<uid>/` and each container a folder with its output files.
+      for (const pod of readdirSync(dir).filter((d) => d.startsWith(`${namespace}_`))) {
+        for (const container of readdirSync(join(dir, pod), { withFileTypes: true }).filter((e) => e.isDirectory())) {
+          for (const file of ['stdout.log', 'stderr.log']) {
+            let text: string;
+            try {
+              text = readFileSync(join(dir, pod, container.name, file), 'utf8');
+            } catch {
+              continue;
+            }
+            const kept = text.split('\n').filter((l) => l !== '' && keep(l));
+            if (kept.length > 0) out.push(`--- ${pod}/${container.name}/${file} ---`, ...kept.slice(-lines));
+          }
+        }
+      }
+      return out.join('\n');
     },
     stop: () => (stopping ??= stop()),
   };
