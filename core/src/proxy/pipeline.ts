@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { EventSink, Runnable, SecretReader } from '../plugin-api/lifecycle.js';
 import type { Route, RouteTable } from '../routes/types.js';
+import { isBuiltTable } from '../routes/store.js';
 import { createAccessLog, type AccessLog, type LoggedExchange } from './access-log.js';
 import { EndpointStates } from './balancer.js';
 import { unboundErrorMapper, type CompiledRoute, type ProxyDefaults } from './compile.js';
@@ -239,7 +240,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
     const unsubscribe = source.subscribe(apply);
     // Generation 0 is the route store's placeholder before its first build, not routes: serving it would answer
     // every request 404 `no route matches` instead of 503 `routes are not loaded yet`.
-    if (source.current && source.current.generation > 0) apply(source.current);
+    if (source.current && isBuiltTable(source.current)) apply(source.current);
     return unsubscribe;
   }
 

@@ -49,6 +49,9 @@ export class ControlPluginRunner implements Runnable {
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
       return;
     }
+    // A term may start before the first route table was built: applying the placeholder would remove everything
+    // the plugins manage (records, rules) until the first table put it back.
+    if (!(await this.#o.store.whenBuilt(signal))) return;
     const base = this.#o.retryBaseMs ?? 2_000;
     const queue = new WorkQueue<string>({
       name: 'control-plugins',

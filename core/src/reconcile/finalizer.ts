@@ -63,6 +63,8 @@ export class FinalizerController implements Runnable {
   }
 
   async start(signal: AbortSignal): Promise<void> {
+    // Before the first route table nothing looks owned: checking every Ingress then would drop their finalizers.
+    if (!(await this.#o.store.whenBuilt(signal))) return;
     const base = this.#o.retryBaseMs ?? 1_000;
     const queue = new WorkQueue<string>({
       name: 'finalizer',

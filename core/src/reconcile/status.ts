@@ -79,6 +79,8 @@ export class IngressStatusWriter implements Runnable {
   }
 
   async start(signal: AbortSignal): Promise<void> {
+    // Before the first route table nothing looks owned: checking every Ingress then would clear their status.
+    if (!(await this.#o.store.whenBuilt(signal))) return;
     const queue = new WorkQueue<string>({
       name: 'status',
       coalesceMs: this.#o.coalesceMs,

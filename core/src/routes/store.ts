@@ -45,6 +45,19 @@ export class RouteStore implements Published<RouteTable> {
     return this.#table.publish(table);
   }
 
+  /**
+   * Resolves true once a built table is current ({@link isBuiltTable}), false if `signal` aborts first. Leader-only
+   * work that acts on the routes (status, finalizers, control plugins) waits for it: the placeholder would make
+   * every Ingress look not Warren's.
+   */
+  async whenBuilt(signal: AbortSignal): Promise<boolean> {
+    if (isBuiltTable(this.current)) return true;
+    return this.waitFor(isBuiltTable, { signal }).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Calls `listener` after every publish (not with the current table). Returns an unsubscribe function. */
   subscribe(listener: RouteTableListener): () => void {
     return this.#table.subscribe(listener);
@@ -127,6 +140,11 @@ export class RouteStore implements Published<RouteTable> {
       check(this.#table.current);
     });
   }
+}
+
+/** True for a table a build produced; false for the store's placeholder before the first publish (generation 0). */
+export function isBuiltTable(table: RouteTable): boolean {
+  return table.generation > 0;
 }
 
 /**

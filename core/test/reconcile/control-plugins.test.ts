@@ -34,8 +34,8 @@ class SlowPlugin implements ControlPluginInstance {
   }
 }
 
-function setup(plugins: ControlPluginInstance[]) {
-  const store = new RouteStore();
+/** A runner over a store that already holds a built table (generation 1), unless `store` is given. */
+function setup(plugins: ControlPluginInstance[], store = new RouteStore(emptyRouteTable(1))) {
   const logs = new LogCapture();
   const tunnel = new TunnelStateStore();
   const runner = new ControlPluginRunner({
@@ -65,14 +65,15 @@ test('runs every plugin once on start, then with the latest table after changes,
   const firewall = new SlowPlugin('cloud.firewall');
   const { store, runner, stop } = setup([dns, firewall]);
   t.teardown(stop);
+  await sleep(5);
   await runner.idle();
   t.deepEqual(
     dns.calls.map((c) => c.generation),
-    [0],
+    [1],
   );
   t.deepEqual(
     firewall.calls.map((c) => c.generation),
-    [0],
+    [1],
   );
   for (let g = 1; g <= 20; g++) store.publish(emptyRouteTable(g));
   await sleep(5);
@@ -99,4 +100,20 @@ test('a rejected call is retried with backoff until it succeeds; a newly publish
   await runner.idle();
   t.is(dns.calls.at(-1)?.tunnelId, '6ff42ae2-765d-4adf-8112-31c55c1551ef');
   t.is(dns.calls.length, calls + 1, 'one call for the new tunnel id');
+});
+
+test('a term that starts before the first route table was built applies none until it is: the placeholder would remove what plugins manage', async (t) => {
+  const firewall = new SlowPlugin('cloud.firewall');
+  const { store, runner, stop } = setup([firewall], new RouteStore());
+  t.teardown(stop);
+  await sleep(60);
+  await runner.idle();
+  t.deepEqual(firewall.calls, [], 'nothing applied while the store holds its generation-0 placeholder');
+  store.publish(emptyRouteTable(1));
+  await sleep(30);
+  await runner.idle();
+  t.deepEqual(
+    firewall.calls.map((c) => c.generation),
+    [1],
+  );
 });
