@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { ClientGone } from '../proxy/client-gone.js';
 import type { Exchange, ExchangeFailure, RawHeaders, RequestHead, ResponseHead } from '../proxy/exchange.js';
 import { ErrorCode } from './h2/frames.js';
 import type { H2Stream } from './h2/stream.js';
@@ -51,7 +52,7 @@ export class TunnelExchange implements Exchange {
   readonly id: string;
   readonly head: RequestHead;
   readonly body: H2Stream;
-  readonly #controller = new AbortController();
+  readonly #gone = new ClientGone();
   readonly #stream: H2Stream;
   readonly #hooks: TunnelExchangeHooks;
   #responded = false;
@@ -74,14 +75,18 @@ export class TunnelExchange implements Exchange {
       // before the writable side reports finished (typical after a request body).
       const answered = stream.writableFinished || stream.writableEnded;
       if (stream.rstCode !== ErrorCode.NO_ERROR || !answered) {
-        this.#controller.abort(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
+        this.#gone.fire(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
       }
       this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
     });
   }
 
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return this.#gone.signal;
+  }
+
+  onClientGone(listener: () => void): boolean {
+    return this.#gone.listen(listener);
   }
 
   get responded(): boolean {
