@@ -63,7 +63,8 @@ interface HeapNode {
 }
 
 const isOwned = (url: string) => /core\/build\/src\/|\/plugins\/[^/]+\/build\/|node_modules\/undici\//.test(url);
-const short = (f: CallFrame) => `${f.functionName || '(anonymous)'} ${f.url.replace(/.*\/(node_modules|build)\//, '')}:${f.lineNumber + 1}`;
+/** A site by function and file (no line: a site keeps its key across builds whose lines moved). */
+const short = (f: CallFrame) => `${f.functionName || '(anonymous)'} ${f.url.replace(/.*\/(node_modules|build)\//, '')}`;
 const AREAS: ReadonlyArray<readonly [string, RegExp]> = [
   ['tunnel: HTTP/2 session, stream, HPACK', /core\/build\/src\/tunnel\/h2\//],
   ['tunnel: exchange, connection, serialization', /core\/build\/src\/tunnel\//],

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { ClientGone } from '../proxy/client-gone.js';
+import { lowerCase } from '../model/exchange.js';
 import type { Exchange, ExchangeFailure, RawHeaders, RequestHead, ResponseHead } from '../proxy/exchange.js';
 import { ErrorCode } from './h2/frames.js';
 import type { H2Stream } from './h2/stream.js';
@@ -114,7 +115,7 @@ export class TunnelExchange implements Exchange {
     const list = head.headers;
     for (let i = 0; i + 1 < list.length; i += 2) {
       const name = list[i]!;
-      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers.push('cf-int-cloudflared-tracing', list[i + 1]!);
+      if (name.length === 26 && lowerCase(name) === 'cf-int-cloudflared-tracing') headers.push('cf-int-cloudflared-tracing', list[i + 1]!);
     }
     const noBody = bodiless(head.status, this.head.method);
     this.#trailersAllowed = head.trailers === true && !noBody;
@@ -184,7 +185,7 @@ function declaredLength(headers: RawHeaders): number | undefined {
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    if (name.length !== 14 || lowerCase(name) !== 'content-length') continue;
     if (!/^\d{1,15}$/.test(value)) return undefined;
     const n = Number(value);
     if (found !== undefined && found !== n) return undefined;
