@@ -44,10 +44,16 @@ function h2Trailers(trailers: RawHeaders): string[] {
   return out;
 }
 
+/**
+ * What a connection hears of its exchanges: one object per connection, not a closure per exchange.
+ */
 export interface TunnelExchangeHooks {
   /** Called once when the exchange is over (stream closed), with the status sent (0 when none). */
-  onDone?(status: number, failed: boolean): void;
+  onDone?(exchange: TunnelExchange, status: number, failed: boolean): void;
 }
+
+const NO_HOOKS: TunnelExchangeHooks = {};
+const NO_TRAILERS: RawHeaders = Object.freeze([]);
 
 export class TunnelExchange implements Exchange {
   readonly id: string;
@@ -60,9 +66,9 @@ export class TunnelExchange implements Exchange {
   #status = 0;
   #failed = false;
   #trailersAllowed = false;
-  #trailers: RawHeaders = [];
+  #trailers: RawHeaders = NO_TRAILERS;
 
-  constructor(stream: H2Stream, head: RequestHead, hooks: TunnelExchangeHooks = {}) {
+  constructor(stream: H2Stream, head: RequestHead, hooks: TunnelExchangeHooks = NO_HOOKS) {
     this.id = `${idPrefix}-${(++sequence).toString(36)}`;
     this.head = head;
     this.body = stream;
@@ -78,7 +84,7 @@ export class TunnelExchange implements Exchange {
       if (stream.rstCode !== ErrorCode.NO_ERROR || !answered) {
         this.#gone.fire(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
       }
-      this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
+      this.#hooks.onDone?.(this, this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
     });
   }
 
@@ -100,18 +106,17 @@ export class TunnelExchange implements Exchange {
     const stream = this.#stream;
     if (stream.destroyed) return discardSink();
     this.#status = head.status;
-    const headers = [
-      ':status',
-      String(head.status === 101 ? 200 : head.status),
-      HEADER_RESPONSE_HEADERS,
-      serializeHeaders(head.headers),
-      HEADER_RESPONSE_META,
-      head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
-    ];
+    const status = String(head.status === 101 ? 200 : head.status);
+    const serialized = serializeHeaders(head.headers);
+    const meta = head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN;
     // A HEAD response carries no body but describes one: the origin's Content-Length goes
     // out at the HTTP/2 level as well (the edge uses it), not the 0 bytes that follow.
     const length = this.head.method === 'HEAD' ? declaredLength(head.headers) : (head.contentLength ?? declaredLength(head.headers));
-    if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers.push('content-length', String(length));
+    // One literal either way: a push after it would grow the array into a larger copy.
+    const headers =
+      length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304
+        ? [':status', status, HEADER_RESPONSE_HEADERS, serialized, HEADER_RESPONSE_META, meta, 'content-length', String(length)]
+        : [':status', status, HEADER_RESPONSE_HEADERS, serialized, HEADER_RESPONSE_META, meta];
     const list = head.headers;
     for (let i = 0; i + 1 < list.length; i += 2) {
       const name = list[i]!;
