@@ -4,13 +4,17 @@
  * `bench.example.com` to the origin. What a replica runs per request, without a control plane.
  *
  *   node [flags] bench/build/lib/warren-pipeline.js --edge 127.0.0.1:7844 --ca ca.crt --token-file token \
- *     --origin http://127.0.0.1:3000 [--ha 4] [--core <dir>] [--alloc-prof <dir>]
+ *     --origin http://127.0.0.1:3000 [--ha 4] [--core <dir>] [--alloc-prof <dir>] [--alloc-window]
  *
  * `--core` loads Warren from another build (a tree's `core/build/src`, beside that tree's node_modules), so two
  * builds run under the same harness in one bench run. On SIGUSR2 it prints one JSON line with the garbage
  * collections so far and `process.memoryUsage()` (`{"gc":{"count":n,"ms":t,"major":m},"memory":{…}}`), which the tunnel bench reads around each cell.
  * `--alloc-prof <dir>` samples allocations for the whole run, collected objects included (what a request allocates,
  * not what stays), and writes `<dir>/alloc-<pid>.heapprofile` at exit (`lib/profile-buckets.js` reads it).
+ * `--alloc-window` takes JSON lines on stdin instead, so that a driver samples exactly the requests it sends:
+ * `{"allocStart": bytes}` starts sampling (that mean interval) and answers `{"allocStarted": true}`;
+ * `{"allocStop": file}` stops it, writes the profile to `file` and answers `{"allocStopped": {gc}}` with the
+ * collections between the two (`bench/alloc.js` drives it).
  * Logs go to stderr at `warn`. Stops gracefully on SIGTERM.
  */
 import { writeFileSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type * as Core from '../../core/src/index.js';
 import type * as Schema from '../../core/src/config/schema.js';
@@ -33,10 +38,23 @@ const { values } = parseArgs({
     ...CONNECTOR_OPTIONS,
     core: { type: 'string' },
     'alloc-prof': { type: 'string' },
+    'alloc-window': { type: 'boolean', default: false },
   },
 });
 
+const gc = { count: 0, ms: 0, major: 0, minor: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gc.count++;
+    gc.ms += entry.duration;
+    const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 if (values['alloc-prof']) sampleAllocations(values['alloc-prof']);
+if (values['alloc-window']) allocationWindows();
 
 /** V8's sampling heap profiler, keeping the samples of objects the GC already collected; written at exit. */
 function sampleAllocations(dir: string): void {
@@ -54,6 +72,30 @@ function sampleAllocations(dir: string): void {
   });
 }
 
+/** Sampling windows driven on stdin (`--alloc-window`); the GC counts of each window come with its answer. */
+function allocationWindows(): void {
+  const session = new Session();
+  session.connect();
+  session.post('HeapProfiler.enable');
+  let gc0 = { ...gc };
+  const say = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`);
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const command = JSON.parse(line) as { allocStart?: number; allocStop?: string };
+    if (command.allocStart !== undefined) {
+      gc0 = { ...gc };
+      const options = { samplingInterval: command.allocStart, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
+      session.post('HeapProfiler.startSampling', options, () => say({ allocStarted: true }));
+    } else if (command.allocStop !== undefined) {
+      const file = command.allocStop;
+      session.post('HeapProfiler.stopSampling', (err, result) => {
+        if (err) throw err;
+        writeFileSync(file, JSON.stringify(result.profile));
+        say({ allocStopped: { gc: { count: gc.count - gc0.count, minor: gc.minor - gc0.minor, major: gc.major - gc0.major, ms: gc.ms - gc0.ms } } });
+      });
+    }
+  });
+}
+
 const coreDir = values.core ? pathToFileURL(`${resolve(values.core)}/`).href : new URL('../../../core/build/src/', import.meta.url).href;
 const load = <T>(path: string): Promise<T> => import(new URL(path, coreDir).href) as Promise<T>;
 const core = await load<typeof Core>('index.js');
@@ -62,14 +104,6 @@ const { tunnelSchema } = await load<typeof Schema>('config/schema.js');
 const { TunnelConnector } = await load<typeof Tunnel>('tunnel/connector.js');
 const { pino } = await import('pino');
 
-const gc = { count: 0, ms: 0, major: 0 };
-new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) {
-    gc.count++;
-    gc.ms += entry.duration;
-    if ((entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
-  }
-}).observe({ entryTypes: ['gc'] });
 process.on('SIGUSR2', () => process.stdout.write(`${JSON.stringify({ gc, memory: process.memoryUsage() })}\n`));
 
 const originUrl = new URL(values.origin!);

@@ -11,7 +11,8 @@ import type { Readable, Writable } from 'node:stream';
  *      or `fail()` when it cannot produce a response;
  *   3. the pipeline writes the response body into the Writable that `respond()` returned and ends it;
  *      trailers, if any, are set with `setTrailers()` before that end;
- *   4. `signal` aborts when the client goes away or the stream is reset; the pipeline then stops upstream work.
+ *   4. `signal` aborts (and `onClientGone` listeners are called) when the client goes away or the stream is reset;
+ *      the pipeline then stops upstream work.
  *
  * Upgrades (WebSocket): `head.upgrade` is set. When the upstream accepts (101), the pipeline calls
  * `respond({status: 101, ...})`; the acceptor maps 101 to what its transport needs (the tunnel sends 200).
@@ -25,10 +26,17 @@ export interface Exchange {
   readonly body: Readable;
   /**
    * Aborted when the client disconnects or the stream is reset. It belongs to this one exchange: an acceptor
-   * never hands the same signal to another exchange (the pipeline leaves its abort listener on it after the end
-   * instead of removing it per request, which is only sound because nothing else listens through it later).
+   * never hands the same signal to another exchange.
    */
   readonly signal: AbortSignal;
+  /**
+   * Calls `listener` once when the client disconnects or the stream is reset (when `signal` aborts, before the
+   * signal's own listeners), or returns false without keeping it when the client is gone already. The pipeline's
+   * way to hear of it: a plain callback costs an acceptor no `AbortSignal` per exchange (`ClientGone` in
+   * proxy/client-gone.ts makes the signal only when asked for). Listeners are kept until the exchange is gone
+   * (the pipeline's does nothing after the end), so it belongs to this one exchange, like `signal`.
+   */
+  onClientGone(listener: () => void): boolean;
   /** True once `respond()` or `fail()` was called. */
   readonly responded: boolean;
   /**
@@ -59,9 +67,22 @@ export type RawHeaders = readonly string[];
 export function headerValue(headers: RawHeaders, name: string): string | undefined {
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const n = headers[i]!;
-    if (n.length === name.length && n.toLowerCase() === name) return headers[i + 1];
+    if (n.length === name.length && lowerCase(n) === name) return headers[i + 1];
   }
   return undefined;
+}
+
+/**
+ * `text.toLowerCase()`, but `text` itself when it has no upper-case letter. V8's `toLowerCase` copies even a string
+ * that is lower-case already, as nearly every field name is (HTTP/2 requires it, undici gives them so): the copies
+ * were a few hundred bytes of every request.
+ */
+export function lowerCase(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c >= 65 && c <= 90) || c > 127) return text.toLowerCase();
+  }
+  return text;
 }
 
 export interface RequestHead {

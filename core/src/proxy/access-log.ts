@@ -136,6 +136,9 @@ class MeteredExchange implements Exchange, ExchangeMeter {
   get signal(): AbortSignal {
     return this.#inner.signal;
   }
+  onClientGone(listener: () => void): boolean {
+    return this.#inner.onClientGone(listener);
+  }
   get responded(): boolean {
     return this.#inner.responded;
   }

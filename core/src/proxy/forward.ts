@@ -99,14 +99,12 @@ export class ExchangeRun {
   run(): Promise<void> {
     const done = new Promise<void>((resolve) => (this.#resolve = resolve));
     const ex = this.exchange;
-    if (ex.signal.aborted) {
+    // Kept after the end (the exchange's own, and `#clientGone` then returns): a plain callback, not a listener
+    // on `signal`, which the acceptor then need not even make.
+    if (!ex.onClientGone(this.#onClientAbort)) {
       this.#finish(CLIENT_GONE, undefined);
       return done;
     }
-    // Never removed: the signal is this exchange's own and goes with it, and after the end the listener does
-    // nothing (`#clientGone` returns). Removing it costs more per request than the rest of the exchange's
-    // bookkeeping (EventTarget's list search and its listener records).
-    ex.signal.addEventListener('abort', this.#onClientAbort);
     const limit = this.compiled.requestTimeout;
     if (limit !== undefined) {
       this.#requestTimer = setTimeout(() => {

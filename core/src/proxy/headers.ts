@@ -2,7 +2,7 @@ import { ErrorCode, WarrenError } from '../errors.js';
 import { validAuthority } from '../routes/hosts.js';
 import { edgeScheme } from '../routes/listener-scope.js';
 import { canonicalRequestTarget, DEFAULT_PATH_POLICY, type PathPolicy } from '../routes/paths.js';
-import { headerValue } from '../model/exchange.js';
+import { headerValue, lowerCase } from '../model/exchange.js';
 import type { RequestFacts } from '../routes/types.js';
 import type { RawHeaders, RequestHead } from './exchange.js';
 
@@ -189,7 +189,7 @@ function scanFields(headers: RawHeaders, maxHeaderBytes: number): { contentLengt
     bytes += name.length + value.length + 4;
     if (!TOKEN.test(name)) throw badRequest(`request header name ${JSON.stringify(name.slice(0, 100))} contains invalid characters`);
     if (BAD_VALUE.test(value)) throw badRequest(`request header "${name}" has a value with invalid characters (control characters, CR or LF)`);
-    const lower = name.length === 14 || name.length === 17 ? name.toLowerCase() : name;
+    const lower = name.length === 14 || name.length === 17 ? lowerCase(name) : name;
     if (lower === 'content-length') {
       for (const part of value.split(',')) {
         const v = part.trim();
@@ -246,7 +246,7 @@ export function upstreamRequestHeaders(head: RequestHead, options: UpstreamHeade
   const host = options.hostOverride ?? (options.preserveHost ? head.authority : undefined);
   if (host !== undefined && host !== '') out.push('host', host);
   for (let i = 0; i + 1 < headers.length; i += 2) {
-    const name = headers[i]!.toLowerCase();
+    const name = lowerCase(headers[i]!);
     const value = headers[i + 1]!;
     // `te` is hop-by-hop too: a protocol plugin that needs `te: trailers` upstream puts it back itself.
     if (HOP_BY_HOP.has(name)) continue;
@@ -271,7 +271,7 @@ function namedByConnection(headers: RawHeaders): Set<string> | undefined {
   let named: Set<string> | undefined;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === 10 && name.toLowerCase() === 'connection') named = connectionTokens(headers[i + 1]!, named);
+    if (name.length === 10 && lowerCase(name) === 'connection') named = connectionTokens(headers[i + 1]!, named);
   }
   return named;
 }
@@ -337,7 +337,7 @@ export function downstreamResponseHeaders(
   for (const name in parsed) {
     const value = parsed[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
-    const lower = name.toLowerCase();
+    const lower = lowerCase(name);
     const drop = keepUpgrade
       ? lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'proxy-connection' || lower === 'te' || lower === 'trailer'
       : RESPONSE_HOP_BY_HOP.has(lower);
@@ -382,7 +382,7 @@ function rawSpelling(raw: readonly (Buffer | string)[], lower: string): string |
 /** Whether a raw field name is `lower` in any letter case. */
 function sameName(name: Buffer | string, lower: string): boolean {
   if (name.length !== lower.length) return false;
-  if (typeof name === 'string') return name.toLowerCase() === lower;
+  if (typeof name === 'string') return lowerCase(name) === lower;
   for (let i = 0; i < name.length; i++) {
     const b = name[i]!;
     if ((b >= 65 && b <= 90 ? b + 32 : b) !== lower.charCodeAt(i)) return false;
@@ -391,7 +391,7 @@ function sameName(name: Buffer | string, lower: string): boolean {
 }
 
 function hasUpperCase(name: Buffer | string): boolean {
-  if (typeof name === 'string') return name !== name.toLowerCase();
+  if (typeof name === 'string') return name !== lowerCase(name);
   for (let i = 0; i < name.length; i++) if (name[i]! >= 65 && name[i]! <= 90) return true;
   return false;
 }

@@ -6,6 +6,7 @@ import { Writable, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { sniffH2c } from '../http/sniff-h2c.js';
 import type { Runnable } from '../plugin-api/lifecycle.js';
+import { ClientGone } from './client-gone.js';
 import { ERROR_PAGE_HEADERS } from './errors.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
 
@@ -42,11 +43,15 @@ function lowerCaseNames(raw: readonly string[]): string[] {
 /** What the entry's exchanges share: a process-unique id, the client-gone signal and the one-response rule. */
 abstract class EntryExchange {
   readonly id = exchangeId();
-  readonly #abort = new AbortController();
+  readonly #gone = new ClientGone();
   #responded = false;
 
   get signal(): AbortSignal {
-    return this.#abort.signal;
+    return this.#gone.signal;
+  }
+
+  onClientGone(listener: () => void): boolean {
+    return this.#gone.listen(listener);
   }
 
   get responded(): boolean {
@@ -55,7 +60,7 @@ abstract class EntryExchange {
 
   /** Fires `signal`: the client went away. */
   protected abort(): void {
-    this.#abort.abort();
+    this.#gone.fire();
   }
 
   /** Marks the exchange answered; a second claim is a caller bug (`respond()` twice). */

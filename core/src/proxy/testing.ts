@@ -10,6 +10,7 @@ import type { PluginModule } from '../plugin-api/module.js';
 import type { ControlPluginInstance } from '../plugin-api/registered.js';
 import { checkPlugins, compareManifests, type LoadedPlugin } from '../plugins/registry.js';
 import type { BackendProtocol, Endpoint, PathType, Route, RouteTable } from '../routes/types.js';
+import { onSignalAbort } from './client-gone.js';
 import type { Exchange, ExchangeFailure, ExchangeHandler, RawHeaders, RequestHead, ResponseHead } from './exchange.js';
 
 /**
@@ -341,11 +342,13 @@ export async function runExchange(handler: ExchangeHandler, head: Partial<Reques
     contentLength: head.contentLength ?? bodyBytes?.length ?? 0,
   };
   let responded = false;
+  const signal = head.signal ?? new AbortController().signal;
   const exchange: Exchange = {
     id: `mem-${++routeSerial}`,
     head: full,
     body: Readable.from(bodyBytes ? [bodyBytes] : []),
-    signal: head.signal ?? new AbortController().signal,
+    signal,
+    onClientGone: onSignalAbort(signal),
     get responded() {
       return responded;
     },

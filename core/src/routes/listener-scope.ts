@@ -1,4 +1,4 @@
-import { headerValue } from '../model/exchange.js';
+import { headerValue, lowerCase } from '../model/exchange.js';
 import type { ListenerScope, RequestFacts } from './types.js';
 
 /**
@@ -22,7 +22,7 @@ const EDGE_PORTS: Readonly<Record<'http' | 'https', ReadonlySet<number>>> = {
 
 /** The visitor's scheme as Cloudflare's edge states it: its X-Forwarded-Proto, else Cf-Visitor's `scheme`, else `https`. */
 export function edgeScheme(forwardedProto: string | undefined, visitor: string | undefined): 'http' | 'https' {
-  const stated = forwardedProto?.trim().toLowerCase();
+  const stated = forwardedProto === undefined ? undefined : lowerCase(forwardedProto.trim());
   if (stated === 'http' || stated === 'https') return stated;
   if (visitor !== undefined) {
     try {

@@ -18,7 +18,7 @@ import { classifyRawHeaders, type StreamKind } from './stream-classifier.js';
 import { ErrorCode, type H2ConnectionError } from './h2/frames.js';
 import { H2ServerSession } from './h2/session.js';
 import type { H2Stream } from './h2/stream.js';
-import { TunnelExchange } from './tunnel-exchange.js';
+import { TunnelExchange, type TunnelExchangeHooks } from './tunnel-exchange.js';
 
 /**
  * One HTTP/2 connection to the edge, in cloudflared's reverse roles: Warren dials TLS
@@ -106,6 +106,19 @@ export class EdgeConnection extends EventEmitter {
   readonly #o: EdgeConnectionOptions;
   readonly #log: Logger;
   readonly #inflight = new Set<H2Stream>();
+  /** The end of every exchange of this connection: one object, not a closure per exchange. */
+  readonly #exchangeHooks: TunnelExchangeHooks = {
+    onDone: (exchange, status, failed) => {
+      this.#inflight.delete(exchange.body);
+      const metrics = this.#o.metrics;
+      if (metrics) {
+        metrics.concurrentRequests.dec();
+        if (status > 0) metrics.responseByCode.inc({ status_code: String(status) });
+        if (failed) metrics.requestErrors.inc();
+      }
+      if (this.#ending) this.emit('drained-one');
+    },
+  };
   readonly #closed: Promise<TunnelConnectionError | undefined>;
   #resolveClosed!: (reason: TunnelConnectionError | undefined) => void;
   #socket: TLSSocket | undefined;
@@ -320,17 +333,7 @@ export class EdgeConnection extends EventEmitter {
     this.#inflight.add(stream);
     metrics?.totalRequests.inc();
     metrics?.concurrentRequests.inc();
-    const exchange = new TunnelExchange(stream, parsed.head, {
-      onDone: (status, failed) => {
-        this.#inflight.delete(stream);
-        if (metrics) {
-          metrics.concurrentRequests.dec();
-          if (status > 0) metrics.responseByCode.inc({ status_code: String(status) });
-          if (failed) metrics.requestErrors.inc();
-        }
-        if (this.#ending) this.emit('drained-one');
-      },
-    });
+    const exchange = new TunnelExchange(stream, parsed.head, this.#exchangeHooks);
     let settled: Promise<void>;
     try {
       settled = this.#o.handler.handle(exchange);

@@ -1,5 +1,6 @@
 import { ErrorCode, WarrenError } from '../errors.js';
 import type { RawHeaders } from '../proxy/exchange.js';
+import { lowerCase } from '../model/exchange.js';
 
 /**
  * The `cf-cloudflared-response-headers` format: each (name, value) pair becomes
@@ -19,7 +20,7 @@ export function isExcludedResponseHeader(name: string): boolean {
   const first = name.charCodeAt(0);
   if (first === 58 /* : */) return true;
   if ((first | 0x20) !== 99 /* c */ || (name.charCodeAt(1) | 0x20) !== 102 /* f */) return false;
-  const lower = name.toLowerCase();
+  const lower = lowerCase(name);
   for (const prefix of EXCLUDED_PREFIXES) if (lower.startsWith(prefix)) return true;
   return false;
 }

@@ -1,4 +1,6 @@
 import { Writable } from 'node:stream';
+import { ClientGone } from '../proxy/client-gone.js';
+import { lowerCase } from '../model/exchange.js';
 import type { Exchange, ExchangeFailure, RawHeaders, RequestHead, ResponseHead } from '../proxy/exchange.js';
 import { ErrorCode } from './h2/frames.js';
 import type { H2Stream } from './h2/stream.js';
@@ -42,25 +44,31 @@ function h2Trailers(trailers: RawHeaders): string[] {
   return out;
 }
 
+/**
+ * What a connection hears of its exchanges: one object per connection, not a closure per exchange.
+ */
 export interface TunnelExchangeHooks {
   /** Called once when the exchange is over (stream closed), with the status sent (0 when none). */
-  onDone?(status: number, failed: boolean): void;
+  onDone?(exchange: TunnelExchange, status: number, failed: boolean): void;
 }
+
+const NO_HOOKS: TunnelExchangeHooks = {};
+const NO_TRAILERS: RawHeaders = Object.freeze([]);
 
 export class TunnelExchange implements Exchange {
   readonly id: string;
   readonly head: RequestHead;
   readonly body: H2Stream;
-  readonly #controller = new AbortController();
+  readonly #gone = new ClientGone();
   readonly #stream: H2Stream;
   readonly #hooks: TunnelExchangeHooks;
   #responded = false;
   #status = 0;
   #failed = false;
   #trailersAllowed = false;
-  #trailers: RawHeaders = [];
+  #trailers: RawHeaders = NO_TRAILERS;
 
-  constructor(stream: H2Stream, head: RequestHead, hooks: TunnelExchangeHooks = {}) {
+  constructor(stream: H2Stream, head: RequestHead, hooks: TunnelExchangeHooks = NO_HOOKS) {
     this.id = `${idPrefix}-${(++sequence).toString(36)}`;
     this.head = head;
     this.body = stream;
@@ -74,14 +82,18 @@ export class TunnelExchange implements Exchange {
       // before the writable side reports finished (typical after a request body).
       const answered = stream.writableFinished || stream.writableEnded;
       if (stream.rstCode !== ErrorCode.NO_ERROR || !answered) {
-        this.#controller.abort(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
+        this.#gone.fire(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
       }
-      this.#hooks.onDone?.(this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
+      this.#hooks.onDone?.(this, this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
     });
   }
 
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return this.#gone.signal;
+  }
+
+  onClientGone(listener: () => void): boolean {
+    return this.#gone.listen(listener);
   }
 
   get responded(): boolean {
@@ -94,22 +106,21 @@ export class TunnelExchange implements Exchange {
     const stream = this.#stream;
     if (stream.destroyed) return discardSink();
     this.#status = head.status;
-    const headers = [
-      ':status',
-      String(head.status === 101 ? 200 : head.status),
-      HEADER_RESPONSE_HEADERS,
-      serializeHeaders(head.headers),
-      HEADER_RESPONSE_META,
-      head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN,
-    ];
+    const status = String(head.status === 101 ? 200 : head.status);
+    const serialized = serializeHeaders(head.headers);
+    const meta = head.source === 'warren' ? META_CLOUDFLARED : META_ORIGIN;
     // A HEAD response carries no body but describes one: the origin's Content-Length goes
     // out at the HTTP/2 level as well (the edge uses it), not the 0 bytes that follow.
     const length = this.head.method === 'HEAD' ? declaredLength(head.headers) : (head.contentLength ?? declaredLength(head.headers));
-    if (length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304) headers.push('content-length', String(length));
+    // One literal either way: a push after it would grow the array into a larger copy.
+    const headers =
+      length !== undefined && head.status !== 101 && head.status !== 204 && head.status !== 304
+        ? [':status', status, HEADER_RESPONSE_HEADERS, serialized, HEADER_RESPONSE_META, meta, 'content-length', String(length)]
+        : [':status', status, HEADER_RESPONSE_HEADERS, serialized, HEADER_RESPONSE_META, meta];
     const list = head.headers;
     for (let i = 0; i + 1 < list.length; i += 2) {
       const name = list[i]!;
-      if (name.length === 26 && name.toLowerCase() === 'cf-int-cloudflared-tracing') headers.push('cf-int-cloudflared-tracing', list[i + 1]!);
+      if (name.length === 26 && lowerCase(name) === 'cf-int-cloudflared-tracing') headers.push('cf-int-cloudflared-tracing', list[i + 1]!);
     }
     const noBody = bodiless(head.status, this.head.method);
     this.#trailersAllowed = head.trailers === true && !noBody;
@@ -179,7 +190,7 @@ function declaredLength(headers: RawHeaders): number | undefined {
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    if (name.length !== 14 || lowerCase(name) !== 'content-length') continue;
     if (!/^\d{1,15}$/.test(value)) return undefined;
     const n = Number(value);
     if (found !== undefined && found !== n) return undefined;

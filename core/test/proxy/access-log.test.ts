@@ -155,6 +155,7 @@ test('bytesIn counts body bytes that arrived before the exchange reached the log
     head: { method: 'POST', scheme: 'https', authority: 'early.test', path: '/', headers: [] },
     body,
     signal: new AbortController().signal,
+    onClientGone: () => true,
     responded: false,
     respond: () => new Writable({ write: (_c, _e, cb) => cb() }),
     setTrailers: () => undefined,

@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { IncomingMessage } from 'node:http';
 import { Readable, Writable } from 'node:stream';
+import { ClientGone } from '../../src/proxy/client-gone.js';
 import type { Exchange } from '../../src/proxy/exchange.js';
 import { runExchange, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
@@ -57,6 +58,7 @@ test('a response whose end the client-side sink fails to take is not counted com
     head: { method: 'GET', scheme: 'https', authority: 'cut.test', path: '/', headers: [], clientAddress: '127.0.0.1', contentLength: 0 },
     body: Readable.from([]),
     signal: new AbortController().signal,
+    onClientGone: () => true,
     get responded() {
       return responded;
     },
@@ -89,4 +91,48 @@ test('a response whose end the client-side sink fails to take is not counted com
   t.notRegex(text, /^warren_requests_total\{status_class="2xx",method="GET"\} [1-9]/m);
   t.regex(text, /^warren_requests_total\{status_class="4xx",method="GET"\} 1$/m);
   t.regex(text, /^warren_inflight_requests 0$/m);
+});
+
+test("an exchange's client-gone state: listeners before the signal's, none kept once gone, the signal made on demand carries the reason", (t) => {
+  const state = new ClientGone();
+  const calls: string[] = [];
+  t.true(state.listen(() => calls.push('first')));
+  t.true(state.listen(() => calls.push('second')));
+  const early = state.signal;
+  early.addEventListener('abort', () => calls.push('signal'));
+  const reason = new Error('stream reset');
+  state.fire(reason);
+  state.fire(new Error('again'));
+  t.deepEqual(calls, ['first', 'second', 'signal']);
+  t.is(early.reason, reason);
+  t.true(state.gone);
+  t.false(state.listen(() => calls.push('late')));
+  t.is(calls.length, 3);
+
+  // Asked for only after the client went: already aborted, with the same reason.
+  const lazy = new ClientGone();
+  lazy.fire(reason);
+  t.true(lazy.signal.aborted);
+  t.is(lazy.signal.reason, reason);
+  // Without a reason, as a transport's close gives none: an AbortError.
+  const plain = new ClientGone();
+  plain.fire();
+  t.is((plain.signal.reason as Error).name, 'AbortError');
+});
+
+test('a client gone before the pipeline starts on its exchange gets no answer and no upstream request', async (t) => {
+  let upstream = 0;
+  const origin = await startOrigin({
+    handler: (_req, res) => {
+      upstream++;
+      res.end('late');
+    },
+  });
+  const proxy = await startProxyHarness({ table: testRouteTable([testRoute({ host: 'gone-first.test', endpoints: [origin.key] })]) });
+  t.teardown(() => Promise.all([proxy.close(), origin.close()]));
+  const gone = new AbortController();
+  gone.abort();
+  const result = await runExchange(proxy.pipeline, { authority: 'gone-first.test', path: '/', signal: gone.signal });
+  t.is(result.response, undefined);
+  t.is(upstream, 0);
 });

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import http from 'node:http';
-import { headerValue } from '../../src/model/exchange.js';
+import { headerValue, lowerCase } from '../../src/model/exchange.js';
 import type { RequestFacts, RouteTable } from '../../src/routes/types.js';
 import { startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
@@ -64,4 +64,11 @@ test('the route table receives method, lower-case headers and the raw query of e
   const none = await send(proxy.url, 'GET', '/x', {});
   t.is(none.status, 200);
   t.is(seen.at(-1)!.query, '', 'no query: empty string');
+});
+
+test('lowerCase is toLowerCase for every kind of name, letters outside ASCII included', (t) => {
+  for (const text of ['', 'content-type', 'Content-Type', 'X-FORWARDED-FOR', 'cf-ray', 'a1-b2_c3', 'İstanbul', 'ÀÉÎ', 'café', 'ΣΑΣ', 'x-\u00c0', 'Z']) {
+    t.is(lowerCase(text), text.toLowerCase(), text);
+  }
+  t.is(headerValue(['Content-Type', 'text/plain', 'content-type', 'x'], 'content-type'), 'text/plain');
 });
