@@ -23,7 +23,7 @@ const RSS_BOUND_LARGE = 64 * 1024 * 1024;
 /**
  * Live body bytes (ArrayBuffers reachable after a full collection) in flight at any time during a download,
  * whatever its size: the simulator's 4 MiB stream window and the connector's 1 MiB socket queue, with the 64 KiB
- * reads on either side, bound them. Heap snapshots mid-download found 1.1-1.5 MiB, the connector's share 0.2-0.3
+ * reads on either side, bound them. Heap snapshots mid-download found 1.1-1.5 MiB, the connector's share 0.06-0.13
  * (docs/benchmarks.md, "What the connector holds"); the sampled peaks were 3.3-3.7 MiB. A connector that buffered
  * the body measured 15 MiB for 16 MiB.
  */
