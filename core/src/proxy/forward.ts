@@ -383,6 +383,33 @@ export function coreDispatch(options: UpstreamDispatchOptions, handler: Dispatch
   new Attempts(PluginContext.runOf(options.context), options, handler).next(undefined);
 }
 
+/** A socket read up to this size costs little to keep alive with the response head it carried. */
+const SMALL_READ_BYTES = 16_384;
+
+/**
+ * Gives the response head's raw fields a buffer of their own once the handlers have seen the head. The HTTP/1.1
+ * client hands them over as views of the socket read that carried the head, and in a large response that read
+ * is also the body's first bytes (up to 64 KiB). The client's controller holds the fields until the response
+ * ends, so that read outlived the body chunks read with it: the GC promoted it, and every large response left
+ * one to wait for the next full collection (docs/benchmarks.md, "What the connector holds"). Same bytes, same
+ * field boundaries; heads read alone or in small reads are left as they are.
+ */
+function ownRawHeaders(controller: Controller): void {
+  const raw = controller.rawHeaders;
+  if (!Array.isArray(raw)) return;
+  let bytes = 0;
+  let large = false;
+  for (const field of raw) {
+    if (!Buffer.isBuffer(field)) return;
+    bytes += field.length;
+    if (field.buffer.byteLength > SMALL_READ_BYTES) large = true;
+  }
+  if (!large) return;
+  const own = Buffer.concat(raw as Buffer[], bytes);
+  let at = 0;
+  controller.rawHeaders = (raw as Buffer[]).map((field) => own.subarray(at, (at += field.length)));
+}
+
 /**
  * One exchange's attempts. It is also the controller the handlers above it see (one per exchange, across
  * attempts): it reads through to the current attempt's controller, so no closures are made per request.
@@ -528,6 +555,7 @@ class Attempts implements Dispatcher.DispatchHandler, Controller {
     this.#run.stopBodyWatch();
     if (this.#state) this.#run.env.states.recordSuccess(this.#state);
     this.#next.onResponseStart?.(this, status, headers, message);
+    ownRawHeaders(_c);
   }
 
   onResponseData(_c: Controller, chunk: Buffer): void {
