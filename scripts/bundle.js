@@ -159,6 +159,24 @@ const builtinsByRequire = {
   },
 };
 
+/** Gives a chunk the `require` that bundled CommonJS code and the built-in modules by name call (below). */
+const REQUIRE_BANNER = "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);";
+
+/**
+ * Blanks the banner in chunks that never name `require` (all but the one holding esbuild's `__require`, which the
+ * others import): making a require function and the chunk's `import.meta` costs ~0.1 ms of CPU per chunk at start,
+ * for ~45 chunks. The line stays (empty), so the source maps still match. Names in strings or comments count as uses.
+ */
+function dropUnusedRequireBanners(files) {
+  for (const file of files) {
+    const code = readFileSync(file, 'utf8');
+    const at = code.indexOf(REQUIRE_BANNER);
+    if (at < 0) throw new Error(`scripts/bundle.js: ${file} lacks the require banner`);
+    if (/(?<![\w$.])require(?![\w$])/.test(code.slice(at + REQUIRE_BANNER.length))) continue;
+    writeFileSync(file, code.slice(0, at) + code.slice(at + REQUIRE_BANNER.length));
+  }
+}
+
 // A clean folder: chunk names carry content hashes, so stale chunks would pile up.
 rmSync(values.out, { recursive: true, force: true });
 const result = await build({
@@ -176,7 +194,7 @@ const result = await build({
   chunkNames: '[name]-[hash]',
   plugins: [mainEntryPlugin, englishOnlyZod, promClientWithoutOpenTelemetry, builtinsByRequire],
   // Bundled CommonJS packages (pino, prom-client, undici, tsyringe) call require() for Node's built-in modules.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  banner: { js: REQUIRE_BANNER },
   minifyWhitespace: true,
   minifySyntax: true,
   sourcemap: 'linked',
@@ -185,6 +203,7 @@ const result = await build({
   metafile: true,
 });
 if (values.metafile) writeFileSync(values.metafile, JSON.stringify(result.metafile));
+dropUnusedRequireBanners(Object.keys(result.metafile.outputs).filter((file) => file.endsWith('.js')));
 
 // esbuild's metafile names files relative to the working folder, and the generated entry as `namespace:path`.
 const metaPath = (path) => relative(process.cwd(), path).replaceAll('\\', '/');

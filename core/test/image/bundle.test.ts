@@ -99,3 +99,23 @@ test("the bundle takes from Node's built-in modules only the names it imports, w
   t.deepEqual([...new Set(code.match(/__toESM\(require_node_\w+\(\)/g) ?? [])], []);
   t.regex(code, /=__require\("node:util"\),\{parseArgs\}=/, "the CLI's one import from node:util, by name");
 });
+
+test('only the chunks that name require() make one (a require function and import.meta cost CPU per chunk at start)', (t) => {
+  const out = assembleRuntimeTree(t);
+  const dir = join(out, 'core/build/src');
+  const banner = /^import \{ createRequire as __createRequire \} from 'node:module'; const require = __createRequire\(import\.meta\.url\);$/m;
+  const chunks = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js') && !f.startsWith('warm-compile-cache'));
+  const withBanner = chunks.filter((f) => banner.test(readFileSync(join(dir, f), 'utf8')));
+  const usesRequire = (f: string) => /(?<![\w$.])require(?![\w$])/.test(readFileSync(join(dir, f), 'utf8').replace(banner, ''));
+  t.deepEqual(
+    chunks.filter((f) => !withBanner.includes(f) && usesRequire(f)),
+    [],
+    'a chunk naming require() has the banner',
+  );
+  t.deepEqual(
+    withBanner.filter((f) => !usesRequire(f)),
+    [],
+    'a chunk that never names require() has no banner',
+  );
+  t.true(withBanner.length > 0 && withBanner.length < chunks.length / 4, `${withBanner.length} of ${chunks.length} chunks make a require()`);
+});
