@@ -1,8 +1,8 @@
 /**
- * Values parsed once per process (the settings, each section's defaults, a plugin's settings) are parsed without
- * zod's compiled fast path: compiling it (generated code through `new Function`) costs more than one parse, and it
- * is start-up CPU (config/parse-once.ts). `Function` is watched before the settings schema loads: its module parses
- * each section's defaults as it loads.
+ * Values parsed once (the settings, each section's defaults, a plugin's settings, a manifest document from a folder)
+ * are parsed without zod's compiled fast path: compiling it (generated code through `new Function`) costs more than
+ * the parse, and it is start-up CPU (config/parse-once.ts). `Function` is watched before the settings schema loads:
+ * its module parses each section's defaults as it loads.
  */
 import test from 'ava';
 
@@ -18,6 +18,19 @@ globalThis.Function = new Proxy(globalThis.Function, {
 const { z } = await import('zod');
 const { parseConfig } = await import('../../src/config/load.js');
 const { resolvePlugins } = await import('../../src/plugins/registry.js');
+const { parseManifestText } = await import('../../src/local/manifest-parser.js');
+
+const MANIFESTS = `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app, namespace: default}
+spec:
+  rules: [{host: app.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: default}
+spec: {ports: [{port: 80}]}
+`;
 
 test.serial('loading the settings schema, parsing settings and parsing the plugins settings compile no code', async (t) => {
   const config = parseConfig({
@@ -32,6 +45,16 @@ test.serial('loading the settings schema, parsing settings and parsing the plugi
   t.is(config.cloudflare.rateLimit.requests, 1200, 'a default section');
   const plugins = await resolvePlugins(config);
   t.true(plugins.length > 0);
+  t.deepEqual(compiled, []);
+});
+
+test.serial('parsing manifests from a folder compiles no code', (t) => {
+  compiled.length = 0;
+  const parsed = parseManifestText(MANIFESTS, 'app.yaml');
+  t.deepEqual(
+    parsed.objects.map((o) => o.kind),
+    ['Ingress', 'Service'],
+  );
   t.deepEqual(compiled, []);
 });
 
