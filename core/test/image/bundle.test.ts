@@ -12,6 +12,7 @@ import { startEdgeSimulator } from '../../src/edge-simulator/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil } from '../e2e/support/children.js';
 import { send } from '../e2e/support/http.js';
 import { baseEnv, NODE_BIN } from '../e2e/support/paths.js';
+import { BUILTIN_PLUGINS, loadBuiltinManifests } from '../../src/plugins/builtin.js';
 import { assembleRuntimeTree, final, ROOT } from './dockerfile.js';
 
 const PLUGIN = '@warren-examples/plugin-request-id';
@@ -118,4 +119,18 @@ test('only the chunks that name require() make one (a require function and impor
     'a chunk that never names require() has no banner',
   );
   t.true(withBanner.length > 0 && withBanner.length < chunks.length / 4, `${withBanner.length} of ${chunks.length} chunks make a require()`);
+});
+
+test('the built-in plugins come from one chunk, one dynamic import for all (start-up reads every manifest)', async (t) => {
+  const out = assembleRuntimeTree(t);
+  const dir = join(out, 'core/build/src');
+  const chunks = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js') && !f.startsWith('warm-compile-cache'));
+  const ids = (await loadBuiltinManifests()).map((m) => m.id);
+  t.is(ids.length, Object.keys(BUILTIN_PLUGINS).length);
+  const holding = new Set(ids.flatMap((id) => chunks.filter((f) => readFileSync(join(dir, f), 'utf8').includes(`id:${JSON.stringify(id)}`))));
+  t.is(holding.size, 1, `manifests in ${[...holding].join(', ')}`);
+  const main = readFileSync(join(dir, 'main.js'), 'utf8');
+  const imports = [...main.matchAll(/import\("\.\/([^"]+)"\)/g)].map((m) => m[1]);
+  t.is(imports.length, 2, `the bin imports the plugins' chunk and core's own entry: ${imports.join(', ')}`);
+  t.true(imports.includes([...holding][0]));
 });
