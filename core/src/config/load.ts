@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
 import { deepFreeze } from './freeze.js';
+import { PARSED_ONCE } from './parse-once.js';
 
 /**
  * Where settings come from, lowest precedence first:
@@ -46,7 +47,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
 
 /** Validates a raw settings object against the schema and deep-freezes the result. */
 export function parseConfig(raw: unknown): Readonly<Config> {
-  const result = configSchema.safeParse(raw);
+  const result = configSchema.safeParse(raw, PARSED_ONCE);
   if (!result.success) throw configError(formatIssues(result.error.issues, raw));
   return deepFreeze(result.data);
 }

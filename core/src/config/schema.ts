@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration } from './duration.js';
+import { PARSED_ONCE } from './parse-once.js';
 
 /**
  * The single source of truth for Warren's settings. Defaults live here and nowhere else; parsing is strict
@@ -42,7 +43,7 @@ export const kubernetesSchema = z
   .object({
     kubeconfig: z.string().optional().describe('Path of a kubeconfig file; default: in-cluster service account, then $KUBECONFIG, then ~/.kube/config'),
     namespaces: z.array(z.string().min(1)).default([]).describe('Watch only these namespaces (empty: all namespaces)'),
-    leaderElection: leaderElectionSchema.default(leaderElectionSchema.parse({})),
+    leaderElection: leaderElectionSchema.default(leaderElectionSchema.parse({}, PARSED_ONCE)),
     publishHostname: z.string().optional().describe('Hostname written to Ingress status instead of <tunnel-id>.cfargotunnel.com'),
     resyncBurstWindow: duration().default(50).describe('How long the work queue waits to coalesce a burst of changes into one route-table build'),
   })
@@ -182,7 +183,7 @@ export const cloudflareSchema = z
       .describe(
         'Managed tunnel: how often the leader checks that the tunnel still exists (replacing it if it was deleted); every replica re-reads the credentials Secret at this interval, at most every 30 s',
       ),
-    rateLimit: cloudflareRateLimitSchema.default(cloudflareRateLimitSchema.parse({})),
+    rateLimit: cloudflareRateLimitSchema.default(cloudflareRateLimitSchema.parse({}, PARSED_ONCE)),
     requestTimeout: duration().default(30_000).describe('Timeout of one Cloudflare API request (retried on 429 and 5xx)'),
   })
   .strict();
@@ -314,15 +315,15 @@ export const extraPluginSchema = z
 export const configSchema = z
   .object({
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
-    ingressClass: ingressClassSchema.default(ingressClassSchema.parse({})),
-    source: sourceSchema.default(sourceSchema.parse({})),
-    kubernetes: kubernetesSchema.default(kubernetesSchema.parse({})),
-    gateway: gatewaySchema.default(gatewaySchema.parse({})),
-    tunnel: tunnelSchema.default(tunnelSchema.parse({})),
-    cloudflare: cloudflareSchema.default(cloudflareSchema.parse({})),
-    proxy: proxySchema.default(proxySchema.parse({})),
-    server: serverSchema.default(serverSchema.parse({})),
-    local: localSchema.default(localSchema.parse({})),
+    ingressClass: ingressClassSchema.default(ingressClassSchema.parse({}, PARSED_ONCE)),
+    source: sourceSchema.default(sourceSchema.parse({}, PARSED_ONCE)),
+    kubernetes: kubernetesSchema.default(kubernetesSchema.parse({}, PARSED_ONCE)),
+    gateway: gatewaySchema.default(gatewaySchema.parse({}, PARSED_ONCE)),
+    tunnel: tunnelSchema.default(tunnelSchema.parse({}, PARSED_ONCE)),
+    cloudflare: cloudflareSchema.default(cloudflareSchema.parse({}, PARSED_ONCE)),
+    proxy: proxySchema.default(proxySchema.parse({}, PARSED_ONCE)),
+    server: serverSchema.default(serverSchema.parse({}, PARSED_ONCE)),
+    local: localSchema.default(localSchema.parse({}, PARSED_ONCE)),
     shutdownGracePeriod: duration().default(25_000).describe('How long in-flight requests may finish after SIGTERM'),
     plugins: z
       .record(z.string().regex(/^[a-z][a-z0-9-]*$/), pluginToggleSchema)

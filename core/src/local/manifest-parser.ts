@@ -1,5 +1,6 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { CLUSTER_SCOPED_KINDS, fieldPath, LOCAL_KINDS, localKindSchema, OBJECT_SCOPED_KINDS, type LocalKind } from './manifest-schema.js';
+import { PARSED_ONCE } from '../config/parse-once.js';
 
 /** A problem found in a manifest file. Messages name the file, the document and, where known, the object and field. */
 export interface ManifestProblem {
@@ -120,7 +121,7 @@ function accept(value: unknown, where: string, file: string, document: number, o
     problems.push({ file, document, object, severity, message: `${where} (${object}): apiVersion must be ${wanted} for ${kind}, got ${apiVersion}${left}` });
     return;
   }
-  const result = localKindSchema(localKind).safeParse(raw);
+  const result = localKindSchema(localKind).safeParse(raw, PARSED_ONCE);
   if (!result.success) {
     const details = result.error.issues.slice(0, 5).map((issue) => `${fieldPath(issue.path)}: ${issue.message}`);
     const more = result.error.issues.length > 5 ? `; and ${result.error.issues.length - 5} more` : '';

@@ -1,6 +1,7 @@
 import { instancePerContainerCachingFactory, type DependencyContainer } from 'tsyringe';
 import type { Config } from '../config/schema.js';
 import { formatIssues } from '../config/load.js';
+import { PARSED_ONCE } from '../config/parse-once.js';
 import { ErrorCode, WarrenError } from '../errors.js';
 import { PLUGIN_KINDS, type PluginManifest } from '../plugin-api/manifest.js';
 import type { PluginClass, PluginModule } from '../plugin-api/module.js';
@@ -94,7 +95,7 @@ export function compareManifests(a: PluginManifest, b: PluginManifest): number {
 }
 
 function parsePluginConfig(module: PluginModule, raw: Record<string, unknown>, path: string): unknown {
-  const result = module.manifest.configSchema.safeParse(raw);
+  const result = module.manifest.configSchema.safeParse(raw, PARSED_ONCE);
   if (!result.success) {
     const prefixed = result.error.issues.map((issue) => ({ ...issue, path: [...path.split('.'), ...issue.path] }));
     throw new WarrenError(ErrorCode.ConfigInvalid, `invalid configuration: ${formatIssues(prefixed as never, wrap(path, raw))}`, {

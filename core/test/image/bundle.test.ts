@@ -12,6 +12,7 @@ import { startEdgeSimulator } from '../../src/edge-simulator/index.js';
 import { cleanUpAfter, describeExit, spawnLogged, tempDir, waitUntil } from '../e2e/support/children.js';
 import { send } from '../e2e/support/http.js';
 import { baseEnv, NODE_BIN } from '../e2e/support/paths.js';
+import { BUILTIN_PLUGINS, loadBuiltinManifests } from '../../src/plugins/builtin.js';
 import { assembleRuntimeTree, final, ROOT } from './dockerfile.js';
 
 const PLUGIN = '@warren-examples/plugin-request-id';
@@ -98,4 +99,38 @@ test("the bundle takes from Node's built-in modules only the names it imports, w
   // exports' descriptors makes Node load what some of them hide behind lazy getters (scripts/bundle.js).
   t.deepEqual([...new Set(code.match(/__toESM\(require_node_\w+\(\)/g) ?? [])], []);
   t.regex(code, /=__require\("node:util"\),\{parseArgs\}=/, "the CLI's one import from node:util, by name");
+});
+
+test('only the chunks that name require() make one (a require function and import.meta cost CPU per chunk at start)', (t) => {
+  const out = assembleRuntimeTree(t);
+  const dir = join(out, 'core/build/src');
+  const banner = /^import \{ createRequire as __createRequire \} from 'node:module'; const require = __createRequire\(import\.meta\.url\);$/m;
+  const chunks = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js') && !f.startsWith('warm-compile-cache'));
+  const withBanner = chunks.filter((f) => banner.test(readFileSync(join(dir, f), 'utf8')));
+  const usesRequire = (f: string) => /(?<![\w$.])require(?![\w$])/.test(readFileSync(join(dir, f), 'utf8').replace(banner, ''));
+  t.deepEqual(
+    chunks.filter((f) => !withBanner.includes(f) && usesRequire(f)),
+    [],
+    'a chunk naming require() has the banner',
+  );
+  t.deepEqual(
+    withBanner.filter((f) => !usesRequire(f)),
+    [],
+    'a chunk that never names require() has no banner',
+  );
+  t.true(withBanner.length > 0 && withBanner.length < chunks.length / 4, `${withBanner.length} of ${chunks.length} chunks make a require()`);
+});
+
+test('the built-in plugins come from one chunk, one dynamic import for all (start-up reads every manifest)', async (t) => {
+  const out = assembleRuntimeTree(t);
+  const dir = join(out, 'core/build/src');
+  const chunks = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js') && !f.startsWith('warm-compile-cache'));
+  const ids = (await loadBuiltinManifests()).map((m) => m.id);
+  t.is(ids.length, Object.keys(BUILTIN_PLUGINS).length);
+  const holding = new Set(ids.flatMap((id) => chunks.filter((f) => readFileSync(join(dir, f), 'utf8').includes(`id:${JSON.stringify(id)}`))));
+  t.is(holding.size, 1, `manifests in ${[...holding].join(', ')}`);
+  const main = readFileSync(join(dir, 'main.js'), 'utf8');
+  const imports = [...main.matchAll(/import\("\.\/([^"]+)"\)/g)].map((m) => m[1]);
+  t.is(imports.length, 2, `the bin imports the plugins' chunk and core's own entry: ${imports.join(', ')}`);
+  t.true(imports.includes([...holding][0]));
 });
