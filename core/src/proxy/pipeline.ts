@@ -89,9 +89,11 @@ export class Pipeline implements ExchangeHandler, Runnable {
   readonly #swap: GenerationSwap;
   #unsubscribeSecrets: (() => void) | undefined;
   readonly #drainLimitMs: number;
-  /** Resolves when the first generation goes live. */
-  readonly #routing: Promise<void>;
-  #routed!: () => void;
+  /**
+   * The ends of `whenRouting` waits, called when the first generation goes live. A wait its signal ends leaves the
+   * set: a reaction on a promise that only the first table settles would keep every such signal until then.
+   */
+  readonly #routingWaits = new Set<() => void>();
 
   constructor(options: PipelineOptions) {
     this.#drainLimitMs = options.drainLimitMs ?? GENERATION_DRAIN_LIMIT_MS;
@@ -133,7 +135,6 @@ export class Pipeline implements ExchangeHandler, Runnable {
           'response cut off after its head was sent; the client gets a reset (gRPC: an error status), never a complete response',
         ),
     };
-    this.#routing = new Promise<void>((resolve) => (this.#routed = resolve));
     this.#swap = this.#generationSwap();
   }
 
@@ -151,7 +152,7 @@ export class Pipeline implements ExchangeHandler, Runnable {
     return new GenerationSwap({
       build: (table, predecessor) => factory.build(table, predecessor),
       onLive: ({ table }) => {
-        this.#routed();
+        for (const end of this.#routingWaits) end();
         metrics?.generation.set(table.generation);
         metrics?.serveTable(table);
       },
@@ -180,11 +181,12 @@ export class Pipeline implements ExchangeHandler, Runnable {
     if (this.#live || signal.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = (): void => {
+        this.#routingWaits.delete(done);
         signal.removeEventListener('abort', done);
         resolve();
       };
+      this.#routingWaits.add(done);
       signal.addEventListener('abort', done, { once: true });
-      void this.#routing.then(done);
     });
   }
 

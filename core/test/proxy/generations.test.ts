@@ -1,4 +1,6 @@
 import test from 'ava';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { z } from 'zod';
 import { TOKENS } from '../../src/di/tokens.js';
 import { ErrorCode, WarrenError } from '../../src/errors.js';
@@ -11,6 +13,9 @@ import type { Route } from '../../src/routes/types.js';
 import { capturedLogger, getText, loggedError, startOrigin, startProxyHarness, testRoute, testRouteTable } from '../../src/testing/index.js';
 
 const call = (url: string, host = 'x.test') => getText(url, host);
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 /** Shared record of what test plugin instances did. */
 interface Journal {
@@ -301,4 +306,24 @@ test('whenRouting settles when its signal aborts, without a route table', async 
   abort.abort();
   await waiting;
   t.is(proxy.pipeline.generation, undefined);
+});
+
+test('whenRouting keeps nothing of a wait whose signal ended: connectors stopped before the first table do not stay reachable', async (t) => {
+  const proxy = await startProxyHarness();
+  t.teardown(() => proxy.close());
+  const waits: Array<WeakRef<AbortSignal>> = [];
+  // Each wait in its own function, so that nothing of it stays on this stack.
+  const waitAndAbort = async (): Promise<void> => {
+    const abort = new AbortController();
+    const waiting = proxy.pipeline.whenRouting(abort.signal);
+    waits.push(new WeakRef(abort.signal));
+    abort.abort();
+    await waiting;
+  };
+  for (let i = 0; i < 20; i++) await waitAndAbort();
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  gc();
+  t.is(waits.filter((w) => w.deref() !== undefined).length, 0, 'the signals of ended waits are collectable');
+  t.is(proxy.pipeline.generation, undefined, 'still no route table: the waits ended by their signals');
 });
