@@ -53,8 +53,8 @@ async function stack(t: ExecutionContext) {
     await proxy.close();
     await origin.close();
   });
+  // The connector registers once the pipeline has a route table: the first publish below.
   const { sim } = await startHarness(t, { handler: proxy.pipeline });
-  await sim.waitForRegistrations(1);
 
   // The leader's side of the same plugin: the control plugin core registered for the module.
   const [control] = proxy.container.resolveAll(TOKENS.ControlPlugin);
@@ -75,6 +75,7 @@ async function stack(t: ExecutionContext) {
   const publish = async (): Promise<RouteTable> => {
     const table = testRouteTable(routes, ++generation);
     await proxy.setTable(table);
+    await sim.waitForRegistrations(1);
     await control!.onRoutesChanged?.(table, { signal: AbortSignal.timeout(30_000), tunnelId: TUNNEL });
     return table;
   };
