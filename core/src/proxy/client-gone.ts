@@ -31,7 +31,11 @@ export class ClientGone {
     return true;
   }
 
-  /** The client went: listeners in the order they came, then the signal (if made). Once. */
+  /**
+   * The client went: listeners in the order they came, then the signal (if made). Once. A listener that throws
+   * keeps none of the others or the signal from hearing it (as with listeners on a signal); the first such error
+   * is thrown once all were told.
+   */
   fire(reason?: unknown): void {
     if (this.#gone) return;
     this.#gone = true;
@@ -40,9 +44,18 @@ export class ClientGone {
     const more = this.#more;
     this.#first = undefined;
     this.#more = undefined;
-    first?.();
-    if (more) for (const listener of more) listener();
+    let failure: { readonly error: unknown } | undefined;
+    const tell = (listener: () => void): void => {
+      try {
+        listener();
+      } catch (error) {
+        failure ??= { error };
+      }
+    };
+    if (first) tell(first);
+    if (more) for (const listener of more) tell(listener);
     this.#controller?.abort(reason);
+    if (failure) throw failure.error;
   }
 }
 

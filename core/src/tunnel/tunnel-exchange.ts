@@ -81,10 +81,14 @@ export class TunnelExchange implements Exchange {
       // response was ended is its normal end: once both END_STREAMs are out HTTP/2 may close the stream
       // before the writable side reports finished (typical after a request body).
       const answered = stream.writableFinished || stream.writableEnded;
-      if (stream.rstCode !== ErrorCode.NO_ERROR || !answered) {
-        this.#gone.fire(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
+      try {
+        if (stream.rstCode !== ErrorCode.NO_ERROR || !answered) {
+          this.#gone.fire(new Error(`tunnel stream closed (rst code ${stream.rstCode ?? 'none'})`));
+        }
+      } finally {
+        // The connection's accounting (streams in flight, the drain) must hear of the end whatever a listener did.
+        this.#hooks.onDone?.(this, this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
       }
-      this.#hooks.onDone?.(this, this.#status, this.#failed || stream.rstCode !== ErrorCode.NO_ERROR);
     });
   }
 

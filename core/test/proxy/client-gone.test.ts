@@ -120,6 +120,22 @@ test("an exchange's client-gone state: listeners before the signal's, none kept 
   t.is((plain.signal.reason as Error).name, 'AbortError');
 });
 
+test('a client-gone listener that throws keeps neither the later listeners nor the signal from hearing it; its error comes after', (t) => {
+  const state = new ClientGone();
+  const signal = state.signal;
+  const calls: string[] = [];
+  state.listen(() => {
+    calls.push('first');
+    throw new Error('a listener broke');
+  });
+  state.listen(() => calls.push('second'));
+  signal.addEventListener('abort', () => calls.push('signal'));
+  t.throws(() => state.fire(new Error('stream reset')), { message: 'a listener broke' });
+  t.deepEqual(calls, ['first', 'second', 'signal']);
+  t.true(signal.aborted);
+  t.true(state.gone);
+});
+
 test('a client gone before the pipeline starts on its exchange gets no answer and no upstream request', async (t) => {
   let upstream = 0;
   const origin = await startOrigin({
