@@ -6,7 +6,7 @@
  *   npx tsc -b bench && npx node bench/build/tunnel.js [--duration 3000] [--sizes 1024,1048576]
  *     [--concurrency 1,16,256] [--ha 4] [--repeat 1] [--no-pin] [--forwarder] [--no-warren]
  *     [--build 'name=<tree>'] [--connector 'name=command …'] [--node-flags '…'] [--node-env '…'] [--upload]
- *     [--load edge|eyeball|edge,eyeball] [--load-node-flags='…']
+ *     [--load edge|eyeball|edge,eyeball] [--load-node-flags='…'] [--origin-in-simulator]
  *
  * `--load` picks where the load comes from (the table's first line says which ran):
  * - `edge` (default): each simulator opens the tunnel streams itself (`runStreamLoad`), the streams its eyeball
@@ -46,6 +46,11 @@
  * without them, so the ceiling's p99 is taken under the same heap as the rest of the load side. `--load-node-flags`
  * (written with `=`, e.g. `--load-node-flags='--cpu-prof --cpu-prof-dir=/tmp/p'`) replace the simulators' and the
  * origin's flags.
+ *
+ * `--origin-in-simulator` gives each target an origin inside its simulator's process (`simulator-process.js
+ * --origin`), so a target's whole load side is one event loop on core 1 and none of its hops waits for another
+ * load-side process to give up that core; the ceiling keeps its own origin process. It separates the load side's
+ * scheduling from the connector's tail (docs/benchmarks.md, "What a finished request leaves in the old generation").
  *
  * `--repeat N` runs every cell N times, the targets interleaved within each round (their order reversed every
  * other round), all targets registered for the whole run; the table gives the median with [min–max]. Each cell
@@ -93,6 +98,7 @@ const { values } = parseArgs({
     load: { type: 'string', default: 'edge' },
     'load-node-flags': { type: 'string', default: imageNodeFlags().join(' ') },
     'node-env': { type: 'string', default: imageMallocEnvWords().join(' ') },
+    'origin-in-simulator': { type: 'boolean', default: false },
   },
 });
 // The ceiling's and eyeball mode's generator is this process: the same heap as the rest of the load side.
@@ -133,6 +139,8 @@ function hasTaskset(): boolean {
     return false;
   }
 }
+/** Each target's origin in its simulator's process (`simulator-process.js --origin`); the ceiling keeps its own. */
+const originInSimulator = values['origin-in-simulator'];
 const pin = !values['no-pin'] && cpus().length >= 2 && hasTaskset();
 /** Core 0 for connectors, core 1 for everything else (this process's threads included). */
 const onConnectorCore = (command: string) => (pin ? `taskset -c 0 ${command}` : command);
@@ -283,16 +291,16 @@ try {
   const { listening: originUrl } = await origin.next<{ listening: string }>((m) => typeof m.listening === 'string');
   const running: Running[] = [];
   for (const target of targets) {
-    const [simCmd, simArgs] = loadSide(node, [`${here}lib/simulator-process.js`]);
+    const [simCmd, simArgs] = loadSide(node, [`${here}lib/simulator-process.js`, ...(originInSimulator ? ['--origin'] : [])]);
     const sim = spawnJsonChild(simCmd, simArgs, { input: true });
     children.push(sim);
-    const info = await sim.next<{ edge: string; caFile: string; token: string; tokenFile: string; eyeball: string }>((m) => typeof m.edge === 'string');
+    const info = await sim.next<{ edge: string; caFile: string; token: string; tokenFile: string; eyeball: string; origin?: string }>((m) => typeof m.edge === 'string');
     const command = target.command
       .replaceAll('{edge}', info.edge)
       .replaceAll('{caFile}', info.caFile)
       .replaceAll('{token}', info.token)
       .replaceAll('{tokenFile}', info.tokenFile)
-      .replaceAll('{origin}', originUrl)
+      .replaceAll('{origin}', info.origin ?? originUrl)
       .replaceAll('{ha}', String(ha));
     const proc: Running['proc'] = spawnJsonChild('sh', ['-c', `exec ${onConnectorCore(command)}`], { quiet: false });
     children.push(proc);
@@ -350,7 +358,7 @@ const names = ['origin (ceiling)', ...targets.flatMap((t) => loadModes.map((mode
 const lines = [
   ...loadModes.map((mode) => `Load${loadModes.length > 1 ? ` [${mode}]` : ''}: ${LOAD_MODES[mode]}.`),
   '',
-  `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
+  `Node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; ${durationMs} ms per cell after a 500 ms warm-up; ${ha} HA connections; ${repeat} round(s)${repeat > 1 ? ', median [min–max]' : ''}; ${pin ? 'connectors pinned to core 0, load, simulators and origin to core 1' : 'not pinned'}${originInSimulator ? "; each target's origin inside its simulator's process" : ''}; load average ${loads.map((l) => l.toFixed(1)).join(' → ')}.`,
   '',
   `| target | ${upload ? 'request body' : 'response'} | concurrency | req/s | MiB/s | p50 ms | p99 ms | added p99 ms | connector CPU ms/req | GC ms/req | major GCs per 100 req | connector peak RSS MiB | load side CPU ms/req | load side busy | waited for CPU: connector · load side | errors |`,
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -8,14 +8,18 @@
  * (`streamLoadIn` in stream-load-client.ts is the other end). One load at a time.
  */
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import type * as Simulator from '../../core/src/edge-simulator/index.js';
+import { startBenchOrigin } from './origin.js';
 import type { StreamLoadCommand } from './stream-load-client.js';
 
 const { startEdgeSimulator, runStreamLoad } = (await import(new URL('../../../core/build/src/edge-simulator/index.js', import.meta.url).href)) as typeof Simulator;
 
+const { values } = parseArgs({ options: { origin: { type: 'boolean', default: false } } });
 const sim = await startEdgeSimulator({ eyeballWaitMs: 10_000 });
+const origin = values.origin ? await startBenchOrigin() : undefined;
 const say = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`);
-say({ edge: sim.edgeAddress, caFile: sim.caFile, token: sim.token, tokenFile: sim.tokenFile, eyeball: sim.eyeballUrl });
+say({ edge: sim.edgeAddress, caFile: sim.caFile, token: sim.token, tokenFile: sim.tokenFile, eyeball: sim.eyeballUrl, ...(origin ? { origin: origin.url } : {}) });
 let last = -1;
 sim.on('change', () => {
   const n = sim.registeredConnections().length;
@@ -52,4 +56,4 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     }),
   );
 });
-process.on('SIGTERM', () => void sim.close().then(() => process.exit(0)));
+process.on('SIGTERM', () => void Promise.all([sim.close(), origin?.close()]).then(() => process.exit(0)));
