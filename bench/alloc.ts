@@ -17,6 +17,10 @@
  * `--node-flags` adds flags to the harness's (e.g. `--no-turbo-inlining`, which charges a function's bytes to it
  * rather than to the caller it was inlined into, for finding sites; it also keeps objects that escape analysis
  * would remove, so totals are read without it).
+ *
+ * `--survivors` samples only what outlives the young generation: objects a scavenge collected are left out, so a
+ * site's bytes are what it promotes to the old generation (or what was still live at the window's end). Promoted
+ * bytes are what the mark-compacts later pay for, and so the tail latency at high concurrency.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     top: { type: 'string', default: '25' },
     out: { type: 'string', default: '/tmp/warren-alloc' },
     'node-flags': { type: 'string', default: '' },
+    survivors: { type: 'boolean', default: false },
   },
 });
 const requests = Number(values.requests);
@@ -138,7 +143,7 @@ try {
     for (const { build, sim, proc } of running) {
       await load(sim, concurrency, warmup);
       const started = proc.nextNew((m) => m.allocStarted === true);
-      proc.send({ allocStart: Number(values.interval) });
+      proc.send({ allocStart: Number(values.interval), survivors: values.survivors });
       await started;
       const result = await load(sim, concurrency, requests);
       const file = join(values.out, `${build.name}-c${concurrency}.heapprofile`);
@@ -159,10 +164,10 @@ try {
 const perRequest = (bytes: number, cell: Cell) => Math.round(bytes / cell.requests).toLocaleString('en');
 const per10k = (n: number, cell: Cell) => ((n * 10_000) / cell.requests).toFixed(1);
 const header = (first: string) => `| ${first} | ${cells.map((c) => `${c.build} c=${c.concurrency}`).join(' | ')} |\n|---|${cells.map(() => '---:').join('|')}|\n`;
-let text = `Node ${process.version}; ${size} B responses; ${requests} requests per cell after ${warmup} of warm-up; sampling interval ${values.interval} B; the image's heap flags.\n\n`;
+let text = `Node ${process.version}; ${size} B responses; ${requests} requests per cell after ${warmup} of warm-up; sampling interval ${values.interval} B; the image's heap flags${values.survivors ? '; only objects that outlived the young generation (promoted, or live at the end)' : ''}.\n\n`;
 text += header('per request');
 text += `| requests (errors) | ${cells.map((c) => `${c.requests} (${c.errors})`).join(' | ')} |\n`;
-text += `| bytes allocated | ${cells.map((c) => perRequest(c.bytes.total, c)).join(' | ')} |\n`;
+text += `| ${values.survivors ? 'bytes promoted' : 'bytes allocated'} | ${cells.map((c) => perRequest(c.bytes.total, c)).join(' | ')} |\n`;
 text += `| scavenges per 10,000 requests | ${cells.map((c) => per10k(c.gc.minor, c)).join(' | ')} |\n`;
 text += `| mark-compacts per 10,000 requests | ${cells.map((c) => per10k(c.gc.major, c)).join(' | ')} |\n`;
 text += `| GC ms per 1,000 requests | ${cells.map((c) => ((c.gc.ms * 1000) / c.requests).toFixed(1)).join(' | ')} |\n\n`;

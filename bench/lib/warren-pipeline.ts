@@ -80,10 +80,11 @@ function allocationWindows(): void {
   let gc0 = { ...gc };
   const say = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`);
   createInterface({ input: process.stdin }).on('line', (line) => {
-    const command = JSON.parse(line) as { allocStart?: number; allocStop?: string };
+    const command = JSON.parse(line) as { allocStart?: number; survivors?: boolean; allocStop?: string };
     if (command.allocStart !== undefined) {
       gc0 = { ...gc };
-      const options = { samplingInterval: command.allocStart, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
+      // `survivors`: drop what a scavenge collected, keeping what the young generation promoted (or still holds).
+      const options = { samplingInterval: command.allocStart, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: command.survivors !== true };
       session.post('HeapProfiler.startSampling', options, () => say({ allocStarted: true }));
     } else if (command.allocStop !== undefined) {
       const file = command.allocStop;
