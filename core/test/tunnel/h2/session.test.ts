@@ -1,4 +1,6 @@
 import test from 'ava';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { CLIENT_PREFACE, ErrorCode, frame, FrameType } from '../../../src/tunnel/h2/frames.js';
 import { HpackDecoder } from '../../../src/tunnel/h2/hpack.js';
 import type { H2Stream } from '../../../src/tunnel/h2/stream.js';
@@ -18,6 +20,9 @@ const setting = (id: number, value: number) => {
   b.writeUInt32BE(value, 2);
   return b;
 };
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
 const headersFrame = (streamId: number, block: Buffer, flags = 0x4) => frame(FrameType.HEADERS, flags, streamId, block);
 const dataFrame = (streamId: number, payload: Buffer, endStream = false) => frame(FrameType.DATA, endStream ? 1 : 0, streamId, payload);
 
@@ -606,4 +611,58 @@ test('END_STREAM goes on the right stream’s frame when streams write and end i
     [0x0, 0x0, 2],
     [0x0, 0x1, 2],
   ]);
+});
+
+/** Listeners the way an exchange hangs them on its stream: closures over state only they reach. */
+function hangExchangeState(stream: H2Stream): WeakRef<object> {
+  const state = { upstream: Buffer.alloc(64 * 1024), headers: ['x-request', 'state'] };
+  stream.on('close', () => state.headers.length);
+  stream.on('finish', () => state.upstream.length);
+  stream.on('error', () => state.headers.length);
+  return new WeakRef(state);
+}
+
+test('a stream that has closed lets go of its listeners: what they captured is not kept alive by the stream', async (t) => {
+  const { session, peer } = await rawPair(t);
+  peer.handshake();
+  const kept: H2Stream[] = [];
+  const states: Array<WeakRef<object>> = [];
+  const heardClose: number[] = [];
+  for (const [id, how] of [
+    [1, 'ended'],
+    [3, 'reset by the peer'],
+    [5, 'destroyed with an error'],
+  ] as const) {
+    const stream = await openComplete(session, peer, id);
+    states.push(hangExchangeState(stream));
+    stream.once('close', () => heardClose.push(id));
+    const closed = new Promise((resolve) => stream.once('close', resolve));
+    if (how === 'ended') {
+      stream.respond([':status', '200']);
+      stream.end('done');
+    } else if (how === 'reset by the peer') {
+      stream.respond([':status', '200']);
+      peer.send(frame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+    } else {
+      stream.destroy(new Error('upstream failed'));
+    }
+    await closed;
+    // The stream itself stays referenced, as a finished stream often is for a while after its end.
+    kept.push(stream);
+  }
+  t.deepEqual(heardClose, [1, 3, 5], "every 'close' listener heard its stream's end before anything was dropped");
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  gc();
+  t.deepEqual(
+    states.map((state) => state.deref() === undefined),
+    [true, true, true],
+    'state captured by a closed stream’s listeners was collected',
+  );
+  for (const stream of kept) {
+    t.is(stream.listenerCount('close'), 0);
+    // A no-op stays for 'error', so an error raised after the end cannot crash the process.
+    t.is(stream.listenerCount('error'), 1);
+    t.notThrows(() => stream.emit('error', new Error('late')));
+  }
 });
