@@ -108,22 +108,70 @@ function byteLength(chunk: unknown, encoding?: unknown): number {
   return 0;
 }
 
+/** Bytes counted on an exchange's streams. */
+interface ByteCounts {
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/**
+ * What a metered stream holds: the counts and its own methods from before, nothing that leads back to the exchange.
+ * A finished stream can outlive the young generation (docs/benchmarks.md, "What a finished request leaves in the
+ * old generation"), and whatever it still points at goes with it: a closure over the exchange installed as its
+ * `push` or `write` carried every logged request into the old generation.
+ */
+interface StreamMeter {
+  readonly counts: ByteCounts;
+  push?: Readable['push'];
+  write?: (...args: unknown[]) => boolean;
+  end?: (...args: unknown[]) => Writable;
+}
+const meters = new WeakMap<object, StreamMeter>();
+
+function meterOf(stream: object, counts: ByteCounts): StreamMeter {
+  let meter = meters.get(stream);
+  if (!meter) meters.set(stream, (meter = { counts }));
+  return meter;
+}
+
+// One function each for every metered stream (not a closure per exchange): they find their counts by the stream.
+function countedPush(this: Readable, chunk: unknown, encoding?: BufferEncoding): boolean {
+  const meter = meters.get(this)!;
+  meter.counts.bytesIn += byteLength(chunk, encoding);
+  return meter.push!.call(this, chunk, encoding);
+}
+function countedWrite(this: Writable, ...args: unknown[]): boolean {
+  const meter = meters.get(this)!;
+  meter.counts.bytesOut += byteLength(args[0], args[1]);
+  return meter.write!.apply(this, args);
+}
+function countedEnd(this: Writable, ...args: unknown[]): Writable {
+  const meter = meters.get(this)!;
+  if (typeof args[0] !== 'function') meter.counts.bytesOut += byteLength(args[0], args[1]);
+  return meter.end!.apply(this, args);
+}
+
 /**
  * Delegates every member to the acceptor's exchange and counts what passes: the body's pushes (bytes the
  * client sent, whoever reads them) and the response sink's writes. The streams themselves are the acceptor's;
  * only their `push`/`write`/`end` are observed, so backpressure and errors behave as without the log.
  */
 class MeteredExchange implements Exchange, ExchangeMeter {
-  bytesIn = 0;
-  bytesOut = 0;
   grpcStatus: string | undefined;
   readonly #inner: Exchange;
+  readonly #counts: ByteCounts = { bytesIn: 0, bytesOut: 0 };
 
   constructor(inner: Exchange) {
     this.#inner = inner;
     this.#countPushes(inner.body);
   }
 
+  get bytesIn(): number {
+    return this.#counts.bytesIn;
+  }
+  get bytesOut(): number {
+    return this.#counts.bytesOut;
+  }
   get id(): string {
     return this.#inner.id;
   }
@@ -162,24 +210,19 @@ class MeteredExchange implements Exchange, ExchangeMeter {
 
   #countPushes(body: Readable): void {
     // Bytes may already wait in the body (through the tunnel a small body often arrives with its head).
-    if (!body.readableObjectMode) this.bytesIn += body.readableLength;
-    const push = body.push;
-    body.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
-      this.bytesIn += byteLength(chunk, encoding);
-      return push.call(body, chunk, encoding);
-    };
+    if (!body.readableObjectMode) this.#counts.bytesIn += body.readableLength;
+    const meter = meterOf(body, this.#counts);
+    if (meter.push) return;
+    meter.push = body.push;
+    body.push = countedPush;
   }
 
   #countWrites(sink: Writable): void {
-    const write = sink.write as (...args: unknown[]) => boolean;
-    const end = sink.end as (...args: unknown[]) => Writable;
-    sink.write = ((...args: unknown[]): boolean => {
-      this.bytesOut += byteLength(args[0], args[1]);
-      return write.apply(sink, args);
-    }) as Writable['write'];
-    sink.end = ((...args: unknown[]): Writable => {
-      if (typeof args[0] !== 'function') this.bytesOut += byteLength(args[0], args[1]);
-      return end.apply(sink, args);
-    }) as Writable['end'];
+    const meter = meterOf(sink, this.#counts);
+    if (meter.write) return;
+    meter.write = sink.write as StreamMeter['write'];
+    meter.end = sink.end as StreamMeter['end'];
+    sink.write = countedWrite as Writable['write'];
+    sink.end = countedEnd as Writable['end'];
   }
 }

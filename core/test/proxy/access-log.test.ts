@@ -3,6 +3,8 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Readable, Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -14,6 +16,9 @@ import type { Route } from '../../src/routes/types.js';
 import { grpcJsonCodec, startOrigin, startProxyHarness, testRoute, testRouteTable, type ProxyHarness } from '../../src/testing/index.js';
 
 type Line = Record<string, unknown>;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 /** A proxy with the built-in plugins whose access log the test reads. */
 async function loggingProxy(t: ExecutionContext, routes: Route[]): Promise<{ proxy: ProxyHarness; lines: Line[] }> {
@@ -168,4 +173,48 @@ test('bytesIn counts body bytes that arrived before the exchange reached the log
   logged.exchange.body.resume();
   await once(logged.exchange.body, 'end');
   t.is(logged.meter.bytesIn, 26);
+});
+
+/** A logged exchange over streams the caller keeps; returns the streams, what was counted, and refs to the exchanges. */
+async function loggedThenDropped(): Promise<{ body: Readable; sink: Writable; counted: [number, number]; exchanges: Array<WeakRef<object>> }> {
+  const body = new Readable({ read() {} });
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  const exchange = {
+    id: 'x-2',
+    head: { method: 'POST', scheme: 'https', authority: 'kept.test', path: '/', headers: [] },
+    body,
+    state: Buffer.alloc(64 * 1024),
+    signal: new AbortController().signal,
+    onClientGone: () => true,
+    responded: false,
+    respond: () => sink,
+    setTrailers: () => undefined,
+    fail: () => undefined,
+  } as unknown as Exchange;
+  const logged = createAccessLog(pino({ level: 'silent' }), { enabled: true, sampleRate: 1 })!.begin(exchange)!;
+  body.push(Buffer.alloc(7));
+  body.push(null);
+  logged.exchange.body.resume();
+  await once(logged.exchange.body, 'end');
+  const out = logged.exchange.respond({ status: 200, headers: [] });
+  out.write('abc');
+  out.end(Buffer.alloc(5));
+  await once(out, 'finish');
+  return { body, sink, counted: [logged.meter.bytesIn, logged.meter.bytesOut], exchanges: [new WeakRef(exchange), new WeakRef(logged.exchange)] };
+}
+
+test("a logged exchange's streams keep nothing that leads back to it: with the streams still referenced, the exchange is collected", async (t) => {
+  // A finished stream can outlive the young generation; what it points at goes with it.
+  const { body, sink, counted, exchanges } = await loggedThenDropped();
+  t.deepEqual(counted, [7, 8]);
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  gc();
+  t.deepEqual(
+    exchanges.map((ref) => ref.deref() === undefined),
+    [true, true],
+  );
+  // The streams still work as streams.
+  t.true(body.readableEnded);
+  t.true(sink.writableFinished);
 });
