@@ -8,17 +8,23 @@
  * and SSE servers plus the edge simulator) and a proxy process (pipeline with every built-in plugin behind the
  * plain-HTTP entry, and the tunnel connector registered with the simulator). "CPU/req" is the proxy process's
  * CPU time (/proc) divided by the requests of the run. Every run is bounded in time and count.
+ *
+ * `--promoted` also records the proxy process's garbage collections over each pipeline run (`v8.GCProfiler`) and
+ * notes the bytes per request its scavenges promoted to the old generation, with the scavenges and mark-compacts
+ * of the run: what a finished request leaves for the mark-compacts to pay for.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
+import v8 from 'node:v8';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool, type Dispatcher } from 'undici';
+import { gcWindow, type GcWindow } from './lib/gc-window.js';
 import { cpuTimeMs } from './lib/proc-stats.js';
 import type * as Simulator from '../core/src/edge-simulator/index.js';
 import type * as Tunnel from '../core/src/tunnel/index.js';
@@ -38,6 +44,8 @@ const { values: args } = parseArgs({
     'profile-proxy': { type: 'string' },
     /** Run only the cases whose name contains this text. */
     only: { type: 'string' },
+    /** Note the bytes per request the proxy process promotes to the old generation in each pipeline run. */
+    promoted: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -173,6 +181,17 @@ async function runProxy(origin: OriginInfo): Promise<void> {
   });
   void connector.start(new AbortController().signal);
   while (connector.registeredConnections < 1) await new Promise((r) => setTimeout(r, 20));
+  let gc: v8.GCProfiler | undefined;
+  process.on('message', (m) => {
+    if (m === 'gc-start') {
+      gc = new v8.GCProfiler();
+      gc.start();
+      process.send!('gc-started');
+    } else if (m === 'gc-stop') {
+      process.send!({ gc: gcWindow(gc?.stop()) });
+      gc = undefined;
+    }
+  });
   const info: ProxyInfo = { url: proxy.url };
   process.send!(info);
 }
@@ -186,17 +205,26 @@ interface Run {
   p50: number;
   p99: number;
   cpuPerOpUs: number | undefined;
+  gc?: GcWindow;
 }
 
 function pct(sorted: Float64Array, p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** The proxy process when `--promoted` asks for its garbage collections over each pipeline run. */
+let gcOf: ChildProcess | undefined;
+
 /** `concurrency` workers run `op` back to back for SECONDS (at most MAX_OPS in total). */
 async function closedLoop(op: () => Promise<void>, measurePid?: number, concurrency = CONCURRENCY): Promise<Run> {
   const lat = new Float64Array(MAX_OPS);
   let n = 0;
   let errors = 0;
+  const gcChild = measurePid === undefined ? undefined : gcOf;
+  if (gcChild) {
+    gcChild.send('gc-start');
+    await once(gcChild, 'message');
+  }
   const cpu0 = measurePid ? cpuTimeMs(measurePid) : 0;
   const start = performance.now();
   const end = start + SECONDS * 1000;
@@ -215,8 +243,13 @@ async function closedLoop(op: () => Promise<void>, measurePid?: number, concurre
   );
   const seconds = (performance.now() - start) / 1000;
   const cpu = measurePid ? cpuTimeMs(measurePid) - cpu0 : undefined;
+  let gc: GcWindow | undefined;
+  if (gcChild) {
+    gcChild.send('gc-stop');
+    gc = ((await once(gcChild, 'message')) as [{ gc: GcWindow }])[0].gc;
+  }
   const sorted = lat.subarray(0, n).sort();
-  return { ops: n, errors, seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), cpuPerOpUs: cpu === undefined ? undefined : (cpu * 1000) / n };
+  return { ops: n, errors, seconds, p50: pct(sorted, 50), p99: pct(sorted, 99), cpuPerOpUs: cpu === undefined ? undefined : (cpu * 1000) / n, gc };
 }
 
 async function undiciGet(pool: Dispatcher, host: string): Promise<void> {
@@ -235,6 +268,13 @@ function row(name: string, via: string, r: Run, unit = 'req/s', direct?: Run): v
     } | ${r.errors} |`,
   );
   process.stderr.write(`${rows[rows.length - 1]}\n`);
+  if (r.gc) {
+    const { promoted, scavenges, markCompacts } = r.gc;
+    notes.push(
+      `${name}, ${via}: ${Math.round(promoted / r.ops).toLocaleString('en')} bytes promoted per request (${scavenges} scavenges, ${markCompacts} mark-compacts in ${r.ops.toLocaleString('en')} requests).`,
+    );
+    process.stderr.write(`${notes[notes.length - 1]}\n`);
+  }
 }
 
 function forkRole(role: string): ChildProcess {
@@ -258,6 +298,7 @@ async function runDriver(): Promise<void> {
   proxyChild.send(origin);
   const [proxyInfo] = (await once(proxyChild, 'message')) as [ProxyInfo];
   const proxyPid = proxyChild.pid!;
+  if (args.promoted) gcOf = proxyChild;
   const proxyUrl = proxyInfo.url;
   try {
     const direct = (port: number, scheme = 'http') => `${scheme}://127.0.0.1:${port}`;

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { TransportProfile } from '../plugin-api/upstream.js';
+import { releaseListeners } from '../release-listeners.js';
 import { RequestController } from './controller.js';
 
 /**
@@ -233,9 +234,15 @@ export class H2cPool {
     stream.once('error', (err: Error) => fail(err));
     stream.once('close', () => {
       if (!done) fail(codedError('ERR_HTTP2_STREAM_ERROR', `stream closed before the response ended (code ${stream!.rstCode})`));
+      // After every 'close' listener (a piped body's too). Node's own listeners on the stream ('pause', 'end',
+      // 'finish', listener counting) do nothing once it is destroyed and has dropped its session.
+      process.nextTick(releaseListeners, stream!);
     });
     if (body) {
-      body.once('error', (err) => fail(err));
+      const onBodyError = (err: Error): void => fail(err);
+      body.once('error', onBodyError);
+      // The body may outlive the upstream stream (it is the client's request); its listener reaches the exchange.
+      stream.once('close', () => body.removeListener('error', onBodyError));
       body.pipe(stream);
     }
   }
