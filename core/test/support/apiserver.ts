@@ -192,10 +192,29 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Write an audit log of every write (see {@link TestApiServer.auditEvents}). Default false. */
   audit?: boolean;
+  /** Where etcd's and kube-apiserver's ports come from (default: {@link freePort}); for the harness's own tests. */
+  pickPort?: () => Promise<number>;
 }
 
-/** Starts etcd and kube-apiserver; resolves once /readyz answers ok. */
+/** How many times a start is made on fresh ports when a port was taken before etcd or kube-apiserver bound it. */
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Starts etcd and kube-apiserver; resolves once /readyz answers ok. Ports are picked free but not held until the
+ * processes bind them, so another process can take one in between (an outgoing connection's local port, another
+ * test's server): such a start is made again on fresh ports.
+ */
 export async function startApiServer(options: StartOptions = {}): Promise<TestApiServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startApiServerOnce(options);
+    } catch (err) {
+      if (attempt >= PORT_ATTEMPTS || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startApiServerOnce(options: StartOptions): Promise<TestApiServer> {
   const bins = findTestBinaries();
   const ca = createTestCa('Warren Test Kubernetes CA');
   const dir = ca.dir;
@@ -208,7 +227,8 @@ export async function startApiServer(options: StartOptions = {}): Promise<TestAp
   const adminToken = randomBytes(24).toString('hex');
   writeFileSync(join(dir, 'tokens.csv'), `${adminToken},warren-test-admin,warren-test-admin-uid,system:masters\n`, { mode: 0o600 });
 
-  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const pick = options.pickPort ?? freePort;
+  const [etcdClient, etcdPeer, apiPort] = [await pick(), await pick(), await pick()];
   const etcdUrl = `http://127.0.0.1:${etcdClient}`;
   const url = `https://127.0.0.1:${apiPort}`;
   mkdirSync(join(dir, 'certs'), { recursive: true });
