@@ -19,6 +19,7 @@ import { CONTROLLER_NAMESPACE, type TestApiServer } from '../../support/apiserve
 import { spawnLogged, tempDir, waitUntil, type ChildExit, type LoggedChild } from './children.js';
 import { send } from './http.js';
 import { baseEnv, MAIN_JS, NODE_BIN, REPO_ROOT } from './paths.js';
+import { completeJsonLines } from './json-lines.js';
 
 /** The Lease that deploy/rbac.yaml lets the controller use (by name, in the controller namespace). */
 export const LEASE_NAME = 'warren-leader';
@@ -116,12 +117,8 @@ export async function startWarren(options: StartWarrenOptions): Promise<WarrenPr
     await child.stop();
     throw err;
   }
-  const logLines = () =>
-    child
-      .stdout()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // The child is still writing its log: a line read half-written waits for the next read.
+  const logLines = () => completeJsonLines(child.stdout());
   const warren: WarrenProcess = {
     podName: options.podName,
     child,
