@@ -232,17 +232,17 @@ export class H2cPool {
       handler.onResponseEnd?.(controller, trailers as never);
     });
     stream.once('error', (err: Error) => fail(err));
+    const onBodyError = body ? (err: Error): void => fail(err) : undefined;
     stream.once('close', () => {
       if (!done) fail(codedError('ERR_HTTP2_STREAM_ERROR', `stream closed before the response ended (code ${stream!.rstCode})`));
+      // The body may outlive the upstream stream (it is the client's request); its listener reaches the exchange.
+      if (onBodyError) body!.removeListener('error', onBodyError);
       // After every 'close' listener (a piped body's too). Node's own listeners on the stream ('pause', 'end',
       // 'finish', listener counting) do nothing once it is destroyed and has dropped its session.
       process.nextTick(releaseListeners, stream!);
     });
-    if (body) {
-      const onBodyError = (err: Error): void => fail(err);
+    if (body && onBodyError) {
       body.once('error', onBodyError);
-      // The body may outlive the upstream stream (it is the client's request); its listener reaches the exchange.
-      stream.once('close', () => body.removeListener('error', onBodyError));
       body.pipe(stream);
     }
   }
